@@ -1,0 +1,264 @@
+//! Mount lifecycle: checks, daemonizing, serving, clean shutdown on signals.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fuser::{Config, MountOption, Session, SessionACL};
+use inode_store::Store;
+
+use crate::fuse_fs::FuseFs;
+use crate::mountinfo;
+
+/// How long `--background` waits for the child to report a usable mount.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Filesystem type as the kernel lists it: `fuse.` + subtype.
+pub const FSTYPE: &str = "fuse.btfuse";
+
+/// Parsed `btfuse mount` arguments.
+pub struct MountArgs {
+    /// Directory to mount on.
+    pub mountpoint: PathBuf,
+    /// Capacity for file data in bytes.
+    pub size: u64,
+    /// Return once mounted, serve from a detached child.
+    pub background: bool,
+    /// FUSE worker threads.
+    pub threads: usize,
+}
+
+/// Why a mount or unmount failed; printed as one line.
+#[derive(Debug)]
+pub enum DaemonError {
+    /// The mountpoint cannot be used (missing, not a directory, ...).
+    Mountpoint(PathBuf, io::Error),
+    /// Something is already mounted there.
+    AlreadyMounted(PathBuf),
+    /// The path is not a btfuse mount.
+    NotBtfuse(PathBuf),
+    /// The kernel refused the mount.
+    Mount(PathBuf, io::Error),
+    /// The kernel refused the unmount.
+    Umount(PathBuf, io::Error),
+    /// The background daemon did not come up.
+    Background(String),
+    /// Serving ended with an error.
+    Serve(io::Error),
+}
+
+impl fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DaemonError::Mountpoint(p, e) => write!(f, "cannot mount on {}: {e}", p.display()),
+            DaemonError::AlreadyMounted(p) => {
+                write!(f, "cannot mount on {}: something is already mounted there", p.display())
+            }
+            DaemonError::NotBtfuse(p) => write!(f, "{} is not a btfuse mount", p.display()),
+            DaemonError::Mount(p, e) => write!(f, "mounting {} failed: {e}", p.display()),
+            DaemonError::Umount(p, e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                write!(f, "cannot unmount {}: target is busy (try --lazy)", p.display())
+            }
+            DaemonError::Umount(p, e) => write!(f, "cannot unmount {}: {e}", p.display()),
+            DaemonError::Background(msg) => write!(f, "daemon failed to start: {msg}"),
+            DaemonError::Serve(e) => write!(f, "serving failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DaemonError {}
+
+/// Worker threads when `--threads` is not given.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).max(2)
+}
+
+/// Canonical, existing directory that nothing is mounted on yet.
+fn check_mountpoint(path: &Path) -> Result<PathBuf, DaemonError> {
+    let bad = |e| DaemonError::Mountpoint(path.to_path_buf(), e);
+    let canonical = path.canonicalize().map_err(bad)?;
+    if !canonical.metadata().map_err(bad)?.is_dir() {
+        return Err(bad(io::Error::from_raw_os_error(libc::ENOTDIR)));
+    }
+    if mountinfo::fstype_at(&canonical).is_some() {
+        return Err(DaemonError::AlreadyMounted(canonical));
+    }
+    Ok(canonical)
+}
+
+/// `btfuse mount`: mounts and serves until unmounted or signalled.
+pub fn mount(args: &MountArgs) -> Result<(), DaemonError> {
+    let mountpoint = check_mountpoint(&args.mountpoint)?;
+    if !args.background {
+        return serve(args, &mountpoint, None);
+    }
+    let (read_end, write_end) = pipe()?;
+    // SAFETY: no other thread exists yet (argument parsing is single-threaded),
+    // so the child may run arbitrary code after fork.
+    match unsafe { libc::fork() } {
+        -1 => Err(DaemonError::Background(io::Error::last_os_error().to_string())),
+        0 => {
+            drop(read_end);
+            // SAFETY: setsid has no memory-safety preconditions.
+            unsafe { libc::setsid() };
+            let result = serve(args, &mountpoint, Some(write_end));
+            // Nobody reads our stderr any more; the exit code is all we can give.
+            std::process::exit(i32::from(result.is_err()));
+        }
+        _child => {
+            drop(write_end);
+            wait_ready(read_end)
+        }
+    }
+}
+
+/// Mounts, reports readiness (to the `--background` parent), serves.
+fn serve(args: &MountArgs, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<(), DaemonError> {
+    let mut ready = ready.map(File::from);
+    let result = mount_session(args, mountpoint);
+    let session = match result {
+        Ok(session) => session,
+        Err(e) => {
+            if let Some(pipe) = ready.as_mut() {
+                let _ = pipe.write_all(e.to_string().as_bytes());
+            }
+            return Err(e);
+        }
+    };
+    spawn_signal_thread(mountpoint.to_path_buf());
+    if let Some(mut pipe) = ready {
+        detach_stdio();
+        let _ = pipe.write_all(b"\0");
+    }
+    session.run().map_err(DaemonError::Serve)
+}
+
+fn mount_session(args: &MountArgs, mountpoint: &Path) -> Result<Session<FuseFs>, DaemonError> {
+    // Signals are taken by one dedicated thread with sigwait; block them
+    // before any thread starts so every thread inherits the mask.
+    block_shutdown_signals();
+    let store = Arc::new(Store::new(args.size));
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName("btfuse".into()),
+        MountOption::Subtype("btfuse".into()),
+        MountOption::DefaultPermissions,
+        MountOption::RW,
+        MountOption::Dev,
+        MountOption::Suid,
+    ];
+    config.acl = SessionACL::All;
+    config.n_threads = Some(args.threads);
+    config.clone_fd = true;
+    Session::new(FuseFs::new(store), mountpoint, &config)
+        .map_err(|e| DaemonError::Mount(mountpoint.to_path_buf(), e))
+}
+
+fn shutdown_sigset() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t for the duration of these calls.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+    }
+    set
+}
+
+fn block_shutdown_signals() {
+    let set = shutdown_sigset();
+    // SAFETY: `set` is initialised; a null old-set pointer is allowed.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+}
+
+/// Waits for SIGINT/SIGTERM/SIGHUP and unmounts; `session.run()` then returns.
+/// A busy mount is detached lazily; if serving does not end soon after, the
+/// process exits, which aborts the kernel connection.
+fn spawn_signal_thread(mountpoint: PathBuf) {
+    std::thread::Builder::new()
+        .name("btfuse-signals".into())
+        .spawn(move || {
+            let set = shutdown_sigset();
+            let mut sig = 0;
+            // SAFETY: `set` and `sig` are valid for the call.
+            unsafe { libc::sigwait(&set, &mut sig) };
+            if unmount(&mountpoint, false).is_err() {
+                let _ = unmount(&mountpoint, true);
+            }
+            std::thread::sleep(Duration::from_secs(5));
+            std::process::exit(0);
+        })
+        .expect("spawning the signal thread");
+}
+
+/// Points stdin/stdout/stderr at /dev/null once the parent has gone.
+fn detach_stdio() {
+    if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors; `null` stays open.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+    let _ = std::env::set_current_dir("/");
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), DaemonError> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(DaemonError::Background(io::Error::last_os_error().to_string()));
+    }
+    // SAFETY: pipe2 succeeded, so both descriptors are open and ours alone.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Parent side of `--background`: a NUL byte means ready, text is an error,
+/// EOF means the child died.
+fn wait_ready(read_end: OwnedFd) -> Result<(), DaemonError> {
+    let mut pfd = libc::pollfd { fd: read_end.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: `pfd` is a valid pollfd array of length 1.
+    let n = unsafe { libc::poll(&mut pfd, 1, READY_TIMEOUT.as_millis() as i32) };
+    if n == 0 {
+        return Err(DaemonError::Background("timed out waiting for the mount".into()));
+    }
+    let mut msg = Vec::new();
+    File::from(read_end)
+        .read_to_end(&mut msg)
+        .map_err(|e| DaemonError::Background(e.to_string()))?;
+    match msg.first() {
+        Some(0) => Ok(()),
+        Some(_) => Err(DaemonError::Background(String::from_utf8_lossy(&msg).into_owned())),
+        None => Err(DaemonError::Background("the daemon exited during start-up".into())),
+    }
+}
+
+fn unmount(path: &Path, lazy: bool) -> io::Result<()> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+    let flags = if lazy { libc::MNT_DETACH } else { 0 };
+    // SAFETY: `c_path` is a valid NUL-terminated string.
+    if unsafe { libc::umount2(c_path.as_ptr(), flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `btfuse umount`: unmounts a btfuse mount (only btfuse mounts).
+pub fn umount(path: &Path, lazy: bool) -> Result<(), DaemonError> {
+    // A dead daemon leaves a mount that cannot be resolved (ENOTCONN):
+    // fall back to the lexical absolute path so it can still be removed.
+    let canonical = path
+        .canonicalize()
+        .or_else(|_| std::path::absolute(path))
+        .map_err(|e| DaemonError::Umount(path.to_path_buf(), e))?;
+    if mountinfo::fstype_at(&canonical).as_deref() != Some(FSTYPE) {
+        return Err(DaemonError::NotBtfuse(canonical));
+    }
+    unmount(&canonical, lazy).map_err(|e| DaemonError::Umount(canonical, e))
+}

@@ -1,0 +1,72 @@
+//! `btfuse`: the btfuse daemon and its command-line interface.
+//!
+//! ```text
+//! btfuse mount MOUNTPOINT [--size BYTES] [--background] [--threads N]
+//! btfuse umount MOUNTPOINT
+//! btfuse run -- CMD ARGS...
+//! ```
+
+mod creds;
+mod daemon;
+mod fuse_fs;
+mod mountinfo;
+mod size;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// An in-memory filesystem served over FUSE, with a shared-memory fast path
+/// for programs that load `libbtfuse.so`.
+#[derive(Parser)]
+#[command(name = "btfuse", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Mount a new, empty in-memory filesystem and serve it until unmounted
+    /// (SIGINT, SIGTERM or `btfuse umount`).
+    Mount {
+        /// Existing empty directory to mount on.
+        mountpoint: PathBuf,
+        /// Capacity for file data: BYTES or with a K/M/G/T suffix (powers of 1024).
+        #[arg(long, default_value = "1G", value_parser = size::parse_size)]
+        size: u64,
+        /// Return once the mount is usable and keep serving in the background.
+        #[arg(long)]
+        background: bool,
+        /// Kernel request worker threads (default: number of CPUs, at least 2).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: Option<u16>,
+    },
+    /// Unmount a btfuse filesystem; its daemon then exits.
+    Umount {
+        /// The mountpoint given to `btfuse mount`.
+        mountpoint: PathBuf,
+        /// Detach now even if busy; the daemon exits when the last user leaves.
+        #[arg(long)]
+        lazy: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Mount { mountpoint, size, background, threads } => {
+            let threads = threads.map(usize::from).unwrap_or_else(daemon::default_threads);
+            daemon::mount(&daemon::MountArgs { mountpoint, size, background, threads })
+        }
+        Command::Umount { mountpoint, lazy } => daemon::umount(&mountpoint, lazy),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("btfuse: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

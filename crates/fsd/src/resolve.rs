@@ -1,0 +1,306 @@
+//! Path resolution for the fast path.
+//!
+//! The kernel resolves paths for the FUSE door, one `lookup` per component.
+//! Fast-path clients send whole paths instead, relative to a base directory,
+//! and this module walks them the way the kernel would: component by
+//! component through [`Store::lookup`] (so search permission is checked on
+//! every directory), following symlinks (at most [`MAX_SYMLINKS`]), treating
+//! `..` at the mount root and absolute symlinks that point outside the mount
+//! as an *escape*: the path is not on this filesystem after all, and the
+//! client must hand the call back to the kernel.
+
+use inode_store::{Attr, Creds, Errno, FileKind, Ino, Store, NAME_MAX, ROOT_INO};
+
+/// Symlinks followed in one resolution before `ELOOP`, as in Linux.
+pub const MAX_SYMLINKS: u32 = 40;
+
+/// Why a path did not resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolveError {
+    /// An error the caller gets as errno.
+    Errno(Errno),
+    /// The path leaves the mount; the kernel must resolve it.
+    Escaped,
+}
+
+impl From<Errno> for ResolveError {
+    fn from(e: Errno) -> Self {
+        ResolveError::Errno(e)
+    }
+}
+
+/// The outcome of walking to a path's last component.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// Directory holding the last component.
+    pub parent: Ino,
+    /// The last component's name (after following symlinks, if asked).
+    pub name: Vec<u8>,
+    /// The last component itself, or why it is not there (`ENOENT`).
+    pub target: Result<Attr, Errno>,
+    /// The path ended with `/`: the target must be a directory.
+    pub trailing_slash: bool,
+}
+
+impl Resolved {
+    /// The target, or its lookup error.
+    pub fn found(&self) -> Result<Attr, Errno> {
+        self.target
+    }
+}
+
+/// Walks `path` from `base`. With `follow_last`, a symlink in the last
+/// position is followed too (a dangling one resolves to its target's parent
+/// and name, so `open(O_CREAT)` creates the target, like Linux).
+/// `mount_path` is the mountpoint as clients see it: an absolute symlink
+/// target under it stays on the mount.
+pub fn resolve(
+    store: &Store,
+    creds: &Creds,
+    base: Ino,
+    path: &[u8],
+    follow_last: bool,
+    mount_path: &[u8],
+) -> Result<Resolved, ResolveError> {
+    if path.is_empty() {
+        return Err(Errno(libc::ENOENT).into());
+    }
+    if path.contains(&0) {
+        return Err(Errno(libc::EINVAL).into());
+    }
+    let mut walk = Walk { store, creds, mount_path, links: 0 };
+    let mut dir = if path[0] == b'/' { walk.absolute_start(path)? } else { base };
+    walk.require_dir(dir)?;
+    // Remaining path, rebuilt when a symlink is spliced in.
+    let mut rest: Vec<u8> = path.to_vec();
+    loop {
+        let (name, tail, trailing_slash) = split_first(&rest);
+        if name.is_empty() {
+            // "/" or "." only: the base directory itself.
+            let attr = store.getattr(dir)?;
+            let parent = if dir == ROOT_INO { ROOT_INO } else { store.lookup(creds, dir, b"..")?.ino };
+            return Ok(Resolved { parent, name: b".".to_vec(), target: Ok(attr), trailing_slash: true });
+        }
+        if name.len() > NAME_MAX {
+            return Err(Errno(libc::ENAMETOOLONG).into());
+        }
+        let last = tail.is_empty();
+        if name == b".." && dir == ROOT_INO {
+            return Err(ResolveError::Escaped);
+        }
+        let looked = store.lookup(creds, dir, name);
+        if last {
+            let follow = follow_last || trailing_slash;
+            if let Ok(attr) = looked {
+                if attr.kind == FileKind::Symlink && follow {
+                    let (start, spliced) = walk.splice(dir, attr.ino, tail)?;
+                    dir = start;
+                    rest = spliced;
+                    continue;
+                }
+                if trailing_slash && attr.kind != FileKind::Directory {
+                    return Err(Errno(libc::ENOTDIR).into());
+                }
+            }
+            let name = name.to_vec();
+            return Ok(Resolved { parent: dir, name, target: looked, trailing_slash });
+        }
+        let attr = looked?;
+        let tail = tail.to_vec();
+        match attr.kind {
+            FileKind::Directory => {
+                dir = attr.ino;
+                rest = tail;
+            }
+            FileKind::Symlink => {
+                let (start, spliced) = walk.splice(dir, attr.ino, &tail)?;
+                dir = start;
+                rest = spliced;
+            }
+            _ => return Err(Errno(libc::ENOTDIR).into()),
+        }
+    }
+}
+
+struct Walk<'a> {
+    store: &'a Store,
+    creds: &'a Creds,
+    mount_path: &'a [u8],
+    links: u32,
+}
+
+impl Walk<'_> {
+    /// Where an absolute path starts: the root when it names the mount.
+    fn absolute_start(&self, path: &[u8]) -> Result<Ino, ResolveError> {
+        match strip_mount(path, self.mount_path) {
+            Some(_) => Ok(ROOT_INO),
+            None => Err(ResolveError::Escaped),
+        }
+    }
+
+    fn require_dir(&self, ino: Ino) -> Result<(), ResolveError> {
+        match self.store.getattr(ino)?.kind {
+            FileKind::Directory => Ok(()),
+            _ => Err(Errno(libc::ENOTDIR).into()),
+        }
+    }
+
+    /// Replaces a symlink by its target: returns the directory to continue
+    /// from and the new remaining path (target + "/" + tail).
+    fn splice(&mut self, dir: Ino, link: Ino, tail: &[u8]) -> Result<(Ino, Vec<u8>), ResolveError> {
+        self.links += 1;
+        if self.links > MAX_SYMLINKS {
+            return Err(Errno(libc::ELOOP).into());
+        }
+        let target = self.store.readlink(link)?;
+        let (start, target) = if target.first() == Some(&b'/') {
+            match strip_mount(&target, self.mount_path) {
+                Some(inside) => (ROOT_INO, inside.to_vec()),
+                None => return Err(ResolveError::Escaped),
+            }
+        } else {
+            (dir, target)
+        };
+        let mut rest = target;
+        if !tail.is_empty() {
+            rest.push(b'/');
+            rest.extend_from_slice(tail);
+        }
+        if rest.is_empty() {
+            rest.push(b'.');
+        }
+        Ok((start, rest))
+    }
+}
+
+/// `path` relative to the mount if it names the mountpoint or something
+/// under it (component-wise prefix), else `None`.
+fn strip_mount<'p>(path: &'p [u8], mount_path: &[u8]) -> Option<&'p [u8]> {
+    let mount = trim_trailing_slashes(mount_path);
+    let rest = path.strip_prefix(mount)?;
+    match rest.first() {
+        None => Some(b"."),
+        Some(b'/') => Some(rest),
+        Some(_) => None,
+    }
+}
+
+fn trim_trailing_slashes(p: &[u8]) -> &[u8] {
+    let end = p.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
+    &p[..end]
+}
+
+/// Splits off the first non-empty, non-"." component. Returns it, the rest,
+/// and whether the component was followed by a slash with nothing after it.
+fn split_first(path: &[u8]) -> (&[u8], &[u8], bool) {
+    let mut p = path;
+    loop {
+        while let Some(rest) = p.strip_prefix(b"/") {
+            p = rest;
+        }
+        let end = p.iter().position(|&b| b == b'/').unwrap_or(p.len());
+        let (name, rest) = p.split_at(end);
+        let rest_trimmed = {
+            let mut r = rest;
+            while let Some(x) = r.strip_prefix(b"/") {
+                r = x;
+            }
+            r
+        };
+        if name == b"." && !rest_trimmed.is_empty() {
+            p = rest_trimmed;
+            continue;
+        }
+        if name == b"." {
+            return (b"", b"", true);
+        }
+        let slash = !rest.is_empty() && rest_trimmed.is_empty();
+        return (name, rest_trimmed, slash);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_skips_dots_and_slashes() {
+        assert_eq!(split_first(b"a/b"), (&b"a"[..], &b"b"[..], false));
+        assert_eq!(split_first(b"./a//b/"), (&b"a"[..], &b"b/"[..], false));
+        assert_eq!(split_first(b"b/"), (&b"b"[..], &b""[..], true));
+        assert_eq!(split_first(b"b"), (&b"b"[..], &b""[..], false));
+        assert_eq!(split_first(b"./."), (&b""[..], &b""[..], true));
+        assert_eq!(split_first(b"/"), (&b""[..], &b""[..], false));
+    }
+
+    #[test]
+    fn mount_prefix_matches_whole_components() {
+        assert_eq!(strip_mount(b"/mnt/x/a", b"/mnt/x"), Some(&b"/a"[..]));
+        assert_eq!(strip_mount(b"/mnt/x", b"/mnt/x/"), Some(&b"."[..]));
+        assert_eq!(strip_mount(b"/mnt/xy/a", b"/mnt/x"), None);
+        assert_eq!(strip_mount(b"/etc/passwd", b"/mnt/x"), None);
+    }
+
+    fn setup() -> (Store, Creds) {
+        let store = Store::new(1 << 20);
+        let c = Creds::root();
+        let d = store.mkdir(&c, ROOT_INO, b"d", 0o755).unwrap();
+        store.create(&c, d.ino, b"f", 0o644, libc::O_WRONLY).unwrap();
+        store.symlink(&c, ROOT_INO, b"rel", b"d/f").unwrap();
+        store.symlink(&c, ROOT_INO, b"abs_in", b"/mnt/x/d").unwrap();
+        store.symlink(&c, ROOT_INO, b"abs_out", b"/etc").unwrap();
+        store.symlink(&c, ROOT_INO, b"up", b"..").unwrap();
+        store.symlink(&c, ROOT_INO, b"loop", b"loop").unwrap();
+        store.symlink(&c, ROOT_INO, b"dangling", b"d/new").unwrap();
+        (store, c)
+    }
+
+    fn kind_of(store: &Store, c: &Creds, path: &[u8], follow: bool) -> Result<FileKind, ResolveError> {
+        let r = resolve(store, c, ROOT_INO, path, follow, b"/mnt/x")?;
+        Ok(r.found()?.kind)
+    }
+
+    #[test]
+    fn follows_symlinks_inside_the_mount() {
+        let (s, c) = setup();
+        assert_eq!(kind_of(&s, &c, b"rel", true), Ok(FileKind::Regular));
+        assert_eq!(kind_of(&s, &c, b"rel", false), Ok(FileKind::Symlink));
+        assert_eq!(kind_of(&s, &c, b"abs_in/f", false), Ok(FileKind::Regular));
+        assert_eq!(kind_of(&s, &c, b"d/../d/./f", false), Ok(FileKind::Regular));
+        assert_eq!(kind_of(&s, &c, b"/mnt/x/d/f", false), Ok(FileKind::Regular));
+    }
+
+    #[test]
+    fn leaving_the_mount_escapes() {
+        let (s, c) = setup();
+        assert_eq!(kind_of(&s, &c, b"abs_out/passwd", false), Err(ResolveError::Escaped));
+        assert_eq!(kind_of(&s, &c, b"..", false), Err(ResolveError::Escaped));
+        assert_eq!(kind_of(&s, &c, b"d/../../x", false), Err(ResolveError::Escaped));
+        assert_eq!(kind_of(&s, &c, b"up/x", false), Err(ResolveError::Escaped));
+        assert_eq!(kind_of(&s, &c, b"/elsewhere", false), Err(ResolveError::Escaped));
+    }
+
+    #[test]
+    fn errors_match_the_kernel() {
+        let (s, c) = setup();
+        let e = |x| Err(ResolveError::Errno(Errno(x)));
+        assert_eq!(kind_of(&s, &c, b"loop", true), e(libc::ELOOP));
+        assert_eq!(kind_of(&s, &c, b"d/f/x", false), e(libc::ENOTDIR));
+        assert_eq!(kind_of(&s, &c, b"d/f/", false), e(libc::ENOTDIR));
+        assert_eq!(kind_of(&s, &c, b"nope/x", false), e(libc::ENOENT));
+        assert_eq!(kind_of(&s, &c, b"nope", false), e(libc::ENOENT));
+        assert_eq!(kind_of(&s, &c, b"", false), e(libc::ENOENT));
+        let long = vec![b'a'; 256];
+        assert_eq!(kind_of(&s, &c, &long, false), e(libc::ENAMETOOLONG));
+    }
+
+    #[test]
+    fn dangling_symlink_resolves_to_its_target_slot() {
+        let (s, c) = setup();
+        let r = resolve(&s, &c, ROOT_INO, b"dangling", true, b"/mnt/x").unwrap();
+        assert_eq!(r.name, b"new");
+        assert_eq!(r.target, Err(Errno(libc::ENOENT)));
+        assert_eq!(s.getattr(r.parent).unwrap().kind, FileKind::Directory);
+        assert_ne!(r.parent, ROOT_INO);
+    }
+}

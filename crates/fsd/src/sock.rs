@@ -1,0 +1,197 @@
+//! The daemon's Unix-socket plumbing for fast-path clients: a
+//! `SOCK_SEQPACKET` listener, peer credentials, and passing a descriptor.
+//!
+//! `std::os::unix::net` has no `SOCK_SEQPACKET` and no `SCM_RIGHTS`, so these
+//! few calls are made with `libc`, each checked by [`check`].
+
+use std::ffi::CString;
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::Duration;
+
+/// Turns a `-1` return into the `errno` error.
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn check_size(ret: libc::ssize_t) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Kernel-reported identity of the process on the other end.
+#[derive(Copy, Clone, Debug)]
+pub struct PeerCred {
+    /// Process id.
+    pub pid: u32,
+    /// Effective user id at `connect` time.
+    pub uid: u32,
+    /// Effective group id at `connect` time.
+    pub gid: u32,
+}
+
+/// A listening `SOCK_SEQPACKET` socket bound to a path.
+pub struct Listener {
+    fd: OwnedFd,
+}
+
+impl Listener {
+    /// Binds `path` (replacing a stale socket file left by a dead daemon),
+    /// makes it connectable by every user (requests are checked per caller)
+    /// and listens.
+    pub fn bind(path: &Path) -> io::Result<Listener> {
+        // SAFETY: plain socket(2) call; the result is checked.
+        let fd = check(unsafe {
+            libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0)
+        })?;
+        // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let (addr, len) = sockaddr(path)?;
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
+        check(unsafe { libc::bind(fd.as_raw_fd(), (&raw const addr).cast(), len) })?;
+        let c_path = CString::new(path.as_os_str().as_bytes())?;
+        // SAFETY: `c_path` is NUL-terminated.
+        check(unsafe { libc::chmod(c_path.as_ptr(), 0o666) })?;
+        // SAFETY: `fd` is a bound socket.
+        check(unsafe { libc::listen(fd.as_raw_fd(), 128) })?;
+        Ok(Listener { fd })
+    }
+
+    /// Waits for the next client.
+    pub fn accept(&self) -> io::Result<OwnedFd> {
+        loop {
+            // SAFETY: null address pointers are allowed by accept4.
+            let ret = unsafe {
+                libc::accept4(
+                    self.fd.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_CLOEXEC,
+                )
+            };
+            match check(ret) {
+                // SAFETY: accept4 returned a new descriptor that we now own.
+                Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Makes a blocked [`Listener::accept`] return (with an error).
+    pub fn shutdown(&self) {
+        // SAFETY: shutdown(2) on our own socket.
+        unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_RDWR) };
+    }
+}
+
+fn sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    for (dst, &src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = src as libc::c_char;
+    }
+    let len = size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    Ok((addr, len as libc::socklen_t))
+}
+
+/// The connected peer's credentials, from the kernel (`SO_PEERCRED`).
+pub fn peer_cred(fd: &OwnedFd) -> io::Result<PeerCred> {
+    // SAFETY: ucred is plain data.
+    let mut cred: libc::ucred = unsafe { zeroed() };
+    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` has room for `len` bytes.
+    check(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(PeerCred { pid: cred.pid as u32, uid: cred.uid, gid: cred.gid })
+}
+
+/// Bounds how long `recv`/`send` may block on this socket.
+pub fn set_timeouts(fd: &OwnedFd, timeout: Duration) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        // SAFETY: `tv` is a valid timeval for the call.
+        check(unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&raw const tv).cast(),
+                size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Receives one message into `buf`; returns its length (0 at EOF).
+pub fn recv(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is writable for its length.
+    check_size(unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) })
+}
+
+/// Sends one message carrying `data` and, as `SCM_RIGHTS`, `pass`.
+pub fn send_with_fd(fd: &OwnedFd, data: &[u8], pass: RawFd) -> io::Result<()> {
+    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
+    // Room for one descriptor, aligned as cmsghdr requires.
+    let mut control = [0u64; 4];
+    // SAFETY: msghdr is plain data; every pointer field is set below.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
+    // SAFETY: msg_control points at `control`, large enough for one cmsg
+    // with one fd, so CMSG_FIRSTHDR is non-null and CMSG_DATA in bounds.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), pass);
+    }
+    // SAFETY: `msg` and everything it points to live across the call.
+    let sent = check_size(unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) })?;
+    if sent != data.len() {
+        return Err(io::Error::from(io::ErrorKind::WriteZero));
+    }
+    Ok(())
+}
+
+/// True once the peer has closed its end (or the socket failed).
+pub fn peer_gone(fd: &OwnedFd) -> bool {
+    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n < 0 || pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+}

@@ -1,0 +1,250 @@
+//! Regular-file contents: a sparse map from block index to [`Block`].
+//!
+//! Invariant: every byte of an allocated block that lies at or beyond the
+//! file size is zero, so growing the size never exposes stale data.
+
+use std::collections::BTreeMap;
+
+use crate::pool::{Block, BlockPool};
+use crate::{Errno, Result, BLOCK_SIZE};
+
+const BS: u64 = BLOCK_SIZE as u64;
+
+/// Sparse file contents. Holes have no block and read as zeros.
+#[derive(Default)]
+pub(crate) struct FileData {
+    pub(crate) size: u64,
+    blocks: BTreeMap<u64, Block>,
+}
+
+impl FileData {
+    /// Number of allocated 4 KiB blocks.
+    pub(crate) fn block_count(&self) -> u64 {
+        self.blocks.len() as u64
+    }
+
+    /// Copies bytes at `off` into `buf`; returns the count (short only at EOF).
+    pub(crate) fn read_at(&self, off: u64, buf: &mut [u8]) -> usize {
+        if off >= self.size || buf.is_empty() {
+            return 0;
+        }
+        let len = (self.size - off).min(buf.len() as u64) as usize;
+        let buf = &mut buf[..len];
+        let end = off + len as u64;
+        let mut pos = off;
+        for (&bi, blk) in self.blocks.range(off / BS..=(end - 1) / BS) {
+            let bstart = bi * BS;
+            if bstart > pos {
+                buf[(pos - off) as usize..(bstart - off) as usize].fill(0);
+                pos = bstart;
+            }
+            let bo = (pos - bstart) as usize;
+            let n = (BS - bo as u64).min(end - pos) as usize;
+            let at = (pos - off) as usize;
+            buf[at..at + n].copy_from_slice(&blk.bytes()[bo..bo + n]);
+            pos += n as u64;
+        }
+        buf[(pos - off) as usize..].fill(0);
+        len
+    }
+
+    /// Writes `data` at `off`, allocating blocks as needed. When the pool runs
+    /// out midway, keeps what fit and returns the short count; ENOSPC if
+    /// nothing fit. The caller has checked `off + data.len()` against the
+    /// maximum file size.
+    pub(crate) fn write_at(&mut self, pool: &BlockPool, off: u64, data: &[u8]) -> Result<usize> {
+        let mut done = 0usize;
+        while done < data.len() {
+            let pos = off + done as u64;
+            let bi = pos / BS;
+            let bo = (pos % BS) as usize;
+            let n = (BLOCK_SIZE - bo).min(data.len() - done);
+            let blk = match self.blocks.entry(bi) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    match pool.alloc(n != BLOCK_SIZE) {
+                        Ok(b) => v.insert(b),
+                        Err(e) if done == 0 => return Err(e),
+                        Err(_) => break,
+                    }
+                }
+            };
+            blk.bytes_mut()[bo..bo + n].copy_from_slice(&data[done..done + n]);
+            done += n;
+        }
+        self.size = self.size.max(off + done as u64);
+        Ok(done)
+    }
+
+    /// Sets the size: shrinking frees whole blocks past the new EOF and zeroes
+    /// the tail of the last partial block; growing leaves a hole.
+    pub(crate) fn truncate(&mut self, pool: &BlockPool, new_size: u64) {
+        if new_size < self.size {
+            let keep = new_size.div_ceil(BS);
+            let tail = self.blocks.split_off(&keep);
+            pool.free(tail.into_values());
+            let rem = (new_size % BS) as usize;
+            if rem != 0 {
+                if let Some(b) = self.blocks.get_mut(&(new_size / BS)) {
+                    b.bytes_mut()[rem..].fill(0);
+                }
+            }
+        }
+        self.size = new_size;
+    }
+
+    /// Frees every block (the file is gone).
+    pub(crate) fn free_all(&mut self, pool: &BlockPool) {
+        let blocks = std::mem::take(&mut self.blocks);
+        pool.free(blocks.into_values());
+    }
+
+    /// Allocates zeroed blocks over `[off, off+len)`, all or nothing; grows
+    /// the size unless `keep_size`. `len > 0`; the caller checked limits.
+    pub(crate) fn allocate(
+        &mut self,
+        pool: &BlockPool,
+        off: u64,
+        len: u64,
+        keep_size: bool,
+    ) -> Result<()> {
+        let first = off / BS;
+        let last = (off + len - 1) / BS;
+        let present = self.blocks.range(first..=last).count() as u64;
+        let missing = (last - first + 1) - present;
+        if missing > 0 {
+            let mut fresh = pool.alloc_many(missing)?.into_iter();
+            let mut bi = first;
+            while bi <= last {
+                if !self.blocks.contains_key(&bi) {
+                    let b = fresh.next().ok_or(Errno::EIO)?;
+                    self.blocks.insert(bi, b);
+                }
+                bi += 1;
+            }
+        }
+        if !keep_size {
+            self.size = self.size.max(off + len);
+        }
+        Ok(())
+    }
+
+    /// Deallocates whole blocks inside `[off, off+len)` and zeroes the
+    /// partial ones. The size is unchanged.
+    pub(crate) fn punch(&mut self, pool: &BlockPool, off: u64, len: u64) {
+        let end = off.saturating_add(len);
+        let keys: Vec<u64> = self
+            .blocks
+            .range(off / BS..=(end - 1) / BS)
+            .map(|(&k, _)| k)
+            .collect();
+        let mut freed = Vec::new();
+        for bi in keys {
+            let bstart = bi * BS;
+            let from = off.max(bstart);
+            let to = end.min(bstart + BS);
+            if from == bstart && to == bstart + BS {
+                freed.extend(self.blocks.remove(&bi));
+            } else if let Some(b) = self.blocks.get_mut(&bi) {
+                b.bytes_mut()[(from - bstart) as usize..(to - bstart) as usize].fill(0);
+            }
+        }
+        pool.free(freed);
+    }
+
+    /// Whether `[off, off+len)` has no allocated block (reads as zeros).
+    pub(crate) fn is_hole(&self, off: u64, len: u64) -> bool {
+        len == 0
+            || self
+                .blocks
+                .range(off / BS..=(off + len - 1) / BS)
+                .next()
+                .is_none()
+    }
+
+    /// Zeroes `[off, off+len)` inside allocated blocks (holes already read
+    /// as zero) and grows the size to cover the range.
+    pub(crate) fn zero_range_extend(&mut self, off: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        let end = off + len;
+        for (&bi, b) in self.blocks.range_mut(off / BS..=(end - 1) / BS) {
+            let bstart = bi * BS;
+            let from = (off.max(bstart) - bstart) as usize;
+            let to = (end.min(bstart + BS) - bstart) as usize;
+            b.bytes_mut()[from..to].fill(0);
+        }
+        self.size = self.size.max(end);
+    }
+
+    /// SEEK_DATA: first allocated byte at or after `off`, below the size.
+    pub(crate) fn seek_data(&self, off: u64) -> Result<u64> {
+        if off >= self.size {
+            return Err(Errno::ENXIO);
+        }
+        match self.blocks.range(off / BS..).next() {
+            Some((&bi, _)) => {
+                let pos = off.max(bi * BS);
+                if pos >= self.size {
+                    Err(Errno::ENXIO)
+                } else {
+                    Ok(pos)
+                }
+            }
+            None => Err(Errno::ENXIO),
+        }
+    }
+
+    /// SEEK_HOLE: first byte at or after `off` inside a hole, or the size
+    /// (the virtual hole at EOF).
+    pub(crate) fn seek_hole(&self, off: u64) -> Result<u64> {
+        if off >= self.size {
+            return Err(Errno::ENXIO);
+        }
+        let mut bi = off / BS;
+        for (&k, _) in self.blocks.range(bi..) {
+            if k != bi {
+                break;
+            }
+            bi += 1;
+        }
+        Ok(off.max(bi.saturating_mul(BS)).min(self.size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_write_reads_zeros_in_hole() {
+        let pool = BlockPool::new(100);
+        let mut f = FileData::default();
+        assert_eq!(f.write_at(&pool, 3 * BS + 10, b"abc").unwrap(), 3);
+        assert_eq!(f.size, 3 * BS + 13);
+        assert_eq!(f.block_count(), 1);
+        let mut buf = vec![0xFFu8; (4 * BS) as usize];
+        let n = f.read_at(0, &mut buf);
+        assert_eq!(n as u64, 3 * BS + 13);
+        assert!(buf[..(3 * BS + 10) as usize].iter().all(|&b| b == 0));
+        assert_eq!(&buf[(3 * BS + 10) as usize..n], b"abc");
+        f.free_all(&pool);
+        assert_eq!(pool.used(), 0);
+    }
+
+    #[test]
+    fn truncate_down_then_up_exposes_zeros() {
+        let pool = BlockPool::new(100);
+        let mut f = FileData::default();
+        f.write_at(&pool, 0, &[7u8; 3 * BLOCK_SIZE]).unwrap();
+        f.truncate(&pool, 100);
+        assert_eq!(f.block_count(), 1);
+        f.truncate(&pool, 2 * BS);
+        let mut buf = vec![1u8; 2 * BLOCK_SIZE];
+        assert_eq!(f.read_at(0, &mut buf), 2 * BLOCK_SIZE);
+        assert!(buf[..100].iter().all(|&b| b == 7));
+        assert!(buf[100..].iter().all(|&b| b == 0));
+        f.free_all(&pool);
+    }
+}

@@ -1,0 +1,364 @@
+//! btfuse's in-memory filesystem: inodes, directories, a 4 KiB block pool and
+//! every permission check. It knows nothing of FUSE or of rings: the FUSE
+//! adapter and the shared-memory ring server are thin front doors over one
+//! [`Store`], so both see one tree and one set of rules (tmpfs is the
+//! reference: same results, same errno).
+//!
+//! # Structure and locking
+//!
+//! ```text
+//! Store
+//! ├── tree:    RwLock<Inner>            inode table + directory entries
+//! │            └── Entry { node: Arc<Node>, content: Dir{children: BTreeMap} | Symlink | Other }
+//! │                          Node { st: RwLock<Meta> (mode, owner, nlink, m/ctime, xattrs, FileData),
+//! │                                 atime: Mutex<Timespec>, open / lookups: AtomicU64 }
+//! ├── handles: RwLock<HashMap<Fh, Handle>>   Handle holds Arc<Node> (+ Arc<Mutex<DirCursor>>)
+//! └── pool:    BlockPool (internal Mutex)    mmap'd slabs of 4 KiB blocks
+//! ```
+//!
+//! Lock order (never taken in the other direction):
+//!
+//! **tree → handles → dir cursor → node `st` (ordered by ino when two) → node `atime` → pool**
+//!
+//! * Namespace operations (create, unlink, rename, …) hold the tree write
+//!   lock and then the `st` locks of the nodes they touch.
+//! * Data operations (read, write, fallocate, lseek, copy_file_range) never
+//!   touch the tree: they clone the handle's `Arc<Node>` under a short
+//!   `handles` read lock, drop it, and then lock only that node's `st`
+//!   (read lock for `read`). So copying file data holds no global lock.
+//! * `read` is allocation-free; its relatime atime update takes the node's
+//!   small `atime` mutex, never a write lock.
+//! * The pool mutex is a leaf, taken per block allocation.
+//! * `readdir` gathers a batch of entries under the locks, drops every lock,
+//!   and only then calls the caller's closure, so the closure may call back
+//!   into the store (the FUSE adapter calls `remember` from it).
+//!
+//! Block memory is the only `unsafe` code, in the `pool` module.
+
+#![warn(missing_docs, unreachable_pub)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod file;
+mod perm;
+mod pool;
+mod store;
+#[cfg(test)]
+mod tests;
+
+pub use store::Store;
+
+/// Inode number.
+pub type Ino = u64;
+/// The root directory's inode number.
+pub const ROOT_INO: Ino = 1;
+/// Size of one data block.
+pub const BLOCK_SIZE: usize = 4096;
+/// Longest name component; longer -> ENAMETOOLONG.
+pub const NAME_MAX: usize = 255;
+/// Largest file size (tmpfs: `MAX_LFS_FILESIZE`). Writes past it -> EFBIG.
+pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
+/// Largest extended attribute value (bytes); larger -> E2BIG.
+pub const XATTR_SIZE_MAX: usize = 65536;
+/// Longest extended attribute name (bytes); longer -> ERANGE.
+pub const XATTR_NAME_MAX: usize = 255;
+
+/// errno newtype; values are libc's (`libc::ENOENT` ...).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+#[allow(missing_docs)]
+impl Errno {
+    pub const EPERM: Errno = Errno(libc::EPERM);
+    pub const ENOENT: Errno = Errno(libc::ENOENT);
+    pub const EIO: Errno = Errno(libc::EIO);
+    pub const ENXIO: Errno = Errno(libc::ENXIO);
+    pub const E2BIG: Errno = Errno(libc::E2BIG);
+    pub const EBADF: Errno = Errno(libc::EBADF);
+    pub const EACCES: Errno = Errno(libc::EACCES);
+    pub const EBUSY: Errno = Errno(libc::EBUSY);
+    pub const EEXIST: Errno = Errno(libc::EEXIST);
+    pub const EXDEV: Errno = Errno(libc::EXDEV);
+    pub const ENODEV: Errno = Errno(libc::ENODEV);
+    pub const ENOTDIR: Errno = Errno(libc::ENOTDIR);
+    pub const EISDIR: Errno = Errno(libc::EISDIR);
+    pub const EINVAL: Errno = Errno(libc::EINVAL);
+    pub const EFBIG: Errno = Errno(libc::EFBIG);
+    pub const ENOSPC: Errno = Errno(libc::ENOSPC);
+    pub const ESPIPE: Errno = Errno(libc::ESPIPE);
+    pub const EMLINK: Errno = Errno(libc::EMLINK);
+    pub const ERANGE: Errno = Errno(libc::ERANGE);
+    pub const ENAMETOOLONG: Errno = Errno(libc::ENAMETOOLONG);
+    pub const ENOTEMPTY: Errno = Errno(libc::ENOTEMPTY);
+    pub const ELOOP: Errno = Errno(libc::ELOOP);
+    pub const ENODATA: Errno = Errno(libc::ENODATA);
+    pub const EOVERFLOW: Errno = Errno(libc::EOVERFLOW);
+    pub const EOPNOTSUPP: Errno = Errno(libc::EOPNOTSUPP);
+}
+
+impl std::fmt::Display for Errno {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", std::io::Error::from_raw_os_error(self.0))
+    }
+}
+
+impl std::error::Error for Errno {}
+
+impl From<Errno> for std::io::Error {
+    fn from(e: Errno) -> std::io::Error {
+        std::io::Error::from_raw_os_error(e.0)
+    }
+}
+
+/// Result of every store operation.
+pub type Result<T> = std::result::Result<T, Errno>;
+
+/// A point in time (seconds and nanoseconds since the Unix epoch).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Timespec {
+    /// Seconds since the epoch (negative before it).
+    pub sec: i64,
+    /// Nanoseconds, `0..1_000_000_000`.
+    pub nsec: u32,
+}
+
+impl Timespec {
+    /// The current wall-clock time (CLOCK_REALTIME).
+    pub fn now() -> Timespec {
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => Timespec {
+                sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                nsec: d.subsec_nanos(),
+            },
+            Err(e) => {
+                // Before the epoch: floor to whole seconds below.
+                let d = e.duration();
+                let mut sec = -i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+                let mut nsec = d.subsec_nanos();
+                if nsec != 0 {
+                    sec -= 1;
+                    nsec = 1_000_000_000 - nsec;
+                }
+                Timespec { sec, nsec }
+            }
+        }
+    }
+}
+
+/// File type.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// Regular file.
+    Regular,
+    /// Directory.
+    Directory,
+    /// Symbolic link.
+    Symlink,
+    /// Named pipe.
+    Fifo,
+    /// Unix socket.
+    Socket,
+    /// Character device.
+    CharDevice,
+    /// Block device.
+    BlockDevice,
+}
+
+impl FileKind {
+    /// The `S_IFxxx` bits of this kind.
+    pub fn type_bits(self) -> u32 {
+        match self {
+            FileKind::Regular => libc::S_IFREG,
+            FileKind::Directory => libc::S_IFDIR,
+            FileKind::Symlink => libc::S_IFLNK,
+            FileKind::Fifo => libc::S_IFIFO,
+            FileKind::Socket => libc::S_IFSOCK,
+            FileKind::CharDevice => libc::S_IFCHR,
+            FileKind::BlockDevice => libc::S_IFBLK,
+        }
+    }
+
+    /// The `d_type` (`DT_xxx`) of this kind.
+    pub fn dtype(self) -> u8 {
+        match self {
+            FileKind::Regular => libc::DT_REG,
+            FileKind::Directory => libc::DT_DIR,
+            FileKind::Symlink => libc::DT_LNK,
+            FileKind::Fifo => libc::DT_FIFO,
+            FileKind::Socket => libc::DT_SOCK,
+            FileKind::CharDevice => libc::DT_CHR,
+            FileKind::BlockDevice => libc::DT_BLK,
+        }
+    }
+}
+
+/// Caller identity. `groups` = supplementary groups (may be empty).
+#[derive(Clone, Debug)]
+pub struct Creds {
+    /// Effective (filesystem) user id.
+    pub uid: u32,
+    /// Effective (filesystem) group id.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+}
+
+impl Creds {
+    /// uid 0, gid 0, no supplementary groups.
+    pub fn root() -> Creds {
+        Creds {
+            uid: 0,
+            gid: 0,
+            groups: Vec::new(),
+        }
+    }
+
+    /// Whether `gid` is the caller's group or one of its supplementary groups.
+    pub fn in_group(&self, gid: u32) -> bool {
+        self.gid == gid || self.groups.contains(&gid)
+    }
+
+    /// Whether the caller is root (all capabilities).
+    pub fn is_root(&self) -> bool {
+        self.uid == 0
+    }
+}
+
+/// What a program can observe with stat(2).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Attr {
+    /// Inode number.
+    pub ino: Ino,
+    /// File type.
+    pub kind: FileKind,
+    /// `mode & 0o7777`.
+    pub perm: u16,
+    /// Hard links (directories: 2 + subdirectories).
+    pub nlink: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Device number of a device node.
+    pub rdev: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// 512-byte units actually allocated (like tmpfs).
+    pub blocks: u64,
+    /// Preferred I/O size (4096).
+    pub blksize: u32,
+    /// Last access.
+    pub atime: Timespec,
+    /// Last data modification.
+    pub mtime: Timespec,
+    /// Last status change.
+    pub ctime: Timespec,
+}
+
+impl Attr {
+    /// `S_IFxxx | perm`, as in `st_mode`.
+    pub fn mode(&self) -> u32 {
+        self.kind.type_bits() | u32::from(self.perm)
+    }
+}
+
+/// A time to set with [`Store::setattr`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TimeSet {
+    /// The current time (UTIME_NOW).
+    Now,
+    /// An explicit time.
+    At(Timespec),
+}
+
+/// Attribute changes for [`Store::setattr`]; `None` = leave unchanged.
+#[derive(Clone, Debug, Default)]
+pub struct SetAttr {
+    /// Permission bits only (type bits ignored).
+    pub mode: Option<u32>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+    /// New size (truncate).
+    pub size: Option<u64>,
+    /// New access time.
+    pub atime: Option<TimeSet>,
+    /// New modification time.
+    pub mtime: Option<TimeSet>,
+    /// New status-change time (set last, verbatim).
+    pub ctime: Option<Timespec>,
+}
+
+/// `renameat2` flags.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct RenameFlags {
+    /// RENAME_NOREPLACE: fail with EEXIST if the target exists.
+    pub noreplace: bool,
+    /// RENAME_EXCHANGE: swap the two names atomically.
+    pub exchange: bool,
+}
+
+/// Open handle id (files and dirs share one id space, never 0, never reused).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fh(pub u64);
+
+/// What statfs(2) reports.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct StatFs {
+    /// Total blocks (of `frsize`).
+    pub blocks: u64,
+    /// Free blocks.
+    pub bfree: u64,
+    /// Free blocks for unprivileged users.
+    pub bavail: u64,
+    /// Total inodes.
+    pub files: u64,
+    /// Free inodes.
+    pub ffree: u64,
+    /// Block size (4096).
+    pub bsize: u32,
+    /// Longest name (255).
+    pub namelen: u32,
+    /// Fragment size (4096).
+    pub frsize: u32,
+}
+
+/// One entry delivered by readdir. `next` is the cookie to pass as `offset`
+/// to continue after it.
+#[derive(Clone, Debug)]
+pub struct DirEntry<'a> {
+    /// Inode number.
+    pub ino: Ino,
+    /// Cookie of the position just after this entry.
+    pub next: u64,
+    /// File type.
+    pub kind: FileKind,
+    /// Name.
+    pub name: &'a [u8],
+    /// Attributes (for readdirplus).
+    pub attr: Attr,
+}
+
+/// Where written bytes went (O_APPEND handles write at EOF).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// Offset of the first byte written.
+    pub offset: u64,
+    /// Bytes written.
+    pub len: usize,
+}
+
+/// Resource usage, for tests and diagnostics.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Usage {
+    /// Inodes in the table (including unlinked ones still referenced).
+    pub inodes: u64,
+    /// Data blocks in use.
+    pub used_blocks: u64,
+    /// Data blocks available in total.
+    pub capacity_blocks: u64,
+    /// Open file and directory handles.
+    pub open_handles: u64,
+    /// Pool slabs currently mapped.
+    pub slabs_mapped: u64,
+}

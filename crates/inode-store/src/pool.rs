@@ -1,0 +1,322 @@
+//! The 4 KiB block pool: the only module of the crate with `unsafe` code.
+//!
+//! Blocks are carved from anonymous `mmap`ed slabs of [`SLAB_BLOCKS`] blocks
+//! (256 KiB). Allocation always takes the lowest-indexed slab that has a free
+//! block, so live data stays packed into few slabs; a slab whose blocks are
+//! all free is `munmap`ed at once, which gives the memory back to the OS
+//! (RSS returns to its baseline after files are deleted).
+//!
+//! A [`Block`] is the unique owner of its 4 KiB: it is neither `Clone` nor
+//! `Copy`, and it goes back to the pool only through [`BlockPool::free`],
+//! which consumes it. Hence `&Block` / `&mut Block` give shared / exclusive
+//! access to the bytes with ordinary borrow rules, and the bytes stay mapped
+//! for as long as the `Block` exists, provided the pool outlives its blocks
+//! (the `Store` declares its pool as its last field, so it is dropped last).
+//!
+//! The pool's mutex is a leaf lock: nothing else is locked while it is held.
+
+use std::collections::BTreeSet;
+use std::ptr::NonNull;
+
+use parking_lot::Mutex;
+
+use crate::{Errno, Result, BLOCK_SIZE};
+
+/// Blocks per slab (one `u64` bitmap word).
+pub(crate) const SLAB_BLOCKS: usize = 64;
+const SLAB_BYTES: usize = SLAB_BLOCKS * BLOCK_SIZE;
+
+/// One 4 KiB block of file data, owned by exactly one file.
+pub(crate) struct Block {
+    ptr: NonNull<u8>,
+    slab: u32,
+    index: u8,
+}
+
+// SAFETY: a `Block` is the unique owner of its 4 KiB (no aliasing pointer is
+// kept anywhere: the slab bitmap records only that the block is taken), so
+// moving it to another thread or sharing `&Block` (read-only access) between
+// threads is as safe as for a `Box<[u8; 4096]>`.
+unsafe impl Send for Block {}
+// SAFETY: see `Send` above; `&Block` only hands out `&[u8]`.
+unsafe impl Sync for Block {}
+
+impl Block {
+    /// The block's bytes.
+    pub(crate) fn bytes(&self) -> &[u8; BLOCK_SIZE] {
+        // SAFETY: `ptr` points at BLOCK_SIZE bytes inside a live mapping (a
+        // slab is unmapped only once all of its blocks were freed, and
+        // freeing consumes the `Block`); `&self` excludes writers.
+        unsafe { &*self.ptr.as_ptr().cast::<[u8; BLOCK_SIZE]>() }
+    }
+
+    /// The block's bytes, writable.
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8; BLOCK_SIZE] {
+        // SAFETY: as in `bytes`; `&mut self` makes this the only access.
+        unsafe { &mut *self.ptr.as_ptr().cast::<[u8; BLOCK_SIZE]>() }
+    }
+}
+
+struct Slab {
+    base: NonNull<u8>,
+    /// Bit i set = block i is free.
+    free: u64,
+    /// Bit i set = block i was handed out since the slab was mapped, so it
+    /// may hold stale bytes (fresh anonymous memory reads as zeros).
+    dirty: u64,
+}
+
+struct PoolInner {
+    slabs: Vec<Option<Slab>>,
+    /// Indices of mapped slabs with at least one free block.
+    nonfull: BTreeSet<usize>,
+    used: u64,
+    mapped: u64,
+}
+
+// SAFETY: the raw slab base pointers are only dereferenced through `Block`s
+// or under the pool mutex; the mappings are process-wide, not thread-bound.
+unsafe impl Send for PoolInner {}
+
+/// A bounded pool of zero-initialised 4 KiB blocks.
+pub(crate) struct BlockPool {
+    inner: Mutex<PoolInner>,
+    capacity: u64,
+}
+
+/// Maps one anonymous, private, zero-filled slab.
+fn map_slab() -> Result<NonNull<u8>> {
+    // SAFETY: a fresh anonymous mapping aliases nothing; the arguments are
+    // valid for mmap(2) and the result is checked against MAP_FAILED.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            SLAB_BYTES,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(Errno::ENOSPC);
+    }
+    NonNull::new(p.cast::<u8>()).ok_or(Errno::ENOSPC)
+}
+
+/// Unmaps a slab.
+///
+/// # Safety
+/// `base` came from [`map_slab`] and no `Block` inside it is still alive.
+unsafe fn unmap_slab(base: NonNull<u8>) {
+    // SAFETY: guaranteed by the caller; munmap of a whole mapping we own.
+    let rc = unsafe { libc::munmap(base.as_ptr().cast(), SLAB_BYTES) };
+    debug_assert_eq!(rc, 0, "munmap failed");
+}
+
+impl BlockPool {
+    /// A pool that hands out at most `capacity` blocks.
+    pub(crate) fn new(capacity: u64) -> BlockPool {
+        BlockPool {
+            inner: Mutex::new(PoolInner {
+                slabs: Vec::new(),
+                nonfull: BTreeSet::new(),
+                used: 0,
+                mapped: 0,
+            }),
+            capacity,
+        }
+    }
+
+    /// Total blocks the pool may hand out.
+    pub(crate) fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Blocks currently handed out.
+    pub(crate) fn used(&self) -> u64 {
+        self.inner.lock().used
+    }
+
+    /// Slabs currently mapped.
+    pub(crate) fn slabs_mapped(&self) -> u64 {
+        self.inner.lock().mapped
+    }
+
+    /// One block whose bytes are all zero (when `zeroed`) or unspecified
+    /// (when the caller overwrites all of it). ENOSPC when the pool is full.
+    pub(crate) fn alloc(&self, zeroed: bool) -> Result<Block> {
+        let mut g = self.inner.lock();
+        g.alloc(self.capacity, zeroed)
+    }
+
+    /// `n` zeroed blocks, all or nothing (ENOSPC).
+    pub(crate) fn alloc_many(&self, n: u64) -> Result<Vec<Block>> {
+        let mut g = self.inner.lock();
+        if self.capacity.saturating_sub(g.used) < n {
+            return Err(Errno::ENOSPC);
+        }
+        let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+        for _ in 0..n {
+            match g.alloc(self.capacity, true) {
+                Ok(b) => out.push(b),
+                Err(e) => {
+                    for b in out {
+                        g.free(b);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Returns blocks to the pool (unmapping slabs that become empty).
+    pub(crate) fn free(&self, blocks: impl IntoIterator<Item = Block>) {
+        let mut it = blocks.into_iter().peekable();
+        if it.peek().is_none() {
+            return;
+        }
+        let mut g = self.inner.lock();
+        for b in it {
+            g.free(b);
+        }
+    }
+}
+
+impl PoolInner {
+    fn alloc(&mut self, capacity: u64, zeroed: bool) -> Result<Block> {
+        if self.used >= capacity {
+            return Err(Errno::ENOSPC);
+        }
+        let si = match self.nonfull.first() {
+            Some(&i) => i,
+            None => {
+                let base = map_slab()?;
+                let slab = Slab {
+                    base,
+                    free: u64::MAX,
+                    dirty: 0,
+                };
+                self.mapped += 1;
+                let i = match self.slabs.iter().position(Option::is_none) {
+                    Some(i) => {
+                        self.slabs[i] = Some(slab);
+                        i
+                    }
+                    None => {
+                        self.slabs.push(Some(slab));
+                        self.slabs.len() - 1
+                    }
+                };
+                self.nonfull.insert(i);
+                i
+            }
+        };
+        let slab = self.slabs[si]
+            .as_mut()
+            .expect("nonfull set names a mapped slab");
+        let bi = slab.free.trailing_zeros() as usize;
+        let bit = 1u64 << bi;
+        slab.free &= !bit;
+        let was_dirty = slab.dirty & bit != 0;
+        slab.dirty |= bit;
+        if slab.free == 0 {
+            self.nonfull.remove(&si);
+        }
+        self.used += 1;
+        // SAFETY: bi < SLAB_BLOCKS, so the block lies inside the slab mapping.
+        let ptr = unsafe { NonNull::new_unchecked(slab.base.as_ptr().add(bi * BLOCK_SIZE)) };
+        let mut block = Block {
+            ptr,
+            slab: u32::try_from(si).expect("slab index fits u32"),
+            index: bi as u8,
+        };
+        if zeroed && was_dirty {
+            block.bytes_mut().fill(0);
+        }
+        Ok(block)
+    }
+
+    fn free(&mut self, b: Block) {
+        let si = b.slab as usize;
+        let bit = 1u64 << b.index;
+        let slab = self.slabs[si].as_mut().expect("block of a mapped slab");
+        debug_assert_eq!(slab.free & bit, 0, "double free");
+        slab.free |= bit;
+        self.used = self.used.saturating_sub(1);
+        drop(b);
+        if slab.free == u64::MAX {
+            let base = slab.base;
+            self.slabs[si] = None;
+            self.nonfull.remove(&si);
+            self.mapped = self.mapped.saturating_sub(1);
+            // SAFETY: every block of this slab is free, so no `Block` points
+            // into it any more.
+            unsafe { unmap_slab(base) };
+            while matches!(self.slabs.last(), Some(None)) {
+                self.slabs.pop();
+            }
+        } else {
+            self.nonfull.insert(si);
+        }
+    }
+}
+
+impl Drop for PoolInner {
+    fn drop(&mut self) {
+        for slab in self.slabs.drain(..).flatten() {
+            // SAFETY: the pool is being dropped; the `Store` drops every
+            // file (and so every `Block`) before its pool.
+            unsafe { unmap_slab(slab.base) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_allocates_densely_and_unmaps_empty_slabs() {
+        let pool = BlockPool::new(1000);
+        let mut blocks: Vec<Block> = (0..130).map(|_| pool.alloc(true).unwrap()).collect();
+        assert_eq!(pool.used(), 130);
+        assert_eq!(pool.slabs_mapped(), 3);
+        // Free the whole middle slab: it is unmapped at once.
+        let middle: Vec<Block> = blocks.drain(64..128).collect();
+        pool.free(middle);
+        assert_eq!(pool.slabs_mapped(), 2);
+        // The next allocation refills the lowest slab with room (slot 1).
+        let b = pool.alloc(true).unwrap();
+        assert_eq!(b.slab, 1);
+        blocks.push(b);
+        pool.free(blocks);
+        assert_eq!(pool.used(), 0);
+        assert_eq!(pool.slabs_mapped(), 0);
+    }
+
+    #[test]
+    fn pool_reports_enospc_then_recovers() {
+        let pool = BlockPool::new(3);
+        let a: Vec<Block> = (0..3).map(|_| pool.alloc(false).unwrap()).collect();
+        assert_eq!(pool.alloc(true).err(), Some(Errno::ENOSPC));
+        assert_eq!(pool.alloc_many(1).err(), Some(Errno::ENOSPC));
+        pool.free(a);
+        let again = pool.alloc_many(3).unwrap();
+        assert_eq!(again.len(), 3);
+        pool.free(again);
+    }
+
+    #[test]
+    fn reused_blocks_are_zeroed() {
+        let pool = BlockPool::new(100);
+        let keep = pool.alloc(true).unwrap(); // keeps the slab mapped
+        let mut b = pool.alloc(true).unwrap();
+        b.bytes_mut().fill(0xAB);
+        pool.free([b]);
+        let b = pool.alloc(true).unwrap();
+        assert!(b.bytes().iter().all(|&x| x == 0));
+        pool.free([b, keep]);
+    }
+}

@@ -1,0 +1,479 @@
+//! The fast path's wire format, shared by `libbtfuse.so` and the daemon.
+//!
+//! Defined once, here, in `no_std` code. A request is one ring message:
+//!
+//! ```text
+//! ReqHeader | path (path_len bytes) | path2 (path2_len bytes)
+//! ```
+//!
+//! and its reply one message on the response ring:
+//!
+//! ```text
+//! RespHeader | payload (payload_len bytes)
+//! ```
+//!
+//! Bulk data (read and write payloads, directory listings) travels in the
+//! channel's bulk area, never in the ring: a request or reply only says how
+//! many bytes of the bulk area it uses, always from offset 0 (the client has
+//! one request in flight per channel).
+//!
+//! Every struct here is `#[repr(C)]` plain integers, so any bit pattern is a
+//! valid value; the daemon decodes untrusted bytes with [`decode`] and then
+//! validates each field (opcode, lengths, flags) before use.
+//!
+//! Paths are resolved by the daemon, relative to a *base*: `0` is the mount
+//! root, anything else is a directory handle the client holds. A path that
+//! leaves the mount (through `..` above the root or a symlink pointing
+//! elsewhere) is answered with [`ESCAPED`]: the client then hands the call to
+//! the real libc, and the kernel resolves it.
+#![no_std]
+#![warn(missing_docs, unreachable_pub)]
+
+use core::mem::size_of;
+
+/// Protocol version, checked when a channel is set up.
+pub const VERSION: u32 = 1;
+
+/// Longest path the fast path carries (like `PATH_MAX`, including the NUL the
+/// wire format does not carry).
+pub const PATH_MAX: usize = 4096;
+
+/// Largest request message: header plus two paths.
+pub const MAX_REQUEST: usize = size_of::<ReqHeader>() + 2 * PATH_MAX;
+
+/// Largest reply message: header plus an inline payload (symlink targets,
+/// xattr lists are bounded by this; bulk data goes through the bulk area).
+pub const MAX_REPLY: usize = size_of::<RespHeader>() + PATH_MAX + size_of::<WireAttr>();
+
+/// Reply status (negated errno space, outside it) meaning "this path is not
+/// on the mount after all": the client must call the real libc.
+pub const ESCAPED: i32 = -1_000_000;
+
+/// Directory where each daemon listens, one socket per mount.
+pub const RUN_DIR: &str = "/run/btfuse";
+
+/// Environment variable that overrides [`RUN_DIR`] (tests, unusual setups).
+pub const RUN_DIR_ENV: &str = "BTFUSE_RUN_DIR";
+
+/// Environment variable that, when set to `1`, turns the fast path off.
+pub const DISABLE_ENV: &str = "BTFUSE_DISABLE";
+
+/// Discovery: the daemon of the btfuse mount whose device number is
+/// `major:minor` (as `/proc/self/mountinfo` lists it, fstype `fuse.btfuse`)
+/// listens on `RUN_DIR/dev-<major>-<minor>.sock` (`SOCK_SEQPACKET`).
+/// Writes that file name into `buf` and returns its length.
+pub fn socket_name(major: u32, minor: u32, buf: &mut [u8; 32]) -> usize {
+    buf[..4].copy_from_slice(b"dev-");
+    let mut n = 4;
+    n += write_decimal(major, &mut buf[n..]);
+    buf[n] = b'-';
+    n += 1;
+    n += write_decimal(minor, &mut buf[n..]);
+    buf[n..n + 5].copy_from_slice(b".sock");
+    n + 5
+}
+
+fn write_decimal(mut v: u32, out: &mut [u8]) -> usize {
+    let mut digits = [0u8; 10];
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (v % 10) as u8;
+        len += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for (i, d) in out.iter_mut().take(len).enumerate() {
+        *d = digits[len - 1 - i];
+    }
+    len
+}
+
+/// First message on a new connection, client to daemon.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Hello {
+    /// [`HELLO_MAGIC`].
+    pub magic: u32,
+    /// [`VERSION`].
+    pub version: u32,
+}
+
+/// Magic number of [`Hello`] and [`HelloReply`] ("BTFS").
+pub const HELLO_MAGIC: u32 = 0x5346_5442;
+
+/// Daemon's answer; on success it carries the channel's memfd (SCM_RIGHTS).
+/// The client maps `region_len` bytes of it shared, read-write, and then
+/// speaks this protocol over the shm-ring channel in it.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct HelloReply {
+    /// [`HELLO_MAGIC`].
+    pub magic: u32,
+    /// [`VERSION`].
+    pub version: u32,
+    /// 0, or a positive errno why no channel is given.
+    pub error: u32,
+    /// Zero.
+    pub _pad: u32,
+    /// Bytes to map.
+    pub region_len: u64,
+    /// Daemon's pid (liveness checks).
+    pub daemon_pid: u32,
+    /// Zero.
+    pub _pad2: u32,
+}
+
+/// Operations the fast path carries.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Op {
+    /// `stat`/`lstat`/`fstatat`: path (+ `AT_SYMLINK_NOFOLLOW` in `flags`) -> attr.
+    Stat = 1,
+    /// `fstat` on a handle -> attr.
+    Fstat = 2,
+    /// Open or create a file or directory: path, `flags` = open flags,
+    /// `a` = mode (umask applied) -> handle in `v0`, attr.
+    Open = 3,
+    /// Close a handle (`fh`).
+    Release = 4,
+    /// Read `b` bytes at offset `a` into bulk -> count in `v0`.
+    Read = 5,
+    /// Write `b` bytes from bulk at offset `a` -> count in `v0`, offset used in `v1`.
+    Write = 6,
+    /// Directory entries after cookie `a` into bulk (as [`DirEntryHeader`] +
+    /// name, 8-aligned) -> bytes used in `v0`, entries in `v1`.
+    Readdir = 7,
+    /// `access`/`faccessat`: `a` = mask, `flags` = `AT_*` flags.
+    Access = 8,
+    /// Symlink target -> payload.
+    Readlink = 9,
+    /// `a` = mode (umask applied).
+    Mkdir = 10,
+    /// `a` = mode incl. type bits (umask applied), `b` = rdev.
+    Mknod = 11,
+    /// Remove a non-directory.
+    Unlink = 12,
+    /// Remove an empty directory.
+    Rmdir = 13,
+    /// path = new link's path, path2 = target text.
+    Symlink = 14,
+    /// Hard link: path (base `fh`) -> path2 (base `fh2`); `flags` = `AT_SYMLINK_FOLLOW`.
+    Link = 15,
+    /// path (base `fh`) -> path2 (base `fh2`); `flags` = `RENAME_*`.
+    Rename = 16,
+    /// Change attributes of path (or of handle `fh` when `path_len == 0` and
+    /// `flags & AT_EMPTY_PATH`): see [`SetAttrReq`] in the payload.
+    SetAttr = 17,
+    /// Flush a handle's data (a no-op for memory, but validates the handle).
+    Fsync = 18,
+    /// Filesystem totals -> [`WireStatFs`] payload.
+    Statfs = 19,
+}
+
+impl Op {
+    /// Decodes an opcode read from untrusted memory.
+    pub fn from_u32(v: u32) -> Option<Op> {
+        use Op::*;
+        Some(match v {
+            1 => Stat,
+            2 => Fstat,
+            3 => Open,
+            4 => Release,
+            5 => Read,
+            6 => Write,
+            7 => Readdir,
+            8 => Access,
+            9 => Readlink,
+            10 => Mkdir,
+            11 => Mknod,
+            12 => Unlink,
+            13 => Rmdir,
+            14 => Symlink,
+            15 => Link,
+            16 => Rename,
+            17 => SetAttr,
+            18 => Fsync,
+            19 => Statfs,
+            _ => return None,
+        })
+    }
+}
+
+/// Fixed part of every request.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct ReqHeader {
+    /// [`Op`] as `u32`.
+    pub op: u32,
+    /// Operation flags (`AT_*`, `O_*`, `RENAME_*`).
+    pub flags: u32,
+    /// Handle the operation acts on, or the base of `path` (0 = mount root).
+    pub fh: u64,
+    /// Base of `path2` (0 = mount root).
+    pub fh2: u64,
+    /// First operation argument.
+    pub a: u64,
+    /// Second operation argument.
+    pub b: u64,
+    /// Length of the first path.
+    pub path_len: u32,
+    /// Length of the second path.
+    pub path2_len: u32,
+    /// Length of a fixed payload after the paths (e.g. [`SetAttrReq`]).
+    pub payload_len: u32,
+    /// Caller's client-side request number, echoed in the reply.
+    pub seq: u32,
+}
+
+/// Fixed part of every reply.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct RespHeader {
+    /// 0 on success, `-errno`, or [`ESCAPED`].
+    pub status: i32,
+    /// Echo of the request's `seq`.
+    pub seq: u32,
+    /// First result value.
+    pub v0: u64,
+    /// Second result value.
+    pub v1: u64,
+    /// 1 when a [`WireAttr`] starts the payload.
+    pub has_attr: u32,
+    /// Bytes of payload after the header (attr included).
+    pub payload_len: u32,
+}
+
+/// `stat` fields, as the daemon reports them.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct WireAttr {
+    /// Inode number.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// 512-byte blocks allocated.
+    pub blocks: u64,
+    /// Access time, seconds.
+    pub atime: i64,
+    /// Modification time, seconds.
+    pub mtime: i64,
+    /// Status change time, seconds.
+    pub ctime: i64,
+    /// Access time, nanoseconds.
+    pub atime_nsec: u32,
+    /// Modification time, nanoseconds.
+    pub mtime_nsec: u32,
+    /// Status change time, nanoseconds.
+    pub ctime_nsec: u32,
+    /// File type and permission bits (`st_mode`).
+    pub mode: u32,
+    /// Hard links.
+    pub nlink: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Device number for device nodes.
+    pub rdev: u32,
+    /// Preferred I/O size.
+    pub blksize: u32,
+    /// Zero.
+    pub _pad: u32,
+}
+
+/// `statfs` fields.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct WireStatFs {
+    /// Total blocks.
+    pub blocks: u64,
+    /// Free blocks.
+    pub bfree: u64,
+    /// Free blocks for unprivileged users.
+    pub bavail: u64,
+    /// Total inodes.
+    pub files: u64,
+    /// Free inodes.
+    pub ffree: u64,
+    /// Block size.
+    pub bsize: u32,
+    /// Longest name.
+    pub namelen: u32,
+    /// Fragment size.
+    pub frsize: u32,
+    /// Zero.
+    pub _pad: u32,
+}
+
+/// One directory entry in a [`Op::Readdir`] bulk reply, followed by `name_len`
+/// name bytes, padded so the next header is 8-aligned.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct DirEntryHeader {
+    /// Inode number.
+    pub ino: u64,
+    /// Cookie that continues the listing after this entry.
+    pub next: u64,
+    /// `DT_*` type.
+    pub kind: u8,
+    /// Zero.
+    pub _pad: u8,
+    /// Name length.
+    pub name_len: u16,
+    /// Zero.
+    pub _pad2: u32,
+}
+
+impl DirEntryHeader {
+    /// Bytes an entry with `name_len` takes in the bulk area.
+    pub const fn record_len(name_len: usize) -> usize {
+        (size_of::<DirEntryHeader>() + name_len + 7) & !7
+    }
+}
+
+/// Which [`SetAttrReq`] fields apply.
+pub mod set {
+    /// `mode` is valid.
+    pub const MODE: u32 = 1;
+    /// `uid` is valid.
+    pub const UID: u32 = 2;
+    /// `gid` is valid.
+    pub const GID: u32 = 4;
+    /// `size` is valid.
+    pub const SIZE: u32 = 8;
+    /// Set atime to `atime`/`atime_nsec`.
+    pub const ATIME: u32 = 16;
+    /// Set atime to now.
+    pub const ATIME_NOW: u32 = 32;
+    /// Set mtime to `mtime`/`mtime_nsec`.
+    pub const MTIME: u32 = 64;
+    /// Set mtime to now.
+    pub const MTIME_NOW: u32 = 128;
+}
+
+/// Payload of [`Op::SetAttr`].
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct SetAttrReq {
+    /// Bits of [`set`].
+    pub valid: u32,
+    /// New permission bits.
+    pub mode: u32,
+    /// New owner.
+    pub uid: u32,
+    /// New group.
+    pub gid: u32,
+    /// New size.
+    pub size: u64,
+    /// New atime, seconds.
+    pub atime: i64,
+    /// New mtime, seconds.
+    pub mtime: i64,
+    /// New atime, nanoseconds.
+    pub atime_nsec: u32,
+    /// New mtime, nanoseconds.
+    pub mtime_nsec: u32,
+}
+
+/// Marker for the wire structs: `#[repr(C)]`, integers only, no padding that
+/// the compiler could leave uninitialised (explicit `_pad` fields instead).
+///
+/// # Safety
+/// Implementors must be plain-old-data: every bit pattern is a valid value
+/// and the type has no implicit padding.
+pub unsafe trait Wire: Copy + Default {}
+
+// SAFETY: all of these are #[repr(C)] structs of integers whose fields are
+// laid out without implicit padding (checked by `layout_has_no_padding`).
+unsafe impl Wire for ReqHeader {}
+// SAFETY: as above.
+unsafe impl Wire for RespHeader {}
+// SAFETY: as above.
+unsafe impl Wire for WireAttr {}
+// SAFETY: as above.
+unsafe impl Wire for WireStatFs {}
+// SAFETY: as above.
+unsafe impl Wire for DirEntryHeader {}
+// SAFETY: as above.
+unsafe impl Wire for SetAttrReq {}
+// SAFETY: as above.
+unsafe impl Wire for Hello {}
+// SAFETY: as above.
+unsafe impl Wire for HelloReply {}
+
+/// The bytes of a wire struct.
+pub fn bytes_of<T: Wire>(v: &T) -> &[u8] {
+    // SAFETY: `T: Wire` has no padding, so all `size_of::<T>()` bytes are
+    // initialised; the slice borrows `v`.
+    unsafe { core::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }
+}
+
+/// Reads a wire struct from the start of `bytes` (any alignment). `None` if
+/// `bytes` is too short.
+pub fn decode<T: Wire>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < size_of::<T>() {
+        return None;
+    }
+    // SAFETY: the length was checked; `T: Wire` accepts every bit pattern;
+    // read_unaligned has no alignment requirement.
+    Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_has_no_padding() {
+        assert_eq!(size_of::<ReqHeader>(), 4 + 4 + 8 * 4 + 4 * 4);
+        assert_eq!(size_of::<RespHeader>(), 4 + 4 + 8 + 8 + 4 + 4);
+        assert_eq!(size_of::<WireAttr>(), 8 * 6 + 4 * 10);
+        assert_eq!(size_of::<WireStatFs>(), 8 * 5 + 4 * 4);
+        assert_eq!(size_of::<DirEntryHeader>(), 24);
+        assert_eq!(size_of::<SetAttrReq>(), 4 * 4 + 8 * 3 + 4 * 2);
+        assert_eq!(size_of::<Hello>(), 8);
+        assert_eq!(size_of::<HelloReply>(), 4 * 4 + 8 + 4 * 2);
+    }
+
+    #[test]
+    fn socket_names_follow_the_discovery_rule() {
+        let mut buf = [0u8; 32];
+        let n = socket_name(0, 45, &mut buf);
+        assert_eq!(&buf[..n], b"dev-0-45.sock");
+        let n = socket_name(u32::MAX, u32::MAX, &mut buf);
+        assert_eq!(&buf[..n], b"dev-4294967295-4294967295.sock");
+    }
+
+    #[test]
+    fn decode_round_trips_and_rejects_short_input() {
+        let h = ReqHeader { op: Op::Read as u32, fh: 7, a: 4096, b: 1 << 20, seq: 9, ..Default::default() };
+        let bytes = bytes_of(&h);
+        assert_eq!(decode::<ReqHeader>(bytes), Some(h));
+        assert_eq!(decode::<ReqHeader>(&bytes[..bytes.len() - 1]), None);
+        // Misaligned input decodes too.
+        let mut buf = [0u8; 80];
+        buf[1..1 + bytes.len()].copy_from_slice(bytes);
+        assert_eq!(decode::<ReqHeader>(&buf[1..]), Some(h));
+    }
+
+    #[test]
+    fn every_opcode_round_trips() {
+        for v in 0..64 {
+            if let Some(op) = Op::from_u32(v) {
+                assert_eq!(op as u32, v);
+            }
+        }
+        assert_eq!(Op::from_u32(0), None);
+        assert_eq!(Op::from_u32(u32::MAX), None);
+    }
+
+    #[test]
+    fn dir_records_are_aligned() {
+        assert_eq!(DirEntryHeader::record_len(0), 24);
+        assert_eq!(DirEntryHeader::record_len(1), 32);
+        assert_eq!(DirEntryHeader::record_len(8), 32);
+        assert_eq!(DirEntryHeader::record_len(255) % 8, 0);
+    }
+}
