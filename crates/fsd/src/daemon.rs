@@ -14,6 +14,7 @@ use inode_store::Store;
 
 use crate::fuse_fs::FuseFs;
 use crate::mountinfo;
+use crate::ring_server::RingServer;
 
 /// How long `--background` waits for the child to report a usable mount.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -120,7 +121,9 @@ pub fn mount(args: &MountArgs) -> Result<(), DaemonError> {
 /// Mounts, reports readiness (to the `--background` parent), serves.
 fn serve(args: &MountArgs, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<(), DaemonError> {
     let mut ready = ready.map(File::from);
-    let result = mount_session(args, mountpoint);
+    raise_fd_limit();
+    let store = Arc::new(Store::new(args.size));
+    let result = mount_session(args, mountpoint, store.clone());
     let session = match result {
         Ok(session) => session,
         Err(e) => {
@@ -130,19 +133,50 @@ fn serve(args: &MountArgs, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<
             return Err(e);
         }
     };
+    // The fast path is an optimisation: without it the mount still serves.
+    let fast_path = match start_ring_server(&session, store, mountpoint) {
+        Ok(server) => Some(server),
+        Err(e) => {
+            eprintln!("btfuse: fast path disabled: {e}");
+            None
+        }
+    };
     spawn_signal_thread(mountpoint.to_path_buf());
     if let Some(mut pipe) = ready {
         detach_stdio();
         let _ = pipe.write_all(b"\0");
     }
-    session.run().map_err(DaemonError::Serve)
+    let result = session.run().map_err(DaemonError::Serve);
+    drop(fast_path);
+    result
 }
 
-fn mount_session(args: &MountArgs, mountpoint: &Path) -> Result<Session<FuseFs>, DaemonError> {
+/// Directory of the fast-path sockets (`$BTFUSE_RUN_DIR` or `/run/btfuse`).
+pub fn run_dir() -> PathBuf {
+    std::env::var_os(proto::RUN_DIR_ENV)
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from(proto::RUN_DIR), PathBuf::from)
+}
+
+fn start_ring_server(
+    session: &Session<FuseFs>,
+    store: Arc<Store>,
+    mountpoint: &Path,
+) -> io::Result<RingServer> {
+    let mount = mountinfo::mount_at(mountpoint)
+        .filter(|m| m.fstype == FSTYPE)
+        .ok_or_else(|| io::Error::other("mount not found in /proc/self/mountinfo"))?;
+    RingServer::start(store, mountpoint, (mount.major, mount.minor), &run_dir(), session.notifier())
+}
+
+fn mount_session(
+    args: &MountArgs,
+    mountpoint: &Path,
+    store: Arc<Store>,
+) -> Result<Session<FuseFs>, DaemonError> {
     // Signals are taken by one dedicated thread with sigwait; block them
     // before any thread starts so every thread inherits the mask.
     block_shutdown_signals();
-    let store = Arc::new(Store::new(args.size));
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName("btfuse".into()),
@@ -157,6 +191,18 @@ fn mount_session(args: &MountArgs, mountpoint: &Path) -> Result<Session<FuseFs>,
     config.clone_fd = true;
     Session::new(FuseFs::new(store), mountpoint, &config)
         .map_err(|e| DaemonError::Mount(mountpoint.to_path_buf(), e))
+}
+
+/// Each fast-path channel holds a socket and a memfd: allow many clients.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `lim` is a valid rlimit for both calls.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
 
 fn shutdown_sigset() -> libc::sigset_t {

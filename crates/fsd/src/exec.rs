@@ -60,6 +60,11 @@ impl<'a> Request<'a> {
         let (path2, payload) = rest.split_at(p2);
         Ok(Request { head, path, path2, payload })
     }
+
+    /// The fixed header.
+    pub fn header(&self) -> ReqHeader {
+        self.head
+    }
 }
 
 /// What a request produced, before encoding.
@@ -90,9 +95,12 @@ pub struct Executor<'a> {
 }
 
 impl Executor<'_> {
-    /// Runs one request; `bulk` is the channel's bulk area. The encoded reply
-    /// replaces the contents of `reply`.
-    pub fn execute(&self, req: &Request<'_>, bulk: &mut [u8], reply: &mut Vec<u8>) {
+    /// Runs one request. `bulk` is a private copy of the channel's bulk area
+    /// (a `Write`'s payload already copied in). The encoded reply replaces the
+    /// contents of `reply`. Returns how many bytes at the start of `bulk` the
+    /// reply refers to (read data, directory entries): the caller copies them
+    /// to the shared bulk area.
+    pub fn execute(&self, req: &Request<'_>, bulk: &mut [u8], reply: &mut Vec<u8>) -> usize {
         let result = match Op::from_u32(req.head.op) {
             Some(op) => self.dispatch(op, req, bulk),
             None => Err(err(libc::ENOSYS)),
@@ -103,6 +111,10 @@ impl Executor<'_> {
             Err(ResolveError::Escaped) => ESCAPED,
         };
         let out = result.unwrap_or_default();
+        let bulk_out = match Op::from_u32(req.head.op) {
+            Some(Op::Read | Op::Readdir) if status == 0 => out.v0 as usize,
+            _ => 0,
+        };
         reply.clear();
         let attr = out.attr.map(|a| wire_attr(&a));
         let attr_len = if attr.is_some() { size_of::<WireAttr>() } else { 0 };
@@ -119,6 +131,7 @@ impl Executor<'_> {
             reply.extend_from_slice(bytes_of(a));
         }
         reply.extend_from_slice(&out.payload);
+        bulk_out
     }
 
     fn dispatch(&self, op: Op, req: &Request<'_>, bulk: &mut [u8]) -> OpResult {
@@ -453,5 +466,182 @@ pub fn wire_attr(a: &Attr) -> WireAttr {
         rdev: a.rdev,
         blksize: a.blksize,
         _pad: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Clients;
+    use inode_store::Creds;
+    use proto::DirEntryHeader;
+    use std::cell::RefCell;
+
+    /// Records what the kernel would have been told.
+    #[derive(Default)]
+    struct Recorder(RefCell<Vec<String>>);
+
+    impl KernelCache for Recorder {
+        fn inode_changed(&self, ino: Ino) {
+            self.0.borrow_mut().push(format!("inode {ino}"));
+        }
+        fn entry_changed(&self, parent: Ino, name: &[u8]) {
+            self.0.borrow_mut().push(format!("entry {parent}/{}", String::from_utf8_lossy(name)));
+        }
+    }
+
+    fn msg(head: ReqHeader, path: &[u8], path2: &[u8], payload: &[u8]) -> Vec<u8> {
+        let head = ReqHeader {
+            path_len: path.len() as u32,
+            path2_len: path2.len() as u32,
+            payload_len: payload.len() as u32,
+            ..head
+        };
+        [bytes_of(&head), path, path2, payload].concat()
+    }
+
+    struct Fixture {
+        store: Store,
+        clients: Clients,
+        kernel: Recorder,
+        bulk: Vec<u8>,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let store = Store::new(16 << 20);
+            let root = Creds::root();
+            store.setattr(&root, ROOT_INO, &SetAttr { mode: Some(0o1777), ..SetAttr::default() }, None).unwrap();
+            Fixture { store, clients: Clients::default(), kernel: Recorder::default(), bulk: vec![0; 1 << 20] }
+        }
+
+        /// Runs a request as `client`: (status, header, payload).
+        fn call(&mut self, client: &Client, op: Op, head: ReqHeader, path: &[u8], path2: &[u8]) -> (i32, RespHeader, Vec<u8>) {
+            self.call_with(client, ReqHeader { op: op as u32, ..head }, path, path2, &[])
+        }
+
+        fn call_with(&mut self, client: &Client, head: ReqHeader, path: &[u8], path2: &[u8], payload: &[u8]) -> (i32, RespHeader, Vec<u8>) {
+            let m = msg(head, path, path2, payload);
+            let req = Request::parse(&m).unwrap();
+            let exec = Executor { store: &self.store, client, mount_path: b"/mnt/x", kernel: &self.kernel };
+            let mut reply = Vec::new();
+            exec.execute(&req, &mut self.bulk, &mut reply);
+            let resp: RespHeader = decode(&reply).unwrap();
+            (resp.status, resp, reply[size_of::<RespHeader>()..].to_vec())
+        }
+    }
+
+    fn h() -> ReqHeader {
+        ReqHeader::default()
+    }
+
+    #[test]
+    fn write_then_read_through_handles() {
+        let mut f = Fixture::new();
+        let c = f.clients.join(1, Creds::root());
+        let open = ReqHeader { flags: (libc::O_CREAT | libc::O_RDWR) as u32, a: 0o644, ..h() };
+        let (st, r, _) = f.call(&c, Op::Open, open, b"dir_missing/../f", b"");
+        assert_eq!((st, r.has_attr), (-libc::ENOENT, 0), "a missing dir on the way fails like the kernel");
+        let (st, r, _) = f.call(&c, Op::Open, open, b"f", b"");
+        assert_eq!((st, r.has_attr), (0, 1));
+        let fh = r.v0;
+        f.bulk[..5].copy_from_slice(b"hello");
+        let (st, w, _) = f.call(&c, Op::Write, ReqHeader { fh, a: 3, b: 5, ..h() }, b"", b"");
+        assert_eq!((st, w.v0, w.v1), (0, 5, 3));
+        f.bulk.fill(0xff);
+        let (st, rd, _) = f.call(&c, Op::Read, ReqHeader { fh, a: 0, b: 100, ..h() }, b"", b"");
+        assert_eq!((st, rd.v0), (0, 8));
+        assert_eq!(&f.bulk[..8], b"\0\0\0hello");
+        let (st, s, payload) = f.call(&c, Op::Stat, h(), b"/mnt/x/f", b"");
+        let attr: WireAttr = decode(&payload).unwrap();
+        assert_eq!((st, s.has_attr, attr.size, attr.mode), (0, 1, 8, libc::S_IFREG | 0o644));
+        assert!(f.kernel.0.borrow().iter().any(|e| e.starts_with("inode")));
+        let (st, _, _) = f.call(&c, Op::Release, ReqHeader { fh, ..h() }, b"", b"");
+        assert_eq!(st, 0);
+        let (st, _, _) = f.call(&c, Op::Read, ReqHeader { fh, b: 1, ..h() }, b"", b"");
+        assert_eq!(st, -libc::EBADF);
+    }
+
+    #[test]
+    fn another_process_cannot_use_my_handle() {
+        let mut f = Fixture::new();
+        let me = f.clients.join(1, Creds::root());
+        let other = f.clients.join(2, Creds::root());
+        let open = ReqHeader { flags: (libc::O_CREAT | libc::O_WRONLY) as u32, a: 0o600, ..h() };
+        let (_, r, _) = f.call(&me, Op::Open, open, b"secret", b"");
+        let (st, _, _) = f.call(&other, Op::Read, ReqHeader { fh: r.v0, b: 1, ..h() }, b"", b"");
+        assert_eq!(st, -libc::EBADF);
+        let (st, _, _) = f.call(&other, Op::Release, ReqHeader { fh: r.v0, ..h() }, b"", b"");
+        assert_eq!(st, -libc::EBADF);
+    }
+
+    #[test]
+    fn permissions_are_the_stores() {
+        let mut f = Fixture::new();
+        let root = f.clients.join(1, Creds::root());
+        let user = f.clients.join(2, Creds { uid: 1000, gid: 1000, groups: vec![] });
+        let open = ReqHeader { flags: (libc::O_CREAT | libc::O_WRONLY) as u32, a: 0o600, ..h() };
+        f.call(&root, Op::Open, open, b"private", b"");
+        let (st, _, _) = f.call(&user, Op::Open, ReqHeader { flags: libc::O_RDONLY as u32, ..h() }, b"private", b"");
+        assert_eq!(st, -libc::EACCES);
+        let (st, _, _) = f.call(&user, Op::Unlink, h(), b"private", b"");
+        assert_eq!(st, -libc::EPERM, "sticky root directory");
+    }
+
+    #[test]
+    fn paths_leaving_the_mount_escape() {
+        let mut f = Fixture::new();
+        let c = f.clients.join(1, Creds::root());
+        f.call(&c, Op::Mkdir, ReqHeader { a: 0o755, ..h() }, b"a", b"");
+        for path in [&b".."[..], b"a/../../etc", b"/etc/passwd", b"/mnt/xy"] {
+            let (st, _, _) = f.call(&c, Op::Stat, h(), path, b"");
+            assert_eq!(st, ESCAPED, "{}", String::from_utf8_lossy(path));
+        }
+        f.call(&c, Op::Symlink, h(), b"out", b"/etc");
+        let (st, _, _) = f.call(&c, Op::Stat, h(), b"out/passwd", b"");
+        assert_eq!(st, ESCAPED);
+        let (st, _, _) = f.call(&c, Op::Stat, ReqHeader { flags: libc::AT_SYMLINK_NOFOLLOW as u32, ..h() }, b"out", b"");
+        assert_eq!(st, 0, "the link itself is on the mount");
+    }
+
+    #[test]
+    fn readdir_lists_in_bulk_records() {
+        let mut f = Fixture::new();
+        let c = f.clients.join(1, Creds::root());
+        f.call(&c, Op::Mkdir, ReqHeader { a: 0o755, ..h() }, b"d", b"");
+        for name in [&b"b"[..], b"a", b"c"] {
+            let path = [&b"d/"[..], name].concat();
+            f.call(&c, Op::Mknod, ReqHeader { a: (libc::S_IFREG | 0o644) as u64, ..h() }, &path, b"");
+        }
+        let (st, r, _) = f.call(&c, Op::Open, ReqHeader { flags: (libc::O_RDONLY | libc::O_DIRECTORY) as u32, ..h() }, b"d", b"");
+        assert_eq!(st, 0);
+        let (st, list, _) = f.call(&c, Op::Readdir, ReqHeader { fh: r.v0, ..h() }, b"", b"");
+        assert_eq!((st, list.v1), (0, 5));
+        let mut names = Vec::new();
+        let mut off = 0;
+        while off < list.v0 as usize {
+            let e: DirEntryHeader = decode(&f.bulk[off..]).unwrap();
+            let start = off + size_of::<DirEntryHeader>();
+            names.push(String::from_utf8(f.bulk[start..start + e.name_len as usize].to_vec()).unwrap());
+            off += DirEntryHeader::record_len(e.name_len as usize);
+        }
+        assert_eq!(names, [".", "..", "a", "b", "c"]);
+    }
+
+    #[test]
+    fn malformed_requests_are_rejected() {
+        let head = ReqHeader { op: Op::Stat as u32, path_len: 10, ..h() };
+        let mut m = bytes_of(&head).to_vec();
+        m.extend_from_slice(b"short");
+        assert!(matches!(Request::parse(&m), Err(Malformed::Truncated)));
+        assert!(matches!(Request::parse(&m[..10]), Err(Malformed::Truncated)));
+        let head = ReqHeader { op: Op::Stat as u32, path_len: PATH_MAX as u32 + 1, ..h() };
+        assert!(matches!(Request::parse(bytes_of(&head)), Err(Malformed::PathTooLong)));
+        let mut f = Fixture::new();
+        let c = f.clients.join(1, Creds::root());
+        let (st, _, _) = f.call_with(&c, ReqHeader { op: 999, ..h() }, b"", b"", &[]);
+        assert_eq!(st, -libc::ENOSYS);
+        let (st, _, _) = f.call(&c, Op::Read, ReqHeader { fh: 12345, b: u64::MAX, ..h() }, b"", b"");
+        assert_eq!(st, -libc::EBADF);
     }
 }

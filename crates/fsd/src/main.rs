@@ -6,11 +6,17 @@
 //! btfuse run -- CMD ARGS...
 //! ```
 
+mod client;
 mod creds;
 mod daemon;
+mod exec;
 mod fuse_fs;
 mod mountinfo;
+mod resolve;
+mod ring_server;
+mod run;
 mod size;
+mod sock;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +57,12 @@ enum Command {
         #[arg(long)]
         lazy: bool,
     },
+    /// Run a program with the fast path (libbtfuse.so) preloaded.
+    Run {
+        /// The program and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,6 +73,13 @@ fn main() -> ExitCode {
             daemon::mount(&daemon::MountArgs { mountpoint, size, background, threads })
         }
         Command::Umount { mountpoint, lazy } => daemon::umount(&mountpoint, lazy),
+        Command::Run { command } => {
+            let e = run::run(&command);
+            eprintln!("btfuse: {e}");
+            // Like env(1): 127 when the command cannot be found, 126 otherwise.
+            let missing = matches!(&e, run::RunError::Exec(_, io) if io.kind() == std::io::ErrorKind::NotFound);
+            return ExitCode::from(if missing { 127 } else { 126 });
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -34,7 +34,10 @@ fn mount_in(table: &[u8], path: &[u8]) -> Option<Mount> {
             let (major, minor) = fields.nth(2)?.split_once(':')?;
             let mountpoint = fields.nth(1)?;
             let fstype = fields.skip_while(|&f| f != "-").nth(1)?;
-            (unescape(mountpoint) == path).then(|| Mount {
+            if unescape(mountpoint) != path {
+                return None;
+            }
+            Some(Mount {
                 fstype: fstype.to_string(),
                 major: major.parse().ok()?,
                 minor: minor.parse().ok()?,

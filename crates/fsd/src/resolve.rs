@@ -68,11 +68,15 @@ pub fn resolve(
     if path.contains(&0) {
         return Err(Errno(libc::EINVAL).into());
     }
-    let mut walk = Walk { store, creds, mount_path, links: 0 };
-    let mut dir = if path[0] == b'/' { walk.absolute_start(path)? } else { base };
-    walk.require_dir(dir)?;
+    let mut walk = Walk { store, mount_path, links: 0 };
     // Remaining path, rebuilt when a symlink is spliced in.
-    let mut rest: Vec<u8> = path.to_vec();
+    let (mut dir, mut rest) = if path[0] == b'/' {
+        let inside = strip_mount(path, mount_path).ok_or(ResolveError::Escaped)?;
+        (ROOT_INO, inside.to_vec())
+    } else {
+        (base, path.to_vec())
+    };
+    walk.require_dir(dir)?;
     loop {
         let (name, tail, trailing_slash) = split_first(&rest);
         if name.is_empty() {
@@ -124,20 +128,11 @@ pub fn resolve(
 
 struct Walk<'a> {
     store: &'a Store,
-    creds: &'a Creds,
     mount_path: &'a [u8],
     links: u32,
 }
 
 impl Walk<'_> {
-    /// Where an absolute path starts: the root when it names the mount.
-    fn absolute_start(&self, path: &[u8]) -> Result<Ino, ResolveError> {
-        match strip_mount(path, self.mount_path) {
-            Some(_) => Ok(ROOT_INO),
-            None => Err(ResolveError::Escaped),
-        }
-    }
-
     fn require_dir(&self, ino: Ino) -> Result<(), ResolveError> {
         match self.store.getattr(ino)?.kind {
             FileKind::Directory => Ok(()),

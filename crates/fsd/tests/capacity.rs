@@ -32,11 +32,24 @@ print(err, n, s.f_bavail * s.f_frsize, s.f_bfree * s.f_frsize, s.f_blocks * s.f_
 "#;
 
 fn fill(path: &std::path::Path) -> (String, u64, u64, u64, u64) {
-    let out = run_timeout(Command::new(PYTHON).args(["-c", FILL]).arg(path), Duration::from_secs(120));
+    let out = run_timeout(
+        Command::new(PYTHON).args(["-c", FILL]).arg(path),
+        Duration::from_secs(120),
+    );
     let s = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "fill failed: {s} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "fill failed: {s} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Vec<&str> = s.split_whitespace().collect();
-    (v[0].to_string(), v[1].parse().unwrap(), v[2].parse().unwrap(), v[3].parse().unwrap(), v[4].parse().unwrap())
+    (
+        v[0].to_string(),
+        v[1].parse().unwrap(),
+        v[2].parse().unwrap(),
+        v[3].parse().unwrap(),
+        v[4].parse().unwrap(),
+    )
 }
 
 fn enospc_then_recover(dir: &std::path::Path, what: &str) {
@@ -44,18 +57,42 @@ fn enospc_then_recover(dir: &std::path::Path, what: &str) {
     let (err, written, avail, free, total) = fill(&dir.join("fill1"));
     eprintln!("{what}: err={err} written={written} avail={avail} free={free} total={total}");
     assert_eq!(err, "ENOSPC", "{what}: filling must end with ENOSPC");
-    assert!(written >= 56 * MIB && written <= 64 * MIB, "{what}: wrote {written} bytes into a 64 MiB filesystem");
-    assert!(avail < 2 * MIB && free < 2 * MIB, "{what}: statfs reports {avail} available / {free} free after ENOSPC");
-    assert!(total >= 60 * MIB && total <= 64 * MIB, "{what}: statfs total {total}");
+    assert!(
+        (56 * MIB..=64 * MIB).contains(&written),
+        "{what}: wrote {written} bytes into a 64 MiB filesystem"
+    );
+    assert!(
+        avail < 2 * MIB && free < 2 * MIB,
+        "{what}: statfs reports {avail} available / {free} free after ENOSPC"
+    );
+    assert!(
+        (60 * MIB..=64 * MIB).contains(&total),
+        "{what}: statfs total {total}"
+    );
     std::fs::remove_file(dir.join("fill1")).expect("rm fill1");
     let s = statvfs_free(dir);
     assert!(s > 60 * MIB, "{what}: after delete statfs free is only {s}");
     let out = run_timeout(
-        Command::new("dd").args(["if=/dev/zero", "bs=1M", "count=32", "conv=fsync", "status=none"]).arg(format!("of={}", dir.join("again").display())),
+        Command::new("dd")
+            .args([
+                "if=/dev/zero",
+                "bs=1M",
+                "count=32",
+                "conv=fsync",
+                "status=none",
+            ])
+            .arg(format!("of={}", dir.join("again").display())),
         Duration::from_secs(60),
     );
-    assert!(out.status.success(), "{what}: writing after delete failed: {}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(std::fs::metadata(dir.join("again")).unwrap().len(), 32 * MIB);
+    assert!(
+        out.status.success(),
+        "{what}: writing after delete failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::metadata(dir.join("again")).unwrap().len(),
+        32 * MIB
+    );
 }
 
 fn statvfs_free(dir: &std::path::Path) -> u64 {
@@ -97,13 +134,28 @@ fn memory_returns_after_deleting_1gib() {
     let base = bt.rss_kib();
     let f = bt.path().join("big");
     let out = run_timeout(
-        Command::new("dd").args(["if=/dev/zero", "bs=1M", "count=1024", "conv=fsync", "status=none"]).arg(format!("of={}", f.display())),
+        Command::new("dd")
+            .args([
+                "if=/dev/zero",
+                "bs=1M",
+                "count=1024",
+                "conv=fsync",
+                "status=none",
+            ])
+            .arg(format!("of={}", f.display())),
         Duration::from_secs(120),
     );
-    assert!(out.status.success(), "dd: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "dd: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let full = bt.rss_kib();
     eprintln!("daemon VmRSS: baseline {base} KiB, after writing 1 GiB {full} KiB");
-    assert!(full > base + 512 * MIB, "RSS did not grow with data ({base} -> {full} KiB): measuring the wrong process?");
+    assert!(
+        full > base + 512 * MIB,
+        "RSS did not grow with data ({base} -> {full} KiB): measuring the wrong process?"
+    );
     std::fs::remove_file(&f).expect("rm big");
     // Freeing may be asynchronous (FUSE forget / release); poll for up to 10 s.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -113,8 +165,14 @@ fn memory_returns_after_deleting_1gib() {
         now = bt.rss_kib();
     }
     eprintln!("daemon VmRSS after delete: {now} KiB");
-    assert!(now <= base + 64 * MIB, "daemon RSS stays high after deleting 1 GiB: baseline {base} KiB, after delete {now} KiB");
+    assert!(
+        now <= base + 64 * MIB,
+        "daemon RSS stays high after deleting 1 GiB: baseline {base} KiB, after delete {now} KiB"
+    );
     // And the space is reusable.
     let free = statvfs_free(bt.path());
-    assert!(free > (2u64 << 30) - (16 << 20), "statfs free after delete: {free}");
+    assert!(
+        free > (2u64 << 30) - (16 << 20),
+        "statfs free after delete: {free}"
+    );
 }

@@ -24,7 +24,11 @@ fn churn(root: &Path) {
     let script = scripts_dir().join("churn.py");
     let r = root.to_str().expect("utf8 path");
     let out = run_timeout(&mut py(&script, &["prepare", r]), Duration::from_secs(60));
-    assert!(out.status.success(), "prepare: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "prepare: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let stop = root.join("STOP_READER");
     let stop_s = stop.to_str().expect("utf8").to_string();
@@ -75,16 +79,36 @@ fn churn(root: &Path) {
     let mut rout = String::new();
     {
         use std::io::Read;
-        let _ = reader.stdout.take().map(|mut s| s.read_to_string(&mut rout));
-        let _ = reader.stderr.take().map(|mut s| s.read_to_string(&mut rout));
+        let _ = reader
+            .stdout
+            .take()
+            .map(|mut s| s.read_to_string(&mut rout));
+        let _ = reader
+            .stderr
+            .take()
+            .map(|mut s| s.read_to_string(&mut rout));
     }
     let _ = std::fs::remove_file(&stop);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(matches!(st, Some(s) if s.success()), "reader found readdir anomalies ({st:?}):\n{}", tail(&rout, 30));
+    assert!(
+        matches!(st, Some(s) if s.success()),
+        "reader found readdir anomalies ({st:?}):\n{}",
+        tail(&rout, 30)
+    );
 
-    let expect = run_timeout(&mut py(&script, &["expect", r, &WORKERS.to_string(), &ITERS.to_string()]), Duration::from_secs(30));
+    let expect = run_timeout(
+        &mut py(
+            &script,
+            &["expect", r, &WORKERS.to_string(), &ITERS.to_string()],
+        ),
+        Duration::from_secs(30),
+    );
     let tree = run_timeout(&mut py(&script, &["tree", r]), Duration::from_secs(30));
-    assert!(tree.status.success(), "tree: {}", String::from_utf8_lossy(&tree.stderr));
+    assert!(
+        tree.status.success(),
+        "tree: {}",
+        String::from_utf8_lossy(&tree.stderr)
+    );
     assert_same_output(
         &format!("final tree {}", root.display()),
         "expected",

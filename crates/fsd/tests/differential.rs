@@ -33,7 +33,12 @@ fn run_suite(mnt: &Path, uid: Option<u32>, env: &[(&str, String)]) -> String {
         setup.args(["--owner", &format!("{u}:{u}")]);
     }
     let out = run_timeout(&mut setup, Duration::from_secs(30));
-    assert!(out.status.success(), "fsops setup failed on {}: {}", mnt.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "fsops setup failed on {}: {}",
+        mnt.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let mut cmd = command_as(uid, PYTHON);
     cmd.arg(&script.path).arg("run").arg(&root);
@@ -50,7 +55,10 @@ fn run_suite(mnt: &Path, uid: Option<u32>, env: &[(&str, String)]) -> String {
         String::from_utf8_lossy(&out.stderr),
         tail(&stdout, 5)
     );
-    assert!(stdout.lines().last().unwrap_or("").contains("\"done\""), "fsops output incomplete");
+    assert!(
+        stdout.lines().last().unwrap_or("").contains("\"done\""),
+        "fsops output incomplete"
+    );
     stdout
 }
 
@@ -65,7 +73,10 @@ fn differential(uid: Option<u32>, preload: bool, name: &str) {
         match preload_lib() {
             Some(lib) => env.push(("LD_PRELOAD", lib.display().to_string())),
             None => {
-                eprintln!("\n*** SKIPPED {name}: libbtfuse.so not built next to {} ***\n", btfuse_bin().display());
+                eprintln!(
+                    "\n*** SKIPPED {name}: libbtfuse.so not built next to {} ***\n",
+                    btfuse_bin().display()
+                );
                 return;
             }
         }
@@ -85,7 +96,11 @@ fn differential_root_matches_tmpfs() {
 
 #[test]
 fn differential_unprivileged_matches_tmpfs() {
-    differential(Some(NOBODY), false, "differential_unprivileged_matches_tmpfs");
+    differential(
+        Some(NOBODY),
+        false,
+        "differential_unprivileged_matches_tmpfs",
+    );
 }
 
 #[test]
@@ -95,7 +110,11 @@ fn differential_root_preload_matches_tmpfs() {
 
 #[test]
 fn differential_unprivileged_preload_matches_tmpfs() {
-    differential(Some(NOBODY), true, "differential_unprivileged_preload_matches_tmpfs");
+    differential(
+        Some(NOBODY),
+        true,
+        "differential_unprivileged_preload_matches_tmpfs",
+    );
 }
 
 /// The suite is deterministic: two tmpfs runs agree (guards against a flaky

@@ -16,7 +16,9 @@ fn run_realprog(mnt: &Path, env: &[(&str, String)]) -> String {
     let root = mnt.join("rp");
     std::fs::create_dir(&root).expect("mkdir rp");
     let mut cmd = Command::new("bash");
-    cmd.arg(scripts_dir().join("realprog.sh")).arg(&root).env("PYTHON", PYTHON);
+    cmd.arg(scripts_dir().join("realprog.sh"))
+        .arg(&root)
+        .env("PYTHON", PYTHON);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -45,7 +47,10 @@ fn real_programs(preload: bool, name: &str) {
     let reference = run_realprog(tmp.path(), &[]);
     let bt = BtfuseGuard::new("256M");
     let got = run_realprog(bt.path(), &env);
-    assert!(reference.lines().count() > 300, "reference run too short:\n{reference}");
+    assert!(
+        reference.lines().count() > 300,
+        "reference run too short:\n{reference}"
+    );
     assert_same_output(name, "tmpfs", &reference, "btfuse", &got);
 }
 

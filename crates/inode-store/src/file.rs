@@ -2,6 +2,10 @@
 //!
 //! Invariant: every byte of an allocated block that lies at or beyond the
 //! file size is zero, so growing the size never exposes stale data.
+//!
+//! Blocks allocated by `fallocate` and never written are "unwritten": they
+//! count in `st_blocks` but, as on tmpfs, SEEK_DATA / SEEK_HOLE and
+//! copy_file_range treat them as holes.
 
 use std::collections::BTreeMap;
 
@@ -10,14 +14,29 @@ use crate::{Errno, Result, BLOCK_SIZE};
 
 const BS: u64 = BLOCK_SIZE as u64;
 
+/// One allocated block of a file.
+struct Slot {
+    block: Block,
+    /// False while the block holds only fallocate's zeros.
+    written: bool,
+}
+
 /// Sparse file contents. Holes have no block and read as zeros.
 #[derive(Default)]
 pub(crate) struct FileData {
     pub(crate) size: u64,
-    blocks: BTreeMap<u64, Block>,
+    blocks: BTreeMap<u64, Slot>,
 }
 
 impl FileData {
+    /// Empty contents that report `size` (directories, symlinks).
+    pub(crate) fn with_size(size: u64) -> FileData {
+        FileData {
+            size,
+            blocks: BTreeMap::new(),
+        }
+    }
+
     /// Number of allocated 4 KiB blocks.
     pub(crate) fn block_count(&self) -> u64 {
         self.blocks.len() as u64
@@ -41,7 +60,7 @@ impl FileData {
             let bo = (pos - bstart) as usize;
             let n = (BS - bo as u64).min(end - pos) as usize;
             let at = (pos - off) as usize;
-            buf[at..at + n].copy_from_slice(&blk.bytes()[bo..bo + n]);
+            buf[at..at + n].copy_from_slice(&blk.block.bytes()[bo..bo + n]);
             pos += n as u64;
         }
         buf[(pos - off) as usize..].fill(0);
@@ -63,13 +82,17 @@ impl FileData {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(v) => {
                     match pool.alloc(n != BLOCK_SIZE) {
-                        Ok(b) => v.insert(b),
+                        Ok(block) => v.insert(Slot {
+                            block,
+                            written: true,
+                        }),
                         Err(e) if done == 0 => return Err(e),
                         Err(_) => break,
                     }
                 }
             };
-            blk.bytes_mut()[bo..bo + n].copy_from_slice(&data[done..done + n]);
+            blk.written = true;
+            blk.block.bytes_mut()[bo..bo + n].copy_from_slice(&data[done..done + n]);
             done += n;
         }
         self.size = self.size.max(off + done as u64);
@@ -82,11 +105,11 @@ impl FileData {
         if new_size < self.size {
             let keep = new_size.div_ceil(BS);
             let tail = self.blocks.split_off(&keep);
-            pool.free(tail.into_values());
+            pool.free(tail.into_values().map(|s| s.block));
             let rem = (new_size % BS) as usize;
             if rem != 0 {
                 if let Some(b) = self.blocks.get_mut(&(new_size / BS)) {
-                    b.bytes_mut()[rem..].fill(0);
+                    b.block.bytes_mut()[rem..].fill(0);
                 }
             }
         }
@@ -96,7 +119,7 @@ impl FileData {
     /// Frees every block (the file is gone).
     pub(crate) fn free_all(&mut self, pool: &BlockPool) {
         let blocks = std::mem::take(&mut self.blocks);
-        pool.free(blocks.into_values());
+        pool.free(blocks.into_values().map(|s| s.block));
     }
 
     /// Allocates zeroed blocks over `[off, off+len)`, all or nothing; grows
@@ -112,13 +135,21 @@ impl FileData {
         let last = (off + len - 1) / BS;
         let present = self.blocks.range(first..=last).count() as u64;
         let missing = (last - first + 1) - present;
+        let fresh = pool.alloc_many(missing)?;
+        // tmpfs: fallocating over a block that an earlier fallocate left
+        // unwritten initialises it, and from then on it counts as data.
+        for (_, slot) in self.blocks.range_mut(first..=last) {
+            slot.written = true;
+        }
         if missing > 0 {
-            let mut fresh = pool.alloc_many(missing)?.into_iter();
+            let mut fresh = fresh.into_iter();
             let mut bi = first;
             while bi <= last {
-                if !self.blocks.contains_key(&bi) {
-                    let b = fresh.next().ok_or(Errno::EIO)?;
-                    self.blocks.insert(bi, b);
+                if let std::collections::btree_map::Entry::Vacant(v) = self.blocks.entry(bi) {
+                    v.insert(Slot {
+                        block: fresh.next().ok_or(Errno::EIO)?,
+                        written: false,
+                    });
                 }
                 bi += 1;
             }
@@ -144,22 +175,21 @@ impl FileData {
             let from = off.max(bstart);
             let to = end.min(bstart + BS);
             if from == bstart && to == bstart + BS {
-                freed.extend(self.blocks.remove(&bi));
+                freed.extend(self.blocks.remove(&bi).map(|s| s.block));
             } else if let Some(b) = self.blocks.get_mut(&bi) {
-                b.bytes_mut()[(from - bstart) as usize..(to - bstart) as usize].fill(0);
+                b.block.bytes_mut()[(from - bstart) as usize..(to - bstart) as usize].fill(0);
             }
         }
         pool.free(freed);
     }
 
-    /// Whether `[off, off+len)` has no allocated block (reads as zeros).
+    /// Whether `[off, off+len)` has no written block (reads as zeros).
     pub(crate) fn is_hole(&self, off: u64, len: u64) -> bool {
         len == 0
-            || self
+            || !self
                 .blocks
                 .range(off / BS..=(off + len - 1) / BS)
-                .next()
-                .is_none()
+                .any(|(_, s)| s.written)
     }
 
     /// Zeroes `[off, off+len)` inside allocated blocks (holes already read
@@ -173,17 +203,17 @@ impl FileData {
             let bstart = bi * BS;
             let from = (off.max(bstart) - bstart) as usize;
             let to = (end.min(bstart + BS) - bstart) as usize;
-            b.bytes_mut()[from..to].fill(0);
+            b.block.bytes_mut()[from..to].fill(0);
         }
         self.size = self.size.max(end);
     }
 
-    /// SEEK_DATA: first allocated byte at or after `off`, below the size.
+    /// SEEK_DATA: first written byte at or after `off`, below the size.
     pub(crate) fn seek_data(&self, off: u64) -> Result<u64> {
         if off >= self.size {
             return Err(Errno::ENXIO);
         }
-        match self.blocks.range(off / BS..).next() {
+        match self.blocks.range(off / BS..).find(|(_, s)| s.written) {
             Some((&bi, _)) => {
                 let pos = off.max(bi * BS);
                 if pos >= self.size {
@@ -203,8 +233,8 @@ impl FileData {
             return Err(Errno::ENXIO);
         }
         let mut bi = off / BS;
-        for (&k, _) in self.blocks.range(bi..) {
-            if k != bi {
+        for (&k, s) in self.blocks.range(bi..) {
+            if k != bi || !s.written {
                 break;
             }
             bi += 1;

@@ -34,6 +34,30 @@
 //!   into the store (the FUSE adapter calls `remember` from it).
 //!
 //! Block memory is the only `unsafe` code, in the `pool` module.
+//!
+//! # Fidelity
+//!
+//! `tests/differential_tmpfs.rs` (ignored by default; run as root) replays
+//! random operation sequences, as root and as three users, on the store and
+//! on a real tmpfs, and compares every errno, the whole tree (kind, size,
+//! nlink, mode, owner, st_blocks), file contents and SEEK_DATA/SEEK_HOLE.
+//! Rules follow the host kernel (6.x): e.g. a write by a non-root caller
+//! clears S_ISGID when group-executable *or* when the caller is not in the
+//! file's group; `mode_strip_sgid` on create; protected_hardlinks = 1;
+//! `security.*` xattrs are set only by root; fallocated-but-unwritten blocks
+//! are holes for SEEK_DATA. Known differences:
+//!
+//! * `copy_file_range` keeps the source's holes as holes (tmpfs splices
+//!   zero pages, so its copy has more `st_blocks`).
+//! * Opening a fifo, socket or device node gives ENXIO: those semantics
+//!   are left to the kernel.
+//! * `readdir` of a removed directory is ENOENT, the getdents(2) answer
+//!   (glibc's `readdir` turns it into end-of-directory).
+//! * `fallocate` takes no credentials: it clears setid bits as the
+//!   handle's opener.
+//! * xattr space is not charged against the inode budget.
+//! * Front doors that resolve paths themselves must check what the kernel
+//!   checks before the walk (e.g. renameat2 with both flags -> EINVAL).
 
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]

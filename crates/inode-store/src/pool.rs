@@ -245,7 +245,6 @@ impl PoolInner {
         debug_assert_eq!(slab.free & bit, 0, "double free");
         slab.free |= bit;
         self.used = self.used.saturating_sub(1);
-        drop(b);
         if slab.free == u64::MAX {
             let base = slab.base;
             self.slabs[si] = None;
@@ -287,9 +286,16 @@ mod tests {
         let middle: Vec<Block> = blocks.drain(64..128).collect();
         pool.free(middle);
         assert_eq!(pool.slabs_mapped(), 2);
-        // The next allocation refills the lowest slab with room (slot 1).
+        // Allocation fills the lowest mapped slab with room (slot 2) before
+        // mapping a new slab, which takes the lowest free slot (1).
+        for _ in 0..62 {
+            let b = pool.alloc(true).unwrap();
+            assert_eq!(b.slab, 2);
+            blocks.push(b);
+        }
         let b = pool.alloc(true).unwrap();
         assert_eq!(b.slab, 1);
+        assert_eq!(pool.slabs_mapped(), 3);
         blocks.push(b);
         pool.free(blocks);
         assert_eq!(pool.used(), 0);

@@ -1,5 +1,52 @@
-#![no_std]
+//! `libbtfuse.so`: the btfuse fast path, loaded with `LD_PRELOAD`.
+//!
+//! A `#![no_std]` cdylib over core + libc (+ the `proto` wire format and the
+//! `shm_ring` transport): its only `NEEDED` entry is `libc.so.6`, and it
+//! does nothing at load time. On the first call that names a path it reads
+//! `/proc/self/mountinfo` once (discovery), and from then on serves calls
+//! on btfuse mounts over shared memory. See `hooks` for what is caught.
+//!
+//! Modules:
+//! * pure logic, unit tested with std: [`mountinfo`] (discovery table),
+//!   [`path`] (classification, lexical normalisation), [`fdtable`]
+//!   (virtual fds and open file descriptions);
+//! * `sys` (raw syscalls), `real` (lazy `dlsym(RTLD_NEXT)`), `state`
+//!   (lazy init, cwd filter, umask, fork epoch, directory paths),
+//!   `channel` (all shm-ring use), `ops` (requests and reply
+//!   conversions), `dir` (DIR streams), `hooks` (the exported symbols).
+#![cfg_attr(not(test), no_std)]
+#![cfg_attr(test, allow(dead_code))]
+#![warn(unreachable_pub)]
+
+pub(crate) mod fdtable;
+pub(crate) mod mountinfo;
+pub(crate) mod path;
+
+#[cfg(not(test))]
+mod channel;
+#[cfg(not(test))]
+mod dir;
+#[cfg(not(test))]
+mod hooks;
+#[cfg(not(test))]
+mod ops;
+#[cfg(not(test))]
+mod real;
+#[cfg(not(test))]
+mod state;
+#[cfg(not(test))]
+mod sys;
+
+#[cfg(not(test))]
 #[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! { unsafe { libc::abort() } }
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    // SAFETY: abort never returns and is async-signal-safe.
+    unsafe { libc::abort() }
+}
+
+/// With `panic = "abort"` nothing unwinds, but the precompiled `core`
+/// still references the personality routine; this empty definition keeps
+/// the loader from failing on it (it is never called).
+#[cfg(not(test))]
 #[no_mangle]
-pub extern "C" fn btfuse_probe() -> i32 { 1 }
+extern "C" fn rust_eh_personality() {}

@@ -47,16 +47,16 @@
 #![allow(unreachable_pub)]
 
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{fence, AtomicU32, Ordering};
+pub use core::sync::atomic::{fence, AtomicU32, Ordering};
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicU32, Ordering};
+pub use loom::sync::atomic::{fence, AtomicU32, Ordering};
 
 use crate::sys::FutexWait;
 
 /// Doorbell value: nobody sleeps on this word.
-pub(crate) const AWAKE: u32 = 0;
+pub const AWAKE: u32 = 0;
 /// Doorbell value: the side that owns this word may be asleep in `futex_wait`.
-pub(crate) const SLEEPING: u32 = 1;
+pub const SLEEPING: u32 = 1;
 
 /// S1+S2: announce that the caller is about to sleep on `bell`. The caller
 /// must re-check its condition (S3) after this and before [`sleep`].

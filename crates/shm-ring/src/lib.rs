@@ -1,1 +1,184 @@
+//! # shm-ring: a futex-signalled shared-memory SPSC channel between processes
+//!
+//! Carries every fast-path request of btfuse from the preloaded client
+//! library (`libbtfuse.so`, a `#![no_std]` cdylib living inside arbitrary
+//! programs) to the daemon, and every reply back.
+//!
+//! `#![no_std]` by default: core + libc only, no allocation, no panics on
+//! any path driven by shared memory. The `std` feature adds only daemon
+//! conveniences (`std::error::Error` impls, `Duration` helpers,
+//! `From<Errno> for io::Error`); memfd creation and mapping use libc and
+//! work without it.
+//!
+//! ## Shape
+//!
+//! One channel is one shared region (a sealed memfd): a request ring
+//! (client → daemon), a response ring (daemon → client) and a bulk area for
+//! large payloads.
+//!
+//! ```text
+//! offset        contents                                   written by
+//! 0             Header (repr(C)): magic "BTFSHMRG",        daemon, once,
+//!               version, header size, region_len, per      before the fd
+//!               ring {ctl_off, data_off, capacity,         is handed out
+//!               max_message}, bulk_off, bulk_len, pids
+//! 128           request RingCtl, 5 lines of 128 B:
+//!                 head              (producer = client)
+//!                 tail              (consumer = daemon)
+//!                 consumer_sleeping (doorbell: daemon waits for data)
+//!                 producer_sleeping (doorbell: client waits for space)
+//!                 closed            (bit 1 producer, bit 2 consumer)
+//! 768           response RingCtl (same; producer = daemon)
+//! 4096          request data:  capacity bytes (power of two)
+//! page-aligned  response data: capacity bytes
+//! page-aligned  bulk area: bulk_len bytes (e.g. 1-8 MiB)
+//! ```
+//!
+//! Records in a ring: `| len: u32 | 0u32 | payload | pad to 8 |`, starting
+//! on multiples of 8; the payload wraps around the end of the data area
+//! (copied in two pieces). A message longer than `max_message` is refused
+//! with [`SendError::TooLarge`]; large reads and writes go through the bulk
+//! area (the client is synchronous, one request in flight per channel).
+//! A full ring makes the producer wait; nothing is ever dropped.
+//!
+//! Setup is two-phase: the daemon [`Region::create`]s (memfd, `ftruncate`,
+//! seals `F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`, mmap, header) and
+//! passes [`Region::fd`] over its Unix socket (`SCM_RIGHTS`); the client
+//! [`Region::attach_fd`]es (mmap, copy the header once, validate it: magic,
+//! version, and offsets equal to the canonical layout for its sizes, within
+//! the mapping). Each side then splits once: [`Region::daemon`] gives
+//! ([`Consumer`] of requests, [`Producer`] of responses, [`Bulk`]),
+//! [`Region::client`] the mirror. Halves are `Send`, not `Clone`, and borrow
+//! the Region.
+//!
+//! ## Trust model
+//!
+//! The daemon treats every byte of the region as hostile: a buggy or
+//! malicious client can write anything anywhere in it, at any time.
+//!
+//! * The daemon never reads layout information back from the header; it
+//!   keeps the [`RegionLayout`] it computed. Its own indices (`tail` of the
+//!   request ring, `head` of the response ring) live in its private memory
+//!   and are only *published* to the region.
+//! * Every value it reads from the region is validated before use: the
+//!   peer's index must move forward by whole 8-byte units and stay within one
+//!   capacity of ours; a record's `len` must be `<= max_message`, its
+//!   reserved word 0, and the record must end at or before the head. All
+//!   ring offsets are masked by `capacity - 1`, so no value can address
+//!   memory outside the data area. A violation returns `Corrupt`, marks the
+//!   ring dead (every later call returns `Corrupt`) and closes it.
+//! * Messages are *copied* into the caller's buffer before anything looks at
+//!   them ([`Consumer::recv`]), and the bulk area is read with
+//!   [`Bulk::read`]: the client cannot change bytes the daemon is parsing
+//!   (no TOCTOU). A client that rewrites a payload while it is copied only
+//!   gets garbage answered.
+//! * No loop is driven by shared values: every wait is bounded by its
+//!   policy (sleep slices + liveness check + optional timeout). A corrupted
+//!   doorbell can cause a spurious wakeup or one slice of sleep, never a
+//!   hang.
+//! * The memfd is sealed against shrinking and growing (and further
+//!   sealing), so a client cannot `ftruncate` it to make the daemon's
+//!   accesses `SIGBUS`. (Punching holes is still possible; on shmem a hole
+//!   reads back as zeros: just more garbage, handled as above.)
+//! * The bytes are shared with another process, outside the Rust abstract
+//!   machine: control words are accessed only through atomics; payload bytes
+//!   are moved with `copy_nonoverlapping` into or out of private memory and
+//!   never referenced in place.
+//!
+//! The client trusts the daemon to be the daemon, but still validates the
+//! header and every index exactly as above (the same code), so a dead or
+//! confused daemon gives errors, not crashes.
+//!
+//! ## Waiting and waking
+//!
+//! Adaptive ([`WaitPolicy`]): spin with `spin_loop` for `spin_ns` (the peer
+//! is usually awake and answers in well under a microsecond), optionally
+//! `sched_yield` for `yield_ns`, then sleep on the ring's doorbell futex in
+//! slices of `sleep_slice_ns`. After a slice with no progress the caller's
+//! [`Liveness`] check runs ([`Pidfd`], [`PidAlive`], a closure, ...): a dead
+//! peer yields `PeerDead`; `timeout_ns` bounds the whole call (`TimedOut`).
+//!
+//! The sleeper announces itself in the shared doorbell word before its
+//! final re-check; the waker publishes its index, then issues `futex_wake`
+//! only if the doorbell says someone sleeps, so there is no syscall while
+//! both sides spin. Shared futexes only (no `FUTEX_PRIVATE_FLAG`). The
+//! memory-ordering argument that makes lost wakeups impossible is in the
+//! `doorbell` module source; `tests/loom.rs` model-checks it with loom
+//! (`RUSTFLAGS="--cfg loom" cargo test -p shm-ring --test loom --release`),
+//! and `tests/channel.rs` stress-tests it across processes with a liveness
+//! hook that fails the test if any wait ever needed a slice timeout.
+//!
+//! Either side can close a ring ([`Producer::close`], [`Consumer::close`],
+//! also on drop): the flag is published like an index and the peer is
+//! woken. A consumer drains what was sent before the close, then gets
+//! `Closed`.
+//!
+//! ## Many channels on one thread
+//!
+//! [`wait_any`] sleeps on up to 128 channels' doorbells with one
+//! `futex_waitv(2)`; see the `multi` module source for the measurements
+//! behind that choice over epoll + eventfd, io_uring futex ops and a shared
+//! daemon doorbell.
+//!
+//! ## Memory ordering, index by index
+//!
+//! * `head`: producer stores with `Release` after writing the record;
+//!   consumer loads with `Acquire` before reading it.
+//! * `tail`: consumer stores with `Release` after copying the record out;
+//!   producer loads with `Acquire` before overwriting those bytes.
+//! * record header words: `Relaxed`, ordered by the `head` pair above.
+//! * `closed`: `fetch_or(Release)` / `load(Acquire)`, so records sent before
+//!   a close are seen by the consumer that sees the close.
+//! * doorbells: `Relaxed` stores/loads around a `SeqCst` fence on each side
+//!   (a Dekker handshake); see `doorbell`.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![warn(missing_docs, unreachable_pub)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![cfg_attr(loom, allow(dead_code, unused_imports))]
 
+mod doorbell;
+#[cfg(not(loom))]
+mod layout;
+#[cfg(not(loom))]
+mod multi;
+#[cfg(not(loom))]
+mod region;
+#[cfg(not(loom))]
+mod ring;
+mod sys;
+#[cfg(not(loom))]
+mod wait;
+
+#[cfg(not(loom))]
+pub use layout::{
+    record_len, Config, LayoutError, RegionLayout, RingDesc, CACHE_LINE, MAGIC, MAX_BULK,
+    MAX_CAPACITY, MIN_CAPACITY, PAGE, RECORD_ALIGN, RECORD_HEADER, VERSION,
+};
+#[cfg(not(loom))]
+pub use multi::{wait_any, WaitAny, MAX_WAIT_ANY};
+#[cfg(not(loom))]
+pub use region::{Bulk, ClientEnd, DaemonEnd, Mapping, OutOfBounds, Region, RegionError};
+#[cfg(not(loom))]
+pub use ring::{Consumer, Producer, RecvError, SendError, TryRecvError, TrySendError};
+pub use sys::Errno;
+#[cfg(not(loom))]
+pub use wait::{AssumeAlive, Liveness, PidAlive, Pidfd, WaitPolicy};
+
+/// The doorbell protocol with loom's atomics and futex model, for
+/// `tests/loom.rs` only.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod __loom {
+    pub use crate::doorbell::{
+        announce_sleep, cancel_sleep, fence, ring, AtomicU32, Ordering, AWAKE, SLEEPING,
+    };
+
+    /// S4 of the protocol (the model futex has no timeout).
+    pub fn sleep(bell: &AtomicU32) {
+        let _ = crate::doorbell::sleep(bell, u64::MAX);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;

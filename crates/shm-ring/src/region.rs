@@ -1,6 +1,7 @@
 //! The shared region: creation by the daemon (memfd, size, seals, header),
 //! attachment by the client (map, validate), and the split into halves.
 
+use core::cell::Cell;
 use core::fmt;
 use core::marker::PhantomData;
 use core::ptr;
@@ -62,6 +63,9 @@ pub enum RegionError {
     Layout(LayoutError),
     /// A system call failed.
     Sys(Errno),
+    /// The fd is not sealed against shrinking and growing, so its size
+    /// could change under the mapping.
+    NotSealed,
 }
 
 impl From<LayoutError> for RegionError {
@@ -81,6 +85,7 @@ impl fmt::Display for RegionError {
         match self {
             RegionError::Layout(e) => write!(f, "bad region layout: {e}"),
             RegionError::Sys(e) => write!(f, "system call failed: {e}"),
+            RegionError::NotSealed => f.write_str("region fd is not sealed against resizing"),
         }
     }
 }
@@ -105,7 +110,8 @@ pub struct Region {
     layout: RegionLayout,
     daemon_pid: i32,
     client_pid: i32,
-    split: bool,
+    /// Set once the halves were handed out (`Cell`: Region is `!Sync`).
+    split: Cell<bool>,
 }
 
 // SAFETY: see Mapping; the raw base pointer is only dereferenced through
@@ -169,13 +175,19 @@ impl Region {
             layout,
             daemon_pid,
             client_pid,
-            split: false,
+            split: Cell::new(false),
         })
     }
 
     /// Client side: maps `fd` (received from the daemon) and validates its
-    /// header. The fd is not consumed: the caller may close it afterwards.
+    /// header. The fd must carry `F_SEAL_SHRINK | F_SEAL_GROW` (as made by
+    /// [`Region::create`]), so its size cannot change under the mapping.
+    /// The fd is not consumed: the caller may close it afterwards.
     pub fn attach_fd(fd: i32) -> Result<Region, RegionError> {
+        let want = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW;
+        if sys::fd_seals(fd)? & want != want {
+            return Err(RegionError::NotSealed);
+        }
         let size = sys::fd_size(fd)?;
         if size < core::mem::size_of::<Header>() as u64 || size > isize::MAX as u64 {
             return Err(LayoutError::BadHeader.into());
@@ -212,7 +224,7 @@ impl Region {
             layout,
             daemon_pid: h.daemon_pid,
             client_pid: h.client_pid,
-            split: false,
+            split: Cell::new(false),
         })
     }
 
@@ -253,11 +265,10 @@ impl Region {
         self.client_pid
     }
 
-    fn rings(&mut self) -> Option<(RawRing, RawRing, Bulk<'_>)> {
-        if self.split {
+    fn rings(&self) -> Option<(RawRing, RawRing, Bulk<'_>)> {
+        if self.split.replace(true) {
             return None;
         }
-        self.split = true;
         // SAFETY: the layout was computed (daemon) or validated against
         // the mapping length (client), so both rings lie inside the mapping,
         // which lives as long as `self`.
@@ -278,7 +289,7 @@ impl Region {
 
     /// Splits the region into the daemon's halves. Only once per Region:
     /// later calls return `None`.
-    pub fn daemon(&mut self) -> Option<DaemonEnd<'_>> {
+    pub fn daemon(&self) -> Option<DaemonEnd<'_>> {
         let (req, resp, bulk) = self.rings()?;
         // SAFETY: `rings` hands out each ring once; the halves borrow self.
         unsafe {
@@ -292,7 +303,7 @@ impl Region {
 
     /// Splits the region into the client's halves. Only once per Region:
     /// later calls return `None`.
-    pub fn client(&mut self) -> Option<ClientEnd<'_>> {
+    pub fn client(&self) -> Option<ClientEnd<'_>> {
         let (req, resp, bulk) = self.rings()?;
         // SAFETY: `rings` hands out each ring once; the halves borrow self.
         unsafe {

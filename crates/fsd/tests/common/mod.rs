@@ -27,10 +27,11 @@ pub const MOUNT_TIMEOUT: Duration = Duration::from_secs(10);
 /// `true` when the FUSE tests can run here; otherwise prints a loud skip
 /// notice naming the test and returns `false` (callers `return`).
 pub fn fuse_available(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
     let why = if !Path::new("/dev/fuse").exists() {
         Some("/dev/fuse is absent")
-    } else if unsafe { libc::geteuid() } != 0 {
-        // SAFETY: geteuid has no preconditions and cannot fail.
+    } else if euid != 0 {
         Some("not running as root (mounting needs CAP_SYS_ADMIN)")
     } else {
         None
@@ -98,7 +99,10 @@ pub fn mount_fstype(dir: &Path) -> Option<String> {
 }
 
 fn unescape_mountinfo(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 /// Lazy unmount (MNT_DETACH); errors are ignored (not mounted, already gone).
@@ -136,10 +140,16 @@ impl TmpfsGuard {
         let dir = fresh_dir("tmpfs");
         let guard = TmpfsGuard { dir };
         let out = run_timeout(
-            Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(&guard.dir),
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(&guard.dir),
             Duration::from_secs(10),
         );
-        assert!(out.status.success(), "mount tmpfs failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "mount tmpfs failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         guard
     }
 
@@ -193,7 +203,11 @@ impl BtfuseGuard {
             .stderr(logf)
             .spawn()
             .expect("spawn btfuse");
-        let mut g = BtfuseGuard { dir, child: Some(child), log };
+        let mut g = BtfuseGuard {
+            dir,
+            child: Some(child),
+            log,
+        };
         let deadline = Instant::now() + MOUNT_TIMEOUT;
         loop {
             if let Some(t) = mount_fstype(&g.dir) {
@@ -202,10 +216,16 @@ impl BtfuseGuard {
                 }
             }
             if let Some(st) = g.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("btfuse exited before mounting ({st}); log:\n{}", g.log_text());
+                panic!(
+                    "btfuse exited before mounting ({st}); log:\n{}",
+                    g.log_text()
+                );
             }
             if Instant::now() > deadline {
-                panic!("btfuse did not mount within {MOUNT_TIMEOUT:?}; log:\n{}", g.log_text());
+                panic!(
+                    "btfuse did not mount within {MOUNT_TIMEOUT:?}; log:\n{}",
+                    g.log_text()
+                );
             }
             thread::sleep(Duration::from_millis(20));
         }
@@ -237,7 +257,9 @@ impl BtfuseGuard {
     /// SIGTERM and wait (bounded) for exit. Returns the exit status (None on
     /// timeout) and whether the mount was gone afterwards.
     pub fn terminate(&mut self, timeout: Duration) -> (Option<ExitStatus>, bool) {
-        let Some(mut child) = self.child.take() else { return (None, mount_fstype(&self.dir).is_none()) };
+        let Some(mut child) = self.child.take() else {
+            return (None, mount_fstype(&self.dir).is_none());
+        };
         // SAFETY: plain kill(2) on our own child's pid.
         unsafe {
             libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
@@ -261,14 +283,21 @@ impl Drop for BtfuseGuard {
                 libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
             }
             if wait_timeout(&mut child, Duration::from_secs(5)).is_none() {
-                eprintln!("btfuse pid {} ignored SIGTERM for 5 s; detaching + SIGKILL", child.id());
+                eprintln!(
+                    "btfuse pid {} ignored SIGTERM for 5 s; detaching + SIGKILL",
+                    child.id()
+                );
                 detach(&self.dir);
                 let _ = child.kill();
                 let _ = wait_timeout(&mut child, Duration::from_secs(5));
             }
         }
         if thread::panicking() {
-            eprintln!("--- btfuse daemon log ({}) ---\n{}", self.log.display(), self.log_text());
+            eprintln!(
+                "--- btfuse daemon log ({}) ---\n{}",
+                self.log.display(),
+                self.log_text()
+            );
         }
         teardown_dir(&self.dir);
         let _ = fs::remove_file(&self.log);
@@ -332,7 +361,11 @@ pub fn run_timeout(cmd: &mut Command, timeout: Duration) -> Output {
             );
         }
     };
-    Output { status, stdout: t1.join().unwrap_or_default(), stderr: t2.join().unwrap_or_default() }
+    Output {
+        status,
+        stdout: t1.join().unwrap_or_default(),
+        stderr: t2.join().unwrap_or_default(),
+    }
 }
 
 pub fn tail(s: &str, n: usize) -> String {
@@ -342,7 +375,9 @@ pub fn tail(s: &str, n: usize) -> String {
 
 /// Directory of the helper scripts in the source tree.
 pub fn scripts_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("scripts")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("scripts")
 }
 
 /// A world-readable copy of a helper script (for runs as `NOBODY`, whose
@@ -375,7 +410,12 @@ pub fn command_as(uid: Option<u32>, program: &str) -> Command {
         None => Command::new(program),
         Some(u) => {
             let mut c = Command::new("setpriv");
-            c.args([&format!("--reuid={u}"), &format!("--regid={u}"), "--clear-groups", program]);
+            c.args([
+                &format!("--reuid={u}"),
+                &format!("--regid={u}"),
+                "--clear-groups",
+                program,
+            ]);
             c
         }
     }
@@ -419,7 +459,13 @@ pub fn all_differences(a: &str, b: &str, max: usize) -> Vec<(usize, String, Stri
 
 /// Asserts that two outputs are identical, reporting the first difference
 /// (and a few more), and saving both outputs under /tmp for inspection.
-pub fn assert_same_output(what: &str, expected_name: &str, expected: &str, actual_name: &str, actual: &str) {
+pub fn assert_same_output(
+    what: &str,
+    expected_name: &str,
+    expected: &str,
+    actual_name: &str,
+    actual: &str,
+) {
     if expected == actual {
         return;
     }
@@ -429,14 +475,19 @@ pub fn assert_same_output(what: &str, expected_name: &str, expected: &str, actua
     let _ = fs::write(&pa, expected);
     let _ = fs::write(&pb, actual);
     let diffs = all_differences(expected, actual, 15);
-    let mut msg = format!("{what}: outputs differ ({} shown; full outputs in {pa} and {pb})\n", diffs.len());
+    let mut msg = format!(
+        "{what}: outputs differ ({} shown; full outputs in {pa} and {pb})\n",
+        diffs.len()
+    );
     for (i, (n, x, y)) in diffs.iter().enumerate() {
         if i == 0 {
             msg.push_str(&format!("FIRST DIFFERENCE at line {n}:\n"));
         } else {
             msg.push_str(&format!("line {n}:\n"));
         }
-        msg.push_str(&format!("  {expected_name:>8}: {x}\n  {actual_name:>8}: {y}\n"));
+        msg.push_str(&format!(
+            "  {expected_name:>8}: {x}\n  {actual_name:>8}: {y}\n"
+        ));
     }
     panic!("{msg}");
 }

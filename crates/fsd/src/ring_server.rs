@@ -1,0 +1,288 @@
+//! The fast-path front door: serves `libbtfuse.so` clients over shm-ring
+//! channels, on the same store as the FUSE adapter.
+//!
+//! A client connects to this mount's Unix socket (see `proto::socket_name`),
+//! says [`proto::Hello`], and receives a freshly created, sealed memfd
+//! holding one channel. Its credentials come from the kernel
+//! (`SO_PEERCRED`, plus supplementary groups from `/proc`), never from the
+//! client. Each channel is served by its own thread, which spins briefly
+//! after every request (the client usually sends the next one within
+//! microseconds) and then sleeps on the channel's futex doorbell. The socket
+//! stays open for the channel's lifetime: its hang-up is how each side learns
+//! that the other died.
+//!
+//! A channel is closed on the first malformed request; its client's handles
+//! are released when the last channel of that process closes.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::io;
+use std::mem::size_of;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fuser::{INodeNo, Notifier};
+use inode_store::{Creds, Ino, Store};
+use proto::{bytes_of, decode, Hello, HelloReply, Op, ReqHeader, HELLO_MAGIC, MAX_REPLY, MAX_REQUEST};
+use shm_ring::{Config, Region, WaitPolicy};
+
+use crate::client::{Client, Clients};
+use crate::creds;
+use crate::exec::{Executor, KernelCache, Request};
+use crate::sock::{self, Listener};
+
+/// How long a new connection may take to say hello.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bulk area per channel: the largest read or write in one round trip.
+pub const BULK_BYTES: u64 = 4 << 20;
+
+/// How the serving thread waits for the next request: spin for a while
+/// (an active client answers within microseconds), then sleep on the
+/// doorbell, checking every slice whether the client is still there.
+const REQUEST_WAIT: WaitPolicy = WaitPolicy::spinning(50_000).with_sleep_slice_ns(200_000_000);
+
+/// Counters for `btfuse stats` and tests.
+#[derive(Default)]
+pub struct Counters {
+    /// Channels currently open.
+    pub channels: AtomicU64,
+    /// Requests served since start.
+    pub requests: AtomicU64,
+    /// Channels closed because of a malformed request or corrupt ring.
+    pub rejected: AtomicU64,
+}
+
+struct Shared {
+    store: Arc<Store>,
+    clients: Clients,
+    mount_path: Vec<u8>,
+    kernel: KernelNotifier,
+    counters: Counters,
+}
+
+/// Pushes fast-path changes into the kernel's FUSE caches.
+struct KernelNotifier {
+    notifier: Notifier,
+    store: Arc<Store>,
+}
+
+impl KernelCache for KernelNotifier {
+    fn inode_changed(&self, ino: Ino) {
+        if self.store.known_to_kernel(ino) {
+            // Attributes and all cached pages. ENOENT (the kernel dropped the
+            // inode meanwhile) is fine.
+            let _ = self.notifier.inval_inode(INodeNo(ino), 0, 0);
+        }
+    }
+
+    fn entry_changed(&self, parent: Ino, name: &[u8]) {
+        if self.store.known_to_kernel(parent) {
+            let _ = self.notifier.inval_entry(INodeNo(parent), OsStr::from_bytes(name));
+        }
+    }
+}
+
+/// A running ring server; dropping it stops accepting and removes the socket.
+pub struct RingServer {
+    listener: Arc<Listener>,
+    socket_path: PathBuf,
+    shared: Arc<Shared>,
+}
+
+impl RingServer {
+    /// Listens on `run_dir/dev-MAJOR-MINOR.sock` and serves clients of the
+    /// mount at `mount_path` from `store`.
+    pub fn start(
+        store: Arc<Store>,
+        mount_path: &Path,
+        (major, minor): (u32, u32),
+        run_dir: &Path,
+        notifier: Notifier,
+    ) -> io::Result<RingServer> {
+        create_run_dir(run_dir)?;
+        let mut name = [0u8; 32];
+        let n = proto::socket_name(major, minor, &mut name);
+        let socket_path = run_dir.join(OsStr::from_bytes(&name[..n]));
+        let listener = Arc::new(Listener::bind(&socket_path)?);
+        let shared = Arc::new(Shared {
+            kernel: KernelNotifier { notifier, store: store.clone() },
+            store,
+            clients: Clients::default(),
+            mount_path: mount_path.as_os_str().as_bytes().to_vec(),
+            counters: Counters::default(),
+        });
+        let (l, s) = (listener.clone(), shared.clone());
+        std::thread::Builder::new()
+            .name("btfuse-accept".into())
+            .spawn(move || accept_loop(&l, &s))?;
+        Ok(RingServer { listener, socket_path, shared })
+    }
+
+    /// Where clients connect.
+    pub fn socket_path(&self) -> &Path {
+        &self.socket_path
+    }
+
+    /// Live counters.
+    pub fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+}
+
+impl Drop for RingServer {
+    fn drop(&mut self) {
+        self.listener.shutdown();
+        let _ = std::fs::remove_file(&self.socket_path);
+    }
+}
+
+/// The run directory: root-owned, not writable by others, so nobody else can
+/// plant a socket where clients look for the daemon.
+fn create_run_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
+    let meta = std::fs::metadata(dir)?;
+    if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
+}
+
+fn accept_loop(listener: &Listener, shared: &Arc<Shared>) {
+    while let Ok(conn) = listener.accept() {
+        let shared = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("btfuse-channel".into())
+            .spawn(move || {
+                if let Err(e) = serve_connection(&shared, conn) {
+                    if matches!(e, ChannelError::Malformed | ChannelError::Corrupt) {
+                        shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        if spawned.is_err() {
+            // Out of threads: the connection is dropped and the client falls
+            // back to the kernel path.
+            continue;
+        }
+    }
+}
+
+/// Why a channel ended.
+#[derive(Debug)]
+enum ChannelError {
+    /// Socket trouble during the handshake.
+    Io(io::Error),
+    /// Bad hello.
+    Handshake,
+    /// Could not create the shared region.
+    Region(shm_ring::RegionError),
+    /// The client sent a request that does not decode.
+    Malformed,
+    /// The client corrupted the ring.
+    Corrupt,
+    /// The client went away (the normal end).
+    Gone,
+}
+
+impl fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChannelError::Io(e) => write!(f, "socket error: {e}"),
+            ChannelError::Handshake => f.write_str("bad hello"),
+            ChannelError::Region(e) => write!(f, "cannot create channel: {e}"),
+            ChannelError::Malformed => f.write_str("malformed request"),
+            ChannelError::Corrupt => f.write_str("corrupt ring"),
+            ChannelError::Gone => f.write_str("client gone"),
+        }
+    }
+}
+
+impl From<io::Error> for ChannelError {
+    fn from(e: io::Error) -> Self {
+        ChannelError::Io(e)
+    }
+}
+
+fn serve_connection(shared: &Shared, conn: OwnedFd) -> Result<(), ChannelError> {
+    let peer = sock::peer_cred(&conn)?;
+    sock::set_timeouts(&conn, HANDSHAKE_TIMEOUT)?;
+    let mut buf = [0u8; 64];
+    let n = sock::recv(&conn, &mut buf)?;
+    let hello: Hello = decode(&buf[..n]).ok_or(ChannelError::Handshake)?;
+    if n != size_of::<Hello>() || hello.magic != HELLO_MAGIC || hello.version != proto::VERSION {
+        let reply = HelloReply { magic: HELLO_MAGIC, version: proto::VERSION, error: libc::EPROTO as u32, ..Default::default() };
+        let _ = sock::send_with_fd(&conn, bytes_of(&reply), -1);
+        return Err(ChannelError::Handshake);
+    }
+    let config = Config { bulk_len: BULK_BYTES, ..Config::default() };
+    let region = Region::create(&config, peer.pid as i32).map_err(ChannelError::Region)?;
+    let reply = HelloReply {
+        magic: HELLO_MAGIC,
+        version: proto::VERSION,
+        region_len: region.len() as u64,
+        daemon_pid: std::process::id(),
+        ..Default::default()
+    };
+    let fd = region.fd().ok_or(ChannelError::Handshake)?;
+    sock::send_with_fd(&conn, bytes_of(&reply), fd)?;
+
+    let groups = creds::supplementary_groups(peer.pid).unwrap_or_default();
+    let client = shared.clients.join(peer.pid, Creds { uid: peer.uid, gid: peer.gid, groups });
+    shared.counters.channels.fetch_add(1, Ordering::Relaxed);
+    let result = serve_channel(shared, &client, &region, &conn);
+    shared.counters.channels.fetch_sub(1, Ordering::Relaxed);
+    shared.clients.leave(&shared.store, &client);
+    result
+}
+
+/// Request loop of one channel.
+fn serve_channel(
+    shared: &Shared,
+    client: &Client,
+    region: &Region,
+    conn: &OwnedFd,
+) -> Result<(), ChannelError> {
+    let mut end = region.daemon().ok_or(ChannelError::Handshake)?;
+    end.requests.set_policy(REQUEST_WAIT);
+    let mut alive = || !sock::peer_gone(conn);
+    let exec = Executor {
+        store: &shared.store,
+        client,
+        mount_path: &shared.mount_path,
+        kernel: &shared.kernel,
+    };
+    let mut msg = vec![0u8; MAX_REQUEST];
+    let mut reply = Vec::with_capacity(MAX_REPLY);
+    let mut data = vec![0u8; end.bulk.len()];
+    loop {
+        let n = match end.requests.recv(&mut msg, &mut alive) {
+            Ok(n) => n,
+            Err(shm_ring::RecvError::Corrupt) => return Err(ChannelError::Corrupt),
+            Err(shm_ring::RecvError::BufferTooSmall { .. }) => return Err(ChannelError::Malformed),
+            Err(_) => return Err(ChannelError::Gone),
+        };
+        let req = Request::parse(&msg[..n]).map_err(|_| ChannelError::Malformed)?;
+        let head: ReqHeader = req.header();
+        if head.op == Op::Write as u32 {
+            // Copy the payload out of shared memory before the store sees it.
+            let len = (head.b as usize).min(data.len());
+            end.bulk.read(0, &mut data[..len]).map_err(|_| ChannelError::Malformed)?;
+        }
+        let bulk_out = exec.execute(&req, &mut data, &mut reply);
+        if bulk_out > 0 {
+            end.bulk.write(0, &data[..bulk_out]).map_err(|_| ChannelError::Malformed)?;
+        }
+        shared.counters.requests.fetch_add(1, Ordering::Relaxed);
+        match end.responses.send(&[&reply], &mut alive) {
+            Ok(()) => {}
+            Err(shm_ring::SendError::Corrupt) => return Err(ChannelError::Corrupt),
+            Err(_) => return Err(ChannelError::Gone),
+        }
+    }
+}

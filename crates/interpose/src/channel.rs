@@ -1,0 +1,426 @@
+//! The transport: per-mount pools of shm-ring channels to the daemon.
+//!
+//! All use of `shm_ring` lives in this module. Each mount has [`NSLOTS`]
+//! channel slots. A caller takes a slot with an atomic try-lock for one
+//! request/reply round trip; a single-threaded program always gets slot 0,
+//! and a signal handler that interrupts a call in progress simply takes
+//! another slot (no deadlock). Slots connect lazily:
+//!
+//! 1. `socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`, `connect` to
+//!    `$BTFUSE_RUN_DIR or /run/btfuse` + `/` + `proto::socket_name(major, minor)`;
+//! 2. send [`proto::Hello`], receive [`proto::HelloReply`] with the memfd
+//!    (`SCM_RIGHTS`);
+//! 3. `Region::attach_fd` (maps and validates), close the memfd, keep the
+//!    socket, moved to a high fd number (`F_DUPFD_CLOEXEC`) so the
+//!    program's fd numbers are unaffected. The socket is the liveness
+//!    signal: after a wait slice with no reply it is polled for `POLLHUP`.
+//!
+//! A slot that cannot connect marks the mount dead for a while
+//! (`state::mark_dead`): path calls then go to the kernel.
+
+use core::cell::UnsafeCell;
+use core::mem::{size_of, MaybeUninit};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+
+use proto::{Hello, HelloReply, ReqHeader, RespHeader};
+use shm_ring::{ClientEnd, Region};
+
+use crate::mountinfo::MAX_MOUNTS;
+use crate::state;
+use crate::sys;
+
+/// Channels per mount (concurrent round trips of one process).
+pub(crate) const NSLOTS: usize = 16;
+
+/// Room for the largest reply, 8-aligned.
+pub(crate) const REPLY_BUF: usize = (proto::MAX_REPLY + 7) & !7;
+
+/// Why a round trip failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChanError {
+    /// No channel could be set up: the request never left; the caller may
+    /// hand the call to the kernel.
+    Unavailable,
+    /// The request may have reached the daemon but no valid reply came
+    /// back (daemon died, ring corrupt): `EIO` for the caller.
+    Lost,
+}
+
+struct Conn {
+    // Field order matters: `end` (which points into the region's mapping)
+    // drops before `region` unmaps it.
+    end: ClientEnd<'static>,
+    region: Region,
+    sock: i32,
+    daemon_pid: i32,
+    seq: u32,
+}
+
+struct Slot {
+    lock: AtomicU32,
+    live: AtomicBool,
+    /// The connection's socket (-1 when none), readable without the lock.
+    sock: AtomicI32,
+    conn: UnsafeCell<MaybeUninit<Conn>>,
+}
+
+// SAFETY: `conn` is only touched by the holder of `lock` (or by the fork
+// child handler, when no other thread exists).
+unsafe impl Sync for Slot {}
+
+static SLOTS: [[Slot; NSLOTS]; MAX_MOUNTS] = [const {
+    [const { Slot { lock: AtomicU32::new(0), live: AtomicBool::new(false), sock: AtomicI32::new(-1), conn: UnsafeCell::new(MaybeUninit::uninit()) } };
+        NSLOTS]
+}; MAX_MOUNTS];
+
+/// A locked, connected channel of one mount.
+pub(crate) struct Chan {
+    mount: usize,
+    slot: &'static Slot,
+}
+
+impl Drop for Chan {
+    fn drop(&mut self) {
+        // Release: our uses of the connection happen before the next holder's.
+        self.slot.lock.store(0, Ordering::Release);
+    }
+}
+
+/// Takes a channel of `mount` for one round trip, connecting a slot if
+/// needed.
+pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
+    if !state::mount_alive(mount) {
+        return Err(ChanError::Unavailable);
+    }
+    let slots = &SLOTS[mount];
+    let mut rounds = 0u32;
+    loop {
+        let mut any_live = false;
+        for slot in slots.iter() {
+            let live = slot.live.load(Ordering::Acquire);
+            any_live |= live;
+            // Prefer connected slots; connect a new one only when every
+            // connected slot is busy.
+            if !live && any_live {
+                continue;
+            }
+            if slot.lock.load(Ordering::Relaxed) != 0
+                || slot.lock.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err()
+            {
+                continue;
+            }
+            let chan = Chan { mount, slot };
+            if !slot.live.load(Ordering::Acquire) {
+                match connect(mount) {
+                    Some(conn) => {
+                        // SAFETY: we hold the lock; the slot is empty.
+                        slot.sock.store(conn.sock, Ordering::Relaxed);
+                        unsafe { (*slot.conn.get()).write(conn) };
+                        slot.live.store(true, Ordering::Release);
+                    }
+                    None => {
+                        drop(chan);
+                        if !any_live {
+                            state::mark_dead(mount);
+                            return Err(ChanError::Unavailable);
+                        }
+                        continue;
+                    }
+                }
+            }
+            return Ok(chan);
+        }
+        // Every slot busy (more threads than slots): wait a little.
+        rounds += 1;
+        if rounds % 64 == 0 {
+            let _ = sys::sc!(libc::SYS_sched_yield);
+        } else {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+impl Chan {
+    fn conn(&mut self) -> &mut Conn {
+        // SAFETY: we hold the slot lock and the slot is live.
+        unsafe { (*self.slot.conn.get()).assume_init_mut() }
+    }
+
+    /// Index of the mount this channel serves.
+    pub(crate) fn mount(&self) -> usize {
+        self.mount
+    }
+
+    /// The bulk area: start and length. One request in flight per channel,
+    /// so it is ours between acquire and drop.
+    pub(crate) fn bulk(&mut self) -> (*mut u8, usize) {
+        let b = &self.conn().end.bulk;
+        (b.as_ptr(), b.len())
+    }
+
+    /// One round trip: sends `hdr` + `path` + `path2` + `payload` and
+    /// receives the reply into `reply`; returns the reply header and the
+    /// payload length (payload = `reply[size_of::<RespHeader>()..][..len]`).
+    pub(crate) fn call(
+        &mut self,
+        hdr: &mut ReqHeader,
+        path: &[u8],
+        path2: &[u8],
+        payload: &[u8],
+        reply: &mut [u8; REPLY_BUF],
+    ) -> Result<(RespHeader, usize), ChanError> {
+        let conn = self.conn();
+        conn.seq = conn.seq.wrapping_add(1);
+        hdr.seq = conn.seq;
+        hdr.path_len = path.len() as u32;
+        hdr.path2_len = path2.len() as u32;
+        hdr.payload_len = payload.len() as u32;
+        let sock = conn.sock;
+        let pid = conn.daemon_pid;
+        let mut alive = move || daemon_alive(sock, pid);
+        let sent = conn.end.requests.send(&[proto::bytes_of(hdr), path, path2, payload], &mut alive);
+        if let Err(e) = sent {
+            sys::debug(&[b"btfuse: send failed"]);
+            let _ = e;
+            self.kill();
+            return Err(ChanError::Lost);
+        }
+        let conn = self.conn();
+        let n = match conn.end.responses.recv(&mut reply[..], &mut alive) {
+            Ok(n) => n,
+            Err(_) => {
+                sys::debug(&[b"btfuse: reply lost"]);
+                self.kill();
+                return Err(ChanError::Lost);
+            }
+        };
+        let Some(resp) = proto::decode::<RespHeader>(&reply[..n]) else {
+            self.kill();
+            return Err(ChanError::Lost);
+        };
+        let plen = resp.payload_len as usize;
+        if resp.seq != hdr.seq || size_of::<RespHeader>() + plen > n {
+            self.kill();
+            return Err(ChanError::Lost);
+        }
+        Ok((resp, plen))
+    }
+
+    /// Drops a broken connection and leaves the mount to the kernel for a
+    /// while (fds already open on it get `EIO`).
+    fn kill(&mut self) {
+        // SAFETY: we hold the lock; the slot is live; after this it is not.
+        let conn = unsafe { (*self.slot.conn.get()).assume_init_read() };
+        self.slot.live.store(false, Ordering::Release);
+        self.slot.sock.store(-1, Ordering::Relaxed);
+        let sock = conn.sock;
+        drop(conn);
+        sys::close(sock);
+        state::mark_dead(self.mount);
+    }
+}
+
+/// Liveness of the daemon, asked by shm_ring after a wait slice with no
+/// progress: the socket reports `POLLHUP` once the daemon is gone. If the
+/// program closed our socket behind our back (`POLLNVAL`), fall back to
+/// `kill(pid, 0)`.
+fn daemon_alive(sock: i32, pid: i32) -> bool {
+    match sys::poll1(sock, libc::POLLIN, 0) {
+        Ok(rev) if rev & libc::POLLNVAL != 0 => pid_alive(pid),
+        Ok(rev) => rev & (libc::POLLHUP | libc::POLLERR) == 0,
+        Err(_) => pid_alive(pid),
+    }
+}
+
+fn pid_alive(pid: i32) -> bool {
+    pid > 0 && !matches!(sys::sc!(libc::SYS_kill, pid, 0), Err(libc::ESRCH))
+}
+
+/// Builds `dir/name` NUL-terminated into a sockaddr_un.
+fn socket_addr(mount: usize) -> Option<(libc::sockaddr_un, u32)> {
+    // SAFETY: all-zero is a valid sockaddr_un.
+    let mut addr: libc::sockaddr_un = unsafe { core::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let dir = run_dir();
+    let t = state::table();
+    let m = &t.mounts()[mount];
+    let mut name = [0u8; 32];
+    let nl = proto::socket_name(m.major, m.minor, &mut name);
+    let total = dir.len() + 1 + nl;
+    if total + 1 > addr.sun_path.len() {
+        return None;
+    }
+    let mut i = 0;
+    for &b in dir.iter().chain(b"/").chain(&name[..nl]) {
+        addr.sun_path[i] = b as libc::c_char;
+        i += 1;
+    }
+    Some((addr, (size_of::<libc::sa_family_t>() + total + 1) as u32))
+}
+
+fn run_dir() -> &'static [u8] {
+    // SAFETY: NUL-terminated name; the result points into the environment.
+    let p = unsafe { libc::getenv(c"BTFUSE_RUN_DIR".as_ptr()) };
+    if !p.is_null() {
+        // SAFETY: NUL-terminated string owned by the environment.
+        let v = unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes();
+        if !v.is_empty() {
+            return v;
+        }
+    }
+    proto::RUN_DIR.as_bytes()
+}
+
+/// Lowest fd number for the library's own long-lived descriptors.
+pub(crate) fn high_fd_base() -> i64 {
+    let lim = sys::nofile_limit().min(i32::MAX as u64) as i64;
+    if lim >= 1024 {
+        lim - 128
+    } else {
+        (lim / 2).max(3)
+    }
+}
+
+/// Moves `fd` to a high number (close-on-exec); returns the new fd (or the
+/// old one if it cannot move).
+pub(crate) fn move_high(fd: i32) -> i32 {
+    match sys::fcntl(fd, libc::F_DUPFD_CLOEXEC, high_fd_base() as _) {
+        Ok(n) => {
+            sys::close(fd);
+            n
+        }
+        Err(_) => fd,
+    }
+}
+
+fn connect(mount: usize) -> Option<Conn> {
+    let (addr, len) = socket_addr(mount)?;
+    let sock = sys::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0).ok()?;
+    let conn = handshake(sock, &addr, len);
+    if conn.is_none() {
+        sys::close(sock);
+    }
+    conn
+}
+
+fn handshake(sock: i32, addr: &libc::sockaddr_un, len: u32) -> Option<Conn> {
+    // A wedged daemon must not hang the program forever at connect time.
+    let tv = libc::timeval { tv_sec: 5, tv_usec: 0 };
+    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        let _ = sys::sc!(
+            libc::SYS_setsockopt,
+            sock,
+            libc::SOL_SOCKET,
+            opt,
+            &tv as *const libc::timeval,
+            size_of::<libc::timeval>()
+        );
+    }
+    loop {
+        match sys::connect(sock, addr, len) {
+            Ok(()) => break,
+            Err(libc::EINTR) => continue,
+            Err(_) => {
+                sys::debug(&[b"btfuse: no daemon socket"]);
+                return None;
+            }
+        }
+    }
+    let hello = Hello { magic: proto::HELLO_MAGIC, version: proto::VERSION };
+    let mut iov = libc::iovec { iov_base: proto::bytes_of(&hello).as_ptr() as *mut _, iov_len: size_of::<Hello>() };
+    // SAFETY: all-zero is a valid msghdr.
+    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if sys::sendmsg(sock, &msg, libc::MSG_NOSIGNAL).ok()? != size_of::<Hello>() {
+        return None;
+    }
+    let mut rbuf = [0u8; size_of::<HelloReply>()];
+    let mut iov = libc::iovec { iov_base: rbuf.as_mut_ptr().cast(), iov_len: rbuf.len() };
+    #[repr(C, align(8))]
+    struct Cmsg([u8; 64]);
+    let mut cbuf = Cmsg([0; 64]);
+    // SAFETY: as above.
+    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.0.as_mut_ptr().cast();
+    msg.msg_controllen = cbuf.0.len();
+    let n = loop {
+        match sys::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) {
+            Err(libc::EINTR) => continue,
+            r => break r.ok()?,
+        }
+    };
+    let fd = received_fd(&msg);
+    let reply = proto::decode::<HelloReply>(&rbuf[..n]);
+    let good = matches!(reply, Some(r) if r.magic == proto::HELLO_MAGIC && r.version == proto::VERSION && r.error == 0);
+    let Some(fd) = fd.filter(|_| good) else {
+        sys::debug(&[b"btfuse: daemon refused the channel"]);
+        if let Some(fd) = fd {
+            sys::close(fd);
+        }
+        return None;
+    };
+    let reply = reply?;
+    let region = Region::attach_fd(fd);
+    sys::close(fd);
+    let region = region.ok()?;
+    if (region.len() as u64) < reply.region_len {
+        return None;
+    }
+    // SAFETY: the halves point into the mapping owned by `region`, which
+    // lives in the same Conn and is dropped after them (field order), and
+    // the Region struct itself is never borrowed by them (only its mapping).
+    let end: ClientEnd<'static> = unsafe { core::mem::transmute(region.client()?) };
+    let sock = move_high(sock);
+    sys::debug(&[b"btfuse: channel connected"]);
+    Some(Conn { end, region, sock, daemon_pid: reply.daemon_pid as i32, seq: 0 })
+}
+
+fn received_fd(msg: &libc::msghdr) -> Option<i32> {
+    // SAFETY: CMSG_* walk the control buffer the kernel filled, within
+    // msg_controllen.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(msg);
+        if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS {
+            return None;
+        }
+        let mut fd: i32 = -1;
+        core::ptr::copy_nonoverlapping(libc::CMSG_DATA(c), (&mut fd as *mut i32).cast::<u8>(), 4);
+        (fd >= 0).then_some(fd)
+    }
+}
+
+/// Whether `fd` is one of the library's own sockets (the program must not
+/// close it or reuse its number through us without us noticing).
+pub(crate) fn is_internal(fd: i32) -> bool {
+    fd >= 0 && SLOTS.iter().flatten().any(|s| s.sock.load(Ordering::Relaxed) == fd)
+}
+
+/// `fork` child: forget every channel of the parent without touching the
+/// shared memory (the parent still uses it): no ring close, just unmap and
+/// close our copies of the descriptors.
+pub(crate) fn forget_all_after_fork() {
+    for slots in SLOTS.iter() {
+        for s in slots.iter() {
+            if s.live.load(Ordering::Relaxed) {
+                // SAFETY: single-threaded child; the slot is live.
+                let conn = unsafe { (*s.conn.get()).assume_init_read() };
+                let (base, len) = (conn.region.as_ptr(), conn.region.len());
+                let sock = conn.sock;
+                // Dropping the halves would mark the rings closed in shared
+                // memory, killing the parent's channel: leak them instead,
+                // and unmap the region by hand.
+                core::mem::forget(conn);
+                // SAFETY: the mapping is ours (the child's copy); nothing
+                // references it after the forget above.
+                unsafe { sys::munmap(base, len) };
+                sys::close(sock);
+                s.live.store(false, Ordering::Relaxed);
+                s.sock.store(-1, Ordering::Relaxed);
+            }
+            s.lock.store(0, Ordering::Relaxed);
+        }
+    }
+}

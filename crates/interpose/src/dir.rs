@@ -1,0 +1,190 @@
+//! Our own `DIR` streams for fast-path directories, from a fixed pool
+//! (recognised by address), filled in batches by `Op::Readdir`.
+
+use core::cell::UnsafeCell;
+use core::mem::size_of;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use proto::{DirEntryHeader, Op};
+
+use crate::channel::{self, REPLY_BUF};
+use crate::ops::{self, Fail, R};
+
+/// Open fast-path directory streams at once.
+const NDIRS: usize = 256;
+/// Bytes of raw entries buffered per stream (one round trip fills it).
+const DIRBUF: usize = 16 * 1024;
+
+pub(crate) struct OurDir {
+    fd: i32,
+    cookie: u64,
+    eof: bool,
+    pos: usize,
+    len: usize,
+    ent: libc::dirent64,
+    buf: [u8; DIRBUF],
+}
+
+struct DirSlot {
+    busy: AtomicBool,
+    d: UnsafeCell<OurDir>,
+}
+
+// SAFETY: a slot's `d` is used only by its owner (busy CAS) and, as with
+// any DIR, by one thread at a time.
+unsafe impl Sync for DirSlot {}
+
+static DIRS: [DirSlot; NDIRS] = [const {
+    DirSlot {
+        busy: AtomicBool::new(false),
+        d: UnsafeCell::new(OurDir {
+            fd: -1,
+            cookie: 0,
+            eof: false,
+            pos: 0,
+            len: 0,
+            ent: libc::dirent64 { d_ino: 0, d_off: 0, d_reclen: 0, d_type: 0, d_name: [0; 256] },
+            buf: [0; DIRBUF],
+        }),
+    }
+}; NDIRS];
+
+/// Our stream at `p`, if `p` is one.
+pub(crate) fn ours(p: *mut libc::DIR) -> Option<&'static mut OurDir> {
+    let a = p as usize;
+    let start = DIRS.as_ptr() as usize;
+    let end = start + size_of::<[DirSlot; NDIRS]>();
+    if a < start || a >= end {
+        return None;
+    }
+    let i = (a - start) / size_of::<DirSlot>();
+    let s = &DIRS[i];
+    if s.d.get() as usize != a || !s.busy.load(Ordering::Acquire) {
+        return None;
+    }
+    // SAFETY: a live stream; the program uses a DIR from one thread at a time.
+    Some(unsafe { &mut *s.d.get() })
+}
+
+/// A new stream over fast-path directory fd `fd` (owned by the stream).
+pub(crate) fn new_stream(fd: i32) -> Option<*mut libc::DIR> {
+    for s in DIRS.iter() {
+        if !s.busy.load(Ordering::Relaxed)
+            && s.busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        {
+            // SAFETY: we own the slot now.
+            let d = unsafe { &mut *s.d.get() };
+            d.fd = fd;
+            d.cookie = 0;
+            d.eof = false;
+            d.pos = 0;
+            d.len = 0;
+            return Some(s.d.get().cast());
+        }
+    }
+    None
+}
+
+/// Frees a stream (its fd is closed by the caller).
+pub(crate) fn free(d: &mut OurDir) {
+    let p = d as *mut OurDir as usize;
+    d.fd = -1;
+    for s in DIRS.iter() {
+        if s.d.get() as usize == p {
+            s.busy.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl OurDir {
+    pub(crate) fn fd(&self) -> i32 {
+        self.fd
+    }
+
+    pub(crate) fn rewind(&mut self) {
+        self.seek(0);
+    }
+
+    pub(crate) fn seek(&mut self, cookie: u64) {
+        self.cookie = cookie;
+        self.eof = false;
+        self.pos = 0;
+        self.len = 0;
+    }
+
+    pub(crate) fn tell(&self) -> u64 {
+        self.cookie
+    }
+
+    fn fill(&mut self) -> R<()> {
+        let f = match ops::file(self.fd) {
+            Some(f) => f?,
+            None => return Err(Fail::Errno(libc::EBADF)),
+        };
+        let mut ch = channel::acquire(f.mount).map_err(|_| Fail::Errno(libc::EIO))?;
+        let (bulk, blen) = ch.bulk();
+        let mut h = ops::req(Op::Readdir, 0);
+        h.fh = f.fh;
+        h.a = self.cookie;
+        h.b = DIRBUF.min(blen) as u64;
+        let mut reply = [0u8; REPLY_BUF];
+        let (resp, _) = ch.call(&mut h, b"", b"", b"", &mut reply).map_err(|_| Fail::Errno(libc::EIO))?;
+        if resp.status != 0 {
+            return Err(Fail::Errno(if resp.status < 0 && resp.status > -4096 { -resp.status } else { libc::EIO }));
+        }
+        let n = (resp.v0 as usize).min(DIRBUF).min(blen);
+        // SAFETY: `n` bytes of our bulk area into our private buffer.
+        unsafe { core::ptr::copy_nonoverlapping(bulk, self.buf.as_mut_ptr(), n) };
+        self.pos = 0;
+        self.len = n;
+        if n == 0 {
+            self.eof = true;
+        }
+        Ok(())
+    }
+
+    /// The next entry, `Ok(None)` at the end.
+    pub(crate) fn next(&mut self) -> R<Option<*mut libc::dirent64>> {
+        // The daemon may fill more of the bulk area than our buffer holds:
+        // we keep whole records only and continue from the last cookie.
+        let (e, nl) = loop {
+            if self.pos >= self.len {
+                if self.eof {
+                    return Ok(None);
+                }
+                self.fill()?;
+                if self.eof {
+                    return Ok(None);
+                }
+            }
+            let rec = &self.buf[self.pos..self.len];
+            let hl = size_of::<DirEntryHeader>();
+            match proto::decode::<DirEntryHeader>(rec) {
+                Some(e) if hl + e.name_len as usize <= rec.len() => {
+                    let nl = e.name_len as usize;
+                    if nl == 0 || nl > 255 {
+                        return Err(Fail::Errno(libc::EIO));
+                    }
+                    break (e, nl);
+                }
+                // A record cut by our buffer's end: refill from the cookie.
+                _ => self.pos = self.len,
+            }
+        };
+        let rec = &self.buf[self.pos..self.len];
+        let rl = DirEntryHeader::record_len(nl);
+        let name = &rec[size_of::<DirEntryHeader>()..size_of::<DirEntryHeader>() + nl];
+        self.ent.d_ino = e.ino;
+        self.ent.d_off = e.next as i64;
+        self.ent.d_type = e.kind;
+        // offsetof(d_name) = 19; the kernel rounds reclen up to 8.
+        self.ent.d_reclen = ((19 + nl + 1 + 7) & !7) as u16;
+        for (d, &s) in self.ent.d_name.iter_mut().zip(name) {
+            *d = s as libc::c_char;
+        }
+        self.ent.d_name[nl] = 0;
+        self.cookie = e.next;
+        self.pos += rl.min(rec.len());
+        Ok(Some(&mut self.ent))
+    }
+}

@@ -1,0 +1,369 @@
+//! The virtual fd table: fd number -> open file description (OFD).
+//!
+//! Every fast-path fd is a real kernel fd number (an `O_PATH` descriptor of
+//! `/dev/null`, see `crate::ops`), so numbers never collide with the
+//! program's own. This table says which of those numbers are ours and what
+//! they mean. Lock-free, fixed size, no allocation:
+//!
+//! * `map[fd]` holds `ofd index + 1`, or 0 when the fd is not ours;
+//! * an OFD is shared by `dup`s of one open (offset, flags, handle), with a
+//!   reference count. The slot's `state` says free/allocated; `refs == 0`
+//!   on an allocated slot means its last reference is being torn down. A user of an OFD holds a reference for
+//!   the whole call ([`FdTable::get`]), like the kernel's `fdget`, so a
+//!   concurrent `close` can never make it act on a recycled slot.
+//!
+//! Pure atomics over `core`, unit tested with std.
+
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// OFD kind bit in `Ofd::flags` (beside the open flags): a directory.
+pub const KIND_DIR: u32 = 1 << 31;
+
+/// One open file description.
+#[derive(Debug)]
+pub struct Ofd {
+    /// 0 = free slot, 1 = allocated (possibly being torn down).
+    pub state: AtomicU32,
+    /// Reference count (fds + in-flight calls); 0 = dead or free.
+    pub refs: AtomicU32,
+    /// Open flags (`O_ACCMODE | O_APPEND | O_NONBLOCK | ...`) | [`KIND_DIR`].
+    pub flags: AtomicU32,
+    /// Daemon handle.
+    pub handle: AtomicU64,
+    /// File offset, shared by all dups.
+    pub offset: AtomicU64,
+    /// Index of the mount.
+    pub mount: AtomicU32,
+    /// Fork epoch the handle belongs to (a child must not use its parent's).
+    pub epoch: AtomicU32,
+    /// Directory path slot + 1 (0 = none), see `crate::state::DirPaths`.
+    pub path_slot: AtomicU32,
+    /// Serialises offset updates (read/write/lseek), like the kernel's
+    /// `f_pos_lock`; taken with bounded spinning only (see `ops`).
+    pub pos_lock: AtomicU32,
+}
+
+impl Ofd {
+    const fn new() -> Ofd {
+        Ofd {
+            state: AtomicU32::new(0),
+            refs: AtomicU32::new(0),
+            flags: AtomicU32::new(0),
+            handle: AtomicU64::new(0),
+            offset: AtomicU64::new(0),
+            mount: AtomicU32::new(0),
+            epoch: AtomicU32::new(0),
+            path_slot: AtomicU32::new(0),
+            pos_lock: AtomicU32::new(0),
+        }
+    }
+
+    /// Whether this OFD describes a directory.
+    pub fn is_dir(&self) -> bool {
+        self.flags.load(Ordering::Relaxed) & KIND_DIR != 0
+    }
+}
+
+/// What a new OFD starts with.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OfdInit {
+    /// Open flags | [`KIND_DIR`].
+    pub flags: u32,
+    /// Daemon handle.
+    pub handle: u64,
+    /// Mount index.
+    pub mount: u32,
+    /// Current fork epoch.
+    pub epoch: u32,
+    /// Directory path slot + 1, or 0.
+    pub path_slot: u32,
+}
+
+/// The table: `NFD` fd numbers, `NOFD` open file descriptions.
+pub struct FdTable<const NFD: usize, const NOFD: usize> {
+    map: [AtomicU32; NFD],
+    ofds: [Ofd; NOFD],
+    /// Allocation hint (next slot to try).
+    hint: AtomicU32,
+    /// One more than the highest fd ever installed (bounds scans).
+    high: AtomicU32,
+}
+
+/// A counted reference to an OFD; drop it with [`FdTable::put`].
+#[derive(Debug)]
+#[must_use]
+pub struct OfdRef {
+    /// Index of the OFD.
+    pub idx: u32,
+}
+
+impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
+    /// An empty table (const: lives in `.bss`).
+    pub const fn new() -> Self {
+        FdTable {
+            map: [const { AtomicU32::new(0) }; NFD],
+            ofds: [const { Ofd::new() }; NOFD],
+            hint: AtomicU32::new(0),
+            high: AtomicU32::new(0),
+        }
+    }
+
+    /// Largest fd number the table can hold, plus one.
+    pub const fn capacity(&self) -> usize {
+        NFD
+    }
+
+    /// The OFD at `idx`.
+    pub fn ofd(&self, idx: u32) -> &Ofd {
+        &self.ofds[idx as usize]
+    }
+
+    /// Cheap test: is `fd` one of ours right now? (The common "not ours"
+    /// answer for every hooked fd call is this one relaxed load.)
+    #[inline]
+    pub fn is_ours(&self, fd: i32) -> bool {
+        (fd as u32 as usize) < NFD && self.map[fd as usize].load(Ordering::Relaxed) != 0
+    }
+
+    /// Allocates an OFD with one reference (the caller's), or `None` when
+    /// all are in use.
+    pub fn alloc(&self, init: OfdInit) -> Option<OfdRef> {
+        let start = self.hint.load(Ordering::Relaxed) as usize;
+        for k in 0..NOFD {
+            let i = (start + k) % NOFD;
+            let o = &self.ofds[i];
+            // Acquire: pairs with the Release store of 0 in `put`, so the
+            // previous owner's teardown is complete before we reuse it.
+            if o.state.load(Ordering::Relaxed) == 0
+                && o.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
+            {
+                o.refs.store(1, Ordering::Relaxed);
+                o.flags.store(init.flags, Ordering::Relaxed);
+                o.handle.store(init.handle, Ordering::Relaxed);
+                o.offset.store(0, Ordering::Relaxed);
+                o.mount.store(init.mount, Ordering::Relaxed);
+                o.epoch.store(init.epoch, Ordering::Relaxed);
+                o.path_slot.store(init.path_slot, Ordering::Relaxed);
+                o.pos_lock.store(0, Ordering::Relaxed);
+                self.hint.store(((i + 1) % NOFD) as u32, Ordering::Relaxed);
+                return Some(OfdRef { idx: i as u32 });
+            }
+        }
+        None
+    }
+
+    /// Takes another reference on an OFD the caller already holds one of.
+    pub fn clone_ref(&self, r: &OfdRef) -> OfdRef {
+        // Relaxed: the caller's reference keeps the slot alive.
+        self.ofds[r.idx as usize].refs.fetch_add(1, Ordering::Relaxed);
+        OfdRef { idx: r.idx }
+    }
+
+    /// A counted reference to the OFD behind `fd`, if `fd` is ours.
+    pub fn get(&self, fd: i32) -> Option<OfdRef> {
+        if (fd as u32 as usize) >= NFD {
+            return None;
+        }
+        loop {
+            // Acquire: pairs with the Release in `install`, so the OFD's
+            // fields are visible.
+            let v = self.map[fd as usize].load(Ordering::Acquire);
+            if v == 0 {
+                return None;
+            }
+            let idx = v - 1;
+            let o = &self.ofds[idx as usize];
+            let mut r = o.refs.load(Ordering::Relaxed);
+            loop {
+                if r == 0 {
+                    break;
+                }
+                match o.refs.compare_exchange_weak(r, r + 1, Ordering::Acquire, Ordering::Relaxed) {
+                    Ok(_) => {
+                        // Still the same mapping? Then the reference is to
+                        // the OFD the fd names (even if recycled meanwhile,
+                        // the fd now names the recycled one).
+                        if self.map[fd as usize].load(Ordering::Acquire) == v {
+                            return Some(OfdRef { idx });
+                        }
+                        self.put_quiet(OfdRef { idx });
+                        break;
+                    }
+                    Err(now) => r = now,
+                }
+            }
+            // The mapping changed under us: look again.
+            if self.map[fd as usize].load(Ordering::Acquire) == v {
+                return None;
+            }
+        }
+    }
+
+    /// Makes `fd` name the OFD of `r` (consuming the reference, which the
+    /// fd now owns). Returns the OFD the fd named before, if any: the
+    /// caller must [`FdTable::put`] it.
+    pub fn install(&self, fd: i32, r: OfdRef) -> Option<OfdRef> {
+        let prev = self.map[fd as usize].swap(r.idx + 1, Ordering::AcqRel);
+        self.high.fetch_max(fd as u32 + 1, Ordering::Relaxed);
+        (prev != 0).then(|| OfdRef { idx: prev - 1 })
+    }
+
+    /// Makes `fd` not ours; returns the reference it held.
+    pub fn remove(&self, fd: i32) -> Option<OfdRef> {
+        if (fd as u32 as usize) >= NFD {
+            return None;
+        }
+        let prev = self.map[fd as usize].swap(0, Ordering::AcqRel);
+        (prev != 0).then(|| OfdRef { idx: prev - 1 })
+    }
+
+    /// Drops a reference. When it was the last one, returns the OFD's index:
+    /// the caller tears it down (releases the handle) and then calls
+    /// [`FdTable::free`]. Until then nobody can take a reference (`get`
+    /// never increments 0) nor allocate the slot (`state` is still 1).
+    pub fn put(&self, r: OfdRef) -> Option<u32> {
+        let o = &self.ofds[r.idx as usize];
+        // AcqRel: the last dropper must see every other user's writes.
+        (o.refs.fetch_sub(1, Ordering::AcqRel) == 1).then_some(r.idx)
+    }
+
+    /// Drops a reference that is known not to be the last (a lookup that
+    /// lost a race); if it was the last after all, frees the slot.
+    fn put_quiet(&self, r: OfdRef) {
+        if let Some(idx) = self.put(r) {
+            self.free(idx);
+        }
+    }
+
+    /// Returns a torn-down OFD (from [`FdTable::put`]) to the pool.
+    pub fn free(&self, idx: u32) {
+        // Release: the teardown happens before the next `alloc` of the slot.
+        self.ofds[idx as usize].state.store(0, Ordering::Release);
+    }
+
+    /// Calls `f(fd)` for every fd that is ours in `lo..=hi`.
+    pub fn for_each_in(&self, lo: u32, hi: u32, mut f: impl FnMut(i32)) {
+        let end = (self.high.load(Ordering::Relaxed) as u64).min(hi as u64 + 1);
+        let mut fd = lo as u64;
+        while fd < end {
+            if self.map[fd as usize].load(Ordering::Relaxed) != 0 {
+                f(fd as i32);
+            }
+            fd += 1;
+        }
+    }
+}
+
+impl<const NFD: usize, const NOFD: usize> Default for FdTable<NFD, NOFD> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type T = FdTable<64, 4>;
+
+    fn init(handle: u64) -> OfdInit {
+        OfdInit { handle, ..Default::default() }
+    }
+
+    #[test]
+    fn dup_shares_one_ofd_and_the_last_close_frees_it() {
+        let t = Box::new(T::new());
+        let r = t.alloc(init(7)).unwrap();
+        let r2 = t.clone_ref(&r);
+        assert!(t.install(3, r).is_none());
+        assert!(t.install(4, r2).is_none());
+        let a = t.get(3).unwrap();
+        let b = t.get(4).unwrap();
+        assert_eq!(a.idx, b.idx);
+        t.ofd(a.idx).offset.store(100, Ordering::Relaxed);
+        assert_eq!(t.ofd(b.idx).offset.load(Ordering::Relaxed), 100);
+        assert_eq!(t.put(a), None);
+        assert_eq!(t.put(b), None);
+        let c = t.remove(3).unwrap();
+        assert_eq!(t.put(c), None, "fd 4 still holds it");
+        assert!(!t.is_ours(3));
+        let d = t.remove(4).unwrap();
+        let idx = t.put(d).expect("last reference");
+        assert_eq!(t.ofd(idx).handle.load(Ordering::Relaxed), 7);
+        t.free(idx);
+        assert_eq!(t.ofd(idx).state.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn an_in_flight_call_keeps_the_ofd_alive_across_close() {
+        let t = Box::new(T::new());
+        let r = t.alloc(init(1)).unwrap();
+        t.install(5, r);
+        let busy = t.get(5).unwrap();
+        let closed = t.remove(5).unwrap();
+        assert_eq!(t.put(closed), None);
+        // The slot cannot be reused while `busy` is held.
+        let others: Vec<_> = (0..3).map(|_| t.alloc(init(2)).unwrap()).collect();
+        assert!(t.alloc(init(3)).is_none());
+        assert!(others.iter().all(|o| o.idx != busy.idx));
+        let idx = t.put(busy).unwrap();
+        t.free(idx);
+        assert!(t.alloc(init(4)).is_some());
+        assert!(t.get(5).is_none());
+    }
+
+    #[test]
+    fn install_over_an_fd_returns_the_previous_ofd() {
+        let t = Box::new(T::new());
+        let a = t.alloc(init(1)).unwrap();
+        let b = t.alloc(init(2)).unwrap();
+        let (ai, bi) = (a.idx, b.idx);
+        t.install(9, a);
+        let prev = t.install(9, b).unwrap();
+        assert_eq!(prev.idx, ai);
+        assert_eq!(t.get(9).map(|r| { let i = r.idx; let _ = t.put(r); i }), Some(bi));
+    }
+
+    #[test]
+    fn out_of_range_fds_are_never_ours() {
+        let t = Box::new(T::new());
+        assert!(!t.is_ours(-1));
+        assert!(!t.is_ours(64));
+        assert!(t.get(1000).is_none());
+        assert!(t.remove(-5).is_none());
+    }
+
+    #[test]
+    fn for_each_in_visits_only_our_fds_in_range() {
+        let t = Box::new(T::new());
+        for fd in [2, 10, 20] {
+            let r = t.alloc(init(fd as u64)).unwrap();
+            t.install(fd, r);
+        }
+        let mut seen = vec![];
+        t.for_each_in(3, u32::MAX, |fd| seen.push(fd));
+        assert_eq!(seen, vec![10, 20]);
+    }
+
+    #[test]
+    fn concurrent_get_and_put_balance() {
+        let t: &'static T = Box::leak(Box::new(T::new()));
+        let r = t.alloc(init(1)).unwrap();
+        t.install(1, r);
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    for _ in 0..10_000 {
+                        let r = t.get(1).unwrap();
+                        assert_eq!(t.put(r), None);
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        let r = t.remove(1).unwrap();
+        assert!(t.put(r).is_some());
+    }
+}

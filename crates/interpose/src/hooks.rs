@@ -1,0 +1,1557 @@
+//! The exported libc entry points.
+//!
+//! Each hook answers one of three ways (bytehound/mirrord style): served on
+//! the fast path, not ours (the real libc function, via `real::*`), or an
+//! error. "Not ours" is decided first and cheaply: one relaxed load of the
+//! fd table for fd calls; for path calls a first-byte test plus, for
+//! absolute paths, a component-wise prefix match against the (few) btfuse
+//! mountpoints. The caller's errno is preserved on success and set only
+//! for the caller's result.
+//!
+//! Variadic C functions (`open`, `openat`, `fcntl`) are defined with their
+//! optional argument as a fixed one: on x86_64 and aarch64 Linux the
+//! optional integer argument travels in the same register either way, and
+//! it is only read when the flags say it is there.
+#![allow(clippy::missing_safety_doc)]
+
+use core::ffi::{c_char, c_int, c_long, c_uint, c_void};
+use core::sync::atomic::Ordering;
+
+use libc::{mode_t, off64_t, off_t, size_t, ssize_t, AT_FDCWD, DIR};
+use proto::{Op, SetAttrReq, PATH_MAX};
+
+use crate::channel;
+use crate::dir;
+use crate::ops::{self, At, Fail, Target};
+use crate::real;
+use crate::state::{self, FDS};
+use crate::sys::{self, errno, set_errno};
+
+extern "C" {
+    fn __chk_fail() -> !;
+}
+
+#[inline]
+fn ok<T>(saved: i32, v: T) -> T {
+    set_errno(saved);
+    v
+}
+
+#[inline]
+fn err<T: From<i8>>(e: i32) -> T {
+    set_errno(e);
+    T::from(-1)
+}
+
+fn dev(mount: usize) -> u64 {
+    state::MOUNTS[mount].dev.load(Ordering::Relaxed)
+}
+
+/// Calls `f` with the arguments the kernel needs for a call that the fast
+/// path hands back: the original ones, or, when the path was relative to
+/// one of our directory fds, `AT_FDCWD` and the absolute path.
+fn real_at<T: From<i8>>(t: &Target, dirfd: c_int, p: *const c_char, f: impl FnOnce(c_int, *const c_char) -> T) -> T {
+    if t.dir.is_none() {
+        return f(dirfd, p);
+    }
+    let mut abs = [0u8; PATH_MAX];
+    match t.abs_path(&mut abs) {
+        Some(_) => f(AT_FDCWD, abs.as_ptr().cast()),
+        None => err(libc::ENOMEM),
+    }
+}
+
+/// Standard ending of a path hook: success value, errno, or the kernel.
+macro_rules! finish {
+    ($saved:expr, $res:expr, $t:expr, $dirfd:expr, $p:expr, |$d:ident, $q:ident| $real:expr) => {
+        match $res {
+            Ok(v) => ok($saved, v),
+            Err(Fail::Errno(e)) => err(e),
+            Err(Fail::Real) => real_at(&$t, $dirfd, $p, |$d, $q| $real),
+        }
+    };
+}
+
+// ---- open / close ----------------------------------------------------------
+
+unsafe fn do_openat(dirfd: c_int, p: *const c_char, flags: c_int, mode: mode_t, real: impl FnOnce(c_int, *const c_char) -> c_int) -> c_int {
+    let saved = errno();
+    match ops::resolve_at(dirfd, p) {
+        At::Real => real(dirfd, p),
+        At::Err(e) => err(e),
+        At::Ours(t) => {
+            if flags & (libc::O_PATH | libc::O_TMPFILE) != 0 {
+                return real_at(&t, dirfd, p, real);
+            }
+            let r = ops::open(&t, flags, mode);
+            finish!(saved, r, t, dirfd, p, |d, q| real(d, q))
+        }
+    }
+}
+
+fn needs_mode(flags: c_int) -> bool {
+    flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn open(p: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+    let mode = if needs_mode(flags) { mode } else { 0 };
+    // SAFETY: forwards the caller's arguments.
+    unsafe { do_openat(AT_FDCWD, p, flags, mode, |d, q| real::openat()(d, q, flags, mode)) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn open64(p: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+    // SAFETY: as above.
+    unsafe { open(p, flags, mode) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __open_2(p: *const c_char, flags: c_int) -> c_int {
+    // SAFETY: as above (the fortified form has no mode).
+    unsafe { open(p, flags, 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __open64_2(p: *const c_char, flags: c_int) -> c_int {
+    // SAFETY: as above.
+    unsafe { open(p, flags, 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn openat(dirfd: c_int, p: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+    let mode = if needs_mode(flags) { mode } else { 0 };
+    // SAFETY: as above.
+    unsafe { do_openat(dirfd, p, flags, mode, |d, q| real::openat()(d, q, flags, mode)) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn openat64(dirfd: c_int, p: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+    // SAFETY: as above.
+    unsafe { openat(dirfd, p, flags, mode) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __openat_2(dirfd: c_int, p: *const c_char, flags: c_int) -> c_int {
+    // SAFETY: as above.
+    unsafe { openat(dirfd, p, flags, 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __openat64_2(dirfd: c_int, p: *const c_char, flags: c_int) -> c_int {
+    // SAFETY: as above.
+    unsafe { openat(dirfd, p, flags, 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn creat(p: *const c_char, mode: mode_t) -> c_int {
+    // SAFETY: as above.
+    unsafe { open(p, libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC, mode) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn creat64(p: *const c_char, mode: mode_t) -> c_int {
+    // SAFETY: as above.
+    unsafe { creat(p, mode) }
+}
+
+/// Drops our mapping of `fd` and closes its placeholder.
+fn close_ours(fd: c_int) {
+    if let Some(r) = FDS.remove(fd) {
+        sys::close(fd);
+        ops::put(r);
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    if FDS.is_ours(fd) {
+        let saved = errno();
+        close_ours(fd);
+        return ok(saved, 0);
+    }
+    if channel::is_internal(fd) {
+        // The library's own socket: the program closes "everything"; keep
+        // it (its number is high and close-on-exec) and report success.
+        return 0;
+    }
+    if ops::is_nullfd(fd) {
+        ops::evict_internal(fd);
+    }
+    // SAFETY: forwards the caller's argument.
+    unsafe { real::close()(fd) }
+}
+
+/// Closes `[lo, hi]` except the library's own sockets.
+unsafe fn close_range_impl(lo: c_uint, hi: c_uint, flags: c_int) -> c_int {
+    let saved = errno();
+    if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {
+        FDS.for_each_in(lo, hi, close_ours);
+    }
+    ops::forget_nullfd_in(lo, hi);
+    // Our sockets in range, ascending (they live at or above high_fd_base).
+    let mut keep = [0u32; channel::NSLOTS * crate::mountinfo::MAX_MOUNTS];
+    let mut nk = 0;
+    let base = channel::high_fd_base().max(0) as u64;
+    let mut fd = (lo as u64).max(base);
+    let end = (hi as u64).min(base + 4096);
+    while fd <= end && nk < keep.len() {
+        if channel::is_internal(fd as i32) {
+            keep[nk] = fd as u32;
+            nk += 1;
+        }
+        fd += 1;
+    }
+    let mut start = lo as u64;
+    let mut r = 0;
+    for &k in &keep[..nk] {
+        if k as u64 > start {
+            // SAFETY: plain integer arguments.
+            r |= unsafe { real::close_range()(start as c_uint, k - 1, flags) };
+        }
+        start = k as u64 + 1;
+    }
+    if start <= hi as u64 {
+        // SAFETY: as above.
+        r |= unsafe { real::close_range()(start as c_uint, hi, flags) };
+    }
+    if r == 0 {
+        ok(saved, 0)
+    } else {
+        -1
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn close_range(lo: c_uint, hi: c_uint, flags: c_int) -> c_int {
+    if lo > hi {
+        return err(libc::EINVAL);
+    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { close_range_impl(lo, hi, flags) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn closefrom(lo: c_int) {
+    // SAFETY: as above.
+    unsafe { close_range_impl(lo.max(0) as c_uint, c_uint::MAX, 0) };
+}
+
+// ---- data --------------------------------------------------------------------
+
+fn iov1(buf: *mut c_void, n: size_t) -> [libc::iovec; 1] {
+    [libc::iovec { iov_base: buf, iov_len: n }]
+}
+
+fn read_ours(f: &ops::FileRef, iov: &[libc::iovec]) -> ops::R<usize> {
+    f.with_pos(|pos| {
+        let off = pos.load(Ordering::Relaxed);
+        let n = f.pread(iov, off)?;
+        pos.store(off + n as u64, Ordering::Relaxed);
+        Ok(n)
+    })
+}
+
+fn write_ours(f: &ops::FileRef, iov: &[libc::iovec]) -> ops::R<usize> {
+    let append = f.ofd().flags.load(Ordering::Relaxed) & libc::O_APPEND as u32 != 0;
+    f.with_pos(|pos| {
+        let off = pos.load(Ordering::Relaxed);
+        let (n, end) = f.pwrite(iov, off, append)?;
+        pos.store(end, Ordering::Relaxed);
+        Ok(n)
+    })
+}
+
+fn ret_len(saved: i32, r: ops::R<usize>) -> ssize_t {
+    match r {
+        Ok(n) => ok(saved, n as ssize_t),
+        Err(Fail::Errno(e)) => err(e),
+        Err(Fail::Real) => err(libc::EIO),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
+    match ops::file(fd) {
+        None => {
+            // SAFETY: forwards the caller's arguments.
+            unsafe { real::read()(fd, buf, n) }
+        }
+        Some(f) => {
+            let saved = errno();
+            ret_len(saved, f.and_then(|f| read_ours(&f, &iov1(buf, n))))
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __read_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t) -> ssize_t {
+    if n > buflen {
+        // SAFETY: glibc's fortify failure, never returns.
+        unsafe { __chk_fail() }
+    }
+    // SAFETY: as above.
+    unsafe { read(fd, buf, n) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> ssize_t {
+    match ops::file(fd) {
+        None => {
+            // SAFETY: forwards the caller's arguments.
+            unsafe { real::readv()(fd, iov, cnt) }
+        }
+        Some(f) => {
+            let saved = errno();
+            if !(0..=1024).contains(&cnt) {
+                return err(libc::EINVAL);
+            }
+            // SAFETY: the caller's array of `cnt` iovecs.
+            let v = unsafe { core::slice::from_raw_parts(iov, cnt as usize) };
+            ret_len(saved, f.and_then(|f| read_ours(&f, v)))
+        }
+    }
+}
+
+unsafe fn pread_impl(fd: c_int, buf: *mut c_void, n: size_t, off: off64_t) -> Option<ssize_t> {
+    let f = ops::file(fd)?;
+    let saved = errno();
+    if off < 0 {
+        return Some(err(libc::EINVAL));
+    }
+    Some(ret_len(saved, f.and_then(|f| f.pread(&iov1(buf, n), off as u64))))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, n: size_t, off: off_t) -> ssize_t {
+    // SAFETY: forwards the caller's arguments.
+    unsafe { pread_impl(fd, buf, n, off).unwrap_or_else(|| real::pread()(fd, buf, n, off)) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pread64(fd: c_int, buf: *mut c_void, n: size_t, off: off64_t) -> ssize_t {
+    // SAFETY: as above.
+    unsafe { pread_impl(fd, buf, n, off).unwrap_or_else(|| real::pread64()(fd, buf, n, off)) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __pread_chk(fd: c_int, buf: *mut c_void, n: size_t, off: off_t, buflen: size_t) -> ssize_t {
+    if n > buflen {
+        // SAFETY: never returns.
+        unsafe { __chk_fail() }
+    }
+    // SAFETY: as above.
+    unsafe { pread(fd, buf, n, off) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __pread64_chk(fd: c_int, buf: *mut c_void, n: size_t, off: off64_t, buflen: size_t) -> ssize_t {
+    if n > buflen {
+        // SAFETY: never returns.
+        unsafe { __chk_fail() }
+    }
+    // SAFETY: as above.
+    unsafe { pread64(fd, buf, n, off) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
+    match ops::file(fd) {
+        None => {
+            // SAFETY: forwards the caller's arguments.
+            unsafe { real::write()(fd, buf, n) }
+        }
+        Some(f) => {
+            let saved = errno();
+            ret_len(saved, f.and_then(|f| write_ours(&f, &iov1(buf as *mut c_void, n))))
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> ssize_t {
+    match ops::file(fd) {
+        None => {
+            // SAFETY: forwards the caller's arguments.
+            unsafe { real::writev()(fd, iov, cnt) }
+        }
+        Some(f) => {
+            let saved = errno();
+            if !(0..=1024).contains(&cnt) {
+                return err(libc::EINVAL);
+            }
+            // SAFETY: the caller's array of `cnt` iovecs.
+            let v = unsafe { core::slice::from_raw_parts(iov, cnt as usize) };
+            ret_len(saved, f.and_then(|f| write_ours(&f, v)))
+        }
+    }
+}
+
+unsafe fn pwrite_impl(fd: c_int, buf: *const c_void, n: size_t, off: off64_t) -> Option<ssize_t> {
+    let f = ops::file(fd)?;
+    let saved = errno();
+    if off < 0 {
+        return Some(err(libc::EINVAL));
+    }
+    Some(ret_len(
+        saved,
+        f.and_then(|f| {
+            // Linux: pwrite on an O_APPEND file appends.
+            let append = f.ofd().flags.load(Ordering::Relaxed) & libc::O_APPEND as u32 != 0;
+            f.pwrite(&iov1(buf as *mut c_void, n), off as u64, append).map(|(n, _)| n)
+        }),
+    ))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pwrite(fd: c_int, buf: *const c_void, n: size_t, off: off_t) -> ssize_t {
+    // SAFETY: forwards the caller's arguments.
+    unsafe { pwrite_impl(fd, buf, n, off).unwrap_or_else(|| real::pwrite()(fd, buf, n, off)) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pwrite64(fd: c_int, buf: *const c_void, n: size_t, off: off64_t) -> ssize_t {
+    // SAFETY: as above.
+    unsafe { pwrite_impl(fd, buf, n, off).unwrap_or_else(|| real::pwrite64()(fd, buf, n, off)) }
+}
+
+fn lseek_ours(f: &ops::FileRef, off: i64, whence: c_int) -> ops::R<i64> {
+    if f.is_dir() {
+        // Directory streams keep their own cookie; only a rewind is meaningful.
+        return if whence == libc::SEEK_SET && off == 0 {
+            f.ofd().offset.store(0, Ordering::Relaxed);
+            Ok(0)
+        } else {
+            Err(Fail::Errno(libc::EINVAL))
+        };
+    }
+    f.with_pos(|pos| {
+        let cur = pos.load(Ordering::Relaxed) as i64;
+        let size = || ops::stat_handle(f.mount, f.fh).map(|a| a.size as i64);
+        let new = match whence {
+            libc::SEEK_SET => off,
+            libc::SEEK_CUR => cur.checked_add(off).ok_or(Fail::Errno(libc::EOVERFLOW))?,
+            libc::SEEK_END => size()?.checked_add(off).ok_or(Fail::Errno(libc::EOVERFLOW))?,
+            libc::SEEK_DATA => {
+                let s = size()?;
+                if off < 0 || off >= s {
+                    return Err(Fail::Errno(libc::ENXIO));
+                }
+                off
+            }
+            libc::SEEK_HOLE => {
+                let s = size()?;
+                if off < 0 || off >= s {
+                    return Err(Fail::Errno(libc::ENXIO));
+                }
+                s
+            }
+            _ => return Err(Fail::Errno(libc::EINVAL)),
+        };
+        if new < 0 {
+            return Err(Fail::Errno(libc::EINVAL));
+        }
+        pos.store(new as u64, Ordering::Relaxed);
+        Ok(new)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn lseek(fd: c_int, off: off_t, whence: c_int) -> off_t {
+    match ops::file(fd) {
+        None => {
+            // SAFETY: forwards the caller's arguments.
+            unsafe { real::lseek()(fd, off, whence) }
+        }
+        Some(f) => {
+            let saved = errno();
+            match f.and_then(|f| lseek_ours(&f, off, whence)) {
+                Ok(v) => ok(saved, v),
+                Err(Fail::Errno(e)) => err(e),
+                Err(Fail::Real) => err(libc::EIO),
+            }
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn lseek64(fd: c_int, off: off64_t, whence: c_int) -> off64_t {
+    // SAFETY: off_t is 64-bit on the supported targets.
+    unsafe { lseek(fd, off, whence) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn posix_fadvise(fd: c_int, off: off_t, len: off_t, advice: c_int) -> c_int {
+    match ops::file(fd) {
+        None => {
+            // SAFETY: forwards the caller's arguments.
+            unsafe { real::posix_fadvise()(fd, off, len, advice) }
+        }
+        // Advice only; posix_fadvise returns the error number itself.
+        Some(Ok(_)) => 0,
+        Some(Err(_)) => libc::EBADF,
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn posix_fadvise64(fd: c_int, off: off64_t, len: off64_t, advice: c_int) -> c_int {
+    // SAFETY: as above.
+    unsafe { posix_fadvise(fd, off, len, advice) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn copy_file_range(
+    fdin: c_int,
+    offin: *mut off64_t,
+    fdout: c_int,
+    offout: *mut off64_t,
+    len: size_t,
+    flags: c_uint,
+) -> ssize_t {
+    if FDS.is_ours(fdin) || FDS.is_ours(fdout) {
+        // Not served in the kernel for our fds: EXDEV makes cat/cp/python
+        // fall back to read/write, which the fast path serves.
+        return err(libc::EXDEV);
+    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::copy_file_range()(fdin, offin, fdout, offout, len, flags) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fsync(fd: c_int) -> c_int {
+    match ops::file(fd) {
+        None => {
+            // SAFETY: forwards the caller's argument.
+            unsafe { real::fsync()(fd) }
+        }
+        Some(f) => {
+            let saved = errno();
+            let r = f.and_then(|f| {
+                if f.is_dir() {
+                    // Nothing to flush for an in-memory directory.
+                    return Ok(0);
+                }
+                let mut h = ops::req(Op::Fsync, 0);
+                h.fh = f.fh;
+                ops::simple(f.mount, &mut h, b"", b"", b"").map(|_| 0)
+            });
+            ret_int(saved, r)
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fdatasync(fd: c_int) -> c_int {
+    // SAFETY: forwards.
+    unsafe { if FDS.is_ours(fd) { fsync(fd) } else { real::fdatasync()(fd) } }
+}
+
+fn ret_int(saved: i32, r: ops::R<c_int>) -> c_int {
+    match r {
+        Ok(v) => ok(saved, v),
+        Err(Fail::Errno(e)) => err(e),
+        Err(Fail::Real) => err(libc::EIO),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ftruncate(fd: c_int, len: off_t) -> c_int {
+    match ops::file(fd) {
+        None => {
+            // SAFETY: forwards the caller's arguments.
+            unsafe { real::ftruncate()(fd, len) }
+        }
+        Some(f) => {
+            let saved = errno();
+            let r = f.and_then(|f| {
+                if len < 0 || f.is_dir() || (f.flags as i32 & libc::O_ACCMODE) == libc::O_RDONLY {
+                    return Err(Fail::Errno(libc::EINVAL));
+                }
+                let s = SetAttrReq { valid: proto::set::SIZE, size: len as u64, ..Default::default() };
+                ops::setattr(f.mount, None, f.fh, false, &s).map(|_| 0)
+            });
+            ret_int(saved, r)
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ftruncate64(fd: c_int, len: off64_t) -> c_int {
+    // SAFETY: forwards.
+    unsafe { ftruncate(fd, len) }
+}
+
+fn fd_setattr(fd: c_int, s: ops::R<SetAttrReq>) -> Option<c_int> {
+    let f = ops::file(fd)?;
+    let saved = errno();
+    Some(ret_int(saved, f.and_then(|f| ops::setattr(f.mount, None, f.fh, false, &s?).map(|_| 0))))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fchmod(fd: c_int, mode: mode_t) -> c_int {
+    let s = SetAttrReq { valid: proto::set::MODE, mode: mode & 0o7777, ..Default::default() };
+    // SAFETY: forwards.
+    fd_setattr(fd, Ok(s)).unwrap_or_else(|| unsafe { real::fchmod()(fd, mode) })
+}
+
+fn chown_req(uid: libc::uid_t, gid: libc::gid_t) -> SetAttrReq {
+    let mut s = SetAttrReq::default();
+    if uid != u32::MAX {
+        s.valid |= proto::set::UID;
+        s.uid = uid;
+    }
+    if gid != u32::MAX {
+        s.valid |= proto::set::GID;
+        s.gid = gid;
+    }
+    s
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fchown(fd: c_int, uid: libc::uid_t, gid: libc::gid_t) -> c_int {
+    // SAFETY: forwards.
+    fd_setattr(fd, Ok(chown_req(uid, gid))).unwrap_or_else(|| unsafe { real::fchown()(fd, uid, gid) })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn futimens(fd: c_int, times: *const libc::timespec) -> c_int {
+    if !FDS.is_ours(fd) {
+        // SAFETY: forwards.
+        return unsafe { real::futimens()(fd, times) };
+    }
+    fd_setattr(fd, ops::times_req(times)).unwrap_or_else(|| err(libc::EBADF))
+}
+
+// ---- stat --------------------------------------------------------------------
+
+fn fstat_ours(fd: c_int, st: *mut libc::stat) -> Option<c_int> {
+    let f = ops::file(fd)?;
+    let saved = errno();
+    Some(ret_int(
+        saved,
+        f.and_then(|f| {
+            let a = ops::stat_handle(f.mount, f.fh)?;
+            ops::fill_stat(st, &a, dev(f.mount));
+            Ok(0)
+        }),
+    ))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fstat(fd: c_int, st: *mut libc::stat) -> c_int {
+    // SAFETY: forwards the caller's arguments.
+    fstat_ours(fd, st).unwrap_or_else(|| unsafe { real::fstat()(fd, st) })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fstat64(fd: c_int, st: *mut libc::stat64) -> c_int {
+    // SAFETY: stat and stat64 share one layout on the 64-bit targets.
+    fstat_ours(fd, st.cast()).unwrap_or_else(|| unsafe { real::fstat64()(fd, st) })
+}
+
+unsafe fn stat_at(dirfd: c_int, p: *const c_char, st: *mut libc::stat, flags: c_int) -> c_int {
+    if flags & libc::AT_EMPTY_PATH != 0 && !p.is_null() && unsafe { *p } == 0 && FDS.is_ours(dirfd) {
+        return fstat_ours(dirfd, st).unwrap_or_else(|| err(libc::EBADF));
+    }
+    let saved = errno();
+    let real = |d: c_int, q: *const c_char| {
+        // SAFETY: forwards the caller's arguments.
+        unsafe { real::fstatat()(d, q, st, flags) }
+    };
+    match ops::resolve_at(dirfd, p) {
+        At::Real => real(dirfd, p),
+        At::Err(e) => err(e),
+        At::Ours(t) => {
+            let r = ops::stat_path(&t, flags & libc::AT_SYMLINK_NOFOLLOW != 0).map(|a| {
+                ops::fill_stat(st, &a, dev(t.mount));
+                0
+            });
+            finish!(saved, r, t, dirfd, p, |d, q| real(d, q))
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn stat(p: *const c_char, st: *mut libc::stat) -> c_int {
+    // SAFETY: forwards.
+    unsafe { stat_at(AT_FDCWD, p, st, 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn stat64(p: *const c_char, st: *mut libc::stat64) -> c_int {
+    // SAFETY: same layout.
+    unsafe { stat_at(AT_FDCWD, p, st.cast(), 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn lstat(p: *const c_char, st: *mut libc::stat) -> c_int {
+    // SAFETY: forwards.
+    unsafe { stat_at(AT_FDCWD, p, st, libc::AT_SYMLINK_NOFOLLOW) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn lstat64(p: *const c_char, st: *mut libc::stat64) -> c_int {
+    // SAFETY: same layout.
+    unsafe { stat_at(AT_FDCWD, p, st.cast(), libc::AT_SYMLINK_NOFOLLOW) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fstatat(d: c_int, p: *const c_char, st: *mut libc::stat, flags: c_int) -> c_int {
+    // SAFETY: forwards.
+    unsafe { stat_at(d, p, st, flags) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fstatat64(d: c_int, p: *const c_char, st: *mut libc::stat64, flags: c_int) -> c_int {
+    // SAFETY: same layout.
+    unsafe { stat_at(d, p, st.cast(), flags) }
+}
+
+// Pre-2.33 binaries: `__xstat(ver, ...)`; the version is 1 (kernel layout)
+// on x86_64 and 0 on aarch64, both the layout of `struct stat`.
+#[no_mangle]
+pub unsafe extern "C" fn __xstat(_v: c_int, p: *const c_char, st: *mut libc::stat) -> c_int {
+    // SAFETY: forwards.
+    unsafe { stat_at(AT_FDCWD, p, st, 0) }
+}
+#[no_mangle]
+pub unsafe extern "C" fn __xstat64(_v: c_int, p: *const c_char, st: *mut libc::stat) -> c_int {
+    // SAFETY: forwards.
+    unsafe { stat_at(AT_FDCWD, p, st, 0) }
+}
+#[no_mangle]
+pub unsafe extern "C" fn __lxstat(_v: c_int, p: *const c_char, st: *mut libc::stat) -> c_int {
+    // SAFETY: forwards.
+    unsafe { stat_at(AT_FDCWD, p, st, libc::AT_SYMLINK_NOFOLLOW) }
+}
+#[no_mangle]
+pub unsafe extern "C" fn __lxstat64(_v: c_int, p: *const c_char, st: *mut libc::stat) -> c_int {
+    // SAFETY: forwards.
+    unsafe { stat_at(AT_FDCWD, p, st, libc::AT_SYMLINK_NOFOLLOW) }
+}
+#[no_mangle]
+pub unsafe extern "C" fn __fxstat(_v: c_int, fd: c_int, st: *mut libc::stat) -> c_int {
+    // SAFETY: forwards.
+    unsafe { fstat(fd, st) }
+}
+#[no_mangle]
+pub unsafe extern "C" fn __fxstat64(_v: c_int, fd: c_int, st: *mut libc::stat) -> c_int {
+    // SAFETY: forwards.
+    unsafe { fstat(fd, st) }
+}
+#[no_mangle]
+pub unsafe extern "C" fn __fxstatat(_v: c_int, d: c_int, p: *const c_char, st: *mut libc::stat, fl: c_int) -> c_int {
+    // SAFETY: forwards.
+    unsafe { stat_at(d, p, st, fl) }
+}
+#[no_mangle]
+pub unsafe extern "C" fn __fxstatat64(_v: c_int, d: c_int, p: *const c_char, st: *mut libc::stat, fl: c_int) -> c_int {
+    // SAFETY: forwards.
+    unsafe { stat_at(d, p, st, fl) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn statx(d: c_int, p: *const c_char, flags: c_int, mask: c_uint, buf: *mut libc::statx) -> c_int {
+    let saved = errno();
+    if flags & libc::AT_EMPTY_PATH != 0 && !p.is_null() && unsafe { *p } == 0 {
+        if let Some(f) = ops::file(d) {
+            let r = f.and_then(|f| {
+                let a = ops::stat_handle(f.mount, f.fh)?;
+                ops::fill_statx(buf, &a, f.mount);
+                Ok(0)
+            });
+            return ret_int(saved, r);
+        }
+    }
+    let real = |dd: c_int, q: *const c_char| {
+        // SAFETY: forwards the caller's arguments.
+        unsafe { real::statx()(dd, q, flags, mask, buf) }
+    };
+    match ops::resolve_at(d, p) {
+        At::Real => real(d, p),
+        At::Err(e) => err(e),
+        At::Ours(t) => {
+            let r = ops::stat_path(&t, flags & libc::AT_SYMLINK_NOFOLLOW != 0).map(|a| {
+                ops::fill_statx(buf, &a, t.mount);
+                0
+            });
+            finish!(saved, r, t, d, p, |dd, q| real(dd, q))
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn statfs(p: *const c_char, out: *mut libc::statfs) -> c_int {
+    let saved = errno();
+    let real = |_: c_int, q: *const c_char| {
+        // SAFETY: forwards.
+        unsafe { real::statfs()(q, out) }
+    };
+    match ops::resolve_at(AT_FDCWD, p) {
+        At::Real => real(AT_FDCWD, p),
+        At::Err(e) => err(e),
+        At::Ours(t) => {
+            // Check the path exists (statfs of a missing file is ENOENT).
+            let r = ops::stat_path(&t, false).and_then(|_| ops::statfs(t.mount, out)).map(|_| 0);
+            finish!(saved, r, t, AT_FDCWD, p, |d, q| real(d, q))
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn statfs64(p: *const c_char, out: *mut libc::statfs64) -> c_int {
+    // SAFETY: same layout on the 64-bit targets.
+    unsafe { statfs(p, out.cast()) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fstatfs(fd: c_int, out: *mut libc::statfs) -> c_int {
+    match ops::file(fd) {
+        None => {
+            // SAFETY: forwards.
+            unsafe { real::fstatfs()(fd, out) }
+        }
+        Some(f) => {
+            let saved = errno();
+            ret_int(saved, f.and_then(|f| ops::statfs(f.mount, out).map(|_| 0)))
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fstatfs64(fd: c_int, out: *mut libc::statfs64) -> c_int {
+    // SAFETY: same layout.
+    unsafe { fstatfs(fd, out.cast()) }
+}
+
+// ---- simple path operations ----------------------------------------------
+
+/// A path operation with a plain request (no reply payload).
+unsafe fn path_op(
+    dirfd: c_int,
+    p: *const c_char,
+    op: Op,
+    flags: u32,
+    a: u64,
+    payload: &[u8],
+    real: impl Fn(c_int, *const c_char) -> c_int,
+) -> c_int {
+    let saved = errno();
+    match ops::resolve_at(dirfd, p) {
+        At::Real => real(dirfd, p),
+        At::Err(e) => err(e),
+        At::Ours(t) => {
+            let mut h = ops::req(op, flags);
+            h.fh = t.base;
+            h.a = a;
+            let r = ops::simple(t.mount, &mut h, t.rel(), b"", payload).map(|_| 0);
+            finish!(saved, r, t, dirfd, p, |d, q| real(d, q))
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn access(p: *const c_char, mode: c_int) -> c_int {
+    // SAFETY: forwards.
+    unsafe { faccessat(AT_FDCWD, p, mode, 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn faccessat(d: c_int, p: *const c_char, mode: c_int, flags: c_int) -> c_int {
+    // SAFETY: forwards.
+    unsafe { path_op(d, p, Op::Access, flags as u32, mode as u64, b"", |dd, q| real::faccessat()(dd, q, mode, flags)) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mkdir(p: *const c_char, mode: mode_t) -> c_int {
+    // SAFETY: forwards.
+    unsafe { mkdirat(AT_FDCWD, p, mode) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mkdirat(d: c_int, p: *const c_char, mode: mode_t) -> c_int {
+    let m = (mode & 0o7777 & !state::umask()) as u64;
+    // SAFETY: forwards.
+    unsafe { path_op(d, p, Op::Mkdir, 0, m, b"", |dd, q| real::mkdirat()(dd, q, mode)) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn rmdir(p: *const c_char) -> c_int {
+    // SAFETY: forwards.
+    unsafe { unlinkat(AT_FDCWD, p, libc::AT_REMOVEDIR) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn unlink(p: *const c_char) -> c_int {
+    // SAFETY: forwards.
+    unsafe { unlinkat(AT_FDCWD, p, 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn unlinkat(d: c_int, p: *const c_char, flags: c_int) -> c_int {
+    if flags & !libc::AT_REMOVEDIR != 0 {
+        return err(libc::EINVAL);
+    }
+    let op = if flags & libc::AT_REMOVEDIR != 0 { Op::Rmdir } else { Op::Unlink };
+    // SAFETY: forwards.
+    unsafe { path_op(d, p, op, 0, 0, b"", |dd, q| real::unlinkat()(dd, q, flags)) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn symlink(target: *const c_char, p: *const c_char) -> c_int {
+    // SAFETY: forwards.
+    unsafe { symlinkat(target, AT_FDCWD, p) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn symlinkat(target: *const c_char, d: c_int, p: *const c_char) -> c_int {
+    let saved = errno();
+    let real = |dd: c_int, q: *const c_char| {
+        // SAFETY: forwards.
+        unsafe { real::symlinkat()(target, dd, q) }
+    };
+    match ops::resolve_at(d, p) {
+        At::Real => real(d, p),
+        At::Err(e) => err(e),
+        At::Ours(t) => {
+            let Some(tx) = ops::cstr(target) else { return err(libc::EFAULT) };
+            if tx.is_empty() {
+                return err(libc::ENOENT);
+            }
+            if tx.len() >= PATH_MAX {
+                return err(libc::ENAMETOOLONG);
+            }
+            let mut h = ops::req(Op::Symlink, 0);
+            h.fh = t.base;
+            let r = ops::simple(t.mount, &mut h, t.rel(), tx, b"").map(|_| 0);
+            finish!(saved, r, t, d, p, |dd, q| real(dd, q))
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn readlink(p: *const c_char, buf: *mut c_char, n: size_t) -> ssize_t {
+    // SAFETY: forwards.
+    unsafe { readlinkat(AT_FDCWD, p, buf, n) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __readlink_chk(p: *const c_char, buf: *mut c_char, n: size_t, buflen: size_t) -> ssize_t {
+    if n > buflen {
+        // SAFETY: never returns.
+        unsafe { __chk_fail() }
+    }
+    // SAFETY: forwards.
+    unsafe { readlinkat(AT_FDCWD, p, buf, n) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __readlinkat_chk(d: c_int, p: *const c_char, buf: *mut c_char, n: size_t, buflen: size_t) -> ssize_t {
+    if n > buflen {
+        // SAFETY: never returns.
+        unsafe { __chk_fail() }
+    }
+    // SAFETY: forwards.
+    unsafe { readlinkat(d, p, buf, n) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn readlinkat(d: c_int, p: *const c_char, buf: *mut c_char, n: size_t) -> ssize_t {
+    let saved = errno();
+    let real = |dd: c_int, q: *const c_char| {
+        // SAFETY: forwards.
+        unsafe { real::readlinkat()(dd, q, buf, n) }
+    };
+    match ops::resolve_at(d, p) {
+        At::Real => real(d, p),
+        At::Err(e) => err(e),
+        At::Ours(t) => {
+            if n == 0 || n > isize::MAX as usize {
+                return err(libc::EINVAL);
+            }
+            let mut h = ops::req(Op::Readlink, 0);
+            h.fh = t.base;
+            let r = ops::call_with(t.mount, &mut h, t.rel(), b"", b"", |resp, pl| {
+                let body = if resp.has_attr != 0 { &pl[pl.len().min(core::mem::size_of::<proto::WireAttr>())..] } else { pl };
+                let k = body.len().min(n);
+                // SAFETY: the caller's buffer of `n` bytes.
+                unsafe { core::ptr::copy_nonoverlapping(body.as_ptr(), buf.cast::<u8>(), k) };
+                Ok(k as ssize_t)
+            });
+            finish!(saved, r, t, d, p, |dd, q| real(dd, q))
+        }
+    }
+}
+
+/// Two-path operations (rename, link): served only when both paths are on
+/// the same mount; otherwise the kernel decides (EXDEV and friends).
+unsafe fn two_paths(
+    d1: c_int,
+    p1: *const c_char,
+    d2: c_int,
+    p2: *const c_char,
+    op: Op,
+    flags: u32,
+    real: impl Fn(c_int, *const c_char, c_int, *const c_char) -> c_int,
+) -> c_int {
+    let saved = errno();
+    let t1 = ops::resolve_at(d1, p1);
+    let t2 = ops::resolve_at(d2, p2);
+    let call_real = |t1: &At, t2: &At| -> c_int {
+        let mut a1 = [0u8; PATH_MAX];
+        let mut a2 = [0u8; PATH_MAX];
+        let (mut x1, mut y1, mut x2, mut y2) = (d1, p1, d2, p2);
+        if let At::Ours(t) = t1 {
+            if t.dir.is_some() {
+                if t.abs_path(&mut a1).is_none() {
+                    return err(libc::ENOMEM);
+                }
+                (x1, y1) = (AT_FDCWD, a1.as_ptr().cast());
+            }
+        }
+        if let At::Ours(t) = t2 {
+            if t.dir.is_some() {
+                if t.abs_path(&mut a2).is_none() {
+                    return err(libc::ENOMEM);
+                }
+                (x2, y2) = (AT_FDCWD, a2.as_ptr().cast());
+            }
+        }
+        real(x1, y1, x2, y2)
+    };
+    match (&t1, &t2) {
+        (At::Err(e), _) | (_, At::Err(e)) => err(*e),
+        (At::Ours(a), At::Ours(b)) if a.mount == b.mount => {
+            let mut h = ops::req(op, flags);
+            h.fh = a.base;
+            h.fh2 = b.base;
+            match ops::simple(a.mount, &mut h, a.rel(), b.rel(), b"") {
+                Ok(_) => ok(saved, 0),
+                Err(Fail::Errno(e)) => err(e),
+                Err(Fail::Real) => call_real(&t1, &t2),
+            }
+        }
+        _ => call_real(&t1, &t2),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn rename(a: *const c_char, b: *const c_char) -> c_int {
+    // SAFETY: forwards.
+    unsafe { renameat2(AT_FDCWD, a, AT_FDCWD, b, 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn renameat(d1: c_int, a: *const c_char, d2: c_int, b: *const c_char) -> c_int {
+    // SAFETY: forwards.
+    unsafe { renameat2(d1, a, d2, b, 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn renameat2(d1: c_int, a: *const c_char, d2: c_int, b: *const c_char, flags: c_uint) -> c_int {
+    // SAFETY: forwards.
+    unsafe { two_paths(d1, a, d2, b, Op::Rename, flags, |w, x, y, z| real::renameat2()(w, x, y, z, flags)) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn link(a: *const c_char, b: *const c_char) -> c_int {
+    // SAFETY: forwards.
+    unsafe { linkat(AT_FDCWD, a, AT_FDCWD, b, 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn linkat(d1: c_int, a: *const c_char, d2: c_int, b: *const c_char, flags: c_int) -> c_int {
+    if flags & !(libc::AT_SYMLINK_FOLLOW | libc::AT_EMPTY_PATH) != 0 {
+        return err(libc::EINVAL);
+    }
+    // SAFETY: forwards.
+    unsafe { two_paths(d1, a, d2, b, Op::Link, flags as u32, |w, x, y, z| real::linkat()(w, x, y, z, flags)) }
+}
+
+unsafe fn setattr_path(d: c_int, p: *const c_char, nofollow: bool, s: ops::R<SetAttrReq>, real: impl Fn(c_int, *const c_char) -> c_int) -> c_int {
+    let saved = errno();
+    match ops::resolve_at(d, p) {
+        At::Real => real(d, p),
+        At::Err(e) => err(e),
+        At::Ours(t) => {
+            let r = s.and_then(|s| ops::setattr(t.mount, Some(&t), 0, nofollow, &s)).map(|_| 0);
+            finish!(saved, r, t, d, p, |dd, q| real(dd, q))
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn truncate(p: *const c_char, len: off_t) -> c_int {
+    let s = if len < 0 {
+        Err(Fail::Errno(libc::EINVAL))
+    } else {
+        Ok(SetAttrReq { valid: proto::set::SIZE, size: len as u64, ..Default::default() })
+    };
+    // SAFETY: forwards.
+    unsafe { setattr_path(AT_FDCWD, p, false, s, |_, q| real::truncate()(q, len)) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn truncate64(p: *const c_char, len: off64_t) -> c_int {
+    // SAFETY: forwards.
+    unsafe { truncate(p, len) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn chmod(p: *const c_char, mode: mode_t) -> c_int {
+    // SAFETY: forwards.
+    unsafe { fchmodat(AT_FDCWD, p, mode, 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fchmodat(d: c_int, p: *const c_char, mode: mode_t, flags: c_int) -> c_int {
+    let s = SetAttrReq { valid: proto::set::MODE, mode: mode & 0o7777, ..Default::default() };
+    // SAFETY: forwards.
+    unsafe { setattr_path(d, p, flags & libc::AT_SYMLINK_NOFOLLOW != 0, Ok(s), |dd, q| real::fchmodat()(dd, q, mode, flags)) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn chown(p: *const c_char, uid: libc::uid_t, gid: libc::gid_t) -> c_int {
+    // SAFETY: forwards.
+    unsafe { fchownat(AT_FDCWD, p, uid, gid, 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn lchown(p: *const c_char, uid: libc::uid_t, gid: libc::gid_t) -> c_int {
+    // SAFETY: forwards.
+    unsafe { fchownat(AT_FDCWD, p, uid, gid, libc::AT_SYMLINK_NOFOLLOW) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fchownat(d: c_int, p: *const c_char, uid: libc::uid_t, gid: libc::gid_t, flags: c_int) -> c_int {
+    if flags & libc::AT_EMPTY_PATH != 0 && !p.is_null() && unsafe { *p } == 0 && FDS.is_ours(d) {
+        return fd_setattr(d, Ok(chown_req(uid, gid))).unwrap_or_else(|| err(libc::EBADF));
+    }
+    // SAFETY: forwards.
+    unsafe {
+        setattr_path(d, p, flags & libc::AT_SYMLINK_NOFOLLOW != 0, Ok(chown_req(uid, gid)), |dd, q| {
+            real::fchownat()(dd, q, uid, gid, flags)
+        })
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn utimensat(d: c_int, p: *const c_char, times: *const libc::timespec, flags: c_int) -> c_int {
+    if p.is_null() && FDS.is_ours(d) {
+        return fd_setattr(d, ops::times_req(times)).unwrap_or_else(|| err(libc::EBADF));
+    }
+    if flags & libc::AT_EMPTY_PATH != 0 && !p.is_null() && unsafe { *p } == 0 && FDS.is_ours(d) {
+        return fd_setattr(d, ops::times_req(times)).unwrap_or_else(|| err(libc::EBADF));
+    }
+    // SAFETY: forwards.
+    unsafe {
+        setattr_path(d, p, flags & libc::AT_SYMLINK_NOFOLLOW != 0, ops::times_req(times), |dd, q| {
+            real::utimensat()(dd, q, times, flags)
+        })
+    }
+}
+
+// ---- fd table operations -------------------------------------------------
+
+#[no_mangle]
+pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
+    let Some(r) = FDS.get(fd) else {
+        // SAFETY: forwards.
+        return unsafe { real::dup()(fd) };
+    };
+    let saved = errno();
+    match sys::fcntl(fd, libc::F_DUPFD, 0) {
+        Ok(n) if (n as usize) < FDS.capacity() => {
+            if let Some(prev) = FDS.install(n, r) {
+                ops::put(prev);
+            }
+            ok(saved, n)
+        }
+        Ok(n) => {
+            sys::close(n);
+            ops::put(r);
+            err(libc::EMFILE)
+        }
+        Err(e) => {
+            ops::put(r);
+            err(e)
+        }
+    }
+}
+
+unsafe fn dup3_impl(old: c_int, new: c_int, flags: c_int, real: impl FnOnce() -> c_int) -> c_int {
+    let saved = errno();
+    ops::evict_internal(new);
+    let Some(r) = FDS.get(old) else {
+        let res = real();
+        if res >= 0 && FDS.is_ours(new) {
+            if let Some(prev) = FDS.remove(new) {
+                ops::put(prev);
+            }
+        }
+        return res;
+    };
+    if (new as u32 as usize) >= FDS.capacity() {
+        ops::put(r);
+        return err(libc::EBADF);
+    }
+    match sys::dup3(old, new, flags) {
+        Ok(n) => {
+            if let Some(prev) = FDS.install(n, r) {
+                ops::put(prev);
+            }
+            ok(saved, n)
+        }
+        Err(e) => {
+            ops::put(r);
+            err(e)
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    if old == new {
+        if FDS.is_ours(old) {
+            return old;
+        }
+        // SAFETY: forwards.
+        return unsafe { real::dup2()(old, new) };
+    }
+    // SAFETY: forwards.
+    unsafe { dup3_impl(old, new, 0, || real::dup2()(old, new)) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    // SAFETY: forwards.
+    unsafe { dup3_impl(old, new, flags, || real::dup3()(old, new, flags)) }
+}
+
+unsafe fn fcntl_impl(fd: c_int, cmd: c_int, arg: usize, real: impl FnOnce() -> c_int) -> c_int {
+    let Some(f) = ops::file(fd) else {
+        return real();
+    };
+    let saved = errno();
+    let f = match f {
+        Ok(f) => f,
+        Err(Fail::Errno(e)) => return err(e),
+        Err(Fail::Real) => return err(libc::EIO),
+    };
+    let o = f.ofd();
+    match cmd {
+        libc::F_GETFL => {
+            let fl = o.flags.load(Ordering::Relaxed) & !crate::fdtable::KIND_DIR;
+            ok(saved, fl as c_int | 0o100000 /* O_LARGEFILE, as the kernel reports */)
+        }
+        libc::F_SETFL => {
+            let want = arg as c_int;
+            const SETTABLE: c_int = libc::O_APPEND | libc::O_NONBLOCK | libc::O_NOATIME;
+            if want & (libc::O_DIRECT | libc::O_ASYNC) != 0 {
+                return err(libc::EINVAL);
+            }
+            let mut cur = o.flags.load(Ordering::Relaxed);
+            loop {
+                let new = (cur & !(SETTABLE as u32)) | (want & SETTABLE) as u32;
+                match o.flags.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) => break,
+                    Err(c) => cur = c,
+                }
+            }
+            ok(saved, 0)
+        }
+        // Per-fd flags live on the placeholder kernel fd itself.
+        libc::F_GETFD | libc::F_SETFD => match sys::fcntl(fd, cmd, arg as c_long) {
+            Ok(v) => ok(saved, v),
+            Err(e) => err(e),
+        },
+        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
+            let r = FDS.clone_ref(&f.r);
+            match sys::fcntl(fd, cmd, arg as c_long) {
+                Ok(n) if (n as usize) < FDS.capacity() => {
+                    if let Some(prev) = FDS.install(n, r) {
+                        ops::put(prev);
+                    }
+                    ok(saved, n)
+                }
+                Ok(n) => {
+                    sys::close(n);
+                    ops::put(r);
+                    err(libc::EMFILE)
+                }
+                Err(e) => {
+                    ops::put(r);
+                    err(e)
+                }
+            }
+        }
+        // Record locks, leases, notifications, pipe sizes, seals...: not
+        // served on a fast-path fd yet (issue 6 migrates the fd to the
+        // kernel first). A clear error, never a silent success.
+        _ => err(libc::ENOTSUP),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    // SAFETY: forwards.
+    unsafe { fcntl_impl(fd, cmd, arg, || real::fcntl()(fd, cmd, arg)) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    // SAFETY: forwards.
+    unsafe { fcntl_impl(fd, cmd, arg, || real::fcntl64()(fd, cmd, arg)) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn umask(m: mode_t) -> mode_t {
+    // SAFETY: forwards.
+    let old = unsafe { real::umask()(m) };
+    state::set_umask(m);
+    old
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fclose(fp: *mut libc::FILE) -> c_int {
+    if !fp.is_null() {
+        // SAFETY: the caller's FILE.
+        let fd = unsafe { real::fileno()(fp) };
+        if FDS.is_ours(fd) {
+            // glibc closes the descriptor internally (not through `close`):
+            // drop our mapping first, so the number can never name a stale
+            // fast-path file once the kernel reuses it.
+            if let Some(r) = FDS.remove(fd) {
+                ops::put(r);
+            }
+        }
+    }
+    // SAFETY: forwards.
+    unsafe { real::fclose()(fp) }
+}
+
+// ---- cwd -------------------------------------------------------------------
+
+#[no_mangle]
+pub unsafe extern "C" fn chdir(p: *const c_char) -> c_int {
+    // SAFETY: forwards.
+    let r = unsafe { real::chdir()(p) };
+    if r == 0 && state::ready() {
+        let saved = errno();
+        state::refresh_cwd();
+        set_errno(saved);
+    }
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fchdir(fd: c_int) -> c_int {
+    let Some(f) = ops::file(fd) else {
+        // SAFETY: forwards.
+        let r = unsafe { real::fchdir()(fd) };
+        if r == 0 && state::ready() {
+            let saved = errno();
+            state::refresh_cwd();
+            set_errno(saved);
+        }
+        return r;
+    };
+    let saved = errno();
+    let f = match f {
+        Ok(f) => f,
+        Err(Fail::Errno(e)) => return err(e),
+        Err(Fail::Real) => return err(libc::EIO),
+    };
+    if !f.is_dir() {
+        return err(libc::ENOTDIR);
+    }
+    let Some(path) = state::dirpath(f.ofd().path_slot.load(Ordering::Relaxed)) else {
+        return err(libc::ENOMEM);
+    };
+    let mut buf = [0u8; PATH_MAX + 1];
+    buf[..path.len()].copy_from_slice(path);
+    // The kernel resolves the directory's path (lexically the one it was
+    // opened by) to move its own cwd.
+    // SAFETY: NUL-terminated buffer.
+    let r = unsafe { real::chdir()(buf.as_ptr().cast()) };
+    if r == 0 {
+        state::refresh_cwd();
+        ok(saved, 0)
+    } else {
+        r
+    }
+}
+
+// ---- directories -----------------------------------------------------------
+
+#[no_mangle]
+pub unsafe extern "C" fn opendir(p: *const c_char) -> *mut DIR {
+    let saved = errno();
+    let real = |_: c_int, q: *const c_char| {
+        // SAFETY: forwards.
+        unsafe { real::opendir()(q) }
+    };
+    match ops::resolve_at(AT_FDCWD, p) {
+        At::Real => real(AT_FDCWD, p),
+        At::Err(e) => {
+            set_errno(e);
+            core::ptr::null_mut()
+        }
+        At::Ours(t) => match ops::open(&t, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0) {
+            Ok(fd) => match dir::new_stream(fd) {
+                Some(d) => ok(saved, d),
+                None => {
+                    close_ours(fd);
+                    set_errno(libc::EMFILE);
+                    core::ptr::null_mut()
+                }
+            },
+            Err(Fail::Errno(e)) => {
+                set_errno(e);
+                core::ptr::null_mut()
+            }
+            Err(Fail::Real) => real(AT_FDCWD, p),
+        },
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fdopendir(fd: c_int) -> *mut DIR {
+    let Some(f) = ops::file(fd) else {
+        // SAFETY: forwards.
+        return unsafe { real::fdopendir()(fd) };
+    };
+    let saved = errno();
+    match f {
+        Ok(f) if f.is_dir() => match dir::new_stream(fd) {
+            Some(d) => ok(saved, d),
+            None => {
+                set_errno(libc::EMFILE);
+                core::ptr::null_mut()
+            }
+        },
+        Ok(_) => {
+            set_errno(libc::ENOTDIR);
+            core::ptr::null_mut()
+        }
+        Err(_) => {
+            set_errno(libc::EBADF);
+            core::ptr::null_mut()
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn readdir64(d: *mut DIR) -> *mut libc::dirent64 {
+    let Some(o) = dir::ours(d) else {
+        // SAFETY: forwards.
+        return unsafe { real::readdir64()(d) };
+    };
+    let saved = errno();
+    match o.next() {
+        Ok(Some(e)) => ok(saved, e),
+        Ok(None) => ok(saved, core::ptr::null_mut()),
+        Err(Fail::Errno(e)) => {
+            set_errno(e);
+            core::ptr::null_mut()
+        }
+        Err(Fail::Real) => {
+            set_errno(libc::EIO);
+            core::ptr::null_mut()
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn readdir(d: *mut DIR) -> *mut libc::dirent {
+    if dir::ours(d).is_none() {
+        // SAFETY: forwards.
+        return unsafe { real::readdir()(d) };
+    }
+    // SAFETY: dirent and dirent64 share one layout on the 64-bit targets.
+    unsafe { readdir64(d).cast() }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn readdir64_r(d: *mut DIR, entry: *mut libc::dirent64, result: *mut *mut libc::dirent64) -> c_int {
+    if dir::ours(d).is_none() {
+        // SAFETY: forwards.
+        return unsafe { real::readdir64_r()(d, entry, result) };
+    }
+    let saved = errno();
+    set_errno(0);
+    // SAFETY: our stream.
+    let e = unsafe { readdir64(d) };
+    let r = errno();
+    set_errno(saved);
+    if e.is_null() {
+        // SAFETY: the caller's out pointer.
+        unsafe { *result = core::ptr::null_mut() };
+        return r;
+    }
+    // SAFETY: copying one entry into the caller's buffer.
+    unsafe {
+        core::ptr::copy_nonoverlapping(e, entry, 1);
+        *result = entry;
+    }
+    0
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn readdir_r(d: *mut DIR, entry: *mut libc::dirent, result: *mut *mut libc::dirent) -> c_int {
+    if dir::ours(d).is_none() {
+        // SAFETY: forwards.
+        return unsafe { real::readdir_r()(d, entry, result) };
+    }
+    // SAFETY: same layout.
+    unsafe { readdir64_r(d, entry.cast(), result.cast()) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn closedir(d: *mut DIR) -> c_int {
+    let Some(o) = dir::ours(d) else {
+        // SAFETY: forwards.
+        return unsafe { real::closedir()(d) };
+    };
+    let saved = errno();
+    let fd = o.fd();
+    dir::free(o);
+    close_ours(fd);
+    ok(saved, 0)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn dirfd(d: *mut DIR) -> c_int {
+    match dir::ours(d) {
+        Some(o) => o.fd(),
+        // SAFETY: forwards.
+        None => unsafe { real::dirfd()(d) },
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn rewinddir(d: *mut DIR) {
+    match dir::ours(d) {
+        Some(o) => o.rewind(),
+        // SAFETY: forwards.
+        None => unsafe { real::rewinddir()(d) },
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn telldir(d: *mut DIR) -> c_long {
+    match dir::ours(d) {
+        Some(o) => o.tell() as c_long,
+        // SAFETY: forwards.
+        None => unsafe { real::telldir()(d) },
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn seekdir(d: *mut DIR, loc: c_long) {
+    match dir::ours(d) {
+        Some(o) => o.seek(loc as u64),
+        // SAFETY: forwards.
+        None => unsafe { real::seekdir()(d, loc) },
+    }
+}

@@ -1,0 +1,361 @@
+//! Parsing `/proc/self/mountinfo` into a fixed-size table of btfuse mounts.
+//!
+//! Pure `core` code (no allocation, no syscalls): the caller reads the file
+//! into a buffer and hands the bytes here. Unit tested with std.
+//!
+//! What is collected:
+//! * every mount of fstype `fuse.btfuse` whose root is `/` (a bind mount of a
+//!   subdirectory of a btfuse mount is left to the kernel: the daemon does
+//!   not know about bind roots), with its mountpoint and `major:minor`;
+//! * every *other* mount whose mountpoint lies at or below an earlier btfuse
+//!   mountpoint: an **exclusion**. A path under an exclusion belongs to that
+//!   other filesystem (or shadowing mount), so the kernel must resolve it.
+
+/// Most btfuse mounts one process tracks (more are served by the kernel).
+pub const MAX_MOUNTS: usize = 8;
+/// Most exclusions (mounts stacked on or under a btfuse mount).
+pub const MAX_EXCLUSIONS: usize = 32;
+/// Bytes of mountpoint text kept for all mounts and exclusions together.
+pub const ARENA: usize = 16 * 1024;
+
+/// The btfuse filesystem type as mountinfo shows it.
+pub const FSTYPE: &[u8] = b"fuse.btfuse";
+
+/// Whether a mountinfo line is a btfuse mount: fstype `fuse.btfuse` (the
+/// contract; what `fusermount` writes), or fstype `fuse` with source
+/// `btfuse` (what fuser's own in-process `mount(2)` writes: it puts the
+/// subtype into the source field). A false positive costs nothing: its
+/// daemon socket does not exist, the mount is marked dead, the kernel
+/// serves it.
+pub fn is_btfuse(fstype: &[u8], source: &[u8]) -> bool {
+    fstype == FSTYPE || (fstype == b"fuse" && source == b"btfuse")
+}
+
+/// One btfuse mount.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MountEntry {
+    /// Mountpoint text: `arena[start..start + len]`, unescaped, no trailing
+    /// slash (the root mount `/` is stored as the empty string).
+    pub start: u32,
+    /// Length of the mountpoint text.
+    pub len: u32,
+    /// Device major number.
+    pub major: u32,
+    /// Device minor number.
+    pub minor: u32,
+    /// Position of its line in mountinfo (exclusions must come later).
+    pub seq: u32,
+    /// Mount id (first mountinfo field; `statx` `stx_mnt_id`).
+    pub id: u32,
+    /// `ST_*` flags from the per-mount options (`statfs` `f_flags`).
+    pub st_flags: u32,
+}
+
+/// The collected table.
+pub struct MountTable {
+    /// btfuse mounts.
+    pub mounts: [MountEntry; MAX_MOUNTS],
+    /// Number of valid `mounts`.
+    pub n_mounts: usize,
+    /// Exclusions (only `start`, `len`, `seq` are meaningful).
+    pub excl: [MountEntry; MAX_EXCLUSIONS],
+    /// Number of valid `excl`.
+    pub n_excl: usize,
+    /// Text of all mountpoints.
+    pub arena: [u8; ARENA],
+    /// Bytes of `arena` used.
+    pub arena_used: usize,
+    /// Set when something did not fit (more mounts, exclusions or text than
+    /// the fixed sizes): dropped mounts are simply served by the kernel, but
+    /// a dropped exclusion could misroute paths, so then every mount that
+    /// could be affected is dropped too (see [`parse`]).
+    pub overflow: bool,
+}
+
+impl MountTable {
+    /// An empty table (const, so it can live in a `static`).
+    pub const fn new() -> MountTable {
+        const Z: MountEntry = MountEntry { start: 0, len: 0, major: 0, minor: 0, seq: 0, id: 0, st_flags: 0 };
+        MountTable {
+            mounts: [Z; MAX_MOUNTS],
+            n_mounts: 0,
+            excl: [Z; MAX_EXCLUSIONS],
+            n_excl: 0,
+            arena: [0; ARENA],
+            arena_used: 0,
+            overflow: false,
+        }
+    }
+
+    /// Mountpoint text of a mount or exclusion.
+    pub fn text(&self, e: &MountEntry) -> &[u8] {
+        &self.arena[e.start as usize..(e.start + e.len) as usize]
+    }
+
+    /// The valid mounts.
+    pub fn mounts(&self) -> &[MountEntry] {
+        &self.mounts[..self.n_mounts]
+    }
+
+    /// The valid exclusions.
+    pub fn exclusions(&self) -> &[MountEntry] {
+        &self.excl[..self.n_excl]
+    }
+
+    fn store_text(&mut self, escaped: &[u8]) -> Option<(u32, u32)> {
+        let start = self.arena_used;
+        let mut n = 0;
+        let mut i = 0;
+        while i < escaped.len() {
+            let b = escaped[i];
+            let (byte, step) = if b == b'\\'
+                && i + 3 < escaped.len()
+                && escaped[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+            {
+                let d = &escaped[i + 1..i + 4];
+                (((d[0] - b'0') << 6) | ((d[1] - b'0') << 3) | (d[2] - b'0'), 4)
+            } else {
+                (b, 1)
+            };
+            if start + n >= ARENA {
+                return None;
+            }
+            self.arena[start + n] = byte;
+            n += 1;
+            i += step;
+        }
+        // No trailing slash ("/" itself becomes "").
+        while n > 0 && self.arena[start + n - 1] == b'/' {
+            n -= 1;
+        }
+        self.arena_used = start + n;
+        Some((start as u32, n as u32))
+    }
+}
+
+impl Default for MountTable {
+    fn default() -> Self {
+        MountTable::new()
+    }
+}
+
+/// Whether `path` equals `prefix` or lies under it, component-wise. Both are
+/// clean absolute paths without trailing slash ("" is `/`).
+pub fn is_under(path: &[u8], prefix: &[u8]) -> bool {
+    path.len() >= prefix.len()
+        && &path[..prefix.len()] == prefix
+        && (path.len() == prefix.len() || path[prefix.len()] == b'/')
+}
+
+fn parse_dev(f: &[u8]) -> Option<(u32, u32)> {
+    let colon = f.iter().position(|&b| b == b':')?;
+    Some((parse_u32(&f[..colon])?, parse_u32(&f[colon + 1..])?))
+}
+
+fn parse_u32(f: &[u8]) -> Option<u32> {
+    if f.is_empty() || f.len() > 10 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in f {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + (b - b'0') as u64;
+    }
+    u32::try_from(v).ok()
+}
+
+/// Fills `t` from the bytes of a mountinfo file. Malformed lines are skipped.
+pub fn parse(data: &[u8], t: &mut MountTable) {
+    *t = MountTable::new();
+    let mut seq: u32 = 0;
+    for line in data.split(|&b| b == b'\n') {
+        seq += 1;
+        // id parent major:minor root mountpoint options [optional...] - fstype source superopts
+        let mut fields = line.split(|&b| b == b' ');
+        let (Some(id), Some(_parent), Some(dev), Some(root), Some(mp), Some(opts)) =
+            (fields.next(), fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let mut fstype = None;
+        while let Some(f) = fields.next() {
+            if f == b"-" {
+                fstype = fields.next();
+                break;
+            }
+        }
+        let Some(fstype) = fstype else { continue };
+        let source = fields.next().unwrap_or(b"");
+        let Some((major, minor)) = parse_dev(dev) else { continue };
+        let mark = t.arena_used;
+        let Some((start, len)) = t.store_text(mp) else {
+            t.overflow = true;
+            continue;
+        };
+        let entry = MountEntry { start, len, major, minor, seq, id: parse_u32(id).unwrap_or(0), st_flags: st_flags(opts) };
+        let text_of = |t: &MountTable, e: &MountEntry| -> (usize, usize) {
+            let _ = t;
+            (e.start as usize, (e.start + e.len) as usize)
+        };
+        if is_btfuse(fstype, source) && root == b"/" {
+            // A later mount at the same point shadows an earlier one.
+            let mut i = 0;
+            while i < t.n_mounts {
+                let (s, e) = text_of(t, &t.mounts[i]);
+                if t.arena[s..e] == t.arena[start as usize..(start + len) as usize] {
+                    t.mounts[i] = t.mounts[t.n_mounts - 1];
+                    t.n_mounts -= 1;
+                } else {
+                    i += 1;
+                }
+            }
+            if t.n_mounts == MAX_MOUNTS {
+                t.overflow = true;
+                t.arena_used = mark;
+                continue;
+            }
+            t.mounts[t.n_mounts] = entry;
+            t.n_mounts += 1;
+        } else {
+            let new = &t.arena[start as usize..(start + len) as usize];
+            let covers_a_mount = t.mounts().iter().any(|m| {
+                let (s, e) = text_of(t, m);
+                is_under(new, &t.arena[s..e])
+            });
+            if !covers_a_mount {
+                t.arena_used = mark;
+                continue;
+            }
+            if t.n_excl == MAX_EXCLUSIONS {
+                // Cannot remember it: forget the mounts it sits on, so the
+                // kernel serves them (never misroute a path).
+                t.overflow = true;
+                let mut i = 0;
+                while i < t.n_mounts {
+                    let (s, e) = text_of(t, &t.mounts[i]);
+                    if is_under(&t.arena[start as usize..(start + len) as usize], &t.arena[s..e]) {
+                        t.mounts[i] = t.mounts[t.n_mounts - 1];
+                        t.n_mounts -= 1;
+                    } else {
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            t.excl[t.n_excl] = entry;
+            t.n_excl += 1;
+        }
+    }
+}
+
+/// `statfs` `f_flags` (`ST_*`, with `ST_VALID`) from mount options.
+pub fn st_flags(opts: &[u8]) -> u32 {
+    let mut f = 0x20; // ST_VALID
+    for o in opts.split(|&b| b == b',') {
+        f |= match o {
+            b"ro" => 1,
+            b"nosuid" => 2,
+            b"nodev" => 4,
+            b"noexec" => 8,
+            b"sync" => 16,
+            b"mand" => 64,
+            b"noatime" => 1024,
+            b"nodiratime" => 2048,
+            b"relatime" => 4096,
+            _ => 0,
+        };
+    }
+    f
+}
+
+/// glibc's `makedev` (the `st_dev` value of a `major:minor` device).
+pub const fn makedev(major: u32, minor: u32) -> u64 {
+    let (ma, mi) = (major as u64, minor as u64);
+    ((ma & 0xffff_f000) << 32) | ((ma & 0x0000_0fff) << 8) | ((mi & 0xffff_ff00) << 12) | (mi & 0x0000_00ff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: &[u8] = b"22 1 8:1 / / rw shared:1 - ext4 /dev/sda1 rw\n\
+        40 22 0:40 / /mnt/a\\040b rw,nosuid shared:20 - fuse.btfuse btfuse rw,user_id=0\n\
+        41 22 0:41 / /tmp/m rw,nosuid - fuse.btfuse btfuse rw\n\
+        42 41 0:42 / /tmp/m/sub rw - tmpfs tmpfs rw\n\
+        43 22 0:43 /dir /bind rw - fuse.btfuse btfuse rw\n\
+        45 22 0:45 / /tmp/direct rw,relatime - fuse btfuse rw,user_id=0\n\
+        46 22 0:46 / /tmp/other rw,relatime - fuse sshfs rw,user_id=0\n\
+        44 22 0:44 / /tmp/mx rw - tmpfs tmpfs rw\n\
+        garbage line\n";
+
+    fn texts(t: &MountTable) -> Vec<(Vec<u8>, u32, u32)> {
+        t.mounts().iter().map(|m| (t.text(m).to_vec(), m.major, m.minor)).collect()
+    }
+
+    #[test]
+    fn collects_btfuse_mounts_with_unescaped_paths_and_devices() {
+        let mut t = Box::new(MountTable::new());
+        parse(TABLE, &mut t);
+        assert_eq!(
+            texts(&t),
+            vec![(b"/mnt/a b".to_vec(), 0, 40), (b"/tmp/m".to_vec(), 0, 41), (b"/tmp/direct".to_vec(), 0, 45)]
+        );
+        assert!(!t.overflow);
+    }
+
+    #[test]
+    fn mounts_under_a_btfuse_mount_become_exclusions() {
+        let mut t = Box::new(MountTable::new());
+        parse(TABLE, &mut t);
+        let ex: Vec<_> = t.exclusions().iter().map(|e| t.text(e).to_vec()).collect();
+        assert_eq!(ex, vec![b"/tmp/m/sub".to_vec()]);
+    }
+
+    #[test]
+    fn bind_mounted_subdirectories_are_left_to_the_kernel() {
+        let mut t = Box::new(MountTable::new());
+        parse(TABLE, &mut t);
+        assert!(t.mounts().iter().all(|m| t.text(m) != b"/bind"));
+    }
+
+    #[test]
+    fn a_later_mount_on_the_same_point_shadows_the_earlier() {
+        let table = b"1 0 0:40 / /m rw - fuse.btfuse b rw\n2 0 0:50 / /m rw - fuse.btfuse b rw\n";
+        let mut t = Box::new(MountTable::new());
+        parse(table, &mut t);
+        assert_eq!(texts(&t), vec![(b"/m".to_vec(), 0, 50)]);
+        let table = b"1 0 0:40 / /m rw - fuse.btfuse b rw\n2 0 0:50 / /m rw - tmpfs t rw\n";
+        parse(table, &mut t);
+        assert_eq!(t.exclusions().len(), 1);
+    }
+
+    #[test]
+    fn is_under_respects_component_boundaries() {
+        assert!(is_under(b"/tmp/m", b"/tmp/m"));
+        assert!(is_under(b"/tmp/m/x", b"/tmp/m"));
+        assert!(!is_under(b"/tmp/mx", b"/tmp/m"));
+        assert!(is_under(b"/anything", b""));
+    }
+
+    #[test]
+    fn mount_ids_and_statfs_flags_are_kept() {
+        let mut t = Box::new(MountTable::new());
+        parse(TABLE, &mut t);
+        let m = t.mounts()[0];
+        assert_eq!(m.id, 40);
+        assert_eq!(m.st_flags, 0x20 | 2);
+    }
+
+    #[test]
+    fn makedev_matches_glibc() {
+        assert_eq!(makedev(0, 41), 41);
+        assert_eq!(makedev(8, 1), 0x801);
+        assert_eq!(makedev(259, 3), libc_makedev(259, 3));
+    }
+
+    fn libc_makedev(ma: u32, mi: u32) -> u64 {
+        libc::makedev(ma, mi)
+    }
+}

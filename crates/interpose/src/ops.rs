@@ -1,0 +1,714 @@
+//! Fast-path operations: path targets, requests to the daemon, and the
+//! conversions of its replies into libc structures.
+//!
+//! Every operation returns `Result<T, Fail>`: `Fail::Errno` is the
+//! caller's errno; `Fail::Real` means "not ours after all" (the daemon
+//! answered `ESCAPED`, or it cannot be reached before the request left):
+//! the hook then calls the real libc.
+
+use core::ffi::{c_char, c_int, CStr};
+use core::mem::size_of;
+use core::sync::atomic::{AtomicI32, Ordering};
+
+use proto::{Op, ReqHeader, RespHeader, SetAttrReq, WireAttr, WireStatFs, PATH_MAX};
+
+use crate::channel::{self, ChanError, REPLY_BUF};
+use crate::fdtable::{OfdInit, OfdRef, KIND_DIR};
+use crate::path::{self, Comps};
+use crate::state::{self, FDS};
+use crate::sys;
+
+/// Why a fast-path operation did not produce a result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fail {
+    /// Return -1 with this errno.
+    Errno(i32),
+    /// Call the real libc function (with [`Target::real_path`] when the
+    /// path was relative to one of our directory fds).
+    Real,
+}
+
+impl From<ChanError> for Fail {
+    fn from(e: ChanError) -> Fail {
+        match e {
+            ChanError::Unavailable => Fail::Real,
+            ChanError::Lost => Fail::Errno(libc::EIO),
+        }
+    }
+}
+
+pub(crate) type R<T> = Result<T, Fail>;
+
+/// A path on a mount, ready to send: `rel` relative to `base`.
+pub(crate) struct Target {
+    pub(crate) mount: usize,
+    pub(crate) base: u64,
+    pub(crate) buf: [u8; PATH_MAX],
+    pub(crate) len: usize,
+    /// The directory fd the path is relative to (kept referenced).
+    pub(crate) dir: Option<OfdRef>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(r) = self.dir.take() {
+            put(r);
+        }
+    }
+}
+
+impl Target {
+    pub(crate) fn rel(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// The absolute lexical path (mountpoint or directory path + rel),
+    /// NUL-terminated in `out`: for handing a dirfd-relative call to the
+    /// kernel, and for remembering a directory's path.
+    pub(crate) fn abs_path<'a>(&self, out: &'a mut [u8; PATH_MAX]) -> Option<&'a [u8]> {
+        let prefix: &[u8] = match &self.dir {
+            Some(d) => state::dirpath(FDS.ofd(d.idx).path_slot.load(Ordering::Relaxed))?,
+            None => state::mountpoint(self.mount),
+        };
+        let n = path::write_abs(prefix, self.rel(), &mut out[..PATH_MAX - 1])?;
+        out[n] = 0;
+        Some(&out[..n])
+    }
+}
+
+/// Outcome of classifying a `(dirfd, path)` pair.
+pub(crate) enum At {
+    /// Not on a btfuse mount (or the fast path is off): call the real libc
+    /// with the original arguments.
+    Real,
+    /// On a mount.
+    Ours(Target),
+    /// Fail with this errno.
+    Err(i32),
+}
+
+/// Length of a C string, or `None` when it is at least `PATH_MAX` long.
+fn bounded_len(p: *const c_char) -> Option<usize> {
+    let mut n = 0;
+    while n < PATH_MAX {
+        // SAFETY: the caller passed a NUL-terminated string; we stop at its
+        // NUL (or at PATH_MAX, never past the NUL).
+        if unsafe { *p.add(n) } == 0 {
+            return Some(n);
+        }
+        n += 1;
+    }
+    None
+}
+
+/// Classifies `path` relative to `dirfd` (`AT_FDCWD` for the cwd).
+pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
+    if p.is_null() {
+        return At::Real;
+    }
+    let dir_ours = dirfd != libc::AT_FDCWD && FDS.is_ours(dirfd);
+    // SAFETY: non-null, NUL-terminated (C contract).
+    let first = unsafe { *p };
+    if first != b'/' as c_char && !dir_ours && (dirfd != libc::AT_FDCWD || !state::ready() || !state::cwd_near())
+    {
+        return At::Real;
+    }
+    let Some(n) = bounded_len(p) else {
+        // The kernel answers ENAMETOOLONG for these itself; a placeholder
+        // dirfd would turn it into ENOTDIR, so answer for it.
+        return if dir_ours && first != b'/' as c_char { At::Err(libc::ENAMETOOLONG) } else { At::Real };
+    };
+    // SAFETY: `n` bytes before the NUL.
+    let path = unsafe { core::slice::from_raw_parts(p.cast::<u8>(), n) };
+    if path.is_empty() {
+        return if dir_ours { At::Err(libc::ENOENT) } else { At::Real };
+    }
+    if !state::ready() {
+        return At::Real;
+    }
+    let want_dir = path::wants_dir(path);
+    let mut t = Target { mount: 0, base: 0, buf: [0; PATH_MAX], len: 0, dir: None };
+    if path[0] == b'/' {
+        let Some((m, rest)) = path::classify(state::table(), Comps::new(path, b"")) else { return At::Real };
+        let Some(len) = path::write_rel(b"", rest, want_dir, &mut t.buf) else { return At::Real };
+        t.mount = m;
+        t.len = len;
+    } else if dirfd == libc::AT_FDCWD {
+        let mut cwd = [0u8; PATH_MAX];
+        let Some(cn) = state::kernel_cwd(&mut cwd) else { return At::Real };
+        let Some((m, rest)) = path::classify(state::table(), Comps::new(&cwd[..cn], path)) else {
+            return At::Real;
+        };
+        let Some(len) = path::write_rel(b"", rest, want_dir, &mut t.buf) else { return At::Real };
+        t.mount = m;
+        t.len = len;
+    } else {
+        let Some(r) = FDS.get(dirfd) else { return At::Real };
+        let o = FDS.ofd(r.idx);
+        if o.epoch.load(Ordering::Relaxed) != state::epoch() {
+            put(r);
+            return At::Err(libc::EBADF);
+        }
+        if !o.is_dir() {
+            put(r);
+            return At::Err(libc::ENOTDIR);
+        }
+        t.mount = o.mount.load(Ordering::Relaxed) as usize;
+        t.base = o.handle.load(Ordering::Relaxed);
+        t.dir = Some(r);
+        let Some(len) = path::write_rel(b"", Comps::new(path, b""), want_dir, &mut t.buf) else {
+            return At::Err(libc::ENAMETOOLONG);
+        };
+        t.len = len;
+    }
+    At::Ours(t)
+}
+
+/// Drops a reference to an OFD, releasing its handle when it was the last.
+pub(crate) fn put(r: OfdRef) {
+    if let Some(idx) = FDS.put(r) {
+        let o = FDS.ofd(idx);
+        if o.epoch.load(Ordering::Relaxed) == state::epoch() {
+            let mut h = req(Op::Release, 0);
+            h.fh = o.handle.load(Ordering::Relaxed);
+            let _ = simple(o.mount.load(Ordering::Relaxed) as usize, &mut h, b"", b"", b"");
+        }
+        state::dirpath_free(o.path_slot.swap(0, Ordering::Relaxed));
+        FDS.free(idx);
+    }
+}
+
+/// A request header for `op` with `flags`.
+pub(crate) fn req(op: Op, flags: u32) -> ReqHeader {
+    ReqHeader { op: op as u32, flags, ..Default::default() }
+}
+
+/// Maps a reply status to a result.
+fn status(resp: &RespHeader) -> R<()> {
+    match resp.status {
+        0 => Ok(()),
+        proto::ESCAPED => Err(Fail::Real),
+        s if s < 0 && s > -4096 => Err(Fail::Errno(-s)),
+        _ => Err(Fail::Errno(libc::EIO)),
+    }
+}
+
+/// One round trip whose reply payload is handed to `f`.
+pub(crate) fn call_with<T>(
+    mount: usize,
+    h: &mut ReqHeader,
+    p1: &[u8],
+    p2: &[u8],
+    payload: &[u8],
+    f: impl FnOnce(&RespHeader, &[u8]) -> R<T>,
+) -> R<T> {
+    let mut ch = channel::acquire(mount)?;
+    let mut reply = [0u8; REPLY_BUF];
+    let (resp, plen) = ch.call(h, p1, p2, payload, &mut reply)?;
+    status(&resp)?;
+    f(&resp, &reply[size_of::<RespHeader>()..size_of::<RespHeader>() + plen])
+}
+
+/// A round trip with no interesting payload; returns the reply header.
+pub(crate) fn simple(mount: usize, h: &mut ReqHeader, p1: &[u8], p2: &[u8], payload: &[u8]) -> R<RespHeader> {
+    call_with(mount, h, p1, p2, payload, |r, _| Ok(*r))
+}
+
+/// The attribute at the start of a reply payload.
+fn attr_of(resp: &RespHeader, payload: &[u8]) -> R<WireAttr> {
+    if resp.has_attr == 0 {
+        return Err(Fail::Errno(libc::EIO));
+    }
+    proto::decode::<WireAttr>(payload).ok_or(Fail::Errno(libc::EIO))
+}
+
+/// `stat` of a path (`nofollow`: `lstat`).
+pub(crate) fn stat_path(t: &Target, nofollow: bool) -> R<WireAttr> {
+    let mut h = req(Op::Stat, if nofollow { libc::AT_SYMLINK_NOFOLLOW as u32 } else { 0 });
+    h.fh = t.base;
+    call_with(t.mount, &mut h, t.rel(), b"", b"", attr_of)
+}
+
+/// `fstat` of a handle.
+pub(crate) fn stat_handle(mount: usize, fh: u64) -> R<WireAttr> {
+    let mut h = req(Op::Fstat, 0);
+    h.fh = fh;
+    call_with(mount, &mut h, b"", b"", b"", attr_of)
+}
+
+/// Fills a `struct stat` (same layout as `stat64` on 64-bit glibc).
+pub(crate) fn fill_stat(st: *mut libc::stat, a: &WireAttr, dev: u64) {
+    // SAFETY: all-zero is a valid stat; `st` is the caller's buffer.
+    let mut s: libc::stat = unsafe { core::mem::zeroed() };
+    s.st_dev = dev;
+    s.st_ino = a.ino;
+    s.st_nlink = a.nlink as _;
+    s.st_mode = a.mode;
+    s.st_uid = a.uid;
+    s.st_gid = a.gid;
+    s.st_rdev = a.rdev as u64;
+    s.st_size = a.size as i64;
+    s.st_blksize = a.blksize as _;
+    s.st_blocks = a.blocks as i64;
+    s.st_atime = a.atime;
+    s.st_atime_nsec = a.atime_nsec as _;
+    s.st_mtime = a.mtime;
+    s.st_mtime_nsec = a.mtime_nsec as _;
+    s.st_ctime = a.ctime;
+    s.st_ctime_nsec = a.ctime_nsec as _;
+    // SAFETY: the caller's valid, writable stat buffer.
+    unsafe { st.write_unaligned(s) };
+}
+
+/// Fills a `struct statx` the way the kernel does for a FUSE file: the
+/// basic stats, the mount id, no birth time, no attributes.
+pub(crate) fn fill_statx(stx: *mut libc::statx, a: &WireAttr, mount: usize) {
+    let t = state::table();
+    let m = &t.mounts()[mount];
+    // SAFETY: all-zero is a valid statx.
+    let mut x: libc::statx = unsafe { core::mem::zeroed() };
+    x.stx_mask = libc::STATX_BASIC_STATS | libc::STATX_MNT_ID;
+    x.stx_blksize = a.blksize;
+    x.stx_attributes = 0;
+    x.stx_nlink = a.nlink;
+    x.stx_uid = a.uid;
+    x.stx_gid = a.gid;
+    x.stx_mode = a.mode as u16;
+    x.stx_ino = a.ino;
+    x.stx_size = a.size;
+    x.stx_blocks = a.blocks;
+    x.stx_atime.tv_sec = a.atime;
+    x.stx_atime.tv_nsec = a.atime_nsec;
+    x.stx_mtime.tv_sec = a.mtime;
+    x.stx_mtime.tv_nsec = a.mtime_nsec;
+    x.stx_ctime.tv_sec = a.ctime;
+    x.stx_ctime.tv_nsec = a.ctime_nsec;
+    x.stx_rdev_major = (a.rdev >> 8) & 0xfff;
+    x.stx_rdev_minor = (a.rdev & 0xff) | ((a.rdev >> 12) & 0xfff00);
+    x.stx_dev_major = m.major;
+    x.stx_dev_minor = m.minor;
+    x.stx_mnt_id = m.id as u64;
+    // SAFETY: the caller's valid, writable statx buffer.
+    unsafe { stx.write_unaligned(x) };
+}
+
+/// `statfs` of a mount.
+pub(crate) fn statfs(mount: usize, out: *mut libc::statfs) -> R<()> {
+    let mut h = req(Op::Statfs, 0);
+    let s = call_with(mount, &mut h, b".", b"", b"", |_, p| {
+        proto::decode::<WireStatFs>(p).ok_or(Fail::Errno(libc::EIO))
+    })?;
+    // glibc's `struct statfs` on 64-bit Linux (the libc crate hides
+    // `f_flags`): ten words, then four spare.
+    #[repr(C)]
+    struct StatFs {
+        f_type: i64,
+        f_bsize: i64,
+        f_blocks: u64,
+        f_bfree: u64,
+        f_bavail: u64,
+        f_files: u64,
+        f_ffree: u64,
+        f_fsid: [i32; 2],
+        f_namelen: i64,
+        f_frsize: i64,
+        f_flags: i64,
+        f_spare: [i64; 4],
+    }
+    const _: () = assert!(size_of::<StatFs>() == size_of::<libc::statfs>());
+    let f = StatFs {
+        f_type: 0x6573_5546, // FUSE_SUPER_MAGIC
+        f_bsize: s.bsize as i64,
+        f_blocks: s.blocks,
+        f_bfree: s.bfree,
+        f_bavail: s.bavail,
+        f_files: s.files,
+        f_ffree: s.ffree,
+        f_fsid: [0; 2],
+        f_namelen: s.namelen as i64,
+        f_frsize: s.frsize as i64,
+        f_flags: state::table().mounts()[mount].st_flags as i64,
+        f_spare: [0; 4],
+    };
+    // SAFETY: the caller's valid, writable statfs buffer (same size).
+    unsafe { out.cast::<StatFs>().write_unaligned(f) };
+    Ok(())
+}
+
+// ---- opening ---------------------------------------------------------------
+
+/// The `O_PATH` descriptor of `/dev/null` whose duplicates are our fds.
+static NULLFD: AtomicI32 = AtomicI32::new(-1);
+
+/// Whether `fd` is the library's own placeholder source.
+pub(crate) fn is_nullfd(fd: i32) -> bool {
+    fd >= 0 && NULLFD.load(Ordering::Relaxed) == fd
+}
+
+fn nullfd() -> R<i32> {
+    let fd = NULLFD.load(Ordering::Relaxed);
+    if fd >= 0 {
+        return Ok(fd);
+    }
+    let fd = sys::open(b"/dev/null\0", libc::O_PATH | libc::O_CLOEXEC).map_err(Fail::Errno)?;
+    let fd = channel::move_high(fd);
+    match NULLFD.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Relaxed) {
+        Ok(_) => Ok(fd),
+        Err(other) => {
+            sys::close(fd);
+            Ok(other)
+        }
+    }
+}
+
+/// The program closes a range of fds that may include the placeholder
+/// source: forget it (it is reopened on demand).
+pub(crate) fn forget_nullfd_in(lo: u32, hi: u32) {
+    let fd = NULLFD.load(Ordering::Relaxed);
+    if fd >= 0 && (fd as u32) >= lo && (fd as u32) <= hi {
+        NULLFD.store(-1, Ordering::Relaxed);
+    }
+}
+
+/// Moves the placeholder source away from `fd` (the program wants that
+/// number, e.g. `dup2(x, fd)`).
+pub(crate) fn evict_internal(fd: i32) {
+    if is_nullfd(fd) {
+        if let Ok(n) = sys::fcntl(fd, libc::F_DUPFD_CLOEXEC, channel::high_fd_base() as _) {
+            NULLFD.store(n, Ordering::Relaxed);
+        } else {
+            NULLFD.store(-1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A fresh placeholder fd number (lowest free at or above `min`).
+pub(crate) fn placeholder(min: i32, cloexec: bool) -> R<i32> {
+    let cmd = if cloexec { libc::F_DUPFD_CLOEXEC } else { libc::F_DUPFD };
+    for _ in 0..2 {
+        let src = nullfd()?;
+        match sys::fcntl(src, cmd, min as _) {
+            // Make sure the source really was our O_PATH descriptor (the
+            // program may have closed it behind our back and reused the
+            // number): never hand out a duplicate of someone else's file.
+            Ok(fd) if sys::fcntl(fd, libc::F_GETFL, 0).is_ok_and(|fl| fl & libc::O_PATH != 0) => return Ok(fd),
+            Ok(fd) => {
+                sys::close(fd);
+                NULLFD.store(-1, Ordering::Relaxed);
+            }
+            Err(libc::EBADF) => NULLFD.store(-1, Ordering::Relaxed),
+            Err(e) => return Err(Fail::Errno(e)),
+        }
+    }
+    Err(Fail::Errno(libc::EMFILE))
+}
+
+/// `openat` on the fast path. Returns the new fd.
+pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
+    let wire_flags = (flags & !libc::O_CLOEXEC) as u32;
+    let mode = if flags & libc::O_CREAT != 0 { mode & 0o7777 & !state::umask() } else { 0 };
+    let mut h = req(Op::Open, wire_flags);
+    h.fh = t.base;
+    h.a = mode as u64;
+    let (fh, attr) = call_with(t.mount, &mut h, t.rel(), b"", b"", |r, p| Ok((r.v0, attr_of(r, p)?)))?;
+    let kind = attr.mode & libc::S_IFMT;
+    if kind != libc::S_IFREG && kind != libc::S_IFDIR {
+        // FIFOs, sockets and device nodes are the kernel's business.
+        release(t.mount, fh);
+        return Err(Fail::Real);
+    }
+    let is_dir = kind == libc::S_IFDIR;
+    let mut slot = 0;
+    if is_dir {
+        let mut abs = [0u8; PATH_MAX];
+        if let Some(p) = t.abs_path(&mut abs) {
+            slot = state::dirpath_store(p);
+        }
+    }
+    let init = OfdInit {
+        flags: (flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC)) as u32
+            | if is_dir { KIND_DIR } else { 0 },
+        handle: fh,
+        mount: t.mount as u32,
+        epoch: state::epoch(),
+        path_slot: slot,
+    };
+    let Some(r) = FDS.alloc(init) else {
+        state::dirpath_free(slot);
+        release(t.mount, fh);
+        return Err(Fail::Errno(libc::ENFILE));
+    };
+    match placeholder(0, flags & libc::O_CLOEXEC != 0) {
+        Ok(fd) if (fd as usize) < FDS.capacity() => {
+            if let Some(prev) = FDS.install(fd, r) {
+                put(prev);
+            }
+            Ok(fd)
+        }
+        other => {
+            if let Ok(fd) = other {
+                sys::close(fd);
+            }
+            put(r);
+            Err(Fail::Errno(libc::EMFILE))
+        }
+    }
+}
+
+fn release(mount: usize, fh: u64) {
+    let mut h = req(Op::Release, 0);
+    h.fh = fh;
+    let _ = simple(mount, &mut h, b"", b"", b"");
+}
+
+// ---- data ------------------------------------------------------------------
+
+/// Validated view of one of our fds for a data call.
+pub(crate) struct FileRef {
+    pub(crate) r: OfdRef,
+    pub(crate) mount: usize,
+    pub(crate) fh: u64,
+    pub(crate) flags: u32,
+}
+
+impl Drop for FileRef {
+    fn drop(&mut self) {
+        put(OfdRef { idx: self.r.idx });
+    }
+}
+
+/// The OFD behind `fd`, checked against the fork epoch. `None` when `fd`
+/// is not ours.
+pub(crate) fn file(fd: c_int) -> Option<R<FileRef>> {
+    let r = FDS.get(fd)?;
+    let o = FDS.ofd(r.idx);
+    if o.epoch.load(Ordering::Relaxed) != state::epoch() {
+        put(r);
+        // Inherited across fork: the handle belongs to the parent (issue 6
+        // migrates such fds; until then, a clear error).
+        return Some(Err(Fail::Errno(libc::EBADF)));
+    }
+    let f = FileRef {
+        mount: o.mount.load(Ordering::Relaxed) as usize,
+        fh: o.handle.load(Ordering::Relaxed),
+        flags: o.flags.load(Ordering::Relaxed),
+        r,
+    };
+    Some(Ok(f))
+}
+
+impl FileRef {
+    pub(crate) fn is_dir(&self) -> bool {
+        self.flags & KIND_DIR != 0
+    }
+    fn readable(&self) -> bool {
+        (self.flags as i32 & libc::O_ACCMODE) != libc::O_WRONLY
+    }
+    fn writable(&self) -> bool {
+        (self.flags as i32 & libc::O_ACCMODE) != libc::O_RDONLY
+    }
+    pub(crate) fn ofd(&self) -> &'static crate::fdtable::Ofd {
+        FDS.ofd(self.r.idx)
+    }
+
+    /// Runs `f` with the OFD's offset lock (bounded spin: a signal handler
+    /// that re-enters on the same OFD proceeds unlocked rather than hang).
+    pub(crate) fn with_pos<T>(&self, f: impl FnOnce(&AtomicU64Like) -> T) -> T {
+        let o = self.ofd();
+        let mut locked = false;
+        for i in 0..10_000u32 {
+            if o.pos_lock.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                locked = true;
+                break;
+            }
+            if i % 128 == 127 {
+                let _ = sys::sc!(libc::SYS_sched_yield);
+            }
+            core::hint::spin_loop();
+        }
+        let v = f(&o.offset);
+        if locked {
+            o.pos_lock.store(0, Ordering::Release);
+        }
+        v
+    }
+
+    /// Reads up to `len` bytes at `off` into the scatter list `iov`.
+    pub(crate) fn pread(&self, iov: &[libc::iovec], off: u64) -> R<usize> {
+        if self.is_dir() {
+            return Err(Fail::Errno(libc::EISDIR));
+        }
+        if !self.readable() {
+            return Err(Fail::Errno(libc::EBADF));
+        }
+        let total = iov_total(iov);
+        let mut done = 0usize;
+        while done < total {
+            let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
+            let (bulk, blen) = ch.bulk();
+            let want = (total - done).min(blen);
+            let mut h = req(Op::Read, 0);
+            h.fh = self.fh;
+            h.a = off + done as u64;
+            h.b = want as u64;
+            let mut reply = [0u8; REPLY_BUF];
+            let (resp, _) = ch.call(&mut h, b"", b"", b"", &mut reply).map_err(|_| Fail::Errno(libc::EIO))?;
+            match status(&resp) {
+                Ok(()) => {}
+                Err(e) if done > 0 => {
+                    let _ = e;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+            let got = (resp.v0 as usize).min(want);
+            // SAFETY: `got <= blen` bytes of the bulk area, which is ours
+            // until `ch` drops; copied out before anything looks at it.
+            unsafe { iov_scatter(iov, done, bulk, got) };
+            done += got;
+            if got < want {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Writes the gather list `iov` at `off` (ignored with `O_APPEND`).
+    /// Returns (bytes written, offset after the write).
+    pub(crate) fn pwrite(&self, iov: &[libc::iovec], off: u64, append: bool) -> R<(usize, u64)> {
+        if self.is_dir() {
+            return Err(Fail::Errno(libc::EBADF));
+        }
+        if !self.writable() {
+            return Err(Fail::Errno(libc::EBADF));
+        }
+        let total = iov_total(iov);
+        let mut done = 0usize;
+        let mut end = off;
+        loop {
+            let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
+            let (bulk, blen) = ch.bulk();
+            let want = (total - done).min(blen);
+            // SAFETY: `want <= blen` bytes of our bulk area.
+            unsafe { iov_gather(iov, done, bulk, want) };
+            let mut h = req(Op::Write, if append { libc::O_APPEND as u32 } else { 0 });
+            h.fh = self.fh;
+            h.a = off + done as u64;
+            h.b = want as u64;
+            let mut reply = [0u8; REPLY_BUF];
+            let (resp, _) = ch.call(&mut h, b"", b"", b"", &mut reply).map_err(|_| Fail::Errno(libc::EIO))?;
+            match status(&resp) {
+                Ok(()) => {}
+                Err(_) if done > 0 => break,
+                Err(e) => return Err(e),
+            }
+            let put_n = (resp.v0 as usize).min(want);
+            done += put_n;
+            end = resp.v1.saturating_add(put_n as u64);
+            if put_n < want || done >= total {
+                break;
+            }
+        }
+        Ok((done, end))
+    }
+}
+
+/// The offset cell of an OFD.
+pub(crate) type AtomicU64Like = core::sync::atomic::AtomicU64;
+
+pub(crate) fn iov_total(iov: &[libc::iovec]) -> usize {
+    iov.iter().fold(0usize, |a, v| a.saturating_add(v.iov_len))
+}
+
+/// Copies `n` bytes from `src` into the scatter list, starting `skip` bytes in.
+///
+/// # Safety
+/// `src..src+n` readable; the iovecs name writable memory.
+unsafe fn iov_scatter(iov: &[libc::iovec], mut skip: usize, mut src: *const u8, mut n: usize) {
+    for v in iov {
+        if n == 0 {
+            break;
+        }
+        if skip >= v.iov_len {
+            skip -= v.iov_len;
+            continue;
+        }
+        let k = (v.iov_len - skip).min(n);
+        // SAFETY: per the contract.
+        unsafe { core::ptr::copy_nonoverlapping(src, (v.iov_base as *mut u8).add(skip), k) };
+        // SAFETY: within `src..src+n`.
+        src = unsafe { src.add(k) };
+        n -= k;
+        skip = 0;
+    }
+}
+
+/// Copies `n` bytes of the gather list, starting `skip` bytes in, to `dst`.
+///
+/// # Safety
+/// `dst..dst+n` writable; the iovecs name readable memory.
+unsafe fn iov_gather(iov: &[libc::iovec], mut skip: usize, mut dst: *mut u8, mut n: usize) {
+    for v in iov {
+        if n == 0 {
+            break;
+        }
+        if skip >= v.iov_len {
+            skip -= v.iov_len;
+            continue;
+        }
+        let k = (v.iov_len - skip).min(n);
+        // SAFETY: per the contract.
+        unsafe { core::ptr::copy_nonoverlapping((v.iov_base as *const u8).add(skip), dst, k) };
+        // SAFETY: within `dst..dst+n`.
+        dst = unsafe { dst.add(k) };
+        n -= k;
+        skip = 0;
+    }
+}
+
+/// `SetAttr` on a path or (with `t == None`) on handle `fh`.
+pub(crate) fn setattr(mount: usize, t: Option<&Target>, fh: u64, nofollow: bool, s: &SetAttrReq) -> R<()> {
+    let (flags, base, rel): (u32, u64, &[u8]) = match t {
+        Some(t) => (if nofollow { libc::AT_SYMLINK_NOFOLLOW as u32 } else { 0 }, t.base, t.rel()),
+        None => (libc::AT_EMPTY_PATH as u32, fh, b""),
+    };
+    let mut h = req(Op::SetAttr, flags);
+    h.fh = base;
+    simple(mount, &mut h, rel, b"", proto::bytes_of(s)).map(|_| ())
+}
+
+/// Builds a `SetAttrReq` from a `utimensat` times array.
+pub(crate) fn times_req(times: *const libc::timespec) -> R<SetAttrReq> {
+    let mut s = SetAttrReq::default();
+    if times.is_null() {
+        s.valid = proto::set::ATIME_NOW | proto::set::MTIME_NOW;
+        return Ok(s);
+    }
+    // SAFETY: the caller passes an array of two timespecs.
+    let (a, m) = unsafe { (*times, *times.add(1)) };
+    for (ts, set, now, sec, nsec) in [
+        (a, proto::set::ATIME, proto::set::ATIME_NOW, &mut s.atime, &mut s.atime_nsec),
+        (m, proto::set::MTIME, proto::set::MTIME_NOW, &mut s.mtime, &mut s.mtime_nsec),
+    ] {
+        match ts.tv_nsec {
+            libc::UTIME_OMIT => {}
+            libc::UTIME_NOW => s.valid |= now,
+            n if (0..1_000_000_000).contains(&n) => {
+                s.valid |= set;
+                *sec = ts.tv_sec;
+                *nsec = n as u32;
+            }
+            _ => return Err(Fail::Errno(libc::EINVAL)),
+        }
+    }
+    Ok(s)
+}
+
+/// A NUL-terminated C string's bytes (for symlink targets).
+pub(crate) fn cstr<'a>(p: *const c_char) -> Option<&'a [u8]> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: a NUL-terminated string by the C contract.
+    Some(unsafe { CStr::from_ptr(p) }.to_bytes())
+}

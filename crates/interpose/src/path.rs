@@ -1,0 +1,276 @@
+//! Lexical path handling: which mount a path names, and the mount-relative
+//! text sent to the daemon.
+//!
+//! Pure `core` code, unit tested with std. Only `.` components and repeated
+//! slashes are collapsed here; `..` and symlinks are left to the daemon,
+//! which resolves them against the base directory and answers
+//! `proto::ESCAPED` when the path leaves the mount.
+
+use crate::mountinfo::{MountEntry, MountTable};
+
+/// Components of up to two byte strings read as one path (`a` + "/" + `b`),
+/// skipping empty and `.` components.
+#[derive(Clone, Copy, Debug)]
+pub struct Comps<'a> {
+    parts: [&'a [u8]; 2],
+    part: usize,
+    pos: usize,
+}
+
+impl<'a> Comps<'a> {
+    /// Components of `a`, then of `b`.
+    pub fn new(a: &'a [u8], b: &'a [u8]) -> Comps<'a> {
+        Comps { parts: [a, b], part: 0, pos: 0 }
+    }
+
+    /// Whether any component is left.
+    pub fn is_empty(&self) -> bool {
+        let mut c = *self;
+        c.next().is_none()
+    }
+
+    /// Whether a `..` component is left.
+    pub fn has_dotdot(&self) -> bool {
+        let mut c = *self;
+        c.any(|x| x == b"..")
+    }
+}
+
+impl<'a> Iterator for Comps<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        while self.part < 2 {
+            let p = self.parts[self.part];
+            while self.pos < p.len() && p[self.pos] == b'/' {
+                self.pos += 1;
+            }
+            if self.pos >= p.len() {
+                self.part += 1;
+                self.pos = 0;
+                continue;
+            }
+            let start = self.pos;
+            while self.pos < p.len() && p[self.pos] != b'/' {
+                self.pos += 1;
+            }
+            let c = &p[start..self.pos];
+            if c != b"." {
+                return Some(c);
+            }
+        }
+        None
+    }
+}
+
+/// Whether the path must name a directory: it ends with `/` or its last
+/// component is `.` (`file/` and `file/.` fail with `ENOTDIR`).
+pub fn wants_dir(path: &[u8]) -> bool {
+    match path {
+        [] => false,
+        [.., b'/'] => true,
+        [b'.'] => true,
+        [.., b'/', b'.'] => true,
+        _ => false,
+    }
+}
+
+/// If `comps` starts with the components of the clean absolute path
+/// `prefix` (`""` is `/`), the components after it.
+pub fn strip_prefix<'a>(comps: Comps<'a>, prefix: &[u8]) -> Option<Comps<'a>> {
+    let mut c = comps;
+    for want in Comps::new(prefix, b"") {
+        match c.next() {
+            Some(got) if got == want => {}
+            _ => return None,
+        }
+    }
+    Some(c)
+}
+
+/// The btfuse mount an absolute path (given as components) lies under, and
+/// the components relative to its root. `None` when no mount matches, or
+/// when the path reaches into an exclusion (another filesystem mounted on
+/// or under the btfuse mount: the kernel must resolve it). With a `..` in
+/// the rest of a path under a mount that has exclusions, the lexical check
+/// cannot be trusted either, so that is left to the kernel too.
+pub fn classify<'a>(t: &MountTable, comps: Comps<'a>) -> Option<(usize, Comps<'a>)> {
+    let mut best: Option<(usize, Comps<'a>, u32)> = None;
+    for (i, m) in t.mounts().iter().enumerate() {
+        if best.is_some_and(|(_, _, len)| len >= m.len) {
+            continue;
+        }
+        if let Some(rest) = strip_prefix(comps, t.text(m)) {
+            best = Some((i, rest, m.len));
+        }
+    }
+    let (i, rest, _) = best?;
+    let m: &MountEntry = &t.mounts()[i];
+    let mp = t.text(m);
+    for e in t.exclusions().iter().filter(|e| e.seq > m.seq) {
+        let ex = t.text(e);
+        if !crate::mountinfo::is_under(ex, mp) {
+            continue;
+        }
+        if strip_prefix(comps, ex).is_some() || rest.has_dotdot() {
+            return None;
+        }
+    }
+    // Same for another btfuse mount nested below this one.
+    if rest.has_dotdot()
+        && t.mounts().iter().any(|n| n.len > m.len && crate::mountinfo::is_under(t.text(n), mp))
+    {
+        return None;
+    }
+    Some((i, rest))
+}
+
+/// Writes `prefix` (already clean, mount-relative, may be empty) followed by
+/// `rest` into `out`, joined by single slashes, with a trailing slash when
+/// `dir` is set and the result is not the base itself; the base itself is
+/// `.`. Returns the length, or `None` when it does not fit.
+pub fn write_rel(prefix: &[u8], rest: Comps<'_>, dir: bool, out: &mut [u8]) -> Option<usize> {
+    let mut n = 0;
+    let mut push = |s: &[u8], out: &mut [u8]| -> Option<()> {
+        if n + s.len() > out.len() {
+            return None;
+        }
+        out[n..n + s.len()].copy_from_slice(s);
+        n += s.len();
+        Some(())
+    };
+    let mut first = true;
+    for c in Comps::new(prefix, b"").chain(rest) {
+        if !first {
+            push(b"/", out)?;
+        }
+        push(c, out)?;
+        first = false;
+    }
+    if first {
+        push(b".", out)?;
+    } else if dir {
+        push(b"/", out)?;
+    }
+    Some(n)
+}
+
+/// Writes the clean absolute path `mountpoint` + "/" + `rel` (`rel` as made
+/// by [`write_rel`], `.` meaning the root) into `out`.
+pub fn write_abs(mountpoint: &[u8], rel: &[u8], out: &mut [u8]) -> Option<usize> {
+    let rel: &[u8] = if rel == b"." { b"" } else { rel };
+    let total = mountpoint.len() + 1 + rel.len();
+    if total > out.len() {
+        return None;
+    }
+    out[..mountpoint.len()].copy_from_slice(mountpoint);
+    let mut n = mountpoint.len();
+    if n == 0 || !rel.is_empty() {
+        out[n] = b'/';
+        n += 1;
+    }
+    out[n..n + rel.len()].copy_from_slice(rel);
+    Some(n + rel.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mountinfo::parse;
+
+    fn table() -> Box<MountTable> {
+        let mut t = Box::new(MountTable::new());
+        parse(
+            b"1 0 8:1 / / rw - ext4 /dev/sda1 rw\n\
+              2 1 0:41 / /tmp/m rw - fuse.btfuse b rw\n\
+              3 2 0:42 / /tmp/m/sub rw - tmpfs t rw\n\
+              4 1 0:43 / /tmp/m2 rw - fuse.btfuse b rw\n\
+              5 2 0:44 / /tmp/m/inner rw - fuse.btfuse b rw\n",
+            &mut t,
+        );
+        t
+    }
+
+    fn rel(t: &MountTable, a: &[u8], b: &[u8]) -> Option<(u32, String)> {
+        let (i, rest) = classify(t, Comps::new(a, b))?;
+        let mut out = [0u8; 64];
+        let n = write_rel(b"", rest, wants_dir(if b.is_empty() { a } else { b }), &mut out)?;
+        Some((t.mounts()[i].minor, String::from_utf8(out[..n].to_vec()).unwrap()))
+    }
+
+    #[test]
+    fn absolute_paths_match_on_component_boundaries() {
+        let t = table();
+        assert_eq!(rel(&t, b"/tmp/m/a/b", b""), Some((41, "a/b".into())));
+        assert_eq!(rel(&t, b"/tmp/m", b""), Some((41, ".".into())));
+        assert_eq!(rel(&t, b"/tmp/m/", b""), Some((41, ".".into())));
+        assert_eq!(rel(&t, b"/tmp/mx/a", b""), None);
+        assert_eq!(rel(&t, b"/tmp/m2/x", b""), Some((43, "x".into())));
+        assert_eq!(rel(&t, b"/etc/passwd", b""), None);
+    }
+
+    #[test]
+    fn dots_and_double_slashes_collapse_but_dotdot_is_kept() {
+        let t = table();
+        assert_eq!(rel(&t, b"//tmp/./m//a/./b", b""), Some((41, "a/b".into())));
+        assert_eq!(rel(&t, b"/tmp/m2/a/../b", b""), Some((43, "a/../b".into())));
+        assert_eq!(rel(&t, b"/tmp/m2/../m/a", b""), Some((43, "../m/a".into())));
+        // ".." before the mountpoint: lexically not under it; the kernel decides.
+        assert_eq!(rel(&t, b"/tmp/x/../m/a", b""), None);
+    }
+
+    #[test]
+    fn trailing_slash_and_dot_demand_a_directory() {
+        let t = table();
+        assert_eq!(rel(&t, b"/tmp/m/d/", b""), Some((41, "d/".into())));
+        assert_eq!(rel(&t, b"/tmp/m/d/.", b""), Some((41, "d/".into())));
+        assert!(wants_dir(b"."));
+        assert!(!wants_dir(b"a.b"));
+    }
+
+    #[test]
+    fn relative_paths_join_the_cwd() {
+        let t = table();
+        assert_eq!(rel(&t, b"/tmp/m/dir", b"file"), Some((41, "dir/file".into())));
+        assert_eq!(rel(&t, b"/tmp", b"m/file"), Some((41, "file".into())));
+        assert_eq!(rel(&t, b"/tmp/m", b"."), Some((41, ".".into())));
+        assert_eq!(rel(&t, b"/tmp/m2", b"../etc"), Some((43, "../etc".into())));
+        assert_eq!(rel(&t, b"/", b"tmp/m/a"), Some((41, "a".into())));
+        assert_eq!(rel(&t, b"/home", b"a"), None);
+    }
+
+    #[test]
+    fn exclusions_and_nested_mounts_win() {
+        let t = table();
+        assert_eq!(rel(&t, b"/tmp/m/sub/x", b""), None);
+        assert_eq!(rel(&t, b"/tmp/m/sub", b""), None);
+        assert_eq!(rel(&t, b"/tmp/m/subway", b""), Some((41, "subway".into())));
+        // A dotdot under a mount with exclusions is left to the kernel.
+        assert_eq!(rel(&t, b"/tmp/m/a/../sub/x", b""), None);
+        // The nested btfuse mount is the longer match.
+        assert_eq!(rel(&t, b"/tmp/m/inner/f", b""), Some((44, "f".into())));
+        assert_eq!(rel(&t, b"/tmp/m/inner/../f", b""), Some((44, "../f".into())));
+    }
+
+    #[test]
+    fn write_rel_reports_overflow() {
+        let mut out = [0u8; 4];
+        assert_eq!(write_rel(b"", Comps::new(b"abcd", b""), false, &mut out), Some(4));
+        assert_eq!(write_rel(b"", Comps::new(b"abcde", b""), false, &mut out), None);
+        assert_eq!(write_rel(b"ab", Comps::new(b"cd", b""), false, &mut out), None);
+        let mut out = [0u8; 16];
+        let n = write_rel(b"ab", Comps::new(b"cd", b""), true, &mut out).unwrap();
+        assert_eq!(&out[..n], b"ab/cd/");
+    }
+
+    #[test]
+    fn write_abs_joins_mountpoint_and_rel() {
+        let mut out = [0u8; 32];
+        let n = write_abs(b"/tmp/m", b".", &mut out).unwrap();
+        assert_eq!(&out[..n], b"/tmp/m");
+        let n = write_abs(b"/tmp/m", b"a/b", &mut out).unwrap();
+        assert_eq!(&out[..n], b"/tmp/m/a/b");
+        let n = write_abs(b"", b"a", &mut out).unwrap();
+        assert_eq!(&out[..n], b"/a");
+    }
+}

@@ -1,0 +1,144 @@
+//! The real libc functions behind our hooks, resolved lazily with
+//! `dlsym(RTLD_NEXT, name)` on first use and cached in an atomic.
+//!
+//! Nothing is resolved at load time (the load-cost lesson). `dlsym` may
+//! allocate or take the loader lock, but it never calls the functions we
+//! hook, so resolving from inside a hook cannot recurse.
+
+use core::ffi::{c_char, c_int, c_long, c_uint, c_void};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use libc::{mode_t, off64_t, off_t, size_t, ssize_t, DIR};
+
+#[cold]
+fn resolve(name: &'static [u8]) -> usize {
+    // SAFETY: `name` is NUL-terminated (built with concat!(.., "\0")).
+    let p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr().cast()) };
+    if p.is_null() {
+        crate::sys::debug(&[b"btfuse: no real symbol ", &name[..name.len() - 1]]);
+        // The program links to a function its libc does not have: it could
+        // not have run without us either.
+        // SAFETY: abort never returns.
+        unsafe { libc::abort() }
+    }
+    p as usize
+}
+
+macro_rules! reals {
+    ($( $name:ident ( $($a:ty),* ) -> $r:ty ; )*) => {
+        $(
+            #[inline]
+            #[allow(dead_code)]
+            pub(crate) fn $name() -> unsafe extern "C" fn($($a),*) -> $r {
+                static SLOT: AtomicUsize = AtomicUsize::new(0);
+                // Relaxed: the value is a function address that every
+                // thread resolves to the same thing; a race resolves twice.
+                let mut p = SLOT.load(Ordering::Relaxed);
+                if p == 0 {
+                    p = resolve(concat!(stringify!($name), "\0").as_bytes());
+                    SLOT.store(p, Ordering::Relaxed);
+                }
+                // SAFETY: `p` is the address of the libc function of that
+                // name, whose C prototype is the one written here.
+                unsafe { core::mem::transmute::<usize, unsafe extern "C" fn($($a),*) -> $r>(p) }
+            }
+        )*
+    };
+}
+
+reals! {
+    open(*const c_char, c_int, mode_t) -> c_int;
+    open64(*const c_char, c_int, mode_t) -> c_int;
+    openat(c_int, *const c_char, c_int, mode_t) -> c_int;
+    openat64(c_int, *const c_char, c_int, mode_t) -> c_int;
+    __open_2(*const c_char, c_int) -> c_int;
+    __open64_2(*const c_char, c_int) -> c_int;
+    __openat_2(c_int, *const c_char, c_int) -> c_int;
+    __openat64_2(c_int, *const c_char, c_int) -> c_int;
+    creat(*const c_char, mode_t) -> c_int;
+    creat64(*const c_char, mode_t) -> c_int;
+    close(c_int) -> c_int;
+    close_range(c_uint, c_uint, c_int) -> c_int;
+    closefrom(c_int) -> ();
+    read(c_int, *mut c_void, size_t) -> ssize_t;
+    pread(c_int, *mut c_void, size_t, off_t) -> ssize_t;
+    pread64(c_int, *mut c_void, size_t, off64_t) -> ssize_t;
+    readv(c_int, *const libc::iovec, c_int) -> ssize_t;
+    write(c_int, *const c_void, size_t) -> ssize_t;
+    pwrite(c_int, *const c_void, size_t, off_t) -> ssize_t;
+    pwrite64(c_int, *const c_void, size_t, off64_t) -> ssize_t;
+    writev(c_int, *const libc::iovec, c_int) -> ssize_t;
+    lseek(c_int, off_t, c_int) -> off_t;
+    lseek64(c_int, off64_t, c_int) -> off64_t;
+    fstat(c_int, *mut libc::stat) -> c_int;
+    fstat64(c_int, *mut libc::stat64) -> c_int;
+    stat(*const c_char, *mut libc::stat) -> c_int;
+    stat64(*const c_char, *mut libc::stat64) -> c_int;
+    lstat(*const c_char, *mut libc::stat) -> c_int;
+    lstat64(*const c_char, *mut libc::stat64) -> c_int;
+    fstatat(c_int, *const c_char, *mut libc::stat, c_int) -> c_int;
+    fstatat64(c_int, *const c_char, *mut libc::stat64, c_int) -> c_int;
+    statx(c_int, *const c_char, c_int, c_uint, *mut libc::statx) -> c_int;
+    access(*const c_char, c_int) -> c_int;
+    faccessat(c_int, *const c_char, c_int, c_int) -> c_int;
+    eaccess(*const c_char, c_int) -> c_int;
+    euidaccess(*const c_char, c_int) -> c_int;
+    readlink(*const c_char, *mut c_char, size_t) -> ssize_t;
+    readlinkat(c_int, *const c_char, *mut c_char, size_t) -> ssize_t;
+    mkdir(*const c_char, mode_t) -> c_int;
+    mkdirat(c_int, *const c_char, mode_t) -> c_int;
+    rmdir(*const c_char) -> c_int;
+    unlink(*const c_char) -> c_int;
+    unlinkat(c_int, *const c_char, c_int) -> c_int;
+    rename(*const c_char, *const c_char) -> c_int;
+    renameat(c_int, *const c_char, c_int, *const c_char) -> c_int;
+    renameat2(c_int, *const c_char, c_int, *const c_char, c_uint) -> c_int;
+    symlink(*const c_char, *const c_char) -> c_int;
+    symlinkat(*const c_char, c_int, *const c_char) -> c_int;
+    link(*const c_char, *const c_char) -> c_int;
+    linkat(c_int, *const c_char, c_int, *const c_char, c_int) -> c_int;
+    truncate(*const c_char, off_t) -> c_int;
+    truncate64(*const c_char, off64_t) -> c_int;
+    ftruncate(c_int, off_t) -> c_int;
+    ftruncate64(c_int, off64_t) -> c_int;
+    fsync(c_int) -> c_int;
+    fdatasync(c_int) -> c_int;
+    chmod(*const c_char, mode_t) -> c_int;
+    fchmod(c_int, mode_t) -> c_int;
+    fchmodat(c_int, *const c_char, mode_t, c_int) -> c_int;
+    chown(*const c_char, libc::uid_t, libc::gid_t) -> c_int;
+    lchown(*const c_char, libc::uid_t, libc::gid_t) -> c_int;
+    fchown(c_int, libc::uid_t, libc::gid_t) -> c_int;
+    fchownat(c_int, *const c_char, libc::uid_t, libc::gid_t, c_int) -> c_int;
+    utimensat(c_int, *const c_char, *const libc::timespec, c_int) -> c_int;
+    futimens(c_int, *const libc::timespec) -> c_int;
+    statfs(*const c_char, *mut libc::statfs) -> c_int;
+    statfs64(*const c_char, *mut libc::statfs64) -> c_int;
+    fstatfs(c_int, *mut libc::statfs) -> c_int;
+    fstatfs64(c_int, *mut libc::statfs64) -> c_int;
+    opendir(*const c_char) -> *mut DIR;
+    fdopendir(c_int) -> *mut DIR;
+    readdir(*mut DIR) -> *mut libc::dirent;
+    readdir64(*mut DIR) -> *mut libc::dirent64;
+    readdir_r(*mut DIR, *mut libc::dirent, *mut *mut libc::dirent) -> c_int;
+    readdir64_r(*mut DIR, *mut libc::dirent64, *mut *mut libc::dirent64) -> c_int;
+    closedir(*mut DIR) -> c_int;
+    dirfd(*mut DIR) -> c_int;
+    rewinddir(*mut DIR) -> ();
+    telldir(*mut DIR) -> c_long;
+    seekdir(*mut DIR, c_long) -> ();
+    chdir(*const c_char) -> c_int;
+    fchdir(c_int) -> c_int;
+    getcwd(*mut c_char, size_t) -> *mut c_char;
+    fcntl(c_int, c_int, usize) -> c_int;
+    fcntl64(c_int, c_int, usize) -> c_int;
+    dup(c_int) -> c_int;
+    dup2(c_int, c_int) -> c_int;
+    dup3(c_int, c_int, c_int) -> c_int;
+    posix_fadvise(c_int, off_t, off_t, c_int) -> c_int;
+    posix_fadvise64(c_int, off64_t, off64_t, c_int) -> c_int;
+    copy_file_range(c_int, *mut off64_t, c_int, *mut off64_t, size_t, c_uint) -> ssize_t;
+    umask(mode_t) -> mode_t;
+    fclose(*mut libc::FILE) -> c_int;
+    fileno(*mut libc::FILE) -> c_int;
+}

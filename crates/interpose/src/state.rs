@@ -1,0 +1,312 @@
+//! Process-wide state: lazy initialisation (discovery), the mount table,
+//! the cwd filter, the umask, the fork epoch, and the pool of directory
+//! path texts. Everything is a fixed-size static; nothing runs at load time.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use crate::fdtable::FdTable;
+use crate::mountinfo::{self, MountTable, MAX_MOUNTS};
+use crate::path::{self, Comps};
+use crate::sys;
+
+/// Fd numbers the table can hold (fast-path fds above it are not made).
+pub(crate) const MAX_FD: usize = 1 << 16;
+/// Open file descriptions (fast-path opens alive at once).
+pub(crate) const MAX_OFD: usize = 8192;
+/// Directory path texts kept at once (one per open fast-path directory).
+pub(crate) const MAX_DIRPATHS: usize = 512;
+
+/// The fd table.
+pub(crate) static FDS: FdTable<MAX_FD, MAX_OFD> = FdTable::new();
+
+/// A static written only during initialisation (by the one thread that
+/// runs it, before `INIT` is published with Release) and read-only after.
+pub(crate) struct InitOnce<T>(UnsafeCell<T>);
+// SAFETY: written once before publication (see `init`), then only read.
+unsafe impl<T> Sync for InitOnce<T> {}
+
+static TABLE: InitOnce<MountTable> = InitOnce(UnsafeCell::new(MountTable::new()));
+
+const UNINIT: u32 = 0;
+const RUNNING: u32 = 1;
+const READY: u32 = 2;
+const OFF: u32 = 3;
+static INIT: AtomicU32 = AtomicU32::new(UNINIT);
+static DEBUG: AtomicBool = AtomicBool::new(false);
+
+/// Whether a relative path may name something on a mount: the cwd is on or
+/// above a btfuse mount (as of the last chdir/fchdir we saw).
+static CWD_NEAR: AtomicBool = AtomicBool::new(false);
+
+/// The process umask (tracked through the `umask` hook).
+static UMASK: AtomicU32 = AtomicU32::new(0o022);
+
+/// Bumped in the child after `fork`: handles of earlier epochs belong to
+/// the parent process and must not be used.
+static EPOCH: AtomicU32 = AtomicU32::new(0);
+
+/// Per-mount runtime state beside the parsed table.
+pub(crate) struct MountRt {
+    /// `st_dev` of the mount.
+    pub(crate) dev: AtomicU64,
+    /// Monotonic ns until which the mount counts as dead (0 = alive).
+    pub(crate) dead_until: AtomicU64,
+}
+
+pub(crate) static MOUNTS: [MountRt; MAX_MOUNTS] =
+    [const { MountRt { dev: AtomicU64::new(0), dead_until: AtomicU64::new(0) } }; MAX_MOUNTS];
+
+/// How long a mount whose daemon could not be reached is left to the
+/// kernel before the library tries to connect again.
+const DEAD_RETRY_NS: u64 = 5_000_000_000;
+
+pub(crate) fn debug_enabled() -> bool {
+    DEBUG.load(Ordering::Relaxed)
+}
+
+/// The mount table (empty before initialisation).
+pub(crate) fn table() -> &'static MountTable {
+    // SAFETY: only written in `init` before INIT becomes READY (Release);
+    // callers reach here after observing READY (Acquire) in `ready`.
+    unsafe { &*TABLE.0.get() }
+}
+
+/// The mountpoint text of mount `m`.
+pub(crate) fn mountpoint(m: usize) -> &'static [u8] {
+    let t = table();
+    t.text(&t.mounts()[m])
+}
+
+/// The current fork epoch.
+pub(crate) fn epoch() -> u32 {
+    EPOCH.load(Ordering::Relaxed)
+}
+
+/// The process umask.
+pub(crate) fn umask() -> u32 {
+    UMASK.load(Ordering::Relaxed)
+}
+
+/// Records a new umask (from the `umask` hook).
+pub(crate) fn set_umask(m: u32) {
+    UMASK.store(m & 0o777, Ordering::Relaxed);
+}
+
+/// Whether the fast path is on and has mounts: runs discovery on first call.
+/// While another thread (or this one, re-entered) initialises, answers
+/// false: the call then goes to the kernel, which is always correct.
+#[inline]
+pub(crate) fn ready() -> bool {
+    // Acquire: pairs with the Release store of READY in `init`.
+    match INIT.load(Ordering::Acquire) {
+        READY => true,
+        UNINIT => init(),
+        _ => false,
+    }
+}
+
+/// Whether mount `m` may be tried now.
+pub(crate) fn mount_alive(m: usize) -> bool {
+    let d = MOUNTS[m].dead_until.load(Ordering::Relaxed);
+    d == 0 || sys::monotonic_ns() >= d
+}
+
+/// Leaves mount `m` to the kernel for a while.
+pub(crate) fn mark_dead(m: usize) {
+    MOUNTS[m].dead_until.store(sys::monotonic_ns().saturating_add(DEAD_RETRY_NS).max(1), Ordering::Relaxed);
+}
+
+#[cold]
+fn init() -> bool {
+    if INIT.compare_exchange(UNINIT, RUNNING, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        return INIT.load(Ordering::Acquire) == READY;
+    }
+    let saved = sys::errno();
+    let ok = init_inner();
+    sys::set_errno(saved);
+    // Release: publishes the table, mounts and cwd state written above.
+    INIT.store(if ok { READY } else { OFF }, Ordering::Release);
+    ok
+}
+
+fn getenv(name: &[u8]) -> Option<&'static [u8]> {
+    // SAFETY: `name` is NUL-terminated; getenv returns a pointer into the
+    // environment or null.
+    let p = unsafe { libc::getenv(name.as_ptr().cast()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: a NUL-terminated string owned by the environment.
+    Some(unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes())
+}
+
+fn init_inner() -> bool {
+    if getenv(b"BTFUSE_DEBUG\0").is_some_and(|v| !v.is_empty() && v != b"0") {
+        DEBUG.store(true, Ordering::Relaxed);
+    }
+    if getenv(b"BTFUSE_DISABLE\0") == Some(b"1") {
+        sys::debug(&[b"btfuse: disabled by BTFUSE_DISABLE=1"]);
+        return false;
+    }
+    // mountinfo can be large (containers); read it into a temporary
+    // anonymous mapping, parse, unmap.
+    const BUF: usize = 4 << 20;
+    let Ok(p) = sys::sc!(
+        libc::SYS_mmap,
+        0usize,
+        BUF,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+        -1,
+        0
+    ) else {
+        return false;
+    };
+    // SAFETY: a fresh private mapping of BUF bytes, ours alone.
+    let buf = unsafe { core::slice::from_raw_parts_mut(p as *mut u8, BUF) };
+    let n = sys::read_file(b"/proc/self/mountinfo\0", buf);
+    let ok = match n {
+        Ok(n) if n < BUF => {
+            // SAFETY: nobody reads TABLE before INIT is READY.
+            let t = unsafe { &mut *TABLE.0.get() };
+            mountinfo::parse(&buf[..n], t);
+            t.n_mounts > 0
+        }
+        _ => false,
+    };
+    // SAFETY: the mapping was created above and `buf` is not used again.
+    unsafe { sys::munmap(p as *mut u8, BUF) };
+    if !ok {
+        return false;
+    }
+    let t = table();
+    for (i, m) in t.mounts().iter().enumerate() {
+        MOUNTS[i].dev.store(mountinfo::makedev(m.major, m.minor), Ordering::Relaxed);
+        sys::debug(&[b"btfuse: mount ", t.text(m)]);
+    }
+    read_umask();
+    refresh_cwd();
+    // SAFETY: registering a plain function; pthread_atfork is not hooked.
+    unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
+    true
+}
+
+fn read_umask() {
+    let mut buf = [0u8; 2048];
+    let Ok(n) = sys::read_file(b"/proc/self/status\0", &mut buf) else { return };
+    for line in buf[..n].split(|&b| b == b'\n') {
+        if let Some(v) = line.strip_prefix(b"Umask:") {
+            let mut m = 0u32;
+            for &c in v.iter().filter(|c| !c.is_ascii_whitespace()) {
+                if !(b'0'..=b'7').contains(&c) {
+                    return;
+                }
+                m = m * 8 + (c - b'0') as u32;
+            }
+            set_umask(m);
+            return;
+        }
+    }
+}
+
+/// The kernel's cwd (`getcwd(2)`, no FUSE round trip: the kernel answers
+/// from its dentry cache) into `buf`; its length, or `None` when it is not
+/// reachable or too long.
+pub(crate) fn kernel_cwd(buf: &mut [u8; proto::PATH_MAX]) -> Option<usize> {
+    let r = sys::sc!(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()).ok()?;
+    // The kernel returns the length including the NUL.
+    let n = (r as usize).checked_sub(1)?;
+    (n > 0 && buf[0] == b'/').then_some(n)
+}
+
+/// Recomputes the cwd filter after a chdir/fchdir (and at start-up).
+pub(crate) fn refresh_cwd() {
+    let mut buf = [0u8; proto::PATH_MAX];
+    let near = match kernel_cwd(&mut buf) {
+        Some(n) => {
+            let cwd = &buf[..n];
+            let t = table();
+            let mut clean = [0u8; proto::PATH_MAX];
+            // Canonical already, but drop a trailing slash ("/" -> "").
+            let cwd = match cwd {
+                b"/" => &clean[..0],
+                c => {
+                    clean[..c.len()].copy_from_slice(c);
+                    &clean[..c.len()]
+                }
+            };
+            path::classify(t, Comps::new(cwd, b"")).is_some()
+                || t.mounts().iter().any(|m| mountinfo::is_under(t.text(m), cwd))
+        }
+        // Unknown cwd: let the kernel resolve relative paths.
+        None => false,
+    };
+    CWD_NEAR.store(near, Ordering::Relaxed);
+}
+
+/// Whether relative paths must be classified (see [`CWD_NEAR`]).
+pub(crate) fn cwd_near() -> bool {
+    CWD_NEAR.load(Ordering::Relaxed)
+}
+
+/// `pthread_atfork` child handler: the child is a new client of every
+/// daemon. It forgets (without touching shared memory) the parent's
+/// channels, and the parent's handles become stale (new epoch): calls on
+/// inherited fast-path fds fail with `EBADF` until issue 6 migrates them.
+extern "C" fn after_fork_child() {
+    EPOCH.fetch_add(1, Ordering::Relaxed);
+    crate::channel::forget_all_after_fork();
+}
+
+// ---- directory path texts ------------------------------------------------
+
+struct DirPathSlot {
+    busy: AtomicBool,
+    len: AtomicU32,
+    text: UnsafeCell<[u8; proto::PATH_MAX]>,
+}
+
+// SAFETY: `text` is written only by the slot's owner between a successful
+// `busy` CAS and the publication of the slot index (through the fd table's
+// Release install), then only read until freed.
+unsafe impl Sync for DirPathSlot {}
+
+static DIRPATHS: [DirPathSlot; MAX_DIRPATHS] = [const {
+    DirPathSlot { busy: AtomicBool::new(false), len: AtomicU32::new(0), text: UnsafeCell::new([0; proto::PATH_MAX]) }
+}; MAX_DIRPATHS];
+
+/// Stores the absolute path of a directory; returns slot + 1, or 0 when
+/// the pool is full (the directory then cannot be `fchdir`ed to or used as
+/// a fallback base; those calls fail with `ENOMEM`).
+pub(crate) fn dirpath_store(path: &[u8]) -> u32 {
+    for (i, s) in DIRPATHS.iter().enumerate() {
+        if !s.busy.load(Ordering::Relaxed)
+            && s.busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        {
+            // SAFETY: we own the slot (CAS above); nobody reads it yet.
+            let t = unsafe { &mut *s.text.get() };
+            t[..path.len()].copy_from_slice(path);
+            s.len.store(path.len() as u32, Ordering::Relaxed);
+            return i as u32 + 1;
+        }
+    }
+    0
+}
+
+/// The path stored in slot `id` (slot + 1), if any.
+pub(crate) fn dirpath(id: u32) -> Option<&'static [u8]> {
+    let s = DIRPATHS.get((id as usize).checked_sub(1)?)?;
+    let n = s.len.load(Ordering::Relaxed) as usize;
+    // SAFETY: the slot is owned by a live OFD the caller holds a reference
+    // to, so it is not rewritten meanwhile.
+    Some(unsafe { &(&*s.text.get())[..n] })
+}
+
+/// Frees slot `id` (slot + 1; 0 is ignored).
+pub(crate) fn dirpath_free(id: u32) {
+    if let Some(s) = (id as usize).checked_sub(1).and_then(|i| DIRPATHS.get(i)) {
+        // Release: our reads of the text happen before the next owner writes.
+        s.busy.store(false, Ordering::Release);
+    }
+}
