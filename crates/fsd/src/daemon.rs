@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fuser::{Config, MountOption, Session, SessionACL};
+use fuser::{Config, Session, SessionACL};
 use inode_store::Store;
 
 use crate::fuse_fs::FuseFs;
@@ -148,6 +148,11 @@ fn serve(args: &MountArgs, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<
     }
     let result = session.run().map_err(DaemonError::Serve);
     drop(fast_path);
+    // Serving can also end because the connection failed: never leave a
+    // dead mount behind.
+    if mountinfo::fstype_at(mountpoint).as_deref() == Some(FSTYPE) {
+        let _ = unmount(mountpoint, true);
+    }
     result
 }
 
@@ -177,20 +182,47 @@ fn mount_session(
     // Signals are taken by one dedicated thread with sigwait; block them
     // before any thread starts so every thread inherits the mask.
     block_shutdown_signals();
+    let fuse = mount_fuse(mountpoint).map_err(|e| DaemonError::Mount(mountpoint.to_path_buf(), e))?;
     let mut config = Config::default();
-    config.mount_options = vec![
-        MountOption::FSName("btfuse".into()),
-        MountOption::Subtype("btfuse".into()),
-        MountOption::DefaultPermissions,
-        MountOption::RW,
-        MountOption::Dev,
-        MountOption::Suid,
-    ];
     config.acl = SessionACL::All;
     config.n_threads = Some(args.threads);
     config.clone_fd = true;
-    Session::new(FuseFs::new(store), mountpoint, &config)
-        .map_err(|e| DaemonError::Mount(mountpoint.to_path_buf(), e))
+    Session::from_fd(FuseFs::new(store), fuse, SessionACL::All, config).map_err(|e| {
+        let _ = unmount(mountpoint, true);
+        DaemonError::Mount(mountpoint.to_path_buf(), e)
+    })
+}
+
+/// Mounts the kernel side and returns the `/dev/fuse` connection.
+///
+/// Done here rather than by `fuser` so that the mount table says
+/// `fuse.btfuse` (fuser mounts plain `fuse`), which is how the preload
+/// library recognises btfuse mounts. Options: `allow_other` (every user may
+/// use the mount) and `default_permissions` (the kernel checks permissions
+/// too, with the caller's full credentials); suid and device nodes are
+/// honoured, as on tmpfs. Needs root (no `fusermount` fallback).
+fn mount_fuse(mountpoint: &Path) -> io::Result<OwnedFd> {
+    let fuse = File::options().read(true).write(true).open("/dev/fuse")?;
+    let rootmode = libc::S_IFDIR;
+    let options = format!(
+        "fd={},rootmode={rootmode:o},user_id=0,group_id=0,default_permissions,allow_other",
+        fuse.as_raw_fd()
+    );
+    let c = |s: &[u8]| std::ffi::CString::new(s).map_err(io::Error::other);
+    let (source, fstype) = (c(b"btfuse")?, c(FSTYPE.as_bytes())?);
+    let (target, data) = (c(mountpoint.as_os_str().as_bytes())?, c(options.as_bytes())?);
+    // SAFETY: all pointers are NUL-terminated strings that outlive the call.
+    let ret = unsafe {
+        libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, data.as_ptr().cast())
+    };
+    if ret != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EPERM) {
+            return Err(io::Error::other("permission denied: mounting btfuse needs root"));
+        }
+        return Err(e);
+    }
+    Ok(OwnedFd::from(fuse))
 }
 
 /// Each fast-path channel holds a socket and a memfd: allow many clients.

@@ -153,12 +153,18 @@ fn file_attr(a: &Attr) -> FileAttr {
 impl Filesystem for FuseFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         use fuser::InitFlags as F;
-        // Optional capabilities: the kernel may refuse any of them and we still work.
+        // Optional capabilities: the kernel may refuse any of them and we
+        // still work. HANDLE_KILLPRIV(_V2): the store clears setuid/setgid on
+        // write, truncate and chown itself; without it the kernel would send
+        // a chmod on the writer's behalf, which the store rightly refuses to
+        // a non-owner.
         for flag in [
             F::FUSE_DO_READDIRPLUS,
             F::FUSE_READDIRPLUS_AUTO,
             F::FUSE_PARALLEL_DIROPS,
             F::FUSE_ATOMIC_O_TRUNC,
+            F::FUSE_HANDLE_KILLPRIV,
+            F::FUSE_HANDLE_KILLPRIV_V2,
         ] {
             let _ = config.add_capabilities(flag);
         }

@@ -80,7 +80,8 @@ unsafe fn do_openat(dirfd: c_int, p: *const c_char, flags: c_int, mode: mode_t, 
         At::Real => real(dirfd, p),
         At::Err(e) => err(e),
         At::Ours(t) => {
-            if flags & (libc::O_PATH | libc::O_TMPFILE) != 0 {
+            // O_TMPFILE includes the O_DIRECTORY bit: compare all of it.
+            if flags & libc::O_PATH != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE {
                 return real_at(&t, dirfd, p, real);
             }
             let r = ops::open(&t, flags, mode);
@@ -1194,6 +1195,22 @@ unsafe fn dup3_impl(old: c_int, new: c_int, flags: c_int, real: impl FnOnce() ->
     if (new as u32 as usize) >= FDS.capacity() {
         ops::put(r);
         return err(libc::EBADF);
+    }
+    if (0..=2).contains(&new) {
+        // stdin/stdout/stderr are used by glibc's stdio and by exec'd
+        // children, neither of which goes through our hooks: give them a
+        // real kernel fd on the FUSE mount (same file, flags and offset).
+        ops::put(r);
+        let prev = FDS.remove(new);
+        let res = ops::migrate_to(old, new, flags);
+        if let Some(p) = prev {
+            ops::put(p);
+        }
+        return match res {
+            Ok(n) => ok(saved, n),
+            Err(Fail::Errno(e)) => err(e),
+            Err(Fail::Real) => err(libc::EIO),
+        };
     }
     match sys::dup3(old, new, flags) {
         Ok(n) => {

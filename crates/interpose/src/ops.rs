@@ -418,12 +418,13 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
         return Err(Fail::Real);
     }
     let is_dir = kind == libc::S_IFDIR;
+    // The path it was opened by: the base of dirfd-relative fallbacks and
+    // fchdir for directories, the way back to the kernel (migration) for
+    // files.
     let mut slot = 0;
-    if is_dir {
-        let mut abs = [0u8; PATH_MAX];
-        if let Some(p) = t.abs_path(&mut abs) {
-            slot = state::dirpath_store(p);
-        }
+    let mut abs = [0u8; PATH_MAX];
+    if let Some(p) = t.abs_path(&mut abs) {
+        slot = state::dirpath_store(p);
     }
     let init = OfdInit {
         flags: (flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC)) as u32
@@ -453,6 +454,36 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
             Err(Fail::Errno(libc::EMFILE))
         }
     }
+}
+
+/// Turns the fast-path file behind `fd` into a kernel fd on the FUSE mount
+/// (same path, access mode, append flag and offset) and puts it at number
+/// `new` (`dup3` semantics, `flags` = `O_CLOEXEC` or 0). Used where a
+/// kernel fd is unavoidable today: `dup2` onto stdin/stdout/stderr, which
+/// glibc's stdio and exec'd children use behind our back (issue 6
+/// generalises this).
+pub(crate) fn migrate_to(fd: c_int, new: c_int, flags: c_int) -> R<c_int> {
+    let Some(r) = FDS.get(fd) else { return Err(Fail::Errno(libc::EBADF)) };
+    let o = FDS.ofd(r.idx);
+    let res = (|| {
+        let path = state::dirpath(o.path_slot.load(Ordering::Relaxed)).ok_or(Fail::Errno(libc::ENOMEM))?;
+        let mut buf = [0u8; PATH_MAX + 1];
+        buf[..path.len()].copy_from_slice(path);
+        let of = o.flags.load(Ordering::Relaxed);
+        let mut oflags = (of & !KIND_DIR) as c_int & (libc::O_ACCMODE | libc::O_APPEND | libc::O_NONBLOCK);
+        if o.is_dir() {
+            oflags = libc::O_RDONLY | libc::O_DIRECTORY;
+        }
+        let k = sys::sc!(libc::SYS_openat, libc::AT_FDCWD, buf.as_ptr(), oflags | libc::O_CLOEXEC, 0)
+            .map_err(Fail::Errno)? as c_int;
+        let off = o.offset.load(Ordering::Relaxed);
+        let _ = sys::sc!(libc::SYS_lseek, k, off as i64, libc::SEEK_SET);
+        let res = sys::dup3(k, new, flags).map_err(Fail::Errno);
+        sys::close(k);
+        res
+    })();
+    put(r);
+    res
 }
 
 fn release(mount: usize, fh: u64) {

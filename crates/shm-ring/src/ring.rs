@@ -211,7 +211,7 @@ impl RawRing {
     /// The 32-bit word at ring index `pos` (8-aligned).
     #[inline]
     fn word(&self, pos: u32) -> &AtomicU32 {
-        debug_assert_eq!(pos as usize % RECORD_ALIGN, 0);
+        debug_assert_eq!(pos % 4, 0);
         // SAFETY: `pos & mask` < cap and is a multiple of 8 (callers only
         // pass record starts, +4 for the reserved word), so the 4 bytes are
         // inside the page-aligned data area and 4-aligned. The memory is

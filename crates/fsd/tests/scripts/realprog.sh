@@ -72,8 +72,8 @@ step "find -empty" bash -c "find src -empty | sort"
 step "find -links +1" bash -c "find src -type f -links +1 | sort"
 step "find -perm" bash -c "find src -perm -4000 -o -perm -1000 | sort"
 step "find -printf" bash -c "find src -printf '%p %y %s %k %n %m %Y\n' | sort"
-step "du -a --apparent-size" bash -c "du -a --apparent-size -B1 src | sort -k2"
-step "du -a" bash -c "du -a src | sort -k2"
+step "du -a --apparent-size" bash -c "du -al --apparent-size -B1 src | sort -k2"
+step "du -al" bash -c "du -al src | sort -k2"
 step "du -s" du -s src
 step "xattr read" "$PY" -c 'import os; print(os.getxattr("src/a/p4095", "user.note"))'
 
