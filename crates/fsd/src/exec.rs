@@ -156,7 +156,14 @@ impl Executor<'_> {
             Op::Write => {
                 let fh = self.client.check(h.fh, HandleKind::File)?;
                 let len = bulk_len(h.b, bulk)?;
-                let written = self.store.write(&self.client.creds, fh, h.a, &bulk[..len])?;
+                let data = &bulk[..len];
+                let c = &self.client.creds;
+                // The client's current O_APPEND (fcntl may have changed it).
+                let written = if h.flags as i32 & libc::O_APPEND != 0 {
+                    self.store.append(c, fh, data)?
+                } else {
+                    self.store.write(c, fh, h.a, data)?
+                };
                 self.kernel.inode_changed(self.store.handle_ino(fh)?);
                 Ok(Outcome { v0: written.len as u64, v1: written.offset, ..Outcome::default() })
             }
@@ -340,6 +347,12 @@ impl Executor<'_> {
 
     fn readdir(&self, h: &ReqHeader, bulk: &mut [u8]) -> OpResult {
         let fh = self.client.check(h.fh, HandleKind::Dir)?;
+        // The client asks for at most `b` bytes (0: as much as fits).
+        let limit = match usize::try_from(h.b) {
+            Ok(0) | Err(_) => bulk.len(),
+            Ok(b) => b.min(bulk.len()),
+        };
+        let bulk = &mut bulk[..limit];
         let (mut used, mut count) = (0usize, 0u64);
         self.store.readdir(fh, h.a, |e| {
             let len = DirEntryHeader::record_len(e.name.len());
@@ -419,6 +432,7 @@ impl Executor<'_> {
             atime: time(set::ATIME, set::ATIME_NOW, s.atime, s.atime_nsec),
             mtime: time(set::MTIME, set::MTIME_NOW, s.mtime, s.mtime_nsec),
             ctime: None,
+            chown: s.valid & set::CHOWN != 0,
         };
         let attr = self.store.setattr(&self.client.creds, ino, &change, fh)?;
         self.kernel.inode_changed(ino);

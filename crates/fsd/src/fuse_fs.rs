@@ -111,10 +111,24 @@ fn timespec(t: SystemTime) -> Timespec {
     }
 }
 
+/// A time from a kernel request. fuser 0.18 decodes a pre-epoch
+/// `(sec, nsec)` as `epoch - (|sec| + nsec)` instead of `epoch - |sec| +
+/// nsec`; this undoes that, so `utimensat` with negative times stores what
+/// the caller asked for (as tmpfs does).
+fn request_timespec(t: SystemTime) -> Timespec {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => Timespec { sec: d.as_secs() as i64, nsec: d.subsec_nanos() },
+        Err(before) => {
+            let d = before.duration();
+            Timespec { sec: -(d.as_secs() as i64), nsec: d.subsec_nanos() }
+        }
+    }
+}
+
 fn time_set(t: TimeOrNow) -> TimeSet {
     match t {
         TimeOrNow::Now => TimeSet::Now,
-        TimeOrNow::SpecificTime(t) => TimeSet::At(timespec(t)),
+        TimeOrNow::SpecificTime(t) => TimeSet::At(request_timespec(t)),
     }
 }
 
@@ -202,6 +216,13 @@ impl Filesystem for FuseFs {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        // With HANDLE_KILLPRIV the kernel turns chown(f, -1, -1) into a
+        // SETATTR of ctime alone; nothing else sends just that.
+        let bare_chown = ctime.is_some()
+            && [mode, uid, gid].iter().all(Option::is_none)
+            && size.is_none()
+            && atime.is_none()
+            && mtime.is_none();
         let set = SetAttr {
             mode,
             uid,
@@ -209,7 +230,8 @@ impl Filesystem for FuseFs {
             size,
             atime: atime.map(time_set),
             mtime: mtime.map(time_set),
-            ctime: ctime.map(timespec),
+            ctime: ctime.map(request_timespec),
+            chown: bare_chown,
         };
         let fh = fh.map(|f| Fh(f.0));
         attr_reply(reply, self.store.setattr(&caller(req), ino.0, &set, fh));
@@ -539,10 +561,10 @@ impl Filesystem for FuseFs {
         whence: i32,
         reply: ReplyLseek,
     ) {
-        // The kernel only forwards SEEK_DATA and SEEK_HOLE; negative offsets
-        // are rejected before they get here, but stay defensive.
+        // The kernel only forwards SEEK_DATA and SEEK_HOLE; like tmpfs, a
+        // negative offset is past every byte of data: ENXIO.
         let Ok(offset) = u64::try_from(offset) else {
-            return reply.error(Errno::EINVAL);
+            return reply.error(Errno::ENXIO);
         };
         match self.store.lseek(Fh(fh.0), offset, whence) {
             Ok(pos) => reply.offset(pos as i64),
@@ -588,5 +610,14 @@ mod tests {
         ] {
             assert_eq!(timespec(system_time(t)), t);
         }
+    }
+
+    #[test]
+    fn pre_epoch_request_times_undo_fusers_decoding() {
+        // fuser turns (sec -1, nsec 999_999_995) into epoch - 1.999999995 s.
+        let decoded = UNIX_EPOCH - Duration::new(1, 999_999_995);
+        assert_eq!(request_timespec(decoded), Timespec { sec: -1, nsec: 999_999_995 });
+        let after = UNIX_EPOCH + Duration::new(5, 7);
+        assert_eq!(request_timespec(after), Timespec { sec: 5, nsec: 7 });
     }
 }

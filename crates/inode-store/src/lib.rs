@@ -311,6 +311,10 @@ pub struct SetAttr {
     pub mtime: Option<TimeSet>,
     /// New status-change time (set last, verbatim).
     pub ctime: Option<Timespec>,
+    /// A `chown` that changes neither owner nor group (`chown(f, -1, -1)`):
+    /// still clears setuid/setgid on non-directories and updates ctime, as
+    /// every chown does.
+    pub chown: bool,
 }
 
 /// `renameat2` flags.

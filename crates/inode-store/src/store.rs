@@ -1011,13 +1011,11 @@ impl Inner {
         let now = Timespec::now();
         if let Some(size) = set.size {
             st.perm &= !o.kill_on_write(c);
-            // truncate(2) to the same size changes nothing; ftruncate(2)
-            // (a handle is given) always updates mtime and ctime.
-            if size != st.file.size || fh_write.is_some() {
-                st.file.truncate(pool, size);
-                st.mtime = now;
-                st.ctime = now;
-            }
+            // Like tmpfs: truncate(2) and ftruncate(2) update mtime and
+            // ctime even when the size does not change.
+            st.file.truncate(pool, size);
+            st.mtime = now;
+            st.ctime = now;
         }
         if let Some(mode) = set.mode {
             let mut perm = (mode & 0o7777) as u16;
@@ -1028,7 +1026,7 @@ impl Inner {
             st.perm = perm;
             st.ctime = now;
         }
-        if set.uid.is_some() || set.gid.is_some() {
+        if set.uid.is_some() || set.gid.is_some() || set.chown {
             let kill = node.owner_of(&st).kill_on_chown(c);
             st.perm &= !kill;
             if let Some(uid) = set.uid {
@@ -1391,7 +1389,19 @@ impl Store {
     /// Writes at `offset` (at EOF for O_APPEND handles). A write that runs
     /// out of space midway returns the short count; ENOSPC if nothing fit.
     pub fn write(&self, c: &Creds, fh: Fh, offset: u64, data: &[u8]) -> Result<Written> {
+        self.write_inner(c, fh, offset, data, false)
+    }
+
+    /// Writes at the end of the file, atomically with respect to other
+    /// writers, whatever the handle's open flags (`O_APPEND` set later with
+    /// `fcntl(F_SETFL)`).
+    pub fn append(&self, c: &Creds, fh: Fh, data: &[u8]) -> Result<Written> {
+        self.write_inner(c, fh, 0, data, true)
+    }
+
+    fn write_inner(&self, c: &Creds, fh: Fh, offset: u64, data: &[u8], force_append: bool) -> Result<Written> {
         let (node, _, writable, append) = self.handle(fh)?;
+        let append = append || force_append;
         if !writable {
             return Err(Errno::EBADF);
         }

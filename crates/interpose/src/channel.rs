@@ -146,11 +146,6 @@ impl Chan {
         unsafe { (*self.slot.conn.get()).assume_init_mut() }
     }
 
-    /// Index of the mount this channel serves.
-    pub(crate) fn mount(&self) -> usize {
-        self.mount
-    }
-
     /// The bulk area: start and length. One request in flight per channel,
     /// so it is ours between acquire and drop.
     pub(crate) fn bulk(&mut self) -> (*mut u8, usize) {

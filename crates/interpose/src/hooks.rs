@@ -596,7 +596,7 @@ pub unsafe extern "C" fn fchmod(fd: c_int, mode: mode_t) -> c_int {
 }
 
 fn chown_req(uid: libc::uid_t, gid: libc::gid_t) -> SetAttrReq {
-    let mut s = SetAttrReq::default();
+    let mut s = SetAttrReq { valid: proto::set::CHOWN, ..SetAttrReq::default() };
     if uid != u32::MAX {
         s.valid |= proto::set::UID;
         s.uid = uid;
@@ -1571,4 +1571,47 @@ pub unsafe extern "C" fn seekdir(d: *mut DIR, loc: c_long) {
         // SAFETY: forwards.
         None => unsafe { real::seekdir()(d, loc) },
     }
+}
+
+// ---- xattrs on fast-path fds ---------------------------------------------
+//
+// The daemon has no xattrs yet and the FUSE mount answers EOPNOTSUPP; on a
+// fast-path fd the kernel would say EBADF (O_PATH placeholder), which makes
+// `cp -a`/`tar` fail. Answer like the mount does. Path forms go to the
+// kernel, which serves them through FUSE.
+
+#[no_mangle]
+pub unsafe extern "C" fn fgetxattr(fd: c_int, name: *const c_char, v: *mut c_void, n: size_t) -> ssize_t {
+    if FDS.is_ours(fd) {
+        return err(libc::ENOTSUP);
+    }
+    // SAFETY: forwards.
+    unsafe { real::fgetxattr()(fd, name, v, n) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn flistxattr(fd: c_int, list: *mut c_char, n: size_t) -> ssize_t {
+    if FDS.is_ours(fd) {
+        return err(libc::ENOTSUP);
+    }
+    // SAFETY: forwards.
+    unsafe { real::flistxattr()(fd, list, n) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fsetxattr(fd: c_int, name: *const c_char, v: *const c_void, n: size_t, flags: c_int) -> c_int {
+    if FDS.is_ours(fd) {
+        return err(libc::ENOTSUP);
+    }
+    // SAFETY: forwards.
+    unsafe { real::fsetxattr()(fd, name, v, n, flags) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fremovexattr(fd: c_int, name: *const c_char) -> c_int {
+    if FDS.is_ours(fd) {
+        return err(libc::ENOTSUP);
+    }
+    // SAFETY: forwards.
+    unsafe { real::fremovexattr()(fd, name) }
 }

@@ -16,7 +16,6 @@
 //!   conversions), `dir` (DIR streams), `hooks` (the exported symbols).
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(test, allow(dead_code))]
-#![warn(unreachable_pub)]
 
 pub(crate) mod fdtable;
 pub(crate) mod mountinfo;
@@ -36,6 +35,13 @@ mod real;
 mod state;
 #[cfg(not(test))]
 mod sys;
+
+// The `libc` crate emits no link directive when another crate of the
+// workspace enables its `std` feature (cargo unifies features), so ask for
+// libc.so.6 here: it must be this library's one and only NEEDED entry.
+#[cfg(not(test))]
+#[link(name = "c")]
+extern "C" {}
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -23,12 +23,6 @@ impl<'a> Comps<'a> {
         Comps { parts: [a, b], part: 0, pos: 0 }
     }
 
-    /// Whether any component is left.
-    pub fn is_empty(&self) -> bool {
-        let mut c = *self;
-        c.next().is_none()
-    }
-
     /// Whether a `..` component is left.
     pub fn has_dotdot(&self) -> bool {
         let mut c = *self;

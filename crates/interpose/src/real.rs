@@ -140,5 +140,9 @@ reals! {
     copy_file_range(c_int, *mut off64_t, c_int, *mut off64_t, size_t, c_uint) -> ssize_t;
     umask(mode_t) -> mode_t;
     fclose(*mut libc::FILE) -> c_int;
+    fgetxattr(c_int, *const c_char, *mut c_void, size_t) -> ssize_t;
+    flistxattr(c_int, *mut c_char, size_t) -> ssize_t;
+    fsetxattr(c_int, *const c_char, *const c_void, size_t, c_int) -> c_int;
+    fremovexattr(c_int, *const c_char) -> c_int;
     fileno(*mut libc::FILE) -> c_int;
 }

@@ -115,11 +115,6 @@ pub(crate) fn poll1(fd: i32, events: i16, timeout_ms: i32) -> Result<i16, Errno>
     Ok(p.revents)
 }
 
-/// `getpid(2)`.
-pub(crate) fn getpid() -> i32 {
-    sc!(libc::SYS_getpid).unwrap_or(0) as i32
-}
-
 /// The soft `RLIMIT_NOFILE`.
 pub(crate) fn nofile_limit() -> u64 {
     let mut r = libc::rlimit64 { rlim_cur: 1024, rlim_max: 1024 };
@@ -153,18 +148,4 @@ pub(crate) fn debug(parts: &[&[u8]]) {
         let _ = sc!(libc::SYS_write, 2, p.as_ptr(), p.len());
     }
     let _ = sc!(libc::SYS_write, 2, b"\n".as_ptr(), 1);
-}
-
-/// Formats `v` in decimal into `buf`, returning the digits.
-pub(crate) fn fmt_u64(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    &buf[i..]
 }

@@ -140,10 +140,12 @@ pub enum Op {
     Release = 4,
     /// Read `b` bytes at offset `a` into bulk -> count in `v0`.
     Read = 5,
-    /// Write `b` bytes from bulk at offset `a` -> count in `v0`, offset used in `v1`.
+    /// Write `b` bytes from bulk at offset `a` (at end of file when `flags`
+    /// has `O_APPEND`) -> count in `v0`, offset used in `v1`.
     Write = 6,
-    /// Directory entries after cookie `a` into bulk (as [`DirEntryHeader`] +
-    /// name, 8-aligned) -> bytes used in `v0`, entries in `v1`.
+    /// Directory entries after cookie `a` into at most `b` bytes of bulk
+    /// (0 = all of it), as [`DirEntryHeader`] + name, 8-aligned -> bytes used
+    /// in `v0`, entries in `v1`.
     Readdir = 7,
     /// `access`/`faccessat`: `a` = mask, `flags` = `AT_*` flags.
     Access = 8,
@@ -351,6 +353,9 @@ pub mod set {
     pub const MTIME: u32 = 64;
     /// Set mtime to now.
     pub const MTIME_NOW: u32 = 128;
+    /// The request is a `chown` (even with neither `UID` nor `GID`: it still
+    /// clears setuid/setgid and updates ctime).
+    pub const CHOWN: u32 = 256;
 }
 
 /// Payload of [`Op::SetAttr`].

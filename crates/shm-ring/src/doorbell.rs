@@ -135,7 +135,7 @@ mod futex {
     pub(super) fn wait(word: &AtomicU32, expected: u32, _timeout_ns: u64) -> FutexWait {
         let (lock, cv) = &*BUCKET;
         let guard = lock.lock().unwrap();
-        if word.load(Ordering::Relaxed) != expected {
+        if word.load(Ordering::Acquire) != expected {
             return FutexWait::Mismatch;
         }
         drop(cv.wait(guard).unwrap());

@@ -214,6 +214,12 @@ class Runner:
             if b is None:
                 rel[p] = "new"
                 continue
+            if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino):
+                # The name now holds another inode (rename over it, exchange):
+                # comparing two inodes' times says nothing about the operation,
+                # only about clock granularity (tmpfs ticks coarsely).
+                rel[p] = "replaced"
+                continue
             rel[p] = {"m": a.st_mtime_ns != b.st_mtime_ns, "c": a.st_ctime_ns != b.st_ctime_ns}
             if not EXCEPTIONS["no_atime_relations"][0]:
                 rel[p]["a"] = a.st_atime_ns != b.st_atime_ns
