@@ -16,7 +16,7 @@ use proto::{
 };
 
 use crate::client::{Client, HandleKind};
-use crate::resolve::{resolve, ResolveError, Resolved};
+use crate::resolve::{resolve, Last, ResolveError, Resolved};
 
 /// A request that cannot be decoded: the channel that sent it is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +112,7 @@ impl Executor<'_> {
         };
         let out = result.unwrap_or_default();
         let bulk_out = match Op::from_u32(req.head.op) {
-            Some(Op::Read | Op::Readdir) if status == 0 => out.v0 as usize,
+            Some(op) if op.gives_bulk() && status == 0 => out.v0 as usize,
             _ => 0,
         };
         reply.clear();
@@ -182,13 +182,13 @@ impl Executor<'_> {
                 Ok(Outcome { payload: self.store.readlink(attr.ino)?, ..Outcome::default() })
             }
             Op::Mkdir => {
-                let r = self.new_entry(h.fh, req.path)?;
+                let r = self.new_entry(h.fh, req.path, true)?;
                 let attr = self.store.mkdir(&self.client.creds, r.parent, &r.name, h.a as u32)?;
                 self.kernel.inode_changed(r.parent);
                 Ok(with_attr(attr))
             }
             Op::Mknod => {
-                let r = self.new_entry(h.fh, req.path)?;
+                let r = self.new_entry(h.fh, req.path, false)?;
                 let (mode, rdev) = (h.a as u32, h.b as u32);
                 let attr = self.store.mknod(&self.client.creds, r.parent, &r.name, mode, rdev)?;
                 self.kernel.inode_changed(r.parent);
@@ -198,14 +198,21 @@ impl Executor<'_> {
                 if req.path2.is_empty() {
                     return Err(err(libc::ENOENT));
                 }
-                let r = self.new_entry(h.fh, req.path)?;
+                let r = self.new_entry(h.fh, req.path, false)?;
                 let attr = self.store.symlink(&self.client.creds, r.parent, &r.name, req.path2)?;
                 self.kernel.inode_changed(r.parent);
                 Ok(with_attr(attr))
             }
             Op::Unlink | Op::Rmdir => {
-                let r = self.walk(h.fh, req.path, false)?;
+                let r = self.walk_entry(h.fh, req.path)?;
                 let victim = r.found()?;
+                if r.trailing_slash && victim.kind != FileKind::Directory {
+                    // "link-to-dir/" names the link itself, not a directory.
+                    return Err(err(libc::ENOTDIR));
+                }
+                if r.trailing_slash && op == Op::Unlink {
+                    return Err(err(libc::EISDIR));
+                }
                 if op == Op::Unlink {
                     self.store.unlink(&self.client.creds, r.parent, &r.name)?;
                 } else {
@@ -217,7 +224,7 @@ impl Executor<'_> {
             Op::Link => {
                 let follow = h.flags as i32 & libc::AT_SYMLINK_FOLLOW != 0;
                 let old = self.walk(h.fh, req.path, follow)?.found()?;
-                let new = self.new_entry(h.fh2, req.path2)?;
+                let new = self.new_entry(h.fh2, req.path2, false)?;
                 let attr = self.store.link(&self.client.creds, old.ino, new.parent, &new.name)?;
                 self.kernel.inode_changed(old.ino);
                 self.kernel.inode_changed(new.parent);
@@ -228,6 +235,53 @@ impl Executor<'_> {
             Op::Fsync => {
                 let fh = self.client.check(h.fh, HandleKind::File)?;
                 self.store.fsync(fh)?;
+                Ok(Outcome::default())
+            }
+            Op::Lseek => {
+                let fh = self.client.check(h.fh, HandleKind::File)?;
+                Ok(Outcome { v0: self.store.lseek(fh, h.a, h.flags as i32)?, ..Outcome::default() })
+            }
+            Op::Fallocate => {
+                let fh = self.client.check(h.fh, HandleKind::File)?;
+                self.store.fallocate(fh, h.a, h.b, h.flags as i32)?;
+                self.kernel.inode_changed(self.store.handle_ino(fh)?);
+                Ok(Outcome::default())
+            }
+            Op::CopyFileRange => {
+                let from = self.client.check(h.fh, HandleKind::File)?;
+                let to = self.client.check(h.fh2, HandleKind::File)?;
+                let n = self.store.copy_file_range(&self.client.creds, from, h.a, to, h.b, h.c)?;
+                self.kernel.inode_changed(self.store.handle_ino(to)?);
+                Ok(Outcome { v0: n as u64, ..Outcome::default() })
+            }
+            Op::Getxattr | Op::Listxattr => {
+                let ino = self.xattr_target(req)?;
+                let c = &self.client.creds;
+                let value = match op {
+                    Op::Getxattr => self.store.getxattr(c, ino, req.path2)?,
+                    _ => self.store.listxattr(c, ino)?,
+                };
+                let room = bulk_len(h.b, bulk)?;
+                if room > 0 && value.len() > room {
+                    return Err(err(libc::ERANGE));
+                }
+                if room > 0 {
+                    bulk[..value.len()].copy_from_slice(&value);
+                }
+                // With no room the caller only asked for the size.
+                Ok(Outcome { v0: value.len() as u64, ..Outcome::default() })
+            }
+            Op::Setxattr => {
+                let ino = self.xattr_target(req)?;
+                let len = bulk_len(h.b, bulk)?;
+                self.store.setxattr(&self.client.creds, ino, req.path2, &bulk[..len], h.a as i32)?;
+                self.kernel.inode_changed(ino);
+                Ok(Outcome::default())
+            }
+            Op::Removexattr => {
+                let ino = self.xattr_target(req)?;
+                self.store.removexattr(&self.client.creds, ino, req.path2)?;
+                self.kernel.inode_changed(ino);
                 Ok(Outcome::default())
             }
             Op::Statfs => {
@@ -264,16 +318,27 @@ impl Executor<'_> {
     }
 
     fn walk(&self, base: u64, path: &[u8], follow: bool) -> Result<Resolved, ResolveError> {
-        let base = self.base(base)?;
-        resolve(self.store, &self.client.creds, base, path, follow, self.mount_path)
+        self.resolve(base, path, if follow { Last::Follow } else { Last::NoFollow })
     }
 
-    /// Resolves the parent of an entry about to be created; `EEXIST` if the
-    /// name is taken (symlinks in last position are not followed).
-    fn new_entry(&self, base: u64, path: &[u8]) -> Result<Resolved, ResolveError> {
-        let r = self.walk(base, path, false)?;
+    /// Resolves a path naming an entry to remove or rename (never follows).
+    fn walk_entry(&self, base: u64, path: &[u8]) -> Result<Resolved, ResolveError> {
+        self.resolve(base, path, Last::Entry)
+    }
+
+    fn resolve(&self, base: u64, path: &[u8], last: Last) -> Result<Resolved, ResolveError> {
+        let base = self.base(base)?;
+        resolve(self.store, &self.client.creds, base, path, last, self.mount_path)
+    }
+
+    /// Resolves the parent of an entry about to be created: `EEXIST` if the
+    /// name is taken (a symlink there counts), and, like the kernel, `ENOENT`
+    /// for a trailing slash on anything but a new directory.
+    fn new_entry(&self, base: u64, path: &[u8], is_dir: bool) -> Result<Resolved, ResolveError> {
+        let r = self.walk_entry(base, path)?;
         match r.target {
             Ok(_) => Err(err(libc::EEXIST)),
+            Err(Errno(libc::ENOENT)) if r.trailing_slash && !is_dir => Err(err(libc::ENOENT)),
             Err(Errno(libc::ENOENT)) => Ok(r),
             Err(e) => Err(e.into()),
         }
@@ -345,6 +410,18 @@ impl Executor<'_> {
         Ok(Outcome { v0: fh.0, attr: Some(attr), ..Outcome::default() })
     }
 
+    /// The inode an xattr request names: a path, or a handle with
+    /// `AT_EMPTY_PATH` and no path.
+    fn xattr_target(&self, req: &Request<'_>) -> Result<Ino, ResolveError> {
+        let h = &req.head;
+        let flags = h.flags as i32;
+        if req.path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
+            return self.handle_ino(h.fh);
+        }
+        let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+        Ok(self.walk(h.fh, req.path, follow)?.found()?.ino)
+    }
+
     fn readdir(&self, h: &ReqHeader, bulk: &mut [u8]) -> OpResult {
         let fh = self.client.check(h.fh, HandleKind::Dir)?;
         // The client asks for at most `b` bytes (0: as much as fits).
@@ -385,14 +462,27 @@ impl Executor<'_> {
         if flags & !known != 0 {
             return Err(err(libc::EINVAL));
         }
-        let old = self.walk(h.fh, req.path, false)?;
-        let new = self.walk(h.fh2, req.path2, false)?;
-        let moved = old.found()?;
-        let replaced = new.target.ok();
         let flags = inode_store::RenameFlags {
             noreplace: flags & libc::RENAME_NOREPLACE as u32 != 0,
             exchange: flags & libc::RENAME_EXCHANGE as u32 != 0,
         };
+        let old = self.walk_entry(h.fh, req.path)?;
+        let new = self.walk_entry(h.fh2, req.path2)?;
+        // The kernel refuses "." and ".." on either side before looking.
+        let dots = |r: &Resolved| r.name == b"." || r.name == b"..";
+        if dots(&old) {
+            return Err(err(libc::EBUSY));
+        }
+        if dots(&new) {
+            return Err(err(if flags.noreplace { libc::EEXIST } else { libc::EBUSY }));
+        }
+        let moved = old.found()?;
+        if moved.kind != FileKind::Directory
+            && (old.trailing_slash || (!flags.exchange && new.trailing_slash))
+        {
+            return Err(err(libc::ENOTDIR));
+        }
+        let replaced = new.target.ok();
         self.store.rename(&self.client.creds, old.parent, &old.name, new.parent, &new.name, flags)?;
         self.removed(old.parent, &old.name, moved.ino);
         if let Some(r) = replaced {
@@ -616,6 +706,33 @@ mod tests {
         assert_eq!(st, ESCAPED);
         let (st, _, _) = f.call(&c, Op::Stat, ReqHeader { flags: libc::AT_SYMLINK_NOFOLLOW as u32, ..h() }, b"out", b"");
         assert_eq!(st, 0, "the link itself is on the mount");
+    }
+
+    #[test]
+    fn setattr_without_following_links() {
+        let mut f = Fixture::new();
+        let c = f.clients.join(1, Creds::root());
+        f.call(&c, Op::Mknod, ReqHeader { a: (libc::S_IFREG | 0o644) as u64, ..h() }, b"f", b"");
+        let times = SetAttrReq { valid: set::MTIME | set::ATIME, mtime: 1_600_000_000, atime: 1_600_000_000, ..SetAttrReq::default() };
+        let head = ReqHeader { op: Op::SetAttr as u32, flags: libc::AT_SYMLINK_NOFOLLOW as u32, ..h() };
+        let (st, r, payload) = f.call_with(&c, head, b"f", b"", bytes_of(&times));
+        assert_eq!((st, r.has_attr), (0, 1));
+        let attr: WireAttr = decode(&payload).unwrap();
+        assert_eq!((attr.mtime, attr.atime), (1_600_000_000, 1_600_000_000));
+    }
+
+    #[test]
+    fn a_final_dot_is_not_its_directory() {
+        let mut f = Fixture::new();
+        let c = f.clients.join(1, Creds::root());
+        f.call(&c, Op::Mkdir, ReqHeader { a: 0o755, ..h() }, b"d", b"");
+        assert_eq!(f.call(&c, Op::Rmdir, h(), b"d/.", b"").0, -libc::EINVAL);
+        assert_eq!(f.call(&c, Op::Rmdir, h(), b".", b"").0, -libc::EINVAL);
+        assert_eq!(f.call(&c, Op::Rmdir, h(), b"d/..", b"").0, -libc::ENOTEMPTY);
+        assert_eq!(f.call(&c, Op::Mkdir, h(), b"d/.", b"").0, -libc::EEXIST);
+        assert_eq!(f.call(&c, Op::Unlink, h(), b"d/.", b"").0, -libc::EISDIR);
+        assert_eq!(f.call(&c, Op::Stat, h(), b"d/./", b"").0, 0);
+        assert_eq!(f.call(&c, Op::Rmdir, h(), b"./d/", b"").0, 0);
     }
 
     #[test]

@@ -217,9 +217,8 @@ impl Filesystem for FuseFs {
         reply: ReplyAttr,
     ) {
         // With HANDLE_KILLPRIV the kernel turns chown(f, -1, -1) into a
-        // SETATTR of ctime alone; nothing else sends just that.
-        let bare_chown = ctime.is_some()
-            && [mode, uid, gid].iter().all(Option::is_none)
+        // SETATTR that sets nothing (at most ctime); nothing else does.
+        let bare_chown = [mode, uid, gid].iter().all(Option::is_none)
             && size.is_none()
             && atime.is_none()
             && mtime.is_none();

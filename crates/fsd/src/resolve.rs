@@ -49,9 +49,21 @@ impl Resolved {
     }
 }
 
-/// Walks `path` from `base`. With `follow_last`, a symlink in the last
-/// position is followed too (a dangling one resolves to its target's parent
-/// and name, so `open(O_CREAT)` creates the target, like Linux).
+/// What to do with a symlink in the last position.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Last {
+    /// Follow it (`stat`, `open`); a dangling one resolves to its target's
+    /// parent and name, so `open(O_CREAT)` creates the target, like Linux.
+    Follow,
+    /// Do not follow it, unless a trailing slash demands a directory
+    /// (`lstat("link/")` follows, as in Linux).
+    NoFollow,
+    /// The path names an entry to create, remove or rename: never follow,
+    /// and leave trailing-slash rules to the operation.
+    Entry,
+}
+
+/// Walks `path` from `base`, treating a final symlink as `last` says.
 /// `mount_path` is the mountpoint as clients see it: an absolute symlink
 /// target under it stays on the mount.
 pub fn resolve(
@@ -59,7 +71,7 @@ pub fn resolve(
     creds: &Creds,
     base: Ino,
     path: &[u8],
-    follow_last: bool,
+    last_link: Last,
     mount_path: &[u8],
 ) -> Result<Resolved, ResolveError> {
     if path.is_empty() {
@@ -80,7 +92,7 @@ pub fn resolve(
     loop {
         let (name, tail, trailing_slash) = split_first(&rest);
         if name.is_empty() {
-            // "/" or "." only: the base directory itself.
+            // Only slashes (the mount root named absolutely): the base itself.
             let attr = store.getattr(dir)?;
             let parent = if dir == ROOT_INO { ROOT_INO } else { store.lookup(creds, dir, b"..")?.ino };
             return Ok(Resolved { parent, name: b".".to_vec(), target: Ok(attr), trailing_slash: true });
@@ -94,7 +106,11 @@ pub fn resolve(
         }
         let looked = store.lookup(creds, dir, name);
         if last {
-            let follow = follow_last || trailing_slash;
+            let follow = match last_link {
+                Last::Follow => true,
+                Last::NoFollow => trailing_slash,
+                Last::Entry => false,
+            };
             if let Ok(attr) = looked {
                 if attr.kind == FileKind::Symlink && follow {
                     let (start, spliced) = walk.splice(dir, attr.ino, tail)?;
@@ -102,7 +118,7 @@ pub fn resolve(
                     rest = spliced;
                     continue;
                 }
-                if trailing_slash && attr.kind != FileKind::Directory {
+                if trailing_slash && last_link != Last::Entry && attr.kind != FileKind::Directory {
                     return Err(Errno(libc::ENOTDIR).into());
                 }
             }
@@ -202,12 +218,11 @@ fn split_first(path: &[u8]) -> (&[u8], &[u8], bool) {
             }
             r
         };
+        // A "." on the way changes nothing; a final "." is kept, because
+        // rmdir("d/.") must fail (EINVAL) instead of removing "d".
         if name == b"." && !rest_trimmed.is_empty() {
             p = rest_trimmed;
             continue;
-        }
-        if name == b"." {
-            return (b"", b"", true);
         }
         let slash = !rest.is_empty() && rest_trimmed.is_empty();
         return (name, rest_trimmed, slash);
@@ -224,7 +239,8 @@ mod tests {
         assert_eq!(split_first(b"./a//b/"), (&b"a"[..], &b"b/"[..], false));
         assert_eq!(split_first(b"b/"), (&b"b"[..], &b""[..], true));
         assert_eq!(split_first(b"b"), (&b"b"[..], &b""[..], false));
-        assert_eq!(split_first(b"./."), (&b""[..], &b""[..], true));
+        assert_eq!(split_first(b"./."), (&b"."[..], &b""[..], false));
+        assert_eq!(split_first(b"d/."), (&b"d"[..], &b"."[..], false));
         assert_eq!(split_first(b"/"), (&b""[..], &b""[..], false));
     }
 
@@ -251,7 +267,8 @@ mod tests {
     }
 
     fn kind_of(store: &Store, c: &Creds, path: &[u8], follow: bool) -> Result<FileKind, ResolveError> {
-        let r = resolve(store, c, ROOT_INO, path, follow, b"/mnt/x")?;
+        let last = if follow { Last::Follow } else { Last::NoFollow };
+        let r = resolve(store, c, ROOT_INO, path, last, b"/mnt/x")?;
         Ok(r.found()?.kind)
     }
 
@@ -292,7 +309,7 @@ mod tests {
     #[test]
     fn dangling_symlink_resolves_to_its_target_slot() {
         let (s, c) = setup();
-        let r = resolve(&s, &c, ROOT_INO, b"dangling", true, b"/mnt/x").unwrap();
+        let r = resolve(&s, &c, ROOT_INO, b"dangling", Last::Follow, b"/mnt/x").unwrap();
         assert_eq!(r.name, b"new");
         assert_eq!(r.target, Err(Errno(libc::ENOENT)));
         assert_eq!(s.getattr(r.parent).unwrap().kind, FileKind::Directory);

@@ -269,7 +269,7 @@ fn serve_channel(
         };
         let req = Request::parse(&msg[..n]).map_err(|_| ChannelError::Malformed)?;
         let head: ReqHeader = req.header();
-        if head.op == Op::Write as u32 {
+        if Op::from_u32(head.op).is_some_and(Op::takes_bulk) {
             // Copy the payload out of shared memory before the store sees it.
             let len = (head.b as usize).min(data.len());
             end.bulk.read(0, &mut data[..len]).map_err(|_| ChannelError::Malformed)?;

@@ -129,6 +129,13 @@ impl OurDir {
         h.b = DIRBUF.min(blen) as u64;
         let mut reply = [0u8; REPLY_BUF];
         let (resp, _) = ch.call(&mut h, b"", b"", b"", &mut reply).map_err(|_| Fail::Errno(libc::EIO))?;
+        // Like glibc's readdir: a directory removed while open (ENOENT) is
+        // simply at its end, as POSIX requires.
+        if resp.status == -libc::ENOENT {
+            self.eof = true;
+            self.len = 0;
+            return Ok(());
+        }
         if resp.status != 0 {
             return Err(Fail::Errno(if resp.status < 0 && resp.status > -4096 { -resp.status } else { libc::EIO }));
         }

@@ -433,20 +433,7 @@ fn lseek_ours(f: &ops::FileRef, off: i64, whence: c_int) -> ops::R<i64> {
             libc::SEEK_SET => off,
             libc::SEEK_CUR => cur.checked_add(off).ok_or(Fail::Errno(libc::EOVERFLOW))?,
             libc::SEEK_END => size()?.checked_add(off).ok_or(Fail::Errno(libc::EOVERFLOW))?,
-            libc::SEEK_DATA => {
-                let s = size()?;
-                if off < 0 || off >= s {
-                    return Err(Fail::Errno(libc::ENXIO));
-                }
-                off
-            }
-            libc::SEEK_HOLE => {
-                let s = size()?;
-                if off < 0 || off >= s {
-                    return Err(Fail::Errno(libc::ENXIO));
-                }
-                s
-            }
+            libc::SEEK_DATA | libc::SEEK_HOLE => f.seek_data_hole(off, whence)?,
             _ => return Err(Fail::Errno(libc::EINVAL)),
         };
         if new < 0 {
@@ -509,13 +496,100 @@ pub unsafe extern "C" fn copy_file_range(
     len: size_t,
     flags: c_uint,
 ) -> ssize_t {
-    if FDS.is_ours(fdin) || FDS.is_ours(fdout) {
-        // Not served in the kernel for our fds: EXDEV makes cat/cp/python
-        // fall back to read/write, which the fast path serves.
-        return err(libc::EXDEV);
+    let (input, output) = match (ops::file(fdin), ops::file(fdout)) {
+        (None, None) => {
+            // SAFETY: forwards the caller's arguments.
+            return unsafe { real::copy_file_range()(fdin, offin, fdout, offout, len, flags) };
+        }
+        (Some(Ok(i)), Some(Ok(o))) if i.mount == o.mount => (i, o),
+        (Some(Err(Fail::Errno(e))), _) | (_, Some(Err(Fail::Errno(e)))) => return err(e),
+        // One end elsewhere (or on another mount): like the kernel between
+        // two filesystems; callers fall back to read/write.
+        _ => return err(libc::EXDEV),
+    };
+    if flags != 0 {
+        return err(libc::EINVAL);
     }
-    // SAFETY: forwards the caller's arguments.
-    unsafe { real::copy_file_range()(fdin, offin, fdout, offout, len, flags) }
+    let saved = errno();
+    // Explicit offsets are read and updated through the pointers; otherwise
+    // the file offsets are used and advanced.
+    let explicit = |p: *mut off64_t| -> ops::R<Option<u64>> {
+        if p.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: the caller passes a valid pointer or null.
+        let v = unsafe { *p };
+        u64::try_from(v).map(Some).map_err(|_| Fail::Errno(libc::EINVAL))
+    };
+    let result = (|| {
+        let (oin, oout) = (explicit(offin)?, explicit(offout)?);
+        let pos_in = oin.unwrap_or_else(|| input.ofd().offset.load(Ordering::Relaxed));
+        let pos_out = oout.unwrap_or_else(|| output.ofd().offset.load(Ordering::Relaxed));
+        let n = input.copy_to(pos_in, &output, pos_out, len)?;
+        let advance = |p: *mut off64_t, explicit: Option<u64>, ofd: &crate::fdtable::Ofd, pos: u64| {
+            let new = pos + n as u64;
+            match explicit {
+                // SAFETY: checked non-null above.
+                Some(_) => unsafe { *p = new as off64_t },
+                None => ofd.offset.store(new, Ordering::Relaxed),
+            }
+        };
+        advance(offin, oin, input.ofd(), pos_in);
+        advance(offout, oout, output.ofd(), pos_out);
+        Ok(n)
+    })();
+    match result {
+        Ok(n) => ok(saved, n as ssize_t),
+        Err(Fail::Errno(e)) => err(e),
+        Err(Fail::Real) => err(libc::EIO),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fallocate(fd: c_int, mode: c_int, off: off_t, len: off_t) -> c_int {
+    match ops::file(fd) {
+        None => {
+            // SAFETY: forwards the caller's arguments.
+            unsafe { real::fallocate()(fd, mode, off, len) }
+        }
+        Some(f) => {
+            let saved = errno();
+            match f.and_then(|f| f.fallocate(mode, off, len)) {
+                Ok(()) => ok(saved, 0),
+                Err(Fail::Errno(e)) => err(e),
+                Err(Fail::Real) => err(libc::EIO),
+            }
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fallocate64(fd: c_int, mode: c_int, off: off64_t, len: off64_t) -> c_int {
+    // SAFETY: off_t is 64-bit on the supported targets.
+    unsafe { fallocate(fd, mode, off, len) }
+}
+
+/// glibc's `posix_fallocate` calls the syscall internally (no hook sees it)
+/// and returns the error number instead of setting errno.
+#[no_mangle]
+pub unsafe extern "C" fn posix_fallocate(fd: c_int, off: off_t, len: off_t) -> c_int {
+    match ops::file(fd) {
+        None => {
+            // SAFETY: forwards the caller's arguments.
+            unsafe { real::posix_fallocate()(fd, off, len) }
+        }
+        Some(f) => match f.and_then(|f| f.fallocate(0, off, len)) {
+            Ok(()) => 0,
+            Err(Fail::Errno(e)) => e,
+            Err(Fail::Real) => libc::EIO,
+        },
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn posix_fallocate64(fd: c_int, off: off64_t, len: off64_t) -> c_int {
+    // SAFETY: off_t is 64-bit on the supported targets.
+    unsafe { posix_fallocate(fd, off, len) }
 }
 
 #[no_mangle]
@@ -874,6 +948,52 @@ pub unsafe extern "C" fn mkdirat(d: c_int, p: *const c_char, mode: mode_t) -> c_
     let m = (mode & 0o7777 & !state::umask()) as u64;
     // SAFETY: forwards.
     unsafe { path_op(d, p, Op::Mkdir, 0, m, b"", |dd, q| real::mkdirat()(dd, q, mode)) }
+}
+
+/// `mknodat` for regular files, FIFOs and sockets (device nodes too: the
+/// daemon checks privileges exactly like the FUSE door).
+#[no_mangle]
+pub unsafe extern "C" fn mknodat(d: c_int, p: *const c_char, mode: mode_t, dev: libc::dev_t) -> c_int {
+    let Ok(rdev) = u32::try_from(dev) else {
+        // Larger device numbers than the store keeps: let the kernel answer.
+        // SAFETY: forwards.
+        return unsafe { real::mknodat()(d, p, mode, dev) };
+    };
+    // A zero type means a regular file, as in mknod(2).
+    let kind = if mode & libc::S_IFMT == 0 { libc::S_IFREG } else { mode & libc::S_IFMT };
+    let m = u64::from(kind | (mode & 0o7777 & !state::umask()));
+    let saved = errno();
+    // SAFETY: forwards the caller's arguments to the real function.
+    match unsafe { ops::resolve_at(d, p) } {
+        At::Real => unsafe { real::mknodat()(d, p, mode, dev) },
+        At::Err(e) => err(e),
+        At::Ours(t) => {
+            let mut h = ops::req(Op::Mknod, 0);
+            h.fh = t.base;
+            h.a = m;
+            h.b = u64::from(rdev);
+            let r = ops::simple(t.mount, &mut h, t.rel(), b"", b"").map(|_| 0);
+            finish!(saved, r, t, d, p, |dd, q| unsafe { real::mknodat()(dd, q, mode, dev) })
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mknod(p: *const c_char, mode: mode_t, dev: libc::dev_t) -> c_int {
+    // SAFETY: forwards.
+    unsafe { mknodat(AT_FDCWD, p, mode, dev) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mkfifoat(d: c_int, p: *const c_char, mode: mode_t) -> c_int {
+    // SAFETY: forwards (glibc's mkfifoat is mknodat with S_IFIFO).
+    unsafe { mknodat(d, p, libc::S_IFIFO | (mode & 0o7777), 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mkfifo(p: *const c_char, mode: mode_t) -> c_int {
+    // SAFETY: forwards.
+    unsafe { mkfifoat(AT_FDCWD, p, mode) }
 }
 
 #[no_mangle]
@@ -1575,43 +1695,50 @@ pub unsafe extern "C" fn seekdir(d: *mut DIR, loc: c_long) {
 
 // ---- xattrs on fast-path fds ---------------------------------------------
 //
-// The daemon has no xattrs yet and the FUSE mount answers EOPNOTSUPP; on a
-// fast-path fd the kernel would say EBADF (O_PATH placeholder), which makes
-// `cp -a`/`tar` fail. Answer like the mount does. Path forms go to the
-// kernel, which serves them through FUSE.
+// Served by the daemon (`cp -a` and `tar` copy xattrs through these). The
+// path forms go to the kernel, which serves them through FUSE.
+
+/// Runs an xattr request on the handle behind `fd`; `None` when `fd` is
+/// not ours.
+fn fd_xattr(fd: c_int, f: impl FnOnce(&ops::FileRef) -> ops::R<usize>) -> Option<ssize_t> {
+    let file = ops::file(fd)?;
+    let saved = errno();
+    Some(match file.and_then(|file| f(&file)) {
+        Ok(n) => ok(saved, n as ssize_t),
+        Err(Fail::Errno(e)) => err(e),
+        Err(Fail::Real) => err(libc::EIO),
+    })
+}
 
 #[no_mangle]
 pub unsafe extern "C" fn fgetxattr(fd: c_int, name: *const c_char, v: *mut c_void, n: size_t) -> ssize_t {
-    if FDS.is_ours(fd) {
-        return err(libc::ENOTSUP);
-    }
-    // SAFETY: forwards.
-    unsafe { real::fgetxattr()(fd, name, v, n) }
+    let Some(key) = ops::cstr(name) else { return err(libc::EFAULT) };
+    fd_xattr(fd, |f| f.xattr_get(Some(key), v.cast(), n))
+        // SAFETY: forwards.
+        .unwrap_or_else(|| unsafe { real::fgetxattr()(fd, name, v, n) })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn flistxattr(fd: c_int, list: *mut c_char, n: size_t) -> ssize_t {
-    if FDS.is_ours(fd) {
-        return err(libc::ENOTSUP);
-    }
-    // SAFETY: forwards.
-    unsafe { real::flistxattr()(fd, list, n) }
+    fd_xattr(fd, |f| f.xattr_get(None, list.cast(), n))
+        // SAFETY: forwards.
+        .unwrap_or_else(|| unsafe { real::flistxattr()(fd, list, n) })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn fsetxattr(fd: c_int, name: *const c_char, v: *const c_void, n: size_t, flags: c_int) -> c_int {
-    if FDS.is_ours(fd) {
-        return err(libc::ENOTSUP);
-    }
-    // SAFETY: forwards.
-    unsafe { real::fsetxattr()(fd, name, v, n, flags) }
+    let Some(key) = ops::cstr(name) else { return err(libc::EFAULT) };
+    fd_xattr(fd, |f| f.xattr_set(key, v.cast(), n, flags).map(|()| 0))
+        .map(|r| r as c_int)
+        // SAFETY: forwards.
+        .unwrap_or_else(|| unsafe { real::fsetxattr()(fd, name, v, n, flags) })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn fremovexattr(fd: c_int, name: *const c_char) -> c_int {
-    if FDS.is_ours(fd) {
-        return err(libc::ENOTSUP);
-    }
-    // SAFETY: forwards.
-    unsafe { real::fremovexattr()(fd, name) }
+    let Some(key) = ops::cstr(name) else { return err(libc::EFAULT) };
+    fd_xattr(fd, |f| f.xattr_remove(key).map(|()| 0))
+        .map(|r| r as c_int)
+        // SAFETY: forwards.
+        .unwrap_or_else(|| unsafe { real::fremovexattr()(fd, name) })
 }

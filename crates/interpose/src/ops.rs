@@ -126,11 +126,11 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
     if !state::ready() {
         return At::Real;
     }
-    let want_dir = path::wants_dir(path);
+    let tail = path::tail(path);
     let mut t = Target { mount: 0, base: 0, buf: [0; PATH_MAX], len: 0, dir: None };
     if path[0] == b'/' {
         let Some((m, rest)) = path::classify(state::table(), Comps::new(path, b"")) else { return At::Real };
-        let Some(len) = path::write_rel(b"", rest, want_dir, &mut t.buf) else { return At::Real };
+        let Some(len) = path::write_rel(b"", rest, tail, &mut t.buf) else { return At::Real };
         t.mount = m;
         t.len = len;
     } else if dirfd == libc::AT_FDCWD {
@@ -139,7 +139,7 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
         let Some((m, rest)) = path::classify(state::table(), Comps::new(&cwd[..cn], path)) else {
             return At::Real;
         };
-        let Some(len) = path::write_rel(b"", rest, want_dir, &mut t.buf) else { return At::Real };
+        let Some(len) = path::write_rel(b"", rest, tail, &mut t.buf) else { return At::Real };
         t.mount = m;
         t.len = len;
     } else {
@@ -147,7 +147,11 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
         let o = FDS.ofd(r.idx);
         if o.epoch.load(Ordering::Relaxed) != state::epoch() {
             put(r);
-            return At::Err(libc::EBADF);
+            return match migrate_inherited(dirfd) {
+                Ok(()) => At::Real,
+                Err(Fail::Errno(e)) => At::Err(e),
+                Err(Fail::Real) => At::Real,
+            };
         }
         if !o.is_dir() {
             put(r);
@@ -156,7 +160,7 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
         t.mount = o.mount.load(Ordering::Relaxed) as usize;
         t.base = o.handle.load(Ordering::Relaxed);
         t.dir = Some(r);
-        let Some(len) = path::write_rel(b"", Comps::new(path, b""), want_dir, &mut t.buf) else {
+        let Some(len) = path::write_rel(b"", Comps::new(path, b""), tail, &mut t.buf) else {
             return At::Err(libc::ENAMETOOLONG);
         };
         t.len = len;
@@ -508,16 +512,37 @@ impl Drop for FileRef {
     }
 }
 
+/// A fast-path fd inherited across `fork`: its daemon handle belongs to
+/// the parent, so the child turns it into a kernel fd on the FUSE mount
+/// (same number, path, flags, offset, close-on-exec) and from then on uses
+/// it like any other kernel fd. The parent's handle is left alone. (The
+/// offset is copied, not shared: the compatibility work may share it.)
+fn migrate_inherited(fd: c_int) -> R<()> {
+    let cloexec = match sys::fcntl(fd, libc::F_GETFD, 0) {
+        Ok(v) if v & libc::FD_CLOEXEC != 0 => libc::O_CLOEXEC,
+        Ok(_) => 0,
+        Err(e) => return Err(Fail::Errno(e)),
+    };
+    migrate_to(fd, fd, cloexec)?;
+    if let Some(r) = FDS.remove(fd) {
+        // Not ours to release: `put` only releases handles of this epoch.
+        put(r);
+    }
+    Ok(())
+}
+
 /// The OFD behind `fd`, checked against the fork epoch. `None` when `fd`
-/// is not ours.
+/// is not ours (any more: an fd inherited across fork becomes a kernel fd
+/// here, see [`migrate_inherited`]).
 pub(crate) fn file(fd: c_int) -> Option<R<FileRef>> {
     let r = FDS.get(fd)?;
     let o = FDS.ofd(r.idx);
     if o.epoch.load(Ordering::Relaxed) != state::epoch() {
         put(r);
-        // Inherited across fork: the handle belongs to the parent (issue 6
-        // migrates such fds; until then, a clear error).
-        return Some(Err(Fail::Errno(libc::EBADF)));
+        return match migrate_inherited(fd) {
+            Ok(()) => None,
+            Err(e) => Some(Err(e)),
+        };
     }
     let f = FileRef {
         mount: o.mount.load(Ordering::Relaxed) as usize,
@@ -642,6 +667,123 @@ impl FileRef {
         }
         Ok((done, end))
     }
+}
+
+impl FileRef {
+    /// `lseek(SEEK_DATA | SEEK_HOLE)`, answered by the daemon from the
+    /// file's allocated blocks.
+    pub(crate) fn seek_data_hole(&self, off: i64, whence: c_int) -> R<i64> {
+        if off < 0 {
+            return Err(Fail::Errno(libc::ENXIO));
+        }
+        let mut h = req(Op::Lseek, whence as u32);
+        h.fh = self.fh;
+        h.a = off as u64;
+        let resp = simple(self.mount, &mut h, b"", b"", b"")?;
+        i64::try_from(resp.v0).map_err(|_| Fail::Errno(libc::EOVERFLOW))
+    }
+
+    /// `fallocate(2)`, with the checks the kernel makes before the
+    /// filesystem sees the call.
+    pub(crate) fn fallocate(&self, mode: c_int, off: i64, len: i64) -> R<()> {
+        if off < 0 || len <= 0 {
+            return Err(Fail::Errno(libc::EINVAL));
+        }
+        if !self.writable() {
+            return Err(Fail::Errno(libc::EBADF));
+        }
+        if self.is_dir() {
+            return Err(Fail::Errno(libc::EISDIR));
+        }
+        let mut h = req(Op::Fallocate, mode as u32);
+        h.fh = self.fh;
+        h.a = off as u64;
+        h.b = len as u64;
+        simple(self.mount, &mut h, b"", b"", b"").map(drop)
+    }
+
+    /// `copy_file_range(2)` from this file to `out` on the same mount,
+    /// served inside the daemon (no data crosses the ring).
+    pub(crate) fn copy_to(&self, off_in: u64, out: &FileRef, off_out: u64, len: usize) -> R<usize> {
+        if !self.readable() || !out.writable() || out.flags as i32 & libc::O_APPEND != 0 {
+            return Err(Fail::Errno(libc::EBADF));
+        }
+        if self.is_dir() || out.is_dir() {
+            return Err(Fail::Errno(libc::EISDIR));
+        }
+        let mut h = req(Op::CopyFileRange, 0);
+        h.fh = self.fh;
+        h.fh2 = out.fh;
+        h.a = off_in;
+        h.b = off_out;
+        h.c = len as u64;
+        let resp = simple(self.mount, &mut h, b"", b"", b"")?;
+        Ok((resp.v0 as usize).min(len))
+    }
+}
+
+impl FileRef {
+    /// `fgetxattr` (`name`) or `flistxattr` (`None`) into `out` (`len`
+    /// bytes; 0 asks for the size only).
+    pub(crate) fn xattr_get(&self, name: Option<&[u8]>, out: *mut u8, len: usize) -> R<usize> {
+        check_xattr_name(name.unwrap_or(b""))?;
+        let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
+        let (bulk, blen) = ch.bulk();
+        let op = if name.is_some() { Op::Getxattr } else { Op::Listxattr };
+        let mut h = req(op, libc::AT_EMPTY_PATH as u32);
+        h.fh = self.fh;
+        h.b = len.min(blen) as u64;
+        let mut reply = [0u8; REPLY_BUF];
+        let (resp, _) = ch
+            .call(&mut h, b"", name.unwrap_or(b""), b"", &mut reply)
+            .map_err(|_| Fail::Errno(libc::EIO))?;
+        status(&resp)?;
+        let n = resp.v0 as usize;
+        if len > 0 {
+            if n > len.min(blen) {
+                return Err(Fail::Errno(libc::ERANGE));
+            }
+            // SAFETY: `n` bytes of our bulk area into the caller's buffer of
+            // `len >= n` bytes.
+            unsafe { core::ptr::copy_nonoverlapping(bulk, out, n) };
+        }
+        Ok(n)
+    }
+
+    /// `fsetxattr`.
+    pub(crate) fn xattr_set(&self, name: &[u8], value: *const u8, len: usize, flags: c_int) -> R<()> {
+        check_xattr_name(name)?;
+        let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
+        let (bulk, blen) = ch.bulk();
+        if len > blen {
+            return Err(Fail::Errno(libc::E2BIG));
+        }
+        // SAFETY: the caller's `len` bytes into our bulk area of `blen >= len`.
+        unsafe { core::ptr::copy_nonoverlapping(value, bulk, len) };
+        let mut h = req(Op::Setxattr, libc::AT_EMPTY_PATH as u32);
+        h.fh = self.fh;
+        h.a = flags as u64;
+        h.b = len as u64;
+        let mut reply = [0u8; REPLY_BUF];
+        let (resp, _) = ch.call(&mut h, b"", name, b"", &mut reply).map_err(|_| Fail::Errno(libc::EIO))?;
+        status(&resp)
+    }
+
+    /// `fremovexattr`.
+    pub(crate) fn xattr_remove(&self, name: &[u8]) -> R<()> {
+        check_xattr_name(name)?;
+        let mut h = req(Op::Removexattr, libc::AT_EMPTY_PATH as u32);
+        h.fh = self.fh;
+        simple(self.mount, &mut h, b"", name, b"").map(drop)
+    }
+}
+
+/// The kernel refuses attribute names over 255 bytes with `ERANGE`.
+fn check_xattr_name(name: &[u8]) -> R<()> {
+    if name.len() > 255 {
+        return Err(Fail::Errno(libc::ERANGE));
+    }
+    Ok(())
 }
 
 /// The offset cell of an OFD.

@@ -57,15 +57,25 @@ impl<'a> Iterator for Comps<'a> {
     }
 }
 
-/// Whether the path must name a directory: it ends with `/` or its last
-/// component is `.` (`file/` and `file/.` fail with `ENOTDIR`).
-pub fn wants_dir(path: &[u8]) -> bool {
+/// How a path ends, beyond its components: the daemon needs to know,
+/// because `d/` must be a directory and `rmdir("d/.")` fails with `EINVAL`
+/// instead of removing `d`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tail {
+    /// A plain last component.
+    Plain,
+    /// A trailing slash: the target must be a directory.
+    Slash,
+    /// A final `.` component.
+    Dot,
+}
+
+/// The [`Tail`] of `path`.
+pub fn tail(path: &[u8]) -> Tail {
     match path {
-        [] => false,
-        [.., b'/'] => true,
-        [b'.'] => true,
-        [.., b'/', b'.'] => true,
-        _ => false,
+        [b'.'] | [.., b'/', b'.'] => Tail::Dot,
+        [.., b'/'] => Tail::Slash,
+        _ => Tail::Plain,
     }
 }
 
@@ -120,10 +130,10 @@ pub fn classify<'a>(t: &MountTable, comps: Comps<'a>) -> Option<(usize, Comps<'a
 }
 
 /// Writes `prefix` (already clean, mount-relative, may be empty) followed by
-/// `rest` into `out`, joined by single slashes, with a trailing slash when
-/// `dir` is set and the result is not the base itself; the base itself is
-/// `.`. Returns the length, or `None` when it does not fit.
-pub fn write_rel(prefix: &[u8], rest: Comps<'_>, dir: bool, out: &mut [u8]) -> Option<usize> {
+/// `rest` into `out`, joined by single slashes, then `/` or `/.` for a
+/// [`Tail::Slash`] or [`Tail::Dot`] unless the result is the base itself,
+/// which is `.`. Returns the length, or `None` when it does not fit.
+pub fn write_rel(prefix: &[u8], rest: Comps<'_>, tail: Tail, out: &mut [u8]) -> Option<usize> {
     let mut n = 0;
     let mut push = |s: &[u8], out: &mut [u8]| -> Option<()> {
         if n + s.len() > out.len() {
@@ -141,10 +151,11 @@ pub fn write_rel(prefix: &[u8], rest: Comps<'_>, dir: bool, out: &mut [u8]) -> O
         push(c, out)?;
         first = false;
     }
-    if first {
-        push(b".", out)?;
-    } else if dir {
-        push(b"/", out)?;
+    match (first, tail) {
+        (true, _) => push(b".", out)?,
+        (false, Tail::Slash) => push(b"/", out)?,
+        (false, Tail::Dot) => push(b"/.", out)?,
+        (false, Tail::Plain) => {}
     }
     Some(n)
 }
@@ -188,7 +199,7 @@ mod tests {
     fn rel(t: &MountTable, a: &[u8], b: &[u8]) -> Option<(u32, String)> {
         let (i, rest) = classify(t, Comps::new(a, b))?;
         let mut out = [0u8; 64];
-        let n = write_rel(b"", rest, wants_dir(if b.is_empty() { a } else { b }), &mut out)?;
+        let n = write_rel(b"", rest, tail(if b.is_empty() { a } else { b }), &mut out)?;
         Some((t.mounts()[i].minor, String::from_utf8(out[..n].to_vec()).unwrap()))
     }
 
@@ -214,12 +225,15 @@ mod tests {
     }
 
     #[test]
-    fn trailing_slash_and_dot_demand_a_directory() {
+    fn trailing_slash_and_final_dot_reach_the_daemon() {
         let t = table();
         assert_eq!(rel(&t, b"/tmp/m/d/", b""), Some((41, "d/".into())));
-        assert_eq!(rel(&t, b"/tmp/m/d/.", b""), Some((41, "d/".into())));
-        assert!(wants_dir(b"."));
-        assert!(!wants_dir(b"a.b"));
+        assert_eq!(rel(&t, b"/tmp/m/d/.", b""), Some((41, "d/.".into())));
+        assert_eq!(rel(&t, b"/tmp/m/d", b"."), Some((41, "d/.".into())));
+        assert_eq!(tail(b"."), Tail::Dot);
+        assert_eq!(tail(b"a/"), Tail::Slash);
+        assert_eq!(tail(b"a.b"), Tail::Plain);
+        assert_eq!(tail(b".."), Tail::Plain);
     }
 
     #[test]
@@ -249,12 +263,14 @@ mod tests {
     #[test]
     fn write_rel_reports_overflow() {
         let mut out = [0u8; 4];
-        assert_eq!(write_rel(b"", Comps::new(b"abcd", b""), false, &mut out), Some(4));
-        assert_eq!(write_rel(b"", Comps::new(b"abcde", b""), false, &mut out), None);
-        assert_eq!(write_rel(b"ab", Comps::new(b"cd", b""), false, &mut out), None);
+        assert_eq!(write_rel(b"", Comps::new(b"abcd", b""), Tail::Plain, &mut out), Some(4));
+        assert_eq!(write_rel(b"", Comps::new(b"abcde", b""), Tail::Plain, &mut out), None);
+        assert_eq!(write_rel(b"ab", Comps::new(b"cd", b""), Tail::Plain, &mut out), None);
         let mut out = [0u8; 16];
-        let n = write_rel(b"ab", Comps::new(b"cd", b""), true, &mut out).unwrap();
+        let n = write_rel(b"ab", Comps::new(b"cd", b""), Tail::Slash, &mut out).unwrap();
         assert_eq!(&out[..n], b"ab/cd/");
+        let n = write_rel(b"ab", Comps::new(b"cd", b""), Tail::Dot, &mut out).unwrap();
+        assert_eq!(&out[..n], b"ab/cd/.");
     }
 
     #[test]

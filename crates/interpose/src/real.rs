@@ -87,6 +87,7 @@ reals! {
     readlinkat(c_int, *const c_char, *mut c_char, size_t) -> ssize_t;
     mkdir(*const c_char, mode_t) -> c_int;
     mkdirat(c_int, *const c_char, mode_t) -> c_int;
+    mknodat(c_int, *const c_char, mode_t, libc::dev_t) -> c_int;
     rmdir(*const c_char) -> c_int;
     unlink(*const c_char) -> c_int;
     unlinkat(c_int, *const c_char, c_int) -> c_int;
@@ -138,6 +139,8 @@ reals! {
     posix_fadvise(c_int, off_t, off_t, c_int) -> c_int;
     posix_fadvise64(c_int, off64_t, off64_t, c_int) -> c_int;
     copy_file_range(c_int, *mut off64_t, c_int, *mut off64_t, size_t, c_uint) -> ssize_t;
+    fallocate(c_int, c_int, off_t, off_t) -> c_int;
+    posix_fallocate(c_int, off_t, off_t) -> c_int;
     umask(mode_t) -> mode_t;
     fclose(*mut libc::FILE) -> c_int;
     fgetxattr(c_int, *const c_char, *mut c_void, size_t) -> ssize_t;

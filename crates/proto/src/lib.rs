@@ -172,9 +172,39 @@ pub enum Op {
     Fsync = 18,
     /// Filesystem totals -> [`WireStatFs`] payload.
     Statfs = 19,
+    /// `lseek` with `SEEK_DATA`/`SEEK_HOLE` (`flags` = whence) from offset
+    /// `a` on handle `fh` -> position in `v0`.
+    Lseek = 20,
+    /// `fallocate` on handle `fh`: `flags` = mode, `a` = offset, `b` = length.
+    Fallocate = 21,
+    /// `copy_file_range` from handle `fh` at `a` to handle `fh2` at `b`, at
+    /// most `c` bytes -> count in `v0`.
+    CopyFileRange = 22,
+    /// Extended attribute `path2` of path (or of handle `fh` with
+    /// `AT_EMPTY_PATH` and no path): value into at most `b` bytes of bulk
+    /// (`b` = 0: size only) -> value length in `v0`.
+    Getxattr = 23,
+    /// Sets attribute `path2` to the `b` bytes of bulk; `a` = `XATTR_*` flags.
+    Setxattr = 24,
+    /// Attribute names (NUL-terminated) into at most `b` bytes of bulk
+    /// (`b` = 0: size only) -> list length in `v0`.
+    Listxattr = 25,
+    /// Removes attribute `path2`.
+    Removexattr = 26,
 }
 
 impl Op {
+    /// Whether the request's payload waits in the bulk area (`b` bytes):
+    /// the daemon copies it out before executing.
+    pub fn takes_bulk(self) -> bool {
+        matches!(self, Op::Write | Op::Setxattr)
+    }
+
+    /// Whether a successful reply leaves `v0` bytes of data in the bulk area.
+    pub fn gives_bulk(self) -> bool {
+        matches!(self, Op::Read | Op::Readdir | Op::Getxattr | Op::Listxattr)
+    }
+
     /// Decodes an opcode read from untrusted memory.
     pub fn from_u32(v: u32) -> Option<Op> {
         use Op::*;
@@ -198,6 +228,13 @@ impl Op {
             17 => SetAttr,
             18 => Fsync,
             19 => Statfs,
+            20 => Lseek,
+            21 => Fallocate,
+            22 => CopyFileRange,
+            23 => Getxattr,
+            24 => Setxattr,
+            25 => Listxattr,
+            26 => Removexattr,
             _ => return None,
         })
     }
@@ -219,6 +256,8 @@ pub struct ReqHeader {
     pub a: u64,
     /// Second operation argument.
     pub b: u64,
+    /// Third operation argument.
+    pub c: u64,
     /// Length of the first path.
     pub path_len: u32,
     /// Length of the second path.
@@ -432,7 +471,7 @@ mod tests {
 
     #[test]
     fn layout_has_no_padding() {
-        assert_eq!(size_of::<ReqHeader>(), 4 + 4 + 8 * 4 + 4 * 4);
+        assert_eq!(size_of::<ReqHeader>(), 4 + 4 + 8 * 5 + 4 * 4);
         assert_eq!(size_of::<RespHeader>(), 4 + 4 + 8 + 8 + 4 + 4);
         assert_eq!(size_of::<WireAttr>(), 8 * 6 + 4 * 10);
         assert_eq!(size_of::<WireStatFs>(), 8 * 5 + 4 * 4);
