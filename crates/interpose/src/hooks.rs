@@ -1693,34 +1693,96 @@ pub unsafe extern "C" fn seekdir(d: *mut DIR, loc: c_long) {
     }
 }
 
-// ---- xattrs on fast-path fds ---------------------------------------------
+// ---- xattrs ---------------------------------------------------------------
 //
-// Served by the daemon (`cp -a` and `tar` copy xattrs through these). The
-// path forms go to the kernel, which serves them through FUSE.
+// Served by the daemon, on fast-path fds and on paths under a mount (`ls -l`
+// asks for ACLs and security labels of every file; `cp -a` and `tar` copy
+// xattrs).
 
 /// Runs an xattr request on the handle behind `fd`; `None` when `fd` is
 /// not ours.
-fn fd_xattr(fd: c_int, f: impl FnOnce(&ops::FileRef) -> ops::R<usize>) -> Option<ssize_t> {
+fn fd_xattr(fd: c_int, f: impl FnOnce(&ops::XattrAt<'_>) -> ops::R<usize>) -> Option<ssize_t> {
     let file = ops::file(fd)?;
     let saved = errno();
-    Some(match file.and_then(|file| f(&file)) {
+    Some(match file.and_then(|file| f(&ops::XattrAt::file(&file))) {
         Ok(n) => ok(saved, n as ssize_t),
         Err(Fail::Errno(e)) => err(e),
         Err(Fail::Real) => err(libc::EIO),
     })
 }
 
+/// Runs an xattr request on a path; `real` when it is not on a mount (or
+/// leaves it).
+unsafe fn path_xattr(
+    p: *const c_char,
+    nofollow: bool,
+    f: impl FnOnce(&ops::XattrAt<'_>) -> ops::R<usize>,
+    real: impl Fn(*const c_char) -> ssize_t,
+) -> ssize_t {
+    let saved = errno();
+    // SAFETY: the caller's path, NUL-terminated by the C contract.
+    match unsafe { ops::resolve_at(AT_FDCWD, p) } {
+        At::Real => real(p),
+        At::Err(e) => err(e),
+        At::Ours(t) => match f(&ops::XattrAt::path(&t, nofollow)) {
+            Ok(n) => ok(saved, n as ssize_t),
+            Err(Fail::Errno(e)) => err(e),
+            Err(Fail::Real) => real(p),
+        },
+    }
+}
+
+macro_rules! xattr_hooks {
+    ($get:ident, $list:ident, $set:ident, $remove:ident, nofollow = $nofollow:expr) => {
+        #[no_mangle]
+        pub unsafe extern "C" fn $get(p: *const c_char, name: *const c_char, v: *mut c_void, n: size_t) -> ssize_t {
+            let Some(key) = ops::cstr(name) else { return err(libc::EFAULT) };
+            // SAFETY: forwards the caller's arguments.
+            unsafe { path_xattr(p, $nofollow, |x| x.get(Some(key), v.cast(), n), |q| real::$get()(q, name, v, n)) }
+        }
+
+        #[no_mangle]
+        pub unsafe extern "C" fn $list(p: *const c_char, list: *mut c_char, n: size_t) -> ssize_t {
+            // SAFETY: forwards the caller's arguments.
+            unsafe { path_xattr(p, $nofollow, |x| x.get(None, list.cast(), n), |q| real::$list()(q, list, n)) }
+        }
+
+        #[no_mangle]
+        pub unsafe extern "C" fn $set(p: *const c_char, name: *const c_char, v: *const c_void, n: size_t, flags: c_int) -> c_int {
+            let Some(key) = ops::cstr(name) else { return err(libc::EFAULT) };
+            // SAFETY: forwards the caller's arguments.
+            let r = unsafe {
+                path_xattr(p, $nofollow, |x| x.set(key, v.cast(), n, flags).map(|()| 0), |q| {
+                    real::$set()(q, name, v, n, flags) as ssize_t
+                })
+            };
+            r as c_int
+        }
+
+        #[no_mangle]
+        pub unsafe extern "C" fn $remove(p: *const c_char, name: *const c_char) -> c_int {
+            let Some(key) = ops::cstr(name) else { return err(libc::EFAULT) };
+            // SAFETY: forwards the caller's arguments.
+            let r = unsafe { path_xattr(p, $nofollow, |x| x.remove(key).map(|()| 0), |q| real::$remove()(q, name) as ssize_t) };
+            r as c_int
+        }
+    };
+}
+
+xattr_hooks!(getxattr, listxattr, setxattr, removexattr, nofollow = false);
+xattr_hooks!(lgetxattr, llistxattr, lsetxattr, lremovexattr, nofollow = true);
+
 #[no_mangle]
 pub unsafe extern "C" fn fgetxattr(fd: c_int, name: *const c_char, v: *mut c_void, n: size_t) -> ssize_t {
     let Some(key) = ops::cstr(name) else { return err(libc::EFAULT) };
-    fd_xattr(fd, |f| f.xattr_get(Some(key), v.cast(), n))
+    fd_xattr(fd, |x| x.get(Some(key), v.cast(), n))
         // SAFETY: forwards.
         .unwrap_or_else(|| unsafe { real::fgetxattr()(fd, name, v, n) })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn flistxattr(fd: c_int, list: *mut c_char, n: size_t) -> ssize_t {
-    fd_xattr(fd, |f| f.xattr_get(None, list.cast(), n))
+    fd_xattr(fd, |x| x.get(None, list.cast(), n))
         // SAFETY: forwards.
         .unwrap_or_else(|| unsafe { real::flistxattr()(fd, list, n) })
 }
@@ -1728,7 +1790,7 @@ pub unsafe extern "C" fn flistxattr(fd: c_int, list: *mut c_char, n: size_t) -> 
 #[no_mangle]
 pub unsafe extern "C" fn fsetxattr(fd: c_int, name: *const c_char, v: *const c_void, n: size_t, flags: c_int) -> c_int {
     let Some(key) = ops::cstr(name) else { return err(libc::EFAULT) };
-    fd_xattr(fd, |f| f.xattr_set(key, v.cast(), n, flags).map(|()| 0))
+    fd_xattr(fd, |x| x.set(key, v.cast(), n, flags).map(|()| 0))
         .map(|r| r as c_int)
         // SAFETY: forwards.
         .unwrap_or_else(|| unsafe { real::fsetxattr()(fd, name, v, n, flags) })
@@ -1737,7 +1799,7 @@ pub unsafe extern "C" fn fsetxattr(fd: c_int, name: *const c_char, v: *const c_v
 #[no_mangle]
 pub unsafe extern "C" fn fremovexattr(fd: c_int, name: *const c_char) -> c_int {
     let Some(key) = ops::cstr(name) else { return err(libc::EFAULT) };
-    fd_xattr(fd, |f| f.xattr_remove(key).map(|()| 0))
+    fd_xattr(fd, |x| x.remove(key).map(|()| 0))
         .map(|r| r as c_int)
         // SAFETY: forwards.
         .unwrap_or_else(|| unsafe { real::fremovexattr()(fd, name) })

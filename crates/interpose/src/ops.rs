@@ -722,20 +722,44 @@ impl FileRef {
     }
 }
 
-impl FileRef {
-    /// `fgetxattr` (`name`) or `flistxattr` (`None`) into `out` (`len`
+/// What an xattr call acts on: a handle (`f*xattr`) or a path (`*xattr`,
+/// `l*xattr`).
+pub(crate) struct XattrAt<'a> {
+    mount: usize,
+    fh: u64,
+    path: &'a [u8],
+    flags: u32,
+}
+
+impl<'a> XattrAt<'a> {
+    /// The file behind a fast-path fd.
+    pub(crate) fn file(f: &FileRef) -> XattrAt<'static> {
+        XattrAt { mount: f.mount, fh: f.fh, path: b"", flags: libc::AT_EMPTY_PATH as u32 }
+    }
+
+    /// A resolved path; `nofollow` for the `l*` forms.
+    pub(crate) fn path(t: &'a Target, nofollow: bool) -> XattrAt<'a> {
+        let flags = if nofollow { libc::AT_SYMLINK_NOFOLLOW as u32 } else { 0 };
+        XattrAt { mount: t.mount, fh: t.base, path: t.rel(), flags }
+    }
+
+    fn req(&self, op: Op) -> ReqHeader {
+        let mut h = req(op, self.flags);
+        h.fh = self.fh;
+        h
+    }
+
+    /// `getxattr` (`name`) or `listxattr` (`None`) into `out` (`len`
     /// bytes; 0 asks for the size only).
-    pub(crate) fn xattr_get(&self, name: Option<&[u8]>, out: *mut u8, len: usize) -> R<usize> {
+    pub(crate) fn get(&self, name: Option<&[u8]>, out: *mut u8, len: usize) -> R<usize> {
         check_xattr_name(name.unwrap_or(b""))?;
         let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
         let (bulk, blen) = ch.bulk();
-        let op = if name.is_some() { Op::Getxattr } else { Op::Listxattr };
-        let mut h = req(op, libc::AT_EMPTY_PATH as u32);
-        h.fh = self.fh;
+        let mut h = self.req(if name.is_some() { Op::Getxattr } else { Op::Listxattr });
         h.b = len.min(blen) as u64;
         let mut reply = [0u8; REPLY_BUF];
         let (resp, _) = ch
-            .call(&mut h, b"", name.unwrap_or(b""), b"", &mut reply)
+            .call(&mut h, self.path, name.unwrap_or(b""), b"", &mut reply)
             .map_err(|_| Fail::Errno(libc::EIO))?;
         status(&resp)?;
         let n = resp.v0 as usize;
@@ -750,8 +774,8 @@ impl FileRef {
         Ok(n)
     }
 
-    /// `fsetxattr`.
-    pub(crate) fn xattr_set(&self, name: &[u8], value: *const u8, len: usize, flags: c_int) -> R<()> {
+    /// `setxattr`.
+    pub(crate) fn set(&self, name: &[u8], value: *const u8, len: usize, flags: c_int) -> R<()> {
         check_xattr_name(name)?;
         let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
         let (bulk, blen) = ch.bulk();
@@ -760,21 +784,20 @@ impl FileRef {
         }
         // SAFETY: the caller's `len` bytes into our bulk area of `blen >= len`.
         unsafe { core::ptr::copy_nonoverlapping(value, bulk, len) };
-        let mut h = req(Op::Setxattr, libc::AT_EMPTY_PATH as u32);
-        h.fh = self.fh;
+        let mut h = self.req(Op::Setxattr);
         h.a = flags as u64;
         h.b = len as u64;
         let mut reply = [0u8; REPLY_BUF];
-        let (resp, _) = ch.call(&mut h, b"", name, b"", &mut reply).map_err(|_| Fail::Errno(libc::EIO))?;
+        let (resp, _) =
+            ch.call(&mut h, self.path, name, b"", &mut reply).map_err(|_| Fail::Errno(libc::EIO))?;
         status(&resp)
     }
 
-    /// `fremovexattr`.
-    pub(crate) fn xattr_remove(&self, name: &[u8]) -> R<()> {
+    /// `removexattr`.
+    pub(crate) fn remove(&self, name: &[u8]) -> R<()> {
         check_xattr_name(name)?;
-        let mut h = req(Op::Removexattr, libc::AT_EMPTY_PATH as u32);
-        h.fh = self.fh;
-        simple(self.mount, &mut h, b"", name, b"").map(drop)
+        let mut h = self.req(Op::Removexattr);
+        simple(self.mount, &mut h, self.path, name, b"").map(drop)
     }
 }
 

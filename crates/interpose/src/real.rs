@@ -147,5 +147,13 @@ reals! {
     flistxattr(c_int, *mut c_char, size_t) -> ssize_t;
     fsetxattr(c_int, *const c_char, *const c_void, size_t, c_int) -> c_int;
     fremovexattr(c_int, *const c_char) -> c_int;
+    getxattr(*const c_char, *const c_char, *mut c_void, size_t) -> ssize_t;
+    lgetxattr(*const c_char, *const c_char, *mut c_void, size_t) -> ssize_t;
+    listxattr(*const c_char, *mut c_char, size_t) -> ssize_t;
+    llistxattr(*const c_char, *mut c_char, size_t) -> ssize_t;
+    setxattr(*const c_char, *const c_char, *const c_void, size_t, c_int) -> c_int;
+    lsetxattr(*const c_char, *const c_char, *const c_void, size_t, c_int) -> c_int;
+    removexattr(*const c_char, *const c_char) -> c_int;
+    lremovexattr(*const c_char, *const c_char) -> c_int;
     fileno(*mut libc::FILE) -> c_int;
 }

@@ -1,0 +1,192 @@
+//! The preload fast path: it is really taken (no syscall on the mount's
+//! paths), it changes nothing outside btfuse mounts, and the two doors stay
+//! coherent (a change made through one is seen through the other at once).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+const RUN: Duration = Duration::from_secs(30);
+
+fn preload_or_skip(test: &str) -> Option<String> {
+    if !fuse_available(test) {
+        return None;
+    }
+    match preload_lib() {
+        Some(lib) => Some(lib.display().to_string()),
+        None => {
+            eprintln!("\n*** SKIPPED {test}: libbtfuse.so not built ***\n");
+            None
+        }
+    }
+}
+
+fn have_strace(test: &str) -> bool {
+    let ok = Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("\n*** SKIPPED {test}: strace not installed (.ci/run installs it) ***\n");
+    }
+    ok
+}
+
+/// Runs `argv` (preloaded when `lib` is given) and returns stdout; panics on
+/// failure.
+fn run(lib: Option<&str>, argv: &[&str]) -> String {
+    let mut cmd = Command::new(argv[0]);
+    cmd.args(&argv[1..]).env("LC_ALL", "C");
+    if let Some(lib) = lib {
+        cmd.env("LD_PRELOAD", lib);
+    }
+    let out = run_timeout(&mut cmd, RUN);
+    assert!(
+        out.status.success(),
+        "{argv:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Syscalls of a preloaded `argv` (followed into children) that name a
+/// path under `mnt` or read a directory, as strace prints them.
+fn kernel_calls_on(lib: &str, mnt: &Path, argv: &[&str]) -> Vec<String> {
+    let log = mnt.parent().unwrap().join(format!("strace-{}.log", std::process::id()));
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-o"])
+        .arg(&log)
+        .args(["-e", "trace=%file,getdents64,read,pread64"])
+        .args(argv)
+        .env("LD_PRELOAD", lib)
+        .env("LC_ALL", "C");
+    let out = run_timeout(&mut cmd, RUN);
+    assert!(out.status.success(), "strace {argv:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&log).expect("strace log");
+    let _ = std::fs::remove_file(&log);
+    let m = mnt.display().to_string();
+    // The mount's ".." is the directory it is mounted on: not on the mount.
+    let parent = format!("\"{m}/..\"");
+    text.lines()
+        // The command line itself names the mount; that is not an access.
+        .filter(|l| !l.contains("execve(") && !l.contains(&parent))
+        .filter(|l| l.contains(&m) || l.contains("getdents64("))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn preloaded_programs_make_no_syscall_on_the_mount() {
+    let test = "preloaded_programs_make_no_syscall_on_the_mount";
+    let Some(lib) = preload_or_skip(test) else { return };
+    if !have_strace(test) {
+        return;
+    }
+    let bt = BtfuseGuard::new("64M");
+    let m = bt.path();
+    std::fs::create_dir_all(m.join("d/e")).unwrap();
+    for i in 0..20 {
+        std::fs::write(m.join(format!("d/e/f{i}")), vec![b'x'; i * 100]).unwrap();
+    }
+    std::fs::write(m.join("file"), b"through shared memory\n").unwrap();
+    let file = m.join("file").display().to_string();
+    let dir = m.display().to_string();
+    for argv in [
+        vec!["cat", file.as_str()],
+        vec!["stat", file.as_str()],
+        vec!["find", dir.as_str(), "-size", "+0"],
+        vec!["ls", "-laR", dir.as_str()],
+    ] {
+        let calls = kernel_calls_on(&lib, m, &argv);
+        assert!(calls.is_empty(), "{argv:?} entered the kernel for the mount:\n{}", calls.join("\n"));
+    }
+    // And the answers are the mount's.
+    assert_eq!(run(Some(&lib), &["cat", &file]), "through shared memory\n");
+    let found = run(Some(&lib), &["find", &dir, "-type", "f", "-size", "+0"]);
+    assert_eq!(found.lines().count(), 20, "{found}");
+}
+
+#[test]
+fn outside_btfuse_mounts_the_library_changes_nothing() {
+    let test = "outside_btfuse_mounts_the_library_changes_nothing";
+    let Some(lib) = preload_or_skip(test) else { return };
+    // A btfuse mount exists, but every path used here is elsewhere.
+    let _bt = BtfuseGuard::new("16M");
+    let tmp = TmpfsGuard::new("16M");
+    let t = tmp.path();
+    std::fs::create_dir_all(t.join("a/b")).unwrap();
+    std::fs::write(t.join("a/b/f"), b"plain tmpfs\n").unwrap();
+    std::os::unix::fs::symlink("b/f", t.join("a/l")).unwrap();
+    let td = t.display().to_string();
+    let script = format!(
+        "cd {td} && cat a/b/f a/l && ls -la --time-style=+ a a/b | sed 's/  */ /g' && \
+         stat -c '%s %h %F' a/b/f a && find . | sort && du -a --apparent-size . | sort -k2 && \
+         cp -a a c && mv c/b/f c/b/g && rm -r c/b && ls c && rm -r c && \
+         echo data > new && cat new && rm new"
+    );
+    let plain = run(None, &["sh", "-c", &script]);
+    let preloaded = run(Some(&lib), &["sh", "-c", &script]);
+    assert_eq!(plain, preloaded);
+    let py = "import os; print(sorted(os.listdir('.'))); print(open('a/b/f').read())";
+    let py_plain = run(None, &["sh", "-c", &format!("cd {td} && {PYTHON} -c \"{py}\"")]);
+    let py_preloaded = run(Some(&lib), &["sh", "-c", &format!("cd {td} && {PYTHON} -c \"{py}\"")]);
+    assert_eq!(py_plain, py_preloaded);
+}
+
+/// Writes through the fast path (python under the preload library).
+fn fast_write(lib: &str, path: &Path, text: &str) {
+    let code = format!("open({:?}, 'w').write({text:?})", path.display().to_string());
+    run(Some(lib), &[PYTHON, "-c", &code]);
+}
+
+#[test]
+fn fast_path_changes_are_seen_through_the_kernel_at_once() {
+    let test = "fast_path_changes_are_seen_through_the_kernel_at_once";
+    let Some(lib) = preload_or_skip(test) else { return };
+    let bt = BtfuseGuard::new("16M");
+    let m = bt.path();
+    let f = m.join("f");
+    std::fs::write(&f, b"old").unwrap();
+    // Prime the kernel's attribute and entry caches.
+    assert_eq!(std::fs::metadata(&f).unwrap().len(), 3);
+    assert_eq!(std::fs::read(&f).unwrap(), b"old");
+
+    fast_write(&lib, &f, "new and longer");
+    assert_eq!(std::fs::metadata(&f).unwrap().len(), 14, "stale size through FUSE");
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "new and longer");
+
+    let code = format!("import os; os.rename({0:?} + '/f', {0:?} + '/g')", m.display().to_string());
+    run(Some(&lib), &[PYTHON, "-c", &code]);
+    assert!(!f.exists(), "the kernel still sees the old name");
+    assert_eq!(std::fs::read_to_string(m.join("g")).unwrap(), "new and longer");
+
+    let code = format!("import os; os.unlink({:?})", m.join("g").display().to_string());
+    run(Some(&lib), &[PYTHON, "-c", &code]);
+    assert!(!m.join("g").exists(), "the kernel still sees an unlinked file");
+
+    let code = format!("import os; os.chmod({:?}, 0o600)", m.display().to_string());
+    run(Some(&lib), &[PYTHON, "-c", &code]);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(m).unwrap().permissions().mode() & 0o7777, 0o600);
+}
+
+#[test]
+fn kernel_changes_are_seen_through_the_fast_path_at_once() {
+    let test = "kernel_changes_are_seen_through_the_fast_path_at_once";
+    let Some(lib) = preload_or_skip(test) else { return };
+    let bt = BtfuseGuard::new("16M");
+    let m = bt.path();
+    let f = m.join("f").display().to_string();
+    for round in 0..5 {
+        let text = format!("round {round}\n");
+        std::fs::write(m.join("f"), &text).unwrap();
+        assert_eq!(run(Some(&lib), &["cat", &f]), text);
+        assert_eq!(run(Some(&lib), &["stat", "-c", "%s", &f]).trim(), text.len().to_string());
+    }
+    std::fs::remove_file(m.join("f")).unwrap();
+    let mut cmd = Command::new("cat");
+    cmd.arg(&f).env("LD_PRELOAD", &lib);
+    assert!(!run_timeout(&mut cmd, RUN).status.success(), "read a deleted file");
+}
