@@ -267,10 +267,15 @@ fn run_dir() -> &'static [u8] {
 }
 
 /// Lowest fd number for the library's own long-lived descriptors.
+///
+/// Just below 1024 when the limit allows: high enough to stay out of the
+/// program's way, low enough that the kernel's fd table stays at its usual
+/// size (an fd near a large `RLIMIT_NOFILE` makes every process grow its
+/// table, and every `fork` copy it).
 pub(crate) fn high_fd_base() -> i64 {
     let lim = sys::nofile_limit().min(i32::MAX as u64) as i64;
     if lim >= 1024 {
-        lim - 128
+        1024 - 64
     } else {
         (lim / 2).max(3)
     }
@@ -367,11 +372,24 @@ fn handshake(sock: i32, addr: &libc::sockaddr_un, len: u32) -> Option<Conn> {
     // SAFETY: the halves point into the mapping owned by `region`, which
     // lives in the same Conn and is dropped after them (field order), and
     // the Region struct itself is never borrowed by them (only its mapping).
-    let end: ClientEnd<'static> = unsafe { core::mem::transmute(region.client()?) };
+    let mut end: ClientEnd<'static> = unsafe { core::mem::transmute(region.client()?) };
+    end.responses.set_policy(REPLY_WAIT);
+    end.requests.set_policy(REPLY_WAIT);
     let sock = move_high(sock);
     sys::debug(&[b"btfuse: channel connected"]);
     Some(Conn { end, region, sock, daemon_pid: reply.daemon_pid as i32, seq: 0 })
 }
+
+/// How a caller waits for its reply (or for ring space): spin briefly (the
+/// daemon answers in microseconds), then offer the core with `sched_yield`
+/// (on 2 cores the daemon's thread is often queued behind us), then sleep on
+/// the doorbell, checking after every slice that the daemon still lives.
+const REPLY_WAIT: shm_ring::WaitPolicy = shm_ring::WaitPolicy {
+    spin_ns: 50_000,
+    yield_ns: 0,
+    sleep_slice_ns: 100_000_000,
+    timeout_ns: None,
+};
 
 fn received_fd(msg: &libc::msghdr) -> Option<i32> {
     // SAFETY: CMSG_* walk the control buffer the kernel filled, within

@@ -963,8 +963,7 @@ pub unsafe extern "C" fn mknodat(d: c_int, p: *const c_char, mode: mode_t, dev: 
     let kind = if mode & libc::S_IFMT == 0 { libc::S_IFREG } else { mode & libc::S_IFMT };
     let m = u64::from(kind | (mode & 0o7777 & !state::umask()));
     let saved = errno();
-    // SAFETY: forwards the caller's arguments to the real function.
-    match unsafe { ops::resolve_at(d, p) } {
+    match ops::resolve_at(d, p) {
         At::Real => unsafe { real::mknodat()(d, p, mode, dev) },
         At::Err(e) => err(e),
         At::Ours(t) => {
@@ -1720,8 +1719,7 @@ unsafe fn path_xattr(
     real: impl Fn(*const c_char) -> ssize_t,
 ) -> ssize_t {
     let saved = errno();
-    // SAFETY: the caller's path, NUL-terminated by the C contract.
-    match unsafe { ops::resolve_at(AT_FDCWD, p) } {
+    match ops::resolve_at(AT_FDCWD, p) {
         At::Real => real(p),
         At::Err(e) => err(e),
         At::Ours(t) => match f(&ops::XattrAt::path(&t, nofollow)) {

@@ -41,7 +41,10 @@ static DEBUG: AtomicBool = AtomicBool::new(false);
 static CWD_NEAR: AtomicBool = AtomicBool::new(false);
 
 /// The process umask (tracked through the `umask` hook).
-static UMASK: AtomicU32 = AtomicU32::new(0o022);
+static UMASK: AtomicU32 = AtomicU32::new(UMASK_UNKNOWN);
+
+/// `UMASK` before the first file creation asked for it.
+const UMASK_UNKNOWN: u32 = u32::MAX;
 
 /// Bumped in the child after `fork`: handles of earlier epochs belong to
 /// the parent process and must not be used.
@@ -85,8 +88,21 @@ pub(crate) fn epoch() -> u32 {
 }
 
 /// The process umask.
+///
+/// Read from `/proc/self/status` on first use only (most programs never
+/// create a file), then tracked through the `umask` hook.
 pub(crate) fn umask() -> u32 {
-    UMASK.load(Ordering::Relaxed)
+    match UMASK.load(Ordering::Relaxed) {
+        UMASK_UNKNOWN => {
+            read_umask();
+            match UMASK.load(Ordering::Relaxed) {
+                // Unreadable: the usual default.
+                UMASK_UNKNOWN => 0o022,
+                m => m,
+            }
+        }
+        m => m,
+    }
 }
 
 /// Records a new umask (from the `umask` hook).
@@ -186,7 +202,6 @@ fn init_inner() -> bool {
         MOUNTS[i].dev.store(mountinfo::makedev(m.major, m.minor), Ordering::Relaxed);
         sys::debug(&[b"btfuse: mount ", t.text(m)]);
     }
-    read_umask();
     refresh_cwd();
     // SAFETY: registering a plain function; pthread_atfork is not hooked.
     unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };

@@ -26,9 +26,9 @@ SIGINT/SIGTERM); the btfuse daemon child is terminated.
 Needs root (mounting, drop_caches), gcc, python3 stdlib only.
 
 Examples:
-  cargo build --release && sudo scripts/bench-fs.py
-  scripts/bench-fs.py --quick --btfuse target/debug/btfuse
-  scripts/bench-fs.py --preload target/release/libbtfuse.so
+  cargo build --release && sudo benches/bench-fs.py
+  benches/bench-fs.py --quick --btfuse target/debug/btfuse
+  benches/bench-fs.py --preload target/release/libbtfuse.so
 """
 
 import argparse
