@@ -21,7 +21,7 @@ use std::mem::size_of;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,6 +67,8 @@ struct Shared {
     mount_path: Vec<u8>,
     kernel: KernelNotifier,
     counters: Counters,
+    /// Workers waiting in `accept`.
+    idle_workers: AtomicUsize,
 }
 
 /// Pushes fast-path changes into the kernel's FUSE caches.
@@ -119,6 +121,7 @@ impl RingServer {
             clients: Clients::default(),
             mount_path: mount_path.as_os_str().as_bytes().to_vec(),
             counters: Counters::default(),
+            idle_workers: AtomicUsize::new(0),
         });
         start_worker(&listener, &shared);
         Ok(RingServer { listener, socket_path, shared })
@@ -154,39 +157,54 @@ fn create_run_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Serves connections with one worker thread blocked in `accept` at any
-/// time, already holding a fresh channel region: the first call of a new
-/// client costs one thread wake-up, not a thread start plus a region
-/// creation (~100 µs). A worker that accepted starts its successor, then
-/// serves its client.
+/// Most worker threads kept waiting for clients; more are let go.
+const MAX_IDLE_WORKERS: usize = 4;
+
+/// Serves connections with a pool of worker threads, each waiting in
+/// `accept` with a fresh channel region already made: the first call of a
+/// new client costs a thread wake-up, not a thread start plus a region
+/// creation (~100 µs). A worker that accepts the last idle slot starts a
+/// successor; a worker whose client left waits for the next one (regions
+/// are never reused: the old client may still hold the memfd).
 fn start_worker(listener: &Arc<Listener>, shared: &Arc<Shared>) {
     let (listener, shared) = (listener.clone(), shared.clone());
-    let spawned = std::thread::Builder::new().name("btfuse-channel".into()).spawn(move || {
-        // Getting ready must not take a core from a client being served
-        // right now (on 2 cores that costs it ~100 µs per request).
-        set_idle_priority(true);
-        let config = Config { bulk_len: BULK_BYTES, ..Config::default() };
-        let region = Region::create(&config, 0);
-        set_idle_priority(false);
-        // Fails only once the listener is shut down.
-        let Ok(conn) = listener.accept() else { return };
-        // The successor starts once our client has its channel (or at once
-        // if the handshake fails): there is always one worker accepting.
-        let mut successor = Some(|| start_worker(&listener, &shared));
-        let result = region
-            .map_err(ChannelError::Region)
-            .and_then(|region| serve_connection(&shared, conn, &region, &mut successor));
-        if let Some(start) = successor.take() {
-            start();
-        }
-        if matches!(result, Err(ChannelError::Malformed | ChannelError::Corrupt)) {
-            shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
-        }
-    });
-    // Out of threads: nobody accepts until an existing channel closes and
-    // new clients wait in the backlog, then fall back to the kernel path
-    // when their connect times out.
+    let spawned = std::thread::Builder::new()
+        .name("btfuse-channel".into())
+        .spawn(move || while serve_one(&listener, &shared) {});
+    // Out of threads: new clients wait in the backlog until a worker is
+    // free; their connect times out and they use the kernel path.
     drop(spawned);
+}
+
+/// Waits for one client and serves it; `false` when this worker should
+/// end (listener shut down, or enough idle workers already).
+fn serve_one(listener: &Arc<Listener>, shared: &Arc<Shared>) -> bool {
+    // Getting ready must not take a core from a client being served right
+    // now (on 2 cores that costs it ~100 µs per request).
+    set_idle_priority(true);
+    let config = Config { bulk_len: BULK_BYTES, ..Config::default() };
+    let region = Region::create(&config, 0);
+    set_idle_priority(false);
+    if shared.idle_workers.fetch_add(1, Ordering::AcqRel) >= MAX_IDLE_WORKERS {
+        shared.idle_workers.fetch_sub(1, Ordering::AcqRel);
+        return false;
+    }
+    let conn = listener.accept();
+    let idle_left = shared.idle_workers.fetch_sub(1, Ordering::AcqRel) - 1;
+    let Ok(conn) = conn else { return false };
+    // Keep one worker accepting: start a successor once our client has
+    // its channel (or at once if the handshake fails).
+    let mut successor = (idle_left == 0).then_some(|| start_worker(listener, shared));
+    let result = region
+        .map_err(ChannelError::Region)
+        .and_then(|region| serve_connection(shared, conn, &region, &mut successor));
+    if let Some(start) = successor.take() {
+        start();
+    }
+    if matches!(result, Err(ChannelError::Malformed | ChannelError::Corrupt)) {
+        shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+    true
 }
 
 /// Moves the calling thread to `SCHED_IDLE` (runs only when a core is

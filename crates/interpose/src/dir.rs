@@ -38,7 +38,8 @@ static DIRS: [DirSlot; NDIRS] = [const {
     DirSlot {
         busy: AtomicBool::new(false),
         d: UnsafeCell::new(OurDir {
-            fd: -1,
+            // Zero (not -1) keeps the 4 MiB pool in .bss: no file-backed pages.
+            fd: 0,
             cookie: 0,
             eof: false,
             pos: 0,

@@ -43,6 +43,12 @@ mod sys;
 #[link(name = "c")]
 extern "C" {}
 
+/// Runs at normal process exit, like a C destructor.
+#[cfg(not(test))]
+#[used]
+#[link_section = ".fini_array"]
+static CLOSE_CHANNELS_AT_EXIT: extern "C" fn() = channel::close_all_at_exit;
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {

@@ -95,6 +95,8 @@ fn uds_ping_pong(n: usize) -> (f64, f64) {
         0
     );
     let child = fork_child(|| {
+        // SAFETY: the child does not use the parent's end.
+        unsafe { libc::close(sv[0]) };
         let mut buf = [0u8; 64];
         loop {
             let mut got = 0;
@@ -110,6 +112,8 @@ fn uds_ping_pong(n: usize) -> (f64, f64) {
             unsafe { libc::write(sv[1], buf.as_ptr().cast(), 64) };
         }
     });
+    // SAFETY: the parent does not use the child's end.
+    unsafe { libc::close(sv[1]) };
     let msg = [7u8; 64];
     let mut buf = [0u8; 64];
     let mut samples = Vec::with_capacity(n);
@@ -137,9 +141,10 @@ fn uds_ping_pong(n: usize) -> (f64, f64) {
 
 /// One-way stream of `n` messages of `size` bytes; returns GB/s.
 fn throughput(size: usize, total: usize) -> f64 {
+    let cap = (4 * size as u32).next_power_of_two().max(1 << 20);
     let cfg = Config {
-        request_capacity: (4 * size as u32).next_power_of_two().max(1 << 20),
-        response_capacity: 4096,
+        request_capacity: cap,
+        response_capacity: cap,
         max_message: size as u32,
         bulk_len: 0,
     };
@@ -326,11 +331,21 @@ fn main() {
     let (spin, sleep, uds) = (median(spin), median(sleep), median(uds));
     println!("| round trip, 64 B messages        | median      |");
     println!("| -------------------------------- | ----------- |");
-    println!("| shm-ring, spin mode              | {:>8.0} ns | (p99 {:.0} ns)", spin, median(spin99));
+    println!(
+        "| shm-ring, spin mode              | {:>8.0} ns | (p99 {:.0} ns)",
+        spin,
+        median(spin99)
+    );
     println!("| shm-ring, sleep mode (futex)     | {:>8.0} ns |", sleep);
     println!("| Unix socket ping-pong (baseline) | {:>8.0} ns |", uds);
-    println!("| ratio socket / ring spin         | {:>9.1}x  |", uds / spin);
-    println!("| ratio socket / ring sleep        | {:>9.2}x  |", uds / sleep);
+    println!(
+        "| ratio socket / ring spin         | {:>9.1}x  |",
+        uds / spin
+    );
+    println!(
+        "| ratio socket / ring sleep        | {:>9.2}x  |",
+        uds / sleep
+    );
 
     println!();
     println!("| throughput (one way, copy in + copy out) | median GB/s |");
@@ -344,17 +359,33 @@ fn main() {
         println!("| {name:<40} | {:>11.2} |", median(v));
     }
     let v: Vec<f64> = (0..runs).map(|_| bulk_throughput(1 << 20, 1000)).collect();
-    println!("| {:<40} | {:>11.2} |", "1 MiB via bulk area (request/reply)", median(v));
+    println!(
+        "| {:<40} | {:>11.2} |",
+        "1 MiB via bulk area (request/reply)",
+        median(v)
+    );
 
     println!();
     println!("| serving side waits on N channels (sleep mode RT) | median    |");
     println!("| ------------------------------------------------ | --------- |");
+    // Interleaved, so machine noise hits every variant alike.
+    let mut rows: Vec<(String, Vec<f64>)> = Vec::new();
     for ch in [1usize, 16, 64] {
-        let v: Vec<f64> = (0..runs).map(|_| multi_wait_ping_pong(ch, 10_000)).collect();
-        println!("| futex_waitv (wait_any), N = {ch:<3}                  | {:>6.0} ns |", median(v));
+        rows.push((format!("futex_waitv (wait_any), N = {ch}"), Vec::new()));
     }
     for ch in [1usize, 64] {
-        let v: Vec<f64> = (0..runs).map(|_| epoll_ping_pong(ch, 10_000)).collect();
-        println!("| epoll + eventfd, N = {ch:<3}                         | {:>6.0} ns |", median(v));
+        rows.push((format!("epoll + eventfd, N = {ch}"), Vec::new()));
+    }
+    rows.push(("single futex (Consumer::recv), N = 1".into(), Vec::new()));
+    for _ in 0..runs {
+        for (i, ch) in [1usize, 16, 64].into_iter().enumerate() {
+            rows[i].1.push(multi_wait_ping_pong(ch, 10_000));
+        }
+        rows[3].1.push(epoll_ping_pong(1, 10_000));
+        rows[4].1.push(epoll_ping_pong(64, 10_000));
+        rows[5].1.push(ping_pong(WaitPolicy::SLEEP, 10_000).0);
+    }
+    for (name, v) in rows {
+        println!("| {name:<48} | {:>6.0} ns |", median(v));
     }
 }

@@ -330,13 +330,28 @@ mod tests {
             f(&mut c);
             RegionLayout::new(&c)
         };
-        assert_eq!(bad(|c| c.request_capacity = 1000), Err(LayoutError::BadCapacity));
-        assert_eq!(bad(|c| c.response_capacity = 32), Err(LayoutError::BadCapacity));
-        assert_eq!(bad(|c| c.request_capacity = 1 << 31), Err(LayoutError::BadCapacity));
+        assert_eq!(
+            bad(|c| c.request_capacity = 1000),
+            Err(LayoutError::BadCapacity)
+        );
+        assert_eq!(
+            bad(|c| c.response_capacity = 32),
+            Err(LayoutError::BadCapacity)
+        );
+        assert_eq!(
+            bad(|c| c.request_capacity = 1 << 31),
+            Err(LayoutError::BadCapacity)
+        );
         assert_eq!(bad(|c| c.max_message = 0), Err(LayoutError::BadMaxMessage));
-        assert_eq!(bad(|c| c.max_message = 65536 - 7), Err(LayoutError::BadMaxMessage));
+        assert_eq!(
+            bad(|c| c.max_message = 65536 - 7),
+            Err(LayoutError::BadMaxMessage)
+        );
         assert!(bad(|c| c.max_message = 65536 - 8).is_ok());
-        assert_eq!(bad(|c| c.bulk_len = MAX_BULK + 1), Err(LayoutError::BadBulk));
+        assert_eq!(
+            bad(|c| c.bulk_len = MAX_BULK + 1),
+            Err(LayoutError::BadBulk)
+        );
     }
 
     #[test]
@@ -350,19 +365,34 @@ mod tests {
         );
         let mut x = h;
         x.magic ^= 1;
-        assert_eq!(RegionLayout::validate(&x, u64::MAX), Err(LayoutError::BadMagic));
+        assert_eq!(
+            RegionLayout::validate(&x, u64::MAX),
+            Err(LayoutError::BadMagic)
+        );
         let mut x = h;
         x.version = 9;
-        assert_eq!(RegionLayout::validate(&x, u64::MAX), Err(LayoutError::BadVersion));
+        assert_eq!(
+            RegionLayout::validate(&x, u64::MAX),
+            Err(LayoutError::BadVersion)
+        );
         let mut x = h;
         x.bulk_off += 4096;
-        assert_eq!(RegionLayout::validate(&x, u64::MAX), Err(LayoutError::BadHeader));
+        assert_eq!(
+            RegionLayout::validate(&x, u64::MAX),
+            Err(LayoutError::BadHeader)
+        );
         let mut x = h;
         x.response.data_off = x.request.data_off;
-        assert_eq!(RegionLayout::validate(&x, u64::MAX), Err(LayoutError::BadHeader));
+        assert_eq!(
+            RegionLayout::validate(&x, u64::MAX),
+            Err(LayoutError::BadHeader)
+        );
         let mut x = h;
         x.request.capacity = 3;
-        assert_eq!(RegionLayout::validate(&x, u64::MAX), Err(LayoutError::BadCapacity));
+        assert_eq!(
+            RegionLayout::validate(&x, u64::MAX),
+            Err(LayoutError::BadCapacity)
+        );
     }
 
     #[test]

@@ -207,7 +207,7 @@ impl Region {
     /// bytes of a shared mapping that stays mapped (and is not shrunk) for
     /// the life of the returned Region and everything split from it.
     pub unsafe fn attach(ptr: *mut u8, len: usize) -> Result<Region, RegionError> {
-        if len < core::mem::size_of::<Header>() || (ptr as usize) % crate::layout::PAGE != 0 {
+        if len < core::mem::size_of::<Header>() || (ptr as usize) & (crate::layout::PAGE - 1) != 0 {
             return Err(LayoutError::BadHeader.into());
         }
         // Copy the header out once (volatile: the daemon could still be

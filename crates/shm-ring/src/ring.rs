@@ -161,6 +161,12 @@ display!(RecvError {
     RecvError::Corrupt => |f: &mut fmt::Formatter<'_>| f.write_str("shared ring state corrupt"),
 });
 
+/// Whether a ring index is not on a record boundary (a multiple of 8).
+#[inline]
+fn misaligned(index: u32) -> bool {
+    index & (RECORD_ALIGN as u32 - 1) != 0
+}
+
 /// Local state of one half.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -216,7 +222,12 @@ impl RawRing {
         // pass record starts, +4 for the reserved word), so the 4 bytes are
         // inside the page-aligned data area and 4-aligned. The memory is
         // shared with the peer, hence accessed only through an atomic.
-        unsafe { &*self.data.add((pos & self.mask()) as usize).cast::<AtomicU32>() }
+        unsafe {
+            &*self
+                .data
+                .add((pos & self.mask()) as usize)
+                .cast::<AtomicU32>()
+        }
     }
 
     /// Copies `src` into the ring at index `pos`, wrapping at the end.
@@ -300,10 +311,7 @@ impl<'a> Producer<'a> {
             policy: WaitPolicy::DEFAULT,
             _region: PhantomData,
         };
-        if head % RECORD_ALIGN as u32 != 0
-            || tail % RECORD_ALIGN as u32 != 0
-            || head.wrapping_sub(tail) > ring.cap
-        {
+        if misaligned(head) || misaligned(tail) || head.wrapping_sub(tail) > ring.cap {
             p.corrupt();
         }
         p
@@ -343,7 +351,7 @@ impl<'a> Producer<'a> {
         let advanced = t.wrapping_sub(self.cached_tail);
         // The tail may only move forward, never past our head, and only by
         // whole records.
-        if advanced > outstanding || t % RECORD_ALIGN as u32 != 0 {
+        if advanced > outstanding || misaligned(t) {
             self.corrupt();
             return Err(TrySendError::Corrupt);
         }
@@ -381,7 +389,9 @@ impl<'a> Producer<'a> {
         // Relaxed: the record header is published by the Release store of
         // head below, like the payload.
         self.ring.word(h).store(len as u32, Ordering::Relaxed);
-        self.ring.word(h.wrapping_add(4)).store(0, Ordering::Relaxed);
+        self.ring
+            .word(h.wrapping_add(4))
+            .store(0, Ordering::Relaxed);
         let mut pos = h.wrapping_add(RECORD_HEADER as u32);
         for p in parts {
             self.ring.write_at(pos, p);
@@ -489,7 +499,7 @@ impl<'a> Consumer<'a> {
             policy: WaitPolicy::DEFAULT,
             _region: PhantomData,
         };
-        if tail % RECORD_ALIGN as u32 != 0 {
+        if misaligned(tail) {
             c.corrupt();
         }
         c
@@ -531,7 +541,7 @@ impl<'a> Consumer<'a> {
         // than a ring's worth ahead of our tail.
         if avail > self.ring.cap
             || avail < self.cached_head.wrapping_sub(self.tail)
-            || h % RECORD_ALIGN as u32 != 0
+            || misaligned(h)
         {
             self.corrupt();
             return Err(TryRecvError::Corrupt);
@@ -589,7 +599,10 @@ impl<'a> Consumer<'a> {
         let avail = self.cached_head.wrapping_sub(self.tail);
         // Relaxed: the record is covered by the Acquire load of head.
         let len = self.ring.word(self.tail).load(Ordering::Relaxed);
-        let reserved = self.ring.word(self.tail.wrapping_add(4)).load(Ordering::Relaxed);
+        let reserved = self
+            .ring
+            .word(self.tail.wrapping_add(4))
+            .load(Ordering::Relaxed);
         if len > self.ring.max_message || reserved != 0 || record_len(len) > avail as u64 {
             self.corrupt();
             return Err(TryRecvError::Corrupt);

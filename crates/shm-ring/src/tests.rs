@@ -154,7 +154,8 @@ fn too_large_message_is_rejected() {
         })
     );
     assert_eq!(
-        ce.requests.send(&[&big[..500], &big[..501]], &mut AssumeAlive),
+        ce.requests
+            .send(&[&big[..500], &big[..501]], &mut AssumeAlive),
         Err(SendError::TooLarge {
             len: 1001,
             max: 1000
@@ -320,7 +321,10 @@ fn recv_times_out_without_a_message() {
         Err(RecvError::TimedOut)
     );
     let el = t.elapsed();
-    assert!(el >= Duration::from_millis(50) && el < Duration::from_millis(500), "{el:?}");
+    assert!(
+        el >= Duration::from_millis(50) && el < Duration::from_millis(500),
+        "{el:?}"
+    );
 }
 
 #[test]
@@ -352,7 +356,11 @@ fn sleep_mode_ping_pong_never_loses_a_wakeup() {
     // wakeup would stall one side until the slice ends and call the
     // liveness hook, which fails the test.
     let (d, c) = pair(&Config::default());
-    let n = if cfg!(debug_assertions) { 5_000 } else { 30_000 };
+    let n = if cfg!(debug_assertions) {
+        5_000
+    } else {
+        30_000
+    };
     let policy = WaitPolicy::SLEEP.with_sleep_slice_ns(2_000_000_000);
     thread::scope(|s| {
         let mut de = d.daemon().unwrap();
@@ -427,7 +435,10 @@ fn attach_rejects_bad_headers_and_unsealed_fds() {
         let at = (x as usize) % bytes.len();
         bytes[at] ^= (x >> 32) as u8 | 1;
         // SAFETY: writing our own header, no other user.
-        unsafe { h.cast::<[u8; core::mem::size_of::<Header>()]>().write(bytes) };
+        unsafe {
+            h.cast::<[u8; core::mem::size_of::<Header>()]>()
+                .write(bytes)
+        };
         match Region::attach_fd(d.fd().unwrap()) {
             Err(RegionError::Layout(_)) => {}
             Ok(c) => {
@@ -444,10 +455,7 @@ fn attach_rejects_bad_headers_and_unsealed_fds() {
     let fd = unsafe { libc::memfd_create(c"x".as_ptr(), libc::MFD_CLOEXEC) };
     // SAFETY: plain syscall on our fd.
     unsafe { libc::ftruncate(fd, d.len() as i64) };
-    assert_eq!(
-        Region::attach_fd(fd).err(),
-        Some(RegionError::NotSealed)
-    );
+    assert_eq!(Region::attach_fd(fd).err(), Some(RegionError::NotSealed));
     // SAFETY: our fd.
     unsafe { libc::close(fd) };
 }
@@ -478,9 +486,7 @@ fn bulk_copies_are_bounds_checked() {
 
 #[test]
 fn wait_any_wakes_on_whichever_channel_gets_a_message() {
-    let mut regions: Vec<(Region, Region)> = (0..8)
-        .map(|_| pair(&cfg(4096, 256)))
-        .collect();
+    let mut regions: Vec<(Region, Region)> = (0..8).map(|_| pair(&cfg(4096, 256))).collect();
     let (ds, cs): (Vec<_>, Vec<_>) = regions.iter_mut().map(|(d, c)| (d, c)).unzip();
     let mut daemons: Vec<DaemonEnd<'_>> = ds.into_iter().map(|d| d.daemon().unwrap()).collect();
     let mut clients: Vec<ClientEnd<'_>> = cs.into_iter().map(|c| c.client().unwrap()).collect();
@@ -566,7 +572,10 @@ fn producer_detects_a_tail_moving_backwards_or_past_head() {
     }
     // Full now; a hostile client claims it consumed 1 KiB.
     ctl(&c, false).tail.0.store(1024, Ordering::Relaxed);
-    assert_eq!(de.responses.try_send(&[&[0; 56]]), Err(TrySendError::Corrupt));
+    assert_eq!(
+        de.responses.try_send(&[&[0; 56]]),
+        Err(TrySendError::Corrupt)
+    );
     assert_eq!(de.responses.try_send(&[]), Err(TrySendError::Corrupt));
 }
 
@@ -577,7 +586,11 @@ fn hostile_scribbles_only_ever_give_messages_or_errors() {
     // well-formed message or an error; the daemon never panics or reads
     // out of bounds (ASan-free check: any OOB would hit unmapped pages or
     // be caught by the length assertions).
-    let iters = if cfg!(debug_assertions) { 3_000 } else { 30_000 };
+    let iters = if cfg!(debug_assertions) {
+        3_000
+    } else {
+        30_000
+    };
     let mut x: u64 = 0xDEADBEEFCAFEF00D;
     let mut next = || {
         x ^= x << 13;

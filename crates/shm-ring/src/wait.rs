@@ -177,17 +177,19 @@ pub(crate) fn block_on<R, L: Liveness + ?Sized>(
     let past = |now: u64, limit: u64| now.saturating_sub(start) >= limit;
 
     // Phase 1: spin. The clock is read every 64 iterations only.
-    let mut i: u32 = 0;
-    while policy.spin_ns > 0 {
-        if let Some(r) = attempt() {
-            return Ok(r);
-        }
-        core::hint::spin_loop();
-        i = i.wrapping_add(1);
-        if i % 64 == 0 {
-            let now = sys::monotonic_ns();
-            if past(now, policy.spin_ns) || deadline.is_some_and(|d| now >= d) {
-                break;
+    if policy.spin_ns > 0 {
+        let mut i: u32 = 0;
+        loop {
+            if let Some(r) = attempt() {
+                return Ok(r);
+            }
+            core::hint::spin_loop();
+            i = i.wrapping_add(1);
+            if i & 63 == 0 {
+                let now = sys::monotonic_ns();
+                if past(now, policy.spin_ns) || deadline.is_some_and(|d| now >= d) {
+                    break;
+                }
             }
         }
     }

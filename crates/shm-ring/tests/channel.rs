@@ -143,7 +143,11 @@ fn request_reply_with_bulk_payloads_across_processes() {
     };
     let region = Region::create(&cfg, 0).unwrap();
     let fd = region.fd().unwrap();
-    let n = if cfg!(debug_assertions) { 2_000 } else { 20_000 };
+    let n = if cfg!(debug_assertions) {
+        2_000
+    } else {
+        20_000
+    };
     // Child = daemon: request is [len u32]; it copies bulk[0..len] out,
     // checks it, writes the bytes reversed back and replies [fnv u64].
     let child = fork_child(|| {
@@ -168,7 +172,11 @@ fn request_reply_with_bulk_payloads_across_processes() {
             let sum = fnv(&data[..len]);
             data[..len].reverse();
             end.bulk.write(0, &data[..len]).unwrap();
-            if end.responses.send(&[&sum.to_le_bytes()], &mut peer).is_err() {
+            if end
+                .responses
+                .send(&[&sum.to_le_bytes()], &mut peer)
+                .is_err()
+            {
                 return 6;
             }
         }
@@ -205,7 +213,11 @@ fn sleep_mode_ping_pong_across_processes_never_stalls() {
     // the test fail.
     let region = Region::create(&Config::default(), 0).unwrap();
     let fd = region.fd().unwrap();
-    let n = if cfg!(debug_assertions) { 5_000 } else { 20_000 };
+    let n = if cfg!(debug_assertions) {
+        5_000
+    } else {
+        20_000
+    };
     let policy = WaitPolicy::SLEEP.with_sleep_slice_ns(2_000_000_000);
     let child = fork_child(|| {
         let r = Region::attach_fd(fd).unwrap();
@@ -286,7 +298,7 @@ fn producer_killed_mid_stream_gives_peer_dead_not_a_hang() {
         seq += 1;
     }
     std::thread::sleep(Duration::from_millis(20)); // let it fill the ring
-    // SAFETY: our own child.
+                                                   // SAFETY: our own child.
     unsafe { libc::kill(child, libc::SIGKILL) };
     let t = Instant::now();
     let err = loop {
@@ -332,7 +344,10 @@ fn daemon_killed_gives_client_peer_dead_on_recv_and_on_full_send() {
     unsafe { libc::kill(child, libc::SIGKILL) };
     let t = Instant::now();
     let mut buf = [0u8; 64];
-    assert_eq!(end.responses.recv(&mut buf, &mut peer), Err(RecvError::PeerDead));
+    assert_eq!(
+        end.responses.recv(&mut buf, &mut peer),
+        Err(RecvError::PeerDead)
+    );
     // Fill the request ring: the blocking send then notices the death.
     let r = loop {
         match end.requests.send(&[&[0u8; 1000]], &mut peer) {

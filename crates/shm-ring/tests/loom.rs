@@ -81,7 +81,12 @@ fn ping_pong_both_directions_never_deadlocks() {
         let req_bell = Arc::new(AtomicU32::new(0));
         let resp = Arc::new(AtomicU32::new(0));
         let resp_bell = Arc::new(AtomicU32::new(0));
-        let (rq, rqb, rs, rsb) = (req.clone(), req_bell.clone(), resp.clone(), resp_bell.clone());
+        let (rq, rqb, rs, rsb) = (
+            req.clone(),
+            req_bell.clone(),
+            resp.clone(),
+            resp_bell.clone(),
+        );
         let daemon = thread::spawn(move || {
             wait_for(&rq, &rqb, 1);
             rs.store(1, Ordering::Release);
