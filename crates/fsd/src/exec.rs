@@ -9,7 +9,10 @@
 
 use std::mem::size_of;
 
-use inode_store::{Attr, Errno, FileKind, Ino, SetAttr, Store, TimeSet, Timespec, ROOT_INO};
+use inode_store::{
+    Attr, DataSink, DataSource, Errno, FileKind, Ino, SetAttr, Store, TimeSet, Timespec, NAME_MAX,
+    ROOT_INO,
+};
 use proto::{
     bytes_of, decode, set, DirEntryHeader, Op, ReqHeader, RespHeader, SetAttrReq, WireAttr,
     WireStatFs, ESCAPED, PATH_MAX,
@@ -33,6 +36,58 @@ pub trait KernelCache {
     fn inode_changed(&self, ino: Ino);
     /// The entry `name` in `parent` was removed or replaced.
     fn entry_changed(&self, parent: Ino, name: &[u8]);
+}
+
+/// The channel's bulk area as the executor uses it. The ring server backs
+/// it with shared memory (raw, bounds-checked copies: the client may write
+/// there at any time); tests back it with a `Vec`. Offsets and lengths are
+/// always checked against [`BulkArea::len`] before a call.
+pub trait BulkArea {
+    /// Size in bytes.
+    fn len(&self) -> usize;
+    /// Copies `dst.len()` bytes at `offset` out of the area.
+    fn read(&self, offset: usize, dst: &mut [u8]);
+    /// Copies `src` into the area at `offset`.
+    fn write(&mut self, offset: usize, src: &[u8]);
+}
+
+/// The first `len` bytes of a bulk area as the source of a file write.
+struct BulkSource<'a> {
+    area: &'a dyn BulkArea,
+    len: usize,
+}
+
+impl DataSource for BulkSource<'_> {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn take(&self, offset: usize, dst: &mut [u8]) {
+        self.area.read(offset, dst);
+    }
+}
+
+/// The first `len` bytes of a bulk area as the destination of a file read.
+struct BulkSink<'a> {
+    area: &'a mut dyn BulkArea,
+    len: usize,
+}
+
+impl DataSink for BulkSink<'_> {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn put(&mut self, offset: usize, src: &[u8]) {
+        self.area.write(offset, src);
+    }
+    fn zero(&mut self, mut offset: usize, mut len: usize) {
+        const ZEROS: [u8; 4096] = [0; 4096];
+        while len > 0 {
+            let n = len.min(ZEROS.len());
+            self.area.write(offset, &ZEROS[..n]);
+            offset += n;
+            len -= n;
+        }
+    }
 }
 
 /// A decoded request: header plus borrowed paths and payload.
@@ -95,12 +150,9 @@ pub struct Executor<'a> {
 }
 
 impl Executor<'_> {
-    /// Runs one request. `bulk` is a private copy of the channel's bulk area
-    /// (a `Write`'s payload already copied in). The encoded reply replaces the
-    /// contents of `reply`. Returns how many bytes at the start of `bulk` the
-    /// reply refers to (read data, directory entries): the caller copies them
-    /// to the shared bulk area.
-    pub fn execute(&self, req: &Request<'_>, bulk: &mut [u8], reply: &mut Vec<u8>) -> usize {
+    /// Runs one request with the channel's bulk area; the encoded reply
+    /// replaces the contents of `reply`.
+    pub fn execute(&self, req: &Request<'_>, bulk: &mut dyn BulkArea, reply: &mut Vec<u8>) {
         let result = match Op::from_u32(req.head.op) {
             Some(op) => self.dispatch(op, req, bulk),
             None => Err(err(libc::ENOSYS)),
@@ -111,10 +163,6 @@ impl Executor<'_> {
             Err(ResolveError::Escaped) => ESCAPED,
         };
         let out = result.unwrap_or_default();
-        let bulk_out = match Op::from_u32(req.head.op) {
-            Some(op) if op.gives_bulk() && status == 0 => out.v0 as usize,
-            _ => 0,
-        };
         reply.clear();
         let attr = out.attr.map(|a| wire_attr(&a));
         let attr_len = if attr.is_some() { size_of::<WireAttr>() } else { 0 };
@@ -131,10 +179,9 @@ impl Executor<'_> {
             reply.extend_from_slice(bytes_of(a));
         }
         reply.extend_from_slice(&out.payload);
-        bulk_out
     }
 
-    fn dispatch(&self, op: Op, req: &Request<'_>, bulk: &mut [u8]) -> OpResult {
+    fn dispatch(&self, op: Op, req: &Request<'_>, bulk: &mut dyn BulkArea) -> OpResult {
         let h = &req.head;
         match op {
             Op::Stat => self.stat(req),
@@ -150,20 +197,16 @@ impl Executor<'_> {
             Op::Read => {
                 let fh = self.client.check(h.fh, HandleKind::File)?;
                 let len = bulk_len(h.b, bulk)?;
-                let n = self.store.read(fh, h.a, &mut bulk[..len])?;
+                let n = self.store.read_into(fh, h.a, &mut BulkSink { area: bulk, len })?;
                 Ok(Outcome { v0: n as u64, ..Outcome::default() })
             }
             Op::Write => {
                 let fh = self.client.check(h.fh, HandleKind::File)?;
                 let len = bulk_len(h.b, bulk)?;
-                let data = &bulk[..len];
-                let c = &self.client.creds;
+                let data = BulkSource { area: bulk, len };
                 // The client's current O_APPEND (fcntl may have changed it).
-                let written = if h.flags as i32 & libc::O_APPEND != 0 {
-                    self.store.append(c, fh, data)?
-                } else {
-                    self.store.write(c, fh, h.a, data)?
-                };
+                let append = h.flags as i32 & libc::O_APPEND != 0;
+                let written = self.store.write_from(&self.client.creds, fh, h.a, &data, append)?;
                 self.kernel.inode_changed(self.store.handle_ino(fh)?);
                 Ok(Outcome { v0: written.len as u64, v1: written.offset, ..Outcome::default() })
             }
@@ -266,15 +309,16 @@ impl Executor<'_> {
                     return Err(err(libc::ERANGE));
                 }
                 if room > 0 {
-                    bulk[..value.len()].copy_from_slice(&value);
+                    bulk.write(0, &value);
                 }
                 // With no room the caller only asked for the size.
                 Ok(Outcome { v0: value.len() as u64, ..Outcome::default() })
             }
             Op::Setxattr => {
                 let ino = self.xattr_target(req)?;
-                let len = bulk_len(h.b, bulk)?;
-                self.store.setxattr(&self.client.creds, ino, req.path2, &bulk[..len], h.a as i32)?;
+                let mut value = vec![0; bulk_len(h.b, bulk)?];
+                bulk.read(0, &mut value);
+                self.store.setxattr(&self.client.creds, ino, req.path2, &value, h.a as i32)?;
                 self.kernel.inode_changed(ino);
                 Ok(Outcome::default())
             }
@@ -422,18 +466,18 @@ impl Executor<'_> {
         Ok(self.walk(h.fh, req.path, follow)?.found()?.ino)
     }
 
-    fn readdir(&self, h: &ReqHeader, bulk: &mut [u8]) -> OpResult {
+    fn readdir(&self, h: &ReqHeader, bulk: &mut dyn BulkArea) -> OpResult {
         let fh = self.client.check(h.fh, HandleKind::Dir)?;
         // The client asks for at most `b` bytes (0: as much as fits).
         let limit = match usize::try_from(h.b) {
             Ok(0) | Err(_) => bulk.len(),
             Ok(b) => b.min(bulk.len()),
         };
-        let bulk = &mut bulk[..limit];
         let (mut used, mut count) = (0usize, 0u64);
+        let mut rec = [0u8; DirEntryHeader::record_len(NAME_MAX)];
         self.store.readdir(fh, h.a, |e| {
             let len = DirEntryHeader::record_len(e.name.len());
-            if used + len > bulk.len() {
+            if used + len > limit {
                 return false;
             }
             let head = DirEntryHeader {
@@ -443,11 +487,11 @@ impl Executor<'_> {
                 name_len: e.name.len() as u16,
                 ..DirEntryHeader::default()
             };
-            let rec = &mut bulk[used..used + len];
             let hl = size_of::<DirEntryHeader>();
             rec[..hl].copy_from_slice(bytes_of(&head));
             rec[hl..hl + e.name.len()].copy_from_slice(e.name);
-            rec[hl + e.name.len()..].fill(0);
+            rec[hl + e.name.len()..len].fill(0);
+            bulk.write(used, &rec[..len]);
             used += len;
             count += 1;
             true
@@ -535,7 +579,7 @@ fn with_attr(attr: Attr) -> Outcome {
 }
 
 /// A bulk transfer length, checked against the bulk area.
-fn bulk_len(requested: u64, bulk: &[u8]) -> Result<usize, ResolveError> {
+fn bulk_len(requested: u64, bulk: &dyn BulkArea) -> Result<usize, ResolveError> {
     usize::try_from(requested).ok().filter(|&n| n <= bulk.len()).ok_or(err(libc::EINVAL))
 }
 
@@ -591,6 +635,18 @@ mod tests {
         }
         fn entry_changed(&self, parent: Ino, name: &[u8]) {
             self.0.borrow_mut().push(format!("entry {parent}/{}", String::from_utf8_lossy(name)));
+        }
+    }
+
+    impl BulkArea for Vec<u8> {
+        fn len(&self) -> usize {
+            Vec::len(self)
+        }
+        fn read(&self, offset: usize, dst: &mut [u8]) {
+            dst.copy_from_slice(&self[offset..offset + dst.len()]);
+        }
+        fn write(&mut self, offset: usize, src: &[u8]) {
+            self[offset..offset + src.len()].copy_from_slice(src);
         }
     }
 

@@ -27,12 +27,12 @@ use std::time::Duration;
 
 use fuser::{INodeNo, Notifier};
 use inode_store::{Ino, Store};
-use proto::{bytes_of, decode, Hello, HelloReply, Op, ReqHeader, HELLO_MAGIC, MAX_REPLY, MAX_REQUEST};
+use proto::{bytes_of, decode, Hello, HelloReply, HELLO_MAGIC, MAX_REPLY, MAX_REQUEST};
 use shm_ring::{Config, Region, WaitPolicy};
 
 use crate::client::{Client, Clients};
 use crate::creds;
-use crate::exec::{Executor, KernelCache, Request};
+use crate::exec::{BulkArea, Executor, KernelCache, Request};
 use crate::sock::{self, Listener};
 
 /// How long a new connection may take to say hello.
@@ -207,6 +207,30 @@ fn serve_one(listener: &Arc<Listener>, shared: &Arc<Shared>) -> bool {
     true
 }
 
+/// The channel's bulk area in shared memory, for the executor: every copy
+/// is a raw, bounds-checked copy (`shm_ring::Bulk`), so bytes the client
+/// changes concurrently are at worst garbage in its own file, never UB.
+struct SharedBulk<'a, 'r>(&'a mut shm_ring::Bulk<'r>);
+
+impl BulkArea for SharedBulk<'_, '_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn read(&self, offset: usize, dst: &mut [u8]) {
+        // The executor checked the range; an error here would only mean a
+        // bug, and zeros are a safe answer.
+        if self.0.read(offset, dst).is_err() {
+            dst.fill(0);
+        }
+    }
+
+    fn write(&mut self, offset: usize, src: &[u8]) {
+        // The executor checked the range.
+        let _ = self.0.write(offset, src);
+    }
+}
+
 /// Moves the calling thread to `SCHED_IDLE` (runs only when a core is
 /// otherwise idle) or back to the normal policy.
 fn set_idle_priority(idle: bool) {
@@ -312,7 +336,6 @@ fn serve_channel(
     };
     let mut msg = vec![0u8; MAX_REQUEST];
     let mut reply = Vec::with_capacity(MAX_REPLY);
-    let mut data = vec![0u8; end.bulk.len()];
     loop {
         let n = match end.requests.recv(&mut msg, &mut alive) {
             Ok(n) => n,
@@ -322,16 +345,7 @@ fn serve_channel(
         };
         end.requests.set_policy(REQUEST_WAIT);
         let req = Request::parse(&msg[..n]).map_err(|_| ChannelError::Malformed)?;
-        let head: ReqHeader = req.header();
-        if Op::from_u32(head.op).is_some_and(Op::takes_bulk) {
-            // Copy the payload out of shared memory before the store sees it.
-            let len = (head.b as usize).min(data.len());
-            end.bulk.read(0, &mut data[..len]).map_err(|_| ChannelError::Malformed)?;
-        }
-        let bulk_out = exec.execute(&req, &mut data, &mut reply);
-        if bulk_out > 0 {
-            end.bulk.write(0, &data[..bulk_out]).map_err(|_| ChannelError::Malformed)?;
-        }
+        exec.execute(&req, &mut SharedBulk(&mut end.bulk), &mut reply);
         shared.counters.requests.fetch_add(1, Ordering::Relaxed);
         match end.responses.send(&[&reply], &mut alive) {
             Ok(()) => {}

@@ -7,6 +7,7 @@
 //! count in `st_blocks` but, as on tmpfs, SEEK_DATA / SEEK_HOLE and
 //! copy_file_range treat them as holes.
 
+use crate::io::{DataSink, DataSource};
 use std::collections::BTreeMap;
 
 use crate::pool::{Block, BlockPool};
@@ -43,27 +44,25 @@ impl FileData {
     }
 
     /// Copies bytes at `off` into `buf`; returns the count (short only at EOF).
-    pub(crate) fn read_at(&self, off: u64, buf: &mut [u8]) -> usize {
-        if off >= self.size || buf.is_empty() {
+    pub(crate) fn read_at(&self, off: u64, buf: &mut (impl DataSink + ?Sized)) -> usize {
+        if off >= self.size || buf.len() == 0 {
             return 0;
         }
         let len = (self.size - off).min(buf.len() as u64) as usize;
-        let buf = &mut buf[..len];
         let end = off + len as u64;
         let mut pos = off;
         for (&bi, blk) in self.blocks.range(off / BS..=(end - 1) / BS) {
             let bstart = bi * BS;
             if bstart > pos {
-                buf[(pos - off) as usize..(bstart - off) as usize].fill(0);
+                buf.zero((pos - off) as usize, (bstart - pos) as usize);
                 pos = bstart;
             }
             let bo = (pos - bstart) as usize;
             let n = (BS - bo as u64).min(end - pos) as usize;
-            let at = (pos - off) as usize;
-            buf[at..at + n].copy_from_slice(&blk.block.bytes()[bo..bo + n]);
+            buf.put((pos - off) as usize, &blk.block.bytes()[bo..bo + n]);
             pos += n as u64;
         }
-        buf[(pos - off) as usize..].fill(0);
+        buf.zero((pos - off) as usize, (end - pos) as usize);
         len
     }
 
@@ -71,13 +70,30 @@ impl FileData {
     /// out midway, keeps what fit and returns the short count; ENOSPC if
     /// nothing fit. The caller has checked `off + data.len()` against the
     /// maximum file size.
-    pub(crate) fn write_at(&mut self, pool: &BlockPool, off: u64, data: &[u8]) -> Result<usize> {
+    pub(crate) fn write_at(
+        &mut self,
+        pool: &BlockPool,
+        off: u64,
+        data: &(impl DataSource + ?Sized),
+    ) -> Result<usize> {
+        self.write_prefix(pool, off, data, data.len())
+    }
+
+    /// [`FileData::write_at`] of the first `len` bytes of `data`.
+    pub(crate) fn write_prefix(
+        &mut self,
+        pool: &BlockPool,
+        off: u64,
+        data: &(impl DataSource + ?Sized),
+        len: usize,
+    ) -> Result<usize> {
+        let len = len.min(data.len());
         let mut done = 0usize;
-        while done < data.len() {
+        while done < len {
             let pos = off + done as u64;
             let bi = pos / BS;
             let bo = (pos % BS) as usize;
-            let n = (BLOCK_SIZE - bo).min(data.len() - done);
+            let n = (BLOCK_SIZE - bo).min(len - done);
             let blk = match self.blocks.entry(bi) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(v) => {
@@ -92,7 +108,7 @@ impl FileData {
                 }
             };
             blk.written = true;
-            blk.block.bytes_mut()[bo..bo + n].copy_from_slice(&data[done..done + n]);
+            data.take(done, &mut blk.block.bytes_mut()[bo..bo + n]);
             done += n;
         }
         self.size = self.size.max(off + done as u64);
@@ -251,11 +267,11 @@ mod tests {
     fn sparse_write_reads_zeros_in_hole() {
         let pool = BlockPool::new(100);
         let mut f = FileData::default();
-        assert_eq!(f.write_at(&pool, 3 * BS + 10, b"abc").unwrap(), 3);
+        assert_eq!(f.write_at(&pool, 3 * BS + 10, &b"abc"[..]).unwrap(), 3);
         assert_eq!(f.size, 3 * BS + 13);
         assert_eq!(f.block_count(), 1);
         let mut buf = vec![0xFFu8; (4 * BS) as usize];
-        let n = f.read_at(0, &mut buf);
+        let n = f.read_at(0, &mut buf[..]);
         assert_eq!(n as u64, 3 * BS + 13);
         assert!(buf[..(3 * BS + 10) as usize].iter().all(|&b| b == 0));
         assert_eq!(&buf[(3 * BS + 10) as usize..n], b"abc");
@@ -267,12 +283,12 @@ mod tests {
     fn truncate_down_then_up_exposes_zeros() {
         let pool = BlockPool::new(100);
         let mut f = FileData::default();
-        f.write_at(&pool, 0, &[7u8; 3 * BLOCK_SIZE]).unwrap();
+        f.write_at(&pool, 0, &[7u8; 3 * BLOCK_SIZE][..]).unwrap();
         f.truncate(&pool, 100);
         assert_eq!(f.block_count(), 1);
         f.truncate(&pool, 2 * BS);
         let mut buf = vec![1u8; 2 * BLOCK_SIZE];
-        assert_eq!(f.read_at(0, &mut buf), 2 * BLOCK_SIZE);
+        assert_eq!(f.read_at(0, &mut buf[..]), 2 * BLOCK_SIZE);
         assert!(buf[..100].iter().all(|&b| b == 7));
         assert!(buf[100..].iter().all(|&b| b == 0));
         f.free_all(&pool);

@@ -63,12 +63,14 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod file;
+mod io;
 mod perm;
 mod pool;
 mod store;
 #[cfg(test)]
 mod tests;
 
+pub use crate::io::{DataSink, DataSource};
 pub use store::Store;
 
 /// Inode number.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::file::FileData;
+use crate::io::{DataSink, DataSource};
 use crate::perm::{Owner, R, S_ISGID, S_ISUID, S_ISVTX, S_IXGRP, W, X};
 use crate::pool::BlockPool;
 use crate::{
@@ -1369,6 +1370,12 @@ impl Store {
     /// Reads at `offset`; short only at EOF. Takes no tree lock and only the
     /// file's read lock; allocates nothing.
     pub fn read(&self, fh: Fh, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        self.read_into(fh, offset, buf)
+    }
+
+    /// [`Store::read`] into any [`DataSink`] (e.g. shared memory), with no
+    /// intermediate buffer.
+    pub fn read_into(&self, fh: Fh, offset: u64, buf: &mut (impl DataSink + ?Sized)) -> Result<usize> {
         let (node, readable, _, _) = self.handle(fh)?;
         if node.kind == FileKind::Directory {
             return Err(Errno::EISDIR);
@@ -1389,17 +1396,26 @@ impl Store {
     /// Writes at `offset` (at EOF for O_APPEND handles). A write that runs
     /// out of space midway returns the short count; ENOSPC if nothing fit.
     pub fn write(&self, c: &Creds, fh: Fh, offset: u64, data: &[u8]) -> Result<Written> {
-        self.write_inner(c, fh, offset, data, false)
+        self.write_from(c, fh, offset, data, false)
     }
 
     /// Writes at the end of the file, atomically with respect to other
     /// writers, whatever the handle's open flags (`O_APPEND` set later with
     /// `fcntl(F_SETFL)`).
     pub fn append(&self, c: &Creds, fh: Fh, data: &[u8]) -> Result<Written> {
-        self.write_inner(c, fh, 0, data, true)
+        self.write_from(c, fh, 0, data, true)
     }
 
-    fn write_inner(&self, c: &Creds, fh: Fh, offset: u64, data: &[u8], force_append: bool) -> Result<Written> {
+    /// [`Store::write`] (or, with `append`, [`Store::append`]) from any
+    /// [`DataSource`] (e.g. shared memory), with no intermediate buffer.
+    pub fn write_from(
+        &self,
+        c: &Creds,
+        fh: Fh,
+        offset: u64,
+        data: &(impl DataSource + ?Sized),
+        force_append: bool,
+    ) -> Result<Written> {
         let (node, _, writable, append) = self.handle(fh)?;
         let append = append || force_append;
         if !writable {
@@ -1421,7 +1437,7 @@ impl Store {
             st.perm &= !kill;
             st.ctime = now;
         }
-        let n = st.file.write_at(&self.pool, offset, &data[..len])?;
+        let n = st.file.write_prefix(&self.pool, offset, data, len)?;
         st.mtime = now;
         st.ctime = now;
         Ok(Written { offset, len: n })

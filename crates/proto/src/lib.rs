@@ -194,17 +194,6 @@ pub enum Op {
 }
 
 impl Op {
-    /// Whether the request's payload waits in the bulk area (`b` bytes):
-    /// the daemon copies it out before executing.
-    pub fn takes_bulk(self) -> bool {
-        matches!(self, Op::Write | Op::Setxattr)
-    }
-
-    /// Whether a successful reply leaves `v0` bytes of data in the bulk area.
-    pub fn gives_bulk(self) -> bool {
-        matches!(self, Op::Read | Op::Readdir | Op::Getxattr | Op::Listxattr)
-    }
-
     /// Decodes an opcode read from untrusted memory.
     pub fn from_u32(v: u32) -> Option<Op> {
         use Op::*;

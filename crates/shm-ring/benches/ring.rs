@@ -89,8 +89,8 @@ fn ping_pong(policy: WaitPolicy, n: usize) -> (f64, f64) {
 
 fn uds_ping_pong(n: usize) -> (f64, f64) {
     let mut sv = [0i32; 2];
-    // SAFETY: valid array of two fds.
     assert_eq!(
+        // SAFETY: valid array of two fds.
         unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, sv.as_mut_ptr()) },
         0
     );

@@ -103,10 +103,15 @@
 //! only if the doorbell says someone sleeps, so there is no syscall while
 //! both sides spin. Shared futexes only (no `FUTEX_PRIVATE_FLAG`). The
 //! memory-ordering argument that makes lost wakeups impossible is in the
-//! `doorbell` module source; `tests/loom.rs` model-checks it with loom
-//! (`RUSTFLAGS="--cfg loom" cargo test -p shm-ring --test loom --release`),
-//! and `tests/channel.rs` stress-tests it across processes with a liveness
-//! hook that fails the test if any wait ever needed a slice timeout.
+//! `doorbell` module source. `tests/loom.rs` model-checks the crate's own
+//! doorbell functions with loom
+//! (`RUSTFLAGS="--cfg loom" cargo test -p shm-ring --test loom --release`):
+//! one message, and a full round trip both ways, pass; a two-message model
+//! is `#[ignore]`d because loom 0.7 reports a deadlock in a schedule that
+//! C11's SeqCst-fence rule forbids (explained at the test). The sleep-mode
+//! ping-pong stress tests (in-process and across processes) cover that
+//! schedule for real: a liveness hook fails them if any wait ever needed a
+//! slice timeout.
 //!
 //! Either side can close a ring ([`Producer::close`], [`Consumer::close`],
 //! also on drop): the flag is published like an index and the peer is
@@ -135,6 +140,8 @@
 #![warn(missing_docs, unreachable_pub)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
+// MSRV is 1.85 (workspace rust-version); `is_multiple_of` is 1.87+.
+#![allow(clippy::manual_is_multiple_of)]
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
 mod doorbell;

@@ -3,6 +3,9 @@
 //! (the test harness is multi-threaded, so malloc may be locked at fork) and
 //! leave with `_exit`.
 
+// MSRV is 1.85 (workspace rust-version); `is_multiple_of` is 1.87+.
+#![allow(clippy::manual_is_multiple_of)]
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
