@@ -190,3 +190,29 @@ fn kernel_changes_are_seen_through_the_fast_path_at_once() {
     cmd.arg(&f).env("LD_PRELOAD", &lib);
     assert!(!run_timeout(&mut cmd, RUN).status.success(), "read a deleted file");
 }
+
+#[test]
+fn redirections_share_offsets_like_the_kernel() {
+    let test = "redirections_share_offsets_like_the_kernel";
+    let Some(lib) = preload_or_skip(test) else { return };
+    let bt = BtfuseGuard::new("16M");
+    let tmp = TmpfsGuard::new("16M");
+    // A shell reads part of a file through a dup'd fd, a child continues
+    // from the shared offset; appends through several fds interleave.
+    let script = "printf 'one\\ntwo\\nthree\\n' > f; exec 3<f; read -r a <&3; echo \"read:$a\"; \
+                  cat <&3; exec 4>>f; echo four >&4; (echo five; echo six >&4) >&4; \
+                  dd if=f bs=3 skip=1 count=2 status=none; echo; cat f";
+    let on = |dir: &Path, preload: Option<&str>| {
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c").arg(script).current_dir(dir);
+        if let Some(lib) = preload {
+            cmd.env("LD_PRELOAD", lib);
+        }
+        let out = run_timeout(&mut cmd, RUN);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let reference = on(tmp.path(), None);
+    assert!(reference.starts_with("read:one\ntwo\nthree\n"), "{reference}");
+    assert_eq!(on(bt.path(), Some(&lib)), reference);
+}

@@ -19,6 +19,13 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 /// OFD kind bit in `Ofd::flags` (beside the open flags): a directory.
 pub const KIND_DIR: u32 = 1 << 31;
 
+/// OFD kind bit: the fd number is a real kernel fd on the same file (on the
+/// FUSE mount), so every call the library does not catch works on it; the
+/// data calls it does catch still go through the fast path, at the kernel
+/// fd's offset, which stays authoritative. Used for stdin/stdout/stderr,
+/// which glibc's stdio and exec'd children use behind the library's back.
+pub const KIND_KERNEL: u32 = 1 << 30;
+
 /// One open file description.
 #[derive(Debug)]
 pub struct Ofd {
@@ -56,6 +63,11 @@ impl Ofd {
             path_slot: AtomicU32::new(0),
             pos_lock: AtomicU32::new(0),
         }
+    }
+
+    /// Whether the fd number is a real kernel fd ([`KIND_KERNEL`]).
+    pub fn is_kernel_backed(&self) -> bool {
+        self.flags.load(Ordering::Relaxed) & KIND_KERNEL != 0
     }
 
     /// Whether this OFD describes a directory.
@@ -242,6 +254,12 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
     }
 
     /// Calls `f(fd)` for every fd that is ours in `lo..=hi`.
+    /// The OFD index `fd` maps to right now (no reference taken).
+    pub fn index_of(&self, fd: i32) -> Option<u32> {
+        let v = self.map.get(fd as u32 as usize)?.load(Ordering::Acquire);
+        v.checked_sub(1)
+    }
+
     pub fn for_each_in(&self, lo: u32, hi: u32, mut f: impl FnMut(i32)) {
         let end = (self.high.load(Ordering::Relaxed) as u64).min(hi as u64 + 1);
         let mut fd = lo as u64;

@@ -245,20 +245,20 @@ fn iov1(buf: *mut c_void, n: size_t) -> [libc::iovec; 1] {
 }
 
 fn read_ours(f: &ops::FileRef, iov: &[libc::iovec]) -> ops::R<usize> {
-    f.with_pos(|pos| {
-        let off = pos.load(Ordering::Relaxed);
+    f.with_pos(|_| {
+        let off = f.position()?;
         let n = f.pread(iov, off)?;
-        pos.store(off + n as u64, Ordering::Relaxed);
+        f.set_position(off + n as u64)?;
         Ok(n)
     })
 }
 
 fn write_ours(f: &ops::FileRef, iov: &[libc::iovec]) -> ops::R<usize> {
     let append = f.ofd().flags.load(Ordering::Relaxed) & libc::O_APPEND as u32 != 0;
-    f.with_pos(|pos| {
-        let off = pos.load(Ordering::Relaxed);
+    f.with_pos(|_| {
+        let off = f.position()?;
         let (n, end) = f.pwrite(iov, off, append)?;
-        pos.store(end, Ordering::Relaxed);
+        f.set_position(end)?;
         Ok(n)
     })
 }
@@ -447,6 +447,12 @@ fn lseek_ours(f: &ops::FileRef, off: i64, whence: c_int) -> ops::R<i64> {
 #[no_mangle]
 pub unsafe extern "C" fn lseek(fd: c_int, off: off_t, whence: c_int) -> off_t {
     match ops::file(fd) {
+        // A kernel-backed fd's offset lives in the kernel.
+        Some(Ok(f)) if f.kernel_backed() => {
+            drop(f);
+            // SAFETY: forwards the caller's arguments.
+            unsafe { real::lseek()(fd, off, whence) }
+        }
         None => {
             // SAFETY: forwards the caller's arguments.
             unsafe { real::lseek()(fd, off, whence) }
@@ -523,19 +529,27 @@ pub unsafe extern "C" fn copy_file_range(
     };
     let result = (|| {
         let (oin, oout) = (explicit(offin)?, explicit(offout)?);
-        let pos_in = oin.unwrap_or_else(|| input.ofd().offset.load(Ordering::Relaxed));
-        let pos_out = oout.unwrap_or_else(|| output.ofd().offset.load(Ordering::Relaxed));
+        let pos_in = match oin {
+            Some(p) => p,
+            None => input.position()?,
+        };
+        let pos_out = match oout {
+            Some(p) => p,
+            None => output.position()?,
+        };
         let n = input.copy_to(pos_in, &output, pos_out, len)?;
-        let advance = |p: *mut off64_t, explicit: Option<u64>, ofd: &crate::fdtable::Ofd, pos: u64| {
+        let advance = |p: *mut off64_t, explicit: Option<u64>, f: &ops::FileRef, pos: u64| {
             let new = pos + n as u64;
             match explicit {
                 // SAFETY: checked non-null above.
                 Some(_) => unsafe { *p = new as off64_t },
-                None => ofd.offset.store(new, Ordering::Relaxed),
+                None => {
+                    let _ = f.set_position(new);
+                }
             }
         };
-        advance(offin, oin, input.ofd(), pos_in);
-        advance(offout, oout, output.ofd(), pos_out);
+        advance(offin, oin, &input, pos_in);
+        advance(offout, oout, &output, pos_out);
         Ok(n)
     })();
     match result {
@@ -1317,19 +1331,16 @@ unsafe fn dup3_impl(old: c_int, new: c_int, flags: c_int, real: impl FnOnce() ->
     }
     if (0..=2).contains(&new) {
         // stdin/stdout/stderr are used by glibc's stdio and by exec'd
-        // children, neither of which goes through our hooks: give them a
-        // real kernel fd on the FUSE mount (same file, flags and offset).
-        ops::put(r);
-        let prev = FDS.remove(new);
-        let res = ops::migrate_to(old, new, flags);
-        if let Some(p) = prev {
-            ops::put(p);
+        // children, neither of which goes through our hooks: the file
+        // becomes kernel-backed first (a real kernel fd on the FUSE mount,
+        // shared offset), then is duplicated like any kernel fd.
+        if let Err(e) = ops::upgrade(old) {
+            ops::put(r);
+            return match e {
+                Fail::Errno(e) => err(e),
+                Fail::Real => err(libc::EIO),
+            };
         }
-        return match res {
-            Ok(n) => ok(saved, n),
-            Err(Fail::Errno(e)) => err(e),
-            Err(Fail::Real) => err(libc::EIO),
-        };
     }
     match sys::dup3(old, new, flags) {
         Ok(n) => {
@@ -1375,6 +1386,17 @@ unsafe fn fcntl_impl(fd: c_int, cmd: c_int, arg: usize, real: impl FnOnce() -> c
         Err(Fail::Real) => return err(libc::EIO),
     };
     let o = f.ofd();
+    if f.kernel_backed() && !matches!(cmd, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC) {
+        // A real kernel fd: the kernel answers (locks included); mirror
+        // O_APPEND, which the fast path's writes honour.
+        let r = real();
+        if r >= 0 && cmd == libc::F_SETFL {
+            let append = libc::O_APPEND as u32;
+            let want = if arg as c_int & libc::O_APPEND != 0 { append } else { 0 };
+            let _ = o.flags.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |fl| Some(fl & !append | want));
+        }
+        return r;
+    }
     match cmd {
         libc::F_GETFL => {
             let fl = o.flags.load(Ordering::Relaxed) & !crate::fdtable::KIND_DIR;

@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicI32, Ordering};
 use proto::{Op, ReqHeader, RespHeader, SetAttrReq, WireAttr, WireStatFs, PATH_MAX};
 
 use crate::channel::{self, ChanError, REPLY_BUF};
-use crate::fdtable::{OfdInit, OfdRef, KIND_DIR};
+use crate::fdtable::{KIND_KERNEL, OfdInit, OfdRef, KIND_DIR};
 use crate::path::{self, Comps};
 use crate::state::{self, FDS};
 use crate::sys;
@@ -490,6 +490,73 @@ pub(crate) fn migrate_to(fd: c_int, new: c_int, flags: c_int) -> R<c_int> {
     res
 }
 
+/// Makes the open file description behind `fd` kernel-backed
+/// ([`KIND_KERNEL`]): every fd number sharing it becomes a duplicate of one
+/// new kernel fd on the same file through the FUSE mount (same access mode,
+/// append flag and offset; each fd keeps its close-on-exec flag), so they
+/// keep sharing one offset, now kept by the kernel, and everything the
+/// library does not catch (stdio, exec'd and forked children, mmap, locks)
+/// works on them. The data calls it catches keep using the fast path.
+pub(crate) fn upgrade(fd: c_int) -> R<()> {
+    let Some(r) = FDS.get(fd) else { return Err(Fail::Errno(libc::EBADF)) };
+    let res = upgrade_ofd(r.idx);
+    put(r);
+    res
+}
+
+fn upgrade_ofd(idx: u32) -> R<()> {
+    let o = FDS.ofd(idx);
+    if o.is_kernel_backed() {
+        return Ok(());
+    }
+    let path = state::dirpath(o.path_slot.load(Ordering::Relaxed)).ok_or(Fail::Errno(libc::ENOMEM))?;
+    let mut buf = [0u8; PATH_MAX + 1];
+    buf.get_mut(..path.len()).ok_or(Fail::Errno(libc::ENAMETOOLONG))?.copy_from_slice(path);
+    let fl = o.flags.load(Ordering::Relaxed) as c_int;
+    let oflags = if o.is_dir() {
+        libc::O_RDONLY | libc::O_DIRECTORY
+    } else {
+        fl & (libc::O_ACCMODE | libc::O_APPEND | libc::O_NONBLOCK)
+    };
+    let k = sys::sc!(libc::SYS_openat, libc::AT_FDCWD, buf.as_ptr(), oflags | libc::O_CLOEXEC, 0)
+        .map_err(Fail::Errno)? as c_int;
+    if !o.is_dir() {
+        let _ = sys::sc!(libc::SYS_lseek, k, o.offset.load(Ordering::Relaxed) as i64, libc::SEEK_SET);
+    }
+    let mut failed = None;
+    FDS.for_each_in(0, u32::MAX, |n| {
+        if FDS.index_of(n) != Some(idx) {
+            return;
+        }
+        let cloexec = match sys::fcntl(n, libc::F_GETFD, 0) {
+            Ok(v) if v & libc::FD_CLOEXEC != 0 => libc::O_CLOEXEC,
+            _ => 0,
+        };
+        if let Err(e) = sys::dup3(k, n, cloexec) {
+            failed = Some(e);
+        }
+    });
+    sys::close(k);
+    if let Some(e) = failed {
+        return Err(Fail::Errno(e));
+    }
+    o.flags.fetch_or(KIND_KERNEL, Ordering::Relaxed);
+    Ok(())
+}
+
+/// `pthread_atfork` prepare handler: makes every fast-path fd
+/// kernel-backed, so parent and child share open files and offsets through
+/// the kernel as POSIX requires (the child cannot use the parent's daemon
+/// handles). A file already kernel-backed costs nothing; failures leave an
+/// fd to [`migrate_inherited`] in the child.
+pub(crate) extern "C" fn upgrade_all_before_fork() {
+    let saved = sys::errno();
+    FDS.for_each_in(0, u32::MAX, |n| {
+        let _ = upgrade(n);
+    });
+    sys::set_errno(saved);
+}
+
 fn release(mount: usize, fh: u64) {
     let mut h = req(Op::Release, 0);
     h.fh = fh;
@@ -501,6 +568,8 @@ fn release(mount: usize, fh: u64) {
 /// Validated view of one of our fds for a data call.
 pub(crate) struct FileRef {
     pub(crate) r: OfdRef,
+    /// The fd number it was reached by.
+    pub(crate) fd: c_int,
     pub(crate) mount: usize,
     pub(crate) fh: u64,
     pub(crate) flags: u32,
@@ -518,6 +587,17 @@ impl Drop for FileRef {
 /// it like any other kernel fd. The parent's handle is left alone. (The
 /// offset is copied, not shared: the compatibility work may share it.)
 fn migrate_inherited(fd: c_int) -> R<()> {
+    if FDS.get(fd).is_some_and(|r| {
+        let kernel = FDS.ofd(r.idx).is_kernel_backed();
+        put(r);
+        kernel
+    }) {
+        // Already a kernel fd: just forget the parent's handle.
+        if let Some(r) = FDS.remove(fd) {
+            put(r);
+        }
+        return Ok(());
+    }
     let cloexec = match sys::fcntl(fd, libc::F_GETFD, 0) {
         Ok(v) if v & libc::FD_CLOEXEC != 0 => libc::O_CLOEXEC,
         Ok(_) => 0,
@@ -545,6 +625,7 @@ pub(crate) fn file(fd: c_int) -> Option<R<FileRef>> {
         };
     }
     let f = FileRef {
+        fd,
         mount: o.mount.load(Ordering::Relaxed) as usize,
         fh: o.handle.load(Ordering::Relaxed),
         flags: o.flags.load(Ordering::Relaxed),
@@ -565,6 +646,31 @@ impl FileRef {
     }
     pub(crate) fn ofd(&self) -> &'static crate::fdtable::Ofd {
         FDS.ofd(self.r.idx)
+    }
+
+    /// Whether the fd is a real kernel fd whose offset is authoritative.
+    pub(crate) fn kernel_backed(&self) -> bool {
+        self.flags & KIND_KERNEL != 0
+    }
+
+    /// The file offset: the kernel fd's for kernel-backed fds (stdio may
+    /// have moved it), else the OFD's.
+    pub(crate) fn position(&self) -> R<u64> {
+        if self.kernel_backed() {
+            let p = sys::sc!(libc::SYS_lseek, self.fd, 0i64, libc::SEEK_CUR).map_err(Fail::Errno)?;
+            return Ok(p as u64);
+        }
+        Ok(self.ofd().offset.load(Ordering::Relaxed))
+    }
+
+    /// Moves the file offset (see [`FileRef::position`]).
+    pub(crate) fn set_position(&self, pos: u64) -> R<()> {
+        if self.kernel_backed() {
+            sys::sc!(libc::SYS_lseek, self.fd, pos as i64, libc::SEEK_SET).map_err(Fail::Errno)?;
+            return Ok(());
+        }
+        self.ofd().offset.store(pos, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Runs `f` with the OFD's offset lock (bounded spin: a signal handler

@@ -204,7 +204,9 @@ fn init_inner() -> bool {
     }
     refresh_cwd();
     // SAFETY: registering a plain function; pthread_atfork is not hooked.
-    unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
+    unsafe {
+        libc::pthread_atfork(Some(crate::ops::upgrade_all_before_fork), None, Some(after_fork_child))
+    };
     true
 }
 
