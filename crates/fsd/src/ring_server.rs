@@ -23,7 +23,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fuser::{INodeNo, Notifier};
 use inode_store::{Ino, Store};
@@ -41,14 +41,29 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bulk area per channel: the largest read or write in one round trip.
 pub const BULK_BYTES: u64 = 4 << 20;
 
-/// How the serving thread waits for the next request: spin briefly (an
-/// active client sends its next request within microseconds), then sleep on
-/// the doorbell, checking every slice that the client still lives.
-const REQUEST_WAIT: WaitPolicy = WaitPolicy::spinning(50_000).with_sleep_slice_ns(200_000_000);
+/// How long the serving thread spins for the next request: four times the
+/// client's last pause between a reply and its next request, within these
+/// bounds, then it sleeps on the doorbell. A client in a tight loop (pauses
+/// of a few µs) finds its server awake without keeping a core busy after
+/// it stops; a fixed long spin (measured) takes a core from the next
+/// processes of a shell loop, a fixed short one misses a client that
+/// pauses a little.
+const SPIN_MIN_NS: u64 = 15_000;
+const SPIN_MAX_NS: u64 = 200_000;
+
+/// Liveness is checked after every sleep slice of this length.
+const SLEEP_SLICE_NS: u64 = 200_000_000;
+
+/// The wait for the next request, given the client's last pause (`None`
+/// when the server had to sleep for it: the client is not in a loop).
+fn request_wait(last_pause_ns: Option<u64>) -> WaitPolicy {
+    let spin = last_pause_ns.map_or(SPIN_MIN_NS, |p| p.saturating_mul(4).clamp(SPIN_MIN_NS, SPIN_MAX_NS));
+    WaitPolicy::spinning(spin).with_sleep_slice_ns(SLEEP_SLICE_NS)
+}
 
 /// Before the first request, sleep at once: the client is still mapping the
 /// channel, and on 2 cores a spinning daemon thread would only delay it.
-const FIRST_REQUEST_WAIT: WaitPolicy = WaitPolicy::SLEEP.with_sleep_slice_ns(200_000_000);
+const FIRST_REQUEST_WAIT: WaitPolicy = WaitPolicy::SLEEP.with_sleep_slice_ns(SLEEP_SLICE_NS);
 
 /// Counters for `btfuse stats` and tests.
 #[derive(Default)]
@@ -337,13 +352,16 @@ fn serve_channel(
     let mut msg = vec![0u8; MAX_REQUEST];
     let mut reply = Vec::with_capacity(MAX_REPLY);
     loop {
+        let waiting = Instant::now();
         let n = match end.requests.recv(&mut msg, &mut alive) {
             Ok(n) => n,
             Err(shm_ring::RecvError::Corrupt) => return Err(ChannelError::Corrupt),
             Err(shm_ring::RecvError::BufferTooSmall { .. }) => return Err(ChannelError::Malformed),
             Err(_) => return Err(ChannelError::Gone),
         };
-        end.requests.set_policy(REQUEST_WAIT);
+        let pause = waiting.elapsed().as_nanos() as u64;
+        let spun = end.requests.policy().spin_ns;
+        end.requests.set_policy(request_wait((pause <= spun).then_some(pause)));
         let req = Request::parse(&msg[..n]).map_err(|_| ChannelError::Malformed)?;
         exec.execute(&req, &mut SharedBulk(&mut end.bulk), &mut reply);
         shared.counters.requests.fetch_add(1, Ordering::Relaxed);

@@ -380,12 +380,14 @@ fn handshake(sock: i32, addr: &libc::sockaddr_un, len: u32) -> Option<Conn> {
     Some(Conn { end, region, sock, daemon_pid: reply.daemon_pid as i32, seq: 0 })
 }
 
-/// How a caller waits for its reply (or for ring space): spin briefly (the
-/// daemon answers in microseconds), then sleep on the doorbell, checking
-/// after every slice that the daemon still lives. (Yielding instead of
-/// spinning was measured: it hands the core away for ~80 µs per call.)
+/// How a caller waits for its reply (or for ring space): spin (the daemon
+/// answers in microseconds once awake, and waking a sleeping daemon thread
+/// on an idle CPU takes ~50-60 µs in a VM), then sleep on the doorbell,
+/// checking after every slice that the daemon still lives. (Yielding
+/// instead of spinning was measured: it hands the core away for ~80 µs per
+/// call.)
 const REPLY_WAIT: shm_ring::WaitPolicy = shm_ring::WaitPolicy {
-    spin_ns: 50_000,
+    spin_ns: 100_000,
     yield_ns: 0,
     sleep_slice_ns: 100_000_000,
     timeout_ns: None,

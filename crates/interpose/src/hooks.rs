@@ -1443,11 +1443,106 @@ unsafe fn fcntl_impl(fd: c_int, cmd: c_int, arg: usize, real: impl FnOnce() -> c
                 }
             }
         }
-        // Record locks, leases, notifications, pipe sizes, seals...: not
-        // served on a fast-path fd yet (issue 6 migrates the fd to the
-        // kernel first). A clear error, never a silent success.
-        _ => err(libc::ENOTSUP),
+        // Record locks, leases, notifications, ...: the kernel's business.
+        // The file becomes kernel-backed, then the kernel answers.
+        _ => {
+            drop(f);
+            match ops::upgrade(fd) {
+                Ok(()) => real(),
+                Err(Fail::Errno(e)) => err(e),
+                Err(Fail::Real) => err(libc::EIO),
+            }
+        }
     }
+}
+
+// ---- calls only the kernel can serve ---------------------------------------
+//
+// mmap, locks, ioctl, sendfile, splice on a fast-path fd: the file first
+// becomes kernel-backed (a real kernel fd on the FUSE mount, same offset,
+// see `ops::upgrade`), then the real function runs on it. The data calls the
+// library catches keep using the fast path afterwards.
+
+/// Makes `fd` kernel-backed if it is a fast-path fd; `Err(errno)` if that
+/// fails (the call must not run on the placeholder).
+fn kernel_fd(fd: c_int) -> Result<(), c_int> {
+    if !FDS.is_ours(fd) {
+        return Ok(());
+    }
+    match ops::upgrade(fd) {
+        Ok(()) => Ok(()),
+        Err(Fail::Errno(e)) => Err(e),
+        Err(Fail::Real) => Err(libc::EIO),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mmap(addr: *mut c_void, len: size_t, prot: c_int, flags: c_int, fd: c_int, off: off_t) -> *mut c_void {
+    if flags & libc::MAP_ANONYMOUS == 0 {
+        if let Err(e) = kernel_fd(fd) {
+            set_errno(e);
+            return libc::MAP_FAILED;
+        }
+    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::mmap()(addr, len, prot, flags, fd, off) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mmap64(addr: *mut c_void, len: size_t, prot: c_int, flags: c_int, fd: c_int, off: off64_t) -> *mut c_void {
+    // SAFETY: off_t is 64-bit on the supported targets.
+    unsafe { mmap(addr, len, prot, flags, fd, off) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn flock(fd: c_int, op: c_int) -> c_int {
+    if let Err(e) = kernel_fd(fd) {
+        return err(e);
+    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::flock()(fd, op) }
+}
+
+/// `ioctl(fd, request, arg)`: the one optional argument is pointer-sized on
+/// every request programs use, so it is passed on as such.
+#[no_mangle]
+pub unsafe extern "C" fn ioctl(fd: c_int, req: libc::c_ulong, arg: *mut c_void) -> c_int {
+    if let Err(e) = kernel_fd(fd) {
+        return err(e);
+    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::ioctl()(fd, req, arg) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn sendfile(out: c_int, inp: c_int, off: *mut off_t, n: size_t) -> ssize_t {
+    if let Err(e) = kernel_fd(out).and_then(|()| kernel_fd(inp)) {
+        return err(e);
+    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::sendfile()(out, inp, off, n) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn sendfile64(out: c_int, inp: c_int, off: *mut off64_t, n: size_t) -> ssize_t {
+    // SAFETY: off_t is 64-bit on the supported targets.
+    unsafe { sendfile(out, inp, off, n) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn splice(
+    fd_in: c_int,
+    off_in: *mut off64_t,
+    fd_out: c_int,
+    off_out: *mut off64_t,
+    len: size_t,
+    flags: c_uint,
+) -> ssize_t {
+    if let Err(e) = kernel_fd(fd_in).and_then(|()| kernel_fd(fd_out)) {
+        return err(e);
+    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::splice()(fd_in, off_in, fd_out, off_out, len, flags) }
 }
 
 #[no_mangle]

@@ -140,6 +140,11 @@ reals! {
     posix_fadvise64(c_int, off64_t, off64_t, c_int) -> c_int;
     copy_file_range(c_int, *mut off64_t, c_int, *mut off64_t, size_t, c_uint) -> ssize_t;
     fallocate(c_int, c_int, off_t, off_t) -> c_int;
+    mmap(*mut c_void, size_t, c_int, c_int, c_int, off_t) -> *mut c_void;
+    flock(c_int, c_int) -> c_int;
+    ioctl(c_int, libc::c_ulong, *mut c_void) -> c_int;
+    sendfile(c_int, c_int, *mut off_t, size_t) -> ssize_t;
+    splice(c_int, *mut off64_t, c_int, *mut off64_t, size_t, c_uint) -> ssize_t;
     posix_fallocate(c_int, off_t, off_t) -> c_int;
     umask(mode_t) -> mode_t;
     fclose(*mut libc::FILE) -> c_int;
