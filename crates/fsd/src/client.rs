@@ -34,7 +34,11 @@ pub struct Client {
 
 impl Client {
     fn new(pid: u32, creds: Creds) -> Client {
-        Client { pid, creds, handles: Mutex::new(HashMap::new()) }
+        Client {
+            pid,
+            creds,
+            handles: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Records a handle opened for this client.
@@ -54,7 +58,11 @@ impl Client {
 
     /// Kind of an owned handle.
     pub fn kind(&self, fh: u64) -> Result<HandleKind, Errno> {
-        self.handles.lock().get(&fh).copied().ok_or(Errno(libc::EBADF))
+        self.handles
+            .lock()
+            .get(&fh)
+            .copied()
+            .ok_or(Errno(libc::EBADF))
     }
 
     /// Forgets a handle and releases it in the store.
@@ -64,7 +72,7 @@ impl Client {
     }
 
     /// Number of handles held.
-    pub fn open_handles(&self) -> usize {
+    fn open_handles(&self) -> usize {
         self.handles.lock().len()
     }
 
@@ -142,7 +150,9 @@ mod tests {
         let a2 = clients.join(10, Creds::root());
         let b = clients.join(11, Creds::root());
         assert!(Arc::ptr_eq(&a1, &a2));
-        let (_, fh) = store.create(&a1.creds, ROOT_INO, b"f", 0o644, libc::O_RDWR).unwrap();
+        let (_, fh) = store
+            .create(&a1.creds, ROOT_INO, b"f", 0o644, libc::O_RDWR)
+            .unwrap();
         a1.adopt(fh, HandleKind::File);
         assert_eq!(a2.check(fh.0, HandleKind::File), Ok(fh));
         assert_eq!(b.check(fh.0, HandleKind::File), Err(Errno(libc::EBADF)));
@@ -158,7 +168,14 @@ mod tests {
     fn a_credential_change_starts_a_new_client() {
         let clients = Clients::default();
         let root = clients.join(10, Creds::root());
-        let user = clients.join(10, Creds { uid: 1000, gid: 1000, groups: vec![] });
+        let user = clients.join(
+            10,
+            Creds {
+                uid: 1000,
+                gid: 1000,
+                groups: vec![],
+            },
+        );
         assert!(!Arc::ptr_eq(&root, &user));
         assert_eq!(user.creds.uid, 1000);
     }

@@ -51,6 +51,8 @@ pub enum DaemonError {
     Background(String),
     /// Serving ended with an error.
     Serve(io::Error),
+    /// The daemon did not answer a statistics query.
+    Stats(PathBuf, io::Error),
 }
 
 impl fmt::Display for DaemonError {
@@ -58,16 +60,27 @@ impl fmt::Display for DaemonError {
         match self {
             DaemonError::Mountpoint(p, e) => write!(f, "cannot mount on {}: {e}", p.display()),
             DaemonError::AlreadyMounted(p) => {
-                write!(f, "cannot mount on {}: something is already mounted there", p.display())
+                write!(
+                    f,
+                    "cannot mount on {}: something is already mounted there",
+                    p.display()
+                )
             }
             DaemonError::NotBtfuse(p) => write!(f, "{} is not a btfuse mount", p.display()),
             DaemonError::Mount(p, e) => write!(f, "mounting {} failed: {e}", p.display()),
             DaemonError::Umount(p, e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                write!(f, "cannot unmount {}: target is busy (try --lazy)", p.display())
+                write!(
+                    f,
+                    "cannot unmount {}: target is busy (try --lazy)",
+                    p.display()
+                )
             }
             DaemonError::Umount(p, e) => write!(f, "cannot unmount {}: {e}", p.display()),
             DaemonError::Background(msg) => write!(f, "daemon failed to start: {msg}"),
             DaemonError::Serve(e) => write!(f, "serving failed: {e}"),
+            DaemonError::Stats(p, e) => {
+                write!(f, "no statistics from the daemon of {}: {e}", p.display())
+            }
         }
     }
 }
@@ -76,7 +89,9 @@ impl std::error::Error for DaemonError {}
 
 /// Worker threads when `--threads` is not given.
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get()).max(2)
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(2)
 }
 
 /// Canonical, existing directory that nothing is mounted on yet.
@@ -102,7 +117,9 @@ pub fn mount(args: &MountArgs) -> Result<(), DaemonError> {
     // SAFETY: no other thread exists yet (argument parsing is single-threaded),
     // so the child may run arbitrary code after fork.
     match unsafe { libc::fork() } {
-        -1 => Err(DaemonError::Background(io::Error::last_os_error().to_string())),
+        -1 => Err(DaemonError::Background(
+            io::Error::last_os_error().to_string(),
+        )),
         0 => {
             drop(read_end);
             // SAFETY: setsid has no memory-safety preconditions.
@@ -171,7 +188,13 @@ fn start_ring_server(
     let mount = mountinfo::mount_at(mountpoint)
         .filter(|m| m.fstype == FSTYPE)
         .ok_or_else(|| io::Error::other("mount not found in /proc/self/mountinfo"))?;
-    RingServer::start(store, mountpoint, (mount.major, mount.minor), &run_dir(), session.notifier())
+    RingServer::start(
+        store,
+        mountpoint,
+        (mount.major, mount.minor),
+        &run_dir(),
+        session.notifier(),
+    )
 }
 
 fn mount_session(
@@ -182,7 +205,8 @@ fn mount_session(
     // Signals are taken by one dedicated thread with sigwait; block them
     // before any thread starts so every thread inherits the mask.
     block_shutdown_signals();
-    let fuse = mount_fuse(mountpoint).map_err(|e| DaemonError::Mount(mountpoint.to_path_buf(), e))?;
+    let fuse =
+        mount_fuse(mountpoint).map_err(|e| DaemonError::Mount(mountpoint.to_path_buf(), e))?;
     let mut config = Config::default();
     config.acl = SessionACL::All;
     config.n_threads = Some(args.threads);
@@ -210,15 +234,26 @@ fn mount_fuse(mountpoint: &Path) -> io::Result<OwnedFd> {
     );
     let c = |s: &[u8]| std::ffi::CString::new(s).map_err(io::Error::other);
     let (source, fstype) = (c(b"btfuse")?, c(FSTYPE.as_bytes())?);
-    let (target, data) = (c(mountpoint.as_os_str().as_bytes())?, c(options.as_bytes())?);
+    let (target, data) = (
+        c(mountpoint.as_os_str().as_bytes())?,
+        c(options.as_bytes())?,
+    );
     // SAFETY: all pointers are NUL-terminated strings that outlive the call.
     let ret = unsafe {
-        libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, data.as_ptr().cast())
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            data.as_ptr().cast(),
+        )
     };
     if ret != 0 {
         let e = io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::EPERM) {
-            return Err(io::Error::other("permission denied: mounting btfuse needs root"));
+            return Err(io::Error::other(
+                "permission denied: mounting btfuse needs root",
+            ));
         }
         return Err(e);
     }
@@ -227,7 +262,10 @@ fn mount_fuse(mountpoint: &Path) -> io::Result<OwnedFd> {
 
 /// Each fast-path channel holds a socket and a memfd: allow many clients.
 fn raise_fd_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `lim` is a valid rlimit for both calls.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
@@ -291,7 +329,9 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), DaemonError> {
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 writes.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(DaemonError::Background(io::Error::last_os_error().to_string()));
+        return Err(DaemonError::Background(
+            io::Error::last_os_error().to_string(),
+        ));
     }
     // SAFETY: pipe2 succeeded, so both descriptors are open and ours alone.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
@@ -300,11 +340,17 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), DaemonError> {
 /// Parent side of `--background`: a NUL byte means ready, text is an error,
 /// EOF means the child died.
 fn wait_ready(read_end: OwnedFd) -> Result<(), DaemonError> {
-    let mut pfd = libc::pollfd { fd: read_end.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: read_end.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: `pfd` is a valid pollfd array of length 1.
     let n = unsafe { libc::poll(&mut pfd, 1, READY_TIMEOUT.as_millis() as i32) };
     if n == 0 {
-        return Err(DaemonError::Background("timed out waiting for the mount".into()));
+        return Err(DaemonError::Background(
+            "timed out waiting for the mount".into(),
+        ));
     }
     let mut msg = Vec::new();
     File::from(read_end)
@@ -312,8 +358,12 @@ fn wait_ready(read_end: OwnedFd) -> Result<(), DaemonError> {
         .map_err(|e| DaemonError::Background(e.to_string()))?;
     match msg.first() {
         Some(0) => Ok(()),
-        Some(_) => Err(DaemonError::Background(String::from_utf8_lossy(&msg).into_owned())),
-        None => Err(DaemonError::Background("the daemon exited during start-up".into())),
+        Some(_) => Err(DaemonError::Background(
+            String::from_utf8_lossy(&msg).into_owned(),
+        )),
+        None => Err(DaemonError::Background(
+            "the daemon exited during start-up".into(),
+        )),
     }
 }
 
@@ -339,4 +389,16 @@ pub fn umount(path: &Path, lazy: bool) -> Result<(), DaemonError> {
         return Err(DaemonError::NotBtfuse(canonical));
     }
     unmount(&canonical, lazy).map_err(|e| DaemonError::Umount(canonical, e))
+}
+
+/// `btfuse stats`: asks the daemon of a btfuse mount for its statistics.
+pub fn stats(path: &Path) -> Result<String, DaemonError> {
+    let canonical = path
+        .canonicalize()
+        .map_err(|e| DaemonError::Mountpoint(path.to_path_buf(), e))?;
+    let mount = mountinfo::mount_at(&canonical)
+        .filter(|m| m.fstype == FSTYPE)
+        .ok_or_else(|| DaemonError::NotBtfuse(canonical.clone()))?;
+    let socket = crate::ring_server::socket_path(&run_dir(), (mount.major, mount.minor));
+    crate::ring_server::query_stats(&socket).map_err(|e| DaemonError::Stats(canonical, e))
 }

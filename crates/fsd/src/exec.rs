@@ -113,12 +113,12 @@ impl<'a> Request<'a> {
         }
         let (path, rest) = body.split_at(p1);
         let (path2, payload) = rest.split_at(p2);
-        Ok(Request { head, path, path2, payload })
-    }
-
-    /// The fixed header.
-    pub fn header(&self) -> ReqHeader {
-        self.head
+        Ok(Request {
+            head,
+            path,
+            path2,
+            payload,
+        })
     }
 }
 
@@ -165,7 +165,11 @@ impl Executor<'_> {
         let out = result.unwrap_or_default();
         reply.clear();
         let attr = out.attr.map(|a| wire_attr(&a));
-        let attr_len = if attr.is_some() { size_of::<WireAttr>() } else { 0 };
+        let attr_len = if attr.is_some() {
+            size_of::<WireAttr>()
+        } else {
+            0
+        };
         let head = RespHeader {
             status,
             seq: req.head.seq,
@@ -197,8 +201,13 @@ impl Executor<'_> {
             Op::Read => {
                 let fh = self.client.check(h.fh, HandleKind::File)?;
                 let len = bulk_len(h.b, bulk)?;
-                let n = self.store.read_into(fh, h.a, &mut BulkSink { area: bulk, len })?;
-                Ok(Outcome { v0: n as u64, ..Outcome::default() })
+                let n = self
+                    .store
+                    .read_into(fh, h.a, &mut BulkSink { area: bulk, len })?;
+                Ok(Outcome {
+                    v0: n as u64,
+                    ..Outcome::default()
+                })
             }
             Op::Write => {
                 let fh = self.client.check(h.fh, HandleKind::File)?;
@@ -206,15 +215,22 @@ impl Executor<'_> {
                 let data = BulkSource { area: bulk, len };
                 // The client's current O_APPEND (fcntl may have changed it).
                 let append = h.flags as i32 & libc::O_APPEND != 0;
-                let written = self.store.write_from(&self.client.creds, fh, h.a, &data, append)?;
+                let written = self
+                    .store
+                    .write_from(&self.client.creds, fh, h.a, &data, append)?;
                 self.kernel.inode_changed(self.store.handle_ino(fh)?);
-                Ok(Outcome { v0: written.len as u64, v1: written.offset, ..Outcome::default() })
+                Ok(Outcome {
+                    v0: written.len as u64,
+                    v1: written.offset,
+                    ..Outcome::default()
+                })
             }
             Op::Readdir => self.readdir(h, bulk),
             Op::Access => {
                 let follow = h.flags as i32 & libc::AT_SYMLINK_NOFOLLOW == 0;
                 let attr = self.walk(h.fh, req.path, follow)?.found()?;
-                self.store.access(&self.client.creds, attr.ino, h.a as i32)?;
+                self.store
+                    .access(&self.client.creds, attr.ino, h.a as i32)?;
                 Ok(Outcome::default())
             }
             Op::Readlink => {
@@ -222,18 +238,25 @@ impl Executor<'_> {
                 if attr.kind != FileKind::Symlink {
                     return Err(err(libc::EINVAL));
                 }
-                Ok(Outcome { payload: self.store.readlink(attr.ino)?, ..Outcome::default() })
+                Ok(Outcome {
+                    payload: self.store.readlink(attr.ino)?,
+                    ..Outcome::default()
+                })
             }
             Op::Mkdir => {
                 let r = self.new_entry(h.fh, req.path, true)?;
-                let attr = self.store.mkdir(&self.client.creds, r.parent, &r.name, h.a as u32)?;
+                let attr = self
+                    .store
+                    .mkdir(&self.client.creds, r.parent, &r.name, h.a as u32)?;
                 self.kernel.inode_changed(r.parent);
                 Ok(with_attr(attr))
             }
             Op::Mknod => {
                 let r = self.new_entry(h.fh, req.path, false)?;
                 let (mode, rdev) = (h.a as u32, h.b as u32);
-                let attr = self.store.mknod(&self.client.creds, r.parent, &r.name, mode, rdev)?;
+                let attr = self
+                    .store
+                    .mknod(&self.client.creds, r.parent, &r.name, mode, rdev)?;
                 self.kernel.inode_changed(r.parent);
                 Ok(with_attr(attr))
             }
@@ -242,7 +265,9 @@ impl Executor<'_> {
                     return Err(err(libc::ENOENT));
                 }
                 let r = self.new_entry(h.fh, req.path, false)?;
-                let attr = self.store.symlink(&self.client.creds, r.parent, &r.name, req.path2)?;
+                let attr = self
+                    .store
+                    .symlink(&self.client.creds, r.parent, &r.name, req.path2)?;
                 self.kernel.inode_changed(r.parent);
                 Ok(with_attr(attr))
             }
@@ -268,7 +293,9 @@ impl Executor<'_> {
                 let follow = h.flags as i32 & libc::AT_SYMLINK_FOLLOW != 0;
                 let old = self.walk(h.fh, req.path, follow)?.found()?;
                 let new = self.new_entry(h.fh2, req.path2, false)?;
-                let attr = self.store.link(&self.client.creds, old.ino, new.parent, &new.name)?;
+                let attr = self
+                    .store
+                    .link(&self.client.creds, old.ino, new.parent, &new.name)?;
                 self.kernel.inode_changed(old.ino);
                 self.kernel.inode_changed(new.parent);
                 Ok(with_attr(attr))
@@ -282,7 +309,10 @@ impl Executor<'_> {
             }
             Op::Lseek => {
                 let fh = self.client.check(h.fh, HandleKind::File)?;
-                Ok(Outcome { v0: self.store.lseek(fh, h.a, h.flags as i32)?, ..Outcome::default() })
+                Ok(Outcome {
+                    v0: self.store.lseek(fh, h.a, h.flags as i32)?,
+                    ..Outcome::default()
+                })
             }
             Op::Fallocate => {
                 let fh = self.client.check(h.fh, HandleKind::File)?;
@@ -293,9 +323,14 @@ impl Executor<'_> {
             Op::CopyFileRange => {
                 let from = self.client.check(h.fh, HandleKind::File)?;
                 let to = self.client.check(h.fh2, HandleKind::File)?;
-                let n = self.store.copy_file_range(&self.client.creds, from, h.a, to, h.b, h.c)?;
+                let n = self
+                    .store
+                    .copy_file_range(&self.client.creds, from, h.a, to, h.b, h.c)?;
                 self.kernel.inode_changed(self.store.handle_ino(to)?);
-                Ok(Outcome { v0: n as u64, ..Outcome::default() })
+                Ok(Outcome {
+                    v0: n as u64,
+                    ..Outcome::default()
+                })
             }
             Op::Getxattr | Op::Listxattr => {
                 let ino = self.xattr_target(req)?;
@@ -312,13 +347,17 @@ impl Executor<'_> {
                     bulk.write(0, &value);
                 }
                 // With no room the caller only asked for the size.
-                Ok(Outcome { v0: value.len() as u64, ..Outcome::default() })
+                Ok(Outcome {
+                    v0: value.len() as u64,
+                    ..Outcome::default()
+                })
             }
             Op::Setxattr => {
                 let ino = self.xattr_target(req)?;
                 let mut value = vec![0; bulk_len(h.b, bulk)?];
                 bulk.read(0, &mut value);
-                self.store.setxattr(&self.client.creds, ino, req.path2, &value, h.a as i32)?;
+                self.store
+                    .setxattr(&self.client.creds, ino, req.path2, &value, h.a as i32)?;
                 self.kernel.inode_changed(ino);
                 Ok(Outcome::default())
             }
@@ -341,7 +380,10 @@ impl Executor<'_> {
                     frsize: s.frsize,
                     _pad: 0,
                 };
-                Ok(Outcome { payload: bytes_of(&w).to_vec(), ..Outcome::default() })
+                Ok(Outcome {
+                    payload: bytes_of(&w).to_vec(),
+                    ..Outcome::default()
+                })
             }
         }
     }
@@ -362,7 +404,11 @@ impl Executor<'_> {
     }
 
     fn walk(&self, base: u64, path: &[u8], follow: bool) -> Result<Resolved, ResolveError> {
-        self.resolve(base, path, if follow { Last::Follow } else { Last::NoFollow })
+        self.resolve(
+            base,
+            path,
+            if follow { Last::Follow } else { Last::NoFollow },
+        )
     }
 
     /// Resolves a path naming an entry to remove or rename (never follows).
@@ -372,7 +418,14 @@ impl Executor<'_> {
 
     fn resolve(&self, base: u64, path: &[u8], last: Last) -> Result<Resolved, ResolveError> {
         let base = self.base(base)?;
-        resolve(self.store, &self.client.creds, base, path, last, self.mount_path)
+        resolve(
+            self.store,
+            &self.client.creds,
+            base,
+            path,
+            last,
+            self.mount_path,
+        )
     }
 
     /// Resolves the parent of an entry about to be created: `EEXIST` if the
@@ -398,7 +451,11 @@ impl Executor<'_> {
         let h = &req.head;
         let flags = h.flags as i32;
         if req.path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
-            let ino = if h.fh == 0 { ROOT_INO } else { self.handle_ino(h.fh)? };
+            let ino = if h.fh == 0 {
+                ROOT_INO
+            } else {
+                self.handle_ino(h.fh)?
+            };
             return Ok(with_attr(self.store.getattr(ino)?));
         }
         let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
@@ -427,7 +484,11 @@ impl Executor<'_> {
                 let (attr, fh) = self.store.create(c, r.parent, &r.name, h.a as u32, flags)?;
                 self.client.adopt(fh, HandleKind::File);
                 self.kernel.inode_changed(r.parent);
-                return Ok(Outcome { v0: fh.0, attr: Some(attr), ..Outcome::default() });
+                return Ok(Outcome {
+                    v0: fh.0,
+                    attr: Some(attr),
+                    ..Outcome::default()
+                });
             }
             Err(e) => return Err(e.into()),
         };
@@ -451,7 +512,11 @@ impl Executor<'_> {
         };
         self.client.adopt(fh, kind);
         let attr = self.store.getattr(attr.ino)?;
-        Ok(Outcome { v0: fh.0, attr: Some(attr), ..Outcome::default() })
+        Ok(Outcome {
+            v0: fh.0,
+            attr: Some(attr),
+            ..Outcome::default()
+        })
     }
 
     /// The inode an xattr request names: a path, or a handle with
@@ -496,19 +561,23 @@ impl Executor<'_> {
             count += 1;
             true
         })?;
-        Ok(Outcome { v0: used as u64, v1: count, ..Outcome::default() })
+        Ok(Outcome {
+            v0: used as u64,
+            v1: count,
+            ..Outcome::default()
+        })
     }
 
     fn rename(&self, req: &Request<'_>) -> OpResult {
         let h = &req.head;
         let flags = h.flags;
-        let known = (libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) as u32;
+        let known = libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE;
         if flags & !known != 0 {
             return Err(err(libc::EINVAL));
         }
         let flags = inode_store::RenameFlags {
-            noreplace: flags & libc::RENAME_NOREPLACE as u32 != 0,
-            exchange: flags & libc::RENAME_EXCHANGE as u32 != 0,
+            noreplace: flags & libc::RENAME_NOREPLACE != 0,
+            exchange: flags & libc::RENAME_EXCHANGE != 0,
         };
         let old = self.walk_entry(h.fh, req.path)?;
         let new = self.walk_entry(h.fh2, req.path2)?;
@@ -518,7 +587,11 @@ impl Executor<'_> {
             return Err(err(libc::EBUSY));
         }
         if dots(&new) {
-            return Err(err(if flags.noreplace { libc::EEXIST } else { libc::EBUSY }));
+            return Err(err(if flags.noreplace {
+                libc::EEXIST
+            } else {
+                libc::EBUSY
+            }));
         }
         let moved = old.found()?;
         if moved.kind != FileKind::Directory
@@ -527,7 +600,14 @@ impl Executor<'_> {
             return Err(err(libc::ENOTDIR));
         }
         let replaced = new.target.ok();
-        self.store.rename(&self.client.creds, old.parent, &old.name, new.parent, &new.name, flags)?;
+        self.store.rename(
+            &self.client.creds,
+            old.parent,
+            &old.name,
+            new.parent,
+            &new.name,
+            flags,
+        )?;
         self.removed(old.parent, &old.name, moved.ino);
         if let Some(r) = replaced {
             self.removed(new.parent, &new.name, r.ino);
@@ -575,12 +655,18 @@ impl Executor<'_> {
 }
 
 fn with_attr(attr: Attr) -> Outcome {
-    Outcome { attr: Some(attr), ..Outcome::default() }
+    Outcome {
+        attr: Some(attr),
+        ..Outcome::default()
+    }
 }
 
 /// A bulk transfer length, checked against the bulk area.
 fn bulk_len(requested: u64, bulk: &dyn BulkArea) -> Result<usize, ResolveError> {
-    usize::try_from(requested).ok().filter(|&n| n <= bulk.len()).ok_or(err(libc::EINVAL))
+    usize::try_from(requested)
+        .ok()
+        .filter(|&n| n <= bulk.len())
+        .ok_or(err(libc::EINVAL))
 }
 
 fn dt_type(kind: FileKind) -> u8 {
@@ -634,7 +720,9 @@ mod tests {
             self.0.borrow_mut().push(format!("inode {ino}"));
         }
         fn entry_changed(&self, parent: Ino, name: &[u8]) {
-            self.0.borrow_mut().push(format!("entry {parent}/{}", String::from_utf8_lossy(name)));
+            self.0
+                .borrow_mut()
+                .push(format!("entry {parent}/{}", String::from_utf8_lossy(name)));
         }
     }
 
@@ -671,19 +759,62 @@ mod tests {
         fn new() -> Fixture {
             let store = Store::new(16 << 20);
             let root = Creds::root();
-            store.setattr(&root, ROOT_INO, &SetAttr { mode: Some(0o1777), ..SetAttr::default() }, None).unwrap();
-            Fixture { store, clients: Clients::default(), kernel: Recorder::default(), bulk: vec![0; 1 << 20] }
+            store
+                .setattr(
+                    &root,
+                    ROOT_INO,
+                    &SetAttr {
+                        mode: Some(0o1777),
+                        ..SetAttr::default()
+                    },
+                    None,
+                )
+                .unwrap();
+            Fixture {
+                store,
+                clients: Clients::default(),
+                kernel: Recorder::default(),
+                bulk: vec![0; 1 << 20],
+            }
         }
 
         /// Runs a request as `client`: (status, header, payload).
-        fn call(&mut self, client: &Client, op: Op, head: ReqHeader, path: &[u8], path2: &[u8]) -> (i32, RespHeader, Vec<u8>) {
-            self.call_with(client, ReqHeader { op: op as u32, ..head }, path, path2, &[])
+        fn call(
+            &mut self,
+            client: &Client,
+            op: Op,
+            head: ReqHeader,
+            path: &[u8],
+            path2: &[u8],
+        ) -> (i32, RespHeader, Vec<u8>) {
+            self.call_with(
+                client,
+                ReqHeader {
+                    op: op as u32,
+                    ..head
+                },
+                path,
+                path2,
+                &[],
+            )
         }
 
-        fn call_with(&mut self, client: &Client, head: ReqHeader, path: &[u8], path2: &[u8], payload: &[u8]) -> (i32, RespHeader, Vec<u8>) {
+        fn call_with(
+            &mut self,
+            client: &Client,
+            head: ReqHeader,
+            path: &[u8],
+            path2: &[u8],
+            payload: &[u8],
+        ) -> (i32, RespHeader, Vec<u8>) {
             let m = msg(head, path, path2, payload);
             let req = Request::parse(&m).unwrap();
-            let exec = Executor { store: &self.store, client, mount_path: b"/mnt/x", kernel: &self.kernel };
+            let exec = Executor {
+                store: &self.store,
+                client,
+                mount_path: b"/mnt/x",
+                kernel: &self.kernel,
+            };
             let mut reply = Vec::new();
             exec.execute(&req, &mut self.bulk, &mut reply);
             let resp: RespHeader = decode(&reply).unwrap();
@@ -699,22 +830,55 @@ mod tests {
     fn write_then_read_through_handles() {
         let mut f = Fixture::new();
         let c = f.clients.join(1, Creds::root());
-        let open = ReqHeader { flags: (libc::O_CREAT | libc::O_RDWR) as u32, a: 0o644, ..h() };
+        let open = ReqHeader {
+            flags: (libc::O_CREAT | libc::O_RDWR) as u32,
+            a: 0o644,
+            ..h()
+        };
         let (st, r, _) = f.call(&c, Op::Open, open, b"dir_missing/../f", b"");
-        assert_eq!((st, r.has_attr), (-libc::ENOENT, 0), "a missing dir on the way fails like the kernel");
+        assert_eq!(
+            (st, r.has_attr),
+            (-libc::ENOENT, 0),
+            "a missing dir on the way fails like the kernel"
+        );
         let (st, r, _) = f.call(&c, Op::Open, open, b"f", b"");
         assert_eq!((st, r.has_attr), (0, 1));
         let fh = r.v0;
         f.bulk[..5].copy_from_slice(b"hello");
-        let (st, w, _) = f.call(&c, Op::Write, ReqHeader { fh, a: 3, b: 5, ..h() }, b"", b"");
+        let (st, w, _) = f.call(
+            &c,
+            Op::Write,
+            ReqHeader {
+                fh,
+                a: 3,
+                b: 5,
+                ..h()
+            },
+            b"",
+            b"",
+        );
         assert_eq!((st, w.v0, w.v1), (0, 5, 3));
         f.bulk.fill(0xff);
-        let (st, rd, _) = f.call(&c, Op::Read, ReqHeader { fh, a: 0, b: 100, ..h() }, b"", b"");
+        let (st, rd, _) = f.call(
+            &c,
+            Op::Read,
+            ReqHeader {
+                fh,
+                a: 0,
+                b: 100,
+                ..h()
+            },
+            b"",
+            b"",
+        );
         assert_eq!((st, rd.v0), (0, 8));
         assert_eq!(&f.bulk[..8], b"\0\0\0hello");
         let (st, s, payload) = f.call(&c, Op::Stat, h(), b"/mnt/x/f", b"");
         let attr: WireAttr = decode(&payload).unwrap();
-        assert_eq!((st, s.has_attr, attr.size, attr.mode), (0, 1, 8, libc::S_IFREG | 0o644));
+        assert_eq!(
+            (st, s.has_attr, attr.size, attr.mode),
+            (0, 1, 8, libc::S_IFREG | 0o644)
+        );
         assert!(f.kernel.0.borrow().iter().any(|e| e.starts_with("inode")));
         let (st, _, _) = f.call(&c, Op::Release, ReqHeader { fh, ..h() }, b"", b"");
         assert_eq!(st, 0);
@@ -727,9 +891,23 @@ mod tests {
         let mut f = Fixture::new();
         let me = f.clients.join(1, Creds::root());
         let other = f.clients.join(2, Creds::root());
-        let open = ReqHeader { flags: (libc::O_CREAT | libc::O_WRONLY) as u32, a: 0o600, ..h() };
+        let open = ReqHeader {
+            flags: (libc::O_CREAT | libc::O_WRONLY) as u32,
+            a: 0o600,
+            ..h()
+        };
         let (_, r, _) = f.call(&me, Op::Open, open, b"secret", b"");
-        let (st, _, _) = f.call(&other, Op::Read, ReqHeader { fh: r.v0, b: 1, ..h() }, b"", b"");
+        let (st, _, _) = f.call(
+            &other,
+            Op::Read,
+            ReqHeader {
+                fh: r.v0,
+                b: 1,
+                ..h()
+            },
+            b"",
+            b"",
+        );
         assert_eq!(st, -libc::EBADF);
         let (st, _, _) = f.call(&other, Op::Release, ReqHeader { fh: r.v0, ..h() }, b"", b"");
         assert_eq!(st, -libc::EBADF);
@@ -739,10 +917,30 @@ mod tests {
     fn permissions_are_the_stores() {
         let mut f = Fixture::new();
         let root = f.clients.join(1, Creds::root());
-        let user = f.clients.join(2, Creds { uid: 1000, gid: 1000, groups: vec![] });
-        let open = ReqHeader { flags: (libc::O_CREAT | libc::O_WRONLY) as u32, a: 0o600, ..h() };
+        let user = f.clients.join(
+            2,
+            Creds {
+                uid: 1000,
+                gid: 1000,
+                groups: vec![],
+            },
+        );
+        let open = ReqHeader {
+            flags: (libc::O_CREAT | libc::O_WRONLY) as u32,
+            a: 0o600,
+            ..h()
+        };
         f.call(&root, Op::Open, open, b"private", b"");
-        let (st, _, _) = f.call(&user, Op::Open, ReqHeader { flags: libc::O_RDONLY as u32, ..h() }, b"private", b"");
+        let (st, _, _) = f.call(
+            &user,
+            Op::Open,
+            ReqHeader {
+                flags: libc::O_RDONLY as u32,
+                ..h()
+            },
+            b"private",
+            b"",
+        );
         assert_eq!(st, -libc::EACCES);
         let (st, _, _) = f.call(&user, Op::Unlink, h(), b"private", b"");
         assert_eq!(st, -libc::EPERM, "sticky root directory");
@@ -760,7 +958,16 @@ mod tests {
         f.call(&c, Op::Symlink, h(), b"out", b"/etc");
         let (st, _, _) = f.call(&c, Op::Stat, h(), b"out/passwd", b"");
         assert_eq!(st, ESCAPED);
-        let (st, _, _) = f.call(&c, Op::Stat, ReqHeader { flags: libc::AT_SYMLINK_NOFOLLOW as u32, ..h() }, b"out", b"");
+        let (st, _, _) = f.call(
+            &c,
+            Op::Stat,
+            ReqHeader {
+                flags: libc::AT_SYMLINK_NOFOLLOW as u32,
+                ..h()
+            },
+            b"out",
+            b"",
+        );
         assert_eq!(st, 0, "the link itself is on the mount");
     }
 
@@ -768,9 +975,27 @@ mod tests {
     fn setattr_without_following_links() {
         let mut f = Fixture::new();
         let c = f.clients.join(1, Creds::root());
-        f.call(&c, Op::Mknod, ReqHeader { a: (libc::S_IFREG | 0o644) as u64, ..h() }, b"f", b"");
-        let times = SetAttrReq { valid: set::MTIME | set::ATIME, mtime: 1_600_000_000, atime: 1_600_000_000, ..SetAttrReq::default() };
-        let head = ReqHeader { op: Op::SetAttr as u32, flags: libc::AT_SYMLINK_NOFOLLOW as u32, ..h() };
+        f.call(
+            &c,
+            Op::Mknod,
+            ReqHeader {
+                a: (libc::S_IFREG | 0o644) as u64,
+                ..h()
+            },
+            b"f",
+            b"",
+        );
+        let times = SetAttrReq {
+            valid: set::MTIME | set::ATIME,
+            mtime: 1_600_000_000,
+            atime: 1_600_000_000,
+            ..SetAttrReq::default()
+        };
+        let head = ReqHeader {
+            op: Op::SetAttr as u32,
+            flags: libc::AT_SYMLINK_NOFOLLOW as u32,
+            ..h()
+        };
         let (st, r, payload) = f.call_with(&c, head, b"f", b"", bytes_of(&times));
         assert_eq!((st, r.has_attr), (0, 1));
         let attr: WireAttr = decode(&payload).unwrap();
@@ -798,9 +1023,27 @@ mod tests {
         f.call(&c, Op::Mkdir, ReqHeader { a: 0o755, ..h() }, b"d", b"");
         for name in [&b"b"[..], b"a", b"c"] {
             let path = [&b"d/"[..], name].concat();
-            f.call(&c, Op::Mknod, ReqHeader { a: (libc::S_IFREG | 0o644) as u64, ..h() }, &path, b"");
+            f.call(
+                &c,
+                Op::Mknod,
+                ReqHeader {
+                    a: (libc::S_IFREG | 0o644) as u64,
+                    ..h()
+                },
+                &path,
+                b"",
+            );
         }
-        let (st, r, _) = f.call(&c, Op::Open, ReqHeader { flags: (libc::O_RDONLY | libc::O_DIRECTORY) as u32, ..h() }, b"d", b"");
+        let (st, r, _) = f.call(
+            &c,
+            Op::Open,
+            ReqHeader {
+                flags: (libc::O_RDONLY | libc::O_DIRECTORY) as u32,
+                ..h()
+            },
+            b"d",
+            b"",
+        );
         assert_eq!(st, 0);
         let (st, list, _) = f.call(&c, Op::Readdir, ReqHeader { fh: r.v0, ..h() }, b"", b"");
         assert_eq!((st, list.v1), (0, 5));
@@ -809,7 +1052,9 @@ mod tests {
         while off < list.v0 as usize {
             let e: DirEntryHeader = decode(&f.bulk[off..]).unwrap();
             let start = off + size_of::<DirEntryHeader>();
-            names.push(String::from_utf8(f.bulk[start..start + e.name_len as usize].to_vec()).unwrap());
+            names.push(
+                String::from_utf8(f.bulk[start..start + e.name_len as usize].to_vec()).unwrap(),
+            );
             off += DirEntryHeader::record_len(e.name_len as usize);
         }
         assert_eq!(names, [".", "..", "a", "b", "c"]);
@@ -817,18 +1062,42 @@ mod tests {
 
     #[test]
     fn malformed_requests_are_rejected() {
-        let head = ReqHeader { op: Op::Stat as u32, path_len: 10, ..h() };
+        let head = ReqHeader {
+            op: Op::Stat as u32,
+            path_len: 10,
+            ..h()
+        };
         let mut m = bytes_of(&head).to_vec();
         m.extend_from_slice(b"short");
         assert!(matches!(Request::parse(&m), Err(Malformed::Truncated)));
-        assert!(matches!(Request::parse(&m[..10]), Err(Malformed::Truncated)));
-        let head = ReqHeader { op: Op::Stat as u32, path_len: PATH_MAX as u32 + 1, ..h() };
-        assert!(matches!(Request::parse(bytes_of(&head)), Err(Malformed::PathTooLong)));
+        assert!(matches!(
+            Request::parse(&m[..10]),
+            Err(Malformed::Truncated)
+        ));
+        let head = ReqHeader {
+            op: Op::Stat as u32,
+            path_len: PATH_MAX as u32 + 1,
+            ..h()
+        };
+        assert!(matches!(
+            Request::parse(bytes_of(&head)),
+            Err(Malformed::PathTooLong)
+        ));
         let mut f = Fixture::new();
         let c = f.clients.join(1, Creds::root());
         let (st, _, _) = f.call_with(&c, ReqHeader { op: 999, ..h() }, b"", b"", &[]);
         assert_eq!(st, -libc::ENOSYS);
-        let (st, _, _) = f.call(&c, Op::Read, ReqHeader { fh: 12345, b: u64::MAX, ..h() }, b"", b"");
+        let (st, _, _) = f.call(
+            &c,
+            Op::Read,
+            ReqHeader {
+                fh: 12345,
+                b: u64::MAX,
+                ..h()
+            },
+            b"",
+            b"",
+        );
         assert_eq!(st, -libc::EBADF);
     }
 }

@@ -18,10 +18,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
     AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType,
-    Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenFlags,
-    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
-    ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
-    TimeOrNow, WriteFlags,
+    Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use inode_store::{self as store, Attr, Creds, Fh, FileKind, SetAttr, Store, TimeSet, Timespec};
 
@@ -96,31 +95,22 @@ fn system_time(t: Timespec) -> SystemTime {
     }
 }
 
-fn timespec(t: SystemTime) -> Timespec {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => Timespec { sec: d.as_secs() as i64, nsec: d.subsec_nanos() },
-        Err(before) => {
-            let d = before.duration();
-            let (mut sec, mut nsec) = (-(d.as_secs() as i64), d.subsec_nanos());
-            if nsec > 0 {
-                sec -= 1;
-                nsec = 1_000_000_000 - nsec;
-            }
-            Timespec { sec, nsec }
-        }
-    }
-}
-
 /// A time from a kernel request. fuser 0.18 decodes a pre-epoch
 /// `(sec, nsec)` as `epoch - (|sec| + nsec)` instead of `epoch - |sec| +
 /// nsec`; this undoes that, so `utimensat` with negative times stores what
 /// the caller asked for (as tmpfs does).
 fn request_timespec(t: SystemTime) -> Timespec {
     match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => Timespec { sec: d.as_secs() as i64, nsec: d.subsec_nanos() },
+        Ok(d) => Timespec {
+            sec: d.as_secs() as i64,
+            nsec: d.subsec_nanos(),
+        },
         Err(before) => {
             let d = before.duration();
-            Timespec { sec: -(d.as_secs() as i64), nsec: d.subsec_nanos() }
+            Timespec {
+                sec: -(d.as_secs() as i64),
+                nsec: d.subsec_nanos(),
+            }
         }
     }
 }
@@ -187,7 +177,10 @@ impl Filesystem for FuseFs {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.entry(reply, self.store.lookup(&caller(req), parent.0, name.as_bytes()));
+        self.entry(
+            reply,
+            self.store.lookup(&caller(req), parent.0, name.as_bytes()),
+        );
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -254,7 +247,9 @@ impl Filesystem for FuseFs {
         reply: ReplyEntry,
     ) {
         // The kernel has already applied the umask to `mode`.
-        let result = self.store.mknod(&caller(req), parent.0, name.as_bytes(), mode, rdev);
+        let result = self
+            .store
+            .mknod(&caller(req), parent.0, name.as_bytes(), mode, rdev);
         self.entry(reply, result);
     }
 
@@ -267,15 +262,25 @@ impl Filesystem for FuseFs {
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        self.entry(reply, self.store.mkdir(&caller(req), parent.0, name.as_bytes(), mode));
+        self.entry(
+            reply,
+            self.store
+                .mkdir(&caller(req), parent.0, name.as_bytes(), mode),
+        );
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        empty(reply, self.store.unlink(&caller(req), parent.0, name.as_bytes()));
+        empty(
+            reply,
+            self.store.unlink(&caller(req), parent.0, name.as_bytes()),
+        );
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        empty(reply, self.store.rmdir(&caller(req), parent.0, name.as_bytes()));
+        empty(
+            reply,
+            self.store.rmdir(&caller(req), parent.0, name.as_bytes()),
+        );
     }
 
     fn symlink(
@@ -287,7 +292,9 @@ impl Filesystem for FuseFs {
         reply: ReplyEntry,
     ) {
         let target = target.as_os_str().as_bytes();
-        let result = self.store.symlink(&caller(req), parent.0, link_name.as_bytes(), target);
+        let result = self
+            .store
+            .symlink(&caller(req), parent.0, link_name.as_bytes(), target);
         self.entry(reply, result);
     }
 
@@ -327,7 +334,9 @@ impl Filesystem for FuseFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        let result = self.store.link(&caller(req), ino.0, newparent.0, newname.as_bytes());
+        let result = self
+            .store
+            .link(&caller(req), ino.0, newparent.0, newname.as_bytes());
         self.entry(reply, result);
     }
 
@@ -425,7 +434,12 @@ impl Filesystem for FuseFs {
         mut reply: ReplyDirectory,
     ) {
         let result = self.store.readdir(Fh(fh.0), offset, |e| {
-            let full = reply.add(INodeNo(e.ino), e.next, file_type(e.kind), OsStr::from_bytes(e.name));
+            let full = reply.add(
+                INodeNo(e.ino),
+                e.next,
+                file_type(e.kind),
+                OsStr::from_bytes(e.name),
+            );
             !full
         });
         match result {
@@ -444,7 +458,14 @@ impl Filesystem for FuseFs {
     ) {
         let result = self.store.readdir(Fh(fh.0), offset, |e| {
             let name = OsStr::from_bytes(e.name);
-            let full = reply.add(INodeNo(e.ino), e.next, name, &TTL, &file_attr(&e.attr), Generation(0));
+            let full = reply.add(
+                INodeNo(e.ino),
+                e.next,
+                name,
+                &TTL,
+                &file_attr(&e.attr),
+                Generation(0),
+            );
             // The kernel takes a lookup reference on every entry it accepts,
             // except "." and "..".
             if !full && e.name != b"." && e.name != b".." {
@@ -482,7 +503,9 @@ impl Filesystem for FuseFs {
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let s = self.store.statfs();
-        reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize);
+        reply.statfs(
+            s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
+        );
     }
 
     fn setxattr(
@@ -498,12 +521,18 @@ impl Filesystem for FuseFs {
         if position != 0 {
             return reply.error(Errno::EINVAL);
         }
-        let result = self.store.setxattr(&caller(req), ino.0, name.as_bytes(), value, flags);
+        let result = self
+            .store
+            .setxattr(&caller(req), ino.0, name.as_bytes(), value, flags);
         empty(reply, result);
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        xattr_reply(reply, size, self.store.getxattr(&caller(req), ino.0, name.as_bytes()));
+        xattr_reply(
+            reply,
+            size,
+            self.store.getxattr(&caller(req), ino.0, name.as_bytes()),
+        );
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
@@ -511,7 +540,10 @@ impl Filesystem for FuseFs {
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        empty(reply, self.store.removexattr(&caller(req), ino.0, name.as_bytes()));
+        empty(
+            reply,
+            self.store.removexattr(&caller(req), ino.0, name.as_bytes()),
+        );
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
@@ -528,11 +560,20 @@ impl Filesystem for FuseFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.store.create(&caller(req), parent.0, name.as_bytes(), mode, flags) {
+        match self
+            .store
+            .create(&caller(req), parent.0, name.as_bytes(), mode, flags)
+        {
             Ok((attr, fh)) => {
                 self.store.remember(attr.ino);
                 let attr = file_attr(&attr);
-                reply.created(&TTL, &attr, Generation(0), FileHandle(fh.0), FopenFlags::empty());
+                reply.created(
+                    &TTL,
+                    &attr,
+                    Generation(0),
+                    FileHandle(fh.0),
+                    FopenFlags::empty(),
+                );
             }
             Err(e) => reply.error(errno(e)),
         }
@@ -585,9 +626,15 @@ impl Filesystem for FuseFs {
         reply: ReplyWrite,
     ) {
         // One reply carries at most a u32 count; the kernel loops for the rest.
-        let len = len.min(u64::from(u32::MAX & !(store::BLOCK_SIZE as u32 - 1)));
-        let result =
-            self.store.copy_file_range(&caller(req), Fh(fh_in.0), offset_in, Fh(fh_out.0), offset_out, len);
+        let len = len.min(u64::from(!(store::BLOCK_SIZE as u32 - 1)));
+        let result = self.store.copy_file_range(
+            &caller(req),
+            Fh(fh_in.0),
+            offset_in,
+            Fh(fh_out.0),
+            offset_out,
+            len,
+        );
         match result {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(errno(e)),
@@ -600,22 +647,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn times_round_trip_through_system_time() {
-        for t in [
-            Timespec { sec: 0, nsec: 0 },
-            Timespec { sec: 1_700_000_000, nsec: 123_456_789 },
-            Timespec { sec: -1, nsec: 500_000_000 },
-            Timespec { sec: -86_400, nsec: 0 },
-        ] {
-            assert_eq!(timespec(system_time(t)), t);
-        }
+    fn reply_times_are_exact_before_and_after_the_epoch() {
+        let at = |sec, nsec| system_time(Timespec { sec, nsec });
+        assert_eq!(at(0, 0), UNIX_EPOCH);
+        assert_eq!(
+            at(1_700_000_000, 5),
+            UNIX_EPOCH + Duration::new(1_700_000_000, 5)
+        );
+        assert_eq!(at(-1, 500_000_000), UNIX_EPOCH - Duration::from_millis(500));
+        assert_eq!(at(-86_400, 0), UNIX_EPOCH - Duration::from_secs(86_400));
     }
 
     #[test]
     fn pre_epoch_request_times_undo_fusers_decoding() {
         // fuser turns (sec -1, nsec 999_999_995) into epoch - 1.999999995 s.
         let decoded = UNIX_EPOCH - Duration::new(1, 999_999_995);
-        assert_eq!(request_timespec(decoded), Timespec { sec: -1, nsec: 999_999_995 });
+        assert_eq!(
+            request_timespec(decoded),
+            Timespec {
+                sec: -1,
+                nsec: 999_999_995
+            }
+        );
         let after = UNIX_EPOCH + Duration::new(5, 7);
         assert_eq!(request_timespec(after), Timespec { sec: 5, nsec: 7 });
     }

@@ -57,6 +57,11 @@ enum Command {
         #[arg(long)]
         lazy: bool,
     },
+    /// Print a running daemon's statistics (store, clients, requests).
+    Stats {
+        /// The mountpoint given to `btfuse mount`.
+        mountpoint: PathBuf,
+    },
     /// Run a program with the fast path (libbtfuse.so) preloaded.
     Run {
         /// The program and its arguments.
@@ -68,11 +73,24 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Mount { mountpoint, size, background, threads } => {
-            let threads = threads.map(usize::from).unwrap_or_else(daemon::default_threads);
-            daemon::mount(&daemon::MountArgs { mountpoint, size, background, threads })
+        Command::Mount {
+            mountpoint,
+            size,
+            background,
+            threads,
+        } => {
+            let threads = threads
+                .map(usize::from)
+                .unwrap_or_else(daemon::default_threads);
+            daemon::mount(&daemon::MountArgs {
+                mountpoint,
+                size,
+                background,
+                threads,
+            })
         }
         Command::Umount { mountpoint, lazy } => daemon::umount(&mountpoint, lazy),
+        Command::Stats { mountpoint } => daemon::stats(&mountpoint).map(|text| print!("{text}")),
         Command::Run { command } => {
             let e = run::run(&command);
             eprintln!("btfuse: {e}");

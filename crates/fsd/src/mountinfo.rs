@@ -26,24 +26,22 @@ pub fn fstype_at(path: &Path) -> Option<String> {
 }
 
 fn mount_in(table: &[u8], path: &[u8]) -> Option<Mount> {
-    table
-        .split(|&b| b == b'\n')
-        .filter_map(|line| {
-            let line = std::str::from_utf8(line).ok()?;
-            let mut fields = line.split(' ');
-            let (major, minor) = fields.nth(2)?.split_once(':')?;
-            let mountpoint = fields.nth(1)?;
-            let fstype = fields.skip_while(|&f| f != "-").nth(1)?;
-            if unescape(mountpoint) != path {
-                return None;
-            }
-            Some(Mount {
-                fstype: fstype.to_string(),
-                major: major.parse().ok()?,
-                minor: minor.parse().ok()?,
-            })
+    // Later lines are mounted on top of earlier ones: search from the end.
+    table.split(|&b| b == b'\n').rev().find_map(|line| {
+        let line = std::str::from_utf8(line).ok()?;
+        let mut fields = line.split(' ');
+        let (major, minor) = fields.nth(2)?.split_once(':')?;
+        let mountpoint = fields.nth(1)?;
+        let fstype = fields.skip_while(|&f| f != "-").nth(1)?;
+        if unescape(mountpoint) != path {
+            return None;
+        }
+        Some(Mount {
+            fstype: fstype.to_string(),
+            major: major.parse().ok()?,
+            minor: minor.parse().ok()?,
         })
-        .last()
+    })
 }
 
 /// Undoes the kernel's octal escapes (`\040` for a space, ...).
@@ -52,7 +50,9 @@ fn unescape(field: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let octal = b.get(i + 1..i + 4).filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
         match (b[i], octal) {
             (b'\\', Some(d)) => {
                 out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
@@ -78,7 +78,10 @@ mod tests {
     #[test]
     fn finds_topmost_mount_with_escaped_path() {
         let top = mount_in(TABLE, b"/mnt/a b").unwrap();
-        assert_eq!((top.fstype.as_str(), top.major, top.minor), ("tmpfs", 0, 41));
+        assert_eq!(
+            (top.fstype.as_str(), top.major, top.minor),
+            ("tmpfs", 0, 41)
+        );
         assert_eq!(mount_in(TABLE, b"/").unwrap().fstype, "ext4");
         assert_eq!(mount_in(TABLE, b"/mnt"), None);
     }

@@ -80,7 +80,11 @@ pub fn resolve(
     if path.contains(&0) {
         return Err(Errno(libc::EINVAL).into());
     }
-    let mut walk = Walk { store, mount_path, links: 0 };
+    let mut walk = Walk {
+        store,
+        mount_path,
+        links: 0,
+    };
     // Remaining path, rebuilt when a symlink is spliced in.
     let (mut dir, mut rest) = if path[0] == b'/' {
         let inside = strip_mount(path, mount_path).ok_or(ResolveError::Escaped)?;
@@ -94,8 +98,17 @@ pub fn resolve(
         if name.is_empty() {
             // Only slashes (the mount root named absolutely): the base itself.
             let attr = store.getattr(dir)?;
-            let parent = if dir == ROOT_INO { ROOT_INO } else { store.lookup(creds, dir, b"..")?.ino };
-            return Ok(Resolved { parent, name: b".".to_vec(), target: Ok(attr), trailing_slash: true });
+            let parent = if dir == ROOT_INO {
+                ROOT_INO
+            } else {
+                store.lookup(creds, dir, b"..")?.ino
+            };
+            return Ok(Resolved {
+                parent,
+                name: b".".to_vec(),
+                target: Ok(attr),
+                trailing_slash: true,
+            });
         }
         if name.len() > NAME_MAX {
             return Err(Errno(libc::ENAMETOOLONG).into());
@@ -123,7 +136,12 @@ pub fn resolve(
                 }
             }
             let name = name.to_vec();
-            return Ok(Resolved { parent: dir, name, target: looked, trailing_slash });
+            return Ok(Resolved {
+                parent: dir,
+                name,
+                target: looked,
+                trailing_slash,
+            });
         }
         let attr = looked?;
         let tail = tail.to_vec();
@@ -256,7 +274,9 @@ mod tests {
         let store = Store::new(1 << 20);
         let c = Creds::root();
         let d = store.mkdir(&c, ROOT_INO, b"d", 0o755).unwrap();
-        store.create(&c, d.ino, b"f", 0o644, libc::O_WRONLY).unwrap();
+        store
+            .create(&c, d.ino, b"f", 0o644, libc::O_WRONLY)
+            .unwrap();
         store.symlink(&c, ROOT_INO, b"rel", b"d/f").unwrap();
         store.symlink(&c, ROOT_INO, b"abs_in", b"/mnt/x/d").unwrap();
         store.symlink(&c, ROOT_INO, b"abs_out", b"/etc").unwrap();
@@ -266,7 +286,12 @@ mod tests {
         (store, c)
     }
 
-    fn kind_of(store: &Store, c: &Creds, path: &[u8], follow: bool) -> Result<FileKind, ResolveError> {
+    fn kind_of(
+        store: &Store,
+        c: &Creds,
+        path: &[u8],
+        follow: bool,
+    ) -> Result<FileKind, ResolveError> {
         let last = if follow { Last::Follow } else { Last::NoFollow };
         let r = resolve(store, c, ROOT_INO, path, last, b"/mnt/x")?;
         Ok(r.found()?.kind)
@@ -285,11 +310,20 @@ mod tests {
     #[test]
     fn leaving_the_mount_escapes() {
         let (s, c) = setup();
-        assert_eq!(kind_of(&s, &c, b"abs_out/passwd", false), Err(ResolveError::Escaped));
+        assert_eq!(
+            kind_of(&s, &c, b"abs_out/passwd", false),
+            Err(ResolveError::Escaped)
+        );
         assert_eq!(kind_of(&s, &c, b"..", false), Err(ResolveError::Escaped));
-        assert_eq!(kind_of(&s, &c, b"d/../../x", false), Err(ResolveError::Escaped));
+        assert_eq!(
+            kind_of(&s, &c, b"d/../../x", false),
+            Err(ResolveError::Escaped)
+        );
         assert_eq!(kind_of(&s, &c, b"up/x", false), Err(ResolveError::Escaped));
-        assert_eq!(kind_of(&s, &c, b"/elsewhere", false), Err(ResolveError::Escaped));
+        assert_eq!(
+            kind_of(&s, &c, b"/elsewhere", false),
+            Err(ResolveError::Escaped)
+        );
     }
 
     #[test]

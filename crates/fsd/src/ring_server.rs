@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use fuser::{INodeNo, Notifier};
 use inode_store::{Ino, Store};
-use proto::{bytes_of, decode, Hello, HelloReply, HELLO_MAGIC, MAX_REPLY, MAX_REQUEST};
+use proto::{
+    bytes_of, decode, Hello, HelloReply, HELLO_MAGIC, MAX_REPLY, MAX_REQUEST, STATS_MAGIC,
+};
 use shm_ring::{Config, Region, WaitPolicy};
 
 use crate::client::{Client, Clients};
@@ -57,7 +59,9 @@ const SLEEP_SLICE_NS: u64 = 200_000_000;
 /// The wait for the next request, given the client's last pause (`None`
 /// when the server had to sleep for it: the client is not in a loop).
 fn request_wait(last_pause_ns: Option<u64>) -> WaitPolicy {
-    let spin = last_pause_ns.map_or(SPIN_MIN_NS, |p| p.saturating_mul(4).clamp(SPIN_MIN_NS, SPIN_MAX_NS));
+    let spin = last_pause_ns.map_or(SPIN_MIN_NS, |p| {
+        p.saturating_mul(4).clamp(SPIN_MIN_NS, SPIN_MAX_NS)
+    });
     WaitPolicy::spinning(spin).with_sleep_slice_ns(SLEEP_SLICE_NS)
 }
 
@@ -103,7 +107,9 @@ impl KernelCache for KernelNotifier {
 
     fn entry_changed(&self, parent: Ino, name: &[u8]) {
         if self.store.known_to_kernel(parent) {
-            let _ = self.notifier.inval_entry(INodeNo(parent), OsStr::from_bytes(name));
+            let _ = self
+                .notifier
+                .inval_entry(INodeNo(parent), OsStr::from_bytes(name));
         }
     }
 }
@@ -112,7 +118,6 @@ impl KernelCache for KernelNotifier {
 pub struct RingServer {
     listener: Arc<Listener>,
     socket_path: PathBuf,
-    shared: Arc<Shared>,
 }
 
 impl RingServer {
@@ -126,12 +131,13 @@ impl RingServer {
         notifier: Notifier,
     ) -> io::Result<RingServer> {
         create_run_dir(run_dir)?;
-        let mut name = [0u8; 32];
-        let n = proto::socket_name(major, minor, &mut name);
-        let socket_path = run_dir.join(OsStr::from_bytes(&name[..n]));
+        let socket_path = socket_path(run_dir, (major, minor));
         let listener = Arc::new(Listener::bind(&socket_path)?);
         let shared = Arc::new(Shared {
-            kernel: KernelNotifier { notifier, store: store.clone() },
+            kernel: KernelNotifier {
+                notifier,
+                store: store.clone(),
+            },
             store,
             clients: Clients::default(),
             mount_path: mount_path.as_os_str().as_bytes().to_vec(),
@@ -139,17 +145,10 @@ impl RingServer {
             idle_workers: AtomicUsize::new(0),
         });
         start_worker(&listener, &shared);
-        Ok(RingServer { listener, socket_path, shared })
-    }
-
-    /// Where clients connect.
-    pub fn socket_path(&self) -> &Path {
-        &self.socket_path
-    }
-
-    /// Live counters.
-    pub fn counters(&self) -> &Counters {
-        &self.shared.counters
+        Ok(RingServer {
+            listener,
+            socket_path,
+        })
     }
 }
 
@@ -164,7 +163,10 @@ impl Drop for RingServer {
 /// plant a socket where clients look for the daemon.
 fn create_run_dir(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)?;
     let meta = std::fs::metadata(dir)?;
     if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
@@ -197,7 +199,10 @@ fn serve_one(listener: &Arc<Listener>, shared: &Arc<Shared>) -> bool {
     // Getting ready must not take a core from a client being served right
     // now (on 2 cores that costs it ~100 µs per request).
     set_idle_priority(true);
-    let config = Config { bulk_len: BULK_BYTES, ..Config::default() };
+    let config = Config {
+        bulk_len: BULK_BYTES,
+        ..Config::default()
+    };
     let region = Region::create(&config, 0);
     set_idle_priority(false);
     if shared.idle_workers.fetch_add(1, Ordering::AcqRel) >= MAX_IDLE_WORKERS {
@@ -220,6 +225,65 @@ fn serve_one(listener: &Arc<Listener>, shared: &Arc<Shared>) -> bool {
         shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
     }
     true
+}
+
+/// The `btfuse stats` report.
+fn stats_text(shared: &Shared) -> String {
+    let u = shared.store.usage();
+    let (clients, handles) = shared.clients.summary();
+    let c = &shared.counters;
+    let rss_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "?".into());
+    let mib = |blocks: u64| blocks * inode_store::BLOCK_SIZE as u64 / (1 << 20);
+    format!(
+        "inodes                {}\n\
+         data blocks used      {} ({} MiB of {} MiB)\n\
+         pool slabs mapped     {}\n\
+         open handles (all)    {}\n\
+         fast-path clients     {clients}\n\
+         fast-path channels    {}\n\
+         fast-path handles     {handles}\n\
+         fast-path requests    {}\n\
+         channels rejected     {}\n\
+         daemon RSS            {rss_kib}\n",
+        u.inodes,
+        u.used_blocks,
+        mib(u.used_blocks),
+        mib(u.capacity_blocks),
+        u.slabs_mapped,
+        u.open_handles,
+        c.channels.load(Ordering::Relaxed),
+        c.requests.load(Ordering::Relaxed),
+        c.rejected.load(Ordering::Relaxed),
+    )
+}
+
+/// Asks the daemon listening on `socket` for its statistics.
+pub fn query_stats(socket: &Path) -> io::Result<String> {
+    let conn = sock::connect(socket)?;
+    sock::set_timeouts(&conn, HANDSHAKE_TIMEOUT)?;
+    let hello = Hello {
+        magic: STATS_MAGIC,
+        version: proto::VERSION,
+    };
+    sock::send(&conn, bytes_of(&hello))?;
+    let mut buf = vec![0u8; 64 << 10];
+    let n = sock::recv(&conn, &mut buf)?;
+    buf.truncate(n);
+    String::from_utf8(buf).map_err(io::Error::other)
+}
+
+/// Where the daemon of the mount with device `major:minor` listens.
+pub fn socket_path(run_dir: &Path, (major, minor): (u32, u32)) -> PathBuf {
+    let mut name = [0u8; 32];
+    let n = proto::socket_name(major, minor, &mut name);
+    run_dir.join(OsStr::from_bytes(&name[..n]))
 }
 
 /// The channel's bulk area in shared memory, for the executor: every copy
@@ -249,7 +313,11 @@ impl BulkArea for SharedBulk<'_, '_> {
 /// Moves the calling thread to `SCHED_IDLE` (runs only when a core is
 /// otherwise idle) or back to the normal policy.
 fn set_idle_priority(idle: bool) {
-    let policy = if idle { libc::SCHED_IDLE } else { libc::SCHED_OTHER };
+    let policy = if idle {
+        libc::SCHED_IDLE
+    } else {
+        libc::SCHED_OTHER
+    };
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: pid 0 is the calling thread; `param` is valid. Failure only
     // leaves the thread at its current priority.
@@ -303,9 +371,18 @@ fn serve_connection(
     let mut buf = [0u8; 64];
     let n = sock::recv(&conn, &mut buf)?;
     let hello: Hello = decode(&buf[..n]).ok_or(ChannelError::Handshake)?;
+    if n == size_of::<Hello>() && hello.magic == STATS_MAGIC && hello.version == proto::VERSION {
+        sock::send(&conn, stats_text(shared).as_bytes())?;
+        return Ok(());
+    }
     if n != size_of::<Hello>() || hello.magic != HELLO_MAGIC || hello.version != proto::VERSION {
-        let reply = HelloReply { magic: HELLO_MAGIC, version: proto::VERSION, error: libc::EPROTO as u32, ..Default::default() };
-        let _ = sock::send_with_fd(&conn, bytes_of(&reply), -1);
+        let reply = HelloReply {
+            magic: HELLO_MAGIC,
+            version: proto::VERSION,
+            error: libc::EPROTO as u32,
+            ..Default::default()
+        };
+        let _ = sock::send(&conn, bytes_of(&reply));
         return Err(ChannelError::Handshake);
     }
     let reply = HelloReply {
@@ -361,7 +438,8 @@ fn serve_channel(
         };
         let pause = waiting.elapsed().as_nanos() as u64;
         let spun = end.requests.policy().spin_ns;
-        end.requests.set_policy(request_wait((pause <= spun).then_some(pause)));
+        end.requests
+            .set_policy(request_wait((pause <= spun).then_some(pause)));
         let req = Request::parse(&msg[..n]).map_err(|_| ChannelError::Malformed)?;
         exec.execute(&req, &mut SharedBulk(&mut end.bulk), &mut reply);
         shared.counters.requests.fetch_add(1, Ordering::Relaxed);

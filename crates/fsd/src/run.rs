@@ -22,7 +22,11 @@ impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RunError::LibraryMissing(p) => {
-                write!(f, "{} not found (build it with cargo build --release)", p.display())
+                write!(
+                    f,
+                    "{} not found (build it with cargo build --release)",
+                    p.display()
+                )
             }
             RunError::Exec(cmd, e) => write!(f, "cannot run {}: {e}", cmd.to_string_lossy()),
         }
@@ -55,7 +59,10 @@ pub fn run(cmd: &[OsString]) -> RunError {
         Err(e) => return RunError::Exec(cmd[0].clone(), e),
     };
     let preload = preload_value(lib.as_os_str(), std::env::var_os("LD_PRELOAD"));
-    let err = Command::new(&cmd[0]).args(&cmd[1..]).env("LD_PRELOAD", preload).exec();
+    let err = Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .env("LD_PRELOAD", preload)
+        .exec();
     RunError::Exec(cmd[0].clone(), err)
 }
 
@@ -68,6 +75,9 @@ mod tests {
         let lib = OsStr::new("/x/libbtfuse.so");
         assert_eq!(preload_value(lib, None), "/x/libbtfuse.so");
         assert_eq!(preload_value(lib, Some("".into())), "/x/libbtfuse.so");
-        assert_eq!(preload_value(lib, Some("/y/a.so".into())), "/x/libbtfuse.so /y/a.so");
+        assert_eq!(
+            preload_value(lib, Some("/y/a.so".into())),
+            "/x/libbtfuse.so /y/a.so"
+        );
     }
 }

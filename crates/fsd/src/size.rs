@@ -35,7 +35,9 @@ pub fn parse_size(text: &str) -> Result<u64, BadSize> {
         _ => return Err(bad()),
     };
     let n: u64 = digits.parse().map_err(|_| bad())?;
-    n.checked_mul(1u64 << shift).filter(|&v| v > 0).ok_or_else(bad)
+    n.checked_mul(1u64 << shift)
+        .filter(|&v| v > 0)
+        .ok_or_else(bad)
 }
 
 #[cfg(test)]

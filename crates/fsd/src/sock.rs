@@ -129,7 +129,11 @@ pub fn peer_cred(fd: &OwnedFd) -> io::Result<PeerCred> {
             &mut len,
         )
     })?;
-    Ok(PeerCred { pid: cred.pid as u32, uid: cred.uid, gid: cred.gid })
+    Ok(PeerCred {
+        pid: cred.pid as u32,
+        uid: cred.uid,
+        gid: cred.gid,
+    })
 }
 
 /// Bounds how long `recv`/`send` may block on this socket.
@@ -161,7 +165,10 @@ pub fn recv(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Sends one message carrying `data` and, as `SCM_RIGHTS`, `pass`.
 pub fn send_with_fd(fd: &OwnedFd, data: &[u8], pass: RawFd) -> io::Result<()> {
-    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut _,
+        iov_len: data.len(),
+    };
     // Room for one descriptor, aligned as cmsghdr requires.
     let mut control = [0u64; 4];
     // SAFETY: msghdr is plain data; every pointer field is set below.
@@ -188,9 +195,44 @@ pub fn send_with_fd(fd: &OwnedFd, data: &[u8], pass: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Sends one message.
+pub fn send(fd: &OwnedFd, data: &[u8]) -> io::Result<()> {
+    // SAFETY: `data` is readable for its length.
+    let sent = check_size(unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    })?;
+    if sent != data.len() {
+        return Err(io::Error::from(io::ErrorKind::WriteZero));
+    }
+    Ok(())
+}
+
+/// Connects a `SOCK_SEQPACKET` socket to `path`.
+pub fn connect(path: &Path) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the result is checked.
+    let fd = check(unsafe {
+        libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0)
+    })?;
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let (addr, len) = sockaddr(path)?;
+    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
+    check(unsafe { libc::connect(fd.as_raw_fd(), (&raw const addr).cast(), len) })?;
+    Ok(fd)
+}
+
 /// True once the peer has closed its end (or the socket failed).
 pub fn peer_gone(fd: &OwnedFd) -> bool {
-    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd, zero timeout.
     let n = unsafe { libc::poll(&mut pfd, 1, 0) };
     n < 0 || pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0

@@ -26,7 +26,10 @@ fn preload_or_skip(test: &str) -> Option<String> {
 }
 
 fn have_strace(test: &str) -> bool {
-    let ok = Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
         eprintln!("\n*** SKIPPED {test}: strace not installed (.ci/run installs it) ***\n");
     }
@@ -54,7 +57,10 @@ fn run(lib: Option<&str>, argv: &[&str]) -> String {
 /// Syscalls of a preloaded `argv` (followed into children) that name a
 /// path under `mnt` or read a directory, as strace prints them.
 fn kernel_calls_on(lib: &str, mnt: &Path, argv: &[&str]) -> Vec<String> {
-    let log = mnt.parent().unwrap().join(format!("strace-{}.log", std::process::id()));
+    let log = mnt
+        .parent()
+        .unwrap()
+        .join(format!("strace-{}.log", std::process::id()));
     let mut cmd = Command::new("strace");
     cmd.args(["-f", "-qq", "-o"])
         .arg(&log)
@@ -63,7 +69,11 @@ fn kernel_calls_on(lib: &str, mnt: &Path, argv: &[&str]) -> Vec<String> {
         .env("LD_PRELOAD", lib)
         .env("LC_ALL", "C");
     let out = run_timeout(&mut cmd, RUN);
-    assert!(out.status.success(), "strace {argv:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "strace {argv:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(&log).expect("strace log");
     let _ = std::fs::remove_file(&log);
     let m = mnt.display().to_string();
@@ -80,7 +90,9 @@ fn kernel_calls_on(lib: &str, mnt: &Path, argv: &[&str]) -> Vec<String> {
 #[test]
 fn preloaded_programs_make_no_syscall_on_the_mount() {
     let test = "preloaded_programs_make_no_syscall_on_the_mount";
-    let Some(lib) = preload_or_skip(test) else { return };
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
     if !have_strace(test) {
         return;
     }
@@ -100,7 +112,11 @@ fn preloaded_programs_make_no_syscall_on_the_mount() {
         vec!["ls", "-laR", dir.as_str()],
     ] {
         let calls = kernel_calls_on(&lib, m, &argv);
-        assert!(calls.is_empty(), "{argv:?} entered the kernel for the mount:\n{}", calls.join("\n"));
+        assert!(
+            calls.is_empty(),
+            "{argv:?} entered the kernel for the mount:\n{}",
+            calls.join("\n")
+        );
     }
     // And the answers are the mount's.
     assert_eq!(run(Some(&lib), &["cat", &file]), "through shared memory\n");
@@ -111,7 +127,9 @@ fn preloaded_programs_make_no_syscall_on_the_mount() {
 #[test]
 fn outside_btfuse_mounts_the_library_changes_nothing() {
     let test = "outside_btfuse_mounts_the_library_changes_nothing";
-    let Some(lib) = preload_or_skip(test) else { return };
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
     // A btfuse mount exists, but every path used here is elsewhere.
     let _bt = BtfuseGuard::new("16M");
     let tmp = TmpfsGuard::new("16M");
@@ -130,21 +148,32 @@ fn outside_btfuse_mounts_the_library_changes_nothing() {
     let preloaded = run(Some(&lib), &["sh", "-c", &script]);
     assert_eq!(plain, preloaded);
     let py = "import os; print(sorted(os.listdir('.'))); print(open('a/b/f').read())";
-    let py_plain = run(None, &["sh", "-c", &format!("cd {td} && {PYTHON} -c \"{py}\"")]);
-    let py_preloaded = run(Some(&lib), &["sh", "-c", &format!("cd {td} && {PYTHON} -c \"{py}\"")]);
+    let py_plain = run(
+        None,
+        &["sh", "-c", &format!("cd {td} && {PYTHON} -c \"{py}\"")],
+    );
+    let py_preloaded = run(
+        Some(&lib),
+        &["sh", "-c", &format!("cd {td} && {PYTHON} -c \"{py}\"")],
+    );
     assert_eq!(py_plain, py_preloaded);
 }
 
 /// Writes through the fast path (python under the preload library).
 fn fast_write(lib: &str, path: &Path, text: &str) {
-    let code = format!("open({:?}, 'w').write({text:?})", path.display().to_string());
+    let code = format!(
+        "open({:?}, 'w').write({text:?})",
+        path.display().to_string()
+    );
     run(Some(lib), &[PYTHON, "-c", &code]);
 }
 
 #[test]
 fn fast_path_changes_are_seen_through_the_kernel_at_once() {
     let test = "fast_path_changes_are_seen_through_the_kernel_at_once";
-    let Some(lib) = preload_or_skip(test) else { return };
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
     let bt = BtfuseGuard::new("16M");
     let m = bt.path();
     let f = m.join("f");
@@ -154,28 +183,49 @@ fn fast_path_changes_are_seen_through_the_kernel_at_once() {
     assert_eq!(std::fs::read(&f).unwrap(), b"old");
 
     fast_write(&lib, &f, "new and longer");
-    assert_eq!(std::fs::metadata(&f).unwrap().len(), 14, "stale size through FUSE");
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().len(),
+        14,
+        "stale size through FUSE"
+    );
     assert_eq!(std::fs::read_to_string(&f).unwrap(), "new and longer");
 
-    let code = format!("import os; os.rename({0:?} + '/f', {0:?} + '/g')", m.display().to_string());
+    let code = format!(
+        "import os; os.rename({0:?} + '/f', {0:?} + '/g')",
+        m.display().to_string()
+    );
     run(Some(&lib), &[PYTHON, "-c", &code]);
     assert!(!f.exists(), "the kernel still sees the old name");
-    assert_eq!(std::fs::read_to_string(m.join("g")).unwrap(), "new and longer");
+    assert_eq!(
+        std::fs::read_to_string(m.join("g")).unwrap(),
+        "new and longer"
+    );
 
-    let code = format!("import os; os.unlink({:?})", m.join("g").display().to_string());
+    let code = format!(
+        "import os; os.unlink({:?})",
+        m.join("g").display().to_string()
+    );
     run(Some(&lib), &[PYTHON, "-c", &code]);
-    assert!(!m.join("g").exists(), "the kernel still sees an unlinked file");
+    assert!(
+        !m.join("g").exists(),
+        "the kernel still sees an unlinked file"
+    );
 
     let code = format!("import os; os.chmod({:?}, 0o600)", m.display().to_string());
     run(Some(&lib), &[PYTHON, "-c", &code]);
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(m).unwrap().permissions().mode() & 0o7777, 0o600);
+    assert_eq!(
+        std::fs::metadata(m).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
 }
 
 #[test]
 fn kernel_changes_are_seen_through_the_fast_path_at_once() {
     let test = "kernel_changes_are_seen_through_the_fast_path_at_once";
-    let Some(lib) = preload_or_skip(test) else { return };
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
     let bt = BtfuseGuard::new("16M");
     let m = bt.path();
     let f = m.join("f").display().to_string();
@@ -183,18 +233,26 @@ fn kernel_changes_are_seen_through_the_fast_path_at_once() {
         let text = format!("round {round}\n");
         std::fs::write(m.join("f"), &text).unwrap();
         assert_eq!(run(Some(&lib), &["cat", &f]), text);
-        assert_eq!(run(Some(&lib), &["stat", "-c", "%s", &f]).trim(), text.len().to_string());
+        assert_eq!(
+            run(Some(&lib), &["stat", "-c", "%s", &f]).trim(),
+            text.len().to_string()
+        );
     }
     std::fs::remove_file(m.join("f")).unwrap();
     let mut cmd = Command::new("cat");
     cmd.arg(&f).env("LD_PRELOAD", &lib);
-    assert!(!run_timeout(&mut cmd, RUN).status.success(), "read a deleted file");
+    assert!(
+        !run_timeout(&mut cmd, RUN).status.success(),
+        "read a deleted file"
+    );
 }
 
 #[test]
 fn redirections_share_offsets_like_the_kernel() {
     let test = "redirections_share_offsets_like_the_kernel";
-    let Some(lib) = preload_or_skip(test) else { return };
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
     let bt = BtfuseGuard::new("16M");
     let tmp = TmpfsGuard::new("16M");
     // A shell reads part of a file through a dup'd fd, a child continues
@@ -209,10 +267,91 @@ fn redirections_share_offsets_like_the_kernel() {
             cmd.env("LD_PRELOAD", lib);
         }
         let out = run_timeout(&mut cmd, RUN);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let reference = on(tmp.path(), None);
-    assert!(reference.starts_with("read:one\ntwo\nthree\n"), "{reference}");
+    assert!(
+        reference.starts_with("read:one\ntwo\nthree\n"),
+        "{reference}"
+    );
     assert_eq!(on(bt.path(), Some(&lib)), reference);
+}
+
+/// `btfuse stats` output as (key, value) lines.
+fn stats(m: &Path) -> String {
+    let mut cmd = Command::new(btfuse_bin());
+    cmd.arg("stats").arg(m);
+    let out = run_timeout(&mut cmd, RUN);
+    assert!(
+        out.status.success(),
+        "btfuse stats: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stat_value(text: &str, key: &str) -> u64 {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(key))
+        .unwrap_or_else(|| panic!("{key} missing:\n{text}"));
+    line[key.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn exited_clients_leave_nothing_behind_in_the_daemon() {
+    let test = "exited_clients_leave_nothing_behind_in_the_daemon";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let m = bt.path();
+    std::fs::write(m.join("f"), b"data").unwrap();
+    let before = stat_value(&stats(m), "fast-path requests");
+    // A process that holds files open when it exits, one that is killed.
+    let keep_open = format!(
+        "import os; fds = [os.open({:?}, os.O_RDONLY) for _ in range(20)]",
+        m.join("f").display().to_string()
+    );
+    run(Some(&lib), &[PYTHON, "-c", &keep_open]);
+    let mut victim = Command::new(PYTHON);
+    victim
+        .args(["-c", &format!("{keep_open}; import time; time.sleep(60)")])
+        .env("LD_PRELOAD", &lib);
+    let mut child = victim.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while stat_value(&stats(m), "fast-path handles") < 20 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the victim never opened its files"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Channels of dead clients are noticed within one sleep slice (200 ms).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = stats(m);
+        if stat_value(&s, "fast-path channels") == 0 && stat_value(&s, "fast-path handles") == 0 {
+            assert_eq!(stat_value(&s, "open handles (all)"), 0, "{s}");
+            assert!(stat_value(&s, "fast-path requests") >= before + 40, "{s}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "daemon kept a dead client's state:\n{s}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -1375,7 +1375,12 @@ impl Store {
 
     /// [`Store::read`] into any [`DataSink`] (e.g. shared memory), with no
     /// intermediate buffer.
-    pub fn read_into(&self, fh: Fh, offset: u64, buf: &mut (impl DataSink + ?Sized)) -> Result<usize> {
+    pub fn read_into(
+        &self,
+        fh: Fh,
+        offset: u64,
+        buf: &mut (impl DataSink + ?Sized),
+    ) -> Result<usize> {
         let (node, readable, _, _) = self.handle(fh)?;
         if node.kind == FileKind::Directory {
             return Err(Errno::EISDIR);
@@ -1825,7 +1830,12 @@ impl Store {
     /// its entry or attributes cached). The root is always known.
     pub fn known_to_kernel(&self, ino: Ino) -> bool {
         ino == ROOT_INO
-            || self.tree.read().nodes.get(&ino).is_some_and(|e| e.node.lookups.load(Ordering::Relaxed) > 0)
+            || self
+                .tree
+                .read()
+                .nodes
+                .get(&ino)
+                .is_some_and(|e| e.node.lookups.load(Ordering::Relaxed) > 0)
     }
 
     /// Drops `nlookup` kernel references.

@@ -69,8 +69,14 @@ struct Slot {
 unsafe impl Sync for Slot {}
 
 static SLOTS: [[Slot; NSLOTS]; MAX_MOUNTS] = [const {
-    [const { Slot { lock: AtomicU32::new(0), live: AtomicBool::new(false), sock: AtomicI32::new(-1), conn: UnsafeCell::new(MaybeUninit::uninit()) } };
-        NSLOTS]
+    [const {
+        Slot {
+            lock: AtomicU32::new(0),
+            live: AtomicBool::new(false),
+            sock: AtomicI32::new(-1),
+            conn: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }; NSLOTS]
 }; MAX_MOUNTS];
 
 /// A locked, connected channel of one mount.
@@ -105,7 +111,10 @@ pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
                 continue;
             }
             if slot.lock.load(Ordering::Relaxed) != 0
-                || slot.lock.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err()
+                || slot
+                    .lock
+                    .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                    .is_err()
             {
                 continue;
             }
@@ -113,8 +122,8 @@ pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
             if !slot.live.load(Ordering::Acquire) {
                 match connect(mount) {
                     Some(conn) => {
-                        // SAFETY: we hold the lock; the slot is empty.
                         slot.sock.store(conn.sock, Ordering::Relaxed);
+                        // SAFETY: we hold the lock; the slot is empty.
                         unsafe { (*slot.conn.get()).write(conn) };
                         slot.live.store(true, Ordering::Release);
                     }
@@ -132,7 +141,7 @@ pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
         }
         // Every slot busy (more threads than slots): wait a little.
         rounds += 1;
-        if rounds % 64 == 0 {
+        if rounds & 63 == 0 {
             let _ = sys::sc!(libc::SYS_sched_yield);
         } else {
             core::hint::spin_loop();
@@ -173,7 +182,10 @@ impl Chan {
         let sock = conn.sock;
         let pid = conn.daemon_pid;
         let mut alive = move || daemon_alive(sock, pid);
-        let sent = conn.end.requests.send(&[proto::bytes_of(hdr), path, path2, payload], &mut alive);
+        let sent = conn
+            .end
+            .requests
+            .send(&[proto::bytes_of(hdr), path, path2, payload], &mut alive);
         if let Err(e) = sent {
             sys::debug(&[b"btfuse: send failed"]);
             let _ = e;
@@ -245,10 +257,12 @@ fn socket_addr(mount: usize) -> Option<(libc::sockaddr_un, u32)> {
     if total + 1 > addr.sun_path.len() {
         return None;
     }
-    let mut i = 0;
-    for &b in dir.iter().chain(b"/").chain(&name[..nl]) {
-        addr.sun_path[i] = b as libc::c_char;
-        i += 1;
+    for (dst, &b) in addr
+        .sun_path
+        .iter_mut()
+        .zip(dir.iter().chain(b"/").chain(&name[..nl]))
+    {
+        *dst = b as libc::c_char;
     }
     Some((addr, (size_of::<libc::sa_family_t>() + total + 1) as u32))
 }
@@ -305,7 +319,10 @@ fn connect(mount: usize) -> Option<Conn> {
 
 fn handshake(sock: i32, addr: &libc::sockaddr_un, len: u32) -> Option<Conn> {
     // A wedged daemon must not hang the program forever at connect time.
-    let tv = libc::timeval { tv_sec: 5, tv_usec: 0 };
+    let tv = libc::timeval {
+        tv_sec: 5,
+        tv_usec: 0,
+    };
     for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
         let _ = sys::sc!(
             libc::SYS_setsockopt,
@@ -326,8 +343,14 @@ fn handshake(sock: i32, addr: &libc::sockaddr_un, len: u32) -> Option<Conn> {
             }
         }
     }
-    let hello = Hello { magic: proto::HELLO_MAGIC, version: proto::VERSION };
-    let mut iov = libc::iovec { iov_base: proto::bytes_of(&hello).as_ptr() as *mut _, iov_len: size_of::<Hello>() };
+    let hello = Hello {
+        magic: proto::HELLO_MAGIC,
+        version: proto::VERSION,
+    };
+    let mut iov = libc::iovec {
+        iov_base: proto::bytes_of(&hello).as_ptr() as *mut _,
+        iov_len: size_of::<Hello>(),
+    };
     // SAFETY: all-zero is a valid msghdr.
     let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -336,7 +359,10 @@ fn handshake(sock: i32, addr: &libc::sockaddr_un, len: u32) -> Option<Conn> {
         return None;
     }
     let mut rbuf = [0u8; size_of::<HelloReply>()];
-    let mut iov = libc::iovec { iov_base: rbuf.as_mut_ptr().cast(), iov_len: rbuf.len() };
+    let mut iov = libc::iovec {
+        iov_base: rbuf.as_mut_ptr().cast(),
+        iov_len: rbuf.len(),
+    };
     #[repr(C, align(8))]
     struct Cmsg([u8; 64]);
     let mut cbuf = Cmsg([0; 64]);
@@ -377,7 +403,13 @@ fn handshake(sock: i32, addr: &libc::sockaddr_un, len: u32) -> Option<Conn> {
     end.requests.set_policy(REPLY_WAIT);
     let sock = move_high(sock);
     sys::debug(&[b"btfuse: channel connected"]);
-    Some(Conn { end, region, sock, daemon_pid: reply.daemon_pid as i32, seq: 0 })
+    Some(Conn {
+        end,
+        region,
+        sock,
+        daemon_pid: reply.daemon_pid as i32,
+        seq: 0,
+    })
 }
 
 /// How a caller waits for its reply (or for ring space): spin (the daemon
@@ -398,7 +430,8 @@ fn received_fd(msg: &libc::msghdr) -> Option<i32> {
     // msg_controllen.
     unsafe {
         let c = libc::CMSG_FIRSTHDR(msg);
-        if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS {
+        if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS
+        {
             return None;
         }
         let mut fd: i32 = -1;
@@ -410,7 +443,11 @@ fn received_fd(msg: &libc::msghdr) -> Option<i32> {
 /// Whether `fd` is one of the library's own sockets (the program must not
 /// close it or reuse its number through us without us noticing).
 pub(crate) fn is_internal(fd: i32) -> bool {
-    fd >= 0 && SLOTS.iter().flatten().any(|s| s.sock.load(Ordering::Relaxed) == fd)
+    fd >= 0
+        && SLOTS
+            .iter()
+            .flatten()
+            .any(|s| s.sock.load(Ordering::Relaxed) == fd)
 }
 
 /// `fork` child: forget every channel of the parent without touching the
@@ -424,7 +461,9 @@ pub(crate) extern "C" fn close_all_at_exit() {
     for slots in SLOTS.iter() {
         for s in slots.iter() {
             if !s.live.load(Ordering::Acquire)
-                || s.lock.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err()
+                || s.lock
+                    .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                    .is_err()
             {
                 continue;
             }

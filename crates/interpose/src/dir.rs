@@ -44,7 +44,13 @@ static DIRS: [DirSlot; NDIRS] = [const {
             eof: false,
             pos: 0,
             len: 0,
-            ent: libc::dirent64 { d_ino: 0, d_off: 0, d_reclen: 0, d_type: 0, d_name: [0; 256] },
+            ent: libc::dirent64 {
+                d_ino: 0,
+                d_off: 0,
+                d_reclen: 0,
+                d_type: 0,
+                d_name: [0; 256],
+            },
             buf: [0; DIRBUF],
         }),
     }
@@ -71,7 +77,9 @@ pub(crate) fn ours(p: *mut libc::DIR) -> Option<&'static mut OurDir> {
 pub(crate) fn new_stream(fd: i32) -> Option<*mut libc::DIR> {
     for s in DIRS.iter() {
         if !s.busy.load(Ordering::Relaxed)
-            && s.busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
+            && s.busy
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
         {
             // SAFETY: we own the slot now.
             let d = unsafe { &mut *s.d.get() };
@@ -129,7 +137,9 @@ impl OurDir {
         h.a = self.cookie;
         h.b = DIRBUF.min(blen) as u64;
         let mut reply = [0u8; REPLY_BUF];
-        let (resp, _) = ch.call(&mut h, b"", b"", b"", &mut reply).map_err(|_| Fail::Errno(libc::EIO))?;
+        let (resp, _) = ch
+            .call(&mut h, b"", b"", b"", &mut reply)
+            .map_err(|_| Fail::Errno(libc::EIO))?;
         // Like glibc's readdir: a directory removed while open (ENOENT) is
         // simply at its end, as POSIX requires.
         if resp.status == -libc::ENOENT {
@@ -138,7 +148,11 @@ impl OurDir {
             return Ok(());
         }
         if resp.status != 0 {
-            return Err(Fail::Errno(if resp.status < 0 && resp.status > -4096 { -resp.status } else { libc::EIO }));
+            return Err(Fail::Errno(if resp.status < 0 && resp.status > -4096 {
+                -resp.status
+            } else {
+                libc::EIO
+            }));
         }
         let n = (resp.v0 as usize).min(DIRBUF).min(blen);
         // SAFETY: `n` bytes of our bulk area into our private buffer.

@@ -147,7 +147,9 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
             // Acquire: pairs with the Release store of 0 in `put`, so the
             // previous owner's teardown is complete before we reuse it.
             if o.state.load(Ordering::Relaxed) == 0
-                && o.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
+                && o.state
+                    .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
             {
                 o.refs.store(1, Ordering::Relaxed);
                 o.flags.store(init.flags, Ordering::Relaxed);
@@ -167,7 +169,9 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
     /// Takes another reference on an OFD the caller already holds one of.
     pub fn clone_ref(&self, r: &OfdRef) -> OfdRef {
         // Relaxed: the caller's reference keeps the slot alive.
-        self.ofds[r.idx as usize].refs.fetch_add(1, Ordering::Relaxed);
+        self.ofds[r.idx as usize]
+            .refs
+            .fetch_add(1, Ordering::Relaxed);
         OfdRef { idx: r.idx }
     }
 
@@ -190,7 +194,10 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
                 if r == 0 {
                     break;
                 }
-                match o.refs.compare_exchange_weak(r, r + 1, Ordering::Acquire, Ordering::Relaxed) {
+                match o
+                    .refs
+                    .compare_exchange_weak(r, r + 1, Ordering::Acquire, Ordering::Relaxed)
+                {
                     Ok(_) => {
                         // Still the same mapping? Then the reference is to
                         // the OFD the fd names (even if recycled meanwhile,
@@ -285,7 +292,10 @@ mod tests {
     type T = FdTable<64, 4>;
 
     fn init(handle: u64) -> OfdInit {
-        OfdInit { handle, ..Default::default() }
+        OfdInit {
+            handle,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -339,7 +349,14 @@ mod tests {
         t.install(9, a);
         let prev = t.install(9, b).unwrap();
         assert_eq!(prev.idx, ai);
-        assert_eq!(t.get(9).map(|r| { let i = r.idx; let _ = t.put(r); i }), Some(bi));
+        assert_eq!(
+            t.get(9).map(|r| {
+                let i = r.idx;
+                let _ = t.put(r);
+                i
+            }),
+            Some(bi)
+        );
     }
 
     #[test]

@@ -50,7 +50,12 @@ fn dev(mount: usize) -> u64 {
 /// Calls `f` with the arguments the kernel needs for a call that the fast
 /// path hands back: the original ones, or, when the path was relative to
 /// one of our directory fds, `AT_FDCWD` and the absolute path.
-fn real_at<T: From<i8>>(t: &Target, dirfd: c_int, p: *const c_char, f: impl FnOnce(c_int, *const c_char) -> T) -> T {
+fn real_at<T: From<i8>>(
+    t: &Target,
+    dirfd: c_int,
+    p: *const c_char,
+    f: impl FnOnce(c_int, *const c_char) -> T,
+) -> T {
     if t.dir.is_none() {
         return f(dirfd, p);
     }
@@ -74,7 +79,13 @@ macro_rules! finish {
 
 // ---- open / close ----------------------------------------------------------
 
-unsafe fn do_openat(dirfd: c_int, p: *const c_char, flags: c_int, mode: mode_t, real: impl FnOnce(c_int, *const c_char) -> c_int) -> c_int {
+unsafe fn do_openat(
+    dirfd: c_int,
+    p: *const c_char,
+    flags: c_int,
+    mode: mode_t,
+    real: impl FnOnce(c_int, *const c_char) -> c_int,
+) -> c_int {
     let saved = errno();
     match ops::resolve_at(dirfd, p) {
         At::Real => real(dirfd, p),
@@ -98,7 +109,11 @@ fn needs_mode(flags: c_int) -> bool {
 pub unsafe extern "C" fn open(p: *const c_char, flags: c_int, mode: mode_t) -> c_int {
     let mode = if needs_mode(flags) { mode } else { 0 };
     // SAFETY: forwards the caller's arguments.
-    unsafe { do_openat(AT_FDCWD, p, flags, mode, |d, q| real::openat()(d, q, flags, mode)) }
+    unsafe {
+        do_openat(AT_FDCWD, p, flags, mode, |d, q| {
+            real::openat()(d, q, flags, mode)
+        })
+    }
 }
 
 #[no_mangle]
@@ -120,14 +135,28 @@ pub unsafe extern "C" fn __open64_2(p: *const c_char, flags: c_int) -> c_int {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn openat(dirfd: c_int, p: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+pub unsafe extern "C" fn openat(
+    dirfd: c_int,
+    p: *const c_char,
+    flags: c_int,
+    mode: mode_t,
+) -> c_int {
     let mode = if needs_mode(flags) { mode } else { 0 };
     // SAFETY: as above.
-    unsafe { do_openat(dirfd, p, flags, mode, |d, q| real::openat()(d, q, flags, mode)) }
+    unsafe {
+        do_openat(dirfd, p, flags, mode, |d, q| {
+            real::openat()(d, q, flags, mode)
+        })
+    }
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn openat64(dirfd: c_int, p: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+pub unsafe extern "C" fn openat64(
+    dirfd: c_int,
+    p: *const c_char,
+    flags: c_int,
+    mode: mode_t,
+) -> c_int {
     // SAFETY: as above.
     unsafe { openat(dirfd, p, flags, mode) }
 }
@@ -241,7 +270,10 @@ pub unsafe extern "C" fn closefrom(lo: c_int) {
 // ---- data --------------------------------------------------------------------
 
 fn iov1(buf: *mut c_void, n: size_t) -> [libc::iovec; 1] {
-    [libc::iovec { iov_base: buf, iov_len: n }]
+    [libc::iovec {
+        iov_base: buf,
+        iov_len: n,
+    }]
 }
 
 fn read_ours(f: &ops::FileRef, iov: &[libc::iovec]) -> ops::R<usize> {
@@ -286,7 +318,12 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn __read_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t) -> ssize_t {
+pub unsafe extern "C" fn __read_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    buflen: size_t,
+) -> ssize_t {
     if n > buflen {
         // SAFETY: glibc's fortify failure, never returns.
         unsafe { __chk_fail() }
@@ -320,7 +357,10 @@ unsafe fn pread_impl(fd: c_int, buf: *mut c_void, n: size_t, off: off64_t) -> Op
     if off < 0 {
         return Some(err(libc::EINVAL));
     }
-    Some(ret_len(saved, f.and_then(|f| f.pread(&iov1(buf, n), off as u64))))
+    Some(ret_len(
+        saved,
+        f.and_then(|f| f.pread(&iov1(buf, n), off as u64)),
+    ))
 }
 
 #[no_mangle]
@@ -336,7 +376,13 @@ pub unsafe extern "C" fn pread64(fd: c_int, buf: *mut c_void, n: size_t, off: of
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn __pread_chk(fd: c_int, buf: *mut c_void, n: size_t, off: off_t, buflen: size_t) -> ssize_t {
+pub unsafe extern "C" fn __pread_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    off: off_t,
+    buflen: size_t,
+) -> ssize_t {
     if n > buflen {
         // SAFETY: never returns.
         unsafe { __chk_fail() }
@@ -346,7 +392,13 @@ pub unsafe extern "C" fn __pread_chk(fd: c_int, buf: *mut c_void, n: size_t, off
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn __pread64_chk(fd: c_int, buf: *mut c_void, n: size_t, off: off64_t, buflen: size_t) -> ssize_t {
+pub unsafe extern "C" fn __pread64_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    off: off64_t,
+    buflen: size_t,
+) -> ssize_t {
     if n > buflen {
         // SAFETY: never returns.
         unsafe { __chk_fail() }
@@ -364,7 +416,10 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
         }
         Some(f) => {
             let saved = errno();
-            ret_len(saved, f.and_then(|f| write_ours(&f, &iov1(buf as *mut c_void, n))))
+            ret_len(
+                saved,
+                f.and_then(|f| write_ours(&f, &iov1(buf as *mut c_void, n))),
+            )
         }
     }
 }
@@ -399,7 +454,8 @@ unsafe fn pwrite_impl(fd: c_int, buf: *const c_void, n: size_t, off: off64_t) ->
         f.and_then(|f| {
             // Linux: pwrite on an O_APPEND file appends.
             let append = f.ofd().flags.load(Ordering::Relaxed) & libc::O_APPEND as u32 != 0;
-            f.pwrite(&iov1(buf as *mut c_void, n), off as u64, append).map(|(n, _)| n)
+            f.pwrite(&iov1(buf as *mut c_void, n), off as u64, append)
+                .map(|(n, _)| n)
         }),
     ))
 }
@@ -411,7 +467,12 @@ pub unsafe extern "C" fn pwrite(fd: c_int, buf: *const c_void, n: size_t, off: o
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn pwrite64(fd: c_int, buf: *const c_void, n: size_t, off: off64_t) -> ssize_t {
+pub unsafe extern "C" fn pwrite64(
+    fd: c_int,
+    buf: *const c_void,
+    n: size_t,
+    off: off64_t,
+) -> ssize_t {
     // SAFETY: as above.
     unsafe { pwrite_impl(fd, buf, n, off).unwrap_or_else(|| real::pwrite64()(fd, buf, n, off)) }
 }
@@ -432,7 +493,9 @@ fn lseek_ours(f: &ops::FileRef, off: i64, whence: c_int) -> ops::R<i64> {
         let new = match whence {
             libc::SEEK_SET => off,
             libc::SEEK_CUR => cur.checked_add(off).ok_or(Fail::Errno(libc::EOVERFLOW))?,
-            libc::SEEK_END => size()?.checked_add(off).ok_or(Fail::Errno(libc::EOVERFLOW))?,
+            libc::SEEK_END => size()?
+                .checked_add(off)
+                .ok_or(Fail::Errno(libc::EOVERFLOW))?,
             libc::SEEK_DATA | libc::SEEK_HOLE => f.seek_data_hole(off, whence)?,
             _ => return Err(Fail::Errno(libc::EINVAL)),
         };
@@ -488,7 +551,12 @@ pub unsafe extern "C" fn posix_fadvise(fd: c_int, off: off_t, len: off_t, advice
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn posix_fadvise64(fd: c_int, off: off64_t, len: off64_t, advice: c_int) -> c_int {
+pub unsafe extern "C" fn posix_fadvise64(
+    fd: c_int,
+    off: off64_t,
+    len: off64_t,
+    advice: c_int,
+) -> c_int {
     // SAFETY: as above.
     unsafe { posix_fadvise(fd, off, len, advice) }
 }
@@ -525,7 +593,9 @@ pub unsafe extern "C" fn copy_file_range(
         }
         // SAFETY: the caller passes a valid pointer or null.
         let v = unsafe { *p };
-        u64::try_from(v).map(Some).map_err(|_| Fail::Errno(libc::EINVAL))
+        u64::try_from(v)
+            .map(Some)
+            .map_err(|_| Fail::Errno(libc::EINVAL))
     };
     let result = (|| {
         let (oin, oout) = (explicit(offin)?, explicit(offout)?);
@@ -632,7 +702,13 @@ pub unsafe extern "C" fn fsync(fd: c_int) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn fdatasync(fd: c_int) -> c_int {
     // SAFETY: forwards.
-    unsafe { if FDS.is_ours(fd) { fsync(fd) } else { real::fdatasync()(fd) } }
+    unsafe {
+        if FDS.is_ours(fd) {
+            fsync(fd)
+        } else {
+            real::fdatasync()(fd)
+        }
+    }
 }
 
 fn ret_int(saved: i32, r: ops::R<c_int>) -> c_int {
@@ -656,7 +732,11 @@ pub unsafe extern "C" fn ftruncate(fd: c_int, len: off_t) -> c_int {
                 if len < 0 || f.is_dir() || (f.flags as i32 & libc::O_ACCMODE) == libc::O_RDONLY {
                     return Err(Fail::Errno(libc::EINVAL));
                 }
-                let s = SetAttrReq { valid: proto::set::SIZE, size: len as u64, ..Default::default() };
+                let s = SetAttrReq {
+                    valid: proto::set::SIZE,
+                    size: len as u64,
+                    ..Default::default()
+                };
                 ops::setattr(f.mount, None, f.fh, false, &s).map(|_| 0)
             });
             ret_int(saved, r)
@@ -673,18 +753,28 @@ pub unsafe extern "C" fn ftruncate64(fd: c_int, len: off64_t) -> c_int {
 fn fd_setattr(fd: c_int, s: ops::R<SetAttrReq>) -> Option<c_int> {
     let f = ops::file(fd)?;
     let saved = errno();
-    Some(ret_int(saved, f.and_then(|f| ops::setattr(f.mount, None, f.fh, false, &s?).map(|_| 0))))
+    Some(ret_int(
+        saved,
+        f.and_then(|f| ops::setattr(f.mount, None, f.fh, false, &s?).map(|_| 0)),
+    ))
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn fchmod(fd: c_int, mode: mode_t) -> c_int {
-    let s = SetAttrReq { valid: proto::set::MODE, mode: mode & 0o7777, ..Default::default() };
+    let s = SetAttrReq {
+        valid: proto::set::MODE,
+        mode: mode & 0o7777,
+        ..Default::default()
+    };
     // SAFETY: forwards.
     fd_setattr(fd, Ok(s)).unwrap_or_else(|| unsafe { real::fchmod()(fd, mode) })
 }
 
 fn chown_req(uid: libc::uid_t, gid: libc::gid_t) -> SetAttrReq {
-    let mut s = SetAttrReq { valid: proto::set::CHOWN, ..SetAttrReq::default() };
+    let mut s = SetAttrReq {
+        valid: proto::set::CHOWN,
+        ..SetAttrReq::default()
+    };
     if uid != u32::MAX {
         s.valid |= proto::set::UID;
         s.uid = uid;
@@ -699,7 +789,8 @@ fn chown_req(uid: libc::uid_t, gid: libc::gid_t) -> SetAttrReq {
 #[no_mangle]
 pub unsafe extern "C" fn fchown(fd: c_int, uid: libc::uid_t, gid: libc::gid_t) -> c_int {
     // SAFETY: forwards.
-    fd_setattr(fd, Ok(chown_req(uid, gid))).unwrap_or_else(|| unsafe { real::fchown()(fd, uid, gid) })
+    fd_setattr(fd, Ok(chown_req(uid, gid)))
+        .unwrap_or_else(|| unsafe { real::fchown()(fd, uid, gid) })
 }
 
 #[no_mangle]
@@ -739,7 +830,9 @@ pub unsafe extern "C" fn fstat64(fd: c_int, st: *mut libc::stat64) -> c_int {
 }
 
 unsafe fn stat_at(dirfd: c_int, p: *const c_char, st: *mut libc::stat, flags: c_int) -> c_int {
-    if flags & libc::AT_EMPTY_PATH != 0 && !p.is_null() && unsafe { *p } == 0 && FDS.is_ours(dirfd) {
+    // SAFETY: a non-null path is NUL-terminated by the C contract.
+    if flags & libc::AT_EMPTY_PATH != 0 && !p.is_null() && unsafe { *p } == 0 && FDS.is_ours(dirfd)
+    {
         return fstat_ours(dirfd, st).unwrap_or_else(|| err(libc::EBADF));
     }
     let saved = errno();
@@ -785,13 +878,23 @@ pub unsafe extern "C" fn lstat64(p: *const c_char, st: *mut libc::stat64) -> c_i
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn fstatat(d: c_int, p: *const c_char, st: *mut libc::stat, flags: c_int) -> c_int {
+pub unsafe extern "C" fn fstatat(
+    d: c_int,
+    p: *const c_char,
+    st: *mut libc::stat,
+    flags: c_int,
+) -> c_int {
     // SAFETY: forwards.
     unsafe { stat_at(d, p, st, flags) }
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn fstatat64(d: c_int, p: *const c_char, st: *mut libc::stat64, flags: c_int) -> c_int {
+pub unsafe extern "C" fn fstatat64(
+    d: c_int,
+    p: *const c_char,
+    st: *mut libc::stat64,
+    flags: c_int,
+) -> c_int {
     // SAFETY: same layout.
     unsafe { stat_at(d, p, st.cast(), flags) }
 }
@@ -829,19 +932,38 @@ pub unsafe extern "C" fn __fxstat64(_v: c_int, fd: c_int, st: *mut libc::stat) -
     unsafe { fstat(fd, st) }
 }
 #[no_mangle]
-pub unsafe extern "C" fn __fxstatat(_v: c_int, d: c_int, p: *const c_char, st: *mut libc::stat, fl: c_int) -> c_int {
+pub unsafe extern "C" fn __fxstatat(
+    _v: c_int,
+    d: c_int,
+    p: *const c_char,
+    st: *mut libc::stat,
+    fl: c_int,
+) -> c_int {
     // SAFETY: forwards.
     unsafe { stat_at(d, p, st, fl) }
 }
 #[no_mangle]
-pub unsafe extern "C" fn __fxstatat64(_v: c_int, d: c_int, p: *const c_char, st: *mut libc::stat, fl: c_int) -> c_int {
+pub unsafe extern "C" fn __fxstatat64(
+    _v: c_int,
+    d: c_int,
+    p: *const c_char,
+    st: *mut libc::stat,
+    fl: c_int,
+) -> c_int {
     // SAFETY: forwards.
     unsafe { stat_at(d, p, st, fl) }
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn statx(d: c_int, p: *const c_char, flags: c_int, mask: c_uint, buf: *mut libc::statx) -> c_int {
+pub unsafe extern "C" fn statx(
+    d: c_int,
+    p: *const c_char,
+    flags: c_int,
+    mask: c_uint,
+    buf: *mut libc::statx,
+) -> c_int {
     let saved = errno();
+    // SAFETY: a non-null path is NUL-terminated by the C contract.
     if flags & libc::AT_EMPTY_PATH != 0 && !p.is_null() && unsafe { *p } == 0 {
         if let Some(f) = ops::file(d) {
             let r = f.and_then(|f| {
@@ -881,7 +1003,9 @@ pub unsafe extern "C" fn statfs(p: *const c_char, out: *mut libc::statfs) -> c_i
         At::Err(e) => err(e),
         At::Ours(t) => {
             // Check the path exists (statfs of a missing file is ENOENT).
-            let r = ops::stat_path(&t, false).and_then(|_| ops::statfs(t.mount, out)).map(|_| 0);
+            let r = ops::stat_path(&t, false)
+                .and_then(|_| ops::statfs(t.mount, out))
+                .map(|_| 0);
             finish!(saved, r, t, AT_FDCWD, p, |d, q| real(d, q))
         }
     }
@@ -948,7 +1072,11 @@ pub unsafe extern "C" fn access(p: *const c_char, mode: c_int) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn faccessat(d: c_int, p: *const c_char, mode: c_int, flags: c_int) -> c_int {
     // SAFETY: forwards.
-    unsafe { path_op(d, p, Op::Access, flags as u32, mode as u64, b"", |dd, q| real::faccessat()(dd, q, mode, flags)) }
+    unsafe {
+        path_op(d, p, Op::Access, flags as u32, mode as u64, b"", |dd, q| {
+            real::faccessat()(dd, q, mode, flags)
+        })
+    }
 }
 
 #[no_mangle]
@@ -961,23 +1089,37 @@ pub unsafe extern "C" fn mkdir(p: *const c_char, mode: mode_t) -> c_int {
 pub unsafe extern "C" fn mkdirat(d: c_int, p: *const c_char, mode: mode_t) -> c_int {
     let m = (mode & 0o7777 & !state::umask()) as u64;
     // SAFETY: forwards.
-    unsafe { path_op(d, p, Op::Mkdir, 0, m, b"", |dd, q| real::mkdirat()(dd, q, mode)) }
+    unsafe {
+        path_op(d, p, Op::Mkdir, 0, m, b"", |dd, q| {
+            real::mkdirat()(dd, q, mode)
+        })
+    }
 }
 
 /// `mknodat` for regular files, FIFOs and sockets (device nodes too: the
 /// daemon checks privileges exactly like the FUSE door).
 #[no_mangle]
-pub unsafe extern "C" fn mknodat(d: c_int, p: *const c_char, mode: mode_t, dev: libc::dev_t) -> c_int {
+pub unsafe extern "C" fn mknodat(
+    d: c_int,
+    p: *const c_char,
+    mode: mode_t,
+    dev: libc::dev_t,
+) -> c_int {
     let Ok(rdev) = u32::try_from(dev) else {
         // Larger device numbers than the store keeps: let the kernel answer.
         // SAFETY: forwards.
         return unsafe { real::mknodat()(d, p, mode, dev) };
     };
     // A zero type means a regular file, as in mknod(2).
-    let kind = if mode & libc::S_IFMT == 0 { libc::S_IFREG } else { mode & libc::S_IFMT };
+    let kind = if mode & libc::S_IFMT == 0 {
+        libc::S_IFREG
+    } else {
+        mode & libc::S_IFMT
+    };
     let m = u64::from(kind | (mode & 0o7777 & !state::umask()));
     let saved = errno();
     match ops::resolve_at(d, p) {
+        // SAFETY: forwards the caller's arguments.
         At::Real => unsafe { real::mknodat()(d, p, mode, dev) },
         At::Err(e) => err(e),
         At::Ours(t) => {
@@ -986,7 +1128,11 @@ pub unsafe extern "C" fn mknodat(d: c_int, p: *const c_char, mode: mode_t, dev: 
             h.a = m;
             h.b = u64::from(rdev);
             let r = ops::simple(t.mount, &mut h, t.rel(), b"", b"").map(|_| 0);
-            finish!(saved, r, t, d, p, |dd, q| unsafe { real::mknodat()(dd, q, mode, dev) })
+            // SAFETY: forwards the caller's arguments (with the path made
+            // absolute for a dirfd the kernel does not know).
+            finish!(saved, r, t, d, p, |dd, q| unsafe {
+                real::mknodat()(dd, q, mode, dev)
+            })
         }
     }
 }
@@ -1026,7 +1172,11 @@ pub unsafe extern "C" fn unlinkat(d: c_int, p: *const c_char, flags: c_int) -> c
     if flags & !libc::AT_REMOVEDIR != 0 {
         return err(libc::EINVAL);
     }
-    let op = if flags & libc::AT_REMOVEDIR != 0 { Op::Rmdir } else { Op::Unlink };
+    let op = if flags & libc::AT_REMOVEDIR != 0 {
+        Op::Rmdir
+    } else {
+        Op::Unlink
+    };
     // SAFETY: forwards.
     unsafe { path_op(d, p, op, 0, 0, b"", |dd, q| real::unlinkat()(dd, q, flags)) }
 }
@@ -1048,7 +1198,9 @@ pub unsafe extern "C" fn symlinkat(target: *const c_char, d: c_int, p: *const c_
         At::Real => real(d, p),
         At::Err(e) => err(e),
         At::Ours(t) => {
-            let Some(tx) = ops::cstr(target) else { return err(libc::EFAULT) };
+            let Some(tx) = ops::cstr(target) else {
+                return err(libc::EFAULT);
+            };
             if tx.is_empty() {
                 return err(libc::ENOENT);
             }
@@ -1070,7 +1222,12 @@ pub unsafe extern "C" fn readlink(p: *const c_char, buf: *mut c_char, n: size_t)
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn __readlink_chk(p: *const c_char, buf: *mut c_char, n: size_t, buflen: size_t) -> ssize_t {
+pub unsafe extern "C" fn __readlink_chk(
+    p: *const c_char,
+    buf: *mut c_char,
+    n: size_t,
+    buflen: size_t,
+) -> ssize_t {
     if n > buflen {
         // SAFETY: never returns.
         unsafe { __chk_fail() }
@@ -1080,7 +1237,13 @@ pub unsafe extern "C" fn __readlink_chk(p: *const c_char, buf: *mut c_char, n: s
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn __readlinkat_chk(d: c_int, p: *const c_char, buf: *mut c_char, n: size_t, buflen: size_t) -> ssize_t {
+pub unsafe extern "C" fn __readlinkat_chk(
+    d: c_int,
+    p: *const c_char,
+    buf: *mut c_char,
+    n: size_t,
+    buflen: size_t,
+) -> ssize_t {
     if n > buflen {
         // SAFETY: never returns.
         unsafe { __chk_fail() }
@@ -1090,7 +1253,12 @@ pub unsafe extern "C" fn __readlinkat_chk(d: c_int, p: *const c_char, buf: *mut 
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn readlinkat(d: c_int, p: *const c_char, buf: *mut c_char, n: size_t) -> ssize_t {
+pub unsafe extern "C" fn readlinkat(
+    d: c_int,
+    p: *const c_char,
+    buf: *mut c_char,
+    n: size_t,
+) -> ssize_t {
     let saved = errno();
     let real = |dd: c_int, q: *const c_char| {
         // SAFETY: forwards.
@@ -1106,7 +1274,11 @@ pub unsafe extern "C" fn readlinkat(d: c_int, p: *const c_char, buf: *mut c_char
             let mut h = ops::req(Op::Readlink, 0);
             h.fh = t.base;
             let r = ops::call_with(t.mount, &mut h, t.rel(), b"", b"", |resp, pl| {
-                let body = if resp.has_attr != 0 { &pl[pl.len().min(core::mem::size_of::<proto::WireAttr>())..] } else { pl };
+                let body = if resp.has_attr != 0 {
+                    &pl[pl.len().min(core::mem::size_of::<proto::WireAttr>())..]
+                } else {
+                    pl
+                };
                 let k = body.len().min(n);
                 // SAFETY: the caller's buffer of `n` bytes.
                 unsafe { core::ptr::copy_nonoverlapping(body.as_ptr(), buf.cast::<u8>(), k) };
@@ -1176,15 +1348,30 @@ pub unsafe extern "C" fn rename(a: *const c_char, b: *const c_char) -> c_int {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn renameat(d1: c_int, a: *const c_char, d2: c_int, b: *const c_char) -> c_int {
+pub unsafe extern "C" fn renameat(
+    d1: c_int,
+    a: *const c_char,
+    d2: c_int,
+    b: *const c_char,
+) -> c_int {
     // SAFETY: forwards.
     unsafe { renameat2(d1, a, d2, b, 0) }
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn renameat2(d1: c_int, a: *const c_char, d2: c_int, b: *const c_char, flags: c_uint) -> c_int {
+pub unsafe extern "C" fn renameat2(
+    d1: c_int,
+    a: *const c_char,
+    d2: c_int,
+    b: *const c_char,
+    flags: c_uint,
+) -> c_int {
     // SAFETY: forwards.
-    unsafe { two_paths(d1, a, d2, b, Op::Rename, flags, |w, x, y, z| real::renameat2()(w, x, y, z, flags)) }
+    unsafe {
+        two_paths(d1, a, d2, b, Op::Rename, flags, |w, x, y, z| {
+            real::renameat2()(w, x, y, z, flags)
+        })
+    }
 }
 
 #[no_mangle]
@@ -1194,21 +1381,39 @@ pub unsafe extern "C" fn link(a: *const c_char, b: *const c_char) -> c_int {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn linkat(d1: c_int, a: *const c_char, d2: c_int, b: *const c_char, flags: c_int) -> c_int {
+pub unsafe extern "C" fn linkat(
+    d1: c_int,
+    a: *const c_char,
+    d2: c_int,
+    b: *const c_char,
+    flags: c_int,
+) -> c_int {
     if flags & !(libc::AT_SYMLINK_FOLLOW | libc::AT_EMPTY_PATH) != 0 {
         return err(libc::EINVAL);
     }
     // SAFETY: forwards.
-    unsafe { two_paths(d1, a, d2, b, Op::Link, flags as u32, |w, x, y, z| real::linkat()(w, x, y, z, flags)) }
+    unsafe {
+        two_paths(d1, a, d2, b, Op::Link, flags as u32, |w, x, y, z| {
+            real::linkat()(w, x, y, z, flags)
+        })
+    }
 }
 
-unsafe fn setattr_path(d: c_int, p: *const c_char, nofollow: bool, s: ops::R<SetAttrReq>, real: impl Fn(c_int, *const c_char) -> c_int) -> c_int {
+unsafe fn setattr_path(
+    d: c_int,
+    p: *const c_char,
+    nofollow: bool,
+    s: ops::R<SetAttrReq>,
+    real: impl Fn(c_int, *const c_char) -> c_int,
+) -> c_int {
     let saved = errno();
     match ops::resolve_at(d, p) {
         At::Real => real(d, p),
         At::Err(e) => err(e),
         At::Ours(t) => {
-            let r = s.and_then(|s| ops::setattr(t.mount, Some(&t), 0, nofollow, &s)).map(|_| 0);
+            let r = s
+                .and_then(|s| ops::setattr(t.mount, Some(&t), 0, nofollow, &s))
+                .map(|_| 0);
             finish!(saved, r, t, d, p, |dd, q| real(dd, q))
         }
     }
@@ -1219,7 +1424,11 @@ pub unsafe extern "C" fn truncate(p: *const c_char, len: off_t) -> c_int {
     let s = if len < 0 {
         Err(Fail::Errno(libc::EINVAL))
     } else {
-        Ok(SetAttrReq { valid: proto::set::SIZE, size: len as u64, ..Default::default() })
+        Ok(SetAttrReq {
+            valid: proto::set::SIZE,
+            size: len as u64,
+            ..Default::default()
+        })
     };
     // SAFETY: forwards.
     unsafe { setattr_path(AT_FDCWD, p, false, s, |_, q| real::truncate()(q, len)) }
@@ -1239,9 +1448,21 @@ pub unsafe extern "C" fn chmod(p: *const c_char, mode: mode_t) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn fchmodat(d: c_int, p: *const c_char, mode: mode_t, flags: c_int) -> c_int {
-    let s = SetAttrReq { valid: proto::set::MODE, mode: mode & 0o7777, ..Default::default() };
+    let s = SetAttrReq {
+        valid: proto::set::MODE,
+        mode: mode & 0o7777,
+        ..Default::default()
+    };
     // SAFETY: forwards.
-    unsafe { setattr_path(d, p, flags & libc::AT_SYMLINK_NOFOLLOW != 0, Ok(s), |dd, q| real::fchmodat()(dd, q, mode, flags)) }
+    unsafe {
+        setattr_path(
+            d,
+            p,
+            flags & libc::AT_SYMLINK_NOFOLLOW != 0,
+            Ok(s),
+            |dd, q| real::fchmodat()(dd, q, mode, flags),
+        )
+    }
 }
 
 #[no_mangle]
@@ -1257,31 +1478,52 @@ pub unsafe extern "C" fn lchown(p: *const c_char, uid: libc::uid_t, gid: libc::g
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn fchownat(d: c_int, p: *const c_char, uid: libc::uid_t, gid: libc::gid_t, flags: c_int) -> c_int {
+pub unsafe extern "C" fn fchownat(
+    d: c_int,
+    p: *const c_char,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: a non-null path is NUL-terminated by the C contract.
     if flags & libc::AT_EMPTY_PATH != 0 && !p.is_null() && unsafe { *p } == 0 && FDS.is_ours(d) {
         return fd_setattr(d, Ok(chown_req(uid, gid))).unwrap_or_else(|| err(libc::EBADF));
     }
     // SAFETY: forwards.
     unsafe {
-        setattr_path(d, p, flags & libc::AT_SYMLINK_NOFOLLOW != 0, Ok(chown_req(uid, gid)), |dd, q| {
-            real::fchownat()(dd, q, uid, gid, flags)
-        })
+        setattr_path(
+            d,
+            p,
+            flags & libc::AT_SYMLINK_NOFOLLOW != 0,
+            Ok(chown_req(uid, gid)),
+            |dd, q| real::fchownat()(dd, q, uid, gid, flags),
+        )
     }
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn utimensat(d: c_int, p: *const c_char, times: *const libc::timespec, flags: c_int) -> c_int {
+pub unsafe extern "C" fn utimensat(
+    d: c_int,
+    p: *const c_char,
+    times: *const libc::timespec,
+    flags: c_int,
+) -> c_int {
     if p.is_null() && FDS.is_ours(d) {
         return fd_setattr(d, ops::times_req(times)).unwrap_or_else(|| err(libc::EBADF));
     }
+    // SAFETY: a non-null path is NUL-terminated by the C contract.
     if flags & libc::AT_EMPTY_PATH != 0 && !p.is_null() && unsafe { *p } == 0 && FDS.is_ours(d) {
         return fd_setattr(d, ops::times_req(times)).unwrap_or_else(|| err(libc::EBADF));
     }
     // SAFETY: forwards.
     unsafe {
-        setattr_path(d, p, flags & libc::AT_SYMLINK_NOFOLLOW != 0, ops::times_req(times), |dd, q| {
-            real::utimensat()(dd, q, times, flags)
-        })
+        setattr_path(
+            d,
+            p,
+            flags & libc::AT_SYMLINK_NOFOLLOW != 0,
+            ops::times_req(times),
+            |dd, q| real::utimensat()(dd, q, times, flags),
+        )
     }
 }
 
@@ -1392,15 +1634,26 @@ unsafe fn fcntl_impl(fd: c_int, cmd: c_int, arg: usize, real: impl FnOnce() -> c
         let r = real();
         if r >= 0 && cmd == libc::F_SETFL {
             let append = libc::O_APPEND as u32;
-            let want = if arg as c_int & libc::O_APPEND != 0 { append } else { 0 };
-            let _ = o.flags.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |fl| Some(fl & !append | want));
+            let want = if arg as c_int & libc::O_APPEND != 0 {
+                append
+            } else {
+                0
+            };
+            let _ = o
+                .flags
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |fl| {
+                    Some(fl & !append | want)
+                });
         }
         return r;
     }
     match cmd {
         libc::F_GETFL => {
             let fl = o.flags.load(Ordering::Relaxed) & !crate::fdtable::KIND_DIR;
-            ok(saved, fl as c_int | 0o100000 /* O_LARGEFILE, as the kernel reports */)
+            ok(
+                saved,
+                fl as c_int | 0o100000, /* O_LARGEFILE, as the kernel reports */
+            )
         }
         libc::F_SETFL => {
             let want = arg as c_int;
@@ -1411,7 +1664,10 @@ unsafe fn fcntl_impl(fd: c_int, cmd: c_int, arg: usize, real: impl FnOnce() -> c
             let mut cur = o.flags.load(Ordering::Relaxed);
             loop {
                 let new = (cur & !(SETTABLE as u32)) | (want & SETTABLE) as u32;
-                match o.flags.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
+                match o
+                    .flags
+                    .compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed)
+                {
                     Ok(_) => break,
                     Err(c) => cur = c,
                 }
@@ -1477,7 +1733,14 @@ fn kernel_fd(fd: c_int) -> Result<(), c_int> {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn mmap(addr: *mut c_void, len: size_t, prot: c_int, flags: c_int, fd: c_int, off: off_t) -> *mut c_void {
+pub unsafe extern "C" fn mmap(
+    addr: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: off_t,
+) -> *mut c_void {
     if flags & libc::MAP_ANONYMOUS == 0 {
         if let Err(e) = kernel_fd(fd) {
             set_errno(e);
@@ -1489,7 +1752,14 @@ pub unsafe extern "C" fn mmap(addr: *mut c_void, len: size_t, prot: c_int, flags
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn mmap64(addr: *mut c_void, len: size_t, prot: c_int, flags: c_int, fd: c_int, off: off64_t) -> *mut c_void {
+pub unsafe extern "C" fn mmap64(
+    addr: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: off64_t,
+) -> *mut c_void {
     // SAFETY: off_t is 64-bit on the supported targets.
     unsafe { mmap(addr, len, prot, flags, fd, off) }
 }
@@ -1524,7 +1794,12 @@ pub unsafe extern "C" fn sendfile(out: c_int, inp: c_int, off: *mut off_t, n: si
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn sendfile64(out: c_int, inp: c_int, off: *mut off64_t, n: size_t) -> ssize_t {
+pub unsafe extern "C" fn sendfile64(
+    out: c_int,
+    inp: c_int,
+    off: *mut off64_t,
+    n: size_t,
+) -> ssize_t {
     // SAFETY: off_t is 64-bit on the supported targets.
     unsafe { sendfile(out, inp, off, n) }
 }
@@ -1650,7 +1925,8 @@ pub unsafe extern "C" fn opendir(p: *const c_char) -> *mut DIR {
             set_errno(e);
             core::ptr::null_mut()
         }
-        At::Ours(t) => match ops::open(&t, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0) {
+        At::Ours(t) => match ops::open(&t, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
+        {
             Ok(fd) => match dir::new_stream(fd) {
                 Some(d) => ok(saved, d),
                 None => {
@@ -1726,7 +2002,11 @@ pub unsafe extern "C" fn readdir(d: *mut DIR) -> *mut libc::dirent {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn readdir64_r(d: *mut DIR, entry: *mut libc::dirent64, result: *mut *mut libc::dirent64) -> c_int {
+pub unsafe extern "C" fn readdir64_r(
+    d: *mut DIR,
+    entry: *mut libc::dirent64,
+    result: *mut *mut libc::dirent64,
+) -> c_int {
     if dir::ours(d).is_none() {
         // SAFETY: forwards.
         return unsafe { real::readdir64_r()(d, entry, result) };
@@ -1751,7 +2031,11 @@ pub unsafe extern "C" fn readdir64_r(d: *mut DIR, entry: *mut libc::dirent64, re
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn readdir_r(d: *mut DIR, entry: *mut libc::dirent, result: *mut *mut libc::dirent) -> c_int {
+pub unsafe extern "C" fn readdir_r(
+    d: *mut DIR,
+    entry: *mut libc::dirent,
+    result: *mut *mut libc::dirent,
+) -> c_int {
     if dir::ours(d).is_none() {
         // SAFETY: forwards.
         return unsafe { real::readdir_r()(d, entry, result) };
@@ -1850,46 +2134,100 @@ unsafe fn path_xattr(
 macro_rules! xattr_hooks {
     ($get:ident, $list:ident, $set:ident, $remove:ident, nofollow = $nofollow:expr) => {
         #[no_mangle]
-        pub unsafe extern "C" fn $get(p: *const c_char, name: *const c_char, v: *mut c_void, n: size_t) -> ssize_t {
-            let Some(key) = ops::cstr(name) else { return err(libc::EFAULT) };
+        pub unsafe extern "C" fn $get(
+            p: *const c_char,
+            name: *const c_char,
+            v: *mut c_void,
+            n: size_t,
+        ) -> ssize_t {
+            let Some(key) = ops::cstr(name) else {
+                return err(libc::EFAULT);
+            };
             // SAFETY: forwards the caller's arguments.
-            unsafe { path_xattr(p, $nofollow, |x| x.get(Some(key), v.cast(), n), |q| real::$get()(q, name, v, n)) }
+            unsafe {
+                path_xattr(
+                    p,
+                    $nofollow,
+                    |x| x.get(Some(key), v.cast(), n),
+                    |q| real::$get()(q, name, v, n),
+                )
+            }
         }
 
         #[no_mangle]
         pub unsafe extern "C" fn $list(p: *const c_char, list: *mut c_char, n: size_t) -> ssize_t {
             // SAFETY: forwards the caller's arguments.
-            unsafe { path_xattr(p, $nofollow, |x| x.get(None, list.cast(), n), |q| real::$list()(q, list, n)) }
+            unsafe {
+                path_xattr(
+                    p,
+                    $nofollow,
+                    |x| x.get(None, list.cast(), n),
+                    |q| real::$list()(q, list, n),
+                )
+            }
         }
 
         #[no_mangle]
-        pub unsafe extern "C" fn $set(p: *const c_char, name: *const c_char, v: *const c_void, n: size_t, flags: c_int) -> c_int {
-            let Some(key) = ops::cstr(name) else { return err(libc::EFAULT) };
+        pub unsafe extern "C" fn $set(
+            p: *const c_char,
+            name: *const c_char,
+            v: *const c_void,
+            n: size_t,
+            flags: c_int,
+        ) -> c_int {
+            let Some(key) = ops::cstr(name) else {
+                return err(libc::EFAULT);
+            };
             // SAFETY: forwards the caller's arguments.
             let r = unsafe {
-                path_xattr(p, $nofollow, |x| x.set(key, v.cast(), n, flags).map(|()| 0), |q| {
-                    real::$set()(q, name, v, n, flags) as ssize_t
-                })
+                path_xattr(
+                    p,
+                    $nofollow,
+                    |x| x.set(key, v.cast(), n, flags).map(|()| 0),
+                    |q| real::$set()(q, name, v, n, flags) as ssize_t,
+                )
             };
             r as c_int
         }
 
         #[no_mangle]
         pub unsafe extern "C" fn $remove(p: *const c_char, name: *const c_char) -> c_int {
-            let Some(key) = ops::cstr(name) else { return err(libc::EFAULT) };
+            let Some(key) = ops::cstr(name) else {
+                return err(libc::EFAULT);
+            };
             // SAFETY: forwards the caller's arguments.
-            let r = unsafe { path_xattr(p, $nofollow, |x| x.remove(key).map(|()| 0), |q| real::$remove()(q, name) as ssize_t) };
+            let r = unsafe {
+                path_xattr(
+                    p,
+                    $nofollow,
+                    |x| x.remove(key).map(|()| 0),
+                    |q| real::$remove()(q, name) as ssize_t,
+                )
+            };
             r as c_int
         }
     };
 }
 
 xattr_hooks!(getxattr, listxattr, setxattr, removexattr, nofollow = false);
-xattr_hooks!(lgetxattr, llistxattr, lsetxattr, lremovexattr, nofollow = true);
+xattr_hooks!(
+    lgetxattr,
+    llistxattr,
+    lsetxattr,
+    lremovexattr,
+    nofollow = true
+);
 
 #[no_mangle]
-pub unsafe extern "C" fn fgetxattr(fd: c_int, name: *const c_char, v: *mut c_void, n: size_t) -> ssize_t {
-    let Some(key) = ops::cstr(name) else { return err(libc::EFAULT) };
+pub unsafe extern "C" fn fgetxattr(
+    fd: c_int,
+    name: *const c_char,
+    v: *mut c_void,
+    n: size_t,
+) -> ssize_t {
+    let Some(key) = ops::cstr(name) else {
+        return err(libc::EFAULT);
+    };
     fd_xattr(fd, |x| x.get(Some(key), v.cast(), n))
         // SAFETY: forwards.
         .unwrap_or_else(|| unsafe { real::fgetxattr()(fd, name, v, n) })
@@ -1903,8 +2241,16 @@ pub unsafe extern "C" fn flistxattr(fd: c_int, list: *mut c_char, n: size_t) -> 
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn fsetxattr(fd: c_int, name: *const c_char, v: *const c_void, n: size_t, flags: c_int) -> c_int {
-    let Some(key) = ops::cstr(name) else { return err(libc::EFAULT) };
+pub unsafe extern "C" fn fsetxattr(
+    fd: c_int,
+    name: *const c_char,
+    v: *const c_void,
+    n: size_t,
+    flags: c_int,
+) -> c_int {
+    let Some(key) = ops::cstr(name) else {
+        return err(libc::EFAULT);
+    };
     fd_xattr(fd, |x| x.set(key, v.cast(), n, flags).map(|()| 0))
         .map(|r| r as c_int)
         // SAFETY: forwards.
@@ -1913,7 +2259,9 @@ pub unsafe extern "C" fn fsetxattr(fd: c_int, name: *const c_char, v: *const c_v
 
 #[no_mangle]
 pub unsafe extern "C" fn fremovexattr(fd: c_int, name: *const c_char) -> c_int {
-    let Some(key) = ops::cstr(name) else { return err(libc::EFAULT) };
+    let Some(key) = ops::cstr(name) else {
+        return err(libc::EFAULT);
+    };
     fd_xattr(fd, |x| x.remove(key).map(|()| 0))
         .map(|r| r as c_int)
         // SAFETY: forwards.

@@ -75,7 +75,15 @@ pub struct MountTable {
 impl MountTable {
     /// An empty table (const, so it can live in a `static`).
     pub const fn new() -> MountTable {
-        const Z: MountEntry = MountEntry { start: 0, len: 0, major: 0, minor: 0, seq: 0, id: 0, st_flags: 0 };
+        const Z: MountEntry = MountEntry {
+            start: 0,
+            len: 0,
+            major: 0,
+            minor: 0,
+            seq: 0,
+            id: 0,
+            st_flags: 0,
+        };
         MountTable {
             mounts: [Z; MAX_MOUNTS],
             n_mounts: 0,
@@ -110,10 +118,15 @@ impl MountTable {
             let b = escaped[i];
             let (byte, step) = if b == b'\\'
                 && i + 3 < escaped.len()
-                && escaped[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+                && escaped[i + 1..i + 4]
+                    .iter()
+                    .all(|c| (b'0'..=b'7').contains(c))
             {
                 let d = &escaped[i + 1..i + 4];
-                (((d[0] - b'0') << 6) | ((d[1] - b'0') << 3) | (d[2] - b'0'), 4)
+                (
+                    ((d[0] - b'0') << 6) | ((d[1] - b'0') << 3) | (d[2] - b'0'),
+                    4,
+                )
             } else {
                 (b, 1)
             };
@@ -169,14 +182,18 @@ fn parse_u32(f: &[u8]) -> Option<u32> {
 /// Fills `t` from the bytes of a mountinfo file. Malformed lines are skipped.
 pub fn parse(data: &[u8], t: &mut MountTable) {
     *t = MountTable::new();
-    let mut seq: u32 = 0;
-    for line in data.split(|&b| b == b'\n') {
-        seq += 1;
+    for (i, line) in data.split(|&b| b == b'\n').enumerate() {
+        let seq = i as u32 + 1;
         // id parent major:minor root mountpoint options [optional...] - fstype source superopts
         let mut fields = line.split(|&b| b == b' ');
-        let (Some(id), Some(_parent), Some(dev), Some(root), Some(mp), Some(opts)) =
-            (fields.next(), fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
-        else {
+        let (Some(id), Some(_parent), Some(dev), Some(root), Some(mp), Some(opts)) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
             continue;
         };
         let mut fstype = None;
@@ -188,13 +205,23 @@ pub fn parse(data: &[u8], t: &mut MountTable) {
         }
         let Some(fstype) = fstype else { continue };
         let source = fields.next().unwrap_or(b"");
-        let Some((major, minor)) = parse_dev(dev) else { continue };
+        let Some((major, minor)) = parse_dev(dev) else {
+            continue;
+        };
         let mark = t.arena_used;
         let Some((start, len)) = t.store_text(mp) else {
             t.overflow = true;
             continue;
         };
-        let entry = MountEntry { start, len, major, minor, seq, id: parse_u32(id).unwrap_or(0), st_flags: st_flags(opts) };
+        let entry = MountEntry {
+            start,
+            len,
+            major,
+            minor,
+            seq,
+            id: parse_u32(id).unwrap_or(0),
+            st_flags: st_flags(opts),
+        };
         let text_of = |t: &MountTable, e: &MountEntry| -> (usize, usize) {
             let _ = t;
             (e.start as usize, (e.start + e.len) as usize)
@@ -235,7 +262,10 @@ pub fn parse(data: &[u8], t: &mut MountTable) {
                 let mut i = 0;
                 while i < t.n_mounts {
                     let (s, e) = text_of(t, &t.mounts[i]);
-                    if is_under(&t.arena[start as usize..(start + len) as usize], &t.arena[s..e]) {
+                    if is_under(
+                        &t.arena[start as usize..(start + len) as usize],
+                        &t.arena[s..e],
+                    ) {
                         t.mounts[i] = t.mounts[t.n_mounts - 1];
                         t.n_mounts -= 1;
                     } else {
@@ -273,7 +303,10 @@ pub fn st_flags(opts: &[u8]) -> u32 {
 /// glibc's `makedev` (the `st_dev` value of a `major:minor` device).
 pub const fn makedev(major: u32, minor: u32) -> u64 {
     let (ma, mi) = (major as u64, minor as u64);
-    ((ma & 0xffff_f000) << 32) | ((ma & 0x0000_0fff) << 8) | ((mi & 0xffff_ff00) << 12) | (mi & 0x0000_00ff)
+    ((ma & 0xffff_f000) << 32)
+        | ((ma & 0x0000_0fff) << 8)
+        | ((mi & 0xffff_ff00) << 12)
+        | (mi & 0x0000_00ff)
 }
 
 #[cfg(test)]
@@ -291,7 +324,10 @@ mod tests {
         garbage line\n";
 
     fn texts(t: &MountTable) -> Vec<(Vec<u8>, u32, u32)> {
-        t.mounts().iter().map(|m| (t.text(m).to_vec(), m.major, m.minor)).collect()
+        t.mounts()
+            .iter()
+            .map(|m| (t.text(m).to_vec(), m.major, m.minor))
+            .collect()
     }
 
     #[test]
@@ -300,7 +336,11 @@ mod tests {
         parse(TABLE, &mut t);
         assert_eq!(
             texts(&t),
-            vec![(b"/mnt/a b".to_vec(), 0, 40), (b"/tmp/m".to_vec(), 0, 41), (b"/tmp/direct".to_vec(), 0, 45)]
+            vec![
+                (b"/mnt/a b".to_vec(), 0, 40),
+                (b"/tmp/m".to_vec(), 0, 41),
+                (b"/tmp/direct".to_vec(), 0, 45)
+            ]
         );
         assert!(!t.overflow);
     }

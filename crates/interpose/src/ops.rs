@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicI32, Ordering};
 use proto::{Op, ReqHeader, RespHeader, SetAttrReq, WireAttr, WireStatFs, PATH_MAX};
 
 use crate::channel::{self, ChanError, REPLY_BUF};
-use crate::fdtable::{KIND_KERNEL, OfdInit, OfdRef, KIND_DIR};
+use crate::fdtable::{OfdInit, OfdRef, KIND_DIR, KIND_KERNEL};
 use crate::path::{self, Comps};
 use crate::state::{self, FDS};
 use crate::sys;
@@ -77,6 +77,9 @@ impl Target {
 }
 
 /// Outcome of classifying a `(dirfd, path)` pair.
+// `Ours` carries a PATH_MAX buffer: it lives on the stack for one call, and
+// the library has no allocator to box it.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum At {
     /// Not on a btfuse mount (or the fast path is off): call the real libc
     /// with the original arguments.
@@ -109,41 +112,67 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
     let dir_ours = dirfd != libc::AT_FDCWD && FDS.is_ours(dirfd);
     // SAFETY: non-null, NUL-terminated (C contract).
     let first = unsafe { *p };
-    if first != b'/' as c_char && !dir_ours && (dirfd != libc::AT_FDCWD || !state::ready() || !state::cwd_near())
+    if first != b'/' as c_char
+        && !dir_ours
+        && (dirfd != libc::AT_FDCWD || !state::ready() || !state::cwd_near())
     {
         return At::Real;
     }
     let Some(n) = bounded_len(p) else {
         // The kernel answers ENAMETOOLONG for these itself; a placeholder
         // dirfd would turn it into ENOTDIR, so answer for it.
-        return if dir_ours && first != b'/' as c_char { At::Err(libc::ENAMETOOLONG) } else { At::Real };
+        return if dir_ours && first != b'/' as c_char {
+            At::Err(libc::ENAMETOOLONG)
+        } else {
+            At::Real
+        };
     };
     // SAFETY: `n` bytes before the NUL.
     let path = unsafe { core::slice::from_raw_parts(p.cast::<u8>(), n) };
     if path.is_empty() {
-        return if dir_ours { At::Err(libc::ENOENT) } else { At::Real };
+        return if dir_ours {
+            At::Err(libc::ENOENT)
+        } else {
+            At::Real
+        };
     }
     if !state::ready() {
         return At::Real;
     }
     let tail = path::tail(path);
-    let mut t = Target { mount: 0, base: 0, buf: [0; PATH_MAX], len: 0, dir: None };
+    let mut t = Target {
+        mount: 0,
+        base: 0,
+        buf: [0; PATH_MAX],
+        len: 0,
+        dir: None,
+    };
     if path[0] == b'/' {
-        let Some((m, rest)) = path::classify(state::table(), Comps::new(path, b"")) else { return At::Real };
-        let Some(len) = path::write_rel(b"", rest, tail, &mut t.buf) else { return At::Real };
+        let Some((m, rest)) = path::classify(state::table(), Comps::new(path, b"")) else {
+            return At::Real;
+        };
+        let Some(len) = path::write_rel(b"", rest, tail, &mut t.buf) else {
+            return At::Real;
+        };
         t.mount = m;
         t.len = len;
     } else if dirfd == libc::AT_FDCWD {
         let mut cwd = [0u8; PATH_MAX];
-        let Some(cn) = state::kernel_cwd(&mut cwd) else { return At::Real };
+        let Some(cn) = state::kernel_cwd(&mut cwd) else {
+            return At::Real;
+        };
         let Some((m, rest)) = path::classify(state::table(), Comps::new(&cwd[..cn], path)) else {
             return At::Real;
         };
-        let Some(len) = path::write_rel(b"", rest, tail, &mut t.buf) else { return At::Real };
+        let Some(len) = path::write_rel(b"", rest, tail, &mut t.buf) else {
+            return At::Real;
+        };
         t.mount = m;
         t.len = len;
     } else {
-        let Some(r) = FDS.get(dirfd) else { return At::Real };
+        let Some(r) = FDS.get(dirfd) else {
+            return At::Real;
+        };
         let o = FDS.ofd(r.idx);
         if o.epoch.load(Ordering::Relaxed) != state::epoch() {
             put(r);
@@ -175,7 +204,13 @@ pub(crate) fn put(r: OfdRef) {
         if o.epoch.load(Ordering::Relaxed) == state::epoch() {
             let mut h = req(Op::Release, 0);
             h.fh = o.handle.load(Ordering::Relaxed);
-            let _ = simple(o.mount.load(Ordering::Relaxed) as usize, &mut h, b"", b"", b"");
+            let _ = simple(
+                o.mount.load(Ordering::Relaxed) as usize,
+                &mut h,
+                b"",
+                b"",
+                b"",
+            );
         }
         state::dirpath_free(o.path_slot.swap(0, Ordering::Relaxed));
         FDS.free(idx);
@@ -184,7 +219,11 @@ pub(crate) fn put(r: OfdRef) {
 
 /// A request header for `op` with `flags`.
 pub(crate) fn req(op: Op, flags: u32) -> ReqHeader {
-    ReqHeader { op: op as u32, flags, ..Default::default() }
+    ReqHeader {
+        op: op as u32,
+        flags,
+        ..Default::default()
+    }
 }
 
 /// Maps a reply status to a result.
@@ -210,11 +249,20 @@ pub(crate) fn call_with<T>(
     let mut reply = [0u8; REPLY_BUF];
     let (resp, plen) = ch.call(h, p1, p2, payload, &mut reply)?;
     status(&resp)?;
-    f(&resp, &reply[size_of::<RespHeader>()..size_of::<RespHeader>() + plen])
+    f(
+        &resp,
+        &reply[size_of::<RespHeader>()..size_of::<RespHeader>() + plen],
+    )
 }
 
 /// A round trip with no interesting payload; returns the reply header.
-pub(crate) fn simple(mount: usize, h: &mut ReqHeader, p1: &[u8], p2: &[u8], payload: &[u8]) -> R<RespHeader> {
+pub(crate) fn simple(
+    mount: usize,
+    h: &mut ReqHeader,
+    p1: &[u8],
+    p2: &[u8],
+    payload: &[u8],
+) -> R<RespHeader> {
     call_with(mount, h, p1, p2, payload, |r, _| Ok(*r))
 }
 
@@ -228,7 +276,14 @@ fn attr_of(resp: &RespHeader, payload: &[u8]) -> R<WireAttr> {
 
 /// `stat` of a path (`nofollow`: `lstat`).
 pub(crate) fn stat_path(t: &Target, nofollow: bool) -> R<WireAttr> {
-    let mut h = req(Op::Stat, if nofollow { libc::AT_SYMLINK_NOFOLLOW as u32 } else { 0 });
+    let mut h = req(
+        Op::Stat,
+        if nofollow {
+            libc::AT_SYMLINK_NOFOLLOW as u32
+        } else {
+            0
+        },
+    );
     h.fh = t.base;
     call_with(t.mount, &mut h, t.rel(), b"", b"", attr_of)
 }
@@ -388,14 +443,20 @@ pub(crate) fn evict_internal(fd: i32) {
 
 /// A fresh placeholder fd number (lowest free at or above `min`).
 pub(crate) fn placeholder(min: i32, cloexec: bool) -> R<i32> {
-    let cmd = if cloexec { libc::F_DUPFD_CLOEXEC } else { libc::F_DUPFD };
+    let cmd = if cloexec {
+        libc::F_DUPFD_CLOEXEC
+    } else {
+        libc::F_DUPFD
+    };
     for _ in 0..2 {
         let src = nullfd()?;
         match sys::fcntl(src, cmd, min as _) {
             // Make sure the source really was our O_PATH descriptor (the
             // program may have closed it behind our back and reused the
             // number): never hand out a duplicate of someone else's file.
-            Ok(fd) if sys::fcntl(fd, libc::F_GETFL, 0).is_ok_and(|fl| fl & libc::O_PATH != 0) => return Ok(fd),
+            Ok(fd) if sys::fcntl(fd, libc::F_GETFL, 0).is_ok_and(|fl| fl & libc::O_PATH != 0) => {
+                return Ok(fd)
+            }
             Ok(fd) => {
                 sys::close(fd);
                 NULLFD.store(-1, Ordering::Relaxed);
@@ -410,11 +471,17 @@ pub(crate) fn placeholder(min: i32, cloexec: bool) -> R<i32> {
 /// `openat` on the fast path. Returns the new fd.
 pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
     let wire_flags = (flags & !libc::O_CLOEXEC) as u32;
-    let mode = if flags & libc::O_CREAT != 0 { mode & 0o7777 & !state::umask() } else { 0 };
+    let mode = if flags & libc::O_CREAT != 0 {
+        mode & 0o7777 & !state::umask()
+    } else {
+        0
+    };
     let mut h = req(Op::Open, wire_flags);
     h.fh = t.base;
     h.a = mode as u64;
-    let (fh, attr) = call_with(t.mount, &mut h, t.rel(), b"", b"", |r, p| Ok((r.v0, attr_of(r, p)?)))?;
+    let (fh, attr) = call_with(t.mount, &mut h, t.rel(), b"", b"", |r, p| {
+        Ok((r.v0, attr_of(r, p)?))
+    })?;
     let kind = attr.mode & libc::S_IFMT;
     if kind != libc::S_IFREG && kind != libc::S_IFDIR {
         // FIFOs, sockets and device nodes are the kernel's business.
@@ -431,7 +498,9 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
         slot = state::dirpath_store(p);
     }
     let init = OfdInit {
-        flags: (flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC)) as u32
+        flags: (flags
+            & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC))
+            as u32
             | if is_dir { KIND_DIR } else { 0 },
         handle: fh,
         mount: t.mount as u32,
@@ -467,19 +536,29 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
 /// glibc's stdio and exec'd children use behind our back (issue 6
 /// generalises this).
 pub(crate) fn migrate_to(fd: c_int, new: c_int, flags: c_int) -> R<c_int> {
-    let Some(r) = FDS.get(fd) else { return Err(Fail::Errno(libc::EBADF)) };
+    let Some(r) = FDS.get(fd) else {
+        return Err(Fail::Errno(libc::EBADF));
+    };
     let o = FDS.ofd(r.idx);
     let res = (|| {
-        let path = state::dirpath(o.path_slot.load(Ordering::Relaxed)).ok_or(Fail::Errno(libc::ENOMEM))?;
+        let path =
+            state::dirpath(o.path_slot.load(Ordering::Relaxed)).ok_or(Fail::Errno(libc::ENOMEM))?;
         let mut buf = [0u8; PATH_MAX + 1];
         buf[..path.len()].copy_from_slice(path);
         let of = o.flags.load(Ordering::Relaxed);
-        let mut oflags = (of & !KIND_DIR) as c_int & (libc::O_ACCMODE | libc::O_APPEND | libc::O_NONBLOCK);
+        let mut oflags =
+            (of & !KIND_DIR) as c_int & (libc::O_ACCMODE | libc::O_APPEND | libc::O_NONBLOCK);
         if o.is_dir() {
             oflags = libc::O_RDONLY | libc::O_DIRECTORY;
         }
-        let k = sys::sc!(libc::SYS_openat, libc::AT_FDCWD, buf.as_ptr(), oflags | libc::O_CLOEXEC, 0)
-            .map_err(Fail::Errno)? as c_int;
+        let k = sys::sc!(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            buf.as_ptr(),
+            oflags | libc::O_CLOEXEC,
+            0
+        )
+        .map_err(Fail::Errno)? as c_int;
         let off = o.offset.load(Ordering::Relaxed);
         let _ = sys::sc!(libc::SYS_lseek, k, off as i64, libc::SEEK_SET);
         let res = sys::dup3(k, new, flags).map_err(Fail::Errno);
@@ -498,7 +577,9 @@ pub(crate) fn migrate_to(fd: c_int, new: c_int, flags: c_int) -> R<c_int> {
 /// library does not catch (stdio, exec'd and forked children, mmap, locks)
 /// works on them. The data calls it catches keep using the fast path.
 pub(crate) fn upgrade(fd: c_int) -> R<()> {
-    let Some(r) = FDS.get(fd) else { return Err(Fail::Errno(libc::EBADF)) };
+    let Some(r) = FDS.get(fd) else {
+        return Err(Fail::Errno(libc::EBADF));
+    };
     let res = upgrade_ofd(r.idx);
     put(r);
     res
@@ -509,19 +590,33 @@ fn upgrade_ofd(idx: u32) -> R<()> {
     if o.is_kernel_backed() {
         return Ok(());
     }
-    let path = state::dirpath(o.path_slot.load(Ordering::Relaxed)).ok_or(Fail::Errno(libc::ENOMEM))?;
+    let path =
+        state::dirpath(o.path_slot.load(Ordering::Relaxed)).ok_or(Fail::Errno(libc::ENOMEM))?;
     let mut buf = [0u8; PATH_MAX + 1];
-    buf.get_mut(..path.len()).ok_or(Fail::Errno(libc::ENAMETOOLONG))?.copy_from_slice(path);
+    buf.get_mut(..path.len())
+        .ok_or(Fail::Errno(libc::ENAMETOOLONG))?
+        .copy_from_slice(path);
     let fl = o.flags.load(Ordering::Relaxed) as c_int;
     let oflags = if o.is_dir() {
         libc::O_RDONLY | libc::O_DIRECTORY
     } else {
         fl & (libc::O_ACCMODE | libc::O_APPEND | libc::O_NONBLOCK)
     };
-    let k = sys::sc!(libc::SYS_openat, libc::AT_FDCWD, buf.as_ptr(), oflags | libc::O_CLOEXEC, 0)
-        .map_err(Fail::Errno)? as c_int;
+    let k = sys::sc!(
+        libc::SYS_openat,
+        libc::AT_FDCWD,
+        buf.as_ptr(),
+        oflags | libc::O_CLOEXEC,
+        0
+    )
+    .map_err(Fail::Errno)? as c_int;
     if !o.is_dir() {
-        let _ = sys::sc!(libc::SYS_lseek, k, o.offset.load(Ordering::Relaxed) as i64, libc::SEEK_SET);
+        let _ = sys::sc!(
+            libc::SYS_lseek,
+            k,
+            o.offset.load(Ordering::Relaxed) as i64,
+            libc::SEEK_SET
+        );
     }
     let mut failed = None;
     FDS.for_each_in(0, u32::MAX, |n| {
@@ -657,7 +752,8 @@ impl FileRef {
     /// have moved it), else the OFD's.
     pub(crate) fn position(&self) -> R<u64> {
         if self.kernel_backed() {
-            let p = sys::sc!(libc::SYS_lseek, self.fd, 0i64, libc::SEEK_CUR).map_err(Fail::Errno)?;
+            let p =
+                sys::sc!(libc::SYS_lseek, self.fd, 0i64, libc::SEEK_CUR).map_err(Fail::Errno)?;
             return Ok(p as u64);
         }
         Ok(self.ofd().offset.load(Ordering::Relaxed))
@@ -679,7 +775,10 @@ impl FileRef {
         let o = self.ofd();
         let mut locked = false;
         for i in 0..10_000u32 {
-            if o.pos_lock.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            if o.pos_lock
+                .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
                 locked = true;
                 break;
             }
@@ -714,7 +813,9 @@ impl FileRef {
             h.a = off + done as u64;
             h.b = want as u64;
             let mut reply = [0u8; REPLY_BUF];
-            let (resp, _) = ch.call(&mut h, b"", b"", b"", &mut reply).map_err(|_| Fail::Errno(libc::EIO))?;
+            let (resp, _) = ch
+                .call(&mut h, b"", b"", b"", &mut reply)
+                .map_err(|_| Fail::Errno(libc::EIO))?;
             match status(&resp) {
                 Ok(()) => {}
                 Err(e) if done > 0 => {
@@ -758,7 +859,9 @@ impl FileRef {
             h.a = off + done as u64;
             h.b = want as u64;
             let mut reply = [0u8; REPLY_BUF];
-            let (resp, _) = ch.call(&mut h, b"", b"", b"", &mut reply).map_err(|_| Fail::Errno(libc::EIO))?;
+            let (resp, _) = ch
+                .call(&mut h, b"", b"", b"", &mut reply)
+                .map_err(|_| Fail::Errno(libc::EIO))?;
             match status(&resp) {
                 Ok(()) => {}
                 Err(_) if done > 0 => break,
@@ -840,13 +943,27 @@ pub(crate) struct XattrAt<'a> {
 impl<'a> XattrAt<'a> {
     /// The file behind a fast-path fd.
     pub(crate) fn file(f: &FileRef) -> XattrAt<'static> {
-        XattrAt { mount: f.mount, fh: f.fh, path: b"", flags: libc::AT_EMPTY_PATH as u32 }
+        XattrAt {
+            mount: f.mount,
+            fh: f.fh,
+            path: b"",
+            flags: libc::AT_EMPTY_PATH as u32,
+        }
     }
 
     /// A resolved path; `nofollow` for the `l*` forms.
     pub(crate) fn path(t: &'a Target, nofollow: bool) -> XattrAt<'a> {
-        let flags = if nofollow { libc::AT_SYMLINK_NOFOLLOW as u32 } else { 0 };
-        XattrAt { mount: t.mount, fh: t.base, path: t.rel(), flags }
+        let flags = if nofollow {
+            libc::AT_SYMLINK_NOFOLLOW as u32
+        } else {
+            0
+        };
+        XattrAt {
+            mount: t.mount,
+            fh: t.base,
+            path: t.rel(),
+            flags,
+        }
     }
 
     fn req(&self, op: Op) -> ReqHeader {
@@ -861,7 +978,11 @@ impl<'a> XattrAt<'a> {
         check_xattr_name(name.unwrap_or(b""))?;
         let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
         let (bulk, blen) = ch.bulk();
-        let mut h = self.req(if name.is_some() { Op::Getxattr } else { Op::Listxattr });
+        let mut h = self.req(if name.is_some() {
+            Op::Getxattr
+        } else {
+            Op::Listxattr
+        });
         h.b = len.min(blen) as u64;
         let mut reply = [0u8; REPLY_BUF];
         let (resp, _) = ch
@@ -894,8 +1015,9 @@ impl<'a> XattrAt<'a> {
         h.a = flags as u64;
         h.b = len as u64;
         let mut reply = [0u8; REPLY_BUF];
-        let (resp, _) =
-            ch.call(&mut h, self.path, name, b"", &mut reply).map_err(|_| Fail::Errno(libc::EIO))?;
+        let (resp, _) = ch
+            .call(&mut h, self.path, name, b"", &mut reply)
+            .map_err(|_| Fail::Errno(libc::EIO))?;
         status(&resp)
     }
 
@@ -969,9 +1091,23 @@ unsafe fn iov_gather(iov: &[libc::iovec], mut skip: usize, mut dst: *mut u8, mut
 }
 
 /// `SetAttr` on a path or (with `t == None`) on handle `fh`.
-pub(crate) fn setattr(mount: usize, t: Option<&Target>, fh: u64, nofollow: bool, s: &SetAttrReq) -> R<()> {
+pub(crate) fn setattr(
+    mount: usize,
+    t: Option<&Target>,
+    fh: u64,
+    nofollow: bool,
+    s: &SetAttrReq,
+) -> R<()> {
     let (flags, base, rel): (u32, u64, &[u8]) = match t {
-        Some(t) => (if nofollow { libc::AT_SYMLINK_NOFOLLOW as u32 } else { 0 }, t.base, t.rel()),
+        Some(t) => (
+            if nofollow {
+                libc::AT_SYMLINK_NOFOLLOW as u32
+            } else {
+                0
+            },
+            t.base,
+            t.rel(),
+        ),
         None => (libc::AT_EMPTY_PATH as u32, fh, b""),
     };
     let mut h = req(Op::SetAttr, flags);
@@ -989,8 +1125,20 @@ pub(crate) fn times_req(times: *const libc::timespec) -> R<SetAttrReq> {
     // SAFETY: the caller passes an array of two timespecs.
     let (a, m) = unsafe { (*times, *times.add(1)) };
     for (ts, set, now, sec, nsec) in [
-        (a, proto::set::ATIME, proto::set::ATIME_NOW, &mut s.atime, &mut s.atime_nsec),
-        (m, proto::set::MTIME, proto::set::MTIME_NOW, &mut s.mtime, &mut s.mtime_nsec),
+        (
+            a,
+            proto::set::ATIME,
+            proto::set::ATIME_NOW,
+            &mut s.atime,
+            &mut s.atime_nsec,
+        ),
+        (
+            m,
+            proto::set::MTIME,
+            proto::set::MTIME_NOW,
+            &mut s.mtime,
+            &mut s.mtime_nsec,
+        ),
     ] {
         match ts.tv_nsec {
             libc::UTIME_OMIT => {}

@@ -20,7 +20,11 @@ pub struct Comps<'a> {
 impl<'a> Comps<'a> {
     /// Components of `a`, then of `b`.
     pub fn new(a: &'a [u8], b: &'a [u8]) -> Comps<'a> {
-        Comps { parts: [a, b], part: 0, pos: 0 }
+        Comps {
+            parts: [a, b],
+            part: 0,
+            pos: 0,
+        }
     }
 
     /// Whether a `..` component is left.
@@ -122,7 +126,9 @@ pub fn classify<'a>(t: &MountTable, comps: Comps<'a>) -> Option<(usize, Comps<'a
     }
     // Same for another btfuse mount nested below this one.
     if rest.has_dotdot()
-        && t.mounts().iter().any(|n| n.len > m.len && crate::mountinfo::is_under(t.text(n), mp))
+        && t.mounts()
+            .iter()
+            .any(|n| n.len > m.len && crate::mountinfo::is_under(t.text(n), mp))
     {
         return None;
     }
@@ -200,7 +206,10 @@ mod tests {
         let (i, rest) = classify(t, Comps::new(a, b))?;
         let mut out = [0u8; 64];
         let n = write_rel(b"", rest, tail(if b.is_empty() { a } else { b }), &mut out)?;
-        Some((t.mounts()[i].minor, String::from_utf8(out[..n].to_vec()).unwrap()))
+        Some((
+            t.mounts()[i].minor,
+            String::from_utf8(out[..n].to_vec()).unwrap(),
+        ))
     }
 
     #[test]
@@ -239,7 +248,10 @@ mod tests {
     #[test]
     fn relative_paths_join_the_cwd() {
         let t = table();
-        assert_eq!(rel(&t, b"/tmp/m/dir", b"file"), Some((41, "dir/file".into())));
+        assert_eq!(
+            rel(&t, b"/tmp/m/dir", b"file"),
+            Some((41, "dir/file".into()))
+        );
         assert_eq!(rel(&t, b"/tmp", b"m/file"), Some((41, "file".into())));
         assert_eq!(rel(&t, b"/tmp/m", b"."), Some((41, ".".into())));
         assert_eq!(rel(&t, b"/tmp/m2", b"../etc"), Some((43, "../etc".into())));
@@ -257,15 +269,27 @@ mod tests {
         assert_eq!(rel(&t, b"/tmp/m/a/../sub/x", b""), None);
         // The nested btfuse mount is the longer match.
         assert_eq!(rel(&t, b"/tmp/m/inner/f", b""), Some((44, "f".into())));
-        assert_eq!(rel(&t, b"/tmp/m/inner/../f", b""), Some((44, "../f".into())));
+        assert_eq!(
+            rel(&t, b"/tmp/m/inner/../f", b""),
+            Some((44, "../f".into()))
+        );
     }
 
     #[test]
     fn write_rel_reports_overflow() {
         let mut out = [0u8; 4];
-        assert_eq!(write_rel(b"", Comps::new(b"abcd", b""), Tail::Plain, &mut out), Some(4));
-        assert_eq!(write_rel(b"", Comps::new(b"abcde", b""), Tail::Plain, &mut out), None);
-        assert_eq!(write_rel(b"ab", Comps::new(b"cd", b""), Tail::Plain, &mut out), None);
+        assert_eq!(
+            write_rel(b"", Comps::new(b"abcd", b""), Tail::Plain, &mut out),
+            Some(4)
+        );
+        assert_eq!(
+            write_rel(b"", Comps::new(b"abcde", b""), Tail::Plain, &mut out),
+            None
+        );
+        assert_eq!(
+            write_rel(b"ab", Comps::new(b"cd", b""), Tail::Plain, &mut out),
+            None
+        );
         let mut out = [0u8; 16];
         let n = write_rel(b"ab", Comps::new(b"cd", b""), Tail::Slash, &mut out).unwrap();
         assert_eq!(&out[..n], b"ab/cd/");

@@ -58,8 +58,12 @@ pub(crate) struct MountRt {
     pub(crate) dead_until: AtomicU64,
 }
 
-pub(crate) static MOUNTS: [MountRt; MAX_MOUNTS] =
-    [const { MountRt { dev: AtomicU64::new(0), dead_until: AtomicU64::new(0) } }; MAX_MOUNTS];
+pub(crate) static MOUNTS: [MountRt; MAX_MOUNTS] = [const {
+    MountRt {
+        dev: AtomicU64::new(0),
+        dead_until: AtomicU64::new(0),
+    }
+}; MAX_MOUNTS];
 
 /// How long a mount whose daemon could not be reached is left to the
 /// kernel before the library tries to connect again.
@@ -131,12 +135,18 @@ pub(crate) fn mount_alive(m: usize) -> bool {
 
 /// Leaves mount `m` to the kernel for a while.
 pub(crate) fn mark_dead(m: usize) {
-    MOUNTS[m].dead_until.store(sys::monotonic_ns().saturating_add(DEAD_RETRY_NS).max(1), Ordering::Relaxed);
+    MOUNTS[m].dead_until.store(
+        sys::monotonic_ns().saturating_add(DEAD_RETRY_NS).max(1),
+        Ordering::Relaxed,
+    );
 }
 
 #[cold]
 fn init() -> bool {
-    if INIT.compare_exchange(UNINIT, RUNNING, Ordering::Acquire, Ordering::Relaxed).is_err() {
+    if INIT
+        .compare_exchange(UNINIT, RUNNING, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
         return INIT.load(Ordering::Acquire) == READY;
     }
     let saved = sys::errno();
@@ -199,20 +209,28 @@ fn init_inner() -> bool {
     }
     let t = table();
     for (i, m) in t.mounts().iter().enumerate() {
-        MOUNTS[i].dev.store(mountinfo::makedev(m.major, m.minor), Ordering::Relaxed);
+        MOUNTS[i]
+            .dev
+            .store(mountinfo::makedev(m.major, m.minor), Ordering::Relaxed);
         sys::debug(&[b"btfuse: mount ", t.text(m)]);
     }
     refresh_cwd();
     // SAFETY: registering a plain function; pthread_atfork is not hooked.
     unsafe {
-        libc::pthread_atfork(Some(crate::ops::upgrade_all_before_fork), None, Some(after_fork_child))
+        libc::pthread_atfork(
+            Some(crate::ops::upgrade_all_before_fork),
+            None,
+            Some(after_fork_child),
+        )
     };
     true
 }
 
 fn read_umask() {
     let mut buf = [0u8; 2048];
-    let Ok(n) = sys::read_file(b"/proc/self/status\0", &mut buf) else { return };
+    let Ok(n) = sys::read_file(b"/proc/self/status\0", &mut buf) else {
+        return;
+    };
     for line in buf[..n].split(|&b| b == b'\n') {
         if let Some(v) = line.strip_prefix(b"Umask:") {
             let mut m = 0u32;
@@ -255,7 +273,9 @@ pub(crate) fn refresh_cwd() {
                 }
             };
             path::classify(t, Comps::new(cwd, b"")).is_some()
-                || t.mounts().iter().any(|m| mountinfo::is_under(t.text(m), cwd))
+                || t.mounts()
+                    .iter()
+                    .any(|m| mountinfo::is_under(t.text(m), cwd))
         }
         // Unknown cwd: let the kernel resolve relative paths.
         None => false,
@@ -291,7 +311,11 @@ struct DirPathSlot {
 unsafe impl Sync for DirPathSlot {}
 
 static DIRPATHS: [DirPathSlot; MAX_DIRPATHS] = [const {
-    DirPathSlot { busy: AtomicBool::new(false), len: AtomicU32::new(0), text: UnsafeCell::new([0; proto::PATH_MAX]) }
+    DirPathSlot {
+        busy: AtomicBool::new(false),
+        len: AtomicU32::new(0),
+        text: UnsafeCell::new([0; proto::PATH_MAX]),
+    }
 }; MAX_DIRPATHS];
 
 /// Stores the absolute path of a directory; returns slot + 1, or 0 when
@@ -300,7 +324,9 @@ static DIRPATHS: [DirPathSlot; MAX_DIRPATHS] = [const {
 pub(crate) fn dirpath_store(path: &[u8]) -> u32 {
     for (i, s) in DIRPATHS.iter().enumerate() {
         if !s.busy.load(Ordering::Relaxed)
-            && s.busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
+            && s.busy
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
         {
             // SAFETY: we own the slot (CAS above); nobody reads it yet.
             let t = unsafe { &mut *s.text.get() };

@@ -109,16 +109,39 @@ pub(crate) fn recvmsg(fd: i32, msg: &mut libc::msghdr, flags: i32) -> Result<usi
 
 /// `poll(2)` on one fd with a timeout in milliseconds; returns `revents`.
 pub(crate) fn poll1(fd: i32, events: i16, timeout_ms: i32) -> Result<i16, Errno> {
-    let mut p = libc::pollfd { fd, events, revents: 0 };
-    let ts = libc::timespec { tv_sec: (timeout_ms / 1000) as _, tv_nsec: ((timeout_ms % 1000) * 1_000_000) as _ };
-    sc!(libc::SYS_ppoll, &mut p as *mut libc::pollfd, 1, &ts as *const libc::timespec, 0, 0)?;
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: (timeout_ms / 1000) as _,
+        tv_nsec: ((timeout_ms % 1000) * 1_000_000) as _,
+    };
+    sc!(
+        libc::SYS_ppoll,
+        &mut p as *mut libc::pollfd,
+        1,
+        &ts as *const libc::timespec,
+        0,
+        0
+    )?;
     Ok(p.revents)
 }
 
 /// The soft `RLIMIT_NOFILE`.
 pub(crate) fn nofile_limit() -> u64 {
-    let mut r = libc::rlimit64 { rlim_cur: 1024, rlim_max: 1024 };
-    let _ = sc!(libc::SYS_prlimit64, 0, libc::RLIMIT_NOFILE, 0usize, &mut r as *mut libc::rlimit64);
+    let mut r = libc::rlimit64 {
+        rlim_cur: 1024,
+        rlim_max: 1024,
+    };
+    let _ = sc!(
+        libc::SYS_prlimit64,
+        0,
+        libc::RLIMIT_NOFILE,
+        0usize,
+        &mut r as *mut libc::rlimit64
+    );
     r.rlim_cur
 }
 
@@ -132,10 +155,15 @@ pub(crate) unsafe fn munmap(p: *mut u8, len: usize) {
 
 /// `CLOCK_MONOTONIC` in nanoseconds (vDSO).
 pub(crate) fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid out pointer; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
 }
 
 /// Writes a diagnostic line to stderr when `BTFUSE_DEBUG` was set (checked

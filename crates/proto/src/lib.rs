@@ -103,6 +103,11 @@ pub struct Hello {
 /// Magic number of [`Hello`] and [`HelloReply`] ("BTFS").
 pub const HELLO_MAGIC: u32 = 0x5346_5442;
 
+/// A [`Hello`] with this magic ("STAT") asks for the daemon's statistics
+/// instead of a channel: the reply is one message of UTF-8 text
+/// (`btfuse stats`).
+pub const STATS_MAGIC: u32 = 0x5441_5453;
+
 /// Daemon's answer; on success it carries the channel's memfd (SCM_RIGHTS).
 /// The client maps `region_len` bytes of it shared, read-write, and then
 /// speaks this protocol over the shm-ring channel in it.
@@ -481,7 +486,14 @@ mod tests {
 
     #[test]
     fn decode_round_trips_and_rejects_short_input() {
-        let h = ReqHeader { op: Op::Read as u32, fh: 7, a: 4096, b: 1 << 20, seq: 9, ..Default::default() };
+        let h = ReqHeader {
+            op: Op::Read as u32,
+            fh: 7,
+            a: 4096,
+            b: 1 << 20,
+            seq: 9,
+            ..Default::default()
+        };
         let bytes = bytes_of(&h);
         assert_eq!(decode::<ReqHeader>(bytes), Some(h));
         assert_eq!(decode::<ReqHeader>(&bytes[..bytes.len() - 1]), None);
