@@ -50,12 +50,7 @@ impl Listener {
     /// makes it connectable by every user (requests are checked per caller)
     /// and listens.
     pub fn bind(path: &Path) -> io::Result<Listener> {
-        // SAFETY: plain socket(2) call; the result is checked.
-        let fd = check(unsafe {
-            libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0)
-        })?;
-        // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = seqpacket_socket()?;
         let (addr, len) = sockaddr(path)?;
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -97,6 +92,16 @@ impl Listener {
         // SAFETY: shutdown(2) on our own socket.
         unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_RDWR) };
     }
+}
+
+/// A new close-on-exec `AF_UNIX`, `SOCK_SEQPACKET` socket.
+fn seqpacket_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the result is checked.
+    let fd = check(unsafe {
+        libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0)
+    })?;
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
@@ -214,12 +219,7 @@ pub fn send(fd: &OwnedFd, data: &[u8]) -> io::Result<()> {
 
 /// Connects a `SOCK_SEQPACKET` socket to `path`.
 pub fn connect(path: &Path) -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2) call; the result is checked.
-    let fd = check(unsafe {
-        libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0)
-    })?;
-    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = seqpacket_socket()?;
     let (addr, len) = sockaddr(path)?;
     // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
     check(unsafe { libc::connect(fd.as_raw_fd(), (&raw const addr).cast(), len) })?;
