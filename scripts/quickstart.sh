@@ -24,3 +24,6 @@ if command -v strace >/dev/null; then
     n=$(LD_PRELOAD=$LIB strace -f -e trace=openat,read,newfstatat,statx cat "$MNT/hello.txt" 2>&1 >/dev/null | grep -c "$MNT" || true)
     echo "syscalls naming $MNT during the preloaded cat (strace): $n  (0 = served over shared memory)"
 fi
+
+echo "daemon statistics (btfuse stats $MNT):"
+"$BIN" stats "$MNT"
