@@ -54,6 +54,10 @@ struct Conn {
     sock: i32,
     daemon_pid: i32,
     seq: u32,
+    /// `state::epoch()` when it connected: a channel of an earlier epoch
+    /// carries the credentials of an identity the process gave up, and is
+    /// closed instead of used (see [`close_stale`]).
+    epoch: u32,
 }
 
 struct Slot {
@@ -119,6 +123,11 @@ pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
                 continue;
             }
             let chan = Chan { mount, slot };
+            if stale_locked(slot, state::epoch()) {
+                // Connected as an identity the process gave up (setuid):
+                // never send on it; reconnect with the current credentials.
+                close_locked(slot);
+            }
             if !slot.live.load(Ordering::Acquire) {
                 match connect(mount) {
                     Some(conn) => {
@@ -409,6 +418,7 @@ fn handshake(sock: i32, addr: &libc::sockaddr_un, len: u32) -> Option<Conn> {
         sock,
         daemon_pid: reply.daemon_pid as i32,
         seq: 0,
+        epoch: state::epoch(),
     })
 }
 
@@ -478,6 +488,53 @@ pub(crate) extern "C" fn close_all_at_exit() {
             sys::close(sock);
             // Left locked: nothing may use the slot after exit began.
         }
+    }
+}
+
+/// Whether a slot whose lock the caller holds is live and connected in an
+/// epoch other than `now`.
+fn stale_locked(s: &Slot, now: u32) -> bool {
+    if !s.live.load(Ordering::Acquire) {
+        return false;
+    }
+    // SAFETY: the caller holds the lock, and `conn` is initialised while
+    // the slot is live.
+    let conn = unsafe { (*s.conn.get()).assume_init_ref() };
+    conn.epoch != now
+}
+
+/// Closes a live slot whose lock the caller holds: the rings are marked
+/// closed (the daemon drops the channel, and with the last one the client
+/// and its handles), the socket closed, the slot left empty.
+fn close_locked(s: &Slot) {
+    // SAFETY: the caller holds the lock and the slot is live.
+    let conn = unsafe { (*s.conn.get()).assume_init_read() };
+    s.live.store(false, Ordering::Release);
+    s.sock.store(-1, Ordering::Relaxed);
+    let sock = conn.sock;
+    drop(conn);
+    sys::close(sock);
+}
+
+/// After a credential change (the epoch was bumped first): closes every
+/// channel of an earlier epoch that no other thread is using right now.
+/// A channel in use is closed by the next [`acquire`] that finds it stale,
+/// so no request starts on an old identity's channel after this.
+pub(crate) fn close_stale() {
+    let now = state::epoch();
+    for s in SLOTS.iter().flatten() {
+        if !s.live.load(Ordering::Acquire)
+            || s.lock
+                .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            continue;
+        }
+        if stale_locked(s, now) {
+            close_locked(s);
+        }
+        // Release: our teardown happens before the next holder's use.
+        s.lock.store(0, Ordering::Release);
     }
 }
 

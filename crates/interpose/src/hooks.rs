@@ -1037,6 +1037,290 @@ pub unsafe extern "C" fn fstatfs64(fd: c_int, out: *mut libc::statfs64) -> c_int
     unsafe { fstatfs(fd, out.cast()) }
 }
 
+/// `statvfs`: glibc's calls its internal `statfs` (no hook sees it);
+/// served from the daemon's `statfs`, converted as glibc converts.
+unsafe fn statvfs_impl(p: *const c_char, out: *mut libc::statvfs) -> c_int {
+    let saved = errno();
+    let real = |_: c_int, q: *const c_char| {
+        // SAFETY: forwards.
+        unsafe { real::statvfs()(q, out) }
+    };
+    match ops::resolve_at(AT_FDCWD, p) {
+        At::Real => real(AT_FDCWD, p),
+        At::Err(e) => err(e),
+        At::Ours(t) => {
+            let r = ops::stat_path(&t, false)
+                .and_then(|_| ops::statvfs(t.mount, out))
+                .map(|_| 0);
+            finish!(saved, r, t, AT_FDCWD, p, |d, q| real(d, q))
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn statvfs(p: *const c_char, out: *mut libc::statvfs) -> c_int {
+    // SAFETY: forwards.
+    unsafe { statvfs_impl(p, out) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn statvfs64(p: *const c_char, out: *mut libc::statvfs64) -> c_int {
+    // SAFETY: same layout on the 64-bit targets.
+    unsafe { statvfs_impl(p, out.cast()) }
+}
+
+fn fstatvfs_ours(fd: c_int, out: *mut libc::statvfs) -> Option<c_int> {
+    let f = ops::file(fd)?;
+    let saved = errno();
+    Some(ret_int(
+        saved,
+        f.and_then(|f| ops::statvfs(f.mount, out).map(|_| 0)),
+    ))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fstatvfs(fd: c_int, out: *mut libc::statvfs) -> c_int {
+    // SAFETY: forwards.
+    fstatvfs_ours(fd, out).unwrap_or_else(|| unsafe { real::fstatvfs()(fd, out) })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fstatvfs64(fd: c_int, out: *mut libc::statvfs64) -> c_int {
+    // SAFETY: same layout on the 64-bit targets.
+    fstatvfs_ours(fd, out.cast()).unwrap_or_else(|| unsafe { real::fstatvfs64()(fd, out) })
+}
+
+// ---- vector reads and writes at an offset ------------------------------------
+
+/// The caller's iovec array, checked like the kernel (`IOV_MAX`).
+fn iovs<'a>(iov: *const libc::iovec, cnt: c_int) -> Result<&'a [libc::iovec], i32> {
+    if !(0..=1024).contains(&cnt) {
+        return Err(libc::EINVAL);
+    }
+    if cnt == 0 {
+        return Ok(&[]);
+    }
+    // SAFETY: the caller's array of `cnt` iovecs.
+    Ok(unsafe { core::slice::from_raw_parts(iov, cnt as usize) })
+}
+
+/// `preadv2`/`pwritev2` semantics on a fast-path fd: offset -1 means the
+/// file offset (like `readv`/`writev`); flags other than 0 are the
+/// kernel's business (the file becomes kernel-backed, `None` is returned
+/// and the caller calls the real function).
+fn rw_vec(
+    fd: c_int,
+    iov: *const libc::iovec,
+    cnt: c_int,
+    off: off64_t,
+    flags: c_int,
+    write: bool,
+) -> Option<ssize_t> {
+    if !FDS.is_ours(fd) {
+        return None;
+    }
+    if flags != 0 {
+        return match kernel_fd(fd) {
+            Ok(()) => None,
+            Err(e) => Some(err(e)),
+        };
+    }
+    let f = ops::file(fd)?;
+    let saved = errno();
+    let v = match iovs(iov, cnt) {
+        Ok(v) => v,
+        Err(e) => return Some(err(e)),
+    };
+    if off < -1 {
+        return Some(err(libc::EINVAL));
+    }
+    Some(ret_len(
+        saved,
+        f.and_then(|f| match (write, off) {
+            (false, -1) => read_ours(&f, v),
+            (true, -1) => write_ours(&f, v),
+            (false, o) => f.pread(v, o as u64),
+            (true, o) => {
+                // Linux: pwritev on an O_APPEND file appends.
+                let append = f.ofd().flags.load(Ordering::Relaxed) & libc::O_APPEND as u32 != 0;
+                f.pwrite(v, o as u64, append).map(|(n, _)| n)
+            }
+        }),
+    ))
+}
+
+macro_rules! vec_hooks {
+    ($( $name:ident($offt:ty, $write:expr, $v2:tt) ; )*) => {
+        $(
+            vec_hooks!(@one $name, $offt, $write, $v2);
+        )*
+    };
+    (@one $name:ident, $offt:ty, $write:expr, v1) => {
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(
+            fd: c_int,
+            iov: *const libc::iovec,
+            cnt: c_int,
+            off: $offt,
+        ) -> ssize_t {
+            if off < 0 && FDS.is_ours(fd) {
+                return err(libc::EINVAL);
+            }
+            rw_vec(fd, iov, cnt, off, 0, $write).unwrap_or_else(|| {
+                // SAFETY: forwards the caller's arguments.
+                unsafe { real::$name()(fd, iov, cnt, off) }
+            })
+        }
+    };
+    (@one $name:ident, $offt:ty, $write:expr, v2) => {
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(
+            fd: c_int,
+            iov: *const libc::iovec,
+            cnt: c_int,
+            off: $offt,
+            flags: c_int,
+        ) -> ssize_t {
+            rw_vec(fd, iov, cnt, off, flags, $write).unwrap_or_else(|| {
+                // SAFETY: forwards the caller's arguments.
+                unsafe { real::$name()(fd, iov, cnt, off, flags) }
+            })
+        }
+    };
+}
+
+vec_hooks! {
+    preadv(off_t, false, v1);
+    preadv64(off64_t, false, v1);
+    pwritev(off_t, true, v1);
+    pwritev64(off64_t, true, v1);
+    preadv2(off_t, false, v2);
+    preadv64v2(off64_t, false, v2);
+    pwritev2(off_t, true, v2);
+    pwritev64v2(off64_t, true, v2);
+}
+
+// ---- utime family ------------------------------------------------------------
+//
+// glibc implements these with internal `utimensat` calls; converted here
+// and served by the `utimensat`/`futimens` hooks.
+
+/// Two `timeval`s (or null: now) as two `timespec`s; `EINVAL` for
+/// microseconds out of range, as glibc checks.
+fn timevals(tv: *const libc::timeval) -> Result<Option<[libc::timespec; 2]>, i32> {
+    if tv.is_null() {
+        return Ok(None);
+    }
+    let mut ts = [libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    }; 2];
+    for (i, t) in ts.iter_mut().enumerate() {
+        // SAFETY: the caller passes an array of two timevals.
+        let v = unsafe { *tv.add(i) };
+        if !(0..1_000_000).contains(&v.tv_usec) {
+            return Err(libc::EINVAL);
+        }
+        t.tv_sec = v.tv_sec;
+        t.tv_nsec = (v.tv_usec * 1000) as _;
+    }
+    Ok(Some(ts))
+}
+
+unsafe fn utimes_at(d: c_int, p: *const c_char, tv: *const libc::timeval, flags: c_int) -> c_int {
+    match timevals(tv) {
+        Err(e) => err(e),
+        // SAFETY: forwards.
+        Ok(None) => unsafe { utimensat(d, p, core::ptr::null(), flags) },
+        // SAFETY: forwards.
+        Ok(Some(ts)) => unsafe { utimensat(d, p, ts.as_ptr(), flags) },
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn utimes(p: *const c_char, tv: *const libc::timeval) -> c_int {
+    // SAFETY: forwards.
+    unsafe { utimes_at(AT_FDCWD, p, tv, 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn lutimes(p: *const c_char, tv: *const libc::timeval) -> c_int {
+    // SAFETY: forwards.
+    unsafe { utimes_at(AT_FDCWD, p, tv, libc::AT_SYMLINK_NOFOLLOW) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn futimesat(d: c_int, p: *const c_char, tv: *const libc::timeval) -> c_int {
+    // SAFETY: forwards (a null path means `d` itself, as in glibc).
+    unsafe { utimes_at(d, p, tv, 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn utime(p: *const c_char, t: *const libc::utimbuf) -> c_int {
+    if t.is_null() {
+        // SAFETY: forwards.
+        return unsafe { utimensat(AT_FDCWD, p, core::ptr::null(), 0) };
+    }
+    // SAFETY: the caller's utimbuf.
+    let t = unsafe { *t };
+    let ts = [
+        libc::timespec {
+            tv_sec: t.actime,
+            tv_nsec: 0,
+        },
+        libc::timespec {
+            tv_sec: t.modtime,
+            tv_nsec: 0,
+        },
+    ];
+    // SAFETY: forwards.
+    unsafe { utimensat(AT_FDCWD, p, ts.as_ptr(), 0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn futimes(fd: c_int, tv: *const libc::timeval) -> c_int {
+    if !FDS.is_ours(fd) {
+        // SAFETY: forwards.
+        return unsafe { real::futimes()(fd, tv) };
+    }
+    match timevals(tv) {
+        Err(e) => err(e),
+        // SAFETY: forwards.
+        Ok(None) => unsafe { futimens(fd, core::ptr::null()) },
+        // SAFETY: forwards.
+        Ok(Some(ts)) => unsafe { futimens(fd, ts.as_ptr()) },
+    }
+}
+
+/// `name_to_handle_at` is answered by the kernel (the FUSE mount exports
+/// handles); only a fast-path directory fd or `AT_EMPTY_PATH` on a
+/// fast-path fd needs help (an absolute path, or a kernel-backed fd).
+#[no_mangle]
+pub unsafe extern "C" fn name_to_handle_at(
+    d: c_int,
+    p: *const c_char,
+    h: *mut c_void,
+    mnt: *mut c_int,
+    flags: c_int,
+) -> c_int {
+    let real = |dd: c_int, q: *const c_char| {
+        // SAFETY: forwards the caller's arguments.
+        unsafe { real::name_to_handle_at()(dd, q, h, mnt, flags) }
+    };
+    // SAFETY: a non-null path is NUL-terminated by the C contract.
+    if flags & libc::AT_EMPTY_PATH != 0 && !p.is_null() && unsafe { *p } == 0 {
+        return match kernel_fd(d) {
+            Ok(()) => real(d, p),
+            Err(e) => err(e),
+        };
+    }
+    match ops::resolve_at(d, p) {
+        At::Real => real(d, p),
+        At::Err(e) => err(e),
+        At::Ours(t) => real_at(&t, d, p, real),
+    }
+}
+
 // ---- simple path operations ----------------------------------------------
 
 /// A path operation with a plain request (no reply payload).
@@ -1071,12 +1355,40 @@ pub unsafe extern "C" fn access(p: *const c_char, mode: c_int) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn faccessat(d: c_int, p: *const c_char, mode: c_int, flags: c_int) -> c_int {
+    if flags & libc::AT_EACCESS == 0 && state::access_by_kernel() {
+        // access(2) checks the real ids; the daemon knows the effective
+        // ones only: the kernel answers (with an absolute path when `d`
+        // is one of our directories).
+        let real = |dd: c_int, q: *const c_char| {
+            // SAFETY: forwards the caller's arguments.
+            unsafe { real::faccessat()(dd, q, mode, flags) }
+        };
+        return match ops::resolve_at(d, p) {
+            At::Real => real(d, p),
+            At::Err(e) => err(e),
+            At::Ours(t) => real_at(&t, d, p, real),
+        };
+    }
     // SAFETY: forwards.
     unsafe {
         path_op(d, p, Op::Access, flags as u32, mode as u64, b"", |dd, q| {
             real::faccessat()(dd, q, mode, flags)
         })
     }
+}
+
+/// glibc's `euidaccess` checks the effective ids through internal calls:
+/// caught here, served as `faccessat(AT_EACCESS)`.
+#[no_mangle]
+pub unsafe extern "C" fn euidaccess(p: *const c_char, mode: c_int) -> c_int {
+    // SAFETY: forwards.
+    unsafe { faccessat(AT_FDCWD, p, mode, libc::AT_EACCESS) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn eaccess(p: *const c_char, mode: c_int) -> c_int {
+    // SAFETY: forwards.
+    unsafe { faccessat(AT_FDCWD, p, mode, libc::AT_EACCESS) }
 }
 
 #[no_mangle]
@@ -1840,6 +2152,21 @@ pub unsafe extern "C" fn umask(m: mode_t) -> mode_t {
     old
 }
 
+/// glibc's stdio reads and writes a `FILE` with internal calls no hook
+/// sees: a fast-path fd handed to `fdopen` becomes kernel-backed first, so
+/// the stream works on a real kernel fd (same file, shared offset);
+/// `fileno` returns the same fd number. (`fopen` of a mount path opens
+/// through glibc's internal `open`: the kernel path, never a fast-path fd.)
+#[no_mangle]
+pub unsafe extern "C" fn fdopen(fd: c_int, mode: *const c_char) -> *mut libc::FILE {
+    if let Err(e) = kernel_fd(fd) {
+        set_errno(e);
+        return core::ptr::null_mut();
+    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::fdopen()(fd, mode) }
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn fclose(fp: *mut libc::FILE) -> c_int {
     if !fp.is_null() {
@@ -2053,8 +2380,15 @@ pub unsafe extern "C" fn closedir(d: *mut DIR) -> c_int {
     let saved = errno();
     let fd = o.fd();
     dir::free(o);
-    close_ours(fd);
-    ok(saved, 0)
+    if FDS.is_ours(fd) {
+        close_ours(fd);
+        ok(saved, 0)
+    } else {
+        // No longer a fast-path fd (a credential change made it a plain
+        // kernel fd): close it in the kernel.
+        // SAFETY: closes the stream's own descriptor.
+        unsafe { real::close()(fd) }
+    }
 }
 
 #[no_mangle]

@@ -13,7 +13,8 @@
 //! * `sys` (raw syscalls), `real` (lazy `dlsym(RTLD_NEXT)`), `state`
 //!   (lazy init, cwd filter, umask, fork epoch, directory paths),
 //!   `channel` (all shm-ring use), `ops` (requests and reply
-//!   conversions), `dir` (DIR streams), `hooks` (the exported symbols).
+//!   conversions), `dir` (DIR streams), `hooks` (the exported symbols),
+//!   `process` (credential changes, exec, spawning, vfork).
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(test, allow(dead_code))]
 
@@ -29,6 +30,8 @@ mod dir;
 mod hooks;
 #[cfg(not(test))]
 mod ops;
+#[cfg(not(test))]
+mod process;
 #[cfg(not(test))]
 mod real;
 #[cfg(not(test))]

@@ -351,31 +351,32 @@ pub(crate) fn fill_statx(stx: *mut libc::statx, a: &WireAttr, mount: usize) {
     unsafe { stx.write_unaligned(x) };
 }
 
-/// `statfs` of a mount.
-pub(crate) fn statfs(mount: usize, out: *mut libc::statfs) -> R<()> {
+/// glibc's `struct statfs` on 64-bit Linux (the libc crate hides
+/// `f_flags`): ten words, then four spare.
+#[repr(C)]
+pub(crate) struct StatFs {
+    f_type: i64,
+    f_bsize: i64,
+    f_blocks: u64,
+    f_bfree: u64,
+    f_bavail: u64,
+    f_files: u64,
+    f_ffree: u64,
+    f_fsid: [i32; 2],
+    f_namelen: i64,
+    f_frsize: i64,
+    f_flags: i64,
+    f_spare: [i64; 4],
+}
+const _: () = assert!(size_of::<StatFs>() == size_of::<libc::statfs>());
+
+/// `statfs` of a mount, as the kernel reports it for a FUSE mount.
+fn statfs_of(mount: usize) -> R<StatFs> {
     let mut h = req(Op::Statfs, 0);
     let s = call_with(mount, &mut h, b".", b"", b"", |_, p| {
         proto::decode::<WireStatFs>(p).ok_or(Fail::Errno(libc::EIO))
     })?;
-    // glibc's `struct statfs` on 64-bit Linux (the libc crate hides
-    // `f_flags`): ten words, then four spare.
-    #[repr(C)]
-    struct StatFs {
-        f_type: i64,
-        f_bsize: i64,
-        f_blocks: u64,
-        f_bfree: u64,
-        f_bavail: u64,
-        f_files: u64,
-        f_ffree: u64,
-        f_fsid: [i32; 2],
-        f_namelen: i64,
-        f_frsize: i64,
-        f_flags: i64,
-        f_spare: [i64; 4],
-    }
-    const _: () = assert!(size_of::<StatFs>() == size_of::<libc::statfs>());
-    let f = StatFs {
+    Ok(StatFs {
         f_type: 0x6573_5546, // FUSE_SUPER_MAGIC
         f_bsize: s.bsize as i64,
         f_blocks: s.blocks,
@@ -388,9 +389,42 @@ pub(crate) fn statfs(mount: usize, out: *mut libc::statfs) -> R<()> {
         f_frsize: s.frsize as i64,
         f_flags: state::table().mounts()[mount].st_flags as i64,
         f_spare: [0; 4],
-    };
+    })
+}
+
+/// `statfs` of a mount into the caller's buffer.
+pub(crate) fn statfs(mount: usize, out: *mut libc::statfs) -> R<()> {
+    let f = statfs_of(mount)?;
     // SAFETY: the caller's valid, writable statfs buffer (same size).
     unsafe { out.cast::<StatFs>().write_unaligned(f) };
+    Ok(())
+}
+
+/// `statvfs` of a mount, converted from `statfs` exactly as glibc's
+/// `__internal_statvfs` does (`statvfs64` has the same layout on the
+/// 64-bit targets).
+pub(crate) fn statvfs(mount: usize, out: *mut libc::statvfs) -> R<()> {
+    const ST_VALID: i64 = 0x20;
+    let f = statfs_of(mount)?;
+    // SAFETY: all-zero is a valid statvfs (spare fields included).
+    let mut v: libc::statvfs = unsafe { core::mem::zeroed() };
+    v.f_bsize = f.f_bsize as _;
+    v.f_frsize = if f.f_frsize != 0 {
+        f.f_frsize
+    } else {
+        f.f_bsize
+    } as _;
+    v.f_blocks = f.f_blocks as _;
+    v.f_bfree = f.f_bfree as _;
+    v.f_bavail = f.f_bavail as _;
+    v.f_files = f.f_files as _;
+    v.f_ffree = f.f_ffree as _;
+    v.f_favail = f.f_ffree as _;
+    v.f_fsid = f.f_fsid[0] as u32 as _;
+    v.f_namemax = f.f_namelen as _;
+    v.f_flag = (f.f_flags & !ST_VALID) as _;
+    // SAFETY: the caller's valid, writable statvfs buffer.
+    unsafe { out.write_unaligned(v) };
     Ok(())
 }
 
@@ -648,6 +682,37 @@ pub(crate) extern "C" fn upgrade_all_before_fork() {
     let saved = sys::errno();
     FDS.for_each_in(0, u32::MAX, |n| {
         let _ = upgrade(n);
+    });
+    sys::set_errno(saved);
+}
+
+/// Before an `exec`: makes every fast-path fd that the new program will
+/// inherit (no `FD_CLOEXEC`) kernel-backed, so it finds a working kernel
+/// fd at that number (same file, flags and shared offset). An fd that
+/// cannot be migrated stays an `O_PATH` placeholder, on which the new
+/// program's calls fail loudly with `EBADF`.
+pub(crate) fn upgrade_inheritable() {
+    let saved = sys::errno();
+    FDS.for_each_in(0, u32::MAX, |n| {
+        if matches!(sys::fcntl(n, libc::F_GETFD, 0), Ok(v) if v & libc::FD_CLOEXEC == 0) {
+            let _ = upgrade(n);
+        }
+    });
+    sys::set_errno(saved);
+}
+
+/// After a credential change (the epoch was bumped first): every fd stops
+/// being a fast-path fd. The kernel-backed ones are plain kernel fds from
+/// now on, opened by the old identity, exactly as POSIX keeps an open fd's
+/// access across `setuid`; the old identity's handles are not released
+/// here (its channels are closing, and the daemon releases a client's
+/// handles with its last channel).
+pub(crate) fn forget_all() {
+    let saved = sys::errno();
+    FDS.for_each_in(0, u32::MAX, |n| {
+        if let Some(r) = FDS.remove(n) {
+            put(r);
+        }
     });
     sys::set_errno(saved);
 }

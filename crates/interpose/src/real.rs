@@ -148,6 +148,7 @@ reals! {
     posix_fallocate(c_int, off_t, off_t) -> c_int;
     umask(mode_t) -> mode_t;
     fclose(*mut libc::FILE) -> c_int;
+    fdopen(c_int, *const c_char) -> *mut libc::FILE;
     fgetxattr(c_int, *const c_char, *mut c_void, size_t) -> ssize_t;
     flistxattr(c_int, *mut c_char, size_t) -> ssize_t;
     fsetxattr(c_int, *const c_char, *const c_void, size_t, c_int) -> c_int;
@@ -161,4 +162,57 @@ reals! {
     removexattr(*const c_char, *const c_char) -> c_int;
     lremovexattr(*const c_char, *const c_char) -> c_int;
     fileno(*mut libc::FILE) -> c_int;
+    setuid(libc::uid_t) -> c_int;
+    seteuid(libc::uid_t) -> c_int;
+    setreuid(libc::uid_t, libc::uid_t) -> c_int;
+    setresuid(libc::uid_t, libc::uid_t, libc::uid_t) -> c_int;
+    setgid(libc::gid_t) -> c_int;
+    setegid(libc::gid_t) -> c_int;
+    setregid(libc::gid_t, libc::gid_t) -> c_int;
+    setresgid(libc::gid_t, libc::gid_t, libc::gid_t) -> c_int;
+    setgroups(size_t, *const libc::gid_t) -> c_int;
+    initgroups(*const c_char, libc::gid_t) -> c_int;
+    setfsuid(libc::uid_t) -> c_int;
+    setfsgid(libc::gid_t) -> c_int;
+    execve(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
+    execv(*const c_char, *const *const c_char) -> c_int;
+    execvp(*const c_char, *const *const c_char) -> c_int;
+    execvpe(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
+    fexecve(c_int, *const *const c_char, *const *const c_char) -> c_int;
+    execveat(c_int, *const c_char, *const *const c_char, *const *const c_char, c_int) -> c_int;
+    execl(*const c_char, *const c_char) -> c_int;
+    execlp(*const c_char, *const c_char) -> c_int;
+    execle(*const c_char, *const c_char) -> c_int;
+    posix_spawn(
+        *mut libc::pid_t,
+        *const c_char,
+        *const libc::posix_spawn_file_actions_t,
+        *const libc::posix_spawnattr_t,
+        *const *mut c_char,
+        *const *mut c_char
+    ) -> c_int;
+    posix_spawnp(
+        *mut libc::pid_t,
+        *const c_char,
+        *const libc::posix_spawn_file_actions_t,
+        *const libc::posix_spawnattr_t,
+        *const *mut c_char,
+        *const *mut c_char
+    ) -> c_int;
+    system(*const c_char) -> c_int;
+    statvfs(*const c_char, *mut libc::statvfs) -> c_int;
+    statvfs64(*const c_char, *mut libc::statvfs64) -> c_int;
+    fstatvfs(c_int, *mut libc::statvfs) -> c_int;
+    fstatvfs64(c_int, *mut libc::statvfs64) -> c_int;
+    preadv(c_int, *const libc::iovec, c_int, off_t) -> ssize_t;
+    preadv64(c_int, *const libc::iovec, c_int, off64_t) -> ssize_t;
+    preadv2(c_int, *const libc::iovec, c_int, off_t, c_int) -> ssize_t;
+    preadv64v2(c_int, *const libc::iovec, c_int, off64_t, c_int) -> ssize_t;
+    pwritev(c_int, *const libc::iovec, c_int, off_t) -> ssize_t;
+    pwritev64(c_int, *const libc::iovec, c_int, off64_t) -> ssize_t;
+    pwritev2(c_int, *const libc::iovec, c_int, off_t, c_int) -> ssize_t;
+    pwritev64v2(c_int, *const libc::iovec, c_int, off64_t, c_int) -> ssize_t;
+    futimes(c_int, *const libc::timeval) -> c_int;
+    name_to_handle_at(c_int, *const c_char, *mut c_void, *mut c_int, c_int) -> c_int;
+    popen(*const c_char, *const c_char) -> *mut libc::FILE;
 }

@@ -46,9 +46,15 @@ static UMASK: AtomicU32 = AtomicU32::new(UMASK_UNKNOWN);
 /// `UMASK` before the first file creation asked for it.
 const UMASK_UNKNOWN: u32 = u32::MAX;
 
-/// Bumped in the child after `fork`: handles of earlier epochs belong to
-/// the parent process and must not be used.
+/// Bumped in the child after `fork`, and after a credential change:
+/// handles (and channels) of earlier epochs belong to the parent process or
+/// to the old identity and must not be used.
 static EPOCH: AtomicU32 = AtomicU32::new(0);
+
+/// `access(2)` checks the real uid/gid, the daemon checks the effective
+/// ones (its peer credentials): while they differ, `access` and
+/// `faccessat` without `AT_EACCESS` go to the kernel.
+static ACCESS_BY_KERNEL: AtomicBool = AtomicBool::new(false);
 
 /// Per-mount runtime state beside the parsed table.
 pub(crate) struct MountRt {
@@ -89,6 +95,48 @@ pub(crate) fn mountpoint(m: usize) -> &'static [u8] {
 /// The current fork epoch.
 pub(crate) fn epoch() -> u32 {
     EPOCH.load(Ordering::Relaxed)
+}
+
+/// Starts a new epoch (see [`EPOCH`]).
+pub(crate) fn new_epoch() {
+    EPOCH.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Turns the fast path off for good in this process (every call goes to
+/// the kernel from now on): used when the process takes an identity the
+/// daemon cannot learn from its peer credentials (`setfsuid`).
+pub(crate) fn disable() {
+    INIT.store(OFF, Ordering::Release);
+}
+
+/// Whether `access`-style checks (real ids) must go to the kernel.
+pub(crate) fn access_by_kernel() -> bool {
+    ACCESS_BY_KERNEL.load(Ordering::Relaxed)
+}
+
+/// Recomputes [`ACCESS_BY_KERNEL`] from the thread's ids (raw syscalls).
+pub(crate) fn refresh_ids() {
+    let (mut r, mut e, mut s) = (0u32, 0u32, 0u32);
+    let (mut rg, mut eg, mut sg) = (0u32, 0u32, 0u32);
+    let differ = match (
+        sys::sc!(
+            libc::SYS_getresuid,
+            &mut r as *mut u32,
+            &mut e as *mut u32,
+            &mut s as *mut u32
+        ),
+        sys::sc!(
+            libc::SYS_getresgid,
+            &mut rg as *mut u32,
+            &mut eg as *mut u32,
+            &mut sg as *mut u32
+        ),
+    ) {
+        (Ok(_), Ok(_)) => r != e || rg != eg,
+        // Unknown: the kernel is always right.
+        _ => true,
+    };
+    ACCESS_BY_KERNEL.store(differ, Ordering::Relaxed);
 }
 
 /// The process umask.
@@ -215,6 +263,7 @@ fn init_inner() -> bool {
         sys::debug(&[b"btfuse: mount ", t.text(m)]);
     }
     refresh_cwd();
+    refresh_ids();
     // SAFETY: registering a plain function; pthread_atfork is not hooked.
     unsafe {
         libc::pthread_atfork(

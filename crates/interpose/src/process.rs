@@ -1,0 +1,364 @@
+//! Process-level hooks: credential changes, `exec`, spawning, `vfork`.
+//!
+//! # Credential changes
+//!
+//! The daemon takes a channel's credentials from `SO_PEERCRED` when it
+//! connects (the effective uid/gid) and files the channel under a client
+//! per (pid, uid, gid); handles belong to that client. A process that
+//! drops root (`setuid`, `setresgid`, `setgroups`, ...) must therefore
+//! never send another request on a channel it opened as root. Each hook:
+//!
+//! 1. before the real call, makes every fast-path fd kernel-backed
+//!    (`ops::upgrade`): the kernel fd is opened while the process still
+//!    has the old identity, so it keeps its access, as POSIX keeps an open
+//!    fd's access across `setuid`;
+//! 2. calls the real function; on failure nothing else changes (the fds
+//!    stay kernel-backed, which is always correct);
+//! 3. on success starts a new epoch: every channel of the old one is
+//!    closed (or, if another thread is using it, closed by the next
+//!    `channel::acquire` instead of used), every fd stops being a
+//!    fast-path fd (they are plain kernel fds on the FUSE mount now), and
+//!    the next path call connects again with the new credentials.
+//!
+//! `setfsuid`/`setfsgid` change an identity `SO_PEERCRED` does not report
+//! (the kernel's FUSE requests carry the fs ids, the daemon would see the
+//! effective ones): a process whose fs ids leave its effective ones turns
+//! the fast path off for good (everything goes through the kernel).
+//!
+//! Out of reach: `syscall(SYS_setuid, ...)` and other raw system calls,
+//! `capset`, and per-thread credential changes made without glibc's
+//! broadcast; those leave the process's channels as they were.
+//!
+//! # exec and spawning
+//!
+//! A fast-path fd's number holds an `O_PATH` placeholder in the kernel.
+//! Before every `exec*`, each fd the new program inherits (no
+//! `FD_CLOEXEC`) is made kernel-backed, so the new program (preloaded or
+//! not) finds a real fd on the same file with the shared offset. glibc's
+//! `posix_spawn` child runs its file actions with internal system calls
+//! (no hook runs in it), and an `adddup2` action may name any fd, so
+//! `posix_spawn` upgrades every fast-path fd, as `fork` does. `system`
+//! and `popen` spawn through glibc-internal calls and are caught at their
+//! entry points.
+//!
+//! # vfork
+//!
+//! A `vfork` child shares the parent's memory until it execs: any hook it
+//! ran (a `close`, a `dup2`, a read) would edit the parent's fd table or
+//! use the parent's channels from another process. `vfork` is therefore
+//! implemented as `fork` (allowed by POSIX; the child may only exec or
+//! `_exit` either way), which runs the `pthread_atfork` handlers: the
+//! child gets its own channels. `clone(CLONE_VM)` called directly is out of
+//! reach; it must not call hooked functions before it execs (glibc's own
+//! `posix_spawn` child does not).
+#![allow(clippy::missing_safety_doc)]
+
+use core::ffi::{c_char, c_int};
+
+use libc::{gid_t, pid_t, size_t, uid_t};
+
+use crate::ops::{self, Fail};
+use crate::real;
+use crate::state::{self, FDS};
+use crate::sys::{self, errno, set_errno};
+
+/// After a successful credential change: new epoch, forget every fd (they
+/// were made kernel-backed before the change), close the old channels.
+fn after_cred_change() {
+    let saved = errno();
+    state::new_epoch();
+    ops::forget_all();
+    crate::channel::close_stale();
+    state::refresh_ids();
+    set_errno(saved);
+}
+
+macro_rules! cred_hooks {
+    ($( $name:ident ( $($a:ident : $t:ty),* ) ; )*) => {
+        $(
+            #[no_mangle]
+            pub unsafe extern "C" fn $name($($a: $t),*) -> c_int {
+                ops::upgrade_all_before_fork();
+                // SAFETY: forwards the caller's arguments.
+                let r = unsafe { real::$name()($($a),*) };
+                if r == 0 {
+                    after_cred_change();
+                }
+                r
+            }
+        )*
+    };
+}
+
+cred_hooks! {
+    setuid(u: uid_t);
+    seteuid(u: uid_t);
+    setreuid(r: uid_t, e: uid_t);
+    setresuid(r: uid_t, e: uid_t, s: uid_t);
+    setgid(g: gid_t);
+    setegid(g: gid_t);
+    setregid(r: gid_t, e: gid_t);
+    setresgid(r: gid_t, e: gid_t, s: gid_t);
+    setgroups(n: size_t, list: *const gid_t);
+    initgroups(user: *const c_char, g: gid_t);
+}
+
+/// The thread's current fs uid (`setfsuid(-1)` changes nothing and
+/// returns it) or fs gid.
+fn current_fs_id(gid: bool) -> u32 {
+    let nr = if gid {
+        libc::SYS_setfsgid
+    } else {
+        libc::SYS_setfsuid
+    };
+    sys::sc!(nr, u32::MAX).map(|v| v as u32).unwrap_or(u32::MAX)
+}
+
+fn effective_id(gid: bool) -> u32 {
+    let nr = if gid {
+        libc::SYS_getegid
+    } else {
+        libc::SYS_geteuid
+    };
+    sys::sc!(nr).map(|v| v as u32).unwrap_or(u32::MAX)
+}
+
+/// `setfsuid`/`setfsgid`: see the module comment.
+fn set_fs_id(id: u32, gid: bool, real: impl FnOnce() -> c_int) -> c_int {
+    if id == u32::MAX || id == effective_id(gid) {
+        // A query, or back to the effective id: nothing the daemon
+        // cannot see.
+        return real();
+    }
+    ops::upgrade_all_before_fork();
+    let r = real();
+    if current_fs_id(gid) != effective_id(gid) {
+        let saved = errno();
+        sys::debug(&[b"btfuse: fs ids differ from effective ids; fast path off"]);
+        state::disable();
+        after_cred_change();
+        set_errno(saved);
+    }
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn setfsuid(u: uid_t) -> c_int {
+    // SAFETY: forwards the caller's argument.
+    set_fs_id(u, false, || unsafe { real::setfsuid()(u) })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn setfsgid(g: gid_t) -> c_int {
+    // SAFETY: forwards the caller's argument.
+    set_fs_id(g, true, || unsafe { real::setfsgid()(g) })
+}
+
+// ---- exec ------------------------------------------------------------------
+
+/// Makes `fd` kernel-backed if it is a fast-path fd (an exec by fd, or
+/// relative to a directory fd, needs a real kernel fd there).
+fn kernel_fd(fd: c_int) -> Result<(), c_int> {
+    if !FDS.is_ours(fd) {
+        return Ok(());
+    }
+    match ops::upgrade(fd) {
+        Ok(()) => Ok(()),
+        Err(Fail::Errno(e)) => Err(e),
+        Err(Fail::Real) => Err(libc::EIO),
+    }
+}
+
+type Argv = *const *const c_char;
+
+#[no_mangle]
+pub unsafe extern "C" fn execve(p: *const c_char, argv: Argv, envp: Argv) -> c_int {
+    ops::upgrade_inheritable();
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::execve()(p, argv, envp) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execv(p: *const c_char, argv: Argv) -> c_int {
+    ops::upgrade_inheritable();
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::execv()(p, argv) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execvp(p: *const c_char, argv: Argv) -> c_int {
+    ops::upgrade_inheritable();
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::execvp()(p, argv) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execvpe(p: *const c_char, argv: Argv, envp: Argv) -> c_int {
+    ops::upgrade_inheritable();
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::execvpe()(p, argv, envp) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fexecve(fd: c_int, argv: Argv, envp: Argv) -> c_int {
+    if let Err(e) = kernel_fd(fd) {
+        set_errno(e);
+        return -1;
+    }
+    ops::upgrade_inheritable();
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::fexecve()(fd, argv, envp) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execveat(
+    dirfd: c_int,
+    p: *const c_char,
+    argv: Argv,
+    envp: Argv,
+    flags: c_int,
+) -> c_int {
+    if let Err(e) = kernel_fd(dirfd) {
+        set_errno(e);
+        return -1;
+    }
+    ops::upgrade_inheritable();
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::execveat()(dirfd, p, argv, envp, flags) }
+}
+
+/// The variadic `execl`, `execlp`, `execle`: a trampoline saves the
+/// argument registers, runs the preparation (which returns the real
+/// function's address), restores them and jumps there, so the caller's
+/// argument list (registers and stack) reaches glibc untouched.
+extern "C" fn prepare_execl() -> usize {
+    ops::upgrade_inheritable();
+    real::execl() as usize
+}
+extern "C" fn prepare_execlp() -> usize {
+    ops::upgrade_inheritable();
+    real::execlp() as usize
+}
+extern "C" fn prepare_execle() -> usize {
+    ops::upgrade_inheritable();
+    real::execle() as usize
+}
+
+// At entry rsp is 8 mod 16; seven pushes make it 0 mod 16 for the call.
+// rax (al: the number of vector registers used by a variadic call) is kept.
+#[cfg(target_arch = "x86_64")]
+macro_rules! variadic_exec {
+    ($name:ident, $prep:ident) => {
+        #[no_mangle]
+        #[unsafe(naked)]
+        pub unsafe extern "C" fn $name() {
+            core::arch::naked_asm!(
+                "push rdi",
+                "push rsi",
+                "push rdx",
+                "push rcx",
+                "push r8",
+                "push r9",
+                "push rax",
+                "call {prep}",
+                "mov r11, rax",
+                "pop rax",
+                "pop r9",
+                "pop r8",
+                "pop rcx",
+                "pop rdx",
+                "pop rsi",
+                "pop rdi",
+                "jmp r11",
+                prep = sym $prep,
+            )
+        }
+    };
+}
+
+#[cfg(target_arch = "aarch64")]
+macro_rules! variadic_exec {
+    ($name:ident, $prep:ident) => {
+        #[no_mangle]
+        #[unsafe(naked)]
+        pub unsafe extern "C" fn $name() {
+            core::arch::naked_asm!(
+                "stp x29, x30, [sp, #-80]!",
+                "mov x29, sp",
+                "stp x0, x1, [sp, #16]",
+                "stp x2, x3, [sp, #32]",
+                "stp x4, x5, [sp, #48]",
+                "stp x6, x7, [sp, #64]",
+                "bl {prep}",
+                "mov x16, x0",
+                "ldp x0, x1, [sp, #16]",
+                "ldp x2, x3, [sp, #32]",
+                "ldp x4, x5, [sp, #48]",
+                "ldp x6, x7, [sp, #64]",
+                "ldp x29, x30, [sp], #80",
+                "br x16",
+                prep = sym $prep,
+            )
+        }
+    };
+}
+
+variadic_exec!(execl, prepare_execl);
+variadic_exec!(execlp, prepare_execlp);
+variadic_exec!(execle, prepare_execle);
+
+// ---- spawning ----------------------------------------------------------------
+
+#[no_mangle]
+pub unsafe extern "C" fn posix_spawn(
+    pid: *mut pid_t,
+    p: *const c_char,
+    actions: *const libc::posix_spawn_file_actions_t,
+    attr: *const libc::posix_spawnattr_t,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char,
+) -> c_int {
+    ops::upgrade_all_before_fork();
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::posix_spawn()(pid, p, actions, attr, argv, envp) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn posix_spawnp(
+    pid: *mut pid_t,
+    p: *const c_char,
+    actions: *const libc::posix_spawn_file_actions_t,
+    attr: *const libc::posix_spawnattr_t,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char,
+) -> c_int {
+    ops::upgrade_all_before_fork();
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::posix_spawnp()(pid, p, actions, attr, argv, envp) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn system(cmd: *const c_char) -> c_int {
+    ops::upgrade_inheritable();
+    // SAFETY: forwards the caller's argument.
+    unsafe { real::system()(cmd) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut libc::FILE {
+    ops::upgrade_inheritable();
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::popen()(cmd, mode) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn vfork() -> pid_t {
+    // SAFETY: fork has no preconditions; see the module comment.
+    unsafe { libc::fork() }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __vfork() -> pid_t {
+    // SAFETY: as above.
+    unsafe { libc::fork() }
+}
