@@ -1,44 +1,58 @@
 #!/usr/bin/env python3
 """bench-fs.py — btfuse vs tmpfs vs a stock FUSE filesystem (bindfs), one run.
 
-Measures, on each target, medians over --runs repetitions:
-  stat                  µs per stat() (C loop over 1000 files)
-  open+read4K+close     µs per open/read 4 KiB/close (C loop over 1000 files)
-  readdir 500           µs per opendir+readdir(all 500)+closedir (C loop)
-  find -size +0 10k     ms for `find DIR -size +0` over 10 000 files (100 dirs)
-  seq write 512 MiB     MB/s, dd bs=1M (conv=fsync with --fsync)
-  seq read 512 MiB      MB/s, dd bs=1M
-  cat small x500        ms for 500 `cat` processes of a 100-byte file
+Columns (targets):
+  tmpfs            the kernel's own in-memory filesystem: the practical limit
+  bindfs           a stock FUSE filesystem (bindfs over a tmpfs; apt-get
+                   installs it if missing; --no-bindfs skips it), warm caches
+  FUSE warm        the btfuse mount, no preload, kernel caches primed
+  FUSE cold        the same, `echo 2 > /proc/sys/vm/drop_caches` before each
+                   timed run (per-op loops: the first pass after the drop)
+  preload          the same mount through libbtfuse.so (--preload PATH)
+and ratios computed from the medians of this run:
+  preload vs FUSE  speed-up of preload over FUSE warm / cold (>1 = preload faster)
+  preload/tmpfs    cost of preload relative to tmpfs (1.0 = as fast as tmpfs)
 
-Targets (columns): tmpfs; btfuse FUSE mount warm (caches primed) and cold
-(`echo 2 > /proc/sys/vm/drop_caches` before each timed run); bindfs over a
-tmpfs, warm and cold (apt-get installs bindfs if missing; --no-bindfs skips);
-and with --preload PATH, the same btfuse mount with LD_PRELOAD=PATH in every
-measured program's environment (skipped with a note if PATH is absent).
+Workloads (rows): per-op loops in a C helper (stat, open+read 4 KiB+close,
+create+write 4 KiB+close+unlink, readdir of 500 entries, mkdir+rmdir, random
+4 KiB preads over a 256 MiB file, 1/2/4 client threads doing stat and
+open+read+close); whole programs (find over 10 000 and, in the full run,
+100 000 files, plain and -size +0; ls -lR over 10 000 files; tar x of a
+generated source-tree-like archive; cat of a small file as N processes; dd
+sequential write and read); and the btfuse daemon's memory per GiB stored
+(RSS growth while a file is written through the mount).
 
-Ratios are target time / tmpfs time (for throughputs: tmpfs MB/s / target
-MB/s), so 1.0 = as fast as tmpfs, higher = slower. Absolute numbers are only
-comparable within one run (shared, noisy machine).
+Every figure is the median of --runs runs (shown with min–max); the runs of
+all targets are interleaved, so machine noise hits every column alike.
+Output: a markdown table on stdout, OUT/results.json (commit, date, machine
+facts, every value) and OUT/ratios.png (matplotlib; installed with pip if
+missing, skipped with a message if that fails). OUT is target/bench.
+A progress line goes to stderr. Every mount made here is unmounted on any
+exit (normal, exception, SIGINT/SIGTERM/SIGHUP).
 
-Every mount this script makes is unmounted on any exit (normal, exception,
-SIGINT/SIGTERM); the btfuse daemon child is terminated.
-
-Needs root (mounting, drop_caches), gcc, python3 stdlib only.
+Needs root (mounting, drop_caches), gcc, python3.
 
 Examples:
-  cargo build --release && sudo benches/bench-fs.py
-  benches/bench-fs.py --quick --btfuse target/debug/btfuse
-  benches/bench-fs.py --preload target/release/libbtfuse.so
+  cargo build --release && sudo benches/bench-fs.py --quick \\
+      --btfuse target/release/btfuse --preload target/release/libbtfuse.so
+  scripts/bench.sh --quick          # builds, then runs this
 """
 
 import argparse
 import atexit
+import datetime
+import io
+import json
 import os
+import platform
+import random
+import re
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 
@@ -49,6 +63,7 @@ C_HELPER = r"""
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,43 +77,108 @@ static double now_ns(void) {
     return t.tv_sec * 1e9 + t.tv_nsec;
 }
 
-/* usage: bfhelper stat|openread DIR NFILES ROUNDS
-          bfhelper readdir DIR - ROUNDS
-   prints one line per round: nanoseconds per operation */
+static void die(const char *what) { perror(what); exit(1); }
+
+struct job { const char *mode, *dir; int n, id; long ops; };
+
+/* One pass of the per-file loops over DIR/f0000..f(n-1), starting at a
+   per-thread offset so threads do not walk in lock step. */
+static void *file_loop(void *arg) {
+    struct job *j = arg;
+    char path[4096], buf[4096];
+    struct stat st;
+    for (int k = 0; k < j->n; k++) {
+        int i = (k + j->id * 257) % j->n;
+        snprintf(path, sizeof path, "%s/f%04d", j->dir, i);
+        if (!strcmp(j->mode, "stat")) {
+            if (stat(path, &st) != 0) die(path);
+        } else {
+            int fd = open(path, O_RDONLY);
+            if (fd < 0) die(path);
+            if (read(fd, buf, sizeof buf) != 4096) die("read");
+            close(fd);
+        }
+        j->ops++;
+    }
+    return NULL;
+}
+
+/* usage: bfhelper MODE PATH N ROUNDS [THREADS]
+     stat|openread DIR N      stat / open+read 4 KiB+close of DIR/f0000..
+     create DIR N             create+write 4 KiB+close+unlink DIR/cNNNNN
+     mkdir DIR N              mkdir+rmdir DIR/mNNNNN
+     readdir DIR -            20x opendir+readdir all (502 entries)+closedir
+     randread FILE N          N preads of 4 KiB at random aligned offsets
+     tstat|topenread DIR N .. T   T threads each doing one stat/openread pass
+   prints one line per round: nanoseconds per operation (threads: wall time
+   divided by the operations of all threads) */
 int main(int argc, char **argv) {
-    if (argc != 5) { fprintf(stderr, "usage\n"); return 2; }
+    if (argc < 5) { fprintf(stderr, "usage\n"); return 2; }
     const char *mode = argv[1], *dir = argv[2];
     int n = atoi(argv[3]), rounds = atoi(argv[4]);
+    int threads = argc > 5 ? atoi(argv[5]) : 1;
     char path[4096], buf[4096];
+    memset(buf, 'w', sizeof buf);
+    unsigned seed = 12345;
     for (int r = 0; r < rounds; r++) {
         double t0 = now_ns();
         long ops = 0;
-        if (!strcmp(mode, "stat")) {
-            struct stat st;
+        if (!strcmp(mode, "stat") || !strcmp(mode, "openread")) {
+            struct job j = { mode, dir, n, 0, 0 };
+            file_loop(&j);
+            ops = j.ops;
+        } else if (!strcmp(mode, "tstat") || !strcmp(mode, "topenread")) {
+            pthread_t tid[64];
+            struct job jobs[64];
+            if (threads < 1 || threads > 64) { fprintf(stderr, "threads\n"); return 2; }
+            for (int t = 0; t < threads; t++) {
+                jobs[t] = (struct job){ mode + 1, dir, n, t, 0 };
+                if (pthread_create(&tid[t], NULL, file_loop, &jobs[t])) die("pthread_create");
+            }
+            for (int t = 0; t < threads; t++) {
+                pthread_join(tid[t], NULL);
+                ops += jobs[t].ops;
+            }
+        } else if (!strcmp(mode, "create")) {
             for (int i = 0; i < n; i++) {
-                snprintf(path, sizeof path, "%s/f%04d", dir, i);
-                if (stat(path, &st) != 0) { perror(path); return 1; }
+                snprintf(path, sizeof path, "%s/c%05d", dir, i);
+                int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+                if (fd < 0) die(path);
+                if (write(fd, buf, sizeof buf) != 4096) die("write");
+                if (close(fd) != 0) die("close");
+                if (unlink(path) != 0) die("unlink");
                 ops++;
             }
-        } else if (!strcmp(mode, "openread")) {
+        } else if (!strcmp(mode, "mkdir")) {
             for (int i = 0; i < n; i++) {
-                snprintf(path, sizeof path, "%s/f%04d", dir, i);
-                int fd = open(path, O_RDONLY);
-                if (fd < 0) { perror(path); return 1; }
-                if (read(fd, buf, sizeof buf) != 4096) { perror("read"); return 1; }
-                close(fd);
+                snprintf(path, sizeof path, "%s/m%05d", dir, i);
+                if (mkdir(path, 0755) != 0) die(path);
+                if (rmdir(path) != 0) die("rmdir");
                 ops++;
             }
         } else if (!strcmp(mode, "readdir")) {
             for (int k = 0; k < 20; k++) {
                 DIR *d = opendir(dir);
-                if (!d) { perror(dir); return 1; }
+                if (!d) die(dir);
                 int c = 0;
                 while (readdir(d)) c++;
                 closedir(d);
                 if (c != 502) { fprintf(stderr, "readdir: %d entries\n", c); return 1; }
                 ops++;
             }
+        } else if (!strcmp(mode, "randread")) {
+            int fd = open(dir, O_RDONLY);
+            if (fd < 0) die(dir);
+            struct stat st;
+            if (fstat(fd, &st) != 0) die("fstat");
+            long blocks = st.st_size / 4096;
+            t0 = now_ns();  /* the open is not part of the figure */
+            for (int i = 0; i < n; i++) {
+                long b = (long)(rand_r(&seed) % blocks);
+                if (pread(fd, buf, 4096, b * 4096) != 4096) die("pread");
+                ops++;
+            }
+            close(fd);
         } else { fprintf(stderr, "bad mode\n"); return 2; }
         printf("%.1f\n", (now_ns() - t0) / ops);
     }
@@ -106,15 +186,43 @@ int main(int argc, char **argv) {
 }
 """
 
+# Column names.
+TMPFS, BINDFS, WARM, COLD, PRELOAD = "tmpfs", "bindfs", "FUSE warm", "FUSE cold", "preload"
+
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
+class Progress:
+    """One status line on stderr, rewritten in place on a terminal."""
+
+    def __init__(self):
+        self.tty = sys.stderr.isatty()
+        self.t0 = time.time()
+        self.printed = 0.0
+
+    def show(self, text):
+        line = "[%4.0fs] %s" % (time.time() - self.t0, text)
+        if self.tty:
+            sys.stderr.write("\r\033[K" + line[:150])
+            sys.stderr.flush()
+        elif time.time() - self.printed >= 5:
+            # Not a terminal (a log file): one line every few seconds.
+            log(line)
+            self.printed = time.time()
+
+    def done(self):
+        if self.tty:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
 def run(cmd, env=None, check=True, **kw):
-    r = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    kw.setdefault("stdout", subprocess.PIPE)
+    r = subprocess.run(cmd, env=env, stderr=subprocess.PIPE, text=True, **kw)
     if check and r.returncode != 0:
-        raise RuntimeError("%s failed (%d): %s" % (" ".join(map(str, cmd)), r.returncode, r.stderr.strip()))
+        raise RuntimeError("%s failed (%d): %s" % (" ".join(map(str, cmd)), r.returncode, (r.stderr or "").strip()[-400:]))
     return r
 
 
@@ -135,6 +243,14 @@ def drop_caches():
         f.write("2\n")
 
 
+def rss_bytes(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 class Mounts:
     """Everything mounted or spawned here, torn down in reverse on exit."""
 
@@ -147,9 +263,10 @@ class Mounts:
             signal.signal(sig, self._on_signal)
 
     def _on_signal(self, signum, frame):
-        log("signal %d: cleaning up" % signum)
+        signal.signal(signum, signal.SIG_IGN)
+        log("\nsignal %d: cleaning up" % signum)
         self.cleanup()
-        sys.exit(128 + signum)
+        os._exit(128 + signum)
 
     def dir(self, name):
         p = os.path.join(self.base, name)
@@ -174,6 +291,7 @@ class Mounts:
         raise RuntimeError("%s did not appear within %ds" % (p, timeout))
 
     def btfuse(self, name, binary, size, threads):
+        """Mounts in the foreground (child = the daemon); returns (path, child)."""
         p = self.dir(name)
         args = [binary, "mount", p, "--size", size]
         if threads:
@@ -183,7 +301,7 @@ class Mounts:
         self.children.append(child)
         self.mounts.append(p)
         self.wait_mounted(p, "fuse", child)
-        return p
+        return p, child
 
     def bindfs(self, name, src):
         p = self.dir(name)
@@ -218,96 +336,205 @@ class Mounts:
             shutil.rmtree(self.base, ignore_errors=True)
 
 
-def populate(root, seq_mb):
-    """Test data under root (same on every target)."""
+def make_tree(root, name, ndirs, per_dir):
+    """ndirs directories of per_dir files; every odd file holds one byte."""
+    tree = os.path.join(root, name)
+    os.mkdir(tree)
+    for d in range(ndirs):
+        dd = os.path.join(tree, "d%03d" % d)
+        os.mkdir(dd)
+        for i in range(per_dir):
+            with open(os.path.join(dd, "f%03d" % i), "wb") as f:
+                if i % 2:
+                    f.write(b"x")
+
+
+def populate(root, args):
+    """Test data under root (the same on every target)."""
     ops = os.path.join(root, "ops")
     os.mkdir(ops)
     block = b"b" * 4096
     for i in range(1000):
         with open(os.path.join(ops, "f%04d" % i), "wb") as f:
             f.write(block)
+    os.mkdir(os.path.join(root, "scratch"))
     rd = os.path.join(root, "rd500")
     os.mkdir(rd)
     for i in range(500):
         open(os.path.join(rd, "e%03d" % i), "wb").close()
-    tree = os.path.join(root, "tree")
-    os.mkdir(tree)
-    for d in range(100):
-        dd = os.path.join(tree, "d%02d" % d)
-        os.mkdir(dd)
-        for i in range(100):
-            with open(os.path.join(dd, "f%02d" % i), "wb") as f:
-                if i % 2:
-                    f.write(b"x")
+    make_tree(root, "tree10k", 100, 100)
+    if args.big_find:
+        make_tree(root, "tree100k", 1000, 100)
     with open(os.path.join(root, "small"), "wb") as f:
         f.write(b"s" * 100)
+    chunk = os.urandom(1 << 20)
+    with open(os.path.join(root, "rand.bin"), "wb") as f:
+        for _ in range(args.rand_mb):
+            f.write(chunk)
 
 
-def measure(target, helper, args):
-    """Returns {op: (value, unit, higher_is_better)} for one target."""
-    root, env, cold = target["root"], target["env"], target["cold"]
-    runs = args.runs
-    res = {}
+def make_source_archive(path, nfiles):
+    """A tar that looks like a source tree: nested directories, mostly small
+    text files of log-normally distributed sizes, a few larger ones."""
+    rng = random.Random(7)
+    words = [b"static ", b"int ", b"return ", b"struct ", b"if (x) ", b"{\n", b"}\n", b"/* note */\n", b"fn ", b"let "]
+    with tarfile.open(path, "w") as tar:
+        dirs = ["src"]
+        for i in range(nfiles // 25):
+            parent = rng.choice(dirs)
+            dirs.append("%s/m%03d" % (parent, i))
+        for d in dirs:
+            ti = tarfile.TarInfo(d)
+            ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, 0o755, 1700000000
+            tar.addfile(ti)
+        for i in range(nfiles):
+            size = min(int(rng.lognormvariate(8.3, 1.2)), 1 << 20)
+            body = b"".join(rng.choice(words) for _ in range(size // 6 + 1))[:size]
+            ti = tarfile.TarInfo("%s/file%05d.%s" % (rng.choice(dirs), i, rng.choice("chrs")))
+            ti.size, ti.mode, ti.mtime = len(body), 0o644, 1700000000
+            tar.addfile(ti, io.BytesIO(body))
+    return len(dirs), nfiles
 
-    def prep():
-        if cold:
+
+class Bench:
+    def __init__(self, args, helper, targets, archive):
+        self.args, self.helper, self.targets, self.archive = args, helper, targets, archive
+        self.counter = 0
+
+    # -- measurement functions: (target) -> one value ---------------------
+
+    def c_loop(self, t, mode, path, n, *extra):
+        if t["cold"]:
             drop_caches()
+        # cold: the first pass after drop_caches; otherwise the second pass
+        out = run([self.helper, mode, path, str(n), "1" if t["cold"] else "2"] + [str(e) for e in extra], env=t["env"]).stdout.split()
+        return float(out[-1])
 
-    def c_loop(mode, d, n):
-        vals = []
-        for _ in range(runs):
-            prep()
-            # cold: the first pass after drop_caches; warm: second pass
-            out = run([helper, mode, d, str(n), "1" if cold else "2"], env=env).stdout.split()
-            vals.append(float(out[-1 if not cold else 0]) / 1000.0)
-        return statistics.median(vals)
-
-    res["stat"] = (c_loop("stat", os.path.join(root, "ops"), 1000), "µs", False)
-    res["open+read4K+close"] = (c_loop("openread", os.path.join(root, "ops"), 1000), "µs", False)
-    res["readdir 500"] = (c_loop("readdir", os.path.join(root, "rd500"), "-"), "µs", False)
-
-    vals = []
-    tree = os.path.join(root, "tree")
-    if not cold:
-        run(["find", tree, "-size", "+0"], env=env)
-    for _ in range(runs):
-        prep()
-        t0 = time.perf_counter()
-        out = run(["find", tree, "-size", "+0"], env=env).stdout
-        vals.append((time.perf_counter() - t0) * 1000)
-        # 5000 non-empty files, plus directories whose st_size is > 0
-        if not 5000 <= out.count("\n") <= 5101:
-            raise RuntimeError("find on %s returned %d lines" % (tree, out.count("\n")))
-    res["find -size +0 (10k files)"] = (statistics.median(vals), "ms", False)
-
-    big = os.path.join(root, "seq.bin")
-    mb = args.seq_mb
-    wv, rv = [], []
-    for _ in range(runs):
-        prep()
-        conv = ["conv=fsync"] if args.fsync else []
-        t0 = time.perf_counter()
-        run(["dd", "if=/dev/zero", "of=" + big, "bs=1M", "count=%d" % mb, "status=none"] + conv, env=env)
-        wv.append(mb / (time.perf_counter() - t0))
-        if cold:
+    def timed(self, t, cmd, check_lines=None, stdout=subprocess.PIPE):
+        if t["cold"]:
             drop_caches()
         t0 = time.perf_counter()
-        run(["dd", "if=" + big, "of=/dev/null", "bs=1M", "status=none"], env=env)
-        rv.append(mb / (time.perf_counter() - t0))
-        os.unlink(big)
-    res["seq write %d MiB" % mb] = (statistics.median(wv) * 1.048576, "MB/s", True)
-    res["seq read %d MiB" % mb] = (statistics.median(rv) * 1.048576, "MB/s", True)
+        r = run(cmd, env=t["env"], stdout=stdout)
+        dt = time.perf_counter() - t0
+        if check_lines is not None:
+            lo, hi = check_lines
+            n = r.stdout.count("\n")
+            if not lo <= n <= hi:
+                raise RuntimeError("%s printed %d lines, expected %d..%d" % (cmd[0], n, lo, hi))
+        return dt
 
-    small = os.path.join(root, "small")
-    loop = 'for i in $(seq %d); do cat "$1"; done > /dev/null' % args.cats
-    vals = []
-    for _ in range(runs):
-        prep()
+    def workloads(self):
+        """(key, unit, higher_is_better, warm-up first?, fn(target) -> value)."""
+        a = self.args
+        us = lambda ns: ns / 1000.0
+        kops = lambda ns: 1e6 / ns
+        ms = lambda s: s * 1000.0
+        w = []
+        R = lambda t: t["root"]
+        w.append(("stat", "µs", False, False, lambda t: us(self.c_loop(t, "stat", R(t) + "/ops", 1000))))
+        w.append(("open+read 4K+close", "µs", False, False, lambda t: us(self.c_loop(t, "openread", R(t) + "/ops", 1000))))
+        w.append(("create+write 4K+close+unlink", "µs", False, False, lambda t: us(self.c_loop(t, "create", R(t) + "/scratch", 1000))))
+        w.append(("readdir 500 entries", "µs", False, False, lambda t: us(self.c_loop(t, "readdir", R(t) + "/rd500", "-"))))
+        w.append(("mkdir+rmdir", "µs", False, False, lambda t: us(self.c_loop(t, "mkdir", R(t) + "/scratch", 1000))))
+        w.append(("random 4K pread (%d MiB file)" % a.rand_mb, "µs", False, False,
+                  lambda t: us(self.c_loop(t, "randread", R(t) + "/rand.bin", a.rand_reads))))
+        for mode, label in (("tstat", "stat"), ("topenread", "open+read+close")):
+            for th in (1, 2, 4):
+                w.append(("%s, %d thread%s" % (label, th, "s" if th > 1 else ""), "kops/s", True, False,
+                          lambda t, mode=mode, th=th: kops(self.c_loop(t, mode, R(t) + "/ops", 1000, th))))
+        trees = [("10k", "tree10k", 10000)] + ([("100k", "tree100k", 100000)] if a.big_find else [])
+        for label, name, nfiles in trees:
+            ndirs = nfiles // 100
+            w.append(("find %s files" % label, "ms", False, True,
+                      lambda t, name=name, n=nfiles + nfiles // 100 + 1: ms(self.timed(t, ["find", R(t) + "/" + name], (n, n)))))
+            w.append(("find -size +0, %s files" % label, "ms", False, True,
+                      lambda t, name=name, n=nfiles, d=ndirs: ms(self.timed(t, ["find", R(t) + "/" + name, "-size", "+0"], (n // 2, n // 2 + d + 1)))))
+        w.append(("ls -lR 10k files", "ms", False, True,
+                  lambda t: ms(self.timed(t, ["ls", "-lR", R(t) + "/tree10k"], stdout=subprocess.DEVNULL))))
+        w.append(("tar x (%d files, %.0f MiB)" % (a.tar_files, os.path.getsize(self.archive) / 2 ** 20), "ms", False, False,
+                  lambda t: ms(self.tar_x(t))))
+        w.append(("cat small x%d (processes)" % a.cats, "ms", False, True,
+                  lambda t: ms(self.timed(t, ["bash", "-c", 'for i in $(seq %d); do cat "$1"; done > /dev/null' % a.cats, "bench", R(t) + "/small"]))))
+        w.append(("seq write %d MiB (dd 1M)" % a.seq_mb, "MB/s", True, False, lambda t: self.seq(t, True)))
+        w.append(("seq read %d MiB (dd 1M)" % a.seq_mb, "MB/s", True, False, lambda t: self.seq(t, False)))
+        if a.only:
+            w = [x for x in w if re.search(a.only, x[0])]
+        return w
+
+    def tar_x(self, t):
+        self.counter += 1
+        dest = os.path.join(t["root"], "scratch", "tarx%d" % self.counter)
+        os.mkdir(dest)
+        try:
+            return self.timed(t, ["tar", "xf", self.archive, "-C", dest])
+        finally:
+            shutil.rmtree(dest)
+
+    def seq(self, t, write):
+        big = os.path.join(t["root"], "scratch", "seq.bin")
+        mb = self.args.seq_mb
+        if write or not os.path.exists(big):
+            if t["cold"]:
+                drop_caches()
+            t0 = time.perf_counter()
+            run(["dd", "if=/dev/zero", "of=" + big, "bs=1M", "count=%d" % mb, "status=none"], env=t["env"])
+            dt = time.perf_counter() - t0
+            if write:
+                return mb * 1.048576 / dt
+        if t["cold"]:
+            drop_caches()
         t0 = time.perf_counter()
-        run(["bash", "-c", loop, "bench", small], env=env)
-        vals.append((time.perf_counter() - t0) * 1000)
-    res["cat small x%d" % args.cats] = (statistics.median(vals), "ms", False)
-    return res
+        run(["dd", "if=" + big, "of=/dev/null", "bs=1M", "status=none"], env=t["env"])
+        return mb * 1.048576 / (time.perf_counter() - t0)
+
+    def measure_all(self, progress):
+        """{workload: {column: [values]}}; runs of all targets interleaved."""
+        ws = self.workloads()
+        total = len(ws) * self.args.runs * len(self.targets)
+        step = 0
+        results, meta, failed = {}, {}, {}
+        for key, unit, hib, warmup, fn in ws:
+            meta[key] = (unit, hib)
+            results[key] = {}
+            if warmup:
+                for name, t in self.targets:
+                    if not t["cold"] and name not in failed:
+                        progress.show("warming %s · %s" % (key, name))
+                        try:
+                            fn(t)
+                        except Exception as e:
+                            failed.setdefault(name + ": " + key, str(e))
+            for r in range(self.args.runs):
+                for name, t in self.targets:
+                    step += 1
+                    progress.show("%3d/%d  %s · %s · run %d/%d" % (step, total, key, name, r + 1, self.args.runs))
+                    if (name + ": " + key) in failed:
+                        continue
+                    try:
+                        results[key].setdefault(name, []).append(fn(t))
+                    except Exception as e:  # one broken target must not lose the others
+                        failed[name + ": " + key] = str(e)
+                        results[key].pop(name, None)
+            for name, t in self.targets:
+                big = os.path.join(t["root"], "scratch", "seq.bin")
+                if key.startswith("seq read") and os.path.exists(big):
+                    os.unlink(big)
+        return results, meta, failed
+
+
+def daemon_memory(root, pid, mb):
+    """RSS growth of the daemon while `mb` MiB are written through the mount."""
+    big = os.path.join(root, "scratch", "mem.bin")
+    time.sleep(0.3)
+    before = rss_bytes(pid)
+    run(["dd", "if=/dev/urandom", "of=" + big, "bs=1M", "count=%d" % mb, "status=none"])
+    stored = rss_bytes(pid)
+    os.unlink(big)
+    time.sleep(0.3)
+    after = rss_bytes(pid)
+    per_gib = (stored - before) / 2 ** 20 / (mb / 1024.0)
+    return {"written_mib": mb, "rss_before_mib": before / 2 ** 20, "rss_stored_mib": stored / 2 ** 20,
+            "rss_after_unlink_mib": after / 2 ** 20, "rss_mib_per_gib_stored": per_gib}
 
 
 def ensure_bindfs():
@@ -335,8 +562,8 @@ def find_btfuse(arg):
 
 
 def fmt(v, unit):
-    if unit == "MB/s":
-        return "%.0f MB/s" % v
+    if unit in ("MB/s", "kops/s"):
+        return "%.0f %s" % (v, unit) if v >= 100 else "%.1f %s" % (v, unit)
     if v >= 100:
         return "%.0f %s" % (v, unit)
     if v >= 10:
@@ -344,104 +571,285 @@ def fmt(v, unit):
     return "%.2f %s" % (v, unit)
 
 
+def fmt_range(vals):
+    lo, hi = min(vals), max(vals)
+    f = (lambda v: "%.0f" % v) if hi >= 100 else (lambda v: "%.1f" % v) if hi >= 10 else (lambda v: "%.2f" % v)
+    return "%s–%s" % (f(lo), f(hi))
+
+
+def cost(a, b, hib):
+    """How many times slower a is than b (time ratio; for throughputs inverted)."""
+    if a is None or b is None or a == 0 or b == 0:
+        return None
+    return b / a if hib else a / b
+
+
+def machine_facts():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = None
+    try:
+        with open("/proc/meminfo") as f:
+            mem = int(f.readline().split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    load = os.getloadavg()
+    return {"nproc": os.cpu_count(), "kernel": platform.release(), "cpu": cpu, "mem_mib": mem,
+            "loadavg_at_start": [round(x, 2) for x in load]}
+
+
+def git_commit():
+    try:
+        c = run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]).stdout.strip()
+        dirty = run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"]).stdout.strip()
+        return c + ("-dirty" if dirty else "")
+    except Exception:
+        return "unknown"
+
+
+def plot(path, rows, columns):
+    """Bar chart: each workload's cost relative to tmpfs, per column (log scale)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        log("matplotlib missing: pip install matplotlib")
+        r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "matplotlib"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            return "plot skipped: pip install matplotlib failed (%s)" % r.stderr.strip().splitlines()[-1:]
+        import importlib
+        importlib.invalidate_caches()
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception as e:
+        return "plot skipped: matplotlib unusable (%s)" % e
+    cols = [c for c in columns if c != TMPFS]
+    labels = [r["workload"] for r in rows]
+    fig, ax = plt.subplots(figsize=(11, 0.42 * len(rows) * max(1, len(cols)) / 2.5 + 2))
+    h = 0.8 / max(1, len(cols))
+    for j, c in enumerate(cols):
+        ys = [i + (j - (len(cols) - 1) / 2) * h for i in range(len(rows))]
+        xs = [r["vs_tmpfs"].get(c) or 0 for r in rows]
+        ax.barh(ys, xs, height=h, label=c)
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("cost relative to tmpfs (time ratio; 1 = as fast as tmpfs; lower is better)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="x", which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None
+
+
+def target_checks(rows):
+    """The preload issue's targets, checked on this run's medians."""
+    by = {r["workload"]: r for r in rows}
+
+    def get(prefix, col):
+        for k, r in by.items():
+            if k.startswith(prefix):
+                return r["median"].get(col), r["higher_is_better"]
+        return None, False
+
+    checks = []
+
+    def check(desc, prefix, a, b, limit, le):
+        va, hib = get(prefix, a)
+        vb, _ = get(prefix, b)
+        c = cost(va, vb, hib)
+        if c is None:
+            checks.append((desc, None, None))
+            return
+        # cost(a, b) = how many times slower a is than b
+        value = c if le else 1 / c
+        checks.append((desc, value, value <= limit if le else value >= limit))
+
+    check("stat: preload ≤ 1.5× tmpfs", "stat", PRELOAD, TMPFS, 1.5, True)
+    check("open+read+close: preload ≥ 10× faster than FUSE warm", "open+read 4K", PRELOAD, WARM, 10, False)
+    check("open+read+close: preload ≤ 1.5× tmpfs", "open+read 4K", PRELOAD, TMPFS, 1.5, True)
+    check("find -size +0 10k: preload ≤ 2× tmpfs", "find -size +0, 10k", PRELOAD, TMPFS, 2, True)
+    check("find -size +0 10k: preload ≥ 10× faster than FUSE cold", "find -size +0, 10k", PRELOAD, COLD, 10, False)
+    check("cat small: preload ≤ 1.10× tmpfs", "cat small", PRELOAD, TMPFS, 1.10, True)
+    check("seq write: preload ≥ 5× FUSE warm", "seq write", PRELOAD, WARM, 5, False)
+    check("seq read: preload ≥ 1× FUSE warm", "seq read", PRELOAD, WARM, 1, False)
+    return checks
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--btfuse", help="btfuse binary (default: target/{release,debug}/btfuse)")
-    ap.add_argument("--preload", help="libbtfuse.so: adds a 'btfuse preload' column (skipped if absent)")
-    ap.add_argument("--no-bindfs", action="store_true", help="skip the bindfs columns")
-    ap.add_argument("--no-btfuse", action="store_true", help="skip the btfuse columns")
-    ap.add_argument("--runs", type=int, default=5, help="repetitions per measurement (median)")
-    ap.add_argument("--seq-mb", type=int, default=512, help="size of the sequential write/read")
+    ap.add_argument("--preload", help="libbtfuse.so: the 'preload' column (skipped if absent)")
+    ap.add_argument("--no-bindfs", action="store_true", help="skip the bindfs column")
+    ap.add_argument("--runs", type=int, help="repetitions per measurement (median; default 5, --quick 3)")
+    ap.add_argument("--seq-mb", type=int, help="size of the sequential write/read (default 1024, --quick 512)")
+    ap.add_argument("--rand-mb", type=int, default=256, help="size of the random-read file (MiB)")
     ap.add_argument("--cats", type=int, default=500, help="number of cat processes")
-    ap.add_argument("--fsync", action="store_true", help="dd conv=fsync on the sequential write")
     ap.add_argument("--threads", type=int, default=0, help="btfuse --threads")
-    ap.add_argument("--quick", action="store_true", help="3 runs, 64 MiB, 100 cats (smoke test)")
-    ap.add_argument("--json", help="also write raw results as JSON to this file")
+    ap.add_argument("--only", help="run only the workloads whose name matches this regex")
+    ap.add_argument("--quick", action="store_true", help="3 runs, 512 MiB, 10k-file find only (a few minutes)")
+    ap.add_argument("--out", default=os.path.join(REPO, "target", "bench"), help="directory for results.json and plots")
+    ap.add_argument("--no-plot", action="store_true", help="skip the PNG")
     args = ap.parse_args()
-    if args.quick:
-        args.runs, args.seq_mb, args.cats = 3, 64, 100
+    args.runs = args.runs or (3 if args.quick else 5)
+    args.seq_mb = args.seq_mb or (512 if args.quick else 1024)
+    args.big_find = not args.quick
+    args.rand_reads = 2000 if args.quick else 10000
+    args.tar_files = 1500 if args.quick else 4000
     if os.geteuid() != 0:
         ap.error("must run as root (mounts, drop_caches)")
 
+    started = datetime.datetime.now(datetime.timezone.utc)
+    facts = machine_facts()
     m = Mounts()
+    progress = Progress()
     helper = os.path.join(m.base, "bfhelper")
     with open(helper + ".c", "w") as f:
         f.write(C_HELPER)
-    run(["gcc", "-O2", "-o", helper, helper + ".c"])
-    size = "%dM" % (args.seq_mb + 1024)
+    run(["gcc", "-O2", "-pthread", "-o", helper, helper + ".c"])
+    size = "%dM" % (args.seq_mb + args.rand_mb + 2048)
 
-    targets = []  # (column name, dict)
+    src = m.tmpfs("src", "1G")
+    archive = os.path.join(src, "tree.tar")
+    progress.show("generating the source-tree archive")
+    make_source_archive(archive, args.tar_files)
+
+    targets = []  # (column, {root, env, cold})
     base_env = dict(os.environ, LC_ALL="C")
     base_env.pop("LD_PRELOAD", None)
-
-    t = m.tmpfs("tmpfs", size)
-    populate(t, args.seq_mb)
-    targets.append(("tmpfs", {"root": t, "env": base_env, "cold": False}))
-
     notes = []
-    if not args.no_btfuse:
-        b = find_btfuse(args.btfuse)
-        if b and os.path.exists(b):
-            p = m.btfuse("btfuse", b, size, args.threads)
-            populate(p, args.seq_mb)
-            targets.append(("btfuse FUSE warm", {"root": p, "env": base_env, "cold": False}))
-            targets.append(("btfuse FUSE cold", {"root": p, "env": base_env, "cold": True}))
-            if args.preload:
-                lib = os.path.abspath(args.preload)
-                if os.path.exists(lib):
-                    penv = dict(base_env, LD_PRELOAD=lib)
-                    targets.append(("btfuse preload", {"root": p, "env": penv, "cold": False}))
-                else:
-                    notes.append("preload column skipped: %s does not exist" % lib)
-            notes.append("btfuse binary: %s" % b)
-        else:
-            notes.append("btfuse columns skipped: no btfuse binary (build it, or pass --btfuse)")
+
+    progress.show("populating tmpfs")
+    t = m.tmpfs("tmpfs", size)
+    populate(t, args)
+    targets.append((TMPFS, {"root": t, "env": base_env, "cold": False}))
+
     if not args.no_bindfs:
         if ensure_bindfs():
-            src = m.tmpfs("bind_src", size)
-            bp = m.bindfs("bindfs", src)
-            populate(bp, args.seq_mb)
-            targets.append(("bindfs warm", {"root": bp, "env": base_env, "cold": False}))
-            targets.append(("bindfs cold", {"root": bp, "env": base_env, "cold": True}))
+            bsrc = m.tmpfs("bind_src", size)
+            bp = m.bindfs("bindfs", bsrc)
+            progress.show("populating bindfs")
+            populate(bp, args)
+            targets.append((BINDFS, {"root": bp, "env": base_env, "cold": False}))
         else:
-            notes.append("bindfs columns skipped: bindfs unavailable")
+            notes.append("bindfs column skipped: bindfs unavailable")
 
-    results = {}
-    for name, tg in targets:
-        log("measuring %s ..." % name)
-        try:
-            results[name] = measure(tg, helper, args)
-        except Exception as e:  # one broken target must not lose the others
-            notes.append("%s failed: %s" % (name, e))
-            log("  failed: %s" % e)
-
-    names = [n for n, _ in targets if n in results]
-    ref = results.get("tmpfs")
-    ops = list(ref.keys()) if ref else []
-    print("| operation | " + " | ".join(names) + " |")
-    print("| --- | " + " | ".join("---" for _ in names) + " |")
-    for op in ops:
-        cells = []
-        rv, unit, hib = ref[op]
-        for n in names:
-            v, _, _ = results[n][op]
-            if n == "tmpfs":
-                cells.append(fmt(v, unit))
+    daemon = None
+    b = find_btfuse(args.btfuse)
+    btroot = None
+    if b and os.path.exists(b):
+        btroot, daemon = m.btfuse("btfuse", b, size, args.threads)
+        progress.show("populating btfuse")
+        populate(btroot, args)
+        targets.append((WARM, {"root": btroot, "env": base_env, "cold": False}))
+        targets.append((COLD, {"root": btroot, "env": base_env, "cold": True}))
+        if args.preload:
+            lib = os.path.abspath(args.preload)
+            if os.path.exists(lib):
+                targets.append((PRELOAD, {"root": btroot, "env": dict(base_env, LD_PRELOAD=lib), "cold": False}))
             else:
-                ratio = (rv / v) if hib else (v / rv)
-                cells.append("%s (%.1f×)" % (fmt(v, unit), ratio))
-        print("| %s | %s |" % (op, " | ".join(cells)))
+                notes.append("preload column skipped: %s does not exist" % lib)
+        else:
+            notes.append("preload column skipped: no --preload")
+    else:
+        notes.append("btfuse columns skipped: no btfuse binary (build it, or pass --btfuse)")
+
+    bench = Bench(args, helper, targets, archive)
+    results, meta, failed = bench.measure_all(progress)
+    for k, e in failed.items():
+        notes.append("%s failed: %s" % (k, e))
+
+    memory = None
+    daemon_stats = None
+    if daemon is not None and daemon.poll() is None:
+        progress.show("daemon memory per GiB stored")
+        try:
+            daemon_stats = json.loads(run([b, "stats", "--json", btroot]).stdout)
+        except Exception as e:
+            notes.append("btfuse stats --json failed: %s" % e)
+        try:
+            memory = daemon_memory(btroot, daemon.pid, min(args.seq_mb, 1024))
+        except Exception as e:
+            notes.append("daemon memory measurement failed: %s" % e)
+    progress.done()
+
+    columns = [n for n, _ in targets]
+    rows = []
+    for key, per in results.items():
+        unit, hib = meta[key]
+        med = {c: statistics.median(v) for c, v in per.items() if v}
+        row = {"workload": key, "unit": unit, "higher_is_better": hib,
+               "median": med, "min": {c: min(v) for c, v in per.items() if v},
+               "max": {c: max(v) for c, v in per.items() if v}, "values": per,
+               "vs_tmpfs": {c: cost(med.get(c), med.get(TMPFS), hib) for c in columns if c != TMPFS},
+               "preload_speedup_vs_fuse_warm": cost(med.get(WARM), med.get(PRELOAD), hib),
+               "preload_speedup_vs_fuse_cold": cost(med.get(COLD), med.get(PRELOAD), hib)}
+        rows.append(row)
+
+    ratio_cols = ["preload vs FUSE warm", "preload vs FUSE cold", "preload / tmpfs"]
+    print("| workload | " + " | ".join(columns) + " | " + " | ".join(ratio_cols) + " |")
+    print("| --- | " + " | ".join("---:" for _ in columns + ratio_cols) + " |")
+    r2 = lambda x: "—" if x is None else ("%.2f×" % x if x < 10 else "%.0f×" % x if x >= 100 else "%.1f×" % x)
+    for row in rows:
+        cells = []
+        for c in columns:
+            v = row["values"].get(c)
+            cells.append(("%s (%s)" % (fmt(row["median"][c], row["unit"]), fmt_range(v))) if v else "—")
+        cells += [r2(row["preload_speedup_vs_fuse_warm"]), r2(row["preload_speedup_vs_fuse_cold"]),
+                  r2(row["vs_tmpfs"].get(PRELOAD))]
+        print("| %s | %s |" % (row["workload"], " | ".join(cells)))
+    if memory:
+        print("| daemon RSS per GiB stored | " + " | ".join(
+            ("%.0f MiB/GiB" % memory["rss_mib_per_gib_stored"]) if c == WARM else "—" for c in columns)
+            + " | " + " | ".join("—" for _ in ratio_cols) + " |")
     print()
-    print("Medians of %d runs; (N×) = target time / tmpfs time (throughput: tmpfs MB/s / target MB/s); "
-          "cold = drop_caches before every timed run (per-op loops: first pass; warm: second pass)." % args.runs)
+    print("Medians of %d interleaved runs (min–max in brackets), %s, commit %s, %d CPUs (%s), kernel %s, "
+          "load average %s at start." % (args.runs, started.strftime("%Y-%m-%d %H:%M UTC"), git_commit(), facts["nproc"],
+                                        facts["cpu"], facts["kernel"], " ".join("%.2f" % x for x in facts["loadavg_at_start"])))
+    print("preload vs FUSE = FUSE time / preload time (>1: preload faster); preload / tmpfs = preload time / tmpfs time "
+          "(1.0: as fast as tmpfs). Throughputs are inverted accordingly. FUSE cold = drop_caches before every timed run.")
+    if memory:
+        print("Daemon memory: %(rss_before_mib).0f MiB RSS before, %(rss_stored_mib).0f MiB with %(written_mib)d MiB "
+              "stored, %(rss_after_unlink_mib).0f MiB after unlinking it." % memory)
+    checks = target_checks(rows) if PRELOAD in columns else []
+    if checks:
+        print()
+        print("Targets of the preload issue (this run):")
+        for desc, value, ok in checks:
+            if value is None:
+                print("- %s: not measured" % desc)
+            else:
+                print("- %s: %.2f× — %s" % (desc, value, "met" if ok else "MISSED"))
     for n in notes:
         print("- " + n)
-    if args.json:
-        import json
-        with open(args.json, "w") as f:
-            json.dump({n: {op: v[0] for op, v in r.items()} for n, r in results.items()}, f, indent=1)
+
+    os.makedirs(args.out, exist_ok=True)
+    doc = {"commit": git_commit(), "date": started.isoformat(timespec="seconds"), "machine": facts,
+           "args": {k: v for k, v in vars(args).items()}, "columns": columns, "workloads": rows,
+           "daemon_memory": memory, "daemon_stats_after_run": daemon_stats,
+           "targets": [{"target": d, "value": v, "met": ok} for d, v, ok in checks], "notes": notes}
+    out_json = os.path.join(args.out, "results.json")
+    with open(out_json, "w") as f:
+        json.dump(doc, f, indent=1, ensure_ascii=False)
+    log("wrote %s" % out_json)
+    if not args.no_plot and rows:
+        png = os.path.join(args.out, "ratios.png")
+        why = plot(png, rows, columns)
+        log(why or "wrote %s" % png)
     m.cleanup()
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

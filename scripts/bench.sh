@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Builds in release mode and runs the filesystem benchmark: tmpfs vs the
-# btfuse FUSE mount (warm and cold caches) vs the preload fast path vs
-# bindfs (a stock FUSE filesystem), medians and ratios from one run.
-# Needs root. Extra arguments go to benches/bench-fs.py (--quick, --runs N).
+# Builds in release mode and runs the filesystem benchmark: tmpfs vs bindfs
+# (a stock FUSE filesystem) vs the btfuse FUSE mount (warm and cold caches)
+# vs the preload fast path, medians and ratios from one run. Writes the
+# markdown table to stdout, target/bench/results.json and target/bench/*.png.
+# Needs root. Extra arguments go to benches/bench-fs.py (--quick, --runs N,
+# --only REGEX, ...; see benches/bench-fs.py --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-exec python3 benches/bench-fs.py --btfuse target/release/btfuse \
-    --preload target/release/libbtfuse.so "$@"
+tgt="${CARGO_TARGET_DIR:-target}"
+exec python3 benches/bench-fs.py --btfuse "$tgt/release/btfuse" \
+    --preload "$tgt/release/libbtfuse.so" "$@"

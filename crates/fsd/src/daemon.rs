@@ -13,8 +13,9 @@ use fuser::{Config, Session, SessionACL};
 use inode_store::Store;
 
 use crate::fuse_fs::FuseFs;
+use crate::metrics::Metrics;
 use crate::mountinfo;
-use crate::ring_server::RingServer;
+use crate::ring_server::{RingServer, StatsFormat};
 
 /// How long `--background` waits for the child to report a usable mount.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,6 +33,8 @@ pub struct MountArgs {
     pub background: bool,
     /// FUSE worker threads.
     pub threads: usize,
+    /// Loopback address for the Prometheus metrics endpoint.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Why a mount or unmount failed; printed as one line.
@@ -140,7 +143,8 @@ fn serve(args: &MountArgs, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<
     let mut ready = ready.map(File::from);
     raise_fd_limit();
     let store = Arc::new(Store::new(args.size));
-    let result = mount_session(args, mountpoint, store.clone());
+    let metrics = Arc::new(Metrics::default());
+    let result = mount_session(args, mountpoint, store.clone(), metrics.clone());
     let session = match result {
         Ok(session) => session,
         Err(e) => {
@@ -151,19 +155,33 @@ fn serve(args: &MountArgs, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<
         }
     };
     // The fast path is an optimisation: without it the mount still serves.
-    let fast_path = match start_ring_server(&session, store, mountpoint) {
+    let fast_path = match start_ring_server(&session, store, mountpoint, metrics) {
         Ok(server) => Some(server),
         Err(e) => {
-            eprintln!("btfuse: fast path disabled: {e}");
+            log::warn!("fast path disabled: {e}");
             None
         }
     };
+    if let (Some(addr), Some(server)) = (args.metrics, fast_path.as_ref()) {
+        match server.serve_metrics(addr) {
+            Ok(()) => log::info!("metrics on http://{addr}/metrics"),
+            Err(e) => log::error!("cannot serve metrics on {addr}: {e}"),
+        }
+    }
     spawn_signal_thread(mountpoint.to_path_buf());
+    log::info!(
+        "serving {} ({} bytes, {} FUSE threads, fast path {})",
+        mountpoint.display(),
+        args.size,
+        args.threads,
+        if fast_path.is_some() { "on" } else { "off" }
+    );
     if let Some(mut pipe) = ready {
         detach_stdio();
         let _ = pipe.write_all(b"\0");
     }
     let result = session.run().map_err(DaemonError::Serve);
+    log::info!("{} unmounted, exiting", mountpoint.display());
     drop(fast_path);
     // Serving can also end because the connection failed: never leave a
     // dead mount behind.
@@ -184,6 +202,7 @@ fn start_ring_server(
     session: &Session<FuseFs>,
     store: Arc<Store>,
     mountpoint: &Path,
+    metrics: Arc<Metrics>,
 ) -> io::Result<RingServer> {
     let mount = mountinfo::mount_at(mountpoint)
         .filter(|m| m.fstype == FSTYPE)
@@ -194,6 +213,7 @@ fn start_ring_server(
         (mount.major, mount.minor),
         &run_dir(),
         session.notifier(),
+        metrics,
     )
 }
 
@@ -201,6 +221,7 @@ fn mount_session(
     args: &MountArgs,
     mountpoint: &Path,
     store: Arc<Store>,
+    metrics: Arc<Metrics>,
 ) -> Result<Session<FuseFs>, DaemonError> {
     // Signals are taken by one dedicated thread with sigwait; block them
     // before any thread starts so every thread inherits the mask.
@@ -211,7 +232,7 @@ fn mount_session(
     config.acl = SessionACL::All;
     config.n_threads = Some(args.threads);
     config.clone_fd = true;
-    Session::from_fd(FuseFs::new(store), fuse, SessionACL::All, config).map_err(|e| {
+    Session::from_fd(FuseFs::new(store, metrics), fuse, SessionACL::All, config).map_err(|e| {
         let _ = unmount(mountpoint, true);
         DaemonError::Mount(mountpoint.to_path_buf(), e)
     })
@@ -305,6 +326,7 @@ fn spawn_signal_thread(mountpoint: PathBuf) {
             let mut sig = 0;
             // SAFETY: `set` and `sig` are valid for the call.
             unsafe { libc::sigwait(&set, &mut sig) };
+            log::info!("signal {sig}: unmounting {}", mountpoint.display());
             if unmount(&mountpoint, false).is_err() {
                 let _ = unmount(&mountpoint, true);
             }
@@ -392,7 +414,7 @@ pub fn umount(path: &Path, lazy: bool) -> Result<(), DaemonError> {
 }
 
 /// `btfuse stats`: asks the daemon of a btfuse mount for its statistics.
-pub fn stats(path: &Path) -> Result<String, DaemonError> {
+pub fn stats(path: &Path, format: StatsFormat) -> Result<String, DaemonError> {
     let canonical = path
         .canonicalize()
         .map_err(|e| DaemonError::Mountpoint(path.to_path_buf(), e))?;
@@ -400,5 +422,5 @@ pub fn stats(path: &Path) -> Result<String, DaemonError> {
         .filter(|m| m.fstype == FSTYPE)
         .ok_or_else(|| DaemonError::NotBtfuse(canonical.clone()))?;
     let socket = crate::ring_server::socket_path(&run_dir(), (mount.major, mount.minor));
-    crate::ring_server::query_stats(&socket).map_err(|e| DaemonError::Stats(canonical, e))
+    crate::ring_server::query_stats(&socket, format).map_err(|e| DaemonError::Stats(canonical, e))
 }

@@ -14,7 +14,7 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fuser::{
     AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType,
@@ -25,6 +25,7 @@ use fuser::{
 use inode_store::{self as store, Attr, Creds, Fh, FileKind, SetAttr, Store, TimeSet, Timespec};
 
 use crate::creds;
+use crate::metrics::{FuseOp, Metrics};
 
 /// How long the kernel may cache entries and attributes without asking.
 pub const TTL: Duration = Duration::from_secs(1);
@@ -35,12 +36,23 @@ const MAX_IO: u32 = 1 << 20;
 /// `fuser` adapter over the shared store.
 pub struct FuseFs {
     store: Arc<Store>,
+    metrics: Arc<Metrics>,
 }
 
 impl FuseFs {
-    /// Serves `store` to the kernel.
-    pub fn new(store: Arc<Store>) -> FuseFs {
-        FuseFs { store }
+    /// Serves `store` to the kernel, recording requests in `metrics`.
+    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>) -> FuseFs {
+        FuseFs { store, metrics }
+    }
+
+    /// Runs one store call and records its latency and outcome.
+    fn timed<T>(&self, op: FuseOp, call: impl FnOnce() -> store::Result<T>) -> store::Result<T> {
+        let start = Instant::now();
+        let result = call();
+        self.metrics
+            .fuse
+            .record(op as usize, start.elapsed(), result.is_ok());
+        result
     }
 
     /// Replies with an entry and records the kernel's new reference to it.
@@ -179,16 +191,25 @@ impl Filesystem for FuseFs {
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         self.entry(
             reply,
-            self.store.lookup(&caller(req), parent.0, name.as_bytes()),
+            self.timed(FuseOp::Lookup, || {
+                self.store.lookup(&caller(req), parent.0, name.as_bytes())
+            }),
         );
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        let start = Instant::now();
         self.store.forget(ino.0, nlookup);
+        self.metrics
+            .fuse
+            .record(FuseOp::Forget as usize, start.elapsed(), true);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        attr_reply(reply, self.store.getattr(ino.0));
+        attr_reply(
+            reply,
+            self.timed(FuseOp::Getattr, || self.store.getattr(ino.0)),
+        );
     }
 
     fn setattr(
@@ -226,11 +247,14 @@ impl Filesystem for FuseFs {
             chown: bare_chown,
         };
         let fh = fh.map(|f| Fh(f.0));
-        attr_reply(reply, self.store.setattr(&caller(req), ino.0, &set, fh));
+        let result = self.timed(FuseOp::Setattr, || {
+            self.store.setattr(&caller(req), ino.0, &set, fh)
+        });
+        attr_reply(reply, result);
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.store.readlink(ino.0) {
+        match self.timed(FuseOp::Readlink, || self.store.readlink(ino.0)) {
             Ok(target) => reply.data(&target),
             Err(e) => reply.error(errno(e)),
         }
@@ -247,9 +271,10 @@ impl Filesystem for FuseFs {
         reply: ReplyEntry,
     ) {
         // The kernel has already applied the umask to `mode`.
-        let result = self
-            .store
-            .mknod(&caller(req), parent.0, name.as_bytes(), mode, rdev);
+        let result = self.timed(FuseOp::Mknod, || {
+            self.store
+                .mknod(&caller(req), parent.0, name.as_bytes(), mode, rdev)
+        });
         self.entry(reply, result);
     }
 
@@ -264,22 +289,28 @@ impl Filesystem for FuseFs {
     ) {
         self.entry(
             reply,
-            self.store
-                .mkdir(&caller(req), parent.0, name.as_bytes(), mode),
+            self.timed(FuseOp::Mkdir, || {
+                self.store
+                    .mkdir(&caller(req), parent.0, name.as_bytes(), mode)
+            }),
         );
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         empty(
             reply,
-            self.store.unlink(&caller(req), parent.0, name.as_bytes()),
+            self.timed(FuseOp::Unlink, || {
+                self.store.unlink(&caller(req), parent.0, name.as_bytes())
+            }),
         );
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         empty(
             reply,
-            self.store.rmdir(&caller(req), parent.0, name.as_bytes()),
+            self.timed(FuseOp::Rmdir, || {
+                self.store.rmdir(&caller(req), parent.0, name.as_bytes())
+            }),
         );
     }
 
@@ -292,9 +323,10 @@ impl Filesystem for FuseFs {
         reply: ReplyEntry,
     ) {
         let target = target.as_os_str().as_bytes();
-        let result = self
-            .store
-            .symlink(&caller(req), parent.0, link_name.as_bytes(), target);
+        let result = self.timed(FuseOp::Symlink, || {
+            self.store
+                .symlink(&caller(req), parent.0, link_name.as_bytes(), target)
+        });
         self.entry(reply, result);
     }
 
@@ -315,14 +347,16 @@ impl Filesystem for FuseFs {
             noreplace: flags.contains(RenameFlags::RENAME_NOREPLACE),
             exchange: flags.contains(RenameFlags::RENAME_EXCHANGE),
         };
-        let result = self.store.rename(
-            &caller(req),
-            parent.0,
-            name.as_bytes(),
-            newparent.0,
-            newname.as_bytes(),
-            flags,
-        );
+        let result = self.timed(FuseOp::Rename, || {
+            self.store.rename(
+                &caller(req),
+                parent.0,
+                name.as_bytes(),
+                newparent.0,
+                newname.as_bytes(),
+                flags,
+            )
+        });
         empty(reply, result);
     }
 
@@ -334,14 +368,17 @@ impl Filesystem for FuseFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        let result = self
-            .store
-            .link(&caller(req), ino.0, newparent.0, newname.as_bytes());
+        let result = self.timed(FuseOp::Link, || {
+            self.store
+                .link(&caller(req), ino.0, newparent.0, newname.as_bytes())
+        });
         self.entry(reply, result);
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.store.open(&caller(req), ino.0, flags.0) {
+        match self.timed(FuseOp::Open, || {
+            self.store.open(&caller(req), ino.0, flags.0)
+        }) {
             Ok(fh) => reply.opened(FileHandle(fh.0), FopenFlags::empty()),
             Err(e) => reply.error(errno(e)),
         }
@@ -359,8 +396,11 @@ impl Filesystem for FuseFs {
         reply: ReplyData,
     ) {
         let mut buf = vec![0u8; size.min(MAX_IO) as usize];
-        match self.store.read(Fh(fh.0), offset, &mut buf) {
-            Ok(n) => reply.data(&buf[..n]),
+        match self.timed(FuseOp::Read, || self.store.read(Fh(fh.0), offset, &mut buf)) {
+            Ok(n) => {
+                self.metrics.fuse.add_read(n as u64);
+                reply.data(&buf[..n]);
+            }
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -377,8 +417,14 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.store.write(&caller(req), Fh(fh.0), offset, data) {
-            Ok(written) => reply.written(written.len as u32),
+        let result = self.timed(FuseOp::Write, || {
+            self.store.write(&caller(req), Fh(fh.0), offset, data)
+        });
+        match result {
+            Ok(written) => {
+                self.metrics.fuse.add_written(written.len as u64);
+                reply.written(written.len as u32);
+            }
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -391,7 +437,10 @@ impl Filesystem for FuseFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        empty(reply, self.store.flush(Fh(fh.0)));
+        empty(
+            reply,
+            self.timed(FuseOp::Flush, || self.store.flush(Fh(fh.0))),
+        );
     }
 
     fn release(
@@ -404,7 +453,10 @@ impl Filesystem for FuseFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        empty(reply, self.store.release(Fh(fh.0)));
+        empty(
+            reply,
+            self.timed(FuseOp::Release, || self.store.release(Fh(fh.0))),
+        );
     }
 
     fn fsync(
@@ -415,11 +467,14 @@ impl Filesystem for FuseFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        empty(reply, self.store.fsync(Fh(fh.0)));
+        empty(
+            reply,
+            self.timed(FuseOp::Fsync, || self.store.fsync(Fh(fh.0))),
+        );
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.store.opendir(&caller(req), ino.0) {
+        match self.timed(FuseOp::Opendir, || self.store.opendir(&caller(req), ino.0)) {
             Ok(fh) => reply.opened(FileHandle(fh.0), FopenFlags::empty()),
             Err(e) => reply.error(errno(e)),
         }
@@ -433,14 +488,16 @@ impl Filesystem for FuseFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let result = self.store.readdir(Fh(fh.0), offset, |e| {
-            let full = reply.add(
-                INodeNo(e.ino),
-                e.next,
-                file_type(e.kind),
-                OsStr::from_bytes(e.name),
-            );
-            !full
+        let result = self.timed(FuseOp::Readdir, || {
+            self.store.readdir(Fh(fh.0), offset, |e| {
+                let full = reply.add(
+                    INodeNo(e.ino),
+                    e.next,
+                    file_type(e.kind),
+                    OsStr::from_bytes(e.name),
+                );
+                !full
+            })
         });
         match result {
             Ok(()) => reply.ok(),
@@ -456,22 +513,24 @@ impl Filesystem for FuseFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let result = self.store.readdir(Fh(fh.0), offset, |e| {
-            let name = OsStr::from_bytes(e.name);
-            let full = reply.add(
-                INodeNo(e.ino),
-                e.next,
-                name,
-                &TTL,
-                &file_attr(&e.attr),
-                Generation(0),
-            );
-            // The kernel takes a lookup reference on every entry it accepts,
-            // except "." and "..".
-            if !full && e.name != b"." && e.name != b".." {
-                self.store.remember(e.ino);
-            }
-            !full
+        let result = self.timed(FuseOp::Readdirplus, || {
+            self.store.readdir(Fh(fh.0), offset, |e| {
+                let name = OsStr::from_bytes(e.name);
+                let full = reply.add(
+                    INodeNo(e.ino),
+                    e.next,
+                    name,
+                    &TTL,
+                    &file_attr(&e.attr),
+                    Generation(0),
+                );
+                // The kernel takes a lookup reference on every entry it accepts,
+                // except "." and "..".
+                if !full && e.name != b"." && e.name != b".." {
+                    self.store.remember(e.ino);
+                }
+                !full
+            })
         });
         match result {
             Ok(()) => reply.ok(),
@@ -487,7 +546,10 @@ impl Filesystem for FuseFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        empty(reply, self.store.releasedir(Fh(fh.0)));
+        empty(
+            reply,
+            self.timed(FuseOp::Releasedir, || self.store.releasedir(Fh(fh.0))),
+        );
     }
 
     fn fsyncdir(
@@ -498,11 +560,20 @@ impl Filesystem for FuseFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        empty(reply, self.store.handle_ino(Fh(fh.0)).map(drop));
+        empty(
+            reply,
+            self.timed(FuseOp::Fsyncdir, || {
+                self.store.handle_ino(Fh(fh.0)).map(drop)
+            }),
+        );
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let start = Instant::now();
         let s = self.store.statfs();
+        self.metrics
+            .fuse
+            .record(FuseOp::Statfs as usize, start.elapsed(), true);
         reply.statfs(
             s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
         );
@@ -521,9 +592,10 @@ impl Filesystem for FuseFs {
         if position != 0 {
             return reply.error(Errno::EINVAL);
         }
-        let result = self
-            .store
-            .setxattr(&caller(req), ino.0, name.as_bytes(), value, flags);
+        let result = self.timed(FuseOp::Setxattr, || {
+            self.store
+                .setxattr(&caller(req), ino.0, name.as_bytes(), value, flags)
+        });
         empty(reply, result);
     }
 
@@ -531,23 +603,33 @@ impl Filesystem for FuseFs {
         xattr_reply(
             reply,
             size,
-            self.store.getxattr(&caller(req), ino.0, name.as_bytes()),
+            self.timed(FuseOp::Getxattr, || {
+                self.store.getxattr(&caller(req), ino.0, name.as_bytes())
+            }),
         );
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        xattr_reply(reply, size, self.store.listxattr(&caller(req), ino.0));
+        let result = self.timed(FuseOp::Listxattr, || {
+            self.store.listxattr(&caller(req), ino.0)
+        });
+        xattr_reply(reply, size, result);
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         empty(
             reply,
-            self.store.removexattr(&caller(req), ino.0, name.as_bytes()),
+            self.timed(FuseOp::Removexattr, || {
+                self.store.removexattr(&caller(req), ino.0, name.as_bytes())
+            }),
         );
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        empty(reply, self.store.access(&caller(req), ino.0, mask.bits()));
+        let result = self.timed(FuseOp::Access, || {
+            self.store.access(&caller(req), ino.0, mask.bits())
+        });
+        empty(reply, result);
     }
 
     fn create(
@@ -560,10 +642,11 @@ impl Filesystem for FuseFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        match self
-            .store
-            .create(&caller(req), parent.0, name.as_bytes(), mode, flags)
-        {
+        let result = self.timed(FuseOp::Create, || {
+            self.store
+                .create(&caller(req), parent.0, name.as_bytes(), mode, flags)
+        });
+        match result {
             Ok((attr, fh)) => {
                 self.store.remember(attr.ino);
                 let attr = file_attr(&attr);
@@ -589,7 +672,10 @@ impl Filesystem for FuseFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        empty(reply, self.store.fallocate(Fh(fh.0), offset, length, mode));
+        let result = self.timed(FuseOp::Fallocate, || {
+            self.store.fallocate(Fh(fh.0), offset, length, mode)
+        });
+        empty(reply, result);
     }
 
     fn lseek(
@@ -606,7 +692,7 @@ impl Filesystem for FuseFs {
         let Ok(offset) = u64::try_from(offset) else {
             return reply.error(Errno::ENXIO);
         };
-        match self.store.lseek(Fh(fh.0), offset, whence) {
+        match self.timed(FuseOp::Lseek, || self.store.lseek(Fh(fh.0), offset, whence)) {
             Ok(pos) => reply.offset(pos as i64),
             Err(e) => reply.error(errno(e)),
         }
@@ -627,14 +713,16 @@ impl Filesystem for FuseFs {
     ) {
         // One reply carries at most a u32 count; the kernel loops for the rest.
         let len = len.min(u64::from(!(store::BLOCK_SIZE as u32 - 1)));
-        let result = self.store.copy_file_range(
-            &caller(req),
-            Fh(fh_in.0),
-            offset_in,
-            Fh(fh_out.0),
-            offset_out,
-            len,
-        );
+        let result = self.timed(FuseOp::CopyFileRange, || {
+            self.store.copy_file_range(
+                &caller(req),
+                Fh(fh_in.0),
+                offset_in,
+                Fh(fh_out.0),
+                offset_out,
+                len,
+            )
+        });
         match result {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(errno(e)),

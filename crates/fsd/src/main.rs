@@ -1,8 +1,9 @@
 //! `btfuse`: the btfuse daemon and its command-line interface.
 //!
 //! ```text
-//! btfuse mount MOUNTPOINT [--size BYTES] [--background] [--threads N]
+//! btfuse mount MOUNTPOINT [--size BYTES] [--background] [--threads N] [--metrics ADDR]
 //! btfuse umount MOUNTPOINT
+//! btfuse stats MOUNTPOINT [--json]
 //! btfuse run -- CMD ARGS...
 //! ```
 
@@ -11,6 +12,8 @@ mod creds;
 mod daemon;
 mod exec;
 mod fuse_fs;
+mod logger;
+mod metrics;
 mod mountinfo;
 mod resolve;
 mod ring_server;
@@ -48,6 +51,10 @@ enum Command {
         /// Kernel request worker threads (default: number of CPUs, at least 2).
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: Option<u16>,
+        /// Serve `btfuse stats` figures in the Prometheus text format over
+        /// HTTP on this loopback address (e.g. 127.0.0.1:9477).
+        #[arg(long, value_name = "ADDR", value_parser = parse_loopback)]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Unmount a btfuse filesystem; its daemon then exits.
     Umount {
@@ -57,10 +64,14 @@ enum Command {
         #[arg(long)]
         lazy: bool,
     },
-    /// Print a running daemon's statistics (store, clients, requests).
+    /// Print a running daemon's statistics: store, clients, and per door
+    /// (FUSE, fast path) request counts, latency percentiles and bytes.
     Stats {
         /// The mountpoint given to `btfuse mount`.
         mountpoint: PathBuf,
+        /// One JSON object instead of the human report.
+        #[arg(long)]
+        json: bool,
     },
     /// Run a program with the fast path (libbtfuse.so) preloaded.
     Run {
@@ -68,6 +79,16 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<std::ffi::OsString>,
     },
+}
+
+/// `--metrics ADDR`: a socket address on the loopback interface only (the
+/// figures are not secret, but nothing else of the daemon faces a network).
+fn parse_loopback(s: &str) -> Result<std::net::SocketAddr, String> {
+    let addr: std::net::SocketAddr = s.parse().map_err(|e| format!("{e}"))?;
+    if !addr.ip().is_loopback() {
+        return Err("only a loopback address (127.0.0.1:PORT or [::1]:PORT) is allowed".into());
+    }
+    Ok(addr)
 }
 
 fn main() -> ExitCode {
@@ -78,7 +99,9 @@ fn main() -> ExitCode {
             size,
             background,
             threads,
+            metrics,
         } => {
+            logger::init();
             let threads = threads
                 .map(usize::from)
                 .unwrap_or_else(daemon::default_threads);
@@ -87,10 +110,18 @@ fn main() -> ExitCode {
                 size,
                 background,
                 threads,
+                metrics,
             })
         }
         Command::Umount { mountpoint, lazy } => daemon::umount(&mountpoint, lazy),
-        Command::Stats { mountpoint } => daemon::stats(&mountpoint).map(|text| print!("{text}")),
+        Command::Stats { mountpoint, json } => {
+            let format = if json {
+                ring_server::StatsFormat::Json
+            } else {
+                ring_server::StatsFormat::Text
+            };
+            daemon::stats(&mountpoint, format).map(|text| print!("{text}"))
+        }
         Command::Run { command } => {
             let e = run::run(&command);
             eprintln!("btfuse: {e}");

@@ -28,13 +28,15 @@ use std::time::{Duration, Instant};
 use fuser::{INodeNo, Notifier};
 use inode_store::{Ino, Store};
 use proto::{
-    bytes_of, decode, Hello, HelloReply, HELLO_MAGIC, MAX_REPLY, MAX_REQUEST, STATS_MAGIC,
+    bytes_of, decode, Hello, HelloReply, Op, ReqHeader, RespHeader, HELLO_MAGIC, MAX_REPLY,
+    MAX_REQUEST, STATS_MAGIC,
 };
 use shm_ring::{Config, Region, WaitPolicy};
 
 use crate::client::{Client, Clients};
 use crate::creds;
 use crate::exec::{BulkArea, Executor, KernelCache, Request};
+use crate::metrics::{human_bytes, Metrics};
 use crate::sock::{self, Listener};
 
 /// How long a new connection may take to say hello.
@@ -86,6 +88,10 @@ struct Shared {
     mount_path: Vec<u8>,
     kernel: KernelNotifier,
     counters: Counters,
+    /// Per-door request metrics (shared with the FUSE adapter).
+    metrics: Arc<Metrics>,
+    /// When the daemon started serving.
+    started: Instant,
     /// Workers waiting in `accept`.
     idle_workers: AtomicUsize,
 }
@@ -118,17 +124,19 @@ impl KernelCache for KernelNotifier {
 pub struct RingServer {
     listener: Arc<Listener>,
     socket_path: PathBuf,
+    shared: Arc<Shared>,
 }
 
 impl RingServer {
     /// Listens on `run_dir/dev-MAJOR-MINOR.sock` and serves clients of the
-    /// mount at `mount_path` from `store`.
+    /// mount at `mount_path` from `store`, recording requests in `metrics`.
     pub fn start(
         store: Arc<Store>,
         mount_path: &Path,
         (major, minor): (u32, u32),
         run_dir: &Path,
         notifier: Notifier,
+        metrics: Arc<Metrics>,
     ) -> io::Result<RingServer> {
         create_run_dir(run_dir)?;
         let socket_path = socket_path(run_dir, (major, minor));
@@ -142,14 +150,59 @@ impl RingServer {
             clients: Clients::default(),
             mount_path: mount_path.as_os_str().as_bytes().to_vec(),
             counters: Counters::default(),
+            metrics,
+            started: Instant::now(),
             idle_workers: AtomicUsize::new(0),
         });
         start_worker(&listener, &shared);
         Ok(RingServer {
             listener,
             socket_path,
+            shared,
         })
     }
+
+    /// Serves the statistics in the Prometheus text format over HTTP on
+    /// `addr` (`btfuse mount --metrics`), from a thread of its own. Every
+    /// request, whatever its path, gets the current figures.
+    pub fn serve_metrics(&self, addr: std::net::SocketAddr) -> io::Result<()> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        let shared = self.shared.clone();
+        std::thread::Builder::new()
+            .name("btfuse-metrics".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    let Ok(mut conn) = conn else { continue };
+                    if let Err(e) = answer_scrape(&shared, &mut conn) {
+                        log::debug!("metrics scrape failed: {e}");
+                    }
+                }
+            })?;
+        Ok(())
+    }
+}
+
+/// Reads one HTTP request (its head only) and answers with the metrics.
+fn answer_scrape(shared: &Shared, conn: &mut std::net::TcpStream) -> io::Result<()> {
+    use std::io::{Read, Write};
+    conn.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    conn.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 << 10 {
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let body = prometheus_text(shared);
+    let reply = format!(
+        "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(reply.as_bytes())
 }
 
 impl Drop for RingServer {
@@ -221,59 +274,291 @@ fn serve_one(listener: &Arc<Listener>, shared: &Arc<Shared>) -> bool {
     if let Some(start) = successor.take() {
         start();
     }
-    if matches!(result, Err(ChannelError::Malformed | ChannelError::Corrupt)) {
-        shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+    match &result {
+        Err(e @ (ChannelError::Malformed | ChannelError::Corrupt)) => {
+            shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            log::warn!("fast-path channel closed: {e}");
+        }
+        Err(ChannelError::Gone) | Ok(()) => {}
+        Err(e) => log::debug!("fast-path connection failed: {e}"),
     }
     true
 }
 
+/// Output format of a statistics query.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum StatsFormat {
+    /// The human report.
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// A statistics query is a [`Hello`] with [`STATS_MAGIC`], optionally
+/// followed by one little-endian `u32` format (0 = text, 1 = JSON); the
+/// bare 8-byte form asks for text. The answer is one message of UTF-8.
+fn stats_request(msg: &[u8], hello: &Hello) -> Option<StatsFormat> {
+    if hello.magic != STATS_MAGIC || hello.version != proto::VERSION {
+        return None;
+    }
+    match &msg[size_of::<Hello>().min(msg.len())..] {
+        [] | [0, 0, 0, 0] => Some(StatsFormat::Text),
+        [1, 0, 0, 0] => Some(StatsFormat::Json),
+        _ => None,
+    }
+}
+
+/// Records one fast-path request: operation from the request header,
+/// outcome and data bytes from the reply header.
+fn record(metrics: &Metrics, request: &[u8], reply: &[u8], elapsed: Duration) {
+    let op = decode::<ReqHeader>(request).map_or(0, |h| h.op);
+    let resp = decode::<RespHeader>(reply);
+    let ok = resp.is_some_and(|r| r.status == 0);
+    metrics.ring.record(op as usize, elapsed, ok);
+    if let (true, Some(r)) = (ok, resp) {
+        if op == Op::Read as u32 {
+            metrics.ring.add_read(r.v0);
+        } else if op == Op::Write as u32 {
+            metrics.ring.add_written(r.v0);
+        }
+    }
+}
+
+/// The figures shared by all report formats.
+struct StatsFigures {
+    usage: inode_store::Usage,
+    clients: usize,
+    handles: usize,
+    rss_bytes: Option<u64>,
+    uptime: Duration,
+    fuse: crate::metrics::DoorSnapshot,
+    ring: crate::metrics::DoorSnapshot,
+}
+
+fn stats_figures(shared: &Shared) -> StatsFigures {
+    let (clients, handles) = shared.clients.summary();
+    StatsFigures {
+        usage: shared.store.usage(),
+        clients,
+        handles,
+        rss_bytes: rss_bytes(),
+        uptime: shared.started.elapsed(),
+        fuse: shared.metrics.fuse.snapshot(),
+        ring: shared.metrics.ring.snapshot(),
+    }
+}
+
+/// Resident set size of this process.
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let kib: u64 = kib.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// The `btfuse stats` report.
 fn stats_text(shared: &Shared) -> String {
-    let u = shared.store.usage();
-    let (clients, handles) = shared.clients.summary();
+    let f = stats_figures(shared);
+    let u = &f.usage;
     let c = &shared.counters;
-    let rss_kib = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .map(|v| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "?".into());
-    let mib = |blocks: u64| blocks * inode_store::BLOCK_SIZE as u64 / (1 << 20);
-    format!(
-        "inodes                {}\n\
-         data blocks used      {} ({} MiB of {} MiB)\n\
+    let bytes = |blocks: u64| human_bytes(blocks * inode_store::BLOCK_SIZE as u64);
+    let mut out = format!(
+        "uptime                {}s\n\
+         inodes                {}\n\
+         data blocks used      {} ({} of {}, {} free)\n\
          pool slabs mapped     {}\n\
          open handles (all)    {}\n\
-         fast-path clients     {clients}\n\
+         fast-path clients     {}\n\
          fast-path channels    {}\n\
-         fast-path handles     {handles}\n\
+         fast-path handles     {}\n\
          fast-path requests    {}\n\
          channels rejected     {}\n\
-         daemon RSS            {rss_kib}\n",
+         daemon RSS            {}\n",
+        f.uptime.as_secs(),
         u.inodes,
         u.used_blocks,
-        mib(u.used_blocks),
-        mib(u.capacity_blocks),
+        bytes(u.used_blocks),
+        bytes(u.capacity_blocks),
+        bytes(u.capacity_blocks.saturating_sub(u.used_blocks)),
         u.slabs_mapped,
         u.open_handles,
+        f.clients,
         c.channels.load(Ordering::Relaxed),
+        f.handles,
         c.requests.load(Ordering::Relaxed),
         c.rejected.load(Ordering::Relaxed),
-    )
+        f.rss_bytes.map_or_else(|| "?".into(), human_bytes),
+    );
+    f.fuse.write_text("FUSE door", &mut out);
+    f.ring.write_text("fast-path door", &mut out);
+    out
+}
+
+/// The `btfuse stats --json` report: one JSON object.
+fn stats_json(shared: &Shared) -> String {
+    let f = stats_figures(shared);
+    let u = &f.usage;
+    let c = &shared.counters;
+    let mut out = format!(
+        "{{\"uptime_s\":{},\"inodes\":{},\"block_size\":{},\"blocks_used\":{},\
+         \"blocks_capacity\":{},\"slabs_mapped\":{},\"open_handles\":{},\
+         \"clients\":{},\"channels\":{},\"fast_path_handles\":{},\
+         \"channels_rejected\":{},\"rss_bytes\":{},\"fuse\":",
+        f.uptime.as_secs(),
+        u.inodes,
+        inode_store::BLOCK_SIZE,
+        u.used_blocks,
+        u.capacity_blocks,
+        u.slabs_mapped,
+        u.open_handles,
+        f.clients,
+        c.channels.load(Ordering::Relaxed),
+        f.handles,
+        c.rejected.load(Ordering::Relaxed),
+        f.rss_bytes.map_or_else(|| "null".into(), |b| b.to_string()),
+    );
+    f.fuse.write_json(&mut out);
+    out.push_str(",\"fast_path\":");
+    f.ring.write_json(&mut out);
+    out.push_str("}\n");
+    out
+}
+
+/// The statistics in the Prometheus text exposition format.
+fn prometheus_text(shared: &Shared) -> String {
+    use std::fmt::Write as _;
+    let f = stats_figures(shared);
+    let u = &f.usage;
+    let c = &shared.counters;
+    let block = inode_store::BLOCK_SIZE as u64;
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, value: u64| {
+        let _ = write!(
+            out,
+            "# HELP btfuse_{name} {help}\n# TYPE btfuse_{name} gauge\nbtfuse_{name} {value}\n"
+        );
+    };
+    gauge("inodes", "Inodes in the store.", u.inodes);
+    gauge(
+        "data_used_bytes",
+        "File data held in pool blocks.",
+        u.used_blocks * block,
+    );
+    gauge(
+        "data_capacity_bytes",
+        "Capacity for file data (--size).",
+        u.capacity_blocks * block,
+    );
+    gauge(
+        "pool_slabs_mapped",
+        "Pool slabs currently mapped.",
+        u.slabs_mapped,
+    );
+    gauge(
+        "open_handles",
+        "Open file and directory handles.",
+        u.open_handles,
+    );
+    gauge(
+        "fast_path_clients",
+        "Processes connected to the fast path.",
+        f.clients as u64,
+    );
+    gauge(
+        "fast_path_channels",
+        "Open fast-path channels.",
+        c.channels.load(Ordering::Relaxed),
+    );
+    gauge(
+        "resident_memory_bytes",
+        "Daemon RSS.",
+        f.rss_bytes.unwrap_or(0),
+    );
+    gauge(
+        "uptime_seconds",
+        "Seconds since the daemon started serving.",
+        f.uptime.as_secs(),
+    );
+    let _ = write!(
+        out,
+        "# HELP btfuse_fast_path_channels_rejected_total Channels closed for a malformed request.\n\
+         # TYPE btfuse_fast_path_channels_rejected_total counter\n\
+         btfuse_fast_path_channels_rejected_total {}\n",
+        c.rejected.load(Ordering::Relaxed)
+    );
+    let doors = [("fuse", &f.fuse), ("fast_path", &f.ring)];
+    for (metric, help) in [
+        ("read_bytes_total", "File data read, per door."),
+        ("written_bytes_total", "File data written, per door."),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP btfuse_{metric} {help}\n# TYPE btfuse_{metric} counter"
+        );
+        for (door, snap) in doors {
+            let v = if metric.starts_with("read") {
+                snap.bytes_read
+            } else {
+                snap.bytes_written
+            };
+            let _ = writeln!(out, "btfuse_{metric}{{door=\"{door}\"}} {v}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP btfuse_request_errors_total Requests answered with an error.\n\
+         # TYPE btfuse_request_errors_total counter"
+    );
+    for (door, snap) in doors {
+        for o in snap.ops.iter().filter(|o| o.hist.count() > 0) {
+            let _ = writeln!(
+                out,
+                "btfuse_request_errors_total{{door=\"{door}\",op=\"{}\"}} {}",
+                o.name, o.errors
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP btfuse_request_duration_seconds Time in the store per request.\n\
+         # TYPE btfuse_request_duration_seconds summary"
+    );
+    for (door, snap) in doors {
+        for o in snap.ops.iter().filter(|o| o.hist.count() > 0) {
+            let labels = format!("door=\"{door}\",op=\"{}\"", o.name);
+            for q in [0.5, 0.99] {
+                let _ = writeln!(
+                    out,
+                    "btfuse_request_duration_seconds{{{labels},quantile=\"{q}\"}} {:e}",
+                    o.hist.percentile(q) as f64 / 1e9
+                );
+            }
+            let _ = writeln!(
+                out,
+                "btfuse_request_duration_seconds_sum{{{labels}}} {:e}\n\
+                 btfuse_request_duration_seconds_count{{{labels}}} {}",
+                o.total_ns as f64 / 1e9,
+                o.hist.count()
+            );
+        }
+    }
+    out
 }
 
 /// Asks the daemon listening on `socket` for its statistics.
-pub fn query_stats(socket: &Path) -> io::Result<String> {
+pub fn query_stats(socket: &Path, format: StatsFormat) -> io::Result<String> {
     let conn = sock::connect(socket)?;
     sock::set_timeouts(&conn, HANDSHAKE_TIMEOUT)?;
     let hello = Hello {
         magic: STATS_MAGIC,
         version: proto::VERSION,
     };
-    sock::send(&conn, bytes_of(&hello))?;
-    let mut buf = vec![0u8; 64 << 10];
+    let mut msg = bytes_of(&hello).to_vec();
+    if format == StatsFormat::Json {
+        msg.extend_from_slice(&1u32.to_le_bytes());
+    }
+    sock::send(&conn, &msg)?;
+    let mut buf = vec![0u8; 256 << 10];
     let n = sock::recv(&conn, &mut buf)?;
     buf.truncate(n);
     String::from_utf8(buf).map_err(io::Error::other)
@@ -371,8 +656,12 @@ fn serve_connection(
     let mut buf = [0u8; 64];
     let n = sock::recv(&conn, &mut buf)?;
     let hello: Hello = decode(&buf[..n]).ok_or(ChannelError::Handshake)?;
-    if n == size_of::<Hello>() && hello.magic == STATS_MAGIC && hello.version == proto::VERSION {
-        sock::send(&conn, stats_text(shared).as_bytes())?;
+    if let Some(format) = stats_request(&buf[..n], &hello) {
+        let report = match format {
+            StatsFormat::Text => stats_text(shared),
+            StatsFormat::Json => stats_json(shared),
+        };
+        sock::send(&conn, report.as_bytes())?;
         return Ok(());
     }
     if n != size_of::<Hello>() || hello.magic != HELLO_MAGIC || hello.version != proto::VERSION {
@@ -441,8 +730,11 @@ fn serve_channel(
         end.requests
             .set_policy(request_wait((pause <= spun).then_some(pause)));
         let req = Request::parse(&msg[..n]).map_err(|_| ChannelError::Malformed)?;
+        let start = Instant::now();
         exec.execute(&req, &mut SharedBulk(&mut end.bulk), &mut reply);
+        let elapsed = start.elapsed();
         shared.counters.requests.fetch_add(1, Ordering::Relaxed);
+        record(&shared.metrics, &msg[..n], &reply, elapsed);
         match end.responses.send(&[&reply], &mut alive) {
             Ok(()) => {}
             Err(shm_ring::SendError::Corrupt) => return Err(ChannelError::Corrupt),
