@@ -92,12 +92,12 @@ fn release_in_store(store: &Store, fh: Fh, kind: HandleKind) -> Result<(), Errno
 }
 
 /// Identity a client is filed under: a process that changes credentials
-/// (setuid) after its first channel gets a separate client, so handles are
-/// never shared across identities.
-type Key = (u32, u32, u32);
+/// (setuid, setgroups) after its first channel gets a separate client, so
+/// handles are never shared across identities.
+type Key = (u32, u32, u32, Vec<u32>);
 
 fn key(pid: u32, creds: &Creds) -> Key {
-    (pid, creds.uid, creds.gid)
+    (pid, creds.uid, creds.gid, creds.groups.clone())
 }
 
 /// All connected client processes.
@@ -178,5 +178,7 @@ mod tests {
         );
         assert!(!Arc::ptr_eq(&root, &user));
         assert_eq!(user.creds.uid, 1000);
+        let regrouped = clients.join(10, Creds { uid: 1000, gid: 1000, groups: vec![27] });
+        assert!(!Arc::ptr_eq(&user, &regrouped), "setgroups must not share handles");
     }
 }
