@@ -154,6 +154,10 @@ impl Executor<'_> {
     /// replaces the contents of `reply`.
     pub fn execute(&self, req: &Request<'_>, bulk: &mut dyn BulkArea, reply: &mut Vec<u8>) {
         let result = match Op::from_u32(req.head.op) {
+            // A C string cannot hold a NUL, so only a hostile client sends
+            // one; stored in a symlink target or an xattr name it would
+            // break every later readlink or listxattr (through FUSE too).
+            Some(_) if req.path.contains(&0) || req.path2.contains(&0) => Err(err(libc::EINVAL)),
             Some(op) => self.dispatch(op, req, bulk),
             None => Err(err(libc::ENOSYS)),
         };
@@ -592,6 +596,14 @@ impl Executor<'_> {
             } else {
                 libc::EBUSY
             }));
+        }
+        // Like the kernel, which looks up both last components before it
+        // checks that the source exists: a destination whose parent cannot
+        // be searched (EACCES) wins over a missing source (ENOENT).
+        if let Err(e) = &new.target {
+            if e.0 != libc::ENOENT && old.target.is_err() {
+                return Err(ResolveError::Errno(*e));
+            }
         }
         let moved = old.found()?;
         if moved.kind != FileKind::Directory
@@ -1099,5 +1111,46 @@ mod tests {
             b"",
         );
         assert_eq!(st, -libc::EBADF);
+    }
+
+    #[test]
+    fn rename_reports_an_unsearchable_destination_before_a_missing_source() {
+        let mut f = Fixture::new();
+        let root = f.clients.join(1, Creds::root());
+        let user = f.clients.join(
+            2,
+            Creds {
+                uid: 1000,
+                gid: 1000,
+                groups: vec![],
+            },
+        );
+        f.call(
+            &root,
+            Op::Mkdir,
+            ReqHeader { a: 0o700, ..h() },
+            b"priv",
+            b"",
+        );
+        f.call(&root, Op::Mkdir, ReqHeader { a: 0o777, ..h() }, b"pub", b"");
+        let st = f.call(&user, Op::Rename, h(), b"pub/missing", b"priv/x").0;
+        assert_eq!(st, -libc::EACCES);
+        let st = f.call(&user, Op::Rename, h(), b"pub/missing", b"pub/y").0;
+        assert_eq!(st, -libc::ENOENT);
+    }
+
+    #[test]
+    fn nul_bytes_in_any_path_are_refused() {
+        let mut f = Fixture::new();
+        let c = f.clients.join(1, Creds::root());
+        let st = f.call(&c, Op::Symlink, h(), b"l", b"a\0b").0;
+        assert_eq!(st, -libc::EINVAL);
+        let st = f.call(&c, Op::Stat, h(), b"l", b"").0;
+        assert_eq!(st, -libc::ENOENT, "the link was created");
+        f.call(&c, Op::Mkdir, ReqHeader { a: 0o755, ..h() }, b"d", b"");
+        let st = f.call(&c, Op::Setxattr, h(), b"d", b"user.a\0b").0;
+        assert_eq!(st, -libc::EINVAL);
+        let st = f.call(&c, Op::Rename, h(), b"d", b"x\0y").0;
+        assert_eq!(st, -libc::EINVAL);
     }
 }

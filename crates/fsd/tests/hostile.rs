@@ -1,0 +1,1215 @@
+//! A malicious fast-path client against the real daemon.
+//!
+//! The test connects to the mount's socket itself (no `libbtfuse.so`), gets
+//! a channel like the library does, and then (a) sends well-formed but
+//! hostile requests (handles of another process, NUL bytes, `..` escapes,
+//! 4096-byte paths, bulk lengths past the bulk area, unknown opcodes) and
+//! (b) scribbles seeded random garbage over its shared region, round after
+//! round, while a kernel-path client and a preloaded client keep working.
+//! The daemon must answer with errors, close only the offending channel,
+//! never crash, and account for it in `btfuse stats`.
+//!
+//! `BTFUSE_FUZZ_SECS` (default 8) bounds the fuzz phase; `BTFUSE_FUZZ_SEED`
+//! picks the PRNG seed (default: time-based, printed so a failure can be
+//! replayed).
+
+mod common;
+
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use proto::{Hello, HelloReply, Op, ReqHeader, RespHeader, ESCAPED, HELLO_MAGIC};
+use shm_ring::{ClientEnd, Region, WaitPolicy};
+
+const RUN: Duration = Duration::from_secs(30);
+
+fn env_secs(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A btfuse mount whose fast-path socket is up too: the daemon can only
+/// create it once the mount (and so its device number) exists, so the mount
+/// shows in mountinfo a moment earlier; clients started in that window use
+/// the kernel.
+fn mount_ready(size: &str) -> BtfuseGuard {
+    let bt = BtfuseGuard::new(size);
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let want = bt.path().to_str().unwrap().to_string();
+    let devno = info
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.len() > 4 && f[4] == want).then(|| f[2].replace(':', "-"))
+        })
+        .next_back()
+        .expect("mount in mountinfo");
+    let dir = std::env::var(proto::RUN_DIR_ENV).unwrap_or_else(|_| proto::RUN_DIR.into());
+    let sock = Path::new(&dir).join(format!("dev-{devno}.sock"));
+    let deadline = Instant::now() + MOUNT_TIMEOUT;
+    while !sock.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no fast-path socket {}",
+            sock.display()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    bt
+}
+
+fn preload_or_skip(test: &str) -> Option<String> {
+    if !fuse_available(test) {
+        return None;
+    }
+    match preload_lib() {
+        Some(lib) => Some(lib.display().to_string()),
+        None => {
+            eprintln!("\n*** SKIPPED {test}: libbtfuse.so not built ***\n");
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------- discovery
+
+/// The daemon socket of the btfuse mount at `mnt` (discovery rule of
+/// `proto::socket_name`).
+fn socket_of(mnt: &Path) -> PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let want = mnt.to_str().unwrap();
+    let devno = info
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.len() > 4 && f[4] == want).then(|| f[2].to_string())
+        })
+        .next_back()
+        .expect("mount in mountinfo");
+    let (maj, min) = devno.split_once(':').unwrap();
+    let mut name = [0u8; 32];
+    let n = proto::socket_name(maj.parse().unwrap(), min.parse().unwrap(), &mut name);
+    let dir = std::env::var(proto::RUN_DIR_ENV).unwrap_or_else(|_| proto::RUN_DIR.into());
+    PathBuf::from(dir).join(std::str::from_utf8(&name[..n]).unwrap())
+}
+
+/// `btfuse stats MOUNT` output.
+fn stats(m: &Path) -> String {
+    let out = run_timeout(Command::new(btfuse_bin()).arg("stats").arg(m), RUN);
+    assert!(out.status.success(), "btfuse stats failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stat_value(text: &str, key: &str) -> u64 {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(key))
+        .unwrap_or_else(|| panic!("{key} missing:\n{text}"));
+    line[key.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Waits (bounded) until the daemon holds no fast-path channel or handle.
+fn wait_reclaimed(m: &Path, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = stats(m);
+        if stat_value(&s, "fast-path channels") == 0
+            && stat_value(&s, "fast-path handles") == 0
+            && stat_value(&s, "fast-path clients") == 0
+        {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "daemon kept channels of gone clients:\n{s}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn daemon_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            let state = s.rsplit_once(") ").map(|(_, r)| r.chars().next());
+            !matches!(state, Some(Some('Z')) | Some(Some('X')))
+        })
+        .unwrap_or(false)
+}
+
+// ---------------------------------------------------------------- raw client
+
+fn cvt(r: isize) -> io::Result<usize> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// One connection to the daemon and the channel region it handed out.
+struct Conn {
+    region: Region,
+    sock: OwnedFd,
+}
+
+impl Conn {
+    fn connect(path: &Path) -> io::Result<Conn> {
+        let sock = connect_socket(path)?;
+        let hello = Hello {
+            magic: HELLO_MAGIC,
+            version: proto::VERSION,
+        };
+        send_bytes(&sock, proto::bytes_of(&hello))?;
+        let mut buf = [0u8; 64];
+        let (n, fd) = recv_with_fd(&sock, &mut buf)?;
+        let reply: HelloReply = proto::decode(&buf[..n]).ok_or(io::ErrorKind::InvalidData)?;
+        let fd = fd.ok_or(io::ErrorKind::InvalidData)?;
+        assert_eq!(reply.error, 0);
+        let region = Region::attach_fd(fd.as_raw_fd())
+            .map_err(|e| io::Error::other(format!("attach: {e:?}")))?;
+        Ok(Conn { region, sock })
+    }
+
+    /// Whether the daemon closed its end of the socket (channel dropped).
+    fn hung_up(&self) -> bool {
+        let mut p = libc::pollfd {
+            fd: self.sock.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        n < 0 || p.revents & (libc::POLLHUP | libc::POLLERR) != 0
+    }
+
+    /// Waits up to `timeout` for the daemon to hang up.
+    fn wait_hangup(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.hung_up() {
+                return true;
+            }
+            let mut p = libc::pollfd {
+                fd: self.sock.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd; bounded timeout.
+            unsafe { libc::poll(&mut p, 1, 20) };
+        }
+        self.hung_up()
+    }
+
+    fn session(&self) -> Session<'_> {
+        let mut end = self.region.client().expect("client halves");
+        let policy = WaitPolicy {
+            spin_ns: 20_000,
+            yield_ns: 0,
+            sleep_slice_ns: 20_000_000,
+            timeout_ns: Some(3_000_000_000),
+        };
+        end.requests.set_policy(policy);
+        end.responses.set_policy(policy);
+        Session {
+            conn: self,
+            end,
+            seq: 0,
+        }
+    }
+}
+
+fn connect_socket(path: &Path) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2).
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) };
+    cvt(fd as isize)?;
+    // SAFETY: fd was just created and is owned here.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_un is plain data.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    assert!(bytes.len() < addr.sun_path.len());
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    let tv = libc::timeval {
+        tv_sec: 5,
+        tv_usec: 0,
+    };
+    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        // SAFETY: valid timeval of the right size.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&tv as *const libc::timeval).cast(),
+                size_of::<libc::timeval>() as u32,
+            )
+        };
+    }
+    // SAFETY: addr is a valid sockaddr_un of the given size.
+    let r = unsafe {
+        libc::connect(
+            fd,
+            (&addr as *const libc::sockaddr_un).cast(),
+            size_of::<libc::sockaddr_un>() as u32,
+        )
+    };
+    cvt(r as isize)?;
+    Ok(sock)
+}
+
+fn send_bytes(sock: &OwnedFd, b: &[u8]) -> io::Result<()> {
+    // SAFETY: b is a valid buffer.
+    let r = unsafe { libc::send(sock.as_raw_fd(), b.as_ptr().cast(), b.len(), 0) };
+    cvt(r).map(|_| ())
+}
+
+fn recv_with_fd(sock: &OwnedFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut cbuf = [0u64; 8];
+    // SAFETY: msghdr is plain data.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cbuf);
+    // SAFETY: msg points at live buffers.
+    let n = cvt(unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) })?;
+    // SAFETY: walking the control buffer the kernel filled.
+    let fd = unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if c.is_null() || (*c).cmsg_type != libc::SCM_RIGHTS {
+            None
+        } else {
+            let mut fd: i32 = -1;
+            std::ptr::copy_nonoverlapping(libc::CMSG_DATA(c), (&mut fd as *mut i32).cast(), 4);
+            Some(OwnedFd::from_raw_fd(fd))
+        }
+    };
+    Ok((n, fd))
+}
+
+/// A request in flight: header, paths, payload.
+#[derive(Default, Clone)]
+struct Req {
+    head: ReqHeader,
+    path: Vec<u8>,
+    path2: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+fn req(op: u32) -> Req {
+    Req {
+        head: ReqHeader {
+            op,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+impl Req {
+    fn path(mut self, p: &[u8]) -> Req {
+        self.path = p.to_vec();
+        self
+    }
+    fn path2(mut self, p: &[u8]) -> Req {
+        self.path2 = p.to_vec();
+        self
+    }
+    fn fh(mut self, fh: u64) -> Req {
+        self.head.fh = fh;
+        self
+    }
+    fn ab(mut self, a: u64, b: u64) -> Req {
+        self.head.a = a;
+        self.head.b = b;
+        self
+    }
+    fn flags(mut self, f: i32) -> Req {
+        self.head.flags = f as u32;
+        self
+    }
+}
+
+struct Session<'a> {
+    conn: &'a Conn,
+    end: ClientEnd<'a>,
+    seq: u32,
+}
+
+#[derive(Debug)]
+struct Reply {
+    head: RespHeader,
+}
+
+impl Session<'_> {
+    /// Sends `r` (lengths filled in) and waits for the reply.
+    fn call(&mut self, r: &Req) -> Result<Reply, String> {
+        let mut head = r.head;
+        self.seq = self.seq.wrapping_add(1);
+        head.seq = self.seq;
+        head.path_len = r.path.len() as u32;
+        head.path2_len = r.path2.len() as u32;
+        head.payload_len = r.payload.len() as u32;
+        self.call_raw(&[proto::bytes_of(&head), &r.path, &r.path2, &r.payload])
+    }
+
+    /// Sends the message parts as they are (lengths not fixed up).
+    fn call_raw(&mut self, parts: &[&[u8]]) -> Result<Reply, String> {
+        let sock = self.conn.sock.as_raw_fd();
+        let mut alive = move || !hangup(sock);
+        self.end
+            .requests
+            .send(parts, &mut alive)
+            .map_err(|e| format!("send: {e:?}"))?;
+        let mut buf = vec![0u8; 1 << 16];
+        let n = self
+            .end
+            .responses
+            .recv(&mut buf, &mut alive)
+            .map_err(|e| format!("recv: {e:?}"))?;
+        let head: RespHeader = proto::decode(&buf[..n]).ok_or("short reply")?;
+        Ok(Reply { head })
+    }
+
+    /// The status of the reply to `r` (panics if the channel broke).
+    fn status(&mut self, r: &Req) -> i32 {
+        self.call(r)
+            .unwrap_or_else(|e| panic!("{r:?}: {e}", r = r.head))
+            .head
+            .status
+    }
+
+    fn bulk(&self, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        self.end.bulk.read(0, &mut v).unwrap();
+        v
+    }
+}
+
+fn hangup(fd: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n < 0 || p.revents & (libc::POLLHUP | libc::POLLERR) != 0
+}
+
+// ---------------------------------------------------------------- victims
+
+/// A child process (killed on drop).
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = wait_timeout(&mut self.0, Duration::from_secs(5));
+    }
+}
+
+/// A preloaded python holding `secret` open (read-write) and the mount
+/// root open as a directory, until killed.
+fn victim(lib: &str, m: &Path) -> Proc {
+    let code = format!(
+        "import os, time\n\
+         fds = [os.open({secret:?}, os.O_RDWR) for _ in range(8)]\n\
+         d = os.open({root:?}, os.O_RDONLY | os.O_DIRECTORY)\n\
+         open({ready:?}, 'w').close()\n\
+         time.sleep(60)\n",
+        secret = m.join("secret").display().to_string(),
+        root = m.display().to_string(),
+        ready = m.join("victim-ready").display().to_string(),
+    );
+    let child = Command::new(PYTHON)
+        .args(["-c", &code])
+        .env("LD_PRELOAD", lib)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let p = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !m.join("victim-ready").exists() {
+        assert!(Instant::now() < deadline, "victim never got ready");
+        thread::sleep(Duration::from_millis(20));
+    }
+    p
+}
+
+const SECRET: &[u8] = b"TOP-SECRET-0123456789";
+
+// ---------------------------------------------------------------- (a)
+
+#[test]
+fn hostile_requests_get_errors_and_never_another_clients_data() {
+    let test = "hostile_requests_get_errors_and_never_another_clients_data";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = mount_ready("64M");
+    let m = bt.path();
+    std::fs::write(m.join("secret"), SECRET).unwrap();
+    std::fs::create_dir(m.join("dir")).unwrap();
+    std::fs::write(m.join("dir/mine"), b"mine").unwrap();
+    std::os::unix::fs::symlink("/etc", m.join("dir/out")).unwrap();
+    std::os::unix::fs::symlink("../../..", m.join("dir/up")).unwrap();
+    let _victim = victim(&lib, m);
+    let s0 = stats(m);
+    assert!(stat_value(&s0, "fast-path handles") >= 9, "{s0}");
+
+    let conn = Conn::connect(&socket_of(m)).unwrap();
+    let mut s = conn.session();
+    let bulk_len = s.end.bulk.len() as u64;
+
+    // Our own handles, to know where the numbering is.
+    let own = s
+        .call(&req(Op::Open as u32).path(b"dir/mine").flags(libc::O_RDWR))
+        .unwrap();
+    assert_eq!(own.head.status, 0);
+    let own_fh = own.head.v0;
+    let own_dir = s
+        .call(
+            &req(Op::Open as u32)
+                .path(b"dir")
+                .flags(libc::O_RDONLY | libc::O_DIRECTORY),
+        )
+        .unwrap()
+        .head
+        .v0;
+    let mine = [own_fh, own_dir];
+
+    // Every handle number up to well past ours that we did not open: the
+    // victim's among them. Nothing may succeed or leak its data.
+    s.end.bulk.write(0, &[0u8; 64]).unwrap();
+    let mut probed = 0;
+    for fh in (0..own_fh + 64).filter(|fh| !mine.contains(fh)) {
+        for r in [
+            req(Op::Read as u32).fh(fh).ab(0, 64),
+            req(Op::Write as u32).fh(fh).ab(0, 4),
+            req(Op::Fstat as u32).fh(fh),
+            req(Op::Readdir as u32).fh(fh),
+            req(Op::Fsync as u32).fh(fh),
+            req(Op::Lseek as u32).fh(fh).flags(libc::SEEK_DATA),
+            req(Op::Fallocate as u32).fh(fh).ab(0, 4096),
+            req(Op::Stat as u32).fh(fh).path(b"secret"),
+            req(Op::Getxattr as u32)
+                .fh(fh)
+                .flags(libc::AT_EMPTY_PATH)
+                .path2(b"user.x"),
+            {
+                let mut r = req(Op::CopyFileRange as u32).fh(fh).ab(0, 0);
+                r.head.fh2 = own_fh;
+                r.head.c = 64;
+                r
+            },
+            {
+                let mut r = req(Op::CopyFileRange as u32).fh(own_fh).ab(0, 0);
+                r.head.fh2 = fh;
+                r.head.c = 4;
+                r
+            },
+            req(Op::Release as u32).fh(fh),
+        ] {
+            let st = s.status(&r);
+            probed += 1;
+            // fh 0 is "the mount root" as a path base: Stat works there.
+            if fh == 0 && r.head.op == Op::Stat as u32 {
+                continue;
+            }
+            assert!(
+                st == -libc::EBADF || st == -libc::ENOTDIR || st == -libc::ENOENT,
+                "fh {fh} op {}: status {st}",
+                r.head.op
+            );
+        }
+        assert!(
+            !s.bulk(64).windows(6).any(|w| w == b"SECRET"),
+            "another client's data leaked through fh {fh}"
+        );
+    }
+    // Our own file still holds only its own data (no copy from the victim).
+    let r = s.call(&req(Op::Read as u32).fh(own_fh).ab(0, 64)).unwrap();
+    assert_eq!(&s.bulk(r.head.v0 as usize), b"mine");
+    eprintln!("probed {probed} requests on foreign handles");
+
+    // The victim's handles survived our Release attempts.
+    let s1 = stats(m);
+    assert_eq!(
+        stat_value(&s1, "fast-path handles"),
+        stat_value(&s0, "fast-path handles") + 2,
+        "{s1}"
+    );
+
+    // NUL bytes anywhere in a path.
+    for p in [&b"sec\0ret"[..], b"\0", b"dir/\0/mine", b"secret\0"] {
+        for r in [
+            req(Op::Stat as u32).path(p),
+            req(Op::Open as u32).path(p).flags(libc::O_RDONLY),
+            req(Op::Open as u32)
+                .path(p)
+                .flags(libc::O_CREAT | libc::O_WRONLY)
+                .ab(0o644, 0),
+            req(Op::Mkdir as u32).path(p).ab(0o755, 0),
+            req(Op::Unlink as u32).path(p),
+        ] {
+            let st = s.status(&r);
+            assert!(st < 0 && st != ESCAPED, "{p:?} op {}: {st}", r.head.op);
+        }
+    }
+    // A NUL in a symlink target or a link's second path.
+    let st = s.status(&req(Op::Symlink as u32).path(b"nul-link").path2(b"a\0b"));
+    assert!(st < 0, "symlink with a NUL in its target: {st}");
+    let st = s.status(&req(Op::Rename as u32).path(b"dir/mine").path2(b"x\0y"));
+    assert!(st < 0, "rename to a name with NUL: {st}");
+    assert!(m.join("dir/mine").exists());
+
+    // Paths of PATH_MAX bytes (one component too long, or many components).
+    let long_name = vec![b'a'; proto::PATH_MAX];
+    let mut deep = b"dir/".repeat(proto::PATH_MAX / 4);
+    deep.truncate(proto::PATH_MAX);
+    for p in [&long_name, &deep] {
+        for op in [Op::Stat, Op::Open, Op::Mkdir, Op::Unlink] {
+            let st = s.status(&req(op as u32).path(p).flags(libc::O_RDONLY));
+            assert!(st < 0 && st != ESCAPED, "{} bytes op {op:?}: {st}", p.len());
+        }
+    }
+
+    // `..` escapes: never an answer about the outside, only ESCAPED (the
+    // library then asks the kernel, which applies its own rules).
+    for p in [
+        &b"../etc/passwd"[..],
+        b"dir/../../etc/passwd",
+        b"/etc/passwd",
+        b"dir/out/passwd",
+        b"dir/up/etc/passwd",
+        b"dir/../dir/../..",
+    ] {
+        for op in [Op::Stat, Op::Open, Op::Unlink, Op::Mkdir, Op::Readlink] {
+            let st = s.status(&req(op as u32).path(p).flags(libc::O_RDONLY));
+            assert_eq!(st, ESCAPED, "{} op {op:?}", String::from_utf8_lossy(p));
+        }
+    }
+    let st = s.status(&req(Op::Stat as u32).fh(own_dir).path(b"../.."));
+    assert_eq!(st, ESCAPED);
+
+    // Bulk lengths past the bulk area.
+    for b in [bulk_len + 1, bulk_len * 2, u64::MAX, u64::MAX / 2, 1 << 40] {
+        for op in [
+            Op::Read,
+            Op::Write,
+            Op::Getxattr,
+            Op::Listxattr,
+            Op::Setxattr,
+        ] {
+            let r = req(op as u32)
+                .fh(own_fh)
+                .ab(0, b)
+                .flags(if matches!(op, Op::Read | Op::Write) {
+                    0
+                } else {
+                    libc::AT_EMPTY_PATH
+                })
+                .path2(if matches!(op, Op::Read | Op::Write | Op::Listxattr) {
+                    b""
+                } else {
+                    b"user.x"
+                });
+            let st = s.status(&r);
+            if matches!(op, Op::Read | Op::Write) {
+                assert_eq!(st, -libc::EINVAL, "bulk {b} op {op:?}");
+            } else {
+                // The attribute is looked up first (ENODATA) or the list
+                // does not fit (EINVAL): an error either way.
+                assert!(st < 0, "bulk {b} op {op:?}: {st}");
+            }
+        }
+        // Readdir clamps to the area (it is a limit, not an amount).
+        let st = s.status(&req(Op::Readdir as u32).fh(own_dir).ab(0, b));
+        assert_eq!(st, 0);
+    }
+    // Offsets that overflow.
+    for a in [u64::MAX, i64::MAX as u64, (i64::MAX as u64) + 1] {
+        let st = s.status(&req(Op::Write as u32).fh(own_fh).ab(a, 16));
+        assert!(st < 0, "write at {a}: {st}");
+        let st = s.status(&req(Op::Read as u32).fh(own_fh).ab(a, 16));
+        assert!(st <= 0, "read at {a}: {st}");
+    }
+    let mut cfr = req(Op::CopyFileRange as u32).fh(own_fh).ab(0, u64::MAX - 2);
+    cfr.head.fh2 = own_fh;
+    cfr.head.c = u64::MAX;
+    assert!(s.status(&cfr) < 0);
+    let st = s.status(&req(Op::Fallocate as u32).fh(own_fh).ab(u64::MAX - 10, 100));
+    assert!(st < 0, "fallocate past 2^64: {st}");
+
+    // Unknown opcodes: ENOSYS, and the channel keeps serving.
+    for op in [0, 27, 100, 0x8000_0000, u32::MAX] {
+        assert_eq!(s.status(&req(op)), -libc::ENOSYS, "op {op}");
+    }
+    assert_eq!(s.status(&req(Op::Stat as u32).path(b"secret")), 0);
+    assert!(!conn.hung_up());
+    assert_eq!(std::fs::read(m.join("secret")).unwrap(), SECRET);
+
+    // A request whose lengths do not add up: the channel is closed.
+    let rejected = stat_value(&stats(m), "channels rejected");
+    let head = ReqHeader {
+        op: Op::Stat as u32,
+        path_len: 100,
+        ..Default::default()
+    };
+    let _ = s.call_raw(&[proto::bytes_of(&head), b"short"]);
+    assert!(
+        conn.wait_hangup(Duration::from_secs(3)),
+        "malformed request kept the channel"
+    );
+    assert_eq!(
+        stat_value(&stats(m), "channels rejected"),
+        rejected + 1,
+        "rejection not counted"
+    );
+    // A path longer than PATH_MAX: malformed as well.
+    let conn2 = Conn::connect(&socket_of(m)).unwrap();
+    let mut s2 = conn2.session();
+    let _ = s2.call(&req(Op::Stat as u32).path(&vec![b'a'; proto::PATH_MAX + 1]));
+    assert!(conn2.wait_hangup(Duration::from_secs(3)));
+    assert_eq!(stat_value(&stats(m), "channels rejected"), rejected + 2);
+    drop(s);
+    drop(s2);
+    drop(conn);
+    drop(conn2);
+    drop(_victim);
+    let s = wait_reclaimed(m, Duration::from_secs(5));
+    assert_eq!(stat_value(&s, "open handles (all)"), 0, "{s}");
+}
+
+// ---------------------------------------------------------------- (b)
+
+/// splitmix64: small, seedable, good enough to pick garbage.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn interesting_u32(&mut self) -> u32 {
+        match self.below(6) {
+            0 => 0,
+            1 => u32::MAX,
+            2 => 1 << self.below(32),
+            3 => (1u32 << self.below(32)).wrapping_sub(1),
+            4 => self.below(70_000) as u32,
+            _ => self.next() as u32,
+        }
+    }
+}
+
+fn poke_u32(base: *mut u8, off: usize, v: u32) {
+    // SAFETY: callers keep `off + 4` inside the mapping; the memory is
+    // shared and only ever accessed as bytes or atomics on both sides.
+    unsafe { std::ptr::write_volatile(base.add(off).cast::<u32>(), v) }
+}
+
+fn wake_all(addr: *mut u8) {
+    // SAFETY: FUTEX_WAKE on a word inside our live shared mapping.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            addr.cast::<u32>(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+        );
+    }
+}
+
+/// One fuzz round on a fresh channel; `true` if the daemon dropped it.
+fn fuzz_round(sock: &Path, rng: &mut Rng) -> bool {
+    let conn = match Conn::connect(sock) {
+        Ok(c) => c,
+        Err(e) => panic!("daemon refused a new channel: {e}"),
+    };
+    let layout = *conn.region.layout();
+    let base = conn.region.as_ptr();
+    let len = conn.region.len();
+    let mut s = conn.session();
+    // Some legitimate traffic first, so the indices are not all zero.
+    for _ in 0..rng.below(4) {
+        let _ = s.call(&req(Op::Stat as u32).path(b"fuzz"));
+    }
+    let req_ctl = layout.request.ctl_off as usize;
+    let resp_ctl = layout.response.ctl_off as usize;
+    let req_data = layout.request.data_off as usize;
+    let cap = layout.request.capacity as usize;
+    let ctl_word = |ring: usize, line: usize| ring + line * 128;
+    for _ in 0..1 + rng.below(3) {
+        match rng.below(9) {
+            // Random indices / flags / doorbells in either ring's control block.
+            0 => {
+                let ring = if rng.below(2) == 0 { req_ctl } else { resp_ctl };
+                let off = ctl_word(ring, rng.below(5) as usize) + 4 * rng.below(2) as usize;
+                poke_u32(base, off, rng.interesting_u32());
+            }
+            // Garbage record header at the consumer's position, head moved on.
+            1 => {
+                // SAFETY: reading our own mapping (control words).
+                let head = unsafe { std::ptr::read_volatile(base.add(req_ctl).cast::<u32>()) };
+                let at = req_data + (head as usize & (cap - 1));
+                poke_u32(base, at, rng.interesting_u32());
+                poke_u32(base, at + 4, rng.interesting_u32());
+                let adv = 8 * (1 + rng.below(16)) as u32;
+                poke_u32(base, req_ctl, head.wrapping_add(adv));
+            }
+            // A message that never finishes: header says long, head moves 8.
+            2 => {
+                // SAFETY: as above.
+                let head = unsafe { std::ptr::read_volatile(base.add(req_ctl).cast::<u32>()) };
+                let at = req_data + (head as usize & (cap - 1));
+                poke_u32(base, at, 4000);
+                poke_u32(base, at + 4, 0);
+                poke_u32(base, req_ctl, head.wrapping_add(8));
+            }
+            // Random bytes over the request data area, then a head bump.
+            3 => {
+                for _ in 0..rng.below(256) {
+                    let off = req_data + rng.below(cap as u64) as usize;
+                    // SAFETY: inside the request data area.
+                    unsafe { std::ptr::write_volatile(base.add(off), rng.next() as u8) };
+                }
+                // SAFETY: as above.
+                let head = unsafe { std::ptr::read_volatile(base.add(req_ctl).cast::<u32>()) };
+                poke_u32(base, req_ctl, head.wrapping_add(8 * rng.below(64) as u32));
+            }
+            // Random bytes anywhere in the region.
+            4 => {
+                for _ in 0..1 + rng.below(64) {
+                    let off = rng.below((len - 4) as u64) as usize & !3;
+                    poke_u32(base, off, rng.next() as u32);
+                }
+            }
+            // A well-framed request with a random header and body.
+            5 => {
+                let mut body = vec![0u8; rng.below(300) as usize];
+                body.iter_mut().for_each(|b| *b = rng.next() as u8);
+                let head = ReqHeader {
+                    op: rng.below(30) as u32,
+                    flags: rng.interesting_u32(),
+                    fh: rng.below(64),
+                    fh2: rng.below(64),
+                    a: rng.next() >> rng.below(64),
+                    b: rng.next() >> rng.below(64),
+                    c: rng.next() >> rng.below(64),
+                    path_len: if rng.below(2) == 0 {
+                        body.len() as u32
+                    } else {
+                        rng.interesting_u32()
+                    },
+                    path2_len: if rng.below(3) == 0 {
+                        rng.interesting_u32()
+                    } else {
+                        0
+                    },
+                    payload_len: 0,
+                    seq: 0,
+                };
+                let _ = s.end.requests.try_send(&[proto::bytes_of(&head), &body]);
+            }
+            // The ring closed behind the daemon's back.
+            6 => poke_u32(base, ctl_word(req_ctl, 4), rng.interesting_u32()),
+            // Response ring tail far ahead / behind (the daemon's send).
+            7 => {
+                poke_u32(base, ctl_word(resp_ctl, 1), rng.interesting_u32());
+                let _ = s.end.requests.try_send(&[proto::bytes_of(&ReqHeader {
+                    op: Op::Statfs as u32,
+                    ..Default::default()
+                })]);
+            }
+            // Garbage in the bulk area with a write request naming it.
+            _ => {
+                for _ in 0..64 {
+                    let off = rng.below(layout.bulk_len - 8) as usize;
+                    let _ = s.end.bulk.write(off, &rng.next().to_ne_bytes());
+                }
+                let _ = s.end.requests.try_send(&[proto::bytes_of(&ReqHeader {
+                    op: Op::Write as u32,
+                    fh: rng.below(64),
+                    b: rng.next() >> rng.below(64),
+                    ..Default::default()
+                })]);
+            }
+        }
+    }
+    // Wake the serving thread wherever it sleeps.
+    wake_all(unsafe_add(base, ctl_word(req_ctl, 2)));
+    wake_all(unsafe_add(base, ctl_word(resp_ctl, 3)));
+    let dropped = conn.wait_hangup(Duration::from_millis(80));
+    drop(s);
+    dropped
+}
+
+fn unsafe_add(base: *mut u8, off: usize) -> *mut u8 {
+    base.wrapping_add(off)
+}
+
+/// Kernel-door client: writes, reads back and lists until `stop`.
+fn fuse_client(dir: PathBuf, stop: Arc<AtomicBool>, ops: Arc<AtomicU64>) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let f = dir.join(format!("f{}", i % 16));
+            let data = format!("fuse {i}\n").repeat(1 + (i % 50) as usize);
+            std::fs::write(&f, &data).unwrap();
+            assert_eq!(std::fs::read_to_string(&f).unwrap(), data);
+            assert!(std::fs::read_dir(&dir).unwrap().count() >= 1);
+            i += 1;
+            ops.fetch_add(1, Ordering::Relaxed);
+        }
+    })
+}
+
+/// Preloaded python doing the same until `stop_file` exists; prints its
+/// iteration count.
+const PRELOADED_LOOP: &str = r#"
+import os, sys, time
+d, stop = sys.argv[1], sys.argv[2]
+os.makedirs(d, exist_ok=True)
+i = 0
+end = time.time() + 120
+while not os.path.exists(stop) and time.time() < end:
+    f = os.path.join(d, "p%d" % (i % 16))
+    data = ("pre %d\n" % i) * (1 + i % 50)
+    with open(f, "w") as fh:
+        fh.write(data)
+    with open(f) as fh:
+        assert fh.read() == data, f
+    assert os.stat(f).st_size == len(data)
+    assert len(os.listdir(d)) >= 1
+    i += 1
+print(i)
+"#;
+
+#[test]
+fn garbage_in_a_channel_closes_only_that_channel() {
+    let test = "garbage_in_a_channel_closes_only_that_channel";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = mount_ready("256M");
+    let m = bt.path().to_path_buf();
+    let sock = socket_of(&m);
+    let secs = env_secs("BTFUSE_FUZZ_SECS", 8);
+    let seed = std::env::var("BTFUSE_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("fuzz seed {seed} (BTFUSE_FUZZ_SEED={seed} replays it), {secs} s");
+    let rejected0 = stat_value(&stats(&m), "channels rejected");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let fuse_ops = Arc::new(AtomicU64::new(0));
+    let kernel = fuse_client(m.join("kernel"), stop.clone(), fuse_ops.clone());
+    let stop_file = m
+        .parent()
+        .unwrap()
+        .join(format!("{}-stop", m.file_name().unwrap().to_string_lossy()));
+    let _ = std::fs::remove_file(&stop_file);
+    let pre = Command::new(PYTHON)
+        .args(["-c", PRELOADED_LOOP])
+        .arg(m.join("preloaded"))
+        .arg(&stop_file)
+        .env("LD_PRELOAD", &lib)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pre = Proc(pre);
+
+    let mut rng = Rng(seed);
+    let (mut rounds, mut dropped) = (0u64, 0u64);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        if fuzz_round(&sock, &mut rng) {
+            dropped += 1;
+        }
+        rounds += 1;
+        assert!(daemon_alive(bt.pid()), "daemon died in round {rounds}");
+    }
+    std::fs::write(&stop_file, b"").unwrap();
+    stop.store(true, Ordering::Relaxed);
+    kernel
+        .join()
+        .expect("kernel-door client failed during the fuzz");
+    let st = wait_timeout(&mut pre.0, Duration::from_secs(30)).expect("preloaded client hung");
+    let mut out = String::new();
+    let mut err = String::new();
+    use std::io::Read;
+    pre.0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    pre.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let _ = std::fs::remove_file(&stop_file);
+    assert!(
+        st.success(),
+        "preloaded client failed during the fuzz: {err}"
+    );
+    let pre_ops: u64 = out.trim().parse().unwrap_or(0);
+
+    assert!(daemon_alive(bt.pid()), "daemon died");
+    std::fs::write(m.join("after"), b"still here").unwrap();
+    assert_eq!(std::fs::read(m.join("after")).unwrap(), b"still here");
+    let s = wait_reclaimed(&m, Duration::from_secs(10));
+    let rejected = stat_value(&s, "channels rejected") - rejected0;
+    eprintln!(
+        "FUZZ: {rounds} rounds in {:.1} s, {dropped} channels dropped at once by the daemon, \
+         {rejected} counted as rejected; meanwhile {} kernel-door and {pre_ops} preloaded \
+         iterations succeeded\n{s}",
+        start.elapsed().as_secs_f64(),
+        fuse_ops.load(Ordering::Relaxed)
+    );
+    assert!(rounds >= 20, "too few rounds");
+    assert!(
+        rejected >= rounds / 4,
+        "too few rejections: {rejected} of {rounds}"
+    );
+    assert!(pre_ops > 0 && fuse_ops.load(Ordering::Relaxed) > 0);
+    // The preloaded client really used the fast path during the fuzz.
+    assert!(stat_value(&s, "fast-path requests") > pre_ops * 4, "{s}");
+    // A new preloaded process still gets the fast path.
+    let out = run_timeout(
+        Command::new("cat")
+            .arg(m.join("after"))
+            .env("LD_PRELOAD", &lib),
+        RUN,
+    );
+    assert_eq!(out.stdout, b"still here");
+}
+
+// ---------------------------------------------------------------- slow loris
+
+/// How long a preloaded `cat` takes, and how many fast-path requests the
+/// daemon served meanwhile (0: it fell back to the kernel). Counted through
+/// `btfuse stats`, which itself needs the accept loop: `None` if stats
+/// cannot be had.
+fn timed_cat(lib: &str, m: &Path) -> (Duration, Option<u64>) {
+    let before = query_requests(m);
+    let t = Instant::now();
+    let out = run_timeout(
+        Command::new("cat").arg(m.join("f")).env("LD_PRELOAD", lib),
+        RUN,
+    );
+    let took = t.elapsed();
+    assert_eq!(out.stdout, b"served");
+    let after = query_requests(m);
+    (took, before.zip(after).map(|(b, a)| a - b))
+}
+
+fn query_requests(m: &Path) -> Option<u64> {
+    let out = run_timeout(Command::new(btfuse_bin()).arg("stats").arg(m), RUN);
+    out.status
+        .success()
+        .then(|| stat_value(&String::from_utf8_lossy(&out.stdout), "fast-path requests"))
+}
+
+#[test]
+fn idle_channels_do_not_starve_other_clients() {
+    let test = "idle_channels_do_not_starve_other_clients";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = mount_ready("16M");
+    let m = bt.path();
+    std::fs::write(m.join("f"), b"served").unwrap();
+    let sock = socket_of(m);
+    // 32 channels that are mapped and never used.
+    let idle: Vec<Conn> = (0..32).map(|_| Conn::connect(&sock).unwrap()).collect();
+    let (took, served) = timed_cat(&lib, m);
+    eprintln!("32 idle channels: cat took {took:?}, {served:?} fast-path requests");
+    assert!(served.unwrap() > 0, "fell back to the kernel");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    drop(idle);
+    wait_reclaimed(m, Duration::from_secs(8));
+}
+
+/// Connections that never say hello hold the accept loop (the worker that
+/// took the last idle slot starts its successor only after the hello, which
+/// it waits 5 s for): new clients and `btfuse stats` stall. Proposed fix in
+/// the report (ring_server.rs). Run with `--ignored` to see it.
+#[test]
+#[ignore = "known bug: silent connections stall the accept loop (ring_server.rs)"]
+fn silent_connections_do_not_starve_other_clients() {
+    let test = "silent_connections_do_not_starve_other_clients";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = mount_ready("16M");
+    let m = bt.path();
+    std::fs::write(m.join("f"), b"served").unwrap();
+    let sock = socket_of(m);
+    let silent: Vec<OwnedFd> = (0..8).map(|_| connect_socket(&sock).unwrap()).collect();
+    let (took, served) = timed_cat(&lib, m);
+    eprintln!("8 silent connections: cat took {took:?}, {served:?} fast-path requests");
+    drop(silent);
+    assert!(served.is_some_and(|n| n > 0), "fast path unavailable");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    wait_reclaimed(m, Duration::from_secs(8));
+}
+
+// ---------------------------------------------------------------- other users
+
+/// Another uid can neither plant a socket where clients look for the
+/// daemon nor reach a channel of someone else's process: the memfds live
+/// only in the daemon and the client, behind /proc's ptrace checks.
+#[test]
+fn channels_and_the_socket_directory_are_out_of_other_users_reach() {
+    use std::os::unix::fs::MetadataExt;
+    let test = "channels_and_the_socket_directory_are_out_of_other_users_reach";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = mount_ready("16M");
+    let m = bt.path();
+    std::fs::write(m.join("secret"), SECRET).unwrap();
+    let _victim = victim(&lib, m);
+    let sock = socket_of(m);
+    let dir = sock.parent().unwrap();
+    let meta = std::fs::metadata(dir).unwrap();
+    assert_eq!(meta.uid(), 0, "{} not root-owned", dir.display());
+    assert_eq!(
+        meta.mode() & 0o022,
+        0,
+        "{} writable by others",
+        dir.display()
+    );
+    let smeta = std::fs::symlink_metadata(&sock).unwrap();
+    assert_eq!(smeta.uid(), 0);
+    let victim_pid = _victim.0.id();
+    let code = format!(
+        r#"
+import os, sys
+bad = []
+for pid in ({victim_pid}, {daemon}):
+    for sub in ("fd", "map_files"):
+        d = "/proc/%d/%s" % (pid, sub)
+        try:
+            names = os.listdir(d)
+        except OSError:
+            names = [str(n) for n in range(64)]
+        for n in names:
+            try:
+                fd = os.open(os.path.join(d, n), os.O_RDWR)
+                bad.append("%s/%s" % (d, n))
+                os.close(fd)
+            except OSError:
+                pass
+try:
+    open({plant:?}, "w")
+    bad.append("planted a file in the run dir")
+except OSError:
+    pass
+print("\n".join(bad) if bad else "none")
+"#,
+        daemon = bt.pid(),
+        plant = dir.join("dev-0-0.sock").display().to_string(),
+    );
+    let out = run_timeout(command_as(Some(NOBODY), PYTHON).args(["-c", &code]), RUN);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "none",
+        "uid {NOBODY} reached another process's channel"
+    );
+}
+
+/// One process opening hundreds of channels: served, counted, reclaimed.
+/// (There is no per-client cap: each channel costs the daemon a thread and
+/// a 4 MiB region; the figures are printed for the report.)
+#[test]
+fn hundreds_of_channels_from_one_process_are_reclaimed() {
+    let test = "hundreds_of_channels_from_one_process_are_reclaimed";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = mount_ready("16M");
+    let m = bt.path();
+    std::fs::write(m.join("f"), b"served").unwrap();
+    let sock = socket_of(m);
+    let threads = |pid: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let t0 = threads(bt.pid());
+    let t = Instant::now();
+    let conns: Vec<Conn> = (0..300).map(|_| Conn::connect(&sock).unwrap()).collect();
+    let took = t.elapsed();
+    let during = threads(bt.pid());
+    let s = stats(m);
+    assert_eq!(stat_value(&s, "fast-path channels"), 300, "{s}");
+    // Every one of them answers.
+    for c in conns.iter().step_by(37) {
+        let mut sess = c.session();
+        assert_eq!(sess.status(&req(Op::Stat as u32).path(b"f")), 0);
+    }
+    let (cat_took, served) = timed_cat(&lib, m);
+    assert!(served.unwrap() > 0);
+    drop(conns);
+    let s = wait_reclaimed(m, Duration::from_secs(10));
+    eprintln!(
+        "300 channels opened in {took:?}; daemon threads {t0} -> {during} -> {}; a preloaded \
+         cat meanwhile took {cat_took:?}; RSS after: {}",
+        threads(bt.pid()),
+        s.lines()
+            .find(|l| l.starts_with("daemon RSS"))
+            .unwrap_or("")
+    );
+}
