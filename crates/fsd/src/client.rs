@@ -27,15 +27,18 @@ pub enum HandleKind {
 pub struct Client {
     /// Kernel-reported pid.
     pub pid: u32,
+    /// The process image's random number (`proto::Hello::image`).
+    pub image: u64,
     /// Credentials every request of this process runs with.
     pub creds: Creds,
     handles: Mutex<HashMap<u64, HandleKind>>,
 }
 
 impl Client {
-    fn new(pid: u32, creds: Creds) -> Client {
+    fn new(pid: u32, image: u64, creds: Creds) -> Client {
         Client {
             pid,
+            image,
             creds,
             handles: Mutex::new(HashMap::new()),
         }
@@ -94,10 +97,11 @@ fn release_in_store(store: &Store, fh: Fh, kind: HandleKind) -> Result<(), Errno
 /// Identity a client is filed under: a process that changes credentials
 /// (setuid, setgroups) after its first channel gets a separate client, so
 /// handles are never shared across identities.
-type Key = (u32, u32, u32, Vec<u32>);
+type Key = (u32, u64, u32, u32, Vec<u32>);
 
-fn key(pid: u32, creds: &Creds) -> Key {
-    (pid, creds.uid, creds.gid, creds.groups.clone())
+fn key(client: &Client) -> Key {
+    let c = &client.creds;
+    (client.pid, client.image, c.uid, c.gid, c.groups.clone())
 }
 
 /// All connected client processes.
@@ -107,12 +111,14 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Joins (or starts) the client of `pid` with `creds` for one more channel.
-    pub fn join(&self, pid: u32, creds: Creds) -> Arc<Client> {
+    /// Joins (or starts) the client of process image `image` of `pid` with
+    /// `creds` for one more channel.
+    pub fn join(&self, pid: u32, image: u64, creds: Creds) -> Arc<Client> {
+        let client = Client::new(pid, image, creds);
         let mut map = self.by_key.lock();
         let entry = map
-            .entry(key(pid, &creds))
-            .or_insert_with(|| (Arc::new(Client::new(pid, creds)), 0));
+            .entry(key(&client))
+            .or_insert_with(|| (Arc::new(client), 0));
         entry.1 += 1;
         entry.0.clone()
     }
@@ -120,7 +126,7 @@ impl Clients {
     /// One channel of `client` closed; the last one releases its handles.
     pub fn leave(&self, store: &Store, client: &Client) {
         let mut map = self.by_key.lock();
-        let k = key(client.pid, &client.creds);
+        let k = key(client);
         let Some(entry) = map.get_mut(&k) else { return };
         entry.1 = entry.1.saturating_sub(1);
         if entry.1 == 0 {
@@ -146,9 +152,9 @@ mod tests {
     fn handles_are_private_and_released_with_the_last_channel() {
         let store = Store::new(1 << 20);
         let clients = Clients::default();
-        let a1 = clients.join(10, Creds::root());
-        let a2 = clients.join(10, Creds::root());
-        let b = clients.join(11, Creds::root());
+        let a1 = clients.join(10, 0, Creds::root());
+        let a2 = clients.join(10, 0, Creds::root());
+        let b = clients.join(11, 0, Creds::root());
         assert!(Arc::ptr_eq(&a1, &a2));
         let (_, fh) = store
             .create(&a1.creds, ROOT_INO, b"f", 0o644, libc::O_RDWR)
@@ -167,9 +173,10 @@ mod tests {
     #[test]
     fn a_credential_change_starts_a_new_client() {
         let clients = Clients::default();
-        let root = clients.join(10, Creds::root());
+        let root = clients.join(10, 0, Creds::root());
         let user = clients.join(
             10,
+            0,
             Creds {
                 uid: 1000,
                 gid: 1000,
@@ -178,7 +185,23 @@ mod tests {
         );
         assert!(!Arc::ptr_eq(&root, &user));
         assert_eq!(user.creds.uid, 1000);
-        let regrouped = clients.join(10, Creds { uid: 1000, gid: 1000, groups: vec![27] });
-        assert!(!Arc::ptr_eq(&user, &regrouped), "setgroups must not share handles");
+        let regrouped = clients.join(
+            10,
+            0,
+            Creds {
+                uid: 1000,
+                gid: 1000,
+                groups: vec![27],
+            },
+        );
+        let after_exec = clients.join(10, 1, Creds::root());
+        assert!(
+            !Arc::ptr_eq(&root, &after_exec),
+            "a new process image must not share handles"
+        );
+        assert!(
+            !Arc::ptr_eq(&user, &regrouped),
+            "setgroups must not share handles"
+        );
     }
 }

@@ -20,6 +20,7 @@ use std::io;
 use std::mem::size_of;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -40,7 +41,11 @@ use crate::metrics::{human_bytes, Metrics};
 use crate::sock::{self, Listener};
 
 /// How long a new connection may take to say hello.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A real client sends its hello right after connecting: a connection
+/// silent for longer gets no priority over the next ones.
+const HELLO_PROMPT: Duration = Duration::from_millis(2);
 
 /// Bulk area per channel: the largest read or write in one round trip.
 pub const BULK_BYTES: u64 = 4 << 20;
@@ -124,6 +129,8 @@ impl KernelCache for KernelNotifier {
 pub struct RingServer {
     listener: Arc<Listener>,
     socket_path: PathBuf,
+    /// (st_dev, st_ino) of the socket file we bound.
+    socket_id: (u64, u64),
     shared: Arc<Shared>,
 }
 
@@ -141,6 +148,8 @@ impl RingServer {
         create_run_dir(run_dir)?;
         let socket_path = socket_path(run_dir, (major, minor));
         let listener = Arc::new(Listener::bind(&socket_path)?);
+        let meta = std::fs::symlink_metadata(&socket_path)?;
+        let socket_id = (meta.dev(), meta.ino());
         let shared = Arc::new(Shared {
             kernel: KernelNotifier {
                 notifier,
@@ -158,6 +167,7 @@ impl RingServer {
         Ok(RingServer {
             listener,
             socket_path,
+            socket_id,
             shared,
         })
     }
@@ -208,14 +218,20 @@ fn answer_scrape(shared: &Shared, conn: &mut std::net::TcpStream) -> io::Result<
 impl Drop for RingServer {
     fn drop(&mut self) {
         self.listener.shutdown();
-        let _ = std::fs::remove_file(&self.socket_path);
+        // A new daemon may already have bound the same path (a device
+        // number is reused once its mount is gone): remove only our socket.
+        let ours = std::fs::symlink_metadata(&self.socket_path)
+            .is_ok_and(|m| (m.dev(), m.ino()) == self.socket_id);
+        if ours {
+            let _ = std::fs::remove_file(&self.socket_path);
+        }
     }
 }
 
 /// The run directory: root-owned, not writable by others, so nobody else can
 /// plant a socket where clients look for the daemon.
 fn create_run_dir(dir: &Path) -> io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
@@ -254,6 +270,9 @@ fn serve_one(listener: &Arc<Listener>, shared: &Arc<Shared>) -> bool {
     set_idle_priority(true);
     let config = Config {
         bulk_len: BULK_BYTES,
+        // Room for the largest request (two PATH_MAX paths); the rings
+        // hold several.
+        max_message: (MAX_REQUEST as u32).next_power_of_two(),
         ..Config::default()
     };
     let region = Region::create(&config, 0);
@@ -265,9 +284,17 @@ fn serve_one(listener: &Arc<Listener>, shared: &Arc<Shared>) -> bool {
     let conn = listener.accept();
     let idle_left = shared.idle_workers.fetch_sub(1, Ordering::AcqRel) - 1;
     let Ok(conn) = conn else { return false };
-    // Keep one worker accepting: start a successor once our client has
-    // its channel (or at once if the handshake fails).
+    // Keep one worker accepting: start a successor once our client has its
+    // channel (or at once if the handshake fails), so a preloaded client's
+    // first call does not wait for a thread start. A connection that does
+    // not say hello at once must not hold up everyone else, though: then
+    // the successor starts right away.
     let mut successor = (idle_left == 0).then_some(|| start_worker(listener, shared));
+    if successor.is_some() && !sock::readable_within(&conn, HELLO_PROMPT) {
+        if let Some(start) = successor.take() {
+            start();
+        }
+    }
     let result = region
         .map_err(ChannelError::Region)
         .and_then(|region| serve_connection(shared, conn, &region, &mut successor));
@@ -552,6 +579,7 @@ pub fn query_stats(socket: &Path, format: StatsFormat) -> io::Result<String> {
     let hello = Hello {
         magic: STATS_MAGIC,
         version: proto::VERSION,
+        image: 0,
     };
     let mut msg = bytes_of(&hello).to_vec();
     if format == StatsFormat::Json {
@@ -691,7 +719,7 @@ fn serve_connection(
     // Read after the reply, while the client maps the region. Root needs no
     // supplementary groups (as in the FUSE door).
     let creds = creds::for_caller(peer.uid, peer.gid, peer.pid);
-    let client = shared.clients.join(peer.pid, creds);
+    let client = shared.clients.join(peer.pid, hello.image, creds);
     shared.counters.channels.fetch_add(1, Ordering::Relaxed);
     let result = serve_channel(shared, &client, region, &conn);
     shared.counters.channels.fetch_sub(1, Ordering::Relaxed);

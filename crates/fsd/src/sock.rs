@@ -226,6 +226,18 @@ pub fn connect(path: &Path) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// Whether a message (or a hang-up) arrives on `fd` within `timeout`.
+pub fn readable_within(fd: &OwnedFd, timeout: Duration) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
+    n > 0
+}
+
 /// True once the peer has closed its end (or the socket failed).
 pub fn peer_gone(fd: &OwnedFd) -> bool {
     let mut pfd = libc::pollfd {

@@ -781,10 +781,9 @@ fn rss_returns_to_baseline_after_ten_gib_written_and_deleted() {
         per_cycle.push(bt.rss_kib());
     }
     // Freed slabs are unmapped at once; allow a moment for the last release.
-    // The bound is loose: glibc's dynamic mmap threshold keeps ~55 MiB of
-    // freed metadata in its heap after the first big files (measured; with
-    // `mallopt(M_MMAP_THRESHOLD, 256 KiB)` at start-up it stays at ~7 MiB).
-    let bound = 96 * 1024;
+    // (The daemon sets glibc's mmap and trim thresholds at start-up, so the
+    // 1 MiB request buffers of the FUSE door do not stay in its heap.)
+    let bound = 24 * 1024;
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut rss1 = bt.rss_kib();
     while rss1 > rss0 + bound && Instant::now() < deadline {

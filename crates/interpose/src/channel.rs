@@ -355,6 +355,7 @@ fn handshake(sock: i32, addr: &libc::sockaddr_un, len: u32) -> Option<Conn> {
     let hello = Hello {
         magic: proto::HELLO_MAGIC,
         version: proto::VERSION,
+        image: state::image(),
     };
     let mut iov = libc::iovec {
         iov_base: proto::bytes_of(&hello).as_ptr() as *mut _,

@@ -100,6 +100,35 @@ pub(crate) fn epoch() -> u32 {
 /// Starts a new epoch (see [`EPOCH`]).
 pub(crate) fn new_epoch() {
     EPOCH.fetch_add(1, Ordering::Relaxed);
+    IMAGE.store(0, Ordering::Relaxed);
+}
+
+/// This process image's random number for the daemon (`proto::Hello::image`),
+/// drawn on first use and again after a new epoch (fork, credential change).
+static IMAGE: AtomicU64 = AtomicU64::new(0);
+
+/// See [`IMAGE`].
+pub(crate) fn image() -> u64 {
+    let v = IMAGE.load(Ordering::Relaxed);
+    if v != 0 {
+        return v;
+    }
+    let mut r = 0u64;
+    // getrandom(2) with GRND_NONBLOCK; the time and pid are a fallback.
+    if sys::sc!(
+        libc::SYS_getrandom,
+        &mut r as *mut u64,
+        8usize,
+        libc::GRND_NONBLOCK
+    )
+    .is_err()
+        || r == 0
+    {
+        r = sys::monotonic_ns() ^ (u64::from(sys::sc!(libc::SYS_getpid).unwrap_or(1) as u32) << 32)
+            | 1;
+    }
+    IMAGE.store(r, Ordering::Relaxed);
+    r
 }
 
 /// Turns the fast path off for good in this process (every call goes to
@@ -338,11 +367,12 @@ pub(crate) fn cwd_near() -> bool {
 }
 
 /// `pthread_atfork` child handler: the child is a new client of every
-/// daemon. It forgets (without touching shared memory) the parent's
-/// channels, and the parent's handles become stale (new epoch): calls on
-/// inherited fast-path fds fail with `EBADF` until issue 6 migrates them.
+/// daemon (new epoch and image number). It forgets, without touching shared
+/// memory, the parent's channels; the parent's handles are not the child's:
+/// the prepare handler made the files kernel-backed, and any fd it could
+/// not is turned into a kernel fd on first use (`ops::file`).
 extern "C" fn after_fork_child() {
-    EPOCH.fetch_add(1, Ordering::Relaxed);
+    new_epoch();
     crate::channel::forget_all_after_fork();
 }
 

@@ -98,6 +98,10 @@ pub struct Hello {
     pub magic: u32,
     /// [`VERSION`].
     pub version: u32,
+    /// Random number chosen once per process image (and again after a
+    /// fork or a credential change): channels with the same pid but
+    /// another image (after exec) never share open handles.
+    pub image: u64,
 }
 
 /// Magic number of [`Hello`] and [`HelloReply`] ("BTFS").
@@ -471,7 +475,7 @@ mod tests {
         assert_eq!(size_of::<WireStatFs>(), 8 * 5 + 4 * 4);
         assert_eq!(size_of::<DirEntryHeader>(), 24);
         assert_eq!(size_of::<SetAttrReq>(), 4 * 4 + 8 * 3 + 4 * 2);
-        assert_eq!(size_of::<Hello>(), 8);
+        assert_eq!(size_of::<Hello>(), 16);
         assert_eq!(size_of::<HelloReply>(), 4 * 4 + 8 + 4 * 2);
     }
 
