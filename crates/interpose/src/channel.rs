@@ -190,7 +190,11 @@ impl Chan {
         hdr.payload_len = payload.len() as u32;
         let sock = conn.sock;
         let pid = conn.daemon_pid;
-        let mut alive = move || daemon_alive(sock, pid);
+        let mut alive = DaemonAlive {
+            sock,
+            pid,
+            stopped_since: None,
+        };
         let sent = conn
             .end
             .requests
@@ -236,15 +240,72 @@ impl Chan {
     }
 }
 
-/// Liveness of the daemon, asked by shm_ring after a wait slice with no
-/// progress: the socket reports `POLLHUP` once the daemon is gone. If the
-/// program closed our socket behind our back (`POLLNVAL`), fall back to
-/// `kill(pid, 0)`.
-fn daemon_alive(sock: i32, pid: i32) -> bool {
-    match sys::poll1(sock, libc::POLLIN, 0) {
-        Ok(rev) if rev & libc::POLLNVAL != 0 => pid_alive(pid),
-        Ok(rev) => rev & (libc::POLLHUP | libc::POLLERR) == 0,
-        Err(_) => pid_alive(pid),
+/// Liveness of the daemon while a call waits for it, asked by shm_ring after
+/// each idle sleep slice. Gone when its socket hangs up (`POLLHUP`; if the
+/// program closed our socket behind our back, `POLLNVAL`, `kill(pid, 0)`
+/// decides). Stopped (SIGSTOP, a debugger) for longer than
+/// [`STOPPED_LIMIT_NS`] counts as gone too, so a preloaded call fails with
+/// EIO in bounded time instead of waiting as long as the daemon stays
+/// stopped.
+struct DaemonAlive {
+    sock: i32,
+    pid: i32,
+    /// When the daemon was first seen stopped during this call.
+    stopped_since: Option<u64>,
+}
+
+/// How long a call waits for a stopped daemon before giving up.
+const STOPPED_LIMIT_NS: u64 = 5_000_000_000;
+
+impl shm_ring::Liveness for DaemonAlive {
+    fn is_alive(&mut self) -> bool {
+        let connected = match sys::poll1(self.sock, libc::POLLIN, 0) {
+            Ok(rev) if rev & libc::POLLNVAL != 0 => pid_alive(self.pid),
+            Ok(rev) => rev & (libc::POLLHUP | libc::POLLERR) == 0,
+            Err(_) => pid_alive(self.pid),
+        };
+        if !connected {
+            return false;
+        }
+        if !pid_stopped(self.pid) {
+            self.stopped_since = None;
+            return true;
+        }
+        let now = sys::monotonic_ns();
+        let since = *self.stopped_since.get_or_insert(now);
+        now.saturating_sub(since) < STOPPED_LIMIT_NS
+    }
+}
+
+/// Whether `pid` is stopped (`T`/`t` in `/proc/PID/stat`).
+fn pid_stopped(pid: i32) -> bool {
+    let mut path = [0u8; 32];
+    path[..6].copy_from_slice(b"/proc/");
+    let mut n = 6;
+    let mut digits = [0u8; 10];
+    let (mut v, mut len) = (pid.max(0) as u32, 0);
+    loop {
+        digits[len] = b'0' + (v % 10) as u8;
+        len += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for d in digits[..len].iter().rev() {
+        path[n] = *d;
+        n += 1;
+    }
+    path[n..n + 6].copy_from_slice(b"/stat\0");
+    let mut buf = [0u8; 256];
+    let Ok(len) = sys::read_file(&path[..n + 6], &mut buf) else {
+        return false;
+    };
+    // "pid (comm) S ...": the state follows the last ')'.
+    let text = &buf[..len];
+    match text.iter().rposition(|&b| b == b')') {
+        Some(i) => matches!(text.get(i + 2), Some(b'T' | b't')),
+        None => false,
     }
 }
 
