@@ -7,8 +7,8 @@
 //! on btfuse mounts over shared memory. See `hooks` for what is caught.
 //!
 //! Modules:
-//! * pure logic, unit tested with std: [`mountinfo`] (discovery table),
-//!   [`path`] (classification, lexical normalisation), [`fdtable`]
+//! * pure logic, unit tested with std: `mountinfo` (discovery table),
+//!   `path` (classification, lexical normalisation), `fdtable`
 //!   (virtual fds and open file descriptions);
 //! * `sys` (raw syscalls), `real` (lazy `dlsym(RTLD_NEXT)`), `state`
 //!   (lazy init, cwd filter, umask, fork epoch, directory paths),
