@@ -12,19 +12,6 @@ use common::*;
 
 const RUN: Duration = Duration::from_secs(30);
 
-fn preload_or_skip(test: &str) -> Option<String> {
-    if !fuse_available(test) {
-        return None;
-    }
-    match preload_lib() {
-        Some(lib) => Some(lib.display().to_string()),
-        None => {
-            eprintln!("\n*** SKIPPED {test}: libbtfuse.so not built ***\n");
-            None
-        }
-    }
-}
-
 fn have_strace(test: &str) -> bool {
     let ok = Command::new("strace")
         .arg("-V")
@@ -280,32 +267,6 @@ fn redirections_share_offsets_like_the_kernel() {
         "{reference}"
     );
     assert_eq!(on(bt.path(), Some(&lib)), reference);
-}
-
-/// `btfuse stats` output as (key, value) lines.
-fn stats(m: &Path) -> String {
-    let mut cmd = Command::new(btfuse_bin());
-    cmd.arg("stats").arg(m);
-    let out = run_timeout(&mut cmd, RUN);
-    assert!(
-        out.status.success(),
-        "btfuse stats: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stat_value(text: &str, key: &str) -> u64 {
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(key))
-        .unwrap_or_else(|| panic!("{key} missing:\n{text}"));
-    line[key.len()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 #[test]

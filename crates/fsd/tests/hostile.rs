@@ -19,8 +19,8 @@ use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -32,125 +32,7 @@ use shm_ring::{ClientEnd, Region, WaitPolicy};
 
 const RUN: Duration = Duration::from_secs(30);
 
-fn env_secs(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A btfuse mount whose fast-path socket is up too: the daemon can only
-/// create it once the mount (and so its device number) exists, so the mount
-/// shows in mountinfo a moment earlier; clients started in that window use
-/// the kernel.
-fn mount_ready(size: &str) -> BtfuseGuard {
-    let bt = BtfuseGuard::new(size);
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let want = bt.path().to_str().unwrap().to_string();
-    let devno = info
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            (f.len() > 4 && f[4] == want).then(|| f[2].replace(':', "-"))
-        })
-        .next_back()
-        .expect("mount in mountinfo");
-    let dir = std::env::var(proto::RUN_DIR_ENV).unwrap_or_else(|_| proto::RUN_DIR.into());
-    let sock = Path::new(&dir).join(format!("dev-{devno}.sock"));
-    let deadline = Instant::now() + MOUNT_TIMEOUT;
-    while !sock.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "no fast-path socket {}",
-            sock.display()
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
-    bt
-}
-
-fn preload_or_skip(test: &str) -> Option<String> {
-    if !fuse_available(test) {
-        return None;
-    }
-    match preload_lib() {
-        Some(lib) => Some(lib.display().to_string()),
-        None => {
-            eprintln!("\n*** SKIPPED {test}: libbtfuse.so not built ***\n");
-            None
-        }
-    }
-}
-
 // ---------------------------------------------------------------- discovery
-
-/// The daemon socket of the btfuse mount at `mnt` (discovery rule of
-/// `proto::socket_name`).
-fn socket_of(mnt: &Path) -> PathBuf {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let want = mnt.to_str().unwrap();
-    let devno = info
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            (f.len() > 4 && f[4] == want).then(|| f[2].to_string())
-        })
-        .next_back()
-        .expect("mount in mountinfo");
-    let (maj, min) = devno.split_once(':').unwrap();
-    let mut name = [0u8; 32];
-    let n = proto::socket_name(maj.parse().unwrap(), min.parse().unwrap(), &mut name);
-    let dir = std::env::var(proto::RUN_DIR_ENV).unwrap_or_else(|_| proto::RUN_DIR.into());
-    PathBuf::from(dir).join(std::str::from_utf8(&name[..n]).unwrap())
-}
-
-/// `btfuse stats MOUNT` output.
-fn stats(m: &Path) -> String {
-    let out = run_timeout(Command::new(btfuse_bin()).arg("stats").arg(m), RUN);
-    assert!(out.status.success(), "btfuse stats failed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stat_value(text: &str, key: &str) -> u64 {
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(key))
-        .unwrap_or_else(|| panic!("{key} missing:\n{text}"));
-    line[key.len()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-/// Waits (bounded) until the daemon holds no fast-path channel or handle.
-fn wait_reclaimed(m: &Path, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let s = stats(m);
-        if stat_value(&s, "fast-path channels") == 0
-            && stat_value(&s, "fast-path handles") == 0
-            && stat_value(&s, "fast-path clients") == 0
-        {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "daemon kept channels of gone clients:\n{s}"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn daemon_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            let state = s.rsplit_once(") ").map(|(_, r)| r.chars().next());
-            !matches!(state, Some(Some('Z')) | Some(Some('X')))
-        })
-        .unwrap_or(false)
-}
 
 // ---------------------------------------------------------------- raw client
 
@@ -423,16 +305,6 @@ fn hangup(fd: i32) -> bool {
 
 // ---------------------------------------------------------------- victims
 
-/// A child process (killed on drop).
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = wait_timeout(&mut self.0, Duration::from_secs(5));
-    }
-}
-
 /// A preloaded python holding `secret` open (read-write) and the mount
 /// root open as a directory, until killed.
 fn victim(lib: &str, m: &Path) -> Proc {
@@ -471,7 +343,7 @@ fn hostile_requests_get_errors_and_never_another_clients_data() {
     let Some(lib) = preload_or_skip(test) else {
         return;
     };
-    let bt = mount_ready("64M");
+    let bt = BtfuseGuard::new("64M");
     let m = bt.path();
     std::fs::write(m.join("secret"), SECRET).unwrap();
     std::fs::create_dir(m.join("dir")).unwrap();
@@ -702,37 +574,11 @@ fn hostile_requests_get_errors_and_never_another_clients_data() {
     drop(conn);
     drop(conn2);
     drop(_victim);
-    let s = wait_reclaimed(m, Duration::from_secs(5));
+    let s = wait_reclaimed(m, Duration::from_secs(5), false);
     assert_eq!(stat_value(&s, "open handles (all)"), 0, "{s}");
 }
 
 // ---------------------------------------------------------------- (b)
-
-/// splitmix64: small, seedable, good enough to pick garbage.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn interesting_u32(&mut self) -> u32 {
-        match self.below(6) {
-            0 => 0,
-            1 => u32::MAX,
-            2 => 1 << self.below(32),
-            3 => (1u32 << self.below(32)).wrapping_sub(1),
-            4 => self.below(70_000) as u32,
-            _ => self.next() as u32,
-        }
-    }
-}
 
 fn poke_u32(base: *mut u8, off: usize, v: u32) {
     // SAFETY: callers keep `off + 4` inside the mapping; the memory is
@@ -880,23 +726,6 @@ fn unsafe_add(base: *mut u8, off: usize) -> *mut u8 {
     base.wrapping_add(off)
 }
 
-/// Kernel-door client: writes, reads back and lists until `stop`.
-fn fuse_client(dir: PathBuf, stop: Arc<AtomicBool>, ops: Arc<AtomicU64>) -> thread::JoinHandle<()> {
-    thread::spawn(move || {
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut i = 0u64;
-        while !stop.load(Ordering::Relaxed) {
-            let f = dir.join(format!("f{}", i % 16));
-            let data = format!("fuse {i}\n").repeat(1 + (i % 50) as usize);
-            std::fs::write(&f, &data).unwrap();
-            assert_eq!(std::fs::read_to_string(&f).unwrap(), data);
-            assert!(std::fs::read_dir(&dir).unwrap().count() >= 1);
-            i += 1;
-            ops.fetch_add(1, Ordering::Relaxed);
-        }
-    })
-}
-
 /// Preloaded python doing the same until `stop_file` exists; prints its
 /// iteration count.
 const PRELOADED_LOOP: &str = r#"
@@ -924,10 +753,10 @@ fn garbage_in_a_channel_closes_only_that_channel() {
     let Some(lib) = preload_or_skip(test) else {
         return;
     };
-    let bt = mount_ready("256M");
+    let bt = BtfuseGuard::new("256M");
     let m = bt.path().to_path_buf();
     let sock = socket_of(&m);
-    let secs = env_secs("BTFUSE_FUZZ_SECS", 8);
+    let secs = env_u64("BTFUSE_FUZZ_SECS", 8);
     let seed = std::env::var("BTFUSE_FUZZ_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -968,7 +797,7 @@ fn garbage_in_a_channel_closes_only_that_channel() {
             dropped += 1;
         }
         rounds += 1;
-        assert!(daemon_alive(bt.pid()), "daemon died in round {rounds}");
+        assert!(process_alive(bt.pid()), "daemon died in round {rounds}");
     }
     std::fs::write(&stop_file, b"").unwrap();
     stop.store(true, Ordering::Relaxed);
@@ -998,10 +827,10 @@ fn garbage_in_a_channel_closes_only_that_channel() {
     );
     let pre_ops: u64 = out.trim().parse().unwrap_or(0);
 
-    assert!(daemon_alive(bt.pid()), "daemon died");
+    assert!(process_alive(bt.pid()), "daemon died");
     std::fs::write(m.join("after"), b"still here").unwrap();
     assert_eq!(std::fs::read(m.join("after")).unwrap(), b"still here");
-    let s = wait_reclaimed(&m, Duration::from_secs(10));
+    let s = wait_reclaimed(&m, Duration::from_secs(10), false);
     let rejected = stat_value(&s, "channels rejected") - rejected0;
     eprintln!(
         "FUZZ: {rounds} rounds in {:.1} s, {dropped} channels dropped at once by the daemon, \
@@ -1060,7 +889,7 @@ fn idle_channels_do_not_starve_other_clients() {
     let Some(lib) = preload_or_skip(test) else {
         return;
     };
-    let bt = mount_ready("16M");
+    let bt = BtfuseGuard::new("16M");
     let m = bt.path();
     std::fs::write(m.join("f"), b"served").unwrap();
     let sock = socket_of(m);
@@ -1071,7 +900,7 @@ fn idle_channels_do_not_starve_other_clients() {
     assert!(served.unwrap() > 0, "fell back to the kernel");
     assert!(took < Duration::from_secs(2), "{took:?}");
     drop(idle);
-    wait_reclaimed(m, Duration::from_secs(8));
+    wait_reclaimed(m, Duration::from_secs(8), false);
 }
 
 /// Connections that never say hello must not hold the accept loop: new
@@ -1082,7 +911,7 @@ fn silent_connections_do_not_starve_other_clients() {
     let Some(lib) = preload_or_skip(test) else {
         return;
     };
-    let bt = mount_ready("16M");
+    let bt = BtfuseGuard::new("16M");
     let m = bt.path();
     std::fs::write(m.join("f"), b"served").unwrap();
     let sock = socket_of(m);
@@ -1092,7 +921,7 @@ fn silent_connections_do_not_starve_other_clients() {
     drop(silent);
     assert!(served.is_some_and(|n| n > 0), "fast path unavailable");
     assert!(took < Duration::from_secs(2), "{took:?}");
-    wait_reclaimed(m, Duration::from_secs(8));
+    wait_reclaimed(m, Duration::from_secs(8), false);
 }
 
 // ---------------------------------------------------------------- other users
@@ -1107,7 +936,7 @@ fn channels_and_the_socket_directory_are_out_of_other_users_reach() {
     let Some(lib) = preload_or_skip(test) else {
         return;
     };
-    let bt = mount_ready("16M");
+    let bt = BtfuseGuard::new("16M");
     let m = bt.path();
     std::fs::write(m.join("secret"), SECRET).unwrap();
     let _victim = victim(&lib, m);
@@ -1174,7 +1003,7 @@ fn hundreds_of_channels_from_one_process_are_reclaimed() {
     let Some(lib) = preload_or_skip(test) else {
         return;
     };
-    let bt = mount_ready("16M");
+    let bt = BtfuseGuard::new("16M");
     let m = bt.path();
     std::fs::write(m.join("f"), b"served").unwrap();
     let sock = socket_of(m);
@@ -1201,7 +1030,7 @@ fn hundreds_of_channels_from_one_process_are_reclaimed() {
     let (cat_took, served) = timed_cat(&lib, m);
     assert!(served.unwrap() > 0);
     drop(conns);
-    let s = wait_reclaimed(m, Duration::from_secs(10));
+    let s = wait_reclaimed(m, Duration::from_secs(10), false);
     eprintln!(
         "300 channels opened in {took:?}; daemon threads {t0} -> {during} -> {}; a preloaded \
          cat meanwhile took {cat_took:?}; RSS after: {}",

@@ -24,122 +24,10 @@ use common::*;
 
 const RUN: Duration = Duration::from_secs(60);
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A btfuse mount whose fast-path socket is up too: the daemon can only
-/// create it once the mount (and so its device number) exists, so the mount
-/// shows in mountinfo a moment earlier; clients started in that window use
-/// the kernel.
-fn mount_ready(size: &str) -> BtfuseGuard {
-    let bt = BtfuseGuard::new(size);
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let want = bt.path().to_str().unwrap().to_string();
-    let devno = info
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            (f.len() > 4 && f[4] == want).then(|| f[2].replace(':', "-"))
-        })
-        .next_back()
-        .expect("mount in mountinfo");
-    let dir = std::env::var(proto::RUN_DIR_ENV).unwrap_or_else(|_| proto::RUN_DIR.into());
-    let sock = Path::new(&dir).join(format!("dev-{devno}.sock"));
-    let deadline = Instant::now() + MOUNT_TIMEOUT;
-    while !sock.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "no fast-path socket {}",
-            sock.display()
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
-    bt
-}
-
-fn preload_or_skip(test: &str) -> Option<String> {
-    if !fuse_available(test) {
-        return None;
-    }
-    match preload_lib() {
-        Some(lib) => Some(lib.display().to_string()),
-        None => {
-            eprintln!("\n*** SKIPPED {test}: libbtfuse.so not built ***\n");
-            None
-        }
-    }
-}
-
-fn stats(m: &Path) -> String {
-    let out = run_timeout(Command::new(btfuse_bin()).arg("stats").arg(m), RUN);
-    assert!(
-        out.status.success(),
-        "btfuse stats: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stat_value(text: &str, key: &str) -> u64 {
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(key))
-        .unwrap_or_else(|| panic!("{key} missing:\n{text}"));
-    line[key.len()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-/// Waits (bounded) until no fast-path channel, client or handle is left.
-fn wait_reclaimed(m: &Path, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let s = stats(m);
-        if stat_value(&s, "fast-path channels") == 0
-            && stat_value(&s, "fast-path handles") == 0
-            && stat_value(&s, "fast-path clients") == 0
-            && stat_value(&s, "open handles (all)") == 0
-        {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "daemon kept state of gone clients:\n{s}"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn pid_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            let st = s.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
-            !matches!(st, Some('Z') | Some('X'))
-        })
-        .unwrap_or(false)
-}
-
 fn signal(pid: u32, sig: i32) {
     // SAFETY: kill(2) on a pid this test started.
     unsafe {
         libc::kill(pid as libc::pid_t, sig);
-    }
-}
-
-/// A child process, SIGKILLed and reaped on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = wait_timeout(&mut self.0, Duration::from_secs(5));
     }
 }
 
@@ -190,39 +78,6 @@ while not os.path.exists(stop) and time.time() < end:
 print(i)
 "#;
 
-/// Kernel-door client: write, read back, list until `stop`.
-fn fuse_client(dir: PathBuf, stop: Arc<AtomicBool>, ops: Arc<AtomicU64>) -> thread::JoinHandle<()> {
-    thread::spawn(move || {
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut i = 0u64;
-        while !stop.load(Ordering::Relaxed) {
-            let f = dir.join(format!("f{}", i % 16));
-            let data = format!("fuse {i}\n").repeat(1 + (i % 50) as usize);
-            std::fs::write(&f, &data).unwrap();
-            assert_eq!(std::fs::read_to_string(&f).unwrap(), data);
-            assert!(std::fs::read_dir(&dir).unwrap().count() >= 1);
-            i += 1;
-            ops.fetch_add(1, Ordering::Relaxed);
-        }
-    })
-}
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 fn seed() -> u64 {
     std::env::var("BTFUSE_SEED")
         .ok()
@@ -243,7 +98,7 @@ fn clients_killed_mid_request_leave_nothing_behind() {
     let Some(lib) = preload_or_skip(test) else {
         return;
     };
-    let bt = mount_ready("1G");
+    let bt = BtfuseGuard::new("1G");
     let m = bt.path().to_path_buf();
     let base = stats(&m);
     let (blocks0, inodes0) = (
@@ -311,7 +166,7 @@ fn clients_killed_mid_request_leave_nothing_behind() {
             }
         }
         thread::sleep(Duration::from_millis(2));
-        assert!(pid_alive(bt.pid()), "daemon died after {kills} kills");
+        assert!(process_alive(bt.pid()), "daemon died after {kills} kills");
     }
     let elapsed = start.elapsed();
     std::fs::write(&stop_file, b"").unwrap();
@@ -323,7 +178,7 @@ fn clients_killed_mid_request_leave_nothing_behind() {
     let _ = std::fs::remove_file(&stop_file);
     assert!(ok, "preloaded bystander failed: {err}");
 
-    let s = wait_reclaimed(&m, Duration::from_secs(10));
+    let s = wait_reclaimed(&m, Duration::from_secs(10), true);
     let held = stat_value(&s, "data blocks used");
     // Remove everything the test made: blocks and inodes must be back at
     // the baseline (unlinked-open files of killed clients were freed).
@@ -410,7 +265,7 @@ fn daemon_killed_clients_get_errors_and_later_ones_fall_back() {
     let Some(lib) = preload_or_skip(test) else {
         return;
     };
-    let bt = mount_ready("16M");
+    let bt = BtfuseGuard::new("16M");
     let dev = devno(bt.path()).unwrap();
     let m = bt.path().to_path_buf();
     let go = PathBuf::from(format!("{}.go", m.display()));
@@ -475,7 +330,7 @@ fn daemon_stopped_calls_wait_and_complete_after_continue() {
     let Some(lib) = preload_or_skip(test) else {
         return;
     };
-    let bt = mount_ready("16M");
+    let bt = BtfuseGuard::new("16M");
     let m = bt.path().to_path_buf();
     let go = PathBuf::from(format!("{}.go", m.display()));
     let looping = start_call_loop(&lib, &m, &go);
@@ -506,7 +361,7 @@ fn daemon_stopped_calls_wait_and_complete_after_continue() {
     drop(p);
     let _ = std::fs::remove_file(&go);
     assert_eq!(std::fs::read(m.join("f")).unwrap(), b"some data");
-    wait_reclaimed(&m, Duration::from_secs(5));
+    wait_reclaimed(&m, Duration::from_secs(5), true);
 }
 
 /// A daemon stopped for longer than the library's limit (5 s): a preloaded
@@ -518,7 +373,7 @@ fn daemon_stopped_for_long_gives_preloaded_calls_eio_in_bounded_time() {
     let Some(lib) = preload_or_skip(test) else {
         return;
     };
-    let bt = mount_ready("16M");
+    let bt = BtfuseGuard::new("16M");
     let m = bt.path().to_path_buf();
     let go = PathBuf::from(format!("{}.stopgo", m.display()));
     let looping = start_call_loop(&lib, &m, &go);
@@ -631,7 +486,7 @@ fn shutdown_under_load(test: &str, with_umount: bool) {
     let Some(lib) = preload_or_skip(test) else {
         return;
     };
-    let mut bt = mount_ready("64M");
+    let mut bt = BtfuseGuard::new("64M");
     let m = bt.path().to_path_buf();
     let dev = devno(&m).unwrap();
     let sock_name = format!("dev-{dev}.sock");
@@ -698,7 +553,7 @@ fn shutdown_under_load(test: &str, with_umount: bool) {
         }
         // The daemon exits on its own; this only reaps it (bounded).
         let deadline = Instant::now() + Duration::from_secs(10);
-        while pid_alive(bt.pid()) && Instant::now() < deadline {
+        while process_alive(bt.pid()) && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(10));
         }
         bt.terminate(Duration::from_secs(10))
@@ -798,7 +653,7 @@ fn rss_returns_to_baseline_after_ten_gib_written_and_deleted() {
     let Some(lib) = preload_or_skip(test) else {
         return;
     };
-    let bt = mount_ready("2G");
+    let bt = BtfuseGuard::new("2G");
     let m = bt.path();
     let cycles = env_u64("BTFUSE_RSS_CYCLES", 10);
     std::fs::write(m.join("warm"), b"x").unwrap();
@@ -888,7 +743,7 @@ fn concurrent_writers_hit_enospc_not_oom() {
     let Some(lib) = preload_or_skip(test) else {
         return;
     };
-    let bt = mount_ready("128M");
+    let bt = BtfuseGuard::new("128M");
     let m = bt.path().to_path_buf();
     let rss0 = bt.rss_kib();
     let writers: Vec<Proc> = (0..6)
@@ -919,7 +774,7 @@ fn concurrent_writers_hit_enospc_not_oom() {
     eprintln!("ENOSPC: {lines:?}; {total} bytes written in all; RSS {rss0} -> {rss} KiB\n{s}");
     assert!(total <= 128 << 20 && total > 100 << 20, "{total}");
     assert!(rss < rss0 + 200 * 1024, "RSS {rss} KiB for a 128 MiB pool");
-    assert!(pid_alive(bt.pid()));
+    assert!(process_alive(bt.pid()));
     // Space comes back after a delete, on both doors.
     std::fs::remove_file(m.join("w0")).unwrap();
     std::fs::write(m.join("after"), vec![1u8; 1 << 20]).unwrap();
@@ -951,7 +806,7 @@ fn fast_path_refuses_exactly_what_the_kernel_refuses() {
     let Some(lib) = preload_or_skip(test) else {
         return;
     };
-    let bt = mount_ready("64M");
+    let bt = BtfuseGuard::new("64M");
     let m = bt.path();
     let probe = ScriptCopy::new("rel_perms.py");
     let probe_path = probe.path.display().to_string();
@@ -1026,7 +881,7 @@ fn soak_mixed_operations_on_both_doors_match_the_model() {
     let procs = env_u64("BTFUSE_SOAK_PROCS", 4);
     let threads = env_u64("BTFUSE_SOAK_THREADS", 3);
     let seed = seed();
-    let bt = mount_ready("2G");
+    let bt = BtfuseGuard::new("2G");
     let m = bt.path().to_path_buf();
     let shared: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(m.join("shared"), &shared).unwrap();
@@ -1106,7 +961,7 @@ for d in sorted(os.listdir(root)):
         );
     }
     assert_eq!(std::fs::read(m.join("shared")).unwrap(), shared);
-    let s = wait_reclaimed(&m, Duration::from_secs(10));
+    let s = wait_reclaimed(&m, Duration::from_secs(10), true);
     eprintln!(
         "SOAK: {procs} processes x {threads} threads, {ops} operations in {:.1} s = {:.0} ops/s \
          (seed {seed}); {} files/dirs checked against the model on both doors\n{s}",

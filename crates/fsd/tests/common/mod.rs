@@ -229,6 +229,19 @@ impl BtfuseGuard {
             }
             thread::sleep(Duration::from_millis(20));
         }
+        // The daemon creates its fast-path socket once the mount (and so its
+        // device number) exists: wait for it, so preloaded clients started
+        // right away take the fast path.
+        let sock = socket_of(&g.dir);
+        while !sock.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "no fast-path socket {}; log:\n{}",
+                sock.display(),
+                g.log_text()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
         g
     }
 
@@ -490,4 +503,168 @@ pub fn assert_same_output(
         ));
     }
     panic!("{msg}");
+}
+
+// ---- helpers shared by the fast-path suites ---------------------------------
+
+/// A numeric environment knob (test durations, counts, seeds).
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The daemon socket of the btfuse mount at `mnt` (discovery rule of
+/// `proto::socket_name`).
+pub fn socket_of(mnt: &Path) -> PathBuf {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let want = mnt.to_str().unwrap();
+    let devno = info
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.len() > 4 && f[4] == want).then(|| f[2].to_string())
+        })
+        .next_back()
+        .expect("mount in mountinfo");
+    let (maj, min) = devno.split_once(':').unwrap();
+    let mut name = [0u8; 32];
+    let n = proto::socket_name(maj.parse().unwrap(), min.parse().unwrap(), &mut name);
+    let dir = std::env::var(proto::RUN_DIR_ENV).unwrap_or_else(|_| proto::RUN_DIR.into());
+    PathBuf::from(dir).join(std::str::from_utf8(&name[..n]).unwrap())
+}
+
+/// The preload library, or `None` (with a loud skip) when it or FUSE is
+/// missing.
+pub fn preload_or_skip(test: &str) -> Option<String> {
+    if !fuse_available(test) {
+        return None;
+    }
+    match preload_lib() {
+        Some(lib) => Some(lib.display().to_string()),
+        None => {
+            eprintln!("\n*** SKIPPED {test}: libbtfuse.so not built ***\n");
+            None
+        }
+    }
+}
+
+/// `btfuse stats MOUNT` output.
+pub fn stats(m: &Path) -> String {
+    let out = run_timeout(
+        Command::new(btfuse_bin()).arg("stats").arg(m),
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "btfuse stats: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The leading number of the `key` line of a stats report.
+pub fn stat_value(text: &str, key: &str) -> u64 {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(key))
+        .unwrap_or_else(|| panic!("{key} missing:\n{text}"));
+    line[key.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Waits (bounded) until the daemon holds no fast-path client, channel or
+/// handle (and, with `all_handles`, no open handle of either door).
+pub fn wait_reclaimed(m: &Path, timeout: Duration, all_handles: bool) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = stats(m);
+        let idle = stat_value(&s, "fast-path channels") == 0
+            && stat_value(&s, "fast-path handles") == 0
+            && stat_value(&s, "fast-path clients") == 0
+            && (!all_handles || stat_value(&s, "open handles (all)") == 0);
+        if idle {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "daemon kept state of gone clients:\n{s}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn process_alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            let st = s.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+            !matches!(st, Some('Z') | Some('X'))
+        })
+        .unwrap_or(false)
+}
+
+/// A child process, SIGKILLed and reaped on drop.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = wait_timeout(&mut self.0, Duration::from_secs(5));
+    }
+}
+
+/// Kernel-door client: write, read back, list until `stop`; counts rounds.
+pub fn fuse_client(
+    dir: PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ops: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        fs::create_dir_all(&dir).unwrap();
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let f = dir.join(format!("f{}", i % 16));
+            let data = format!("fuse {i}\n").repeat(1 + (i % 50) as usize);
+            fs::write(&f, &data).unwrap();
+            assert_eq!(fs::read_to_string(&f).unwrap(), data);
+            assert!(fs::read_dir(&dir).unwrap().count() >= 1);
+            i += 1;
+            ops.fetch_add(1, Ordering::Relaxed);
+        }
+    })
+}
+
+/// splitmix64: a seedable, reproducible PRNG.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// Values that tend to break bounds checks.
+    pub fn interesting_u32(&mut self) -> u32 {
+        match self.below(6) {
+            0 => 0,
+            1 => u32::MAX,
+            2 => 1 << self.below(32),
+            3 => (1u32 << self.below(32)).wrapping_sub(1),
+            4 => self.below(70_000) as u32,
+            _ => self.next() as u32,
+        }
+    }
 }
