@@ -332,23 +332,35 @@ pub unsafe extern "C" fn __read_chk(
     unsafe { read(fd, buf, n) }
 }
 
+/// `readv`/`writev` on a fast-path fd through `io`; `None` when `fd` is not
+/// ours.
+///
+/// # Safety
+/// `iov` is the caller's array of `cnt` iovecs (the C contract).
+unsafe fn iov_call(
+    fd: c_int,
+    iov: *const libc::iovec,
+    cnt: c_int,
+    io: fn(&ops::FileRef, &[libc::iovec]) -> ops::R<usize>,
+) -> Option<ssize_t> {
+    let f = ops::file(fd)?;
+    let saved = errno();
+    if !(0..=libc::UIO_MAXIOV).contains(&cnt) {
+        return Some(err(libc::EINVAL));
+    }
+    let v: &[libc::iovec] = if cnt == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller's array of `cnt` (> 0) iovecs.
+        unsafe { core::slice::from_raw_parts(iov, cnt as usize) }
+    };
+    Some(ret_len(saved, f.and_then(|f| io(&f, v))))
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> ssize_t {
-    match ops::file(fd) {
-        None => {
-            // SAFETY: forwards the caller's arguments.
-            unsafe { real::readv()(fd, iov, cnt) }
-        }
-        Some(f) => {
-            let saved = errno();
-            if !(0..=1024).contains(&cnt) {
-                return err(libc::EINVAL);
-            }
-            // SAFETY: the caller's array of `cnt` iovecs.
-            let v = unsafe { core::slice::from_raw_parts(iov, cnt as usize) };
-            ret_len(saved, f.and_then(|f| read_ours(&f, v)))
-        }
-    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { iov_call(fd, iov, cnt, read_ours).unwrap_or_else(|| real::readv()(fd, iov, cnt)) }
 }
 
 unsafe fn pread_impl(fd: c_int, buf: *mut c_void, n: size_t, off: off64_t) -> Option<ssize_t> {
@@ -426,21 +438,8 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
 
 #[no_mangle]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> ssize_t {
-    match ops::file(fd) {
-        None => {
-            // SAFETY: forwards the caller's arguments.
-            unsafe { real::writev()(fd, iov, cnt) }
-        }
-        Some(f) => {
-            let saved = errno();
-            if !(0..=1024).contains(&cnt) {
-                return err(libc::EINVAL);
-            }
-            // SAFETY: the caller's array of `cnt` iovecs.
-            let v = unsafe { core::slice::from_raw_parts(iov, cnt as usize) };
-            ret_len(saved, f.and_then(|f| write_ours(&f, v)))
-        }
-    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { iov_call(fd, iov, cnt, write_ours).unwrap_or_else(|| real::writev()(fd, iov, cnt)) }
 }
 
 unsafe fn pwrite_impl(fd: c_int, buf: *const c_void, n: size_t, off: off64_t) -> Option<ssize_t> {
