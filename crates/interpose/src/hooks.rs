@@ -189,6 +189,7 @@ pub unsafe extern "C" fn creat64(p: *const c_char, mode: mode_t) -> c_int {
 fn close_ours(fd: c_int) {
     if let Some(r) = FDS.remove(fd) {
         sys::close(fd);
+        ops::close_drops_locks(&r);
         ops::put(r);
     }
 }
@@ -2014,6 +2015,9 @@ unsafe fn fcntl_impl(fd: c_int, cmd: c_int, arg: usize, real: impl FnOnce() -> c
         // The file becomes kernel-backed, then the kernel answers.
         _ => {
             drop(f);
+            if matches!(cmd, libc::F_SETLK | libc::F_SETLKW) {
+                ops::record_locks_used();
+            }
             match ops::upgrade(fd) {
                 Ok(()) => real(),
                 Err(Fail::Errno(e)) => err(e),
@@ -2073,6 +2077,25 @@ pub unsafe extern "C" fn mmap64(
 ) -> *mut c_void {
     // SAFETY: off_t is 64-bit on the supported targets.
     unsafe { mmap(addr, len, prot, flags, fd, off) }
+}
+
+/// glibc's `lockf` calls its internal `fcntl`, which no hook sees.
+#[no_mangle]
+pub unsafe extern "C" fn lockf(fd: c_int, cmd: c_int, len: off_t) -> c_int {
+    if let Err(e) = kernel_fd(fd) {
+        return err(e);
+    }
+    if FDS.is_ours(fd) {
+        ops::record_locks_used();
+    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::lockf()(fd, cmd, len) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn lockf64(fd: c_int, cmd: c_int, len: off64_t) -> c_int {
+    // SAFETY: off_t is 64-bit on the supported targets.
+    unsafe { lockf(fd, cmd, len) }
 }
 
 #[no_mangle]

@@ -573,34 +573,63 @@ pub(crate) fn migrate_to(fd: c_int, new: c_int, flags: c_int) -> R<c_int> {
     let Some(r) = FDS.get(fd) else {
         return Err(Fail::Errno(libc::EBADF));
     };
-    let o = FDS.ofd(r.idx);
-    let res = (|| {
-        let path =
-            state::dirpath(o.path_slot.load(Ordering::Relaxed)).ok_or(Fail::Errno(libc::ENOMEM))?;
-        let mut buf = [0u8; PATH_MAX + 1];
-        buf[..path.len()].copy_from_slice(path);
-        let of = o.flags.load(Ordering::Relaxed);
-        let mut oflags =
-            (of & !KIND_DIR) as c_int & (libc::O_ACCMODE | libc::O_APPEND | libc::O_NONBLOCK);
-        if o.is_dir() {
-            oflags = libc::O_RDONLY | libc::O_DIRECTORY;
-        }
-        let k = sys::sc!(
-            libc::SYS_openat,
-            libc::AT_FDCWD,
-            buf.as_ptr(),
-            oflags | libc::O_CLOEXEC,
-            0
-        )
-        .map_err(Fail::Errno)? as c_int;
-        let off = o.offset.load(Ordering::Relaxed);
-        let _ = sys::sc!(libc::SYS_lseek, k, off as i64, libc::SEEK_SET);
+    let res = kernel_reopen(FDS.ofd(r.idx)).and_then(|k| {
         let res = sys::dup3(k, new, flags).map_err(Fail::Errno);
         sys::close(k);
         res
-    })();
+    });
     put(r);
     res
+}
+
+/// Opens the file behind an OFD through the kernel (the FUSE mount), by the
+/// path it was opened by, with its access mode, append flag and offset; a
+/// close-on-exec kernel fd. The path may meanwhile name another file
+/// (renamed, replaced) or nothing (unlinked): the new fd is checked to be
+/// the same inode, and `ESTALE` is the answer otherwise — never a silent
+/// switch to another file.
+fn kernel_reopen(o: &crate::fdtable::Ofd) -> R<c_int> {
+    let path =
+        state::dirpath(o.path_slot.load(Ordering::Relaxed)).ok_or(Fail::Errno(libc::ENOMEM))?;
+    let mut buf = [0u8; PATH_MAX + 1];
+    buf.get_mut(..path.len())
+        .ok_or(Fail::Errno(libc::ENAMETOOLONG))?
+        .copy_from_slice(path);
+    let fl = o.flags.load(Ordering::Relaxed) as c_int;
+    let oflags = if o.is_dir() {
+        libc::O_RDONLY | libc::O_DIRECTORY
+    } else {
+        fl & (libc::O_ACCMODE | libc::O_APPEND | libc::O_NONBLOCK)
+    };
+    let mount = o.mount.load(Ordering::Relaxed) as usize;
+    let ours = stat_handle(mount, o.handle.load(Ordering::Relaxed))?;
+    let k = sys::sc!(
+        libc::SYS_openat,
+        libc::AT_FDCWD,
+        buf.as_ptr(),
+        oflags | libc::O_CLOEXEC,
+        0
+    )
+    .map_err(|e| Fail::Errno(if e == libc::ENOENT { libc::ESTALE } else { e }))?
+        as c_int;
+    // SAFETY: all-zero is a valid stat buffer for fstat to fill.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    let same = sys::sc!(libc::SYS_fstat, k, &mut st as *mut libc::stat).is_ok()
+        && st.st_ino == ours.ino
+        && st.st_dev == state::MOUNTS[mount].dev.load(Ordering::Relaxed);
+    if !same {
+        sys::close(k);
+        return Err(Fail::Errno(libc::ESTALE));
+    }
+    if !o.is_dir() {
+        let _ = sys::sc!(
+            libc::SYS_lseek,
+            k,
+            o.offset.load(Ordering::Relaxed) as i64,
+            libc::SEEK_SET
+        );
+    }
+    Ok(k)
 }
 
 /// Makes the open file description behind `fd` kernel-backed
@@ -624,34 +653,7 @@ fn upgrade_ofd(idx: u32) -> R<()> {
     if o.is_kernel_backed() {
         return Ok(());
     }
-    let path =
-        state::dirpath(o.path_slot.load(Ordering::Relaxed)).ok_or(Fail::Errno(libc::ENOMEM))?;
-    let mut buf = [0u8; PATH_MAX + 1];
-    buf.get_mut(..path.len())
-        .ok_or(Fail::Errno(libc::ENAMETOOLONG))?
-        .copy_from_slice(path);
-    let fl = o.flags.load(Ordering::Relaxed) as c_int;
-    let oflags = if o.is_dir() {
-        libc::O_RDONLY | libc::O_DIRECTORY
-    } else {
-        fl & (libc::O_ACCMODE | libc::O_APPEND | libc::O_NONBLOCK)
-    };
-    let k = sys::sc!(
-        libc::SYS_openat,
-        libc::AT_FDCWD,
-        buf.as_ptr(),
-        oflags | libc::O_CLOEXEC,
-        0
-    )
-    .map_err(Fail::Errno)? as c_int;
-    if !o.is_dir() {
-        let _ = sys::sc!(
-            libc::SYS_lseek,
-            k,
-            o.offset.load(Ordering::Relaxed) as i64,
-            libc::SEEK_SET
-        );
-    }
+    let k = kernel_reopen(o)?;
     let mut failed = None;
     FDS.for_each_in(0, u32::MAX, |n| {
         if FDS.index_of(n) != Some(idx) {
@@ -671,6 +673,85 @@ fn upgrade_ofd(idx: u32) -> R<()> {
     }
     o.flags.fetch_or(KIND_KERNEL, Ordering::Relaxed);
     Ok(())
+}
+
+/// `pthread_atfork` parent handler: the files made kernel-backed before the
+/// fork are now shared with the child (one kernel file description, one
+/// offset). The parent stops serving them through the fast path — its
+/// read-offset-write sequence is not atomic against the child's — and uses
+/// the kernel fds like any other; their daemon handles are released.
+pub(crate) extern "C" fn forget_kernel_backed_after_fork() {
+    let saved = sys::errno();
+    FDS.for_each_in(0, u32::MAX, |n| {
+        let kernel = FDS.get(n).is_some_and(|r| {
+            let k = FDS.ofd(r.idx).is_kernel_backed();
+            put(r);
+            k
+        });
+        if kernel {
+            if let Some(r) = FDS.remove(n) {
+                put(r);
+            }
+        }
+    });
+    sys::set_errno(saved);
+}
+
+/// Set once the process takes a POSIX record lock on a mount file.
+static RECORD_LOCKS_USED: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+/// Notes that the process uses POSIX record locks (see [`close_drops_locks`]).
+pub(crate) fn record_locks_used() {
+    RECORD_LOCKS_USED.store(true, Ordering::Relaxed);
+}
+
+/// POSIX: closing *any* fd of a file drops the process's record locks on
+/// it. Locks live on kernel-backed fds (taking one makes the file
+/// kernel-backed); closing a fast-path fd of the same file never reaches the
+/// kernel, so unlock through a kernel fd of that file here.
+pub(crate) fn close_drops_locks(r: &OfdRef) {
+    if !RECORD_LOCKS_USED.load(Ordering::Relaxed) {
+        return;
+    }
+    let o = FDS.ofd(r.idx);
+    if o.is_kernel_backed() || o.is_dir() {
+        return;
+    }
+    let mount = o.mount.load(Ordering::Relaxed) as usize;
+    let Ok(attr) = stat_handle(mount, o.handle.load(Ordering::Relaxed)) else {
+        return;
+    };
+    let dev = state::MOUNTS[mount].dev.load(Ordering::Relaxed);
+    let mut done = false;
+    FDS.for_each_in(0, u32::MAX, |n| {
+        let kernel = FDS.get(n).is_some_and(|k| {
+            let b = FDS.ofd(k.idx).is_kernel_backed();
+            put(k);
+            b
+        });
+        if done || !kernel {
+            return;
+        }
+        // SAFETY: all-zero is a valid stat buffer for fstat to fill.
+        let mut st: libc::stat = unsafe { core::mem::zeroed() };
+        if sys::sc!(libc::SYS_fstat, n, &mut st as *mut libc::stat).is_ok()
+            && st.st_ino == attr.ino
+            && st.st_dev == dev
+        {
+            // SAFETY: all-zero is a valid flock; whole file from offset 0.
+            let mut unlock: libc::flock = unsafe { core::mem::zeroed() };
+            unlock.l_type = libc::F_UNLCK as i16;
+            unlock.l_whence = libc::SEEK_SET as i16;
+            let _ = sys::sc!(
+                libc::SYS_fcntl,
+                n,
+                libc::F_SETLK,
+                &unlock as *const libc::flock
+            );
+            done = true;
+        }
+    });
 }
 
 /// `pthread_atfork` prepare handler: makes every fast-path fd

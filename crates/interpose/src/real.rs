@@ -142,6 +142,7 @@ reals! {
     fallocate(c_int, c_int, off_t, off_t) -> c_int;
     mmap(*mut c_void, size_t, c_int, c_int, c_int, off_t) -> *mut c_void;
     flock(c_int, c_int) -> c_int;
+    lockf(c_int, c_int, off_t) -> c_int;
     ioctl(c_int, libc::c_ulong, *mut c_void) -> c_int;
     sendfile(c_int, c_int, *mut off_t, size_t) -> ssize_t;
     splice(c_int, *mut off64_t, c_int, *mut off64_t, size_t, c_uint) -> ssize_t;
