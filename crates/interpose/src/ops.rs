@@ -563,12 +563,11 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
     }
 }
 
-/// Turns the fast-path file behind `fd` into a kernel fd on the FUSE mount
-/// (same path, access mode, append flag and offset) and puts it at number
-/// `new` (`dup3` semantics, `flags` = `O_CLOEXEC` or 0). Used where a
-/// kernel fd is unavoidable today: `dup2` onto stdin/stdout/stderr, which
-/// glibc's stdio and exec'd children use behind our back (issue 6
-/// generalises this).
+/// Opens the file behind `fd` through the kernel (see [`kernel_reopen`]) and
+/// puts that kernel fd at number `new` (`dup3` semantics, `flags` =
+/// `O_CLOEXEC` or 0). Used in a forked child for an inherited fd the parent
+/// could not make kernel-backed before the fork (its offset is copied, not
+/// shared); everything else goes through [`upgrade`].
 pub(crate) fn migrate_to(fd: c_int, new: c_int, flags: c_int) -> R<c_int> {
     let Some(r) = FDS.get(fd) else {
         return Err(Fail::Errno(libc::EBADF));
