@@ -372,6 +372,13 @@ impl Executor<'_> {
                 Ok(Outcome::default())
             }
             Op::Statfs => {
+                // statfs(2) of a path fails like a lookup; of an fd, like a
+                // bad handle.
+                if !req.path.is_empty() {
+                    self.walk(h.fh, req.path, true)?.found()?;
+                } else if h.fh != 0 {
+                    self.handle_ino(h.fh)?;
+                }
                 let s = self.store.statfs();
                 let w = WireStatFs {
                     blocks: s.blocks,

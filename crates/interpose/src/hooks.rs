@@ -346,16 +346,10 @@ unsafe fn iov_call(
 ) -> Option<ssize_t> {
     let f = ops::file(fd)?;
     let saved = errno();
-    if !(0..=libc::UIO_MAXIOV).contains(&cnt) {
-        return Some(err(libc::EINVAL));
-    }
-    let v: &[libc::iovec] = if cnt == 0 {
-        &[]
-    } else {
-        // SAFETY: the caller's array of `cnt` (> 0) iovecs.
-        unsafe { core::slice::from_raw_parts(iov, cnt as usize) }
-    };
-    Some(ret_len(saved, f.and_then(|f| io(&f, v))))
+    Some(match iovs(iov, cnt) {
+        Ok(v) => ret_len(saved, f.and_then(|f| io(&f, v))),
+        Err(e) => err(e),
+    })
 }
 
 #[no_mangle]
@@ -991,24 +985,28 @@ pub unsafe extern "C" fn statx(
     }
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn statfs(p: *const c_char, out: *mut libc::statfs) -> c_int {
+/// `statfs`/`statvfs` of a path: one round trip (the daemon checks that the
+/// path exists), the kernel for paths not on a mount.
+unsafe fn path_fs_query(
+    p: *const c_char,
+    query: impl FnOnce(&ops::FsOf<'_>) -> ops::R<()>,
+    real: impl Fn(*const c_char) -> c_int,
+) -> c_int {
     let saved = errno();
-    let real = |_: c_int, q: *const c_char| {
-        // SAFETY: forwards.
-        unsafe { real::statfs()(q, out) }
-    };
     match ops::resolve_at(AT_FDCWD, p) {
-        At::Real => real(AT_FDCWD, p),
+        At::Real => real(p),
         At::Err(e) => err(e),
         At::Ours(t) => {
-            // Check the path exists (statfs of a missing file is ENOENT).
-            let r = ops::stat_path(&t, false)
-                .and_then(|_| ops::statfs(t.mount, out))
-                .map(|_| 0);
-            finish!(saved, r, t, AT_FDCWD, p, |d, q| real(d, q))
+            let r = query(&ops::FsOf::path(&t)).map(|()| 0);
+            finish!(saved, r, t, AT_FDCWD, p, |_d, q| real(q))
         }
     }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn statfs(p: *const c_char, out: *mut libc::statfs) -> c_int {
+    // SAFETY: forwards the caller's arguments.
+    unsafe { path_fs_query(p, |at| ops::statfs(at, out), |q| real::statfs()(q, out)) }
 }
 
 #[no_mangle]
@@ -1026,7 +1024,10 @@ pub unsafe extern "C" fn fstatfs(fd: c_int, out: *mut libc::statfs) -> c_int {
         }
         Some(f) => {
             let saved = errno();
-            ret_int(saved, f.and_then(|f| ops::statfs(f.mount, out).map(|_| 0)))
+            ret_int(
+                saved,
+                f.and_then(|f| ops::statfs(&ops::FsOf::file(&f), out).map(|_| 0)),
+            )
         }
     }
 }
@@ -1040,21 +1041,8 @@ pub unsafe extern "C" fn fstatfs64(fd: c_int, out: *mut libc::statfs64) -> c_int
 /// `statvfs`: glibc's calls its internal `statfs` (no hook sees it);
 /// served from the daemon's `statfs`, converted as glibc converts.
 unsafe fn statvfs_impl(p: *const c_char, out: *mut libc::statvfs) -> c_int {
-    let saved = errno();
-    let real = |_: c_int, q: *const c_char| {
-        // SAFETY: forwards.
-        unsafe { real::statvfs()(q, out) }
-    };
-    match ops::resolve_at(AT_FDCWD, p) {
-        At::Real => real(AT_FDCWD, p),
-        At::Err(e) => err(e),
-        At::Ours(t) => {
-            let r = ops::stat_path(&t, false)
-                .and_then(|_| ops::statvfs(t.mount, out))
-                .map(|_| 0);
-            finish!(saved, r, t, AT_FDCWD, p, |d, q| real(d, q))
-        }
-    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { path_fs_query(p, |at| ops::statvfs(at, out), |q| real::statvfs()(q, out)) }
 }
 
 #[no_mangle]
@@ -1074,7 +1062,7 @@ fn fstatvfs_ours(fd: c_int, out: *mut libc::statvfs) -> Option<c_int> {
     let saved = errno();
     Some(ret_int(
         saved,
-        f.and_then(|f| ops::statvfs(f.mount, out).map(|_| 0)),
+        f.and_then(|f| ops::statvfs(&ops::FsOf::file(&f), out).map(|_| 0)),
     ))
 }
 

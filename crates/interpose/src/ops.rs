@@ -371,9 +371,41 @@ pub(crate) struct StatFs {
 const _: () = assert!(size_of::<StatFs>() == size_of::<libc::statfs>());
 
 /// `statfs` of a mount, as the kernel reports it for a FUSE mount.
-fn statfs_of(mount: usize) -> R<StatFs> {
+/// Where a `statfs` applies: a path (relative to base handle `base`, 0 =
+/// the mount root) or, with an empty path, the open handle `base`.
+pub(crate) struct FsOf<'a> {
+    pub(crate) mount: usize,
+    pub(crate) base: u64,
+    pub(crate) rel: &'a [u8],
+}
+
+impl<'a> FsOf<'a> {
+    /// The file system of a resolved path.
+    pub(crate) fn path(t: &'a Target) -> FsOf<'a> {
+        FsOf {
+            mount: t.mount,
+            base: t.base,
+            rel: t.rel(),
+        }
+    }
+
+    /// The file system of an open fast-path file.
+    pub(crate) fn file(f: &FileRef) -> FsOf<'static> {
+        FsOf {
+            mount: f.mount,
+            base: f.fh,
+            rel: b"",
+        }
+    }
+}
+
+/// One round trip: the daemon checks the path (or handle) and answers its
+/// file system's totals.
+fn statfs_of(at: &FsOf<'_>) -> R<StatFs> {
+    let mount = at.mount;
     let mut h = req(Op::Statfs, 0);
-    let s = call_with(mount, &mut h, b".", b"", b"", |_, p| {
+    h.fh = at.base;
+    let s = call_with(mount, &mut h, at.rel, b"", b"", |_, p| {
         proto::decode::<WireStatFs>(p).ok_or(Fail::Errno(libc::EIO))
     })?;
     Ok(StatFs {
@@ -393,8 +425,8 @@ fn statfs_of(mount: usize) -> R<StatFs> {
 }
 
 /// `statfs` of a mount into the caller's buffer.
-pub(crate) fn statfs(mount: usize, out: *mut libc::statfs) -> R<()> {
-    let f = statfs_of(mount)?;
+pub(crate) fn statfs(at: &FsOf<'_>, out: *mut libc::statfs) -> R<()> {
+    let f = statfs_of(at)?;
     // SAFETY: the caller's valid, writable statfs buffer (same size).
     unsafe { out.cast::<StatFs>().write_unaligned(f) };
     Ok(())
@@ -403,9 +435,9 @@ pub(crate) fn statfs(mount: usize, out: *mut libc::statfs) -> R<()> {
 /// `statvfs` of a mount, converted from `statfs` exactly as glibc's
 /// `__internal_statvfs` does (`statvfs64` has the same layout on the
 /// 64-bit targets).
-pub(crate) fn statvfs(mount: usize, out: *mut libc::statvfs) -> R<()> {
+pub(crate) fn statvfs(at: &FsOf<'_>, out: *mut libc::statvfs) -> R<()> {
     const ST_VALID: i64 = 0x20;
-    let f = statfs_of(mount)?;
+    let f = statfs_of(at)?;
     // SAFETY: all-zero is a valid statvfs (spare fields included).
     let mut v: libc::statvfs = unsafe { core::mem::zeroed() };
     v.f_bsize = f.f_bsize as _;
@@ -682,18 +714,22 @@ fn upgrade_ofd(idx: u32) -> R<()> {
 pub(crate) extern "C" fn forget_kernel_backed_after_fork() {
     let saved = sys::errno();
     FDS.for_each_in(0, u32::MAX, |n| {
-        let kernel = FDS.get(n).is_some_and(|r| {
-            let k = FDS.ofd(r.idx).is_kernel_backed();
-            put(r);
-            k
-        });
-        if kernel {
+        if is_kernel_backed(n) {
             if let Some(r) = FDS.remove(n) {
                 put(r);
             }
         }
     });
     sys::set_errno(saved);
+}
+
+/// Whether `fd` is one of ours and kernel-backed.
+fn is_kernel_backed(fd: c_int) -> bool {
+    FDS.get(fd).is_some_and(|r| {
+        let k = FDS.ofd(r.idx).is_kernel_backed();
+        put(r);
+        k
+    })
 }
 
 /// Set once the process takes a POSIX record lock on a mount file.
@@ -724,12 +760,7 @@ pub(crate) fn close_drops_locks(r: &OfdRef) {
     let dev = state::MOUNTS[mount].dev.load(Ordering::Relaxed);
     let mut done = false;
     FDS.for_each_in(0, u32::MAX, |n| {
-        let kernel = FDS.get(n).is_some_and(|k| {
-            let b = FDS.ofd(k.idx).is_kernel_backed();
-            put(k);
-            b
-        });
-        if done || !kernel {
+        if done || !is_kernel_backed(n) {
             return;
         }
         // SAFETY: all-zero is a valid stat buffer for fstat to fill.
@@ -824,14 +855,11 @@ impl Drop for FileRef {
 /// A fast-path fd inherited across `fork`: its daemon handle belongs to
 /// the parent, so the child turns it into a kernel fd on the FUSE mount
 /// (same number, path, flags, offset, close-on-exec) and from then on uses
-/// it like any other kernel fd. The parent's handle is left alone. (The
-/// offset is copied, not shared: the compatibility work may share it.)
+/// it like any other kernel fd. The parent's handle is left alone. (Only
+/// fds the prepare handler could not make kernel-backed get here; their
+/// offset is copied, not shared.)
 fn migrate_inherited(fd: c_int) -> R<()> {
-    if FDS.get(fd).is_some_and(|r| {
-        let kernel = FDS.ofd(r.idx).is_kernel_backed();
-        put(r);
-        kernel
-    }) {
+    if is_kernel_backed(fd) {
         // Already a kernel fd: just forget the parent's handle.
         if let Some(r) = FDS.remove(fd) {
             put(r);
@@ -1189,50 +1217,50 @@ pub(crate) fn iov_total(iov: &[libc::iovec]) -> usize {
     iov.iter().fold(0usize, |a, v| a.saturating_add(v.iov_len))
 }
 
-/// Copies `n` bytes from `src` into the scatter list, starting `skip` bytes in.
-///
-/// # Safety
-/// `src..src+n` readable; the iovecs name writable memory.
-unsafe fn iov_scatter(iov: &[libc::iovec], mut skip: usize, mut src: *const u8, mut n: usize) {
+/// Visits the first `n` bytes of an iovec list after `skip`: calls `f` with
+/// each piece's start, its position among the `n` bytes, and its length.
+fn iov_walk(
+    iov: &[libc::iovec],
+    mut skip: usize,
+    n: usize,
+    mut f: impl FnMut(*mut u8, usize, usize),
+) {
+    let mut done = 0;
     for v in iov {
-        if n == 0 {
+        if done == n {
             break;
         }
         if skip >= v.iov_len {
             skip -= v.iov_len;
             continue;
         }
-        let k = (v.iov_len - skip).min(n);
-        // SAFETY: per the contract.
-        unsafe { core::ptr::copy_nonoverlapping(src, (v.iov_base as *mut u8).add(skip), k) };
-        // SAFETY: within `src..src+n`.
-        src = unsafe { src.add(k) };
-        n -= k;
+        let k = (v.iov_len - skip).min(n - done);
+        f(v.iov_base.cast::<u8>().wrapping_add(skip), done, k);
+        done += k;
         skip = 0;
     }
+}
+
+/// Copies `n` bytes from `src` into the scatter list, starting `skip` bytes in.
+///
+/// # Safety
+/// `src..src+n` readable; the iovecs name writable memory.
+unsafe fn iov_scatter(iov: &[libc::iovec], skip: usize, src: *const u8, n: usize) {
+    iov_walk(iov, skip, n, |piece, at, k| {
+        // SAFETY: per the contract; `at + k <= n`.
+        unsafe { core::ptr::copy_nonoverlapping(src.add(at), piece, k) }
+    });
 }
 
 /// Copies `n` bytes of the gather list, starting `skip` bytes in, to `dst`.
 ///
 /// # Safety
 /// `dst..dst+n` writable; the iovecs name readable memory.
-unsafe fn iov_gather(iov: &[libc::iovec], mut skip: usize, mut dst: *mut u8, mut n: usize) {
-    for v in iov {
-        if n == 0 {
-            break;
-        }
-        if skip >= v.iov_len {
-            skip -= v.iov_len;
-            continue;
-        }
-        let k = (v.iov_len - skip).min(n);
-        // SAFETY: per the contract.
-        unsafe { core::ptr::copy_nonoverlapping((v.iov_base as *const u8).add(skip), dst, k) };
-        // SAFETY: within `dst..dst+n`.
-        dst = unsafe { dst.add(k) };
-        n -= k;
-        skip = 0;
-    }
+unsafe fn iov_gather(iov: &[libc::iovec], skip: usize, dst: *mut u8, n: usize) {
+    iov_walk(iov, skip, n, |piece, at, k| {
+        // SAFETY: per the contract; `at + k <= n`.
+        unsafe { core::ptr::copy_nonoverlapping(piece.cast_const(), dst.add(at), k) }
+    });
 }
 
 /// `SetAttr` on a path or (with `t == None`) on handle `fh`.

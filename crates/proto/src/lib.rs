@@ -179,7 +179,8 @@ pub enum Op {
     SetAttr = 17,
     /// Flush a handle's data (a no-op for memory, but validates the handle).
     Fsync = 18,
-    /// Filesystem totals -> [`WireStatFs`] payload.
+    /// Filesystem totals -> [`WireStatFs`] payload, for the file at path
+    /// (base `fh`) or, with no path, the open handle `fh`.
     Statfs = 19,
     /// `lseek` with `SEEK_DATA`/`SEEK_HOLE` (`flags` = whence) from offset
     /// `a` on handle `fh` -> position in `v0`.
