@@ -706,12 +706,14 @@ fn upgrade_ofd(idx: u32) -> R<()> {
     Ok(())
 }
 
-/// `pthread_atfork` parent handler: the files made kernel-backed before the
-/// fork are now shared with the child (one kernel file description, one
-/// offset). The parent stops serving them through the fast path — its
-/// read-offset-write sequence is not atomic against the child's — and uses
-/// the kernel fds like any other; their daemon handles are released.
-pub(crate) extern "C" fn forget_kernel_backed_after_fork() {
+/// After a child was created (`fork` — as the `pthread_atfork` parent
+/// handler —, `posix_spawn`, `system`, `popen`): the files made
+/// kernel-backed for it are now shared with it (one kernel file
+/// description, one offset). The parent stops serving them through the fast
+/// path — its read-offset-write sequence is not atomic against the child's —
+/// and uses the kernel fds like any other; their daemon handles are
+/// released.
+pub(crate) extern "C" fn leave_shared_files_to_kernel() {
     let saved = sys::errno();
     FDS.for_each_in(0, u32::MAX, |n| {
         if is_kernel_backed(n) {

@@ -320,7 +320,9 @@ pub unsafe extern "C" fn posix_spawn(
 ) -> c_int {
     ops::upgrade_all_before_fork();
     // SAFETY: forwards the caller's arguments.
-    unsafe { real::posix_spawn()(pid, p, actions, attr, argv, envp) }
+    let r = unsafe { real::posix_spawn()(pid, p, actions, attr, argv, envp) };
+    ops::leave_shared_files_to_kernel();
+    r
 }
 
 #[no_mangle]
@@ -334,21 +336,27 @@ pub unsafe extern "C" fn posix_spawnp(
 ) -> c_int {
     ops::upgrade_all_before_fork();
     // SAFETY: forwards the caller's arguments.
-    unsafe { real::posix_spawnp()(pid, p, actions, attr, argv, envp) }
+    let r = unsafe { real::posix_spawnp()(pid, p, actions, attr, argv, envp) };
+    ops::leave_shared_files_to_kernel();
+    r
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn system(cmd: *const c_char) -> c_int {
     ops::upgrade_inheritable();
     // SAFETY: forwards the caller's argument.
-    unsafe { real::system()(cmd) }
+    let r = unsafe { real::system()(cmd) };
+    ops::leave_shared_files_to_kernel();
+    r
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut libc::FILE {
     ops::upgrade_inheritable();
     // SAFETY: forwards the caller's arguments.
-    unsafe { real::popen()(cmd, mode) }
+    let f = unsafe { real::popen()(cmd, mode) };
+    ops::leave_shared_files_to_kernel();
+    f
 }
 
 #[no_mangle]

@@ -297,7 +297,7 @@ fn init_inner() -> bool {
     unsafe {
         libc::pthread_atfork(
             Some(crate::ops::upgrade_all_before_fork),
-            Some(crate::ops::forget_kernel_backed_after_fork),
+            Some(crate::ops::leave_shared_files_to_kernel),
             Some(after_fork_child),
         )
     };
