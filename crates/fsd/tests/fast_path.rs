@@ -12,17 +12,6 @@ use common::*;
 
 const RUN: Duration = Duration::from_secs(30);
 
-fn have_strace(test: &str) -> bool {
-    let ok = Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("\n*** SKIPPED {test}: strace not installed (.ci/run installs it) ***\n");
-    }
-    ok
-}
-
 /// Runs `argv` (preloaded when `lib` is given) and returns stdout; panics on
 /// failure.
 fn run(lib: Option<&str>, argv: &[&str]) -> String {

@@ -726,27 +726,6 @@ fn unsafe_add(base: *mut u8, off: usize) -> *mut u8 {
     base.wrapping_add(off)
 }
 
-/// Preloaded python doing the same until `stop_file` exists; prints its
-/// iteration count.
-const PRELOADED_LOOP: &str = r#"
-import os, sys, time
-d, stop = sys.argv[1], sys.argv[2]
-os.makedirs(d, exist_ok=True)
-i = 0
-end = time.time() + 120
-while not os.path.exists(stop) and time.time() < end:
-    f = os.path.join(d, "p%d" % (i % 16))
-    data = ("pre %d\n" % i) * (1 + i % 50)
-    with open(f, "w") as fh:
-        fh.write(data)
-    with open(f) as fh:
-        assert fh.read() == data, f
-    assert os.stat(f).st_size == len(data)
-    assert len(os.listdir(d)) >= 1
-    i += 1
-print(i)
-"#;
-
 #[test]
 fn garbage_in_a_channel_closes_only_that_channel() {
     let test = "garbage_in_a_channel_closes_only_that_channel";

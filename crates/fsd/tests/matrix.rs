@@ -527,17 +527,6 @@ fn fork_writers_on_shared_offset_lose_nothing() {
 
 // ---- 3. fast-path fraction under strace ---------------------------------
 
-fn have_strace(test: &str) -> bool {
-    let ok = Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("\n*** SKIPPED {test}: strace not installed ***\n");
-    }
-    ok
-}
-
 /// Syscalls of `argv` (and its children) that name a path on `mnt`
 /// (with `-y`, also fds on it: read/write/getdents64 on mount files).
 fn kernel_calls(lib: Option<&str>, mnt: &Path, cwd: &Path, argv: &[&str]) -> usize {

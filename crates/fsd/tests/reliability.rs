@@ -57,27 +57,6 @@ fn script(name: &str) -> String {
     scripts_dir().join(name).display().to_string()
 }
 
-/// Preloaded loop on both doors' worth of ops until `stop` exists; prints
-/// its iteration count.
-const BUSY_LOOP: &str = r#"
-import os, sys, time
-d, stop = sys.argv[1], sys.argv[2]
-os.makedirs(d, exist_ok=True)
-i = 0
-end = time.time() + 120
-while not os.path.exists(stop) and time.time() < end:
-    f = os.path.join(d, "p%d" % (i % 16))
-    data = ("busy %d\n" % i) * (1 + i % 50)
-    with open(f, "w") as fh:
-        fh.write(data)
-    with open(f) as fh:
-        assert fh.read() == data, f
-    assert os.stat(f).st_size == len(data)
-    assert len(os.listdir(d)) >= 1
-    i += 1
-print(i)
-"#;
-
 fn seed() -> u64 {
     std::env::var("BTFUSE_SEED")
         .ok()
@@ -116,7 +95,7 @@ fn clients_killed_mid_request_leave_nothing_behind() {
     let kernel = fuse_client(m.join("kernel"), stop.clone(), fuse_ops.clone());
     let stop_file = PathBuf::from(format!("{}.stop", m.display()));
     let busy = Proc(
-        python(Some(&lib), &["-c", BUSY_LOOP])
+        python(Some(&lib), &["-c", PRELOADED_LOOP])
             .arg(m.join("busy"))
             .arg(&stop_file)
             .stdout(Stdio::piped())
@@ -497,7 +476,7 @@ fn shutdown_under_load(test: &str, with_umount: bool) {
     let busy: Vec<Proc> = (0..2)
         .map(|i| {
             Proc(
-                python(Some(&lib), &["-c", BUSY_LOOP])
+                python(Some(&lib), &["-c", PRELOADED_LOOP])
                     .arg(m.join(format!("busy{i}")))
                     .arg(&stop_file)
                     .stdout(Stdio::piped())

@@ -668,3 +668,37 @@ impl Rng {
         }
     }
 }
+
+/// Whether strace is installed (a loud skip otherwise; .ci/run installs it).
+pub fn have_strace(test: &str) -> bool {
+    let ok = Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("\n*** SKIPPED {test}: strace not installed (.ci/run installs it) ***\n");
+    }
+    ok
+}
+
+/// A python loop for a preloaded client: write, read back, stat and list
+/// files in directory `argv[1]` until file `argv[2]` exists; prints its
+/// iteration count.
+pub const PRELOADED_LOOP: &str = r#"
+import os, sys, time
+d, stop = sys.argv[1], sys.argv[2]
+os.makedirs(d, exist_ok=True)
+i = 0
+end = time.time() + 120
+while not os.path.exists(stop) and time.time() < end:
+    f = os.path.join(d, "p%d" % (i % 16))
+    data = ("pre %d\n" % i) * (1 + i % 50)
+    with open(f, "w") as fh:
+        fh.write(data)
+    with open(f) as fh:
+        assert fh.read() == data, f
+    assert os.stat(f).st_size == len(data)
+    assert len(os.listdir(d)) >= 1
+    i += 1
+print(i)
+"#;
