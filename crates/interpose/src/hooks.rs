@@ -1108,7 +1108,7 @@ fn rw_vec(
         return None;
     }
     if flags != 0 {
-        return match kernel_fd(fd) {
+        return match ops::kernel_fd(fd) {
             Ok(()) => None,
             Err(e) => Some(err(e)),
         };
@@ -1297,7 +1297,7 @@ pub unsafe extern "C" fn name_to_handle_at(
     };
     // SAFETY: a non-null path is NUL-terminated by the C contract.
     if flags & libc::AT_EMPTY_PATH != 0 && !p.is_null() && unsafe { *p } == 0 {
-        return match kernel_fd(d) {
+        return match ops::kernel_fd(d) {
             Ok(()) => real(d, p),
             Err(e) => err(e),
         };
@@ -2022,19 +2022,6 @@ unsafe fn fcntl_impl(fd: c_int, cmd: c_int, arg: usize, real: impl FnOnce() -> c
 // see `ops::upgrade`), then the real function runs on it. The data calls the
 // library catches keep using the fast path afterwards.
 
-/// Makes `fd` kernel-backed if it is a fast-path fd; `Err(errno)` if that
-/// fails (the call must not run on the placeholder).
-fn kernel_fd(fd: c_int) -> Result<(), c_int> {
-    if !FDS.is_ours(fd) {
-        return Ok(());
-    }
-    match ops::upgrade(fd) {
-        Ok(()) => Ok(()),
-        Err(Fail::Errno(e)) => Err(e),
-        Err(Fail::Real) => Err(libc::EIO),
-    }
-}
-
 #[no_mangle]
 pub unsafe extern "C" fn mmap(
     addr: *mut c_void,
@@ -2045,7 +2032,7 @@ pub unsafe extern "C" fn mmap(
     off: off_t,
 ) -> *mut c_void {
     if flags & libc::MAP_ANONYMOUS == 0 {
-        if let Err(e) = kernel_fd(fd) {
+        if let Err(e) = ops::kernel_fd(fd) {
             set_errno(e);
             return libc::MAP_FAILED;
         }
@@ -2070,7 +2057,7 @@ pub unsafe extern "C" fn mmap64(
 /// glibc's `lockf` calls its internal `fcntl`, which no hook sees.
 #[no_mangle]
 pub unsafe extern "C" fn lockf(fd: c_int, cmd: c_int, len: off_t) -> c_int {
-    if let Err(e) = kernel_fd(fd) {
+    if let Err(e) = ops::kernel_fd(fd) {
         return err(e);
     }
     if FDS.is_ours(fd) {
@@ -2088,7 +2075,7 @@ pub unsafe extern "C" fn lockf64(fd: c_int, cmd: c_int, len: off64_t) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn flock(fd: c_int, op: c_int) -> c_int {
-    if let Err(e) = kernel_fd(fd) {
+    if let Err(e) = ops::kernel_fd(fd) {
         return err(e);
     }
     // SAFETY: forwards the caller's arguments.
@@ -2099,7 +2086,7 @@ pub unsafe extern "C" fn flock(fd: c_int, op: c_int) -> c_int {
 /// every request programs use, so it is passed on as such.
 #[no_mangle]
 pub unsafe extern "C" fn ioctl(fd: c_int, req: libc::c_ulong, arg: *mut c_void) -> c_int {
-    if let Err(e) = kernel_fd(fd) {
+    if let Err(e) = ops::kernel_fd(fd) {
         return err(e);
     }
     // SAFETY: forwards the caller's arguments.
@@ -2108,7 +2095,7 @@ pub unsafe extern "C" fn ioctl(fd: c_int, req: libc::c_ulong, arg: *mut c_void) 
 
 #[no_mangle]
 pub unsafe extern "C" fn sendfile(out: c_int, inp: c_int, off: *mut off_t, n: size_t) -> ssize_t {
-    if let Err(e) = kernel_fd(out).and_then(|()| kernel_fd(inp)) {
+    if let Err(e) = ops::kernel_fd(out).and_then(|()| ops::kernel_fd(inp)) {
         return err(e);
     }
     // SAFETY: forwards the caller's arguments.
@@ -2135,7 +2122,7 @@ pub unsafe extern "C" fn splice(
     len: size_t,
     flags: c_uint,
 ) -> ssize_t {
-    if let Err(e) = kernel_fd(fd_in).and_then(|()| kernel_fd(fd_out)) {
+    if let Err(e) = ops::kernel_fd(fd_in).and_then(|()| ops::kernel_fd(fd_out)) {
         return err(e);
     }
     // SAFETY: forwards the caller's arguments.
@@ -2169,7 +2156,7 @@ pub unsafe extern "C" fn umask(m: mode_t) -> mode_t {
 /// through glibc's internal `open`: the kernel path, never a fast-path fd.)
 #[no_mangle]
 pub unsafe extern "C" fn fdopen(fd: c_int, mode: *const c_char) -> *mut libc::FILE {
-    if let Err(e) = kernel_fd(fd) {
+    if let Err(e) = ops::kernel_fd(fd) {
         set_errno(e);
         return core::ptr::null_mut();
     }

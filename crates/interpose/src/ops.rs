@@ -786,6 +786,20 @@ pub(crate) fn close_drops_locks(r: &OfdRef) {
     });
 }
 
+/// Makes `fd` kernel-backed if it is a fast-path fd, before a call only the
+/// kernel can serve (mmap, locks, ioctl, exec by fd...); `Err(errno)` if
+/// that fails: the call must not run on the placeholder.
+pub(crate) fn kernel_fd(fd: c_int) -> Result<(), c_int> {
+    if !FDS.is_ours(fd) {
+        return Ok(());
+    }
+    match upgrade(fd) {
+        Ok(()) => Ok(()),
+        Err(Fail::Errno(e)) => Err(e),
+        Err(Fail::Real) => Err(libc::EIO),
+    }
+}
+
 /// `pthread_atfork` prepare handler: makes every fast-path fd
 /// kernel-backed, so parent and child share open files and offsets through
 /// the kernel as POSIX requires (the child cannot use the parent's daemon

@@ -57,9 +57,9 @@ use core::ffi::{c_char, c_int};
 
 use libc::{gid_t, pid_t, size_t, uid_t};
 
-use crate::ops::{self, Fail};
+use crate::ops;
 use crate::real;
-use crate::state::{self, FDS};
+use crate::state;
 use crate::sys::{self, errno, set_errno};
 
 /// After a successful credential change: new epoch, forget every fd (they
@@ -156,19 +156,6 @@ pub unsafe extern "C" fn setfsgid(g: gid_t) -> c_int {
 
 // ---- exec ------------------------------------------------------------------
 
-/// Makes `fd` kernel-backed if it is a fast-path fd (an exec by fd, or
-/// relative to a directory fd, needs a real kernel fd there).
-fn kernel_fd(fd: c_int) -> Result<(), c_int> {
-    if !FDS.is_ours(fd) {
-        return Ok(());
-    }
-    match ops::upgrade(fd) {
-        Ok(()) => Ok(()),
-        Err(Fail::Errno(e)) => Err(e),
-        Err(Fail::Real) => Err(libc::EIO),
-    }
-}
-
 type Argv = *const *const c_char;
 
 #[no_mangle]
@@ -201,7 +188,7 @@ pub unsafe extern "C" fn execvpe(p: *const c_char, argv: Argv, envp: Argv) -> c_
 
 #[no_mangle]
 pub unsafe extern "C" fn fexecve(fd: c_int, argv: Argv, envp: Argv) -> c_int {
-    if let Err(e) = kernel_fd(fd) {
+    if let Err(e) = ops::kernel_fd(fd) {
         set_errno(e);
         return -1;
     }
@@ -218,7 +205,7 @@ pub unsafe extern "C" fn execveat(
     envp: Argv,
     flags: c_int,
 ) -> c_int {
-    if let Err(e) = kernel_fd(dirfd) {
+    if let Err(e) = ops::kernel_fd(dirfd) {
         set_errno(e);
         return -1;
     }

@@ -153,18 +153,8 @@ pub(crate) unsafe fn munmap(p: *mut u8, len: usize) {
     let _ = sc!(libc::SYS_munmap, p, len);
 }
 
-/// `CLOCK_MONOTONIC` in nanoseconds (vDSO).
-pub(crate) fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out pointer; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64)
-}
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock shm-ring's waits use.
+pub(crate) use shm_ring::monotonic_ns;
 
 /// Writes a diagnostic line to stderr when `BTFUSE_DEBUG` was set (checked
 /// once at initialisation).

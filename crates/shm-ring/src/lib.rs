@@ -168,7 +168,7 @@ pub use multi::{wait_any, WaitAny, MAX_WAIT_ANY};
 pub use region::{Bulk, ClientEnd, DaemonEnd, Mapping, OutOfBounds, Region, RegionError};
 #[cfg(not(loom))]
 pub use ring::{Consumer, Producer, RecvError, SendError, TryRecvError, TrySendError};
-pub use sys::Errno;
+pub use sys::{monotonic_ns, Errno};
 #[cfg(not(loom))]
 pub use wait::{AssumeAlive, Liveness, PidAlive, Pidfd, WaitPolicy};
 

@@ -52,8 +52,9 @@ fn check<T: Copy + PartialEq + From<i8>>(ret: T) -> Result<T, Errno> {
     }
 }
 
-/// `CLOCK_MONOTONIC` in nanoseconds (vDSO, no syscall on x86_64/aarch64).
-pub(crate) fn monotonic_ns() -> u64 {
+/// `CLOCK_MONOTONIC` in nanoseconds (vDSO, no syscall on x86_64/aarch64):
+/// the clock of every [`WaitPolicy`](crate::WaitPolicy) deadline.
+pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
