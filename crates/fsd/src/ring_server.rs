@@ -1,15 +1,20 @@
 //! The fast-path front door: serves `libbtfuse.so` clients over shm-ring
 //! channels, on the same store as the FUSE adapter.
 //!
-//! A client connects to this mount's Unix socket (see `proto::socket_name`),
-//! says [`proto::Hello`], and receives a freshly created, sealed memfd
-//! holding one channel. Its credentials come from the kernel
-//! (`SO_PEERCRED`, plus supplementary groups from `/proc`), never from the
-//! client. Each channel is served by its own thread, which spins briefly
-//! after every request (the client usually sends the next one within
-//! microseconds) and then sleeps on the channel's futex doorbell. The socket
-//! stays open for the channel's lifetime: its hang-up is how each side learns
-//! that the other died.
+//! A client makes its own channel (a sealed memfd of the shape
+//! [`proto::channel_config`]), connects to this mount's Unix socket (see
+//! `proto::socket_name`) and sends [`proto::Hello`] with the memfd, then at
+//! once puts its first request into the channel. The thread that accepts
+//! the connection adopts the channel (only a memfd of exactly that shape,
+//! sealed, is taken), answers [`proto::HelloReply`] and serves the channel
+//! from then on, first request included: connecting costs a new process
+//! one daemon wake-up, not a handshake round trip and then a wake-up.
+//! Credentials come from the kernel (`SO_PEERCRED`, `SO_PEERGROUPS`),
+//! never from the client. The serving thread spins briefly after every
+//! request (the client usually sends the next one within microseconds) and
+//! then sleeps on the channel's futex doorbell. The socket stays open for
+//! the channel's lifetime: its hang-up is how each side learns that the
+//! other died.
 //!
 //! A channel is closed on the first malformed request; its client's handles
 //! are released when the last channel of that process closes.
@@ -18,11 +23,11 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::io;
 use std::mem::size_of;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,10 +37,9 @@ use proto::{
     bytes_of, decode, Hello, HelloReply, Op, ReqHeader, RespHeader, HELLO_MAGIC, MAX_REPLY,
     MAX_REQUEST, STATS_MAGIC,
 };
-use shm_ring::{Config, Region, WaitPolicy};
+use shm_ring::{Region, WaitPolicy};
 
 use crate::client::{Client, Clients};
-use crate::creds;
 use crate::exec::{BulkArea, Executor, KernelCache, Request};
 use crate::metrics::{human_bytes, Metrics};
 use crate::sock::{self, Listener};
@@ -47,8 +51,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
 /// silent for longer gets no priority over the next ones.
 const HELLO_PROMPT: Duration = Duration::from_millis(2);
 
-/// Bulk area per channel: the largest read or write in one round trip.
-pub const BULK_BYTES: u64 = 4 << 20;
+/// How long a worker whose client just left polls for the next connection
+/// before it blocks in `accept` (at idle priority: it yields its core to
+/// any other runnable thread at once). A shell loop starts a preloaded
+/// process every few hundred µs; one that arrives within the spin is
+/// served without waking a sleeping thread, which costs ~50 µs here.
+const ACCEPT_SPIN: Duration = Duration::from_millis(0);
 
 /// How long the serving thread spins for the next request: four times the
 /// client's last pause between a reply and its next request, within these
@@ -72,9 +80,17 @@ fn request_wait(last_pause_ns: Option<u64>) -> WaitPolicy {
     WaitPolicy::spinning(spin).with_sleep_slice_ns(SLEEP_SLICE_NS)
 }
 
-/// Before the first request, sleep at once: the client is still mapping the
-/// channel, and on 2 cores a spinning daemon thread would only delay it.
-const FIRST_REQUEST_WAIT: WaitPolicy = WaitPolicy::SLEEP.with_sleep_slice_ns(SLEEP_SLICE_NS);
+/// A new process makes its first calls in a burst (open, fstat, read,
+/// close…, with its own work in between): for this many requests the
+/// server spins its longest, whatever the pauses.
+const STARTUP_REQUESTS: u32 = 16;
+
+/// The wait for a new channel's first request: the client sends it right
+/// after its hello, so it is usually there already or arrives within µs.
+/// Past this spin the server stops waiting only for it (and lets a
+/// successor start, see [`serve_one`]), then waits as usual.
+const FIRST_REQUEST_WAIT: WaitPolicy =
+    WaitPolicy::spinning(SPIN_MAX_NS).with_timeout_ns(SPIN_MAX_NS);
 
 /// Counters for `btfuse stats` and tests.
 #[derive(Default)]
@@ -99,6 +115,9 @@ struct Shared {
     started: Instant,
     /// Workers waiting in `accept`.
     idle_workers: AtomicUsize,
+    /// Set while one idle worker spins for the next connection (one is
+    /// enough; the others block).
+    accept_spinner: AtomicBool,
 }
 
 /// Pushes fast-path changes into the kernel's FUSE caches.
@@ -162,6 +181,7 @@ impl RingServer {
             metrics,
             started: Instant::now(),
             idle_workers: AtomicUsize::new(0),
+            accept_spinner: AtomicBool::new(false),
         });
         start_worker(&listener, &shared);
         Ok(RingServer {
@@ -246,58 +266,49 @@ fn create_run_dir(dir: &Path) -> io::Result<()> {
 /// Most worker threads kept waiting for clients; more are let go.
 const MAX_IDLE_WORKERS: usize = 4;
 
-/// Serves connections with a pool of worker threads, each waiting in
-/// `accept` with a fresh channel region already made: the first call of a
-/// new client costs a thread wake-up, not a thread start plus a region
-/// creation (~100 µs). A worker that accepts the last idle slot starts a
-/// successor; a worker whose client left waits for the next one (regions
-/// are never reused: the old client may still hold the memfd).
+/// Serves connections with a pool of worker threads waiting in `accept`;
+/// the one that accepts a connection serves that client until it leaves,
+/// then waits again. When the last idle worker accepts, it starts a
+/// successor once it has served its client's first request (or waited a
+/// moment for it): the next client never waits for a thread start, and the
+/// start does not delay that first reply.
 fn start_worker(listener: &Arc<Listener>, shared: &Arc<Shared>) {
     let (listener, shared) = (listener.clone(), shared.clone());
     let spawned = std::thread::Builder::new()
         .name("btfuse-channel".into())
         .spawn(move || while serve_one(&listener, &shared) {});
     // Out of threads: new clients wait in the backlog until a worker is
-    // free; their connect times out and they use the kernel path.
+    // free (their first call waits, bounded by their liveness checks).
     drop(spawned);
 }
 
 /// Waits for one client and serves it; `false` when this worker should
 /// end (listener shut down, or enough idle workers already).
 fn serve_one(listener: &Arc<Listener>, shared: &Arc<Shared>) -> bool {
-    // Getting ready must not take a core from a client being served right
-    // now (on 2 cores that costs it ~100 µs per request).
-    set_idle_priority(true);
-    let config = Config {
-        bulk_len: BULK_BYTES,
-        // Room for the largest request (two PATH_MAX paths); the rings
-        // hold several.
-        max_message: (MAX_REQUEST as u32).next_power_of_two(),
-        ..Config::default()
-    };
-    let region = Region::create(&config, 0);
-    set_idle_priority(false);
     if shared.idle_workers.fetch_add(1, Ordering::AcqRel) >= MAX_IDLE_WORKERS {
         shared.idle_workers.fetch_sub(1, Ordering::AcqRel);
         return false;
     }
+    // Waiting must not take a core from a client being served right now:
+    // at idle priority, any runnable thread preempts the spin at once.
+    set_idle_priority(true);
+    if !shared.accept_spinner.swap(true, Ordering::AcqRel) {
+        listener.wait_spinning(ACCEPT_SPIN);
+        shared.accept_spinner.store(false, Ordering::Release);
+    }
     let conn = listener.accept();
+    set_idle_priority(false);
     let idle_left = shared.idle_workers.fetch_sub(1, Ordering::AcqRel) - 1;
     let Ok(conn) = conn else { return false };
-    // Keep one worker accepting: start a successor once our client has its
-    // channel (or at once if the handshake fails), so a preloaded client's
-    // first call does not wait for a thread start. A connection that does
-    // not say hello at once must not hold up everyone else, though: then
-    // the successor starts right away.
     let mut successor = (idle_left == 0).then_some(|| start_worker(listener, shared));
+    // A connection that does not say hello at once must not hold up the
+    // next clients: then the successor starts right away.
     if successor.is_some() && !sock::readable_within(&conn, HELLO_PROMPT) {
         if let Some(start) = successor.take() {
             start();
         }
     }
-    let result = region
-        .map_err(ChannelError::Region)
-        .and_then(|region| serve_connection(shared, conn, &region, &mut successor));
+    let result = serve_connection(shared, conn, &mut successor);
     if let Some(start) = successor.take() {
         start();
     }
@@ -673,16 +684,27 @@ impl From<io::Error> for ChannelError {
     }
 }
 
+/// Answers a hello: `error` 0 accepts the channel, anything else refuses
+/// it (the client then leaves its first call to the kernel).
+fn answer_hello(conn: &OwnedFd, error: i32) -> io::Result<()> {
+    let reply = HelloReply {
+        magic: HELLO_MAGIC,
+        version: proto::VERSION,
+        error: error as u32,
+        ..Default::default()
+    };
+    sock::send(conn, bytes_of(&reply))
+}
+
 fn serve_connection(
     shared: &Shared,
     conn: OwnedFd,
-    region: &Region,
-    after_hello: &mut Option<impl FnOnce()>,
+    after_first_request: &mut Option<impl FnOnce()>,
 ) -> Result<(), ChannelError> {
     let peer = sock::peer_cred(&conn)?;
     sock::set_timeouts(&conn, HANDSHAKE_TIMEOUT)?;
     let mut buf = [0u8; 64];
-    let n = sock::recv(&conn, &mut buf)?;
+    let (n, memfd) = sock::recv_with_fd(&conn, &mut buf)?;
     let hello: Hello = decode(&buf[..n]).ok_or(ChannelError::Handshake)?;
     if let Some(format) = stats_request(&buf[..n], &hello) {
         let report = match format {
@@ -692,36 +714,34 @@ fn serve_connection(
         sock::send(&conn, report.as_bytes())?;
         return Ok(());
     }
-    if n != size_of::<Hello>() || hello.magic != HELLO_MAGIC || hello.version != proto::VERSION {
-        let reply = HelloReply {
-            magic: HELLO_MAGIC,
-            version: proto::VERSION,
-            error: libc::EPROTO as u32,
-            ..Default::default()
-        };
-        let _ = sock::send(&conn, bytes_of(&reply));
+    let good_hello =
+        n == size_of::<Hello>() && hello.magic == HELLO_MAGIC && hello.version == proto::VERSION;
+    let (true, Some(memfd)) = (good_hello, memfd) else {
+        let _ = answer_hello(&conn, libc::EPROTO);
         return Err(ChannelError::Handshake);
-    }
-    let reply = HelloReply {
-        magic: HELLO_MAGIC,
-        version: proto::VERSION,
-        region_len: region.len() as u64,
-        daemon_pid: std::process::id(),
-        ..Default::default()
     };
-    let fd = region.fd().ok_or(ChannelError::Handshake)?;
-    let sent = sock::send_with_fd(&conn, bytes_of(&reply), fd);
-    if let Some(start) = after_hello.take() {
-        start();
-    }
-    sent?;
-
-    // Read after the reply, while the client maps the region. Root needs no
-    // supplementary groups (as in the FUSE door).
-    let creds = creds::for_caller(peer.uid, peer.gid, peer.pid);
+    let region = match Region::attach_fd_expecting(memfd.as_raw_fd(), &proto::channel_config()) {
+        Ok(region) => region,
+        Err(e) => {
+            let _ = answer_hello(&conn, libc::EINVAL);
+            return Err(ChannelError::Region(e));
+        }
+    };
+    drop(memfd);
+    // Root needs no supplementary groups (as in the FUSE door).
+    let groups = match peer.uid {
+        0 => Vec::new(),
+        _ => sock::peer_groups(&conn)?,
+    };
+    let creds = inode_store::Creds {
+        uid: peer.uid,
+        gid: peer.gid,
+        groups,
+    };
+    answer_hello(&conn, 0)?;
     let client = shared.clients.join(peer.pid, hello.image, creds);
     shared.counters.channels.fetch_add(1, Ordering::Relaxed);
-    let result = serve_channel(shared, &client, region, &conn);
+    let result = serve_channel(shared, &client, &region, &conn, after_first_request);
     shared.counters.channels.fetch_sub(1, Ordering::Relaxed);
     shared.clients.leave(&shared.store, &client);
     result
@@ -733,6 +753,7 @@ fn serve_channel(
     client: &Client,
     region: &Region,
     conn: &OwnedFd,
+    after_first_request: &mut Option<impl FnOnce()>,
 ) -> Result<(), ChannelError> {
     let mut end = region.daemon().ok_or(ChannelError::Handshake)?;
     end.requests.set_policy(FIRST_REQUEST_WAIT);
@@ -745,18 +766,31 @@ fn serve_channel(
     };
     let mut msg = vec![0u8; MAX_REQUEST];
     let mut reply = Vec::with_capacity(MAX_REPLY);
+    let mut served = 0u32;
     loop {
         let waiting = Instant::now();
         let n = match end.requests.recv(&mut msg, &mut alive) {
             Ok(n) => n,
+            Err(shm_ring::RecvError::TimedOut) => {
+                // Only the first wait has a timeout.
+                if let Some(then) = after_first_request.take() {
+                    then();
+                }
+                end.requests.set_policy(request_wait(None));
+                continue;
+            }
             Err(shm_ring::RecvError::Corrupt) => return Err(ChannelError::Corrupt),
             Err(shm_ring::RecvError::BufferTooSmall { .. }) => return Err(ChannelError::Malformed),
             Err(_) => return Err(ChannelError::Gone),
         };
         let pause = waiting.elapsed().as_nanos() as u64;
         let spun = end.requests.policy().spin_ns;
-        end.requests
-            .set_policy(request_wait((pause <= spun).then_some(pause)));
+        served += 1;
+        end.requests.set_policy(if served < STARTUP_REQUESTS {
+            request_wait(Some(SPIN_MAX_NS))
+        } else {
+            request_wait((pause <= spun).then_some(pause))
+        });
         let req = Request::parse(&msg[..n]).map_err(|_| ChannelError::Malformed)?;
         let start = Instant::now();
         exec.execute(&req, &mut SharedBulk(&mut end.bulk), &mut reply);
@@ -767,6 +801,9 @@ fn serve_channel(
             Ok(()) => {}
             Err(shm_ring::SendError::Corrupt) => return Err(ChannelError::Corrupt),
             Err(_) => return Err(ChannelError::Gone),
+        }
+        if let Some(then) = after_first_request.take() {
+            then();
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The daemon's Unix-socket plumbing for fast-path clients: a
-//! `SOCK_SEQPACKET` listener, peer credentials, and passing a descriptor.
+//! `SOCK_SEQPACKET` listener, peer credentials, and passing descriptors.
 //!
 //! `std::os::unix::net` has no `SOCK_SEQPACKET` and no `SCM_RIGHTS`, so these
 //! few calls are made with `libc`, each checked by [`check`].
@@ -87,6 +87,17 @@ impl Listener {
         }
     }
 
+    /// Polls for a pending connection for up to `spin` (without blocking,
+    /// so the caller keeps its core), then returns; [`Listener::accept`]
+    /// follows. A client arriving during the spin is served without waking
+    /// a sleeping thread, which on a VM costs tens of µs.
+    pub fn wait_spinning(&self, spin: Duration) {
+        let start = std::time::Instant::now();
+        while !readable_within(&self.fd, Duration::ZERO) && start.elapsed() < spin {
+            std::hint::spin_loop();
+        }
+    }
+
     /// Makes a blocked [`Listener::accept`] return (with an error).
     pub fn shutdown(&self) {
         // SAFETY: shutdown(2) on our own socket.
@@ -141,6 +152,40 @@ pub fn peer_cred(fd: &OwnedFd) -> io::Result<PeerCred> {
     })
 }
 
+/// `SO_PEERGROUPS` (Linux 4.13; not exported by the `libc` crate for this
+/// target).
+const SO_PEERGROUPS: libc::c_int = 59;
+
+/// The connected peer's supplementary groups at `connect` time, from the
+/// kernel (`SO_PEERGROUPS`).
+pub fn peer_groups(fd: &OwnedFd) -> io::Result<Vec<u32>> {
+    let mut groups = vec![0u32; 64];
+    loop {
+        let mut len = (groups.len() * size_of::<u32>()) as libc::socklen_t;
+        // SAFETY: `groups` has room for `len` bytes.
+        let ret = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        match check(ret) {
+            Ok(_) => {
+                groups.truncate(len as usize / size_of::<u32>());
+                return Ok(groups);
+            }
+            // ERANGE: `len` now says how much room is needed.
+            Err(e) if e.raw_os_error() == Some(libc::ERANGE) => {
+                groups.resize(len as usize / size_of::<u32>() + 1, 0);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Bounds how long `recv`/`send` may block on this socket.
 pub fn set_timeouts(fd: &OwnedFd, timeout: Duration) -> io::Result<()> {
     let tv = libc::timeval {
@@ -168,36 +213,55 @@ pub fn recv(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     check_size(unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) })
 }
 
-/// Sends one message carrying `data` and, as `SCM_RIGHTS`, `pass`.
-pub fn send_with_fd(fd: &OwnedFd, data: &[u8], pass: RawFd) -> io::Result<()> {
+/// Receives one message into `buf` and the descriptor it carries
+/// (`SCM_RIGHTS`, close-on-exec); returns the message length (0 at EOF).
+/// Descriptors beyond the first, and any message whose control data was
+/// truncated, are closed: a client cannot make the daemon leak fds.
+pub fn recv_with_fd(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
     let mut iov = libc::iovec {
-        iov_base: data.as_ptr() as *mut _,
-        iov_len: data.len(),
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
     };
-    // Room for one descriptor, aligned as cmsghdr requires.
-    let mut control = [0u64; 4];
+    // Room for a few descriptors, aligned as cmsghdr requires.
+    let mut control = [0u64; 8];
     // SAFETY: msghdr is plain data; every pointer field is set below.
     let mut msg: libc::msghdr = unsafe { zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
-    // SAFETY: CMSG_SPACE is a pure size computation.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
-    // SAFETY: msg_control points at `control`, large enough for one cmsg
-    // with one fd, so CMSG_FIRSTHDR is non-null and CMSG_DATA in bounds.
+    msg.msg_controllen = size_of_val(&control);
+    let n = loop {
+        // SAFETY: `msg` and the buffers it points to live across the call.
+        match check_size(unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) })
+        {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => break r?,
+        }
+    };
+    let mut first = None;
+    // SAFETY: CMSG_* walk the control buffer the kernel filled, within
+    // msg_controllen; every fd found is new and ours.
     unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), pass);
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c);
+                let count = ((*c).cmsg_len - (data as usize - c as usize)) / size_of::<RawFd>();
+                for i in 0..count {
+                    let raw = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
+                    let owned = OwnedFd::from_raw_fd(raw);
+                    if first.is_none() {
+                        first = Some(owned);
+                    }
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
     }
-    // SAFETY: `msg` and everything it points to live across the call.
-    let sent = check_size(unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) })?;
-    if sent != data.len() {
-        return Err(io::Error::from(io::ErrorKind::WriteZero));
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::from_raw_os_error(libc::EPROTO));
     }
-    Ok(())
+    Ok((n, first))
 }
 
 /// Sends one message.

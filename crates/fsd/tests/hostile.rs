@@ -53,19 +53,12 @@ struct Conn {
 impl Conn {
     fn connect(path: &Path) -> io::Result<Conn> {
         let sock = connect_socket(path)?;
-        let hello = Hello {
-            magic: HELLO_MAGIC,
-            version: proto::VERSION,
-            image: 0,
-        };
-        send_bytes(&sock, proto::bytes_of(&hello))?;
-        let mut buf = [0u8; 64];
-        let (n, fd) = recv_with_fd(&sock, &mut buf)?;
-        let reply: HelloReply = proto::decode(&buf[..n]).ok_or(io::ErrorKind::InvalidData)?;
-        let fd = fd.ok_or(io::ErrorKind::InvalidData)?;
-        assert_eq!(reply.error, 0);
-        let region = Region::attach_fd(fd.as_raw_fd())
-            .map_err(|e| io::Error::other(format!("attach: {e:?}")))?;
+        let region = Region::create(&proto::channel_config(), 0)
+            .map_err(|e| io::Error::other(format!("create: {e:?}")))?;
+        let reply = say_hello(&sock, region.fd())?;
+        if reply.error != 0 {
+            return Err(io::Error::from_raw_os_error(reply.error as i32));
+        }
         Ok(Conn { region, sock })
     }
 
@@ -159,38 +152,51 @@ fn connect_socket(path: &Path) -> io::Result<OwnedFd> {
     Ok(sock)
 }
 
-fn send_bytes(sock: &OwnedFd, b: &[u8]) -> io::Result<()> {
-    // SAFETY: b is a valid buffer.
-    let r = unsafe { libc::send(sock.as_raw_fd(), b.as_ptr().cast(), b.len(), 0) };
-    cvt(r).map(|_| ())
+/// Sends a hello carrying `fds` (`SCM_RIGHTS`) and waits for the answer.
+fn say_hello(sock: &OwnedFd, fds: impl IntoIterator<Item = i32>) -> io::Result<HelloReply> {
+    let hello = Hello {
+        magic: HELLO_MAGIC,
+        version: proto::VERSION,
+        image: 0,
+    };
+    send_with_fds(
+        sock,
+        proto::bytes_of(&hello),
+        &fds.into_iter().collect::<Vec<_>>(),
+    )?;
+    let mut buf = [0u8; 64];
+    // SAFETY: `buf` is writable for its length.
+    let n = cvt(unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) })?;
+    proto::decode(&buf[..n]).ok_or_else(|| io::ErrorKind::InvalidData.into())
 }
 
-fn recv_with_fd(sock: &OwnedFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+fn send_with_fds(sock: &OwnedFd, data: &[u8], fds: &[i32]) -> io::Result<()> {
     let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
+        iov_base: data.as_ptr() as *mut _,
+        iov_len: data.len(),
     };
-    let mut cbuf = [0u64; 8];
+    let mut cbuf = [0u64; 16];
     // SAFETY: msghdr is plain data.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cbuf);
-    // SAFETY: msg points at live buffers.
-    let n = cvt(unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) })?;
-    // SAFETY: walking the control buffer the kernel filled.
-    let fd = unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        if c.is_null() || (*c).cmsg_type != libc::SCM_RIGHTS {
-            None
-        } else {
-            let mut fd: i32 = -1;
-            std::ptr::copy_nonoverlapping(libc::CMSG_DATA(c), (&mut fd as *mut i32).cast(), 4);
-            Some(OwnedFd::from_raw_fd(fd))
+    if !fds.is_empty() {
+        let bytes = std::mem::size_of_val(fds) as u32;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        // SAFETY: pure size computation.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(bytes) } as usize;
+        assert!(msg.msg_controllen <= std::mem::size_of_val(&cbuf));
+        // SAFETY: the control buffer holds one cmsg with `fds`.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast(), fds.len());
         }
-    };
-    Ok((n, fd))
+    }
+    // SAFETY: msg points at live buffers.
+    cvt(unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) }).map(|_| ())
 }
 
 /// A request in flight: header, paths, payload.
@@ -837,6 +843,126 @@ fn garbage_in_a_channel_closes_only_that_channel() {
 }
 
 // ---------------------------------------------------------------- slow loris
+
+/// A client makes its own channel, so the daemon must refuse anything that
+/// is not exactly a sealed memfd of the expected shape (it would otherwise
+/// map something a client can resize under it, or a file of its own mount)
+/// and must not keep any descriptor a refused client passed.
+#[test]
+fn only_a_sealed_channel_of_the_right_shape_is_adopted() {
+    let test = "only_a_sealed_channel_of_the_right_shape_is_adopted";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let m = bt.path();
+    std::fs::write(m.join("f"), b"served").unwrap();
+    let sock = socket_of(m);
+    let daemon_fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", bt.pid()))
+            .unwrap()
+            .count()
+    };
+    let before = daemon_fds();
+    let memfd = |len: usize, seals: i32| -> OwnedFd {
+        // SAFETY: plain syscalls on a memfd owned here.
+        unsafe {
+            let fd = libc::memfd_create(
+                c"hostile".as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            );
+            assert!(fd >= 0);
+            libc::ftruncate(fd, len as i64);
+            if seals != 0 {
+                libc::fcntl(fd, libc::F_ADD_SEALS, seals);
+            }
+            OwnedFd::from_raw_fd(fd)
+        }
+    };
+    let all_seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+    let good = Region::create(&proto::channel_config(), 0).unwrap();
+    let len = good.len();
+    let corrupt = Region::create(&proto::channel_config(), 0).unwrap();
+    // SAFETY: the header's first word (magic) of our own mapping.
+    unsafe { corrupt.as_ptr().cast::<u32>().write_volatile(0xdead_beef) };
+    let unsealed = memfd(len, 0);
+    let resealable = memfd(len, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW);
+    let short = memfd(len - 4096, all_seals);
+    let mut pipe = [0i32; 2];
+    // SAFETY: room for two fds.
+    assert_eq!(
+        unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) },
+        0
+    );
+    // SAFETY: the pipe's fds, owned here from now on.
+    let pipe = pipe.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    let own_file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(m.join("f"))
+        .unwrap();
+    let cases: Vec<(&str, Vec<i32>, i32)> = vec![
+        ("no descriptor", vec![], libc::EPROTO),
+        ("unsealed memfd", vec![unsealed.as_raw_fd()], libc::EINVAL),
+        (
+            "memfd without F_SEAL_SEAL",
+            vec![resealable.as_raw_fd()],
+            libc::EINVAL,
+        ),
+        (
+            "memfd of the wrong size",
+            vec![short.as_raw_fd()],
+            libc::EINVAL,
+        ),
+        ("corrupt header", vec![corrupt.fd().unwrap()], libc::EINVAL),
+        ("a pipe", vec![pipe[0].as_raw_fd()], libc::EINVAL),
+        (
+            "a file of the mount itself",
+            vec![own_file.as_raw_fd()],
+            libc::EINVAL,
+        ),
+    ];
+    for (what, fds, errno) in cases {
+        let conn = connect_socket(&sock).unwrap();
+        let reply = say_hello(&conn, fds).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(reply.error as i32, errno, "{what}");
+    }
+    // A good channel with extra descriptors attached: adopted, the extras
+    // closed by the daemon.
+    let conn = connect_socket(&sock).unwrap();
+    let extra = [
+        good.fd().unwrap(),
+        pipe[1].as_raw_fd(),
+        unsealed.as_raw_fd(),
+    ];
+    assert_eq!(say_hello(&conn, extra).unwrap().error, 0);
+    let ok = Conn {
+        region: good,
+        sock: conn,
+    };
+    let mut s = ok.session();
+    let reply = s
+        .call(&req(Op::Statfs as u32))
+        .expect("a call on the adopted channel");
+    assert_eq!(reply.head.status, 0);
+    drop(s);
+    drop(ok);
+    wait_reclaimed(m, Duration::from_secs(8), false);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while daemon_fds() > before && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        daemon_fds(),
+        before,
+        "the daemon kept descriptors of refused clients"
+    );
+    let (_, served) = timed_cat(&lib, m);
+    assert!(
+        served.unwrap() > 0,
+        "fast path broken after the hostile hellos"
+    );
+}
 
 /// How long a preloaded `cat` takes, and how many fast-path requests the
 /// daemon served meanwhile (0: it fell back to the kernel). Counted through

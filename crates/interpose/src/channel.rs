@@ -4,19 +4,25 @@
 //! channel slots. A caller takes a slot with an atomic try-lock for one
 //! request/reply round trip; a single-threaded program always gets slot 0,
 //! and a signal handler that interrupts a call in progress simply takes
-//! another slot (no deadlock). Slots connect lazily:
+//! another slot (no deadlock). Slots connect lazily, without waiting for
+//! the daemon:
 //!
-//! 1. `socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`, `connect` to
-//!    `$BTFUSE_RUN_DIR or /run/btfuse` + `/` + `proto::socket_name(major, minor)`;
-//! 2. send [`proto::Hello`], receive [`proto::HelloReply`] with the memfd
-//!    (`SCM_RIGHTS`);
-//! 3. `Region::attach_fd` (maps and validates), close the memfd, keep the
-//!    socket, moved to a high fd number (`F_DUPFD_CLOEXEC`) so the
-//!    program's fd numbers are unaffected. The socket is the liveness
-//!    signal: after a wait slice with no reply it is polled for `POLLHUP`.
+//! 1. make the channel: a sealed memfd of the shape
+//!    [`proto::channel_config`] (`Region::create`), mapped here;
+//! 2. `socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`, `connect` to
+//!    `$BTFUSE_RUN_DIR or /run/btfuse` + `/` + `proto::socket_name(major,
+//!    minor)`, send [`proto::Hello`] with the memfd (`SCM_RIGHTS`), close
+//!    the memfd, move the socket to a high fd number (`F_DUPFD_CLOEXEC`)
+//!    so the program's fd numbers are unaffected;
+//! 3. put the first request into the channel straight away: the daemon
+//!    thread that accepts the connection serves it. Only if that request
+//!    gets no reply is the daemon's [`proto::HelloReply`] read: a refusal
+//!    (or none) means the request never ran, and the call goes to the
+//!    kernel.
 //!
-//! A slot that cannot connect marks the mount dead for a while
-//! (`state::mark_dead`): path calls then go to the kernel.
+//! The socket is the liveness signal: after a wait slice with no reply it
+//! is polled for `POLLHUP`. A slot that cannot connect marks the mount dead
+//! for a while (`state::mark_dead`): path calls then go to the kernel.
 
 use core::cell::UnsafeCell;
 use core::mem::{size_of, MaybeUninit};
@@ -54,6 +60,9 @@ struct Conn {
     sock: i32,
     daemon_pid: i32,
     seq: u32,
+    /// Set once the daemon answered a request on this channel: until then
+    /// a failed round trip may mean the daemon refused the channel.
+    confirmed: bool,
     /// `state::epoch()` when it connected: a channel of an earlier epoch
     /// carries the credentials of an identity the process gave up, and is
     /// closed instead of used (see [`close_stale`]).
@@ -199,21 +208,22 @@ impl Chan {
             .end
             .requests
             .send(&[proto::bytes_of(hdr), path, path2, payload], &mut alive);
-        if let Err(e) = sent {
+        if sent.is_err() {
             sys::debug(&[b"btfuse: send failed"]);
-            let _ = e;
-            self.kill();
-            return Err(ChanError::Lost);
+            return Err(self.fail());
         }
         let conn = self.conn();
         let n = match conn.end.responses.recv(&mut reply[..], &mut alive) {
             Ok(n) => n,
             Err(_) => {
                 sys::debug(&[b"btfuse: reply lost"]);
-                self.kill();
-                return Err(ChanError::Lost);
+                return Err(self.fail());
             }
         };
+        if !conn.confirmed {
+            conn.confirmed = true;
+            conn.end.responses.set_policy(REPLY_WAIT);
+        }
         let Some(resp) = proto::decode::<RespHeader>(&reply[..n]) else {
             self.kill();
             return Err(ChanError::Lost);
@@ -224,6 +234,23 @@ impl Chan {
             return Err(ChanError::Lost);
         }
         Ok((resp, plen))
+    }
+
+    /// A round trip failed: drops the connection. If the daemon never took
+    /// the channel (it refused it, or closed the connection without an
+    /// answer), the request did not run: [`ChanError::Unavailable`], the
+    /// call may go to the kernel. Otherwise it may have run:
+    /// [`ChanError::Lost`].
+    fn fail(&mut self) -> ChanError {
+        let conn = self.conn();
+        let refused = !conn.confirmed && !hello_accepted(conn.sock);
+        self.kill();
+        if refused {
+            sys::debug(&[b"btfuse: daemon refused the channel"]);
+            ChanError::Unavailable
+        } else {
+            ChanError::Lost
+        }
     }
 
     /// Drops a broken connection and leaves the mount to the kernel for a
@@ -379,37 +406,57 @@ pub(crate) fn move_high(fd: i32) -> i32 {
 
 fn connect(mount: usize) -> Option<Conn> {
     let (addr, len) = socket_addr(mount)?;
+    let mut region = Region::create(&proto::channel_config(), 0).ok()?;
     let sock = sys::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0).ok()?;
-    let conn = handshake(sock, &addr, len);
-    if conn.is_none() {
+    let said = say_hello(sock, &addr, len, region.fd()?);
+    region.close_fd();
+    if !said {
         sys::close(sock);
+        return None;
     }
-    conn
+    let daemon_pid = peer_pid(sock);
+    // SAFETY: the halves point into the mapping owned by `region`, which
+    // lives in the same Conn and is dropped after them (field order), and
+    // the Region struct itself is never borrowed by them (only its mapping).
+    let mut end: ClientEnd<'static> = unsafe { core::mem::transmute(region.client()?) };
+    end.responses.set_policy(FIRST_REPLY_WAIT);
+    end.requests.set_policy(REPLY_WAIT);
+    let sock = move_high(sock);
+    sys::debug(&[b"btfuse: channel connected"]);
+    Some(Conn {
+        end,
+        region,
+        sock,
+        daemon_pid,
+        seq: 0,
+        confirmed: false,
+        epoch: state::epoch(),
+    })
 }
 
-fn handshake(sock: i32, addr: &libc::sockaddr_un, len: u32) -> Option<Conn> {
-    // A wedged daemon must not hang the program forever at connect time.
+/// Connects `sock` and sends the hello with the channel's memfd; does not
+/// wait for an answer.
+fn say_hello(sock: i32, addr: &libc::sockaddr_un, len: u32, memfd: i32) -> bool {
+    // A daemon with a full backlog must not hang the program at connect.
     let tv = libc::timeval {
         tv_sec: 5,
         tv_usec: 0,
     };
-    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
-        let _ = sys::sc!(
-            libc::SYS_setsockopt,
-            sock,
-            libc::SOL_SOCKET,
-            opt,
-            &tv as *const libc::timeval,
-            size_of::<libc::timeval>()
-        );
-    }
+    let _ = sys::sc!(
+        libc::SYS_setsockopt,
+        sock,
+        libc::SOL_SOCKET,
+        libc::SO_SNDTIMEO,
+        &tv as *const libc::timeval,
+        size_of::<libc::timeval>()
+    );
     loop {
         match sys::connect(sock, addr, len) {
             Ok(()) => break,
             Err(libc::EINTR) => continue,
             Err(_) => {
                 sys::debug(&[b"btfuse: no daemon socket"]);
-                return None;
+                return false;
             }
         }
     }
@@ -422,66 +469,66 @@ fn handshake(sock: i32, addr: &libc::sockaddr_un, len: u32) -> Option<Conn> {
         iov_base: proto::bytes_of(&hello).as_ptr() as *mut _,
         iov_len: size_of::<Hello>(),
     };
+    let mut cbuf = Cmsg([0; 64]);
     // SAFETY: all-zero is a valid msghdr.
     let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    if sys::sendmsg(sock, &msg, libc::MSG_NOSIGNAL).ok()? != size_of::<Hello>() {
-        return None;
-    }
-    let mut rbuf = [0u8; size_of::<HelloReply>()];
-    let mut iov = libc::iovec {
-        iov_base: rbuf.as_mut_ptr().cast(),
-        iov_len: rbuf.len(),
-    };
-    #[repr(C, align(8))]
-    struct Cmsg([u8; 64]);
-    let mut cbuf = Cmsg([0; 64]);
-    // SAFETY: as above.
-    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
     msg.msg_control = cbuf.0.as_mut_ptr().cast();
-    msg.msg_controllen = cbuf.0.len();
-    let n = loop {
-        match sys::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) {
-            Err(libc::EINTR) => continue,
-            r => break r.ok()?,
-        }
-    };
-    let fd = received_fd(&msg);
-    let reply = proto::decode::<HelloReply>(&rbuf[..n]);
-    let good = matches!(reply, Some(r) if r.magic == proto::HELLO_MAGIC && r.version == proto::VERSION && r.error == 0);
-    let Some(fd) = fd.filter(|_| good) else {
-        sys::debug(&[b"btfuse: daemon refused the channel"]);
-        if let Some(fd) = fd {
-            sys::close(fd);
-        }
-        return None;
-    };
-    let reply = reply?;
-    let region = Region::attach_fd(fd);
-    sys::close(fd);
-    let region = region.ok()?;
-    if (region.len() as u64) < reply.region_len {
-        return None;
+    // SAFETY: CMSG_SPACE is a pure size computation; one fd fits in cbuf.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<i32>() as u32) } as usize;
+    // SAFETY: msg_control points at `cbuf`, large enough for one cmsg with
+    // one fd, so CMSG_FIRSTHDR is non-null and CMSG_DATA in bounds.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(size_of::<i32>() as u32) as usize;
+        core::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<i32>(), memfd);
     }
-    // SAFETY: the halves point into the mapping owned by `region`, which
-    // lives in the same Conn and is dropped after them (field order), and
-    // the Region struct itself is never borrowed by them (only its mapping).
-    let mut end: ClientEnd<'static> = unsafe { core::mem::transmute(region.client()?) };
-    end.responses.set_policy(REPLY_WAIT);
-    end.requests.set_policy(REPLY_WAIT);
-    let sock = move_high(sock);
-    sys::debug(&[b"btfuse: channel connected"]);
-    Some(Conn {
-        end,
-        region,
+    loop {
+        match sys::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) {
+            Err(libc::EINTR) => continue,
+            r => return r == Ok(size_of::<Hello>()),
+        }
+    }
+}
+
+/// Control-message buffer, aligned as `cmsghdr` requires.
+#[repr(C, align(8))]
+struct Cmsg([u8; 64]);
+
+/// The daemon's pid, from the kernel (`SO_PEERCRED` of the listener).
+fn peer_pid(sock: i32) -> i32 {
+    // SAFETY: all-zero is a valid ucred.
+    let mut cred: libc::ucred = unsafe { core::mem::zeroed() };
+    let mut len = size_of::<libc::ucred>() as u32;
+    match sys::sc!(
+        libc::SYS_getsockopt,
         sock,
-        daemon_pid: reply.daemon_pid as i32,
-        seq: 0,
-        epoch: state::epoch(),
-    })
+        libc::SOL_SOCKET,
+        libc::SO_PEERCRED,
+        &mut cred as *mut libc::ucred,
+        &mut len as *mut u32
+    ) {
+        Ok(_) => cred.pid,
+        Err(_) => 0,
+    }
+}
+
+/// Whether the daemon's answer to our hello, waiting on `sock`, accepted
+/// the channel. Called only after a round trip failed, so the daemon has
+/// either answered already or closed the connection.
+fn hello_accepted(sock: i32) -> bool {
+    let mut buf = [0u8; size_of::<HelloReply>()];
+    let n = loop {
+        match sys::recv(sock, &mut buf, libc::MSG_DONTWAIT) {
+            Err(libc::EINTR) => continue,
+            Ok(n) => break n,
+            Err(_) => return false,
+        }
+    };
+    matches!(proto::decode::<HelloReply>(&buf[..n]), Some(r) if r.magic == proto::HELLO_MAGIC && r.error == 0)
 }
 
 /// How a caller waits for its reply (or for ring space): spin (the daemon
@@ -497,20 +544,10 @@ const REPLY_WAIT: shm_ring::WaitPolicy = shm_ring::WaitPolicy {
     timeout_ns: None,
 };
 
-fn received_fd(msg: &libc::msghdr) -> Option<i32> {
-    // SAFETY: CMSG_* walk the control buffer the kernel filled, within
-    // msg_controllen.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(msg);
-        if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS
-        {
-            return None;
-        }
-        let mut fd: i32 = -1;
-        core::ptr::copy_nonoverlapping(libc::CMSG_DATA(c), (&mut fd as *mut i32).cast::<u8>(), 4);
-        (fd >= 0).then_some(fd)
-    }
-}
+/// The wait for a new channel's first reply: as [`REPLY_WAIT`], but the
+/// socket is checked every millisecond, so a daemon that refuses the
+/// channel sends the call to the kernel without a noticeable delay.
+const FIRST_REPLY_WAIT: shm_ring::WaitPolicy = REPLY_WAIT.with_sleep_slice_ns(1_000_000);
 
 /// Whether `fd` is one of the library's own sockets (the program must not
 /// close it or reuse its number through us without us noticing).

@@ -32,7 +32,7 @@
 use core::mem::size_of;
 
 /// Protocol version, checked when a channel is set up.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Longest path the fast path carries (like `PATH_MAX`, including the NUL the
 /// wire format does not carry).
@@ -90,7 +90,13 @@ fn write_decimal(mut v: u32, out: &mut [u8]) -> usize {
     len
 }
 
-/// First message on a new connection, client to daemon.
+/// First message on a new connection, client to daemon. It carries, as
+/// `SCM_RIGHTS`, the channel itself: a sealed memfd the client created with
+/// [`channel_config`] (`shm_ring::Region::create`). The client does not
+/// wait for an answer: it puts its first request into the channel at once,
+/// and the daemon thread that accepts the connection finds it there. So a
+/// new process pays one daemon wake-up for connecting and its first call
+/// together, not a handshake round trip first.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct Hello {
@@ -112,9 +118,11 @@ pub const HELLO_MAGIC: u32 = 0x5346_5442;
 /// (`btfuse stats`).
 pub const STATS_MAGIC: u32 = 0x5441_5453;
 
-/// Daemon's answer; on success it carries the channel's memfd (SCM_RIGHTS).
-/// The client maps `region_len` bytes of it shared, read-write, and then
-/// speaks this protocol over the shm-ring channel in it.
+/// The daemon's answer on the socket, sent before it serves the channel's
+/// first request. The client reads it only if that request gets no reply:
+/// an answer with `error != 0`, or none at all, means the daemon never
+/// took the channel, so the request was not executed and the call may go
+/// to the kernel instead.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct HelloReply {
@@ -122,16 +130,24 @@ pub struct HelloReply {
     pub magic: u32,
     /// [`VERSION`].
     pub version: u32,
-    /// 0, or a positive errno why no channel is given.
+    /// 0, or a positive errno why the channel was refused.
     pub error: u32,
     /// Zero.
     pub _pad: u32,
-    /// Bytes to map.
-    pub region_len: u64,
-    /// Daemon's pid (liveness checks).
-    pub daemon_pid: u32,
-    /// Zero.
-    pub _pad2: u32,
+}
+
+/// The shape of every fast-path channel: 64 KiB rings each way, messages
+/// up to the largest request (two `PATH_MAX` paths, rounded to a power of
+/// two), and a 4 MiB bulk area, the largest read or write in one round
+/// trip. The client creates the channel with it; the daemon accepts only a
+/// channel of exactly this shape.
+pub const fn channel_config() -> shm_ring::Config {
+    shm_ring::Config {
+        request_capacity: 64 << 10,
+        response_capacity: 64 << 10,
+        max_message: MAX_REQUEST.next_power_of_two() as u32,
+        bulk_len: 4 << 20,
+    }
 }
 
 /// Operations the fast path carries.

@@ -14,7 +14,7 @@ use core::sync::atomic::AtomicU32;
 /// `b"BTFSHMRG"`: first 8 bytes of every region.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"BTFSHMRG");
 /// Layout version; bumped on any change of the shared structures.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Alignment and padding unit of the shared control words: 128 bytes, two
 /// 64-byte lines, because Intel's adjacent-line prefetcher pulls lines in
 /// pairs (the same choice as crossbeam's `CachePadded` on x86_64).
@@ -118,6 +118,11 @@ pub(crate) struct RingCtl {
     pub(crate) producer_sleeping: Padded<AtomicU32>,
     /// `CLOSED_BY_PRODUCER | CLOSED_BY_CONSUMER` bits.
     pub(crate) closed: Padded<AtomicU32>,
+    /// The CPU the producer last sent from, plus one (0: not known yet).
+    /// Only a hint for the consumer's wait: spinning for a peer that needs
+    /// the very CPU the spinner occupies only delays it (see
+    /// `wait::block_on`). Written by the producer only when it changes.
+    pub(crate) producer_cpu: Padded<AtomicU32>,
 }
 
 /// `RingCtl::closed` bit set by the producer.
@@ -152,8 +157,8 @@ pub(crate) struct Header {
     pub(crate) response: RingDesc,
     pub(crate) bulk_off: u64,
     pub(crate) bulk_len: u64,
-    pub(crate) daemon_pid: i32,
-    pub(crate) client_pid: i32,
+    pub(crate) creator_pid: i32,
+    pub(crate) peer_pid: i32,
 }
 
 const fn round_up(x: u64, to: u64) -> u64 {
@@ -247,7 +252,7 @@ impl RegionLayout {
         }
     }
 
-    pub(crate) fn header(&self, daemon_pid: i32, client_pid: i32) -> Header {
+    pub(crate) fn header(&self, creator_pid: i32, peer_pid: i32) -> Header {
         Header {
             magic: MAGIC,
             version: VERSION,
@@ -257,8 +262,8 @@ impl RegionLayout {
             response: self.response,
             bulk_off: self.bulk_off,
             bulk_len: self.bulk_len,
-            daemon_pid,
-            client_pid,
+            creator_pid,
+            peer_pid,
         }
     }
 

@@ -41,12 +41,14 @@
 //! area (the client is synchronous, one request in flight per channel).
 //! A full ring makes the producer wait; nothing is ever dropped.
 //!
-//! Setup is two-phase: the daemon [`Region::create`]s (memfd, `ftruncate`,
+//! Setup is two-phase: one side [`Region::create`]s (memfd, `ftruncate`,
 //! seals `F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`, mmap, header) and
-//! passes [`Region::fd`] over its Unix socket (`SCM_RIGHTS`); the client
-//! [`Region::attach_fd`]es (mmap, copy the header once, validate it: magic,
-//! version, and offsets equal to the canonical layout for its sizes, within
-//! the mapping). Each side then splits once: [`Region::daemon`] gives
+//! passes [`Region::fd`] over a Unix socket (`SCM_RIGHTS`); the other
+//! attaches (mmap, copy the header once, validate it: magic, version, and
+//! offsets equal to the canonical layout for its sizes, within the
+//! mapping). A daemon adopting a channel its client made uses
+//! [`Region::attach_fd_expecting`], which also insists on the exact shape
+//! it expects and all three seals, and keeps its own copy of the layout. Each side then splits once: [`Region::daemon`] gives
 //! ([`Consumer`] of requests, [`Producer`] of responses, [`Bulk`]),
 //! [`Region::client`] the mirror. Halves are `Send`, not `Clone`, and borrow
 //! the Region.

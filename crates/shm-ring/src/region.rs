@@ -95,8 +95,11 @@ impl std::error::Error for RegionError {}
 
 /// One channel's shared memory: header, request ring, response ring, bulk.
 ///
-/// The daemon [`create`](Region::create)s it and sends [`fd`](Region::fd)
-/// to the client, which [`attach_fd`](Region::attach_fd)es. Each side then
+/// One side [`create`](Region::create)s it and sends [`fd`](Region::fd) to
+/// the other, which attaches: [`attach_fd`](Region::attach_fd) when it
+/// trusts the creator's header (a client of the daemon that made it), or
+/// [`attach_fd_expecting`](Region::attach_fd_expecting) when it does not
+/// (a daemon adopting a channel its client made). Each side then
 /// splits its region once ([`Region::daemon`] / [`Region::client`]) into
 /// halves that borrow it.
 #[derive(Debug)]
@@ -108,8 +111,8 @@ pub struct Region {
     /// The memfd, for regions made by [`Region::create`].
     fd: Option<i32>,
     layout: RegionLayout,
-    daemon_pid: i32,
-    client_pid: i32,
+    creator_pid: i32,
+    peer_pid: i32,
     /// Set once the halves were handed out (`Cell`: Region is `!Sync`).
     split: Cell<bool>,
 }
@@ -141,12 +144,12 @@ pub struct ClientEnd<'a> {
 }
 
 impl Region {
-    /// Daemon side: creates a sealed memfd sized for `cfg`, maps it and
-    /// writes the header. `client_pid` is recorded in the header (0 if not
-    /// known yet). The memfd is sealed with `F_SEAL_SHRINK | F_SEAL_GROW |
-    /// F_SEAL_SEAL`, so no process holding it can shrink it under the
-    /// daemon's mapping (which would turn daemon accesses into `SIGBUS`).
-    pub fn create(cfg: &Config, client_pid: i32) -> Result<Region, RegionError> {
+    /// Creates a sealed memfd sized for `cfg`, maps it and writes the
+    /// header, recording the caller's pid and `peer_pid` (0 if not known
+    /// yet). The memfd is sealed with `F_SEAL_SHRINK | F_SEAL_GROW |
+    /// F_SEAL_SEAL`, so no process holding it can resize it under the other
+    /// side's mapping (which would turn its accesses into `SIGBUS`).
+    pub fn create(cfg: &Config, peer_pid: i32) -> Result<Region, RegionError> {
         let layout = RegionLayout::new(cfg)?;
         let len = layout.region_len as usize;
         let fd = sys::sealed_memfd(len)?;
@@ -157,14 +160,14 @@ impl Region {
                 return Err(e.into());
             }
         };
-        let daemon_pid = sys::getpid();
+        let creator_pid = sys::getpid();
         // A fresh memfd is zero-filled: indices 0, doorbells AWAKE, closed 0.
         // SAFETY: the mapping is at least one page, page-aligned, private to
         // us until the fd is handed out; Header is repr(C) plain data.
         unsafe {
             ptr::write(
                 map.as_ptr().cast::<Header>(),
-                layout.header(daemon_pid, client_pid),
+                layout.header(creator_pid, peer_pid),
             )
         };
         Ok(Region {
@@ -173,13 +176,13 @@ impl Region {
             map: Some(map),
             fd: Some(fd),
             layout,
-            daemon_pid,
-            client_pid,
+            creator_pid,
+            peer_pid,
             split: Cell::new(false),
         })
     }
 
-    /// Client side: maps `fd` (received from the daemon) and validates its
+    /// Maps `fd` (received from a trusted creator) and validates its
     /// header. The fd must carry `F_SEAL_SHRINK | F_SEAL_GROW` (as made by
     /// [`Region::create`]), so its size cannot change under the mapping.
     /// The fd is not consumed: the caller may close it afterwards.
@@ -200,7 +203,34 @@ impl Region {
         Ok(r)
     }
 
-    /// Client side: validates the header of an existing mapping.
+    /// Maps a channel made by an untrusted peer, which must have exactly
+    /// the shape `cfg` describes: the fd must be a memfd sealed
+    /// `F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL` (so neither its size nor
+    /// its seals can change under the mapping), exactly as long as the
+    /// canonical layout, with a header that matches that layout. The
+    /// layout used afterwards is the one computed here from `cfg`, never
+    /// re-read from shared memory. The fd is not consumed.
+    pub fn attach_fd_expecting(fd: i32, cfg: &Config) -> Result<Region, RegionError> {
+        let layout = RegionLayout::new(cfg)?;
+        let want = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        if sys::fd_seals(fd)? & want != want {
+            return Err(RegionError::NotSealed);
+        }
+        if sys::fd_size(fd)? != layout.region_len {
+            return Err(LayoutError::BadHeader.into());
+        }
+        let map = Mapping::map_shared(fd, layout.region_len as usize)?;
+        // SAFETY: the mapping is `region_len` bytes long and owned by `map`,
+        // which the Region keeps alive.
+        let mut r = unsafe { Region::attach(map.as_ptr(), map.len()) }?;
+        if r.layout != layout {
+            return Err(LayoutError::BadHeader.into());
+        }
+        r.map = Some(map);
+        Ok(r)
+    }
+
+    /// Validates the header of an existing mapping.
     ///
     /// # Safety
     /// `ptr` must be page-aligned and point to `len` readable and writable
@@ -222,8 +252,8 @@ impl Region {
             map: None,
             fd: None,
             layout,
-            daemon_pid: h.daemon_pid,
-            client_pid: h.client_pid,
+            creator_pid: h.creator_pid,
+            peer_pid: h.peer_pid,
             split: Cell::new(false),
         })
     }
@@ -232,6 +262,13 @@ impl Region {
     /// is closed when the Region is dropped; the mapping does not need it.
     pub fn fd(&self) -> Option<i32> {
         self.fd
+    }
+
+    /// Closes the memfd now (once it has been passed on); the mapping stays.
+    pub fn close_fd(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            sys::close(fd);
+        }
     }
 
     /// The layout (for the daemon: computed at creation, never re-read).
@@ -254,15 +291,15 @@ impl Region {
         self.len == 0
     }
 
-    /// The daemon's pid as recorded in the header (trust it only as much as
-    /// the daemon).
-    pub fn daemon_pid(&self) -> i32 {
-        self.daemon_pid
+    /// The creator's pid as recorded in the header (trust it only as much as
+    /// the creator).
+    pub fn creator_pid(&self) -> i32 {
+        self.creator_pid
     }
 
-    /// The client's pid as recorded in the header at creation.
-    pub fn client_pid(&self) -> i32 {
-        self.client_pid
+    /// The peer's pid as recorded in the header at creation (0 if unknown).
+    pub fn peer_pid(&self) -> i32 {
+        self.peer_pid
     }
 
     fn rings(&self) -> Option<(RawRing, RawRing, Bulk<'_>)> {

@@ -25,6 +25,7 @@ use crate::layout::{
     record_len, RingCtl, RingDesc, CLOSED_BY_CONSUMER, CLOSED_BY_PRODUCER, RECORD_ALIGN,
     RECORD_HEADER,
 };
+use crate::sys;
 use crate::wait::{block_on, Blocked, Liveness, WaitPolicy};
 
 /// Error of [`Producer::try_send`].
@@ -285,6 +286,8 @@ pub struct Producer<'a> {
     cached_tail: u32,
     state: State,
     policy: WaitPolicy,
+    /// Our last published CPU hint (`RingCtl::producer_cpu`).
+    cpu: u32,
     _region: PhantomData<&'a mut [u8]>,
 }
 
@@ -309,6 +312,7 @@ impl<'a> Producer<'a> {
             cached_tail: tail,
             state: State::Open,
             policy: WaitPolicy::DEFAULT,
+            cpu: 0,
             _region: PhantomData,
         };
         if misaligned(head) || misaligned(tail) || head.wrapping_sub(tail) > ring.cap {
@@ -402,6 +406,12 @@ impl<'a> Producer<'a> {
         self.ring.ctl().head.0.store(self.head, Ordering::Release);
         // Wake the consumer only if it announced sleep (no syscall otherwise).
         doorbell::ring(&self.ring.ctl().consumer_sleeping.0);
+        let cpu = sys::cpu_hint();
+        if cpu != self.cpu {
+            self.cpu = cpu;
+            // Relaxed: a hint, no data depends on it.
+            self.ring.ctl().producer_cpu.0.store(cpu, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -418,6 +428,7 @@ impl<'a> Producer<'a> {
         let r = block_on(
             &policy,
             &ring.ctl().producer_sleeping.0,
+            None,
             peer,
             || match self.try_send(parts) {
                 Err(TrySendError::Full) => None,
@@ -634,6 +645,7 @@ impl<'a> Consumer<'a> {
         let r = block_on(
             &policy,
             &ring.ctl().consumer_sleeping.0,
+            Some(&ring.ctl().producer_cpu.0),
             peer,
             || match self.try_recv(buf) {
                 Err(TryRecvError::Empty) => None,

@@ -182,6 +182,14 @@ pub(crate) fn sched_yield() {
     unsafe { libc::sched_yield() };
 }
 
+/// The CPU the calling thread runs on, plus one; 0 if unknown. (glibc
+/// reads it from the thread's rseq area: no syscall.)
+pub(crate) fn cpu_hint() -> u32 {
+    // SAFETY: no arguments.
+    let cpu = unsafe { libc::sched_getcpu() };
+    u32::try_from(cpu).map_or(0, |c| c.wrapping_add(1))
+}
+
 /// `getpid(2)`.
 pub(crate) fn getpid() -> i32 {
     // SAFETY: always safe.

@@ -414,11 +414,11 @@ fn memfd_is_sealed_against_resizing() {
 #[test]
 fn attach_rejects_bad_headers_and_unsealed_fds() {
     let d = Region::create(&Config::default(), 42).unwrap();
-    assert_eq!(d.client_pid(), 42);
-    assert_eq!(d.daemon_pid(), std::process::id() as i32);
+    assert_eq!(d.peer_pid(), 42);
+    assert_eq!(d.creator_pid(), std::process::id() as i32);
     let c = Region::attach_fd(d.fd().unwrap()).unwrap();
     assert_eq!(c.layout(), d.layout());
-    assert_eq!(c.daemon_pid(), d.daemon_pid());
+    assert_eq!(c.creator_pid(), d.creator_pid());
     drop(c);
     // Corrupt each header field in turn: always an error, never a mapping
     // that reaches outside the region.
@@ -458,6 +458,61 @@ fn attach_rejects_bad_headers_and_unsealed_fds() {
     assert_eq!(Region::attach_fd(fd).err(), Some(RegionError::NotSealed));
     // SAFETY: our fd.
     unsafe { libc::close(fd) };
+}
+
+#[test]
+fn adopting_a_peer_made_channel_insists_on_the_expected_shape() {
+    let want = cfg(4096, 256);
+    // The peer (a client) creates; we adopt it, and the two ends talk.
+    let c = Region::create(&want, 0).unwrap();
+    let d = Region::attach_fd_expecting(c.fd().unwrap(), &want).expect("adopt");
+    assert_eq!(d.layout(), c.layout());
+    let mut ce = c.client().unwrap();
+    let mut de = d.daemon().unwrap();
+    ce.requests.try_send(&[b"first"]).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(de.requests.try_recv(&mut buf), Ok(5));
+    // Another shape (a different size or a header for other sizes) is
+    // refused even though it is a valid channel of its own.
+    let other = Region::create(&cfg(8192, 256), 0).unwrap();
+    assert_eq!(
+        Region::attach_fd_expecting(other.fd().unwrap(), &want).err(),
+        Some(RegionError::Layout(LayoutError::BadHeader))
+    );
+    let same_size = cfg(4096, 128);
+    let odd = Region::create(&same_size, 0).unwrap();
+    assert_eq!(odd.len(), c.len());
+    assert_eq!(
+        Region::attach_fd_expecting(odd.fd().unwrap(), &want).err(),
+        Some(RegionError::Layout(LayoutError::BadHeader))
+    );
+    // A memfd without F_SEAL_SEAL could still be resealed under us.
+    // SAFETY: plain syscalls on a memfd we own.
+    let fd = unsafe {
+        let fd = libc::memfd_create(c"x".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING);
+        libc::ftruncate(fd, c.len() as i64);
+        libc::fcntl(
+            fd,
+            libc::F_ADD_SEALS,
+            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW,
+        );
+        fd
+    };
+    assert_eq!(
+        Region::attach_fd_expecting(fd, &want).err(),
+        Some(RegionError::NotSealed)
+    );
+    // SAFETY: our fd.
+    unsafe { libc::close(fd) };
+    // Not a memfd at all (a pipe has no seals).
+    let mut p = [0i32; 2];
+    // SAFETY: `p` has room for two fds.
+    unsafe { libc::pipe(p.as_mut_ptr()) };
+    assert!(Region::attach_fd_expecting(p[0], &want).is_err());
+    for f in p {
+        // SAFETY: our fd.
+        unsafe { libc::close(f) };
+    }
 }
 
 #[test]

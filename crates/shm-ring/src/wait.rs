@@ -2,7 +2,7 @@
 //! doorbell futex in slices, checking the peer's liveness after every slice
 //! that brought no progress.
 
-use core::sync::atomic::AtomicU32;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::doorbell;
 use crate::sys;
@@ -159,13 +159,31 @@ pub(crate) enum Blocked {
     TimedOut,
 }
 
+/// Whether the peer last ran on the CPU we run on now (per its hint): then
+/// spinning would only keep it from running.
+fn peer_on_our_cpu(peer_cpu: Option<&AtomicU32>) -> bool {
+    // Relaxed: a hint.
+    peer_cpu.is_some_and(|c| {
+        let theirs = c.load(Ordering::Relaxed);
+        theirs != 0 && theirs == sys::cpu_hint()
+    })
+}
+
 /// Runs `attempt` until it yields `Some`, following `policy`: spin, yield,
 /// then announce-and-sleep on `bell` (see [`crate::doorbell`]). `attempt`
 /// must re-read the shared index it depends on every time it is called
 /// (the doorbell protocol relies on that re-check after `announce_sleep`).
+///
+/// `peer_cpu` is the peer's CPU hint, if it publishes one: while the peer
+/// was last seen on our own CPU, spinning is skipped (and stopped): the
+/// peer cannot make progress while we hold the CPU, and sleeping at once
+/// hands it over in a context switch. (On a 2-vCPU VM the scheduler often
+/// wakes a daemon thread on its client's CPU; spinning there made each
+/// round trip wait for a scheduler tick.)
 pub(crate) fn block_on<R, L: Liveness + ?Sized>(
     policy: &WaitPolicy,
     bell: &AtomicU32,
+    peer_cpu: Option<&AtomicU32>,
     peer: &mut L,
     mut attempt: impl FnMut() -> Option<R>,
 ) -> Result<R, Blocked> {
@@ -176,8 +194,9 @@ pub(crate) fn block_on<R, L: Liveness + ?Sized>(
     let deadline = policy.timeout_ns.map(|t| start.saturating_add(t));
     let past = |now: u64, limit: u64| now.saturating_sub(start) >= limit;
 
-    // Phase 1: spin. The clock is read every 64 iterations only.
-    if policy.spin_ns > 0 {
+    // Phase 1: spin. The clock and the peer's CPU are read every 64
+    // iterations only.
+    if policy.spin_ns > 0 && !peer_on_our_cpu(peer_cpu) {
         let mut i: u32 = 0;
         loop {
             if let Some(r) = attempt() {
@@ -187,7 +206,10 @@ pub(crate) fn block_on<R, L: Liveness + ?Sized>(
             i = i.wrapping_add(1);
             if i & 63 == 0 {
                 let now = sys::monotonic_ns();
-                if past(now, policy.spin_ns) || deadline.is_some_and(|d| now >= d) {
+                if past(now, policy.spin_ns)
+                    || deadline.is_some_and(|d| now >= d)
+                    || peer_on_our_cpu(peer_cpu)
+                {
                     break;
                 }
             }
