@@ -15,6 +15,7 @@ use inode_store::Store;
 use crate::fuse_fs::FuseFs;
 use crate::metrics::Metrics;
 use crate::mountinfo;
+use crate::registry;
 use crate::ring_server::{RingServer, StatsFormat};
 
 /// How long `--background` waits for the child to report a usable mount.
@@ -163,6 +164,13 @@ fn serve(args: &MountArgs, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<
             None
         }
     };
+    if fast_path.is_some() {
+        let published = registry::refresh(&run_dir()).and_then(|()| registry::watch(run_dir()));
+        if let Err(e) = published {
+            // Preloaded processes then find the mount through mountinfo.
+            log::warn!("cannot keep the mount registry: {e}");
+        }
+    }
     if let (Some(addr), Some(server)) = (args.metrics, fast_path.as_ref()) {
         match server.serve_metrics(addr) {
             Ok(()) => log::info!("metrics on http://{addr}/metrics"),
@@ -193,6 +201,9 @@ fn serve(args: &MountArgs, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<
     // dead mount behind.
     if mountinfo::fstype_at(mountpoint).as_deref() == Some(FSTYPE) {
         let _ = unmount(mountpoint, true);
+    }
+    if let Err(e) = registry::refresh(&run_dir()) {
+        log::warn!("cannot update the mount registry: {e}");
     }
     result
 }

@@ -15,6 +15,7 @@ mod fuse_fs;
 mod logger;
 mod metrics;
 mod mountinfo;
+mod registry;
 mod resolve;
 mod ring_server;
 mod run;

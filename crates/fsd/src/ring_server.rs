@@ -27,7 +27,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,13 +50,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A real client sends its hello right after connecting: a connection
 /// silent for longer gets no priority over the next ones.
 const HELLO_PROMPT: Duration = Duration::from_millis(2);
-
-/// How long a worker whose client just left polls for the next connection
-/// before it blocks in `accept` (at idle priority: it yields its core to
-/// any other runnable thread at once). A shell loop starts a preloaded
-/// process every few hundred µs; one that arrives within the spin is
-/// served without waking a sleeping thread, which costs ~50 µs here.
-const ACCEPT_SPIN: Duration = Duration::from_millis(0);
 
 /// How long the serving thread spins for the next request: four times the
 /// client's last pause between a reply and its next request, within these
@@ -115,9 +108,6 @@ struct Shared {
     started: Instant,
     /// Workers waiting in `accept`.
     idle_workers: AtomicUsize,
-    /// Set while one idle worker spins for the next connection (one is
-    /// enough; the others block).
-    accept_spinner: AtomicBool,
 }
 
 /// Pushes fast-path changes into the kernel's FUSE caches.
@@ -181,7 +171,6 @@ impl RingServer {
             metrics,
             started: Instant::now(),
             idle_workers: AtomicUsize::new(0),
-            accept_spinner: AtomicBool::new(false),
         });
         start_worker(&listener, &shared);
         Ok(RingServer {
@@ -289,15 +278,7 @@ fn serve_one(listener: &Arc<Listener>, shared: &Arc<Shared>) -> bool {
         shared.idle_workers.fetch_sub(1, Ordering::AcqRel);
         return false;
     }
-    // Waiting must not take a core from a client being served right now:
-    // at idle priority, any runnable thread preempts the spin at once.
-    set_idle_priority(true);
-    if !shared.accept_spinner.swap(true, Ordering::AcqRel) {
-        listener.wait_spinning(ACCEPT_SPIN);
-        shared.accept_spinner.store(false, Ordering::Release);
-    }
     let conn = listener.accept();
-    set_idle_priority(false);
     let idle_left = shared.idle_workers.fetch_sub(1, Ordering::AcqRel) - 1;
     let Ok(conn) = conn else { return false };
     let mut successor = (idle_left == 0).then_some(|| start_worker(listener, shared));
@@ -632,20 +613,6 @@ impl BulkArea for SharedBulk<'_, '_> {
         // The executor checked the range.
         let _ = self.0.write(offset, src);
     }
-}
-
-/// Moves the calling thread to `SCHED_IDLE` (runs only when a core is
-/// otherwise idle) or back to the normal policy.
-fn set_idle_priority(idle: bool) {
-    let policy = if idle {
-        libc::SCHED_IDLE
-    } else {
-        libc::SCHED_OTHER
-    };
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: pid 0 is the calling thread; `param` is valid. Failure only
-    // leaves the thread at its current priority.
-    unsafe { libc::sched_setscheduler(0, policy, &param) };
 }
 
 /// Why a channel ended.

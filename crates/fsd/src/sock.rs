@@ -87,17 +87,6 @@ impl Listener {
         }
     }
 
-    /// Polls for a pending connection for up to `spin` (without blocking,
-    /// so the caller keeps its core), then returns; [`Listener::accept`]
-    /// follows. A client arriving during the spin is served without waking
-    /// a sleeping thread, which on a VM costs tens of µs.
-    pub fn wait_spinning(&self, spin: Duration) {
-        let start = std::time::Instant::now();
-        while !readable_within(&self.fd, Duration::ZERO) && start.elapsed() < spin {
-            std::hint::spin_loop();
-        }
-    }
-
     /// Makes a blocked [`Listener::accept`] return (with an error).
     pub fn shutdown(&self) {
         // SAFETY: shutdown(2) on our own socket.

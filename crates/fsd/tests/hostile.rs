@@ -628,7 +628,7 @@ fn fuzz_round(sock: &Path, rng: &mut Rng) -> bool {
             // Random indices / flags / doorbells in either ring's control block.
             0 => {
                 let ring = if rng.below(2) == 0 { req_ctl } else { resp_ctl };
-                let off = ctl_word(ring, rng.below(5) as usize) + 4 * rng.below(2) as usize;
+                let off = ctl_word(ring, rng.below(6) as usize) + 4 * rng.below(2) as usize;
                 poke_u32(base, off, rng.interesting_u32());
             }
             // Garbage record header at the consumer's position, head moved on.
@@ -890,10 +890,8 @@ fn only_a_sealed_channel_of_the_right_shape_is_adopted() {
     let short = memfd(len - 4096, all_seals);
     let mut pipe = [0i32; 2];
     // SAFETY: room for two fds.
-    assert_eq!(
-        unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) },
-        0
-    );
+    let made = unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(made, 0);
     // SAFETY: the pipe's fds, owned here from now on.
     let pipe = pipe.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     let own_file = std::fs::OpenOptions::new()

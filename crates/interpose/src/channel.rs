@@ -31,9 +31,9 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use proto::{Hello, HelloReply, ReqHeader, RespHeader};
 use shm_ring::{ClientEnd, Region};
 
-use crate::mountinfo::MAX_MOUNTS;
 use crate::state;
 use crate::sys;
+use proto::mountinfo::MAX_MOUNTS;
 
 /// Channels per mount (concurrent round trips of one process).
 pub(crate) const NSLOTS: usize = 16;
@@ -345,7 +345,7 @@ fn socket_addr(mount: usize) -> Option<(libc::sockaddr_un, u32)> {
     // SAFETY: all-zero is a valid sockaddr_un.
     let mut addr: libc::sockaddr_un = unsafe { core::mem::zeroed() };
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    let dir = run_dir();
+    let dir = state::run_dir();
     let t = state::table();
     let m = &t.mounts()[mount];
     let mut name = [0u8; 32];
@@ -362,19 +362,6 @@ fn socket_addr(mount: usize) -> Option<(libc::sockaddr_un, u32)> {
         *dst = b as libc::c_char;
     }
     Some((addr, (size_of::<libc::sa_family_t>() + total + 1) as u32))
-}
-
-fn run_dir() -> &'static [u8] {
-    // SAFETY: NUL-terminated name; the result points into the environment.
-    let p = unsafe { libc::getenv(c"BTFUSE_RUN_DIR".as_ptr()) };
-    if !p.is_null() {
-        // SAFETY: NUL-terminated string owned by the environment.
-        let v = unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes();
-        if !v.is_empty() {
-            return v;
-        }
-    }
-    proto::RUN_DIR.as_bytes()
 }
 
 /// Lowest fd number for the library's own long-lived descriptors.

@@ -221,7 +221,7 @@ unsafe fn close_range_impl(lo: c_uint, hi: c_uint, flags: c_int) -> c_int {
     }
     ops::forget_nullfd_in(lo, hi);
     // Our sockets in range, ascending (they live at or above high_fd_base).
-    let mut keep = [0u32; channel::NSLOTS * crate::mountinfo::MAX_MOUNTS];
+    let mut keep = [0u32; channel::NSLOTS * proto::mountinfo::MAX_MOUNTS];
     let mut nk = 0;
     let base = channel::high_fd_base().max(0) as u64;
     let mut fd = (lo as u64).max(base);

@@ -7,8 +7,8 @@
 //! on btfuse mounts over shared memory. See `hooks` for what is caught.
 //!
 //! Modules:
-//! * pure logic, unit tested with std: `mountinfo` (discovery table),
-//!   `path` (classification, lexical normalisation), `fdtable`
+//! * pure logic, unit tested with std: `path` (classification, lexical
+//!   normalisation; the discovery table is `proto::mountinfo`), `fdtable`
 //!   (virtual fds and open file descriptions);
 //! * `sys` (raw syscalls), `real` (lazy `dlsym(RTLD_NEXT)`), `state`
 //!   (lazy init, cwd filter, umask, fork epoch, directory paths),
@@ -19,7 +19,6 @@
 #![cfg_attr(test, allow(dead_code))]
 
 pub(crate) mod fdtable;
-pub(crate) mod mountinfo;
 pub(crate) mod path;
 
 #[cfg(not(test))]

@@ -6,7 +6,7 @@
 //! which resolves them against the base directory and answers
 //! `proto::ESCAPED` when the path leaves the mount.
 
-use crate::mountinfo::{MountEntry, MountTable};
+use proto::mountinfo::{MountEntry, MountTable};
 
 /// Components of up to two byte strings read as one path (`a` + "/" + `b`),
 /// skipping empty and `.` components.
@@ -117,7 +117,7 @@ pub fn classify<'a>(t: &MountTable, comps: Comps<'a>) -> Option<(usize, Comps<'a
     let mp = t.text(m);
     for e in t.exclusions().iter().filter(|e| e.seq > m.seq) {
         let ex = t.text(e);
-        if !crate::mountinfo::is_under(ex, mp) {
+        if !proto::mountinfo::is_under(ex, mp) {
             continue;
         }
         if strip_prefix(comps, ex).is_some() || rest.has_dotdot() {
@@ -128,7 +128,7 @@ pub fn classify<'a>(t: &MountTable, comps: Comps<'a>) -> Option<(usize, Comps<'a
     if rest.has_dotdot()
         && t.mounts()
             .iter()
-            .any(|n| n.len > m.len && crate::mountinfo::is_under(t.text(n), mp))
+            .any(|n| n.len > m.len && proto::mountinfo::is_under(t.text(n), mp))
     {
         return None;
     }
@@ -187,7 +187,7 @@ pub fn write_abs(mountpoint: &[u8], rel: &[u8], out: &mut [u8]) -> Option<usize>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mountinfo::parse;
+    use proto::mountinfo::parse;
 
     fn table() -> Box<MountTable> {
         let mut t = Box::new(MountTable::new());

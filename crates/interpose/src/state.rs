@@ -6,9 +6,9 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::fdtable::FdTable;
-use crate::mountinfo::{self, MountTable, MAX_MOUNTS};
 use crate::path::{self, Comps};
 use crate::sys;
+use proto::mountinfo::{self, MountTable, MAX_MOUNTS};
 
 /// Fd numbers the table can hold (fast-path fds above it are not made).
 pub(crate) const MAX_FD: usize = 1 << 16;
@@ -253,35 +253,9 @@ fn init_inner() -> bool {
         sys::debug(&[b"btfuse: disabled by BTFUSE_DISABLE=1"]);
         return false;
     }
-    // mountinfo can be large (containers); read it into a temporary
-    // anonymous mapping, parse, unmap.
-    const BUF: usize = 4 << 20;
-    let Ok(p) = sys::sc!(
-        libc::SYS_mmap,
-        0usize,
-        BUF,
-        libc::PROT_READ | libc::PROT_WRITE,
-        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-        -1,
-        0
-    ) else {
-        return false;
-    };
-    // SAFETY: a fresh private mapping of BUF bytes, ours alone.
-    let buf = unsafe { core::slice::from_raw_parts_mut(p as *mut u8, BUF) };
-    let n = sys::read_file(b"/proc/self/mountinfo\0", buf);
-    let ok = match n {
-        Ok(n) if n < BUF => {
-            // SAFETY: nobody reads TABLE before INIT is READY.
-            let t = unsafe { &mut *TABLE.0.get() };
-            mountinfo::parse(&buf[..n], t);
-            t.n_mounts > 0
-        }
-        _ => false,
-    };
-    // SAFETY: the mapping was created above and `buf` is not used again.
-    unsafe { sys::munmap(p as *mut u8, BUF) };
-    if !ok {
+    // SAFETY: nobody reads TABLE before INIT is READY.
+    let found = unsafe { &mut *TABLE.0.get() };
+    if !read_registry(found).unwrap_or_else(|| read_mountinfo(found)) {
         return false;
     }
     let t = table();
@@ -302,6 +276,97 @@ fn init_inner() -> bool {
         )
     };
     true
+}
+
+/// The run directory (`$BTFUSE_RUN_DIR` or `proto::RUN_DIR`): daemon
+/// sockets and the mount registry.
+pub(crate) fn run_dir() -> &'static [u8] {
+    match getenv(b"BTFUSE_RUN_DIR\0") {
+        Some(v) if !v.is_empty() => v,
+        _ => proto::RUN_DIR.as_bytes(),
+    }
+}
+
+/// Discovery through the daemons' registry (see `proto::mountinfo`):
+/// whether it names a btfuse mount, or `None` if there is no registry for
+/// this process's view (then mountinfo decides).
+fn read_registry(t: &mut MountTable) -> Option<bool> {
+    let dir = run_dir();
+    let name = mountinfo::REGISTRY_FILE.as_bytes();
+    let mut path = [0u8; 256];
+    let len = dir.len() + 1 + name.len();
+    path.get_mut(..len + 1)?;
+    path[..dir.len()].copy_from_slice(dir);
+    path[dir.len()] = b'/';
+    path[dir.len() + 1..len].copy_from_slice(name);
+    let mut buf = [0u8; 8192];
+    let n = sys::read_file(&path[..len + 1], &mut buf).ok()?;
+    if n == buf.len() {
+        return None;
+    }
+    let (view, lines) = mountinfo::parse_registry(&buf[..n])?;
+    if view != own_view()? {
+        sys::debug(&[b"btfuse: registry of another view, reading mountinfo"]);
+        return None;
+    }
+    mountinfo::parse(lines, t);
+    Some(t.n_mounts > 0)
+}
+
+/// This process's mount namespace and root directory.
+fn own_view() -> Option<mountinfo::View> {
+    let stat = |path: &[u8]| {
+        // SAFETY: all-zero is a valid stat buffer for the kernel to fill.
+        let mut st: libc::stat = unsafe { core::mem::zeroed() };
+        sys::sc!(
+            libc::SYS_newfstatat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &mut st as *mut libc::stat,
+            0
+        )
+        .ok()
+        .map(|_| st)
+    };
+    let ns = stat(b"/proc/self/ns/mnt\0")?;
+    let root = stat(b"/\0")?;
+    Some(mountinfo::View {
+        mnt_ns: ns.st_ino,
+        root_dev: root.st_dev,
+        root_ino: root.st_ino,
+    })
+}
+
+/// Discovery through `/proc/self/mountinfo`: whether it names a btfuse
+/// mount.
+fn read_mountinfo(t: &mut MountTable) -> bool {
+    // mountinfo can be large (containers); read it into a temporary
+    // anonymous mapping, parse, unmap.
+    const BUF: usize = 4 << 20;
+    let Ok(p) = sys::sc!(
+        libc::SYS_mmap,
+        0usize,
+        BUF,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+        -1,
+        0
+    ) else {
+        return false;
+    };
+    // SAFETY: a fresh private mapping of BUF bytes, ours alone.
+    let buf = unsafe { core::slice::from_raw_parts_mut(p as *mut u8, BUF) };
+    let n = sys::read_file(b"/proc/self/mountinfo\0", buf);
+    let ok = match n {
+        Ok(n) if n < BUF => {
+            mountinfo::parse(&buf[..n], t);
+            t.n_mounts > 0
+        }
+        _ => false,
+    };
+    // SAFETY: the mapping was created above and `buf` is not used again.
+    unsafe { sys::munmap(p as *mut u8, BUF) };
+    ok
 }
 
 fn read_umask() {

@@ -26,8 +26,10 @@
 //! leaves the mount (through `..` above the root or a symlink pointing
 //! elsewhere) is answered with [`ESCAPED`]: the client then hands the call to
 //! the real libc, and the kernel resolves it.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 #![warn(missing_docs, unreachable_pub)]
+
+pub mod mountinfo;
 
 use core::mem::size_of;
 
@@ -493,7 +495,7 @@ mod tests {
         assert_eq!(size_of::<DirEntryHeader>(), 24);
         assert_eq!(size_of::<SetAttrReq>(), 4 * 4 + 8 * 3 + 4 * 2);
         assert_eq!(size_of::<Hello>(), 16);
-        assert_eq!(size_of::<HelloReply>(), 4 * 4 + 8 + 4 * 2);
+        assert_eq!(size_of::<HelloReply>(), 4 * 4);
     }
 
     #[test]

@@ -308,7 +308,7 @@ mod tests {
     #[test]
     fn shared_structs_have_fixed_sizes() {
         assert_eq!(size_of::<Padded<AtomicU32>>(), 128);
-        assert_eq!(size_of::<RingCtl>(), 5 * 128);
+        assert_eq!(size_of::<RingCtl>(), 6 * 128);
         assert!(size_of::<Header>() <= CACHE_LINE);
         assert_eq!(size_of::<RingDesc>(), 24);
     }
@@ -317,7 +317,7 @@ mod tests {
     fn default_layout_is_page_aligned_and_disjoint() {
         let l = RegionLayout::new(&Config::default()).unwrap();
         assert_eq!(l.request.ctl_off, 128);
-        assert_eq!(l.response.ctl_off, 128 + 640);
+        assert_eq!(l.response.ctl_off, 128 + 768);
         assert_eq!(l.request.data_off, 4096);
         assert_eq!(l.response.data_off, 4096 + (64 << 10));
         assert_eq!(l.bulk_off % 4096, 0);

@@ -11,6 +11,19 @@
 //!   mountpoint: an **exclusion**. A path under an exclusion belongs to that
 //!   other filesystem (or shadowing mount), so the kernel must resolve it.
 
+//!
+//! ## The registry
+//!
+//! Reading `/proc/self/mountinfo` costs every preloaded process ~100 µs
+//! (the kernel formats every mount of the namespace). So each btfuse daemon
+//! keeps a *registry* in the run directory ([`REGISTRY_FILE`]): a header
+//! line naming the view it was taken from (mount namespace, root
+//! directory), then exactly the mountinfo lines that [`parse`] uses (btfuse
+//! mounts and the mounts at or below them), in mountinfo order, so parsing
+//! the registry gives the same table as parsing mountinfo. Daemons rewrite
+//! it whenever their mount table changes. A process in another view (a
+//! container, a chroot), or finding no registry, reads mountinfo instead.
+
 /// Most btfuse mounts one process tracks (more are served by the kernel).
 pub const MAX_MOUNTS: usize = 8;
 /// Most exclusions (mounts stacked on or under a btfuse mount).
@@ -108,6 +121,15 @@ impl MountTable {
     /// The valid exclusions.
     pub fn exclusions(&self) -> &[MountEntry] {
         &self.excl[..self.n_excl]
+    }
+
+    /// Whether line `seq` (1-based) of the parsed text went into the table
+    /// (as a mount or an exclusion): the lines a registry must keep.
+    pub fn uses_line(&self, seq: u32) -> bool {
+        self.mounts()
+            .iter()
+            .chain(self.exclusions())
+            .any(|e| e.seq == seq)
     }
 
     fn store_text(&mut self, escaped: &[u8]) -> Option<(u32, u32)> {
@@ -309,6 +331,80 @@ pub const fn makedev(major: u32, minor: u32) -> u64 {
         | (mi & 0x0000_00ff)
 }
 
+/// Name of the registry in the run directory.
+pub const REGISTRY_FILE: &str = "mounts";
+
+/// First word of a registry's header line (format version 1).
+const REGISTRY_MAGIC: &[u8] = b"btfuse-mounts-1";
+
+/// The view of the filesystem tree a registry was written from: only a
+/// process with the same view may use it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct View {
+    /// Inode of the mount namespace (`stat /proc/self/ns/mnt`).
+    pub mnt_ns: u64,
+    /// Device of the root directory (`stat /`).
+    pub root_dev: u64,
+    /// Inode of the root directory.
+    pub root_ino: u64,
+}
+
+/// Writes a registry header line for `view` into `out` (at least 80
+/// bytes); returns its length.
+pub fn registry_header(view: &View, out: &mut [u8]) -> usize {
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        out[n..n + bytes.len()].copy_from_slice(bytes);
+        n += bytes.len();
+    };
+    put(REGISTRY_MAGIC);
+    for v in [view.mnt_ns, view.root_dev, view.root_ino] {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut v = v;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        put(b" ");
+        put(&digits[i..]);
+    }
+    put(b"\n");
+    n
+}
+
+/// Splits a registry into the view it was written from and its mountinfo
+/// lines; `None` if `data` is not a registry.
+pub fn parse_registry(data: &[u8]) -> Option<(View, &[u8])> {
+    let end = data.iter().position(|&b| b == b'\n')?;
+    let mut words = data[..end].split(|&b| b == b' ');
+    if words.next()? != REGISTRY_MAGIC {
+        return None;
+    }
+    let mut num = || -> Option<u64> {
+        let w = words.next()?;
+        if w.is_empty() || w.len() > 20 || !w.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        w.iter().try_fold(0u64, |v, &d| {
+            v.checked_mul(10)?.checked_add((d - b'0') as u64)
+        })
+    };
+    let view = View {
+        mnt_ns: num()?,
+        root_dev: num()?,
+        root_ino: num()?,
+    };
+    if words.next().is_some() {
+        return None;
+    }
+    Some((view, &data[end + 1..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,6 +424,64 @@ mod tests {
             .iter()
             .map(|m| (t.text(m).to_vec(), m.major, m.minor))
             .collect()
+    }
+
+    /// What a daemon writes: the header and the lines the table uses.
+    fn registry_of(text: &[u8], view: &View) -> Vec<u8> {
+        let mut t = MountTable::new();
+        parse(text, &mut t);
+        let mut out = vec![0u8; 80];
+        let n = registry_header(view, &mut out);
+        out.truncate(n);
+        for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+            if t.uses_line(i as u32 + 1) {
+                out.extend_from_slice(line);
+                out.push(b'\n');
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_registry_parses_to_the_same_table_as_mountinfo() {
+        let view = View {
+            mnt_ns: 4026531841,
+            root_dev: u64::MAX,
+            root_ino: 0,
+        };
+        let reg = registry_of(TABLE, &view);
+        let (got, lines) = parse_registry(&reg).expect("a registry");
+        assert_eq!(got, view);
+        assert!(lines.len() < TABLE.len(), "keeps only what is used");
+        let (mut a, mut b) = (MountTable::new(), MountTable::new());
+        parse(TABLE, &mut a);
+        parse(lines, &mut b);
+        assert_eq!(texts(&a), texts(&b));
+        let ex = |t: &MountTable| -> Vec<Vec<u8>> {
+            t.exclusions().iter().map(|e| t.text(e).to_vec()).collect()
+        };
+        assert_eq!(ex(&a), ex(&b));
+        assert!(!ex(&a).is_empty());
+    }
+
+    #[test]
+    fn anything_else_is_not_a_registry() {
+        for bad in [
+            &b""[..],
+            b"btfuse-mounts-1 1 2 3",
+            b"btfuse-mounts-2 1 2 3\n",
+            b"btfuse-mounts-1 1 2\n",
+            b"btfuse-mounts-1 1 2 3 4\n",
+            b"btfuse-mounts-1 1 x 3\n",
+            b"btfuse-mounts-1 1 2 99999999999999999999\n",
+            b"22 1 8:1 / / rw shared:1 - ext4 /dev/sda1 rw\n",
+        ] {
+            assert!(
+                parse_registry(bad).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]
