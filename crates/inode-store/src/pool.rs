@@ -6,6 +6,13 @@
 //! all free is `munmap`ed at once, which gives the memory back to the OS
 //! (RSS returns to its baseline after files are deleted).
 //!
+//! Slabs are cut from 2 MiB chunks mapped as transparent huge pages where
+//! the kernel allows (`MADV_HUGEPAGE`), populated up front: a new file's
+//! data then costs one page fault per 2 MiB instead of one per 4 KiB
+//! (page faults and their accounting were 60–70 % of the daemon's time in
+//! a 512 MiB sequential write). Unmapping one slab of a chunk just splits
+//! its huge page.
+//!
 //! A [`Block`] is the unique owner of its 4 KiB: it is neither `Clone` nor
 //! `Copy`, and it goes back to the pool only through [`BlockPool::free`],
 //! which consumes it. Hence `&Block` / `&mut Block` give shared / exclusive
@@ -72,6 +79,8 @@ struct PoolInner {
     nonfull: BTreeSet<usize>,
     used: u64,
     mapped: u64,
+    /// Mapped slabs not in use yet: the rest of the last chunk.
+    spare: Vec<NonNull<u8>>,
 }
 
 // SAFETY: the raw slab base pointers are only dereferenced through `Block`s
@@ -84,18 +93,22 @@ pub(crate) struct BlockPool {
     capacity: u64,
 }
 
-/// Maps one anonymous, private, zero-filled slab, populated at once: one
-/// `mmap` faults in all its pages instead of one page fault per block
-/// written (new-file writes ~2.2 -> ~3 GB/s measured).
-fn map_slab() -> Result<NonNull<u8>> {
+/// Bytes of one chunk: a huge page.
+const CHUNK_BYTES: usize = 2 << 20;
+
+/// Maps one anonymous, private, zero-filled 2 MiB chunk, aligned so that
+/// it can be one transparent huge page, and populated at once; returns the
+/// bases of its slabs, highest first.
+fn map_chunk() -> Result<Vec<NonNull<u8>>> {
+    // Reserve twice the size, then keep the aligned middle.
     // SAFETY: a fresh anonymous mapping aliases nothing; the arguments are
     // valid for mmap(2) and the result is checked against MAP_FAILED.
     let p = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
-            SLAB_BYTES,
+            2 * CHUNK_BYTES,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_POPULATE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
             -1,
             0,
         )
@@ -103,13 +116,47 @@ fn map_slab() -> Result<NonNull<u8>> {
     if p == libc::MAP_FAILED {
         return Err(Errno::ENOSPC);
     }
-    NonNull::new(p.cast::<u8>()).ok_or(Errno::ENOSPC)
+    let start = p as usize;
+    let base = start.next_multiple_of(CHUNK_BYTES);
+    let end = start + 2 * CHUNK_BYTES;
+    // SAFETY: both ranges lie inside the reservation above, outside the
+    // chunk we keep; nothing points into them.
+    unsafe {
+        if base > start {
+            libc::munmap(p, base - start);
+        }
+        if end > base + CHUNK_BYTES {
+            libc::munmap(
+                (base + CHUNK_BYTES) as *mut libc::c_void,
+                end - base - CHUNK_BYTES,
+            );
+        }
+    }
+    let chunk = base as *mut libc::c_void;
+    // SAFETY: advice on our own fresh mapping. A kernel without THP
+    // ignores or refuses the hint: the chunk is then plain 4 KiB pages.
+    unsafe { libc::madvise(chunk, CHUNK_BYTES, libc::MADV_HUGEPAGE) };
+    // SAFETY: as above. Populating now faults everything in at once.
+    if unsafe { libc::madvise(chunk, CHUNK_BYTES, libc::MADV_POPULATE_WRITE) } != 0 {
+        let e = std::io::Error::last_os_error().raw_os_error();
+        if e != Some(libc::EINVAL) {
+            // SAFETY: our own chunk, not handed out yet.
+            unsafe { libc::munmap(chunk, CHUNK_BYTES) };
+            return Err(Errno::ENOSPC);
+        }
+        // Before Linux 5.14: pages fault in as blocks are written.
+    }
+    Ok((0..CHUNK_BYTES / SLAB_BYTES)
+        .rev()
+        // SAFETY: inside the chunk, which is non-null.
+        .map(|i| unsafe { NonNull::new_unchecked((base + i * SLAB_BYTES) as *mut u8) })
+        .collect())
 }
 
 /// Unmaps a slab.
 ///
 /// # Safety
-/// `base` came from [`map_slab`] and no `Block` inside it is still alive.
+/// `base` came from [`map_chunk`] and no `Block` inside it is still alive.
 unsafe fn unmap_slab(base: NonNull<u8>) {
     // SAFETY: guaranteed by the caller; munmap of a whole mapping we own.
     let rc = unsafe { libc::munmap(base.as_ptr().cast(), SLAB_BYTES) };
@@ -125,6 +172,7 @@ impl BlockPool {
                 nonfull: BTreeSet::new(),
                 used: 0,
                 mapped: 0,
+                spare: Vec::new(),
             }),
             capacity,
         }
@@ -194,7 +242,10 @@ impl PoolInner {
         let si = match self.nonfull.first() {
             Some(&i) => i,
             None => {
-                let base = map_slab()?;
+                if self.spare.is_empty() {
+                    self.spare = map_chunk()?;
+                }
+                let base = self.spare.pop().expect("a fresh chunk has slabs");
                 let slab = Slab {
                     base,
                     free: u64::MAX,
@@ -266,10 +317,12 @@ impl PoolInner {
 
 impl Drop for PoolInner {
     fn drop(&mut self) {
-        for slab in self.slabs.drain(..).flatten() {
+        let bases = self.slabs.drain(..).flatten().map(|s| s.base);
+        for base in bases.chain(self.spare.drain(..)) {
             // SAFETY: the pool is being dropped; the `Store` drops every
-            // file (and so every `Block`) before its pool.
-            unsafe { unmap_slab(slab.base) };
+            // file (and so every `Block`) before its pool. Spare slabs hold
+            // no blocks.
+            unsafe { unmap_slab(base) };
         }
     }
 }
