@@ -100,6 +100,100 @@ fn preloaded_programs_make_no_syscall_on_the_mount() {
     assert_eq!(found.lines().count(), 20, "{found}");
 }
 
+/// Files a preloaded `argv` opens (followed into children), as strace
+/// prints them, with `env` added.
+fn opened_by(lib: &str, env: &[(&str, &Path)], argv: &[&str]) -> String {
+    let log = std::env::temp_dir().join(format!("btfuse-opens-{}.log", std::process::id()));
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-e", "trace=openat,open", "-o"])
+        .arg(&log)
+        .args(argv)
+        .env("LD_PRELOAD", lib);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = run_timeout(&mut cmd, RUN);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&log).expect("strace log");
+    let _ = std::fs::remove_file(&log);
+    text
+}
+
+/// Discovery reads the daemons' registry, not `/proc/self/mountinfo`
+/// (whose formatting costs every preloaded process ~100 µs); a registry
+/// written in another view (mount namespace, root) is not trusted: the
+/// library reads mountinfo instead and still finds the mount.
+#[test]
+fn discovery_reads_the_registry_of_its_own_view_only() {
+    let test = "discovery_reads_the_registry_of_its_own_view_only";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    if !have_strace(test) {
+        return;
+    }
+    let bt = BtfuseGuard::new("16M");
+    let m = bt.path();
+    std::fs::write(m.join("f"), b"found\n").unwrap();
+    let file = m.join("f").display().to_string();
+    let registry = run_dir().join(proto::mountinfo::REGISTRY_FILE);
+    let opens = opened_by(&lib, &[], &["cat", &file]);
+    assert!(opens.contains(&registry.display().to_string()), "{opens}");
+    assert!(!opens.contains("mountinfo"), "{opens}");
+    assert!(kernel_calls_on(&lib, m, &["cat", &file]).is_empty());
+
+    // Another run directory holding the same registry, but for another
+    // mount namespace, and a link to the daemon's socket.
+    let alt = fresh_dir("rundir");
+    std::fs::create_dir_all(&alt).unwrap();
+    let text = std::fs::read_to_string(&registry).unwrap();
+    let (head, lines) = text.split_once('\n').unwrap();
+    let mut words: Vec<String> = head.split(' ').map(str::to_owned).collect();
+    words[1] = format!("{}", words[1].parse::<u64>().unwrap() ^ 1);
+    std::fs::write(
+        alt.join(proto::mountinfo::REGISTRY_FILE),
+        format!("{}\n{lines}", words.join(" ")),
+    )
+    .unwrap();
+    let sock = socket_of(m);
+    std::os::unix::fs::symlink(&sock, alt.join(sock.file_name().unwrap())).unwrap();
+    let opens = opened_by(&lib, &[("BTFUSE_RUN_DIR", &alt)], &["cat", &file]);
+    assert!(opens.contains("/proc/self/mountinfo"), "{opens}");
+    let before = stat_value(&stats(m), "fast-path requests");
+    let mut cmd = Command::new("cat");
+    cmd.arg(&file)
+        .env("LD_PRELOAD", &lib)
+        .env("BTFUSE_RUN_DIR", &alt);
+    assert_eq!(run_timeout(&mut cmd, RUN).stdout, b"found\n");
+    assert!(
+        stat_value(&stats(m), "fast-path requests") > before,
+        "fast path not taken"
+    );
+    std::fs::remove_dir_all(&alt).unwrap();
+}
+
+/// The registry follows the mount table: a mount leaves it with its daemon.
+#[test]
+fn the_registry_follows_mounts_and_unmounts() {
+    if !fuse_available("the_registry_follows_mounts_and_unmounts") {
+        return;
+    }
+    let mut a = BtfuseGuard::new("16M");
+    let b = BtfuseGuard::new("16M");
+    assert!(registry_lists(a.path()) && registry_lists(b.path()));
+    let (status, gone) = a.terminate(Duration::from_secs(10));
+    assert!(status.is_some() && gone, "daemon did not exit cleanly");
+    assert!(
+        !registry_lists(a.path()),
+        "an unmounted mount stays in the registry"
+    );
+    assert!(registry_lists(b.path()));
+}
+
 #[test]
 fn outside_btfuse_mounts_the_library_changes_nothing() {
     let test = "outside_btfuse_mounts_the_library_changes_nothing";

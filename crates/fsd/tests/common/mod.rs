@@ -242,6 +242,16 @@ impl BtfuseGuard {
             );
             thread::sleep(Duration::from_millis(10));
         }
+        // Then for the registry to name it (written right after the socket).
+        while !registry_lists(&g.dir) {
+            assert!(
+                Instant::now() < deadline,
+                "{} not in the mount registry; log:\n{}",
+                g.dir.display(),
+                g.log_text()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
         g
     }
 
@@ -531,8 +541,21 @@ pub fn socket_of(mnt: &Path) -> PathBuf {
     let (maj, min) = devno.split_once(':').unwrap();
     let mut name = [0u8; 32];
     let n = proto::socket_name(maj.parse().unwrap(), min.parse().unwrap(), &mut name);
-    let dir = std::env::var(proto::RUN_DIR_ENV).unwrap_or_else(|_| proto::RUN_DIR.into());
-    PathBuf::from(dir).join(std::str::from_utf8(&name[..n]).unwrap())
+    run_dir().join(std::str::from_utf8(&name[..n]).unwrap())
+}
+
+/// The fast-path run directory (sockets, mount registry).
+pub fn run_dir() -> PathBuf {
+    PathBuf::from(std::env::var(proto::RUN_DIR_ENV).unwrap_or_else(|_| proto::RUN_DIR.into()))
+}
+
+/// Whether the daemons' mount registry names a mount at `mnt`.
+pub fn registry_lists(mnt: &Path) -> bool {
+    let reg = fs::read(run_dir().join(proto::mountinfo::REGISTRY_FILE)).unwrap_or_default();
+    let want = format!(" {} ", mnt.display());
+    String::from_utf8_lossy(&reg)
+        .lines()
+        .any(|l| l.contains(&want))
 }
 
 /// The preload library, or `None` (with a loud skip) when it or FUSE is
