@@ -3,7 +3,8 @@
 //! A `#![no_std]` cdylib over core + libc (+ the `proto` wire format and the
 //! `shm_ring` transport): its only `NEEDED` entry is `libc.so.6`, and it
 //! does nothing at load time. On the first call that names a path it reads
-//! `/proc/self/mountinfo` once (discovery), and from then on serves calls
+//! the daemons' mount registry (or, in another mount namespace or root,
+//! `/proc/self/mountinfo`) once (discovery), and from then on serves calls
 //! on btfuse mounts over shared memory. See `hooks` for what is caught.
 //!
 //! Modules:
