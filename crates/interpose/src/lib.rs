@@ -8,7 +8,8 @@
 //!
 //! Modules:
 //! * pure logic, unit tested with std: `path` (classification, lexical
-//!   normalisation; the discovery table is `proto::mountinfo`), `fdtable`
+//!   normalisation; the discovery table is `proto::mountinfo`), `fmode`
+//!   (stdio mode strings), `fdtable`
 //!   (virtual fds and open file descriptions);
 //! * `sys` (raw syscalls), `real` (lazy `dlsym(RTLD_NEXT)`), `state`
 //!   (lazy init, cwd filter, umask, fork epoch, directory paths),
@@ -20,6 +21,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 pub(crate) mod fdtable;
+pub(crate) mod fmode;
 pub(crate) mod path;
 
 #[cfg(not(test))]

@@ -59,6 +59,7 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering
 
 use libc::{off64_t, size_t, ssize_t, AT_FDCWD, FILE};
 
+use crate::fmode::{parse_fdopen, parse_fopen, Mode, IS_APPENDING, NO_READS, NO_WRITES};
 use crate::hooks;
 use crate::ops::{self, At, Fail};
 use crate::real;
@@ -112,12 +113,9 @@ const COOKIE_AT: usize = VTABLE_AT + size_of::<usize>();
 // `_flags` bits (glibc's libio.h).
 const MAGIC_MASK: u32 = 0xFFFF_0000;
 const MAGIC: u32 = 0xFBAD_0000;
-const NO_READS: c_int = 0x0004;
-const NO_WRITES: c_int = 0x0008;
 const EOF_SEEN: c_int = 0x0010;
 const ERR_SEEN: c_int = 0x0020;
 const CURRENTLY_PUTTING: c_int = 0x0800;
-const IS_APPENDING: c_int = 0x1000;
 const IS_FILEBUF: c_int = 0x2000;
 
 /// `cookie_io_functions_t`.
@@ -384,99 +382,9 @@ const IO: CookieIo = CookieIo {
     close: Some(cookie_close),
 };
 
-// ---- modes -------------------------------------------------------------------
-
-/// A parsed `fopen` mode.
-#[derive(Clone, Copy)]
-struct Mode {
-    /// `open` flags, as glibc's `fopen` passes them.
-    oflags: c_int,
-    /// glibc's `_IO_NO_READS | _IO_NO_WRITES | _IO_IS_APPENDING` bits.
-    rw: c_int,
-    /// `"a"` without `+`: glibc moves the offset to the end at once.
-    seek_end: bool,
-    /// A `",ccs="` conversion was asked for.
-    ccs: bool,
-}
-
-impl Mode {
-    /// The mode `fopencookie` needs for the same stream flags.
-    fn cookie_mode(&self) -> &'static core::ffi::CStr {
-        let read = self.rw & NO_READS == 0;
-        let write = self.rw & NO_WRITES == 0;
-        match (self.rw & IS_APPENDING != 0, read, write) {
-            (true, true, _) => c"a+",
-            (true, false, _) => c"a",
-            (false, true, true) => c"r+",
-            (false, true, false) => c"r",
-            _ => c"w",
-        }
-    }
-
-    /// `O_CLOEXEC` when the mode has `e`.
-    fn cloexec(&self) -> c_int {
-        self.oflags & libc::O_CLOEXEC
-    }
-}
-
 /// The bytes of a mode string (the C contract: NUL-terminated).
 fn mode_bytes<'a>(mode: *const c_char) -> Option<&'a [u8]> {
     ops::cstr(mode)
-}
-
-/// Parses an `fopen`/`freopen` mode exactly as glibc 2.36's
-/// `_IO_new_file_fopen` does: `r`, `w` or `a`, then up to six of `+`,
-/// `x` (`O_EXCL`), `e` (`O_CLOEXEC`), `b`, `m`, `c`, other characters
-/// ignored; `None` when the first character is none of `rwa` (`EINVAL`).
-fn parse_fopen(mode: &[u8]) -> Option<Mode> {
-    let (mut omode, mut oflags, mut rw) = match mode.first()? {
-        b'r' => (libc::O_RDONLY, 0, NO_WRITES),
-        b'w' => (libc::O_WRONLY, libc::O_CREAT | libc::O_TRUNC, NO_READS),
-        b'a' => (
-            libc::O_WRONLY,
-            libc::O_CREAT | libc::O_APPEND,
-            NO_READS | IS_APPENDING,
-        ),
-        _ => return None,
-    };
-    let mut last = 0;
-    for (i, &c) in mode.iter().enumerate().take(7).skip(1) {
-        match c {
-            b'+' => {
-                omode = libc::O_RDWR;
-                rw &= IS_APPENDING;
-                last = i;
-            }
-            b'x' => {
-                oflags |= libc::O_EXCL;
-                last = i;
-            }
-            b'b' => last = i,
-            b'e' => oflags |= libc::O_CLOEXEC,
-            _ => {}
-        }
-    }
-    let rest = &mode[last + 1..];
-    Some(Mode {
-        oflags: omode | oflags,
-        rw,
-        seek_end: rw & (IS_APPENDING | NO_READS) == IS_APPENDING | NO_READS,
-        ccs: rest.windows(5).any(|w| w == b",ccs="),
-    })
-}
-
-/// Parses an `fdopen` mode as glibc 2.36's `_IO_new_fdopen` does: `r`,
-/// `w` or `a`, and `+` among the next four characters.
-fn parse_fdopen(mode: &[u8]) -> Option<Mode> {
-    let mut m = parse_fopen(&mode[..mode.len().min(1)])?;
-    for &c in mode.iter().take(5).skip(1) {
-        if c == b'+' {
-            m.rw &= IS_APPENDING;
-            break;
-        }
-    }
-    m.seek_end = m.rw & (IS_APPENDING | NO_READS) == IS_APPENDING | NO_READS;
-    Some(m)
 }
 
 // ---- making streams ------------------------------------------------------------
