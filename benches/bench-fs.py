@@ -367,6 +367,9 @@ def populate(root, args):
         make_tree(root, "tree100k", 1000, 100)
     with open(os.path.join(root, "small"), "wb") as f:
         f.write(b"s" * 100)
+    with open(os.path.join(root, "lines10k"), "w") as f:
+        for i in range(1, 10001):
+            f.write("line %05d %d of the stdio workloads\n" % (i * 7919 % 10000, i))
     chunk = os.urandom(1 << 20)
     with open(os.path.join(root, "rand.bin"), "wb") as f:
         for _ in range(args.rand_mb):
@@ -455,6 +458,10 @@ class Bench:
                   lambda t: ms(self.tar_x(t))))
         w.append(("cat small x%d (processes)" % a.cats, "ms", False, True,
                   lambda t: ms(self.timed(t, ["bash", "-c", 'for i in $(seq %d); do cat "$1"; done > /dev/null' % a.cats, "bench", R(t) + "/small"]))))
+        # stdio on one file (fopen + getc/fread loops in glibc).
+        for label, argv in (("sed 10k lines", ["sed", "-n", "s/line/LINE/p"]), ("sort 10k lines", ["sort"])):
+            w.append((label + " (process)", "ms", False, True,
+                      lambda t, argv=argv: ms(self.timed(t, argv + [R(t) + "/lines10k"], (10000, 10000)))))
         w.append(("seq write %d MiB (dd 1M)" % a.seq_mb, "MB/s", True, False, lambda t: self.seq(t, True)))
         w.append(("seq read %d MiB (dd 1M)" % a.seq_mb, "MB/s", True, False, lambda t: self.seq(t, False)))
         if a.only:
