@@ -29,6 +29,7 @@
 //! What differs from a stream on a kernel fd, by construction:
 //! * the buffer is `BUFSIZ` (8 KiB) rather than `st_blksize` (glibc cannot
 //!   `fstat` a cookie stream): partial flushes happen at other points;
+//!   read-only streams read 64 KiB at a time (see [`NBIG`]);
 //! * wide-character I/O (`fwide`, `fgetwc`, `fwprintf`, ...) is not
 //!   available: the stream is byte-oriented, as every cookie stream is
 //!   (`fwide` answers -1, wide calls fail with `WEOF`/-1). glibc leaves a
@@ -133,6 +134,7 @@ extern "C" {
     fn fflush_unlocked(fp: *mut FILE) -> c_int;
     fn __fpurge(fp: *mut FILE);
     fn flockfile(fp: *mut FILE);
+    fn setvbuf(fp: *mut FILE, buf: *mut c_char, mode: c_int, size: size_t) -> c_int;
     fn funlockfile(fp: *mut FILE);
 }
 
@@ -225,6 +227,8 @@ const NSTREAMS: usize = 4096;
 struct Stream {
     file: AtomicUsize,
     fd: AtomicI32,
+    /// Read buffer of [`BIG`] + 1, or 0 when glibc's own.
+    big: AtomicU32,
 }
 
 const CLAIMED: usize = 1;
@@ -233,6 +237,7 @@ static STREAMS: [Stream; NSTREAMS] = [const {
     Stream {
         file: AtomicUsize::new(0),
         fd: AtomicI32::new(-1),
+        big: AtomicU32::new(0),
     }
 }; NSTREAMS];
 /// Allocation hint.
@@ -241,6 +246,52 @@ static HINT: AtomicU32 = AtomicU32::new(0);
 static HIGH: AtomicU32 = AtomicU32::new(0);
 /// Set by [`flush_at_exit`]: the channels are about to close.
 static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// Read-only streams read [`BIG_LEN`] bytes per round trip instead of
+/// glibc's `BUFSIZ` (8 KiB) for the first [`NBIG`] of them at once: every
+/// round trip may find the daemon's channel thread asleep (a wake-up costs
+/// tens of µs on a busy machine) while a program like `sed` works between
+/// two refills. Writable streams keep `BUFSIZ`, so their output reaches the
+/// file at the usual points.
+const NBIG: usize = 32;
+const BIG_LEN: usize = 64 << 10;
+
+struct BigBufs {
+    busy: [AtomicBool; NBIG],
+    data: core::cell::UnsafeCell<[[u8; BIG_LEN]; NBIG]>,
+}
+// SAFETY: buffer `i` is handed to exactly one stream between a successful
+// `busy[i]` CAS and its release (in `cookie_close`, after which glibc no
+// longer touches the stream's buffer).
+unsafe impl Sync for BigBufs {}
+
+static BIG: BigBufs = BigBufs {
+    busy: [const { AtomicBool::new(false) }; NBIG],
+    data: core::cell::UnsafeCell::new([[0; BIG_LEN]; NBIG]),
+};
+
+/// A free big buffer: its index + 1 and address.
+fn big_take() -> Option<(u32, *mut u8)> {
+    for (i, b) in BIG.busy.iter().enumerate() {
+        if !b.load(Ordering::Relaxed)
+            && b.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            // SAFETY: in bounds; the buffer is ours (CAS above).
+            let p = unsafe { BIG.data.get().cast::<u8>().add(i * BIG_LEN) };
+            return Some((i as u32 + 1, p));
+        }
+    }
+    None
+}
+
+/// Frees big buffer `id` (index + 1; 0 is ignored).
+fn big_free(id: u32) {
+    if let Some(b) = (id as usize).checked_sub(1).and_then(|i| BIG.busy.get(i)) {
+        // Release: the stream's last use happens before the next owner's.
+        b.store(false, Ordering::Release);
+    }
+}
 
 /// Takes a free slot for `fd`.
 fn claim(fd: c_int) -> Option<usize> {
@@ -265,6 +316,7 @@ fn claim(fd: c_int) -> Option<usize> {
 /// Frees a slot.
 fn release(slot: usize) {
     STREAMS[slot].fd.store(-1, Ordering::Relaxed);
+    big_free(STREAMS[slot].big.swap(0, Ordering::Relaxed));
     // Release: the slot's last uses happen before its next owner's.
     STREAMS[slot].file.store(0, Ordering::Release);
 }
@@ -405,6 +457,17 @@ fn wrap(fd: c_int, m: &Mode) -> Option<*mut FILE> {
         (*f).fileno = fd;
         if (*f).wide_data as isize == -1 {
             (*f).wide_data = NO_WIDE.0.get().cast();
+        }
+    }
+    if m.rw & NO_WRITES != 0 {
+        if let Some((id, buf)) = big_take() {
+            // SAFETY: a fresh stream (no I/O yet) and a buffer of BIG_LEN
+            // bytes that stays ours until the stream's close callback.
+            if unsafe { setvbuf(fp, buf.cast(), libc::_IOFBF, BIG_LEN) } == 0 {
+                STREAMS[slot].big.store(id, Ordering::Relaxed);
+            } else {
+                big_free(id);
+            }
         }
     }
     // Release: the stream's fields are set before others find it.
