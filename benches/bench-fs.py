@@ -14,11 +14,12 @@ and ratios computed from the medians of this run:
   preload/tmpfs    cost of preload relative to tmpfs (1.0 = as fast as tmpfs)
 
 Workloads (rows): per-op loops in a C helper (stat, open+read 4 KiB+close,
-create+write 4 KiB+close+unlink, readdir of 500 entries, mkdir+rmdir, random
+fopen+fread 4 KiB+fclose, create+write 4 KiB+close+unlink, readdir of 500 entries, mkdir+rmdir, random
 4 KiB preads over a 256 MiB file, 1/2/4 client threads doing stat and
 open+read+close); whole programs (find over 10 000 and, in the full run,
 100 000 files, plain and -size +0; ls -lR over 10 000 files; tar x of a
-generated source-tree-like archive; cat of a small file as N processes; dd
+generated source-tree-like archive; cat of a small file as N processes; sed
+and sort over a 10 000-line file; dd
 sequential write and read); and the btfuse daemon's memory per GiB stored
 (RSS growth while a file is written through the mount).
 
@@ -92,6 +93,11 @@ static void *file_loop(void *arg) {
         snprintf(path, sizeof path, "%s/f%04d", j->dir, i);
         if (!strcmp(j->mode, "stat")) {
             if (stat(path, &st) != 0) die(path);
+        } else if (!strcmp(j->mode, "fopenread")) {
+            FILE *f = fopen(path, "r");
+            if (!f) die(path);
+            if (fread(buf, 1, sizeof buf, f) != 4096) die("fread");
+            fclose(f);
         } else {
             int fd = open(path, O_RDONLY);
             if (fd < 0) die(path);
@@ -105,6 +111,7 @@ static void *file_loop(void *arg) {
 
 /* usage: bfhelper MODE PATH N ROUNDS [THREADS]
      stat|openread DIR N      stat / open+read 4 KiB+close of DIR/f0000..
+     fopenread DIR N          fopen+fread 4 KiB+fclose of DIR/f0000..
      create DIR N             create+write 4 KiB+close+unlink DIR/cNNNNN
      mkdir DIR N              mkdir+rmdir DIR/mNNNNN
      readdir DIR -            20x opendir+readdir all (502 entries)+closedir
@@ -123,7 +130,7 @@ int main(int argc, char **argv) {
     for (int r = 0; r < rounds; r++) {
         double t0 = now_ns();
         long ops = 0;
-        if (!strcmp(mode, "stat") || !strcmp(mode, "openread")) {
+        if (!strcmp(mode, "stat") || !strcmp(mode, "openread") || !strcmp(mode, "fopenread")) {
             struct job j = { mode, dir, n, 0, 0 };
             file_loop(&j);
             ops = j.ops;
@@ -367,6 +374,9 @@ def populate(root, args):
         make_tree(root, "tree100k", 1000, 100)
     with open(os.path.join(root, "small"), "wb") as f:
         f.write(b"s" * 100)
+    with open(os.path.join(root, "lines10k"), "w") as f:
+        for i in range(1, 10001):
+            f.write("line %05d %d of the stdio workloads\n" % (i * 7919 % 10000, i))
     chunk = os.urandom(1 << 20)
     with open(os.path.join(root, "rand.bin"), "wb") as f:
         for _ in range(args.rand_mb):
@@ -433,6 +443,7 @@ class Bench:
         R = lambda t: t["root"]
         w.append(("stat", "µs", False, False, lambda t: us(self.c_loop(t, "stat", R(t) + "/ops", 1000))))
         w.append(("open+read 4K+close", "µs", False, False, lambda t: us(self.c_loop(t, "openread", R(t) + "/ops", 1000))))
+        w.append(("fopen+fread 4K+fclose", "µs", False, False, lambda t: us(self.c_loop(t, "fopenread", R(t) + "/ops", 1000))))
         w.append(("create+write 4K+close+unlink", "µs", False, False, lambda t: us(self.c_loop(t, "create", R(t) + "/scratch", 1000))))
         w.append(("readdir 500 entries", "µs", False, False, lambda t: us(self.c_loop(t, "readdir", R(t) + "/rd500", "-"))))
         w.append(("mkdir+rmdir", "µs", False, False, lambda t: us(self.c_loop(t, "mkdir", R(t) + "/scratch", 1000))))
@@ -455,6 +466,10 @@ class Bench:
                   lambda t: ms(self.tar_x(t))))
         w.append(("cat small x%d (processes)" % a.cats, "ms", False, True,
                   lambda t: ms(self.timed(t, ["bash", "-c", 'for i in $(seq %d); do cat "$1"; done > /dev/null' % a.cats, "bench", R(t) + "/small"]))))
+        # stdio on one file (fopen + getc/fread loops in glibc).
+        for label, argv in (("sed 10k lines", ["sed", "-n", "s/line/LINE/p"]), ("sort 10k lines", ["sort"])):
+            w.append((label + " (process)", "ms", False, True,
+                      lambda t, argv=argv: ms(self.timed(t, argv + [R(t) + "/lines10k"], (10000, 10000)))))
         w.append(("seq write %d MiB (dd 1M)" % a.seq_mb, "MB/s", True, False, lambda t: self.seq(t, True)))
         w.append(("seq read %d MiB (dd 1M)" % a.seq_mb, "MB/s", True, False, lambda t: self.seq(t, False)))
         if a.only:

@@ -527,50 +527,6 @@ fn fork_writers_on_shared_offset_lose_nothing() {
 
 // ---- 3. fast-path fraction under strace ---------------------------------
 
-/// Syscalls of `argv` (and its children) that name a path on `mnt`
-/// (with `-y`, also fds on it: read/write/getdents64 on mount files).
-fn kernel_calls(lib: Option<&str>, mnt: &Path, cwd: &Path, argv: &[&str]) -> usize {
-    let log = mnt
-        .parent()
-        .unwrap()
-        .join(format!("matrix-strace-{}.log", std::process::id()));
-    let mut cmd = Command::new("strace");
-    cmd.args(["-f", "-qq", "-y", "-o"])
-        .arg(&log)
-        .args(["-e", "trace=%file,read,write,getdents64"])
-        .args(argv)
-        .current_dir(cwd)
-        .env("LC_ALL", "C")
-        .env_remove("LD_PRELOAD");
-    if let Some(l) = lib {
-        cmd.env("LD_PRELOAD", l);
-    }
-    let _ = run_timeout(&mut cmd, RUN);
-    let text = fs::read_to_string(&log).expect("strace log");
-    let _ = fs::remove_file(&log);
-    let m = mnt.display().to_string();
-    let parent = format!("\"{m}/..\"");
-    text.lines()
-        .map(strip_cwd)
-        .filter(|l| !l.contains("execve(") && !l.contains(&parent))
-        .filter(|l| l.contains(&m))
-        .count()
-}
-
-/// `-y` decorates AT_FDCWD with the cwd (on the mount here): a call with a
-/// path outside the mount relative to nothing is not a call on the mount.
-fn strip_cwd(l: &str) -> String {
-    let mut out = String::new();
-    let mut rest = l;
-    while let Some(i) = rest.find("AT_FDCWD<") {
-        out.push_str(&rest[..i + "AT_FDCWD".len()]);
-        let after = &rest[i + "AT_FDCWD<".len()..];
-        rest = after.find('>').map_or("", |j| &after[j + 1..]);
-    }
-    out.push_str(rest);
-    out
-}
-
 #[test]
 fn fast_path_fraction_per_program() {
     let test = "fast_path_fraction_per_program";
@@ -588,7 +544,7 @@ fn fast_path_fraction_per_program() {
         let mut counts = [0usize; 2];
         for (k, l) in [Some(lib.as_str()), None].into_iter().enumerate() {
             let dir = prepare(&py, m, &format!("s{i}-{k}"), p);
-            counts[k] = kernel_calls(l, m, &dir, &argv_refs(&(p.argv)(&py, &dir)));
+            counts[k] = mount_syscalls(l, m, &dir, &argv_refs(&(p.argv)(&py, &dir)), &[]).len();
         }
         rows.push((p.name.to_string(), counts[0], counts[1]));
     }
@@ -624,7 +580,7 @@ fn fast_path_fraction_per_program() {
             } else {
                 argv.clone()
             };
-            counts[k] = kernel_calls(l, m, &tree_root, &argv_refs(&argv));
+            counts[k] = mount_syscalls(l, m, &tree_root, &argv_refs(&argv), &[]).len();
         }
         let _ = fs::remove_file(&tar_out);
         if is_heavy {

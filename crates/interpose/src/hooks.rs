@@ -2149,39 +2149,6 @@ pub unsafe extern "C" fn umask(m: mode_t) -> mode_t {
     old
 }
 
-/// glibc's stdio reads and writes a `FILE` with internal calls no hook
-/// sees: a fast-path fd handed to `fdopen` becomes kernel-backed first, so
-/// the stream works on a real kernel fd (same file, shared offset);
-/// `fileno` returns the same fd number. (`fopen` of a mount path opens
-/// through glibc's internal `open`: the kernel path, never a fast-path fd.)
-#[no_mangle]
-pub unsafe extern "C" fn fdopen(fd: c_int, mode: *const c_char) -> *mut libc::FILE {
-    if let Err(e) = ops::kernel_fd(fd) {
-        set_errno(e);
-        return core::ptr::null_mut();
-    }
-    // SAFETY: forwards the caller's arguments.
-    unsafe { real::fdopen()(fd, mode) }
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn fclose(fp: *mut libc::FILE) -> c_int {
-    if !fp.is_null() {
-        // SAFETY: the caller's FILE.
-        let fd = unsafe { real::fileno()(fp) };
-        if FDS.is_ours(fd) {
-            // glibc closes the descriptor internally (not through `close`):
-            // drop our mapping first, so the number can never name a stale
-            // fast-path file once the kernel reuses it.
-            if let Some(r) = FDS.remove(fd) {
-                ops::put(r);
-            }
-        }
-    }
-    // SAFETY: forwards.
-    unsafe { real::fclose()(fp) }
-}
-
 // ---- cwd -------------------------------------------------------------------
 
 #[no_mangle]

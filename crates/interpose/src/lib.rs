@@ -9,17 +9,20 @@
 //!
 //! Modules:
 //! * pure logic, unit tested with std: `path` (classification, lexical
-//!   normalisation; the discovery table is `proto::mountinfo`), `fdtable`
+//!   normalisation; the discovery table is `proto::mountinfo`), `fmode`
+//!   (stdio mode strings), `fdtable`
 //!   (virtual fds and open file descriptions);
 //! * `sys` (raw syscalls), `real` (lazy `dlsym(RTLD_NEXT)`), `state`
 //!   (lazy init, cwd filter, umask, fork epoch, directory paths),
 //!   `channel` (all shm-ring use), `ops` (requests and reply
 //!   conversions), `dir` (DIR streams), `hooks` (the exported symbols),
-//!   `process` (credential changes, exec, spawning, vfork).
+//!   `process` (credential changes, exec, spawning, vfork), `stdio`
+//!   (`FILE` streams on mount files).
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(test, allow(dead_code))]
 
 pub(crate) mod fdtable;
+pub(crate) mod fmode;
 pub(crate) mod path;
 
 #[cfg(not(test))]
@@ -37,6 +40,8 @@ mod real;
 #[cfg(not(test))]
 mod state;
 #[cfg(not(test))]
+mod stdio;
+#[cfg(not(test))]
 mod sys;
 
 // The `libc` crate emits no link directive when another crate of the
@@ -50,7 +55,15 @@ extern "C" {}
 #[cfg(not(test))]
 #[used]
 #[link_section = ".fini_array"]
-static CLOSE_CHANNELS_AT_EXIT: extern "C" fn() = channel::close_all_at_exit;
+static AT_EXIT: extern "C" fn() = at_exit;
+
+/// Writes the streams' pending output while the channels are still open
+/// (glibc flushes stdio only after the destructors), then closes them.
+#[cfg(not(test))]
+extern "C" fn at_exit() {
+    stdio::flush_at_exit();
+    channel::close_all_at_exit();
+}
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -149,6 +149,10 @@ reals! {
     posix_fallocate(c_int, off_t, off_t) -> c_int;
     umask(mode_t) -> mode_t;
     fclose(*mut libc::FILE) -> c_int;
+    fopen(*const c_char, *const c_char) -> *mut libc::FILE;
+    fopen64(*const c_char, *const c_char) -> *mut libc::FILE;
+    freopen(*const c_char, *const c_char, *mut libc::FILE) -> *mut libc::FILE;
+    freopen64(*const c_char, *const c_char, *mut libc::FILE) -> *mut libc::FILE;
     fdopen(c_int, *const c_char) -> *mut libc::FILE;
     fgetxattr(c_int, *const c_char, *mut c_void, size_t) -> ssize_t;
     flistxattr(c_int, *mut c_char, size_t) -> ssize_t;

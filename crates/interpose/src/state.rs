@@ -35,6 +35,9 @@ const READY: u32 = 2;
 const OFF: u32 = 3;
 static INIT: AtomicU32 = AtomicU32::new(UNINIT);
 static DEBUG: AtomicBool = AtomicBool::new(false);
+/// Whether `fopen`/`fdopen` streams on mount files are served by the
+/// library (`BTFUSE_STDIO=0` leaves them to glibc, through the kernel).
+static STDIO: AtomicBool = AtomicBool::new(true);
 
 /// Whether a relative path may name something on a mount: the cwd is on or
 /// above a btfuse mount (as of the last chdir/fchdir we saw).
@@ -77,6 +80,11 @@ const DEAD_RETRY_NS: u64 = 5_000_000_000;
 
 pub(crate) fn debug_enabled() -> bool {
     DEBUG.load(Ordering::Relaxed)
+}
+
+/// Whether streams on mount files are the library's (see [`STDIO`]).
+pub(crate) fn stdio_enabled() -> bool {
+    STDIO.load(Ordering::Relaxed)
 }
 
 /// The mount table (empty before initialisation).
@@ -248,6 +256,9 @@ fn getenv(name: &[u8]) -> Option<&'static [u8]> {
 fn init_inner() -> bool {
     if getenv(b"BTFUSE_DEBUG\0").is_some_and(|v| !v.is_empty() && v != b"0") {
         DEBUG.store(true, Ordering::Relaxed);
+    }
+    if getenv(b"BTFUSE_STDIO\0") == Some(b"0") {
+        STDIO.store(false, Ordering::Relaxed);
     }
     if getenv(b"BTFUSE_DISABLE\0") == Some(b"1") {
         sys::debug(&[b"btfuse: disabled by BTFUSE_DISABLE=1"]);

@@ -704,6 +704,69 @@ pub fn have_strace(test: &str) -> bool {
     ok
 }
 
+/// Syscalls of `argv` (and its children) under `strace -f -y` that act on
+/// the mount `mnt`: a path argument on it, or an fd on it (`-y` prints the
+/// file behind each fd). `lib` is preloaded when given; `env` is added.
+/// The program's exit status is not checked (the caller runs it again for
+/// its output).
+pub fn mount_syscalls(
+    lib: Option<&str>,
+    mnt: &Path,
+    cwd: &Path,
+    argv: &[&str],
+    env: &[(&str, &str)],
+) -> Vec<String> {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let log = mnt.parent().unwrap().join(format!(
+        "strace-{}-{}.log",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-y", "-o"])
+        .arg(&log)
+        .args(["-e", "trace=%file,read,write,lseek,getdents64"])
+        .args(argv)
+        .current_dir(cwd)
+        .env("LC_ALL", "C")
+        .env_remove("LD_PRELOAD");
+    if let Some(l) = lib {
+        cmd.env("LD_PRELOAD", l);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let _ = run_timeout(&mut cmd, Duration::from_secs(60));
+    let text = fs::read_to_string(&log).expect("strace log");
+    let _ = fs::remove_file(&log);
+    let m = mnt.display().to_string();
+    // A path argument ("MNT...") or an fd on the mount (<MNT...>); data
+    // that merely contains the path (a write of a file name) is neither.
+    let (quoted, decorated) = (format!("\"{m}"), format!("<{m}"));
+    // The mount's ".." is the directory it is mounted on: not on the mount.
+    let parent = format!("\"{m}/..\"");
+    text.lines()
+        .map(strip_cwd)
+        // getcwd is answered from the kernel's dentry cache, not by the mount.
+        .filter(|l| !l.contains("execve(") && !l.contains("getcwd(") && !l.contains(&parent))
+        .filter(|l| l.contains(&quoted) || l.contains(&decorated))
+        .collect()
+}
+
+/// `-y` decorates AT_FDCWD with the cwd (on the mount here): a call with a
+/// path outside the mount relative to nothing is not a call on the mount.
+fn strip_cwd(l: &str) -> String {
+    let mut out = String::new();
+    let mut rest = l;
+    while let Some(i) = rest.find("AT_FDCWD<") {
+        out.push_str(&rest[..i + "AT_FDCWD".len()]);
+        let after = &rest[i + "AT_FDCWD<".len()..];
+        rest = after.find('>').map_or("", |j| &after[j + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A python loop for a preloaded client: write, read back, stat and list
 /// files in directory `argv[1]` until file `argv[2]` exists; prints its
 /// iteration count.
