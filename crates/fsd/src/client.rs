@@ -99,9 +99,12 @@ fn release_in_store(store: &Store, fh: Fh, kind: HandleKind) -> Result<(), Errno
 /// handles are never shared across identities.
 type Key = (u32, u64, u32, u32, Vec<u32>);
 
+fn key_of(pid: u32, image: u64, c: &Creds) -> Key {
+    (pid, image, c.uid, c.gid, c.groups.clone())
+}
+
 fn key(client: &Client) -> Key {
-    let c = &client.creds;
-    (client.pid, client.image, c.uid, c.gid, c.groups.clone())
+    key_of(client.pid, client.image, &client.creds)
 }
 
 /// All connected client processes.
@@ -136,6 +139,16 @@ impl Clients {
         }
     }
 
+    /// What handle `fh` was opened as, if the client of process image
+    /// `image` of `pid` with exactly `creds` holds it; `None` for anyone
+    /// else (another process, another image of the same pid, or the same
+    /// process under another identity).
+    pub fn holder_kind(&self, pid: u32, image: u64, creds: &Creds, fh: u64) -> Option<HandleKind> {
+        let map = self.by_key.lock();
+        let (client, _) = map.get(&key_of(pid, image, creds))?;
+        client.kind(fh).ok()
+    }
+
     /// Connected clients and the handles they hold, for `btfuse stats`.
     pub fn summary(&self) -> (usize, usize) {
         let map = self.by_key.lock();
@@ -168,6 +181,29 @@ mod tests {
         clients.leave(&store, &a2);
         assert_eq!(clients.summary(), (1, 0));
         assert_eq!(store.read(fh, 0, &mut [0; 1]), Err(Errno(libc::EBADF)));
+    }
+
+    #[test]
+    fn only_the_holder_is_told_about_a_handle() {
+        let store = Store::new(1 << 20);
+        let clients = Clients::default();
+        let user = |groups: Vec<u32>| Creds {
+            uid: 1000,
+            gid: 1000,
+            groups,
+        };
+        let a = clients.join(10, 7, user(vec![27]));
+        let fh = store.opendir(&a.creds, ROOT_INO).unwrap();
+        a.adopt(fh, HandleKind::Dir);
+        let holder = |pid, image, creds: &Creds| clients.holder_kind(pid, image, creds, fh.0);
+        assert_eq!(holder(10, 7, &user(vec![27])), Some(HandleKind::Dir));
+        assert_eq!(holder(11, 7, &user(vec![27])), None, "another process");
+        assert_eq!(holder(10, 8, &user(vec![27])), None, "another image");
+        assert_eq!(holder(10, 7, &user(vec![])), None, "other groups");
+        assert_eq!(holder(10, 7, &Creds::root()), None, "another identity");
+        assert_eq!(clients.holder_kind(10, 7, &user(vec![27]), fh.0 + 1), None);
+        clients.leave(&store, &a);
+        assert_eq!(holder(10, 7, &user(vec![27])), None, "released");
     }
 
     #[test]

@@ -16,13 +16,26 @@ pub fn for_caller(uid: u32, gid: u32, pid: u32) -> Creds {
     Creds { uid, gid, groups }
 }
 
+/// The process (thread group) that thread `tid` belongs to. FUSE requests
+/// carry the calling thread's id; the fast path files clients by process.
+/// `None` when the thread is gone or its status cannot be parsed.
+pub fn thread_group(tid: u32) -> Option<u32> {
+    status_field(tid, "Tgid:")?.trim().parse().ok()
+}
+
+/// The value of one line of `/proc/<pid>/status` (works for thread ids too).
+fn status_field(pid: u32, field: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let value = status.lines().find_map(|l| l.strip_prefix(field))?;
+    Some(value.to_owned())
+}
+
 /// Reads the `Groups:` line of `/proc/<pid>/status`.
 ///
 /// `None` when the process is gone or the file cannot be parsed; the caller
 /// then gets no supplementary groups, which can only deny, never grant.
 pub fn supplementary_groups(pid: u32) -> Option<Vec<u32>> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix("Groups:"))?;
+    let line = status_field(pid, "Groups:")?;
     line.split_whitespace().map(|g| g.parse().ok()).collect()
 }
 
@@ -36,6 +49,24 @@ mod tests {
         // SAFETY: getgroups with a zero-sized buffer only returns the count.
         let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
         assert_eq!(groups.len(), n as usize);
+    }
+
+    #[test]
+    fn a_thread_maps_to_its_process() {
+        let pid = std::process::id();
+        assert_eq!(thread_group(pid), Some(pid));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tx.send(unsafe { libc::gettid() as u32 }).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = rx.recv().unwrap();
+        assert_ne!(tid, pid);
+        assert_eq!(thread_group(tid), Some(pid));
+        done_tx.send(()).unwrap();
+        t.join().unwrap();
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::Duration;
 use fuser::{Config, Session, SessionACL};
 use inode_store::Store;
 
+use crate::client::Clients;
 use crate::fuse_fs::FuseFs;
 use crate::metrics::Metrics;
 use crate::mountinfo;
@@ -146,7 +147,16 @@ fn serve(args: &MountArgs, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<
     tune_malloc();
     let store = Arc::new(Store::new(args.size));
     let metrics = Arc::new(Metrics::default());
-    let result = mount_session(args, mountpoint, store.clone(), metrics.clone());
+    // Both doors know the fast path's clients: the FUSE door lets a client
+    // reopen the files it holds (see `FuseFs::held_open`).
+    let clients = Arc::new(Clients::default());
+    let result = mount_session(
+        args,
+        mountpoint,
+        store.clone(),
+        metrics.clone(),
+        clients.clone(),
+    );
     let session = match result {
         Ok(session) => session,
         Err(e) => {
@@ -157,7 +167,7 @@ fn serve(args: &MountArgs, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<
         }
     };
     // The fast path is an optimisation: without it the mount still serves.
-    let fast_path = match start_ring_server(&session, store, mountpoint, metrics) {
+    let fast_path = match start_ring_server(&session, store, mountpoint, metrics, clients) {
         Ok(server) => Some(server),
         Err(e) => {
             log::warn!("fast path disabled: {e}");
@@ -220,6 +230,7 @@ fn start_ring_server(
     store: Arc<Store>,
     mountpoint: &Path,
     metrics: Arc<Metrics>,
+    clients: Arc<Clients>,
 ) -> io::Result<RingServer> {
     let mount = mountinfo::mount_at(mountpoint)
         .filter(|m| m.fstype == FSTYPE)
@@ -231,6 +242,7 @@ fn start_ring_server(
         &run_dir(),
         session.notifier(),
         metrics,
+        clients,
     )
 }
 
@@ -239,6 +251,7 @@ fn mount_session(
     mountpoint: &Path,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
+    clients: Arc<Clients>,
 ) -> Result<Session<FuseFs>, DaemonError> {
     // Signals are taken by one dedicated thread with sigwait; block them
     // before any thread starts so every thread inherits the mask.
@@ -249,7 +262,8 @@ fn mount_session(
     config.acl = SessionACL::All;
     config.n_threads = Some(args.threads);
     config.clone_fd = true;
-    Session::from_fd(FuseFs::new(store, metrics), fuse, SessionACL::All, config).map_err(|e| {
+    let fs = FuseFs::new(store, metrics, clients);
+    Session::from_fd(fs, fuse, SessionACL::All, config).map_err(|e| {
         let _ = unmount(mountpoint, true);
         DaemonError::Mount(mountpoint.to_path_buf(), e)
     })

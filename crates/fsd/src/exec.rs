@@ -371,6 +371,12 @@ impl Executor<'_> {
                 self.kernel.inode_changed(ino);
                 Ok(Outcome::default())
             }
+            Op::DropHandleName => {
+                self.client.kind(h.fh)?;
+                let name = proto::handle_name(h.fh, self.client.image);
+                self.kernel.entry_changed(ROOT_INO, &name);
+                Ok(Outcome::default())
+            }
             Op::Statfs => {
                 // statfs(2) of a path fails like a lookup; of an fd, like a
                 // bad handle.
@@ -903,6 +909,28 @@ mod tests {
         assert_eq!(st, 0);
         let (st, _, _) = f.call(&c, Op::Read, ReqHeader { fh, b: 1, ..h() }, b"", b"");
         assert_eq!(st, -libc::EBADF);
+    }
+
+    #[test]
+    fn a_handle_name_is_dropped_from_the_kernel_for_its_holder_only() {
+        let mut f = Fixture::new();
+        let me = f.clients.join(1, 0xabc, Creds::root());
+        let other = f.clients.join(2, 0xabc, Creds::root());
+        let open = ReqHeader {
+            flags: (libc::O_CREAT | libc::O_RDWR) as u32,
+            a: 0o600,
+            ..h()
+        };
+        let (_, r, _) = f.call(&me, Op::Open, open, b"f", b"");
+        f.kernel.0.borrow_mut().clear();
+        let drop_name = ReqHeader { fh: r.v0, ..h() };
+        let (st, _, _) = f.call(&other, Op::DropHandleName, drop_name, b"", b"");
+        assert_eq!(st, -libc::EBADF);
+        assert!(f.kernel.0.borrow().is_empty());
+        let (st, _, _) = f.call(&me, Op::DropHandleName, drop_name, b"", b"");
+        assert_eq!(st, 0);
+        let name = String::from_utf8(proto::handle_name(r.v0, 0xabc).to_vec()).unwrap();
+        assert_eq!(*f.kernel.0.borrow(), [format!("entry {ROOT_INO}/{name}")]);
     }
 
     #[test]

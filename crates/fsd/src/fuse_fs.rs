@@ -10,6 +10,13 @@
 //! with the session's `Notifier` (`inval_entry` / `inval_inode`). Page-cache
 //! contents are dropped on every open (no `FOPEN_KEEP_CACHE`), so a reader
 //! that opens a file after a fast-path write always sees the new bytes.
+//!
+//! Files held open through the fast path: when `libbtfuse.so` must hand a
+//! fast-path fd to the kernel (fork, exec, mmap, locks, ...), it opens the
+//! file through this door by a reserved name in the mount root that names
+//! its daemon handle (`proto::HANDLE_NAME_PREFIX`), not by path, so a file
+//! since unlinked or renamed is still the one reopened. See
+//! [`FuseFs::held_open`].
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -23,8 +30,11 @@ use fuser::{
     ReplyEntry, ReplyIoctl, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
     TimeOrNow, WriteFlags,
 };
-use inode_store::{self as store, Attr, Creds, Fh, FileKind, SetAttr, Store, TimeSet, Timespec};
+use inode_store::{
+    self as store, Attr, Creds, Fh, FileKind, SetAttr, Store, TimeSet, Timespec, ROOT_INO,
+};
 
+use crate::client::{Clients, HandleKind};
 use crate::creds;
 use crate::metrics::{FuseOp, Metrics};
 
@@ -38,12 +48,68 @@ const MAX_IO: u32 = 1 << 20;
 pub struct FuseFs {
     store: Arc<Store>,
     metrics: Arc<Metrics>,
+    /// The fast path's clients (shared with the ring server): who holds
+    /// which handle, for [`FuseFs::held_open`].
+    clients: Arc<Clients>,
 }
 
 impl FuseFs {
-    /// Serves `store` to the kernel, recording requests in `metrics`.
-    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>) -> FuseFs {
-        FuseFs { store, metrics }
+    /// Serves `store` to the kernel, recording requests in `metrics`;
+    /// `clients` are the fast path's, whose handles their holders may
+    /// reopen through this door.
+    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>, clients: Arc<Clients>) -> FuseFs {
+        FuseFs {
+            store,
+            metrics,
+            clients,
+        }
+    }
+
+    /// The inode behind fast-path handle `fh`, when a lookup in the root
+    /// names it by its reserved name (`proto::handle_name`) and found no
+    /// real entry: the library's way to hand a fast-path fd to the kernel
+    /// (`kernel_reopen` in crates/interpose), which works after the file
+    /// was unlinked or renamed, where reopening by path cannot.
+    ///
+    /// Only the holder gets an answer: the calling thread's process
+    /// (`tid` mapped to its thread group) must be the client, with that
+    /// process image and exactly the caller's credentials, that holds the
+    /// handle in the ring server's table; everyone else gets `None`
+    /// (ENOENT, as for any missing name). The lookup takes a kernel
+    /// reference on the inode (`Store::remember_open`), so once the kernel
+    /// has opened it, its lookup and open counts keep an unlinked file
+    /// alive after the fast-path handle is released; the last release
+    /// frees its data and the forget the inode, as for any unlinked file.
+    /// For that forget to come, the library then has the kernel's dentry
+    /// of the name dropped (`proto::Op::DropHandleName`): with a zero TTL
+    /// it would otherwise stay in the dcache, holding the inode, until
+    /// memory pressure.
+    ///
+    /// The open that follows is checked like any open (the kernel's
+    /// `default_permissions` and the store check the inode's mode against
+    /// the caller); the search permission of the directories on the
+    /// file's original path is not checked again — the same as reopening
+    /// through `/proc/self/fd/N`, and the caller held the file open
+    /// already.
+    ///
+    /// Directories are answered only once removed: the kernel keeps one
+    /// dentry per directory, and answering for a linked one would move its
+    /// cached dentry (the cwd of other processes, the parent of their
+    /// `..`) under this name in the root. A linked directory is reopened by
+    /// path instead.
+    fn held_open(&self, tid: u32, c: &Creds, name: &[u8]) -> Option<Attr> {
+        let (fh, image) = proto::parse_handle_name(name)?;
+        let pid = creds::thread_group(tid)?;
+        let kind = self.clients.holder_kind(pid, image, c, fh)?;
+        let fh = Fh(fh);
+        if kind == HandleKind::Dir {
+            // A removed directory stays removed (nlink 0 for good).
+            let ino = self.store.handle_ino(fh).ok()?;
+            if self.store.getattr(ino).ok()?.nlink > 0 {
+                return None;
+            }
+        }
+        self.store.remember_open(fh).ok()
     }
 
     /// Runs one store call and records its latency and outcome.
@@ -190,12 +256,18 @@ impl Filesystem for FuseFs {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.entry(
-            reply,
-            self.timed(FuseOp::Lookup, || {
-                self.store.lookup(&caller(req), parent.0, name.as_bytes())
-            }),
-        );
+        let c = caller(req);
+        let name = name.as_bytes();
+        let result = self.timed(FuseOp::Lookup, || self.store.lookup(&c, parent.0, name));
+        if parent.0 == ROOT_INO && matches!(result, Err(e) if e == store::Errno::ENOENT) {
+            if let Some(attr) = self.held_open(req.pid(), &c, name) {
+                // TTL 0 for entry and attributes: the kernel asks again on
+                // every use of the name, and so never serves it to another
+                // process from its cache.
+                return reply.entry(&Duration::ZERO, &file_attr(&attr), Generation(0));
+            }
+        }
+        self.entry(reply, result);
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -751,6 +823,66 @@ impl Filesystem for FuseFs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reserved-name decision, with this test process as the client:
+    /// only its own handles, with its image and credentials, and a
+    /// directory only once removed.
+    #[test]
+    fn reserved_names_answer_the_holder_only() {
+        let store = Arc::new(Store::new(1 << 20));
+        let clients = Arc::new(Clients::default());
+        let fs = FuseFs::new(store.clone(), Arc::default(), clients.clone());
+        let me = std::process::id();
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() } as u32;
+        let root = Creds::root();
+        let (ours, other) = (
+            clients.join(me, 7, root.clone()),
+            clients.join(1, 7, root.clone()),
+        );
+        let (attr, file) = store
+            .create(&root, ROOT_INO, b"f", 0o644, libc::O_RDWR)
+            .unwrap();
+        ours.adopt(file, HandleKind::File);
+        let (_, foreign) = store
+            .create(&root, ROOT_INO, b"g", 0o644, libc::O_RDWR)
+            .unwrap();
+        other.adopt(foreign, HandleKind::File);
+        store.mkdir(&root, ROOT_INO, b"d", 0o755).unwrap();
+        let d = store.lookup(&root, ROOT_INO, b"d").unwrap().ino;
+        let dir = store.opendir(&root, d).unwrap();
+        ours.adopt(dir, HandleKind::Dir);
+        let ask = |fh: Fh, image: u64| fs.held_open(tid, &root, &proto::handle_name(fh.0, image));
+
+        store.unlink(&root, ROOT_INO, b"f").unwrap();
+        let got = ask(file, 7).expect("the holder's unlinked file");
+        assert_eq!((got.ino, got.nlink), (attr.ino, 0));
+        assert!(
+            store.known_to_kernel(attr.ino),
+            "the answer is a kernel reference"
+        );
+        assert_eq!(ask(file, 8), None, "another image");
+        assert_eq!(ask(foreign, 7), None, "another process's handle");
+        let user = Creds {
+            uid: 1000,
+            gid: 1000,
+            groups: vec![],
+        };
+        assert_eq!(
+            fs.held_open(tid, &user, &proto::handle_name(file.0, 7)),
+            None,
+            "another identity"
+        );
+        assert_eq!(fs.held_open(tid, &root, b"f"), None);
+        assert_eq!(ask(dir, 7), None, "a linked directory");
+        store.rmdir(&root, ROOT_INO, b"d").unwrap();
+        assert_eq!(ask(dir, 7).map(|a| a.ino), Some(d), "a removed directory");
+        ours.release(&store, file.0).unwrap();
+        assert_eq!(ask(file, 7), None, "a released handle");
+        // The kernel's reference kept the unlinked inode; its forget frees it.
+        store.forget(attr.ino, 1);
+        assert!(store.getattr(attr.ino).is_err());
+    }
 
     #[test]
     fn reply_times_are_exact_before_and_after_the_epoch() {

@@ -424,6 +424,7 @@ pub const RING_OP_NAMES: &[&str] = &[
     "setxattr",
     "listxattr",
     "removexattr",
+    "drop_handle_name",
     "unknown",
 ];
 

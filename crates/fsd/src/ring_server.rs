@@ -98,7 +98,7 @@ pub struct Counters {
 
 struct Shared {
     store: Arc<Store>,
-    clients: Clients,
+    clients: Arc<Clients>,
     mount_path: Vec<u8>,
     kernel: KernelNotifier,
     counters: Counters,
@@ -145,7 +145,8 @@ pub struct RingServer {
 
 impl RingServer {
     /// Listens on `run_dir/dev-MAJOR-MINOR.sock` and serves clients of the
-    /// mount at `mount_path` from `store`, recording requests in `metrics`.
+    /// mount at `mount_path` from `store`, recording requests in `metrics`
+    /// and clients in `clients` (shared with the FUSE door).
     pub fn start(
         store: Arc<Store>,
         mount_path: &Path,
@@ -153,6 +154,7 @@ impl RingServer {
         run_dir: &Path,
         notifier: Notifier,
         metrics: Arc<Metrics>,
+        clients: Arc<Clients>,
     ) -> io::Result<RingServer> {
         create_run_dir(run_dir)?;
         let socket_path = socket_path(run_dir, (major, minor));
@@ -165,7 +167,7 @@ impl RingServer {
                 store: store.clone(),
             },
             store,
-            clients: Clients::default(),
+            clients,
             mount_path: mount_path.as_os_str().as_bytes().to_vec(),
             counters: Counters::default(),
             metrics,

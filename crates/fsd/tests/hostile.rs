@@ -7,7 +7,9 @@
 //! (b) scribbles seeded random garbage over its shared region, round after
 //! round, while a kernel-path client and a preloaded client keep working.
 //! The daemon must answer with errors, close only the offending channel,
-//! never crash, and account for it in `btfuse stats`.
+//! never crash, and account for it in `btfuse stats`. Through the FUSE
+//! mount, the reserved names by which the library reopens its handles must
+//! open nothing for any process but the handle's holder.
 //!
 //! `BTFUSE_FUZZ_SECS` (default 8) bounds the fuzz phase; `BTFUSE_FUZZ_SEED`
 //! picks the PRNG seed (default: time-based, printed so a failure can be
@@ -411,6 +413,7 @@ fn hostile_requests_get_errors_and_never_another_clients_data() {
                 r.head.c = 4;
                 r
             },
+            req(Op::DropHandleName as u32).fh(fh),
             req(Op::Release as u32).fh(fh),
         ] {
             let st = s.status(&r);
@@ -545,7 +548,7 @@ fn hostile_requests_get_errors_and_never_another_clients_data() {
     assert!(st < 0, "fallocate past 2^64: {st}");
 
     // Unknown opcodes: ENOSYS, and the channel keeps serving.
-    for op in [0, 27, 100, 0x8000_0000, u32::MAX] {
+    for op in [0, 28, 100, 0x8000_0000, u32::MAX] {
         assert_eq!(s.status(&req(op)), -libc::ENOSYS, "op {op}");
     }
     assert_eq!(s.status(&req(Op::Stat as u32).path(b"secret")), 0);
@@ -1025,6 +1028,135 @@ fn silent_connections_do_not_starve_other_clients() {
     assert!(served.is_some_and(|n| n > 0), "fast path unavailable");
     assert!(took < Duration::from_secs(2), "{took:?}");
     wait_reclaimed(m, Duration::from_secs(8), false);
+}
+
+// ---------------------------------------------------------------- reserved names
+
+/// A preloaded python that makes its fd on `secret` kernel-backed (so the
+/// library reopened it by its handle's reserved name, which `/proc` then
+/// shows), reads the file through that name itself with a raw `openat`
+/// from a second thread (the library does not catch `syscall()`; the
+/// kernel reports the thread's id), reports, waits for `planted`, and
+/// reads through the name once more.
+const HOLDER: &str = r#"
+import ctypes, fcntl, os, sys, threading, time
+m = sys.argv[1]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def kernel_read(path):
+    res = {}
+    def go():
+        k = libc.syscall(257, -100, path.encode(), os.O_RDONLY | os.O_CLOEXEC)
+        if k < 0:
+            res["r"] = "errno %d" % ctypes.get_errno()
+        else:
+            res["r"] = os.pread(k, 64, 0).decode()
+            os.close(k)
+    t = threading.Thread(target=go)
+    t.start()
+    t.join()
+    return res["r"]
+def report(name, lines):
+    tmp = os.path.join(m, name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.rename(tmp, os.path.join(m, name))
+fd = os.open(os.path.join(m, "secret"), os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_SH)
+name = os.path.basename(os.readlink("/proc/self/fd/%d" % fd).removesuffix(" (deleted)"))
+path = os.path.join(m, name)
+lines = [name, kernel_read(path)]
+report("holder-ready", lines)
+while not os.path.exists(os.path.join(m, "planted")):
+    time.sleep(0.02)
+lines.append(kernel_read(path))
+report("holder-done", lines)
+time.sleep(60)
+"#;
+
+fn wait_for_file(p: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(p) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{} never appeared", p.display());
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The FUSE door's reserved names (`.btfuse-fd-<handle>-<image>` in the
+/// root) open a fast-path handle through the kernel for the process that
+/// holds it only: another process of the same user gets ENOENT for the
+/// exact name (even while the holder has it open through that name), for
+/// every other handle number and image, and so does another user; nothing
+/// lists the names; and a real file of that name wins, for the holder too.
+#[test]
+fn reserved_names_open_a_handle_for_its_holder_only() {
+    let test = "reserved_names_open_a_handle_for_its_holder_only";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let m = bt.path();
+    std::fs::write(m.join("secret"), SECRET).unwrap();
+    let holder = Command::new(PYTHON)
+        .args(["-c", HOLDER, m.to_str().unwrap()])
+        .env("LD_PRELOAD", &lib)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _holder = Proc(holder);
+    let ready = wait_for_file(&m.join("holder-ready"));
+    let lines: Vec<&str> = ready.lines().collect();
+    let name = lines[0];
+    let (fh, image) = proto::parse_handle_name(name.as_bytes())
+        .unwrap_or_else(|| panic!("not a reserved name: {ready}"));
+    assert_eq!(
+        lines[1].as_bytes(),
+        SECRET,
+        "the holder cannot reopen its own handle: {ready}"
+    );
+
+    // This process (same uid, another pid) and its threads.
+    let enoent = |p: &Path| match std::fs::File::open(p) {
+        Ok(_) => panic!("{} opened by a process that does not hold it", p.display()),
+        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{}", p.display()),
+    };
+    let own = m.join(name);
+    enoent(&own);
+    assert!(std::fs::symlink_metadata(&own).is_err());
+    thread::scope(|s| {
+        s.spawn(|| enoent(&own));
+    });
+    for other_fh in 0..fh + 16 {
+        let other = proto::handle_name(other_fh, image);
+        enoent(&m.join(std::ffi::OsStr::from_bytes(&other)));
+    }
+    let other_image = proto::handle_name(fh, image ^ 1);
+    enoent(&m.join(std::ffi::OsStr::from_bytes(&other_image)));
+    // Another user.
+    let out = run_timeout(command_as(Some(NOBODY), "/bin/cat").arg(&own), RUN);
+    assert!(!out.status.success() && out.stdout.is_empty());
+    // Nothing lists them.
+    let listed: Vec<String> = std::fs::read_dir(m)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !listed.iter().any(|n| n.starts_with(".btfuse-fd-")),
+        "{listed:?}"
+    );
+
+    // A real file of that name is an ordinary file, for the holder too.
+    std::fs::write(&own, b"PLANTED").unwrap();
+    std::fs::write(m.join("planted"), b"").unwrap();
+    let done = wait_for_file(&m.join("holder-done"));
+    assert_eq!(done.lines().nth(2), Some("PLANTED"), "{done}");
+    assert_eq!(std::fs::read(&own).unwrap(), b"PLANTED");
+    std::fs::remove_file(&own).unwrap();
+    enoent(&own);
+    assert_eq!(std::fs::read(m.join("secret")).unwrap(), SECRET);
 }
 
 // ---------------------------------------------------------------- other users

@@ -1826,6 +1826,29 @@ impl Store {
         }
     }
 
+    /// The attributes of the inode behind open handle `fh` (file or
+    /// directory, linked or not), recording one kernel lookup reference on
+    /// it as [`Store::remember`] does. Taken under the tree lock, so the
+    /// inode cannot be freed between the handle check and the reference
+    /// even if the handle is released meanwhile: from then on the kernel's
+    /// lookup (and later open) counts keep an unlinked inode alive, and
+    /// `forget` frees it.
+    pub fn remember_open(&self, fh: Fh) -> Result<Attr> {
+        let t = self.tree.read();
+        let node = self
+            .handles
+            .read()
+            .get(&fh)
+            .ok_or(Errno::EBADF)?
+            .node
+            .clone();
+        // An open handle keeps its inode in the table (`maybe_free` needs
+        // `open == 0`), and the tree lock keeps it there until we return.
+        let e = t.nodes.get(&node.ino).ok_or(Errno::ENOENT)?;
+        inc(&e.node.lookups);
+        Ok(e.node.attr())
+    }
+
     /// Whether the kernel holds a lookup reference on `ino` (and so may have
     /// its entry or attributes cached). The root is always known.
     pub fn known_to_kernel(&self, ino: Ino) -> bool {

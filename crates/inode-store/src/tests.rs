@@ -859,6 +859,33 @@ fn remembered_inode_keeps_metadata_but_frees_blocks() {
     assert!(s.getattr(ROOT_INO).is_ok());
 }
 
+/// The kernel reopening an unlinked file by handle (the FUSE door's
+/// reserved names): its lookup and open keep the file after the fast-path
+/// handle closes; the last release frees the data, the forget the inode.
+#[test]
+fn unlinked_file_handed_to_the_kernel_lives_until_forgotten() {
+    let s = store();
+    let (a, fast) = s
+        .create(&root(), ROOT_INO, b"f", 0o644, libc::O_RDWR)
+        .unwrap();
+    s.write(&root(), fast, 0, &[7u8; 2 * BLOCK_SIZE]).unwrap();
+    s.unlink(&root(), ROOT_INO, b"f").unwrap();
+    let seen = s.remember_open(fast).unwrap();
+    assert_eq!((seen.ino, seen.nlink), (a.ino, 0));
+    let kernel = s.open(&root(), a.ino, libc::O_RDWR).unwrap();
+    s.release(fast).unwrap();
+    assert_eq!(err(s.remember_open(fast)), Errno::EBADF);
+    let mut buf = [0u8; 4];
+    assert_eq!(s.read(kernel, BLOCK_SIZE as u64, &mut buf).unwrap(), 4);
+    assert_eq!(buf, [7; 4]);
+    s.release(kernel).unwrap();
+    assert_eq!(s.usage().used_blocks, 0);
+    assert_eq!(s.getattr(a.ino).unwrap().nlink, 0);
+    s.forget(a.ino, 1);
+    assert_eq!(err(s.getattr(a.ino)), Errno::ENOENT);
+    assert_eq!(s.usage().inodes, 1);
+}
+
 #[test]
 fn deleting_files_returns_memory_to_the_os() {
     let s = store();

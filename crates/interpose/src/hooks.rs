@@ -2184,20 +2184,22 @@ pub unsafe extern "C" fn fchdir(fd: c_int) -> c_int {
     if !f.is_dir() {
         return err(libc::ENOTDIR);
     }
-    let Some(path) = state::dirpath(f.ofd().path_slot.load(Ordering::Relaxed)) else {
-        return err(libc::ENOMEM);
+    // The kernel moves its own cwd to an `O_PATH` fd of the same directory
+    // (checked to be the same inode: a renamed directory is ESTALE, never
+    // whatever now has its old path; a removed one works, as on tmpfs).
+    let k = match ops::kernel_reopen(f.ofd(), ops::Reopen::Locate) {
+        Ok(k) => k,
+        Err(Fail::Errno(e)) => return err(e),
+        Err(Fail::Real) => return err(libc::EIO),
     };
-    let mut buf = [0u8; PATH_MAX + 1];
-    buf[..path.len()].copy_from_slice(path);
-    // The kernel resolves the directory's path (lexically the one it was
-    // opened by) to move its own cwd.
-    // SAFETY: NUL-terminated buffer.
-    let r = unsafe { real::chdir()(buf.as_ptr().cast()) };
-    if r == 0 {
-        state::refresh_cwd();
-        ok(saved, 0)
-    } else {
-        r
+    let r = sys::sc!(libc::SYS_fchdir, k);
+    sys::close(k);
+    match r {
+        Ok(_) => {
+            state::refresh_cwd();
+            ok(saved, 0)
+        }
+        Err(e) => err(e),
     }
 }
 

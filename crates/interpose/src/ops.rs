@@ -176,7 +176,7 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
         let o = FDS.ofd(r.idx);
         if o.epoch.load(Ordering::Relaxed) != state::epoch() {
             put(r);
-            return match migrate_inherited(dirfd) {
+            return match forget_inherited(dirfd) {
                 Ok(()) => At::Real,
                 Err(Fail::Errno(e)) => At::Err(e),
                 Err(Fail::Real) => At::Real,
@@ -555,13 +555,16 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
         return Err(Fail::Real);
     }
     let is_dir = kind == libc::S_IFDIR;
-    // The path it was opened by: the base of dirfd-relative fallbacks and
-    // fchdir for directories, the way back to the kernel (migration) for
-    // files.
+    // A directory's path as opened: the base of dirfd-relative fallbacks,
+    // and how the kernel reopens it while it is linked (see
+    // `kernel_reopen`). Files need none: they go back to the kernel by
+    // handle.
     let mut slot = 0;
     let mut abs = [0u8; PATH_MAX];
-    if let Some(p) = t.abs_path(&mut abs) {
-        slot = state::dirpath_store(p);
+    if is_dir {
+        if let Some(p) = t.abs_path(&mut abs) {
+            slot = state::dirpath_store(p);
+        }
     }
     let init = OfdInit {
         flags: (flags
@@ -595,54 +598,86 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
     }
 }
 
-/// Opens the file behind `fd` through the kernel (see [`kernel_reopen`]) and
-/// puts that kernel fd at number `new` (`dup3` semantics, `flags` =
-/// `O_CLOEXEC` or 0). Used in a forked child for an inherited fd the parent
-/// could not make kernel-backed before the fork (its offset is copied, not
-/// shared); everything else goes through [`upgrade`].
-pub(crate) fn migrate_to(fd: c_int, new: c_int, flags: c_int) -> R<c_int> {
-    let Some(r) = FDS.get(fd) else {
-        return Err(Fail::Errno(libc::EBADF));
-    };
-    let res = kernel_reopen(FDS.ofd(r.idx)).and_then(|k| {
-        let res = sys::dup3(k, new, flags).map_err(Fail::Errno);
-        sys::close(k);
-        res
-    });
-    put(r);
-    res
+/// What [`kernel_reopen`] opens.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reopen {
+    /// A kernel fd to use in place of the fast-path fd: the same access
+    /// mode, append and non-blocking flags, and offset.
+    Io,
+    /// An `O_PATH` fd (for `fchdir`): no open reaches the daemon.
+    Locate,
 }
 
-/// Opens the file behind an OFD through the kernel (the FUSE mount), by the
-/// path it was opened by, with its access mode, append flag and offset; a
-/// close-on-exec kernel fd. The path may meanwhile name another file
-/// (renamed, replaced) or nothing (unlinked): the new fd is checked to be
-/// the same inode, and `ESTALE` is the answer otherwise — never a silent
-/// switch to another file.
-fn kernel_reopen(o: &crate::fdtable::Ofd) -> R<c_int> {
-    let path =
-        state::dirpath(o.path_slot.load(Ordering::Relaxed)).ok_or(Fail::Errno(libc::ENOMEM))?;
-    let mut buf = [0u8; PATH_MAX + 1];
-    buf.get_mut(..path.len())
-        .ok_or(Fail::Errno(libc::ENAMETOOLONG))?
-        .copy_from_slice(path);
-    let fl = o.flags.load(Ordering::Relaxed) as c_int;
-    let oflags = if o.is_dir() {
-        libc::O_RDONLY | libc::O_DIRECTORY
-    } else {
-        fl & (libc::O_ACCMODE | libc::O_APPEND | libc::O_NONBLOCK)
-    };
+/// Opens the file behind an OFD through the kernel (the FUSE mount); a
+/// close-on-exec kernel fd.
+///
+/// By handle: the FUSE door answers a lookup of the reserved name
+/// `MOUNTPOINT/.btfuse-fd-<handle>-<image>` (`proto::handle_name`) with
+/// the handle's inode, for the process holding the handle only (the
+/// daemon then drops that name from the kernel's cache). So a file
+/// that was unlinked, or renamed (its path now naming another file or
+/// nothing), is still the one reopened, and a path that names something
+/// else is never opened on the way. The open is checked as any open is
+/// (the file's mode must still grant the access mode; as when reopening
+/// through `/proc/self/fd/N`, the directories of the original path are
+/// not searched again). A linked directory is reopened by the path it was
+/// opened by instead (the kernel keeps one dentry per directory: the
+/// daemon answers the reserved name only for a removed one), so a renamed
+/// directory cannot be reopened (`ESTALE`).
+///
+/// Either way the new fd is checked to be the same inode on the same
+/// mount, and `ESTALE` is the answer otherwise — never a silent switch to
+/// another file.
+pub(crate) fn kernel_reopen(o: &crate::fdtable::Ofd, how: Reopen) -> R<c_int> {
     let mount = o.mount.load(Ordering::Relaxed) as usize;
-    let ours = stat_handle(mount, o.handle.load(Ordering::Relaxed))?;
-    let k = sys::sc!(
+    let fh = o.handle.load(Ordering::Relaxed);
+    let ours = stat_handle(mount, fh)?;
+    let mut buf = [0u8; PATH_MAX + 1];
+    let by_path = o.is_dir() && ours.nlink > 0;
+    let path_len = if by_path {
+        let path =
+            state::dirpath(o.path_slot.load(Ordering::Relaxed)).ok_or(Fail::Errno(libc::ENOMEM))?;
+        buf.get_mut(..path.len())
+            .ok_or(Fail::Errno(libc::ENAMETOOLONG))?
+            .copy_from_slice(path);
+        path.len()
+    } else {
+        let name = proto::handle_name(fh, state::image());
+        path::write_abs(state::mountpoint(mount), &name, &mut buf[..PATH_MAX])
+            .ok_or(Fail::Errno(libc::ENAMETOOLONG))?
+    };
+    buf[path_len] = 0;
+    let fl = o.flags.load(Ordering::Relaxed) as c_int;
+    let mut oflags = match (how, o.is_dir()) {
+        (Reopen::Locate, _) => libc::O_PATH,
+        (Reopen::Io, true) => libc::O_RDONLY,
+        (Reopen::Io, false) => fl & (libc::O_ACCMODE | libc::O_APPEND | libc::O_NONBLOCK),
+    };
+    if o.is_dir() {
+        oflags |= libc::O_DIRECTORY;
+    }
+    if !by_path {
+        // The reserved name is never a symlink or a terminal.
+        oflags |= libc::O_NOFOLLOW | libc::O_NOCTTY;
+    }
+    let opened = sys::sc!(
         libc::SYS_openat,
         libc::AT_FDCWD,
         buf.as_ptr(),
         oflags | libc::O_CLOEXEC,
         0
-    )
-    .map_err(|e| Fail::Errno(if e == libc::ENOENT { libc::ESTALE } else { e }))?
-        as c_int;
+    );
+    if !by_path {
+        // The kernel fd keeps the file; its dentry of the reserved name
+        // must not (see `proto::Op::DropHandleName`). Done before anything
+        // else sees the fd, so that, e.g., `getcwd` after an `fchdir` here
+        // already knows the directory as removed.
+        let mut h = req(Op::DropHandleName, 0);
+        h.fh = fh;
+        let _ = simple(mount, &mut h, b"", b"", b"");
+    }
+    let k =
+        opened.map_err(|e| Fail::Errno(if e == libc::ENOENT { libc::ESTALE } else { e }))? as c_int;
     // SAFETY: all-zero is a valid stat buffer for fstat to fill.
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     let same = sys::sc!(libc::SYS_fstat, k, &mut st as *mut libc::stat).is_ok()
@@ -652,7 +687,7 @@ fn kernel_reopen(o: &crate::fdtable::Ofd) -> R<c_int> {
         sys::close(k);
         return Err(Fail::Errno(libc::ESTALE));
     }
-    if !o.is_dir() {
+    if how == Reopen::Io && !o.is_dir() {
         let _ = sys::sc!(
             libc::SYS_lseek,
             k,
@@ -684,7 +719,7 @@ fn upgrade_ofd(idx: u32) -> R<()> {
     if o.is_kernel_backed() {
         return Ok(());
     }
-    let k = kernel_reopen(o)?;
+    let k = kernel_reopen(o, Reopen::Io)?;
     let mut failed = None;
     FDS.for_each_in(0, u32::MAX, |n| {
         if FDS.index_of(n) != Some(idx) {
@@ -803,8 +838,8 @@ pub(crate) fn kernel_fd(fd: c_int) -> Result<(), c_int> {
 /// `pthread_atfork` prepare handler: makes every fast-path fd
 /// kernel-backed, so parent and child share open files and offsets through
 /// the kernel as POSIX requires (the child cannot use the parent's daemon
-/// handles). A file already kernel-backed costs nothing; failures leave an
-/// fd to [`migrate_inherited`] in the child.
+/// handles). A file already kernel-backed costs nothing; an fd that fails
+/// is dead in the child (see [`forget_inherited`]).
 pub(crate) extern "C" fn upgrade_all_before_fork() {
     let saved = sys::errno();
     FDS.for_each_in(0, u32::MAX, |n| {
@@ -816,8 +851,8 @@ pub(crate) extern "C" fn upgrade_all_before_fork() {
 /// Before an `exec`: makes every fast-path fd that the new program will
 /// inherit (no `FD_CLOEXEC`) kernel-backed, so it finds a working kernel
 /// fd at that number (same file, flags and shared offset). An fd that
-/// cannot be migrated stays an `O_PATH` placeholder, on which the new
-/// program's calls fail loudly with `EBADF`.
+/// cannot be made kernel-backed stays an `O_PATH` placeholder, on which
+/// the new program's calls fail loudly with `EBADF`.
 pub(crate) fn upgrade_inheritable() {
     let saved = sys::errno();
     FDS.for_each_in(0, u32::MAX, |n| {
@@ -869,25 +904,17 @@ impl Drop for FileRef {
 }
 
 /// A fast-path fd inherited across `fork`: its daemon handle belongs to
-/// the parent, so the child turns it into a kernel fd on the FUSE mount
-/// (same number, path, flags, offset, close-on-exec) and from then on uses
-/// it like any other kernel fd. The parent's handle is left alone. (Only
-/// fds the prepare handler could not make kernel-backed get here; their
-/// offset is copied, not shared.)
-fn migrate_inherited(fd: c_int) -> R<()> {
-    if is_kernel_backed(fd) {
-        // Already a kernel fd: just forget the parent's handle.
-        if let Some(r) = FDS.remove(fd) {
-            put(r);
-        }
-        return Ok(());
+/// the parent and is left alone. The prepare handler made it
+/// kernel-backed: it is a kernel fd on the same file (shared offset), used
+/// like any other from now on, so it leaves the table. If it could not,
+/// it stays in the table and every call on it fails with `EBADF` (the
+/// calls the library does not catch fail on its `O_PATH` placeholder),
+/// never acting on another file: only the handle's holder may reopen it
+/// through the kernel (see [`kernel_reopen`]).
+fn forget_inherited(fd: c_int) -> R<()> {
+    if !is_kernel_backed(fd) {
+        return Err(Fail::Errno(libc::EBADF));
     }
-    let cloexec = match sys::fcntl(fd, libc::F_GETFD, 0) {
-        Ok(v) if v & libc::FD_CLOEXEC != 0 => libc::O_CLOEXEC,
-        Ok(_) => 0,
-        Err(e) => return Err(Fail::Errno(e)),
-    };
-    migrate_to(fd, fd, cloexec)?;
     if let Some(r) = FDS.remove(fd) {
         // Not ours to release: `put` only releases handles of this epoch.
         put(r);
@@ -896,14 +923,14 @@ fn migrate_inherited(fd: c_int) -> R<()> {
 }
 
 /// The OFD behind `fd`, checked against the fork epoch. `None` when `fd`
-/// is not ours (any more: an fd inherited across fork becomes a kernel fd
-/// here, see [`migrate_inherited`]).
+/// is not ours (any more: an fd inherited across fork is a kernel fd,
+/// see [`forget_inherited`]).
 pub(crate) fn file(fd: c_int) -> Option<R<FileRef>> {
     let r = FDS.get(fd)?;
     let o = FDS.ofd(r.idx);
     if o.epoch.load(Ordering::Relaxed) != state::epoch() {
         put(r);
-        return match migrate_inherited(fd) {
+        return match forget_inherited(fd) {
             Ok(()) => None,
             Err(e) => Some(Err(e)),
         };

@@ -14,8 +14,8 @@ use proto::mountinfo::{self, MountTable, MAX_MOUNTS};
 pub(crate) const MAX_FD: usize = 1 << 16;
 /// Open file descriptions (fast-path opens alive at once).
 pub(crate) const MAX_OFD: usize = 8192;
-/// Path texts kept at once (one per open fast-path file or directory;
-/// 4 KiB of virtual `.bss` each, one page resident per used slot).
+/// Path texts kept at once (one per open fast-path directory; 4 KiB of
+/// virtual `.bss` each, one page resident per used slot).
 pub(crate) const MAX_DIRPATHS: usize = 4096;
 
 /// The fd table.

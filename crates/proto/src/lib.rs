@@ -92,6 +92,62 @@ fn write_decimal(mut v: u32, out: &mut [u8]) -> usize {
     len
 }
 
+/// Reserved names through which a fast-path client reopens, through the
+/// kernel (the FUSE mount), a file it holds open by handle: looked up in
+/// the mount root, `.btfuse-fd-<handle>-<image>` (both 16 lowercase hex
+/// digits; `image` is the client's [`Hello::image`]) names the inode behind
+/// that handle — for the process that owns the handle only, and only when
+/// the root has no real entry of that name (a real file always wins).
+/// Nothing lists these names, and the fast path does not resolve them.
+pub const HANDLE_NAME_PREFIX: &[u8] = b".btfuse-fd-";
+
+/// Length of every reserved handle name (see [`HANDLE_NAME_PREFIX`]).
+pub const HANDLE_NAME_LEN: usize = HANDLE_NAME_PREFIX.len() + 16 + 1 + 16;
+
+/// Writes the reserved name of handle `fh` of client image `image` (see
+/// [`HANDLE_NAME_PREFIX`]).
+pub fn handle_name(fh: u64, image: u64) -> [u8; HANDLE_NAME_LEN] {
+    let mut name = [0u8; HANDLE_NAME_LEN];
+    let (prefix, rest) = name.split_at_mut(HANDLE_NAME_PREFIX.len());
+    prefix.copy_from_slice(HANDLE_NAME_PREFIX);
+    let (fh_hex, rest) = rest.split_at_mut(16);
+    write_hex(fh, fh_hex);
+    rest[0] = b'-';
+    write_hex(image, &mut rest[1..]);
+    name
+}
+
+/// The `(handle, image)` a reserved name stands for; `None` for any other
+/// name (only the exact form [`handle_name`] writes is accepted, so each
+/// handle has one name).
+pub fn parse_handle_name(name: &[u8]) -> Option<(u64, u64)> {
+    if name.len() != HANDLE_NAME_LEN {
+        return None;
+    }
+    let rest = name.strip_prefix(HANDLE_NAME_PREFIX)?;
+    let (fh_hex, rest) = rest.split_at(16);
+    let image_hex = rest.strip_prefix(b"-")?;
+    Some((parse_hex(fh_hex)?, parse_hex(image_hex)?))
+}
+
+fn write_hex(v: u64, out: &mut [u8]) {
+    for (i, d) in out.iter_mut().enumerate() {
+        let nibble = (v >> (4 * (15 - i))) & 0xf;
+        *d = b"0123456789abcdef"[nibble as usize];
+    }
+}
+
+fn parse_hex(digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(0u64, |v, &d| {
+        let nibble = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            _ => return None,
+        };
+        Some(v << 4 | u64::from(nibble))
+    })
+}
+
 /// First message on a new connection, client to daemon. It carries, as
 /// `SCM_RIGHTS`, the channel itself: a sealed memfd the client created with
 /// [`channel_config`] (`shm_ring::Region::create`). The client does not
@@ -219,6 +275,14 @@ pub enum Op {
     Listxattr = 25,
     /// Removes attribute `path2`.
     Removexattr = 26,
+    /// The kernel has opened handle `fh` through its reserved name
+    /// ([`handle_name`] with the client's image): the daemon drops the
+    /// kernel's cached entry of that name, so that only the kernel fds
+    /// opened through it keep the inode (an unlinked file is then freed
+    /// after their last close), and the name resolves to nothing in the
+    /// kernel's cache (`getcwd` in a removed directory reopened this way
+    /// is `ENOENT`, as on tmpfs).
+    DropHandleName = 27,
 }
 
 impl Op {
@@ -252,6 +316,7 @@ impl Op {
             24 => Setxattr,
             25 => Listxattr,
             26 => Removexattr,
+            27 => DropHandleName,
             _ => return None,
         })
     }
@@ -505,6 +570,32 @@ mod tests {
         assert_eq!(&buf[..n], b"dev-0-45.sock");
         let n = socket_name(u32::MAX, u32::MAX, &mut buf);
         assert_eq!(&buf[..n], b"dev-4294967295-4294967295.sock");
+    }
+
+    #[test]
+    fn handle_names_round_trip_and_have_one_spelling() {
+        let name = handle_name(0x2a, 0x0123_4567_89ab_cdef);
+        assert_eq!(&name, b".btfuse-fd-000000000000002a-0123456789abcdef");
+        assert_eq!(
+            parse_handle_name(&name),
+            Some((0x2a, 0x0123_4567_89ab_cdef))
+        );
+        assert_eq!(
+            parse_handle_name(&handle_name(u64::MAX, 0)),
+            Some((u64::MAX, 0))
+        );
+        for other in [
+            &b".btfuse-fd-000000000000002A-0123456789abcdef"[..],
+            b".btfuse-fd-2a-0123456789abcdef",
+            b".btfuse-fd-000000000000002a-0123456789abcdef0",
+            b".btfuse-fd-000000000000002a_0123456789abcdef",
+            b".btfuse-fx-000000000000002a-0123456789abcdef",
+            b".btfuse-fd-+00000000000002a-0123456789abcdef",
+            b"f",
+            b"",
+        ] {
+            assert_eq!(parse_handle_name(other), None, "{other:?}");
+        }
     }
 
     #[test]
