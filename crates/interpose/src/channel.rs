@@ -306,23 +306,9 @@ impl shm_ring::Liveness for DaemonAlive {
 
 /// Whether `pid` is stopped (`T`/`t` in `/proc/PID/stat`).
 fn pid_stopped(pid: i32) -> bool {
-    let mut path = [0u8; 32];
+    let mut path = [0u8; 40];
     path[..6].copy_from_slice(b"/proc/");
-    let mut n = 6;
-    let mut digits = [0u8; 10];
-    let (mut v, mut len) = (pid.max(0) as u32, 0);
-    loop {
-        digits[len] = b'0' + (v % 10) as u8;
-        len += 1;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    for d in digits[..len].iter().rev() {
-        path[n] = *d;
-        n += 1;
-    }
+    let n = 6 + proto::write_decimal(pid.max(0) as u64, &mut path[6..]);
     path[n..n + 6].copy_from_slice(b"/stat\0");
     let mut buf = [0u8; 256];
     let Ok(len) = sys::read_file(&path[..n + 6], &mut buf) else {

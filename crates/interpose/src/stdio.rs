@@ -678,20 +678,7 @@ unsafe fn reopen(
 fn proc_fd_path(fd: c_int, buf: &mut [u8; 32]) {
     const PREFIX: &[u8] = b"/proc/self/fd/";
     buf[..PREFIX.len()].copy_from_slice(PREFIX);
-    let mut digits = [0u8; 10];
-    let mut n = fd.max(0) as u32;
-    let mut k = 0;
-    loop {
-        digits[k] = b'0' + (n % 10) as u8;
-        k += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for i in 0..k {
-        buf[PREFIX.len() + i] = digits[k - 1 - i];
-    }
+    let k = proto::write_decimal(fd.max(0) as u64, &mut buf[PREFIX.len()..]);
     buf[PREFIX.len() + k] = 0;
 }
 

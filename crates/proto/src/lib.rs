@@ -67,28 +67,30 @@ pub const DISABLE_ENV: &str = "BTFUSE_DISABLE";
 pub fn socket_name(major: u32, minor: u32, buf: &mut [u8; 32]) -> usize {
     buf[..4].copy_from_slice(b"dev-");
     let mut n = 4;
-    n += write_decimal(major, &mut buf[n..]);
+    n += write_decimal(major.into(), &mut buf[n..]);
     buf[n] = b'-';
     n += 1;
-    n += write_decimal(minor, &mut buf[n..]);
+    n += write_decimal(minor.into(), &mut buf[n..]);
     buf[n..n + 5].copy_from_slice(b".sock");
     n + 5
 }
 
-fn write_decimal(mut v: u32, out: &mut [u8]) -> usize {
-    let mut digits = [0u8; 10];
-    let mut len = 0;
+/// Writes `v` in decimal at the start of `out` (room for 20 digits
+/// suffices); returns the number of digits.
+pub fn write_decimal(v: u64, out: &mut [u8]) -> usize {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = v;
     loop {
-        digits[len] = b'0' + (v % 10) as u8;
-        len += 1;
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
         v /= 10;
         if v == 0 {
             break;
         }
     }
-    for (i, d) in out.iter_mut().take(len).enumerate() {
-        *d = digits[len - 1 - i];
-    }
+    let len = digits.len() - i;
+    out[..len].copy_from_slice(&digits[i..]);
     len
 }
 

@@ -360,18 +360,9 @@ pub fn registry_header(view: &View, out: &mut [u8]) -> usize {
     put(REGISTRY_MAGIC);
     for v in [view.mnt_ns, view.root_dev, view.root_ino] {
         let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        let mut v = v;
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
+        let len = crate::write_decimal(v, &mut digits);
         put(b" ");
-        put(&digits[i..]);
+        put(&digits[..len]);
     }
     put(b"\n");
     n
