@@ -423,6 +423,13 @@ fn say_hello(sock: i32, addr: &libc::sockaddr_un, len: u32, memfd: i32) -> bool 
         &tv as *const libc::timeval,
         size_of::<libc::timeval>()
     );
+    // Everything the hello needs first: connecting wakes a daemon thread,
+    // which then waits for the hello.
+    let hello = Hello {
+        magic: proto::HELLO_MAGIC,
+        version: proto::VERSION,
+        image: state::image(),
+    };
     loop {
         match sys::connect(sock, addr, len) {
             Ok(()) => break,
@@ -433,11 +440,6 @@ fn say_hello(sock: i32, addr: &libc::sockaddr_un, len: u32, memfd: i32) -> bool 
             }
         }
     }
-    let hello = Hello {
-        magic: proto::HELLO_MAGIC,
-        version: proto::VERSION,
-        image: state::image(),
-    };
     let mut iov = libc::iovec {
         iov_base: proto::bytes_of(&hello).as_ptr() as *mut _,
         iov_len: size_of::<Hello>(),
@@ -517,10 +519,12 @@ const REPLY_WAIT: shm_ring::WaitPolicy = shm_ring::WaitPolicy {
     timeout_ns: None,
 };
 
-/// The wait for a new channel's first reply: as [`REPLY_WAIT`], but the
-/// socket is checked every millisecond, so a daemon that refuses the
-/// channel sends the call to the kernel without a noticeable delay.
-const FIRST_REPLY_WAIT: shm_ring::WaitPolicy = REPLY_WAIT.with_sleep_slice_ns(1_000_000);
+/// The wait for a new channel's first reply: sleep at once (the daemon
+/// thread that accepts the connection has just been woken, often on this
+/// very CPU, which a spin would keep from it), and check the socket every
+/// millisecond, so a daemon that refuses the channel sends the call to the
+/// kernel without a noticeable delay.
+const FIRST_REPLY_WAIT: shm_ring::WaitPolicy = shm_ring::WaitPolicy::SLEEP.with_sleep_slice_ns(1_000_000);
 
 /// Whether `fd` is one of the library's own sockets (the program must not
 /// close it or reuse its number through us without us noticing).
