@@ -380,6 +380,17 @@ pub(crate) fn move_high(fd: i32) -> i32 {
 fn connect(mount: usize) -> Option<Conn> {
     let (addr, len) = socket_addr(mount)?;
     let mut region = Region::create(&proto::channel_config(), 0).ok()?;
+    // SAFETY: the halves point into the mapping owned by `region`, which
+    // lives in the same Conn and is dropped after them (field order), and
+    // the Region struct itself is never borrowed by them (only its mapping;
+    // `close_fd` below touches only the fd).
+    let mut end: ClientEnd<'static> = unsafe { core::mem::transmute(region.client()?) };
+    end.responses.set_policy(FIRST_REPLY_WAIT);
+    end.requests.set_policy(REPLY_WAIT);
+    // The daemon thread starts waiting for our first request as soon as it
+    // has the channel: tell it where we run, so it does not spin for a
+    // request that can only come once it lets go of our CPU.
+    end.requests.note_cpu();
     let sock = sys::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0).ok()?;
     let said = say_hello(sock, &addr, len, region.fd()?);
     region.close_fd();
@@ -388,12 +399,6 @@ fn connect(mount: usize) -> Option<Conn> {
         return None;
     }
     let daemon_pid = peer_pid(sock);
-    // SAFETY: the halves point into the mapping owned by `region`, which
-    // lives in the same Conn and is dropped after them (field order), and
-    // the Region struct itself is never borrowed by them (only its mapping).
-    let mut end: ClientEnd<'static> = unsafe { core::mem::transmute(region.client()?) };
-    end.responses.set_policy(FIRST_REPLY_WAIT);
-    end.requests.set_policy(REPLY_WAIT);
     let sock = move_high(sock);
     sys::debug(&[b"btfuse: channel connected"]);
     Some(Conn {
@@ -524,7 +529,8 @@ const REPLY_WAIT: shm_ring::WaitPolicy = shm_ring::WaitPolicy {
 /// very CPU, which a spin would keep from it), and check the socket every
 /// millisecond, so a daemon that refuses the channel sends the call to the
 /// kernel without a noticeable delay.
-const FIRST_REPLY_WAIT: shm_ring::WaitPolicy = shm_ring::WaitPolicy::SLEEP.with_sleep_slice_ns(1_000_000);
+const FIRST_REPLY_WAIT: shm_ring::WaitPolicy =
+    shm_ring::WaitPolicy::SLEEP.with_sleep_slice_ns(1_000_000);
 
 /// Whether `fd` is one of the library's own sockets (the program must not
 /// close it or reuse its number through us without us noticing).

@@ -403,16 +403,23 @@ impl<'a> Producer<'a> {
         }
         self.head = h.wrapping_add(rec);
         // Release: publishes the record header and payload written above.
+        self.note_cpu();
         self.ring.ctl().head.0.store(self.head, Ordering::Release);
         // Wake the consumer only if it announced sleep (no syscall otherwise).
         doorbell::ring(&self.ring.ctl().consumer_sleeping.0);
+        Ok(())
+    }
+
+    /// Publishes the CPU this thread runs on as the producer's CPU hint
+    /// (done by every send; call it before the first send when the consumer
+    /// may start waiting earlier).
+    pub fn note_cpu(&mut self) {
         let cpu = sys::cpu_hint();
         if cpu != self.cpu {
             self.cpu = cpu;
             // Relaxed: a hint, no data depends on it.
             self.ring.ctl().producer_cpu.0.store(cpu, Ordering::Relaxed);
         }
-        Ok(())
     }
 
     /// Sends one message, waiting (per the policy) while the ring is full.
