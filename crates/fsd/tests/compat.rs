@@ -490,3 +490,37 @@ fn statvfs_matches_the_fuse_mount() {
     assert_same_output(t, "fuse", &plain.out, "preload", &fast.out);
     assert!(plain.out.contains("missing 2"), "{}", plain.out);
 }
+
+/// Threads whose first fast-path calls start together each connect a
+/// channel at the same moment; all of them must be one client to the daemon
+/// (one process image), or a descriptor opened by one thread reads as
+/// `EBADF` on another thread's channel (seen in the 4-thread benchmark:
+/// the image number was chosen twice by racing threads).
+#[test]
+fn threads_starting_together_are_one_client() {
+    let test = "threads_starting_together_are_one_client";
+    let Some(lib) = lib(test) else {
+        return;
+    };
+    static BUILT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let Some(prog) = compiled_c(&BUILT, "first_calls.c", test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let m = bt.path();
+    for i in 0..8 {
+        std::fs::write(m.join(format!("t{i}")), format!("t{i}")).unwrap();
+    }
+    let rounds = env_u64("BTFUSE_FIRST_CALL_ROUNDS", 150);
+    for round in 0..rounds {
+        let out = run_timeout(
+            Command::new(&prog).arg(m).env("LD_PRELOAD", &lib),
+            Duration::from_secs(30),
+        );
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -19,20 +19,7 @@ const RUN: Duration = Duration::from_secs(60);
 /// loud skip) when there is no C compiler.
 fn prog(test: &str) -> Option<PathBuf> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
-        let out = std::env::temp_dir().join(format!("btfuse-stdio-prog-{}", std::process::id()));
-        let status = Command::new("cc")
-            .args(["-O1", "-Wall", "-o"])
-            .arg(&out)
-            .arg(scripts_dir().join("stdio_prog.c"))
-            .status()
-            .ok()?;
-        status.success().then_some(out)
-    });
-    if built.is_none() {
-        eprintln!("\n*** SKIPPED {test}: no C compiler (cc) ***\n");
-    }
-    built.clone()
+    compiled_c(&BUILT, "stdio_prog.c", test)
 }
 
 /// Runs `argv` in `cwd` (preloaded with `lib` when given, plus `env`);

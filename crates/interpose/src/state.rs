@@ -135,8 +135,14 @@ pub(crate) fn image() -> u64 {
         r = sys::monotonic_ns() ^ (u64::from(sys::sc!(libc::SYS_getpid).unwrap_or(1) as u32) << 32)
             | 1;
     }
-    IMAGE.store(r, Ordering::Relaxed);
-    r
+    // Threads connecting their first channels at once must all name the
+    // same image, or the daemon files their channels as different clients
+    // (and one thread's handles are unknown on another's channel): the
+    // first value stored wins.
+    match IMAGE.compare_exchange(0, r, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => r,
+        Err(first) => first,
+    }
 }
 
 /// Turns the fast path off for good in this process (every call goes to

@@ -544,6 +544,32 @@ pub fn socket_of(mnt: &Path) -> PathBuf {
     run_dir().join(std::str::from_utf8(&name[..n]).unwrap())
 }
 
+/// `scripts/NAME` (a C program) compiled with `cc` once per test binary
+/// (`cache` holds the result); `None`, with a loud skip for `test`, when
+/// there is no C compiler.
+#[allow(dead_code)]
+pub fn compiled_c(
+    cache: &std::sync::OnceLock<Option<PathBuf>>,
+    name: &str,
+    test: &str,
+) -> Option<PathBuf> {
+    let built = cache.get_or_init(|| {
+        let stem = name.trim_end_matches(".c");
+        let out = std::env::temp_dir().join(format!("btfuse-{stem}-{}", std::process::id()));
+        let status = Command::new("cc")
+            .args(["-O1", "-Wall", "-pthread", "-o"])
+            .arg(&out)
+            .arg(scripts_dir().join(name))
+            .status()
+            .ok()?;
+        status.success().then_some(out)
+    });
+    if built.is_none() {
+        eprintln!("\n*** SKIPPED {test}: no C compiler (cc) ***\n");
+    }
+    built.clone()
+}
+
 /// The fast-path run directory (sockets, mount registry).
 pub fn run_dir() -> PathBuf {
     PathBuf::from(std::env::var(proto::RUN_DIR_ENV).unwrap_or_else(|_| proto::RUN_DIR.into()))
