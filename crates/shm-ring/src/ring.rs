@@ -568,6 +568,14 @@ impl<'a> Consumer<'a> {
         Ok(())
     }
 
+    /// The CPU the producer last sent from, by its own hint (`None` if not
+    /// known). Only a hint: the producer writes it and may write anything.
+    pub fn peer_cpu(&self) -> Option<u32> {
+        // Relaxed: a hint.
+        let hint = self.ring.ctl().producer_cpu.0.load(Ordering::Relaxed);
+        hint.checked_sub(1)
+    }
+
     /// Whether a call to `try_recv` would not return `Empty` right now
     /// (a message, closed, or corrupt). Does not consume anything.
     pub fn is_ready(&self) -> bool {
