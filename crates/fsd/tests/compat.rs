@@ -491,6 +491,47 @@ fn statvfs_matches_the_fuse_mount() {
     assert!(plain.out.contains("missing 2"), "{}", plain.out);
 }
 
+const READINESS_PY: &str = r#"
+import os, select, sys
+os.chdir(sys.argv[1])
+with open("f", "w") as w:
+    w.write("ready\n")
+fd = os.open("f", os.O_RDWR)
+p = select.poll()
+p.register(fd, select.POLLIN | select.POLLOUT)
+print("poll", p.poll(0))
+print("select", select.select([fd], [fd], [fd], 0))
+ep = select.epoll()
+try:
+    ep.register(fd, select.EPOLLIN | select.EPOLLOUT)
+    print("epoll", ep.poll(0))
+except OSError as e:
+    print("epoll error", e.errno)
+print("read", os.read(fd, 100))
+os.write(fd, b"more\n")
+os.lseek(fd, 0, os.SEEK_SET)
+print("after", os.read(fd, 100))
+"#;
+
+/// `poll`, `select` and `epoll` on a fast-path fd answer as on the plain
+/// mount (ready; epoll accepts the file), not as on a placeholder fd
+/// (`POLLNVAL`, `EBADF`), and the file keeps working afterwards.
+#[test]
+fn readiness_calls_behave_as_on_the_plain_mount() {
+    let t = "readiness_calls_behave_as_on_the_plain_mount";
+    let Some(lib) = lib(t) else {
+        return;
+    };
+    let s = Scratch::new();
+    let py = s.script("readiness.py", READINESS_PY);
+    let py = py.to_str().expect("utf-8 path");
+    let bt = BtfuseGuard::new("16M");
+    let plain = run(PYTHON, &[py], bt.path(), None, false);
+    let fast = run(PYTHON, &[py], bt.path(), Some(&lib), false);
+    assert_same_output(t, "fuse", &plain.out, "preload", &fast.out);
+    assert!(plain.out.contains("poll [(3, 5)]"), "{}", plain.out);
+}
+
 /// Threads whose first fast-path calls start together each connect a
 /// channel at the same moment; all of them must be one client to the daemon
 /// (one process image), or a descriptor opened by one thread reads as

@@ -2082,6 +2082,146 @@ pub unsafe extern "C" fn flock(fd: c_int, op: c_int) -> c_int {
     unsafe { real::flock()(fd, op) }
 }
 
+/// Makes every fast-path fd among `fds` kernel-backed: readiness (`poll`,
+/// `select`, `epoll`) is the kernel's business, and on a placeholder fd the
+/// kernel answers `POLLNVAL`/`EBADF`, where the plain mount answers ready.
+fn kernel_fds(fds: impl IntoIterator<Item = c_int>) -> Result<(), c_int> {
+    fds.into_iter().try_for_each(ops::kernel_fd)
+}
+
+/// The fds of a `pollfd` array (negative ones are ignored by the kernel).
+///
+/// # Safety
+/// `fds` points to `n` readable `pollfd`s (or `n` is 0).
+unsafe fn poll_fds(fds: *const libc::pollfd, n: libc::nfds_t) -> impl Iterator<Item = c_int> {
+    let all: &[libc::pollfd] = if n == 0 || fds.is_null() {
+        &[]
+    } else {
+        // SAFETY: guaranteed by the caller (the program's own array).
+        unsafe { core::slice::from_raw_parts(fds, n as usize) }
+    };
+    all.iter().map(|p| p.fd).filter(|&fd| fd >= 0)
+}
+
+/// The fds set in any of `select`'s three sets below `n`.
+///
+/// # Safety
+/// Each non-null set points to a readable `fd_set`.
+unsafe fn select_fds(n: c_int, sets: [*const libc::fd_set; 3]) -> impl Iterator<Item = c_int> {
+    let n = n.clamp(0, libc::FD_SETSIZE as c_int);
+    (0..n).filter(move |&fd| {
+        sets.iter()
+            // SAFETY: guaranteed by the caller; fd < FD_SETSIZE.
+            .any(|s| !s.is_null() && unsafe { libc::FD_ISSET(fd, *s) })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int) -> c_int {
+    // SAFETY: the program's own array of `n` entries.
+    if let Err(e) = kernel_fds(unsafe { poll_fds(fds, n) }) {
+        return err(e);
+    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::poll()(fds, n, timeout) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __poll_chk(
+    fds: *mut libc::pollfd,
+    n: libc::nfds_t,
+    timeout: c_int,
+    fdslen: size_t,
+) -> c_int {
+    // SAFETY: the program's own array of `n` entries (glibc checks `n`
+    // against `fdslen` in the call below).
+    if let Err(e) = kernel_fds(unsafe { poll_fds(fds, n.min(fdslen as libc::nfds_t / 8)) }) {
+        return err(e);
+    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::__poll_chk()(fds, n, timeout, fdslen) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ppoll(
+    fds: *mut libc::pollfd,
+    n: libc::nfds_t,
+    timeout: *const libc::timespec,
+    mask: *const libc::sigset_t,
+) -> c_int {
+    // SAFETY: the program's own array of `n` entries.
+    if let Err(e) = kernel_fds(unsafe { poll_fds(fds, n) }) {
+        return err(e);
+    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::ppoll()(fds, n, timeout, mask) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __ppoll_chk(
+    fds: *mut libc::pollfd,
+    n: libc::nfds_t,
+    timeout: *const libc::timespec,
+    mask: *const libc::sigset_t,
+    fdslen: size_t,
+) -> c_int {
+    // SAFETY: as in `__poll_chk`.
+    if let Err(e) = kernel_fds(unsafe { poll_fds(fds, n.min(fdslen as libc::nfds_t / 8)) }) {
+        return err(e);
+    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::__ppoll_chk()(fds, n, timeout, mask, fdslen) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn select(
+    n: c_int,
+    r: *mut libc::fd_set,
+    w: *mut libc::fd_set,
+    e: *mut libc::fd_set,
+    timeout: *mut libc::timeval,
+) -> c_int {
+    // SAFETY: the program's own sets.
+    if let Err(x) = kernel_fds(unsafe { select_fds(n, [r, w, e].map(|s| s.cast_const())) }) {
+        return err(x);
+    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::select()(n, r, w, e, timeout) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pselect(
+    n: c_int,
+    r: *mut libc::fd_set,
+    w: *mut libc::fd_set,
+    e: *mut libc::fd_set,
+    timeout: *const libc::timespec,
+    mask: *const libc::sigset_t,
+) -> c_int {
+    // SAFETY: the program's own sets.
+    if let Err(x) = kernel_fds(unsafe { select_fds(n, [r, w, e].map(|s| s.cast_const())) }) {
+        return err(x);
+    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::pselect()(n, r, w, e, timeout, mask) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn epoll_ctl(
+    epfd: c_int,
+    op: c_int,
+    fd: c_int,
+    ev: *mut libc::epoll_event,
+) -> c_int {
+    if op != libc::EPOLL_CTL_DEL {
+        if let Err(e) = ops::kernel_fd(fd) {
+            return err(e);
+        }
+    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::epoll_ctl()(epfd, op, fd, ev) }
+}
+
 /// `ioctl(fd, request, arg)`: the one optional argument is pointer-sized on
 /// every request programs use, so it is passed on as such.
 #[no_mangle]

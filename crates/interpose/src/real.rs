@@ -142,6 +142,13 @@ reals! {
     fallocate(c_int, c_int, off_t, off_t) -> c_int;
     mmap(*mut c_void, size_t, c_int, c_int, c_int, off_t) -> *mut c_void;
     flock(c_int, c_int) -> c_int;
+    poll(*mut libc::pollfd, libc::nfds_t, c_int) -> c_int;
+    __poll_chk(*mut libc::pollfd, libc::nfds_t, c_int, size_t) -> c_int;
+    ppoll(*mut libc::pollfd, libc::nfds_t, *const libc::timespec, *const libc::sigset_t) -> c_int;
+    __ppoll_chk(*mut libc::pollfd, libc::nfds_t, *const libc::timespec, *const libc::sigset_t, size_t) -> c_int;
+    select(c_int, *mut libc::fd_set, *mut libc::fd_set, *mut libc::fd_set, *mut libc::timeval) -> c_int;
+    pselect(c_int, *mut libc::fd_set, *mut libc::fd_set, *mut libc::fd_set, *const libc::timespec, *const libc::sigset_t) -> c_int;
+    epoll_ctl(c_int, c_int, c_int, *mut libc::epoll_event) -> c_int;
     lockf(c_int, c_int, off_t) -> c_int;
     ioctl(c_int, libc::c_ulong, *mut c_void) -> c_int;
     sendfile(c_int, c_int, *mut off_t, size_t) -> ssize_t;
