@@ -532,6 +532,71 @@ fn readiness_calls_behave_as_on_the_plain_mount() {
     assert!(plain.out.contains("poll [(3, 5)]"), "{}", plain.out);
 }
 
+const SENDFILE_PY: &str = r#"
+import os, sys
+os.chdir(sys.argv[1])
+with open("src", "wb") as f:
+    f.write(bytes(range(256)) * 40)
+i = os.open("src", os.O_RDONLY)
+o = os.open("dst", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+print("whole", os.sendfile(o, i, None, 6000), os.lseek(i, 0, os.SEEK_CUR), os.lseek(o, 0, os.SEEK_CUR))
+print("rest", os.sendfile(o, i, None, 1 << 20), os.lseek(i, 0, os.SEEK_CUR))
+print("at eof", os.sendfile(o, i, None, 100))
+print("offset", os.sendfile(o, i, 100, 50), os.lseek(i, 0, os.SEEK_CUR), os.lseek(o, 0, os.SEEK_CUR))
+os.close(o)
+print("same", open("dst", "rb").read() == open("src", "rb").read() + bytes(range(100, 150)))
+a = os.open("dst", os.O_WRONLY | os.O_APPEND)
+try:
+    os.sendfile(a, i, 0, 10)
+except OSError as e:
+    print("append", e.errno)
+r = os.open("dst", os.O_RDONLY)
+try:
+    os.sendfile(r, i, 0, 10)
+except OSError as e:
+    print("read-only out", e.errno)
+pr, pw = os.pipe()
+print("to a pipe", os.sendfile(pw, i, 0, 64), len(os.read(pr, 100)))
+"#;
+
+/// `sendfile` between two mount files is served by the daemon (no
+/// `sendfile` syscall) with the kernel's offset rules and errnos; with a
+/// pipe at one end it is the kernel's.
+#[test]
+fn sendfile_between_mount_files_is_served_by_the_daemon() {
+    let t = "sendfile_between_mount_files_is_served_by_the_daemon";
+    let s = Scratch::new();
+    let py = s.script("sendfile.py", SENDFILE_PY);
+    let Some((want, _)) = differential(t, PYTHON, &py, |_| {}, false) else {
+        return;
+    };
+    assert!(
+        want.contains("same True") && want.contains("append 22"),
+        "{want}"
+    );
+    if !have_strace(t) {
+        return;
+    }
+    let lib = lib(t).unwrap();
+    let bt = BtfuseGuard::new("16M");
+    let log = bt.path().with_extension("strace");
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-e", "trace=sendfile", "-o"])
+        .arg(&log)
+        .args([PYTHON, py.to_str().unwrap()])
+        .arg(bt.path())
+        .env("LD_PRELOAD", &lib);
+    assert!(run_timeout(&mut cmd, RUN_TIMEOUT).status.success());
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    // Only the call with a pipe at one end reaches the kernel.
+    assert_eq!(
+        calls.lines().filter(|l| l.contains("sendfile(")).count(),
+        1,
+        "{calls}"
+    );
+}
+
 /// Threads whose first fast-path calls start together each connect a
 /// channel at the same moment; all of them must be one client to the daemon
 /// (one process image), or a descriptor opened by one thread reads as

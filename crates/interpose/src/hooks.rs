@@ -2233,13 +2233,69 @@ pub unsafe extern "C" fn ioctl(fd: c_int, req: libc::c_ulong, arg: *mut c_void) 
     unsafe { real::ioctl()(fd, req, arg) }
 }
 
+/// `sendfile` between two files of one mount is a copy inside the daemon
+/// (as `copy_file_range`); with any other end it is the kernel's, on
+/// kernel-backed fds.
 #[no_mangle]
 pub unsafe extern "C" fn sendfile(out: c_int, inp: c_int, off: *mut off_t, n: size_t) -> ssize_t {
+    if let (Some(Ok(i)), Some(Ok(o))) = (ops::file(inp), ops::file(out)) {
+        if i.mount == o.mount {
+            // SAFETY: `off` is the caller's pointer (valid or null).
+            if let Some(r) = unsafe { sendfile_in_daemon(&i, &o, off, n) } {
+                return r;
+            }
+        }
+    }
     if let Err(e) = ops::kernel_fd(out).and_then(|()| ops::kernel_fd(inp)) {
         return err(e);
     }
     // SAFETY: forwards the caller's arguments.
     unsafe { real::sendfile()(out, inp, off, n) }
+}
+
+/// Largest transfer of one `sendfile` call (Linux's limit).
+const SENDFILE_MAX: usize = 0x7fff_f000;
+
+/// `sendfile` from `input` to `output` (one mount) done by the daemon;
+/// `None` when the kernel should decide instead (a case the daemon's copy
+/// refuses, such as overlapping ranges of one file).
+///
+/// # Safety
+/// `off` is null or points to a valid `off_t`.
+unsafe fn sendfile_in_daemon(
+    input: &ops::FileRef,
+    output: &ops::FileRef,
+    off: *mut off_t,
+    n: size_t,
+) -> Option<ssize_t> {
+    if output.flags as c_int & libc::O_APPEND != 0 {
+        return Some(err(libc::EINVAL));
+    }
+    let saved = errno();
+    let pos_in = if off.is_null() {
+        input.position()
+    } else {
+        // SAFETY: guaranteed by the caller.
+        u64::try_from(unsafe { *off }).map_err(|_| Fail::Errno(libc::EINVAL))
+    };
+    let copied = pos_in.and_then(|pin| {
+        let pout = output.position()?;
+        let k = input.copy_to(pin, output, pout, n.min(SENDFILE_MAX))?;
+        output.set_position(pout + k as u64)?;
+        if off.is_null() {
+            input.set_position(pin + k as u64)?;
+        } else {
+            // SAFETY: guaranteed by the caller; checked non-null.
+            unsafe { *off = (pin + k as u64) as off_t };
+        }
+        Ok(k)
+    });
+    match copied {
+        Ok(k) => Some(ok(saved, k as ssize_t)),
+        Err(Fail::Errno(libc::EINVAL | libc::EXDEV | libc::EOPNOTSUPP)) => None,
+        Err(Fail::Errno(e)) => Some(err(e)),
+        Err(Fail::Real) => None,
+    }
 }
 
 #[no_mangle]
