@@ -597,6 +597,46 @@ fn sendfile_between_mount_files_is_served_by_the_daemon() {
     );
 }
 
+const CLONE_PY: &str = r#"
+import os, fcntl, sys, struct
+FICLONE = 0x40049409
+FICLONERANGE = 0x4020940d
+os.chdir(sys.argv[1])
+s = os.open("cl_src", os.O_RDWR|os.O_CREAT, 0o644); os.write(s, b"abc")
+d = os.open("cl_dst", os.O_RDWR|os.O_CREAT, 0o644)
+ro = os.open("cl_dst", os.O_RDONLY)
+ap = os.open("cl_dst", os.O_WRONLY|os.O_APPEND)
+dd = os.open(".", os.O_RDONLY|os.O_DIRECTORY)
+for name, dst, src in (("clone", d, s), ("ro dst", ro, s), ("append dst", ap, s), ("dir", dd, s), ("dir src", d, dd), ("bad src", d, 999)):
+    try:
+        fcntl.ioctl(dst, FICLONE, src); print(name, "ok")
+    except OSError as e:
+        print(name, e.errno)
+try:
+    fcntl.ioctl(d, FICLONERANGE, struct.pack("qQQQ", s, 0, 0, 0)); print("range ok")
+except OSError as e:
+    print("range", e.errno)
+print(os.read(d, 10), os.lseek(d, 0, os.SEEK_CUR))
+"#;
+
+/// `FICLONE`/`FICLONERANGE` (tried by `cp` before it copies) between two
+/// mount files answer as on tmpfs and the plain mount (no reflinks:
+/// `EOPNOTSUPP`, after `EISDIR`/`EBADF`) without sending either file to
+/// the kernel.
+#[test]
+fn reflink_ioctls_answer_as_without_the_library() {
+    let t = "reflink_ioctls_answer_as_without_the_library";
+    let s = Scratch::new();
+    let py = s.script("clone.py", CLONE_PY);
+    let Some((want, _)) = differential(t, PYTHON, &py, |_| {}, false) else {
+        return;
+    };
+    assert!(
+        want.contains("clone 95") && want.contains("range 95"),
+        "{want}"
+    );
+}
+
 /// Threads whose first fast-path calls start together each connect a
 /// channel at the same moment; all of them must be one client to the daemon
 /// (one process image), or a descriptor opened by one thread reads as

@@ -2226,11 +2226,49 @@ pub unsafe extern "C" fn epoll_ctl(
 /// every request programs use, so it is passed on as such.
 #[no_mangle]
 pub unsafe extern "C" fn ioctl(fd: c_int, req: libc::c_ulong, arg: *mut c_void) -> c_int {
+    if let Some(e) = clone_between_fast_path_files(fd, req, arg) {
+        return err(e);
+    }
     if let Err(e) = ops::kernel_fd(fd) {
         return err(e);
     }
     // SAFETY: forwards the caller's arguments.
     unsafe { real::ioctl()(fd, req, arg) }
+}
+
+/// `FICLONE` / `FICLONERANGE` (reflink; `cp` tries it before copying) with
+/// both files on one mount: answered here with the kernel's errno for a
+/// filesystem without reflinks (`EOPNOTSUPP`, after its `EISDIR`/`EBADF`
+/// checks), so neither file has to become kernel-backed. `None` for any
+/// other request, or a source elsewhere (the kernel answers those).
+fn clone_between_fast_path_files(fd: c_int, req: libc::c_ulong, arg: *mut c_void) -> Option<c_int> {
+    const FICLONE: libc::c_ulong = 0x4004_9409;
+    const FICLONERANGE: libc::c_ulong = 0x4020_940d;
+    let src_fd = match req {
+        FICLONE => arg as usize as c_int,
+        // The range struct starts with the source fd (an i64).
+        // SAFETY: the caller's argument for this request points to a
+        // `struct file_clone_range`.
+        FICLONERANGE if !arg.is_null() => (unsafe { *arg.cast::<i64>() }) as c_int,
+        _ => return None,
+    };
+    let (Some(Ok(src)), Some(Ok(dst))) = (ops::file(src_fd), ops::file(fd)) else {
+        return None;
+    };
+    if src.mount != dst.mount {
+        return None;
+    }
+    let access = |f: &ops::FileRef| f.flags as c_int & libc::O_ACCMODE;
+    Some(if src.is_dir() || dst.is_dir() {
+        libc::EISDIR
+    } else if access(&src) == libc::O_WRONLY
+        || access(&dst) == libc::O_RDONLY
+        || dst.flags as c_int & libc::O_APPEND != 0
+    {
+        libc::EBADF
+    } else {
+        libc::EOPNOTSUPP
+    })
 }
 
 /// `sendfile` between two files of one mount is a copy inside the daemon
