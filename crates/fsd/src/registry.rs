@@ -99,10 +99,16 @@ pub fn watch(run_dir: PathBuf) -> io::Result<()> {
             // SAFETY: one valid pollfd. Each change of the mount table
             // reports POLLPRI | POLLERR once.
             let n = unsafe { libc::poll(&mut p, 1, -1) };
-            if n > 0 {
-                if let Err(e) = refresh(&run_dir) {
-                    log::warn!("cannot update the mount registry: {e}");
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
                 }
+                log::warn!("mount registry watcher stopped: {e}");
+                return;
+            }
+            if let Err(e) = refresh(&run_dir) {
+                log::warn!("cannot update the mount registry: {e}");
             }
         })?;
     Ok(())
