@@ -840,6 +840,11 @@ fn serve_channel(
             request_wait((pause <= spun).then_some(pause))
         });
         separation.observe(end.requests.peer_cpu());
+        // The client may have given up on its first request (it then runs
+        // the call through the kernel): never run it here as well.
+        if served == 1 && !end.requests.claim() {
+            return Err(ChannelError::Gone);
+        }
         let req = Request::parse(&msg[..n]).map_err(|_| ChannelError::Malformed)?;
         let start = Instant::now();
         exec.execute(&req, &mut SharedBulk(&mut end.bulk), &mut reply);

@@ -176,6 +176,66 @@ fn discovery_reads_the_registry_of_its_own_view_only() {
     std::fs::remove_dir_all(&alt).unwrap();
 }
 
+/// A daemon that never takes a new client's channel (here: a socket that
+/// is listened on but never accepted from) costs the client's first call a
+/// bounded wait, after which the call runs through the kernel, once.
+#[test]
+fn a_daemon_that_never_answers_sends_the_first_call_to_the_kernel() {
+    let test = "a_daemon_that_never_answers_sends_the_first_call_to_the_kernel";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let m = bt.path();
+    let alt = fresh_dir("rundir");
+    std::fs::create_dir_all(&alt).unwrap();
+    let registry = proto::mountinfo::REGISTRY_FILE;
+    std::fs::copy(run_dir().join(registry), alt.join(registry)).unwrap();
+    let sock = alt.join(socket_of(m).file_name().unwrap());
+    let _deaf = deaf_listener(&sock);
+    let t = std::time::Instant::now();
+    let mut cmd = Command::new("mkdir");
+    cmd.arg(m.join("made-once"))
+        .env("LD_PRELOAD", &lib)
+        .env("BTFUSE_RUN_DIR", &alt);
+    let out = run_timeout(&mut cmd, RUN);
+    let took = t.elapsed();
+    assert!(
+        out.status.success(),
+        "mkdir ran twice or failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(m.join("made-once").is_dir());
+    assert!(
+        (Duration::from_millis(1500)..Duration::from_secs(10)).contains(&took),
+        "{took:?}"
+    );
+    std::fs::remove_dir_all(&alt).unwrap();
+}
+
+/// A `SOCK_SEQPACKET` socket listening at `path` that never accepts.
+fn deaf_listener(path: &Path) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: plain socket(2); the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0);
+    // SAFETY: a new fd owned here.
+    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: all-zero is a valid sockaddr_un.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in addr.sun_path.iter_mut().zip(path.as_os_str().as_bytes()) {
+        *d = *s as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: a valid address of `len` bytes on our socket.
+    assert_eq!(unsafe { libc::bind(fd, (&raw const addr).cast(), len) }, 0);
+    // SAFETY: our bound socket.
+    assert_eq!(unsafe { libc::listen(fd, 8) }, 0);
+    owned
+}
+
 /// The registry follows the mount table: a mount leaves it with its daemon.
 #[test]
 fn the_registry_follows_mounts_and_unmounts() {

@@ -15,10 +15,10 @@
 //!    the memfd, move the socket to a high fd number (`F_DUPFD_CLOEXEC`)
 //!    so the program's fd numbers are unaffected;
 //! 3. put the first request into the channel straight away: the daemon
-//!    thread that accepts the connection serves it. Only if that request
-//!    gets no reply is the daemon's [`proto::HelloReply`] read: a refusal
-//!    (or none) means the request never ran, and the call goes to the
-//!    kernel.
+//!    thread that accepts the connection claims it and serves it. If no
+//!    reply comes (the daemon refused the channel, has no thread free, or
+//!    died), the client withdraws the request; a withdrawn request can
+//!    never run (`shm_ring`'s claim word), so the call goes to the kernel.
 //!
 //! The socket is the liveness signal: after a wait slice with no reply it
 //! is polled for `POLLHUP`. A slot that cannot connect marks the mount dead
@@ -28,7 +28,7 @@ use core::cell::UnsafeCell;
 use core::mem::{size_of, MaybeUninit};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
-use proto::{Hello, HelloReply, ReqHeader, RespHeader};
+use proto::{Hello, ReqHeader, RespHeader};
 use shm_ring::{ClientEnd, Region};
 
 use crate::state;
@@ -213,12 +213,16 @@ impl Chan {
             return Err(self.fail());
         }
         let conn = self.conn();
-        let n = match conn.end.responses.recv(&mut reply[..], &mut alive) {
-            Ok(n) => n,
-            Err(_) => {
-                sys::debug(&[b"btfuse: reply lost"]);
-                return Err(self.fail());
-            }
+        let mut got = conn.end.responses.recv(&mut reply[..], &mut alive);
+        if got == Err(shm_ring::RecvError::TimedOut) && !conn.end.requests.withdraw() {
+            // Only a first call times out; the daemon took it meanwhile:
+            // its answer is coming.
+            conn.end.responses.set_policy(REPLY_WAIT);
+            got = conn.end.responses.recv(&mut reply[..], &mut alive);
+        }
+        let Ok(n) = got else {
+            sys::debug(&[b"btfuse: reply lost"]);
+            return Err(self.fail());
         };
         if !conn.confirmed {
             conn.confirmed = true;
@@ -237,13 +241,13 @@ impl Chan {
     }
 
     /// A round trip failed: drops the connection. If the daemon never took
-    /// the channel (it refused it, or closed the connection without an
-    /// answer), the request did not run: [`ChanError::Unavailable`], the
-    /// call may go to the kernel. Otherwise it may have run:
-    /// [`ChanError::Lost`].
+    /// the channel's first request (it refused the channel, never accepted
+    /// the connection, or is too slow to), the request is withdrawn and
+    /// can never run: [`ChanError::Unavailable`], the call may go to the
+    /// kernel. Otherwise it may have run: [`ChanError::Lost`].
     fn fail(&mut self) -> ChanError {
         let conn = self.conn();
-        let refused = !conn.confirmed && !hello_accepted(conn.sock);
+        let refused = !conn.confirmed && conn.end.requests.withdraw();
         self.kill();
         if refused {
             sys::debug(&[b"btfuse: daemon refused the channel"]);
@@ -496,21 +500,6 @@ fn peer_pid(sock: i32) -> i32 {
     }
 }
 
-/// Whether the daemon's answer to our hello, waiting on `sock`, accepted
-/// the channel. Called only after a round trip failed, so the daemon has
-/// either answered already or closed the connection.
-fn hello_accepted(sock: i32) -> bool {
-    let mut buf = [0u8; size_of::<HelloReply>()];
-    let n = loop {
-        match sys::recv(sock, &mut buf, libc::MSG_DONTWAIT) {
-            Err(libc::EINTR) => continue,
-            Ok(n) => break n,
-            Err(_) => return false,
-        }
-    };
-    matches!(proto::decode::<HelloReply>(&buf[..n]), Some(r) if r.magic == proto::HELLO_MAGIC && r.error == 0)
-}
-
 /// How a caller waits for its reply (or for ring space): spin (the daemon
 /// answers in microseconds once awake, and waking a sleeping daemon thread
 /// on an idle CPU takes ~50-60 µs in a VM), then sleep on the doorbell,
@@ -526,11 +515,14 @@ const REPLY_WAIT: shm_ring::WaitPolicy = shm_ring::WaitPolicy {
 
 /// The wait for a new channel's first reply: sleep at once (the daemon
 /// thread that accepts the connection has just been woken, often on this
-/// very CPU, which a spin would keep from it), and check the socket every
+/// very CPU, which a spin would keep from it), check the socket every
 /// millisecond, so a daemon that refuses the channel sends the call to the
-/// kernel without a noticeable delay.
-const FIRST_REPLY_WAIT: shm_ring::WaitPolicy =
-    shm_ring::WaitPolicy::SLEEP.with_sleep_slice_ns(1_000_000);
+/// kernel without a noticeable delay, and give up after 2 s (a daemon with
+/// no thread free to accept): the request is then withdrawn, unless the
+/// daemon took it meanwhile.
+const FIRST_REPLY_WAIT: shm_ring::WaitPolicy = shm_ring::WaitPolicy::SLEEP
+    .with_sleep_slice_ns(1_000_000)
+    .with_timeout_ns(2_000_000_000);
 
 /// Whether `fd` is one of the library's own sockets (the program must not
 /// close it or reuse its number through us without us noticing).

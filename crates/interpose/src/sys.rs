@@ -102,20 +102,6 @@ pub(crate) fn sendmsg(fd: i32, msg: &libc::msghdr, flags: i32) -> Result<usize, 
     sc!(libc::SYS_sendmsg, fd, msg as *const libc::msghdr, flags).map(|r| r as usize)
 }
 
-/// `recv(2)` with `flags`.
-pub(crate) fn recv(fd: i32, buf: &mut [u8], flags: i32) -> Result<usize, Errno> {
-    sc!(
-        libc::SYS_recvfrom,
-        fd,
-        buf.as_mut_ptr(),
-        buf.len(),
-        flags,
-        0,
-        0
-    )
-    .map(|r| r as usize)
-}
-
 /// `poll(2)` on one fd with a timeout in milliseconds; returns `revents`.
 pub(crate) fn poll1(fd: i32, events: i16, timeout_ms: i32) -> Result<i16, Errno> {
     let mut p = libc::pollfd {

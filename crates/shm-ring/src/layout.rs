@@ -123,7 +123,16 @@ pub(crate) struct RingCtl {
     /// the very CPU the spinner occupies only delays it (see
     /// `wait::block_on`). Written by the producer only when it changes.
     pub(crate) producer_cpu: Padded<AtomicU32>,
+    /// Who decided the fate of the first message: 0 undecided,
+    /// [`CLAIMED`] by the consumer (it will act on it), [`WITHDRAWN`] by
+    /// the producer (it gave up waiting; the consumer must not act).
+    pub(crate) claim: Padded<AtomicU32>,
 }
+
+/// `RingCtl::claim`: the consumer took the first message.
+pub(crate) const CLAIMED: u32 = 1;
+/// `RingCtl::claim`: the producer withdrew the first message.
+pub(crate) const WITHDRAWN: u32 = 2;
 
 /// `RingCtl::closed` bit set by the producer.
 pub(crate) const CLOSED_BY_PRODUCER: u32 = 1;
@@ -308,7 +317,7 @@ mod tests {
     #[test]
     fn shared_structs_have_fixed_sizes() {
         assert_eq!(size_of::<Padded<AtomicU32>>(), 128);
-        assert_eq!(size_of::<RingCtl>(), 6 * 128);
+        assert_eq!(size_of::<RingCtl>(), 7 * 128);
         assert!(size_of::<Header>() <= CACHE_LINE);
         assert_eq!(size_of::<RingDesc>(), 24);
     }
@@ -317,7 +326,7 @@ mod tests {
     fn default_layout_is_page_aligned_and_disjoint() {
         let l = RegionLayout::new(&Config::default()).unwrap();
         assert_eq!(l.request.ctl_off, 128);
-        assert_eq!(l.response.ctl_off, 128 + 768);
+        assert_eq!(l.response.ctl_off, 128 + 896);
         assert_eq!(l.request.data_off, 4096);
         assert_eq!(l.response.data_off, 4096 + (64 << 10));
         assert_eq!(l.bulk_off % 4096, 0);

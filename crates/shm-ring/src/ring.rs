@@ -22,8 +22,8 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::doorbell;
 use crate::layout::{
-    record_len, RingCtl, RingDesc, CLOSED_BY_CONSUMER, CLOSED_BY_PRODUCER, RECORD_ALIGN,
-    RECORD_HEADER,
+    record_len, RingCtl, RingDesc, CLAIMED, CLOSED_BY_CONSUMER, CLOSED_BY_PRODUCER, RECORD_ALIGN,
+    RECORD_HEADER, WITHDRAWN,
 };
 use crate::sys;
 use crate::wait::{block_on, Blocked, Liveness, WaitPolicy};
@@ -459,6 +459,24 @@ impl<'a> Producer<'a> {
             || self.ring.ctl().closed.0.load(Ordering::Relaxed) & CLOSED_BY_CONSUMER != 0
     }
 
+    /// Gives up on the ring's first message, unless the consumer already
+    /// claimed it ([`Consumer::claim`]): `true` means the consumer has not
+    /// acted on it and never will, `false` that it has taken it (wait for
+    /// its answer). For protocols whose first message may be sent before
+    /// the consumer exists, such as a connection that may be refused.
+    pub fn withdraw(&self) -> bool {
+        // AcqRel: one decision, seen by both sides.
+        match self.ring.ctl().claim.0.compare_exchange(
+            0,
+            WITHDRAWN,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => true,
+            Err(v) => v == WITHDRAWN,
+        }
+    }
+
     /// Closes the ring for sending: the consumer drains what was sent, then
     /// gets `Closed`. Wakes the consumer if it sleeps. Idempotent.
     pub fn close(&mut self) {
@@ -676,6 +694,22 @@ impl<'a> Consumer<'a> {
             }
             Ok(Err(TryRecvError::Empty)) => unreachable!("Empty is retried"),
             Err(b) => Err(b.into()),
+        }
+    }
+
+    /// Takes the ring's first message for good, before acting on it:
+    /// `false` if the producer withdrew it ([`Producer::withdraw`]), in
+    /// which case it must not be acted on.
+    pub fn claim(&self) -> bool {
+        // AcqRel: one decision, seen by both sides.
+        match self.ring.ctl().claim.0.compare_exchange(
+            0,
+            CLAIMED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => true,
+            Err(v) => v == CLAIMED,
         }
     }
 

@@ -461,6 +461,35 @@ fn attach_rejects_bad_headers_and_unsealed_fds() {
 }
 
 #[test]
+fn the_first_message_is_either_claimed_or_withdrawn_never_both() {
+    // Claimed first: the producer can no longer withdraw.
+    let (d, c) = pair(&cfg(4096, 256));
+    let de = d.daemon().unwrap();
+    let ce = c.client().unwrap();
+    assert!(de.requests.claim());
+    assert!(de.requests.claim(), "claiming twice is fine");
+    assert!(!ce.requests.withdraw());
+    // Withdrawn first: the consumer must not act.
+    let (d, c) = pair(&cfg(4096, 256));
+    let de = d.daemon().unwrap();
+    let ce = c.client().unwrap();
+    assert!(ce.requests.withdraw());
+    assert!(ce.requests.withdraw());
+    assert!(!de.requests.claim());
+    // Racing: exactly one side wins, every time.
+    for _ in 0..2000 {
+        let (d, c) = pair(&cfg(4096, 256));
+        let ce = c.client().unwrap();
+        let (a, b) = thread::scope(|s| {
+            let t = s.spawn(move || d.daemon().unwrap().requests.claim());
+            let w = ce.requests.withdraw();
+            (t.join().unwrap(), w)
+        });
+        assert!(a != b, "claimed {a}, withdrawn {b}");
+    }
+}
+
+#[test]
 fn adopting_a_peer_made_channel_insists_on_the_expected_shape() {
     let want = cfg(4096, 256);
     // The peer (a client) creates; we adopt it, and the two ends talk.
