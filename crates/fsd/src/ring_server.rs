@@ -168,7 +168,9 @@ impl RingServer {
             },
             store,
             clients,
-            mount_path: mount_path.as_os_str().as_bytes().to_vec(),
+            // As the mount table writes it (no trailing slash), so that it
+            // compares with the mountpoints clients read in the registry.
+            mount_path: trim_slashes(mount_path.as_os_str().as_bytes()).to_vec(),
             counters: Counters::default(),
             metrics,
             started: Instant::now(),
@@ -237,6 +239,12 @@ impl Drop for RingServer {
             let _ = std::fs::remove_file(&self.socket_path);
         }
     }
+}
+
+/// `path` without trailing slashes.
+fn trim_slashes(path: &[u8]) -> &[u8] {
+    let end = path.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
+    &path[..end]
 }
 
 /// The run directory: root-owned, not writable by others, so nobody else can
@@ -750,7 +758,7 @@ fn serve_connection(
 ) -> Result<(), ChannelError> {
     let peer = sock::peer_cred(&conn)?;
     sock::set_timeouts(&conn, HANDSHAKE_TIMEOUT)?;
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; size_of::<Hello>() + proto::PATH_MAX];
     let (n, memfd) = sock::recv_with_fd(&conn, &mut buf)?;
     let hello: Hello = decode(&buf[..n]).ok_or(ChannelError::Handshake)?;
     if let Some(format) = stats_request(&buf[..n], &hello) {
@@ -761,12 +769,16 @@ fn serve_connection(
         sock::send(&conn, report.as_bytes())?;
         return Ok(());
     }
-    let good_hello =
-        n == size_of::<Hello>() && hello.magic == HELLO_MAGIC && hello.version == proto::VERSION;
+    let good_hello = hello.magic == HELLO_MAGIC && hello.version == proto::VERSION;
     let (true, Some(memfd)) = (good_hello, memfd) else {
         let _ = answer_hello(&conn, libc::EPROTO);
         return Err(ChannelError::Handshake);
     };
+    let named = &buf[size_of::<Hello>()..n];
+    if !named.is_empty() && named != shared.mount_path.as_slice() {
+        let _ = answer_hello(&conn, libc::ESTALE);
+        return Err(ChannelError::Handshake);
+    }
     let region = match Region::attach_fd_expecting(memfd.as_raw_fd(), &proto::channel_config()) {
         Ok(region) => region,
         Err(e) => {

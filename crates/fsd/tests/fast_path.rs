@@ -236,6 +236,47 @@ fn deaf_listener(path: &Path) -> std::os::fd::OwnedFd {
     owned
 }
 
+/// A stale registry line (a dead daemon's mount, its device number since
+/// reused by another btfuse mount) must not route paths to the wrong
+/// store: the daemon refuses a hello naming another mountpoint, and the
+/// call goes to the kernel.
+#[test]
+fn a_stale_registry_line_never_routes_to_another_mount() {
+    let test = "a_stale_registry_line_never_routes_to_another_mount";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let tmp = TmpfsGuard::new("16M");
+    std::fs::write(bt.path().join("f"), b"btfuse's file\n").unwrap();
+    std::fs::write(tmp.path().join("f"), b"tmpfs's file\n").unwrap();
+    // The registry as it would read had the tmpfs directory been a btfuse
+    // mount with this daemon's device number.
+    let text = std::fs::read_to_string(run_dir().join(proto::mountinfo::REGISTRY_FILE)).unwrap();
+    let (head, lines) = text.split_once('\n').unwrap();
+    let ours = format!(" {} ", bt.path().display());
+    let line = lines.lines().find(|l| l.contains(&ours)).expect("our line");
+    let stale = line.replacen(&ours, &format!(" {} ", tmp.path().display()), 1);
+    let alt = fresh_dir("rundir");
+    std::fs::create_dir_all(&alt).unwrap();
+    std::fs::write(
+        alt.join(proto::mountinfo::REGISTRY_FILE),
+        format!("{head}\n{stale}\n"),
+    )
+    .unwrap();
+    let sock = socket_of(bt.path());
+    std::os::unix::fs::symlink(&sock, alt.join(sock.file_name().unwrap())).unwrap();
+    let mut cmd = Command::new("cat");
+    cmd.arg(tmp.path().join("f"))
+        .env("LD_PRELOAD", &lib)
+        .env("BTFUSE_RUN_DIR", &alt);
+    assert_eq!(
+        String::from_utf8_lossy(&run_timeout(&mut cmd, RUN).stdout),
+        "tmpfs's file\n"
+    );
+    std::fs::remove_dir_all(&alt).unwrap();
+}
+
 /// The registry follows the mount table: a mount leaves it with its daemon.
 #[test]
 fn the_registry_follows_mounts_and_unmounts() {

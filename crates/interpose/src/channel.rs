@@ -396,7 +396,13 @@ fn connect(mount: usize) -> Option<Conn> {
     // request that can only come once it lets go of our CPU.
     end.requests.note_cpu();
     let sock = sys::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0).ok()?;
-    let said = say_hello(sock, &addr, len, region.fd()?);
+    let said = say_hello(
+        sock,
+        &addr,
+        len,
+        region.fd()?,
+        state::registry_mountpoint(mount),
+    );
     region.close_fd();
     if !said {
         sys::close(sock);
@@ -416,9 +422,9 @@ fn connect(mount: usize) -> Option<Conn> {
     })
 }
 
-/// Connects `sock` and sends the hello with the channel's memfd; does not
-/// wait for an answer.
-fn say_hello(sock: i32, addr: &libc::sockaddr_un, len: u32, memfd: i32) -> bool {
+/// Connects `sock` and sends the hello with the channel's memfd, followed
+/// by `mountpoint` (see [`proto::Hello`]); does not wait for an answer.
+fn say_hello(sock: i32, addr: &libc::sockaddr_un, len: u32, memfd: i32, mountpoint: &[u8]) -> bool {
     // A daemon with a full backlog must not hang the program at connect.
     let tv = libc::timeval {
         tv_sec: 5,
@@ -449,15 +455,21 @@ fn say_hello(sock: i32, addr: &libc::sockaddr_un, len: u32, memfd: i32) -> bool 
             }
         }
     }
-    let mut iov = libc::iovec {
-        iov_base: proto::bytes_of(&hello).as_ptr() as *mut _,
-        iov_len: size_of::<Hello>(),
-    };
+    let mut iov = [
+        libc::iovec {
+            iov_base: proto::bytes_of(&hello).as_ptr() as *mut _,
+            iov_len: size_of::<Hello>(),
+        },
+        libc::iovec {
+            iov_base: mountpoint.as_ptr() as *mut _,
+            iov_len: mountpoint.len(),
+        },
+    ];
     let mut cbuf = Cmsg([0; 64]);
     // SAFETY: all-zero is a valid msghdr.
     let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = iov.len();
     msg.msg_control = cbuf.0.as_mut_ptr().cast();
     // SAFETY: CMSG_SPACE is a pure size computation; one fd fits in cbuf.
     msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<i32>() as u32) } as usize;
@@ -473,7 +485,7 @@ fn say_hello(sock: i32, addr: &libc::sockaddr_un, len: u32, memfd: i32) -> bool 
     loop {
         match sys::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) {
             Err(libc::EINTR) => continue,
-            r => return r == Ok(size_of::<Hello>()),
+            r => return r == Ok(size_of::<Hello>() + mountpoint.len()),
         }
     }
 }

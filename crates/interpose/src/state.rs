@@ -100,6 +100,21 @@ pub(crate) fn mountpoint(m: usize) -> &'static [u8] {
     t.text(&t.mounts()[m])
 }
 
+/// Set when the mount table came from the daemons' registry.
+static FROM_REGISTRY: AtomicBool = AtomicBool::new(false);
+
+/// The mountpoint of mount `m` to name in a hello (see [`proto::Hello`]):
+/// the registry's text, which the daemon checks against its own, or
+/// nothing when the table came from this process's mountinfo (another
+/// view may name the mount differently; that table is live anyway).
+pub(crate) fn registry_mountpoint(m: usize) -> &'static [u8] {
+    if FROM_REGISTRY.load(Ordering::Relaxed) {
+        mountpoint(m)
+    } else {
+        b""
+    }
+}
+
 /// The current fork epoch.
 pub(crate) fn epoch() -> u32 {
     EPOCH.load(Ordering::Relaxed)
@@ -327,6 +342,7 @@ fn read_registry(t: &mut MountTable) -> Option<bool> {
         return None;
     }
     mountinfo::parse(lines, t);
+    FROM_REGISTRY.store(true, Ordering::Relaxed);
     Some(t.n_mounts > 0)
 }
 

@@ -150,8 +150,12 @@ fn parse_hex(digits: &[u8]) -> Option<u64> {
     })
 }
 
-/// First message on a new connection, client to daemon. It carries, as
-/// `SCM_RIGHTS`, the channel itself: a sealed memfd the client created with
+/// First message on a new connection, client to daemon, optionally
+/// followed by the mountpoint the client found the daemon's mount at in the
+/// registry (see [`mountinfo`]): the daemon refuses the channel (`ESTALE`)
+/// if that is not its own mountpoint, so a stale registry line whose device
+/// number a newer mount reuses can never route paths to the wrong store.
+/// It carries, as `SCM_RIGHTS`, the channel itself: a sealed memfd the client created with
 /// [`channel_config`] (`shm_ring::Region::create`). The client does not
 /// wait for an answer: it puts its first request into the channel at once,
 /// and the daemon thread that accepts the connection finds it there. So a
