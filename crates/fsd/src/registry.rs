@@ -59,6 +59,7 @@ pub fn refresh(run_dir: &Path) -> io::Result<()> {
         .truncate(false)
         .write(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(run_dir.join(".mounts.lock"))?;
     // SAFETY: flock on an fd we own; released when `lock` closes.
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
@@ -74,11 +75,14 @@ pub fn refresh(run_dir: &Path) -> io::Result<()> {
         };
     };
     let tmp = run_dir.join(format!(".{REGISTRY_FILE}.{}", std::process::id()));
+    // A leftover of a killed daemon with our pid goes first; then the file
+    // is created anew, never followed through a planted link.
+    let _ = std::fs::remove_file(&tmp);
     let mut f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .write(true)
         .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)?;
     f.write_all(&data)?;
     drop(f);

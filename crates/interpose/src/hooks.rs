@@ -2246,10 +2246,9 @@ fn clone_between_fast_path_files(fd: c_int, req: libc::c_ulong, arg: *mut c_void
     const FICLONERANGE: libc::c_ulong = 0x4020_940d;
     let src_fd = match req {
         FICLONE => arg as usize as c_int,
-        // The range struct starts with the source fd (an i64).
-        // SAFETY: the caller's argument for this request points to a
-        // `struct file_clone_range`.
-        FICLONERANGE if !arg.is_null() => (unsafe { *arg.cast::<i64>() }) as c_int,
+        // The range struct starts with the source fd (an i64), behind a
+        // pointer that may be bad (the kernel's answer is then EFAULT).
+        FICLONERANGE => sys::read_own_memory::<i64>(arg.cast_const().cast())? as c_int,
         _ => return None,
     };
     let (Some(Ok(src)), Some(Ok(dst))) = (ops::file(src_fd), ops::file(fd)) else {

@@ -311,10 +311,14 @@ fn init_inner() -> bool {
 }
 
 /// The run directory (`$BTFUSE_RUN_DIR` or `proto::RUN_DIR`): daemon
-/// sockets and the mount registry.
+/// sockets and the mount registry. A set-uid (secure-execution) process
+/// ignores the variable: whoever sets it could otherwise declare any path a
+/// btfuse mount served by a daemon of theirs.
 pub(crate) fn run_dir() -> &'static [u8] {
+    // SAFETY: getauxval has no preconditions.
+    let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
     match getenv(b"BTFUSE_RUN_DIR\0") {
-        Some(v) if !v.is_empty() => v,
+        Some(v) if !v.is_empty() && !secure => v,
         _ => proto::RUN_DIR.as_bytes(),
     }
 }

@@ -28,9 +28,14 @@ pub(crate) fn set_errno(e: i32) {
 macro_rules! sc {
     ($($arg:expr),+ $(,)?) => {{
         let saved = $crate::sys::errno();
+        // Every argument travels as a full `long`: a 32-bit value passed
+        // through the variadic call may carry garbage in the upper half,
+        // which the kernel reads for its `unsigned long` parameters (seen:
+        // process_vm_readv's flags).
+        #[allow(clippy::unnecessary_cast)]
         // SAFETY: each caller passes arguments valid for its syscall (see
         // the wrapper's own comment).
-        let r: core::ffi::c_long = unsafe { libc::syscall($($arg),+) };
+        let r: core::ffi::c_long = unsafe { libc::syscall($($arg as core::ffi::c_long),+) };
         if r == -1 {
             let e = $crate::sys::errno();
             $crate::sys::set_errno(saved);
@@ -100,6 +105,35 @@ pub(crate) fn connect(fd: i32, addr: &libc::sockaddr_un, len: u32) -> Result<(),
 /// `sendmsg(2)`.
 pub(crate) fn sendmsg(fd: i32, msg: &libc::msghdr, flags: i32) -> Result<usize, Errno> {
     sc!(libc::SYS_sendmsg, fd, msg as *const libc::msghdr, flags).map(|r| r as usize)
+}
+
+/// Reads a `T` at `addr` in this process without trusting the pointer
+/// (`process_vm_readv` on ourselves): `None` where a plain read would
+/// fault.
+pub(crate) fn read_own_memory<T: Copy>(addr: *const u8) -> Option<T> {
+    let mut out = core::mem::MaybeUninit::<T>::uninit();
+    let local = libc::iovec {
+        iov_base: out.as_mut_ptr().cast(),
+        iov_len: core::mem::size_of::<T>(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut _,
+        iov_len: core::mem::size_of::<T>(),
+    };
+    let pid = sc!(libc::SYS_getpid).ok()?;
+    let n = sc!(
+        libc::SYS_process_vm_readv,
+        pid,
+        &local as *const libc::iovec,
+        1,
+        &remote as *const libc::iovec,
+        1,
+        0
+    )
+    .ok()?;
+    // SAFETY: the kernel wrote all size_of::<T>() bytes (checked), and T is
+    // Copy plain data for every caller.
+    (n as usize == core::mem::size_of::<T>()).then(|| unsafe { out.assume_init() })
 }
 
 /// `poll(2)` on one fd with a timeout in milliseconds; returns `revents`.
