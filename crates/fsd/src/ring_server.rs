@@ -108,6 +108,8 @@ struct Shared {
     started: Instant,
     /// Workers waiting in `accept`.
     idle_workers: AtomicUsize,
+    /// Closes descriptors clients passed (see [`Reaper`]).
+    reaper: Reaper,
 }
 
 /// Pushes fast-path changes into the kernel's FUSE caches.
@@ -175,6 +177,7 @@ impl RingServer {
             metrics,
             started: Instant::now(),
             idle_workers: AtomicUsize::new(0),
+            reaper: Reaper::start()?,
         });
         start_worker(&listener, &shared);
         Ok(RingServer {
@@ -312,6 +315,54 @@ fn serve_one(listener: &Arc<Listener>, shared: &Arc<Shared>) -> bool {
         Err(e) => log::debug!("fast-path connection failed: {e}"),
     }
     true
+}
+
+/// Closes the descriptors clients pass with their hello, on a thread of
+/// its own: closing a hostile one can block without limit (a socket set to
+/// linger behind a full peer window, a file of a FUSE mount whose daemon
+/// never answers FLUSH), which must not hold a serving thread. If the
+/// reaper itself is stuck and its queue full, further descriptors are
+/// leaked instead (bounded by the fd limit; each is counted in the log).
+pub(crate) struct Reaper {
+    queue: std::sync::mpsc::SyncSender<OwnedFd>,
+}
+
+/// Descriptors queued for the reaper before fds are leaked instead.
+const REAPER_QUEUE: usize = 1024;
+
+impl Reaper {
+    fn start() -> io::Result<Reaper> {
+        let (queue, rx) = std::sync::mpsc::sync_channel::<OwnedFd>(REAPER_QUEUE);
+        std::thread::Builder::new()
+            .name("btfuse-reaper".into())
+            .spawn(move || rx.into_iter().for_each(drop))?;
+        Ok(Reaper { queue })
+    }
+
+    fn dispose(&self, fds: impl IntoIterator<Item = OwnedFd>) {
+        for fd in fds {
+            match self.queue.try_send(fd) {
+                Ok(()) => {}
+                Err(std::sync::mpsc::TrySendError::Full(fd))
+                | Err(std::sync::mpsc::TrySendError::Disconnected(fd)) => {
+                    log::warn!("a client's descriptor is left open: the reaper is stuck");
+                    std::mem::forget(fd);
+                }
+            }
+        }
+    }
+}
+
+/// Descriptors received with a hello, handed to the reaper on drop.
+struct Passed<'a> {
+    reaper: &'a Reaper,
+    fds: Vec<OwnedFd>,
+}
+
+impl Drop for Passed<'_> {
+    fn drop(&mut self) {
+        self.reaper.dispose(self.fds.drain(..));
+    }
 }
 
 /// Output format of a statistics query.
@@ -759,7 +810,14 @@ fn serve_connection(
     let peer = sock::peer_cred(&conn)?;
     sock::set_timeouts(&conn, HANDSHAKE_TIMEOUT)?;
     let mut buf = [0u8; size_of::<Hello>() + proto::PATH_MAX];
-    let (n, memfd) = sock::recv_with_fd(&conn, &mut buf)?;
+    let (n, fds) = sock::recv_with_fds(&conn, &mut buf);
+    // Every descriptor a client passed is closed by the reaper, except the
+    // channel memfd once adopted (see `Reaper`).
+    let mut passed = Passed {
+        reaper: &shared.reaper,
+        fds,
+    };
+    let n = n?;
     let hello: Hello = decode(&buf[..n]).ok_or(ChannelError::Handshake)?;
     if let Some(format) = stats_request(&buf[..n], &hello) {
         let report = match format {
@@ -770,7 +828,7 @@ fn serve_connection(
         return Ok(());
     }
     let good_hello = hello.magic == HELLO_MAGIC && hello.version == proto::VERSION;
-    let (true, Some(memfd)) = (good_hello, memfd) else {
+    let (true, Some(memfd)) = (good_hello, passed.fds.first()) else {
         let _ = answer_hello(&conn, libc::EPROTO);
         return Err(ChannelError::Handshake);
     };
@@ -786,7 +844,10 @@ fn serve_connection(
             return Err(ChannelError::Region(e));
         }
     };
-    drop(memfd);
+    // Adopted: it is a memfd, whose close cannot block; the mapping keeps
+    // the channel.
+    drop(passed.fds.remove(0));
+    drop(passed);
     // Root needs no supplementary groups (as in the FUSE door).
     let groups = match peer.uid {
         0 => Vec::new(),

@@ -202,11 +202,11 @@ pub fn recv(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     check_size(unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) })
 }
 
-/// Receives one message into `buf` and the descriptor it carries
+/// Receives one message into `buf` and the descriptors it carries
 /// (`SCM_RIGHTS`, close-on-exec); returns the message length (0 at EOF).
-/// Descriptors beyond the first, and any message whose control data was
-/// truncated, are closed: a client cannot make the daemon leak fds.
-pub fn recv_with_fd(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+/// A message whose control data was truncated is an error (its fds are
+/// still returned, for the caller to dispose of).
+pub fn recv_with_fds(fd: &OwnedFd, buf: &mut [u8]) -> (io::Result<usize>, Vec<OwnedFd>) {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -224,10 +224,13 @@ pub fn recv_with_fd(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<(usize, Option<O
         match check_size(unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) })
         {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            r => break r?,
+            r => break r,
         }
     };
-    let mut first = None;
+    let mut fds = Vec::new();
+    if n.is_err() {
+        return (n, fds);
+    }
     // SAFETY: CMSG_* walk the control buffer the kernel filled, within
     // msg_controllen; every fd found is new and ours.
     unsafe {
@@ -238,19 +241,16 @@ pub fn recv_with_fd(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<(usize, Option<O
                 let count = ((*c).cmsg_len - (data as usize - c as usize)) / size_of::<RawFd>();
                 for i in 0..count {
                     let raw = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
-                    let owned = OwnedFd::from_raw_fd(raw);
-                    if first.is_none() {
-                        first = Some(owned);
-                    }
+                    fds.push(OwnedFd::from_raw_fd(raw));
                 }
             }
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
     if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-        return Err(io::Error::from_raw_os_error(libc::EPROTO));
+        return (Err(io::Error::from_raw_os_error(libc::EPROTO)), fds);
     }
-    Ok((n, first))
+    (n, fds)
 }
 
 /// Sends one message.
