@@ -2318,21 +2318,31 @@ unsafe fn sendfile_in_daemon(
     let copied = pos_in.and_then(|pin| {
         let pout = output.position()?;
         let k = input.copy_to(pin, output, pout, n.min(SENDFILE_MAX))?;
-        output.set_position(pout + k as u64)?;
+        Ok((pin, pout, k))
+    });
+    let (pin, pout, k) = match copied {
+        Ok(done) => done,
+        // Nothing was copied: the kernel may decide.
+        Err(Fail::Errno(libc::EINVAL | libc::EXDEV | libc::EOPNOTSUPP)) | Err(Fail::Real) => {
+            return None
+        }
+        Err(Fail::Errno(e)) => return Some(err(e)),
+    };
+    // Copied: from here on the answer is ours, whatever happens.
+    let moved = output.set_position(pout + k as u64).and_then(|()| {
         if off.is_null() {
-            input.set_position(pin + k as u64)?;
+            input.set_position(pin + k as u64)
         } else {
             // SAFETY: guaranteed by the caller; checked non-null.
             unsafe { *off = (pin + k as u64) as off_t };
+            Ok(())
         }
-        Ok(k)
     });
-    match copied {
-        Ok(k) => Some(ok(saved, k as ssize_t)),
-        Err(Fail::Errno(libc::EINVAL | libc::EXDEV | libc::EOPNOTSUPP)) => None,
-        Err(Fail::Errno(e)) => Some(err(e)),
-        Err(Fail::Real) => None,
-    }
+    Some(match moved {
+        Ok(()) => ok(saved, k as ssize_t),
+        Err(Fail::Errno(e)) => err(e),
+        Err(Fail::Real) => err(libc::EIO),
+    })
 }
 
 #[no_mangle]
