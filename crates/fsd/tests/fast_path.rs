@@ -123,6 +123,20 @@ fn opened_by(lib: &str, env: &[(&str, &Path)], argv: &[&str]) -> String {
     text
 }
 
+/// A run directory of the test's own (for `BTFUSE_RUN_DIR`) holding
+/// `registry` as its mount registry.
+fn alt_run_dir(registry: &str) -> std::path::PathBuf {
+    let alt = fresh_dir("rundir");
+    std::fs::create_dir_all(&alt).unwrap();
+    std::fs::write(alt.join(proto::mountinfo::REGISTRY_FILE), registry).unwrap();
+    alt
+}
+
+/// The daemons' mount registry as it stands.
+fn registry_text() -> String {
+    std::fs::read_to_string(run_dir().join(proto::mountinfo::REGISTRY_FILE)).unwrap()
+}
+
 /// Discovery reads the daemons' registry, not `/proc/self/mountinfo`
 /// (whose formatting costs every preloaded process ~100 µs); a registry
 /// written in another view (mount namespace, root) is not trusted: the
@@ -148,17 +162,11 @@ fn discovery_reads_the_registry_of_its_own_view_only() {
 
     // Another run directory holding the same registry, but for another
     // mount namespace, and a link to the daemon's socket.
-    let alt = fresh_dir("rundir");
-    std::fs::create_dir_all(&alt).unwrap();
-    let text = std::fs::read_to_string(&registry).unwrap();
+    let text = registry_text();
     let (head, lines) = text.split_once('\n').unwrap();
     let mut words: Vec<String> = head.split(' ').map(str::to_owned).collect();
     words[1] = format!("{}", words[1].parse::<u64>().unwrap() ^ 1);
-    std::fs::write(
-        alt.join(proto::mountinfo::REGISTRY_FILE),
-        format!("{}\n{lines}", words.join(" ")),
-    )
-    .unwrap();
+    let alt = alt_run_dir(&format!("{}\n{lines}", words.join(" ")));
     let sock = socket_of(m);
     std::os::unix::fs::symlink(&sock, alt.join(sock.file_name().unwrap())).unwrap();
     let opens = opened_by(&lib, &[("BTFUSE_RUN_DIR", &alt)], &["cat", &file]);
@@ -187,10 +195,7 @@ fn a_daemon_that_never_answers_sends_the_first_call_to_the_kernel() {
     };
     let bt = BtfuseGuard::new("16M");
     let m = bt.path();
-    let alt = fresh_dir("rundir");
-    std::fs::create_dir_all(&alt).unwrap();
-    let registry = proto::mountinfo::REGISTRY_FILE;
-    std::fs::copy(run_dir().join(registry), alt.join(registry)).unwrap();
+    let alt = alt_run_dir(&registry_text());
     let sock = alt.join(socket_of(m).file_name().unwrap());
     let _deaf = deaf_listener(&sock);
     let t = std::time::Instant::now();
@@ -252,18 +257,12 @@ fn a_stale_registry_line_never_routes_to_another_mount() {
     std::fs::write(tmp.path().join("f"), b"tmpfs's file\n").unwrap();
     // The registry as it would read had the tmpfs directory been a btfuse
     // mount with this daemon's device number.
-    let text = std::fs::read_to_string(run_dir().join(proto::mountinfo::REGISTRY_FILE)).unwrap();
+    let text = registry_text();
     let (head, lines) = text.split_once('\n').unwrap();
     let ours = format!(" {} ", bt.path().display());
     let line = lines.lines().find(|l| l.contains(&ours)).expect("our line");
     let stale = line.replacen(&ours, &format!(" {} ", tmp.path().display()), 1);
-    let alt = fresh_dir("rundir");
-    std::fs::create_dir_all(&alt).unwrap();
-    std::fs::write(
-        alt.join(proto::mountinfo::REGISTRY_FILE),
-        format!("{head}\n{stale}\n"),
-    )
-    .unwrap();
+    let alt = alt_run_dir(&format!("{head}\n{stale}\n"));
     let sock = socket_of(bt.path());
     std::os::unix::fs::symlink(&sock, alt.join(sock.file_name().unwrap())).unwrap();
     let mut cmd = Command::new("cat");
