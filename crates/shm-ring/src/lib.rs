@@ -18,17 +18,19 @@
 //!
 //! ```text
 //! offset        contents                                   written by
-//! 0             Header (repr(C)): magic "BTFSHMRG",        daemon, once,
-//!               version, header size, region_len, per      before the fd
-//!               ring {ctl_off, data_off, capacity,         is handed out
-//!               max_message}, bulk_off, bulk_len, pids
-//! 128           request RingCtl, 5 lines of 128 B:
+//! 0             Header (repr(C)): magic "BTFSHMRG",        the creator,
+//!               version, header size, region_len, per      once, before
+//!               ring {ctl_off, data_off, capacity,         the fd is
+//!               max_message}, bulk_off, bulk_len, pids     handed out
+//! 128           request RingCtl, 7 lines of 128 B:
 //!                 head              (producer = client)
 //!                 tail              (consumer = daemon)
 //!                 consumer_sleeping (doorbell: daemon waits for data)
 //!                 producer_sleeping (doorbell: client waits for space)
 //!                 closed            (bit 1 producer, bit 2 consumer)
-//! 768           response RingCtl (same; producer = daemon)
+//!                 producer_cpu      (hint: where the producer last ran)
+//!                 claim             (fate of the first message)
+//! 1024          response RingCtl (same; producer = daemon)
 //! 4096          request data:  capacity bytes (power of two)
 //! page-aligned  response data: capacity bytes
 //! page-aligned  bulk area: bulk_len bytes (e.g. 1-8 MiB)
@@ -115,10 +117,21 @@
 //! schedule for real: a liveness hook fails them if any wait ever needed a
 //! slice timeout.
 //!
+//! Every producer publishes the CPU it last sent from (a hint,
+//! [`Producer::note_cpu`], [`Consumer::peer_cpu`]); a consumer whose peer
+//! runs on its own CPU skips the spin and sleeps at once, because spinning
+//! there only keeps the peer from running.
+//!
 //! Either side can close a ring ([`Producer::close`], [`Consumer::close`],
 //! also on drop): the flag is published like an index and the peer is
 //! woken. A consumer drains what was sent before the close, then gets
 //! `Closed`.
+//!
+//! A producer may send before its consumer exists (a client that does not
+//! wait for the daemon to take its channel). The fate of that first message
+//! is decided once, by compare-and-swap on a shared word: the consumer
+//! [`Consumer::claim`]s it before acting on it, or the producer
+//! [`Producer::withdraw`]s it after giving up; never both.
 //!
 //! ## Many channels on one thread
 //!
