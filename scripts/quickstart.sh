@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-BIN=$PWD/target/release/btfuse
-LIB=$PWD/target/release/libbtfuse.so
+tgt=$(realpath "${CARGO_TARGET_DIR:-target}")
+BIN=$tgt/release/btfuse
+LIB=$tgt/release/libbtfuse.so
 MNT=$(mktemp -d /tmp/btfuse-quickstart.XXXXXX)
 cleanup() { "$BIN" umount "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true; rmdir "$MNT" 2>/dev/null || true; }
 trap cleanup EXIT
