@@ -747,10 +747,21 @@ impl CpuSeparation {
 
 impl Drop for CpuSeparation {
     fn drop(&mut self) {
-        if let Some(saved) = self.saved.take() {
-            // SAFETY: a valid set; 0 = this thread.
-            unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&saved), &saved) };
+        let Some(mut set) = self.saved.take() else {
+            return;
+        };
+        let size = std::mem::size_of_val(&set);
+        // The main thread's affinity, which follows any change made to the
+        // daemon meanwhile (taskset, cpusets); else the one we saved.
+        // SAFETY: `main` has room for `size` bytes; getpid() is the main
+        // thread's id.
+        let mut main: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::sched_getaffinity(libc::getpid(), size, &mut main) } == 0 {
+            set = main;
         }
+        // SAFETY: a valid set; 0 = this thread.
+        unsafe { libc::sched_setaffinity(0, size, &set) };
     }
 }
 
