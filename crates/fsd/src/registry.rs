@@ -43,11 +43,9 @@ fn content(text: &[u8], view: &View) -> Option<Vec<u8>> {
     let mut out = vec![0u8; 80];
     let n = mountinfo::registry_header(view, &mut out);
     out.truncate(n);
-    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
-        if table.uses_line(i as u32 + 1) {
-            out.extend_from_slice(line);
-            out.push(b'\n');
-        }
+    for line in mountinfo::registry_lines(text, &table) {
+        out.extend_from_slice(line);
+        out.push(b'\n');
     }
     Some(out)
 }

@@ -260,13 +260,8 @@ impl Chan {
     /// Drops a broken connection and leaves the mount to the kernel for a
     /// while (fds already open on it get `EIO`).
     fn kill(&mut self) {
-        // SAFETY: we hold the lock; the slot is live; after this it is not.
-        let conn = unsafe { (*self.slot.conn.get()).assume_init_read() };
-        self.slot.live.store(false, Ordering::Release);
-        self.slot.sock.store(-1, Ordering::Relaxed);
-        let sock = conn.sock;
-        drop(conn);
-        sys::close(sock);
+        // We hold the lock and the slot is live.
+        close_locked(self.slot);
         state::mark_dead(self.mount);
     }
 }
@@ -546,35 +541,26 @@ pub(crate) fn is_internal(fd: i32) -> bool {
             .any(|s| s.sock.load(Ordering::Relaxed) == fd)
 }
 
-/// `fork` child: forget every channel of the parent without touching the
-/// shared memory (the parent still uses it): no ring close, just unmap and
-/// close our copies of the descriptors.
 /// Closes this process's channels when it exits normally (`.fini_array`):
 /// each daemon thread then learns at once that its client is gone, instead
 /// of after its next sleep slice. Slots another thread is using are left
 /// alone (their daemon threads notice the socket hang-up instead).
 pub(crate) extern "C" fn close_all_at_exit() {
-    for slots in SLOTS.iter() {
-        for s in slots.iter() {
-            if !s.live.load(Ordering::Acquire)
-                || s.lock
-                    .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-                    .is_err()
-            {
-                continue;
-            }
-            // SAFETY: we hold the lock and the slot is live.
-            let conn = unsafe { (*s.conn.get()).assume_init_read() };
-            s.live.store(false, Ordering::Release);
-            s.sock.store(-1, Ordering::Relaxed);
-            let sock = conn.sock;
-            // Dropping the halves marks both rings closed and wakes the
-            // daemon; then the region is unmapped.
-            drop(conn);
-            sys::close(sock);
+    for s in SLOTS.iter().flatten() {
+        if lock_live(s) {
+            close_locked(s);
             // Left locked: nothing may use the slot after exit began.
         }
     }
+}
+
+/// Takes the lock of a live slot nobody is using; `false` if it is not
+/// live or busy.
+fn lock_live(s: &Slot) -> bool {
+    s.live.load(Ordering::Acquire)
+        && s.lock
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
 }
 
 /// Whether a slot whose lock the caller holds is live and connected in an
@@ -598,6 +584,8 @@ fn close_locked(s: &Slot) {
     s.live.store(false, Ordering::Release);
     s.sock.store(-1, Ordering::Relaxed);
     let sock = conn.sock;
+    // Dropping the halves marks both rings closed and wakes the daemon;
+    // then the region is unmapped.
     drop(conn);
     sys::close(sock);
 }
@@ -609,11 +597,7 @@ fn close_locked(s: &Slot) {
 pub(crate) fn close_stale() {
     let now = state::epoch();
     for s in SLOTS.iter().flatten() {
-        if !s.live.load(Ordering::Acquire)
-            || s.lock
-                .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-        {
+        if !lock_live(s) {
             continue;
         }
         if stale_locked(s, now) {
@@ -624,6 +608,9 @@ pub(crate) fn close_stale() {
     }
 }
 
+/// `fork` child: forget every channel of the parent without touching the
+/// shared memory (the parent still uses it): no ring close, just unmap and
+/// close our copies of the descriptors.
 pub(crate) fn forget_all_after_fork() {
     for slots in SLOTS.iter() {
         for s in slots.iter() {

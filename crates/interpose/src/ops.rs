@@ -1034,10 +1034,7 @@ impl FileRef {
                 .map_err(|_| Fail::Errno(libc::EIO))?;
             match status(&resp) {
                 Ok(()) => {}
-                Err(e) if done > 0 => {
-                    let _ = e;
-                    break;
-                }
+                Err(_) if done > 0 => break,
                 Err(e) => return Err(e),
             }
             let got = (resp.v0 as usize).min(want);

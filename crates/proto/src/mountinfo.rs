@@ -368,6 +368,18 @@ pub fn registry_header(view: &View, out: &mut [u8]) -> usize {
     n
 }
 
+/// The lines of the mountinfo `text` a registry keeps: those [`parse`]
+/// used for `table` (parsed from that same text), in their order.
+pub fn registry_lines<'a>(
+    text: &'a [u8],
+    table: &'a MountTable,
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    text.split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(i, _)| table.uses_line(*i as u32 + 1))
+        .map(|(_, line)| line)
+}
+
 /// Splits a registry into the view it was written from and its mountinfo
 /// lines; `None` if `data` is not a registry.
 pub fn parse_registry(data: &[u8]) -> Option<(View, &[u8])> {
@@ -424,11 +436,9 @@ mod tests {
         let mut out = vec![0u8; 80];
         let n = registry_header(view, &mut out);
         out.truncate(n);
-        for (i, line) in text.split(|&b| b == b'\n').enumerate() {
-            if t.uses_line(i as u32 + 1) {
-                out.extend_from_slice(line);
-                out.push(b'\n');
-            }
+        for line in registry_lines(text, &t) {
+            out.extend_from_slice(line);
+            out.push(b'\n');
         }
         out
     }
