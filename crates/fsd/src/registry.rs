@@ -15,20 +15,35 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use proto::mountinfo::{self, MountTable, View, REGISTRY_FILE};
 
-/// The view this process has: its mount namespace and root directory.
+/// The view this process has (see [`View`]): one `statx` of `/`.
 fn own_view() -> io::Result<View> {
-    let ns = std::fs::metadata("/proc/self/ns/mnt")?;
-    let root = std::fs::metadata("/")?;
-    Ok(View {
-        mnt_ns: ns.ino(),
-        root_dev: root.dev(),
-        root_ino: root.ino(),
-    })
+    // SAFETY: all-zero is a valid statx buffer for the kernel to fill.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a buffer of the right type.
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c"/".as_ptr(),
+            0,
+            mountinfo::VIEW_STATX_MASK,
+            &mut stx,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    View::from_statx(
+        stx.stx_mask,
+        stx.stx_mnt_id,
+        (stx.stx_dev_major, stx.stx_dev_minor),
+        stx.stx_ino,
+    )
+    .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOSYS))
 }
 
 /// The registry's content for the mount table `text`, or `None` when the
@@ -127,7 +142,8 @@ mod tests {
             41 22 0:41 / /tmp rw - tmpfs tmpfs rw\n\
             42 40 0:42 / /mnt/bt/sub rw - tmpfs tmpfs rw\n";
         let view = View {
-            mnt_ns: 1,
+            root_mount: 1,
+            unique_id: true,
             root_dev: 2,
             root_ino: 3,
         };

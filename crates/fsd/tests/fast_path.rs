@@ -160,12 +160,19 @@ fn discovery_reads_the_registry_of_its_own_view_only() {
     assert!(!opens.contains("mountinfo"), "{opens}");
     assert!(kernel_calls_on(&lib, m, &["cat", &file]).is_empty());
 
+    // In a mount namespace of its own, the process has another view.
+    if Command::new("unshare").arg("--help").output().is_ok() {
+        let opens = opened_by(&lib, &[], &["unshare", "-m", "cat", &file]);
+        assert!(opens.contains("/proc/self/mountinfo"), "{opens}");
+    }
+
     // Another run directory holding the same registry, but for another
-    // mount namespace, and a link to the daemon's socket.
+    // root mount, and a link to the daemon's socket.
     let text = registry_text();
     let (head, lines) = text.split_once('\n').unwrap();
     let mut words: Vec<String> = head.split(' ').map(str::to_owned).collect();
-    words[1] = format!("{}", words[1].parse::<u64>().unwrap() ^ 1);
+    let (kind, id) = words[1].split_at(1);
+    words[1] = format!("{kind}{}", id.parse::<u64>().unwrap() ^ 1);
     let alt = alt_run_dir(&format!("{}\n{lines}", words.join(" ")));
     let sock = socket_of(m);
     std::os::unix::fs::symlink(&sock, alt.join(sock.file_name().unwrap())).unwrap();

@@ -92,6 +92,10 @@ static SLOTS: [[Slot; NSLOTS]; MAX_MOUNTS] = [const {
     }; NSLOTS]
 }; MAX_MOUNTS];
 
+/// Set once any slot has connected: until then the slot table need not be
+/// looked at (a process that never uses a mount never touches its pages).
+static EVER_CONNECTED: AtomicBool = AtomicBool::new(false);
+
 /// A locked, connected channel of one mount.
 pub(crate) struct Chan {
     mount: usize,
@@ -140,6 +144,7 @@ pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
             if !slot.live.load(Ordering::Acquire) {
                 match connect(mount) {
                     Some(conn) => {
+                        EVER_CONNECTED.store(true, Ordering::Relaxed);
                         slot.sock.store(conn.sock, Ordering::Relaxed);
                         // SAFETY: we hold the lock; the slot is empty.
                         unsafe { (*slot.conn.get()).write(conn) };
@@ -535,6 +540,7 @@ const FIRST_REPLY_WAIT: shm_ring::WaitPolicy = shm_ring::WaitPolicy::SLEEP
 /// close it or reuse its number through us without us noticing).
 pub(crate) fn is_internal(fd: i32) -> bool {
     fd >= 0
+        && EVER_CONNECTED.load(Ordering::Relaxed)
         && SLOTS
             .iter()
             .flatten()
@@ -546,6 +552,9 @@ pub(crate) fn is_internal(fd: i32) -> bool {
 /// of after its next sleep slice. Slots another thread is using are left
 /// alone (their daemon threads notice the socket hang-up instead).
 pub(crate) extern "C" fn close_all_at_exit() {
+    if !EVER_CONNECTED.load(Ordering::Relaxed) {
+        return;
+    }
     for s in SLOTS.iter().flatten() {
         if lock_live(s) {
             close_locked(s);

@@ -2398,10 +2398,8 @@ pub unsafe extern "C" fn umask(m: mode_t) -> mode_t {
 pub unsafe extern "C" fn chdir(p: *const c_char) -> c_int {
     // SAFETY: forwards.
     let r = unsafe { real::chdir()(p) };
-    if r == 0 && state::ready() {
-        let saved = errno();
-        state::refresh_cwd();
-        set_errno(saved);
+    if r == 0 {
+        state::cwd_changed();
     }
     r
 }
@@ -2411,10 +2409,8 @@ pub unsafe extern "C" fn fchdir(fd: c_int) -> c_int {
     let Some(f) = ops::file(fd) else {
         // SAFETY: forwards.
         let r = unsafe { real::fchdir()(fd) };
-        if r == 0 && state::ready() {
-            let saved = errno();
-            state::refresh_cwd();
-            set_errno(saved);
+        if r == 0 {
+            state::cwd_changed();
         }
         return r;
     };
@@ -2439,7 +2435,7 @@ pub unsafe extern "C" fn fchdir(fd: c_int) -> c_int {
     sys::close(k);
     match r {
         Ok(_) => {
-            state::refresh_cwd();
+            state::cwd_changed();
             ok(saved, 0)
         }
         Err(e) => err(e),

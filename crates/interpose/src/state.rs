@@ -40,8 +40,17 @@ static DEBUG: AtomicBool = AtomicBool::new(false);
 static STDIO: AtomicBool = AtomicBool::new(true);
 
 /// Whether a relative path may name something on a mount: the cwd is on or
-/// above a btfuse mount (as of the last chdir/fchdir we saw).
-static CWD_NEAR: AtomicBool = AtomicBool::new(false);
+/// above a btfuse mount. Worked out on the first relative path after
+/// start-up or a chdir/fchdir, not before (most programs name only absolute
+/// paths): the low bits hold [`CWD_UNKNOWN`], [`CWD_FAR`] or
+/// [`CWD_IS_NEAR`], the rest count the cwd changes, so an answer worked out
+/// for an earlier cwd is never stored over a later change.
+static CWD_NEAR: AtomicU32 = AtomicU32::new(CWD_UNKNOWN);
+const CWD_UNKNOWN: u32 = 0;
+const CWD_FAR: u32 = 1;
+const CWD_IS_NEAR: u32 = 2;
+const CWD_STATE: u32 = 3;
+const CWD_CHANGE: u32 = 4;
 
 /// The process umask (tracked through the `umask` hook).
 static UMASK: AtomicU32 = AtomicU32::new(UMASK_UNKNOWN);
@@ -297,7 +306,6 @@ fn init_inner() -> bool {
             .store(mountinfo::makedev(m.major, m.minor), Ordering::Relaxed);
         sys::debug(&[b"btfuse: mount ", t.text(m)]);
     }
-    refresh_cwd();
     refresh_ids();
     // SAFETY: registering a plain function; pthread_atfork is not hooked.
     unsafe {
@@ -350,28 +358,25 @@ fn read_registry(t: &mut MountTable) -> Option<bool> {
     Some(t.n_mounts > 0)
 }
 
-/// This process's mount namespace and root directory.
+/// This process's view of the tree (see [`mountinfo::View`]): one `statx`.
 fn own_view() -> Option<mountinfo::View> {
-    let stat = |path: &[u8]| {
-        // SAFETY: all-zero is a valid stat buffer for the kernel to fill.
-        let mut st: libc::stat = unsafe { core::mem::zeroed() };
-        sys::sc!(
-            libc::SYS_newfstatat,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            &mut st as *mut libc::stat,
-            0
-        )
-        .ok()
-        .map(|_| st)
-    };
-    let ns = stat(b"/proc/self/ns/mnt\0")?;
-    let root = stat(b"/\0")?;
-    Some(mountinfo::View {
-        mnt_ns: ns.st_ino,
-        root_dev: root.st_dev,
-        root_ino: root.st_ino,
-    })
+    // SAFETY: all-zero is a valid statx buffer for the kernel to fill.
+    let mut stx: libc::statx = unsafe { core::mem::zeroed() };
+    sys::sc!(
+        libc::SYS_statx,
+        libc::AT_FDCWD,
+        c"/".as_ptr(),
+        0,
+        mountinfo::VIEW_STATX_MASK,
+        &mut stx as *mut libc::statx
+    )
+    .ok()?;
+    mountinfo::View::from_statx(
+        stx.stx_mask,
+        stx.stx_mnt_id,
+        (stx.stx_dev_major, stx.stx_dev_minor),
+        stx.stx_ino,
+    )
 }
 
 /// Discovery through `/proc/self/mountinfo`: whether it names a btfuse
@@ -436,36 +441,41 @@ pub(crate) fn kernel_cwd(buf: &mut [u8; proto::PATH_MAX]) -> Option<usize> {
     (n > 0 && buf[0] == b'/').then_some(n)
 }
 
-/// Recomputes the cwd filter after a chdir/fchdir (and at start-up).
-pub(crate) fn refresh_cwd() {
+/// Forgets the cwd filter after a chdir/fchdir: the next relative path
+/// works it out again.
+pub(crate) fn cwd_changed() {
+    let _ = CWD_NEAR.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+        Some((v & !CWD_STATE).wrapping_add(CWD_CHANGE) | CWD_UNKNOWN)
+    });
+}
+
+/// Works out the cwd filter: whether the kernel's cwd is on or above a mount.
+fn near_cwd() -> bool {
     let mut buf = [0u8; proto::PATH_MAX];
-    let near = match kernel_cwd(&mut buf) {
-        Some(n) => {
-            let cwd = &buf[..n];
-            let t = table();
-            let mut clean = [0u8; proto::PATH_MAX];
-            // Canonical already, but drop a trailing slash ("/" -> "").
-            let cwd = match cwd {
-                b"/" => &clean[..0],
-                c => {
-                    clean[..c.len()].copy_from_slice(c);
-                    &clean[..c.len()]
-                }
-            };
-            path::classify(t, Comps::new(cwd, b"")).is_some()
-                || t.mounts()
-                    .iter()
-                    .any(|m| mountinfo::is_under(t.text(m), cwd))
-        }
+    let Some(n) = kernel_cwd(&mut buf) else {
         // Unknown cwd: let the kernel resolve relative paths.
-        None => false,
+        return false;
     };
-    CWD_NEAR.store(near, Ordering::Relaxed);
+    // Canonical already, but without a trailing slash ("/" -> "").
+    let cwd = if n == 1 { &buf[..0] } else { &buf[..n] };
+    let t = table();
+    path::classify(t, Comps::new(cwd, b"")).is_some()
+        || t.mounts()
+            .iter()
+            .any(|m| mountinfo::is_under(t.text(m), cwd))
 }
 
 /// Whether relative paths must be classified (see [`CWD_NEAR`]).
 pub(crate) fn cwd_near() -> bool {
-    CWD_NEAR.load(Ordering::Relaxed)
+    let v = CWD_NEAR.load(Ordering::Relaxed);
+    if v & CWD_STATE != CWD_UNKNOWN {
+        return v & CWD_STATE == CWD_IS_NEAR;
+    }
+    let near = near_cwd();
+    let known = v | if near { CWD_IS_NEAR } else { CWD_FAR };
+    // Kept only if the cwd did not change meanwhile.
+    let _ = CWD_NEAR.compare_exchange(v, known, Ordering::Relaxed, Ordering::Relaxed);
+    near
 }
 
 /// `pthread_atfork` child handler: the child is a new client of every
