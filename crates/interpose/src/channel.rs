@@ -8,17 +8,18 @@
 //! the daemon:
 //!
 //! 1. make the channel: a sealed memfd of the shape
-//!    [`proto::channel_config`] (`Region::create`), mapped here;
-//! 2. `socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`, `connect` to
-//!    `$BTFUSE_RUN_DIR or /run/btfuse` + `/` + `proto::socket_name(major,
-//!    minor)`, send [`proto::Hello`] with the memfd (`SCM_RIGHTS`), close
-//!    the memfd, move the socket to a high fd number (`F_DUPFD_CLOEXEC`)
-//!    so the program's fd numbers are unaffected;
-//! 3. put the first request into the channel straight away: the daemon
-//!    thread that accepts the connection claims it and serves it. If no
-//!    reply comes (the daemon refused the channel, has no thread free, or
-//!    died), the client withdraws the request; a withdrawn request can
-//!    never run (`shm_ring`'s claim word), so the call goes to the kernel.
+//!    [`proto::channel_config`] (`Region::create`), mapped here, and a
+//!    `socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)` moved to a high fd
+//!    number (`F_DUPFD_CLOEXEC`) so the program's fd numbers are unaffected;
+//! 2. put the first request into the channel;
+//! 3. `connect` to `$BTFUSE_RUN_DIR or /run/btfuse` + `/` +
+//!    `proto::socket_name(major, minor)` and send [`proto::Hello`] with the
+//!    memfd (`SCM_RIGHTS`), then close the memfd. The daemon thread that
+//!    accepts the connection finds the request waiting, claims it and
+//!    serves it (no doorbell round trip). If no reply comes (the daemon
+//!    refused the channel, has no thread free, or died), the client
+//!    withdraws the request; a withdrawn request can never run
+//!    (`shm_ring`'s claim word), so the call goes to the kernel.
 //!
 //! The socket is the liveness signal: after a wait slice with no reply it
 //! is polled for `POLLHUP`. A slot that cannot connect marks the mount dead
@@ -26,7 +27,7 @@
 
 use core::cell::UnsafeCell;
 use core::mem::{size_of, MaybeUninit};
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, Ordering};
 
 use proto::{Hello, ReqHeader, RespHeader};
 use shm_ring::{ClientEnd, Region};
@@ -63,6 +64,9 @@ struct Conn {
     /// Set once the daemon answered a request on this channel: until then
     /// a failed round trip may mean the daemon refused the channel.
     confirmed: bool,
+    /// Until the first request is in the ring, the socket is not connected
+    /// and the memfd not sent (see the module comment).
+    hello_due: bool,
     /// `state::epoch()` when it connected: a channel of an earlier epoch
     /// carries the credentials of an identity the process gave up, and is
     /// closed instead of used (see [`close_stale`]).
@@ -196,6 +200,7 @@ impl Chan {
         payload: &[u8],
         reply: &mut [u8; REPLY_BUF],
     ) -> Result<(RespHeader, usize), ChanError> {
+        let mount = self.mount;
         let conn = self.conn();
         conn.seq = conn.seq.wrapping_add(1);
         hdr.seq = conn.seq;
@@ -216,6 +221,13 @@ impl Chan {
         if sent.is_err() {
             sys::debug(&[b"btfuse: send failed"]);
             return Err(self.fail());
+        }
+        if conn.hello_due {
+            if !greet(conn, mount) {
+                // No daemon saw the request: it is withdrawn.
+                return Err(self.fail());
+            }
+            alive.pid = conn.daemon_pid;
         }
         let conn = self.conn();
         let mut got = conn.end.responses.recv(&mut reply[..], &mut alive);
@@ -359,13 +371,23 @@ fn socket_addr(mount: usize) -> Option<(libc::sockaddr_un, u32)> {
 /// Just below 1024 when the limit allows: high enough to stay out of the
 /// program's way, low enough that the kernel's fd table stays at its usual
 /// size (an fd near a large `RLIMIT_NOFILE` makes every process grow its
-/// table, and every `fork` copy it).
+/// table, and every `fork` copy it). Worked out once: our descriptors stay
+/// where it said even if the program changes its limit later (and a
+/// limit lowered below it only makes `move_high` leave an fd where it is).
 pub(crate) fn high_fd_base() -> i64 {
-    let lim = sys::nofile_limit().min(i32::MAX as u64) as i64;
-    if lim >= 1024 {
-        1024 - 64
-    } else {
-        (lim / 2).max(3)
+    static BASE: AtomicI64 = AtomicI64::new(0);
+    match BASE.load(Ordering::Relaxed) {
+        0 => {
+            let lim = sys::nofile_limit().min(i32::MAX as u64) as i64;
+            let base = if lim >= 1024 {
+                1024 - 64
+            } else {
+                (lim / 2).max(3)
+            };
+            BASE.store(base, Ordering::Relaxed);
+            base
+        }
+        base => base,
     }
 }
 
@@ -382,12 +404,12 @@ pub(crate) fn move_high(fd: i32) -> i32 {
 }
 
 fn connect(mount: usize) -> Option<Conn> {
-    let (addr, len) = socket_addr(mount)?;
-    let mut region = Region::create(&proto::channel_config(), 0).ok()?;
+    socket_addr(mount)?;
+    let region = Region::create(&proto::channel_config(), 0).ok()?;
     // SAFETY: the halves point into the mapping owned by `region`, which
     // lives in the same Conn and is dropped after them (field order), and
     // the Region struct itself is never borrowed by them (only its mapping;
-    // `close_fd` below touches only the fd).
+    // `close_fd` in `greet` touches only the fd).
     let mut end: ClientEnd<'static> = unsafe { core::mem::transmute(region.client()?) };
     end.responses.set_policy(FIRST_REPLY_WAIT);
     end.requests.set_policy(REPLY_WAIT);
@@ -396,30 +418,38 @@ fn connect(mount: usize) -> Option<Conn> {
     // request that can only come once it lets go of our CPU.
     end.requests.note_cpu();
     let sock = sys::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0).ok()?;
-    let said = say_hello(
-        sock,
-        &addr,
-        len,
-        region.fd()?,
-        state::registry_mountpoint(mount),
-    );
-    region.close_fd();
-    if !said {
-        sys::close(sock);
-        return None;
-    }
-    let daemon_pid = peer_pid(sock);
-    let sock = move_high(sock);
-    sys::debug(&[b"btfuse: channel connected"]);
     Some(Conn {
         end,
         region,
-        sock,
-        daemon_pid,
+        sock: move_high(sock),
+        daemon_pid: 0,
         seq: 0,
         confirmed: false,
+        hello_due: true,
         epoch: state::epoch(),
     })
+}
+
+/// Hands a new channel, its first request already in, to the daemon of
+/// `mount`; `false` if it could not be sent.
+fn greet(conn: &mut Conn, mount: usize) -> bool {
+    conn.hello_due = false;
+    let (Some((addr, len)), Some(memfd)) = (socket_addr(mount), conn.region.fd()) else {
+        return false;
+    };
+    let said = say_hello(
+        conn.sock,
+        &addr,
+        len,
+        memfd,
+        state::registry_mountpoint(mount),
+    );
+    conn.region.close_fd();
+    if said {
+        conn.daemon_pid = peer_pid(conn.sock);
+        sys::debug(&[b"btfuse: channel connected"]);
+    }
+    said
 }
 
 /// Connects `sock` and sends the hello with the channel's memfd, followed
