@@ -107,34 +107,127 @@ fn key(client: &Client) -> Key {
     key_of(client.pid, client.image, &client.creds)
 }
 
+/// How many fast-path channels the daemon serves at once: each one holds a
+/// daemon thread and a 4 MiB mapping, so an unbounded number would let one
+/// local user exhaust the daemon.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ChannelLimits {
+    /// Channels of all clients together.
+    pub total: usize,
+    /// Channels of one user other than root.
+    pub per_user: usize,
+}
+
+impl ChannelLimits {
+    /// Channels served by default (`btfuse mount --max-channels`).
+    pub const DEFAULT_TOTAL: usize = 1024;
+
+    /// `total` channels, of which one user other than root may hold half:
+    /// no user can shut the others out of the fast path.
+    pub fn new(total: usize) -> ChannelLimits {
+        ChannelLimits {
+            total: total.max(1),
+            per_user: (total / 2).max(1),
+        }
+    }
+}
+
+impl Default for ChannelLimits {
+    fn default() -> Self {
+        ChannelLimits::new(Self::DEFAULT_TOTAL)
+    }
+}
+
+/// Why a channel was refused (its client then uses the kernel).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// All [`ChannelLimits::total`] channels are taken.
+    Total,
+    /// The user holds [`ChannelLimits::per_user`] channels already.
+    User(u32),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Total => f.write_str("channel limit reached"),
+            Refused::User(uid) => write!(f, "channel limit of uid {uid} reached"),
+        }
+    }
+}
+
+/// The clients and how many channels each process and each user holds.
+#[derive(Default)]
+struct Members {
+    by_key: HashMap<Key, (Arc<Client>, usize)>,
+    by_uid: HashMap<u32, usize>,
+    channels: usize,
+}
+
 /// All connected client processes.
 #[derive(Default)]
 pub struct Clients {
-    by_key: Mutex<HashMap<Key, (Arc<Client>, usize)>>,
+    members: Mutex<Members>,
+    limits: ChannelLimits,
 }
 
 impl Clients {
+    /// No clients yet; at most `limits` channels at once.
+    pub fn new(limits: ChannelLimits) -> Clients {
+        Clients {
+            members: Mutex::default(),
+            limits,
+        }
+    }
+
+    /// The channel limits.
+    pub fn limits(&self) -> ChannelLimits {
+        self.limits
+    }
+
     /// Joins (or starts) the client of process image `image` of `pid` with
-    /// `creds` for one more channel.
-    pub fn join(&self, pid: u32, image: u64, creds: Creds) -> Arc<Client> {
+    /// `creds` for one more channel, unless that channel would pass the
+    /// limits.
+    pub fn join(&self, pid: u32, image: u64, creds: Creds) -> Result<Arc<Client>, Refused> {
+        let uid = creds.uid;
         let client = Client::new(pid, image, creds);
-        let mut map = self.by_key.lock();
-        let entry = map
+        let mut m = self.members.lock();
+        if m.channels >= self.limits.total {
+            return Err(Refused::Total);
+        }
+        let of_user = m.by_uid.entry(uid).or_insert(0);
+        if uid != 0 && *of_user >= self.limits.per_user {
+            return Err(Refused::User(uid));
+        }
+        *of_user += 1;
+        m.channels += 1;
+        let entry = m
+            .by_key
             .entry(key(&client))
             .or_insert_with(|| (Arc::new(client), 0));
         entry.1 += 1;
-        entry.0.clone()
+        Ok(entry.0.clone())
     }
 
     /// One channel of `client` closed; the last one releases its handles.
     pub fn leave(&self, store: &Store, client: &Client) {
-        let mut map = self.by_key.lock();
+        let mut m = self.members.lock();
         let k = key(client);
-        let Some(entry) = map.get_mut(&k) else { return };
+        let Some(entry) = m.by_key.get_mut(&k) else {
+            return;
+        };
         entry.1 = entry.1.saturating_sub(1);
-        if entry.1 == 0 {
-            let (client, _) = map.remove(&k).expect("entry present");
-            drop(map);
+        let last = entry.1 == 0;
+        m.channels = m.channels.saturating_sub(1);
+        if let Some(n) = m.by_uid.get_mut(&client.creds.uid) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.by_uid.remove(&client.creds.uid);
+            }
+        }
+        if last {
+            let (client, _) = m.by_key.remove(&k).expect("entry present");
+            drop(m);
             client.release_all(store);
         }
     }
@@ -144,15 +237,18 @@ impl Clients {
     /// else (another process, another image of the same pid, or the same
     /// process under another identity).
     pub fn holder_kind(&self, pid: u32, image: u64, creds: &Creds, fh: u64) -> Option<HandleKind> {
-        let map = self.by_key.lock();
-        let (client, _) = map.get(&key_of(pid, image, creds))?;
+        let m = self.members.lock();
+        let (client, _) = m.by_key.get(&key_of(pid, image, creds))?;
         client.kind(fh).ok()
     }
 
     /// Connected clients and the handles they hold, for `btfuse stats`.
     pub fn summary(&self) -> (usize, usize) {
-        let map = self.by_key.lock();
-        (map.len(), map.values().map(|(c, _)| c.open_handles()).sum())
+        let m = self.members.lock();
+        (
+            m.by_key.len(),
+            m.by_key.values().map(|(c, _)| c.open_handles()).sum(),
+        )
     }
 }
 
@@ -165,9 +261,9 @@ mod tests {
     fn handles_are_private_and_released_with_the_last_channel() {
         let store = Store::new(1 << 20);
         let clients = Clients::default();
-        let a1 = clients.join(10, 0, Creds::root());
-        let a2 = clients.join(10, 0, Creds::root());
-        let b = clients.join(11, 0, Creds::root());
+        let a1 = clients.join(10, 0, Creds::root()).unwrap();
+        let a2 = clients.join(10, 0, Creds::root()).unwrap();
+        let b = clients.join(11, 0, Creds::root()).unwrap();
         assert!(Arc::ptr_eq(&a1, &a2));
         let (_, fh) = store
             .create(&a1.creds, ROOT_INO, b"f", 0o644, libc::O_RDWR)
@@ -192,7 +288,7 @@ mod tests {
             gid: 1000,
             groups,
         };
-        let a = clients.join(10, 7, user(vec![27]));
+        let a = clients.join(10, 7, user(vec![27])).unwrap();
         let fh = store.opendir(&a.creds, ROOT_INO).unwrap();
         a.adopt(fh, HandleKind::Dir);
         let holder = |pid, image, creds: &Creds| clients.holder_kind(pid, image, creds, fh.0);
@@ -207,30 +303,70 @@ mod tests {
     }
 
     #[test]
+    fn channels_are_limited_per_user_and_in_total() {
+        let store = Store::new(1 << 20);
+        let clients = Clients::new(ChannelLimits::new(5));
+        let user = |uid| Creds {
+            uid,
+            gid: uid,
+            groups: vec![],
+        };
+        let a: Vec<_> = (0..2)
+            .map(|_| clients.join(10, 0, user(1000)).unwrap())
+            .collect();
+        assert_eq!(
+            clients.join(11, 0, user(1000)).err(),
+            Some(Refused::User(1000))
+        );
+        // Another user, and root beyond a user's share, still get channels.
+        let b = clients.join(12, 0, user(1001)).unwrap();
+        let r: Vec<_> = (0..2)
+            .map(|_| clients.join(13, 0, Creds::root()).unwrap())
+            .collect();
+        assert_eq!(
+            clients.join(13, 0, Creds::root()).err(),
+            Some(Refused::Total)
+        );
+        // A closed channel frees its place.
+        clients.leave(&store, &a[0]);
+        let again = clients.join(11, 0, user(1000)).unwrap();
+        assert_eq!(clients.join(14, 0, user(1002)).err(), Some(Refused::Total));
+        for c in a.iter().skip(1).chain([&b, &again]).chain(&r) {
+            clients.leave(&store, c);
+        }
+        assert_eq!(clients.summary(), (0, 0));
+        assert!(clients.join(14, 0, user(1002)).is_ok());
+    }
+
+    #[test]
     fn a_credential_change_starts_a_new_client() {
         let clients = Clients::default();
-        let root = clients.join(10, 0, Creds::root());
-        let user = clients.join(
-            10,
-            0,
-            Creds {
-                uid: 1000,
-                gid: 1000,
-                groups: vec![],
-            },
-        );
+        let root = clients.join(10, 0, Creds::root()).unwrap();
+        let user = clients
+            .join(
+                10,
+                0,
+                Creds {
+                    uid: 1000,
+                    gid: 1000,
+                    groups: vec![],
+                },
+            )
+            .unwrap();
         assert!(!Arc::ptr_eq(&root, &user));
         assert_eq!(user.creds.uid, 1000);
-        let regrouped = clients.join(
-            10,
-            0,
-            Creds {
-                uid: 1000,
-                gid: 1000,
-                groups: vec![27],
-            },
-        );
-        let after_exec = clients.join(10, 1, Creds::root());
+        let regrouped = clients
+            .join(
+                10,
+                0,
+                Creds {
+                    uid: 1000,
+                    gid: 1000,
+                    groups: vec![27],
+                },
+            )
+            .unwrap();
+        let after_exec = clients.join(10, 1, Creds::root()).unwrap();
         assert!(
             !Arc::ptr_eq(&root, &after_exec),
             "a new process image must not share handles"

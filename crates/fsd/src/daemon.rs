@@ -6,13 +6,13 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use fuser::{Config, Session, SessionACL};
 use inode_store::Store;
 
-use crate::client::Clients;
+use crate::client::{ChannelLimits, Clients};
 use crate::fuse_fs::FuseFs;
 use crate::metrics::Metrics;
 use crate::mountinfo;
@@ -37,6 +37,8 @@ pub struct MountArgs {
     pub threads: usize,
     /// Loopback address for the Prometheus metrics endpoint.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Most fast-path channels served at once.
+    pub channels: ChannelLimits,
 }
 
 /// Why a mount or unmount failed; printed as one line.
@@ -149,7 +151,7 @@ fn serve(args: &MountArgs, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<
     let metrics = Arc::new(Metrics::default());
     // Both doors know the fast path's clients: the FUSE door lets a client
     // reopen the files it holds (see `FuseFs::held_open`).
-    let clients = Arc::new(Clients::default());
+    let clients = Arc::new(Clients::new(args.channels));
     let result = mount_session(
         args,
         mountpoint,
@@ -166,6 +168,8 @@ fn serve(args: &MountArgs, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<
             return Err(e);
         }
     };
+    // After mounting: every thread must inherit the blocked shutdown signals.
+    spawn_memory_trimmer(Arc::downgrade(&store));
     // The fast path is an optimisation: without it the mount still serves.
     let fast_path = match start_ring_server(&session, store, mountpoint, metrics, clients) {
         Ok(server) => Some(server),
@@ -357,6 +361,31 @@ fn block_shutdown_signals() {
     let set = shutdown_sigset();
     // SAFETY: `set` is initialised; a null old-set pointer is allowed.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+}
+
+/// Longest sleep of the memory trimmer.
+const TRIM_PERIOD: Duration = Duration::from_secs(1);
+
+/// Returns the memory of deleted data to the OS once it has stayed unused
+/// for [`inode_store::IDLE_DECAY`] (the block pool keeps it for reuse until
+/// then): at most [`TRIM_PERIOD`] late. Ends with the store.
+fn spawn_memory_trimmer(store: Weak<Store>) {
+    std::thread::Builder::new()
+        .name("btfuse-trim".into())
+        .spawn(move || loop {
+            let Some(next) = store
+                .upgrade()
+                .map(|s| s.release_idle_memory(Instant::now()))
+            else {
+                return;
+            };
+            let wait = next.map_or(TRIM_PERIOD, |due| {
+                due.saturating_duration_since(Instant::now())
+                    .clamp(Duration::from_millis(10), TRIM_PERIOD)
+            });
+            std::thread::sleep(wait);
+        })
+        .expect("spawning the memory trimmer");
 }
 
 /// Waits for SIGINT/SIGTERM/SIGHUP and unmounts; `session.run()` then returns.

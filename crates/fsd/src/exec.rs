@@ -854,7 +854,7 @@ mod tests {
     #[test]
     fn write_then_read_through_handles() {
         let mut f = Fixture::new();
-        let c = f.clients.join(1, 0, Creds::root());
+        let c = f.clients.join(1, 0, Creds::root()).unwrap();
         let open = ReqHeader {
             flags: (libc::O_CREAT | libc::O_RDWR) as u32,
             a: 0o644,
@@ -914,8 +914,8 @@ mod tests {
     #[test]
     fn a_handle_name_is_dropped_from_the_kernel_for_its_holder_only() {
         let mut f = Fixture::new();
-        let me = f.clients.join(1, 0xabc, Creds::root());
-        let other = f.clients.join(2, 0xabc, Creds::root());
+        let me = f.clients.join(1, 0xabc, Creds::root()).unwrap();
+        let other = f.clients.join(2, 0xabc, Creds::root()).unwrap();
         let open = ReqHeader {
             flags: (libc::O_CREAT | libc::O_RDWR) as u32,
             a: 0o600,
@@ -936,8 +936,8 @@ mod tests {
     #[test]
     fn another_process_cannot_use_my_handle() {
         let mut f = Fixture::new();
-        let me = f.clients.join(1, 0, Creds::root());
-        let other = f.clients.join(2, 0, Creds::root());
+        let me = f.clients.join(1, 0, Creds::root()).unwrap();
+        let other = f.clients.join(2, 0, Creds::root()).unwrap();
         let open = ReqHeader {
             flags: (libc::O_CREAT | libc::O_WRONLY) as u32,
             a: 0o600,
@@ -963,16 +963,19 @@ mod tests {
     #[test]
     fn permissions_are_the_stores() {
         let mut f = Fixture::new();
-        let root = f.clients.join(1, 0, Creds::root());
-        let user = f.clients.join(
-            2,
-            0,
-            Creds {
-                uid: 1000,
-                gid: 1000,
-                groups: vec![],
-            },
-        );
+        let root = f.clients.join(1, 0, Creds::root()).unwrap();
+        let user = f
+            .clients
+            .join(
+                2,
+                0,
+                Creds {
+                    uid: 1000,
+                    gid: 1000,
+                    groups: vec![],
+                },
+            )
+            .unwrap();
         let open = ReqHeader {
             flags: (libc::O_CREAT | libc::O_WRONLY) as u32,
             a: 0o600,
@@ -997,7 +1000,7 @@ mod tests {
     #[test]
     fn paths_leaving_the_mount_escape() {
         let mut f = Fixture::new();
-        let c = f.clients.join(1, 0, Creds::root());
+        let c = f.clients.join(1, 0, Creds::root()).unwrap();
         f.call(&c, Op::Mkdir, ReqHeader { a: 0o755, ..h() }, b"a", b"");
         for path in [&b".."[..], b"a/../../etc", b"/etc/passwd", b"/mnt/xy"] {
             let (st, _, _) = f.call(&c, Op::Stat, h(), path, b"");
@@ -1022,7 +1025,7 @@ mod tests {
     #[test]
     fn setattr_without_following_links() {
         let mut f = Fixture::new();
-        let c = f.clients.join(1, 0, Creds::root());
+        let c = f.clients.join(1, 0, Creds::root()).unwrap();
         f.call(
             &c,
             Op::Mknod,
@@ -1053,7 +1056,7 @@ mod tests {
     #[test]
     fn a_final_dot_is_not_its_directory() {
         let mut f = Fixture::new();
-        let c = f.clients.join(1, 0, Creds::root());
+        let c = f.clients.join(1, 0, Creds::root()).unwrap();
         f.call(&c, Op::Mkdir, ReqHeader { a: 0o755, ..h() }, b"d", b"");
         assert_eq!(f.call(&c, Op::Rmdir, h(), b"d/.", b"").0, -libc::EINVAL);
         assert_eq!(f.call(&c, Op::Rmdir, h(), b".", b"").0, -libc::EINVAL);
@@ -1067,7 +1070,7 @@ mod tests {
     #[test]
     fn readdir_lists_in_bulk_records() {
         let mut f = Fixture::new();
-        let c = f.clients.join(1, 0, Creds::root());
+        let c = f.clients.join(1, 0, Creds::root()).unwrap();
         f.call(&c, Op::Mkdir, ReqHeader { a: 0o755, ..h() }, b"d", b"");
         for name in [&b"b"[..], b"a", b"c"] {
             let path = [&b"d/"[..], name].concat();
@@ -1132,7 +1135,7 @@ mod tests {
             Err(Malformed::PathTooLong)
         ));
         let mut f = Fixture::new();
-        let c = f.clients.join(1, 0, Creds::root());
+        let c = f.clients.join(1, 0, Creds::root()).unwrap();
         let (st, _, _) = f.call_with(&c, ReqHeader { op: 999, ..h() }, b"", b"", &[]);
         assert_eq!(st, -libc::ENOSYS);
         let (st, _, _) = f.call(
@@ -1152,16 +1155,19 @@ mod tests {
     #[test]
     fn rename_reports_an_unsearchable_destination_before_a_missing_source() {
         let mut f = Fixture::new();
-        let root = f.clients.join(1, 0, Creds::root());
-        let user = f.clients.join(
-            2,
-            0,
-            Creds {
-                uid: 1000,
-                gid: 1000,
-                groups: vec![],
-            },
-        );
+        let root = f.clients.join(1, 0, Creds::root()).unwrap();
+        let user = f
+            .clients
+            .join(
+                2,
+                0,
+                Creds {
+                    uid: 1000,
+                    gid: 1000,
+                    groups: vec![],
+                },
+            )
+            .unwrap();
         f.call(
             &root,
             Op::Mkdir,
@@ -1179,7 +1185,7 @@ mod tests {
     #[test]
     fn nul_bytes_in_any_path_are_refused() {
         let mut f = Fixture::new();
-        let c = f.clients.join(1, 0, Creds::root());
+        let c = f.clients.join(1, 0, Creds::root()).unwrap();
         let st = f.call(&c, Op::Symlink, h(), b"l", b"a\0b").0;
         assert_eq!(st, -libc::EINVAL);
         let st = f.call(&c, Op::Stat, h(), b"l", b"").0;

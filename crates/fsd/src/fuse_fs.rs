@@ -837,8 +837,8 @@ mod tests {
         let tid = unsafe { libc::gettid() } as u32;
         let root = Creds::root();
         let (ours, other) = (
-            clients.join(me, 7, root.clone()),
-            clients.join(1, 7, root.clone()),
+            clients.join(me, 7, root.clone()).unwrap(),
+            clients.join(1, 7, root.clone()).unwrap(),
         );
         let (attr, file) = store
             .create(&root, ROOT_INO, b"f", 0o644, libc::O_RDWR)

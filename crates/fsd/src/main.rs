@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! btfuse mount MOUNTPOINT [--size BYTES] [--background] [--threads N] [--metrics ADDR]
+//!                         [--max-channels N]
 //! btfuse umount MOUNTPOINT
 //! btfuse stats MOUNTPOINT [--json]
 //! btfuse run -- CMD ARGS...
@@ -56,6 +57,12 @@ enum Command {
         /// HTTP on this loopback address (e.g. 127.0.0.1:9477).
         #[arg(long, value_name = "ADDR", value_parser = parse_loopback)]
         metrics: Option<std::net::SocketAddr>,
+        /// Most fast-path channels served at once (each holds a daemon
+        /// thread); a user other than root may hold half of them. Past the
+        /// limit, new clients' calls go through the kernel.
+        #[arg(long, value_name = "N", default_value_t = client::ChannelLimits::DEFAULT_TOTAL as u32,
+              value_parser = clap::value_parser!(u32).range(1..=65536))]
+        max_channels: u32,
     },
     /// Unmount a btfuse filesystem; its daemon then exits.
     Umount {
@@ -101,6 +108,7 @@ fn main() -> ExitCode {
             background,
             threads,
             metrics,
+            max_channels,
         } => {
             logger::init();
             let threads = threads
@@ -112,6 +120,7 @@ fn main() -> ExitCode {
                 background,
                 threads,
                 metrics,
+                channels: client::ChannelLimits::new(max_channels as usize),
             })
         }
         Command::Umount { mountpoint, lazy } => daemon::umount(&mountpoint, lazy),

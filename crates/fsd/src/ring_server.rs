@@ -39,7 +39,7 @@ use proto::{
 };
 use shm_ring::{Region, WaitPolicy};
 
-use crate::client::{Client, Clients};
+use crate::client::{Client, Clients, Refused};
 use crate::exec::{BulkArea, Executor, KernelCache, Request};
 use crate::metrics::{human_bytes, Metrics};
 use crate::sock::{self, Listener};
@@ -94,6 +94,8 @@ pub struct Counters {
     pub requests: AtomicU64,
     /// Channels closed because of a malformed request or corrupt ring.
     pub rejected: AtomicU64,
+    /// Channels refused by the limits (their clients use the kernel).
+    pub refused: AtomicU64,
 }
 
 struct Shared {
@@ -446,13 +448,14 @@ fn stats_text(shared: &Shared) -> String {
         "uptime                {}s\n\
          inodes                {}\n\
          data blocks used      {} ({} of {}, {} free)\n\
-         pool slabs mapped     {}\n\
+         pool slabs mapped     {} (+{} idle, unmapped after {}s)\n\
          open handles (all)    {}\n\
          fast-path clients     {}\n\
          fast-path channels    {}\n\
          fast-path handles     {}\n\
          fast-path requests    {}\n\
          channels rejected     {}\n\
+         channels refused      {} (limit: {} in all, {} per user)\n\
          daemon RSS            {}\n",
         f.uptime.as_secs(),
         u.inodes,
@@ -461,12 +464,17 @@ fn stats_text(shared: &Shared) -> String {
         bytes(u.capacity_blocks),
         bytes(u.capacity_blocks.saturating_sub(u.used_blocks)),
         u.slabs_mapped,
+        u.slabs_idle,
+        inode_store::IDLE_DECAY.as_secs(),
         u.open_handles,
         f.clients,
         c.channels.load(Ordering::Relaxed),
         f.handles,
         c.requests.load(Ordering::Relaxed),
         c.rejected.load(Ordering::Relaxed),
+        c.refused.load(Ordering::Relaxed),
+        shared.clients.limits().total,
+        shared.clients.limits().per_user,
         f.rss_bytes.map_or_else(|| "?".into(), human_bytes),
     );
     f.fuse.write_text("FUSE door", &mut out);
@@ -481,20 +489,22 @@ fn stats_json(shared: &Shared) -> String {
     let c = &shared.counters;
     let mut out = format!(
         "{{\"uptime_s\":{},\"inodes\":{},\"block_size\":{},\"blocks_used\":{},\
-         \"blocks_capacity\":{},\"slabs_mapped\":{},\"open_handles\":{},\
+         \"blocks_capacity\":{},\"slabs_mapped\":{},\"slabs_idle\":{},\"open_handles\":{},\
          \"clients\":{},\"channels\":{},\"fast_path_handles\":{},\
-         \"channels_rejected\":{},\"rss_bytes\":{},\"fuse\":",
+         \"channels_rejected\":{},\"channels_refused\":{},\"rss_bytes\":{},\"fuse\":",
         f.uptime.as_secs(),
         u.inodes,
         inode_store::BLOCK_SIZE,
         u.used_blocks,
         u.capacity_blocks,
         u.slabs_mapped,
+        u.slabs_idle,
         u.open_handles,
         f.clients,
         c.channels.load(Ordering::Relaxed),
         f.handles,
         c.rejected.load(Ordering::Relaxed),
+        c.refused.load(Ordering::Relaxed),
         f.rss_bytes.map_or_else(|| "null".into(), |b| b.to_string()),
     );
     f.fuse.write_json(&mut out);
@@ -563,8 +573,12 @@ fn prometheus_text(shared: &Shared) -> String {
         out,
         "# HELP btfuse_fast_path_channels_rejected_total Channels closed for a malformed request.\n\
          # TYPE btfuse_fast_path_channels_rejected_total counter\n\
-         btfuse_fast_path_channels_rejected_total {}\n",
-        c.rejected.load(Ordering::Relaxed)
+         btfuse_fast_path_channels_rejected_total {}\n\
+         # HELP btfuse_fast_path_channels_refused_total Channels refused by the channel limits.\n\
+         # TYPE btfuse_fast_path_channels_refused_total counter\n\
+         btfuse_fast_path_channels_refused_total {}\n",
+        c.rejected.load(Ordering::Relaxed),
+        c.refused.load(Ordering::Relaxed)
     );
     let doors = [("fuse", &f.fuse), ("fast_path", &f.ring)];
     for (metric, help) in [
@@ -774,6 +788,8 @@ enum ChannelError {
     Handshake,
     /// Could not create the shared region.
     Region(shm_ring::RegionError),
+    /// Too many channels (see [`crate::client::ChannelLimits`]).
+    Refused(Refused),
     /// The client sent a request that does not decode.
     Malformed,
     /// The client corrupted the ring.
@@ -788,6 +804,7 @@ impl fmt::Display for ChannelError {
             ChannelError::Io(e) => write!(f, "socket error: {e}"),
             ChannelError::Handshake => f.write_str("bad hello"),
             ChannelError::Region(e) => write!(f, "cannot create channel: {e}"),
+            ChannelError::Refused(r) => write!(f, "channel refused: {r}"),
             ChannelError::Malformed => f.write_str("malformed request"),
             ChannelError::Corrupt => f.write_str("corrupt ring"),
             ChannelError::Gone => f.write_str("client gone"),
@@ -824,7 +841,7 @@ fn serve_connection(
     let (n, fds) = sock::recv_with_fds(&conn, &mut buf);
     // Every descriptor a client passed is closed by the reaper, except the
     // channel memfd once adopted (see `Reaper`).
-    let mut passed = Passed {
+    let passed = Passed {
         reaper: &shared.reaper,
         fds,
     };
@@ -839,7 +856,7 @@ fn serve_connection(
         return Ok(());
     }
     let good_hello = hello.magic == HELLO_MAGIC && hello.version == proto::VERSION;
-    let (true, Some(memfd)) = (good_hello, passed.fds.first()) else {
+    let (true, Some(_channel)) = (good_hello, passed.fds.first()) else {
         let _ = answer_hello(&conn, libc::EPROTO);
         return Err(ChannelError::Handshake);
     };
@@ -848,17 +865,6 @@ fn serve_connection(
         let _ = answer_hello(&conn, libc::ESTALE);
         return Err(ChannelError::Handshake);
     }
-    let region = match Region::attach_fd_expecting(memfd.as_raw_fd(), &proto::channel_config()) {
-        Ok(region) => region,
-        Err(e) => {
-            let _ = answer_hello(&conn, libc::EINVAL);
-            return Err(ChannelError::Region(e));
-        }
-    };
-    // Adopted: it is a memfd, whose close cannot block; the mapping keeps
-    // the channel.
-    drop(passed.fds.remove(0));
-    drop(passed);
     // Root needs no supplementary groups (as in the FUSE door).
     let groups = match peer.uid {
         0 => Vec::new(),
@@ -869,13 +875,44 @@ fn serve_connection(
         gid: peer.gid,
         groups,
     };
-    answer_hello(&conn, 0)?;
-    let client = shared.clients.join(peer.pid, hello.image, creds);
+    let client = match shared.clients.join(peer.pid, hello.image, creds) {
+        Ok(client) => client,
+        Err(refused) => {
+            shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+            let _ = answer_hello(&conn, libc::EAGAIN);
+            return Err(ChannelError::Refused(refused));
+        }
+    };
     shared.counters.channels.fetch_add(1, Ordering::Relaxed);
-    let result = serve_channel(shared, &client, &region, &conn, after_first_request);
+    let result = adopt_and_serve(shared, &client, passed, &conn, after_first_request);
     shared.counters.channels.fetch_sub(1, Ordering::Relaxed);
     shared.clients.leave(&shared.store, &client);
     result
+}
+
+/// Maps the channel passed as the first descriptor (only a memfd of
+/// exactly the protocol's shape), answers the hello and serves the channel.
+fn adopt_and_serve(
+    shared: &Shared,
+    client: &Client,
+    mut passed: Passed<'_>,
+    conn: &OwnedFd,
+    after_first_request: &mut Option<impl FnOnce()>,
+) -> Result<(), ChannelError> {
+    let memfd = passed.fds[0].as_raw_fd();
+    let region = match Region::attach_fd_expecting(memfd, &proto::channel_config()) {
+        Ok(region) => region,
+        Err(e) => {
+            let _ = answer_hello(conn, libc::EINVAL);
+            return Err(ChannelError::Region(e));
+        }
+    };
+    // Adopted: it is a memfd, whose close cannot block; the mapping keeps
+    // the channel.
+    drop(passed.fds.remove(0));
+    drop(passed);
+    answer_hello(conn, 0)?;
+    serve_channel(shared, client, &region, conn, after_first_request)
 }
 
 /// Request loop of one channel.

@@ -1275,3 +1275,110 @@ fn hundreds_of_channels_from_one_process_are_reclaimed() {
             .unwrap_or("")
     );
 }
+
+/// Channels held by one user, opened from a thread of its own (a raw
+/// `setresuid` changes only the calling thread, and the kernel files a
+/// connection under the connecting thread's credentials); dropping it
+/// closes them.
+struct HeldChannels {
+    release: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for HeldChannels {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Tries `n` channels as user `uid`: how each attempt ended, and the ones
+/// that connected.
+fn channels_as(uid: u32, sock: &Path, n: usize) -> (Vec<Option<i32>>, HeldChannels) {
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let sock = sock.to_path_buf();
+    let thread = thread::spawn(move || {
+        let id = libc::c_long::from(uid);
+        // SAFETY: raw syscalls changing this thread's ids only.
+        unsafe {
+            assert_eq!(libc::syscall(libc::SYS_setresgid, id, id, id), 0);
+            assert_eq!(libc::syscall(libc::SYS_setresuid, id, id, id), 0);
+        }
+        let tries: Vec<io::Result<Conn>> = (0..n).map(|_| Conn::connect(&sock)).collect();
+        let ended = tries
+            .iter()
+            .map(|t| t.as_ref().err().map(|e| e.raw_os_error().unwrap_or(-1)))
+            .collect();
+        done_tx.send(ended).unwrap();
+        let _ = wait.recv();
+        drop(tries);
+    });
+    let ended = done.recv_timeout(RUN).expect("connecting thread");
+    (
+        ended,
+        HeldChannels {
+            release: Some(release),
+            thread: Some(thread),
+        },
+    )
+}
+
+/// Each channel holds a daemon thread: `--max-channels` bounds them, and no
+/// user but root may take more than half, so one user cannot exhaust the
+/// daemon or lock the others out. A refused client's calls go through the
+/// kernel with the same results, and closed channels free their places.
+#[test]
+fn channels_are_limited_per_user_and_in_total() {
+    if !fuse_available("channels_are_limited_per_user_and_in_total") {
+        return;
+    }
+    let bt = BtfuseGuard::with_args("16M", &["--max-channels", "6"]);
+    let m = bt.path();
+    std::fs::write(m.join("f"), b"served\n").unwrap();
+    let sock = socket_of(m);
+    let refused = Some(libc::EAGAIN);
+    let (nobody, held) = channels_as(NOBODY, &sock, 4);
+    assert_eq!(nobody, [None, None, None, refused], "a user's share is 3");
+    let (other, _other_held) = channels_as(NOBODY - 1, &sock, 1);
+    assert_eq!(other, [None], "another user still connects");
+    let root: Vec<Conn> = (0..2).map(|_| Conn::connect(&sock).unwrap()).collect();
+    let full = Conn::connect(&sock).err().and_then(|e| e.raw_os_error());
+    assert_eq!(full, refused, "6 channels in all");
+
+    if let Some(lib) = preload_or_skip("channels_are_limited_per_user_and_in_total") {
+        let script = format!(
+            "import os\nos.setresgid({NOBODY}, {NOBODY}, {NOBODY})\n\
+             os.setresuid({NOBODY}, {NOBODY}, {NOBODY})\n\
+             os.execvp('cat', ['cat', {:?}])\n",
+            m.join("f").display().to_string()
+        );
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", &script]).env("LD_PRELOAD", &lib);
+        let out = run_timeout(&mut cmd, RUN);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "served\n",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let s = stats(m);
+    assert!(stat_value(&s, "channels refused") >= 2, "{s}");
+
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let again = loop {
+        match Conn::connect(&sock) {
+            Ok(c) => break c,
+            Err(e) if Instant::now() < deadline => {
+                assert_eq!(e.raw_os_error(), refused);
+                thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("closed channels were not freed: {e}"),
+        }
+    };
+    drop((again, root));
+}

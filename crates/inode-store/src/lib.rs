@@ -71,6 +71,7 @@ mod store;
 mod tests;
 
 pub use crate::io::{DataSink, DataSource};
+pub use crate::pool::IDLE_DECAY;
 pub use store::Store;
 
 /// Inode number.
@@ -389,6 +390,9 @@ pub struct Usage {
     pub capacity_blocks: u64,
     /// Open file and directory handles.
     pub open_handles: u64,
-    /// Pool slabs currently mapped.
+    /// Pool slabs currently mapped and holding data.
     pub slabs_mapped: u64,
+    /// Pool slabs mapped with no data, kept for reuse for up to
+    /// [`IDLE_DECAY`] (see [`Store::release_idle_memory`]).
+    pub slabs_idle: u64,
 }

@@ -2,9 +2,16 @@
 //!
 //! Blocks are carved from anonymous `mmap`ed slabs of [`SLAB_BLOCKS`] blocks
 //! (256 KiB). Allocation always takes the lowest-indexed slab that has a free
-//! block, so live data stays packed into few slabs; a slab whose blocks are
-//! all free is `munmap`ed at once, which gives the memory back to the OS
-//! (RSS returns to its baseline after files are deleted).
+//! block, so live data stays packed into few slabs. A slab whose blocks are
+//! all free stays mapped, idle, for [`IDLE_DECAY`] and is reused first
+//! (newest first) by the next allocations; after that
+//! [`BlockPool::release_idle`] `munmap`s it, which gives the memory back to
+//! the OS (RSS returns to its baseline after files are deleted). Rewriting
+//! data soon after deleting it (a file truncated and written again, a build
+//! directory removed and rebuilt) so reuses memory the process already has
+//! instead of faulting in fresh pages: on a VM that hands freed guest memory
+//! back to its host (free page reporting), fresh pages cost a host fault
+//! each, and a 512 MiB rewrite measured 420 MB/s instead of 6 GB/s.
 //!
 //! Slabs are cut from 2 MiB chunks mapped as transparent huge pages where
 //! the kernel allows (`MADV_HUGEPAGE`), populated up front: a new file's
@@ -22,8 +29,9 @@
 //!
 //! The pool's mutex is a leaf lock: nothing else is locked while it is held.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::ptr::NonNull;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -81,7 +89,13 @@ struct PoolInner {
     mapped: u64,
     /// Mapped slabs not in use yet: the rest of the last chunk.
     spare: Vec<NonNull<u8>>,
+    /// Mapped slabs whose blocks were all freed, and when, oldest first.
+    idle: VecDeque<(NonNull<u8>, Instant)>,
 }
+
+/// How long a slab whose blocks were all freed stays mapped for reuse
+/// before [`BlockPool::release_idle`] returns it to the OS.
+pub const IDLE_DECAY: Duration = Duration::from_secs(5);
 
 // SAFETY: the raw slab base pointers are only dereferenced through `Block`s
 // or under the pool mutex; the mappings are process-wide, not thread-bound.
@@ -173,6 +187,7 @@ impl BlockPool {
                 used: 0,
                 mapped: 0,
                 spare: Vec::new(),
+                idle: VecDeque::new(),
             }),
             capacity,
         }
@@ -188,9 +203,38 @@ impl BlockPool {
         self.inner.lock().used
     }
 
-    /// Slabs currently mapped.
+    /// Slabs currently mapped and holding blocks.
     pub(crate) fn slabs_mapped(&self) -> u64 {
         self.inner.lock().mapped
+    }
+
+    /// Slabs mapped with no block in use, kept for reuse (see [`IDLE_DECAY`]).
+    pub(crate) fn slabs_idle(&self) -> u64 {
+        self.inner.lock().idle.len() as u64
+    }
+
+    /// Unmaps the slabs that have been idle since [`IDLE_DECAY`] before
+    /// `now`; returns when the next idle slab is due, if any.
+    pub(crate) fn release_idle(&self, now: Instant) -> Option<Instant> {
+        let mut due = Vec::new();
+        let next = {
+            let mut g = self.inner.lock();
+            while let Some(&(base, since)) = g.idle.front() {
+                if now.saturating_duration_since(since) < IDLE_DECAY {
+                    break;
+                }
+                g.idle.pop_front();
+                due.push(base);
+            }
+            g.idle.front().map(|&(_, since)| since + IDLE_DECAY)
+        };
+        // Outside the lock: unmapping many slabs takes a while.
+        for base in due {
+            // SAFETY: an idle slab holds no blocks, and it left the pool's
+            // lists above, so nothing can hand out a block of it any more.
+            unsafe { unmap_slab(base) };
+        }
+        next
     }
 
     /// One block whose bytes are all zero (when `zeroed`) or unspecified
@@ -242,14 +286,23 @@ impl PoolInner {
         let si = match self.nonfull.first() {
             Some(&i) => i,
             None => {
-                if self.spare.is_empty() {
-                    self.spare = map_chunk()?;
-                }
-                let base = self.spare.pop().expect("a fresh chunk has slabs");
-                let slab = Slab {
-                    base,
-                    free: u64::MAX,
-                    dirty: 0,
+                let slab = match self.idle.pop_back() {
+                    // Its blocks may hold old bytes.
+                    Some((base, _)) => Slab {
+                        base,
+                        free: u64::MAX,
+                        dirty: u64::MAX,
+                    },
+                    None => {
+                        if self.spare.is_empty() {
+                            self.spare = map_chunk()?;
+                        }
+                        Slab {
+                            base: self.spare.pop().expect("a fresh chunk has slabs"),
+                            free: u64::MAX,
+                            dirty: 0,
+                        }
+                    }
                 };
                 self.mapped += 1;
                 let i = match self.slabs.iter().position(Option::is_none) {
@@ -303,9 +356,7 @@ impl PoolInner {
             self.slabs[si] = None;
             self.nonfull.remove(&si);
             self.mapped = self.mapped.saturating_sub(1);
-            // SAFETY: every block of this slab is free, so no `Block` points
-            // into it any more.
-            unsafe { unmap_slab(base) };
+            self.idle.push_back((base, Instant::now()));
             while matches!(self.slabs.last(), Some(None)) {
                 self.slabs.pop();
             }
@@ -318,10 +369,11 @@ impl PoolInner {
 impl Drop for PoolInner {
     fn drop(&mut self) {
         let bases = self.slabs.drain(..).flatten().map(|s| s.base);
-        for base in bases.chain(self.spare.drain(..)) {
+        let idle = self.idle.drain(..).map(|(base, _)| base);
+        for base in bases.chain(self.spare.drain(..)).chain(idle) {
             // SAFETY: the pool is being dropped; the `Store` drops every
-            // file (and so every `Block`) before its pool. Spare slabs hold
-            // no blocks.
+            // file (and so every `Block`) before its pool. Spare and idle
+            // slabs hold no blocks.
             unsafe { unmap_slab(base) };
         }
     }
@@ -337,12 +389,12 @@ mod tests {
         let mut blocks: Vec<Block> = (0..130).map(|_| pool.alloc(true).unwrap()).collect();
         assert_eq!(pool.used(), 130);
         assert_eq!(pool.slabs_mapped(), 3);
-        // Free the whole middle slab: it is unmapped at once.
+        // Free the whole middle slab: it goes idle.
         let middle: Vec<Block> = blocks.drain(64..128).collect();
         pool.free(middle);
-        assert_eq!(pool.slabs_mapped(), 2);
+        assert_eq!((pool.slabs_mapped(), pool.slabs_idle()), (2, 1));
         // Allocation fills the lowest mapped slab with room (slot 2) before
-        // mapping a new slab, which takes the lowest free slot (1).
+        // taking a slab (the idle one), which takes the lowest free slot (1).
         for _ in 0..62 {
             let b = pool.alloc(true).unwrap();
             assert_eq!(b.slab, 2);
@@ -350,11 +402,40 @@ mod tests {
         }
         let b = pool.alloc(true).unwrap();
         assert_eq!(b.slab, 1);
-        assert_eq!(pool.slabs_mapped(), 3);
+        assert_eq!((pool.slabs_mapped(), pool.slabs_idle()), (3, 0));
         blocks.push(b);
         pool.free(blocks);
         assert_eq!(pool.used(), 0);
-        assert_eq!(pool.slabs_mapped(), 0);
+        assert_eq!((pool.slabs_mapped(), pool.slabs_idle()), (0, 3));
+        // Idle slabs are unmapped once they have been idle for IDLE_DECAY.
+        let now = Instant::now();
+        let next = pool.release_idle(now).expect("not due yet");
+        assert!(next > now && next <= now + IDLE_DECAY);
+        assert_eq!(pool.slabs_idle(), 3);
+        assert_eq!(pool.release_idle(now + IDLE_DECAY), None);
+        assert_eq!(pool.slabs_idle(), 0);
+    }
+
+    #[test]
+    fn an_idle_slab_is_reused_newest_first_and_its_blocks_zeroed() {
+        let pool = BlockPool::new(1000);
+        let mut a: Vec<Block> = (0..64).map(|_| pool.alloc(true).unwrap()).collect();
+        let b: Vec<Block> = (0..64).map(|_| pool.alloc(true).unwrap()).collect();
+        let newest = b[0].ptr;
+        for blk in &mut a {
+            blk.bytes_mut().fill(0xAB);
+        }
+        pool.free(a);
+        pool.free(b);
+        assert_eq!(pool.slabs_idle(), 2);
+        let again = pool.alloc(true).unwrap();
+        assert_eq!(again.ptr, newest);
+        assert!(again.bytes().iter().all(|&x| x == 0));
+        let rest: Vec<Block> = (0..127).map(|_| pool.alloc(true).unwrap()).collect();
+        assert!(rest.iter().all(|b| b.bytes().iter().all(|&x| x == 0)));
+        assert_eq!((pool.slabs_mapped(), pool.slabs_idle()), (2, 0));
+        pool.free(rest);
+        pool.free([again]);
     }
 
     #[test]

@@ -1230,7 +1230,16 @@ impl Store {
             capacity_blocks: self.pool.capacity(),
             open_handles: self.handles.read().len() as u64,
             slabs_mapped: self.pool.slabs_mapped(),
+            slabs_idle: self.pool.slabs_idle(),
         }
+    }
+
+    /// Returns to the OS the memory of data freed [`crate::IDLE_DECAY`] or
+    /// longer before `now` (until then it is reused first by new data);
+    /// returns when more will be due, if any. The daemon calls this
+    /// periodically.
+    pub fn release_idle_memory(&self, now: std::time::Instant) -> Option<std::time::Instant> {
+        self.pool.release_idle(now)
     }
 
     /// Looks `name` up in `parent` (needs search permission; "." and ".."

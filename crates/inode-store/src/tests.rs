@@ -909,6 +909,11 @@ fn deleting_files_returns_memory_to_the_os() {
     }
     let u = s.usage();
     assert_eq!((u.used_blocks, u.slabs_mapped, u.inodes), (0, 0, 1));
+    // Kept for reuse a while, then unmapped.
+    assert!(u.slabs_idle >= 8);
+    let later = std::time::Instant::now() + crate::IDLE_DECAY;
+    assert_eq!(s.release_idle_memory(later), None);
+    assert_eq!(s.usage().slabs_idle, 0);
 }
 
 #[test]
