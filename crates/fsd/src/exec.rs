@@ -36,6 +36,10 @@ pub trait KernelCache {
     fn inode_changed(&self, ino: Ino);
     /// The entry `name` in `parent` was removed or replaced.
     fn entry_changed(&self, parent: Ino, name: &[u8]);
+    /// Directory `ino` was renamed or moved: the kernel's own references
+    /// into it (a cwd, open fds) still carry its old name until the kernel
+    /// looks up the new one.
+    fn dir_moved(&self, ino: Ino);
 }
 
 /// The channel's bulk area as the executor uses it. The ring server backs
@@ -377,6 +381,17 @@ impl Executor<'_> {
                 self.kernel.entry_changed(ROOT_INO, &name);
                 Ok(Outcome::default())
             }
+            Op::DirPath => {
+                let fh = self.client.check(h.fh, HandleKind::Dir)?;
+                let path = self.store.dir_path(self.store.handle_ino(fh)?)?;
+                if path.len() >= proto::PATH_MAX {
+                    return Err(err(libc::ENAMETOOLONG));
+                }
+                Ok(Outcome {
+                    payload: path,
+                    ..Outcome::default()
+                })
+            }
             Op::Statfs => {
                 // statfs(2) of a path fails like a lookup; of an fd, like a
                 // bad handle.
@@ -634,10 +649,16 @@ impl Executor<'_> {
             flags,
         )?;
         self.removed(old.parent, &old.name, moved.ino);
-        if let Some(r) = replaced {
+        if let Some(r) = &replaced {
             self.removed(new.parent, &new.name, r.ino);
         } else {
             self.kernel.inode_changed(new.parent);
+        }
+        let exchanged = replaced.filter(|_| flags.exchange);
+        for dir in [Some(moved), exchanged].into_iter().flatten() {
+            if dir.kind == FileKind::Directory {
+                self.kernel.dir_moved(dir.ino);
+            }
         }
         Ok(Outcome::default())
     }
@@ -748,6 +769,9 @@ mod tests {
             self.0
                 .borrow_mut()
                 .push(format!("entry {parent}/{}", String::from_utf8_lossy(name)));
+        }
+        fn dir_moved(&self, ino: Ino) {
+            self.0.borrow_mut().push(format!("moved {ino}"));
         }
     }
 

@@ -425,6 +425,7 @@ pub const RING_OP_NAMES: &[&str] = &[
     "listxattr",
     "removexattr",
     "drop_handle_name",
+    "dir_path",
     "unknown",
 ];
 

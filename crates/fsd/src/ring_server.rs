@@ -118,6 +118,8 @@ struct Shared {
 struct KernelNotifier {
     notifier: Notifier,
     store: Arc<Store>,
+    /// The mountpoint.
+    mount_path: PathBuf,
 }
 
 impl KernelCache for KernelNotifier {
@@ -126,6 +128,21 @@ impl KernelCache for KernelNotifier {
             // Attributes and all cached pages. ENOENT (the kernel dropped the
             // inode meanwhile) is fine.
             let _ = self.notifier.inval_inode(INodeNo(ino), 0, 0);
+        }
+    }
+
+    fn dir_moved(&self, ino: Ino) {
+        if !self.store.known_to_kernel(ino) {
+            return;
+        }
+        // FUSE has no notification that renames a cached entry, but a
+        // lookup of the new name makes the kernel move its dentry of the
+        // directory there (`d_splice_alias`): `getcwd` and
+        // `/proc/PID/fd` of processes inside it then name it as it is.
+        // The lookup is served by the FUSE threads; this thread holds no
+        // lock of the store meanwhile.
+        if let Ok(path) = self.store.dir_path(ino) {
+            let _ = std::fs::symlink_metadata(self.mount_path.join(OsStr::from_bytes(&path)));
         }
     }
 
@@ -169,6 +186,7 @@ impl RingServer {
             kernel: KernelNotifier {
                 notifier,
                 store: store.clone(),
+                mount_path: mount_path.to_path_buf(),
             },
             store,
             clients,

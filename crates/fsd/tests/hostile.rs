@@ -414,6 +414,7 @@ fn hostile_requests_get_errors_and_never_another_clients_data() {
                 r
             },
             req(Op::DropHandleName as u32).fh(fh),
+            req(Op::DirPath as u32).fh(fh),
             req(Op::Release as u32).fh(fh),
         ] {
             let st = s.status(&r);
@@ -548,7 +549,7 @@ fn hostile_requests_get_errors_and_never_another_clients_data() {
     assert!(st < 0, "fallocate past 2^64: {st}");
 
     // Unknown opcodes: ENOSYS, and the channel keeps serving.
-    for op in [0, 28, 100, 0x8000_0000, u32::MAX] {
+    for op in [0, 29, 100, 0x8000_0000, u32::MAX] {
         assert_eq!(s.status(&req(op)), -libc::ENOSYS, "op {op}");
     }
     assert_eq!(s.status(&req(Op::Stat as u32).path(b"secret")), 0);

@@ -482,6 +482,62 @@ fn removed_directory_fds_follow_fchdir_and_fork() {
     );
 }
 
+const RENAMED_DIRECTORY: &str = r#"
+import os, subprocess, sys
+d = sys.argv[1]
+def tryit(what, f):
+    try:
+        print(what, f(), flush=True)
+    except OSError as e:
+        print(what, "E", e.errno, flush=True)
+def rel(p):
+    return p.replace(d, "ROOT")
+os.makedirs(os.path.join(d, "a", "x"))
+os.mkdir(os.path.join(d, "b"))
+with open(os.path.join(d, "a", "x", "f"), "w") as f:
+    f.write("in x")
+fx = os.open(os.path.join(d, "a", "x"), os.O_RDONLY | os.O_DIRECTORY)
+os.rename(os.path.join(d, "a", "x"), os.path.join(d, "b", "y"))
+# The old path now names another directory: it must never be the one used.
+os.mkdir(os.path.join(d, "a", "x"))
+os.mkfifo("p", dir_fd=fx)
+tryit("fifo made in", lambda: sorted(os.listdir(os.path.join(d, "b", "y"))))
+tryit("fchdir moved", lambda: os.fchdir(fx))
+tryit("getcwd", lambda: rel(os.getcwd()))
+tryit("listdir .", lambda: sorted(os.listdir(".")))
+tryit("read f", lambda: open("f").read())
+os.chdir(d)
+pid = os.fork()
+if pid == 0:
+    tryit("child listdir fd", lambda: sorted(os.listdir(fx)))
+    tryit("child create at fd", lambda: os.close(os.open("g", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fx)))
+    tryit("child fchdir", lambda: os.fchdir(fx))
+    tryit("child getcwd", lambda: rel(os.getcwd()))
+    os._exit(0)
+os.waitpid(pid, 0)
+os.set_inheritable(fx, True)
+r = subprocess.run([sys.executable, "-c", "import os, sys; print(sorted(os.listdir(int(sys.argv[1]))))", str(fx)],
+                   pass_fds=(fx,), capture_output=True, text=True)
+print("exec child", r.returncode, r.stdout.strip(), r.stderr.strip()[-200:])
+os.rename(os.path.join(d, "b"), os.path.join(d, "c"))
+tryit("fchdir after parent moved", lambda: os.fchdir(fx))
+tryit("getcwd", lambda: rel(os.getcwd()))
+os.chdir(d)
+print("b/y", sorted(os.listdir(os.path.join(d, "c", "y"))))
+print("a/x", sorted(os.listdir(os.path.join(d, "a", "x"))))
+"#;
+
+/// A directory fd follows its directory when it is renamed or moved:
+/// `fchdir`, fork, exec and calls handed to the kernel (`mkfifoat`) reach
+/// the directory where it now is, never what its old path names.
+#[test]
+fn moved_directory_fds_follow_fchdir_fork_and_exec() {
+    py_differential(
+        "moved_directory_fds_follow_fchdir_fork_and_exec",
+        RENAMED_DIRECTORY,
+    );
+}
+
 const RESERVED_LOOKING_NAME: &str = r#"
 import os, subprocess, sys
 d = sys.argv[1]

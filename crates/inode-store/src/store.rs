@@ -317,6 +317,28 @@ impl Inner {
             .expect("checked directory")
     }
 
+    /// See [`Store::dir_path`].
+    fn dir_path(&self, ino: Ino) -> Result<Vec<u8>> {
+        let mut names: Vec<&[u8]> = Vec::new();
+        let mut cur = ino;
+        while cur != ROOT_INO {
+            // A consistent tree has no cycle; never loop on a broken one.
+            if names.len() > self.nodes.len() {
+                return Err(Errno::EIO);
+            }
+            let parent = self.dir(cur)?.parent;
+            let name = self
+                .dir(parent)?
+                .children
+                .iter()
+                .find_map(|(name, &child)| (child == cur).then_some(name))
+                .ok_or(Errno::ENOENT)?;
+            names.push(name);
+            cur = parent;
+        }
+        Ok(names.into_iter().rev().collect::<Vec<_>>().join(&b'/'))
+    }
+
     fn child(&self, parent: Ino, name: &[u8]) -> Option<Ino> {
         self.dir(parent).ok()?.children.get(name).copied()
     }
@@ -1600,6 +1622,14 @@ impl Store {
     /// Drops a directory handle.
     pub fn releasedir(&self, fh: Fh) -> Result<()> {
         self.release(fh)
+    }
+
+    /// The path of directory `ino` below the root as its names stand now
+    /// (empty for the root, no leading slash); `ENOENT` once it was
+    /// removed, `ENOTDIR` for another kind of file. Costs a scan of each
+    /// ancestor's entries: for the rare reopen of a moved directory.
+    pub fn dir_path(&self, ino: Ino) -> Result<Vec<u8>> {
+        self.tree.read().dir_path(ino)
     }
 
     /// The inode a handle refers to.

@@ -43,8 +43,6 @@ pub struct Ofd {
     pub mount: AtomicU32,
     /// Fork epoch the handle belongs to (a child must not use its parent's).
     pub epoch: AtomicU32,
-    /// Directory path slot + 1 (0 = none), see `crate::state::DirPaths`.
-    pub path_slot: AtomicU32,
     /// Serialises offset updates (read/write/lseek), like the kernel's
     /// `f_pos_lock`; taken with bounded spinning only (see `ops`).
     pub pos_lock: AtomicU32,
@@ -60,7 +58,6 @@ impl Ofd {
             offset: AtomicU64::new(0),
             mount: AtomicU32::new(0),
             epoch: AtomicU32::new(0),
-            path_slot: AtomicU32::new(0),
             pos_lock: AtomicU32::new(0),
         }
     }
@@ -87,8 +84,6 @@ pub struct OfdInit {
     pub mount: u32,
     /// Current fork epoch.
     pub epoch: u32,
-    /// Directory path slot + 1, or 0.
-    pub path_slot: u32,
 }
 
 /// The table: `NFD` fd numbers, `NOFD` open file descriptions.
@@ -157,7 +152,6 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
                 o.offset.store(0, Ordering::Relaxed);
                 o.mount.store(init.mount, Ordering::Relaxed);
                 o.epoch.store(init.epoch, Ordering::Relaxed);
-                o.path_slot.store(init.path_slot, Ordering::Relaxed);
                 o.pos_lock.store(0, Ordering::Relaxed);
                 self.hint.store(((i + 1) % NOFD) as u32, Ordering::Relaxed);
                 return Some(OfdRef { idx: i as u32 });

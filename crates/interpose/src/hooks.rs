@@ -48,8 +48,8 @@ fn dev(mount: usize) -> u64 {
 }
 
 /// Calls `f` with the arguments the kernel needs for a call that the fast
-/// path hands back: the original ones, or, when the path was relative to
-/// one of our directory fds, `AT_FDCWD` and the absolute path.
+/// path hands back: the original ones, with a kernel fd of the same
+/// directory in place of one of our directory fds.
 fn real_at<T: From<i8>>(
     t: &Target,
     dirfd: c_int,
@@ -59,11 +59,7 @@ fn real_at<T: From<i8>>(
     if t.dir.is_none() {
         return f(dirfd, p);
     }
-    let mut abs = [0u8; PATH_MAX];
-    match t.abs_path(&mut abs) {
-        Some(_) => f(AT_FDCWD, abs.as_ptr().cast()),
-        None => err(libc::ENOMEM),
-    }
+    t.with_kernel_dir(|k| f(k, p)).unwrap_or_else(err)
 }
 
 /// Standard ending of a path hook: success value, errno, or the kernel.
@@ -1603,27 +1599,15 @@ unsafe fn two_paths(
     let saved = errno();
     let t1 = ops::resolve_at(d1, p1);
     let t2 = ops::resolve_at(d2, p2);
+    // With kernel fds of the same directories in place of ours.
     let call_real = |t1: &At, t2: &At| -> c_int {
-        let mut a1 = [0u8; PATH_MAX];
-        let mut a2 = [0u8; PATH_MAX];
-        let (mut x1, mut y1, mut x2, mut y2) = (d1, p1, d2, p2);
-        if let At::Ours(t) = t1 {
-            if t.dir.is_some() {
-                if t.abs_path(&mut a1).is_none() {
-                    return err(libc::ENOMEM);
-                }
-                (x1, y1) = (AT_FDCWD, a1.as_ptr().cast());
-            }
-        }
-        if let At::Ours(t) = t2 {
-            if t.dir.is_some() {
-                if t.abs_path(&mut a2).is_none() {
-                    return err(libc::ENOMEM);
-                }
-                (x2, y2) = (AT_FDCWD, a2.as_ptr().cast());
-            }
-        }
-        real(x1, y1, x2, y2)
+        let with_dir = |t: &At, d: c_int, f: &mut dyn FnMut(c_int) -> c_int| match t {
+            At::Ours(t) if t.dir.is_some() => t.with_kernel_dir(f).unwrap_or_else(err),
+            _ => f(d),
+        };
+        with_dir(t1, d1, &mut |x1| {
+            with_dir(t2, d2, &mut |x2| real(x1, p1, x2, p2))
+        })
     };
     match (&t1, &t2) {
         (At::Err(e), _) | (_, At::Err(e)) => err(*e),

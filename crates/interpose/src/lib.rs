@@ -13,7 +13,7 @@
 //!   (stdio mode strings), `fdtable`
 //!   (virtual fds and open file descriptions);
 //! * `sys` (raw syscalls), `real` (lazy `dlsym(RTLD_NEXT)`), `state`
-//!   (lazy init, cwd filter, umask, fork epoch, directory paths),
+//!   (lazy init, cwd filter, umask, fork epoch),
 //!   `channel` (all shm-ring use), `ops` (requests and reply
 //!   conversions), `dir` (DIR streams), `hooks` (the exported symbols),
 //!   `process` (credential changes, exec, spawning, vfork), `stdio`

@@ -62,17 +62,24 @@ impl Target {
         &self.buf[..self.len]
     }
 
-    /// The absolute lexical path (mountpoint or directory path + rel),
-    /// NUL-terminated in `out`: for handing a dirfd-relative call to the
-    /// kernel, and for remembering a directory's path.
-    pub(crate) fn abs_path<'a>(&self, out: &'a mut [u8; PATH_MAX]) -> Option<&'a [u8]> {
-        let prefix: &[u8] = match &self.dir {
-            Some(d) => state::dirpath(FDS.ofd(d.idx).path_slot.load(Ordering::Relaxed))?,
-            None => state::mountpoint(self.mount),
+    /// Runs `f` with a kernel fd of the directory the path is relative to
+    /// (the same directory wherever it now is, even removed: see
+    /// [`kernel_reopen`]), for handing a dirfd-relative call to the
+    /// kernel; the errno if there is none.
+    pub(crate) fn with_kernel_dir<T>(&self, f: impl FnOnce(c_int) -> T) -> Result<T, i32> {
+        let Some(d) = &self.dir else {
+            return Ok(f(libc::AT_FDCWD));
         };
-        let n = path::write_abs(prefix, self.rel(), &mut out[..PATH_MAX - 1])?;
-        out[n] = 0;
-        Some(&out[..n])
+        let k = match kernel_reopen(FDS.ofd(d.idx), Reopen::Locate) {
+            Ok(k) => k,
+            Err(Fail::Errno(e)) => return Err(e),
+            Err(Fail::Real) => return Err(libc::EIO),
+        };
+        let r = f(k);
+        let saved = sys::errno();
+        sys::close(k);
+        sys::set_errno(saved);
+        Ok(r)
     }
 }
 
@@ -212,7 +219,6 @@ pub(crate) fn put(r: OfdRef) {
                 b"",
             );
         }
-        state::dirpath_free(o.path_slot.swap(0, Ordering::Relaxed));
         FDS.free(idx);
     }
 }
@@ -555,17 +561,6 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
         return Err(Fail::Real);
     }
     let is_dir = kind == libc::S_IFDIR;
-    // A directory's path as opened: the base of dirfd-relative fallbacks,
-    // and how the kernel reopens it while it is linked (see
-    // `kernel_reopen`). Files need none: they go back to the kernel by
-    // handle.
-    let mut slot = 0;
-    let mut abs = [0u8; PATH_MAX];
-    if is_dir {
-        if let Some(p) = t.abs_path(&mut abs) {
-            slot = state::dirpath_store(p);
-        }
-    }
     let init = OfdInit {
         flags: (flags
             & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC))
@@ -574,10 +569,8 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
         handle: fh,
         mount: t.mount as u32,
         epoch: state::epoch(),
-        path_slot: slot,
     };
     let Some(r) = FDS.alloc(init) else {
-        state::dirpath_free(slot);
         release(t.mount, fh);
         return Err(Fail::Errno(libc::ENFILE));
     };
@@ -596,6 +589,16 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
             Err(Fail::Errno(libc::EMFILE))
         }
     }
+}
+
+/// The absolute path of directory handle `fh` of `mount` as it stands now
+/// ([`Op::DirPath`]) into `out`; its length.
+fn dir_path_now(mount: usize, fh: u64, out: &mut [u8]) -> R<usize> {
+    let mut h = req(Op::DirPath, 0);
+    h.fh = fh;
+    call_with(mount, &mut h, b"", b"", b"", |_, rel| {
+        path::write_abs(state::mountpoint(mount), rel, out).ok_or(Fail::Errno(libc::ENAMETOOLONG))
+    })
 }
 
 /// What [`kernel_reopen`] opens.
@@ -620,10 +623,11 @@ pub(crate) enum Reopen {
 /// else is never opened on the way. The open is checked as any open is
 /// (the file's mode must still grant the access mode; as when reopening
 /// through `/proc/self/fd/N`, the directories of the original path are
-/// not searched again). A linked directory is reopened by the path it was
-/// opened by instead (the kernel keeps one dentry per directory: the
-/// daemon answers the reserved name only for a removed one), so a renamed
-/// directory cannot be reopened (`ESTALE`).
+/// not searched again). A linked directory is reopened by its current path
+/// instead, which the daemon tells ([`Op::DirPath`]; the kernel keeps one
+/// dentry per directory, so the daemon answers the reserved name only for
+/// a removed one): a renamed or moved directory is reopened where it now
+/// is.
 ///
 /// Either way the new fd is checked to be the same inode on the same
 /// mount, and `ESTALE` is the answer otherwise — never a silent switch to
@@ -633,14 +637,14 @@ pub(crate) fn kernel_reopen(o: &crate::fdtable::Ofd, how: Reopen) -> R<c_int> {
     let fh = o.handle.load(Ordering::Relaxed);
     let ours = stat_handle(mount, fh)?;
     let mut buf = [0u8; PATH_MAX + 1];
-    let by_path = o.is_dir() && ours.nlink > 0;
+    let path_now = match o.is_dir() && ours.nlink > 0 {
+        true => dir_path_now(mount, fh, &mut buf[..PATH_MAX]),
+        false => Err(Fail::Errno(libc::ENOENT)),
+    };
+    // Removed meanwhile: by handle, as a removed directory is.
+    let by_path = path_now != Err(Fail::Errno(libc::ENOENT));
     let path_len = if by_path {
-        let path =
-            state::dirpath(o.path_slot.load(Ordering::Relaxed)).ok_or(Fail::Errno(libc::ENOMEM))?;
-        buf.get_mut(..path.len())
-            .ok_or(Fail::Errno(libc::ENAMETOOLONG))?
-            .copy_from_slice(path);
-        path.len()
+        path_now?
     } else {
         let name = proto::handle_name(fh, state::image());
         path::write_abs(state::mountpoint(mount), &name, &mut buf[..PATH_MAX])

@@ -1,6 +1,6 @@
 //! Process-wide state: lazy initialisation (discovery), the mount table,
-//! the cwd filter, the umask, the fork epoch, and the pool of directory
-//! path texts. Everything is a fixed-size static; nothing runs at load time.
+//! the cwd filter, the umask and the fork epoch. Everything is a fixed-size
+//! static; nothing runs at load time.
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -14,9 +14,6 @@ use proto::mountinfo::{self, MountTable, MAX_MOUNTS};
 pub(crate) const MAX_FD: usize = 1 << 16;
 /// Open file descriptions (fast-path opens alive at once).
 pub(crate) const MAX_OFD: usize = 8192;
-/// Path texts kept at once (one per open fast-path directory; 4 KiB of
-/// virtual `.bss` each, one page resident per used slot).
-pub(crate) const MAX_DIRPATHS: usize = 4096;
 
 /// The fd table.
 pub(crate) static FDS: FdTable<MAX_FD, MAX_OFD> = FdTable::new();
@@ -486,62 +483,4 @@ pub(crate) fn cwd_near() -> bool {
 extern "C" fn after_fork_child() {
     new_epoch();
     crate::channel::forget_all_after_fork();
-}
-
-// ---- directory path texts ------------------------------------------------
-
-struct DirPathSlot {
-    busy: AtomicBool,
-    len: AtomicU32,
-    text: UnsafeCell<[u8; proto::PATH_MAX]>,
-}
-
-// SAFETY: `text` is written only by the slot's owner between a successful
-// `busy` CAS and the publication of the slot index (through the fd table's
-// Release install), then only read until freed.
-unsafe impl Sync for DirPathSlot {}
-
-static DIRPATHS: [DirPathSlot; MAX_DIRPATHS] = [const {
-    DirPathSlot {
-        busy: AtomicBool::new(false),
-        len: AtomicU32::new(0),
-        text: UnsafeCell::new([0; proto::PATH_MAX]),
-    }
-}; MAX_DIRPATHS];
-
-/// Stores the absolute path of a directory; returns slot + 1, or 0 when
-/// the pool is full (the directory then cannot be `fchdir`ed to or used as
-/// a fallback base; those calls fail with `ENOMEM`).
-pub(crate) fn dirpath_store(path: &[u8]) -> u32 {
-    for (i, s) in DIRPATHS.iter().enumerate() {
-        if !s.busy.load(Ordering::Relaxed)
-            && s.busy
-                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        {
-            // SAFETY: we own the slot (CAS above); nobody reads it yet.
-            let t = unsafe { &mut *s.text.get() };
-            t[..path.len()].copy_from_slice(path);
-            s.len.store(path.len() as u32, Ordering::Relaxed);
-            return i as u32 + 1;
-        }
-    }
-    0
-}
-
-/// The path stored in slot `id` (slot + 1), if any.
-pub(crate) fn dirpath(id: u32) -> Option<&'static [u8]> {
-    let s = DIRPATHS.get((id as usize).checked_sub(1)?)?;
-    let n = s.len.load(Ordering::Relaxed) as usize;
-    // SAFETY: the slot is owned by a live OFD the caller holds a reference
-    // to, so it is not rewritten meanwhile.
-    Some(unsafe { &(&*s.text.get())[..n] })
-}
-
-/// Frees slot `id` (slot + 1; 0 is ignored).
-pub(crate) fn dirpath_free(id: u32) {
-    if let Some(s) = (id as usize).checked_sub(1).and_then(|i| DIRPATHS.get(i)) {
-        // Release: our reads of the text happen before the next owner writes.
-        s.busy.store(false, Ordering::Release);
-    }
 }

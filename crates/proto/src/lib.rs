@@ -289,6 +289,11 @@ pub enum Op {
     /// kernel's cache (`getcwd` in a removed directory reopened this way
     /// is `ENOENT`, as on tmpfs).
     DropHandleName = 27,
+    /// The path of directory handle `fh` below the mount root, as its
+    /// names stand now (no leading slash; empty for the root) -> payload;
+    /// `ENOENT` once it was removed. Lets a directory fd be reopened
+    /// through the kernel after the directory was renamed or moved.
+    DirPath = 28,
 }
 
 impl Op {
@@ -323,6 +328,7 @@ impl Op {
             25 => Listxattr,
             26 => Removexattr,
             27 => DropHandleName,
+            28 => DirPath,
             _ => return None,
         })
     }
