@@ -34,7 +34,7 @@ pub mod mountinfo;
 use core::mem::size_of;
 
 /// Protocol version, checked when a channel is set up.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// Longest path the fast path carries (like `PATH_MAX`, including the NUL the
 /// wire format does not carry).
