@@ -31,9 +31,44 @@ fn signal(pid: u32, sig: i32) {
     }
 }
 
-/// Output of a finished `Proc` (bounded wait; panics on timeout).
+/// Output of a finished `Proc` (bounded wait; panics on timeout, with
+/// where the process waits: its kernel stack and each thread's state).
 fn finish(mut p: Proc, timeout: Duration, what: &str) -> (bool, String, String) {
-    let st = wait_timeout(&mut p.0, timeout).unwrap_or_else(|| panic!("{what} hung"));
+    let st = wait_timeout(&mut p.0, timeout).unwrap_or_else(|| {
+        let pid = p.0.id();
+        let read =
+            |f: &str| std::fs::read_to_string(format!("/proc/{pid}/{f}")).unwrap_or_default();
+        let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| {
+                d.flatten()
+                    .map(|t| {
+                        let t = t.path();
+                        let get = |f: &str| std::fs::read_to_string(t.join(f)).unwrap_or_default();
+                        format!(
+                            "{}: wchan {} stack\n{}",
+                            t.display(),
+                            get("wchan"),
+                            get("stack")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        panic!(
+            "{what} hung: {}\n{}\nfds: {:?}",
+            read("status")
+                .lines()
+                .find(|l| l.starts_with("State"))
+                .unwrap_or(""),
+            threads.join("\n"),
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .map(|d| d
+                    .flatten()
+                    .filter_map(|e| std::fs::read_link(e.path()).ok())
+                    .collect::<Vec<_>>())
+                .unwrap_or_default()
+        )
+    });
     let (mut out, mut err) = (String::new(), String::new());
     if let Some(mut o) = p.0.stdout.take() {
         let _ = o.read_to_string(&mut out);
