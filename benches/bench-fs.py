@@ -537,16 +537,27 @@ class Bench:
         return results, meta, failed
 
 
+# The daemon keeps freed memory this long for reuse before unmapping it
+# (inode_store::IDLE_DECAY, 5 s; its trimmer runs every second).
+IDLE_DECAY_S = 5
+
+
+def settled_rss(pid):
+    """The daemon's RSS once memory freed before the call has gone back to
+    the OS."""
+    time.sleep(IDLE_DECAY_S + 1.5)
+    return rss_bytes(pid)
+
+
 def daemon_memory(root, pid, mb):
-    """RSS growth of the daemon while `mb` MiB are written through the mount."""
+    """RSS growth of the daemon while `mb` MiB are written through the mount,
+    and its RSS once they are deleted (after the idle-memory decay)."""
     big = os.path.join(root, "scratch", "mem.bin")
-    time.sleep(0.3)
-    before = rss_bytes(pid)
+    before = settled_rss(pid)
     run(["dd", "if=/dev/urandom", "of=" + big, "bs=1M", "count=%d" % mb, "status=none"])
     stored = rss_bytes(pid)
     os.unlink(big)
-    time.sleep(0.3)
-    after = rss_bytes(pid)
+    after = settled_rss(pid)
     per_gib = (stored - before) / 2 ** 20 / (mb / 1024.0)
     return {"written_mib": mb, "rss_before_mib": before / 2 ** 20, "rss_stored_mib": stored / 2 ** 20,
             "rss_after_unlink_mib": after / 2 ** 20, "rss_mib_per_gib_stored": per_gib}
