@@ -96,9 +96,17 @@ static SLOTS: [[Slot; NSLOTS]; MAX_MOUNTS] = [const {
     }; NSLOTS]
 }; MAX_MOUNTS];
 
-/// Set once any slot has connected: until then the slot table need not be
-/// looked at (a process that never uses a mount never touches its pages).
-static EVER_CONNECTED: AtomicBool = AtomicBool::new(false);
+/// Set before a slot is first locked: until then the slot table holds
+/// nothing and need not be looked at (a process that never uses a mount
+/// never touches its pages). Set first, so that a fork at any later point
+/// finds it set and clears the table in the child.
+static SLOTS_USED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process (or the parent it was forked from) ever used a
+/// channel: until then it holds no channel and no daemon handle.
+pub(crate) fn ever_connected() -> bool {
+    SLOTS_USED.load(Ordering::Relaxed)
+}
 
 /// A locked, connected channel of one mount.
 pub(crate) struct Chan {
@@ -118,6 +126,10 @@ impl Drop for Chan {
 pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
     if !state::mount_alive(mount) {
         return Err(ChanError::Unavailable);
+    }
+    if !SLOTS_USED.load(Ordering::Relaxed) {
+        // SeqCst: visible before any slot lock below is.
+        SLOTS_USED.store(true, Ordering::SeqCst);
     }
     let slots = &SLOTS[mount];
     let mut rounds = 0u32;
@@ -148,7 +160,6 @@ pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
             if !slot.live.load(Ordering::Acquire) {
                 match connect(mount) {
                     Some(conn) => {
-                        EVER_CONNECTED.store(true, Ordering::Relaxed);
                         slot.sock.store(conn.sock, Ordering::Relaxed);
                         // SAFETY: we hold the lock; the slot is empty.
                         unsafe { (*slot.conn.get()).write(conn) };
@@ -570,7 +581,7 @@ const FIRST_REPLY_WAIT: shm_ring::WaitPolicy = shm_ring::WaitPolicy::SLEEP
 /// close it or reuse its number through us without us noticing).
 pub(crate) fn is_internal(fd: i32) -> bool {
     fd >= 0
-        && EVER_CONNECTED.load(Ordering::Relaxed)
+        && SLOTS_USED.load(Ordering::Relaxed)
         && SLOTS
             .iter()
             .flatten()
@@ -582,7 +593,7 @@ pub(crate) fn is_internal(fd: i32) -> bool {
 /// of after its next sleep slice. Slots another thread is using are left
 /// alone (their daemon threads notice the socket hang-up instead).
 pub(crate) extern "C" fn close_all_at_exit() {
-    if !EVER_CONNECTED.load(Ordering::Relaxed) {
+    if !SLOTS_USED.load(Ordering::Relaxed) {
         return;
     }
     for s in SLOTS.iter().flatten() {

@@ -481,6 +481,11 @@ pub(crate) fn cwd_near() -> bool {
 /// the prepare handler made the files kernel-backed, and any fd it could
 /// not is turned into a kernel fd on first use (`ops::file`).
 extern "C" fn after_fork_child() {
-    new_epoch();
-    crate::channel::forget_all_after_fork();
+    // A process that never connected has no channel nor handle to give up;
+    // leaving its state unwritten spares a preloaded shell's children the
+    // copy of those pages before their `exec`.
+    if crate::channel::ever_connected() {
+        new_epoch();
+        crate::channel::forget_all_after_fork();
+    }
 }

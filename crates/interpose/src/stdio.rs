@@ -812,6 +812,10 @@ pub unsafe extern "C" fn fclose(fp: *mut FILE) -> c_int {
 /// with output pending.
 pub(crate) fn flush_at_exit() {
     let high = HIGH.load(Ordering::Relaxed) as usize;
+    if high == 0 {
+        // No stream was ever made (and no page of ours gets written).
+        return;
+    }
     for s in &STREAMS[..high.min(NSTREAMS)] {
         let fp = s.file.load(Ordering::Acquire);
         if fp <= CLAIMED {
