@@ -370,7 +370,7 @@ const TRIM_PERIOD: Duration = Duration::from_secs(1);
 /// for [`inode_store::IDLE_DECAY`] (the block pool keeps it for reuse until
 /// then): at most [`TRIM_PERIOD`] late. Ends with the store.
 fn spawn_memory_trimmer(store: Weak<Store>) {
-    std::thread::Builder::new()
+    let spawned = std::thread::Builder::new()
         .name("btfuse-trim".into())
         .spawn(move || loop {
             let Some(next) = store
@@ -384,8 +384,11 @@ fn spawn_memory_trimmer(store: Weak<Store>) {
                     .clamp(Duration::from_millis(10), TRIM_PERIOD)
             });
             std::thread::sleep(wait);
-        })
-        .expect("spawning the memory trimmer");
+        });
+    if let Err(e) = spawned {
+        // The mount serves anyway; freed memory then stays mapped for reuse.
+        log::warn!("cannot start the memory trimmer: {e}");
+    }
 }
 
 /// Waits for SIGINT/SIGTERM/SIGHUP and unmounts; `session.run()` then returns.

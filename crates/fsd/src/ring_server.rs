@@ -142,7 +142,7 @@ impl KernelCache for KernelNotifier {
         // The lookup is served by the FUSE threads; this thread holds no
         // lock of the store meanwhile.
         if let Ok(path) = self.store.dir_path(ino) {
-            let _ = std::fs::symlink_metadata(self.mount_path.join(OsStr::from_bytes(&path)));
+            let _ = lookup_beneath(&self.mount_path, &path);
         }
     }
 
@@ -153,6 +153,42 @@ impl KernelCache for KernelNotifier {
                 .inval_entry(INodeNo(parent), OsStr::from_bytes(name));
         }
     }
+}
+
+/// Looks `rel` up through the kernel below the directory `root`, following
+/// no symlink and crossing no mount (`openat2` with `RESOLVE_BENEATH |
+/// RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV`): clients can rename things under
+/// the mount at any time, and the daemon must not be led anywhere else.
+fn lookup_beneath(root: &Path, rel: &[u8]) -> io::Result<()> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let root = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(root)?;
+    let rel =
+        std::ffi::CString::new(rel).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: all-zero is a valid open_how (a plain struct of integers).
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_XDEV;
+    // SAFETY: a valid directory fd, a NUL-terminated path and an open_how
+    // of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            rel.as_ptr(),
+            &how as *const libc::open_how,
+            size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new fd, owned here and closed at once.
+    drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+    Ok(())
 }
 
 /// A running ring server; dropping it stops accepting and removes the socket.

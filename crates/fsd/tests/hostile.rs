@@ -1383,3 +1383,58 @@ fn channels_are_limited_per_user_and_in_total() {
     };
     drop((again, root));
 }
+
+const THREADS_PAST_THE_LIMIT: &str = r#"
+import os, sys, threading
+p = sys.argv[1]
+errors = []
+bar = threading.Barrier(8)
+def work():
+    bar.wait()
+    try:
+        fd = os.open(p, os.O_RDONLY)
+        for _ in range(300):
+            assert os.pread(fd, 6, 0) == b"served"
+            os.stat(p)
+        os.close(fd)
+    except Exception as e:
+        errors.append(repr(e))
+ts = [threading.Thread(target=work) for _ in range(8)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+print("errors", len(errors), errors[:3])
+"#;
+
+/// Threads of one process that want more channels than the daemon grants
+/// share the ones the process has: a refused channel never fails another
+/// thread's calls (it once marked the mount dead, and calls on open
+/// fast-path fds then failed with EIO).
+#[test]
+fn threads_past_the_channel_limit_share_the_channels_they_have() {
+    let test = "threads_past_the_channel_limit_share_the_channels_they_have";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::with_args("16M", &["--max-channels", "2"]);
+    let m = bt.path();
+    std::fs::write(m.join("f"), b"served").unwrap();
+    for _ in 0..5 {
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", THREADS_PAST_THE_LIMIT])
+            .arg(m.join("f"))
+            .env("LD_PRELOAD", &lib)
+            .env("BTFUSE_DEBUG", "1");
+        let out = run_timeout(&mut cmd, RUN);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "errors 0 []\n",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let s = stats(m);
+    assert!(stat_value(&s, "channels refused") > 0, "{s}");
+    assert!(stat_value(&s, "fast-path requests") > 1000, "{s}");
+}

@@ -4,8 +4,9 @@
 //! channel slots. A caller takes a slot with an atomic try-lock for one
 //! request/reply round trip; a single-threaded program always gets slot 0,
 //! and a signal handler that interrupts a call in progress simply takes
-//! another slot (no deadlock). Slots connect lazily, without waiting for
-//! the daemon:
+//! another slot (no deadlock). A thread that finds every connected slot
+//! busy connects another (see [`acquire`]). A process's first channel
+//! connects without waiting for the daemon:
 //!
 //! 1. make the channel: a sealed memfd of the shape
 //!    [`proto::channel_config`] (`Region::create`), mapped here, and a
@@ -76,6 +77,9 @@ struct Conn {
 struct Slot {
     lock: AtomicU32,
     live: AtomicBool,
+    /// The daemon has taken this live channel (answered its hello or its
+    /// first request): it can no longer be refused.
+    answered: AtomicBool,
     /// The connection's socket (-1 when none), readable without the lock.
     sock: AtomicI32,
     conn: UnsafeCell<MaybeUninit<Conn>>,
@@ -90,6 +94,7 @@ static SLOTS: [[Slot; NSLOTS]; MAX_MOUNTS] = [const {
         Slot {
             lock: AtomicU32::new(0),
             live: AtomicBool::new(false),
+            answered: AtomicBool::new(false),
             sock: AtomicI32::new(-1),
             conn: UnsafeCell::new(MaybeUninit::uninit()),
         }
@@ -116,13 +121,24 @@ pub(crate) struct Chan {
 
 impl Drop for Chan {
     fn drop(&mut self) {
+        // A channel taken but never used (the caller failed before its
+        // call) still holds its memfd at a low fd number, unknown to the
+        // daemon: drop it rather than keep it for later.
+        if self.slot.live.load(Ordering::Acquire) && self.conn().hello_due {
+            close_locked(self.slot);
+        }
         // Release: our uses of the connection happen before the next holder's.
         self.slot.lock.store(0, Ordering::Release);
     }
 }
 
-/// Takes a channel of `mount` for one round trip, connecting a slot if
-/// needed.
+/// Most channels this process opens per mount: [`NSLOTS`], lowered to the
+/// number it has when the daemon refuses one more (its channel limits).
+static SLOT_CAP: [AtomicU32; MAX_MOUNTS] = [const { AtomicU32::new(NSLOTS as u32) }; MAX_MOUNTS];
+
+/// Takes a channel of `mount` for one round trip: a connected one nobody
+/// is using, else (every one busy, or none yet) a newly connected one, up
+/// to [`SLOT_CAP`], else the next connected one to become free.
 pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
     if !state::mount_alive(mount) {
         return Err(ChanError::Unavailable);
@@ -132,50 +148,60 @@ pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
         SLOTS_USED.store(true, Ordering::SeqCst);
     }
     let slots = &SLOTS[mount];
+    let live = |s: &&Slot| s.live.load(Ordering::Acquire);
     let mut rounds = 0u32;
+    let mut waiting_since = None;
     loop {
-        let mut any_live = false;
-        for slot in slots.iter() {
-            let live = slot.live.load(Ordering::Acquire);
-            any_live |= live;
-            // Prefer connected slots; connect a new one only when every
-            // connected slot is busy.
-            if !live && any_live {
+        for slot in slots.iter().filter(live) {
+            let Some(chan) = take(mount, slot) else {
                 continue;
+            };
+            if !stale_locked(slot, state::epoch()) {
+                return Ok(chan);
             }
-            if slot.lock.load(Ordering::Relaxed) != 0
-                || slot
-                    .lock
-                    .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-                    .is_err()
-            {
-                continue;
-            }
-            let chan = Chan { mount, slot };
-            if stale_locked(slot, state::epoch()) {
-                // Connected as an identity the process gave up (setuid):
-                // never send on it; reconnect with the current credentials.
-                close_locked(slot);
-            }
-            if !slot.live.load(Ordering::Acquire) {
-                match connect(mount) {
-                    Some(conn) => {
-                        slot.sock.store(conn.sock, Ordering::Relaxed);
-                        // SAFETY: we hold the lock; the slot is empty.
-                        unsafe { (*slot.conn.get()).write(conn) };
-                        slot.live.store(true, Ordering::Release);
-                    }
-                    None => {
+            // Connected as an identity the process gave up (setuid): never
+            // send on it; another is connected with the current credentials.
+            close_locked(slot);
+        }
+        let n_live = slots.iter().filter(live).count();
+        let answered = |s: &&Slot| live(s) && s.answered.load(Ordering::Acquire);
+        // A process's first channel goes out with its first request, before
+        // the daemon's answer: until that answer no other one is made, so
+        // that every further one waits for the daemon's answer to its hello
+        // (see `connect_slot`) and a refusal never costs a request.
+        let in_flight = || {
+            slots.iter().any(|s| {
+                (live(&s) && !answered(&s)) || (!live(&s) && s.lock.load(Ordering::Relaxed) == 1)
+            })
+        };
+        let n_answered = slots.iter().filter(answered).count();
+        let wait_first = n_answered == 0 && in_flight() && {
+            let now = sys::monotonic_ns();
+            now < *waiting_since.get_or_insert(now) + FIRST_CONNECT_WAIT_NS
+        };
+        if n_live < SLOT_CAP[mount].load(Ordering::Relaxed) as usize && !wait_first {
+            let free = slots
+                .iter()
+                .find_map(|s| match s.live.load(Ordering::Acquire) {
+                    true => None,
+                    false => take(mount, s),
+                });
+            if let Some(chan) = free {
+                return match connect_slot(mount, chan.slot, n_answered) {
+                    true => Ok(chan),
+                    false if n_live == 0 => {
                         drop(chan);
-                        if !any_live {
-                            state::mark_dead(mount);
-                            return Err(ChanError::Unavailable);
-                        }
+                        state::mark_dead(mount);
+                        Err(ChanError::Unavailable)
+                    }
+                    false => {
+                        drop(chan);
+                        // No more channels for us: share the ones we have.
+                        SLOT_CAP[mount].store(n_live as u32, Ordering::Relaxed);
                         continue;
                     }
-                }
+                };
             }
-            return Ok(chan);
         }
         // Every slot busy (more threads than slots): wait a little.
         rounds += 1;
@@ -185,6 +211,80 @@ pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
             core::hint::spin_loop();
         }
     }
+}
+
+/// `Slot::lock` of a slot closed at exit: never taken again, and nobody's
+/// connection in progress.
+const CLOSED_AT_EXIT: u32 = 2;
+
+/// How long a thread waits for another one's first connection to a mount
+/// before connecting one itself (that one is bounded by its first-reply
+/// wait; this covers a lock lost to a `longjmp` out of a signal handler).
+const FIRST_CONNECT_WAIT_NS: u64 = 5_000_000_000;
+
+/// Locks `slot` for one round trip, if nobody holds it.
+fn take(mount: usize, slot: &'static Slot) -> Option<Chan> {
+    if slot.lock.load(Ordering::Relaxed) != 0
+        || slot
+            .lock
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+    {
+        return None;
+    }
+    Some(Chan { mount, slot })
+}
+
+/// Connects the empty `slot` (whose lock the caller holds), the process
+/// having `n_answered` other channels to this mount that the daemon took;
+/// whether it is usable.
+///
+/// The first channel says hello with its first request (see the module
+/// comment). Another one is for a thread that found every channel busy: it
+/// waits for the daemon's answer first, so that a refusal (the daemon's
+/// channel limits) costs no request, and the thread uses the channels the
+/// process has instead.
+fn connect_slot(mount: usize, slot: &Slot, n_answered: usize) -> bool {
+    if slot.live.load(Ordering::Acquire) {
+        return true;
+    }
+    let Some(mut conn) = connect(mount) else {
+        return false;
+    };
+    if n_answered > 0 && !(greet(&mut conn, mount) && accepted(conn.sock)) {
+        let sock = conn.sock;
+        drop(conn);
+        sys::close(sock);
+        return false;
+    }
+    slot.sock.store(conn.sock, Ordering::Relaxed);
+    // SAFETY: the caller holds the lock; the slot is empty.
+    unsafe { (*slot.conn.get()).write(conn) };
+    slot.answered.store(n_answered > 0, Ordering::Relaxed);
+    slot.live.store(true, Ordering::Release);
+    true
+}
+
+/// Waits (bounded) for the daemon's answer to a hello on `sock`: whether
+/// it took the channel.
+fn accepted(sock: i32) -> bool {
+    const WAIT_MS: i32 = 2000;
+    if !matches!(sys::poll1(sock, libc::POLLIN, WAIT_MS), Ok(r) if r & libc::POLLIN != 0) {
+        return false;
+    }
+    let mut reply = proto::HelloReply::default();
+    let n = sys::sc!(
+        libc::SYS_recvfrom,
+        sock,
+        &mut reply as *mut proto::HelloReply,
+        size_of::<proto::HelloReply>(),
+        libc::MSG_DONTWAIT,
+        0usize,
+        0usize
+    );
+    n == Ok(size_of::<proto::HelloReply>() as libc::c_long)
+        && reply.magic == proto::HELLO_MAGIC
+        && reply.error == 0
 }
 
 impl Chan {
@@ -255,6 +355,7 @@ impl Chan {
         if !conn.confirmed {
             conn.confirmed = true;
             conn.end.responses.set_policy(REPLY_WAIT);
+            self.slot.answered.store(true, Ordering::Release);
         }
         let Some(resp) = proto::decode::<RespHeader>(&reply[..n]) else {
             self.kill();
@@ -276,7 +377,15 @@ impl Chan {
     fn fail(&mut self) -> ChanError {
         let conn = self.conn();
         let refused = !conn.confirmed && conn.end.requests.withdraw();
-        self.kill();
+        close_locked(self.slot);
+        // Other channels the daemon took stay in use: only this one failed
+        // before it ever served (a daemon too slow to answer it).
+        let others = SLOTS[self.mount]
+            .iter()
+            .any(|s| s.live.load(Ordering::Acquire) && s.answered.load(Ordering::Acquire));
+        if !(refused && others) {
+            state::mark_dead(self.mount);
+        }
         if refused {
             sys::debug(&[b"btfuse: daemon refused the channel"]);
             ChanError::Unavailable
@@ -600,6 +709,7 @@ pub(crate) extern "C" fn close_all_at_exit() {
         if lock_live(s) {
             close_locked(s);
             // Left locked: nothing may use the slot after exit began.
+            s.lock.store(CLOSED_AT_EXIT, Ordering::Relaxed);
         }
     }
 }
@@ -632,6 +742,7 @@ fn close_locked(s: &Slot) {
     // SAFETY: the caller holds the lock and the slot is live.
     let conn = unsafe { (*s.conn.get()).assume_init_read() };
     s.live.store(false, Ordering::Release);
+    s.answered.store(false, Ordering::Relaxed);
     s.sock.store(-1, Ordering::Relaxed);
     let sock = conn.sock;
     // Dropping the halves marks both rings closed and wakes the daemon;
@@ -662,6 +773,9 @@ pub(crate) fn close_stale() {
 /// shared memory (the parent still uses it): no ring close, just unmap and
 /// close our copies of the descriptors.
 pub(crate) fn forget_all_after_fork() {
+    for cap in &SLOT_CAP {
+        cap.store(NSLOTS as u32, Ordering::Relaxed);
+    }
     for slots in SLOTS.iter() {
         for s in slots.iter() {
             if s.live.load(Ordering::Relaxed) {
@@ -669,6 +783,7 @@ pub(crate) fn forget_all_after_fork() {
                 let conn = unsafe { (*s.conn.get()).assume_init_read() };
                 let (base, len) = (conn.region.as_ptr(), conn.region.len());
                 let sock = conn.sock;
+                let conn_memfd = conn.region.fd();
                 // Dropping the halves would mark the rings closed in shared
                 // memory, killing the parent's channel: leak them instead,
                 // and unmap the region by hand.
@@ -676,8 +791,12 @@ pub(crate) fn forget_all_after_fork() {
                 // SAFETY: the mapping is ours (the child's copy); nothing
                 // references it after the forget above.
                 unsafe { sys::munmap(base, len) };
+                if let Some(memfd) = conn_memfd {
+                    sys::close(memfd);
+                }
                 sys::close(sock);
                 s.live.store(false, Ordering::Relaxed);
+                s.answered.store(false, Ordering::Relaxed);
                 s.sock.store(-1, Ordering::Relaxed);
             }
             s.lock.store(0, Ordering::Relaxed);

@@ -2408,8 +2408,8 @@ pub unsafe extern "C" fn fchdir(fd: c_int) -> c_int {
         return err(libc::ENOTDIR);
     }
     // The kernel moves its own cwd to an `O_PATH` fd of the same directory
-    // (checked to be the same inode: a renamed directory is ESTALE, never
-    // whatever now has its old path; a removed one works, as on tmpfs).
+    // wherever it now is (checked to be the same inode, never whatever now
+    // has its old path; a removed one works, as on tmpfs).
     let k = match ops::kernel_reopen(f.ofd(), ops::Reopen::Locate) {
         Ok(k) => k,
         Err(Fail::Errno(e)) => return err(e),

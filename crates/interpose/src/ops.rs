@@ -71,7 +71,9 @@ impl Target {
             return Ok(f(libc::AT_FDCWD));
         };
         let k = match kernel_reopen(FDS.ofd(d.idx), Reopen::Locate) {
-            Ok(k) => k,
+            // Out of the way: a call that opens something gets the lowest
+            // free number, as without it.
+            Ok(k) => channel::move_high(k),
             Err(Fail::Errno(e)) => return Err(e),
             Err(Fail::Real) => return Err(libc::EIO),
         };
