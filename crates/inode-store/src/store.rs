@@ -124,6 +124,9 @@ impl Node {
 
 struct Dir {
     parent: Ino,
+    /// Its name in `parent` (empty for the root): a directory has exactly
+    /// one, so its path can be told without searching (see `dir_path`).
+    name: Vec<u8>,
     children: BTreeMap<Vec<u8>, Ino>,
 }
 
@@ -287,6 +290,7 @@ impl Inner {
                 node: root,
                 dir: Some(Dir {
                     parent: ROOT_INO,
+                    name: Vec::new(),
                     children: BTreeMap::new(),
                 }),
             },
@@ -326,15 +330,13 @@ impl Inner {
             if names.len() > self.nodes.len() {
                 return Err(Errno::EIO);
             }
-            let parent = self.dir(cur)?.parent;
-            let name = self
-                .dir(parent)?
-                .children
-                .iter()
-                .find_map(|(name, &child)| (child == cur).then_some(name))
-                .ok_or(Errno::ENOENT)?;
-            names.push(name);
-            cur = parent;
+            let d = self.dir(cur)?;
+            // A removed directory keeps its last name and parent.
+            if self.child(d.parent, &d.name) != Some(cur) {
+                return Err(Errno::ENOENT);
+            }
+            names.push(&d.name);
+            cur = d.parent;
         }
         Ok(names.into_iter().rev().collect::<Vec<_>>().join(&b'/'))
     }
@@ -507,6 +509,7 @@ impl Inner {
         });
         let dir = is_dir.then(|| Dir {
             parent,
+            name: name.to_vec(),
             children: BTreeMap::new(),
         });
         self.nodes.insert(
@@ -798,26 +801,26 @@ impl Inner {
             let d_ino = dst_ino.expect("exchange has a target");
             self.dir_mut(op).children.insert(oname.to_vec(), d_ino);
             self.dir_mut(np).children.insert(nname.to_vec(), src_ino);
-            if op != np {
-                if src_dir {
-                    self.dir_mut(src_ino).parent = np;
-                }
-                if dst_dir {
-                    self.dir_mut(d_ino).parent = op;
-                }
-                if src_dir != dst_dir {
-                    // A directory moved one way, a non-directory the other.
-                    let (from, to) = if src_dir {
-                        (&odir, &ndir)
-                    } else {
-                        (&ndir, &odir)
-                    };
-                    let mut fs = from.st.write();
-                    fs.nlink = fs.nlink.saturating_sub(1);
-                    drop(fs);
-                    let mut ts = to.st.write();
-                    ts.nlink = ts.nlink.saturating_add(1);
-                }
+            if src_dir {
+                let d = self.dir_mut(src_ino);
+                (d.parent, d.name) = (np, nname.to_vec());
+            }
+            if dst_dir {
+                let d = self.dir_mut(d_ino);
+                (d.parent, d.name) = (op, oname.to_vec());
+            }
+            if op != np && src_dir != dst_dir {
+                // A directory moved one way, a non-directory the other.
+                let (from, to) = if src_dir {
+                    (&odir, &ndir)
+                } else {
+                    (&ndir, &odir)
+                };
+                let mut fs = from.st.write();
+                fs.nlink = fs.nlink.saturating_sub(1);
+                drop(fs);
+                let mut ts = to.st.write();
+                ts.nlink = ts.nlink.saturating_add(1);
             }
             for n in [&odir, &ndir] {
                 let mut st = n.st.write();
@@ -846,7 +849,8 @@ impl Inner {
         self.detach(op, oname, src_dir, now);
         self.attach(np, nname, src_ino, src_dir, now);
         if src_dir {
-            self.dir_mut(src_ino).parent = np;
+            let d = self.dir_mut(src_ino);
+            (d.parent, d.name) = (np, nname.to_vec());
         }
         src.st.write().ctime = now;
         Ok(())
@@ -1626,8 +1630,7 @@ impl Store {
 
     /// The path of directory `ino` below the root as its names stand now
     /// (empty for the root, no leading slash); `ENOENT` once it was
-    /// removed, `ENOTDIR` for another kind of file. Costs a scan of each
-    /// ancestor's entries: for the rare reopen of a moved directory.
+    /// removed, `ENOTDIR` for another kind of file.
     pub fn dir_path(&self, ino: Ino) -> Result<Vec<u8>> {
         self.tree.read().dir_path(ino)
     }

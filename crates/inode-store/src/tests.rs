@@ -1648,3 +1648,31 @@ fn fallocate_over_unwritten_blocks_turns_them_into_data() {
     assert_eq!(s.lseek(fh, 0, libc::SEEK_HOLE), Ok(4096));
     s.release(fh).unwrap();
 }
+
+#[test]
+fn a_directory_path_follows_renames_and_exchanges() {
+    let s = store();
+    let c = root();
+    let a = s.mkdir(&c, ROOT_INO, b"a", 0o755).unwrap().ino;
+    let b = s.mkdir(&c, a, b"b", 0o755).unwrap().ino;
+    let d = s.mkdir(&c, a, b"d", 0o755).unwrap().ino;
+    let x = s.mkdir(&c, b, b"x", 0o755).unwrap().ino;
+    let path = |ino| s.dir_path(ino).map(|p| String::from_utf8(p).unwrap());
+    assert_eq!(path(ROOT_INO), Ok(String::new()));
+    assert_eq!(path(x), Ok("a/b/x".into()));
+    let plain = RenameFlags::default();
+    s.rename(&c, ROOT_INO, b"a", ROOT_INO, b"z", plain).unwrap();
+    assert_eq!(path(x), Ok("z/b/x".into()));
+    let exchange = RenameFlags {
+        exchange: true,
+        ..RenameFlags::default()
+    };
+    s.rename(&c, a, b"b", a, b"d", exchange).unwrap();
+    assert_eq!((path(x), path(d)), (Ok("z/d/x".into()), Ok("z/b".into())));
+    s.rename(&c, b, b"x", ROOT_INO, b"top", plain).unwrap();
+    assert_eq!(path(x), Ok("top".into()));
+    s.rmdir(&c, ROOT_INO, b"top").unwrap();
+    assert_eq!(path(x), Err(Errno::ENOENT));
+    let f = mkfile(&s, &c, ROOT_INO, b"f", 0o644, b"");
+    assert_eq!(path(f), Err(Errno::ENOTDIR));
+}
