@@ -94,7 +94,7 @@ struct PoolInner {
 }
 
 /// How long a slab whose blocks were all freed stays mapped for reuse
-/// before [`BlockPool::release_idle`] returns it to the OS.
+/// before [`crate::Store::release_idle_memory`] returns it to the OS.
 pub const IDLE_DECAY: Duration = Duration::from_secs(5);
 
 // SAFETY: the raw slab base pointers are only dereferenced through `Block`s
