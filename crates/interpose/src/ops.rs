@@ -635,6 +635,16 @@ pub(crate) enum Reopen {
 /// mount, and `ESTALE` is the answer otherwise — never a silent switch to
 /// another file.
 pub(crate) fn kernel_reopen(o: &crate::fdtable::Ofd, how: Reopen) -> R<c_int> {
+    match reopen_once(o, how) {
+        // A directory moved between the daemon telling its path and the
+        // open: once more, where it now is.
+        Err(Fail::Errno(libc::ESTALE)) if o.is_dir() => reopen_once(o, how),
+        r => r,
+    }
+}
+
+/// One attempt of [`kernel_reopen`].
+fn reopen_once(o: &crate::fdtable::Ofd, how: Reopen) -> R<c_int> {
     let mount = o.mount.load(Ordering::Relaxed) as usize;
     let fh = o.handle.load(Ordering::Relaxed);
     let ours = stat_handle(mount, fh)?;
