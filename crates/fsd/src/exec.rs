@@ -757,6 +757,15 @@ mod tests {
     use proto::DirEntryHeader;
     use std::cell::RefCell;
 
+    /// An ordinary user with no supplementary groups.
+    fn user1000() -> Creds {
+        Creds {
+            uid: 1000,
+            gid: 1000,
+            groups: vec![],
+        }
+    }
+
     /// Records what the kernel would have been told.
     #[derive(Default)]
     struct Recorder(RefCell<Vec<String>>);
@@ -988,18 +997,7 @@ mod tests {
     fn permissions_are_the_stores() {
         let mut f = Fixture::new();
         let root = f.clients.join(1, 0, Creds::root()).unwrap();
-        let user = f
-            .clients
-            .join(
-                2,
-                0,
-                Creds {
-                    uid: 1000,
-                    gid: 1000,
-                    groups: vec![],
-                },
-            )
-            .unwrap();
+        let user = f.clients.join(2, 0, user1000()).unwrap();
         let open = ReqHeader {
             flags: (libc::O_CREAT | libc::O_WRONLY) as u32,
             a: 0o600,
@@ -1180,18 +1178,7 @@ mod tests {
     fn rename_reports_an_unsearchable_destination_before_a_missing_source() {
         let mut f = Fixture::new();
         let root = f.clients.join(1, 0, Creds::root()).unwrap();
-        let user = f
-            .clients
-            .join(
-                2,
-                0,
-                Creds {
-                    uid: 1000,
-                    gid: 1000,
-                    groups: vec![],
-                },
-            )
-            .unwrap();
+        let user = f.clients.join(2, 0, user1000()).unwrap();
         f.call(
             &root,
             Op::Mkdir,

@@ -101,7 +101,6 @@ pub struct Counters {
 struct Shared {
     store: Arc<Store>,
     clients: Arc<Clients>,
-    mount_path: Vec<u8>,
     kernel: KernelNotifier,
     counters: Counters,
     /// Per-door request metrics (shared with the FUSE adapter).
@@ -118,8 +117,9 @@ struct Shared {
 struct KernelNotifier {
     notifier: Notifier,
     store: Arc<Store>,
-    /// The mountpoint.
-    mount_path: PathBuf,
+    /// The mountpoint as the mount table writes it (no trailing slash), so
+    /// that it compares with the mountpoints clients read in the registry.
+    mount_path: Vec<u8>,
 }
 
 impl KernelCache for KernelNotifier {
@@ -142,7 +142,11 @@ impl KernelCache for KernelNotifier {
         // The lookup is served by the FUSE threads; this thread holds no
         // lock of the store meanwhile.
         if let Ok(path) = self.store.dir_path(ino) {
-            let _ = lookup_beneath(&self.mount_path, &path);
+            let root = match self.mount_path.as_slice() {
+                b"" => b"/".as_slice(),
+                p => p,
+            };
+            let _ = lookup_beneath(Path::new(OsStr::from_bytes(root)), &path);
         }
     }
 
@@ -222,13 +226,10 @@ impl RingServer {
             kernel: KernelNotifier {
                 notifier,
                 store: store.clone(),
-                mount_path: mount_path.to_path_buf(),
+                mount_path: trim_slashes(mount_path.as_os_str().as_bytes()).to_vec(),
             },
             store,
             clients,
-            // As the mount table writes it (no trailing slash), so that it
-            // compares with the mountpoints clients read in the registry.
-            mount_path: trim_slashes(mount_path.as_os_str().as_bytes()).to_vec(),
             counters: Counters::default(),
             metrics,
             started: Instant::now(),
@@ -915,7 +916,7 @@ fn serve_connection(
         return Err(ChannelError::Handshake);
     };
     let named = &buf[size_of::<Hello>()..n];
-    if !named.is_empty() && named != shared.mount_path.as_slice() {
+    if !named.is_empty() && named != shared.kernel.mount_path.as_slice() {
         let _ = answer_hello(&conn, libc::ESTALE);
         return Err(ChannelError::Handshake);
     }
@@ -983,7 +984,7 @@ fn serve_channel(
     let exec = Executor {
         store: &shared.store,
         client,
-        mount_path: &shared.mount_path,
+        mount_path: &shared.kernel.mount_path,
         kernel: &shared.kernel,
     };
     let mut msg = vec![0u8; MAX_REQUEST];

@@ -1350,14 +1350,8 @@ fn channels_are_limited_per_user_and_in_total() {
     assert_eq!(full, refused, "6 channels in all");
 
     if let Some(lib) = preload_or_skip("channels_are_limited_per_user_and_in_total") {
-        let script = format!(
-            "import os\nos.setresgid({NOBODY}, {NOBODY}, {NOBODY})\n\
-             os.setresuid({NOBODY}, {NOBODY}, {NOBODY})\n\
-             os.execvp('cat', ['cat', {:?}])\n",
-            m.join("f").display().to_string()
-        );
-        let mut cmd = Command::new("python3");
-        cmd.args(["-c", &script]).env("LD_PRELOAD", &lib);
+        let mut cmd = command_as(Some(NOBODY), "cat");
+        cmd.arg(m.join("f")).env("LD_PRELOAD", &lib);
         let out = run_timeout(&mut cmd, RUN);
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),

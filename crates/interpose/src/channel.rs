@@ -170,9 +170,9 @@ pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
         // that every further one waits for the daemon's answer to its hello
         // (see `connect_slot`) and a refusal never costs a request.
         let in_flight = || {
-            slots.iter().any(|s| {
-                (live(&s) && !answered(&s)) || (!live(&s) && s.lock.load(Ordering::Relaxed) == 1)
-            })
+            slots
+                .iter()
+                .any(|s| s.lock.load(Ordering::Relaxed) == 1 && !s.answered.load(Ordering::Acquire))
         };
         let n_answered = slots.iter().filter(answered).count();
         let wait_first = n_answered == 0 && in_flight() && {
@@ -248,7 +248,7 @@ fn connect_slot(mount: usize, slot: &Slot, n_answered: usize) -> bool {
     if slot.live.load(Ordering::Acquire) {
         return true;
     }
-    let Some(mut conn) = connect(mount) else {
+    let Some(mut conn) = new_conn() else {
         return false;
     };
     if n_answered > 0 && !(greet(&mut conn, mount) && accepted(conn.sock)) {
@@ -523,8 +523,8 @@ pub(crate) fn move_high(fd: i32) -> i32 {
     }
 }
 
-fn connect(mount: usize) -> Option<Conn> {
-    socket_addr(mount)?;
+/// Makes a new channel and its socket, not yet connected (see [`greet`]).
+fn new_conn() -> Option<Conn> {
     let region = Region::create(&proto::channel_config(), 0).ok()?;
     // SAFETY: the halves point into the mapping owned by `region`, which
     // lives in the same Conn and is dropped after them (field order), and
@@ -550,8 +550,8 @@ fn connect(mount: usize) -> Option<Conn> {
     })
 }
 
-/// Hands a new channel, its first request already in, to the daemon of
-/// `mount`; `false` if it could not be sent.
+/// Hands a new channel (with its first request in, for a process's first
+/// one) to the daemon of `mount`; `false` if it could not be sent.
 fn greet(conn: &mut Conn, mount: usize) -> bool {
     conn.hello_due = false;
     let (Some((addr, len)), Some(memfd)) = (socket_addr(mount), conn.region.fd()) else {

@@ -1233,12 +1233,14 @@ impl<'a> XattrAt<'a> {
     /// `setxattr`.
     pub(crate) fn set(&self, name: &[u8], value: *const u8, len: usize, flags: c_int) -> R<()> {
         check_xattr_name(name)?;
-        let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
-        let (bulk, blen) = ch.bulk();
-        if len > blen {
+        if len > proto::channel_config().bulk_len as usize {
             return Err(Fail::Errno(libc::E2BIG));
         }
-        // SAFETY: the caller's `len` bytes into our bulk area of `blen >= len`.
+        let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
+        let (bulk, blen) = ch.bulk();
+        debug_assert!(len <= blen);
+        // SAFETY: the caller's `len` bytes into our bulk area of `blen >= len`
+        // (every channel has the protocol's shape).
         unsafe { core::ptr::copy_nonoverlapping(value, bulk, len) };
         let mut h = self.req(Op::Setxattr);
         h.a = flags as u64;

@@ -69,7 +69,7 @@ fn after_cred_change() {
     state::new_epoch();
     ops::forget_all();
     crate::channel::close_stale();
-    state::refresh_ids();
+    state::ids_changed();
     set_errno(saved);
 }
 

@@ -36,18 +36,51 @@ static DEBUG: AtomicBool = AtomicBool::new(false);
 /// library (`BTFUSE_STDIO=0` leaves them to glibc, through the kernel).
 static STDIO: AtomicBool = AtomicBool::new(true);
 
+/// A yes/no fact worked out on first use, not at start-up, and forgotten
+/// when what it depends on changes. The low bits hold the answer (or
+/// none), the rest count the changes, so an answer worked out before a
+/// change is never stored after it.
+struct LazyFlag(AtomicU32);
+
+impl LazyFlag {
+    const UNKNOWN: u32 = 0;
+    const NO: u32 = 1;
+    const YES: u32 = 2;
+    const STATE: u32 = 3;
+    const CHANGE: u32 = 4;
+
+    const fn new() -> LazyFlag {
+        LazyFlag(AtomicU32::new(Self::UNKNOWN))
+    }
+
+    /// The fact, worked out by `work_out` if it is not known.
+    fn get(&self, work_out: impl FnOnce() -> bool) -> bool {
+        let v = self.0.load(Ordering::Relaxed);
+        if v & Self::STATE != Self::UNKNOWN {
+            return v & Self::STATE == Self::YES;
+        }
+        let yes = work_out();
+        let known = v | if yes { Self::YES } else { Self::NO };
+        // Kept only if nothing changed meanwhile.
+        let _ = self
+            .0
+            .compare_exchange(v, known, Ordering::Relaxed, Ordering::Relaxed);
+        yes
+    }
+
+    /// What the fact depends on changed: work it out again next time.
+    fn forget(&self) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some((v & !Self::STATE).wrapping_add(Self::CHANGE))
+            });
+    }
+}
+
 /// Whether a relative path may name something on a mount: the cwd is on or
-/// above a btfuse mount. Worked out on the first relative path after
-/// start-up or a chdir/fchdir, not before (most programs name only absolute
-/// paths): the low bits hold [`CWD_UNKNOWN`], [`CWD_FAR`] or
-/// [`CWD_IS_NEAR`], the rest count the cwd changes, so an answer worked out
-/// for an earlier cwd is never stored over a later change.
-static CWD_NEAR: AtomicU32 = AtomicU32::new(CWD_UNKNOWN);
-const CWD_UNKNOWN: u32 = 0;
-const CWD_FAR: u32 = 1;
-const CWD_IS_NEAR: u32 = 2;
-const CWD_STATE: u32 = 3;
-const CWD_CHANGE: u32 = 4;
+/// above a btfuse mount (most programs name only absolute paths).
+static CWD_NEAR: LazyFlag = LazyFlag::new();
 
 /// The process umask (tracked through the `umask` hook).
 static UMASK: AtomicU32 = AtomicU32::new(UMASK_UNKNOWN);
@@ -63,7 +96,7 @@ static EPOCH: AtomicU32 = AtomicU32::new(0);
 /// `access(2)` checks the real uid/gid, the daemon checks the effective
 /// ones (its peer credentials): while they differ, `access` and
 /// `faccessat` without `AT_EACCESS` go to the kernel.
-static ACCESS_BY_KERNEL: AtomicBool = AtomicBool::new(false);
+static ACCESS_BY_KERNEL: LazyFlag = LazyFlag::new();
 
 /// Per-mount runtime state beside the parsed table.
 pub(crate) struct MountRt {
@@ -175,14 +208,20 @@ pub(crate) fn disable() {
 
 /// Whether `access`-style checks (real ids) must go to the kernel.
 pub(crate) fn access_by_kernel() -> bool {
-    ACCESS_BY_KERNEL.load(Ordering::Relaxed)
+    ACCESS_BY_KERNEL.get(real_ids_differ)
 }
 
-/// Recomputes [`ACCESS_BY_KERNEL`] from the thread's ids (raw syscalls).
-pub(crate) fn refresh_ids() {
+/// The process changed its credentials (see [`ACCESS_BY_KERNEL`]).
+pub(crate) fn ids_changed() {
+    ACCESS_BY_KERNEL.forget();
+}
+
+/// Whether the thread's real and effective ids differ (raw syscalls; an
+/// error counts as yes: the kernel is always right).
+fn real_ids_differ() -> bool {
     let (mut r, mut e, mut s) = (0u32, 0u32, 0u32);
     let (mut rg, mut eg, mut sg) = (0u32, 0u32, 0u32);
-    let differ = match (
+    match (
         sys::sc!(
             libc::SYS_getresuid,
             &mut r as *mut u32,
@@ -197,10 +236,8 @@ pub(crate) fn refresh_ids() {
         ),
     ) {
         (Ok(_), Ok(_)) => r != e || rg != eg,
-        // Unknown: the kernel is always right.
         _ => true,
-    };
-    ACCESS_BY_KERNEL.store(differ, Ordering::Relaxed);
+    }
 }
 
 /// The process umask.
@@ -303,7 +340,6 @@ fn init_inner() -> bool {
             .store(mountinfo::makedev(m.major, m.minor), Ordering::Relaxed);
         sys::debug(&[b"btfuse: mount ", t.text(m)]);
     }
-    refresh_ids();
     // SAFETY: registering a plain function; pthread_atfork is not hooked.
     unsafe {
         libc::pthread_atfork(
@@ -441,9 +477,7 @@ pub(crate) fn kernel_cwd(buf: &mut [u8; proto::PATH_MAX]) -> Option<usize> {
 /// Forgets the cwd filter after a chdir/fchdir: the next relative path
 /// works it out again.
 pub(crate) fn cwd_changed() {
-    let _ = CWD_NEAR.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-        Some((v & !CWD_STATE).wrapping_add(CWD_CHANGE) | CWD_UNKNOWN)
-    });
+    CWD_NEAR.forget();
 }
 
 /// Works out the cwd filter: whether the kernel's cwd is on or above a mount.
@@ -464,15 +498,7 @@ fn near_cwd() -> bool {
 
 /// Whether relative paths must be classified (see [`CWD_NEAR`]).
 pub(crate) fn cwd_near() -> bool {
-    let v = CWD_NEAR.load(Ordering::Relaxed);
-    if v & CWD_STATE != CWD_UNKNOWN {
-        return v & CWD_STATE == CWD_IS_NEAR;
-    }
-    let near = near_cwd();
-    let known = v | if near { CWD_IS_NEAR } else { CWD_FAR };
-    // Kept only if the cwd did not change meanwhile.
-    let _ = CWD_NEAR.compare_exchange(v, known, Ordering::Relaxed, Ordering::Relaxed);
-    near
+    CWD_NEAR.get(near_cwd)
 }
 
 /// `pthread_atfork` child handler: the child is a new client of every

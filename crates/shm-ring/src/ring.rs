@@ -202,6 +202,22 @@ impl RawRing {
         }
     }
 
+    /// Settles the fate of the ring's first message as `decision`
+    /// ([`CLAIMED`] or [`WITHDRAWN`]) unless the peer settled it first;
+    /// whether it is settled as `decision`.
+    fn decide_first(&self, decision: u32) -> bool {
+        // AcqRel: one decision, seen by both sides.
+        match self
+            .ctl()
+            .claim
+            .0
+            .compare_exchange(0, decision, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(v) => v == decision,
+        }
+    }
+
     #[inline]
     fn ctl(&self) -> &RingCtl {
         // SAFETY: `ctl` points to a live, aligned RingCtl made only of
@@ -465,16 +481,7 @@ impl<'a> Producer<'a> {
     /// its answer). For protocols whose first message may be sent before
     /// the consumer exists, such as a connection that may be refused.
     pub fn withdraw(&self) -> bool {
-        // AcqRel: one decision, seen by both sides.
-        match self.ring.ctl().claim.0.compare_exchange(
-            0,
-            WITHDRAWN,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => true,
-            Err(v) => v == WITHDRAWN,
-        }
+        self.ring.decide_first(WITHDRAWN)
     }
 
     /// Closes the ring for sending: the consumer drains what was sent, then
@@ -701,16 +708,7 @@ impl<'a> Consumer<'a> {
     /// `false` if the producer withdrew it ([`Producer::withdraw`]), in
     /// which case it must not be acted on.
     pub fn claim(&self) -> bool {
-        // AcqRel: one decision, seen by both sides.
-        match self.ring.ctl().claim.0.compare_exchange(
-            0,
-            CLAIMED,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => true,
-            Err(v) => v == CLAIMED,
-        }
+        self.ring.decide_first(CLAIMED)
     }
 
     /// Closes the ring from the receiving side: the producer's next send
