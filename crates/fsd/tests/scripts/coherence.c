@@ -8,6 +8,9 @@
  *   truncate FILE SIZE                    truncate(2)
  *   readonly FILE                         create 0444 O_RDWR, write, mmap, fork, write
  *   random FILE SEED STEPS                seeded mix of pwrite/ftruncate/mmap/read/append
+ *   sendfd FILE preload|plain             open, read, send the fd over a unix socket to a
+ *                                         child (itself, "recvfd", preloaded or not) that
+ *                                         reads and writes; then read on
  * A SIGBUS prints "SIGBUS" and exits 2. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -188,6 +192,63 @@ static int random_mix(const char *file, uint64_t seed, int steps) {
     return 0;
 }
 
+static int sendfd(const char *self, const char *file, const char *how) {
+    /* The child starts first: a fork would hand the file to the kernel. */
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) die("socketpair");
+    pid_t child = fork();
+    if (child == 0) {
+        close(sv[0]);
+        char sock[16];
+        snprintf(sock, sizeof sock, "%d", sv[1]);
+        if (!strcmp(how, "plain")) unsetenv("LD_PRELOAD");
+        execl(self, self, "recvfd", sock, (char *)NULL);
+        _exit(127);
+    }
+    close(sv[1]);
+    int fd = open(file, O_RDWR);
+    if (fd < 0) die("open");
+    char buf[32] = {0};
+    printf("parent read %zd %.3s\n", read(fd, buf, 3), buf);
+    union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } ctl;
+    struct iovec iov = {.iov_base = "f", .iov_len = 1};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+                       .msg_controllen = sizeof ctl.b};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    printf("sendmsg %zd\n", sendmsg(sv[0], &m, 0));
+    int status;
+    waitpid(child, &status, 0);
+    printf("child exit %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    memset(buf, 0, sizeof buf);
+    printf("parent read %zd %.3s\n", read(fd, buf, 3), buf);
+    memset(buf, 0, sizeof buf);
+    printf("whole %zd %s\n", pread(fd, buf, sizeof buf - 1, 0), buf);
+    return 0;
+}
+
+static int recvfd(int sock) {
+    union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } ctl;
+    char one;
+    struct iovec iov = {.iov_base = &one, .iov_len = 1};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+                       .msg_controllen = sizeof ctl.b};
+    if (recvmsg(sock, &m, 0) != 1) die("recvmsg");
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    if (!c || c->cmsg_type != SCM_RIGHTS) die("no fd");
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    char buf[8] = {0};
+    ssize_t n = read(fd, buf, 3);
+    printf("child read %zd %s%s\n", n, buf, n < 0 ? strerror(errno) : "");
+    printf("child write %zd\n", write(fd, "XY", 2));
+    printf("child offset %lld\n", (long long)lseek(fd, 0, SEEK_CUR));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     signal(SIGBUS, on_sigbus);
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -201,6 +262,8 @@ int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "readonly")) return readonly(argv[2]);
     if (argc == 5 && !strcmp(argv[1], "random"))
         return random_mix(argv[2], strtoull(argv[3], NULL, 10), atoi(argv[4]));
+    if (argc == 4 && !strcmp(argv[1], "sendfd")) return sendfd(argv[0], argv[2], argv[3]);
+    if (argc == 3 && !strcmp(argv[1], "recvfd")) return recvfd(atoi(argv[2]));
     fprintf(stderr, "usage: see the comment at the top\n");
     return 64;
 }
