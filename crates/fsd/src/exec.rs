@@ -812,7 +812,9 @@ mod tests {
             self.0.borrow_mut().push(format!("inode {ino}"));
         }
         fn before_data(&self, ino: Ino, off: u64, len: u64) {
-            self.0.borrow_mut().push(format!("before {ino} {off}+{len}"));
+            self.0
+                .borrow_mut()
+                .push(format!("before {ino} {off}+{len}"));
         }
         fn data_changed(&self, ino: Ino, off: u64, len: u64) {
             self.0.borrow_mut().push(format!("data {ino} {off}+{len}"));

@@ -141,7 +141,10 @@ fn kernel_append_after_a_fast_path_truncate_reports_the_real_end() {
         writeln!(input).unwrap();
         line(&mut log);
         drop(input);
-        assert_eq!(wait_timeout(&mut appender.0, RUN).map(|s| s.success()), Some(true));
+        assert_eq!(
+            wait_timeout(&mut appender.0, RUN).map(|s| s.success()),
+            Some(true)
+        );
         log
     };
     let expected = session(tmpfs.path());
@@ -178,9 +181,7 @@ fn sqlite_wal_and_rollback_journal_match_tmpfs() {
                 sql.push_str("DELETE FROM a WHERE k % 3 = 0;\n");
             }
         }
-        sql.push_str(
-            "SELECT count(*), sum(length(v)), sum(k) FROM a;\nPRAGMA integrity_check;\n",
-        );
+        sql.push_str("SELECT count(*), sum(length(v)), sum(k) FROM a;\nPRAGMA integrity_check;\n");
         // Read by sqlite3 itself (`.read`): too long for an argument.
         let script = std::env::temp_dir().join(format!(
             "btfuse-coherence-{mode}-{}.sql",
@@ -193,7 +194,13 @@ fn sqlite_wal_and_rollback_journal_match_tmpfs() {
         let got = run(Some(&lib), &["sqlite3", &db(mnt.path()), &read]);
         let _ = std::fs::remove_file(&script);
         assert!(expected.ends_with("ok\n"), "{expected}");
-        assert_same_output(&format!("sqlite {mode}"), "tmpfs", &expected, "preload", &got);
+        assert_same_output(
+            &format!("sqlite {mode}"),
+            "tmpfs",
+            &expected,
+            "preload",
+            &got,
+        );
         // And the file the library wrote reads the same through the kernel.
         let again = run(
             None,
@@ -203,7 +210,11 @@ fn sqlite_wal_and_rollback_journal_match_tmpfs() {
                 "SELECT count(*), sum(length(v)), sum(k) FROM a;",
             ],
         );
-        assert_eq!(expected.lines().rev().nth(1), again.lines().last(), "{mode}");
+        assert_eq!(
+            expected.lines().rev().nth(1),
+            again.lines().last(),
+            "{mode}"
+        );
     }
 }
 
@@ -228,6 +239,12 @@ fn fast_path_fd_sent_over_a_unix_socket_works() {
         let expected = session(tmpfs.path(), None);
         assert!(expected.contains("child read 3 def"), "{expected}");
         let got = session(mnt.path(), Some(&lib));
-        assert_same_output(&format!("send to {child}"), "tmpfs", &expected, "preload", &got);
+        assert_same_output(
+            &format!("send to {child}"),
+            "tmpfs",
+            &expected,
+            "preload",
+            &got,
+        );
     }
 }
