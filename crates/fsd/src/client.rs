@@ -13,6 +13,8 @@ use std::sync::Arc;
 use inode_store::{Creds, Errno, Fh, Store};
 use parking_lot::Mutex;
 
+use crate::coherence::KernelWriters;
+
 /// What a handle was opened as.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum HandleKind {
@@ -169,6 +171,9 @@ struct Members {
 pub struct Clients {
     members: Mutex<Members>,
     limits: ChannelLimits,
+    /// Files the kernel has open for writing (see `crate::coherence`):
+    /// counted by the FUSE door, read by the ring server.
+    pub kernel_writers: KernelWriters,
 }
 
 impl Clients {
@@ -177,6 +182,7 @@ impl Clients {
         Clients {
             members: Mutex::default(),
             limits,
+            kernel_writers: KernelWriters::default(),
         }
     }
 

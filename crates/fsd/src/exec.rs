@@ -34,6 +34,16 @@ pub enum Malformed {
 pub trait KernelCache {
     /// Data or attributes of `ino` changed.
     fn inode_changed(&self, ino: Ino);
+    /// The fast path is about to read or change bytes `off..off + len` of
+    /// regular file `ino` (`len` 0: from `off` to the end): what the kernel
+    /// holds newer than the store there must reach it first (rule 1 of
+    /// `crate::coherence`).
+    fn before_data(&self, ino: Ino, off: u64, len: u64);
+    /// Bytes `off..off + len` of regular file `ino` changed (`len` 0: from
+    /// `off` to the end, and the size may have changed); a change that
+    /// reaches the end of the file may have moved it (rules 2 and 3 of
+    /// `crate::coherence`). Done before the reply is sent.
+    fn data_changed(&self, ino: Ino, off: u64, len: u64);
     /// The entry `name` in `parent` was removed or replaced.
     fn entry_changed(&self, parent: Ino, name: &[u8]);
     /// Directory `ino` was renamed or moved: the kernel's own references
@@ -209,6 +219,8 @@ impl Executor<'_> {
             Op::Read => {
                 let fh = self.client.check(h.fh, HandleKind::File)?;
                 let len = bulk_len(h.b, bulk)?;
+                self.kernel
+                    .before_data(self.store.handle_ino(fh)?, h.a, len.max(1) as u64);
                 let n = self
                     .store
                     .read_into(fh, h.a, &mut BulkSink { area: bulk, len })?;
@@ -223,10 +235,17 @@ impl Executor<'_> {
                 let data = BulkSource { area: bulk, len };
                 // The client's current O_APPEND (fcntl may have changed it).
                 let append = h.flags as i32 & libc::O_APPEND != 0;
+                let ino = self.store.handle_ino(fh)?;
+                // Where an append lands is known only once it is done.
+                let (at, span) = if append { (0, 0) } else { (h.a, len as u64) };
+                self.kernel.before_data(ino, at, span.max(1));
                 let written = self
                     .store
                     .write_from(&self.client.creds, fh, h.a, &data, append)?;
-                self.kernel.inode_changed(self.store.handle_ino(fh)?);
+                if written.len > 0 {
+                    self.kernel
+                        .data_changed(ino, written.offset, written.len as u64);
+                }
                 Ok(Outcome {
                     v0: written.len as u64,
                     v1: written.offset,
@@ -324,17 +343,25 @@ impl Executor<'_> {
             }
             Op::Fallocate => {
                 let fh = self.client.check(h.fh, HandleKind::File)?;
+                let ino = self.store.handle_ino(fh)?;
+                self.kernel.before_data(ino, h.a, h.b.max(1));
                 self.store.fallocate(fh, h.a, h.b, h.flags as i32)?;
-                self.kernel.inode_changed(self.store.handle_ino(fh)?);
+                self.kernel.data_changed(ino, h.a, h.b.max(1));
                 Ok(Outcome::default())
             }
             Op::CopyFileRange => {
                 let from = self.client.check(h.fh, HandleKind::File)?;
                 let to = self.client.check(h.fh2, HandleKind::File)?;
+                let to_ino = self.store.handle_ino(to)?;
+                self.kernel
+                    .before_data(self.store.handle_ino(from)?, h.a, h.c.max(1));
+                self.kernel.before_data(to_ino, h.b, h.c.max(1));
                 let n = self
                     .store
                     .copy_file_range(&self.client.creds, from, h.a, to, h.b, h.c)?;
-                self.kernel.inode_changed(self.store.handle_ino(to)?);
+                if n > 0 {
+                    self.kernel.data_changed(to_ino, h.b, n as u64);
+                }
                 Ok(Outcome {
                     v0: n as u64,
                     ..Outcome::default()
@@ -533,9 +560,13 @@ impl Executor<'_> {
             FileKind::Directory => (self.store.opendir(c, attr.ino)?, HandleKind::Dir),
             _ if flags & libc::O_DIRECTORY != 0 => return Err(err(libc::ENOTDIR)),
             FileKind::Regular => {
+                let truncates = flags & libc::O_TRUNC != 0 && accmode != libc::O_RDONLY;
+                if truncates {
+                    self.kernel.before_data(attr.ino, 0, 0);
+                }
                 let fh = self.store.open(c, attr.ino, flags)?;
-                if flags & libc::O_TRUNC != 0 && accmode != libc::O_RDONLY {
-                    self.kernel.inode_changed(attr.ino);
+                if truncates {
+                    self.kernel.data_changed(attr.ino, 0, 0);
                 }
                 (fh, HandleKind::File)
             }
@@ -694,8 +725,14 @@ impl Executor<'_> {
             ctime: None,
             chown: s.valid & set::CHOWN != 0,
         };
+        if change.size.is_some() {
+            self.kernel.before_data(ino, 0, 0);
+        }
         let attr = self.store.setattr(&self.client.creds, ino, &change, fh)?;
-        self.kernel.inode_changed(ino);
+        match change.size {
+            Some(_) => self.kernel.data_changed(ino, 0, 0),
+            None => self.kernel.inode_changed(ino),
+        }
         Ok(with_attr(attr))
     }
 }
@@ -773,6 +810,14 @@ mod tests {
     impl KernelCache for Recorder {
         fn inode_changed(&self, ino: Ino) {
             self.0.borrow_mut().push(format!("inode {ino}"));
+        }
+        fn before_data(&self, ino: Ino, off: u64, len: u64) {
+            self.0
+                .borrow_mut()
+                .push(format!("before {ino} {off}+{len}"));
+        }
+        fn data_changed(&self, ino: Ino, off: u64, len: u64) {
+            self.0.borrow_mut().push(format!("data {ino} {off}+{len}"));
         }
         fn entry_changed(&self, parent: Ino, name: &[u8]) {
             self.0

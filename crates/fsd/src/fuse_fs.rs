@@ -452,7 +452,10 @@ impl Filesystem for FuseFs {
         match self.timed(FuseOp::Open, || {
             self.store.open(&caller(req), ino.0, flags.0)
         }) {
-            Ok(fh) => reply.opened(FileHandle(fh.0), FopenFlags::empty()),
+            Ok(fh) => {
+                self.clients.kernel_writers.opened(ino.0, flags.0);
+                reply.opened(FileHandle(fh.0), FopenFlags::empty())
+            }
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -519,13 +522,14 @@ impl Filesystem for FuseFs {
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.clients.kernel_writers.released(ino.0, flags.0);
         empty(
             reply,
             self.timed(FuseOp::Release, || self.store.release(Fh(fh.0))),
@@ -722,6 +726,7 @@ impl Filesystem for FuseFs {
         match result {
             Ok((attr, fh)) => {
                 self.store.remember(attr.ino);
+                self.clients.kernel_writers.opened(attr.ino, flags);
                 let attr = file_attr(&attr);
                 reply.created(
                     &TTL,

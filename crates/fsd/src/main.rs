@@ -9,6 +9,7 @@
 //! ```
 
 mod client;
+mod coherence;
 mod creds;
 mod daemon;
 mod exec;

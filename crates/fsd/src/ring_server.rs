@@ -40,6 +40,7 @@ use proto::{
 use shm_ring::{Region, WaitPolicy};
 
 use crate::client::{Client, Clients, Refused};
+use crate::coherence::{refresh_kernel_attrs, KernelWriters};
 use crate::exec::{BulkArea, Executor, KernelCache, Request};
 use crate::metrics::{human_bytes, Metrics};
 use crate::sock::{self, Listener};
@@ -117,9 +118,17 @@ struct Shared {
 struct KernelNotifier {
     notifier: Notifier,
     store: Arc<Store>,
+    /// Who the kernel has files open for writing (in the clients' table).
+    clients: Arc<Clients>,
     /// The mountpoint as the mount table writes it (no trailing slash), so
     /// that it compares with the mountpoints clients read in the registry.
     mount_path: Vec<u8>,
+}
+
+impl KernelNotifier {
+    fn writers(&self) -> &KernelWriters {
+        &self.clients.kernel_writers
+    }
 }
 
 impl KernelCache for KernelNotifier {
@@ -128,6 +137,37 @@ impl KernelCache for KernelNotifier {
             // Attributes and all cached pages. ENOENT (the kernel dropped the
             // inode meanwhile) is fine.
             let _ = self.notifier.inval_inode(INodeNo(ino), 0, 0);
+        }
+    }
+
+    fn before_data(&self, ino: Ino, off: u64, len: u64) {
+        if self.writers().may_be_dirty(ino) {
+            // Writes the dirty pages of the range back to the store, then
+            // drops them (and the attributes).
+            let _ = self
+                .notifier
+                .inval_inode(INodeNo(ino), off as i64, len as i64);
+        }
+    }
+
+    fn data_changed(&self, ino: Ino, off: u64, len: u64) {
+        if !self.store.known_to_kernel(ino) {
+            return;
+        }
+        let _ = self
+            .notifier
+            .inval_inode(INodeNo(ino), off as i64, len as i64);
+        let reaches_end = || {
+            self.store
+                .getattr(ino)
+                .is_ok_and(|a| off.saturating_add(len) >= a.size)
+        };
+        if len == 0 || reaches_end() {
+            if let Err(e) = refresh_kernel_attrs(&self.mount_path, ino) {
+                // ESTALE: the kernel forgot the inode meanwhile (then it has
+                // no size to correct).
+                log::debug!("refreshing the kernel's size of inode {ino}: {e}");
+            }
         }
     }
 
@@ -226,6 +266,7 @@ impl RingServer {
             kernel: KernelNotifier {
                 notifier,
                 store: store.clone(),
+                clients: clients.clone(),
                 mount_path: trim_slashes(mount_path.as_os_str().as_bytes()).to_vec(),
             },
             store,

@@ -16,7 +16,8 @@
 //!   (lazy init, cwd filter, umask, fork epoch),
 //!   `channel` (all shm-ring use), `ops` (requests and reply
 //!   conversions), `dir` (DIR streams), `hooks` (the exported symbols),
-//!   `process` (credential changes, exec, spawning, vfork), `stdio`
+//!   `process` (credential changes, exec, spawning, vfork), `fdpass`
+//!   (fds sent to other processes), `stdio`
 //!   (`FILE` streams on mount files).
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(test, allow(dead_code))]
@@ -29,6 +30,8 @@ pub(crate) mod path;
 mod channel;
 #[cfg(not(test))]
 mod dir;
+#[cfg(not(test))]
+mod fdpass;
 #[cfg(not(test))]
 mod hooks;
 #[cfg(not(test))]

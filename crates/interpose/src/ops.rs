@@ -776,6 +776,23 @@ pub(crate) extern "C" fn leave_shared_files_to_kernel() {
     sys::set_errno(saved);
 }
 
+/// The kernel-backed open file description `idx` was passed to another
+/// process (`crate::fdpass`): as after a fork, it is the kernel's alone
+/// from now on; every fd number of it leaves the table, and its daemon
+/// handle is released.
+pub(crate) fn forget_ofd(idx: u32) {
+    if !FDS.ofd(idx).is_kernel_backed() {
+        return;
+    }
+    FDS.for_each_in(0, u32::MAX, |n| {
+        if FDS.index_of(n) == Some(idx) {
+            if let Some(r) = FDS.remove(n) {
+                put(r);
+            }
+        }
+    });
+}
+
 /// Whether `fd` is one of ours and kernel-backed.
 fn is_kernel_backed(fd: c_int) -> bool {
     FDS.get(fd).is_some_and(|r| {

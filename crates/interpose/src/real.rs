@@ -150,6 +150,8 @@ reals! {
     pselect(c_int, *mut libc::fd_set, *mut libc::fd_set, *mut libc::fd_set, *const libc::timespec, *const libc::sigset_t) -> c_int;
     epoll_ctl(c_int, c_int, c_int, *mut libc::epoll_event) -> c_int;
     lockf(c_int, c_int, off_t) -> c_int;
+    sendmsg(c_int, *const libc::msghdr, c_int) -> ssize_t;
+    sendmmsg(c_int, *mut libc::mmsghdr, c_uint, c_int) -> c_int;
     ioctl(c_int, libc::c_ulong, *mut c_void) -> c_int;
     sendfile(c_int, c_int, *mut off_t, size_t) -> ssize_t;
     splice(c_int, *mut off64_t, c_int, *mut off64_t, size_t, c_uint) -> ssize_t;
