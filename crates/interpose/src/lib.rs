@@ -17,8 +17,10 @@
 //!   `channel` (all shm-ring use), `ops` (requests and reply
 //!   conversions), `dir` (DIR streams), `hooks` (the exported symbols),
 //!   `process` (credential changes, exec, spawning, vfork), `fdpass`
-//!   (fds sent to other processes), `stdio`
-//!   (`FILE` streams on mount files).
+//!   (fds sent to other processes), `stdio` (`FILE` streams on mount
+//!   files), `uaccess` (fault-tolerant access to the caller's memory:
+//!   `EFAULT` instead of a crash, and the `SIGSEGV`/`SIGBUS` handler and
+//!   hooks that make it work).
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(test, allow(dead_code))]
 
@@ -46,6 +48,8 @@ mod state;
 mod stdio;
 #[cfg(not(test))]
 mod sys;
+#[cfg(not(test))]
+mod uaccess;
 
 // The `libc` crate emits no link directive when another crate of the
 // workspace enables its `std` feature (cargo unifies features), so ask for

@@ -118,6 +118,14 @@ reals! {
     fstatfs(c_int, *mut libc::statfs) -> c_int;
     fstatfs64(c_int, *mut libc::statfs64) -> c_int;
     opendir(*const c_char) -> *mut DIR;
+    sigaction(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
+    __sigaction(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
+    signal(c_int, libc::sighandler_t) -> libc::sighandler_t;
+    bsd_signal(c_int, libc::sighandler_t) -> libc::sighandler_t;
+    ssignal(c_int, libc::sighandler_t) -> libc::sighandler_t;
+    sysv_signal(c_int, libc::sighandler_t) -> libc::sighandler_t;
+    __sysv_signal(c_int, libc::sighandler_t) -> libc::sighandler_t;
+    sigset(c_int, libc::sighandler_t) -> libc::sighandler_t;
     fdopendir(c_int) -> *mut DIR;
     readdir(*mut DIR) -> *mut libc::dirent;
     readdir64(*mut DIR) -> *mut libc::dirent64;

@@ -107,35 +107,6 @@ pub(crate) fn sendmsg(fd: i32, msg: &libc::msghdr, flags: i32) -> Result<usize, 
     sc!(libc::SYS_sendmsg, fd, msg as *const libc::msghdr, flags).map(|r| r as usize)
 }
 
-/// Reads a `T` at `addr` in this process without trusting the pointer
-/// (`process_vm_readv` on ourselves): `None` where a plain read would
-/// fault.
-pub(crate) fn read_own_memory<T: Copy>(addr: *const u8) -> Option<T> {
-    let mut out = core::mem::MaybeUninit::<T>::uninit();
-    let local = libc::iovec {
-        iov_base: out.as_mut_ptr().cast(),
-        iov_len: core::mem::size_of::<T>(),
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut _,
-        iov_len: core::mem::size_of::<T>(),
-    };
-    let pid = sc!(libc::SYS_getpid).ok()?;
-    let n = sc!(
-        libc::SYS_process_vm_readv,
-        pid,
-        &local as *const libc::iovec,
-        1,
-        &remote as *const libc::iovec,
-        1,
-        0
-    )
-    .ok()?;
-    // SAFETY: the kernel wrote all size_of::<T>() bytes (checked), and T is
-    // Copy plain data for every caller.
-    (n as usize == core::mem::size_of::<T>()).then(|| unsafe { out.assume_init() })
-}
-
 /// `poll(2)` on one fd with a timeout in milliseconds; returns `revents`.
 pub(crate) fn poll1(fd: i32, events: i16, timeout_ms: i32) -> Result<i16, Errno> {
     let mut p = libc::pollfd {
