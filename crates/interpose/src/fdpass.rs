@@ -25,33 +25,47 @@ use crate::ops;
 use crate::real;
 use crate::state::FDS;
 use crate::sys::set_errno;
+use crate::uaccess;
 
 /// Calls `f` with every fd of the `SCM_RIGHTS` messages of `msg`.
 ///
+/// Every byte is read through [`uaccess`]: a bad pointer anywhere (the
+/// header, its control buffer) ends the walk, and the real call then
+/// answers `EFAULT` as the kernel does. The walk follows the kernel's
+/// `__cmsg_nxthdr`: headers are aligned, and one shorter than a header or
+/// running past `msg_controllen` ends the list.
+///
 /// # Safety
-/// `msg` is null or the caller's valid `msghdr`, whose control buffer holds
-/// `msg_controllen` readable bytes.
+/// None beyond the hook's: `msg` may be any pointer.
 unsafe fn for_each_passed_fd(msg: *const msghdr, mut f: impl FnMut(c_int)) {
     if msg.is_null() {
         return;
     }
-    // SAFETY: per the contract; `CMSG_FIRSTHDR`/`CMSG_NXTHDR` stay inside
-    // `msg_control..msg_control + msg_controllen` and check each header's
-    // length against it.
-    unsafe {
-        let mut c: *const cmsghdr = libc::CMSG_FIRSTHDR(msg);
-        while !c.is_null() {
-            let h = c.read_unaligned();
-            if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(c).cast::<c_int>();
-                let n = (h.cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize)
-                    / size_of::<c_int>();
-                for i in 0..n {
-                    f(data.add(i).read_unaligned());
+    let Ok(m) = uaccess::read_val(msg) else {
+        return;
+    };
+    let (base, len) = (m.msg_control as usize, m.msg_controllen as usize);
+    let align = |n: usize| (n + size_of::<usize>() - 1) & !(size_of::<usize>() - 1);
+    let head = align(size_of::<cmsghdr>());
+    let mut off = 0usize;
+    while base != 0 && off + size_of::<cmsghdr>() <= len {
+        let Ok(h) = uaccess::read_val((base + off) as *const cmsghdr) else {
+            return;
+        };
+        let clen = h.cmsg_len as usize;
+        if clen < size_of::<cmsghdr>() || off + clen > len {
+            return;
+        }
+        if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SCM_RIGHTS {
+            let data = base + off + head;
+            for i in 0..(clen.saturating_sub(head) / size_of::<c_int>()) {
+                match uaccess::read_val((data + i * size_of::<c_int>()) as *const c_int) {
+                    Ok(fd) => f(fd),
+                    Err(_) => return,
                 }
             }
-            c = libc::CMSG_NXTHDR(msg, c);
         }
+        off += align(clen);
     }
 }
 
@@ -106,6 +120,12 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
     n
 }
 
+/// The `msghdr` of message `i` of the caller's array (`msg_hdr` is the
+/// first field of `mmsghdr`), computed without touching the array.
+fn nth_header(msgs: *const libc::mmsghdr, i: usize) -> *const msghdr {
+    msgs.wrapping_add(i).cast()
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn sendmmsg(
     fd: c_int,
@@ -116,8 +136,8 @@ pub unsafe extern "C" fn sendmmsg(
     // The kernel sends at most UIO_MAXIOV messages per call.
     let count = if msgs.is_null() { 0 } else { vlen.min(1024) };
     for i in 0..count as usize {
-        // SAFETY: the caller's array of `vlen` messages.
-        if let Err(e) = unsafe { hand_to_kernel(&raw const (*msgs.add(i)).msg_hdr) } {
+        // SAFETY: any pointer will do (see `for_each_passed_fd`).
+        if let Err(e) = unsafe { hand_to_kernel(nth_header(msgs, i)) } {
             set_errno(e);
             return -1;
         }
@@ -125,8 +145,8 @@ pub unsafe extern "C" fn sendmmsg(
     // SAFETY: forwards the caller's arguments.
     let sent = unsafe { real::sendmmsg()(fd, msgs, vlen, flags) };
     for i in 0..sent.max(0) as usize {
-        // SAFETY: as above, one of the messages the kernel sent.
-        unsafe { leave_to_kernel(&raw const (*msgs.add(i)).msg_hdr) };
+        // SAFETY: as above.
+        unsafe { leave_to_kernel(nth_header(msgs, i)) };
     }
     sent
 }

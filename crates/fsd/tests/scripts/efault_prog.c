@@ -73,7 +73,7 @@ extern __sighandler_t ssignal(int, __sighandler_t);
 extern pid_t __vfork(void);
 
 static void *B; /* the bad pointer of the current kind */
-static int fd, dfd;
+static int fd, dfd, sp[2];
 static DIR *dp;
 static char buf[8192];
 static struct stat st;
@@ -109,6 +109,7 @@ static void setup(void) {
     fd = open("f", O_RDWR);
     dfd = open("d", O_RDONLY | O_DIRECTORY);
     dp = opendir("d");
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) != 0) { perror("socketpair"); _exit(99); }
     if (fd < 0 || dfd < 0 || !dp) { perror("setup"); _exit(99); }
 }
 
@@ -241,6 +242,17 @@ static void cases(const char *kind) {
     CI(pwritev2, 1, pwritev2(fd, B, 1, 0, 0)) CI(pwritev2, 2, pwritev2(fd, &iov, 1, -1, 0))
     CI(pwritev64v2, 1, pwritev64v2(fd, B, 1, 0, 0)) CI(pwritev64v2, 2, pwritev64v2(fd, &iov, 1, 0, 0))
     CI(readv, 3, (iov2.iov_base = buf, readv(fd, (struct iovec[]){iov2, iov}, 2)))
+    /* sendmsg/sendmmsg read the header and its control buffer for the fds
+     * they pass (argument 1 is the header, "2" its control buffer). */
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov2;
+    mh.msg_iovlen = 1;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int));
+    CI(sendmsg, 1, sendmsg(sp[0], B, 0))
+    CI(sendmsg, 2, (mh.msg_control = B, sendmsg(sp[0], &mh, 0)))
+    CI(sendmmsg, 1, sendmmsg(sp[0], B, 1, 0))
+    CI(sendmmsg, 2, (mh.msg_control = B, sendmmsg(sp[0], (struct mmsghdr[]){{mh, 0}}, 1, 0)))
     CI(copy_file_range, 1, copy_file_range(fd, B, open("g", O_RDWR | O_CREAT, 0644), 0, 10, 0))
     CI(copy_file_range, 3, copy_file_range(fd, &o, open("g", O_RDWR | O_CREAT, 0644), B, 10, 0))
     CI(sendfile, 2, sendfile(open("g", O_RDWR | O_CREAT, 0644), fd, B, 10))
