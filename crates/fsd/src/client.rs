@@ -169,6 +169,7 @@ struct Members {
 pub struct Clients {
     members: Mutex<Members>,
     limits: ChannelLimits,
+    access: crate::access::Access,
 }
 
 impl Clients {
@@ -177,7 +178,18 @@ impl Clients {
         Clients {
             members: Mutex::default(),
             limits,
+            access: crate::access::Access::Everyone,
         }
+    }
+
+    /// The same, admitting only the clients `access` permits.
+    pub fn with_access(self, access: crate::access::Access) -> Clients {
+        Clients { access, ..self }
+    }
+
+    /// Who may hold a channel.
+    pub fn access(&self) -> crate::access::Access {
+        self.access
     }
 
     /// The channel limits.
