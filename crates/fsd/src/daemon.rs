@@ -394,9 +394,9 @@ fn mount_session(
 /// use the mount), `default_permissions` (the kernel checks permissions
 /// too, with the caller's full credentials) and the generic flags of `-o`;
 /// suid and device nodes are honoured unless `nosuid`/`nodev`, as on tmpfs.
-/// Without the right to mount, it mounts through `fusermount3` (which
-/// adds `nosuid,nodev` and allows `allow_other` only if `/etc/fuse.conf`
-/// says `user_allow_other`).
+/// A user other than root mounts through `fusermount3` (which adds
+/// `nosuid,nodev` and allows `allow_other` only if `/etc/fuse.conf` says
+/// `user_allow_other`).
 fn mount_fuse(mountpoint: &Path, o: &MountOptions, allow_other: bool) -> io::Result<OwnedFd> {
     let mut access = Vec::new();
     if o.default_permissions {
@@ -405,8 +405,14 @@ fn mount_fuse(mountpoint: &Path, o: &MountOptions, allow_other: bool) -> io::Res
     if allow_other {
         access.push("allow_other");
     }
-    let fuse = File::options().read(true).write(true).open("/dev/fuse")?;
     let (uid, gid) = own_ids();
+    if uid != 0 {
+        let mut words = vec!["fsname=btfuse", "subtype=btfuse"];
+        words.extend(access);
+        words.extend(o.flag_words());
+        return fusermount::mount(mountpoint, &words.join(","));
+    }
+    let fuse = File::options().read(true).write(true).open("/dev/fuse")?;
     let rootmode = libc::S_IFDIR;
     let mut options = format!(
         "fd={},rootmode={rootmode:o},user_id={uid},group_id={gid}",
@@ -432,18 +438,10 @@ fn mount_fuse(mountpoint: &Path, o: &MountOptions, allow_other: bool) -> io::Res
             data.as_ptr().cast(),
         )
     };
-    if ret == 0 {
-        return Ok(OwnedFd::from(fuse));
+    if ret != 0 {
+        return Err(io::Error::last_os_error());
     }
-    let e = io::Error::last_os_error();
-    if e.raw_os_error() != Some(libc::EPERM) || uid == 0 {
-        return Err(e);
-    }
-    drop(fuse);
-    let mut words = vec!["fsname=btfuse", "subtype=btfuse"];
-    words.extend(access);
-    words.extend(o.flag_words());
-    fusermount::mount(mountpoint, &words.join(","))
+    Ok(OwnedFd::from(fuse))
 }
 
 /// File data lives in the store's own slabs, but FUSE requests pass through

@@ -30,7 +30,8 @@ fn run(cmd: &mut Command) -> io::Result<Output> {
     })?;
     if !out.status.success() {
         let msg = String::from_utf8_lossy(&out.stderr);
-        return Err(io::Error::other(format!("{FUSERMOUNT}: {}", msg.trim())));
+        // Its messages start with its name already.
+        return Err(io::Error::other(msg.trim().to_string()));
     }
     Ok(out)
 }

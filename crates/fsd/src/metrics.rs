@@ -819,7 +819,11 @@ mod tests {
                 .unwrap_or_else(|| panic!("{key}\n{out}"));
             line[key.len()..].parse::<u64>().unwrap()
         };
-        assert_eq!(bucket("5.12e-7"), 1, "100 ns is below 512 ns, 512 ns is not");
+        assert_eq!(
+            bucket("5.12e-7"),
+            1,
+            "100 ns is below 512 ns, 512 ns is not"
+        );
         assert_eq!(bucket("1.024e-6"), 4);
         assert_eq!(bucket("4.194304e-3"), 5);
         assert_eq!(bucket("8.589934592e0"), 5);
