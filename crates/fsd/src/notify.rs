@@ -32,7 +32,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("notify");
         let listener = UnixDatagram::bind(&path).unwrap();
-        // SAFETY (of the test): no other test of this binary reads NOTIFY_SOCKET.
+        // No other test of this binary reads NOTIFY_SOCKET.
         std::env::set_var("NOTIFY_SOCKET", &path);
         let sent = notify("READY=1\nMAINPID=42");
         std::env::remove_var("NOTIFY_SOCKET");

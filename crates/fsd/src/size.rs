@@ -51,7 +51,7 @@ pub fn total_ram() -> u64 {
     if unsafe { libc::sysinfo(&mut info) } != 0 {
         return 0;
     }
-    u64::from(info.totalram).saturating_mul(u64::from(info.mem_unit))
+    info.totalram.saturating_mul(u64::from(info.mem_unit))
 }
 
 /// Parses `4096`, `64K`, `512M`, `1G`, `1GiB`, `2T` (powers of 1024),
