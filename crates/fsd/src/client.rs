@@ -174,6 +174,7 @@ pub struct Clients {
     /// Files the kernel has open for writing (see `crate::coherence`):
     /// counted by the FUSE door, read by the ring server.
     pub kernel_writers: KernelWriters,
+    access: crate::access::Access,
 }
 
 impl Clients {
@@ -183,7 +184,18 @@ impl Clients {
             members: Mutex::default(),
             limits,
             kernel_writers: KernelWriters::default(),
+            access: crate::access::Access::Everyone,
         }
+    }
+
+    /// The same, admitting only the clients `access` permits.
+    pub fn with_access(self, access: crate::access::Access) -> Clients {
+        Clients { access, ..self }
+    }
+
+    /// Who may hold a channel.
+    pub fn access(&self) -> crate::access::Access {
+        self.access
     }
 
     /// The channel limits.

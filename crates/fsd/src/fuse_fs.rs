@@ -116,9 +116,11 @@ impl FuseFs {
     fn timed<T>(&self, op: FuseOp, call: impl FnOnce() -> store::Result<T>) -> store::Result<T> {
         let start = Instant::now();
         let result = call();
-        self.metrics
-            .fuse
-            .record(op as usize, start.elapsed(), result.is_ok());
+        self.metrics.fuse.record(
+            op as usize,
+            start.elapsed(),
+            result.as_ref().map_or_else(|e| e.0, |_| 0),
+        );
         result
     }
 
@@ -275,7 +277,7 @@ impl Filesystem for FuseFs {
         self.store.forget(ino.0, nlookup);
         self.metrics
             .fuse
-            .record(FuseOp::Forget as usize, start.elapsed(), true);
+            .record(FuseOp::Forget as usize, start.elapsed(), 0);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -650,7 +652,7 @@ impl Filesystem for FuseFs {
         let s = self.store.statfs();
         self.metrics
             .fuse
-            .record(FuseOp::Statfs as usize, start.elapsed(), true);
+            .record(FuseOp::Statfs as usize, start.elapsed(), 0);
         reply.statfs(
             s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
         );

@@ -2,21 +2,26 @@
 //!
 //! ```text
 //! btfuse mount MOUNTPOINT [--size BYTES] [--background] [--threads N] [--metrics ADDR]
-//!                         [--max-channels N]
+//!                         [--max-channels N] [--log FILE] [-o OPTIONS]
+//! btfuse SOURCE MOUNTPOINT [-o OPTIONS]     (as mount.fuse3 runs it: backgrounds)
 //! btfuse umount MOUNTPOINT
 //! btfuse stats MOUNTPOINT [--json]
 //! btfuse run -- CMD ARGS...
 //! ```
 
+mod access;
 mod client;
 mod coherence;
 mod creds;
 mod daemon;
 mod exec;
 mod fuse_fs;
+mod fusermount;
 mod logger;
 mod metrics;
 mod mountinfo;
+mod notify;
+mod options;
 mod registry;
 mod resolve;
 mod ring_server;
@@ -27,7 +32,9 @@ mod sock;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+
+use options::MountOptions;
 
 /// An in-memory filesystem served over FUSE, with a shared-memory fast path
 /// for programs that load `libbtfuse.so`.
@@ -43,11 +50,13 @@ enum Command {
     /// Mount a new, empty in-memory filesystem and serve it until unmounted
     /// (SIGINT, SIGTERM or `btfuse umount`).
     Mount {
-        /// Existing empty directory to mount on.
+        /// Existing directory to mount on; like tmpfs, a non-empty one is
+        /// mounted over (its files are hidden until the unmount).
         mountpoint: PathBuf,
-        /// Capacity for file data: BYTES or with a K/M/G/T suffix (powers of 1024).
-        #[arg(long, default_value = "1G", value_parser = size::parse_size)]
-        size: u64,
+        /// Capacity for file data: BYTES, with K/M/G/T or KiB..TiB (powers of
+        /// 1024), KB/MB/GB/TB (powers of 1000), or N% of RAM [default: 1G].
+        #[arg(long, value_parser = size::parse_size)]
+        size: Option<size::SizeSpec>,
         /// Return once the mount is usable and keep serving in the background.
         #[arg(long)]
         background: bool,
@@ -55,15 +64,25 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: Option<u16>,
         /// Serve `btfuse stats` figures in the Prometheus text format over
-        /// HTTP on this loopback address (e.g. 127.0.0.1:9477).
+        /// HTTP on this loopback address (e.g. 127.0.0.1:9477); an address
+        /// that cannot be bound fails the mount.
         #[arg(long, value_name = "ADDR", value_parser = parse_loopback)]
         metrics: Option<std::net::SocketAddr>,
         /// Most fast-path channels served at once (each holds a daemon
         /// thread); a user other than root may hold half of them. Past the
-        /// limit, new clients' calls go through the kernel.
-        #[arg(long, value_name = "N", default_value_t = client::ChannelLimits::DEFAULT_TOTAL as u32,
-              value_parser = clap::value_parser!(u32).range(1..=65536))]
-        max_channels: u32,
+        /// limit, new clients' calls go through the kernel [default: 1024].
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
+        max_channels: Option<u32>,
+        /// Append the daemon's log (timestamped, with levels) to FILE; kept
+        /// after `--background` detaches (stderr then goes nowhere).
+        #[arg(long, value_name = "FILE")]
+        log: Option<PathBuf>,
+        /// Mount options, comma-separated (repeatable; see README): ro, rw,
+        /// allow_other, noallow_other, default_permissions, uid=, gid=,
+        /// mode=, size=, nr_inodes=, max_channels=, threads=, log=,
+        /// metrics=, and the generic ones (nosuid, nodev, noexec, noatime...).
+        #[arg(short = 'o', value_name = "OPTIONS")]
+        options: Vec<String>,
     },
     /// Unmount a btfuse filesystem; its daemon then exits.
     Umount {
@@ -100,9 +119,50 @@ fn parse_loopback(s: &str) -> Result<std::net::SocketAddr, String> {
     Ok(addr)
 }
 
+/// Whether `name` is one of `btfuse`'s subcommands (or `help`).
+fn is_subcommand(name: &str) -> bool {
+    name == "help" || Cli::command().find_subcommand(name).is_some()
+}
+
+/// Runs `btfuse mount` with these options; the mount.fuse3 form always
+/// backgrounds (mount(8) waits for it).
+fn mount(mountpoint: PathBuf, options: MountOptions, background: bool) -> Result<(), String> {
+    let log = logger::init(options.log.as_deref()).map_err(|e| e.to_string())?;
+    daemon::mount(&daemon::MountArgs {
+        mountpoint,
+        options,
+        background,
+        log,
+    })
+    .map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let result = match options::fstab_form(&args) {
+        Some(Ok((mountpoint, list))) => {
+            let mut options = MountOptions::default();
+            match options.apply(&list) {
+                Ok(()) => mount(mountpoint, options, true),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Some(Err(usage)) => Err(format!(
+            "{usage}\nusage: btfuse SOURCE MOUNTPOINT [-o OPTIONS]"
+        )),
+        None => run_cli(Cli::parse()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("btfuse: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_cli(cli: Cli) -> Result<(), String> {
+    match cli.command {
         Command::Mount {
             mountpoint,
             size,
@@ -110,42 +170,41 @@ fn main() -> ExitCode {
             threads,
             metrics,
             max_channels,
+            log,
+            options,
         } => {
-            logger::init();
-            let threads = threads
-                .map(usize::from)
-                .unwrap_or_else(daemon::default_threads);
-            daemon::mount(&daemon::MountArgs {
-                mountpoint,
+            let mut o = MountOptions {
                 size,
-                background,
                 threads,
                 metrics,
-                channels: client::ChannelLimits::new(max_channels as usize),
-            })
+                max_channels,
+                log,
+                ..MountOptions::default()
+            };
+            for list in &options {
+                o.apply(list).map_err(|e| e.to_string())?;
+            }
+            mount(mountpoint, o, background)
         }
-        Command::Umount { mountpoint, lazy } => daemon::umount(&mountpoint, lazy),
+        Command::Umount { mountpoint, lazy } => {
+            daemon::umount(&mountpoint, lazy).map_err(|e| e.to_string())
+        }
         Command::Stats { mountpoint, json } => {
             let format = if json {
                 ring_server::StatsFormat::Json
             } else {
                 ring_server::StatsFormat::Text
             };
-            daemon::stats(&mountpoint, format).map(|text| print!("{text}"))
+            daemon::stats(&mountpoint, format)
+                .map(|text| print!("{text}"))
+                .map_err(|e| e.to_string())
         }
         Command::Run { command } => {
             let e = run::run(&command);
             eprintln!("btfuse: {e}");
             // Like env(1): 127 when the command cannot be found, 126 otherwise.
             let missing = matches!(&e, run::RunError::Exec(_, io) if io.kind() == std::io::ErrorKind::NotFound);
-            return ExitCode::from(if missing { 127 } else { 126 });
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("btfuse: {e}");
-            ExitCode::FAILURE
+            std::process::exit(if missing { 127 } else { 126 });
         }
     }
 }

@@ -287,10 +287,10 @@ impl RingServer {
     }
 
     /// Serves the statistics in the Prometheus text format over HTTP on
-    /// `addr` (`btfuse mount --metrics`), from a thread of its own. Every
+    /// `listener` (`btfuse mount --metrics`, bound before mounting so that
+    /// a taken port fails the mount), from a thread of its own. Every
     /// request, whatever its path, gets the current figures.
-    pub fn serve_metrics(&self, addr: std::net::SocketAddr) -> io::Result<()> {
-        let listener = std::net::TcpListener::bind(addr)?;
+    pub fn serve_metrics(&self, listener: std::net::TcpListener) -> io::Result<()> {
         let shared = self.shared.clone();
         std::thread::Builder::new()
             .name("btfuse-metrics".into())
@@ -492,7 +492,15 @@ fn record(metrics: &Metrics, request: &[u8], reply: &[u8], elapsed: Duration) {
     let op = decode::<ReqHeader>(request).map_or(0, |h| h.op);
     let resp = decode::<RespHeader>(reply);
     let ok = resp.is_some_and(|r| r.status == 0);
-    metrics.ring.record(op as usize, elapsed, ok);
+    // A path that left the mount is handed back, not failed.
+    let errno = resp.map_or(libc::EIO, |r| {
+        if r.status == proto::ESCAPED {
+            0
+        } else {
+            -r.status
+        }
+    });
+    metrics.ring.record(op as usize, elapsed, errno);
     if let (true, Some(r)) = (ok, resp) {
         if op == Op::Read as u32 {
             metrics.ring.add_read(r.v0);
@@ -694,44 +702,8 @@ fn prometheus_text(shared: &Shared) -> String {
             let _ = writeln!(out, "btfuse_{metric}{{door=\"{door}\"}} {v}");
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP btfuse_request_errors_total Requests answered with an error.\n\
-         # TYPE btfuse_request_errors_total counter"
-    );
-    for (door, snap) in doors {
-        for o in snap.ops.iter().filter(|o| o.hist.count() > 0) {
-            let _ = writeln!(
-                out,
-                "btfuse_request_errors_total{{door=\"{door}\",op=\"{}\"}} {}",
-                o.name, o.errors
-            );
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP btfuse_request_duration_seconds Time in the store per request.\n\
-         # TYPE btfuse_request_duration_seconds summary"
-    );
-    for (door, snap) in doors {
-        for o in snap.ops.iter().filter(|o| o.hist.count() > 0) {
-            let labels = format!("door=\"{door}\",op=\"{}\"", o.name);
-            for q in [0.5, 0.99] {
-                let _ = writeln!(
-                    out,
-                    "btfuse_request_duration_seconds{{{labels},quantile=\"{q}\"}} {:e}",
-                    o.hist.percentile(q) as f64 / 1e9
-                );
-            }
-            let _ = writeln!(
-                out,
-                "btfuse_request_duration_seconds_sum{{{labels}}} {:e}\n\
-                 btfuse_request_duration_seconds_count{{{labels}}} {}",
-                o.total_ns as f64 / 1e9,
-                o.hist.count()
-            );
-        }
-    }
+    crate::metrics::write_prometheus(&doors, &mut out);
+    crate::metrics::write_process_metrics(&mut out);
     out
 }
 
@@ -950,6 +922,11 @@ fn serve_connection(
         };
         sock::send(&conn, report.as_bytes())?;
         return Ok(());
+    }
+    // Nobody the kernel would refuse gets in by the fast path.
+    if !shared.clients.access().permits(&peer) {
+        let _ = answer_hello(&conn, libc::EACCES);
+        return Err(ChannelError::Handshake);
     }
     let good_hello = hello.magic == HELLO_MAGIC && hello.version == proto::VERSION;
     let (true, Some(_channel)) = (good_hello, passed.fds.first()) else {
