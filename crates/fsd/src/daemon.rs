@@ -39,6 +39,20 @@ pub struct MountArgs {
     pub metrics: Option<std::net::SocketAddr>,
     /// Most fast-path channels served at once.
     pub channels: ChannelLimits,
+    /// What the store starts with (empty, a directory tree, an image).
+    pub initial: Initial,
+    /// Image to save when the mount ends cleanly.
+    pub save_on_exit: Option<PathBuf>,
+}
+
+/// What a new mount's store starts with.
+pub enum Initial {
+    /// An empty root directory.
+    Empty,
+    /// A copy of this directory tree (`--from`).
+    Dir(PathBuf),
+    /// This image (`--image`).
+    Image(PathBuf),
 }
 
 /// Why a mount or unmount failed; printed as one line.
@@ -60,6 +74,10 @@ pub enum DaemonError {
     Serve(io::Error),
     /// The daemon did not answer a statistics query.
     Stats(PathBuf, io::Error),
+    /// Loading the initial tree failed.
+    Load(PathBuf, crate::image::ImageError),
+    /// `btfuse save` failed.
+    Save(PathBuf, io::Error),
 }
 
 impl fmt::Display for DaemonError {
@@ -88,6 +106,8 @@ impl fmt::Display for DaemonError {
             DaemonError::Stats(p, e) => {
                 write!(f, "no statistics from the daemon of {}: {e}", p.display())
             }
+            DaemonError::Load(p, e) => write!(f, "cannot load {}: {e}", p.display()),
+            DaemonError::Save(p, e) => write!(f, "save of {} failed: {e}", p.display()),
         }
     }
 }
@@ -147,7 +167,25 @@ fn serve(args: &MountArgs, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<
     let mut ready = ready.map(File::from);
     raise_fd_limit();
     tune_malloc();
-    let store = Arc::new(Store::new(args.size));
+    let loaded = match &args.initial {
+        Initial::Empty => Ok(Store::new(args.size)),
+        Initial::Dir(d) => {
+            crate::image::from_dir(d, args.size).map_err(|e| DaemonError::Load(d.clone(), e))
+        }
+        Initial::Image(f) => {
+            crate::image::load(f, args.size).map_err(|e| DaemonError::Load(f.clone(), e))
+        }
+    };
+    let store = match loaded {
+        Ok(store) => Arc::new(store),
+        Err(e) => {
+            if let Some(pipe) = ready.as_mut() {
+                let _ = pipe.write_all(e.to_string().as_bytes());
+            }
+            return Err(e);
+        }
+    };
+    let kept = store.clone();
     let metrics = Arc::new(Metrics::default());
     // Both doors know the fast path's clients: the FUSE door lets a client
     // reopen the files it holds (see `FuseFs::held_open`).
@@ -211,6 +249,12 @@ fn serve(args: &MountArgs, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<
     };
     log::info!("{} unmounted, exiting", mountpoint.display());
     drop(fast_path);
+    let saved = match &args.save_on_exit {
+        Some(path) => crate::image::save(&kept, path, &mut || {})
+            .map(|s| log::info!("saved {} inodes to {}", s.nodes, path.display()))
+            .map_err(|e| DaemonError::Save(path.clone(), io::Error::other(e.to_string()))),
+        None => Ok(()),
+    };
     // Serving can also end because the connection failed: never leave a
     // dead mount behind.
     if mountinfo::fstype_at(mountpoint).as_deref() == Some(FSTYPE) {
@@ -219,7 +263,7 @@ fn serve(args: &MountArgs, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<
     if let Err(e) = registry::refresh(&run_dir()) {
         log::warn!("cannot update the mount registry: {e}");
     }
-    result
+    result.and(saved)
 }
 
 /// Directory of the fast-path sockets (`$BTFUSE_RUN_DIR` or `/run/btfuse`).
@@ -407,6 +451,10 @@ fn spawn_signal_thread(mountpoint: PathBuf) {
                 let _ = unmount(&mountpoint, true);
             }
             std::thread::sleep(Duration::from_secs(5));
+            // A save on exit finishes first (the main thread exits after it).
+            while crate::image::PROGRESS.phase() == crate::image::Phase::Saving {
+                std::thread::sleep(Duration::from_millis(100));
+            }
             std::process::exit(0);
         })
         .expect("spawning the signal thread");
@@ -487,6 +535,23 @@ pub fn umount(path: &Path, lazy: bool) -> Result<(), DaemonError> {
         return Err(DaemonError::NotBtfuse(canonical));
     }
     unmount(&canonical, lazy).map_err(|e| DaemonError::Umount(canonical, e))
+}
+
+/// `btfuse save`: asks the daemon of a btfuse mount to save an image of
+/// its tree at `file` while it keeps serving.
+pub fn save(path: &Path, file: &Path) -> Result<String, DaemonError> {
+    let canonical = path
+        .canonicalize()
+        .map_err(|e| DaemonError::Mountpoint(path.to_path_buf(), e))?;
+    let m = mountinfo::mount_at(&canonical)
+        .filter(|m| m.fstype == FSTYPE)
+        .ok_or_else(|| DaemonError::NotBtfuse(canonical.clone()))?;
+    let socket = crate::ring_server::socket_path(&run_dir(), (m.major, m.minor));
+    let target = std::path::absolute(file).map_err(|e| DaemonError::Save(file.to_path_buf(), e))?;
+    let show = crate::image::show_on_terminal;
+    let result = crate::ring_server::request_save(&socket, &target, &mut |l| show(Some(l)));
+    show(None);
+    result.map_err(|e| DaemonError::Save(target, e))
 }
 
 /// `btfuse stats`: asks the daemon of a btfuse mount for its statistics.

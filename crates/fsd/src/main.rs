@@ -3,7 +3,9 @@
 //! ```text
 //! btfuse mount MOUNTPOINT [--size BYTES] [--background] [--threads N] [--metrics ADDR]
 //!                         [--max-channels N]
+//!                         [--from DIR | --image FILE] [--save-on-exit FILE]
 //! btfuse umount MOUNTPOINT
+//! btfuse save MOUNTPOINT FILE
 //! btfuse stats MOUNTPOINT [--json]
 //! btfuse run -- CMD ARGS...
 //! ```
@@ -13,6 +15,7 @@ mod creds;
 mod daemon;
 mod exec;
 mod fuse_fs;
+mod image;
 mod logger;
 mod metrics;
 mod mountinfo;
@@ -63,6 +66,25 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = client::ChannelLimits::DEFAULT_TOTAL as u32,
               value_parser = clap::value_parser!(u32).range(1..=65536))]
         max_channels: u32,
+        /// Start with a copy of this directory tree (data, links, special
+        /// files, modes, owners, times, xattrs; holes stay holes).
+        #[arg(long, value_name = "DIR", conflicts_with = "image")]
+        from: Option<PathBuf>,
+        /// Start with the tree of this image (`btfuse save`); a damaged
+        /// image is refused and nothing is mounted.
+        #[arg(long, value_name = "FILE")]
+        image: Option<PathBuf>,
+        /// Save an image of the tree here when the mount ends cleanly
+        /// (`btfuse umount`, SIGTERM, SIGINT).
+        #[arg(long, value_name = "FILE")]
+        save_on_exit: Option<PathBuf>,
+    },
+    /// Save a consistent image of a mounted tree while it keeps serving.
+    Save {
+        /// The mountpoint given to `btfuse mount`.
+        mountpoint: PathBuf,
+        /// Image file to write (replaced only once the new one is complete).
+        file: PathBuf,
     },
     /// Unmount a btfuse filesystem; its daemon then exits.
     Umount {
@@ -109,6 +131,9 @@ fn main() -> ExitCode {
             threads,
             metrics,
             max_channels,
+            from,
+            image,
+            save_on_exit,
         } => {
             logger::init();
             let threads = threads
@@ -121,7 +146,16 @@ fn main() -> ExitCode {
                 threads,
                 metrics,
                 channels: client::ChannelLimits::new(max_channels as usize),
+                initial: match (from, image) {
+                    (Some(dir), _) => daemon::Initial::Dir(dir),
+                    (None, Some(file)) => daemon::Initial::Image(file),
+                    (None, None) => daemon::Initial::Empty,
+                },
+                save_on_exit: save_on_exit.map(|f| std::path::absolute(&f).unwrap_or(f)),
             })
+        }
+        Command::Save { mountpoint, file } => {
+            daemon::save(&mountpoint, &file).map(|summary| println!("{summary}"))
         }
         Command::Umount { mountpoint, lazy } => daemon::umount(&mountpoint, lazy),
         Command::Stats { mountpoint, json } => {
