@@ -116,8 +116,11 @@ fn node_of(ino: Ino, md: &Metadata, path: &Path) -> Result<NodeImage, ImageError
     })
 }
 
+/// Extended attributes: (name, value) pairs.
+type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Every extended attribute of `path` (not following a symlink).
-fn xattrs(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ImageError> {
+fn xattrs(path: &Path) -> Result<Xattrs, ImageError> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|e| ImageError::Source(path.to_path_buf(), e.into()))?;
     let mut names = vec![0u8; 1024];
