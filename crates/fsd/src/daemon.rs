@@ -42,6 +42,20 @@ pub struct MountArgs {
     pub background: bool,
     /// The open `--log` file, if any.
     pub log: Option<File>,
+    /// What the store starts with (empty, a directory tree, an image).
+    pub initial: Initial,
+    /// Image to save when the mount ends cleanly.
+    pub save_on_exit: Option<PathBuf>,
+}
+
+/// What a new mount's store starts with.
+pub enum Initial {
+    /// An empty root directory.
+    Empty,
+    /// A copy of this directory tree (`--from`).
+    Dir(PathBuf),
+    /// This image (`--image`).
+    Image(PathBuf),
 }
 
 /// What [`serve`] needs, worked out from [`MountArgs`] before forking.
@@ -80,6 +94,10 @@ pub enum DaemonError {
     Serve(io::Error),
     /// The daemon did not answer a statistics query.
     Stats(PathBuf, io::Error),
+    /// Loading the initial tree failed.
+    Load(PathBuf, crate::image::ImageError),
+    /// `btfuse save` failed.
+    Save(PathBuf, io::Error),
 }
 
 impl fmt::Display for DaemonError {
@@ -112,6 +130,8 @@ impl fmt::Display for DaemonError {
             DaemonError::Stats(p, e) => {
                 write!(f, "no statistics from the daemon of {}: {e}", p.display())
             }
+            DaemonError::Load(p, e) => write!(f, "cannot load {}: {e}", p.display()),
+            DaemonError::Save(p, e) => write!(f, "save of {} failed: {e}", p.display()),
         }
     }
 }
@@ -201,12 +221,33 @@ fn serve(plan: &Plan<'_>, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<(
     let mut ready = ready.map(File::from);
     raise_fd_limit();
     tune_malloc();
-    let store = Arc::new(Store::new(plan.size));
+    let loaded = match &args.initial {
+        Initial::Empty => Ok(Store::new(plan.size)),
+        Initial::Dir(d) => {
+            crate::image::from_dir(d, plan.size).map_err(|e| DaemonError::Load(d.clone(), e))
+        }
+        Initial::Image(f) => {
+            crate::image::load(f, plan.size).map_err(|e| DaemonError::Load(f.clone(), e))
+        }
+    };
+    let store = match loaded {
+        Ok(store) => Arc::new(store),
+        Err(e) => {
+            if let Some(pipe) = ready.as_mut() {
+                let _ = pipe.write_all(e.to_string().as_bytes());
+            }
+            return Err(e);
+        }
+    };
+    let kept = store.clone();
     let (uid, gid) = own_ids();
+    // A new tree's root gets the defaults; a loaded one keeps its own
+    // unless an option says otherwise.
+    let fresh = matches!(args.initial, Initial::Empty);
     let root = inode_store::SetAttr {
-        mode: Some(o.root_mode.unwrap_or(0o755)),
-        uid: Some(o.root_uid.unwrap_or(uid)),
-        gid: Some(o.root_gid.unwrap_or(gid)),
+        mode: o.root_mode.or(fresh.then_some(0o755)),
+        uid: o.root_uid.or(fresh.then_some(uid)),
+        gid: o.root_gid.or(fresh.then_some(gid)),
         ..Default::default()
     };
     store
@@ -311,6 +352,12 @@ fn serve(plan: &Plan<'_>, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<(
     log::info!("{} unmounted, exiting", mountpoint.display());
     let _ = notify::notify("STOPPING=1");
     drop(fast_path);
+    let saved = match &args.save_on_exit {
+        Some(path) => crate::image::save(&kept, path, &mut || {})
+            .map(|s| log::info!("saved {} inodes to {}", s.nodes, path.display()))
+            .map_err(|e| DaemonError::Save(path.clone(), io::Error::other(e.to_string()))),
+        None => Ok(()),
+    };
     // Serving can also end because the connection failed: never leave a
     // dead mount behind.
     if mountinfo::fstype_at(mountpoint).as_deref() == Some(FSTYPE) {
@@ -319,7 +366,7 @@ fn serve(plan: &Plan<'_>, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<(
     if let Err(e) = registry::refresh(&run_dir()) {
         log::warn!("cannot update the mount registry: {e}");
     }
-    result
+    result.and(saved)
 }
 
 /// Directory of the fast-path sockets: `$BTFUSE_RUN_DIR`, else
@@ -535,6 +582,10 @@ fn spawn_signal_thread(mountpoint: PathBuf) {
                 let _ = unmount(&mountpoint, true);
             }
             std::thread::sleep(Duration::from_secs(5));
+            // A save on exit finishes first (the main thread exits after it).
+            while crate::image::PROGRESS.phase() == crate::image::Phase::Saving {
+                std::thread::sleep(Duration::from_millis(100));
+            }
             std::process::exit(0);
         })
         .expect("spawning the signal thread");
@@ -628,6 +679,23 @@ pub fn umount(path: &Path, lazy: bool) -> Result<(), DaemonError> {
         return Err(DaemonError::NotBtfuse(canonical));
     }
     unmount(&canonical, lazy).map_err(|e| DaemonError::Umount(canonical, e))
+}
+
+/// `btfuse save`: asks the daemon of a btfuse mount to save an image of
+/// its tree at `file` while it keeps serving.
+pub fn save(path: &Path, file: &Path) -> Result<String, DaemonError> {
+    let canonical = path
+        .canonicalize()
+        .map_err(|e| DaemonError::Mountpoint(path.to_path_buf(), e))?;
+    let m = mountinfo::mount_at(&canonical)
+        .filter(|m| m.fstype == FSTYPE)
+        .ok_or_else(|| DaemonError::NotBtfuse(canonical.clone()))?;
+    let socket = crate::ring_server::socket_path(&run_dir(), (m.major, m.minor));
+    let target = std::path::absolute(file).map_err(|e| DaemonError::Save(file.to_path_buf(), e))?;
+    let show = crate::image::show_on_terminal;
+    let result = crate::ring_server::request_save(&socket, &target, &mut |l| show(Some(l)));
+    show(None);
+    result.map_err(|e| DaemonError::Save(target, e))
 }
 
 /// `btfuse stats`: asks the daemon of a btfuse mount for its statistics.

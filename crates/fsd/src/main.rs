@@ -4,7 +4,9 @@
 //! btfuse mount MOUNTPOINT [--size BYTES] [--background] [--threads N] [--metrics ADDR]
 //!                         [--max-channels N] [--log FILE] [-o OPTIONS]
 //! btfuse SOURCE MOUNTPOINT [-o OPTIONS]     (as mount.fuse3 runs it: backgrounds)
+//!                         [--from DIR | --image FILE] [--save-on-exit FILE]
 //! btfuse umount MOUNTPOINT
+//! btfuse save MOUNTPOINT FILE
 //! btfuse stats MOUNTPOINT [--json]
 //! btfuse run -- CMD ARGS...
 //! ```
@@ -17,6 +19,7 @@ mod daemon;
 mod exec;
 mod fuse_fs;
 mod fusermount;
+mod image;
 mod logger;
 mod metrics;
 mod mountinfo;
@@ -83,6 +86,25 @@ enum Command {
         /// metrics=, and the generic ones (nosuid, nodev, noexec, noatime...).
         #[arg(short = 'o', value_name = "OPTIONS")]
         options: Vec<String>,
+        /// Start with a copy of this directory tree (data, links, special
+        /// files, modes, owners, times, xattrs; holes stay holes).
+        #[arg(long, value_name = "DIR", conflicts_with = "image")]
+        from: Option<PathBuf>,
+        /// Start with the tree of this image (`btfuse save`); a damaged
+        /// image is refused and nothing is mounted.
+        #[arg(long, value_name = "FILE")]
+        image: Option<PathBuf>,
+        /// Save an image of the tree here when the mount ends cleanly
+        /// (`btfuse umount`, SIGTERM, SIGINT).
+        #[arg(long, value_name = "FILE")]
+        save_on_exit: Option<PathBuf>,
+    },
+    /// Save a consistent image of a mounted tree while it keeps serving.
+    Save {
+        /// The mountpoint given to `btfuse mount`.
+        mountpoint: PathBuf,
+        /// Image file to write (replaced only once the new one is complete).
+        file: PathBuf,
     },
     /// Unmount a btfuse filesystem; its daemon then exits.
     Umount {
@@ -126,13 +148,21 @@ fn is_subcommand(name: &str) -> bool {
 
 /// Runs `btfuse mount` with these options; the mount.fuse3 form always
 /// backgrounds (mount(8) waits for it).
-fn mount(mountpoint: PathBuf, options: MountOptions, background: bool) -> Result<(), String> {
+fn mount(
+    mountpoint: PathBuf,
+    options: MountOptions,
+    background: bool,
+    initial: daemon::Initial,
+    save_on_exit: Option<PathBuf>,
+) -> Result<(), String> {
     let log = logger::init(options.log.as_deref()).map_err(|e| e.to_string())?;
     daemon::mount(&daemon::MountArgs {
         mountpoint,
         options,
         background,
         log,
+        initial,
+        save_on_exit,
     })
     .map_err(|e| e.to_string())
 }
@@ -143,7 +173,7 @@ fn main() -> ExitCode {
         Some(Ok((mountpoint, list))) => {
             let mut options = MountOptions::default();
             match options.apply(&list) {
-                Ok(()) => mount(mountpoint, options, true),
+                Ok(()) => mount(mountpoint, options, true, daemon::Initial::Empty, None),
                 Err(e) => Err(e.to_string()),
             }
         }
@@ -172,6 +202,9 @@ fn run_cli(cli: Cli) -> Result<(), String> {
             max_channels,
             log,
             options,
+            from,
+            image,
+            save_on_exit,
         } => {
             let mut o = MountOptions {
                 size,
@@ -184,8 +217,17 @@ fn run_cli(cli: Cli) -> Result<(), String> {
             for list in &options {
                 o.apply(list).map_err(|e| e.to_string())?;
             }
-            mount(mountpoint, o, background)
+            let initial = match (from, image) {
+                (Some(dir), _) => daemon::Initial::Dir(dir),
+                (None, Some(file)) => daemon::Initial::Image(file),
+                (None, None) => daemon::Initial::Empty,
+            };
+            let save_on_exit = save_on_exit.map(|f| std::path::absolute(&f).unwrap_or(f));
+            mount(mountpoint, o, background, initial, save_on_exit)
         }
+        Command::Save { mountpoint, file } => daemon::save(&mountpoint, &file)
+            .map(|summary| println!("{summary}"))
+            .map_err(|e| e.to_string()),
         Command::Umount { mountpoint, lazy } => {
             daemon::umount(&mountpoint, lazy).map_err(|e| e.to_string())
         }

@@ -486,6 +486,87 @@ fn stats_request(msg: &[u8], hello: &Hello) -> Option<StatsFormat> {
     }
 }
 
+/// A save request is a [`Hello`] with [`STATS_MAGIC`], the little-endian
+/// `u32` 2, and the absolute path of the image to write.
+fn save_request<'a>(msg: &'a [u8], hello: &Hello) -> Option<&'a Path> {
+    if hello.magic != STATS_MAGIC || hello.version != proto::VERSION {
+        return None;
+    }
+    match &msg[size_of::<Hello>().min(msg.len())..] {
+        [2, 0, 0, 0, path @ ..] if path.first() == Some(&b'/') => {
+            Some(Path::new(OsStr::from_bytes(path)))
+        }
+        _ => None,
+    }
+}
+
+/// Runs a `btfuse save`: progress messages (`progress LINE`) about every
+/// 500 ms, then `ok SUMMARY` or `error MESSAGE`. Only root may ask: the
+/// image holds every file whatever its permissions, and the daemon writes
+/// it as root.
+fn serve_save(shared: &Shared, conn: &OwnedFd, uid: u32, path: &Path) {
+    let answer = if uid != 0 {
+        "error only root may save an image".to_string()
+    } else {
+        let mut last = Instant::now();
+        let mut tick = || {
+            if last.elapsed() >= Duration::from_millis(500) {
+                last = Instant::now();
+                if let Some(line) = crate::image::PROGRESS.line() {
+                    let _ = sock::send(conn, format!("progress {line}").as_bytes());
+                }
+            }
+        };
+        match crate::image::save(&shared.store, path, &mut tick) {
+            Ok(s) => format!(
+                "ok saved {} inodes, {} data bytes, {} image bytes to {}",
+                s.nodes,
+                s.data_bytes,
+                s.image_bytes,
+                path.display()
+            ),
+            Err(e) => format!("error cannot save {}: {e}", path.display()),
+        }
+    };
+    let _ = sock::send(conn, answer.as_bytes());
+}
+
+/// Asks the daemon listening on `socket` to save an image at `path`
+/// (absolute); `progress` gets each progress line. Returns the summary.
+pub fn request_save(
+    socket: &Path,
+    path: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> io::Result<String> {
+    let conn = sock::connect(socket)?;
+    // Progress comes at least every second while the save runs; the cut
+    // itself is short.
+    sock::set_timeouts(&conn, Duration::from_secs(120))?;
+    let hello = Hello {
+        magic: STATS_MAGIC,
+        version: proto::VERSION,
+        image: 0,
+    };
+    let mut msg = bytes_of(&hello).to_vec();
+    msg.extend_from_slice(&2u32.to_le_bytes());
+    msg.extend_from_slice(path.as_os_str().as_bytes());
+    sock::send(&conn, &msg)?;
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = sock::recv(&conn, &mut buf)?;
+        let text = String::from_utf8_lossy(&buf[..n]);
+        if let Some(line) = text.strip_prefix("progress ") {
+            progress(line);
+        } else if let Some(summary) = text.strip_prefix("ok ") {
+            return Ok(summary.to_string());
+        } else if let Some(e) = text.strip_prefix("error ") {
+            return Err(io::Error::other(e.to_string()));
+        } else {
+            return Err(io::Error::other("the daemon closed the connection"));
+        }
+    }
+}
+
 /// Records one fast-path request: operation from the request header,
 /// outcome and data bytes from the reply header.
 fn record(metrics: &Metrics, request: &[u8], reply: &[u8], elapsed: Duration) {
@@ -581,6 +662,9 @@ fn stats_text(shared: &Shared) -> String {
         shared.clients.limits().per_user,
         f.rss_bytes.map_or_else(|| "?".into(), human_bytes),
     );
+    if let Some(line) = crate::image::PROGRESS.line() {
+        out.push_str(&format!("image                 {line}\n"));
+    }
     f.fuse.write_text("FUSE door", &mut out);
     f.ring.write_text("fast-path door", &mut out);
     out
@@ -614,7 +698,10 @@ fn stats_json(shared: &Shared) -> String {
     f.fuse.write_json(&mut out);
     out.push_str(",\"fast_path\":");
     f.ring.write_json(&mut out);
-    out.push_str("}\n");
+    match crate::image::PROGRESS.line() {
+        Some(line) => out.push_str(&format!(",\"image\":\"{line}\"}}\n")),
+        None => out.push_str(",\"image\":null}\n"),
+    }
     out
 }
 
@@ -915,6 +1002,10 @@ fn serve_connection(
     };
     let n = n?;
     let hello: Hello = decode(&buf[..n]).ok_or(ChannelError::Handshake)?;
+    if let Some(path) = save_request(&buf[..n], &hello) {
+        serve_save(shared, &conn, peer.uid, path);
+        return Ok(());
+    }
     if let Some(format) = stats_request(&buf[..n], &hello) {
         let report = match format {
             StatsFormat::Text => stats_text(shared),

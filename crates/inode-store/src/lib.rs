@@ -72,7 +72,7 @@ mod tests;
 
 pub use crate::io::{DataSink, DataSource};
 pub use crate::pool::IDLE_DECAY;
-pub use store::Store;
+pub use store::{NodeImage, RestoreError, Snapshot, Store};
 
 /// Inode number.
 pub type Ino = u64;

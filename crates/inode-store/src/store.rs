@@ -11,6 +11,9 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+mod image;
+pub use image::{NodeImage, RestoreError, Snapshot};
+
 use crate::file::FileData;
 use crate::io::{DataSink, DataSource};
 use crate::perm::{Owner, R, S_ISGID, S_ISUID, S_ISVTX, S_IXGRP, W, X};
