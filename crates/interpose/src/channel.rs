@@ -203,15 +203,27 @@ pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
                 };
             }
         }
-        // Every slot busy (more threads than slots): wait a little.
-        rounds += 1;
-        if rounds & 63 == 0 {
+        // Every slot busy (more threads than slots): wait a little; nap
+        // once that takes long (their calls wait for a stopped daemon).
+        rounds = rounds.wrapping_add(1);
+        if rounds & 63 != 0 {
+            core::hint::spin_loop();
+        } else if rounds < BUSY_NAP_AFTER {
             let _ = sys::sc!(libc::SYS_sched_yield);
         } else {
-            core::hint::spin_loop();
+            let nap = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 1_000_000,
+            };
+            let _ = sys::sc!(libc::SYS_nanosleep, &nap as *const libc::timespec, 0usize);
+            rounds = BUSY_NAP_AFTER;
         }
     }
 }
+
+/// Rounds of spinning and yielding for a busy slot (a few milliseconds)
+/// before [`acquire`] naps 1 ms between looks instead.
+const BUSY_NAP_AFTER: u32 = 64 * 1024;
 
 /// `Slot::lock` of a slot closed at exit: never taken again, and nobody's
 /// connection in progress.
@@ -320,11 +332,7 @@ impl Chan {
         hdr.payload_len = payload.len() as u32;
         let sock = conn.sock;
         let pid = conn.daemon_pid;
-        let mut alive = DaemonAlive {
-            sock,
-            pid,
-            stopped_since: None,
-        };
+        let mut alive = DaemonAlive { sock, pid };
         let sent = conn
             .end
             .requests
@@ -404,57 +412,33 @@ impl Chan {
 }
 
 /// Liveness of the daemon while a call waits for it, asked by shm_ring after
-/// each idle sleep slice. Gone when its socket hangs up (`POLLHUP`; if the
-/// program closed our socket behind our back, `POLLNVAL`, `kill(pid, 0)`
-/// decides). Stopped (SIGSTOP, a debugger) for longer than
-/// [`STOPPED_LIMIT_NS`] counts as gone too, so a preloaded call fails with
-/// EIO in bounded time instead of waiting as long as the daemon stays
-/// stopped.
+/// each idle sleep slice. Gone when its socket hangs up (`POLLHUP`: the
+/// daemon process exited, or its thread serving this channel dropped it;
+/// if the program closed our socket behind our back, `POLLNVAL`,
+/// `kill(pid, 0)` decides).
+///
+/// The rule is the kernel's for a FUSE request: a call waits as long as
+/// its daemon exists, however long that takes. A daemon stopped (SIGSTOP,
+/// a debugger) or merely slow is alive, so the call waits and completes
+/// once it runs again, and the process keeps its channels and with them
+/// its open files; only a daemon that is gone ends the wait (`EIO`, and
+/// the mount is left to the kernel). Signals do not end the wait either:
+/// a handler runs during it (the futex sleep is simply resumed), as it
+/// does while a FUSE request waits for a daemon that does not implement
+/// `INTERRUPT` (btfuse's FUSE door does not), and a fatal signal ends the
+/// process.
 struct DaemonAlive {
     sock: i32,
     pid: i32,
-    /// When the daemon was first seen stopped during this call.
-    stopped_since: Option<u64>,
 }
-
-/// How long a call waits for a stopped daemon before giving up.
-const STOPPED_LIMIT_NS: u64 = 5_000_000_000;
 
 impl shm_ring::Liveness for DaemonAlive {
     fn is_alive(&mut self) -> bool {
-        let connected = match sys::poll1(self.sock, libc::POLLIN, 0) {
+        match sys::poll1(self.sock, libc::POLLIN, 0) {
             Ok(rev) if rev & libc::POLLNVAL != 0 => pid_alive(self.pid),
             Ok(rev) => rev & (libc::POLLHUP | libc::POLLERR) == 0,
             Err(_) => pid_alive(self.pid),
-        };
-        if !connected {
-            return false;
         }
-        if !pid_stopped(self.pid) {
-            self.stopped_since = None;
-            return true;
-        }
-        let now = sys::monotonic_ns();
-        let since = *self.stopped_since.get_or_insert(now);
-        now.saturating_sub(since) < STOPPED_LIMIT_NS
-    }
-}
-
-/// Whether `pid` is stopped (`T`/`t` in `/proc/PID/stat`).
-fn pid_stopped(pid: i32) -> bool {
-    let mut path = [0u8; 40];
-    path[..6].copy_from_slice(b"/proc/");
-    let n = 6 + proto::write_decimal(pid.max(0) as u64, &mut path[6..]);
-    path[n..n + 6].copy_from_slice(b"/stat\0");
-    let mut buf = [0u8; 256];
-    let Ok(len) = sys::read_file(&path[..n + 6], &mut buf) else {
-        return false;
-    };
-    // "pid (comm) S ...": the state follows the last ')'.
-    let text = &buf[..len];
-    match text.iter().rposition(|&b| b == b')') {
-        Some(i) => matches!(text.get(i + 2), Some(b'T' | b't')),
-        None => false,
     }
 }
 
