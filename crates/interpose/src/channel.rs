@@ -33,9 +33,9 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, Ordering};
 use proto::{Hello, ReqHeader, RespHeader};
 use shm_ring::{ClientEnd, Region};
 
+use crate::mapped::Mapping;
 use crate::state;
 use crate::sys;
-use proto::mountinfo::MAX_MOUNTS;
 
 /// Channels per mount (concurrent round trips of one process).
 pub(crate) const NSLOTS: usize = 16;
@@ -89,17 +89,69 @@ struct Slot {
 // child handler, when no other thread exists).
 unsafe impl Sync for Slot {}
 
-static SLOTS: [[Slot; NSLOTS]; MAX_MOUNTS] = [const {
-    [const {
-        Slot {
-            lock: AtomicU32::new(0),
-            live: AtomicBool::new(false),
-            answered: AtomicBool::new(false),
-            sock: AtomicI32::new(-1),
-            conn: UnsafeCell::new(MaybeUninit::uninit()),
+/// The channel slots of one mount, made on its first use (see
+/// [`slots_for`]) in a mapping of their own.
+pub(crate) struct Slots {
+    slots: [Slot; NSLOTS],
+    /// Most channels this process opens to the mount: [`NSLOTS`], lowered
+    /// to the number it has when the daemon refuses one more (its channel
+    /// limits).
+    cap: AtomicU32,
+}
+
+/// The slots of `mount`, made on first use; `None` if no memory.
+fn slots_for(mount: usize) -> Option<&'static Slots> {
+    let rt = &state::MOUNTS[mount];
+    if let Some(s) = slots_in(rt) {
+        return Some(s);
+    }
+    let map = Mapping::new(size_of::<Slots>())?;
+    let fresh = map.as_ptr().cast::<Slots>();
+    // SAFETY: a zero-filled mapping, page-aligned, of at least
+    // `size_of::<Slots>()` bytes; all-zero is a valid `Slots` (atomics,
+    // and `conn` is uninitialised until the slot is live). Ours alone
+    // until published below.
+    let slots = unsafe { &*fresh };
+    for s in &slots.slots {
+        s.sock.store(-1, Ordering::Relaxed);
+    }
+    slots.cap.store(NSLOTS as u32, Ordering::Relaxed);
+    // Release: publishes the initialisation above.
+    match rt.channels.compare_exchange(
+        core::ptr::null_mut(),
+        fresh,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => {
+            map.leak();
+            Some(slots)
         }
-    }; NSLOTS]
-}; MAX_MOUNTS];
+        // Another thread made them first: ours is unmapped (drop).
+        Err(theirs) => {
+            // SAFETY: published initialised by the winner, never unmapped.
+            Some(unsafe { &*theirs })
+        }
+    }
+}
+
+/// The slots of a mount, if it was ever used.
+fn slots_in(rt: &state::MountRt) -> Option<&'static Slots> {
+    // Acquire: pairs with the publication in `slots_for`.
+    let p = rt.channels.load(Ordering::Acquire);
+    // SAFETY: non-null only once published, initialised and leaked.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+/// Every slot of every mount used so far. Only after [`SLOTS_USED`] was
+/// seen set (with Acquire): the table is complete by then.
+fn all_slots() -> impl Iterator<Item = &'static Slot> {
+    state::MOUNTS
+        .all()
+        .iter()
+        .filter_map(slots_in)
+        .flat_map(|s| s.slots.iter())
+}
 
 /// Set before a slot is first locked: until then the slot table holds
 /// nothing and need not be looked at (a process that never uses a mount
@@ -132,13 +184,9 @@ impl Drop for Chan {
     }
 }
 
-/// Most channels this process opens per mount: [`NSLOTS`], lowered to the
-/// number it has when the daemon refuses one more (its channel limits).
-static SLOT_CAP: [AtomicU32; MAX_MOUNTS] = [const { AtomicU32::new(NSLOTS as u32) }; MAX_MOUNTS];
-
 /// Takes a channel of `mount` for one round trip: a connected one nobody
 /// is using, else (every one busy, or none yet) a newly connected one, up
-/// to [`SLOT_CAP`], else the next connected one to become free.
+/// to [`Slots::cap`], else the next connected one to become free.
 pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
     if !state::mount_alive(mount) {
         return Err(ChanError::Unavailable);
@@ -147,7 +195,10 @@ pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
         // SeqCst: visible before any slot lock below is.
         SLOTS_USED.store(true, Ordering::SeqCst);
     }
-    let slots = &SLOTS[mount];
+    let Some(all) = slots_for(mount) else {
+        return Err(ChanError::Unavailable);
+    };
+    let slots = &all.slots;
     let live = |s: &&Slot| s.live.load(Ordering::Acquire);
     let mut rounds = 0u32;
     let mut waiting_since = None;
@@ -179,7 +230,7 @@ pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
             let now = sys::monotonic_ns();
             now < *waiting_since.get_or_insert(now) + FIRST_CONNECT_WAIT_NS
         };
-        if n_live < SLOT_CAP[mount].load(Ordering::Relaxed) as usize && !wait_first {
+        if n_live < all.cap.load(Ordering::Relaxed) as usize && !wait_first {
             let free = slots
                 .iter()
                 .find_map(|s| match s.live.load(Ordering::Acquire) {
@@ -197,7 +248,7 @@ pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
                     false => {
                         drop(chan);
                         // No more channels for us: share the ones we have.
-                        SLOT_CAP[mount].store(n_live as u32, Ordering::Relaxed);
+                        all.cap.store(n_live as u32, Ordering::Relaxed);
                         continue;
                     }
                 };
@@ -388,8 +439,9 @@ impl Chan {
         close_locked(self.slot);
         // Other channels the daemon took stay in use: only this one failed
         // before it ever served (a daemon too slow to answer it).
-        let others = SLOTS[self.mount]
-            .iter()
+        let others = slots_for(self.mount)
+            .into_iter()
+            .flat_map(|s| s.slots.iter())
             .any(|s| s.live.load(Ordering::Acquire) && s.answered.load(Ordering::Acquire));
         if !(refused && others) {
             state::mark_dead(self.mount);
@@ -673,12 +725,23 @@ const FIRST_REPLY_WAIT: shm_ring::WaitPolicy = shm_ring::WaitPolicy::SLEEP
 /// Whether `fd` is one of the library's own sockets (the program must not
 /// close it or reuse its number through us without us noticing).
 pub(crate) fn is_internal(fd: i32) -> bool {
+    // Acquire: see `all_slots`.
     fd >= 0
-        && SLOTS_USED.load(Ordering::Relaxed)
-        && SLOTS
-            .iter()
-            .flatten()
-            .any(|s| s.sock.load(Ordering::Relaxed) == fd)
+        && SLOTS_USED.load(Ordering::Acquire)
+        && all_slots().any(|s| s.sock.load(Ordering::Relaxed) == fd)
+}
+
+/// The lowest of the library's own sockets at or above fd `from` (for
+/// `close_range`, which must leave them open).
+pub(crate) fn next_internal(from: u32) -> Option<u32> {
+    // Acquire: see `all_slots`.
+    if !SLOTS_USED.load(Ordering::Acquire) {
+        return None;
+    }
+    all_slots()
+        .filter_map(|s| u32::try_from(s.sock.load(Ordering::Relaxed)).ok())
+        .filter(|&fd| fd >= from)
+        .min()
 }
 
 /// Closes this process's channels when it exits normally (`.fini_array`):
@@ -686,10 +749,11 @@ pub(crate) fn is_internal(fd: i32) -> bool {
 /// of after its next sleep slice. Slots another thread is using are left
 /// alone (their daemon threads notice the socket hang-up instead).
 pub(crate) extern "C" fn close_all_at_exit() {
-    if !SLOTS_USED.load(Ordering::Relaxed) {
+    // Acquire: see `all_slots`.
+    if !SLOTS_USED.load(Ordering::Acquire) {
         return;
     }
-    for s in SLOTS.iter().flatten() {
+    for s in all_slots() {
         if lock_live(s) {
             close_locked(s);
             // Left locked: nothing may use the slot after exit began.
@@ -740,8 +804,12 @@ fn close_locked(s: &Slot) {
 /// A channel in use is closed by the next [`acquire`] that finds it stale,
 /// so no request starts on an old identity's channel after this.
 pub(crate) fn close_stale() {
+    // Acquire: see `all_slots`.
+    if !SLOTS_USED.load(Ordering::Acquire) {
+        return;
+    }
     let now = state::epoch();
-    for s in SLOTS.iter().flatten() {
+    for s in all_slots() {
         if !lock_live(s) {
             continue;
         }
@@ -757,11 +825,9 @@ pub(crate) fn close_stale() {
 /// shared memory (the parent still uses it): no ring close, just unmap and
 /// close our copies of the descriptors.
 pub(crate) fn forget_all_after_fork() {
-    for cap in &SLOT_CAP {
-        cap.store(NSLOTS as u32, Ordering::Relaxed);
-    }
-    for slots in SLOTS.iter() {
-        for s in slots.iter() {
+    for slots in state::MOUNTS.all().iter().filter_map(slots_in) {
+        slots.cap.store(NSLOTS as u32, Ordering::Relaxed);
+        for s in slots.slots.iter() {
             if s.live.load(Ordering::Relaxed) {
                 // SAFETY: single-threaded child; the slot is live.
                 let conn = unsafe { (*s.conn.get()).assume_init_read() };
