@@ -150,12 +150,13 @@ struct Outcome {
 fn stop_and_continue(lib: &str, stop: Duration) -> Outcome {
     let bt = BtfuseGuard::new("64M");
     let m = bt.path().to_path_buf();
-    let stop_file = PathBuf::from(format!("{}.stop", m.display()));
+    // Dropped after the client (killed on drop), also on panic.
+    let stop_file = StopFile(PathBuf::from(format!("{}.stop", m.display())));
     let mut client = Proc(
         Command::new(PYTHON)
             .args(["-c", CLIENT])
             .arg(&m)
-            .arg(&stop_file)
+            .arg(&stop_file.0)
             .env("LD_PRELOAD", lib)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -163,7 +164,6 @@ fn stop_and_continue(lib: &str, stop: Duration) -> Outcome {
             .unwrap(),
     );
     let mut lines = Lines::new(client.0.stdout.take().unwrap());
-    let stop_client = StopFile(stop_file.clone());
     assert!(
         lines.until(Duration::from_secs(60), |l| !l.other.is_empty()),
         "client never got ready"
@@ -200,7 +200,7 @@ fn stop_and_continue(lib: &str, stop: Duration) -> Outcome {
         lines.other
     );
     let fast_requests_after = stat_value(&stats(&m), "fast-path requests") - requests_at_cont;
-    drop(stop_client);
+    stop_file.tell();
     assert!(
         lines.until(Duration::from_secs(60), |l| l
             .other
@@ -246,18 +246,18 @@ impl Drop for Cont {
     }
 }
 
-/// Creates the client's stop file on drop (also on panic) and removes it
-/// a little later.
+/// The file whose existence tells the client to finish; removed on drop.
 struct StopFile(PathBuf);
+
+impl StopFile {
+    fn tell(&self) {
+        std::fs::write(&self.0, b"").unwrap();
+    }
+}
 
 impl Drop for StopFile {
     fn drop(&mut self) {
-        let _ = std::fs::write(&self.0, b"");
-        let path = self.0.clone();
-        thread::spawn(move || {
-            thread::sleep(Duration::from_secs(5));
-            let _ = std::fs::remove_file(path);
-        });
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
