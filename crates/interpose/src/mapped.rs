@@ -87,9 +87,40 @@ impl Drop for Mapping {
     }
 }
 
+/// The whole content of a file: in the caller's buffer when it fits
+/// there, else in a mapping.
+pub(crate) enum Text<'a> {
+    /// Read into the caller's buffer.
+    Small(&'a [u8]),
+    /// Too large for it: read into a mapping (its first `.1` bytes).
+    Mapped(Mapping, usize),
+}
+
+impl Text<'_> {
+    /// The file's bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Text::Small(b) => b,
+            Text::Mapped(m, n) => &m.bytes()[..*n],
+        }
+    }
+}
+
+/// The whole content of the file at `path` (NUL-terminated), however
+/// large. A file that fits `small` costs no mapping (the common case: a
+/// registry of a few mounts); a larger one is read again into a mapping.
+pub(crate) fn read_file<'a>(path: &[u8], small: &'a mut [u8]) -> Option<Text<'a>> {
+    let n = sys::read_file(path, small).ok()?;
+    if n < small.len() {
+        return Some(Text::Small(&small[..n]));
+    }
+    let (map, n) = read_all(path)?;
+    Some(Text::Mapped(map, n))
+}
+
 /// The whole content of the file at `path` (NUL-terminated), however
 /// large: a mapping and the number of bytes read into it.
-pub(crate) fn read_all(path: &[u8]) -> Option<(Mapping, usize)> {
+fn read_all(path: &[u8]) -> Option<(Mapping, usize)> {
     let fd = sys::open(path, libc::O_RDONLY | libc::O_CLOEXEC).ok()?;
     let read = read_fd(fd);
     sys::close(fd);
