@@ -178,6 +178,17 @@ fn stop_and_continue(lib: &str, stop: Duration) -> Outcome {
     thread::sleep(Duration::from_secs(1));
     lines.until(Duration::from_millis(100), |_| false);
     let at_stop = lines.progress;
+    // A process started during the stop (its first channel gets no answer,
+    // so its calls go to the kernel, which waits too) finishes after it.
+    let mut newcomer = Proc(
+        Command::new(PYTHON)
+            .args(["-c", "import os, sys; os.stat(sys.argv[1] + '/k0')"])
+            .arg(&m)
+            .env("LD_PRELOAD", lib)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     thread::sleep(stop.saturating_sub(Duration::from_secs(1)));
     lines.until(Duration::from_millis(100), |_| false);
     let before_cont = lines.progress;
@@ -194,6 +205,11 @@ fn stop_and_continue(lib: &str, stop: Duration) -> Outcome {
         lines.other
     );
     let resumed_after = continued.elapsed();
+    let st = wait_timeout(&mut newcomer.0, Duration::from_secs(60)).expect("newcomer exit");
+    assert!(
+        st.success(),
+        "a process started during the stop failed: {st}"
+    );
     assert!(
         lines.other.is_empty(),
         "client failed after a stop of {stop:?}: {:?}",
@@ -273,7 +289,8 @@ fn stop_durations() -> Vec<Duration> {
 /// Daemons stopped (SIGSTOP) for 2, 10 and 30 s while preloaded clients
 /// read, write and stat on open fast-path fds and on paths: the calls wait,
 /// and after SIGCONT every client goes on with its open files, through the
-/// fast path, with no error and the right data.
+/// fast path, with no error and the right data; a process started during
+/// the stop completes after it.
 #[test]
 fn a_stopped_daemon_keeps_its_clients_and_their_open_files() {
     let test = "a_stopped_daemon_keeps_its_clients_and_their_open_files";

@@ -28,7 +28,7 @@
 
 use core::cell::UnsafeCell;
 use core::mem::{size_of, MaybeUninit};
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use proto::{Hello, ReqHeader, RespHeader};
 use shm_ring::{ClientEnd, Region};
@@ -95,8 +95,39 @@ pub(crate) struct Slots {
     slots: [Slot; NSLOTS],
     /// Most channels this process opens to the mount: [`NSLOTS`], lowered
     /// to the number it has when the daemon refuses one more (its channel
-    /// limits).
+    /// limits) or does not answer in time (stopped, busy), for
+    /// [`CAP_LOWERED_NS`] from `cap_lowered_at`.
     cap: AtomicU32,
+    /// When `cap` was lowered (monotonic ns).
+    cap_lowered_at: AtomicU64,
+}
+
+/// How long a lowered [`Slots::cap`] holds: then the process tries one
+/// more channel again (the daemon may have continued, or other clients
+/// left).
+const CAP_LOWERED_NS: u64 = 5_000_000_000;
+
+impl Slots {
+    /// The channel cap now (see [`Slots::cap`]).
+    fn cap(&self) -> usize {
+        let cap = self.cap.load(Ordering::Relaxed);
+        if cap < NSLOTS as u32
+            && sys::monotonic_ns().saturating_sub(self.cap_lowered_at.load(Ordering::Relaxed))
+                >= CAP_LOWERED_NS
+        {
+            self.cap.store(NSLOTS as u32, Ordering::Relaxed);
+            return NSLOTS;
+        }
+        cap as usize
+    }
+
+    /// Shares the `n` channels the process has for a while (see
+    /// [`Slots::cap`]).
+    fn lower_cap(&self, n: usize) {
+        self.cap_lowered_at
+            .store(sys::monotonic_ns(), Ordering::Relaxed);
+        self.cap.store(n as u32, Ordering::Relaxed);
+    }
 }
 
 /// The slots of `mount`, made on first use; `None` if no memory.
@@ -230,7 +261,7 @@ pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
             let now = sys::monotonic_ns();
             now < *waiting_since.get_or_insert(now) + FIRST_CONNECT_WAIT_NS
         };
-        if n_live < all.cap.load(Ordering::Relaxed) as usize && !wait_first {
+        if n_live < all.cap() && !wait_first {
             let free = slots
                 .iter()
                 .find_map(|s| match s.live.load(Ordering::Acquire) {
@@ -248,7 +279,7 @@ pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
                     false => {
                         drop(chan);
                         // No more channels for us: share the ones we have.
-                        all.cap.store(n_live as u32, Ordering::Relaxed);
+                        all.lower_cap(n_live);
                         continue;
                     }
                 };
