@@ -218,22 +218,10 @@ unsafe fn close_range_impl(lo: c_uint, hi: c_uint, flags: c_int) -> c_int {
         FDS.for_each_in(lo, hi, close_ours);
     }
     ops::forget_nullfd_in(lo, hi);
-    // Our sockets in range, ascending (they live at or above high_fd_base).
-    let mut keep = [0u32; channel::NSLOTS * proto::mountinfo::MAX_MOUNTS];
-    let mut nk = 0;
-    let base = channel::high_fd_base().max(0) as u64;
-    let mut fd = (lo as u64).max(base);
-    let end = (hi as u64).min(base + 4096);
-    while fd <= end && nk < keep.len() {
-        if channel::is_internal(fd as i32) {
-            keep[nk] = fd as u32;
-            nk += 1;
-        }
-        fd += 1;
-    }
+    // Our sockets in range, ascending, stay open.
     let mut start = lo as u64;
     let mut r = 0;
-    for &k in &keep[..nk] {
+    while let Some(k) = channel::next_internal(start as u32).filter(|&k| k <= hi) {
         if k as u64 > start {
             // SAFETY: plain integer arguments.
             r |= unsafe { real::close_range()(start as c_uint, k - 1, flags) };

@@ -13,7 +13,8 @@
 //!   (stdio mode strings), `fdtable`
 //!   (virtual fds and open file descriptions);
 //! * `sys` (raw syscalls), `real` (lazy `dlsym(RTLD_NEXT)`), `state`
-//!   (lazy init, cwd filter, umask, fork epoch),
+//!   (lazy init, cwd filter, umask, fork epoch), `mapped` (memory sized
+//!   at run time: the mount table, channel slots),
 //!   `channel` (all shm-ring use), `ops` (requests and reply
 //!   conversions), `dir` (DIR streams), `hooks` (the exported symbols),
 //!   `process` (credential changes, exec, spawning, vfork), `fdpass`
@@ -36,6 +37,8 @@ mod dir;
 mod fdpass;
 #[cfg(not(test))]
 mod hooks;
+#[cfg(not(test))]
+mod mapped;
 #[cfg(not(test))]
 mod ops;
 #[cfg(not(test))]
