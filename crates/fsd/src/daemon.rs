@@ -29,8 +29,10 @@ pub const FSTYPE: &str = "fuse.btfuse";
 pub struct MountArgs {
     /// Directory to mount on.
     pub mountpoint: PathBuf,
-    /// Capacity for file data in bytes.
+    /// Capacity for file data and metadata in bytes.
     pub size: u64,
+    /// Most inodes (`None`: [`Store::default_max_inodes`]; 0: no limit).
+    pub nr_inodes: Option<u64>,
     /// Return once mounted, serve from a detached child.
     pub background: bool,
     /// FUSE worker threads.
@@ -147,7 +149,10 @@ fn serve(args: &MountArgs, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<
     let mut ready = ready.map(File::from);
     raise_fd_limit();
     tune_malloc();
-    let store = Arc::new(Store::new(args.size));
+    let nr_inodes = args
+        .nr_inodes
+        .unwrap_or_else(|| Store::default_max_inodes(args.size));
+    let store = Arc::new(Store::with_limits(args.size, nr_inodes));
     let metrics = Arc::new(Metrics::default());
     // Both doors know the fast path's clients: the FUSE door lets a client
     // reopen the files it holds (see `FuseFs::held_open`).
@@ -366,17 +371,32 @@ fn block_shutdown_signals() {
 /// Longest sleep of the memory trimmer.
 const TRIM_PERIOD: Duration = Duration::from_secs(1);
 
+/// Metadata freed (bytes) that makes the trimmer hand the heap's free
+/// memory back with `malloc_trim`.
+const META_TRIM_STEP: u64 = 4 << 20;
+
 /// Returns the memory of deleted data to the OS once it has stayed unused
 /// for [`inode_store::IDLE_DECAY`] (the block pool keeps it for reuse until
-/// then): at most [`TRIM_PERIOD`] late. Ends with the store.
+/// then): at most [`TRIM_PERIOD`] late. Metadata (inodes, names, xattrs)
+/// lives on the malloc heap, spread over the arenas of many threads, where
+/// glibc keeps freed memory: once the store's metadata fell by
+/// [`META_TRIM_STEP`] since its last peak, `malloc_trim` returns the free
+/// pages of every arena. Ends with the store.
 fn spawn_memory_trimmer(store: Weak<Store>) {
+    let mut meta_peak = 0u64;
     let spawned = std::thread::Builder::new()
         .name("btfuse-trim".into())
         .spawn(move || loop {
-            let Some(next) = store
-                .upgrade()
-                .map(|s| s.release_idle_memory(Instant::now()))
-            else {
+            let Some(next) = store.upgrade().map(|s| {
+                let meta = s.usage().meta_bytes;
+                meta_peak = meta_peak.max(meta);
+                if meta_peak - meta >= META_TRIM_STEP {
+                    // SAFETY: malloc_trim only releases free heap memory.
+                    unsafe { libc::malloc_trim(0) };
+                    meta_peak = meta;
+                }
+                s.release_idle_memory(Instant::now())
+            }) else {
                 return;
             };
             let wait = next.map_or(TRIM_PERIOD, |due| {

@@ -10,8 +10,8 @@
 use std::mem::size_of;
 
 use inode_store::{
-    Attr, DataSink, DataSource, Errno, FileKind, Ino, SetAttr, Store, TimeSet, Timespec, NAME_MAX,
-    ROOT_INO,
+    Attr, DataSink, DataSource, Errno, Fh, FileKind, Ino, SetAttr, Store, TimeSet, Timespec,
+    NAME_MAX, ROOT_INO,
 };
 use proto::{
     bytes_of, decode, set, DirEntryHeader, Op, ReqHeader, RespHeader, SetAttrReq, WireAttr,
@@ -151,9 +151,51 @@ pub struct Executor<'a> {
     pub mount_path: &'a [u8],
     /// Kernel cache invalidation.
     pub kernel: &'a dyn KernelCache,
+    /// Whether the client is still there: a long request stops working
+    /// for a client that is gone.
+    pub client_alive: &'a dyn Fn() -> bool,
 }
 
+/// Bytes a copy moves between two checks that its client is still there
+/// (a few tens of milliseconds of copying).
+const COPY_CHUNK: u64 = 64 << 20;
+
 impl Executor<'_> {
+    /// `copy_file_range` in chunks of [`COPY_CHUNK`], up to the store's
+    /// [`inode_store::MAX_RW_COUNT`] per request, checking between chunks
+    /// that the client is still there; a short count (the end of the input,
+    /// a full filesystem, a client gone) ends it, as an error after the
+    /// first chunk does.
+    fn copy_file_range(
+        &self,
+        from: Fh,
+        off_in: u64,
+        to: Fh,
+        off_out: u64,
+        len: u64,
+    ) -> Result<u64, Errno> {
+        let len = len.min(inode_store::MAX_RW_COUNT);
+        let c = &self.client.creds;
+        // The first chunk's checks (overflow, EFBIG, EINVAL) are the call's.
+        let first = len.min(COPY_CHUNK);
+        let mut done = self
+            .store
+            .copy_file_range(c, from, off_in, to, off_out, first)? as u64;
+        let mut last = done;
+        while last == COPY_CHUNK && done < len && (self.client_alive)() {
+            let chunk = (len - done).min(COPY_CHUNK);
+            match self
+                .store
+                .copy_file_range(c, from, off_in + done, to, off_out + done, chunk)
+            {
+                Ok(n) => last = n as u64,
+                Err(_) => break,
+            }
+            done += last;
+        }
+        Ok(done)
+    }
+
     /// Runs one request with the channel's bulk area; the encoded reply
     /// replaces the contents of `reply`.
     pub fn execute(&self, req: &Request<'_>, bulk: &mut dyn BulkArea, reply: &mut Vec<u8>) {
@@ -331,12 +373,10 @@ impl Executor<'_> {
             Op::CopyFileRange => {
                 let from = self.client.check(h.fh, HandleKind::File)?;
                 let to = self.client.check(h.fh2, HandleKind::File)?;
-                let n = self
-                    .store
-                    .copy_file_range(&self.client.creds, from, h.a, to, h.b, h.c)?;
+                let n = self.copy_file_range(from, h.a, to, h.b, h.c)?;
                 self.kernel.inode_changed(self.store.handle_ino(to)?);
                 Ok(Outcome {
-                    v0: n as u64,
+                    v0: n,
                     ..Outcome::default()
                 })
             }
@@ -872,6 +912,7 @@ mod tests {
                 client,
                 mount_path: b"/mnt/x",
                 kernel: &self.kernel,
+                client_alive: &|| true,
             };
             let mut reply = Vec::new();
             exec.execute(&req, &mut self.bulk, &mut reply);

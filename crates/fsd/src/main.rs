@@ -44,9 +44,14 @@ enum Command {
     Mount {
         /// Existing empty directory to mount on.
         mountpoint: PathBuf,
-        /// Capacity for file data: BYTES or with a K/M/G/T suffix (powers of 1024).
+        /// Capacity for file data and metadata (inodes, names, symlink
+        /// targets, xattrs): BYTES or with a K/M/G/T suffix (powers of 1024).
         #[arg(long, default_value = "1G", value_parser = size::parse_size)]
         size: u64,
+        /// Most inodes (tmpfs's nr_inodes; 0 = no limit). Default: one per
+        /// 4 KiB of --size, at least 1024.
+        #[arg(long, value_name = "N")]
+        nr_inodes: Option<u64>,
         /// Return once the mount is usable and keep serving in the background.
         #[arg(long)]
         background: bool,
@@ -58,8 +63,10 @@ enum Command {
         #[arg(long, value_name = "ADDR", value_parser = parse_loopback)]
         metrics: Option<std::net::SocketAddr>,
         /// Most fast-path channels served at once (each holds a daemon
-        /// thread); a user other than root may hold half of them. Past the
-        /// limit, new clients' calls go through the kernel.
+        /// thread); an eighth is kept for root, and a user's share of the
+        /// rest shrinks as more users hold channels, so no set of users can
+        /// lock the others out. Past the limit, new clients' calls go
+        /// through the kernel.
         #[arg(long, value_name = "N", default_value_t = client::ChannelLimits::DEFAULT_TOTAL as u32,
               value_parser = clap::value_parser!(u32).range(1..=65536))]
         max_channels: u32,
@@ -105,6 +112,7 @@ fn main() -> ExitCode {
         Command::Mount {
             mountpoint,
             size,
+            nr_inodes,
             background,
             threads,
             metrics,
@@ -117,6 +125,7 @@ fn main() -> ExitCode {
             daemon::mount(&daemon::MountArgs {
                 mountpoint,
                 size,
+                nr_inodes,
                 background,
                 threads,
                 metrics,
