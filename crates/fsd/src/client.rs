@@ -13,6 +13,10 @@ use std::sync::Arc;
 use inode_store::{Creds, Errno, Fh, Store};
 use parking_lot::Mutex;
 
+/// Most handles one client process holds (the kernel's default `nr_open`:
+/// no process holds more descriptors than this).
+pub const MAX_CLIENT_HANDLES: usize = 1 << 20;
+
 /// What a handle was opened as.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum HandleKind {
@@ -42,6 +46,16 @@ impl Client {
             creds,
             handles: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// `EMFILE` once the client holds [`MAX_CLIENT_HANDLES`] handles: each
+    /// costs the daemon memory, and a client talking to its channel
+    /// directly is not bounded by its own descriptor limit.
+    pub fn room_for_handle(&self) -> Result<(), Errno> {
+        if self.handles.lock().len() >= MAX_CLIENT_HANDLES {
+            return Err(Errno(libc::EMFILE));
+        }
+        Ok(())
     }
 
     /// Records a handle opened for this client.

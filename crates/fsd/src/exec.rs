@@ -544,6 +544,7 @@ impl Executor<'_> {
         let creat = flags & libc::O_CREAT != 0;
         let excl = creat && flags & libc::O_EXCL != 0;
         let follow = !excl && flags & libc::O_NOFOLLOW == 0;
+        self.client.room_for_handle()?;
         let r = self.walk(h.fh, req.path, follow)?;
         let c = &self.client.creds;
         let attr = match r.target {

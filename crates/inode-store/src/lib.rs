@@ -59,6 +59,9 @@
 //!   the size limit, as memory the filesystem holds (tmpfs charges only
 //!   file pages against `size` and xattrs against its inode space): `df`
 //!   shows a few blocks used for an empty file.
+//! * `listxattr` of a file whose names take more than `XATTR_LIST_MAX`
+//!   bytes is E2BIG even when only the size is asked for (Linux then tells
+//!   the size, which no buffer can receive).
 //! * Front doors that resolve paths themselves must check what the kernel
 //!   checks before the walk (e.g. renameat2 with both flags -> EINVAL).
 
@@ -94,6 +97,9 @@ pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 pub const MAX_RW_COUNT: u64 = 0x7fff_f000;
 /// Largest extended attribute value (bytes); larger -> E2BIG.
 pub const XATTR_SIZE_MAX: usize = 65536;
+/// Longest list of extended attribute names (bytes) that `listxattr`
+/// returns; longer -> E2BIG (Linux's `XATTR_LIST_MAX`).
+pub const XATTR_LIST_MAX: usize = 65536;
 /// Longest extended attribute name (bytes); longer -> ERANGE.
 pub const XATTR_NAME_MAX: usize = 255;
 

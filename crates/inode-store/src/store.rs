@@ -18,7 +18,7 @@ use crate::pool::BlockPool;
 use crate::{
     Attr, Creds, DirEntry, Errno, Fh, FileKind, Ino, RenameFlags, Result, SetAttr, StatFs, TimeSet,
     Timespec, Usage, Written, BLOCK_SIZE, MAX_FILE_SIZE, MAX_RW_COUNT, NAME_MAX, ROOT_INO,
-    XATTR_NAME_MAX, XATTR_SIZE_MAX,
+    XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_SIZE_MAX,
 };
 
 /// tmpfs accounts 20 bytes of directory size per entry (BOGO_DIRENT_SIZE),
@@ -1266,6 +1266,11 @@ impl Inner {
             }
             out.extend_from_slice(name);
             out.push(0);
+            // No caller can receive more (listxattr(2) then fails with
+            // E2BIG): stop there, however many attributes there are.
+            if out.len() > XATTR_LIST_MAX {
+                return Err(Errno::E2BIG);
+            }
         }
         Ok(out)
     }

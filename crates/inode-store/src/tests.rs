@@ -1862,3 +1862,18 @@ fn rereading_a_directory_does_not_grow_its_handle() {
     );
     s.releasedir(d).unwrap();
 }
+
+#[test]
+fn a_list_of_xattr_names_longer_than_linux_allows_is_e2big() {
+    let s = store();
+    let f = mkfile(&s, &root(), ROOT_INO, b"f", 0o644, b"");
+    let name = |i: usize| format!("user.{i:0>240}").into_bytes();
+    for i in 0..260 {
+        s.setxattr(&root(), f, &name(i), b"", 0).unwrap();
+    }
+    assert!(s.listxattr(&root(), f).unwrap().len() <= XATTR_LIST_MAX);
+    for i in 260..300 {
+        s.setxattr(&root(), f, &name(i), b"", 0).unwrap();
+    }
+    assert_eq!(err(s.listxattr(&root(), f)), Errno::E2BIG);
+}
