@@ -161,11 +161,12 @@ pub struct Executor<'a> {
 const COPY_CHUNK: u64 = 64 << 20;
 
 impl Executor<'_> {
-    /// `copy_file_range` in chunks of [`COPY_CHUNK`], up to the store's
-    /// [`inode_store::MAX_RW_COUNT`] per request, checking between chunks
-    /// that the client is still there; a short count (the end of the input,
-    /// a full filesystem, a client gone) ends it, as an error after the
-    /// first chunk does.
+    /// `copy_file_range` in parts of [`COPY_CHUNK`], up to the store's
+    /// [`inode_store::MAX_RW_COUNT`] per request, checking between parts
+    /// that the client is still there. Every check is the whole call's (the
+    /// first part's); a short part (the end of the input, a full
+    /// filesystem) or an error after the first part ends it with the count
+    /// so far.
     fn copy_file_range(
         &self,
         from: Fh,
@@ -174,23 +175,26 @@ impl Executor<'_> {
         off_out: u64,
         len: u64,
     ) -> Result<u64, Errno> {
-        let len = len.min(inode_store::MAX_RW_COUNT);
         let c = &self.client.creds;
-        // The first chunk's checks (overflow, EFBIG, EINVAL) are the call's.
-        let first = len.min(COPY_CHUNK);
-        let mut done = self
-            .store
-            .copy_file_range(c, from, off_in, to, off_out, first)? as u64;
+        let total = len.min(inode_store::MAX_RW_COUNT);
+        // Each part is checked as the rest of the call (`len - done`, so
+        // the first part's checks are the whole call's) and moves at most
+        // COPY_CHUNK.
+        let part = |done: u64| {
+            self.store.copy_file_range_part(
+                c,
+                from,
+                off_in + done,
+                to,
+                off_out + done,
+                len - done,
+                COPY_CHUNK.min(total - done),
+            )
+        };
+        let mut done = part(0)? as u64;
         let mut last = done;
-        while last == COPY_CHUNK && done < len && (self.client_alive)() {
-            let chunk = (len - done).min(COPY_CHUNK);
-            match self
-                .store
-                .copy_file_range(c, from, off_in + done, to, off_out + done, chunk)
-            {
-                Ok(n) => last = n as u64,
-                Err(_) => break,
-            }
+        while last == COPY_CHUNK && done < total && (self.client_alive)() {
+            last = part(done).map_or(0, |n| n as u64);
             done += last;
         }
         Ok(done)

@@ -1894,6 +1894,25 @@ impl Store {
         off_out: u64,
         len: u64,
     ) -> Result<usize> {
+        self.copy_file_range_part(c, fh_in, off_in, fh_out, off_out, len, MAX_RW_COUNT)
+    }
+
+    /// [`Store::copy_file_range`] of `len` bytes (every check, overlap
+    /// included, is of the whole call) that moves at most `most` of them
+    /// (and never more than [`MAX_RW_COUNT`]): a front door that splits a
+    /// long copy into parts calls it for each, with the offsets advanced.
+    #[allow(clippy::too_many_arguments)]
+    pub fn copy_file_range_part(
+        &self,
+        c: &Creds,
+        fh_in: Fh,
+        off_in: u64,
+        fh_out: Fh,
+        off_out: u64,
+        len: u64,
+        most: u64,
+    ) -> Result<usize> {
+        let most = most.min(MAX_RW_COUNT);
         let (nin, rin, _, _) = self.handle(fh_in)?;
         let (nout, _, wout, aout) = self.handle(fh_out)?;
         if nin.kind == FileKind::Directory || nout.kind == FileKind::Directory {
@@ -1912,11 +1931,12 @@ impl Store {
         if off_in.checked_add(len).is_none() || off_out.checked_add(len).is_none() {
             return Err(Errno::EOVERFLOW);
         }
-        // Shorten to MAX_RW_COUNT (one call moves at most that much, as in
-        // the kernel: the caller gets a short count and calls again), to the
-        // input's EOF, then to the maximum file size.
+        // Shorten to the input's EOF, then to the maximum file size (the
+        // kernel's checks, overlap included, see this count); the copy then
+        // moves at most `most` (MAX_RW_COUNT, as in the kernel: the caller
+        // gets a short count and calls again).
         let count = |size_in: u64| -> Result<u64> {
-            let count = len.min(MAX_RW_COUNT).min(size_in.saturating_sub(off_in));
+            let count = len.min(size_in.saturating_sub(off_in));
             if off_out >= MAX_FILE_SIZE {
                 return Err(Errno::EFBIG);
             }
@@ -1929,6 +1949,7 @@ impl Store {
             if off_out + count > off_in && off_out < off_in + count {
                 return Err(Errno::EINVAL);
             }
+            let count = count.min(most);
             self.copy_locked(c, &nout, None, &mut st, off_in, off_out, count)
         } else {
             let (sin, mut sout) = if nin.ino < nout.ino {
@@ -1938,7 +1959,7 @@ impl Store {
                 let sout = nout.st.write();
                 (nin.st.read(), sout)
             };
-            let count = count(sin.file.size)?;
+            let count = count(sin.file.size)?.min(most);
             let n = self.copy_locked(c, &nout, Some(&sin.file), &mut sout, off_in, off_out, count);
             nin.touch_atime(&sin);
             n

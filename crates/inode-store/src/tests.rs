@@ -1877,3 +1877,28 @@ fn a_list_of_xattr_names_longer_than_linux_allows_is_e2big() {
     }
     assert_eq!(err(s.listxattr(&root(), f)), Errno::E2BIG);
 }
+
+#[test]
+fn a_copy_in_parts_checks_the_whole_call() {
+    let s = store();
+    let (_, a) = s
+        .create(&root(), ROOT_INO, b"a", 0o644, libc::O_RDWR)
+        .unwrap();
+    s.write(&root(), a, 0, &[1u8; 3 * BLOCK_SIZE]).unwrap();
+    let bs = BLOCK_SIZE as u64;
+    // The first parts do not overlap, the whole call does: EINVAL.
+    assert_eq!(
+        s.copy_file_range_part(&root(), a, 0, a, 2 * bs, 3 * bs, bs),
+        Err(Errno::EINVAL)
+    );
+    // A length that wraps is EOVERFLOW even if the part would fit.
+    assert_eq!(
+        s.copy_file_range_part(&root(), a, 10, a, 5 * bs, u64::MAX - 5, bs),
+        Err(Errno::EOVERFLOW)
+    );
+    assert_eq!(
+        s.copy_file_range_part(&root(), a, 0, a, 5 * bs, 3 * bs, bs),
+        Ok(BLOCK_SIZE)
+    );
+    s.release(a).unwrap();
+}
