@@ -19,7 +19,7 @@ use crate::fusermount;
 use crate::metrics::Metrics;
 use crate::mountinfo;
 use crate::notify;
-use crate::options::{MountOptions, OptionError};
+use crate::options::MountOptions;
 use crate::registry;
 use crate::ring_server::{RingServer, StatsFormat};
 
@@ -78,8 +78,6 @@ pub enum DaemonError {
     Mountpoint(PathBuf, io::Error),
     /// Something is already mounted there.
     AlreadyMounted(PathBuf),
-    /// A `-o` option cannot be used.
-    Option(OptionError),
     /// The `--metrics` address cannot be bound.
     Metrics(std::net::SocketAddr, io::Error),
     /// The path is not a btfuse mount.
@@ -111,7 +109,6 @@ impl fmt::Display for DaemonError {
                     p.display()
                 )
             }
-            DaemonError::Option(e) => e.fmt(f),
             DaemonError::Metrics(addr, e) => {
                 write!(f, "cannot serve metrics on {addr}: {e}")
             }
@@ -167,11 +164,6 @@ fn own_ids() -> (u32, u32) {
 /// `btfuse mount`: mounts and serves until unmounted or signalled.
 pub fn mount(args: &MountArgs) -> Result<(), DaemonError> {
     let o = &args.options;
-    // NOT SUPPORTED YET: the store of this version has no inode limit; the
-    // option is parsed (`MountOptions::nr_inodes`) and refused here only.
-    if o.nr_inodes.is_some() {
-        return Err(DaemonError::Option(OptionError::NotSupported("nr_inodes")));
-    }
     let mountpoint = check_mountpoint(&args.mountpoint)?;
     // Bound before mounting: a taken port fails the mount, leaving nothing.
     let metrics = o
@@ -221,14 +213,15 @@ fn serve(plan: &Plan<'_>, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<(
     let mut ready = ready.map(File::from);
     raise_fd_limit();
     tune_malloc();
+    let max_inodes = o
+        .nr_inodes
+        .unwrap_or_else(|| Store::default_max_inodes(plan.size));
     let loaded = match &args.initial {
-        Initial::Empty => Ok(Store::new(plan.size)),
-        Initial::Dir(d) => {
-            crate::image::from_dir(d, plan.size).map_err(|e| DaemonError::Load(d.clone(), e))
-        }
-        Initial::Image(f) => {
-            crate::image::load(f, plan.size).map_err(|e| DaemonError::Load(f.clone(), e))
-        }
+        Initial::Empty => Ok(Store::with_limits(plan.size, max_inodes)),
+        Initial::Dir(d) => crate::image::from_dir(d, plan.size, max_inodes)
+            .map_err(|e| DaemonError::Load(d.clone(), e)),
+        Initial::Image(f) => crate::image::load(f, plan.size, max_inodes)
+            .map_err(|e| DaemonError::Load(f.clone(), e)),
     };
     let store = match loaded {
         Ok(store) => Arc::new(store),
@@ -541,17 +534,32 @@ fn block_shutdown_signals() {
 /// Longest sleep of the memory trimmer.
 const TRIM_PERIOD: Duration = Duration::from_secs(1);
 
+/// Metadata freed (bytes) that makes the trimmer hand the heap's free
+/// memory back with `malloc_trim`.
+const META_TRIM_STEP: u64 = 4 << 20;
+
 /// Returns the memory of deleted data to the OS once it has stayed unused
 /// for [`inode_store::IDLE_DECAY`] (the block pool keeps it for reuse until
-/// then): at most [`TRIM_PERIOD`] late. Ends with the store.
+/// then): at most [`TRIM_PERIOD`] late. Metadata (inodes, names, xattrs)
+/// lives on the malloc heap, spread over the arenas of many threads, where
+/// glibc keeps freed memory: once the store's metadata fell by
+/// [`META_TRIM_STEP`] since its last peak, `malloc_trim` returns the free
+/// pages of every arena. Ends with the store.
 fn spawn_memory_trimmer(store: Weak<Store>) {
+    let mut meta_peak = 0u64;
     let spawned = std::thread::Builder::new()
         .name("btfuse-trim".into())
         .spawn(move || loop {
-            let Some(next) = store
-                .upgrade()
-                .map(|s| s.release_idle_memory(Instant::now()))
-            else {
+            let Some(next) = store.upgrade().map(|s| {
+                let meta = s.usage().meta_bytes;
+                meta_peak = meta_peak.max(meta);
+                if meta_peak - meta >= META_TRIM_STEP {
+                    // SAFETY: malloc_trim only releases free heap memory.
+                    unsafe { libc::malloc_trim(0) };
+                    meta_peak = meta;
+                }
+                s.release_idle_memory(Instant::now())
+            }) else {
                 return;
             };
             let wait = next.map_or(TRIM_PERIOD, |due| {

@@ -10,8 +10,8 @@
 use std::mem::size_of;
 
 use inode_store::{
-    Attr, DataSink, DataSource, Errno, FileKind, Ino, SetAttr, Store, TimeSet, Timespec, NAME_MAX,
-    ROOT_INO,
+    Attr, DataSink, DataSource, Errno, Fh, FileKind, Ino, SetAttr, Store, TimeSet, Timespec,
+    NAME_MAX, ROOT_INO,
 };
 use proto::{
     bytes_of, decode, set, DirEntryHeader, Op, ReqHeader, RespHeader, SetAttrReq, WireAttr,
@@ -161,9 +161,55 @@ pub struct Executor<'a> {
     pub mount_path: &'a [u8],
     /// Kernel cache invalidation.
     pub kernel: &'a dyn KernelCache,
+    /// Whether the client is still there: a long request stops working
+    /// for a client that is gone.
+    pub client_alive: &'a dyn Fn() -> bool,
 }
 
+/// Bytes a copy moves between two checks that its client is still there
+/// (a few tens of milliseconds of copying).
+const COPY_CHUNK: u64 = 64 << 20;
+
 impl Executor<'_> {
+    /// `copy_file_range` in parts of [`COPY_CHUNK`], up to the store's
+    /// [`inode_store::MAX_RW_COUNT`] per request, checking between parts
+    /// that the client is still there. Every check is the whole call's (the
+    /// first part's); a short part (the end of the input, a full
+    /// filesystem) or an error after the first part ends it with the count
+    /// so far.
+    fn copy_file_range(
+        &self,
+        from: Fh,
+        off_in: u64,
+        to: Fh,
+        off_out: u64,
+        len: u64,
+    ) -> Result<u64, Errno> {
+        let c = &self.client.creds;
+        let total = len.min(inode_store::MAX_RW_COUNT);
+        // Each part is checked as the rest of the call (`len - done`, so
+        // the first part's checks are the whole call's) and moves at most
+        // COPY_CHUNK.
+        let part = |done: u64| {
+            self.store.copy_file_range_part(
+                c,
+                from,
+                off_in + done,
+                to,
+                off_out + done,
+                len - done,
+                COPY_CHUNK.min(total - done),
+            )
+        };
+        let mut done = part(0)? as u64;
+        let mut last = done;
+        while last == COPY_CHUNK && done < total && (self.client_alive)() {
+            last = part(done).map_or(0, |n| n as u64);
+            done += last;
+        }
+        Ok(done)
+    }
+
     /// Runs one request with the channel's bulk area; the encoded reply
     /// replaces the contents of `reply`.
     pub fn execute(&self, req: &Request<'_>, bulk: &mut dyn BulkArea, reply: &mut Vec<u8>) {
@@ -356,14 +402,12 @@ impl Executor<'_> {
                 self.kernel
                     .before_data(self.store.handle_ino(from)?, h.a, h.c.max(1));
                 self.kernel.before_data(to_ino, h.b, h.c.max(1));
-                let n = self
-                    .store
-                    .copy_file_range(&self.client.creds, from, h.a, to, h.b, h.c)?;
+                let n = self.copy_file_range(from, h.a, to, h.b, h.c)?;
                 if n > 0 {
-                    self.kernel.data_changed(to_ino, h.b, n as u64);
+                    self.kernel.data_changed(to_ino, h.b, n);
                 }
                 Ok(Outcome {
-                    v0: n as u64,
+                    v0: n,
                     ..Outcome::default()
                 })
             }
@@ -531,6 +575,7 @@ impl Executor<'_> {
         let creat = flags & libc::O_CREAT != 0;
         let excl = creat && flags & libc::O_EXCL != 0;
         let follow = !excl && flags & libc::O_NOFOLLOW == 0;
+        self.client.room_for_handle()?;
         let r = self.walk(h.fh, req.path, follow)?;
         let c = &self.client.creds;
         let attr = match r.target {
@@ -917,6 +962,7 @@ mod tests {
                 client,
                 mount_path: b"/mnt/x",
                 kernel: &self.kernel,
+                client_alive: &|| true,
             };
             let mut reply = Vec::new();
             exec.execute(&req, &mut self.bulk, &mut reply);

@@ -60,6 +60,10 @@ enum Command {
         /// 1024), KB/MB/GB/TB (powers of 1000), or N% of RAM [default: 1G].
         #[arg(long, value_parser = size::parse_size)]
         size: Option<size::SizeSpec>,
+        /// Most inodes (tmpfs's nr_inodes; 0 = no limit). Default: one per
+        /// 4 KiB of --size, at least 1024.
+        #[arg(long, value_name = "N")]
+        nr_inodes: Option<u64>,
         /// Return once the mount is usable and keep serving in the background.
         #[arg(long)]
         background: bool,
@@ -72,8 +76,10 @@ enum Command {
         #[arg(long, value_name = "ADDR", value_parser = parse_loopback)]
         metrics: Option<std::net::SocketAddr>,
         /// Most fast-path channels served at once (each holds a daemon
-        /// thread); a user other than root may hold half of them. Past the
-        /// limit, new clients' calls go through the kernel [default: 1024].
+        /// thread); an eighth is kept for root, and a user's share of the
+        /// rest shrinks as more users hold channels, so no set of users can
+        /// lock the others out. Past the limit, new clients' calls go
+        /// through the kernel [default: 1024].
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
         max_channels: Option<u32>,
         /// Append the daemon's log (timestamped, with levels) to FILE; kept
@@ -196,6 +202,7 @@ fn run_cli(cli: Cli) -> Result<(), String> {
         Command::Mount {
             mountpoint,
             size,
+            nr_inodes,
             background,
             threads,
             metrics,
@@ -208,6 +215,7 @@ fn run_cli(cli: Cli) -> Result<(), String> {
         } => {
             let mut o = MountOptions {
                 size,
+                nr_inodes,
                 threads,
                 metrics,
                 max_channels,

@@ -203,8 +203,6 @@ pub enum OptionError {
     Unknown(String),
     /// A known option with a value it cannot take: (option, why).
     BadValue(String, String),
-    /// A known option this version cannot honour yet.
-    NotSupported(&'static str),
 }
 
 impl fmt::Display for OptionError {
@@ -212,7 +210,6 @@ impl fmt::Display for OptionError {
         match self {
             OptionError::Unknown(o) => write!(f, "unknown mount option {o:?}"),
             OptionError::BadValue(o, why) => write!(f, "bad mount option {o:?}: {why}"),
-            OptionError::NotSupported(o) => write!(f, "mount option {o:?} is not supported yet"),
         }
     }
 }

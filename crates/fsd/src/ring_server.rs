@@ -640,7 +640,7 @@ fn stats_text(shared: &Shared) -> String {
          fast-path handles     {}\n\
          fast-path requests    {}\n\
          channels rejected     {}\n\
-         channels refused      {} (limit: {} in all, {} per user)\n\
+         channels refused      {} (limit: {} in all, {} kept for root)\n\
          daemon RSS            {}\n",
         f.uptime.as_secs(),
         u.inodes,
@@ -659,7 +659,7 @@ fn stats_text(shared: &Shared) -> String {
         c.rejected.load(Ordering::Relaxed),
         c.refused.load(Ordering::Relaxed),
         shared.clients.limits().total,
-        shared.clients.limits().per_user,
+        shared.clients.limits().root_reserve,
         f.rss_bytes.map_or_else(|| "?".into(), human_bytes),
     );
     if let Some(line) = crate::image::PROGRESS.line() {
@@ -1089,12 +1089,14 @@ fn serve_channel(
 ) -> Result<(), ChannelError> {
     let mut end = region.daemon().ok_or(ChannelError::Handshake)?;
     end.requests.set_policy(FIRST_REQUEST_WAIT);
-    let mut alive = || !sock::peer_gone(conn);
+    let client_alive = || !sock::peer_gone(conn);
+    let mut alive = client_alive;
     let exec = Executor {
         store: &shared.store,
         client,
         mount_path: &shared.kernel.mount_path,
         kernel: &shared.kernel,
+        client_alive: &client_alive,
     };
     let mut msg = vec![0u8; MAX_REQUEST];
     let mut reply = Vec::with_capacity(MAX_REPLY);

@@ -1327,10 +1327,11 @@ fn channels_as(uid: u32, sock: &Path, n: usize) -> (Vec<Option<i32>>, HeldChanne
     )
 }
 
-/// Each channel holds a daemon thread: `--max-channels` bounds them, and no
-/// user but root may take more than half, so one user cannot exhaust the
-/// daemon or lock the others out. A refused client's calls go through the
-/// kernel with the same results, and closed channels free their places.
+/// Each channel holds a daemon thread: `--max-channels` bounds them, and a
+/// user's fair share (see `ChannelLimits`) keeps one user from exhausting
+/// the daemon or locking the others out. A refused client's calls go
+/// through the kernel with the same results, and closed channels free
+/// their places.
 #[test]
 fn channels_are_limited_per_user_and_in_total() {
     if !fuse_available("channels_are_limited_per_user_and_in_total") {
@@ -1342,10 +1343,14 @@ fn channels_are_limited_per_user_and_in_total() {
     let sock = socket_of(m);
     let refused = Some(libc::EAGAIN);
     let (nobody, held) = channels_as(NOBODY, &sock, 4);
-    assert_eq!(nobody, [None, None, None, refused], "a user's share is 3");
+    assert_eq!(
+        nobody,
+        [None, refused, refused, refused],
+        "a user alone may hold under a quarter of the 5 free outside root's reserve"
+    );
     let (other, _other_held) = channels_as(NOBODY - 1, &sock, 1);
     assert_eq!(other, [None], "another user still connects");
-    let root: Vec<Conn> = (0..2).map(|_| Conn::connect(&sock).unwrap()).collect();
+    let root: Vec<Conn> = (0..4).map(|_| Conn::connect(&sock).unwrap()).collect();
     let full = Conn::connect(&sock).err().and_then(|e| e.raw_os_error());
     assert_eq!(full, refused, "6 channels in all");
 
@@ -1376,6 +1381,46 @@ fn channels_are_limited_per_user_and_in_total() {
         }
     };
     drop((again, root));
+}
+
+/// Users grabbing every channel they can get cannot lock root or other
+/// users out of the fast path: each user's share shrinks as more users
+/// hold channels, and an eighth of the channels is root's alone (issue 13:
+/// two users once took all 1024 channels in half a second).
+#[test]
+fn users_grabbing_channels_cannot_lock_out_root_or_another_user() {
+    let test = "users_grabbing_channels_cannot_lock_out_root_or_another_user";
+    if !fuse_available(test) {
+        return;
+    }
+    let bt = BtfuseGuard::with_args("16M", &["--max-channels", "64"]);
+    let m = bt.path();
+    std::fs::write(m.join("f"), b"served\n").unwrap();
+    std::fs::set_permissions(m, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let sock = socket_of(m);
+    let granted = |tries: &[Option<i32>]| tries.iter().filter(|t| t.is_none()).count();
+    let (a, _a_held) = channels_as(NOBODY, &sock, 64);
+    let (b, _b_held) = channels_as(NOBODY - 1, &sock, 64);
+    assert!(granted(&a) >= 2 && granted(&a) < 20, "{}", granted(&a));
+    assert!(
+        granted(&b) >= 1 && granted(&b) < granted(&a),
+        "{}",
+        granted(&b)
+    );
+    let (c, _c_held) = channels_as(NOBODY - 2, &sock, 1);
+    assert_eq!(c, [None], "a third user gets a channel");
+    let root = Conn::connect(&sock).expect("root gets a channel");
+    // A fourth user's preloaded program is served by the fast path.
+    if let Some(lib) = preload_or_skip(test) {
+        let before = stat_value(&stats(m), "channels refused");
+        let mut cmd = command_as(Some(NOBODY - 3), "cat");
+        cmd.arg(m.join("f")).env("LD_PRELOAD", &lib);
+        let out = run_timeout(&mut cmd, RUN);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "served\n");
+        let s = stats(m);
+        assert_eq!(stat_value(&s, "channels refused"), before, "{s}");
+    }
+    drop(root);
 }
 
 const THREADS_PAST_THE_LIMIT: &str = r#"

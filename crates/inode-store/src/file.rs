@@ -213,15 +213,6 @@ impl FileData {
         pool.free(freed);
     }
 
-    /// Whether `[off, off+len)` has no written block (reads as zeros).
-    pub(crate) fn is_hole(&self, off: u64, len: u64) -> bool {
-        len == 0
-            || !self
-                .blocks
-                .range(off / BS..=(off + len - 1) / BS)
-                .any(|(_, s)| s.written)
-    }
-
     /// Zeroes `[off, off+len)` inside allocated blocks (holes already read
     /// as zero) and grows the size to cover the range.
     pub(crate) fn zero_range_extend(&mut self, off: u64, len: u64) {
@@ -239,22 +230,23 @@ impl FileData {
         self.size = self.size.max(end);
     }
 
+    /// The first byte at or after `off` and below `end` that lies in a
+    /// written block (`None`: only holes). Visits allocated blocks only, so
+    /// a hole costs nothing however long it is.
+    pub(crate) fn next_written(&self, off: u64, end: u64) -> Option<u64> {
+        if off >= end {
+            return None;
+        }
+        let (&bi, _) = self
+            .blocks
+            .range(off / BS..=(end - 1) / BS)
+            .find(|(_, s)| s.written)?;
+        Some(off.max(bi * BS))
+    }
+
     /// SEEK_DATA: first written byte at or after `off`, below the size.
     pub(crate) fn seek_data(&self, off: u64) -> Result<u64> {
-        if off >= self.size {
-            return Err(Errno::ENXIO);
-        }
-        match self.blocks.range(off / BS..).find(|(_, s)| s.written) {
-            Some((&bi, _)) => {
-                let pos = off.max(bi * BS);
-                if pos >= self.size {
-                    Err(Errno::ENXIO)
-                } else {
-                    Ok(pos)
-                }
-            }
-            None => Err(Errno::ENXIO),
-        }
+        self.next_written(off, self.size).ok_or(Errno::ENXIO)
     }
 
     /// SEEK_HOLE: first byte at or after `off` inside a hole, or the size

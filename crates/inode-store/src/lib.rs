@@ -55,7 +55,13 @@
 //!   (glibc's `readdir` turns it into end-of-directory).
 //! * `fallocate` takes no credentials: it clears setid bits as the
 //!   handle's opener.
-//! * xattr space is not charged against the inode budget.
+//! * Metadata (inodes, names, symlink targets, xattrs) is charged against
+//!   the size limit, as memory the filesystem holds (tmpfs charges only
+//!   file pages against `size` and xattrs against its inode space): `df`
+//!   shows a few blocks used for an empty file.
+//! * `listxattr` of a file whose names take more than `XATTR_LIST_MAX`
+//!   bytes is E2BIG even when only the size is asked for (Linux then tells
+//!   the size, which no buffer can receive).
 //! * Front doors that resolve paths themselves must check what the kernel
 //!   checks before the walk (e.g. renameat2 with both flags -> EINVAL).
 
@@ -84,8 +90,16 @@ pub const BLOCK_SIZE: usize = 4096;
 pub const NAME_MAX: usize = 255;
 /// Largest file size (tmpfs: `MAX_LFS_FILESIZE`). Writes past it -> EFBIG.
 pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
+/// Most bytes one `copy_file_range` moves (Linux's `MAX_RW_COUNT`:
+/// `INT_MAX` rounded down to a page); a longer request returns a short
+/// count, which callers loop on, so no single request's work grows with
+/// the length asked for.
+pub const MAX_RW_COUNT: u64 = 0x7fff_f000;
 /// Largest extended attribute value (bytes); larger -> E2BIG.
 pub const XATTR_SIZE_MAX: usize = 65536;
+/// Longest list of extended attribute names (bytes) that `listxattr`
+/// returns; longer -> E2BIG (Linux's `XATTR_LIST_MAX`).
+pub const XATTR_LIST_MAX: usize = 65536;
 /// Longest extended attribute name (bytes); longer -> ERANGE.
 pub const XATTR_NAME_MAX: usize = 255;
 
@@ -333,7 +347,8 @@ pub struct RenameFlags {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Fh(pub u64);
 
-/// What statfs(2) reports.
+/// What statfs(2) reports. Used blocks (`blocks - bfree`) count file data
+/// and metadata (inodes, names, symlink targets, xattrs) alike.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct StatFs {
     /// Total blocks (of `frsize`).
@@ -386,6 +401,9 @@ pub struct Usage {
     pub inodes: u64,
     /// Data blocks in use.
     pub used_blocks: u64,
+    /// Bytes of metadata (inodes, names, symlink targets, xattrs) charged
+    /// against the capacity beside the data blocks.
+    pub meta_bytes: u64,
     /// Data blocks available in total.
     pub capacity_blocks: u64,
     /// Open file and directory handles.

@@ -36,13 +36,13 @@ struct Source {
 }
 
 /// Loads a copy of the tree at `dir` into a new store of `capacity` bytes.
-pub fn from_dir(dir: &Path, capacity: u64) -> Result<Store, ImageError> {
+pub fn from_dir(dir: &Path, capacity: u64, max_inodes: u64) -> Result<Store, ImageError> {
     PROGRESS.begin(Phase::Loading, 0, 0);
     let _line = TerminalLine::start(|| PROGRESS.line());
     let result = walk(dir).and_then(|(nodes, files)| {
         let total = files.iter().map(|f| f.size).sum();
         PROGRESS.set_totals(total, files.len() as u64);
-        let store = Store::restore(capacity, nodes)?;
+        let store = Store::restore(capacity, max_inodes, nodes)?;
         read_data(&store, &files)?;
         Ok(store)
     });

@@ -14,17 +14,17 @@ use super::{ImageError, Phase, BUF_BYTES, DEPTH, PROGRESS};
 
 /// Loads the image at `path` into a new store of `capacity` bytes. Any
 /// error leaves nothing behind: the partly built store is dropped.
-pub fn load(path: &Path, capacity: u64) -> Result<Store, ImageError> {
+pub fn load(path: &Path, capacity: u64, max_inodes: u64) -> Result<Store, ImageError> {
     let file = File::open(path)?;
     let len = file.metadata()?.len();
     PROGRESS.begin(Phase::Loading, len, 0);
     let _line = TerminalLine::start(|| PROGRESS.line());
-    let result = load_from(Reader::new(file, len)?, capacity);
+    let result = load_from(Reader::new(file, len)?, capacity, max_inodes);
     PROGRESS.end();
     result
 }
 
-fn load_from(mut r: Reader, capacity: u64) -> Result<Store, ImageError> {
+fn load_from(mut r: Reader, capacity: u64, max_inodes: u64) -> Result<Store, ImageError> {
     let mut h = [0u8; HEADER_LEN];
     r.read_exact(&mut h)?;
     format::check_header(&h)?;
@@ -63,7 +63,7 @@ fn load_from(mut r: Reader, capacity: u64) -> Result<Store, ImageError> {
                     .filter(|n| n.kind == inode_store::FileKind::Regular)
                     .count();
                 PROGRESS.set_totals(r.len, files as u64);
-                store.insert(Store::restore(capacity, nodes)?)
+                store.insert(Store::restore(capacity, max_inodes, nodes)?)
             }
         };
         match kind {

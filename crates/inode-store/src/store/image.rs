@@ -32,7 +32,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::{check_name, is_dot, xattr_ns, Dir, Entry, Inner, Meta, Node, Store, BOGO_DIRENT_SIZE};
-use super::{SYMLINK_MAX, XATTR_SIZE_MAX};
+use super::{dirent_cost, xattr_cost, INODE_COST, SYMLINK_MAX, XATTR_SIZE_MAX};
 use crate::file::FileData;
 use crate::{Errno, FileKind, Ino, Result, Timespec, BLOCK_SIZE, MAX_FILE_SIZE, ROOT_INO};
 
@@ -220,13 +220,17 @@ impl Store {
     /// [`Store::load_data`]). Refuses anything that is not one valid tree.
     pub fn restore(
         capacity_bytes: u64,
+        max_inodes: u64,
         nodes: Vec<NodeImage>,
     ) -> std::result::Result<Store, RestoreError> {
-        let store = Store::new(capacity_bytes);
-        {
-            let mut t = store.tree.write();
-            t.restore(nodes)?;
-        }
+        let store = Store::with_limits(capacity_bytes, max_inodes);
+        let meta = store.tree.write().restore(nodes)?;
+        // The restored metadata counts against the size as if it had been
+        // created one call at a time.
+        store
+            .pool
+            .charge_meta(meta)
+            .map_err(|_| RestoreError::NoSpace)?;
         Ok(store)
     }
 
@@ -256,9 +260,10 @@ impl Store {
 }
 
 impl Inner {
-    /// Replaces the (fresh) tree by the one `images` describe; see
-    /// [`Store::restore`].
-    fn restore(&mut self, images: Vec<NodeImage>) -> std::result::Result<(), RestoreError> {
+    /// Replaces the (fresh) tree by the one `images` describe (see
+    /// [`Store::restore`]); the bytes of metadata it holds beyond a fresh
+    /// tree's, as creating it call by call would have charged them.
+    fn restore(&mut self, images: Vec<NodeImage>) -> std::result::Result<u64, RestoreError> {
         use RestoreError::Invalid;
         if images.len() as u64 > self.max_inodes {
             return Err(RestoreError::NoSpace);
@@ -318,7 +323,13 @@ impl Inner {
         }
         self.nodes.clear();
         let mut max_ino = ROOT_INO;
+        let mut meta = 0u64;
         for n in images {
+            if n.ino != ROOT_INO {
+                meta += INODE_COST + n.target.len() as u64;
+            }
+            meta += n.entries.iter().map(|(name, _)| dirent_cost(name)).sum::<u64>();
+            meta += n.xattrs.iter().map(|(k, v)| xattr_cost(k, v)).sum::<u64>();
             let subdirs = n
                 .entries
                 .iter()
@@ -390,6 +401,6 @@ impl Inner {
             self.nodes.insert(n.ino, Entry { node, dir });
         }
         self.next_ino = max_ino + 1;
-        Ok(())
+        Ok(meta)
     }
 }
