@@ -62,6 +62,8 @@
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod acl;
+mod caps;
 mod file;
 mod io;
 mod perm;
@@ -70,6 +72,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+pub use crate::caps::Caps;
 pub use crate::io::{DataSink, DataSource};
 pub use crate::pool::IDLE_DECAY;
 pub use store::Store;
@@ -227,15 +230,30 @@ pub struct Creds {
     pub gid: u32,
     /// Supplementary groups.
     pub groups: Vec<u32>,
+    /// Effective capabilities (in the initial user namespace): what the
+    /// kernel's `capable()` would answer for this caller. The uid alone
+    /// grants nothing.
+    pub caps: Caps,
 }
 
 impl Creds {
-    /// uid 0, gid 0, no supplementary groups.
+    /// uid 0, gid 0, no supplementary groups, every capability.
     pub fn root() -> Creds {
         Creds {
             uid: 0,
             gid: 0,
             groups: Vec::new(),
+            caps: Caps::ALL,
+        }
+    }
+
+    /// An unprivileged caller: these ids, no capability.
+    pub fn user(uid: u32, gid: u32, groups: Vec<u32>) -> Creds {
+        Creds {
+            uid,
+            gid,
+            groups,
+            caps: Caps::NONE,
         }
     }
 
@@ -244,9 +262,10 @@ impl Creds {
         self.gid == gid || self.groups.contains(&gid)
     }
 
-    /// Whether the caller is root (all capabilities).
-    pub fn is_root(&self) -> bool {
-        self.uid == 0
+    /// The kernel's `capable_wrt_inode_uidgid(inode, cap)` (and `capable`):
+    /// whether the caller holds capability `cap` (a `Caps` constant).
+    pub fn capable(&self, cap: u32) -> bool {
+        self.caps.has(cap)
     }
 }
 

@@ -11,14 +11,15 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::acl;
 use crate::file::FileData;
 use crate::io::{DataSink, DataSource};
 use crate::perm::{Owner, R, S_ISGID, S_ISUID, S_ISVTX, S_IXGRP, W, X};
 use crate::pool::BlockPool;
 use crate::{
-    Attr, Creds, DirEntry, Errno, Fh, FileKind, Ino, RenameFlags, Result, SetAttr, StatFs, TimeSet,
-    Timespec, Usage, Written, BLOCK_SIZE, MAX_FILE_SIZE, NAME_MAX, ROOT_INO, XATTR_NAME_MAX,
-    XATTR_SIZE_MAX,
+    Attr, Caps, Creds, DirEntry, Errno, Fh, FileKind, Ino, RenameFlags, Result, SetAttr, StatFs,
+    TimeSet, Timespec, Usage, Written, BLOCK_SIZE, MAX_FILE_SIZE, NAME_MAX, ROOT_INO,
+    XATTR_NAME_MAX, XATTR_SIZE_MAX,
 };
 
 /// tmpfs accounts 20 bytes of directory size per entry (BOGO_DIRENT_SIZE),
@@ -457,7 +458,7 @@ impl Inner {
             return Err(Errno::EEXIST);
         }
         Inner::may_create(c, &p)?;
-        if matches!(kind, FileKind::CharDevice | FileKind::BlockDevice) && !c.is_root() {
+        if matches!(kind, FileKind::CharDevice | FileKind::BlockDevice) && !c.capable(Caps::MKNOD) {
             return Err(Errno::EPERM);
         }
         if self.nodes.len() as u64 >= self.max_inodes {
@@ -476,8 +477,8 @@ impl Inner {
         // directory by a caller outside that group loses S_ISGID.
         if !is_dir
             && perm & (S_ISGID | S_IXGRP) == (S_ISGID | S_IXGRP)
-            && !c.is_root()
             && !c.in_group(gid)
+            && !c.capable(Caps::FSETID)
         {
             perm &= !S_ISGID;
         }
@@ -617,7 +618,7 @@ impl Inner {
         // a non-owner may link only a regular, non-setid file it can read
         // and write.
         let o = src.owner();
-        if !o.owner_or_root(c) {
+        if !o.owner_or_capable(c) {
             let setid =
                 o.perm & S_ISUID != 0 || o.perm & (S_ISGID | S_IXGRP) == (S_ISGID | S_IXGRP);
             if o.kind != FileKind::Regular || setid || o.check(c, R | W).is_err() {
@@ -876,13 +877,22 @@ impl Inner {
         };
         let trunc = flags & libc::O_TRUNC != 0;
         let mask = if read { R } else { 0 } | if write || trunc { W } else { 0 };
+        // may_open: the mode bits, then O_NOATIME only for the owner or
+        // CAP_FOWNER.
+        let may_open = |o: Owner| {
+            o.check(c, mask)?;
+            if flags & libc::O_NOATIME != 0 && !o.owner_or_capable(c) {
+                return Err(Errno::EPERM);
+            }
+            Ok(())
+        };
         let kind = match node.kind {
             FileKind::Symlink => return Err(Errno::ELOOP),
             FileKind::Directory => {
                 if mask & W != 0 {
                     return Err(Errno::EISDIR);
                 }
-                node.owner().check(c, mask)?;
+                may_open(node.owner())?;
                 HandleKind::Dir(Arc::new(Mutex::new(DirCursor {
                     next: FIRST_COOKIE,
                     names: HashMap::new(),
@@ -892,10 +902,10 @@ impl Inner {
                 if !trunc {
                     // Plain opens take only the read lock: no contention
                     // with readers of the same file.
-                    node.owner().check(c, mask)?;
+                    may_open(node.owner())?;
                 } else {
                     let mut st = node.st.write();
-                    node.owner_of(&st).check(c, mask)?;
+                    may_open(node.owner_of(&st))?;
                     let kill = node.owner_of(&st).kill_on_write(c);
                     st.perm &= !kill;
                     st.file.truncate(pool, 0);
@@ -912,7 +922,7 @@ impl Inner {
             // Device, fifo and socket semantics are not emulated: the front
             // doors leave those to the kernel.
             _ => {
-                node.owner().check(c, mask)?;
+                may_open(node.owner())?;
                 return Err(Errno::ENXIO);
             }
         };
@@ -1005,31 +1015,32 @@ impl Inner {
             }
         }
         if let Some(uid) = set.uid {
-            // chown_ok: root, or the owner "changing" to itself.
-            if !(c.is_root() || (c.uid == st.uid && uid == st.uid)) {
+            // chown_ok: the owner "changing" to itself, or CAP_CHOWN.
+            if !((c.uid == st.uid && uid == st.uid) || c.capable(Caps::CHOWN)) {
                 return Err(Errno::EPERM);
             }
         }
         if let Some(gid) = set.gid {
-            // chgrp_ok: root, or the owner moving to one of its groups.
-            if !(c.is_root() || (c.uid == st.uid && (c.in_group(gid) || gid == st.gid))) {
+            // chgrp_ok: the owner moving to one of its groups, or CAP_CHOWN.
+            if !((c.uid == st.uid && (c.in_group(gid) || gid == st.gid)) || c.capable(Caps::CHOWN))
+            {
                 return Err(Errno::EPERM);
             }
         }
-        if set.mode.is_some() && !o.owner_or_root(c) {
+        if set.mode.is_some() && !o.owner_or_capable(c) {
             return Err(Errno::EPERM);
         }
         match (set.atime, set.mtime) {
             (None, None) => {}
-            // utimensat(UTIME_NOW, UTIME_NOW): owner, root, or write access.
+            // utimensat(UTIME_NOW, UTIME_NOW): owner, CAP_FOWNER, or write access.
             (Some(TimeSet::Now), Some(TimeSet::Now)) => {
-                if !o.owner_or_root(c) {
+                if !o.owner_or_capable(c) {
                     o.check(c, W)?;
                 }
             }
-            // Any explicit time (or a lone UTIME_NOW): owner or root.
+            // Any explicit time (or a lone UTIME_NOW): owner or CAP_FOWNER.
             _ => {
-                if !o.owner_or_root(c) {
+                if !o.owner_or_capable(c) {
                     return Err(Errno::EPERM);
                 }
             }
@@ -1047,7 +1058,7 @@ impl Inner {
         if let Some(mode) = set.mode {
             let mut perm = (mode & 0o7777) as u16;
             let gid = set.gid.unwrap_or(st.gid);
-            if perm & S_ISGID != 0 && !o.in_group_or_root(c, gid) {
+            if perm & S_ISGID != 0 && !o.in_group_or_capable(c, gid) {
                 perm &= !S_ISGID;
             }
             st.perm = perm;
@@ -1086,6 +1097,9 @@ impl Inner {
         if value.len() > XATTR_SIZE_MAX {
             return Err(Errno::E2BIG);
         }
+        if acl::is_acl_name(name) {
+            acl::check_format(value)?;
+        }
         let node = self.node(ino)?;
         let mut st = node.st.write();
         Inner::xattr_write_allowed(c, &node, &st, &ns)?;
@@ -1107,7 +1121,7 @@ impl Inner {
         match ns {
             XattrNs::Security | XattrNs::System => {}
             XattrNs::Trusted => {
-                if !c.is_root() {
+                if !c.capable(Caps::SYS_ADMIN) {
                     return Err(Errno::EPERM);
                 }
             }
@@ -1115,7 +1129,9 @@ impl Inner {
                 if !matches!(node.kind, FileKind::Regular | FileKind::Directory) {
                     return Err(Errno::EPERM);
                 }
-                if node.kind == FileKind::Directory && st.perm & S_ISVTX != 0 && !o.owner_or_root(c)
+                if node.kind == FileKind::Directory
+                    && st.perm & S_ISVTX != 0
+                    && !o.owner_or_capable(c)
                 {
                     return Err(Errno::EPERM);
                 }
@@ -1126,7 +1142,7 @@ impl Inner {
         match ns {
             XattrNs::System | XattrNs::Unknown => Err(Errno::EOPNOTSUPP),
             // cap_inode_setxattr: security.* needs CAP_SYS_ADMIN.
-            XattrNs::Security if !c.is_root() => Err(Errno::EPERM),
+            XattrNs::Security if !c.capable(Caps::SYS_ADMIN) => Err(Errno::EPERM),
             _ => Ok(()),
         }
     }
@@ -1139,7 +1155,7 @@ impl Inner {
         match ns {
             XattrNs::Security | XattrNs::System => {}
             XattrNs::Trusted => {
-                if !c.is_root() {
+                if !c.capable(Caps::SYS_ADMIN) {
                     return Err(Errno::ENODATA);
                 }
             }
@@ -1163,7 +1179,7 @@ impl Inner {
         let mut out = Vec::new();
         // tmpfs lists its xattr tree in descending name order.
         for name in st.xattrs.keys().rev() {
-            if name.starts_with(b"trusted.") && !c.is_root() {
+            if name.starts_with(b"trusted.") && !c.capable(Caps::SYS_ADMIN) {
                 continue;
             }
             out.extend_from_slice(name);
@@ -1657,7 +1673,7 @@ impl Store {
         self.tree.read().getxattr(c, ino, name)
     }
 
-    /// listxattr(2): NUL-terminated names ("trusted.*" only for root).
+    /// listxattr(2): NUL-terminated names ("trusted.*" only with CAP_SYS_ADMIN).
     pub fn listxattr(&self, c: &Creds, ino: Ino) -> Result<Vec<u8>> {
         self.tree.read().listxattr(c, ino)
     }
