@@ -763,6 +763,7 @@ mod tests {
             uid: 1000,
             gid: 1000,
             groups: vec![],
+            caps: inode_store::Caps::NONE,
         }
     }
 
