@@ -1,8 +1,8 @@
 //! Identity is more than uid and gid: both doors decide by the caller's
 //! effective capabilities, as the kernel (tmpfs) does, and a credential
 //! change made through `syscall(3)` or `capset` takes effect on the fast
-//! path at once. Also errno parity for O_NOATIME and malformed POSIX ACL
-//! values.
+//! path at once. Also errno parity for O_NOATIME, malformed POSIX ACL
+//! values and RENAME_WHITEOUT.
 //!
 //! Each identity runs `scripts/identity_ops.py` three ways: on tmpfs, on
 //! the btfuse mount without the library (the FUSE door) and with it (the
@@ -54,6 +54,8 @@ fn setup(dir: &Path) {
     set_mode(&dir.join("d"), 0o700);
     chown(&dir.join("d"), 1000, 1000);
     fs::create_dir(dir.join("w")).unwrap();
+    fs::write(dir.join("w/src"), "src\n").unwrap();
+    chown(&dir.join("w/src"), 1000, 1000);
     set_mode(&dir.join("w"), 0o755);
     chown(&dir.join("w"), 1000, 1000);
     fs::write(dir.join("pub"), "public\n").unwrap();
@@ -135,7 +137,8 @@ fn three_ways(test: &str, argv: &[&str]) -> Option<Vec<String>> {
 /// (another user's 0600 file, a 0700 directory, chown to root, chmod,
 /// utimes), a user holding CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH gets what
 /// tmpfs gives it, through both doors; O_NOATIME on another's file is
-/// EPERM and a malformed ACL value EINVAL everywhere.
+/// EPERM, a malformed ACL value EINVAL, and RENAME_WHITEOUT leaves a
+/// whiteout everywhere.
 #[test]
 fn capabilities_decide_like_tmpfs_through_both_doors() {
     let t = "capabilities_decide_like_tmpfs_through_both_doors";
@@ -162,6 +165,14 @@ fn capabilities_decide_like_tmpfs_through_both_doors() {
     assert!(user.contains("noatime pub: errno 1"), "{user}");
     assert!(user.contains("acl bad size: errno 22"), "{user}");
     assert!(user.contains("acl bad version: errno 95"), "{user}");
+    assert!(
+        root.contains("whiteout left: ok (8192, 0, 0, 0, 0)"),
+        "{root}"
+    );
+    assert!(
+        dac.contains("whiteout left: ok (8192, 0, 0, 1001, 1001)"),
+        "{dac}"
+    );
 }
 
 /// A preloaded program that drops capabilities or ids through `syscall(3)`

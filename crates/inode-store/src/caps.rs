@@ -30,7 +30,7 @@ impl Caps {
     pub const FSETID: u32 = 4;
     /// `CAP_SYS_ADMIN`: `trusted.*` and `security.*` extended attributes.
     pub const SYS_ADMIN: u32 = 21;
-    /// `CAP_MKNOD`: create device nodes (and whiteouts by rename).
+    /// `CAP_MKNOD`: create device nodes (not whiteouts, which anyone may).
     pub const MKNOD: u32 = 27;
 
     /// Whether capability number `cap` is in the set.

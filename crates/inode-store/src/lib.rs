@@ -346,6 +346,10 @@ pub struct RenameFlags {
     pub noreplace: bool,
     /// RENAME_EXCHANGE: swap the two names atomically.
     pub exchange: bool,
+    /// RENAME_WHITEOUT: leave a whiteout (a 0:0 character device, mode 0,
+    /// owned by the caller) under the old name. Since Linux 5.8 this needs
+    /// no capability.
+    pub whiteout: bool,
 }
 
 /// Open handle id (files and dirs share one id space, never 0, never reused).

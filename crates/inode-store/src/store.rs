@@ -458,7 +458,13 @@ impl Inner {
             return Err(Errno::EEXIST);
         }
         Inner::may_create(c, &p)?;
-        if matches!(kind, FileKind::CharDevice | FileKind::BlockDevice) && !c.capable(Caps::MKNOD) {
+        // vfs_mknod: devices need CAP_MKNOD, except a whiteout (a 0:0
+        // character device), which anyone may create.
+        let whiteout = kind == FileKind::CharDevice && rdev == 0;
+        if matches!(kind, FileKind::CharDevice | FileKind::BlockDevice)
+            && !whiteout
+            && !c.capable(Caps::MKNOD)
+        {
             return Err(Errno::EPERM);
         }
         if self.nodes.len() as u64 >= self.max_inodes {
@@ -725,7 +731,7 @@ impl Inner {
         flags: RenameFlags,
         pool: &BlockPool,
     ) -> Result<()> {
-        if flags.noreplace && flags.exchange {
+        if flags.exchange && (flags.noreplace || flags.whiteout) {
             return Err(Errno::EINVAL);
         }
         let odir = self.parent_dir(c, op)?;
@@ -834,6 +840,11 @@ impl Inner {
             return Ok(());
         }
 
+        // shmem_whiteout comes first in tmpfs: the whiteout's inode must
+        // exist before anything moves.
+        if flags.whiteout && self.nodes.len() as u64 >= self.max_inodes {
+            return Err(Errno::ENOSPC);
+        }
         if let (Some(d_ino), Some(d)) = (dst_ino, &dst) {
             self.detach(np, nname, dst_dir, now);
             {
@@ -854,6 +865,11 @@ impl Inner {
             (d.parent, d.name) = (np, nname.to_vec());
         }
         src.st.write().ctime = now;
+        if flags.whiteout {
+            // Every check create_node makes passed above (search and write
+            // on `op`, the inode budget), and the name is free.
+            self.create_node(c, op, oname, FileKind::CharDevice, 0, 0, &[], now)?;
+        }
         Ok(())
     }
 

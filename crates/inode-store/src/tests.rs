@@ -279,7 +279,7 @@ fn dot_names_as_targets_fail_like_linux() {
     assert_eq!(err(s.rename(&r, d, b"f", d, b"..", fl)), Errno::EBUSY);
     let nr = RenameFlags {
         noreplace: true,
-        exchange: false,
+        ..RenameFlags::default()
     };
     assert_eq!(err(s.rename(&r, d, b"f", d, b".", nr)), Errno::EEXIST);
     assert_eq!(s.lookup(&r, d, b"..").unwrap().ino, ROOT_INO);
@@ -1144,6 +1144,7 @@ fn flags(noreplace: bool, exchange: bool) -> RenameFlags {
     RenameFlags {
         noreplace,
         exchange,
+        whiteout: false,
     }
 }
 
@@ -1770,4 +1771,31 @@ fn malformed_posix_acl_is_einval_wellformed_is_unsupported() {
         err(s.setxattr(&root(), ino, name, owner_only, 0)),
         Errno::EOPNOTSUPP
     );
+}
+
+#[test]
+fn rename_whiteout_leaves_a_char_device_owned_by_the_caller() {
+    let s = store();
+    let d = s.mkdir(&root(), ROOT_INO, b"d", 0o777).unwrap().ino;
+    mkfile(&s, &root(), d, b"a", 0o644, b"x");
+    let wo = RenameFlags {
+        whiteout: true,
+        ..RenameFlags::default()
+    };
+    let both = RenameFlags {
+        exchange: true,
+        ..wo
+    };
+    assert_eq!(
+        err(s.rename(&root(), d, b"a", d, b"b", both)),
+        Errno::EINVAL
+    );
+    let user = user(1000, 1000);
+    s.rename(&user, d, b"a", d, b"b", wo).unwrap();
+    let w = s.lookup(&root(), d, b"a").unwrap();
+    assert_eq!(
+        (w.kind, w.perm, w.rdev, w.uid),
+        (FileKind::CharDevice, 0, 0, 1000)
+    );
+    assert_eq!(s.lookup(&root(), d, b"b").unwrap().size, 1);
 }

@@ -272,6 +272,9 @@ fn dump_fs(dir: &Path, prefix: &str, out: &mut Vec<String>) {
             FileKind::Directory
         } else if m.file_type().is_symlink() {
             FileKind::Symlink
+        } else if std::os::unix::fs::FileTypeExt::is_char_device(&m.file_type()) {
+            // Whiteouts left by RENAME_WHITEOUT.
+            FileKind::CharDevice
         } else {
             FileKind::Regular
         };
@@ -343,12 +346,13 @@ fn run_store(s: &Store, c: &Creds, op: u64, p: &[&str], q: &[&str], n: u64) -> R
         }
         12 => {
             let flags = RenameFlags {
-                noreplace: n % 3 != 1,
-                exchange: n % 3 >= 1,
+                noreplace: n % 4 == 0 || n % 4 == 2,
+                exchange: n % 4 == 1 || n % 4 == 2,
+                whiteout: n % 4 == 3,
             };
             // renameat2 rejects bad flags before resolving any path: a front
             // door that resolves paths itself must check them first too.
-            if flags.noreplace && flags.exchange {
+            if flags.exchange && (flags.noreplace || flags.whiteout) {
                 return Err(Errno::EINVAL);
             }
             let (op_, np) = (walk(p)?, walk(q)?);
@@ -419,10 +423,11 @@ fn run_fs(base: &Path, op: u64, p: &[&str], q: &[&str], n: u64) -> Result<(), i3
             }),
         12 => {
             let cs = |p: &Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-            let flags = match n % 3 {
+            let flags = match n % 4 {
                 0 => libc::RENAME_NOREPLACE,
                 1 => libc::RENAME_EXCHANGE,
-                _ => libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE,
+                2 => libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE,
+                _ => libc::RENAME_WHITEOUT,
             };
             let (a, b) = (cs(&pp), cs(&qq));
             // SAFETY: valid NUL-terminated paths.

@@ -1,10 +1,12 @@
 """Permission-sensitive operations in DIR (argv[1]), one result line each.
 
 DIR was prepared by root (see identity.rs): o (0600 1000:1000, "secret"),
-d/ (0700 1000:1000) holding f (0600), w/ (0755 1000:1000), pub (0666
-1000:1000). The caller's identity is what is under test.
+d/ (0700 1000:1000) holding f (0600), w/ (0755 1000:1000) holding src
+(0644), pub (0666 1000:1000). The caller's identity is what is under test.
 """
+import ctypes
 import os
+import stat
 import sys
 
 d = sys.argv[1]
@@ -67,6 +69,26 @@ attempt("acl bad version", lambda: os.setxattr(p("pub"), "system.posix_acl_acces
 attempt("trusted set", lambda: os.setxattr(p("pub"), "trusted.t", b"1"))
 attempt("user set", lambda: os.setxattr(p("pub"), "user.u", b"1"))
 attempt("listxattr", lambda: sorted(os.listxattr(p("pub"))))
+RENAME_EXCHANGE, RENAME_WHITEOUT = 2, 4
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def renameat2(a, b, flags):
+    if libc.renameat2(-100, p(a).encode(), -100, p(b).encode(), flags) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
+def kind(n):
+    st = os.lstat(p(n))
+    return (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_rdev, st.st_uid, st.st_gid)
+
+
+attempt("whiteout+exchange", lambda: renameat2("w/src", "w/dst", RENAME_WHITEOUT | RENAME_EXCHANGE))
+attempt("rename whiteout", lambda: renameat2("w/src", "w/dst", RENAME_WHITEOUT))
+attempt("whiteout left", lambda: kind("w/src"))
+attempt("mknod whiteout", lambda: os.mknod(p("w/wh"), stat.S_IFCHR, 0))
+attempt("mknod device", lambda: os.mknod(p("w/dev"), stat.S_IFCHR, os.makedev(1, 3)))
 attempt("unlink d/f", lambda: os.unlink(p("d/f")))
 for n in ("o", "pub", "d"):
     st = os.stat(p(n))
