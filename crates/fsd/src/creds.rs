@@ -34,6 +34,7 @@
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
+use std::sync::OnceLock;
 
 use inode_store::{Caps, Creds};
 
@@ -162,12 +163,12 @@ impl Status {
 /// Whether process `pid` is in the daemon's user namespace (an error
 /// counts as no).
 fn same_user_ns(pid: u32) -> bool {
-    let ns = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino()));
-    match (
-        ns("/proc/self/ns/user"),
-        ns(&format!("/proc/{pid}/ns/user")),
-    ) {
-        (Ok(a), Ok(b)) => a == b,
+    let ns = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+    // The daemon's own namespace never changes: looked up once.
+    static OWN: OnceLock<Option<(u64, u64)>> = OnceLock::new();
+    let own = OWN.get_or_init(|| ns("/proc/self/ns/user"));
+    match (own, ns(&format!("/proc/{pid}/ns/user"))) {
+        (Some(a), Some(b)) => *a == b,
         _ => false,
     }
 }

@@ -346,8 +346,8 @@ fn run_store(s: &Store, c: &Creds, op: u64, p: &[&str], q: &[&str], n: u64) -> R
         }
         12 => {
             let flags = RenameFlags {
-                noreplace: n % 4 == 0 || n % 4 == 2,
-                exchange: n % 4 == 1 || n % 4 == 2,
+                noreplace: matches!(n % 4, 0 | 2),
+                exchange: matches!(n % 4, 1 | 2),
                 whiteout: n % 4 == 3,
             };
             // renameat2 rejects bad flags before resolving any path: a front
