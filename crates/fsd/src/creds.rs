@@ -72,15 +72,19 @@ pub fn for_caller_exact(uid: u32, gid: u32, pid: u32) -> Creds {
 
 /// The credentials of a ring channel's peer (see the module comment).
 /// An error refuses the channel (the client then uses the kernel door):
-/// the peer is gone, or its ids are no longer those it connected with.
+/// the peer is gone.
 pub fn for_peer(conn: &OwnedFd, peer: &PeerCred) -> io::Result<Creds> {
     let pidfd = sock::peer_pidfd(conn)?;
-    let changed = || io::Error::from_raw_os_error(libc::EAGAIN);
-    let status = Status::of(peer.pid).ok_or_else(changed)?;
-    if status.euid != peer.uid || status.egid != peer.gid {
-        return Err(changed());
-    }
-    let caps = status.caps_here(peer.pid);
+    let status = Status::of(peer.pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    // The status is the thread group leader's. A thread that changed its
+    // own ids with a raw system call (per-thread on Linux) connects with
+    // other ids than the leader's; its capabilities are unknown then, and
+    // none is the answer that can only deny.
+    let caps = if status.euid == peer.uid && status.egid == peer.gid {
+        status.caps_here(peer.pid)
+    } else {
+        Caps::NONE
+    };
     if sock::pidfd_exited(&pidfd)? {
         return Err(io::Error::from_raw_os_error(libc::ESRCH));
     }
