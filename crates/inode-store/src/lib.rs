@@ -38,15 +38,25 @@
 //! # Fidelity
 //!
 //! `tests/differential_tmpfs.rs` (ignored by default; run as root) replays
-//! random operation sequences, as root and as three users, on the store and
-//! on a real tmpfs, and compares every errno, the whole tree (kind, size,
-//! nlink, mode, owner, st_blocks), file contents and SEEK_DATA/SEEK_HOLE.
-//! Rules follow the host kernel (6.x): e.g. a write by a non-root caller
-//! clears S_ISGID when group-executable *or* when the caller is not in the
-//! file's group; `mode_strip_sgid` on create; protected_hardlinks = 1;
-//! `security.*` xattrs are set only by root; fallocated-but-unwritten blocks
-//! are holes for SEEK_DATA. Known differences:
+//! random operation sequences, as root, as three users, as a root without
+//! the file capabilities and as a user holding `CAP_DAC_OVERRIDE`, on the
+//! store and on a real tmpfs, and compares every errno, the whole tree
+//! (kind, size, nlink, mode, owner, st_blocks), file contents and
+//! SEEK_DATA/SEEK_HOLE. Rules follow the host kernel (6.x), decided by the
+//! caller's effective capabilities ([`Caps`]), never by uid 0: e.g. a write
+//! by a caller without `CAP_FSETID` clears S_ISGID when group-executable
+//! *or* when the caller is not in the file's group; `mode_strip_sgid` on
+//! create; protected_hardlinks = 1; `security.*` xattrs are set only with
+//! `CAP_SYS_ADMIN`; malformed POSIX ACL values fail as in
+//! `posix_acl_from_xattr`; RENAME_WHITEOUT leaves a whiteout;
+//! fallocated-but-unwritten blocks are holes for SEEK_DATA. Known
+//! differences:
 //!
+//! * POSIX ACLs are not kept: setting a well-formed
+//!   `system.posix_acl_*` value is `EOPNOTSUPP`, as on a FUSE mount
+//!   without ACL support (tmpfs keeps it); malformed ones fail as on tmpfs.
+//! * Capabilities held in a user namespace other than the daemon's count
+//!   as none (the front doors give the store initial-namespace ones only).
 //! * `copy_file_range` keeps the source's holes as holes (tmpfs splices
 //!   zero pages, so its copy has more `st_blocks`).
 //! * Opening a fifo, socket or device node gives ENXIO: those semantics
