@@ -110,12 +110,12 @@ fn release_in_store(store: &Store, fh: Fh, kind: HandleKind) -> Result<(), Errno
 }
 
 /// Identity a client is filed under: a process that changes credentials
-/// (setuid, setgroups) after its first channel gets a separate client, so
+/// (setuid, setgroups, capset) after its first channel gets a separate client, so
 /// handles are never shared across identities.
-type Key = (u32, u64, u32, u32, Vec<u32>);
+type Key = (u32, u64, u32, u32, Vec<u32>, u64);
 
 fn key_of(pid: u32, image: u64, c: &Creds) -> Key {
-    (pid, image, c.uid, c.gid, c.groups.clone())
+    (pid, image, c.uid, c.gid, c.groups.clone(), c.caps.0)
 }
 
 fn key(client: &Client) -> Key {
@@ -349,6 +349,7 @@ mod tests {
             uid: 1000,
             gid: 1000,
             groups,
+            caps: inode_store::Caps::NONE,
         };
         let a = clients.join(10, 7, user(vec![27])).unwrap();
         let fh = store.opendir(&a.creds, ROOT_INO).unwrap();
@@ -372,6 +373,7 @@ mod tests {
             uid,
             gid: uid,
             groups: vec![],
+            caps: inode_store::Caps::NONE,
         };
         // Each user grabs all it can: the first 12 of the 56 outside root's
         // reserve of 8, the second 5, the third 3...
@@ -425,6 +427,7 @@ mod tests {
                     uid: 1000,
                     gid: 1000,
                     groups: vec![],
+                    caps: inode_store::Caps::NONE,
                 },
             )
             .unwrap();
@@ -438,6 +441,7 @@ mod tests {
                     uid: 1000,
                     gid: 1000,
                     groups: vec![27],
+                    caps: inode_store::Caps::NONE,
                 },
             )
             .unwrap();

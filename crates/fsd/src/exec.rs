@@ -679,14 +679,19 @@ impl Executor<'_> {
     fn rename(&self, req: &Request<'_>) -> OpResult {
         let h = &req.head;
         let flags = h.flags;
-        let known = libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE;
+        let known = libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE | libc::RENAME_WHITEOUT;
         if flags & !known != 0 {
             return Err(err(libc::EINVAL));
         }
         let flags = inode_store::RenameFlags {
             noreplace: flags & libc::RENAME_NOREPLACE != 0,
             exchange: flags & libc::RENAME_EXCHANGE != 0,
+            whiteout: flags & libc::RENAME_WHITEOUT != 0,
         };
+        // do_renameat2 checks these before it looks anything up.
+        if flags.exchange && (flags.noreplace || flags.whiteout) {
+            return Err(err(libc::EINVAL));
+        }
         let old = self.walk_entry(h.fh, req.path)?;
         let new = self.walk_entry(h.fh2, req.path2)?;
         // The kernel refuses "." and ".." on either side before looking.
@@ -845,6 +850,7 @@ mod tests {
             uid: 1000,
             gid: 1000,
             groups: vec![],
+            caps: inode_store::Caps::NONE,
         }
     }
 

@@ -140,6 +140,11 @@ fn caller(req: &Request) -> Creds {
     creds::for_caller(req.uid(), req.gid(), req.pid())
 }
 
+/// The caller with its real capabilities even for uid 0 (a `/proc` read).
+fn caller_exact(req: &Request) -> Creds {
+    creds::for_caller_exact(req.uid(), req.gid(), req.pid())
+}
+
 fn errno(e: store::Errno) -> Errno {
     Errno::from_i32(e.0)
 }
@@ -262,7 +267,11 @@ impl Filesystem for FuseFs {
         let name = name.as_bytes();
         let result = self.timed(FuseOp::Lookup, || self.store.lookup(&c, parent.0, name));
         if parent.0 == ROOT_INO && matches!(result, Err(e) if e == store::Errno::ENOENT) {
-            if let Some(attr) = self.held_open(req.pid(), &c, name) {
+            // The holder is found by its exact identity, capabilities
+            // included: read them only for a name that can be a handle's.
+            let held = proto::parse_handle_name(name)
+                .and_then(|_| self.held_open(req.pid(), &caller_exact(req), name));
+            if let Some(attr) = held {
                 // TTL 0 for entry and attributes: the kernel asks again on
                 // every use of the name, and so never serves it to another
                 // process from its cache.
@@ -415,12 +424,10 @@ impl Filesystem for FuseFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        if flags.contains(RenameFlags::RENAME_WHITEOUT) {
-            return reply.error(Errno::EINVAL);
-        }
         let flags = store::RenameFlags {
             noreplace: flags.contains(RenameFlags::RENAME_NOREPLACE),
             exchange: flags.contains(RenameFlags::RENAME_EXCHANGE),
+            whiteout: flags.contains(RenameFlags::RENAME_WHITEOUT),
         };
         let result = self.timed(FuseOp::Rename, || {
             self.store.rename(
@@ -690,7 +697,8 @@ impl Filesystem for FuseFs {
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         let result = self.timed(FuseOp::Listxattr, || {
-            self.store.listxattr(&caller(req), ino.0)
+            // The kernel does not filter `trusted.*` names for FUSE.
+            self.store.listxattr(&caller_exact(req), ino.0)
         });
         xattr_reply(reply, size, result);
     }
@@ -874,6 +882,7 @@ mod tests {
             uid: 1000,
             gid: 1000,
             groups: vec![],
+            caps: inode_store::Caps::NONE,
         };
         assert_eq!(
             fs.held_open(tid, &user, &proto::handle_name(file.0, 7)),

@@ -9,7 +9,8 @@
 //! sealed, is taken), answers [`proto::HelloReply`] and serves the channel
 //! from then on, first request included: connecting costs a new process
 //! one daemon wake-up, not a handshake round trip and then a wake-up.
-//! Credentials come from the kernel (`SO_PEERCRED`, `SO_PEERGROUPS`),
+//! Credentials come from the kernel (`SO_PEERCRED`, `SO_PEERGROUPS`, and
+//! the effective capabilities read beside a `SO_PEERPIDFD` pidfd),
 //! never from the client. The serving thread spins briefly after every
 //! request (the client usually sends the next one within microseconds) and
 //! then sleeps on the channel's futex doorbell. The socket stays open for
@@ -1029,16 +1030,7 @@ fn serve_connection(
         let _ = answer_hello(&conn, libc::ESTALE);
         return Err(ChannelError::Handshake);
     }
-    // Root needs no supplementary groups (as in the FUSE door).
-    let groups = match peer.uid {
-        0 => Vec::new(),
-        _ => sock::peer_groups(&conn)?,
-    };
-    let creds = inode_store::Creds {
-        uid: peer.uid,
-        gid: peer.gid,
-        groups,
-    };
+    let creds = crate::creds::for_peer(&conn, &peer)?;
     let client = match shared.clients.join(peer.pid, hello.image, creds) {
         Ok(client) => client,
         Err(refused) => {

@@ -38,15 +38,25 @@
 //! # Fidelity
 //!
 //! `tests/differential_tmpfs.rs` (ignored by default; run as root) replays
-//! random operation sequences, as root and as three users, on the store and
-//! on a real tmpfs, and compares every errno, the whole tree (kind, size,
-//! nlink, mode, owner, st_blocks), file contents and SEEK_DATA/SEEK_HOLE.
-//! Rules follow the host kernel (6.x): e.g. a write by a non-root caller
-//! clears S_ISGID when group-executable *or* when the caller is not in the
-//! file's group; `mode_strip_sgid` on create; protected_hardlinks = 1;
-//! `security.*` xattrs are set only by root; fallocated-but-unwritten blocks
-//! are holes for SEEK_DATA. Known differences:
+//! random operation sequences, as root, as three users, as a root without
+//! the file capabilities and as a user holding `CAP_DAC_OVERRIDE`, on the
+//! store and on a real tmpfs, and compares every errno, the whole tree
+//! (kind, size, nlink, mode, owner, st_blocks), file contents and
+//! SEEK_DATA/SEEK_HOLE. Rules follow the host kernel (6.x), decided by the
+//! caller's effective capabilities ([`Caps`]), never by uid 0: e.g. a write
+//! by a caller without `CAP_FSETID` clears S_ISGID when group-executable
+//! *or* when the caller is not in the file's group; `mode_strip_sgid` on
+//! create; protected_hardlinks = 1; `security.*` xattrs are set only with
+//! `CAP_SYS_ADMIN`; malformed POSIX ACL values fail as in
+//! `posix_acl_from_xattr`; RENAME_WHITEOUT leaves a whiteout;
+//! fallocated-but-unwritten blocks are holes for SEEK_DATA. Known
+//! differences:
 //!
+//! * POSIX ACLs are not kept: setting a well-formed
+//!   `system.posix_acl_*` value is `EOPNOTSUPP`, as on a FUSE mount
+//!   without ACL support (tmpfs keeps it); malformed ones fail as on tmpfs.
+//! * Capabilities held in a user namespace other than the daemon's count
+//!   as none (the front doors give the store initial-namespace ones only).
 //! * `copy_file_range` keeps the source's holes as holes (tmpfs splices
 //!   zero pages, so its copy has more `st_blocks`).
 //! * Opening a fifo, socket or device node gives ENXIO: those semantics
@@ -68,6 +78,8 @@
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod acl;
+mod caps;
 mod file;
 mod io;
 mod perm;
@@ -76,6 +88,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+pub use crate::caps::Caps;
 pub use crate::io::{DataSink, DataSource};
 pub use crate::pool::IDLE_DECAY;
 pub use store::{NodeImage, RestoreError, Snapshot, Store};
@@ -241,15 +254,30 @@ pub struct Creds {
     pub gid: u32,
     /// Supplementary groups.
     pub groups: Vec<u32>,
+    /// Effective capabilities (in the initial user namespace): what the
+    /// kernel's `capable()` would answer for this caller. The uid alone
+    /// grants nothing.
+    pub caps: Caps,
 }
 
 impl Creds {
-    /// uid 0, gid 0, no supplementary groups.
+    /// uid 0, gid 0, no supplementary groups, every capability.
     pub fn root() -> Creds {
         Creds {
             uid: 0,
             gid: 0,
             groups: Vec::new(),
+            caps: Caps::ALL,
+        }
+    }
+
+    /// An unprivileged caller: these ids, no capability.
+    pub fn user(uid: u32, gid: u32, groups: Vec<u32>) -> Creds {
+        Creds {
+            uid,
+            gid,
+            groups,
+            caps: Caps::NONE,
         }
     }
 
@@ -258,9 +286,10 @@ impl Creds {
         self.gid == gid || self.groups.contains(&gid)
     }
 
-    /// Whether the caller is root (all capabilities).
-    pub fn is_root(&self) -> bool {
-        self.uid == 0
+    /// The kernel's `capable_wrt_inode_uidgid(inode, cap)` (and `capable`):
+    /// whether the caller holds capability `cap` (a `Caps` constant).
+    pub fn capable(&self, cap: u32) -> bool {
+        self.caps.has(cap)
     }
 }
 
@@ -341,6 +370,10 @@ pub struct RenameFlags {
     pub noreplace: bool,
     /// RENAME_EXCHANGE: swap the two names atomically.
     pub exchange: bool,
+    /// RENAME_WHITEOUT: leave a whiteout (a 0:0 character device, mode 0,
+    /// owned by the caller) under the old name. Since Linux 5.8 this needs
+    /// no capability.
+    pub whiteout: bool,
 }
 
 /// Open handle id (files and dirs share one id space, never 0, never reused).

@@ -14,13 +14,14 @@ use parking_lot::{Mutex, RwLock};
 mod image;
 pub use image::{NodeImage, RestoreError, Snapshot};
 
+use crate::acl;
 use crate::file::FileData;
 use crate::io::{DataSink, DataSource};
 use crate::perm::{Owner, R, S_ISGID, S_ISUID, S_ISVTX, S_IXGRP, W, X};
 use crate::pool::BlockPool;
 use crate::{
-    Attr, Creds, DirEntry, Errno, Fh, FileKind, Ino, RenameFlags, Result, SetAttr, StatFs, TimeSet,
-    Timespec, Usage, Written, BLOCK_SIZE, MAX_FILE_SIZE, MAX_RW_COUNT, NAME_MAX, ROOT_INO,
+    Attr, Caps, Creds, DirEntry, Errno, Fh, FileKind, Ino, RenameFlags, Result, SetAttr, StatFs,
+    TimeSet, Timespec, Usage, Written, BLOCK_SIZE, MAX_FILE_SIZE, MAX_RW_COUNT, NAME_MAX, ROOT_INO,
     XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_SIZE_MAX,
 };
 
@@ -514,7 +515,13 @@ impl Inner {
             return Err(Errno::EEXIST);
         }
         Inner::may_create(c, &p)?;
-        if matches!(kind, FileKind::CharDevice | FileKind::BlockDevice) && !c.is_root() {
+        // vfs_mknod: devices need CAP_MKNOD, except a whiteout (a 0:0
+        // character device), which anyone may create.
+        let whiteout = kind == FileKind::CharDevice && rdev == 0;
+        if matches!(kind, FileKind::CharDevice | FileKind::BlockDevice)
+            && !whiteout
+            && !c.capable(Caps::MKNOD)
+        {
             return Err(Errno::EPERM);
         }
         if self.nodes.len() as u64 >= self.max_inodes {
@@ -535,8 +542,8 @@ impl Inner {
         // directory by a caller outside that group loses S_ISGID.
         if !is_dir
             && perm & (S_ISGID | S_IXGRP) == (S_ISGID | S_IXGRP)
-            && !c.is_root()
             && !c.in_group(gid)
+            && !c.capable(Caps::FSETID)
         {
             perm &= !S_ISGID;
         }
@@ -698,7 +705,7 @@ impl Inner {
         // a non-owner may link only a regular, non-setid file it can read
         // and write.
         let o = src.owner();
-        if !o.owner_or_root(c) {
+        if !o.owner_or_capable(c) {
             let setid =
                 o.perm & S_ISUID != 0 || o.perm & (S_ISGID | S_IXGRP) == (S_ISGID | S_IXGRP);
             if o.kind != FileKind::Regular || setid || o.check(c, R | W).is_err() {
@@ -806,7 +813,7 @@ impl Inner {
         flags: RenameFlags,
         pool: &BlockPool,
     ) -> Result<()> {
-        if flags.noreplace && flags.exchange {
+        if flags.exchange && (flags.noreplace || flags.whiteout) {
             return Err(Errno::EINVAL);
         }
         let odir = self.parent_dir(c, op)?;
@@ -915,8 +922,19 @@ impl Inner {
             return Ok(());
         }
 
-        // The new name's entry: the last thing that can fail.
-        pool.charge_meta(dirent_cost(nname))?;
+        // shmem_whiteout comes first in tmpfs: the whiteout's inode must
+        // exist before anything moves.
+        if flags.whiteout && self.nodes.len() as u64 >= self.max_inodes {
+            return Err(Errno::ENOSPC);
+        }
+        // The new name's entry (and the whiteout's inode and entry, held
+        // back until it is made below): the last thing that can fail.
+        let whiteout_cost = if flags.whiteout {
+            INODE_COST + dirent_cost(oname)
+        } else {
+            0
+        };
+        pool.charge_meta(dirent_cost(nname) + whiteout_cost)?;
         if let (Some(d_ino), Some(d)) = (dst_ino, &dst) {
             self.detach(np, nname, dst_dir, now, pool);
             {
@@ -937,6 +955,13 @@ impl Inner {
             (d.parent, d.name) = (np, nname.to_vec());
         }
         src.st.write().ctime = now;
+        if flags.whiteout {
+            // Every check create_node makes passed above (search and write
+            // on `op`, the inode budget, its charge held since), and the
+            // name is free: under the tree lock nothing can take the room.
+            pool.uncharge_meta(whiteout_cost);
+            self.create_node(c, op, oname, FileKind::CharDevice, 0, 0, &[], now, pool)?;
+        }
         Ok(())
     }
 
@@ -960,13 +985,22 @@ impl Inner {
         };
         let trunc = flags & libc::O_TRUNC != 0;
         let mask = if read { R } else { 0 } | if write || trunc { W } else { 0 };
+        // may_open: the mode bits, then O_NOATIME only for the owner or
+        // CAP_FOWNER.
+        let may_open = |o: Owner| {
+            o.check(c, mask)?;
+            if flags & libc::O_NOATIME != 0 && !o.owner_or_capable(c) {
+                return Err(Errno::EPERM);
+            }
+            Ok(())
+        };
         let kind = match node.kind {
             FileKind::Symlink => return Err(Errno::ELOOP),
             FileKind::Directory => {
                 if mask & W != 0 {
                     return Err(Errno::EISDIR);
                 }
-                node.owner().check(c, mask)?;
+                may_open(node.owner())?;
                 HandleKind::Dir(Arc::new(Mutex::new(DirCursor {
                     next: FIRST_COOKIE,
                     names: HashMap::new(),
@@ -977,10 +1011,10 @@ impl Inner {
                 if !trunc {
                     // Plain opens take only the read lock: no contention
                     // with readers of the same file.
-                    node.owner().check(c, mask)?;
+                    may_open(node.owner())?;
                 } else {
                     let mut st = node.st.write();
-                    node.owner_of(&st).check(c, mask)?;
+                    may_open(node.owner_of(&st))?;
                     let kill = node.owner_of(&st).kill_on_write(c);
                     st.perm &= !kill;
                     st.file.truncate(pool, 0);
@@ -997,7 +1031,7 @@ impl Inner {
             // Device, fifo and socket semantics are not emulated: the front
             // doors leave those to the kernel.
             _ => {
-                node.owner().check(c, mask)?;
+                may_open(node.owner())?;
                 return Err(Errno::ENXIO);
             }
         };
@@ -1091,31 +1125,32 @@ impl Inner {
             }
         }
         if let Some(uid) = set.uid {
-            // chown_ok: root, or the owner "changing" to itself.
-            if !(c.is_root() || (c.uid == st.uid && uid == st.uid)) {
+            // chown_ok: the owner "changing" to itself, or CAP_CHOWN.
+            if !((c.uid == st.uid && uid == st.uid) || c.capable(Caps::CHOWN)) {
                 return Err(Errno::EPERM);
             }
         }
         if let Some(gid) = set.gid {
-            // chgrp_ok: root, or the owner moving to one of its groups.
-            if !(c.is_root() || (c.uid == st.uid && (c.in_group(gid) || gid == st.gid))) {
+            // chgrp_ok: the owner moving to one of its groups, or CAP_CHOWN.
+            if !((c.uid == st.uid && (c.in_group(gid) || gid == st.gid)) || c.capable(Caps::CHOWN))
+            {
                 return Err(Errno::EPERM);
             }
         }
-        if set.mode.is_some() && !o.owner_or_root(c) {
+        if set.mode.is_some() && !o.owner_or_capable(c) {
             return Err(Errno::EPERM);
         }
         match (set.atime, set.mtime) {
             (None, None) => {}
-            // utimensat(UTIME_NOW, UTIME_NOW): owner, root, or write access.
+            // utimensat(UTIME_NOW, UTIME_NOW): owner, CAP_FOWNER, or write access.
             (Some(TimeSet::Now), Some(TimeSet::Now)) => {
-                if !o.owner_or_root(c) {
+                if !o.owner_or_capable(c) {
                     o.check(c, W)?;
                 }
             }
-            // Any explicit time (or a lone UTIME_NOW): owner or root.
+            // Any explicit time (or a lone UTIME_NOW): owner or CAP_FOWNER.
             _ => {
-                if !o.owner_or_root(c) {
+                if !o.owner_or_capable(c) {
                     return Err(Errno::EPERM);
                 }
             }
@@ -1133,7 +1168,7 @@ impl Inner {
         if let Some(mode) = set.mode {
             let mut perm = (mode & 0o7777) as u16;
             let gid = set.gid.unwrap_or(st.gid);
-            if perm & S_ISGID != 0 && !o.in_group_or_root(c, gid) {
+            if perm & S_ISGID != 0 && !o.in_group_or_capable(c, gid) {
                 perm &= !S_ISGID;
             }
             st.perm = perm;
@@ -1181,6 +1216,9 @@ impl Inner {
         if value.len() > XATTR_SIZE_MAX {
             return Err(Errno::E2BIG);
         }
+        if acl::is_acl_name(name) {
+            acl::check_format(value)?;
+        }
         let node = self.node(ino)?;
         let mut st = node.st.write();
         Inner::xattr_write_allowed(c, &node, &st, &ns)?;
@@ -1208,7 +1246,7 @@ impl Inner {
         match ns {
             XattrNs::Security | XattrNs::System => {}
             XattrNs::Trusted => {
-                if !c.is_root() {
+                if !c.capable(Caps::SYS_ADMIN) {
                     return Err(Errno::EPERM);
                 }
             }
@@ -1216,7 +1254,9 @@ impl Inner {
                 if !matches!(node.kind, FileKind::Regular | FileKind::Directory) {
                     return Err(Errno::EPERM);
                 }
-                if node.kind == FileKind::Directory && st.perm & S_ISVTX != 0 && !o.owner_or_root(c)
+                if node.kind == FileKind::Directory
+                    && st.perm & S_ISVTX != 0
+                    && !o.owner_or_capable(c)
                 {
                     return Err(Errno::EPERM);
                 }
@@ -1227,7 +1267,7 @@ impl Inner {
         match ns {
             XattrNs::System | XattrNs::Unknown => Err(Errno::EOPNOTSUPP),
             // cap_inode_setxattr: security.* needs CAP_SYS_ADMIN.
-            XattrNs::Security if !c.is_root() => Err(Errno::EPERM),
+            XattrNs::Security if !c.capable(Caps::SYS_ADMIN) => Err(Errno::EPERM),
             _ => Ok(()),
         }
     }
@@ -1240,7 +1280,7 @@ impl Inner {
         match ns {
             XattrNs::Security | XattrNs::System => {}
             XattrNs::Trusted => {
-                if !c.is_root() {
+                if !c.capable(Caps::SYS_ADMIN) {
                     return Err(Errno::ENODATA);
                 }
             }
@@ -1264,7 +1304,7 @@ impl Inner {
         let mut out = Vec::new();
         // tmpfs lists its xattr tree in descending name order.
         for name in st.xattrs.keys().rev() {
-            if name.starts_with(b"trusted.") && !c.is_root() {
+            if name.starts_with(b"trusted.") && !c.capable(Caps::SYS_ADMIN) {
                 continue;
             }
             out.extend_from_slice(name);
@@ -1796,7 +1836,7 @@ impl Store {
         self.tree.read().getxattr(c, ino, name)
     }
 
-    /// listxattr(2): NUL-terminated names ("trusted.*" only for root).
+    /// listxattr(2): NUL-terminated names ("trusted.*" only with CAP_SYS_ADMIN).
     pub fn listxattr(&self, c: &Creds, ino: Ino) -> Result<Vec<u8>> {
         self.tree.read().listxattr(c, ino)
     }

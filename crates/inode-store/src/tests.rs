@@ -20,6 +20,7 @@ fn user(uid: u32, gid: u32) -> Creds {
         uid,
         gid,
         groups: Vec::new(),
+        caps: crate::Caps::NONE,
     }
 }
 
@@ -278,7 +279,7 @@ fn dot_names_as_targets_fail_like_linux() {
     assert_eq!(err(s.rename(&r, d, b"f", d, b"..", fl)), Errno::EBUSY);
     let nr = RenameFlags {
         noreplace: true,
-        exchange: false,
+        ..RenameFlags::default()
     };
     assert_eq!(err(s.rename(&r, d, b"f", d, b".", nr)), Errno::EEXIST);
     assert_eq!(s.lookup(&r, d, b"..").unwrap().ino, ROOT_INO);
@@ -499,6 +500,7 @@ fn access_follows_owner_group_supplementary_other() {
         uid: 2001,
         gid: 2001,
         groups: vec![5, 100],
+        caps: crate::Caps::NONE,
     };
     let other = user(3000, 3000);
     assert_eq!(s.access(&owner, f, libc::R_OK | libc::W_OK), Ok(()));
@@ -601,6 +603,7 @@ fn setgid_directory_is_inherited() {
         uid: 1000,
         gid: 1000,
         groups: vec![50],
+        caps: crate::Caps::NONE,
     };
     let h = s.create(&member, d, b"h", 0o2755, libc::O_RDWR).unwrap();
     assert_eq!(h.0.perm, 0o2755);
@@ -659,6 +662,7 @@ fn chown_rules_and_setid_clearing() {
         uid: 1000,
         gid: 1000,
         groups: vec![20],
+        caps: crate::Caps::NONE,
     };
     s.setattr(
         &root(),
@@ -1142,6 +1146,7 @@ fn flags(noreplace: bool, exchange: bool) -> RenameFlags {
     RenameFlags {
         noreplace,
         exchange,
+        whiteout: false,
     }
 }
 
@@ -1901,4 +1906,122 @@ fn a_copy_in_parts_checks_the_whole_call() {
         Ok(BLOCK_SIZE)
     );
     s.release(a).unwrap();
+}
+
+#[test]
+fn noatime_open_needs_owner_or_fowner() {
+    let s = store();
+    let d = s.mkdir(&root(), ROOT_INO, b"d", 0o777).unwrap().ino;
+    let ino = mkfile(&s, &user(1001, 1001), d, b"f", 0o666, b"x");
+    let fl = libc::O_RDONLY | libc::O_NOATIME;
+    assert_eq!(err(s.open(&user(1000, 1000), ino, fl)), Errno::EPERM);
+    let fh = s.open(&user(1001, 1001), ino, fl).unwrap();
+    s.release(fh).unwrap();
+    let fh = s.open(&root(), ino, fl).unwrap();
+    s.release(fh).unwrap();
+    // Without CAP_FOWNER even uid 0 is refused.
+    let no_fowner = Creds {
+        caps: Caps(!(1 << Caps::FOWNER)),
+        ..root()
+    };
+    assert_eq!(err(s.open(&no_fowner, ino, fl)), Errno::EPERM);
+}
+
+#[test]
+fn capabilities_decide_not_the_uid() {
+    let s = store();
+    let d = s.mkdir(&root(), ROOT_INO, b"d", 0o700).unwrap().ino;
+    let f = mkfile(&s, &root(), d, b"f", 0o600, b"secret");
+    let bare_root = Creds {
+        caps: Caps::NONE,
+        ..root()
+    };
+    // uid 0 owns these: the owner class still applies.
+    assert!(s.lookup(&bare_root, d, b"f").is_ok());
+    let other = mkfile(&s, &root(), ROOT_INO, b"o", 0o600, b"x");
+    s.setattr(
+        &root(),
+        other,
+        &SetAttr {
+            uid: Some(1000),
+            ..SetAttr::default()
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        err(s.open(&bare_root, other, libc::O_RDONLY)),
+        Errno::EACCES
+    );
+    let chown = SetAttr {
+        uid: Some(0),
+        ..SetAttr::default()
+    };
+    assert_eq!(
+        err(s.setattr(&bare_root, other, &chown, None)),
+        Errno::EPERM
+    );
+    // A user holding CAP_DAC_READ_SEARCH reads and searches, never writes.
+    let reader = Creds {
+        caps: Caps(1 << Caps::DAC_READ_SEARCH),
+        ..user(1001, 1001)
+    };
+    assert!(s.lookup(&reader, d, b"f").is_ok());
+    let fh = s.open(&reader, f, libc::O_RDONLY).unwrap();
+    s.release(fh).unwrap();
+    assert_eq!(err(s.open(&reader, f, libc::O_WRONLY)), Errno::EACCES);
+    let writer = Creds {
+        caps: Caps(1 << Caps::DAC_OVERRIDE),
+        ..user(1001, 1001)
+    };
+    let fh = s.open(&writer, f, libc::O_RDWR).unwrap();
+    s.release(fh).unwrap();
+    assert_eq!(err(s.setattr(&writer, other, &chown, None)), Errno::EPERM);
+}
+
+#[test]
+fn malformed_posix_acl_is_einval_wellformed_is_unsupported() {
+    let s = store();
+    let ino = mkfile(&s, &root(), ROOT_INO, b"f", 0o644, b"");
+    let name = b"system.posix_acl_access";
+    assert_eq!(
+        err(s.setxattr(&root(), ino, name, b"bogus", 0)),
+        Errno::EOPNOTSUPP
+    );
+    assert_eq!(
+        err(s.setxattr(&root(), ino, name, b"\x02\0\0\0x", 0)),
+        Errno::EINVAL
+    );
+    let owner_only = b"\x02\0\0\0\x01\0\x06\0\0\0\0\0";
+    assert_eq!(
+        err(s.setxattr(&root(), ino, name, owner_only, 0)),
+        Errno::EOPNOTSUPP
+    );
+}
+
+#[test]
+fn rename_whiteout_leaves_a_char_device_owned_by_the_caller() {
+    let s = store();
+    let d = s.mkdir(&root(), ROOT_INO, b"d", 0o777).unwrap().ino;
+    mkfile(&s, &root(), d, b"a", 0o644, b"x");
+    let wo = RenameFlags {
+        whiteout: true,
+        ..RenameFlags::default()
+    };
+    let both = RenameFlags {
+        exchange: true,
+        ..wo
+    };
+    assert_eq!(
+        err(s.rename(&root(), d, b"a", d, b"b", both)),
+        Errno::EINVAL
+    );
+    let user = user(1000, 1000);
+    s.rename(&user, d, b"a", d, b"b", wo).unwrap();
+    let w = s.lookup(&root(), d, b"a").unwrap();
+    assert_eq!(
+        (w.kind, w.perm, w.rdev, w.uid),
+        (FileKind::CharDevice, 0, 0, 1000)
+    );
+    assert_eq!(s.lookup(&root(), d, b"b").unwrap().size, 1);
 }

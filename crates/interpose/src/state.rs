@@ -96,9 +96,11 @@ const UMASK_UNKNOWN: u32 = u32::MAX;
 /// to the old identity and must not be used.
 static EPOCH: AtomicU32 = AtomicU32::new(0);
 
-/// `access(2)` checks the real uid/gid, the daemon checks the effective
-/// ones (its peer credentials): while they differ, `access` and
-/// `faccessat` without `AT_EACCESS` go to the kernel.
+/// `access(2)` checks with the real uid/gid and, in place of the effective
+/// capabilities, none (real uid not 0) or the permitted ones (real uid 0)
+/// (`access_override_creds`); the daemon checks with the effective ids and
+/// capabilities it was given. While they differ, `access` and `faccessat`
+/// without `AT_EACCESS` go to the kernel.
 static ACCESS_BY_KERNEL: LazyFlag = LazyFlag::new();
 
 /// Per-mount runtime state beside the parsed table. All zero is its
@@ -231,7 +233,7 @@ pub(crate) fn disable() {
 
 /// Whether `access`-style checks (real ids) must go to the kernel.
 pub(crate) fn access_by_kernel() -> bool {
-    ACCESS_BY_KERNEL.get(real_ids_differ)
+    ACCESS_BY_KERNEL.get(access_creds_differ)
 }
 
 /// The process changed its credentials (see [`ACCESS_BY_KERNEL`]).
@@ -239,12 +241,14 @@ pub(crate) fn ids_changed() {
     ACCESS_BY_KERNEL.forget();
 }
 
-/// Whether the thread's real and effective ids differ (raw syscalls; an
-/// error counts as yes: the kernel is always right).
-fn real_ids_differ() -> bool {
+/// Whether `access(2)` would check with other credentials than the
+/// effective ones (the kernel's `access_need_override_creds`): real and
+/// effective ids differ, or the capabilities would change (raw syscalls;
+/// an error counts as yes: the kernel is always right).
+fn access_creds_differ() -> bool {
     let (mut r, mut e, mut s) = (0u32, 0u32, 0u32);
     let (mut rg, mut eg, mut sg) = (0u32, 0u32, 0u32);
-    match (
+    let ids = match (
         sys::sc!(
             libc::SYS_getresuid,
             &mut r as *mut u32,
@@ -260,6 +264,11 @@ fn real_ids_differ() -> bool {
     ) {
         (Ok(_), Ok(_)) => r != e || rg != eg,
         _ => true,
+    };
+    ids || match sys::capabilities() {
+        Some((effective, permitted)) if r == 0 => effective != permitted,
+        Some((effective, _)) => effective != 0,
+        None => true,
     }
 }
 
