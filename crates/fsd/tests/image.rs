@@ -246,14 +246,15 @@ fn a_save_under_writes_through_both_doors_is_one_instant_of_the_tree() {
     else {
         return;
     };
-    let tmp = TmpfsGuard::new("64M");
+    // Three images of the 32 MiB tree below.
+    let tmp = TmpfsGuard::new("256M");
     let m = BtfuseGuard::new("256M");
     let mnt = m.path().to_path_buf();
     // Some bulk so the copy takes a while.
     std::fs::write(mnt.join("bulk"), vec![7u8; 32 << 20]).unwrap();
     let writer = |prefix: &str| {
         format!(
-            "cd {} && i=0; while [ ! -e stop ]; do i=$((i+1)); for n in 0 1 2 3; do echo $i > {prefix}$n.t && mv {prefix}$n.t {prefix}$n; done; done",
+            "cd {} && i=0; while [ -d . ] && [ ! -e stop ]; do i=$((i+1)); for n in 0 1 2 3; do echo $i > {prefix}$n.t && mv {prefix}$n.t {prefix}$n; done; done",
             mnt.display()
         )
     };
@@ -261,15 +262,19 @@ fn a_save_under_writes_through_both_doors_is_one_instant_of_the_tree() {
         std::fs::write(mnt.join(format!("k{n}")), "0\n").unwrap();
         std::fs::write(mnt.join(format!("p{n}")), "0\n").unwrap();
     }
-    let mut kernel = Command::new("sh")
-        .args(["-c", &writer("k")])
-        .spawn()
-        .unwrap();
-    let mut preloaded = Command::new("sh")
-        .args(["-c", &writer("p")])
-        .env("LD_PRELOAD", &lib)
-        .spawn()
-        .unwrap();
+    let mut kernel = KillOnDrop(
+        Command::new("sh")
+            .args(["-c", &writer("k")])
+            .spawn()
+            .unwrap(),
+    );
+    let mut preloaded = KillOnDrop(
+        Command::new("sh")
+            .args(["-c", &writer("p")])
+            .env("LD_PRELOAD", &lib)
+            .spawn()
+            .unwrap(),
+    );
     std::thread::sleep(Duration::from_millis(300));
     let imgs: Vec<_> = (0..3)
         .map(|i| tmp.path().join(format!("s{i}.img")))
@@ -278,8 +283,8 @@ fn a_save_under_writes_through_both_doors_is_one_instant_of_the_tree() {
         save(&mnt, img);
     }
     std::fs::write(mnt.join("stop"), "").unwrap();
-    let _ = wait_timeout(&mut kernel, Duration::from_secs(10));
-    let _ = wait_timeout(&mut preloaded, Duration::from_secs(10));
+    let _ = wait_timeout(&mut kernel.0, Duration::from_secs(10));
+    let _ = wait_timeout(&mut preloaded.0, Duration::from_secs(10));
     for img in &imgs {
         let back = BtfuseGuard::with_args("256M", &["--image", img.to_str().unwrap()]);
         check_counters(back.path(), "k");
@@ -288,6 +293,16 @@ fn a_save_under_writes_through_both_doors_is_one_instant_of_the_tree() {
             std::fs::read(back.path().join("bulk")).unwrap(),
             vec![7u8; 32 << 20]
         );
+    }
+}
+
+/// A child that is killed and reaped when the test ends, even by a panic.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
