@@ -4,7 +4,7 @@
 //! every namespace rule; its methods are called with the tree lock held
 //! (`&mut self` = write lock) and are unit-testable without threads.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -174,6 +174,12 @@ pub(crate) struct Inner {
     nodes: HashMap<Ino, Entry>,
     next_ino: Ino,
     max_inodes: u64,
+    /// Inodes gone from the namespace and closed that stay in `nodes` only
+    /// until the lookup references on them are dropped (the kernel sends
+    /// FUSE `FORGET` some time after an unlink returns): they do not count
+    /// against `max_inodes`, as on tmpfs, where such an inode is free at
+    /// once.
+    released: HashSet<Ino>,
 }
 
 struct DirCursor {
@@ -350,6 +356,7 @@ impl Inner {
             nodes,
             next_ino: ROOT_INO + 1,
             max_inodes,
+            released: HashSet::new(),
         }
     }
 
@@ -472,6 +479,12 @@ impl Inner {
 
     /// Frees the blocks of an inode with no name and no open handle, and
     /// forgets the inode too once the kernel holds no reference.
+    /// Inodes that count against the inode limit: every one still named or
+    /// open (see [`Inner::released`]).
+    fn inodes_in_use(&self) -> u64 {
+        (self.nodes.len() - self.released.len()) as u64
+    }
+
     fn maybe_free(&mut self, ino: Ino, pool: &BlockPool) {
         let Some(e) = self.nodes.get(&ino) else {
             return;
@@ -482,7 +495,11 @@ impl Inner {
             return;
         }
         st.file.free_all(pool);
+        if ino != ROOT_INO && node.lookups.load(Ordering::Acquire) > 0 {
+            self.released.insert(ino);
+        }
         if ino != ROOT_INO && node.lookups.load(Ordering::Acquire) == 0 {
+            self.released.remove(&ino);
             let xattrs: u64 = st.xattrs.iter().map(|(k, v)| xattr_cost(k, v)).sum();
             pool.uncharge_meta(INODE_COST + node.target.len() as u64 + xattrs);
             st.xattrs.clear();
@@ -524,7 +541,7 @@ impl Inner {
         {
             return Err(Errno::EPERM);
         }
-        if self.nodes.len() as u64 >= self.max_inodes {
+        if self.inodes_in_use() >= self.max_inodes {
             return Err(Errno::ENOSPC);
         }
         // Last check: from here on nothing fails.
@@ -924,7 +941,7 @@ impl Inner {
 
         // shmem_whiteout comes first in tmpfs: the whiteout's inode must
         // exist before anything moves.
-        if flags.whiteout && self.nodes.len() as u64 >= self.max_inodes {
+        if flags.whiteout && self.inodes_in_use() >= self.max_inodes {
             return Err(Errno::ENOSPC);
         }
         // The new name's entry (and the whiteout's inode and entry, held
@@ -1399,7 +1416,7 @@ impl Store {
     pub fn statfs(&self) -> StatFs {
         let (files, used_inodes) = {
             let t = self.tree.read();
-            (t.max_inodes, t.nodes.len() as u64)
+            (t.max_inodes, t.inodes_in_use())
         };
         let blocks = self.pool.capacity();
         let free = blocks.saturating_sub(self.pool.charged());

@@ -322,13 +322,18 @@ impl Inner {
             return Err(Invalid("inode not reachable from the root", 0));
         }
         self.nodes.clear();
+        self.released.clear();
         let mut max_ino = ROOT_INO;
         let mut meta = 0u64;
         for n in images {
             if n.ino != ROOT_INO {
                 meta += INODE_COST + n.target.len() as u64;
             }
-            meta += n.entries.iter().map(|(name, _)| dirent_cost(name)).sum::<u64>();
+            meta += n
+                .entries
+                .iter()
+                .map(|(name, _)| dirent_cost(name))
+                .sum::<u64>();
             meta += n.xattrs.iter().map(|(k, v)| xattr_cost(k, v)).sum::<u64>();
             let subdirs = n
                 .entries
