@@ -11,8 +11,8 @@
 mod client;
 mod creds;
 mod daemon;
-mod exec;
 mod fuse_fs;
+mod handlers;
 mod logger;
 mod metrics;
 mod mountinfo;

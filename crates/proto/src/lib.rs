@@ -19,7 +19,6 @@ pub mod mountinfo;
 pub mod ops;
 pub mod wire;
 
-
 pub use ops::{MAX_REPLY, MAX_REQUEST};
 pub use wire::{bytes_of, decode, DirEntryHeader, SetAttrReq, Wire, WireAttr, WireStatFs};
 

@@ -321,11 +321,11 @@ impl<'a> Parsed<'a> {
 
 /// Runs one handler on decoded parts and encodes the reply into `reply`
 /// (at least [`MAX_REPLY`] bytes).
-fn answer<O: Operation>(
+fn answer<O: Operation, E: Into<Failure>>(
     seq: u32,
     paths: Paths<'_>,
     reply: &mut [u8],
-    run: impl FnOnce(Paths<'_>, &mut Payload<'_>) -> Result<O::Reply, Failure>,
+    run: impl FnOnce(Paths<'_>, &mut Payload<'_>) -> Result<O::Reply, E>,
 ) -> (i32, usize) {
     let fixed = size_of::<ReplyHeader>() + size_of::<O::Reply>();
     let (head_and_struct, rest) = reply.split_at_mut(fixed);
@@ -340,7 +340,7 @@ fn answer<O: Operation>(
     let result = if paths.path.contains(&0) || paths.path2.contains(&0) {
         Err(Failure::Errno(EINVAL))
     } else {
-        run(paths, &mut payload)
+        run(paths, &mut payload).map_err(Into::into)
     };
     let (status, out, payload_len) = match result {
         Ok(out) => (0, out, payload.len),
@@ -424,14 +424,16 @@ macro_rules! operations {
         /// The daemon's side of the table: one method per operation, given
         /// the decoded struct, its paths and a place for inline payload.
         pub trait Handler {
+            /// Why an operation failed.
+            type Error: Into<Failure>;
             $(
                 $(#[$doc])*
                 fn $handler(
-                    &self,
+                    &mut self,
                     req: &$name,
                     paths: Paths<'_>,
                     payload: &mut Payload<'_>,
-                ) -> Result<$reply, Failure>;
+                ) -> Result<$reply, Self::Error>;
             )*
         }
 
@@ -440,7 +442,7 @@ macro_rules! operations {
         /// decoded is an error (the channel is broken); an unknown opcode is
         /// answered `ENOSYS`.
         pub fn dispatch<H: Handler + ?Sized>(
-            h: &H,
+            h: &mut H,
             msg: &[u8],
             reply: &mut [u8],
         ) -> Result<Dispatched, Malformed> {
@@ -452,7 +454,7 @@ macro_rules! operations {
                 $(
                     Some(Op::$name) => {
                         let (req, paths) = parsed.split::<$name>()?;
-                        answer::<$name>(seq, paths, reply, |p, out| h.$handler(&req, p, out))
+                        answer::<$name, _>(seq, paths, reply, |p, out| h.$handler(&req, p, out))
                     }
                 )*
                 None => unknown(seq, reply),
@@ -772,14 +774,21 @@ mod tests {
 
     macro_rules! refuse {
         ($($m:ident: $t:ident -> $r:ty),* $(,)?) => {$(
-            fn $m(&self, _: &$t, _: Paths<'_>, _: &mut Payload<'_>) -> Result<$r, Failure> {
+            fn $m(&mut self, _: &$t, _: Paths<'_>, _: &mut Payload<'_>) -> Result<$r, Failure> {
                 Err(Failure::Errno(EIO))
             }
         )*};
     }
 
     impl Handler for Echo {
-        fn stat(&self, req: &Stat, p: Paths<'_>, _: &mut Payload<'_>) -> Result<AttrOut, Failure> {
+        type Error = Failure;
+
+        fn stat(
+            &mut self,
+            req: &Stat,
+            p: Paths<'_>,
+            _: &mut Payload<'_>,
+        ) -> Result<AttrOut, Failure> {
             self.seen.set(Some((req.base, p.path.to_vec())));
             if p.path == b"away" {
                 return Err(Failure::Escaped);
@@ -793,7 +802,12 @@ mod tests {
             })
         }
 
-        fn readlink(&self, _: &Readlink, p: Paths<'_>, out: &mut Payload<'_>) -> Result<Done, Failure> {
+        fn readlink(
+            &mut self,
+            _: &Readlink,
+            p: Paths<'_>,
+            out: &mut Payload<'_>,
+        ) -> Result<Done, Failure> {
             out.put(b"target/")?;
             out.put(p.path)?;
             Ok(Done {})
@@ -820,7 +834,7 @@ mod tests {
     }
 
     fn round_trip<O: Operation>(
-        h: &Echo,
+        h: &mut Echo,
         args: &O,
         path: &[u8],
         path2: &[u8],
@@ -835,30 +849,39 @@ mod tests {
 
     #[test]
     fn a_request_reaches_its_handler_and_the_reply_comes_back() {
-        let h = echo();
-        let (out, payload) = round_trip(&h, &Stat { base: 9, flags: 256, _pad: 0 }, b"a/b", b"")
-            .expect("stat succeeds");
+        let mut h = echo();
+        let (out, payload) = round_trip(
+            &mut h,
+            &Stat {
+                base: 9,
+                flags: 256,
+                _pad: 0,
+            },
+            b"a/b",
+            b"",
+        )
+        .expect("stat succeeds");
         assert_eq!((out.attr.ino, out.attr.size), (42, 256));
         assert!(payload.is_empty());
         assert_eq!(h.seen.take(), Some((9, b"a/b".to_vec())));
-        let (_, payload) = round_trip(&h, &Readlink { base: 0 }, b"l", b"").unwrap();
+        let (_, payload) = round_trip(&mut h, &Readlink { base: 0 }, b"l", b"").unwrap();
         assert_eq!(payload, b"target/l");
     }
 
     #[test]
     fn failures_keep_their_meaning() {
-        let h = echo();
+        let mut h = echo();
         let stat = Stat::default();
         assert_eq!(
-            round_trip(&h, &stat, b"away", b"").unwrap_err(),
+            round_trip(&mut h, &stat, b"away", b"").unwrap_err(),
             ReplyError::Failed(Failure::Escaped)
         );
         assert_eq!(
-            round_trip(&h, &Fstat { fh: 1 }, b"", b"").unwrap_err(),
+            round_trip(&mut h, &Fstat { fh: 1 }, b"", b"").unwrap_err(),
             ReplyError::Failed(Failure::Errno(EIO))
         );
         assert_eq!(
-            round_trip(&h, &stat, b"nul\0inside", b"").unwrap_err(),
+            round_trip(&mut h, &stat, b"nul\0inside", b"").unwrap_err(),
             ReplyError::Failed(Failure::Errno(EINVAL))
         );
         assert_eq!(Failure::from_status(i32::MIN), Failure::Errno(EIO));
@@ -885,38 +908,47 @@ mod tests {
 
     #[test]
     fn malformed_requests_are_refused() {
-        let h = echo();
+        let mut h = echo();
         let mut reply = vec![0u8; MAX_REPLY];
         let mut msg = vec![0u8; MAX_REQUEST];
         let n = encode_request(1, &Stat::default(), b"abc", b"", &mut msg).unwrap();
         // Cut short, or with bytes left over.
         for len in [0, 3, size_of::<RequestHeader>(), n - 1, n + 1] {
-            assert!(dispatch(&h, &msg[..len], &mut reply).is_err(), "len {len}");
+            assert!(
+                dispatch(&mut h, &msg[..len], &mut reply).is_err(),
+                "len {len}"
+            );
         }
         // A second path that Stat does not take.
         let mut head: RequestHeader = decode(&msg).unwrap();
         head.path2_len = 1;
         msg[..size_of::<RequestHeader>()].copy_from_slice(bytes_of(&head));
         assert_eq!(
-            dispatch(&h, &msg[..n + 1], &mut reply),
+            dispatch(&mut h, &msg[..n + 1], &mut reply),
             Err(Malformed::BadPath)
         );
         // Paths the client could not have sent.
-        assert_eq!(encode_request(1, &Fstat::default(), b"x", b"", &mut msg), None);
+        assert_eq!(
+            encode_request(1, &Fstat::default(), b"x", b"", &mut msg),
+            None
+        );
         let long = vec![b'a'; PATH_MAX + 1];
-        assert_eq!(encode_request(1, &Stat::default(), &long, b"", &mut msg), None);
+        assert_eq!(
+            encode_request(1, &Stat::default(), &long, b"", &mut msg),
+            None
+        );
     }
 
     #[test]
     fn unknown_opcodes_are_answered_enosys() {
-        let h = echo();
+        let mut h = echo();
         let head = RequestHeader {
             op: 999,
             seq: 3,
             ..Default::default()
         };
         let mut reply = vec![0u8; MAX_REPLY];
-        let d = dispatch(&h, bytes_of(&head), &mut reply).unwrap();
+        let d = dispatch(&mut h, bytes_of(&head), &mut reply).unwrap();
         assert_eq!((d.op, d.status), (None, -ENOSYS));
         assert_eq!(
             decode_reply::<Fstat>(&reply[..d.len], 3).unwrap_err(),
@@ -937,11 +969,11 @@ mod tests {
 
     #[test]
     fn a_reply_to_another_request_is_refused() {
-        let h = echo();
+        let mut h = echo();
         let mut msg = vec![0u8; MAX_REQUEST];
         let n = encode_request(1, &Stat::default(), b"f", b"", &mut msg).unwrap();
         let mut reply = vec![0u8; MAX_REPLY];
-        let d = dispatch(&h, &msg[..n], &mut reply).unwrap();
+        let d = dispatch(&mut h, &msg[..n], &mut reply).unwrap();
         assert_eq!(
             decode_reply::<Stat>(&reply[..d.len], 2).unwrap_err(),
             ReplyError::Malformed
