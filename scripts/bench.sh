@@ -7,6 +7,14 @@
 # --only REGEX, ...; see benches/bench-fs.py --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+for arg in "$@"; do
+    if [[ "$arg" == -h || "$arg" == --help ]]; then
+        # Help needs no build: show this header, then the runner's options.
+        sed -n '2,7s/^# \{0,1\}//p' "$0"
+        echo
+        exec python3 benches/bench-fs.py --help
+    fi
+done
 cargo build --release --quiet
 tgt="${CARGO_TARGET_DIR:-target}"
 exec python3 benches/bench-fs.py --btfuse "$tgt/release/btfuse" \

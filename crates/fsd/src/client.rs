@@ -13,6 +13,11 @@ use std::sync::Arc;
 use inode_store::{Creds, Errno, Fh, Store};
 use parking_lot::Mutex;
 
+use crate::coherence::KernelWriters;
+/// Most handles one client process holds (the kernel's default `nr_open`:
+/// no process holds more descriptors than this).
+pub const MAX_CLIENT_HANDLES: usize = 1 << 20;
+
 /// What a handle was opened as.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum HandleKind {
@@ -42,6 +47,16 @@ impl Client {
             creds,
             handles: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// `EMFILE` once the client holds [`MAX_CLIENT_HANDLES`] handles: each
+    /// costs the daemon memory, and a client talking to its channel
+    /// directly is not bounded by its own descriptor limit.
+    pub fn room_for_handle(&self) -> Result<(), Errno> {
+        if self.handles.lock().len() >= MAX_CLIENT_HANDLES {
+            return Err(Errno(libc::EMFILE));
+        }
+        Ok(())
     }
 
     /// Records a handle opened for this client.
@@ -95,12 +110,12 @@ fn release_in_store(store: &Store, fh: Fh, kind: HandleKind) -> Result<(), Errno
 }
 
 /// Identity a client is filed under: a process that changes credentials
-/// (setuid, setgroups) after its first channel gets a separate client, so
+/// (setuid, setgroups, capset) after its first channel gets a separate client, so
 /// handles are never shared across identities.
-type Key = (u32, u64, u32, u32, Vec<u32>);
+type Key = (u32, u64, u32, u32, Vec<u32>, u64);
 
 fn key_of(pid: u32, image: u64, c: &Creds) -> Key {
-    (pid, image, c.uid, c.gid, c.groups.clone())
+    (pid, image, c.uid, c.gid, c.groups.clone(), c.caps.0)
 }
 
 fn key(client: &Client) -> Key {
@@ -110,25 +125,50 @@ fn key(client: &Client) -> Key {
 /// How many fast-path channels the daemon serves at once: each one holds a
 /// daemon thread and a 4 MiB mapping, so an unbounded number would let one
 /// local user exhaust the daemon.
+///
+/// Shares (see [`Clients::join`]): root may take any free channel, and the
+/// last [`ChannelLimits::root_reserve`] are root's alone. Of the others, a
+/// user other than root holding `h` channels while `k` other such users
+/// hold some gets one more only while `4 * h * (k + 1) < F`, `F` being the
+/// channels free outside root's reserve: a user's share is a quarter of
+/// the free channels divided among the users holding some. So it shrinks
+/// as more users hold channels and as channels fill, and every grant
+/// leaves most free channels to newcomers, while a user holding none
+/// always gets one if any is free. Alone, a user gets about a fifth of the
+/// channels (180 of the default 1024), a second one 80, a third 49...;
+/// with the default, over 300 users each grabbing all they can hold one
+/// before a newcomer finds none free (and root always finds its reserve).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct ChannelLimits {
     /// Channels of all clients together.
     pub total: usize,
-    /// Channels of one user other than root.
-    pub per_user: usize,
+    /// Channels only root may take.
+    pub root_reserve: usize,
 }
 
 impl ChannelLimits {
     /// Channels served by default (`btfuse mount --max-channels`).
     pub const DEFAULT_TOTAL: usize = 1024;
 
-    /// `total` channels, of which one user other than root may hold half:
-    /// no user can shut the others out of the fast path.
+    /// `total` channels, an eighth of them (at least one, if there are two)
+    /// kept for root.
     pub fn new(total: usize) -> ChannelLimits {
+        let total = total.max(1);
         ChannelLimits {
-            total: total.max(1),
-            per_user: (total / 2).max(1),
+            total,
+            root_reserve: if total < 2 { 0 } else { (total / 8).max(1) },
         }
+    }
+
+    /// Whether a user other than root holding `held` channels, while
+    /// `others` other such users hold some and `used` channels are taken in
+    /// all, may take one more (the fair-share rule of [`ChannelLimits`]).
+    fn user_may_take(&self, held: usize, others: usize, used: usize) -> bool {
+        let free = self
+            .total
+            .saturating_sub(used)
+            .saturating_sub(self.root_reserve);
+        held.saturating_mul(4).saturating_mul(others + 1) < free
     }
 }
 
@@ -143,7 +183,8 @@ impl Default for ChannelLimits {
 pub enum Refused {
     /// All [`ChannelLimits::total`] channels are taken.
     Total,
-    /// The user holds [`ChannelLimits::per_user`] channels already.
+    /// The user holds its fair share already (or only root's reserve is
+    /// left; see [`ChannelLimits`]).
     User(u32),
 }
 
@@ -151,7 +192,7 @@ impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refused::Total => f.write_str("channel limit reached"),
-            Refused::User(uid) => write!(f, "channel limit of uid {uid} reached"),
+            Refused::User(uid) => write!(f, "fair share of channels of uid {uid} reached"),
         }
     }
 }
@@ -169,6 +210,10 @@ struct Members {
 pub struct Clients {
     members: Mutex<Members>,
     limits: ChannelLimits,
+    /// Files the kernel has open for writing (see `crate::coherence`):
+    /// counted by the FUSE door, read by the ring server.
+    pub kernel_writers: KernelWriters,
+    access: crate::access::Access,
 }
 
 impl Clients {
@@ -177,7 +222,19 @@ impl Clients {
         Clients {
             members: Mutex::default(),
             limits,
+            kernel_writers: KernelWriters::default(),
+            access: crate::access::Access::Everyone,
         }
+    }
+
+    /// The same, admitting only the clients `access` permits.
+    pub fn with_access(self, access: crate::access::Access) -> Clients {
+        Clients { access, ..self }
+    }
+
+    /// Who may hold a channel.
+    pub fn access(&self) -> crate::access::Access {
+        self.access
     }
 
     /// The channel limits.
@@ -187,7 +244,7 @@ impl Clients {
 
     /// Joins (or starts) the client of process image `image` of `pid` with
     /// `creds` for one more channel, unless that channel would pass the
-    /// limits.
+    /// total or the user's fair share (see [`ChannelLimits`]).
     pub fn join(&self, pid: u32, image: u64, creds: Creds) -> Result<Arc<Client>, Refused> {
         let uid = creds.uid;
         let client = Client::new(pid, image, creds);
@@ -195,11 +252,16 @@ impl Clients {
         if m.channels >= self.limits.total {
             return Err(Refused::Total);
         }
-        let of_user = m.by_uid.entry(uid).or_insert(0);
-        if uid != 0 && *of_user >= self.limits.per_user {
-            return Err(Refused::User(uid));
+        if uid != 0 {
+            let held = m.by_uid.get(&uid).copied().unwrap_or(0);
+            // Users other than root and this one holding channels (`by_uid`
+            // keeps users holding at least one).
+            let others = m.by_uid.keys().filter(|&&u| u != 0 && u != uid).count();
+            if !self.limits.user_may_take(held, others, m.channels) {
+                return Err(Refused::User(uid));
+            }
         }
-        *of_user += 1;
+        *m.by_uid.entry(uid).or_insert(0) += 1;
         m.channels += 1;
         let entry = m
             .by_key
@@ -287,6 +349,7 @@ mod tests {
             uid: 1000,
             gid: 1000,
             groups,
+            caps: inode_store::Caps::NONE,
         };
         let a = clients.join(10, 7, user(vec![27])).unwrap();
         let fh = store.opendir(&a.creds, ROOT_INO).unwrap();
@@ -303,39 +366,53 @@ mod tests {
     }
 
     #[test]
-    fn channels_are_limited_per_user_and_in_total() {
+    fn channel_shares_shrink_with_users_and_leave_room_for_root_and_newcomers() {
         let store = Store::new(1 << 20);
-        let clients = Clients::new(ChannelLimits::new(5));
+        let clients = Clients::new(ChannelLimits::new(64));
         let user = |uid| Creds {
             uid,
             gid: uid,
             groups: vec![],
+            caps: inode_store::Caps::NONE,
         };
-        let a: Vec<_> = (0..2)
-            .map(|_| clients.join(10, 0, user(1000)).unwrap())
-            .collect();
-        assert_eq!(
-            clients.join(11, 0, user(1000)).err(),
-            Some(Refused::User(1000))
+        // Each user grabs all it can: the first 12 of the 56 outside root's
+        // reserve of 8, the second 5, the third 3...
+        let mut held = Vec::new();
+        let mut got = Vec::new();
+        for uid in 1000..1030 {
+            let mut n = 0;
+            while let Ok(c) = clients.join(uid, 0, user(uid)) {
+                held.push(c);
+                n += 1;
+            }
+            assert_eq!(
+                clients.join(uid, 0, user(uid)).err(),
+                Some(Refused::User(uid))
+            );
+            got.push(n);
+        }
+        assert_eq!(got[..4], [12, 5, 3, 3], "{got:?}");
+        assert!(
+            got.iter().all(|&n| n >= 1),
+            "every user got a channel: {got:?}"
         );
-        // Another user, and root beyond a user's share, still get channels.
-        let b = clients.join(12, 0, user(1001)).unwrap();
-        let r: Vec<_> = (0..2)
-            .map(|_| clients.join(13, 0, Creds::root()).unwrap())
-            .collect();
+        // Root still gets its reserve, and nothing is left after it.
+        let mut root = Vec::new();
+        while let Ok(c) = clients.join(1, 0, Creds::root()) {
+            root.push(c);
+        }
+        assert!(root.len() >= 8, "{}", root.len());
+        assert_eq!(held.len() + root.len(), 64);
         assert_eq!(
-            clients.join(13, 0, Creds::root()).err(),
+            clients.join(1, 0, Creds::root()).err(),
             Some(Refused::Total)
         );
         // A closed channel frees its place.
-        clients.leave(&store, &a[0]);
-        let again = clients.join(11, 0, user(1000)).unwrap();
-        assert_eq!(clients.join(14, 0, user(1002)).err(), Some(Refused::Total));
-        for c in a.iter().skip(1).chain([&b, &again]).chain(&r) {
+        clients.leave(&store, &root[0]);
+        assert!(clients.join(1, 0, Creds::root()).is_ok());
+        for c in held.iter().chain(&root[1..]) {
             clients.leave(&store, c);
         }
-        assert_eq!(clients.summary(), (0, 0));
-        assert!(clients.join(14, 0, user(1002)).is_ok());
     }
 
     #[test]
@@ -350,6 +427,7 @@ mod tests {
                     uid: 1000,
                     gid: 1000,
                     groups: vec![],
+                    caps: inode_store::Caps::NONE,
                 },
             )
             .unwrap();
@@ -363,6 +441,7 @@ mod tests {
                     uid: 1000,
                     gid: 1000,
                     groups: vec![27],
+                    caps: inode_store::Caps::NONE,
                 },
             )
             .unwrap();

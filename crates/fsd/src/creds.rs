@@ -1,42 +1,180 @@
-//! Caller identity for requests that arrive through the kernel.
+//! Caller identity: ids, supplementary groups and effective capabilities.
 //!
-//! FUSE tells the daemon only the caller's uid, gid and pid. Supplementary
-//! groups matter for permission checks, so for unprivileged callers they are
-//! read from `/proc/<pid>/status`. Root needs none: it bypasses group checks.
+//! The store decides by capabilities, never by uid 0 (see
+//! `inode_store::Caps`), so each front door tells it what the kernel
+//! would use: the caller's effective capability set, as held in the
+//! daemon's (initial) user namespace. Capabilities held in another user
+//! namespace (`unshare -r`, rootless containers) count as none: the
+//! store can then only deny, never grant, what the kernel grants there.
+//!
+//! # FUSE door
+//!
+//! FUSE tells the daemon only the caller's fs uid, fs gid and thread id.
+//! The mount uses `default_permissions`: the kernel has already made every
+//! permission check (with the caller's real capabilities) before a request
+//! reaches the daemon. For unprivileged callers the store still needs the
+//! supplementary groups and capabilities (it checks again, and a
+//! `CAP_DAC_OVERRIDE` holder must not be refused what the kernel allowed);
+//! they come from one read of `/proc/<pid>/status`, as the groups always
+//! did. uid-0 callers are given every capability without that read, which
+//! grants nothing the kernel did not already allow: what the store decides
+//! beyond the kernel's checks (which set-id bits a write clears; the kernel
+//! sends the clearing itself as a mode change) agrees with it. The one
+//! exception is `listxattr`, whose `trusted.*` names only `CAP_SYS_ADMIN`
+//! may see and which the kernel does not filter: [`for_caller_exact`].
+//!
+//! # Ring door
+//!
+//! [`for_peer`]: ids and groups from `SO_PEERCRED`/`SO_PEERGROUPS` (the
+//! kernel's word at `connect`), capabilities from `/proc/<pid>/status`,
+//! read while a pidfd from `SO_PEERPIDFD` proves the pid still names the
+//! peer (a pidfd polls readable once its process exits, and the pid is not
+//! reused before then).
 
-use inode_store::Creds;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::sync::OnceLock;
 
-/// Builds the credentials of a FUSE request's caller.
+use inode_store::{Caps, Creds};
+
+use crate::sock::{self, PeerCred};
+
+/// Builds the credentials of a FUSE request's caller (see the module
+/// comment for why uid 0 needs no lookup).
 pub fn for_caller(uid: u32, gid: u32, pid: u32) -> Creds {
-    let groups = if uid == 0 || pid == 0 {
-        Vec::new()
-    } else {
-        supplementary_groups(pid).unwrap_or_default()
+    if uid == 0 {
+        return Creds::root();
+    }
+    for_caller_exact(uid, gid, pid)
+}
+
+/// The credentials of a FUSE request's caller with its real capabilities
+/// even for uid 0 (one `/proc` read).
+pub fn for_caller_exact(uid: u32, gid: u32, pid: u32) -> Creds {
+    let status = match pid {
+        0 => None,
+        _ => Status::of(pid),
     };
-    Creds { uid, gid, groups }
+    let Some(status) = status else {
+        // Gone or unreadable: no groups, no capabilities, which can only
+        // deny, never grant.
+        return Creds::user(uid, gid, Vec::new());
+    };
+    let caps = status.caps_here(pid);
+    Creds {
+        uid,
+        gid,
+        groups: status.groups,
+        caps,
+    }
+}
+
+/// The credentials of a ring channel's peer (see the module comment).
+/// An error refuses the channel (the client then uses the kernel door):
+/// the peer is gone.
+pub fn for_peer(conn: &OwnedFd, peer: &PeerCred) -> io::Result<Creds> {
+    let pidfd = sock::peer_pidfd(conn)?;
+    let status = Status::of(peer.pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    // The status is the thread group leader's. A thread that changed its
+    // own ids with a raw system call (per-thread on Linux) connects with
+    // other ids than the leader's; its capabilities are unknown then, and
+    // none is the answer that can only deny.
+    let caps = if status.euid == peer.uid && status.egid == peer.gid {
+        status.caps_here(peer.pid)
+    } else {
+        Caps::NONE
+    };
+    if sock::pidfd_exited(&pidfd)? {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(Creds {
+        uid: peer.uid,
+        gid: peer.gid,
+        groups: sock::peer_groups(conn)?,
+        caps,
+    })
 }
 
 /// The process (thread group) that thread `tid` belongs to. FUSE requests
 /// carry the calling thread's id; the fast path files clients by process.
 /// `None` when the thread is gone or its status cannot be parsed.
 pub fn thread_group(tid: u32) -> Option<u32> {
-    status_field(tid, "Tgid:")?.trim().parse().ok()
+    status_field(&read_status(tid)?, "Tgid:")?
+        .trim()
+        .parse()
+        .ok()
 }
 
-/// The value of one line of `/proc/<pid>/status` (works for thread ids too).
-fn status_field(pid: u32, field: &str) -> Option<String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let value = status.lines().find_map(|l| l.strip_prefix(field))?;
-    Some(value.to_owned())
+fn read_status(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).ok()
 }
 
-/// Reads the `Groups:` line of `/proc/<pid>/status`.
-///
-/// `None` when the process is gone or the file cannot be parsed; the caller
-/// then gets no supplementary groups, which can only deny, never grant.
-pub fn supplementary_groups(pid: u32) -> Option<Vec<u32>> {
-    let line = status_field(pid, "Groups:")?;
-    line.split_whitespace().map(|g| g.parse().ok()).collect()
+/// The value of one line of a `/proc/<pid>/status` text.
+fn status_field<'a>(status: &'a str, field: &str) -> Option<&'a str> {
+    status.lines().find_map(|l| l.strip_prefix(field))
+}
+
+/// What the checks need from `/proc/<pid>/status` (of the thread group
+/// leader: capabilities are per thread, but threads of one process share
+/// one address space, so another thread's set is no boundary).
+#[derive(Debug, PartialEq)]
+struct Status {
+    euid: u32,
+    egid: u32,
+    groups: Vec<u32>,
+    /// `CapEff:` as the process sees it (in its own user namespace).
+    cap_eff: Caps,
+}
+
+impl Status {
+    fn of(pid: u32) -> Option<Status> {
+        Status::parse(&read_status(pid)?)
+    }
+
+    fn parse(text: &str) -> Option<Status> {
+        // "Uid:\treal\teffective\tsaved\tfs".
+        let second = |field| -> Option<u32> {
+            status_field(text, field)?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        };
+        let groups = status_field(text, "Groups:")?
+            .split_whitespace()
+            .map(|g| g.parse().ok())
+            .collect::<Option<Vec<u32>>>()?;
+        let cap_eff = u64::from_str_radix(status_field(text, "CapEff:")?.trim(), 16).ok()?;
+        Some(Status {
+            euid: second("Uid:")?,
+            egid: second("Gid:")?,
+            groups,
+            cap_eff: Caps(cap_eff),
+        })
+    }
+
+    /// The capabilities that count here: none unless the process lives in
+    /// the daemon's user namespace (checked only when it has any).
+    fn caps_here(&self, pid: u32) -> Caps {
+        if self.cap_eff == Caps::NONE || !same_user_ns(pid) {
+            return Caps::NONE;
+        }
+        self.cap_eff
+    }
+}
+
+/// Whether process `pid` is in the daemon's user namespace (an error
+/// counts as no).
+fn same_user_ns(pid: u32) -> bool {
+    let ns = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+    // The daemon's own namespace never changes: looked up once.
+    static OWN: OnceLock<Option<(u64, u64)>> = OnceLock::new();
+    let own = OWN.get_or_init(|| ns("/proc/self/ns/user"));
+    match (own, ns(&format!("/proc/{pid}/ns/user"))) {
+        (Some(a), Some(b)) => *a == b,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -44,11 +182,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn own_groups_are_readable() {
-        let groups = supplementary_groups(std::process::id()).expect("own /proc status");
+    fn own_status_is_readable() {
+        let status = Status::of(std::process::id()).expect("own /proc status");
         // SAFETY: getgroups with a zero-sized buffer only returns the count.
         let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
-        assert_eq!(groups.len(), n as usize);
+        assert_eq!(status.groups.len(), n as usize);
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(status.euid, unsafe { libc::geteuid() });
+    }
+
+    #[test]
+    fn status_lines_are_parsed() {
+        let text = "Name:\tx\nUid:\t1\t2\t3\t4\nGid:\t5\t6\t7\t8\nGroups:\t10 20 \nCapInh:\t0000000000000000\nCapEff:\t0000000000000006\n";
+        let want = Status {
+            euid: 2,
+            egid: 6,
+            groups: vec![10, 20],
+            cap_eff: Caps(6),
+        };
+        assert_eq!(Status::parse(text), Some(want));
+        assert_eq!(Status::parse("Uid:\t1\n"), None);
+    }
+
+    #[test]
+    fn own_user_namespace_is_the_same() {
+        assert!(same_user_ns(std::process::id()));
+        assert!(!same_user_ns(u32::MAX));
     }
 
     #[test]
@@ -72,5 +231,7 @@ mod tests {
     #[test]
     fn root_needs_no_lookup() {
         assert!(for_caller(0, 0, u32::MAX).groups.is_empty());
+        assert_eq!(for_caller(0, 0, u32::MAX).caps, Caps::ALL);
+        assert_eq!(for_caller_exact(0, 0, u32::MAX).caps, Caps::NONE);
     }
 }

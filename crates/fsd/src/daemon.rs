@@ -12,10 +12,14 @@ use std::time::{Duration, Instant};
 use fuser::{Config, Session, SessionACL};
 use inode_store::Store;
 
+use crate::access::Access;
 use crate::client::{ChannelLimits, Clients};
 use crate::fuse_fs::FuseFs;
+use crate::fusermount;
 use crate::metrics::Metrics;
 use crate::mountinfo;
+use crate::notify;
+use crate::options::MountOptions;
 use crate::registry;
 use crate::ring_server::{RingServer, StatsFormat};
 
@@ -25,20 +29,46 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Filesystem type as the kernel lists it: `fuse.` + subtype.
 pub const FSTYPE: &str = "fuse.btfuse";
 
+/// Capacity for file data without `--size` / `size=`.
+const DEFAULT_SIZE: u64 = 1 << 30;
+
 /// Parsed `btfuse mount` arguments.
 pub struct MountArgs {
     /// Directory to mount on.
     pub mountpoint: PathBuf,
-    /// Capacity for file data in bytes.
-    pub size: u64,
+    /// Flags and `-o` options together.
+    pub options: MountOptions,
     /// Return once mounted, serve from a detached child.
     pub background: bool,
+    /// The open `--log` file, if any.
+    pub log: Option<File>,
+    /// What the store starts with (empty, a directory tree, an image).
+    pub initial: Initial,
+    /// Image to save when the mount ends cleanly.
+    pub save_on_exit: Option<PathBuf>,
+}
+
+/// What a new mount's store starts with.
+pub enum Initial {
+    /// An empty root directory.
+    Empty,
+    /// A copy of this directory tree (`--from`).
+    Dir(PathBuf),
+    /// This image (`--image`).
+    Image(PathBuf),
+}
+
+/// What [`serve`] needs, worked out from [`MountArgs`] before forking.
+struct Plan<'a> {
+    args: &'a MountArgs,
+    /// Capacity for file data in bytes.
+    size: u64,
     /// FUSE worker threads.
-    pub threads: usize,
-    /// Loopback address for the Prometheus metrics endpoint.
-    pub metrics: Option<std::net::SocketAddr>,
-    /// Most fast-path channels served at once.
-    pub channels: ChannelLimits,
+    threads: usize,
+    /// Whether users other than the mounting one may use the mount.
+    allow_other: bool,
+    /// The bound Prometheus endpoint.
+    metrics: Option<std::net::TcpListener>,
 }
 
 /// Why a mount or unmount failed; printed as one line.
@@ -48,6 +78,8 @@ pub enum DaemonError {
     Mountpoint(PathBuf, io::Error),
     /// Something is already mounted there.
     AlreadyMounted(PathBuf),
+    /// The `--metrics` address cannot be bound.
+    Metrics(std::net::SocketAddr, io::Error),
     /// The path is not a btfuse mount.
     NotBtfuse(PathBuf),
     /// The kernel refused the mount.
@@ -60,6 +92,10 @@ pub enum DaemonError {
     Serve(io::Error),
     /// The daemon did not answer a statistics query.
     Stats(PathBuf, io::Error),
+    /// Loading the initial tree failed.
+    Load(PathBuf, crate::image::ImageError),
+    /// `btfuse save` failed.
+    Save(PathBuf, io::Error),
 }
 
 impl fmt::Display for DaemonError {
@@ -72,6 +108,9 @@ impl fmt::Display for DaemonError {
                     "cannot mount on {}: something is already mounted there",
                     p.display()
                 )
+            }
+            DaemonError::Metrics(addr, e) => {
+                write!(f, "cannot serve metrics on {addr}: {e}")
             }
             DaemonError::NotBtfuse(p) => write!(f, "{} is not a btfuse mount", p.display()),
             DaemonError::Mount(p, e) => write!(f, "mounting {} failed: {e}", p.display()),
@@ -88,6 +127,8 @@ impl fmt::Display for DaemonError {
             DaemonError::Stats(p, e) => {
                 write!(f, "no statistics from the daemon of {}: {e}", p.display())
             }
+            DaemonError::Load(p, e) => write!(f, "cannot load {}: {e}", p.display()),
+            DaemonError::Save(p, e) => write!(f, "save of {} failed: {e}", p.display()),
         }
     }
 }
@@ -114,11 +155,34 @@ fn check_mountpoint(path: &Path) -> Result<PathBuf, DaemonError> {
     Ok(canonical)
 }
 
+/// The effective user and group ids of the daemon.
+fn own_ids() -> (u32, u32) {
+    // SAFETY: geteuid and getegid have no preconditions and cannot fail.
+    unsafe { (libc::geteuid(), libc::getegid()) }
+}
+
 /// `btfuse mount`: mounts and serves until unmounted or signalled.
 pub fn mount(args: &MountArgs) -> Result<(), DaemonError> {
+    let o = &args.options;
     let mountpoint = check_mountpoint(&args.mountpoint)?;
+    // Bound before mounting: a taken port fails the mount, leaving nothing.
+    let metrics = o
+        .metrics
+        .map(|addr| std::net::TcpListener::bind(addr).map_err(|e| DaemonError::Metrics(addr, e)))
+        .transpose()?;
+    let plan = Plan {
+        args,
+        size: o
+            .size
+            .map_or(DEFAULT_SIZE, |s| s.bytes(crate::size::total_ram())),
+        threads: o.threads.map_or_else(default_threads, usize::from),
+        // Root mounts are for every user unless told otherwise (as before
+        // -o existed); a user's mount for that user, as with fusermount3.
+        allow_other: o.allow_other.unwrap_or(own_ids().0 == 0),
+        metrics,
+    };
     if !args.background {
-        return serve(args, &mountpoint, None);
+        return serve(&plan, &mountpoint, None);
     }
     let (read_end, write_end) = pipe()?;
     // SAFETY: no other thread exists yet (argument parsing is single-threaded),
@@ -131,7 +195,7 @@ pub fn mount(args: &MountArgs) -> Result<(), DaemonError> {
             drop(read_end);
             // SAFETY: setsid has no memory-safety preconditions.
             unsafe { libc::setsid() };
-            let result = serve(args, &mountpoint, Some(write_end));
+            let result = serve(&plan, &mountpoint, Some(write_end));
             // Nobody reads our stderr any more; the exit code is all we can give.
             std::process::exit(i32::from(result.is_err()));
         }
@@ -143,17 +207,66 @@ pub fn mount(args: &MountArgs) -> Result<(), DaemonError> {
 }
 
 /// Mounts, reports readiness (to the `--background` parent), serves.
-fn serve(args: &MountArgs, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<(), DaemonError> {
+fn serve(plan: &Plan<'_>, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<(), DaemonError> {
+    let args = plan.args;
+    let o = &args.options;
     let mut ready = ready.map(File::from);
     raise_fd_limit();
     tune_malloc();
-    let store = Arc::new(Store::new(args.size));
+    let max_inodes = o
+        .nr_inodes
+        .unwrap_or_else(|| Store::default_max_inodes(plan.size));
+    let loaded = match &args.initial {
+        Initial::Empty => Ok(Store::with_limits(plan.size, max_inodes)),
+        Initial::Dir(d) => crate::image::from_dir(d, plan.size, max_inodes)
+            .map_err(|e| DaemonError::Load(d.clone(), e)),
+        Initial::Image(f) => crate::image::load(f, plan.size, max_inodes)
+            .map_err(|e| DaemonError::Load(f.clone(), e)),
+    };
+    let store = match loaded {
+        Ok(store) => Arc::new(store),
+        Err(e) => {
+            if let Some(pipe) = ready.as_mut() {
+                let _ = pipe.write_all(e.to_string().as_bytes());
+            }
+            return Err(e);
+        }
+    };
+    let kept = store.clone();
+    let (uid, gid) = own_ids();
+    // A new tree's root gets the defaults; a loaded one keeps its own
+    // unless an option says otherwise.
+    let fresh = matches!(args.initial, Initial::Empty);
+    let root = inode_store::SetAttr {
+        mode: o.root_mode.or(fresh.then_some(0o755)),
+        uid: o.root_uid.or(fresh.then_some(uid)),
+        gid: o.root_gid.or(fresh.then_some(gid)),
+        ..Default::default()
+    };
+    store
+        .setattr(
+            &inode_store::Creds::root(),
+            inode_store::ROOT_INO,
+            &root,
+            None,
+        )
+        .map_err(|e| DaemonError::Serve(io::Error::from_raw_os_error(e.0)))?;
     let metrics = Arc::new(Metrics::default());
+    let access = if o.read_only() {
+        Access::Nobody
+    } else if plan.allow_other {
+        Access::Everyone
+    } else {
+        Access::Owner { uid, gid }
+    };
+    let limits = o
+        .max_channels
+        .map_or_else(ChannelLimits::default, |n| ChannelLimits::new(n as usize));
     // Both doors know the fast path's clients: the FUSE door lets a client
     // reopen the files it holds (see `FuseFs::held_open`).
-    let clients = Arc::new(Clients::new(args.channels));
+    let clients = Arc::new(Clients::new(limits).with_access(access));
     let result = mount_session(
-        args,
+        plan,
         mountpoint,
         store.clone(),
         metrics.clone(),
@@ -185,23 +298,43 @@ fn serve(args: &MountArgs, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<
             log::warn!("cannot keep the mount registry: {e}");
         }
     }
-    if let (Some(addr), Some(server)) = (args.metrics, fast_path.as_ref()) {
-        match server.serve_metrics(addr) {
+    if let (Some(addr), Some(listener)) = (o.metrics, plan.metrics.as_ref()) {
+        let served = listener.try_clone().and_then(|l| match fast_path.as_ref() {
+            Some(server) => server.serve_metrics(l),
+            None => Err(io::Error::other(
+                "the fast path (which keeps the figures) is off",
+            )),
+        });
+        match served {
             Ok(()) => log::info!("metrics on http://{addr}/metrics"),
-            Err(e) => log::error!("cannot serve metrics on {addr}: {e}"),
+            Err(e) => log::error!("cannot serve metrics: {e}"),
         }
     }
     spawn_signal_thread(mountpoint.to_path_buf());
     log::info!(
-        "serving {} ({} bytes, {} FUSE threads, fast path {})",
+        "serving {} ({} bytes, {} FUSE threads, {}, fast path {})",
         mountpoint.display(),
-        args.size,
-        args.threads,
-        if fast_path.is_some() { "on" } else { "off" }
+        plan.size,
+        plan.threads,
+        if o.read_only() {
+            "read-only"
+        } else {
+            "read-write"
+        },
+        match (&fast_path, access) {
+            (None, _) => "off",
+            (Some(_), Access::Nobody) => "off (read-only)",
+            (Some(_), Access::Owner { .. }) => "on, for the mounting user only",
+            (Some(_), Access::Everyone) => "on",
+        }
     );
     if let Some(mut pipe) = ready {
-        detach_stdio();
+        detach_stdio(args.log.as_ref());
         let _ = pipe.write_all(b"\0");
+    }
+    let pid = std::process::id();
+    if let Err(e) = notify::notify(&format!("READY=1\nMAINPID={pid}")) {
+        log::warn!("cannot notify the service manager: {e}");
     }
     // The kernel ends the connection with ENODEV on unmount, and at times
     // with ECONNABORTED while the mount goes away: both are a clean end.
@@ -210,7 +343,14 @@ fn serve(args: &MountArgs, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<
         other => other.map_err(DaemonError::Serve),
     };
     log::info!("{} unmounted, exiting", mountpoint.display());
+    let _ = notify::notify("STOPPING=1");
     drop(fast_path);
+    let saved = match &args.save_on_exit {
+        Some(path) => crate::image::save(&kept, path, &mut || {})
+            .map(|s| log::info!("saved {} inodes to {}", s.nodes, path.display()))
+            .map_err(|e| DaemonError::Save(path.clone(), io::Error::other(e.to_string()))),
+        None => Ok(()),
+    };
     // Serving can also end because the connection failed: never leave a
     // dead mount behind.
     if mountinfo::fstype_at(mountpoint).as_deref() == Some(FSTYPE) {
@@ -219,14 +359,22 @@ fn serve(args: &MountArgs, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<
     if let Err(e) = registry::refresh(&run_dir()) {
         log::warn!("cannot update the mount registry: {e}");
     }
-    result
+    result.and(saved)
 }
 
-/// Directory of the fast-path sockets (`$BTFUSE_RUN_DIR` or `/run/btfuse`).
+/// Directory of the fast-path sockets: `$BTFUSE_RUN_DIR`, else
+/// `/run/btfuse` for root and `$XDG_RUNTIME_DIR/btfuse` for other users
+/// (who cannot write `/run/btfuse`; their preloaded processes are pointed
+/// there by `btfuse run`, see [`crate::run`]).
 pub fn run_dir() -> PathBuf {
-    std::env::var_os(proto::RUN_DIR_ENV)
-        .filter(|d| !d.is_empty())
-        .map_or_else(|| PathBuf::from(proto::RUN_DIR), PathBuf::from)
+    let var = |name| std::env::var_os(name).filter(|d| !d.is_empty());
+    if let Some(dir) = var(proto::RUN_DIR_ENV) {
+        return PathBuf::from(dir);
+    }
+    match var("XDG_RUNTIME_DIR") {
+        Some(runtime) if own_ids().0 != 0 => PathBuf::from(runtime).join("btfuse"),
+        _ => PathBuf::from(proto::RUN_DIR),
+    }
 }
 
 fn start_ring_server(
@@ -251,7 +399,7 @@ fn start_ring_server(
 }
 
 fn mount_session(
-    args: &MountArgs,
+    plan: &Plan<'_>,
     mountpoint: &Path,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
@@ -260,14 +408,19 @@ fn mount_session(
     // Signals are taken by one dedicated thread with sigwait; block them
     // before any thread starts so every thread inherits the mask.
     block_shutdown_signals();
-    let fuse =
-        mount_fuse(mountpoint).map_err(|e| DaemonError::Mount(mountpoint.to_path_buf(), e))?;
+    let fuse = mount_fuse(mountpoint, &plan.args.options, plan.allow_other)
+        .map_err(|e| DaemonError::Mount(mountpoint.to_path_buf(), e))?;
+    let acl = if plan.allow_other {
+        SessionACL::All
+    } else {
+        SessionACL::Owner
+    };
     let mut config = Config::default();
-    config.acl = SessionACL::All;
-    config.n_threads = Some(args.threads);
+    config.acl = acl;
+    config.n_threads = Some(plan.threads);
     config.clone_fd = true;
     let fs = FuseFs::new(store, metrics, clients);
-    Session::from_fd(fs, fuse, SessionACL::All, config).map_err(|e| {
+    Session::from_fd(fs, fuse, acl, config).map_err(|e| {
         let _ = unmount(mountpoint, true);
         DaemonError::Mount(mountpoint.to_path_buf(), e)
     })
@@ -278,16 +431,37 @@ fn mount_session(
 /// Done here rather than by `fuser` so that the mount table says
 /// `fuse.btfuse` (fuser mounts plain `fuse`), which is how the preload
 /// library recognises btfuse mounts. Options: `allow_other` (every user may
-/// use the mount) and `default_permissions` (the kernel checks permissions
-/// too, with the caller's full credentials); suid and device nodes are
-/// honoured, as on tmpfs. Needs root (no `fusermount` fallback).
-fn mount_fuse(mountpoint: &Path) -> io::Result<OwnedFd> {
+/// use the mount), `default_permissions` (the kernel checks permissions
+/// too, with the caller's full credentials) and the generic flags of `-o`;
+/// suid and device nodes are honoured unless `nosuid`/`nodev`, as on tmpfs.
+/// A user other than root mounts through `fusermount3` (which adds
+/// `nosuid,nodev` and allows `allow_other` only if `/etc/fuse.conf` says
+/// `user_allow_other`).
+fn mount_fuse(mountpoint: &Path, o: &MountOptions, allow_other: bool) -> io::Result<OwnedFd> {
+    let mut access = Vec::new();
+    if o.default_permissions {
+        access.push("default_permissions");
+    }
+    if allow_other {
+        access.push("allow_other");
+    }
+    let (uid, gid) = own_ids();
+    if uid != 0 {
+        let mut words = vec!["fsname=btfuse", "subtype=btfuse"];
+        words.extend(access);
+        words.extend(o.flag_words());
+        return fusermount::mount(mountpoint, &words.join(","));
+    }
     let fuse = File::options().read(true).write(true).open("/dev/fuse")?;
     let rootmode = libc::S_IFDIR;
-    let options = format!(
-        "fd={},rootmode={rootmode:o},user_id=0,group_id=0,default_permissions,allow_other",
+    let mut options = format!(
+        "fd={},rootmode={rootmode:o},user_id={uid},group_id={gid}",
         fuse.as_raw_fd()
     );
+    for word in &access {
+        options.push(',');
+        options.push_str(word);
+    }
     let c = |s: &[u8]| std::ffi::CString::new(s).map_err(io::Error::other);
     let (source, fstype) = (c(b"btfuse")?, c(FSTYPE.as_bytes())?);
     let (target, data) = (
@@ -300,18 +474,12 @@ fn mount_fuse(mountpoint: &Path) -> io::Result<OwnedFd> {
             source.as_ptr(),
             target.as_ptr(),
             fstype.as_ptr(),
-            0,
+            o.flags,
             data.as_ptr().cast(),
         )
     };
     if ret != 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EPERM) {
-            return Err(io::Error::other(
-                "permission denied: mounting btfuse needs root",
-            ));
-        }
-        return Err(e);
+        return Err(io::Error::last_os_error());
     }
     Ok(OwnedFd::from(fuse))
 }
@@ -366,17 +534,32 @@ fn block_shutdown_signals() {
 /// Longest sleep of the memory trimmer.
 const TRIM_PERIOD: Duration = Duration::from_secs(1);
 
+/// Metadata freed (bytes) that makes the trimmer hand the heap's free
+/// memory back with `malloc_trim`.
+const META_TRIM_STEP: u64 = 4 << 20;
+
 /// Returns the memory of deleted data to the OS once it has stayed unused
 /// for [`inode_store::IDLE_DECAY`] (the block pool keeps it for reuse until
-/// then): at most [`TRIM_PERIOD`] late. Ends with the store.
+/// then): at most [`TRIM_PERIOD`] late. Metadata (inodes, names, xattrs)
+/// lives on the malloc heap, spread over the arenas of many threads, where
+/// glibc keeps freed memory: once the store's metadata fell by
+/// [`META_TRIM_STEP`] since its last peak, `malloc_trim` returns the free
+/// pages of every arena. Ends with the store.
 fn spawn_memory_trimmer(store: Weak<Store>) {
+    let mut meta_peak = 0u64;
     let spawned = std::thread::Builder::new()
         .name("btfuse-trim".into())
         .spawn(move || loop {
-            let Some(next) = store
-                .upgrade()
-                .map(|s| s.release_idle_memory(Instant::now()))
-            else {
+            let Some(next) = store.upgrade().map(|s| {
+                let meta = s.usage().meta_bytes;
+                meta_peak = meta_peak.max(meta);
+                if meta_peak - meta >= META_TRIM_STEP {
+                    // SAFETY: malloc_trim only releases free heap memory.
+                    unsafe { libc::malloc_trim(0) };
+                    meta_peak = meta;
+                }
+                s.release_idle_memory(Instant::now())
+            }) else {
                 return;
             };
             let wait = next.map_or(TRIM_PERIOD, |due| {
@@ -407,17 +590,26 @@ fn spawn_signal_thread(mountpoint: PathBuf) {
                 let _ = unmount(&mountpoint, true);
             }
             std::thread::sleep(Duration::from_secs(5));
+            // A save on exit finishes first (the main thread exits after it).
+            while crate::image::PROGRESS.phase() == crate::image::Phase::Saving {
+                std::thread::sleep(Duration::from_millis(100));
+            }
             std::process::exit(0);
         })
         .expect("spawning the signal thread");
 }
 
-/// Points stdin/stdout/stderr at /dev/null once the parent has gone.
-fn detach_stdio() {
+/// Points stdin and stdout at /dev/null once the parent has gone, and
+/// stderr at the log file (so that a panic is kept) or /dev/null.
+fn detach_stdio(log: Option<&File>) {
     if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
         for fd in 0..3 {
-            // SAFETY: dup2 onto the standard descriptors; `null` stays open.
-            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+            let to = match (fd, log) {
+                (2, Some(log)) => log.as_raw_fd(),
+                _ => null.as_raw_fd(),
+            };
+            // SAFETY: dup2 onto the standard descriptors; `to` stays open.
+            unsafe { libc::dup2(to, fd) };
         }
     }
     let _ = std::env::set_current_dir("/");
@@ -465,12 +657,18 @@ fn wait_ready(read_end: OwnedFd) -> Result<(), DaemonError> {
     }
 }
 
+/// Unmounts `path`; a user without the right to unmount goes through
+/// `fusermount3 -u` (which lets a user unmount only their own mounts).
 fn unmount(path: &Path, lazy: bool) -> io::Result<()> {
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())?;
     let flags = if lazy { libc::MNT_DETACH } else { 0 };
     // SAFETY: `c_path` is a valid NUL-terminated string.
     if unsafe { libc::umount2(c_path.as_ptr(), flags) } != 0 {
-        return Err(io::Error::last_os_error());
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EPERM) && own_ids().0 != 0 {
+            return fusermount::unmount(path, lazy);
+        }
+        return Err(e);
     }
     Ok(())
 }
@@ -479,14 +677,33 @@ fn unmount(path: &Path, lazy: bool) -> io::Result<()> {
 pub fn umount(path: &Path, lazy: bool) -> Result<(), DaemonError> {
     // A dead daemon leaves a mount that cannot be resolved (ENOTCONN):
     // fall back to the lexical absolute path so it can still be removed.
-    let canonical = path
-        .canonicalize()
-        .or_else(|_| std::path::absolute(path))
-        .map_err(|e| DaemonError::Umount(path.to_path_buf(), e))?;
+    // Any other failure (a missing path) is told as it is.
+    let canonical = match path.canonicalize() {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => std::path::absolute(path),
+        other => other,
+    }
+    .map_err(|e| DaemonError::Umount(path.to_path_buf(), e))?;
     if mountinfo::fstype_at(&canonical).as_deref() != Some(FSTYPE) {
         return Err(DaemonError::NotBtfuse(canonical));
     }
     unmount(&canonical, lazy).map_err(|e| DaemonError::Umount(canonical, e))
+}
+
+/// `btfuse save`: asks the daemon of a btfuse mount to save an image of
+/// its tree at `file` while it keeps serving.
+pub fn save(path: &Path, file: &Path) -> Result<String, DaemonError> {
+    let canonical = path
+        .canonicalize()
+        .map_err(|e| DaemonError::Mountpoint(path.to_path_buf(), e))?;
+    let m = mountinfo::mount_at(&canonical)
+        .filter(|m| m.fstype == FSTYPE)
+        .ok_or_else(|| DaemonError::NotBtfuse(canonical.clone()))?;
+    let socket = crate::ring_server::socket_path(&run_dir(), (m.major, m.minor));
+    let target = std::path::absolute(file).map_err(|e| DaemonError::Save(file.to_path_buf(), e))?;
+    let show = crate::image::show_on_terminal;
+    let result = crate::ring_server::request_save(&socket, &target, &mut |l| show(Some(l)));
+    show(None);
+    result.map_err(|e| DaemonError::Save(target, e))
 }
 
 /// `btfuse stats`: asks the daemon of a btfuse mount for its statistics.

@@ -116,9 +116,11 @@ impl FuseFs {
     fn timed<T>(&self, op: FuseOp, call: impl FnOnce() -> store::Result<T>) -> store::Result<T> {
         let start = Instant::now();
         let result = call();
-        self.metrics
-            .fuse
-            .record(op as usize, start.elapsed(), result.is_ok());
+        self.metrics.fuse.record(
+            op as usize,
+            start.elapsed(),
+            result.as_ref().map_or_else(|e| e.0, |_| 0),
+        );
         result
     }
 
@@ -136,6 +138,11 @@ impl FuseFs {
 
 fn caller(req: &Request) -> Creds {
     creds::for_caller(req.uid(), req.gid(), req.pid())
+}
+
+/// The caller with its real capabilities even for uid 0 (a `/proc` read).
+fn caller_exact(req: &Request) -> Creds {
+    creds::for_caller_exact(req.uid(), req.gid(), req.pid())
 }
 
 fn errno(e: store::Errno) -> Errno {
@@ -260,7 +267,11 @@ impl Filesystem for FuseFs {
         let name = name.as_bytes();
         let result = self.timed(FuseOp::Lookup, || self.store.lookup(&c, parent.0, name));
         if parent.0 == ROOT_INO && matches!(result, Err(e) if e == store::Errno::ENOENT) {
-            if let Some(attr) = self.held_open(req.pid(), &c, name) {
+            // The holder is found by its exact identity, capabilities
+            // included: read them only for a name that can be a handle's.
+            let held = proto::parse_handle_name(name)
+                .and_then(|_| self.held_open(req.pid(), &caller_exact(req), name));
+            if let Some(attr) = held {
                 // TTL 0 for entry and attributes: the kernel asks again on
                 // every use of the name, and so never serves it to another
                 // process from its cache.
@@ -275,7 +286,7 @@ impl Filesystem for FuseFs {
         self.store.forget(ino.0, nlookup);
         self.metrics
             .fuse
-            .record(FuseOp::Forget as usize, start.elapsed(), true);
+            .record(FuseOp::Forget as usize, start.elapsed(), 0);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -413,12 +424,10 @@ impl Filesystem for FuseFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        if flags.contains(RenameFlags::RENAME_WHITEOUT) {
-            return reply.error(Errno::EINVAL);
-        }
         let flags = store::RenameFlags {
             noreplace: flags.contains(RenameFlags::RENAME_NOREPLACE),
             exchange: flags.contains(RenameFlags::RENAME_EXCHANGE),
+            whiteout: flags.contains(RenameFlags::RENAME_WHITEOUT),
         };
         let result = self.timed(FuseOp::Rename, || {
             self.store.rename(
@@ -452,7 +461,10 @@ impl Filesystem for FuseFs {
         match self.timed(FuseOp::Open, || {
             self.store.open(&caller(req), ino.0, flags.0)
         }) {
-            Ok(fh) => reply.opened(FileHandle(fh.0), FopenFlags::empty()),
+            Ok(fh) => {
+                self.clients.kernel_writers.opened(ino.0, flags.0);
+                reply.opened(FileHandle(fh.0), FopenFlags::empty())
+            }
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -519,13 +531,14 @@ impl Filesystem for FuseFs {
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.clients.kernel_writers.released(ino.0, flags.0);
         empty(
             reply,
             self.timed(FuseOp::Release, || self.store.release(Fh(fh.0))),
@@ -646,7 +659,7 @@ impl Filesystem for FuseFs {
         let s = self.store.statfs();
         self.metrics
             .fuse
-            .record(FuseOp::Statfs as usize, start.elapsed(), true);
+            .record(FuseOp::Statfs as usize, start.elapsed(), 0);
         reply.statfs(
             s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
         );
@@ -684,7 +697,8 @@ impl Filesystem for FuseFs {
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         let result = self.timed(FuseOp::Listxattr, || {
-            self.store.listxattr(&caller(req), ino.0)
+            // The kernel does not filter `trusted.*` names for FUSE.
+            self.store.listxattr(&caller_exact(req), ino.0)
         });
         xattr_reply(reply, size, result);
     }
@@ -722,6 +736,7 @@ impl Filesystem for FuseFs {
         match result {
             Ok((attr, fh)) => {
                 self.store.remember(attr.ino);
+                self.clients.kernel_writers.opened(attr.ino, flags);
                 let attr = file_attr(&attr);
                 reply.created(
                     &TTL,
@@ -867,6 +882,7 @@ mod tests {
             uid: 1000,
             gid: 1000,
             groups: vec![],
+            caps: inode_store::Caps::NONE,
         };
         assert_eq!(
             fs.held_open(tid, &user, &proto::handle_name(file.0, 7)),

@@ -12,8 +12,8 @@
 use std::mem::size_of;
 
 use inode_store::{
-    Attr, DataSink, DataSource, Errno, FileKind, Ino, SetAttr, Store, TimeSet, Timespec, NAME_MAX,
-    ROOT_INO,
+    Attr, DataSink, DataSource, Errno, Fh, FileKind, Ino, SetAttr, Store, TimeSet, Timespec,
+    NAME_MAX, ROOT_INO,
 };
 use proto::ops::{
     self, AttrOut, CountOut, Done, Handler, OffsetOut, OpenOut, Paths, Payload, ReaddirOut,
@@ -28,6 +28,16 @@ use crate::resolve::{resolve, Last, OpError, Resolved};
 pub trait KernelCache {
     /// Data or attributes of `ino` changed.
     fn inode_changed(&self, ino: Ino);
+    /// The fast path is about to read or change bytes `off..off + len` of
+    /// regular file `ino` (`len` 0: from `off` to the end): what the kernel
+    /// holds newer than the store there must reach it first (rule 1 of
+    /// `crate::coherence`).
+    fn before_data(&self, ino: Ino, off: u64, len: u64);
+    /// Bytes `off..off + len` of regular file `ino` changed (`len` 0: from
+    /// `off` to the end, and the size may have changed); a change that
+    /// reaches the end of the file may have moved it (rules 2 and 3 of
+    /// `crate::coherence`). Done before the reply is sent.
+    fn data_changed(&self, ino: Ino, off: u64, len: u64);
     /// The entry `name` in `parent` was removed or replaced.
     fn entry_changed(&self, parent: Ino, name: &[u8]);
     /// Directory `ino` was renamed or moved: the kernel's own references
@@ -117,9 +127,48 @@ pub struct Handlers<'a> {
     pub bulk: &'a mut dyn BulkArea,
     /// What the last request transferred.
     pub transferred: Transferred,
+    /// Whether the client is still there: a long request stops working
+    /// for a client that is gone.
+    pub client_alive: &'a dyn Fn() -> bool,
 }
 
+/// Bytes a copy moves between two checks that its client is still there
+/// (a few tens of milliseconds of copying).
+const COPY_CHUNK: u64 = 64 << 20;
+
 impl Handlers<'_> {
+    /// `copy_file_range` in parts of [`COPY_CHUNK`], up to the store's
+    /// [`inode_store::MAX_RW_COUNT`] per request, checking between parts
+    /// that the client is still there. Every check is the whole call's (the
+    /// first part's); a short part (the end of the input, a full
+    /// filesystem) or an error after the first part ends it with the count
+    /// so far.
+    fn copy_in_parts(&self, from: Fh, off_in: u64, to: Fh, off_out: u64, len: u64) -> OpResult<u64> {
+        let c = &self.client.creds;
+        let total = len.min(inode_store::MAX_RW_COUNT);
+        // Each part is checked as the rest of the call (`len - done`, so
+        // the first part's checks are the whole call's) and moves at most
+        // COPY_CHUNK.
+        let part = |done: u64| {
+            self.store.copy_file_range_part(
+                c,
+                from,
+                off_in + done,
+                to,
+                off_out + done,
+                len - done,
+                COPY_CHUNK.min(total - done),
+            )
+        };
+        let mut done = part(0)? as u64;
+        let mut last = done;
+        while last == COPY_CHUNK && done < total && (self.client_alive)() {
+            last = part(done).map_or(0, |n| n as u64);
+            done += last;
+        }
+        Ok(done)
+    }
+
     /// Inode of an owned handle of either kind.
     fn handle_ino(&self, fh: u64) -> OpResult<Ino> {
         self.client.kind(fh)?;
@@ -262,6 +311,7 @@ impl Handler for Handlers<'_> {
         let creat = flags & libc::O_CREAT != 0;
         let excl = creat && flags & libc::O_EXCL != 0;
         let follow = !excl && flags & libc::O_NOFOLLOW == 0;
+        self.client.room_for_handle()?;
         let r = self.walk(req.base, p.path, follow)?;
         let c = &self.client.creds;
         let attr = match r.target {
@@ -290,9 +340,13 @@ impl Handler for Handlers<'_> {
             FileKind::Directory => (self.store.opendir(c, attr.ino)?, HandleKind::Dir),
             _ if flags & libc::O_DIRECTORY != 0 => return Err(err(libc::ENOTDIR)),
             FileKind::Regular => {
+                let truncates = flags & libc::O_TRUNC != 0 && accmode != libc::O_RDONLY;
+                if truncates {
+                    self.kernel.before_data(attr.ino, 0, 0);
+                }
                 let fh = self.store.open(c, attr.ino, flags)?;
-                if flags & libc::O_TRUNC != 0 && accmode != libc::O_RDONLY {
-                    self.kernel.inode_changed(attr.ino);
+                if truncates {
+                    self.kernel.data_changed(attr.ino, 0, 0);
                 }
                 (fh, HandleKind::File)
             }
@@ -315,6 +369,8 @@ impl Handler for Handlers<'_> {
     fn read(&mut self, req: &ops::Read, _: Paths<'_>, _: &mut Payload<'_>) -> OpResult<CountOut> {
         let fh = self.client.check(req.fh, HandleKind::File)?;
         let len = self.bulk_len(req.len)?;
+        self.kernel
+            .before_data(self.store.handle_ino(fh)?, req.offset, len.max(1) as u64);
         let mut sink = BulkSink {
             area: &mut *self.bulk,
             len,
@@ -333,11 +389,18 @@ impl Handler for Handlers<'_> {
         };
         // The client's current O_APPEND (fcntl may have changed it).
         let append = req.flags as i32 & libc::O_APPEND != 0;
+        let ino = self.store.handle_ino(fh)?;
+        // Where an append lands is known only once it is done.
+        let (at, span) = if append { (0, 0) } else { (req.offset, len as u64) };
+        self.kernel.before_data(ino, at, span.max(1));
         let creds = &self.client.creds;
         let written = self
             .store
             .write_from(creds, fh, req.offset, &data, append)?;
-        self.kernel.inode_changed(self.store.handle_ino(fh)?);
+        if written.len > 0 {
+            self.kernel
+                .data_changed(ino, written.offset, written.len as u64);
+        }
         self.transferred.written = written.len as u64;
         Ok(WriteOut {
             count: written.len as u64,
@@ -469,14 +532,19 @@ impl Handler for Handlers<'_> {
     }
 
     fn rename(&mut self, req: &ops::Rename, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<Done> {
-        let known = libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE;
+        let known = libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE | libc::RENAME_WHITEOUT;
         if req.flags & !known != 0 {
             return Err(err(libc::EINVAL));
         }
         let flags = inode_store::RenameFlags {
             noreplace: req.flags & libc::RENAME_NOREPLACE != 0,
             exchange: req.flags & libc::RENAME_EXCHANGE != 0,
+            whiteout: req.flags & libc::RENAME_WHITEOUT != 0,
         };
+        // do_renameat2 checks these before it looks anything up.
+        if flags.exchange && (flags.noreplace || flags.whiteout) {
+            return Err(err(libc::EINVAL));
+        }
         let old = self.walk_entry(req.base, p.path)?;
         let new = self.walk_entry(req.base2, p.path2)?;
         // The kernel refuses "." and ".." on either side before looking.
@@ -558,8 +626,14 @@ impl Handler for Handlers<'_> {
             ctime: None,
             chown: s.valid & set::CHOWN != 0,
         };
+        if change.size.is_some() {
+            self.kernel.before_data(ino, 0, 0);
+        }
         self.store.setattr(&self.client.creds, ino, &change, fh)?;
-        self.kernel.inode_changed(ino);
+        match change.size {
+            Some(_) => self.kernel.data_changed(ino, 0, 0),
+            None => self.kernel.inode_changed(ino),
+        }
         Ok(Done {})
     }
 
@@ -616,9 +690,11 @@ impl Handler for Handlers<'_> {
         _: &mut Payload<'_>,
     ) -> OpResult<Done> {
         let fh = self.client.check(req.fh, HandleKind::File)?;
+        let ino = self.store.handle_ino(fh)?;
+        self.kernel.before_data(ino, req.offset, req.len.max(1));
         self.store
             .fallocate(fh, req.offset, req.len, req.mode as i32)?;
-        self.kernel.inode_changed(self.store.handle_ino(fh)?);
+        self.kernel.data_changed(ino, req.offset, req.len.max(1));
         Ok(Done {})
     }
 
@@ -630,12 +706,16 @@ impl Handler for Handlers<'_> {
     ) -> OpResult<CountOut> {
         let from = self.client.check(req.fh_in, HandleKind::File)?;
         let to = self.client.check(req.fh_out, HandleKind::File)?;
-        let creds = &self.client.creds;
-        let n = self
-            .store
-            .copy_file_range(creds, from, req.off_in, to, req.off_out, req.len)?;
-        self.kernel.inode_changed(self.store.handle_ino(to)?);
-        Ok(CountOut { count: n as u64 })
+        let to_ino = self.store.handle_ino(to)?;
+        let span = req.len.max(1);
+        self.kernel
+            .before_data(self.store.handle_ino(from)?, req.off_in, span);
+        self.kernel.before_data(to_ino, req.off_out, span);
+        let n = self.copy_in_parts(from, req.off_in, to, req.off_out, req.len)?;
+        if n > 0 {
+            self.kernel.data_changed(to_ino, req.off_out, n);
+        }
+        Ok(CountOut { count: n })
     }
 
     fn getxattr(
@@ -756,6 +836,7 @@ mod tests {
             uid: 1000,
             gid: 1000,
             groups: vec![],
+            caps: inode_store::Caps::NONE,
         }
     }
 
@@ -774,6 +855,14 @@ mod tests {
         }
         fn dir_moved(&self, ino: Ino) {
             self.0.borrow_mut().push(format!("moved {ino}"));
+        }
+        fn before_data(&self, ino: Ino, off: u64, len: u64) {
+            self.0
+                .borrow_mut()
+                .push(format!("before {ino} {off}+{len}"));
+        }
+        fn data_changed(&self, ino: Ino, off: u64, len: u64) {
+            self.0.borrow_mut().push(format!("data {ino} {off}+{len}"));
         }
     }
 
@@ -824,6 +913,7 @@ mod tests {
                 kernel: &self.kernel,
                 bulk: &mut self.bulk,
                 transferred: Transferred::default(),
+                client_alive: &|| true,
             };
             let mut reply = vec![0u8; MAX_REPLY];
             let d = dispatch(&mut handlers, msg, &mut reply)?;

@@ -2,6 +2,11 @@
 //! FUSE adapter and the fast-path ring server), per operation, a count, an
 //! error count and a latency histogram, plus bytes read and written.
 //!
+//! A request's outcome is one of three (see [`Outcome`]): answered, answered
+//! "does not exist" (`ENOENT`, `ENODATA`: a lookup of a name that is not
+//! there is routine, not a failure) or failed with any other errno; only
+//! the last counts as an error.
+//!
 //! Cheap enough for every request: recording is a few relaxed atomic
 //! increments into fixed arrays (no lock, no allocation). The arrays are
 //! sharded: each thread picks one of [`SHARDS`] copies once, so the FUSE
@@ -50,9 +55,42 @@ fn bucket_range(i: usize) -> (u64, u64) {
     ((SUB as u64 + sub) << shift, 1 << shift)
 }
 
+/// How a request ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered with a result.
+    Ok,
+    /// Answered that the name or attribute does not exist (`ENOENT`,
+    /// `ENODATA`): an expected answer, not an error.
+    Absent,
+    /// Failed with any other errno.
+    Error,
+}
+
+impl Outcome {
+    /// The outcome of a request answered with `errno` (0: success).
+    pub fn of_errno(errno: i32) -> Outcome {
+        match errno {
+            0 => Outcome::Ok,
+            libc::ENOENT | libc::ENODATA => Outcome::Absent,
+            _ => Outcome::Error,
+        }
+    }
+
+    /// Label value in the Prometheus output.
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Absent => "absent",
+            Outcome::Error => "error",
+        }
+    }
+}
+
 /// Counters of one operation in one shard.
 struct OpCounters {
     buckets: [AtomicU64; BUCKETS],
+    absent: AtomicU64,
     errors: AtomicU64,
     total_ns: AtomicU64,
 }
@@ -61,6 +99,7 @@ impl OpCounters {
     fn new() -> OpCounters {
         OpCounters {
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            absent: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             total_ns: AtomicU64::new(0),
         }
@@ -114,16 +153,19 @@ impl Door {
     }
 
     /// Records one request of operation `op` (index into the names; out of
-    /// range counts as the last name) that took `elapsed`.
-    pub fn record(&self, op: usize, elapsed: Duration, ok: bool) {
+    /// range counts as the last name) that took `elapsed` and was answered
+    /// with `errno` (0: success).
+    pub fn record(&self, op: usize, elapsed: Duration, errno: i32) {
         let shard = self.shard();
         let c = &shard.ops[op.min(shard.ops.len() - 1)];
         let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         // Relaxed everywhere: independent statistics, no ordering implied.
         c.buckets[bucket_index(ns)].fetch_add(1, Ordering::Relaxed);
         c.total_ns.fetch_add(ns, Ordering::Relaxed);
-        if !ok {
-            c.errors.fetch_add(1, Ordering::Relaxed);
+        match Outcome::of_errno(errno) {
+            Outcome::Ok => {}
+            Outcome::Absent => _ = c.absent.fetch_add(1, Ordering::Relaxed),
+            Outcome::Error => _ = c.errors.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -147,6 +189,7 @@ impl Door {
             .map(|&name| OpSnapshot {
                 name,
                 hist: Histogram::default(),
+                absent: 0,
                 errors: 0,
                 total_ns: 0,
             })
@@ -157,6 +200,7 @@ impl Door {
                 for (dst, src) in snap.hist.counts.iter_mut().zip(c.buckets.iter()) {
                     *dst += src.load(Ordering::Relaxed);
                 }
+                snap.absent += c.absent.load(Ordering::Relaxed);
                 snap.errors += c.errors.load(Ordering::Relaxed);
                 snap.total_ns += c.total_ns.load(Ordering::Relaxed);
             }
@@ -215,7 +259,21 @@ impl Histogram {
         }
         unreachable!("rank is at most the count")
     }
+
+    /// Values below `ns` nanoseconds, where `ns` is a bucket boundary (a
+    /// power of two from 4 ns up): exact, not interpolated.
+    fn count_below(&self, ns: u64) -> u64 {
+        debug_assert!(ns.is_power_of_two() && ns >= SUB as u64);
+        self.counts[..bucket_index(ns)].iter().sum()
+    }
 }
+
+/// Upper bounds (`le`) of the exported latency histograms, in ns: powers
+/// of two from 512 ns to ~8.6 s, which are boundaries of the daemon's own
+/// buckets, so every exported count is exact: the requests that took less
+/// than the bound (latencies are whole nanoseconds: at most bound - 1 ns;
+/// one that took exactly the bound counts in the next).
+const EXPORTED_BOUNDS: std::ops::RangeInclusive<u32> = 9..=33;
 
 /// One operation's figures.
 pub struct OpSnapshot {
@@ -223,7 +281,9 @@ pub struct OpSnapshot {
     pub name: &'static str,
     /// Latencies.
     pub hist: Histogram,
-    /// Requests answered with an error.
+    /// Requests answered `ENOENT`/`ENODATA` ([`Outcome::Absent`]).
+    pub absent: u64,
+    /// Requests answered with any other error.
     pub errors: u64,
     /// Sum of latencies.
     pub total_ns: u64,
@@ -256,8 +316,8 @@ impl DoorSnapshot {
         );
         let _ = writeln!(
             out,
-            "  {:<16} {:>12} {:>9} {:>10} {:>10} {:>10}",
-            "op", "count", "errors", "mean", "p50", "p99"
+            "  {:<16} {:>12} {:>9} {:>9} {:>10} {:>10} {:>10}",
+            "op", "count", "absent", "errors", "mean", "p50", "p99"
         );
         for o in self.ops.iter() {
             let n = o.hist.count();
@@ -266,9 +326,10 @@ impl DoorSnapshot {
             }
             let _ = writeln!(
                 out,
-                "  {:<16} {:>12} {:>9} {:>10} {:>10} {:>10}",
+                "  {:<16} {:>12} {:>9} {:>9} {:>10} {:>10} {:>10}",
                 o.name,
                 n,
+                o.absent,
                 o.errors,
                 human_ns(o.total_ns / n),
                 human_ns(o.hist.percentile(0.50)),
@@ -278,7 +339,8 @@ impl DoorSnapshot {
     }
 
     /// JSON object: `{"requests":N,"bytes_read":N,"bytes_written":N,
-    /// "ops":{"NAME":{"count":N,"errors":N,"mean_ns":N,"p50_ns":N,"p99_ns":N}}}`
+    /// "ops":{"NAME":{"count":N,"absent":N,"errors":N,"mean_ns":N,"p50_ns":N,
+    /// "p99_ns":N}}}` (`absent`: ENOENT/ENODATA answers, not in `errors`)
     /// (operations that were called only).
     pub fn write_json(&self, out: &mut String) {
         let _ = write!(
@@ -301,8 +363,9 @@ impl DoorSnapshot {
             // Names are fixed identifiers: no escaping needed.
             let _ = write!(
                 out,
-                "\"{}\":{{\"count\":{n},\"errors\":{},\"mean_ns\":{},\"p50_ns\":{},\"p99_ns\":{}}}",
+                "\"{}\":{{\"count\":{n},\"absent\":{},\"errors\":{},\"mean_ns\":{},\"p50_ns\":{},\"p99_ns\":{}}}",
                 o.name,
+                o.absent,
                 o.errors,
                 o.total_ns / n,
                 o.hist.percentile(0.50),
@@ -310,6 +373,168 @@ impl DoorSnapshot {
             );
         }
         out.push_str("}}");
+    }
+}
+
+/// Writes the request counters of `doors` (`(door label, figures)`) in the
+/// Prometheus text format: `btfuse_requests_total{door,op,outcome}` and
+/// the latency histogram `btfuse_request_duration_seconds{door,op}`, for
+/// the operations that were called.
+pub fn write_prometheus(doors: &[(&str, &DoorSnapshot)], out: &mut String) {
+    let called = || {
+        doors.iter().flat_map(|&(door, snap)| {
+            snap.ops
+                .iter()
+                .filter(|o| o.hist.count() > 0)
+                .map(move |o| (door, o))
+        })
+    };
+    let _ = writeln!(
+        out,
+        "# HELP btfuse_requests_total Requests answered, by outcome (absent: ENOENT or ENODATA).\n\
+         # TYPE btfuse_requests_total counter"
+    );
+    for (door, o) in called() {
+        let ok = o.hist.count() - o.absent - o.errors;
+        for (outcome, n) in [
+            (Outcome::Ok, ok),
+            (Outcome::Absent, o.absent),
+            (Outcome::Error, o.errors),
+        ] {
+            let _ = writeln!(
+                out,
+                "btfuse_requests_total{{door=\"{door}\",op=\"{}\",outcome=\"{}\"}} {n}",
+                o.name,
+                outcome.label()
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP btfuse_request_duration_seconds Time in the store per request.\n\
+         # TYPE btfuse_request_duration_seconds histogram"
+    );
+    for (door, o) in called() {
+        let labels = format!("door=\"{door}\",op=\"{}\"", o.name);
+        for bits in EXPORTED_BOUNDS {
+            let ns = 1u64 << bits;
+            let _ = writeln!(
+                out,
+                "btfuse_request_duration_seconds_bucket{{{labels},le=\"{:e}\"}} {}",
+                ns as f64 / 1e9,
+                o.hist.count_below(ns)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "btfuse_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {n}\n\
+             btfuse_request_duration_seconds_sum{{{labels}}} {:e}\n\
+             btfuse_request_duration_seconds_count{{{labels}}} {n}",
+            o.total_ns as f64 / 1e9,
+            n = o.hist.count()
+        );
+    }
+}
+
+/// Writes the standard `process_*` metrics of this process (CPU time,
+/// memory, descriptors, start time) and `btfuse_build_info`.
+pub fn write_process_metrics(out: &mut String) {
+    let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    if let Some(p) = ProcStat::read() {
+        metric(
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            p.cpu_seconds,
+        );
+        metric(
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since unix epoch in seconds.",
+            p.start_time_seconds,
+        );
+        metric(
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+            p.vsize as f64,
+        );
+        metric(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            p.rss_bytes as f64,
+        );
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        metric(
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            fds.count() as f64,
+        );
+    }
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        metric(
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors.",
+            lim.rlim_cur as f64,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP btfuse_build_info The daemon's version (value 1).\n\
+         # TYPE btfuse_build_info gauge\n\
+         btfuse_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+/// What `/proc/self/stat` tells about this process, in the units the
+/// `process_*` metrics use.
+struct ProcStat {
+    cpu_seconds: f64,
+    start_time_seconds: f64,
+    vsize: u64,
+    rss_bytes: u64,
+}
+
+impl ProcStat {
+    fn read() -> Option<ProcStat> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which is in parentheses and may
+        // hold spaces: field 3 (state) is index 0 here.
+        let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+        let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+        // SAFETY: sysconf has no memory-safety preconditions.
+        let (ticks, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_CLK_TCK),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        let ticks = ticks.max(1) as f64;
+        let boot = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<u64>().ok())?;
+        Some(ProcStat {
+            cpu_seconds: (field(14)? + field(15)?) as f64 / ticks,
+            start_time_seconds: boot as f64 + field(22)? as f64 / ticks,
+            vsize: field(23)?,
+            rss_bytes: field(24)? * page.max(1) as u64,
+        })
     }
 }
 
@@ -394,41 +619,6 @@ fuse_ops! {
     CopyFileRange = "copy_file_range",
 }
 
-/// Names of the fast-path operations, indexed by `proto::Op as u32`; the
-/// last entry counts opcodes the daemon does not know.
-pub const RING_OP_NAMES: &[&str] = &[
-    "invalid",
-    "stat",
-    "fstat",
-    "open",
-    "release",
-    "read",
-    "write",
-    "readdir",
-    "access",
-    "readlink",
-    "mkdir",
-    "mknod",
-    "unlink",
-    "rmdir",
-    "symlink",
-    "link",
-    "rename",
-    "setattr",
-    "fsync",
-    "statfs",
-    "lseek",
-    "fallocate",
-    "copy_file_range",
-    "getxattr",
-    "setxattr",
-    "listxattr",
-    "removexattr",
-    "drop_handle_name",
-    "dir_path",
-    "unknown",
-];
-
 /// Everything the daemon measures about requests.
 pub struct Metrics {
     /// The kernel (FUSE) door.
@@ -441,7 +631,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             fuse: Door::new(FUSE_OP_NAMES),
-            ring: Door::new(RING_OP_NAMES),
+            ring: Door::new(proto::ops::OP_NAMES),
         }
     }
 }
@@ -504,9 +694,18 @@ mod tests {
             for _ in 0..(SHARDS * 2) {
                 s.spawn(|| {
                     for _ in 0..100 {
-                        door.record(FuseOp::Read as usize, Duration::from_micros(2), true);
+                        door.record(FuseOp::Read as usize, Duration::from_micros(2), 0);
                     }
-                    door.record(FuseOp::Open as usize, Duration::from_micros(50), false);
+                    door.record(
+                        FuseOp::Open as usize,
+                        Duration::from_micros(50),
+                        libc::EACCES,
+                    );
+                    door.record(
+                        FuseOp::Lookup as usize,
+                        Duration::from_micros(5),
+                        libc::ENOENT,
+                    );
                     door.add_read(4096);
                     door.add_written(1);
                 });
@@ -522,38 +721,87 @@ mod tests {
         assert_eq!(snap.ops[FuseOp::Open as usize].errors, SHARDS as u64 * 2);
         assert_eq!(snap.bytes_read, 4096 * SHARDS as u64 * 2);
         assert_eq!(snap.bytes_written, SHARDS as u64 * 2);
-        assert_eq!(snap.requests(), 101 * SHARDS as u64 * 2);
+        let lookup = &snap.ops[FuseOp::Lookup as usize];
+        assert_eq!((lookup.absent, lookup.errors), (SHARDS as u64 * 2, 0));
+        assert_eq!(snap.requests(), 102 * SHARDS as u64 * 2);
         let mut json = String::new();
         snap.write_json(&mut json);
-        assert!(json.starts_with("{\"requests\":808,"), "{json}");
+        assert!(json.starts_with("{\"requests\":816,"), "{json}");
         assert!(
-            json.contains("\"open\":{\"count\":8,\"errors\":8,"),
+            json.contains("\"open\":{\"count\":8,\"absent\":0,\"errors\":8,"),
+            "{json}"
+        );
+        assert!(
+            json.contains("\"lookup\":{\"count\":8,\"absent\":8,\"errors\":0,"),
             "{json}"
         );
         let mut text = String::new();
         snap.write_text("FUSE", &mut text);
-        assert!(text.contains("read") && !text.contains("lookup"), "{text}");
+        assert!(text.contains("read") && !text.contains("getattr"), "{text}");
     }
 
     #[test]
     fn out_of_range_ops_count_as_the_last_name() {
-        let door = Door::new(RING_OP_NAMES);
-        door.record(9_999, Duration::from_nanos(10), false);
+        let door = Door::new(proto::ops::OP_NAMES);
+        door.record(9_999, Duration::from_nanos(10), libc::EIO);
         let snap = door.snapshot();
         assert_eq!(snap.ops.last().unwrap().name, "unknown");
         assert_eq!(snap.ops.last().unwrap().hist.count(), 1);
     }
 
     #[test]
-    fn ring_names_match_the_protocol_opcodes() {
-        for (i, name) in RING_OP_NAMES.iter().enumerate() {
-            match proto::Op::from_u32(i as u32) {
-                Some(op) => {
-                    let debug = format!("{op:?}").to_lowercase();
-                    assert_eq!(debug.replace('_', ""), name.replace('_', ""), "opcode {i}");
-                }
-                None => assert!(i == 0 || i == RING_OP_NAMES.len() - 1, "opcode {i}"),
-            }
+    fn exported_histograms_are_cumulative_and_exact() {
+        let door = Door::new(FUSE_OP_NAMES);
+        for ns in [100, 512, 513, 1_000, 4_000_000, 20_000_000_000] {
+            door.record(FuseOp::Getattr as usize, Duration::from_nanos(ns), 0);
+        }
+        door.record(
+            FuseOp::Lookup as usize,
+            Duration::from_nanos(1),
+            libc::ENOENT,
+        );
+        let snap = door.snapshot();
+        let mut out = String::new();
+        write_prometheus(&[("fuse", &snap)], &mut out);
+        let bucket = |le: &str| {
+            let key = format!("btfuse_request_duration_seconds_bucket{{door=\"fuse\",op=\"getattr\",le=\"{le}\"}} ");
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(&key))
+                .unwrap_or_else(|| panic!("{key}\n{out}"));
+            line[key.len()..].parse::<u64>().unwrap()
+        };
+        assert_eq!(
+            bucket("5.12e-7"),
+            1,
+            "100 ns is below 512 ns, 512 ns is not"
+        );
+        assert_eq!(bucket("1.024e-6"), 4);
+        assert_eq!(bucket("4.194304e-3"), 5);
+        assert_eq!(bucket("8.589934592e0"), 5);
+        assert_eq!(bucket("+Inf"), 6);
+        assert!(
+            out.contains("btfuse_requests_total{door=\"fuse\",op=\"lookup\",outcome=\"absent\"} 1")
+        );
+        assert!(
+            out.contains("btfuse_requests_total{door=\"fuse\",op=\"lookup\",outcome=\"error\"} 0")
+        );
+        assert!(
+            out.contains("btfuse_requests_total{door=\"fuse\",op=\"getattr\",outcome=\"ok\"} 6")
+        );
+        let mut process = String::new();
+        write_process_metrics(&mut process);
+        for name in [
+            "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ",
+            "process_open_fds ",
+            "process_start_time_seconds ",
+            "btfuse_build_info{version=",
+        ] {
+            assert!(
+                process.lines().any(|l| l.starts_with(name)),
+                "{name}\n{process}"
+            );
         }
     }
 

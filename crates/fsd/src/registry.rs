@@ -18,7 +18,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use proto::mountinfo::{self, MountTable, View, REGISTRY_FILE};
+use proto::mountinfo::{self, Capacity, MountEntry, MountTable, View, REGISTRY_FILE};
 
 /// The view this process has (see [`View`]): one `statx` of `/`.
 fn own_view() -> io::Result<View> {
@@ -46,15 +46,13 @@ fn own_view() -> io::Result<View> {
     .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOSYS))
 }
 
-/// The registry's content for the mount table `text`, or `None` when the
-/// table does not fit the fixed sizes a preloaded process uses (then no
-/// registry is kept, and processes read mountinfo themselves).
-fn content(text: &[u8], view: &View) -> Option<Vec<u8>> {
-    let mut table = Box::new(MountTable::new());
+/// The registry's content for the mount table `text`.
+fn content(text: &[u8], view: &View) -> Vec<u8> {
+    let need = Capacity::of(text);
+    let mut entries = vec![MountEntry::default(); need.entries];
+    let mut arena = vec![0u8; need.text];
+    let mut table = MountTable::new(&mut entries, &mut arena);
     mountinfo::parse(text, &mut table);
-    if table.overflow {
-        return None;
-    }
     let mut out = vec![0u8; 80];
     let n = mountinfo::registry_header(view, &mut out);
     out.truncate(n);
@@ -62,7 +60,7 @@ fn content(text: &[u8], view: &View) -> Option<Vec<u8>> {
         out.extend_from_slice(line);
         out.push(b'\n');
     }
-    Some(out)
+    out
 }
 
 /// Rewrites the registry in `run_dir` from the current mount table.
@@ -81,12 +79,7 @@ pub fn refresh(run_dir: &Path) -> io::Result<()> {
     // Read the table under the lock: the last writer saw the newest table.
     let text = std::fs::read("/proc/self/mountinfo")?;
     let path = run_dir.join(REGISTRY_FILE);
-    let Some(data) = content(&text, &own_view()?) else {
-        return match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        };
-    };
+    let data = content(&text, &own_view()?);
     let tmp = run_dir.join(format!(".{REGISTRY_FILE}.{}", std::process::id()));
     // A leftover of a killed daemon with our pid goes first; then the file
     // is created anew, never followed through a planted link.
@@ -147,7 +140,7 @@ mod tests {
             root_dev: 2,
             root_ino: 3,
         };
-        let data = content(text, &view).unwrap();
+        let data = content(text, &view);
         let (got, lines) = mountinfo::parse_registry(&data).unwrap();
         assert_eq!(got, view);
         assert_eq!(

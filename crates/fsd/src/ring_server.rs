@@ -9,7 +9,8 @@
 //! sealed, is taken), answers [`proto::HelloReply`] and serves the channel
 //! from then on, first request included: connecting costs a new process
 //! one daemon wake-up, not a handshake round trip and then a wake-up.
-//! Credentials come from the kernel (`SO_PEERCRED`, `SO_PEERGROUPS`),
+//! Credentials come from the kernel (`SO_PEERCRED`, `SO_PEERGROUPS`, and
+//! the effective capabilities read beside a `SO_PEERPIDFD` pidfd),
 //! never from the client. The serving thread spins briefly after every
 //! request (the client usually sends the next one within microseconds) and
 //! then sleeps on the channel's futex doorbell. The socket stays open for
@@ -40,6 +41,7 @@ use proto::{
 use shm_ring::{Region, WaitPolicy};
 
 use crate::client::{Client, Clients, Refused};
+use crate::coherence::{refresh_kernel_attrs, KernelWriters};
 use crate::handlers::{BulkArea, Handlers, KernelCache, Transferred};
 use crate::metrics::{human_bytes, Metrics};
 use crate::sock::{self, Listener};
@@ -117,9 +119,17 @@ struct Shared {
 struct KernelNotifier {
     notifier: Notifier,
     store: Arc<Store>,
+    /// Who the kernel has files open for writing (in the clients' table).
+    clients: Arc<Clients>,
     /// The mountpoint as the mount table writes it (no trailing slash), so
     /// that it compares with the mountpoints clients read in the registry.
     mount_path: Vec<u8>,
+}
+
+impl KernelNotifier {
+    fn writers(&self) -> &KernelWriters {
+        &self.clients.kernel_writers
+    }
 }
 
 impl KernelCache for KernelNotifier {
@@ -128,6 +138,37 @@ impl KernelCache for KernelNotifier {
             // Attributes and all cached pages. ENOENT (the kernel dropped the
             // inode meanwhile) is fine.
             let _ = self.notifier.inval_inode(INodeNo(ino), 0, 0);
+        }
+    }
+
+    fn before_data(&self, ino: Ino, off: u64, len: u64) {
+        if self.writers().may_be_dirty(ino) {
+            // Writes the dirty pages of the range back to the store, then
+            // drops them (and the attributes).
+            let _ = self
+                .notifier
+                .inval_inode(INodeNo(ino), off as i64, len as i64);
+        }
+    }
+
+    fn data_changed(&self, ino: Ino, off: u64, len: u64) {
+        if !self.store.known_to_kernel(ino) {
+            return;
+        }
+        let _ = self
+            .notifier
+            .inval_inode(INodeNo(ino), off as i64, len as i64);
+        let reaches_end = || {
+            self.store
+                .getattr(ino)
+                .is_ok_and(|a| off.saturating_add(len) >= a.size)
+        };
+        if len == 0 || reaches_end() {
+            if let Err(e) = refresh_kernel_attrs(&self.mount_path, ino) {
+                // ESTALE: the kernel forgot the inode meanwhile (then it has
+                // no size to correct).
+                log::debug!("refreshing the kernel's size of inode {ino}: {e}");
+            }
         }
     }
 
@@ -226,6 +267,7 @@ impl RingServer {
             kernel: KernelNotifier {
                 notifier,
                 store: store.clone(),
+                clients: clients.clone(),
                 mount_path: trim_slashes(mount_path.as_os_str().as_bytes()).to_vec(),
             },
             store,
@@ -246,10 +288,10 @@ impl RingServer {
     }
 
     /// Serves the statistics in the Prometheus text format over HTTP on
-    /// `addr` (`btfuse mount --metrics`), from a thread of its own. Every
+    /// `listener` (`btfuse mount --metrics`, bound before mounting so that
+    /// a taken port fails the mount), from a thread of its own. Every
     /// request, whatever its path, gets the current figures.
-    pub fn serve_metrics(&self, addr: std::net::SocketAddr) -> io::Result<()> {
-        let listener = std::net::TcpListener::bind(addr)?;
+    pub fn serve_metrics(&self, listener: std::net::TcpListener) -> io::Result<()> {
         let shared = self.shared.clone();
         std::thread::Builder::new()
             .name("btfuse-metrics".into())
@@ -445,10 +487,93 @@ fn stats_request(msg: &[u8], hello: &Hello) -> Option<StatsFormat> {
     }
 }
 
+/// A save request is a [`Hello`] with [`STATS_MAGIC`], the little-endian
+/// `u32` 2, and the absolute path of the image to write.
+fn save_request<'a>(msg: &'a [u8], hello: &Hello) -> Option<&'a Path> {
+    if hello.magic != STATS_MAGIC || hello.version != proto::VERSION {
+        return None;
+    }
+    match &msg[size_of::<Hello>().min(msg.len())..] {
+        [2, 0, 0, 0, path @ ..] if path.first() == Some(&b'/') => {
+            Some(Path::new(OsStr::from_bytes(path)))
+        }
+        _ => None,
+    }
+}
+
+/// Runs a `btfuse save`: progress messages (`progress LINE`) about every
+/// 500 ms, then `ok SUMMARY` or `error MESSAGE`. Only root may ask: the
+/// image holds every file whatever its permissions, and the daemon writes
+/// it as root.
+fn serve_save(shared: &Shared, conn: &OwnedFd, uid: u32, path: &Path) {
+    let answer = if uid != 0 {
+        "error only root may save an image".to_string()
+    } else {
+        let mut last = Instant::now();
+        let mut tick = || {
+            if last.elapsed() >= Duration::from_millis(500) {
+                last = Instant::now();
+                if let Some(line) = crate::image::PROGRESS.line() {
+                    let _ = sock::send(conn, format!("progress {line}").as_bytes());
+                }
+            }
+        };
+        match crate::image::save(&shared.store, path, &mut tick) {
+            Ok(s) => format!(
+                "ok saved {} inodes, {} data bytes, {} image bytes to {}",
+                s.nodes,
+                s.data_bytes,
+                s.image_bytes,
+                path.display()
+            ),
+            Err(e) => format!("error cannot save {}: {e}", path.display()),
+        }
+    };
+    let _ = sock::send(conn, answer.as_bytes());
+}
+
+/// Asks the daemon listening on `socket` to save an image at `path`
+/// (absolute); `progress` gets each progress line. Returns the summary.
+pub fn request_save(
+    socket: &Path,
+    path: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> io::Result<String> {
+    let conn = sock::connect(socket)?;
+    // Progress comes at least every second while the save runs; the cut
+    // itself is short.
+    sock::set_timeouts(&conn, Duration::from_secs(120))?;
+    let hello = Hello {
+        magic: STATS_MAGIC,
+        version: proto::VERSION,
+        image: 0,
+    };
+    let mut msg = bytes_of(&hello).to_vec();
+    msg.extend_from_slice(&2u32.to_le_bytes());
+    msg.extend_from_slice(path.as_os_str().as_bytes());
+    sock::send(&conn, &msg)?;
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = sock::recv(&conn, &mut buf)?;
+        let text = String::from_utf8_lossy(&buf[..n]);
+        if let Some(line) = text.strip_prefix("progress ") {
+            progress(line);
+        } else if let Some(summary) = text.strip_prefix("ok ") {
+            return Ok(summary.to_string());
+        } else if let Some(e) = text.strip_prefix("error ") {
+            return Err(io::Error::other(e.to_string()));
+        } else {
+            return Err(io::Error::other("the daemon closed the connection"));
+        }
+    }
+}
+
 /// Records one fast-path request from what dispatching it found.
 fn record(metrics: &Metrics, d: &Dispatched, moved: Transferred, elapsed: Duration) {
     let op = d.op.map_or(0, |op| op as usize);
-    metrics.ring.record(op, elapsed, d.status == 0);
+    // A path that left the mount is handed back, not failed.
+    let errno = if d.status == proto::ESCAPED { 0 } else { -d.status };
+    metrics.ring.record(op, elapsed, errno);
     if moved.read > 0 {
         metrics.ring.add_read(moved.read);
     }
@@ -506,7 +631,7 @@ fn stats_text(shared: &Shared) -> String {
          fast-path handles     {}\n\
          fast-path requests    {}\n\
          channels rejected     {}\n\
-         channels refused      {} (limit: {} in all, {} per user)\n\
+         channels refused      {} (limit: {} in all, {} kept for root)\n\
          daemon RSS            {}\n",
         f.uptime.as_secs(),
         u.inodes,
@@ -525,9 +650,12 @@ fn stats_text(shared: &Shared) -> String {
         c.rejected.load(Ordering::Relaxed),
         c.refused.load(Ordering::Relaxed),
         shared.clients.limits().total,
-        shared.clients.limits().per_user,
+        shared.clients.limits().root_reserve,
         f.rss_bytes.map_or_else(|| "?".into(), human_bytes),
     );
+    if let Some(line) = crate::image::PROGRESS.line() {
+        out.push_str(&format!("image                 {line}\n"));
+    }
     f.fuse.write_text("FUSE door", &mut out);
     f.ring.write_text("fast-path door", &mut out);
     out
@@ -561,7 +689,10 @@ fn stats_json(shared: &Shared) -> String {
     f.fuse.write_json(&mut out);
     out.push_str(",\"fast_path\":");
     f.ring.write_json(&mut out);
-    out.push_str("}\n");
+    match crate::image::PROGRESS.line() {
+        Some(line) => out.push_str(&format!(",\"image\":\"{line}\"}}\n")),
+        None => out.push_str(",\"image\":null}\n"),
+    }
     out
 }
 
@@ -649,44 +780,8 @@ fn prometheus_text(shared: &Shared) -> String {
             let _ = writeln!(out, "btfuse_{metric}{{door=\"{door}\"}} {v}");
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP btfuse_request_errors_total Requests answered with an error.\n\
-         # TYPE btfuse_request_errors_total counter"
-    );
-    for (door, snap) in doors {
-        for o in snap.ops.iter().filter(|o| o.hist.count() > 0) {
-            let _ = writeln!(
-                out,
-                "btfuse_request_errors_total{{door=\"{door}\",op=\"{}\"}} {}",
-                o.name, o.errors
-            );
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP btfuse_request_duration_seconds Time in the store per request.\n\
-         # TYPE btfuse_request_duration_seconds summary"
-    );
-    for (door, snap) in doors {
-        for o in snap.ops.iter().filter(|o| o.hist.count() > 0) {
-            let labels = format!("door=\"{door}\",op=\"{}\"", o.name);
-            for q in [0.5, 0.99] {
-                let _ = writeln!(
-                    out,
-                    "btfuse_request_duration_seconds{{{labels},quantile=\"{q}\"}} {:e}",
-                    o.hist.percentile(q) as f64 / 1e9
-                );
-            }
-            let _ = writeln!(
-                out,
-                "btfuse_request_duration_seconds_sum{{{labels}}} {:e}\n\
-                 btfuse_request_duration_seconds_count{{{labels}}} {}",
-                o.total_ns as f64 / 1e9,
-                o.hist.count()
-            );
-        }
-    }
+    crate::metrics::write_prometheus(&doors, &mut out);
+    crate::metrics::write_process_metrics(&mut out);
     out
 }
 
@@ -898,6 +993,10 @@ fn serve_connection(
     };
     let n = n?;
     let hello: Hello = decode(&buf[..n]).ok_or(ChannelError::Handshake)?;
+    if let Some(path) = save_request(&buf[..n], &hello) {
+        serve_save(shared, &conn, peer.uid, path);
+        return Ok(());
+    }
     if let Some(format) = stats_request(&buf[..n], &hello) {
         let report = match format {
             StatsFormat::Text => stats_text(shared),
@@ -905,6 +1004,11 @@ fn serve_connection(
         };
         sock::send(&conn, report.as_bytes())?;
         return Ok(());
+    }
+    // Nobody the kernel would refuse gets in by the fast path.
+    if !shared.clients.access().permits(&peer) {
+        let _ = answer_hello(&conn, libc::EACCES);
+        return Err(ChannelError::Handshake);
     }
     let good_hello = hello.magic == HELLO_MAGIC && hello.version == proto::VERSION;
     let (true, Some(_channel)) = (good_hello, passed.fds.first()) else {
@@ -916,16 +1020,7 @@ fn serve_connection(
         let _ = answer_hello(&conn, libc::ESTALE);
         return Err(ChannelError::Handshake);
     }
-    // Root needs no supplementary groups (as in the FUSE door).
-    let groups = match peer.uid {
-        0 => Vec::new(),
-        _ => sock::peer_groups(&conn)?,
-    };
-    let creds = inode_store::Creds {
-        uid: peer.uid,
-        gid: peer.gid,
-        groups,
-    };
+    let creds = crate::creds::for_peer(&conn, &peer)?;
     let client = match shared.clients.join(peer.pid, hello.image, creds) {
         Ok(client) => client,
         Err(refused) => {
@@ -976,7 +1071,8 @@ fn serve_channel(
 ) -> Result<(), ChannelError> {
     let mut end = region.daemon().ok_or(ChannelError::Handshake)?;
     end.requests.set_policy(FIRST_REQUEST_WAIT);
-    let mut alive = || !sock::peer_gone(conn);
+    let client_alive = || !sock::peer_gone(conn);
+    let mut alive = client_alive;
     let mut msg = vec![0u8; MAX_REQUEST];
     let mut reply = vec![0u8; MAX_REPLY];
     let mut served = 0u32;
@@ -1019,6 +1115,7 @@ fn serve_channel(
             kernel: &shared.kernel,
             bulk: &mut SharedBulk(&mut end.bulk),
             transferred: Transferred::default(),
+            client_alive: &client_alive,
         };
         let done = proto::ops::dispatch(&mut handlers, &msg[..n], &mut reply)
             .map_err(|_| ChannelError::Malformed)?;

@@ -59,9 +59,12 @@ pub fn run(cmd: &[OsString]) -> RunError {
         Err(e) => return RunError::Exec(cmd[0].clone(), e),
     };
     let preload = preload_value(lib.as_os_str(), std::env::var_os("LD_PRELOAD"));
+    // The library looks in $BTFUSE_RUN_DIR or /run/btfuse: tell it where a
+    // user's own daemons listen (`daemon::run_dir`).
     let err = Command::new(&cmd[0])
         .args(&cmd[1..])
         .env("LD_PRELOAD", preload)
+        .env(proto::RUN_DIR_ENV, crate::daemon::run_dir())
         .exec();
     RunError::Exec(cmd[0].clone(), err)
 }

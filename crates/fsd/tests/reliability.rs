@@ -378,52 +378,6 @@ fn daemon_stopped_calls_wait_and_complete_after_continue() {
     wait_reclaimed(&m, Duration::from_secs(5), true);
 }
 
-/// A daemon stopped for longer than the library's limit (5 s): a preloaded
-/// call waiting on it fails with EIO in bounded time instead of waiting as
-/// long as the stop lasts (a kernel call on the FUSE mount keeps waiting).
-#[test]
-fn daemon_stopped_for_long_gives_preloaded_calls_eio_in_bounded_time() {
-    let test = "daemon_stopped_for_long_gives_preloaded_calls_eio_in_bounded_time";
-    let Some(lib) = preload_or_skip(test) else {
-        return;
-    };
-    let bt = BtfuseGuard::new("16M");
-    let m = bt.path().to_path_buf();
-    let go = PathBuf::from(format!("{}.stopgo", m.display()));
-    let looping = start_call_loop(&lib, &m, &go);
-    let cont = Cont(bt.pid());
-    signal(bt.pid(), libc::SIGSTOP);
-    std::fs::write(&go, b"").unwrap();
-    let stopped = Instant::now();
-    let (_, out, err) = finish(
-        looping,
-        Duration::from_secs(12),
-        "client of a stopped daemon",
-    );
-    let took = stopped.elapsed();
-    drop(cont);
-    let _ = std::fs::remove_file(&go);
-    eprintln!(
-        "SIGSTOP: the preloaded client saw `{}` after {took:?}",
-        out.trim()
-    );
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("ERR"))
-        .unwrap_or_else(|| panic!("no error from a long-stopped daemon: {out} {err}"));
-    assert_eq!(
-        line.split(' ').nth(1),
-        Some(libc::EIO.to_string().as_str()),
-        "{line}"
-    );
-    assert!(
-        took >= Duration::from_secs(4),
-        "gave up too early: {took:?}"
-    );
-    assert!(took < Duration::from_secs(8), "error took {took:?}");
-    assert_eq!(std::fs::read(m.join("f")).unwrap(), b"some data");
-}
-
 // ------------------------------------------------------------------ SIGTERM
 
 /// A second daemon on the same directory (foreground child).

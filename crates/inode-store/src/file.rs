@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use crate::pool::{Block, BlockPool};
 use crate::{Errno, Result, BLOCK_SIZE};
 
+mod snap;
+
 const BS: u64 = BLOCK_SIZE as u64;
 
 /// One allocated block of a file.
@@ -27,6 +29,10 @@ struct Slot {
 pub(crate) struct FileData {
     pub(crate) size: u64,
     blocks: BTreeMap<u64, Slot>,
+    /// Set while a point-in-time snapshot of this file is being saved:
+    /// every change first keeps the blocks it touches as they were at the
+    /// cut (see the `snap` module).
+    snap: Option<Box<snap::SnapFile>>,
 }
 
 impl FileData {
@@ -35,6 +41,7 @@ impl FileData {
         FileData {
             size,
             blocks: BTreeMap::new(),
+            snap: None,
         }
     }
 
@@ -88,6 +95,9 @@ impl FileData {
         len: usize,
     ) -> Result<usize> {
         let len = len.min(data.len());
+        if len > 0 {
+            self.preserve(off / BS, (off + len as u64 - 1) / BS, true);
+        }
         let mut done = 0usize;
         while done < len {
             let pos = off + done as u64;
@@ -119,6 +129,7 @@ impl FileData {
     /// the tail of the last partial block; growing leaves a hole.
     pub(crate) fn truncate(&mut self, pool: &BlockPool, new_size: u64) {
         if new_size < self.size {
+            self.preserve(new_size / BS, u64::MAX, false);
             let keep = new_size.div_ceil(BS);
             let tail = self.blocks.split_off(&keep);
             pool.free(tail.into_values().map(|s| s.block));
@@ -134,6 +145,7 @@ impl FileData {
 
     /// Frees every block (the file is gone).
     pub(crate) fn free_all(&mut self, pool: &BlockPool) {
+        self.preserve(0, u64::MAX, false);
         let blocks = std::mem::take(&mut self.blocks);
         pool.free(blocks.into_values().map(|s| s.block));
     }
@@ -152,6 +164,7 @@ impl FileData {
         let present = self.blocks.range(first..=last).count() as u64;
         let missing = (last - first + 1) - present;
         let fresh = pool.alloc_many(missing)?;
+        self.preserve(first, last, true);
         // tmpfs: fallocating over a block that an earlier fallocate left
         // unwritten initialises it, and from then on it counts as data.
         for (_, slot) in self.blocks.range_mut(first..=last) {
@@ -180,6 +193,7 @@ impl FileData {
     /// partial ones. The size is unchanged.
     pub(crate) fn punch(&mut self, pool: &BlockPool, off: u64, len: u64) {
         let end = off.saturating_add(len);
+        self.preserve(off / BS, (end - 1) / BS, false);
         let keys: Vec<u64> = self
             .blocks
             .range(off / BS..=(end - 1) / BS)
@@ -199,15 +213,6 @@ impl FileData {
         pool.free(freed);
     }
 
-    /// Whether `[off, off+len)` has no written block (reads as zeros).
-    pub(crate) fn is_hole(&self, off: u64, len: u64) -> bool {
-        len == 0
-            || !self
-                .blocks
-                .range(off / BS..=(off + len - 1) / BS)
-                .any(|(_, s)| s.written)
-    }
-
     /// Zeroes `[off, off+len)` inside allocated blocks (holes already read
     /// as zero) and grows the size to cover the range.
     pub(crate) fn zero_range_extend(&mut self, off: u64, len: u64) {
@@ -215,6 +220,7 @@ impl FileData {
             return;
         }
         let end = off + len;
+        self.preserve(off / BS, (end - 1) / BS, false);
         for (&bi, b) in self.blocks.range_mut(off / BS..=(end - 1) / BS) {
             let bstart = bi * BS;
             let from = (off.max(bstart) - bstart) as usize;
@@ -224,22 +230,23 @@ impl FileData {
         self.size = self.size.max(end);
     }
 
+    /// The first byte at or after `off` and below `end` that lies in a
+    /// written block (`None`: only holes). Visits allocated blocks only, so
+    /// a hole costs nothing however long it is.
+    pub(crate) fn next_written(&self, off: u64, end: u64) -> Option<u64> {
+        if off >= end {
+            return None;
+        }
+        let (&bi, _) = self
+            .blocks
+            .range(off / BS..=(end - 1) / BS)
+            .find(|(_, s)| s.written)?;
+        Some(off.max(bi * BS))
+    }
+
     /// SEEK_DATA: first written byte at or after `off`, below the size.
     pub(crate) fn seek_data(&self, off: u64) -> Result<u64> {
-        if off >= self.size {
-            return Err(Errno::ENXIO);
-        }
-        match self.blocks.range(off / BS..).find(|(_, s)| s.written) {
-            Some((&bi, _)) => {
-                let pos = off.max(bi * BS);
-                if pos >= self.size {
-                    Err(Errno::ENXIO)
-                } else {
-                    Ok(pos)
-                }
-            }
-            None => Err(Errno::ENXIO),
-        }
+        self.next_written(off, self.size).ok_or(Errno::ENXIO)
     }
 
     /// SEEK_HOLE: first byte at or after `off` inside a hole, or the size

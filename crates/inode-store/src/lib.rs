@@ -38,15 +38,25 @@
 //! # Fidelity
 //!
 //! `tests/differential_tmpfs.rs` (ignored by default; run as root) replays
-//! random operation sequences, as root and as three users, on the store and
-//! on a real tmpfs, and compares every errno, the whole tree (kind, size,
-//! nlink, mode, owner, st_blocks), file contents and SEEK_DATA/SEEK_HOLE.
-//! Rules follow the host kernel (6.x): e.g. a write by a non-root caller
-//! clears S_ISGID when group-executable *or* when the caller is not in the
-//! file's group; `mode_strip_sgid` on create; protected_hardlinks = 1;
-//! `security.*` xattrs are set only by root; fallocated-but-unwritten blocks
-//! are holes for SEEK_DATA. Known differences:
+//! random operation sequences, as root, as three users, as a root without
+//! the file capabilities and as a user holding `CAP_DAC_OVERRIDE`, on the
+//! store and on a real tmpfs, and compares every errno, the whole tree
+//! (kind, size, nlink, mode, owner, st_blocks), file contents and
+//! SEEK_DATA/SEEK_HOLE. Rules follow the host kernel (6.x), decided by the
+//! caller's effective capabilities ([`Caps`]), never by uid 0: e.g. a write
+//! by a caller without `CAP_FSETID` clears S_ISGID when group-executable
+//! *or* when the caller is not in the file's group; `mode_strip_sgid` on
+//! create; protected_hardlinks = 1; `security.*` xattrs are set only with
+//! `CAP_SYS_ADMIN`; malformed POSIX ACL values fail as in
+//! `posix_acl_from_xattr`; RENAME_WHITEOUT leaves a whiteout;
+//! fallocated-but-unwritten blocks are holes for SEEK_DATA. Known
+//! differences:
 //!
+//! * POSIX ACLs are not kept: setting a well-formed
+//!   `system.posix_acl_*` value is `EOPNOTSUPP`, as on a FUSE mount
+//!   without ACL support (tmpfs keeps it); malformed ones fail as on tmpfs.
+//! * Capabilities held in a user namespace other than the daemon's count
+//!   as none (the front doors give the store initial-namespace ones only).
 //! * `copy_file_range` keeps the source's holes as holes (tmpfs splices
 //!   zero pages, so its copy has more `st_blocks`).
 //! * Opening a fifo, socket or device node gives ENXIO: those semantics
@@ -55,13 +65,21 @@
 //!   (glibc's `readdir` turns it into end-of-directory).
 //! * `fallocate` takes no credentials: it clears setid bits as the
 //!   handle's opener.
-//! * xattr space is not charged against the inode budget.
+//! * Metadata (inodes, names, symlink targets, xattrs) is charged against
+//!   the size limit, as memory the filesystem holds (tmpfs charges only
+//!   file pages against `size` and xattrs against its inode space): `df`
+//!   shows a few blocks used for an empty file.
+//! * `listxattr` of a file whose names take more than `XATTR_LIST_MAX`
+//!   bytes is E2BIG even when only the size is asked for (Linux then tells
+//!   the size, which no buffer can receive).
 //! * Front doors that resolve paths themselves must check what the kernel
 //!   checks before the walk (e.g. renameat2 with both flags -> EINVAL).
 
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod acl;
+mod caps;
 mod file;
 mod io;
 mod perm;
@@ -70,9 +88,10 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+pub use crate::caps::Caps;
 pub use crate::io::{DataSink, DataSource};
 pub use crate::pool::IDLE_DECAY;
-pub use store::Store;
+pub use store::{NodeImage, RestoreError, Snapshot, Store};
 
 /// Inode number.
 pub type Ino = u64;
@@ -84,8 +103,16 @@ pub const BLOCK_SIZE: usize = 4096;
 pub const NAME_MAX: usize = 255;
 /// Largest file size (tmpfs: `MAX_LFS_FILESIZE`). Writes past it -> EFBIG.
 pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
+/// Most bytes one `copy_file_range` moves (Linux's `MAX_RW_COUNT`:
+/// `INT_MAX` rounded down to a page); a longer request returns a short
+/// count, which callers loop on, so no single request's work grows with
+/// the length asked for.
+pub const MAX_RW_COUNT: u64 = 0x7fff_f000;
 /// Largest extended attribute value (bytes); larger -> E2BIG.
 pub const XATTR_SIZE_MAX: usize = 65536;
+/// Longest list of extended attribute names (bytes) that `listxattr`
+/// returns; longer -> E2BIG (Linux's `XATTR_LIST_MAX`).
+pub const XATTR_LIST_MAX: usize = 65536;
 /// Longest extended attribute name (bytes); longer -> ERANGE.
 pub const XATTR_NAME_MAX: usize = 255;
 
@@ -227,15 +254,30 @@ pub struct Creds {
     pub gid: u32,
     /// Supplementary groups.
     pub groups: Vec<u32>,
+    /// Effective capabilities (in the initial user namespace): what the
+    /// kernel's `capable()` would answer for this caller. The uid alone
+    /// grants nothing.
+    pub caps: Caps,
 }
 
 impl Creds {
-    /// uid 0, gid 0, no supplementary groups.
+    /// uid 0, gid 0, no supplementary groups, every capability.
     pub fn root() -> Creds {
         Creds {
             uid: 0,
             gid: 0,
             groups: Vec::new(),
+            caps: Caps::ALL,
+        }
+    }
+
+    /// An unprivileged caller: these ids, no capability.
+    pub fn user(uid: u32, gid: u32, groups: Vec<u32>) -> Creds {
+        Creds {
+            uid,
+            gid,
+            groups,
+            caps: Caps::NONE,
         }
     }
 
@@ -244,9 +286,10 @@ impl Creds {
         self.gid == gid || self.groups.contains(&gid)
     }
 
-    /// Whether the caller is root (all capabilities).
-    pub fn is_root(&self) -> bool {
-        self.uid == 0
+    /// The kernel's `capable_wrt_inode_uidgid(inode, cap)` (and `capable`):
+    /// whether the caller holds capability `cap` (a `Caps` constant).
+    pub fn capable(&self, cap: u32) -> bool {
+        self.caps.has(cap)
     }
 }
 
@@ -327,13 +370,18 @@ pub struct RenameFlags {
     pub noreplace: bool,
     /// RENAME_EXCHANGE: swap the two names atomically.
     pub exchange: bool,
+    /// RENAME_WHITEOUT: leave a whiteout (a 0:0 character device, mode 0,
+    /// owned by the caller) under the old name. Since Linux 5.8 this needs
+    /// no capability.
+    pub whiteout: bool,
 }
 
 /// Open handle id (files and dirs share one id space, never 0, never reused).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Fh(pub u64);
 
-/// What statfs(2) reports.
+/// What statfs(2) reports. Used blocks (`blocks - bfree`) count file data
+/// and metadata (inodes, names, symlink targets, xattrs) alike.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct StatFs {
     /// Total blocks (of `frsize`).
@@ -386,6 +434,9 @@ pub struct Usage {
     pub inodes: u64,
     /// Data blocks in use.
     pub used_blocks: u64,
+    /// Bytes of metadata (inodes, names, symlink targets, xattrs) charged
+    /// against the capacity beside the data blocks.
+    pub meta_bytes: u64,
     /// Data blocks available in total.
     pub capacity_blocks: u64,
     /// Open file and directory handles.

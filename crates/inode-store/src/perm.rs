@@ -1,6 +1,7 @@
-//! Permission rules (Linux `generic_permission` without ACLs).
+//! Permission rules (Linux `generic_permission` without ACLs), decided by
+//! the caller's capabilities, never by its uid.
 
-use crate::{Creds, Errno, FileKind, Result};
+use crate::{Caps, Creds, Errno, FileKind, Result};
 
 /// Read permission bit of a class.
 pub(crate) const R: u32 = 4;
@@ -24,18 +25,16 @@ pub(crate) struct Owner {
 }
 
 impl Owner {
-    /// `mask` (R|W|X) allowed for `c`? EACCES otherwise.
+    /// `mask` (R|W|X) allowed for `c`? EACCES otherwise (Linux
+    /// `generic_permission`).
     ///
-    /// Root bypasses read and write always, and search on directories, but
-    /// executes a non-directory only if some execute bit is set.
+    /// The mode bits first; then directories yield to `CAP_DAC_READ_SEARCH`
+    /// for read and search and to `CAP_DAC_OVERRIDE` for anything; other
+    /// files yield to `CAP_DAC_READ_SEARCH` for a plain read and to
+    /// `CAP_DAC_OVERRIDE` for read and write, and for execute only if some
+    /// execute bit is set.
     pub(crate) fn check(&self, c: &Creds, mask: u32) -> Result<()> {
         let mask = mask & 7;
-        if c.is_root() {
-            if mask & X != 0 && self.kind != FileKind::Directory && self.perm & 0o111 == 0 {
-                return Err(Errno::EACCES);
-            }
-            return Ok(());
-        }
         let p = u32::from(self.perm);
         let class = if c.uid == self.uid {
             (p >> 6) & 7
@@ -45,33 +44,46 @@ impl Owner {
             p & 7
         };
         if class & mask == mask {
+            return Ok(());
+        }
+        let overridden = if self.kind == FileKind::Directory {
+            (mask & W == 0 && c.capable(Caps::DAC_READ_SEARCH)) || c.capable(Caps::DAC_OVERRIDE)
+        } else {
+            (mask == R && c.capable(Caps::DAC_READ_SEARCH))
+                || ((mask & X == 0 || self.perm & 0o111 != 0) && c.capable(Caps::DAC_OVERRIDE))
+        };
+        if overridden {
             Ok(())
         } else {
             Err(Errno::EACCES)
         }
     }
 
-    /// `inode_owner_or_capable`.
-    pub(crate) fn owner_or_root(&self, c: &Creds) -> bool {
-        c.is_root() || c.uid == self.uid
+    /// `inode_owner_or_capable`: the owner, or `CAP_FOWNER`.
+    pub(crate) fn owner_or_capable(&self, c: &Creds) -> bool {
+        c.uid == self.uid || c.capable(Caps::FOWNER)
     }
 
-    /// `in_group_or_capable` for this inode's group.
-    pub(crate) fn in_group_or_root(&self, c: &Creds, gid: u32) -> bool {
-        c.is_root() || c.in_group(gid)
+    /// `in_group_or_capable`: in group `gid`, or `CAP_FSETID`.
+    pub(crate) fn in_group_or_capable(&self, c: &Creds, gid: u32) -> bool {
+        c.in_group(gid) || c.capable(Caps::FSETID)
     }
 
-    /// Sticky-directory rule: may `c` remove `victim` from this directory?
+    /// Sticky-directory rule (`check_sticky`): may `c` remove `victim`
+    /// from this directory?
     pub(crate) fn sticky_allows(&self, c: &Creds, victim: &Owner) -> bool {
-        self.perm & S_ISVTX == 0 || c.is_root() || c.uid == victim.uid || c.uid == self.uid
+        self.perm & S_ISVTX == 0
+            || c.uid == victim.uid
+            || c.uid == self.uid
+            || c.capable(Caps::FOWNER)
     }
 
-    /// Mode bits to clear when a non-root caller writes or truncates
-    /// (Linux `setattr_should_drop_suidgid`): S_ISUID always; S_ISGID if
-    /// group-executable or the caller is not in the file's group. Root and
-    /// non-regular files keep them.
+    /// Mode bits to clear when a caller writes or truncates (Linux
+    /// `setattr_should_drop_suidgid`): S_ISUID always; S_ISGID if
+    /// group-executable or the caller is not in the file's group. Callers
+    /// with `CAP_FSETID` and non-regular files keep them.
     pub(crate) fn kill_on_write(&self, c: &Creds) -> u16 {
-        if c.is_root() || self.kind != FileKind::Regular {
+        if c.capable(Caps::FSETID) || self.kind != FileKind::Regular {
             return 0;
         }
         let mut kill = self.perm & S_ISUID;
@@ -82,15 +94,15 @@ impl Owner {
     }
 
     /// Mode bits cleared by chown (Linux `chown_common`): for non-directories
-    /// S_ISUID always (even for root), S_ISGID if group-executable or the
-    /// caller is neither in the file's group nor root.
+    /// S_ISUID always (even with `CAP_FSETID`), S_ISGID if group-executable
+    /// or the caller is neither in the file's group nor holds `CAP_FSETID`.
     pub(crate) fn kill_on_chown(&self, c: &Creds) -> u16 {
         if self.kind == FileKind::Directory {
             return 0;
         }
         let mut kill = self.perm & S_ISUID;
         if self.perm & S_ISGID != 0
-            && (self.perm & S_IXGRP != 0 || !self.in_group_or_root(c, self.gid))
+            && (self.perm & S_IXGRP != 0 || !self.in_group_or_capable(c, self.gid))
         {
             kill |= S_ISGID;
         }
@@ -112,11 +124,7 @@ mod tests {
     }
 
     fn user(uid: u32, gid: u32, groups: &[u32]) -> Creds {
-        Creds {
-            uid,
-            gid,
-            groups: groups.to_vec(),
-        }
+        Creds::user(uid, gid, groups.to_vec())
     }
 
     #[test]

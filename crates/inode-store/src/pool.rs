@@ -86,6 +86,9 @@ struct PoolInner {
     /// Indices of mapped slabs with at least one free block.
     nonfull: BTreeSet<usize>,
     used: u64,
+    /// Bytes of metadata (inodes, names, symlink targets, xattrs) charged
+    /// against the same capacity as the blocks (see [`BlockPool::charge_meta`]).
+    meta: u64,
     mapped: u64,
     /// Mapped slabs not in use yet: the rest of the last chunk.
     spare: Vec<NonNull<u8>>,
@@ -185,6 +188,7 @@ impl BlockPool {
                 slabs: Vec::new(),
                 nonfull: BTreeSet::new(),
                 used: 0,
+                meta: 0,
                 mapped: 0,
                 spare: Vec::new(),
                 idle: VecDeque::new(),
@@ -201,6 +205,38 @@ impl BlockPool {
     /// Blocks currently handed out.
     pub(crate) fn used(&self) -> u64 {
         self.inner.lock().used
+    }
+
+    /// Bytes of metadata charged (see [`BlockPool::charge_meta`]).
+    pub(crate) fn meta_bytes(&self) -> u64 {
+        self.inner.lock().meta
+    }
+
+    /// Blocks counted against the capacity: data blocks plus the metadata
+    /// bytes rounded up to whole blocks (what statfs reports as used).
+    pub(crate) fn charged(&self) -> u64 {
+        self.inner.lock().charged()
+    }
+
+    /// Charges `bytes` of metadata against the capacity, or ENOSPC (and no
+    /// charge) when data and metadata together would pass it. Metadata
+    /// lives on the daemon's heap, not in the pool's slabs, but it is
+    /// memory the filesystem holds for its users all the same: counting it
+    /// keeps `--size` a bound on the daemon's memory, not only on file data.
+    pub(crate) fn charge_meta(&self, bytes: u64) -> Result<()> {
+        let mut g = self.inner.lock();
+        let meta = g.meta.saturating_add(bytes);
+        if g.used.saturating_add(meta.div_ceil(BLOCK_SIZE as u64)) > self.capacity {
+            return Err(Errno::ENOSPC);
+        }
+        g.meta = meta;
+        Ok(())
+    }
+
+    /// Returns `bytes` of metadata charged with [`BlockPool::charge_meta`].
+    pub(crate) fn uncharge_meta(&self, bytes: u64) {
+        let mut g = self.inner.lock();
+        g.meta = g.meta.saturating_sub(bytes);
     }
 
     /// Slabs currently mapped and holding blocks.
@@ -247,7 +283,7 @@ impl BlockPool {
     /// `n` zeroed blocks, all or nothing (ENOSPC).
     pub(crate) fn alloc_many(&self, n: u64) -> Result<Vec<Block>> {
         let mut g = self.inner.lock();
-        if self.capacity.saturating_sub(g.used) < n {
+        if self.capacity.saturating_sub(g.charged()) < n {
             return Err(Errno::ENOSPC);
         }
         let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
@@ -279,8 +315,14 @@ impl BlockPool {
 }
 
 impl PoolInner {
+    /// Data blocks plus metadata rounded up to blocks.
+    fn charged(&self) -> u64 {
+        self.used
+            .saturating_add(self.meta.div_ceil(BLOCK_SIZE as u64))
+    }
+
     fn alloc(&mut self, capacity: u64, zeroed: bool) -> Result<Block> {
-        if self.used >= capacity {
+        if self.charged() >= capacity {
             return Err(Errno::ENOSPC);
         }
         let si = match self.nonfull.first() {

@@ -11,14 +11,18 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+mod image;
+pub use image::{NodeImage, RestoreError, Snapshot};
+
+use crate::acl;
 use crate::file::FileData;
 use crate::io::{DataSink, DataSource};
 use crate::perm::{Owner, R, S_ISGID, S_ISUID, S_ISVTX, S_IXGRP, W, X};
 use crate::pool::BlockPool;
 use crate::{
-    Attr, Creds, DirEntry, Errno, Fh, FileKind, Ino, RenameFlags, Result, SetAttr, StatFs, TimeSet,
-    Timespec, Usage, Written, BLOCK_SIZE, MAX_FILE_SIZE, NAME_MAX, ROOT_INO, XATTR_NAME_MAX,
-    XATTR_SIZE_MAX,
+    Attr, Caps, Creds, DirEntry, Errno, Fh, FileKind, Ino, RenameFlags, Result, SetAttr, StatFs,
+    TimeSet, Timespec, Usage, Written, BLOCK_SIZE, MAX_FILE_SIZE, MAX_RW_COUNT, NAME_MAX, ROOT_INO,
+    XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_SIZE_MAX,
 };
 
 /// tmpfs accounts 20 bytes of directory size per entry (BOGO_DIRENT_SIZE),
@@ -33,6 +37,35 @@ const READDIR_BATCH: usize = 128;
 /// First cookie handed to a named entry ("." ends at 1, ".." at 2).
 const FIRST_COOKIE: u64 = 3;
 const DAY_SECS: i64 = 24 * 60 * 60;
+
+/// Metadata bytes charged against the size limit per inode: its table
+/// entry, `Node`, locks, times and map nodes (measured: the daemon's RSS
+/// grows by about this much per empty file created).
+const INODE_COST: u64 = 512;
+/// Bytes charged per directory entry on top of its name (map node, key).
+const DIRENT_COST: u64 = 64;
+/// Bytes charged per extended attribute on top of its name and value.
+const XATTR_COST: u64 = 64;
+
+/// What a directory entry named `name` is charged.
+fn dirent_cost(name: &[u8]) -> u64 {
+    DIRENT_COST + name.len() as u64
+}
+
+/// What an extended attribute is charged.
+fn xattr_cost(name: &[u8], value: &[u8]) -> u64 {
+    XATTR_COST + (name.len() + value.len()) as u64
+}
+
+/// Gives a hash map's memory back once it is mostly empty: it shrinks to
+/// twice its length when it holds under a quarter of its capacity, so
+/// alternating inserts and removals never reallocate each time (amortised
+/// O(1) per removal).
+fn shrink_sparse<K: Eq + std::hash::Hash, V>(m: &mut HashMap<K, V>) {
+    if m.capacity() > 64 && m.len() * 4 < m.capacity() {
+        m.shrink_to(m.len() * 2);
+    }
+}
 
 /// Mutable metadata of one inode (behind the node's `st` lock).
 pub(crate) struct Meta {
@@ -147,6 +180,24 @@ struct DirCursor {
     next: u64,
     /// cookie -> name of every named entry this handle handed out.
     names: HashMap<u64, Vec<u8>>,
+    /// name -> its cookie: a name handed out again (rewinddir, a reader
+    /// that loops) keeps its cookie, so the two maps grow with the names
+    /// the directory held, not with how often it was read.
+    cookies: HashMap<Vec<u8>, u64>,
+}
+
+impl DirCursor {
+    /// The cookie of `name`, given it on first use.
+    fn cookie_of(&mut self, name: &[u8]) -> u64 {
+        if let Some(&c) = self.cookies.get(name) {
+            return c;
+        }
+        let c = self.next;
+        self.next += 1;
+        self.names.insert(c, name.to_vec());
+        self.cookies.insert(name.to_vec(), c);
+        c
+    }
 }
 
 enum HandleKind {
@@ -262,7 +313,7 @@ fn xattr_ns(name: &[u8]) -> Result<XattrNs> {
 }
 
 impl Inner {
-    fn new(capacity_blocks: u64) -> Inner {
+    fn new(max_inodes: u64) -> Inner {
         let now = Timespec::now();
         let root = Arc::new(Node {
             ino: ROOT_INO,
@@ -298,7 +349,7 @@ impl Inner {
         Inner {
             nodes,
             next_ino: ROOT_INO + 1,
-            max_inodes: capacity_blocks.max(1024),
+            max_inodes,
         }
     }
 
@@ -390,7 +441,9 @@ impl Inner {
     }
 
     /// Adds `name -> ino` to `parent` and updates the parent's size, link
-    /// count (for a subdirectory) and times.
+    /// count (for a subdirectory) and times. The caller has charged
+    /// `dirent_cost(name)` already (a charge can fail, so it comes before
+    /// any change); `detach` returns it.
     fn attach(&mut self, parent: Ino, name: &[u8], ino: Ino, is_dir: bool, now: Timespec) {
         self.dir_mut(parent).children.insert(name.to_vec(), ino);
         let p = self.nodes[&parent].node.clone();
@@ -404,8 +457,9 @@ impl Inner {
     }
 
     /// Removes `name` from `parent` (the reverse of `attach`).
-    fn detach(&mut self, parent: Ino, name: &[u8], is_dir: bool, now: Timespec) {
+    fn detach(&mut self, parent: Ino, name: &[u8], is_dir: bool, now: Timespec, pool: &BlockPool) {
         self.dir_mut(parent).children.remove(name);
+        pool.uncharge_meta(dirent_cost(name));
         let p = self.nodes[&parent].node.clone();
         let mut st = p.st.write();
         st.file.size = st.file.size.saturating_sub(BOGO_DIRENT_SIZE);
@@ -429,9 +483,12 @@ impl Inner {
         }
         st.file.free_all(pool);
         if ino != ROOT_INO && node.lookups.load(Ordering::Acquire) == 0 {
+            let xattrs: u64 = st.xattrs.iter().map(|(k, v)| xattr_cost(k, v)).sum();
+            pool.uncharge_meta(INODE_COST + node.target.len() as u64 + xattrs);
             st.xattrs.clear();
             drop(st);
             self.nodes.remove(&ino);
+            shrink_sparse(&mut self.nodes);
         }
     }
 
@@ -447,6 +504,7 @@ impl Inner {
         rdev: u32,
         target: &[u8],
         now: Timespec,
+        pool: &BlockPool,
     ) -> Result<Arc<Node>> {
         let p = self.parent_dir(c, parent)?;
         if is_dot(name) {
@@ -457,12 +515,20 @@ impl Inner {
             return Err(Errno::EEXIST);
         }
         Inner::may_create(c, &p)?;
-        if matches!(kind, FileKind::CharDevice | FileKind::BlockDevice) && !c.is_root() {
+        // vfs_mknod: devices need CAP_MKNOD, except a whiteout (a 0:0
+        // character device), which anyone may create.
+        let whiteout = kind == FileKind::CharDevice && rdev == 0;
+        if matches!(kind, FileKind::CharDevice | FileKind::BlockDevice)
+            && !whiteout
+            && !c.capable(Caps::MKNOD)
+        {
             return Err(Errno::EPERM);
         }
         if self.nodes.len() as u64 >= self.max_inodes {
             return Err(Errno::ENOSPC);
         }
+        // Last check: from here on nothing fails.
+        pool.charge_meta(INODE_COST + target.len() as u64 + dirent_cost(name))?;
         let is_dir = kind == FileKind::Directory;
         let (gid, mut perm) = {
             let pst = p.st.read();
@@ -476,8 +542,8 @@ impl Inner {
         // directory by a caller outside that group loses S_ISGID.
         if !is_dir
             && perm & (S_ISGID | S_IXGRP) == (S_ISGID | S_IXGRP)
-            && !c.is_root()
             && !c.in_group(gid)
+            && !c.capable(Caps::FSETID)
         {
             perm &= !S_ISGID;
         }
@@ -543,6 +609,7 @@ impl Inner {
         name: &[u8],
         mode: u32,
         rdev: u32,
+        pool: &BlockPool,
     ) -> Result<Attr> {
         let kind = match mode & libc::S_IFMT {
             0 | libc::S_IFREG => FileKind::Regular,
@@ -559,11 +626,19 @@ impl Inner {
             0
         };
         let perm = (mode & 0o7777) as u16;
-        let n = self.create_node(c, parent, name, kind, perm, rdev, &[], Timespec::now())?;
+        let now = Timespec::now();
+        let n = self.create_node(c, parent, name, kind, perm, rdev, &[], now, pool)?;
         Ok(n.attr())
     }
 
-    pub(crate) fn mkdir(&mut self, c: &Creds, parent: Ino, name: &[u8], mode: u32) -> Result<Attr> {
+    pub(crate) fn mkdir(
+        &mut self,
+        c: &Creds,
+        parent: Ino,
+        name: &[u8],
+        mode: u32,
+        pool: &BlockPool,
+    ) -> Result<Attr> {
         // vfs_mkdir keeps only the permission and sticky bits of `mode`.
         let perm = (mode & 0o1777) as u16;
         let n = self.create_node(
@@ -575,6 +650,7 @@ impl Inner {
             0,
             &[],
             Timespec::now(),
+            pool,
         )?;
         Ok(n.attr())
     }
@@ -585,6 +661,7 @@ impl Inner {
         parent: Ino,
         name: &[u8],
         target: &[u8],
+        pool: &BlockPool,
     ) -> Result<Attr> {
         if target.is_empty() {
             return Err(Errno::ENOENT);
@@ -593,7 +670,17 @@ impl Inner {
             return Err(Errno::ENAMETOOLONG);
         }
         let now = Timespec::now();
-        let n = self.create_node(c, parent, name, FileKind::Symlink, 0o777, 0, target, now)?;
+        let n = self.create_node(
+            c,
+            parent,
+            name,
+            FileKind::Symlink,
+            0o777,
+            0,
+            target,
+            now,
+            pool,
+        )?;
         Ok(n.attr())
     }
 
@@ -603,6 +690,7 @@ impl Inner {
         ino: Ino,
         newparent: Ino,
         newname: &[u8],
+        pool: &BlockPool,
     ) -> Result<Attr> {
         let src = self.node(ino)?;
         let p = self.parent_dir(c, newparent)?;
@@ -617,7 +705,7 @@ impl Inner {
         // a non-owner may link only a regular, non-setid file it can read
         // and write.
         let o = src.owner();
-        if !o.owner_or_root(c) {
+        if !o.owner_or_capable(c) {
             let setid =
                 o.perm & S_ISUID != 0 || o.perm & (S_ISGID | S_IXGRP) == (S_ISGID | S_IXGRP);
             if o.kind != FileKind::Regular || setid || o.check(c, R | W).is_err() {
@@ -637,6 +725,7 @@ impl Inner {
             if st.nlink == u32::MAX {
                 return Err(Errno::EMLINK);
             }
+            pool.charge_meta(dirent_cost(newname))?;
             st.nlink += 1;
             st.ctime = now;
         }
@@ -660,7 +749,7 @@ impl Inner {
         let victim = self.node(ino)?;
         Inner::may_delete(c, &p, &victim, false)?;
         let now = Timespec::now();
-        self.detach(parent, name, false, now);
+        self.detach(parent, name, false, now, pool);
         {
             let mut st = victim.st.write();
             st.nlink = st.nlink.saturating_sub(1);
@@ -690,7 +779,7 @@ impl Inner {
             return Err(Errno::ENOTEMPTY);
         }
         let now = Timespec::now();
-        self.detach(parent, name, true, now);
+        self.detach(parent, name, true, now, pool);
         {
             let mut st = victim.st.write();
             st.nlink = 0;
@@ -724,7 +813,7 @@ impl Inner {
         flags: RenameFlags,
         pool: &BlockPool,
     ) -> Result<()> {
-        if flags.noreplace && flags.exchange {
+        if flags.exchange && (flags.noreplace || flags.whiteout) {
             return Err(Errno::EINVAL);
         }
         let odir = self.parent_dir(c, op)?;
@@ -833,8 +922,21 @@ impl Inner {
             return Ok(());
         }
 
+        // shmem_whiteout comes first in tmpfs: the whiteout's inode must
+        // exist before anything moves.
+        if flags.whiteout && self.nodes.len() as u64 >= self.max_inodes {
+            return Err(Errno::ENOSPC);
+        }
+        // The new name's entry (and the whiteout's inode and entry, held
+        // back until it is made below): the last thing that can fail.
+        let whiteout_cost = if flags.whiteout {
+            INODE_COST + dirent_cost(oname)
+        } else {
+            0
+        };
+        pool.charge_meta(dirent_cost(nname) + whiteout_cost)?;
         if let (Some(d_ino), Some(d)) = (dst_ino, &dst) {
-            self.detach(np, nname, dst_dir, now);
+            self.detach(np, nname, dst_dir, now, pool);
             {
                 let mut st = d.st.write();
                 st.nlink = if dst_dir {
@@ -846,13 +948,20 @@ impl Inner {
             }
             self.maybe_free(d_ino, pool);
         }
-        self.detach(op, oname, src_dir, now);
+        self.detach(op, oname, src_dir, now, pool);
         self.attach(np, nname, src_ino, src_dir, now);
         if src_dir {
             let d = self.dir_mut(src_ino);
             (d.parent, d.name) = (np, nname.to_vec());
         }
         src.st.write().ctime = now;
+        if flags.whiteout {
+            // Every check create_node makes passed above (search and write
+            // on `op`, the inode budget, its charge held since), and the
+            // name is free: under the tree lock nothing can take the room.
+            pool.uncharge_meta(whiteout_cost);
+            self.create_node(c, op, oname, FileKind::CharDevice, 0, 0, &[], now, pool)?;
+        }
         Ok(())
     }
 
@@ -876,26 +985,36 @@ impl Inner {
         };
         let trunc = flags & libc::O_TRUNC != 0;
         let mask = if read { R } else { 0 } | if write || trunc { W } else { 0 };
+        // may_open: the mode bits, then O_NOATIME only for the owner or
+        // CAP_FOWNER.
+        let may_open = |o: Owner| {
+            o.check(c, mask)?;
+            if flags & libc::O_NOATIME != 0 && !o.owner_or_capable(c) {
+                return Err(Errno::EPERM);
+            }
+            Ok(())
+        };
         let kind = match node.kind {
             FileKind::Symlink => return Err(Errno::ELOOP),
             FileKind::Directory => {
                 if mask & W != 0 {
                     return Err(Errno::EISDIR);
                 }
-                node.owner().check(c, mask)?;
+                may_open(node.owner())?;
                 HandleKind::Dir(Arc::new(Mutex::new(DirCursor {
                     next: FIRST_COOKIE,
                     names: HashMap::new(),
+                    cookies: HashMap::new(),
                 })))
             }
             FileKind::Regular => {
                 if !trunc {
                     // Plain opens take only the read lock: no contention
                     // with readers of the same file.
-                    node.owner().check(c, mask)?;
+                    may_open(node.owner())?;
                 } else {
                     let mut st = node.st.write();
-                    node.owner_of(&st).check(c, mask)?;
+                    may_open(node.owner_of(&st))?;
                     let kill = node.owner_of(&st).kill_on_write(c);
                     st.perm &= !kill;
                     st.file.truncate(pool, 0);
@@ -912,7 +1031,7 @@ impl Inner {
             // Device, fifo and socket semantics are not emulated: the front
             // doors leave those to the kernel.
             _ => {
-                node.owner().check(c, mask)?;
+                may_open(node.owner())?;
                 return Err(Errno::ENXIO);
             }
         };
@@ -958,6 +1077,7 @@ impl Inner {
             0,
             &[],
             Timespec::now(),
+            pool,
         )?;
         let (read, write) = match flags & libc::O_ACCMODE {
             libc::O_RDONLY => (true, false),
@@ -1005,31 +1125,32 @@ impl Inner {
             }
         }
         if let Some(uid) = set.uid {
-            // chown_ok: root, or the owner "changing" to itself.
-            if !(c.is_root() || (c.uid == st.uid && uid == st.uid)) {
+            // chown_ok: the owner "changing" to itself, or CAP_CHOWN.
+            if !((c.uid == st.uid && uid == st.uid) || c.capable(Caps::CHOWN)) {
                 return Err(Errno::EPERM);
             }
         }
         if let Some(gid) = set.gid {
-            // chgrp_ok: root, or the owner moving to one of its groups.
-            if !(c.is_root() || (c.uid == st.uid && (c.in_group(gid) || gid == st.gid))) {
+            // chgrp_ok: the owner moving to one of its groups, or CAP_CHOWN.
+            if !((c.uid == st.uid && (c.in_group(gid) || gid == st.gid)) || c.capable(Caps::CHOWN))
+            {
                 return Err(Errno::EPERM);
             }
         }
-        if set.mode.is_some() && !o.owner_or_root(c) {
+        if set.mode.is_some() && !o.owner_or_capable(c) {
             return Err(Errno::EPERM);
         }
         match (set.atime, set.mtime) {
             (None, None) => {}
-            // utimensat(UTIME_NOW, UTIME_NOW): owner, root, or write access.
+            // utimensat(UTIME_NOW, UTIME_NOW): owner, CAP_FOWNER, or write access.
             (Some(TimeSet::Now), Some(TimeSet::Now)) => {
-                if !o.owner_or_root(c) {
+                if !o.owner_or_capable(c) {
                     o.check(c, W)?;
                 }
             }
-            // Any explicit time (or a lone UTIME_NOW): owner or root.
+            // Any explicit time (or a lone UTIME_NOW): owner or CAP_FOWNER.
             _ => {
-                if !o.owner_or_root(c) {
+                if !o.owner_or_capable(c) {
                     return Err(Errno::EPERM);
                 }
             }
@@ -1047,7 +1168,7 @@ impl Inner {
         if let Some(mode) = set.mode {
             let mut perm = (mode & 0o7777) as u16;
             let gid = set.gid.unwrap_or(st.gid);
-            if perm & S_ISGID != 0 && !o.in_group_or_root(c, gid) {
+            if perm & S_ISGID != 0 && !o.in_group_or_capable(c, gid) {
                 perm &= !S_ISGID;
             }
             st.perm = perm;
@@ -1078,7 +1199,16 @@ impl Inner {
         Ok(node.attr_of(&st))
     }
 
-    fn setxattr(&self, c: &Creds, ino: Ino, name: &[u8], value: &[u8], flags: i32) -> Result<()> {
+    #[allow(clippy::too_many_arguments)]
+    fn setxattr(
+        &self,
+        c: &Creds,
+        ino: Ino,
+        name: &[u8],
+        value: &[u8],
+        flags: i32,
+        pool: &BlockPool,
+    ) -> Result<()> {
         if flags & !(libc::XATTR_CREATE | libc::XATTR_REPLACE) != 0 {
             return Err(Errno::EINVAL);
         }
@@ -1086,15 +1216,24 @@ impl Inner {
         if value.len() > XATTR_SIZE_MAX {
             return Err(Errno::E2BIG);
         }
+        if acl::is_acl_name(name) {
+            acl::check_format(value)?;
+        }
         let node = self.node(ino)?;
         let mut st = node.st.write();
         Inner::xattr_write_allowed(c, &node, &st, &ns)?;
-        let exists = st.xattrs.contains_key(name);
-        if flags & libc::XATTR_CREATE != 0 && exists {
+        let old = st.xattrs.get(name).map(|v| xattr_cost(name, v));
+        if flags & libc::XATTR_CREATE != 0 && old.is_some() {
             return Err(Errno::EEXIST);
         }
-        if flags & libc::XATTR_REPLACE != 0 && !exists {
+        if flags & libc::XATTR_REPLACE != 0 && old.is_none() {
             return Err(Errno::ENODATA);
+        }
+        let new = xattr_cost(name, value);
+        match old {
+            Some(old) if old >= new => pool.uncharge_meta(old - new),
+            Some(old) => pool.charge_meta(new - old)?,
+            None => pool.charge_meta(new)?,
         }
         st.xattrs.insert(name.to_vec(), value.to_vec());
         st.ctime = Timespec::now();
@@ -1107,7 +1246,7 @@ impl Inner {
         match ns {
             XattrNs::Security | XattrNs::System => {}
             XattrNs::Trusted => {
-                if !c.is_root() {
+                if !c.capable(Caps::SYS_ADMIN) {
                     return Err(Errno::EPERM);
                 }
             }
@@ -1115,7 +1254,9 @@ impl Inner {
                 if !matches!(node.kind, FileKind::Regular | FileKind::Directory) {
                     return Err(Errno::EPERM);
                 }
-                if node.kind == FileKind::Directory && st.perm & S_ISVTX != 0 && !o.owner_or_root(c)
+                if node.kind == FileKind::Directory
+                    && st.perm & S_ISVTX != 0
+                    && !o.owner_or_capable(c)
                 {
                     return Err(Errno::EPERM);
                 }
@@ -1126,7 +1267,7 @@ impl Inner {
         match ns {
             XattrNs::System | XattrNs::Unknown => Err(Errno::EOPNOTSUPP),
             // cap_inode_setxattr: security.* needs CAP_SYS_ADMIN.
-            XattrNs::Security if !c.is_root() => Err(Errno::EPERM),
+            XattrNs::Security if !c.capable(Caps::SYS_ADMIN) => Err(Errno::EPERM),
             _ => Ok(()),
         }
     }
@@ -1139,7 +1280,7 @@ impl Inner {
         match ns {
             XattrNs::Security | XattrNs::System => {}
             XattrNs::Trusted => {
-                if !c.is_root() {
+                if !c.capable(Caps::SYS_ADMIN) {
                     return Err(Errno::ENODATA);
                 }
             }
@@ -1163,23 +1304,27 @@ impl Inner {
         let mut out = Vec::new();
         // tmpfs lists its xattr tree in descending name order.
         for name in st.xattrs.keys().rev() {
-            if name.starts_with(b"trusted.") && !c.is_root() {
+            if name.starts_with(b"trusted.") && !c.capable(Caps::SYS_ADMIN) {
                 continue;
             }
             out.extend_from_slice(name);
             out.push(0);
+            // No caller can receive more (listxattr(2) then fails with
+            // E2BIG): stop there, however many attributes there are.
+            if out.len() > XATTR_LIST_MAX {
+                return Err(Errno::E2BIG);
+            }
         }
         Ok(out)
     }
 
-    fn removexattr(&self, c: &Creds, ino: Ino, name: &[u8]) -> Result<()> {
+    fn removexattr(&self, c: &Creds, ino: Ino, name: &[u8], pool: &BlockPool) -> Result<()> {
         let ns = xattr_ns(name)?;
         let node = self.node(ino)?;
         let mut st = node.st.write();
         Inner::xattr_write_allowed(c, &node, &st, &ns)?;
-        if st.xattrs.remove(name).is_none() {
-            return Err(Errno::ENODATA);
-        }
+        let value = st.xattrs.remove(name).ok_or(Errno::ENODATA)?;
+        pool.uncharge_meta(xattr_cost(name, &value));
         st.ctime = Timespec::now();
         Ok(())
     }
@@ -1215,12 +1360,35 @@ pub struct Store {
 }
 
 impl Store {
-    /// An empty filesystem of `capacity_bytes` (rounded down to blocks): the
-    /// root directory (ino 1, mode 0o755, uid/gid 0) only.
+    /// An empty filesystem of `capacity_bytes` (rounded down to blocks)
+    /// with [`Store::default_max_inodes`] inodes: the root directory (ino 1,
+    /// mode 0o755, uid/gid 0) only.
     pub fn new(capacity_bytes: u64) -> Store {
+        Store::with_limits(capacity_bytes, Store::default_max_inodes(capacity_bytes))
+    }
+
+    /// The inode limit of a filesystem of `capacity_bytes` unless told
+    /// otherwise: one inode per 4 KiB block, at least 1024 (tmpfs's
+    /// `nr_inodes` default is half the RAM's pages; this one follows the
+    /// size, which already bounds the memory those inodes take).
+    pub fn default_max_inodes(capacity_bytes: u64) -> u64 {
+        (capacity_bytes / BLOCK_SIZE as u64).max(1024)
+    }
+
+    /// An empty filesystem of `capacity_bytes` (rounded down to blocks)
+    /// holding at most `max_inodes` inodes, the root included (tmpfs's
+    /// `nr_inodes`; 0 = no limit, as on tmpfs). Both limits give ENOSPC.
+    /// File data and metadata (inodes, names, symlink targets, xattrs)
+    /// share `capacity_bytes`.
+    pub fn with_limits(capacity_bytes: u64, max_inodes: u64) -> Store {
         let blocks = capacity_bytes / BLOCK_SIZE as u64;
+        let max_inodes = if max_inodes == 0 {
+            u64::MAX
+        } else {
+            max_inodes
+        };
         Store {
-            tree: RwLock::new(Inner::new(blocks)),
+            tree: RwLock::new(Inner::new(max_inodes)),
             handles: RwLock::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             pool: BlockPool::new(blocks),
@@ -1234,13 +1402,18 @@ impl Store {
             (t.max_inodes, t.nodes.len() as u64)
         };
         let blocks = self.pool.capacity();
-        let free = blocks.saturating_sub(self.pool.used());
+        let free = blocks.saturating_sub(self.pool.charged());
+        // No inode limit: 0 and 0, as tmpfs mounted with nr_inodes=0.
+        let (files, ffree) = match files {
+            u64::MAX => (0, 0),
+            n => (n, n.saturating_sub(used_inodes)),
+        };
         StatFs {
             blocks,
             bfree: free,
             bavail: free,
             files,
-            ffree: files.saturating_sub(used_inodes),
+            ffree,
             bsize: BLOCK_SIZE as u32,
             namelen: NAME_MAX as u32,
             frsize: BLOCK_SIZE as u32,
@@ -1253,6 +1426,7 @@ impl Store {
         Usage {
             inodes,
             used_blocks: self.pool.used(),
+            meta_bytes: self.pool.meta_bytes(),
             capacity_blocks: self.pool.capacity(),
             open_handles: self.handles.read().len() as u64,
             slabs_mapped: self.pool.slabs_mapped(),
@@ -1309,22 +1483,28 @@ impl Store {
 
     /// Creates a regular file, fifo, socket or device node.
     pub fn mknod(&self, c: &Creds, parent: Ino, name: &[u8], mode: u32, rdev: u32) -> Result<Attr> {
-        self.tree.write().mknod(c, parent, name, mode, rdev)
+        self.tree
+            .write()
+            .mknod(c, parent, name, mode, rdev, &self.pool)
     }
 
     /// Creates a directory.
     pub fn mkdir(&self, c: &Creds, parent: Ino, name: &[u8], mode: u32) -> Result<Attr> {
-        self.tree.write().mkdir(c, parent, name, mode)
+        self.tree.write().mkdir(c, parent, name, mode, &self.pool)
     }
 
     /// Creates a symbolic link to `target`.
     pub fn symlink(&self, c: &Creds, parent: Ino, name: &[u8], target: &[u8]) -> Result<Attr> {
-        self.tree.write().symlink(c, parent, name, target)
+        self.tree
+            .write()
+            .symlink(c, parent, name, target, &self.pool)
     }
 
     /// Adds a hard link to `ino` (directories: EPERM).
     pub fn link(&self, c: &Creds, ino: Ino, newparent: Ino, newname: &[u8]) -> Result<Attr> {
-        self.tree.write().link(c, ino, newparent, newname)
+        self.tree
+            .write()
+            .link(c, ino, newparent, newname, &self.pool)
     }
 
     /// Removes a non-directory name.
@@ -1495,7 +1675,12 @@ impl Store {
 
     /// Drops an open handle; the last one of an unlinked file frees its data.
     pub fn release(&self, fh: Fh) -> Result<()> {
-        let h = self.handles.write().remove(&fh).ok_or(Errno::EBADF)?;
+        let h = {
+            let mut handles = self.handles.write();
+            let h = handles.remove(&fh).ok_or(Errno::EBADF)?;
+            shrink_sparse(&mut handles);
+            h
+        };
         self.drop_open(&h.node);
         Ok(())
     }
@@ -1591,12 +1776,7 @@ impl Store {
                 let cookie = match name.as_slice() {
                     b"." => 1,
                     b".." => 2,
-                    _ => {
-                        let mut cur = cursor.lock();
-                        let c = cur.next;
-                        cur.next += 1;
-                        c
-                    }
+                    _ => cursor.lock().cookie_of(&name),
                 };
                 let de = DirEntry {
                     ino: attr.ino,
@@ -1607,9 +1787,6 @@ impl Store {
                 };
                 if !f(&de) {
                     return Ok(());
-                }
-                if cookie >= FIRST_COOKIE {
-                    cursor.lock().names.insert(cookie, name.clone());
                 }
                 pos = match name.as_slice() {
                     b"." => Pos::AfterDot,
@@ -1649,7 +1826,9 @@ impl Store {
         value: &[u8],
         flags: i32,
     ) -> Result<()> {
-        self.tree.read().setxattr(c, ino, name, value, flags)
+        self.tree
+            .read()
+            .setxattr(c, ino, name, value, flags, &self.pool)
     }
 
     /// getxattr(2): the whole value.
@@ -1657,14 +1836,14 @@ impl Store {
         self.tree.read().getxattr(c, ino, name)
     }
 
-    /// listxattr(2): NUL-terminated names ("trusted.*" only for root).
+    /// listxattr(2): NUL-terminated names ("trusted.*" only with CAP_SYS_ADMIN).
     pub fn listxattr(&self, c: &Creds, ino: Ino) -> Result<Vec<u8>> {
         self.tree.read().listxattr(c, ino)
     }
 
     /// removexattr(2).
     pub fn removexattr(&self, c: &Creds, ino: Ino, name: &[u8]) -> Result<()> {
-        self.tree.read().removexattr(c, ino, name)
+        self.tree.read().removexattr(c, ino, name, &self.pool)
     }
 
     /// access(2): F_OK or any of R_OK / W_OK / X_OK.
@@ -1746,8 +1925,9 @@ impl Store {
         }
     }
 
-    /// copy_file_range(2): copies up to `len` bytes (holes stay holes);
-    /// 0 at EOF of the input.
+    /// copy_file_range(2): copies up to `len` bytes, at most
+    /// [`MAX_RW_COUNT`] (holes stay holes and cost nothing); 0 at EOF of the
+    /// input.
     pub fn copy_file_range(
         &self,
         c: &Creds,
@@ -1757,6 +1937,25 @@ impl Store {
         off_out: u64,
         len: u64,
     ) -> Result<usize> {
+        self.copy_file_range_part(c, fh_in, off_in, fh_out, off_out, len, MAX_RW_COUNT)
+    }
+
+    /// [`Store::copy_file_range`] of `len` bytes (every check, overlap
+    /// included, is of the whole call) that moves at most `most` of them
+    /// (and never more than [`MAX_RW_COUNT`]): a front door that splits a
+    /// long copy into parts calls it for each, with the offsets advanced.
+    #[allow(clippy::too_many_arguments)]
+    pub fn copy_file_range_part(
+        &self,
+        c: &Creds,
+        fh_in: Fh,
+        off_in: u64,
+        fh_out: Fh,
+        off_out: u64,
+        len: u64,
+        most: u64,
+    ) -> Result<usize> {
+        let most = most.min(MAX_RW_COUNT);
         let (nin, rin, _, _) = self.handle(fh_in)?;
         let (nout, _, wout, aout) = self.handle(fh_out)?;
         if nin.kind == FileKind::Directory || nout.kind == FileKind::Directory {
@@ -1775,7 +1974,10 @@ impl Store {
         if off_in.checked_add(len).is_none() || off_out.checked_add(len).is_none() {
             return Err(Errno::EOVERFLOW);
         }
-        // Shorten to the input's EOF, then to the maximum file size.
+        // Shorten to the input's EOF, then to the maximum file size (the
+        // kernel's checks, overlap included, see this count); the copy then
+        // moves at most `most` (MAX_RW_COUNT, as in the kernel: the caller
+        // gets a short count and calls again).
         let count = |size_in: u64| -> Result<u64> {
             let count = len.min(size_in.saturating_sub(off_in));
             if off_out >= MAX_FILE_SIZE {
@@ -1790,6 +1992,7 @@ impl Store {
             if off_out + count > off_in && off_out < off_in + count {
                 return Err(Errno::EINVAL);
             }
+            let count = count.min(most);
             self.copy_locked(c, &nout, None, &mut st, off_in, off_out, count)
         } else {
             let (sin, mut sout) = if nin.ino < nout.ino {
@@ -1799,7 +2002,7 @@ impl Store {
                 let sout = nout.st.write();
                 (nin.st.read(), sout)
             };
-            let count = count(sin.file.size)?;
+            let count = count(sin.file.size)?.min(most);
             let n = self.copy_locked(c, &nout, Some(&sin.file), &mut sout, off_in, off_out, count);
             nin.touch_atime(&sin);
             n
@@ -1826,31 +2029,35 @@ impl Store {
         out.perm &= !kill;
         let bs = BLOCK_SIZE as u64;
         let mut tmp = [0u8; BLOCK_SIZE];
+        let end = off_in + count;
         let mut done = 0u64;
+        // Walks the source's written blocks only: a hole, however long, is
+        // one step (the destination's blocks inside it are zeroed).
         while done < count {
             let pos = off_in + done;
-            let n = (bs - pos % bs).min(count - done);
             let dpos = off_out + done;
-            let hole = {
+            let data = {
                 let source = src.unwrap_or(&out.file);
-                let hole = source.is_hole(pos, n);
-                if !hole {
-                    source.read_at(pos, &mut tmp[..n as usize]);
+                let data = source.next_written(pos, end).unwrap_or(end);
+                if data == pos {
+                    source.read_at(pos, &mut tmp[..(bs - pos % bs).min(end - pos) as usize]);
                 }
-                hole
+                data
             };
-            if hole {
-                out.file.zero_range_extend(dpos, n);
-            } else {
-                match out.file.write_at(&self.pool, dpos, &tmp[..n as usize]) {
-                    Ok(w) if w as u64 == n => {}
-                    Ok(w) => {
-                        done += w as u64;
-                        break;
-                    }
-                    Err(e) if done == 0 => return Err(e),
-                    Err(_) => break,
+            if data > pos {
+                out.file.zero_range_extend(dpos, data - pos);
+                done += data - pos;
+                continue;
+            }
+            let n = (bs - pos % bs).min(end - pos);
+            match out.file.write_at(&self.pool, dpos, &tmp[..n as usize]) {
+                Ok(w) if w as u64 == n => {}
+                Ok(w) => {
+                    done += w as u64;
+                    break;
                 }
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
             }
             done += n;
         }

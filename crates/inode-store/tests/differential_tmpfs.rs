@@ -2,8 +2,11 @@
 //! and against a real tmpfs directory; results (errno) and the resulting
 //! trees (kind, size, nlink, perm, st_blocks) must be equal.
 //!
-//! Callers vary between root and three users; the real side switches this
-//! thread's fsuid / fsgid / groups with raw syscalls (per-thread on Linux).
+//! Callers vary between root, three users, a root whose file capabilities
+//! were dropped and a user holding `CAP_DAC_OVERRIDE` and
+//! `CAP_DAC_READ_SEARCH`; the real side switches this thread's fsuid /
+//! fsgid / groups / effective capabilities with raw syscalls (per-thread
+//! on Linux).
 //!
 //! Ignored by default (needs a tmpfs and root). Run with:
 //! `BTFUSE_TMPFS_DIR=/dev/shm cargo test -p inode-store --test differential_tmpfs -- --ignored`
@@ -13,7 +16,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use inode_store::{Creds, Errno, FileKind, Ino, RenameFlags, SetAttr, Store, ROOT_INO};
+use inode_store::{Caps, Creds, Errno, FileKind, Ino, RenameFlags, SetAttr, Store, ROOT_INO};
 
 struct Rng(u64);
 impl Rng {
@@ -85,23 +88,31 @@ const MODES: [u32; 9] = [
     0o755, 0o644, 0o1777, 0o2775, 0o4755, 0o000, 0o700, 0o777, 0o2666,
 ];
 
+/// The capabilities a root caller keeps in the "reduced root" identity.
+fn reduced_root_caps() -> Caps {
+    let fs = [
+        Caps::CHOWN,
+        Caps::DAC_OVERRIDE,
+        Caps::DAC_READ_SEARCH,
+        Caps::FOWNER,
+        Caps::FSETID,
+    ];
+    Caps(fs.iter().fold(u64::MAX, |m, &c| m & !(1 << c)))
+}
+
 fn creds(k: u64) -> Creds {
     match k {
         0 => Creds::root(),
-        1 => Creds {
-            uid: 1000,
-            gid: 1000,
-            groups: vec![],
-        },
-        2 => Creds {
-            uid: 1001,
-            gid: 1000,
-            groups: vec![],
+        1 => Creds::user(1000, 1000, vec![]),
+        2 => Creds::user(1001, 1000, vec![]),
+        3 => Creds::user(1002, 1002, vec![1000]),
+        4 => Creds {
+            caps: reduced_root_caps(),
+            ..Creds::root()
         },
         _ => Creds {
-            uid: 1002,
-            gid: 1002,
-            groups: vec![1000],
+            caps: Caps(1 << Caps::DAC_OVERRIDE | 1 << Caps::DAC_READ_SEARCH),
+            ..Creds::user(1003, 1003, vec![])
         },
     }
 }
@@ -180,13 +191,44 @@ fn compare_data(s: &Store, base: &Path, tree: &[String], seed: u64) {
 }
 
 /// Switches this thread's filesystem identity (raw syscalls: per thread).
+/// The effective capabilities are set last: `setfsuid` drops or raises
+/// the file capabilities on its own.
 fn become_(c: &Creds) {
-    // SAFETY: plain syscalls with valid arguments; `groups` outlives the call.
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Copy, Clone, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: plain syscalls with valid arguments; `groups`, `header` and
+    // `data` (two entries, as version 3 requires) outlive the calls.
     unsafe {
         let groups: Vec<libc::gid_t> = c.groups.clone();
         libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr());
         libc::syscall(libc::SYS_setfsgid, c.gid);
         libc::syscall(libc::SYS_setfsuid, c.uid);
+        assert_eq!(
+            libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()),
+            0
+        );
+        data[0].effective = data[0].permitted & c.caps.0 as u32;
+        data[1].effective = data[1].permitted & (c.caps.0 >> 32) as u32;
+        assert_eq!(
+            libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()),
+            0
+        );
     }
 }
 
@@ -230,6 +272,9 @@ fn dump_fs(dir: &Path, prefix: &str, out: &mut Vec<String>) {
             FileKind::Directory
         } else if m.file_type().is_symlink() {
             FileKind::Symlink
+        } else if std::os::unix::fs::FileTypeExt::is_char_device(&m.file_type()) {
+            // Whiteouts left by RENAME_WHITEOUT.
+            FileKind::CharDevice
         } else {
             FileKind::Regular
         };
@@ -301,12 +346,13 @@ fn run_store(s: &Store, c: &Creds, op: u64, p: &[&str], q: &[&str], n: u64) -> R
         }
         12 => {
             let flags = RenameFlags {
-                noreplace: n % 3 != 1,
-                exchange: n % 3 >= 1,
+                noreplace: matches!(n % 4, 0 | 2),
+                exchange: matches!(n % 4, 1 | 2),
+                whiteout: n % 4 == 3,
             };
             // renameat2 rejects bad flags before resolving any path: a front
             // door that resolves paths itself must check them first too.
-            if flags.noreplace && flags.exchange {
+            if flags.exchange && (flags.noreplace || flags.whiteout) {
                 return Err(Errno::EINVAL);
             }
             let (op_, np) = (walk(p)?, walk(q)?);
@@ -377,10 +423,11 @@ fn run_fs(base: &Path, op: u64, p: &[&str], q: &[&str], n: u64) -> Result<(), i3
             }),
         12 => {
             let cs = |p: &Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-            let flags = match n % 3 {
+            let flags = match n % 4 {
                 0 => libc::RENAME_NOREPLACE,
                 1 => libc::RENAME_EXCHANGE,
-                _ => libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE,
+                2 => libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE,
+                _ => libc::RENAME_WHITEOUT,
             };
             let (a, b) = (cs(&pp), cs(&qq));
             // SAFETY: valid NUL-terminated paths.
@@ -435,7 +482,7 @@ fn random_operations_match_tmpfs() {
             let p = random_path(&mut r);
             let q = random_path(&mut r);
             let n = r.below(20000);
-            let c = creds(r.below(4));
+            let c = creds(r.below(6));
             let a = run_store(&s, &c, op, &p, &q, n);
             become_(&c);
             let b = run_fs(&base, op, &p, &q, n);

@@ -28,14 +28,14 @@
 
 use core::cell::UnsafeCell;
 use core::mem::{size_of, MaybeUninit};
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use proto::{Hello, ReqHeader, RespHeader};
 use shm_ring::{ClientEnd, Region};
 
+use crate::mapped::Mapping;
 use crate::state;
 use crate::sys;
-use proto::mountinfo::MAX_MOUNTS;
 
 /// Channels per mount (concurrent round trips of one process).
 pub(crate) const NSLOTS: usize = 16;
@@ -89,17 +89,100 @@ struct Slot {
 // child handler, when no other thread exists).
 unsafe impl Sync for Slot {}
 
-static SLOTS: [[Slot; NSLOTS]; MAX_MOUNTS] = [const {
-    [const {
-        Slot {
-            lock: AtomicU32::new(0),
-            live: AtomicBool::new(false),
-            answered: AtomicBool::new(false),
-            sock: AtomicI32::new(-1),
-            conn: UnsafeCell::new(MaybeUninit::uninit()),
+/// The channel slots of one mount, made on its first use (see
+/// [`slots_for`]) in a mapping of their own.
+pub(crate) struct Slots {
+    slots: [Slot; NSLOTS],
+    /// Most channels this process opens to the mount: [`NSLOTS`], lowered
+    /// to the number it has when the daemon refuses one more (its channel
+    /// limits) or does not answer in time (stopped, busy), for
+    /// [`CAP_LOWERED_NS`] from `cap_lowered_at`.
+    cap: AtomicU32,
+    /// When `cap` was lowered (monotonic ns).
+    cap_lowered_at: AtomicU64,
+}
+
+/// How long a lowered [`Slots::cap`] holds: then the process tries one
+/// more channel again (the daemon may have continued, or other clients
+/// left).
+const CAP_LOWERED_NS: u64 = 5_000_000_000;
+
+impl Slots {
+    /// The channel cap now (see [`Slots::cap`]).
+    fn cap(&self) -> usize {
+        let cap = self.cap.load(Ordering::Relaxed);
+        if cap < NSLOTS as u32
+            && sys::monotonic_ns().saturating_sub(self.cap_lowered_at.load(Ordering::Relaxed))
+                >= CAP_LOWERED_NS
+        {
+            self.cap.store(NSLOTS as u32, Ordering::Relaxed);
+            return NSLOTS;
         }
-    }; NSLOTS]
-}; MAX_MOUNTS];
+        cap as usize
+    }
+
+    /// Shares the `n` channels the process has for a while (see
+    /// [`Slots::cap`]).
+    fn lower_cap(&self, n: usize) {
+        self.cap_lowered_at
+            .store(sys::monotonic_ns(), Ordering::Relaxed);
+        self.cap.store(n as u32, Ordering::Relaxed);
+    }
+}
+
+/// The slots of `mount`, made on first use; `None` if no memory.
+fn slots_for(mount: usize) -> Option<&'static Slots> {
+    let rt = &state::MOUNTS[mount];
+    if let Some(s) = slots_in(rt) {
+        return Some(s);
+    }
+    let map = Mapping::new(size_of::<Slots>())?;
+    let fresh = map.as_ptr().cast::<Slots>();
+    // SAFETY: a zero-filled mapping, page-aligned, of at least
+    // `size_of::<Slots>()` bytes; all-zero is a valid `Slots` (atomics,
+    // and `conn` is uninitialised until the slot is live). Ours alone
+    // until published below.
+    let slots = unsafe { &*fresh };
+    for s in &slots.slots {
+        s.sock.store(-1, Ordering::Relaxed);
+    }
+    slots.cap.store(NSLOTS as u32, Ordering::Relaxed);
+    // Release: publishes the initialisation above.
+    match rt.channels.compare_exchange(
+        core::ptr::null_mut(),
+        fresh,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => {
+            map.leak();
+            Some(slots)
+        }
+        // Another thread made them first: ours is unmapped (drop).
+        Err(theirs) => {
+            // SAFETY: published initialised by the winner, never unmapped.
+            Some(unsafe { &*theirs })
+        }
+    }
+}
+
+/// The slots of a mount, if it was ever used.
+fn slots_in(rt: &state::MountRt) -> Option<&'static Slots> {
+    // Acquire: pairs with the publication in `slots_for`.
+    let p = rt.channels.load(Ordering::Acquire);
+    // SAFETY: non-null only once published, initialised and leaked.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+/// Every slot of every mount used so far. Only after [`SLOTS_USED`] was
+/// seen set (with Acquire): the table is complete by then.
+fn all_slots() -> impl Iterator<Item = &'static Slot> {
+    state::MOUNTS
+        .all()
+        .iter()
+        .filter_map(slots_in)
+        .flat_map(|s| s.slots.iter())
+}
 
 /// Set before a slot is first locked: until then the slot table holds
 /// nothing and need not be looked at (a process that never uses a mount
@@ -132,13 +215,9 @@ impl Drop for Chan {
     }
 }
 
-/// Most channels this process opens per mount: [`NSLOTS`], lowered to the
-/// number it has when the daemon refuses one more (its channel limits).
-static SLOT_CAP: [AtomicU32; MAX_MOUNTS] = [const { AtomicU32::new(NSLOTS as u32) }; MAX_MOUNTS];
-
 /// Takes a channel of `mount` for one round trip: a connected one nobody
 /// is using, else (every one busy, or none yet) a newly connected one, up
-/// to [`SLOT_CAP`], else the next connected one to become free.
+/// to [`Slots::cap`], else the next connected one to become free.
 pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
     if !state::mount_alive(mount) {
         return Err(ChanError::Unavailable);
@@ -147,7 +226,10 @@ pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
         // SeqCst: visible before any slot lock below is.
         SLOTS_USED.store(true, Ordering::SeqCst);
     }
-    let slots = &SLOTS[mount];
+    let Some(all) = slots_for(mount) else {
+        return Err(ChanError::Unavailable);
+    };
+    let slots = &all.slots;
     let live = |s: &&Slot| s.live.load(Ordering::Acquire);
     let mut rounds = 0u32;
     let mut waiting_since = None;
@@ -179,7 +261,7 @@ pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
             let now = sys::monotonic_ns();
             now < *waiting_since.get_or_insert(now) + FIRST_CONNECT_WAIT_NS
         };
-        if n_live < SLOT_CAP[mount].load(Ordering::Relaxed) as usize && !wait_first {
+        if n_live < all.cap() && !wait_first {
             let free = slots
                 .iter()
                 .find_map(|s| match s.live.load(Ordering::Acquire) {
@@ -197,21 +279,33 @@ pub(crate) fn acquire(mount: usize) -> Result<Chan, ChanError> {
                     false => {
                         drop(chan);
                         // No more channels for us: share the ones we have.
-                        SLOT_CAP[mount].store(n_live as u32, Ordering::Relaxed);
+                        all.lower_cap(n_live);
                         continue;
                     }
                 };
             }
         }
-        // Every slot busy (more threads than slots): wait a little.
-        rounds += 1;
-        if rounds & 63 == 0 {
+        // Every slot busy (more threads than slots): wait a little; nap
+        // once that takes long (their calls wait for a stopped daemon).
+        rounds = rounds.wrapping_add(1);
+        if rounds & 63 != 0 {
+            core::hint::spin_loop();
+        } else if rounds < BUSY_NAP_AFTER {
             let _ = sys::sc!(libc::SYS_sched_yield);
         } else {
-            core::hint::spin_loop();
+            let nap = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 1_000_000,
+            };
+            let _ = sys::sc!(libc::SYS_nanosleep, &nap as *const libc::timespec, 0usize);
+            rounds = BUSY_NAP_AFTER;
         }
     }
 }
+
+/// Rounds of spinning and yielding for a busy slot (a few milliseconds)
+/// before [`acquire`] naps 1 ms between looks instead.
+const BUSY_NAP_AFTER: u32 = 64 * 1024;
 
 /// `Slot::lock` of a slot closed at exit: never taken again, and nobody's
 /// connection in progress.
@@ -320,11 +414,7 @@ impl Chan {
         hdr.payload_len = payload.len() as u32;
         let sock = conn.sock;
         let pid = conn.daemon_pid;
-        let mut alive = DaemonAlive {
-            sock,
-            pid,
-            stopped_since: None,
-        };
+        let mut alive = DaemonAlive { sock, pid };
         let sent = conn
             .end
             .requests
@@ -380,8 +470,9 @@ impl Chan {
         close_locked(self.slot);
         // Other channels the daemon took stay in use: only this one failed
         // before it ever served (a daemon too slow to answer it).
-        let others = SLOTS[self.mount]
-            .iter()
+        let others = slots_for(self.mount)
+            .into_iter()
+            .flat_map(|s| s.slots.iter())
             .any(|s| s.live.load(Ordering::Acquire) && s.answered.load(Ordering::Acquire));
         if !(refused && others) {
             state::mark_dead(self.mount);
@@ -404,57 +495,33 @@ impl Chan {
 }
 
 /// Liveness of the daemon while a call waits for it, asked by shm_ring after
-/// each idle sleep slice. Gone when its socket hangs up (`POLLHUP`; if the
-/// program closed our socket behind our back, `POLLNVAL`, `kill(pid, 0)`
-/// decides). Stopped (SIGSTOP, a debugger) for longer than
-/// [`STOPPED_LIMIT_NS`] counts as gone too, so a preloaded call fails with
-/// EIO in bounded time instead of waiting as long as the daemon stays
-/// stopped.
+/// each idle sleep slice. Gone when its socket hangs up (`POLLHUP`: the
+/// daemon process exited, or its thread serving this channel dropped it;
+/// if the program closed our socket behind our back, `POLLNVAL`,
+/// `kill(pid, 0)` decides).
+///
+/// The rule is the kernel's for a FUSE request: a call waits as long as
+/// its daemon exists, however long that takes. A daemon stopped (SIGSTOP,
+/// a debugger) or merely slow is alive, so the call waits and completes
+/// once it runs again, and the process keeps its channels and with them
+/// its open files; only a daemon that is gone ends the wait (`EIO`, and
+/// the mount is left to the kernel). Signals do not end the wait either:
+/// a handler runs during it (the futex sleep is simply resumed), as it
+/// does while a FUSE request waits for a daemon that does not implement
+/// `INTERRUPT` (btfuse's FUSE door does not), and a fatal signal ends the
+/// process.
 struct DaemonAlive {
     sock: i32,
     pid: i32,
-    /// When the daemon was first seen stopped during this call.
-    stopped_since: Option<u64>,
 }
-
-/// How long a call waits for a stopped daemon before giving up.
-const STOPPED_LIMIT_NS: u64 = 5_000_000_000;
 
 impl shm_ring::Liveness for DaemonAlive {
     fn is_alive(&mut self) -> bool {
-        let connected = match sys::poll1(self.sock, libc::POLLIN, 0) {
+        match sys::poll1(self.sock, libc::POLLIN, 0) {
             Ok(rev) if rev & libc::POLLNVAL != 0 => pid_alive(self.pid),
             Ok(rev) => rev & (libc::POLLHUP | libc::POLLERR) == 0,
             Err(_) => pid_alive(self.pid),
-        };
-        if !connected {
-            return false;
         }
-        if !pid_stopped(self.pid) {
-            self.stopped_since = None;
-            return true;
-        }
-        let now = sys::monotonic_ns();
-        let since = *self.stopped_since.get_or_insert(now);
-        now.saturating_sub(since) < STOPPED_LIMIT_NS
-    }
-}
-
-/// Whether `pid` is stopped (`T`/`t` in `/proc/PID/stat`).
-fn pid_stopped(pid: i32) -> bool {
-    let mut path = [0u8; 40];
-    path[..6].copy_from_slice(b"/proc/");
-    let n = 6 + proto::write_decimal(pid.max(0) as u64, &mut path[6..]);
-    path[n..n + 6].copy_from_slice(b"/stat\0");
-    let mut buf = [0u8; 256];
-    let Ok(len) = sys::read_file(&path[..n + 6], &mut buf) else {
-        return false;
-    };
-    // "pid (comm) S ...": the state follows the last ')'.
-    let text = &buf[..len];
-    match text.iter().rposition(|&b| b == b')') {
-        Some(i) => matches!(text.get(i + 2), Some(b'T' | b't')),
-        None => false,
     }
 }
 
@@ -689,12 +756,23 @@ const FIRST_REPLY_WAIT: shm_ring::WaitPolicy = shm_ring::WaitPolicy::SLEEP
 /// Whether `fd` is one of the library's own sockets (the program must not
 /// close it or reuse its number through us without us noticing).
 pub(crate) fn is_internal(fd: i32) -> bool {
+    // Acquire: see `all_slots`.
     fd >= 0
-        && SLOTS_USED.load(Ordering::Relaxed)
-        && SLOTS
-            .iter()
-            .flatten()
-            .any(|s| s.sock.load(Ordering::Relaxed) == fd)
+        && SLOTS_USED.load(Ordering::Acquire)
+        && all_slots().any(|s| s.sock.load(Ordering::Relaxed) == fd)
+}
+
+/// The lowest of the library's own sockets at or above fd `from` (for
+/// `close_range`, which must leave them open).
+pub(crate) fn next_internal(from: u32) -> Option<u32> {
+    // Acquire: see `all_slots`.
+    if !SLOTS_USED.load(Ordering::Acquire) {
+        return None;
+    }
+    all_slots()
+        .filter_map(|s| u32::try_from(s.sock.load(Ordering::Relaxed)).ok())
+        .filter(|&fd| fd >= from)
+        .min()
 }
 
 /// Closes this process's channels when it exits normally (`.fini_array`):
@@ -702,10 +780,11 @@ pub(crate) fn is_internal(fd: i32) -> bool {
 /// of after its next sleep slice. Slots another thread is using are left
 /// alone (their daemon threads notice the socket hang-up instead).
 pub(crate) extern "C" fn close_all_at_exit() {
-    if !SLOTS_USED.load(Ordering::Relaxed) {
+    // Acquire: see `all_slots`.
+    if !SLOTS_USED.load(Ordering::Acquire) {
         return;
     }
-    for s in SLOTS.iter().flatten() {
+    for s in all_slots() {
         if lock_live(s) {
             close_locked(s);
             // Left locked: nothing may use the slot after exit began.
@@ -756,8 +835,12 @@ fn close_locked(s: &Slot) {
 /// A channel in use is closed by the next [`acquire`] that finds it stale,
 /// so no request starts on an old identity's channel after this.
 pub(crate) fn close_stale() {
+    // Acquire: see `all_slots`.
+    if !SLOTS_USED.load(Ordering::Acquire) {
+        return;
+    }
     let now = state::epoch();
-    for s in SLOTS.iter().flatten() {
+    for s in all_slots() {
         if !lock_live(s) {
             continue;
         }
@@ -773,11 +856,9 @@ pub(crate) fn close_stale() {
 /// shared memory (the parent still uses it): no ring close, just unmap and
 /// close our copies of the descriptors.
 pub(crate) fn forget_all_after_fork() {
-    for cap in &SLOT_CAP {
-        cap.store(NSLOTS as u32, Ordering::Relaxed);
-    }
-    for slots in SLOTS.iter() {
-        for s in slots.iter() {
+    for slots in state::MOUNTS.all().iter().filter_map(slots_in) {
+        slots.cap.store(NSLOTS as u32, Ordering::Relaxed);
+        for s in slots.slots.iter() {
             if s.live.load(Ordering::Relaxed) {
                 // SAFETY: single-threaded child; the slot is live.
                 let conn = unsafe { (*s.conn.get()).assume_init_read() };

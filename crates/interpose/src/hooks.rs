@@ -15,6 +15,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 use core::ffi::{c_char, c_int, c_long, c_uint, c_void};
+use core::mem::MaybeUninit;
 use core::sync::atomic::Ordering;
 
 use libc::{mode_t, off64_t, off_t, size_t, ssize_t, AT_FDCWD, DIR};
@@ -26,6 +27,7 @@ use crate::ops::{self, At, Fail, Target};
 use crate::real;
 use crate::state::{self, FDS};
 use crate::sys::{self, errno, set_errno};
+use crate::uaccess;
 
 extern "C" {
     fn __chk_fail() -> !;
@@ -216,22 +218,10 @@ unsafe fn close_range_impl(lo: c_uint, hi: c_uint, flags: c_int) -> c_int {
         FDS.for_each_in(lo, hi, close_ours);
     }
     ops::forget_nullfd_in(lo, hi);
-    // Our sockets in range, ascending (they live at or above high_fd_base).
-    let mut keep = [0u32; channel::NSLOTS * proto::mountinfo::MAX_MOUNTS];
-    let mut nk = 0;
-    let base = channel::high_fd_base().max(0) as u64;
-    let mut fd = (lo as u64).max(base);
-    let end = (hi as u64).min(base + 4096);
-    while fd <= end && nk < keep.len() {
-        if channel::is_internal(fd as i32) {
-            keep[nk] = fd as u32;
-            nk += 1;
-        }
-        fd += 1;
-    }
+    // Our sockets in range, ascending, stay open.
     let mut start = lo as u64;
     let mut r = 0;
-    for &k in &keep[..nk] {
+    while let Some(k) = channel::next_internal(start as u32).filter(|&k| k <= hi) {
         if k as u64 > start {
             // SAFETY: plain integer arguments.
             r |= unsafe { real::close_range()(start as c_uint, k - 1, flags) };
@@ -342,7 +332,8 @@ unsafe fn iov_call(
 ) -> Option<ssize_t> {
     let f = ops::file(fd)?;
     let saved = errno();
-    Some(match iovs(iov, cnt) {
+    let mut buf = [MaybeUninit::uninit(); IOV_MAX];
+    Some(match iovs(iov, cnt, &mut buf) {
         Ok(v) => ret_len(saved, f.and_then(|f| io(&f, v))),
         Err(e) => err(e),
     })
@@ -581,8 +572,7 @@ pub unsafe extern "C" fn copy_file_range(
         if p.is_null() {
             return Ok(None);
         }
-        // SAFETY: the caller passes a valid pointer or null.
-        let v = unsafe { *p };
+        let v = uaccess::read_val(p).map_err(|_| Fail::Errno(libc::EFAULT))?;
         u64::try_from(v)
             .map(Some)
             .map_err(|_| Fail::Errno(libc::EINVAL))
@@ -598,19 +588,23 @@ pub unsafe extern "C" fn copy_file_range(
             None => output.position()?,
         };
         let n = input.copy_to(pos_in, &output, pos_out, len)?;
+        // An offset that cannot be written back: EFAULT after the copy,
+        // as the kernel's.
         let advance = |p: *mut off64_t, explicit: Option<u64>, f: &ops::FileRef, pos: u64| {
             let new = pos + n as u64;
             match explicit {
-                // SAFETY: checked non-null above.
-                Some(_) => unsafe { *p = new as off64_t },
+                Some(_) => {
+                    uaccess::write_val(p, &(new as off64_t)).map_err(|_| Fail::Errno(libc::EFAULT))
+                }
                 None => {
                     let _ = f.set_position(new);
+                    Ok(())
                 }
             }
         };
-        advance(offin, oin, &input, pos_in);
-        advance(offout, oout, &output, pos_out);
-        Ok(n)
+        let a = advance(offin, oin, &input, pos_in);
+        let b = advance(offout, oout, &output, pos_out);
+        a.and(b).map(|()| n)
     })();
     match result {
         Ok(n) => ok(saved, n as ssize_t),
@@ -801,8 +795,7 @@ fn fstat_ours(fd: c_int, st: *mut libc::stat) -> Option<c_int> {
         saved,
         f.and_then(|f| {
             let a = ops::stat_handle(f.mount, f.fh)?;
-            ops::fill_stat(st, &a, dev(f.mount));
-            Ok(0)
+            ops::fill_stat(st, &a, dev(f.mount)).map(|()| 0)
         }),
     ))
 }
@@ -820,8 +813,10 @@ pub unsafe extern "C" fn fstat64(fd: c_int, st: *mut libc::stat64) -> c_int {
 }
 
 unsafe fn stat_at(dirfd: c_int, p: *const c_char, st: *mut libc::stat, flags: c_int) -> c_int {
-    // SAFETY: a non-null path is NUL-terminated by the C contract.
-    if flags & libc::AT_EMPTY_PATH != 0 && !p.is_null() && unsafe { *p } == 0 && FDS.is_ours(dirfd)
+    if flags & libc::AT_EMPTY_PATH != 0
+        && !p.is_null()
+        && uaccess::read_val(p) == Ok(0)
+        && FDS.is_ours(dirfd)
     {
         return fstat_ours(dirfd, st).unwrap_or_else(|| err(libc::EBADF));
     }
@@ -834,10 +829,8 @@ unsafe fn stat_at(dirfd: c_int, p: *const c_char, st: *mut libc::stat, flags: c_
         At::Real => real(dirfd, p),
         At::Err(e) => err(e),
         At::Ours(t) => {
-            let r = ops::stat_path(&t, flags & libc::AT_SYMLINK_NOFOLLOW != 0).map(|a| {
-                ops::fill_stat(st, &a, dev(t.mount));
-                0
-            });
+            let r = ops::stat_path(&t, flags & libc::AT_SYMLINK_NOFOLLOW != 0)
+                .and_then(|a| ops::fill_stat(st, &a, dev(t.mount)).map(|()| 0));
             finish!(saved, r, t, dirfd, p, |d, q| real(d, q))
         }
     }
@@ -953,13 +946,11 @@ pub unsafe extern "C" fn statx(
     buf: *mut libc::statx,
 ) -> c_int {
     let saved = errno();
-    // SAFETY: a non-null path is NUL-terminated by the C contract.
-    if flags & libc::AT_EMPTY_PATH != 0 && !p.is_null() && unsafe { *p } == 0 {
+    if flags & libc::AT_EMPTY_PATH != 0 && !p.is_null() && uaccess::read_val(p) == Ok(0) {
         if let Some(f) = ops::file(d) {
             let r = f.and_then(|f| {
                 let a = ops::stat_handle(f.mount, f.fh)?;
-                ops::fill_statx(buf, &a, f.mount);
-                Ok(0)
+                ops::fill_statx(buf, &a, f.mount).map(|()| 0)
             });
             return ret_int(saved, r);
         }
@@ -972,10 +963,8 @@ pub unsafe extern "C" fn statx(
         At::Real => real(d, p),
         At::Err(e) => err(e),
         At::Ours(t) => {
-            let r = ops::stat_path(&t, flags & libc::AT_SYMLINK_NOFOLLOW != 0).map(|a| {
-                ops::fill_statx(buf, &a, t.mount);
-                0
-            });
+            let r = ops::stat_path(&t, flags & libc::AT_SYMLINK_NOFOLLOW != 0)
+                .and_then(|a| ops::fill_statx(buf, &a, t.mount).map(|()| 0));
             finish!(saved, r, t, d, p, |dd, q| real(dd, q))
         }
     }
@@ -1076,16 +1065,30 @@ pub unsafe extern "C" fn fstatvfs64(fd: c_int, out: *mut libc::statvfs64) -> c_i
 
 // ---- vector reads and writes at an offset ------------------------------------
 
-/// The caller's iovec array, checked like the kernel (`IOV_MAX`).
-fn iovs<'a>(iov: *const libc::iovec, cnt: c_int) -> Result<&'a [libc::iovec], i32> {
-    if !(0..=1024).contains(&cnt) {
+/// Room for a copy of the caller's iovec array (16 KiB of stack, only on
+/// the fast path: the kernel copies the array too before it uses it).
+type IovBuf = [MaybeUninit<libc::iovec>; IOV_MAX];
+const IOV_MAX: usize = 1024;
+
+/// The caller's iovec array, copied into `buf` and checked like the kernel
+/// (`IOV_MAX`, `EFAULT`).
+fn iovs(iov: *const libc::iovec, cnt: c_int, buf: &mut IovBuf) -> Result<&[libc::iovec], i32> {
+    if !(0..=IOV_MAX as c_int).contains(&cnt) {
         return Err(libc::EINVAL);
     }
-    if cnt == 0 {
-        return Ok(&[]);
+    let n = cnt as usize;
+    // SAFETY: `buf` holds IOV_MAX >= n iovecs; the caller's side is
+    // fault-tolerant.
+    unsafe {
+        uaccess::copy_in(
+            buf.as_mut_ptr().cast(),
+            iov.cast(),
+            n * core::mem::size_of::<libc::iovec>(),
+        )
     }
-    // SAFETY: the caller's array of `cnt` iovecs.
-    Ok(unsafe { core::slice::from_raw_parts(iov, cnt as usize) })
+    .map_err(|_| libc::EFAULT)?;
+    // SAFETY: the first `n` were written by the copy; iovec is plain data.
+    Ok(unsafe { core::slice::from_raw_parts(buf.as_ptr().cast(), n) })
 }
 
 /// `preadv2`/`pwritev2` semantics on a fast-path fd: offset -1 means the
@@ -1111,7 +1114,8 @@ fn rw_vec(
     }
     let f = ops::file(fd)?;
     let saved = errno();
-    let v = match iovs(iov, cnt) {
+    let mut buf = [MaybeUninit::uninit(); IOV_MAX];
+    let v = match iovs(iov, cnt, &mut buf) {
         Ok(v) => v,
         Err(e) => return Some(err(e)),
     };
@@ -1291,8 +1295,7 @@ pub unsafe extern "C" fn name_to_handle_at(
         // SAFETY: forwards the caller's arguments.
         unsafe { real::name_to_handle_at()(dd, q, h, mnt, flags) }
     };
-    // SAFETY: a non-null path is NUL-terminated by the C contract.
-    if flags & libc::AT_EMPTY_PATH != 0 && !p.is_null() && unsafe { *p } == 0 {
+    if flags & libc::AT_EMPTY_PATH != 0 && !p.is_null() && uaccess::read_val(p) == Ok(0) {
         return match ops::kernel_fd(d) {
             Ok(()) => real(d, p),
             Err(e) => err(e),
@@ -1494,14 +1497,14 @@ pub unsafe extern "C" fn symlinkat(target: *const c_char, d: c_int, p: *const c_
         At::Real => real(d, p),
         At::Err(e) => err(e),
         At::Ours(t) => {
-            let Some(tx) = ops::cstr(target) else {
-                return err(libc::EFAULT);
+            let mut buf = [MaybeUninit::uninit(); PATH_MAX];
+            // A target that cannot be read (or is too long): the kernel
+            // answers, in its own order.
+            let Ok(tx) = uaccess::strncpy_from_user(&mut buf, target) else {
+                return real_at(&t, d, p, real);
             };
             if tx.is_empty() {
                 return err(libc::ENOENT);
-            }
-            if tx.len() >= PATH_MAX {
-                return err(libc::ENAMETOOLONG);
             }
             let mut h = ops::req(Op::Symlink, 0);
             h.fh = t.base;
@@ -1576,8 +1579,8 @@ pub unsafe extern "C" fn readlinkat(
                     pl
                 };
                 let k = body.len().min(n);
-                // SAFETY: the caller's buffer of `n` bytes.
-                unsafe { core::ptr::copy_nonoverlapping(body.as_ptr(), buf.cast::<u8>(), k) };
+                uaccess::copy_to_user(buf.cast::<u8>(), &body[..k])
+                    .map_err(|_| Fail::Errno(libc::EFAULT))?;
                 Ok(k as ssize_t)
             });
             finish!(saved, r, t, d, p, |dd, q| real(dd, q))
@@ -1769,8 +1772,11 @@ pub unsafe extern "C" fn fchownat(
     gid: libc::gid_t,
     flags: c_int,
 ) -> c_int {
-    // SAFETY: a non-null path is NUL-terminated by the C contract.
-    if flags & libc::AT_EMPTY_PATH != 0 && !p.is_null() && unsafe { *p } == 0 && FDS.is_ours(d) {
+    if flags & libc::AT_EMPTY_PATH != 0
+        && !p.is_null()
+        && uaccess::read_val(p) == Ok(0)
+        && FDS.is_ours(d)
+    {
         return fd_setattr(d, Ok(chown_req(uid, gid))).unwrap_or_else(|| err(libc::EBADF));
     }
     // SAFETY: forwards.
@@ -1795,8 +1801,11 @@ pub unsafe extern "C" fn utimensat(
     if p.is_null() && FDS.is_ours(d) {
         return fd_setattr(d, ops::times_req(times)).unwrap_or_else(|| err(libc::EBADF));
     }
-    // SAFETY: a non-null path is NUL-terminated by the C contract.
-    if flags & libc::AT_EMPTY_PATH != 0 && !p.is_null() && unsafe { *p } == 0 && FDS.is_ours(d) {
+    if flags & libc::AT_EMPTY_PATH != 0
+        && !p.is_null()
+        && uaccess::read_val(p) == Ok(0)
+        && FDS.is_ours(d)
+    {
         return fd_setattr(d, ops::times_req(times)).unwrap_or_else(|| err(libc::EBADF));
     }
     // SAFETY: forwards.
@@ -2073,30 +2082,32 @@ fn kernel_fds(fds: impl IntoIterator<Item = c_int>) -> Result<(), c_int> {
     fds.into_iter().try_for_each(ops::kernel_fd)
 }
 
-/// The fds of a `pollfd` array (negative ones are ignored by the kernel).
+/// The fds of a `pollfd` array (negative ones are ignored by the kernel),
+/// up to the first entry that cannot be read (the kernel then answers
+/// `EFAULT` for the whole call).
 ///
 /// # Safety
-/// `fds` points to `n` readable `pollfd`s (or `n` is 0).
+/// None beyond the C contract: the array is read fault-tolerantly.
 unsafe fn poll_fds(fds: *const libc::pollfd, n: libc::nfds_t) -> impl Iterator<Item = c_int> {
-    let all: &[libc::pollfd] = if n == 0 || fds.is_null() {
-        &[]
-    } else {
-        // SAFETY: guaranteed by the caller (the program's own array).
-        unsafe { core::slice::from_raw_parts(fds, n as usize) }
-    };
-    all.iter().map(|p| p.fd).filter(|&fd| fd >= 0)
+    let n = if fds.is_null() { 0 } else { n as usize };
+    (0..n)
+        .map_while(move |i| uaccess::read_val(fds.wrapping_add(i)).ok())
+        .map(|p: libc::pollfd| p.fd)
+        .filter(|&fd| fd >= 0)
 }
 
-/// The fds set in any of `select`'s three sets below `n`.
+/// The fds set in any of `select`'s three sets below `n` (a set that
+/// cannot be read counts as empty: the kernel answers `EFAULT` for it).
 ///
 /// # Safety
-/// Each non-null set points to a readable `fd_set`.
+/// None beyond the C contract: the sets are read fault-tolerantly.
 unsafe fn select_fds(n: c_int, sets: [*const libc::fd_set; 3]) -> impl Iterator<Item = c_int> {
     let n = n.clamp(0, libc::FD_SETSIZE as c_int);
+    let sets = sets.map(|s| (!s.is_null()).then(|| uaccess::read_val(s).ok()).flatten());
     (0..n).filter(move |&fd| {
         sets.iter()
-            // SAFETY: guaranteed by the caller; fd < FD_SETSIZE.
-            .any(|s| !s.is_null() && unsafe { libc::FD_ISSET(fd, *s) })
+            // SAFETY: a copy of an fd_set; fd < FD_SETSIZE.
+            .any(|s| s.as_ref().is_some_and(|s| unsafe { libc::FD_ISSET(fd, s) }))
     })
 }
 
@@ -2232,7 +2243,7 @@ fn clone_between_fast_path_files(fd: c_int, req: libc::c_ulong, arg: *mut c_void
         FICLONE => arg as usize as c_int,
         // The range struct starts with the source fd (an i64), behind a
         // pointer that may be bad (the kernel's answer is then EFAULT).
-        FICLONERANGE => sys::read_own_memory::<i64>(arg.cast_const().cast())? as c_int,
+        FICLONERANGE => uaccess::read_val(arg.cast_const().cast::<i64>()).ok()? as c_int,
         _ => return None,
     };
     let (Some(Ok(src)), Some(Ok(dst))) = (ops::file(src_fd), ops::file(fd)) else {
@@ -2296,8 +2307,9 @@ unsafe fn sendfile_in_daemon(
     let pos_in = if off.is_null() {
         input.position()
     } else {
-        // SAFETY: guaranteed by the caller.
-        u64::try_from(unsafe { *off }).map_err(|_| Fail::Errno(libc::EINVAL))
+        uaccess::read_val(off)
+            .map_err(|_| Fail::Errno(libc::EFAULT))
+            .and_then(|o| u64::try_from(o).map_err(|_| Fail::Errno(libc::EINVAL)))
     };
     let copied = pos_in.and_then(|pin| {
         let pout = output.position()?;
@@ -2317,9 +2329,8 @@ unsafe fn sendfile_in_daemon(
         if off.is_null() {
             input.set_position(pin + k as u64)
         } else {
-            // SAFETY: guaranteed by the caller; checked non-null.
-            unsafe { *off = (pin + k as u64) as off_t };
-            Ok(())
+            uaccess::write_val(off, &((pin + k as u64) as off_t))
+                .map_err(|_| Fail::Errno(libc::EFAULT))
         }
     });
     Some(match moved {
@@ -2654,6 +2665,20 @@ unsafe fn path_xattr(
     }
 }
 
+/// Room for an attribute name: the kernel's 255 bytes and the NUL.
+const XATTR_NAME_BUF: [MaybeUninit<u8>; 256] = [MaybeUninit::uninit(); 256];
+
+/// The caller's attribute name, copied as the kernel copies it: `EFAULT`
+/// when it cannot be read, `ERANGE` when it is over 255 bytes.
+fn xattr_name(buf: &mut [MaybeUninit<u8>; 256], name: *const c_char) -> ops::R<&[u8]> {
+    uaccess::strncpy_from_user(buf, name).map_err(|e| {
+        Fail::Errno(match e {
+            uaccess::StrError::Fault => libc::EFAULT,
+            uaccess::StrError::TooLong => libc::ERANGE,
+        })
+    })
+}
+
 macro_rules! xattr_hooks {
     ($get:ident, $list:ident, $set:ident, $remove:ident, nofollow = $nofollow:expr) => {
         #[no_mangle]
@@ -2663,8 +2688,11 @@ macro_rules! xattr_hooks {
             v: *mut c_void,
             n: size_t,
         ) -> ssize_t {
-            let Some(key) = ops::cstr(name) else {
-                return err(libc::EFAULT);
+            let mut buf = XATTR_NAME_BUF;
+            let Ok(key) = xattr_name(&mut buf, name) else {
+                // SAFETY: forwards the caller's arguments (the kernel
+                // answers for a name it cannot read).
+                return unsafe { real::$get()(p, name, v, n) };
             };
             // SAFETY: forwards the caller's arguments.
             unsafe {
@@ -2698,8 +2726,10 @@ macro_rules! xattr_hooks {
             n: size_t,
             flags: c_int,
         ) -> c_int {
-            let Some(key) = ops::cstr(name) else {
-                return err(libc::EFAULT);
+            let mut buf = XATTR_NAME_BUF;
+            let Ok(key) = xattr_name(&mut buf, name) else {
+                // SAFETY: as above.
+                return unsafe { real::$set()(p, name, v, n, flags) };
             };
             // SAFETY: forwards the caller's arguments.
             let r = unsafe {
@@ -2715,8 +2745,10 @@ macro_rules! xattr_hooks {
 
         #[no_mangle]
         pub unsafe extern "C" fn $remove(p: *const c_char, name: *const c_char) -> c_int {
-            let Some(key) = ops::cstr(name) else {
-                return err(libc::EFAULT);
+            let mut buf = XATTR_NAME_BUF;
+            let Ok(key) = xattr_name(&mut buf, name) else {
+                // SAFETY: as above.
+                return unsafe { real::$remove()(p, name) };
             };
             // SAFETY: forwards the caller's arguments.
             let r = unsafe {
@@ -2748,10 +2780,9 @@ pub unsafe extern "C" fn fgetxattr(
     v: *mut c_void,
     n: size_t,
 ) -> ssize_t {
-    let Some(key) = ops::cstr(name) else {
-        return err(libc::EFAULT);
-    };
-    fd_xattr(fd, |x| x.get(Some(key), v.cast(), n))
+    let mut buf = XATTR_NAME_BUF;
+    let key = xattr_name(&mut buf, name);
+    fd_xattr(fd, |x| x.get(Some(key?), v.cast(), n))
         // SAFETY: forwards.
         .unwrap_or_else(|| unsafe { real::fgetxattr()(fd, name, v, n) })
 }
@@ -2771,10 +2802,9 @@ pub unsafe extern "C" fn fsetxattr(
     n: size_t,
     flags: c_int,
 ) -> c_int {
-    let Some(key) = ops::cstr(name) else {
-        return err(libc::EFAULT);
-    };
-    fd_xattr(fd, |x| x.set(key, v.cast(), n, flags).map(|()| 0))
+    let mut buf = XATTR_NAME_BUF;
+    let key = xattr_name(&mut buf, name);
+    fd_xattr(fd, |x| x.set(key?, v.cast(), n, flags).map(|()| 0))
         .map(|r| r as c_int)
         // SAFETY: forwards.
         .unwrap_or_else(|| unsafe { real::fsetxattr()(fd, name, v, n, flags) })
@@ -2782,10 +2812,9 @@ pub unsafe extern "C" fn fsetxattr(
 
 #[no_mangle]
 pub unsafe extern "C" fn fremovexattr(fd: c_int, name: *const c_char) -> c_int {
-    let Some(key) = ops::cstr(name) else {
-        return err(libc::EFAULT);
-    };
-    fd_xattr(fd, |x| x.remove(key).map(|()| 0))
+    let mut buf = XATTR_NAME_BUF;
+    let key = xattr_name(&mut buf, name);
+    fd_xattr(fd, |x| x.remove(key?).map(|()| 0))
         .map(|r| r as c_int)
         // SAFETY: forwards.
         .unwrap_or_else(|| unsafe { real::fremovexattr()(fd, name) })

@@ -13,11 +13,15 @@
 //!   (stdio mode strings), `fdtable`
 //!   (virtual fds and open file descriptions);
 //! * `sys` (raw syscalls), `real` (lazy `dlsym(RTLD_NEXT)`), `state`
-//!   (lazy init, cwd filter, umask, fork epoch),
+//!   (lazy init, cwd filter, umask, fork epoch), `mapped` (memory sized
+//!   at run time: the mount table, channel slots),
 //!   `channel` (all shm-ring use), `ops` (requests and reply
 //!   conversions), `dir` (DIR streams), `hooks` (the exported symbols),
-//!   `process` (credential changes, exec, spawning, vfork), `stdio`
-//!   (`FILE` streams on mount files).
+//!   `process` (credential changes, exec, spawning, vfork), `fdpass`
+//!   (fds sent to other processes), `stdio` (`FILE` streams on mount
+//!   files), `uaccess` (fault-tolerant access to the caller's memory:
+//!   `EFAULT` instead of a crash, and the `SIGSEGV`/`SIGBUS` handler and
+//!   hooks that make it work).
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(test, allow(dead_code))]
 
@@ -30,7 +34,11 @@ mod channel;
 #[cfg(not(test))]
 mod dir;
 #[cfg(not(test))]
+mod fdpass;
+#[cfg(not(test))]
 mod hooks;
+#[cfg(not(test))]
+mod mapped;
 #[cfg(not(test))]
 mod ops;
 #[cfg(not(test))]
@@ -43,6 +51,8 @@ mod state;
 mod stdio;
 #[cfg(not(test))]
 mod sys;
+#[cfg(not(test))]
+mod uaccess;
 
 // The `libc` crate emits no link directive when another crate of the
 // workspace enables its `std` feature (cargo unifies features), so ask for

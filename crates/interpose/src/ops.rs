@@ -6,8 +6,8 @@
 //! answered `ESCAPED`, or it cannot be reached before the request left):
 //! the hook then calls the real libc.
 
-use core::ffi::{c_char, c_int, CStr};
-use core::mem::size_of;
+use core::ffi::{c_char, c_int};
+use core::mem::{size_of, MaybeUninit};
 use core::sync::atomic::{AtomicI32, Ordering};
 
 use proto::{Op, ReqHeader, RespHeader, SetAttrReq, WireAttr, WireStatFs, PATH_MAX};
@@ -17,6 +17,7 @@ use crate::fdtable::{OfdInit, OfdRef, KIND_DIR, KIND_KERNEL};
 use crate::path::{self, Comps};
 use crate::state::{self, FDS};
 use crate::sys;
+use crate::uaccess::{self, StrError};
 
 /// Why a fast-path operation did not produce a result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,45 +100,41 @@ pub(crate) enum At {
     Err(i32),
 }
 
-/// Length of a C string, or `None` when it is at least `PATH_MAX` long.
-fn bounded_len(p: *const c_char) -> Option<usize> {
-    let mut n = 0;
-    while n < PATH_MAX {
-        // SAFETY: the caller passed a NUL-terminated string; we stop at its
-        // NUL (or at PATH_MAX, never past the NUL).
-        if unsafe { *p.add(n) } == 0 {
-            return Some(n);
-        }
-        n += 1;
-    }
-    None
-}
-
 /// Classifies `path` relative to `dirfd` (`AT_FDCWD` for the cwd).
+///
+/// The caller's string is read only through `uaccess`: a bad pointer is
+/// `At::Real`, and the kernel answers `EFAULT` (it reads the name before
+/// it looks at the directory fd, so even one of our placeholder fds gives
+/// the same answer).
 pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
     if p.is_null() {
         return At::Real;
     }
     let dir_ours = dirfd != libc::AT_FDCWD && FDS.is_ours(dirfd);
-    // SAFETY: non-null, NUL-terminated (C contract).
-    let first = unsafe { *p };
+    let Ok(first) = uaccess::read_val(p) else {
+        return At::Real;
+    };
     if first != b'/' as c_char
         && !dir_ours
         && (dirfd != libc::AT_FDCWD || !state::ready() || !state::cwd_near())
     {
         return At::Real;
     }
-    let Some(n) = bounded_len(p) else {
+    // Not zeroed: only the copied bytes are read.
+    let mut copy = [MaybeUninit::<u8>::uninit(); PATH_MAX];
+    let path = match uaccess::strncpy_from_user(&mut copy, p) {
+        Ok(path) => path,
+        Err(StrError::Fault) => return At::Real,
         // The kernel answers ENAMETOOLONG for these itself; a placeholder
         // dirfd would turn it into ENOTDIR, so answer for it.
-        return if dir_ours && first != b'/' as c_char {
-            At::Err(libc::ENAMETOOLONG)
-        } else {
-            At::Real
-        };
+        Err(StrError::TooLong) => {
+            return if dir_ours && first != b'/' as c_char {
+                At::Err(libc::ENAMETOOLONG)
+            } else {
+                At::Real
+            };
+        }
     };
-    // SAFETY: `n` bytes before the NUL.
-    let path = unsafe { core::slice::from_raw_parts(p.cast::<u8>(), n) };
     if path.is_empty() {
         return if dir_ours {
             At::Err(libc::ENOENT)
@@ -303,8 +300,14 @@ pub(crate) fn stat_handle(mount: usize, fh: u64) -> R<WireAttr> {
     call_with(mount, &mut h, b"", b"", b"", attr_of)
 }
 
-/// Fills a `struct stat` (same layout as `stat64` on 64-bit glibc).
-pub(crate) fn fill_stat(st: *mut libc::stat, a: &WireAttr, dev: u64) {
+/// The caller's buffer could not be written.
+fn efault(_: uaccess::Fault) -> Fail {
+    Fail::Errno(libc::EFAULT)
+}
+
+/// Fills the caller's `struct stat` (same layout as `stat64` on 64-bit
+/// glibc); `EFAULT` when it cannot be written.
+pub(crate) fn fill_stat(st: *mut libc::stat, a: &WireAttr, dev: u64) -> R<()> {
     // SAFETY: all-zero is a valid stat; `st` is the caller's buffer.
     let mut s: libc::stat = unsafe { core::mem::zeroed() };
     s.st_dev = dev;
@@ -323,13 +326,13 @@ pub(crate) fn fill_stat(st: *mut libc::stat, a: &WireAttr, dev: u64) {
     s.st_mtime_nsec = a.mtime_nsec as _;
     s.st_ctime = a.ctime;
     s.st_ctime_nsec = a.ctime_nsec as _;
-    // SAFETY: the caller's valid, writable stat buffer.
-    unsafe { st.write_unaligned(s) };
+    uaccess::write_val(st, &s).map_err(efault)
 }
 
 /// Fills a `struct statx` the way the kernel does for a FUSE file: the
-/// basic stats, the mount id, no birth time, no attributes.
-pub(crate) fn fill_statx(stx: *mut libc::statx, a: &WireAttr, mount: usize) {
+/// basic stats, the mount id, no birth time, no attributes; `EFAULT` when
+/// the caller's buffer cannot be written.
+pub(crate) fn fill_statx(stx: *mut libc::statx, a: &WireAttr, mount: usize) -> R<()> {
     let t = state::table();
     let m = &t.mounts()[mount];
     // SAFETY: all-zero is a valid statx.
@@ -355,8 +358,7 @@ pub(crate) fn fill_statx(stx: *mut libc::statx, a: &WireAttr, mount: usize) {
     x.stx_dev_major = m.major;
     x.stx_dev_minor = m.minor;
     x.stx_mnt_id = m.id as u64;
-    // SAFETY: the caller's valid, writable statx buffer.
-    unsafe { stx.write_unaligned(x) };
+    uaccess::write_val(stx, &x).map_err(efault)
 }
 
 /// glibc's `struct statfs` on 64-bit Linux (the libc crate hides
@@ -432,17 +434,17 @@ fn statfs_of(at: &FsOf<'_>) -> R<StatFs> {
     })
 }
 
-/// `statfs` of a mount into the caller's buffer.
+/// `statfs` of a mount into the caller's buffer (`EFAULT` when it cannot
+/// be written, as the kernel's).
 pub(crate) fn statfs(at: &FsOf<'_>, out: *mut libc::statfs) -> R<()> {
     let f = statfs_of(at)?;
-    // SAFETY: the caller's valid, writable statfs buffer (same size).
-    unsafe { out.cast::<StatFs>().write_unaligned(f) };
-    Ok(())
+    uaccess::write_val(out.cast::<StatFs>(), &f).map_err(efault)
 }
 
 /// `statvfs` of a mount, converted from `statfs` exactly as glibc's
 /// `__internal_statvfs` does (`statvfs64` has the same layout on the
-/// 64-bit targets).
+/// 64-bit targets). Written with a plain store, as glibc writes it: a bad
+/// buffer crashes the caller with or without the library.
 pub(crate) fn statvfs(at: &FsOf<'_>, out: *mut libc::statvfs) -> R<()> {
     const ST_VALID: i64 = 0x20;
     let f = statfs_of(at)?;
@@ -776,6 +778,23 @@ pub(crate) extern "C" fn leave_shared_files_to_kernel() {
     sys::set_errno(saved);
 }
 
+/// The kernel-backed open file description `idx` was passed to another
+/// process (`crate::fdpass`): as after a fork, it is the kernel's alone
+/// from now on; every fd number of it leaves the table, and its daemon
+/// handle is released.
+pub(crate) fn forget_ofd(idx: u32) {
+    if !FDS.ofd(idx).is_kernel_backed() {
+        return;
+    }
+    FDS.for_each_in(0, u32::MAX, |n| {
+        if FDS.index_of(n) == Some(idx) {
+            if let Some(r) = FDS.remove(n) {
+                put(r);
+            }
+        }
+    });
+}
+
 /// Whether `fd` is one of ours and kernel-backed.
 fn is_kernel_backed(fd: c_int) -> bool {
     FDS.get(fd).is_some_and(|r| {
@@ -1056,9 +1075,15 @@ impl FileRef {
             let got = (resp.v0 as usize).min(want);
             // SAFETY: `got <= blen` bytes of the bulk area, which is ours
             // until `ch` drops; copied out before anything looks at it.
-            unsafe { iov_scatter(iov, done, bulk, got) };
-            done += got;
-            if got < want {
+            let put = unsafe { iov_scatter(iov, done, bulk, got) };
+            done += put;
+            // A caller's buffer that faults: as the kernel, a short count
+            // when some bytes arrived, EFAULT when none did (the offset
+            // moves only by what was copied).
+            if put < got && done == 0 {
+                return Err(Fail::Errno(libc::EFAULT));
+            }
+            if put < want {
                 break;
             }
         }
@@ -1082,7 +1107,17 @@ impl FileRef {
             let (bulk, blen) = ch.bulk();
             let want = (total - done).min(blen);
             // SAFETY: `want <= blen` bytes of our bulk area.
-            unsafe { iov_gather(iov, done, bulk, want) };
+            let got = unsafe { iov_gather(iov, done, bulk, want) };
+            // A caller's buffer that faults: as the kernel, only what could
+            // be read is written (a short count), EFAULT when nothing.
+            let faulted = got < want;
+            if faulted && got == 0 {
+                if done == 0 {
+                    return Err(Fail::Errno(libc::EFAULT));
+                }
+                break;
+            }
+            let want = got;
             let mut h = req(Op::Write, if append { libc::O_APPEND as u32 } else { 0 });
             h.fh = self.fh;
             h.a = off + done as u64;
@@ -1099,7 +1134,7 @@ impl FileRef {
             let put_n = (resp.v0 as usize).min(want);
             done += put_n;
             end = resp.v1.saturating_add(put_n as u64);
-            if put_n < want || done >= total {
+            if put_n < want || done >= total || faulted {
                 break;
             }
         }
@@ -1223,9 +1258,9 @@ impl<'a> XattrAt<'a> {
             if n > len.min(blen) {
                 return Err(Fail::Errno(libc::ERANGE));
             }
-            // SAFETY: `n` bytes of our bulk area into the caller's buffer of
-            // `len >= n` bytes.
-            unsafe { core::ptr::copy_nonoverlapping(bulk, out, n) };
+            // SAFETY: `n` bytes of our bulk area, which is ours until `ch`
+            // drops; the caller's side is fault-tolerant.
+            unsafe { uaccess::copy_out(out, bulk, n) }.map_err(|_| Fail::Errno(libc::EFAULT))?;
         }
         Ok(n)
     }
@@ -1239,9 +1274,9 @@ impl<'a> XattrAt<'a> {
         let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
         let (bulk, blen) = ch.bulk();
         debug_assert!(len <= blen);
-        // SAFETY: the caller's `len` bytes into our bulk area of `blen >= len`
-        // (every channel has the protocol's shape).
-        unsafe { core::ptr::copy_nonoverlapping(value, bulk, len) };
+        // SAFETY: the caller's `len` bytes (fault-tolerant) into our bulk
+        // area of `blen >= len` (every channel has the protocol's shape).
+        unsafe { uaccess::copy_in(bulk, value, len) }.map_err(|_| Fail::Errno(libc::EFAULT))?;
         let mut h = self.req(Op::Setxattr);
         h.a = flags as u64;
         h.b = len as u64;
@@ -1299,26 +1334,54 @@ fn iov_walk(
     }
 }
 
-/// Copies `n` bytes from `src` into the scatter list, starting `skip` bytes in.
+/// Copies `n` bytes from `src` into the scatter list, starting `skip` bytes
+/// in; returns how many were copied (fewer when a caller's buffer faults).
 ///
 /// # Safety
-/// `src..src+n` readable; the iovecs name writable memory.
-unsafe fn iov_scatter(iov: &[libc::iovec], skip: usize, src: *const u8, n: usize) {
+/// `src..src+n` readable (the iovecs may name anything).
+unsafe fn iov_scatter(iov: &[libc::iovec], skip: usize, src: *const u8, n: usize) -> usize {
+    let mut copied = 0;
+    let mut faulted = false;
     iov_walk(iov, skip, n, |piece, at, k| {
-        // SAFETY: per the contract; `at + k <= n`.
-        unsafe { core::ptr::copy_nonoverlapping(src.add(at), piece, k) }
+        if faulted {
+            return;
+        }
+        // SAFETY: per the contract; `at + k <= n`; the caller's side is
+        // fault-tolerant.
+        match unsafe { uaccess::copy_out(piece, src.add(at), k) } {
+            Ok(()) => copied += k,
+            Err(c) => {
+                copied += c;
+                faulted = true;
+            }
+        }
     });
+    copied
 }
 
-/// Copies `n` bytes of the gather list, starting `skip` bytes in, to `dst`.
+/// Copies `n` bytes of the gather list, starting `skip` bytes in, to `dst`;
+/// returns how many were copied (fewer when a caller's buffer faults).
 ///
 /// # Safety
-/// `dst..dst+n` writable; the iovecs name readable memory.
-unsafe fn iov_gather(iov: &[libc::iovec], skip: usize, dst: *mut u8, n: usize) {
+/// `dst..dst+n` writable (the iovecs may name anything).
+unsafe fn iov_gather(iov: &[libc::iovec], skip: usize, dst: *mut u8, n: usize) -> usize {
+    let mut copied = 0;
+    let mut faulted = false;
     iov_walk(iov, skip, n, |piece, at, k| {
-        // SAFETY: per the contract; `at + k <= n`.
-        unsafe { core::ptr::copy_nonoverlapping(piece.cast_const(), dst.add(at), k) }
+        if faulted {
+            return;
+        }
+        // SAFETY: per the contract; `at + k <= n`; the caller's side is
+        // fault-tolerant.
+        match unsafe { uaccess::copy_in(dst.add(at), piece.cast_const(), k) } {
+            Ok(()) => copied += k,
+            Err(c) => {
+                copied += c;
+                faulted = true;
+            }
+        }
     });
+    copied
 }
 
 /// `SetAttr` on a path or (with `t == None`) on handle `fh`.
@@ -1353,8 +1416,8 @@ pub(crate) fn times_req(times: *const libc::timespec) -> R<SetAttrReq> {
         s.valid = proto::set::ATIME_NOW | proto::set::MTIME_NOW;
         return Ok(s);
     }
-    // SAFETY: the caller passes an array of two timespecs.
-    let (a, m) = unsafe { (*times, *times.add(1)) };
+    let [a, m] = uaccess::read_val(times.cast::<[libc::timespec; 2]>())
+        .map_err(|_| Fail::Errno(libc::EFAULT))?;
     for (ts, set, now, sec, nsec) in [
         (
             a,
@@ -1383,13 +1446,4 @@ pub(crate) fn times_req(times: *const libc::timespec) -> R<SetAttrReq> {
         }
     }
     Ok(s)
-}
-
-/// A NUL-terminated C string's bytes (for symlink targets).
-pub(crate) fn cstr<'a>(p: *const c_char) -> Option<&'a [u8]> {
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: a NUL-terminated string by the C contract.
-    Some(unsafe { CStr::from_ptr(p) }.to_bytes())
 }

@@ -187,18 +187,19 @@ pub fn write_abs(mountpoint: &[u8], rel: &[u8], out: &mut [u8]) -> Option<usize>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::mountinfo::parse;
+    use proto::mountinfo::{parse, Capacity};
 
-    fn table() -> Box<MountTable> {
-        let mut t = Box::new(MountTable::new());
-        parse(
-            b"1 0 8:1 / / rw - ext4 /dev/sda1 rw\n\
+    /// A table of a few mounts, in storage kept for the test's life.
+    fn table() -> MountTable<'static> {
+        let text = b"1 0 8:1 / / rw - ext4 /dev/sda1 rw\n\
               2 1 0:41 / /tmp/m rw - fuse.btfuse b rw\n\
               3 2 0:42 / /tmp/m/sub rw - tmpfs t rw\n\
               4 1 0:43 / /tmp/m2 rw - fuse.btfuse b rw\n\
-              5 2 0:44 / /tmp/m/inner rw - fuse.btfuse b rw\n",
-            &mut t,
-        );
+              5 2 0:44 / /tmp/m/inner rw - fuse.btfuse b rw\n";
+        let need = Capacity::of(text);
+        let entries = Vec::leak(vec![MountEntry::default(); need.entries]);
+        let mut t = MountTable::new(entries, Vec::leak(vec![0; need.text]));
+        parse(text, &mut t);
         t
     }
 

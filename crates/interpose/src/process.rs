@@ -25,9 +25,28 @@
 //! effective ones): a process whose fs ids leave its effective ones turns
 //! the fast path off for good (everything goes through the kernel).
 //!
-//! Out of reach: `syscall(SYS_setuid, ...)` and other raw system calls,
-//! `capset`, and per-thread credential changes made without glibc's
-//! broadcast; those leave the process's channels as they were.
+//! The daemon also takes the process's effective capabilities at connect
+//! (it decides as the kernel does, by capabilities, not by uid 0), so
+//! `capset` is a credential change like the others. libcap and libcap-ng
+//! (`capsh`, `setpriv`) change capabilities (and ids) through `syscall(3)`,
+//! not through the named wrappers: the `syscall` hook catches the
+//! credential system calls (`setuid`, `setgid`, `setreuid`, `setregid`,
+//! `setresuid`, `setresgid`, `setgroups`, `setfsuid`, `setfsgid`,
+//! `capset`) and treats them exactly like the named wrappers. `prctl`
+//! changes no effective set (`PR_CAPBSET_DROP` and `PR_CAP_AMBIENT` act
+//! at the next `exec`, which reconnects anyway).
+//!
+//! Exact remaining rule: a credential change made by a system call
+//! instruction the program issues itself (not through libc: its own
+//! `syscall` stub, Go-style runtimes, inline assembly) is not seen; the
+//! process keeps the identity its channels were opened with until its next
+//! reconnect (`fork`, `exec`, a seen credential change). Such a change
+//! only ever affects the calling thread; glibc's own wrappers and
+//! `syscall(3)` are all caught. Per-thread changes made with the raw
+//! calls above are applied to the whole process's channels (all
+//! reconnect) although only one thread changed: the other threads then
+//! connect with whatever identity they hold, which the kernel grants them
+//! anyway.
 //!
 //! # exec and spawning
 //!
@@ -53,7 +72,7 @@
 //! `posix_spawn` child does not).
 #![allow(clippy::missing_safety_doc)]
 
-use core::ffi::{c_char, c_int};
+use core::ffi::{c_char, c_int, c_long, c_void};
 
 use libc::{gid_t, pid_t, size_t, uid_t};
 
@@ -101,6 +120,102 @@ cred_hooks! {
     setresgid(r: gid_t, e: gid_t, s: gid_t);
     setgroups(n: size_t, list: *const gid_t);
     initgroups(user: *const c_char, g: gid_t);
+}
+
+/// `capset(2)`: a credential change (see the module comment). glibc's
+/// `capset` is the bare system call, so this is too.
+#[no_mangle]
+pub unsafe extern "C" fn capset(header: *mut c_void, data: *const c_void) -> c_int {
+    // SAFETY: forwards the caller's arguments to the system call the
+    // caller asked for.
+    let r = unsafe {
+        credential_syscall(
+            libc::SYS_capset,
+            [header as c_long, data as c_long, 0, 0, 0, 0],
+        )
+    };
+    r as c_int
+}
+
+/// `syscall(3)`: the credential system calls are caught (see the module
+/// comment); every other number is passed to the kernel unchanged, with
+/// libc's convention for the result (-1 and errno on failure).
+///
+/// glibc declares `long syscall(long number, ...)`. This definition is not
+/// variadic: it takes the number and six `long` arguments, which is what a
+/// variadic call passes in the same registers on x86_64 and aarch64 (SysV
+/// / AAPCS64 on Linux: variadic integer arguments use the ordinary
+/// argument registers, the seventh on x86_64 the first stack slot, which
+/// is part of the caller's frame, so reading it is always valid even when
+/// the caller passed fewer arguments; a missing argument reads as
+/// garbage, which glibc's `syscall` passes to the kernel too). `al` on
+/// x86_64 (the count of vector registers a variadic call uses) is not
+/// read. The library's own system calls do not come here: they use the
+/// `syscall` instruction directly (`sys::raw`).
+///
+/// # Safety
+/// As for `syscall(3)`: the arguments must be valid for system call `nr`.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn syscall(
+    nr: c_long,
+    a0: c_long,
+    a1: c_long,
+    a2: c_long,
+    a3: c_long,
+    a4: c_long,
+    a5: c_long,
+) -> c_long {
+    let args = [a0, a1, a2, a3, a4, a5];
+    match nr {
+        libc::SYS_setuid
+        | libc::SYS_setgid
+        | libc::SYS_setreuid
+        | libc::SYS_setregid
+        | libc::SYS_setresuid
+        | libc::SYS_setresgid
+        | libc::SYS_setgroups
+        | libc::SYS_capset => {
+            // SAFETY: the caller's arguments for the caller's system call.
+            unsafe { credential_syscall(nr, args) }
+        }
+        libc::SYS_setfsuid | libc::SYS_setfsgid => {
+            // setfsuid never fails: it returns the previous id.
+            set_fs_id(a0 as u32, nr == libc::SYS_setfsgid, || {
+                // SAFETY: the caller's arguments for the caller's call.
+                unsafe { sys::raw(nr, args) as c_int }
+            }) as c_long
+        }
+        // SAFETY: the caller's arguments for the caller's system call.
+        _ => libc_result(unsafe { sys::raw(nr, args) }),
+    }
+}
+
+/// A credential-changing system call made by the program (not through a
+/// named glibc wrapper): the same three steps as the `cred_hooks`.
+///
+/// # Safety
+/// The arguments must be valid for system call `nr`.
+unsafe fn credential_syscall(nr: c_long, args: [c_long; 6]) -> c_long {
+    ops::upgrade_all_before_fork();
+    // SAFETY: the caller's contract.
+    let r = unsafe { sys::raw(nr, args) };
+    if r == 0 {
+        after_cred_change();
+    }
+    libc_result(r)
+}
+
+/// A raw system call result in libc's convention: -1 with errno set on
+/// failure.
+fn libc_result(r: c_long) -> c_long {
+    match sys::check(r) {
+        Ok(v) => v,
+        Err(e) => {
+            set_errno(e);
+            -1
+        }
+    }
 }
 
 /// The thread's current fs uid (`setfsuid(-1)` changes nothing and

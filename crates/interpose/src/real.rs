@@ -118,6 +118,14 @@ reals! {
     fstatfs(c_int, *mut libc::statfs) -> c_int;
     fstatfs64(c_int, *mut libc::statfs64) -> c_int;
     opendir(*const c_char) -> *mut DIR;
+    sigaction(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
+    __sigaction(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
+    signal(c_int, libc::sighandler_t) -> libc::sighandler_t;
+    bsd_signal(c_int, libc::sighandler_t) -> libc::sighandler_t;
+    ssignal(c_int, libc::sighandler_t) -> libc::sighandler_t;
+    sysv_signal(c_int, libc::sighandler_t) -> libc::sighandler_t;
+    __sysv_signal(c_int, libc::sighandler_t) -> libc::sighandler_t;
+    sigset(c_int, libc::sighandler_t) -> libc::sighandler_t;
     fdopendir(c_int) -> *mut DIR;
     readdir(*mut DIR) -> *mut libc::dirent;
     readdir64(*mut DIR) -> *mut libc::dirent64;
@@ -150,6 +158,8 @@ reals! {
     pselect(c_int, *mut libc::fd_set, *mut libc::fd_set, *mut libc::fd_set, *const libc::timespec, *const libc::sigset_t) -> c_int;
     epoll_ctl(c_int, c_int, c_int, *mut libc::epoll_event) -> c_int;
     lockf(c_int, c_int, off_t) -> c_int;
+    sendmsg(c_int, *const libc::msghdr, c_int) -> ssize_t;
+    sendmmsg(c_int, *mut libc::mmsghdr, c_uint, c_int) -> c_int;
     ioctl(c_int, libc::c_ulong, *mut c_void) -> c_int;
     sendfile(c_int, c_int, *mut off_t, size_t) -> ssize_t;
     splice(c_int, *mut off64_t, c_int, *mut off64_t, size_t, c_uint) -> ssize_t;

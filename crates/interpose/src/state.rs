@@ -1,14 +1,17 @@
 //! Process-wide state: lazy initialisation (discovery), the mount table,
-//! the cwd filter, the umask and the fork epoch. Everything is a fixed-size
-//! static; nothing runs at load time.
+//! the cwd filter, the umask and the fork epoch. Statics, and the mount
+//! table with its per-mount state in memory sized at discovery (see
+//! `mapped`); nothing runs at load time.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::mem::{align_of, size_of};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use crate::fdtable::FdTable;
+use crate::mapped::{self, Mapping, Text};
 use crate::path::{self, Comps};
 use crate::sys;
-use proto::mountinfo::{self, MountTable, MAX_MOUNTS};
+use proto::mountinfo::{self, Capacity, MountEntry, MountTable};
 
 /// Fd numbers the table can hold (fast-path fds above it are not made).
 pub(crate) const MAX_FD: usize = 1 << 16;
@@ -24,7 +27,7 @@ pub(crate) struct InitOnce<T>(UnsafeCell<T>);
 // SAFETY: written once before publication (see `init`), then only read.
 unsafe impl<T> Sync for InitOnce<T> {}
 
-static TABLE: InitOnce<MountTable> = InitOnce(UnsafeCell::new(MountTable::new()));
+static TABLE: InitOnce<MountTable<'static>> = InitOnce(UnsafeCell::new(MountTable::empty()));
 
 const UNINIT: u32 = 0;
 const RUNNING: u32 = 1;
@@ -93,25 +96,47 @@ const UMASK_UNKNOWN: u32 = u32::MAX;
 /// to the old identity and must not be used.
 static EPOCH: AtomicU32 = AtomicU32::new(0);
 
-/// `access(2)` checks the real uid/gid, the daemon checks the effective
-/// ones (its peer credentials): while they differ, `access` and
-/// `faccessat` without `AT_EACCESS` go to the kernel.
+/// `access(2)` checks with the real uid/gid and, in place of the effective
+/// capabilities, none (real uid not 0) or the permitted ones (real uid 0)
+/// (`access_override_creds`); the daemon checks with the effective ids and
+/// capabilities it was given. While they differ, `access` and `faccessat`
+/// without `AT_EACCESS` go to the kernel.
 static ACCESS_BY_KERNEL: LazyFlag = LazyFlag::new();
 
-/// Per-mount runtime state beside the parsed table.
+/// Per-mount runtime state beside the parsed table. All zero is its
+/// initial state (it lives in a fresh mapping).
 pub(crate) struct MountRt {
     /// `st_dev` of the mount.
     pub(crate) dev: AtomicU64,
     /// Monotonic ns until which the mount counts as dead (0 = alive).
     pub(crate) dead_until: AtomicU64,
+    /// The mount's channel slots, made on first use (`channel`).
+    pub(crate) channels: AtomicPtr<crate::channel::Slots>,
 }
 
-pub(crate) static MOUNTS: [MountRt; MAX_MOUNTS] = [const {
-    MountRt {
-        dev: AtomicU64::new(0),
-        dead_until: AtomicU64::new(0),
+/// The runtime state of every mount of the table, indexed like
+/// `table().mounts()` (empty before initialisation).
+pub(crate) struct MountRts(InitOnce<&'static [MountRt]>);
+
+impl MountRts {
+    /// All of them.
+    pub(crate) fn all(&self) -> &'static [MountRt] {
+        // SAFETY: written only in `init` before INIT becomes READY
+        // (Release); read after observing READY (Acquire), or after seeing
+        // a channel in use, which is only made after READY.
+        unsafe { *self.0 .0.get() }
     }
-}; MAX_MOUNTS];
+}
+
+impl core::ops::Index<usize> for MountRts {
+    type Output = MountRt;
+
+    fn index(&self, m: usize) -> &MountRt {
+        &self.all()[m]
+    }
+}
+
+pub(crate) static MOUNTS: MountRts = MountRts(InitOnce(UnsafeCell::new(&[])));
 
 /// How long a mount whose daemon could not be reached is left to the
 /// kernel before the library tries to connect again.
@@ -127,7 +152,7 @@ pub(crate) fn stdio_enabled() -> bool {
 }
 
 /// The mount table (empty before initialisation).
-pub(crate) fn table() -> &'static MountTable {
+pub(crate) fn table() -> &'static MountTable<'static> {
     // SAFETY: only written in `init` before INIT becomes READY (Release);
     // callers reach here after observing READY (Acquire) in `ready`.
     unsafe { &*TABLE.0.get() }
@@ -208,7 +233,7 @@ pub(crate) fn disable() {
 
 /// Whether `access`-style checks (real ids) must go to the kernel.
 pub(crate) fn access_by_kernel() -> bool {
-    ACCESS_BY_KERNEL.get(real_ids_differ)
+    ACCESS_BY_KERNEL.get(access_creds_differ)
 }
 
 /// The process changed its credentials (see [`ACCESS_BY_KERNEL`]).
@@ -216,12 +241,14 @@ pub(crate) fn ids_changed() {
     ACCESS_BY_KERNEL.forget();
 }
 
-/// Whether the thread's real and effective ids differ (raw syscalls; an
-/// error counts as yes: the kernel is always right).
-fn real_ids_differ() -> bool {
+/// Whether `access(2)` would check with other credentials than the
+/// effective ones (the kernel's `access_need_override_creds`): real and
+/// effective ids differ, or the capabilities would change (raw syscalls;
+/// an error counts as yes: the kernel is always right).
+fn access_creds_differ() -> bool {
     let (mut r, mut e, mut s) = (0u32, 0u32, 0u32);
     let (mut rg, mut eg, mut sg) = (0u32, 0u32, 0u32);
-    match (
+    let ids = match (
         sys::sc!(
             libc::SYS_getresuid,
             &mut r as *mut u32,
@@ -237,6 +264,11 @@ fn real_ids_differ() -> bool {
     ) {
         (Ok(_), Ok(_)) => r != e || rg != eg,
         _ => true,
+    };
+    ids || match sys::capabilities() {
+        Some((effective, permitted)) if r == 0 => effective != permitted,
+        Some((effective, _)) => effective != 0,
+        None => true,
     }
 }
 
@@ -328,15 +360,26 @@ fn init_inner() -> bool {
         sys::debug(&[b"btfuse: disabled by BTFUSE_DISABLE=1"]);
         return false;
     }
-    // SAFETY: nobody reads TABLE before INIT is READY.
-    let found = unsafe { &mut *TABLE.0.get() };
-    if !read_registry(found).unwrap_or_else(|| read_mountinfo(found)) {
+    // A registry usually fits here; mountinfo, read only without one, is
+    // read straight into a mapping.
+    let mut small = [0u8; 8192];
+    let Some(text) =
+        registry_text(&mut small).or_else(|| mapped::read_file(b"/proc/self/mountinfo\0", &mut []))
+    else {
+        return false;
+    };
+    let lines = match FROM_REGISTRY.load(Ordering::Relaxed) {
+        // Checked by `registry_text`.
+        true => mountinfo::parse_registry(text.bytes()).map_or(&[][..], |(_, l)| l),
+        false => text.bytes(),
+    };
+    if !build_table(lines) {
         return false;
     }
+    drop(text);
     let t = table();
-    for (i, m) in t.mounts().iter().enumerate() {
-        MOUNTS[i]
-            .dev
+    for (m, rt) in t.mounts().iter().zip(MOUNTS.all()) {
+        rt.dev
             .store(mountinfo::makedev(m.major, m.minor), Ordering::Relaxed);
         sys::debug(&[b"btfuse: mount ", t.text(m)]);
     }
@@ -364,10 +407,10 @@ pub(crate) fn run_dir() -> &'static [u8] {
     }
 }
 
-/// Discovery through the daemons' registry (see `proto::mountinfo`):
-/// whether it names a btfuse mount, or `None` if there is no registry for
-/// this process's view (then mountinfo decides).
-fn read_registry(t: &mut MountTable) -> Option<bool> {
+/// Discovery through the daemons' registry (see `proto::mountinfo`): its
+/// text, or `None` if there is no registry for this process's view (then
+/// mountinfo decides). Sets [`FROM_REGISTRY`].
+fn registry_text(small: &mut [u8]) -> Option<Text<'_>> {
     let dir = run_dir();
     let name = mountinfo::REGISTRY_FILE.as_bytes();
     let mut path = [0u8; 256];
@@ -376,19 +419,69 @@ fn read_registry(t: &mut MountTable) -> Option<bool> {
     path[..dir.len()].copy_from_slice(dir);
     path[dir.len()] = b'/';
     path[dir.len() + 1..len].copy_from_slice(name);
-    let mut buf = [0u8; 8192];
-    let n = sys::read_file(&path[..len + 1], &mut buf).ok()?;
-    if n == buf.len() {
-        return None;
-    }
-    let (view, lines) = mountinfo::parse_registry(&buf[..n])?;
+    let text = mapped::read_file(&path[..len + 1], small)?;
+    let (view, _) = mountinfo::parse_registry(text.bytes())?;
     if view != own_view()? {
         sys::debug(&[b"btfuse: registry of another view, reading mountinfo"]);
         return None;
     }
-    mountinfo::parse(lines, t);
     FROM_REGISTRY.store(true, Ordering::Relaxed);
-    Some(t.n_mounts > 0)
+    Some(text)
+}
+
+/// Bytes of [`SMALL`].
+const SMALL_TABLE: usize = 8192;
+
+/// Storage of a mount table that fits (the usual registry of a few
+/// mounts), saving a new process the `mmap` (measured: 6 µs here).
+#[repr(C, align(4096))]
+struct SmallTable([u8; SMALL_TABLE]);
+
+static SMALL: InitOnce<SmallTable> = InitOnce(UnsafeCell::new(SmallTable([0; SMALL_TABLE])));
+
+/// Parses `lines` (mountinfo lines) into the mount table, in memory sized
+/// for them, with the runtime state of each mount beside it: whether it
+/// names a btfuse mount. Runs once, before INIT is READY.
+fn build_table(lines: &[u8]) -> bool {
+    let need = Capacity::of(lines);
+    // One mapping, kept for the life of the process: the runtime states
+    // (8-aligned, at the page-aligned start), the entries, the text.
+    let entries_at =
+        (need.entries * size_of::<MountRt>()).next_multiple_of(align_of::<MountEntry>());
+    let text_at = entries_at + need.entries * size_of::<MountEntry>();
+    let base = if text_at + need.text <= SMALL_TABLE {
+        SMALL.0.get().cast::<u8>()
+    } else {
+        let Some(map) = Mapping::new(text_at + need.text) else {
+            return false;
+        };
+        map.leak()
+    };
+    // SAFETY: three disjoint ranges of zero-filled memory that is never
+    // freed nor otherwise used (`SMALL`, used once, here, or a leaked
+    // mapping), each aligned for its type (both are page-aligned,
+    // `entries_at` is rounded up); all-zero is a valid `MountRt` (atomics
+    // and a null pointer), `MountEntry` (integers) and `u8`. Nothing else
+    // refers to them.
+    let (rts, entries, arena) = unsafe {
+        (
+            core::slice::from_raw_parts(base.cast::<MountRt>(), need.entries),
+            core::slice::from_raw_parts_mut(
+                base.add(entries_at).cast::<MountEntry>(),
+                need.entries,
+            ),
+            core::slice::from_raw_parts_mut(base.add(text_at), need.text),
+        )
+    };
+    let mut t = MountTable::new(entries, arena);
+    mountinfo::parse(lines, &mut t);
+    let n = t.mounts().len();
+    // SAFETY: nobody reads TABLE or MOUNTS before INIT is READY.
+    unsafe {
+        *TABLE.0.get() = t;
+        *MOUNTS.0 .0.get() = &rts[..n];
+    }
+    n > 0
 }
 
 /// This process's view of the tree (see [`mountinfo::View`]): one `statx`.
@@ -410,38 +503,6 @@ fn own_view() -> Option<mountinfo::View> {
         (stx.stx_dev_major, stx.stx_dev_minor),
         stx.stx_ino,
     )
-}
-
-/// Discovery through `/proc/self/mountinfo`: whether it names a btfuse
-/// mount.
-fn read_mountinfo(t: &mut MountTable) -> bool {
-    // mountinfo can be large (containers); read it into a temporary
-    // anonymous mapping, parse, unmap.
-    const BUF: usize = 4 << 20;
-    let Ok(p) = sys::sc!(
-        libc::SYS_mmap,
-        0usize,
-        BUF,
-        libc::PROT_READ | libc::PROT_WRITE,
-        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-        -1,
-        0
-    ) else {
-        return false;
-    };
-    // SAFETY: a fresh private mapping of BUF bytes, ours alone.
-    let buf = unsafe { core::slice::from_raw_parts_mut(p as *mut u8, BUF) };
-    let n = sys::read_file(b"/proc/self/mountinfo\0", buf);
-    let ok = match n {
-        Ok(n) if n < BUF => {
-            mountinfo::parse(&buf[..n], t);
-            t.n_mounts > 0
-        }
-        _ => false,
-    };
-    // SAFETY: the mapping was created above and `buf` is not used again.
-    unsafe { sys::munmap(p as *mut u8, BUF) };
-    ok
 }
 
 fn read_umask() {

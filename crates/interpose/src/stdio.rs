@@ -434,9 +434,15 @@ const IO: CookieIo = CookieIo {
     close: Some(cookie_close),
 };
 
-/// The bytes of a mode string (the C contract: NUL-terminated).
+/// The bytes of a mode string (the C contract: NUL-terminated). Read with
+/// plain loads, as glibc reads it: a bad mode pointer crashes the caller
+/// with or without the library.
 fn mode_bytes<'a>(mode: *const c_char) -> Option<&'a [u8]> {
-    ops::cstr(mode)
+    if mode.is_null() {
+        return None;
+    }
+    // SAFETY: a NUL-terminated string by the C contract.
+    Some(unsafe { core::ffi::CStr::from_ptr(mode) }.to_bytes())
 }
 
 // ---- making streams ------------------------------------------------------------

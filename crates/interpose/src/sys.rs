@@ -1,9 +1,12 @@
 //! The library's own system calls (oslib style).
 //!
-//! Everything goes through `libc::syscall`, never through the libc wrappers
-//! that this library hooks (`open`, `close`, `fcntl`, ...), so the
-//! library's own I/O can never recurse into its hooks. Each wrapper leaves
-//! the thread's `errno` as it found it and returns the error instead.
+//! Everything goes through [`raw`], the `syscall` instruction itself:
+//! never through the libc wrappers that this library hooks (`open`,
+//! `close`, `fcntl`, ...), and not through libc's `syscall(3)` either,
+//! which the library hooks too (see `process::syscall`) and to which its
+//! own calls would bind (it links with `-Bsymbolic`). So the library's own
+//! I/O can never recurse into its hooks. Each wrapper leaves the thread's
+//! `errno` untouched and returns the error instead.
 
 use core::ffi::c_long;
 
@@ -20,32 +23,134 @@ pub(crate) fn errno() -> i32 {
 /// Sets the calling thread's errno.
 #[inline]
 pub(crate) fn set_errno(e: i32) {
-    // SAFETY: as above.
+    // SAFETY: `__errno_location` returns this thread's errno slot.
     unsafe { *libc::__errno_location() = e };
 }
 
-/// `libc::syscall` with errno preserved: `Ok(ret)` or `Err(errno)`.
+/// System call `nr` with six arguments: the kernel's raw answer (`-errno`
+/// on failure). errno is not touched.
+///
+/// # Safety
+/// The arguments must be valid for that system call (pointers to memory
+/// of the size and mutability it reads or writes).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) unsafe fn raw(nr: c_long, a: [c_long; 6]) -> c_long {
+    let ret: c_long;
+    // SAFETY: the x86_64 Linux system call convention: number in rax,
+    // arguments in rdi, rsi, rdx, r10, r8, r9, result in rax; the
+    // instruction clobbers rcx and r11 and nothing else (no stack use, so
+    // `nostack`). Memory the call reads or writes is the caller's contract,
+    // and the asm is not marked `nomem`, so the compiler assumes any.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") nr => ret,
+            in("rdi") a[0],
+            in("rsi") a[1],
+            in("rdx") a[2],
+            in("r10") a[3],
+            in("r8") a[4],
+            in("r9") a[5],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// See the x86_64 version.
+///
+/// # Safety
+/// As for the x86_64 version.
+#[cfg(target_arch = "aarch64")]
+#[inline]
+pub(crate) unsafe fn raw(nr: c_long, a: [c_long; 6]) -> c_long {
+    let ret: c_long;
+    // SAFETY: the aarch64 Linux system call convention: number in x8,
+    // arguments in x0..x5, result in x0; `svc 0` clobbers nothing else
+    // and does not use the stack. Memory effects: as for x86_64.
+    unsafe {
+        core::arch::asm!(
+            "svc 0",
+            in("x8") nr,
+            inlateout("x0") a[0] => ret,
+            in("x1") a[1],
+            in("x2") a[2],
+            in("x3") a[3],
+            in("x4") a[4],
+            in("x5") a[5],
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// A raw return as `Ok(value)` or `Err(errno)` (the kernel's error range
+/// is -4095..=-1).
+#[inline]
+pub(crate) fn check(r: c_long) -> Result<c_long, Errno> {
+    if (-4095..0).contains(&r) {
+        Err(-r as Errno)
+    } else {
+        Ok(r)
+    }
+}
+
+/// [`raw`] with up to six arguments of any integer or pointer type:
+/// `Ok(ret)` or `Err(errno)`, errno untouched.
 macro_rules! sc {
-    ($($arg:expr),+ $(,)?) => {{
-        let saved = $crate::sys::errno();
-        // Every argument travels as a full `long`: a 32-bit value passed
-        // through the variadic call may carry garbage in the upper half,
-        // which the kernel reads for its `unsigned long` parameters (seen:
-        // process_vm_readv's flags).
+    ($nr:expr $(, $arg:expr)* $(,)?) => {{
+        // Every argument travels as a full `long` (a 32-bit value's upper
+        // half is zero- or sign-extended here, never garbage, which the
+        // kernel would read for its `unsigned long` parameters).
         #[allow(clippy::unnecessary_cast)]
+        let given = [$($arg as core::ffi::c_long),*];
+        let mut args = [0 as core::ffi::c_long; 6];
+        args[..given.len()].copy_from_slice(&given);
         // SAFETY: each caller passes arguments valid for its syscall (see
         // the wrapper's own comment).
-        let r: core::ffi::c_long = unsafe { libc::syscall($($arg as core::ffi::c_long),+) };
-        if r == -1 {
-            let e = $crate::sys::errno();
-            $crate::sys::set_errno(saved);
-            Err(e)
-        } else {
-            Ok(r)
-        }
+        $crate::sys::check(unsafe { $crate::sys::raw($nr as core::ffi::c_long, args) })
     }};
 }
 pub(crate) use sc;
+
+/// The thread's effective and permitted capability sets (`capget`).
+pub(crate) fn capabilities() -> Option<(u64, u64)> {
+    let mut header = CapHeader {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    sc!(
+        libc::SYS_capget,
+        &mut header as *mut CapHeader,
+        data.as_mut_ptr()
+    )
+    .ok()?;
+    let join = |f: fn(&CapData) -> u32| u64::from(f(&data[0])) | u64::from(f(&data[1])) << 32;
+    Some((join(|d| d.effective), join(|d| d.permitted)))
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: 64-bit sets in two `CapData`.
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
+/// `struct __user_cap_header_struct`.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+/// `struct __user_cap_data_struct`.
+#[repr(C)]
+#[derive(Copy, Clone, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
 
 /// `openat(AT_FDCWD, path, flags)`; `path` must be NUL-terminated.
 pub(crate) fn open(path: &[u8], flags: i32) -> Result<i32, Errno> {
@@ -105,35 +210,6 @@ pub(crate) fn connect(fd: i32, addr: &libc::sockaddr_un, len: u32) -> Result<(),
 /// `sendmsg(2)`.
 pub(crate) fn sendmsg(fd: i32, msg: &libc::msghdr, flags: i32) -> Result<usize, Errno> {
     sc!(libc::SYS_sendmsg, fd, msg as *const libc::msghdr, flags).map(|r| r as usize)
-}
-
-/// Reads a `T` at `addr` in this process without trusting the pointer
-/// (`process_vm_readv` on ourselves): `None` where a plain read would
-/// fault.
-pub(crate) fn read_own_memory<T: Copy>(addr: *const u8) -> Option<T> {
-    let mut out = core::mem::MaybeUninit::<T>::uninit();
-    let local = libc::iovec {
-        iov_base: out.as_mut_ptr().cast(),
-        iov_len: core::mem::size_of::<T>(),
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut _,
-        iov_len: core::mem::size_of::<T>(),
-    };
-    let pid = sc!(libc::SYS_getpid).ok()?;
-    let n = sc!(
-        libc::SYS_process_vm_readv,
-        pid,
-        &local as *const libc::iovec,
-        1,
-        &remote as *const libc::iovec,
-        1,
-        0
-    )
-    .ok()?;
-    // SAFETY: the kernel wrote all size_of::<T>() bytes (checked), and T is
-    // Copy plain data for every caller.
-    (n as usize == core::mem::size_of::<T>()).then(|| unsafe { out.assume_init() })
 }
 
 /// `poll(2)` on one fd with a timeout in milliseconds; returns `revents`.

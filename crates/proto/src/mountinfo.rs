@@ -1,7 +1,9 @@
-//! Parsing `/proc/self/mountinfo` into a fixed-size table of btfuse mounts.
+//! Parsing `/proc/self/mountinfo` into a table of btfuse mounts.
 //!
 //! Pure `core` code (no allocation, no syscalls): the caller reads the file
-//! into a buffer and hands the bytes here. Unit tested with std.
+//! into a buffer, provides storage sized for it ([`Capacity`]) and hands
+//! the bytes here. There is no limit on the number of mounts beyond that
+//! storage. Unit tested with std.
 //!
 //! What is collected:
 //! * every mount of fstype `fuse.btfuse` whose root is `/` (a bind mount of a
@@ -23,13 +25,6 @@
 //! the registry gives the same table as parsing mountinfo. Daemons rewrite
 //! it whenever their mount table changes. A process in another view (a
 //! container, a chroot), or finding no registry, reads mountinfo instead.
-
-/// Most btfuse mounts one process tracks (more are served by the kernel).
-pub const MAX_MOUNTS: usize = 8;
-/// Most exclusions (mounts stacked on or under a btfuse mount).
-pub const MAX_EXCLUSIONS: usize = 32;
-/// Bytes of mountpoint text kept for all mounts and exclusions together.
-pub const ARENA: usize = 16 * 1024;
 
 /// The btfuse filesystem type as mountinfo shows it.
 pub const FSTYPE: &[u8] = b"fuse.btfuse";
@@ -64,53 +59,72 @@ pub struct MountEntry {
     pub st_flags: u32,
 }
 
-/// The collected table.
-pub struct MountTable {
-    /// btfuse mounts.
-    pub mounts: [MountEntry; MAX_MOUNTS],
-    /// Number of valid `mounts`.
-    pub n_mounts: usize,
-    /// Exclusions (only `start`, `len`, `seq` are meaningful).
-    pub excl: [MountEntry; MAX_EXCLUSIONS],
-    /// Number of valid `excl`.
-    pub n_excl: usize,
-    /// Text of all mountpoints.
-    pub arena: [u8; ARENA],
-    /// Bytes of `arena` used.
-    pub arena_used: usize,
-    /// Set when something did not fit (more mounts, exclusions or text than
-    /// the fixed sizes): dropped mounts are simply served by the kernel, but
-    /// a dropped exclusion could misroute paths, so then every mount that
-    /// could be affected is dropped too (see [`parse`]).
+/// Room a [`MountTable`] needs for a mount table text: with it, every
+/// mount and exclusion of that text fits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacity {
+    /// Entries (mounts and exclusions together): one per line at most.
+    pub entries: usize,
+    /// Bytes of mountpoint text: unescaping only shortens it.
+    pub text: usize,
+}
+
+impl Capacity {
+    /// What parsing `text` may need.
+    pub fn of(text: &[u8]) -> Capacity {
+        Capacity {
+            entries: text.split(|&b| b == b'\n').count(),
+            text: text.len(),
+        }
+    }
+}
+
+/// The collected table, in storage the caller provides (this crate never
+/// allocates): sized with [`Capacity::of`] the text it will parse, it
+/// holds any number of mounts. Mounts fill `entries` from the front,
+/// exclusions from the back (so the newest exclusion comes first).
+pub struct MountTable<'a> {
+    entries: &'a mut [MountEntry],
+    n_mounts: usize,
+    n_excl: usize,
+    arena: &'a mut [u8],
+    arena_used: usize,
+    /// Set when something did not fit the storage (more mounts,
+    /// exclusions or text than it has room for, which storage sized with
+    /// [`Capacity::of`] rules out): dropped mounts are simply served by the
+    /// kernel, but a dropped exclusion could misroute paths, so then every
+    /// mount that could be affected is dropped too (see [`parse`]).
     pub overflow: bool,
 }
 
-impl MountTable {
-    /// An empty table (const, so it can live in a `static`).
-    pub const fn new() -> MountTable {
-        const Z: MountEntry = MountEntry {
-            start: 0,
-            len: 0,
-            major: 0,
-            minor: 0,
-            seq: 0,
-            id: 0,
-            st_flags: 0,
-        };
+impl<'a> MountTable<'a> {
+    /// An empty table with no room (const, so it can live in a `static`
+    /// until real storage replaces it).
+    pub const fn empty() -> MountTable<'static> {
         MountTable {
-            mounts: [Z; MAX_MOUNTS],
+            entries: &mut [],
             n_mounts: 0,
-            excl: [Z; MAX_EXCLUSIONS],
             n_excl: 0,
-            arena: [0; ARENA],
+            arena: &mut [],
+            arena_used: 0,
+            overflow: false,
+        }
+    }
+
+    /// An empty table over `entries` and `arena` (see [`Capacity`]).
+    pub fn new(entries: &'a mut [MountEntry], arena: &'a mut [u8]) -> MountTable<'a> {
+        MountTable {
+            entries,
+            n_mounts: 0,
+            n_excl: 0,
+            arena,
             arena_used: 0,
             overflow: false,
         }
     }
 
     /// Empties the table. Only the counts are reset: entries and text past
-    /// them are never read (and a process's fresh table stays untouched
-    /// memory: no page faults for the 17 KiB it does not use).
+    /// them are never read.
     pub fn clear(&mut self) {
         self.n_mounts = 0;
         self.n_excl = 0;
@@ -125,12 +139,12 @@ impl MountTable {
 
     /// The valid mounts.
     pub fn mounts(&self) -> &[MountEntry] {
-        &self.mounts[..self.n_mounts]
+        &self.entries[..self.n_mounts]
     }
 
     /// The valid exclusions.
     pub fn exclusions(&self) -> &[MountEntry] {
-        &self.excl[..self.n_excl]
+        &self.entries[self.entries.len() - self.n_excl..]
     }
 
     /// Whether line `seq` (1-based) of the parsed text went into the table
@@ -140,6 +154,17 @@ impl MountTable {
             .iter()
             .chain(self.exclusions())
             .any(|e| e.seq == seq)
+    }
+
+    /// Whether one more mount or exclusion fits.
+    fn has_room(&self) -> bool {
+        self.n_mounts + self.n_excl < self.entries.len()
+    }
+
+    /// Removes mount `i` (the last one takes its place).
+    fn remove_mount(&mut self, i: usize) {
+        self.entries[i] = self.entries[self.n_mounts - 1];
+        self.n_mounts -= 1;
     }
 
     fn store_text(&mut self, escaped: &[u8]) -> Option<(u32, u32)> {
@@ -162,7 +187,7 @@ impl MountTable {
             } else {
                 (b, 1)
             };
-            if start + n >= ARENA {
+            if start + n >= self.arena.len() {
                 return None;
             }
             self.arena[start + n] = byte;
@@ -175,12 +200,6 @@ impl MountTable {
         }
         self.arena_used = start + n;
         Some((start as u32, n as u32))
-    }
-}
-
-impl Default for MountTable {
-    fn default() -> Self {
-        MountTable::new()
     }
 }
 
@@ -254,60 +273,49 @@ pub fn parse(data: &[u8], t: &mut MountTable) {
             id: parse_u32(id).unwrap_or(0),
             st_flags: st_flags(opts),
         };
-        let text_of = |t: &MountTable, e: &MountEntry| -> (usize, usize) {
-            let _ = t;
-            (e.start as usize, (e.start + e.len) as usize)
-        };
         if is_btfuse(fstype, source) && root == b"/" {
             // A later mount at the same point shadows an earlier one.
             let mut i = 0;
             while i < t.n_mounts {
-                let (s, e) = text_of(t, &t.mounts[i]);
-                if t.arena[s..e] == t.arena[start as usize..(start + len) as usize] {
-                    t.mounts[i] = t.mounts[t.n_mounts - 1];
-                    t.n_mounts -= 1;
+                if t.text(&t.entries[i]) == t.text(&entry) {
+                    t.remove_mount(i);
                 } else {
                     i += 1;
                 }
             }
-            if t.n_mounts == MAX_MOUNTS {
+            if !t.has_room() {
                 t.overflow = true;
                 t.arena_used = mark;
                 continue;
             }
-            t.mounts[t.n_mounts] = entry;
+            t.entries[t.n_mounts] = entry;
             t.n_mounts += 1;
         } else {
-            let new = &t.arena[start as usize..(start + len) as usize];
-            let covers_a_mount = t.mounts().iter().any(|m| {
-                let (s, e) = text_of(t, m);
-                is_under(new, &t.arena[s..e])
-            });
+            let covers_a_mount = t
+                .mounts()
+                .iter()
+                .any(|m| is_under(t.text(&entry), t.text(m)));
             if !covers_a_mount {
                 t.arena_used = mark;
                 continue;
             }
-            if t.n_excl == MAX_EXCLUSIONS {
+            if !t.has_room() {
                 // Cannot remember it: forget the mounts it sits on, so the
                 // kernel serves them (never misroute a path).
                 t.overflow = true;
                 let mut i = 0;
                 while i < t.n_mounts {
-                    let (s, e) = text_of(t, &t.mounts[i]);
-                    if is_under(
-                        &t.arena[start as usize..(start + len) as usize],
-                        &t.arena[s..e],
-                    ) {
-                        t.mounts[i] = t.mounts[t.n_mounts - 1];
-                        t.n_mounts -= 1;
+                    if is_under(t.text(&entry), t.text(&t.entries[i])) {
+                        t.remove_mount(i);
                     } else {
                         i += 1;
                     }
                 }
                 continue;
             }
-            t.excl[t.n_excl] = entry;
             t.n_excl += 1;
+            let at = t.entries.len() - t.n_excl;
+            t.entries[at] = entry;
         }
     }
 }
@@ -478,6 +486,23 @@ mod tests {
         44 22 0:44 / /tmp/mx rw - tmpfs tmpfs rw\n\
         garbage line\n";
 
+    /// Room for `text` (see [`Capacity`]).
+    fn storage(text: &[u8]) -> (Vec<MountEntry>, Vec<u8>) {
+        let need = Capacity::of(text);
+        (
+            vec![MountEntry::default(); need.entries],
+            vec![0; need.text],
+        )
+    }
+
+    /// Runs `check` on the table parsed from `text`.
+    fn parsed<R>(text: &[u8], check: impl FnOnce(&MountTable) -> R) -> R {
+        let (mut entries, mut arena) = storage(text);
+        let mut t = MountTable::new(&mut entries, &mut arena);
+        parse(text, &mut t);
+        check(&t)
+    }
+
     fn texts(t: &MountTable) -> Vec<(Vec<u8>, u32, u32)> {
         t.mounts()
             .iter()
@@ -485,18 +510,22 @@ mod tests {
             .collect()
     }
 
+    fn exclusions(t: &MountTable) -> Vec<Vec<u8>> {
+        t.exclusions().iter().map(|e| t.text(e).to_vec()).collect()
+    }
+
     /// What a daemon writes: the header and the lines the table uses.
     fn registry_of(text: &[u8], view: &View) -> Vec<u8> {
-        let mut t = MountTable::new();
-        parse(text, &mut t);
-        let mut out = vec![0u8; 80];
-        let n = registry_header(view, &mut out);
-        out.truncate(n);
-        for line in registry_lines(text, &t) {
-            out.extend_from_slice(line);
-            out.push(b'\n');
-        }
-        out
+        parsed(text, |t| {
+            let mut out = vec![0u8; 80];
+            let n = registry_header(view, &mut out);
+            out.truncate(n);
+            for line in registry_lines(text, t) {
+                out.extend_from_slice(line);
+                out.push(b'\n');
+            }
+            out
+        })
     }
 
     #[test]
@@ -511,15 +540,10 @@ mod tests {
         let (got, lines) = parse_registry(&reg).expect("a registry");
         assert_eq!(got, view);
         assert!(lines.len() < TABLE.len(), "keeps only what is used");
-        let (mut a, mut b) = (MountTable::new(), MountTable::new());
-        parse(TABLE, &mut a);
-        parse(lines, &mut b);
-        assert_eq!(texts(&a), texts(&b));
-        let ex = |t: &MountTable| -> Vec<Vec<u8>> {
-            t.exclusions().iter().map(|e| t.text(e).to_vec()).collect()
-        };
-        assert_eq!(ex(&a), ex(&b));
-        assert!(!ex(&a).is_empty());
+        let both = |t: &MountTable| (texts(t), exclusions(t));
+        let (a, b) = (parsed(TABLE, both), parsed(lines, both));
+        assert_eq!(a, b);
+        assert!(!a.1.is_empty());
     }
 
     #[test]
@@ -566,43 +590,73 @@ mod tests {
 
     #[test]
     fn collects_btfuse_mounts_with_unescaped_paths_and_devices() {
-        let mut t = Box::new(MountTable::new());
-        parse(TABLE, &mut t);
+        let (mounts, overflow) = parsed(TABLE, |t| (texts(t), t.overflow));
         assert_eq!(
-            texts(&t),
+            mounts,
             vec![
                 (b"/mnt/a b".to_vec(), 0, 40),
                 (b"/tmp/m".to_vec(), 0, 41),
                 (b"/tmp/direct".to_vec(), 0, 45)
             ]
         );
-        assert!(!t.overflow);
+        assert!(!overflow);
     }
 
     #[test]
     fn mounts_under_a_btfuse_mount_become_exclusions() {
-        let mut t = Box::new(MountTable::new());
-        parse(TABLE, &mut t);
-        let ex: Vec<_> = t.exclusions().iter().map(|e| t.text(e).to_vec()).collect();
-        assert_eq!(ex, vec![b"/tmp/m/sub".to_vec()]);
+        assert_eq!(parsed(TABLE, exclusions), vec![b"/tmp/m/sub".to_vec()]);
     }
 
     #[test]
     fn bind_mounted_subdirectories_are_left_to_the_kernel() {
-        let mut t = Box::new(MountTable::new());
-        parse(TABLE, &mut t);
-        assert!(t.mounts().iter().all(|m| t.text(m) != b"/bind"));
+        parsed(TABLE, |t| {
+            assert!(t.mounts().iter().all(|m| t.text(m) != b"/bind"));
+        });
     }
 
     #[test]
     fn a_later_mount_on_the_same_point_shadows_the_earlier() {
         let table = b"1 0 0:40 / /m rw - fuse.btfuse b rw\n2 0 0:50 / /m rw - fuse.btfuse b rw\n";
-        let mut t = Box::new(MountTable::new());
-        parse(table, &mut t);
-        assert_eq!(texts(&t), vec![(b"/m".to_vec(), 0, 50)]);
+        assert_eq!(parsed(table, texts), vec![(b"/m".to_vec(), 0, 50)]);
         let table = b"1 0 0:40 / /m rw - fuse.btfuse b rw\n2 0 0:50 / /m rw - tmpfs t rw\n";
-        parse(table, &mut t);
-        assert_eq!(t.exclusions().len(), 1);
+        assert_eq!(parsed(table, exclusions).len(), 1);
+    }
+
+    /// A machine with hundreds of btfuse mounts among thousands of others
+    /// (containers): every one is kept, with what is mounted under it.
+    #[test]
+    fn any_number_of_mounts_fits_storage_sized_for_the_text() {
+        let mut text = Vec::new();
+        for i in 0..3000 {
+            text.extend(format!("{i} 1 0:{i} / /other/{i} rw - tmpfs t rw\n").bytes());
+        }
+        for i in 0..300 {
+            let n = 5000 + i;
+            text.extend(format!("{n} 1 1:{i} / /bt/{i} rw - fuse.btfuse b rw\n").bytes());
+            text.extend(format!("{} {n} 2:{i} / /bt/{i}/sub rw - tmpfs t rw\n", n + 1000).bytes());
+        }
+        let (mounts, excl, overflow) = parsed(&text, |t| (texts(t), exclusions(t), t.overflow));
+        assert!(!overflow);
+        assert_eq!(mounts.len(), 300);
+        assert_eq!(mounts[299], (b"/bt/299".to_vec(), 1, 299));
+        assert_eq!(excl.len(), 300);
+        assert!(excl.contains(&b"/bt/0/sub".to_vec()));
+    }
+
+    /// Storage too small for the text: mounts that do not fit go to the
+    /// kernel, and so does a mount whose exclusion does not fit (a path
+    /// under it must never reach the daemon).
+    #[test]
+    fn storage_too_small_leaves_mounts_to_the_kernel_never_misroutes() {
+        let text = b"1 0 0:40 / /a rw - fuse.btfuse b rw\n\
+            2 0 0:41 / /b rw - fuse.btfuse b rw\n\
+            3 1 0:42 / /a/sub rw - tmpfs t rw\n";
+        let mut entries = [MountEntry::default(); 2];
+        let mut arena = [0u8; 64];
+        let mut t = MountTable::new(&mut entries, &mut arena);
+        parse(text, &mut t);
+        assert!(t.overflow);
+        assert_eq!(texts(&t), vec![(b"/b".to_vec(), 0, 41)]);
     }
 
     #[test]
@@ -615,9 +669,7 @@ mod tests {
 
     #[test]
     fn mount_ids_and_statfs_flags_are_kept() {
-        let mut t = Box::new(MountTable::new());
-        parse(TABLE, &mut t);
-        let m = t.mounts()[0];
+        let m = parsed(TABLE, |t| t.mounts()[0]);
         assert_eq!(m.id, 40);
         assert_eq!(m.st_flags, 0x20 | 2);
     }

@@ -402,11 +402,14 @@ macro_rules! operations {
 
             /// The operation's name, for metrics and logs.
             pub fn name(self) -> &'static str {
-                match self {
-                    $( Op::$name => stringify!($handler), )*
-                }
+                OP_NAMES[self as usize]
             }
         }
+
+        /// Names of the operations indexed by opcode (they are dense from
+        /// 1): `invalid` for 0, each operation's handler name, and a last
+        /// `unknown` that counts every opcode past the table.
+        pub const OP_NAMES: &[&str] = &["invalid", $(stringify!($handler),)* "unknown"];
 
         wire_structs! {$(
             $(#[$doc])*
@@ -965,6 +968,8 @@ mod tests {
         assert_eq!(Op::from_u32(0), None);
         assert_eq!(Op::from_u32(u32::MAX), None);
         assert_eq!(Op::CopyFileRange.name(), "copy_file_range");
+        assert_eq!(OP_NAMES[Op::CopyFileRange as usize], "copy_file_range");
+        assert_eq!(OP_NAMES.len(), Op::ALL.len() + 2);
     }
 
     #[test]

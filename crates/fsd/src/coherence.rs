@@ -1,0 +1,199 @@
+//! Keeping the kernel's view of a file current while the fast path reads
+//! and changes it.
+//!
+//! The kernel keeps three things of a FUSE file that the fast path can make
+//! stale: its size (`i_size`: page faults of a mapping past it get
+//! `SIGBUS`, and an `O_APPEND` write through the kernel starts there), its
+//! page cache (clean pages that a fast-path write outdates) and dirty pages
+//! written through a shared writable mapping that have not reached the
+//! store yet. The rule, applied by the ring server to every fast-path
+//! request, synchronously before the reply leaves (so before the call
+//! returns in the client, and before any kernel-backed call of any process
+//! can observe the file again):
+//!
+//! 1. **Before** a fast-path read or change of bytes of a file that the
+//!    kernel has open for writing ([`KernelWriters`]: only such a file can
+//!    have dirty pages, through a shared writable mapping), the kernel's
+//!    pages of that range are invalidated, which writes the dirty ones back
+//!    to the store first (`launder_folio`). A fast-path read then sees what
+//!    was stored through the mapping, and a fast-path write is not undone
+//!    later by the write-back of a page that held the old bytes.
+//! 2. **After** a change, the kernel's attributes and its pages of the
+//!    changed range are invalidated (`inval_inode(ino, off, len)`).
+//! 3. When the change may have moved the end of the file, the kernel's size
+//!    is refreshed: invalidation alone leaves `i_size` as it was until
+//!    something asks for the attributes, and neither a page fault nor a
+//!    kernel `O_APPEND` write asks. The daemon asks itself: it opens the
+//!    inode by handle (`open_by_handle_at`, `O_PATH`: the kernel finds the
+//!    inode it caches by its node id, nothing reaches the daemon's `open`)
+//!    and `fstat`s it, which makes the kernel send `GETATTR` and store the
+//!    size. (`FUSE_NOTIFY_STORE` could only grow it, and only by storing
+//!    data.)
+//!
+//! All three are done only for inodes the kernel knows (it looked them up
+//! and has not forgotten them); the common fast-path file costs nothing.
+//!
+//! What remains: a thread that writes through a shared mapping *while*
+//! another thread of any process writes the same page through the fast
+//! path can have its page written back over the fast-path bytes (the kernel
+//! writes back whole pages); on tmpfs the two writes touch only their own
+//! bytes. Programs that share a file this way order such writes with locks,
+//! and then the rule above holds.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use inode_store::Ino;
+use parking_lot::Mutex;
+
+/// Regular files the kernel has open for writing (FUSE `open`/`create`
+/// with a writable access mode, not yet released): the only ones whose
+/// pages the kernel may hold dirty, through a shared writable mapping (a
+/// mapping keeps its file open until `munmap`).
+#[derive(Debug, Default)]
+pub struct KernelWriters {
+    /// Open writable kernel handles per inode.
+    per_inode: Mutex<HashMap<Ino, u64>>,
+    /// Their sum: the common "none at all" answer is one atomic load.
+    total: AtomicU64,
+}
+
+impl KernelWriters {
+    /// The kernel opened `ino` with open flags `flags`.
+    pub fn opened(&self, ino: Ino, flags: i32) {
+        if flags & libc::O_ACCMODE == libc::O_RDONLY {
+            return;
+        }
+        *self.per_inode.lock().entry(ino).or_insert(0) += 1;
+        self.total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The kernel released a handle of `ino` that it opened with `flags`.
+    pub fn released(&self, ino: Ino, flags: i32) {
+        if flags & libc::O_ACCMODE == libc::O_RDONLY {
+            return;
+        }
+        let mut map = self.per_inode.lock();
+        if let Some(n) = map.get_mut(&ino) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&ino);
+            }
+            self.total.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the kernel may hold dirty pages of `ino`.
+    pub fn may_be_dirty(&self, ino: Ino) -> bool {
+        // Relaxed: a kernel open that races with the fast-path call is
+        // unordered with it anyway; one that finished before the call's
+        // request was sent is visible (the FUSE reply happened before).
+        self.total.load(Ordering::Relaxed) != 0 && self.per_inode.lock().contains_key(&ino)
+    }
+}
+
+/// `struct file_handle` with the FUSE encoding of a node (`fuse_encode_fh`:
+/// `FILEID_INO64_GEN`, node id high and low words, generation).
+#[repr(C)]
+struct FuseFileHandle {
+    handle_bytes: u32,
+    handle_type: i32,
+    nodeid_hi: u32,
+    nodeid_lo: u32,
+    generation: u32,
+}
+
+/// `FILEID_INO64_GEN` (include/linux/exportfs.h).
+const FILEID_INO64_GEN: i32 = 0x81;
+
+/// Makes the kernel fetch the attributes of `ino` of the FUSE mount at
+/// `mountpoint` now (rule 3 of the module docs): the caller invalidated
+/// them, so the `fstat` below sends `GETATTR`, and the kernel stores the
+/// size it answers. Served by the FUSE door's threads; the caller must hold
+/// no lock of the store.
+pub fn refresh_kernel_attrs(mountpoint: &[u8], ino: Ino) -> io::Result<()> {
+    let root = match mountpoint {
+        b"" => CString::new("/"),
+        p => CString::new(p),
+    }
+    .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // Opened for each refresh: a descriptor kept open would make the
+    // mount busy for `umount`. Not `O_PATH`: `open_by_handle_at` refuses
+    // those as `mount_fd`.
+    let root = open_raw(|| {
+        // SAFETY: a NUL-terminated path.
+        unsafe {
+            libc::open(
+                root.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        }
+    })?;
+    let mut fh = FuseFileHandle {
+        handle_bytes: 12,
+        handle_type: FILEID_INO64_GEN,
+        nodeid_hi: (ino >> 32) as u32,
+        nodeid_lo: ino as u32,
+        // Every entry the FUSE door answers has generation 0.
+        generation: 0,
+    };
+    let file = open_raw(|| {
+        // SAFETY: a valid directory fd of the mount and a file_handle whose
+        // `handle_bytes` matches the bytes that follow its header.
+        unsafe {
+            libc::syscall(
+                libc::SYS_open_by_handle_at,
+                root.as_raw_fd(),
+                &mut fh as *mut FuseFileHandle,
+                libc::O_PATH | libc::O_CLOEXEC,
+            ) as i32
+        }
+    })?;
+    // SAFETY: all-zero is a valid stat buffer for fstat to fill.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid fd and a stat buffer of the right size.
+    if unsafe { libc::fstat(file.as_raw_fd(), &mut st) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Runs an fd-returning libc call; its fd, owned.
+fn open_raw(call: impl FnOnce() -> i32) -> io::Result<OwnedFd> {
+    let fd = call();
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+const _: () = assert!(size_of::<FuseFileHandle>() == 8 + 12);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_writable_kernel_opens_can_leave_dirty_pages() {
+        let w = KernelWriters::default();
+        w.opened(5, libc::O_RDONLY);
+        assert!(!w.may_be_dirty(5));
+        w.opened(5, libc::O_RDWR);
+        w.opened(5, libc::O_WRONLY | libc::O_APPEND);
+        w.released(5, libc::O_RDWR);
+        assert!(w.may_be_dirty(5));
+        assert!(!w.may_be_dirty(6));
+        w.released(5, libc::O_WRONLY);
+        w.released(5, libc::O_RDONLY);
+        assert!(!w.may_be_dirty(5));
+        // A release nobody saw open (the daemon restarted the count) is
+        // ignored rather than underflowing.
+        w.released(7, libc::O_RDWR);
+        assert_eq!(w.total.load(Ordering::Relaxed), 0);
+    }
+}
