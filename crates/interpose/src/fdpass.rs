@@ -44,7 +44,7 @@ unsafe fn for_each_passed_fd(msg: *const msghdr, mut f: impl FnMut(c_int)) {
     let Ok(m) = uaccess::read_val(msg) else {
         return;
     };
-    let (base, len) = (m.msg_control as usize, m.msg_controllen as usize);
+    let (base, len) = (m.msg_control as usize, m.msg_controllen);
     let align = |n: usize| (n + size_of::<usize>() - 1) & !(size_of::<usize>() - 1);
     let head = align(size_of::<cmsghdr>());
     let mut off = 0usize;
@@ -52,7 +52,7 @@ unsafe fn for_each_passed_fd(msg: *const msghdr, mut f: impl FnMut(c_int)) {
         let Ok(h) = uaccess::read_val((base + off) as *const cmsghdr) else {
             return;
         };
-        let clen = h.cmsg_len as usize;
+        let clen = h.cmsg_len;
         if clen < size_of::<cmsghdr>() || off + clen > len {
             return;
         }

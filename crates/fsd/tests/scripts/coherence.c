@@ -219,9 +219,11 @@ static int sendfd(const char *self, const char *file, const char *how) {
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    printf("sendmsg %zd\n", sendmsg(sv[0], &m, 0));
+    ssize_t sent = sendmsg(sv[0], &m, 0);
     int status;
     waitpid(child, &status, 0);
+    /* Printed after the child's lines, whatever the scheduling. */
+    printf("sendmsg %zd\n", sent);
     printf("child exit %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     memset(buf, 0, sizeof buf);
     printf("parent read %zd %.3s\n", read(fd, buf, 3), buf);
