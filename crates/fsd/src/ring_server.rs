@@ -243,6 +243,9 @@ pub struct RingServer {
     /// (st_dev, st_ino) of the socket file we bound.
     socket_id: (u64, u64),
     shared: Arc<Shared>,
+    /// Held from before the bind until after the socket is removed (the
+    /// lock is released when this closes, after `drop` ran).
+    _socket_lock: std::fs::File,
 }
 
 impl RingServer {
@@ -260,6 +263,7 @@ impl RingServer {
     ) -> io::Result<RingServer> {
         create_run_dir(run_dir)?;
         let socket_path = socket_path(run_dir, (major, minor));
+        let socket_lock = lock_socket_path(&socket_path)?;
         let listener = Arc::new(Listener::bind(&socket_path)?);
         let meta = std::fs::symlink_metadata(&socket_path)?;
         let socket_id = (meta.dev(), meta.ino());
@@ -284,6 +288,7 @@ impl RingServer {
             socket_path,
             socket_id,
             shared,
+            _socket_lock: socket_lock,
         })
     }
 
@@ -340,6 +345,45 @@ impl Drop for RingServer {
         if ours {
             let _ = std::fs::remove_file(&self.socket_path);
         }
+    }
+}
+
+/// How long a new daemon waits for the one that had its device number to
+/// finish removing its socket (a daemon stopped meanwhile is not waited
+/// for longer: the new one then takes the path over anyway).
+const SOCKET_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Locks `SOCKET.lock` beside the socket path. A device number is reused
+/// as soon as its mount is gone, while the daemon that served it may
+/// still be removing its socket: without the lock, that daemon can check
+/// the socket is its own, the new daemon replace it, and the old one then
+/// remove the new socket (seen with many mounts coming and going).
+fn lock_socket_path(socket_path: &Path) -> io::Result<std::fs::File> {
+    let mut lock_path = socket_path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)?;
+    let deadline = Instant::now() + SOCKET_LOCK_WAIT;
+    loop {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(file);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(e);
+        }
+        if Instant::now() >= deadline {
+            log::warn!(
+                "{} still locked after {SOCKET_LOCK_WAIT:?}: taking the socket path over",
+                lock_path.to_string_lossy()
+            );
+            return Ok(file);
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
