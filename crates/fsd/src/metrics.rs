@@ -619,41 +619,6 @@ fuse_ops! {
     CopyFileRange = "copy_file_range",
 }
 
-/// Names of the fast-path operations, indexed by `proto::Op as u32`; the
-/// last entry counts opcodes the daemon does not know.
-pub const RING_OP_NAMES: &[&str] = &[
-    "invalid",
-    "stat",
-    "fstat",
-    "open",
-    "release",
-    "read",
-    "write",
-    "readdir",
-    "access",
-    "readlink",
-    "mkdir",
-    "mknod",
-    "unlink",
-    "rmdir",
-    "symlink",
-    "link",
-    "rename",
-    "setattr",
-    "fsync",
-    "statfs",
-    "lseek",
-    "fallocate",
-    "copy_file_range",
-    "getxattr",
-    "setxattr",
-    "listxattr",
-    "removexattr",
-    "drop_handle_name",
-    "dir_path",
-    "unknown",
-];
-
 /// Everything the daemon measures about requests.
 pub struct Metrics {
     /// The kernel (FUSE) door.
@@ -666,7 +631,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             fuse: Door::new(FUSE_OP_NAMES),
-            ring: Door::new(RING_OP_NAMES),
+            ring: Door::new(proto::ops::OP_NAMES),
         }
     }
 }
@@ -777,24 +742,11 @@ mod tests {
 
     #[test]
     fn out_of_range_ops_count_as_the_last_name() {
-        let door = Door::new(RING_OP_NAMES);
+        let door = Door::new(proto::ops::OP_NAMES);
         door.record(9_999, Duration::from_nanos(10), libc::EIO);
         let snap = door.snapshot();
         assert_eq!(snap.ops.last().unwrap().name, "unknown");
         assert_eq!(snap.ops.last().unwrap().hist.count(), 1);
-    }
-
-    #[test]
-    fn ring_names_match_the_protocol_opcodes() {
-        for (i, name) in RING_OP_NAMES.iter().enumerate() {
-            match proto::Op::from_u32(i as u32) {
-                Some(op) => {
-                    let debug = format!("{op:?}").to_lowercase();
-                    assert_eq!(debug.replace('_', ""), name.replace('_', ""), "opcode {i}");
-                }
-                None => assert!(i == 0 || i == RING_OP_NAMES.len() - 1, "opcode {i}"),
-            }
-        }
     }
 
     #[test]

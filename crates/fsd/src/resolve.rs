@@ -14,18 +14,36 @@ use inode_store::{Attr, Creds, Errno, FileKind, Ino, Store, NAME_MAX, ROOT_INO};
 /// Symlinks followed in one resolution before `ELOOP`, as in Linux.
 pub const MAX_SYMLINKS: u32 = 40;
 
-/// Why a path did not resolve.
+/// Why a fast-path operation (and first of all its path) did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ResolveError {
+pub enum OpError {
     /// An error the caller gets as errno.
     Errno(Errno),
     /// The path leaves the mount; the kernel must resolve it.
     Escaped,
 }
 
-impl From<Errno> for ResolveError {
+impl From<Errno> for OpError {
     fn from(e: Errno) -> Self {
-        ResolveError::Errno(e)
+        OpError::Errno(e)
+    }
+}
+
+impl From<OpError> for proto::ops::Failure {
+    fn from(e: OpError) -> Self {
+        match e {
+            OpError::Errno(e) => proto::ops::Failure::Errno(e.0),
+            OpError::Escaped => proto::ops::Failure::Escaped,
+        }
+    }
+}
+
+impl From<proto::ops::Failure> for OpError {
+    fn from(f: proto::ops::Failure) -> Self {
+        match f {
+            proto::ops::Failure::Errno(e) => OpError::Errno(Errno(e)),
+            proto::ops::Failure::Escaped => OpError::Escaped,
+        }
     }
 }
 
@@ -73,7 +91,7 @@ pub fn resolve(
     path: &[u8],
     last_link: Last,
     mount_path: &[u8],
-) -> Result<Resolved, ResolveError> {
+) -> Result<Resolved, OpError> {
     if path.is_empty() {
         return Err(Errno(libc::ENOENT).into());
     }
@@ -87,7 +105,7 @@ pub fn resolve(
     };
     // Remaining path, rebuilt when a symlink is spliced in.
     let (mut dir, mut rest) = if path[0] == b'/' {
-        let inside = strip_mount(path, mount_path).ok_or(ResolveError::Escaped)?;
+        let inside = strip_mount(path, mount_path).ok_or(OpError::Escaped)?;
         (ROOT_INO, inside.to_vec())
     } else {
         (base, path.to_vec())
@@ -115,7 +133,7 @@ pub fn resolve(
         }
         let last = tail.is_empty();
         if name == b".." && dir == ROOT_INO {
-            return Err(ResolveError::Escaped);
+            return Err(OpError::Escaped);
         }
         let looked = store.lookup(creds, dir, name);
         if last {
@@ -167,7 +185,7 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn require_dir(&self, ino: Ino) -> Result<(), ResolveError> {
+    fn require_dir(&self, ino: Ino) -> Result<(), OpError> {
         match self.store.getattr(ino)?.kind {
             FileKind::Directory => Ok(()),
             _ => Err(Errno(libc::ENOTDIR).into()),
@@ -176,7 +194,7 @@ impl Walk<'_> {
 
     /// Replaces a symlink by its target: returns the directory to continue
     /// from and the new remaining path (target + "/" + tail).
-    fn splice(&mut self, dir: Ino, link: Ino, tail: &[u8]) -> Result<(Ino, Vec<u8>), ResolveError> {
+    fn splice(&mut self, dir: Ino, link: Ino, tail: &[u8]) -> Result<(Ino, Vec<u8>), OpError> {
         self.links += 1;
         if self.links > MAX_SYMLINKS {
             return Err(Errno(libc::ELOOP).into());
@@ -185,7 +203,7 @@ impl Walk<'_> {
         let (start, target) = if target.first() == Some(&b'/') {
             match strip_mount(&target, self.mount_path) {
                 Some(inside) => (ROOT_INO, inside.to_vec()),
-                None => return Err(ResolveError::Escaped),
+                None => return Err(OpError::Escaped),
             }
         } else {
             (dir, target)
@@ -286,12 +304,7 @@ mod tests {
         (store, c)
     }
 
-    fn kind_of(
-        store: &Store,
-        c: &Creds,
-        path: &[u8],
-        follow: bool,
-    ) -> Result<FileKind, ResolveError> {
+    fn kind_of(store: &Store, c: &Creds, path: &[u8], follow: bool) -> Result<FileKind, OpError> {
         let last = if follow { Last::Follow } else { Last::NoFollow };
         let r = resolve(store, c, ROOT_INO, path, last, b"/mnt/x")?;
         Ok(r.found()?.kind)
@@ -312,24 +325,18 @@ mod tests {
         let (s, c) = setup();
         assert_eq!(
             kind_of(&s, &c, b"abs_out/passwd", false),
-            Err(ResolveError::Escaped)
+            Err(OpError::Escaped)
         );
-        assert_eq!(kind_of(&s, &c, b"..", false), Err(ResolveError::Escaped));
-        assert_eq!(
-            kind_of(&s, &c, b"d/../../x", false),
-            Err(ResolveError::Escaped)
-        );
-        assert_eq!(kind_of(&s, &c, b"up/x", false), Err(ResolveError::Escaped));
-        assert_eq!(
-            kind_of(&s, &c, b"/elsewhere", false),
-            Err(ResolveError::Escaped)
-        );
+        assert_eq!(kind_of(&s, &c, b"..", false), Err(OpError::Escaped));
+        assert_eq!(kind_of(&s, &c, b"d/../../x", false), Err(OpError::Escaped));
+        assert_eq!(kind_of(&s, &c, b"up/x", false), Err(OpError::Escaped));
+        assert_eq!(kind_of(&s, &c, b"/elsewhere", false), Err(OpError::Escaped));
     }
 
     #[test]
     fn errors_match_the_kernel() {
         let (s, c) = setup();
-        let e = |x| Err(ResolveError::Errno(Errno(x)));
+        let e = |x| Err(OpError::Errno(Errno(x)));
         assert_eq!(kind_of(&s, &c, b"loop", true), e(libc::ELOOP));
         assert_eq!(kind_of(&s, &c, b"d/f/x", false), e(libc::ENOTDIR));
         assert_eq!(kind_of(&s, &c, b"d/f/", false), e(libc::ENOTDIR));

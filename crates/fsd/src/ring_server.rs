@@ -34,15 +34,15 @@ use std::time::{Duration, Instant};
 
 use fuser::{INodeNo, Notifier};
 use inode_store::{Ino, Store};
+use proto::ops::Dispatched;
 use proto::{
-    bytes_of, decode, Hello, HelloReply, Op, ReqHeader, RespHeader, HELLO_MAGIC, MAX_REPLY,
-    MAX_REQUEST, STATS_MAGIC,
+    bytes_of, decode, Hello, HelloReply, HELLO_MAGIC, MAX_REPLY, MAX_REQUEST, STATS_MAGIC,
 };
 use shm_ring::{Region, WaitPolicy};
 
 use crate::client::{Client, Clients, Refused};
 use crate::coherence::{refresh_kernel_attrs, KernelWriters};
-use crate::exec::{BulkArea, Executor, KernelCache, Request};
+use crate::handlers::{BulkArea, Handlers, KernelCache, Transferred};
 use crate::metrics::{human_bytes, Metrics};
 use crate::sock::{self, Listener};
 
@@ -612,27 +612,17 @@ pub fn request_save(
     }
 }
 
-/// Records one fast-path request: operation from the request header,
-/// outcome and data bytes from the reply header.
-fn record(metrics: &Metrics, request: &[u8], reply: &[u8], elapsed: Duration) {
-    let op = decode::<ReqHeader>(request).map_or(0, |h| h.op);
-    let resp = decode::<RespHeader>(reply);
-    let ok = resp.is_some_and(|r| r.status == 0);
+/// Records one fast-path request from what dispatching it found.
+fn record(metrics: &Metrics, d: &Dispatched, moved: Transferred, elapsed: Duration) {
+    let op = d.op.map_or(0, |op| op as usize);
     // A path that left the mount is handed back, not failed.
-    let errno = resp.map_or(libc::EIO, |r| {
-        if r.status == proto::ESCAPED {
-            0
-        } else {
-            -r.status
-        }
-    });
-    metrics.ring.record(op as usize, elapsed, errno);
-    if let (true, Some(r)) = (ok, resp) {
-        if op == Op::Read as u32 {
-            metrics.ring.add_read(r.v0);
-        } else if op == Op::Write as u32 {
-            metrics.ring.add_written(r.v0);
-        }
+    let errno = if d.status == proto::ESCAPED { 0 } else { -d.status };
+    metrics.ring.record(op, elapsed, errno);
+    if moved.read > 0 {
+        metrics.ring.add_read(moved.read);
+    }
+    if moved.written > 0 {
+        metrics.ring.add_written(moved.written);
     }
 }
 
@@ -1127,15 +1117,8 @@ fn serve_channel(
     end.requests.set_policy(FIRST_REQUEST_WAIT);
     let client_alive = || !sock::peer_gone(conn);
     let mut alive = client_alive;
-    let exec = Executor {
-        store: &shared.store,
-        client,
-        mount_path: &shared.kernel.mount_path,
-        kernel: &shared.kernel,
-        client_alive: &client_alive,
-    };
     let mut msg = vec![0u8; MAX_REQUEST];
-    let mut reply = Vec::with_capacity(MAX_REPLY);
+    let mut reply = vec![0u8; MAX_REPLY];
     let mut served = 0u32;
     let mut separation = CpuSeparation::default();
     loop {
@@ -1168,13 +1151,23 @@ fn serve_channel(
         if served == 1 && !end.requests.claim() {
             return Err(ChannelError::Gone);
         }
-        let req = Request::parse(&msg[..n]).map_err(|_| ChannelError::Malformed)?;
         let start = Instant::now();
-        exec.execute(&req, &mut SharedBulk(&mut end.bulk), &mut reply);
+        let mut handlers = Handlers {
+            store: &shared.store,
+            client,
+            mount_path: &shared.kernel.mount_path,
+            kernel: &shared.kernel,
+            bulk: &mut SharedBulk(&mut end.bulk),
+            transferred: Transferred::default(),
+            client_alive: &client_alive,
+        };
+        let done = proto::ops::dispatch(&mut handlers, &msg[..n], &mut reply)
+            .map_err(|_| ChannelError::Malformed)?;
+        let moved = handlers.transferred;
         let elapsed = start.elapsed();
         shared.counters.requests.fetch_add(1, Ordering::Relaxed);
-        record(&shared.metrics, &msg[..n], &reply, elapsed);
-        match end.responses.send(&[&reply], &mut alive) {
+        record(&shared.metrics, &done, moved, elapsed);
+        match end.responses.send(&[&reply[..done.len]], &mut alive) {
             Ok(()) => {}
             Err(shm_ring::SendError::Corrupt) => return Err(ChannelError::Corrupt),
             Err(_) => return Err(ChannelError::Gone),

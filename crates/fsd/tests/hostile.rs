@@ -29,7 +29,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use proto::{Hello, HelloReply, Op, ReqHeader, RespHeader, ESCAPED, HELLO_MAGIC};
+use proto::ops::{self, Op, Operation, ReplyHeader, RequestHeader};
+use proto::{Hello, HelloReply, ESCAPED, HELLO_MAGIC};
 use shm_ring::{ClientEnd, Region, WaitPolicy};
 
 const RUN: Duration = Duration::from_secs(30);
@@ -201,21 +202,28 @@ fn send_with_fds(sock: &OwnedFd, data: &[u8], fds: &[i32]) -> io::Result<()> {
     cvt(unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) }).map(|_| ())
 }
 
-/// A request in flight: header, paths, payload.
-#[derive(Default, Clone)]
+/// A request in flight: its opcode, its operation's struct, its paths.
+#[derive(Default, Clone, Debug)]
 struct Req {
-    head: ReqHeader,
+    op: u32,
+    args: Vec<u8>,
     path: Vec<u8>,
     path2: Vec<u8>,
-    payload: Vec<u8>,
 }
 
-fn req(op: u32) -> Req {
+/// A request of operation `O` with these arguments.
+fn req<O: Operation>(args: O) -> Req {
     Req {
-        head: ReqHeader {
-            op,
-            ..Default::default()
-        },
+        op: O::OP as u32,
+        args: proto::bytes_of(&args).to_vec(),
+        ..Default::default()
+    }
+}
+
+/// A request with opcode `op` and nothing after the header.
+fn bare(op: u32) -> Req {
+    Req {
+        op,
         ..Default::default()
     }
 }
@@ -229,19 +237,22 @@ impl Req {
         self.path2 = p.to_vec();
         self
     }
-    fn fh(mut self, fh: u64) -> Req {
-        self.head.fh = fh;
-        self
+}
+
+/// An `Open` of an existing file with `flags`.
+fn open(flags: i32) -> ops::Open {
+    ops::Open {
+        flags: flags as u32,
+        ..Default::default()
     }
-    fn ab(mut self, a: u64, b: u64) -> Req {
-        self.head.a = a;
-        self.head.b = b;
-        self
-    }
-    fn flags(mut self, f: i32) -> Req {
-        self.head.flags = f as u32;
-        self
-    }
+}
+
+/// The encoded message of a well-formed request of operation `O`.
+fn message<O: Operation>(args: O) -> Vec<u8> {
+    let mut msg = vec![0u8; ops::MAX_REQUEST];
+    let n = ops::encode_request(0, &args, b"", b"", &mut msg).unwrap();
+    msg.truncate(n);
+    msg
 }
 
 struct Session<'a> {
@@ -252,19 +263,29 @@ struct Session<'a> {
 
 #[derive(Debug)]
 struct Reply {
-    head: RespHeader,
+    head: ReplyHeader,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    /// The first field of the reply struct (a handle, a count).
+    fn first(&self) -> u64 {
+        let first = self.body.get(..8).expect("a reply struct");
+        u64::from_ne_bytes(first.try_into().unwrap())
+    }
 }
 
 impl Session<'_> {
     /// Sends `r` (lengths filled in) and waits for the reply.
     fn call(&mut self, r: &Req) -> Result<Reply, String> {
-        let mut head = r.head;
         self.seq = self.seq.wrapping_add(1);
-        head.seq = self.seq;
-        head.path_len = r.path.len() as u32;
-        head.path2_len = r.path2.len() as u32;
-        head.payload_len = r.payload.len() as u32;
-        self.call_raw(&[proto::bytes_of(&head), &r.path, &r.path2, &r.payload])
+        let head = RequestHeader {
+            op: r.op,
+            seq: self.seq,
+            path_len: r.path.len() as u32,
+            path2_len: r.path2.len() as u32,
+        };
+        self.call_raw(&[proto::bytes_of(&head), &r.args, &r.path, &r.path2])
     }
 
     /// Sends the message parts as they are (lengths not fixed up).
@@ -281,14 +302,15 @@ impl Session<'_> {
             .responses
             .recv(&mut buf, &mut alive)
             .map_err(|e| format!("recv: {e:?}"))?;
-        let head: RespHeader = proto::decode(&buf[..n]).ok_or("short reply")?;
-        Ok(Reply { head })
+        let head: ReplyHeader = proto::decode(&buf[..n]).ok_or("short reply")?;
+        let body = buf[size_of::<ReplyHeader>()..n].to_vec();
+        Ok(Reply { head, body })
     }
 
     /// The status of the reply to `r` (panics if the channel broke).
     fn status(&mut self, r: &Req) -> i32 {
         self.call(r)
-            .unwrap_or_else(|e| panic!("{r:?}: {e}", r = r.head))
+            .unwrap_or_else(|e| panic!("{r:?}: {e}"))
             .head
             .status
     }
@@ -368,19 +390,14 @@ fn hostile_requests_get_errors_and_never_another_clients_data() {
 
     // Our own handles, to know where the numbering is.
     let own = s
-        .call(&req(Op::Open as u32).path(b"dir/mine").flags(libc::O_RDWR))
+        .call(&req(open(libc::O_RDWR)).path(b"dir/mine"))
         .unwrap();
     assert_eq!(own.head.status, 0);
-    let own_fh = own.head.v0;
+    let own_fh = own.first();
     let own_dir = s
-        .call(
-            &req(Op::Open as u32)
-                .path(b"dir")
-                .flags(libc::O_RDONLY | libc::O_DIRECTORY),
-        )
+        .call(&req(open(libc::O_RDONLY | libc::O_DIRECTORY)).path(b"dir"))
         .unwrap()
-        .head
-        .v0;
+        .first();
     let mine = [own_fh, own_dir];
 
     // Every handle number up to well past ours that we did not open: the
@@ -389,44 +406,69 @@ fn hostile_requests_get_errors_and_never_another_clients_data() {
     let mut probed = 0;
     for fh in (0..own_fh + 64).filter(|fh| !mine.contains(fh)) {
         for r in [
-            req(Op::Read as u32).fh(fh).ab(0, 64),
-            req(Op::Write as u32).fh(fh).ab(0, 4),
-            req(Op::Fstat as u32).fh(fh),
-            req(Op::Readdir as u32).fh(fh),
-            req(Op::Fsync as u32).fh(fh),
-            req(Op::Lseek as u32).fh(fh).flags(libc::SEEK_DATA),
-            req(Op::Fallocate as u32).fh(fh).ab(0, 4096),
-            req(Op::Stat as u32).fh(fh).path(b"secret"),
-            req(Op::Getxattr as u32)
-                .fh(fh)
-                .flags(libc::AT_EMPTY_PATH)
-                .path2(b"user.x"),
-            {
-                let mut r = req(Op::CopyFileRange as u32).fh(fh).ab(0, 0);
-                r.head.fh2 = own_fh;
-                r.head.c = 64;
-                r
-            },
-            {
-                let mut r = req(Op::CopyFileRange as u32).fh(own_fh).ab(0, 0);
-                r.head.fh2 = fh;
-                r.head.c = 4;
-                r
-            },
-            req(Op::DropHandleName as u32).fh(fh),
-            req(Op::DirPath as u32).fh(fh),
-            req(Op::Release as u32).fh(fh),
+            req(ops::Read {
+                fh,
+                offset: 0,
+                len: 64,
+            }),
+            req(ops::Write {
+                fh,
+                len: 4,
+                ..Default::default()
+            }),
+            req(ops::Fstat { fh }),
+            req(ops::Readdir {
+                fh,
+                ..Default::default()
+            }),
+            req(ops::Fsync { fh }),
+            req(ops::Lseek {
+                fh,
+                whence: libc::SEEK_DATA as u32,
+                ..Default::default()
+            }),
+            req(ops::Fallocate {
+                fh,
+                len: 4096,
+                ..Default::default()
+            }),
+            req(ops::Stat {
+                base: fh,
+                ..Default::default()
+            })
+            .path(b"secret"),
+            req(ops::Getxattr {
+                base: fh,
+                flags: libc::AT_EMPTY_PATH as u32,
+                ..Default::default()
+            })
+            .path2(b"user.x"),
+            req(ops::CopyFileRange {
+                fh_in: fh,
+                fh_out: own_fh,
+                len: 64,
+                ..Default::default()
+            }),
+            req(ops::CopyFileRange {
+                fh_in: own_fh,
+                fh_out: fh,
+                len: 4,
+                ..Default::default()
+            }),
+            req(ops::DropHandleName { fh }),
+            req(ops::DirPath { fh }),
+            req(ops::Release { fh }),
         ] {
             let st = s.status(&r);
             probed += 1;
             // fh 0 is "the mount root" as a path base: Stat works there.
-            if fh == 0 && r.head.op == Op::Stat as u32 {
+            if fh == 0 && r.op == Op::Stat as u32 {
                 continue;
             }
             assert!(
                 st == -libc::EBADF || st == -libc::ENOTDIR || st == -libc::ENOENT,
                 "fh {fh} op {}: status {st}",
-                r.head.op
+                r.op
             );
         }
         assert!(
@@ -435,8 +477,13 @@ fn hostile_requests_get_errors_and_never_another_clients_data() {
         );
     }
     // Our own file still holds only its own data (no copy from the victim).
-    let r = s.call(&req(Op::Read as u32).fh(own_fh).ab(0, 64)).unwrap();
-    assert_eq!(&s.bulk(r.head.v0 as usize), b"mine");
+    let read = ops::Read {
+        fh: own_fh,
+        offset: 0,
+        len: 64,
+    };
+    let r = s.call(&req(read)).unwrap();
+    assert_eq!(&s.bulk(r.first() as usize), b"mine");
     eprintln!("probed {probed} requests on foreign handles");
 
     // The victim's handles survived our Release attempts.
@@ -450,23 +497,29 @@ fn hostile_requests_get_errors_and_never_another_clients_data() {
     // NUL bytes anywhere in a path.
     for p in [&b"sec\0ret"[..], b"\0", b"dir/\0/mine", b"secret\0"] {
         for r in [
-            req(Op::Stat as u32).path(p),
-            req(Op::Open as u32).path(p).flags(libc::O_RDONLY),
-            req(Op::Open as u32)
-                .path(p)
-                .flags(libc::O_CREAT | libc::O_WRONLY)
-                .ab(0o644, 0),
-            req(Op::Mkdir as u32).path(p).ab(0o755, 0),
-            req(Op::Unlink as u32).path(p),
+            req(ops::Stat::default()).path(p),
+            req(open(libc::O_RDONLY)).path(p),
+            req(ops::Open {
+                flags: (libc::O_CREAT | libc::O_WRONLY) as u32,
+                mode: 0o644,
+                ..Default::default()
+            })
+            .path(p),
+            req(ops::Mkdir {
+                mode: 0o755,
+                ..Default::default()
+            })
+            .path(p),
+            req(ops::Unlink::default()).path(p),
         ] {
             let st = s.status(&r);
-            assert!(st < 0 && st != ESCAPED, "{p:?} op {}: {st}", r.head.op);
+            assert!(st < 0 && st != ESCAPED, "{p:?} op {}: {st}", r.op);
         }
     }
     // A NUL in a symlink target or a link's second path.
-    let st = s.status(&req(Op::Symlink as u32).path(b"nul-link").path2(b"a\0b"));
+    let st = s.status(&req(ops::Symlink::default()).path(b"nul-link").path2(b"a\0b"));
     assert!(st < 0, "symlink with a NUL in its target: {st}");
-    let st = s.status(&req(Op::Rename as u32).path(b"dir/mine").path2(b"x\0y"));
+    let st = s.status(&req(ops::Rename::default()).path(b"dir/mine").path2(b"x\0y"));
     assert!(st < 0, "rename to a name with NUL: {st}");
     assert!(m.join("dir/mine").exists());
 
@@ -475,9 +528,14 @@ fn hostile_requests_get_errors_and_never_another_clients_data() {
     let mut deep = b"dir/".repeat(proto::PATH_MAX / 4);
     deep.truncate(proto::PATH_MAX);
     for p in [&long_name, &deep] {
-        for op in [Op::Stat, Op::Open, Op::Mkdir, Op::Unlink] {
-            let st = s.status(&req(op as u32).path(p).flags(libc::O_RDONLY));
-            assert!(st < 0 && st != ESCAPED, "{} bytes op {op:?}: {st}", p.len());
+        for r in [
+            req(ops::Stat::default()),
+            req(open(libc::O_RDONLY)),
+            req(ops::Mkdir::default()),
+            req(ops::Unlink::default()),
+        ] {
+            let st = s.status(&r.path(p));
+            assert!(st < 0 && st != ESCAPED, "{} bytes: {st}", p.len());
         }
     }
 
@@ -491,74 +549,140 @@ fn hostile_requests_get_errors_and_never_another_clients_data() {
         b"dir/up/etc/passwd",
         b"dir/../dir/../..",
     ] {
-        for op in [Op::Stat, Op::Open, Op::Unlink, Op::Mkdir, Op::Readlink] {
-            let st = s.status(&req(op as u32).path(p).flags(libc::O_RDONLY));
-            assert_eq!(st, ESCAPED, "{} op {op:?}", String::from_utf8_lossy(p));
+        for r in [
+            req(ops::Stat::default()),
+            req(open(libc::O_RDONLY)),
+            req(ops::Unlink::default()),
+            req(ops::Mkdir::default()),
+            req(ops::Readlink::default()),
+        ] {
+            let op = r.op;
+            let st = s.status(&r.path(p));
+            assert_eq!(st, ESCAPED, "{} op {op}", String::from_utf8_lossy(p));
         }
     }
-    let st = s.status(&req(Op::Stat as u32).fh(own_dir).path(b"../.."));
+    let below_own_dir = ops::Stat {
+        base: own_dir,
+        ..Default::default()
+    };
+    let st = s.status(&req(below_own_dir).path(b"../.."));
     assert_eq!(st, ESCAPED);
 
     // Bulk lengths past the bulk area.
     for b in [bulk_len + 1, bulk_len * 2, u64::MAX, u64::MAX / 2, 1 << 40] {
-        for op in [
-            Op::Read,
-            Op::Write,
-            Op::Getxattr,
-            Op::Listxattr,
-            Op::Setxattr,
-        ] {
-            let r = req(op as u32)
-                .fh(own_fh)
-                .ab(0, b)
-                .flags(if matches!(op, Op::Read | Op::Write) {
-                    0
-                } else {
-                    libc::AT_EMPTY_PATH
+        let empty_path = libc::AT_EMPTY_PATH as u32;
+        for (r, data) in [
+            (
+                req(ops::Read {
+                    fh: own_fh,
+                    offset: 0,
+                    len: b,
+                }),
+                true,
+            ),
+            (
+                req(ops::Write {
+                    fh: own_fh,
+                    len: b,
+                    ..Default::default()
+                }),
+                true,
+            ),
+            (
+                req(ops::Getxattr {
+                    base: own_fh,
+                    size: b,
+                    flags: empty_path,
+                    ..Default::default()
                 })
-                .path2(if matches!(op, Op::Read | Op::Write | Op::Listxattr) {
-                    b""
-                } else {
-                    b"user.x"
-                });
+                .path2(b"user.x"),
+                false,
+            ),
+            (
+                req(ops::Listxattr {
+                    base: own_fh,
+                    size: b,
+                    flags: empty_path,
+                    ..Default::default()
+                }),
+                false,
+            ),
+            (
+                req(ops::Setxattr {
+                    base: own_fh,
+                    size: b,
+                    flags: empty_path,
+                    ..Default::default()
+                })
+                .path2(b"user.x"),
+                false,
+            ),
+        ] {
+            let op = r.op;
             let st = s.status(&r);
-            if matches!(op, Op::Read | Op::Write) {
-                assert_eq!(st, -libc::EINVAL, "bulk {b} op {op:?}");
+            if data {
+                assert_eq!(st, -libc::EINVAL, "bulk {b} op {op}");
             } else {
                 // The attribute is looked up first (ENODATA) or the list
                 // does not fit (EINVAL): an error either way.
-                assert!(st < 0, "bulk {b} op {op:?}: {st}");
+                assert!(st < 0, "bulk {b} op {op}: {st}");
             }
         }
         // Readdir clamps to the area (it is a limit, not an amount).
-        let st = s.status(&req(Op::Readdir as u32).fh(own_dir).ab(0, b));
+        let list = ops::Readdir {
+            fh: own_dir,
+            cookie: 0,
+            max: b,
+        };
+        let st = s.status(&req(list));
         assert_eq!(st, 0);
     }
     // Offsets that overflow.
     for a in [u64::MAX, i64::MAX as u64, (i64::MAX as u64) + 1] {
-        let st = s.status(&req(Op::Write as u32).fh(own_fh).ab(a, 16));
+        let write = ops::Write {
+            fh: own_fh,
+            offset: a,
+            len: 16,
+            ..Default::default()
+        };
+        let st = s.status(&req(write));
         assert!(st < 0, "write at {a}: {st}");
-        let st = s.status(&req(Op::Read as u32).fh(own_fh).ab(a, 16));
+        let read = ops::Read {
+            fh: own_fh,
+            offset: a,
+            len: 16,
+        };
+        let st = s.status(&req(read));
         assert!(st <= 0, "read at {a}: {st}");
     }
-    let mut cfr = req(Op::CopyFileRange as u32).fh(own_fh).ab(0, u64::MAX - 2);
-    cfr.head.fh2 = own_fh;
-    cfr.head.c = u64::MAX;
-    assert!(s.status(&cfr) < 0);
-    let st = s.status(&req(Op::Fallocate as u32).fh(own_fh).ab(u64::MAX - 10, 100));
+    let cfr = ops::CopyFileRange {
+        fh_in: own_fh,
+        off_in: 0,
+        fh_out: own_fh,
+        off_out: u64::MAX - 2,
+        len: u64::MAX,
+    };
+    assert!(s.status(&req(cfr)) < 0);
+    let falloc = ops::Fallocate {
+        fh: own_fh,
+        offset: u64::MAX - 10,
+        len: 100,
+        ..Default::default()
+    };
+    let st = s.status(&req(falloc));
     assert!(st < 0, "fallocate past 2^64: {st}");
 
     // Unknown opcodes: ENOSYS, and the channel keeps serving.
     for op in [0, 29, 100, 0x8000_0000, u32::MAX] {
-        assert_eq!(s.status(&req(op)), -libc::ENOSYS, "op {op}");
+        assert_eq!(s.status(&bare(op)), -libc::ENOSYS, "op {op}");
     }
-    assert_eq!(s.status(&req(Op::Stat as u32).path(b"secret")), 0);
+    assert_eq!(s.status(&req(ops::Stat::default()).path(b"secret")), 0);
     assert!(!conn.hung_up());
     assert_eq!(std::fs::read(m.join("secret")).unwrap(), SECRET);
 
     // A request whose lengths do not add up: the channel is closed.
     let rejected = stat_value(&stats(m), "channels rejected");
-    let head = ReqHeader {
+    let head = RequestHeader {
         op: Op::Stat as u32,
         path_len: 100,
         ..Default::default()
@@ -576,7 +700,7 @@ fn hostile_requests_get_errors_and_never_another_clients_data() {
     // A path longer than PATH_MAX: malformed as well.
     let conn2 = Conn::connect(&socket_of(m)).unwrap();
     let mut s2 = conn2.session();
-    let _ = s2.call(&req(Op::Stat as u32).path(&vec![b'a'; proto::PATH_MAX + 1]));
+    let _ = s2.call(&req(ops::Stat::default()).path(&vec![b'a'; proto::PATH_MAX + 1]));
     assert!(conn2.wait_hangup(Duration::from_secs(3)));
     assert_eq!(stat_value(&stats(m), "channels rejected"), rejected + 2);
     drop(s);
@@ -620,7 +744,7 @@ fn fuzz_round(sock: &Path, rng: &mut Rng) -> bool {
     let mut s = conn.session();
     // Some legitimate traffic first, so the indices are not all zero.
     for _ in 0..rng.below(4) {
-        let _ = s.call(&req(Op::Stat as u32).path(b"fuzz"));
+        let _ = s.call(&req(ops::Stat::default()).path(b"fuzz"));
     }
     let req_ctl = layout.request.ctl_off as usize;
     let resp_ctl = layout.response.ctl_off as usize;
@@ -676,16 +800,13 @@ fn fuzz_round(sock: &Path, rng: &mut Rng) -> bool {
             5 => {
                 let mut body = vec![0u8; rng.below(300) as usize];
                 body.iter_mut().for_each(|b| *b = rng.next() as u8);
-                let head = ReqHeader {
+                // The body is the operation's struct (random handles,
+                // offsets, flags) and paths.
+                let head = RequestHeader {
                     op: rng.below(30) as u32,
-                    flags: rng.interesting_u32(),
-                    fh: rng.below(64),
-                    fh2: rng.below(64),
-                    a: rng.next() >> rng.below(64),
-                    b: rng.next() >> rng.below(64),
-                    c: rng.next() >> rng.below(64),
+                    seq: 0,
                     path_len: if rng.below(2) == 0 {
-                        body.len() as u32
+                        body.len().saturating_sub(rng.below(48) as usize) as u32
                     } else {
                         rng.interesting_u32()
                     },
@@ -694,8 +815,6 @@ fn fuzz_round(sock: &Path, rng: &mut Rng) -> bool {
                     } else {
                         0
                     },
-                    payload_len: 0,
-                    seq: 0,
                 };
                 let _ = s.end.requests.try_send(&[proto::bytes_of(&head), &body]);
             }
@@ -704,10 +823,7 @@ fn fuzz_round(sock: &Path, rng: &mut Rng) -> bool {
             // Response ring tail far ahead / behind (the daemon's send).
             7 => {
                 poke_u32(base, ctl_word(resp_ctl, 1), rng.interesting_u32());
-                let _ = s.end.requests.try_send(&[proto::bytes_of(&ReqHeader {
-                    op: Op::Statfs as u32,
-                    ..Default::default()
-                })]);
+                let _ = s.end.requests.try_send(&[&message(ops::Statfs::default())]);
             }
             // Garbage in the bulk area with a write request naming it.
             _ => {
@@ -715,12 +831,12 @@ fn fuzz_round(sock: &Path, rng: &mut Rng) -> bool {
                     let off = rng.below(layout.bulk_len - 8) as usize;
                     let _ = s.end.bulk.write(off, &rng.next().to_ne_bytes());
                 }
-                let _ = s.end.requests.try_send(&[proto::bytes_of(&ReqHeader {
-                    op: Op::Write as u32,
+                let write = ops::Write {
                     fh: rng.below(64),
-                    b: rng.next() >> rng.below(64),
+                    len: rng.next() >> rng.below(64),
                     ..Default::default()
-                })]);
+                };
+                let _ = s.end.requests.try_send(&[&message(write)]);
             }
         }
     }
@@ -944,7 +1060,7 @@ fn only_a_sealed_channel_of_the_right_shape_is_adopted() {
     };
     let mut s = ok.session();
     let reply = s
-        .call(&req(Op::Statfs as u32))
+        .call(&req(ops::Statfs::default()))
         .expect("a call on the adopted channel");
     assert_eq!(reply.head.status, 0);
     drop(s);
@@ -1261,7 +1377,7 @@ fn hundreds_of_channels_from_one_process_are_reclaimed() {
     // Every one of them answers.
     for c in conns.iter().step_by(37) {
         let mut sess = c.session();
-        assert_eq!(sess.status(&req(Op::Stat as u32).path(b"f")), 0);
+        assert_eq!(sess.status(&req(ops::Stat::default()).path(b"f")), 0);
     }
     let (cat_took, served) = timed_cat(&lib, m);
     assert!(served.unwrap() > 0);

@@ -28,9 +28,11 @@
 
 use core::cell::UnsafeCell;
 use core::mem::{size_of, MaybeUninit};
+use core::ops::Range;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
-use proto::{Hello, ReqHeader, RespHeader};
+use proto::ops::{self, Failure, Operation, ReplyError, ReplyHeader, RequestHeader};
+use proto::Hello;
 use shm_ring::{ClientEnd, Region};
 
 use crate::mapped::Mapping;
@@ -52,6 +54,15 @@ pub(crate) enum ChanError {
     /// The request may have reached the daemon but no valid reply came
     /// back (daemon died, ring corrupt): `EIO` for the caller.
     Lost,
+}
+
+/// Why a round trip of an operation produced no reply struct.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CallError {
+    /// The channel failed.
+    Chan(ChanError),
+    /// The daemon answered: the operation failed.
+    Failed(Failure),
 }
 
 struct Conn {
@@ -394,39 +405,39 @@ impl Chan {
         (b.as_ptr(), b.len())
     }
 
-    /// One round trip: sends `hdr` + `path` + `path2` + `payload` and
-    /// receives the reply into `reply`; returns the reply header and the
-    /// payload length (payload = `reply[size_of::<RespHeader>()..][..len]`).
-    pub(crate) fn call(
+    /// One round trip of operation `O`: sends `args`, `path` and `path2`
+    /// and receives the reply into `reply`. Returns the reply struct and
+    /// where its inline payload lies in `reply`, or why there is none.
+    pub(crate) fn call<O: Operation>(
         &mut self,
-        hdr: &mut ReqHeader,
+        args: &O,
         path: &[u8],
         path2: &[u8],
-        payload: &[u8],
         reply: &mut [u8; REPLY_BUF],
-    ) -> Result<(RespHeader, usize), ChanError> {
+    ) -> Result<(O::Reply, Range<usize>), CallError> {
+        debug_assert!(path.len() <= proto::PATH_MAX && path2.len() <= proto::PATH_MAX);
         let mount = self.mount;
         let conn = self.conn();
         conn.seq = conn.seq.wrapping_add(1);
-        hdr.seq = conn.seq;
-        hdr.path_len = path.len() as u32;
-        hdr.path2_len = path2.len() as u32;
-        hdr.payload_len = payload.len() as u32;
+        let seq = conn.seq;
+        let head = RequestHeader {
+            op: O::OP as u32,
+            seq,
+            path_len: path.len() as u32,
+            path2_len: path2.len() as u32,
+        };
         let sock = conn.sock;
         let pid = conn.daemon_pid;
         let mut alive = DaemonAlive { sock, pid };
-        let sent = conn
-            .end
-            .requests
-            .send(&[proto::bytes_of(hdr), path, path2, payload], &mut alive);
-        if sent.is_err() {
+        let parts = [proto::bytes_of(&head), proto::bytes_of(args), path, path2];
+        if conn.end.requests.send(&parts, &mut alive).is_err() {
             sys::debug(&[b"btfuse: send failed"]);
-            return Err(self.fail());
+            return Err(CallError::Chan(self.fail()));
         }
         if conn.hello_due {
             if !greet(conn, mount) {
                 // No daemon saw the request: it is withdrawn.
-                return Err(self.fail());
+                return Err(CallError::Chan(self.fail()));
             }
             alive.pid = conn.daemon_pid;
         }
@@ -440,23 +451,24 @@ impl Chan {
         }
         let Ok(n) = got else {
             sys::debug(&[b"btfuse: reply lost"]);
-            return Err(self.fail());
+            return Err(CallError::Chan(self.fail()));
         };
         if !conn.confirmed {
             conn.confirmed = true;
             conn.end.responses.set_policy(REPLY_WAIT);
             self.slot.answered.store(true, Ordering::Release);
         }
-        let Some(resp) = proto::decode::<RespHeader>(&reply[..n]) else {
-            self.kill();
-            return Err(ChanError::Lost);
-        };
-        let plen = resp.payload_len as usize;
-        if resp.seq != hdr.seq || size_of::<RespHeader>() + plen > n {
-            self.kill();
-            return Err(ChanError::Lost);
+        match ops::decode_reply::<O>(&reply[..n], seq) {
+            Ok((out, payload)) => {
+                let start = size_of::<ReplyHeader>() + size_of::<O::Reply>();
+                Ok((out, start..start + payload.len()))
+            }
+            Err(ReplyError::Failed(f)) => Err(CallError::Failed(f)),
+            Err(ReplyError::Malformed) => {
+                self.kill();
+                Err(CallError::Chan(ChanError::Lost))
+            }
         }
-        Ok((resp, plen))
     }
 
     /// A round trip failed: drops the connection. If the daemon never took

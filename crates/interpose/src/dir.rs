@@ -1,13 +1,14 @@
 //! Our own `DIR` streams for fast-path directories, from a fixed pool
-//! (recognised by address), filled in batches by `Op::Readdir`.
+//! (recognised by address), filled in batches by `proto::ops::Readdir`.
 
 use core::cell::UnsafeCell;
 use core::mem::size_of;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use proto::{DirEntryHeader, Op};
+use proto::ops::{Failure, Readdir};
+use proto::DirEntryHeader;
 
-use crate::channel::{self, REPLY_BUF};
+use crate::channel::{self, CallError, REPLY_BUF};
 use crate::ops::{self, Fail, R};
 
 /// Open fast-path directory streams at once.
@@ -132,29 +133,25 @@ impl OurDir {
         };
         let mut ch = channel::acquire(f.mount).map_err(|_| Fail::Errno(libc::EIO))?;
         let (bulk, blen) = ch.bulk();
-        let mut h = ops::req(Op::Readdir, 0);
-        h.fh = f.fh;
-        h.a = self.cookie;
-        h.b = DIRBUF.min(blen) as u64;
+        let list = Readdir {
+            fh: f.fh,
+            cookie: self.cookie,
+            max: DIRBUF.min(blen) as u64,
+        };
         let mut reply = [0u8; REPLY_BUF];
-        let (resp, _) = ch
-            .call(&mut h, b"", b"", b"", &mut reply)
-            .map_err(|_| Fail::Errno(libc::EIO))?;
-        // Like glibc's readdir: a directory removed while open (ENOENT) is
-        // simply at its end, as POSIX requires.
-        if resp.status == -libc::ENOENT {
-            self.eof = true;
-            self.len = 0;
-            return Ok(());
-        }
-        if resp.status != 0 {
-            return Err(Fail::Errno(if resp.status < 0 && resp.status > -4096 {
-                -resp.status
-            } else {
-                libc::EIO
-            }));
-        }
-        let n = (resp.v0 as usize).min(DIRBUF).min(blen);
+        let out = match ch.call(&list, b"", b"", &mut reply) {
+            Ok((out, _)) => out,
+            // Like glibc's readdir: a directory removed while open (ENOENT)
+            // is simply at its end, as POSIX requires.
+            Err(CallError::Failed(Failure::Errno(libc::ENOENT))) => {
+                self.eof = true;
+                self.len = 0;
+                return Ok(());
+            }
+            Err(CallError::Chan(_)) => return Err(Fail::Errno(libc::EIO)),
+            Err(e) => return Err(e.into()),
+        };
+        let n = (out.bytes as usize).min(DIRBUF).min(blen);
         // SAFETY: `n` bytes of our bulk area into our private buffer.
         unsafe { core::ptr::copy_nonoverlapping(bulk, self.buf.as_mut_ptr(), n) };
         self.pos = 0;

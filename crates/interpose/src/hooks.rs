@@ -19,7 +19,8 @@ use core::mem::MaybeUninit;
 use core::sync::atomic::Ordering;
 
 use libc::{mode_t, off64_t, off_t, size_t, ssize_t, AT_FDCWD, DIR};
-use proto::{Op, SetAttrReq, PATH_MAX};
+use proto::ops::Operation;
+use proto::{SetAttrReq, PATH_MAX};
 
 use crate::channel;
 use crate::dir;
@@ -674,9 +675,7 @@ pub unsafe extern "C" fn fsync(fd: c_int) -> c_int {
                     // Nothing to flush for an in-memory directory.
                     return Ok(0);
                 }
-                let mut h = ops::req(Op::Fsync, 0);
-                h.fh = f.fh;
-                ops::simple(f.mount, &mut h, b"", b"", b"").map(|_| 0)
+                ops::request(f.mount, &proto::ops::Fsync { fh: f.fh }, b"", b"").map(|_| 0)
             });
             ret_int(saved, r)
         }
@@ -1310,14 +1309,12 @@ pub unsafe extern "C" fn name_to_handle_at(
 
 // ---- simple path operations ----------------------------------------------
 
-/// A path operation with a plain request (no reply payload).
-unsafe fn path_op(
+/// A path operation whose reply carries nothing the caller needs: the
+/// request is `args` of the path's base directory.
+unsafe fn path_op<O: Operation>(
     dirfd: c_int,
     p: *const c_char,
-    op: Op,
-    flags: u32,
-    a: u64,
-    payload: &[u8],
+    args: impl FnOnce(u64) -> O,
     real: impl Fn(c_int, *const c_char) -> c_int,
 ) -> c_int {
     let saved = errno();
@@ -1325,10 +1322,7 @@ unsafe fn path_op(
         At::Real => real(dirfd, p),
         At::Err(e) => err(e),
         At::Ours(t) => {
-            let mut h = ops::req(op, flags);
-            h.fh = t.base;
-            h.a = a;
-            let r = ops::simple(t.mount, &mut h, t.rel(), b"", payload).map(|_| 0);
+            let r = ops::request(t.mount, &args(t.base), t.rel(), b"").map(|_| 0);
             finish!(saved, r, t, dirfd, p, |d, q| real(d, q))
         }
     }
@@ -1358,9 +1352,12 @@ pub unsafe extern "C" fn faccessat(d: c_int, p: *const c_char, mode: c_int, flag
     }
     // SAFETY: forwards.
     unsafe {
-        path_op(d, p, Op::Access, flags as u32, mode as u64, b"", |dd, q| {
-            real::faccessat()(dd, q, mode, flags)
-        })
+        let access = |base| proto::ops::Access {
+            base,
+            mask: mode as u32,
+            flags: flags as u32,
+        };
+        path_op(d, p, access, |dd, q| real::faccessat()(dd, q, mode, flags))
     }
 }
 
@@ -1386,13 +1383,14 @@ pub unsafe extern "C" fn mkdir(p: *const c_char, mode: mode_t) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn mkdirat(d: c_int, p: *const c_char, mode: mode_t) -> c_int {
-    let m = (mode & 0o7777 & !state::umask()) as u64;
+    let mode_in = mode & 0o7777 & !state::umask();
+    let mkdir = |base| proto::ops::Mkdir {
+        base,
+        mode: mode_in,
+        _pad: 0,
+    };
     // SAFETY: forwards.
-    unsafe {
-        path_op(d, p, Op::Mkdir, 0, m, b"", |dd, q| {
-            real::mkdirat()(dd, q, mode)
-        })
-    }
+    unsafe { path_op(d, p, mkdir, |dd, q| real::mkdirat()(dd, q, mode)) }
 }
 
 /// `mknodat` for regular files, FIFOs and sockets (device nodes too: the
@@ -1415,18 +1413,19 @@ pub unsafe extern "C" fn mknodat(
     } else {
         mode & libc::S_IFMT
     };
-    let m = u64::from(kind | (mode & 0o7777 & !state::umask()));
+    let m = kind | (mode & 0o7777 & !state::umask());
     let saved = errno();
     match ops::resolve_at(d, p) {
         // SAFETY: forwards the caller's arguments.
         At::Real => unsafe { real::mknodat()(d, p, mode, dev) },
         At::Err(e) => err(e),
         At::Ours(t) => {
-            let mut h = ops::req(Op::Mknod, 0);
-            h.fh = t.base;
-            h.a = m;
-            h.b = u64::from(rdev);
-            let r = ops::simple(t.mount, &mut h, t.rel(), b"", b"").map(|_| 0);
+            let mknod = proto::ops::Mknod {
+                base: t.base,
+                mode: m,
+                rdev,
+            };
+            let r = ops::request(t.mount, &mknod, t.rel(), b"").map(|_| 0);
             // SAFETY: forwards the caller's arguments (with the path made
             // absolute for a dirfd the kernel does not know).
             finish!(saved, r, t, d, p, |dd, q| unsafe {
@@ -1471,13 +1470,16 @@ pub unsafe extern "C" fn unlinkat(d: c_int, p: *const c_char, flags: c_int) -> c
     if flags & !libc::AT_REMOVEDIR != 0 {
         return err(libc::EINVAL);
     }
-    let op = if flags & libc::AT_REMOVEDIR != 0 {
-        Op::Rmdir
-    } else {
-        Op::Unlink
-    };
+    // SAFETY: forwards the caller's flags with the path it resolves to.
+    let real = |dd, q| unsafe { real::unlinkat()(dd, q, flags) };
     // SAFETY: forwards.
-    unsafe { path_op(d, p, op, 0, 0, b"", |dd, q| real::unlinkat()(dd, q, flags)) }
+    unsafe {
+        if flags & libc::AT_REMOVEDIR != 0 {
+            path_op(d, p, |base| proto::ops::Rmdir { base }, real)
+        } else {
+            path_op(d, p, |base| proto::ops::Unlink { base }, real)
+        }
+    }
 }
 
 #[no_mangle]
@@ -1506,9 +1508,8 @@ pub unsafe extern "C" fn symlinkat(target: *const c_char, d: c_int, p: *const c_
             if tx.is_empty() {
                 return err(libc::ENOENT);
             }
-            let mut h = ops::req(Op::Symlink, 0);
-            h.fh = t.base;
-            let r = ops::simple(t.mount, &mut h, t.rel(), tx, b"").map(|_| 0);
+            let symlink = proto::ops::Symlink { base: t.base };
+            let r = ops::request(t.mount, &symlink, t.rel(), tx).map(|_| 0);
             finish!(saved, r, t, d, p, |dd, q| real(dd, q))
         }
     }
@@ -1570,16 +1571,10 @@ pub unsafe extern "C" fn readlinkat(
             if n == 0 || n > isize::MAX as usize {
                 return err(libc::EINVAL);
             }
-            let mut h = ops::req(Op::Readlink, 0);
-            h.fh = t.base;
-            let r = ops::call_with(t.mount, &mut h, t.rel(), b"", b"", |resp, pl| {
-                let body = if resp.has_attr != 0 {
-                    &pl[pl.len().min(core::mem::size_of::<proto::WireAttr>())..]
-                } else {
-                    pl
-                };
-                let k = body.len().min(n);
-                uaccess::copy_to_user(buf.cast::<u8>(), &body[..k])
+            let readlink = proto::ops::Readlink { base: t.base };
+            let r = ops::call_with(t.mount, &readlink, t.rel(), b"", |_, target| {
+                let k = target.len().min(n);
+                uaccess::copy_to_user(buf.cast::<u8>(), &target[..k])
                     .map_err(|_| Fail::Errno(libc::EFAULT))?;
                 Ok(k as ssize_t)
             });
@@ -1590,13 +1585,13 @@ pub unsafe extern "C" fn readlinkat(
 
 /// Two-path operations (rename, link): served only when both paths are on
 /// the same mount; otherwise the kernel decides (EXDEV and friends).
-unsafe fn two_paths(
+/// The request is `args` of the two paths' base directories.
+unsafe fn two_paths<O: Operation>(
     d1: c_int,
     p1: *const c_char,
     d2: c_int,
     p2: *const c_char,
-    op: Op,
-    flags: u32,
+    args: impl FnOnce(u64, u64) -> O,
     real: impl Fn(c_int, *const c_char, c_int, *const c_char) -> c_int,
 ) -> c_int {
     let saved = errno();
@@ -1615,10 +1610,7 @@ unsafe fn two_paths(
     match (&t1, &t2) {
         (At::Err(e), _) | (_, At::Err(e)) => err(*e),
         (At::Ours(a), At::Ours(b)) if a.mount == b.mount => {
-            let mut h = ops::req(op, flags);
-            h.fh = a.base;
-            h.fh2 = b.base;
-            match ops::simple(a.mount, &mut h, a.rel(), b.rel(), b"") {
+            match ops::request(a.mount, &args(a.base, b.base), a.rel(), b.rel()) {
                 Ok(_) => ok(saved, 0),
                 Err(Fail::Errno(e)) => err(e),
                 Err(Fail::Real) => call_real(&t1, &t2),
@@ -1655,7 +1647,13 @@ pub unsafe extern "C" fn renameat2(
 ) -> c_int {
     // SAFETY: forwards.
     unsafe {
-        two_paths(d1, a, d2, b, Op::Rename, flags, |w, x, y, z| {
+        let rename = |base, base2| proto::ops::Rename {
+            base,
+            base2,
+            flags,
+            _pad: 0,
+        };
+        two_paths(d1, a, d2, b, rename, |w, x, y, z| {
             real::renameat2()(w, x, y, z, flags)
         })
     }
@@ -1680,7 +1678,13 @@ pub unsafe extern "C" fn linkat(
     }
     // SAFETY: forwards.
     unsafe {
-        two_paths(d1, a, d2, b, Op::Link, flags as u32, |w, x, y, z| {
+        let link = |base, base2| proto::ops::Link {
+            base,
+            base2,
+            flags: flags as u32,
+            _pad: 0,
+        };
+        two_paths(d1, a, d2, b, link, |w, x, y, z| {
             real::linkat()(w, x, y, z, flags)
         })
     }

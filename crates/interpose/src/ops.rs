@@ -10,9 +10,10 @@ use core::ffi::{c_char, c_int};
 use core::mem::{size_of, MaybeUninit};
 use core::sync::atomic::{AtomicI32, Ordering};
 
-use proto::{Op, ReqHeader, RespHeader, SetAttrReq, WireAttr, WireStatFs, PATH_MAX};
+use proto::ops::{self, Failure, Operation};
+use proto::{SetAttrReq, WireAttr, WireStatFs, PATH_MAX};
 
-use crate::channel::{self, ChanError, REPLY_BUF};
+use crate::channel::{self, CallError, ChanError, REPLY_BUF};
 use crate::fdtable::{OfdInit, OfdRef, KIND_DIR, KIND_KERNEL};
 use crate::path::{self, Comps};
 use crate::state::{self, FDS};
@@ -34,6 +35,16 @@ impl From<ChanError> for Fail {
         match e {
             ChanError::Unavailable => Fail::Real,
             ChanError::Lost => Fail::Errno(libc::EIO),
+        }
+    }
+}
+
+impl From<CallError> for Fail {
+    fn from(e: CallError) -> Fail {
+        match e {
+            CallError::Chan(e) => e.into(),
+            CallError::Failed(Failure::Escaped) => Fail::Real,
+            CallError::Failed(Failure::Errno(e)) => Fail::Errno(e),
         }
     }
 }
@@ -208,96 +219,51 @@ pub(crate) fn put(r: OfdRef) {
     if let Some(idx) = FDS.put(r) {
         let o = FDS.ofd(idx);
         if o.epoch.load(Ordering::Relaxed) == state::epoch() {
-            let mut h = req(Op::Release, 0);
-            h.fh = o.handle.load(Ordering::Relaxed);
-            let _ = simple(
-                o.mount.load(Ordering::Relaxed) as usize,
-                &mut h,
-                b"",
-                b"",
-                b"",
-            );
+            let fh = o.handle.load(Ordering::Relaxed);
+            release(o.mount.load(Ordering::Relaxed) as usize, fh);
         }
         FDS.free(idx);
     }
 }
 
-/// A request header for `op` with `flags`.
-pub(crate) fn req(op: Op, flags: u32) -> ReqHeader {
-    ReqHeader {
-        op: op as u32,
-        flags,
-        ..Default::default()
-    }
-}
-
-/// Maps a reply status to a result.
-fn status(resp: &RespHeader) -> R<()> {
-    match resp.status {
-        0 => Ok(()),
-        proto::ESCAPED => Err(Fail::Real),
-        s if s < 0 && s > -4096 => Err(Fail::Errno(-s)),
-        _ => Err(Fail::Errno(libc::EIO)),
-    }
-}
-
-/// One round trip whose reply payload is handed to `f`.
-pub(crate) fn call_with<T>(
+/// One round trip of operation `O` whose reply struct and inline payload
+/// are handed to `f`.
+pub(crate) fn call_with<O: Operation, T>(
     mount: usize,
-    h: &mut ReqHeader,
+    args: &O,
     p1: &[u8],
     p2: &[u8],
-    payload: &[u8],
-    f: impl FnOnce(&RespHeader, &[u8]) -> R<T>,
+    f: impl FnOnce(&O::Reply, &[u8]) -> R<T>,
 ) -> R<T> {
     let mut ch = channel::acquire(mount)?;
     let mut reply = [0u8; REPLY_BUF];
-    let (resp, plen) = ch.call(h, p1, p2, payload, &mut reply)?;
-    status(&resp)?;
-    f(
-        &resp,
-        &reply[size_of::<RespHeader>()..size_of::<RespHeader>() + plen],
-    )
+    let (out, payload) = ch.call(args, p1, p2, &mut reply)?;
+    f(&out, &reply[payload])
 }
 
-/// A round trip with no interesting payload; returns the reply header.
-pub(crate) fn simple(
-    mount: usize,
-    h: &mut ReqHeader,
-    p1: &[u8],
-    p2: &[u8],
-    payload: &[u8],
-) -> R<RespHeader> {
-    call_with(mount, h, p1, p2, payload, |r, _| Ok(*r))
-}
-
-/// The attribute at the start of a reply payload.
-fn attr_of(resp: &RespHeader, payload: &[u8]) -> R<WireAttr> {
-    if resp.has_attr == 0 {
-        return Err(Fail::Errno(libc::EIO));
-    }
-    proto::decode::<WireAttr>(payload).ok_or(Fail::Errno(libc::EIO))
+/// One round trip of operation `O`: its reply struct.
+pub(crate) fn request<O: Operation>(mount: usize, args: &O, p1: &[u8], p2: &[u8]) -> R<O::Reply> {
+    call_with(mount, args, p1, p2, |out, _| Ok(*out))
 }
 
 /// `stat` of a path (`nofollow`: `lstat`).
 pub(crate) fn stat_path(t: &Target, nofollow: bool) -> R<WireAttr> {
-    let mut h = req(
-        Op::Stat,
-        if nofollow {
-            libc::AT_SYMLINK_NOFOLLOW as u32
-        } else {
-            0
-        },
-    );
-    h.fh = t.base;
-    call_with(t.mount, &mut h, t.rel(), b"", b"", attr_of)
+    let flags = if nofollow {
+        libc::AT_SYMLINK_NOFOLLOW as u32
+    } else {
+        0
+    };
+    let stat = ops::Stat {
+        base: t.base,
+        flags,
+        _pad: 0,
+    };
+    Ok(request(t.mount, &stat, t.rel(), b"")?.attr)
 }
 
 /// `fstat` of a handle.
 pub(crate) fn stat_handle(mount: usize, fh: u64) -> R<WireAttr> {
-    let mut h = req(Op::Fstat, 0);
-    h.fh = fh;
-    call_with(mount, &mut h, b"", b"", b"", attr_of)
+    Ok(request(mount, &ops::Fstat { fh }, b"", b"")?.attr)
 }
 
 /// The caller's buffer could not be written.
@@ -413,11 +379,7 @@ impl<'a> FsOf<'a> {
 /// file system's totals.
 fn statfs_of(at: &FsOf<'_>) -> R<StatFs> {
     let mount = at.mount;
-    let mut h = req(Op::Statfs, 0);
-    h.fh = at.base;
-    let s = call_with(mount, &mut h, at.rel, b"", b"", |_, p| {
-        proto::decode::<WireStatFs>(p).ok_or(Fail::Errno(libc::EIO))
-    })?;
+    let s: WireStatFs = request(mount, &ops::Statfs { base: at.base }, at.rel, b"")?.statfs;
     Ok(StatFs {
         f_type: 0x6573_5546, // FUSE_SUPER_MAGIC
         f_bsize: s.bsize as i64,
@@ -552,12 +514,12 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
     } else {
         0
     };
-    let mut h = req(Op::Open, wire_flags);
-    h.fh = t.base;
-    h.a = mode as u64;
-    let (fh, attr) = call_with(t.mount, &mut h, t.rel(), b"", b"", |r, p| {
-        Ok((r.v0, attr_of(r, p)?))
-    })?;
+    let open = ops::Open {
+        base: t.base,
+        flags: wire_flags,
+        mode,
+    };
+    let ops::OpenOut { fh, attr } = request(t.mount, &open, t.rel(), b"")?;
     let kind = attr.mode & libc::S_IFMT;
     if kind != libc::S_IFREG && kind != libc::S_IFDIR {
         // FIFOs, sockets and device nodes are the kernel's business.
@@ -596,11 +558,9 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
 }
 
 /// The absolute path of directory handle `fh` of `mount` as it stands now
-/// ([`Op::DirPath`]) into `out`; its length.
+/// ([`ops::DirPath`]) into `out`; its length.
 fn dir_path_now(mount: usize, fh: u64, out: &mut [u8]) -> R<usize> {
-    let mut h = req(Op::DirPath, 0);
-    h.fh = fh;
-    call_with(mount, &mut h, b"", b"", b"", |_, rel| {
+    call_with(mount, &ops::DirPath { fh }, b"", b"", |_, rel| {
         path::write_abs(state::mountpoint(mount), rel, out).ok_or(Fail::Errno(libc::ENAMETOOLONG))
     })
 }
@@ -628,7 +588,7 @@ pub(crate) enum Reopen {
 /// (the file's mode must still grant the access mode; as when reopening
 /// through `/proc/self/fd/N`, the directories of the original path are
 /// not searched again). A linked directory is reopened by its current path
-/// instead, which the daemon tells ([`Op::DirPath`]; the kernel keeps one
+/// instead, which the daemon tells ([`ops::DirPath`]; the kernel keeps one
 /// dentry per directory, so the daemon answers the reserved name only for
 /// a removed one): a renamed or moved directory is reopened where it now
 /// is.
@@ -687,12 +647,10 @@ fn reopen_once(o: &crate::fdtable::Ofd, how: Reopen) -> R<c_int> {
     );
     if !by_path {
         // The kernel fd keeps the file; its dentry of the reserved name
-        // must not (see `proto::Op::DropHandleName`). Done before anything
+        // must not (see `proto::ops::DropHandleName`). Done before anything
         // else sees the fd, so that, e.g., `getcwd` after an `fchdir` here
         // already knows the directory as removed.
-        let mut h = req(Op::DropHandleName, 0);
-        h.fh = fh;
-        let _ = simple(mount, &mut h, b"", b"", b"");
+        let _ = request(mount, &ops::DropHandleName { fh }, b"", b"");
     }
     let k =
         opened.map_err(|e| Fail::Errno(if e == libc::ENOENT { libc::ESTALE } else { e }))? as c_int;
@@ -915,9 +873,7 @@ pub(crate) fn forget_all() {
 }
 
 fn release(mount: usize, fh: u64) {
-    let mut h = req(Op::Release, 0);
-    h.fh = fh;
-    let _ = simple(mount, &mut h, b"", b"", b"");
+    let _ = request(mount, &ops::Release { fh }, b"", b"");
 }
 
 // ---- data ------------------------------------------------------------------
@@ -1059,20 +1015,19 @@ impl FileRef {
             let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
             let (bulk, blen) = ch.bulk();
             let want = (total - done).min(blen);
-            let mut h = req(Op::Read, 0);
-            h.fh = self.fh;
-            h.a = off + done as u64;
-            h.b = want as u64;
+            let read = ops::Read {
+                fh: self.fh,
+                offset: off + done as u64,
+                len: want as u64,
+            };
             let mut reply = [0u8; REPLY_BUF];
-            let (resp, _) = ch
-                .call(&mut h, b"", b"", b"", &mut reply)
-                .map_err(|_| Fail::Errno(libc::EIO))?;
-            match status(&resp) {
-                Ok(()) => {}
+            let out = match ch.call(&read, b"", b"", &mut reply) {
+                Ok((out, _)) => out,
+                Err(CallError::Chan(_)) => return Err(Fail::Errno(libc::EIO)),
                 Err(_) if done > 0 => break,
-                Err(e) => return Err(e),
-            }
-            let got = (resp.v0 as usize).min(want);
+                Err(e) => return Err(e.into()),
+            };
+            let got = (out.count as usize).min(want);
             // SAFETY: `got <= blen` bytes of the bulk area, which is ours
             // until `ch` drops; copied out before anything looks at it.
             let put = unsafe { iov_scatter(iov, done, bulk, got) };
@@ -1118,22 +1073,23 @@ impl FileRef {
                 break;
             }
             let want = got;
-            let mut h = req(Op::Write, if append { libc::O_APPEND as u32 } else { 0 });
-            h.fh = self.fh;
-            h.a = off + done as u64;
-            h.b = want as u64;
+            let write = ops::Write {
+                fh: self.fh,
+                offset: off + done as u64,
+                len: want as u64,
+                flags: if append { libc::O_APPEND as u32 } else { 0 },
+                _pad: 0,
+            };
             let mut reply = [0u8; REPLY_BUF];
-            let (resp, _) = ch
-                .call(&mut h, b"", b"", b"", &mut reply)
-                .map_err(|_| Fail::Errno(libc::EIO))?;
-            match status(&resp) {
-                Ok(()) => {}
+            let out = match ch.call(&write, b"", b"", &mut reply) {
+                Ok((out, _)) => out,
+                Err(CallError::Chan(_)) => return Err(Fail::Errno(libc::EIO)),
                 Err(_) if done > 0 => break,
-                Err(e) => return Err(e),
-            }
-            let put_n = (resp.v0 as usize).min(want);
+                Err(e) => return Err(e.into()),
+            };
+            let put_n = (out.count as usize).min(want);
             done += put_n;
-            end = resp.v1.saturating_add(put_n as u64);
+            end = out.offset.saturating_add(put_n as u64);
             if put_n < want || done >= total || faulted {
                 break;
             }
@@ -1149,11 +1105,14 @@ impl FileRef {
         if off < 0 {
             return Err(Fail::Errno(libc::ENXIO));
         }
-        let mut h = req(Op::Lseek, whence as u32);
-        h.fh = self.fh;
-        h.a = off as u64;
-        let resp = simple(self.mount, &mut h, b"", b"", b"")?;
-        i64::try_from(resp.v0).map_err(|_| Fail::Errno(libc::EOVERFLOW))
+        let seek = ops::Lseek {
+            fh: self.fh,
+            offset: off as u64,
+            whence: whence as u32,
+            _pad: 0,
+        };
+        let out = request(self.mount, &seek, b"", b"")?;
+        i64::try_from(out.offset).map_err(|_| Fail::Errno(libc::EOVERFLOW))
     }
 
     /// `fallocate(2)`, with the checks the kernel makes before the
@@ -1168,11 +1127,14 @@ impl FileRef {
         if self.is_dir() {
             return Err(Fail::Errno(libc::EISDIR));
         }
-        let mut h = req(Op::Fallocate, mode as u32);
-        h.fh = self.fh;
-        h.a = off as u64;
-        h.b = len as u64;
-        simple(self.mount, &mut h, b"", b"", b"").map(drop)
+        let falloc = ops::Fallocate {
+            fh: self.fh,
+            offset: off as u64,
+            len: len as u64,
+            mode: mode as u32,
+            _pad: 0,
+        };
+        request(self.mount, &falloc, b"", b"").map(drop)
     }
 
     /// `copy_file_range(2)` from this file to `out` on the same mount,
@@ -1184,14 +1146,15 @@ impl FileRef {
         if self.is_dir() || out.is_dir() {
             return Err(Fail::Errno(libc::EISDIR));
         }
-        let mut h = req(Op::CopyFileRange, 0);
-        h.fh = self.fh;
-        h.fh2 = out.fh;
-        h.a = off_in;
-        h.b = off_out;
-        h.c = len as u64;
-        let resp = simple(self.mount, &mut h, b"", b"", b"")?;
-        Ok((resp.v0 as usize).min(len))
+        let copy = ops::CopyFileRange {
+            fh_in: self.fh,
+            off_in,
+            fh_out: out.fh,
+            off_out,
+            len: len as u64,
+        };
+        let out = request(self.mount, &copy, b"", b"")?;
+        Ok((out.count as usize).min(len))
     }
 }
 
@@ -1230,30 +1193,40 @@ impl<'a> XattrAt<'a> {
         }
     }
 
-    fn req(&self, op: Op) -> ReqHeader {
-        let mut h = req(op, self.flags);
-        h.fh = self.fh;
-        h
-    }
-
     /// `getxattr` (`name`) or `listxattr` (`None`) into `out` (`len`
     /// bytes; 0 asks for the size only).
     pub(crate) fn get(&self, name: Option<&[u8]>, out: *mut u8, len: usize) -> R<usize> {
         check_xattr_name(name.unwrap_or(b""))?;
         let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
         let (bulk, blen) = ch.bulk();
-        let mut h = self.req(if name.is_some() {
-            Op::Getxattr
-        } else {
-            Op::Listxattr
-        });
-        h.b = len.min(blen) as u64;
+        let size = len.min(blen) as u64;
         let mut reply = [0u8; REPLY_BUF];
-        let (resp, _) = ch
-            .call(&mut h, self.path, name.unwrap_or(b""), b"", &mut reply)
-            .map_err(|_| Fail::Errno(libc::EIO))?;
-        status(&resp)?;
-        let n = resp.v0 as usize;
+        let (base, flags) = (self.fh, self.flags);
+        let called = match name {
+            Some(name) => {
+                let get = ops::Getxattr {
+                    base,
+                    size,
+                    flags,
+                    _pad: 0,
+                };
+                ch.call(&get, self.path, name, &mut reply).map(|(o, _)| o)
+            }
+            None => {
+                let list = ops::Listxattr {
+                    base,
+                    size,
+                    flags,
+                    _pad: 0,
+                };
+                ch.call(&list, self.path, b"", &mut reply).map(|(o, _)| o)
+            }
+        };
+        let n = match called {
+            Ok(out) => out.count as usize,
+            Err(CallError::Chan(_)) => return Err(Fail::Errno(libc::EIO)),
+            Err(e) => return Err(e.into()),
+        };
         if len > 0 {
             if n > len.min(blen) {
                 return Err(Fail::Errno(libc::ERANGE));
@@ -1277,21 +1250,29 @@ impl<'a> XattrAt<'a> {
         // SAFETY: the caller's `len` bytes (fault-tolerant) into our bulk
         // area of `blen >= len` (every channel has the protocol's shape).
         unsafe { uaccess::copy_in(bulk, value, len) }.map_err(|_| Fail::Errno(libc::EFAULT))?;
-        let mut h = self.req(Op::Setxattr);
-        h.a = flags as u64;
-        h.b = len as u64;
+        let set = ops::Setxattr {
+            base: self.fh,
+            size: len as u64,
+            flags: self.flags,
+            xattr_flags: flags as u32,
+        };
         let mut reply = [0u8; REPLY_BUF];
-        let (resp, _) = ch
-            .call(&mut h, self.path, name, b"", &mut reply)
-            .map_err(|_| Fail::Errno(libc::EIO))?;
-        status(&resp)
+        match ch.call(&set, self.path, name, &mut reply) {
+            Ok(_) => Ok(()),
+            Err(CallError::Chan(_)) => Err(Fail::Errno(libc::EIO)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// `removexattr`.
     pub(crate) fn remove(&self, name: &[u8]) -> R<()> {
         check_xattr_name(name)?;
-        let mut h = self.req(Op::Removexattr);
-        simple(self.mount, &mut h, self.path, name, b"").map(drop)
+        let remove = ops::Removexattr {
+            base: self.fh,
+            flags: self.flags,
+            _pad: 0,
+        };
+        request(self.mount, &remove, self.path, name).map(drop)
     }
 }
 
@@ -1404,9 +1385,13 @@ pub(crate) fn setattr(
         ),
         None => (libc::AT_EMPTY_PATH as u32, fh, b""),
     };
-    let mut h = req(Op::SetAttr, flags);
-    h.fh = base;
-    simple(mount, &mut h, rel, b"", proto::bytes_of(s)).map(|_| ())
+    let set = ops::SetAttr {
+        base,
+        flags,
+        _pad: 0,
+        set: *s,
+    };
+    request(mount, &set, rel, b"").map(drop)
 }
 
 /// Builds a `SetAttrReq` from a `utimensat` times array.

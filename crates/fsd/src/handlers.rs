@@ -1,0 +1,1223 @@
+//! The fast path's operations on the store: one handler per operation of
+//! the protocol table (`proto::ops`).
+//!
+//! Transport-free: the ring door decodes a message with
+//! [`proto::ops::dispatch`], which calls these handlers with typed
+//! requests. Every field and handle comes from an untrusted process and is
+//! checked here; paths are resolved like the kernel would (`resolve`), the
+//! store is called with the client's credentials (the same rules as the
+//! FUSE door), and the kernel is told which of its cached entries and
+//! attributes went stale ([`KernelCache`]).
+
+use std::mem::size_of;
+
+use inode_store::{
+    Attr, DataSink, DataSource, Errno, Fh, FileKind, Ino, SetAttr, Store, TimeSet, Timespec,
+    NAME_MAX, ROOT_INO,
+};
+use proto::ops::{
+    self, AttrOut, CountOut, Done, Handler, OffsetOut, OpenOut, Paths, Payload, ReaddirOut,
+    StatfsOut, WriteOut,
+};
+use proto::{bytes_of, set, DirEntryHeader, WireAttr, WireStatFs};
+
+use crate::client::{Client, HandleKind};
+use crate::resolve::{resolve, Last, OpError, Resolved};
+
+/// Receives notice of changes the kernel may have cached (the FUSE door).
+pub trait KernelCache {
+    /// Data or attributes of `ino` changed.
+    fn inode_changed(&self, ino: Ino);
+    /// The fast path is about to read or change bytes `off..off + len` of
+    /// regular file `ino` (`len` 0: from `off` to the end): what the kernel
+    /// holds newer than the store there must reach it first (rule 1 of
+    /// `crate::coherence`).
+    fn before_data(&self, ino: Ino, off: u64, len: u64);
+    /// Bytes `off..off + len` of regular file `ino` changed (`len` 0: from
+    /// `off` to the end, and the size may have changed); a change that
+    /// reaches the end of the file may have moved it (rules 2 and 3 of
+    /// `crate::coherence`). Done before the reply is sent.
+    fn data_changed(&self, ino: Ino, off: u64, len: u64);
+    /// The entry `name` in `parent` was removed or replaced.
+    fn entry_changed(&self, parent: Ino, name: &[u8]);
+    /// Directory `ino` was renamed or moved: the kernel's own references
+    /// into it (a cwd, open fds) still carry its old name until the kernel
+    /// looks up the new one.
+    fn dir_moved(&self, ino: Ino);
+}
+
+/// The channel's bulk area as the handlers use it. The ring door backs it
+/// with shared memory (raw, bounds-checked copies: the client may write
+/// there at any time); tests back it with a `Vec`. Offsets and lengths are
+/// always checked against [`BulkArea::len`] before a call.
+pub trait BulkArea {
+    /// Size in bytes.
+    fn len(&self) -> usize;
+    /// Copies `dst.len()` bytes at `offset` out of the area.
+    fn read(&self, offset: usize, dst: &mut [u8]);
+    /// Copies `src` into the area at `offset`.
+    fn write(&mut self, offset: usize, src: &[u8]);
+}
+
+/// The first `len` bytes of a bulk area as the source of a file write.
+struct BulkSource<'a> {
+    area: &'a dyn BulkArea,
+    len: usize,
+}
+
+impl DataSource for BulkSource<'_> {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn take(&self, offset: usize, dst: &mut [u8]) {
+        self.area.read(offset, dst);
+    }
+}
+
+/// The first `len` bytes of a bulk area as the destination of a file read.
+struct BulkSink<'a> {
+    area: &'a mut dyn BulkArea,
+    len: usize,
+}
+
+impl DataSink for BulkSink<'_> {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn put(&mut self, offset: usize, src: &[u8]) {
+        self.area.write(offset, src);
+    }
+    fn zero(&mut self, mut offset: usize, mut len: usize) {
+        const ZEROS: [u8; 4096] = [0; 4096];
+        while len > 0 {
+            let n = len.min(ZEROS.len());
+            self.area.write(offset, &ZEROS[..n]);
+            offset += n;
+            len -= n;
+        }
+    }
+}
+
+type OpResult<T> = Result<T, OpError>;
+
+fn err(e: i32) -> OpError {
+    OpError::Errno(Errno(e))
+}
+
+/// File bytes the last request moved, for the door's metrics.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Transferred {
+    /// Bytes read.
+    pub read: u64,
+    /// Bytes written.
+    pub written: u64,
+}
+
+/// Everything one client's requests run against.
+pub struct Handlers<'a> {
+    /// The filesystem.
+    pub store: &'a Store,
+    /// The calling process.
+    pub client: &'a Client,
+    /// Mountpoint as clients see it (absolute symlinks under it stay inside).
+    pub mount_path: &'a [u8],
+    /// Kernel cache invalidation.
+    pub kernel: &'a dyn KernelCache,
+    /// The channel's bulk area.
+    pub bulk: &'a mut dyn BulkArea,
+    /// What the last request transferred.
+    pub transferred: Transferred,
+    /// Whether the client is still there: a long request stops working
+    /// for a client that is gone.
+    pub client_alive: &'a dyn Fn() -> bool,
+}
+
+/// Bytes a copy moves between two checks that its client is still there
+/// (a few tens of milliseconds of copying).
+const COPY_CHUNK: u64 = 64 << 20;
+
+impl Handlers<'_> {
+    /// `copy_file_range` in parts of [`COPY_CHUNK`], up to the store's
+    /// [`inode_store::MAX_RW_COUNT`] per request, checking between parts
+    /// that the client is still there. Every check is the whole call's (the
+    /// first part's); a short part (the end of the input, a full
+    /// filesystem) or an error after the first part ends it with the count
+    /// so far.
+    fn copy_in_parts(&self, from: Fh, off_in: u64, to: Fh, off_out: u64, len: u64) -> OpResult<u64> {
+        let c = &self.client.creds;
+        let total = len.min(inode_store::MAX_RW_COUNT);
+        // Each part is checked as the rest of the call (`len - done`, so
+        // the first part's checks are the whole call's) and moves at most
+        // COPY_CHUNK.
+        let part = |done: u64| {
+            self.store.copy_file_range_part(
+                c,
+                from,
+                off_in + done,
+                to,
+                off_out + done,
+                len - done,
+                COPY_CHUNK.min(total - done),
+            )
+        };
+        let mut done = part(0)? as u64;
+        let mut last = done;
+        while last == COPY_CHUNK && done < total && (self.client_alive)() {
+            last = part(done).map_or(0, |n| n as u64);
+            done += last;
+        }
+        Ok(done)
+    }
+
+    /// Inode of an owned handle of either kind.
+    fn handle_ino(&self, fh: u64) -> OpResult<Ino> {
+        self.client.kind(fh)?;
+        Ok(self.store.handle_ino(inode_store::Fh(fh))?)
+    }
+
+    /// Directory a path is relative to: the root, or an owned directory handle.
+    fn base(&self, fh: u64) -> OpResult<Ino> {
+        if fh == 0 {
+            return Ok(ROOT_INO);
+        }
+        let dir = self.client.check(fh, HandleKind::Dir)?;
+        Ok(self.store.handle_ino(dir)?)
+    }
+
+    fn walk(&self, base: u64, path: &[u8], follow: bool) -> OpResult<Resolved> {
+        let last = if follow { Last::Follow } else { Last::NoFollow };
+        self.resolve(base, path, last)
+    }
+
+    /// Resolves a path naming an entry to remove or rename (never follows).
+    fn walk_entry(&self, base: u64, path: &[u8]) -> OpResult<Resolved> {
+        self.resolve(base, path, Last::Entry)
+    }
+
+    fn resolve(&self, base: u64, path: &[u8], last: Last) -> OpResult<Resolved> {
+        let base = self.base(base)?;
+        let creds = &self.client.creds;
+        resolve(self.store, creds, base, path, last, self.mount_path)
+    }
+
+    /// The inode a request names: `path` relative to `base`, or, with no
+    /// path and `AT_EMPTY_PATH`, the handle `base` itself (the root when 0
+    /// and `handle_or_root`).
+    fn target(&self, base: u64, path: &[u8], flags: u32) -> OpResult<Attr> {
+        let flags = flags as i32;
+        if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
+            let ino = if base == 0 {
+                ROOT_INO
+            } else {
+                self.handle_ino(base)?
+            };
+            return Ok(self.store.getattr(ino)?);
+        }
+        let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+        Ok(self.walk(base, path, follow)?.found()?)
+    }
+
+    /// The inode an xattr request names: a path, or a handle with
+    /// `AT_EMPTY_PATH` and no path.
+    fn xattr_target(&self, base: u64, path: &[u8], flags: u32) -> OpResult<Ino> {
+        if path.is_empty() && flags as i32 & libc::AT_EMPTY_PATH != 0 {
+            return self.handle_ino(base);
+        }
+        let follow = flags as i32 & libc::AT_SYMLINK_NOFOLLOW == 0;
+        Ok(self.walk(base, path, follow)?.found()?.ino)
+    }
+
+    /// Resolves the parent of an entry about to be created: `EEXIST` if the
+    /// name is taken (a symlink there counts), and, like the kernel, `ENOENT`
+    /// for a trailing slash on anything but a new directory.
+    fn new_entry(&self, base: u64, path: &[u8], is_dir: bool) -> OpResult<Resolved> {
+        let r = self.walk_entry(base, path)?;
+        match r.target {
+            Ok(_) => Err(err(libc::EEXIST)),
+            Err(Errno(libc::ENOENT)) if r.trailing_slash && !is_dir => Err(err(libc::ENOENT)),
+            Err(Errno(libc::ENOENT)) => Ok(r),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Resolves the entry to remove: its parent, name and inode.
+    fn victim(&self, base: u64, path: &[u8], unlink: bool) -> OpResult<(Resolved, Attr)> {
+        let r = self.walk_entry(base, path)?;
+        let victim = r.found()?;
+        if r.trailing_slash && victim.kind != FileKind::Directory {
+            // "link-to-dir/" names the link itself, not a directory.
+            return Err(err(libc::ENOTDIR));
+        }
+        if r.trailing_slash && unlink {
+            return Err(err(libc::EISDIR));
+        }
+        Ok((r, victim))
+    }
+
+    fn removed(&self, parent: Ino, name: &[u8], victim: Ino) {
+        self.kernel.entry_changed(parent, name);
+        self.kernel.inode_changed(parent);
+        self.kernel.inode_changed(victim);
+    }
+
+    /// A bulk transfer length, checked against the bulk area.
+    fn bulk_len(&self, requested: u64) -> OpResult<usize> {
+        usize::try_from(requested)
+            .ok()
+            .filter(|&n| n <= self.bulk.len())
+            .ok_or(err(libc::EINVAL))
+    }
+
+    /// Puts an xattr value or list into the bulk area, or only tells its
+    /// length when the caller's buffer is empty.
+    fn xattr_reply(&mut self, value: &[u8], room: u64) -> OpResult<CountOut> {
+        let room = self.bulk_len(room)?;
+        if room > 0 {
+            if value.len() > room {
+                return Err(err(libc::ERANGE));
+            }
+            self.bulk.write(0, value);
+        }
+        Ok(CountOut {
+            count: value.len() as u64,
+        })
+    }
+}
+
+fn attr_out(attr: Attr) -> AttrOut {
+    AttrOut {
+        attr: wire_attr(&attr),
+    }
+}
+
+impl Handler for Handlers<'_> {
+    type Error = OpError;
+
+    fn stat(&mut self, req: &ops::Stat, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<AttrOut> {
+        Ok(attr_out(self.target(req.base, p.path, req.flags)?))
+    }
+
+    fn fstat(&mut self, req: &ops::Fstat, _: Paths<'_>, _: &mut Payload<'_>) -> OpResult<AttrOut> {
+        let ino = self.handle_ino(req.fh)?;
+        Ok(attr_out(self.store.getattr(ino)?))
+    }
+
+    fn open(&mut self, req: &ops::Open, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<OpenOut> {
+        let flags = req.flags as i32;
+        if flags & libc::O_PATH != 0 {
+            // An O_PATH descriptor is the kernel's business.
+            return Err(OpError::Escaped);
+        }
+        let creat = flags & libc::O_CREAT != 0;
+        let excl = creat && flags & libc::O_EXCL != 0;
+        let follow = !excl && flags & libc::O_NOFOLLOW == 0;
+        self.client.room_for_handle()?;
+        let r = self.walk(req.base, p.path, follow)?;
+        let c = &self.client.creds;
+        let attr = match r.target {
+            Ok(_) if excl => return Err(err(libc::EEXIST)),
+            Ok(attr) => attr,
+            Err(Errno(libc::ENOENT)) if creat => {
+                if r.trailing_slash {
+                    return Err(err(libc::EISDIR));
+                }
+                let (attr, fh) = self.store.create(c, r.parent, &r.name, req.mode, flags)?;
+                self.client.adopt(fh, HandleKind::File);
+                self.kernel.inode_changed(r.parent);
+                return Ok(OpenOut {
+                    fh: fh.0,
+                    attr: wire_attr(&attr),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let accmode = flags & libc::O_ACCMODE;
+        let (fh, kind) = match attr.kind {
+            FileKind::Symlink => return Err(err(libc::ELOOP)),
+            FileKind::Directory if accmode != libc::O_RDONLY || creat => {
+                return Err(err(libc::EISDIR))
+            }
+            FileKind::Directory => (self.store.opendir(c, attr.ino)?, HandleKind::Dir),
+            _ if flags & libc::O_DIRECTORY != 0 => return Err(err(libc::ENOTDIR)),
+            FileKind::Regular => {
+                let truncates = flags & libc::O_TRUNC != 0 && accmode != libc::O_RDONLY;
+                if truncates {
+                    self.kernel.before_data(attr.ino, 0, 0);
+                }
+                let fh = self.store.open(c, attr.ino, flags)?;
+                if truncates {
+                    self.kernel.data_changed(attr.ino, 0, 0);
+                }
+                (fh, HandleKind::File)
+            }
+            // FIFOs, sockets and devices need the kernel.
+            _ => return Err(OpError::Escaped),
+        };
+        self.client.adopt(fh, kind);
+        let attr = self.store.getattr(attr.ino)?;
+        Ok(OpenOut {
+            fh: fh.0,
+            attr: wire_attr(&attr),
+        })
+    }
+
+    fn release(&mut self, req: &ops::Release, _: Paths<'_>, _: &mut Payload<'_>) -> OpResult<Done> {
+        self.client.release(self.store, req.fh)?;
+        Ok(Done {})
+    }
+
+    fn read(&mut self, req: &ops::Read, _: Paths<'_>, _: &mut Payload<'_>) -> OpResult<CountOut> {
+        let fh = self.client.check(req.fh, HandleKind::File)?;
+        let len = self.bulk_len(req.len)?;
+        self.kernel
+            .before_data(self.store.handle_ino(fh)?, req.offset, len.max(1) as u64);
+        let mut sink = BulkSink {
+            area: &mut *self.bulk,
+            len,
+        };
+        let n = self.store.read_into(fh, req.offset, &mut sink)? as u64;
+        self.transferred.read = n;
+        Ok(CountOut { count: n })
+    }
+
+    fn write(&mut self, req: &ops::Write, _: Paths<'_>, _: &mut Payload<'_>) -> OpResult<WriteOut> {
+        let fh = self.client.check(req.fh, HandleKind::File)?;
+        let len = self.bulk_len(req.len)?;
+        let data = BulkSource {
+            area: &*self.bulk,
+            len,
+        };
+        // The client's current O_APPEND (fcntl may have changed it).
+        let append = req.flags as i32 & libc::O_APPEND != 0;
+        let ino = self.store.handle_ino(fh)?;
+        // Where an append lands is known only once it is done.
+        let (at, span) = if append { (0, 0) } else { (req.offset, len as u64) };
+        self.kernel.before_data(ino, at, span.max(1));
+        let creds = &self.client.creds;
+        let written = self
+            .store
+            .write_from(creds, fh, req.offset, &data, append)?;
+        if written.len > 0 {
+            self.kernel
+                .data_changed(ino, written.offset, written.len as u64);
+        }
+        self.transferred.written = written.len as u64;
+        Ok(WriteOut {
+            count: written.len as u64,
+            offset: written.offset,
+        })
+    }
+
+    fn readdir(
+        &mut self,
+        req: &ops::Readdir,
+        _: Paths<'_>,
+        _: &mut Payload<'_>,
+    ) -> OpResult<ReaddirOut> {
+        let fh = self.client.check(req.fh, HandleKind::Dir)?;
+        // At most `max` bytes (0: as much as fits).
+        let limit = match usize::try_from(req.max) {
+            Ok(0) | Err(_) => self.bulk.len(),
+            Ok(b) => b.min(self.bulk.len()),
+        };
+        let (mut used, mut entries) = (0usize, 0u64);
+        let mut rec = [0u8; DirEntryHeader::record_len(NAME_MAX)];
+        let bulk = &mut *self.bulk;
+        self.store.readdir(fh, req.cookie, |e| {
+            let len = DirEntryHeader::record_len(e.name.len());
+            if used + len > limit {
+                return false;
+            }
+            let head = DirEntryHeader {
+                ino: e.ino,
+                next: e.next,
+                kind: e.kind.dtype(),
+                name_len: e.name.len() as u16,
+                ..DirEntryHeader::default()
+            };
+            let hl = size_of::<DirEntryHeader>();
+            rec[..hl].copy_from_slice(bytes_of(&head));
+            rec[hl..hl + e.name.len()].copy_from_slice(e.name);
+            rec[hl + e.name.len()..len].fill(0);
+            bulk.write(used, &rec[..len]);
+            used += len;
+            entries += 1;
+            true
+        })?;
+        Ok(ReaddirOut {
+            bytes: used as u64,
+            entries,
+        })
+    }
+
+    fn access(&mut self, req: &ops::Access, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<Done> {
+        let follow = req.flags as i32 & libc::AT_SYMLINK_NOFOLLOW == 0;
+        let attr = self.walk(req.base, p.path, follow)?.found()?;
+        self.store
+            .access(&self.client.creds, attr.ino, req.mask as i32)?;
+        Ok(Done {})
+    }
+
+    fn readlink(
+        &mut self,
+        req: &ops::Readlink,
+        p: Paths<'_>,
+        out: &mut Payload<'_>,
+    ) -> OpResult<Done> {
+        let attr = self.walk(req.base, p.path, false)?.found()?;
+        if attr.kind != FileKind::Symlink {
+            return Err(err(libc::EINVAL));
+        }
+        out.put(&self.store.readlink(attr.ino)?)?;
+        Ok(Done {})
+    }
+
+    fn mkdir(&mut self, req: &ops::Mkdir, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<AttrOut> {
+        let r = self.new_entry(req.base, p.path, true)?;
+        let creds = &self.client.creds;
+        let attr = self.store.mkdir(creds, r.parent, &r.name, req.mode)?;
+        self.kernel.inode_changed(r.parent);
+        Ok(attr_out(attr))
+    }
+
+    fn mknod(&mut self, req: &ops::Mknod, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<AttrOut> {
+        let r = self.new_entry(req.base, p.path, false)?;
+        let creds = &self.client.creds;
+        let attr = self
+            .store
+            .mknod(creds, r.parent, &r.name, req.mode, req.rdev)?;
+        self.kernel.inode_changed(r.parent);
+        Ok(attr_out(attr))
+    }
+
+    fn unlink(&mut self, req: &ops::Unlink, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<Done> {
+        let (r, victim) = self.victim(req.base, p.path, true)?;
+        self.store.unlink(&self.client.creds, r.parent, &r.name)?;
+        self.removed(r.parent, &r.name, victim.ino);
+        Ok(Done {})
+    }
+
+    fn rmdir(&mut self, req: &ops::Rmdir, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<Done> {
+        let (r, victim) = self.victim(req.base, p.path, false)?;
+        self.store.rmdir(&self.client.creds, r.parent, &r.name)?;
+        self.removed(r.parent, &r.name, victim.ino);
+        Ok(Done {})
+    }
+
+    fn symlink(
+        &mut self,
+        req: &ops::Symlink,
+        p: Paths<'_>,
+        _: &mut Payload<'_>,
+    ) -> OpResult<AttrOut> {
+        if p.path2.is_empty() {
+            return Err(err(libc::ENOENT));
+        }
+        let r = self.new_entry(req.base, p.path, false)?;
+        let creds = &self.client.creds;
+        let attr = self.store.symlink(creds, r.parent, &r.name, p.path2)?;
+        self.kernel.inode_changed(r.parent);
+        Ok(attr_out(attr))
+    }
+
+    fn link(&mut self, req: &ops::Link, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<AttrOut> {
+        let follow = req.flags as i32 & libc::AT_SYMLINK_FOLLOW != 0;
+        let old = self.walk(req.base, p.path, follow)?.found()?;
+        let new = self.new_entry(req.base2, p.path2, false)?;
+        let creds = &self.client.creds;
+        let attr = self.store.link(creds, old.ino, new.parent, &new.name)?;
+        self.kernel.inode_changed(old.ino);
+        self.kernel.inode_changed(new.parent);
+        Ok(attr_out(attr))
+    }
+
+    fn rename(&mut self, req: &ops::Rename, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<Done> {
+        let known = libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE | libc::RENAME_WHITEOUT;
+        if req.flags & !known != 0 {
+            return Err(err(libc::EINVAL));
+        }
+        let flags = inode_store::RenameFlags {
+            noreplace: req.flags & libc::RENAME_NOREPLACE != 0,
+            exchange: req.flags & libc::RENAME_EXCHANGE != 0,
+            whiteout: req.flags & libc::RENAME_WHITEOUT != 0,
+        };
+        // do_renameat2 checks these before it looks anything up.
+        if flags.exchange && (flags.noreplace || flags.whiteout) {
+            return Err(err(libc::EINVAL));
+        }
+        let old = self.walk_entry(req.base, p.path)?;
+        let new = self.walk_entry(req.base2, p.path2)?;
+        // The kernel refuses "." and ".." on either side before looking.
+        let dots = |r: &Resolved| r.name == b"." || r.name == b"..";
+        if dots(&old) {
+            return Err(err(libc::EBUSY));
+        }
+        if dots(&new) {
+            return Err(err(if flags.noreplace {
+                libc::EEXIST
+            } else {
+                libc::EBUSY
+            }));
+        }
+        // Like the kernel, which looks up both last components before it
+        // checks that the source exists: a destination whose parent cannot
+        // be searched (EACCES) wins over a missing source (ENOENT).
+        if let Err(e) = &new.target {
+            if e.0 != libc::ENOENT && old.target.is_err() {
+                return Err(OpError::Errno(*e));
+            }
+        }
+        let moved = old.found()?;
+        if moved.kind != FileKind::Directory
+            && (old.trailing_slash || (!flags.exchange && new.trailing_slash))
+        {
+            return Err(err(libc::ENOTDIR));
+        }
+        let replaced = new.target.ok();
+        self.store.rename(
+            &self.client.creds,
+            old.parent,
+            &old.name,
+            new.parent,
+            &new.name,
+            flags,
+        )?;
+        self.removed(old.parent, &old.name, moved.ino);
+        if let Some(r) = &replaced {
+            self.removed(new.parent, &new.name, r.ino);
+        } else {
+            self.kernel.inode_changed(new.parent);
+        }
+        let exchanged = replaced.filter(|_| flags.exchange);
+        for dir in [Some(moved), exchanged].into_iter().flatten() {
+            if dir.kind == FileKind::Directory {
+                self.kernel.dir_moved(dir.ino);
+            }
+        }
+        Ok(Done {})
+    }
+
+    fn setattr(&mut self, req: &ops::SetAttr, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<Done> {
+        let s = &req.set;
+        let (ino, fh) = if p.path.is_empty() && req.flags as i32 & libc::AT_EMPTY_PATH != 0 {
+            let ino = self.handle_ino(req.base)?;
+            let file = self.client.check(req.base, HandleKind::File).ok();
+            (ino, file)
+        } else {
+            let follow = req.flags as i32 & libc::AT_SYMLINK_NOFOLLOW == 0;
+            (self.walk(req.base, p.path, follow)?.found()?.ino, None)
+        };
+        let time = |at: u32, now: u32, sec: i64, nsec: u32| {
+            if s.valid & now != 0 {
+                Some(TimeSet::Now)
+            } else if s.valid & at != 0 {
+                Some(TimeSet::At(Timespec { sec, nsec }))
+            } else {
+                None
+            }
+        };
+        let change = SetAttr {
+            mode: (s.valid & set::MODE != 0).then_some(s.mode),
+            uid: (s.valid & set::UID != 0).then_some(s.uid),
+            gid: (s.valid & set::GID != 0).then_some(s.gid),
+            size: (s.valid & set::SIZE != 0).then_some(s.size),
+            atime: time(set::ATIME, set::ATIME_NOW, s.atime, s.atime_nsec),
+            mtime: time(set::MTIME, set::MTIME_NOW, s.mtime, s.mtime_nsec),
+            ctime: None,
+            chown: s.valid & set::CHOWN != 0,
+        };
+        if change.size.is_some() {
+            self.kernel.before_data(ino, 0, 0);
+        }
+        self.store.setattr(&self.client.creds, ino, &change, fh)?;
+        match change.size {
+            Some(_) => self.kernel.data_changed(ino, 0, 0),
+            None => self.kernel.inode_changed(ino),
+        }
+        Ok(Done {})
+    }
+
+    fn fsync(&mut self, req: &ops::Fsync, _: Paths<'_>, _: &mut Payload<'_>) -> OpResult<Done> {
+        let fh = self.client.check(req.fh, HandleKind::File)?;
+        self.store.fsync(fh)?;
+        Ok(Done {})
+    }
+
+    fn statfs(
+        &mut self,
+        req: &ops::Statfs,
+        p: Paths<'_>,
+        _: &mut Payload<'_>,
+    ) -> OpResult<StatfsOut> {
+        // statfs(2) of a path fails like a lookup; of an fd, like a bad
+        // handle.
+        if !p.path.is_empty() {
+            self.walk(req.base, p.path, true)?.found()?;
+        } else if req.base != 0 {
+            self.handle_ino(req.base)?;
+        }
+        let s = self.store.statfs();
+        Ok(StatfsOut {
+            statfs: WireStatFs {
+                blocks: s.blocks,
+                bfree: s.bfree,
+                bavail: s.bavail,
+                files: s.files,
+                ffree: s.ffree,
+                bsize: s.bsize,
+                namelen: s.namelen,
+                frsize: s.frsize,
+                _pad: 0,
+            },
+        })
+    }
+
+    fn lseek(
+        &mut self,
+        req: &ops::Lseek,
+        _: Paths<'_>,
+        _: &mut Payload<'_>,
+    ) -> OpResult<OffsetOut> {
+        let fh = self.client.check(req.fh, HandleKind::File)?;
+        let offset = self.store.lseek(fh, req.offset, req.whence as i32)?;
+        Ok(OffsetOut { offset })
+    }
+
+    fn fallocate(
+        &mut self,
+        req: &ops::Fallocate,
+        _: Paths<'_>,
+        _: &mut Payload<'_>,
+    ) -> OpResult<Done> {
+        let fh = self.client.check(req.fh, HandleKind::File)?;
+        let ino = self.store.handle_ino(fh)?;
+        self.kernel.before_data(ino, req.offset, req.len.max(1));
+        self.store
+            .fallocate(fh, req.offset, req.len, req.mode as i32)?;
+        self.kernel.data_changed(ino, req.offset, req.len.max(1));
+        Ok(Done {})
+    }
+
+    fn copy_file_range(
+        &mut self,
+        req: &ops::CopyFileRange,
+        _: Paths<'_>,
+        _: &mut Payload<'_>,
+    ) -> OpResult<CountOut> {
+        let from = self.client.check(req.fh_in, HandleKind::File)?;
+        let to = self.client.check(req.fh_out, HandleKind::File)?;
+        let to_ino = self.store.handle_ino(to)?;
+        let span = req.len.max(1);
+        self.kernel
+            .before_data(self.store.handle_ino(from)?, req.off_in, span);
+        self.kernel.before_data(to_ino, req.off_out, span);
+        let n = self.copy_in_parts(from, req.off_in, to, req.off_out, req.len)?;
+        if n > 0 {
+            self.kernel.data_changed(to_ino, req.off_out, n);
+        }
+        Ok(CountOut { count: n })
+    }
+
+    fn getxattr(
+        &mut self,
+        req: &ops::Getxattr,
+        p: Paths<'_>,
+        _: &mut Payload<'_>,
+    ) -> OpResult<CountOut> {
+        let ino = self.xattr_target(req.base, p.path, req.flags)?;
+        let value = self.store.getxattr(&self.client.creds, ino, p.path2)?;
+        self.xattr_reply(&value, req.size)
+    }
+
+    fn setxattr(
+        &mut self,
+        req: &ops::Setxattr,
+        p: Paths<'_>,
+        _: &mut Payload<'_>,
+    ) -> OpResult<Done> {
+        let ino = self.xattr_target(req.base, p.path, req.flags)?;
+        let mut value = vec![0; self.bulk_len(req.size)?];
+        self.bulk.read(0, &mut value);
+        let flags = req.xattr_flags as i32;
+        self.store
+            .setxattr(&self.client.creds, ino, p.path2, &value, flags)?;
+        self.kernel.inode_changed(ino);
+        Ok(Done {})
+    }
+
+    fn listxattr(
+        &mut self,
+        req: &ops::Listxattr,
+        p: Paths<'_>,
+        _: &mut Payload<'_>,
+    ) -> OpResult<CountOut> {
+        let ino = self.xattr_target(req.base, p.path, req.flags)?;
+        let list = self.store.listxattr(&self.client.creds, ino)?;
+        self.xattr_reply(&list, req.size)
+    }
+
+    fn removexattr(
+        &mut self,
+        req: &ops::Removexattr,
+        p: Paths<'_>,
+        _: &mut Payload<'_>,
+    ) -> OpResult<Done> {
+        let ino = self.xattr_target(req.base, p.path, req.flags)?;
+        self.store.removexattr(&self.client.creds, ino, p.path2)?;
+        self.kernel.inode_changed(ino);
+        Ok(Done {})
+    }
+
+    fn drop_handle_name(
+        &mut self,
+        req: &ops::DropHandleName,
+        _: Paths<'_>,
+        _: &mut Payload<'_>,
+    ) -> OpResult<Done> {
+        self.client.kind(req.fh)?;
+        let name = proto::handle_name(req.fh, self.client.image);
+        self.kernel.entry_changed(ROOT_INO, &name);
+        Ok(Done {})
+    }
+
+    fn dir_path(
+        &mut self,
+        req: &ops::DirPath,
+        _: Paths<'_>,
+        out: &mut Payload<'_>,
+    ) -> OpResult<Done> {
+        let fh = self.client.check(req.fh, HandleKind::Dir)?;
+        let path = self.store.dir_path(self.store.handle_ino(fh)?)?;
+        if path.len() >= proto::PATH_MAX {
+            return Err(err(libc::ENAMETOOLONG));
+        }
+        out.put(&path)?;
+        Ok(Done {})
+    }
+}
+
+/// The store's attributes in wire form.
+pub fn wire_attr(a: &Attr) -> WireAttr {
+    WireAttr {
+        ino: a.ino,
+        size: a.size,
+        blocks: a.blocks,
+        atime: a.atime.sec,
+        mtime: a.mtime.sec,
+        ctime: a.ctime.sec,
+        atime_nsec: a.atime.nsec,
+        mtime_nsec: a.mtime.nsec,
+        ctime_nsec: a.ctime.nsec,
+        mode: a.mode(),
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: a.rdev,
+        blksize: a.blksize,
+        _pad: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Clients;
+    use inode_store::Creds;
+    use proto::ops::{
+        decode_reply, dispatch, encode_request, Failure, Malformed, Operation, ReplyError,
+        MAX_REPLY, MAX_REQUEST,
+    };
+    use proto::{decode, SetAttrReq, PATH_MAX};
+    use std::cell::RefCell;
+
+    /// An ordinary user with no supplementary groups.
+    fn user1000() -> Creds {
+        Creds {
+            uid: 1000,
+            gid: 1000,
+            groups: vec![],
+            caps: inode_store::Caps::NONE,
+        }
+    }
+
+    /// Records what the kernel would have been told.
+    #[derive(Default)]
+    struct Recorder(RefCell<Vec<String>>);
+
+    impl KernelCache for Recorder {
+        fn inode_changed(&self, ino: Ino) {
+            self.0.borrow_mut().push(format!("inode {ino}"));
+        }
+        fn entry_changed(&self, parent: Ino, name: &[u8]) {
+            self.0
+                .borrow_mut()
+                .push(format!("entry {parent}/{}", String::from_utf8_lossy(name)));
+        }
+        fn dir_moved(&self, ino: Ino) {
+            self.0.borrow_mut().push(format!("moved {ino}"));
+        }
+        fn before_data(&self, ino: Ino, off: u64, len: u64) {
+            self.0
+                .borrow_mut()
+                .push(format!("before {ino} {off}+{len}"));
+        }
+        fn data_changed(&self, ino: Ino, off: u64, len: u64) {
+            self.0.borrow_mut().push(format!("data {ino} {off}+{len}"));
+        }
+    }
+
+    impl BulkArea for Vec<u8> {
+        fn len(&self) -> usize {
+            Vec::len(self)
+        }
+        fn read(&self, offset: usize, dst: &mut [u8]) {
+            dst.copy_from_slice(&self[offset..offset + dst.len()]);
+        }
+        fn write(&mut self, offset: usize, src: &[u8]) {
+            self[offset..offset + src.len()].copy_from_slice(src);
+        }
+    }
+
+    struct Fixture {
+        store: Store,
+        clients: Clients,
+        kernel: Recorder,
+        bulk: Vec<u8>,
+    }
+
+    type Reply<O> = Result<(<O as Operation>::Reply, Vec<u8>), ReplyError>;
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let store = Store::new(16 << 20);
+            let root = Creds::root();
+            let sticky = SetAttr {
+                mode: Some(0o1777),
+                ..SetAttr::default()
+            };
+            store.setattr(&root, ROOT_INO, &sticky, None).unwrap();
+            Fixture {
+                store,
+                clients: Clients::default(),
+                kernel: Recorder::default(),
+                bulk: vec![0; 1 << 20],
+            }
+        }
+
+        /// Runs raw message `msg` as `client`; the encoded reply.
+        fn run(&mut self, client: &Client, msg: &[u8]) -> Result<Vec<u8>, Malformed> {
+            let mut handlers = Handlers {
+                store: &self.store,
+                client,
+                mount_path: b"/mnt/x",
+                kernel: &self.kernel,
+                bulk: &mut self.bulk,
+                transferred: Transferred::default(),
+                client_alive: &|| true,
+            };
+            let mut reply = vec![0u8; MAX_REPLY];
+            let d = dispatch(&mut handlers, msg, &mut reply)?;
+            reply.truncate(d.len);
+            Ok(reply)
+        }
+
+        /// Runs a request as `client`: its reply struct and payload.
+        fn call<O: Operation>(
+            &mut self,
+            client: &Client,
+            args: O,
+            p1: &[u8],
+            p2: &[u8],
+        ) -> Reply<O> {
+            let mut msg = vec![0u8; MAX_REQUEST];
+            let n = encode_request(1, &args, p1, p2, &mut msg).expect("encodable");
+            let reply = self.run(client, &msg[..n]).expect("well formed");
+            decode_reply::<O>(&reply, 1).map(|(r, p)| (r, p.to_vec()))
+        }
+
+        /// Runs a request as `client`: 0 or the negated errno.
+        fn status<O: Operation>(&mut self, client: &Client, args: O, p1: &[u8], p2: &[u8]) -> i32 {
+            match self.call(client, args, p1, p2) {
+                Ok(_) => 0,
+                Err(ReplyError::Failed(f)) => f.status(),
+                Err(ReplyError::Malformed) => panic!("malformed reply"),
+            }
+        }
+    }
+
+    fn failed(e: i32) -> ReplyError {
+        ReplyError::Failed(Failure::Errno(e))
+    }
+
+    fn create(mode: u32) -> ops::Open {
+        ops::Open {
+            base: 0,
+            flags: (libc::O_CREAT | libc::O_RDWR) as u32,
+            mode,
+        }
+    }
+
+    fn mkdir(mode: u32) -> ops::Mkdir {
+        ops::Mkdir {
+            mode,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn write_then_read_through_handles() {
+        let mut f = Fixture::new();
+        let c = f.clients.join(1, 0, Creds::root()).unwrap();
+        let e = f
+            .call(&c, create(0o644), b"dir_missing/../f", b"")
+            .unwrap_err();
+        assert_eq!(
+            e,
+            failed(libc::ENOENT),
+            "a missing dir on the way fails like the kernel"
+        );
+        let (opened, _) = f.call(&c, create(0o644), b"f", b"").unwrap();
+        let fh = opened.fh;
+        f.bulk[..5].copy_from_slice(b"hello");
+        let write = ops::Write {
+            fh,
+            offset: 3,
+            len: 5,
+            ..Default::default()
+        };
+        let (w, _) = f.call(&c, write, b"", b"").unwrap();
+        assert_eq!((w.count, w.offset), (5, 3));
+        f.bulk.fill(0xff);
+        let read = ops::Read {
+            fh,
+            offset: 0,
+            len: 100,
+        };
+        let (rd, _) = f.call(&c, read, b"", b"").unwrap();
+        assert_eq!(rd.count, 8);
+        assert_eq!(&f.bulk[..8], b"\0\0\0hello");
+        let (s, _) = f.call(&c, ops::Stat::default(), b"/mnt/x/f", b"").unwrap();
+        assert_eq!((s.attr.size, s.attr.mode), (8, libc::S_IFREG | 0o644));
+        assert!(f.kernel.0.borrow().iter().any(|e| e.starts_with("inode")));
+        assert_eq!(f.status(&c, ops::Release { fh }, b"", b""), 0);
+        let read = ops::Read {
+            fh,
+            offset: 0,
+            len: 1,
+        };
+        assert_eq!(f.status(&c, read, b"", b""), -libc::EBADF);
+    }
+
+    #[test]
+    fn a_handle_name_is_dropped_from_the_kernel_for_its_holder_only() {
+        let mut f = Fixture::new();
+        let me = f.clients.join(1, 0xabc, Creds::root()).unwrap();
+        let other = f.clients.join(2, 0xabc, Creds::root()).unwrap();
+        let (r, _) = f.call(&me, create(0o600), b"f", b"").unwrap();
+        f.kernel.0.borrow_mut().clear();
+        let drop_name = ops::DropHandleName { fh: r.fh };
+        assert_eq!(f.status(&other, drop_name, b"", b""), -libc::EBADF);
+        assert!(f.kernel.0.borrow().is_empty());
+        assert_eq!(f.status(&me, drop_name, b"", b""), 0);
+        let name = String::from_utf8(proto::handle_name(r.fh, 0xabc).to_vec()).unwrap();
+        assert_eq!(*f.kernel.0.borrow(), [format!("entry {ROOT_INO}/{name}")]);
+    }
+
+    #[test]
+    fn another_process_cannot_use_my_handle() {
+        let mut f = Fixture::new();
+        let me = f.clients.join(1, 0, Creds::root()).unwrap();
+        let other = f.clients.join(2, 0, Creds::root()).unwrap();
+        let (r, _) = f.call(&me, create(0o600), b"secret", b"").unwrap();
+        let read = ops::Read {
+            fh: r.fh,
+            offset: 0,
+            len: 1,
+        };
+        assert_eq!(f.status(&other, read, b"", b""), -libc::EBADF);
+        assert_eq!(
+            f.status(&other, ops::Release { fh: r.fh }, b"", b""),
+            -libc::EBADF
+        );
+    }
+
+    #[test]
+    fn permissions_are_the_stores() {
+        let mut f = Fixture::new();
+        let root = f.clients.join(1, 0, Creds::root()).unwrap();
+        let user = f.clients.join(2, 0, user1000()).unwrap();
+        f.call(&root, create(0o600), b"private", b"").unwrap();
+        let open = ops::Open {
+            flags: libc::O_RDONLY as u32,
+            ..Default::default()
+        };
+        assert_eq!(f.status(&user, open, b"private", b""), -libc::EACCES);
+        let unlink = ops::Unlink::default();
+        assert_eq!(
+            f.status(&user, unlink, b"private", b""),
+            -libc::EPERM,
+            "sticky root"
+        );
+    }
+
+    #[test]
+    fn paths_leaving_the_mount_escape() {
+        let mut f = Fixture::new();
+        let c = f.clients.join(1, 0, Creds::root()).unwrap();
+        f.call(&c, mkdir(0o755), b"a", b"").unwrap();
+        let stat = ops::Stat::default();
+        for path in [&b".."[..], b"a/../../etc", b"/etc/passwd", b"/mnt/xy"] {
+            let st = f.status(&c, stat, path, b"");
+            assert_eq!(st, proto::ESCAPED, "{}", String::from_utf8_lossy(path));
+        }
+        f.call(&c, ops::Symlink::default(), b"out", b"/etc")
+            .unwrap();
+        assert_eq!(f.status(&c, stat, b"out/passwd", b""), proto::ESCAPED);
+        let lstat = ops::Stat {
+            flags: libc::AT_SYMLINK_NOFOLLOW as u32,
+            ..stat
+        };
+        assert_eq!(
+            f.status(&c, lstat, b"out", b""),
+            0,
+            "the link itself is on the mount"
+        );
+    }
+
+    #[test]
+    fn setattr_without_following_links() {
+        let mut f = Fixture::new();
+        let c = f.clients.join(1, 0, Creds::root()).unwrap();
+        let mknod = ops::Mknod {
+            mode: libc::S_IFREG | 0o644,
+            ..Default::default()
+        };
+        f.call(&c, mknod, b"f", b"").unwrap();
+        let times = ops::SetAttr {
+            flags: libc::AT_SYMLINK_NOFOLLOW as u32,
+            set: SetAttrReq {
+                valid: set::MTIME | set::ATIME,
+                mtime: 1_600_000_000,
+                atime: 1_600_000_000,
+                ..SetAttrReq::default()
+            },
+            ..Default::default()
+        };
+        f.call(&c, times, b"f", b"").unwrap();
+        let (s, _) = f.call(&c, ops::Stat::default(), b"f", b"").unwrap();
+        assert_eq!((s.attr.mtime, s.attr.atime), (1_600_000_000, 1_600_000_000));
+    }
+
+    #[test]
+    fn a_final_dot_is_not_its_directory() {
+        let mut f = Fixture::new();
+        let c = f.clients.join(1, 0, Creds::root()).unwrap();
+        f.call(&c, mkdir(0o755), b"d", b"").unwrap();
+        let rmdir = ops::Rmdir::default();
+        assert_eq!(f.status(&c, rmdir, b"d/.", b""), -libc::EINVAL);
+        assert_eq!(f.status(&c, rmdir, b".", b""), -libc::EINVAL);
+        assert_eq!(f.status(&c, rmdir, b"d/..", b""), -libc::ENOTEMPTY);
+        assert_eq!(f.status(&c, mkdir(0), b"d/.", b""), -libc::EEXIST);
+        assert_eq!(
+            f.status(&c, ops::Unlink::default(), b"d/.", b""),
+            -libc::EISDIR
+        );
+        assert_eq!(f.status(&c, ops::Stat::default(), b"d/./", b""), 0);
+        assert_eq!(f.status(&c, rmdir, b"./d/", b""), 0);
+    }
+
+    #[test]
+    fn readdir_lists_in_bulk_records() {
+        let mut f = Fixture::new();
+        let c = f.clients.join(1, 0, Creds::root()).unwrap();
+        f.call(&c, mkdir(0o755), b"d", b"").unwrap();
+        let mknod = ops::Mknod {
+            mode: libc::S_IFREG | 0o644,
+            ..Default::default()
+        };
+        for name in ["b", "a", "c"] {
+            f.call(&c, mknod, format!("d/{name}").as_bytes(), b"")
+                .unwrap();
+        }
+        let open = ops::Open {
+            flags: (libc::O_RDONLY | libc::O_DIRECTORY) as u32,
+            ..Default::default()
+        };
+        let (dir, _) = f.call(&c, open, b"d", b"").unwrap();
+        let list = ops::Readdir {
+            fh: dir.fh,
+            ..Default::default()
+        };
+        let (list, _) = f.call(&c, list, b"", b"").unwrap();
+        assert_eq!(list.entries, 5);
+        let mut names = Vec::new();
+        let mut off = 0;
+        while off < list.bytes as usize {
+            let e: DirEntryHeader = decode(&f.bulk[off..]).unwrap();
+            let start = off + size_of::<DirEntryHeader>();
+            let name = &f.bulk[start..start + e.name_len as usize];
+            names.push(String::from_utf8(name.to_vec()).unwrap());
+            off += DirEntryHeader::record_len(e.name_len as usize);
+        }
+        assert_eq!(names, [".", "..", "a", "b", "c"]);
+    }
+
+    #[test]
+    fn malformed_requests_are_rejected() {
+        let mut f = Fixture::new();
+        let c = f.clients.join(1, 0, Creds::root()).unwrap();
+        let mut msg = vec![0u8; MAX_REQUEST];
+        let n = encode_request(1, &ops::Stat::default(), b"some/path", b"", &mut msg).unwrap();
+        assert_eq!(f.run(&c, &msg[..n - 4]), Err(Malformed::Truncated));
+        assert_eq!(f.run(&c, &msg[..10]), Err(Malformed::Truncated));
+        let mut head: proto::ops::RequestHeader = decode(&msg).unwrap();
+        head.path_len = PATH_MAX as u32 + 1;
+        assert_eq!(f.run(&c, bytes_of(&head)), Err(Malformed::BadPath));
+        head.op = 999;
+        head.path_len = 0;
+        let reply = f.run(&c, bytes_of(&head)).unwrap();
+        let e = decode_reply::<ops::Fstat>(&reply, 1).unwrap_err();
+        assert_eq!(e, failed(libc::ENOSYS));
+        let read = ops::Read {
+            fh: 12345,
+            offset: 0,
+            len: u64::MAX,
+        };
+        assert_eq!(f.status(&c, read, b"", b""), -libc::EBADF);
+    }
+
+    #[test]
+    fn rename_reports_an_unsearchable_destination_before_a_missing_source() {
+        let mut f = Fixture::new();
+        let root = f.clients.join(1, 0, Creds::root()).unwrap();
+        let user = f.clients.join(2, 0, user1000()).unwrap();
+        f.call(&root, mkdir(0o700), b"priv", b"").unwrap();
+        f.call(&root, mkdir(0o777), b"pub", b"").unwrap();
+        let rename = ops::Rename::default();
+        assert_eq!(
+            f.status(&user, rename, b"pub/missing", b"priv/x"),
+            -libc::EACCES
+        );
+        assert_eq!(
+            f.status(&user, rename, b"pub/missing", b"pub/y"),
+            -libc::ENOENT
+        );
+    }
+
+    #[test]
+    fn nul_bytes_in_any_path_are_refused() {
+        let mut f = Fixture::new();
+        let c = f.clients.join(1, 0, Creds::root()).unwrap();
+        let symlink = ops::Symlink::default();
+        assert_eq!(f.status(&c, symlink, b"l", b"a\0b"), -libc::EINVAL);
+        let st = f.status(&c, ops::Stat::default(), b"l", b"");
+        assert_eq!(st, -libc::ENOENT, "the link was not created");
+        f.call(&c, mkdir(0o755), b"d", b"").unwrap();
+        let setxattr = ops::Setxattr::default();
+        assert_eq!(f.status(&c, setxattr, b"d", b"user.a\0b"), -libc::EINVAL);
+        assert_eq!(
+            f.status(&c, ops::Rename::default(), b"d", b"x\0y"),
+            -libc::EINVAL
+        );
+    }
+}
