@@ -29,6 +29,9 @@ pub(crate) mod fdtable;
 pub(crate) mod fmode;
 pub(crate) mod path;
 
+#[cfg(test)]
+mod import_graph;
+
 #[cfg(not(test))]
 mod channel;
 #[cfg(not(test))]
@@ -37,6 +40,8 @@ mod dir;
 mod fdpass;
 #[cfg(not(test))]
 mod hooks;
+#[cfg(not(test))]
+mod lifecycle;
 #[cfg(not(test))]
 mod mapped;
 #[cfg(not(test))]
@@ -60,20 +65,6 @@ mod uaccess;
 #[cfg(not(test))]
 #[link(name = "c")]
 extern "C" {}
-
-/// Runs at normal process exit, like a C destructor.
-#[cfg(not(test))]
-#[used]
-#[link_section = ".fini_array"]
-static AT_EXIT: extern "C" fn() = at_exit;
-
-/// Writes the streams' pending output while the channels are still open
-/// (glibc flushes stdio only after the destructors), then closes them.
-#[cfg(not(test))]
-extern "C" fn at_exit() {
-    stdio::flush_at_exit();
-    channel::close_all_at_exit();
-}
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -18,7 +18,7 @@ use super::{common::*, open::*};
 pub(super) unsafe fn opendir(p: *const c_char) -> *mut DIR {
     let saved = errno();
     let real = |_: c_int, q: *const c_char| {
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         unsafe { real::opendir()(q) }
     };
     match ops::resolve_at(AT_FDCWD, p) {
@@ -49,7 +49,7 @@ pub(super) unsafe fn opendir(p: *const c_char) -> *mut DIR {
 #[inline]
 pub(super) unsafe fn fdopendir(fd: c_int) -> *mut DIR {
     let Some(f) = ops::file(fd) else {
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         return unsafe { real::fdopendir()(fd) };
     };
     let saved = errno();
@@ -75,7 +75,7 @@ pub(super) unsafe fn fdopendir(fd: c_int) -> *mut DIR {
 #[inline]
 pub(super) unsafe fn readdir64(d: *mut DIR) -> *mut libc::dirent64 {
     let Some(o) = dir::ours(d) else {
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         return unsafe { real::readdir64()(d) };
     };
     let saved = errno();
@@ -96,7 +96,7 @@ pub(super) unsafe fn readdir64(d: *mut DIR) -> *mut libc::dirent64 {
 #[inline]
 pub(super) unsafe fn readdir(d: *mut DIR) -> *mut libc::dirent {
     if dir::ours(d).is_none() {
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         return unsafe { real::readdir()(d) };
     }
     // SAFETY: dirent and dirent64 share one layout on the 64-bit targets.
@@ -110,7 +110,7 @@ pub(super) unsafe fn readdir64_r(
     result: *mut *mut libc::dirent64,
 ) -> c_int {
     if dir::ours(d).is_none() {
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         return unsafe { real::readdir64_r()(d, entry, result) };
     }
     let saved = errno();
@@ -139,17 +139,17 @@ pub(super) unsafe fn readdir_r(
     result: *mut *mut libc::dirent,
 ) -> c_int {
     if dir::ours(d).is_none() {
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         return unsafe { real::readdir_r()(d, entry, result) };
     }
-    // SAFETY: same layout.
+    // SAFETY: the caller's arguments under its C contract; the two pointee types share one layout on the supported 64-bit targets.
     unsafe { readdir64_r(d, entry.cast(), result.cast()) }
 }
 
 #[inline]
 pub(super) unsafe fn closedir(d: *mut DIR) -> c_int {
     let Some(o) = dir::ours(d) else {
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         return unsafe { real::closedir()(d) };
     };
     let saved = errno();
@@ -170,7 +170,7 @@ pub(super) unsafe fn closedir(d: *mut DIR) -> c_int {
 pub(super) unsafe fn dirfd(d: *mut DIR) -> c_int {
     match dir::ours(d) {
         Some(o) => o.fd(),
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         None => unsafe { real::dirfd()(d) },
     }
 }
@@ -179,7 +179,7 @@ pub(super) unsafe fn dirfd(d: *mut DIR) -> c_int {
 pub(super) unsafe fn rewinddir(d: *mut DIR) {
     match dir::ours(d) {
         Some(o) => o.rewind(),
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         None => unsafe { real::rewinddir()(d) },
     }
 }
@@ -188,7 +188,7 @@ pub(super) unsafe fn rewinddir(d: *mut DIR) {
 pub(super) unsafe fn telldir(d: *mut DIR) -> c_long {
     match dir::ours(d) {
         Some(o) => o.tell() as c_long,
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         None => unsafe { real::telldir()(d) },
     }
 }
@@ -197,7 +197,7 @@ pub(super) unsafe fn telldir(d: *mut DIR) -> c_long {
 pub(super) unsafe fn seekdir(d: *mut DIR, loc: c_long) {
     match dir::ours(d) {
         Some(o) => o.seek(loc as u64),
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         None => unsafe { real::seekdir()(d, loc) },
     }
 }

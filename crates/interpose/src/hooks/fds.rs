@@ -108,7 +108,7 @@ pub(super) unsafe fn pread(fd: c_int, buf: *mut c_void, n: size_t, off: off_t) -
 
 #[inline]
 pub(super) unsafe fn pread64(fd: c_int, buf: *mut c_void, n: size_t, off: off64_t) -> ssize_t {
-    // SAFETY: as above.
+    // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
     unsafe { pread_impl(fd, buf, n, off).unwrap_or_else(|| real::pread64()(fd, buf, n, off)) }
 }
 
@@ -165,7 +165,7 @@ pub(super) unsafe fn pwrite(fd: c_int, buf: *const c_void, n: size_t, off: off_t
 
 #[inline]
 pub(super) unsafe fn pwrite64(fd: c_int, buf: *const c_void, n: size_t, off: off64_t) -> ssize_t {
-    // SAFETY: as above.
+    // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
     unsafe { pwrite_impl(fd, buf, n, off).unwrap_or_else(|| real::pwrite64()(fd, buf, n, off)) }
 }
 
@@ -367,7 +367,7 @@ pub(super) unsafe fn fsync(fd: c_int) -> c_int {
 
 #[inline]
 pub(super) unsafe fn fdatasync(fd: c_int) -> c_int {
-    // SAFETY: forwards.
+    // SAFETY: the caller's arguments, passed on under the C contract this handler is called with.
     unsafe {
         if FDS.is_ours(fd) {
             fsync(fd)
@@ -418,7 +418,7 @@ pub(super) unsafe fn fchmod(fd: c_int, mode: mode_t) -> c_int {
         mode: mode & 0o7777,
         ..Default::default()
     };
-    // SAFETY: forwards.
+    // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
     fd_setattr(fd, Ok(s)).unwrap_or_else(|| unsafe { real::fchmod()(fd, mode) })
 }
 
@@ -440,7 +440,7 @@ pub(super) fn chown_req(uid: libc::uid_t, gid: libc::gid_t) -> SetAttrReq {
 
 #[inline]
 pub(super) unsafe fn fchown(fd: c_int, uid: libc::uid_t, gid: libc::gid_t) -> c_int {
-    // SAFETY: forwards.
+    // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
     fd_setattr(fd, Ok(chown_req(uid, gid)))
         .unwrap_or_else(|| unsafe { real::fchown()(fd, uid, gid) })
 }
@@ -448,7 +448,7 @@ pub(super) unsafe fn fchown(fd: c_int, uid: libc::uid_t, gid: libc::gid_t) -> c_
 #[inline]
 pub(super) unsafe fn futimens(fd: c_int, times: *const libc::timespec) -> c_int {
     if !FDS.is_ours(fd) {
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         return unsafe { real::futimens()(fd, times) };
     }
     fd_setattr(fd, ops::times_req(times)).unwrap_or_else(|| err(libc::EBADF))

@@ -18,7 +18,7 @@ use super::common::*;
 #[inline]
 pub(super) unsafe fn dup(fd: c_int) -> c_int {
     let Some(r) = FDS.get(fd) else {
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         return unsafe { real::dup()(fd) };
     };
     let saved = errno();
@@ -95,10 +95,10 @@ pub(super) unsafe fn dup2(old: c_int, new: c_int) -> c_int {
         if FDS.is_ours(old) {
             return old;
         }
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         return unsafe { real::dup2()(old, new) };
     }
-    // SAFETY: forwards.
+    // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
     unsafe { dup3_impl(old, new, 0, || real::dup2()(old, new)) }
 }
 
@@ -546,7 +546,7 @@ pub(super) unsafe fn splice(
 
 #[inline]
 pub(super) unsafe fn umask(m: mode_t) -> mode_t {
-    // SAFETY: forwards.
+    // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
     let old = unsafe { real::umask()(m) };
     state::set_umask(m);
     old

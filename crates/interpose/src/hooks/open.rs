@@ -54,7 +54,7 @@ pub(super) unsafe fn open(p: *const c_char, flags: c_int, mode: mode_t) -> c_int
 #[inline]
 pub(super) unsafe fn openat(dirfd: c_int, p: *const c_char, flags: c_int, mode: mode_t) -> c_int {
     let mode = if needs_mode(flags) { mode } else { 0 };
-    // SAFETY: as above.
+    // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
     unsafe {
         do_openat(dirfd, p, flags, mode, |d, q| {
             real::openat()(d, q, flags, mode)
@@ -108,7 +108,7 @@ pub(super) unsafe fn close_range_impl(lo: c_uint, hi: c_uint, flags: c_int) -> c
         start = k as u64 + 1;
     }
     if start <= hi as u64 {
-        // SAFETY: as above.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         r |= unsafe { real::close_range()(start as c_uint, hi, flags) };
     }
     if r == 0 {
@@ -129,6 +129,6 @@ pub(super) unsafe fn close_range(lo: c_uint, hi: c_uint, flags: c_int) -> c_int 
 
 #[inline]
 pub(super) unsafe fn closefrom(lo: c_int) {
-    // SAFETY: as above.
+    // SAFETY: plain integer arguments.
     unsafe { close_range_impl(lo.max(0) as c_uint, c_uint::MAX, 0) };
 }

@@ -49,9 +49,9 @@ pub(super) unsafe fn utimes_at(
 ) -> c_int {
     match timevals(tv) {
         Err(e) => err(e),
-        // SAFETY: forwards.
+        // SAFETY: the caller's arguments, passed on under the C contract this handler is called with.
         Ok(None) => unsafe { utimensat(d, p, core::ptr::null(), flags) },
-        // SAFETY: forwards.
+        // SAFETY: the caller's arguments, passed on under the C contract this handler is called with.
         Ok(Some(ts)) => unsafe { utimensat(d, p, ts.as_ptr(), flags) },
     }
 }
@@ -59,7 +59,7 @@ pub(super) unsafe fn utimes_at(
 #[inline]
 pub(super) unsafe fn utime(p: *const c_char, t: *const libc::utimbuf) -> c_int {
     if t.is_null() {
-        // SAFETY: forwards.
+        // SAFETY: the caller's arguments, passed on under the C contract this handler is called with.
         return unsafe { utimensat(AT_FDCWD, p, core::ptr::null(), 0) };
     }
     // SAFETY: the caller's utimbuf.
@@ -74,21 +74,21 @@ pub(super) unsafe fn utime(p: *const c_char, t: *const libc::utimbuf) -> c_int {
             tv_nsec: 0,
         },
     ];
-    // SAFETY: forwards.
+    // SAFETY: the caller's arguments, passed on under the C contract this handler is called with.
     unsafe { utimensat(AT_FDCWD, p, ts.as_ptr(), 0) }
 }
 
 #[inline]
 pub(super) unsafe fn futimes(fd: c_int, tv: *const libc::timeval) -> c_int {
     if !FDS.is_ours(fd) {
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         return unsafe { real::futimes()(fd, tv) };
     }
     match timevals(tv) {
         Err(e) => err(e),
-        // SAFETY: forwards.
+        // SAFETY: the caller's arguments, passed on under the C contract this handler is called with.
         Ok(None) => unsafe { futimens(fd, core::ptr::null()) },
-        // SAFETY: forwards.
+        // SAFETY: the caller's arguments, passed on under the C contract this handler is called with.
         Ok(Some(ts)) => unsafe { futimens(fd, ts.as_ptr()) },
     }
 }
@@ -163,7 +163,7 @@ pub(super) unsafe fn faccessat(d: c_int, p: *const c_char, mode: c_int, flags: c
             At::Ours(t) => real_at(&t, d, p, real),
         };
     }
-    // SAFETY: forwards.
+    // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
     unsafe {
         path_op(d, p, Op::Access, flags as u32, mode as u64, b"", |dd, q| {
             real::faccessat()(dd, q, mode, flags)
@@ -174,7 +174,7 @@ pub(super) unsafe fn faccessat(d: c_int, p: *const c_char, mode: c_int, flags: c
 #[inline]
 pub(super) unsafe fn mkdirat(d: c_int, p: *const c_char, mode: mode_t) -> c_int {
     let m = (mode & 0o7777 & !state::umask()) as u64;
-    // SAFETY: forwards.
+    // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
     unsafe {
         path_op(d, p, Op::Mkdir, 0, m, b"", |dd, q| {
             real::mkdirat()(dd, q, mode)
@@ -188,7 +188,7 @@ pub(super) unsafe fn mkdirat(d: c_int, p: *const c_char, mode: mode_t) -> c_int 
 pub(super) unsafe fn mknodat(d: c_int, p: *const c_char, mode: mode_t, dev: libc::dev_t) -> c_int {
     let Ok(rdev) = u32::try_from(dev) else {
         // Larger device numbers than the store keeps: let the kernel answer.
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         return unsafe { real::mknodat()(d, p, mode, dev) };
     };
     // A zero type means a regular file, as in mknod(2).
@@ -228,7 +228,7 @@ pub(super) unsafe fn unlinkat(d: c_int, p: *const c_char, flags: c_int) -> c_int
     } else {
         Op::Unlink
     };
-    // SAFETY: forwards.
+    // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
     unsafe { path_op(d, p, op, 0, 0, b"", |dd, q| real::unlinkat()(dd, q, flags)) }
 }
 
@@ -236,7 +236,7 @@ pub(super) unsafe fn unlinkat(d: c_int, p: *const c_char, flags: c_int) -> c_int
 pub(super) unsafe fn symlinkat(target: *const c_char, d: c_int, p: *const c_char) -> c_int {
     let saved = errno();
     let real = |dd: c_int, q: *const c_char| {
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         unsafe { real::symlinkat()(target, dd, q) }
     };
     match ops::resolve_at(d, p) {
@@ -269,7 +269,7 @@ pub(super) unsafe fn readlinkat(
 ) -> ssize_t {
     let saved = errno();
     let real = |dd: c_int, q: *const c_char| {
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         unsafe { real::readlinkat()(dd, q, buf, n) }
     };
     match ops::resolve_at(d, p) {
@@ -345,7 +345,7 @@ pub(super) unsafe fn renameat2(
     b: *const c_char,
     flags: c_uint,
 ) -> c_int {
-    // SAFETY: forwards.
+    // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
     unsafe {
         two_paths(d1, a, d2, b, Op::Rename, flags, |w, x, y, z| {
             real::renameat2()(w, x, y, z, flags)
@@ -364,7 +364,7 @@ pub(super) unsafe fn linkat(
     if flags & !(libc::AT_SYMLINK_FOLLOW | libc::AT_EMPTY_PATH) != 0 {
         return err(libc::EINVAL);
     }
-    // SAFETY: forwards.
+    // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
     unsafe {
         two_paths(d1, a, d2, b, Op::Link, flags as u32, |w, x, y, z| {
             real::linkat()(w, x, y, z, flags)
@@ -403,7 +403,7 @@ pub(super) unsafe fn truncate(p: *const c_char, len: off_t) -> c_int {
             ..Default::default()
         })
     };
-    // SAFETY: forwards.
+    // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
     unsafe { setattr_path(AT_FDCWD, p, false, s, |_, q| real::truncate()(q, len)) }
 }
 
@@ -414,7 +414,7 @@ pub(super) unsafe fn fchmodat(d: c_int, p: *const c_char, mode: mode_t, flags: c
         mode: mode & 0o7777,
         ..Default::default()
     };
-    // SAFETY: forwards.
+    // SAFETY: the caller's arguments, passed on under the C contract this handler is called with.
     unsafe {
         setattr_path(
             d,
@@ -441,7 +441,7 @@ pub(super) unsafe fn fchownat(
     {
         return fd_setattr(d, Ok(chown_req(uid, gid))).unwrap_or_else(|| err(libc::EBADF));
     }
-    // SAFETY: forwards.
+    // SAFETY: the caller's arguments, passed on under the C contract this handler is called with.
     unsafe {
         setattr_path(
             d,
@@ -470,7 +470,7 @@ pub(super) unsafe fn utimensat(
     {
         return fd_setattr(d, ops::times_req(times)).unwrap_or_else(|| err(libc::EBADF));
     }
-    // SAFETY: forwards.
+    // SAFETY: the caller's arguments, passed on under the C contract this handler is called with.
     unsafe {
         setattr_path(
             d,
@@ -486,7 +486,7 @@ pub(super) unsafe fn utimensat(
 
 #[inline]
 pub(super) unsafe fn chdir(p: *const c_char) -> c_int {
-    // SAFETY: forwards.
+    // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
     let r = unsafe { real::chdir()(p) };
     if r == 0 {
         state::cwd_changed();
@@ -497,7 +497,7 @@ pub(super) unsafe fn chdir(p: *const c_char) -> c_int {
 #[inline]
 pub(super) unsafe fn fchdir(fd: c_int) -> c_int {
     let Some(f) = ops::file(fd) else {
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         let r = unsafe { real::fchdir()(fd) };
         if r == 0 {
             state::cwd_changed();

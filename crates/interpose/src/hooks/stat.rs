@@ -131,7 +131,7 @@ pub(super) unsafe fn statfs(p: *const c_char, out: *mut libc::statfs) -> c_int {
 pub(super) unsafe fn fstatfs(fd: c_int, out: *mut libc::statfs) -> c_int {
     match ops::file(fd) {
         None => {
-            // SAFETY: forwards.
+            // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
             unsafe { real::fstatfs()(fd, out) }
         }
         Some(f) => {
@@ -162,7 +162,7 @@ pub(super) fn fstatvfs_ours(fd: c_int, out: *mut libc::statvfs) -> Option<c_int>
 
 #[inline]
 pub(super) unsafe fn fstatvfs(fd: c_int, out: *mut libc::statvfs) -> c_int {
-    // SAFETY: forwards.
+    // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
     fstatvfs_ours(fd, out).unwrap_or_else(|| unsafe { real::fstatvfs()(fd, out) })
 }
 

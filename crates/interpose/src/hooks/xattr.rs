@@ -118,7 +118,7 @@ macro_rules! xattr_hooks {
         ) -> c_int {
             let mut buf = XATTR_NAME_BUF;
             let Ok(key) = xattr_name(&mut buf, name) else {
-                // SAFETY: as above.
+                // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
                 return unsafe { real::$set()(p, name, v, n, flags) };
             };
             // SAFETY: forwards the caller's arguments.
@@ -137,7 +137,7 @@ macro_rules! xattr_hooks {
         pub(super) unsafe fn $remove(p: *const c_char, name: *const c_char) -> c_int {
             let mut buf = XATTR_NAME_BUF;
             let Ok(key) = xattr_name(&mut buf, name) else {
-                // SAFETY: as above.
+                // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
                 return unsafe { real::$remove()(p, name) };
             };
             // SAFETY: forwards the caller's arguments.
@@ -173,14 +173,14 @@ pub(super) unsafe fn fgetxattr(
     let mut buf = XATTR_NAME_BUF;
     let key = xattr_name(&mut buf, name);
     fd_xattr(fd, |x| x.get(Some(key?), v.cast(), n))
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         .unwrap_or_else(|| unsafe { real::fgetxattr()(fd, name, v, n) })
 }
 
 #[inline]
 pub(super) unsafe fn flistxattr(fd: c_int, list: *mut c_char, n: size_t) -> ssize_t {
     fd_xattr(fd, |x| x.get(None, list.cast(), n))
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         .unwrap_or_else(|| unsafe { real::flistxattr()(fd, list, n) })
 }
 
@@ -196,7 +196,7 @@ pub(super) unsafe fn fsetxattr(
     let key = xattr_name(&mut buf, name);
     fd_xattr(fd, |x| x.set(key?, v.cast(), n, flags).map(|()| 0))
         .map(|r| r as c_int)
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         .unwrap_or_else(|| unsafe { real::fsetxattr()(fd, name, v, n, flags) })
 }
 
@@ -206,6 +206,6 @@ pub(super) unsafe fn fremovexattr(fd: c_int, name: *const c_char) -> c_int {
     let key = xattr_name(&mut buf, name);
     fd_xattr(fd, |x| x.remove(key?).map(|()| 0))
         .map(|r| r as c_int)
-        // SAFETY: forwards.
+        // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         .unwrap_or_else(|| unsafe { real::fremovexattr()(fd, name) })
 }
