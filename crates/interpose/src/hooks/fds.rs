@@ -14,6 +14,7 @@ use crate::sys::errno;
 use crate::uaccess;
 
 use super::common::*;
+use crate::callargs::chown_req;
 
 // ---- data --------------------------------------------------------------------
 
@@ -420,22 +421,6 @@ pub(super) unsafe fn fchmod(fd: c_int, mode: mode_t) -> c_int {
     };
     // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
     fd_setattr(fd, Ok(s)).unwrap_or_else(|| unsafe { real::fchmod()(fd, mode) })
-}
-
-pub(super) fn chown_req(uid: libc::uid_t, gid: libc::gid_t) -> SetAttrReq {
-    let mut s = SetAttrReq {
-        valid: proto::set::CHOWN,
-        ..SetAttrReq::default()
-    };
-    if uid != u32::MAX {
-        s.valid |= proto::set::UID;
-        s.uid = uid;
-    }
-    if gid != u32::MAX {
-        s.valid |= proto::set::GID;
-        s.gid = gid;
-    }
-    s
 }
 
 #[inline]

@@ -12,6 +12,7 @@ use crate::sys::{self, errno, set_errno};
 use crate::uaccess;
 
 use super::common::*;
+use crate::callargs;
 
 // ---- fd table operations -------------------------------------------------
 
@@ -139,21 +140,17 @@ pub(super) unsafe fn fcntl_impl(
     }
     match cmd {
         libc::F_GETFL => {
-            let fl = o.flags.load(Ordering::Relaxed) & !crate::fdtable::KIND_DIR;
-            ok(
-                saved,
-                fl as c_int | 0o100000, /* O_LARGEFILE, as the kernel reports */
-            )
+            let fl = o.flags.load(Ordering::Relaxed);
+            ok(saved, callargs::getfl(fl, crate::fdtable::KIND_DIR))
         }
         libc::F_SETFL => {
             let want = arg as c_int;
-            const SETTABLE: c_int = libc::O_APPEND | libc::O_NONBLOCK | libc::O_NOATIME;
-            if want & (libc::O_DIRECT | libc::O_ASYNC) != 0 {
-                return err(libc::EINVAL);
-            }
             let mut cur = o.flags.load(Ordering::Relaxed);
             loop {
-                let new = (cur & !(SETTABLE as u32)) | (want & SETTABLE) as u32;
+                let new = match callargs::setfl(cur, want) {
+                    Ok(new) => new,
+                    Err(e) => return err(e),
+                };
                 match o
                     .flags
                     .compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed)

@@ -1,4 +1,4 @@
-//! The exported libc entry points, declared once in the [`hooks!`] table
+//! The exported libc entry points, declared once in the `hooks!` table
 //! below; the handlers they call live in one module per family (`open`,
 //! `fds`, `stat`, `paths`, `kernel`, `dirs`, `xattr`; `crate::stdio` and
 //! `crate::process` hold the stdio and process-lifecycle hooks).
@@ -98,23 +98,23 @@ macro_rules! hooks {
 hooks! {
     /// `open(2)`: a file on a btfuse mount opens as a fast-path fd; any other path goes to libc.
     fn open(p: *const c_char, flags: c_int, mode: mode_t) -> c_int => open::open;
-    /// Large-file alias of [`open`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
+    /// Large-file alias of [`open()`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
     fn open64(p: *const c_char, flags: c_int, mode: mode_t) -> c_int => open::open(p, flags, mode);
-    /// Fortified `open` (no mode argument): as [`open`] with mode 0.
+    /// Fortified `open` (no mode argument): as [`open()`] with mode 0.
     fn __open_2(p: *const c_char, flags: c_int) -> c_int => open::open(p, flags, 0);
-    /// Fortified `open64` (no mode argument): as [`open`] with mode 0.
+    /// Fortified `open64` (no mode argument): as [`open()`] with mode 0.
     fn __open64_2(p: *const c_char, flags: c_int) -> c_int => open::open(p, flags, 0);
-    /// `openat(2)`: as [`open`], relative to a directory fd (ours or the kernel's).
+    /// `openat(2)`: as [`open()`], relative to a directory fd (ours or the kernel's).
     fn openat(dirfd: c_int, p: *const c_char, flags: c_int, mode: mode_t) -> c_int => open::openat;
-    /// Large-file alias of [`openat`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
+    /// Large-file alias of [`openat()`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
     fn openat64(dirfd: c_int, p: *const c_char, flags: c_int, mode: mode_t) -> c_int => open::openat(dirfd, p, flags, mode);
-    /// Fortified `openat` (no mode argument): as [`openat`] with mode 0.
+    /// Fortified `openat` (no mode argument): as [`openat()`] with mode 0.
     fn __openat_2(dirfd: c_int, p: *const c_char, flags: c_int) -> c_int => open::openat(dirfd, p, flags, 0);
-    /// Fortified `openat64` (no mode argument): as [`openat`] with mode 0.
+    /// Fortified `openat64` (no mode argument): as [`openat()`] with mode 0.
     fn __openat64_2(dirfd: c_int, p: *const c_char, flags: c_int) -> c_int => open::openat(dirfd, p, flags, 0);
     /// `creat(2)`: `open` with `O_CREAT | O_WRONLY | O_TRUNC`.
     fn creat(p: *const c_char, mode: mode_t) -> c_int => open::open(p, libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC, mode);
-    /// Large-file alias of [`creat`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
+    /// Large-file alias of [`creat()`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
     fn creat64(p: *const c_char, mode: mode_t) -> c_int => creat(p, mode);
     /// `close(2)`: drops a fast-path fd; the library's own sockets stay open.
     fn close(fd: c_int) -> c_int => open::close;
@@ -124,7 +124,7 @@ hooks! {
     fn closefrom(lo: c_int) => open::closefrom;
     /// `read(2)` on a fast-path fd, served over the channel; libc's for any other fd.
     fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t => fds::read;
-    /// Fortified [`read`]: aborts through `__chk_fail` when the count exceeds the buffer.
+    /// Fortified [`read()`]: aborts through `__chk_fail` when the count exceeds the buffer.
     fn __read_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t) -> ssize_t, chk(n <= buflen) => fds::read(fd, buf, n);
     /// `readv(2)` on a fast-path fd, served over the channel; libc's for any other fd.
     fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> ssize_t => fds::readv;
@@ -132,9 +132,9 @@ hooks! {
     fn pread(fd: c_int, buf: *mut c_void, n: size_t, off: off_t) -> ssize_t => fds::pread;
     /// `pread64(2)` on a fast-path fd, served over the channel; libc's for any other fd.
     fn pread64(fd: c_int, buf: *mut c_void, n: size_t, off: off64_t) -> ssize_t => fds::pread64;
-    /// Fortified [`pread`]: aborts through `__chk_fail` when the count exceeds the buffer.
+    /// Fortified [`pread()`]: aborts through `__chk_fail` when the count exceeds the buffer.
     fn __pread_chk(fd: c_int, buf: *mut c_void, n: size_t, off: off_t, buflen: size_t) -> ssize_t, chk(n <= buflen) => fds::pread(fd, buf, n, off);
-    /// Fortified [`pread64`]: aborts through `__chk_fail` when the count exceeds the buffer.
+    /// Fortified [`pread64()`]: aborts through `__chk_fail` when the count exceeds the buffer.
     fn __pread64_chk(fd: c_int, buf: *mut c_void, n: size_t, off: off64_t, buflen: size_t) -> ssize_t, chk(n <= buflen) => fds::pread64(fd, buf, n, off);
     /// `write(2)` on a fast-path fd, served over the channel; libc's for any other fd.
     fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t => fds::write;
@@ -146,21 +146,21 @@ hooks! {
     fn pwrite64(fd: c_int, buf: *const c_void, n: size_t, off: off64_t) -> ssize_t => fds::pwrite64;
     /// `lseek(2)` on a fast-path fd, served over the channel; libc's for any other fd.
     fn lseek(fd: c_int, off: off_t, whence: c_int) -> off_t => fds::lseek;
-    /// Large-file alias of [`lseek`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
+    /// Large-file alias of [`lseek()`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
     fn lseek64(fd: c_int, off: off64_t, whence: c_int) -> off64_t => fds::lseek(fd, off, whence);
     /// `posix_fadvise(2)`: advice only: accepted on a fast-path fd.
     fn posix_fadvise(fd: c_int, off: off_t, len: off_t, advice: c_int) -> c_int => fds::posix_fadvise;
-    /// Large-file alias of [`posix_fadvise`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
+    /// Large-file alias of [`posix_fadvise()`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
     fn posix_fadvise64(fd: c_int, off: off64_t, len: off64_t, advice: c_int) -> c_int => fds::posix_fadvise(fd, off, len, advice);
     /// `copy_file_range(2)`: a copy inside the daemon between two files of one mount; `EXDEV` across mounts.
     fn copy_file_range(fdin: c_int, offin: *mut off64_t, fdout: c_int, offout: *mut off64_t, len: size_t, flags: c_uint) -> ssize_t => fds::copy_file_range;
     /// `fallocate(2)` on a fast-path fd, served over the channel; libc's for any other fd.
     fn fallocate(fd: c_int, mode: c_int, off: off_t, len: off_t) -> c_int => fds::fallocate;
-    /// Large-file alias of [`fallocate`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
+    /// Large-file alias of [`fallocate()`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
     fn fallocate64(fd: c_int, mode: c_int, off: off64_t, len: off64_t) -> c_int => fds::fallocate(fd, mode, off, len);
     /// `posix_fallocate(3)`: the daemon allocates (glibc calls the syscall internally).
     fn posix_fallocate(fd: c_int, off: off_t, len: off_t) -> c_int => fds::posix_fallocate;
-    /// Large-file alias of [`posix_fallocate`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
+    /// Large-file alias of [`posix_fallocate()`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
     fn posix_fallocate64(fd: c_int, off: off64_t, len: off64_t) -> c_int => fds::posix_fallocate(fd, off, len);
     /// `fsync(2)` on a fast-path fd, served over the channel; libc's for any other fd.
     fn fsync(fd: c_int) -> c_int => fds::fsync;
@@ -168,7 +168,7 @@ hooks! {
     fn fdatasync(fd: c_int) -> c_int => fds::fdatasync;
     /// `ftruncate(2)`: a size change by the daemon for a fast-path fd.
     fn ftruncate(fd: c_int, len: off_t) -> c_int => fds::ftruncate;
-    /// Large-file alias of [`ftruncate`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
+    /// Large-file alias of [`ftruncate()`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
     fn ftruncate64(fd: c_int, len: off64_t) -> c_int => fds::ftruncate(fd, len);
     /// `fchmod(2)` on a fast-path fd, served over the channel; libc's for any other fd.
     fn fchmod(fd: c_int, mode: mode_t) -> c_int => fds::fchmod;
@@ -194,35 +194,35 @@ hooks! {
     fn fstatat64(d: c_int, p: *const c_char, st: *mut libc::stat64, flags: c_int) -> c_int => stat::stat_at(d, p, st.cast(), flags);
     /// Pre-2.33 `stat` entry point (the version argument is the `struct stat` layout).
     fn __xstat(_v: c_int, p: *const c_char, st: *mut libc::stat) -> c_int => stat::stat_at(AT_FDCWD, p, st, 0);
-    /// Pre-2.33 alias entry point: as [`stat`].
+    /// Pre-2.33 alias entry point: as [`stat()`].
     fn __xstat64(_v: c_int, p: *const c_char, st: *mut libc::stat) -> c_int => stat::stat_at(AT_FDCWD, p, st, 0);
     /// Pre-2.33 `lstat` entry point.
     fn __lxstat(_v: c_int, p: *const c_char, st: *mut libc::stat) -> c_int => stat::stat_at(AT_FDCWD, p, st, libc::AT_SYMLINK_NOFOLLOW);
-    /// Pre-2.33 alias entry point: as [`lstat`].
+    /// Pre-2.33 alias entry point: as [`lstat()`].
     fn __lxstat64(_v: c_int, p: *const c_char, st: *mut libc::stat) -> c_int => stat::stat_at(AT_FDCWD, p, st, libc::AT_SYMLINK_NOFOLLOW);
     /// Pre-2.33 `fstat` entry point.
     fn __fxstat(_v: c_int, fd: c_int, st: *mut libc::stat) -> c_int => stat::fstat(fd, st);
-    /// Pre-2.33 alias entry point: as [`fstat`].
+    /// Pre-2.33 alias entry point: as [`fstat()`].
     fn __fxstat64(_v: c_int, fd: c_int, st: *mut libc::stat) -> c_int => stat::fstat(fd, st);
     /// Pre-2.33 `fstatat` entry point.
     fn __fxstatat(_v: c_int, d: c_int, p: *const c_char, st: *mut libc::stat, fl: c_int) -> c_int => stat::stat_at(d, p, st, fl);
-    /// Pre-2.33 alias entry point: as [`fstatat`].
+    /// Pre-2.33 alias entry point: as [`fstatat()`].
     fn __fxstatat64(_v: c_int, d: c_int, p: *const c_char, st: *mut libc::stat, fl: c_int) -> c_int => stat::stat_at(d, p, st, fl);
     /// `statx(2)`: the daemon's attributes for a path or fast-path fd.
     fn statx(d: c_int, p: *const c_char, flags: c_int, mask: c_uint, buf: *mut libc::statx) -> c_int => stat::statx;
     /// `statfs(2)`: one round trip for a path on a mount.
     fn statfs(p: *const c_char, out: *mut libc::statfs) -> c_int => stat::statfs;
-    /// Large-file alias of [`statfs`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
+    /// Large-file alias of [`statfs()`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
     fn statfs64(p: *const c_char, out: *mut libc::statfs64) -> c_int => stat::statfs(p, out.cast());
     /// `statfs` of a fast-path fd's mount.
     fn fstatfs(fd: c_int, out: *mut libc::statfs) -> c_int => stat::fstatfs;
-    /// Large-file alias of [`fstatfs`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
+    /// Large-file alias of [`fstatfs()`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
     fn fstatfs64(fd: c_int, out: *mut libc::statfs64) -> c_int => stat::fstatfs(fd, out.cast());
     /// `statvfs(3)`: from the daemon's `statfs`, converted as glibc converts.
     fn statvfs(p: *const c_char, out: *mut libc::statvfs) -> c_int => stat::statvfs_impl(p, out);
     /// `statvfs64`: the daemon's attributes for a path or fd on a mount; libc's otherwise.
     fn statvfs64(p: *const c_char, out: *mut libc::statvfs64) -> c_int => stat::statvfs_impl(p, out.cast());
-    /// `fstatvfs(3)`: as [`statvfs`] for a fast-path fd.
+    /// `fstatvfs(3)`: as [`statvfs()`] for a fast-path fd.
     fn fstatvfs(fd: c_int, out: *mut libc::statvfs) -> c_int => stat::fstatvfs;
     /// `fstatvfs64`: the daemon's attributes for a path or fd on a mount; libc's otherwise.
     fn fstatvfs64(fd: c_int, out: *mut libc::statvfs64) -> c_int => stat::fstatvfs64;
@@ -244,7 +244,7 @@ hooks! {
     fn faccessat(d: c_int, p: *const c_char, mode: c_int, flags: c_int) -> c_int => paths::faccessat;
     /// `euidaccess(3)`: `faccessat` with `AT_EACCESS` (glibc calls it internally).
     fn euidaccess(p: *const c_char, mode: c_int) -> c_int => paths::faccessat(AT_FDCWD, p, mode, libc::AT_EACCESS);
-    /// `eaccess(3)`: as [`euidaccess`].
+    /// `eaccess(3)`: as [`euidaccess()`].
     fn eaccess(p: *const c_char, mode: c_int) -> c_int => paths::faccessat(AT_FDCWD, p, mode, libc::AT_EACCESS);
     /// `mkdir(2)`: `mkdirat(AT_FDCWD, ..)`.
     fn mkdir(p: *const c_char, mode: mode_t) -> c_int => paths::mkdirat(AT_FDCWD, p, mode);
@@ -271,9 +271,9 @@ hooks! {
     fn symlinkat(target: *const c_char, d: c_int, p: *const c_char) -> c_int => paths::symlinkat;
     /// `readlink(2)`: `readlinkat(AT_FDCWD, ..)`.
     fn readlink(p: *const c_char, buf: *mut c_char, n: size_t) -> ssize_t => paths::readlinkat(AT_FDCWD, p, buf, n);
-    /// Fortified [`readlink`]: aborts through `__chk_fail` when the count exceeds the buffer.
+    /// Fortified [`readlink()`]: aborts through `__chk_fail` when the count exceeds the buffer.
     fn __readlink_chk(p: *const c_char, buf: *mut c_char, n: size_t, buflen: size_t) -> ssize_t, chk(n <= buflen) => paths::readlinkat(AT_FDCWD, p, buf, n);
-    /// Fortified [`readlinkat`]: aborts through `__chk_fail` when the count exceeds the buffer.
+    /// Fortified [`readlinkat()`]: aborts through `__chk_fail` when the count exceeds the buffer.
     fn __readlinkat_chk(d: c_int, p: *const c_char, buf: *mut c_char, n: size_t, buflen: size_t) -> ssize_t, chk(n <= buflen) => paths::readlinkat(d, p, buf, n);
     /// `readlinkat(2)` of a path on a btfuse mount, served by the daemon; libc's otherwise.
     fn readlinkat(d: c_int, p: *const c_char, buf: *mut c_char, n: size_t) -> ssize_t => paths::readlinkat;
@@ -289,7 +289,7 @@ hooks! {
     fn linkat(d1: c_int, a: *const c_char, d2: c_int, b: *const c_char, flags: c_int) -> c_int => paths::linkat;
     /// `truncate(2)`: a size change by the daemon for a path on a mount.
     fn truncate(p: *const c_char, len: off_t) -> c_int => paths::truncate;
-    /// Large-file alias of [`truncate`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
+    /// Large-file alias of [`truncate()`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
     fn truncate64(p: *const c_char, len: off64_t) -> c_int => paths::truncate(p, len);
     /// `chmod(2)`: `fchmodat(AT_FDCWD, ..)`.
     fn chmod(p: *const c_char, mode: mode_t) -> c_int => paths::fchmodat(AT_FDCWD, p, mode, 0);
@@ -309,31 +309,31 @@ hooks! {
     fn fchdir(fd: c_int) -> c_int => paths::fchdir;
     /// `dup(2)`: a copy of a fast-path fd shares its open file description.
     fn dup(fd: c_int) -> c_int => kernel::dup;
-    /// `dup2(2)`: as [`dup3`] without flags.
+    /// `dup2(2)`: as [`dup3()`] without flags.
     fn dup2(old: c_int, new: c_int) -> c_int => kernel::dup2;
     /// `dup3(2)`: the new fd shares the fast-path open file; onto 0..=2 the file becomes kernel-backed first.
     fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int => kernel::dup3_impl(old, new, flags, || real::dup3()(old, new, flags));
     /// `mmap(2)`: a fast-path fd becomes kernel-backed first, then libc's maps it.
     fn mmap(addr: *mut c_void, len: size_t, prot: c_int, flags: c_int, fd: c_int, off: off_t) -> *mut c_void => kernel::mmap;
-    /// Large-file alias of [`mmap`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
+    /// Large-file alias of [`mmap()`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
     fn mmap64(addr: *mut c_void, len: size_t, prot: c_int, flags: c_int, fd: c_int, off: off64_t) -> *mut c_void => kernel::mmap(addr, len, prot, flags, fd, off);
     /// `lockf(3)`: on a kernel-backed fd (glibc calls its internal `fcntl`).
     fn lockf(fd: c_int, cmd: c_int, len: off_t) -> c_int => kernel::lockf;
-    /// Large-file alias of [`lockf`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
+    /// Large-file alias of [`lockf()`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
     fn lockf64(fd: c_int, cmd: c_int, len: off64_t) -> c_int => kernel::lockf(fd, cmd, len);
     /// `flock(2)`: on a kernel-backed fd (locks are the kernel's).
     fn flock(fd: c_int, op: c_int) -> c_int => kernel::flock;
     /// `poll(2)`: fast-path fds in the array become kernel-backed, then libc's.
     fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int) -> c_int => kernel::poll;
-    /// Fortified `poll`: as [`poll`].
+    /// Fortified `poll`: as [`poll()`].
     fn __poll_chk(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int, fdslen: size_t) -> c_int => kernel::__poll_chk;
-    /// `ppoll(2)`: as [`poll`].
+    /// `ppoll(2)`: as [`poll()`].
     fn ppoll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: *const libc::timespec, mask: *const libc::sigset_t) -> c_int => kernel::ppoll;
-    /// Fortified `ppoll`: as [`poll`].
+    /// Fortified `ppoll`: as [`poll()`].
     fn __ppoll_chk(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: *const libc::timespec, mask: *const libc::sigset_t, fdslen: size_t) -> c_int => kernel::__ppoll_chk;
     /// `select(2)`: fast-path fds in the sets become kernel-backed, then libc's.
     fn select(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, timeout: *mut libc::timeval) -> c_int => kernel::select;
-    /// `pselect(2)`: as [`select`].
+    /// `pselect(2)`: as [`select()`].
     fn pselect(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, timeout: *const libc::timespec, mask: *const libc::sigset_t) -> c_int => kernel::pselect;
     /// `epoll_ctl(2)`: a fast-path fd added becomes kernel-backed first.
     fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut libc::epoll_event) -> c_int => kernel::epoll_ctl;
@@ -341,13 +341,13 @@ hooks! {
     fn ioctl(fd: c_int, req: libc::c_ulong, arg: *mut c_void) -> c_int => kernel::ioctl;
     /// `sendfile(2)`: a copy inside the daemon between two files of one mount, else on kernel-backed fds.
     fn sendfile(out: c_int, inp: c_int, off: *mut off_t, n: size_t) -> ssize_t => kernel::sendfile;
-    /// Large-file alias of [`sendfile`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
+    /// Large-file alias of [`sendfile()`] (`off_t` is 64-bit and `stat`/`stat64` share one layout on the supported targets).
     fn sendfile64(out: c_int, inp: c_int, off: *mut off64_t, n: size_t) -> ssize_t => kernel::sendfile(out, inp, off, n);
     /// `splice(2)`: on kernel-backed fds.
     fn splice(fd_in: c_int, off_in: *mut off64_t, fd_out: c_int, off_out: *mut off64_t, len: size_t, flags: c_uint) -> ssize_t => kernel::splice;
     /// `fcntl(2)`: flags and duplication of fast-path fds served here; locks and the rest on a kernel-backed fd.
     fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int => kernel::fcntl_impl(fd, cmd, arg, || real::fcntl()(fd, cmd, arg));
-    /// `fcntl64`: as [`fcntl`].
+    /// `fcntl64`: as [`fcntl()`].
     fn fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int => kernel::fcntl_impl(fd, cmd, arg, || real::fcntl64()(fd, cmd, arg));
     /// `umask(2)`: also remembered for the modes of files the daemon creates.
     fn umask(m: mode_t) -> mode_t => kernel::umask;
@@ -357,11 +357,11 @@ hooks! {
     fn fdopendir(fd: c_int) -> *mut DIR => dirs::fdopendir;
     /// `readdir64(3)`: the next entry of a library-owned stream.
     fn readdir64(d: *mut DIR) -> *mut libc::dirent64 => dirs::readdir64;
-    /// `readdir(3)`: as [`readdir64`] (one layout on the 64-bit targets).
+    /// `readdir(3)`: as [`readdir64()`] (one layout on the 64-bit targets).
     fn readdir(d: *mut DIR) -> *mut libc::dirent => dirs::readdir;
-    /// `readdir64_r(3)`: [`readdir64`] copied into the caller's entry.
+    /// `readdir64_r(3)`: [`readdir64()`] copied into the caller's entry.
     fn readdir64_r(d: *mut DIR, entry: *mut libc::dirent64, result: *mut *mut libc::dirent64) -> c_int => dirs::readdir64_r;
-    /// `readdir_r(3)`: as [`readdir64_r`].
+    /// `readdir_r(3)`: as [`readdir64_r()`].
     fn readdir_r(d: *mut DIR, entry: *mut libc::dirent, result: *mut *mut libc::dirent) -> c_int => dirs::readdir_r;
     /// `closedir(3)`: frees a library-owned stream and closes its fd.
     fn closedir(d: *mut DIR) -> c_int => dirs::closedir;

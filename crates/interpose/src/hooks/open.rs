@@ -11,6 +11,7 @@ use crate::state::FDS;
 use crate::sys::{self, errno};
 
 use super::common::*;
+use crate::callargs::needs_mode;
 
 // ---- open / close ----------------------------------------------------------
 
@@ -34,10 +35,6 @@ pub(super) unsafe fn do_openat(
             finish!(saved, r, t, dirfd, p, |d, q| real(d, q))
         }
     }
-}
-
-pub(super) fn needs_mode(flags: c_int) -> bool {
-    flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE
 }
 
 #[inline]

@@ -13,6 +13,7 @@ use crate::sys::{self, errno};
 use crate::uaccess;
 
 use super::{common::*, fds::*};
+use crate::callargs::{chown_req, timeval_to_timespec};
 
 // ---- utime family ------------------------------------------------------------
 //
@@ -32,11 +33,7 @@ pub(super) fn timevals(tv: *const libc::timeval) -> Result<Option<[libc::timespe
     for (i, t) in ts.iter_mut().enumerate() {
         // SAFETY: the caller passes an array of two timevals.
         let v = unsafe { *tv.add(i) };
-        if !(0..1_000_000).contains(&v.tv_usec) {
-            return Err(libc::EINVAL);
-        }
-        t.tv_sec = v.tv_sec;
-        t.tv_nsec = (v.tv_usec * 1000) as _;
+        *t = timeval_to_timespec(v)?;
     }
     Ok(Some(ts))
 }
