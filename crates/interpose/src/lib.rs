@@ -37,6 +37,8 @@ pub(crate) mod fmode;
 pub(crate) mod path;
 
 #[cfg(test)]
+mod hook_table;
+#[cfg(test)]
 mod import_graph;
 
 #[cfg(not(test))]
