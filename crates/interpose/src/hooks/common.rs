@@ -21,6 +21,7 @@ pub(super) fn err<T: From<i8>>(e: i32) -> T {
     T::from(-1)
 }
 
+#[inline]
 pub(super) fn dev(mount: usize) -> u64 {
     state::MOUNTS[mount].dev.load(Ordering::Relaxed)
 }
@@ -28,6 +29,7 @@ pub(super) fn dev(mount: usize) -> u64 {
 /// Calls `f` with the arguments the kernel needs for a call that the fast
 /// path hands back: the original ones, with a kernel fd of the same
 /// directory in place of one of our directory fds.
+#[inline]
 pub(super) fn real_at<T: From<i8>>(
     t: &Target,
     dirfd: c_int,
@@ -40,6 +42,7 @@ pub(super) fn real_at<T: From<i8>>(
     t.with_kernel_dir(|k| f(k, p)).unwrap_or_else(err)
 }
 
+#[inline]
 pub(super) fn ret_len(saved: i32, r: ops::R<usize>) -> ssize_t {
     match r {
         Ok(n) => ok(saved, n as ssize_t),
@@ -47,6 +50,7 @@ pub(super) fn ret_len(saved: i32, r: ops::R<usize>) -> ssize_t {
         Err(Fail::Real) => err(libc::EIO),
     }
 }
+#[inline]
 pub(super) fn ret_int(saved: i32, r: ops::R<c_int>) -> c_int {
     match r {
         Ok(v) => ok(saved, v),

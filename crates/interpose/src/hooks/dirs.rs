@@ -100,7 +100,7 @@ pub(super) unsafe fn readdir(d: *mut DIR) -> *mut libc::dirent {
         return unsafe { real::readdir()(d) };
     }
     // SAFETY: dirent and dirent64 share one layout on the 64-bit targets.
-    unsafe { readdir64(d).cast() }
+    unsafe { super::readdir64(d).cast() }
 }
 
 #[inline]
@@ -116,7 +116,7 @@ pub(super) unsafe fn readdir64_r(
     let saved = errno();
     set_errno(0);
     // SAFETY: our stream.
-    let e = unsafe { readdir64(d) };
+    let e = unsafe { super::readdir64(d) };
     let r = errno();
     set_errno(saved);
     if e.is_null() {
@@ -143,7 +143,7 @@ pub(super) unsafe fn readdir_r(
         return unsafe { real::readdir_r()(d, entry, result) };
     }
     // SAFETY: the caller's arguments under its C contract; the two pointee types share one layout on the supported 64-bit targets.
-    unsafe { readdir64_r(d, entry.cast(), result.cast()) }
+    unsafe { super::readdir64_r(d, entry.cast(), result.cast()) }
 }
 
 #[inline]

@@ -18,6 +18,7 @@ use crate::callargs::chown_req;
 
 // ---- data --------------------------------------------------------------------
 
+#[inline]
 pub(super) fn iov1(buf: *mut c_void, n: size_t) -> [libc::iovec; 1] {
     [libc::iovec {
         iov_base: buf,
@@ -25,6 +26,7 @@ pub(super) fn iov1(buf: *mut c_void, n: size_t) -> [libc::iovec; 1] {
     }]
 }
 
+#[inline]
 pub(super) fn read_ours(f: &ops::FileRef, iov: &[libc::iovec]) -> ops::R<usize> {
     f.with_pos(|_| {
         let off = f.position()?;
@@ -34,6 +36,7 @@ pub(super) fn read_ours(f: &ops::FileRef, iov: &[libc::iovec]) -> ops::R<usize> 
     })
 }
 
+#[inline]
 pub(super) fn write_ours(f: &ops::FileRef, iov: &[libc::iovec]) -> ops::R<usize> {
     let append = f.ofd().flags.load(Ordering::Relaxed) & libc::O_APPEND as u32 != 0;
     f.with_pos(|_| {
@@ -63,6 +66,7 @@ pub(super) unsafe fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
 ///
 /// # Safety
 /// `iov` is the caller's array of `cnt` iovecs (the C contract).
+#[inline]
 pub(super) unsafe fn iov_call(
     fd: c_int,
     iov: *const libc::iovec,
@@ -84,6 +88,7 @@ pub(super) unsafe fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> ss
     unsafe { iov_call(fd, iov, cnt, read_ours).unwrap_or_else(|| real::readv()(fd, iov, cnt)) }
 }
 
+#[inline]
 pub(super) unsafe fn pread_impl(
     fd: c_int,
     buf: *mut c_void,
@@ -136,6 +141,7 @@ pub(super) unsafe fn writev(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> s
     unsafe { iov_call(fd, iov, cnt, write_ours).unwrap_or_else(|| real::writev()(fd, iov, cnt)) }
 }
 
+#[inline]
 pub(super) unsafe fn pwrite_impl(
     fd: c_int,
     buf: *const c_void,
@@ -170,6 +176,7 @@ pub(super) unsafe fn pwrite64(fd: c_int, buf: *const c_void, n: size_t, off: off
     unsafe { pwrite_impl(fd, buf, n, off).unwrap_or_else(|| real::pwrite64()(fd, buf, n, off)) }
 }
 
+#[inline]
 pub(super) fn lseek_ours(f: &ops::FileRef, off: i64, whence: c_int) -> ops::R<i64> {
     if f.is_dir() {
         // Directory streams keep their own cookie; only a rewind is meaningful.
@@ -371,7 +378,7 @@ pub(super) unsafe fn fdatasync(fd: c_int) -> c_int {
     // SAFETY: the caller's arguments, passed on under the C contract this handler is called with.
     unsafe {
         if FDS.is_ours(fd) {
-            fsync(fd)
+            super::fsync(fd)
         } else {
             real::fdatasync()(fd)
         }
@@ -403,6 +410,7 @@ pub(super) unsafe fn ftruncate(fd: c_int, len: off_t) -> c_int {
     }
 }
 
+#[inline]
 pub(super) fn fd_setattr(fd: c_int, s: ops::R<SetAttrReq>) -> Option<c_int> {
     let f = ops::file(fd)?;
     let saved = errno();
@@ -448,6 +456,7 @@ pub(super) const IOV_MAX: usize = 1024;
 
 /// The caller's iovec array, copied into `buf` and checked like the kernel
 /// (`IOV_MAX`, `EFAULT`).
+#[inline]
 pub(super) fn iovs(
     iov: *const libc::iovec,
     cnt: c_int,
@@ -475,6 +484,7 @@ pub(super) fn iovs(
 /// file offset (like `readv`/`writev`); flags other than 0 are the
 /// kernel's business (the file becomes kernel-backed, `None` is returned
 /// and the caller calls the real function).
+#[inline]
 pub(super) fn rw_vec(
     fd: c_int,
     iov: *const libc::iovec,

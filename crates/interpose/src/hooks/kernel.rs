@@ -42,6 +42,7 @@ pub(super) unsafe fn dup(fd: c_int) -> c_int {
     }
 }
 
+#[inline]
 pub(super) unsafe fn dup3_impl(
     old: c_int,
     new: c_int,
@@ -103,6 +104,7 @@ pub(super) unsafe fn dup2(old: c_int, new: c_int) -> c_int {
     unsafe { dup3_impl(old, new, 0, || real::dup2()(old, new)) }
 }
 
+#[inline]
 pub(super) unsafe fn fcntl_impl(
     fd: c_int,
     cmd: c_int,
@@ -253,6 +255,7 @@ pub(super) unsafe fn flock(fd: c_int, op: c_int) -> c_int {
 /// Makes every fast-path fd among `fds` kernel-backed: readiness (`poll`,
 /// `select`, `epoll`) is the kernel's business, and on a placeholder fd the
 /// kernel answers `POLLNVAL`/`EBADF`, where the plain mount answers ready.
+#[inline]
 pub(super) fn kernel_fds(fds: impl IntoIterator<Item = c_int>) -> Result<(), c_int> {
     fds.into_iter().try_for_each(ops::kernel_fd)
 }
@@ -263,6 +266,7 @@ pub(super) fn kernel_fds(fds: impl IntoIterator<Item = c_int>) -> Result<(), c_i
 ///
 /// # Safety
 /// None beyond the C contract: the array is read fault-tolerantly.
+#[inline]
 pub(super) unsafe fn poll_fds(
     fds: *const libc::pollfd,
     n: libc::nfds_t,
@@ -279,6 +283,7 @@ pub(super) unsafe fn poll_fds(
 ///
 /// # Safety
 /// None beyond the C contract: the sets are read fault-tolerantly.
+#[inline]
 pub(super) unsafe fn select_fds(
     n: c_int,
     sets: [*const libc::fd_set; 3],
@@ -417,6 +422,7 @@ pub(super) unsafe fn ioctl(fd: c_int, req: libc::c_ulong, arg: *mut c_void) -> c
 /// filesystem without reflinks (`EOPNOTSUPP`, after its `EISDIR`/`EBADF`
 /// checks), so neither file has to become kernel-backed. `None` for any
 /// other request, or a source elsewhere (the kernel answers those).
+#[inline]
 pub(super) fn clone_between_fast_path_files(
     fd: c_int,
     req: libc::c_ulong,
@@ -479,6 +485,7 @@ pub(super) const SENDFILE_MAX: usize = 0x7fff_f000;
 ///
 /// # Safety
 /// `off` is null or points to a valid `off_t`.
+#[inline]
 pub(super) unsafe fn sendfile_in_daemon(
     input: &ops::FileRef,
     output: &ops::FileRef,

@@ -15,6 +15,7 @@ use crate::callargs::needs_mode;
 
 // ---- open / close ----------------------------------------------------------
 
+#[inline]
 pub(super) unsafe fn do_openat(
     dirfd: c_int,
     p: *const c_char,
@@ -60,6 +61,7 @@ pub(super) unsafe fn openat(dirfd: c_int, p: *const c_char, flags: c_int, mode: 
 }
 
 /// Drops our mapping of `fd` and closes its placeholder.
+#[inline]
 pub(super) fn close_ours(fd: c_int) {
     if let Some(r) = FDS.remove(fd) {
         sys::close(fd);
@@ -88,6 +90,7 @@ pub(super) unsafe fn close(fd: c_int) -> c_int {
 }
 
 /// Closes `[lo, hi]` except the library's own sockets.
+#[inline]
 pub(super) unsafe fn close_range_impl(lo: c_uint, hi: c_uint, flags: c_int) -> c_int {
     let saved = errno();
     if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {

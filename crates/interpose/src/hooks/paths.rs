@@ -22,6 +22,7 @@ use crate::callargs::{chown_req, timeval_to_timespec};
 
 /// Two `timeval`s (or null: now) as two `timespec`s; `EINVAL` for
 /// microseconds out of range, as glibc checks.
+#[inline]
 pub(super) fn timevals(tv: *const libc::timeval) -> Result<Option<[libc::timespec; 2]>, i32> {
     if tv.is_null() {
         return Ok(None);
@@ -38,6 +39,7 @@ pub(super) fn timevals(tv: *const libc::timeval) -> Result<Option<[libc::timespe
     Ok(Some(ts))
 }
 
+#[inline]
 pub(super) unsafe fn utimes_at(
     d: c_int,
     p: *const c_char,
@@ -47,9 +49,9 @@ pub(super) unsafe fn utimes_at(
     match timevals(tv) {
         Err(e) => err(e),
         // SAFETY: the caller's arguments, passed on under the C contract this handler is called with.
-        Ok(None) => unsafe { utimensat(d, p, core::ptr::null(), flags) },
+        Ok(None) => unsafe { super::utimensat(d, p, core::ptr::null(), flags) },
         // SAFETY: the caller's arguments, passed on under the C contract this handler is called with.
-        Ok(Some(ts)) => unsafe { utimensat(d, p, ts.as_ptr(), flags) },
+        Ok(Some(ts)) => unsafe { super::utimensat(d, p, ts.as_ptr(), flags) },
     }
 }
 
@@ -57,7 +59,7 @@ pub(super) unsafe fn utimes_at(
 pub(super) unsafe fn utime(p: *const c_char, t: *const libc::utimbuf) -> c_int {
     if t.is_null() {
         // SAFETY: the caller's arguments, passed on under the C contract this handler is called with.
-        return unsafe { utimensat(AT_FDCWD, p, core::ptr::null(), 0) };
+        return unsafe { super::utimensat(AT_FDCWD, p, core::ptr::null(), 0) };
     }
     // SAFETY: the caller's utimbuf.
     let t = unsafe { *t };
@@ -72,7 +74,7 @@ pub(super) unsafe fn utime(p: *const c_char, t: *const libc::utimbuf) -> c_int {
         },
     ];
     // SAFETY: the caller's arguments, passed on under the C contract this handler is called with.
-    unsafe { utimensat(AT_FDCWD, p, ts.as_ptr(), 0) }
+    unsafe { super::utimensat(AT_FDCWD, p, ts.as_ptr(), 0) }
 }
 
 #[inline]
@@ -84,9 +86,9 @@ pub(super) unsafe fn futimes(fd: c_int, tv: *const libc::timeval) -> c_int {
     match timevals(tv) {
         Err(e) => err(e),
         // SAFETY: the caller's arguments, passed on under the C contract this handler is called with.
-        Ok(None) => unsafe { futimens(fd, core::ptr::null()) },
+        Ok(None) => unsafe { super::futimens(fd, core::ptr::null()) },
         // SAFETY: the caller's arguments, passed on under the C contract this handler is called with.
-        Ok(Some(ts)) => unsafe { futimens(fd, ts.as_ptr()) },
+        Ok(Some(ts)) => unsafe { super::futimens(fd, ts.as_ptr()) },
     }
 }
 
@@ -121,6 +123,7 @@ pub(super) unsafe fn name_to_handle_at(
 // ---- simple path operations ----------------------------------------------
 
 /// A path operation with a plain request (no reply payload).
+#[inline]
 pub(super) unsafe fn path_op(
     dirfd: c_int,
     p: *const c_char,
@@ -296,6 +299,7 @@ pub(super) unsafe fn readlinkat(
 
 /// Two-path operations (rename, link): served only when both paths are on
 /// the same mount; otherwise the kernel decides (EXDEV and friends).
+#[inline]
 pub(super) unsafe fn two_paths(
     d1: c_int,
     p1: *const c_char,
@@ -369,6 +373,7 @@ pub(super) unsafe fn linkat(
     }
 }
 
+#[inline]
 pub(super) unsafe fn setattr_path(
     d: c_int,
     p: *const c_char,

@@ -14,6 +14,7 @@ use super::common::*;
 
 // ---- stat --------------------------------------------------------------------
 
+#[inline]
 pub(super) fn fstat_ours(fd: c_int, st: *mut libc::stat) -> Option<c_int> {
     let f = ops::file(fd)?;
     let saved = errno();
@@ -38,6 +39,7 @@ pub(super) unsafe fn fstat64(fd: c_int, st: *mut libc::stat64) -> c_int {
     fstat_ours(fd, st.cast()).unwrap_or_else(|| unsafe { real::fstat64()(fd, st) })
 }
 
+#[inline]
 pub(super) unsafe fn stat_at(
     dirfd: c_int,
     p: *const c_char,
@@ -105,6 +107,7 @@ pub(super) unsafe fn statx(
 
 /// `statfs`/`statvfs` of a path: one round trip (the daemon checks that the
 /// path exists), the kernel for paths not on a mount.
+#[inline]
 pub(super) unsafe fn path_fs_query(
     p: *const c_char,
     query: impl FnOnce(&ops::FsOf<'_>) -> ops::R<()>,
@@ -146,11 +149,13 @@ pub(super) unsafe fn fstatfs(fd: c_int, out: *mut libc::statfs) -> c_int {
 
 /// `statvfs`: glibc's calls its internal `statfs` (no hook sees it);
 /// served from the daemon's `statfs`, converted as glibc converts.
+#[inline]
 pub(super) unsafe fn statvfs_impl(p: *const c_char, out: *mut libc::statvfs) -> c_int {
     // SAFETY: forwards the caller's arguments.
     unsafe { path_fs_query(p, |at| ops::statvfs(at, out), |q| real::statvfs()(q, out)) }
 }
 
+#[inline]
 pub(super) fn fstatvfs_ours(fd: c_int, out: *mut libc::statvfs) -> Option<c_int> {
     let f = ops::file(fd)?;
     let saved = errno();

@@ -5,21 +5,21 @@ hooks! {
     /// `open(2)`: a file on a btfuse mount opens as a fast-path fd; any other path goes to libc.
     fn open(p: *const c_char, flags: c_int, mode: mode_t) -> c_int => open::open;
     /// Large-file alias of [`open()`]: the same function on the supported 64-bit targets (one `off_t`, one `struct stat` layout).
-    fn open64(p: *const c_char, flags: c_int, mode: mode_t) -> c_int => open::open(p, flags, mode);
+    fn open64(p: *const c_char, flags: c_int, mode: mode_t) -> c_int => open(p, flags, mode);
     /// Fortified `open` (no mode argument): as [`open()`] with mode 0.
-    fn __open_2(p: *const c_char, flags: c_int) -> c_int => open::open(p, flags, 0);
+    fn __open_2(p: *const c_char, flags: c_int) -> c_int => open(p, flags, 0);
     /// Fortified `open64` (no mode argument): as [`open()`] with mode 0.
-    fn __open64_2(p: *const c_char, flags: c_int) -> c_int => open::open(p, flags, 0);
+    fn __open64_2(p: *const c_char, flags: c_int) -> c_int => open(p, flags, 0);
     /// `openat(2)`: as [`open()`], relative to a directory fd (ours or the kernel's).
     fn openat(dirfd: c_int, p: *const c_char, flags: c_int, mode: mode_t) -> c_int => open::openat;
     /// Large-file alias of [`openat()`]: the same function on the supported 64-bit targets (one `off_t`, one `struct stat` layout).
-    fn openat64(dirfd: c_int, p: *const c_char, flags: c_int, mode: mode_t) -> c_int => open::openat(dirfd, p, flags, mode);
+    fn openat64(dirfd: c_int, p: *const c_char, flags: c_int, mode: mode_t) -> c_int => openat(dirfd, p, flags, mode);
     /// Fortified `openat` (no mode argument): as [`openat()`] with mode 0.
-    fn __openat_2(dirfd: c_int, p: *const c_char, flags: c_int) -> c_int => open::openat(dirfd, p, flags, 0);
+    fn __openat_2(dirfd: c_int, p: *const c_char, flags: c_int) -> c_int => openat(dirfd, p, flags, 0);
     /// Fortified `openat64` (no mode argument): as [`openat()`] with mode 0.
-    fn __openat64_2(dirfd: c_int, p: *const c_char, flags: c_int) -> c_int => open::openat(dirfd, p, flags, 0);
+    fn __openat64_2(dirfd: c_int, p: *const c_char, flags: c_int) -> c_int => openat(dirfd, p, flags, 0);
     /// `creat(2)`: `open` with `O_CREAT | O_WRONLY | O_TRUNC`.
-    fn creat(p: *const c_char, mode: mode_t) -> c_int => open::open(p, libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC, mode);
+    fn creat(p: *const c_char, mode: mode_t) -> c_int => open(p, libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC, mode);
     /// Large-file alias of [`creat()`]: the same function on the supported 64-bit targets (one `off_t`, one `struct stat` layout).
     fn creat64(p: *const c_char, mode: mode_t) -> c_int => creat(p, mode);
     /// `close(2)`: drops a fast-path fd; the library's own sockets stay open.
@@ -31,7 +31,7 @@ hooks! {
     /// `read(2)` on a fast-path fd, served over the channel; libc's for any other fd.
     fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t => fds::read;
     /// Fortified [`read()`]: aborts through `__chk_fail` when the count exceeds the buffer.
-    fn __read_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t) -> ssize_t, chk(n <= buflen) => fds::read(fd, buf, n);
+    fn __read_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t) -> ssize_t, chk(n <= buflen) => read(fd, buf, n);
     /// `readv(2)` on a fast-path fd, served over the channel; libc's for any other fd.
     fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> ssize_t => fds::readv;
     /// `pread(2)` on a fast-path fd, served over the channel; libc's for any other fd.
@@ -39,9 +39,9 @@ hooks! {
     /// `pread64(2)` on a fast-path fd, served over the channel; libc's for any other fd.
     fn pread64(fd: c_int, buf: *mut c_void, n: size_t, off: off64_t) -> ssize_t => fds::pread64;
     /// Fortified [`pread()`]: aborts through `__chk_fail` when the count exceeds the buffer.
-    fn __pread_chk(fd: c_int, buf: *mut c_void, n: size_t, off: off_t, buflen: size_t) -> ssize_t, chk(n <= buflen) => fds::pread(fd, buf, n, off);
+    fn __pread_chk(fd: c_int, buf: *mut c_void, n: size_t, off: off_t, buflen: size_t) -> ssize_t, chk(n <= buflen) => pread(fd, buf, n, off);
     /// Fortified [`pread64()`]: aborts through `__chk_fail` when the count exceeds the buffer.
-    fn __pread64_chk(fd: c_int, buf: *mut c_void, n: size_t, off: off64_t, buflen: size_t) -> ssize_t, chk(n <= buflen) => fds::pread64(fd, buf, n, off);
+    fn __pread64_chk(fd: c_int, buf: *mut c_void, n: size_t, off: off64_t, buflen: size_t) -> ssize_t, chk(n <= buflen) => pread64(fd, buf, n, off);
     /// `write(2)` on a fast-path fd, served over the channel; libc's for any other fd.
     fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t => fds::write;
     /// `writev(2)` on a fast-path fd, served over the channel; libc's for any other fd.
@@ -53,21 +53,21 @@ hooks! {
     /// `lseek(2)` on a fast-path fd, served over the channel; libc's for any other fd.
     fn lseek(fd: c_int, off: off_t, whence: c_int) -> off_t => fds::lseek;
     /// Large-file alias of [`lseek()`]: the same function on the supported 64-bit targets (one `off_t`, one `struct stat` layout).
-    fn lseek64(fd: c_int, off: off64_t, whence: c_int) -> off64_t => fds::lseek(fd, off, whence);
+    fn lseek64(fd: c_int, off: off64_t, whence: c_int) -> off64_t => lseek(fd, off, whence);
     /// `posix_fadvise(2)`: advice only: accepted on a fast-path fd.
     fn posix_fadvise(fd: c_int, off: off_t, len: off_t, advice: c_int) -> c_int => fds::posix_fadvise;
     /// Large-file alias of [`posix_fadvise()`]: the same function on the supported 64-bit targets (one `off_t`, one `struct stat` layout).
-    fn posix_fadvise64(fd: c_int, off: off64_t, len: off64_t, advice: c_int) -> c_int => fds::posix_fadvise(fd, off, len, advice);
+    fn posix_fadvise64(fd: c_int, off: off64_t, len: off64_t, advice: c_int) -> c_int => posix_fadvise(fd, off, len, advice);
     /// `copy_file_range(2)`: a copy inside the daemon between two files of one mount; `EXDEV` across mounts.
     fn copy_file_range(fdin: c_int, offin: *mut off64_t, fdout: c_int, offout: *mut off64_t, len: size_t, flags: c_uint) -> ssize_t => fds::copy_file_range;
     /// `fallocate(2)` on a fast-path fd, served over the channel; libc's for any other fd.
     fn fallocate(fd: c_int, mode: c_int, off: off_t, len: off_t) -> c_int => fds::fallocate;
     /// Large-file alias of [`fallocate()`]: the same function on the supported 64-bit targets (one `off_t`, one `struct stat` layout).
-    fn fallocate64(fd: c_int, mode: c_int, off: off64_t, len: off64_t) -> c_int => fds::fallocate(fd, mode, off, len);
+    fn fallocate64(fd: c_int, mode: c_int, off: off64_t, len: off64_t) -> c_int => fallocate(fd, mode, off, len);
     /// `posix_fallocate(3)`: the daemon allocates (glibc calls the syscall internally).
     fn posix_fallocate(fd: c_int, off: off_t, len: off_t) -> c_int => fds::posix_fallocate;
     /// Large-file alias of [`posix_fallocate()`]: the same function on the supported 64-bit targets (one `off_t`, one `struct stat` layout).
-    fn posix_fallocate64(fd: c_int, off: off64_t, len: off64_t) -> c_int => fds::posix_fallocate(fd, off, len);
+    fn posix_fallocate64(fd: c_int, off: off64_t, len: off64_t) -> c_int => posix_fallocate(fd, off, len);
     /// `fsync(2)` on a fast-path fd, served over the channel; libc's for any other fd.
     fn fsync(fd: c_int) -> c_int => fds::fsync;
     /// `fdatasync(2)`: as `fsync` on a fast-path fd.
@@ -75,7 +75,7 @@ hooks! {
     /// `ftruncate(2)`: a size change by the daemon for a fast-path fd.
     fn ftruncate(fd: c_int, len: off_t) -> c_int => fds::ftruncate;
     /// Large-file alias of [`ftruncate()`]: the same function on the supported 64-bit targets (one `off_t`, one `struct stat` layout).
-    fn ftruncate64(fd: c_int, len: off64_t) -> c_int => fds::ftruncate(fd, len);
+    fn ftruncate64(fd: c_int, len: off64_t) -> c_int => ftruncate(fd, len);
     /// `fchmod(2)` on a fast-path fd, served over the channel; libc's for any other fd.
     fn fchmod(fd: c_int, mode: mode_t) -> c_int => fds::fchmod;
     /// `fchown(2)` on a fast-path fd, served over the channel; libc's for any other fd.
@@ -107,9 +107,9 @@ hooks! {
     /// Pre-2.33 alias entry point: as [`lstat()`].
     fn __lxstat64(_v: c_int, p: *const c_char, st: *mut libc::stat) -> c_int => stat::stat_at(AT_FDCWD, p, st, libc::AT_SYMLINK_NOFOLLOW);
     /// Pre-2.33 `fstat` entry point.
-    fn __fxstat(_v: c_int, fd: c_int, st: *mut libc::stat) -> c_int => stat::fstat(fd, st);
+    fn __fxstat(_v: c_int, fd: c_int, st: *mut libc::stat) -> c_int => fstat(fd, st);
     /// Pre-2.33 alias entry point: as [`fstat()`].
-    fn __fxstat64(_v: c_int, fd: c_int, st: *mut libc::stat) -> c_int => stat::fstat(fd, st);
+    fn __fxstat64(_v: c_int, fd: c_int, st: *mut libc::stat) -> c_int => fstat(fd, st);
     /// Pre-2.33 `fstatat` entry point.
     fn __fxstatat(_v: c_int, d: c_int, p: *const c_char, st: *mut libc::stat, fl: c_int) -> c_int => stat::stat_at(d, p, st, fl);
     /// Pre-2.33 alias entry point: as [`fstatat()`].
@@ -119,11 +119,11 @@ hooks! {
     /// `statfs(2)`: one round trip for a path on a mount.
     fn statfs(p: *const c_char, out: *mut libc::statfs) -> c_int => stat::statfs;
     /// Large-file alias of [`statfs()`]: the same function on the supported 64-bit targets (one `off_t`, one `struct stat` layout).
-    fn statfs64(p: *const c_char, out: *mut libc::statfs64) -> c_int => stat::statfs(p, out.cast());
+    fn statfs64(p: *const c_char, out: *mut libc::statfs64) -> c_int => statfs(p, out.cast());
     /// `statfs` of a fast-path fd's mount.
     fn fstatfs(fd: c_int, out: *mut libc::statfs) -> c_int => stat::fstatfs;
     /// Large-file alias of [`fstatfs()`]: the same function on the supported 64-bit targets (one `off_t`, one `struct stat` layout).
-    fn fstatfs64(fd: c_int, out: *mut libc::statfs64) -> c_int => stat::fstatfs(fd, out.cast());
+    fn fstatfs64(fd: c_int, out: *mut libc::statfs64) -> c_int => fstatfs(fd, out.cast());
     /// `statvfs(3)`: from the daemon's `statfs`, converted as glibc converts.
     fn statvfs(p: *const c_char, out: *mut libc::statvfs) -> c_int => stat::statvfs_impl(p, out);
     /// `statvfs64`: the daemon's attributes for a path or fd on a mount; libc's otherwise.
@@ -145,66 +145,66 @@ hooks! {
     /// `name_to_handle_at(2)`: the kernel answers, with a kernel fd in place of a fast-path one.
     fn name_to_handle_at(d: c_int, p: *const c_char, h: *mut c_void, mnt: *mut c_int, flags: c_int) -> c_int => paths::name_to_handle_at;
     /// `access(2)`: `faccessat(AT_FDCWD, p, mode, 0)`.
-    fn access(p: *const c_char, mode: c_int) -> c_int => paths::faccessat(AT_FDCWD, p, mode, 0);
+    fn access(p: *const c_char, mode: c_int) -> c_int => faccessat(AT_FDCWD, p, mode, 0);
     /// `faccessat(2)` of a path on a btfuse mount, served by the daemon; libc's otherwise.
     fn faccessat(d: c_int, p: *const c_char, mode: c_int, flags: c_int) -> c_int => paths::faccessat;
     /// `euidaccess(3)`: `faccessat` with `AT_EACCESS` (glibc calls it internally).
-    fn euidaccess(p: *const c_char, mode: c_int) -> c_int => paths::faccessat(AT_FDCWD, p, mode, libc::AT_EACCESS);
+    fn euidaccess(p: *const c_char, mode: c_int) -> c_int => faccessat(AT_FDCWD, p, mode, libc::AT_EACCESS);
     /// `eaccess(3)`: as [`euidaccess()`].
-    fn eaccess(p: *const c_char, mode: c_int) -> c_int => paths::faccessat(AT_FDCWD, p, mode, libc::AT_EACCESS);
+    fn eaccess(p: *const c_char, mode: c_int) -> c_int => faccessat(AT_FDCWD, p, mode, libc::AT_EACCESS);
     /// `mkdir(2)`: `mkdirat(AT_FDCWD, ..)`.
-    fn mkdir(p: *const c_char, mode: mode_t) -> c_int => paths::mkdirat(AT_FDCWD, p, mode);
+    fn mkdir(p: *const c_char, mode: mode_t) -> c_int => mkdirat(AT_FDCWD, p, mode);
     /// `mkdirat(2)` of a path on a btfuse mount, served by the daemon; libc's otherwise.
     fn mkdirat(d: c_int, p: *const c_char, mode: mode_t) -> c_int => paths::mkdirat;
     /// `mknodat` for regular files, FIFOs and sockets (device nodes too: the
     /// daemon checks privileges exactly like the FUSE door).
     fn mknodat(d: c_int, p: *const c_char, mode: mode_t, dev: libc::dev_t) -> c_int => paths::mknodat;
     /// `mknod(2)`: `mknodat(AT_FDCWD, ..)`.
-    fn mknod(p: *const c_char, mode: mode_t, dev: libc::dev_t) -> c_int => paths::mknodat(AT_FDCWD, p, mode, dev);
+    fn mknod(p: *const c_char, mode: mode_t, dev: libc::dev_t) -> c_int => mknodat(AT_FDCWD, p, mode, dev);
     /// `mkfifoat(3)`: `mknodat` with `S_IFIFO`, as glibc's.
-    fn mkfifoat(d: c_int, p: *const c_char, mode: mode_t) -> c_int => paths::mknodat(d, p, libc::S_IFIFO | (mode & 0o7777), 0);
+    fn mkfifoat(d: c_int, p: *const c_char, mode: mode_t) -> c_int => mknodat(d, p, libc::S_IFIFO | (mode & 0o7777), 0);
     /// `mkfifo(3)`: `mkfifoat(AT_FDCWD, ..)`.
     fn mkfifo(p: *const c_char, mode: mode_t) -> c_int => mkfifoat(AT_FDCWD, p, mode);
     /// `rmdir(2)`: `unlinkat(.., AT_REMOVEDIR)`.
-    fn rmdir(p: *const c_char) -> c_int => paths::unlinkat(AT_FDCWD, p, libc::AT_REMOVEDIR);
+    fn rmdir(p: *const c_char) -> c_int => unlinkat(AT_FDCWD, p, libc::AT_REMOVEDIR);
     /// `unlink(2)`: `unlinkat(AT_FDCWD, .., 0)`.
-    fn unlink(p: *const c_char) -> c_int => paths::unlinkat(AT_FDCWD, p, 0);
+    fn unlink(p: *const c_char) -> c_int => unlinkat(AT_FDCWD, p, 0);
     /// `unlinkat(2)` of a path on a btfuse mount, served by the daemon; libc's otherwise.
     fn unlinkat(d: c_int, p: *const c_char, flags: c_int) -> c_int => paths::unlinkat;
     /// `symlink(2)`: `symlinkat(target, AT_FDCWD, ..)`.
-    fn symlink(target: *const c_char, p: *const c_char) -> c_int => paths::symlinkat(target, AT_FDCWD, p);
+    fn symlink(target: *const c_char, p: *const c_char) -> c_int => symlinkat(target, AT_FDCWD, p);
     /// `symlinkat(2)` of a path on a btfuse mount, served by the daemon; libc's otherwise.
     fn symlinkat(target: *const c_char, d: c_int, p: *const c_char) -> c_int => paths::symlinkat;
     /// `readlink(2)`: `readlinkat(AT_FDCWD, ..)`.
-    fn readlink(p: *const c_char, buf: *mut c_char, n: size_t) -> ssize_t => paths::readlinkat(AT_FDCWD, p, buf, n);
+    fn readlink(p: *const c_char, buf: *mut c_char, n: size_t) -> ssize_t => readlinkat(AT_FDCWD, p, buf, n);
     /// Fortified [`readlink()`]: aborts through `__chk_fail` when the count exceeds the buffer.
-    fn __readlink_chk(p: *const c_char, buf: *mut c_char, n: size_t, buflen: size_t) -> ssize_t, chk(n <= buflen) => paths::readlinkat(AT_FDCWD, p, buf, n);
+    fn __readlink_chk(p: *const c_char, buf: *mut c_char, n: size_t, buflen: size_t) -> ssize_t, chk(n <= buflen) => readlinkat(AT_FDCWD, p, buf, n);
     /// Fortified [`readlinkat()`]: aborts through `__chk_fail` when the count exceeds the buffer.
-    fn __readlinkat_chk(d: c_int, p: *const c_char, buf: *mut c_char, n: size_t, buflen: size_t) -> ssize_t, chk(n <= buflen) => paths::readlinkat(d, p, buf, n);
+    fn __readlinkat_chk(d: c_int, p: *const c_char, buf: *mut c_char, n: size_t, buflen: size_t) -> ssize_t, chk(n <= buflen) => readlinkat(d, p, buf, n);
     /// `readlinkat(2)` of a path on a btfuse mount, served by the daemon; libc's otherwise.
     fn readlinkat(d: c_int, p: *const c_char, buf: *mut c_char, n: size_t) -> ssize_t => paths::readlinkat;
     /// `rename(2)`: `renameat2` without flags.
-    fn rename(a: *const c_char, b: *const c_char) -> c_int => paths::renameat2(AT_FDCWD, a, AT_FDCWD, b, 0);
+    fn rename(a: *const c_char, b: *const c_char) -> c_int => renameat2(AT_FDCWD, a, AT_FDCWD, b, 0);
     /// `renameat(2)`: `renameat2` without flags.
-    fn renameat(d1: c_int, a: *const c_char, d2: c_int, b: *const c_char) -> c_int => paths::renameat2(d1, a, d2, b, 0);
+    fn renameat(d1: c_int, a: *const c_char, d2: c_int, b: *const c_char) -> c_int => renameat2(d1, a, d2, b, 0);
     /// `renameat2(2)` of a path on a btfuse mount, served by the daemon; libc's otherwise.
     fn renameat2(d1: c_int, a: *const c_char, d2: c_int, b: *const c_char, flags: c_uint) -> c_int => paths::renameat2;
     /// `link(2)`: `linkat(AT_FDCWD, .., AT_FDCWD, .., 0)`.
-    fn link(a: *const c_char, b: *const c_char) -> c_int => paths::linkat(AT_FDCWD, a, AT_FDCWD, b, 0);
+    fn link(a: *const c_char, b: *const c_char) -> c_int => linkat(AT_FDCWD, a, AT_FDCWD, b, 0);
     /// `linkat(2)` of a path on a btfuse mount, served by the daemon; libc's otherwise.
     fn linkat(d1: c_int, a: *const c_char, d2: c_int, b: *const c_char, flags: c_int) -> c_int => paths::linkat;
     /// `truncate(2)`: a size change by the daemon for a path on a mount.
     fn truncate(p: *const c_char, len: off_t) -> c_int => paths::truncate;
     /// Large-file alias of [`truncate()`]: the same function on the supported 64-bit targets (one `off_t`, one `struct stat` layout).
-    fn truncate64(p: *const c_char, len: off64_t) -> c_int => paths::truncate(p, len);
+    fn truncate64(p: *const c_char, len: off64_t) -> c_int => truncate(p, len);
     /// `chmod(2)`: `fchmodat(AT_FDCWD, ..)`.
-    fn chmod(p: *const c_char, mode: mode_t) -> c_int => paths::fchmodat(AT_FDCWD, p, mode, 0);
+    fn chmod(p: *const c_char, mode: mode_t) -> c_int => fchmodat(AT_FDCWD, p, mode, 0);
     /// `fchmodat(2)` of a path on a btfuse mount, served by the daemon; libc's otherwise.
     fn fchmodat(d: c_int, p: *const c_char, mode: mode_t, flags: c_int) -> c_int => paths::fchmodat;
     /// `chown(2)`: `fchownat(AT_FDCWD, .., 0)`.
-    fn chown(p: *const c_char, uid: libc::uid_t, gid: libc::gid_t) -> c_int => paths::fchownat(AT_FDCWD, p, uid, gid, 0);
+    fn chown(p: *const c_char, uid: libc::uid_t, gid: libc::gid_t) -> c_int => fchownat(AT_FDCWD, p, uid, gid, 0);
     /// `lchown(2)`: `fchownat` with `AT_SYMLINK_NOFOLLOW`.
-    fn lchown(p: *const c_char, uid: libc::uid_t, gid: libc::gid_t) -> c_int => paths::fchownat(AT_FDCWD, p, uid, gid, libc::AT_SYMLINK_NOFOLLOW);
+    fn lchown(p: *const c_char, uid: libc::uid_t, gid: libc::gid_t) -> c_int => fchownat(AT_FDCWD, p, uid, gid, libc::AT_SYMLINK_NOFOLLOW);
     /// `fchownat(2)` of a path on a btfuse mount, served by the daemon; libc's otherwise.
     fn fchownat(d: c_int, p: *const c_char, uid: libc::uid_t, gid: libc::gid_t, flags: c_int) -> c_int => paths::fchownat;
     /// `utimensat(2)` of a path on a btfuse mount, served by the daemon; libc's otherwise.
@@ -222,11 +222,11 @@ hooks! {
     /// `mmap(2)`: a fast-path fd becomes kernel-backed first, then libc's maps it.
     fn mmap(addr: *mut c_void, len: size_t, prot: c_int, flags: c_int, fd: c_int, off: off_t) -> *mut c_void => kernel::mmap;
     /// Large-file alias of [`mmap()`]: the same function on the supported 64-bit targets (one `off_t`, one `struct stat` layout).
-    fn mmap64(addr: *mut c_void, len: size_t, prot: c_int, flags: c_int, fd: c_int, off: off64_t) -> *mut c_void => kernel::mmap(addr, len, prot, flags, fd, off);
+    fn mmap64(addr: *mut c_void, len: size_t, prot: c_int, flags: c_int, fd: c_int, off: off64_t) -> *mut c_void => mmap(addr, len, prot, flags, fd, off);
     /// `lockf(3)`: on a kernel-backed fd (glibc calls its internal `fcntl`).
     fn lockf(fd: c_int, cmd: c_int, len: off_t) -> c_int => kernel::lockf;
     /// Large-file alias of [`lockf()`]: the same function on the supported 64-bit targets (one `off_t`, one `struct stat` layout).
-    fn lockf64(fd: c_int, cmd: c_int, len: off64_t) -> c_int => kernel::lockf(fd, cmd, len);
+    fn lockf64(fd: c_int, cmd: c_int, len: off64_t) -> c_int => lockf(fd, cmd, len);
     /// `flock(2)`: on a kernel-backed fd (locks are the kernel's).
     fn flock(fd: c_int, op: c_int) -> c_int => kernel::flock;
     /// `poll(2)`: fast-path fds in the array become kernel-backed, then libc's.
@@ -248,7 +248,7 @@ hooks! {
     /// `sendfile(2)`: a copy inside the daemon between two files of one mount, else on kernel-backed fds.
     fn sendfile(out: c_int, inp: c_int, off: *mut off_t, n: size_t) -> ssize_t => kernel::sendfile;
     /// Large-file alias of [`sendfile()`]: the same function on the supported 64-bit targets (one `off_t`, one `struct stat` layout).
-    fn sendfile64(out: c_int, inp: c_int, off: *mut off64_t, n: size_t) -> ssize_t => kernel::sendfile(out, inp, off, n);
+    fn sendfile64(out: c_int, inp: c_int, off: *mut off64_t, n: size_t) -> ssize_t => sendfile(out, inp, off, n);
     /// `splice(2)`: on kernel-backed fds.
     fn splice(fd_in: c_int, off_in: *mut off64_t, fd_out: c_int, off_out: *mut off64_t, len: size_t, flags: c_uint) -> ssize_t => kernel::splice;
     /// `fcntl(2)`: flags and duplication of fast-path fds served here; locks and the rest on a kernel-backed fd.

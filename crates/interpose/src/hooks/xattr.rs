@@ -20,6 +20,7 @@ use super::common::*;
 
 /// Runs an xattr request on the handle behind `fd`; `None` when `fd` is
 /// not ours.
+#[inline]
 pub(super) fn fd_xattr(
     fd: c_int,
     f: impl FnOnce(&ops::XattrAt<'_>) -> ops::R<usize>,
@@ -35,6 +36,7 @@ pub(super) fn fd_xattr(
 
 /// Runs an xattr request on a path; `real` when it is not on a mount (or
 /// leaves it).
+#[inline]
 pub(super) unsafe fn path_xattr(
     p: *const c_char,
     nofollow: bool,
@@ -58,6 +60,7 @@ pub(super) const XATTR_NAME_BUF: [MaybeUninit<u8>; 256] = [MaybeUninit::uninit()
 
 /// The caller's attribute name, copied as the kernel copies it: `EFAULT`
 /// when it cannot be read, `ERANGE` when it is over 255 bytes.
+#[inline]
 pub(super) fn xattr_name(buf: &mut [MaybeUninit<u8>; 256], name: *const c_char) -> ops::R<&[u8]> {
     uaccess::strncpy_from_user(buf, name).map_err(|e| {
         Fail::Errno(match e {
