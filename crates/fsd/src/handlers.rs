@@ -143,7 +143,14 @@ impl Handlers<'_> {
     /// first part's); a short part (the end of the input, a full
     /// filesystem) or an error after the first part ends it with the count
     /// so far.
-    fn copy_in_parts(&self, from: Fh, off_in: u64, to: Fh, off_out: u64, len: u64) -> OpResult<u64> {
+    fn copy_in_parts(
+        &self,
+        from: Fh,
+        off_in: u64,
+        to: Fh,
+        off_out: u64,
+        len: u64,
+    ) -> OpResult<u64> {
         let c = &self.client.creds;
         let total = len.min(inode_store::MAX_RW_COUNT);
         // Each part is checked as the rest of the call (`len - done`, so
@@ -391,7 +398,11 @@ impl Handler for Handlers<'_> {
         let append = req.flags as i32 & libc::O_APPEND != 0;
         let ino = self.store.handle_ino(fh)?;
         // Where an append lands is known only once it is done.
-        let (at, span) = if append { (0, 0) } else { (req.offset, len as u64) };
+        let (at, span) = if append {
+            (0, 0)
+        } else {
+            (req.offset, len as u64)
+        };
         self.kernel.before_data(ino, at, span.max(1));
         let creds = &self.client.creds;
         let written = self

@@ -616,7 +616,11 @@ pub fn request_save(
 fn record(metrics: &Metrics, d: &Dispatched, moved: Transferred, elapsed: Duration) {
     let op = d.op.map_or(0, |op| op as usize);
     // A path that left the mount is handed back, not failed.
-    let errno = if d.status == proto::ESCAPED { 0 } else { -d.status };
+    let errno = if d.status == proto::ESCAPED {
+        0
+    } else {
+        -d.status
+    };
     metrics.ring.record(op, elapsed, errno);
     if moved.read > 0 {
         metrics.ring.add_read(moved.read);

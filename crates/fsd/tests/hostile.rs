@@ -389,9 +389,7 @@ fn hostile_requests_get_errors_and_never_another_clients_data() {
     let bulk_len = s.end.bulk.len() as u64;
 
     // Our own handles, to know where the numbering is.
-    let own = s
-        .call(&req(open(libc::O_RDWR)).path(b"dir/mine"))
-        .unwrap();
+    let own = s.call(&req(open(libc::O_RDWR)).path(b"dir/mine")).unwrap();
     assert_eq!(own.head.status, 0);
     let own_fh = own.first();
     let own_dir = s
@@ -517,7 +515,11 @@ fn hostile_requests_get_errors_and_never_another_clients_data() {
         }
     }
     // A NUL in a symlink target or a link's second path.
-    let st = s.status(&req(ops::Symlink::default()).path(b"nul-link").path2(b"a\0b"));
+    let st = s.status(
+        &req(ops::Symlink::default())
+            .path(b"nul-link")
+            .path2(b"a\0b"),
+    );
     assert!(st < 0, "symlink with a NUL in its target: {st}");
     let st = s.status(&req(ops::Rename::default()).path(b"dir/mine").path2(b"x\0y"));
     assert!(st < 0, "rename to a name with NUL: {st}");

@@ -104,6 +104,7 @@ unsafe fn leave_to_kernel(msg: *const msghdr) {
     };
 }
 
+/// `sendmsg(2)`: fast-path fds passed in `SCM_RIGHTS` become kernel-backed first.
 #[no_mangle]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
     // SAFETY: the caller's message, as the kernel will read it.
@@ -126,6 +127,7 @@ fn nth_header(msgs: *const libc::mmsghdr, i: usize) -> *const msghdr {
     msgs.wrapping_add(i).cast()
 }
 
+/// `sendmmsg(2)`: as [`sendmsg`] for each message.
 #[no_mangle]
 pub unsafe extern "C" fn sendmmsg(
     fd: c_int,

@@ -11,23 +11,35 @@
 //! * pure logic, unit tested with std: `path` (classification, lexical
 //!   normalisation; the discovery table is `proto::mountinfo`), `fmode`
 //!   (stdio mode strings), `fdtable`
-//!   (virtual fds and open file descriptions);
+//!   (virtual fds and open file descriptions), `callargs` (flags, times
+//!   and ownership computed from a hook's arguments);
 //! * `sys` (raw syscalls), `real` (lazy `dlsym(RTLD_NEXT)`), `state`
 //!   (lazy init, cwd filter, umask, fork epoch), `mapped` (memory sized
 //!   at run time: the mount table, channel slots),
 //!   `channel` (all shm-ring use), `ops` (requests and reply
-//!   conversions), `dir` (DIR streams), `hooks` (the exported symbols),
+//!   conversions), `dir` (DIR streams), `hooks` (the exported symbols: one
+//!   table, handlers by family), `lifecycle` (fork handlers, exit),
 //!   `process` (credential changes, exec, spawning, vfork), `fdpass`
 //!   (fds sent to other processes), `stdio` (`FILE` streams on mount
 //!   files), `uaccess` (fault-tolerant access to the caller's memory:
 //!   `EFAULT` instead of a crash, and the `SIGSEGV`/`SIGBUS` handler and
 //!   hooks that make it work).
+//!
+//! Imports go one way (checked by the `import_graph` unit test): `sys` at
+//! the bottom, `state`, `channel` and `ops` above it, the hooks on top
+//! (two back-edges from `state` remain, listed in that test).
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(test, allow(dead_code))]
 
+pub(crate) mod callargs;
 pub(crate) mod fdtable;
 pub(crate) mod fmode;
 pub(crate) mod path;
+
+#[cfg(test)]
+mod hook_table;
+#[cfg(test)]
+mod import_graph;
 
 #[cfg(not(test))]
 mod channel;
@@ -37,6 +49,8 @@ mod dir;
 mod fdpass;
 #[cfg(not(test))]
 mod hooks;
+#[cfg(not(test))]
+mod lifecycle;
 #[cfg(not(test))]
 mod mapped;
 #[cfg(not(test))]
@@ -60,20 +74,6 @@ mod uaccess;
 #[cfg(not(test))]
 #[link(name = "c")]
 extern "C" {}
-
-/// Runs at normal process exit, like a C destructor.
-#[cfg(not(test))]
-#[used]
-#[link_section = ".fini_array"]
-static AT_EXIT: extern "C" fn() = at_exit;
-
-/// Writes the streams' pending output while the channels are still open
-/// (glibc flushes stdio only after the destructors), then closes them.
-#[cfg(not(test))]
-extern "C" fn at_exit() {
-    stdio::flush_at_exit();
-    channel::close_all_at_exit();
-}
 
 #[cfg(not(test))]
 #[panic_handler]

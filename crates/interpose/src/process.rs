@@ -95,6 +95,7 @@ fn after_cred_change() {
 macro_rules! cred_hooks {
     ($( $name:ident ( $($a:ident : $t:ty),* ) ; )*) => {
         $(
+            #[doc = concat!("`", stringify!($name), "`: a credential change (see the module comment): files become kernel-backed first; on success the process starts a new epoch.")]
             #[no_mangle]
             pub unsafe extern "C" fn $name($($a: $t),*) -> c_int {
                 ops::upgrade_all_before_fork();
@@ -257,12 +258,14 @@ fn set_fs_id(id: u32, gid: bool, real: impl FnOnce() -> c_int) -> c_int {
     r
 }
 
+/// `setfsuid(2)`: a change of the filesystem uid (see the module comment).
 #[no_mangle]
 pub unsafe extern "C" fn setfsuid(u: uid_t) -> c_int {
     // SAFETY: forwards the caller's argument.
     set_fs_id(u, false, || unsafe { real::setfsuid()(u) })
 }
 
+/// `setfsgid(2)`: a change of the filesystem gid (see the module comment).
 #[no_mangle]
 pub unsafe extern "C" fn setfsgid(g: gid_t) -> c_int {
     // SAFETY: forwards the caller's argument.
@@ -273,6 +276,7 @@ pub unsafe extern "C" fn setfsgid(g: gid_t) -> c_int {
 
 type Argv = *const *const c_char;
 
+/// `execve(2)`: inheritable fast-path fds become kernel fds first, so the new program keeps them.
 #[no_mangle]
 pub unsafe extern "C" fn execve(p: *const c_char, argv: Argv, envp: Argv) -> c_int {
     ops::upgrade_inheritable();
@@ -280,6 +284,7 @@ pub unsafe extern "C" fn execve(p: *const c_char, argv: Argv, envp: Argv) -> c_i
     unsafe { real::execve()(p, argv, envp) }
 }
 
+/// `execv(3)`: as [`execve`].
 #[no_mangle]
 pub unsafe extern "C" fn execv(p: *const c_char, argv: Argv) -> c_int {
     ops::upgrade_inheritable();
@@ -287,6 +292,7 @@ pub unsafe extern "C" fn execv(p: *const c_char, argv: Argv) -> c_int {
     unsafe { real::execv()(p, argv) }
 }
 
+/// `execvp(3)`: as [`execve`].
 #[no_mangle]
 pub unsafe extern "C" fn execvp(p: *const c_char, argv: Argv) -> c_int {
     ops::upgrade_inheritable();
@@ -294,6 +300,7 @@ pub unsafe extern "C" fn execvp(p: *const c_char, argv: Argv) -> c_int {
     unsafe { real::execvp()(p, argv) }
 }
 
+/// `execvpe(3)`: as [`execve`].
 #[no_mangle]
 pub unsafe extern "C" fn execvpe(p: *const c_char, argv: Argv, envp: Argv) -> c_int {
     ops::upgrade_inheritable();
@@ -301,6 +308,7 @@ pub unsafe extern "C" fn execvpe(p: *const c_char, argv: Argv, envp: Argv) -> c_
     unsafe { real::execvpe()(p, argv, envp) }
 }
 
+/// `fexecve(3)`: as [`execve`]; a fast-path fd to run becomes a kernel fd.
 #[no_mangle]
 pub unsafe extern "C" fn fexecve(fd: c_int, argv: Argv, envp: Argv) -> c_int {
     if let Err(e) = ops::kernel_fd(fd) {
@@ -312,6 +320,7 @@ pub unsafe extern "C" fn fexecve(fd: c_int, argv: Argv, envp: Argv) -> c_int {
     unsafe { real::fexecve()(fd, argv, envp) }
 }
 
+/// `execveat(2)`: as [`execve`], relative to a directory fd.
 #[no_mangle]
 pub unsafe extern "C" fn execveat(
     dirfd: c_int,
@@ -351,6 +360,7 @@ extern "C" fn prepare_execle() -> usize {
 #[cfg(target_arch = "x86_64")]
 macro_rules! variadic_exec {
     ($name:ident, $prep:ident) => {
+        #[doc = concat!("`", stringify!($name), "(3)`: inheritable fast-path fds become kernel fds, then glibc's runs with the caller's registers and stack untouched.")]
         #[no_mangle]
         #[unsafe(naked)]
         pub unsafe extern "C" fn $name() {
@@ -381,6 +391,7 @@ macro_rules! variadic_exec {
 #[cfg(target_arch = "aarch64")]
 macro_rules! variadic_exec {
     ($name:ident, $prep:ident) => {
+        #[doc = concat!("`", stringify!($name), "(3)`: inheritable fast-path fds become kernel fds, then glibc's runs with the caller's registers and stack untouched.")]
         #[no_mangle]
         #[unsafe(naked)]
         pub unsafe extern "C" fn $name() {
@@ -411,6 +422,8 @@ variadic_exec!(execle, prepare_execle);
 
 // ---- spawning ----------------------------------------------------------------
 
+/// `posix_spawn(3)`: fast-path files become kernel-backed before the child
+/// starts (glibc spawns without `fork`, so no fork handler runs).
 #[no_mangle]
 pub unsafe extern "C" fn posix_spawn(
     pid: *mut pid_t,
@@ -427,6 +440,7 @@ pub unsafe extern "C" fn posix_spawn(
     r
 }
 
+/// `posix_spawnp(3)`: as [`posix_spawn`].
 #[no_mangle]
 pub unsafe extern "C" fn posix_spawnp(
     pid: *mut pid_t,
@@ -443,6 +457,8 @@ pub unsafe extern "C" fn posix_spawnp(
     r
 }
 
+/// `system(3)`: inheritable fast-path fds become kernel fds before glibc's
+/// internal spawn.
 #[no_mangle]
 pub unsafe extern "C" fn system(cmd: *const c_char) -> c_int {
     ops::upgrade_inheritable();
@@ -452,6 +468,7 @@ pub unsafe extern "C" fn system(cmd: *const c_char) -> c_int {
     r
 }
 
+/// `popen(3)`: as [`system`].
 #[no_mangle]
 pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut libc::FILE {
     ops::upgrade_inheritable();
@@ -461,14 +478,17 @@ pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut 
     f
 }
 
+/// `vfork(2)`, run as `fork`: a child sharing the parent's memory would
+/// share the library's state too (see the module comment).
 #[no_mangle]
 pub unsafe extern "C" fn vfork() -> pid_t {
     // SAFETY: fork has no preconditions; see the module comment.
     unsafe { libc::fork() }
 }
 
+/// glibc's other name of [`vfork`].
 #[no_mangle]
 pub unsafe extern "C" fn __vfork() -> pid_t {
-    // SAFETY: as above.
+    // SAFETY: fork has no preconditions; see the module comment.
     unsafe { libc::fork() }
 }

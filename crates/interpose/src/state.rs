@@ -34,7 +34,6 @@ const RUNNING: u32 = 1;
 const READY: u32 = 2;
 const OFF: u32 = 3;
 static INIT: AtomicU32 = AtomicU32::new(UNINIT);
-static DEBUG: AtomicBool = AtomicBool::new(false);
 /// Whether `fopen`/`fdopen` streams on mount files are served by the
 /// library (`BTFUSE_STDIO=0` leaves them to glibc, through the kernel).
 static STDIO: AtomicBool = AtomicBool::new(true);
@@ -141,10 +140,6 @@ pub(crate) static MOUNTS: MountRts = MountRts(InitOnce(UnsafeCell::new(&[])));
 /// How long a mount whose daemon could not be reached is left to the
 /// kernel before the library tries to connect again.
 const DEAD_RETRY_NS: u64 = 5_000_000_000;
-
-pub(crate) fn debug_enabled() -> bool {
-    DEBUG.load(Ordering::Relaxed)
-}
 
 /// Whether streams on mount files are the library's (see [`STDIO`]).
 pub(crate) fn stdio_enabled() -> bool {
@@ -351,7 +346,7 @@ fn getenv(name: &[u8]) -> Option<&'static [u8]> {
 
 fn init_inner() -> bool {
     if getenv(b"BTFUSE_DEBUG\0").is_some_and(|v| !v.is_empty() && v != b"0") {
-        DEBUG.store(true, Ordering::Relaxed);
+        sys::enable_debug();
     }
     if getenv(b"BTFUSE_STDIO\0") == Some(b"0") {
         STDIO.store(false, Ordering::Relaxed);
@@ -383,14 +378,7 @@ fn init_inner() -> bool {
             .store(mountinfo::makedev(m.major, m.minor), Ordering::Relaxed);
         sys::debug(&[b"btfuse: mount ", t.text(m)]);
     }
-    // SAFETY: registering a plain function; pthread_atfork is not hooked.
-    unsafe {
-        libc::pthread_atfork(
-            Some(crate::ops::upgrade_all_before_fork),
-            Some(crate::ops::leave_shared_files_to_kernel),
-            Some(after_fork_child),
-        )
-    };
+    crate::lifecycle::register_fork_handlers();
     true
 }
 
@@ -560,19 +548,4 @@ fn near_cwd() -> bool {
 /// Whether relative paths must be classified (see [`CWD_NEAR`]).
 pub(crate) fn cwd_near() -> bool {
     CWD_NEAR.get(near_cwd)
-}
-
-/// `pthread_atfork` child handler: the child is a new client of every
-/// daemon (new epoch and image number). It forgets, without touching shared
-/// memory, the parent's channels; the parent's handles are not the child's:
-/// the prepare handler made the files kernel-backed, and any fd it could
-/// not is turned into a kernel fd on first use (`ops::file`).
-extern "C" fn after_fork_child() {
-    // A process that never connected has no channel nor handle to give up;
-    // leaving its state unwritten spares a preloaded shell's children the
-    // copy of those pages before their `exec`.
-    if crate::channel::ever_connected() {
-        new_epoch();
-        crate::channel::forget_all_after_fork();
-    }
 }

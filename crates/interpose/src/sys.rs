@@ -9,6 +9,7 @@
 //! `errno` untouched and returns the error instead.
 
 use core::ffi::c_long;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// A positive errno value.
 pub(crate) type Errno = i32;
@@ -261,10 +262,20 @@ pub(crate) unsafe fn munmap(p: *mut u8, len: usize) {
 /// `CLOCK_MONOTONIC` in nanoseconds: the clock shm-ring's waits use.
 pub(crate) use shm_ring::monotonic_ns;
 
+/// Whether [`debug`] writes (`BTFUSE_DEBUG`, read by `state` at
+/// initialisation). Kept here, not in `state`, so that the raw-syscall layer
+/// depends on no other module of the library.
+static DEBUG: AtomicBool = AtomicBool::new(false);
+
+/// Turns [`debug`] output on.
+pub(crate) fn enable_debug() {
+    DEBUG.store(true, Ordering::Relaxed);
+}
+
 /// Writes a diagnostic line to stderr when `BTFUSE_DEBUG` was set (checked
 /// once at initialisation).
 pub(crate) fn debug(parts: &[&[u8]]) {
-    if !crate::state::debug_enabled() {
+    if !DEBUG.load(Ordering::Relaxed) {
         return;
     }
     for p in parts {
