@@ -1,6 +1,6 @@
 //! The operations of the fast path, each defined once.
 //!
-//! One table ([`operations!`] below) names every operation: its number,
+//! One table (the `operations!` invocation below) names every operation: its number,
 //! its request struct (named after the operation), how many paths follow
 //! that struct, its reply struct and the daemon's handler method. The
 //! [`Op`] enum, the [`Operation`] impls that the client encodes with, the

@@ -159,12 +159,12 @@ pub(super) unsafe fn faccessat(d: c_int, p: *const c_char, mode: c_int, flags: c
             At::Ours(t) => real_at(&t, d, p, real),
         };
     }
-    // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
     let access = |base| proto::ops::Access {
         base,
         mask: mode as u32,
         flags: flags as u32,
     };
+    // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
     unsafe { path_op(d, p, access, |dd, q| real::faccessat()(dd, q, mode, flags)) }
 }
 
