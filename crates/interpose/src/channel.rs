@@ -161,7 +161,7 @@ fn slots_for(mount: usize) -> Option<&'static Slots> {
     // Release: publishes the initialisation above.
     match rt.channels.compare_exchange(
         core::ptr::null_mut(),
-        fresh,
+        fresh.cast(),
         Ordering::AcqRel,
         Ordering::Acquire,
     ) {
@@ -171,8 +171,9 @@ fn slots_for(mount: usize) -> Option<&'static Slots> {
         }
         // Another thread made them first: ours is unmapped (drop).
         Err(theirs) => {
-            // SAFETY: published initialised by the winner, never unmapped.
-            Some(unsafe { &*theirs })
+            // SAFETY: published initialised by the winner, never unmapped
+            // (only this module stores there, always a `Slots`).
+            Some(unsafe { &*theirs.cast::<Slots>() })
         }
     }
 }
@@ -180,8 +181,9 @@ fn slots_for(mount: usize) -> Option<&'static Slots> {
 /// The slots of a mount, if it was ever used.
 fn slots_in(rt: &state::MountRt) -> Option<&'static Slots> {
     // Acquire: pairs with the publication in `slots_for`.
-    let p = rt.channels.load(Ordering::Acquire);
-    // SAFETY: non-null only once published, initialised and leaked.
+    let p = rt.channels.load(Ordering::Acquire).cast::<Slots>();
+    // SAFETY: non-null only once published, initialised and leaked, and
+    // always a `Slots` (only `slots_for` stores there).
     (!p.is_null()).then(|| unsafe { &*p })
 }
 

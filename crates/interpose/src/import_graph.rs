@@ -10,9 +10,8 @@ use std::path::Path;
 /// one of them is gone, so that this list only shrinks):
 /// * `state` → `lifecycle`: the fork handlers are registered by the lazy
 ///   initialisation, which `ops` starts; registering them from the layer
-///   above `ops` needs `ops` to call into it (the typed-protocol change).
-/// * `state` → `channel`: `MountRt` holds a pointer to `channel::Slots`.
-const KNOWN_BACK_EDGES: &[(&str, &str)] = &[("state", "lifecycle"), ("state", "channel")];
+///   above `ops` needs `ops` to call into it.
+const KNOWN_BACK_EDGES: &[(&str, &str)] = &[("state", "lifecycle")];
 
 /// Module name → the modules it names.
 fn graph() -> BTreeMap<String, BTreeSet<String>> {

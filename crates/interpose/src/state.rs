@@ -109,8 +109,10 @@ pub(crate) struct MountRt {
     pub(crate) dev: AtomicU64,
     /// Monotonic ns until which the mount counts as dead (0 = alive).
     pub(crate) dead_until: AtomicU64,
-    /// The mount's channel slots, made on first use (`channel`).
-    pub(crate) channels: AtomicPtr<crate::channel::Slots>,
+    /// The mount's channel slots, made on first use: opaque here, a
+    /// `channel::Slots` to the `channel` module, which alone makes and
+    /// reads them (so `state` needs nothing of `channel`).
+    pub(crate) channels: AtomicPtr<core::ffi::c_void>,
 }
 
 /// The runtime state of every mount of the table, indexed like
