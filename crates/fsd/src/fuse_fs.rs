@@ -76,7 +76,7 @@ impl FuseFs {
     /// process image and exactly the caller's credentials, that holds the
     /// handle in the ring server's table; everyone else gets `None`
     /// (ENOENT, as for any missing name). The lookup takes a kernel
-    /// reference on the inode (`Store::remember_open`), so once the kernel
+    /// reference on the inode (`Store::add_lookup_by_handle`), so once the kernel
     /// has opened it, its lookup and open counts keep an unlinked file
     /// alive after the fast-path handle is released; the last release
     /// frees its data and the forget the inode, as for any unlinked file.
@@ -109,7 +109,7 @@ impl FuseFs {
                 return None;
             }
         }
-        self.store.remember_open(fh).ok()
+        self.store.add_lookup_by_handle(fh).ok()
     }
 
     /// Runs one store call and records its latency and outcome.
@@ -128,7 +128,7 @@ impl FuseFs {
     fn entry(&self, reply: ReplyEntry, result: store::Result<Attr>) {
         match result {
             Ok(attr) => {
-                self.store.remember(attr.ino);
+                self.store.add_lookup(attr.ino);
                 reply.entry(&TTL, &file_attr(&attr), Generation(0));
             }
             Err(e) => reply.error(errno(e)),
@@ -283,7 +283,7 @@ impl Filesystem for FuseFs {
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
         let start = Instant::now();
-        self.store.forget(ino.0, nlookup);
+        self.store.drop_lookups(ino.0, nlookup);
         self.metrics
             .fuse
             .record(FuseOp::Forget as usize, start.elapsed(), 0);
@@ -613,7 +613,7 @@ impl Filesystem for FuseFs {
                 // The kernel takes a lookup reference on every entry it accepts,
                 // except "." and "..".
                 if !full && e.name != b"." && e.name != b".." {
-                    self.store.remember(e.ino);
+                    self.store.add_lookup(e.ino);
                 }
                 !full
             })
@@ -735,7 +735,7 @@ impl Filesystem for FuseFs {
         });
         match result {
             Ok((attr, fh)) => {
-                self.store.remember(attr.ino);
+                self.store.add_lookup(attr.ino);
                 self.clients.kernel_writers.opened(attr.ino, flags);
                 let attr = file_attr(&attr);
                 reply.created(
@@ -873,7 +873,7 @@ mod tests {
         let got = ask(file, 7).expect("the holder's unlinked file");
         assert_eq!((got.ino, got.nlink), (attr.ino, 0));
         assert!(
-            store.known_to_kernel(attr.ino),
+            store.has_lookups(attr.ino),
             "the answer is a kernel reference"
         );
         assert_eq!(ask(file, 8), None, "another image");
@@ -896,7 +896,7 @@ mod tests {
         ours.release(&store, file.0).unwrap();
         assert_eq!(ask(file, 7), None, "a released handle");
         // The kernel's reference kept the unlinked inode; its forget frees it.
-        store.forget(attr.ino, 1);
+        store.drop_lookups(attr.ino, 1);
         assert!(store.getattr(attr.ino).is_err());
     }
 

@@ -134,7 +134,7 @@ impl KernelNotifier {
 
 impl KernelCache for KernelNotifier {
     fn inode_changed(&self, ino: Ino) {
-        if self.store.known_to_kernel(ino) {
+        if self.store.has_lookups(ino) {
             // Attributes and all cached pages. ENOENT (the kernel dropped the
             // inode meanwhile) is fine.
             let _ = self.notifier.inval_inode(INodeNo(ino), 0, 0);
@@ -152,7 +152,7 @@ impl KernelCache for KernelNotifier {
     }
 
     fn data_changed(&self, ino: Ino, off: u64, len: u64) {
-        if !self.store.known_to_kernel(ino) {
+        if !self.store.has_lookups(ino) {
             return;
         }
         let _ = self
@@ -173,7 +173,7 @@ impl KernelCache for KernelNotifier {
     }
 
     fn dir_moved(&self, ino: Ino) {
-        if !self.store.known_to_kernel(ino) {
+        if !self.store.has_lookups(ino) {
             return;
         }
         // FUSE has no notification that renames a cached entry, but a
@@ -192,7 +192,7 @@ impl KernelCache for KernelNotifier {
     }
 
     fn entry_changed(&self, parent: Ino, name: &[u8]) {
-        if self.store.known_to_kernel(parent) {
+        if self.store.has_lookups(parent) {
             let _ = self
                 .notifier
                 .inval_entry(INodeNo(parent), OsStr::from_bytes(name));

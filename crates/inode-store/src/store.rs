@@ -94,7 +94,8 @@ pub(crate) struct Node {
     /// Open handles. Changed under the tree lock (read suffices: the
     /// "free when unreferenced" decision is taken under the write lock).
     open: AtomicU64,
-    /// Kernel lookup references (FUSE nlookup).
+    /// Lookup references held by front doors that cache entries (see
+    /// [`Store::add_lookup`]).
     lookups: AtomicU64,
 }
 
@@ -267,7 +268,7 @@ fn resolve(t: TimeSet, now: Timespec) -> Timespec {
 }
 
 /// Saturating decrement of an atomic counter; returns the new value.
-/// (Counts come from the kernel and the front doors: never wrap.)
+/// (Counts come from the front doors, on behalf of untrusted peers: never wrap.)
 fn dec(a: &AtomicU64, n: u64) -> u64 {
     let prev = a
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
@@ -471,7 +472,7 @@ impl Inner {
     }
 
     /// Frees the blocks of an inode with no name and no open handle, and
-    /// forgets the inode too once the kernel holds no reference.
+    /// forgets the inode too once no lookup reference is left.
     fn maybe_free(&mut self, ino: Ino, pool: &BlockPool) {
         let Some(e) = self.nodes.get(&ino) else {
             return;
@@ -2067,22 +2068,25 @@ impl Store {
         Ok(done as usize)
     }
 
-    /// Kernel (FUSE) lookup references: keep an unlinked inode's metadata
-    /// alive until forgotten.
-    pub fn remember(&self, ino: Ino) {
+    /// Adds one lookup reference on `ino`. A front door that caches entries
+    /// or attributes outside the store (the FUSE door: the kernel's dentry
+    /// and inode caches) holds one per entry it handed out; an unlinked
+    /// inode's metadata then stays until [`Store::drop_lookups`] drops the
+    /// last.
+    pub fn add_lookup(&self, ino: Ino) {
         if let Some(e) = self.tree.read().nodes.get(&ino) {
             inc(&e.node.lookups);
         }
     }
 
     /// The attributes of the inode behind open handle `fh` (file or
-    /// directory, linked or not), recording one kernel lookup reference on
-    /// it as [`Store::remember`] does. Taken under the tree lock, so the
-    /// inode cannot be freed between the handle check and the reference
-    /// even if the handle is released meanwhile: from then on the kernel's
-    /// lookup (and later open) counts keep an unlinked inode alive, and
-    /// `forget` frees it.
-    pub fn remember_open(&self, fh: Fh) -> Result<Attr> {
+    /// directory, linked or not), adding one lookup reference on it as
+    /// [`Store::add_lookup`] does. Taken under the tree lock, so the inode
+    /// cannot be freed between the handle check and the reference even if
+    /// the handle is released meanwhile: from then on the holder's lookup
+    /// (and later open) references keep an unlinked inode alive, and
+    /// [`Store::drop_lookups`] frees it.
+    pub fn add_lookup_by_handle(&self, fh: Fh) -> Result<Attr> {
         let t = self.tree.read();
         let node = self
             .handles
@@ -2098,9 +2102,9 @@ impl Store {
         Ok(e.node.attr())
     }
 
-    /// Whether the kernel holds a lookup reference on `ino` (and so may have
-    /// its entry or attributes cached). The root is always known.
-    pub fn known_to_kernel(&self, ino: Ino) -> bool {
+    /// Whether someone holds a lookup reference on `ino` (and so may have
+    /// its entry or attributes cached). The root always counts as held.
+    pub fn has_lookups(&self, ino: Ino) -> bool {
         ino == ROOT_INO
             || self
                 .tree
@@ -2110,14 +2114,16 @@ impl Store {
                 .is_some_and(|e| e.node.lookups.load(Ordering::Relaxed) > 0)
     }
 
-    /// Drops `nlookup` kernel references.
-    pub fn forget(&self, ino: Ino, nlookup: u64) {
+    /// Drops `count` lookup references on `ino` (saturating: more than
+    /// were added is harmless); an unlinked inode with none left and no
+    /// open handle is freed.
+    pub fn drop_lookups(&self, ino: Ino, count: u64) {
         let t = self.tree.read();
         let Some(e) = t.nodes.get(&ino) else {
             return;
         };
         let node = e.node.clone();
-        let left = dec(&node.lookups, nlookup);
+        let left = dec(&node.lookups, count);
         if left == 0 && node.st.read().nlink == 0 {
             drop(t);
             self.tree.write().maybe_free(ino, &self.pool);

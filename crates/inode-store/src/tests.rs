@@ -847,25 +847,25 @@ fn unlink_while_open_keeps_data() {
 }
 
 #[test]
-fn remembered_inode_keeps_metadata_but_frees_blocks() {
+fn looked_up_inode_keeps_metadata_but_frees_blocks() {
     let s = store();
     let f = mkfile(&s, &root(), ROOT_INO, b"f", 0o644, &[1u8; 8192]);
-    s.remember(f);
+    s.add_lookup(f);
     s.unlink(&root(), ROOT_INO, b"f").unwrap();
     assert_eq!(s.usage().used_blocks, 0);
     let a = s.getattr(f).unwrap();
     assert_eq!((a.nlink, a.size), (0, 8192));
-    s.forget(f, 1);
+    s.drop_lookups(f, 1);
     assert_eq!(err(s.getattr(f)), Errno::ENOENT);
-    // Saturating: extra forgets are harmless.
-    s.forget(f, 10);
-    s.forget(ROOT_INO, 10);
+    // Saturating: dropping more than were added is harmless.
+    s.drop_lookups(f, 10);
+    s.drop_lookups(ROOT_INO, 10);
     assert!(s.getattr(ROOT_INO).is_ok());
 }
 
 /// The kernel reopening an unlinked file by handle (the FUSE door's
 /// reserved names): its lookup and open keep the file after the fast-path
-/// handle closes; the last release frees the data, the forget the inode.
+/// handle closes; the last release frees the data, dropping the lookup the inode.
 #[test]
 fn unlinked_file_handed_to_the_kernel_lives_until_forgotten() {
     let s = store();
@@ -874,18 +874,18 @@ fn unlinked_file_handed_to_the_kernel_lives_until_forgotten() {
         .unwrap();
     s.write(&root(), fast, 0, &[7u8; 2 * BLOCK_SIZE]).unwrap();
     s.unlink(&root(), ROOT_INO, b"f").unwrap();
-    let seen = s.remember_open(fast).unwrap();
+    let seen = s.add_lookup_by_handle(fast).unwrap();
     assert_eq!((seen.ino, seen.nlink), (a.ino, 0));
     let kernel = s.open(&root(), a.ino, libc::O_RDWR).unwrap();
     s.release(fast).unwrap();
-    assert_eq!(err(s.remember_open(fast)), Errno::EBADF);
+    assert_eq!(err(s.add_lookup_by_handle(fast)), Errno::EBADF);
     let mut buf = [0u8; 4];
     assert_eq!(s.read(kernel, BLOCK_SIZE as u64, &mut buf).unwrap(), 4);
     assert_eq!(buf, [7; 4]);
     s.release(kernel).unwrap();
     assert_eq!(s.usage().used_blocks, 0);
     assert_eq!(s.getattr(a.ino).unwrap().nlink, 0);
-    s.forget(a.ino, 1);
+    s.drop_lookups(a.ino, 1);
     assert_eq!(err(s.getattr(a.ino)), Errno::ENOENT);
     assert_eq!(s.usage().inodes, 1);
 }
@@ -1444,7 +1444,7 @@ fn readdir_callback_may_call_back_into_the_store() {
     let fh = s.opendir(&r, ROOT_INO).unwrap();
     let mut n = 0;
     s.readdir(fh, 0, |e| {
-        s.remember(e.ino);
+        s.add_lookup(e.ino);
         s.getattr(e.ino).unwrap();
         n += 1;
         true
