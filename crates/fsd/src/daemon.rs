@@ -14,7 +14,7 @@ use inode_store::Store;
 
 use crate::access::Access;
 use crate::client::{ChannelLimits, Clients};
-use crate::fuse_fs::FuseFs;
+use crate::fuse_door::{FuseFs, KernelNotifier, KernelWriters};
 use crate::fusermount;
 use crate::metrics::Metrics;
 use crate::mountinfo;
@@ -265,12 +265,16 @@ fn serve(plan: &Plan<'_>, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<(
     // Both doors know the fast path's clients: the FUSE door lets a client
     // reopen the files it holds (see `FuseFs::held_open`).
     let clients = Arc::new(Clients::new(limits).with_access(access));
+    // Counted by the FUSE door, read by its notifier on the ring door's
+    // behalf (see `fuse_door::coherence`).
+    let writers = Arc::new(KernelWriters::default());
     let result = mount_session(
         plan,
         mountpoint,
         store.clone(),
         metrics.clone(),
         clients.clone(),
+        writers.clone(),
     );
     let session = match result {
         Ok(session) => session,
@@ -284,7 +288,8 @@ fn serve(plan: &Plan<'_>, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<(
     // After mounting: every thread must inherit the blocked shutdown signals.
     spawn_memory_trimmer(Arc::downgrade(&store));
     // The fast path is an optimisation: without it the mount still serves.
-    let fast_path = match start_ring_server(&session, store, mountpoint, metrics, clients) {
+    let kernel = KernelNotifier::new(session.notifier(), store.clone(), writers, mountpoint);
+    let fast_path = match start_ring_server(kernel, store, mountpoint, metrics, clients) {
         Ok(server) => Some(server),
         Err(e) => {
             log::warn!("fast path disabled: {e}");
@@ -378,7 +383,7 @@ pub fn run_dir() -> PathBuf {
 }
 
 fn start_ring_server(
-    session: &Session<FuseFs>,
+    kernel: KernelNotifier,
     store: Arc<Store>,
     mountpoint: &Path,
     metrics: Arc<Metrics>,
@@ -392,7 +397,7 @@ fn start_ring_server(
         mountpoint,
         (mount.major, mount.minor),
         &run_dir(),
-        session.notifier(),
+        Box::new(kernel),
         metrics,
         clients,
     )
@@ -404,6 +409,7 @@ fn mount_session(
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     clients: Arc<Clients>,
+    writers: Arc<KernelWriters>,
 ) -> Result<Session<FuseFs>, DaemonError> {
     // Signals are taken by one dedicated thread with sigwait; block them
     // before any thread starts so every thread inherits the mask.
@@ -419,7 +425,7 @@ fn mount_session(
     config.acl = acl;
     config.n_threads = Some(plan.threads);
     config.clone_fd = true;
-    let fs = FuseFs::new(store, metrics, clients);
+    let fs = FuseFs::new(store, metrics, clients, writers);
     Session::from_fd(fs, fuse, acl, config).map_err(|e| {
         let _ = unmount(mountpoint, true);
         DaemonError::Mount(mountpoint.to_path_buf(), e)

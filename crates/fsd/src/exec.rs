@@ -37,12 +37,12 @@ pub trait KernelCache {
     /// The fast path is about to read or change bytes `off..off + len` of
     /// regular file `ino` (`len` 0: from `off` to the end): what the kernel
     /// holds newer than the store there must reach it first (rule 1 of
-    /// `crate::coherence`).
+    /// `crate::fuse_door::coherence`).
     fn before_data(&self, ino: Ino, off: u64, len: u64);
     /// Bytes `off..off + len` of regular file `ino` changed (`len` 0: from
     /// `off` to the end, and the size may have changed); a change that
     /// reaches the end of the file may have moved it (rules 2 and 3 of
-    /// `crate::coherence`). Done before the reply is sent.
+    /// `crate::fuse_door::coherence`). Done before the reply is sent.
     fn data_changed(&self, ino: Ino, off: u64, len: u64);
     /// The entry `name` in `parent` was removed or replaced.
     fn entry_changed(&self, parent: Ino, name: &[u8]);

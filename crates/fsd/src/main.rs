@@ -13,11 +13,10 @@
 
 mod access;
 mod client;
-mod coherence;
 mod creds;
 mod daemon;
 mod exec;
-mod fuse_fs;
+mod fuse_door;
 mod fusermount;
 mod image;
 mod logger;

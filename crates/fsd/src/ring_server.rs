@@ -32,8 +32,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fuser::{INodeNo, Notifier};
-use inode_store::{Ino, Store};
+use inode_store::Store;
 use proto::{
     bytes_of, decode, Hello, HelloReply, Op, ReqHeader, RespHeader, HELLO_MAGIC, MAX_REPLY,
     MAX_REQUEST, STATS_MAGIC,
@@ -41,7 +40,6 @@ use proto::{
 use shm_ring::{Region, WaitPolicy};
 
 use crate::client::{Client, Clients, Refused};
-use crate::coherence::{refresh_kernel_attrs, KernelWriters};
 use crate::exec::{BulkArea, Executor, KernelCache, Request};
 use crate::metrics::{human_bytes, Metrics};
 use crate::sock::{self, Listener};
@@ -103,7 +101,11 @@ pub struct Counters {
 struct Shared {
     store: Arc<Store>,
     clients: Arc<Clients>,
-    kernel: KernelNotifier,
+    /// Told what the kernel may hold stale (the FUSE door's notifier).
+    kernel: Box<dyn KernelCache + Send + Sync>,
+    /// The mountpoint as the mount table writes it (no trailing slash), so
+    /// that it compares with the mountpoints clients read in the registry.
+    mount_path: Vec<u8>,
     counters: Counters,
     /// Per-door request metrics (shared with the FUSE adapter).
     metrics: Arc<Metrics>,
@@ -113,127 +115,6 @@ struct Shared {
     idle_workers: AtomicUsize,
     /// Closes descriptors clients passed (see [`Reaper`]).
     reaper: Reaper,
-}
-
-/// Pushes fast-path changes into the kernel's FUSE caches.
-struct KernelNotifier {
-    notifier: Notifier,
-    store: Arc<Store>,
-    /// Who the kernel has files open for writing (in the clients' table).
-    clients: Arc<Clients>,
-    /// The mountpoint as the mount table writes it (no trailing slash), so
-    /// that it compares with the mountpoints clients read in the registry.
-    mount_path: Vec<u8>,
-}
-
-impl KernelNotifier {
-    fn writers(&self) -> &KernelWriters {
-        &self.clients.kernel_writers
-    }
-}
-
-impl KernelCache for KernelNotifier {
-    fn inode_changed(&self, ino: Ino) {
-        if self.store.has_lookups(ino) {
-            // Attributes and all cached pages. ENOENT (the kernel dropped the
-            // inode meanwhile) is fine.
-            let _ = self.notifier.inval_inode(INodeNo(ino), 0, 0);
-        }
-    }
-
-    fn before_data(&self, ino: Ino, off: u64, len: u64) {
-        if self.writers().may_be_dirty(ino) {
-            // Writes the dirty pages of the range back to the store, then
-            // drops them (and the attributes).
-            let _ = self
-                .notifier
-                .inval_inode(INodeNo(ino), off as i64, len as i64);
-        }
-    }
-
-    fn data_changed(&self, ino: Ino, off: u64, len: u64) {
-        if !self.store.has_lookups(ino) {
-            return;
-        }
-        let _ = self
-            .notifier
-            .inval_inode(INodeNo(ino), off as i64, len as i64);
-        let reaches_end = || {
-            self.store
-                .getattr(ino)
-                .is_ok_and(|a| off.saturating_add(len) >= a.size)
-        };
-        if len == 0 || reaches_end() {
-            if let Err(e) = refresh_kernel_attrs(&self.mount_path, ino) {
-                // ESTALE: the kernel forgot the inode meanwhile (then it has
-                // no size to correct).
-                log::debug!("refreshing the kernel's size of inode {ino}: {e}");
-            }
-        }
-    }
-
-    fn dir_moved(&self, ino: Ino) {
-        if !self.store.has_lookups(ino) {
-            return;
-        }
-        // FUSE has no notification that renames a cached entry, but a
-        // lookup of the new name makes the kernel move its dentry of the
-        // directory there (`d_splice_alias`): `getcwd` and
-        // `/proc/PID/fd` of processes inside it then name it as it is.
-        // The lookup is served by the FUSE threads; this thread holds no
-        // lock of the store meanwhile.
-        if let Ok(path) = self.store.dir_path(ino) {
-            let root = match self.mount_path.as_slice() {
-                b"" => b"/".as_slice(),
-                p => p,
-            };
-            let _ = lookup_beneath(Path::new(OsStr::from_bytes(root)), &path);
-        }
-    }
-
-    fn entry_changed(&self, parent: Ino, name: &[u8]) {
-        if self.store.has_lookups(parent) {
-            let _ = self
-                .notifier
-                .inval_entry(INodeNo(parent), OsStr::from_bytes(name));
-        }
-    }
-}
-
-/// Looks `rel` up through the kernel below the directory `root`, following
-/// no symlink and crossing no mount (`openat2` with `RESOLVE_BENEATH |
-/// RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV`): clients can rename things under
-/// the mount at any time, and the daemon must not be led anywhere else.
-fn lookup_beneath(root: &Path, rel: &[u8]) -> io::Result<()> {
-    use std::os::fd::FromRawFd;
-    use std::os::unix::fs::OpenOptionsExt;
-    let root = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-        .open(root)?;
-    let rel =
-        std::ffi::CString::new(rel).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: all-zero is a valid open_how (a plain struct of integers).
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_XDEV;
-    // SAFETY: a valid directory fd, a NUL-terminated path and an open_how
-    // of the size passed.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root.as_raw_fd(),
-            rel.as_ptr(),
-            &how as *const libc::open_how,
-            size_of::<libc::open_how>(),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new fd, owned here and closed at once.
-    drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
-    Ok(())
 }
 
 /// A running ring server; dropping it stops accepting and removes the socket.
@@ -248,13 +129,14 @@ pub struct RingServer {
 impl RingServer {
     /// Listens on `run_dir/dev-MAJOR-MINOR.sock` and serves clients of the
     /// mount at `mount_path` from `store`, recording requests in `metrics`
-    /// and clients in `clients` (shared with the FUSE door).
+    /// and clients in `clients` (the core's table, shared with the FUSE
+    /// door), telling `kernel` what the kernel may hold stale.
     pub fn start(
         store: Arc<Store>,
         mount_path: &Path,
         (major, minor): (u32, u32),
         run_dir: &Path,
-        notifier: Notifier,
+        kernel: Box<dyn KernelCache + Send + Sync>,
         metrics: Arc<Metrics>,
         clients: Arc<Clients>,
     ) -> io::Result<RingServer> {
@@ -264,12 +146,8 @@ impl RingServer {
         let meta = std::fs::symlink_metadata(&socket_path)?;
         let socket_id = (meta.dev(), meta.ino());
         let shared = Arc::new(Shared {
-            kernel: KernelNotifier {
-                notifier,
-                store: store.clone(),
-                clients: clients.clone(),
-                mount_path: trim_slashes(mount_path.as_os_str().as_bytes()).to_vec(),
-            },
+            kernel,
+            mount_path: trim_slashes(mount_path.as_os_str().as_bytes()).to_vec(),
             store,
             clients,
             counters: Counters::default(),
@@ -1026,7 +904,7 @@ fn serve_connection(
         return Err(ChannelError::Handshake);
     };
     let named = &buf[size_of::<Hello>()..n];
-    if !named.is_empty() && named != shared.kernel.mount_path.as_slice() {
+    if !named.is_empty() && named != shared.mount_path.as_slice() {
         let _ = answer_hello(&conn, libc::ESTALE);
         return Err(ChannelError::Handshake);
     }
@@ -1086,8 +964,8 @@ fn serve_channel(
     let exec = Executor {
         store: &shared.store,
         client,
-        mount_path: &shared.kernel.mount_path,
-        kernel: &shared.kernel,
+        mount_path: &shared.mount_path,
+        kernel: shared.kernel.as_ref(),
         client_alive: &client_alive,
     };
     let mut msg = vec![0u8; MAX_REQUEST];

@@ -34,6 +34,7 @@ use inode_store::{
     self as store, Attr, Creds, Fh, FileKind, SetAttr, Store, TimeSet, Timespec, ROOT_INO,
 };
 
+use super::coherence::KernelWriters;
 use crate::client::{Clients, HandleKind};
 use crate::creds;
 use crate::metrics::{FuseOp, Metrics};
@@ -48,20 +49,30 @@ const MAX_IO: u32 = 1 << 20;
 pub struct FuseFs {
     store: Arc<Store>,
     metrics: Arc<Metrics>,
-    /// The fast path's clients (shared with the ring server): who holds
-    /// which handle, for [`FuseFs::held_open`].
+    /// The fast path's clients (the core's table, shared with the ring
+    /// door): who holds which handle, for [`FuseFs::held_open`].
     clients: Arc<Clients>,
+    /// Files the kernel has open for writing, counted here and read by the
+    /// [`KernelNotifier`](super::KernelNotifier) (see [`super::coherence`]).
+    writers: Arc<KernelWriters>,
 }
 
 impl FuseFs {
     /// Serves `store` to the kernel, recording requests in `metrics`;
     /// `clients` are the fast path's, whose handles their holders may
-    /// reopen through this door.
-    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>, clients: Arc<Clients>) -> FuseFs {
+    /// reopen through this door; `writers` counts the kernel's writable
+    /// opens for the notifier.
+    pub fn new(
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+        clients: Arc<Clients>,
+        writers: Arc<KernelWriters>,
+    ) -> FuseFs {
         FuseFs {
             store,
             metrics,
             clients,
+            writers,
         }
     }
 
@@ -462,7 +473,7 @@ impl Filesystem for FuseFs {
             self.store.open(&caller(req), ino.0, flags.0)
         }) {
             Ok(fh) => {
-                self.clients.kernel_writers.opened(ino.0, flags.0);
+                self.writers.opened(ino.0, flags.0);
                 reply.opened(FileHandle(fh.0), FopenFlags::empty())
             }
             Err(e) => reply.error(errno(e)),
@@ -538,7 +549,7 @@ impl Filesystem for FuseFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.clients.kernel_writers.released(ino.0, flags.0);
+        self.writers.released(ino.0, flags.0);
         empty(
             reply,
             self.timed(FuseOp::Release, || self.store.release(Fh(fh.0))),
@@ -736,7 +747,7 @@ impl Filesystem for FuseFs {
         match result {
             Ok((attr, fh)) => {
                 self.store.add_lookup(attr.ino);
-                self.clients.kernel_writers.opened(attr.ino, flags);
+                self.writers.opened(attr.ino, flags);
                 let attr = file_attr(&attr);
                 reply.created(
                     &TTL,
@@ -846,7 +857,7 @@ mod tests {
     fn reserved_names_answer_the_holder_only() {
         let store = Arc::new(Store::new(1 << 20));
         let clients = Arc::new(Clients::default());
-        let fs = FuseFs::new(store.clone(), Arc::default(), clients.clone());
+        let fs = FuseFs::new(store.clone(), Arc::default(), clients.clone(), Arc::default());
         let me = std::process::id();
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() } as u32;
