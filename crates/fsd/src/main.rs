@@ -13,6 +13,7 @@
 
 mod access;
 mod client;
+mod cpu_affinity;
 mod creds;
 mod daemon;
 mod exec;
@@ -21,6 +22,7 @@ mod fusermount;
 mod image;
 mod logger;
 mod metrics;
+mod metrics_http;
 mod mountinfo;
 mod notify;
 mod options;
@@ -30,6 +32,7 @@ mod ring_server;
 mod run;
 mod size;
 mod sock;
+mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -41,7 +41,9 @@ use shm_ring::{Region, WaitPolicy};
 
 use crate::client::{Client, Clients, Refused};
 use crate::exec::{BulkArea, Executor, KernelCache, Request};
-use crate::metrics::{human_bytes, Metrics};
+use crate::cpu_affinity::CpuSeparation;
+use crate::metrics::Metrics;
+use crate::stats;
 use crate::sock::{self, Listener};
 
 /// How long a new connection may take to say hello.
@@ -171,41 +173,21 @@ impl RingServer {
     /// request, whatever its path, gets the current figures.
     pub fn serve_metrics(&self, listener: std::net::TcpListener) -> io::Result<()> {
         let shared = self.shared.clone();
-        std::thread::Builder::new()
-            .name("btfuse-metrics".into())
-            .spawn(move || {
-                for conn in listener.incoming() {
-                    let Ok(mut conn) = conn else { continue };
-                    if let Err(e) = answer_scrape(&shared, &mut conn) {
-                        log::debug!("metrics scrape failed: {e}");
-                    }
-                }
-            })?;
-        Ok(())
+        crate::metrics_http::serve(listener, move || stats::prometheus(&shared.stats()))
     }
 }
 
-/// Reads one HTTP request (its head only) and answers with the metrics.
-fn answer_scrape(shared: &Shared, conn: &mut std::net::TcpStream) -> io::Result<()> {
-    use std::io::{Read, Write};
-    conn.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
-    conn.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 << 10 {
-        let n = conn.read(&mut buf)?;
-        if n == 0 {
-            break;
+impl Shared {
+    /// The parts the statistics reports are made of.
+    fn stats(&self) -> stats::Sources<'_> {
+        stats::Sources {
+            store: &self.store,
+            clients: &self.clients,
+            channels: &self.counters,
+            metrics: &self.metrics,
+            started: self.started,
         }
-        head.extend_from_slice(&buf[..n]);
     }
-    let body = prometheus_text(shared);
-    let reply = format!(
-        "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    conn.write_all(reply.as_bytes())
 }
 
 impl Drop for RingServer {
@@ -470,209 +452,6 @@ fn record(metrics: &Metrics, request: &[u8], reply: &[u8], elapsed: Duration) {
     }
 }
 
-/// The figures shared by all report formats.
-struct StatsFigures {
-    usage: inode_store::Usage,
-    clients: usize,
-    handles: usize,
-    rss_bytes: Option<u64>,
-    uptime: Duration,
-    fuse: crate::metrics::DoorSnapshot,
-    ring: crate::metrics::DoorSnapshot,
-}
-
-fn stats_figures(shared: &Shared) -> StatsFigures {
-    let (clients, handles) = shared.clients.summary();
-    StatsFigures {
-        usage: shared.store.usage(),
-        clients,
-        handles,
-        rss_bytes: rss_bytes(),
-        uptime: shared.started.elapsed(),
-        fuse: shared.metrics.fuse.snapshot(),
-        ring: shared.metrics.ring.snapshot(),
-    }
-}
-
-/// Resident set size of this process.
-fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
-    let kib: u64 = kib.trim().trim_end_matches("kB").trim().parse().ok()?;
-    Some(kib * 1024)
-}
-
-/// The `btfuse stats` report.
-fn stats_text(shared: &Shared) -> String {
-    let f = stats_figures(shared);
-    let u = &f.usage;
-    let c = &shared.counters;
-    let bytes = |blocks: u64| human_bytes(blocks * inode_store::BLOCK_SIZE as u64);
-    let mut out = format!(
-        "uptime                {}s\n\
-         inodes                {}\n\
-         data blocks used      {} ({} of {}, {} free)\n\
-         pool slabs mapped     {} (+{} idle, unmapped after {}s)\n\
-         open handles (all)    {}\n\
-         fast-path clients     {}\n\
-         fast-path channels    {}\n\
-         fast-path handles     {}\n\
-         fast-path requests    {}\n\
-         channels rejected     {}\n\
-         channels refused      {} (limit: {} in all, {} kept for root)\n\
-         daemon RSS            {}\n",
-        f.uptime.as_secs(),
-        u.inodes,
-        u.used_blocks,
-        bytes(u.used_blocks),
-        bytes(u.capacity_blocks),
-        bytes(u.capacity_blocks.saturating_sub(u.used_blocks)),
-        u.slabs_mapped,
-        u.slabs_idle,
-        inode_store::IDLE_DECAY.as_secs(),
-        u.open_handles,
-        f.clients,
-        c.channels.load(Ordering::Relaxed),
-        f.handles,
-        c.requests.load(Ordering::Relaxed),
-        c.rejected.load(Ordering::Relaxed),
-        c.refused.load(Ordering::Relaxed),
-        shared.clients.limits().total,
-        shared.clients.limits().root_reserve,
-        f.rss_bytes.map_or_else(|| "?".into(), human_bytes),
-    );
-    if let Some(line) = crate::image::PROGRESS.line() {
-        out.push_str(&format!("image                 {line}\n"));
-    }
-    f.fuse.write_text("FUSE door", &mut out);
-    f.ring.write_text("fast-path door", &mut out);
-    out
-}
-
-/// The `btfuse stats --json` report: one JSON object.
-fn stats_json(shared: &Shared) -> String {
-    let f = stats_figures(shared);
-    let u = &f.usage;
-    let c = &shared.counters;
-    let mut out = format!(
-        "{{\"uptime_s\":{},\"inodes\":{},\"block_size\":{},\"blocks_used\":{},\
-         \"blocks_capacity\":{},\"slabs_mapped\":{},\"slabs_idle\":{},\"open_handles\":{},\
-         \"clients\":{},\"channels\":{},\"fast_path_handles\":{},\
-         \"channels_rejected\":{},\"channels_refused\":{},\"rss_bytes\":{},\"fuse\":",
-        f.uptime.as_secs(),
-        u.inodes,
-        inode_store::BLOCK_SIZE,
-        u.used_blocks,
-        u.capacity_blocks,
-        u.slabs_mapped,
-        u.slabs_idle,
-        u.open_handles,
-        f.clients,
-        c.channels.load(Ordering::Relaxed),
-        f.handles,
-        c.rejected.load(Ordering::Relaxed),
-        c.refused.load(Ordering::Relaxed),
-        f.rss_bytes.map_or_else(|| "null".into(), |b| b.to_string()),
-    );
-    f.fuse.write_json(&mut out);
-    out.push_str(",\"fast_path\":");
-    f.ring.write_json(&mut out);
-    match crate::image::PROGRESS.line() {
-        Some(line) => out.push_str(&format!(",\"image\":\"{line}\"}}\n")),
-        None => out.push_str(",\"image\":null}\n"),
-    }
-    out
-}
-
-/// The statistics in the Prometheus text exposition format.
-fn prometheus_text(shared: &Shared) -> String {
-    use std::fmt::Write as _;
-    let f = stats_figures(shared);
-    let u = &f.usage;
-    let c = &shared.counters;
-    let block = inode_store::BLOCK_SIZE as u64;
-    let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, value: u64| {
-        let _ = write!(
-            out,
-            "# HELP btfuse_{name} {help}\n# TYPE btfuse_{name} gauge\nbtfuse_{name} {value}\n"
-        );
-    };
-    gauge("inodes", "Inodes in the store.", u.inodes);
-    gauge(
-        "data_used_bytes",
-        "File data held in pool blocks.",
-        u.used_blocks * block,
-    );
-    gauge(
-        "data_capacity_bytes",
-        "Capacity for file data (--size).",
-        u.capacity_blocks * block,
-    );
-    gauge(
-        "pool_slabs_mapped",
-        "Pool slabs currently mapped.",
-        u.slabs_mapped,
-    );
-    gauge(
-        "open_handles",
-        "Open file and directory handles.",
-        u.open_handles,
-    );
-    gauge(
-        "fast_path_clients",
-        "Processes connected to the fast path.",
-        f.clients as u64,
-    );
-    gauge(
-        "fast_path_channels",
-        "Open fast-path channels.",
-        c.channels.load(Ordering::Relaxed),
-    );
-    gauge(
-        "resident_memory_bytes",
-        "Daemon RSS.",
-        f.rss_bytes.unwrap_or(0),
-    );
-    gauge(
-        "uptime_seconds",
-        "Seconds since the daemon started serving.",
-        f.uptime.as_secs(),
-    );
-    let _ = write!(
-        out,
-        "# HELP btfuse_fast_path_channels_rejected_total Channels closed for a malformed request.\n\
-         # TYPE btfuse_fast_path_channels_rejected_total counter\n\
-         btfuse_fast_path_channels_rejected_total {}\n\
-         # HELP btfuse_fast_path_channels_refused_total Channels refused by the channel limits.\n\
-         # TYPE btfuse_fast_path_channels_refused_total counter\n\
-         btfuse_fast_path_channels_refused_total {}\n",
-        c.rejected.load(Ordering::Relaxed),
-        c.refused.load(Ordering::Relaxed)
-    );
-    let doors = [("fuse", &f.fuse), ("fast_path", &f.ring)];
-    for (metric, help) in [
-        ("read_bytes_total", "File data read, per door."),
-        ("written_bytes_total", "File data written, per door."),
-    ] {
-        let _ = writeln!(
-            out,
-            "# HELP btfuse_{metric} {help}\n# TYPE btfuse_{metric} counter"
-        );
-        for (door, snap) in doors {
-            let v = if metric.starts_with("read") {
-                snap.bytes_read
-            } else {
-                snap.bytes_written
-            };
-            let _ = writeln!(out, "btfuse_{metric}{{door=\"{door}\"}} {v}");
-        }
-    }
-    crate::metrics::write_prometheus(&doors, &mut out);
-    crate::metrics::write_process_metrics(&mut out);
-    out
-}
-
 /// Asks the daemon listening on `socket` for its statistics.
 pub fn query_stats(socket: &Path, format: StatsFormat) -> io::Result<String> {
     let conn = sock::connect(socket)?;
@@ -721,95 +500,6 @@ impl BulkArea for SharedBulk<'_, '_> {
     fn write(&mut self, offset: usize, src: &[u8]) {
         // The executor checked the range.
         let _ = self.0.write(offset, src);
-    }
-}
-
-/// Keeps a serving thread off its client's CPU while the client is busy.
-///
-/// When both share a CPU, neither may spin (see `shm_ring`'s CPU hints), so
-/// each round trip is a pair of context switches; and since only one of the
-/// two is ever runnable, the scheduler's load balancer never separates
-/// them (measured: `find` over 10 000 files at 2.4× tmpfs instead of
-/// ~1.3×). After [`SEPARATE_AFTER`] requests in a row from the serving
-/// thread's own CPU, it moves itself to the other CPUs
-/// (`sched_setaffinity`); both sides then spin. The thread's affinity is
-/// restored when its channel ends.
-#[derive(Default)]
-struct CpuSeparation {
-    /// Requests in a row that came from this thread's CPU.
-    streak: u32,
-    /// The affinity to restore, once changed.
-    saved: Option<libc::cpu_set_t>,
-}
-
-/// Requests in a row from the serving thread's own CPU before it moves.
-const SEPARATE_AFTER: u32 = 8;
-
-impl CpuSeparation {
-    /// Notes a request from a client whose CPU hint is `client_cpu`.
-    fn observe(&mut self, client_cpu: Option<u32>) {
-        // SAFETY: no arguments; -1 on failure.
-        let ours = unsafe { libc::sched_getcpu() };
-        self.observe_on(u32::try_from(ours).ok(), client_cpu);
-    }
-
-    /// As [`CpuSeparation::observe`], this thread being on CPU `ours`.
-    fn observe_on(&mut self, ours: Option<u32>, client_cpu: Option<u32>) {
-        let shared = ours.is_some() && client_cpu == ours;
-        self.streak = if shared { self.streak + 1 } else { 0 };
-        if self.streak >= SEPARATE_AFTER {
-            self.streak = 0;
-            if let Some(cpu) = client_cpu {
-                self.avoid(cpu as usize);
-            }
-        }
-    }
-
-    /// Restricts this thread to its allowed CPUs other than `cpu`, if any.
-    fn avoid(&mut self, cpu: usize) {
-        // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<libc::cpu_set_t>();
-        let allowed = match self.saved {
-            Some(saved) => saved,
-            // SAFETY: `set` has room for `size` bytes; 0 = this thread.
-            None if unsafe { libc::sched_getaffinity(0, size, &mut set) } == 0 => set,
-            None => return,
-        };
-        let mut others = allowed;
-        if cpu >= 8 * size {
-            return;
-        }
-        // SAFETY: `cpu` is within the set (checked above).
-        unsafe { libc::CPU_CLR(cpu, &mut others) };
-        // SAFETY: reads a valid set.
-        if unsafe { libc::CPU_COUNT(&others) } == 0 {
-            return;
-        }
-        // SAFETY: a valid set of `size` bytes; 0 = this thread.
-        if unsafe { libc::sched_setaffinity(0, size, &others) } == 0 {
-            self.saved = Some(allowed);
-        }
-    }
-}
-
-impl Drop for CpuSeparation {
-    fn drop(&mut self) {
-        let Some(mut set) = self.saved.take() else {
-            return;
-        };
-        let size = std::mem::size_of_val(&set);
-        // The main thread's affinity, which follows any change made to the
-        // daemon meanwhile (taskset, cpusets); else the one we saved.
-        // SAFETY: `main` has room for `size` bytes; getpid() is the main
-        // thread's id.
-        let mut main: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        if unsafe { libc::sched_getaffinity(libc::getpid(), size, &mut main) } == 0 {
-            set = main;
-        }
-        // SAFETY: a valid set; 0 = this thread.
-        unsafe { libc::sched_setaffinity(0, size, &set) };
     }
 }
 
@@ -887,8 +577,8 @@ fn serve_connection(
     }
     if let Some(format) = stats_request(&buf[..n], &hello) {
         let report = match format {
-            StatsFormat::Text => stats_text(shared),
-            StatsFormat::Json => stats_json(shared),
+            StatsFormat::Text => stats::text(&shared.stats()),
+            StatsFormat::Json => stats::json(&shared.stats()),
         };
         sock::send(&conn, report.as_bytes())?;
         return Ok(());
@@ -1016,58 +706,5 @@ fn serve_channel(
         if let Some(then) = after_first_request.take() {
             then();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn affinity() -> libc::cpu_set_t {
-        // SAFETY: plain data; the kernel fills it for this thread.
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `set` has room for its size.
-        let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
-        assert_eq!(r, 0);
-        set
-    }
-
-    fn count(set: &libc::cpu_set_t) -> i32 {
-        // SAFETY: a valid set.
-        unsafe { libc::CPU_COUNT(set) }
-    }
-
-    #[test]
-    fn a_busy_client_on_our_cpu_moves_us_away_until_the_channel_ends() {
-        std::thread::spawn(|| {
-            let before = affinity();
-            // SAFETY: no arguments.
-            let here = unsafe { libc::sched_getcpu() } as u32;
-            let mut sep = CpuSeparation::default();
-            let on_here = |sep: &mut CpuSeparation, client| sep.observe_on(Some(here), client);
-            for _ in 0..SEPARATE_AFTER - 1 {
-                on_here(&mut sep, Some(here));
-            }
-            assert_eq!(count(&affinity()), count(&before), "moved too early");
-            // A request from another CPU breaks the streak.
-            on_here(&mut sep, Some(here + 1));
-            for _ in 0..SEPARATE_AFTER - 1 {
-                on_here(&mut sep, Some(here));
-            }
-            assert_eq!(count(&affinity()), count(&before));
-            on_here(&mut sep, Some(here));
-            let during = affinity();
-            if count(&before) > 1 {
-                // SAFETY: `here` is a valid CPU index.
-                assert!(!unsafe { libc::CPU_ISSET(here as usize, &during) });
-                assert_eq!(count(&during), count(&before) - 1);
-            } else {
-                assert_eq!(count(&during), 1, "the only CPU must stay allowed");
-            }
-            drop(sep);
-            assert_eq!(count(&affinity()), count(&before), "affinity not restored");
-        })
-        .join()
-        .unwrap();
     }
 }
