@@ -21,7 +21,7 @@ use crate::mountinfo;
 use crate::notify;
 use crate::options::MountOptions;
 use crate::registry;
-use crate::ring_server::{RingServer, StatsFormat};
+use crate::ring_door::{RingServer, StatsFormat};
 
 /// How long `--background` waits for the child to report a usable mount.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -704,10 +704,10 @@ pub fn save(path: &Path, file: &Path) -> Result<String, DaemonError> {
     let m = mountinfo::mount_at(&canonical)
         .filter(|m| m.fstype == FSTYPE)
         .ok_or_else(|| DaemonError::NotBtfuse(canonical.clone()))?;
-    let socket = crate::ring_server::socket_path(&run_dir(), (m.major, m.minor));
+    let socket = crate::ring_door::socket_path(&run_dir(), (m.major, m.minor));
     let target = std::path::absolute(file).map_err(|e| DaemonError::Save(file.to_path_buf(), e))?;
     let show = crate::image::show_on_terminal;
-    let result = crate::ring_server::request_save(&socket, &target, &mut |l| show(Some(l)));
+    let result = crate::ring_door::request_save(&socket, &target, &mut |l| show(Some(l)));
     show(None);
     result.map_err(|e| DaemonError::Save(target, e))
 }
@@ -720,6 +720,6 @@ pub fn stats(path: &Path, format: StatsFormat) -> Result<String, DaemonError> {
     let mount = mountinfo::mount_at(&canonical)
         .filter(|m| m.fstype == FSTYPE)
         .ok_or_else(|| DaemonError::NotBtfuse(canonical.clone()))?;
-    let socket = crate::ring_server::socket_path(&run_dir(), (mount.major, mount.minor));
-    crate::ring_server::query_stats(&socket, format).map_err(|e| DaemonError::Stats(canonical, e))
+    let socket = crate::ring_door::socket_path(&run_dir(), (mount.major, mount.minor));
+    crate::ring_door::query_stats(&socket, format).map_err(|e| DaemonError::Stats(canonical, e))
 }

@@ -28,7 +28,7 @@ mod notify;
 mod options;
 mod registry;
 mod resolve;
-mod ring_server;
+mod ring_door;
 mod run;
 mod size;
 mod sock;
@@ -243,9 +243,9 @@ fn run_cli(cli: Cli) -> Result<(), String> {
         }
         Command::Stats { mountpoint, json } => {
             let format = if json {
-                ring_server::StatsFormat::Json
+                ring_door::StatsFormat::Json
             } else {
-                ring_server::StatsFormat::Text
+                ring_door::StatsFormat::Text
             };
             daemon::stats(&mountpoint, format)
                 .map(|text| print!("{text}"))

@@ -46,4 +46,3 @@ fn answer_scrape(body: &dyn Fn() -> String, conn: &mut TcpStream) -> io::Result<
     );
     conn.write_all(reply.as_bytes())
 }
-

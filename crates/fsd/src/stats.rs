@@ -8,7 +8,7 @@ use inode_store::Store;
 
 use crate::client::Clients;
 use crate::metrics::{human_bytes, Metrics};
-use crate::ring_server::Counters;
+use crate::ring_door::Counters;
 
 /// What the reports are made of: the daemon's parts, borrowed.
 pub struct Sources<'a> {
@@ -226,4 +226,3 @@ pub fn prometheus(shared: &Sources<'_>) -> String {
     crate::metrics::write_process_metrics(&mut out);
     out
 }
-

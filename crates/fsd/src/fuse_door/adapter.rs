@@ -857,7 +857,12 @@ mod tests {
     fn reserved_names_answer_the_holder_only() {
         let store = Arc::new(Store::new(1 << 20));
         let clients = Arc::new(Clients::default());
-        let fs = FuseFs::new(store.clone(), Arc::default(), clients.clone(), Arc::default());
+        let fs = FuseFs::new(
+            store.clone(),
+            Arc::default(),
+            clients.clone(),
+            Arc::default(),
+        );
         let me = std::process::id();
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() } as u32;

@@ -146,4 +146,3 @@ fn lookup_beneath(root: &Path, rel: &[u8]) -> io::Result<()> {
     drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
     Ok(())
 }
-
