@@ -13,7 +13,7 @@ use fuser::{Config, Session, SessionACL};
 use inode_store::Store;
 
 use crate::access::Access;
-use crate::client::{ChannelLimits, Clients};
+use crate::fs_core::clients::{ChannelLimits, Clients};
 use crate::fuse_door::{FuseFs, KernelNotifier, KernelWriters};
 use crate::fusermount;
 use crate::metrics::Metrics;

@@ -12,11 +12,11 @@
 //! ```
 
 mod access;
-mod client;
 mod cpu_affinity;
 mod creds;
 mod daemon;
 mod exec;
+mod fs_core;
 mod fuse_door;
 mod fusermount;
 mod image;
@@ -27,7 +27,6 @@ mod mountinfo;
 mod notify;
 mod options;
 mod registry;
-mod resolve;
 mod ring_door;
 mod run;
 mod size;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use inode_store::Store;
 
-use crate::client::Clients;
+use crate::fs_core::clients::Clients;
 use crate::metrics::{human_bytes, Metrics};
 use crate::ring_door::Counters;
 

@@ -35,8 +35,8 @@ use inode_store::{
 };
 
 use super::coherence::KernelWriters;
-use crate::client::{Clients, HandleKind};
 use crate::creds;
+use crate::fs_core::clients::{Clients, HandleKind};
 use crate::metrics::{FuseOp, Metrics};
 
 /// How long the kernel may cache entries and attributes without asking.

@@ -14,7 +14,7 @@ use fuser::{INodeNo, Notifier};
 use inode_store::{Ino, Store};
 
 use super::coherence::{refresh_kernel_attrs, KernelWriters};
-use crate::exec::KernelCache;
+use crate::fs_core::KernelCache;
 
 /// Pushes changes made beside the kernel (by the ring door) into the
 /// kernel's FUSE caches.

@@ -14,9 +14,9 @@ use proto::{
 };
 use shm_ring::{Region, WaitPolicy};
 
-use crate::client::{Client, Refused};
 use crate::cpu_affinity::CpuSeparation;
 use crate::exec::{BulkArea, Executor, Request};
+use crate::fs_core::clients::{Client, Refused};
 use crate::metrics::Metrics;
 use crate::sock;
 use crate::stats;
@@ -116,7 +116,7 @@ pub(super) enum ChannelError {
     Handshake,
     /// Could not create the shared region.
     Region(shm_ring::RegionError),
-    /// Too many channels (see [`crate::client::ChannelLimits`]).
+    /// Too many channels (see [`crate::fs_core::clients::ChannelLimits`]).
     Refused(Refused),
     /// The client sent a request that does not decode.
     Malformed,

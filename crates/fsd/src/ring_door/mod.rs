@@ -37,8 +37,8 @@ use std::time::{Duration, Instant};
 
 use inode_store::Store;
 
-use crate::client::Clients;
-use crate::exec::KernelCache;
+use crate::fs_core::clients::Clients;
+use crate::fs_core::KernelCache;
 use crate::metrics::Metrics;
 use crate::sock::{self, Listener};
 use crate::stats;
