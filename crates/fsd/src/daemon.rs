@@ -149,7 +149,7 @@ fn check_mountpoint(path: &Path) -> Result<PathBuf, DaemonError> {
     if !canonical.metadata().map_err(bad)?.is_dir() {
         return Err(bad(io::Error::from_raw_os_error(libc::ENOTDIR)));
     }
-    if mountinfo::fstype_at(&canonical).is_some() {
+    if mountinfo::is_mount_root(&canonical).map_err(bad)? {
         return Err(DaemonError::AlreadyMounted(canonical));
     }
     Ok(canonical)
@@ -358,7 +358,7 @@ fn serve(plan: &Plan<'_>, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<(
     };
     // Serving can also end because the connection failed: never leave a
     // dead mount behind.
-    if mountinfo::fstype_at(mountpoint).as_deref() == Some(FSTYPE) {
+    if mountinfo::btfuse_at(mountpoint).is_some() {
         let _ = unmount(mountpoint, true);
     }
     if let Err(e) = registry::refresh(&run_dir()) {
@@ -389,13 +389,12 @@ fn start_ring_server(
     metrics: Arc<Metrics>,
     clients: Arc<Clients>,
 ) -> io::Result<RingServer> {
-    let mount = mountinfo::mount_at(mountpoint)
-        .filter(|m| m.fstype == FSTYPE)
+    let dev = mountinfo::btfuse_at(mountpoint)
         .ok_or_else(|| io::Error::other("mount not found in /proc/self/mountinfo"))?;
     RingServer::start(
         store,
         mountpoint,
-        (mount.major, mount.minor),
+        dev,
         &run_dir(),
         Box::new(kernel),
         metrics,
@@ -689,7 +688,7 @@ pub fn umount(path: &Path, lazy: bool) -> Result<(), DaemonError> {
         other => other,
     }
     .map_err(|e| DaemonError::Umount(path.to_path_buf(), e))?;
-    if mountinfo::fstype_at(&canonical).as_deref() != Some(FSTYPE) {
+    if mountinfo::btfuse_at(&canonical).is_none() {
         return Err(DaemonError::NotBtfuse(canonical));
     }
     unmount(&canonical, lazy).map_err(|e| DaemonError::Umount(canonical, e))
@@ -698,13 +697,7 @@ pub fn umount(path: &Path, lazy: bool) -> Result<(), DaemonError> {
 /// `btfuse save`: asks the daemon of a btfuse mount to save an image of
 /// its tree at `file` while it keeps serving.
 pub fn save(path: &Path, file: &Path) -> Result<String, DaemonError> {
-    let canonical = path
-        .canonicalize()
-        .map_err(|e| DaemonError::Mountpoint(path.to_path_buf(), e))?;
-    let m = mountinfo::mount_at(&canonical)
-        .filter(|m| m.fstype == FSTYPE)
-        .ok_or_else(|| DaemonError::NotBtfuse(canonical.clone()))?;
-    let socket = crate::ring_door::socket_path(&run_dir(), (m.major, m.minor));
+    let (_, socket) = daemon_socket(path)?;
     let target = std::path::absolute(file).map_err(|e| DaemonError::Save(file.to_path_buf(), e))?;
     let show = crate::image::show_on_terminal;
     let result = crate::ring_door::request_save(&socket, &target, &mut |l| show(Some(l)));
@@ -714,12 +707,17 @@ pub fn save(path: &Path, file: &Path) -> Result<String, DaemonError> {
 
 /// `btfuse stats`: asks the daemon of a btfuse mount for its statistics.
 pub fn stats(path: &Path, format: StatsFormat) -> Result<String, DaemonError> {
+    let (canonical, socket) = daemon_socket(path)?;
+    crate::ring_door::query_stats(&socket, format).map_err(|e| DaemonError::Stats(canonical, e))
+}
+
+/// The btfuse mount at `path` (canonicalized) and its daemon's socket.
+fn daemon_socket(path: &Path) -> Result<(PathBuf, PathBuf), DaemonError> {
     let canonical = path
         .canonicalize()
         .map_err(|e| DaemonError::Mountpoint(path.to_path_buf(), e))?;
-    let mount = mountinfo::mount_at(&canonical)
-        .filter(|m| m.fstype == FSTYPE)
+    let dev = mountinfo::btfuse_at(&canonical)
         .ok_or_else(|| DaemonError::NotBtfuse(canonical.clone()))?;
-    let socket = crate::ring_door::socket_path(&run_dir(), (mount.major, mount.minor));
-    crate::ring_door::query_stats(&socket, format).map_err(|e| DaemonError::Stats(canonical, e))
+    let socket = crate::ring_door::socket_path(&run_dir(), dev);
+    Ok((canonical, socket))
 }
