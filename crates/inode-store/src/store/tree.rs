@@ -4,6 +4,19 @@
 use super::*;
 
 impl Inner {
+    /// A name a new entry may take in directory `parent`: valid, and
+    /// neither `.`, `..` nor taken (`EEXIST`).
+    fn check_new_name(&self, parent: Ino, name: &[u8]) -> Result<()> {
+        if is_dot(name) {
+            return Err(Errno::EEXIST);
+        }
+        check_name(name)?;
+        if self.child(parent, name).is_some() {
+            return Err(Errno::EEXIST);
+        }
+        Ok(())
+    }
+
     /// Creates a new inode named `name` in `parent`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn create_node(
@@ -19,13 +32,7 @@ impl Inner {
         pool: &BlockPool,
     ) -> Result<Arc<Node>> {
         let p = self.parent_dir(c, parent)?;
-        if is_dot(name) {
-            return Err(Errno::EEXIST);
-        }
-        check_name(name)?;
-        if self.child(parent, name).is_some() {
-            return Err(Errno::EEXIST);
-        }
+        self.check_new_name(parent, name)?;
         Inner::may_create(c, &p)?;
         // vfs_mknod: devices need CAP_MKNOD, except a whiteout (a 0:0
         // character device), which anyone may create.
@@ -206,13 +213,7 @@ impl Inner {
     ) -> Result<Attr> {
         let src = self.node(ino)?;
         let p = self.parent_dir(c, newparent)?;
-        if is_dot(newname) {
-            return Err(Errno::EEXIST);
-        }
-        check_name(newname)?;
-        if self.child(newparent, newname).is_some() {
-            return Err(Errno::EEXIST);
-        }
+        self.check_new_name(newparent, newname)?;
         // may_linkat with fs.protected_hardlinks = 1 (the Linux default):
         // a non-owner may link only a regular, non-setid file it can read
         // and write.

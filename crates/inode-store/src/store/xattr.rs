@@ -74,7 +74,33 @@ impl Inner {
         Ok(())
     }
 
-    /// `xattr_permission(MAY_WRITE)` + the LSM capability rule + handler.
+    /// `xattr_permission(MAY_READ or MAY_WRITE)`, `mask` being [`R`] or
+    /// [`W`]: trusted.* needs CAP_SYS_ADMIN, user.* exists only on regular
+    /// files and directories and, like unknown namespaces, needs `mask`;
+    /// `hidden` is the error where the namespace is out of the caller's
+    /// reach (`ENODATA` to readers, `EPERM` to writers).
+    fn xattr_permission(
+        c: &Creds,
+        node: &Node,
+        st: &Meta,
+        ns: &XattrNs,
+        mask: u32,
+        hidden: Errno,
+    ) -> Result<()> {
+        let o = node.owner_of(st);
+        match ns {
+            XattrNs::Security | XattrNs::System => Ok(()),
+            XattrNs::Trusted if !c.capable(Caps::SYS_ADMIN) => Err(hidden),
+            XattrNs::Trusted => Ok(()),
+            XattrNs::User if !matches!(node.kind, FileKind::Regular | FileKind::Directory) => {
+                Err(hidden)
+            }
+            XattrNs::User | XattrNs::Unknown => o.check(c, mask),
+        }
+    }
+
+    /// `xattr_permission(MAY_WRITE)` (with the sticky-directory rule for
+    /// user.*) + the LSM capability rule + handler.
     pub(super) fn xattr_write_allowed(
         c: &Creds,
         node: &Node,
@@ -82,27 +108,14 @@ impl Inner {
         ns: &XattrNs,
     ) -> Result<()> {
         let o = node.owner_of(st);
-        match ns {
-            XattrNs::Security | XattrNs::System => {}
-            XattrNs::Trusted => {
-                if !c.capable(Caps::SYS_ADMIN) {
-                    return Err(Errno::EPERM);
-                }
-            }
-            XattrNs::User => {
-                if !matches!(node.kind, FileKind::Regular | FileKind::Directory) {
-                    return Err(Errno::EPERM);
-                }
-                if node.kind == FileKind::Directory
-                    && st.perm & S_ISVTX != 0
-                    && !o.owner_or_capable(c)
-                {
-                    return Err(Errno::EPERM);
-                }
-                o.check(c, W)?;
-            }
-            XattrNs::Unknown => o.check(c, W)?,
+        if matches!(ns, XattrNs::User)
+            && node.kind == FileKind::Directory
+            && st.perm & S_ISVTX != 0
+            && !o.owner_or_capable(c)
+        {
+            return Err(Errno::EPERM);
         }
+        Inner::xattr_permission(c, node, st, ns, W, Errno::EPERM)?;
         match ns {
             XattrNs::System | XattrNs::Unknown => Err(Errno::EOPNOTSUPP),
             // cap_inode_setxattr: security.* needs CAP_SYS_ADMIN.
@@ -115,22 +128,7 @@ impl Inner {
         let ns = xattr_ns(name)?;
         let node = self.node(ino)?;
         let st = node.st.read();
-        let o = node.owner_of(&st);
-        match ns {
-            XattrNs::Security | XattrNs::System => {}
-            XattrNs::Trusted => {
-                if !c.capable(Caps::SYS_ADMIN) {
-                    return Err(Errno::ENODATA);
-                }
-            }
-            XattrNs::User => {
-                if !matches!(node.kind, FileKind::Regular | FileKind::Directory) {
-                    return Err(Errno::ENODATA);
-                }
-                o.check(c, R)?;
-            }
-            XattrNs::Unknown => o.check(c, R)?,
-        }
+        Inner::xattr_permission(c, &node, &st, &ns, R, Errno::ENODATA)?;
         if matches!(ns, XattrNs::System | XattrNs::Unknown) {
             return Err(Errno::EOPNOTSUPP);
         }
