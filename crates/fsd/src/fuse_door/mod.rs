@@ -5,6 +5,8 @@
 
 mod adapter;
 pub mod coherence;
+mod convert;
+mod held_open;
 mod notifier;
 
 pub use adapter::FuseFs;
