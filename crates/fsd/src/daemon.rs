@@ -13,15 +13,15 @@ use fuser::{Config, Session, SessionACL};
 use inode_store::Store;
 
 use crate::access::Access;
-use crate::client::{ChannelLimits, Clients};
-use crate::fuse_fs::FuseFs;
+use crate::fs_core::clients::{ChannelLimits, Clients};
+use crate::fuse_door::{FuseFs, KernelNotifier, KernelWriters};
 use crate::fusermount;
 use crate::metrics::Metrics;
 use crate::mountinfo;
 use crate::notify;
 use crate::options::MountOptions;
 use crate::registry;
-use crate::ring_server::{RingServer, StatsFormat};
+use crate::ring_door::{RingServer, StatsFormat};
 
 /// How long `--background` waits for the child to report a usable mount.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -149,7 +149,7 @@ fn check_mountpoint(path: &Path) -> Result<PathBuf, DaemonError> {
     if !canonical.metadata().map_err(bad)?.is_dir() {
         return Err(bad(io::Error::from_raw_os_error(libc::ENOTDIR)));
     }
-    if mountinfo::fstype_at(&canonical).is_some() {
+    if mountinfo::is_mount_root(&canonical).map_err(bad)? {
         return Err(DaemonError::AlreadyMounted(canonical));
     }
     Ok(canonical)
@@ -265,12 +265,16 @@ fn serve(plan: &Plan<'_>, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<(
     // Both doors know the fast path's clients: the FUSE door lets a client
     // reopen the files it holds (see `FuseFs::held_open`).
     let clients = Arc::new(Clients::new(limits).with_access(access));
+    // Counted by the FUSE door, read by its notifier on the ring door's
+    // behalf (see `fuse_door::coherence`).
+    let writers = Arc::new(KernelWriters::default());
     let result = mount_session(
         plan,
         mountpoint,
         store.clone(),
         metrics.clone(),
         clients.clone(),
+        writers.clone(),
     );
     let session = match result {
         Ok(session) => session,
@@ -284,7 +288,8 @@ fn serve(plan: &Plan<'_>, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<(
     // After mounting: every thread must inherit the blocked shutdown signals.
     spawn_memory_trimmer(Arc::downgrade(&store));
     // The fast path is an optimisation: without it the mount still serves.
-    let fast_path = match start_ring_server(&session, store, mountpoint, metrics, clients) {
+    let kernel = KernelNotifier::new(session.notifier(), store.clone(), writers, mountpoint);
+    let fast_path = match start_ring_server(kernel, store, mountpoint, metrics, clients) {
         Ok(server) => Some(server),
         Err(e) => {
             log::warn!("fast path disabled: {e}");
@@ -353,7 +358,7 @@ fn serve(plan: &Plan<'_>, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<(
     };
     // Serving can also end because the connection failed: never leave a
     // dead mount behind.
-    if mountinfo::fstype_at(mountpoint).as_deref() == Some(FSTYPE) {
+    if mountinfo::btfuse_at(mountpoint).is_some() {
         let _ = unmount(mountpoint, true);
     }
     if let Err(e) = registry::refresh(&run_dir()) {
@@ -378,21 +383,20 @@ pub fn run_dir() -> PathBuf {
 }
 
 fn start_ring_server(
-    session: &Session<FuseFs>,
+    kernel: KernelNotifier,
     store: Arc<Store>,
     mountpoint: &Path,
     metrics: Arc<Metrics>,
     clients: Arc<Clients>,
 ) -> io::Result<RingServer> {
-    let mount = mountinfo::mount_at(mountpoint)
-        .filter(|m| m.fstype == FSTYPE)
+    let dev = mountinfo::btfuse_at(mountpoint)
         .ok_or_else(|| io::Error::other("mount not found in /proc/self/mountinfo"))?;
     RingServer::start(
         store,
         mountpoint,
-        (mount.major, mount.minor),
+        dev,
         &run_dir(),
-        session.notifier(),
+        Box::new(kernel),
         metrics,
         clients,
     )
@@ -404,6 +408,7 @@ fn mount_session(
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     clients: Arc<Clients>,
+    writers: Arc<KernelWriters>,
 ) -> Result<Session<FuseFs>, DaemonError> {
     // Signals are taken by one dedicated thread with sigwait; block them
     // before any thread starts so every thread inherits the mask.
@@ -419,7 +424,7 @@ fn mount_session(
     config.acl = acl;
     config.n_threads = Some(plan.threads);
     config.clone_fd = true;
-    let fs = FuseFs::new(store, metrics, clients);
+    let fs = FuseFs::new(store, metrics, clients, writers);
     Session::from_fd(fs, fuse, acl, config).map_err(|e| {
         let _ = unmount(mountpoint, true);
         DaemonError::Mount(mountpoint.to_path_buf(), e)
@@ -683,7 +688,7 @@ pub fn umount(path: &Path, lazy: bool) -> Result<(), DaemonError> {
         other => other,
     }
     .map_err(|e| DaemonError::Umount(path.to_path_buf(), e))?;
-    if mountinfo::fstype_at(&canonical).as_deref() != Some(FSTYPE) {
+    if mountinfo::btfuse_at(&canonical).is_none() {
         return Err(DaemonError::NotBtfuse(canonical));
     }
     unmount(&canonical, lazy).map_err(|e| DaemonError::Umount(canonical, e))
@@ -692,28 +697,27 @@ pub fn umount(path: &Path, lazy: bool) -> Result<(), DaemonError> {
 /// `btfuse save`: asks the daemon of a btfuse mount to save an image of
 /// its tree at `file` while it keeps serving.
 pub fn save(path: &Path, file: &Path) -> Result<String, DaemonError> {
-    let canonical = path
-        .canonicalize()
-        .map_err(|e| DaemonError::Mountpoint(path.to_path_buf(), e))?;
-    let m = mountinfo::mount_at(&canonical)
-        .filter(|m| m.fstype == FSTYPE)
-        .ok_or_else(|| DaemonError::NotBtfuse(canonical.clone()))?;
-    let socket = crate::ring_server::socket_path(&run_dir(), (m.major, m.minor));
+    let (_, socket) = daemon_socket(path)?;
     let target = std::path::absolute(file).map_err(|e| DaemonError::Save(file.to_path_buf(), e))?;
     let show = crate::image::show_on_terminal;
-    let result = crate::ring_server::request_save(&socket, &target, &mut |l| show(Some(l)));
+    let result = crate::ring_door::request_save(&socket, &target, &mut |l| show(Some(l)));
     show(None);
     result.map_err(|e| DaemonError::Save(target, e))
 }
 
 /// `btfuse stats`: asks the daemon of a btfuse mount for its statistics.
 pub fn stats(path: &Path, format: StatsFormat) -> Result<String, DaemonError> {
+    let (canonical, socket) = daemon_socket(path)?;
+    crate::ring_door::query_stats(&socket, format).map_err(|e| DaemonError::Stats(canonical, e))
+}
+
+/// The btfuse mount at `path` (canonicalized) and its daemon's socket.
+fn daemon_socket(path: &Path) -> Result<(PathBuf, PathBuf), DaemonError> {
     let canonical = path
         .canonicalize()
         .map_err(|e| DaemonError::Mountpoint(path.to_path_buf(), e))?;
-    let mount = mountinfo::mount_at(&canonical)
-        .filter(|m| m.fstype == FSTYPE)
+    let dev = mountinfo::btfuse_at(&canonical)
         .ok_or_else(|| DaemonError::NotBtfuse(canonical.clone()))?;
-    let socket = crate::ring_server::socket_path(&run_dir(), (mount.major, mount.minor));
-    crate::ring_server::query_stats(&socket, format).map_err(|e| DaemonError::Stats(canonical, e))
+    let socket = crate::ring_door::socket_path(&run_dir(), dev);
+    Ok((canonical, socket))
 }

@@ -12,25 +12,25 @@
 //! ```
 
 mod access;
-mod client;
-mod coherence;
+mod cpu_affinity;
 mod creds;
 mod daemon;
-mod fuse_fs;
+mod fs_core;
+mod fuse_door;
 mod fusermount;
-mod handlers;
 mod image;
 mod logger;
 mod metrics;
+mod metrics_http;
 mod mountinfo;
 mod notify;
 mod options;
 mod registry;
-mod resolve;
-mod ring_server;
+mod ring_door;
 mod run;
 mod size;
 mod sock;
+mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -241,9 +241,9 @@ fn run_cli(cli: Cli) -> Result<(), String> {
         }
         Command::Stats { mountpoint, json } => {
             let format = if json {
-                ring_server::StatsFormat::Json
+                ring_door::StatsFormat::Json
             } else {
-                ring_server::StatsFormat::Text
+                ring_door::StatsFormat::Text
             };
             daemon::stats(&mountpoint, format)
                 .map(|text| print!("{text}"))

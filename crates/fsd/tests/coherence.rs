@@ -1,5 +1,5 @@
 //! The kernel's view of a file stays current while the fast path changes it
-//! (see `crates/fsd/src/coherence.rs`), and fast-path fds survive leaving
+//! (see `crates/fsd/src/fuse_door/coherence.rs`), and fast-path fds survive leaving
 //! the process: `scripts/coherence.c` (compiled here with `cc`) and
 //! `sqlite3` give the same output on tmpfs and through the preload library.
 

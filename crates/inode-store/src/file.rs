@@ -56,20 +56,12 @@ impl FileData {
             return 0;
         }
         let len = (self.size - off).min(buf.len() as u64) as usize;
-        let end = off + len as u64;
-        let mut pos = off;
-        for (&bi, blk) in self.blocks.range(off / BS..=(end - 1) / BS) {
-            let bstart = bi * BS;
-            if bstart > pos {
-                buf.zero((pos - off) as usize, (bstart - pos) as usize);
-                pos = bstart;
+        for s in spans(off, len) {
+            match self.blocks.get(&s.block) {
+                Some(slot) => buf.put(s.at, &slot.block.bytes()[s.in_block..s.in_block + s.len]),
+                None => buf.zero(s.at, s.len),
             }
-            let bo = (pos - bstart) as usize;
-            let n = (BS - bo as u64).min(end - pos) as usize;
-            buf.put((pos - off) as usize, &blk.block.bytes()[bo..bo + n]);
-            pos += n as u64;
         }
-        buf.zero((pos - off) as usize, (end - pos) as usize);
         len
     }
 
@@ -99,15 +91,11 @@ impl FileData {
             self.preserve(off / BS, (off + len as u64 - 1) / BS, true);
         }
         let mut done = 0usize;
-        while done < len {
-            let pos = off + done as u64;
-            let bi = pos / BS;
-            let bo = (pos % BS) as usize;
-            let n = (BLOCK_SIZE - bo).min(len - done);
-            let blk = match self.blocks.entry(bi) {
+        for s in spans(off, len) {
+            let blk = match self.blocks.entry(s.block) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(v) => {
-                    match pool.alloc(n != BLOCK_SIZE) {
+                    match pool.alloc(s.len != BLOCK_SIZE) {
                         Ok(block) => v.insert(Slot {
                             block,
                             written: true,
@@ -118,8 +106,11 @@ impl FileData {
                 }
             };
             blk.written = true;
-            data.take(done, &mut blk.block.bytes_mut()[bo..bo + n]);
-            done += n;
+            data.take(
+                s.at,
+                &mut blk.block.bytes_mut()[s.in_block..s.in_block + s.len],
+            );
+            done += s.len;
         }
         self.size = self.size.max(off + done as u64);
         Ok(done)
@@ -266,9 +257,65 @@ impl FileData {
     }
 }
 
+/// The piece of a byte range that falls in one block.
+#[derive(Debug, PartialEq, Eq)]
+struct Span {
+    /// The block's index in the file.
+    block: u64,
+    /// Where the piece starts in the block.
+    in_block: usize,
+    /// Where the piece starts in the range.
+    at: usize,
+    /// Its length.
+    len: usize,
+}
+
+/// The pieces of bytes `off..off + len`, one per block, in order: the one
+/// walk that reads and writes share.
+fn spans(off: u64, len: usize) -> impl Iterator<Item = Span> {
+    let mut at = 0usize;
+    std::iter::from_fn(move || {
+        if at >= len {
+            return None;
+        }
+        let pos = off + at as u64;
+        let in_block = (pos % BS) as usize;
+        let n = (BLOCK_SIZE - in_block).min(len - at);
+        let span = Span {
+            block: pos / BS,
+            in_block,
+            at,
+            len: n,
+        };
+        at += n;
+        Some(span)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_cut_a_range_at_block_boundaries() {
+        let bs = BLOCK_SIZE;
+        let span = |block, in_block, at, len| Span {
+            block,
+            in_block,
+            at,
+            len,
+        };
+        assert_eq!(spans(0, 0).count(), 0);
+        assert_eq!(spans(10, 5).collect::<Vec<_>>(), [span(0, 10, 0, 5)]);
+        assert_eq!(
+            spans(BS - 2, bs + 4).collect::<Vec<_>>(),
+            [
+                span(0, bs - 2, 0, 2),
+                span(1, 0, 2, bs),
+                span(2, 0, bs + 2, 2)
+            ]
+        );
+    }
 
     #[test]
     fn sparse_write_reads_zeros_in_hole() {

@@ -31,7 +31,7 @@
 //! * The pool mutex is a leaf, taken per block allocation.
 //! * `readdir` gathers a batch of entries under the locks, drops every lock,
 //!   and only then calls the caller's closure, so the closure may call back
-//!   into the store (the FUSE adapter calls `remember` from it).
+//!   into the store (the FUSE adapter calls `add_lookup` from it).
 //!
 //! Block memory is the only `unsafe` code, in the `pool` module.
 //!

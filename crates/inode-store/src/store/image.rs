@@ -31,7 +31,8 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use super::{check_name, is_dot, xattr_ns, Dir, Entry, Inner, Meta, Node, Store, BOGO_DIRENT_SIZE};
+use super::xattr::xattr_ns;
+use super::{check_name, is_dot, Dir, Entry, Inner, Meta, Node, Store, BOGO_DIRENT_SIZE};
 use super::{dirent_cost, xattr_cost, INODE_COST, SYMLINK_MAX, XATTR_SIZE_MAX};
 use crate::file::FileData;
 use crate::{Errno, FileKind, Ino, Result, Timespec, BLOCK_SIZE, MAX_FILE_SIZE, ROOT_INO};

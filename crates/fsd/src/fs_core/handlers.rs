@@ -21,30 +21,9 @@ use proto::ops::{
 };
 use proto::{bytes_of, set, DirEntryHeader, WireAttr, WireStatFs};
 
-use crate::client::{Client, HandleKind};
-use crate::resolve::{resolve, Last, OpError, Resolved};
-
-/// Receives notice of changes the kernel may have cached (the FUSE door).
-pub trait KernelCache {
-    /// Data or attributes of `ino` changed.
-    fn inode_changed(&self, ino: Ino);
-    /// The fast path is about to read or change bytes `off..off + len` of
-    /// regular file `ino` (`len` 0: from `off` to the end): what the kernel
-    /// holds newer than the store there must reach it first (rule 1 of
-    /// `crate::coherence`).
-    fn before_data(&self, ino: Ino, off: u64, len: u64);
-    /// Bytes `off..off + len` of regular file `ino` changed (`len` 0: from
-    /// `off` to the end, and the size may have changed); a change that
-    /// reaches the end of the file may have moved it (rules 2 and 3 of
-    /// `crate::coherence`). Done before the reply is sent.
-    fn data_changed(&self, ino: Ino, off: u64, len: u64);
-    /// The entry `name` in `parent` was removed or replaced.
-    fn entry_changed(&self, parent: Ino, name: &[u8]);
-    /// Directory `ino` was renamed or moved: the kernel's own references
-    /// into it (a cwd, open fds) still carry its old name until the kernel
-    /// looks up the new one.
-    fn dir_moved(&self, ino: Ino);
-}
+use crate::fs_core::clients::{Client, HandleKind};
+use crate::fs_core::resolve::{resolve, Last, OpError, Resolved};
+use crate::fs_core::KernelCache;
 
 /// The channel's bulk area as the handlers use it. The ring door backs it
 /// with shared memory (raw, bounds-checked copies: the client may write
@@ -832,7 +811,7 @@ pub fn wire_attr(a: &Attr) -> WireAttr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::Clients;
+    use crate::fs_core::clients::Clients;
     use inode_store::Creds;
     use proto::ops::{
         decode_reply, dispatch, encode_request, Failure, Malformed, Operation, ReplyError,

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use inode_store::{Creds, Errno, Fh, Store};
 use parking_lot::Mutex;
 
-use crate::coherence::KernelWriters;
 /// Most handles one client process holds (the kernel's default `nr_open`:
 /// no process holds more descriptors than this).
 pub const MAX_CLIENT_HANDLES: usize = 1 << 20;
@@ -210,9 +209,6 @@ struct Members {
 pub struct Clients {
     members: Mutex<Members>,
     limits: ChannelLimits,
-    /// Files the kernel has open for writing (see `crate::coherence`):
-    /// counted by the FUSE door, read by the ring server.
-    pub kernel_writers: KernelWriters,
     access: crate::access::Access,
 }
 
@@ -222,7 +218,6 @@ impl Clients {
         Clients {
             members: Mutex::default(),
             limits,
-            kernel_writers: KernelWriters::default(),
             access: crate::access::Access::Everyone,
         }
     }

@@ -21,22 +21,24 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use fuser::{
-    AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType,
-    Filesystem, FopenFlags, Generation, INodeNo, IoctlFlags, KernelConfig, LockOwner, OpenFlags,
-    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
-    ReplyEntry, ReplyIoctl, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
-    TimeOrNow, WriteFlags,
+    AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, FopenFlags,
+    Generation, INodeNo, IoctlFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl,
+    ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
-use inode_store::{
-    self as store, Attr, Creds, Fh, FileKind, SetAttr, Store, TimeSet, Timespec, ROOT_INO,
-};
+use inode_store::{self as store, Attr, Fh, SetAttr, Store, ROOT_INO};
 
-use crate::client::{Clients, HandleKind};
-use crate::creds;
+use super::coherence::KernelWriters;
+use crate::fs_core::clients::Clients;
 use crate::metrics::{FuseOp, Metrics};
+
+use super::convert::{
+    attr_reply, caller, caller_exact, empty, errno, file_attr, file_type, request_timespec,
+    time_set, xattr_reply,
+};
 
 /// How long the kernel may cache entries and attributes without asking.
 pub const TTL: Duration = Duration::from_secs(1);
@@ -46,70 +48,33 @@ const MAX_IO: u32 = 1 << 20;
 
 /// `fuser` adapter over the shared store.
 pub struct FuseFs {
-    store: Arc<Store>,
+    pub(super) store: Arc<Store>,
     metrics: Arc<Metrics>,
-    /// The fast path's clients (shared with the ring server): who holds
-    /// which handle, for [`FuseFs::held_open`].
-    clients: Arc<Clients>,
+    /// The fast path's clients (the core's table, shared with the ring
+    /// door): who holds which handle, for [`FuseFs::held_open`].
+    pub(super) clients: Arc<Clients>,
+    /// Files the kernel has open for writing, counted here and read by the
+    /// [`KernelNotifier`](super::KernelNotifier) (see [`super::coherence`]).
+    writers: Arc<KernelWriters>,
 }
 
 impl FuseFs {
     /// Serves `store` to the kernel, recording requests in `metrics`;
     /// `clients` are the fast path's, whose handles their holders may
-    /// reopen through this door.
-    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>, clients: Arc<Clients>) -> FuseFs {
+    /// reopen through this door; `writers` counts the kernel's writable
+    /// opens for the notifier.
+    pub fn new(
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+        clients: Arc<Clients>,
+        writers: Arc<KernelWriters>,
+    ) -> FuseFs {
         FuseFs {
             store,
             metrics,
             clients,
+            writers,
         }
-    }
-
-    /// The inode behind fast-path handle `fh`, when a lookup in the root
-    /// names it by its reserved name (`proto::handle_name`) and found no
-    /// real entry: the library's way to hand a fast-path fd to the kernel
-    /// (`kernel_reopen` in crates/interpose), which works after the file
-    /// was unlinked or renamed, where reopening by path cannot.
-    ///
-    /// Only the holder gets an answer: the calling thread's process
-    /// (`tid` mapped to its thread group) must be the client, with that
-    /// process image and exactly the caller's credentials, that holds the
-    /// handle in the ring server's table; everyone else gets `None`
-    /// (ENOENT, as for any missing name). The lookup takes a kernel
-    /// reference on the inode (`Store::remember_open`), so once the kernel
-    /// has opened it, its lookup and open counts keep an unlinked file
-    /// alive after the fast-path handle is released; the last release
-    /// frees its data and the forget the inode, as for any unlinked file.
-    /// For that forget to come, the library then has the kernel's dentry
-    /// of the name dropped (`proto::Op::DropHandleName`): with a zero TTL
-    /// it would otherwise stay in the dcache, holding the inode, until
-    /// memory pressure.
-    ///
-    /// The open that follows is checked like any open (the kernel's
-    /// `default_permissions` and the store check the inode's mode against
-    /// the caller); the search permission of the directories on the
-    /// file's original path is not checked again — the same as reopening
-    /// through `/proc/self/fd/N`, and the caller held the file open
-    /// already.
-    ///
-    /// Directories are answered only once removed: the kernel keeps one
-    /// dentry per directory, and answering for a linked one would move its
-    /// cached dentry (the cwd of other processes, the parent of their
-    /// `..`) under this name in the root. A linked directory is reopened by
-    /// path instead.
-    fn held_open(&self, tid: u32, c: &Creds, name: &[u8]) -> Option<Attr> {
-        let (fh, image) = proto::parse_handle_name(name)?;
-        let pid = creds::thread_group(tid)?;
-        let kind = self.clients.holder_kind(pid, image, c, fh)?;
-        let fh = Fh(fh);
-        if kind == HandleKind::Dir {
-            // A removed directory stays removed (nlink 0 for good).
-            let ino = self.store.handle_ino(fh).ok()?;
-            if self.store.getattr(ino).ok()?.nlink > 0 {
-                return None;
-            }
-        }
-        self.store.remember_open(fh).ok()
     }
 
     /// Runs one store call and records its latency and outcome.
@@ -128,115 +93,11 @@ impl FuseFs {
     fn entry(&self, reply: ReplyEntry, result: store::Result<Attr>) {
         match result {
             Ok(attr) => {
-                self.store.remember(attr.ino);
+                self.store.add_lookup(attr.ino);
                 reply.entry(&TTL, &file_attr(&attr), Generation(0));
             }
             Err(e) => reply.error(errno(e)),
         }
-    }
-}
-
-fn caller(req: &Request) -> Creds {
-    creds::for_caller(req.uid(), req.gid(), req.pid())
-}
-
-/// The caller with its real capabilities even for uid 0 (a `/proc` read).
-fn caller_exact(req: &Request) -> Creds {
-    creds::for_caller_exact(req.uid(), req.gid(), req.pid())
-}
-
-fn errno(e: store::Errno) -> Errno {
-    Errno::from_i32(e.0)
-}
-
-fn empty(reply: ReplyEmpty, result: store::Result<()>) {
-    match result {
-        Ok(()) => reply.ok(),
-        Err(e) => reply.error(errno(e)),
-    }
-}
-
-fn attr_reply(reply: ReplyAttr, result: store::Result<Attr>) {
-    match result {
-        Ok(attr) => reply.attr(&TTL, &file_attr(&attr)),
-        Err(e) => reply.error(errno(e)),
-    }
-}
-
-/// xattr replies: the size alone when the caller probes with `size == 0`.
-fn xattr_reply(reply: ReplyXattr, size: u32, result: store::Result<Vec<u8>>) {
-    match result {
-        Ok(value) if size == 0 => reply.size(value.len() as u32),
-        Ok(value) if value.len() > size as usize => reply.error(Errno::ERANGE),
-        Ok(value) => reply.data(&value),
-        Err(e) => reply.error(errno(e)),
-    }
-}
-
-fn system_time(t: Timespec) -> SystemTime {
-    if t.sec >= 0 {
-        UNIX_EPOCH + Duration::new(t.sec as u64, t.nsec)
-    } else {
-        UNIX_EPOCH - Duration::from_secs(t.sec.unsigned_abs()) + Duration::from_nanos(t.nsec.into())
-    }
-}
-
-/// A time from a kernel request. fuser 0.18 decodes a pre-epoch
-/// `(sec, nsec)` as `epoch - (|sec| + nsec)` instead of `epoch - |sec| +
-/// nsec`; this undoes that, so `utimensat` with negative times stores what
-/// the caller asked for (as tmpfs does).
-fn request_timespec(t: SystemTime) -> Timespec {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => Timespec {
-            sec: d.as_secs() as i64,
-            nsec: d.subsec_nanos(),
-        },
-        Err(before) => {
-            let d = before.duration();
-            Timespec {
-                sec: -(d.as_secs() as i64),
-                nsec: d.subsec_nanos(),
-            }
-        }
-    }
-}
-
-fn time_set(t: TimeOrNow) -> TimeSet {
-    match t {
-        TimeOrNow::Now => TimeSet::Now,
-        TimeOrNow::SpecificTime(t) => TimeSet::At(request_timespec(t)),
-    }
-}
-
-fn file_type(kind: FileKind) -> FileType {
-    match kind {
-        FileKind::Regular => FileType::RegularFile,
-        FileKind::Directory => FileType::Directory,
-        FileKind::Symlink => FileType::Symlink,
-        FileKind::Fifo => FileType::NamedPipe,
-        FileKind::Socket => FileType::Socket,
-        FileKind::CharDevice => FileType::CharDevice,
-        FileKind::BlockDevice => FileType::BlockDevice,
-    }
-}
-
-fn file_attr(a: &Attr) -> FileAttr {
-    FileAttr {
-        ino: INodeNo(a.ino),
-        size: a.size,
-        blocks: a.blocks,
-        atime: system_time(a.atime),
-        mtime: system_time(a.mtime),
-        ctime: system_time(a.ctime),
-        crtime: system_time(a.ctime),
-        kind: file_type(a.kind),
-        perm: a.perm,
-        nlink: a.nlink,
-        uid: a.uid,
-        gid: a.gid,
-        rdev: a.rdev,
-        blksize: a.blksize,
-        flags: 0,
     }
 }
 
@@ -283,7 +144,7 @@ impl Filesystem for FuseFs {
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
         let start = Instant::now();
-        self.store.forget(ino.0, nlookup);
+        self.store.drop_lookups(ino.0, nlookup);
         self.metrics
             .fuse
             .record(FuseOp::Forget as usize, start.elapsed(), 0);
@@ -462,7 +323,7 @@ impl Filesystem for FuseFs {
             self.store.open(&caller(req), ino.0, flags.0)
         }) {
             Ok(fh) => {
-                self.clients.kernel_writers.opened(ino.0, flags.0);
+                self.writers.opened(ino.0, flags.0);
                 reply.opened(FileHandle(fh.0), FopenFlags::empty())
             }
             Err(e) => reply.error(errno(e)),
@@ -538,7 +399,7 @@ impl Filesystem for FuseFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.clients.kernel_writers.released(ino.0, flags.0);
+        self.writers.released(ino.0, flags.0);
         empty(
             reply,
             self.timed(FuseOp::Release, || self.store.release(Fh(fh.0))),
@@ -613,7 +474,7 @@ impl Filesystem for FuseFs {
                 // The kernel takes a lookup reference on every entry it accepts,
                 // except "." and "..".
                 if !full && e.name != b"." && e.name != b".." {
-                    self.store.remember(e.ino);
+                    self.store.add_lookup(e.ino);
                 }
                 !full
             })
@@ -735,8 +596,8 @@ impl Filesystem for FuseFs {
         });
         match result {
             Ok((attr, fh)) => {
-                self.store.remember(attr.ino);
-                self.clients.kernel_writers.opened(attr.ino, flags);
+                self.store.add_lookup(attr.ino);
+                self.writers.opened(attr.ino, flags);
                 let attr = file_attr(&attr);
                 reply.created(
                     &TTL,
@@ -832,98 +693,5 @@ impl Filesystem for FuseFs {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(errno(e)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The reserved-name decision, with this test process as the client:
-    /// only its own handles, with its image and credentials, and a
-    /// directory only once removed.
-    #[test]
-    fn reserved_names_answer_the_holder_only() {
-        let store = Arc::new(Store::new(1 << 20));
-        let clients = Arc::new(Clients::default());
-        let fs = FuseFs::new(store.clone(), Arc::default(), clients.clone());
-        let me = std::process::id();
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::gettid() } as u32;
-        let root = Creds::root();
-        let (ours, other) = (
-            clients.join(me, 7, root.clone()).unwrap(),
-            clients.join(1, 7, root.clone()).unwrap(),
-        );
-        let (attr, file) = store
-            .create(&root, ROOT_INO, b"f", 0o644, libc::O_RDWR)
-            .unwrap();
-        ours.adopt(file, HandleKind::File);
-        let (_, foreign) = store
-            .create(&root, ROOT_INO, b"g", 0o644, libc::O_RDWR)
-            .unwrap();
-        other.adopt(foreign, HandleKind::File);
-        store.mkdir(&root, ROOT_INO, b"d", 0o755).unwrap();
-        let d = store.lookup(&root, ROOT_INO, b"d").unwrap().ino;
-        let dir = store.opendir(&root, d).unwrap();
-        ours.adopt(dir, HandleKind::Dir);
-        let ask = |fh: Fh, image: u64| fs.held_open(tid, &root, &proto::handle_name(fh.0, image));
-
-        store.unlink(&root, ROOT_INO, b"f").unwrap();
-        let got = ask(file, 7).expect("the holder's unlinked file");
-        assert_eq!((got.ino, got.nlink), (attr.ino, 0));
-        assert!(
-            store.known_to_kernel(attr.ino),
-            "the answer is a kernel reference"
-        );
-        assert_eq!(ask(file, 8), None, "another image");
-        assert_eq!(ask(foreign, 7), None, "another process's handle");
-        let user = Creds {
-            uid: 1000,
-            gid: 1000,
-            groups: vec![],
-            caps: inode_store::Caps::NONE,
-        };
-        assert_eq!(
-            fs.held_open(tid, &user, &proto::handle_name(file.0, 7)),
-            None,
-            "another identity"
-        );
-        assert_eq!(fs.held_open(tid, &root, b"f"), None);
-        assert_eq!(ask(dir, 7), None, "a linked directory");
-        store.rmdir(&root, ROOT_INO, b"d").unwrap();
-        assert_eq!(ask(dir, 7).map(|a| a.ino), Some(d), "a removed directory");
-        ours.release(&store, file.0).unwrap();
-        assert_eq!(ask(file, 7), None, "a released handle");
-        // The kernel's reference kept the unlinked inode; its forget frees it.
-        store.forget(attr.ino, 1);
-        assert!(store.getattr(attr.ino).is_err());
-    }
-
-    #[test]
-    fn reply_times_are_exact_before_and_after_the_epoch() {
-        let at = |sec, nsec| system_time(Timespec { sec, nsec });
-        assert_eq!(at(0, 0), UNIX_EPOCH);
-        assert_eq!(
-            at(1_700_000_000, 5),
-            UNIX_EPOCH + Duration::new(1_700_000_000, 5)
-        );
-        assert_eq!(at(-1, 500_000_000), UNIX_EPOCH - Duration::from_millis(500));
-        assert_eq!(at(-86_400, 0), UNIX_EPOCH - Duration::from_secs(86_400));
-    }
-
-    #[test]
-    fn pre_epoch_request_times_undo_fusers_decoding() {
-        // fuser turns (sec -1, nsec 999_999_995) into epoch - 1.999999995 s.
-        let decoded = UNIX_EPOCH - Duration::new(1, 999_999_995);
-        assert_eq!(
-            request_timespec(decoded),
-            Timespec {
-                sec: -1,
-                nsec: 999_999_995
-            }
-        );
-        let after = UNIX_EPOCH + Duration::new(5, 7);
-        assert_eq!(request_timespec(after), Timespec { sec: 5, nsec: 7 });
     }
 }

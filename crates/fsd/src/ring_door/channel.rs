@@ -1,0 +1,309 @@
+//! One client connection: the hello, the channel's adoption and its request
+//! loop (decode, execute, record, reply).
+
+use std::fmt;
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use proto::ops::Dispatched;
+use proto::{bytes_of, decode, Hello, HelloReply, HELLO_MAGIC, MAX_REPLY, MAX_REQUEST};
+use shm_ring::{Region, WaitPolicy};
+
+use crate::cpu_affinity::CpuSeparation;
+use crate::fs_core::clients::{Client, Refused};
+use crate::fs_core::handlers::{BulkArea, Handlers, Transferred};
+use crate::metrics::Metrics;
+use crate::sock;
+use crate::stats;
+
+use super::control::{save_request, serve_save, stats_request, StatsFormat};
+use super::reaper::Passed;
+use super::{Shared, HANDSHAKE_TIMEOUT};
+
+/// How long the serving thread spins for the next request: four times the
+/// client's last pause between a reply and its next request, within these
+/// bounds, then it sleeps on the doorbell. A client in a tight loop (pauses
+/// of a few µs) finds its server awake without keeping a core busy after
+/// it stops; a fixed long spin (measured) takes a core from the next
+/// processes of a shell loop, a fixed short one misses a client that
+/// pauses a little.
+const SPIN_MIN_NS: u64 = 15_000;
+const SPIN_MAX_NS: u64 = 200_000;
+
+/// Liveness is checked after every sleep slice of this length.
+const SLEEP_SLICE_NS: u64 = 200_000_000;
+
+/// The wait for the next request, given the client's last pause (`None`
+/// when the server had to sleep for it: the client is not in a loop).
+fn request_wait(last_pause_ns: Option<u64>) -> WaitPolicy {
+    let spin = last_pause_ns.map_or(SPIN_MIN_NS, |p| {
+        p.saturating_mul(4).clamp(SPIN_MIN_NS, SPIN_MAX_NS)
+    });
+    WaitPolicy::spinning(spin).with_sleep_slice_ns(SLEEP_SLICE_NS)
+}
+
+/// A new process makes its first calls in a burst (open, fstat, read,
+/// close…, with its own work in between): for this many requests the
+/// server spins its longest, whatever the pauses.
+const STARTUP_REQUESTS: u32 = 16;
+
+/// The wait for a new channel's first request: the client sends it right
+/// after its hello, so it is usually there already or arrives within µs.
+/// Past this spin the server stops waiting only for it (and lets a
+/// successor start, see [`super::serve_one`]), then waits as usual.
+const FIRST_REQUEST_WAIT: WaitPolicy =
+    WaitPolicy::spinning(SPIN_MAX_NS).with_timeout_ns(SPIN_MAX_NS);
+
+/// Records one fast-path request from what dispatching it found.
+fn record(metrics: &Metrics, d: &Dispatched, moved: Transferred, elapsed: Duration) {
+    let op = d.op.map_or(0, |op| op as usize);
+    // A path that left the mount is handed back, not failed.
+    let errno = if d.status == proto::ESCAPED {
+        0
+    } else {
+        -d.status
+    };
+    metrics.ring.record(op, elapsed, errno);
+    if moved.read > 0 {
+        metrics.ring.add_read(moved.read);
+    }
+    if moved.written > 0 {
+        metrics.ring.add_written(moved.written);
+    }
+}
+
+/// The channel's bulk area in shared memory, for the handlers: every copy
+/// is a raw, bounds-checked copy (`shm_ring::Bulk`), so bytes the client
+/// changes concurrently are at worst garbage in its own file, never UB.
+struct SharedBulk<'a, 'r>(&'a mut shm_ring::Bulk<'r>);
+
+impl BulkArea for SharedBulk<'_, '_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn read(&self, offset: usize, dst: &mut [u8]) {
+        // The executor checked the range; an error here would only mean a
+        // bug, and zeros are a safe answer.
+        if self.0.read(offset, dst).is_err() {
+            dst.fill(0);
+        }
+    }
+
+    fn write(&mut self, offset: usize, src: &[u8]) {
+        // The executor checked the range.
+        let _ = self.0.write(offset, src);
+    }
+}
+
+/// Why a channel ended.
+#[derive(Debug)]
+pub(super) enum ChannelError {
+    /// Socket trouble during the handshake.
+    Io(io::Error),
+    /// Bad hello.
+    Handshake,
+    /// Could not create the shared region.
+    Region(shm_ring::RegionError),
+    /// Too many channels (see [`crate::fs_core::clients::ChannelLimits`]).
+    Refused(Refused),
+    /// The client sent a request that does not decode.
+    Malformed,
+    /// The client corrupted the ring.
+    Corrupt,
+    /// The client went away (the normal end).
+    Gone,
+}
+
+impl fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChannelError::Io(e) => write!(f, "socket error: {e}"),
+            ChannelError::Handshake => f.write_str("bad hello"),
+            ChannelError::Region(e) => write!(f, "cannot create channel: {e}"),
+            ChannelError::Refused(r) => write!(f, "channel refused: {r}"),
+            ChannelError::Malformed => f.write_str("malformed request"),
+            ChannelError::Corrupt => f.write_str("corrupt ring"),
+            ChannelError::Gone => f.write_str("client gone"),
+        }
+    }
+}
+
+impl From<io::Error> for ChannelError {
+    fn from(e: io::Error) -> Self {
+        ChannelError::Io(e)
+    }
+}
+
+/// Answers a hello: `error` 0 accepts the channel, anything else refuses
+/// it (the client then leaves its first call to the kernel).
+fn answer_hello(conn: &OwnedFd, error: i32) -> io::Result<()> {
+    let reply = HelloReply {
+        magic: HELLO_MAGIC,
+        version: proto::VERSION,
+        error: error as u32,
+        ..Default::default()
+    };
+    sock::send(conn, bytes_of(&reply))
+}
+
+pub(super) fn serve_connection(
+    shared: &Shared,
+    conn: OwnedFd,
+    after_first_request: &mut Option<impl FnOnce()>,
+) -> Result<(), ChannelError> {
+    let peer = sock::peer_cred(&conn)?;
+    sock::set_timeouts(&conn, HANDSHAKE_TIMEOUT)?;
+    let mut buf = [0u8; size_of::<Hello>() + proto::PATH_MAX];
+    let (n, fds) = sock::recv_with_fds(&conn, &mut buf);
+    // Every descriptor a client passed is closed by the reaper, except the
+    // channel memfd once adopted (see `Reaper`).
+    let passed = Passed {
+        reaper: &shared.reaper,
+        fds,
+    };
+    let n = n?;
+    let hello: Hello = decode(&buf[..n]).ok_or(ChannelError::Handshake)?;
+    if let Some(path) = save_request(&buf[..n], &hello) {
+        serve_save(shared, &conn, peer.uid, path);
+        return Ok(());
+    }
+    if let Some(format) = stats_request(&buf[..n], &hello) {
+        let report = match format {
+            StatsFormat::Text => stats::text(&shared.stats()),
+            StatsFormat::Json => stats::json(&shared.stats()),
+        };
+        sock::send(&conn, report.as_bytes())?;
+        return Ok(());
+    }
+    // Nobody the kernel would refuse gets in by the fast path.
+    if !shared.clients.access().permits(&peer) {
+        let _ = answer_hello(&conn, libc::EACCES);
+        return Err(ChannelError::Handshake);
+    }
+    let good_hello = hello.magic == HELLO_MAGIC && hello.version == proto::VERSION;
+    let (true, Some(_channel)) = (good_hello, passed.fds.first()) else {
+        let _ = answer_hello(&conn, libc::EPROTO);
+        return Err(ChannelError::Handshake);
+    };
+    let named = &buf[size_of::<Hello>()..n];
+    if !named.is_empty() && named != shared.mount_path.as_slice() {
+        let _ = answer_hello(&conn, libc::ESTALE);
+        return Err(ChannelError::Handshake);
+    }
+    let creds = crate::creds::for_peer(&conn, &peer)?;
+    let client = match shared.clients.join(peer.pid, hello.image, creds) {
+        Ok(client) => client,
+        Err(refused) => {
+            shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+            let _ = answer_hello(&conn, libc::EAGAIN);
+            return Err(ChannelError::Refused(refused));
+        }
+    };
+    shared.counters.channels.fetch_add(1, Ordering::Relaxed);
+    let result = adopt_and_serve(shared, &client, passed, &conn, after_first_request);
+    shared.counters.channels.fetch_sub(1, Ordering::Relaxed);
+    shared.clients.leave(&shared.store, &client);
+    result
+}
+
+/// Maps the channel passed as the first descriptor (only a memfd of
+/// exactly the protocol's shape), answers the hello and serves the channel.
+fn adopt_and_serve(
+    shared: &Shared,
+    client: &Client,
+    mut passed: Passed<'_>,
+    conn: &OwnedFd,
+    after_first_request: &mut Option<impl FnOnce()>,
+) -> Result<(), ChannelError> {
+    let memfd = passed.fds[0].as_raw_fd();
+    let region = match Region::attach_fd_expecting(memfd, &proto::channel_config()) {
+        Ok(region) => region,
+        Err(e) => {
+            let _ = answer_hello(conn, libc::EINVAL);
+            return Err(ChannelError::Region(e));
+        }
+    };
+    // Adopted: it is a memfd, whose close cannot block; the mapping keeps
+    // the channel.
+    drop(passed.fds.remove(0));
+    drop(passed);
+    answer_hello(conn, 0)?;
+    serve_channel(shared, client, &region, conn, after_first_request)
+}
+
+/// Request loop of one channel.
+fn serve_channel(
+    shared: &Shared,
+    client: &Client,
+    region: &Region,
+    conn: &OwnedFd,
+    after_first_request: &mut Option<impl FnOnce()>,
+) -> Result<(), ChannelError> {
+    let mut end = region.daemon().ok_or(ChannelError::Handshake)?;
+    end.requests.set_policy(FIRST_REQUEST_WAIT);
+    let client_alive = || !sock::peer_gone(conn);
+    let mut alive = client_alive;
+    let mut msg = vec![0u8; MAX_REQUEST];
+    let mut reply = vec![0u8; MAX_REPLY];
+    let mut served = 0u32;
+    let mut separation = CpuSeparation::default();
+    loop {
+        let waiting = Instant::now();
+        let n = match end.requests.recv(&mut msg, &mut alive) {
+            Ok(n) => n,
+            Err(shm_ring::RecvError::TimedOut) => {
+                // Only the first wait has a timeout.
+                if let Some(then) = after_first_request.take() {
+                    then();
+                }
+                end.requests.set_policy(request_wait(None));
+                continue;
+            }
+            Err(shm_ring::RecvError::Corrupt) => return Err(ChannelError::Corrupt),
+            Err(shm_ring::RecvError::BufferTooSmall { .. }) => return Err(ChannelError::Malformed),
+            Err(_) => return Err(ChannelError::Gone),
+        };
+        let pause = waiting.elapsed().as_nanos() as u64;
+        let spun = end.requests.policy().spin_ns;
+        served += 1;
+        end.requests.set_policy(if served < STARTUP_REQUESTS {
+            request_wait(Some(SPIN_MAX_NS))
+        } else {
+            request_wait((pause <= spun).then_some(pause))
+        });
+        separation.observe(end.requests.peer_cpu());
+        // The client may have given up on its first request (it then runs
+        // the call through the kernel): never run it here as well.
+        if served == 1 && !end.requests.claim() {
+            return Err(ChannelError::Gone);
+        }
+        let start = Instant::now();
+        let mut handlers = Handlers {
+            store: &shared.store,
+            client,
+            mount_path: &shared.mount_path,
+            kernel: shared.kernel.as_ref(),
+            bulk: &mut SharedBulk(&mut end.bulk),
+            transferred: Transferred::default(),
+            client_alive: &client_alive,
+        };
+        let done = proto::ops::dispatch(&mut handlers, &msg[..n], &mut reply)
+            .map_err(|_| ChannelError::Malformed)?;
+        let moved = handlers.transferred;
+        let elapsed = start.elapsed();
+        shared.counters.requests.fetch_add(1, Ordering::Relaxed);
+        record(&shared.metrics, &done, moved, elapsed);
+        match end.responses.send(&[&reply[..done.len]], &mut alive) {
+            Ok(()) => {}
+            Err(shm_ring::SendError::Corrupt) => return Err(ChannelError::Corrupt),
+            Err(_) => return Err(ChannelError::Gone),
+        }
+        if let Some(then) = after_first_request.take() {
+            then();
+        }
+    }
+}

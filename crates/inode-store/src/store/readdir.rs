@@ -1,0 +1,124 @@
+//! Reading directories: handles that keep each name's cookie, and
+//! batches gathered under the locks and handed out after.
+
+use super::*;
+
+/// What one readdir batch resumes after.
+enum Pos {
+    Start,
+    AfterDot,
+    AfterDotDot,
+    After(Vec<u8>),
+}
+
+impl Store {
+    /// Opens a directory for readdir (needs read permission).
+    pub fn opendir(&self, c: &Creds, ino: Ino) -> Result<Fh> {
+        let (node, kind) = {
+            let t = self.tree.read();
+            if t.entry(ino)?.dir.is_none() {
+                return Err(Errno::ENOTDIR);
+            }
+            t.open(c, ino, libc::O_RDONLY | libc::O_DIRECTORY, &self.pool)?
+        };
+        Ok(self.add_handle(c, node, kind))
+    }
+
+    /// Calls `f` for entries after cookie `offset` (0 = start; "." and ".."
+    /// first) in name order until `f` returns false (buffer full; that entry
+    /// is NOT consumed) or the end. Resuming from a cookie continues strictly
+    /// after the name it was handed out for, so concurrent inserts and
+    /// removals never duplicate an entry or skip a survivor. `f` runs with
+    /// no store lock held and may call back into the store.
+    pub fn readdir(
+        &self,
+        fh: Fh,
+        offset: u64,
+        mut f: impl FnMut(&DirEntry<'_>) -> bool,
+    ) -> Result<()> {
+        let (ino, cursor) = {
+            let h = self.handles.read();
+            let h = h.get(&fh).ok_or(Errno::EBADF)?;
+            match &h.kind {
+                HandleKind::Dir(cur) => (h.node.ino, cur.clone()),
+                HandleKind::File { .. } => return Err(Errno::ENOTDIR),
+            }
+        };
+        let mut pos = match offset {
+            0 => Pos::Start,
+            1 => Pos::AfterDot,
+            2 => Pos::AfterDotDot,
+            n => match cursor.lock().names.get(&n) {
+                Some(name) => Pos::After(name.clone()),
+                None => return Ok(()),
+            },
+        };
+        let mut first = true;
+        loop {
+            let mut batch: Vec<(Vec<u8>, Attr)> = Vec::new();
+            let more;
+            {
+                let t = self.tree.read();
+                let e = t.entry(ino)?;
+                let dir = e.dir.as_ref().ok_or(Errno::ENOTDIR)?;
+                {
+                    let st = e.node.st.read();
+                    if st.nlink == 0 {
+                        return Err(Errno::ENOENT);
+                    }
+                    if first {
+                        e.node.touch_atime(&st);
+                        first = false;
+                    }
+                }
+                if matches!(pos, Pos::Start) {
+                    batch.push((b".".to_vec(), e.node.attr()));
+                }
+                if matches!(pos, Pos::Start | Pos::AfterDot) {
+                    batch.push((b"..".to_vec(), t.attr(dir.parent)?));
+                }
+                let lower: Bound<&[u8]> = match &pos {
+                    Pos::After(name) => Bound::Excluded(name.as_slice()),
+                    _ => Bound::Unbounded,
+                };
+                let mut n = 0;
+                let mut it = dir.children.range::<[u8], _>((lower, Bound::Unbounded));
+                for (name, &child) in it.by_ref().take(READDIR_BATCH) {
+                    batch.push((name.clone(), t.attr(child)?));
+                    n += 1;
+                }
+                more = n == READDIR_BATCH && it.next().is_some();
+            }
+            for (name, attr) in batch {
+                let cookie = match name.as_slice() {
+                    b"." => 1,
+                    b".." => 2,
+                    _ => cursor.lock().cookie_of(&name),
+                };
+                let de = DirEntry {
+                    ino: attr.ino,
+                    next: cookie,
+                    kind: attr.kind,
+                    name: &name,
+                    attr,
+                };
+                if !f(&de) {
+                    return Ok(());
+                }
+                pos = match name.as_slice() {
+                    b"." => Pos::AfterDot,
+                    b".." => Pos::AfterDotDot,
+                    _ => Pos::After(name),
+                };
+            }
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Drops a directory handle.
+    pub fn releasedir(&self, fh: Fh) -> Result<()> {
+        self.release(fh)
+    }
+}
