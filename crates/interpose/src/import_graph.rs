@@ -16,22 +16,26 @@ const KNOWN_BACK_EDGES: &[(&str, &str)] = &[("state", "lifecycle")];
 /// Module name → the modules it names.
 fn graph() -> BTreeMap<String, BTreeSet<String>> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    // (module, file): a file of `src/` is its own module; every file of a
+    // directory of `src/` belongs to the module the directory is.
     let mut files = Vec::new();
-    for dir in [src.clone(), src.join("hooks")] {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.extension().is_some_and(|x| x == "rs") {
-                files.push(p);
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            let module = p.file_name().unwrap().to_str().unwrap().to_string();
+            for f in std::fs::read_dir(&p).unwrap() {
+                let f = f.unwrap().path();
+                if f.extension().is_some_and(|x| x == "rs") {
+                    files.push((module.clone(), f));
+                }
             }
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            let module = p.file_stem().unwrap().to_str().unwrap().to_string();
+            files.push((module, p));
         }
     }
     let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for p in files {
-        let module = if p.parent().unwrap().ends_with("hooks") {
-            "hooks".to_string()
-        } else {
-            p.file_stem().unwrap().to_str().unwrap().to_string()
-        };
+    for (module, p) in files {
         if module == "lib" || module == "import_graph" {
             continue;
         }

@@ -1,0 +1,396 @@
+//! The handlers run on a store with typed requests, as the ring door runs them.
+
+use super::*;
+use crate::fs_core::clients::Clients;
+use inode_store::Creds;
+use proto::ops::{
+    decode_reply, dispatch, encode_request, Failure, Malformed, Operation, ReplyError, MAX_REPLY,
+    MAX_REQUEST,
+};
+use proto::{decode, SetAttrReq, PATH_MAX};
+use std::cell::RefCell;
+
+/// An ordinary user with no supplementary groups.
+fn user1000() -> Creds {
+    Creds {
+        uid: 1000,
+        gid: 1000,
+        groups: vec![],
+        caps: inode_store::Caps::NONE,
+    }
+}
+
+/// Records what the kernel would have been told.
+#[derive(Default)]
+struct Recorder(RefCell<Vec<String>>);
+
+impl KernelCache for Recorder {
+    fn inode_changed(&self, ino: Ino) {
+        self.0.borrow_mut().push(format!("inode {ino}"));
+    }
+    fn entry_changed(&self, parent: Ino, name: &[u8]) {
+        self.0
+            .borrow_mut()
+            .push(format!("entry {parent}/{}", String::from_utf8_lossy(name)));
+    }
+    fn dir_moved(&self, ino: Ino) {
+        self.0.borrow_mut().push(format!("moved {ino}"));
+    }
+    fn before_data(&self, ino: Ino, off: u64, len: u64) {
+        self.0
+            .borrow_mut()
+            .push(format!("before {ino} {off}+{len}"));
+    }
+    fn data_changed(&self, ino: Ino, off: u64, len: u64) {
+        self.0.borrow_mut().push(format!("data {ino} {off}+{len}"));
+    }
+}
+
+impl BulkArea for Vec<u8> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn read(&self, offset: usize, dst: &mut [u8]) {
+        dst.copy_from_slice(&self[offset..offset + dst.len()]);
+    }
+    fn write(&mut self, offset: usize, src: &[u8]) {
+        self[offset..offset + src.len()].copy_from_slice(src);
+    }
+}
+
+struct Fixture {
+    store: Store,
+    clients: Clients,
+    kernel: Recorder,
+    bulk: Vec<u8>,
+}
+
+type Reply<O> = Result<(<O as Operation>::Reply, Vec<u8>), ReplyError>;
+
+impl Fixture {
+    fn new() -> Fixture {
+        let store = Store::new(16 << 20);
+        let root = Creds::root();
+        let sticky = SetAttr {
+            mode: Some(0o1777),
+            ..SetAttr::default()
+        };
+        store.setattr(&root, ROOT_INO, &sticky, None).unwrap();
+        Fixture {
+            store,
+            clients: Clients::default(),
+            kernel: Recorder::default(),
+            bulk: vec![0; 1 << 20],
+        }
+    }
+
+    /// Runs raw message `msg` as `client`; the encoded reply.
+    fn run(&mut self, client: &Client, msg: &[u8]) -> Result<Vec<u8>, Malformed> {
+        let mut handlers = Handlers {
+            store: &self.store,
+            client,
+            mount_path: b"/mnt/x",
+            kernel: &self.kernel,
+            bulk: &mut self.bulk,
+            transferred: Transferred::default(),
+            client_alive: &|| true,
+        };
+        let mut reply = vec![0u8; MAX_REPLY];
+        let d = dispatch(&mut handlers, msg, &mut reply)?;
+        reply.truncate(d.len);
+        Ok(reply)
+    }
+
+    /// Runs a request as `client`: its reply struct and payload.
+    fn call<O: Operation>(&mut self, client: &Client, args: O, p1: &[u8], p2: &[u8]) -> Reply<O> {
+        let mut msg = vec![0u8; MAX_REQUEST];
+        let n = encode_request(1, &args, p1, p2, &mut msg).expect("encodable");
+        let reply = self.run(client, &msg[..n]).expect("well formed");
+        decode_reply::<O>(&reply, 1).map(|(r, p)| (r, p.to_vec()))
+    }
+
+    /// Runs a request as `client`: 0 or the negated errno.
+    fn status<O: Operation>(&mut self, client: &Client, args: O, p1: &[u8], p2: &[u8]) -> i32 {
+        match self.call(client, args, p1, p2) {
+            Ok(_) => 0,
+            Err(ReplyError::Failed(f)) => f.status(),
+            Err(ReplyError::Malformed) => panic!("malformed reply"),
+        }
+    }
+}
+
+fn failed(e: i32) -> ReplyError {
+    ReplyError::Failed(Failure::Errno(e))
+}
+
+fn create(mode: u32) -> ops::Open {
+    ops::Open {
+        base: 0,
+        flags: (libc::O_CREAT | libc::O_RDWR) as u32,
+        mode,
+    }
+}
+
+fn mkdir(mode: u32) -> ops::Mkdir {
+    ops::Mkdir {
+        mode,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn write_then_read_through_handles() {
+    let mut f = Fixture::new();
+    let c = f.clients.join(1, 0, Creds::root()).unwrap();
+    let e = f
+        .call(&c, create(0o644), b"dir_missing/../f", b"")
+        .unwrap_err();
+    assert_eq!(
+        e,
+        failed(libc::ENOENT),
+        "a missing dir on the way fails like the kernel"
+    );
+    let (opened, _) = f.call(&c, create(0o644), b"f", b"").unwrap();
+    let fh = opened.fh;
+    f.bulk[..5].copy_from_slice(b"hello");
+    let write = ops::Write {
+        fh,
+        offset: 3,
+        len: 5,
+        ..Default::default()
+    };
+    let (w, _) = f.call(&c, write, b"", b"").unwrap();
+    assert_eq!((w.count, w.offset), (5, 3));
+    f.bulk.fill(0xff);
+    let read = ops::Read {
+        fh,
+        offset: 0,
+        len: 100,
+    };
+    let (rd, _) = f.call(&c, read, b"", b"").unwrap();
+    assert_eq!(rd.count, 8);
+    assert_eq!(&f.bulk[..8], b"\0\0\0hello");
+    let (s, _) = f.call(&c, ops::Stat::default(), b"/mnt/x/f", b"").unwrap();
+    assert_eq!((s.attr.size, s.attr.mode), (8, libc::S_IFREG | 0o644));
+    assert!(f.kernel.0.borrow().iter().any(|e| e.starts_with("inode")));
+    assert_eq!(f.status(&c, ops::Release { fh }, b"", b""), 0);
+    let read = ops::Read {
+        fh,
+        offset: 0,
+        len: 1,
+    };
+    assert_eq!(f.status(&c, read, b"", b""), -libc::EBADF);
+}
+
+#[test]
+fn a_handle_name_is_dropped_from_the_kernel_for_its_holder_only() {
+    let mut f = Fixture::new();
+    let me = f.clients.join(1, 0xabc, Creds::root()).unwrap();
+    let other = f.clients.join(2, 0xabc, Creds::root()).unwrap();
+    let (r, _) = f.call(&me, create(0o600), b"f", b"").unwrap();
+    f.kernel.0.borrow_mut().clear();
+    let drop_name = ops::DropHandleName { fh: r.fh };
+    assert_eq!(f.status(&other, drop_name, b"", b""), -libc::EBADF);
+    assert!(f.kernel.0.borrow().is_empty());
+    assert_eq!(f.status(&me, drop_name, b"", b""), 0);
+    let name = String::from_utf8(proto::handle_name(r.fh, 0xabc).to_vec()).unwrap();
+    assert_eq!(*f.kernel.0.borrow(), [format!("entry {ROOT_INO}/{name}")]);
+}
+
+#[test]
+fn another_process_cannot_use_my_handle() {
+    let mut f = Fixture::new();
+    let me = f.clients.join(1, 0, Creds::root()).unwrap();
+    let other = f.clients.join(2, 0, Creds::root()).unwrap();
+    let (r, _) = f.call(&me, create(0o600), b"secret", b"").unwrap();
+    let read = ops::Read {
+        fh: r.fh,
+        offset: 0,
+        len: 1,
+    };
+    assert_eq!(f.status(&other, read, b"", b""), -libc::EBADF);
+    assert_eq!(
+        f.status(&other, ops::Release { fh: r.fh }, b"", b""),
+        -libc::EBADF
+    );
+}
+
+#[test]
+fn permissions_are_the_stores() {
+    let mut f = Fixture::new();
+    let root = f.clients.join(1, 0, Creds::root()).unwrap();
+    let user = f.clients.join(2, 0, user1000()).unwrap();
+    f.call(&root, create(0o600), b"private", b"").unwrap();
+    let open = ops::Open {
+        flags: libc::O_RDONLY as u32,
+        ..Default::default()
+    };
+    assert_eq!(f.status(&user, open, b"private", b""), -libc::EACCES);
+    let unlink = ops::Unlink::default();
+    assert_eq!(
+        f.status(&user, unlink, b"private", b""),
+        -libc::EPERM,
+        "sticky root"
+    );
+}
+
+#[test]
+fn paths_leaving_the_mount_escape() {
+    let mut f = Fixture::new();
+    let c = f.clients.join(1, 0, Creds::root()).unwrap();
+    f.call(&c, mkdir(0o755), b"a", b"").unwrap();
+    let stat = ops::Stat::default();
+    for path in [&b".."[..], b"a/../../etc", b"/etc/passwd", b"/mnt/xy"] {
+        let st = f.status(&c, stat, path, b"");
+        assert_eq!(st, proto::ESCAPED, "{}", String::from_utf8_lossy(path));
+    }
+    f.call(&c, ops::Symlink::default(), b"out", b"/etc")
+        .unwrap();
+    assert_eq!(f.status(&c, stat, b"out/passwd", b""), proto::ESCAPED);
+    let lstat = ops::Stat {
+        flags: libc::AT_SYMLINK_NOFOLLOW as u32,
+        ..stat
+    };
+    assert_eq!(
+        f.status(&c, lstat, b"out", b""),
+        0,
+        "the link itself is on the mount"
+    );
+}
+
+#[test]
+fn setattr_without_following_links() {
+    let mut f = Fixture::new();
+    let c = f.clients.join(1, 0, Creds::root()).unwrap();
+    let mknod = ops::Mknod {
+        mode: libc::S_IFREG | 0o644,
+        ..Default::default()
+    };
+    f.call(&c, mknod, b"f", b"").unwrap();
+    let times = ops::SetAttr {
+        flags: libc::AT_SYMLINK_NOFOLLOW as u32,
+        set: SetAttrReq {
+            valid: set::MTIME | set::ATIME,
+            mtime: 1_600_000_000,
+            atime: 1_600_000_000,
+            ..SetAttrReq::default()
+        },
+        ..Default::default()
+    };
+    f.call(&c, times, b"f", b"").unwrap();
+    let (s, _) = f.call(&c, ops::Stat::default(), b"f", b"").unwrap();
+    assert_eq!((s.attr.mtime, s.attr.atime), (1_600_000_000, 1_600_000_000));
+}
+
+#[test]
+fn a_final_dot_is_not_its_directory() {
+    let mut f = Fixture::new();
+    let c = f.clients.join(1, 0, Creds::root()).unwrap();
+    f.call(&c, mkdir(0o755), b"d", b"").unwrap();
+    let rmdir = ops::Rmdir::default();
+    assert_eq!(f.status(&c, rmdir, b"d/.", b""), -libc::EINVAL);
+    assert_eq!(f.status(&c, rmdir, b".", b""), -libc::EINVAL);
+    assert_eq!(f.status(&c, rmdir, b"d/..", b""), -libc::ENOTEMPTY);
+    assert_eq!(f.status(&c, mkdir(0), b"d/.", b""), -libc::EEXIST);
+    assert_eq!(
+        f.status(&c, ops::Unlink::default(), b"d/.", b""),
+        -libc::EISDIR
+    );
+    assert_eq!(f.status(&c, ops::Stat::default(), b"d/./", b""), 0);
+    assert_eq!(f.status(&c, rmdir, b"./d/", b""), 0);
+}
+
+#[test]
+fn readdir_lists_in_bulk_records() {
+    let mut f = Fixture::new();
+    let c = f.clients.join(1, 0, Creds::root()).unwrap();
+    f.call(&c, mkdir(0o755), b"d", b"").unwrap();
+    let mknod = ops::Mknod {
+        mode: libc::S_IFREG | 0o644,
+        ..Default::default()
+    };
+    for name in ["b", "a", "c"] {
+        f.call(&c, mknod, format!("d/{name}").as_bytes(), b"")
+            .unwrap();
+    }
+    let open = ops::Open {
+        flags: (libc::O_RDONLY | libc::O_DIRECTORY) as u32,
+        ..Default::default()
+    };
+    let (dir, _) = f.call(&c, open, b"d", b"").unwrap();
+    let list = ops::Readdir {
+        fh: dir.fh,
+        ..Default::default()
+    };
+    let (list, _) = f.call(&c, list, b"", b"").unwrap();
+    assert_eq!(list.entries, 5);
+    let mut names = Vec::new();
+    let mut off = 0;
+    while off < list.bytes as usize {
+        let e: DirEntryHeader = decode(&f.bulk[off..]).unwrap();
+        let start = off + size_of::<DirEntryHeader>();
+        let name = &f.bulk[start..start + e.name_len as usize];
+        names.push(String::from_utf8(name.to_vec()).unwrap());
+        off += DirEntryHeader::record_len(e.name_len as usize);
+    }
+    assert_eq!(names, [".", "..", "a", "b", "c"]);
+}
+
+#[test]
+fn malformed_requests_are_rejected() {
+    let mut f = Fixture::new();
+    let c = f.clients.join(1, 0, Creds::root()).unwrap();
+    let mut msg = vec![0u8; MAX_REQUEST];
+    let n = encode_request(1, &ops::Stat::default(), b"some/path", b"", &mut msg).unwrap();
+    assert_eq!(f.run(&c, &msg[..n - 4]), Err(Malformed::Truncated));
+    assert_eq!(f.run(&c, &msg[..10]), Err(Malformed::Truncated));
+    let mut head: proto::ops::RequestHeader = decode(&msg).unwrap();
+    head.path_len = PATH_MAX as u32 + 1;
+    assert_eq!(f.run(&c, bytes_of(&head)), Err(Malformed::BadPath));
+    head.op = 999;
+    head.path_len = 0;
+    let reply = f.run(&c, bytes_of(&head)).unwrap();
+    let e = decode_reply::<ops::Fstat>(&reply, 1).unwrap_err();
+    assert_eq!(e, failed(libc::ENOSYS));
+    let read = ops::Read {
+        fh: 12345,
+        offset: 0,
+        len: u64::MAX,
+    };
+    assert_eq!(f.status(&c, read, b"", b""), -libc::EBADF);
+}
+
+#[test]
+fn rename_reports_an_unsearchable_destination_before_a_missing_source() {
+    let mut f = Fixture::new();
+    let root = f.clients.join(1, 0, Creds::root()).unwrap();
+    let user = f.clients.join(2, 0, user1000()).unwrap();
+    f.call(&root, mkdir(0o700), b"priv", b"").unwrap();
+    f.call(&root, mkdir(0o777), b"pub", b"").unwrap();
+    let rename = ops::Rename::default();
+    assert_eq!(
+        f.status(&user, rename, b"pub/missing", b"priv/x"),
+        -libc::EACCES
+    );
+    assert_eq!(
+        f.status(&user, rename, b"pub/missing", b"pub/y"),
+        -libc::ENOENT
+    );
+}
+
+#[test]
+fn nul_bytes_in_any_path_are_refused() {
+    let mut f = Fixture::new();
+    let c = f.clients.join(1, 0, Creds::root()).unwrap();
+    let symlink = ops::Symlink::default();
+    assert_eq!(f.status(&c, symlink, b"l", b"a\0b"), -libc::EINVAL);
+    let st = f.status(&c, ops::Stat::default(), b"l", b"");
+    assert_eq!(st, -libc::ENOENT, "the link was not created");
+    f.call(&c, mkdir(0o755), b"d", b"").unwrap();
+    let setxattr = ops::Setxattr::default();
+    assert_eq!(f.status(&c, setxattr, b"d", b"user.a\0b"), -libc::EINVAL);
+    assert_eq!(
+        f.status(&c, ops::Rename::default(), b"d", b"x\0y"),
+        -libc::EINVAL
+    );
+}

@@ -1,0 +1,258 @@
+//! Attribute replies in libc's shapes: `stat`, `statx`, `statfs`,
+//! `statvfs`, and the `SetAttr` requests of chmod, chown, truncate, utimens.
+
+use super::*;
+
+/// `stat` of a path (`nofollow`: `lstat`).
+pub(crate) fn stat_path(t: &Target, nofollow: bool) -> R<WireAttr> {
+    let flags = if nofollow {
+        libc::AT_SYMLINK_NOFOLLOW as u32
+    } else {
+        0
+    };
+    let stat = ops::Stat {
+        base: t.base,
+        flags,
+        _pad: 0,
+    };
+    Ok(request(t.mount, &stat, t.rel(), b"")?.attr)
+}
+
+/// `fstat` of a handle.
+pub(crate) fn stat_handle(mount: usize, fh: u64) -> R<WireAttr> {
+    Ok(request(mount, &ops::Fstat { fh }, b"", b"")?.attr)
+}
+
+/// The caller's buffer could not be written.
+fn efault(_: uaccess::Fault) -> Fail {
+    Fail::Errno(libc::EFAULT)
+}
+
+/// Fills the caller's `struct stat` (same layout as `stat64` on 64-bit
+/// glibc); `EFAULT` when it cannot be written.
+pub(crate) fn fill_stat(st: *mut libc::stat, a: &WireAttr, dev: u64) -> R<()> {
+    // SAFETY: all-zero is a valid stat; `st` is the caller's buffer.
+    let mut s: libc::stat = unsafe { core::mem::zeroed() };
+    s.st_dev = dev;
+    s.st_ino = a.ino;
+    s.st_nlink = a.nlink as _;
+    s.st_mode = a.mode;
+    s.st_uid = a.uid;
+    s.st_gid = a.gid;
+    s.st_rdev = a.rdev as u64;
+    s.st_size = a.size as i64;
+    s.st_blksize = a.blksize as _;
+    s.st_blocks = a.blocks as i64;
+    s.st_atime = a.atime;
+    s.st_atime_nsec = a.atime_nsec as _;
+    s.st_mtime = a.mtime;
+    s.st_mtime_nsec = a.mtime_nsec as _;
+    s.st_ctime = a.ctime;
+    s.st_ctime_nsec = a.ctime_nsec as _;
+    uaccess::write_val(st, &s).map_err(efault)
+}
+
+/// Fills a `struct statx` the way the kernel does for a FUSE file: the
+/// basic stats, the mount id, no birth time, no attributes; `EFAULT` when
+/// the caller's buffer cannot be written.
+pub(crate) fn fill_statx(stx: *mut libc::statx, a: &WireAttr, mount: usize) -> R<()> {
+    let t = state::table();
+    let m = &t.mounts()[mount];
+    // SAFETY: all-zero is a valid statx.
+    let mut x: libc::statx = unsafe { core::mem::zeroed() };
+    x.stx_mask = libc::STATX_BASIC_STATS | libc::STATX_MNT_ID;
+    x.stx_blksize = a.blksize;
+    x.stx_attributes = 0;
+    x.stx_nlink = a.nlink;
+    x.stx_uid = a.uid;
+    x.stx_gid = a.gid;
+    x.stx_mode = a.mode as u16;
+    x.stx_ino = a.ino;
+    x.stx_size = a.size;
+    x.stx_blocks = a.blocks;
+    x.stx_atime.tv_sec = a.atime;
+    x.stx_atime.tv_nsec = a.atime_nsec;
+    x.stx_mtime.tv_sec = a.mtime;
+    x.stx_mtime.tv_nsec = a.mtime_nsec;
+    x.stx_ctime.tv_sec = a.ctime;
+    x.stx_ctime.tv_nsec = a.ctime_nsec;
+    x.stx_rdev_major = (a.rdev >> 8) & 0xfff;
+    x.stx_rdev_minor = (a.rdev & 0xff) | ((a.rdev >> 12) & 0xfff00);
+    x.stx_dev_major = m.major;
+    x.stx_dev_minor = m.minor;
+    x.stx_mnt_id = m.id as u64;
+    uaccess::write_val(stx, &x).map_err(efault)
+}
+
+/// glibc's `struct statfs` on 64-bit Linux (the libc crate hides
+/// `f_flags`): ten words, then four spare.
+#[repr(C)]
+pub(crate) struct StatFs {
+    f_type: i64,
+    f_bsize: i64,
+    f_blocks: u64,
+    f_bfree: u64,
+    f_bavail: u64,
+    f_files: u64,
+    f_ffree: u64,
+    f_fsid: [i32; 2],
+    f_namelen: i64,
+    f_frsize: i64,
+    f_flags: i64,
+    f_spare: [i64; 4],
+}
+const _: () = assert!(size_of::<StatFs>() == size_of::<libc::statfs>());
+
+/// `statfs` of a mount, as the kernel reports it for a FUSE mount.
+/// Where a `statfs` applies: a path (relative to base handle `base`, 0 =
+/// the mount root) or, with an empty path, the open handle `base`.
+pub(crate) struct FsOf<'a> {
+    pub(crate) mount: usize,
+    pub(crate) base: u64,
+    pub(crate) rel: &'a [u8],
+}
+
+impl<'a> FsOf<'a> {
+    /// The file system of a resolved path.
+    pub(crate) fn path(t: &'a Target) -> FsOf<'a> {
+        FsOf {
+            mount: t.mount,
+            base: t.base,
+            rel: t.rel(),
+        }
+    }
+
+    /// The file system of an open fast-path file.
+    pub(crate) fn file(f: &FileRef) -> FsOf<'static> {
+        FsOf {
+            mount: f.mount,
+            base: f.fh,
+            rel: b"",
+        }
+    }
+}
+
+/// One round trip: the daemon checks the path (or handle) and answers its
+/// file system's totals.
+fn statfs_of(at: &FsOf<'_>) -> R<StatFs> {
+    let mount = at.mount;
+    let s: WireStatFs = request(mount, &ops::Statfs { base: at.base }, at.rel, b"")?.statfs;
+    Ok(StatFs {
+        f_type: 0x6573_5546, // FUSE_SUPER_MAGIC
+        f_bsize: s.bsize as i64,
+        f_blocks: s.blocks,
+        f_bfree: s.bfree,
+        f_bavail: s.bavail,
+        f_files: s.files,
+        f_ffree: s.ffree,
+        f_fsid: [0; 2],
+        f_namelen: s.namelen as i64,
+        f_frsize: s.frsize as i64,
+        f_flags: state::table().mounts()[mount].st_flags as i64,
+        f_spare: [0; 4],
+    })
+}
+
+/// `statfs` of a mount into the caller's buffer (`EFAULT` when it cannot
+/// be written, as the kernel's).
+pub(crate) fn statfs(at: &FsOf<'_>, out: *mut libc::statfs) -> R<()> {
+    let f = statfs_of(at)?;
+    uaccess::write_val(out.cast::<StatFs>(), &f).map_err(efault)
+}
+
+/// `statvfs` of a mount, converted from `statfs` exactly as glibc's
+/// `__internal_statvfs` does (`statvfs64` has the same layout on the
+/// 64-bit targets). Written with a plain store, as glibc writes it: a bad
+/// buffer crashes the caller with or without the library.
+pub(crate) fn statvfs(at: &FsOf<'_>, out: *mut libc::statvfs) -> R<()> {
+    const ST_VALID: i64 = 0x20;
+    let f = statfs_of(at)?;
+    // SAFETY: all-zero is a valid statvfs (spare fields included).
+    let mut v: libc::statvfs = unsafe { core::mem::zeroed() };
+    v.f_bsize = f.f_bsize as _;
+    v.f_frsize = if f.f_frsize != 0 {
+        f.f_frsize
+    } else {
+        f.f_bsize
+    } as _;
+    v.f_blocks = f.f_blocks as _;
+    v.f_bfree = f.f_bfree as _;
+    v.f_bavail = f.f_bavail as _;
+    v.f_files = f.f_files as _;
+    v.f_ffree = f.f_ffree as _;
+    v.f_favail = f.f_ffree as _;
+    v.f_fsid = f.f_fsid[0] as u32 as _;
+    v.f_namemax = f.f_namelen as _;
+    v.f_flag = (f.f_flags & !ST_VALID) as _;
+    // SAFETY: the caller's valid, writable statvfs buffer.
+    unsafe { out.write_unaligned(v) };
+    Ok(())
+}
+
+/// `SetAttr` on a path or (with `t == None`) on handle `fh`.
+pub(crate) fn setattr(
+    mount: usize,
+    t: Option<&Target>,
+    fh: u64,
+    nofollow: bool,
+    s: &SetAttrReq,
+) -> R<()> {
+    let (flags, base, rel): (u32, u64, &[u8]) = match t {
+        Some(t) => (
+            if nofollow {
+                libc::AT_SYMLINK_NOFOLLOW as u32
+            } else {
+                0
+            },
+            t.base,
+            t.rel(),
+        ),
+        None => (libc::AT_EMPTY_PATH as u32, fh, b""),
+    };
+    let set = ops::SetAttr {
+        base,
+        flags,
+        _pad: 0,
+        set: *s,
+    };
+    request(mount, &set, rel, b"").map(drop)
+}
+
+/// Builds a `SetAttrReq` from a `utimensat` times array.
+pub(crate) fn times_req(times: *const libc::timespec) -> R<SetAttrReq> {
+    let mut s = SetAttrReq::default();
+    if times.is_null() {
+        s.valid = proto::set::ATIME_NOW | proto::set::MTIME_NOW;
+        return Ok(s);
+    }
+    let [a, m] = uaccess::read_val(times.cast::<[libc::timespec; 2]>())
+        .map_err(|_| Fail::Errno(libc::EFAULT))?;
+    for (ts, set, now, sec, nsec) in [
+        (
+            a,
+            proto::set::ATIME,
+            proto::set::ATIME_NOW,
+            &mut s.atime,
+            &mut s.atime_nsec,
+        ),
+        (
+            m,
+            proto::set::MTIME,
+            proto::set::MTIME_NOW,
+            &mut s.mtime,
+            &mut s.mtime_nsec,
+        ),
+    ] {
+        match ts.tv_nsec {
+            libc::UTIME_OMIT => {}
+            libc::UTIME_NOW => s.valid |= now,
+            n if (0..1_000_000_000).contains(&n) => {
+                s.valid |= set;
+                *sec = ts.tv_sec;
+                *nsec = n as u32;
+            }
+            _ => return Err(Fail::Errno(libc::EINVAL)),
+        }
+    }
+    Ok(s)
+}

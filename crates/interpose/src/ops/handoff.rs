@@ -1,0 +1,447 @@
+//! Opening files on a mount, the placeholder fds that hold their numbers,
+//! and handing a file to the kernel (fork, exec, mmap, locks, fds sent
+//! to another process).
+
+use super::*;
+
+/// The `O_PATH` descriptor of `/dev/null` whose duplicates are our fds.
+static NULLFD: AtomicI32 = AtomicI32::new(-1);
+
+/// Whether `fd` is the library's own placeholder source.
+pub(crate) fn is_nullfd(fd: i32) -> bool {
+    fd >= 0 && NULLFD.load(Ordering::Relaxed) == fd
+}
+
+fn nullfd() -> R<i32> {
+    let fd = NULLFD.load(Ordering::Relaxed);
+    if fd >= 0 {
+        return Ok(fd);
+    }
+    let fd = sys::open(b"/dev/null\0", libc::O_PATH | libc::O_CLOEXEC).map_err(Fail::Errno)?;
+    let fd = channel::move_high(fd);
+    match NULLFD.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Relaxed) {
+        Ok(_) => Ok(fd),
+        Err(other) => {
+            sys::close(fd);
+            Ok(other)
+        }
+    }
+}
+
+/// The program closes a range of fds that may include the placeholder
+/// source: forget it (it is reopened on demand).
+pub(crate) fn forget_nullfd_in(lo: u32, hi: u32) {
+    let fd = NULLFD.load(Ordering::Relaxed);
+    if fd >= 0 && (fd as u32) >= lo && (fd as u32) <= hi {
+        NULLFD.store(-1, Ordering::Relaxed);
+    }
+}
+
+/// Moves the placeholder source away from `fd` (the program wants that
+/// number, e.g. `dup2(x, fd)`).
+pub(crate) fn evict_internal(fd: i32) {
+    if is_nullfd(fd) {
+        if let Ok(n) = sys::fcntl(fd, libc::F_DUPFD_CLOEXEC, channel::high_fd_base() as _) {
+            NULLFD.store(n, Ordering::Relaxed);
+        } else {
+            NULLFD.store(-1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A fresh placeholder fd number (lowest free at or above `min`).
+pub(crate) fn placeholder(min: i32, cloexec: bool) -> R<i32> {
+    let cmd = if cloexec {
+        libc::F_DUPFD_CLOEXEC
+    } else {
+        libc::F_DUPFD
+    };
+    for _ in 0..2 {
+        let src = nullfd()?;
+        match sys::fcntl(src, cmd, min as _) {
+            // Make sure the source really was our O_PATH descriptor (the
+            // program may have closed it behind our back and reused the
+            // number): never hand out a duplicate of someone else's file.
+            Ok(fd) if sys::fcntl(fd, libc::F_GETFL, 0).is_ok_and(|fl| fl & libc::O_PATH != 0) => {
+                return Ok(fd)
+            }
+            Ok(fd) => {
+                sys::close(fd);
+                NULLFD.store(-1, Ordering::Relaxed);
+            }
+            Err(libc::EBADF) => NULLFD.store(-1, Ordering::Relaxed),
+            Err(e) => return Err(Fail::Errno(e)),
+        }
+    }
+    Err(Fail::Errno(libc::EMFILE))
+}
+
+/// `openat` on the fast path. Returns the new fd.
+pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
+    let wire_flags = (flags & !libc::O_CLOEXEC) as u32;
+    let mode = if flags & libc::O_CREAT != 0 {
+        mode & 0o7777 & !state::umask()
+    } else {
+        0
+    };
+    let open = ops::Open {
+        base: t.base,
+        flags: wire_flags,
+        mode,
+    };
+    let ops::OpenOut { fh, attr } = request(t.mount, &open, t.rel(), b"")?;
+    let kind = attr.mode & libc::S_IFMT;
+    if kind != libc::S_IFREG && kind != libc::S_IFDIR {
+        // FIFOs, sockets and device nodes are the kernel's business.
+        release(t.mount, fh);
+        return Err(Fail::Real);
+    }
+    let is_dir = kind == libc::S_IFDIR;
+    let init = OfdInit {
+        flags: (flags
+            & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC))
+            as u32
+            | if is_dir { KIND_DIR } else { 0 },
+        handle: fh,
+        mount: t.mount as u32,
+        epoch: state::epoch(),
+    };
+    let Some(r) = FDS.alloc(init) else {
+        release(t.mount, fh);
+        return Err(Fail::Errno(libc::ENFILE));
+    };
+    match placeholder(0, flags & libc::O_CLOEXEC != 0) {
+        Ok(fd) if (fd as usize) < FDS.capacity() => {
+            if let Some(prev) = FDS.install(fd, r) {
+                put(prev);
+            }
+            Ok(fd)
+        }
+        other => {
+            if let Ok(fd) = other {
+                sys::close(fd);
+            }
+            put(r);
+            Err(Fail::Errno(libc::EMFILE))
+        }
+    }
+}
+
+/// The absolute path of directory handle `fh` of `mount` as it stands now
+/// ([`ops::DirPath`]) into `out`; its length.
+fn dir_path_now(mount: usize, fh: u64, out: &mut [u8]) -> R<usize> {
+    call_with(mount, &ops::DirPath { fh }, b"", b"", |_, rel| {
+        path::write_abs(state::mountpoint(mount), rel, out).ok_or(Fail::Errno(libc::ENAMETOOLONG))
+    })
+}
+
+/// What [`kernel_reopen`] opens.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reopen {
+    /// A kernel fd to use in place of the fast-path fd: the same access
+    /// mode, append and non-blocking flags, and offset.
+    Io,
+    /// An `O_PATH` fd (for `fchdir`): no open reaches the daemon.
+    Locate,
+}
+
+/// Opens the file behind an OFD through the kernel (the FUSE mount); a
+/// close-on-exec kernel fd.
+///
+/// By handle: the FUSE door answers a lookup of the reserved name
+/// `MOUNTPOINT/.btfuse-fd-<handle>-<image>` (`proto::handle_name`) with
+/// the handle's inode, for the process holding the handle only (the
+/// daemon then drops that name from the kernel's cache). So a file
+/// that was unlinked, or renamed (its path now naming another file or
+/// nothing), is still the one reopened, and a path that names something
+/// else is never opened on the way. The open is checked as any open is
+/// (the file's mode must still grant the access mode; as when reopening
+/// through `/proc/self/fd/N`, the directories of the original path are
+/// not searched again). A linked directory is reopened by its current path
+/// instead, which the daemon tells ([`ops::DirPath`]; the kernel keeps one
+/// dentry per directory, so the daemon answers the reserved name only for
+/// a removed one): a renamed or moved directory is reopened where it now
+/// is.
+///
+/// Either way the new fd is checked to be the same inode on the same
+/// mount, and `ESTALE` is the answer otherwise — never a silent switch to
+/// another file.
+pub(crate) fn kernel_reopen(o: &crate::fdtable::Ofd, how: Reopen) -> R<c_int> {
+    match reopen_once(o, how) {
+        // A directory moved between the daemon telling its path and the
+        // open: once more, where it now is.
+        Err(Fail::Errno(libc::ESTALE)) if o.is_dir() => reopen_once(o, how),
+        r => r,
+    }
+}
+
+/// One attempt of [`kernel_reopen`].
+fn reopen_once(o: &crate::fdtable::Ofd, how: Reopen) -> R<c_int> {
+    let mount = o.mount.load(Ordering::Relaxed) as usize;
+    let fh = o.handle.load(Ordering::Relaxed);
+    let ours = stat_handle(mount, fh)?;
+    let mut buf = [0u8; PATH_MAX + 1];
+    let path_now = match o.is_dir() && ours.nlink > 0 {
+        true => dir_path_now(mount, fh, &mut buf[..PATH_MAX]),
+        false => Err(Fail::Errno(libc::ENOENT)),
+    };
+    // Removed meanwhile: by handle, as a removed directory is.
+    let by_path = path_now != Err(Fail::Errno(libc::ENOENT));
+    let path_len = if by_path {
+        path_now?
+    } else {
+        let name = proto::handle_name(fh, state::image());
+        path::write_abs(state::mountpoint(mount), &name, &mut buf[..PATH_MAX])
+            .ok_or(Fail::Errno(libc::ENAMETOOLONG))?
+    };
+    buf[path_len] = 0;
+    let fl = o.flags.load(Ordering::Relaxed) as c_int;
+    let mut oflags = match (how, o.is_dir()) {
+        (Reopen::Locate, _) => libc::O_PATH,
+        (Reopen::Io, true) => libc::O_RDONLY,
+        (Reopen::Io, false) => fl & (libc::O_ACCMODE | libc::O_APPEND | libc::O_NONBLOCK),
+    };
+    if o.is_dir() {
+        oflags |= libc::O_DIRECTORY;
+    }
+    if !by_path {
+        // The reserved name is never a symlink or a terminal.
+        oflags |= libc::O_NOFOLLOW | libc::O_NOCTTY;
+    }
+    let opened = sys::sc!(
+        libc::SYS_openat,
+        libc::AT_FDCWD,
+        buf.as_ptr(),
+        oflags | libc::O_CLOEXEC,
+        0
+    );
+    if !by_path {
+        // The kernel fd keeps the file; its dentry of the reserved name
+        // must not (see `proto::ops::DropHandleName`). Done before anything
+        // else sees the fd, so that, e.g., `getcwd` after an `fchdir` here
+        // already knows the directory as removed.
+        let _ = request(mount, &ops::DropHandleName { fh }, b"", b"");
+    }
+    let k =
+        opened.map_err(|e| Fail::Errno(if e == libc::ENOENT { libc::ESTALE } else { e }))? as c_int;
+    // SAFETY: all-zero is a valid stat buffer for fstat to fill.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    let same = sys::sc!(libc::SYS_fstat, k, &mut st as *mut libc::stat).is_ok()
+        && st.st_ino == ours.ino
+        && st.st_dev == state::MOUNTS[mount].dev.load(Ordering::Relaxed);
+    if !same {
+        sys::close(k);
+        return Err(Fail::Errno(libc::ESTALE));
+    }
+    if how == Reopen::Io && !o.is_dir() {
+        let _ = sys::sc!(
+            libc::SYS_lseek,
+            k,
+            o.offset.load(Ordering::Relaxed) as i64,
+            libc::SEEK_SET
+        );
+    }
+    Ok(k)
+}
+
+/// Makes the open file description behind `fd` kernel-backed
+/// ([`KIND_KERNEL`]): every fd number sharing it becomes a duplicate of one
+/// new kernel fd on the same file through the FUSE mount (same access mode,
+/// append flag and offset; each fd keeps its close-on-exec flag), so they
+/// keep sharing one offset, now kept by the kernel, and everything the
+/// library does not catch (stdio, exec'd and forked children, mmap, locks)
+/// works on them. The data calls it catches keep using the fast path.
+pub(crate) fn upgrade(fd: c_int) -> R<()> {
+    let Some(r) = FDS.get(fd) else {
+        return Err(Fail::Errno(libc::EBADF));
+    };
+    let res = upgrade_ofd(r.idx);
+    put(r);
+    res
+}
+
+fn upgrade_ofd(idx: u32) -> R<()> {
+    let o = FDS.ofd(idx);
+    if o.is_kernel_backed() {
+        return Ok(());
+    }
+    let k = kernel_reopen(o, Reopen::Io)?;
+    let mut failed = None;
+    FDS.for_each_in(0, u32::MAX, |n| {
+        if FDS.index_of(n) != Some(idx) {
+            return;
+        }
+        let cloexec = match sys::fcntl(n, libc::F_GETFD, 0) {
+            Ok(v) if v & libc::FD_CLOEXEC != 0 => libc::O_CLOEXEC,
+            _ => 0,
+        };
+        if let Err(e) = sys::dup3(k, n, cloexec) {
+            failed = Some(e);
+        }
+    });
+    sys::close(k);
+    if let Some(e) = failed {
+        return Err(Fail::Errno(e));
+    }
+    o.flags.fetch_or(KIND_KERNEL, Ordering::Relaxed);
+    Ok(())
+}
+
+/// After a child was created (`fork` — as the `pthread_atfork` parent
+/// handler —, `posix_spawn`, `system`, `popen`): the files made
+/// kernel-backed for it are now shared with it (one kernel file
+/// description, one offset). The parent stops serving them through the fast
+/// path — its read-offset-write sequence is not atomic against the child's —
+/// and uses the kernel fds like any other; their daemon handles are
+/// released.
+pub(crate) extern "C" fn leave_shared_files_to_kernel() {
+    let saved = sys::errno();
+    FDS.for_each_in(0, u32::MAX, |n| {
+        if is_kernel_backed(n) {
+            if let Some(r) = FDS.remove(n) {
+                put(r);
+            }
+        }
+    });
+    sys::set_errno(saved);
+}
+
+/// The kernel-backed open file description `idx` was passed to another
+/// process (`crate::fdpass`): as after a fork, it is the kernel's alone
+/// from now on; every fd number of it leaves the table, and its daemon
+/// handle is released.
+pub(crate) fn forget_ofd(idx: u32) {
+    if !FDS.ofd(idx).is_kernel_backed() {
+        return;
+    }
+    FDS.for_each_in(0, u32::MAX, |n| {
+        if FDS.index_of(n) == Some(idx) {
+            if let Some(r) = FDS.remove(n) {
+                put(r);
+            }
+        }
+    });
+}
+
+/// Whether `fd` is one of ours and kernel-backed.
+pub(crate) fn is_kernel_backed(fd: c_int) -> bool {
+    FDS.get(fd).is_some_and(|r| {
+        let k = FDS.ofd(r.idx).is_kernel_backed();
+        put(r);
+        k
+    })
+}
+
+/// Set once the process takes a POSIX record lock on a mount file.
+static RECORD_LOCKS_USED: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+/// Notes that the process uses POSIX record locks (see [`close_drops_locks`]).
+pub(crate) fn record_locks_used() {
+    RECORD_LOCKS_USED.store(true, Ordering::Relaxed);
+}
+
+/// POSIX: closing *any* fd of a file drops the process's record locks on
+/// it. Locks live on kernel-backed fds (taking one makes the file
+/// kernel-backed); closing a fast-path fd of the same file never reaches the
+/// kernel, so unlock through a kernel fd of that file here.
+pub(crate) fn close_drops_locks(r: &OfdRef) {
+    if !RECORD_LOCKS_USED.load(Ordering::Relaxed) {
+        return;
+    }
+    let o = FDS.ofd(r.idx);
+    if o.is_kernel_backed() || o.is_dir() {
+        return;
+    }
+    let mount = o.mount.load(Ordering::Relaxed) as usize;
+    let Ok(attr) = stat_handle(mount, o.handle.load(Ordering::Relaxed)) else {
+        return;
+    };
+    let dev = state::MOUNTS[mount].dev.load(Ordering::Relaxed);
+    let mut done = false;
+    FDS.for_each_in(0, u32::MAX, |n| {
+        if done || !is_kernel_backed(n) {
+            return;
+        }
+        // SAFETY: all-zero is a valid stat buffer for fstat to fill.
+        let mut st: libc::stat = unsafe { core::mem::zeroed() };
+        if sys::sc!(libc::SYS_fstat, n, &mut st as *mut libc::stat).is_ok()
+            && st.st_ino == attr.ino
+            && st.st_dev == dev
+        {
+            // SAFETY: all-zero is a valid flock; whole file from offset 0.
+            let mut unlock: libc::flock = unsafe { core::mem::zeroed() };
+            unlock.l_type = libc::F_UNLCK as i16;
+            unlock.l_whence = libc::SEEK_SET as i16;
+            let _ = sys::sc!(
+                libc::SYS_fcntl,
+                n,
+                libc::F_SETLK,
+                &unlock as *const libc::flock
+            );
+            done = true;
+        }
+    });
+}
+
+/// Makes `fd` kernel-backed if it is a fast-path fd, before a call only the
+/// kernel can serve (mmap, locks, ioctl, exec by fd...); `Err(errno)` if
+/// that fails: the call must not run on the placeholder.
+pub(crate) fn kernel_fd(fd: c_int) -> Result<(), c_int> {
+    if !FDS.is_ours(fd) {
+        return Ok(());
+    }
+    match upgrade(fd) {
+        Ok(()) => Ok(()),
+        Err(Fail::Errno(e)) => Err(e),
+        Err(Fail::Real) => Err(libc::EIO),
+    }
+}
+
+/// `pthread_atfork` prepare handler: makes every fast-path fd
+/// kernel-backed, so parent and child share open files and offsets through
+/// the kernel as POSIX requires (the child cannot use the parent's daemon
+/// handles). A file already kernel-backed costs nothing; an fd that fails
+/// is dead in the child (see [`forget_inherited`]).
+pub(crate) extern "C" fn upgrade_all_before_fork() {
+    let saved = sys::errno();
+    FDS.for_each_in(0, u32::MAX, |n| {
+        let _ = upgrade(n);
+    });
+    sys::set_errno(saved);
+}
+
+/// Before an `exec`: makes every fast-path fd that the new program will
+/// inherit (no `FD_CLOEXEC`) kernel-backed, so it finds a working kernel
+/// fd at that number (same file, flags and shared offset). An fd that
+/// cannot be made kernel-backed stays an `O_PATH` placeholder, on which
+/// the new program's calls fail loudly with `EBADF`.
+pub(crate) fn upgrade_inheritable() {
+    let saved = sys::errno();
+    FDS.for_each_in(0, u32::MAX, |n| {
+        if matches!(sys::fcntl(n, libc::F_GETFD, 0), Ok(v) if v & libc::FD_CLOEXEC == 0) {
+            let _ = upgrade(n);
+        }
+    });
+    sys::set_errno(saved);
+}
+
+/// After a credential change (the epoch was bumped first): every fd stops
+/// being a fast-path fd. The kernel-backed ones are plain kernel fds from
+/// now on, opened by the old identity, exactly as POSIX keeps an open fd's
+/// access across `setuid`; the old identity's handles are not released
+/// here (its channels are closing, and the daemon releases a client's
+/// handles with its last channel).
+pub(crate) fn forget_all() {
+    let saved = sys::errno();
+    FDS.for_each_in(0, u32::MAX, |n| {
+        if let Some(r) = FDS.remove(n) {
+            put(r);
+        }
+    });
+    sys::set_errno(saved);
+}
+
+pub(crate) fn release(mount: usize, fh: u64) {
+    let _ = request(mount, &ops::Release { fh }, b"", b"");
+}

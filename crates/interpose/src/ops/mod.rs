@@ -1,0 +1,262 @@
+//! Fast-path operations: path targets, requests to the daemon, and the
+//! conversions of its replies into libc structures.
+//!
+//! Every operation returns `Result<T, Fail>`: `Fail::Errno` is the
+//! caller's errno; `Fail::Real` means "not ours after all" (the daemon
+//! answered `ESCAPED`, or it cannot be reached before the request left):
+//! the hook then calls the real libc.
+//!
+//! Submodules: `attrs` (stat, statx, statfs and setattr conversions),
+//! `handoff` (opening, placeholders, handing files to the kernel), `file`
+//! (data calls on an open file; its offset lives in the fd table's open
+//! file description), `xattr`.
+
+mod attrs;
+mod file;
+mod handoff;
+mod xattr;
+
+pub(crate) use attrs::*;
+pub(crate) use file::*;
+pub(crate) use handoff::*;
+pub(crate) use xattr::*;
+
+use core::ffi::{c_char, c_int};
+use core::mem::{size_of, MaybeUninit};
+use core::sync::atomic::{AtomicI32, Ordering};
+
+use proto::ops::{self, Failure, Operation};
+use proto::{SetAttrReq, WireAttr, WireStatFs, PATH_MAX};
+
+use crate::channel::{self, CallError, ChanError, REPLY_BUF};
+use crate::fdtable::{OfdInit, OfdRef, KIND_DIR, KIND_KERNEL};
+use crate::path::{self, Comps};
+use crate::state::{self, FDS};
+use crate::sys;
+use crate::uaccess::{self, StrError};
+
+/// Why a fast-path operation did not produce a result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fail {
+    /// Return -1 with this errno.
+    Errno(i32),
+    /// Call the real libc function (with [`Target::real_path`] when the
+    /// path was relative to one of our directory fds).
+    Real,
+}
+
+impl From<ChanError> for Fail {
+    fn from(e: ChanError) -> Fail {
+        match e {
+            ChanError::Unavailable => Fail::Real,
+            ChanError::Lost => Fail::Errno(libc::EIO),
+        }
+    }
+}
+
+impl From<CallError> for Fail {
+    fn from(e: CallError) -> Fail {
+        match e {
+            CallError::Chan(e) => e.into(),
+            CallError::Failed(Failure::Escaped) => Fail::Real,
+            CallError::Failed(Failure::Errno(e)) => Fail::Errno(e),
+        }
+    }
+}
+
+pub(crate) type R<T> = Result<T, Fail>;
+
+/// A path on a mount, ready to send: `rel` relative to `base`.
+pub(crate) struct Target {
+    pub(crate) mount: usize,
+    pub(crate) base: u64,
+    pub(crate) buf: [u8; PATH_MAX],
+    pub(crate) len: usize,
+    /// The directory fd the path is relative to (kept referenced).
+    pub(crate) dir: Option<OfdRef>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(r) = self.dir.take() {
+            put(r);
+        }
+    }
+}
+
+impl Target {
+    pub(crate) fn rel(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// Runs `f` with a kernel fd of the directory the path is relative to
+    /// (the same directory wherever it now is, even removed: see
+    /// [`kernel_reopen`]), for handing a dirfd-relative call to the
+    /// kernel; the errno if there is none.
+    pub(crate) fn with_kernel_dir<T>(&self, f: impl FnOnce(c_int) -> T) -> Result<T, i32> {
+        let Some(d) = &self.dir else {
+            return Ok(f(libc::AT_FDCWD));
+        };
+        let k = match kernel_reopen(FDS.ofd(d.idx), Reopen::Locate) {
+            // Out of the way: a call that opens something gets the lowest
+            // free number, as without it.
+            Ok(k) => channel::move_high(k),
+            Err(Fail::Errno(e)) => return Err(e),
+            Err(Fail::Real) => return Err(libc::EIO),
+        };
+        let r = f(k);
+        let saved = sys::errno();
+        sys::close(k);
+        sys::set_errno(saved);
+        Ok(r)
+    }
+}
+
+/// Outcome of classifying a `(dirfd, path)` pair.
+// `Ours` carries a PATH_MAX buffer: it lives on the stack for one call, and
+// the library has no allocator to box it.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum At {
+    /// Not on a btfuse mount (or the fast path is off): call the real libc
+    /// with the original arguments.
+    Real,
+    /// On a mount.
+    Ours(Target),
+    /// Fail with this errno.
+    Err(i32),
+}
+
+/// Classifies `path` relative to `dirfd` (`AT_FDCWD` for the cwd).
+///
+/// The caller's string is read only through `uaccess`: a bad pointer is
+/// `At::Real`, and the kernel answers `EFAULT` (it reads the name before
+/// it looks at the directory fd, so even one of our placeholder fds gives
+/// the same answer).
+pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
+    if p.is_null() {
+        return At::Real;
+    }
+    let dir_ours = dirfd != libc::AT_FDCWD && FDS.is_ours(dirfd);
+    let Ok(first) = uaccess::read_val(p) else {
+        return At::Real;
+    };
+    if first != b'/' as c_char
+        && !dir_ours
+        && (dirfd != libc::AT_FDCWD || !state::ready() || !state::cwd_near())
+    {
+        return At::Real;
+    }
+    // Not zeroed: only the copied bytes are read.
+    let mut copy = [MaybeUninit::<u8>::uninit(); PATH_MAX];
+    let path = match uaccess::strncpy_from_user(&mut copy, p) {
+        Ok(path) => path,
+        Err(StrError::Fault) => return At::Real,
+        // The kernel answers ENAMETOOLONG for these itself; a placeholder
+        // dirfd would turn it into ENOTDIR, so answer for it.
+        Err(StrError::TooLong) => {
+            return if dir_ours && first != b'/' as c_char {
+                At::Err(libc::ENAMETOOLONG)
+            } else {
+                At::Real
+            };
+        }
+    };
+    if path.is_empty() {
+        return if dir_ours {
+            At::Err(libc::ENOENT)
+        } else {
+            At::Real
+        };
+    }
+    if !state::ready() {
+        return At::Real;
+    }
+    let tail = path::tail(path);
+    let mut t = Target {
+        mount: 0,
+        base: 0,
+        buf: [0; PATH_MAX],
+        len: 0,
+        dir: None,
+    };
+    if path[0] == b'/' {
+        let Some((m, rest)) = path::classify(state::table(), Comps::new(path, b"")) else {
+            return At::Real;
+        };
+        let Some(len) = path::write_rel(b"", rest, tail, &mut t.buf) else {
+            return At::Real;
+        };
+        t.mount = m;
+        t.len = len;
+    } else if dirfd == libc::AT_FDCWD {
+        let mut cwd = [0u8; PATH_MAX];
+        let Some(cn) = state::kernel_cwd(&mut cwd) else {
+            return At::Real;
+        };
+        let Some((m, rest)) = path::classify(state::table(), Comps::new(&cwd[..cn], path)) else {
+            return At::Real;
+        };
+        let Some(len) = path::write_rel(b"", rest, tail, &mut t.buf) else {
+            return At::Real;
+        };
+        t.mount = m;
+        t.len = len;
+    } else {
+        let Some(r) = FDS.get(dirfd) else {
+            return At::Real;
+        };
+        let o = FDS.ofd(r.idx);
+        if o.epoch.load(Ordering::Relaxed) != state::epoch() {
+            put(r);
+            return match forget_inherited(dirfd) {
+                Ok(()) => At::Real,
+                Err(Fail::Errno(e)) => At::Err(e),
+                Err(Fail::Real) => At::Real,
+            };
+        }
+        if !o.is_dir() {
+            put(r);
+            return At::Err(libc::ENOTDIR);
+        }
+        t.mount = o.mount.load(Ordering::Relaxed) as usize;
+        t.base = o.handle.load(Ordering::Relaxed);
+        t.dir = Some(r);
+        let Some(len) = path::write_rel(b"", Comps::new(path, b""), tail, &mut t.buf) else {
+            return At::Err(libc::ENAMETOOLONG);
+        };
+        t.len = len;
+    }
+    At::Ours(t)
+}
+
+/// Drops a reference to an OFD, releasing its handle when it was the last.
+pub(crate) fn put(r: OfdRef) {
+    if let Some(idx) = FDS.put(r) {
+        let o = FDS.ofd(idx);
+        if o.epoch.load(Ordering::Relaxed) == state::epoch() {
+            let fh = o.handle.load(Ordering::Relaxed);
+            release(o.mount.load(Ordering::Relaxed) as usize, fh);
+        }
+        FDS.free(idx);
+    }
+}
+
+/// One round trip of operation `O` whose reply struct and inline payload
+/// are handed to `f`.
+pub(crate) fn call_with<O: Operation, T>(
+    mount: usize,
+    args: &O,
+    p1: &[u8],
+    p2: &[u8],
+    f: impl FnOnce(&O::Reply, &[u8]) -> R<T>,
+) -> R<T> {
+    let mut ch = channel::acquire(mount)?;
+    let mut reply = [0u8; REPLY_BUF];
+    let (out, payload) = ch.call(args, p1, p2, &mut reply)?;
+    f(&out, &reply[payload])
+}
+
+/// One round trip of operation `O`: its reply struct.
+pub(crate) fn request<O: Operation>(mount: usize, args: &O, p1: &[u8], p2: &[u8]) -> R<O::Reply> {
+    call_with(mount, args, p1, p2, |out, _| Ok(*out))
+}
