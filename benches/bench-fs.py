@@ -640,8 +640,31 @@ def git_commit():
         return "unknown"
 
 
-def plot(path, rows, columns):
-    """Bar chart: each workload's cost relative to tmpfs, per column (log scale)."""
+# Okabe-Ito: distinguishable with every common form of colour blindness.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9"]
+
+# Panels of the figure, by the unit a workload is measured in.
+FAMILIES = [
+    ("Per-operation latency (C loops)", lambda r: r["unit"] == "µs"),
+    ("Whole programs", lambda r: r["unit"] == "ms"),
+    ("Throughput", lambda r: r["unit"] in ("MB/s", "kops/s")),
+]
+
+
+def ratio_range(row, col):
+    """(low, high) of a column's cost relative to tmpfs's median, from the
+    column's min and max (for error bars)."""
+    t = row["median"].get(TMPFS)
+    lo, hi = row["min"].get(col), row["max"].get(col)
+    ends = [cost(v, t, row["higher_is_better"]) for v in (lo, hi)]
+    ends = [e for e in ends if e]
+    return (min(ends), max(ends)) if ends else (None, None)
+
+
+def plot(path, rows, columns, subtitle):
+    """Each workload's cost relative to tmpfs per column, one panel per
+    family (latency, whole programs, throughput): bars grow from 1.0 (as
+    fast as tmpfs) on a log axis, with min–max error bars."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -656,24 +679,50 @@ def plot(path, rows, columns):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
     except Exception as e:
         return "plot skipped: matplotlib unusable (%s)" % e
     cols = [c for c in columns if c != TMPFS]
-    labels = [r["workload"] for r in rows]
-    fig, ax = plt.subplots(figsize=(11, 0.42 * len(rows) * max(1, len(cols)) / 2.5 + 2))
-    h = 0.8 / max(1, len(cols))
-    for j, c in enumerate(cols):
-        ys = [i + (j - (len(cols) - 1) / 2) * h for i in range(len(rows))]
-        xs = [r["vs_tmpfs"].get(c) or 0 for r in rows]
-        ax.barh(ys, xs, height=h, label=c)
-    ax.axvline(1.0, color="black", linewidth=0.8)
-    ax.set_xscale("log")
-    ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels(labels, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("cost relative to tmpfs (time ratio; 1 = as fast as tmpfs; lower is better)")
-    ax.legend(fontsize=8)
-    ax.grid(axis="x", which="both", alpha=0.3)
+    panels = [(title, [r for r in rows if pick(r)]) for title, pick in FAMILIES]
+    panels = [(t, rs) for t, rs in panels if rs]
+    heights = [max(2.0, 0.5 * len(rs) * max(1, len(cols)) / 2.2 + 0.9) for _, rs in panels]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, sum(heights) + 1.2),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    values = [v for r in rows for c in cols for v in ratio_range(r, c) + (r["vs_tmpfs"].get(c),) if v]
+    left = min([0.5] + values) / 1.3
+    right = max([2.0] + values) * 1.3
+    label = lambda x, _: ("%g" % x) if x >= 0.1 else ("%.2g" % x)
+    for ax, (title, rs) in zip(axes[:, 0], panels):
+        h = 0.8 / max(1, len(cols))
+        for j, c in enumerate(cols):
+            ys, xs, errs = [], [], [[], []]
+            for i, r in enumerate(rs):
+                x = r["vs_tmpfs"].get(c)
+                if not x:
+                    continue
+                lo, hi = ratio_range(r, c)
+                ys.append(i + (j - (len(cols) - 1) / 2) * h)
+                xs.append(x)
+                errs[0].append(max(0.0, x - (lo or x)))
+                errs[1].append(max(0.0, (hi or x) - x))
+            colour = PALETTE[j % len(PALETTE)]
+            ax.barh(ys, [x - 1 for x in xs], left=1, height=h, color=colour, label=c)
+            ax.errorbar(xs, ys, xerr=errs, fmt="none", ecolor="#333333", elinewidth=0.8, capsize=2)
+        ax.axvline(1.0, color="black", linewidth=1.2)
+        ax.set_xscale("log")
+        ax.set_xlim(left, right)
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(label))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_yticks(range(len(rs)))
+        ax.set_yticklabels([r["workload"] for r in rs], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(title, fontsize=10, loc="left")
+        ax.grid(axis="x", which="major", alpha=0.3)
+    axes[-1, 0].set_xlabel("cost relative to tmpfs (time ratio, log scale; 1 = tmpfs, left of 1 = faster "
+                           "than tmpfs); bars: medians, whiskers: min–max")
+    axes[0, 0].legend(fontsize=8, loc="lower right")
+    fig.suptitle("btfuse against tmpfs, per column\n" + subtitle, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -872,7 +921,10 @@ def main():
     log("wrote %s" % out_json)
     if not args.no_plot and rows:
         png = os.path.join(args.out, "ratios.png")
-        why = plot(png, rows, columns)
+        subtitle = "%s · commit %s · %d CPUs (%s) · kernel %s · medians of %d runs" % (
+            started.strftime("%Y-%m-%d %H:%M UTC"), git_commit(), facts["nproc"], facts["cpu"],
+            facts["kernel"], args.runs)
+        why = plot(png, rows, columns, subtitle)
         log(why or "wrote %s" % png)
     m.cleanup()
     return 1 if failed else 0
