@@ -47,8 +47,6 @@ const SYMLINK_MAX: usize = BLOCK_SIZE - 1;
 const SHORT_SYMLINK_LEN: usize = 128;
 /// Entries gathered per readdir batch (the closure runs with no lock held).
 const READDIR_BATCH: usize = 128;
-/// First cookie handed to a named entry ("." ends at 1, ".." at 2).
-const FIRST_COOKIE: u64 = 3;
 const DAY_SECS: i64 = 24 * 60 * 60;
 
 /// Metadata bytes charged against the size limit per inode: its table
@@ -196,26 +194,49 @@ pub(crate) struct Inner {
     released: HashSet<Ino>,
 }
 
+#[derive(Default)]
 struct DirCursor {
-    next: u64,
-    /// cookie -> name of every named entry this handle handed out.
-    names: HashMap<u64, Vec<u8>>,
-    /// name -> its cookie: a name handed out again (rewinddir, a reader
-    /// that loops) keeps its cookie, so the two maps grow with the names
-    /// the directory held, not with how often it was read.
-    cookies: HashMap<Vec<u8>, u64>,
+    /// The names this handle handed out; cookie `FIRST_NAME_COOKIE + i`
+    /// stands for `names[i]`.
+    names: Vec<Vec<u8>>,
+    /// name -> its cookie, made only once the directory is read again
+    /// from the start through this handle (rewinddir, a reader that
+    /// loops): a name handed out again keeps its cookie, so the handle
+    /// grows with the names the directory held, not with how often it was
+    /// read. A first pass, the common case, never hashes.
+    reread: Option<HashMap<Vec<u8>, u64>>,
 }
 
+/// Cookies 1 and 2 are `.` and `..`; named entries come after.
+const FIRST_NAME_COOKIE: u64 = 3;
+
 impl DirCursor {
+    /// The name cookie `c` was handed out for.
+    fn name_of(&self, c: u64) -> Option<&[u8]> {
+        let i = usize::try_from(c.checked_sub(FIRST_NAME_COOKIE)?).ok()?;
+        self.names.get(i).map(Vec::as_slice)
+    }
+
+    /// A listing starts again from the top: from now on names already
+    /// handed out keep their cookies.
+    fn rewind(&mut self) {
+        if self.reread.is_none() && !self.names.is_empty() {
+            let map = self.names.iter().enumerate();
+            let map = map.map(|(i, n)| (n.clone(), FIRST_NAME_COOKIE + i as u64));
+            self.reread = Some(map.collect());
+        }
+    }
+
     /// The cookie of `name`, given it on first use.
     fn cookie_of(&mut self, name: &[u8]) -> u64 {
-        if let Some(&c) = self.cookies.get(name) {
+        if let Some(&c) = self.reread.as_ref().and_then(|m| m.get(name)) {
             return c;
         }
-        let c = self.next;
-        self.next += 1;
-        self.names.insert(c, name.to_vec());
-        self.cookies.insert(name.to_vec(), c);
+        let c = FIRST_NAME_COOKIE + self.names.len() as u64;
+        self.names.push(name.to_vec());
+        if let Some(m) = self.reread.as_mut() {
+            m.insert(name.to_vec(), c);
+        }
         c
     }
 }

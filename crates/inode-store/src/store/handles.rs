@@ -40,11 +40,7 @@ impl Inner {
                     return Err(Errno::EISDIR);
                 }
                 may_open(node.owner())?;
-                HandleKind::Dir(Arc::new(Mutex::new(DirCursor {
-                    next: FIRST_COOKIE,
-                    names: HashMap::new(),
-                    cookies: HashMap::new(),
-                })))
+                HandleKind::Dir(Arc::new(Mutex::new(DirCursor::default())))
             }
             FileKind::Regular => {
                 if !trunc {

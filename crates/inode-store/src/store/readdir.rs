@@ -45,11 +45,14 @@ impl Store {
             }
         };
         let mut pos = match offset {
-            0 => Pos::Start,
+            0 => {
+                cursor.lock().rewind();
+                Pos::Start
+            }
             1 => Pos::AfterDot,
             2 => Pos::AfterDotDot,
-            n => match cursor.lock().names.get(&n) {
-                Some(name) => Pos::After(name.clone()),
+            n => match cursor.lock().name_of(n) {
+                Some(name) => Pos::After(name.to_vec()),
                 None => return Ok(()),
             },
         };
