@@ -6,13 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Back-edges that still close a cycle, to be removed (the test fails when
-/// one of them is gone, so that this list only shrinks):
-/// * `state` → `lifecycle`: the fork handlers are registered by the lazy
-///   initialisation, which `ops` starts; registering them from the layer
-///   above `ops` needs `ops` to call into it.
-const KNOWN_BACK_EDGES: &[(&str, &str)] = &[("state", "lifecycle")];
-
 /// Module name → the modules it names.
 fn graph() -> BTreeMap<String, BTreeSet<String>> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -123,8 +116,8 @@ fn find_cycle_sees_a_loop_and_not_a_chain() {
 }
 
 #[test]
-fn module_imports_have_no_cycle_but_the_known_back_edges() {
-    let mut g = graph();
+fn module_imports_have_no_cycle() {
+    let g = graph();
     assert!(
         g["hooks"].contains("ops") && g["ops"].contains("state"),
         "graph read: {g:?}"
@@ -134,11 +127,5 @@ fn module_imports_have_no_cycle_but_the_known_back_edges() {
         "sys must depend on no module: {:?}",
         g["sys"]
     );
-    for (a, b) in KNOWN_BACK_EDGES {
-        assert!(
-            g.get_mut(*a).is_some_and(|d| d.remove(*b)),
-            "{a} -> {b} is gone: take it off KNOWN_BACK_EDGES"
-        );
-    }
     assert_eq!(find_cycle(&g), None, "import cycle; graph: {g:#?}");
 }

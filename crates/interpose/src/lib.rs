@@ -18,7 +18,7 @@
 //!   at run time: the mount table, channel slots),
 //!   `channel` (all shm-ring use), `ops` (requests and reply
 //!   conversions), `dir` (DIR streams), `hooks` (the exported symbols: one
-//!   table, handlers by family), `lifecycle` (fork handlers, exit),
+//!   table, handlers by family), `lifecycle` (exit; fork handlers are `ops::fork`),
 //!   `process` (credential changes, exec, spawning, vfork), `fdpass`
 //!   (fds sent to other processes), `stdio` (`FILE` streams on mount
 //!   files), `uaccess` (fault-tolerant access to the caller's memory:
@@ -26,8 +26,9 @@
 //!   hooks that make it work).
 //!
 //! Imports go one way (checked by the `import_graph` unit test): `sys` at
-//! the bottom, `state`, `channel` and `ops` above it, the hooks on top
-//! (two back-edges from `state` remain, listed in that test).
+//! the bottom, `state`, `channel` and `ops` above it, the hooks on top,
+//! with no back-edge (lazy initialisation, in `state`, runs a hook its
+//! caller passes, which is how `ops` registers the fork handlers).
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(test, allow(dead_code))]
 

@@ -295,12 +295,18 @@ pub(crate) fn set_umask(m: u32) {
 /// Whether the fast path is on and has mounts: runs discovery on first call.
 /// While another thread (or this one, re-entered) initialises, answers
 /// false: the call then goes to the kernel, which is always correct.
+///
+/// `on_first_ready` runs once, when discovery found mounts, before any
+/// call can be told `true`: the layer above registers there what only
+/// matters once the process can hold fast-path files (the fork handlers),
+/// so that this module names nothing above it. A constant function, it
+/// costs nothing on the common path.
 #[inline]
-pub(crate) fn ready() -> bool {
+pub(crate) fn ready(on_first_ready: fn()) -> bool {
     // Acquire: pairs with the Release store of READY in `init`.
     match INIT.load(Ordering::Acquire) {
         READY => true,
-        UNINIT => init(),
+        UNINIT => init(on_first_ready),
         _ => false,
     }
 }
@@ -320,7 +326,7 @@ pub(crate) fn mark_dead(m: usize) {
 }
 
 #[cold]
-fn init() -> bool {
+fn init(on_first_ready: fn()) -> bool {
     if INIT
         .compare_exchange(UNINIT, RUNNING, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
@@ -329,6 +335,9 @@ fn init() -> bool {
     }
     let saved = sys::errno();
     let ok = init_inner();
+    if ok {
+        on_first_ready();
+    }
     sys::set_errno(saved);
     // Release: publishes the table, mounts and cwd state written above.
     INIT.store(if ok { READY } else { OFF }, Ordering::Release);
@@ -380,7 +389,6 @@ fn init_inner() -> bool {
             .store(mountinfo::makedev(m.major, m.minor), Ordering::Relaxed);
         sys::debug(&[b"btfuse: mount ", t.text(m)]);
     }
-    crate::lifecycle::register_fork_handlers();
     true
 }
 

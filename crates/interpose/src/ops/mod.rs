@@ -7,12 +7,15 @@
 //! the hook then calls the real libc.
 //!
 //! Submodules: `attrs` (stat, statx, statfs and setattr conversions),
-//! `handoff` (opening, placeholders, handing files to the kernel), `file`
+//! `handoff` (opening, placeholders, handing files to the kernel), `fork`
+//! (the `pthread_atfork` handlers, registered by the first call that finds
+//! the fast path ready), `file`
 //! (data calls on an open file; its offset lives in the fd table's open
 //! file description), `xattr`.
 
 mod attrs;
 mod file;
+mod fork;
 mod handoff;
 mod xattr;
 
@@ -142,7 +145,7 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
     };
     if first != b'/' as c_char
         && !dir_ours
-        && (dirfd != libc::AT_FDCWD || !state::ready() || !state::cwd_near())
+        && (dirfd != libc::AT_FDCWD || !state::ready(fork::register_handlers) || !state::cwd_near())
     {
         return At::Real;
     }
@@ -168,7 +171,7 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
             At::Real
         };
     }
-    if !state::ready() {
+    if !state::ready(fork::register_handlers) {
         return At::Real;
     }
     let tail = path::tail(path);

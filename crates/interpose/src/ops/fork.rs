@@ -1,0 +1,38 @@
+//! What a `fork` does to the fast-path files and the channels: the
+//! `pthread_atfork` handlers, which run for every fork of the process,
+//! including glibc's internal ones (`system`, `popen`).
+//!
+//! They are registered by the first call that finds the fast path ready
+//! (`state::ready` takes [`register_handlers`] as its first-ready hook):
+//! before that the process has no fast-path file a fork could share, and
+//! loading the library does no work.
+
+use super::*;
+
+/// Registers the fork handlers; run once, by `state`'s initialisation, when
+/// the process has a mount table.
+pub(super) fn register_handlers() {
+    // SAFETY: registering plain functions; pthread_atfork is not hooked.
+    unsafe {
+        libc::pthread_atfork(
+            Some(upgrade_all_before_fork),
+            Some(leave_shared_files_to_kernel),
+            Some(after_fork_child),
+        )
+    };
+}
+
+/// `pthread_atfork` child handler: the child is a new client of every
+/// daemon (new epoch and image number). It forgets, without touching shared
+/// memory, the parent's channels; the parent's handles are not the child's:
+/// the prepare handler made the files kernel-backed, and any fd it could
+/// not is turned into a kernel fd on first use (`ops::file`).
+extern "C" fn after_fork_child() {
+    // A process that never connected has no channel nor handle to give up;
+    // leaving its state unwritten spares a preloaded shell's children the
+    // copy of those pages before their `exec`.
+    if channel::ever_connected() {
+        state::new_epoch();
+        channel::forget_all_after_fork();
+    }
+}
