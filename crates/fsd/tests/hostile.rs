@@ -455,6 +455,7 @@ fn hostile_requests_get_errors_and_never_another_clients_data() {
             }),
             req(ops::DropHandleName { fh }),
             req(ops::DirPath { fh }),
+            req(ops::SetNoatime { fh }),
             req(ops::Release { fh }),
         ] {
             let st = s.status(&r);

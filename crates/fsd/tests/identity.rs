@@ -137,8 +137,9 @@ fn three_ways(test: &str, argv: &[&str]) -> Option<Vec<String>> {
 /// (another user's 0600 file, a 0700 directory, chown to root, chmod,
 /// utimes), a user holding CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH gets what
 /// tmpfs gives it, through both doors; O_NOATIME on another's file is
-/// EPERM, a malformed ACL value EINVAL, and RENAME_WHITEOUT leaves a
-/// whiteout everywhere.
+/// EPERM (at open and when `fcntl(F_SETFL)` adds it, where O_APPEND and
+/// O_NONBLOCK toggle as on tmpfs), a malformed ACL value EINVAL, and
+/// RENAME_WHITEOUT leaves a whiteout everywhere.
 #[test]
 fn capabilities_decide_like_tmpfs_through_both_doors() {
     let t = "capabilities_decide_like_tmpfs_through_both_doors";
@@ -163,6 +164,18 @@ fn capabilities_decide_like_tmpfs_through_both_doors() {
     assert!(dac.contains("create d/new: ok (1001, 1001)"), "{dac}");
     assert!(dac.contains("chown o to root: errno 1"), "{dac}");
     assert!(user.contains("noatime pub: errno 1"), "{user}");
+    assert!(
+        user.contains("setfl noatime pub: ok ['errno 1', "),
+        "{user}"
+    );
+    assert!(
+        reduced.contains("setfl noatime pub: ok ['errno 1', "),
+        "{reduced}"
+    );
+    assert!(
+        root.contains("setfl noatime pub: ok ['0o1000000', "),
+        "{root}"
+    );
     assert!(user.contains("acl bad size: errno 22"), "{user}");
     assert!(user.contains("acl bad version: errno 95"), "{user}");
     assert!(

@@ -763,6 +763,15 @@ operations! {
         /// The directory handle.
         pub fh: u64,
     } -> Done;
+
+    /// `fcntl(F_SETFL)` adding `O_NOATIME` to handle `fh` (of either kind):
+    /// `EPERM` unless the client owns the file or holds `CAP_FOWNER`
+    /// (`inode_owner_or_capable`), as the kernel checks; the flag itself
+    /// is kept by the client.
+    SetNoatime = 29, fn set_noatime, paths 0, {
+        /// The handle.
+        pub fh: u64,
+    } -> Done;
 }
 
 #[cfg(test)]

@@ -736,6 +736,18 @@ impl Handler for Handlers<'_> {
         out.put(&path)?;
         Ok(Done {})
     }
+
+    fn set_noatime(
+        &mut self,
+        req: &ops::SetNoatime,
+        _: Paths<'_>,
+        _: &mut Payload<'_>,
+    ) -> OpResult<Done> {
+        self.client.kind(req.fh)?;
+        let c = &self.client.creds;
+        self.store.may_set_noatime(c, Fh(req.fh))?;
+        Ok(Done {})
+    }
 }
 
 /// The store's attributes in wire form.

@@ -90,6 +90,38 @@ attempt("whiteout left", lambda: kind("w/src"))
 attempt("mknod whiteout", lambda: os.mknod(p("w/wh"), stat.S_IFCHR, 0))
 attempt("mknod device", lambda: os.mknod(p("w/dev"), stat.S_IFCHR, os.makedev(1, 3)))
 attempt("unlink d/f", lambda: os.unlink(p("d/f")))
+SETFL_SEEN = os.O_APPEND | os.O_NONBLOCK | os.O_NOATIME | os.O_ASYNC | os.O_DIRECT
+
+
+def setfl(n, mode, steps):
+    """F_SETFL each of `steps` in turn on a fresh fd of n; after each, the
+    flags F_GETFL shows (of SETFL_SEEN), then one byte written."""
+    import fcntl
+
+    fd = os.open(p(n), mode)
+    try:
+        seen = []
+        for fl in steps:
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETFL, fl)
+                seen.append(oct(fcntl.fcntl(fd, fcntl.F_GETFL) & SETFL_SEEN))
+            except OSError as e:
+                seen.append("errno %d" % e.errno)
+            if mode != os.O_RDONLY:
+                os.write(fd, b"%d" % len(seen))
+        return seen
+    finally:
+        os.close(fd)
+
+
+attempt("setfl noatime pub", lambda: setfl("pub", os.O_RDONLY, [os.O_NOATIME, 0]))
+attempt("setfl noatime pub again", lambda: setfl("pub", os.O_RDONLY, [os.O_NOATIME, os.O_NOATIME | os.O_NONBLOCK]))
+attempt(
+    "setfl toggles pub",
+    lambda: setfl("pub", os.O_RDWR, [os.O_APPEND, os.O_NONBLOCK, os.O_APPEND | os.O_NONBLOCK, 0, os.O_APPEND]),
+)
+attempt("setfl noatime+append pub", lambda: setfl("pub", os.O_WRONLY, [os.O_APPEND | os.O_NOATIME, os.O_APPEND]))
+attempt("read pub", lambda: read("pub"))
 for n in ("o", "pub", "d"):
     st = os.stat(p(n))
     print("final %s: %o %d:%d" % (n, st.st_mode, st.st_uid, st.st_gid))

@@ -218,4 +218,21 @@ impl Store {
     pub fn handle_ino(&self, fh: Fh) -> Result<Ino> {
         Ok(self.handle(fh)?.0.ino)
     }
+
+    /// `fcntl(F_SETFL)` adding `O_NOATIME` to open handle `fh` (of either
+    /// kind): `EPERM` unless `c` owns the file or holds `CAP_FOWNER`
+    /// (`inode_owner_or_capable`, as the kernel's `setfl` checks).
+    pub fn may_set_noatime(&self, c: &Creds, fh: Fh) -> Result<()> {
+        let node = self
+            .handles
+            .read()
+            .get(&fh)
+            .ok_or(Errno::EBADF)?
+            .node
+            .clone();
+        match node.owner().owner_or_capable(c) {
+            true => Ok(()),
+            false => Err(Errno::EPERM),
+        }
+    }
 }

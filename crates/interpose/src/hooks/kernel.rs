@@ -148,6 +148,15 @@ pub(super) unsafe fn fcntl_impl(
         libc::F_SETFL => {
             let want = arg as c_int;
             let mut cur = o.flags.load(Ordering::Relaxed);
+            // As the kernel's `setfl`: adding O_NOATIME is checked (before
+            // the other flags), keeping it is not.
+            if want & libc::O_NOATIME != 0 && cur & libc::O_NOATIME as u32 == 0 {
+                match f.may_set_noatime() {
+                    Ok(()) => {}
+                    Err(Fail::Errno(e)) => return err(e),
+                    Err(Fail::Real) => return err(libc::EIO),
+                }
+            }
             loop {
                 let new = match callargs::setfl(cur, want) {
                     Ok(new) => new,

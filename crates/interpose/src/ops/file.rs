@@ -75,6 +75,13 @@ impl FileRef {
         FDS.ofd(self.r.idx)
     }
 
+    /// `fcntl(F_SETFL)` adding `O_NOATIME`: the daemon decides, as the
+    /// kernel does, whether the caller may (`EPERM` unless it owns the file
+    /// or holds `CAP_FOWNER`).
+    pub(crate) fn may_set_noatime(&self) -> R<()> {
+        request(self.mount, &ops::SetNoatime { fh: self.fh }, b"", b"").map(drop)
+    }
+
     /// Whether the fd is a real kernel fd whose offset is authoritative.
     pub(crate) fn kernel_backed(&self) -> bool {
         self.flags & KIND_KERNEL != 0
