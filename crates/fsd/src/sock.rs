@@ -7,7 +7,7 @@
 use std::ffi::CString;
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
@@ -301,6 +301,40 @@ pub fn send(fd: &OwnedFd, data: &[u8]) -> io::Result<()> {
             libc::MSG_NOSIGNAL,
         )
     })?;
+    if sent != data.len() {
+        return Err(io::Error::from(io::ErrorKind::WriteZero));
+    }
+    Ok(())
+}
+
+/// Sends one message of `data` carrying descriptor `passed`
+/// (`SCM_RIGHTS`).
+pub fn send_with_fd(fd: &OwnedFd, data: &[u8], passed: BorrowedFd<'_>) -> io::Result<()> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr().cast_mut().cast(),
+        iov_len: data.len(),
+    };
+    // Room for one descriptor, aligned as cmsghdr requires.
+    let mut control = [0u64; 4];
+    // SAFETY: msghdr is plain data; every pointer field is set below.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
+    // SAFETY: the control buffer holds CMSG_SPACE(one fd) bytes (checked
+    // below), so the first header and its data lie inside it.
+    unsafe {
+        assert!(msg.msg_controllen <= size_of_val(&control));
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), passed.as_raw_fd());
+    }
+    // SAFETY: `msg` and the buffers it points to live across the call.
+    let sent = check_size(unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) })?;
     if sent != data.len() {
         return Err(io::Error::from(io::ErrorKind::WriteZero));
     }

@@ -213,6 +213,11 @@ pub(crate) fn sendmsg(fd: i32, msg: &libc::msghdr, flags: i32) -> Result<usize, 
     sc!(libc::SYS_sendmsg, fd, msg as *const libc::msghdr, flags).map(|r| r as usize)
 }
 
+/// `recvmsg(2)`.
+pub(crate) fn recvmsg(fd: i32, msg: &mut libc::msghdr, flags: i32) -> Result<usize, Errno> {
+    sc!(libc::SYS_recvmsg, fd, msg as *mut libc::msghdr, flags).map(|r| r as usize)
+}
+
 /// `poll(2)` on one fd with a timeout in milliseconds; returns `revents`.
 pub(crate) fn poll1(fd: i32, events: i16, timeout_ms: i32) -> Result<i16, Errno> {
     let mut p = libc::pollfd {

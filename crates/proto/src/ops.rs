@@ -182,6 +182,11 @@ impl Payload<'_> {
     }
 }
 
+/// The bytes of the socket message that carries the kernel fd of a
+/// [`KernelOpen`] (`SCM_RIGHTS`) from the daemon to the client, on the
+/// channel's socket, before the reply.
+pub const KERNEL_OPEN_MESSAGE: &[u8] = b"fd";
+
 /// A request message that cannot be decoded: the daemon drops the channel.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Malformed {
@@ -771,6 +776,24 @@ operations! {
     SetNoatime = 29, fn set_noatime, paths 0, {
         /// The handle.
         pub fh: u64,
+    } -> Done;
+
+    /// Hands regular-file handle `fh` to the kernel when its holder's own
+    /// reopen through the reserved name was refused by the file's mode (a
+    /// file it created read-only, `open(O_CREAT|O_RDWR, 0444)`): the daemon
+    /// opens the file through the FUSE mount itself, with the access mode
+    /// the handle was opened with (the daemon's own record of it, never
+    /// the client's word), and passes the kernel fd over the channel's
+    /// socket (one `SCM_RIGHTS` message, sent before the reply). The client
+    /// gains no access it did not hold through the handle.
+    KernelOpen = 30, fn kernel_open, paths 0, {
+        /// The handle.
+        pub fh: u64,
+        /// `O_APPEND` and `O_NONBLOCK` as the client's file has them now
+        /// (any other bit is ignored).
+        pub flags: u32,
+        /// Zero.
+        pub _pad: u32,
     } -> Done;
 }
 

@@ -36,6 +36,26 @@ pub struct Client {
     /// Credentials every request of this process runs with.
     pub creds: Creds,
     handles: Mutex<HashMap<u64, HandleKind>>,
+    /// Handles the daemon is opening through the kernel on this client's
+    /// behalf right now (see [`Client::opening_for`]); a handle twice when
+    /// two of its channels ask at once.
+    opening: Mutex<Vec<u64>>,
+}
+
+/// While it lives, the daemon's own lookup of a handle's reserved name is
+/// answered (see [`Client::opening_for`]).
+pub struct Opening<'a> {
+    client: &'a Client,
+    fh: u64,
+}
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        let mut o = self.client.opening.lock();
+        if let Some(i) = o.iter().position(|&f| f == self.fh) {
+            o.swap_remove(i);
+        }
+    }
 }
 
 impl Client {
@@ -45,7 +65,17 @@ impl Client {
             image,
             creds,
             handles: Mutex::new(HashMap::new()),
+            opening: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Lets the daemon itself open owned handle `fh` through the kernel by
+    /// its reserved name for this client, while the returned guard lives
+    /// (`proto::ops::KernelOpen`); `EBADF` if the client does not hold it.
+    pub fn opening_for(&self, fh: u64) -> Result<Opening<'_>, Errno> {
+        self.kind(fh)?;
+        self.opening.lock().push(fh);
+        Ok(Opening { client: self, fh })
     }
 
     /// `EMFILE` once the client holds [`MAX_CLIENT_HANDLES`] handles: each
@@ -297,6 +327,18 @@ impl Clients {
         let m = self.members.lock();
         let (client, _) = m.by_key.get(&key_of(pid, image, creds))?;
         client.kind(fh).ok()
+    }
+
+    /// What handle `fh` was opened as, if the daemon is opening it through
+    /// the kernel on behalf of the client of process image `image` that
+    /// holds it ([`Client::opening_for`]); `None` otherwise.
+    pub fn opening_kind(&self, image: u64, fh: u64) -> Option<HandleKind> {
+        let m = self.members.lock();
+        m.by_key
+            .values()
+            .map(|(c, _)| c)
+            .find(|c| c.image == image && c.opening.lock().contains(&fh))
+            .and_then(|c| c.kind(fh).ok())
     }
 
     /// Connected clients and the handles they hold, for `btfuse stats`.

@@ -10,6 +10,7 @@
 //! attributes went stale ([`KernelCache`]).
 
 use std::mem::size_of;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use inode_store::{
     Attr, Errno, Fh, FileKind, Ino, SetAttr, Store, TimeSet, Timespec, NAME_MAX, ROOT_INO,
@@ -61,6 +62,9 @@ pub struct Handlers<'a> {
     /// Whether the client is still there: a long request stops working
     /// for a client that is gone.
     pub client_alive: &'a dyn Fn() -> bool,
+    /// Passes a kernel fd to the client (the ring door: `SCM_RIGHTS` on
+    /// the channel's socket), before the reply.
+    pub send_fd: &'a dyn Fn(BorrowedFd<'_>) -> std::io::Result<()>,
 }
 
 /// Bytes a copy moves between two checks that its client is still there
@@ -746,6 +750,27 @@ impl Handler for Handlers<'_> {
         self.client.kind(req.fh)?;
         let c = &self.client.creds;
         self.store.may_set_noatime(c, Fh(req.fh))?;
+        Ok(Done {})
+    }
+
+    fn kernel_open(
+        &mut self,
+        req: &ops::KernelOpen,
+        _: Paths<'_>,
+        _: &mut Payload<'_>,
+    ) -> OpResult<Done> {
+        let fh = self.client.check(req.fh, HandleKind::File)?;
+        // The access mode is the handle's, as the store recorded it at
+        // open: the client gets a kernel fd for what it already holds.
+        let mode = self.store.handle_access_mode(fh)?;
+        let flags = mode | req.flags as i32 & (libc::O_APPEND | libc::O_NONBLOCK);
+        let name = proto::handle_name(req.fh, self.client.image);
+        let opened = {
+            let _opening = self.client.opening_for(req.fh)?;
+            self.kernel.open_for_client(&name, flags)
+        };
+        let file = opened.map_err(|e| err(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        (self.send_fd)(file.as_fd()).map_err(|_| err(libc::EIO))?;
         Ok(Done {})
     }
 }

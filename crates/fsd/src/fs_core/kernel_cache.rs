@@ -1,6 +1,11 @@
 //! The core's cache-invalidation trait: what a door that changes the store
 //! must tell whoever caches it elsewhere. The FUSE door implements it (the
-//! kernel's caches); the ring door calls it.
+//! kernel's caches); the ring door calls it. One more duty of the kernel's
+//! side lives here too: opening a file through the kernel for a client
+//! ([`KernelCache::open_for_client`]).
+
+use std::io;
+use std::os::fd::OwnedFd;
 
 use inode_store::Ino;
 
@@ -24,4 +29,10 @@ pub trait KernelCache {
     /// into it (a cwd, open fds) still carry its old name until the kernel
     /// looks up the new one.
     fn dir_moved(&self, ino: Ino);
+    /// Opens the mount's root entry `name` (a handle's reserved name,
+    /// `proto::handle_name`) through the kernel with open flags `flags`, as
+    /// the daemon itself, for a client the caller checked; the kernel's
+    /// entry of the name is dropped afterwards, as after a client's own
+    /// reopen (`proto::ops::DropHandleName`).
+    fn open_for_client(&self, name: &[u8], flags: i32) -> io::Result<OwnedFd>;
 }

@@ -40,10 +40,19 @@ impl FuseFs {
     /// cached dentry (the cwd of other processes, the parent of their
     /// `..`) under this name in the root. A linked directory is reopened by
     /// path instead.
+    ///
+    /// The daemon's own process is answered too, for a handle it is
+    /// opening on its holder's behalf right now (`Client::opening_for`,
+    /// `proto::ops::KernelOpen`: the holder's own open was refused by the
+    /// file's mode); no other process can make a request with its pid.
     pub(super) fn held_open(&self, tid: u32, c: &Creds, name: &[u8]) -> Option<Attr> {
         let (fh, image) = proto::parse_handle_name(name)?;
         let pid = creds::thread_group(tid)?;
-        let kind = self.clients.holder_kind(pid, image, c, fh)?;
+        let kind = if pid == std::process::id() {
+            self.clients.opening_kind(image, fh)?
+        } else {
+            self.clients.holder_kind(pid, image, c, fh)?
+        };
         let fh = Fh(fh);
         if kind == HandleKind::Dir {
             // A removed directory stays removed (nlink 0 for good).

@@ -109,6 +109,26 @@ impl KernelCache for KernelNotifier {
                 .inval_entry(INodeNo(parent), OsStr::from_bytes(name));
         }
     }
+
+    fn open_for_client(&self, name: &[u8], flags: i32) -> io::Result<OwnedFd> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut path = self.mount_path.clone();
+        if path != b"/" {
+            path.push(b'/');
+        }
+        path.extend_from_slice(name);
+        let mode = flags & libc::O_ACCMODE;
+        let opened = std::fs::OpenOptions::new()
+            .read(mode != libc::O_WRONLY)
+            .write(mode != libc::O_RDONLY)
+            .custom_flags(flags & !libc::O_ACCMODE | libc::O_NOFOLLOW | libc::O_NOCTTY)
+            .open(Path::new(OsStr::from_bytes(&path)));
+        // Served by the FUSE door's threads (`FuseFs::held_open`), which
+        // took a kernel reference on the inode for the name: only the
+        // opened file may keep it.
+        self.entry_changed(inode_store::ROOT_INO, name);
+        Ok(opened?.into())
+    }
 }
 
 /// Looks `rel` up through the kernel below the directory `root`, following

@@ -290,6 +290,7 @@ fn serve_channel(
             bulk: &mut SharedBulk(&mut end.bulk),
             transferred: Transferred::default(),
             client_alive: &client_alive,
+            send_fd: &|fd| sock::send_with_fd(conn, proto::ops::KERNEL_OPEN_MESSAGE, fd),
         };
         let done = proto::ops::dispatch(&mut handlers, &msg[..n], &mut reply)
             .map_err(|_| ChannelError::Malformed)?;

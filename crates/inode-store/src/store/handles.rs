@@ -219,6 +219,21 @@ impl Store {
         Ok(self.handle(fh)?.0.ino)
     }
 
+    /// The access mode (`O_RDONLY`, `O_WRONLY` or `O_RDWR`) regular-file
+    /// handle `fh` was opened with; `EISDIR` for a directory handle.
+    pub fn handle_access_mode(&self, fh: Fh) -> Result<i32> {
+        match self.handles.read().get(&fh).ok_or(Errno::EBADF)?.kind {
+            HandleKind::File {
+                read: true,
+                write: true,
+                ..
+            } => Ok(libc::O_RDWR),
+            HandleKind::File { write: true, .. } => Ok(libc::O_WRONLY),
+            HandleKind::File { .. } => Ok(libc::O_RDONLY),
+            HandleKind::Dir(_) => Err(Errno::EISDIR),
+        }
+    }
+
     /// `fcntl(F_SETFL)` adding `O_NOATIME` to open handle `fh` (of either
     /// kind): `EPERM` unless `c` owns the file or holds `CAP_FOWNER`
     /// (`inode_owner_or_capable`, as the kernel's `setfl` checks).

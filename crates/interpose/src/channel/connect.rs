@@ -183,10 +183,10 @@ fn say_hello(sock: i32, addr: &libc::sockaddr_un, len: u32, memfd: i32, mountpoi
 
 /// Control-message buffer, aligned as `cmsghdr` requires.
 #[repr(C, align(8))]
-struct Cmsg([u8; 64]);
+pub(super) struct Cmsg(pub(super) [u8; 64]);
 
 /// The daemon's pid, from the kernel (`SO_PEERCRED` of the listener).
-fn peer_pid(sock: i32) -> i32 {
+pub(super) fn peer_pid(sock: i32) -> i32 {
     // SAFETY: all-zero is a valid ucred.
     let mut cred: libc::ucred = unsafe { core::mem::zeroed() };
     let mut len = size_of::<libc::ucred>() as u32;

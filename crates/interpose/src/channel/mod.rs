@@ -38,6 +38,7 @@ use shm_ring::{ClientEnd, Region};
 use crate::mapped::Mapping;
 
 mod connect;
+mod passed_fd;
 
 use crate::state;
 use crate::sys;

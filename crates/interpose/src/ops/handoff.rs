@@ -215,6 +215,13 @@ fn reopen_once(o: &crate::fdtable::Ofd, how: Reopen) -> R<c_int> {
         oflags | libc::O_CLOEXEC,
         0
     );
+    let opened = match opened {
+        // The file's mode refuses the holder what its handle holds (a file
+        // it created read-only): the daemon opens it with the handle's
+        // access mode and passes the fd.
+        Err(libc::EACCES) if how == Reopen::Io && !o.is_dir() => opened_by_daemon(mount, fh, fl),
+        r => r.map(|k| k as c_int),
+    };
     if !by_path {
         // The kernel fd keeps the file; its dentry of the reserved name
         // must not (see `proto::ops::DropHandleName`). Done before anything
@@ -222,8 +229,7 @@ fn reopen_once(o: &crate::fdtable::Ofd, how: Reopen) -> R<c_int> {
         // already knows the directory as removed.
         let _ = request(mount, &ops::DropHandleName { fh }, b"", b"");
     }
-    let k =
-        opened.map_err(|e| Fail::Errno(if e == libc::ENOENT { libc::ESTALE } else { e }))? as c_int;
+    let k = opened.map_err(|e| Fail::Errno(if e == libc::ENOENT { libc::ESTALE } else { e }))?;
     // SAFETY: all-zero is a valid stat buffer for fstat to fill.
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     let same = sys::sc!(libc::SYS_fstat, k, &mut st as *mut libc::stat).is_ok()
@@ -242,6 +248,19 @@ fn reopen_once(o: &crate::fdtable::Ofd, how: Reopen) -> R<c_int> {
         );
     }
     Ok(k)
+}
+
+/// The kernel fd the daemon opens for handle `fh` of `mount` with the
+/// handle's own access mode and the `O_APPEND`/`O_NONBLOCK` of `flags`
+/// ([`ops::KernelOpen`]), or the errno why not (`EACCES` when the daemon
+/// may not either: one without `CAP_DAC_OVERRIDE`).
+fn opened_by_daemon(mount: usize, fh: u64, flags: c_int) -> Result<c_int, i32> {
+    let keep = (flags & (libc::O_APPEND | libc::O_NONBLOCK)) as u32;
+    let mut ch = channel::acquire(mount).map_err(|_| libc::EACCES)?;
+    ch.kernel_open(fh, keep).map_err(|e| match Fail::from(e) {
+        Fail::Errno(e) => e,
+        Fail::Real => libc::EACCES,
+    })
 }
 
 /// Makes the open file description behind `fd` kernel-backed

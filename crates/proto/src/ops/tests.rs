@@ -55,7 +55,7 @@ impl Handler for Echo {
         getxattr: Getxattr -> CountOut, setxattr: Setxattr -> Done,
         listxattr: Listxattr -> CountOut, removexattr: Removexattr -> Done,
         drop_handle_name: DropHandleName -> Done, dir_path: DirPath -> Done,
-        set_noatime: SetNoatime -> Done,
+        set_noatime: SetNoatime -> Done, kernel_open: KernelOpen -> Done,
     }
 }
 

@@ -44,6 +44,12 @@ impl KernelCache for Recorder {
     fn data_changed(&self, ino: Ino, off: u64, len: u64) {
         self.0.borrow_mut().push(format!("data {ino} {off}+{len}"));
     }
+    fn open_for_client(&self, name: &[u8], flags: i32) -> std::io::Result<std::os::fd::OwnedFd> {
+        self.0
+            .borrow_mut()
+            .push(format!("open {} {flags:#o}", String::from_utf8_lossy(name)));
+        std::fs::File::open("/dev/null").map(Into::into)
+    }
 }
 
 impl BulkArea for Vec<u8> {
@@ -94,6 +100,7 @@ impl Fixture {
             bulk: &mut self.bulk,
             transferred: Transferred::default(),
             client_alive: &|| true,
+            send_fd: &|_| Ok(()),
         };
         let mut reply = vec![0u8; MAX_REPLY];
         let d = dispatch(&mut handlers, msg, &mut reply)?;
