@@ -456,6 +456,11 @@ fn hostile_requests_get_errors_and_never_another_clients_data() {
             req(ops::DropHandleName { fh }),
             req(ops::DirPath { fh }),
             req(ops::SetNoatime { fh }),
+            req(ops::KernelOpen {
+                fh,
+                flags: libc::O_RDWR as u32,
+                _pad: 0,
+            }),
             req(ops::Release { fh }),
         ] {
             let st = s.status(&r);
@@ -676,7 +681,8 @@ fn hostile_requests_get_errors_and_never_another_clients_data() {
     assert!(st < 0, "fallocate past 2^64: {st}");
 
     // Unknown opcodes: ENOSYS, and the channel keeps serving.
-    for op in [0, 29, 100, 0x8000_0000, u32::MAX] {
+    let past = Op::ALL.len() as u32 + 1;
+    for op in [0, past, 100, 0x8000_0000, u32::MAX] {
         assert_eq!(s.status(&bare(op)), -libc::ENOSYS, "op {op}");
     }
     assert_eq!(s.status(&req(ops::Stat::default()).path(b"secret")), 0);
@@ -1277,6 +1283,102 @@ fn reserved_names_open_a_handle_for_its_holder_only() {
     std::fs::remove_file(&own).unwrap();
     enoent(&own);
     assert_eq!(std::fs::read(m.join("secret")).unwrap(), SECRET);
+}
+
+/// The fd waiting on `sock` (`SCM_RIGHTS`), without blocking; `None` when
+/// no message is there.
+fn received_fd(sock: &OwnedFd) -> Option<OwnedFd> {
+    let mut data = [0u8; 16];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut control = [0u64; 8];
+    // SAFETY: msghdr is plain data; every pointer field is set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: `msg` and the buffers it points to live across the call.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return None;
+    }
+    assert_eq!(&data[..n as usize], ops::KERNEL_OPEN_MESSAGE);
+    // SAFETY: the kernel filled the control buffer; one SCM_RIGHTS fd,
+    // new and ours.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        assert!(!c.is_null() && (*c).cmsg_type == libc::SCM_RIGHTS);
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>());
+        Some(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// `KernelOpen` hands a client a kernel fd with exactly the access its
+/// handle holds, whatever it asks: a read-only handle on a file of mode
+/// 0444 gives a read-only fd (no write, no truncation; `O_APPEND` is the
+/// client's to choose), and a handle the client does not hold (never
+/// opened, released, a directory's) gives an error and nothing on its
+/// socket. (Every other client's handle number is probed above.)
+#[test]
+fn kernel_open_grants_only_the_access_the_handle_holds() {
+    let test = "kernel_open_grants_only_the_access_the_handle_holds";
+    if !fuse_available(test) {
+        return;
+    }
+    let bt = BtfuseGuard::new("16M");
+    let m = bt.path();
+    std::fs::write(m.join("ro"), b"data").unwrap();
+    set_mode(&m.join("ro"), 0o444);
+    std::fs::create_dir(m.join("d")).unwrap();
+    let conn = Conn::connect(&socket_of(m)).unwrap();
+    let mut s = conn.session();
+    let fh = s
+        .call(&req(open(libc::O_RDONLY)).path(b"ro"))
+        .unwrap()
+        .first();
+    let greedy =
+        (libc::O_RDWR | libc::O_WRONLY | libc::O_TRUNC | libc::O_APPEND | libc::O_CREAT) as u32;
+    let asked = req(ops::KernelOpen {
+        fh,
+        flags: greedy,
+        _pad: 0,
+    });
+    assert_eq!(s.status(&asked), 0);
+    let file = std::fs::File::from(received_fd(&conn.sock).expect("a passed fd"));
+    // SAFETY: fcntl on an fd we own.
+    let fl = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+    assert_eq!(fl & libc::O_ACCMODE, libc::O_RDONLY, "flags {fl:#o}");
+    assert_ne!(fl & libc::O_APPEND, 0, "flags {fl:#o}");
+    use std::io::{Read, Write};
+    let err = (&file).write(b"X").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+    let mut got = String::new();
+    (&file).read_to_string(&mut got).unwrap();
+    assert_eq!(got, "data");
+    drop(file);
+    assert_eq!(std::fs::read(m.join("ro")).unwrap(), b"data");
+
+    let dir = s
+        .call(&req(open(libc::O_RDONLY | libc::O_DIRECTORY)).path(b"d"))
+        .unwrap();
+    assert_eq!(dir.head.status, 0);
+    let released = s
+        .call(&req(open(libc::O_RDONLY)).path(b"ro"))
+        .unwrap()
+        .first();
+    assert_eq!(s.status(&req(ops::Release { fh: released })), 0);
+    for not_held in [dir.first(), released, fh + 1000] {
+        let r = req(ops::KernelOpen {
+            fh: not_held,
+            flags: libc::O_RDWR as u32,
+            _pad: 0,
+        });
+        assert_eq!(s.status(&r), -libc::EBADF, "fh {not_held}");
+    }
+    assert!(received_fd(&conn.sock).is_none(), "an fd for nothing held");
 }
 
 // ---------------------------------------------------------------- other users
