@@ -48,11 +48,15 @@ impl FuseFs {
     pub(super) fn held_open(&self, tid: u32, c: &Creds, name: &[u8]) -> Option<Attr> {
         let (fh, image) = proto::parse_handle_name(name)?;
         let pid = creds::thread_group(tid)?;
-        let kind = if pid == std::process::id() {
-            self.clients.opening_kind(image, fh)?
-        } else {
-            self.clients.holder_kind(pid, image, c, fh)?
+        let on_behalf = || {
+            (pid == std::process::id())
+                .then(|| self.clients.opening_kind(image, fh))
+                .flatten()
         };
+        let kind = self
+            .clients
+            .holder_kind(pid, image, c, fh)
+            .or_else(on_behalf)?;
         let fh = Fh(fh);
         if kind == HandleKind::Dir {
             // A removed directory stays removed (nlink 0 for good).
@@ -118,6 +122,15 @@ mod tests {
         );
         assert_eq!(ask(file, 8), None, "another image");
         assert_eq!(ask(foreign, 7), None, "another process's handle");
+        // This process is also the daemon: a handle it opens on its
+        // holder's behalf is answered while it does (`KernelOpen`).
+        {
+            let _opening = other.opening_for(foreign.0).unwrap();
+            assert!(ask(foreign, 7).is_some(), "opening on the holder's behalf");
+            assert_eq!(ask(foreign, 8), None, "another image");
+        }
+        assert_eq!(ask(foreign, 7), None, "opening done");
+        assert!(other.opening_for(file.0).is_err(), "not the holder");
         let user = Creds {
             uid: 1000,
             gid: 1000,

@@ -92,15 +92,19 @@ impl Fixture {
 
     /// Runs raw message `msg` as `client`; the encoded reply.
     fn run(&mut self, client: &Client, msg: &[u8]) -> Result<Vec<u8>, Malformed> {
+        let kernel = &self.kernel;
         let mut handlers = Handlers {
             store: &self.store,
             client,
             mount_path: b"/mnt/x",
-            kernel: &self.kernel,
+            kernel,
             bulk: &mut self.bulk,
             transferred: Transferred::default(),
             client_alive: &|| true,
-            send_fd: &|_| Ok(()),
+            send_fd: &|_| {
+                kernel.0.borrow_mut().push("passed".into());
+                Ok(())
+            },
         };
         let mut reply = vec![0u8; MAX_REPLY];
         let d = dispatch(&mut handlers, msg, &mut reply)?;
@@ -143,6 +147,48 @@ fn mkdir(mode: u32) -> ops::Mkdir {
         mode,
         ..Default::default()
     }
+}
+
+/// `KernelOpen` opens with the access mode of the daemon's record of the
+/// handle (the client's `O_APPEND`/`O_NONBLOCK` only), passes the fd, and
+/// does nothing for a handle the client does not hold as a file.
+#[test]
+fn kernel_open_takes_the_access_mode_from_the_handle() {
+    let mut f = Fixture::new();
+    let c = f.clients.join(1, 0xabc, Creds::root()).unwrap();
+    let other = f.clients.join(2, 0xabc, Creds::root()).unwrap();
+    let (created, _) = f.call(&c, create(0o444), b"f", b"").unwrap();
+    let read_only = ops::Open {
+        flags: libc::O_RDONLY as u32,
+        ..Default::default()
+    };
+    let (ro, _) = f.call(&c, read_only, b"f", b"").unwrap();
+    f.call(&c, mkdir(0o755), b"d", b"").unwrap();
+    let (dir, _) = f.call(&c, read_only, b"d", b"").unwrap();
+    let ask = |fh| ops::KernelOpen {
+        fh,
+        flags: (libc::O_RDWR | libc::O_APPEND | libc::O_TRUNC | libc::O_CREAT) as u32,
+        _pad: 0,
+    };
+    f.kernel.0.borrow_mut().clear();
+    assert_eq!(f.status(&c, ask(ro.fh), b"", b""), 0);
+    assert_eq!(f.status(&c, ask(created.fh), b"", b""), 0);
+    let name = String::from_utf8(proto::handle_name(ro.fh, 0xabc).to_vec()).unwrap();
+    let name2 = String::from_utf8(proto::handle_name(created.fh, 0xabc).to_vec()).unwrap();
+    assert_eq!(
+        *f.kernel.0.borrow(),
+        [
+            format!("open {name} {:#o}", libc::O_RDONLY | libc::O_APPEND),
+            "passed".to_string(),
+            format!("open {name2} {:#o}", libc::O_RDWR | libc::O_APPEND),
+            "passed".to_string(),
+        ]
+    );
+    f.kernel.0.borrow_mut().clear();
+    assert_eq!(f.status(&other, ask(ro.fh), b"", b""), -libc::EBADF);
+    assert_eq!(f.status(&other, ask(dir.fh), b"", b""), -libc::EBADF);
+    assert_eq!(f.status(&c, ask(dir.fh), b"", b""), -libc::EBADF);
+    assert!(f.kernel.0.borrow().is_empty(), "{:?}", f.kernel.0.borrow());
 }
 
 #[test]
