@@ -137,8 +137,9 @@ fn three_ways(test: &str, argv: &[&str]) -> Option<Vec<String>> {
 /// (another user's 0600 file, a 0700 directory, chown to root, chmod,
 /// utimes), a user holding CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH gets what
 /// tmpfs gives it, through both doors; O_NOATIME on another's file is
-/// EPERM (at open and when `fcntl(F_SETFL)` adds it, where O_APPEND and
-/// O_NONBLOCK toggle as on tmpfs), a malformed ACL value EINVAL, and
+/// EPERM (at open and when `fcntl(F_SETFL)` adds it, where O_APPEND,
+/// O_NONBLOCK, O_DIRECT and O_ASYNC behave as on tmpfs), a malformed ACL
+/// value EINVAL, and
 /// RENAME_WHITEOUT leaves a whiteout everywhere.
 #[test]
 fn capabilities_decide_like_tmpfs_through_both_doors() {

@@ -42,17 +42,17 @@ pub(crate) fn timeval_to_timespec(v: libc::timeval) -> Result<libc::timespec, i3
 }
 
 /// The status flags `F_SETFL` may change on Linux (others in the argument
-/// are ignored).
-const SETFL_SETTABLE: c_int = libc::O_APPEND | libc::O_NONBLOCK | libc::O_NOATIME;
+/// are ignored). `O_ASYNC` is not among them: the kernel keeps it only for
+/// files with a `fasync` method, which neither tmpfs nor FUSE files have,
+/// so there it is accepted and dropped; `O_DIRECT` is kept (both have
+/// `FMODE_CAN_ODIRECT`; the fast path's reads and writes are the same with
+/// it, as an `O_DIRECT` open already is).
+const SETFL_SETTABLE: c_int = libc::O_APPEND | libc::O_NONBLOCK | libc::O_NOATIME | libc::O_DIRECT;
 
-/// The open file's flags after `fcntl(F_SETFL, want)` on flags `cur`:
-/// only the settable ones change; `EINVAL` for `O_DIRECT`/`O_ASYNC`, which
-/// the fast path cannot honour.
-pub(crate) fn setfl(cur: u32, want: c_int) -> Result<u32, i32> {
-    if want & (libc::O_DIRECT | libc::O_ASYNC) != 0 {
-        return Err(libc::EINVAL);
-    }
-    Ok((cur & !(SETFL_SETTABLE as u32)) | (want & SETFL_SETTABLE) as u32)
+/// The open file's flags after `fcntl(F_SETFL, want)` on flags `cur`: only
+/// the settable ones change.
+pub(crate) fn setfl(cur: u32, want: c_int) -> u32 {
+    (cur & !(SETFL_SETTABLE as u32)) | (want & SETFL_SETTABLE) as u32
 }
 
 /// What `fcntl(F_GETFL)` reports for the open file's flags `stored`
@@ -115,10 +115,14 @@ mod tests {
         let cur = (libc::O_WRONLY | libc::O_APPEND) as u32;
         // Clearing O_APPEND, setting O_NONBLOCK; O_CREAT and the access
         // mode in the argument are ignored.
-        let new = setfl(cur, libc::O_NONBLOCK | libc::O_CREAT | libc::O_RDWR).unwrap();
+        let new = setfl(cur, libc::O_NONBLOCK | libc::O_CREAT | libc::O_RDWR);
         assert_eq!(new, (libc::O_WRONLY | libc::O_NONBLOCK) as u32);
-        assert_eq!(setfl(cur, libc::O_DIRECT).unwrap_err(), libc::EINVAL);
-        assert_eq!(setfl(cur, libc::O_ASYNC).unwrap_err(), libc::EINVAL);
+        // As on tmpfs: O_DIRECT is kept, O_ASYNC dropped.
+        assert_eq!(
+            setfl(cur, libc::O_DIRECT),
+            (libc::O_WRONLY | libc::O_DIRECT) as u32
+        );
+        assert_eq!(setfl(cur, libc::O_ASYNC), libc::O_WRONLY as u32);
     }
 
     #[test]

@@ -121,6 +121,7 @@ attempt(
     lambda: setfl("pub", os.O_RDWR, [os.O_APPEND, os.O_NONBLOCK, os.O_APPEND | os.O_NONBLOCK, 0, os.O_APPEND]),
 )
 attempt("setfl noatime+append pub", lambda: setfl("pub", os.O_WRONLY, [os.O_APPEND | os.O_NOATIME, os.O_APPEND]))
+attempt("setfl async direct pub", lambda: setfl("pub", os.O_RDONLY, [os.O_ASYNC, os.O_DIRECT, os.O_ASYNC | os.O_APPEND, 0]))
 attempt("read pub", lambda: read("pub"))
 for n in ("o", "pub", "d"):
     st = os.stat(p(n))

@@ -158,10 +158,7 @@ pub(super) unsafe fn fcntl_impl(
                 }
             }
             loop {
-                let new = match callargs::setfl(cur, want) {
-                    Ok(new) => new,
-                    Err(e) => return err(e),
-                };
+                let new = callargs::setfl(cur, want);
                 match o
                     .flags
                     .compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed)
