@@ -323,10 +323,10 @@ pub fn send_with_fd(fd: &OwnedFd, data: &[u8], passed: BorrowedFd<'_>) -> io::Re
     msg.msg_control = control.as_mut_ptr().cast();
     // SAFETY: CMSG_SPACE is a pure size computation.
     msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
+    assert!(msg.msg_controllen <= size_of_val(&control));
     // SAFETY: the control buffer holds CMSG_SPACE(one fd) bytes (checked
-    // below), so the first header and its data lie inside it.
+    // above), so the first header and its data lie inside it.
     unsafe {
-        assert!(msg.msg_controllen <= size_of_val(&control));
         let c = libc::CMSG_FIRSTHDR(&msg);
         (*c).cmsg_level = libc::SOL_SOCKET;
         (*c).cmsg_type = libc::SCM_RIGHTS;
