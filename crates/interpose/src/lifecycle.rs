@@ -12,6 +12,7 @@ use crate::channel;
 use crate::ops;
 use crate::state;
 use crate::stdio;
+use crate::timeline::{self, Mark};
 
 /// Registers the fork handlers; called once, by `state`'s initialisation,
 /// when the process has a mount table (before that there is nothing a fork
@@ -50,6 +51,9 @@ static AT_EXIT: extern "C" fn() = at_exit;
 /// Writes the streams' pending output while the channels are still open
 /// (glibc flushes stdio only after the destructors), then closes them.
 extern "C" fn at_exit() {
+    timeline::mark(Mark::ExitBegin);
     stdio::flush_at_exit();
     channel::close_all_at_exit();
+    timeline::mark(Mark::ExitEnd);
+    timeline::print();
 }

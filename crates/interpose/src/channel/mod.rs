@@ -41,6 +41,7 @@ mod connect;
 
 use crate::state;
 use crate::sys;
+use crate::timeline::{self, Mark};
 use connect::{greet, new_conn};
 pub(crate) use connect::{high_fd_base, move_high};
 
@@ -461,6 +462,7 @@ impl Chan {
             return Err(CallError::Chan(self.fail()));
         };
         if !conn.confirmed {
+            timeline::mark(Mark::FirstReply);
             conn.confirmed = true;
             conn.end.responses.set_policy(REPLY_WAIT);
             self.slot.answered.store(true, Ordering::Release);
