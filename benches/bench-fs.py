@@ -48,6 +48,7 @@ import os
 import platform
 import random
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -411,13 +412,14 @@ def print_per_process(per_process, n, runs):
     rows, base = per_process
     print()
     print("Per-process overhead, µs per process above `cat` (resp. a one-`stat` program) without any library on "
-          "tmpfs (%.0f µs), loops of %d processes started by bash, medians of %d interleaved runs:" % (base, n, runs))
+          "tmpfs (%.0f µs wall), loops of %d processes started by bash, medians of %d interleaved runs; CPU = the "
+          "processes' own (user+sys) and the daemon's threads':" % (base, n, runs))
     print()
-    print("| process | µs per process | min–max |")
-    print("| --- | ---: | ---: |")
-    for label, med, lo, hi in rows:
+    print("| process | wall µs | wall min–max | process CPU µs | daemon CPU µs |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for label, wall, lo, hi, cpu, dcpu in rows:
         rng = "—" if lo is None else "%.0f–%.0f" % (lo, hi)
-        print("| %s | %.0f | %s |" % (label, med, rng))
+        print("| %s | %.0f | %s | %.0f | %.0f |" % (label, wall, rng, cpu, dcpu))
 
 
 def make_c_project(root, nfiles=45, nheaders=6):
@@ -475,22 +477,41 @@ def build_probe_programs(base):
     return empty_so, stat_bin
 
 
-def per_process_loop(prog, path, n, lib):
-    """Seconds for n processes of `prog path` started by a bash loop, with
+def daemon_cpu_s(pid):
+    """CPU seconds the daemon's threads ran so far (schedstat, ns)."""
+    total = 0
+    for task in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, task)) as f:
+                total += int(f.read().split()[0])
+        except OSError:  # a thread that ended meanwhile
+            pass
+    return total / 1e9
+
+
+def per_process_loop(prog, path, n, lib, daemon_pid):
+    """(wall seconds, CPU seconds of the processes, CPU seconds of the
+    daemon) for n processes of `prog path` started by a bash loop, with
     `lib` preloaded into each of them only (not into bash)."""
     env = dict(os.environ, LC_ALL="C", L=lib or "")
     env.pop("LD_PRELOAD", None)
     pre = 'LD_PRELOAD=$L ' if lib else ""
     script = 'for i in $(seq %d); do %s"$1" "$2"; done > /dev/null' % (n, pre)
-    t0 = time.perf_counter()
+    ru0, d0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), daemon_cpu_s(daemon_pid), time.perf_counter()
     run(["bash", "-c", script, "bench", prog, path], env=env)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    ru1, d1 = resource.getrusage(resource.RUSAGE_CHILDREN), daemon_cpu_s(daemon_pid)
+    cpu = ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime
+    return wall, cpu, d1 - d0
 
 
-def per_process_overhead(tmp_root, fuse_root, lib, empty_lib, one_stat, runs, n):
+def per_process_overhead(tmp_root, fuse_root, lib, empty_lib, one_stat, runs, n, daemon_pid):
     """µs per process above a process without any library on tmpfs, for
     the variants that show where a short-lived preloaded process's time
-    goes; rows (label, median µs, min, max), the variants interleaved."""
+    goes: wall time, and CPU time (the processes' own plus the daemon's,
+    which a loaded machine inflates far less than wall time). Returns
+    (rows of (label, wall, wall min, wall max, process CPU, daemon CPU),
+    base wall µs); the variants interleaved, medians."""
     cat = shutil.which("cat") or "/bin/cat"
     variants = [
         ("base", cat, tmp_root, None),
@@ -505,21 +526,23 @@ def per_process_overhead(tmp_root, fuse_root, lib, empty_lib, one_stat, runs, n)
     times = {v[0]: [] for v in variants}
     for r in range(runs + 1):  # the first round warms caches up, unrecorded
         for label, prog, root, l in variants:
-            dt = per_process_loop(prog, os.path.join(root, "small"), n, l)
+            m = per_process_loop(prog, os.path.join(root, "small"), n, l, daemon_pid)
             if r:
-                times[label].append(dt)
-    med = {k: statistics.median(v) for k, v in times.items()}
+                times[label].append(m)
+    us = lambda label, i: statistics.median(t[i] for t in times[label]) / n * 1e6
     rows = []
     for label, prog, root, l in variants:
         if label in ("base", "stat base"):
             continue
         base = "stat base" if prog == one_stat else "base"
-        extra = [(t - med[base]) / n * 1e6 for t in times[label]]
-        rows.append((label, (med[label] - med[base]) / n * 1e6, min(extra), max(extra)))
-    first = dict((r[0], r[1]) for r in rows)
-    rows.append(("first call on the mount (one stat: on − off)",
-                 first["libbtfuse on the mount (one stat)"] - first["libbtfuse off the mount (one stat)"], None, None))
-    return rows, med["base"] / n * 1e6
+        extra = [(t[0] - us(base, 0) * n / 1e6) / n * 1e6 for t in times[label]]
+        rows.append((label, us(label, 0) - us(base, 0), min(extra), max(extra),
+                     us(label, 1) - us(base, 1), us(label, 2) - us(base, 2)))
+    by = dict((r[0], r) for r in rows)
+    on, off = by["libbtfuse on the mount (one stat)"], by["libbtfuse off the mount (one stat)"]
+    rows.append(("first call on the mount (one stat: on − off)", on[1] - off[1], None, None,
+                 on[4] - off[4], on[5] - off[5]))
+    return rows, us("base", 0)
 
 
 
@@ -1001,7 +1024,7 @@ def main():
         progress.show("per-process overhead table")
         empty_lib, one_stat = build_probe_programs(m.base)
         per_process = per_process_overhead(t, btroot, os.path.abspath(args.preload), empty_lib, one_stat,
-                                           args.runs, args.per_process)
+                                           args.runs, args.per_process, daemon.pid)
     for k, e in failed.items():
         notes.append("%s failed: %s" % (k, e))
 
@@ -1076,7 +1099,8 @@ def main():
            "args": {k: v for k, v in vars(args).items()}, "columns": columns, "workloads": rows,
            "daemon_memory": memory,
            "per_process_us": per_process and {"base_us": per_process[1],
-                                              "rows": [{"what": r[0], "median": r[1], "min": r[2], "max": r[3]}
+                                              "rows": [{"what": r[0], "wall": r[1], "wall_min": r[2], "wall_max": r[3],
+                                                        "process_cpu": r[4], "daemon_cpu": r[5]}
                                                        for r in per_process[0]]}, "daemon_stats_after_run": daemon_stats,
            "targets": [{"target": d, "value": v, "met": ok} for d, v, ok in checks], "notes": notes}
     out_json = os.path.join(args.out, "results.json")
