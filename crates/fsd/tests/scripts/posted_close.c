@@ -65,6 +65,10 @@ int main(int argc, char **argv) {
     dir = argv[1];
     int rounds = atoi(argv[2]);
     memset(data, 'p', sizeof data);
+    /* The library's first call initialises it; a call another thread makes
+     * meanwhile goes to the kernel (whose FUSE release is asynchronous):
+     * initialise before the second thread starts. */
+    free_blocks();
     pthread_t busy;
     pthread_create(&busy, NULL, stat_loop, NULL);
     for (int i = 0; i < rounds; i++) {

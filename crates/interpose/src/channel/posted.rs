@@ -78,7 +78,9 @@ impl Chan {
                 break;
             }
         }
-        self.slot.owed.store(0, Ordering::Relaxed);
+        // Release: the answers read above happen before a waiting
+        // `settle_others` sees the channel settled.
+        self.slot.owed.store(0, Ordering::Release);
         if ok {
             Ok(())
         } else {
@@ -89,21 +91,39 @@ impl Chan {
     }
 }
 
-/// Settles the channels of `mount` other than `ours` that owe answers and
-/// that nobody is using (one in use is settled by its holder's call, which
-/// runs before anything else on it).
+/// Settles the channels of `mount` other than `ours` that owe answers:
+/// one nobody is using is settled here; one in use is settled by its
+/// holder's call, which is waited for (its answers prove the daemon ran
+/// the posted requests before the caller's call can start). That wait is
+/// bounded by [`SETTLE_WAIT_NS`]: the holder may be a call the caller
+/// itself interrupted (a signal handler's call), which cannot go on
+/// before the handler returns.
 pub(super) fn settle_others(mount: usize, ours: &Slot) {
     let Some(all) = slots_in(&state::MOUNTS[mount]) else {
         return;
     };
     for s in &all.slots {
-        if core::ptr::eq(s, ours) || s.owed.load(Ordering::Relaxed) == 0 {
+        if core::ptr::eq(s, ours) {
             continue;
         }
-        if let Some(mut chan) = take(mount, s) {
-            if s.live.load(Ordering::Acquire) {
-                let _ = chan.settle(0);
+        let mut since = None;
+        // Acquire: pairs with the Release store of 0 in `settle`.
+        while s.owed.load(Ordering::Acquire) != 0 {
+            if let Some(mut chan) = take(mount, s) {
+                if s.live.load(Ordering::Acquire) {
+                    let _ = chan.settle(0);
+                }
+                break;
             }
+            let now = sys::monotonic_ns();
+            if now >= *since.get_or_insert(now) + SETTLE_WAIT_NS {
+                break;
+            }
+            let _ = sys::sc!(libc::SYS_sched_yield);
         }
     }
 }
+
+/// Longest wait for another thread's call to settle its channel (see
+/// [`settle_others`]).
+const SETTLE_WAIT_NS: u64 = 100_000_000;
