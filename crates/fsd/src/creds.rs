@@ -32,7 +32,8 @@
 //! reused before then).
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::sync::OnceLock;
 
@@ -75,13 +76,15 @@ pub fn for_caller_exact(uid: u32, gid: u32, pid: u32) -> Creds {
 /// the peer is gone.
 pub fn for_peer(conn: &OwnedFd, peer: &PeerCred) -> io::Result<Creds> {
     let pidfd = sock::peer_pidfd(conn)?;
-    let status = Status::of(peer.pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
-    // The status is the thread group leader's. A thread that changed its
+    let leader = Leader::of(&pidfd, peer.pid)
+        .or_else(|| Status::of(peer.pid).map(|s| s.leader()))
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    // The ids are the thread group leader's. A thread that changed its
     // own ids with a raw system call (per-thread on Linux) connects with
     // other ids than the leader's; its capabilities are unknown then, and
     // none is the answer that can only deny.
-    let caps = if status.euid == peer.uid && status.egid == peer.gid {
-        status.caps_here(peer.pid)
+    let caps = if leader.euid == peer.uid && leader.egid == peer.gid {
+        caps_here(leader.cap_eff, peer.pid)
     } else {
         Caps::NONE
     };
@@ -106,8 +109,30 @@ pub fn thread_group(tid: u32) -> Option<u32> {
         .ok()
 }
 
+/// The text of `/proc/<pid>/status`, read in one go: the kernel makes the
+/// whole text at the first read, so a buffer that holds it (the usual
+/// status is under 2 KiB) takes one `read` and the one that says EOF,
+/// where `read_to_string` asks for the size first (`statx` and `lseek`;
+/// `/proc` says 0) and then reads in small probes (measured: 8 reads, a
+/// `statx` and an `lseek` per connection).
 fn read_status(pid: u32) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/status")).ok()
+    use std::io::Read;
+    let mut file = std::fs::File::open(format!("/proc/{pid}/status")).ok()?;
+    let mut text = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == text.len() {
+            text.resize(2 * len, 0);
+        }
+        match file.read(&mut text[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    text.truncate(len);
+    String::from_utf8(text).ok()
 }
 
 /// The value of one line of a `/proc/<pid>/status` text.
@@ -154,14 +179,118 @@ impl Status {
         })
     }
 
-    /// The capabilities that count here: none unless the process lives in
-    /// the daemon's user namespace (checked only when it has any).
+    /// The capabilities that count here (see [`caps_here`]).
     fn caps_here(&self, pid: u32) -> Caps {
-        if self.cap_eff == Caps::NONE || !same_user_ns(pid) {
-            return Caps::NONE;
-        }
-        self.cap_eff
+        caps_here(self.cap_eff, pid)
     }
+
+    /// What [`Leader`] tells, from this text.
+    fn leader(&self) -> Leader {
+        Leader {
+            euid: self.euid,
+            egid: self.egid,
+            cap_eff: self.cap_eff,
+        }
+    }
+}
+
+/// The effective ids and capabilities of a process's thread group leader.
+struct Leader {
+    euid: u32,
+    egid: u32,
+    /// As the process sees them (in its own user namespace).
+    cap_eff: Caps,
+}
+
+/// `struct pidfd_info` of `<linux/pidfd.h>`, its first version (64 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct PidfdInfo {
+    mask: u64,
+    cgroupid: u64,
+    pid: u32,
+    tgid: u32,
+    ppid: u32,
+    ruid: u32,
+    rgid: u32,
+    euid: u32,
+    egid: u32,
+    suid: u32,
+    sgid: u32,
+    fsuid: u32,
+    fsgid: u32,
+    exit_code: i32,
+}
+
+/// `struct __user_cap_header_struct` of `<linux/capability.h>`.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+/// `struct __user_cap_data_struct` of `<linux/capability.h>`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: 64-bit sets in two [`CapData`].
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// `PIDFD_GET_INFO`: `_IOWR(0xFF, 11, struct pidfd_info)` (Linux 6.13).
+const PIDFD_GET_INFO: libc::c_ulong =
+    (3 << 30) | ((size_of::<PidfdInfo>() as libc::c_ulong) << 16) | (0xFF << 8) | 11;
+/// `PIDFD_INFO_CREDS`: the info's ids are set.
+const PIDFD_INFO_CREDS: u64 = 1 << 1;
+
+impl Leader {
+    /// Two system calls instead of a `/proc/<pid>/status` text (which the
+    /// kernel formats in full, some fifty lines, for three fields): the
+    /// ids from `PIDFD_GET_INFO` on the peer's pidfd, the effective
+    /// capabilities from `capget` of `pid` (the leader's, as the status
+    /// is; the caller checks afterwards that the pidfd's process still
+    /// lives, so `pid` named it). `None` on kernels without the ioctl.
+    fn of(pidfd: &OwnedFd, pid: u32) -> Option<Leader> {
+        let mut info = PidfdInfo {
+            mask: PIDFD_INFO_CREDS,
+            ..Default::default()
+        };
+        // SAFETY: `info` is a writable `struct pidfd_info` of the size the
+        // request number encodes; the kernel writes at most that much.
+        if unsafe { libc::ioctl(pidfd.as_raw_fd(), PIDFD_GET_INFO, &mut info) } != 0
+            || info.mask & PIDFD_INFO_CREDS == 0
+        {
+            return None;
+        }
+        let mut head = CapHeader {
+            version: LINUX_CAPABILITY_VERSION_3,
+            pid: pid as i32,
+        };
+        let mut data = [CapData::default(); 2];
+        // SAFETY: version 3 takes two data structs, which `data` holds.
+        if unsafe { libc::syscall(libc::SYS_capget, &mut head, data.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        Some(Leader {
+            euid: info.euid,
+            egid: info.egid,
+            cap_eff: Caps(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32)),
+        })
+    }
+}
+
+/// The capabilities that count here of a process `pid` holding `cap_eff`:
+/// none unless it lives in the daemon's user namespace (checked only when
+/// it has any).
+fn caps_here(cap_eff: Caps, pid: u32) -> Caps {
+    if cap_eff == Caps::NONE || !same_user_ns(pid) {
+        return Caps::NONE;
+    }
+    cap_eff
 }
 
 /// Whether process `pid` is in the daemon's user namespace (an error
@@ -189,6 +318,26 @@ mod tests {
         assert_eq!(status.groups.len(), n as usize);
         // SAFETY: geteuid has no preconditions.
         assert_eq!(status.euid, unsafe { libc::geteuid() });
+    }
+
+    #[test]
+    fn pidfd_and_capget_tell_what_the_status_tells() {
+        use std::os::fd::FromRawFd;
+        let pid = std::process::id();
+        // SAFETY: pidfd_open of our own pid; the fd is owned below.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        assert!(fd >= 0, "pidfd_open: {}", io::Error::last_os_error());
+        // SAFETY: a new descriptor nothing else owns.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let Some(fast) = Leader::of(&pidfd, pid) else {
+            eprintln!("*** SKIPPED: no PIDFD_GET_INFO on this kernel ***");
+            return;
+        };
+        let slow = Status::of(pid).expect("own /proc status").leader();
+        assert_eq!(
+            (fast.euid, fast.egid, fast.cap_eff),
+            (slow.euid, slow.egid, slow.cap_eff)
+        );
     }
 
     #[test]

@@ -67,6 +67,8 @@ mod stdio;
 #[cfg(not(test))]
 mod sys;
 #[cfg(not(test))]
+mod timeline;
+#[cfg(not(test))]
 mod uaccess;
 
 // The `libc` crate emits no link directive when another crate of the

@@ -8,6 +8,7 @@
 
 use crate::channel;
 use crate::stdio;
+use crate::timeline::{self, Mark};
 
 /// Runs at normal process exit, like a C destructor.
 #[used]
@@ -17,6 +18,9 @@ static AT_EXIT: extern "C" fn() = at_exit;
 /// Writes the streams' pending output while the channels are still open
 /// (glibc flushes stdio only after the destructors), then closes them.
 extern "C" fn at_exit() {
+    timeline::mark(Mark::ExitBegin);
     stdio::flush_at_exit();
     channel::close_all_at_exit();
+    timeline::mark(Mark::ExitEnd);
+    timeline::print();
 }

@@ -11,6 +11,7 @@ use crate::fdtable::FdTable;
 use crate::mapped::{self, Mapping, Text};
 use crate::path::{self, Comps};
 use crate::sys;
+use crate::timeline::{self, Mark};
 use proto::mountinfo::{self, Capacity, MountEntry, MountTable};
 
 /// Fd numbers the table can hold (fast-path fds above it are not made).
@@ -358,6 +359,7 @@ fn getenv(name: &[u8]) -> Option<&'static [u8]> {
 fn init_inner() -> bool {
     if getenv(b"BTFUSE_DEBUG\0").is_some_and(|v| !v.is_empty() && v != b"0") {
         sys::enable_debug();
+        timeline::mark(Mark::Init);
     }
     if getenv(b"BTFUSE_STDIO\0") == Some(b"0") {
         STDIO.store(false, Ordering::Relaxed);
@@ -383,6 +385,7 @@ fn init_inner() -> bool {
         return false;
     }
     drop(text);
+    timeline::mark(Mark::Discovered);
     let t = table();
     for (m, rt) in t.mounts().iter().zip(MOUNTS.all()) {
         rt.dev

@@ -277,10 +277,15 @@ pub(crate) fn enable_debug() {
     DEBUG.store(true, Ordering::Relaxed);
 }
 
+/// Whether [`debug`] writes.
+pub(crate) fn debug_enabled() -> bool {
+    DEBUG.load(Ordering::Relaxed)
+}
+
 /// Writes a diagnostic line to stderr when `BTFUSE_DEBUG` was set (checked
 /// once at initialisation).
 pub(crate) fn debug(parts: &[&[u8]]) {
-    if !DEBUG.load(Ordering::Relaxed) {
+    if !debug_enabled() {
         return;
     }
     for p in parts {

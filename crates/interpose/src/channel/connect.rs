@@ -79,6 +79,7 @@ pub(super) fn new_conn() -> Option<Conn> {
     // request that can only come once it lets go of our CPU.
     end.requests.note_cpu();
     let sock = sys::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0).ok()?;
+    timeline::mark(Mark::ChannelMade);
     Some(Conn {
         end,
         region,
@@ -108,6 +109,7 @@ pub(super) fn greet(conn: &mut Conn, mount: usize) -> bool {
     conn.region.close_fd();
     if said {
         conn.daemon_pid = peer_pid(conn.sock);
+        timeline::mark(Mark::Connected);
         sys::debug(&[b"btfuse: channel connected"]);
     }
     said

@@ -461,6 +461,10 @@ pub(crate) fn forget_all() {
     sys::set_errno(saved);
 }
 
+/// Releases handle `fh` of `mount` without waiting for the daemon (see
+/// `channel::Chan::post`: the process's next call runs after it).
 pub(crate) fn release(mount: usize, fh: u64) {
-    let _ = request(mount, &ops::Release { fh }, b"", b"");
+    if let Ok(mut ch) = channel::acquire(mount) {
+        let _ = ch.post(&ops::Release { fh });
+    }
 }

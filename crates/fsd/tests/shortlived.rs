@@ -1,0 +1,58 @@
+//! Short-lived processes (issue 15): what the library does to make a
+//! process's few calls cheap keeps their meaning.
+//!
+//! A `close` posts its release without waiting for the daemon's answer;
+//! `scripts/posted_close.c` checks that the process's next call (on the
+//! same channel or another one, from the same thread or after a join)
+//! sees the close's effect: an unlinked file's blocks are free again.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::*;
+
+fn prog(test: &str) -> Option<PathBuf> {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    compiled_c(&BUILT, "posted_close.c", test)
+}
+
+#[test]
+fn a_posted_close_is_seen_by_the_next_call() {
+    let test = "a_posted_close_is_seen_by_the_next_call";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let Some(p) = prog(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("64M");
+    let out = run_timeout(
+        Command::new(&p)
+            .arg(bt.path())
+            .arg("200")
+            .env("LD_PRELOAD", &lib),
+        Duration::from_secs(120),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.starts_with("ok 200"),
+        "{}{}",
+        text,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The closes went through the fast path: its door served the releases.
+    let s = stats(bt.path());
+    let fast = s.split("fast-path door:").nth(1).unwrap_or("");
+    let released = fast
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("release "))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok());
+    assert!(
+        released.is_some_and(|n| n >= 200),
+        "fast-path releases: {released:?}\n{s}"
+    );
+}
