@@ -167,8 +167,14 @@ impl Store {
         Ok((attr, self.add_handle(c, node, kind)))
     }
 
-    /// The node and flags of a handle, without keeping the handle lock.
-    pub(super) fn handle(&self, fh: Fh) -> Result<(Arc<Node>, bool, bool, bool)> {
+    /// The node and flags (readable, writable, append) of a file, without
+    /// keeping the handle lock. A kernel-opened inode is readable and
+    /// writable: the kernel checked its file's mode.
+    pub(super) fn handle(&self, f: impl Into<FileRef>) -> Result<(Arc<Node>, bool, bool, bool)> {
+        let fh = match f.into() {
+            FileRef::Handle(fh) => fh,
+            FileRef::Inode(ino) => return Ok((self.tree.read().node(ino)?, true, true, false)),
+        };
         let h = self.handles.read();
         let h = h.get(&fh).ok_or(Errno::EBADF)?;
         let (r, w, a) = match h.kind {
@@ -188,7 +194,7 @@ impl Store {
     }
 
     /// fsync(2): nothing to do in memory.
-    pub fn fsync(&self, fh: Fh) -> Result<()> {
+    pub fn fsync(&self, fh: impl Into<FileRef>) -> Result<()> {
         self.handle(fh).map(drop)
     }
 
