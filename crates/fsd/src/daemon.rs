@@ -424,7 +424,8 @@ fn mount_session(
     config.acl = acl;
     config.n_threads = Some(plan.threads);
     config.clone_fd = true;
-    let fs = FuseFs::new(store, metrics, clients, pages);
+    let kernel_checks = plan.args.options.default_permissions;
+    let fs = FuseFs::new(store, metrics, clients, pages, kernel_checks);
     Session::from_fd(fs, fuse, acl, config).map_err(|e| {
         let _ = unmount(mountpoint, true);
         DaemonError::Mount(mountpoint.to_path_buf(), e)

@@ -268,3 +268,45 @@ fn a_listing_resumed_after_an_invalidation_is_complete() {
     assert_eq!(old, 3000, "entries lost after the invalidation");
     assert_eq!(names(&d).len(), 3001);
 }
+
+/// Without `default_permissions` the kernel checks nothing at open, so the
+/// door answers OPEN and OPENDIR itself (the store's checks) instead of
+/// letting the kernel open files unasked: uid 65534 gets EACCES on root's
+/// 0600 file and 0700 directory, and reads and lists what it may.
+#[test]
+fn without_default_permissions_opens_are_still_checked() {
+    if !root_available("without_default_permissions_opens_are_still_checked") {
+        return;
+    }
+    let bt = BtfuseGuard::with_args("16M", &["-o", "nodefault_permissions,mode=755"]);
+    let secret = bt.path().join("secret");
+    fs::write(&secret, b"root only").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+    let open = bt.path().join("open");
+    fs::write(&open, b"anyone").unwrap();
+    let private = bt.path().join("private");
+    fs::create_dir(&private).unwrap();
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+    let try_as_nobody = |args: &[&str]| {
+        let mut cmd = command_as(Some(65534), PYTHON);
+        cmd.args(args);
+        let out = run_timeout(&mut cmd, RUN);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let code = "import sys, os\n\
+                try:\n    print(open(sys.argv[1]).read())\n\
+                except OSError as e:\n    print(e.errno)";
+    assert_eq!(
+        try_as_nobody(&["-c", code, &s(&secret)]),
+        libc::EACCES.to_string()
+    );
+    assert_eq!(try_as_nobody(&["-c", code, &s(&open)]), "anyone");
+    let code = "import sys, os\n\
+                try:\n    print(os.listdir(sys.argv[1]))\n\
+                except OSError as e:\n    print(e.errno)";
+    assert_eq!(
+        try_as_nobody(&["-c", code, &s(&private)]),
+        libc::EACCES.to_string()
+    );
+    assert!(try_as_nobody(&["-c", code, &s(bt.path())]).contains("'open'"));
+}

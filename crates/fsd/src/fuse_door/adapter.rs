@@ -12,19 +12,23 @@
 //! inode's attributes and cached pages) before the fast-path call returns,
 //! so nothing waits for a timeout to be seen (see [`super::coherence`]).
 //!
-//! Files are opened by the kernel alone: OPEN is answered `ENOSYS`, after
-//! which the kernel sends no OPEN, FLUSH or RELEASE for files, keeps their
-//! page cache across opens, and sends reads and writes with handle 0,
-//! which this door serves by inode ([`FileRef::Inode`]); the kernel has
-//! checked permissions at open (`default_permissions`) and checks each
-//! file's access mode. Directories are opened with `FOPEN_CACHE_DIR`, so
-//! the kernel lists them from its cache. That cache belongs to the
-//! directory, not to one open: a reader may resume, with its own handle,
-//! at a position another handle's listing handed out (after an
-//! invalidation dropped the cached pages, say). So every kernel open of a
-//! directory gets the same store handle, whose readdir cookies mean the
-//! same for all, kept until the kernel forgets the directory
-//! ([`FuseFs::dir_handle`]).
+//! Files and directories are opened by the kernel alone: OPEN and OPENDIR
+//! are answered `ENOSYS`, after which the kernel sends no OPEN, OPENDIR,
+//! FLUSH, RELEASEDIR (nor RELEASE, but for files made by CREATE), keeps
+//! file pages across opens (`FOPEN_KEEP_CACHE`) and directory listings
+//! (`FOPEN_CACHE_DIR`, both implied), and sends reads, writes and readdirs
+//! with handle 0, which this door serves by inode ([`FileRef::Inode`]);
+//! the kernel has checked permissions at open (`default_permissions`) and
+//! checks each file's access mode. With `nodefault_permissions` the kernel
+//! checks nothing, so there OPEN and OPENDIR are answered, after the
+//! store's permission check, with handle 0 and the same cache flags.
+//!
+//! A directory's cached listing belongs to the directory, not to one open:
+//! a reader may resume at a position another open's listing handed out
+//! (after an invalidation dropped the cached pages, say). So every listing
+//! of a directory through the kernel uses the same store handle, whose
+//! readdir cookies mean the same for all, kept until the kernel forgets the
+//! directory ([`FuseFs::dir_handle`]).
 //!
 //! Files held open through the fast path: when `libbtfuse.so` must hand a
 //! fast-path fd to the kernel (fork, exec, mmap, locks, ...), it opens the
@@ -74,21 +78,26 @@ pub struct FuseFs {
     /// Files whose pages the kernel may hold, recorded here and read by the
     /// [`KernelNotifier`](super::KernelNotifier) (see [`super::coherence`]).
     pages: Arc<KernelPages>,
-    /// The one store handle of each directory the kernel has opened (see
+    /// The one store handle of each directory the kernel has listed (see
     /// the module docs), released when the kernel forgets the directory.
     dirs: parking_lot::Mutex<HashMap<Ino, Fh>>,
+    /// Whether the kernel checks permissions at open (`default_permissions`):
+    /// only then may it open files and directories without asking.
+    kernel_checks: bool,
 }
 
 impl FuseFs {
     /// Serves `store` to the kernel, recording requests in `metrics`;
     /// `clients` are the fast path's, whose handles their holders may
     /// reopen through this door; `pages` records the files the kernel has
-    /// read or written, for the notifier.
+    /// read or written, for the notifier; `kernel_checks` whether the mount
+    /// has `default_permissions`.
     pub fn new(
         store: Arc<Store>,
         metrics: Arc<Metrics>,
         clients: Arc<Clients>,
         pages: Arc<KernelPages>,
+        kernel_checks: bool,
     ) -> FuseFs {
         FuseFs {
             store,
@@ -96,18 +105,19 @@ impl FuseFs {
             clients,
             pages,
             dirs: parking_lot::Mutex::default(),
+            kernel_checks,
         }
     }
 
-    /// The store handle all kernel opens of directory `ino` share, opened
-    /// (and permission-checked) for the first one; the kernel checks every
-    /// later opener itself (`default_permissions`).
-    fn dir_handle(&self, c: &store::Creds, ino: Ino) -> store::Result<Fh> {
+    /// The store handle all the kernel's listings of directory `ino` share,
+    /// made for the first. Opened as root: whoever lists the directory
+    /// opened it, permission-checked by the kernel or by `opendir` below.
+    fn dir_handle(&self, ino: Ino) -> store::Result<Fh> {
         let mut dirs = self.dirs.lock();
         if let Some(&fh) = dirs.get(&ino) {
             return Ok(fh);
         }
-        let fh = self.store.opendir(c, ino)?;
+        let fh = self.store.opendir(&store::Creds::root(), ino)?;
         dirs.insert(ino, fh);
         Ok(fh)
     }
@@ -377,9 +387,20 @@ impl Filesystem for FuseFs {
 
     /// `ENOSYS`: from then on the kernel opens files itself (see the module
     /// docs), keeping their page cache, with no round trip at open or close.
-    fn open(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        self.not_served(FuseOp::Open);
-        reply.error(Errno::ENOSYS);
+    /// Without `default_permissions`, the store's check, then handle 0.
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if self.kernel_checks {
+            self.not_served(FuseOp::Open);
+            return reply.error(Errno::ENOSYS);
+        }
+        let checked = self.timed(FuseOp::Open, || {
+            let fh = self.store.open(&caller(req), ino.0, flags.0)?;
+            self.store.release(fh)
+        });
+        match checked {
+            Ok(()) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+            Err(e) => reply.error(errno(e)),
+        }
     }
 
     fn read(
@@ -479,12 +500,22 @@ impl Filesystem for FuseFs {
         );
     }
 
+    /// `ENOSYS`, as `open` (see the module docs): the kernel then lists
+    /// directories from its cache with no round trip at open or close.
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.timed(FuseOp::Opendir, || self.dir_handle(&caller(req), ino.0)) {
+        if self.kernel_checks {
+            self.not_served(FuseOp::Opendir);
+            return reply.error(Errno::ENOSYS);
+        }
+        let checked = self.timed(FuseOp::Opendir, || {
+            let fh = self.store.opendir(&caller(req), ino.0)?;
+            self.store.releasedir(fh)
+        });
+        match checked {
             // The kernel lists the directory from its own cache until the
             // directory changes (through the kernel, or an invalidation).
-            Ok(fh) => reply.opened(
-                FileHandle(fh.0),
+            Ok(()) => reply.opened(
+                FileHandle(0),
                 FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
             ),
             Err(e) => reply.error(errno(e)),
@@ -494,13 +525,13 @@ impl Filesystem for FuseFs {
     fn readdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
+        ino: INodeNo,
+        _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
         let result = self.timed(FuseOp::Readdir, || {
-            self.store.readdir(Fh(fh.0), offset, |e| {
+            self.store.readdir(self.dir_handle(ino.0)?, offset, |e| {
                 let full = reply.add(
                     INodeNo(e.ino),
                     e.next,
@@ -519,13 +550,13 @@ impl Filesystem for FuseFs {
     fn readdirplus(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
+        ino: INodeNo,
+        _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
         let result = self.timed(FuseOp::Readdirplus, || {
-            self.store.readdir(Fh(fh.0), offset, |e| {
+            self.store.readdir(self.dir_handle(ino.0)?, offset, |e| {
                 let name = OsStr::from_bytes(e.name);
                 let full = reply.add(
                     INodeNo(e.ino),
@@ -550,7 +581,7 @@ impl Filesystem for FuseFs {
     }
 
     /// Nothing to release: the directory's handle is shared by all the
-    /// kernel's opens and lives until the kernel forgets the directory.
+    /// kernel's listings and lives until the kernel forgets the directory.
     fn releasedir(
         &self,
         _req: &Request,
@@ -565,16 +596,14 @@ impl Filesystem for FuseFs {
     fn fsyncdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
+        ino: INodeNo,
+        _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
         empty(
             reply,
-            self.timed(FuseOp::Fsyncdir, || {
-                self.store.handle_ino(Fh(fh.0)).map(drop)
-            }),
+            self.timed(FuseOp::Fsyncdir, || self.store.getattr(ino.0).map(drop)),
         );
     }
 

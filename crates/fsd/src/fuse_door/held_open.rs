@@ -77,6 +77,7 @@ mod tests {
             Arc::default(),
             clients.clone(),
             Arc::default(),
+            true,
         );
         let me = std::process::id();
         // SAFETY: gettid has no preconditions.
