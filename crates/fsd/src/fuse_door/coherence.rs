@@ -13,11 +13,13 @@
 //!
 //! 1. **Before** a fast-path read or change of bytes of a file whose
 //!    pages the kernel may hold ([`KernelPages`]: only such a file can have
-//!    dirty pages, through a shared writable mapping), the kernel's pages of
-//!    that range are invalidated, which writes the dirty ones back to the
-//!    store first (`launder_folio`). A fast-path read then sees what was
-//!    stored through the mapping, and a fast-path write is not undone later
-//!    by the write-back of a page that held the old bytes.
+//!    dirty pages, through a shared writable mapping), all the kernel's
+//!    pages of the file are invalidated, which writes the dirty ones back
+//!    to the store first (`launder_folio`), and the file is no longer
+//!    counted as held: until the kernel reads or writes it again it holds
+//!    no page, so later fast-path calls cost nothing. A fast-path read then
+//!    sees what was stored through the mapping, and a fast-path write is
+//!    not undone later by the write-back of a page that held the old bytes.
 //! 2. **After** a change, the kernel's attributes and its pages of the
 //!    changed range are invalidated (`inval_inode(ino, off, len)`).
 //! 3. When the change may have moved the end of the file, the kernel's size
@@ -88,12 +90,21 @@ impl KernelPages {
         }
     }
 
-    /// Whether the kernel may hold pages, and so dirty pages, of `ino`.
-    pub fn may_hold(&self, ino: Ino) -> bool {
+    /// Whether the kernel may hold pages, and so dirty pages, of `ino`;
+    /// if so, `ino` is no longer counted: the caller drops all of them.
+    /// Taken before they are dropped: a page of a `READ` or `WRITE` the
+    /// door serves meanwhile was put in the kernel's cache (locked) before
+    /// the request was sent, so the invalidation waits for it and drops
+    /// it, and a later one marks `ino` again.
+    pub fn take(&self, ino: Ino) -> bool {
         // Relaxed: a kernel read that races with the fast-path call is
         // unordered with it anyway; one that finished before the call's
         // request was sent is visible (the FUSE reply happened before).
-        self.count.load(Ordering::Relaxed) != 0 && self.inodes.lock().contains(&ino)
+        if self.count.load(Ordering::Relaxed) == 0 || !self.inodes.lock().remove(&ino) {
+            return false;
+        }
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        true
     }
 }
 
@@ -182,16 +193,18 @@ mod tests {
     #[test]
     fn pages_are_held_from_the_first_fill_until_the_last_forget() {
         let p = KernelPages::default();
-        assert!(!p.may_hold(5));
+        assert!(!p.take(5));
         p.filled(5);
         p.filled(5);
-        assert!(p.may_hold(5));
-        assert!(!p.may_hold(6));
         // A forget that leaves a lookup reference keeps the pages.
         p.forgotten(5, || true);
-        assert!(p.may_hold(5));
+        assert!(p.take(5));
+        assert!(!p.take(6));
+        // Once taken (and dropped by the caller), until the next fill.
+        assert!(!p.take(5));
+        p.filled(5);
         p.forgotten(5, || false);
-        assert!(!p.may_hold(5));
+        assert!(!p.take(5));
         // A forget of an inode never read is ignored.
         p.forgotten(7, || false);
         assert_eq!(p.count.load(Ordering::Relaxed), 0);

@@ -55,13 +55,12 @@ impl KernelCache for KernelNotifier {
         }
     }
 
-    fn before_data(&self, ino: Ino, off: u64, len: u64) {
-        if self.pages.may_hold(ino) {
-            // Writes the dirty pages of the range back to the store, then
-            // drops them (and the attributes).
-            let _ = self
-                .notifier
-                .inval_inode(INodeNo(ino), off as i64, len as i64);
+    fn before_data(&self, ino: Ino, _off: u64, _len: u64) {
+        if self.pages.take(ino) {
+            // Writes the dirty pages back to the store, then drops them
+            // all (and the attributes): see `KernelPages::take`. The range
+            // alone would leave the others for the next call to drop.
+            let _ = self.notifier.inval_inode(INodeNo(ino), 0, 0);
         }
     }
 
