@@ -1,5 +1,5 @@
 //! Open handles: opening and creating files and directories, the
-//! handle table, flush, fsync and release.
+//! handle table, fsync and release.
 
 use super::*;
 
@@ -186,11 +186,6 @@ impl Store {
             HandleKind::Dir(_) => (false, false, false),
         };
         Ok((h.node.clone(), r, w, a))
-    }
-
-    /// close(2) of one descriptor of the handle: nothing to do in memory.
-    pub fn flush(&self, fh: Fh) -> Result<()> {
-        self.handle(fh).map(drop)
     }
 
     /// fsync(2): nothing to do in memory.
