@@ -14,7 +14,7 @@ use inode_store::Store;
 
 use crate::access::Access;
 use crate::fs_core::clients::{ChannelLimits, Clients};
-use crate::fuse_door::{FuseFs, KernelNotifier, KernelWriters};
+use crate::fuse_door::{FuseFs, KernelNotifier, KernelPages};
 use crate::fusermount;
 use crate::metrics::Metrics;
 use crate::mountinfo;
@@ -265,16 +265,16 @@ fn serve(plan: &Plan<'_>, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<(
     // Both doors know the fast path's clients: the FUSE door lets a client
     // reopen the files it holds (see `FuseFs::held_open`).
     let clients = Arc::new(Clients::new(limits).with_access(access));
-    // Counted by the FUSE door, read by its notifier on the ring door's
+    // Recorded by the FUSE door, read by its notifier on the ring door's
     // behalf (see `fuse_door::coherence`).
-    let writers = Arc::new(KernelWriters::default());
+    let pages = Arc::new(KernelPages::default());
     let result = mount_session(
         plan,
         mountpoint,
         store.clone(),
         metrics.clone(),
         clients.clone(),
-        writers.clone(),
+        pages.clone(),
     );
     let session = match result {
         Ok(session) => session,
@@ -288,7 +288,7 @@ fn serve(plan: &Plan<'_>, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<(
     // After mounting: every thread must inherit the blocked shutdown signals.
     spawn_memory_trimmer(Arc::downgrade(&store));
     // The fast path is an optimisation: without it the mount still serves.
-    let kernel = KernelNotifier::new(session.notifier(), store.clone(), writers, mountpoint);
+    let kernel = KernelNotifier::new(session.notifier(), store.clone(), pages, mountpoint);
     let fast_path = match start_ring_server(kernel, store, mountpoint, metrics, clients) {
         Ok(server) => Some(server),
         Err(e) => {
@@ -408,7 +408,7 @@ fn mount_session(
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     clients: Arc<Clients>,
-    writers: Arc<KernelWriters>,
+    pages: Arc<KernelPages>,
 ) -> Result<Session<FuseFs>, DaemonError> {
     // Signals are taken by one dedicated thread with sigwait; block them
     // before any thread starts so every thread inherits the mask.
@@ -424,7 +424,8 @@ fn mount_session(
     config.acl = acl;
     config.n_threads = Some(plan.threads);
     config.clone_fd = true;
-    let fs = FuseFs::new(store, metrics, clients, writers);
+    let kernel_checks = plan.args.options.default_permissions;
+    let fs = FuseFs::new(store, metrics, clients, pages, kernel_checks);
     Session::from_fd(fs, fuse, acl, config).map_err(|e| {
         let _ = unmount(mountpoint, true);
         DaemonError::Mount(mountpoint.to_path_buf(), e)

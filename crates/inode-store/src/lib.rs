@@ -380,6 +380,26 @@ pub struct RenameFlags {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Fh(pub u64);
 
+/// The file a data call (read, write, fsync, fallocate, lseek,
+/// copy_file_range, a truncate through a descriptor) acts on.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum FileRef {
+    /// An open handle: the access mode it was opened with is checked.
+    Handle(Fh),
+    /// An inode the kernel opened itself (the FUSE door answers OPEN with
+    /// ENOSYS, so the kernel opens files without asking and sends their
+    /// calls with no handle). The kernel checked the caller's permissions
+    /// at open and checks its file's access mode before each call, so the
+    /// store only checks that the inode exists.
+    Inode(Ino),
+}
+
+impl From<Fh> for FileRef {
+    fn from(fh: Fh) -> FileRef {
+        FileRef::Handle(fh)
+    }
+}
+
 /// What statfs(2) reports. Used blocks (`blocks - bfree`) count file data
 /// and metadata (inodes, names, symlink targets, xattrs) alike.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

@@ -33,9 +33,9 @@ use crate::io::{DataSink, DataSource};
 use crate::perm::{Owner, R, S_ISGID, S_ISUID, S_ISVTX, S_IXGRP, W, X};
 use crate::pool::BlockPool;
 use crate::{
-    Attr, Caps, Creds, DirEntry, Errno, Fh, FileKind, Ino, RenameFlags, Result, SetAttr, StatFs,
-    TimeSet, Timespec, Usage, Written, BLOCK_SIZE, MAX_FILE_SIZE, MAX_RW_COUNT, NAME_MAX, ROOT_INO,
-    XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_SIZE_MAX,
+    Attr, Caps, Creds, DirEntry, Errno, Fh, FileKind, FileRef, Ino, RenameFlags, Result, SetAttr,
+    StatFs, TimeSet, Timespec, Usage, Written, BLOCK_SIZE, MAX_FILE_SIZE, MAX_RW_COUNT, NAME_MAX,
+    ROOT_INO, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_SIZE_MAX,
 };
 
 /// tmpfs accounts 20 bytes of directory size per entry (BOGO_DIRENT_SIZE),
@@ -186,7 +186,8 @@ pub(crate) struct Inner {
     nodes: HashMap<Ino, Entry>,
     next_ino: Ino,
     max_inodes: u64,
-    /// Inodes gone from the namespace and closed that stay in `nodes` only
+    /// Inodes gone from the namespace and closed that stay in `nodes`, with
+    /// their data (the kernel may have them open, see `maybe_free`), only
     /// until the lookup references on them are dropped (the kernel sends
     /// FUSE `FORGET` some time after an unlink returns): they do not count
     /// against `max_inodes`, as on tmpfs, where such an inode is free at
@@ -489,22 +490,23 @@ impl Inner {
         (self.nodes.len() - self.released.len()) as u64
     }
 
-    /// Frees the blocks of an inode with no name and no open handle, and
-    /// forgets the inode too once no lookup reference is left.
+    /// Frees an inode with no name, no open handle and no lookup
+    /// reference. A lookup reference keeps the data too: the kernel opens
+    /// files without telling the store (the FUSE door answers OPEN with
+    /// ENOSYS), so a file it has open is known only by its lookup count.
     fn maybe_free(&mut self, ino: Ino, pool: &BlockPool) {
         let Some(e) = self.nodes.get(&ino) else {
             return;
         };
         let node = e.node.clone();
         let mut st = node.st.write();
-        if st.nlink > 0 || node.open.load(Ordering::Acquire) > 0 {
+        if st.nlink > 0 || node.open.load(Ordering::Acquire) > 0 || ino == ROOT_INO {
             return;
         }
-        st.file.free_all(pool);
-        if ino != ROOT_INO && node.lookups.load(Ordering::Acquire) > 0 {
+        if node.lookups.load(Ordering::Acquire) > 0 {
             self.released.insert(ino);
-        }
-        if ino != ROOT_INO && node.lookups.load(Ordering::Acquire) == 0 {
+        } else {
+            st.file.free_all(pool);
             self.released.remove(&ino);
             let xattrs: u64 = st.xattrs.iter().map(|(k, v)| xattr_cost(k, v)).sum();
             pool.uncharge_meta(INODE_COST + node.target.len() as u64 + xattrs);

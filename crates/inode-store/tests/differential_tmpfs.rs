@@ -340,7 +340,7 @@ fn run_store(s: &Store, c: &Creds, op: u64, p: &[&str], q: &[&str], n: u64) -> R
             let ino = resolve_file(s, c, p)?;
             let fh = s.open(c, ino, libc::O_RDWR)?;
             let (off, len, mode) = falloc_args(n);
-            let r = s.fallocate(fh, off, len, mode);
+            let r = s.fallocate(c, fh, off, len, mode);
             s.release(fh)?;
             r
         }

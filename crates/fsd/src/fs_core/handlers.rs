@@ -575,7 +575,8 @@ impl Handler for Handlers<'_> {
         if change.size.is_some() {
             self.kernel.before_data(ino, 0, 0);
         }
-        self.store.setattr(&self.client.creds, ino, &change, fh)?;
+        self.store
+            .setattr(&self.client.creds, ino, &change, fh.map(Into::into))?;
         match change.size {
             Some(_) => self.kernel.data_changed(ino, 0, 0),
             None => self.kernel.inode_changed(ino),
@@ -639,7 +640,7 @@ impl Handler for Handlers<'_> {
         let ino = self.store.handle_ino(fh)?;
         self.kernel.before_data(ino, req.offset, req.len.max(1));
         self.store
-            .fallocate(fh, req.offset, req.len, req.mode as i32)?;
+            .fallocate(&self.client.creds, fh, req.offset, req.len, req.mode as i32)?;
         self.kernel.data_changed(ino, req.offset, req.len.max(1));
         Ok(Done {})
     }

@@ -4,12 +4,31 @@
 //! reply. The filesystem's rules live in `inode-store`, so this door and the
 //! shared-memory door cannot disagree.
 //!
-//! Cache policy: entries and attributes are cached by the kernel for
-//! [`TTL`]. Changes made through the kernel keep its caches coherent by
-//! themselves; changes made through the fast path are pushed to the kernel
-//! with the session's `Notifier` (`inval_entry` / `inval_inode`). Page-cache
-//! contents are dropped on every open (no `FOPEN_KEEP_CACHE`), so a reader
-//! that opens a file after a fast-path write always sees the new bytes.
+//! Cache policy: the kernel caches entries and attributes for [`TTL`] (a
+//! day), file pages and directory listings until told otherwise. Changes
+//! made through the kernel keep its caches coherent by themselves; every
+//! change made through the fast path is pushed to the kernel with the
+//! session's `Notifier` (`inval_entry` / `inval_inode`, which drops the
+//! inode's attributes and cached pages) before the fast-path call returns,
+//! so nothing waits for a timeout to be seen (see [`super::coherence`]).
+//!
+//! Files and directories are opened by the kernel alone: OPEN and OPENDIR
+//! are answered `ENOSYS`, after which the kernel sends no OPEN, OPENDIR,
+//! FLUSH, RELEASEDIR (nor RELEASE, but for files made by CREATE), keeps
+//! file pages across opens (`FOPEN_KEEP_CACHE`) and directory listings
+//! (`FOPEN_CACHE_DIR`, both implied), and sends reads, writes and readdirs
+//! with handle 0, which this door serves by inode ([`FileRef::Inode`]);
+//! the kernel has checked permissions at open (`default_permissions`) and
+//! checks each file's access mode. With `nodefault_permissions` the kernel
+//! checks nothing, so there OPEN and OPENDIR are answered, after the
+//! store's permission check, with handle 0 and the same cache flags.
+//!
+//! A directory's cached listing belongs to the directory, not to one open:
+//! a reader may resume at a position another open's listing handed out
+//! (after an invalidation dropped the cached pages, say). So every listing
+//! of a directory through the kernel uses the same store handle, whose
+//! readdir cookies mean the same for all, kept until the kernel forgets the
+//! directory ([`FuseFs::dir_handle`]).
 //!
 //! Files held open through the fast path: when `libbtfuse.so` must hand a
 //! fast-path fd to the kernel (fork, exec, mmap, locks, ...), it opens the
@@ -18,6 +37,7 @@
 //! since unlinked or renamed is still the one reopened. See
 //! [`FuseFs::held_open`].
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
@@ -29,9 +49,9 @@ use fuser::{
     ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl,
     ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
-use inode_store::{self as store, Attr, Fh, SetAttr, Store, ROOT_INO};
+use inode_store::{self as store, Attr, Fh, FileRef, Ino, SetAttr, Store, ROOT_INO};
 
-use super::coherence::KernelWriters;
+use super::coherence::KernelPages;
 use crate::fs_core::clients::Clients;
 use crate::metrics::{FuseOp, Metrics};
 
@@ -40,8 +60,10 @@ use super::convert::{
     time_set, xattr_reply,
 };
 
-/// How long the kernel may cache entries and attributes without asking.
-pub const TTL: Duration = Duration::from_secs(1);
+/// How long the kernel may cache entries and attributes without asking: a
+/// day, since every change reaches the kernel's caches at once (see the
+/// module docs); the timeout only bounds how long an unused entry lingers.
+pub const TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Largest read or write the kernel sends in one request (256 pages).
 const MAX_IO: u32 = 1 << 20;
@@ -53,28 +75,58 @@ pub struct FuseFs {
     /// The fast path's clients (the core's table, shared with the ring
     /// door): who holds which handle, for [`FuseFs::held_open`].
     pub(super) clients: Arc<Clients>,
-    /// Files the kernel has open for writing, counted here and read by the
+    /// Files whose pages the kernel may hold, recorded here and read by the
     /// [`KernelNotifier`](super::KernelNotifier) (see [`super::coherence`]).
-    writers: Arc<KernelWriters>,
+    pages: Arc<KernelPages>,
+    /// The one store handle of each directory the kernel has listed (see
+    /// the module docs), released when the kernel forgets the directory.
+    dirs: parking_lot::Mutex<HashMap<Ino, Fh>>,
+    /// Whether the kernel checks permissions at open (`default_permissions`):
+    /// only then may it open files and directories without asking.
+    kernel_checks: bool,
 }
 
 impl FuseFs {
     /// Serves `store` to the kernel, recording requests in `metrics`;
     /// `clients` are the fast path's, whose handles their holders may
-    /// reopen through this door; `writers` counts the kernel's writable
-    /// opens for the notifier.
+    /// reopen through this door; `pages` records the files the kernel has
+    /// read or written, for the notifier; `kernel_checks` whether the mount
+    /// has `default_permissions`.
     pub fn new(
         store: Arc<Store>,
         metrics: Arc<Metrics>,
         clients: Arc<Clients>,
-        writers: Arc<KernelWriters>,
+        pages: Arc<KernelPages>,
+        kernel_checks: bool,
     ) -> FuseFs {
         FuseFs {
             store,
             metrics,
             clients,
-            writers,
+            pages,
+            dirs: parking_lot::Mutex::default(),
+            kernel_checks,
         }
+    }
+
+    /// The store handle all the kernel's listings of directory `ino` share,
+    /// made for the first. Opened as root: whoever lists the directory
+    /// opened it, permission-checked by the kernel or by `opendir` below.
+    fn dir_handle(&self, ino: Ino) -> store::Result<Fh> {
+        let mut dirs = self.dirs.lock();
+        if let Some(&fh) = dirs.get(&ino) {
+            return Ok(fh);
+        }
+        let fh = self.store.opendir(&store::Creds::root(), ino)?;
+        dirs.insert(ino, fh);
+        Ok(fh)
+    }
+
+    /// Records a request answered `ENOSYS` (the kernel sends it once).
+    fn not_served(&self, op: FuseOp) {
+        self.metrics
+            .fuse
+            .record(op as usize, Duration::ZERO, libc::ENOSYS);
     }
 
     /// Runs one store call and records its latency and outcome.
@@ -109,11 +161,16 @@ impl Filesystem for FuseFs {
         // write, truncate and chown itself; without it the kernel would send
         // a chmod on the writer's behalf, which the store rightly refuses to
         // a non-owner.
+        // No FUSE_ATOMIC_O_TRUNC: the kernel sends no OPEN (see `open`), so
+        // it must send O_TRUNC as a SETATTR of the size. READDIRPLUS always,
+        // not FUSE_READDIRPLUS_AUTO: the kernel's heuristic asks for
+        // attributes only in the first 32 KiB of a listing, and `find
+        // -size`, `ls -l` or `du` then cost one LOOKUP per remaining entry;
+        // a listing without attributes is rarely read twice (the kernel
+        // keeps it, FOPEN_CACHE_DIR).
         for flag in [
             F::FUSE_DO_READDIRPLUS,
-            F::FUSE_READDIRPLUS_AUTO,
             F::FUSE_PARALLEL_DIROPS,
-            F::FUSE_ATOMIC_O_TRUNC,
             F::FUSE_HANDLE_KILLPRIV,
             F::FUSE_HANDLE_KILLPRIV_V2,
         ] {
@@ -145,6 +202,15 @@ impl Filesystem for FuseFs {
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
         let start = Instant::now();
         self.store.drop_lookups(ino.0, nlookup);
+        let known = || self.store.has_lookups(ino.0);
+        self.pages.forgotten(ino.0, known);
+        let mut dirs = self.dirs.lock();
+        if dirs.contains_key(&ino.0) && !known() {
+            if let Some(fh) = dirs.remove(&ino.0) {
+                let _ = self.store.releasedir(fh);
+            }
+        }
+        drop(dirs);
         self.metrics
             .fuse
             .record(FuseOp::Forget as usize, start.elapsed(), 0);
@@ -191,7 +257,8 @@ impl Filesystem for FuseFs {
             ctime: ctime.map(request_timespec),
             chown: bare_chown,
         };
-        let fh = fh.map(|f| Fh(f.0));
+        // Only a truncate through a descriptor names one.
+        let fh = fh.map(|f| file_ref(ino, f));
         let result = self.timed(FuseOp::Setattr, || {
             self.store.setattr(&caller(req), ino.0, &set, fh)
         });
@@ -318,14 +385,20 @@ impl Filesystem for FuseFs {
         self.entry(reply, result);
     }
 
+    /// `ENOSYS`: from then on the kernel opens files itself (see the module
+    /// docs), keeping their page cache, with no round trip at open or close.
+    /// Without `default_permissions`, the store's check, then handle 0.
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.timed(FuseOp::Open, || {
-            self.store.open(&caller(req), ino.0, flags.0)
-        }) {
-            Ok(fh) => {
-                self.writers.opened(ino.0, flags.0);
-                reply.opened(FileHandle(fh.0), FopenFlags::empty())
-            }
+        if self.kernel_checks {
+            self.not_served(FuseOp::Open);
+            return reply.error(Errno::ENOSYS);
+        }
+        let checked = self.timed(FuseOp::Open, || {
+            let fh = self.store.open(&caller(req), ino.0, flags.0)?;
+            self.store.release(fh)
+        });
+        match checked {
+            Ok(()) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -333,7 +406,7 @@ impl Filesystem for FuseFs {
     fn read(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -342,7 +415,10 @@ impl Filesystem for FuseFs {
         reply: ReplyData,
     ) {
         let mut buf = vec![0u8; size.min(MAX_IO) as usize];
-        match self.timed(FuseOp::Read, || self.store.read(Fh(fh.0), offset, &mut buf)) {
+        // Before the reply: the pages it fills are the kernel's from then.
+        self.pages.filled(ino.0);
+        let file = file_ref(ino, fh);
+        match self.timed(FuseOp::Read, || self.store.read(file, offset, &mut buf)) {
             Ok(n) => {
                 self.metrics.fuse.add_read(n as u64);
                 reply.data(&buf[..n]);
@@ -354,17 +430,23 @@ impl Filesystem for FuseFs {
     fn write(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
         _write_flags: WriteFlags,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        // A write through the kernel leaves the pages it copied cached.
+        self.pages.filled(ino.0);
+        // A store handle knows its O_APPEND; a kernel-opened file's flags
+        // come with each write.
+        let append = flags.0 & libc::O_APPEND != 0;
         let result = self.timed(FuseOp::Write, || {
-            self.store.write(&caller(req), Fh(fh.0), offset, data)
+            self.store
+                .write_from(&caller(req), file_ref(ino, fh), offset, data, append)
         });
         match result {
             Ok(written) => {
@@ -375,54 +457,67 @@ impl Filesystem for FuseFs {
         }
     }
 
+    /// `ENOSYS`: nothing is buffered here, and the kernel then sends no
+    /// FLUSH at any later close.
     fn flush(
         &self,
         _req: &Request,
         _ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        empty(
-            reply,
-            self.timed(FuseOp::Flush, || self.store.flush(Fh(fh.0))),
-        );
+        self.not_served(FuseOp::Flush);
+        reply.error(Errno::ENOSYS);
     }
 
+    /// Files the kernel opens hold no store handle (see `open` and
+    /// `create`): nothing to release.
     fn release(
         &self,
         _req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        flags: OpenFlags,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.writers.released(ino.0, flags.0);
-        empty(
-            reply,
-            self.timed(FuseOp::Release, || self.store.release(Fh(fh.0))),
-        );
+        empty(reply, self.timed(FuseOp::Release, || Ok(())));
     }
 
     fn fsync(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
         empty(
             reply,
-            self.timed(FuseOp::Fsync, || self.store.fsync(Fh(fh.0))),
+            self.timed(FuseOp::Fsync, || self.store.fsync(file_ref(ino, fh))),
         );
     }
 
+    /// `ENOSYS`, as `open` (see the module docs): the kernel then lists
+    /// directories from its cache with no round trip at open or close.
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.timed(FuseOp::Opendir, || self.store.opendir(&caller(req), ino.0)) {
-            Ok(fh) => reply.opened(FileHandle(fh.0), FopenFlags::empty()),
+        if self.kernel_checks {
+            self.not_served(FuseOp::Opendir);
+            return reply.error(Errno::ENOSYS);
+        }
+        let checked = self.timed(FuseOp::Opendir, || {
+            let fh = self.store.opendir(&caller(req), ino.0)?;
+            self.store.releasedir(fh)
+        });
+        match checked {
+            // The kernel lists the directory from its own cache until the
+            // directory changes (through the kernel, or an invalidation).
+            Ok(()) => reply.opened(
+                FileHandle(0),
+                FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
+            ),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -430,13 +525,13 @@ impl Filesystem for FuseFs {
     fn readdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
+        ino: INodeNo,
+        _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
         let result = self.timed(FuseOp::Readdir, || {
-            self.store.readdir(Fh(fh.0), offset, |e| {
+            self.store.readdir(self.dir_handle(ino.0)?, offset, |e| {
                 let full = reply.add(
                     INodeNo(e.ino),
                     e.next,
@@ -455,13 +550,13 @@ impl Filesystem for FuseFs {
     fn readdirplus(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
+        ino: INodeNo,
+        _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
         let result = self.timed(FuseOp::Readdirplus, || {
-            self.store.readdir(Fh(fh.0), offset, |e| {
+            self.store.readdir(self.dir_handle(ino.0)?, offset, |e| {
                 let name = OsStr::from_bytes(e.name);
                 let full = reply.add(
                     INodeNo(e.ino),
@@ -485,33 +580,30 @@ impl Filesystem for FuseFs {
         }
     }
 
+    /// Nothing to release: the directory's handle is shared by all the
+    /// kernel's listings and lives until the kernel forgets the directory.
     fn releasedir(
         &self,
         _req: &Request,
         _ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        empty(
-            reply,
-            self.timed(FuseOp::Releasedir, || self.store.releasedir(Fh(fh.0))),
-        );
+        empty(reply, self.timed(FuseOp::Releasedir, || Ok(())));
     }
 
     fn fsyncdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
+        ino: INodeNo,
+        _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
         empty(
             reply,
-            self.timed(FuseOp::Fsyncdir, || {
-                self.store.handle_ino(Fh(fh.0)).map(drop)
-            }),
+            self.timed(FuseOp::Fsyncdir, || self.store.getattr(ino.0).map(drop)),
         );
     }
 
@@ -597,14 +689,19 @@ impl Filesystem for FuseFs {
         match result {
             Ok((attr, fh)) => {
                 self.store.add_lookup(attr.ino);
-                self.writers.opened(attr.ino, flags);
+                // Handle 0, as for every file the kernel opens: once OPEN
+                // was answered ENOSYS the kernel sends no RELEASE, not even
+                // for created files, so a store handle would never be freed.
+                // The store checked the permissions; the file lives on by
+                // its name and the kernel's lookup reference.
+                let _ = self.store.release(fh);
                 let attr = file_attr(&attr);
                 reply.created(
                     &TTL,
                     &attr,
                     Generation(0),
-                    FileHandle(fh.0),
-                    FopenFlags::empty(),
+                    FileHandle(0),
+                    FopenFlags::FOPEN_KEEP_CACHE,
                 );
             }
             Err(e) => reply.error(errno(e)),
@@ -613,8 +710,8 @@ impl Filesystem for FuseFs {
 
     fn fallocate(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         length: u64,
@@ -622,7 +719,8 @@ impl Filesystem for FuseFs {
         reply: ReplyEmpty,
     ) {
         let result = self.timed(FuseOp::Fallocate, || {
-            self.store.fallocate(Fh(fh.0), offset, length, mode)
+            self.store
+                .fallocate(&caller(req), file_ref(ino, fh), offset, length, mode)
         });
         empty(reply, result);
     }
@@ -630,7 +728,7 @@ impl Filesystem for FuseFs {
     fn lseek(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: i64,
         whence: i32,
@@ -641,7 +739,9 @@ impl Filesystem for FuseFs {
         let Ok(offset) = u64::try_from(offset) else {
             return reply.error(Errno::ENXIO);
         };
-        match self.timed(FuseOp::Lseek, || self.store.lseek(Fh(fh.0), offset, whence)) {
+        match self.timed(FuseOp::Lseek, || {
+            self.store.lseek(file_ref(ino, fh), offset, whence)
+        }) {
             Ok(pos) => reply.offset(pos as i64),
             Err(e) => reply.error(errno(e)),
         }
@@ -667,10 +767,10 @@ impl Filesystem for FuseFs {
     fn copy_file_range(
         &self,
         req: &Request,
-        _ino_in: INodeNo,
+        ino_in: INodeNo,
         fh_in: FileHandle,
         offset_in: u64,
-        _ino_out: INodeNo,
+        ino_out: INodeNo,
         fh_out: FileHandle,
         offset_out: u64,
         len: u64,
@@ -682,9 +782,9 @@ impl Filesystem for FuseFs {
         let result = self.timed(FuseOp::CopyFileRange, || {
             self.store.copy_file_range(
                 &caller(req),
-                Fh(fh_in.0),
+                file_ref(ino_in, fh_in),
                 offset_in,
-                Fh(fh_out.0),
+                file_ref(ino_out, fh_out),
                 offset_out,
                 len,
             )
@@ -693,5 +793,14 @@ impl Filesystem for FuseFs {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(errno(e)),
         }
+    }
+}
+
+/// The file a data request names: its store handle, or with handle 0 (the
+/// kernel opened it without asking, see the module docs) the inode.
+fn file_ref(ino: INodeNo, fh: FileHandle) -> FileRef {
+    match fh.0 {
+        0 => FileRef::Inode(ino.0),
+        fh => FileRef::Handle(Fh(fh)),
     }
 }

@@ -11,13 +11,15 @@
 //! returns in the client, and before any kernel-backed call of any process
 //! can observe the file again):
 //!
-//! 1. **Before** a fast-path read or change of bytes of a file that the
-//!    kernel has open for writing ([`KernelWriters`]: only such a file can
-//!    have dirty pages, through a shared writable mapping), the kernel's
-//!    pages of that range are invalidated, which writes the dirty ones back
-//!    to the store first (`launder_folio`). A fast-path read then sees what
-//!    was stored through the mapping, and a fast-path write is not undone
-//!    later by the write-back of a page that held the old bytes.
+//! 1. **Before** a fast-path read or change of bytes of a file whose
+//!    pages the kernel may hold ([`KernelPages`]: only such a file can have
+//!    dirty pages, through a shared writable mapping), all the kernel's
+//!    pages of the file are invalidated, which writes the dirty ones back
+//!    to the store first (`launder_folio`), and the file is no longer
+//!    counted as held: until the kernel reads or writes it again it holds
+//!    no page, so later fast-path calls cost nothing. A fast-path read then
+//!    sees what was stored through the mapping, and a fast-path write is
+//!    not undone later by the write-back of a page that held the old bytes.
 //! 2. **After** a change, the kernel's attributes and its pages of the
 //!    changed range are invalidated (`inval_inode(ino, off, len)`).
 //! 3. When the change may have moved the end of the file, the kernel's size
@@ -40,7 +42,7 @@
 //! bytes. Programs that share a file this way order such writes with locks,
 //! and then the rule above holds.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::io;
 use std::mem::size_of;
@@ -50,49 +52,59 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use inode_store::Ino;
 use parking_lot::Mutex;
 
-/// Regular files the kernel has open for writing (FUSE `open`/`create`
-/// with a writable access mode, not yet released): the only ones whose
-/// pages the kernel may hold dirty, through a shared writable mapping (a
-/// mapping keeps its file open until `munmap`).
+/// Inodes whose pages the kernel may hold: those it has read or written
+/// through the FUSE door since it last forgot them.
+///
+/// The kernel opens files without asking (OPEN is answered `ENOSYS`), so
+/// the daemon cannot count the kernel's writable opens. It sees something
+/// as good: a page enters the kernel's cache of a FUSE file only through a
+/// `READ` (a `read`, readahead, a page fault of a mapping) or a `WRITE` (a
+/// `write` fills the pages it copies), both served by the FUSE door; a
+/// dirty page, written through a shared writable mapping, was such a page
+/// first. The kernel drops an inode's pages when it evicts the inode,
+/// before it sends the `FORGET` that drops the last lookup reference.
 #[derive(Debug, Default)]
-pub struct KernelWriters {
-    /// Open writable kernel handles per inode.
-    per_inode: Mutex<HashMap<Ino, u64>>,
-    /// Their sum: the common "none at all" answer is one atomic load.
-    total: AtomicU64,
+pub struct KernelPages {
+    inodes: Mutex<HashSet<Ino>>,
+    /// Their number: the common "none at all" answer is one atomic load.
+    count: AtomicU64,
 }
 
-impl KernelWriters {
-    /// The kernel opened `ino` with open flags `flags`.
-    pub fn opened(&self, ino: Ino, flags: i32) {
-        if flags & libc::O_ACCMODE == libc::O_RDONLY {
-            return;
-        }
-        *self.per_inode.lock().entry(ino).or_insert(0) += 1;
-        self.total.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The kernel released a handle of `ino` that it opened with `flags`.
-    pub fn released(&self, ino: Ino, flags: i32) {
-        if flags & libc::O_ACCMODE == libc::O_RDONLY {
-            return;
-        }
-        let mut map = self.per_inode.lock();
-        if let Some(n) = map.get_mut(&ino) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&ino);
-            }
-            self.total.fetch_sub(1, Ordering::Relaxed);
+impl KernelPages {
+    /// The FUSE door served a `READ` or `WRITE` of `ino`.
+    pub fn filled(&self, ino: Ino) {
+        if self.inodes.lock().insert(ino) {
+            self.count.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Whether the kernel may hold dirty pages of `ino`.
-    pub fn may_be_dirty(&self, ino: Ino) -> bool {
-        // Relaxed: a kernel open that races with the fast-path call is
+    /// The kernel dropped lookup references on `ino`; `still_known` says
+    /// whether it holds any left. Checked under the set's lock: a `READ`
+    /// after a new lookup marks the inode again after this returns, or its
+    /// lookup is seen here.
+    pub fn forgotten(&self, ino: Ino, still_known: impl FnOnce() -> bool) {
+        let mut inodes = self.inodes.lock();
+        if inodes.contains(&ino) && !still_known() {
+            inodes.remove(&ino);
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the kernel may hold pages, and so dirty pages, of `ino`;
+    /// if so, `ino` is no longer counted: the caller drops all of them.
+    /// Taken before they are dropped: a page of a `READ` or `WRITE` the
+    /// door serves meanwhile was put in the kernel's cache (locked) before
+    /// the request was sent, so the invalidation waits for it and drops
+    /// it, and a later one marks `ino` again.
+    pub fn take(&self, ino: Ino) -> bool {
+        // Relaxed: a kernel read that races with the fast-path call is
         // unordered with it anyway; one that finished before the call's
         // request was sent is visible (the FUSE reply happened before).
-        self.total.load(Ordering::Relaxed) != 0 && self.per_inode.lock().contains_key(&ino)
+        if self.count.load(Ordering::Relaxed) == 0 || !self.inodes.lock().remove(&ino) {
+            return false;
+        }
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        true
     }
 }
 
@@ -179,21 +191,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_writable_kernel_opens_can_leave_dirty_pages() {
-        let w = KernelWriters::default();
-        w.opened(5, libc::O_RDONLY);
-        assert!(!w.may_be_dirty(5));
-        w.opened(5, libc::O_RDWR);
-        w.opened(5, libc::O_WRONLY | libc::O_APPEND);
-        w.released(5, libc::O_RDWR);
-        assert!(w.may_be_dirty(5));
-        assert!(!w.may_be_dirty(6));
-        w.released(5, libc::O_WRONLY);
-        w.released(5, libc::O_RDONLY);
-        assert!(!w.may_be_dirty(5));
-        // A release nobody saw open (the daemon restarted the count) is
-        // ignored rather than underflowing.
-        w.released(7, libc::O_RDWR);
-        assert_eq!(w.total.load(Ordering::Relaxed), 0);
+    fn pages_are_held_from_the_first_fill_until_the_last_forget() {
+        let p = KernelPages::default();
+        assert!(!p.take(5));
+        p.filled(5);
+        p.filled(5);
+        // A forget that leaves a lookup reference keeps the pages.
+        p.forgotten(5, || true);
+        assert!(p.take(5));
+        assert!(!p.take(6));
+        // Once taken (and dropped by the caller), until the next fill.
+        assert!(!p.take(5));
+        p.filled(5);
+        p.forgotten(5, || false);
+        assert!(!p.take(5));
+        // A forget of an inode never read is ignored.
+        p.forgotten(7, || false);
+        assert_eq!(p.count.load(Ordering::Relaxed), 0);
     }
 }

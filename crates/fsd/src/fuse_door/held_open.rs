@@ -20,17 +20,17 @@ impl FuseFs {
     /// handle in the core's client table; everyone else gets `None`
     /// (ENOENT, as for any missing name). The lookup takes a kernel
     /// reference on the inode (`Store::add_lookup_by_handle`), so once the kernel
-    /// has opened it, its lookup and open counts keep an unlinked file
-    /// alive after the fast-path handle is released; the last release
-    /// frees its data and the forget the inode, as for any unlinked file.
+    /// has opened it, that reference keeps an unlinked file alive after
+    /// the fast-path handle is released, and the kernel's forget (after
+    /// its last close) frees it, as for any unlinked file.
     /// For that forget to come, the library then has the kernel's dentry
     /// of the name dropped (`proto::Op::DropHandleName`): with a zero TTL
     /// it would otherwise stay in the dcache, holding the inode, until
     /// memory pressure.
     ///
     /// The open that follows is checked like any open (the kernel's
-    /// `default_permissions` and the store check the inode's mode against
-    /// the caller); the search permission of the directories on the
+    /// `default_permissions` checks the inode's mode against the caller;
+    /// the kernel opens files without asking the daemon); the search permission of the directories on the
     /// file's original path is not checked again — the same as reopening
     /// through `/proc/self/fd/N`, and the caller held the file open
     /// already.
@@ -90,6 +90,7 @@ mod tests {
             Arc::default(),
             clients.clone(),
             Arc::default(),
+            true,
         );
         let me = std::process::id();
         // SAFETY: gettid has no preconditions.

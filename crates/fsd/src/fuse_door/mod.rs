@@ -10,5 +10,5 @@ mod held_open;
 mod notifier;
 
 pub use adapter::FuseFs;
-pub use coherence::KernelWriters;
+pub use coherence::KernelPages;
 pub use notifier::KernelNotifier;

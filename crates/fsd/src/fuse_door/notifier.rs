@@ -13,7 +13,7 @@ use std::sync::Arc;
 use fuser::{INodeNo, Notifier};
 use inode_store::{Ino, Store};
 
-use super::coherence::{refresh_kernel_attrs, KernelWriters};
+use super::coherence::{refresh_kernel_attrs, KernelPages};
 use crate::fs_core::KernelCache;
 
 /// Pushes changes made beside the kernel (by the ring door) into the
@@ -21,26 +21,26 @@ use crate::fs_core::KernelCache;
 pub struct KernelNotifier {
     notifier: Notifier,
     store: Arc<Store>,
-    /// Who the kernel has files open for writing (counted by [`super::FuseFs`]).
-    writers: Arc<KernelWriters>,
+    /// Whose pages the kernel may hold (recorded by [`super::FuseFs`]).
+    pages: Arc<KernelPages>,
     /// The mountpoint, canonical (no trailing slash but for `/` itself).
     mount_path: Vec<u8>,
 }
 
 impl KernelNotifier {
     /// Notifies the kernel of the FUSE mount at `mount_path` (canonical)
-    /// through `notifier`, about inodes of `store`; `writers` is the FUSE
-    /// door's count of writable opens.
+    /// through `notifier`, about inodes of `store`; `pages` is the FUSE
+    /// door's record of the files the kernel has read or written.
     pub fn new(
         notifier: Notifier,
         store: Arc<Store>,
-        writers: Arc<KernelWriters>,
+        pages: Arc<KernelPages>,
         mount_path: &Path,
     ) -> KernelNotifier {
         KernelNotifier {
             notifier,
             store,
-            writers,
+            pages,
             mount_path: mount_path.as_os_str().as_bytes().to_vec(),
         }
     }
@@ -55,13 +55,12 @@ impl KernelCache for KernelNotifier {
         }
     }
 
-    fn before_data(&self, ino: Ino, off: u64, len: u64) {
-        if self.writers.may_be_dirty(ino) {
-            // Writes the dirty pages of the range back to the store, then
-            // drops them (and the attributes).
-            let _ = self
-                .notifier
-                .inval_inode(INodeNo(ino), off as i64, len as i64);
+    fn before_data(&self, ino: Ino, _off: u64, _len: u64) {
+        if self.pages.take(ino) {
+            // Writes the dirty pages back to the store, then drops them
+            // all (and the attributes): see `KernelPages::take`. The range
+            // alone would leave the others for the next call to drop.
+            let _ = self.notifier.inval_inode(INodeNo(ino), 0, 0);
         }
     }
 

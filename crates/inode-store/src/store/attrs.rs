@@ -121,13 +121,16 @@ impl Inner {
 }
 
 impl Store {
-    /// chmod / chown / truncate / utimens. With `fh` (an open handle) a size
-    /// change needs the handle to be writable instead of write permission.
-    pub fn setattr(&self, c: &Creds, ino: Ino, set: &SetAttr, fh: Option<Fh>) -> Result<Attr> {
+    /// chmod / chown / truncate / utimens. With `fh` (an open file) a size
+    /// change needs the file to be open for writing instead of write
+    /// permission (a kernel-opened inode is: the kernel sends a truncate
+    /// through a descriptor only for one open for writing).
+    pub fn setattr(&self, c: &Creds, ino: Ino, set: &SetAttr, fh: Option<FileRef>) -> Result<Attr> {
         let t = self.tree.read();
         let fh_write = match fh {
             None => None,
-            Some(fh) => {
+            Some(FileRef::Inode(of)) => (of == ino).then_some(true),
+            Some(FileRef::Handle(fh)) => {
                 let h = self.handles.read();
                 let h = h.get(&fh).ok_or(Errno::EBADF)?;
                 if h.node.ino == ino {

@@ -6,7 +6,7 @@ use super::*;
 impl Store {
     /// Reads at `offset`; short only at EOF. Takes no tree lock and only the
     /// file's read lock; allocates nothing.
-    pub fn read(&self, fh: Fh, offset: u64, buf: &mut [u8]) -> Result<usize> {
+    pub fn read(&self, fh: impl Into<FileRef>, offset: u64, buf: &mut [u8]) -> Result<usize> {
         self.read_into(fh, offset, buf)
     }
 
@@ -14,7 +14,7 @@ impl Store {
     /// intermediate buffer.
     pub fn read_into(
         &self,
-        fh: Fh,
+        fh: impl Into<FileRef>,
         offset: u64,
         buf: &mut (impl DataSink + ?Sized),
     ) -> Result<usize> {
@@ -37,7 +37,13 @@ impl Store {
 
     /// Writes at `offset` (at EOF for O_APPEND handles). A write that runs
     /// out of space midway returns the short count; ENOSPC if nothing fit.
-    pub fn write(&self, c: &Creds, fh: Fh, offset: u64, data: &[u8]) -> Result<Written> {
+    pub fn write(
+        &self,
+        c: &Creds,
+        fh: impl Into<FileRef>,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<Written> {
         self.write_from(c, fh, offset, data, false)
     }
 
@@ -53,7 +59,7 @@ impl Store {
     pub fn write_from(
         &self,
         c: &Creds,
-        fh: Fh,
+        fh: impl Into<FileRef>,
         offset: u64,
         data: &(impl DataSource + ?Sized),
         force_append: bool,
@@ -87,7 +93,19 @@ impl Store {
 
     /// fallocate(2): mode 0, FALLOC_FL_KEEP_SIZE, or
     /// FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE.
-    pub fn fallocate(&self, fh: Fh, offset: u64, len: u64, mode: i32) -> Result<()> {
+    ///
+    /// `c` is the caller: for a kernel-opened inode its privileges decide
+    /// whether setid bits survive; a handle's opener's do otherwise (the
+    /// fast path's caller is its opener).
+    pub fn fallocate(
+        &self,
+        c: &Creds,
+        fh: impl Into<FileRef>,
+        offset: u64,
+        len: u64,
+        mode: i32,
+    ) -> Result<()> {
+        let fh = fh.into();
         const SUPPORTED: i32 = libc::FALLOC_FL_KEEP_SIZE
             | libc::FALLOC_FL_PUNCH_HOLE
             | libc::FALLOC_FL_COLLAPSE_RANGE
@@ -126,9 +144,12 @@ impl Store {
         if mode & !(libc::FALLOC_FL_KEEP_SIZE | libc::FALLOC_FL_PUNCH_HOLE) != 0 {
             return Err(Errno::EOPNOTSUPP);
         }
-        let opener = {
-            let h = self.handles.read();
-            h.get(&fh).ok_or(Errno::EBADF)?.opener.clone()
+        let opener = match fh {
+            FileRef::Inode(_) => c.clone(),
+            FileRef::Handle(fh) => {
+                let h = self.handles.read();
+                h.get(&fh).ok_or(Errno::EBADF)?.opener.clone()
+            }
         };
         let mut st = node.st.write();
         if punch {
@@ -146,7 +167,7 @@ impl Store {
     }
 
     /// lseek(2) with SEEK_DATA or SEEK_HOLE (others: EINVAL).
-    pub fn lseek(&self, fh: Fh, offset: u64, whence: i32) -> Result<u64> {
+    pub fn lseek(&self, fh: impl Into<FileRef>, offset: u64, whence: i32) -> Result<u64> {
         let (node, _, _, _) = self.handle(fh)?;
         if node.kind != FileKind::Regular {
             return Err(Errno::EINVAL);
@@ -165,9 +186,9 @@ impl Store {
     pub fn copy_file_range(
         &self,
         c: &Creds,
-        fh_in: Fh,
+        fh_in: impl Into<FileRef>,
         off_in: u64,
-        fh_out: Fh,
+        fh_out: impl Into<FileRef>,
         off_out: u64,
         len: u64,
     ) -> Result<usize> {
@@ -182,9 +203,9 @@ impl Store {
     pub fn copy_file_range_part(
         &self,
         c: &Creds,
-        fh_in: Fh,
+        fh_in: impl Into<FileRef>,
         off_in: u64,
-        fh_out: Fh,
+        fh_out: impl Into<FileRef>,
         off_out: u64,
         len: u64,
         most: u64,

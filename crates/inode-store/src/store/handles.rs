@@ -1,5 +1,5 @@
 //! Open handles: opening and creating files and directories, the
-//! handle table, flush, fsync and release.
+//! handle table, fsync and release.
 
 use super::*;
 
@@ -167,8 +167,14 @@ impl Store {
         Ok((attr, self.add_handle(c, node, kind)))
     }
 
-    /// The node and flags of a handle, without keeping the handle lock.
-    pub(super) fn handle(&self, fh: Fh) -> Result<(Arc<Node>, bool, bool, bool)> {
+    /// The node and flags (readable, writable, append) of a file, without
+    /// keeping the handle lock. A kernel-opened inode is readable and
+    /// writable: the kernel checked its file's mode.
+    pub(super) fn handle(&self, f: impl Into<FileRef>) -> Result<(Arc<Node>, bool, bool, bool)> {
+        let fh = match f.into() {
+            FileRef::Handle(fh) => fh,
+            FileRef::Inode(ino) => return Ok((self.tree.read().node(ino)?, true, true, false)),
+        };
         let h = self.handles.read();
         let h = h.get(&fh).ok_or(Errno::EBADF)?;
         let (r, w, a) = match h.kind {
@@ -182,13 +188,8 @@ impl Store {
         Ok((h.node.clone(), r, w, a))
     }
 
-    /// close(2) of one descriptor of the handle: nothing to do in memory.
-    pub fn flush(&self, fh: Fh) -> Result<()> {
-        self.handle(fh).map(drop)
-    }
-
     /// fsync(2): nothing to do in memory.
-    pub fn fsync(&self, fh: Fh) -> Result<()> {
+    pub fn fsync(&self, fh: impl Into<FileRef>) -> Result<()> {
         self.handle(fh).map(drop)
     }
 

@@ -24,7 +24,12 @@ fn sparse_file_reads_zeros_and_counts_only_allocated_blocks() {
         size: Some(100 * MIB),
         ..SetAttr::default()
     };
-    assert_eq!(s.setattr(&root(), a.ino, &set, Some(fh)).unwrap().blocks, 8);
+    assert_eq!(
+        s.setattr(&root(), a.ino, &set, Some(fh.into()))
+            .unwrap()
+            .blocks,
+        8
+    );
     s.release(fh).unwrap();
 }
 
@@ -71,17 +76,24 @@ fn unlink_while_open_keeps_data() {
     assert_eq!(err(s.getattr(a.ino)), Errno::ENOENT);
 }
 
+/// A lookup reference keeps an unlinked file whole (the kernel opens files
+/// without telling the store, so it may be reading it), though it no longer
+/// counts against the inode limit; dropping the last frees it.
 #[test]
-fn looked_up_inode_keeps_metadata_but_frees_blocks() {
+fn looked_up_inode_keeps_its_data_until_forgotten() {
     let s = store();
     let f = mkfile(&s, &root(), ROOT_INO, b"f", 0o644, &[1u8; 8192]);
     s.add_lookup(f);
     s.unlink(&root(), ROOT_INO, b"f").unwrap();
-    assert_eq!(s.usage().used_blocks, 0);
+    assert_eq!(s.usage().used_blocks, 2);
     let a = s.getattr(f).unwrap();
     assert_eq!((a.nlink, a.size), (0, 8192));
+    let mut buf = [0u8; 8192];
+    assert_eq!(s.read(FileRef::Inode(f), 0, &mut buf).unwrap(), 8192);
+    assert!(buf.iter().all(|&b| b == 1));
     s.drop_lookups(f, 1);
     assert_eq!(err(s.getattr(f)), Errno::ENOENT);
+    assert_eq!(s.usage().used_blocks, 0);
     // Saturating: dropping more than were added is harmless.
     s.drop_lookups(f, 10);
     s.drop_lookups(ROOT_INO, 10);
@@ -89,8 +101,8 @@ fn looked_up_inode_keeps_metadata_but_frees_blocks() {
 }
 
 /// The kernel reopening an unlinked file by handle (the FUSE door's
-/// reserved names): its lookup and open keep the file after the fast-path
-/// handle closes; the last release frees the data, dropping the lookup the inode.
+/// reserved names): its lookup keeps the file after the fast-path handle
+/// closes, readable and writable by inode; dropping the lookup frees it.
 #[test]
 fn unlinked_file_handed_to_the_kernel_lives_until_forgotten() {
     let s = store();
@@ -101,17 +113,18 @@ fn unlinked_file_handed_to_the_kernel_lives_until_forgotten() {
     s.unlink(&root(), ROOT_INO, b"f").unwrap();
     let seen = s.add_lookup_by_handle(fast).unwrap();
     assert_eq!((seen.ino, seen.nlink), (a.ino, 0));
-    let kernel = s.open(&root(), a.ino, libc::O_RDWR).unwrap();
     s.release(fast).unwrap();
     assert_eq!(err(s.add_lookup_by_handle(fast)), Errno::EBADF);
+    let kernel = FileRef::Inode(a.ino);
     let mut buf = [0u8; 4];
     assert_eq!(s.read(kernel, BLOCK_SIZE as u64, &mut buf).unwrap(), 4);
     assert_eq!(buf, [7; 4]);
-    s.release(kernel).unwrap();
-    assert_eq!(s.usage().used_blocks, 0);
+    s.write(&root(), kernel, 0, b"x").unwrap();
+    assert_eq!(s.usage().used_blocks, 2);
     assert_eq!(s.getattr(a.ino).unwrap().nlink, 0);
     s.drop_lookups(a.ino, 1);
     assert_eq!(err(s.getattr(a.ino)), Errno::ENOENT);
+    assert_eq!(s.usage().used_blocks, 0);
     assert_eq!(s.usage().inodes, 1);
 }
 
@@ -167,7 +180,7 @@ fn write_past_capacity_is_short_then_enospc_then_recovers() {
         size: Some(0),
         ..SetAttr::default()
     };
-    s.setattr(&root(), a.ino, &set, Some(fh)).unwrap();
+    s.setattr(&root(), a.ino, &set, Some(fh.into())).unwrap();
     assert_eq!(s.write(&root(), fh, 0, &[1u8; 8192]).unwrap().len, 8192);
     s.release(fh).unwrap();
     assert_eq!(s.statfs().bfree, 2);
@@ -222,8 +235,14 @@ fn huge_offsets_do_not_overflow() {
         Errno::EINVAL
     );
     assert_eq!(s.read(fh, MAX_FILE_SIZE - 2, &mut [0u8; 2]).unwrap(), 2);
-    assert_eq!(err(s.fallocate(fh, MAX_FILE_SIZE - 1, 10, 0)), Errno::EFBIG);
-    assert_eq!(err(s.fallocate(fh, u64::MAX, 10, 0)), Errno::EINVAL);
+    assert_eq!(
+        err(s.fallocate(&root(), fh, MAX_FILE_SIZE - 1, 10, 0)),
+        Errno::EFBIG
+    );
+    assert_eq!(
+        err(s.fallocate(&root(), fh, u64::MAX, 10, 0)),
+        Errno::EINVAL
+    );
     assert_eq!(
         s.lseek(fh, MAX_FILE_SIZE - 10, libc::SEEK_DATA).unwrap(),
         MAX_FILE_SIZE - 10
@@ -239,16 +258,16 @@ fn fallocate_allocates_zeroed_blocks_and_punch_frees_them() {
     let (a, fh) = s
         .create(&root(), ROOT_INO, b"f", 0o644, libc::O_RDWR)
         .unwrap();
-    s.fallocate(fh, 0, 3 * 4096, 0).unwrap();
+    s.fallocate(&root(), fh, 0, 3 * 4096, 0).unwrap();
     let at = s.getattr(a.ino).unwrap();
     assert_eq!((at.size, at.blocks), (3 * 4096, 24));
-    s.fallocate(fh, 5 * 4096, 4096, libc::FALLOC_FL_KEEP_SIZE)
+    s.fallocate(&root(), fh, 5 * 4096, 4096, libc::FALLOC_FL_KEEP_SIZE)
         .unwrap();
     let at = s.getattr(a.ino).unwrap();
     assert_eq!((at.size, at.blocks), (3 * 4096, 32));
     s.write(&root(), fh, 0, &[7u8; 3 * 4096]).unwrap();
     let punch = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
-    s.fallocate(fh, 100, 2 * 4096, punch).unwrap();
+    s.fallocate(&root(), fh, 100, 2 * 4096, punch).unwrap();
     let at = s.getattr(a.ino).unwrap();
     assert_eq!((at.size, at.blocks), (3 * 4096, 24));
     let mut buf = vec![0u8; 3 * 4096];
@@ -257,14 +276,17 @@ fn fallocate_allocates_zeroed_blocks_and_punch_frees_them() {
     assert!(buf[100..8292].iter().all(|&b| b == 0));
     assert!(buf[8292..].iter().all(|&b| b == 7));
     assert_eq!(
-        err(s.fallocate(fh, 0, 10, libc::FALLOC_FL_PUNCH_HOLE)),
+        err(s.fallocate(&root(), fh, 0, 10, libc::FALLOC_FL_PUNCH_HOLE)),
         Errno::EOPNOTSUPP
     );
     let zero = libc::FALLOC_FL_ZERO_RANGE;
-    assert_eq!(err(s.fallocate(fh, 0, 10, zero)), Errno::EOPNOTSUPP);
-    assert_eq!(err(s.fallocate(fh, 0, 0, 0)), Errno::EINVAL);
+    assert_eq!(
+        err(s.fallocate(&root(), fh, 0, 10, zero)),
+        Errno::EOPNOTSUPP
+    );
+    assert_eq!(err(s.fallocate(&root(), fh, 0, 0, 0)), Errno::EINVAL);
     let ro = s.open(&root(), a.ino, libc::O_RDONLY).unwrap();
-    assert_eq!(err(s.fallocate(ro, 0, 10, 0)), Errno::EBADF);
+    assert_eq!(err(s.fallocate(&root(), ro, 0, 10, 0)), Errno::EBADF);
     s.release(ro).unwrap();
     s.release(fh).unwrap();
 }
@@ -277,10 +299,10 @@ fn fallocate_respects_capacity_all_or_nothing() {
         .create(&root(), ROOT_INO, b"f", 0o644, libc::O_RDWR)
         .unwrap();
     s.write(&root(), fh, 0, b"x").unwrap();
-    assert_eq!(err(s.fallocate(fh, 0, 5 * 4096, 0)), Errno::ENOSPC);
+    assert_eq!(err(s.fallocate(&root(), fh, 0, 5 * 4096, 0)), Errno::ENOSPC);
     let at = s.getattr(a.ino).unwrap();
     assert_eq!((at.size, at.blocks), (1, 8));
-    s.fallocate(fh, 0, 4 * 4096, 0).unwrap();
+    s.fallocate(&root(), fh, 0, 4 * 4096, 0).unwrap();
     assert_eq!(s.statfs().bfree, 0);
     s.release(fh).unwrap();
 }
@@ -306,7 +328,8 @@ fn seek_data_and_hole_follow_allocated_blocks() {
     assert_eq!(h(20490), Err(Errno::ENXIO));
     assert_eq!(s.lseek(fh, 0, libc::SEEK_SET), Err(Errno::EINVAL));
     // fallocated but never written blocks are holes for SEEK_DATA (tmpfs).
-    s.fallocate(fh, 0, 4096, libc::FALLOC_FL_KEEP_SIZE).unwrap();
+    s.fallocate(&root(), fh, 0, 4096, libc::FALLOC_FL_KEEP_SIZE)
+        .unwrap();
     assert_eq!(d(0), Ok(8192));
     assert_eq!(h(0), Ok(0));
     s.write(&root(), fh, 10, b"x").unwrap();
@@ -319,7 +342,7 @@ fn seek_data_and_hole_follow_allocated_blocks() {
 fn fallocate_on_non_regular_files() {
     let s = store();
     let fh = s.opendir(&root(), ROOT_INO).unwrap();
-    assert_eq!(err(s.fallocate(fh, 0, 10, 0)), Errno::EBADF);
+    assert_eq!(err(s.fallocate(&root(), fh, 0, 10, 0)), Errno::EBADF);
     assert_eq!(err(s.lseek(fh, 0, libc::SEEK_DATA)), Errno::EINVAL);
     s.releasedir(fh).unwrap();
 }

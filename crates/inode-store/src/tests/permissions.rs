@@ -284,11 +284,11 @@ fn truncate_permission_rules() {
     chmod(&s, f, 0o666);
     let fh = s.open(&u, f, libc::O_WRONLY).unwrap();
     chmod(&s, f, 0o444);
-    s.setattr(&u, f, &set, Some(fh)).unwrap();
+    s.setattr(&u, f, &set, Some(fh.into())).unwrap();
     assert_eq!(read_all(&s, f), b"ab");
     // ...and on a read-only handle is EINVAL.
     let ro = s.open(&u, f, libc::O_RDONLY).unwrap();
-    assert_eq!(err(s.setattr(&u, f, &set, Some(ro))), Errno::EINVAL);
+    assert_eq!(err(s.setattr(&u, f, &set, Some(ro.into()))), Errno::EINVAL);
     let big = SetAttr {
         size: Some(u64::MAX),
         ..SetAttr::default()

@@ -90,12 +90,13 @@ fn fallocate_clears_setid_bits_as_the_opener() {
     let f = mkfile(&s, &root(), ROOT_INO, b"f", 0o6777, b"");
     chmod(&s, f, 0o6777);
     let fh = s.open(&root(), f, libc::O_RDWR).unwrap();
-    s.fallocate(fh, 0, 4096, 0).unwrap();
+    s.fallocate(&root(), fh, 0, 4096, 0).unwrap();
     s.release(fh).unwrap();
     assert_eq!(s.getattr(f).unwrap().perm, 0o6777);
     let u = user(1000, 1000);
     let fh = s.open(&u, f, libc::O_RDWR).unwrap();
-    s.fallocate(fh, 0, 4096, libc::FALLOC_FL_KEEP_SIZE).unwrap();
+    s.fallocate(&root(), fh, 0, 4096, libc::FALLOC_FL_KEEP_SIZE)
+        .unwrap();
     s.release(fh).unwrap();
     assert_eq!(s.getattr(f).unwrap().perm, 0o777);
 }
@@ -106,9 +107,9 @@ fn fallocate_over_unwritten_blocks_turns_them_into_data() {
     let (_, fh) = s
         .create(&root(), ROOT_INO, b"f", 0o644, libc::O_RDWR)
         .unwrap();
-    s.fallocate(fh, 0, 8192, 0).unwrap();
+    s.fallocate(&root(), fh, 0, 8192, 0).unwrap();
     assert_eq!(err(s.lseek(fh, 0, libc::SEEK_DATA)), Errno::ENXIO);
-    s.fallocate(fh, 0, 100, 0).unwrap();
+    s.fallocate(&root(), fh, 0, 100, 0).unwrap();
     assert_eq!(s.lseek(fh, 0, libc::SEEK_DATA), Ok(0));
     assert_eq!(s.lseek(fh, 0, libc::SEEK_HOLE), Ok(4096));
     s.release(fh).unwrap();

@@ -89,7 +89,7 @@ fn write_and_truncate_update_mtime_and_ctime() {
     std::thread::sleep(std::time::Duration::from_millis(2));
     let a1 = a12;
     // ftruncate(2) to the same size: times updated.
-    let a15 = s.setattr(&root(), ino, &set, Some(fh)).unwrap();
+    let a15 = s.setattr(&root(), ino, &set, Some(fh.into())).unwrap();
     assert!(a15.mtime > a1.mtime);
     std::thread::sleep(std::time::Duration::from_millis(2));
     let set = SetAttr {
