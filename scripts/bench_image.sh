@@ -29,12 +29,13 @@ run() { # name, tree
     mkdir "$W/t/copy"; t9=$(now); tar cf - -C "$tree" . | tar xf - -C "$W/t/copy"; t10=$(now)
     rm -rf "$W/t/copy"
     t4=$(now); "$B" mount "$W/m" --size 4G --from "$tree" --background; t5=$(now)
-    "$B" save "$W/m" "$W/t/img" >/dev/null; t6=$(now)
+    "$B" save "$W/m" "$W/t/img" > "$W/saved"; t6=$(now)
     "$B" umount "$W/m"
     t7=$(now); "$B" mount "$W/m" --size 4G --image "$W/t/img" --background; t8=$(now)
     "$B" umount "$W/m"; rm -f "$W/t/img"
-    printf '%-22s tar c %6.3fs  tar x %6.3fs  tar c|x %6.3fs | --from %6.3fs  save %6.3fs  --image %6.3fs\n' \
-        "$name" "$(secs $t0 $t1)" "$(secs $t2 $t3)" "$(secs $t9 $t10)" "$(secs $t4 $t5)" "$(secs $t5 $t6)" "$(secs $t7 $t8)"
+    printf '%-22s tar c %6.3fs  tar x %6.3fs  tar c|x %6.3fs | --from %6.3fs  save %6.3fs (%s)  --image %6.3fs\n' \
+        "$name" "$(secs $t0 $t1)" "$(secs $t2 $t3)" "$(secs $t9 $t10)" "$(secs $t4 $t5)" "$(secs $t5 $t6)" \
+        "$(grep -o 'fsync [0-9.]* s' "$W/saved")" "$(secs $t7 $t8)"
 }
 mkdir "$W/t/big"
 dd if=/dev/urandom of="$W/t/big/f" bs=1M count="$BIG_MIB" status=none

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use inode_store::{Snapshot, Store};
 use parking_lot::Mutex;
@@ -27,6 +28,9 @@ pub struct Saved {
     pub data_bytes: u64,
     /// Size of the image file.
     pub image_bytes: u64,
+    /// Time taken by the one fsync of the image before the rename (the
+    /// cost of durability, apart from the copy).
+    pub fsync: Duration,
 }
 
 /// Nice value of the thread that copies a save's data (and of its
@@ -129,12 +133,15 @@ fn write_image(
         }
     })?;
     let file = w.finish()?;
+    let synced = Instant::now();
     file.sync_all()?;
+    let fsync = synced.elapsed();
     let image_bytes = file.metadata()?.len();
     Ok(Saved {
         nodes: snap.nodes().len() as u64,
         data_bytes,
         image_bytes,
+        fsync,
     })
 }
 
