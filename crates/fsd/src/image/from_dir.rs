@@ -3,7 +3,7 @@
 //! The walk (one thread) records every entry with `lstat`, `llistxattr`,
 //! `lgetxattr` and `readlink`; a file with several links in the tree becomes
 //! one inode with those links. Then file data is read through `io_uring`,
-//! `FROM_DEPTH` reads of up to `BUF_BYTES` in flight across files (files of
+//! `DEPTH` reads of up to `BUF_BYTES` in flight across files (files of
 //! up to `INLINE_READ` bytes are read directly); a file whose allocated
 //! blocks are fewer than its size is read extent by extent (`SEEK_DATA` /
 //! `SEEK_HOLE`), so holes stay holes.
@@ -26,15 +26,12 @@ use inode_store::{FileKind, Ino, NodeImage, Store, Timespec, ROOT_INO};
 
 use super::progress::TerminalLine;
 use super::uring::{Done, Ring};
-use super::{ImageError, Phase, BUF_BYTES, PROGRESS};
+use super::{ImageError, Phase, BUF_BYTES, DEPTH, PROGRESS};
 
 /// Files up to this size are read with a plain `pread` as soon as they are
 /// open: on tmpfs (no non-blocking reads) `io_uring` hands every read to a
 /// worker thread, a round trip that costs more than copying a small file.
 const INLINE_READ: u64 = 16 << 10;
-
-/// Reads in flight (at most 32 MiB of buffers).
-const FROM_DEPTH: usize = 16;
 
 /// A regular file to read: inode, source path, size, sparse.
 struct Source {
@@ -281,11 +278,9 @@ fn open_noatime(path: &Path) -> io::Result<File> {
     }
 }
 
-/// Reads every file's data into the store, `FROM_DEPTH` reads in flight.
-/// When the ring is full, one wait collects every read completed by then,
-/// so the ring is refilled (and submitted) a batch at a time.
+/// Reads every file's data into the store, `DEPTH` reads in flight.
 fn read_data(store: &Store, files: &[Source]) -> Result<(), ImageError> {
-    let mut ring: Ring<(usize, Rc<File>)> = Ring::new(FROM_DEPTH)?;
+    let mut ring: Ring<(usize, Rc<File>)> = Ring::new(DEPTH)?;
     let mut spare: Vec<Vec<u8>> = Vec::new();
     let finish = |done: Done<(usize, Rc<File>)>, spare: &mut Vec<Vec<u8>>| {
         let src = &files[done.tag.0];
@@ -296,13 +291,6 @@ fn read_data(store: &Store, files: &[Source]) -> Result<(), ImageError> {
         }
         PROGRESS.add(done.buf.len() as u64, 0);
         spare.push(done.buf);
-        Ok::<(), ImageError>(())
-    };
-    let reap = |ring: &mut Ring<(usize, Rc<File>)>, spare: &mut Vec<Vec<u8>>| {
-        finish(ring.wait()?, spare)?;
-        while let Some(done) = ring.poll() {
-            finish(done?, spare)?;
-        }
         Ok::<(), ImageError>(())
     };
     for (i, src) in files.iter().enumerate() {
@@ -321,17 +309,19 @@ fn read_data(store: &Store, files: &[Source]) -> Result<(), ImageError> {
             let end = off + len;
             while off < end {
                 if !ring.has_room() {
-                    reap(&mut ring, &mut spare)?;
+                    finish(ring.wait()?, &mut spare)?;
                 }
                 let n = (end - off).min(BUF_BYTES as u64) as usize;
                 let buf = spare.pop().unwrap_or_default();
                 ring.start(false, &*file, off, buf, n, (i, file.clone()))?;
+                // At once: the kernel reads while this thread loads.
+                ring.submit()?;
                 off += n as u64;
             }
         }
     }
     while ring.in_flight() > 0 {
-        reap(&mut ring, &mut spare)?;
+        finish(ring.wait()?, &mut spare)?;
     }
     Ok(())
 }

@@ -130,10 +130,8 @@ impl<T> Ring<T> {
         }
     }
 
-    /// An operation that has completed already, if any, without a system
-    /// call: callers drain these after a [`Ring::wait`], then start more,
-    /// so one wait and one submit serve a whole batch.
-    pub(super) fn poll(&mut self) -> Option<io::Result<Done<T>>> {
+    /// An operation that has completed already, if any (no system call).
+    fn poll(&mut self) -> Option<io::Result<Done<T>>> {
         let cqe = self.ring.completion().next()?;
         let i = cqe.user_data() as usize;
         let mut slot = self.slots[i].take().expect("completion of a started slot");
