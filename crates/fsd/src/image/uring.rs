@@ -115,42 +115,33 @@ impl<T> Ring<T> {
         Ok(())
     }
 
-    /// Waits for one operation to complete and returns it (handing the
-    /// kernel the operations started so far first). A short read or write
-    /// is finished with a plain pread/pwrite; a failed one is the error.
+    /// Waits for one operation to complete and returns it. A short read or
+    /// write is finished with a plain pread/pwrite; a failed one is the error.
     pub(super) fn wait(&mut self) -> io::Result<Done<T>> {
         loop {
-            if let Some(done) = self.poll() {
-                return done;
+            if let Some(cqe) = self.ring.completion().next() {
+                let i = cqe.user_data() as usize;
+                let mut slot = self.slots[i].take().expect("completion of a started slot");
+                self.in_flight -= 1;
+                let res = cqe.result();
+                if res < 0 {
+                    return Err(io::Error::from_raw_os_error(-res));
+                }
+                let n = res as usize;
+                if n < slot.len {
+                    finish_short(&mut slot, n)?;
+                }
+                return Ok(Done {
+                    tag: slot.tag,
+                    buf: slot.buf,
+                    offset: slot.offset,
+                });
             }
             if self.in_flight == 0 {
                 return Err(io::Error::other("io_uring: nothing in flight"));
             }
             self.ring.submit_and_wait(1)?;
         }
-    }
-
-    /// An operation that has completed already, if any (no system call).
-    fn poll(&mut self) -> Option<io::Result<Done<T>>> {
-        let cqe = self.ring.completion().next()?;
-        let i = cqe.user_data() as usize;
-        let mut slot = self.slots[i].take().expect("completion of a started slot");
-        self.in_flight -= 1;
-        let res = cqe.result();
-        if res < 0 {
-            return Some(Err(io::Error::from_raw_os_error(-res)));
-        }
-        let n = res as usize;
-        if n < slot.len {
-            if let Err(e) = finish_short(&mut slot, n) {
-                return Some(Err(e));
-            }
-        }
-        Some(Ok(Done {
-            tag: slot.tag,
-            buf: slot.buf,
-            offset: slot.offset,
-        }))
     }
 }
 
