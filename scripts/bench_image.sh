@@ -53,8 +53,10 @@ run "$SMALL small files" "$W/t/small"
 
 # Latency while saving: the helper of benches/bench-fs.py times 1000
 # operations per round on ops/f0000..f0999 (4 KiB each); the median of
-# ROUNDS rounds with no save, then with `btfuse save` of the whole tree
-# (both trees above and ops/) running back to back.
+# ROUNDS rounds with no save, then of the rounds run while `btfuse save`
+# of the whole tree (both trees above and ops/) runs back to back, for as
+# long as 2 whole saves take (so each save's cut, when writers wait, weighs
+# in the median as often as it happens).
 ROUNDS=30
 python3 -c "
 import importlib.util, sys
@@ -73,28 +75,31 @@ for i in range(1000):
 "$B" mount "$W/m" --size 4G --from "$W/t/lat" --background
 rm -rf "$W/t/lat"
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-lat() { # mode, door: median ns per op
+rounds() { # mode, door, rounds: ns per op of each round
     if [ "$2" = preload ]; then
-        LD_PRELOAD=$LIB "$W/helper" "$1" "$W/m/ops" 1000 "$ROUNDS" | median
+        LD_PRELOAD=$LIB "$W/helper" "$1" "$W/m/ops" 1000 "$3"
     else
-        "$W/helper" "$1" "$W/m/ops" 1000 "$ROUNDS" | median
+        "$W/helper" "$1" "$W/m/ops" 1000 "$3"
     fi
 }
-saves=0
 for door in fuse preload; do
     for mode in stat openread; do
-        lat "$mode" "$door" >/dev/null # warm the kernel's caches
-        idle=$(lat "$mode" "$door")
-        rm -f "$W/stop"
-        ( n=0; while [ ! -e "$W/stop" ]; do
-            "$B" save "$W/m" "$W/t/img" >/dev/null; n=$((n + 1)); done
-          echo "$n" > "$W/saves" ) &
-        sleep 0.2 # the first save's cut is taken
-        busy=$(lat "$mode" "$door")
-        touch "$W/stop"; wait
-        saves=$((saves + $(cat "$W/saves")))
-        printf '%-8s %-8s idle %8.0f ns  during save %8.0f ns  %5.2fx\n' \
-            "$mode" "$door" "$idle" "$busy" "$(echo "$busy / $idle" | bc -l)"
+        rounds "$mode" "$door" 1 >/dev/null # warm the kernel's caches
+        idle=$(rounds "$mode" "$door" "$ROUNDS" | median)
+        rm -f "$W/stop"; : > "$W/saves"; : > "$W/busy"
+        ( while [ ! -e "$W/stop" ]; do
+            "$B" save "$W/m" "$W/t/img" >/dev/null || exit 1
+            echo >> "$W/saves"; done ) &
+        saver=$!
+        short_of() { # N: fewer than N saves done, and the saver runs
+            [ "$(wc -l < "$W/saves")" -lt "$1" ] && kill -0 "$saver" 2>/dev/null; }
+        # From the end of the first save to the end of the third.
+        while short_of 1; do sleep 0.01; done
+        while short_of 3; do rounds "$mode" "$door" 5 >> "$W/busy"; done
+        touch "$W/stop"; wait "$saver"
+        busy=$(median < "$W/busy")
+        printf '%-8s %-8s idle %8.0f ns  during save %8.0f ns  %5.2fx  (%d rounds)\n' \
+            "$mode" "$door" "$idle" "$busy" "$(echo "$busy / $idle" | bc -l)" "$(wc -l < "$W/busy")"
     done
 done
-echo "($saves saves of $(du -sh "$W/t/img" | cut -f1) ran during the busy rounds)"
+echo "(saves of a $(du -sh "$W/t/img" | cut -f1) image)"
