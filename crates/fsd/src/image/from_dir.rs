@@ -3,9 +3,10 @@
 //! The walk (one thread) records every entry with `lstat`, `llistxattr`,
 //! `lgetxattr` and `readlink`; a file with several links in the tree becomes
 //! one inode with those links. Then file data is read through `io_uring`,
-//! `DEPTH` reads of up to `BUF_BYTES` in flight across files; a file whose
-//! allocated blocks are fewer than its size is read extent by extent
-//! (`SEEK_DATA` / `SEEK_HOLE`), so holes stay holes.
+//! `DEPTH` reads of up to `BUF_BYTES` in flight across files (files of
+//! up to `INLINE_READ` bytes are read directly); a file whose allocated
+//! blocks are fewer than its size is read extent by extent (`SEEK_DATA` /
+//! `SEEK_HOLE`), so holes stay holes.
 //!
 //! Kept: kinds (fifo, socket, device nodes included), modes, owners, atime
 //! and mtime, ctime (the source's: the store sets it freely, unlike a copy
@@ -24,8 +25,13 @@ use std::rc::Rc;
 use inode_store::{FileKind, Ino, NodeImage, Store, Timespec, ROOT_INO};
 
 use super::progress::TerminalLine;
-use super::uring::Ring;
+use super::uring::{Done, Ring};
 use super::{ImageError, Phase, BUF_BYTES, DEPTH, PROGRESS};
+
+/// Files up to this size are read with a plain `pread` as soon as they are
+/// open: on tmpfs (no non-blocking reads) `io_uring` hands every read to a
+/// worker thread, a round trip that costs more than copying a small file.
+const INLINE_READ: u64 = 16 << 10;
 
 /// A regular file to read: inode, source path, size, sparse.
 struct Source {
@@ -276,8 +282,7 @@ fn open_noatime(path: &Path) -> io::Result<File> {
 fn read_data(store: &Store, files: &[Source]) -> Result<(), ImageError> {
     let mut ring: Ring<(usize, Rc<File>)> = Ring::new(DEPTH)?;
     let mut spare: Vec<Vec<u8>> = Vec::new();
-    let finish = |ring: &mut Ring<(usize, Rc<File>)>, spare: &mut Vec<Vec<u8>>| {
-        let done = ring.wait()?;
+    let finish = |done: Done<(usize, Rc<File>)>, spare: &mut Vec<Vec<u8>>| {
         let src = &files[done.tag.0];
         store.load_data(src.ino, done.offset, &done.buf)?;
         // The last read of a file closes it (its Rc goes).
@@ -289,22 +294,48 @@ fn read_data(store: &Store, files: &[Source]) -> Result<(), ImageError> {
         Ok::<(), ImageError>(())
     };
     for (i, src) in files.iter().enumerate() {
-        let file = Rc::new(open_noatime(&src.path).map_err(src_err(&src.path))?);
+        let file = open_noatime(&src.path).map_err(src_err(&src.path))?;
+        if src.size <= INLINE_READ && !src.sparse {
+            let mut buf = spare.pop().unwrap_or_default();
+            buf.resize(src.size as usize, 0);
+            let n = read_full(&file, &mut buf).map_err(src_err(&src.path))?;
+            store.load_data(src.ino, 0, &buf[..n])?;
+            PROGRESS.add(n as u64, 1);
+            spare.push(buf);
+            continue;
+        }
+        let file = Rc::new(file);
         for (mut off, len) in extents(&file, src).map_err(src_err(&src.path))? {
             let end = off + len;
             while off < end {
                 if !ring.has_room() {
-                    finish(&mut ring, &mut spare)?;
+                    finish(ring.wait()?, &mut spare)?;
                 }
                 let n = (end - off).min(BUF_BYTES as u64) as usize;
                 let buf = spare.pop().unwrap_or_default();
                 ring.start(false, &*file, off, buf, n, (i, file.clone()))?;
+                // At once: the kernel reads while this thread loads.
+                ring.submit()?;
                 off += n as u64;
             }
         }
     }
     while ring.in_flight() > 0 {
-        finish(&mut ring, &mut spare)?;
+        finish(ring.wait()?, &mut spare)?;
     }
     Ok(())
+}
+
+/// Reads `buf.len()` bytes from the start of `file` (fewer only if it
+/// shrank meanwhile); the count read.
+fn read_full(file: &File, buf: &mut [u8]) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], done as u64)? {
+            0 => break,
+            n => done += n,
+        }
+    }
+    Ok(done)
 }

@@ -10,7 +10,13 @@ use inode_store::Store;
 use super::format::{self, Cursor, Kind, HEADER_LEN, MAX_SECTION, SECTION_HEADER_LEN};
 use super::progress::TerminalLine;
 use super::uring::Ring;
-use super::{ImageError, Phase, BUF_BYTES, DEPTH, PROGRESS};
+use super::{ImageError, Phase, PROGRESS};
+
+/// Bytes per read: large beside a section (1 MiB), so that few sections
+/// straddle two reads and most are checked and loaded in place.
+const READ_BYTES: usize = 8 << 20;
+/// Reads in flight (32 MiB).
+const READ_DEPTH: usize = 4;
 
 /// Loads the image at `path` into a new store of `capacity` bytes. Any
 /// error leaves nothing behind: the partly built store is dropped.
@@ -31,7 +37,8 @@ fn load_from(mut r: Reader, capacity: u64, max_inodes: u64) -> Result<Store, Ima
     let mut meta = Vec::new();
     let mut store: Option<Store> = None;
     let (mut sections, mut data_bytes) = (0u64, 0u64);
-    let mut payload = Vec::new();
+    let mut scratch = Vec::new();
+    let file_len = r.len;
     loop {
         let at = r.pos;
         let mut sh = [0u8; SECTION_HEADER_LEN];
@@ -42,16 +49,15 @@ fn load_from(mut r: Reader, capacity: u64, max_inodes: u64) -> Result<Store, Ima
             Some(k) if zero == 0 && (len as usize) <= MAX_SECTION => k,
             _ => return Err(ImageError::Checksum(at)),
         };
-        payload.resize(len as usize, 0);
-        r.read_exact(&mut payload)?;
-        if format::section_crc(kind as u32, len, &payload) != crc {
+        let payload = r.take(len as usize, &mut scratch)?;
+        if format::section_crc(kind as u32, len, payload) != crc {
             return Err(ImageError::Checksum(at));
         }
         if kind == Kind::Meta {
             if store.is_some() {
                 return Err(ImageError::Corrupt("metadata after data"));
             }
-            meta.extend_from_slice(&payload);
+            meta.extend_from_slice(payload);
             continue;
         }
         let s = match &store {
@@ -62,14 +68,14 @@ fn load_from(mut r: Reader, capacity: u64, max_inodes: u64) -> Result<Store, Ima
                     .iter()
                     .filter(|n| n.kind == inode_store::FileKind::Regular)
                     .count();
-                PROGRESS.set_totals(r.len, files as u64);
+                PROGRESS.set_totals(file_len, files as u64);
                 store.insert(Store::restore(capacity, max_inodes, nodes)?)
             }
         };
         match kind {
             Kind::Data => {
                 sections += 1;
-                let mut c = Cursor(&payload);
+                let mut c = Cursor(payload);
                 while !c.0.is_empty() {
                     let (ino, off, n) = (c.u64()?, c.u64()?, c.u32()?);
                     s.load_data(ino, off, c.take(n as usize)?)?;
@@ -78,7 +84,7 @@ fn load_from(mut r: Reader, capacity: u64, max_inodes: u64) -> Result<Store, Ima
                 PROGRESS.add(u64::from(len), 0);
             }
             Kind::End => {
-                let mut c = Cursor(&payload);
+                let mut c = Cursor(payload);
                 let counts = [c.u64()?, c.u64()?, c.u64()?, c.u64()?];
                 let nodes = s.usage().inodes;
                 if counts != [nodes, meta.len() as u64, sections, data_bytes] || !c.0.is_empty() {
@@ -86,7 +92,7 @@ fn load_from(mut r: Reader, capacity: u64, max_inodes: u64) -> Result<Store, Ima
                         "counts in the end section do not match",
                     ));
                 }
-                if r.pos != r.len {
+                if at + (SECTION_HEADER_LEN as u64) + u64::from(len) != file_len {
                     return Err(ImageError::Corrupt("bytes after the end section"));
                 }
                 return store.ok_or(ImageError::Corrupt("no metadata"));
@@ -96,7 +102,7 @@ fn load_from(mut r: Reader, capacity: u64, max_inodes: u64) -> Result<Store, Ima
     }
 }
 
-/// Sequential reads of the whole file, `DEPTH` buffers read ahead.
+/// Sequential reads of the whole file, `READ_DEPTH` buffers read ahead.
 struct Reader {
     /// Declared before `file`: dropped (waiting for the kernel) first.
     ring: Ring<()>,
@@ -115,7 +121,7 @@ struct Reader {
 impl Reader {
     fn new(file: File, len: u64) -> io::Result<Reader> {
         Ok(Reader {
-            ring: Ring::new(DEPTH)?,
+            ring: Ring::new(READ_DEPTH)?,
             file,
             len,
             ahead: 0,
@@ -142,13 +148,30 @@ impl Reader {
         Ok(())
     }
 
+    /// The next `n` bytes: a view into the current buffer when they lie in
+    /// it (most sections: no copy), else gathered into `scratch`.
+    fn take<'a>(&'a mut self, n: usize, scratch: &'a mut Vec<u8>) -> io::Result<&'a [u8]> {
+        if self.cur_at == self.cur.len() && n > 0 {
+            self.next_buffer()?;
+        }
+        if self.cur.len() - self.cur_at >= n {
+            let at = self.cur_at;
+            self.cur_at += n;
+            self.pos += n as u64;
+            return Ok(&self.cur[at..at + n]);
+        }
+        scratch.resize(n, 0);
+        self.read_exact(scratch)?;
+        Ok(scratch)
+    }
+
     /// Makes the buffer at `pos` current, keeping the read-ahead full.
     fn next_buffer(&mut self) -> io::Result<()> {
         let mut spare = std::mem::take(&mut self.cur);
         loop {
             while self.ring.has_room() && self.ahead < self.len {
-                let n = (self.len - self.ahead).min(BUF_BYTES as u64) as usize;
-                spare.clear();
+                let n = (self.len - self.ahead).min(READ_BYTES as u64) as usize;
+                // Not cleared: `start` zero-fills only what it grows.
                 self.ring.start(
                     false,
                     &self.file,

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use inode_store::{Snapshot, Store};
 use parking_lot::Mutex;
@@ -27,18 +28,48 @@ pub struct Saved {
     pub data_bytes: u64,
     /// Size of the image file.
     pub image_bytes: u64,
+    /// Time taken by the one fsync of the image before the rename (the
+    /// cost of durability, apart from the copy).
+    pub fsync: Duration,
 }
+
+/// Nice value of the thread that copies a save's data (and of its
+/// `io_uring` workers, which inherit it): the doors' threads keep their
+/// share of the CPU while a save runs.
+const SAVE_NICE: libc::c_int = 10;
 
 /// Saves a point-in-time image of `store` to `path` (see the module docs of
 /// `image`); `tick` is called after every section, for progress reports.
-pub fn save(store: &Store, path: &Path, tick: &mut dyn FnMut()) -> Result<Saved, ImageError> {
+///
+/// The cut is taken on the calling thread; the copy runs on a thread of its
+/// own at [`SAVE_NICE`] (the cut holds every lock, so it must not wait for
+/// the CPU behind the threads it stops).
+pub fn save(
+    store: &Store,
+    path: &Path,
+    tick: &mut (dyn FnMut() + Send),
+) -> Result<Saved, ImageError> {
     let _one = SAVING.try_lock().ok_or(ImageError::Busy)?;
     let snap = store.snapshot().map_err(|_| ImageError::Busy)?;
     let files = snap.file_count();
     let total: u64 = (0..files).map(|i| snap.file(i).1).sum();
     PROGRESS.begin(Phase::Saving, total, files as u64);
     let tmp = tmp_path(path);
-    let result = write_image(&snap, &tmp, tick).and_then(|saved| {
+    let copy = || {
+        // SAFETY: gettid and setpriority have no memory effects; this
+        // thread is ours and ends with the save, so its nice value needs no
+        // restoring. Failing to lower it is harmless.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, SAVE_NICE) };
+        write_image(&snap, &tmp, tick)
+    };
+    let written = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("btfuse-save".into())
+            .spawn_scoped(s, copy)?
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the save thread panicked").into()))
+    });
+    let result = written.and_then(|saved| {
         std::fs::rename(&tmp, path)?;
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
         File::open(dir.unwrap_or(Path::new(".")))?.sync_all()?;
@@ -61,7 +92,7 @@ fn tmp_path(path: &Path) -> PathBuf {
 fn write_image(
     snap: &Snapshot<'_>,
     tmp: &Path,
-    tick: &mut dyn FnMut(),
+    tick: &mut (dyn FnMut() + Send),
 ) -> Result<Saved, ImageError> {
     let file = File::options()
         .write(true)
@@ -102,12 +133,15 @@ fn write_image(
         }
     })?;
     let file = w.finish()?;
+    let synced = Instant::now();
     file.sync_all()?;
+    let fsync = synced.elapsed();
     let image_bytes = file.metadata()?.len();
     Ok(Saved {
         nodes: snap.nodes().len() as u64,
         data_bytes,
         image_bytes,
+        fsync,
     })
 }
 

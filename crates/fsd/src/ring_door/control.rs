@@ -72,11 +72,12 @@ pub(super) fn serve_save(shared: &Shared, conn: &OwnedFd, uid: u32, path: &Path)
         };
         match crate::image::save(&shared.store, path, &mut tick) {
             Ok(s) => format!(
-                "ok saved {} inodes, {} data bytes, {} image bytes to {}",
+                "ok saved {} inodes, {} data bytes, {} image bytes to {} (fsync {:.3} s)",
                 s.nodes,
                 s.data_bytes,
                 s.image_bytes,
-                path.display()
+                path.display(),
+                s.fsync.as_secs_f64()
             ),
             Err(e) => format!("error cannot save {}: {e}", path.display()),
         }

@@ -157,20 +157,21 @@ impl Store {
     /// EBUSY while another snapshot of this store is alive.
     pub fn snapshot(&self) -> Result<Snapshot<'_>> {
         let t = self.tree.write();
-        let mut inos = Vec::new();
+        // Every inode reachable from the root, once each, in inode order.
+        // Directories are named once, so only hard-linked files repeat.
+        let mut entries: Vec<(Ino, &Entry)> = Vec::with_capacity(t.nodes.len());
         let mut stack = vec![ROOT_INO];
-        let mut seen = std::collections::HashSet::new();
         while let Some(ino) = stack.pop() {
-            if !seen.insert(ino) {
-                continue;
-            }
-            inos.push(ino);
-            if let Some(d) = t.nodes.get(&ino).and_then(|e| e.dir.as_ref()) {
-                stack.extend(d.children.values().copied());
+            if let Some(e) = t.nodes.get(&ino) {
+                entries.push((ino, e));
+                if let Some(d) = &e.dir {
+                    stack.extend(d.children.values().copied());
+                }
             }
         }
-        inos.sort_unstable();
-        let entries: Vec<&Entry> = inos.iter().filter_map(|i| t.nodes.get(i)).collect();
+        entries.sort_unstable_by_key(|&(ino, _)| ino);
+        entries.dedup_by_key(|&mut (ino, _)| ino);
+        let entries: Vec<&Entry> = entries.into_iter().map(|(_, e)| e).collect();
         // The cut: every inode locked at once, in inode order.
         let mut guards: Vec<_> = entries.iter().map(|e| e.node.st.write()).collect();
         if guards.iter().any(|st| st.file.snap_running()) {
