@@ -124,6 +124,7 @@ impl Store {
     /// chmod / chown / truncate / utimens. With `fh` (an open handle) a size
     /// change needs the handle to be writable instead of write permission.
     pub fn setattr(&self, c: &Creds, ino: Ino, set: &SetAttr, fh: Option<Fh>) -> Result<Attr> {
+        let _change = self.change();
         let t = self.tree.read();
         let fh_write = match fh {
             None => None,

@@ -70,7 +70,7 @@ impl Store {
                         return Err(Errno::ENOENT);
                     }
                     if first {
-                        e.node.touch_atime(&st);
+                        e.node.touch_atime(&st, self.gens.get());
                         first = false;
                     }
                 }
