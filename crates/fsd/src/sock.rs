@@ -307,6 +307,38 @@ pub fn send(fd: &OwnedFd, data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Sends one message carrying descriptor `pass` (`SCM_RIGHTS`).
+pub fn send_with_fd(fd: &OwnedFd, data: &[u8], pass: &OwnedFd) -> io::Result<()> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // Room for one descriptor, aligned as cmsghdr requires.
+    let mut control = [0u64; 4];
+    // SAFETY: msghdr is plain data; every pointer field is set below.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
+    // SAFETY: `control` holds one cmsg with one fd (checked by the size
+    // above), so CMSG_FIRSTHDR is non-null and CMSG_DATA in bounds.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), pass.as_raw_fd());
+    }
+    // SAFETY: `msg` and the buffers it points to live across the call.
+    let sent = check_size(unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) })?;
+    if sent != data.len() {
+        return Err(io::Error::from(io::ErrorKind::WriteZero));
+    }
+    Ok(())
+}
+
 /// Connects a `SOCK_SEQPACKET` socket to `path`.
 pub fn connect(path: &Path) -> io::Result<OwnedFd> {
     let fd = seqpacket_socket()?;

@@ -6,9 +6,10 @@ use core::mem::size_of;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use proto::ops::{Failure, Readdir};
-use proto::DirEntryHeader;
+use proto::{DirEntryHeader, WireAttr};
 
 use crate::channel::{self, CallError, REPLY_BUF};
+use crate::metacache;
 use crate::ops::{self, Fail, R};
 
 /// Open fast-path directory streams at once.
@@ -133,10 +134,14 @@ impl OurDir {
         };
         let mut ch = channel::acquire(f.mount).map_err(|_| Fail::Errno(libc::EIO))?;
         let (bulk, blen) = ch.bulk();
+        // A readdirplus: the entries' attributes go to the cache, where
+        // the `fstatat(dirfd, name)` that usually follows finds them.
         let list = Readdir {
             fh: f.fh,
             cookie: self.cookie,
             max: DIRBUF.min(blen) as u64,
+            plus: 1,
+            _pad: 0,
         };
         let mut reply = [0u8; REPLY_BUF];
         let out = match ch.call(&list, b"", b"", &mut reply) {
@@ -151,15 +156,59 @@ impl OurDir {
             Err(CallError::Chan(_)) => return Err(Fail::Errno(libc::EIO)),
             Err(e) => return Err(e.into()),
         };
-        let n = (out.bytes as usize).min(DIRBUF).min(blen);
-        // SAFETY: `n` bytes of our bulk area into our private buffer.
-        unsafe { core::ptr::copy_nonoverlapping(bulk, self.buf.as_mut_ptr(), n) };
+        // SAFETY: the bulk area is ours for this round trip (we hold the
+        // channel) and `blen` bytes long.
+        let plus = unsafe { core::slice::from_raw_parts(bulk.cast_const(), blen) };
+        let n = self.take_plus(
+            &plus[..(out.bytes as usize).min(blen)],
+            f.mount,
+            f.fh,
+            out.stamp,
+        );
         self.pos = 0;
         self.len = n;
         if n == 0 {
             self.eof = true;
         }
         Ok(())
+    }
+
+    /// Copies readdirplus records (header, attributes, name) from `plus`
+    /// into our buffer as plain records (header, name), keeping each
+    /// entry's attributes in the cache as the answer of
+    /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)` when `stamp` allows;
+    /// returns the bytes used. The daemon sends no more than our buffer
+    /// holds once the attributes are taken out (`Readdir::max`).
+    fn take_plus(&mut self, plus: &[u8], mount: usize, dir: u64, stamp: u64) -> usize {
+        let hl = size_of::<DirEntryHeader>();
+        let al = size_of::<WireAttr>();
+        let (mut at, mut n) = (0usize, 0usize);
+        while let Some(e) = proto::decode::<DirEntryHeader>(&plus[at..]) {
+            let nl = e.name_len as usize;
+            let rl = DirEntryHeader::record_len(al + nl);
+            let plain = DirEntryHeader::record_len(nl);
+            if at + rl > plus.len() || n + plain > DIRBUF {
+                break;
+            }
+            let name = &plus[at + hl + al..at + hl + al + nl];
+            if let Some(attr) = proto::decode::<WireAttr>(&plus[at + hl..]) {
+                if name != b"." && name != b".." {
+                    let key = metacache::Key {
+                        mount,
+                        base: dir,
+                        path: name,
+                        how: metacache::reuse(metacache::NOFOLLOW, &attr),
+                    };
+                    metacache::insert(&key, &attr, stamp);
+                }
+            }
+            self.buf[n..n + hl].copy_from_slice(&plus[at..at + hl]);
+            self.buf[n + hl..n + hl + nl].copy_from_slice(name);
+            self.buf[n + hl + nl..n + plain].fill(0);
+            at += rl;
+            n += plain;
+        }
+        n
     }
 
     /// The next entry, `Ok(None)` at the end.

@@ -53,6 +53,8 @@ mod hooks;
 mod lifecycle;
 #[cfg(not(test))]
 mod mapped;
+
+mod metacache;
 #[cfg(not(test))]
 mod ops;
 #[cfg(not(test))]

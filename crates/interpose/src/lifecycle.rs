@@ -9,6 +9,7 @@
 //! the mount table is known (see [`register_fork_handlers`]).
 
 use crate::channel;
+use crate::metacache;
 use crate::ops;
 use crate::state;
 use crate::stdio;
@@ -52,4 +53,5 @@ static AT_EXIT: extern "C" fn() = at_exit;
 extern "C" fn at_exit() {
     stdio::flush_at_exit();
     channel::close_all_at_exit();
+    metacache::report_at_exit();
 }

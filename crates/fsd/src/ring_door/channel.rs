@@ -150,6 +150,18 @@ fn answer_hello(conn: &OwnedFd, error: i32) -> io::Result<()> {
     sock::send(conn, bytes_of(&reply))
 }
 
+/// Accepts a hello: the reply carries the generations page (see
+/// `gen_page`).
+fn accept_hello(shared: &Shared, conn: &OwnedFd) -> io::Result<()> {
+    let reply = HelloReply {
+        magic: HELLO_MAGIC,
+        version: proto::VERSION,
+        error: 0,
+        ..Default::default()
+    };
+    sock::send_with_fd(conn, bytes_of(&reply), shared.gen_page.fd())
+}
+
 pub(super) fn serve_connection(
     shared: &Shared,
     conn: OwnedFd,
@@ -231,7 +243,7 @@ fn adopt_and_serve(
     // the channel.
     drop(passed.fds.remove(0));
     drop(passed);
-    answer_hello(conn, 0)?;
+    accept_hello(shared, conn)?;
     serve_channel(shared, client, &region, conn, after_first_request)
 }
 

@@ -29,7 +29,9 @@
 use core::cell::UnsafeCell;
 use core::mem::{size_of, MaybeUninit};
 use core::ops::Range;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering,
+};
 
 use proto::ops::{self, Failure, Operation, ReplyError, ReplyHeader, RequestHeader};
 use proto::Hello;
@@ -84,6 +86,8 @@ struct Conn {
     /// Until the first request is in the ring, the socket is not connected
     /// and the memfd not sent (see the module comment).
     hello_due: bool,
+    /// The daemon's answer to the hello was read from the socket.
+    hello_read: bool,
     /// `state::epoch()` when it connected: a channel of an earlier epoch
     /// carries the credentials of an identity the process gave up, and is
     /// closed instead of used (see [`close_stale`]).
@@ -116,6 +120,9 @@ pub(crate) struct Slots {
     cap: AtomicU32,
     /// When `cap` was lowered (monotonic ns).
     cap_lowered_at: AtomicU64,
+    /// The daemon's change generations (`proto::GenPage`), mapped
+    /// read-only once a hello answer brought them; null until then.
+    gens: AtomicPtr<proto::GenPage>,
 }
 
 /// How long a lowered [`Slots::cap`] holds: then the process tries one
@@ -363,12 +370,13 @@ fn connect_slot(mount: usize, slot: &Slot, n_answered: usize) -> bool {
     let Some(mut conn) = new_conn() else {
         return false;
     };
-    if n_answered > 0 && !(greet(&mut conn, mount) && accepted(conn.sock)) {
+    if n_answered > 0 && !(greet(&mut conn, mount) && accepted(conn.sock, mount)) {
         let sock = conn.sock;
         drop(conn);
         sys::close(sock);
         return false;
     }
+    conn.hello_read = n_answered > 0;
     slot.sock.store(conn.sock, Ordering::Relaxed);
     // SAFETY: the caller holds the lock; the slot is empty.
     unsafe { (*slot.conn.get()).write(conn) };
@@ -379,24 +387,103 @@ fn connect_slot(mount: usize, slot: &Slot, n_answered: usize) -> bool {
 
 /// Waits (bounded) for the daemon's answer to a hello on `sock`: whether
 /// it took the channel.
-fn accepted(sock: i32) -> bool {
+fn accepted(sock: i32, mount: usize) -> bool {
     const WAIT_MS: i32 = 2000;
     if !matches!(sys::poll1(sock, libc::POLLIN, WAIT_MS), Ok(r) if r & libc::POLLIN != 0) {
         return false;
     }
+    read_hello_answer(sock, mount)
+}
+
+/// Reads the daemon's answer to a hello from `sock` (without waiting):
+/// whether it took the channel. An accepting answer carries the mount's
+/// generation page, mapped here unless it already is.
+fn read_hello_answer(sock: i32, mount: usize) -> bool {
     let mut reply = proto::HelloReply::default();
+    let mut iov = libc::iovec {
+        iov_base: (&mut reply as *mut proto::HelloReply).cast(),
+        iov_len: size_of::<proto::HelloReply>(),
+    };
+    let mut cbuf = [0u64; 4];
+    // SAFETY: all-zero is a valid msghdr.
+    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = size_of_val(&cbuf);
     let n = sys::sc!(
-        libc::SYS_recvfrom,
+        libc::SYS_recvmsg,
         sock,
-        &mut reply as *mut proto::HelloReply,
-        size_of::<proto::HelloReply>(),
-        libc::MSG_DONTWAIT,
-        0usize,
-        0usize
+        &mut msg as *mut libc::msghdr,
+        libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC
     );
+    // SAFETY: the kernel filled at most msg_controllen bytes of `cbuf`;
+    // CMSG_FIRSTHDR/CMSG_DATA stay within them.
+    let fd = unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        match !c.is_null()
+            && (*c).cmsg_level == libc::SOL_SOCKET
+            && (*c).cmsg_type == libc::SCM_RIGHTS
+        {
+            true => core::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>()),
+            false => -1,
+        }
+    };
+    if fd >= 0 {
+        if let Some(slots) = slots_for(mount) {
+            adopt_gen_page(slots, fd);
+        }
+        sys::close(fd);
+    }
     n == Ok(size_of::<proto::HelloReply>() as libc::c_long)
         && reply.magic == proto::HELLO_MAGIC
         && reply.error == 0
+}
+
+/// Maps the generation page memfd `fd` read-only for `slots`' mount,
+/// unless it already is.
+fn adopt_gen_page(slots: &Slots, fd: i32) {
+    if !slots.gens.load(Ordering::Acquire).is_null() {
+        return;
+    }
+    let Ok(p) = sys::sc!(
+        libc::SYS_mmap,
+        0usize,
+        proto::GEN_PAGE_LEN,
+        libc::PROT_READ,
+        libc::MAP_SHARED,
+        fd,
+        0
+    ) else {
+        return;
+    };
+    let p = p as *mut proto::GenPage;
+    if slots
+        .gens
+        .compare_exchange(
+            core::ptr::null_mut(),
+            p,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_err()
+    {
+        // SAFETY: our own mapping, published nowhere.
+        unsafe { sys::munmap(p.cast(), proto::GEN_PAGE_LEN) };
+    }
+}
+
+/// The change generation of `mount` now (`proto::GenPage::begun`), if its
+/// page is mapped.
+pub(crate) fn generation(mount: usize) -> Option<u64> {
+    let slots = slots_in(&state::MOUNTS[mount])?;
+    // Acquire: pairs with the publication in `adopt_gen_page`.
+    let p = slots.gens.load(Ordering::Acquire);
+    // SAFETY: non-null only once mapped (a page the daemon keeps, of
+    // GEN_PAGE_LEN bytes, aligned), never unmapped; the counter is only
+    // read. Acquire: a change the daemon began before our load (e.g. one
+    // whose call returned in another process) is seen.
+    (!p.is_null()).then(|| unsafe { (*p).begun.load(Ordering::Acquire) })
 }
 
 impl Chan {
@@ -463,7 +550,14 @@ impl Chan {
         if !conn.confirmed {
             conn.confirmed = true;
             conn.end.responses.set_policy(REPLY_WAIT);
+            // The daemon answered the hello before this reply: the answer
+            // (with the generation page) is waiting.
+            let unread = (!conn.hello_read).then_some(conn.sock);
+            conn.hello_read = true;
             self.slot.answered.store(true, Ordering::Release);
+            if let Some(sock) = unread {
+                read_hello_answer(sock, mount);
+            }
         }
         match ops::decode_reply::<O>(&reply[..n], seq) {
             Ok((out, payload)) => {

@@ -3,24 +3,50 @@
 
 use super::*;
 
-/// `stat` of a path (`nofollow`: `lstat`).
+/// `stat` of a path (`nofollow`: `lstat`), from the cache while the
+/// daemon's generation says the answer holds (see `metacache`).
 pub(crate) fn stat_path(t: &Target, nofollow: bool) -> R<WireAttr> {
-    let flags = if nofollow {
-        libc::AT_SYMLINK_NOFOLLOW as u32
+    let (flags, how) = if nofollow {
+        (libc::AT_SYMLINK_NOFOLLOW as u32, metacache::NOFOLLOW)
     } else {
-        0
+        (0, metacache::FOLLOW)
     };
-    let stat = ops::Stat {
+    let key = metacache::Key {
+        mount: t.mount,
         base: t.base,
-        flags,
-        _pad: 0,
+        path: t.rel(),
+        how,
     };
-    Ok(request(t.mount, &stat, t.rel(), b"")?.attr)
+    cached(&key, || {
+        let stat = ops::Stat {
+            base: t.base,
+            flags,
+            _pad: 0,
+        };
+        request(t.mount, &stat, t.rel(), b"")
+    })
 }
 
-/// `fstat` of a handle.
+/// `fstat` of a handle, from the cache while it holds.
 pub(crate) fn stat_handle(mount: usize, fh: u64) -> R<WireAttr> {
-    Ok(request(mount, &ops::Fstat { fh }, b"", b"")?.attr)
+    cached(&metacache::Key::fstat(mount, fh), || {
+        request(mount, &ops::Fstat { fh }, b"", b"")
+    })
+}
+
+/// The answer for `key`: the cached one if it still holds, else `ask`'s,
+/// kept if the daemon stamped it.
+fn cached(key: &metacache::Key<'_>, ask: impl FnOnce() -> R<ops::StatOut>) -> R<WireAttr> {
+    if let Some(a) = channel::generation(key.mount).and_then(|g| metacache::lookup(key, g)) {
+        return Ok(a);
+    }
+    let out = ask()?;
+    let keep = metacache::Key {
+        how: metacache::reuse(key.how, &out.attr),
+        ..*key
+    };
+    metacache::insert(&keep, &out.attr, out.stamp);
+    Ok(out.attr)
 }
 
 /// The caller's buffer could not be written.

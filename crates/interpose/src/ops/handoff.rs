@@ -89,7 +89,7 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
         flags: wire_flags,
         mode,
     };
-    let ops::OpenOut { fh, attr } = request(t.mount, &open, t.rel(), b"")?;
+    let ops::OpenOut { fh, attr, .. } = request(t.mount, &open, t.rel(), b"")?;
     let kind = attr.mode & libc::S_IFMT;
     if kind != libc::S_IFREG && kind != libc::S_IFDIR {
         // FIFOs, sockets and device nodes are the kernel's business.
