@@ -356,6 +356,29 @@ def make_tree(root, name, ndirs, per_dir):
                     f.write(b"x")
 
 
+def make_git_repo(root, name, nfiles):
+    """A git repository of nfiles committed files (100 per directory),
+    its index fresh, for `git status`."""
+    repo = os.path.join(root, name)
+    make_tree(root, name, nfiles // 100, 100)
+    env = dict(os.environ, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b", GIT_COMMITTER_NAME="b",
+               GIT_COMMITTER_EMAIL="b@b")
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "tree"], ["status", "--porcelain"]):
+        subprocess.run(["git", "-C", repo] + cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def metadata_rows(bench, R):
+    """Whole-tree metadata walks (issue 16): du over the 10k tree and
+    `git status` in a 10 000-file repository."""
+    ms = lambda s: s * 1000.0
+    return [
+        ("du -s 10k files", "ms", False, True,
+         lambda t: ms(bench.timed(t, ["du", "-s", R(t) + "/tree10k"], (1, 1)))),
+        ("git status 10k files", "ms", False, True,
+         lambda t: ms(bench.timed(t, ["git", "-C", R(t) + "/git10k", "status", "--porcelain"], (0, 0)))),
+    ]
+
+
 def populate(root, args):
     """Test data under root (the same on every target)."""
     ops = os.path.join(root, "ops")
@@ -370,6 +393,7 @@ def populate(root, args):
     for i in range(500):
         open(os.path.join(rd, "e%03d" % i), "wb").close()
     make_tree(root, "tree10k", 100, 100)
+    make_git_repo(root, "git10k", 10000)
     if args.big_find:
         make_tree(root, "tree100k", 1000, 100)
     with open(os.path.join(root, "small"), "wb") as f:
@@ -462,6 +486,7 @@ class Bench:
                       lambda t, name=name, n=nfiles, d=ndirs: ms(self.timed(t, ["find", R(t) + "/" + name, "-size", "+0"], (n // 2, n // 2 + d + 1)))))
         w.append(("ls -lR 10k files", "ms", False, True,
                   lambda t: ms(self.timed(t, ["ls", "-lR", R(t) + "/tree10k"], stdout=subprocess.DEVNULL))))
+        w += metadata_rows(self, R)
         w.append(("tar x (%d files, %.0f MiB)" % (a.tar_files, os.path.getsize(self.archive) / 2 ** 20), "ms", False, False,
                   lambda t: ms(self.tar_x(t))))
         w.append(("cat small x%d (processes)" % a.cats, "ms", False, True,

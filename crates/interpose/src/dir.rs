@@ -19,6 +19,8 @@ const DIRBUF: usize = 16 * 1024;
 
 pub(crate) struct OurDir {
     fd: i32,
+    /// The path the stream was opened by, if known.
+    named: Option<Named>,
     cookie: u64,
     eof: bool,
     pos: usize,
@@ -42,6 +44,7 @@ static DIRS: [DirSlot; NDIRS] = [const {
         d: UnsafeCell::new(OurDir {
             // Zero (not -1) keeps the 4 MiB pool in .bss: no file-backed pages.
             fd: 0,
+            named: None,
             cookie: 0,
             eof: false,
             pos: 0,
@@ -75,8 +78,52 @@ pub(crate) fn ours(p: *mut libc::DIR) -> Option<&'static mut OurDir> {
     Some(unsafe { &mut *s.d.get() })
 }
 
-/// A new stream over fast-path directory fd `fd` (owned by the stream).
-pub(crate) fn new_stream(fd: i32) -> Option<*mut libc::DIR> {
+/// The path a directory stream was opened by (`opendir`): its entries'
+/// attributes then also answer `lstat` of `path/name`, as long as nothing
+/// changed since the open (same stamp).
+pub(crate) struct Named {
+    base: u64,
+    path: [u8; metacache::KEY_MAX],
+    len: usize,
+    stamp: u64,
+}
+
+impl Named {
+    /// The path of `t`, opened under generation `stamp`; `None` if it
+    /// cannot be a cache key (too long, unstamped).
+    pub(crate) fn new(t: &ops::Target, stamp: u64) -> Option<Named> {
+        let rel = t.rel();
+        if stamp == 0 || rel.len() >= metacache::KEY_MAX {
+            return None;
+        }
+        let mut path = [0u8; metacache::KEY_MAX];
+        path[..rel.len()].copy_from_slice(rel);
+        Some(Named {
+            base: t.base,
+            path,
+            len: rel.len(),
+            stamp,
+        })
+    }
+
+    /// `path/name` (just `name` at the mount root) into `buf`.
+    fn child<'b>(&self, name: &[u8], buf: &'b mut [u8; metacache::KEY_MAX]) -> Option<&'b [u8]> {
+        let dir = &self.path[..self.len];
+        let sep = usize::from(!dir.is_empty() && !dir.ends_with(b"/"));
+        let n = dir.len() + sep + name.len();
+        if n > buf.len() {
+            return None;
+        }
+        buf[..dir.len()].copy_from_slice(dir);
+        buf[dir.len()..dir.len() + sep].fill(b'/');
+        buf[dir.len() + sep..n].copy_from_slice(name);
+        Some(&buf[..n])
+    }
+}
+
+/// A new stream over fast-path directory fd `fd` (owned by the stream),
+/// opened by the path `named` if known.
+pub(crate) fn new_stream(fd: i32, named: Option<Named>) -> Option<*mut libc::DIR> {
     for s in DIRS.iter() {
         if !s.busy.load(Ordering::Relaxed)
             && s.busy
@@ -86,6 +133,7 @@ pub(crate) fn new_stream(fd: i32) -> Option<*mut libc::DIR> {
             // SAFETY: we own the slot now.
             let d = unsafe { &mut *s.d.get() };
             d.fd = fd;
+            d.named = named;
             d.cookie = 0;
             d.eof = false;
             d.pos = 0;
@@ -192,14 +240,30 @@ impl OurDir {
             }
             let name = &plus[at + hl + al..at + hl + al + nl];
             if let Some(attr) = proto::decode::<WireAttr>(&plus[at + hl..]) {
-                if name != b"." && name != b".." {
+                if stamp != 0 && name != b"." && name != b".." {
+                    let how = metacache::reuse(metacache::NOFOLLOW, &attr);
                     let key = metacache::Key {
                         mount,
                         base: dir,
                         path: name,
-                        how: metacache::reuse(metacache::NOFOLLOW, &attr),
+                        how,
                     };
                     metacache::insert(&key, &attr, stamp);
+                    // Nothing changed since the open: the path still
+                    // names this directory for us.
+                    let mut buf = [0u8; metacache::KEY_MAX];
+                    let by_path = self.named.as_ref().filter(|n| n.stamp == stamp);
+                    if let Some((n, path)) =
+                        by_path.and_then(|n| Some((n, n.child(name, &mut buf)?)))
+                    {
+                        let key = metacache::Key {
+                            mount,
+                            base: n.base,
+                            path,
+                            how,
+                        };
+                        metacache::insert(&key, &attr, stamp);
+                    }
                 }
             }
             self.buf[n..n + hl].copy_from_slice(&plus[at..at + hl]);
