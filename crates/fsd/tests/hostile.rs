@@ -631,13 +631,17 @@ fn hostile_requests_get_errors_and_never_another_clients_data() {
             }
         }
         // Readdir clamps to the area (it is a limit, not an amount).
-        let list = ops::Readdir {
-            fh: own_dir,
-            cookie: 0,
-            max: b,
-        };
-        let st = s.status(&req(list));
-        assert_eq!(st, 0);
+        for plus in [0, 1, u32::MAX] {
+            let list = ops::Readdir {
+                fh: own_dir,
+                cookie: 0,
+                max: b,
+                plus,
+                _pad: 0,
+            };
+            let st = s.status(&req(list));
+            assert_eq!(st, 0);
+        }
     }
     // Offsets that overflow.
     for a in [u64::MAX, i64::MAX as u64, (i64::MAX as u64) + 1] {
