@@ -241,14 +241,15 @@ impl OurDir {
             let name = &plus[at + hl + al..at + hl + al + nl];
             if let Some(attr) = proto::decode::<WireAttr>(&plus[at + hl..]) {
                 if stamp != 0 && name != b"." && name != b".." {
-                    let how = metacache::reuse(metacache::NOFOLLOW, &attr);
+                    let answer = Ok(attr);
+                    let how = metacache::reuse(metacache::NOFOLLOW, &answer);
                     let key = metacache::Key {
                         mount,
                         base: dir,
                         path: name,
                         how,
                     };
-                    metacache::insert(&key, &attr, stamp);
+                    metacache::insert(&key, &answer, stamp);
                     // Nothing changed since the open: the path still
                     // names this directory for us.
                     let mut buf = [0u8; metacache::KEY_MAX];
@@ -262,7 +263,7 @@ impl OurDir {
                             path,
                             how,
                         };
-                        metacache::insert(&key, &attr, stamp);
+                        metacache::insert(&key, &answer, stamp);
                     }
                 }
             }

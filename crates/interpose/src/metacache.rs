@@ -187,9 +187,15 @@ fn set_of(t: &'static [Entry; NENT], h: u64) -> [&'static Entry; 2] {
     [&t[i], &t[i + 1]]
 }
 
+/// A cached answer: the attributes, or the errno of a missing name.
+pub(crate) type Answer = Result<WireAttr, i32>;
+
+/// Bit of the shape word: the answer is `ENOENT`.
+const ABSENT: u64 = 1 << 48;
+
 /// The cached answer for `key` if the daemon's generation is still
 /// `current` (the mount's `begun`).
-pub(crate) fn lookup(key: &Key<'_>, current: u64) -> Option<WireAttr> {
+pub(crate) fn lookup(key: &Key<'_>, current: u64) -> Option<Answer> {
     if key.path.len() > KEY_MAX {
         return None;
     }
@@ -214,7 +220,7 @@ fn read(
     want: &[u64; KEY_WORDS],
     owner: u64,
     current: u64,
-) -> Option<WireAttr> {
+) -> Option<Answer> {
     let w = |i: usize| e.w[i].load(Ordering::Relaxed);
     // Acquire: the words read below are at least as new as this count.
     let s1 = e.seq.load(Ordering::Acquire);
@@ -243,15 +249,18 @@ fn read(
     if e.seq.load(Ordering::Relaxed) != s1 {
         return None;
     }
+    if shape & ABSENT != 0 {
+        return Some(Err(libc::ENOENT));
+    }
     // SAFETY: WireAttr is plain integers (any bit pattern valid), exactly
     // ATTR_WORDS words long (asserted above).
-    Some(unsafe { core::mem::transmute::<[u64; ATTR_WORDS], WireAttr>(words) })
+    Some(Ok(unsafe { core::mem::transmute::<[u64; ATTR_WORDS], WireAttr>(words) }))
 }
 
-/// Keeps `attr`, the daemon's answer for `key` stamped `stamp` (0: not
+/// Keeps `answer`, the daemon's answer for `key` stamped `stamp` (0: not
 /// to be kept). `key.how` may hold both [`FOLLOW`] and [`NOFOLLOW`] when
-/// the answer is the same for both (not a symlink).
-pub(crate) fn insert(key: &Key<'_>, attr: &WireAttr, stamp: u64) {
+/// the answer is the same for both (see [`reuse`]).
+pub(crate) fn insert(key: &Key<'_>, answer: &Answer, stamp: u64) {
     if stamp == 0 || key.path.len() > KEY_MAX {
         return;
     }
@@ -281,9 +290,13 @@ pub(crate) fn insert(key: &Key<'_>, attr: &WireAttr, stamp: u64) {
     set(W_STAMP, stamp);
     set(W_BASE, key.base);
     set(W_OWNER, owner(key.mount));
-    set(W_SHAPE, key.path.len() as u64 | key.how << 32);
+    let (attr, absent) = match answer {
+        Ok(a) => (*a, 0),
+        Err(_) => (WireAttr::default(), ABSENT),
+    };
+    set(W_SHAPE, key.path.len() as u64 | key.how << 32 | absent);
     // SAFETY: WireAttr is plain integers, ATTR_WORDS words long.
-    let words = unsafe { core::mem::transmute::<WireAttr, [u64; ATTR_WORDS]>(*attr) };
+    let words = unsafe { core::mem::transmute::<WireAttr, [u64; ATTR_WORDS]>(attr) };
     for (i, v) in words.iter().enumerate() {
         set(W_ATTR + i, *v);
     }
@@ -294,11 +307,15 @@ pub(crate) fn insert(key: &Key<'_>, attr: &WireAttr, stamp: u64) {
     e.seq.store(s + 2, Ordering::Release);
 }
 
-/// How a `stat` answer may be reused: for the same `how`, and for both
-/// forms when it is not a symlink (`lstat` of a non-symlink is its
-/// `stat`; `stat` answers never are symlinks but may come from one).
-pub(crate) fn reuse(how: u64, attr: &WireAttr) -> u64 {
-    let symlink = attr.mode & libc::S_IFMT == libc::S_IFLNK;
+/// How a `stat` answer may be reused: for the same `how`, and an `lstat`
+/// answer for both forms when it is not a symlink (`lstat` of a
+/// non-symlink is its `stat`, and a name `lstat` finds missing is missing
+/// for `stat`; `stat` answers may come from a symlink, or be `ENOENT`
+/// for a dangling one).
+pub(crate) fn reuse(how: u64, answer: &Answer) -> u64 {
+    let symlink = answer
+        .as_ref()
+        .is_ok_and(|a| a.mode & libc::S_IFMT == libc::S_IFLNK);
     if how == NOFOLLOW && !symlink {
         FOLLOW | NOFOLLOW
     } else {
@@ -374,8 +391,8 @@ mod tests {
     fn a_hit_needs_the_same_stamp_key_and_form() {
         let _one = serial();
         let a = attr(7, libc::S_IFREG | 0o644);
-        insert(&key(b"t1/a", NOFOLLOW), &a, 5);
-        assert_eq!(lookup(&key(b"t1/a", NOFOLLOW), 5), Some(a));
+        insert(&key(b"t1/a", NOFOLLOW), &Ok(a), 5);
+        assert_eq!(lookup(&key(b"t1/a", NOFOLLOW), 5), Some(Ok(a)));
         assert_eq!(lookup(&key(b"t1/a", NOFOLLOW), 6), None, "generation moved");
         assert_eq!(lookup(&key(b"t1/b", NOFOLLOW), 5), None);
         assert_eq!(
@@ -395,14 +412,14 @@ mod tests {
     fn an_lstat_of_a_non_symlink_answers_stat_too_but_not_of_a_symlink() {
         let _one = serial();
         let f = attr(8, libc::S_IFREG | 0o600);
-        insert(&key(b"t2/f", reuse(NOFOLLOW, &f)), &f, 9);
-        assert_eq!(lookup(&key(b"t2/f", FOLLOW), 9), Some(f));
+        insert(&key(b"t2/f", reuse(NOFOLLOW, &Ok(f))), &Ok(f), 9);
+        assert_eq!(lookup(&key(b"t2/f", FOLLOW), 9), Some(Ok(f)));
         let l = attr(9, libc::S_IFLNK | 0o777);
-        insert(&key(b"t2/l", reuse(NOFOLLOW, &l)), &l, 9);
+        insert(&key(b"t2/l", reuse(NOFOLLOW, &Ok(l))), &Ok(l), 9);
         assert_eq!(lookup(&key(b"t2/l", FOLLOW), 9), None);
-        assert_eq!(lookup(&key(b"t2/l", NOFOLLOW), 9), Some(l));
+        assert_eq!(lookup(&key(b"t2/l", NOFOLLOW), 9), Some(Ok(l)));
         let t = attr(10, libc::S_IFREG | 0o600);
-        insert(&key(b"t2/m", reuse(FOLLOW, &t)), &t, 9);
+        insert(&key(b"t2/m", reuse(FOLLOW, &Ok(t))), &Ok(t), 9);
         assert_eq!(
             lookup(&key(b"t2/m", NOFOLLOW), 9),
             None,
@@ -414,14 +431,14 @@ mod tests {
     fn unstamped_and_overlong_answers_are_not_kept() {
         let _one = serial();
         let a = attr(11, libc::S_IFREG);
-        insert(&key(b"t3/a", NOFOLLOW), &a, 0);
+        insert(&key(b"t3/a", NOFOLLOW), &Ok(a), 0);
         assert_eq!(lookup(&key(b"t3/a", NOFOLLOW), 0), None);
         let long = [b'x'; KEY_MAX + 1];
-        insert(&key(&long, NOFOLLOW), &a, 3);
+        insert(&key(&long, NOFOLLOW), &Ok(a), 3);
         assert_eq!(lookup(&key(&long, NOFOLLOW), 3), None);
         let edge = [b'y'; KEY_MAX];
-        insert(&key(&edge, NOFOLLOW), &a, 3);
-        assert_eq!(lookup(&key(&edge, NOFOLLOW), 3), Some(a));
+        insert(&key(&edge, NOFOLLOW), &Ok(a), 3);
+        assert_eq!(lookup(&key(&edge, NOFOLLOW), 3), Some(Ok(a)));
     }
 
     #[test]
@@ -431,12 +448,12 @@ mod tests {
         let mut name = *b"t4/00000000";
         for i in 0..(4 * NENT as u32) {
             name[3..].copy_from_slice(format_hex(i).as_slice());
-            insert(&key(&name, NOFOLLOW), &a, 100 + i as u64 / 1000);
+            insert(&key(&name, NOFOLLOW), &Ok(a), 100 + i as u64 / 1000);
         }
         // The last one written is there.
         assert_eq!(
             lookup(&key(&name, NOFOLLOW), 100 + (4 * NENT as u64 - 1) / 1000),
-            Some(a)
+            Some(Ok(a))
         );
     }
 
@@ -446,6 +463,18 @@ mod tests {
             *d = b"0123456789abcdef"[(i >> (28 - 4 * k)) as usize & 15];
         }
         o
+    }
+
+    #[test]
+    fn a_missing_name_is_kept_and_answers_stat_only_from_lstat() {
+        let _one = serial();
+        insert(&key(b"t6/gone", reuse(NOFOLLOW, &Err(libc::ENOENT))), &Err(libc::ENOENT), 21);
+        assert_eq!(lookup(&key(b"t6/gone", NOFOLLOW), 21), Some(Err(libc::ENOENT)));
+        assert_eq!(lookup(&key(b"t6/gone", FOLLOW), 21), Some(Err(libc::ENOENT)));
+        assert_eq!(lookup(&key(b"t6/gone", NOFOLLOW), 22), None);
+        insert(&key(b"t6/dangling", reuse(FOLLOW, &Err(libc::ENOENT))), &Err(libc::ENOENT), 21);
+        assert_eq!(lookup(&key(b"t6/dangling", FOLLOW), 21), Some(Err(libc::ENOENT)));
+        assert_eq!(lookup(&key(b"t6/dangling", NOFOLLOW), 21), None, "the link itself exists");
     }
 
     #[test]
@@ -460,7 +489,7 @@ mod tests {
     fn a_credential_change_hides_every_entry() {
         let _one = serial();
         let a = attr(13, libc::S_IFREG);
-        insert(&key(b"t5/a", NOFOLLOW), &a, 4);
+        insert(&key(b"t5/a", NOFOLLOW), &Ok(a), 4);
         assert!(lookup(&key(b"t5/a", NOFOLLOW), 4).is_some());
         TEST_EPOCH.fetch_add(1, Ordering::Relaxed);
         assert_eq!(lookup(&key(b"t5/a", NOFOLLOW), 4), None);

@@ -72,6 +72,11 @@ wire_structs! {
         /// The store's change generation the answer holds for, 0 if it
         /// may not be kept (see [`GenPage`](crate::GenPage)).
         pub stamp: u64,
+        /// `ENOENT` when the path names nothing (then `attr` is zero): a
+        /// negative answer, stamped like a positive one.
+        pub absent: u32,
+        /// Zero.
+        pub _pad: u32,
     }
 
     /// Reply to [`Open`].

@@ -240,10 +240,17 @@ impl Handler for Handlers<'_> {
 
     fn stat(&mut self, req: &ops::Stat, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<StatOut> {
         let stamp = self.store.quiet_stamp();
-        let attr = wire_attr(&self.target(req.base, p.path, req.flags)?);
+        let (attr, absent) = match self.target(req.base, p.path, req.flags) {
+            Ok(attr) => (wire_attr(&attr), 0),
+            // A negative answer the client may keep too.
+            Err(OpError::Errno(Errno(libc::ENOENT))) => (WireAttr::default(), libc::ENOENT as u32),
+            Err(e) => return Err(e),
+        };
         Ok(StatOut {
             attr,
             stamp: self.kept(stamp),
+            absent,
+            _pad: 0,
         })
     }
 
@@ -254,6 +261,7 @@ impl Handler for Handlers<'_> {
         Ok(StatOut {
             attr,
             stamp: self.kept(stamp),
+            ..StatOut::default()
         })
     }
 

@@ -35,18 +35,22 @@ pub(crate) fn stat_handle(mount: usize, fh: u64) -> R<WireAttr> {
 }
 
 /// The answer for `key`: the cached one if it still holds, else `ask`'s,
-/// kept if the daemon stamped it.
+/// kept if the daemon stamped it (a missing name too).
 fn cached(key: &metacache::Key<'_>, ask: impl FnOnce() -> R<ops::StatOut>) -> R<WireAttr> {
     if let Some(a) = channel::generation(key.mount).and_then(|g| metacache::lookup(key, g)) {
-        return Ok(a);
+        return a.map_err(Fail::Errno);
     }
     let out = ask()?;
+    let answer = match out.absent {
+        0 => Ok(out.attr),
+        _ => Err(libc::ENOENT),
+    };
     let keep = metacache::Key {
-        how: metacache::reuse(key.how, &out.attr),
+        how: metacache::reuse(key.how, &answer),
         ..*key
     };
-    metacache::insert(&keep, &out.attr, out.stamp);
-    Ok(out.attr)
+    metacache::insert(&keep, &answer, out.stamp);
+    answer.map_err(Fail::Errno)
 }
 
 /// The caller's buffer could not be written.
