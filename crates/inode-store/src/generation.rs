@@ -119,6 +119,13 @@ impl Store {
         stamp != 0 && self.still_quiet(stamp)
     }
 
+    /// Voids every stamp handed out, for good (no query is quiet again):
+    /// for a daemon that stops serving, so that its clients stop
+    /// answering from what it told them.
+    pub fn void_stamps(&self) {
+        self.gens.get().begun.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Counts a change until the guard drops.
     pub(crate) fn change(&self) -> Change<'_> {
         self.gens.get().change()

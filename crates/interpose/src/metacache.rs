@@ -52,6 +52,11 @@ pub(crate) const FOLLOW: u64 = 1;
 pub(crate) const NOFOLLOW: u64 = 2;
 /// The entry answers `fstat` of the handle `base`.
 const FSTAT: u64 = 4;
+/// `Key::base` of an absolute path as the caller wrote it (before the
+/// library resolved it to a mount and a path in it; the mount table is
+/// fixed for the life of a process image, so that resolution is too).
+/// Never a handle (daemons count those up from 1).
+pub(crate) const RAW: u64 = u64::MAX;
 
 /// What a lookup is for.
 #[derive(Clone, Copy)]
@@ -83,7 +88,13 @@ impl<'a> Key<'a> {
         for &b in self.path {
             h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
         }
-        h ^ ((self.mount as u64) << 48) ^ ((self.how & FSTAT) << 40)
+        // A raw path's mount is what its entry tells, not part of the key.
+        let mount = if self.base == RAW {
+            0
+        } else {
+            self.mount as u64
+        };
+        h ^ (mount << 48) ^ ((self.how & FSTAT) << 40)
     }
 }
 
@@ -105,8 +116,8 @@ const W_KEY: usize = META_WORDS + ATTR_WORDS;
 
 static TABLE: AtomicPtr<Entry> = AtomicPtr::new(core::ptr::null_mut());
 
-/// Hits and misses (lookups of a cacheable key that went to the daemon),
-/// for `BTFUSE_DEBUG`'s exit line.
+/// Calls answered from the cache, and by the daemon, for `BTFUSE_DEBUG`'s
+/// exit line (see [`count`]).
 static HITS: AtomicU64 = AtomicU64::new(0);
 static MISSES: AtomicU64 = AtomicU64::new(0);
 
@@ -116,6 +127,11 @@ fn table() -> Option<&'static [Entry; NENT]> {
     // SAFETY: non-null only once mapped (zero-filled, NENT entries, valid
     // all-zero) and never unmapped.
     (!p.is_null()).then(|| unsafe { &*p.cast::<[Entry; NENT]>() })
+}
+
+/// Whether anything was ever cached (until then no lookup can hit).
+pub(crate) fn in_use() -> bool {
+    table().is_some()
 }
 
 fn table_or_map() -> Option<&'static [Entry; NENT]> {
@@ -196,21 +212,32 @@ const ABSENT: u64 = 1 << 48;
 /// The cached answer for `key` if the daemon's generation is still
 /// `current` (the mount's `begun`).
 pub(crate) fn lookup(key: &Key<'_>, current: u64) -> Option<Answer> {
+    lookup_with(key, |_| Some(current)).map(|(a, _)| a)
+}
+
+/// The cached answer for `key` and its mount, if the generation of that
+/// mount (`generation`; `None`: unknown) still is the entry's stamp. For
+/// a [`RAW`] key, `key.mount` is ignored: the entry tells the mount.
+pub(crate) fn lookup_with(
+    key: &Key<'_>,
+    generation: impl Fn(usize) -> Option<u64>,
+) -> Option<(Answer, usize)> {
     if key.path.len() > KEY_MAX {
         return None;
     }
     let t = table()?;
     let h = key.hash();
     let want = key_words(key.path);
-    let owner = owner(key.mount);
-    for e in set_of(t, h) {
-        if let Some(a) = read(e, key, h, &want, owner, current) {
-            HITS.fetch_add(1, Ordering::Relaxed);
-            return Some(a);
-        }
-    }
-    MISSES.fetch_add(1, Ordering::Relaxed);
-    None
+    set_of(t, h)
+        .into_iter()
+        .find_map(|e| read(e, key, h, &want, &generation))
+}
+
+/// Counts one `stat`-family call answered from the cache (`hit`) or by
+/// the daemon, for the exit report.
+pub(crate) fn count(hit: bool) {
+    let c = if hit { &HITS } else { &MISSES };
+    c.fetch_add(1, Ordering::Relaxed);
 }
 
 fn read(
@@ -218,17 +245,19 @@ fn read(
     key: &Key<'_>,
     h: u64,
     want: &[u64; KEY_WORDS],
-    owner: u64,
-    current: u64,
-) -> Option<Answer> {
+    generation: &impl Fn(usize) -> Option<u64>,
+) -> Option<(Answer, usize)> {
     let w = |i: usize| e.w[i].load(Ordering::Relaxed);
     // Acquire: the words read below are at least as new as this count.
     let s1 = e.seq.load(Ordering::Acquire);
-    if s1 & 1 != 0
-        || w(W_HASH) != h
-        || w(W_STAMP) != current
-        || w(W_BASE) != key.base
-        || w(W_OWNER) != owner
+    if s1 & 1 != 0 || w(W_HASH) != h || w(W_BASE) != key.base {
+        return None;
+    }
+    let owner = w(W_OWNER);
+    let mount = (owner >> 32) as usize;
+    if owner as u32 != epoch()
+        || (key.base != RAW && mount != key.mount)
+        || generation(mount) != Some(w(W_STAMP))
     {
         return None;
     }
@@ -250,11 +279,12 @@ fn read(
         return None;
     }
     if shape & ABSENT != 0 {
-        return Some(Err(libc::ENOENT));
+        return Some((Err(libc::ENOENT), mount));
     }
     // SAFETY: WireAttr is plain integers (any bit pattern valid), exactly
     // ATTR_WORDS words long (asserted above).
-    Some(Ok(unsafe { core::mem::transmute::<[u64; ATTR_WORDS], WireAttr>(words) }))
+    let attr = unsafe { core::mem::transmute::<[u64; ATTR_WORDS], WireAttr>(words) };
+    Some((Ok(attr), mount))
 }
 
 /// Keeps `answer`, the daemon's answer for `key` stamped `stamp` (0: not
@@ -468,13 +498,52 @@ mod tests {
     #[test]
     fn a_missing_name_is_kept_and_answers_stat_only_from_lstat() {
         let _one = serial();
-        insert(&key(b"t6/gone", reuse(NOFOLLOW, &Err(libc::ENOENT))), &Err(libc::ENOENT), 21);
-        assert_eq!(lookup(&key(b"t6/gone", NOFOLLOW), 21), Some(Err(libc::ENOENT)));
-        assert_eq!(lookup(&key(b"t6/gone", FOLLOW), 21), Some(Err(libc::ENOENT)));
+        insert(
+            &key(b"t6/gone", reuse(NOFOLLOW, &Err(libc::ENOENT))),
+            &Err(libc::ENOENT),
+            21,
+        );
+        assert_eq!(
+            lookup(&key(b"t6/gone", NOFOLLOW), 21),
+            Some(Err(libc::ENOENT))
+        );
+        assert_eq!(
+            lookup(&key(b"t6/gone", FOLLOW), 21),
+            Some(Err(libc::ENOENT))
+        );
         assert_eq!(lookup(&key(b"t6/gone", NOFOLLOW), 22), None);
-        insert(&key(b"t6/dangling", reuse(FOLLOW, &Err(libc::ENOENT))), &Err(libc::ENOENT), 21);
-        assert_eq!(lookup(&key(b"t6/dangling", FOLLOW), 21), Some(Err(libc::ENOENT)));
-        assert_eq!(lookup(&key(b"t6/dangling", NOFOLLOW), 21), None, "the link itself exists");
+        insert(
+            &key(b"t6/dangling", reuse(FOLLOW, &Err(libc::ENOENT))),
+            &Err(libc::ENOENT),
+            21,
+        );
+        assert_eq!(
+            lookup(&key(b"t6/dangling", FOLLOW), 21),
+            Some(Err(libc::ENOENT))
+        );
+        assert_eq!(
+            lookup(&key(b"t6/dangling", NOFOLLOW), 21),
+            None,
+            "the link itself exists"
+        );
+    }
+
+    #[test]
+    fn a_raw_path_entry_tells_its_mount_and_follows_that_mounts_generation() {
+        let _one = serial();
+        let a = attr(30, libc::S_IFREG);
+        let raw = Key {
+            mount: 3,
+            base: RAW,
+            path: b"/mnt/x/t7",
+            how: NOFOLLOW,
+        };
+        insert(&raw, &Ok(a), 40);
+        let asked = Key { mount: 0, ..raw };
+        let gen = |m: usize| (m == 3).then_some(40);
+        assert_eq!(lookup_with(&asked, gen), Some((Ok(a), 3)));
+        assert_eq!(lookup_with(&asked, |m| (m == 3).then_some(41)), None);
+        assert_eq!(lookup_with(&asked, |_| None), None, "mount not usable");
     }
 
     #[test]

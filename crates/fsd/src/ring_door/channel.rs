@@ -70,7 +70,9 @@ fn record(metrics: &Metrics, d: &Dispatched, reply: &[u8], moved: Transferred, e
     // A stat of a missing name answers "absent" in its reply struct.
     let errno = match (d.op, errno) {
         (Some(proto::ops::Op::Stat), 0) => decode::<proto::ops::StatOut>(
-            reply.get(size_of::<proto::ops::ReplyHeader>()..).unwrap_or_default(),
+            reply
+                .get(size_of::<proto::ops::ReplyHeader>()..)
+                .unwrap_or_default(),
         )
         .map_or(0, |s| s.absent as i32),
         (_, e) => e,

@@ -172,6 +172,9 @@ impl Shared {
 impl Drop for RingServer {
     fn drop(&mut self) {
         self.listener.shutdown();
+        // Clients stop answering from their caches: nobody serves the
+        // store any more.
+        self.shared.store.void_stamps();
         // A new daemon may already have bound the same path (a device
         // number is reused once its mount is gone): remove only our socket.
         let ours = std::fs::symlink_metadata(&self.socket_path)

@@ -474,9 +474,13 @@ fn adopt_gen_page(slots: &Slots, fd: i32) {
 }
 
 /// The change generation of `mount` now (`proto::GenPage::begun`), if its
-/// page is mapped.
+/// page is mapped and the mount is in use (not left to the kernel after
+/// its daemon failed).
 pub(crate) fn generation(mount: usize) -> Option<u64> {
     let slots = slots_in(&state::MOUNTS[mount])?;
+    if !state::mount_alive(mount) {
+        return None;
+    }
     // Acquire: pairs with the publication in `adopt_gen_page`.
     let p = slots.gens.load(Ordering::Acquire);
     // SAFETY: non-null only once mapped (a page the daemon keeps, of
