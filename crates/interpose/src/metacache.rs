@@ -234,10 +234,24 @@ pub(crate) fn lookup_with(
 }
 
 /// Counts one `stat`-family call answered from the cache (`hit`) or by
-/// the daemon, for the exit report.
+/// the daemon, for the exit report; only with `BTFUSE_DEBUG` (a shared
+/// counter would make the threads of a process contend for its line).
 pub(crate) fn count(hit: bool) {
+    if !debugging() {
+        return;
+    }
     let c = if hit { &HITS } else { &MISSES };
     c.fetch_add(1, Ordering::Relaxed);
+}
+
+#[cfg(not(test))]
+fn debugging() -> bool {
+    crate::sys::debugging()
+}
+
+#[cfg(test)]
+fn debugging() -> bool {
+    true
 }
 
 fn read(

@@ -272,6 +272,11 @@ pub(crate) fn enable_debug() {
     DEBUG.store(true, Ordering::Relaxed);
 }
 
+/// Whether `BTFUSE_DEBUG` is on.
+pub(crate) fn debugging() -> bool {
+    DEBUG.load(Ordering::Relaxed)
+}
+
 /// Writes a diagnostic line to stderr when `BTFUSE_DEBUG` was set (checked
 /// once at initialisation).
 pub(crate) fn debug(parts: &[&[u8]]) {
