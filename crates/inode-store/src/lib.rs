@@ -324,6 +324,8 @@ pub struct Attr {
     pub mtime: Timespec,
     /// Last status change.
     pub ctime: Timespec,
+    /// Whether it has any extended attribute.
+    pub xattrs: bool,
 }
 
 impl Attr {

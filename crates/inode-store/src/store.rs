@@ -145,6 +145,7 @@ impl Node {
             atime: *self.atime.lock(),
             mtime: m.mtime,
             ctime: m.ctime,
+            xattrs: !m.xattrs.is_empty(),
         }
     }
 

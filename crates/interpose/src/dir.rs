@@ -19,6 +19,8 @@ const DIRBUF: usize = 16 * 1024;
 
 pub(crate) struct OurDir {
     fd: i32,
+    /// The daemon said the buffered entries are the last ones.
+    last: bool,
     /// The path the stream was opened by, if known.
     named: Option<Named>,
     cookie: u64,
@@ -44,6 +46,7 @@ static DIRS: [DirSlot; NDIRS] = [const {
         d: UnsafeCell::new(OurDir {
             // Zero (not -1) keeps the 4 MiB pool in .bss: no file-backed pages.
             fd: 0,
+            last: false,
             named: None,
             cookie: 0,
             eof: false,
@@ -133,6 +136,7 @@ pub(crate) fn new_stream(fd: i32, named: Option<Named>) -> Option<*mut libc::DIR
             // SAFETY: we own the slot now.
             let d = unsafe { &mut *s.d.get() };
             d.fd = fd;
+            d.last = false;
             d.named = named;
             d.cookie = 0;
             d.eof = false;
@@ -167,6 +171,7 @@ impl OurDir {
     pub(crate) fn seek(&mut self, cookie: u64) {
         self.cookie = cookie;
         self.eof = false;
+        self.last = false;
         self.pos = 0;
         self.len = 0;
     }
@@ -207,12 +212,14 @@ impl OurDir {
         // SAFETY: the bulk area is ours for this round trip (we hold the
         // channel) and `blen` bytes long.
         let plus = unsafe { core::slice::from_raw_parts(bulk.cast_const(), blen) };
-        let n = self.take_plus(
+        let (n, all) = self.take_plus(
             &plus[..(out.bytes as usize).min(blen)],
             f.mount,
             f.fh,
             out.stamp,
         );
+        // The last batch saves the round trip that would find nothing more.
+        self.last = out.eof == 1 && all == out.entries;
         self.pos = 0;
         self.len = n;
         if n == 0 {
@@ -225,12 +232,13 @@ impl OurDir {
     /// into our buffer as plain records (header, name), keeping each
     /// entry's attributes in the cache as the answer of
     /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)` when `stamp` allows;
-    /// returns the bytes used. The daemon sends no more than our buffer
-    /// holds once the attributes are taken out (`Readdir::max`).
-    fn take_plus(&mut self, plus: &[u8], mount: usize, dir: u64, stamp: u64) -> usize {
+    /// returns the bytes used and the entries taken. The daemon sends no
+    /// more than our buffer holds once the attributes are taken out
+    /// (`Readdir::max`).
+    fn take_plus(&mut self, plus: &[u8], mount: usize, dir: u64, stamp: u64) -> (usize, u64) {
         let hl = size_of::<DirEntryHeader>();
         let al = size_of::<WireAttr>();
-        let (mut at, mut n) = (0usize, 0usize);
+        let (mut at, mut n, mut taken) = (0usize, 0usize, 0u64);
         while let Some(e) = proto::decode::<DirEntryHeader>(&plus[at..]) {
             let nl = e.name_len as usize;
             let rl = DirEntryHeader::record_len(al + nl);
@@ -272,8 +280,9 @@ impl OurDir {
             self.buf[n + hl + nl..n + plain].fill(0);
             at += rl;
             n += plain;
+            taken += 1;
         }
-        n
+        (n, taken)
     }
 
     /// The next entry, `Ok(None)` at the end.
@@ -282,7 +291,7 @@ impl OurDir {
         // we keep whole records only and continue from the last cookie.
         let (e, nl) = loop {
             if self.pos >= self.len {
-                if self.eof {
+                if self.eof || self.last {
                     return Ok(None);
                 }
                 self.fill()?;

@@ -115,6 +115,10 @@ wire_structs! {
         /// answers the caller; 0 if they may not be kept (see
         /// [`GenPage`](crate::GenPage)).
         pub stamp: u64,
+        /// 1: these are the last entries (no need to ask for more).
+        pub eof: u32,
+        /// Zero.
+        pub _pad: u32,
     }
 
     /// Reply to [`Lseek`].

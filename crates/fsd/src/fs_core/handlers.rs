@@ -393,7 +393,7 @@ impl Handler for Handlers<'_> {
         let plus = req.plus == 1;
         let stamp = self.store.quiet_stamp();
         let extra = if plus { size_of::<WireAttr>() } else { 0 };
-        let (mut used, mut plain, mut entries) = (0usize, 0usize, 0u64);
+        let (mut used, mut plain, mut entries, mut full) = (0usize, 0usize, 0u64, false);
         let mut rec = [0u8; DirEntryHeader::record_len(NAME_MAX + size_of::<WireAttr>())];
         let bulk = &mut *self.bulk;
         let room = bulk.len();
@@ -401,6 +401,7 @@ impl Handler for Handlers<'_> {
             let plain_len = DirEntryHeader::record_len(e.name.len());
             let len = DirEntryHeader::record_len(extra + e.name.len());
             if plain + plain_len > limit || used + len > room {
+                full = true;
                 return false;
             }
             let head = DirEntryHeader {
@@ -435,6 +436,8 @@ impl Handler for Handlers<'_> {
             bytes: used as u64,
             entries,
             stamp: if searchable { self.kept(stamp) } else { 0 },
+            eof: u32::from(!full),
+            _pad: 0,
         })
     }
 
@@ -802,7 +805,7 @@ pub fn wire_attr(a: &Attr) -> WireAttr {
         gid: a.gid,
         rdev: a.rdev,
         blksize: a.blksize,
-        _pad: 0,
+        flags: if a.xattrs { 0 } else { WireAttr::NO_XATTRS },
     }
 }
 

@@ -12,6 +12,7 @@ Version K of the tree (the writer makes K from K-1, one call at a time):
   t/d/eK            the one e* name (created, then e(K-1) unlinked)
   t/pK/x            parent directory renamed from p(K-1)
   t/g/y             t/g is 0755 for even K, 0700 (root only) for odd K
+  security.k        an xattr of t/d/size holding K for odd K, none for even K
 
 A checker is told K only after the writer's calls for K returned: every
 call it makes must then see version K exactly (no cached answer of K-1),
@@ -24,6 +25,7 @@ A free reader never waits: it stats and lists as fast as it can and
 checks that versions never go back, and that when t/d/size says K the
 rename to obj.vK (made earlier in the same step) is already visible.
 """
+import errno
 import os
 import sys
 
@@ -62,6 +64,10 @@ def step(k):
     os.unlink(os.path.join(D, f"e{k-1}"))
     os.rename(os.path.join(T, f"p{k-1}"), os.path.join(T, f"p{k}"))
     os.chmod(os.path.join(T, "g"), 0o755 if k % 2 == 0 else 0o700)
+    if k % 2:
+        os.setxattr(os.path.join(D, "size"), "security.k", str(k).encode())
+    else:
+        os.removexattr(os.path.join(D, "size"), "security.k")
 
 
 def exists(path, **kw):
@@ -118,6 +124,11 @@ def check(k, dfd, errs):
         seen = False
     allowed = os.geteuid() == 0 or k % 2 == 0
     want(seen == allowed, f"g/y visible={seen}, want {allowed}")
+    try:
+        x = os.getxattr(os.path.join(D, "size"), "security.k").decode()
+    except OSError as e:
+        x = None if e.errno == errno.ENODATA else f"errno {e.errno}"
+    want(x == (str(k) if k % 2 else None), f"security.k is {x!r} at {k}")
 
 
 def obj_version(names):

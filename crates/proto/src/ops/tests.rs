@@ -31,6 +31,7 @@ impl Handler for Echo {
                 ..Default::default()
             },
             stamp: 7,
+            ..StatOut::default()
         })
     }
 
