@@ -43,7 +43,7 @@ const ATTR_WORDS: usize = size_of::<WireAttr>() / 8;
 const KEY_WORDS: usize = KEY_MAX / 8;
 const META_WORDS: usize = 5;
 const WORDS: usize = 1 + META_WORDS + ATTR_WORDS + KEY_WORDS;
-const _: () = assert!(size_of::<WireAttr>() % 8 == 0);
+const _: () = assert!(size_of::<WireAttr>().is_multiple_of(8));
 const _: () = assert!(WORDS == 32);
 
 /// The entry answers `stat` (follows a final symlink).
