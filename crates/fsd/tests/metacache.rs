@@ -163,3 +163,43 @@ fn no_process_ever_sees_a_change_undone_once_it_returned() {
         assert!(a.starts_with("ok "), "{}: {a}", f.name);
     }
 }
+
+/// A process that gives up root answers what the new identity may see:
+/// the answers it kept as root are not used any more.
+#[test]
+fn a_credential_change_drops_what_root_was_told() {
+    let Some(lib) = preload_or_skip("a_credential_change_drops_what_root_was_told") else {
+        return;
+    };
+    let mnt = BtfuseGuard::new("64M");
+    let secret = mnt.path().join("secret");
+    std::fs::create_dir(&secret).unwrap();
+    std::fs::write(secret.join("f"), b"x").unwrap();
+    set_mode(&secret, 0o700);
+    let script = r#"
+import os, sys
+p = sys.argv[1]
+for _ in range(3):
+    os.stat(p)                     # root: kept in the cache
+os.setgid(65534)
+os.setuid(65534)
+try:
+    os.stat(p)
+    print("still visible")
+except PermissionError:
+    print("refused")
+"#;
+    let out = run_timeout(
+        std::process::Command::new(PYTHON)
+            .args(["-c", script])
+            .arg(secret.join("f"))
+            .env("LD_PRELOAD", &lib),
+        ANSWER,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "refused",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
