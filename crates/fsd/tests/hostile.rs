@@ -307,12 +307,16 @@ impl Session<'_> {
         Ok(Reply { head, body })
     }
 
-    /// The status of the reply to `r` (panics if the channel broke).
+    /// The status of the reply to `r` (panics if the channel broke); a
+    /// `Stat` of a missing name (status 0, `StatOut::absent` set) counts
+    /// as `-ENOENT`.
     fn status(&mut self, r: &Req) -> i32 {
-        self.call(r)
-            .unwrap_or_else(|e| panic!("{r:?}: {e}"))
-            .head
-            .status
+        let reply = self.call(r).unwrap_or_else(|e| panic!("{r:?}: {e}"));
+        let absent = proto::decode::<ops::StatOut>(&reply.body).map_or(0, |s| s.absent);
+        match reply.head.status {
+            0 if r.op == ops::Op::Stat as u32 && absent != 0 => -(absent as i32),
+            st => st,
+        }
     }
 
     fn bulk(&self, len: usize) -> Vec<u8> {
