@@ -24,8 +24,11 @@ use crate::fs_core::clients::{Client, HandleKind};
 use crate::fs_core::resolve::{resolve, Last, OpError, Resolved};
 use crate::fs_core::KernelCache;
 
+mod attrs;
 mod bulk;
 
+use attrs::attr_out;
+pub use attrs::wire_attr;
 pub use bulk::BulkArea;
 use bulk::{BulkSink, BulkSource};
 
@@ -226,12 +229,6 @@ impl Handlers<'_> {
         Ok(CountOut {
             count: value.len() as u64,
         })
-    }
-}
-
-fn attr_out(attr: Attr) -> AttrOut {
-    AttrOut {
-        attr: wire_attr(&attr),
     }
 }
 
@@ -784,28 +781,6 @@ impl Handler for Handlers<'_> {
         }
         out.put(&path)?;
         Ok(Done {})
-    }
-}
-
-/// The store's attributes in wire form.
-pub fn wire_attr(a: &Attr) -> WireAttr {
-    WireAttr {
-        ino: a.ino,
-        size: a.size,
-        blocks: a.blocks,
-        atime: a.atime.sec,
-        mtime: a.mtime.sec,
-        ctime: a.ctime.sec,
-        atime_nsec: a.atime.nsec,
-        mtime_nsec: a.mtime.nsec,
-        ctime_nsec: a.ctime.nsec,
-        mode: a.mode(),
-        nlink: a.nlink,
-        uid: a.uid,
-        gid: a.gid,
-        rdev: a.rdev,
-        blksize: a.blksize,
-        flags: if a.xattrs { 0 } else { WireAttr::NO_XATTRS },
     }
 }
 
