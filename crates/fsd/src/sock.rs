@@ -7,7 +7,7 @@
 use std::ffi::CString;
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
@@ -307,10 +307,11 @@ pub fn send(fd: &OwnedFd, data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Sends one message carrying descriptor `pass` (`SCM_RIGHTS`).
-pub fn send_with_fd(fd: &OwnedFd, data: &[u8], pass: &OwnedFd) -> io::Result<()> {
+/// Sends one message of `data` carrying descriptor `passed`
+/// (`SCM_RIGHTS`).
+pub fn send_with_fd(fd: &OwnedFd, data: &[u8], passed: BorrowedFd<'_>) -> io::Result<()> {
     let mut iov = libc::iovec {
-        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_base: data.as_ptr().cast_mut().cast(),
         iov_len: data.len(),
     };
     // Room for one descriptor, aligned as cmsghdr requires.
@@ -322,14 +323,15 @@ pub fn send_with_fd(fd: &OwnedFd, data: &[u8], pass: &OwnedFd) -> io::Result<()>
     msg.msg_control = control.as_mut_ptr().cast();
     // SAFETY: CMSG_SPACE is a pure size computation.
     msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
-    // SAFETY: `control` holds one cmsg with one fd (checked by the size
-    // above), so CMSG_FIRSTHDR is non-null and CMSG_DATA in bounds.
+    assert!(msg.msg_controllen <= size_of_val(&control));
+    // SAFETY: the control buffer holds CMSG_SPACE(one fd) bytes (checked
+    // above), so the first header and its data lie inside it.
     unsafe {
         let c = libc::CMSG_FIRSTHDR(&msg);
         (*c).cmsg_level = libc::SOL_SOCKET;
         (*c).cmsg_type = libc::SCM_RIGHTS;
         (*c).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), pass.as_raw_fd());
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), passed.as_raw_fd());
     }
     // SAFETY: `msg` and the buffers it points to live across the call.
     let sent = check_size(unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) })?;

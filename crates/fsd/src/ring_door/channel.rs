@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io;
 use std::mem::size_of;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -170,7 +170,7 @@ fn accept_hello(shared: &Shared, conn: &OwnedFd) -> io::Result<()> {
         error: 0,
         ..Default::default()
     };
-    sock::send_with_fd(conn, bytes_of(&reply), shared.gen_page.fd())
+    sock::send_with_fd(conn, bytes_of(&reply), shared.gen_page.fd().as_fd())
 }
 
 pub(super) fn serve_connection(
