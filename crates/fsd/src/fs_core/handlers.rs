@@ -388,13 +388,12 @@ impl Handler for Handlers<'_> {
             Ok(b) => b.min(self.bulk.len()),
         };
         let plus = req.plus == 1;
-        let stamp = self.store.quiet_stamp();
         let extra = if plus { size_of::<WireAttr>() } else { 0 };
         let (mut used, mut plain, mut entries, mut full) = (0usize, 0usize, 0u64, false);
         let mut rec = [0u8; DirEntryHeader::record_len(NAME_MAX + size_of::<WireAttr>())];
         let bulk = &mut *self.bulk;
         let room = bulk.len();
-        self.store.readdir(fh, req.cookie, |e| {
+        let stamp = self.store.readdir_stamped(fh, req.cookie, |e| {
             let plain_len = DirEntryHeader::record_len(e.name.len());
             let len = DirEntryHeader::record_len(extra + e.name.len());
             if plain + plain_len > limit || used + len > room {
