@@ -82,10 +82,16 @@ impl<'a> Key<'a> {
         }
     }
 
-    fn hash(&self) -> u64 {
+    /// The key's hash, and the hash of its directory part (the path up to
+    /// its last `/`), which picks the entry's region (see [`slot`]).
+    fn hashes(&self) -> (u64, u64) {
         // FNV-1a over the path, mixed with the rest of the key.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ self.base.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut dir = h;
         for &b in self.path {
+            if b == b'/' {
+                dir = h;
+            }
             h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
         }
         // A raw path's mount is what its entry tells, not part of the key.
@@ -94,7 +100,8 @@ impl<'a> Key<'a> {
         } else {
             self.mount as u64
         };
-        h ^ (mount << 48) ^ ((self.how & FSTAT) << 40)
+        let mix = (mount << 48) ^ ((self.how & FSTAT) << 40);
+        (h ^ mix, dir ^ mix)
     }
 }
 
@@ -198,8 +205,46 @@ fn key_words(path: &[u8]) -> [u64; KEY_WORDS] {
     w
 }
 
-fn set_of(t: &'static [Entry; NENT], h: u64) -> [&'static Entry; 2] {
-    let i = (h as usize) & (NENT - 1) & !1;
+/// Entries of one region: the names of one directory share a region, so a
+/// walk touches a few pages per directory rather than one per name (each
+/// first touch of a page is a fault, several µs in a VM).
+const REGION: usize = 128;
+
+/// The index of the two-entry set of a key with hashes `(h, dir)`.
+fn slot((h, dir): (u64, u64)) -> usize {
+    let region = (dir.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize % (NENT / REGION);
+    region * REGION + (h as usize % REGION & !1)
+}
+
+/// Regions whose pages were populated (one bit each).
+static POPULATED: [AtomicU64; NENT / REGION / 64] =
+    [const { AtomicU64::new(0) }; NENT / REGION / 64];
+const _: () = assert!((NENT / REGION).is_multiple_of(64));
+
+/// Before the first write into the region of entry `i`: populates its
+/// pages with one system call instead of a fault per page (best effort:
+/// without it the pages fault in as usual).
+fn populate(t: &'static [Entry; NENT], i: usize) {
+    let region = i / REGION;
+    let (word, bit) = (&POPULATED[region / 64], 1u64 << (region % 64));
+    if word.load(Ordering::Relaxed) & bit != 0 || word.fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+        return;
+    }
+    #[cfg(not(test))]
+    {
+        let start = t[region * REGION..].as_ptr();
+        let _ = crate::sys::sc!(
+            libc::SYS_madvise,
+            start,
+            REGION * size_of::<Entry>(),
+            libc::MADV_POPULATE_WRITE
+        );
+    }
+    #[cfg(test)]
+    let _ = t;
+}
+
+fn set_of(t: &'static [Entry; NENT], i: usize) -> [&'static Entry; 2] {
     [&t[i], &t[i + 1]]
 }
 
@@ -226,9 +271,10 @@ pub(crate) fn lookup_with(
         return None;
     }
     let t = table()?;
-    let h = key.hash();
+    let hs = key.hashes();
+    let h = hs.0;
     let want = key_words(key.path);
-    set_of(t, h)
+    set_of(t, slot(hs))
         .into_iter()
         .find_map(|e| read(e, key, h, &want, &generation))
 }
@@ -311,8 +357,10 @@ pub(crate) fn insert(key: &Key<'_>, answer: &Answer, stamp: u64) {
     let Some(t) = table_or_map() else {
         return;
     };
-    let h = key.hash();
-    let [a, b] = set_of(t, h);
+    let hs = key.hashes();
+    let h = hs.0;
+    populate(t, slot(hs));
+    let [a, b] = set_of(t, slot(hs));
     // Replace the entry with the older stamp (stale ones first).
     let e = if a.w[W_STAMP].load(Ordering::Relaxed) <= b.w[W_STAMP].load(Ordering::Relaxed) {
         a
