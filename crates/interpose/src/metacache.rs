@@ -213,7 +213,7 @@ const REGION: usize = 128;
 /// The index of the two-entry set of a key with hashes `(h, dir)`.
 fn slot((h, dir): (u64, u64)) -> usize {
     let region = (dir.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize % (NENT / REGION);
-    region * REGION + (h as usize % REGION & !1)
+    region * REGION + ((h as usize % REGION) & !1)
 }
 
 /// Regions whose pages were populated (one bit each).
