@@ -205,38 +205,55 @@ fn key_words(path: &[u8]) -> [u64; KEY_WORDS] {
     w
 }
 
-/// Entries of one region: the names of one directory share a region, so a
-/// walk touches a few pages per directory rather than one per name (each
-/// first touch of a page is a fault, several µs in a VM).
-const REGION: usize = 128;
+/// Entries of one window: the names of one directory share a window (at
+/// any offset, so two directories rarely share one whole), so a walk
+/// touches a few pages per directory rather than one per name (each first
+/// touch of a page is a fault, several µs in a VM), and a directory of a
+/// few hundred names keeps them all (few three-way collisions in its
+/// two-entry sets).
+const WINDOW: usize = 512;
+
+/// Entries per page.
+const PER_PAGE: usize = 4096 / size_of::<Entry>();
+
+/// The first entry of the window of a key whose directory hash is `dir`.
+fn window(dir: u64) -> usize {
+    ((dir.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize % (NENT - WINDOW)) & !1
+}
 
 /// The index of the two-entry set of a key with hashes `(h, dir)`.
 fn slot((h, dir): (u64, u64)) -> usize {
-    let region = (dir.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize % (NENT / REGION);
-    region * REGION + ((h as usize % REGION) & !1)
+    window(dir) + ((h as usize % WINDOW) & !1)
 }
 
-/// Regions whose pages were populated (one bit each).
-static POPULATED: [AtomicU64; NENT / REGION / 64] =
-    [const { AtomicU64::new(0) }; NENT / REGION / 64];
-const _: () = assert!((NENT / REGION).is_multiple_of(64));
+/// Pages of the table populated (one bit each).
+static POPULATED: [AtomicU64; NENT / PER_PAGE / 64] =
+    [const { AtomicU64::new(0) }; NENT / PER_PAGE / 64];
+const _: () = assert!((NENT / PER_PAGE).is_multiple_of(64));
 
-/// Before the first write into the region of entry `i`: populates its
-/// pages with one system call instead of a fault per page (best effort:
-/// without it the pages fault in as usual).
-fn populate(t: &'static [Entry; NENT], i: usize) {
-    let region = i / REGION;
-    let (word, bit) = (&POPULATED[region / 64], 1u64 << (region % 64));
-    if word.load(Ordering::Relaxed) & bit != 0 || word.fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+/// Before the first write into the window starting at entry `start`:
+/// populates its pages with one system call instead of a fault per page
+/// (best effort: without it the pages fault in as usual).
+fn populate(t: &'static [Entry; NENT], start: usize) {
+    let pages = start / PER_PAGE..(start + WINDOW).div_ceil(PER_PAGE);
+    let bit = |p: usize| (&POPULATED[p / 64], 1u64 << (p % 64));
+    if pages.clone().all(|p| {
+        let (w, b) = bit(p);
+        w.load(Ordering::Relaxed) & b != 0
+    }) {
         return;
+    }
+    for p in pages.clone() {
+        let (w, b) = bit(p);
+        w.fetch_or(b, Ordering::Relaxed);
     }
     #[cfg(not(test))]
     {
-        let start = t[region * REGION..].as_ptr();
+        let first = t[pages.start * PER_PAGE..].as_ptr();
         let _ = crate::sys::sc!(
             libc::SYS_madvise,
-            start,
-            REGION * size_of::<Entry>(),
+            first,
+            pages.len() * 4096,
             libc::MADV_POPULATE_WRITE
         );
     }
@@ -359,13 +376,19 @@ pub(crate) fn insert(key: &Key<'_>, answer: &Answer, stamp: u64) {
     };
     let hs = key.hashes();
     let h = hs.0;
-    populate(t, slot(hs));
+    populate(t, window(hs.1));
     let [a, b] = set_of(t, slot(hs));
-    // Replace the entry with the older stamp (stale ones first).
-    let e = if a.w[W_STAMP].load(Ordering::Relaxed) <= b.w[W_STAMP].load(Ordering::Relaxed) {
-        a
-    } else {
-        b
+    // The same key's entry, else one of an older generation (stale), else
+    // either (by a hash bit: a listing stamps all its entries alike).
+    let holds = |e: &Entry, v: u64| e.w[W_STAMP].load(Ordering::Relaxed) == v;
+    let same = |e: &Entry| e.w[W_HASH].load(Ordering::Relaxed) == h;
+    let e = match (same(a), same(b)) {
+        (true, _) => a,
+        (_, true) => b,
+        _ if !holds(a, stamp) => a,
+        _ if !holds(b, stamp) => b,
+        _ if h >> 63 == 0 => a,
+        _ => b,
     };
     let s = e.seq.load(Ordering::Relaxed);
     if s & 1 != 0
