@@ -82,16 +82,10 @@ impl<'a> Key<'a> {
         }
     }
 
-    /// The key's hash, and the hash of its directory part (the path up to
-    /// its last `/`), which picks the entry's region (see [`slot`]).
-    fn hashes(&self) -> (u64, u64) {
+    fn hash(&self) -> u64 {
         // FNV-1a over the path, mixed with the rest of the key.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ self.base.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let mut dir = h;
         for &b in self.path {
-            if b == b'/' {
-                dir = h;
-            }
             h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
         }
         // A raw path's mount is what its entry tells, not part of the key.
@@ -100,8 +94,7 @@ impl<'a> Key<'a> {
         } else {
             self.mount as u64
         };
-        let mix = (mount << 48) ^ ((self.how & FSTAT) << 40);
-        (h ^ mix, dir ^ mix)
+        h ^ (mount << 48) ^ ((self.how & FSTAT) << 40)
     }
 }
 
@@ -205,63 +198,8 @@ fn key_words(path: &[u8]) -> [u64; KEY_WORDS] {
     w
 }
 
-/// Entries of one window: the names of one directory share a window (at
-/// any offset, so two directories rarely share one whole), so a walk
-/// touches a few pages per directory rather than one per name (each first
-/// touch of a page is a fault, several µs in a VM), and a directory of a
-/// few hundred names keeps them all (few three-way collisions in its
-/// two-entry sets).
-const WINDOW: usize = 512;
-
-/// Entries per page.
-const PER_PAGE: usize = 4096 / size_of::<Entry>();
-
-/// The first entry of the window of a key whose directory hash is `dir`.
-fn window(dir: u64) -> usize {
-    ((dir.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize % (NENT - WINDOW)) & !1
-}
-
-/// The index of the two-entry set of a key with hashes `(h, dir)`.
-fn slot((h, dir): (u64, u64)) -> usize {
-    window(dir) + ((h as usize % WINDOW) & !1)
-}
-
-/// Pages of the table populated (one bit each).
-static POPULATED: [AtomicU64; NENT / PER_PAGE / 64] =
-    [const { AtomicU64::new(0) }; NENT / PER_PAGE / 64];
-const _: () = assert!((NENT / PER_PAGE).is_multiple_of(64));
-
-/// Before the first write into the window starting at entry `start`:
-/// populates its pages with one system call instead of a fault per page
-/// (best effort: without it the pages fault in as usual).
-fn populate(t: &'static [Entry; NENT], start: usize) {
-    let pages = start / PER_PAGE..(start + WINDOW).div_ceil(PER_PAGE);
-    let bit = |p: usize| (&POPULATED[p / 64], 1u64 << (p % 64));
-    if pages.clone().all(|p| {
-        let (w, b) = bit(p);
-        w.load(Ordering::Relaxed) & b != 0
-    }) {
-        return;
-    }
-    for p in pages.clone() {
-        let (w, b) = bit(p);
-        w.fetch_or(b, Ordering::Relaxed);
-    }
-    #[cfg(not(test))]
-    {
-        let first = t[pages.start * PER_PAGE..].as_ptr();
-        let _ = crate::sys::sc!(
-            libc::SYS_madvise,
-            first,
-            pages.len() * 4096,
-            libc::MADV_POPULATE_WRITE
-        );
-    }
-    #[cfg(test)]
-    let _ = t;
-}
-
-fn set_of(t: &'static [Entry; NENT], i: usize) -> [&'static Entry; 2] {
+fn set_of(t: &'static [Entry; NENT], h: u64) -> [&'static Entry; 2] {
+    let i = (h as usize) & (NENT - 1) & !1;
     [&t[i], &t[i + 1]]
 }
 
@@ -288,10 +226,9 @@ pub(crate) fn lookup_with(
         return None;
     }
     let t = table()?;
-    let hs = key.hashes();
-    let h = hs.0;
+    let h = key.hash();
     let want = key_words(key.path);
-    set_of(t, slot(hs))
+    set_of(t, h)
         .into_iter()
         .find_map(|e| read(e, key, h, &want, &generation))
 }
@@ -374,21 +311,13 @@ pub(crate) fn insert(key: &Key<'_>, answer: &Answer, stamp: u64) {
     let Some(t) = table_or_map() else {
         return;
     };
-    let hs = key.hashes();
-    let h = hs.0;
-    populate(t, window(hs.1));
-    let [a, b] = set_of(t, slot(hs));
-    // The same key's entry, else one of an older generation (stale), else
-    // either (by a hash bit: a listing stamps all its entries alike).
-    let holds = |e: &Entry, v: u64| e.w[W_STAMP].load(Ordering::Relaxed) == v;
-    let same = |e: &Entry| e.w[W_HASH].load(Ordering::Relaxed) == h;
-    let e = match (same(a), same(b)) {
-        (true, _) => a,
-        (_, true) => b,
-        _ if !holds(a, stamp) => a,
-        _ if !holds(b, stamp) => b,
-        _ if h >> 63 == 0 => a,
-        _ => b,
+    let h = key.hash();
+    let [a, b] = set_of(t, h);
+    // Replace the entry with the older stamp (stale ones first).
+    let e = if a.w[W_STAMP].load(Ordering::Relaxed) <= b.w[W_STAMP].load(Ordering::Relaxed) {
+        a
+    } else {
+        b
     };
     let s = e.seq.load(Ordering::Relaxed);
     if s & 1 != 0
