@@ -358,6 +358,27 @@ def make_tree(root, name, ndirs, per_dir):
                     f.write(b"x")
 
 
+def make_git_repo(root, name, nfiles):
+    """A git repository of nfiles committed files (100 per directory),
+    its index fresh, for `git status`."""
+    repo = os.path.join(root, name)
+    make_tree(root, name, nfiles // 100, 100)
+    env = dict(os.environ, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b", GIT_COMMITTER_NAME="b",
+               GIT_COMMITTER_EMAIL="b@b")
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "tree"], ["status", "--porcelain"]):
+        subprocess.run(["git", "-C", repo] + cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def metadata_rows(bench, R):
+    """Whole-tree metadata walks (issue 16) beside `du -s` (a row of
+    shortlived_workloads): `git status` in a 10 000-file repository."""
+    ms = lambda s: s * 1000.0
+    return [
+        ("git status 10k files", "ms", False, True,
+         lambda t: ms(bench.timed(t, ["git", "-C", R(t) + "/git10k", "status", "--porcelain"], (0, 0)))),
+    ]
+
+
 def populate(root, args):
     """Test data under root (the same on every target)."""
     ops = os.path.join(root, "ops")
@@ -380,6 +401,7 @@ def populate(root, args):
         for i in range(100):
             with open(os.path.join(pd, "m%03d.py" % i), "wb") as f:
                 f.write(b"# small module %d/%d\n" % (d, i) * 12)
+    make_git_repo(root, "git10k", 10000)
     if args.big_find:
         make_tree(root, "tree100k", 1000, 100)
     with open(os.path.join(root, "small"), "wb") as f:
@@ -628,6 +650,7 @@ class Bench:
                   lambda t: ms(self.timed(t, ["ls", "-lR", R(t) + "/tree10k"], stdout=subprocess.DEVNULL))))
         w.append(("python read 5000 small files", "ms", False, True,
                   lambda t: ms(self.timed(t, [sys.executable, "-c", PY_READ, R(t) + "/py5k"], (1, 1)))))
+        w += metadata_rows(self, R)
         w.append(("tar x (%d files, %.0f MiB)" % (a.tar_files, os.path.getsize(self.archive) / 2 ** 20), "ms", False, False,
                   lambda t: ms(self.tar_x(t))))
         w.append(("cat small x%d (processes)" % a.cats, "ms", False, True,

@@ -307,12 +307,16 @@ impl Session<'_> {
         Ok(Reply { head, body })
     }
 
-    /// The status of the reply to `r` (panics if the channel broke).
+    /// The status of the reply to `r` (panics if the channel broke); a
+    /// `Stat` of a missing name (status 0, `StatOut::absent` set) counts
+    /// as `-ENOENT`.
     fn status(&mut self, r: &Req) -> i32 {
-        self.call(r)
-            .unwrap_or_else(|e| panic!("{r:?}: {e}"))
-            .head
-            .status
+        let reply = self.call(r).unwrap_or_else(|e| panic!("{r:?}: {e}"));
+        let absent = proto::decode::<ops::StatOut>(&reply.body).map_or(0, |s| s.absent);
+        match reply.head.status {
+            0 if r.op == ops::Op::Stat as u32 && absent != 0 => -(absent as i32),
+            st => st,
+        }
     }
 
     fn bulk(&self, len: usize) -> Vec<u8> {
@@ -644,13 +648,17 @@ fn hostile_requests_get_errors_and_never_another_clients_data() {
             }
         }
         // Readdir clamps to the area (it is a limit, not an amount).
-        let list = ops::Readdir {
-            fh: own_dir,
-            cookie: 0,
-            max: b,
-        };
-        let st = s.status(&req(list));
-        assert_eq!(st, 0);
+        for plus in [0, 1, u32::MAX] {
+            let list = ops::Readdir {
+                fh: own_dir,
+                cookie: 0,
+                max: b,
+                plus,
+                _pad: 0,
+            };
+            let st = s.status(&req(list));
+            assert_eq!(st, 0);
+        }
     }
     // Offsets that overflow.
     for a in [u64::MAX, i64::MAX as u64, (i64::MAX as u64) + 1] {

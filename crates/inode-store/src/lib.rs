@@ -81,6 +81,7 @@
 mod acl;
 mod caps;
 mod file;
+mod generation;
 mod io;
 mod perm;
 mod pool;
@@ -89,6 +90,7 @@ mod store;
 mod tests;
 
 pub use crate::caps::Caps;
+pub use crate::generation::Generations;
 pub use crate::io::{DataSink, DataSource};
 pub use crate::pool::IDLE_DECAY;
 pub use store::{NodeImage, RestoreError, Snapshot, Store};
@@ -322,6 +324,8 @@ pub struct Attr {
     pub mtime: Timespec,
     /// Last status change.
     pub ctime: Timespec,
+    /// Whether it has any extended attribute.
+    pub xattrs: bool,
 }
 
 impl Attr {

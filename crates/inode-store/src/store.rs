@@ -29,6 +29,7 @@ pub use image::{NodeImage, RestoreError, Snapshot};
 
 use crate::acl;
 use crate::file::FileData;
+use crate::generation::{GenCell, Generations};
 use crate::io::{DataSink, DataSource};
 use crate::perm::{Owner, R, S_ISGID, S_ISUID, S_ISVTX, S_IXGRP, W, X};
 use crate::pool::BlockPool;
@@ -144,6 +145,7 @@ impl Node {
             atime: *self.atime.lock(),
             mtime: m.mtime,
             ctime: m.ctime,
+            xattrs: !m.xattrs.is_empty(),
         }
     }
 
@@ -156,12 +158,14 @@ impl Node {
     /// the atime mutex (a concurrent reader doing this same check, or a
     /// setattr), this read's update is skipped — the concurrent one stands
     /// for it, as both would store "now".
-    fn touch_atime(&self, m: &Meta) {
+    /// The update counts as a change in `gens`.
+    fn touch_atime(&self, m: &Meta, gens: &Generations) {
         let now = Timespec::now();
         let Some(mut a) = self.atime.try_lock() else {
             return;
         };
         if *a <= m.mtime || *a <= m.ctime || now.sec.saturating_sub(a.sec) >= DAY_SECS {
+            let _change = gens.change();
             *a = now;
         }
     }
@@ -524,6 +528,8 @@ pub struct Store {
     tree: RwLock<Inner>,
     handles: RwLock<HashMap<Fh, Handle>>,
     next_fh: AtomicU64,
+    /// Change generations (see the `generation` module).
+    pub(crate) gens: GenCell,
     /// Declared last so that it is dropped after every `Block` it lent out.
     pool: BlockPool,
 }
@@ -560,6 +566,7 @@ impl Store {
             tree: RwLock::new(Inner::new(max_inodes)),
             handles: RwLock::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
+            gens: GenCell::default(),
             pool: BlockPool::new(blocks),
         }
     }

@@ -6,9 +6,10 @@ use core::mem::size_of;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use proto::ops::{Failure, Readdir};
-use proto::DirEntryHeader;
+use proto::{DirEntryHeader, WireAttr};
 
 use crate::channel::{self, CallError, REPLY_BUF};
+use crate::metacache;
 use crate::ops::{self, Fail, R};
 
 /// Open fast-path directory streams at once.
@@ -18,6 +19,10 @@ const DIRBUF: usize = 16 * 1024;
 
 pub(crate) struct OurDir {
     fd: i32,
+    /// The daemon said the buffered entries are the last ones.
+    last: bool,
+    /// The path the stream was opened by, if known.
+    named: Option<Named>,
     cookie: u64,
     eof: bool,
     pos: usize,
@@ -41,6 +46,8 @@ static DIRS: [DirSlot; NDIRS] = [const {
         d: UnsafeCell::new(OurDir {
             // Zero (not -1) keeps the 4 MiB pool in .bss: no file-backed pages.
             fd: 0,
+            last: false,
+            named: None,
             cookie: 0,
             eof: false,
             pos: 0,
@@ -74,8 +81,52 @@ pub(crate) fn ours(p: *mut libc::DIR) -> Option<&'static mut OurDir> {
     Some(unsafe { &mut *s.d.get() })
 }
 
-/// A new stream over fast-path directory fd `fd` (owned by the stream).
-pub(crate) fn new_stream(fd: i32) -> Option<*mut libc::DIR> {
+/// The path a directory stream was opened by (`opendir`): its entries'
+/// attributes then also answer `lstat` of `path/name`, as long as nothing
+/// changed since the open (same stamp).
+pub(crate) struct Named {
+    base: u64,
+    path: [u8; metacache::KEY_MAX],
+    len: usize,
+    stamp: u64,
+}
+
+impl Named {
+    /// The path of `t`, opened under generation `stamp`; `None` if it
+    /// cannot be a cache key (too long, unstamped).
+    pub(crate) fn new(t: &ops::Target, stamp: u64) -> Option<Named> {
+        let rel = t.rel();
+        if stamp == 0 || rel.len() >= metacache::KEY_MAX {
+            return None;
+        }
+        let mut path = [0u8; metacache::KEY_MAX];
+        path[..rel.len()].copy_from_slice(rel);
+        Some(Named {
+            base: t.base,
+            path,
+            len: rel.len(),
+            stamp,
+        })
+    }
+
+    /// `path/name` (just `name` at the mount root) into `buf`.
+    fn child<'b>(&self, name: &[u8], buf: &'b mut [u8; metacache::KEY_MAX]) -> Option<&'b [u8]> {
+        let dir = &self.path[..self.len];
+        let sep = usize::from(!dir.is_empty() && !dir.ends_with(b"/"));
+        let n = dir.len() + sep + name.len();
+        if n > buf.len() {
+            return None;
+        }
+        buf[..dir.len()].copy_from_slice(dir);
+        buf[dir.len()..dir.len() + sep].fill(b'/');
+        buf[dir.len() + sep..n].copy_from_slice(name);
+        Some(&buf[..n])
+    }
+}
+
+/// A new stream over fast-path directory fd `fd` (owned by the stream),
+/// opened by the path `named` if known.
+pub(crate) fn new_stream(fd: i32, named: Option<Named>) -> Option<*mut libc::DIR> {
     for s in DIRS.iter() {
         if !s.busy.load(Ordering::Relaxed)
             && s.busy
@@ -85,6 +136,8 @@ pub(crate) fn new_stream(fd: i32) -> Option<*mut libc::DIR> {
             // SAFETY: we own the slot now.
             let d = unsafe { &mut *s.d.get() };
             d.fd = fd;
+            d.last = false;
+            d.named = named;
             d.cookie = 0;
             d.eof = false;
             d.pos = 0;
@@ -118,6 +171,7 @@ impl OurDir {
     pub(crate) fn seek(&mut self, cookie: u64) {
         self.cookie = cookie;
         self.eof = false;
+        self.last = false;
         self.pos = 0;
         self.len = 0;
     }
@@ -133,10 +187,14 @@ impl OurDir {
         };
         let mut ch = channel::acquire(f.mount).map_err(|_| Fail::Errno(libc::EIO))?;
         let (bulk, blen) = ch.bulk();
+        // A readdirplus: the entries' attributes go to the cache, where
+        // the `fstatat(dirfd, name)` that usually follows finds them.
         let list = Readdir {
             fh: f.fh,
             cookie: self.cookie,
             max: DIRBUF.min(blen) as u64,
+            plus: 1,
+            _pad: 0,
         };
         let mut reply = [0u8; REPLY_BUF];
         let out = match ch.call(&list, b"", b"", &mut reply) {
@@ -151,9 +209,17 @@ impl OurDir {
             Err(CallError::Chan(_)) => return Err(Fail::Errno(libc::EIO)),
             Err(e) => return Err(e.into()),
         };
-        let n = (out.bytes as usize).min(DIRBUF).min(blen);
-        // SAFETY: `n` bytes of our bulk area into our private buffer.
-        unsafe { core::ptr::copy_nonoverlapping(bulk, self.buf.as_mut_ptr(), n) };
+        // SAFETY: the bulk area is ours for this round trip (we hold the
+        // channel) and `blen` bytes long.
+        let plus = unsafe { core::slice::from_raw_parts(bulk.cast_const(), blen) };
+        let (n, all) = self.take_plus(
+            &plus[..(out.bytes as usize).min(blen)],
+            f.mount,
+            f.fh,
+            out.stamp,
+        );
+        // The last batch saves the round trip that would find nothing more.
+        self.last = out.eof == 1 && all == out.entries;
         self.pos = 0;
         self.len = n;
         if n == 0 {
@@ -162,13 +228,70 @@ impl OurDir {
         Ok(())
     }
 
+    /// Copies readdirplus records (header, attributes, name) from `plus`
+    /// into our buffer as plain records (header, name), keeping each
+    /// entry's attributes in the cache as the answer of
+    /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)` when `stamp` allows;
+    /// returns the bytes used and the entries taken. The daemon sends no
+    /// more than our buffer holds once the attributes are taken out
+    /// (`Readdir::max`).
+    fn take_plus(&mut self, plus: &[u8], mount: usize, dir: u64, stamp: u64) -> (usize, u64) {
+        let hl = size_of::<DirEntryHeader>();
+        let al = size_of::<WireAttr>();
+        let (mut at, mut n, mut taken) = (0usize, 0usize, 0u64);
+        while let Some(e) = proto::decode::<DirEntryHeader>(&plus[at..]) {
+            let nl = e.name_len as usize;
+            let rl = DirEntryHeader::record_len(al + nl);
+            let plain = DirEntryHeader::record_len(nl);
+            if at + rl > plus.len() || n + plain > DIRBUF {
+                break;
+            }
+            let name = &plus[at + hl + al..at + hl + al + nl];
+            if let Some(attr) = proto::decode::<WireAttr>(&plus[at + hl..]) {
+                if stamp != 0 && name != b"." && name != b".." {
+                    let answer = Ok(attr);
+                    let how = metacache::reuse(metacache::NOFOLLOW, &answer);
+                    let key = metacache::Key {
+                        mount,
+                        base: dir,
+                        path: name,
+                        how,
+                    };
+                    metacache::insert(&key, &answer, stamp);
+                    // Nothing changed since the open: the path still
+                    // names this directory for us.
+                    let mut buf = [0u8; metacache::KEY_MAX];
+                    let by_path = self.named.as_ref().filter(|n| n.stamp == stamp);
+                    if let Some((n, path)) =
+                        by_path.and_then(|n| Some((n, n.child(name, &mut buf)?)))
+                    {
+                        let key = metacache::Key {
+                            mount,
+                            base: n.base,
+                            path,
+                            how,
+                        };
+                        metacache::insert(&key, &answer, stamp);
+                    }
+                }
+            }
+            self.buf[n..n + hl].copy_from_slice(&plus[at..at + hl]);
+            self.buf[n + hl..n + hl + nl].copy_from_slice(name);
+            self.buf[n + hl + nl..n + plain].fill(0);
+            at += rl;
+            n += plain;
+            taken += 1;
+        }
+        (n, taken)
+    }
+
     /// The next entry, `Ok(None)` at the end.
     pub(crate) fn next(&mut self) -> R<Option<*mut libc::dirent64>> {
         // The daemon may fill more of the bulk area than our buffer holds:
         // we keep whole records only and continue from the last cookie.
         let (e, nl) = loop {
             if self.pos >= self.len {
-                if self.eof {
+                if self.eof || self.last {
                     return Ok(None);
                 }
                 self.fill()?;

@@ -54,6 +54,8 @@ mod hooks;
 mod lifecycle;
 #[cfg(not(test))]
 mod mapped;
+
+mod metacache;
 #[cfg(not(test))]
 mod ops;
 #[cfg(not(test))]

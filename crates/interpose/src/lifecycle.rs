@@ -7,6 +7,7 @@
 //! This module sits above `channel` and `stdio` and calls into them.
 
 use crate::channel;
+use crate::metacache;
 use crate::stdio;
 use crate::timeline::{self, Mark};
 
@@ -21,6 +22,7 @@ extern "C" fn at_exit() {
     timeline::mark(Mark::ExitBegin);
     stdio::flush_at_exit();
     channel::close_all_at_exit();
+    metacache::report_at_exit();
     timeline::mark(Mark::ExitEnd);
     timeline::print();
 }

@@ -23,7 +23,7 @@ pub use ops::{MAX_REPLY, MAX_REQUEST};
 pub use wire::{bytes_of, decode, DirEntryHeader, SetAttrReq, Wire, WireAttr, WireStatFs};
 
 /// Protocol version, checked when a channel is set up.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// Longest path the fast path carries (like `PATH_MAX`, including the NUL the
 /// wire format does not carry).
@@ -169,7 +169,8 @@ wire::wire_structs! {
 /// first request. The client reads it only if that request gets no reply:
 /// an answer with `error != 0`, or none at all, means the daemon never
 /// took the channel, so the request was not executed and the call may go
-/// to the kernel instead.
+/// to the kernel instead. An accepting answer carries the [`GenPage`]
+/// memfd.
 pub struct HelloReply {
     /// [`HELLO_MAGIC`].
     pub magic: u32,
@@ -181,6 +182,27 @@ pub struct HelloReply {
     pub _pad: u32,
 }
 }
+
+/// The daemon's change generations, as clients see them: a page of
+/// [`GEN_PAGE_LEN`] bytes (a sealed memfd sent with an accepting
+/// [`HelloReply`], `SCM_RIGHTS`), mapped read-only, beginning with this.
+///
+/// `begun` counts the store's changes begun, from either door; it moves
+/// before a change becomes visible, so before the changing call replies.
+/// A reply carrying a non-zero `stamp` (e.g. [`ops::StatOut`]) was the
+/// store's answer at an instant with no change in progress, and remains
+/// its answer exactly as long as `begun == stamp` (an `Acquire` load).
+#[repr(C)]
+#[derive(Debug)]
+pub struct GenPage {
+    /// Changes begun.
+    pub begun: core::sync::atomic::AtomicU64,
+    /// Changes finished.
+    pub ended: core::sync::atomic::AtomicU64,
+}
+
+/// Size of the generations page.
+pub const GEN_PAGE_LEN: usize = 4096;
 
 /// The shape of every fast-path channel: 64 KiB rings each way, messages
 /// up to the largest request (two `PATH_MAX` paths, rounded to a power of

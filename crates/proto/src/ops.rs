@@ -65,12 +65,29 @@ wire_structs! {
         pub attr: WireAttr,
     }
 
+    /// Reply to [`Stat`] and [`Fstat`].
+    pub struct StatOut {
+        /// The attributes.
+        pub attr: WireAttr,
+        /// The store's change generation the answer holds for, 0 if it
+        /// may not be kept (see [`GenPage`](crate::GenPage)).
+        pub stamp: u64,
+        /// `ENOENT` when the path names nothing (then `attr` is zero): a
+        /// negative answer, stamped like a positive one.
+        pub absent: u32,
+        /// Zero.
+        pub _pad: u32,
+    }
+
     /// Reply to [`Open`].
     pub struct OpenOut {
         /// The new handle.
         pub fh: u64,
         /// Attributes of the opened file.
         pub attr: WireAttr,
+        /// The change generation under which the path named this file
+        /// for the caller, 0 if unknown (see [`GenPage`](crate::GenPage)).
+        pub stamp: u64,
     }
 
     /// Reply carrying a byte count.
@@ -93,6 +110,15 @@ wire_structs! {
         pub bytes: u64,
         /// Number of entries.
         pub entries: u64,
+        /// With `plus`: the change generation under which each entry's
+        /// attributes are what `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`
+        /// answers the caller; 0 if they may not be kept (see
+        /// [`GenPage`](crate::GenPage)).
+        pub stamp: u64,
+        /// 1: these are the last entries (no need to ask for more).
+        pub eof: u32,
+        /// Zero.
+        pub _pad: u32,
     }
 
     /// Reply to [`Lseek`].
@@ -495,13 +521,13 @@ operations! {
         pub flags: u32,
         /// Zero.
         pub _pad: u32,
-    } -> AttrOut;
+    } -> StatOut;
 
     /// `fstat` of an open handle.
     Fstat = 2, fn fstat, paths 0, {
         /// The handle.
         pub fh: u64,
-    } -> AttrOut;
+    } -> StatOut;
 
     /// Opens or creates `path`.
     Open = 3, fn open, paths 1, {
@@ -545,14 +571,20 @@ operations! {
     } -> WriteOut;
 
     /// Directory entries after `cookie`, as [`DirEntryHeader`](crate::DirEntryHeader)s
-    /// in the bulk area.
+    /// in the bulk area; with `plus`, each header is followed by the
+    /// entry's [`WireAttr`] before its name (a readdirplus).
     Readdir = 7, fn readdir, paths 0, {
         /// The directory handle.
         pub fh: u64,
         /// Where to continue (0: the start).
         pub cookie: u64,
-        /// Bytes of bulk to fill at most (0: all of it).
+        /// Bytes of entries to return at most, counted without the
+        /// attributes (0: as many as the bulk area holds).
         pub max: u64,
+        /// 1: a readdirplus.
+        pub plus: u32,
+        /// Zero.
+        pub _pad: u32,
     } -> ReaddirOut;
 
     /// `access`/`faccessat`.

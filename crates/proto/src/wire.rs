@@ -88,8 +88,8 @@ wire_structs! {
         pub rdev: u32,
         /// Preferred I/O size.
         pub blksize: u32,
-        /// Zero.
-        pub _pad: u32,
+        /// [`WireAttr::NO_XATTRS`] or 0.
+        pub flags: u32,
     }
 
     /// `statfs` fields.
@@ -152,6 +152,13 @@ wire_structs! {
         /// New mtime, nanoseconds.
         pub mtime_nsec: u32,
     }
+}
+
+impl WireAttr {
+    /// [`WireAttr::flags`]: the file has no extended attribute (so a
+    /// `getxattr` of a `security.*` name, which no permission guards,
+    /// answers `ENODATA`).
+    pub const NO_XATTRS: u32 = 1;
 }
 
 impl DirEntryHeader {

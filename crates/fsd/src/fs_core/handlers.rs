@@ -17,7 +17,7 @@ use inode_store::{
 };
 use proto::ops::{
     self, AttrOut, CountOut, Done, Handler, OffsetOut, OpenOut, Paths, Payload, ReaddirOut,
-    StatfsOut, WriteOut,
+    StatOut, StatfsOut, WriteOut,
 };
 use proto::{bytes_of, set, DirEntryHeader, WireAttr, WireStatFs};
 
@@ -25,8 +25,11 @@ use crate::fs_core::clients::{Client, HandleKind};
 use crate::fs_core::resolve::{resolve, Last, OpError, Resolved};
 use crate::fs_core::KernelCache;
 
+mod attrs;
 mod bulk;
 
+use attrs::attr_out;
+pub use attrs::wire_attr;
 pub use bulk::BulkArea;
 use bulk::{BulkSink, BulkSource};
 
@@ -202,6 +205,13 @@ impl Handlers<'_> {
         self.kernel.inode_changed(victim);
     }
 
+    /// The stamp a reply carries (see `proto::GenPage`): the one taken by
+    /// [`Store::quiet_stamp`] before the query, if no change began since;
+    /// else 0 (the answer may not be kept).
+    fn kept(&self, stamp: Option<u64>) -> u64 {
+        stamp.filter(|&s| self.store.still_quiet(s)).unwrap_or(0)
+    }
+
     /// A bulk transfer length, checked against the bulk area.
     fn bulk_len(&self, requested: u64) -> OpResult<usize> {
         usize::try_from(requested)
@@ -226,22 +236,34 @@ impl Handlers<'_> {
     }
 }
 
-fn attr_out(attr: Attr) -> AttrOut {
-    AttrOut {
-        attr: wire_attr(&attr),
-    }
-}
-
 impl Handler for Handlers<'_> {
     type Error = OpError;
 
-    fn stat(&mut self, req: &ops::Stat, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<AttrOut> {
-        Ok(attr_out(self.target(req.base, p.path, req.flags)?))
+    fn stat(&mut self, req: &ops::Stat, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<StatOut> {
+        let stamp = self.store.quiet_stamp();
+        let (attr, absent) = match self.target(req.base, p.path, req.flags) {
+            Ok(attr) => (wire_attr(&attr), 0),
+            // A negative answer the client may keep too.
+            Err(OpError::Errno(Errno(libc::ENOENT))) => (WireAttr::default(), libc::ENOENT as u32),
+            Err(e) => return Err(e),
+        };
+        Ok(StatOut {
+            attr,
+            stamp: self.kept(stamp),
+            absent,
+            _pad: 0,
+        })
     }
 
-    fn fstat(&mut self, req: &ops::Fstat, _: Paths<'_>, _: &mut Payload<'_>) -> OpResult<AttrOut> {
+    fn fstat(&mut self, req: &ops::Fstat, _: Paths<'_>, _: &mut Payload<'_>) -> OpResult<StatOut> {
+        let stamp = self.store.quiet_stamp();
         let ino = self.handle_ino(req.fh)?;
-        Ok(attr_out(self.store.getattr(ino)?))
+        let attr = wire_attr(&self.store.getattr(ino)?);
+        Ok(StatOut {
+            attr,
+            stamp: self.kept(stamp),
+            ..StatOut::default()
+        })
     }
 
     fn open(&mut self, req: &ops::Open, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<OpenOut> {
@@ -254,6 +276,7 @@ impl Handler for Handlers<'_> {
         let excl = creat && flags & libc::O_EXCL != 0;
         let follow = !excl && flags & libc::O_NOFOLLOW == 0;
         self.client.room_for_handle()?;
+        let stamp = self.store.quiet_stamp();
         let r = self.walk(req.base, p.path, follow)?;
         let c = &self.client.creds;
         let attr = match r.target {
@@ -269,6 +292,7 @@ impl Handler for Handlers<'_> {
                 return Ok(OpenOut {
                     fh: fh.0,
                     attr: wire_attr(&attr),
+                    stamp: 0,
                 });
             }
             Err(e) => return Err(e.into()),
@@ -300,6 +324,7 @@ impl Handler for Handlers<'_> {
         Ok(OpenOut {
             fh: fh.0,
             attr: wire_attr(&attr),
+            stamp: self.kept(stamp),
         })
     }
 
@@ -361,17 +386,22 @@ impl Handler for Handlers<'_> {
         _: &mut Payload<'_>,
     ) -> OpResult<ReaddirOut> {
         let fh = self.client.check(req.fh, HandleKind::Dir)?;
-        // At most `max` bytes (0: as much as fits).
+        // At most `max` bytes of plain entries (0: as much as fits).
         let limit = match usize::try_from(req.max) {
             Ok(0) | Err(_) => self.bulk.len(),
             Ok(b) => b.min(self.bulk.len()),
         };
-        let (mut used, mut entries) = (0usize, 0u64);
-        let mut rec = [0u8; DirEntryHeader::record_len(NAME_MAX)];
+        let plus = req.plus == 1;
+        let extra = if plus { size_of::<WireAttr>() } else { 0 };
+        let (mut used, mut plain, mut entries, mut full) = (0usize, 0usize, 0u64, false);
+        let mut rec = [0u8; DirEntryHeader::record_len(NAME_MAX + size_of::<WireAttr>())];
         let bulk = &mut *self.bulk;
-        self.store.readdir(fh, req.cookie, |e| {
-            let len = DirEntryHeader::record_len(e.name.len());
-            if used + len > limit {
+        let room = bulk.len();
+        let stamp = self.store.readdir_stamped(fh, req.cookie, |e| {
+            let plain_len = DirEntryHeader::record_len(e.name.len());
+            let len = DirEntryHeader::record_len(extra + e.name.len());
+            if plain + plain_len > limit || used + len > room {
+                full = true;
                 return false;
             }
             let head = DirEntryHeader {
@@ -381,18 +411,33 @@ impl Handler for Handlers<'_> {
                 name_len: e.name.len() as u16,
                 ..DirEntryHeader::default()
             };
-            let hl = size_of::<DirEntryHeader>();
+            let mut hl = size_of::<DirEntryHeader>();
             rec[..hl].copy_from_slice(bytes_of(&head));
+            if plus {
+                rec[hl..hl + extra].copy_from_slice(bytes_of(&wire_attr(&e.attr)));
+                hl += extra;
+            }
             rec[hl..hl + e.name.len()].copy_from_slice(e.name);
             rec[hl + e.name.len()..len].fill(0);
             bulk.write(used, &rec[..len]);
             used += len;
+            plain += plain_len;
             entries += 1;
             true
         })?;
+        // The attributes answer `fstatat(dir, name)` only for a caller
+        // who may search the directory.
+        let searchable = plus
+            && self
+                .store
+                .access(&self.client.creds, self.store.handle_ino(fh)?, libc::X_OK)
+                .is_ok();
         Ok(ReaddirOut {
             bytes: used as u64,
             entries,
+            stamp: if searchable { self.kept(stamp) } else { 0 },
+            eof: u32::from(!full),
+            _pad: 0,
         })
     }
 
@@ -773,28 +818,6 @@ impl Handler for Handlers<'_> {
         let file = opened.map_err(|e| err(e.raw_os_error().unwrap_or(libc::EIO)))?;
         (self.send_fd)(file.as_fd()).map_err(|_| err(libc::EIO))?;
         Ok(Done {})
-    }
-}
-
-/// The store's attributes in wire form.
-pub fn wire_attr(a: &Attr) -> WireAttr {
-    WireAttr {
-        ino: a.ino,
-        size: a.size,
-        blocks: a.blocks,
-        atime: a.atime.sec,
-        mtime: a.mtime.sec,
-        ctime: a.ctime.sec,
-        atime_nsec: a.atime.nsec,
-        mtime_nsec: a.mtime.nsec,
-        ctime_nsec: a.ctime.nsec,
-        mode: a.mode(),
-        nlink: a.nlink,
-        uid: a.uid,
-        gid: a.gid,
-        rdev: a.rdev,
-        blksize: a.blksize,
-        _pad: 0,
     }
 }
 

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io;
 use std::mem::size_of;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -57,14 +57,25 @@ const STARTUP_REQUESTS: u32 = 16;
 const FIRST_REQUEST_WAIT: WaitPolicy =
     WaitPolicy::spinning(SPIN_MAX_NS).with_timeout_ns(SPIN_MAX_NS);
 
-/// Records one fast-path request from what dispatching it found.
-fn record(metrics: &Metrics, d: &Dispatched, moved: Transferred, elapsed: Duration) {
+/// Records one fast-path request from what dispatching it found (`reply`:
+/// the reply it made).
+fn record(metrics: &Metrics, d: &Dispatched, reply: &[u8], moved: Transferred, elapsed: Duration) {
     let op = d.op.map_or(0, |op| op as usize);
     // A path that left the mount is handed back, not failed.
     let errno = if d.status == proto::ESCAPED {
         0
     } else {
         -d.status
+    };
+    // A stat of a missing name answers "absent" in its reply struct.
+    let errno = match (d.op, errno) {
+        (Some(proto::ops::Op::Stat), 0) => decode::<proto::ops::StatOut>(
+            reply
+                .get(size_of::<proto::ops::ReplyHeader>()..)
+                .unwrap_or_default(),
+        )
+        .map_or(0, |s| s.absent as i32),
+        (_, e) => e,
     };
     metrics.ring.record(op, elapsed, errno);
     if moved.read > 0 {
@@ -150,6 +161,18 @@ fn answer_hello(conn: &OwnedFd, error: i32) -> io::Result<()> {
     sock::send(conn, bytes_of(&reply))
 }
 
+/// Accepts a hello: the reply carries the generations page (see
+/// `gen_page`).
+fn accept_hello(shared: &Shared, conn: &OwnedFd) -> io::Result<()> {
+    let reply = HelloReply {
+        magic: HELLO_MAGIC,
+        version: proto::VERSION,
+        error: 0,
+        ..Default::default()
+    };
+    sock::send_with_fd(conn, bytes_of(&reply), shared.gen_page.fd().as_fd())
+}
+
 pub(super) fn serve_connection(
     shared: &Shared,
     conn: OwnedFd,
@@ -231,7 +254,7 @@ fn adopt_and_serve(
     // the channel.
     drop(passed.fds.remove(0));
     drop(passed);
-    answer_hello(conn, 0)?;
+    accept_hello(shared, conn)?;
     serve_channel(shared, client, &region, conn, after_first_request)
 }
 
@@ -297,7 +320,7 @@ fn serve_channel(
         let moved = handlers.transferred;
         let elapsed = start.elapsed();
         shared.counters.requests.fetch_add(1, Ordering::Relaxed);
-        record(&shared.metrics, &done, moved, elapsed);
+        record(&shared.metrics, &done, &reply[..done.len], moved, elapsed);
         match end.responses.send(&[&reply[..done.len]], &mut alive) {
             Ok(()) => {}
             Err(shm_ring::SendError::Corrupt) => return Err(ChannelError::Corrupt),

@@ -22,6 +22,7 @@
 
 mod channel;
 mod control;
+mod gen_page;
 mod reaper;
 
 pub use control::{query_stats, request_save, StatsFormat};
@@ -45,6 +46,7 @@ use crate::sock::{self, Listener};
 use crate::stats;
 
 use channel::{serve_connection, ChannelError};
+use gen_page::GenPage;
 use reaper::Reaper;
 
 /// How long a new connection may take to say hello.
@@ -84,6 +86,8 @@ struct Shared {
     idle_workers: AtomicUsize,
     /// Closes descriptors clients passed (see [`Reaper`]).
     reaper: Reaper,
+    /// The store's change generations, shared read-only with clients.
+    gen_page: GenPage,
 }
 
 /// A running ring server; dropping it stops accepting and removes the socket.
@@ -118,7 +122,10 @@ impl RingServer {
         let listener = Arc::new(Listener::bind(&socket_path)?);
         let meta = std::fs::symlink_metadata(&socket_path)?;
         let socket_id = (meta.dev(), meta.ino());
+        let gen_page = GenPage::new()?;
+        store.share_generations(gen_page.counters());
         let shared = Arc::new(Shared {
+            gen_page,
             kernel,
             mount_path: trim_slashes(mount_path.as_os_str().as_bytes()).to_vec(),
             store,
@@ -165,6 +172,9 @@ impl Shared {
 impl Drop for RingServer {
     fn drop(&mut self) {
         self.listener.shutdown();
+        // Clients stop answering from their caches: nobody serves the
+        // store any more.
+        self.shared.store.void_stamps();
         // A new daemon may already have bound the same path (a device
         // number is reused once its mount is gone): remove only our socket.
         let ours = std::fs::symlink_metadata(&self.socket_path)

@@ -126,6 +126,7 @@ impl Store {
     /// permission (a kernel-opened inode is: the kernel sends a truncate
     /// through a descriptor only for one open for writing).
     pub fn setattr(&self, c: &Creds, ino: Ino, set: &SetAttr, fh: Option<FileRef>) -> Result<Attr> {
+        let _change = self.change();
         let t = self.tree.read();
         let fh_write = match fh {
             None => None,

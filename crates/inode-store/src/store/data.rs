@@ -31,7 +31,7 @@ impl Store {
         }
         let st = node.st.read();
         let n = st.file.read_at(offset, buf);
-        node.touch_atime(&st);
+        node.touch_atime(&st, self.gens.get());
         Ok(n)
     }
 
@@ -64,6 +64,7 @@ impl Store {
         data: &(impl DataSource + ?Sized),
         force_append: bool,
     ) -> Result<Written> {
+        let _change = self.change();
         let (node, _, writable, append) = self.handle(fh)?;
         let append = append || force_append;
         if !writable {
@@ -106,6 +107,7 @@ impl Store {
         mode: i32,
     ) -> Result<()> {
         let fh = fh.into();
+        let _change = self.change();
         const SUPPORTED: i32 = libc::FALLOC_FL_KEEP_SIZE
             | libc::FALLOC_FL_PUNCH_HOLE
             | libc::FALLOC_FL_COLLAPSE_RANGE
@@ -210,6 +212,7 @@ impl Store {
         len: u64,
         most: u64,
     ) -> Result<usize> {
+        let _change = self.change();
         let most = most.min(MAX_RW_COUNT);
         let (nin, rin, _, _) = self.handle(fh_in)?;
         let (nout, _, wout, aout) = self.handle(fh_out)?;
@@ -259,7 +262,7 @@ impl Store {
             };
             let count = count(sin.file.size)?.min(most);
             let n = self.copy_locked(c, &nout, Some(&sin.file), &mut sout, off_in, off_out, count);
-            nin.touch_atime(&sin);
+            nin.touch_atime(&sin, self.gens.get());
             n
         }
     }

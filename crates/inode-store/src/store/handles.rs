@@ -145,6 +145,8 @@ impl Store {
 
     /// Opens an existing inode (permission checks, O_TRUNC).
     pub fn open(&self, c: &Creds, ino: Ino, flags: i32) -> Result<Fh> {
+        // Only a truncating open changes what queries answer.
+        let _change = (flags & libc::O_TRUNC != 0).then(|| self.change());
         let (node, kind) = self.tree.read().open(c, ino, flags, &self.pool)?;
         Ok(self.add_handle(c, node, kind))
     }
@@ -159,6 +161,7 @@ impl Store {
         mode: u32,
         flags: i32,
     ) -> Result<(Attr, Fh)> {
+        let _change = self.change();
         let (node, kind) = self
             .tree
             .write()

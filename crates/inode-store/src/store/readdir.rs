@@ -30,12 +30,21 @@ impl Store {
     /// after the name it was handed out for, so concurrent inserts and
     /// removals never duplicate an entry or skip a survivor. `f` runs with
     /// no store lock held and may call back into the store.
-    pub fn readdir(
+    pub fn readdir(&self, fh: Fh, offset: u64, f: impl FnMut(&DirEntry<'_>) -> bool) -> Result<()> {
+        self.readdir_stamped(fh, offset, f).map(drop)
+    }
+
+    /// [`Store::readdir`], also telling the change generation under which
+    /// every entry handed out (attributes included) is the store's state
+    /// (see the `generation` module), if no change began from the listing's
+    /// start to its end. The listing's own atime update of the directory
+    /// comes before that start, so it does not void the entries.
+    pub fn readdir_stamped(
         &self,
         fh: Fh,
         offset: u64,
         mut f: impl FnMut(&DirEntry<'_>) -> bool,
-    ) -> Result<()> {
+    ) -> Result<Option<u64>> {
         let (ino, cursor) = {
             let h = self.handles.read();
             let h = h.get(&fh).ok_or(Errno::EBADF)?;
@@ -53,10 +62,11 @@ impl Store {
             2 => Pos::AfterDotDot,
             n => match cursor.lock().name_of(n) {
                 Some(name) => Pos::After(name.to_vec()),
-                None => return Ok(()),
+                None => return Ok(None),
             },
         };
         let mut first = true;
+        let mut stamp = None;
         loop {
             let mut batch: Vec<(Vec<u8>, Attr)> = Vec::new();
             let more;
@@ -70,8 +80,9 @@ impl Store {
                         return Err(Errno::ENOENT);
                     }
                     if first {
-                        e.node.touch_atime(&st);
+                        e.node.touch_atime(&st, self.gens.get());
                         first = false;
+                        stamp = self.quiet_stamp();
                     }
                 }
                 if matches!(pos, Pos::Start) {
@@ -106,7 +117,7 @@ impl Store {
                     attr,
                 };
                 if !f(&de) {
-                    return Ok(());
+                    return Ok(stamp.filter(|&s| self.still_quiet(s)));
                 }
                 pos = match name.as_slice() {
                     b"." => Pos::AfterDot,
@@ -115,7 +126,7 @@ impl Store {
                 };
             }
             if !more {
-                return Ok(());
+                return Ok(stamp.filter(|&s| self.still_quiet(s)));
             }
         }
     }

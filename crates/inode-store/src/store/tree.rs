@@ -497,6 +497,7 @@ impl Store {
 
     /// Creates a regular file, fifo, socket or device node.
     pub fn mknod(&self, c: &Creds, parent: Ino, name: &[u8], mode: u32, rdev: u32) -> Result<Attr> {
+        let _change = self.change();
         self.tree
             .write()
             .mknod(c, parent, name, mode, rdev, &self.pool)
@@ -504,11 +505,13 @@ impl Store {
 
     /// Creates a directory.
     pub fn mkdir(&self, c: &Creds, parent: Ino, name: &[u8], mode: u32) -> Result<Attr> {
+        let _change = self.change();
         self.tree.write().mkdir(c, parent, name, mode, &self.pool)
     }
 
     /// Creates a symbolic link to `target`.
     pub fn symlink(&self, c: &Creds, parent: Ino, name: &[u8], target: &[u8]) -> Result<Attr> {
+        let _change = self.change();
         self.tree
             .write()
             .symlink(c, parent, name, target, &self.pool)
@@ -516,6 +519,7 @@ impl Store {
 
     /// Adds a hard link to `ino` (directories: EPERM).
     pub fn link(&self, c: &Creds, ino: Ino, newparent: Ino, newname: &[u8]) -> Result<Attr> {
+        let _change = self.change();
         self.tree
             .write()
             .link(c, ino, newparent, newname, &self.pool)
@@ -523,11 +527,13 @@ impl Store {
 
     /// Removes a non-directory name.
     pub fn unlink(&self, c: &Creds, parent: Ino, name: &[u8]) -> Result<()> {
+        let _change = self.change();
         self.tree.write().unlink(c, parent, name, &self.pool)
     }
 
     /// Removes an empty directory.
     pub fn rmdir(&self, c: &Creds, parent: Ino, name: &[u8]) -> Result<()> {
+        let _change = self.change();
         self.tree.write().rmdir(c, parent, name, &self.pool)
     }
 
@@ -541,6 +547,7 @@ impl Store {
         newname: &[u8],
         flags: RenameFlags,
     ) -> Result<()> {
+        let _change = self.change();
         self.tree
             .write()
             .rename(c, parent, name, newparent, newname, flags, &self.pool)

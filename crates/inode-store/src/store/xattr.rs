@@ -183,6 +183,7 @@ impl Store {
         value: &[u8],
         flags: i32,
     ) -> Result<()> {
+        let _change = self.change();
         self.tree
             .read()
             .setxattr(c, ino, name, value, flags, &self.pool)
@@ -200,6 +201,7 @@ impl Store {
 
     /// removexattr(2).
     pub fn removexattr(&self, c: &Creds, ino: Ino, name: &[u8]) -> Result<()> {
+        let _change = self.change();
         self.tree.read().removexattr(c, ino, name, &self.pool)
     }
 }

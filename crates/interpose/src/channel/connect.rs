@@ -88,6 +88,7 @@ pub(super) fn new_conn() -> Option<Conn> {
         seq: 0,
         confirmed: false,
         hello_due: true,
+        hello_read: false,
         epoch: state::epoch(),
     })
 }

@@ -29,7 +29,9 @@
 use core::cell::UnsafeCell;
 use core::mem::{size_of, MaybeUninit};
 use core::ops::Range;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering,
+};
 
 use proto::ops::{self, Failure, Operation, ReplyError, ReplyHeader, RequestHeader};
 use proto::Hello;
@@ -38,6 +40,7 @@ use shm_ring::{ClientEnd, Region};
 use crate::mapped::Mapping;
 
 mod connect;
+mod gens;
 mod passed_fd;
 mod posted;
 
@@ -46,6 +49,8 @@ use crate::sys;
 use crate::timeline::{self, Mark};
 use connect::{greet, new_conn};
 pub(crate) use connect::{high_fd_base, move_high};
+pub(crate) use gens::generation;
+use gens::read_hello_answer;
 
 /// Channels per mount (concurrent round trips of one process).
 pub(crate) const NSLOTS: usize = 16;
@@ -87,6 +92,8 @@ struct Conn {
     /// Until the first request is in the ring, the socket is not connected
     /// and the memfd not sent (see the module comment).
     hello_due: bool,
+    /// The daemon's answer to the hello was read from the socket.
+    hello_read: bool,
     /// `state::epoch()` when it connected: a channel of an earlier epoch
     /// carries the credentials of an identity the process gave up, and is
     /// closed instead of used (see [`close_stale`]).
@@ -122,6 +129,9 @@ pub(crate) struct Slots {
     cap: AtomicU32,
     /// When `cap` was lowered (monotonic ns).
     cap_lowered_at: AtomicU64,
+    /// The daemon's change generations (`proto::GenPage`), mapped
+    /// read-only once a hello answer brought them; null until then.
+    gens: AtomicPtr<proto::GenPage>,
 }
 
 /// How long a lowered [`Slots::cap`] holds: then the process tries one
@@ -378,12 +388,13 @@ fn connect_slot(mount: usize, slot: &Slot, n_answered: usize) -> bool {
     let Some(mut conn) = new_conn() else {
         return false;
     };
-    if n_answered > 0 && !(greet(&mut conn, mount) && accepted(conn.sock)) {
+    if n_answered > 0 && !(greet(&mut conn, mount) && accepted(conn.sock, mount)) {
         let sock = conn.sock;
         drop(conn);
         sys::close(sock);
         return false;
     }
+    conn.hello_read = n_answered > 0;
     slot.sock.store(conn.sock, Ordering::Relaxed);
     // SAFETY: the caller holds the lock; the slot is empty.
     unsafe { (*slot.conn.get()).write(conn) };
@@ -394,24 +405,12 @@ fn connect_slot(mount: usize, slot: &Slot, n_answered: usize) -> bool {
 
 /// Waits (bounded) for the daemon's answer to a hello on `sock`: whether
 /// it took the channel.
-fn accepted(sock: i32) -> bool {
+fn accepted(sock: i32, mount: usize) -> bool {
     const WAIT_MS: i32 = 2000;
     if !matches!(sys::poll1(sock, libc::POLLIN, WAIT_MS), Ok(r) if r & libc::POLLIN != 0) {
         return false;
     }
-    let mut reply = proto::HelloReply::default();
-    let n = sys::sc!(
-        libc::SYS_recvfrom,
-        sock,
-        &mut reply as *mut proto::HelloReply,
-        size_of::<proto::HelloReply>(),
-        libc::MSG_DONTWAIT,
-        0usize,
-        0usize
-    );
-    n == Ok(size_of::<proto::HelloReply>() as libc::c_long)
-        && reply.magic == proto::HELLO_MAGIC
-        && reply.error == 0
+    read_hello_answer(sock, mount)
 }
 
 impl Chan {
@@ -482,7 +481,14 @@ impl Chan {
             timeline::mark(Mark::FirstReply);
             conn.confirmed = true;
             conn.end.responses.set_policy(REPLY_WAIT);
+            // The daemon answered the hello before this reply: the answer
+            // (with the generation page) is waiting.
+            let unread = (!conn.hello_read).then_some(conn.sock);
+            conn.hello_read = true;
             self.slot.answered.store(true, Ordering::Release);
+            if let Some(sock) = unread {
+                read_hello_answer(sock, mount);
+            }
         }
         match ops::decode_reply::<O>(&reply[..n], seq) {
             Ok((out, payload)) => {

@@ -27,22 +27,23 @@ pub(super) unsafe fn opendir(p: *const c_char) -> *mut DIR {
             set_errno(e);
             core::ptr::null_mut()
         }
-        At::Ours(t) => match ops::open(&t, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
-        {
-            Ok(fd) => match dir::new_stream(fd) {
-                Some(d) => ok(saved, d),
-                None => {
-                    close_ours(fd);
-                    set_errno(libc::EMFILE);
+        At::Ours(t) => {
+            match ops::open_stamped(&t, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0) {
+                Ok((fd, stamp)) => match dir::new_stream(fd, dir::Named::new(&t, stamp)) {
+                    Some(d) => ok(saved, d),
+                    None => {
+                        close_ours(fd);
+                        set_errno(libc::EMFILE);
+                        core::ptr::null_mut()
+                    }
+                },
+                Err(Fail::Errno(e)) => {
+                    set_errno(e);
                     core::ptr::null_mut()
                 }
-            },
-            Err(Fail::Errno(e)) => {
-                set_errno(e);
-                core::ptr::null_mut()
+                Err(Fail::Real) => real(AT_FDCWD, p),
             }
-            Err(Fail::Real) => real(AT_FDCWD, p),
-        },
+        }
     }
 }
 
@@ -54,7 +55,7 @@ pub(super) unsafe fn fdopendir(fd: c_int) -> *mut DIR {
     };
     let saved = errno();
     match f {
-        Ok(f) if f.is_dir() => match dir::new_stream(fd) {
+        Ok(f) if f.is_dir() => match dir::new_stream(fd, None) {
             Some(d) => ok(saved, d),
             None => {
                 set_errno(libc::EMFILE);

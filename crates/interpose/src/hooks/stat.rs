@@ -4,7 +4,7 @@ use core::ffi::{c_char, c_int, c_uint};
 
 use libc::AT_FDCWD;
 
-use crate::ops::{self, At, Fail};
+use crate::ops::{self, Abs, At, Fail};
 use crate::real;
 use crate::state::FDS;
 use crate::sys::errno;
@@ -58,11 +58,22 @@ pub(super) unsafe fn stat_at(
         // SAFETY: forwards the caller's arguments.
         unsafe { real::fstatat()(d, q, st, flags) }
     };
-    match ops::resolve_at(dirfd, p) {
+    let nofollow = flags & libc::AT_SYMLINK_NOFOLLOW != 0;
+    let (q, raw) = match ops::stat_abs(p, nofollow) {
+        Abs::Hit(m, r) => {
+            return ret_int(
+                saved,
+                r.and_then(|a| ops::fill_stat(st, &a, dev(m)).map(|()| 0)),
+            )
+        }
+        Abs::Miss(raw) => (raw.as_ptr(), Some(raw)),
+        Abs::No => (p, None),
+    };
+    match ops::resolve_at(dirfd, q) {
         At::Real => real(dirfd, p),
         At::Err(e) => err(e),
         At::Ours(t) => {
-            let r = ops::stat_path(&t, flags & libc::AT_SYMLINK_NOFOLLOW != 0)
+            let r = ops::stat_path(&t, nofollow, raw.as_ref())
                 .and_then(|a| ops::fill_stat(st, &a, dev(t.mount)).map(|()| 0));
             finish!(saved, r, t, dirfd, p, |d, q| real(d, q))
         }
@@ -94,11 +105,22 @@ pub(super) unsafe fn statx(
         // SAFETY: forwards the caller's arguments.
         unsafe { real::statx()(dd, q, flags, mask, buf) }
     };
-    match ops::resolve_at(d, p) {
+    let nofollow = flags & libc::AT_SYMLINK_NOFOLLOW != 0;
+    let (q, raw) = match ops::stat_abs(p, nofollow) {
+        Abs::Hit(m, r) => {
+            return ret_int(
+                saved,
+                r.and_then(|a| ops::fill_statx(buf, &a, m).map(|()| 0)),
+            )
+        }
+        Abs::Miss(raw) => (raw.as_ptr(), Some(raw)),
+        Abs::No => (p, None),
+    };
+    match ops::resolve_at(d, q) {
         At::Real => real(d, p),
         At::Err(e) => err(e),
         At::Ours(t) => {
-            let r = ops::stat_path(&t, flags & libc::AT_SYMLINK_NOFOLLOW != 0)
+            let r = ops::stat_path(&t, nofollow, raw.as_ref())
                 .and_then(|a| ops::fill_statx(buf, &a, t.mount).map(|()| 0));
             finish!(saved, r, t, d, p, |dd, q| real(dd, q))
         }

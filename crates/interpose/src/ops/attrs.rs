@@ -3,24 +3,154 @@
 
 use super::*;
 
-/// `stat` of a path (`nofollow`: `lstat`).
-pub(crate) fn stat_path(t: &Target, nofollow: bool) -> R<WireAttr> {
+/// The cache's form of a `stat` (`nofollow`: `lstat`).
+fn how(nofollow: bool) -> u64 {
+    if nofollow {
+        metacache::NOFOLLOW
+    } else {
+        metacache::FOLLOW
+    }
+}
+
+/// `stat` of a path (`nofollow`: `lstat`), from the cache while the
+/// daemon's generation says the answer holds (see `metacache`); `raw`:
+/// the absolute path the caller wrote, if `t` was resolved from it, to
+/// keep the answer under too (see [`stat_abs`]).
+pub(crate) fn stat_path(t: &Target, nofollow: bool, raw: Option<&AbsPath>) -> R<WireAttr> {
     let flags = if nofollow {
         libc::AT_SYMLINK_NOFOLLOW as u32
     } else {
         0
     };
-    let stat = ops::Stat {
+    let key = metacache::Key {
+        mount: t.mount,
         base: t.base,
-        flags,
-        _pad: 0,
+        path: t.rel(),
+        how: how(nofollow),
     };
-    Ok(request(t.mount, &stat, t.rel(), b"")?.attr)
+    let raw = raw.map(|r| metacache::Key {
+        mount: t.mount,
+        base: metacache::RAW,
+        path: r.bytes(),
+        how: key.how,
+    });
+    cached(&key, raw.as_ref(), || {
+        let stat = ops::Stat {
+            base: t.base,
+            flags,
+            _pad: 0,
+        };
+        request(t.mount, &stat, t.rel(), b"")
+    })
 }
 
-/// `fstat` of a handle.
+/// `fstat` of a handle, from the cache while it holds.
 pub(crate) fn stat_handle(mount: usize, fh: u64) -> R<WireAttr> {
-    Ok(request(mount, &ops::Fstat { fh }, b"", b"")?.attr)
+    cached(&metacache::Key::fstat(mount, fh), None, || {
+        request(mount, &ops::Fstat { fh }, b"", b"")
+    })
+}
+
+/// The answer for `key`: the cached one if it still holds, else `ask`'s,
+/// kept (also under `also`) if the daemon stamped it (a missing name too).
+fn cached(
+    key: &metacache::Key<'_>,
+    also: Option<&metacache::Key<'_>>,
+    ask: impl FnOnce() -> R<ops::StatOut>,
+) -> R<WireAttr> {
+    let keep = |k: &metacache::Key<'_>, answer: &metacache::Answer, stamp: u64| {
+        let k = metacache::Key {
+            how: metacache::reuse(k.how, answer),
+            ..*k
+        };
+        metacache::insert(&k, answer, stamp);
+    };
+    let g = channel::generation(key.mount);
+    if let Some((g, a)) = g.and_then(|g| Some((g, metacache::lookup(key, g)?))) {
+        metacache::count(true);
+        // Found by the resolved path: next time by the string.
+        if let Some(k) = also {
+            keep(k, &a, g);
+        }
+        return a.map_err(Fail::Errno);
+    }
+    let out = ask()?;
+    metacache::count(false);
+    let answer = match out.absent {
+        0 => Ok(out.attr),
+        _ => Err(libc::ENOENT),
+    };
+    for k in core::iter::once(key).chain(also) {
+        keep(k, &answer, out.stamp);
+    }
+    answer.map_err(Fail::Errno)
+}
+
+/// An absolute path as the caller passed it, copied once (NUL-terminated):
+/// the key of the cache's entries by path string, and what the library
+/// resolves on a miss (so the key is exactly what was resolved).
+pub(crate) struct AbsPath {
+    buf: [u8; metacache::KEY_MAX + 1],
+    len: usize,
+}
+
+impl AbsPath {
+    /// The path, without its NUL.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// The copy as a C string.
+    pub(crate) fn as_ptr(&self) -> *const c_char {
+        self.buf.as_ptr().cast()
+    }
+}
+
+/// What the cache of path strings says about `stat` of `p`.
+// `Miss` carries the copied path: it lives on the stack for one call.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Abs {
+    /// The answer, for this mount.
+    Hit(usize, R<WireAttr>),
+    /// Not cached: resolve this copy of the path, and keep the answer
+    /// under it too.
+    Miss(AbsPath),
+    /// Not an absolute path the cache can hold (or no cache yet).
+    No,
+}
+
+/// Looks `stat` (`nofollow`: `lstat`) of the caller's path `p` up by its
+/// string, before any resolution: a hot loop of `stat("/mnt/...")` costs
+/// a copy, a hash and a compare. The mount table is fixed for the
+/// process image, so the string names the same mount path for as long as
+/// the entry's generation holds.
+pub(crate) fn stat_abs(p: *const c_char, nofollow: bool) -> Abs {
+    if p.is_null() || !metacache::in_use() {
+        return Abs::No;
+    }
+    let mut copy = [MaybeUninit::<u8>::uninit(); metacache::KEY_MAX + 1];
+    let Ok(path) = uaccess::strncpy_from_user(&mut copy, p) else {
+        return Abs::No;
+    };
+    if path.first() != Some(&b'/') {
+        return Abs::No;
+    }
+    let key = metacache::Key {
+        mount: 0,
+        base: metacache::RAW,
+        path,
+        how: how(nofollow),
+    };
+    if let Some((a, m)) = metacache::lookup_with(&key, channel::generation) {
+        metacache::count(true);
+        return Abs::Hit(m, a.map_err(Fail::Errno));
+    }
+    let mut raw = AbsPath {
+        buf: [0; metacache::KEY_MAX + 1],
+        len: path.len(),
+    };
+    raw.buf[..path.len()].copy_from_slice(path);
+    Abs::Miss(raw)
 }
 
 /// The caller's buffer could not be written.

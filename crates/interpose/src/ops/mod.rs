@@ -33,6 +33,7 @@ use proto::{SetAttrReq, WireAttr, WireStatFs, PATH_MAX};
 
 use crate::channel::{self, CallError, ChanError, REPLY_BUF};
 use crate::fdtable::{OfdInit, OfdRef, KIND_DIR, KIND_KERNEL};
+use crate::metacache;
 use crate::path::{self, Comps};
 use crate::state::{self, FDS};
 use crate::sys;

@@ -37,10 +37,44 @@ impl<'a> XattrAt<'a> {
         }
     }
 
+    /// Whether the metadata cache tells that `name` is absent: a
+    /// `security.*` name (no permission guards those) of a file the cache
+    /// holds, for this caller and now, as having no extended attribute
+    /// (`ls -l` asks for `security.selinux` of every file it lists).
+    fn known_absent(&self, name: &[u8]) -> bool {
+        if !name.starts_with(b"security.") || name.len() == b"security.".len() {
+            return false;
+        }
+        let key = if self.path.is_empty() {
+            metacache::Key::fstat(self.mount, self.fh)
+        } else {
+            metacache::Key {
+                mount: self.mount,
+                base: self.fh,
+                path: self.path,
+                how: if self.flags & libc::AT_SYMLINK_NOFOLLOW as u32 != 0 {
+                    metacache::NOFOLLOW
+                } else {
+                    metacache::FOLLOW
+                },
+            }
+        };
+        let known = channel::generation(self.mount)
+            .and_then(|g| metacache::lookup(&key, g))
+            .is_some_and(|a| a.is_ok_and(|a| a.flags & WireAttr::NO_XATTRS != 0));
+        if known {
+            metacache::count(true);
+        }
+        known
+    }
+
     /// `getxattr` (`name`) or `listxattr` (`None`) into `out` (`len`
     /// bytes; 0 asks for the size only).
     pub(crate) fn get(&self, name: Option<&[u8]>, out: *mut u8, len: usize) -> R<usize> {
         check_xattr_name(name.unwrap_or(b""))?;
+        if name.is_some_and(|n| self.known_absent(n)) {
+            return Err(Fail::Errno(libc::ENODATA));
+        }
         let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
         let (bulk, blen) = ch.bulk();
         let size = len.min(blen) as u64;

@@ -19,17 +19,19 @@ macro_rules! refuse {
 impl Handler for Echo {
     type Error = Failure;
 
-    fn stat(&mut self, req: &Stat, p: Paths<'_>, _: &mut Payload<'_>) -> Result<AttrOut, Failure> {
+    fn stat(&mut self, req: &Stat, p: Paths<'_>, _: &mut Payload<'_>) -> Result<StatOut, Failure> {
         self.seen.set(Some((req.base, p.path.to_vec())));
         if p.path == b"away" {
             return Err(Failure::Escaped);
         }
-        Ok(AttrOut {
+        Ok(StatOut {
             attr: WireAttr {
                 ino: 42,
                 size: u64::from(req.flags),
                 ..Default::default()
             },
+            stamp: 7,
+            ..StatOut::default()
         })
     }
 
@@ -45,7 +47,7 @@ impl Handler for Echo {
     }
 
     refuse! {
-        fstat: Fstat -> AttrOut, open: Open -> OpenOut, release: Release -> Done,
+        fstat: Fstat -> StatOut, open: Open -> OpenOut, release: Release -> Done,
         read: Read -> CountOut, write: Write -> WriteOut, readdir: Readdir -> ReaddirOut,
         access: Access -> Done, mkdir: Mkdir -> AttrOut, mknod: Mknod -> AttrOut,
         unlink: Unlink -> Done, rmdir: Rmdir -> Done, symlink: Symlink -> AttrOut,

@@ -120,9 +120,14 @@ impl Fixture {
         decode_reply::<O>(&reply, 1).map(|(r, p)| (r, p.to_vec()))
     }
 
-    /// Runs a request as `client`: 0 or the negated errno.
+    /// Runs a request as `client`: 0 or the negated errno (for a `Stat`
+    /// of a missing name, which answers it in its reply struct, too).
     fn status<O: Operation>(&mut self, client: &Client, args: O, p1: &[u8], p2: &[u8]) -> i32 {
         match self.call(client, args, p1, p2) {
+            Ok((out, _)) if O::OP == ops::Op::Stat => {
+                proto::decode::<ops::StatOut>(proto::bytes_of(&out))
+                    .map_or(0, |s| -(s.absent as i32))
+            }
             Ok(_) => 0,
             Err(ReplyError::Failed(f)) => f.status(),
             Err(ReplyError::Malformed) => panic!("malformed reply"),
@@ -446,4 +451,48 @@ fn nul_bytes_in_any_path_are_refused() {
         f.status(&c, ops::Rename::default(), b"d", b"x\0y"),
         -libc::EINVAL
     );
+}
+
+#[test]
+fn answers_are_stamped_only_while_they_hold_for_the_caller() {
+    let mut f = Fixture::new();
+    let root = f.clients.join(1, 0, Creds::root()).unwrap();
+    let user = f.clients.join(2, 0, user1000()).unwrap();
+    f.call(&root, mkdir(0o755), b"d", b"").unwrap();
+    f.call(&root, mkdir(0o744), b"unsearchable", b"").unwrap();
+    let (file, _) = f.call(&root, create(0o644), b"d/f", b"").unwrap();
+    let (st, _) = f.call(&user, ops::Stat::default(), b"d/f", b"").unwrap();
+    assert_ne!(st.stamp, 0, "a stat with nothing changing is stamped");
+    let (gone, _) = f.call(&user, ops::Stat::default(), b"d/nope", b"").unwrap();
+    assert_eq!((gone.absent, gone.stamp), (libc::ENOENT as u32, st.stamp));
+    // A change voids the stamp: the next answer carries a new one.
+    f.bulk[..1].copy_from_slice(b"x");
+    let write = ops::Write {
+        fh: file.fh,
+        len: 1,
+        ..Default::default()
+    };
+    f.call(&root, write, b"", b"").unwrap();
+    let (again, _) = f.call(&user, ops::Stat::default(), b"d/f", b"").unwrap();
+    assert!(again.stamp > st.stamp);
+    assert_eq!(again.attr.size, 1);
+    // A readdirplus keeps its attributes only for a caller who may
+    // search the directory (they answer fstatat(dir, name)).
+    let opendir = ops::Open {
+        flags: (libc::O_RDONLY | libc::O_DIRECTORY) as u32,
+        ..Default::default()
+    };
+    // (The first listing of a new directory updates its atime, before the
+    // listing starts: it does not void the entries.)
+    for (who, expect_stamp) in [(&root, true), (&root, true), (&user, false)] {
+        let (dir, _) = f.call(who, opendir, b"unsearchable", b"").unwrap();
+        let list = ops::Readdir {
+            fh: dir.fh,
+            plus: 1,
+            ..Default::default()
+        };
+        let (out, _) = f.call(who, list, b"", b"").unwrap();
+        assert_eq!(out.stamp != 0, expect_stamp);
+        assert_eq!((out.entries, out.eof), (2, 1), ". and .., and nothing more");
+    }
 }

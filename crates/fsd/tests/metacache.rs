@@ -1,0 +1,205 @@
+//! The library's metadata cache never gives a stale answer: a torture test
+//! of writers and readers, preloaded and not, as root and as a user, on
+//! one tree (`scripts/metacache_torture.py` says what each one does).
+//!
+//! A step's writer alternates between a preloaded process and one going
+//! through the kernel; each checker is told a step only after the
+//! writer's calls returned, and must then see exactly that version; free
+//! readers run throughout and check that no version ever goes back.
+//! `BTFUSE_TORTURE_STEPS` sets the number of steps (default 150;
+//! `BTFUSE_TORTURE_LONG=1` makes it 5000).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{ChildStdin, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+
+/// Longest wait for one answer of one process (a busy machine).
+const ANSWER: Duration = Duration::from_secs(120);
+
+/// One process of the test: its stdin and its stdout's lines.
+struct Actor {
+    name: String,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    _proc: Proc,
+}
+
+impl Actor {
+    fn start(
+        name: &str,
+        lib: Option<&str>,
+        uid: Option<u32>,
+        script: &Path,
+        root: &Path,
+        role: &str,
+    ) -> Actor {
+        let mut cmd = command_as(uid, PYTHON);
+        cmd.arg(script)
+            .arg(root)
+            .arg(role)
+            .env_remove("LD_PRELOAD")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(lib) = lib {
+            cmd.env("LD_PRELOAD", lib);
+        }
+        let mut child = cmd.spawn().expect("spawn python");
+        let stdin = child.stdin.take();
+        let out = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Actor {
+            name: name.to_string(),
+            stdin,
+            lines,
+            _proc: Proc(child),
+        }
+    }
+
+    fn say(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").unwrap_or_else(|e| panic!("{}: {e}", self.name));
+        stdin.flush().unwrap();
+    }
+
+    fn answer(&self) -> String {
+        self.lines
+            .recv_timeout(ANSWER)
+            .unwrap_or_else(|e| panic!("{}: no answer ({e})", self.name))
+    }
+}
+
+#[test]
+fn no_process_ever_sees_a_change_undone_once_it_returned() {
+    let Some(lib) = preload_or_skip("no_process_ever_sees_a_change_undone_once_it_returned") else {
+        return;
+    };
+    let steps = match std::env::var("BTFUSE_TORTURE_LONG").as_deref() {
+        Ok("1") => 5000,
+        _ => env_u64("BTFUSE_TORTURE_STEPS", 150),
+    };
+    let mnt = BtfuseGuard::new("256M");
+    let root = mnt.path();
+    let script = ScriptCopy::new("metacache_torture.py");
+    let lib = Some(lib.as_str());
+    let setup = Actor::start("setup", lib, None, &script.path, root, "setup");
+    assert_eq!(setup.answer(), "ok");
+
+    let mut writers = [
+        Actor::start("preloaded writer", lib, None, &script.path, root, "writer"),
+        Actor::start("kernel writer", None, None, &script.path, root, "writer"),
+    ];
+    let mut checkers = [
+        Actor::start(
+            "preloaded checker",
+            lib,
+            None,
+            &script.path,
+            root,
+            "checker",
+        ),
+        Actor::start(
+            "preloaded user checker",
+            lib,
+            Some(NOBODY),
+            &script.path,
+            root,
+            "checker",
+        ),
+        Actor::start("kernel checker", None, None, &script.path, root, "checker"),
+    ];
+    let free = [
+        Actor::start(
+            "preloaded free reader",
+            lib,
+            None,
+            &script.path,
+            root,
+            "free",
+        ),
+        Actor::start(
+            "preloaded user free reader",
+            lib,
+            Some(NOBODY),
+            &script.path,
+            root,
+            "free",
+        ),
+        Actor::start("kernel free reader", None, None, &script.path, root, "free"),
+    ];
+    let check = |checkers: &mut [Actor], k: u64| {
+        for c in checkers.iter_mut() {
+            c.say(&k.to_string());
+        }
+        for c in checkers.iter() {
+            let a = c.answer();
+            assert_eq!(a, format!("ok {k}"), "{}", c.name);
+        }
+    };
+    check(&mut checkers, 0);
+    for k in 1..=steps {
+        let w = &mut writers[(k % 2) as usize];
+        w.say(&k.to_string());
+        assert_eq!(w.answer(), format!("done {k}"), "{}", w.name);
+        check(&mut checkers, k);
+    }
+    std::fs::write(root.join("t/stop"), b"").expect("stop file");
+    for f in &free {
+        let a = f.answer();
+        assert!(a.starts_with("ok "), "{}: {a}", f.name);
+    }
+}
+
+/// A process that gives up root answers what the new identity may see:
+/// the answers it kept as root are not used any more.
+#[test]
+fn a_credential_change_drops_what_root_was_told() {
+    let Some(lib) = preload_or_skip("a_credential_change_drops_what_root_was_told") else {
+        return;
+    };
+    let mnt = BtfuseGuard::new("64M");
+    let secret = mnt.path().join("secret");
+    std::fs::create_dir(&secret).unwrap();
+    std::fs::write(secret.join("f"), b"x").unwrap();
+    set_mode(&secret, 0o700);
+    let script = r#"
+import os, sys
+p = sys.argv[1]
+for _ in range(3):
+    os.stat(p)                     # root: kept in the cache
+os.setgid(65534)
+os.setuid(65534)
+try:
+    os.stat(p)
+    print("still visible")
+except PermissionError:
+    print("refused")
+"#;
+    let out = run_timeout(
+        std::process::Command::new(PYTHON)
+            .args(["-c", script])
+            .arg(secret.join("f"))
+            .env("LD_PRELOAD", &lib),
+        ANSWER,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "refused",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,580 @@
+//! The metadata cache: answers `stat`-family calls from this process's
+//! memory while the daemon's change generation says they still hold.
+//!
+//! Every entry is an answer the daemon gave this process (a `Stat` or
+//! `Fstat` reply, or an entry of a readdirplus), stamped by the daemon with
+//! the change generation it held under (`proto::GenPage`). An entry is used
+//! only while
+//!
+//! * the mount's generation page still shows that stamp (`begun`, one
+//!   `Acquire` load): no change of any kind, through either door, began
+//!   since the daemon computed it, so asking again would give the same
+//!   answer; a change moves `begun` before it becomes visible, so before
+//!   the changing call returns in any process;
+//! * the process's credential epoch (`state::epoch`) is the one it was
+//!   stored under: the daemon computed it for these credentials
+//!   (permissions included), and a credential change starts a new epoch.
+//!
+//! So a hit is exactly the answer a round trip would give now: the cache
+//! never shows a stale state nor anything the caller could not see by
+//! asking. Keys are exact request bytes (mount, base handle, path,
+//! follow/nofollow): handles are never reused by a daemon, and a path is
+//! relative to the mount root or to such a handle.
+//!
+//! Memory: one fixed table of [`NENT`] entries of 256 bytes, mapped on the
+//! first insert (nothing at load, nothing for a process that never
+//! stats a mount file), two-way set associative, the older stamp evicted.
+//! Each entry is a seqlock: readers never write shared lines, so threads
+//! of one process hit in parallel; a writer that finds an entry busy
+//! simply does not cache.
+
+use core::sync::atomic::{fence, AtomicPtr, AtomicU64, Ordering};
+
+use proto::WireAttr;
+
+#[cfg(not(test))]
+use crate::{mapped::Mapping, state};
+
+/// Entries in the table (a power of two).
+pub(crate) const NENT: usize = 1 << 14;
+/// Longest path kept (longer ones are not cached).
+pub(crate) const KEY_MAX: usize = 15 * 8;
+const ATTR_WORDS: usize = size_of::<WireAttr>() / 8;
+const KEY_WORDS: usize = KEY_MAX / 8;
+const META_WORDS: usize = 5;
+const WORDS: usize = 1 + META_WORDS + ATTR_WORDS + KEY_WORDS;
+const _: () = assert!(size_of::<WireAttr>().is_multiple_of(8));
+const _: () = assert!(WORDS == 32);
+
+/// The entry answers `stat` (follows a final symlink).
+pub(crate) const FOLLOW: u64 = 1;
+/// The entry answers `lstat` (`AT_SYMLINK_NOFOLLOW`).
+pub(crate) const NOFOLLOW: u64 = 2;
+/// The entry answers `fstat` of the handle `base`.
+const FSTAT: u64 = 4;
+/// `Key::base` of an absolute path as the caller wrote it (before the
+/// library resolved it to a mount and a path in it; the mount table is
+/// fixed for the life of a process image, so that resolution is too).
+/// Never a handle (daemons count those up from 1).
+pub(crate) const RAW: u64 = u64::MAX;
+
+/// What a lookup is for.
+#[derive(Clone, Copy)]
+pub(crate) struct Key<'a> {
+    /// Mount index.
+    pub(crate) mount: usize,
+    /// Base handle (0: the mount root), or the handle for `fstat`.
+    pub(crate) base: u64,
+    /// Path relative to `base` (empty for `fstat`).
+    pub(crate) path: &'a [u8],
+    /// [`FOLLOW`], [`NOFOLLOW`] (or the internal `FSTAT`).
+    pub(crate) how: u64,
+}
+
+impl<'a> Key<'a> {
+    /// The key of `fstat` of handle `fh`.
+    pub(crate) fn fstat(mount: usize, fh: u64) -> Key<'a> {
+        Key {
+            mount,
+            base: fh,
+            path: b"",
+            how: FSTAT,
+        }
+    }
+
+    fn hash(&self) -> u64 {
+        // FNV-1a over the path, mixed with the rest of the key.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ self.base.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for &b in self.path {
+            h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        // A raw path's mount is what its entry tells, not part of the key.
+        let mount = if self.base == RAW {
+            0
+        } else {
+            self.mount as u64
+        };
+        h ^ (mount << 48) ^ ((self.how & FSTAT) << 40)
+    }
+}
+
+/// One entry: `seq` (odd while written), then the words
+/// `[hash, stamp, base, epoch | mount << 32, path_len | how << 32, attr.., path..]`.
+#[repr(C, align(64))]
+struct Entry {
+    seq: AtomicU64,
+    w: [AtomicU64; WORDS - 1],
+}
+
+const W_HASH: usize = 0;
+const W_STAMP: usize = 1;
+const W_BASE: usize = 2;
+const W_OWNER: usize = 3;
+const W_SHAPE: usize = 4;
+const W_ATTR: usize = META_WORDS;
+const W_KEY: usize = META_WORDS + ATTR_WORDS;
+
+static TABLE: AtomicPtr<Entry> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Calls answered from the cache, and by the daemon, for `BTFUSE_DEBUG`'s
+/// exit line (see [`count`]).
+static HITS: AtomicU64 = AtomicU64::new(0);
+static MISSES: AtomicU64 = AtomicU64::new(0);
+
+fn table() -> Option<&'static [Entry; NENT]> {
+    // Acquire: pairs with the publication in `table_or_map`.
+    let p = TABLE.load(Ordering::Acquire);
+    // SAFETY: non-null only once mapped (zero-filled, NENT entries, valid
+    // all-zero) and never unmapped.
+    (!p.is_null()).then(|| unsafe { &*p.cast::<[Entry; NENT]>() })
+}
+
+/// Whether anything was ever cached (until then no lookup can hit).
+pub(crate) fn in_use() -> bool {
+    table().is_some()
+}
+
+fn table_or_map() -> Option<&'static [Entry; NENT]> {
+    if let Some(t) = table() {
+        return Some(t);
+    }
+    #[cfg(not(test))]
+    {
+        let map = Mapping::new(size_of::<[Entry; NENT]>())?;
+        let fresh = map.as_ptr().cast::<Entry>();
+        match TABLE.compare_exchange(
+            core::ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => {
+                map.leak();
+            }
+            // Another thread mapped it first: ours is unmapped on drop.
+            Err(_) => drop(map),
+        }
+    }
+    #[cfg(test)]
+    {
+        // SAFETY: all-zero is a valid table (atomics).
+        let fresh: Box<[Entry; NENT]> = unsafe { Box::new_zeroed().assume_init() };
+        let fresh = Box::into_raw(fresh).cast::<Entry>();
+        let _ = TABLE.compare_exchange(
+            core::ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+    table()
+}
+
+/// The process's credential epoch (`state::epoch`).
+#[cfg(not(test))]
+fn epoch() -> u32 {
+    state::epoch()
+}
+
+#[cfg(test)]
+static TEST_EPOCH: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+#[cfg(test)]
+fn epoch() -> u32 {
+    TEST_EPOCH.load(Ordering::Relaxed)
+}
+
+fn owner(mount: usize) -> u64 {
+    epoch() as u64 | (mount as u64) << 32
+}
+
+fn key_words(path: &[u8]) -> [u64; KEY_WORDS] {
+    let mut w = [0u64; KEY_WORDS];
+    for (i, chunk) in path.chunks(8).enumerate() {
+        let mut b = [0u8; 8];
+        b[..chunk.len()].copy_from_slice(chunk);
+        w[i] = u64::from_ne_bytes(b);
+    }
+    w
+}
+
+fn set_of(t: &'static [Entry; NENT], h: u64) -> [&'static Entry; 2] {
+    let i = (h as usize) & (NENT - 1) & !1;
+    [&t[i], &t[i + 1]]
+}
+
+/// A cached answer: the attributes, or the errno of a missing name.
+pub(crate) type Answer = Result<WireAttr, i32>;
+
+/// Bit of the shape word: the answer is `ENOENT`.
+const ABSENT: u64 = 1 << 48;
+
+/// The cached answer for `key` if the daemon's generation is still
+/// `current` (the mount's `begun`).
+pub(crate) fn lookup(key: &Key<'_>, current: u64) -> Option<Answer> {
+    lookup_with(key, |_| Some(current)).map(|(a, _)| a)
+}
+
+/// The cached answer for `key` and its mount, if the generation of that
+/// mount (`generation`; `None`: unknown) still is the entry's stamp. For
+/// a [`RAW`] key, `key.mount` is ignored: the entry tells the mount.
+pub(crate) fn lookup_with(
+    key: &Key<'_>,
+    generation: impl Fn(usize) -> Option<u64>,
+) -> Option<(Answer, usize)> {
+    if key.path.len() > KEY_MAX {
+        return None;
+    }
+    let t = table()?;
+    let h = key.hash();
+    let want = key_words(key.path);
+    set_of(t, h)
+        .into_iter()
+        .find_map(|e| read(e, key, h, &want, &generation))
+}
+
+/// Counts one `stat`-family call answered from the cache (`hit`) or by
+/// the daemon, for the exit report; only with `BTFUSE_DEBUG` (a shared
+/// counter would make the threads of a process contend for its line).
+pub(crate) fn count(hit: bool) {
+    if !debug_enabled() {
+        return;
+    }
+    let c = if hit { &HITS } else { &MISSES };
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+#[cfg(not(test))]
+fn debug_enabled() -> bool {
+    crate::sys::debug_enabled()
+}
+
+#[cfg(test)]
+fn debug_enabled() -> bool {
+    true
+}
+
+fn read(
+    e: &Entry,
+    key: &Key<'_>,
+    h: u64,
+    want: &[u64; KEY_WORDS],
+    generation: &impl Fn(usize) -> Option<u64>,
+) -> Option<(Answer, usize)> {
+    let w = |i: usize| e.w[i].load(Ordering::Relaxed);
+    // Acquire: the words read below are at least as new as this count.
+    let s1 = e.seq.load(Ordering::Acquire);
+    if s1 & 1 != 0 || w(W_HASH) != h || w(W_BASE) != key.base {
+        return None;
+    }
+    let owner = w(W_OWNER);
+    let mount = (owner >> 32) as usize;
+    if owner as u32 != epoch()
+        || (key.base != RAW && mount != key.mount)
+        || generation(mount) != Some(w(W_STAMP))
+    {
+        return None;
+    }
+    let shape = w(W_SHAPE);
+    if shape as usize & 0xffff != key.path.len() || (shape >> 32) & key.how != key.how {
+        return None;
+    }
+    let n = key.path.len().div_ceil(8);
+    if (0..n).any(|i| w(W_KEY + i) != want[i]) {
+        return None;
+    }
+    let mut words = [0u64; ATTR_WORDS];
+    for (i, v) in words.iter_mut().enumerate() {
+        *v = w(W_ATTR + i);
+    }
+    // Acquire fence: the reads above happen before the re-check of `seq`.
+    fence(Ordering::Acquire);
+    if e.seq.load(Ordering::Relaxed) != s1 {
+        return None;
+    }
+    if shape & ABSENT != 0 {
+        return Some((Err(libc::ENOENT), mount));
+    }
+    // SAFETY: WireAttr is plain integers (any bit pattern valid), exactly
+    // ATTR_WORDS words long (asserted above).
+    let attr = unsafe { core::mem::transmute::<[u64; ATTR_WORDS], WireAttr>(words) };
+    Some((Ok(attr), mount))
+}
+
+/// Keeps `answer`, the daemon's answer for `key` stamped `stamp` (0: not
+/// to be kept). `key.how` may hold both [`FOLLOW`] and [`NOFOLLOW`] when
+/// the answer is the same for both (see [`reuse`]).
+pub(crate) fn insert(key: &Key<'_>, answer: &Answer, stamp: u64) {
+    if stamp == 0 || key.path.len() > KEY_MAX {
+        return;
+    }
+    let Some(t) = table_or_map() else {
+        return;
+    };
+    let h = key.hash();
+    let [a, b] = set_of(t, h);
+    // Replace the entry with the older stamp (stale ones first).
+    let e = if a.w[W_STAMP].load(Ordering::Relaxed) <= b.w[W_STAMP].load(Ordering::Relaxed) {
+        a
+    } else {
+        b
+    };
+    let s = e.seq.load(Ordering::Relaxed);
+    if s & 1 != 0
+        || e.seq
+            .compare_exchange(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    // Release fence: the odd count is visible before any word changes.
+    fence(Ordering::Release);
+    let set = |i: usize, v: u64| e.w[i].store(v, Ordering::Relaxed);
+    set(W_HASH, h);
+    set(W_STAMP, stamp);
+    set(W_BASE, key.base);
+    set(W_OWNER, owner(key.mount));
+    let (attr, absent) = match answer {
+        Ok(a) => (*a, 0),
+        Err(_) => (WireAttr::default(), ABSENT),
+    };
+    set(W_SHAPE, key.path.len() as u64 | key.how << 32 | absent);
+    // SAFETY: WireAttr is plain integers, ATTR_WORDS words long.
+    let words = unsafe { core::mem::transmute::<WireAttr, [u64; ATTR_WORDS]>(attr) };
+    for (i, v) in words.iter().enumerate() {
+        set(W_ATTR + i, *v);
+    }
+    for (i, v) in key_words(key.path).iter().enumerate() {
+        set(W_KEY + i, *v);
+    }
+    // Release: the words above are visible before the even count.
+    e.seq.store(s + 2, Ordering::Release);
+}
+
+/// How a `stat` answer may be reused: for the same `how`, and an `lstat`
+/// answer for both forms when it is not a symlink (`lstat` of a
+/// non-symlink is its `stat`, and a name `lstat` finds missing is missing
+/// for `stat`; `stat` answers may come from a symlink, or be `ENOENT`
+/// for a dangling one).
+pub(crate) fn reuse(how: u64, answer: &Answer) -> u64 {
+    let symlink = answer
+        .as_ref()
+        .is_ok_and(|a| a.mode & libc::S_IFMT == libc::S_IFLNK);
+    if how == NOFOLLOW && !symlink {
+        FOLLOW | NOFOLLOW
+    } else {
+        how
+    }
+}
+
+/// Hits and misses so far.
+pub(crate) fn counts() -> (u64, u64) {
+    (HITS.load(Ordering::Relaxed), MISSES.load(Ordering::Relaxed))
+}
+
+/// Writes `v` in decimal into `buf`; the digits.
+fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// At exit, with `BTFUSE_DEBUG`: one line of hits and misses, if the
+/// cache was ever asked.
+#[cfg(not(test))]
+pub(crate) fn report_at_exit() {
+    let (hits, misses) = counts();
+    if hits + misses == 0 {
+        return;
+    }
+    let (mut a, mut b) = ([0u8; 20], [0u8; 20]);
+    crate::sys::debug(&[
+        b"btfuse: metadata cache: ",
+        decimal(hits, &mut a),
+        b" hits, ",
+        decimal(misses, &mut b),
+        b" misses",
+    ]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tests share one table and epoch: one at a time.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn attr(ino: u64, mode: u32) -> WireAttr {
+        WireAttr {
+            ino,
+            mode,
+            ..WireAttr::default()
+        }
+    }
+
+    fn key(path: &[u8], how: u64) -> Key<'_> {
+        Key {
+            mount: 0,
+            base: 0,
+            path,
+            how,
+        }
+    }
+
+    #[test]
+    fn a_hit_needs_the_same_stamp_key_and_form() {
+        let _one = serial();
+        let a = attr(7, libc::S_IFREG | 0o644);
+        insert(&key(b"t1/a", NOFOLLOW), &Ok(a), 5);
+        assert_eq!(lookup(&key(b"t1/a", NOFOLLOW), 5), Some(Ok(a)));
+        assert_eq!(lookup(&key(b"t1/a", NOFOLLOW), 6), None, "generation moved");
+        assert_eq!(lookup(&key(b"t1/b", NOFOLLOW), 5), None);
+        assert_eq!(
+            lookup(&key(b"t1/a", FOLLOW), 5),
+            None,
+            "inserted for lstat only"
+        );
+        let other_base = Key {
+            base: 3,
+            ..key(b"t1/a", NOFOLLOW)
+        };
+        assert_eq!(lookup(&other_base, 5), None);
+        assert_eq!(lookup(&Key::fstat(0, 0), 5), None);
+    }
+
+    #[test]
+    fn an_lstat_of_a_non_symlink_answers_stat_too_but_not_of_a_symlink() {
+        let _one = serial();
+        let f = attr(8, libc::S_IFREG | 0o600);
+        insert(&key(b"t2/f", reuse(NOFOLLOW, &Ok(f))), &Ok(f), 9);
+        assert_eq!(lookup(&key(b"t2/f", FOLLOW), 9), Some(Ok(f)));
+        let l = attr(9, libc::S_IFLNK | 0o777);
+        insert(&key(b"t2/l", reuse(NOFOLLOW, &Ok(l))), &Ok(l), 9);
+        assert_eq!(lookup(&key(b"t2/l", FOLLOW), 9), None);
+        assert_eq!(lookup(&key(b"t2/l", NOFOLLOW), 9), Some(Ok(l)));
+        let t = attr(10, libc::S_IFREG | 0o600);
+        insert(&key(b"t2/m", reuse(FOLLOW, &Ok(t))), &Ok(t), 9);
+        assert_eq!(
+            lookup(&key(b"t2/m", NOFOLLOW), 9),
+            None,
+            "may be a symlink's target"
+        );
+    }
+
+    #[test]
+    fn unstamped_and_overlong_answers_are_not_kept() {
+        let _one = serial();
+        let a = attr(11, libc::S_IFREG);
+        insert(&key(b"t3/a", NOFOLLOW), &Ok(a), 0);
+        assert_eq!(lookup(&key(b"t3/a", NOFOLLOW), 0), None);
+        let long = [b'x'; KEY_MAX + 1];
+        insert(&key(&long, NOFOLLOW), &Ok(a), 3);
+        assert_eq!(lookup(&key(&long, NOFOLLOW), 3), None);
+        let edge = [b'y'; KEY_MAX];
+        insert(&key(&edge, NOFOLLOW), &Ok(a), 3);
+        assert_eq!(lookup(&key(&edge, NOFOLLOW), 3), Some(Ok(a)));
+    }
+
+    #[test]
+    fn the_table_stays_bounded_and_keeps_the_newest() {
+        let _one = serial();
+        let a = attr(12, libc::S_IFREG);
+        let mut name = *b"t4/00000000";
+        for i in 0..(4 * NENT as u32) {
+            name[3..].copy_from_slice(format_hex(i).as_slice());
+            insert(&key(&name, NOFOLLOW), &Ok(a), 100 + i as u64 / 1000);
+        }
+        // The last one written is there.
+        assert_eq!(
+            lookup(&key(&name, NOFOLLOW), 100 + (4 * NENT as u64 - 1) / 1000),
+            Some(Ok(a))
+        );
+    }
+
+    fn format_hex(i: u32) -> [u8; 8] {
+        let mut o = [0u8; 8];
+        for (k, d) in o.iter_mut().enumerate() {
+            *d = b"0123456789abcdef"[(i >> (28 - 4 * k)) as usize & 15];
+        }
+        o
+    }
+
+    #[test]
+    fn a_missing_name_is_kept_and_answers_stat_only_from_lstat() {
+        let _one = serial();
+        insert(
+            &key(b"t6/gone", reuse(NOFOLLOW, &Err(libc::ENOENT))),
+            &Err(libc::ENOENT),
+            21,
+        );
+        assert_eq!(
+            lookup(&key(b"t6/gone", NOFOLLOW), 21),
+            Some(Err(libc::ENOENT))
+        );
+        assert_eq!(
+            lookup(&key(b"t6/gone", FOLLOW), 21),
+            Some(Err(libc::ENOENT))
+        );
+        assert_eq!(lookup(&key(b"t6/gone", NOFOLLOW), 22), None);
+        insert(
+            &key(b"t6/dangling", reuse(FOLLOW, &Err(libc::ENOENT))),
+            &Err(libc::ENOENT),
+            21,
+        );
+        assert_eq!(
+            lookup(&key(b"t6/dangling", FOLLOW), 21),
+            Some(Err(libc::ENOENT))
+        );
+        assert_eq!(
+            lookup(&key(b"t6/dangling", NOFOLLOW), 21),
+            None,
+            "the link itself exists"
+        );
+    }
+
+    #[test]
+    fn a_raw_path_entry_tells_its_mount_and_follows_that_mounts_generation() {
+        let _one = serial();
+        let a = attr(30, libc::S_IFREG);
+        let raw = Key {
+            mount: 3,
+            base: RAW,
+            path: b"/mnt/x/t7",
+            how: NOFOLLOW,
+        };
+        insert(&raw, &Ok(a), 40);
+        let asked = Key { mount: 0, ..raw };
+        let gen = |m: usize| (m == 3).then_some(40);
+        assert_eq!(lookup_with(&asked, gen), Some((Ok(a), 3)));
+        assert_eq!(lookup_with(&asked, |m| (m == 3).then_some(41)), None);
+        assert_eq!(lookup_with(&asked, |_| None), None, "mount not usable");
+    }
+
+    #[test]
+    fn decimal_digits() {
+        let mut b = [0u8; 20];
+        assert_eq!(decimal(0, &mut b), b"0");
+        assert_eq!(decimal(1234567, &mut b), b"1234567");
+        assert_eq!(decimal(u64::MAX, &mut b), b"18446744073709551615");
+    }
+
+    #[test]
+    fn a_credential_change_hides_every_entry() {
+        let _one = serial();
+        let a = attr(13, libc::S_IFREG);
+        insert(&key(b"t5/a", NOFOLLOW), &Ok(a), 4);
+        assert!(lookup(&key(b"t5/a", NOFOLLOW), 4).is_some());
+        TEST_EPOCH.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(lookup(&key(b"t5/a", NOFOLLOW), 4), None);
+    }
+}
