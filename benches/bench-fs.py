@@ -776,16 +776,18 @@ def daemon_memory(root, pid, mb):
             "rss_after_unlink_mib": after / 2 ** 20, "rss_mib_per_gib_stored": per_gib}
 
 
-def ensure_bindfs():
-    if shutil.which("bindfs"):
+def ensure_installed(program, package):
+    """Whether `program` is on PATH, installing Debian's `package` if not."""
+    if shutil.which(program):
         return True
-    log("bindfs not found: installing with apt-get")
-    r = subprocess.run(["apt-get", "install", "-y", "-q", "bindfs"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log("%s not found: installing %s with apt-get" % (program, package))
+    cmd = ["apt-get", "install", "-y", "-q", package]
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if r.returncode != 0:
         subprocess.run(["apt-get", "update", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        r = subprocess.run(["apt-get", "install", "-y", "-q", "bindfs"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if r.returncode != 0 or not shutil.which("bindfs"):
-        log("could not install bindfs: %s" % r.stderr.strip()[-300:])
+        r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0 or not shutil.which(program):
+        log("could not install %s: %s" % (package, r.stderr.strip()[-300:]))
         return False
     return True
 
@@ -1060,6 +1062,8 @@ def main():
     base_env.pop("LD_PRELOAD", None)
     notes = []
 
+    for program in ("git", "make"):  # the git status and make -j2 rows
+        ensure_installed(program, program)
     progress.show("populating tmpfs")
     t = m.tmpfs("tmpfs", size)
     populate(t, args)
@@ -1067,7 +1071,7 @@ def main():
     targets.append((TMPFS, {"root": t, "env": base_env, "cold": False}))
 
     if not args.no_bindfs:
-        if ensure_bindfs():
+        if ensure_installed("bindfs", "bindfs"):
             bsrc = m.tmpfs("bind_src", size)
             bp = m.bindfs("bindfs", bsrc)
             progress.show("populating bindfs")

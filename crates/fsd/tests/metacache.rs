@@ -203,3 +203,68 @@ except PermissionError:
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A daemon killed while a process holds answers it gave is no longer
+/// vouched for: the process's next stat fails, as for a process that kept
+/// nothing, instead of giving the kept attributes.
+#[test]
+fn a_killed_daemon_voids_what_it_told() {
+    let Some(lib) = preload_or_skip("a_killed_daemon_voids_what_it_told") else {
+        return;
+    };
+    let mnt = BtfuseGuard::new("64M");
+    let f = mnt.path().join("f");
+    std::fs::write(&f, b"x").unwrap();
+    // The process stats the file until it is told the daemon is dead (a
+    // line on stdin), then once more.
+    let script = r#"
+import os, sys
+p = sys.argv[1]
+for _ in range(3):
+    os.stat(p)                     # answered, then kept in the cache
+print("kept", flush=True)
+sys.stdin.readline()
+try:
+    os.stat(p)
+    print("still answered")
+except OSError as e:
+    print("refused", e.errno)
+"#;
+    let mut child = Proc(
+        std::process::Command::new(PYTHON)
+            .args(["-c", script])
+            .arg(&f)
+            .env("LD_PRELOAD", &lib)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn python"),
+    );
+    let mut stdin = child.0.stdin.take().unwrap();
+    let mut out = BufReader::new(child.0.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "kept");
+    // SAFETY: kill(2) of the daemon this test started.
+    unsafe { libc::kill(mnt.pid() as libc::pid_t, libc::SIGKILL) };
+    let deadline = std::time::Instant::now() + ANSWER;
+    while process_alive(mnt.pid()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not die"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    writeln!(stdin, "go").unwrap();
+    drop(stdin);
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    let _ = wait_timeout(&mut child.0, ANSWER);
+    // The library's answer for a daemon that died (EIO: the channel
+    // broke) or the kernel's (ENOTCONN), never the kept attributes.
+    let refused = [libc::EIO, libc::ENOTCONN].map(|e| format!("refused {e}"));
+    assert!(
+        refused.contains(&line.trim().to_string()),
+        "a stat after the daemon died: {line}"
+    );
+}

@@ -192,6 +192,14 @@ pub struct HelloReply {
 /// A reply carrying a non-zero `stamp` (e.g. [`ops::StatOut`]) was the
 /// store's answer at an instant with no change in progress, and remains
 /// its answer exactly as long as `begun == stamp` (an `Acquire` load).
+///
+/// `alive` says whether the daemon still lives, without a system call: it
+/// is the futex word of a robust, process-shared lock that one daemon
+/// thread takes at start and holds for the daemon's whole life (the
+/// owner's thread id). Whatever ends that thread (exit, `SIGKILL`, a
+/// crash), the kernel sets [`OWNER_DIED`] in it as the thread exits, so a
+/// cached answer is never given for a daemon that is gone (its mount then
+/// answers `ENOTCONN`).
 #[repr(C)]
 #[derive(Debug)]
 pub struct GenPage {
@@ -199,6 +207,22 @@ pub struct GenPage {
     pub begun: core::sync::atomic::AtomicU64,
     /// Changes finished.
     pub ended: core::sync::atomic::AtomicU64,
+    /// Keeps `alive` on a cache line of its own.
+    pub _pad: [u64; 6],
+    /// The daemon's liveness word (see above): its owner's thread id while
+    /// the daemon lives.
+    pub alive: core::sync::atomic::AtomicU32,
+}
+
+/// The bit the kernel sets in a robust futex word whose owner died.
+pub const OWNER_DIED: u32 = 0x4000_0000;
+
+impl GenPage {
+    /// Whether the daemon that shares this page still lives (`Acquire`).
+    pub fn daemon_alive(&self) -> bool {
+        let w = self.alive.load(core::sync::atomic::Ordering::Acquire);
+        w != 0 && w & OWNER_DIED == 0
+    }
 }
 
 /// Size of the generations page.

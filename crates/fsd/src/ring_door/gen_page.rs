@@ -11,13 +11,15 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::AtomicU32;
 
 use inode_store::Generations;
 
 use proto::{GenPage as Layout, GEN_PAGE_LEN};
 
-// The store's counters are the page's layout (`proto::GenPage`).
-const _: () = assert!(size_of::<Generations>() == size_of::<Layout>());
+// The store's counters are the page's first fields (`proto::GenPage`).
+const _: () = assert!(size_of::<Generations>() <= std::mem::offset_of!(Layout, alive));
+const _: () = assert!(size_of::<Layout>() + size_of::<libc::pthread_mutex_t>() <= GEN_PAGE_LEN);
 const _: () =
     assert!(std::mem::offset_of!(Generations, begun) == std::mem::offset_of!(Layout, begun));
 const _: () =
@@ -77,6 +79,11 @@ impl GenPage {
         // for the #[repr(C)] pair of atomics (all-zero is valid); mapped
         // for the rest of the process's life.
         let counters = unsafe { &*p.cast::<Generations>() };
+        // SAFETY: the page is mapped for the rest of the process's life;
+        // `alive` lies within it (asserted above) and is only written by
+        // the lock below and by the kernel.
+        let layout = unsafe { &*p.cast::<Layout>() };
+        hold_liveness_lock(&layout.alive)?;
         Ok(GenPage { fd, counters })
     }
 
@@ -88,5 +95,49 @@ impl GenPage {
     /// The memfd, sent to each accepted client.
     pub(super) fn fd(&self) -> &OwnedFd {
         &self.fd
+    }
+}
+
+/// Starts the thread that holds the page's liveness lock (a robust,
+/// process-shared `pthread_mutex_t` whose futex word is `alive`) for the
+/// rest of the daemon's life, and returns once it holds it. glibc puts the
+/// lock on that thread's robust list, so when the thread ends, however the
+/// daemon ends, the kernel marks the word `OWNER_DIED` and clients stop
+/// answering from their caches (`proto::GenPage::daemon_alive`).
+fn hold_liveness_lock(alive: &'static AtomicU32) -> io::Result<()> {
+    // The mutex's first field is its futex word (glibc's `__lock`), so the
+    // mutex starts at `alive`; the page has room after it (asserted above).
+    let mutex = std::ptr::from_ref(alive) as usize;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("btfuse-alive".into())
+        .spawn(move || {
+            let m = mutex as *mut libc::pthread_mutex_t;
+            // SAFETY: `m` points at zeroed, never-unmapped, suitably
+            // aligned memory of the page with room for a mutex; it is
+            // initialised once, here, before any client maps the page.
+            let rc = unsafe {
+                let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
+                libc::pthread_mutexattr_init(&mut attr);
+                libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED);
+                libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST);
+                let rc = libc::pthread_mutex_init(m, &attr);
+                libc::pthread_mutexattr_destroy(&mut attr);
+                if rc == 0 {
+                    libc::pthread_mutex_lock(m)
+                } else {
+                    rc
+                }
+            };
+            let _ = tx.send(rc);
+            // Held until the process ends: this thread only waits.
+            loop {
+                std::thread::park();
+            }
+        })?;
+    match rx.recv() {
+        Ok(0) => Ok(()),
+        Ok(rc) => Err(io::Error::from_raw_os_error(rc)),
+        Err(_) => Err(io::Error::other("liveness lock thread ended")),
     }
 }

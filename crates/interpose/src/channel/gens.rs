@@ -93,8 +93,12 @@ pub(crate) fn generation(mount: usize) -> Option<u64> {
     // Acquire: pairs with the publication in `adopt_gen_page`.
     let p = slots.gens.load(Ordering::Acquire);
     // SAFETY: non-null only once mapped (a page the daemon keeps, of
-    // GEN_PAGE_LEN bytes, aligned), never unmapped; the counter is only
-    // read. Acquire: a change the daemon began before our load (e.g. one
-    // whose call returned in another process) is seen.
-    (!p.is_null()).then(|| unsafe { (*p).begun.load(Ordering::Acquire) })
+    // GEN_PAGE_LEN bytes, aligned), never unmapped; it is only read.
+    let page = (!p.is_null()).then(|| unsafe { &*p })?;
+    // A daemon that is gone (its liveness lock's owner died) vouches for
+    // nothing any more: its mount answers ENOTCONN. Acquire: a change the
+    // daemon began before our load (e.g. one whose call returned in another
+    // process) is seen.
+    page.daemon_alive()
+        .then(|| page.begun.load(Ordering::Acquire))
 }
