@@ -70,16 +70,7 @@ fn enospc_then_recover(dir: &std::path::Path, what: &str) {
         "{what}: statfs total {total}"
     );
     std::fs::remove_file(dir.join("fill1")).expect("rm fill1");
-    // tmpfs frees the blocks inside unlink. The plain btfuse mount lets the
-    // kernel open files without asking (FUSE_NO_OPEN), so an unlinked file's
-    // blocks go at the kernel's FORGET, which unlink queues before it returns
-    // but another daemon thread may serve a STATFS first: allow that moment.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut s = statvfs_free(dir);
-    while s <= 60 * MIB && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-        s = statvfs_free(dir);
-    }
+    let s = statvfs_free(dir);
     assert!(s > 60 * MIB, "{what}: after delete statfs free is only {s}");
     let out = run_timeout(
         Command::new("dd")

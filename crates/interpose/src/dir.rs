@@ -187,13 +187,15 @@ impl OurDir {
         };
         let mut ch = channel::acquire(f.mount).map_err(|_| Fail::Errno(libc::EIO))?;
         let (bulk, blen) = ch.bulk();
-        // A readdirplus: the entries' attributes go to the cache, where
-        // the `fstatat(dirfd, name)` that usually follows finds them.
+        // A readdirplus once the process stats what it lists: the entries'
+        // attributes go to the cache, where the `fstatat(dirfd, name)` that
+        // usually follows finds them.
+        let with_attrs = metacache::listings_want_attrs();
         let list = Readdir {
             fh: f.fh,
             cookie: self.cookie,
             max: DIRBUF.min(blen) as u64,
-            plus: 1,
+            plus: u32::from(with_attrs),
             _pad: 0,
         };
         let mut reply = [0u8; REPLY_BUF];
@@ -211,13 +213,10 @@ impl OurDir {
         };
         // SAFETY: the bulk area is ours for this round trip (we hold the
         // channel) and `blen` bytes long.
-        let plus = unsafe { core::slice::from_raw_parts(bulk.cast_const(), blen) };
-        let (n, all) = self.take_plus(
-            &plus[..(out.bytes as usize).min(blen)],
-            f.mount,
-            f.fh,
-            out.stamp,
-        );
+        let records = unsafe { core::slice::from_raw_parts(bulk.cast_const(), blen) };
+        let records = &records[..(out.bytes as usize).min(blen)];
+        let stamp = if with_attrs { out.stamp } else { 0 };
+        let (n, all) = self.take(records, with_attrs, f.mount, f.fh, stamp);
         // The last batch saves the round trip that would find nothing more.
         self.last = out.eof == 1 && all == out.entries;
         self.pos = 0;
@@ -228,16 +227,24 @@ impl OurDir {
         Ok(())
     }
 
-    /// Copies readdirplus records (header, attributes, name) from `plus`
-    /// into our buffer as plain records (header, name), keeping each
-    /// entry's attributes in the cache as the answer of
+    /// Copies the records of a listing (header, attributes if
+    /// `with_attrs`, name) into our buffer as plain records (header, name),
+    /// keeping each entry's attributes in the cache as the answer of
     /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)` when `stamp` allows;
     /// returns the bytes used and the entries taken. The daemon sends no
     /// more than our buffer holds once the attributes are taken out
     /// (`Readdir::max`).
-    fn take_plus(&mut self, plus: &[u8], mount: usize, dir: u64, stamp: u64) -> (usize, u64) {
+    fn take(
+        &mut self,
+        records: &[u8],
+        with_attrs: bool,
+        mount: usize,
+        dir: u64,
+        stamp: u64,
+    ) -> (usize, u64) {
         let hl = size_of::<DirEntryHeader>();
-        let al = size_of::<WireAttr>();
+        let al = if with_attrs { size_of::<WireAttr>() } else { 0 };
+        let plus = records;
         let (mut at, mut n, mut taken) = (0usize, 0usize, 0u64);
         while let Some(e) = proto::decode::<DirEntryHeader>(&plus[at..]) {
             let nl = e.name_len as usize;
@@ -247,7 +254,10 @@ impl OurDir {
                 break;
             }
             let name = &plus[at + hl + al..at + hl + al + nl];
-            if let Some(attr) = proto::decode::<WireAttr>(&plus[at + hl..]) {
+            if let Some(attr) = (al > 0)
+                .then(|| proto::decode::<WireAttr>(&plus[at + hl..]))
+                .flatten()
+            {
                 if stamp != 0 && name != b"." && name != b".." {
                     let answer = Ok(attr);
                     let how = metacache::reuse(metacache::NOFOLLOW, &answer);

@@ -28,7 +28,7 @@
 //! of one process hit in parallel; a writer that finds an entry busy
 //! simply does not cache.
 
-use core::sync::atomic::{fence, AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use proto::WireAttr;
 
@@ -233,10 +233,26 @@ pub(crate) fn lookup_with(
         .find_map(|e| read(e, key, h, &want, &generation))
 }
 
+/// Whether this process's directory listings should carry the entries'
+/// attributes (a readdirplus): only once it asked the daemon for
+/// attributes, so a program that lists without stat-ing the entries (a
+/// readdir loop, `ls` without `-l`) does not pay for keeping them.
+static LISTINGS_WANT_ATTRS: AtomicBool = AtomicBool::new(false);
+
+/// Whether the next directory listing should be a readdirplus.
+pub(crate) fn listings_want_attrs() -> bool {
+    // Relaxed: a hint; either answer is correct.
+    LISTINGS_WANT_ATTRS.load(Ordering::Relaxed)
+}
+
 /// Counts one `stat`-family call answered from the cache (`hit`) or by
 /// the daemon, for the exit report; only with `BTFUSE_DEBUG` (a shared
-/// counter would make the threads of a process contend for its line).
+/// counter would make the threads of a process contend for its line). A
+/// miss also makes later listings carry attributes.
 pub(crate) fn count(hit: bool) {
+    if !hit && !LISTINGS_WANT_ATTRS.load(Ordering::Relaxed) {
+        LISTINGS_WANT_ATTRS.store(true, Ordering::Relaxed);
+    }
     if !debug_enabled() {
         return;
     }

@@ -52,6 +52,7 @@ use fuser::{
 use inode_store::{self as store, Attr, Fh, FileRef, Ino, SetAttr, Store, ROOT_INO};
 
 use super::coherence::KernelPages;
+use super::forgets::PendingForgets;
 use crate::fs_core::clients::Clients;
 use crate::metrics::{FuseOp, Metrics};
 
@@ -81,6 +82,8 @@ pub struct FuseFs {
     /// The one store handle of each directory the kernel has listed (see
     /// the module docs), released when the kernel forgets the directory.
     dirs: parking_lot::Mutex<HashMap<Ino, Fh>>,
+    /// Files the kernel unlinked whose `FORGET` is due (see [`forgets`]).
+    unlinked: PendingForgets,
     /// Whether the kernel checks permissions at open (`default_permissions`):
     /// only then may it open files and directories without asking.
     kernel_checks: bool,
@@ -105,6 +108,7 @@ impl FuseFs {
             clients,
             pages,
             dirs: parking_lot::Mutex::default(),
+            unlinked: PendingForgets::default(),
             kernel_checks,
         }
     }
@@ -120,6 +124,17 @@ impl FuseFs {
         let fh = self.store.opendir(&store::Creds::root(), ino)?;
         dirs.insert(ino, fh);
         Ok(fh)
+    }
+
+    /// Notes that the kernel removed a name of `victim` (as looked up just
+    /// before): if that was a file's last link, its blocks go at the
+    /// `FORGET` now due.
+    fn note_unlinked(&self, victim: store::Result<store::Attr>) {
+        if let Ok(a) = victim {
+            if a.nlink == 1 && a.kind != store::FileKind::Directory {
+                self.unlinked.unlinked(a.ino);
+            }
+        }
     }
 
     /// Records a request answered `ENOSYS` (the kernel sends it once).
@@ -204,6 +219,9 @@ impl Filesystem for FuseFs {
         self.store.drop_lookups(ino.0, nlookup);
         let known = || self.store.has_lookups(ino.0);
         self.pages.forgotten(ino.0, known);
+        if !known() {
+            self.unlinked.forgotten(ino.0);
+        }
         let mut dirs = self.dirs.lock();
         if dirs.contains_key(&ino.0) && !known() {
             if let Some(fh) = dirs.remove(&ino.0) {
@@ -312,7 +330,11 @@ impl Filesystem for FuseFs {
         empty(
             reply,
             self.timed(FuseOp::Unlink, || {
-                self.store.unlink(&caller(req), parent.0, name.as_bytes())
+                let c = caller(req);
+                let victim = self.store.lookup(&c, parent.0, name.as_bytes());
+                self.store.unlink(&c, parent.0, name.as_bytes())?;
+                self.note_unlinked(victim);
+                Ok(())
             }),
         );
     }
@@ -358,14 +380,21 @@ impl Filesystem for FuseFs {
             whiteout: flags.contains(RenameFlags::RENAME_WHITEOUT),
         };
         let result = self.timed(FuseOp::Rename, || {
+            let c = caller(req);
+            let victim = match flags.exchange {
+                false => self.store.lookup(&c, newparent.0, newname.as_bytes()),
+                true => Err(store::Errno::EEXIST),
+            };
             self.store.rename(
-                &caller(req),
+                &c,
                 parent.0,
                 name.as_bytes(),
                 newparent.0,
                 newname.as_bytes(),
                 flags,
-            )
+            )?;
+            self.note_unlinked(victim);
+            Ok(())
         });
         empty(reply, result);
     }
@@ -609,6 +638,7 @@ impl Filesystem for FuseFs {
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let start = Instant::now();
+        self.unlinked.settle();
         let s = self.store.statfs();
         self.metrics
             .fuse

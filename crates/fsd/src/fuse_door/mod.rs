@@ -6,6 +6,7 @@
 mod adapter;
 pub mod coherence;
 mod convert;
+mod forgets;
 mod held_open;
 mod notifier;
 
