@@ -117,3 +117,13 @@ fn in_a_mount_namespace_made_by_syscall_a_mount_over_the_path_is_seen() {
         "after read: 6 tmpfs",
     );
 }
+
+#[test]
+fn a_child_cloned_into_a_mount_namespace_sees_a_mount_over_the_path() {
+    same_answers(
+        "a_child_cloned_into_a_mount_namespace_sees_a_mount_over_the_path",
+        "clone",
+        false,
+        "cloned read: 6 tmpfs",
+    );
+}

@@ -4,6 +4,8 @@
  *   chroot-sys    syscall(SYS_chroot, JAIL)
  *   unshare       unshare(CLONE_NEWNS), then a tmpfs mounted over MNT
  *   unshare-sys   the same through syscall(SYS_unshare)
+ *   clone         the same in a child made by glibc's clone(CLONE_NEWNS)
+ *                 (its answers are labelled "cloned")
  * Before the change it stats and reads MNT/f and keeps an fd of it; after
  * it, it does the same again, reads the kept fd, and does both once more
  * in a forked child. Every answer goes to stdout, so a run with the
@@ -12,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -54,6 +57,32 @@ static void kept(const char *when, int fd)
     printf("%s kept fd: %zd %s", when, n, n > 0 ? b : "\n");
 }
 
+/* Covers MNT with a tmpfs holding its own f, in the caller's mount
+ * namespace, which must be its own. */
+static int cover(const char *mnt)
+{
+    /* Private first: the tmpfs must not reach the test's namespace. */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0
+        || mount("tmpfs", mnt, "tmpfs", 0, "size=1m") != 0) {
+        perror("mount");
+        return 1;
+    }
+    int w = open(path, O_CREAT | O_WRONLY, 0640);
+    if (w < 0 || write(w, "tmpfs\n", 6) != 6) { perror("tmpfs file"); return 1; }
+    close(w);
+    return 0;
+}
+
+static int kept_fd;
+
+static int cloned(void *mnt)
+{
+    if (cover(mnt)) return 1;
+    look("cloned");
+    kept("cloned", kept_fd);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) return 2;
@@ -69,17 +98,19 @@ int main(int argc, char **argv)
         if (argc < 4) return 2;
         r = strcmp(mode, "chroot-sys") ? chroot(argv[3]) : syscall(SYS_chroot, argv[3]);
         if (r != 0 || chdir("/") != 0) { perror("chroot"); return 1; }
-    } else {
-        r = strcmp(mode, "unshare-sys") ? unshare(CLONE_NEWNS) : syscall(SYS_unshare, CLONE_NEWNS);
-        /* Private first: the tmpfs must not reach the test's namespace. */
-        if (r != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0
-            || mount("tmpfs", argv[2], "tmpfs", 0, "size=1m") != 0) {
-            perror("unshare/mount");
+    } else if (!strcmp(mode, "clone")) {
+        static char stack[256 * 1024];
+        int s;
+        kept_fd = fd;
+        pid_t c = clone(cloned, stack + sizeof stack, CLONE_NEWNS | SIGCHLD, argv[2]);
+        if (c < 0 || waitpid(c, &s, 0) != c || !WIFEXITED(s) || WEXITSTATUS(s) != 0) {
+            perror("clone");
             return 1;
         }
-        int w = open(path, O_CREAT | O_WRONLY, 0640);
-        if (w < 0 || write(w, "tmpfs\n", 6) != 6) { perror("tmpfs file"); return 1; }
-        close(w);
+    } else {
+        r = strcmp(mode, "unshare-sys") ? unshare(CLONE_NEWNS) : syscall(SYS_unshare, CLONE_NEWNS);
+        if (r != 0) { perror("unshare"); return 1; }
+        if (cover(argv[2])) return 1;
     }
     look("after");
     kept("after", fd);
