@@ -127,3 +127,13 @@ fn a_child_cloned_into_a_mount_namespace_sees_a_mount_over_the_path() {
         "cloned read: 6 tmpfs",
     );
 }
+
+#[test]
+fn after_setns_into_another_mount_namespace_its_mount_over_the_path_is_seen() {
+    same_answers(
+        "after_setns_into_another_mount_namespace_its_mount_over_the_path_is_seen",
+        "setns",
+        false,
+        "after read: 6 tmpfs",
+    );
+}

@@ -6,6 +6,8 @@
  *   unshare-sys   the same through syscall(SYS_unshare)
  *   clone         the same in a child made by glibc's clone(CLONE_NEWNS)
  *                 (its answers are labelled "cloned")
+ *   setns         setns() into the mount namespace of a child that made
+ *                 its own and covered MNT there
  * Before the change it stats and reads MNT/f and keeps an fd of it; after
  * it, it does the same again, reads the kept fd, and does both once more
  * in a forked child. Every answer goes to stdout, so a run with the
@@ -105,6 +107,30 @@ int main(int argc, char **argv)
         pid_t c = clone(cloned, stack + sizeof stack, CLONE_NEWNS | SIGCHLD, argv[2]);
         if (c < 0 || waitpid(c, &s, 0) != c || !WIFEXITED(s) || WEXITSTATUS(s) != 0) {
             perror("clone");
+            return 1;
+        }
+    } else if (!strcmp(mode, "setns")) {
+        int ready[2], hold[2];
+        char c, ns[64];
+        if (pipe(ready) || pipe(hold)) { perror("pipe"); return 1; }
+        pid_t h = fork();
+        if (h == 0) {
+            /* The namespace's holder: covers MNT, then waits to be let go. */
+            close(hold[1]);
+            if (unshare(CLONE_NEWNS) != 0 || cover(argv[2])) _exit(1);
+            if (write(ready[1], "r", 1) != 1) _exit(1);
+            _exit(read(hold[0], &c, 1) == 0 ? 0 : 1);
+        }
+        close(hold[0]);
+        if (h < 0 || read(ready[0], &c, 1) != 1) { printf("holder failed\n"); return 1; }
+        snprintf(ns, sizeof ns, "/proc/%d/ns/mnt", (int)h);
+        int nfd = open(ns, O_RDONLY | O_CLOEXEC);
+        if (nfd < 0 || setns(nfd, CLONE_NEWNS) != 0) { perror("setns"); return 1; }
+        close(nfd);
+        close(hold[1]);
+        int s;
+        if (waitpid(h, &s, 0) != h || !WIFEXITED(s) || WEXITSTATUS(s) != 0) {
+            printf("holder failed\n");
             return 1;
         }
     } else {
