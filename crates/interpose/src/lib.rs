@@ -19,7 +19,8 @@
 //!   `channel` (all shm-ring use), `ops` (requests and reply
 //!   conversions), `dir` (DIR streams), `hooks` (the exported symbols: one
 //!   table, handlers by family), `lifecycle` (exit; fork handlers are `ops::fork`),
-//!   `process` (credential changes, exec, spawning, vfork), `fdpass`
+//!   `process` (credential changes, exec, spawning, vfork), `namespace`
+//!   (chroot, mount and user namespaces), `fdpass`
 //!   (fds sent to other processes), `stdio` (`FILE` streams on mount
 //!   files), `uaccess` (fault-tolerant access to the caller's memory:
 //!   `EFAULT` instead of a crash, and the `SIGSEGV`/`SIGBUS` handler and
@@ -56,6 +57,8 @@ mod lifecycle;
 mod mapped;
 
 mod metacache;
+#[cfg(not(test))]
+mod namespace;
 #[cfg(not(test))]
 mod ops;
 #[cfg(not(test))]

@@ -76,6 +76,7 @@ use core::ffi::{c_char, c_int, c_long, c_void};
 
 use libc::{gid_t, pid_t, size_t, uid_t};
 
+use crate::namespace;
 use crate::ops;
 use crate::real;
 use crate::state;
@@ -139,7 +140,8 @@ pub unsafe extern "C" fn capset(header: *mut c_void, data: *const c_void) -> c_i
 }
 
 /// `syscall(3)`: the credential system calls are caught (see the module
-/// comment); every other number is passed to the kernel unchanged, with
+/// comment), and those that change what paths name (`crate::namespace`);
+/// every other number is passed to the kernel unchanged, with
 /// libc's convention for the result (-1 and errno on failure).
 ///
 /// glibc declares `long syscall(long number, ...)`. This definition is not
@@ -188,7 +190,9 @@ pub unsafe extern "C" fn syscall(
             }) as c_long
         }
         // SAFETY: the caller's arguments for the caller's system call.
-        _ => libc_result(unsafe { sys::raw(nr, args) }),
+        nr if namespace::catches(nr) => unsafe { namespace::syscall(nr, args) },
+        // SAFETY: the caller's arguments for the caller's system call.
+        _ => sys::libc_result(unsafe { sys::raw(nr, args) }),
     }
 }
 
@@ -204,19 +208,7 @@ unsafe fn credential_syscall(nr: c_long, args: [c_long; 6]) -> c_long {
     if r == 0 {
         after_cred_change();
     }
-    libc_result(r)
-}
-
-/// A raw system call result in libc's convention: -1 with errno set on
-/// failure.
-fn libc_result(r: c_long) -> c_long {
-    match sys::check(r) {
-        Ok(v) => v,
-        Err(e) => {
-            set_errno(e);
-            -1
-        }
-    }
+    sys::libc_result(r)
 }
 
 /// The thread's current fs uid (`setfsuid(-1)` changes nothing and

@@ -203,6 +203,7 @@ reals! {
     fexecve(c_int, *const *const c_char, *const *const c_char) -> c_int;
     execveat(c_int, *const c_char, *const *const c_char, *const *const c_char, c_int) -> c_int;
     execl(*const c_char, *const c_char) -> c_int;
+    clone(*mut c_void, *mut c_void, c_int, *mut c_void) -> c_int;
     execlp(*const c_char, *const c_char) -> c_int;
     execle(*const c_char, *const c_char) -> c_int;
     posix_spawn(

@@ -229,6 +229,26 @@ pub(crate) fn disable() {
     INIT.store(OFF, Ordering::Release);
 }
 
+/// Set for good once the process changed its root or mount namespace
+/// (`crate::namespace`): paths from the root or the cwd may name other
+/// files than the mount table says, so the kernel resolves them. Memory
+/// like the rest of the state: a forked child (which inherits the root)
+/// inherits it, an `exec` starts without it.
+static PATHS_BY_KERNEL: AtomicBool = AtomicBool::new(false);
+
+/// Whether paths from the root or the cwd go to the kernel (see
+/// [`PATHS_BY_KERNEL`]).
+#[inline]
+pub(crate) fn paths_by_kernel() -> bool {
+    PATHS_BY_KERNEL.load(Ordering::Relaxed)
+}
+
+/// Leaves paths from the root or the cwd to the kernel for the rest of the
+/// process image (see [`PATHS_BY_KERNEL`]).
+pub(crate) fn leave_paths_to_kernel() {
+    PATHS_BY_KERNEL.store(true, Ordering::Relaxed);
+}
+
 /// Whether `access`-style checks (real ids) must go to the kernel.
 pub(crate) fn access_by_kernel() -> bool {
     ACCESS_BY_KERNEL.get(access_creds_differ)

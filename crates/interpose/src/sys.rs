@@ -99,6 +99,18 @@ pub(crate) fn check(r: c_long) -> Result<c_long, Errno> {
     }
 }
 
+/// A raw system call result in libc's convention: -1 with errno set on
+/// failure.
+pub(crate) fn libc_result(r: c_long) -> c_long {
+    match check(r) {
+        Ok(v) => v,
+        Err(e) => {
+            set_errno(e);
+            -1
+        }
+    }
+}
+
 /// [`raw`] with up to six arguments of any integer or pointer type:
 /// `Ok(ret)` or `Err(errno)`, errno untouched.
 macro_rules! sc {

@@ -34,10 +34,12 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -71,6 +73,8 @@ extern __sighandler_t __sysv_signal(int, __sighandler_t);
 extern __sighandler_t bsd_signal(int, __sighandler_t);
 extern __sighandler_t ssignal(int, __sighandler_t);
 extern pid_t __vfork(void);
+extern int pivot_root(const char *, const char *);
+extern int capset(void *, void *);
 
 static void *B; /* the bad pointer of the current kind */
 static int fd, dfd, sp[2];
@@ -87,7 +91,7 @@ static const char *no_pointer[] = {
     "flock", "lseek", "lseek64", "umask", "vfork", "__vfork", "setegid", "seteuid", "setfsgid",
     "setfsuid", "setgid", "setregid", "setresgid", "setresuid", "setreuid", "setuid", "mmap",
     "mmap64", "fdopendir", "signal", "bsd_signal", "ssignal", "sysv_signal", "__sysv_signal",
-    "sigset",
+    "sigset", "unshare", "setns", "clone",
     /* not a hook: the Rust runtime's personality stub */
     "rust_eh_personality", 0};
 
@@ -297,6 +301,8 @@ static void cases(const char *kind) {
     CI(posix_spawn, 1, posix_spawn(&pid, B, 0, 0, argv, environ))
     CI(posix_spawnp, 1, posix_spawnp(&pid, B, 0, 0, argv, environ))
     CI(setgroups, 1, setgroups(1, B)) CI(initgroups, 0, initgroups(B, 0))
+    CI(chroot, 0, chroot(B)) CI(pivot_root, 0, pivot_root(B, "/")) CI(pivot_root, 1, pivot_root("/", B))
+    CI(capset, 0, capset(B, 0)) CI(syscall, 1, syscall(SYS_chroot, B)) CI(syscall, 1, syscall(SYS_clone3, B, 88))
     CI(sigaction, 1, sigaction(SIGSEGV, B, 0)) CI(sigaction, 2, sigaction(SIGSEGV, 0, B))
     CI(sigaction, 1, sigaction(SIGUSR1, B, 0)) CI(sigaction, 2, sigaction(SIGUSR1, &sa, B))
     CI(__sigaction, 1, __sigaction(SIGBUS, B, 0)) CI(__sigaction, 2, __sigaction(SIGBUS, 0, B))

@@ -122,10 +122,11 @@ pub(crate) enum Abs {
 /// Looks `stat` (`nofollow`: `lstat`) of the caller's path `p` up by its
 /// string, before any resolution: a hot loop of `stat("/mnt/...")` costs
 /// a copy, a hash and a compare. The mount table is fixed for the
-/// process image, so the string names the same mount path for as long as
-/// the entry's generation holds.
+/// process image until it changes its root or mount namespace (then no
+/// string is looked up: see `crate::namespace`), so the string names the
+/// same mount path for as long as the entry's generation holds.
 pub(crate) fn stat_abs(p: *const c_char, nofollow: bool) -> Abs {
-    if p.is_null() || !metacache::in_use() {
+    if p.is_null() || !metacache::in_use() || state::paths_by_kernel() {
         return Abs::No;
     }
     let mut copy = [MaybeUninit::<u8>::uninit(); metacache::KEY_MAX + 1];

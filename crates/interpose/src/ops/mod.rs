@@ -175,6 +175,11 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
     if !state::ready(fork::register_handlers) {
         return At::Real;
     }
+    // After a change of root or mount namespace (`crate::namespace`) the
+    // mount table no longer says what a name from the root or the cwd is.
+    if (path[0] == b'/' || !dir_ours) && state::paths_by_kernel() {
+        return At::Real;
+    }
     let tail = path::tail(path);
     let mut t = Target {
         mount: 0,
