@@ -547,7 +547,8 @@ pub fn socket_of(mnt: &Path) -> PathBuf {
 
 /// `scripts/NAME` (a C program) compiled with `cc` once per test binary
 /// (`cache` holds the result); `None`, with a loud skip for `test`, when
-/// there is no C compiler.
+/// there is no C compiler. A program that does not compile fails the test:
+/// a broken test program must never pass as a skip.
 #[allow(dead_code)]
 pub fn compiled_c(
     cache: &std::sync::OnceLock<Option<PathBuf>>,
@@ -563,7 +564,8 @@ pub fn compiled_c(
             .arg(scripts_dir().join(name))
             .status()
             .ok()?;
-        status.success().then_some(out)
+        assert!(status.success(), "scripts/{name} does not compile");
+        Some(out)
     });
     if built.is_none() {
         eprintln!("\n*** SKIPPED {test}: no C compiler (cc) ***\n");
