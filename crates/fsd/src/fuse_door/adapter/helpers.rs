@@ -1,0 +1,87 @@
+//! The FUSE door's own helpers: construction, the shared directory
+//! handles, unlink bookkeeping, and the latency record of each request.
+
+use super::*;
+
+impl FuseFs {
+    /// Serves `store` to the kernel, recording requests in `metrics`;
+    /// `clients` are the fast path's, whose handles their holders may
+    /// reopen through this door; `pages` records the files the kernel has
+    /// read or written, for the notifier; `kernel_checks` whether the mount
+    /// has `default_permissions`.
+    pub fn new(
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+        clients: Arc<Clients>,
+        pages: Arc<KernelPages>,
+        kernel_checks: bool,
+    ) -> FuseFs {
+        FuseFs {
+            store,
+            metrics,
+            clients,
+            pages,
+            dirs: parking_lot::Mutex::default(),
+            unlinked: PendingForgets::default(),
+            kernel_checks,
+        }
+    }
+
+    /// The store handle all the kernel's listings of directory `ino` share,
+    /// made for the first. Opened as root: whoever lists the directory
+    /// opened it, permission-checked by the kernel or by `opendir` below.
+    pub(super) fn dir_handle(&self, ino: Ino) -> store::Result<Fh> {
+        let mut dirs = self.dirs.lock();
+        if let Some(&fh) = dirs.get(&ino) {
+            return Ok(fh);
+        }
+        let fh = self.store.opendir(&store::Creds::root(), ino)?;
+        dirs.insert(ino, fh);
+        Ok(fh)
+    }
+
+    /// Notes that the kernel removed a name of `victim` (as looked up just
+    /// before): if that was a file's last link, its blocks go at the
+    /// `FORGET` now due.
+    pub(super) fn note_unlinked(&self, victim: store::Result<store::Attr>) {
+        if let Ok(a) = victim {
+            if a.nlink == 1 && a.kind != store::FileKind::Directory {
+                self.unlinked.unlinked(a.ino);
+            }
+        }
+    }
+
+    /// Records a request answered `ENOSYS` (the kernel sends it once).
+    pub(super) fn not_served(&self, op: FuseOp) {
+        self.metrics
+            .fuse
+            .record(op as usize, Duration::ZERO, libc::ENOSYS);
+    }
+
+    /// Runs one store call and records its latency and outcome.
+    pub(super) fn timed<T>(
+        &self,
+        op: FuseOp,
+        call: impl FnOnce() -> store::Result<T>,
+    ) -> store::Result<T> {
+        let start = Instant::now();
+        let result = call();
+        self.metrics.fuse.record(
+            op as usize,
+            start.elapsed(),
+            result.as_ref().map_or_else(|e| e.0, |_| 0),
+        );
+        result
+    }
+
+    /// Replies with an entry and records the kernel's new reference to it.
+    pub(super) fn entry(&self, reply: ReplyEntry, result: store::Result<Attr>) {
+        match result {
+            Ok(attr) => {
+                self.store.add_lookup(attr.ino);
+                reply.entry(&TTL, &file_attr(&attr), Generation(0));
+            }
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+}
