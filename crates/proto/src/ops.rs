@@ -28,111 +28,11 @@
 
 use core::mem::size_of;
 
-use crate::wire::{bytes_of, decode, wire_structs, SetAttrReq, Wire, WireAttr, WireStatFs};
+use crate::wire::{bytes_of, decode, wire_structs, SetAttrReq, Wire};
 use crate::{ESCAPED, PATH_MAX};
 
-wire_structs! {
-    /// Fixed start of every request message.
-    pub struct RequestHeader {
-        /// [`Op`] as `u32`.
-        pub op: u32,
-        /// The client's request number, echoed in the reply.
-        pub seq: u32,
-        /// Length of the first path.
-        pub path_len: u32,
-        /// Length of the second path.
-        pub path2_len: u32,
-    }
-
-    /// Fixed start of every reply message.
-    pub struct ReplyHeader {
-        /// 0 on success, `-errno`, or [`ESCAPED`].
-        pub status: i32,
-        /// Echo of the request's `seq`.
-        pub seq: u32,
-        /// Bytes of inline payload after the reply struct.
-        pub payload_len: u32,
-        /// Zero.
-        pub _pad: u32,
-    }
-
-    /// Reply with nothing but its status.
-    pub struct Done {}
-
-    /// Reply carrying attributes.
-    pub struct AttrOut {
-        /// The attributes.
-        pub attr: WireAttr,
-    }
-
-    /// Reply to [`Stat`] and [`Fstat`].
-    pub struct StatOut {
-        /// The attributes.
-        pub attr: WireAttr,
-        /// The store's change generation the answer holds for, 0 if it
-        /// may not be kept (see [`GenPage`](crate::GenPage)).
-        pub stamp: u64,
-        /// `ENOENT` when the path names nothing (then `attr` is zero): a
-        /// negative answer, stamped like a positive one.
-        pub absent: u32,
-        /// Zero.
-        pub _pad: u32,
-    }
-
-    /// Reply to [`Open`].
-    pub struct OpenOut {
-        /// The new handle.
-        pub fh: u64,
-        /// Attributes of the opened file.
-        pub attr: WireAttr,
-        /// The change generation under which the path named this file
-        /// for the caller, 0 if unknown (see [`GenPage`](crate::GenPage)).
-        pub stamp: u64,
-    }
-
-    /// Reply carrying a byte count.
-    pub struct CountOut {
-        /// Bytes transferred (or, for xattrs, the value's length).
-        pub count: u64,
-    }
-
-    /// Reply to [`Write`].
-    pub struct WriteOut {
-        /// Bytes written.
-        pub count: u64,
-        /// Offset the data was written at (end of file for `O_APPEND`).
-        pub offset: u64,
-    }
-
-    /// Reply to [`Readdir`].
-    pub struct ReaddirOut {
-        /// Bytes of bulk used by the entries.
-        pub bytes: u64,
-        /// Number of entries.
-        pub entries: u64,
-        /// With `plus`: the change generation under which each entry's
-        /// attributes are what `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`
-        /// answers the caller; 0 if they may not be kept (see
-        /// [`GenPage`](crate::GenPage)).
-        pub stamp: u64,
-        /// 1: these are the last entries (no need to ask for more).
-        pub eof: u32,
-        /// Zero.
-        pub _pad: u32,
-    }
-
-    /// Reply to [`Lseek`].
-    pub struct OffsetOut {
-        /// The resulting file position.
-        pub offset: u64,
-    }
-
-    /// Reply to [`Statfs`].
-    pub struct StatfsOut {
-        /// The filesystem totals.
-        pub statfs: WireStatFs,
-    }
-}
+mod messages;
+pub use messages::*;
 
 /// A request struct of the table, tied to its opcode and reply.
 pub trait Operation: Wire {
@@ -572,7 +472,7 @@ operations! {
 
     /// Directory entries after `cookie`, as [`DirEntryHeader`](crate::DirEntryHeader)s
     /// in the bulk area; with `plus`, each header is followed by the
-    /// entry's [`WireAttr`] before its name (a readdirplus).
+    /// entry's [`WireAttr`](crate::wire::WireAttr) before its name (a readdirplus).
     Readdir = 7, fn readdir, paths 0, {
         /// The directory handle.
         pub fh: u64,

@@ -1,6 +1,7 @@
 //! Round trips through the table: encoding, dispatch, replies, refusals.
 
 use super::*;
+use crate::wire::WireAttr;
 use std::cell::Cell;
 
 /// A handler that answers `Stat` and `Readlink` and fails the rest.

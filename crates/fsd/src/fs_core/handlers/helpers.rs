@@ -1,0 +1,171 @@
+//! The handlers' shared steps: resolving a request's paths and handles
+//! against the store, copying in parts, and shaping replies.
+
+use super::*;
+
+impl Handlers<'_> {
+    /// `copy_file_range` in parts of [`COPY_CHUNK`], up to the store's
+    /// [`inode_store::MAX_RW_COUNT`] per request, checking between parts
+    /// that the client is still there. Every check is the whole call's (the
+    /// first part's); a short part (the end of the input, a full
+    /// filesystem) or an error after the first part ends it with the count
+    /// so far.
+    pub(super) fn copy_in_parts(
+        &self,
+        from: Fh,
+        off_in: u64,
+        to: Fh,
+        off_out: u64,
+        len: u64,
+    ) -> OpResult<u64> {
+        let c = &self.client.creds;
+        let total = len.min(inode_store::MAX_RW_COUNT);
+        // Each part is checked as the rest of the call (`len - done`, so
+        // the first part's checks are the whole call's) and moves at most
+        // COPY_CHUNK.
+        let part = |done: u64| {
+            self.store.copy_file_range_part(
+                c,
+                from,
+                off_in + done,
+                to,
+                off_out + done,
+                len - done,
+                COPY_CHUNK.min(total - done),
+            )
+        };
+        let mut done = part(0)? as u64;
+        let mut last = done;
+        while last == COPY_CHUNK && done < total && (self.client_alive)() {
+            last = part(done).map_or(0, |n| n as u64);
+            done += last;
+        }
+        Ok(done)
+    }
+
+    /// Inode of an owned handle of either kind.
+    pub(super) fn handle_ino(&self, fh: u64) -> OpResult<Ino> {
+        self.client.kind(fh)?;
+        Ok(self.store.handle_ino(inode_store::Fh(fh))?)
+    }
+
+    /// Directory a path is relative to: the root, or an owned directory handle.
+    pub(super) fn base(&self, fh: u64) -> OpResult<Ino> {
+        if fh == 0 {
+            return Ok(ROOT_INO);
+        }
+        let dir = self.client.check(fh, HandleKind::Dir)?;
+        Ok(self.store.handle_ino(dir)?)
+    }
+
+    pub(super) fn walk(&self, base: u64, path: &[u8], follow: bool) -> OpResult<Resolved> {
+        let last = if follow { Last::Follow } else { Last::NoFollow };
+        self.resolve(base, path, last)
+    }
+
+    /// Resolves a path naming an entry to remove or rename (never follows).
+    pub(super) fn walk_entry(&self, base: u64, path: &[u8]) -> OpResult<Resolved> {
+        self.resolve(base, path, Last::Entry)
+    }
+
+    pub(super) fn resolve(&self, base: u64, path: &[u8], last: Last) -> OpResult<Resolved> {
+        let base = self.base(base)?;
+        let creds = &self.client.creds;
+        resolve(self.store, creds, base, path, last, self.mount_path)
+    }
+
+    /// The inode a request names: `path` relative to `base`, or, with no
+    /// path and `AT_EMPTY_PATH`, the handle `base` itself (the root when 0
+    /// and `handle_or_root`).
+    pub(super) fn target(&self, base: u64, path: &[u8], flags: u32) -> OpResult<Attr> {
+        let flags = flags as i32;
+        if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
+            let ino = if base == 0 {
+                ROOT_INO
+            } else {
+                self.handle_ino(base)?
+            };
+            return Ok(self.store.getattr(ino)?);
+        }
+        let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+        Ok(self.walk(base, path, follow)?.found()?)
+    }
+
+    /// The inode an xattr request names: a path, or a handle with
+    /// `AT_EMPTY_PATH` and no path.
+    pub(super) fn xattr_target(&self, base: u64, path: &[u8], flags: u32) -> OpResult<Ino> {
+        if path.is_empty() && flags as i32 & libc::AT_EMPTY_PATH != 0 {
+            return self.handle_ino(base);
+        }
+        let follow = flags as i32 & libc::AT_SYMLINK_NOFOLLOW == 0;
+        Ok(self.walk(base, path, follow)?.found()?.ino)
+    }
+
+    /// Resolves the parent of an entry about to be created: `EEXIST` if the
+    /// name is taken (a symlink there counts), and, like the kernel, `ENOENT`
+    /// for a trailing slash on anything but a new directory.
+    pub(super) fn new_entry(&self, base: u64, path: &[u8], is_dir: bool) -> OpResult<Resolved> {
+        let r = self.walk_entry(base, path)?;
+        match r.target {
+            Ok(_) => Err(err(libc::EEXIST)),
+            Err(Errno(libc::ENOENT)) if r.trailing_slash && !is_dir => Err(err(libc::ENOENT)),
+            Err(Errno(libc::ENOENT)) => Ok(r),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Resolves the entry to remove: its parent, name and inode.
+    pub(super) fn victim(
+        &self,
+        base: u64,
+        path: &[u8],
+        unlink: bool,
+    ) -> OpResult<(Resolved, Attr)> {
+        let r = self.walk_entry(base, path)?;
+        let victim = r.found()?;
+        if r.trailing_slash && victim.kind != FileKind::Directory {
+            // "link-to-dir/" names the link itself, not a directory.
+            return Err(err(libc::ENOTDIR));
+        }
+        if r.trailing_slash && unlink {
+            return Err(err(libc::EISDIR));
+        }
+        Ok((r, victim))
+    }
+
+    pub(super) fn removed(&self, parent: Ino, name: &[u8], victim: Ino) {
+        self.kernel.entry_changed(parent, name);
+        self.kernel.inode_changed(parent);
+        self.kernel.inode_changed(victim);
+    }
+
+    /// The stamp a reply carries (see `proto::GenPage`): the one taken by
+    /// [`Store::quiet_stamp`] before the query, if no change began since;
+    /// else 0 (the answer may not be kept).
+    pub(super) fn kept(&self, stamp: Option<u64>) -> u64 {
+        stamp.filter(|&s| self.store.still_quiet(s)).unwrap_or(0)
+    }
+
+    /// A bulk transfer length, checked against the bulk area.
+    pub(super) fn bulk_len(&self, requested: u64) -> OpResult<usize> {
+        usize::try_from(requested)
+            .ok()
+            .filter(|&n| n <= self.bulk.len())
+            .ok_or(err(libc::EINVAL))
+    }
+
+    /// Puts an xattr value or list into the bulk area, or only tells its
+    /// length when the caller's buffer is empty.
+    pub(super) fn xattr_reply(&mut self, value: &[u8], room: u64) -> OpResult<CountOut> {
+        let room = self.bulk_len(room)?;
+        if room > 0 {
+            if value.len() > room {
+                return Err(err(libc::ERANGE));
+            }
+            self.bulk.write(0, value);
+        }
+        Ok(CountOut {
+            count: value.len() as u64,
+        })
+    }
+}
