@@ -90,19 +90,31 @@ impl FileData {
         if len > 0 {
             self.preserve(off / BS, (off + len as u64 - 1) / BS, true);
         }
+        // The blocks this write adds, taken from the pool at once.
+        let vacant = spans(off, len)
+            .filter(|s| !self.blocks.contains_key(&s.block))
+            .count();
+        let mut fresh = pool.alloc_up_to(vacant).into_iter();
+        if vacant > 0 && fresh.len() == 0 {
+            return Err(Errno::ENOSPC);
+        }
         let mut done = 0usize;
         for s in spans(off, len) {
             let blk = match self.blocks.entry(s.block) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(v) => {
-                    match pool.alloc(s.len != BLOCK_SIZE) {
-                        Ok(block) => v.insert(Slot {
-                            block,
-                            written: true,
-                        }),
-                        Err(e) if done == 0 => return Err(e),
-                        Err(_) => break,
-                    }
+                    let Some(mut block) = fresh.next() else {
+                        break; // the pool ran out: keep what fit
+                    };
+                    // A fresh block's bytes are unspecified: zero what this
+                    // write leaves of it.
+                    let bytes = block.bytes_mut();
+                    bytes[..s.in_block].fill(0);
+                    bytes[s.in_block + s.len..].fill(0);
+                    v.insert(Slot {
+                        block,
+                        written: true,
+                    })
                 }
             };
             blk.written = true;
@@ -112,6 +124,8 @@ impl FileData {
             );
             done += s.len;
         }
+        debug_assert_eq!(fresh.len(), 0, "one block per vacant span");
+        pool.free(fresh);
         self.size = self.size.max(off + done as u64);
         Ok(done)
     }
@@ -346,5 +360,38 @@ mod tests {
         assert!(buf[..100].iter().all(|&b| b == 7));
         assert!(buf[100..].iter().all(|&b| b == 0));
         f.free_all(&pool);
+    }
+
+    #[test]
+    fn reused_blocks_show_no_old_bytes_and_a_full_pool_writes_short() {
+        let pool = BlockPool::new(4);
+        let mut old = FileData::default();
+        old.write_at(&pool, 0, &[9u8; 4 * BLOCK_SIZE][..]).unwrap();
+        old.free_all(&pool);
+        // The same (now dirty) blocks come back for a write that covers
+        // parts of them only: the rest must read as zeros.
+        let mut f = FileData::default();
+        let n = f
+            .write_at(&pool, BS - 5, &[1u8; BLOCK_SIZE + 10][..])
+            .unwrap();
+        assert_eq!(n, BLOCK_SIZE + 10);
+        let mut buf = vec![0xFFu8; 3 * BLOCK_SIZE];
+        assert_eq!(f.read_at(0, &mut buf[..]), 2 * BLOCK_SIZE + 5);
+        assert!(buf[..BLOCK_SIZE - 5].iter().all(|&b| b == 0));
+        assert!(buf[BLOCK_SIZE - 5..2 * BLOCK_SIZE + 5]
+            .iter()
+            .all(|&b| b == 1));
+        // One block left: a two-block write keeps what fit, then ENOSPC.
+        assert_eq!(
+            f.write_at(&pool, 4 * BS, &[2u8; 2 * BLOCK_SIZE][..]),
+            Ok(BLOCK_SIZE)
+        );
+        assert_eq!(pool.used(), 4);
+        assert_eq!(
+            f.write_at(&pool, 8 * BS, &[3u8; 10][..]),
+            Err(Errno::ENOSPC)
+        );
+        f.free_all(&pool);
+        assert_eq!(pool.used(), 0);
     }
 }

@@ -263,9 +263,28 @@ impl BlockPool {
 
     /// One block whose bytes are all zero (when `zeroed`) or unspecified
     /// (when the caller overwrites all of it). ENOSPC when the pool is full.
+    #[cfg(test)]
     pub(crate) fn alloc(&self, zeroed: bool) -> Result<Block> {
         let mut g = self.inner.lock();
         g.alloc(self.capacity, zeroed)
+    }
+
+    /// Up to `n` blocks of unspecified bytes (for callers that overwrite
+    /// them whole or zero what they do not write), fewer when the pool runs
+    /// out; one lock for the lot, where a block at a time cost a locked
+    /// instruction per 4 KiB of a large write.
+    pub(crate) fn alloc_up_to(&self, n: usize) -> Vec<Block> {
+        let mut g = self.inner.lock();
+        let room = self.capacity.saturating_sub(g.charged());
+        let n = n.min(usize::try_from(room).unwrap_or(usize::MAX));
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            match g.alloc(self.capacity, false) {
+                Ok(b) => out.push(b),
+                Err(_) => break,
+            }
+        }
+        out
     }
 
     /// `n` zeroed blocks, all or nothing (ENOSPC).
