@@ -379,11 +379,11 @@ impl Inner {
             }
             let dir = (n.kind == FileKind::Directory).then(|| {
                 let (parent, name) = parent_of.remove(&n.ino).unwrap_or((ROOT_INO, Vec::new()));
-                Dir {
+                Box::new(Dir {
                     parent,
                     name,
                     children: n.entries.into_iter().collect(),
-                }
+                })
             });
             max_ino = max_ino.max(n.ino);
             let node = Arc::new(Node {

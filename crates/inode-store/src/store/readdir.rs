@@ -8,6 +8,8 @@ enum Pos {
     Start,
     AfterDot,
     AfterDotDot,
+    /// Past a name of the batch in hand (made `After` at its end).
+    Named,
     After(Vec<u8>),
 }
 
@@ -67,8 +69,18 @@ impl Store {
         };
         let mut first = true;
         let mut stamp = None;
+        // One batch's names, end to end, and its entries (where each name
+        // ends, attributes): two buffers reused batch after batch instead
+        // of an allocation per name.
+        let mut names: Vec<u8> = Vec::new();
+        let mut batch: Vec<(usize, Attr)> = Vec::new();
         loop {
-            let mut batch: Vec<(Vec<u8>, Attr)> = Vec::new();
+            names.clear();
+            batch.clear();
+            let mut push = |name: &[u8], attr: Attr| {
+                names.extend_from_slice(name);
+                batch.push((names.len(), attr));
+            };
             let more;
             {
                 let t = self.tree.read();
@@ -86,10 +98,10 @@ impl Store {
                     }
                 }
                 if matches!(pos, Pos::Start) {
-                    batch.push((b".".to_vec(), e.node.attr()));
+                    push(b".", e.node.attr());
                 }
                 if matches!(pos, Pos::Start | Pos::AfterDot) {
-                    batch.push((b"..".to_vec(), t.attr(dir.parent)?));
+                    push(b"..", t.attr(dir.parent)?);
                 }
                 let lower: Bound<&[u8]> = match &pos {
                     Pos::After(name) => Bound::Excluded(name.as_slice()),
@@ -98,32 +110,39 @@ impl Store {
                 let mut n = 0;
                 let mut it = dir.children.range::<[u8], _>((lower, Bound::Unbounded));
                 for (name, &child) in it.by_ref().take(READDIR_BATCH) {
-                    batch.push((name.clone(), t.attr(child)?));
+                    push(name, t.attr(child)?);
                     n += 1;
                 }
                 more = n == READDIR_BATCH && it.next().is_some();
             }
-            for (name, attr) in batch {
-                let cookie = match name.as_slice() {
+            let mut start = 0;
+            for &(end, attr) in &batch {
+                let name = &names[start..end];
+                start = end;
+                let cookie = match name {
                     b"." => 1,
                     b".." => 2,
-                    _ => cursor.lock().cookie_of(&name),
+                    _ => cursor.lock().cookie_of(name),
                 };
                 let de = DirEntry {
                     ino: attr.ino,
                     next: cookie,
                     kind: attr.kind,
-                    name: &name,
+                    name,
                     attr,
                 };
                 if !f(&de) {
                     return Ok(stamp.filter(|&s| self.still_quiet(s)));
                 }
-                pos = match name.as_slice() {
+                pos = match name {
                     b"." => Pos::AfterDot,
                     b".." => Pos::AfterDotDot,
-                    _ => Pos::After(name),
+                    _ => Pos::Named,
                 };
+            }
+            if let Pos::Named = pos {
+                let last = batch.len().checked_sub(2).map_or(0, |i| batch[i].0);
+                pos = Pos::After(names[last..].to_vec());
             }
             if !more {
                 return Ok(stamp.filter(|&s| self.still_quiet(s)));

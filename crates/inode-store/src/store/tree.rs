@@ -92,10 +92,12 @@ impl Inner {
             open: AtomicU64::new(0),
             lookups: AtomicU64::new(0),
         });
-        let dir = is_dir.then(|| Dir {
-            parent,
-            name: name.to_vec(),
-            children: BTreeMap::new(),
+        let dir = is_dir.then(|| {
+            Box::new(Dir {
+                parent,
+                name: name.to_vec(),
+                children: BTreeMap::new(),
+            })
         });
         self.nodes.insert(
             ino,
