@@ -246,15 +246,7 @@ def mount_fstype(path):
     return found
 
 
-# How many times drop_caches() has run: a warm target measured after a cold
-# one (whose drop evicts every mount's inodes, and with them their page
-# cache) is warmed again first, or "warm" would mean cold for all but the
-# first run of each round.
-DROPS = [0]
-
-
 def drop_caches():
-    DROPS[0] += 1
     os.sync()
     with open("/proc/sys/vm/drop_caches", "w") as f:
         f.write("2\n")
@@ -628,7 +620,7 @@ class Bench:
         return dt
 
     def workloads(self):
-        """(key, unit, higher_is_better, warm-up first?, fn(target) -> value)."""
+        """(key, unit, higher_is_better, warmed before each run?, fn(target) -> value)."""
         a = self.args
         us = lambda ns: ns / 1000.0
         kops = lambda ns: 1e6 / ns
@@ -669,7 +661,7 @@ class Bench:
             w.append((label + " (process)", "ms", False, True,
                       lambda t, argv=argv: ms(self.timed(t, argv + [R(t) + "/lines10k"], (10000, 10000)))))
         w.append(("seq write %d MiB (dd 1M)" % a.seq_mb, "MB/s", True, False, lambda t: self.seq(t, True)))
-        w.append(("seq read %d MiB (dd 1M)" % a.seq_mb, "MB/s", True, False, lambda t: self.seq(t, False)))
+        w.append(("seq read %d MiB (dd 1M)" % a.seq_mb, "MB/s", True, True, lambda t: self.seq(t, False)))
         if a.only:
             w = [x for x in w if re.search(a.only, x[0])]
         return w
@@ -732,15 +724,6 @@ class Bench:
         for key, unit, hib, warmup, fn in ws:
             meta[key] = (unit, hib)
             results[key] = {}
-            if warmup:
-                for name, t in self.targets:
-                    if not t["cold"] and name not in failed:
-                        progress.show("warming %s · %s" % (key, name))
-                        try:
-                            fn(t)
-                            t["warm_epoch"] = DROPS[0]
-                        except Exception as e:
-                            failed.setdefault(name + ": " + key, str(e))
             for r in range(self.args.runs):
                 for name, t in self.targets:
                     step += 1
@@ -748,10 +731,13 @@ class Bench:
                     if (name + ": " + key) in failed:
                         continue
                     try:
-                        if warmup and not t["cold"] and t.get("warm_epoch") != DROPS[0]:
-                            fn(t)  # caches dropped by a cold target since its last run
+                        if warmup and not t["cold"]:
+                            # Warmed right before: the targets of one mount
+                            # share its files, and a cold target's drop or a
+                            # fast-path read (which takes a file's pages from
+                            # the kernel) in between leaves "warm" cold.
+                            fn(t)
                         results[key].setdefault(name, []).append(fn(t))
-                        t["warm_epoch"] = DROPS[0]
                     except Exception as e:  # one broken target must not lose the others
                         failed[name + ": " + key] = str(e)
                         results[key].pop(name, None)
