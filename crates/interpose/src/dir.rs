@@ -6,9 +6,10 @@ use core::mem::size_of;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use proto::ops::{Failure, Readdir};
-use proto::{DirEntryHeader, WireAttr};
+use proto::DirEntryHeader;
 
 use crate::channel::{self, CallError, REPLY_BUF};
+use crate::listing::{self, Named};
 use crate::metacache;
 use crate::ops::{self, Fail, R};
 
@@ -79,49 +80,6 @@ pub(crate) fn ours(p: *mut libc::DIR) -> Option<&'static mut OurDir> {
     }
     // SAFETY: a live stream; the program uses a DIR from one thread at a time.
     Some(unsafe { &mut *s.d.get() })
-}
-
-/// The path a directory stream was opened by (`opendir`): its entries'
-/// attributes then also answer `lstat` of `path/name`, as long as nothing
-/// changed since the open (same stamp).
-pub(crate) struct Named {
-    base: u64,
-    path: [u8; metacache::KEY_MAX],
-    len: usize,
-    stamp: u64,
-}
-
-impl Named {
-    /// The path of `t`, opened under generation `stamp`; `None` if it
-    /// cannot be a cache key (too long, unstamped).
-    pub(crate) fn new(t: &ops::Target, stamp: u64) -> Option<Named> {
-        let rel = t.rel();
-        if stamp == 0 || rel.len() >= metacache::KEY_MAX {
-            return None;
-        }
-        let mut path = [0u8; metacache::KEY_MAX];
-        path[..rel.len()].copy_from_slice(rel);
-        Some(Named {
-            base: t.base,
-            path,
-            len: rel.len(),
-            stamp,
-        })
-    }
-
-    /// `path/name` (just `name` at the mount root) into `buf`.
-    fn child<'b>(&self, name: &[u8], buf: &'b mut [u8; metacache::KEY_MAX]) -> Option<&'b [u8]> {
-        let dir = &self.path[..self.len];
-        let sep = usize::from(!dir.is_empty() && !dir.ends_with(b"/"));
-        let n = dir.len() + sep + name.len();
-        if n > buf.len() {
-            return None;
-        }
-        buf[..dir.len()].copy_from_slice(dir);
-        buf[dir.len()..dir.len() + sep].fill(b'/');
-        buf[dir.len() + sep..n].copy_from_slice(name);
-        Some(&buf[..n])
-    }
 }
 
 /// A new stream over fast-path directory fd `fd` (owned by the stream),
@@ -243,52 +201,17 @@ impl OurDir {
         stamp: u64,
     ) -> (usize, u64) {
         let hl = size_of::<DirEntryHeader>();
-        let al = if with_attrs { size_of::<WireAttr>() } else { 0 };
-        let plus = records;
-        let (mut at, mut n, mut taken) = (0usize, 0usize, 0u64);
-        while let Some(e) = proto::decode::<DirEntryHeader>(&plus[at..]) {
-            let nl = e.name_len as usize;
-            let rl = DirEntryHeader::record_len(al + nl);
+        let (mut n, mut taken) = (0usize, 0u64);
+        for e in listing::records(records, with_attrs) {
+            let nl = e.name.len();
             let plain = DirEntryHeader::record_len(nl);
-            if at + rl > plus.len() || n + plain > DIRBUF {
+            if n + plain > DIRBUF {
                 break;
             }
-            let name = &plus[at + hl + al..at + hl + al + nl];
-            if let Some(attr) = (al > 0)
-                .then(|| proto::decode::<WireAttr>(&plus[at + hl..]))
-                .flatten()
-            {
-                if stamp != 0 && name != b"." && name != b".." {
-                    let answer = Ok(attr);
-                    let how = metacache::reuse(metacache::NOFOLLOW, &answer);
-                    let key = metacache::Key {
-                        mount,
-                        base: dir,
-                        path: name,
-                        how,
-                    };
-                    metacache::insert(&key, &answer, stamp);
-                    // Nothing changed since the open: the path still
-                    // names this directory for us.
-                    let mut buf = [0u8; metacache::KEY_MAX];
-                    let by_path = self.named.as_ref().filter(|n| n.stamp == stamp);
-                    if let Some((n, path)) =
-                        by_path.and_then(|n| Some((n, n.child(name, &mut buf)?)))
-                    {
-                        let key = metacache::Key {
-                            mount,
-                            base: n.base,
-                            path,
-                            how,
-                        };
-                        metacache::insert(&key, &answer, stamp);
-                    }
-                }
-            }
-            self.buf[n..n + hl].copy_from_slice(&plus[at..at + hl]);
-            self.buf[n + hl..n + hl + nl].copy_from_slice(name);
+            listing::keep(mount, Some(dir), self.named.as_ref(), &e, stamp);
+            self.buf[n..n + hl].copy_from_slice(proto::bytes_of(&e.header));
+            self.buf[n + hl..n + hl + nl].copy_from_slice(e.name);
             self.buf[n + hl + nl..n + plain].fill(0);
-            at += rl;
             n += plain;
             taken += 1;
         }

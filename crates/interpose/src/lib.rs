@@ -17,7 +17,9 @@
 //!   (lazy init, cwd filter, umask, fork epoch), `mapped` (memory sized
 //!   at run time: the mount table, channel slots),
 //!   `channel` (all shm-ring use), `ops` (requests and reply
-//!   conversions), `dir` (DIR streams), `hooks` (the exported symbols: one
+//!   conversions; `ops::siblings`, the sibling prefetch), `dir` (DIR
+//!   streams), `listing` (listings with attributes read into the cache,
+//!   shared by both), `hooks` (the exported symbols: one
 //!   table, handlers by family), `lifecycle` (exit; fork handlers are `ops::fork`),
 //!   `process` (credential changes, exec, spawning, vfork), `namespace`
 //!   (chroot, mount and user namespaces), `fdpass`
@@ -53,6 +55,8 @@ mod fdpass;
 mod hooks;
 #[cfg(not(test))]
 mod lifecycle;
+#[cfg(not(test))]
+mod listing;
 #[cfg(not(test))]
 mod mapped;
 

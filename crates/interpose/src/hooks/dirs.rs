@@ -5,6 +5,7 @@ use core::ffi::{c_char, c_int, c_long};
 use libc::{AT_FDCWD, DIR};
 
 use crate::dir;
+use crate::listing;
 use crate::ops::{self, At, Fail};
 use crate::real;
 use crate::state::FDS;
@@ -29,7 +30,7 @@ pub(super) unsafe fn opendir(p: *const c_char) -> *mut DIR {
         }
         At::Ours(t) => {
             match ops::open_stamped(&t, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0) {
-                Ok((fd, stamp)) => match dir::new_stream(fd, dir::Named::new(&t, stamp)) {
+                Ok((fd, stamp)) => match dir::new_stream(fd, listing::Named::new(t.base, t.rel(), stamp)) {
                     Some(d) => ok(saved, d),
                     None => {
                         close_ours(fd);

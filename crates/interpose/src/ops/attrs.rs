@@ -34,7 +34,8 @@ pub(crate) fn stat_path(t: &Target, nofollow: bool, raw: Option<&AbsPath>) -> R<
         path: r.bytes(),
         how: key.how,
     });
-    cached(&key, raw.as_ref(), || {
+    let prefetch = || siblings::on_miss(t);
+    cached(&key, raw.as_ref(), prefetch, || {
         let stat = ops::Stat {
             base: t.base,
             flags,
@@ -46,16 +47,18 @@ pub(crate) fn stat_path(t: &Target, nofollow: bool, raw: Option<&AbsPath>) -> R<
 
 /// `fstat` of a handle, from the cache while it holds.
 pub(crate) fn stat_handle(mount: usize, fh: u64) -> R<WireAttr> {
-    cached(&metacache::Key::fstat(mount, fh), None, || {
+    cached(&metacache::Key::fstat(mount, fh), None, || false, || {
         request(mount, &ops::Fstat { fh }, b"", b"")
     })
 }
 
-/// The answer for `key`: the cached one if it still holds, else `ask`'s,
-/// kept (also under `also`) if the daemon stamped it (a missing name too).
+/// The answer for `key`: the cached one if it still holds, else (if
+/// `prefetch` brought nothing for it) `ask`'s, kept (also under `also`)
+/// if the daemon stamped it (a missing name too).
 fn cached(
     key: &metacache::Key<'_>,
     also: Option<&metacache::Key<'_>>,
+    prefetch: impl FnOnce() -> bool,
     ask: impl FnOnce() -> R<ops::StatOut>,
 ) -> R<WireAttr> {
     let keep = |k: &metacache::Key<'_>, answer: &metacache::Answer, stamp: u64| {
@@ -65,13 +68,17 @@ fn cached(
         };
         metacache::insert(&k, answer, stamp);
     };
-    let g = channel::generation(key.mount);
-    if let Some((g, a)) = g.and_then(|g| Some((g, metacache::lookup(key, g)?))) {
+    let hit = || {
+        let g = channel::generation(key.mount)?;
+        let a = metacache::lookup(key, g)?;
         metacache::count(true);
         // Found by the resolved path: next time by the string.
         if let Some(k) = also {
             keep(k, &a, g);
         }
+        Some(a)
+    };
+    if let Some(a) = hit().or_else(|| prefetch().then(hit).flatten()) {
         return a.map_err(Fail::Errno);
     }
     let out = ask()?;

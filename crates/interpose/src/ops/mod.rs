@@ -11,12 +11,14 @@
 //! (the `pthread_atfork` handlers, registered by the first call that finds
 //! the fast path ready), `file`
 //! (data calls on an open file; its offset lives in the fd table's open
-//! file description), `xattr`.
+//! file description), `siblings` (a directory's attributes listed into the
+//! cache for a process that stats its names one by one), `xattr`.
 
 mod attrs;
 mod file;
 mod fork;
 mod handoff;
+mod siblings;
 mod xattr;
 
 pub(crate) use attrs::*;
