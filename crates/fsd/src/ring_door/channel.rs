@@ -24,24 +24,28 @@ use super::reaper::Passed;
 use super::{Shared, HANDSHAKE_TIMEOUT};
 
 /// How long the serving thread spins for the next request: four times the
-/// client's last pause between a reply and its next request, within these
-/// bounds, then it sleeps on the doorbell. A client in a tight loop (pauses
-/// of a few µs) finds its server awake without keeping a core busy after
-/// it stops; a fixed long spin (measured) takes a core from the next
-/// processes of a shell loop, a fixed short one misses a client that
-/// pauses a little.
+/// client's recent pauses between a reply and its next request (the
+/// longest of them, each remembered at half weight per request after it,
+/// those it slept through included while a spin could cover them), within
+/// these bounds, then it sleeps on the doorbell. A client in a tight loop
+/// (pauses of a few µs) finds its server awake without keeping a core busy
+/// after it stops; one that alternates short and longer pauses (a listing
+/// after every few hundred cached stats, an open then a read) is not woken
+/// for every longer one; a fixed long spin (measured) takes a core from
+/// the next processes of a shell loop, a fixed short one misses a client
+/// that pauses a little.
 const SPIN_MIN_NS: u64 = 15_000;
 const SPIN_MAX_NS: u64 = 200_000;
 
 /// Liveness is checked after every sleep slice of this length.
 const SLEEP_SLICE_NS: u64 = 200_000_000;
 
-/// The wait for the next request, given the client's last pause (`None`
-/// when the server had to sleep for it: the client is not in a loop).
-fn request_wait(last_pause_ns: Option<u64>) -> WaitPolicy {
-    let spin = last_pause_ns.map_or(SPIN_MIN_NS, |p| {
-        p.saturating_mul(4).clamp(SPIN_MIN_NS, SPIN_MAX_NS)
-    });
+/// The wait for the next request, given the client's recent pauses (0:
+/// none a spin could cover).
+fn request_wait(recent_pause_ns: u64) -> WaitPolicy {
+    let spin = recent_pause_ns
+        .saturating_mul(4)
+        .clamp(SPIN_MIN_NS, SPIN_MAX_NS);
     WaitPolicy::spinning(spin).with_sleep_slice_ns(SLEEP_SLICE_NS)
 }
 
@@ -273,6 +277,7 @@ fn serve_channel(
     let mut msg = vec![0u8; MAX_REQUEST];
     let mut reply = vec![0u8; MAX_REPLY];
     let mut served = 0u32;
+    let mut recent_pause = 0u64;
     let mut separation = CpuSeparation::default();
     loop {
         let waiting = Instant::now();
@@ -283,7 +288,7 @@ fn serve_channel(
                 if let Some(then) = after_first_request.take() {
                     then();
                 }
-                end.requests.set_policy(request_wait(None));
+                end.requests.set_policy(request_wait(0));
                 continue;
             }
             Err(shm_ring::RecvError::Corrupt) => return Err(ChannelError::Corrupt),
@@ -291,12 +296,12 @@ fn serve_channel(
             Err(_) => return Err(ChannelError::Gone),
         };
         let pause = waiting.elapsed().as_nanos() as u64;
-        let spun = end.requests.policy().spin_ns;
+        recent_pause = (recent_pause / 2).max(if pause <= SPIN_MAX_NS { pause } else { 0 });
         served += 1;
         end.requests.set_policy(if served < STARTUP_REQUESTS {
-            request_wait(Some(SPIN_MAX_NS))
+            request_wait(SPIN_MAX_NS)
         } else {
-            request_wait((pause <= spun).then_some(pause))
+            request_wait(recent_pause)
         });
         separation.observe(end.requests.peer_cpu());
         // The client may have given up on its first request (it then runs
