@@ -35,6 +35,11 @@ impl Named {
         })
     }
 
+    /// The generation it was opened under.
+    pub(crate) fn stamp(&self) -> u64 {
+        self.stamp
+    }
+
     /// `path/name` (just `name` at the mount root) into `buf`.
     fn child<'b>(&self, name: &[u8], buf: &'b mut [u8; metacache::KEY_MAX]) -> Option<&'b [u8]> {
         let dir = &self.path[..self.len];

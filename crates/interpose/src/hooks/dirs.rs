@@ -30,14 +30,16 @@ pub(super) unsafe fn opendir(p: *const c_char) -> *mut DIR {
         }
         At::Ours(t) => {
             match ops::open_stamped(&t, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0) {
-                Ok((fd, stamp)) => match dir::new_stream(fd, listing::Named::new(t.base, t.rel(), stamp)) {
-                    Some(d) => ok(saved, d),
-                    None => {
-                        close_ours(fd);
-                        set_errno(libc::EMFILE);
-                        core::ptr::null_mut()
+                Ok((fd, stamp)) => {
+                    match dir::new_stream(fd, listing::Named::new(t.base, t.rel(), stamp)) {
+                        Some(d) => ok(saved, d),
+                        None => {
+                            close_ours(fd);
+                            set_errno(libc::EMFILE);
+                            core::ptr::null_mut()
+                        }
                     }
-                },
+                }
                 Err(Fail::Errno(e)) => {
                     set_errno(e);
                     core::ptr::null_mut()

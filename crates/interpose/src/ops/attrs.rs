@@ -47,9 +47,12 @@ pub(crate) fn stat_path(t: &Target, nofollow: bool, raw: Option<&AbsPath>) -> R<
 
 /// `fstat` of a handle, from the cache while it holds.
 pub(crate) fn stat_handle(mount: usize, fh: u64) -> R<WireAttr> {
-    cached(&metacache::Key::fstat(mount, fh), None, || false, || {
-        request(mount, &ops::Fstat { fh }, b"", b"")
-    })
+    cached(
+        &metacache::Key::fstat(mount, fh),
+        None,
+        || false,
+        || request(mount, &ops::Fstat { fh }, b"", b""),
+    )
 }
 
 /// The answer for `key`: the cached one if it still holds, else (if

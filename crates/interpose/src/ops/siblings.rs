@@ -73,6 +73,12 @@ pub(crate) fn on_miss(t: &Target) -> bool {
 /// One listing of directory `dir` (relative to `base`) from `cookie` into
 /// the cache; the cookie to go on from ([`DONE`] at the end), `None` if
 /// the directory cannot be listed.
+///
+/// The entries are kept by path only if nothing changed between the open
+/// and the listing (the path may have stopped naming the directory). The
+/// first listing of a directory changed since it was last listed changes
+/// something itself (its atime, relatime), so a second try then lists
+/// under the open's stamp.
 fn list(mount: usize, base: u64, dir: &[u8], cookie: u64) -> Option<u64> {
     let open = Open {
         base,
@@ -80,15 +86,29 @@ fn list(mount: usize, base: u64, dir: &[u8], cookie: u64) -> Option<u64> {
         mode: 0,
     };
     let path: &[u8] = if dir.is_empty() { b"." } else { dir };
-    let OpenOut { fh, stamp, .. } = request(mount, &open, path, b"").ok()?;
-    let next = read_into_cache(mount, fh, Named::new(base, dir, stamp).as_ref(), cookie);
-    release(mount, fh);
-    next
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let OpenOut { fh, stamp, .. } = request(mount, &open, path, b"").ok()?;
+        let listed = read_into_cache(mount, fh, Named::new(base, dir, stamp).as_ref(), cookie);
+        release(mount, fh);
+        match listed {
+            Some((next, kept)) if kept || tries == 2 => return Some(next),
+            Some(_) => continue,
+            None => return None,
+        }
+    }
 }
 
 /// A `Readdir` with attributes of handle `fh` from `cookie`, its entries
-/// kept in the cache as answers for `named`'s paths; the next cookie.
-fn read_into_cache(mount: usize, fh: u64, named: Option<&Named>, cookie: u64) -> Option<u64> {
+/// kept in the cache as answers for `named`'s paths; the next cookie, and
+/// whether they were kept (nothing changed since `named` was opened).
+fn read_into_cache(
+    mount: usize,
+    fh: u64,
+    named: Option<&Named>,
+    cookie: u64,
+) -> Option<(u64, bool)> {
     let mut ch = channel::acquire(mount).ok()?;
     let (bulk, blen) = ch.bulk();
     let list = Readdir {
@@ -109,14 +129,24 @@ fn read_into_cache(mount: usize, fh: u64, named: Option<&Named>, cookie: u64) ->
         listing::keep(mount, None, named, &e, out.stamp);
         next = e.header.next;
     }
-    Some(if out.eof == 1 || next == cookie { DONE } else { next })
+    let kept = out.stamp != 0 && named.is_some_and(|n| n.stamp() == out.stamp);
+    let next = if out.eof == 1 || next == cookie {
+        DONE
+    } else {
+        next
+    };
+    Some((next, kept))
 }
 
 /// FNV-1a of the directory's key (never 0, the empty slot).
 fn key_hash(mount: usize, base: u64, dir: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let words = [mount as u64, base];
-    for b in words.iter().flat_map(|w| w.to_ne_bytes()).chain(dir.iter().copied()) {
+    for b in words
+        .iter()
+        .flat_map(|w| w.to_ne_bytes())
+        .chain(dir.iter().copied())
+    {
         h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
     }
     h | 1
