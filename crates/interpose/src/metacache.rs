@@ -127,12 +127,15 @@ static KEPT: AtomicU64 = AtomicU64::new(0);
 /// Answers a process keeps before its whole table is faulted in at once.
 /// Until then each page comes in on first use, and a page first read by a
 /// lookup (the kernel maps the shared zero page) and then written by an
-/// insert is copied, which flushes the page from the TLB of every CPU the
-/// process runs threads on (with 20 threads, `git status` spent 17% of
-/// its time there). A process that keeps this many answers is a heavy
-/// user: one `MADV_POPULATE_WRITE` of the 4 MiB costs it less than its
-/// faults; one that stats a few names (a `cat`) never pays for it.
-const POPULATE_AFTER: u64 = 64;
+/// insert faults twice and is copied, which also flushes it from the TLB
+/// of every CPU the process runs threads on (with 20 threads, `git status`
+/// spent 17% of its time there). A process that keeps this many answers
+/// is a heavy user (a tree walk, `find -exec stat`: 41.5 -> 34.6 ms over
+/// 10 000 files): one `MADV_POPULATE_WRITE` of the 4 MiB costs it less
+/// than its faults. A compiler that lists its project's directory once
+/// stays below (at 64, `make -j2` of 46 sources took 600 -> 640 ms), and a
+/// `cat` never comes near.
+const POPULATE_AFTER: u64 = 256;
 
 fn table() -> Option<&'static [Entry; NENT]> {
     // Acquire: pairs with the publication in `table_or_map`.
