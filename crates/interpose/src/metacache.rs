@@ -82,19 +82,27 @@ impl<'a> Key<'a> {
         }
     }
 
-    fn hash(&self) -> u64 {
-        // FNV-1a over the path, mixed with the rest of the key.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ self.base.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        for &b in self.path {
-            h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    /// The path as the entry stores it (zero-padded words), and the hash
+    /// that places the key: a word at a time (a byte at a time was a fifth
+    /// of a cached `stat`), each step folding the high half of the product
+    /// down so that every byte reaches the low bits the set index uses.
+    fn words_and_hash(&self) -> ([u64; KEY_WORDS], u64) {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let words = key_words(self.path);
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ self.base.wrapping_mul(K);
+        for &w in &words[..self.path.len().div_ceil(8)] {
+            h = (h ^ w).wrapping_mul(K);
+            h ^= h >> 32;
         }
+        h = (h ^ self.path.len() as u64).wrapping_mul(K);
+        h ^= h >> 29;
         // A raw path's mount is what its entry tells, not part of the key.
         let mount = if self.base == RAW {
             0
         } else {
             self.mount as u64
         };
-        h ^ (mount << 48) ^ ((self.how & FSTAT) << 40)
+        (words, h ^ (mount << 48) ^ ((self.how & FSTAT) << 40))
     }
 }
 
@@ -242,8 +250,7 @@ pub(crate) fn lookup_with(
         return None;
     }
     let t = table()?;
-    let h = key.hash();
-    let want = key_words(key.path);
+    let (want, h) = key.words_and_hash();
     set_of(t, h)
         .into_iter()
         .find_map(|e| read(e, key, h, &want, &generation))
@@ -343,7 +350,7 @@ pub(crate) fn insert(key: &Key<'_>, answer: &Answer, stamp: u64) {
     let Some(t) = table_or_map() else {
         return;
     };
-    let h = key.hash();
+    let (path_words, h) = key.words_and_hash();
     let [a, b] = set_of(t, h);
     // Replace the entry with the older stamp (stale ones first).
     let e = if a.w[W_STAMP].load(Ordering::Relaxed) <= b.w[W_STAMP].load(Ordering::Relaxed) {
@@ -376,7 +383,7 @@ pub(crate) fn insert(key: &Key<'_>, answer: &Answer, stamp: u64) {
     for (i, v) in words.iter().enumerate() {
         set(W_ATTR + i, *v);
     }
-    for (i, v) in key_words(key.path).iter().enumerate() {
+    for (i, v) in path_words.iter().enumerate() {
         set(W_KEY + i, *v);
     }
     // Release: the words above are visible before the even count.
