@@ -438,8 +438,8 @@ pub struct DirEntry<'a> {
     pub kind: FileKind,
     /// Name.
     pub name: &'a [u8],
-    /// Attributes (for readdirplus).
-    pub attr: Attr,
+    /// Attributes, in a listing with them ([`Store::readdir_plus`]).
+    pub attr: Option<Attr>,
 }
 
 /// Where written bytes went (O_APPEND handles write at EOF).

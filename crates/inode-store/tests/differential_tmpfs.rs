@@ -236,8 +236,11 @@ fn dump_store(s: &Store, dir: Ino, prefix: &str, out: &mut Vec<String>) {
     let c = Creds::root();
     let fh = s.opendir(&c, dir).unwrap();
     let mut names = Vec::new();
-    s.readdir(fh, 2, |e| {
-        names.push((e.name.to_vec(), e.attr));
+    s.readdir_plus(fh, 2, |e| {
+        names.push((
+            e.name.to_vec(),
+            e.attr.expect("readdir_plus gives attributes"),
+        ));
         true
     })
     .unwrap();

@@ -236,7 +236,7 @@ impl Handler for Handlers<'_> {
         let mut rec = [0u8; DirEntryHeader::record_len(NAME_MAX + size_of::<WireAttr>())];
         let bulk = &mut *self.bulk;
         let room = bulk.len();
-        let stamp = self.store.readdir_stamped(fh, req.cookie, |e| {
+        let stamp = self.store.readdir_stamped(fh, req.cookie, plus, |e| {
             let plain_len = DirEntryHeader::record_len(e.name.len());
             let len = DirEntryHeader::record_len(extra + e.name.len());
             if plain + plain_len > limit || used + len > room {
@@ -252,8 +252,8 @@ impl Handler for Handlers<'_> {
             };
             let mut hl = size_of::<DirEntryHeader>();
             rec[..hl].copy_from_slice(bytes_of(&head));
-            if plus {
-                rec[hl..hl + extra].copy_from_slice(bytes_of(&wire_attr(&e.attr)));
+            if let Some(attr) = &e.attr {
+                rec[hl..hl + extra].copy_from_slice(bytes_of(&wire_attr(attr)));
                 hl += extra;
             }
             rec[hl..hl + e.name.len()].copy_from_slice(e.name);

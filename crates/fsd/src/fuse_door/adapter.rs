@@ -508,23 +508,25 @@ impl Filesystem for FuseFs {
         mut reply: ReplyDirectoryPlus,
     ) {
         let result = self.timed(FuseOp::Readdirplus, || {
-            self.store.readdir(self.dir_handle(ino.0)?, offset, |e| {
-                let name = OsStr::from_bytes(e.name);
-                let full = reply.add(
-                    INodeNo(e.ino),
-                    e.next,
-                    name,
-                    &TTL,
-                    &file_attr(&e.attr),
-                    Generation(0),
-                );
-                // The kernel takes a lookup reference on every entry it accepts,
-                // except "." and "..".
-                if !full && e.name != b"." && e.name != b".." {
-                    self.store.add_lookup(e.ino);
-                }
-                !full
-            })
+            self.store
+                .readdir_plus(self.dir_handle(ino.0)?, offset, |e| {
+                    let name = OsStr::from_bytes(e.name);
+                    let attr = e.attr.as_ref().expect("readdir_plus gives attributes");
+                    let full = reply.add(
+                        INodeNo(e.ino),
+                        e.next,
+                        name,
+                        &TTL,
+                        &file_attr(attr),
+                        Generation(0),
+                    );
+                    // The kernel takes a lookup reference on every entry it accepts,
+                    // except "." and "..".
+                    if !full && e.name != b"." && e.name != b".." {
+                        self.store.add_lookup(e.ino);
+                    }
+                    !full
+                })
         });
         match result {
             Ok(()) => reply.ok(),

@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// One entry of a batch: inode, type, attributes (with `plus`).
+type Listed = (Ino, FileKind, Option<Attr>);
+
 /// What one readdir batch resumes after.
 enum Pos {
     Start,
@@ -32,19 +35,33 @@ impl Store {
     /// after the name it was handed out for, so concurrent inserts and
     /// removals never duplicate an entry or skip a survivor. `f` runs with
     /// no store lock held and may call back into the store.
+    /// The entries come without attributes (`DirEntry::attr` is `None`).
     pub fn readdir(&self, fh: Fh, offset: u64, f: impl FnMut(&DirEntry<'_>) -> bool) -> Result<()> {
-        self.readdir_stamped(fh, offset, f).map(drop)
+        self.readdir_stamped(fh, offset, false, f).map(drop)
     }
 
-    /// [`Store::readdir`], also telling the change generation under which
-    /// every entry handed out (attributes included) is the store's state
-    /// (see the `generation` module), if no change began from the listing's
-    /// start to its end. The listing's own atime update of the directory
-    /// comes before that start, so it does not void the entries.
+    /// [`Store::readdir`] with every entry's attributes (a readdirplus).
+    pub fn readdir_plus(
+        &self,
+        fh: Fh,
+        offset: u64,
+        f: impl FnMut(&DirEntry<'_>) -> bool,
+    ) -> Result<()> {
+        self.readdir_stamped(fh, offset, true, f).map(drop)
+    }
+
+    /// [`Store::readdir`] (with attributes if `plus`), also telling the
+    /// change generation under which every entry handed out (attributes
+    /// included) is the store's state (see the `generation` module), if no
+    /// change began from the listing's start to its end. The listing's own
+    /// atime update of the directory comes before that start, so it does
+    /// not void the entries. Without `plus` an entry costs no lock of its
+    /// inode (its number and type never change).
     pub fn readdir_stamped(
         &self,
         fh: Fh,
         offset: u64,
+        plus: bool,
         mut f: impl FnMut(&DirEntry<'_>) -> bool,
     ) -> Result<Option<u64>> {
         let (ino, cursor) = {
@@ -73,13 +90,14 @@ impl Store {
         // ends, attributes): two buffers reused batch after batch instead
         // of an allocation per name.
         let mut names: Vec<u8> = Vec::new();
-        let mut batch: Vec<(usize, Attr)> = Vec::new();
+        let mut batch: Vec<(usize, Listed)> = Vec::new();
         loop {
             names.clear();
             batch.clear();
-            let mut push = |name: &[u8], attr: Attr| {
+            let mut push = |name: &[u8], node: &Node| {
                 names.extend_from_slice(name);
-                batch.push((names.len(), attr));
+                let attr = plus.then(|| node.attr());
+                batch.push((names.len(), (node.ino, node.kind, attr)));
             };
             let more;
             {
@@ -98,10 +116,10 @@ impl Store {
                     }
                 }
                 if matches!(pos, Pos::Start) {
-                    push(b".", e.node.attr());
+                    push(b".", &e.node);
                 }
                 if matches!(pos, Pos::Start | Pos::AfterDot) {
-                    push(b"..", t.attr(dir.parent)?);
+                    push(b"..", &t.entry(dir.parent)?.node);
                 }
                 let lower: Bound<&[u8]> = match &pos {
                     Pos::After(name) => Bound::Excluded(name.as_slice()),
@@ -110,13 +128,13 @@ impl Store {
                 let mut n = 0;
                 let mut it = dir.children.range::<[u8], _>((lower, Bound::Unbounded));
                 for (name, &child) in it.by_ref().take(READDIR_BATCH) {
-                    push(name, t.attr(child)?);
+                    push(name, &t.entry(child)?.node);
                     n += 1;
                 }
                 more = n == READDIR_BATCH && it.next().is_some();
             }
             let mut start = 0;
-            for &(end, attr) in &batch {
+            for &(end, (ino, kind, attr)) in &batch {
                 let name = &names[start..end];
                 start = end;
                 let cookie = match name {
@@ -125,9 +143,9 @@ impl Store {
                     _ => cursor.lock().cookie_of(name),
                 };
                 let de = DirEntry {
-                    ino: attr.ino,
+                    ino,
                     next: cookie,
-                    kind: attr.kind,
+                    kind,
                     name,
                     attr,
                 };
