@@ -5,9 +5,10 @@
 //! `xargs stat` every name they are given, `make` its prerequisites: names
 //! of one directory after another, in name order. In a fresh process each
 //! is a cache miss and a round trip. After [`STREAK`] misses in a row under
-//! one directory the library lists that directory with attributes (a few
-//! hundred entries per round trip, going on from where its last listing of
-//! it stopped), so the names that follow are answered from the cache.
+//! one directory the library lists that directory with attributes, once
+//! (its first ~2 000 names: a cookie means something only to the handle
+//! that gave it, so a listing cannot go on from where an earlier one
+//! stopped), so the names that follow are answered from the cache.
 //!
 //! A listing tells the process only what it could learn by asking: it is
 //! opened with the process's credentials (no read permission, no prefetch:
@@ -28,18 +29,25 @@ use super::{release, request, Target};
 const SLOTS: usize = 64;
 /// Misses in a row under one directory that start a listing of it.
 const STREAK: u64 = 2;
-/// Bytes of plain records (header and name) asked for per listing: some
-/// 500 entries of short names.
-const BATCH: u64 = 16 * 1024;
+/// Bytes of plain records (header and name) asked for in a listing: some
+/// 2 000 entries of short names, at most ~0.5 ms for a process that stats
+/// two names of a huge directory.
+const BATCH: u64 = 64 * 1024;
+
+/// Misses under a directory already listed that list it again (a change
+/// on the mount voided what was kept). One with more names than a listing
+/// brings is not listed again: that would bring the same names.
+const RELIST: u64 = 64;
 
 /// The directory a slot follows (its key's hash; 0: none).
 static DIR: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
-/// Its state: misses since its last listing (low 16 bits) and the cookie
-/// its next listing starts from (the rest; [`DONE`] once listed to the end).
+/// Its misses since it was taken or last listed, plus [`LISTED`] once
+/// listed (or [`PARTLY_LISTED`]).
 static STATE: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 
-const MISSES: u64 = 0xFFFF;
-const DONE: u64 = u64::MAX >> 16;
+const LISTED: u64 = 1 << 32;
+/// The state of a directory listed but for names a listing does not bring.
+const PARTLY_LISTED: u64 = u64::MAX;
 
 /// Called on a cache miss of `stat` of `t`: lists `t`'s directory into the
 /// cache if the misses say a walk of it is going on. Whether it did (the
@@ -60,82 +68,76 @@ pub(crate) fn on_miss(t: &Target) -> bool {
         return false;
     }
     let state = STATE[i].load(Ordering::Relaxed);
-    let (misses, cookie) = ((state & MISSES) + 1, state >> 16);
-    if cookie == DONE || misses < STREAK {
-        STATE[i].store(cookie << 16 | misses.min(MISSES), Ordering::Relaxed);
+    if state == PARTLY_LISTED {
         return false;
     }
-    let next = list(t.mount, t.base, parent, cookie);
-    STATE[i].store(next.unwrap_or(DONE) << 16, Ordering::Relaxed);
-    next.is_some()
+    let state = state + 1;
+    let due = if state & LISTED != 0 { RELIST } else { STREAK };
+    if state & !LISTED < due {
+        STATE[i].store(state, Ordering::Relaxed);
+        return false;
+    }
+    let listed = list(t.mount, t.base, parent);
+    let whole = listed == Some(true);
+    STATE[i].store(
+        if whole { LISTED } else { PARTLY_LISTED },
+        Ordering::Relaxed,
+    );
+    listed.is_some()
 }
 
-/// One listing of directory `dir` (relative to `base`) from `cookie` into
-/// the cache; the cookie to go on from ([`DONE`] at the end), `None` if
-/// the directory cannot be listed.
+/// Lists directory `dir` (relative to `base`) into the cache; if it kept
+/// anything, whether that was the whole directory.
 ///
 /// The entries are kept by path only if nothing changed between the open
 /// and the listing (the path may have stopped naming the directory). The
 /// first listing of a directory changed since it was last listed changes
 /// something itself (its atime, relatime), so a second try then lists
 /// under the open's stamp.
-fn list(mount: usize, base: u64, dir: &[u8], cookie: u64) -> Option<u64> {
+fn list(mount: usize, base: u64, dir: &[u8]) -> Option<bool> {
     let open = Open {
         base,
         flags: (libc::O_RDONLY | libc::O_DIRECTORY) as u32,
         mode: 0,
     };
     let path: &[u8] = if dir.is_empty() { b"." } else { dir };
-    let mut tries = 0;
-    loop {
-        tries += 1;
+    for _ in 0..2 {
         let OpenOut { fh, stamp, .. } = request(mount, &open, path, b"").ok()?;
-        let listed = read_into_cache(mount, fh, Named::new(base, dir, stamp).as_ref(), cookie);
+        let kept = read_into_cache(mount, fh, Named::new(base, dir, stamp).as_ref());
         release(mount, fh);
-        match listed {
-            Some((next, kept)) if kept || tries == 2 => return Some(next),
-            Some(_) => continue,
-            None => return None,
+        if kept.is_some() {
+            return kept;
         }
     }
+    None
 }
 
-/// A `Readdir` with attributes of handle `fh` from `cookie`, its entries
-/// kept in the cache as answers for `named`'s paths; the next cookie, and
-/// whether they were kept (nothing changed since `named` was opened).
-fn read_into_cache(
-    mount: usize,
-    fh: u64,
-    named: Option<&Named>,
-    cookie: u64,
-) -> Option<(u64, bool)> {
+/// A `Readdir` with attributes of handle `fh`, its entries kept in the
+/// cache as answers for `named`'s paths if nothing changed since `named`
+/// was opened; then whether they were the whole directory.
+fn read_into_cache(mount: usize, fh: u64, named: Option<&Named>) -> Option<bool> {
     let mut ch = channel::acquire(mount).ok()?;
     let (bulk, blen) = ch.bulk();
     let list = Readdir {
         fh,
-        cookie,
+        cookie: 0,
         max: BATCH.min(blen as u64),
         plus: 1,
         _pad: 0,
     };
     let mut reply = [0u8; channel::REPLY_BUF];
     let (out, _) = ch.call(&list, b"", b"", &mut reply).ok()?;
+    if out.stamp == 0 || named.is_none_or(|n| n.stamp() != out.stamp) {
+        return None;
+    }
     // SAFETY: the bulk area is ours for this round trip (we hold the
     // channel) and `blen` bytes long.
     let records = unsafe { core::slice::from_raw_parts(bulk.cast_const(), blen) };
     let records = &records[..(out.bytes as usize).min(blen)];
-    let mut next = cookie;
     for e in listing::records(records, true) {
         listing::keep(mount, None, named, &e, out.stamp);
-        next = e.header.next;
     }
-    let kept = out.stamp != 0 && named.is_some_and(|n| n.stamp() == out.stamp);
-    let next = if out.eof == 1 || next == cookie {
-        DONE
-    } else {
-        next
-    };
-    Some((next, kept))
+    Some(out.eof == 1)
 }
 
 /// FNV-1a of the directory's key (never 0, the empty slot).
