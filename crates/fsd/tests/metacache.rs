@@ -164,6 +164,17 @@ fn no_process_ever_sees_a_change_undone_once_it_returned() {
     }
 }
 
+/// Runs python `script` with `arg`, `lib` preloaded.
+fn preloaded_python(lib: &str, script: &str, arg: &Path) -> std::process::Output {
+    run_timeout(
+        std::process::Command::new(PYTHON)
+            .args(["-c", script])
+            .arg(arg)
+            .env("LD_PRELOAD", lib),
+        ANSWER,
+    )
+}
+
 /// A process that gives up root answers what the new identity may see:
 /// the answers it kept as root are not used any more.
 #[test]
@@ -189,13 +200,7 @@ try:
 except PermissionError:
     print("refused")
 "#;
-    let out = run_timeout(
-        std::process::Command::new(PYTHON)
-            .args(["-c", script])
-            .arg(secret.join("f"))
-            .env("LD_PRELOAD", &lib),
-        ANSWER,
-    );
+    let out = preloaded_python(&lib, script, &secret.join("f"));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "refused",
@@ -308,13 +313,7 @@ print(oct(os.lstat(os.path.join(d, "f250")).st_mode & 0o7777))
 print(oct(os.lstat(os.path.join(d, "f251")).st_mode & 0o7777))
 "#;
     let before = fast_path_stats(mnt.path());
-    let out = run_timeout(
-        std::process::Command::new(PYTHON)
-            .args(["-c", script])
-            .arg(&dir)
-            .env("LD_PRELOAD", &lib),
-        ANSWER,
-    );
+    let out = preloaded_python(&lib, script, &dir);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
