@@ -453,6 +453,19 @@ def make_source_archive(path, nfiles):
     return len(dirs), nfiles
 
 
+def print_checks(title, unit, checks):
+    """One line per (description, value, met) target check, under `title`."""
+    if not checks:
+        return
+    print()
+    print(title)
+    for desc, value, ok in checks:
+        if value is None:
+            print("- %s: not measured" % desc)
+        else:
+            print("- %s: %.2f%s — %s" % (desc, value, unit, "met" if ok else "MISSED"))
+
+
 def print_per_process(per_process, n, runs):
     """The per-process overhead table (see `per_process_overhead`)."""
     rows, base = per_process
@@ -1165,24 +1178,10 @@ def main():
               "stored, %(rss_after_unlink_mib).0f MiB after unlinking it." % memory)
     if per_process:
         print_per_process(per_process, args.per_process, args.runs)
-    checks = target_checks(rows) if PRELOAD in columns else []
-    if checks:
-        print()
-        print("Targets of the preload issue (this run):")
-        for desc, value, ok in checks:
-            if value is None:
-                print("- %s: not measured" % desc)
-            else:
-                print("- %s: %.2f× — %s" % (desc, value, "met" if ok else "MISSED"))
-    fchecks = fuse_checks(rows)
-    if fchecks:
-        print()
-        print("Targets of the plain-mount issue (this run; ratios are FUSE cost over the other column):")
-        for desc, value, ok in fchecks:
-            if value is None:
-                print("- %s: not measured" % desc)
-            else:
-                print("- %s: %.2f — %s" % (desc, value, "met" if ok else "MISSED"))
+    print_checks("Targets of the preload issue (this run):", "×",
+                 target_checks(rows) if PRELOAD in columns else [])
+    print_checks("Targets of the plain-mount issue (this run; ratios are FUSE cost over the other column):", "",
+                 fuse_checks(rows))
     for n in notes:
         print("- " + n)
 

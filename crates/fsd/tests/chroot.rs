@@ -27,10 +27,7 @@ fn prog(test: &str) -> Option<PathBuf> {
 /// stdout (it must succeed).
 fn run(p: &Path, lib: Option<&str>, args: &[&Path], mode: &str) -> String {
     let mut cmd = Command::new(p);
-    cmd.arg(mode).args(args).env_remove("LD_PRELOAD");
-    if let Some(lib) = lib {
-        cmd.env("LD_PRELOAD", lib);
-    }
+    preload(cmd.arg(mode).args(args), lib);
     let out = run_timeout(&mut cmd, RUN);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(

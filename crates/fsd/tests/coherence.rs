@@ -25,12 +25,7 @@ fn prog(test: &str) -> Option<PathBuf> {
 /// come with a zero exit status.
 fn run(lib: Option<&str>, argv: &[&str]) -> String {
     let mut cmd = Command::new(argv[0]);
-    cmd.args(&argv[1..])
-        .env("LC_ALL", "C")
-        .env_remove("LD_PRELOAD");
-    if let Some(lib) = lib {
-        cmd.env("LD_PRELOAD", lib);
-    }
+    preload(cmd.args(&argv[1..]).env("LC_ALL", "C"), lib);
     let out = run_timeout(&mut cmd, RUN);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(

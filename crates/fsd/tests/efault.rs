@@ -30,10 +30,7 @@ fn prog(test: &str) -> Option<PathBuf> {
 /// Runs the driver with `arg` in `cwd`, preloaded with `lib` when given.
 fn driver(p: &Path, lib: Option<&str>, cwd: &Path, arg: &str) -> std::process::Output {
     let mut cmd = Command::new(p);
-    cmd.arg(arg).current_dir(cwd).env_remove("LD_PRELOAD");
-    if let Some(lib) = lib {
-        cmd.env("LD_PRELOAD", lib);
-    }
+    preload(cmd.arg(arg).current_dir(cwd), lib);
     run_timeout(&mut cmd, RUN)
 }
 

@@ -26,13 +26,10 @@ fn prog(test: &str) -> Option<PathBuf> {
 /// returns stdout, panicking on failure.
 fn run(lib: Option<&str>, cwd: &Path, argv: &[&str], env: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(argv[0]);
-    cmd.args(&argv[1..])
-        .current_dir(cwd)
-        .env("LC_ALL", "C")
-        .env_remove("LD_PRELOAD");
-    if let Some(lib) = lib {
-        cmd.env("LD_PRELOAD", lib);
-    }
+    preload(
+        cmd.args(&argv[1..]).current_dir(cwd).env("LC_ALL", "C"),
+        lib,
+    );
     for (k, v) in env {
         cmd.env(k, v);
     }

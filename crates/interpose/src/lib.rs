@@ -21,7 +21,8 @@
 //!   streams), `listing` (listings with attributes read into the cache,
 //!   shared by both), `hooks` (the exported symbols: one
 //!   table, handlers by family), `lifecycle` (exit; fork handlers are `ops::fork`),
-//!   `process` (credential changes, exec, spawning, vfork), `namespace`
+//!   `process` (credential changes, exec, spawning, vfork; `trampoline`
+//!   makes the variadic hooks), `namespace`
 //!   (chroot, mount and user namespaces), `fdpass`
 //!   (fds sent to other processes), `stdio` (`FILE` streams on mount
 //!   files), `uaccess` (fault-tolerant access to the caller's memory:
@@ -77,6 +78,8 @@ mod stdio;
 mod sys;
 #[cfg(not(test))]
 mod timeline;
+#[cfg(not(test))]
+mod trampoline;
 #[cfg(not(test))]
 mod uaccess;
 

@@ -37,6 +37,7 @@ use core::ffi::{c_char, c_int, c_long};
 use crate::ops;
 use crate::state;
 use crate::sys;
+use crate::trampoline::variadic_trampoline;
 use crate::uaccess;
 
 /// What a call changes when it succeeds.
@@ -175,60 +176,12 @@ extern "C" fn prepare_clone(flags: c_int) -> usize {
 }
 
 // glibc's `clone(fn, stack, flags, arg, ...)` is variadic and its child
-// starts on another stack: a trampoline saves the argument registers, runs
-// the preparation with the flags, restores them and jumps to glibc's, so the
-// call reaches glibc untouched. At entry rsp is 8 mod 16; seven pushes make
-// it 0 mod 16 for the call. rax (al: vector registers of a variadic call)
-// is kept.
-/// `clone(2)` (glibc's wrapper): see the module comment.
-#[cfg(target_arch = "x86_64")]
-#[no_mangle]
-#[unsafe(naked)]
-pub unsafe extern "C" fn clone() {
-    core::arch::naked_asm!(
-        "push rdi",
-        "push rsi",
-        "push rdx",
-        "push rcx",
-        "push r8",
-        "push r9",
-        "push rax",
-        "mov rdi, rdx",
-        "call {prep}",
-        "mov r11, rax",
-        "pop rax",
-        "pop r9",
-        "pop r8",
-        "pop rcx",
-        "pop rdx",
-        "pop rsi",
-        "pop rdi",
-        "jmp r11",
-        prep = sym prepare_clone,
-    )
-}
-
-/// `clone(2)` (glibc's wrapper): see the module comment.
-#[cfg(target_arch = "aarch64")]
-#[no_mangle]
-#[unsafe(naked)]
-pub unsafe extern "C" fn clone() {
-    core::arch::naked_asm!(
-        "stp x29, x30, [sp, #-80]!",
-        "mov x29, sp",
-        "stp x0, x1, [sp, #16]",
-        "stp x2, x3, [sp, #32]",
-        "stp x4, x5, [sp, #48]",
-        "stp x6, x7, [sp, #64]",
-        "mov x0, x2",
-        "bl {prep}",
-        "mov x16, x0",
-        "ldp x0, x1, [sp, #16]",
-        "ldp x2, x3, [sp, #32]",
-        "ldp x4, x5, [sp, #48]",
-        "ldp x6, x7, [sp, #64]",
-        "ldp x29, x30, [sp], #80",
-        "br x16",
-        prep = sym prepare_clone,
-    )
-}
+// starts on another stack: a trampoline (see `crate::trampoline`) runs the
+// preparation with the flags and jumps to glibc's with the caller's
+// registers and stack untouched.
+variadic_trampoline!(
+    "`clone(2)` (glibc's wrapper): see the module comment.",
+    clone,
+    prepare_clone,
+    third_argument
+);

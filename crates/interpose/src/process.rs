@@ -81,6 +81,7 @@ use crate::ops;
 use crate::real;
 use crate::state;
 use crate::sys::{self, errno, set_errno};
+use crate::trampoline::variadic_trampoline;
 
 /// After a successful credential change: new epoch, forget every fd (they
 /// were made kernel-backed before the change), close the old channels.
@@ -347,70 +348,16 @@ extern "C" fn prepare_execle() -> usize {
     real::execle() as usize
 }
 
-// At entry rsp is 8 mod 16; seven pushes make it 0 mod 16 for the call.
-// rax (al: the number of vector registers used by a variadic call) is kept.
-#[cfg(target_arch = "x86_64")]
-macro_rules! variadic_exec {
-    ($name:ident, $prep:ident) => {
-        #[doc = concat!("`", stringify!($name), "(3)`: inheritable fast-path fds become kernel fds, then glibc's runs with the caller's registers and stack untouched.")]
-        #[no_mangle]
-        #[unsafe(naked)]
-        pub unsafe extern "C" fn $name() {
-            core::arch::naked_asm!(
-                "push rdi",
-                "push rsi",
-                "push rdx",
-                "push rcx",
-                "push r8",
-                "push r9",
-                "push rax",
-                "call {prep}",
-                "mov r11, rax",
-                "pop rax",
-                "pop r9",
-                "pop r8",
-                "pop rcx",
-                "pop rdx",
-                "pop rsi",
-                "pop rdi",
-                "jmp r11",
-                prep = sym $prep,
-            )
-        }
+/// The doc comment of the `exec*` trampolines.
+macro_rules! exec_doc {
+    ($name:literal) => {
+        concat!("`", $name, "(3)`: inheritable fast-path fds become kernel fds, then glibc's runs with the caller's registers and stack untouched.")
     };
 }
 
-#[cfg(target_arch = "aarch64")]
-macro_rules! variadic_exec {
-    ($name:ident, $prep:ident) => {
-        #[doc = concat!("`", stringify!($name), "(3)`: inheritable fast-path fds become kernel fds, then glibc's runs with the caller's registers and stack untouched.")]
-        #[no_mangle]
-        #[unsafe(naked)]
-        pub unsafe extern "C" fn $name() {
-            core::arch::naked_asm!(
-                "stp x29, x30, [sp, #-80]!",
-                "mov x29, sp",
-                "stp x0, x1, [sp, #16]",
-                "stp x2, x3, [sp, #32]",
-                "stp x4, x5, [sp, #48]",
-                "stp x6, x7, [sp, #64]",
-                "bl {prep}",
-                "mov x16, x0",
-                "ldp x0, x1, [sp, #16]",
-                "ldp x2, x3, [sp, #32]",
-                "ldp x4, x5, [sp, #48]",
-                "ldp x6, x7, [sp, #64]",
-                "ldp x29, x30, [sp], #80",
-                "br x16",
-                prep = sym $prep,
-            )
-        }
-    };
-}
-
-variadic_exec!(execl, prepare_execl);
-variadic_exec!(execlp, prepare_execlp);
-variadic_exec!(execle, prepare_execle);
+variadic_trampoline!(exec_doc!("execl"), execl, prepare_execl);
+variadic_trampoline!(exec_doc!("execlp"), execlp, prepare_execlp);
+variadic_trampoline!(exec_doc!("execle"), execle, prepare_execle);
 
 // ---- spawning ----------------------------------------------------------------
 

@@ -614,6 +614,15 @@ pub fn preload_or_skip(test: &str) -> Option<String> {
     }
 }
 
+/// `cmd` with `lib` preloaded, or with no library at all (an inherited
+/// `LD_PRELOAD` removed).
+pub fn preload<'a>(cmd: &'a mut Command, lib: Option<&str>) -> &'a mut Command {
+    match lib {
+        Some(lib) => cmd.env("LD_PRELOAD", lib),
+        None => cmd.env_remove("LD_PRELOAD"),
+    }
+}
+
 /// `btfuse stats MOUNT` output.
 pub fn stats(m: &Path) -> String {
     let out = run_timeout(

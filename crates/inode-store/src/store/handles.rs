@@ -242,13 +242,7 @@ impl Store {
     /// kind): `EPERM` unless `c` owns the file or holds `CAP_FOWNER`
     /// (`inode_owner_or_capable`, as the kernel's `setfl` checks).
     pub fn may_set_noatime(&self, c: &Creds, fh: Fh) -> Result<()> {
-        let node = self
-            .handles
-            .read()
-            .get(&fh)
-            .ok_or(Errno::EBADF)?
-            .node
-            .clone();
+        let node = self.handle(fh)?.0;
         match node.owner().owner_or_capable(c) {
             true => Ok(()),
             false => Err(Errno::EPERM),

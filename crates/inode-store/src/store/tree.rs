@@ -582,13 +582,7 @@ impl Store {
     /// [`Store::drop_lookups`] frees it.
     pub fn add_lookup_by_handle(&self, fh: Fh) -> Result<Attr> {
         let t = self.tree.read();
-        let node = self
-            .handles
-            .read()
-            .get(&fh)
-            .ok_or(Errno::EBADF)?
-            .node
-            .clone();
+        let node = self.handle(fh)?.0;
         // An open handle keeps its inode in the table (`maybe_free` needs
         // `open == 0`), and the tree lock keeps it there until we return.
         let e = t.nodes.get(&node.ino).ok_or(Errno::ENOENT)?;
