@@ -62,15 +62,13 @@ fn of_unshare(flags: c_long) -> Change {
     }
 }
 
-/// What `setns(fd, nstype)` changes: 0 accepts any namespace type, and a
-/// pidfd takes a set of them.
+/// What `setns(fd, nstype)` changes: the same `CLONE_NEW*` bits as
+/// `unshare` (a pidfd takes a set of them), and 0 accepts any namespace
+/// type.
 fn of_setns(nstype: c_long) -> Change {
-    if nstype == 0 || nstype & libc::CLONE_NEWUSER as c_long != 0 {
-        Change::Identity
-    } else if nstype & libc::CLONE_NEWNS as c_long != 0 {
-        Change::Paths
-    } else {
-        Change::Nothing
+    match nstype {
+        0 => Change::Identity,
+        _ => of_unshare(nstype),
     }
 }
 
