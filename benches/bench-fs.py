@@ -691,8 +691,23 @@ class Bench:
                                       (10000, 10000)))),
              ("find | xargs -n 100 cat, 10k files", "ms", False, True,
               lambda t: ms(self.timed(t, ["bash", "-c", 'find "$1" -type f -print0 | xargs -0 -n 100 cat | wc -c',
-                                          "bench", R(t) + "/tree10k"], (1, 1))))]
+                                          "bench", R(t) + "/tree10k"], (1, 1)))),
+             ("rsync -a into the target, 10k files", "ms", False, False, lambda t: ms(self.rsync(t, True))),
+             ("rsync -a out of the target, 10k files", "ms", False, True, lambda t: ms(self.rsync(t, False)))]
         return w
+
+    def rsync(self, t, into):
+        """Seconds of `rsync -a` of the 10k-file tree from tmpfs into a new
+        directory of target t, or from t into a new directory of tmpfs
+        (removed after)."""
+        tmpfs_root = dict(self.targets)[TMPFS]["root"]
+        self.counter += 1
+        src_root, dest_root = (tmpfs_root, t["root"]) if into else (t["root"], tmpfs_root)
+        dest = os.path.join(dest_root, "scratch", "rsync%d" % self.counter)
+        try:
+            return self.timed(t, ["rsync", "-a", os.path.join(src_root, "tree10k") + "/", dest + "/"])
+        finally:
+            shutil.rmtree(dest, ignore_errors=True)
 
     def make_project(self, t):
         """Seconds of `make -j2` of the generated C project, from clean."""
@@ -991,6 +1006,8 @@ def target_checks(rows):
     check("du -s 10k: preload ≤ 1.2× tmpfs", "du -s 10k", PRELOAD, TMPFS, 1.2, True)
     check("find -exec stat {} +: preload ≤ FUSE warm", "find -exec stat", PRELOAD, WARM, 1, True)
     check("xargs pipeline: preload ≤ FUSE warm", "find | xargs", PRELOAD, WARM, 1, True)
+    check("rsync -a into: preload ≥ 2× faster than FUSE warm", "rsync -a into", PRELOAD, WARM, 2, False)
+    check("rsync -a out of: preload ≥ 2× faster than FUSE warm", "rsync -a out of", PRELOAD, WARM, 2, False)
     check("seq write: preload ≥ 5× FUSE warm", "seq write", PRELOAD, WARM, 5, False)
     check("seq read: preload ≥ 1× FUSE warm", "seq read", PRELOAD, WARM, 1, False)
     return checks
@@ -1073,7 +1090,7 @@ def main():
     base_env.pop("LD_PRELOAD", None)
     notes = []
 
-    for program in ("git", "make"):  # the git status and make -j2 rows
+    for program in ("git", "make", "rsync"):  # the git status, make -j2 and rsync rows
         ensure_installed(program, program)
     progress.show("populating tmpfs")
     t = m.tmpfs("tmpfs", size)

@@ -6,6 +6,10 @@
 //! they mean. Lock-free, fixed size, no allocation:
 //!
 //! * `map[fd]` holds `ofd index + 1`, or 0 when the fd is not ours;
+//! * `located[fd]` likewise for a kernel fd that stays the kernel's: an
+//!   `O_PATH` directory fd on a mount, which the OFD shadows with a
+//!   fast-path handle of the same directory for the paths relative to it
+//!   (see `ops::located`);
 //! * an OFD is shared by `dup`s of one open (offset, flags, handle), with a
 //!   reference count. The slot's `state` says free/allocated; `refs == 0`
 //!   on an allocated slot means its last reference is being torn down. A user of an OFD holds a reference for
@@ -46,6 +50,8 @@ pub struct Ofd {
     /// Serialises offset updates (read/write/lseek), like the kernel's
     /// `f_pos_lock`; taken with bounded spinning only (see `ops`).
     pub pos_lock: AtomicU32,
+    /// Inode number of the file (0: not known).
+    pub ino: AtomicU64,
 }
 
 impl Ofd {
@@ -59,6 +65,7 @@ impl Ofd {
             mount: AtomicU32::new(0),
             epoch: AtomicU32::new(0),
             pos_lock: AtomicU32::new(0),
+            ino: AtomicU64::new(0),
         }
     }
 
@@ -84,15 +91,19 @@ pub struct OfdInit {
     pub mount: u32,
     /// Current fork epoch.
     pub epoch: u32,
+    /// Inode number (0: not known).
+    pub ino: u64,
 }
 
 /// The table: `NFD` fd numbers, `NOFD` open file descriptions.
 pub struct FdTable<const NFD: usize, const NOFD: usize> {
     map: [AtomicU32; NFD],
+    located: [AtomicU32; NFD],
     ofds: [Ofd; NOFD],
     /// Allocation hint (next slot to try).
     hint: AtomicU32,
-    /// One more than the highest fd ever installed (bounds scans).
+    /// One more than the highest fd ever installed in either map (bounds
+    /// scans).
     high: AtomicU32,
 }
 
@@ -109,6 +120,7 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
     pub const fn new() -> Self {
         FdTable {
             map: [const { AtomicU32::new(0) }; NFD],
+            located: [const { AtomicU32::new(0) }; NFD],
             ofds: [const { Ofd::new() }; NOFD],
             hint: AtomicU32::new(0),
             high: AtomicU32::new(0),
@@ -153,6 +165,7 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
                 o.mount.store(init.mount, Ordering::Relaxed);
                 o.epoch.store(init.epoch, Ordering::Relaxed);
                 o.pos_lock.store(0, Ordering::Relaxed);
+                o.ino.store(init.ino, Ordering::Relaxed);
                 self.hint.store(((i + 1) % NOFD) as u32, Ordering::Relaxed);
                 return Some(OfdRef { idx: i as u32 });
             }
@@ -171,13 +184,29 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
 
     /// A counted reference to the OFD behind `fd`, if `fd` is ours.
     pub fn get(&self, fd: i32) -> Option<OfdRef> {
+        self.get_in(&self.map, fd)
+    }
+
+    /// A counted reference to the OFD shadowing kernel fd `fd`, if any.
+    pub fn get_located(&self, fd: i32) -> Option<OfdRef> {
+        self.get_in(&self.located, fd)
+    }
+
+    /// Whether kernel fd `fd` has a shadowing OFD right now (one relaxed
+    /// load, like [`FdTable::is_ours`]).
+    #[inline]
+    pub fn is_located(&self, fd: i32) -> bool {
+        (fd as u32 as usize) < NFD && self.located[fd as usize].load(Ordering::Relaxed) != 0
+    }
+
+    fn get_in(&self, map: &[AtomicU32; NFD], fd: i32) -> Option<OfdRef> {
         if (fd as u32 as usize) >= NFD {
             return None;
         }
         loop {
             // Acquire: pairs with the Release in `install`, so the OFD's
             // fields are visible.
-            let v = self.map[fd as usize].load(Ordering::Acquire);
+            let v = map[fd as usize].load(Ordering::Acquire);
             if v == 0 {
                 return None;
             }
@@ -196,7 +225,7 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
                         // Still the same mapping? Then the reference is to
                         // the OFD the fd names (even if recycled meanwhile,
                         // the fd now names the recycled one).
-                        if self.map[fd as usize].load(Ordering::Acquire) == v {
+                        if map[fd as usize].load(Ordering::Acquire) == v {
                             return Some(OfdRef { idx });
                         }
                         self.put_quiet(OfdRef { idx });
@@ -206,7 +235,7 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
                 }
             }
             // The mapping changed under us: look again.
-            if self.map[fd as usize].load(Ordering::Acquire) == v {
+            if map[fd as usize].load(Ordering::Acquire) == v {
                 return None;
             }
         }
@@ -221,12 +250,27 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
         (prev != 0).then(|| OfdRef { idx: prev - 1 })
     }
 
+    /// Makes the OFD of `r` shadow kernel fd `fd` (consuming the
+    /// reference); returns the one that shadowed it before, to
+    /// [`FdTable::put`].
+    pub fn install_located(&self, fd: i32, r: OfdRef) -> Option<OfdRef> {
+        let prev = self.located[fd as usize].swap(r.idx + 1, Ordering::AcqRel);
+        self.high.fetch_max(fd as u32 + 1, Ordering::Relaxed);
+        (prev != 0).then(|| OfdRef { idx: prev - 1 })
+    }
+
     /// Makes `fd` not ours; returns the reference it held.
     pub fn remove(&self, fd: i32) -> Option<OfdRef> {
-        if (fd as u32 as usize) >= NFD {
-            return None;
-        }
-        let prev = self.map[fd as usize].swap(0, Ordering::AcqRel);
+        Self::take(&self.map, fd)
+    }
+
+    /// Makes kernel fd `fd` unshadowed; returns the reference it held.
+    pub fn remove_located(&self, fd: i32) -> Option<OfdRef> {
+        Self::take(&self.located, fd)
+    }
+
+    fn take(map: &[AtomicU32; NFD], fd: i32) -> Option<OfdRef> {
+        let prev = map.get(fd as u32 as usize)?.swap(0, Ordering::AcqRel);
         (prev != 0).then(|| OfdRef { idx: prev - 1 })
     }
 
@@ -261,11 +305,20 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
         v.checked_sub(1)
     }
 
-    pub fn for_each_in(&self, lo: u32, hi: u32, mut f: impl FnMut(i32)) {
+    pub fn for_each_in(&self, lo: u32, hi: u32, f: impl FnMut(i32)) {
+        self.for_each_set(&self.map, lo, hi, f);
+    }
+
+    /// Calls `f(fd)` for every shadowed kernel fd in `lo..=hi`.
+    pub fn for_each_located_in(&self, lo: u32, hi: u32, f: impl FnMut(i32)) {
+        self.for_each_set(&self.located, lo, hi, f);
+    }
+
+    fn for_each_set(&self, map: &[AtomicU32; NFD], lo: u32, hi: u32, mut f: impl FnMut(i32)) {
         let end = (self.high.load(Ordering::Relaxed) as u64).min(hi as u64 + 1);
         let mut fd = lo as u64;
         while fd < end {
-            if self.map[fd as usize].load(Ordering::Relaxed) != 0 {
+            if map[fd as usize].load(Ordering::Relaxed) != 0 {
                 f(fd as i32);
             }
             fd += 1;

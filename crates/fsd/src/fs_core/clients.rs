@@ -24,6 +24,10 @@ pub enum HandleKind {
     File,
     /// A directory (`Store::opendir`).
     Dir,
+    /// A directory opened `O_PATH` (`Store::open_path`): a base for the
+    /// paths of later calls and nothing else (no listing), as the kernel's
+    /// `O_PATH` descriptors are.
+    Path,
 }
 
 /// One client process.
@@ -103,6 +107,16 @@ impl Client {
         }
     }
 
+    /// The handle, if this client owns it as a directory a path may be
+    /// relative to ([`HandleKind::Dir`] or [`HandleKind::Path`]).
+    pub fn check_base(&self, fh: u64) -> Result<Fh, Errno> {
+        match self.handles.lock().get(&fh) {
+            Some(HandleKind::Dir | HandleKind::Path) => Ok(Fh(fh)),
+            Some(HandleKind::File) => Err(Errno(libc::ENOTDIR)),
+            None => Err(Errno(libc::EBADF)),
+        }
+    }
+
     /// Kind of an owned handle.
     pub fn kind(&self, fh: u64) -> Result<HandleKind, Errno> {
         self.handles
@@ -134,7 +148,7 @@ impl Client {
 fn release_in_store(store: &Store, fh: Fh, kind: HandleKind) -> Result<(), Errno> {
     match kind {
         HandleKind::File => store.release(fh),
-        HandleKind::Dir => store.releasedir(fh),
+        HandleKind::Dir | HandleKind::Path => store.releasedir(fh),
     }
 }
 

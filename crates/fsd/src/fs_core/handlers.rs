@@ -108,8 +108,7 @@ impl Handler for Handlers<'_> {
     fn open(&mut self, req: &ops::Open, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<OpenOut> {
         let flags = req.flags as i32;
         if flags & libc::O_PATH != 0 {
-            // An O_PATH descriptor is the kernel's business.
-            return Err(OpError::Escaped);
+            return self.open_path(req, p, flags);
         }
         let creat = flags & libc::O_CREAT != 0;
         let excl = creat && flags & libc::O_EXCL != 0;

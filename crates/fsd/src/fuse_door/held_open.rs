@@ -57,6 +57,10 @@ impl FuseFs {
             .clients
             .holder_kind(pid, image, c, fh)
             .or_else(on_behalf)?;
+        if kind == HandleKind::Path {
+            // Not a handle to open anything through: see `HandleKind::Path`.
+            return None;
+        }
         let fh = Fh(fh);
         if kind == HandleKind::Dir {
             // A removed directory stays removed (nlink 0 for good).

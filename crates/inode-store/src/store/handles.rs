@@ -151,6 +151,18 @@ impl Store {
         Ok(self.add_handle(c, node, kind))
     }
 
+    /// A handle of directory `ino` for `O_PATH`: no permission on the
+    /// directory itself is needed (the path to it was searched), and the
+    /// caller must not list through it (see `fsd`'s `HandleKind::Path`).
+    pub fn open_path(&self, c: &Creds, ino: Ino) -> Result<Fh> {
+        let node = self.tree.read().node(ino)?;
+        if node.kind != FileKind::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        let cursor = HandleKind::Dir(Arc::new(Mutex::new(DirCursor::default())));
+        Ok(self.add_handle(c, node, cursor))
+    }
+
     /// open(O_CREAT): creates a regular file, or opens the existing one
     /// (EEXIST with O_EXCL).
     pub fn create(

@@ -51,6 +51,7 @@ pub(super) unsafe fn dup3_impl(
 ) -> c_int {
     let saved = errno();
     ops::evict_internal(new);
+    ops::forget_located(new);
     let Some(r) = FDS.get(old) else {
         let res = real();
         if res >= 0 && FDS.is_ours(new) {

@@ -29,8 +29,17 @@ pub(super) unsafe fn do_openat(
         At::Err(e) => err(e),
         At::Ours(t) => {
             // O_TMPFILE includes the O_DIRECTORY bit: compare all of it.
-            if flags & libc::O_PATH != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE {
+            if flags & libc::O_TMPFILE == libc::O_TMPFILE {
                 return real_at(&t, dirfd, p, real);
+            }
+            if flags & libc::O_PATH != 0 {
+                // The kernel's fd; a directory's is shadowed for the paths
+                // relative to it (see `ops::located`).
+                let k = real_at(&t, dirfd, p, real);
+                if flags & ops::SHADOWED == ops::SHADOWED {
+                    ops::shadow(&t, flags, k);
+                }
+                return k;
             }
             let r = ops::open(&t, flags, mode);
             finish!(saved, r, t, dirfd, p, |d, q| real(d, q))
@@ -85,6 +94,7 @@ pub(super) unsafe fn close(fd: c_int) -> c_int {
     if ops::is_nullfd(fd) {
         ops::evict_internal(fd);
     }
+    ops::forget_located(fd);
     // SAFETY: forwards the caller's argument.
     unsafe { real::close()(fd) }
 }
@@ -97,6 +107,9 @@ pub(super) unsafe fn close_range_impl(lo: c_uint, hi: c_uint, flags: c_int) -> c
         FDS.for_each_in(lo, hi, close_ours);
     }
     ops::forget_nullfd_in(lo, hi);
+    if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {
+        FDS.for_each_located_in(lo, hi, ops::forget_located);
+    }
     // Our sockets in range, ascending, stay open.
     let mut start = lo as u64;
     let mut r = 0;

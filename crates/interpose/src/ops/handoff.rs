@@ -114,6 +114,7 @@ pub(crate) fn open_stamped(t: &Target, flags: c_int, mode: u32) -> R<(c_int, u64
         handle: fh,
         mount: t.mount as u32,
         epoch: state::epoch(),
+        ino: attr.ino,
     };
     let Some(r) = FDS.alloc(init) else {
         release(t.mount, fh);

@@ -12,18 +12,22 @@
 //! the fast path ready), `file`
 //! (data calls on an open file; its offset lives in the fd table's open
 //! file description), `siblings` (a directory's attributes listed into the
-//! cache for a process that stats its names one by one), `xattr`.
+//! cache for a process that stats its names one by one), `located` (kernel
+//! `O_PATH` directory fds whose relative paths take the fast path),
+//! `xattr`.
 
 mod attrs;
 mod file;
 mod fork;
 mod handoff;
+mod located;
 mod siblings;
 mod xattr;
 
 pub(crate) use attrs::*;
 pub(crate) use file::*;
 pub(crate) use handoff::*;
+pub(crate) use located::*;
 pub(crate) use xattr::*;
 
 use core::ffi::{c_char, c_int};
@@ -80,6 +84,9 @@ pub(crate) struct Target {
     pub(crate) len: usize,
     /// The directory fd the path is relative to (kept referenced).
     pub(crate) dir: Option<OfdRef>,
+    /// That fd, when it is the kernel's (a shadowed `O_PATH` one, see
+    /// [`located`]); -1 otherwise.
+    pub(crate) kernel_dir: c_int,
 }
 
 impl Drop for Target {
@@ -100,6 +107,9 @@ impl Target {
     /// [`kernel_reopen`]), for handing a dirfd-relative call to the
     /// kernel; the errno if there is none.
     pub(crate) fn with_kernel_dir<T>(&self, f: impl FnOnce(c_int) -> T) -> Result<T, i32> {
+        if self.kernel_dir >= 0 {
+            return Ok(f(self.kernel_dir));
+        }
         let Some(d) = &self.dir else {
             return Ok(f(libc::AT_FDCWD));
         };
@@ -143,11 +153,13 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
         return At::Real;
     }
     let dir_ours = dirfd != libc::AT_FDCWD && FDS.is_ours(dirfd);
+    let dir_located = !dir_ours && dirfd >= 0 && FDS.is_located(dirfd);
     let Ok(first) = uaccess::read_val(p) else {
         return At::Real;
     };
     if first != b'/' as c_char
         && !dir_ours
+        && !dir_located
         && (dirfd != libc::AT_FDCWD || !state::ready(fork::register_handlers) || !state::cwd_near())
     {
         return At::Real;
@@ -179,7 +191,7 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
     }
     // After a change of root or mount namespace (`crate::namespace`) the
     // mount table no longer says what a name from the root or the cwd is.
-    if (path[0] == b'/' || !dir_ours) && state::paths_by_kernel() {
+    if (path[0] == b'/' || !(dir_ours || dir_located)) && state::paths_by_kernel() {
         return At::Real;
     }
     let tail = path::tail(path);
@@ -189,6 +201,7 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
         buf: [0; PATH_MAX],
         len: 0,
         dir: None,
+        kernel_dir: -1,
     };
     if path[0] == b'/' {
         let Some((m, rest)) = path::classify(state::table(), Comps::new(path, b"")) else {
@@ -211,6 +224,19 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
             return At::Real;
         };
         t.mount = m;
+        t.len = len;
+    } else if dir_located {
+        let Some(r) = located_dir(dirfd) else {
+            return At::Real;
+        };
+        let o = FDS.ofd(r.idx);
+        t.mount = o.mount.load(Ordering::Relaxed) as usize;
+        t.base = o.handle.load(Ordering::Relaxed);
+        t.dir = Some(r);
+        t.kernel_dir = dirfd;
+        let Some(len) = path::write_rel(b"", Comps::new(path, b""), tail, &mut t.buf) else {
+            return At::Real;
+        };
         t.len = len;
     } else {
         let Some(r) = FDS.get(dirfd) else {

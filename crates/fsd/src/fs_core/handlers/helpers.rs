@@ -43,6 +43,33 @@ impl Handlers<'_> {
         Ok(done)
     }
 
+    /// `open` with `O_PATH`: only of a directory (`O_DIRECTORY`), whose
+    /// handle ([`HandleKind::Path`]) serves as the base of later paths, as
+    /// the kernel's `O_PATH` descriptor it shadows (the library keeps both,
+    /// see `interpose`'s `ops::located`). Everything else `O_PATH` is the
+    /// kernel's. The path is searched as for any open; the directory itself
+    /// needs no permission.
+    pub(super) fn open_path(&self, req: &ops::Open, p: Paths<'_>, flags: i32) -> OpResult<OpenOut> {
+        if flags & libc::O_DIRECTORY == 0 {
+            return Err(OpError::Escaped);
+        }
+        self.client.room_for_handle()?;
+        let stamp = self.store.quiet_stamp();
+        let attr = self
+            .walk(req.base, p.path, flags & libc::O_NOFOLLOW == 0)?
+            .found()?;
+        if attr.kind != FileKind::Directory {
+            return Err(err(libc::ENOTDIR));
+        }
+        let fh = self.store.open_path(&self.client.creds, attr.ino)?;
+        self.client.adopt(fh, HandleKind::Path);
+        Ok(OpenOut {
+            fh: fh.0,
+            attr: wire_attr(&attr),
+            stamp: self.kept(stamp),
+        })
+    }
+
     /// Inode of an owned handle of either kind.
     pub(super) fn handle_ino(&self, fh: u64) -> OpResult<Ino> {
         self.client.kind(fh)?;
@@ -54,7 +81,7 @@ impl Handlers<'_> {
         if fh == 0 {
             return Ok(ROOT_INO);
         }
-        let dir = self.client.check(fh, HandleKind::Dir)?;
+        let dir = self.client.check_base(fh)?;
         Ok(self.store.handle_ino(dir)?)
     }
 
