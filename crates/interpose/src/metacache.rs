@@ -23,7 +23,9 @@
 //!
 //! Memory: one fixed table of [`NENT`] entries of 256 bytes, mapped on the
 //! first insert (nothing at load, nothing for a process that never
-//! stats a mount file), two-way set associative, the older stamp evicted.
+//! stats a mount file), [`WAYS`]-way set associative, the oldest stamp
+//! evicted (a copy under a second key, [`insert_spare`], evicts nothing
+//! current: three keys of one set must not take turns missing).
 //! Each entry is a seqlock: readers never write shared lines, so threads
 //! of one process hit in parallel; a writer that finds an entry busy
 //! simply does not cache.
@@ -222,9 +224,18 @@ fn key_words(path: &[u8]) -> [u64; KEY_WORDS] {
     w
 }
 
-fn set_of(t: &'static [Entry; NENT], h: u64) -> [&'static Entry; 2] {
-    let i = (h as usize) & (NENT - 1) & !1;
-    [&t[i], &t[i + 1]]
+/// Entries per set. Two made some processes of a stat loop over 1 000
+/// names (~3 000 keys with the listings' and the raw paths') miss one
+/// name per pass for good, the daemon then kept busy answering them.
+const WAYS: usize = 4;
+
+/// The set of hash `h`, its ways in the order lookups probe them and
+/// inserts prefer them: from a way the hash picks, so that most keys sit
+/// in the first way probed (one cache line per hit, as with two ways).
+fn set_of(t: &'static [Entry; NENT], h: u64) -> [&'static Entry; WAYS] {
+    let i = (h as usize) & (NENT - 1) & !(WAYS - 1);
+    let first = (h >> 62) as usize;
+    core::array::from_fn(|k| &t[i + (first + k) % WAYS])
 }
 
 /// A cached answer: the attributes, or the errno of a missing name.
@@ -344,6 +355,18 @@ fn read(
 /// to be kept). `key.how` may hold both [`FOLLOW`] and [`NOFOLLOW`] when
 /// the answer is the same for both (see [`reuse`]).
 pub(crate) fn insert(key: &Key<'_>, answer: &Answer, stamp: u64) {
+    put(key, answer, stamp, u64::MAX);
+}
+
+/// [`insert`] of a second key of an answer kept under another: it takes
+/// only a free or stale entry (of an older stamp), never a current one.
+pub(crate) fn insert_spare(key: &Key<'_>, answer: &Answer, stamp: u64) {
+    put(key, answer, stamp, stamp);
+}
+
+/// Keeps `answer` in the entry of its set with the oldest stamp, if that
+/// stamp is below `evict_below`.
+fn put(key: &Key<'_>, answer: &Answer, stamp: u64, evict_below: u64) {
     if stamp == 0 || key.path.len() > KEY_MAX {
         return;
     }
@@ -351,12 +374,14 @@ pub(crate) fn insert(key: &Key<'_>, answer: &Answer, stamp: u64) {
         return;
     };
     let (path_words, h) = key.words_and_hash();
-    let [a, b] = set_of(t, h);
-    // Replace the entry with the older stamp (stale ones first).
-    let e = if a.w[W_STAMP].load(Ordering::Relaxed) <= b.w[W_STAMP].load(Ordering::Relaxed) {
-        a
-    } else {
-        b
+    // The entry with the oldest stamp (stale ones first, then free ones;
+    // on a tie the first probed).
+    let Some(e) = set_of(t, h)
+        .into_iter()
+        .min_by_key(|e| e.w[W_STAMP].load(Ordering::Relaxed))
+        .filter(|e| e.w[W_STAMP].load(Ordering::Relaxed) < evict_below)
+    else {
+        return;
     };
     let s = e.seq.load(Ordering::Relaxed);
     if s & 1 != 0
@@ -530,6 +555,57 @@ mod tests {
             None,
             "may be a symlink's target"
         );
+    }
+
+    /// `WAYS + 1` distinct paths whose keys fall into one set.
+    fn one_set_paths() -> Vec<Vec<u8>> {
+        let set =
+            |p: &[u8]| (key(p, NOFOLLOW).words_and_hash().1 as usize) & (NENT - 1) & !(WAYS - 1);
+        let mut by_set = std::collections::HashMap::<usize, Vec<Vec<u8>>>::new();
+        (0u32..)
+            .map(|i| format!("t5/{i}").into_bytes())
+            .find_map(|p| {
+                let same = by_set.entry(set(&p)).or_default();
+                same.push(p);
+                (same.len() > WAYS).then(|| same.clone())
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_set_keeps_its_ways_and_a_spare_key_displaces_nothing_current() {
+        let _one = serial();
+        let paths = one_set_paths();
+        let (full, extra) = paths.split_at(WAYS);
+        for (i, p) in full.iter().enumerate() {
+            insert(
+                &key(p, NOFOLLOW),
+                &Ok(attr(i as u64 + 20, libc::S_IFREG)),
+                40,
+            );
+        }
+        for (i, p) in full.iter().enumerate() {
+            let a = attr(i as u64 + 20, libc::S_IFREG);
+            assert_eq!(lookup(&key(p, NOFOLLOW), 40), Some(Ok(a)), "way {i}");
+        }
+        let x = attr(30, libc::S_IFREG);
+        insert_spare(&key(&extra[0], NOFOLLOW), &Ok(x), 40);
+        assert_eq!(
+            lookup(&key(&extra[0], NOFOLLOW), 40),
+            None,
+            "all ways current"
+        );
+        assert!(full.iter().all(|p| lookup(&key(p, NOFOLLOW), 40).is_some()));
+        // Newer: the others are stale now, and a spare key takes one.
+        insert_spare(&key(&extra[0], NOFOLLOW), &Ok(x), 41);
+        assert_eq!(lookup(&key(&extra[0], NOFOLLOW), 41), Some(Ok(x)));
+        // A first key displaces the oldest when all are current.
+        insert(&key(&full[0], NOFOLLOW), &Ok(attr(20, libc::S_IFREG)), 41);
+        assert_eq!(
+            lookup(&key(&full[0], NOFOLLOW), 41),
+            Some(Ok(attr(20, libc::S_IFREG)))
+        );
+        assert_eq!(lookup(&key(&extra[0], NOFOLLOW), 41), Some(Ok(x)));
     }
 
     #[test]

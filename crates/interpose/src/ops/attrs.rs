@@ -64,12 +64,16 @@ fn cached(
     prefetch: impl FnOnce() -> bool,
     ask: impl FnOnce() -> R<ops::StatOut>,
 ) -> R<WireAttr> {
-    let keep = |k: &metacache::Key<'_>, answer: &metacache::Answer, stamp: u64| {
+    // `also` is a second key of the same answer: it displaces nothing.
+    let keep = |k: &metacache::Key<'_>, answer: &metacache::Answer, stamp: u64, spare: bool| {
         let k = metacache::Key {
             how: metacache::reuse(k.how, answer),
             ..*k
         };
-        metacache::insert(&k, answer, stamp);
+        match spare {
+            false => metacache::insert(&k, answer, stamp),
+            true => metacache::insert_spare(&k, answer, stamp),
+        }
     };
     let hit = || {
         let g = channel::generation(key.mount)?;
@@ -77,7 +81,7 @@ fn cached(
         metacache::count(true);
         // Found by the resolved path: next time by the string.
         if let Some(k) = also {
-            keep(k, &a, g);
+            keep(k, &a, g, true);
         }
         Some(a)
     };
@@ -90,8 +94,9 @@ fn cached(
         0 => Ok(out.attr),
         _ => Err(libc::ENOENT),
     };
-    for k in core::iter::once(key).chain(also) {
-        keep(k, &answer, out.stamp);
+    keep(key, &answer, out.stamp, false);
+    if let Some(k) = also {
+        keep(k, &answer, out.stamp, true);
     }
     answer.map_err(Fail::Errno)
 }
