@@ -374,12 +374,15 @@ fn put(key: &Key<'_>, answer: &Answer, stamp: u64, evict_below: u64) {
         return;
     };
     let (path_words, h) = key.words_and_hash();
-    // The entry with the oldest stamp (stale ones first, then free ones;
-    // on a tie the first probed).
-    let Some(e) = set_of(t, h)
-        .into_iter()
-        .min_by_key(|e| e.w[W_STAMP].load(Ordering::Relaxed))
-        .filter(|e| e.w[W_STAMP].load(Ordering::Relaxed) < evict_below)
+    // The first way probed if it is free or stale (usually: one line read),
+    // else the entry with the oldest stamp (on a tie the first probed).
+    let ways = set_of(t, h);
+    let stamp_of = |e: &&Entry| e.w[W_STAMP].load(Ordering::Relaxed);
+    let oldest = || ways.into_iter().min_by_key(stamp_of);
+    let Some(e) = Some(ways[0])
+        .filter(|e| stamp_of(e) < stamp)
+        .or_else(oldest)
+        .filter(|e| stamp_of(e) < evict_below)
     else {
         return;
     };
