@@ -131,14 +131,36 @@ static TABLE: AtomicPtr<Entry> = AtomicPtr::new(core::ptr::null_mut());
 static HITS: AtomicU64 = AtomicU64::new(0);
 static MISSES: AtomicU64 = AtomicU64::new(0);
 
+/// Pages of the table.
+const PAGES: usize = size_of::<[Entry; NENT]>() / 4096;
+const _: () = assert!(PAGES.is_multiple_of(64) && (4096 / size_of::<Entry>()).is_multiple_of(WAYS));
+
+/// One bit per page of the table, set once an insert wrote an entry in
+/// it: a lookup reads no page before that (a set lies in one page). A
+/// read would map the kernel's shared zero page, and the first write then
+/// has to replace it, flushing it from the TLB of every CPU the process's
+/// threads ran on (IPIs: 9% of a preloaded `git status`, 20 threads).
+static WRITTEN: [AtomicU64; PAGES / 64] = [const { AtomicU64::new(0) }; PAGES / 64];
+
+/// The page of the set of hash `h`, as (word, bit) of [`WRITTEN`].
+fn page_bit(h: u64) -> (&'static AtomicU64, u64) {
+    let page = (h as usize & (NENT - 1)) * size_of::<Entry>() / 4096;
+    (&WRITTEN[page / 64], 1 << (page % 64))
+}
+
+/// Whether an insert has written in the page of the set of hash `h`.
+fn written(h: u64) -> bool {
+    let (word, bit) = page_bit(h);
+    word.load(Ordering::Relaxed) & bit != 0
+}
+
 /// Answers kept so far, up to [`POPULATE_AFTER`].
 static KEPT: AtomicU64 = AtomicU64::new(0);
 
 /// Answers a process keeps before its whole table is faulted in at once.
-/// Until then each page comes in on first use, and a page first read by a
-/// lookup (the kernel maps the shared zero page) and then written by an
-/// insert faults twice and is copied, which also flushes it from the TLB
-/// of every CPU the process runs threads on (with 20 threads, `git status`
+/// Until then each page comes in at its first insert (see [`WRITTEN`]:
+/// before it was kept from lookups, a page first read by one faulted twice
+/// and was flushed from every CPU's TLB; with 20 threads `git status`
 /// spent 17% of its time there). A process that keeps this many answers
 /// is a heavy user (a tree walk, `find -exec stat`: 41.5 -> 34.6 ms over
 /// 10 000 files): one `MADV_POPULATE_WRITE` of the 4 MiB costs it less
@@ -262,6 +284,9 @@ pub(crate) fn lookup_with(
     }
     let t = table()?;
     let (want, h) = key.words_and_hash();
+    if !written(h) {
+        return None;
+    }
     set_of(t, h)
         .into_iter()
         .find_map(|e| read(e, key, h, &want, &generation))
@@ -375,18 +400,25 @@ fn put(key: &Key<'_>, answer: &Answer, stamp: u64, evict_below: u64) {
     };
     let (path_words, h) = key.words_and_hash();
     // The first way probed if it is free or stale (usually: one line read),
-    // else the entry with the oldest stamp (on a tie the first probed).
+    // else the entry with the oldest stamp (on a tie the first probed). In
+    // a page nothing was written to, all are free: not even read (see
+    // `WRITTEN`), the first is taken with a write.
     let ways = set_of(t, h);
+    let fresh = !written(h);
     let stamp_of = |e: &&Entry| e.w[W_STAMP].load(Ordering::Relaxed);
     let oldest = || ways.into_iter().min_by_key(stamp_of);
     let Some(e) = Some(ways[0])
-        .filter(|e| stamp_of(e) < stamp)
+        .filter(|e| fresh || stamp_of(e) < stamp)
         .or_else(oldest)
-        .filter(|e| stamp_of(e) < evict_below)
+        .filter(|e| fresh || stamp_of(e) < evict_below)
     else {
         return;
     };
-    let s = e.seq.load(Ordering::Relaxed);
+    let s = if fresh {
+        0
+    } else {
+        e.seq.load(Ordering::Relaxed)
+    };
     if s & 1 != 0
         || e.seq
             .compare_exchange(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
@@ -416,6 +448,10 @@ fn put(key: &Key<'_>, answer: &Answer, stamp: u64, evict_below: u64) {
     }
     // Release: the words above are visible before the even count.
     e.seq.store(s + 2, Ordering::Release);
+    if fresh {
+        let (word, bit) = page_bit(h);
+        word.fetch_or(bit, Ordering::Relaxed);
+    }
     // Relaxed: a count; exactly one insert sees POPULATE_AFTER.
     if KEPT.load(Ordering::Relaxed) < POPULATE_AFTER
         && KEPT.fetch_add(1, Ordering::Relaxed) + 1 == POPULATE_AFTER
