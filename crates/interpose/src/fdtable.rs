@@ -30,6 +30,9 @@ pub const KIND_DIR: u32 = 1 << 31;
 /// which glibc's stdio and exec'd children use behind the library's back.
 pub const KIND_KERNEL: u32 = 1 << 30;
 
+/// Words of the attributes an OFD keeps from its open (`proto::WireAttr`).
+pub const ATTR_WORDS: usize = 11;
+
 /// One open file description.
 #[derive(Debug)]
 pub struct Ofd {
@@ -52,6 +55,11 @@ pub struct Ofd {
     pub pos_lock: AtomicU32,
     /// Inode number of the file (0: not known).
     pub ino: AtomicU64,
+    /// The change generation under which [`Ofd::attr`] holds (0: none).
+    pub attr_stamp: AtomicU64,
+    /// The attributes the open returned, written before the OFD is
+    /// installed and never after.
+    pub attr: [AtomicU64; ATTR_WORDS],
 }
 
 impl Ofd {
@@ -66,6 +74,8 @@ impl Ofd {
             epoch: AtomicU32::new(0),
             pos_lock: AtomicU32::new(0),
             ino: AtomicU64::new(0),
+            attr_stamp: AtomicU64::new(0),
+            attr: [const { AtomicU64::new(0) }; ATTR_WORDS],
         }
     }
 
@@ -166,6 +176,7 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
                 o.epoch.store(init.epoch, Ordering::Relaxed);
                 o.pos_lock.store(0, Ordering::Relaxed);
                 o.ino.store(init.ino, Ordering::Relaxed);
+                o.attr_stamp.store(0, Ordering::Relaxed);
                 self.hint.store(((i + 1) % NOFD) as u32, Ordering::Relaxed);
                 return Some(OfdRef { idx: i as u32 });
             }

@@ -21,7 +21,7 @@ pub(super) fn fstat_ours(fd: c_int, st: *mut libc::stat) -> Option<c_int> {
     Some(ret_int(
         saved,
         f.and_then(|f| {
-            let a = ops::stat_handle(f.mount, f.fh)?;
+            let a = ops::stat_file(&f)?;
             ops::fill_stat(st, &a, dev(f.mount)).map(|()| 0)
         }),
     ))
@@ -95,7 +95,7 @@ pub(super) unsafe fn statx(
     if flags & libc::AT_EMPTY_PATH != 0 && !p.is_null() && uaccess::read_val(p) == Ok(0) {
         if let Some(f) = ops::file(d) {
             let r = f.and_then(|f| {
-                let a = ops::stat_handle(f.mount, f.fh)?;
+                let a = ops::stat_file(&f)?;
                 ops::fill_statx(buf, &a, f.mount).map(|()| 0)
             });
             return ret_int(saved, r);

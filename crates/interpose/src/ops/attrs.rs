@@ -2,6 +2,9 @@
 //! `statvfs`, and the `SetAttr` requests of chmod, chown, truncate, utimens.
 
 use super::*;
+use crate::fdtable::{Ofd, ATTR_WORDS};
+
+const _: () = assert!(size_of::<WireAttr>() == ATTR_WORDS * 8);
 
 /// The cache's form of a `stat` (`nofollow`: `lstat`).
 fn how(nofollow: bool) -> u64 {
@@ -43,6 +46,34 @@ pub(crate) fn stat_path(t: &Target, nofollow: bool, raw: Option<&AbsPath>) -> R<
         };
         request(t.mount, &stat, t.rel(), b"")
     })
+}
+
+/// Keeps an open's attributes in its new OFD (not yet installed), as the
+/// answer of an `fstat` while nothing changes on the mount (`stamp`, 0:
+/// not to be kept). In the OFD, which the open has just written, rather
+/// than in the cache, whose entry would be a cold line (measured: +0.2 µs
+/// on an open+read+close loop that never asks).
+pub(crate) fn keep_open_attr(o: &Ofd, attr: &WireAttr, stamp: u64) {
+    // SAFETY: WireAttr is plain integers, ATTR_WORDS words long.
+    let words = unsafe { core::mem::transmute::<WireAttr, [u64; ATTR_WORDS]>(*attr) };
+    for (slot, w) in o.attr.iter().zip(words) {
+        slot.store(w, Ordering::Relaxed);
+    }
+    o.attr_stamp.store(stamp, Ordering::Relaxed);
+}
+
+/// `fstat` of an open file: what its open returned while nothing changed
+/// on the mount since (a `cat`, a compiler, python `fstat` every file
+/// right after opening it), else [`stat_handle`].
+pub(crate) fn stat_file(f: &FileRef) -> R<WireAttr> {
+    let o = f.ofd();
+    let stamp = o.attr_stamp.load(Ordering::Relaxed);
+    if stamp != 0 && channel::generation(f.mount) == Some(stamp) {
+        let words = core::array::from_fn(|i| o.attr[i].load(Ordering::Relaxed));
+        // SAFETY: as in `keep_open_attr`.
+        return Ok(unsafe { core::mem::transmute::<[u64; ATTR_WORDS], WireAttr>(words) });
+    }
+    stat_handle(f.mount, f.fh)
 }
 
 /// `fstat` of a handle, from the cache while it holds.

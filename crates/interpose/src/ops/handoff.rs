@@ -95,9 +95,6 @@ pub(crate) fn open_stamped(t: &Target, flags: c_int, mode: u32) -> R<(c_int, u64
         flags: wire_flags,
         mode,
     };
-    // (Keeping `attr` as the answer of the `fstat` that may follow costs a
-    // write to a cold cache page per open: measured slower for
-    // open+read+close loops than the round trip it saves for some.)
     let ops::OpenOut { fh, attr, stamp } = request(t.mount, &open, t.rel(), b"")?;
     let kind = attr.mode & libc::S_IFMT;
     if kind != libc::S_IFREG && kind != libc::S_IFDIR {
@@ -120,6 +117,7 @@ pub(crate) fn open_stamped(t: &Target, flags: c_int, mode: u32) -> R<(c_int, u64
         release(t.mount, fh);
         return Err(Fail::Errno(libc::ENFILE));
     };
+    keep_open_attr(FDS.ofd(r.idx), &attr, stamp);
     match placeholder(0, flags & libc::O_CLOEXEC != 0) {
         Ok(fd) if (fd as usize) < FDS.capacity() => {
             if let Some(prev) = FDS.install(fd, r) {
