@@ -327,3 +327,39 @@ print(oct(os.lstat(os.path.join(d, "f251")).st_mode & 0o7777))
     // two stats after it ask (and start nothing: two is a streak again).
     assert!(asked <= 8, "{asked} stat round trips for 302 stats");
 }
+
+/// What an open said of its file answers its `fstat` and its reads at the
+/// end only while nothing changed: a file another process grew, through
+/// either door, after this one's open and its read to the end, gives the
+/// new bytes and the new size at once.
+#[test]
+fn an_open_file_grown_by_another_process_is_read_to_its_new_end() {
+    let Some(lib) = preload_or_skip("an_open_file_grown_by_another_process_is_read_to_its_new_end")
+    else {
+        return;
+    };
+    let mnt = BtfuseGuard::new("64M");
+    let f = mnt.path().join("grows");
+    std::fs::write(&f, b"first").unwrap();
+    // The appender runs with the library (fast path) or without (FUSE door).
+    let script = r#"
+import os, subprocess, sys
+p = sys.argv[1]
+fd = os.open(p, os.O_RDONLY)
+out = [os.fstat(fd).st_size, os.read(fd, 100), os.read(fd, 100)]
+for door, env in (("fast", dict(os.environ)), ("kernel", {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"})):
+    subprocess.run([sys.executable, "-c", "import sys; open(sys.argv[1], 'ab').write(b'+" + door + "')", p], env=env, check=True)
+    out += [os.fstat(fd).st_size, os.read(fd, 100), os.read(fd, 100)]
+print(out)
+"#;
+    let out = preloaded_python(&lib, script, &f);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "[5, b'first', b'', 10, b'+fast', b'', 17, b'+kernel', b'']"
+    );
+}

@@ -62,18 +62,23 @@ pub(crate) fn keep_open_attr(o: &Ofd, attr: &WireAttr, stamp: u64) {
     o.attr_stamp.store(stamp, Ordering::Relaxed);
 }
 
-/// `fstat` of an open file: what its open returned while nothing changed
-/// on the mount since (a `cat`, a compiler, python `fstat` every file
-/// right after opening it), else [`stat_handle`].
-pub(crate) fn stat_file(f: &FileRef) -> R<WireAttr> {
+/// The attributes an open file's open returned, if nothing changed on the
+/// mount since (then they are its attributes now).
+pub(crate) fn open_attr(f: &FileRef) -> Option<WireAttr> {
     let o = f.ofd();
     let stamp = o.attr_stamp.load(Ordering::Relaxed);
-    if stamp != 0 && channel::generation(f.mount) == Some(stamp) {
-        let words = core::array::from_fn(|i| o.attr[i].load(Ordering::Relaxed));
-        // SAFETY: as in `keep_open_attr`.
-        return Ok(unsafe { core::mem::transmute::<[u64; ATTR_WORDS], WireAttr>(words) });
+    if stamp == 0 || channel::generation(f.mount) != Some(stamp) {
+        return None;
     }
-    stat_handle(f.mount, f.fh)
+    let words = core::array::from_fn(|i| o.attr[i].load(Ordering::Relaxed));
+    // SAFETY: as in `keep_open_attr`.
+    Some(unsafe { core::mem::transmute::<[u64; ATTR_WORDS], WireAttr>(words) })
+}
+
+/// `fstat` of an open file: [`open_attr`] (a `cat`, a compiler, python
+/// `fstat` every file right after opening it), else [`stat_handle`].
+pub(crate) fn stat_file(f: &FileRef) -> R<WireAttr> {
+    open_attr(f).map_or_else(|| stat_handle(f.mount, f.fh), Ok)
 }
 
 /// `fstat` of a handle, from the cache while it holds.

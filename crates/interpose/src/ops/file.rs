@@ -141,6 +141,12 @@ impl FileRef {
         if !self.readable() {
             return Err(Fail::Errno(libc::EBADF));
         }
+        // At or past the end the open saw, nothing having changed since: the
+        // end of the file, without asking (`cat` and python read until a
+        // read returns 0).
+        if super::open_attr(self).is_some_and(|a| off >= a.size) {
+            return Ok(0);
+        }
         let total = iov_total(iov);
         let mut done = 0usize;
         while done < total {
