@@ -41,11 +41,11 @@ use crate::{mapped::Mapping, state};
 pub(crate) const NENT: usize = 1 << 14;
 /// Longest path kept (longer ones are not cached).
 pub(crate) const KEY_MAX: usize = 15 * 8;
-const ATTR_WORDS: usize = size_of::<WireAttr>() / 8;
+use crate::fdtable::ATTR_WORDS;
 const KEY_WORDS: usize = KEY_MAX / 8;
 const META_WORDS: usize = 5;
 const WORDS: usize = 1 + META_WORDS + ATTR_WORDS + KEY_WORDS;
-const _: () = assert!(size_of::<WireAttr>().is_multiple_of(8));
+const _: () = assert!(size_of::<WireAttr>() == ATTR_WORDS * 8);
 const _: () = assert!(WORDS == 32);
 
 /// The entry answers `stat` (follows a final symlink).
@@ -370,10 +370,20 @@ fn read(
     if shape & ABSENT != 0 {
         return Some((Err(libc::ENOENT), mount));
     }
-    // SAFETY: WireAttr is plain integers (any bit pattern valid), exactly
-    // ATTR_WORDS words long (asserted above).
-    let attr = unsafe { core::mem::transmute::<[u64; ATTR_WORDS], WireAttr>(words) };
-    Some((Ok(attr), mount))
+    Some((Ok(attr_of_words(words)), mount))
+}
+
+/// `attr` as the words the cache and an open file description keep.
+pub(crate) fn attr_words(attr: &WireAttr) -> [u64; ATTR_WORDS] {
+    // SAFETY: WireAttr is plain integers, exactly ATTR_WORDS words long
+    // (asserted above).
+    unsafe { core::mem::transmute::<WireAttr, [u64; ATTR_WORDS]>(*attr) }
+}
+
+/// The attributes [`attr_words`] made `words` of.
+pub(crate) fn attr_of_words(words: [u64; ATTR_WORDS]) -> WireAttr {
+    // SAFETY: as in `attr_words`; any bit pattern is a valid WireAttr.
+    unsafe { core::mem::transmute::<[u64; ATTR_WORDS], WireAttr>(words) }
 }
 
 /// Keeps `answer`, the daemon's answer for `key` stamped `stamp` (0: not
@@ -438,9 +448,7 @@ fn put(key: &Key<'_>, answer: &Answer, stamp: u64, evict_below: u64) {
         Err(_) => (WireAttr::default(), ABSENT),
     };
     set(W_SHAPE, key.path.len() as u64 | key.how << 32 | absent);
-    // SAFETY: WireAttr is plain integers, ATTR_WORDS words long.
-    let words = unsafe { core::mem::transmute::<WireAttr, [u64; ATTR_WORDS]>(attr) };
-    for (i, v) in words.iter().enumerate() {
+    for (i, v) in attr_words(&attr).iter().enumerate() {
         set(W_ATTR + i, *v);
     }
     for (i, v) in path_words.iter().enumerate() {

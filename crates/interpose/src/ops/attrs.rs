@@ -2,9 +2,7 @@
 //! `statvfs`, and the `SetAttr` requests of chmod, chown, truncate, utimens.
 
 use super::*;
-use crate::fdtable::{Ofd, ATTR_WORDS};
-
-const _: () = assert!(size_of::<WireAttr>() == ATTR_WORDS * 8);
+use crate::fdtable::Ofd;
 
 /// The cache's form of a `stat` (`nofollow`: `lstat`).
 fn how(nofollow: bool) -> u64 {
@@ -54,9 +52,7 @@ pub(crate) fn stat_path(t: &Target, nofollow: bool, raw: Option<&AbsPath>) -> R<
 /// than in the cache, whose entry would be a cold line (measured: +0.2 µs
 /// on an open+read+close loop that never asks).
 pub(crate) fn keep_open_attr(o: &Ofd, attr: &WireAttr, stamp: u64) {
-    // SAFETY: WireAttr is plain integers, ATTR_WORDS words long.
-    let words = unsafe { core::mem::transmute::<WireAttr, [u64; ATTR_WORDS]>(*attr) };
-    for (slot, w) in o.attr.iter().zip(words) {
+    for (slot, w) in o.attr.iter().zip(metacache::attr_words(attr)) {
         slot.store(w, Ordering::Relaxed);
     }
     o.attr_stamp.store(stamp, Ordering::Relaxed);
@@ -71,8 +67,7 @@ pub(crate) fn open_attr(f: &FileRef) -> Option<WireAttr> {
         return None;
     }
     let words = core::array::from_fn(|i| o.attr[i].load(Ordering::Relaxed));
-    // SAFETY: as in `keep_open_attr`.
-    Some(unsafe { core::mem::transmute::<[u64; ATTR_WORDS], WireAttr>(words) })
+    Some(metacache::attr_of_words(words))
 }
 
 /// `fstat` of an open file: [`open_attr`] (a `cat`, a compiler, python

@@ -238,12 +238,7 @@ fn reopen_once(o: &crate::fdtable::Ofd, how: Reopen) -> R<c_int> {
         let _ = request(mount, &ops::DropHandleName { fh }, b"", b"");
     }
     let k = opened.map_err(|e| Fail::Errno(if e == libc::ENOENT { libc::ESTALE } else { e }))?;
-    // SAFETY: all-zero is a valid stat buffer for fstat to fill.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    let same = sys::sc!(libc::SYS_fstat, k, &mut st as *mut libc::stat).is_ok()
-        && st.st_ino == ours.ino
-        && st.st_dev == state::MOUNTS[mount].dev.load(Ordering::Relaxed);
-    if !same {
+    if kernel_ino(k, mount) != Some(ours.ino) {
         sys::close(k);
         return Err(Fail::Errno(libc::ESTALE));
     }

@@ -94,8 +94,9 @@ pub(crate) fn forget_located(fd: c_int) {
 }
 
 /// The inode number of what kernel fd `fd` is open on, if that is on
-/// `mount`, from the kernel's cache.
-fn kernel_ino(fd: c_int, mount: usize) -> Option<u64> {
+/// `mount`, from the kernel's cache (device and inode never change: no
+/// FUSE request is needed to know them).
+pub(crate) fn kernel_ino(fd: c_int, mount: usize) -> Option<u64> {
     // SAFETY: all-zero is a valid statx buffer for the kernel to fill.
     let mut stx: libc::statx = unsafe { core::mem::zeroed() };
     sys::sc!(

@@ -225,45 +225,54 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
         };
         t.mount = m;
         t.len = len;
-    } else if dir_located {
-        let Some(r) = located_dir(dirfd) else {
-            return At::Real;
-        };
-        let o = FDS.ofd(r.idx);
-        t.mount = o.mount.load(Ordering::Relaxed) as usize;
-        t.base = o.handle.load(Ordering::Relaxed);
-        t.dir = Some(r);
-        t.kernel_dir = dirfd;
-        let Some(len) = path::write_rel(b"", Comps::new(path, b""), tail, &mut t.buf) else {
-            return At::Real;
-        };
-        t.len = len;
     } else {
-        let Some(r) = FDS.get(dirfd) else {
-            return At::Real;
+        let r = match dir_located {
+            true => located_dir(dirfd).ok_or(None),
+            false => our_dir(dirfd),
+        };
+        let r = match r {
+            Ok(r) => r,
+            Err(None) => return At::Real,
+            Err(Some(e)) => return At::Err(e),
         };
         let o = FDS.ofd(r.idx);
-        if o.epoch.load(Ordering::Relaxed) != state::epoch() {
-            put(r);
-            return match forget_inherited(dirfd) {
-                Ok(()) => At::Real,
-                Err(Fail::Errno(e)) => At::Err(e),
-                Err(Fail::Real) => At::Real,
-            };
-        }
-        if !o.is_dir() {
-            put(r);
-            return At::Err(libc::ENOTDIR);
-        }
         t.mount = o.mount.load(Ordering::Relaxed) as usize;
         t.base = o.handle.load(Ordering::Relaxed);
         t.dir = Some(r);
         let Some(len) = path::write_rel(b"", Comps::new(path, b""), tail, &mut t.buf) else {
-            return At::Err(libc::ENAMETOOLONG);
+            // The kernel answers for its own fd; ours is a placeholder.
+            return if dir_located {
+                At::Real
+            } else {
+                At::Err(libc::ENAMETOOLONG)
+            };
         };
         t.len = len;
+        if dir_located {
+            t.kernel_dir = dirfd;
+        }
     }
     At::Ours(t)
+}
+
+/// The OFD of fast-path directory fd `dirfd` (a counted reference); else
+/// the errno a path relative to it fails with, or `None` when the kernel
+/// resolves it.
+fn our_dir(dirfd: c_int) -> Result<OfdRef, Option<i32>> {
+    let r = FDS.get(dirfd).ok_or(None)?;
+    let o = FDS.ofd(r.idx);
+    if o.epoch.load(Ordering::Relaxed) != state::epoch() {
+        put(r);
+        return Err(match forget_inherited(dirfd) {
+            Err(Fail::Errno(e)) => Some(e),
+            Ok(()) | Err(Fail::Real) => None,
+        });
+    }
+    if !o.is_dir() {
+        put(r);
+        return Err(Some(libc::ENOTDIR));
+    }
+    Ok(r)
 }
 
 /// Drops a reference to an OFD, releasing its handle when it was the last.
