@@ -173,8 +173,12 @@ impl OurDir {
         // channel) and `blen` bytes long.
         let records = unsafe { core::slice::from_raw_parts(bulk.cast_const(), blen) };
         let records = &records[..(out.bytes as usize).min(blen)];
-        let stamp = if with_attrs { out.stamp } else { 0 };
-        let (n, all) = self.take(records, with_attrs, f.mount, f.fh, stamp);
+        if with_attrs {
+            let whole = self.cookie == 0 && out.eof == 1;
+            let named = self.named.as_ref();
+            listing::keep(f.mount, Some(f.fh), named, records, out.stamp, whole);
+        }
+        let (n, all) = self.take(records, with_attrs);
         // The last batch saves the round trip that would find nothing more.
         self.last = out.eof == 1 && all == out.entries;
         self.pos = 0;
@@ -186,20 +190,11 @@ impl OurDir {
     }
 
     /// Copies the records of a listing (header, attributes if
-    /// `with_attrs`, name) into our buffer as plain records (header, name),
-    /// keeping each entry's attributes in the cache as the answer of
-    /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)` when `stamp` allows;
+    /// `with_attrs`, name) into our buffer as plain records (header, name);
     /// returns the bytes used and the entries taken. The daemon sends no
     /// more than our buffer holds once the attributes are taken out
     /// (`Readdir::max`).
-    fn take(
-        &mut self,
-        records: &[u8],
-        with_attrs: bool,
-        mount: usize,
-        dir: u64,
-        stamp: u64,
-    ) -> (usize, u64) {
+    fn take(&mut self, records: &[u8], with_attrs: bool) -> (usize, u64) {
         let hl = size_of::<DirEntryHeader>();
         let (mut n, mut taken) = (0usize, 0u64);
         for e in listing::records(records, with_attrs) {
@@ -208,7 +203,6 @@ impl OurDir {
             if n + plain > DIRBUF {
                 break;
             }
-            listing::keep(mount, Some(dir), self.named.as_ref(), &e, stamp);
             self.buf[n..n + hl].copy_from_slice(proto::bytes_of(&e.header));
             self.buf[n + hl..n + hl + nl].copy_from_slice(e.name);
             self.buf[n + hl + nl..n + plain].fill(0);

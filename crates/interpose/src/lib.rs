@@ -58,6 +58,8 @@ mod hooks;
 mod lifecycle;
 #[cfg(not(test))]
 mod listing;
+
+mod listcache;
 #[cfg(not(test))]
 mod mapped;
 

@@ -1,4 +1,4 @@
-//! Listings with attributes (`Readdir` with `plus`) read into the metadata
+//! Listings with attributes (`Readdir` with `plus`) read into the listing
 //! cache: what a `DIR` stream (`dir`) and the sibling prefetch
 //! (`ops::siblings`) share.
 
@@ -6,6 +6,7 @@ use core::mem::size_of;
 
 use proto::{DirEntryHeader, WireAttr};
 
+use crate::listcache::{self, ListedDir};
 use crate::metacache;
 
 /// The path a directory was opened by: its entries' attributes then also
@@ -39,20 +40,6 @@ impl Named {
     pub(crate) fn stamp(&self) -> u64 {
         self.stamp
     }
-
-    /// `path/name` (just `name` at the mount root) into `buf`.
-    fn child<'b>(&self, name: &[u8], buf: &'b mut [u8; metacache::KEY_MAX]) -> Option<&'b [u8]> {
-        let dir = &self.path[..self.len];
-        let sep = usize::from(!dir.is_empty() && !dir.ends_with(b"/"));
-        let n = dir.len() + sep + name.len();
-        if n > buf.len() {
-            return None;
-        }
-        buf[..dir.len()].copy_from_slice(dir);
-        buf[dir.len()..dir.len() + sep].fill(b'/');
-        buf[dir.len() + sep..n].copy_from_slice(name);
-        Some(&buf[..n])
-    }
 }
 
 /// One record of a listing.
@@ -85,43 +72,25 @@ pub(crate) fn records(bytes: &[u8], with_attrs: bool) -> impl Iterator<Item = Li
     })
 }
 
-/// Keeps a listed entry's attributes, stamped `stamp`, as the answer of
-/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)` for directory handle `dir`
-/// (if any) and, while nothing changed since `named` was opened, of
-/// `lstat(path/name)`.
+/// Keeps a listing with attributes (`records`, stamped `stamp`) of
+/// directory handle `dir` (if any) as the answers of `fstatat(dir, name,
+/// AT_SYMLINK_NOFOLLOW)` and, while nothing changed since `named` was
+/// opened, of `lstat(path/name)` (see `listcache`); `whole`: the records
+/// are the whole directory.
 pub(crate) fn keep(
     mount: usize,
     dir: Option<u64>,
     named: Option<&Named>,
-    e: &Listed<'_>,
+    records: &[u8],
     stamp: u64,
+    whole: bool,
 ) {
-    let Some(attr) = e.attr else {
-        return;
+    let named = named.filter(|n| n.stamp == stamp);
+    let listed = ListedDir {
+        mount,
+        handle: dir,
+        path: named.map(|n| (n.base, &n.path[..n.len])),
     };
-    if stamp == 0 || e.name == b"." || e.name == b".." {
-        return;
-    }
-    let answer = Ok(attr);
-    let how = metacache::reuse(metacache::NOFOLLOW, &answer);
-    if let Some(base) = dir {
-        let key = metacache::Key {
-            mount,
-            base,
-            path: e.name,
-            how,
-        };
-        metacache::insert(&key, &answer, stamp);
-    }
-    let mut buf = [0u8; metacache::KEY_MAX];
-    let by_path = named.filter(|n| n.stamp == stamp);
-    if let Some((n, path)) = by_path.and_then(|n| Some((n, n.child(e.name, &mut buf)?))) {
-        let key = metacache::Key {
-            mount,
-            base: n.base,
-            path,
-            how,
-        };
-        metacache::insert(&key, &answer, stamp);
-    }
+    let entries = self::records(records, true).filter_map(|e| Some((e.name, e.attr?)));
+    listcache::keep(&listed, entries, stamp, whole);
 }

@@ -42,7 +42,8 @@ pub(crate) const NENT: usize = 1 << 14;
 /// Longest path kept (longer ones are not cached).
 pub(crate) const KEY_MAX: usize = 15 * 8;
 use crate::fdtable::ATTR_WORDS;
-const KEY_WORDS: usize = KEY_MAX / 8;
+/// Words of the longest path kept.
+pub(crate) const KEY_WORDS: usize = KEY_MAX / 8;
 const META_WORDS: usize = 5;
 const WORDS: usize = 1 + META_WORDS + ATTR_WORDS + KEY_WORDS;
 const _: () = assert!(size_of::<WireAttr>() == ATTR_WORDS * 8);
@@ -232,11 +233,13 @@ fn epoch() -> u32 {
     TEST_EPOCH.load(Ordering::Relaxed)
 }
 
-fn owner(mount: usize) -> u64 {
+/// The owner word of an answer for `mount`: this credential epoch's.
+pub(crate) fn owner(mount: usize) -> u64 {
     epoch() as u64 | (mount as u64) << 32
 }
 
-fn key_words(path: &[u8]) -> [u64; KEY_WORDS] {
+/// `path` as zero-padded words.
+pub(crate) fn key_words(path: &[u8]) -> [u64; KEY_WORDS] {
     let mut w = [0u64; KEY_WORDS];
     for (i, chunk) in path.chunks(8).enumerate() {
         let mut b = [0u8; 8];

@@ -6,6 +6,8 @@
 //! which resolves them against the base directory and answers
 //! `proto::ESCAPED` when the path leaves the mount.
 
+use core::mem::MaybeUninit;
+
 use proto::mountinfo::{MountEntry, MountTable};
 
 /// Components of up to two byte strings read as one path (`a` + "/" + `b`),
@@ -138,14 +140,16 @@ pub fn classify<'a>(t: &MountTable, comps: Comps<'a>) -> Option<(usize, Comps<'a
 /// Writes `prefix` (already clean, mount-relative, may be empty) followed by
 /// `rest` into `out`, joined by single slashes, then `/` or `/.` for a
 /// [`Tail::Slash`] or [`Tail::Dot`] unless the result is the base itself,
-/// which is `.`. Returns the length, or `None` when it does not fit.
-pub fn write_rel(prefix: &[u8], rest: Comps<'_>, tail: Tail, out: &mut [u8]) -> Option<usize> {
+/// which is `.`. Returns what it wrote, or `None` when it does not fit.
+pub fn write_rel<'o>(
+    prefix: &[u8],
+    rest: Comps<'_>,
+    tail: Tail,
+    out: &'o mut [MaybeUninit<u8>],
+) -> Option<&'o [u8]> {
     let mut n = 0;
-    let mut push = |s: &[u8], out: &mut [u8]| -> Option<()> {
-        if n + s.len() > out.len() {
-            return None;
-        }
-        out[n..n + s.len()].copy_from_slice(s);
+    let mut push = |s: &[u8], out: &mut [MaybeUninit<u8>]| -> Option<()> {
+        out.get_mut(n..n + s.len())?.write_copy_of_slice(s);
         n += s.len();
         Some(())
     };
@@ -163,7 +167,8 @@ pub fn write_rel(prefix: &[u8], rest: Comps<'_>, tail: Tail, out: &mut [u8]) -> 
         (false, Tail::Dot) => push(b"/.", out)?,
         (false, Tail::Plain) => {}
     }
-    Some(n)
+    // SAFETY: the first `n` bytes were written above.
+    Some(unsafe { core::slice::from_raw_parts(out.as_ptr().cast(), n) })
 }
 
 /// Writes the clean absolute path `mountpoint` + "/" + `rel` (`rel` as made
@@ -205,11 +210,11 @@ mod tests {
 
     fn rel(t: &MountTable, a: &[u8], b: &[u8]) -> Option<(u32, String)> {
         let (i, rest) = classify(t, Comps::new(a, b))?;
-        let mut out = [0u8; 64];
-        let n = write_rel(b"", rest, tail(if b.is_empty() { a } else { b }), &mut out)?;
+        let mut out = [MaybeUninit::uninit(); 64];
+        let rel = write_rel(b"", rest, tail(if b.is_empty() { a } else { b }), &mut out)?;
         Some((
             t.mounts()[i].minor,
-            String::from_utf8(out[..n].to_vec()).unwrap(),
+            String::from_utf8(rel.to_vec()).unwrap(),
         ))
     }
 
@@ -278,24 +283,18 @@ mod tests {
 
     #[test]
     fn write_rel_reports_overflow() {
-        let mut out = [0u8; 4];
-        assert_eq!(
-            write_rel(b"", Comps::new(b"abcd", b""), Tail::Plain, &mut out),
-            Some(4)
-        );
-        assert_eq!(
-            write_rel(b"", Comps::new(b"abcde", b""), Tail::Plain, &mut out),
-            None
-        );
-        assert_eq!(
-            write_rel(b"ab", Comps::new(b"cd", b""), Tail::Plain, &mut out),
-            None
-        );
-        let mut out = [0u8; 16];
-        let n = write_rel(b"ab", Comps::new(b"cd", b""), Tail::Slash, &mut out).unwrap();
-        assert_eq!(&out[..n], b"ab/cd/");
-        let n = write_rel(b"ab", Comps::new(b"cd", b""), Tail::Dot, &mut out).unwrap();
-        assert_eq!(&out[..n], b"ab/cd/.");
+        let mut out = [MaybeUninit::uninit(); 4];
+        let mut rel = |prefix: &[u8], rest: &[u8], tail| {
+            write_rel(prefix, Comps::new(rest, b""), tail, &mut out).map(<[u8]>::to_vec)
+        };
+        assert_eq!(rel(b"", b"abcd", Tail::Plain), Some(b"abcd".to_vec()));
+        assert_eq!(rel(b"", b"abcde", Tail::Plain), None);
+        assert_eq!(rel(b"ab", b"cd", Tail::Plain), None);
+        let mut out = [MaybeUninit::uninit(); 16];
+        let rel = write_rel(b"ab", Comps::new(b"cd", b""), Tail::Slash, &mut out);
+        assert_eq!(rel, Some(&b"ab/cd/"[..]));
+        let rel = write_rel(b"ab", Comps::new(b"cd", b""), Tail::Dot, &mut out);
+        assert_eq!(rel, Some(&b"ab/cd/."[..]));
     }
 
     #[test]

@@ -34,7 +34,8 @@ impl Store {
     /// is NOT consumed) or the end. Resuming from a cookie continues strictly
     /// after the name it was handed out for, so concurrent inserts and
     /// removals never duplicate an entry or skip a survivor. `f` runs with
-    /// no store lock held and may call back into the store.
+    /// no store lock held (only the handle's own cursor) and may call back
+    /// into the store, but not list through the same handle.
     /// The entries come without attributes (`DirEntry::attr` is `None`).
     pub fn readdir(&self, fh: Fh, offset: u64, f: impl FnMut(&DirEntry<'_>) -> bool) -> Result<()> {
         self.readdir_stamped(fh, offset, false, f).map(drop)
@@ -134,13 +135,16 @@ impl Store {
                 more = n == READDIR_BATCH && it.next().is_some();
             }
             let mut start = 0;
+            // Held for the batch, not taken per entry; `f` never reaches
+            // this handle's cursor.
+            let mut cur = cursor.lock();
             for &(end, (ino, kind, attr)) in &batch {
                 let name = &names[start..end];
                 start = end;
                 let cookie = match name {
                     b"." => 1,
                     b".." => 2,
-                    _ => cursor.lock().cookie_of(name),
+                    _ => cur.cookie_of(name),
                 };
                 let de = DirEntry {
                     ino,

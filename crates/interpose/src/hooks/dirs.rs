@@ -22,14 +22,14 @@ pub(super) unsafe fn opendir(p: *const c_char) -> *mut DIR {
         // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         unsafe { real::opendir()(q) }
     };
-    match ops::resolve_at(AT_FDCWD, p) {
+    match ops::resolve_at(AT_FDCWD, p, &mut ops::Target::new()) {
         At::Real => real(AT_FDCWD, p),
         At::Err(e) => {
             set_errno(e);
             core::ptr::null_mut()
         }
         At::Ours(t) => {
-            match ops::open_stamped(&t, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0) {
+            match ops::open_stamped(t, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0) {
                 Ok((fd, stamp)) => {
                     match dir::new_stream(fd, listing::Named::new(t.base, t.rel(), stamp)) {
                         Some(d) => ok(saved, d),

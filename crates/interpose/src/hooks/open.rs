@@ -24,24 +24,24 @@ pub(super) unsafe fn do_openat(
     real: impl FnOnce(c_int, *const c_char) -> c_int,
 ) -> c_int {
     let saved = errno();
-    match ops::resolve_at(dirfd, p) {
+    match ops::resolve_at(dirfd, p, &mut ops::Target::new()) {
         At::Real => real(dirfd, p),
         At::Err(e) => err(e),
         At::Ours(t) => {
             // O_TMPFILE includes the O_DIRECTORY bit: compare all of it.
             if flags & libc::O_TMPFILE == libc::O_TMPFILE {
-                return real_at(&t, dirfd, p, real);
+                return real_at(t, dirfd, p, real);
             }
             if flags & libc::O_PATH != 0 {
                 // The kernel's fd; a directory's is shadowed for the paths
                 // relative to it (see `ops::located`).
-                let k = real_at(&t, dirfd, p, real);
+                let k = real_at(t, dirfd, p, real);
                 if flags & ops::SHADOWED == ops::SHADOWED {
-                    ops::shadow(&t, flags, k);
+                    ops::shadow(t, flags, k);
                 }
                 return k;
             }
-            let r = ops::open(&t, flags, mode);
+            let r = ops::open(t, flags, mode);
             finish!(saved, r, t, dirfd, p, |d, q| real(d, q))
         }
     }

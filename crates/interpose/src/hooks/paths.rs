@@ -114,10 +114,10 @@ pub(super) unsafe fn name_to_handle_at(
             Err(e) => err(e),
         };
     }
-    match ops::resolve_at(d, p) {
+    match ops::resolve_at(d, p, &mut ops::Target::new()) {
         At::Real => real(d, p),
         At::Err(e) => err(e),
-        At::Ours(t) => real_at(&t, d, p, real),
+        At::Ours(t) => real_at(t, d, p, real),
     }
 }
 
@@ -133,7 +133,7 @@ pub(super) unsafe fn path_op<O: Operation>(
     real: impl Fn(c_int, *const c_char) -> c_int,
 ) -> c_int {
     let saved = errno();
-    match ops::resolve_at(dirfd, p) {
+    match ops::resolve_at(dirfd, p, &mut ops::Target::new()) {
         At::Real => real(dirfd, p),
         At::Err(e) => err(e),
         At::Ours(t) => {
@@ -153,10 +153,10 @@ pub(super) unsafe fn faccessat(d: c_int, p: *const c_char, mode: c_int, flags: c
             // SAFETY: forwards the caller's arguments.
             unsafe { real::faccessat()(dd, q, mode, flags) }
         };
-        return match ops::resolve_at(d, p) {
+        return match ops::resolve_at(d, p, &mut ops::Target::new()) {
             At::Real => real(d, p),
             At::Err(e) => err(e),
-            At::Ours(t) => real_at(&t, d, p, real),
+            At::Ours(t) => real_at(t, d, p, real),
         };
     }
     let access = |base| proto::ops::Access {
@@ -197,7 +197,7 @@ pub(super) unsafe fn mknodat(d: c_int, p: *const c_char, mode: mode_t, dev: libc
     };
     let m = kind | (mode & 0o7777 & !state::umask());
     let saved = errno();
-    match ops::resolve_at(d, p) {
+    match ops::resolve_at(d, p, &mut ops::Target::new()) {
         // SAFETY: forwards the caller's arguments.
         At::Real => unsafe { real::mknodat()(d, p, mode, dev) },
         At::Err(e) => err(e),
@@ -242,7 +242,7 @@ pub(super) unsafe fn symlinkat(target: *const c_char, d: c_int, p: *const c_char
         // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         unsafe { real::symlinkat()(target, dd, q) }
     };
-    match ops::resolve_at(d, p) {
+    match ops::resolve_at(d, p, &mut ops::Target::new()) {
         At::Real => real(d, p),
         At::Err(e) => err(e),
         At::Ours(t) => {
@@ -250,7 +250,7 @@ pub(super) unsafe fn symlinkat(target: *const c_char, d: c_int, p: *const c_char
             // A target that cannot be read (or is too long): the kernel
             // answers, in its own order.
             let Ok(tx) = uaccess::strncpy_from_user(&mut buf, target) else {
-                return real_at(&t, d, p, real);
+                return real_at(t, d, p, real);
             };
             if tx.is_empty() {
                 return err(libc::ENOENT);
@@ -274,7 +274,7 @@ pub(super) unsafe fn readlinkat(
         // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         unsafe { real::readlinkat()(dd, q, buf, n) }
     };
-    match ops::resolve_at(d, p) {
+    match ops::resolve_at(d, p, &mut ops::Target::new()) {
         At::Real => real(d, p),
         At::Err(e) => err(e),
         At::Ours(t) => {
@@ -306,8 +306,9 @@ pub(super) unsafe fn two_paths<O: Operation>(
     real: impl Fn(c_int, *const c_char, c_int, *const c_char) -> c_int,
 ) -> c_int {
     let saved = errno();
-    let t1 = ops::resolve_at(d1, p1);
-    let t2 = ops::resolve_at(d2, p2);
+    let (mut slot1, mut slot2) = (ops::Target::new(), ops::Target::new());
+    let t1 = ops::resolve_at(d1, p1, &mut slot1);
+    let t2 = ops::resolve_at(d2, p2, &mut slot2);
     // With kernel fds of the same directories in place of ours.
     let call_real = |t1: &At, t2: &At| -> c_int {
         let with_dir = |t: &At, d: c_int, f: &mut dyn FnMut(c_int) -> c_int| match t {
@@ -387,12 +388,12 @@ pub(super) unsafe fn setattr_path(
     real: impl Fn(c_int, *const c_char) -> c_int,
 ) -> c_int {
     let saved = errno();
-    match ops::resolve_at(d, p) {
+    match ops::resolve_at(d, p, &mut ops::Target::new()) {
         At::Real => real(d, p),
         At::Err(e) => err(e),
         At::Ours(t) => {
             let r = s
-                .and_then(|s| ops::setattr(t.mount, Some(&t), 0, nofollow, &s))
+                .and_then(|s| ops::setattr(t.mount, Some(t), 0, nofollow, &s))
                 .map(|_| 0);
             finish!(saved, r, t, d, p, |dd, q| real(dd, q))
         }

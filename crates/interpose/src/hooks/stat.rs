@@ -69,11 +69,11 @@ pub(super) unsafe fn stat_at(
         Abs::Miss(raw) => (raw.as_ptr(), Some(raw)),
         Abs::No => (p, None),
     };
-    match ops::resolve_at(dirfd, q) {
+    match ops::resolve_at(dirfd, q, &mut ops::Target::new()) {
         At::Real => real(dirfd, p),
         At::Err(e) => err(e),
         At::Ours(t) => {
-            let r = ops::stat_path(&t, nofollow, raw.as_ref())
+            let r = ops::stat_path(t, nofollow, raw.as_ref())
                 .and_then(|a| ops::fill_stat(st, &a, dev(t.mount)).map(|()| 0));
             finish!(saved, r, t, dirfd, p, |d, q| real(d, q))
         }
@@ -116,11 +116,11 @@ pub(super) unsafe fn statx(
         Abs::Miss(raw) => (raw.as_ptr(), Some(raw)),
         Abs::No => (p, None),
     };
-    match ops::resolve_at(d, q) {
+    match ops::resolve_at(d, q, &mut ops::Target::new()) {
         At::Real => real(d, p),
         At::Err(e) => err(e),
         At::Ours(t) => {
-            let r = ops::stat_path(&t, nofollow, raw.as_ref())
+            let r = ops::stat_path(t, nofollow, raw.as_ref())
                 .and_then(|a| ops::fill_statx(buf, &a, t.mount).map(|()| 0));
             finish!(saved, r, t, d, p, |dd, q| real(dd, q))
         }
@@ -136,11 +136,11 @@ pub(super) unsafe fn path_fs_query(
     real: impl Fn(*const c_char) -> c_int,
 ) -> c_int {
     let saved = errno();
-    match ops::resolve_at(AT_FDCWD, p) {
+    match ops::resolve_at(AT_FDCWD, p, &mut ops::Target::new()) {
         At::Real => real(p),
         At::Err(e) => err(e),
         At::Ours(t) => {
-            let r = query(&ops::FsOf::path(&t)).map(|()| 0);
+            let r = query(&ops::FsOf::path(t)).map(|()| 0);
             finish!(saved, r, t, AT_FDCWD, p, |_d, q| real(q))
         }
     }

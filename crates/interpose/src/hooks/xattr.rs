@@ -44,10 +44,10 @@ pub(super) unsafe fn path_xattr(
     real: impl Fn(*const c_char) -> ssize_t,
 ) -> ssize_t {
     let saved = errno();
-    match ops::resolve_at(AT_FDCWD, p) {
+    match ops::resolve_at(AT_FDCWD, p, &mut ops::Target::new()) {
         At::Real => real(p),
         At::Err(e) => err(e),
-        At::Ours(t) => match f(&ops::XattrAt::path(&t, nofollow)) {
+        At::Ours(t) => match f(&ops::XattrAt::path(t, nofollow)) {
             Ok(n) => ok(saved, n as ssize_t),
             Err(Fail::Errno(e)) => err(e),
             Err(Fail::Real) => real(p),

@@ -86,6 +86,13 @@ pub(crate) fn stat_handle(mount: usize, fh: u64) -> R<WireAttr> {
     )
 }
 
+/// The answer the process was given for `key` and still holds while the
+/// mount's generation is `current`: kept in the cache by its exact key, or
+/// in a listing of its directory.
+pub(crate) fn known(key: &metacache::Key<'_>, current: u64) -> Option<metacache::Answer> {
+    metacache::lookup(key, current).or_else(|| listcache::lookup(key, current))
+}
+
 /// The answer for `key`: the cached one if it still holds, else (if
 /// `prefetch` brought nothing for it) `ask`'s, kept (also under `also`)
 /// if the daemon stamped it (a missing name too).
@@ -108,7 +115,7 @@ fn cached(
     };
     let hit = || {
         let g = channel::generation(key.mount)?;
-        let a = metacache::lookup(key, g)?;
+        let a = known(key, g)?;
         metacache::count(true);
         // Found by the resolved path: next time by the string.
         if let Some(k) = also {

@@ -39,11 +39,11 @@ use proto::{SetAttrReq, WireAttr, WireStatFs, PATH_MAX};
 
 use crate::channel::{self, CallError, ChanError, REPLY_BUF};
 use crate::fdtable::{OfdInit, OfdRef, KIND_DIR, KIND_KERNEL};
-use crate::metacache;
 use crate::path::{self, Comps};
 use crate::state::{self, FDS};
 use crate::sys;
 use crate::uaccess::{self, StrError};
+use crate::{listcache, metacache};
 
 /// Why a fast-path operation did not produce a result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,12 +76,16 @@ impl From<CallError> for Fail {
 
 pub(crate) type R<T> = Result<T, Fail>;
 
-/// A path on a mount, ready to send: `rel` relative to `base`.
+/// A path on a mount, ready to send: `rel` relative to `base`. Made by
+/// [`resolve_at`] in a slot its caller provides ([`Target::new`]): 4 KiB
+/// returned by value cost two copies and a clearing per call (a seventh of
+/// a cached `fstatat`).
 pub(crate) struct Target {
     pub(crate) mount: usize,
     pub(crate) base: u64,
-    pub(crate) buf: [u8; PATH_MAX],
-    pub(crate) len: usize,
+    /// The path; its first `len` bytes are written.
+    buf: [MaybeUninit<u8>; PATH_MAX],
+    len: usize,
     /// The directory fd the path is relative to (kept referenced).
     pub(crate) dir: Option<OfdRef>,
     /// That fd, when it is the kernel's (a shadowed `O_PATH` one, see
@@ -98,8 +102,23 @@ impl Drop for Target {
 }
 
 impl Target {
+    /// An empty slot for [`resolve_at`] (the path buffer is not cleared).
+    pub(crate) fn new() -> Target {
+        Target {
+            mount: 0,
+            base: 0,
+            buf: [const { MaybeUninit::uninit() }; PATH_MAX],
+            len: 0,
+            dir: None,
+            kernel_dir: -1,
+        }
+    }
+
+    /// The path relative to `base`.
     pub(crate) fn rel(&self) -> &[u8] {
-        &self.buf[..self.len]
+        // SAFETY: `resolve_at` wrote the first `len` bytes (`len` is 0
+        // until then), and `len <= PATH_MAX`.
+        unsafe { core::slice::from_raw_parts(self.buf.as_ptr().cast(), self.len) }
     }
 
     /// Runs `f` with a kernel fd of the directory the path is relative to
@@ -129,15 +148,12 @@ impl Target {
 }
 
 /// Outcome of classifying a `(dirfd, path)` pair.
-// `Ours` carries a PATH_MAX buffer: it lives on the stack for one call, and
-// the library has no allocator to box it.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum At {
+pub(crate) enum At<'t> {
     /// Not on a btfuse mount (or the fast path is off): call the real libc
     /// with the original arguments.
     Real,
-    /// On a mount.
-    Ours(Target),
+    /// On a mount: the caller's slot, filled in.
+    Ours(&'t mut Target),
     /// Fail with this errno.
     Err(i32),
 }
@@ -148,7 +164,7 @@ pub(crate) enum At {
 /// `At::Real`, and the kernel answers `EFAULT` (it reads the name before
 /// it looks at the directory fd, so even one of our placeholder fds gives
 /// the same answer).
-pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
+pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char, t: &mut Target) -> At<'_> {
     if p.is_null() {
         return At::Real;
     }
@@ -195,19 +211,11 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
         return At::Real;
     }
     let tail = path::tail(path);
-    let mut t = Target {
-        mount: 0,
-        base: 0,
-        buf: [0; PATH_MAX],
-        len: 0,
-        dir: None,
-        kernel_dir: -1,
-    };
     if path[0] == b'/' {
         let Some((m, rest)) = path::classify(state::table(), Comps::new(path, b"")) else {
             return At::Real;
         };
-        let Some(len) = path::write_rel(b"", rest, tail, &mut t.buf) else {
+        let Some(len) = path::write_rel(b"", rest, tail, &mut t.buf).map(<[u8]>::len) else {
             return At::Real;
         };
         t.mount = m;
@@ -220,7 +228,7 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
         let Some((m, rest)) = path::classify(state::table(), Comps::new(&cwd[..cn], path)) else {
             return At::Real;
         };
-        let Some(len) = path::write_rel(b"", rest, tail, &mut t.buf) else {
+        let Some(len) = path::write_rel(b"", rest, tail, &mut t.buf).map(<[u8]>::len) else {
             return At::Real;
         };
         t.mount = m;
@@ -239,7 +247,8 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char) -> At {
         t.mount = o.mount.load(Ordering::Relaxed) as usize;
         t.base = o.handle.load(Ordering::Relaxed);
         t.dir = Some(r);
-        let Some(len) = path::write_rel(b"", Comps::new(path, b""), tail, &mut t.buf) else {
+        let rel = path::write_rel(b"", Comps::new(path, b""), tail, &mut t.buf);
+        let Some(len) = rel.map(<[u8]>::len) else {
             // The kernel answers for its own fd; ours is a placeholder.
             return if dir_located {
                 At::Real

@@ -13,7 +13,7 @@
 //! A listing tells the process only what it could learn by asking: it is
 //! opened with the process's credentials (no read permission, no prefetch:
 //! the stat itself goes on as before), and its entries are kept under the
-//! listing's stamp by the cache's usual rules (`listing::keep`), so a
+//! listing's stamp by the cache's usual rules (`listcache`), so a
 //! change anywhere after the listing voids them.
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -134,9 +134,7 @@ fn read_into_cache(mount: usize, fh: u64, named: Option<&Named>) -> Option<bool>
     // channel) and `blen` bytes long.
     let records = unsafe { core::slice::from_raw_parts(bulk.cast_const(), blen) };
     let records = &records[..(out.bytes as usize).min(blen)];
-    for e in listing::records(records, true) {
-        listing::keep(mount, None, named, &e, out.stamp);
-    }
+    listing::keep(mount, None, named, records, out.stamp, out.eof == 1);
     Some(out.eof == 1)
 }
 

@@ -356,7 +356,8 @@ unsafe fn open_stream(
     real: impl FnOnce() -> *mut FILE,
 ) -> *mut FILE {
     let saved = errno();
-    let t = match ops::resolve_at(AT_FDCWD, p) {
+    let mut slot = ops::Target::new();
+    let t = match ops::resolve_at(AT_FDCWD, p, &mut slot) {
         At::Real => return real(),
         At::Err(e) => return fail(e),
         At::Ours(t) => t,
@@ -365,7 +366,7 @@ unsafe fn open_stream(
         Some(m) if !m.ccs && usable() => m,
         _ => return real(),
     };
-    let fd = match ops::open(&t, m.oflags, 0o666) {
+    let fd = match ops::open(t, m.oflags, 0o666) {
         Ok(fd) => fd,
         Err(Fail::Errno(e)) => return fail(e),
         Err(Fail::Real) => return real(),
