@@ -174,9 +174,9 @@ impl OurDir {
         let records = unsafe { core::slice::from_raw_parts(bulk.cast_const(), blen) };
         let records = &records[..(out.bytes as usize).min(blen)];
         if with_attrs {
-            let whole = self.cookie == 0 && out.eof == 1;
-            let named = self.named.as_ref();
-            listing::keep(f.mount, Some(f.fh), named, records, out.stamp, whole);
+            let (start, named) = (self.cookie == 0, self.named.as_ref());
+            let part = (start, start && out.eof == 1);
+            listing::keep(f.mount, Some(f.fh), named, records, out.stamp, part);
         }
         let (n, all) = self.take(records, with_attrs);
         // The last batch saves the round trip that would find nothing more.

@@ -66,7 +66,12 @@ const H_HANDLE: usize = 3;
 /// ([`NO_PATH`]: none).
 const H_BASE: usize = 4;
 const H_DIR_LEN: usize = 5;
-const H_DIR: usize = 6;
+/// The slot's two keys' hashes (by handle, by path; 0: none), and for each
+/// the key ([`KeyIndex`]) kept before it under the same hash (an earlier
+/// part of a long listing; [`NO_KEY`]: none).
+const H_HASH: usize = 6;
+const H_PREV: usize = 8;
+const H_DIR: usize = 10;
 const H_RECORDS: usize = H_DIR + metacache::KEY_WORDS;
 /// Where name `i`'s record offset is: `TOP - i`.
 const TOP: usize = SLOT_WORDS - 2;
@@ -74,10 +79,31 @@ const TOP: usize = SLOT_WORDS - 2;
 /// Bit of the count word: the listing is the whole directory.
 const WHOLE: u64 = 1 << 63;
 const NO_PATH: u64 = u64::MAX;
+const NO_KEY: u64 = u64::MAX;
 
-/// The keys' hashes, two per slot (by handle, by path; 0: none), scanned
-/// by a lookup: 512 bytes of shared, rarely written lines.
-static KEYS: [AtomicU64; 2 * SLOTS] = [const { AtomicU64::new(0) }; 2 * SLOTS];
+/// A kept key: `2 × slot`, plus 1 for the slot's key by path.
+type KeyIndex = usize;
+/// Buckets of keys (a power of two): a lookup reads one.
+const BUCKETS: usize = 256;
+/// Per bucket: the last key kept whose hash it is, as the hash's high bits
+/// and, in the low byte, [`TAGGED`] and the key index; 0 when empty.
+static KEYS: [AtomicU64; BUCKETS] = [const { AtomicU64::new(0) }; BUCKETS];
+const TAGGED: u64 = 0x80;
+const _: () = assert!(2 * SLOTS <= 0x40);
+
+fn bucket(h: u64) -> &'static AtomicU64 {
+    &KEYS[(h >> 40) as usize % BUCKETS]
+}
+
+fn tag(h: u64, j: KeyIndex) -> u64 {
+    (h & !0xff) | TAGGED | j as u64
+}
+
+/// The key index a bucket word holds for hash `h`, if it is for `h`.
+fn tagged(v: u64, h: u64) -> Option<KeyIndex> {
+    (v & TAGGED != 0 && v & !0xff == h & !0xff).then_some((v & 0x3f) as usize)
+}
+
 /// The next slot to reuse.
 static NEXT: AtomicU64 = AtomicU64::new(0);
 static TABLE: AtomicPtr<Slot> = AtomicPtr::new(core::ptr::null_mut());
@@ -141,7 +167,7 @@ fn name_word(name: &[u8], k: usize) -> u64 {
 fn dir_hash(mount: usize, base: u64, dir: &[u8]) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut h = (0xcbf2_9ce4_8422_2325 ^ base).wrapping_mul(K) ^ mount as u64;
-    for w in metacache::key_words(dir).iter().take(dir.len().div_ceil(8)) {
+    for w in dir.chunks(8).map(metacache::key_word) {
         h = (h ^ w).wrapping_mul(K);
         h ^= h >> 32;
     }
@@ -159,13 +185,15 @@ pub(crate) struct ListedDir<'a> {
 }
 
 /// Keeps a listing's named entries (`name`, attributes) in name order,
-/// stamped `stamp` (0: not to be kept); `whole`: they are the whole
-/// directory (the listing began at its start and reached its end).
-/// Entries out of order keep nothing.
+/// stamped `stamp` (0: not to be kept); `from_start`: the listing began at
+/// the directory's start (it then replaces what was kept of the
+/// directory); `whole`: it also reached its end. Entries out of order
+/// keep nothing.
 pub(crate) fn keep<'n>(
     dir: &ListedDir<'_>,
     entries: impl Iterator<Item = (&'n [u8], WireAttr)>,
     stamp: u64,
+    from_start: bool,
     whole: bool,
 ) {
     let path = dir.path.filter(|(_, p)| p.len() <= metacache::KEY_MAX);
@@ -177,11 +205,11 @@ pub(crate) fn keep<'n>(
         dir.handle.map_or(0, |h| dir_hash(dir.mount, h, b"")),
         path.map_or(0, |(b, p)| dir_hash(dir.mount, b, p)),
     ];
-    // The slot that holds this directory's listing already, else the next.
-    let same = (0..2 * SLOTS).find(|&j| {
-        let k = KEYS[j].load(Ordering::Relaxed);
-        k != 0 && hashes.contains(&k)
-    });
+    // A listing from the start replaces the one kept of the directory.
+    let kept_of = |h: u64| tagged(bucket(h).load(Ordering::Relaxed), h);
+    let same = from_start
+        .then(|| hashes.iter().filter(|&&h| h != 0).find_map(|&h| kept_of(h)))
+        .flatten();
     let s = same.map_or_else(
         || NEXT.fetch_add(1, Ordering::Relaxed) as usize % SLOTS,
         |j| j / 2,
@@ -196,9 +224,15 @@ pub(crate) fn keep<'n>(
     {
         return;
     }
-    // Lookups stop finding the slot before its words change.
-    KEYS[2 * s].store(0, Ordering::Relaxed);
-    KEYS[2 * s + 1].store(0, Ordering::Relaxed);
+    // Lookups stop finding the slot by its old keys before its words
+    // change (a bucket since taken by another key stays).
+    for k in 0..2 {
+        let old = slot.w[H_HASH + k].load(Ordering::Relaxed);
+        if old != 0 {
+            let taken = tag(old, 2 * s + k);
+            let _ = bucket(old).compare_exchange(taken, 0, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
     // Release fence: the odd count is visible before any word changes.
     fence(Ordering::Release);
     let set = |i: usize, v: u64| slot.w[i].store(v, Ordering::Relaxed);
@@ -235,12 +269,20 @@ pub(crate) fn keep<'n>(
     set(H_OWNER, metacache::owner(dir.mount));
     set(H_COUNT, kept as u64 | if whole { WHOLE } else { 0 });
     set(H_HANDLE, dir.handle.unwrap_or(0));
+    for (k, &h) in hashes.iter().enumerate() {
+        set(H_HASH + k, if ordered { h } else { 0 });
+        let prev = (h != 0).then(|| kept_of(h)).flatten();
+        set(
+            H_PREV + k,
+            prev.filter(|&j| j / 2 != s).map_or(NO_KEY, |j| j as u64),
+        );
+    }
     match path {
         Some((base, p)) => {
             set(H_BASE, base);
             set(H_DIR_LEN, p.len() as u64);
-            for (i, v) in metacache::key_words(p).iter().enumerate() {
-                set(H_DIR + i, *v);
+            for (i, c) in p.chunks(8).enumerate() {
+                set(H_DIR + i, metacache::key_word(c));
             }
         }
         None => set(H_DIR_LEN, NO_PATH),
@@ -248,8 +290,9 @@ pub(crate) fn keep<'n>(
     // Release: the words above are visible before the even count.
     slot.seq.store(seq + 2, Ordering::Release);
     if ordered {
-        KEYS[2 * s].store(hashes[0], Ordering::Relaxed);
-        KEYS[2 * s + 1].store(hashes[1], Ordering::Relaxed);
+        for (k, &h) in hashes.iter().enumerate().filter(|(_, &h)| h != 0) {
+            bucket(h).store(tag(h, 2 * s + k), Ordering::Relaxed);
+        }
     }
 }
 
@@ -268,41 +311,63 @@ pub(crate) fn lookup(key: &Key<'_>, current: u64) -> Option<Answer> {
         return None;
     }
     let h = dir_hash(key.mount, key.base, dir);
-    (0..2 * SLOTS)
-        .filter(|&j| KEYS[j].load(Ordering::Relaxed) == h)
-        .find_map(|j| search(&t[j / 2], j % 2 == 1, key, dir, name, current))
+    let mut j = tagged(bucket(h).load(Ordering::Relaxed), h)?;
+    // The key's listings, the latest first: at most one per slot.
+    for _ in 0..SLOTS {
+        match search(&t[j / 2], j % 2 == 1, h, key, dir, name, current) {
+            Found::Answer(a) => return Some(a),
+            Found::Earlier(prev) => j = prev,
+            Found::Nothing => return None,
+        }
+    }
+    None
 }
 
-/// Looks for name `want` in slot `slot` if it holds the listing of `dir`
-/// (by path if `by_path`, else `key.base` is its handle).
+/// What a slot says of a name.
+enum Found {
+    Answer(Answer),
+    /// Not in this part of the listing: try the key kept before it.
+    Earlier(KeyIndex),
+    Nothing,
+}
+
+/// Looks for `name` in `slot` if it holds (part of) the listing of `dir`,
+/// whose key's hash is `h` (by path if `by_path`, else `key.base` is its
+/// handle).
 fn search(
     slot: &Slot,
     by_path: bool,
+    h: u64,
     key: &Key<'_>,
     dir: &[u8],
     name: &[u8],
     current: u64,
-) -> Option<Answer> {
+) -> Found {
     let w = |i: usize| slot.w[i.min(SLOT_WORDS - 2)].load(Ordering::Relaxed);
     // Acquire: the words read below are at least as new as this count.
     let s1 = slot.seq.load(Ordering::Acquire);
-    if s1 & 1 != 0 || w(H_STAMP) != current || w(H_OWNER) != metacache::owner(key.mount) {
-        return None;
+    let k = usize::from(by_path);
+    if s1 & 1 != 0
+        || w(H_HASH + k) != h
+        || w(H_STAMP) != current
+        || w(H_OWNER) != metacache::owner(key.mount)
+    {
+        return Found::Nothing;
     }
     let mine = if by_path {
         w(H_BASE) == key.base
             && w(H_DIR_LEN) == dir.len() as u64
-            && metacache::key_words(dir)
-                .iter()
-                .take(dir.len().div_ceil(8))
+            && dir
+                .chunks(8)
                 .enumerate()
-                .all(|(i, v)| w(H_DIR + i) == *v)
+                .all(|(i, c)| w(H_DIR + i) == metacache::key_word(c))
     } else {
         dir.is_empty() && w(H_HANDLE) == key.base
     };
     if !mine {
-        return None;
+        return Found::Nothing;
     }
+    let prev = w(H_PREV + k);
     let count = w(H_COUNT);
     let n = (count & !WHOLE).min((TOP - H_RECORDS) as u64) as usize;
     // The record of name `i`: its offset, bounded so that a torn read
@@ -340,21 +405,30 @@ fn search(
         }
     }
     let answer = match found {
-        Some(r) => Ok(metacache::attr_of_words(core::array::from_fn(|i| {
+        Some(r) => Some(Ok(metacache::attr_of_words(core::array::from_fn(|i| {
             w(r + 1 + i)
-        }))),
-        None if count & WHOLE != 0 => Err(libc::ENOENT),
-        None => return None,
+        })))),
+        None if count & WHOLE != 0 => Some(Err(libc::ENOENT)),
+        None => None,
     };
     // Acquire fence: the reads above happen before the re-check of `seq`.
     fence(Ordering::Acquire);
     if slot.seq.load(Ordering::Relaxed) != s1 {
-        return None;
+        return Found::Nothing;
     }
-    let symlink = answer
-        .as_ref()
-        .is_ok_and(|a| a.mode & libc::S_IFMT == libc::S_IFLNK);
-    (key.how == metacache::NOFOLLOW || !symlink).then_some(answer)
+    match answer {
+        Some(a) => {
+            let symlink = a
+                .as_ref()
+                .is_ok_and(|a| a.mode & libc::S_IFMT == libc::S_IFLNK);
+            match key.how == metacache::NOFOLLOW || !symlink {
+                true => Found::Answer(a),
+                false => Found::Nothing,
+            }
+        }
+        None if prev < 2 * SLOTS as u64 => Found::Earlier(prev as usize),
+        None => Found::Nothing,
+    }
 }
 
 #[cfg(test)]
@@ -404,7 +478,7 @@ mod tests {
             handle: Some(7001),
             path: Some((0, b"x/y")),
         };
-        keep(&dir, names.iter().copied(), 40, true);
+        keep(&dir, names.iter().copied(), 40, true, true);
         let ino = |k: &Key<'_>, g| lookup(k, g).map(|a| a.map(|a| a.ino));
         assert_eq!(ino(&key(7001, b"a", NOFOLLOW), 40), Some(Ok(10)));
         assert_eq!(ino(&key(7001, b"a", FOLLOW), 40), Some(Ok(10)));
@@ -434,7 +508,7 @@ mod tests {
             handle: Some(8001),
             path: None,
         };
-        keep(&dir, part.iter().copied(), 50, false);
+        keep(&dir, part.iter().copied(), 50, false, false);
         assert_eq!(
             lookup(&key(8001, b"n", NOFOLLOW), 50).map(|a| a.map(|a| a.ino)),
             Some(Ok(21))
@@ -445,9 +519,42 @@ mod tests {
             handle: Some(8002),
             ..dir
         };
-        keep(&dir, unordered.iter().copied(), 50, true);
+        keep(&dir, unordered.iter().copied(), 50, true, true);
         assert_eq!(lookup(&key(8002, b"q", NOFOLLOW), 50), None);
         assert_eq!(lookup(&key(8002, b"zz", NOFOLLOW), 50), None);
+    }
+
+    #[test]
+    fn every_part_of_a_long_listing_answers_and_only_a_whole_one_says_enoent() {
+        let _one = serial();
+        let dir = ListedDir {
+            mount: 3,
+            handle: Some(8500),
+            path: Some((0, b"long")),
+        };
+        let first: [(&[u8], WireAttr); 2] = [(b"a", attr(40, FILE)), (b"b", attr(41, FILE))];
+        let rest: [(&[u8], WireAttr); 2] = [(b"c", attr(42, FILE)), (b"d", attr(43, FILE))];
+        keep(&dir, first.iter().copied(), 70, true, false);
+        keep(&dir, rest.iter().copied(), 70, false, false);
+        let found = |base, path: &'static [u8]| {
+            lookup(&key(base, path, NOFOLLOW), 70).map(|a| a.map(|a| a.ino))
+        };
+        for (name, ino) in [(&b"a"[..], 40), (b"b", 41), (b"c", 42), (b"d", 43)] {
+            assert_eq!(found(8500, name), Some(Ok(ino)));
+        }
+        assert_eq!(found(0, b"long/a"), Some(Ok(40)));
+        assert_eq!(found(0, b"long/d"), Some(Ok(43)));
+        assert_eq!(found(8500, b"bb"), None);
+        // Listed again from the start, whole: its slot is reused.
+        keep(&dir, first.iter().copied(), 71, true, true);
+        assert_eq!(
+            lookup(&key(8500, b"a", NOFOLLOW), 71).map(|a| a.map(|a| a.ino)),
+            Some(Ok(40))
+        );
+        assert_eq!(
+            lookup(&key(8500, b"c", NOFOLLOW), 71),
+            Some(Err(libc::ENOENT))
+        );
     }
 
     #[test]
@@ -459,13 +566,13 @@ mod tests {
             path: None,
         };
         let one = |ino| [(b"f" as &[u8], attr(ino, FILE))];
-        keep(&dir(9000), one(1).into_iter(), 60, true);
-        keep(&dir(9000), one(2).into_iter(), 61, true);
+        keep(&dir(9000), one(1).into_iter(), 60, true, true);
+        keep(&dir(9000), one(2).into_iter(), 61, true, true);
         let found = |h, g| lookup(&key(h, b"f", NOFOLLOW), g).map(|a| a.map(|a| a.ino));
         assert_eq!(found(9000, 61), Some(Ok(2)));
         assert_eq!(found(9000, 60), None);
         for h in 9001..9001 + 2 * SLOTS as u64 {
-            keep(&dir(h), one(h).into_iter(), 62, true);
+            keep(&dir(h), one(h).into_iter(), 62, true, true);
         }
         let last = 9000 + 2 * SLOTS as u64;
         assert_eq!(found(last, 62), Some(Ok(last)));

@@ -75,15 +75,15 @@ pub(crate) fn records(bytes: &[u8], with_attrs: bool) -> impl Iterator<Item = Li
 /// Keeps a listing with attributes (`records`, stamped `stamp`) of
 /// directory handle `dir` (if any) as the answers of `fstatat(dir, name,
 /// AT_SYMLINK_NOFOLLOW)` and, while nothing changed since `named` was
-/// opened, of `lstat(path/name)` (see `listcache`); `whole`: the records
-/// are the whole directory.
+/// opened, of `lstat(path/name)` (see `listcache`); `from_start`: they
+/// begin at the directory's start, `whole`: and reach its end.
 pub(crate) fn keep(
     mount: usize,
     dir: Option<u64>,
     named: Option<&Named>,
     records: &[u8],
     stamp: u64,
-    whole: bool,
+    (from_start, whole): (bool, bool),
 ) {
     let named = named.filter(|n| n.stamp == stamp);
     let listed = ListedDir {
@@ -92,5 +92,5 @@ pub(crate) fn keep(
         path: named.map(|n| (n.base, &n.path[..n.len])),
     };
     let entries = self::records(records, true).filter_map(|e| Some((e.name, e.attr?)));
-    listcache::keep(&listed, entries, stamp, whole);
+    listcache::keep(&listed, entries, stamp, from_start, whole);
 }

@@ -242,11 +242,17 @@ pub(crate) fn owner(mount: usize) -> u64 {
 pub(crate) fn key_words(path: &[u8]) -> [u64; KEY_WORDS] {
     let mut w = [0u64; KEY_WORDS];
     for (i, chunk) in path.chunks(8).enumerate() {
-        let mut b = [0u8; 8];
-        b[..chunk.len()].copy_from_slice(chunk);
-        w[i] = u64::from_ne_bytes(b);
+        w[i] = key_word(chunk);
     }
     w
+}
+
+/// Up to 8 bytes of a path as a word of [`key_words`].
+pub(crate) fn key_word(chunk: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = chunk.len().min(8);
+    b[..n].copy_from_slice(&chunk[..n]);
+    u64::from_ne_bytes(b)
 }
 
 /// Entries per set. Two made some processes of a stat loop over 1 000

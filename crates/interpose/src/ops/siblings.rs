@@ -134,7 +134,7 @@ fn read_into_cache(mount: usize, fh: u64, named: Option<&Named>) -> Option<bool>
     // channel) and `blen` bytes long.
     let records = unsafe { core::slice::from_raw_parts(bulk.cast_const(), blen) };
     let records = &records[..(out.bytes as usize).min(blen)];
-    listing::keep(mount, None, named, records, out.stamp, out.eof == 1);
+    listing::keep(mount, None, named, records, out.stamp, (true, out.eof == 1));
     Some(out.eof == 1)
 }
 
