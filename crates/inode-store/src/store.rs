@@ -23,6 +23,7 @@ mod data;
 mod handles;
 mod image;
 mod ino_hash;
+mod listings;
 mod readdir;
 mod tree;
 mod xattr;
@@ -547,6 +548,8 @@ pub struct Store {
     next_fh: AtomicU64,
     /// Change generations (see the `generation` module).
     pub(crate) gens: GenCell,
+    /// Directory listings kept while nothing changes.
+    listings: listings::Listings,
     /// Declared last so that it is dropped after every `Block` it lent out.
     pool: BlockPool,
 }
@@ -584,6 +587,7 @@ impl Store {
             handles: RwLock::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             gens: GenCell::default(),
+            listings: listings::Listings::default(),
             pool: BlockPool::new(blocks),
         }
     }

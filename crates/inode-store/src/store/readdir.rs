@@ -1,6 +1,7 @@
 //! Reading directories: handles that keep each name's cookie, and
 //! batches gathered under the locks and handed out after.
 
+use super::listings::{self, Listing};
 use super::*;
 
 /// One entry of a batch: inode, type, attributes (with `plus`).
@@ -65,14 +66,15 @@ impl Store {
         plus: bool,
         mut f: impl FnMut(&DirEntry<'_>) -> bool,
     ) -> Result<Option<u64>> {
-        let (ino, cursor) = {
+        let (node, cursor) = {
             let h = self.handles.read();
             let h = h.get(&fh).ok_or(Errno::EBADF)?;
             match &h.kind {
-                HandleKind::Dir(cur) => (h.node.ino, cur.clone()),
+                HandleKind::Dir(cur) => (h.node.clone(), cur.clone()),
                 HandleKind::File { .. } => return Err(Errno::ENOTDIR),
             }
         };
+        let ino = node.ino;
         let mut pos = match offset {
             0 => {
                 cursor.lock().rewind();
@@ -85,6 +87,9 @@ impl Store {
                 None => return Ok(None),
             },
         };
+        if let Some(l) = self.whole_listing(&node, plus, &pos)? {
+            return Ok(self.hand_out(&l, &cursor, &pos, plus, f));
+        }
         let mut first = true;
         let mut stamp = None;
         // One batch's names, end to end, and its entries (where each name
@@ -170,6 +175,88 @@ impl Store {
                 return Ok(stamp.filter(|&s| self.still_quiet(s)));
             }
         }
+    }
+
+    /// The listing of directory `node` as it stands, kept or made now (a
+    /// readdirplus from the start of a directory of at most
+    /// `MOST_ENTRIES`), if there is one (see `listings`). Like the first
+    /// batch of any listing, it first updates the directory's atime.
+    fn whole_listing(&self, node: &Node, plus: bool, pos: &Pos) -> Result<Option<Arc<Listing>>> {
+        {
+            let st = node.st.read();
+            if st.nlink == 0 {
+                return Err(Errno::ENOENT);
+            }
+            node.touch_atime(&st, self.gens.get());
+        }
+        let Some(stamp) = self.quiet_stamp() else {
+            return Ok(None);
+        };
+        if let Some(l) = self.listings.get(node.ino, stamp) {
+            return Ok(Some(l));
+        }
+        if !plus || !matches!(pos, Pos::Start) {
+            return Ok(None);
+        }
+        let mut l = Listing::new(stamp);
+        {
+            let t = self.tree.read();
+            let e = t.entry(node.ino)?;
+            let dir = e.dir.as_ref().ok_or(Errno::ENOTDIR)?;
+            if dir.children.len() + 2 > listings::MOST_ENTRIES {
+                return Ok(None);
+            }
+            l.push(b".", e.node.attr());
+            l.push(b"..", t.entry(dir.parent)?.node.attr());
+            for (name, &child) in &dir.children {
+                l.push(name, t.entry(child)?.node.attr());
+            }
+        }
+        if !self.still_quiet(stamp) {
+            return Ok(None);
+        }
+        let l = Arc::new(l);
+        self.listings.put(node.ino, l.clone());
+        Ok(Some(l))
+    }
+
+    /// Calls `f` for the entries of `l` after `pos`, as `readdir_stamped`
+    /// does; the listing's stamp if it still holds.
+    fn hand_out(
+        &self,
+        l: &Listing,
+        cursor: &Mutex<DirCursor>,
+        pos: &Pos,
+        plus: bool,
+        mut f: impl FnMut(&DirEntry<'_>) -> bool,
+    ) -> Option<u64> {
+        let start = match pos {
+            Pos::Start => 0,
+            Pos::AfterDot => 1,
+            Pos::AfterDotDot => 2,
+            Pos::After(name) => l.after(name),
+            Pos::Named => unreachable!("a listing starts at a cookie"),
+        };
+        let mut cur = cursor.lock();
+        for i in start..l.len() {
+            let (name, attr) = l.get(i);
+            let next = match i {
+                0 => 1,
+                1 => 2,
+                _ => cur.cookie_of(name),
+            };
+            let e = DirEntry {
+                ino: attr.ino,
+                next,
+                kind: attr.kind,
+                name,
+                attr: plus.then_some(*attr),
+            };
+            if !f(&e) {
+                break;
+            }
+        }
+        Some(l.stamp).filter(|&s| self.still_quiet(s))
     }
 
     /// Drops a directory handle.

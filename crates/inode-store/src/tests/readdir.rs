@@ -146,3 +146,62 @@ fn readdir_of_removed_directory_is_enoent() {
     s.releasedir(fh).unwrap();
     assert_eq!(s.usage().inodes, 1);
 }
+
+/// A readdirplus from the start is kept whole and answers the next
+/// listings of the directory, through any handle and from any cookie,
+/// only while nothing changed anywhere: a create, a chmod and an unlink
+/// all show in the next listing, with their stamp.
+#[test]
+fn a_kept_listing_answers_only_while_nothing_changes() {
+    let s = store();
+    let r = root();
+    let d = s.mkdir(&r, ROOT_INO, b"d", 0o755).unwrap().ino;
+    mkfile(&s, &r, d, b"a", 0o644, b"");
+    mkfile(&s, &r, d, b"b", 0o644, b"");
+    let c = mkfile(&s, &r, d, b"c", 0o644, b"x");
+    // A fresh handle, two entries a call, resumed from the cookies.
+    let list = |plus: bool| {
+        let fh = s.opendir(&r, d).unwrap();
+        let (mut out, mut cookie, mut stamps) = (Vec::new(), 0, Vec::new());
+        loop {
+            let (mut n, mut last) = (0, None);
+            let stamp = s
+                .readdir_stamped(fh, cookie, plus, |e| {
+                    if n == 2 {
+                        return false;
+                    }
+                    n += 1;
+                    let perm = e.attr.map(|a| a.perm);
+                    out.push((String::from_utf8(e.name.to_vec()).unwrap(), perm));
+                    last = Some(e.next);
+                    true
+                })
+                .unwrap();
+            stamps.push(stamp);
+            match last {
+                Some(next) => cookie = next,
+                None => break,
+            }
+        }
+        s.releasedir(fh).unwrap();
+        (out, stamps)
+    };
+    let (first, stamps) = list(true);
+    let names: Vec<&str> = first.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, [".", "..", "a", "b", "c"]);
+    assert!(stamps.iter().all(|s| s.is_some()), "{stamps:?}");
+    assert_eq!(list(true).0, first);
+    let plain: Vec<String> = list(false).0.into_iter().map(|(n, _)| n).collect();
+    assert_eq!(plain, names);
+    mkfile(&s, &r, d, b"bb", 0o644, b"");
+    chmod(&s, c, 0o600);
+    s.unlink(&r, d, b"a").unwrap();
+    let (after, stamps) = list(true);
+    let got: Vec<(&str, u16)> = after
+        .iter()
+        .skip(2)
+        .map(|(n, p)| (n.as_str(), p.unwrap()))
+        .collect();
+    assert_eq!(got, [("b", 0o644), ("bb", 0o644), ("c", 0o600)]);
+    assert!(stamps.iter().all(|s| s.is_some()), "{stamps:?}");
+}

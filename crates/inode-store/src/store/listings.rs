@@ -1,0 +1,117 @@
+//! Whole listings with attributes, kept while nothing changes: a directory
+//! listed again (every `find`, `ls -l`, `du` of a tree that stands still,
+//! through either door) is handed out from one contiguous copy instead of
+//! a walk of its map and a lock of every child's inode (12.8 µs for 100
+//! entries through the fast path, most of it cache misses on the nodes).
+//!
+//! A kept listing is the store's answer while the change generation is
+//! still the one it was made under (see the `generation` module): any
+//! change anywhere voids it, so it can never be stale.
+
+use super::*;
+
+/// Directories kept at once (by inode number, one per slot).
+const SLOTS: usize = 1024;
+/// Longest listing kept (entries, "." and ".." included).
+pub(super) const MOST_ENTRIES: usize = 4096;
+/// Bytes all kept listings may take.
+const BUDGET: usize = 32 << 20;
+
+/// One directory's entries in listing order ("." and ".." first, then by
+/// name), with their attributes, as they stood under `stamp`.
+pub(super) struct Listing {
+    pub(super) stamp: u64,
+    /// The names, end to end.
+    names: Vec<u8>,
+    /// Per entry: where its name ends, and what it lists.
+    entries: Vec<(usize, Attr)>,
+}
+
+impl Listing {
+    pub(super) fn new(stamp: u64) -> Listing {
+        Listing {
+            stamp,
+            names: Vec::new(),
+            entries: Vec::new(),
+        }
+    }
+
+    pub(super) fn push(&mut self, name: &[u8], attr: Attr) {
+        self.names.extend_from_slice(name);
+        self.entries.push((self.names.len(), attr));
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Entry `i`: its name and attributes.
+    pub(super) fn get(&self, i: usize) -> (&[u8], &Attr) {
+        let start = i.checked_sub(1).map_or(0, |p| self.entries[p].0);
+        let (end, attr) = &self.entries[i];
+        (&self.names[start..*end], attr)
+    }
+
+    /// The index of the first entry past `name` (a name of the directory,
+    /// not "." or "..").
+    pub(super) fn after(&self, name: &[u8]) -> usize {
+        let (mut lo, mut hi) = (2.min(self.len()), self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.get(mid).0 <= name {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    fn bytes(&self) -> usize {
+        self.names.capacity() + self.entries.capacity() * size_of::<(usize, Attr)>()
+    }
+}
+
+/// The kept listings.
+pub(super) struct Listings {
+    slots: Box<[Mutex<Option<(Ino, Arc<Listing>)>>]>,
+    bytes: AtomicU64,
+}
+
+impl Default for Listings {
+    fn default() -> Listings {
+        Listings {
+            slots: (0..SLOTS).map(|_| Mutex::new(None)).collect(),
+            bytes: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Listings {
+    fn slot(&self, ino: Ino) -> &Mutex<Option<(Ino, Arc<Listing>)>> {
+        &self.slots[(ino as usize).wrapping_mul(0x9e37_79b9) % SLOTS]
+    }
+
+    /// The listing of `ino` kept under `stamp`, if any.
+    pub(super) fn get(&self, ino: Ino, stamp: u64) -> Option<Arc<Listing>> {
+        match &*self.slot(ino).lock() {
+            Some((i, l)) if *i == ino && l.stamp == stamp => Some(l.clone()),
+            _ => None,
+        }
+    }
+
+    /// Keeps `listing` of `ino` (in place of its slot's), within the budget.
+    pub(super) fn put(&self, ino: Ino, listing: Arc<Listing>) {
+        let size = listing.bytes() as u64;
+        let mut slot = self.slot(ino).lock();
+        let old = slot.as_ref().map_or(0, |(_, l)| l.bytes() as u64);
+        // Under the slot's lock: the old listing's bytes are ours to give back.
+        let total = self.bytes.load(Ordering::Relaxed) - old;
+        if total + size > BUDGET as u64 {
+            return;
+        }
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        self.bytes.fetch_sub(old, Ordering::Relaxed);
+        *slot = Some((ino, listing));
+    }
+}
