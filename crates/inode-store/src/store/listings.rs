@@ -72,9 +72,12 @@ impl Listing {
     }
 }
 
+/// A slot: the directory whose listing it keeps, and the listing.
+type Slot = Mutex<Option<(Ino, Arc<Listing>)>>;
+
 /// The kept listings.
 pub(super) struct Listings {
-    slots: Box<[Mutex<Option<(Ino, Arc<Listing>)>>]>,
+    slots: Box<[Slot]>,
     bytes: AtomicU64,
 }
 
@@ -88,7 +91,7 @@ impl Default for Listings {
 }
 
 impl Listings {
-    fn slot(&self, ino: Ino) -> &Mutex<Option<(Ino, Arc<Listing>)>> {
+    fn slot(&self, ino: Ino) -> &Slot {
         &self.slots[(ino as usize).wrapping_mul(0x9e37_79b9) % SLOTS]
     }
 
