@@ -5,7 +5,7 @@ use core::cell::UnsafeCell;
 use core::mem::size_of;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use proto::ops::{Failure, Readdir};
+use proto::ops::{Failure, OpenList, OpenListOut, Readdir, ReaddirOut};
 use proto::DirEntryHeader;
 
 use crate::channel::{self, CallError, REPLY_BUF};
@@ -106,6 +106,22 @@ pub(crate) fn new_stream(fd: i32, named: Option<Named>) -> Option<*mut libc::DIR
     None
 }
 
+/// `opendir` of `t`: the open and the first batch in one round trip
+/// (`OpenList`); the new stream owns the new fd.
+pub(crate) fn open(t: &ops::Target) -> R<*mut libc::DIR> {
+    let p = new_stream(-1, None).ok_or(Fail::Errno(libc::EMFILE))?;
+    // SAFETY: a stream `new_stream` just gave us, not yet the program's.
+    let d = unsafe { &mut *p.cast::<OurDir>() };
+    let opened = d.open_listed(t);
+    match opened {
+        Ok(()) => Ok(p),
+        Err(e) => {
+            free(d);
+            Err(e)
+        }
+    }
+}
+
 /// Frees a stream (its fd is closed by the caller).
 pub(crate) fn free(d: &mut OurDir) {
     let p = d as *mut OurDir as usize;
@@ -138,6 +154,31 @@ impl OurDir {
         self.cookie
     }
 
+    /// Opens `t` into this new stream with its first batch.
+    fn open_listed(&mut self, t: &ops::Target) -> R<()> {
+        let with_attrs = metacache::listings_want_attrs();
+        let mut ch = channel::acquire(t.mount)?;
+        let (bulk, blen) = ch.bulk();
+        let req = OpenList {
+            base: t.base,
+            max: DIRBUF.min(blen) as u64,
+            plus: u32::from(with_attrs),
+            _pad: 0,
+        };
+        let mut reply = [0u8; REPLY_BUF];
+        let (out, _): (OpenListOut, _) = ch.call(&req, t.rel(), b"", &mut reply)?;
+        self.named = Named::new(t.base, t.rel(), out.open.stamp);
+        // SAFETY: the bulk area is ours for this round trip (we hold the
+        // channel) and `blen` bytes long.
+        let records = unsafe { core::slice::from_raw_parts(bulk.cast_const(), blen) };
+        let records = &records[..(out.list.bytes as usize).min(blen)];
+        self.accept(records, &out.list, with_attrs, t.mount, out.open.fh);
+        drop(ch);
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+        self.fd = ops::install_opened(t, flags, &out.open)?;
+        Ok(())
+    }
+
     fn fill(&mut self) -> R<()> {
         let f = match ops::file(self.fd) {
             Some(f) => f?,
@@ -157,7 +198,7 @@ impl OurDir {
             _pad: 0,
         };
         let mut reply = [0u8; REPLY_BUF];
-        let out = match ch.call(&list, b"", b"", &mut reply) {
+        let out: ReaddirOut = match ch.call(&list, b"", b"", &mut reply) {
             Ok((out, _)) => out,
             // Like glibc's readdir: a directory removed while open (ENOENT)
             // is simply at its end, as POSIX requires.
@@ -172,21 +213,39 @@ impl OurDir {
         // SAFETY: the bulk area is ours for this round trip (we hold the
         // channel) and `blen` bytes long.
         let records = unsafe { core::slice::from_raw_parts(bulk.cast_const(), blen) };
-        let records = &records[..(out.bytes as usize).min(blen)];
+        self.accept(
+            &records[..(out.bytes as usize).min(blen)],
+            &out,
+            with_attrs,
+            f.mount,
+            f.fh,
+        );
+        // A batch with nothing we could take ends the stream.
+        self.eof |= self.len == 0;
+        Ok(())
+    }
+
+    /// Takes the batch `records` that listing handle `fh` of `mount` gave
+    /// (`out`), keeping their attributes in the listing cache.
+    fn accept(
+        &mut self,
+        records: &[u8],
+        out: &ReaddirOut,
+        with_attrs: bool,
+        mount: usize,
+        fh: u64,
+    ) {
         if with_attrs {
             let (start, named) = (self.cookie == 0, self.named.as_ref());
             let part = (start, start && out.eof == 1);
-            listing::keep(f.mount, Some(f.fh), named, records, out.stamp, part);
+            listing::keep(mount, Some(fh), named, records, out.stamp, part);
         }
         let (n, all) = self.take(records, with_attrs);
         // The last batch saves the round trip that would find nothing more.
         self.last = out.eof == 1 && all == out.entries;
         self.pos = 0;
         self.len = n;
-        if n == 0 {
-            self.eof = true;
-        }
-        Ok(())
+        self.eof = n == 0 && out.eof == 1;
     }
 
     /// Copies the records of a listing (header, attributes if

@@ -16,8 +16,8 @@ use inode_store::{
     Attr, Errno, Fh, FileKind, Ino, SetAttr, Store, TimeSet, Timespec, NAME_MAX, ROOT_INO,
 };
 use proto::ops::{
-    self, AttrOut, CountOut, Done, Handler, OffsetOut, OpenOut, Paths, Payload, ReaddirOut,
-    StatOut, StatfsOut, WriteOut,
+    self, AttrOut, CountOut, Done, Handler, OffsetOut, OpenListOut, OpenOut, Paths, Payload,
+    ReaddirOut, StatOut, StatfsOut, WriteOut,
 };
 use proto::{bytes_of, set, DirEntryHeader, WireAttr, WireStatFs};
 
@@ -282,6 +282,33 @@ impl Handler for Handlers<'_> {
             eof: u32::from(!full),
             _pad: 0,
         })
+    }
+
+    fn open_list(
+        &mut self,
+        req: &ops::OpenList,
+        p: Paths<'_>,
+        out: &mut Payload<'_>,
+    ) -> OpResult<OpenListOut> {
+        let open = ops::Open {
+            base: req.base,
+            flags: (libc::O_RDONLY | libc::O_DIRECTORY) as u32,
+            mode: 0,
+        };
+        let open = self.open(&open, p, out)?;
+        let list = ops::Readdir {
+            fh: open.fh,
+            cookie: 0,
+            max: req.max,
+            plus: req.plus,
+            _pad: 0,
+        };
+        let none = Paths {
+            path: b"",
+            path2: b"",
+        };
+        let list = self.readdir(&list, none, out).unwrap_or_default();
+        Ok(OpenListOut { open, list })
     }
 
     fn access(&mut self, req: &ops::Access, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<Done> {

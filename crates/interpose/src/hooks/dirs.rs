@@ -5,7 +5,6 @@ use core::ffi::{c_char, c_int, c_long};
 use libc::{AT_FDCWD, DIR};
 
 use crate::dir;
-use crate::listing;
 use crate::ops::{self, At, Fail};
 use crate::real;
 use crate::state::FDS;
@@ -28,25 +27,14 @@ pub(super) unsafe fn opendir(p: *const c_char) -> *mut DIR {
             set_errno(e);
             core::ptr::null_mut()
         }
-        At::Ours(t) => {
-            match ops::open_stamped(t, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0) {
-                Ok((fd, stamp)) => {
-                    match dir::new_stream(fd, listing::Named::new(t.base, t.rel(), stamp)) {
-                        Some(d) => ok(saved, d),
-                        None => {
-                            close_ours(fd);
-                            set_errno(libc::EMFILE);
-                            core::ptr::null_mut()
-                        }
-                    }
-                }
-                Err(Fail::Errno(e)) => {
-                    set_errno(e);
-                    core::ptr::null_mut()
-                }
-                Err(Fail::Real) => real(AT_FDCWD, p),
+        At::Ours(t) => match dir::open(t) {
+            Ok(d) => ok(saved, d),
+            Err(Fail::Errno(e)) => {
+                set_errno(e);
+                core::ptr::null_mut()
             }
-        }
+            Err(Fail::Real) => real(AT_FDCWD, p),
+        },
     }
 }
 

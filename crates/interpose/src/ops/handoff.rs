@@ -78,12 +78,6 @@ pub(crate) fn placeholder(min: i32, cloexec: bool) -> R<i32> {
 
 /// `openat` on the fast path. Returns the new fd.
 pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
-    open_stamped(t, flags, mode).map(|(fd, _)| fd)
-}
-
-/// [`open`], also returning the change generation under which the path
-/// named the opened file for us (0: unknown; see `proto::GenPage`).
-pub(crate) fn open_stamped(t: &Target, flags: c_int, mode: u32) -> R<(c_int, u64)> {
     let wire_flags = (flags & !libc::O_CLOEXEC) as u32;
     let mode = if flags & libc::O_CREAT != 0 {
         mode & 0o7777 & !state::umask()
@@ -95,7 +89,14 @@ pub(crate) fn open_stamped(t: &Target, flags: c_int, mode: u32) -> R<(c_int, u64
         flags: wire_flags,
         mode,
     };
-    let ops::OpenOut { fh, attr, stamp } = request(t.mount, &open, t.rel(), b"")?;
+    install_opened(t, flags, &request(t.mount, &open, t.rel(), b"")?)
+}
+
+/// Makes the fd of handle `out`, opened by `t` with `flags`; the kernel's
+/// business (`Fail::Real`, the handle released) if it is not a regular
+/// file or a directory.
+pub(crate) fn install_opened(t: &Target, flags: c_int, out: &ops::OpenOut) -> R<c_int> {
+    let ops::OpenOut { fh, attr, stamp } = *out;
     let kind = attr.mode & libc::S_IFMT;
     if kind != libc::S_IFREG && kind != libc::S_IFDIR {
         // FIFOs, sockets and device nodes are the kernel's business.
@@ -123,7 +124,7 @@ pub(crate) fn open_stamped(t: &Target, flags: c_int, mode: u32) -> R<(c_int, u64
             if let Some(prev) = FDS.install(fd, r) {
                 put(prev);
             }
-            Ok((fd, stamp))
+            Ok(fd)
         }
         other => {
             if let Ok(fd) = other {

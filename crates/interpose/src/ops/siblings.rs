@@ -18,12 +18,12 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use proto::ops::{Open, OpenOut, Readdir};
+use proto::ops::{OpenList, OpenListOut};
 
 use crate::channel;
 use crate::listing::{self, Named};
 
-use super::{release, request, Target};
+use super::{release, Target};
 
 /// Directories followed at once (by the hash of their key).
 const SLOTS: usize = 64;
@@ -95,16 +95,9 @@ pub(crate) fn on_miss(t: &Target) -> bool {
 /// something itself (its atime, relatime), so a second try then lists
 /// under the open's stamp.
 fn list(mount: usize, base: u64, dir: &[u8]) -> Option<bool> {
-    let open = Open {
-        base,
-        flags: (libc::O_RDONLY | libc::O_DIRECTORY) as u32,
-        mode: 0,
-    };
     let path: &[u8] = if dir.is_empty() { b"." } else { dir };
     for _ in 0..2 {
-        let OpenOut { fh, stamp, .. } = request(mount, &open, path, b"").ok()?;
-        let kept = read_into_cache(mount, fh, Named::new(base, dir, stamp).as_ref());
-        release(mount, fh);
+        let kept = list_once(mount, base, dir, path);
         if kept.is_some() {
             return kept;
         }
@@ -112,30 +105,41 @@ fn list(mount: usize, base: u64, dir: &[u8]) -> Option<bool> {
     None
 }
 
-/// A `Readdir` with attributes of handle `fh`, its entries kept in the
-/// cache as answers for `named`'s paths if nothing changed since `named`
-/// was opened; then whether they were the whole directory.
-fn read_into_cache(mount: usize, fh: u64, named: Option<&Named>) -> Option<bool> {
+/// One `OpenList` with attributes of `path` (`dir` relative to `base`),
+/// its entries kept in the cache as answers for `dir`'s paths if nothing
+/// changed since the open; then whether they were the whole directory.
+fn list_once(mount: usize, base: u64, dir: &[u8], path: &[u8]) -> Option<bool> {
     let mut ch = channel::acquire(mount).ok()?;
     let (bulk, blen) = ch.bulk();
-    let list = Readdir {
-        fh,
-        cookie: 0,
+    let req = OpenList {
+        base,
         max: BATCH.min(blen as u64),
         plus: 1,
         _pad: 0,
     };
     let mut reply = [0u8; channel::REPLY_BUF];
-    let (out, _) = ch.call(&list, b"", b"", &mut reply).ok()?;
-    if out.stamp == 0 || named.is_none_or(|n| n.stamp() != out.stamp) {
-        return None;
-    }
-    // SAFETY: the bulk area is ours for this round trip (we hold the
-    // channel) and `blen` bytes long.
-    let records = unsafe { core::slice::from_raw_parts(bulk.cast_const(), blen) };
-    let records = &records[..(out.bytes as usize).min(blen)];
-    listing::keep(mount, None, named, records, out.stamp, (true, out.eof == 1));
-    Some(out.eof == 1)
+    let (out, _): (OpenListOut, _) = ch.call(&req, path, b"", &mut reply).ok()?;
+    let OpenListOut { open, list } = out;
+    let named = Named::new(base, dir, open.stamp);
+    let kept =
+        (list.stamp != 0 && named.as_ref().is_some_and(|n| n.stamp() == list.stamp)).then(|| {
+            // SAFETY: the bulk area is ours for this round trip (we hold the
+            // channel) and `blen` bytes long.
+            let records = unsafe { core::slice::from_raw_parts(bulk.cast_const(), blen) };
+            let records = &records[..(list.bytes as usize).min(blen)];
+            listing::keep(
+                mount,
+                None,
+                named.as_ref(),
+                records,
+                list.stamp,
+                (true, list.eof == 1),
+            );
+            list.eof == 1
+        });
+    drop(ch);
+    release(mount, open.fh);
+    kept
 }
 
 /// FNV-1a of the directory's key (never 0, the empty slot).

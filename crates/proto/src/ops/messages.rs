@@ -95,6 +95,14 @@ wire_structs! {
         pub _pad: u32,
     }
 
+    /// Reply to [`OpenList`].
+    pub struct OpenListOut {
+        /// The open, as [`Open`] answers it.
+        pub open: OpenOut,
+        /// The listing, as [`Readdir`] answers it.
+        pub list: ReaddirOut,
+    }
+
     /// Reply to [`Lseek`].
     pub struct OffsetOut {
         /// The resulting file position.
