@@ -430,3 +430,49 @@ print(survey())
     // survey, and a few stats python makes of its own.
     assert!(asked <= 12, "{asked} stat round trips for ~420 stats");
 }
+
+/// Paths relative to the cwd follow the cwd wherever its directories go:
+/// the library keeps the cwd's path only while nothing changed on its
+/// mount, so a rename of an ancestor, by another process through the
+/// kernel or by this one, and a chdir all show at the next relative call.
+#[test]
+fn relative_paths_follow_the_cwd_through_renames_and_chdirs() {
+    let Some(lib) = preload_or_skip("relative_paths_follow_the_cwd_through_renames_and_chdirs")
+    else {
+        return;
+    };
+    let mnt = BtfuseGuard::new("64M");
+    let script = r#"
+import os, subprocess, sys
+root = sys.argv[1]
+env = {"PATH": os.environ["PATH"]}
+os.makedirs(root + "/a/b")
+os.chdir(root + "/a/b")
+out = []
+for step, other in (("g", ["mv", root + "/a", root + "/z"]), ("h", None)):
+    with open(step, "w") as f:
+        f.write(step * 3)
+    out.append(sorted(os.listdir(".")))
+    if other:
+        subprocess.run(other, env=env, check=True)
+    else:
+        os.rename(root + "/z", root + "/y")
+out.append(os.stat("g").st_size)
+open("i", "w").close()
+os.chdir("..")
+out.append(sorted(os.listdir(".")))
+os.chdir(root)
+out.append(sorted(os.listdir("y/b")))
+print(out)
+"#;
+    let out = preloaded_python(&lib, script, mnt.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "[['g'], ['g', 'h'], 3, ['b'], ['g', 'h', 'i']]"
+    );
+}

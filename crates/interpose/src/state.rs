@@ -556,10 +556,20 @@ pub(crate) fn kernel_cwd(buf: &mut [u8; proto::PATH_MAX]) -> Option<usize> {
     (n > 0 && buf[0] == b'/').then_some(n)
 }
 
+/// Chdirs so far (see [`cwd_epoch`]).
+static CWD_EPOCH: AtomicU64 = AtomicU64::new(0);
+
 /// Forgets the cwd filter after a chdir/fchdir: the next relative path
 /// works it out again.
 pub(crate) fn cwd_changed() {
+    CWD_EPOCH.fetch_add(1, Ordering::Release);
     CWD_NEAR.forget();
+}
+
+/// The number of chdirs so far: what was known of the cwd under an
+/// earlier number may be wrong.
+pub(crate) fn cwd_epoch() -> u64 {
+    CWD_EPOCH.load(Ordering::Acquire)
 }
 
 /// Works out the cwd filter: whether the kernel's cwd is on or above a mount.

@@ -17,6 +17,7 @@
 //! `xattr`.
 
 mod attrs;
+mod cwd;
 mod file;
 mod fork;
 mod handoff;
@@ -222,7 +223,7 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char, t: &mut Target) -> At<'
         t.len = len;
     } else if dirfd == libc::AT_FDCWD {
         let mut cwd = [0u8; PATH_MAX];
-        let Some(cn) = state::kernel_cwd(&mut cwd) else {
+        let Some(cn) = cwd::cwd(&mut cwd) else {
             return At::Real;
         };
         let Some((m, rest)) = path::classify(state::table(), Comps::new(&cwd[..cn], path)) else {

@@ -1,0 +1,98 @@
+//! The kernel's cwd, kept while it is on a mount where nothing changed.
+//!
+//! Every path relative to the cwd needs the cwd's path: `git status` lstats
+//! its 10 000 files by paths relative to its repository, and each cost a
+//! `getcwd(2)` (10 282 of them, 70% of its system-call time under strace).
+//! That path changes only by a chdir of this process (the hooks count them:
+//! `state::cwd_epoch`) or a rename of one of the cwd's directories, a change
+//! on its mount, which moves that mount's generation first. So the path
+//! read under generation `g` of mount `m`, and read again unchanged after
+//! `g` was, still is the cwd's path while `m`'s generation is `g` and no
+//! chdir happened. A cwd off the mounts is not kept (nothing tells when
+//! its path changes).
+
+use core::sync::atomic::{fence, AtomicU64, Ordering};
+
+use proto::PATH_MAX;
+
+use crate::channel;
+use crate::path::{self, Comps};
+use crate::state;
+
+/// Odd while written; 0 until the first write.
+static SEQ: AtomicU64 = AtomicU64::new(0);
+/// The chdir count, mount, and mount generation it was read under.
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+static MOUNT: AtomicU64 = AtomicU64::new(0);
+static STAMP: AtomicU64 = AtomicU64::new(0);
+/// The path: its length and its bytes as words.
+static LEN: AtomicU64 = AtomicU64::new(0);
+static WORDS: [AtomicU64; PATH_MAX / 8] = [const { AtomicU64::new(0) }; PATH_MAX / 8];
+
+/// The kernel's cwd into `buf` (see `state::kernel_cwd`); its length.
+pub(crate) fn cwd(buf: &mut [u8; PATH_MAX]) -> Option<usize> {
+    if let Some(n) = kept(buf) {
+        return Some(n);
+    }
+    let n = state::kernel_cwd(buf)?;
+    keep(&buf[..n]);
+    Some(n)
+}
+
+/// The kept path, if it still holds.
+fn kept(buf: &mut [u8; PATH_MAX]) -> Option<usize> {
+    // Acquire: the words read below are at least as new as this count.
+    let s1 = SEQ.load(Ordering::Acquire);
+    if s1 == 0 || s1 & 1 != 0 || EPOCH.load(Ordering::Relaxed) != state::cwd_epoch() {
+        return None;
+    }
+    let m = MOUNT.load(Ordering::Relaxed) as usize;
+    if channel::generation(m) != Some(STAMP.load(Ordering::Relaxed)) {
+        return None;
+    }
+    let n = (LEN.load(Ordering::Relaxed) as usize).min(PATH_MAX);
+    for (chunk, w) in buf[..n].chunks_mut(8).zip(&WORDS) {
+        let bytes = w.load(Ordering::Relaxed).to_ne_bytes();
+        chunk.copy_from_slice(&bytes[..chunk.len()]);
+    }
+    // Acquire fence: the reads above happen before the re-check of `SEQ`.
+    fence(Ordering::Acquire);
+    (SEQ.load(Ordering::Relaxed) == s1).then_some(n)
+}
+
+/// Keeps `cwd`, just read from the kernel, if it is on a mount and reads
+/// the same again after that mount's generation and the chdir count were.
+fn keep(cwd: &[u8]) {
+    let Some((m, _)) = path::classify(state::table(), Comps::new(cwd, b"")) else {
+        return;
+    };
+    let Some(stamp) = channel::generation(m) else {
+        return;
+    };
+    let epoch = state::cwd_epoch();
+    let mut again = [0u8; PATH_MAX];
+    if state::kernel_cwd(&mut again).is_none_or(|n| &again[..n] != cwd) {
+        return;
+    }
+    let s = SEQ.load(Ordering::Relaxed);
+    if s & 1 != 0
+        || SEQ
+            .compare_exchange(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    // Release fence: the odd count is visible before any word changes.
+    fence(Ordering::Release);
+    EPOCH.store(epoch, Ordering::Relaxed);
+    MOUNT.store(m as u64, Ordering::Relaxed);
+    STAMP.store(stamp, Ordering::Relaxed);
+    LEN.store(cwd.len() as u64, Ordering::Relaxed);
+    for (chunk, w) in cwd.chunks(8).zip(&WORDS) {
+        let mut bytes = [0u8; 8];
+        bytes[..chunk.len()].copy_from_slice(chunk);
+        w.store(u64::from_ne_bytes(bytes), Ordering::Relaxed);
+    }
+    // Release: the words above are visible before the even count.
+    SEQ.store(s + 2, Ordering::Release);
+}
