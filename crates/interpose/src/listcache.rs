@@ -156,11 +156,14 @@ fn table_or_map() -> Option<&'static Table> {
 /// Word `k` of `name`, big-endian so that comparing words compares bytes
 /// (names hold no NUL, so the zero padding sorts a prefix first).
 fn name_word(name: &[u8], k: usize) -> u64 {
-    let mut b = [0u8; 8];
     let part = name.get(8 * k..).unwrap_or_default();
-    let n = part.len().min(8);
-    b[..n].copy_from_slice(&part[..n]);
-    u64::from_be_bytes(b)
+    match part.first_chunk::<8>() {
+        Some(w) => u64::from_be_bytes(*w),
+        None => part
+            .iter()
+            .enumerate()
+            .fold(0, |v, (i, &b)| v | u64::from(b) << (56 - 8 * i)),
+    }
 }
 
 /// The hash of directory `dir` relative to `base` on `mount` (never 0).

@@ -247,12 +247,19 @@ pub(crate) fn key_words(path: &[u8]) -> [u64; KEY_WORDS] {
     w
 }
 
-/// Up to 8 bytes of a path as a word of [`key_words`].
+/// Up to 8 bytes of a path as a word of [`key_words`] (zero-padded,
+/// little-endian). A whole word is one load; a short one is put together
+/// with shifts (a copy into a word on the stack was a `memcpy` call and a
+/// stalled load: a quarter of a listing lookup).
 pub(crate) fn key_word(chunk: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    let n = chunk.len().min(8);
-    b[..n].copy_from_slice(&chunk[..n]);
-    u64::from_ne_bytes(b)
+    match <[u8; 8]>::try_from(chunk) {
+        Ok(w) => u64::from_le_bytes(w),
+        Err(_) => chunk
+            .iter()
+            .take(8)
+            .enumerate()
+            .fold(0, |v, (i, &b)| v | u64::from(b) << (8 * i)),
+    }
 }
 
 /// Entries per set. Two made some processes of a stat loop over 1 000

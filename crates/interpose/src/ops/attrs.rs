@@ -87,10 +87,11 @@ pub(crate) fn stat_handle(mount: usize, fh: u64) -> R<WireAttr> {
 }
 
 /// The answer the process was given for `key` and still holds while the
-/// mount's generation is `current`: kept in the cache by its exact key, or
-/// in a listing of its directory.
+/// mount's generation is `current`: in a listing of its directory (looked
+/// at first: a walk's every name is there, and a miss costs one bucket),
+/// or kept in the cache by its exact key.
 pub(crate) fn known(key: &metacache::Key<'_>, current: u64) -> Option<metacache::Answer> {
-    metacache::lookup(key, current).or_else(|| listcache::lookup(key, current))
+    listcache::lookup(key, current).or_else(|| metacache::lookup(key, current))
 }
 
 /// The answer for `key`: the cached one if it still holds, else (if
