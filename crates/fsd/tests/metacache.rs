@@ -476,3 +476,61 @@ print(out)
         "[['g'], ['g', 'h'], 3, ['b'], ['g', 'h', 'i']]"
     );
 }
+
+/// A walker's directory opens bring their first batch (fts: `openat`,
+/// then `fdopendir`), and a listing still shows what the directory held
+/// when it was asked for: the same names as on tmpfs after opens that are
+/// never listed, fds closed and reused, dups, and names created between
+/// the open and the listing.
+#[test]
+fn directories_opened_for_listing_list_what_they_hold_when_listed() {
+    let Some(lib) =
+        preload_or_skip("directories_opened_for_listing_list_what_they_hold_when_listed")
+    else {
+        return;
+    };
+    let mnt = BtfuseGuard::new("64M");
+    let tmp = TmpfsGuard::new("16m");
+    let script = r#"
+import os, sys
+root = sys.argv[1]
+for d in "abcdef":
+    os.makedirs(os.path.join(root, d))
+    for i in range(3):
+        open(os.path.join(root, d, d + str(i)), "w").close()
+D = os.O_RDONLY | os.O_DIRECTORY
+def ls(fd):
+    return sorted(os.listdir(fd))
+out = [ls(os.open(root, D))]
+fa, fb = os.open(root + "/a", D), os.open(root + "/b", D)
+out += [ls(fa), ls(fb)]
+fc = os.open(root + "/c", D)
+os.close(fc)
+fd = os.open(root + "/d", D)
+out.append(ls(fd))
+fe = os.open(root + "/e", D)
+open(root + "/e/new", "w").close()
+os.unlink(root + "/e/e0")
+out.append(ls(fe))
+ff = os.open(root + "/f", D)
+out.append(ls(os.dup(ff)))
+print(out)
+"#;
+    let run = |root: &Path, preload: Option<&str>| {
+        let mut cmd = std::process::Command::new(PYTHON);
+        cmd.args(["-c", script]).arg(root).env_remove("LD_PRELOAD");
+        if let Some(lib) = preload {
+            cmd.env("LD_PRELOAD", lib);
+        }
+        let out = run_timeout(&mut cmd, ANSWER);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let want = run(tmp.path(), None);
+    assert!(want.contains("'e1', 'e2', 'new'"), "{want}");
+    assert_eq!(run(mnt.path(), Some(&lib)), want);
+}

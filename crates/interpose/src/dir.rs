@@ -2,8 +2,9 @@
 //! (recognised by address), filled in batches by `proto::ops::Readdir`.
 
 use core::cell::UnsafeCell;
+use core::ffi::c_int;
 use core::mem::size_of;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use proto::ops::{Failure, OpenList, OpenListOut, Readdir, ReaddirOut};
 use proto::DirEntryHeader;
@@ -20,6 +21,10 @@ const DIRBUF: usize = 16 * 1024;
 
 pub(crate) struct OurDir {
     fd: i32,
+    /// The handle an `OpenList` of this stream opened (0: none), and the
+    /// generation its first batch holds under (0: none).
+    opened_fh: u64,
+    opened_stamp: u64,
     /// The daemon said the buffered entries are the last ones.
     last: bool,
     /// The path the stream was opened by, if known.
@@ -47,6 +52,8 @@ static DIRS: [DirSlot; NDIRS] = [const {
         d: UnsafeCell::new(OurDir {
             // Zero (not -1) keeps the 4 MiB pool in .bss: no file-backed pages.
             fd: 0,
+            opened_fh: 0,
+            opened_stamp: 0,
             last: false,
             named: None,
             cookie: 0,
@@ -94,6 +101,8 @@ pub(crate) fn new_stream(fd: i32, named: Option<Named>) -> Option<*mut libc::DIR
             // SAFETY: we own the slot now.
             let d = unsafe { &mut *s.d.get() };
             d.fd = fd;
+            d.opened_fh = 0;
+            d.opened_stamp = 0;
             d.last = false;
             d.named = named;
             d.cookie = 0;
@@ -109,17 +118,91 @@ pub(crate) fn new_stream(fd: i32, named: Option<Named>) -> Option<*mut libc::DIR
 /// `opendir` of `t`: the open and the first batch in one round trip
 /// (`OpenList`); the new stream owns the new fd.
 pub(crate) fn open(t: &ops::Target) -> R<*mut libc::DIR> {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    opened_stream(t, flags).map(|d| (d as *mut OurDir).cast())
+}
+
+/// A new stream of `t` opened with `flags` and its first batch.
+fn opened_stream(t: &ops::Target, flags: c_int) -> R<&'static mut OurDir> {
     let p = new_stream(-1, None).ok_or(Fail::Errno(libc::EMFILE))?;
     // SAFETY: a stream `new_stream` just gave us, not yet the program's.
     let d = unsafe { &mut *p.cast::<OurDir>() };
-    let opened = d.open_listed(t);
-    match opened {
-        Ok(()) => Ok(p),
+    match d.open_listed(t, flags) {
+        Ok(()) => Ok(d),
         Err(e) => {
             free(d);
             Err(e)
         }
     }
+}
+
+/// Whether this process lists directories it opened itself (`openat`,
+/// then `fdopendir`: `find`, `du`, `rm -r`, `cp -r`, every walk built on
+/// fts): its plain directory opens then bring their first batch along
+/// ([`open_for_listing`]).
+static WALKS: AtomicBool = AtomicBool::new(false);
+
+/// The stream an [`open_for_listing`] made for its fd, until `fdopendir`
+/// takes it; one per process (another such open frees it).
+static PENDING: AtomicPtr<OurDir> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Whether `openat(…, flags)` of a directory is worth [`open_for_listing`]:
+/// a plain read-only directory open in a process that walks.
+pub(crate) fn lists_on_open(flags: c_int) -> bool {
+    let plain = libc::O_DIRECTORY
+        | libc::O_CLOEXEC
+        | libc::O_NOFOLLOW
+        | libc::O_NONBLOCK
+        | libc::O_NOCTTY
+        | libc::O_LARGEFILE
+        | libc::O_NOATIME;
+    // Relaxed: a hint; either answer is correct.
+    WALKS.load(Ordering::Relaxed)
+        && flags & libc::O_DIRECTORY != 0
+        && flags & libc::O_ACCMODE == libc::O_RDONLY
+        && flags & !plain == 0
+}
+
+/// `openat` of directory `t` with `flags` (see [`lists_on_open`]) and its
+/// first batch in one round trip: the fd, whose stream `fdopendir` then
+/// takes ([`take_pending`]) instead of asking again.
+pub(crate) fn open_for_listing(t: &ops::Target, flags: c_int) -> R<c_int> {
+    let d = opened_stream(t, flags)?;
+    let fd = d.fd;
+    if let Some(old) = unsafe_pending(PENDING.swap(d, Ordering::AcqRel)) {
+        free(old);
+    }
+    Ok(fd)
+}
+
+/// The stream [`open_for_listing`] made, as the stream of `fd`, if `fd`
+/// is that open's file (or a dup of it) and nothing changed on the mount
+/// since its first batch was listed: a listing must show what was there
+/// when `fdopendir` was called.
+pub(crate) fn take_pending(fd: c_int) -> Option<*mut libc::DIR> {
+    WALKS.store(true, Ordering::Relaxed);
+    let d = unsafe_pending(PENDING.swap(core::ptr::null_mut(), Ordering::AcqRel))?;
+    let holds = match ops::file(fd) {
+        Some(Ok(f)) => {
+            f.fh == d.opened_fh
+                && d.opened_stamp != 0
+                && channel::generation(f.mount) == Some(d.opened_stamp)
+        }
+        _ => false,
+    };
+    if !holds {
+        free(d);
+        return None;
+    }
+    d.fd = fd;
+    Some((d as *mut OurDir).cast())
+}
+
+/// The stream a [`PENDING`] pointer is.
+fn unsafe_pending(p: *mut OurDir) -> Option<&'static mut OurDir> {
+    // SAFETY: PENDING holds null or a stream of DIRS that only the thread
+    // that swapped it out uses (the program never saw it).
+    (!p.is_null()).then(|| unsafe { &mut *p })
 }
 
 /// Frees a stream (its fd is closed by the caller).
@@ -154,8 +237,8 @@ impl OurDir {
         self.cookie
     }
 
-    /// Opens `t` into this new stream with its first batch.
-    fn open_listed(&mut self, t: &ops::Target) -> R<()> {
+    /// Opens `t` with `flags` into this new stream, with its first batch.
+    fn open_listed(&mut self, t: &ops::Target, flags: c_int) -> R<()> {
         let with_attrs = metacache::listings_want_attrs();
         let mut ch = channel::acquire(t.mount)?;
         let (bulk, blen) = ch.bulk();
@@ -163,7 +246,7 @@ impl OurDir {
             base: t.base,
             max: DIRBUF.min(blen) as u64,
             plus: u32::from(with_attrs),
-            _pad: 0,
+            flags: (flags & (libc::O_NOFOLLOW | libc::O_NOATIME)) as u32,
         };
         let mut reply = [0u8; REPLY_BUF];
         let (out, _): (OpenListOut, _) = ch.call(&req, t.rel(), b"", &mut reply)?;
@@ -174,8 +257,13 @@ impl OurDir {
         let records = &records[..(out.list.bytes as usize).min(blen)];
         self.accept(records, &out.list, with_attrs, t.mount, out.open.fh);
         drop(ch);
-        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
         self.fd = ops::install_opened(t, flags, &out.open)?;
+        self.opened_fh = out.open.fh;
+        // The listing's own stamp comes after its atime update, if any.
+        self.opened_stamp = match out.list.stamp {
+            0 => out.open.stamp,
+            s => s,
+        };
         Ok(())
     }
 

@@ -729,10 +729,11 @@ operations! {
     } -> Done;
 
     /// `opendir` and its first `readdir` in one round trip: opens directory
-    /// `path` as [`Open`] with `O_RDONLY | O_DIRECTORY` does, then lists the
-    /// new handle from its start into the bulk area as [`Readdir`] with
-    /// `max` and `plus` does. A listing that fails (the directory removed
-    /// meanwhile) is empty and not at its end: the next `Readdir` tells.
+    /// `path` as [`Open`] with `O_RDONLY | O_DIRECTORY | flags` does, then
+    /// lists the new handle from its start into the bulk area as
+    /// [`Readdir`] with `max` and `plus` does. A listing that fails (the
+    /// directory removed meanwhile) is empty and not at its end: the next
+    /// `Readdir` tells.
     OpenList = 31, fn open_list, paths 1, {
         /// Directory `path` is relative to.
         pub base: u64,
@@ -740,8 +741,8 @@ operations! {
         pub max: u64,
         /// 1: a readdirplus.
         pub plus: u32,
-        /// Zero.
-        pub _pad: u32,
+        /// `O_NOFOLLOW`, `O_NOATIME` or 0 (any other bit is ignored).
+        pub flags: u32,
     } -> OpenListOut;
 }
 

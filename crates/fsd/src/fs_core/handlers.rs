@@ -290,9 +290,10 @@ impl Handler for Handlers<'_> {
         p: Paths<'_>,
         out: &mut Payload<'_>,
     ) -> OpResult<OpenListOut> {
+        let flags = req.flags as i32 & (libc::O_NOFOLLOW | libc::O_NOATIME);
         let open = ops::Open {
             base: req.base,
-            flags: (libc::O_RDONLY | libc::O_DIRECTORY) as u32,
+            flags: (flags | libc::O_RDONLY | libc::O_DIRECTORY) as u32,
             mode: 0,
         };
         let open = self.open(&open, p, out)?;

@@ -45,6 +45,9 @@ pub(super) unsafe fn fdopendir(fd: c_int) -> *mut DIR {
         return unsafe { real::fdopendir()(fd) };
     };
     let saved = errno();
+    if let Some(d) = dir::take_pending(fd) {
+        return ok(saved, d);
+    }
     match f {
         Ok(f) if f.is_dir() => match dir::new_stream(fd, None) {
             Some(d) => ok(saved, d),

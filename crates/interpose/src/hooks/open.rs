@@ -5,6 +5,7 @@ use core::ffi::{c_char, c_int, c_uint};
 use libc::{mode_t, AT_FDCWD};
 
 use crate::channel;
+use crate::dir;
 use crate::ops::{self, At, Fail};
 use crate::real;
 use crate::state::FDS;
@@ -41,7 +42,10 @@ pub(super) unsafe fn do_openat(
                 }
                 return k;
             }
-            let r = ops::open(t, flags, mode);
+            let r = match dir::lists_on_open(flags) {
+                true => dir::open_for_listing(t, flags),
+                false => ops::open(t, flags, mode),
+            };
             finish!(saved, r, t, dirfd, p, |d, q| real(d, q))
         }
     }

@@ -115,7 +115,7 @@ fn list_once(mount: usize, base: u64, dir: &[u8], path: &[u8]) -> Option<bool> {
         base,
         max: BATCH.min(blen as u64),
         plus: 1,
-        _pad: 0,
+        flags: 0,
     };
     let mut reply = [0u8; channel::REPLY_BUF];
     let (out, _): (OpenListOut, _) = ch.call(&req, path, b"", &mut reply).ok()?;
