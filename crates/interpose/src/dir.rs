@@ -255,7 +255,7 @@ impl OurDir {
         // channel) and `blen` bytes long.
         let records = unsafe { core::slice::from_raw_parts(bulk.cast_const(), blen) };
         let records = &records[..(out.list.bytes as usize).min(blen)];
-        self.accept(records, &out.list, with_attrs, t.mount, out.open.fh);
+        self.accept(records, &out.list, with_attrs, t.mount, out.open.attr.ino);
         drop(ch);
         self.fd = ops::install_opened(t, flags, &out.open)?;
         self.opened_fh = out.open.fh;
@@ -306,27 +306,27 @@ impl OurDir {
             &out,
             with_attrs,
             f.mount,
-            f.fh,
+            f.ofd().ino.load(Ordering::Relaxed),
         );
         // A batch with nothing we could take ends the stream.
         self.eof |= self.len == 0;
         Ok(())
     }
 
-    /// Takes the batch `records` that listing handle `fh` of `mount` gave
-    /// (`out`), keeping their attributes in the listing cache.
+    /// Takes the batch `records` of directory `ino` of `mount` that a
+    /// listing gave (`out`), keeping their attributes in the listing cache.
     fn accept(
         &mut self,
         records: &[u8],
         out: &ReaddirOut,
         with_attrs: bool,
         mount: usize,
-        fh: u64,
+        ino: u64,
     ) {
         if with_attrs {
             let (start, named) = (self.cookie == 0, self.named.as_ref());
             let part = (start, start && out.eof == 1);
-            listing::keep(mount, Some(fh), named, records, out.stamp, part);
+            listing::keep(mount, Some(ino), named, records, out.stamp, part);
         }
         let (n, all) = self.take(records, with_attrs);
         // The last batch saves the round trip that would find nothing more.

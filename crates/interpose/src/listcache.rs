@@ -19,15 +19,21 @@
 //! answers `ENOENT` for a name it lacks: a name missing from a directory
 //! the caller can search is missing for `stat` and `lstat` alike.
 //!
-//! A slot is found by its directory: the handle it was listed through
-//! (`fstatat(dirfd, name)`), and the path it was opened by relative to a
-//! base (`lstat("dir/name")`), while nothing changed since that open.
+//! A slot is found by its directory: its inode number, for a name relative
+//! to any fd of it (`fstatat(dirfd, name)`; fts reopens a directory by
+//! `..` on its way back up, a new handle each time), and the path it was
+//! opened by relative to a base (`lstat("dir/name")`), while nothing
+//! changed since that open.
+//! A key (its hash) leads to its slot through [`BUCKETS`] buckets; the
+//! parts of a long listing are chained, the latest first.
+//!
 //! Memory: [`SLOTS`] slots of [`SLOT_WORDS`] words, mapped on the first
-//! listing kept and faulted in as written; a slot is a seqlock, so a
-//! process's threads search in parallel, and a writer that finds a slot
-//! busy keeps nothing.
+//! listing kept and faulted in as written, reused by a clock that spares
+//! the ones answering lookups (a walk's parent directories); a slot is a
+//! seqlock, so a process's threads search in parallel, and a writer that
+//! finds a slot busy keeps nothing.
 
-use core::sync::atomic::{fence, AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use proto::WireAttr;
 
@@ -60,13 +66,13 @@ const H_STAMP: usize = 0;
 const H_OWNER: usize = 1;
 /// Names, with [`WHOLE`].
 const H_COUNT: usize = 2;
-/// The directory handle listed through (0: none; handles count from 1).
-const H_HANDLE: usize = 3;
+/// The directory's inode number (0: unknown; inodes count from 1).
+const H_INO: usize = 3;
 /// The base and path (length, words) the directory was opened by
 /// ([`NO_PATH`]: none).
 const H_BASE: usize = 4;
 const H_DIR_LEN: usize = 5;
-/// The slot's two keys' hashes (by handle, by path; 0: none), and for each
+/// The slot's two keys' hashes (by inode, by path; 0: none), and for each
 /// the key ([`KeyIndex`]) kept before it under the same hash (an earlier
 /// part of a long listing; [`NO_KEY`]: none).
 const H_HASH: usize = 6;
@@ -83,16 +89,41 @@ const NO_KEY: u64 = u64::MAX;
 
 /// A kept key: `2 × slot`, plus 1 for the slot's key by path.
 type KeyIndex = usize;
-/// Buckets of keys (a power of two): a lookup reads one.
-const BUCKETS: usize = 256;
-/// Per bucket: the last key kept whose hash it is, as the hash's high bits
-/// and, in the low byte, [`TAGGED`] and the key index; 0 when empty.
+/// Buckets of keys (a power of two), and the run of them a key may sit in
+/// from the one its hash picks: a lookup reads one line.
+const BUCKETS: usize = 1024;
+const PROBES: usize = 4;
+/// Per bucket: a kept key, as its hash's high bits and, in the low byte,
+/// [`TAGGED`] and the key index; 0 when empty. One per hash: a key kept
+/// again under its hash takes its bucket.
 static KEYS: [AtomicU64; BUCKETS] = [const { AtomicU64::new(0) }; BUCKETS];
 const TAGGED: u64 = 0x80;
-const _: () = assert!(2 * SLOTS <= 0x40);
+const _: () = assert!(2 * SLOTS <= 0x40 && BUCKETS.is_multiple_of(PROBES));
 
-fn bucket(h: u64) -> &'static AtomicU64 {
-    &KEYS[(h >> 40) as usize % BUCKETS]
+/// The buckets key hash `h` may sit in: an aligned run (one line).
+fn buckets(h: u64) -> impl Iterator<Item = &'static AtomicU64> {
+    let first = (h >> 40) as usize % BUCKETS & !(PROBES - 1);
+    KEYS[first..first + PROBES].iter()
+}
+
+/// The key kept under hash `h`, if any.
+fn kept_key(h: u64) -> Option<KeyIndex> {
+    buckets(h).find_map(|b| tagged(b.load(Ordering::Relaxed), h))
+}
+
+/// The bucket for a key of hash `h`: the one it sits in, else a free one,
+/// else one whose key its slot no longer holds, else the first.
+fn bucket_for(t: &Table, h: u64) -> &'static AtomicU64 {
+    let held = |v: u64| {
+        let j = (v & 0x3f) as usize;
+        t[j / 2].w[H_HASH + j % 2].load(Ordering::Relaxed) & !0xff == v & !0xff
+    };
+    let load = |b: &&AtomicU64| b.load(Ordering::Relaxed);
+    buckets(h)
+        .find(|b| tagged(load(b), h).is_some())
+        .or_else(|| buckets(h).find(|b| load(b) == 0))
+        .or_else(|| buckets(h).find(|b| !held(load(b))))
+        .unwrap_or(&KEYS[(h >> 40) as usize % BUCKETS & !(PROBES - 1)])
 }
 
 fn tag(h: u64, j: KeyIndex) -> u64 {
@@ -106,6 +137,23 @@ fn tagged(v: u64, h: u64) -> Option<KeyIndex> {
 
 /// The next slot to reuse.
 static NEXT: AtomicU64 = AtomicU64::new(0);
+/// Per slot: answered a lookup since the hand last passed (a clock): a
+/// walk's parent directory, asked again each time the walk comes back up
+/// from a child, keeps its listing while the children's come and go.
+static USED: [AtomicBool; SLOTS] = [const { AtomicBool::new(false) }; SLOTS];
+
+/// The slot to reuse: the next one the hand finds unused since it last
+/// passed (clearing the marks it passes), after a turn any.
+fn victim() -> usize {
+    for _ in 0..SLOTS {
+        let s = NEXT.fetch_add(1, Ordering::Relaxed) as usize % SLOTS;
+        // Relaxed: a hint; any choice is correct.
+        if !USED[s].swap(false, Ordering::Relaxed) {
+            return s;
+        }
+    }
+    NEXT.fetch_add(1, Ordering::Relaxed) as usize % SLOTS
+}
 static TABLE: AtomicPtr<Slot> = AtomicPtr::new(core::ptr::null_mut());
 
 type Table = [Slot; SLOTS];
@@ -166,7 +214,11 @@ fn name_word(name: &[u8], k: usize) -> u64 {
     }
 }
 
-/// The hash of directory `dir` relative to `base` on `mount` (never 0).
+/// Marks the base of an inode number's key: never a handle's.
+const BY_INO: u64 = 1 << 63;
+
+/// The hash of directory `dir` relative to `base` on `mount` (never 0);
+/// `dir_hash(mount, ino | BY_INO, b"")` is that of inode `ino`.
 fn dir_hash(mount: usize, base: u64, dir: &[u8]) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut h = (0xcbf2_9ce4_8422_2325 ^ base).wrapping_mul(K) ^ mount as u64;
@@ -180,8 +232,8 @@ fn dir_hash(mount: usize, base: u64, dir: &[u8]) -> u64 {
 /// The directory a listing is kept under.
 pub(crate) struct ListedDir<'a> {
     pub(crate) mount: usize,
-    /// The handle it was listed through, if any.
-    pub(crate) handle: Option<u64>,
+    /// Its inode number, if known.
+    pub(crate) ino: Option<u64>,
     /// The base and path it was opened by, if they still name it (nothing
     /// changed between that open and the listing).
     pub(crate) path: Option<(u64, &'a [u8])>,
@@ -200,23 +252,20 @@ pub(crate) fn keep<'n>(
     whole: bool,
 ) {
     let path = dir.path.filter(|(_, p)| p.len() <= metacache::KEY_MAX);
-    if stamp == 0 || (dir.handle.is_none() && path.is_none()) {
+    if stamp == 0 || (dir.ino.is_none() && path.is_none()) {
         return;
     }
     let Some(t) = table_or_map() else { return };
     let hashes = [
-        dir.handle.map_or(0, |h| dir_hash(dir.mount, h, b"")),
+        dir.ino.map_or(0, |i| dir_hash(dir.mount, i | BY_INO, b"")),
         path.map_or(0, |(b, p)| dir_hash(dir.mount, b, p)),
     ];
     // A listing from the start replaces the one kept of the directory.
-    let kept_of = |h: u64| tagged(bucket(h).load(Ordering::Relaxed), h);
+    let kept_of = kept_key;
     let same = from_start
         .then(|| hashes.iter().filter(|&&h| h != 0).find_map(|&h| kept_of(h)))
         .flatten();
-    let s = same.map_or_else(
-        || NEXT.fetch_add(1, Ordering::Relaxed) as usize % SLOTS,
-        |j| j / 2,
-    );
+    let s = same.map_or_else(victim, |j| j / 2);
     let slot = &t[s];
     let seq = slot.seq.load(Ordering::Relaxed);
     if seq & 1 != 0
@@ -233,7 +282,9 @@ pub(crate) fn keep<'n>(
         let old = slot.w[H_HASH + k].load(Ordering::Relaxed);
         if old != 0 {
             let taken = tag(old, 2 * s + k);
-            let _ = bucket(old).compare_exchange(taken, 0, Ordering::Relaxed, Ordering::Relaxed);
+            for b in buckets(old) {
+                let _ = b.compare_exchange(taken, 0, Ordering::Relaxed, Ordering::Relaxed);
+            }
         }
     }
     // Release fence: the odd count is visible before any word changes.
@@ -271,7 +322,7 @@ pub(crate) fn keep<'n>(
     set(H_STAMP, stamp);
     set(H_OWNER, metacache::owner(dir.mount));
     set(H_COUNT, kept as u64 | if whole { WHOLE } else { 0 });
-    set(H_HANDLE, dir.handle.unwrap_or(0));
+    set(H_INO, dir.ino.unwrap_or(0));
     for (k, &h) in hashes.iter().enumerate() {
         set(H_HASH + k, if ordered { h } else { 0 });
         let prev = (h != 0).then(|| kept_of(h)).flatten();
@@ -294,14 +345,15 @@ pub(crate) fn keep<'n>(
     slot.seq.store(seq + 2, Ordering::Release);
     if ordered {
         for (k, &h) in hashes.iter().enumerate().filter(|(_, &h)| h != 0) {
-            bucket(h).store(tag(h, 2 * s + k), Ordering::Relaxed);
+            bucket_for(t, h).store(tag(h, 2 * s + k), Ordering::Relaxed);
         }
     }
 }
 
 /// The answer a kept listing gives for `key` (a `stat` or `lstat` of a
-/// path relative to a base) while the mount's generation is `current`.
-pub(crate) fn lookup(key: &Key<'_>, current: u64) -> Option<Answer> {
+/// path relative to a base whose inode number is `base_ino`, 0 if
+/// unknown) while the mount's generation is `current`.
+pub(crate) fn lookup(key: &Key<'_>, base_ino: u64, current: u64) -> Option<Answer> {
     let t = table()?;
     if key.base == metacache::RAW || key.path.len() > metacache::KEY_MAX {
         return None;
@@ -313,12 +365,36 @@ pub(crate) fn lookup(key: &Key<'_>, current: u64) -> Option<Answer> {
     if name.is_empty() || name == b"." || name == b".." || name.len() > NAME_MAX {
         return None;
     }
-    let h = dir_hash(key.mount, key.base, dir);
-    let mut j = tagged(bucket(h).load(Ordering::Relaxed), h)?;
+    let by_ino = (dir.is_empty() && base_ino != 0).then_some(base_ino);
+    by_ino
+        .and_then(|ino| find(t, key, Dir::Ino(ino), name, current))
+        .or_else(|| find(t, key, Dir::Path(dir), name, current))
+}
+
+/// A directory as a lookup names it.
+#[derive(Clone, Copy)]
+enum Dir<'a> {
+    Ino(u64),
+    /// A path relative to the key's base.
+    Path(&'a [u8]),
+}
+
+/// The answer the listings kept of `dir` give for `name`.
+fn find(t: &Table, key: &Key<'_>, dir: Dir<'_>, name: &[u8], current: u64) -> Option<Answer> {
+    let h = match dir {
+        Dir::Ino(ino) => dir_hash(key.mount, ino | BY_INO, b""),
+        Dir::Path(p) => dir_hash(key.mount, key.base, p),
+    };
+    let mut j = kept_key(h)?;
     // The key's listings, the latest first: at most one per slot.
     for _ in 0..SLOTS {
-        match search(&t[j / 2], j % 2 == 1, h, key, dir, name, current) {
-            Found::Answer(a) => return Some(a),
+        match search(&t[j / 2], h, key, dir, name, current) {
+            Found::Answer(a) => {
+                if !USED[j / 2].load(Ordering::Relaxed) {
+                    USED[j / 2].store(true, Ordering::Relaxed);
+                }
+                return Some(a);
+            }
             Found::Earlier(prev) => j = prev,
             Found::Nothing => return None,
         }
@@ -335,21 +411,12 @@ enum Found {
 }
 
 /// Looks for `name` in `slot` if it holds (part of) the listing of `dir`,
-/// whose key's hash is `h` (by path if `by_path`, else `key.base` is its
-/// handle).
-fn search(
-    slot: &Slot,
-    by_path: bool,
-    h: u64,
-    key: &Key<'_>,
-    dir: &[u8],
-    name: &[u8],
-    current: u64,
-) -> Found {
+/// whose key's hash is `h`.
+fn search(slot: &Slot, h: u64, key: &Key<'_>, dir: Dir<'_>, name: &[u8], current: u64) -> Found {
     let w = |i: usize| slot.w[i.min(SLOT_WORDS - 2)].load(Ordering::Relaxed);
     // Acquire: the words read below are at least as new as this count.
     let s1 = slot.seq.load(Ordering::Acquire);
-    let k = usize::from(by_path);
+    let k = usize::from(matches!(dir, Dir::Path(_)));
     if s1 & 1 != 0
         || w(H_HASH + k) != h
         || w(H_STAMP) != current
@@ -357,15 +424,15 @@ fn search(
     {
         return Found::Nothing;
     }
-    let mine = if by_path {
-        w(H_BASE) == key.base
-            && w(H_DIR_LEN) == dir.len() as u64
-            && dir
-                .chunks(8)
-                .enumerate()
-                .all(|(i, c)| w(H_DIR + i) == metacache::key_word(c))
-    } else {
-        dir.is_empty() && w(H_HANDLE) == key.base
+    let mine = match dir {
+        Dir::Path(p) => {
+            w(H_BASE) == key.base
+                && w(H_DIR_LEN) == p.len() as u64
+                && p.chunks(8)
+                    .enumerate()
+                    .all(|(i, c)| w(H_DIR + i) == metacache::key_word(c))
+        }
+        Dir::Ino(ino) => w(H_INO) == ino,
     };
     if !mine {
         return Found::Nothing;
@@ -467,7 +534,7 @@ mod tests {
     const LINK: u32 = libc::S_IFLNK | 0o777;
 
     #[test]
-    fn a_listing_answers_its_names_by_handle_and_by_path_until_the_generation_moves() {
+    fn a_listing_answers_its_names_by_inode_and_by_path_until_the_generation_moves() {
         let _one = serial();
         let names: [(&[u8], WireAttr); 5] = [
             (b".", attr(1, libc::S_IFDIR)),
@@ -478,13 +545,18 @@ mod tests {
         ];
         let dir = ListedDir {
             mount: 3,
-            handle: Some(7001),
+            ino: Some(7001),
             path: Some((0, b"x/y")),
         };
         keep(&dir, names.iter().copied(), 40, true, true);
-        let ino = |k: &Key<'_>, g| lookup(k, g).map(|a| a.map(|a| a.ino));
+        let ino = |k: &Key<'_>, g| lookup(k, k.base, g).map(|a| a.map(|a| a.ino));
         assert_eq!(ino(&key(7001, b"a", NOFOLLOW), 40), Some(Ok(10)));
         assert_eq!(ino(&key(7001, b"a", FOLLOW), 40), Some(Ok(10)));
+        // Through any fd of the directory (another handle, same inode).
+        assert_eq!(
+            lookup(&key(123, b"a", FOLLOW), 7001, 40).map(|a| a.map(|a| a.ino)),
+            Some(Ok(10))
+        );
         assert_eq!(
             ino(&key(0, b"x/y/a-much-longer-name-than-eight", FOLLOW), 40),
             Some(Ok(11))
@@ -508,23 +580,23 @@ mod tests {
         let part: [(&[u8], WireAttr); 2] = [(b"m", attr(20, FILE)), (b"n", attr(21, FILE))];
         let dir = ListedDir {
             mount: 3,
-            handle: Some(8001),
+            ino: Some(8001),
             path: None,
         };
         keep(&dir, part.iter().copied(), 50, false, false);
         assert_eq!(
-            lookup(&key(8001, b"n", NOFOLLOW), 50).map(|a| a.map(|a| a.ino)),
+            lookup(&key(8001, b"n", NOFOLLOW), 8001, 50).map(|a| a.map(|a| a.ino)),
             Some(Ok(21))
         );
-        assert_eq!(lookup(&key(8001, b"z", NOFOLLOW), 50), None);
+        assert_eq!(lookup(&key(8001, b"z", NOFOLLOW), 8001, 50), None);
         let unordered: [(&[u8], WireAttr); 2] = [(b"q", attr(30, FILE)), (b"p", attr(31, FILE))];
         let dir = ListedDir {
-            handle: Some(8002),
+            ino: Some(8002),
             ..dir
         };
         keep(&dir, unordered.iter().copied(), 50, true, true);
-        assert_eq!(lookup(&key(8002, b"q", NOFOLLOW), 50), None);
-        assert_eq!(lookup(&key(8002, b"zz", NOFOLLOW), 50), None);
+        assert_eq!(lookup(&key(8002, b"q", NOFOLLOW), 8002, 50), None);
+        assert_eq!(lookup(&key(8002, b"zz", NOFOLLOW), 8002, 50), None);
     }
 
     #[test]
@@ -532,7 +604,7 @@ mod tests {
         let _one = serial();
         let dir = ListedDir {
             mount: 3,
-            handle: Some(8500),
+            ino: Some(8500),
             path: Some((0, b"long")),
         };
         let first: [(&[u8], WireAttr); 2] = [(b"a", attr(40, FILE)), (b"b", attr(41, FILE))];
@@ -540,7 +612,7 @@ mod tests {
         keep(&dir, first.iter().copied(), 70, true, false);
         keep(&dir, rest.iter().copied(), 70, false, false);
         let found = |base, path: &'static [u8]| {
-            lookup(&key(base, path, NOFOLLOW), 70).map(|a| a.map(|a| a.ino))
+            lookup(&key(base, path, NOFOLLOW), base, 70).map(|a| a.map(|a| a.ino))
         };
         for (name, ino) in [(&b"a"[..], 40), (b"b", 41), (b"c", 42), (b"d", 43)] {
             assert_eq!(found(8500, name), Some(Ok(ino)));
@@ -551,11 +623,11 @@ mod tests {
         // Listed again from the start, whole: its slot is reused.
         keep(&dir, first.iter().copied(), 71, true, true);
         assert_eq!(
-            lookup(&key(8500, b"a", NOFOLLOW), 71).map(|a| a.map(|a| a.ino)),
+            lookup(&key(8500, b"a", NOFOLLOW), 8500, 71).map(|a| a.map(|a| a.ino)),
             Some(Ok(40))
         );
         assert_eq!(
-            lookup(&key(8500, b"c", NOFOLLOW), 71),
+            lookup(&key(8500, b"c", NOFOLLOW), 8500, 71),
             Some(Err(libc::ENOENT))
         );
     }
@@ -565,13 +637,13 @@ mod tests {
         let _one = serial();
         let dir = |h| ListedDir {
             mount: 3,
-            handle: Some(h),
+            ino: Some(h),
             path: None,
         };
         let one = |ino| [(b"f" as &[u8], attr(ino, FILE))];
         keep(&dir(9000), one(1).into_iter(), 60, true, true);
         keep(&dir(9000), one(2).into_iter(), 61, true, true);
-        let found = |h, g| lookup(&key(h, b"f", NOFOLLOW), g).map(|a| a.map(|a| a.ino));
+        let found = |h, g| lookup(&key(h, b"f", NOFOLLOW), h, g).map(|a| a.map(|a| a.ino));
         assert_eq!(found(9000, 61), Some(Ok(2)));
         assert_eq!(found(9000, 60), None);
         for h in 9001..9001 + 2 * SLOTS as u64 {

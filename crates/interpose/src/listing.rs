@@ -72,14 +72,15 @@ pub(crate) fn records(bytes: &[u8], with_attrs: bool) -> impl Iterator<Item = Li
     })
 }
 
-/// Keeps a listing with attributes (`records`, stamped `stamp`) of
-/// directory handle `dir` (if any) as the answers of `fstatat(dir, name,
-/// AT_SYMLINK_NOFOLLOW)` and, while nothing changed since `named` was
+/// Keeps a listing with attributes (`records`, stamped `stamp`) of the
+/// directory of inode number `dir_ino` (if known) as the answers of
+/// `fstatat(fd, name, AT_SYMLINK_NOFOLLOW)` for any fd of it and, while
+/// nothing changed since `named` was
 /// opened, of `lstat(path/name)` (see `listcache`); `from_start`: they
 /// begin at the directory's start, `whole`: and reach its end.
 pub(crate) fn keep(
     mount: usize,
-    dir: Option<u64>,
+    dir_ino: Option<u64>,
     named: Option<&Named>,
     records: &[u8],
     stamp: u64,
@@ -88,7 +89,7 @@ pub(crate) fn keep(
     let named = named.filter(|n| n.stamp == stamp);
     let listed = ListedDir {
         mount,
-        handle: dir,
+        ino: dir_ino,
         path: named.map(|n| (n.base, &n.path[..n.len])),
     };
     let entries = self::records(records, true).filter_map(|e| Some((e.name, e.attr?)));

@@ -36,7 +36,7 @@ pub(crate) fn stat_path(t: &Target, nofollow: bool, raw: Option<&AbsPath>) -> R<
         how: key.how,
     });
     let prefetch = || siblings::on_miss(t);
-    cached(&key, raw.as_ref(), prefetch, || {
+    cached(&key, t.base_ino(), raw.as_ref(), prefetch, || {
         let stat = ops::Stat {
             base: t.base,
             flags,
@@ -80,6 +80,7 @@ pub(crate) fn stat_file(f: &FileRef) -> R<WireAttr> {
 pub(crate) fn stat_handle(mount: usize, fh: u64) -> R<WireAttr> {
     cached(
         &metacache::Key::fstat(mount, fh),
+        0,
         None,
         || false,
         || request(mount, &ops::Fstat { fh }, b"", b""),
@@ -87,11 +88,16 @@ pub(crate) fn stat_handle(mount: usize, fh: u64) -> R<WireAttr> {
 }
 
 /// The answer the process was given for `key` and still holds while the
-/// mount's generation is `current`: in a listing of its directory (looked
+/// mount's generation is `current` (`base_ino`: the inode number of the
+/// key's base, 0 if unknown): in a listing of its directory (looked
 /// at first: a walk's every name is there, and a miss costs one bucket),
 /// or kept in the cache by its exact key.
-pub(crate) fn known(key: &metacache::Key<'_>, current: u64) -> Option<metacache::Answer> {
-    listcache::lookup(key, current).or_else(|| metacache::lookup(key, current))
+pub(crate) fn known(
+    key: &metacache::Key<'_>,
+    base_ino: u64,
+    current: u64,
+) -> Option<metacache::Answer> {
+    listcache::lookup(key, base_ino, current).or_else(|| metacache::lookup(key, current))
 }
 
 /// The answer for `key`: the cached one if it still holds, else (if
@@ -99,6 +105,7 @@ pub(crate) fn known(key: &metacache::Key<'_>, current: u64) -> Option<metacache:
 /// if the daemon stamped it (a missing name too).
 fn cached(
     key: &metacache::Key<'_>,
+    base_ino: u64,
     also: Option<&metacache::Key<'_>>,
     prefetch: impl FnOnce() -> bool,
     ask: impl FnOnce() -> R<ops::StatOut>,
@@ -116,7 +123,7 @@ fn cached(
     };
     let hit = || {
         let g = channel::generation(key.mount)?;
-        let a = known(key, g)?;
+        let a = known(key, base_ino, g)?;
         metacache::count(true);
         // Found by the resolved path: next time by the string.
         if let Some(k) = also {

@@ -115,6 +115,14 @@ impl Target {
         }
     }
 
+    /// The inode number of the directory fd the path is relative to, 0 if
+    /// none (a path from the mount root).
+    pub(crate) fn base_ino(&self) -> u64 {
+        self.dir
+            .as_ref()
+            .map_or(0, |r| FDS.ofd(r.idx).ino.load(Ordering::Relaxed))
+    }
+
     /// The path relative to `base`.
     pub(crate) fn rel(&self) -> &[u8] {
         // SAFETY: `resolve_at` wrote the first `len` bytes (`len` is 0

@@ -129,7 +129,7 @@ fn list_once(mount: usize, base: u64, dir: &[u8], path: &[u8]) -> Option<bool> {
             let records = &records[..(list.bytes as usize).min(blen)];
             listing::keep(
                 mount,
-                None,
+                Some(open.attr.ino),
                 named.as_ref(),
                 records,
                 list.stamp,

@@ -60,7 +60,7 @@ impl<'a> XattrAt<'a> {
             }
         };
         let known = channel::generation(self.mount)
-            .and_then(|g| attrs::known(&key, g))
+            .and_then(|g| attrs::known(&key, 0, g))
             .is_some_and(|a| a.is_ok_and(|a| a.flags & WireAttr::NO_XATTRS != 0));
         if known {
             metacache::count(true);
