@@ -100,9 +100,14 @@ static KEYS: [AtomicU64; BUCKETS] = [const { AtomicU64::new(0) }; BUCKETS];
 const TAGGED: u64 = 0x80;
 const _: () = assert!(2 * SLOTS <= 0x40 && BUCKETS.is_multiple_of(PROBES));
 
+/// The first of the buckets key hash `h` may sit in.
+fn first_bucket(h: u64) -> usize {
+    ((h >> 40) as usize % BUCKETS) & !(PROBES - 1)
+}
+
 /// The buckets key hash `h` may sit in: an aligned run (one line).
 fn buckets(h: u64) -> impl Iterator<Item = &'static AtomicU64> {
-    let first = (h >> 40) as usize % BUCKETS & !(PROBES - 1);
+    let first = first_bucket(h);
     KEYS[first..first + PROBES].iter()
 }
 
@@ -123,7 +128,7 @@ fn bucket_for(t: &Table, h: u64) -> &'static AtomicU64 {
         .find(|b| tagged(load(b), h).is_some())
         .or_else(|| buckets(h).find(|b| load(b) == 0))
         .or_else(|| buckets(h).find(|b| !held(load(b))))
-        .unwrap_or(&KEYS[(h >> 40) as usize % BUCKETS & !(PROBES - 1)])
+        .unwrap_or(&KEYS[first_bucket(h)])
 }
 
 fn tag(h: u64, j: KeyIndex) -> u64 {
