@@ -175,6 +175,15 @@ fn preloaded_python(lib: &str, script: &str, arg: &Path) -> std::process::Output
     )
 }
 
+/// [`preloaded_python`] that must succeed: its output.
+fn preloaded_python_ok(lib: &str, script: &str, arg: &Path) -> String {
+    let out = preloaded_python(lib, script, arg);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}{err}");
+    text
+}
+
 /// A process that gives up root answers what the new identity may see:
 /// the answers it kept as root are not used any more.
 #[test]
@@ -313,13 +322,7 @@ print(oct(os.lstat(os.path.join(d, "f250")).st_mode & 0o7777))
 print(oct(os.lstat(os.path.join(d, "f251")).st_mode & 0o7777))
 "#;
     let before = fast_path_stats(mnt.path());
-    let out = preloaded_python(&lib, script, &dir);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = preloaded_python_ok(&lib, script, &dir);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines, ["['0o100644']", "0o600", "0o644"], "{text}");
     let asked = fast_path_stats(mnt.path()) - before;
@@ -352,14 +355,8 @@ for door, env in (("fast", dict(os.environ)), ("kernel", {k: v for k, v in os.en
     out += [os.fstat(fd).st_size, os.read(fd, 100), os.read(fd, 100)]
 print(out)
 "#;
-    let out = preloaded_python(&lib, script, &f);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        preloaded_python_ok(&lib, script, &f).trim(),
         "[5, b'first', b'', 10, b'+fast', b'', 17, b'+kernel', b'']"
     );
 }
@@ -409,13 +406,7 @@ subprocess.run(["sh", "-c", 'touch "$1/new" && chmod 644 "$1/new" && chmod 600 "
 print(survey())
 "#;
     let before = fast_path_stats(mnt.path());
-    let out = preloaded_python(&lib, script, &dir);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = preloaded_python_ok(&lib, script, &dir);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines,
@@ -465,14 +456,8 @@ os.chdir(root)
 out.append(sorted(os.listdir("y/b")))
 print(out)
 "#;
-    let out = preloaded_python(&lib, script, mnt.path());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        preloaded_python_ok(&lib, script, mnt.path()).trim(),
         "[['g'], ['g', 'h'], 3, ['b'], ['g', 'h', 'i']]"
     );
 }

@@ -33,11 +33,12 @@
 //! seqlock, so a process's threads search in parallel, and a writer that
 //! finds a slot busy keeps nothing.
 
-use core::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 
 use proto::WireAttr;
 
 use crate::fdtable::ATTR_WORDS;
+use crate::lazy_table::LazyTable;
 use crate::metacache::{self, Answer, Key};
 
 /// Listings kept at once (slots are reused round robin): enough for a walk's
@@ -159,51 +160,13 @@ fn victim() -> usize {
     }
     NEXT.fetch_add(1, Ordering::Relaxed) as usize % SLOTS
 }
-static TABLE: AtomicPtr<Slot> = AtomicPtr::new(core::ptr::null_mut());
+// SAFETY: an all-zero table is valid (atomics).
+static TABLE: LazyTable<Table> = unsafe { LazyTable::new() };
 
 type Table = [Slot; SLOTS];
 
 fn table() -> Option<&'static Table> {
-    // Acquire: pairs with the publication in `table_or_map`.
-    let p = TABLE.load(Ordering::Acquire);
-    // SAFETY: non-null only once mapped (zero-filled, SLOTS slots, valid
-    // all-zero) and never unmapped.
-    (!p.is_null()).then(|| unsafe { &*p.cast::<Table>() })
-}
-
-fn table_or_map() -> Option<&'static Table> {
-    if let Some(t) = table() {
-        return Some(t);
-    }
-    #[cfg(not(test))]
-    {
-        let map = crate::mapped::Mapping::new(size_of::<Table>())?;
-        let fresh = map.as_ptr().cast::<Slot>();
-        match TABLE.compare_exchange(
-            core::ptr::null_mut(),
-            fresh,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => {
-                map.leak();
-            }
-            // Another thread mapped it first: ours is unmapped on drop.
-            Err(_) => drop(map),
-        }
-    }
-    #[cfg(test)]
-    {
-        // SAFETY: all-zero is a valid table (atomics).
-        let fresh: Box<Table> = unsafe { Box::new_zeroed().assume_init() };
-        let _ = TABLE.compare_exchange(
-            core::ptr::null_mut(),
-            Box::into_raw(fresh).cast::<Slot>(),
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
-    }
-    table()
+    TABLE.get()
 }
 
 /// Word `k` of `name`, big-endian so that comparing words compares bytes
@@ -260,7 +223,7 @@ pub(crate) fn keep<'n>(
     if stamp == 0 || (dir.ino.is_none() && path.is_none()) {
         return;
     }
-    let Some(t) = table_or_map() else { return };
+    let Some(t) = TABLE.get_or_map() else { return };
     let hashes = [
         dir.ino.map_or(0, |i| dir_hash(dir.mount, i | BY_INO, b"")),
         path.map_or(0, |(b, p)| dir_hash(dir.mount, b, p)),

@@ -30,12 +30,13 @@
 //! of one process hit in parallel; a writer that finds an entry busy
 //! simply does not cache.
 
-use core::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 
 use proto::WireAttr;
 
+use crate::lazy_table::LazyTable;
 #[cfg(not(test))]
-use crate::{mapped::Mapping, state};
+use crate::state;
 
 /// Entries in the table (a power of two).
 pub(crate) const NENT: usize = 1 << 14;
@@ -125,7 +126,8 @@ const W_SHAPE: usize = 4;
 const W_ATTR: usize = META_WORDS;
 const W_KEY: usize = META_WORDS + ATTR_WORDS;
 
-static TABLE: AtomicPtr<Entry> = AtomicPtr::new(core::ptr::null_mut());
+// SAFETY: an all-zero table is valid (atomics).
+static TABLE: LazyTable<[Entry; NENT]> = unsafe { LazyTable::new() };
 
 /// Calls answered from the cache, and by the daemon, for `BTFUSE_DEBUG`'s
 /// exit line (see [`count`]).
@@ -171,11 +173,7 @@ static KEPT: AtomicU64 = AtomicU64::new(0);
 const POPULATE_AFTER: u64 = 256;
 
 fn table() -> Option<&'static [Entry; NENT]> {
-    // Acquire: pairs with the publication in `table_or_map`.
-    let p = TABLE.load(Ordering::Acquire);
-    // SAFETY: non-null only once mapped (zero-filled, NENT entries, valid
-    // all-zero) and never unmapped.
-    (!p.is_null()).then(|| unsafe { &*p.cast::<[Entry; NENT]>() })
+    TABLE.get()
 }
 
 /// Whether anything was ever cached (until then no lookup can hit).
@@ -184,39 +182,7 @@ pub(crate) fn in_use() -> bool {
 }
 
 fn table_or_map() -> Option<&'static [Entry; NENT]> {
-    if let Some(t) = table() {
-        return Some(t);
-    }
-    #[cfg(not(test))]
-    {
-        let map = Mapping::new(size_of::<[Entry; NENT]>())?;
-        let fresh = map.as_ptr().cast::<Entry>();
-        match TABLE.compare_exchange(
-            core::ptr::null_mut(),
-            fresh,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => {
-                map.leak();
-            }
-            // Another thread mapped it first: ours is unmapped on drop.
-            Err(_) => drop(map),
-        }
-    }
-    #[cfg(test)]
-    {
-        // SAFETY: all-zero is a valid table (atomics).
-        let fresh: Box<[Entry; NENT]> = unsafe { Box::new_zeroed().assume_init() };
-        let fresh = Box::into_raw(fresh).cast::<Entry>();
-        let _ = TABLE.compare_exchange(
-            core::ptr::null_mut(),
-            fresh,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
-    }
-    table()
+    TABLE.get_or_map()
 }
 
 /// The process's credential epoch (`state::epoch`).
