@@ -169,6 +169,11 @@ fn table() -> Option<&'static Table> {
     TABLE.get()
 }
 
+/// Whether a listing was ever kept (until then no lookup can hit).
+pub(crate) fn in_use() -> bool {
+    table().is_some()
+}
+
 /// Word `k` of `name`, big-endian so that comparing words compares bytes
 /// (names hold no NUL, so the zero padding sorts a prefix first).
 fn name_word(name: &[u8], k: usize) -> u64 {

@@ -187,7 +187,10 @@ pub(crate) enum Abs {
 /// string is looked up: see `crate::namespace`), so the string names the
 /// same mount path for as long as the entry's generation holds.
 pub(crate) fn stat_abs(p: *const c_char, nofollow: bool) -> Abs {
-    if p.is_null() || !metacache::in_use() || state::paths_by_kernel() {
+    // Nothing kept yet: nothing can hit, and no answer is kept under the
+    // string either (a listing's hits keep theirs: the loop's next pass
+    // then hits by the string).
+    if p.is_null() || !(metacache::in_use() || listcache::in_use()) || state::paths_by_kernel() {
         return Abs::No;
     }
     let mut copy = [MaybeUninit::<u8>::uninit(); metacache::KEY_MAX + 1];
