@@ -1,6 +1,7 @@
 //! Listings kept whole: `stat` of a name in a directory this process
-//! listed with attributes (a readdirplus) is answered by a binary search
-//! of that listing, as the daemon sent it, in name order.
+//! listed with attributes (a readdirplus) is answered from that listing,
+//! kept as the daemon sent it (in name order) with a hash table of its
+//! names (or, in a slot too full for one, a binary search).
 //!
 //! A tree walk (`find`, `du`, `ls -lR`, `git status` after the sibling
 //! prefetch) lists each directory once and then stats each of its names
@@ -78,7 +79,10 @@ const H_DIR_LEN: usize = 5;
 /// part of a long listing; [`NO_KEY`]: none).
 const H_HASH: usize = 6;
 const H_PREV: usize = 8;
-const H_DIR: usize = 10;
+/// Where the listing's hash table starts, and the log2 of its words
+/// (`at | bits << 32`; 0: none, the index is searched instead).
+const H_TABLE: usize = 10;
+const H_DIR: usize = 11;
 const H_RECORDS: usize = H_DIR + metacache::KEY_WORDS;
 /// Where name `i`'s record offset is: `TOP - i`.
 const TOP: usize = SLOT_WORDS - 2;
@@ -190,6 +194,44 @@ fn name_word(name: &[u8], k: usize) -> u64 {
 /// Marks the base of an inode number's key: never a handle's.
 const BY_INO: u64 = 1 << 63;
 
+/// The hash of a name given as its words (`name_word`), as the slots'
+/// hash tables keep it: never 0.
+fn name_hash(words: impl Iterator<Item = u64>) -> u32 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let h = words.fold(0x243f_6a88_85a3_08d3, |h, w| {
+        let h = (h ^ w).wrapping_mul(K);
+        h ^ (h >> 29)
+    });
+    (h >> 32) as u32 | 1
+}
+
+/// Builds, at word `at` of `slot` (past its `n` records, below their
+/// index), a hash table of the records by name: 2 to 4 words a name, each
+/// `offset << 32 | name_hash`, so that a lookup reads one or two words and
+/// one record instead of searching the index (seven probes of two lines
+/// each in a 100-name directory). `H_TABLE`'s word, 0 if it does not fit.
+fn hash_table(slot: &Slot, at: usize, n: usize) -> u64 {
+    let size = (2 * n).max(2).next_power_of_two();
+    if n == 0 || at + size > TOP + 1 - n {
+        return 0;
+    }
+    let w = |i: usize| slot.w[i].load(Ordering::Relaxed);
+    for i in 0..size {
+        slot.w[at + i].store(0, Ordering::Relaxed);
+    }
+    for i in 0..n {
+        let r = w(TOP - i) as usize;
+        let words = (w(r) as usize).div_ceil(8);
+        let h = name_hash((0..words).map(|k| w(r + 1 + ATTR_WORDS + k)));
+        let mut p = h as usize;
+        while w(at + (p & (size - 1))) != 0 {
+            p += 1;
+        }
+        slot.w[at + (p & (size - 1))].store((r as u64) << 32 | u64::from(h), Ordering::Relaxed);
+    }
+    at as u64 | u64::from(size.trailing_zeros()) << 32
+}
+
 /// The hash of directory `dir` relative to `base` on `mount` (never 0);
 /// `dir_hash(mount, ino | BY_INO, b"")` is that of inode `ino`.
 fn dir_hash(mount: usize, base: u64, dir: &[u8]) -> u64 {
@@ -292,6 +334,7 @@ pub(crate) fn keep<'n>(
         kept += 1;
     }
     let whole = whole && all;
+    set(H_TABLE, hash_table(slot, at, kept));
     set(H_STAMP, stamp);
     set(H_OWNER, metacache::owner(dir.mount));
     set(H_COUNT, kept as u64 | if whole { WHOLE } else { 0 });
@@ -434,8 +477,29 @@ fn search(slot: &Slot, h: u64, key: &Key<'_>, dir: Dir<'_>, name: &[u8], current
             .find(|o| o.is_ne())
             .unwrap_or(core::cmp::Ordering::Equal)
     };
-    let (mut lo, mut hi) = (0usize, n);
+    let table = w(H_TABLE);
+    let (mut lo, mut hi) = (0usize, if table != 0 { 0 } else { n });
     let mut found = None;
+    if table != 0 {
+        // Bounded so that a torn read stays in the slot.
+        let size = 1usize << ((table >> 32) as usize).min(15);
+        let at = (table as u32 as usize).min(SLOT_WORDS - 1 - size);
+        let h = name_hash((0..ours).map(|k| name_word(name, k)));
+        for p in h as usize..h as usize + size {
+            let e = w(at + (p & (size - 1)));
+            if e == 0 {
+                break;
+            }
+            let r = ((e >> 32) as usize).min(SLOT_WORDS - 1 - RECORD_MAX);
+            if e as u32 == h
+                && w(r) as usize == name.len()
+                && (0..ours).all(|k| w(r + 1 + ATTR_WORDS + k) == name_word(name, k))
+            {
+                found = Some(r);
+                break;
+            }
+        }
+    }
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
         match compare(mid) {
@@ -603,6 +667,42 @@ mod tests {
             lookup(&key(8500, b"c", NOFOLLOW), 8500, 71),
             Some(Err(libc::ENOENT))
         );
+    }
+
+    #[test]
+    fn a_listing_that_fills_its_slot_is_searched_without_a_hash_table() {
+        let _one = serial();
+        let names: Vec<Vec<u8>> = (0..2500)
+            .map(|i| format!("{i:05}{}", "x".repeat(110)).into_bytes())
+            .collect();
+        let dir = ListedDir {
+            mount: 3,
+            ino: Some(9500),
+            path: None,
+        };
+        let entries = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (&n[..], attr(i as u64, FILE)));
+        keep(&dir, entries, 80, true, true);
+        let t = table().unwrap();
+        let slot = (0..SLOTS)
+            .find(|&s| t[s].w[H_INO].load(Ordering::Relaxed) == 9500)
+            .unwrap();
+        assert_eq!(
+            t[slot].w[H_TABLE].load(Ordering::Relaxed),
+            0,
+            "no room for a table"
+        );
+        let kept = t[slot].w[H_COUNT].load(Ordering::Relaxed);
+        assert!(kept > 100 && kept & WHOLE == 0, "{kept:#x}");
+        let found =
+            |i: usize| lookup(&key(1, &names[i], NOFOLLOW), 9500, 80).map(|a| a.map(|a| a.ino));
+        assert_eq!(found(0), Some(Ok(0)));
+        assert_eq!(found(kept as usize - 1), Some(Ok(kept - 1)));
+        // Past what the slot holds: not known (never ENOENT).
+        assert_eq!(found(kept as usize), None);
+        assert_eq!(found(2499), None);
     }
 
     #[test]
