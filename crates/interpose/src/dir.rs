@@ -169,7 +169,7 @@ pub(crate) fn lists_on_open(flags: c_int) -> bool {
 pub(crate) fn open_for_listing(t: &ops::Target, flags: c_int) -> R<c_int> {
     let d = opened_stream(t, flags)?;
     let fd = d.fd;
-    if let Some(old) = unsafe_pending(PENDING.swap(d, Ordering::AcqRel)) {
+    if let Some(old) = pending_stream(PENDING.swap(d, Ordering::AcqRel)) {
         free(old);
     }
     Ok(fd)
@@ -180,8 +180,10 @@ pub(crate) fn open_for_listing(t: &ops::Target, flags: c_int) -> R<c_int> {
 /// since its first batch was listed: a listing must show what was there
 /// when `fdopendir` was called.
 pub(crate) fn take_pending(fd: c_int) -> Option<*mut libc::DIR> {
-    WALKS.store(true, Ordering::Relaxed);
-    let d = unsafe_pending(PENDING.swap(core::ptr::null_mut(), Ordering::AcqRel))?;
+    if !WALKS.load(Ordering::Relaxed) {
+        WALKS.store(true, Ordering::Relaxed);
+    }
+    let d = pending_stream(PENDING.swap(core::ptr::null_mut(), Ordering::AcqRel))?;
     let holds = match ops::file(fd) {
         Some(Ok(f)) => {
             f.fh == d.opened_fh
@@ -199,7 +201,7 @@ pub(crate) fn take_pending(fd: c_int) -> Option<*mut libc::DIR> {
 }
 
 /// The stream a [`PENDING`] pointer is.
-fn unsafe_pending(p: *mut OurDir) -> Option<&'static mut OurDir> {
+fn pending_stream(p: *mut OurDir) -> Option<&'static mut OurDir> {
     // SAFETY: PENDING holds null or a stream of DIRS that only the thread
     // that swapped it out uses (the program never saw it).
     (!p.is_null()).then(|| unsafe { &mut *p })
