@@ -285,6 +285,11 @@ except OSError as e:
 
 /// The fast-path `stat` requests a stats report counts.
 fn fast_path_stats(m: &Path) -> u64 {
+    fast_path_count(m, "stat")
+}
+
+/// The fast-path requests of operation `op` a stats report counts.
+fn fast_path_count(m: &Path, op: &str) -> u64 {
     let s = stats(m);
     let door = s
         .split("fast-path door")
@@ -292,7 +297,7 @@ fn fast_path_stats(m: &Path) -> u64 {
         .unwrap_or_else(|| panic!("no fast-path section:\n{s}"));
     door.lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|w| w.first() == Some(&"stat"))
+        .find(|w| w.first() == Some(&op))
         .map_or(0, |w| w[1].parse().unwrap())
 }
 
@@ -518,4 +523,41 @@ print(out)
     let want = run(tmp.path(), None);
     assert!(want.contains("'e1', 'e2', 'new'"), "{want}");
     assert_eq!(run(mnt.path(), Some(&lib)), want);
+}
+
+/// `ls -l` asks for `security.selinux` of each file right after `lstat`ing
+/// it by the same string: a file the cache holds as having no extended
+/// attribute answers `ENODATA` with no round trip, and one that gained
+/// such an attribute through the kernel since shows it at once.
+#[test]
+fn a_security_attribute_is_known_absent_by_path_and_never_stale() {
+    let Some(lib) = preload_or_skip("a_security_attribute_is_known_absent_by_path_and_never_stale")
+    else {
+        return;
+    };
+    let mnt = BtfuseGuard::new("64M");
+    let f = mnt.path().join("f");
+    std::fs::write(&f, b"x").unwrap();
+    let script = r#"
+import os, subprocess, sys
+p = sys.argv[1]
+def sel():
+    os.lstat(p)
+    try:
+        return os.getxattr(p, "security.test", follow_symlinks=False)
+    except OSError as e:
+        return e.errno
+out = [sel(), sel()]
+env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+setter = "import os, sys; os.setxattr(sys.argv[1], 'security.test', b'1', follow_symlinks=False)"
+subprocess.run([sys.executable, "-c", setter, p], env=env, check=True)
+out.append(sel())
+print(out)
+"#;
+    let before = fast_path_count(mnt.path(), "getxattr");
+    let text = preloaded_python_ok(&lib, script, &f);
+    assert_eq!(text.trim(), format!("[{e}, {e}, b'1']", e = libc::ENODATA));
+    // Only the last one, after the change, asks.
+    let asked = fast_path_count(mnt.path(), "getxattr") - before;
+    assert!(asked <= 1, "{asked} getxattr round trips");
 }

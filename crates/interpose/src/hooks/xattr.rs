@@ -87,6 +87,9 @@ macro_rules! xattr_hooks {
                 // answers for a name it cannot read).
                 return unsafe { real::$get()(p, name, v, n) };
             };
+            if ops::absent_by_string(p, $nofollow, key) {
+                return err(libc::ENODATA);
+            }
             // SAFETY: forwards the caller's arguments.
             unsafe {
                 path_xattr(

@@ -42,7 +42,7 @@ impl<'a> XattrAt<'a> {
     /// holds, for this caller and now, as having no extended attribute
     /// (`ls -l` asks for `security.selinux` of every file it lists).
     fn known_absent(&self, name: &[u8]) -> bool {
-        if !name.starts_with(b"security.") || name.len() == b"security.".len() {
+        if !unguarded(name) {
             return false;
         }
         let key = if self.path.is_empty() {
@@ -152,6 +152,25 @@ impl<'a> XattrAt<'a> {
         };
         request(self.mount, &remove, self.path, name).map(drop)
     }
+}
+
+/// Whether `name` is a `security.*` attribute: no permission guards
+/// reading those, so the cache's word that a file has no attribute at all
+/// answers for any caller who may see the file.
+fn unguarded(name: &[u8]) -> bool {
+    name.starts_with(b"security.") && name.len() > b"security.".len()
+}
+
+/// Whether `getxattr` (`lgetxattr` with `nofollow`) of the caller's path
+/// `p` and `name` is known to fail with `ENODATA` from the cache's entry
+/// under the path's string alone (see [`stat_abs`]), before any
+/// resolution: `ls -l` asks for `security.selinux` of every file right
+/// after it `lstat`ed it by that same string.
+pub(crate) fn absent_by_string(p: *const c_char, nofollow: bool, name: &[u8]) -> bool {
+    if !unguarded(name) {
+        return false;
+    }
+    matches!(stat_abs(p, nofollow), Abs::Hit(_, Ok(a)) if a.flags & WireAttr::NO_XATTRS != 0)
 }
 
 /// The kernel refuses attribute names over 255 bytes with `ERANGE`.
