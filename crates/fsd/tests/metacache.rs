@@ -164,6 +164,13 @@ fn no_process_ever_sees_a_change_undone_once_it_returned() {
     }
 }
 
+/// The library and a fresh 64 MiB mount for `test`, or `None` when the
+/// test is skipped (no root, FUSE or library).
+fn preloaded_mount(test: &str) -> Option<(String, BtfuseGuard)> {
+    let lib = preload_or_skip(test)?;
+    Some((lib, BtfuseGuard::new("64M")))
+}
+
 /// Runs python `script` with `arg`, `lib` preloaded.
 fn preloaded_python(lib: &str, script: &str, arg: &Path) -> std::process::Output {
     run_timeout(
@@ -188,10 +195,9 @@ fn preloaded_python_ok(lib: &str, script: &str, arg: &Path) -> String {
 /// the answers it kept as root are not used any more.
 #[test]
 fn a_credential_change_drops_what_root_was_told() {
-    let Some(lib) = preload_or_skip("a_credential_change_drops_what_root_was_told") else {
+    let Some((lib, mnt)) = preloaded_mount("a_credential_change_drops_what_root_was_told") else {
         return;
     };
-    let mnt = BtfuseGuard::new("64M");
     let secret = mnt.path().join("secret");
     std::fs::create_dir(&secret).unwrap();
     std::fs::write(secret.join("f"), b"x").unwrap();
@@ -223,10 +229,9 @@ except PermissionError:
 /// nothing, instead of giving the kept attributes.
 #[test]
 fn a_killed_daemon_voids_what_it_told() {
-    let Some(lib) = preload_or_skip("a_killed_daemon_voids_what_it_told") else {
+    let Some((lib, mnt)) = preloaded_mount("a_killed_daemon_voids_what_it_told") else {
         return;
     };
-    let mnt = BtfuseGuard::new("64M");
     let f = mnt.path().join("f");
     std::fs::write(&f, b"x").unwrap();
     // The process stats the file until it is told the daemon is dead (a
@@ -308,10 +313,10 @@ fn fast_path_count(m: &Path, op: &str) -> u64 {
 /// at once.
 #[test]
 fn stats_of_siblings_are_listed_once_and_never_stale() {
-    let Some(lib) = preload_or_skip("stats_of_siblings_are_listed_once_and_never_stale") else {
+    let Some((lib, mnt)) = preloaded_mount("stats_of_siblings_are_listed_once_and_never_stale")
+    else {
         return;
     };
-    let mnt = BtfuseGuard::new("64M");
     let dir = mnt.path().join("d");
     std::fs::create_dir(&dir).unwrap();
     for i in 0..300 {
@@ -342,11 +347,11 @@ print(oct(os.lstat(os.path.join(d, "f251")).st_mode & 0o7777))
 /// new bytes and the new size at once.
 #[test]
 fn an_open_file_grown_by_another_process_is_read_to_its_new_end() {
-    let Some(lib) = preload_or_skip("an_open_file_grown_by_another_process_is_read_to_its_new_end")
+    let Some((lib, mnt)) =
+        preloaded_mount("an_open_file_grown_by_another_process_is_read_to_its_new_end")
     else {
         return;
     };
-    let mnt = BtfuseGuard::new("64M");
     let f = mnt.path().join("grows");
     std::fs::write(&f, b"first").unwrap();
     // The appender runs with the library (fast path) or without (FUSE door).
@@ -373,12 +378,11 @@ print(out)
 /// afterwards show at once.
 #[test]
 fn a_listed_directory_answers_its_names_and_their_absence_never_stale() {
-    let Some(lib) =
-        preload_or_skip("a_listed_directory_answers_its_names_and_their_absence_never_stale")
+    let Some((lib, mnt)) =
+        preloaded_mount("a_listed_directory_answers_its_names_and_their_absence_never_stale")
     else {
         return;
     };
-    let mnt = BtfuseGuard::new("64M");
     let dir = mnt.path().join("d");
     std::fs::create_dir(&dir).unwrap();
     for i in 0..200 {
@@ -433,11 +437,11 @@ print(survey())
 /// kernel or by this one, and a chdir all show at the next relative call.
 #[test]
 fn relative_paths_follow_the_cwd_through_renames_and_chdirs() {
-    let Some(lib) = preload_or_skip("relative_paths_follow_the_cwd_through_renames_and_chdirs")
+    let Some((lib, mnt)) =
+        preloaded_mount("relative_paths_follow_the_cwd_through_renames_and_chdirs")
     else {
         return;
     };
-    let mnt = BtfuseGuard::new("64M");
     let script = r#"
 import os, subprocess, sys
 root = sys.argv[1]
@@ -474,12 +478,11 @@ print(out)
 /// the open and the listing.
 #[test]
 fn directories_opened_for_listing_list_what_they_hold_when_listed() {
-    let Some(lib) =
-        preload_or_skip("directories_opened_for_listing_list_what_they_hold_when_listed")
+    let Some((lib, mnt)) =
+        preloaded_mount("directories_opened_for_listing_list_what_they_hold_when_listed")
     else {
         return;
     };
-    let mnt = BtfuseGuard::new("64M");
     let tmp = TmpfsGuard::new("16m");
     let script = r#"
 import os, sys
@@ -531,11 +534,11 @@ print(out)
 /// such an attribute through the kernel since shows it at once.
 #[test]
 fn a_security_attribute_is_known_absent_by_path_and_never_stale() {
-    let Some(lib) = preload_or_skip("a_security_attribute_is_known_absent_by_path_and_never_stale")
+    let Some((lib, mnt)) =
+        preloaded_mount("a_security_attribute_is_known_absent_by_path_and_never_stale")
     else {
         return;
     };
-    let mnt = BtfuseGuard::new("64M");
     let f = mnt.path().join("f");
     std::fs::write(&f, b"x").unwrap();
     let script = r#"
