@@ -243,7 +243,7 @@ impl OurDir {
     fn open_listed(&mut self, t: &ops::Target, flags: c_int) -> R<()> {
         let with_attrs = metacache::listings_want_attrs();
         let mut ch = channel::acquire(t.mount)?;
-        let (bulk, blen) = ch.bulk();
+        let (_, blen) = ch.bulk();
         let req = OpenList {
             base: t.base,
             max: DIRBUF.min(blen) as u64,
@@ -253,10 +253,7 @@ impl OurDir {
         let mut reply = [0u8; REPLY_BUF];
         let (out, _): (OpenListOut, _) = ch.call(&req, t.rel(), b"", &mut reply)?;
         self.named = Named::new(t.base, t.rel(), out.open.stamp);
-        // SAFETY: the bulk area is ours for this round trip (we hold the
-        // channel) and `blen` bytes long.
-        let records = unsafe { core::slice::from_raw_parts(bulk.cast_const(), blen) };
-        let records = &records[..(out.list.bytes as usize).min(blen)];
+        let records = ch.bulk_reply(out.list.bytes);
         self.accept(records, &out.list, with_attrs, t.mount, out.open.attr.ino);
         drop(ch);
         self.fd = ops::install_opened(t, flags, &out.open)?;
@@ -275,7 +272,7 @@ impl OurDir {
             None => return Err(Fail::Errno(libc::EBADF)),
         };
         let mut ch = channel::acquire(f.mount).map_err(|_| Fail::Errno(libc::EIO))?;
-        let (bulk, blen) = ch.bulk();
+        let (_, blen) = ch.bulk();
         // A readdirplus once the process stats what it lists: the entries'
         // attributes go to the cache, where the `fstatat(dirfd, name)` that
         // usually follows finds them.
@@ -300,16 +297,8 @@ impl OurDir {
             Err(CallError::Chan(_)) => return Err(Fail::Errno(libc::EIO)),
             Err(e) => return Err(e.into()),
         };
-        // SAFETY: the bulk area is ours for this round trip (we hold the
-        // channel) and `blen` bytes long.
-        let records = unsafe { core::slice::from_raw_parts(bulk.cast_const(), blen) };
-        self.accept(
-            &records[..(out.bytes as usize).min(blen)],
-            &out,
-            with_attrs,
-            f.mount,
-            f.ofd().ino.load(Ordering::Relaxed),
-        );
+        let ino = f.ofd().ino.load(Ordering::Relaxed);
+        self.accept(ch.bulk_reply(out.bytes), &out, with_attrs, f.mount, ino);
         // A batch with nothing we could take ends the stream.
         self.eof |= self.len == 0;
         Ok(())

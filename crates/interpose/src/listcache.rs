@@ -164,6 +164,7 @@ fn victim() -> usize {
     }
     NEXT.fetch_add(1, Ordering::Relaxed) as usize % SLOTS
 }
+
 // SAFETY: an all-zero table is valid (atomics).
 static TABLE: LazyTable<Table> = unsafe { LazyTable::new() };
 
@@ -276,9 +277,13 @@ pub(crate) fn keep<'n>(
         path.map_or(0, |(b, p)| dir_hash(dir.mount, b, p)),
     ];
     // A listing from the start replaces the one kept of the directory.
-    let kept_of = kept_key;
     let same = from_start
-        .then(|| hashes.iter().filter(|&&h| h != 0).find_map(|&h| kept_of(h)))
+        .then(|| {
+            hashes
+                .iter()
+                .filter(|&&h| h != 0)
+                .find_map(|&h| kept_key(h))
+        })
         .flatten();
     let s = same.map_or_else(victim, |j| j / 2);
     let slot = &t[s];
@@ -341,7 +346,7 @@ pub(crate) fn keep<'n>(
     set(H_INO, dir.ino.unwrap_or(0));
     for (k, &h) in hashes.iter().enumerate() {
         set(H_HASH + k, if ordered { h } else { 0 });
-        let prev = (h != 0).then(|| kept_of(h)).flatten();
+        let prev = (h != 0).then(|| kept_key(h)).flatten();
         set(
             H_PREV + k,
             prev.filter(|&j| j / 2 != s).map_or(NO_KEY, |j| j as u64),
@@ -455,9 +460,59 @@ fn search(slot: &Slot, h: u64, key: &Key<'_>, dir: Dir<'_>, name: &[u8], current
     }
     let prev = w(H_PREV + k);
     let count = w(H_COUNT);
-    let n = (count & !WHOLE).min((TOP - H_RECORDS) as u64) as usize;
-    // The record of name `i`: its offset, bounded so that a torn read
-    // stays in the slot (the count check below then discards it).
+    let found = match w(H_TABLE) {
+        0 => find_sorted(&w, (count & !WHOLE) as usize, name),
+        table => find_hashed(&w, table, name),
+    };
+    let answer = match found {
+        Some(r) => Some(Ok(metacache::attr_of_words(core::array::from_fn(|i| {
+            w(r + 1 + i)
+        })))),
+        None if count & WHOLE != 0 => Some(Err(libc::ENOENT)),
+        None => None,
+    };
+    // Acquire fence: the reads above happen before the re-check of `seq`.
+    fence(Ordering::Acquire);
+    if slot.seq.load(Ordering::Relaxed) != s1 {
+        return Found::Nothing;
+    }
+    match answer {
+        // A listing's attributes are `lstat`'s answers, `stat`'s too
+        // unless a symlink (the cache's rule: `metacache::reuse`).
+        Some(a) if metacache::reuse(metacache::NOFOLLOW, &a) & key.how == key.how => {
+            Found::Answer(a)
+        }
+        Some(_) => Found::Nothing,
+        None if prev < 2 * SLOTS as u64 => Found::Earlier(prev as usize),
+        None => Found::Nothing,
+    }
+}
+
+/// The record of `name` in a slot read through `w`, by its hash table
+/// (`H_TABLE`'s word `table`).
+fn find_hashed(w: &impl Fn(usize) -> u64, table: u64, name: &[u8]) -> Option<usize> {
+    // Bounded so that a torn read stays in the slot (the caller's re-check
+    // of `seq` then discards what it found).
+    let size = 1usize << ((table >> 32) as usize).min(15);
+    let at = (table as u32 as usize).min(SLOT_WORDS - 1 - size);
+    let words = name.len().div_ceil(8);
+    let h = name_hash((0..words).map(|k| name_word(name, k)));
+    (h as usize..h as usize + size)
+        .map(|p| w(at + (p & (size - 1))))
+        .take_while(|&e| e != 0)
+        .filter(|&e| e as u32 == h)
+        .map(|e| ((e >> 32) as usize).min(SLOT_WORDS - 1 - RECORD_MAX))
+        .find(|&r| {
+            w(r) as usize == name.len()
+                && (0..words).all(|k| w(r + 1 + ATTR_WORDS + k) == name_word(name, k))
+        })
+}
+
+/// The record of `name` among the `n` records of a slot read through `w`,
+/// by a binary search of their index (for a slot too full for a table).
+fn find_sorted(w: &impl Fn(usize) -> u64, n: usize, name: &[u8]) -> Option<usize> {
+    // Bounded as in `find_hashed`.
+    let n = n.min(TOP - H_RECORDS);
     let record = |i: usize| (w(TOP - i) as usize).min(SLOT_WORDS - 1 - RECORD_MAX);
     // Words past a name's end are zero, its and ours: compared up to the
     // longer of the two.
@@ -477,65 +532,16 @@ fn search(slot: &Slot, h: u64, key: &Key<'_>, dir: Dir<'_>, name: &[u8], current
             .find(|o| o.is_ne())
             .unwrap_or(core::cmp::Ordering::Equal)
     };
-    let table = w(H_TABLE);
-    let (mut lo, mut hi) = (0usize, if table != 0 { 0 } else { n });
-    let mut found = None;
-    if table != 0 {
-        // Bounded so that a torn read stays in the slot.
-        let size = 1usize << ((table >> 32) as usize).min(15);
-        let at = (table as u32 as usize).min(SLOT_WORDS - 1 - size);
-        let h = name_hash((0..ours).map(|k| name_word(name, k)));
-        for p in h as usize..h as usize + size {
-            let e = w(at + (p & (size - 1)));
-            if e == 0 {
-                break;
-            }
-            let r = ((e >> 32) as usize).min(SLOT_WORDS - 1 - RECORD_MAX);
-            if e as u32 == h
-                && w(r) as usize == name.len()
-                && (0..ours).all(|k| w(r + 1 + ATTR_WORDS + k) == name_word(name, k))
-            {
-                found = Some(r);
-                break;
-            }
-        }
-    }
+    let (mut lo, mut hi) = (0, n);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
         match compare(mid) {
             core::cmp::Ordering::Less => lo = mid + 1,
             core::cmp::Ordering::Greater => hi = mid,
-            core::cmp::Ordering::Equal => {
-                found = Some(record(mid));
-                break;
-            }
+            core::cmp::Ordering::Equal => return Some(record(mid)),
         }
     }
-    let answer = match found {
-        Some(r) => Some(Ok(metacache::attr_of_words(core::array::from_fn(|i| {
-            w(r + 1 + i)
-        })))),
-        None if count & WHOLE != 0 => Some(Err(libc::ENOENT)),
-        None => None,
-    };
-    // Acquire fence: the reads above happen before the re-check of `seq`.
-    fence(Ordering::Acquire);
-    if slot.seq.load(Ordering::Relaxed) != s1 {
-        return Found::Nothing;
-    }
-    match answer {
-        Some(a) => {
-            let symlink = a
-                .as_ref()
-                .is_ok_and(|a| a.mode & libc::S_IFMT == libc::S_IFLNK);
-            match key.how == metacache::NOFOLLOW || !symlink {
-                true => Found::Answer(a),
-                false => Found::Nothing,
-            }
-        }
-        None if prev < 2 * SLOTS as u64 => Found::Earlier(prev as usize),
-        None => Found::Nothing,
-    }
+    None
 }
 
 #[cfg(test)]

@@ -75,9 +75,9 @@ pub(crate) fn records(bytes: &[u8], with_attrs: bool) -> impl Iterator<Item = Li
 /// Keeps a listing with attributes (`records`, stamped `stamp`) of the
 /// directory of inode number `dir_ino` (if known) as the answers of
 /// `fstatat(fd, name, AT_SYMLINK_NOFOLLOW)` for any fd of it and, while
-/// nothing changed since `named` was
-/// opened, of `lstat(path/name)` (see `listcache`); `from_start`: they
-/// begin at the directory's start, `whole`: and reach its end.
+/// nothing changed since `named` was opened, of `lstat(path/name)` (see
+/// `listcache`); `from_start`: they begin at the directory's start,
+/// `whole`: and reach its end.
 pub(crate) fn keep(
     mount: usize,
     dir_ino: Option<u64>,

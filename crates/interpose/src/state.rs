@@ -4,7 +4,7 @@
 //! `mapped`); nothing runs at load time.
 
 use core::cell::UnsafeCell;
-use core::mem::{align_of, size_of};
+use core::mem::{align_of, size_of, MaybeUninit};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use crate::fdtable::FdTable;
@@ -549,11 +549,13 @@ fn read_umask() {
 /// The kernel's cwd (`getcwd(2)`, no FUSE round trip: the kernel answers
 /// from its dentry cache) into `buf`; its length, or `None` when it is not
 /// reachable or too long.
-pub(crate) fn kernel_cwd(buf: &mut [u8; proto::PATH_MAX]) -> Option<usize> {
+pub(crate) fn kernel_cwd(buf: &mut [MaybeUninit<u8>; proto::PATH_MAX]) -> Option<&[u8]> {
     let r = sys::sc!(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()).ok()?;
     // The kernel returns the length including the NUL.
-    let n = (r as usize).checked_sub(1)?;
-    (n > 0 && buf[0] == b'/').then_some(n)
+    let n = (r as usize).checked_sub(1)?.min(buf.len());
+    // SAFETY: the kernel wrote the path's `n` bytes (and a NUL).
+    let cwd: &[u8] = unsafe { core::slice::from_raw_parts(buf.as_ptr().cast(), n) };
+    cwd.first().is_some_and(|&b| b == b'/').then_some(cwd)
 }
 
 /// Chdirs so far (see [`cwd_epoch`]).
@@ -574,13 +576,13 @@ pub(crate) fn cwd_epoch() -> u64 {
 
 /// Works out the cwd filter: whether the kernel's cwd is on or above a mount.
 fn near_cwd() -> bool {
-    let mut buf = [0u8; proto::PATH_MAX];
-    let Some(n) = kernel_cwd(&mut buf) else {
+    let mut buf = [const { MaybeUninit::uninit() }; proto::PATH_MAX];
+    let Some(cwd) = kernel_cwd(&mut buf) else {
         // Unknown cwd: let the kernel resolve relative paths.
         return false;
     };
     // Canonical already, but without a trailing slash ("/" -> "").
-    let cwd = if n == 1 { &buf[..0] } else { &buf[..n] };
+    let cwd = if cwd == b"/" { &cwd[..0] } else { cwd };
     let t = table();
     path::classify(t, Comps::new(cwd, b"")).is_some()
         || t.mounts()

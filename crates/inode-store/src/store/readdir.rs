@@ -115,8 +115,8 @@ impl Store {
                     if st.nlink == 0 {
                         return Err(Errno::ENOENT);
                     }
+                    // The atime was updated by `whole_listing`, before.
                     if first {
-                        e.node.touch_atime(&st, self.gens.get());
                         first = false;
                         stamp = self.quiet_stamp();
                     }

@@ -437,6 +437,21 @@ impl Chan {
         (b.as_ptr(), b.len())
     }
 
+    /// The first `len` bytes of the bulk area (at most all of it), as the
+    /// daemon's reply to this channel's last call left them.
+    pub(crate) fn bulk_reply(&mut self, len: u64) -> &[u8] {
+        let (p, n) = self.bulk();
+        // SAFETY: the area is ours between acquire and drop (one request in
+        // flight per channel) and `n` bytes long; the daemon wrote it
+        // before it replied, and writes nothing more until our next call.
+        unsafe {
+            core::slice::from_raw_parts(
+                p.cast_const(),
+                usize::try_from(len).map_or(n, |l| l.min(n)),
+            )
+        }
+    }
+
     /// One round trip of operation `O`: sends `args`, `path` and `path2`
     /// and receives the reply into `reply`. Returns the reply struct and
     /// where its inline payload lies in `reply`, or why there is none.

@@ -11,6 +11,7 @@
 //! chdir happened. A cwd off the mounts is not kept (nothing tells when
 //! its path changes).
 
+use core::mem::MaybeUninit;
 use core::sync::atomic::{fence, AtomicU64, Ordering};
 
 use proto::PATH_MAX;
@@ -29,18 +30,22 @@ static STAMP: AtomicU64 = AtomicU64::new(0);
 static LEN: AtomicU64 = AtomicU64::new(0);
 static WORDS: [AtomicU64; PATH_MAX / 8] = [const { AtomicU64::new(0) }; PATH_MAX / 8];
 
-/// The kernel's cwd into `buf` (see `state::kernel_cwd`); its length.
-pub(crate) fn cwd(buf: &mut [u8; PATH_MAX]) -> Option<usize> {
-    if let Some(n) = kept(buf) {
-        return Some(n);
-    }
-    let n = state::kernel_cwd(buf)?;
-    keep(&buf[..n]);
-    Some(n)
+/// The kernel's cwd, written into `buf` (see `state::kernel_cwd`).
+pub(crate) fn cwd(buf: &mut [MaybeUninit<u8>; PATH_MAX]) -> Option<&[u8]> {
+    let n = match kept(buf) {
+        Some(n) => n,
+        None => {
+            let cwd = state::kernel_cwd(buf)?;
+            keep(cwd);
+            cwd.len()
+        }
+    };
+    // SAFETY: `kept` or the kernel wrote the first `n` bytes.
+    Some(unsafe { core::slice::from_raw_parts(buf.as_ptr().cast(), n) })
 }
 
-/// The kept path, if it still holds.
-fn kept(buf: &mut [u8; PATH_MAX]) -> Option<usize> {
+/// The kept path, written into `buf` if it still holds; its length.
+fn kept(buf: &mut [MaybeUninit<u8>; PATH_MAX]) -> Option<usize> {
     // Acquire: the words read below are at least as new as this count.
     let s1 = SEQ.load(Ordering::Acquire);
     if s1 == 0 || s1 & 1 != 0 || EPOCH.load(Ordering::Relaxed) != state::cwd_epoch() {
@@ -53,7 +58,7 @@ fn kept(buf: &mut [u8; PATH_MAX]) -> Option<usize> {
     let n = (LEN.load(Ordering::Relaxed) as usize).min(PATH_MAX);
     for (chunk, w) in buf[..n].chunks_mut(8).zip(&WORDS) {
         let bytes = w.load(Ordering::Relaxed).to_ne_bytes();
-        chunk.copy_from_slice(&bytes[..chunk.len()]);
+        chunk.write_copy_of_slice(&bytes[..chunk.len()]);
     }
     // Acquire fence: the reads above happen before the re-check of `SEQ`.
     fence(Ordering::Acquire);
@@ -70,8 +75,8 @@ fn keep(cwd: &[u8]) {
         return;
     };
     let epoch = state::cwd_epoch();
-    let mut again = [0u8; PATH_MAX];
-    if state::kernel_cwd(&mut again).is_none_or(|n| &again[..n] != cwd) {
+    let mut again = [const { MaybeUninit::uninit() }; PATH_MAX];
+    if state::kernel_cwd(&mut again) != Some(cwd) {
         return;
     }
     let s = SEQ.load(Ordering::Relaxed);

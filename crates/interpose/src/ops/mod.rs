@@ -230,11 +230,12 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char, t: &mut Target) -> At<'
         t.mount = m;
         t.len = len;
     } else if dirfd == libc::AT_FDCWD {
-        let mut cwd = [0u8; PATH_MAX];
-        let Some(cn) = cwd::cwd(&mut cwd) else {
+        // Not cleared: only the bytes `cwd` writes are read.
+        let mut buf = [const { MaybeUninit::uninit() }; PATH_MAX];
+        let Some(cwd) = cwd::cwd(&mut buf) else {
             return At::Real;
         };
-        let Some((m, rest)) = path::classify(state::table(), Comps::new(&cwd[..cn], path)) else {
+        let Some((m, rest)) = path::classify(state::table(), Comps::new(cwd, path)) else {
             return At::Real;
         };
         let Some(len) = path::write_rel(b"", rest, tail, &mut t.buf).map(<[u8]>::len) else {

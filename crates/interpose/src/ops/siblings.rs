@@ -110,7 +110,7 @@ fn list(mount: usize, base: u64, dir: &[u8]) -> Option<bool> {
 /// changed since the open; then whether they were the whole directory.
 fn list_once(mount: usize, base: u64, dir: &[u8], path: &[u8]) -> Option<bool> {
     let mut ch = channel::acquire(mount).ok()?;
-    let (bulk, blen) = ch.bulk();
+    let (_, blen) = ch.bulk();
     let req = OpenList {
         base,
         max: BATCH.min(blen as u64),
@@ -123,10 +123,7 @@ fn list_once(mount: usize, base: u64, dir: &[u8], path: &[u8]) -> Option<bool> {
     let named = Named::new(base, dir, open.stamp);
     let kept =
         (list.stamp != 0 && named.as_ref().is_some_and(|n| n.stamp() == list.stamp)).then(|| {
-            // SAFETY: the bulk area is ours for this round trip (we hold the
-            // channel) and `blen` bytes long.
-            let records = unsafe { core::slice::from_raw_parts(bulk.cast_const(), blen) };
-            let records = &records[..(list.bytes as usize).min(blen)];
+            let records = ch.bulk_reply(list.bytes);
             listing::keep(
                 mount,
                 Some(open.attr.ino),
