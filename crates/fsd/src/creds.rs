@@ -33,7 +33,7 @@
 
 use std::io;
 use std::mem::size_of;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::sync::OnceLock;
 
@@ -84,7 +84,7 @@ pub fn for_peer(conn: &OwnedFd, peer: &PeerCred) -> io::Result<Creds> {
     // other ids than the leader's; its capabilities are unknown then, and
     // none is the answer that can only deny.
     let caps = if leader.euid == peer.uid && leader.egid == peer.gid {
-        caps_here(leader.cap_eff, peer.pid)
+        caps_here(leader.cap_eff, peer.pid, Some(&pidfd))
     } else {
         Caps::NONE
     };
@@ -181,7 +181,7 @@ impl Status {
 
     /// The capabilities that count here (see [`caps_here`]).
     fn caps_here(&self, pid: u32) -> Caps {
-        caps_here(self.cap_eff, pid)
+        caps_here(self.cap_eff, pid, None)
     }
 
     /// What [`Leader`] tells, from this text.
@@ -283,27 +283,49 @@ impl Leader {
     }
 }
 
-/// The capabilities that count here of a process `pid` holding `cap_eff`:
-/// none unless it lives in the daemon's user namespace (checked only when
-/// it has any).
-fn caps_here(cap_eff: Caps, pid: u32) -> Caps {
-    if cap_eff == Caps::NONE || !same_user_ns(pid) {
+/// The capabilities that count here of a process `pid` (whose pidfd the
+/// caller may hold) holding `cap_eff`: none unless it lives in the
+/// daemon's user namespace (checked only when it has any).
+fn caps_here(cap_eff: Caps, pid: u32, pidfd: Option<&OwnedFd>) -> Caps {
+    if cap_eff == Caps::NONE || !same_user_ns(pid, pidfd) {
         return Caps::NONE;
     }
     cap_eff
 }
 
+/// `PIDFD_GET_USER_NAMESPACE` of `<linux/pidfd.h>` (Linux 6.11): a
+/// descriptor of the process's user namespace.
+const PIDFD_GET_USER_NAMESPACE: libc::c_ulong = 0xFF09;
+
 /// Whether process `pid` is in the daemon's user namespace (an error
-/// counts as no).
-fn same_user_ns(pid: u32) -> bool {
+/// counts as no). Asked of its pidfd where the kernel can (an `ioctl` and
+/// an `fstat`), else by `/proc/PID/ns/user` (a path walk through `/proc`:
+/// measured ~15 µs of a new channel's set-up).
+fn same_user_ns(pid: u32, pidfd: Option<&OwnedFd>) -> bool {
     let ns = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
     // The daemon's own namespace never changes: looked up once.
     static OWN: OnceLock<Option<(u64, u64)>> = OnceLock::new();
     let own = OWN.get_or_init(|| ns("/proc/self/ns/user"));
-    match (own, ns(&format!("/proc/{pid}/ns/user"))) {
+    let theirs = pidfd
+        .and_then(user_ns_of_pidfd)
+        .or_else(|| ns(&format!("/proc/{pid}/ns/user")));
+    match (own, theirs) {
         (Some(a), Some(b)) => *a == b,
         _ => false,
     }
+}
+
+/// The (device, inode) of the user namespace of the process behind
+/// `pidfd`; `None` on kernels without the `ioctl`.
+fn user_ns_of_pidfd(pidfd: &OwnedFd) -> Option<(u64, u64)> {
+    // SAFETY: an argument-less ioctl on a descriptor we own.
+    let fd = unsafe { libc::ioctl(pidfd.as_raw_fd(), PIDFD_GET_USER_NAMESPACE, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the kernel just made this descriptor for us alone.
+    let ns = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    ns.metadata().map(|m| (m.dev(), m.ino())).ok()
 }
 
 #[cfg(test)]
@@ -355,8 +377,17 @@ mod tests {
 
     #[test]
     fn own_user_namespace_is_the_same() {
-        assert!(same_user_ns(std::process::id()));
-        assert!(!same_user_ns(u32::MAX));
+        assert!(same_user_ns(std::process::id(), None));
+        assert!(!same_user_ns(u32::MAX, None));
+        // By the pidfd, as for a channel's peer (`/proc` of a pid that
+        // names nothing would say no).
+        // SAFETY: pidfd_open of our own pid; a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, std::process::id(), 0) };
+        assert!(fd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+        // SAFETY: the kernel just made this descriptor for us alone.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        assert!(user_ns_of_pidfd(&pidfd).is_some());
+        assert!(same_user_ns(u32::MAX, Some(&pidfd)));
     }
 
     #[test]

@@ -87,8 +87,10 @@ const H_RECORDS: usize = H_DIR + metacache::KEY_WORDS;
 /// Where name `i`'s record offset is: `TOP - i`.
 const TOP: usize = SLOT_WORDS - 2;
 
-/// Bit of the count word: the listing is the whole directory.
+/// Bits of the count word: the listing is the whole directory; the
+/// sibling prefetch brought it ([`ListedBy::Prefetch`]).
 const WHOLE: u64 = 1 << 63;
+const PREFETCHED: u64 = 1 << 62;
 const NO_PATH: u64 = u64::MAX;
 const NO_KEY: u64 = u64::MAX;
 
@@ -236,13 +238,24 @@ fn hash_table(slot: &Slot, at: usize, n: usize) -> u64 {
 /// The hash of directory `dir` relative to `base` on `mount` (never 0);
 /// `dir_hash(mount, ino | BY_INO, b"")` is that of inode `ino`.
 fn dir_hash(mount: usize, base: u64, dir: &[u8]) -> u64 {
+    dir_hash_of_words(
+        mount,
+        base,
+        dir.chunks(8).map(metacache::key_word),
+        dir.len(),
+    )
+}
+
+/// [`dir_hash`] of a directory given as its `len` bytes' words
+/// (`metacache::key_word`).
+fn dir_hash_of_words(mount: usize, base: u64, words: impl Iterator<Item = u64>, len: usize) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut h = (0xcbf2_9ce4_8422_2325 ^ base).wrapping_mul(K) ^ mount as u64;
-    for w in dir.chunks(8).map(metacache::key_word) {
+    for w in words {
         h = (h ^ w).wrapping_mul(K);
         h ^= h >> 32;
     }
-    (h ^ dir.len() as u64).wrapping_mul(K) | 1
+    (h ^ len as u64).wrapping_mul(K) | 1
 }
 
 /// The directory a listing is kept under.
@@ -253,6 +266,30 @@ pub(crate) struct ListedDir<'a> {
     /// The base and path it was opened by, if they still name it (nothing
     /// changed between that open and the listing).
     pub(crate) path: Option<(u64, &'a [u8])>,
+    /// Who asked for the listing.
+    pub(crate) by: ListedBy,
+}
+
+/// Who asked for a listing: what the names it answers for are likely to
+/// be asked again.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum ListedBy {
+    /// The program read the directory: a walk, which names each name once
+    /// (`ls -l` of a tree by whole paths: their answers are found through
+    /// the directory's string, [`lookup_raw`], not kept per string).
+    Program,
+    /// The sibling prefetch, for a program that names what it did not
+    /// list (a loop over known names, which names them again: each answer
+    /// is also kept under its string in the cache).
+    Prefetch,
+}
+
+/// A listing's answer for a name: the answer, the directory's inode
+/// number (0 if unknown) and who asked for the listing.
+pub(crate) struct Hit {
+    pub(crate) answer: Answer,
+    pub(crate) dir_ino: u64,
+    pub(crate) by: ListedBy,
 }
 
 /// Keeps a listing's named entries (`name`, attributes) in name order,
@@ -342,7 +379,11 @@ pub(crate) fn keep<'n>(
     set(H_TABLE, hash_table(slot, at, kept));
     set(H_STAMP, stamp);
     set(H_OWNER, metacache::owner(dir.mount));
-    set(H_COUNT, kept as u64 | if whole { WHOLE } else { 0 });
+    let by = match dir.by {
+        ListedBy::Program => 0,
+        ListedBy::Prefetch => PREFETCHED,
+    };
+    set(H_COUNT, kept as u64 | by | if whole { WHOLE } else { 0 });
     set(H_INO, dir.ino.unwrap_or(0));
     for (k, &h) in hashes.iter().enumerate() {
         set(H_HASH + k, if ordered { h } else { 0 });
@@ -375,6 +416,11 @@ pub(crate) fn keep<'n>(
 /// path relative to a base whose inode number is `base_ino`, 0 if
 /// unknown) while the mount's generation is `current`.
 pub(crate) fn lookup(key: &Key<'_>, base_ino: u64, current: u64) -> Option<Answer> {
+    lookup_hit(key, base_ino, current).map(|h| h.answer)
+}
+
+/// [`lookup`], with where the answer came from.
+pub(crate) fn lookup_hit(key: &Key<'_>, base_ino: u64, current: u64) -> Option<Hit> {
     let t = table()?;
     if key.base == metacache::RAW || key.path.len() > metacache::KEY_MAX {
         return None;
@@ -401,7 +447,7 @@ enum Dir<'a> {
 }
 
 /// The answer the listings kept of `dir` give for `name`.
-fn find(t: &Table, key: &Key<'_>, dir: Dir<'_>, name: &[u8], current: u64) -> Option<Answer> {
+fn find(t: &Table, key: &Key<'_>, dir: Dir<'_>, name: &[u8], current: u64) -> Option<Hit> {
     let h = match dir {
         Dir::Ino(ino) => dir_hash(key.mount, ino | BY_INO, b""),
         Dir::Path(p) => dir_hash(key.mount, key.base, p),
@@ -410,11 +456,11 @@ fn find(t: &Table, key: &Key<'_>, dir: Dir<'_>, name: &[u8], current: u64) -> Op
     // The key's listings, the latest first: at most one per slot.
     for _ in 0..SLOTS {
         match search(&t[j / 2], h, key, dir, name, current) {
-            Found::Answer(a) => {
+            Found::Answer(hit) => {
                 if !USED[j / 2].load(Ordering::Relaxed) {
                     USED[j / 2].store(true, Ordering::Relaxed);
                 }
-                return Some(a);
+                return Some(hit);
             }
             Found::Earlier(prev) => j = prev,
             Found::Nothing => return None,
@@ -425,7 +471,7 @@ fn find(t: &Table, key: &Key<'_>, dir: Dir<'_>, name: &[u8], current: u64) -> Op
 
 /// What a slot says of a name.
 enum Found {
-    Answer(Answer),
+    Answer(Hit),
     /// Not in this part of the listing: try the key kept before it.
     Earlier(KeyIndex),
     Nothing,
@@ -459,9 +505,10 @@ fn search(slot: &Slot, h: u64, key: &Key<'_>, dir: Dir<'_>, name: &[u8], current
         return Found::Nothing;
     }
     let prev = w(H_PREV + k);
+    let ino = w(H_INO);
     let count = w(H_COUNT);
     let found = match w(H_TABLE) {
-        0 => find_sorted(&w, (count & !WHOLE) as usize, name),
+        0 => find_sorted(&w, (count & !(WHOLE | PREFETCHED)) as usize, name),
         table => find_hashed(&w, table, name),
     };
     let answer = match found {
@@ -479,8 +526,15 @@ fn search(slot: &Slot, h: u64, key: &Key<'_>, dir: Dir<'_>, name: &[u8], current
     match answer {
         // A listing's attributes are `lstat`'s answers, `stat`'s too
         // unless a symlink (the cache's rule: `metacache::reuse`).
-        Some(a) if metacache::reuse(metacache::NOFOLLOW, &a) & key.how == key.how => {
-            Found::Answer(a)
+        Some(answer) if metacache::reuse(metacache::NOFOLLOW, &answer) & key.how == key.how => {
+            Found::Answer(Hit {
+                answer,
+                dir_ino: ino,
+                by: match count & PREFETCHED {
+                    0 => ListedBy::Program,
+                    _ => ListedBy::Prefetch,
+                },
+            })
         }
         Some(_) => Found::Nothing,
         None if prev < 2 * SLOTS as u64 => Found::Earlier(prev as usize),
@@ -544,6 +598,143 @@ fn find_sorted(w: &impl Fn(usize) -> u64, n: usize, name: &[u8]) -> Option<usize
     None
 }
 
+/// Directories by the absolute path string a caller named them with:
+/// `ls -l` of a tree names every file by its whole path, and asks for
+/// `lstat` and then `lgetxattr` of each by that string. A string whose
+/// directory part is remembered here (with the directory's inode number)
+/// is answered by that directory's listing after a hash of the string and
+/// one compare, with no resolution and without keeping an answer per name
+/// under its string in the cache (a line of its 4 MiB table each, and
+/// the table's pages faulted in).
+///
+/// Direct-mapped by the directory string's hash; an entry holds while the
+/// mount's generation is its stamp and the credential epoch its owner's,
+/// as the listing it leads to does. A seqlock each: a writer that finds
+/// an entry busy remembers nothing.
+const RAW_DIRS: usize = 64;
+
+#[repr(C, align(64))]
+struct RawDir {
+    /// Odd while written.
+    seq: AtomicU64,
+    /// The string's hash (`dir_hash` on the raw base; never 0 once set).
+    hash: AtomicU64,
+    stamp: AtomicU64,
+    /// `metacache::owner` of the mount (which its high half is).
+    owner: AtomicU64,
+    ino: AtomicU64,
+    len: AtomicU64,
+    words: [AtomicU64; metacache::KEY_WORDS],
+}
+
+static RAW: [RawDir; RAW_DIRS] = [const {
+    RawDir {
+        seq: AtomicU64::new(0),
+        hash: AtomicU64::new(0),
+        stamp: AtomicU64::new(0),
+        owner: AtomicU64::new(0),
+        ino: AtomicU64::new(0),
+        len: AtomicU64::new(0),
+        words: [const { AtomicU64::new(0) }; metacache::KEY_WORDS],
+    }
+}; RAW_DIRS];
+
+/// An absolute path's directory part and name, if the name is one a
+/// listing can answer for (the directory not the root).
+fn split_raw(raw: &[u8]) -> Option<(&[u8], &[u8])> {
+    let i = raw.iter().rposition(|&b| b == b'/').filter(|&i| i > 0)?;
+    let (dir, name) = (&raw[..i], &raw[i + 1..]);
+    let named = !(name.is_empty() || name == b"." || name == b".." || name.len() > NAME_MAX);
+    (named && dir.len() <= metacache::KEY_MAX).then_some((dir, name))
+}
+
+/// Remembers that the directory part of the absolute path string `raw`
+/// names directory `ino` of `mount` while the generation is `stamp` (a
+/// listing of that directory just answered for the string's name).
+pub(crate) fn note_raw_dir(raw: &[u8], mount: usize, ino: u64, stamp: u64) {
+    let Some((dir, _)) = split_raw(raw).filter(|_| ino != 0 && stamp != 0) else {
+        return;
+    };
+    let h = dir_hash(0, metacache::RAW, dir);
+    let e = &RAW[h as usize % RAW_DIRS];
+    let owner = metacache::owner(mount);
+    let seq = e.seq.load(Ordering::Relaxed);
+    let same = e.hash.load(Ordering::Relaxed) == h
+        && e.stamp.load(Ordering::Relaxed) == stamp
+        && e.owner.load(Ordering::Relaxed) == owner
+        && e.ino.load(Ordering::Relaxed) == ino;
+    // A directory's every name after the first finds it remembered: no
+    // write, the line stays shared between threads.
+    if same
+        || seq & 1 != 0
+        || e.seq
+            .compare_exchange(seq, seq + 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    // Release fence: the odd count is visible before any word changes.
+    fence(Ordering::Release);
+    e.hash.store(h, Ordering::Relaxed);
+    e.stamp.store(stamp, Ordering::Relaxed);
+    e.owner.store(owner, Ordering::Relaxed);
+    e.ino.store(ino, Ordering::Relaxed);
+    e.len.store(dir.len() as u64, Ordering::Relaxed);
+    for (w, c) in e.words.iter().zip(dir.chunks(8)) {
+        w.store(metacache::key_word(c), Ordering::Relaxed);
+    }
+    e.seq.store(seq + 2, Ordering::Release);
+}
+
+/// The answer a kept listing gives for the absolute path string `raw`
+/// (`how`: `stat` or `lstat`) through its remembered directory (see
+/// [`note_raw_dir`]), with the mount's index; `generation` tells a
+/// mount's current generation.
+pub(crate) fn lookup_raw(
+    raw: &[u8],
+    how: u64,
+    generation: impl Fn(usize) -> Option<u64>,
+) -> Option<(usize, Hit)> {
+    let t = table()?;
+    let (dir, name) = split_raw(raw)?;
+    // The string's words, made once for the hash and the compare.
+    let n = dir.len().div_ceil(8);
+    let words = metacache::key_words(dir);
+    let h = dir_hash_of_words(0, metacache::RAW, words[..n].iter().copied(), dir.len());
+    let e = &RAW[h as usize % RAW_DIRS];
+    // Acquire: the words read below are at least as new as this count.
+    let s1 = e.seq.load(Ordering::Acquire);
+    if s1 & 1 != 0
+        || e.hash.load(Ordering::Relaxed) != h
+        || e.len.load(Ordering::Relaxed) != dir.len() as u64
+    {
+        return None;
+    }
+    let same = (0..n).all(|i| e.words[i].load(Ordering::Relaxed) == words[i]);
+    let (stamp, owner, ino) = (
+        e.stamp.load(Ordering::Relaxed),
+        e.owner.load(Ordering::Relaxed),
+        e.ino.load(Ordering::Relaxed),
+    );
+    // Acquire fence: the reads above happen before the re-check of `seq`.
+    fence(Ordering::Acquire);
+    let mount = (owner >> 32) as usize;
+    if !same
+        || e.seq.load(Ordering::Relaxed) != s1
+        || owner != metacache::owner(mount)
+        || generation(mount) != Some(stamp)
+    {
+        return None;
+    }
+    let key = Key {
+        mount,
+        base: 0,
+        path: name,
+        how,
+    };
+    find(t, &key, Dir::Ino(ino), name, stamp).map(|hit| (mount, hit))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,6 +781,7 @@ mod tests {
             mount: 3,
             ino: Some(7001),
             path: Some((0, b"x/y")),
+            by: ListedBy::Program,
         };
         keep(&dir, names.iter().copied(), 40, true, true);
         let ino = |k: &Key<'_>, g| lookup(k, k.base, g).map(|a| a.map(|a| a.ino));
@@ -625,6 +817,7 @@ mod tests {
             mount: 3,
             ino: Some(8001),
             path: None,
+            by: ListedBy::Program,
         };
         keep(&dir, part.iter().copied(), 50, false, false);
         assert_eq!(
@@ -649,6 +842,7 @@ mod tests {
             mount: 3,
             ino: Some(8500),
             path: Some((0, b"long")),
+            by: ListedBy::Program,
         };
         let first: [(&[u8], WireAttr); 2] = [(b"a", attr(40, FILE)), (b"b", attr(41, FILE))];
         let rest: [(&[u8], WireAttr); 2] = [(b"c", attr(42, FILE)), (b"d", attr(43, FILE))];
@@ -685,6 +879,7 @@ mod tests {
             mount: 3,
             ino: Some(9500),
             path: None,
+            by: ListedBy::Program,
         };
         let entries = names
             .iter()
@@ -718,6 +913,7 @@ mod tests {
             mount: 3,
             ino: Some(h),
             path: None,
+            by: ListedBy::Program,
         };
         let one = |ino| [(b"f" as &[u8], attr(ino, FILE))];
         keep(&dir(9000), one(1).into_iter(), 60, true, true);
@@ -731,5 +927,61 @@ mod tests {
         let last = 9000 + 2 * SLOTS as u64;
         assert_eq!(found(last, 62), Some(Ok(last)));
         assert_eq!(found(9001, 62), None);
+    }
+
+    #[test]
+    fn a_directory_named_by_its_string_answers_its_names_only_while_it_holds() {
+        let _one = serial();
+        let names: [(&[u8], WireAttr); 3] = [
+            (b"a", attr(71, FILE)),
+            (b"b", attr(72, FILE)),
+            (b"l", attr(73, LINK)),
+        ];
+        let dir = ListedDir {
+            mount: 3,
+            ino: Some(7100),
+            path: None,
+            by: ListedBy::Program,
+        };
+        keep(&dir, names.iter().copied(), 70, true, true);
+        let at = |g: u64| move |m: usize| (m == 3).then_some(g);
+        let ino = |raw: &[u8], how, g| {
+            lookup_raw(raw, how, at(g)).map(|(m, hit)| {
+                assert_eq!((m, hit.dir_ino, hit.by), (3, 7100, ListedBy::Program));
+                hit.answer.map(|a| a.ino)
+            })
+        };
+        // Not before a lookup by the resolved path noted the string.
+        assert_eq!(ino(b"/mnt/d/a", NOFOLLOW, 70), None);
+        note_raw_dir(b"/mnt/d/a", 3, 7100, 70);
+        assert_eq!(ino(b"/mnt/d/a", NOFOLLOW, 70), Some(Ok(71)));
+        assert_eq!(ino(b"/mnt/d/b", FOLLOW, 70), Some(Ok(72)));
+        assert_eq!(ino(b"/mnt/d/zz", FOLLOW, 70), Some(Err(libc::ENOENT)));
+        assert_eq!(ino(b"/mnt/d/l", NOFOLLOW, 70), Some(Ok(73)));
+        // A symlink's target is not in the listing.
+        assert_eq!(ino(b"/mnt/d/l", FOLLOW, 70), None);
+        // Only that string, only names, only at that generation.
+        for other in [
+            &b"/mnt/dd/a"[..],
+            b"/mnt/d",
+            b"/mnt/d/",
+            b"/mnt/d/.",
+            b"/mnt/d/..",
+            b"/mnt//d/a",
+        ] {
+            assert_eq!(
+                ino(other, NOFOLLOW, 70),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(other)
+            );
+        }
+        assert_eq!(ino(b"/mnt/d/a", NOFOLLOW, 71), None);
+        // The directory listed again after a change answers what it holds now.
+        let now: [(&[u8], WireAttr); 1] = [(b"c", attr(74, FILE))];
+        keep(&dir, now.iter().copied(), 75, true, true);
+        note_raw_dir(b"/mnt/d/c", 3, 7100, 75);
+        assert_eq!(ino(b"/mnt/d/c", NOFOLLOW, 75), Some(Ok(74)));
+        assert_eq!(ino(b"/mnt/d/a", NOFOLLOW, 75), Some(Err(libc::ENOENT)));
     }
 }

@@ -8,6 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use inode_store::Creds;
 use proto::ops::Dispatched;
 use proto::{bytes_of, decode, Hello, HelloReply, HELLO_MAGIC, MAX_REPLY, MAX_REQUEST};
 use shm_ring::{Region, WaitPolicy};
@@ -177,12 +178,28 @@ fn accept_hello(shared: &Shared, conn: &OwnedFd) -> io::Result<()> {
     sock::send_with_fd(conn, bytes_of(&reply), shared.gen_page.fd().as_fd())
 }
 
+/// Who a connection's client is, read from the kernel as soon as it
+/// connected: a client connects before it makes the channel it will send
+/// with its hello, so this work overlaps that.
+pub(super) struct Identity(io::Result<(sock::PeerCred, io::Result<Creds>)>);
+
+impl Identity {
+    /// Reads the identity of `conn`'s client.
+    pub(super) fn of(conn: &OwnedFd) -> Identity {
+        Identity(sock::peer_cred(conn).map(|peer| {
+            let creds = crate::creds::for_peer(conn, &peer);
+            (peer, creds)
+        }))
+    }
+}
+
 pub(super) fn serve_connection(
     shared: &Shared,
     conn: OwnedFd,
+    identity: Identity,
     after_first_request: &mut Option<impl FnOnce()>,
 ) -> Result<(), ChannelError> {
-    let peer = sock::peer_cred(&conn)?;
+    let (peer, creds) = identity.0?;
     sock::set_timeouts(&conn, HANDSHAKE_TIMEOUT)?;
     let mut buf = [0u8; size_of::<Hello>() + proto::PATH_MAX];
     let (n, fds) = sock::recv_with_fds(&conn, &mut buf);
@@ -221,7 +238,7 @@ pub(super) fn serve_connection(
         let _ = answer_hello(&conn, libc::ESTALE);
         return Err(ChannelError::Handshake);
     }
-    let creds = crate::creds::for_peer(&conn, &peer)?;
+    let creds = creds?;
     let client = match shared.clients.join(peer.pid, hello.image, creds) {
         Ok(client) => client,
         Err(refused) => {

@@ -45,7 +45,7 @@ use crate::metrics::Metrics;
 use crate::sock::{self, Listener};
 use crate::stats;
 
-use channel::{serve_connection, ChannelError};
+use channel::{serve_connection, ChannelError, Identity};
 use gen_page::GenPage;
 use reaper::Reaper;
 
@@ -235,6 +235,7 @@ fn serve_one(listener: &Arc<Listener>, shared: &Arc<Shared>) -> bool {
     let conn = listener.accept();
     let idle_left = shared.idle_workers.fetch_sub(1, Ordering::AcqRel) - 1;
     let Ok(conn) = conn else { return false };
+    let identity = Identity::of(&conn);
     let mut successor = (idle_left == 0).then_some(|| start_worker(listener, shared));
     // A connection that does not say hello at once must not hold up the
     // next clients: then the successor starts right away.
@@ -243,7 +244,7 @@ fn serve_one(listener: &Arc<Listener>, shared: &Arc<Shared>) -> bool {
             start();
         }
     }
-    let result = serve_connection(shared, conn, &mut successor);
+    let result = serve_connection(shared, conn, identity, &mut successor);
     if let Some(start) = successor.take() {
         start();
     }

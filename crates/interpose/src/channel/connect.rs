@@ -64,9 +64,22 @@ pub(crate) fn move_high(fd: i32) -> i32 {
     }
 }
 
-/// Makes a new channel and its socket, not yet connected (see [`greet`]).
-pub(super) fn new_conn() -> Option<Conn> {
-    let region = Region::create(&proto::channel_config(), 0).ok()?;
+/// Makes a new channel of `mount`: connects its socket first, so that a
+/// daemon thread wakes from `accept` and reads who we are while we make
+/// the channel (memfd, mapping), which the hello then hands over (see
+/// [`greet`]).
+pub(super) fn new_conn(mount: usize) -> Option<Conn> {
+    let addr = socket_addr(mount)?;
+    let sock = sys::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0).ok()?;
+    let sock = move_high(sock);
+    if !connect(sock, &addr) {
+        sys::close(sock);
+        return None;
+    }
+    let Some(region) = Region::create(&proto::channel_config(), 0).ok() else {
+        sys::close(sock);
+        return None;
+    };
     // SAFETY: the halves point into the mapping owned by `region`, which
     // lives in the same Conn and is dropped after them (field order), and
     // the Region struct itself is never borrowed by them (only its mapping;
@@ -78,12 +91,11 @@ pub(super) fn new_conn() -> Option<Conn> {
     // has the channel: tell it where we run, so it does not spin for a
     // request that can only come once it lets go of our CPU.
     end.requests.note_cpu();
-    let sock = sys::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0).ok()?;
     timeline::mark(Mark::ChannelMade);
     Some(Conn {
         end,
         region,
-        sock: move_high(sock),
+        sock,
         daemon_pid: 0,
         seq: 0,
         confirmed: false,
@@ -93,32 +105,8 @@ pub(super) fn new_conn() -> Option<Conn> {
     })
 }
 
-/// Hands a new channel (with its first request in, for a process's first
-/// one) to the daemon of `mount`; `false` if it could not be sent.
-pub(super) fn greet(conn: &mut Conn, mount: usize) -> bool {
-    conn.hello_due = false;
-    let (Some((addr, len)), Some(memfd)) = (socket_addr(mount), conn.region.fd()) else {
-        return false;
-    };
-    let said = say_hello(
-        conn.sock,
-        &addr,
-        len,
-        memfd,
-        state::registry_mountpoint(mount),
-    );
-    conn.region.close_fd();
-    if said {
-        conn.daemon_pid = peer_pid(conn.sock);
-        timeline::mark(Mark::Connected);
-        sys::debug(&[b"btfuse: channel connected"]);
-    }
-    said
-}
-
-/// Connects `sock` and sends the hello with the channel's memfd, followed
-/// by `mountpoint` (see [`proto::Hello`]); does not wait for an answer.
-fn say_hello(sock: i32, addr: &libc::sockaddr_un, len: u32, memfd: i32, mountpoint: &[u8]) -> bool {
+/// Connects `sock` to the daemon's socket `addr`.
+fn connect(sock: i32, (addr, len): &(libc::sockaddr_un, u32)) -> bool {
     // A daemon with a full backlog must not hang the program at connect.
     let tv = libc::timeval {
         tv_sec: 5,
@@ -132,16 +120,9 @@ fn say_hello(sock: i32, addr: &libc::sockaddr_un, len: u32, memfd: i32, mountpoi
         &tv as *const libc::timeval,
         size_of::<libc::timeval>()
     );
-    // Everything the hello needs first: connecting wakes a daemon thread,
-    // which then waits for the hello.
-    let hello = Hello {
-        magic: proto::HELLO_MAGIC,
-        version: proto::VERSION,
-        image: state::image(),
-    };
     loop {
-        match sys::connect(sock, addr, len) {
-            Ok(()) => break,
+        match sys::connect(sock, addr, *len) {
+            Ok(()) => return true,
             Err(libc::EINTR) => continue,
             Err(_) => {
                 sys::debug(&[b"btfuse: no daemon socket"]);
@@ -149,6 +130,34 @@ fn say_hello(sock: i32, addr: &libc::sockaddr_un, len: u32, memfd: i32, mountpoi
             }
         }
     }
+}
+
+/// Hands a new channel (with its first request in, for a process's first
+/// one) to the daemon of `mount`; `false` if it could not be sent.
+pub(super) fn greet(conn: &mut Conn, mount: usize) -> bool {
+    conn.hello_due = false;
+    let Some(memfd) = conn.region.fd() else {
+        return false;
+    };
+    let said = say_hello(conn.sock, memfd, state::registry_mountpoint(mount));
+    conn.region.close_fd();
+    if said {
+        conn.daemon_pid = peer_pid(conn.sock);
+        timeline::mark(Mark::Connected);
+        sys::debug(&[b"btfuse: channel connected"]);
+    }
+    said
+}
+
+/// Sends the hello on the connected `sock` with the channel's memfd,
+/// followed by `mountpoint` (see [`proto::Hello`]); does not wait for an
+/// answer.
+fn say_hello(sock: i32, memfd: i32, mountpoint: &[u8]) -> bool {
+    let hello = Hello {
+        magic: proto::HELLO_MAGIC,
+        version: proto::VERSION,
+        image: state::image(),
+    };
     let mut iov = [
         libc::iovec {
             iov_base: proto::bytes_of(&hello).as_ptr() as *mut _,

@@ -8,15 +8,16 @@
 //! busy connects another (see [`acquire`]). A process's first channel
 //! connects without waiting for the daemon:
 //!
-//! 1. make the channel: a sealed memfd of the shape
-//!    [`proto::channel_config`] (`Region::create`), mapped here, and a
-//!    `socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)` moved to a high fd
-//!    number (`F_DUPFD_CLOEXEC`) so the program's fd numbers are unaffected;
-//! 2. put the first request into the channel;
-//! 3. `connect` to `$BTFUSE_RUN_DIR or /run/btfuse` + `/` +
-//!    `proto::socket_name(major, minor)` and send [`proto::Hello`] with the
-//!    memfd (`SCM_RIGHTS`), then close the memfd. The daemon thread that
-//!    accepts the connection finds the request waiting, claims it and
+//! 1. connect a `socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`, moved to
+//!    a high fd number (`F_DUPFD_CLOEXEC`) so the program's fd numbers are
+//!    unaffected, to `$BTFUSE_RUN_DIR or /run/btfuse` + `/` +
+//!    `proto::socket_name(major, minor)`: a daemon thread wakes from
+//!    `accept` and reads who we are from the kernel meanwhile;
+//! 2. make the channel: a sealed memfd of the shape
+//!    [`proto::channel_config`] (`Region::create`), mapped here;
+//! 3. put the first request into the channel;
+//! 4. send [`proto::Hello`] with the memfd (`SCM_RIGHTS`), then close the
+//!    memfd. The daemon thread finds the request waiting, claims it and
 //!    serves it (no doorbell round trip). If no reply comes (the daemon
 //!    refused the channel, has no thread free, or died), the client
 //!    withdraws the request; a withdrawn request can never run
@@ -239,8 +240,8 @@ pub(crate) struct Chan {
 impl Drop for Chan {
     fn drop(&mut self) {
         // A channel taken but never used (the caller failed before its
-        // call) still holds its memfd at a low fd number, unknown to the
-        // daemon: drop it rather than keep it for later.
+        // call) still holds its memfd at a low fd number, and a daemon
+        // thread waits for its hello: drop it rather than keep it for later.
         if self.slot.live.load(Ordering::Acquire) && self.conn().hello_due {
             close_locked(self.slot);
         }
@@ -396,7 +397,7 @@ fn connect_slot(mount: usize, slot: &Slot, n_answered: usize) -> bool {
     if slot.live.load(Ordering::Acquire) {
         return true;
     }
-    let Some(mut conn) = new_conn() else {
+    let Some(mut conn) = new_conn(mount) else {
         return false;
     };
     if n_answered > 0 && !(greet(&mut conn, mount) && accepted(conn.sock, mount)) {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::fdtable::Ofd;
+use crate::listcache::ListedBy;
 
 /// The cache's form of a `stat` (`nofollow`: `lstat`).
 fn how(nofollow: bool) -> u64 {
@@ -110,25 +111,30 @@ fn cached(
     prefetch: impl FnOnce() -> bool,
     ask: impl FnOnce() -> R<ops::StatOut>,
 ) -> R<WireAttr> {
-    // `also` is a second key of the same answer: it displaces nothing.
-    let keep = |k: &metacache::Key<'_>, answer: &metacache::Answer, stamp: u64, spare: bool| {
-        let k = metacache::Key {
-            how: metacache::reuse(k.how, answer),
-            ..*k
-        };
-        match spare {
-            false => metacache::insert(&k, answer, stamp),
-            true => metacache::insert_spare(&k, answer, stamp),
-        }
-    };
     let hit = || {
         let g = channel::generation(key.mount)?;
-        let a = known(key, base_ino, g)?;
+        // Found by the resolved path: next time by the string, through
+        // the listing's directory (see `listcache::lookup_raw`) or the
+        // cache's entry for it.
+        let a = match listcache::lookup_hit(key, base_ino, g) {
+            Some(hit) => {
+                if let Some(k) = also {
+                    listcache::note_raw_dir(k.path, key.mount, hit.dir_ino, g);
+                    if hit.by == ListedBy::Prefetch {
+                        keep(k, &hit.answer, g, true);
+                    }
+                }
+                hit.answer
+            }
+            None => {
+                let a = metacache::lookup(key, g)?;
+                if let Some(k) = also {
+                    keep(k, &a, g, true);
+                }
+                a
+            }
+        };
         metacache::count(true);
-        // Found by the resolved path: next time by the string.
-        if let Some(k) = also {
-            keep(k, &a, g, true);
-        }
         Some(a)
     };
     if let Some(a) = hit().or_else(|| prefetch().then(hit).flatten()) {
@@ -145,6 +151,20 @@ fn cached(
         keep(k, &answer, out.stamp, true);
     }
     answer.map_err(Fail::Errno)
+}
+
+/// Keeps `answer` under `k` (for `stat` too if it answers that) while the
+/// generation is `stamp`; a `spare` (a second key of an answer kept
+/// already) displaces nothing.
+fn keep(k: &metacache::Key<'_>, answer: &metacache::Answer, stamp: u64, spare: bool) {
+    let k = metacache::Key {
+        how: metacache::reuse(k.how, answer),
+        ..*k
+    };
+    match spare {
+        false => metacache::insert(&k, answer, stamp),
+        true => metacache::insert_spare(&k, answer, stamp),
+    }
 }
 
 /// An absolute path as the caller passed it, copied once (NUL-terminated):
@@ -206,9 +226,20 @@ pub(crate) fn stat_abs(p: *const c_char, nofollow: bool) -> Abs {
         path,
         how: how(nofollow),
     };
+    // A name the program keeps asking for hits its own entry; a walk's
+    // name, its directory's listing (see `listcache::ListedBy`).
     if let Some((a, m)) = metacache::lookup_with(&key, channel::generation) {
         metacache::count(true);
         return Abs::Hit(m, a.map_err(Fail::Errno));
+    }
+    if let Some((m, hit)) = listcache::lookup_raw(path, key.how, channel::generation) {
+        metacache::count(true);
+        if hit.by == ListedBy::Prefetch {
+            if let Some(g) = channel::generation(m) {
+                keep(&metacache::Key { mount: m, ..key }, &hit.answer, g, true);
+            }
+        }
+        return Abs::Hit(m, hit.answer.map_err(Fail::Errno));
     }
     let mut raw = AbsPath {
         buf: [0; metacache::KEY_MAX + 1],
