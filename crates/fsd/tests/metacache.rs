@@ -431,6 +431,70 @@ print(survey())
     assert!(asked <= 12, "{asked} stat round trips for ~420 stats");
 }
 
+/// A walk that lists a directory and then names each entry by its whole
+/// path (`ls -lR` of a tree: `lstat` and `lgetxattr` of every file by the
+/// same string) is answered by the listing through the directory's
+/// string, also through a symlink or a `..` in it, without a round trip
+/// each; and never stale: a mode changed, a name renamed away and one
+/// renamed in through the kernel show at once, by the same strings.
+#[test]
+fn names_walked_by_their_whole_path_are_answered_by_the_listing_never_stale() {
+    let Some((lib, mnt)) = preloaded_mount(
+        "names_walked_by_their_whole_path_are_answered_by_the_listing_never_stale",
+    ) else {
+        return;
+    };
+    let dir = mnt.path().join("d");
+    std::fs::create_dir(&dir).unwrap();
+    for i in 0..100 {
+        std::fs::write(dir.join(format!("f{i:03}")), b"x").unwrap();
+    }
+    std::fs::create_dir(mnt.path().join("e")).unwrap();
+    std::os::unix::fs::symlink("d", mnt.path().join("ln")).unwrap();
+    let script = r#"
+import errno, os, stat, subprocess, sys
+m = sys.argv[1]
+def look(p):
+    try:
+        mode = stat.filemode(os.lstat(p).st_mode)
+    except FileNotFoundError:
+        return "ENOENT"
+    try:
+        os.getxattr(p, "security.selinux", follow_symlinks=False)
+        return mode + " xattr"
+    except OSError as e:
+        return mode if e.errno == errno.ENODATA else mode + " " + errno.errorcode[e.errno]
+def walk(d):
+    names = sorted(os.listdir(d))
+    return names, {look(os.path.join(d, n)) for n in names}
+out = []
+for d in (m + "/d", m + "/ln", m + "/e/../d"):
+    names, modes = walk(d)
+    out.append([len(names), sorted(modes), look(d + "/f010"), look(d + "/gone"), look(d + "/new")])
+print(out)
+env = {"PATH": os.environ["PATH"]}
+subprocess.run(["sh", "-c", 'chmod 600 "$1/d/f010" && mv "$1/d/f020" "$1/e/f020" && touch "$1/e/new" && mv "$1/e/new" "$1/d/new"', "sh", m], env=env, check=True)
+print([[look(d + "/f010"), look(d + "/f020"), look(d + "/new")] for d in (m + "/d", m + "/ln", m + "/e/../d")])
+"#;
+    let before = fast_path_stats(mnt.path());
+    let text = preloaded_python_ok(&lib, script, mnt.path());
+    let lines: Vec<&str> = text.lines().collect();
+    let walked = "[100, ['-rw-r--r--'], '-rw-r--r--', 'ENOENT', 'ENOENT']";
+    let after = "['-rw-------', 'ENOENT', '-rw-r--r--']";
+    assert_eq!(
+        lines,
+        [
+            format!("[{walked}, {walked}, {walked}]"),
+            format!("[{after}, {after}, {after}]"),
+        ],
+        "{text}"
+    );
+    let asked = fast_path_stats(mnt.path()) - before;
+    // Each directory string's first name resolves once; the change voids
+    // what was kept, so the nine looks after it ask.
+    assert!(asked <= 16, "{asked} stat round trips for ~600 stats");
+}
+
 /// Paths relative to the cwd follow the cwd wherever its directories go:
 /// the library keeps the cwd's path only while nothing changed on its
 /// mount, so a rename of an ancestor, by another process through the
