@@ -439,9 +439,9 @@ print(survey())
 /// renamed in through the kernel show at once, by the same strings.
 #[test]
 fn names_walked_by_their_whole_path_are_answered_by_the_listing_never_stale() {
-    let Some((lib, mnt)) = preloaded_mount(
-        "names_walked_by_their_whole_path_are_answered_by_the_listing_never_stale",
-    ) else {
+    let Some((lib, mnt)) =
+        preloaded_mount("names_walked_by_their_whole_path_are_answered_by_the_listing_never_stale")
+    else {
         return;
     };
     let dir = mnt.path().join("d");

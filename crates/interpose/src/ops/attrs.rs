@@ -118,11 +118,12 @@ fn cached(
         // cache's entry for it.
         let a = match listcache::lookup_hit(key, base_ino, g) {
             Some(hit) => {
-                if let Some(k) = also {
-                    listcache::note_raw_dir(k.path, key.mount, hit.dir_ino, g);
-                    if hit.by == ListedBy::Prefetch {
-                        keep(k, &hit.answer, g, true);
+                match (also, hit.by) {
+                    (Some(k), ListedBy::Program) => {
+                        listcache::note_raw_dir(k.path, key.mount, hit.dir_ino, g)
                     }
+                    (Some(k), ListedBy::Prefetch) => keep(k, &hit.answer, g, true),
+                    (None, _) => {}
                 }
                 hit.answer
             }
@@ -226,20 +227,14 @@ pub(crate) fn stat_abs(p: *const c_char, nofollow: bool) -> Abs {
         path,
         how: how(nofollow),
     };
-    // A name the program keeps asking for hits its own entry; a walk's
-    // name, its directory's listing (see `listcache::ListedBy`).
-    if let Some((a, m)) = metacache::lookup_with(&key, channel::generation) {
+    // A walk's name, through its directory's listing; a name the program
+    // keeps asking for, its own entry (see `listcache::ListedBy`).
+    let found = listcache::lookup_raw(path, key.how, channel::generation)
+        .map(|(m, hit)| (hit.answer, m))
+        .or_else(|| metacache::lookup_with(&key, channel::generation));
+    if let Some((a, m)) = found {
         metacache::count(true);
         return Abs::Hit(m, a.map_err(Fail::Errno));
-    }
-    if let Some((m, hit)) = listcache::lookup_raw(path, key.how, channel::generation) {
-        metacache::count(true);
-        if hit.by == ListedBy::Prefetch {
-            if let Some(g) = channel::generation(m) {
-                keep(&metacache::Key { mount: m, ..key }, &hit.answer, g, true);
-            }
-        }
-        return Abs::Hit(m, hit.answer.map_err(Fail::Errno));
     }
     let mut raw = AbsPath {
         buf: [0; metacache::KEY_MAX + 1],
