@@ -208,6 +208,14 @@ fn name_hash(words: impl Iterator<Item = u64>) -> u32 {
     (h >> 32) as u32 | 1
 }
 
+/// Where a name of hash `h` is first looked for in a slot's hash table
+/// (masked by the table's size): above the bit `name_hash` always sets,
+/// or every name would start at an odd place and half the table would
+/// serve only as overflow (longer probes for every lookup).
+fn first_probe(h: u32) -> usize {
+    (h >> 1) as usize
+}
+
 /// Builds, at word `at` of `slot` (past its `n` records, below their
 /// index), a hash table of the records by name: 2 to 4 words a name, each
 /// `offset << 32 | name_hash`, so that a lookup reads one or two words and
@@ -226,7 +234,7 @@ fn hash_table(slot: &Slot, at: usize, n: usize) -> u64 {
         let r = w(TOP - i) as usize;
         let words = (w(r) as usize).div_ceil(8);
         let h = name_hash((0..words).map(|k| w(r + 1 + ATTR_WORDS + k)));
-        let mut p = h as usize;
+        let mut p = first_probe(h);
         while w(at + (p & (size - 1))) != 0 {
             p += 1;
         }
@@ -551,7 +559,8 @@ fn find_hashed(w: &impl Fn(usize) -> u64, table: u64, name: &[u8]) -> Option<usi
     let at = (table as u32 as usize).min(SLOT_WORDS - 1 - size);
     let words = name.len().div_ceil(8);
     let h = name_hash((0..words).map(|k| name_word(name, k)));
-    (h as usize..h as usize + size)
+    let p = first_probe(h);
+    (p..p + size)
         .map(|p| w(at + (p & (size - 1))))
         .take_while(|&e| e != 0)
         .filter(|&e| e as u32 == h)
@@ -611,10 +620,10 @@ fn find_sorted(w: &impl Fn(usize) -> u64, n: usize, name: &[u8]) -> Option<usize
 /// mount's generation is its stamp and the credential epoch its owner's,
 /// as the listing it leads to does. A seqlock each: a writer that finds
 /// an entry busy remembers nothing.
-const RAW_DIRS: usize = 64;
+const DIR_STRING_SLOTS: usize = 64;
 
 #[repr(C, align(64))]
-struct RawDir {
+struct DirString {
     /// Odd while written.
     seq: AtomicU64,
     /// The string's hash (`dir_hash` on the raw base; never 0 once set).
@@ -627,8 +636,8 @@ struct RawDir {
     words: [AtomicU64; metacache::KEY_WORDS],
 }
 
-static RAW: [RawDir; RAW_DIRS] = [const {
-    RawDir {
+static DIR_STRINGS: [DirString; DIR_STRING_SLOTS] = [const {
+    DirString {
         seq: AtomicU64::new(0),
         hash: AtomicU64::new(0),
         stamp: AtomicU64::new(0),
@@ -637,7 +646,12 @@ static RAW: [RawDir; RAW_DIRS] = [const {
         len: AtomicU64::new(0),
         words: [const { AtomicU64::new(0) }; metacache::KEY_WORDS],
     }
-}; RAW_DIRS];
+}; DIR_STRING_SLOTS];
+
+/// Set once a directory string is remembered: until then a lookup by
+/// string has nothing to find (a stat loop over names the prefetch
+/// brought never remembers one, and pays one load here).
+static ANY_DIR_STRING: AtomicBool = AtomicBool::new(false);
 
 /// An absolute path's directory part and name, if the name is one a
 /// listing can answer for (the directory not the root).
@@ -656,7 +670,7 @@ pub(crate) fn note_raw_dir(raw: &[u8], mount: usize, ino: u64, stamp: u64) {
         return;
     };
     let h = dir_hash(0, metacache::RAW, dir);
-    let e = &RAW[h as usize % RAW_DIRS];
+    let e = &DIR_STRINGS[h as usize % DIR_STRING_SLOTS];
     let owner = metacache::owner(mount);
     let seq = e.seq.load(Ordering::Relaxed);
     let same = e.hash.load(Ordering::Relaxed) == h
@@ -672,6 +686,9 @@ pub(crate) fn note_raw_dir(raw: &[u8], mount: usize, ino: u64, stamp: u64) {
             .is_err()
     {
         return;
+    }
+    if !ANY_DIR_STRING.load(Ordering::Relaxed) {
+        ANY_DIR_STRING.store(true, Ordering::Relaxed);
     }
     // Release fence: the odd count is visible before any word changes.
     fence(Ordering::Release);
@@ -695,13 +712,16 @@ pub(crate) fn lookup_raw(
     how: u64,
     generation: impl Fn(usize) -> Option<u64>,
 ) -> Option<(usize, Hit)> {
+    if !ANY_DIR_STRING.load(Ordering::Relaxed) {
+        return None;
+    }
     let t = table()?;
     let (dir, name) = split_raw(raw)?;
     // The string's words, made once for the hash and the compare.
     let n = dir.len().div_ceil(8);
     let words = metacache::key_words(dir);
     let h = dir_hash_of_words(0, metacache::RAW, words[..n].iter().copied(), dir.len());
-    let e = &RAW[h as usize % RAW_DIRS];
+    let e = &DIR_STRINGS[h as usize % DIR_STRING_SLOTS];
     // Acquire: the words read below are at least as new as this count.
     let s1 = e.seq.load(Ordering::Acquire);
     if s1 & 1 != 0

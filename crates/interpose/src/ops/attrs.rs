@@ -209,8 +209,8 @@ pub(crate) enum Abs {
 /// same mount path for as long as the entry's generation holds.
 pub(crate) fn stat_abs(p: *const c_char, nofollow: bool) -> Abs {
     // Nothing kept yet: nothing can hit, and no answer is kept under the
-    // string either (a listing's hits keep theirs: the loop's next pass
-    // then hits by the string).
+    // string either (a listing's hits keep theirs, or their directory's
+    // string: the next call by the string then hits).
     if p.is_null() || !(metacache::in_use() || listcache::in_use()) || state::paths_by_kernel() {
         return Abs::No;
     }
