@@ -36,8 +36,6 @@
 
 use core::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 
-use proto::WireAttr;
-
 use crate::fdtable::ATTR_WORDS;
 use crate::lazy_table::LazyTable;
 use crate::metacache::{self, Answer, Key};
@@ -300,14 +298,15 @@ pub(crate) struct Hit {
     pub(crate) by: ListedBy,
 }
 
-/// Keeps a listing's named entries (`name`, attributes) in name order,
+/// Keeps a listing's named entries (`name`, attributes as the listing's
+/// record holds them: a `WireAttr`'s bytes) in name order,
 /// stamped `stamp` (0: not to be kept); `from_start`: the listing began at
 /// the directory's start (it then replaces what was kept of the
 /// directory); `whole`: it also reached its end. Entries out of order
 /// keep nothing.
 pub(crate) fn keep<'n>(
     dir: &ListedDir<'_>,
-    entries: impl Iterator<Item = (&'n [u8], WireAttr)>,
+    entries: impl Iterator<Item = (&'n [u8], &'n [u8])>,
     stamp: u64,
     from_start: bool,
     whole: bool,
@@ -358,7 +357,7 @@ pub(crate) fn keep<'n>(
     let (mut at, mut kept, mut ordered, mut all) = (H_RECORDS, 0usize, true, true);
     let mut last: &[u8] = b"";
     for (name, attr) in entries {
-        if name == b"." || name == b".." || name.len() > NAME_MAX {
+        if name == b"." || name == b".." || name.len() > NAME_MAX || attr.len() != ATTR_WORDS * 8 {
             continue;
         }
         if kept > 0 && name <= last {
@@ -373,8 +372,13 @@ pub(crate) fn keep<'n>(
         }
         set(TOP - kept, at as u64);
         set(at, name.len() as u64);
-        for (i, v) in metacache::attr_words(&attr).iter().enumerate() {
-            set(at + 1 + i, *v);
+        // Word by word from the record (a `WireAttr` is its words, as
+        // `metacache::attr_words` reads it), not through a decoded copy.
+        for (i, w) in attr.chunks_exact(8).take(ATTR_WORDS).enumerate() {
+            set(
+                at + 1 + i,
+                u64::from_ne_bytes(w.try_into().unwrap_or_default()),
+            );
         }
         for k in 0..words {
             set(at + 1 + ATTR_WORDS + k, name_word(name, k));
@@ -759,6 +763,7 @@ pub(crate) fn lookup_raw(
 mod tests {
     use super::*;
     use crate::metacache::{FOLLOW, NOFOLLOW};
+    use proto::WireAttr;
 
     fn attr(ino: u64, mode: u32) -> WireAttr {
         WireAttr {
@@ -766,6 +771,13 @@ mod tests {
             mode,
             ..WireAttr::default()
         }
+    }
+
+    /// Entries as `keep` takes them: names and their attributes' bytes.
+    fn entries<'a>(
+        v: impl IntoIterator<Item = &'a (&'a [u8], WireAttr)>,
+    ) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+        v.into_iter().map(|(n, a)| (*n, proto::bytes_of(a)))
     }
 
     fn key(base: u64, path: &[u8], how: u64) -> Key<'_> {
@@ -803,7 +815,7 @@ mod tests {
             path: Some((0, b"x/y")),
             by: ListedBy::Program,
         };
-        keep(&dir, names.iter().copied(), 40, true, true);
+        keep(&dir, entries(&names), 40, true, true);
         let ino = |k: &Key<'_>, g| lookup(k, k.base, g).map(|a| a.map(|a| a.ino));
         assert_eq!(ino(&key(7001, b"a", NOFOLLOW), 40), Some(Ok(10)));
         assert_eq!(ino(&key(7001, b"a", FOLLOW), 40), Some(Ok(10)));
@@ -839,7 +851,7 @@ mod tests {
             path: None,
             by: ListedBy::Program,
         };
-        keep(&dir, part.iter().copied(), 50, false, false);
+        keep(&dir, entries(&part), 50, false, false);
         assert_eq!(
             lookup(&key(8001, b"n", NOFOLLOW), 8001, 50).map(|a| a.map(|a| a.ino)),
             Some(Ok(21))
@@ -850,7 +862,7 @@ mod tests {
             ino: Some(8002),
             ..dir
         };
-        keep(&dir, unordered.iter().copied(), 50, true, true);
+        keep(&dir, entries(&unordered), 50, true, true);
         assert_eq!(lookup(&key(8002, b"q", NOFOLLOW), 8002, 50), None);
         assert_eq!(lookup(&key(8002, b"zz", NOFOLLOW), 8002, 50), None);
     }
@@ -866,8 +878,8 @@ mod tests {
         };
         let first: [(&[u8], WireAttr); 2] = [(b"a", attr(40, FILE)), (b"b", attr(41, FILE))];
         let rest: [(&[u8], WireAttr); 2] = [(b"c", attr(42, FILE)), (b"d", attr(43, FILE))];
-        keep(&dir, first.iter().copied(), 70, true, false);
-        keep(&dir, rest.iter().copied(), 70, false, false);
+        keep(&dir, entries(&first), 70, true, false);
+        keep(&dir, entries(&rest), 70, false, false);
         let found = |base, path: &'static [u8]| {
             lookup(&key(base, path, NOFOLLOW), base, 70).map(|a| a.map(|a| a.ino))
         };
@@ -878,7 +890,7 @@ mod tests {
         assert_eq!(found(0, b"long/d"), Some(Ok(43)));
         assert_eq!(found(8500, b"bb"), None);
         // Listed again from the start, whole: its slot is reused.
-        keep(&dir, first.iter().copied(), 71, true, true);
+        keep(&dir, entries(&first), 71, true, true);
         assert_eq!(
             lookup(&key(8500, b"a", NOFOLLOW), 8500, 71).map(|a| a.map(|a| a.ino)),
             Some(Ok(40))
@@ -901,11 +913,12 @@ mod tests {
             path: None,
             by: ListedBy::Program,
         };
-        let entries = names
+        let listed: Vec<(&[u8], WireAttr)> = names
             .iter()
             .enumerate()
-            .map(|(i, n)| (&n[..], attr(i as u64, FILE)));
-        keep(&dir, entries, 80, true, true);
+            .map(|(i, n)| (&n[..], attr(i as u64, FILE)))
+            .collect();
+        keep(&dir, entries(&listed), 80, true, true);
         let t = table().unwrap();
         let slot = (0..SLOTS)
             .find(|&s| t[s].w[H_INO].load(Ordering::Relaxed) == 9500)
@@ -936,13 +949,13 @@ mod tests {
             by: ListedBy::Program,
         };
         let one = |ino| [(b"f" as &[u8], attr(ino, FILE))];
-        keep(&dir(9000), one(1).into_iter(), 60, true, true);
-        keep(&dir(9000), one(2).into_iter(), 61, true, true);
+        keep(&dir(9000), entries(&one(1)), 60, true, true);
+        keep(&dir(9000), entries(&one(2)), 61, true, true);
         let found = |h, g| lookup(&key(h, b"f", NOFOLLOW), h, g).map(|a| a.map(|a| a.ino));
         assert_eq!(found(9000, 61), Some(Ok(2)));
         assert_eq!(found(9000, 60), None);
         for h in 9001..9001 + 2 * SLOTS as u64 {
-            keep(&dir(h), one(h).into_iter(), 62, true, true);
+            keep(&dir(h), entries(&one(h)), 62, true, true);
         }
         let last = 9000 + 2 * SLOTS as u64;
         assert_eq!(found(last, 62), Some(Ok(last)));
@@ -963,7 +976,7 @@ mod tests {
             path: None,
             by: ListedBy::Program,
         };
-        keep(&dir, names.iter().copied(), 70, true, true);
+        keep(&dir, entries(&names), 70, true, true);
         let at = |g: u64| move |m: usize| (m == 3).then_some(g);
         let ino = |raw: &[u8], how, g| {
             lookup_raw(raw, how, at(g)).map(|(m, hit)| {
@@ -999,7 +1012,7 @@ mod tests {
         assert_eq!(ino(b"/mnt/d/a", NOFOLLOW, 71), None);
         // The directory listed again after a change answers what it holds now.
         let now: [(&[u8], WireAttr); 1] = [(b"c", attr(74, FILE))];
-        keep(&dir, now.iter().copied(), 75, true, true);
+        keep(&dir, entries(&now), 75, true, true);
         note_raw_dir(b"/mnt/d/c", 3, 7100, 75);
         assert_eq!(ino(b"/mnt/d/c", NOFOLLOW, 75), Some(Ok(74)));
         assert_eq!(ino(b"/mnt/d/a", NOFOLLOW, 75), Some(Err(libc::ENOENT)));

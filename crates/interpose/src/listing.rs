@@ -45,8 +45,9 @@ impl Named {
 /// One record of a listing.
 pub(crate) struct Listed<'a> {
     pub(crate) header: DirEntryHeader,
-    /// Its attributes, in a listing with them.
-    pub(crate) attr: Option<WireAttr>,
+    /// Its attributes as the record holds them (a `WireAttr`'s bytes), in
+    /// a listing with them; empty otherwise.
+    pub(crate) attr: &'a [u8],
     pub(crate) name: &'a [u8],
 }
 
@@ -59,16 +60,13 @@ pub(crate) fn records(bytes: &[u8], with_attrs: bool) -> impl Iterator<Item = Li
     core::iter::from_fn(move || {
         let header = proto::decode::<DirEntryHeader>(bytes.get(at..)?)?;
         let nl = header.name_len as usize;
-        let len = DirEntryHeader::record_len(al + nl);
-        if at + len > bytes.len() {
-            return None;
-        }
-        let attr = (al > 0)
-            .then(|| proto::decode::<WireAttr>(&bytes[at + hl..]))
-            .flatten();
-        let name = &bytes[at + hl + al..at + hl + al + nl];
-        at += len;
-        Some(Listed { header, attr, name })
+        let record = bytes.get(at..at + DirEntryHeader::record_len(al + nl))?;
+        at += record.len();
+        Some(Listed {
+            header,
+            attr: &record[hl..hl + al],
+            name: &record[hl + al..hl + al + nl],
+        })
     })
 }
 
@@ -94,6 +92,6 @@ pub(crate) fn keep(
         path: named.map(|n| (n.base, &n.path[..n.len])),
         by,
     };
-    let entries = self::records(records, true).filter_map(|e| Some((e.name, e.attr?)));
+    let entries = self::records(records, true).map(|e| (e.name, e.attr));
     listcache::keep(&listed, entries, stamp, from_start, whole);
 }
