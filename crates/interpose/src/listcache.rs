@@ -196,20 +196,27 @@ fn name_word(name: &[u8], k: usize) -> u64 {
 const BY_INO: u64 = 1 << 63;
 
 /// The hash of a name given as its words (`name_word`), as the slots'
-/// hash tables keep it: never 0.
+/// hash tables keep it: never 0. Finished with murmur3's 64-bit mix: a
+/// product carries a word's bits only upwards, and short names differ in
+/// their high bytes (big-endian words), so without it the 100 names
+/// `f00`..`f99` took 23 probes each on average in a 256-word table
+/// instead of 0.3 (every lookup and every insert of such a listing).
 fn name_hash(words: impl Iterator<Item = u64>) -> u32 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let h = words.fold(0x243f_6a88_85a3_08d3, |h, w| {
+    let mut h = words.fold(0x243f_6a88_85a3_08d3, |h, w| {
         let h = (h ^ w).wrapping_mul(K);
         h ^ (h >> 29)
     });
+    h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h = (h ^ (h >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
     (h >> 32) as u32 | 1
 }
 
 /// Where a name of hash `h` is first looked for in a slot's hash table
 /// (masked by the table's size): above the bit `name_hash` always sets,
 /// or every name would start at an odd place and half the table would
-/// serve only as overflow (longer probes for every lookup).
+/// serve only as overflow.
 fn first_probe(h: u32) -> usize {
     (h >> 1) as usize
 }
@@ -1016,5 +1023,27 @@ mod tests {
         note_raw_dir(b"/mnt/d/c", 3, 7100, 75);
         assert_eq!(ino(b"/mnt/d/c", NOFOLLOW, 75), Some(Ok(74)));
         assert_eq!(ino(b"/mnt/d/a", NOFOLLOW, 75), Some(Err(libc::ENOENT)));
+    }
+
+    #[test]
+    fn a_listing_of_short_similar_names_is_found_in_a_probe_or_two() {
+        for (count, name) in [(100usize, 2usize), (1000, 4)] {
+            let names: Vec<Vec<u8>> = (0..count)
+                .map(|i| format!("f{i:0name$}").into_bytes())
+                .collect();
+            let size = (2 * count).next_power_of_two();
+            let mut used = vec![false; size];
+            let mut probes = 0;
+            for n in &names {
+                let words = n.len().div_ceil(8);
+                let mut p = first_probe(name_hash((0..words).map(|k| name_word(n, k))));
+                while used[p & (size - 1)] {
+                    p += 1;
+                    probes += 1;
+                }
+                used[p & (size - 1)] = true;
+            }
+            assert!(probes < count, "{probes} extra probes for {count} names");
+        }
     }
 }
