@@ -28,11 +28,13 @@ pub(super) struct Listing {
 }
 
 impl Listing {
-    pub(super) fn new(stamp: u64) -> Listing {
+    /// An empty listing made under `stamp`, with room for `entries`
+    /// entries whose names take `name_bytes` bytes.
+    pub(super) fn with_capacity(stamp: u64, entries: usize, name_bytes: usize) -> Listing {
         Listing {
             stamp,
-            names: Vec::new(),
-            entries: Vec::new(),
+            names: Vec::with_capacity(name_bytes),
+            entries: Vec::with_capacity(entries),
         }
     }
 

@@ -198,20 +198,24 @@ impl Store {
         if !plus || !matches!(pos, Pos::Start) {
             return Ok(None);
         }
-        let mut l = Listing::new(stamp);
-        {
+        let l = {
             let t = self.tree.read();
             let e = t.entry(node.ino)?;
             let dir = e.dir.as_ref().ok_or(Errno::ENOTDIR)?;
             if dir.children.len() + 2 > listings::MOST_ENTRIES {
                 return Ok(None);
             }
+            // Room at once for the entries and their names if short (a
+            // directory of `f00`..`f99` grew its two buffers a dozen times).
+            let n = dir.children.len() + 2;
+            let mut l = Listing::with_capacity(stamp, n, 16 * n);
             l.push(b".", e.node.attr());
             l.push(b"..", t.entry(dir.parent)?.node.attr());
             for (name, &child) in &dir.children {
                 l.push(name, t.entry(child)?.node.attr());
             }
-        }
+            l
+        };
         if !self.still_quiet(stamp) {
             return Ok(None);
         }
