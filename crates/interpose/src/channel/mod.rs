@@ -141,7 +141,7 @@ pub(crate) struct Slots {
 /// each costs the process and the daemon some 300 µs to set up and a
 /// daemon thread spinning after its requests: the 20 threads of a `git
 /// status` on 2 CPUs made 7 channels and ran 20.0–21.3 ms; with 3,
-/// 17.9–19.2 ms (interleaved `perf stat -r 30`). Worked out once.
+/// 17.8–19.5 ms (interleaved `perf stat -r 30`). Worked out once.
 fn cpu_cap() -> usize {
     static CAP: AtomicU32 = AtomicU32::new(0);
     match CAP.load(Ordering::Relaxed) {
