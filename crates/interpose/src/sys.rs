@@ -268,18 +268,18 @@ pub(crate) fn nofile_limit() -> u64 {
     r.rlim_cur
 }
 
-/// The CPUs this thread may run on (`sched_getaffinity`; 1 if unknown).
-pub(crate) fn cpus_allowed() -> u32 {
+/// The CPUs this thread may run on (`sched_getaffinity`), `None` if the
+/// kernel does not say (more than 1 024 CPUs, or no such call).
+pub(crate) fn cpus_allowed() -> Option<u32> {
     let mut set = [0u64; 16];
-    match sc!(
+    sc!(
         libc::SYS_sched_getaffinity,
         0,
         core::mem::size_of_val(&set),
         set.as_mut_ptr()
-    ) {
-        Ok(_) => set.iter().map(|w| w.count_ones()).sum::<u32>().max(1),
-        Err(_) => 1,
-    }
+    )
+    .ok()
+    .map(|_| set.iter().map(|w| w.count_ones()).sum::<u32>().max(1))
 }
 
 /// `munmap(2)`.

@@ -141,12 +141,13 @@ pub(crate) struct Slots {
 /// each costs the process and the daemon some 300 µs to set up and a
 /// daemon thread spinning after its requests: the 20 threads of a `git
 /// status` on 2 CPUs made 7 channels and ran 20.0–21.3 ms; with 3,
-/// 17.8–19.5 ms (interleaved `perf stat -r 30`). Worked out once.
+/// 17.8–19.5 ms (interleaved `perf stat -r 30`). Worked out once; no
+/// limit but [`NSLOTS`] where the kernel does not tell the CPUs.
 fn cpu_cap() -> usize {
     static CAP: AtomicU32 = AtomicU32::new(0);
     match CAP.load(Ordering::Relaxed) {
         0 => {
-            let cap = (sys::cpus_allowed() as usize + 1).min(NSLOTS);
+            let cap = sys::cpus_allowed().map_or(NSLOTS, |n| (n as usize + 1).min(NSLOTS));
             CAP.store(cap as u32, Ordering::Relaxed);
             cap
         }
