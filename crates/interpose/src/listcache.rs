@@ -664,6 +664,13 @@ static DIR_STRINGS: [DirString; DIR_STRING_SLOTS] = [const {
 /// brought never remembers one, and pays one load here).
 static ANY_DIR_STRING: AtomicBool = AtomicBool::new(false);
 
+/// The entry a directory string of hash `h` (a [`dir_hash`]) may sit in:
+/// by the hash's high bits, as the buckets are (its low bit is always
+/// set, so `h % DIR_STRING_SLOTS` used only the odd half).
+fn dir_string(h: u64) -> &'static DirString {
+    &DIR_STRINGS[(h >> 40) as usize % DIR_STRING_SLOTS]
+}
+
 /// An absolute path's directory part and name, if the name is one a
 /// listing can answer for (the directory not the root).
 fn split_raw(raw: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -681,7 +688,7 @@ pub(crate) fn note_raw_dir(raw: &[u8], mount: usize, ino: u64, stamp: u64) {
         return;
     };
     let h = dir_hash(0, metacache::RAW, dir);
-    let e = &DIR_STRINGS[h as usize % DIR_STRING_SLOTS];
+    let e = &dir_string(h);
     let owner = metacache::owner(mount);
     let seq = e.seq.load(Ordering::Relaxed);
     let same = e.hash.load(Ordering::Relaxed) == h
@@ -732,7 +739,7 @@ pub(crate) fn lookup_raw(
     let n = dir.len().div_ceil(8);
     let words = metacache::key_words(dir);
     let h = dir_hash_of_words(0, metacache::RAW, words[..n].iter().copied(), dir.len());
-    let e = &DIR_STRINGS[h as usize % DIR_STRING_SLOTS];
+    let e = &dir_string(h);
     // Acquire: the words read below are at least as new as this count.
     let s1 = e.seq.load(Ordering::Acquire);
     if s1 & 1 != 0
@@ -1045,5 +1052,18 @@ mod tests {
             }
             assert!(probes < count, "{probes} extra probes for {count} names");
         }
+    }
+
+    #[test]
+    fn directory_strings_spread_over_every_entry() {
+        let used: std::collections::HashSet<usize> = (0..1000)
+            .map(|i| {
+                let dir = format!("/mnt/tree/d{i:03}");
+                let e = dir_string(dir_hash(0, metacache::RAW, dir.as_bytes()));
+                (e as *const DirString as usize - DIR_STRINGS.as_ptr() as usize)
+                    / size_of::<DirString>()
+            })
+            .collect();
+        assert_eq!(used.len(), DIR_STRING_SLOTS, "{used:?}");
     }
 }

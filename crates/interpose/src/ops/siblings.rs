@@ -61,7 +61,9 @@ pub(crate) fn on_miss(t: &Target) -> bool {
         None => &rel[..0],
     };
     let h = key_hash(t.mount, t.base, parent);
-    let i = (h as usize) % SLOTS;
+    // Above the bit `key_hash` always sets (or only the odd half of the
+    // slots would ever be used).
+    let i = (h >> 1) as usize % SLOTS;
     // Relaxed: a hint, see above.
     if DIR[i].load(Ordering::Relaxed) != h {
         DIR[i].store(h, Ordering::Relaxed);
