@@ -31,7 +31,7 @@ pub use image::{NodeImage, RestoreError, Snapshot};
 
 use crate::acl;
 use crate::file::FileData;
-use crate::generation::{GenCell, Generations};
+use crate::generation::{Change, GenCell, SEVERAL};
 use crate::io::{DataSink, DataSource};
 use crate::perm::{Owner, R, S_ISGID, S_ISUID, S_ISVTX, S_IXGRP, W, X};
 use crate::pool::BlockPool;
@@ -112,9 +112,31 @@ pub(crate) struct Node {
     /// Lookup references held by front doors that cache entries (see
     /// [`Store::add_lookup`]).
     lookups: AtomicU64,
+    /// The directory that names this node, or [`SEVERAL`] once it may have
+    /// more than one name; what a change of its attributes touched besides
+    /// itself (that directory's listing holds them: see the `generation`
+    /// module). Written under the tree's write lock.
+    parent: AtomicU64,
 }
 
 impl Node {
+    /// What a change of this node's attributes (not of its permissions,
+    /// if a directory: those reach every path below it) touches: itself
+    /// and the directory whose listing holds them ([`SEVERAL`]: global).
+    fn attrs_touch(&self) -> [Ino; 2] {
+        [self.ino, self.parent.load(Ordering::Relaxed)]
+    }
+
+    /// Records that this node's name moved to directory `dir` (a node with
+    /// several names keeps [`SEVERAL`]).
+    fn moved_to(&self, dir: Ino) {
+        let _ = self
+            .parent
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+                (p != SEVERAL).then_some(dir)
+            });
+    }
+
     fn owner_of(&self, m: &Meta) -> Owner {
         Owner {
             kind: self.kind,
@@ -161,14 +183,15 @@ impl Node {
     /// the atime mutex (a concurrent reader doing this same check, or a
     /// setattr), this read's update is skipped — the concurrent one stands
     /// for it, as both would store "now".
-    /// The update counts as a change in `gens`.
-    fn touch_atime(&self, m: &Meta, gens: &Generations) {
+    /// The update counts as a change in `gens`, of this node's attributes.
+    fn touch_atime(&self, m: &Meta, gens: &GenCell) {
         let now = Timespec::now();
         let Some(mut a) = self.atime.try_lock() else {
             return;
         };
         if *a <= m.mtime || *a <= m.ctime || now.sec.saturating_sub(a.sec) >= DAY_SECS {
-            let _change = gens.change();
+            let mut change = gens.change();
+            change.touches(&self.attrs_touch());
             *a = now;
         }
     }
@@ -368,6 +391,7 @@ impl Inner {
             atime: Mutex::new(now),
             open: AtomicU64::new(0),
             lookups: AtomicU64::new(0),
+            parent: AtomicU64::new(ROOT_INO),
         });
         let mut nodes = InoMap::default();
         nodes.insert(

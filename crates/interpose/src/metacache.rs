@@ -252,6 +252,42 @@ pub(crate) type Answer = Result<WireAttr, i32>;
 /// Bit of the shape word: the answer is `ENOENT`.
 const ABSENT: u64 = 1 << 48;
 
+/// A mount's change generation now, and its change log
+/// (`proto::changes`), through which an answer stamped earlier may still
+/// be shown to hold.
+#[derive(Clone, Copy)]
+pub(crate) struct Now {
+    /// The mount's `begun`.
+    pub(crate) gen: u64,
+    log: Option<&'static proto::changes::ChangeLog>,
+}
+
+impl Now {
+    /// Generation `gen` of a mount whose change log is `log` (`None`: only
+    /// an answer stamped `gen` holds).
+    pub(crate) fn new(gen: u64, log: Option<&'static proto::changes::ChangeLog>) -> Now {
+        Now { gen, log }
+    }
+
+    /// Whether an answer stamped `stamp` that depends on the listing or
+    /// the attributes of inode `ino` (0: unknown) still holds.
+    pub(crate) fn holds_for(&self, stamp: u64, ino: u64) -> bool {
+        stamp == self.gen || (ino != 0 && self.untouched(stamp, &[ino]))
+    }
+
+    /// Whether an answer that depends on which directory a path names
+    /// (and on nothing listed in it) still holds: no change since `stamp`
+    /// reached past the inodes it named.
+    pub(crate) fn paths_hold(&self, stamp: u64) -> bool {
+        stamp == self.gen || self.untouched(stamp, &[])
+    }
+
+    fn untouched(&self, stamp: u64, inodes: &[u64]) -> bool {
+        self.log
+            .is_some_and(|l| l.untouched(stamp, self.gen, inodes))
+    }
+}
+
 /// The cached answer for `key` if the daemon's generation is still
 /// `current` (the mount's `begun`).
 pub(crate) fn lookup(key: &Key<'_>, current: u64) -> Option<Answer> {

@@ -15,6 +15,7 @@
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod changes;
 pub mod mountinfo;
 pub mod ops;
 pub mod wire;
@@ -23,7 +24,7 @@ pub use ops::{MAX_REPLY, MAX_REQUEST};
 pub use wire::{bytes_of, decode, DirEntryHeader, SetAttrReq, Wire, WireAttr, WireStatFs};
 
 /// Protocol version, checked when a channel is set up.
-pub const VERSION: u32 = 5;
+pub const VERSION: u32 = 6;
 
 /// Longest path the fast path carries (like `PATH_MAX`, including the NUL the
 /// wire format does not carry).
@@ -183,15 +184,17 @@ pub struct HelloReply {
 }
 }
 
-/// The daemon's change generations, as clients see them: a page of
-/// [`GEN_PAGE_LEN`] bytes (a sealed memfd sent with an accepting
-/// [`HelloReply`], `SCM_RIGHTS`), mapped read-only, beginning with this.
+/// The daemon's change generations, as clients see them: [`GEN_PAGE_LEN`]
+/// bytes (a sealed memfd sent with an accepting [`HelloReply`],
+/// `SCM_RIGHTS`), mapped read-only, laid out as this.
 ///
 /// `begun` counts the store's changes begun, from either door; it moves
 /// before a change becomes visible, so before the changing call replies.
 /// A reply carrying a non-zero `stamp` (e.g. [`ops::StatOut`]) was the
 /// store's answer at an instant with no change in progress, and remains
-/// its answer exactly as long as `begun == stamp` (an `Acquire` load).
+/// its answer exactly as long as `begun == stamp` (an `Acquire` load), or
+/// while the [`changes::ChangeLog`] says that no change since touched
+/// what the answer depends on.
 ///
 /// `alive` says whether the daemon still lives, without a system call: it
 /// is the futex word of a robust, process-shared lock that one daemon
@@ -212,6 +215,10 @@ pub struct GenPage {
     /// The daemon's liveness word (see above): its owner's thread id while
     /// the daemon lives.
     pub alive: core::sync::atomic::AtomicU32,
+    /// Room for the rest of the lock whose futex word `alive` is.
+    pub _lock: [u8; 60],
+    /// What each recent change touched.
+    pub log: changes::ChangeLog,
 }
 
 /// The bit the kernel sets in a robust futex word whose owner died.
@@ -225,8 +232,8 @@ impl GenPage {
     }
 }
 
-/// Size of the generations page.
-pub const GEN_PAGE_LEN: usize = 4096;
+/// Size of the generations page (whole pages).
+pub const GEN_PAGE_LEN: usize = size_of::<GenPage>().next_multiple_of(4096);
 
 /// The shape of every fast-path channel: 64 KiB rings each way, messages
 /// up to the largest request (two `PATH_MAX` paths, rounded to a power of

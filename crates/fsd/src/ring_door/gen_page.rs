@@ -15,11 +15,16 @@ use std::sync::atomic::AtomicU32;
 
 use inode_store::Generations;
 
+use proto::changes::ChangeLog;
 use proto::{GenPage as Layout, GEN_PAGE_LEN};
 
 // The store's counters are the page's first fields (`proto::GenPage`).
 const _: () = assert!(size_of::<Generations>() <= std::mem::offset_of!(Layout, alive));
-const _: () = assert!(size_of::<Layout>() + size_of::<libc::pthread_mutex_t>() <= GEN_PAGE_LEN);
+const _: () = assert!(
+    std::mem::offset_of!(Layout, alive) + size_of::<libc::pthread_mutex_t>()
+        <= std::mem::offset_of!(Layout, log)
+);
+const _: () = assert!(size_of::<Layout>() <= GEN_PAGE_LEN);
 const _: () =
     assert!(std::mem::offset_of!(Generations, begun) == std::mem::offset_of!(Layout, begun));
 const _: () =
@@ -29,6 +34,7 @@ const _: () =
 pub(super) struct GenPage {
     fd: OwnedFd,
     counters: &'static Generations,
+    log: &'static ChangeLog,
 }
 
 impl GenPage {
@@ -75,21 +81,26 @@ impl GenPage {
             unsafe { libc::munmap(p, GEN_PAGE_LEN) };
             return Err(e);
         }
-        // SAFETY: page-aligned, zero-filled, 4096 bytes: room and alignment
-        // for the #[repr(C)] pair of atomics (all-zero is valid); mapped
-        // for the rest of the process's life.
+        // SAFETY: page-aligned, zero-filled, GEN_PAGE_LEN bytes: room and
+        // alignment for the #[repr(C)] layout (all-zero atomics are valid);
+        // mapped for the rest of the process's life.
         let counters = unsafe { &*p.cast::<Generations>() };
         // SAFETY: the page is mapped for the rest of the process's life;
         // `alive` lies within it (asserted above) and is only written by
         // the lock below and by the kernel.
         let layout = unsafe { &*p.cast::<Layout>() };
         hold_liveness_lock(&layout.alive)?;
-        Ok(GenPage { fd, counters })
+        Ok(GenPage {
+            fd,
+            counters,
+            log: &layout.log,
+        })
     }
 
-    /// The counters, for [`inode_store::Store::share_generations`].
-    pub(super) fn counters(&self) -> &'static Generations {
-        self.counters
+    /// The counters and the change log, for
+    /// [`inode_store::Store::share_generations`].
+    pub(super) fn shared(&self) -> (&'static Generations, &'static ChangeLog) {
+        (self.counters, self.log)
     }
 
     /// The memfd, sent to each accepted client.

@@ -123,7 +123,8 @@ impl RingServer {
         let meta = std::fs::symlink_metadata(&socket_path)?;
         let socket_id = (meta.dev(), meta.ino());
         let gen_page = GenPage::new()?;
-        store.share_generations(gen_page.counters());
+        let (counters, log) = gen_page.shared();
+        store.share_generations(counters, log);
         let shared = Arc::new(Shared {
             gen_page,
             kernel,

@@ -126,8 +126,15 @@ impl Store {
     /// permission (a kernel-opened inode is: the kernel sends a truncate
     /// through a descriptor only for one open for writing).
     pub fn setattr(&self, c: &Creds, ino: Ino, set: &SetAttr, fh: Option<FileRef>) -> Result<Attr> {
-        let _change = self.change();
+        let mut change = self.change();
         let t = self.tree.read();
+        if let Ok(node) = t.node(ino) {
+            // A directory's or symlink's attributes stay global: a
+            // directory's permissions reach every path below it.
+            if !matches!(node.kind, FileKind::Directory | FileKind::Symlink) {
+                change.touches(&node.attrs_touch());
+            }
+        }
         let fh_write = match fh {
             None => None,
             Some(FileRef::Inode(of)) => (of == ino).then_some(true),

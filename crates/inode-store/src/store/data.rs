@@ -31,7 +31,7 @@ impl Store {
         }
         let st = node.st.read();
         let n = st.file.read_at(offset, buf);
-        node.touch_atime(&st, self.gens.get());
+        node.touch_atime(&st, &self.gens);
         Ok(n)
     }
 
@@ -64,8 +64,9 @@ impl Store {
         data: &(impl DataSource + ?Sized),
         force_append: bool,
     ) -> Result<Written> {
-        let _change = self.change();
+        let mut change = self.change();
         let (node, _, writable, append) = self.handle(fh)?;
+        change.touches(&node.attrs_touch());
         let append = append || force_append;
         if !writable {
             return Err(Errno::EBADF);
@@ -107,7 +108,7 @@ impl Store {
         mode: i32,
     ) -> Result<()> {
         let fh = fh.into();
-        let _change = self.change();
+        let mut change = self.change();
         const SUPPORTED: i32 = libc::FALLOC_FL_KEEP_SIZE
             | libc::FALLOC_FL_PUNCH_HOLE
             | libc::FALLOC_FL_COLLAPSE_RANGE
@@ -115,6 +116,7 @@ impl Store {
             | libc::FALLOC_FL_INSERT_RANGE
             | libc::FALLOC_FL_UNSHARE_RANGE;
         let (node, _, writable, _) = self.handle(fh)?;
+        change.touches(&node.attrs_touch());
         if offset > MAX_FILE_SIZE || len == 0 || len > MAX_FILE_SIZE {
             return Err(Errno::EINVAL);
         }
@@ -212,10 +214,11 @@ impl Store {
         len: u64,
         most: u64,
     ) -> Result<usize> {
-        let _change = self.change();
+        let mut change = self.change();
         let most = most.min(MAX_RW_COUNT);
         let (nin, rin, _, _) = self.handle(fh_in)?;
         let (nout, _, wout, aout) = self.handle(fh_out)?;
+        change.touches(&nout.attrs_touch());
         if nin.kind == FileKind::Directory || nout.kind == FileKind::Directory {
             return Err(Errno::EISDIR);
         }
@@ -262,7 +265,7 @@ impl Store {
             };
             let count = count(sin.file.size)?.min(most);
             let n = self.copy_locked(c, &nout, Some(&sin.file), &mut sout, off_in, off_out, count);
-            nin.touch_atime(&sin, self.gens.get());
+            nin.touch_atime(&sin, &self.gens);
             n
         }
     }

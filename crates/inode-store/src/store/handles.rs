@@ -146,8 +146,11 @@ impl Store {
     /// Opens an existing inode (permission checks, O_TRUNC).
     pub fn open(&self, c: &Creds, ino: Ino, flags: i32) -> Result<Fh> {
         // Only a truncating open changes what queries answer.
-        let _change = (flags & libc::O_TRUNC != 0).then(|| self.change());
+        let mut change = (flags & libc::O_TRUNC != 0).then(|| self.change());
         let (node, kind) = self.tree.read().open(c, ino, flags, &self.pool)?;
+        if let Some(change) = &mut change {
+            change.touches(&node.attrs_touch());
+        }
         Ok(self.add_handle(c, node, kind))
     }
 
@@ -173,11 +176,12 @@ impl Store {
         mode: u32,
         flags: i32,
     ) -> Result<(Attr, Fh)> {
-        let _change = self.change();
-        let (node, kind) = self
-            .tree
-            .write()
-            .create(c, parent, name, mode, flags, &self.pool)?;
+        let mut change = self.change();
+        let mut t = self.tree.write();
+        change.touches(&t.entries_touch(parent));
+        let (node, kind) = t.create(c, parent, name, mode, flags, &self.pool)?;
+        drop(t);
+        change.touches(&node.attrs_touch());
         let attr = node.attr();
         Ok((attr, self.add_handle(c, node, kind)))
     }

@@ -26,13 +26,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
 use super::xattr::xattr_ns;
-use super::{check_name, is_dot, Dir, Entry, Inner, Meta, Node, Store, BOGO_DIRENT_SIZE};
+use super::{check_name, is_dot, Dir, Entry, Inner, Meta, Node, Store, BOGO_DIRENT_SIZE, SEVERAL};
 use super::{dirent_cost, xattr_cost, INODE_COST, SYMLINK_MAX, XATTR_SIZE_MAX};
 use crate::file::FileData;
 use crate::{Errno, FileKind, Ino, Result, Timespec, BLOCK_SIZE, MAX_FILE_SIZE, ROOT_INO};
@@ -404,8 +404,19 @@ impl Inner {
                 atime: Mutex::new(n.atime),
                 open: AtomicU64::new(0),
                 lookups: AtomicU64::new(0),
+                parent: AtomicU64::new(ROOT_INO),
             });
             self.nodes.insert(n.ino, Entry { node, dir });
+        }
+        // Each node's parent, now that all are in (see `Node::parent`).
+        for (&d, e) in self.nodes.iter() {
+            for &child in e.dir.iter().flat_map(|dir| dir.children.values()) {
+                if let Some(c) = self.nodes.get(&child) {
+                    let several = c.dir.is_none() && c.node.st.read().nlink > 1;
+                    let parent = if several { SEVERAL } else { d };
+                    c.node.parent.store(parent, Ordering::Relaxed);
+                }
+            }
         }
         self.next_ino = max_ino + 1;
         Ok(meta)

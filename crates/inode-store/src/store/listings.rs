@@ -5,8 +5,11 @@
 //! entries through the fast path, most of it cache misses on the nodes).
 //!
 //! A kept listing is the store's answer while the change generation is
-//! still the one it was made under (see the `generation` module): any
-//! change anywhere voids it, so it can never be stale.
+//! still the one it was made under, or while the change log says that no
+//! change since touched the directory's listing (see the `generation`
+//! module: that covers its names and every listed entry's attributes, but
+//! for those of "..", which the listing hands out fresh), so it can never
+//! be stale.
 
 use super::*;
 
@@ -74,8 +77,16 @@ impl Listing {
     }
 }
 
-/// A slot: the directory whose listing it keeps, and the listing.
-type Slot = Mutex<Option<(Ino, Arc<Listing>)>>;
+/// A kept listing: its directory, the latest stamp it is known to hold
+/// under, and the listing.
+struct Kept {
+    ino: Ino,
+    stamp: u64,
+    listing: Arc<Listing>,
+}
+
+/// A slot: the listing it keeps, if any.
+type Slot = Mutex<Option<Kept>>;
 
 /// The kept listings.
 pub(super) struct Listings {
@@ -97,10 +108,20 @@ impl Listings {
         &self.slots[(ino as usize).wrapping_mul(0x9e37_79b9) % SLOTS]
     }
 
-    /// The listing of `ino` kept under `stamp`, if any.
-    pub(super) fn get(&self, ino: Ino, stamp: u64) -> Option<Arc<Listing>> {
-        match &*self.slot(ino).lock() {
-            Some((i, l)) if *i == ino && l.stamp == stamp => Some(l.clone()),
+    /// The listing of `ino` as it stands under `now` (a quiet stamp): one
+    /// kept under `now`, or under an older stamp for which `holds` says
+    /// that it still stands (it is then known to hold under `now`).
+    pub(super) fn get(
+        &self,
+        ino: Ino,
+        now: u64,
+        holds: impl FnOnce(u64) -> bool,
+    ) -> Option<Arc<Listing>> {
+        match &mut *self.slot(ino).lock() {
+            Some(k) if k.ino == ino && (k.stamp == now || holds(k.stamp)) => {
+                k.stamp = now;
+                Some(k.listing.clone())
+            }
             _ => None,
         }
     }
@@ -109,7 +130,7 @@ impl Listings {
     pub(super) fn put(&self, ino: Ino, listing: Arc<Listing>) {
         let size = listing.bytes() as u64;
         let mut slot = self.slot(ino).lock();
-        let old = slot.as_ref().map_or(0, |(_, l)| l.bytes() as u64);
+        let old = slot.as_ref().map_or(0, |k| k.listing.bytes() as u64);
         // Under the slot's lock: the old listing's bytes are ours to give back.
         let total = self.bytes.load(Ordering::Relaxed) - old;
         if total + size > BUDGET as u64 {
@@ -117,6 +138,10 @@ impl Listings {
         }
         self.bytes.fetch_add(size, Ordering::Relaxed);
         self.bytes.fetch_sub(old, Ordering::Relaxed);
-        *slot = Some((ino, listing));
+        *slot = Some(Kept {
+            ino,
+            stamp: listing.stamp,
+            listing,
+        });
     }
 }

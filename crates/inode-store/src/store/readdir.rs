@@ -87,8 +87,8 @@ impl Store {
                 None => return Ok(None),
             },
         };
-        if let Some(l) = self.whole_listing(&node, plus, &pos)? {
-            return Ok(self.hand_out(&l, &cursor, &pos, plus, f));
+        if let Some((l, stamp)) = self.whole_listing(&node, plus, &pos)? {
+            return Ok(self.hand_out(&l, stamp, &cursor, &pos, plus, f));
         }
         let mut first = true;
         let mut stamp = None;
@@ -180,20 +180,27 @@ impl Store {
     /// The listing of directory `node` as it stands, kept or made now (a
     /// readdirplus from the start of a directory of at most
     /// `MOST_ENTRIES`), if there is one (see `listings`). Like the first
-    /// batch of any listing, it first updates the directory's atime.
-    fn whole_listing(&self, node: &Node, plus: bool, pos: &Pos) -> Result<Option<Arc<Listing>>> {
+    /// batch of any listing, it first updates the directory's atime. With
+    /// the stamp it holds under.
+    fn whole_listing(
+        &self,
+        node: &Node,
+        plus: bool,
+        pos: &Pos,
+    ) -> Result<Option<(Arc<Listing>, u64)>> {
         {
             let st = node.st.read();
             if st.nlink == 0 {
                 return Err(Errno::ENOENT);
             }
-            node.touch_atime(&st, self.gens.get());
+            node.touch_atime(&st, &self.gens);
         }
         let Some(stamp) = self.quiet_stamp() else {
             return Ok(None);
         };
-        if let Some(l) = self.listings.get(node.ino, stamp) {
-            return Ok(Some(l));
+        let holds = |kept| self.untouched_since(kept, stamp, &[node.ino]);
+        if let Some(l) = self.listings.get(node.ino, stamp, holds) {
+            return Ok(Some((l, stamp)));
         }
         if !plus || !matches!(pos, Pos::Start) {
             return Ok(None);
@@ -221,14 +228,15 @@ impl Store {
         }
         let l = Arc::new(l);
         self.listings.put(node.ino, l.clone());
-        Ok(Some(l))
+        Ok(Some((l, stamp)))
     }
 
-    /// Calls `f` for the entries of `l` after `pos`, as `readdir_stamped`
-    /// does; the listing's stamp if it still holds.
+    /// Calls `f` for the entries of `l` (holding under `stamp`) after
+    /// `pos`, as `readdir_stamped` does; the stamp if it still holds.
     fn hand_out(
         &self,
         l: &Listing,
+        stamp: u64,
         cursor: &Mutex<DirCursor>,
         pos: &Pos,
         plus: bool,
@@ -241,9 +249,18 @@ impl Store {
             Pos::After(name) => l.after(name),
             Pos::Named => unreachable!("a listing starts at a cookie"),
         };
+        // "..": its attributes as they stand now (the listing holds for
+        // its own directory's changes, not its parent's).
+        let dotdot = (plus && start <= 1 && l.len() > 1)
+            .then(|| self.tree.read().node(l.get(1).1.ino).ok().map(|n| n.attr()))
+            .flatten();
         let mut cur = cursor.lock();
         for i in start..l.len() {
             let (name, attr) = l.get(i);
+            let attr = match (i, &dotdot) {
+                (1, Some(fresh)) => fresh,
+                _ => attr,
+            };
             let next = match i {
                 0 => 1,
                 1 => 2,
@@ -260,7 +277,7 @@ impl Store {
                 break;
             }
         }
-        Some(l.stamp).filter(|&s| self.still_quiet(s))
+        Some(stamp).filter(|&s| self.still_quiet(s))
     }
 
     /// Drops a directory handle.

@@ -4,6 +4,52 @@
 use super::*;
 
 impl Inner {
+    /// What adding or removing a name in directory `dir` touches: its
+    /// listing and attributes, and the listing of its parent (which holds
+    /// them).
+    pub(super) fn entries_touch(&self, dir: Ino) -> [Ino; 2] {
+        match self.node(dir) {
+            Ok(d) => d.attrs_touch(),
+            Err(_) => [dir, 0],
+        }
+    }
+
+    /// What removing the name of `victim` from `dir` touches, if it can be
+    /// told (`None`: global): the name's directory and the victim's
+    /// attributes. Not for a directory (its paths go) or a symlink (paths
+    /// went through it), nor for a file with other names elsewhere (their
+    /// listings hold its link count).
+    fn removal_touch(&self, dir: Ino, victim: &Node) -> Option<[Ino; 3]> {
+        let plain = !matches!(victim.kind, FileKind::Directory | FileKind::Symlink);
+        let [d, p] = self.entries_touch(dir);
+        (plain && victim.parent.load(Ordering::Relaxed) == dir).then_some([d, p, victim.ino])
+    }
+
+    /// What a rename touches, if it can be told (`None`: global): a plain
+    /// file (see [`Inner::removal_touch`]) moving, over another one or
+    /// none, between two directories' listings.
+    fn rename_touch(
+        &self,
+        op: Ino,
+        oname: &[u8],
+        np: Ino,
+        nname: &[u8],
+        flags: RenameFlags,
+    ) -> Option<[Ino; 6]> {
+        if flags.exchange {
+            return None;
+        }
+        let src = self.node(self.child(op, oname)?).ok()?;
+        let [od, opp, x] = self.removal_touch(op, &src)?;
+        let [nd, npp] = self.entries_touch(np);
+        let y = match self.child(np, nname) {
+            None => 0,
+            Some(y) if y == x => x,
+            Some(y) => self.removal_touch(np, &*self.node(y).ok()?)?[2],
+        };
+        Some([od, opp, nd, npp, x, y])
+    }
+
     /// A name a new entry may take in directory `parent`: valid, and
     /// neither `.`, `..` nor taken (`EEXIST`).
     fn check_new_name(&self, parent: Ino, name: &[u8]) -> Result<()> {
@@ -91,6 +137,7 @@ impl Inner {
             atime: Mutex::new(now),
             open: AtomicU64::new(0),
             lookups: AtomicU64::new(0),
+            parent: AtomicU64::new(parent),
         });
         let dir = is_dir.then(|| {
             Box::new(Dir {
@@ -244,6 +291,7 @@ impl Inner {
             st.nlink += 1;
             st.ctime = now;
         }
+        src.parent.store(SEVERAL, Ordering::Relaxed);
         self.attach(newparent, newname, ino, false, now);
         Ok(src.attr())
     }
@@ -405,6 +453,12 @@ impl Inner {
             let d_ino = dst_ino.expect("exchange has a target");
             self.dir_mut(op).children.insert(oname.to_vec(), d_ino);
             self.dir_mut(np).children.insert(nname.to_vec(), src_ino);
+            for (n, to) in [
+                (&src, np),
+                (dst.as_ref().expect("exchange has a target"), op),
+            ] {
+                n.moved_to(to);
+            }
             if src_dir {
                 let d = self.dir_mut(src_ino);
                 (d.parent, d.name) = (np, nname.to_vec());
@@ -465,6 +519,7 @@ impl Inner {
         }
         self.detach(op, oname, src_dir, now, pool);
         self.attach(np, nname, src_ino, src_dir, now);
+        src.moved_to(np);
         if src_dir {
             let d = self.dir_mut(src_ino);
             (d.parent, d.name) = (np, nname.to_vec());
@@ -499,24 +554,26 @@ impl Store {
 
     /// Creates a regular file, fifo, socket or device node.
     pub fn mknod(&self, c: &Creds, parent: Ino, name: &[u8], mode: u32, rdev: u32) -> Result<Attr> {
-        let _change = self.change();
-        self.tree
-            .write()
-            .mknod(c, parent, name, mode, rdev, &self.pool)
+        let mut change = self.change();
+        let mut t = self.tree.write();
+        change.touches(&t.entries_touch(parent));
+        t.mknod(c, parent, name, mode, rdev, &self.pool)
     }
 
     /// Creates a directory.
     pub fn mkdir(&self, c: &Creds, parent: Ino, name: &[u8], mode: u32) -> Result<Attr> {
-        let _change = self.change();
-        self.tree.write().mkdir(c, parent, name, mode, &self.pool)
+        let mut change = self.change();
+        let mut t = self.tree.write();
+        change.touches(&t.entries_touch(parent));
+        t.mkdir(c, parent, name, mode, &self.pool)
     }
 
     /// Creates a symbolic link to `target`.
     pub fn symlink(&self, c: &Creds, parent: Ino, name: &[u8], target: &[u8]) -> Result<Attr> {
-        let _change = self.change();
-        self.tree
-            .write()
-            .symlink(c, parent, name, target, &self.pool)
+        let mut change = self.change();
+        let mut t = self.tree.write();
+        change.touches(&t.entries_touch(parent));
+        t.symlink(c, parent, name, target, &self.pool)
     }
 
     /// Adds a hard link to `ino` (directories: EPERM).
@@ -529,8 +586,13 @@ impl Store {
 
     /// Removes a non-directory name.
     pub fn unlink(&self, c: &Creds, parent: Ino, name: &[u8]) -> Result<()> {
-        let _change = self.change();
-        self.tree.write().unlink(c, parent, name, &self.pool)
+        let mut change = self.change();
+        let mut t = self.tree.write();
+        let victim = t.child(parent, name).and_then(|i| t.node(i).ok());
+        if let Some(touched) = victim.and_then(|v| t.removal_touch(parent, &v)) {
+            change.touches(&touched);
+        }
+        t.unlink(c, parent, name, &self.pool)
     }
 
     /// Removes an empty directory.
@@ -549,10 +611,12 @@ impl Store {
         newname: &[u8],
         flags: RenameFlags,
     ) -> Result<()> {
-        let _change = self.change();
-        self.tree
-            .write()
-            .rename(c, parent, name, newparent, newname, flags, &self.pool)
+        let mut change = self.change();
+        let mut t = self.tree.write();
+        if let Some(touched) = t.rename_touch(parent, name, newparent, newname, flags) {
+            change.touches(&touched);
+        }
+        t.rename(c, parent, name, newparent, newname, flags, &self.pool)
     }
 
     /// The path of directory `ino` below the root as its names stand now

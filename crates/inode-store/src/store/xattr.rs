@@ -173,6 +173,18 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// What an xattr change of `ino` touches: its attributes, unless it is
+    /// a directory (an ACL there reaches every path below) or a symlink.
+    fn xattr_touch(&self, ino: Ino, change: &mut Change<'_>) {
+        if let Ok(node) = self.node(ino) {
+            if !matches!(node.kind, FileKind::Directory | FileKind::Symlink) {
+                change.touches(&node.attrs_touch());
+            }
+        }
+    }
+}
+
 impl Store {
     /// setxattr(2). `flags`: XATTR_CREATE / XATTR_REPLACE.
     pub fn setxattr(
@@ -183,10 +195,10 @@ impl Store {
         value: &[u8],
         flags: i32,
     ) -> Result<()> {
-        let _change = self.change();
-        self.tree
-            .read()
-            .setxattr(c, ino, name, value, flags, &self.pool)
+        let mut change = self.change();
+        let t = self.tree.read();
+        t.xattr_touch(ino, &mut change);
+        t.setxattr(c, ino, name, value, flags, &self.pool)
     }
 
     /// getxattr(2): the whole value.
@@ -201,7 +213,9 @@ impl Store {
 
     /// removexattr(2).
     pub fn removexattr(&self, c: &Creds, ino: Ino, name: &[u8]) -> Result<()> {
-        let _change = self.change();
-        self.tree.read().removexattr(c, ino, name, &self.pool)
+        let mut change = self.change();
+        let t = self.tree.read();
+        t.xattr_touch(ino, &mut change);
+        t.removexattr(c, ino, name, &self.pool)
     }
 }

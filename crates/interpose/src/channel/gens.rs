@@ -86,6 +86,11 @@ fn adopt_gen_page(slots: &Slots, fd: i32) {
 /// page is mapped and the mount is in use (not left to the kernel after
 /// its daemon failed).
 pub(crate) fn generation(mount: usize) -> Option<u64> {
+    now(mount).map(|n| n.gen)
+}
+
+/// [`generation`], with the mount's change log.
+pub(crate) fn now(mount: usize) -> Option<crate::metacache::Now> {
     let slots = slots_in(&state::MOUNTS[mount])?;
     if !state::mount_alive(mount) {
         return None;
@@ -100,5 +105,5 @@ pub(crate) fn generation(mount: usize) -> Option<u64> {
     // daemon began before our load (e.g. one whose call returned in another
     // process) is seen.
     page.daemon_alive()
-        .then(|| page.begun.load(Ordering::Acquire))
+        .then(|| crate::metacache::Now::new(page.begun.load(Ordering::Acquire), Some(&page.log)))
 }

@@ -51,8 +51,8 @@ use crate::sys;
 use crate::timeline::{self, Mark};
 use connect::{greet, new_conn};
 pub(crate) use connect::{high_fd_base, move_high};
-pub(crate) use gens::generation;
 use gens::read_hello_answer;
+pub(crate) use gens::{generation, now};
 pub(crate) use teardown::{close_all_at_exit, close_stale, forget_all_after_fork};
 
 /// Channels per mount (concurrent round trips of one process).

@@ -109,12 +109,12 @@ pub(crate) fn note_raw_dir(raw: &[u8], mount: usize, ino: u64, stamp: u64) {
 
 /// The answer a kept listing gives for the absolute path string `raw`
 /// (`how`: `stat` or `lstat`) through its remembered directory (see
-/// [`note_raw_dir`]), with the mount's index; `generation` tells a
-/// mount's current generation.
+/// [`note_raw_dir`]), with the mount's index; `now` tells a mount's
+/// current generation.
 pub(crate) fn lookup_raw(
     raw: &[u8],
     how: u64,
-    generation: impl Fn(usize) -> Option<u64>,
+    now: impl Fn(usize) -> Option<Now>,
 ) -> Option<(usize, Hit)> {
     if !ANY_DIR_STRING.load(Ordering::Relaxed) {
         return None;
@@ -143,18 +143,18 @@ pub(crate) fn lookup_raw(
     // Acquire fence: the reads above happen before the re-check of `seq`.
     fence(Ordering::Acquire);
     let mount = (owner >> 32) as usize;
-    if !same
-        || e.seq.load(Ordering::Relaxed) != s1
-        || owner != metacache::owner(mount)
-        || generation(mount) != Some(stamp)
-    {
+    if !same || e.seq.load(Ordering::Relaxed) != s1 || owner != metacache::owner(mount) {
         return None;
     }
+    // Which directory the string names holds while no change since reached
+    // past the inodes it named (a directory moved or made unsearchable);
+    // its listing, while nothing touched it.
+    let now = now(mount).filter(|n| n.paths_hold(stamp))?;
     let key = Key {
         mount,
         base: 0,
         path: name,
         how,
     };
-    find(t, &key, Dir::Ino(ino), name, stamp).map(|hit| (mount, hit))
+    find(t, &key, Dir::Ino(ino), name, now).map(|hit| (mount, hit))
 }

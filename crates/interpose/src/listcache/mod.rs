@@ -12,8 +12,10 @@
 //! in order, and searched while still in the CPU's cache.
 //!
 //! A slot answers exactly what the cache would (see `metacache`): only
-//! while the mount's generation still is the listing's stamp and the
-//! process's credential epoch the one it was listed under, and only for
+//! while the mount's generation still is the listing's stamp, or its change
+//! log says that no change since touched the directory's listing (which
+//! covers its names and every listed entry's attributes), and the
+//! process's credential epoch is the one it was listed under, and only for
 //! a caller who may search the directory (the daemon stamps a listing
 //! for no one else). A name's attributes answer `lstat`, and `stat` when
 //! it is not a symlink. A listing that is the whole directory also
@@ -38,7 +40,7 @@ use core::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 
 use crate::fdtable::ATTR_WORDS;
 use crate::lazy_table::LazyTable;
-use crate::metacache::{self, Answer, Key};
+use crate::metacache::{self, Answer, Key, Now};
 
 /// Listings kept at once (slots are reused round robin): enough for a walk's
 /// depth times the threads walking.
@@ -433,13 +435,13 @@ pub(crate) fn keep<'n>(
 
 /// The answer a kept listing gives for `key` (a `stat` or `lstat` of a
 /// path relative to a base whose inode number is `base_ino`, 0 if
-/// unknown) while the mount's generation is `current`.
-pub(crate) fn lookup(key: &Key<'_>, base_ino: u64, current: u64) -> Option<Answer> {
-    lookup_hit(key, base_ino, current).map(|h| h.answer)
+/// unknown) if it still holds at the mount's generation `now`.
+pub(crate) fn lookup(key: &Key<'_>, base_ino: u64, now: Now) -> Option<Answer> {
+    lookup_hit(key, base_ino, now).map(|h| h.answer)
 }
 
 /// [`lookup`], with where the answer came from.
-pub(crate) fn lookup_hit(key: &Key<'_>, base_ino: u64, current: u64) -> Option<Hit> {
+pub(crate) fn lookup_hit(key: &Key<'_>, base_ino: u64, now: Now) -> Option<Hit> {
     let t = table()?;
     if key.base == metacache::RAW || key.path.len() > metacache::KEY_MAX {
         return None;
@@ -447,8 +449,8 @@ pub(crate) fn lookup_hit(key: &Key<'_>, base_ino: u64, current: u64) -> Option<H
     let (dir, name) = dir_and_name(key.path)?;
     let by_ino = (dir.is_empty() && base_ino != 0).then_some(base_ino);
     by_ino
-        .and_then(|ino| find(t, key, Dir::Ino(ino), name, current))
-        .or_else(|| find(t, key, Dir::Path(dir), name, current))
+        .and_then(|ino| find(t, key, Dir::Ino(ino), name, now))
+        .or_else(|| find(t, key, Dir::Path(dir), name, now))
 }
 
 /// A path's directory part (empty for a bare name) and its last
@@ -471,7 +473,7 @@ enum Dir<'a> {
 }
 
 /// The answer the listings kept of `dir` give for `name`.
-fn find(t: &Table, key: &Key<'_>, dir: Dir<'_>, name: &[u8], current: u64) -> Option<Hit> {
+fn find(t: &Table, key: &Key<'_>, dir: Dir<'_>, name: &[u8], now: Now) -> Option<Hit> {
     let h = match dir {
         Dir::Ino(ino) => dir_hash(key.mount, ino | BY_INO, b""),
         Dir::Path(p) => dir_hash(key.mount, key.base, p),
@@ -479,7 +481,7 @@ fn find(t: &Table, key: &Key<'_>, dir: Dir<'_>, name: &[u8], current: u64) -> Op
     let mut j = kept_key(h)?;
     // The key's listings, the latest first: at most one per slot.
     for _ in 0..SLOTS {
-        match search(&t[j / 2], h, key, dir, name, current) {
+        match search(&t[j / 2], h, key, dir, name, now) {
             Found::Answer(hit) => {
                 if !USED[j / 2].load(Ordering::Relaxed) {
                     USED[j / 2].store(true, Ordering::Relaxed);
@@ -502,19 +504,16 @@ enum Found {
 }
 
 /// Looks for `name` in `slot` if it holds (part of) the listing of `dir`,
-/// whose key's hash is `h`.
-fn search(slot: &Slot, h: u64, key: &Key<'_>, dir: Dir<'_>, name: &[u8], current: u64) -> Found {
+/// whose key's hash is `h`, and the listing still holds at `now`.
+fn search(slot: &Slot, h: u64, key: &Key<'_>, dir: Dir<'_>, name: &[u8], now: Now) -> Found {
     let w = |i: usize| slot.w[i.min(SLOT_WORDS - 2)].load(Ordering::Relaxed);
     // Acquire: the words read below are at least as new as this count.
     let s1 = slot.seq.load(Ordering::Acquire);
     let k = usize::from(matches!(dir, Dir::Path(_)));
-    if s1 & 1 != 0
-        || w(H_HASH + k) != h
-        || w(H_STAMP) != current
-        || w(H_OWNER) != metacache::owner(key.mount)
-    {
+    if s1 & 1 != 0 || w(H_HASH + k) != h || w(H_OWNER) != metacache::owner(key.mount) {
         return Found::Nothing;
     }
+    let stamp = w(H_STAMP);
     let mine = match dir {
         Dir::Path(p) => {
             w(H_BASE) == key.base
@@ -544,7 +543,7 @@ fn search(slot: &Slot, h: u64, key: &Key<'_>, dir: Dir<'_>, name: &[u8], current
     };
     // Acquire fence: the reads above happen before the re-check of `seq`.
     fence(Ordering::Acquire);
-    if slot.seq.load(Ordering::Relaxed) != s1 {
+    if slot.seq.load(Ordering::Relaxed) != s1 || !now.holds_for(stamp, ino) {
         return Found::Nothing;
     }
     match answer {

@@ -19,6 +19,11 @@ fn entries<'a>(
     v.into_iter().map(|(n, a)| (*n, proto::bytes_of(a)))
 }
 
+/// Generation `g` of a mount without a change log.
+fn gen(g: u64) -> Now {
+    Now::new(g, None)
+}
+
 fn key(base: u64, path: &[u8], how: u64) -> Key<'_> {
     Key {
         mount: 3,
@@ -55,12 +60,12 @@ fn a_listing_answers_its_names_by_inode_and_by_path_until_the_generation_moves()
         by: ListedBy::Program,
     };
     keep(&dir, entries(&names), 40, true, true);
-    let ino = |k: &Key<'_>, g| lookup(k, k.base, g).map(|a| a.map(|a| a.ino));
+    let ino = |k: &Key<'_>, g| lookup(k, k.base, gen(g)).map(|a| a.map(|a| a.ino));
     assert_eq!(ino(&key(7001, b"a", NOFOLLOW), 40), Some(Ok(10)));
     assert_eq!(ino(&key(7001, b"a", FOLLOW), 40), Some(Ok(10)));
     // Through any fd of the directory (another handle, same inode).
     assert_eq!(
-        lookup(&key(123, b"a", FOLLOW), 7001, 40).map(|a| a.map(|a| a.ino)),
+        lookup(&key(123, b"a", FOLLOW), 7001, gen(40)).map(|a| a.map(|a| a.ino)),
         Some(Ok(10))
     );
     assert_eq!(
@@ -92,18 +97,18 @@ fn a_partial_or_unordered_listing_never_answers_enoent_or_wrongly() {
     };
     keep(&dir, entries(&part), 50, false, false);
     assert_eq!(
-        lookup(&key(8001, b"n", NOFOLLOW), 8001, 50).map(|a| a.map(|a| a.ino)),
+        lookup(&key(8001, b"n", NOFOLLOW), 8001, gen(50)).map(|a| a.map(|a| a.ino)),
         Some(Ok(21))
     );
-    assert_eq!(lookup(&key(8001, b"z", NOFOLLOW), 8001, 50), None);
+    assert_eq!(lookup(&key(8001, b"z", NOFOLLOW), 8001, gen(50)), None);
     let unordered: [(&[u8], WireAttr); 2] = [(b"q", attr(30, FILE)), (b"p", attr(31, FILE))];
     let dir = ListedDir {
         ino: Some(8002),
         ..dir
     };
     keep(&dir, entries(&unordered), 50, true, true);
-    assert_eq!(lookup(&key(8002, b"q", NOFOLLOW), 8002, 50), None);
-    assert_eq!(lookup(&key(8002, b"zz", NOFOLLOW), 8002, 50), None);
+    assert_eq!(lookup(&key(8002, b"q", NOFOLLOW), 8002, gen(50)), None);
+    assert_eq!(lookup(&key(8002, b"zz", NOFOLLOW), 8002, gen(50)), None);
 }
 
 #[test]
@@ -120,7 +125,7 @@ fn every_part_of_a_long_listing_answers_and_only_a_whole_one_says_enoent() {
     keep(&dir, entries(&first), 70, true, false);
     keep(&dir, entries(&rest), 70, false, false);
     let found = |base, path: &'static [u8]| {
-        lookup(&key(base, path, NOFOLLOW), base, 70).map(|a| a.map(|a| a.ino))
+        lookup(&key(base, path, NOFOLLOW), base, gen(70)).map(|a| a.map(|a| a.ino))
     };
     for (name, ino) in [(&b"a"[..], 40), (b"b", 41), (b"c", 42), (b"d", 43)] {
         assert_eq!(found(8500, name), Some(Ok(ino)));
@@ -131,11 +136,11 @@ fn every_part_of_a_long_listing_answers_and_only_a_whole_one_says_enoent() {
     // Listed again from the start, whole: its slot is reused.
     keep(&dir, entries(&first), 71, true, true);
     assert_eq!(
-        lookup(&key(8500, b"a", NOFOLLOW), 8500, 71).map(|a| a.map(|a| a.ino)),
+        lookup(&key(8500, b"a", NOFOLLOW), 8500, gen(71)).map(|a| a.map(|a| a.ino)),
         Some(Ok(40))
     );
     assert_eq!(
-        lookup(&key(8500, b"c", NOFOLLOW), 8500, 71),
+        lookup(&key(8500, b"c", NOFOLLOW), 8500, gen(71)),
         Some(Err(libc::ENOENT))
     );
 }
@@ -169,7 +174,8 @@ fn a_listing_that_fills_its_slot_is_searched_without_a_hash_table() {
     );
     let kept = t[slot].w[H_COUNT].load(Ordering::Relaxed);
     assert!(kept > 100 && kept & WHOLE == 0, "{kept:#x}");
-    let found = |i: usize| lookup(&key(1, &names[i], NOFOLLOW), 9500, 80).map(|a| a.map(|a| a.ino));
+    let found =
+        |i: usize| lookup(&key(1, &names[i], NOFOLLOW), 9500, gen(80)).map(|a| a.map(|a| a.ino));
     assert_eq!(found(0), Some(Ok(0)));
     assert_eq!(found(kept as usize - 1), Some(Ok(kept - 1)));
     // Past what the slot holds: not known (never ENOENT).
@@ -189,7 +195,7 @@ fn a_listing_kept_again_replaces_its_slot_and_many_listings_cycle_through_slots(
     let one = |ino| [(b"f" as &[u8], attr(ino, FILE))];
     keep(&dir(9000), entries(&one(1)), 60, true, true);
     keep(&dir(9000), entries(&one(2)), 61, true, true);
-    let found = |h, g| lookup(&key(h, b"f", NOFOLLOW), h, g).map(|a| a.map(|a| a.ino));
+    let found = |h, g| lookup(&key(h, b"f", NOFOLLOW), h, gen(g)).map(|a| a.map(|a| a.ino));
     assert_eq!(found(9000, 61), Some(Ok(2)));
     assert_eq!(found(9000, 60), None);
     for h in 9001..9001 + 2 * SLOTS as u64 {
@@ -215,7 +221,7 @@ fn a_directory_named_by_its_string_answers_its_names_only_while_it_holds() {
         by: ListedBy::Program,
     };
     keep(&dir, entries(&names), 70, true, true);
-    let at = |g: u64| move |m: usize| (m == 3).then_some(g);
+    let at = |g: u64| move |m: usize| (m == 3).then_some(Now::new(g, None));
     let ino = |raw: &[u8], how, g| {
         lookup_raw(raw, how, at(g)).map(|(m, hit)| {
             assert_eq!((m, hit.dir_ino, hit.by), (3, 7100, ListedBy::Program));
@@ -287,4 +293,53 @@ fn directory_strings_spread_over_every_entry() {
         })
         .collect();
     assert_eq!(used.len(), by_string::DIR_STRING_SLOTS, "{used:?}");
+}
+
+#[test]
+fn a_listing_holds_past_changes_that_did_not_touch_its_directory() {
+    use proto::changes::{ChangeLog, Touched};
+    let _one = serial();
+    // SAFETY: all-zero is a valid ChangeLog (no record); leaked for the
+    // `'static` a mount's log has.
+    let log: &'static ChangeLog = Box::leak(unsafe { Box::new(core::mem::zeroed()) });
+    let dir = ListedDir {
+        mount: 3,
+        ino: Some(7700),
+        path: None,
+        by: ListedBy::Program,
+    };
+    keep(
+        &dir,
+        entries(&[(b"a" as &[u8], attr(77, FILE))]),
+        90,
+        true,
+        true,
+    );
+    note_raw_dir(b"/mnt/e/a", 3, 7700, 90);
+    let now = |g| Now::new(g, Some(log));
+    let by_ino = |g| lookup(&key(7700, b"a", NOFOLLOW), 7700, now(g)).map(|a| a.map(|a| a.ino));
+    let by_string = |g| lookup_raw(b"/mnt/e/a", NOFOLLOW, |_| Some(now(g))).map(|(_, h)| h.answer);
+    log.record(91, Touched::Inodes(&[7800, 1]));
+    assert_eq!(by_ino(91), Some(Ok(77)), "another directory changed");
+    assert!(by_string(91).is_some());
+    assert_eq!(
+        lookup(&key(7700, b"a", NOFOLLOW), 7700, gen(91)),
+        None,
+        "without a log, only the stamp"
+    );
+    log.record(92, Touched::Inodes(&[7700, 1]));
+    assert_eq!(by_ino(92), None, "its directory changed");
+    assert_eq!(by_string(92), None);
+    assert_eq!(by_ino(93), None, "93 left no record");
+    keep(
+        &dir,
+        entries(&[(b"a" as &[u8], attr(78, FILE))]),
+        93,
+        true,
+        true,
+    );
+    note_raw_dir(b"/mnt/e/a", 3, 7700, 93);
+    log.record(94, Touched::Everything);
+    assert_eq!(by_ino(94), None, "a global change");
+    assert_eq!(by_string(94), None);
 }

@@ -59,16 +59,19 @@ pub(crate) fn keep_open_attr(o: &Ofd, attr: &WireAttr, stamp: u64) {
     o.attr_stamp.store(stamp, Ordering::Relaxed);
 }
 
-/// The attributes an open file's open returned, if nothing changed on the
-/// mount since (then they are its attributes now).
+/// The attributes an open file's open returned, if no change since
+/// touched them (then they are its attributes now).
 pub(crate) fn open_attr(f: &FileRef) -> Option<WireAttr> {
     let o = f.ofd();
     let stamp = o.attr_stamp.load(Ordering::Relaxed);
-    if stamp == 0 || channel::generation(f.mount) != Some(stamp) {
+    if stamp == 0 {
         return None;
     }
     let words = core::array::from_fn(|i| o.attr[i].load(Ordering::Relaxed));
-    Some(metacache::attr_of_words(words))
+    let attr = metacache::attr_of_words(words);
+    channel::now(f.mount)
+        .filter(|n| n.holds_for(stamp, attr.ino))
+        .map(|_| attr)
 }
 
 /// `fstat` of an open file: [`open_attr`] (a `cat`, a compiler, python
@@ -88,17 +91,17 @@ pub(crate) fn stat_handle(mount: usize, fh: u64) -> R<WireAttr> {
     )
 }
 
-/// The answer the process was given for `key` and still holds while the
-/// mount's generation is `current` (`base_ino`: the inode number of the
-/// key's base, 0 if unknown): in a listing of its directory (looked
-/// at first: a walk's every name is there, and a miss costs one bucket),
-/// or kept in the cache by its exact key.
+/// The answer the process was given for `key` and still holds at the
+/// mount's generation `now` (`base_ino`: the inode number of the key's
+/// base, 0 if unknown): in a listing of its directory (looked at first: a
+/// walk's every name is there, and a miss costs one bucket), or kept in
+/// the cache by its exact key.
 pub(crate) fn known(
     key: &metacache::Key<'_>,
     base_ino: u64,
-    current: u64,
+    now: metacache::Now,
 ) -> Option<metacache::Answer> {
-    listcache::lookup(key, base_ino, current).or_else(|| metacache::lookup(key, current))
+    listcache::lookup(key, base_ino, now).or_else(|| metacache::lookup(key, now.gen))
 }
 
 /// The answer for `key`: the cached one if it still holds, else (if
@@ -112,11 +115,12 @@ fn cached(
     ask: impl FnOnce() -> R<ops::StatOut>,
 ) -> R<WireAttr> {
     let hit = || {
-        let g = channel::generation(key.mount)?;
+        let now = channel::now(key.mount)?;
+        let g = now.gen;
         // Found by the resolved path: next time by the string, through
         // the listing's directory (see `listcache::lookup_raw`) or the
         // cache's entry for it.
-        let a = match listcache::lookup_hit(key, base_ino, g) {
+        let a = match listcache::lookup_hit(key, base_ino, now) {
             Some(hit) => {
                 match (also, hit.by) {
                     (Some(k), ListedBy::Program) => {
@@ -229,7 +233,7 @@ pub(crate) fn stat_abs(p: *const c_char, nofollow: bool) -> Abs {
     };
     // A walk's name, through its directory's listing; a name the program
     // keeps asking for, its own entry (see `listcache::ListedBy`).
-    let found = listcache::lookup_raw(path, key.how, channel::generation)
+    let found = listcache::lookup_raw(path, key.how, channel::now)
         .map(|(m, hit)| (hit.answer, m))
         .or_else(|| metacache::lookup_with(&key, channel::generation));
     if let Some((a, m)) = found {

@@ -59,8 +59,8 @@ impl<'a> XattrAt<'a> {
                 },
             }
         };
-        let known = channel::generation(self.mount)
-            .and_then(|g| attrs::known(&key, 0, g))
+        let known = channel::now(self.mount)
+            .and_then(|now| attrs::known(&key, 0, now))
             .is_some_and(|a| a.is_ok_and(|a| a.flags & WireAttr::NO_XATTRS != 0));
         if known {
             metacache::count(true);
