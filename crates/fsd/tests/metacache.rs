@@ -341,6 +341,37 @@ print(oct(os.lstat(os.path.join(d, "f251")).st_mode & 0o7777))
     assert!(asked <= 8, "{asked} stat round trips for 302 stats");
 }
 
+/// Once a process walked two directories, the first miss under each
+/// further one lists it: one round trip per directory, not two.
+#[test]
+fn a_walk_lists_each_further_directory_at_its_first_miss() {
+    let Some((lib, mnt)) = preloaded_mount("a_walk_lists_each_further_directory_at_its_first_miss")
+    else {
+        return;
+    };
+    let top = mnt.path().join("w");
+    for d in 0..12 {
+        let dir = top.join(format!("d{d:02}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..10 {
+            std::fs::write(dir.join(format!("f{i}")), b"x").unwrap();
+        }
+    }
+    let script = r#"
+import os, sys
+t = sys.argv[1]
+print(sum(os.lstat(os.path.join(t, "d%02d" % d, "f%d" % i)).st_size for d in range(12) for i in range(10)))
+"#;
+    let before = fast_path_stats(mnt.path());
+    assert_eq!(preloaded_python_ok(&lib, script, &top).trim(), "120");
+    let asked = fast_path_stats(mnt.path()) - before;
+    // The first miss of each of the first two directories; none after.
+    assert!(
+        asked <= 3,
+        "{asked} stat round trips for 120 stats in 12 directories"
+    );
+}
+
 /// What an open said of its file answers its `fstat` and its reads at the
 /// end only while nothing changed: a file another process grew, through
 /// either door, after this one's open and its read to the end, gives the

@@ -5,7 +5,8 @@
 //! `xargs stat` every name they are given, `make` its prerequisites: names
 //! of one directory after another, in name order. In a fresh process each
 //! is a cache miss and a round trip. After [`STREAK`] misses in a row under
-//! one directory the library lists that directory with attributes, once
+//! one directory (one, once [`WALK`] directories were listed so: a walk is
+//! going on) the library lists that directory with attributes, once
 //! (its first ~2 000 names: a cookie means something only to the handle
 //! that gave it, so a listing cannot go on from where an earlier one
 //! stopped), so the names that follow are answered from the cache.
@@ -30,6 +31,12 @@ use super::{release, Target};
 const SLOTS: usize = 64;
 /// Misses in a row under one directory that start a listing of it.
 const STREAK: u64 = 2;
+/// Directories listed whole for a walk after which a walk is going on: the
+/// first miss under another directory then lists it at once (one round
+/// trip where a miss and a listing took two).
+const WALK: u64 = 2;
+/// Directories this process listed whole for a walk (saturating at [`WALK`]).
+static WALKED: AtomicU64 = AtomicU64::new(0);
 /// Bytes of plain records (header and name) asked for in a listing: some
 /// 2 000 entries of short names, at most ~0.5 ms for a process that stats
 /// two names of a huge directory.
@@ -64,24 +71,31 @@ pub(crate) fn on_miss(t: &Target) -> bool {
     // Above the bit `key_hash` always sets (or only the odd half of the
     // slots would ever be used).
     let i = (h >> 1) as usize % SLOTS;
-    // Relaxed: a hint, see above.
+    // Relaxed: hints, see above.
+    let walking = WALKED.load(Ordering::Relaxed) >= WALK;
     if DIR[i].load(Ordering::Relaxed) != h {
         DIR[i].store(h, Ordering::Relaxed);
         STATE[i].store(1, Ordering::Relaxed);
-        return false;
-    }
-    let state = STATE[i].load(Ordering::Relaxed);
-    if state == PARTLY_LISTED {
-        return false;
-    }
-    let state = state + 1;
-    let due = if state & LISTED != 0 { RELIST } else { STREAK };
-    if state & !LISTED < due {
-        STATE[i].store(state, Ordering::Relaxed);
-        return false;
+        if !walking {
+            return false;
+        }
+    } else {
+        let state = STATE[i].load(Ordering::Relaxed);
+        if state == PARTLY_LISTED {
+            return false;
+        }
+        let state = state + 1;
+        let due = if state & LISTED != 0 { RELIST } else { STREAK };
+        if state & !LISTED < due {
+            STATE[i].store(state, Ordering::Relaxed);
+            return false;
+        }
     }
     let listed = list(t.mount, t.base, parent);
     let whole = listed == Some(true);
+    if whole && !walking {
+        WALKED.fetch_add(1, Ordering::Relaxed);
+    }
     STATE[i].store(
         if whole { LISTED } else { PARTLY_LISTED },
         Ordering::Relaxed,
