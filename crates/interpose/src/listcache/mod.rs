@@ -285,8 +285,8 @@ pub(crate) struct ListedDir<'a> {
     pub(crate) by: ListedBy,
 }
 
-/// Who asked for a listing: what the names it answers for are likely to
-/// be asked again.
+/// Who asked for a listing: whether the names it answers for may be asked
+/// again.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum ListedBy {
     /// The program read the directory: a walk, which names each name once
@@ -294,8 +294,9 @@ pub(crate) enum ListedBy {
     /// the directory's string, [`lookup_raw`], not kept per string).
     Program,
     /// The sibling prefetch, for a program that names what it did not
-    /// list (a loop over known names, which names them again: each answer
-    /// is also kept under its string in the cache).
+    /// list: a walk by names (`find -exec stat`, `git status`), or a loop
+    /// over known names, which names them again (then, [`asks_again`], each
+    /// answer is also kept under its string in the cache).
     Prefetch,
 }
 
@@ -405,6 +406,9 @@ pub(crate) fn keep<'n>(
         ListedBy::Prefetch => PREFETCHED,
     };
     set(H_COUNT, kept as u64 | by | if whole { WHOLE } else { 0 });
+    if dir.by == ListedBy::Prefetch {
+        by_string::REPEATS.listed(kept);
+    }
     set(H_INO, dir.ino.unwrap_or(0));
     for (k, &h) in hashes.iter().enumerate() {
         set(H_HASH + k, if ordered { h } else { 0 });
@@ -624,6 +628,8 @@ fn find_sorted(w: &impl Fn(usize) -> u64, n: usize, name: &[u8]) -> Option<usize
 
 mod by_string;
 
+#[cfg(not(test))]
+pub(crate) use by_string::asks_again;
 pub(crate) use by_string::{lookup_raw, note_raw_dir};
 
 #[cfg(test)]

@@ -343,3 +343,17 @@ fn a_listing_holds_past_changes_that_did_not_touch_its_directory() {
     assert_eq!(by_ino(94), None, "a global change");
     assert_eq!(by_string(94), None);
 }
+
+#[test]
+fn names_answered_more_often_than_listed_mean_a_program_asks_again() {
+    let r = by_string::Repeats::new();
+    r.listed(3);
+    for _ in 0..3 {
+        r.answered();
+    }
+    assert!(!r.again(), "a walk names each name once");
+    r.answered();
+    assert!(r.again());
+    r.listed(100);
+    assert!(r.again(), "for good");
+}
