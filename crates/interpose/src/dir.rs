@@ -10,7 +10,6 @@ use proto::ops::{Failure, OpenList, OpenListOut, Readdir, ReaddirOut};
 use proto::DirEntryHeader;
 
 use crate::channel::{self, CallError, REPLY_BUF};
-use crate::listcache::ListedBy;
 use crate::listing::{self, Named};
 use crate::metacache;
 use crate::ops::{self, Fail, R};
@@ -318,15 +317,7 @@ impl OurDir {
         if with_attrs {
             let (start, named) = (self.cookie == 0, self.named.as_ref());
             let part = (start, start && out.eof == 1);
-            listing::keep(
-                mount,
-                Some(ino),
-                named,
-                records,
-                out.stamp,
-                part,
-                ListedBy::Program,
-            );
+            listing::keep(mount, Some(ino), named, records, out.stamp, part);
         }
         let (n, all) = self.take(records, with_attrs);
         // The last batch saves the round trip that would find nothing more.

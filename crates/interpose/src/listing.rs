@@ -6,7 +6,7 @@ use core::mem::size_of;
 
 use proto::{DirEntryHeader, WireAttr};
 
-use crate::listcache::{self, ListedBy, ListedDir};
+use crate::listcache::{self, ListedDir};
 use crate::metacache;
 
 /// The path a directory was opened by: its entries' attributes then also
@@ -75,7 +75,7 @@ pub(crate) fn records(bytes: &[u8], with_attrs: bool) -> impl Iterator<Item = Li
 /// `fstatat(fd, name, AT_SYMLINK_NOFOLLOW)` for any fd of it and, while
 /// nothing changed since `named` was opened, of `lstat(path/name)` (see
 /// `listcache`); `from_start`: they begin at the directory's start,
-/// `whole`: and reach its end; `by`: who asked for them.
+/// `whole`: and reach its end.
 pub(crate) fn keep(
     mount: usize,
     dir_ino: Option<u64>,
@@ -83,14 +83,12 @@ pub(crate) fn keep(
     records: &[u8],
     stamp: u64,
     (from_start, whole): (bool, bool),
-    by: ListedBy,
 ) {
     let named = named.filter(|n| n.stamp == stamp);
     let listed = ListedDir {
         mount,
         ino: dir_ino,
         path: named.map(|n| (n.base, &n.path[..n.len])),
-        by,
     };
     let entries = self::records(records, true).map(|e| (e.name, e.attr));
     listcache::keep(&listed, entries, stamp, from_start, whole);

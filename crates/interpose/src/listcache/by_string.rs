@@ -13,12 +13,11 @@
 //! the listing it leads to, while that holds. A seqlock each: a writer that
 //! finds an entry busy remembers nothing.
 //!
-//! A program that names again what it named before (a loop of `stat`s
-//! over known names) is better served by an entry per name in the cache:
-//! one hash and compare of the whole string. Once the strings answered
-//! through listings the sibling prefetch brought outnumber the names those
-//! listings held, some were named twice ([`asks_again`]), and answers are
-//! kept per string too.
+//! So are the names of a listing the sibling prefetch brought (a walk by
+//! names, `find -exec stat {} +`, or a loop over known names): an entry per
+//! name made a one-shot `stat` process fault in the cache's table (~1 ms),
+//! and a loop's second pass was no faster through it (144 against 128-210
+//! ns a `stat`, 1 000 names).
 
 use super::*;
 
@@ -55,58 +54,6 @@ static DIR_STRINGS: [DirString; DIR_STRING_SLOTS] = [const {
 /// string has nothing to find (a stat loop over names the prefetch
 /// brought never remembers one, and pays one load here).
 static ANY_DIR_STRING: AtomicBool = AtomicBool::new(false);
-
-/// Names kept by listings the sibling prefetch brought, strings those
-/// listings answered here, and whether the latter outnumbered the former
-/// (see the module docs). Relaxed: hints, like the flag they lead to; the
-/// counting stops once the flag is set.
-pub(super) struct Repeats {
-    names: AtomicU64,
-    answers: AtomicU64,
-    again: AtomicBool,
-}
-
-impl Repeats {
-    pub(super) const fn new() -> Repeats {
-        Repeats {
-            names: AtomicU64::new(0),
-            answers: AtomicU64::new(0),
-            again: AtomicBool::new(false),
-        }
-    }
-
-    /// Counts `n` names kept by a listing the sibling prefetch brought.
-    pub(super) fn listed(&self, n: usize) {
-        if !self.again() {
-            self.names.fetch_add(n as u64, Ordering::Relaxed);
-        }
-    }
-
-    /// Counts a string answered by such a listing.
-    pub(super) fn answered(&self) {
-        if self.again() {
-            return;
-        }
-        let answers = self.answers.fetch_add(1, Ordering::Relaxed) + 1;
-        if answers > self.names.load(Ordering::Relaxed) {
-            self.again.store(true, Ordering::Relaxed);
-        }
-    }
-
-    /// Whether more strings were answered than names listed.
-    pub(super) fn again(&self) -> bool {
-        self.again.load(Ordering::Relaxed)
-    }
-}
-
-/// The process's [`Repeats`].
-pub(super) static REPEATS: Repeats = Repeats::new();
-
-/// Whether the process names again names it named before (then answers
-/// are worth keeping per string: see the module docs).
-pub(crate) fn asks_again() -> bool {
-    REPEATS.again()
-}
 
 /// The entry a directory string of hash `h` (a [`dir_hash`]) may sit in:
 /// by the hash's high bits, as the buckets are (its low bit is always
@@ -216,9 +163,5 @@ pub(crate) fn lookup_raw(
         path: name,
         how,
     };
-    let hit = find(t, &key, Dir::Ino(ino), name, now)?;
-    if hit.by == ListedBy::Prefetch {
-        REPEATS.answered();
-    }
-    Some((mount, hit))
+    find(t, &key, Dir::Ino(ino), name, now).map(|hit| (mount, hit))
 }

@@ -87,10 +87,8 @@ const H_RECORDS: usize = H_DIR + metacache::KEY_WORDS;
 /// Where name `i`'s record offset is: `TOP - i`.
 const TOP: usize = SLOT_WORDS - 2;
 
-/// Bits of the count word: the listing is the whole directory; the
-/// sibling prefetch brought it ([`ListedBy::Prefetch`]).
+/// Bit of the count word: the listing is the whole directory.
 const WHOLE: u64 = 1 << 63;
-const PREFETCHED: u64 = 1 << 62;
 const NO_PATH: u64 = u64::MAX;
 const NO_KEY: u64 = u64::MAX;
 
@@ -281,31 +279,13 @@ pub(crate) struct ListedDir<'a> {
     /// The base and path it was opened by, if they still name it (nothing
     /// changed between that open and the listing).
     pub(crate) path: Option<(u64, &'a [u8])>,
-    /// Who asked for the listing.
-    pub(crate) by: ListedBy,
 }
 
-/// Who asked for a listing: whether the names it answers for may be asked
-/// again.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum ListedBy {
-    /// The program read the directory: a walk, which names each name once
-    /// (`ls -l` of a tree by whole paths: their answers are found through
-    /// the directory's string, [`lookup_raw`], not kept per string).
-    Program,
-    /// The sibling prefetch, for a program that names what it did not
-    /// list: a walk by names (`find -exec stat`, `git status`), or a loop
-    /// over known names, which names them again (then, [`asks_again`], each
-    /// answer is also kept under its string in the cache).
-    Prefetch,
-}
-
-/// A listing's answer for a name: the answer, the directory's inode
-/// number (0 if unknown) and who asked for the listing.
+/// A listing's answer for a name: the answer, and the directory's inode
+/// number (0 if unknown).
 pub(crate) struct Hit {
     pub(crate) answer: Answer,
     pub(crate) dir_ino: u64,
-    pub(crate) by: ListedBy,
 }
 
 /// Keeps a listing's named entries (`name`, attributes as the listing's
@@ -401,14 +381,7 @@ pub(crate) fn keep<'n>(
     set(H_TABLE, hash_table(slot, at, kept));
     set(H_STAMP, stamp);
     set(H_OWNER, metacache::owner(dir.mount));
-    let by = match dir.by {
-        ListedBy::Program => 0,
-        ListedBy::Prefetch => PREFETCHED,
-    };
-    set(H_COUNT, kept as u64 | by | if whole { WHOLE } else { 0 });
-    if dir.by == ListedBy::Prefetch {
-        by_string::REPEATS.listed(kept);
-    }
+    set(H_COUNT, kept as u64 | if whole { WHOLE } else { 0 });
     set(H_INO, dir.ino.unwrap_or(0));
     for (k, &h) in hashes.iter().enumerate() {
         set(H_HASH + k, if ordered { h } else { 0 });
@@ -535,7 +508,7 @@ fn search(slot: &Slot, h: u64, key: &Key<'_>, dir: Dir<'_>, name: &[u8], now: No
     let ino = w(H_INO);
     let count = w(H_COUNT);
     let found = match w(H_TABLE) {
-        0 => find_sorted(&w, (count & !(WHOLE | PREFETCHED)) as usize, name),
+        0 => find_sorted(&w, (count & !WHOLE) as usize, name),
         table => find_hashed(&w, table, name),
     };
     let answer = match found {
@@ -557,10 +530,6 @@ fn search(slot: &Slot, h: u64, key: &Key<'_>, dir: Dir<'_>, name: &[u8], now: No
             Found::Answer(Hit {
                 answer,
                 dir_ino: ino,
-                by: match count & PREFETCHED {
-                    0 => ListedBy::Program,
-                    _ => ListedBy::Prefetch,
-                },
             })
         }
         Some(_) => Found::Nothing,
@@ -628,8 +597,6 @@ fn find_sorted(w: &impl Fn(usize) -> u64, n: usize, name: &[u8]) -> Option<usize
 
 mod by_string;
 
-#[cfg(not(test))]
-pub(crate) use by_string::asks_again;
 pub(crate) use by_string::{lookup_raw, note_raw_dir};
 
 #[cfg(test)]

@@ -57,7 +57,6 @@ fn a_listing_answers_its_names_by_inode_and_by_path_until_the_generation_moves()
         mount: 3,
         ino: Some(7001),
         path: Some((0, b"x/y")),
-        by: ListedBy::Program,
     };
     keep(&dir, entries(&names), 40, true, true);
     let ino = |k: &Key<'_>, g| lookup(k, k.base, gen(g)).map(|a| a.map(|a| a.ino));
@@ -93,7 +92,6 @@ fn a_partial_or_unordered_listing_never_answers_enoent_or_wrongly() {
         mount: 3,
         ino: Some(8001),
         path: None,
-        by: ListedBy::Program,
     };
     keep(&dir, entries(&part), 50, false, false);
     assert_eq!(
@@ -118,7 +116,6 @@ fn every_part_of_a_long_listing_answers_and_only_a_whole_one_says_enoent() {
         mount: 3,
         ino: Some(8500),
         path: Some((0, b"long")),
-        by: ListedBy::Program,
     };
     let first: [(&[u8], WireAttr); 2] = [(b"a", attr(40, FILE)), (b"b", attr(41, FILE))];
     let rest: [(&[u8], WireAttr); 2] = [(b"c", attr(42, FILE)), (b"d", attr(43, FILE))];
@@ -155,7 +152,6 @@ fn a_listing_that_fills_its_slot_is_searched_without_a_hash_table() {
         mount: 3,
         ino: Some(9500),
         path: None,
-        by: ListedBy::Program,
     };
     let listed: Vec<(&[u8], WireAttr)> = names
         .iter()
@@ -190,7 +186,6 @@ fn a_listing_kept_again_replaces_its_slot_and_many_listings_cycle_through_slots(
         mount: 3,
         ino: Some(h),
         path: None,
-        by: ListedBy::Program,
     };
     let one = |ino| [(b"f" as &[u8], attr(ino, FILE))];
     keep(&dir(9000), entries(&one(1)), 60, true, true);
@@ -218,13 +213,12 @@ fn a_directory_named_by_its_string_answers_its_names_only_while_it_holds() {
         mount: 3,
         ino: Some(7100),
         path: None,
-        by: ListedBy::Program,
     };
     keep(&dir, entries(&names), 70, true, true);
     let at = |g: u64| move |m: usize| (m == 3).then_some(Now::new(g, None));
     let ino = |raw: &[u8], how, g| {
         lookup_raw(raw, how, at(g)).map(|(m, hit)| {
-            assert_eq!((m, hit.dir_ino, hit.by), (3, 7100, ListedBy::Program));
+            assert_eq!((m, hit.dir_ino), (3, 7100));
             hit.answer.map(|a| a.ino)
         })
     };
@@ -306,7 +300,6 @@ fn a_listing_holds_past_changes_that_did_not_touch_its_directory() {
         mount: 3,
         ino: Some(7700),
         path: None,
-        by: ListedBy::Program,
     };
     keep(
         &dir,
@@ -342,18 +335,4 @@ fn a_listing_holds_past_changes_that_did_not_touch_its_directory() {
     log.record(94, Touched::Everything);
     assert_eq!(by_ino(94), None, "a global change");
     assert_eq!(by_string(94), None);
-}
-
-#[test]
-fn names_answered_more_often_than_listed_mean_a_program_asks_again() {
-    let r = by_string::Repeats::new();
-    r.listed(3);
-    for _ in 0..3 {
-        r.answered();
-    }
-    assert!(!r.again(), "a walk names each name once");
-    r.answered();
-    assert!(r.again());
-    r.listed(100);
-    assert!(r.again(), "for good");
 }

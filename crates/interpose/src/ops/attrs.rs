@@ -3,7 +3,6 @@
 
 use super::*;
 use crate::fdtable::Ofd;
-use crate::listcache::ListedBy;
 
 /// The cache's form of a `stat` (`nofollow`: `lstat`).
 fn how(nofollow: bool) -> u64 {
@@ -124,9 +123,6 @@ fn cached(
             Some(hit) => {
                 if let Some(k) = also {
                     listcache::note_raw_dir(k.path, key.mount, hit.dir_ino, g);
-                    if hit.by == ListedBy::Prefetch && listcache::asks_again() {
-                        keep(k, &hit.answer, g, true);
-                    }
                 }
                 hit.answer
             }
@@ -230,23 +226,11 @@ pub(crate) fn stat_abs(p: *const c_char, nofollow: bool) -> Abs {
         path,
         how: how(nofollow),
     };
-    // A walk's name, through its directory's listing; a name the program
-    // keeps asking for, its own entry (see `listcache::asks_again`).
-    let by_listing = || {
-        let (m, hit) = listcache::lookup_raw(path, key.how, channel::now)?;
-        if hit.by == ListedBy::Prefetch && listcache::asks_again() {
-            if let Some(g) = channel::generation(m) {
-                keep(&metacache::Key { mount: m, ..key }, &hit.answer, g, true);
-            }
-        }
-        Some((hit.answer, m))
-    };
-    let by_string = || metacache::lookup_with(&key, channel::generation);
-    let found = if listcache::asks_again() {
-        by_string().or_else(by_listing)
-    } else {
-        by_listing().or_else(by_string)
-    };
+    // A listed name, through its directory's listing; another, by its own
+    // entry (see `listcache::lookup_raw`).
+    let found = listcache::lookup_raw(path, key.how, channel::now)
+        .map(|(m, hit)| (hit.answer, m))
+        .or_else(|| metacache::lookup_with(&key, channel::generation));
     if let Some((a, m)) = found {
         metacache::count(true);
         return Abs::Hit(m, a.map_err(Fail::Errno));

@@ -22,7 +22,6 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use proto::ops::{OpenList, OpenListOut};
 
 use crate::channel;
-use crate::listcache::ListedBy;
 use crate::listing::{self, Named};
 
 use super::{release, Target};
@@ -148,7 +147,6 @@ fn list_once(mount: usize, base: u64, dir: &[u8], path: &[u8]) -> Option<bool> {
                 records,
                 list.stamp,
                 (true, list.eof == 1),
-                ListedBy::Prefetch,
             );
             list.eof == 1
         });
