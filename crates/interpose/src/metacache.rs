@@ -41,11 +41,11 @@ use crate::state;
 /// Entries in the table (a power of two).
 pub(crate) const NENT: usize = 1 << 14;
 /// Longest path kept (longer ones are not cached).
-pub(crate) const KEY_MAX: usize = 15 * 8;
+pub(crate) const KEY_MAX: usize = 14 * 8;
 use crate::fdtable::ATTR_WORDS;
 /// Words of the longest path kept.
 pub(crate) const KEY_WORDS: usize = KEY_MAX / 8;
-const META_WORDS: usize = 5;
+const META_WORDS: usize = 6;
 const WORDS: usize = 1 + META_WORDS + ATTR_WORDS + KEY_WORDS;
 const _: () = assert!(size_of::<WireAttr>() == ATTR_WORDS * 8);
 const _: () = assert!(WORDS == 32);
@@ -111,7 +111,7 @@ impl<'a> Key<'a> {
 }
 
 /// One entry: `seq` (odd while written), then the words
-/// `[hash, stamp, base, epoch | mount << 32, path_len | how << 32, attr.., path..]`.
+/// `[hash, stamp, base, epoch | mount << 32, path_len | how << 32, dir, attr.., path..]`.
 #[repr(C, align(64))]
 struct Entry {
     seq: AtomicU64,
@@ -123,6 +123,8 @@ const W_STAMP: usize = 1;
 const W_BASE: usize = 2;
 const W_OWNER: usize = 3;
 const W_SHAPE: usize = 4;
+/// The directory the answer's last name was looked up in (0: unknown).
+const W_DIR: usize = 5;
 const W_ATTR: usize = META_WORDS;
 const W_KEY: usize = META_WORDS + ATTR_WORDS;
 
@@ -275,6 +277,15 @@ impl Now {
         stamp == self.gen || (ino != 0 && self.untouched(stamp, &[ino]))
     }
 
+    /// Whether the answer for a path, stamped `stamp`, still holds: its
+    /// last name was looked up in directory `dir` (0: unknown) and named
+    /// inode `ino` (0: nothing). Only a change to that directory's names,
+    /// to that inode's attributes, or one reaching past the inodes it
+    /// touched can change it (see `proto::changes`).
+    pub(crate) fn holds_for_name(&self, stamp: u64, dir: u64, ino: u64) -> bool {
+        stamp == self.gen || (dir != 0 && self.untouched(stamp, &[dir, ino]))
+    }
+
     /// Whether an answer that depends on which directory a path names
     /// (and on nothing listed in it) still holds: no change since `stamp`
     /// reached past the inodes it named.
@@ -288,18 +299,18 @@ impl Now {
     }
 }
 
-/// The cached answer for `key` if the daemon's generation is still
-/// `current` (the mount's `begun`).
-pub(crate) fn lookup(key: &Key<'_>, current: u64) -> Option<Answer> {
-    lookup_with(key, |_| Some(current)).map(|(a, _)| a)
+/// The cached answer for `key` if it still holds at the mount's
+/// generation `now`.
+pub(crate) fn lookup(key: &Key<'_>, now: Now) -> Option<Answer> {
+    lookup_with(key, |_| Some(now)).map(|(a, _)| a)
 }
 
-/// The cached answer for `key` and its mount, if the generation of that
-/// mount (`generation`; `None`: unknown) still is the entry's stamp. For
-/// a [`RAW`] key, `key.mount` is ignored: the entry tells the mount.
+/// The cached answer for `key` and its mount, if it still holds at that
+/// mount's generation (`now`; `None`: unknown). For a [`RAW`] key,
+/// `key.mount` is ignored: the entry tells the mount.
 pub(crate) fn lookup_with(
     key: &Key<'_>,
-    generation: impl Fn(usize) -> Option<u64>,
+    now: impl Fn(usize) -> Option<Now>,
 ) -> Option<(Answer, usize)> {
     if key.path.len() > KEY_MAX {
         return None;
@@ -311,7 +322,7 @@ pub(crate) fn lookup_with(
     }
     set_of(t, h)
         .into_iter()
-        .find_map(|e| read(e, key, h, &want, &generation))
+        .find_map(|e| read(e, key, h, &want, &now))
 }
 
 /// Whether this process's directory listings should carry the entries'
@@ -356,7 +367,7 @@ fn read(
     key: &Key<'_>,
     h: u64,
     want: &[u64; KEY_WORDS],
-    generation: &impl Fn(usize) -> Option<u64>,
+    now: &impl Fn(usize) -> Option<Now>,
 ) -> Option<(Answer, usize)> {
     let w = |i: usize| e.w[i].load(Ordering::Relaxed);
     // Acquire: the words read below are at least as new as this count.
@@ -366,12 +377,10 @@ fn read(
     }
     let owner = w(W_OWNER);
     let mount = (owner >> 32) as usize;
-    if owner as u32 != epoch()
-        || (key.base != RAW && mount != key.mount)
-        || generation(mount) != Some(w(W_STAMP))
-    {
+    if owner as u32 != epoch() || (key.base != RAW && mount != key.mount) {
         return None;
     }
+    let (stamp, dir) = (w(W_STAMP), w(W_DIR));
     let shape = w(W_SHAPE);
     if shape as usize & 0xffff != key.path.len() || (shape >> 32) & key.how != key.how {
         return None;
@@ -389,10 +398,17 @@ fn read(
     if e.seq.load(Ordering::Relaxed) != s1 {
         return None;
     }
-    if shape & ABSENT != 0 {
-        return Some((Err(libc::ENOENT), mount));
-    }
-    Some((Ok(attr_of_words(words)), mount))
+    let answer = match shape & ABSENT {
+        0 => Ok(attr_of_words(words)),
+        _ => Err(libc::ENOENT),
+    };
+    let ino = answer.map_or(0, |a| a.ino);
+    let n = now(mount)?;
+    let holds = match key.how & FSTAT {
+        0 => n.holds_for_name(stamp, dir, ino),
+        _ => n.holds_for(stamp, ino),
+    };
+    holds.then_some((answer, mount))
 }
 
 /// `attr` as the words the cache and an open file description keep.
@@ -408,22 +424,33 @@ pub(crate) fn attr_of_words(words: [u64; ATTR_WORDS]) -> WireAttr {
     unsafe { core::mem::transmute::<[u64; ATTR_WORDS], WireAttr>(words) }
 }
 
-/// Keeps `answer`, the daemon's answer for `key` stamped `stamp` (0: not
-/// to be kept). `key.how` may hold both [`FOLLOW`] and [`NOFOLLOW`] when
-/// the answer is the same for both (see [`reuse`]).
-pub(crate) fn insert(key: &Key<'_>, answer: &Answer, stamp: u64) {
+/// What the daemon said of an answer: the generation it holds under (0:
+/// not to be kept), and the directory its last name was looked up in (0:
+/// unknown; see `proto::ops::StatOut::dir`).
+#[derive(Clone, Copy)]
+pub(crate) struct Stamp {
+    pub(crate) gen: u64,
+    pub(crate) dir: u64,
+}
+
+/// Keeps `answer`, the daemon's answer for `key` stamped `stamp`.
+/// `key.how` may hold both [`FOLLOW`] and [`NOFOLLOW`] when the answer is
+/// the same for both (see [`reuse`]).
+pub(crate) fn insert(key: &Key<'_>, answer: &Answer, stamp: Stamp) {
     put(key, answer, stamp, u64::MAX);
 }
 
 /// [`insert`] of a second key of an answer kept under another: it takes
-/// only a free or stale entry (of an older stamp), never a current one.
-pub(crate) fn insert_spare(key: &Key<'_>, answer: &Answer, stamp: u64) {
-    put(key, answer, stamp, stamp);
+/// only a free entry or one of an older stamp (likely stale), never one
+/// as new.
+pub(crate) fn insert_spare(key: &Key<'_>, answer: &Answer, stamp: Stamp) {
+    put(key, answer, stamp, stamp.gen);
 }
 
 /// Keeps `answer` in the entry of its set with the oldest stamp, if that
 /// stamp is below `evict_below`.
-fn put(key: &Key<'_>, answer: &Answer, stamp: u64, evict_below: u64) {
+fn put(key: &Key<'_>, answer: &Answer, stamp: Stamp, evict_below: u64) {
+    let Stamp { gen: stamp, dir } = stamp;
     if stamp == 0 || key.path.len() > KEY_MAX {
         return;
     }
@@ -470,6 +497,7 @@ fn put(key: &Key<'_>, answer: &Answer, stamp: u64, evict_below: u64) {
         Err(_) => (WireAttr::default(), ABSENT),
     };
     set(W_SHAPE, key.path.len() as u64 | key.how << 32 | absent);
+    set(W_DIR, dir);
     for (i, v) in attr_words(&attr).iter().enumerate() {
         set(W_ATTR + i, *v);
     }
@@ -569,6 +597,16 @@ mod tests {
         ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A stamp of generation `g` with no directory.
+    fn st(g: u64) -> Stamp {
+        Stamp { gen: g, dir: 0 }
+    }
+
+    /// Generation `g` of a mount without a change log.
+    fn at(g: u64) -> Now {
+        Now::new(g, None)
+    }
+
     fn attr(ino: u64, mode: u32) -> WireAttr {
         WireAttr {
             ino,
@@ -590,12 +628,16 @@ mod tests {
     fn a_hit_needs_the_same_stamp_key_and_form() {
         let _one = serial();
         let a = attr(7, libc::S_IFREG | 0o644);
-        insert(&key(b"t1/a", NOFOLLOW), &Ok(a), 5);
-        assert_eq!(lookup(&key(b"t1/a", NOFOLLOW), 5), Some(Ok(a)));
-        assert_eq!(lookup(&key(b"t1/a", NOFOLLOW), 6), None, "generation moved");
-        assert_eq!(lookup(&key(b"t1/b", NOFOLLOW), 5), None);
+        insert(&key(b"t1/a", NOFOLLOW), &Ok(a), st(5));
+        assert_eq!(lookup(&key(b"t1/a", NOFOLLOW), at(5)), Some(Ok(a)));
         assert_eq!(
-            lookup(&key(b"t1/a", FOLLOW), 5),
+            lookup(&key(b"t1/a", NOFOLLOW), at(6)),
+            None,
+            "generation moved"
+        );
+        assert_eq!(lookup(&key(b"t1/b", NOFOLLOW), at(5)), None);
+        assert_eq!(
+            lookup(&key(b"t1/a", FOLLOW), at(5)),
             None,
             "inserted for lstat only"
         );
@@ -603,24 +645,24 @@ mod tests {
             base: 3,
             ..key(b"t1/a", NOFOLLOW)
         };
-        assert_eq!(lookup(&other_base, 5), None);
-        assert_eq!(lookup(&Key::fstat(0, 0), 5), None);
+        assert_eq!(lookup(&other_base, at(5)), None);
+        assert_eq!(lookup(&Key::fstat(0, 0), at(5)), None);
     }
 
     #[test]
     fn an_lstat_of_a_non_symlink_answers_stat_too_but_not_of_a_symlink() {
         let _one = serial();
         let f = attr(8, libc::S_IFREG | 0o600);
-        insert(&key(b"t2/f", reuse(NOFOLLOW, &Ok(f))), &Ok(f), 9);
-        assert_eq!(lookup(&key(b"t2/f", FOLLOW), 9), Some(Ok(f)));
+        insert(&key(b"t2/f", reuse(NOFOLLOW, &Ok(f))), &Ok(f), st(9));
+        assert_eq!(lookup(&key(b"t2/f", FOLLOW), at(9)), Some(Ok(f)));
         let l = attr(9, libc::S_IFLNK | 0o777);
-        insert(&key(b"t2/l", reuse(NOFOLLOW, &Ok(l))), &Ok(l), 9);
-        assert_eq!(lookup(&key(b"t2/l", FOLLOW), 9), None);
-        assert_eq!(lookup(&key(b"t2/l", NOFOLLOW), 9), Some(Ok(l)));
+        insert(&key(b"t2/l", reuse(NOFOLLOW, &Ok(l))), &Ok(l), st(9));
+        assert_eq!(lookup(&key(b"t2/l", FOLLOW), at(9)), None);
+        assert_eq!(lookup(&key(b"t2/l", NOFOLLOW), at(9)), Some(Ok(l)));
         let t = attr(10, libc::S_IFREG | 0o600);
-        insert(&key(b"t2/m", reuse(FOLLOW, &Ok(t))), &Ok(t), 9);
+        insert(&key(b"t2/m", reuse(FOLLOW, &Ok(t))), &Ok(t), st(9));
         assert_eq!(
-            lookup(&key(b"t2/m", NOFOLLOW), 9),
+            lookup(&key(b"t2/m", NOFOLLOW), at(9)),
             None,
             "may be a symlink's target"
         );
@@ -650,45 +692,51 @@ mod tests {
             insert(
                 &key(p, NOFOLLOW),
                 &Ok(attr(i as u64 + 20, libc::S_IFREG)),
-                40,
+                st(40),
             );
         }
         for (i, p) in full.iter().enumerate() {
             let a = attr(i as u64 + 20, libc::S_IFREG);
-            assert_eq!(lookup(&key(p, NOFOLLOW), 40), Some(Ok(a)), "way {i}");
+            assert_eq!(lookup(&key(p, NOFOLLOW), at(40)), Some(Ok(a)), "way {i}");
         }
         let x = attr(30, libc::S_IFREG);
-        insert_spare(&key(&extra[0], NOFOLLOW), &Ok(x), 40);
+        insert_spare(&key(&extra[0], NOFOLLOW), &Ok(x), st(40));
         assert_eq!(
-            lookup(&key(&extra[0], NOFOLLOW), 40),
+            lookup(&key(&extra[0], NOFOLLOW), at(40)),
             None,
             "all ways current"
         );
-        assert!(full.iter().all(|p| lookup(&key(p, NOFOLLOW), 40).is_some()));
+        assert!(full
+            .iter()
+            .all(|p| lookup(&key(p, NOFOLLOW), at(40)).is_some()));
         // Newer: the others are stale now, and a spare key takes one.
-        insert_spare(&key(&extra[0], NOFOLLOW), &Ok(x), 41);
-        assert_eq!(lookup(&key(&extra[0], NOFOLLOW), 41), Some(Ok(x)));
+        insert_spare(&key(&extra[0], NOFOLLOW), &Ok(x), st(41));
+        assert_eq!(lookup(&key(&extra[0], NOFOLLOW), at(41)), Some(Ok(x)));
         // A first key displaces the oldest when all are current.
-        insert(&key(&full[0], NOFOLLOW), &Ok(attr(20, libc::S_IFREG)), 41);
+        insert(
+            &key(&full[0], NOFOLLOW),
+            &Ok(attr(20, libc::S_IFREG)),
+            st(41),
+        );
         assert_eq!(
-            lookup(&key(&full[0], NOFOLLOW), 41),
+            lookup(&key(&full[0], NOFOLLOW), at(41)),
             Some(Ok(attr(20, libc::S_IFREG)))
         );
-        assert_eq!(lookup(&key(&extra[0], NOFOLLOW), 41), Some(Ok(x)));
+        assert_eq!(lookup(&key(&extra[0], NOFOLLOW), at(41)), Some(Ok(x)));
     }
 
     #[test]
     fn unstamped_and_overlong_answers_are_not_kept() {
         let _one = serial();
         let a = attr(11, libc::S_IFREG);
-        insert(&key(b"t3/a", NOFOLLOW), &Ok(a), 0);
-        assert_eq!(lookup(&key(b"t3/a", NOFOLLOW), 0), None);
+        insert(&key(b"t3/a", NOFOLLOW), &Ok(a), st(0));
+        assert_eq!(lookup(&key(b"t3/a", NOFOLLOW), at(0)), None);
         let long = [b'x'; KEY_MAX + 1];
-        insert(&key(&long, NOFOLLOW), &Ok(a), 3);
-        assert_eq!(lookup(&key(&long, NOFOLLOW), 3), None);
+        insert(&key(&long, NOFOLLOW), &Ok(a), st(3));
+        assert_eq!(lookup(&key(&long, NOFOLLOW), at(3)), None);
         let edge = [b'y'; KEY_MAX];
-        insert(&key(&edge, NOFOLLOW), &Ok(a), 3);
-        assert_eq!(lookup(&key(&edge, NOFOLLOW), 3), Some(Ok(a)));
+        insert(&key(&edge, NOFOLLOW), &Ok(a), st(3));
+        assert_eq!(lookup(&key(&edge, NOFOLLOW), at(3)), Some(Ok(a)));
     }
 
     #[test]
@@ -698,11 +746,14 @@ mod tests {
         let mut name = *b"t4/00000000";
         for i in 0..(4 * NENT as u32) {
             name[3..].copy_from_slice(format_hex(i).as_slice());
-            insert(&key(&name, NOFOLLOW), &Ok(a), 100 + i as u64 / 1000);
+            insert(&key(&name, NOFOLLOW), &Ok(a), st(100 + i as u64 / 1000));
         }
         // The last one written is there.
         assert_eq!(
-            lookup(&key(&name, NOFOLLOW), 100 + (4 * NENT as u64 - 1) / 1000),
+            lookup(
+                &key(&name, NOFOLLOW),
+                at(100 + (4 * NENT as u64 - 1) / 1000)
+            ),
             Some(Ok(a))
         );
     }
@@ -721,31 +772,68 @@ mod tests {
         insert(
             &key(b"t6/gone", reuse(NOFOLLOW, &Err(libc::ENOENT))),
             &Err(libc::ENOENT),
-            21,
+            st(21),
         );
         assert_eq!(
-            lookup(&key(b"t6/gone", NOFOLLOW), 21),
+            lookup(&key(b"t6/gone", NOFOLLOW), at(21)),
             Some(Err(libc::ENOENT))
         );
         assert_eq!(
-            lookup(&key(b"t6/gone", FOLLOW), 21),
+            lookup(&key(b"t6/gone", FOLLOW), at(21)),
             Some(Err(libc::ENOENT))
         );
-        assert_eq!(lookup(&key(b"t6/gone", NOFOLLOW), 22), None);
+        assert_eq!(lookup(&key(b"t6/gone", NOFOLLOW), at(22)), None);
         insert(
             &key(b"t6/dangling", reuse(FOLLOW, &Err(libc::ENOENT))),
             &Err(libc::ENOENT),
-            21,
+            st(21),
         );
         assert_eq!(
-            lookup(&key(b"t6/dangling", FOLLOW), 21),
+            lookup(&key(b"t6/dangling", FOLLOW), at(21)),
             Some(Err(libc::ENOENT))
         );
         assert_eq!(
-            lookup(&key(b"t6/dangling", NOFOLLOW), 21),
+            lookup(&key(b"t6/dangling", NOFOLLOW), at(21)),
             None,
             "the link itself exists"
         );
+    }
+
+    #[test]
+    fn an_answer_holds_past_changes_to_other_directories_and_inodes() {
+        use proto::changes::{ChangeLog, Touched};
+        let _one = serial();
+        // SAFETY: all-zero is a valid ChangeLog (no record); leaked for the
+        // `'static` a mount's log has.
+        let log: &'static ChangeLog = Box::leak(unsafe { Box::new(core::mem::zeroed()) });
+        let now = |g| Now::new(g, Some(log));
+        let a = attr(77, libc::S_IFREG);
+        let found = key(b"t8/a", NOFOLLOW);
+        let absent = key(b"t8/gone", NOFOLLOW);
+        let fstat = Key::fstat(0, 9);
+        insert(&found, &Ok(a), Stamp { gen: 10, dir: 500 });
+        insert(&absent, &Err(libc::ENOENT), Stamp { gen: 10, dir: 500 });
+        insert(&fstat, &Ok(a), Stamp { gen: 10, dir: 0 });
+        insert(&key(b"t8/b", NOFOLLOW), &Ok(a), Stamp { gen: 10, dir: 0 });
+        log.record(11, Touched::Inodes(&[600, 601]));
+        assert_eq!(lookup(&found, now(11)), Some(Ok(a)));
+        assert_eq!(lookup(&absent, now(11)), Some(Err(libc::ENOENT)));
+        assert_eq!(lookup(&fstat, now(11)), Some(Ok(a)));
+        assert_eq!(
+            lookup(&key(b"t8/b", NOFOLLOW), now(11)),
+            None,
+            "no directory: only its stamp"
+        );
+        log.record(12, Touched::Inodes(&[77, 601]));
+        assert_eq!(lookup(&found, now(12)), None, "its inode changed");
+        assert_eq!(lookup(&fstat, now(12)), None);
+        assert_eq!(
+            lookup(&absent, now(12)),
+            Some(Err(libc::ENOENT)),
+            "not its directory"
+        );
+        log.record(13, Touched::Inodes(&[500, 400]));
+        assert_eq!(lookup(&absent, now(13)), None, "its directory changed");
     }
 
     #[test]
@@ -758,11 +846,11 @@ mod tests {
             path: b"/mnt/x/t7",
             how: NOFOLLOW,
         };
-        insert(&raw, &Ok(a), 40);
+        insert(&raw, &Ok(a), st(40));
         let asked = Key { mount: 0, ..raw };
-        let gen = |m: usize| (m == 3).then_some(40);
+        let gen = |m: usize| (m == 3).then_some(at(40));
         assert_eq!(lookup_with(&asked, gen), Some((Ok(a), 3)));
-        assert_eq!(lookup_with(&asked, |m| (m == 3).then_some(41)), None);
+        assert_eq!(lookup_with(&asked, |m| (m == 3).then_some(at(41))), None);
         assert_eq!(lookup_with(&asked, |_| None), None, "mount not usable");
     }
 
@@ -778,9 +866,9 @@ mod tests {
     fn a_credential_change_hides_every_entry() {
         let _one = serial();
         let a = attr(13, libc::S_IFREG);
-        insert(&key(b"t5/a", NOFOLLOW), &Ok(a), 4);
-        assert!(lookup(&key(b"t5/a", NOFOLLOW), 4).is_some());
+        insert(&key(b"t5/a", NOFOLLOW), &Ok(a), st(4));
+        assert!(lookup(&key(b"t5/a", NOFOLLOW), at(4)).is_some());
         TEST_EPOCH.fetch_add(1, Ordering::Relaxed);
-        assert_eq!(lookup(&key(b"t5/a", NOFOLLOW), 4), None);
+        assert_eq!(lookup(&key(b"t5/a", NOFOLLOW), at(4)), None);
     }
 }

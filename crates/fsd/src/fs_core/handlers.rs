@@ -80,10 +80,14 @@ impl Handler for Handlers<'_> {
 
     fn stat(&mut self, req: &ops::Stat, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<StatOut> {
         let stamp = self.store.quiet_stamp();
-        let (attr, absent) = match self.target(req.base, p.path, req.flags) {
-            Ok(attr) => (wire_attr(&attr), 0),
+        let (attr, absent, dir) = match self.target_in(req.base, p.path, req.flags) {
+            Ok((Ok(attr), dir)) => (wire_attr(&attr), 0, dir),
             // A negative answer the client may keep too.
-            Err(OpError::Errno(Errno(libc::ENOENT))) => (WireAttr::default(), libc::ENOENT as u32),
+            Ok((Err(Errno(libc::ENOENT)), dir)) => (WireAttr::default(), libc::ENOENT as u32, dir),
+            Err(OpError::Errno(Errno(libc::ENOENT))) => {
+                (WireAttr::default(), libc::ENOENT as u32, 0)
+            }
+            Ok((Err(e), _)) => return Err(e.into()),
             Err(e) => return Err(e),
         };
         Ok(StatOut {
@@ -91,6 +95,7 @@ impl Handler for Handlers<'_> {
             stamp: self.kept(stamp),
             absent,
             _pad: 0,
+            dir,
         })
     }
 

@@ -146,7 +146,7 @@ fn every_part_of_a_long_listing_answers_and_only_a_whole_one_says_enoent() {
 fn a_listing_that_fills_its_slot_is_searched_without_a_hash_table() {
     let _one = serial();
     let names: Vec<Vec<u8>> = (0..2500)
-        .map(|i| format!("{i:05}{}", "x".repeat(110)).into_bytes())
+        .map(|i| format!("{i:05}{}", "x".repeat(105)).into_bytes())
         .collect();
     let dir = ListedDir {
         mount: 3,

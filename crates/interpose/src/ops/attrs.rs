@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::fdtable::Ofd;
+use crate::metacache::Stamp;
 
 /// The cache's form of a `stat` (`nofollow`: `lstat`).
 fn how(nofollow: bool) -> u64 {
@@ -100,7 +101,7 @@ pub(crate) fn known(
     base_ino: u64,
     now: metacache::Now,
 ) -> Option<metacache::Answer> {
-    listcache::lookup(key, base_ino, now).or_else(|| metacache::lookup(key, now.gen))
+    listcache::lookup(key, base_ino, now).or_else(|| metacache::lookup(key, now))
 }
 
 /// The answer for `key`: the cached one if it still holds, else (if
@@ -127,9 +128,10 @@ fn cached(
                 hit.answer
             }
             None => {
-                let a = metacache::lookup(key, g)?;
+                let a = metacache::lookup(key, now)?;
                 if let Some(k) = also {
-                    keep(k, &a, g, true);
+                    // Known to hold at `g`, for a directory not told here.
+                    keep(k, &a, Stamp { gen: g, dir: 0 }, true);
                 }
                 a
             }
@@ -146,17 +148,21 @@ fn cached(
         0 => Ok(out.attr),
         _ => Err(libc::ENOENT),
     };
-    keep(key, &answer, out.stamp, false);
+    let stamp = Stamp {
+        gen: out.stamp,
+        dir: out.dir,
+    };
+    keep(key, &answer, stamp, false);
     if let Some(k) = also {
-        keep(k, &answer, out.stamp, true);
+        keep(k, &answer, stamp, true);
     }
     answer.map_err(Fail::Errno)
 }
 
-/// Keeps `answer` under `k` (for `stat` too if it answers that) while the
-/// generation is `stamp`; a `spare` (a second key of an answer kept
-/// already) displaces nothing.
-fn keep(k: &metacache::Key<'_>, answer: &metacache::Answer, stamp: u64, spare: bool) {
+/// Keeps `answer` under `k` (for `stat` too if it answers that), as the
+/// daemon's answer `stamp` says; a `spare` (a second key of an answer
+/// kept already) displaces nothing as new.
+fn keep(k: &metacache::Key<'_>, answer: &metacache::Answer, stamp: Stamp, spare: bool) {
     let k = metacache::Key {
         how: metacache::reuse(k.how, answer),
         ..*k
@@ -230,7 +236,7 @@ pub(crate) fn stat_abs(p: *const c_char, nofollow: bool) -> Abs {
     // entry (see `listcache::lookup_raw`).
     let found = listcache::lookup_raw(path, key.how, channel::now)
         .map(|(m, hit)| (hit.answer, m))
-        .or_else(|| metacache::lookup_with(&key, channel::generation));
+        .or_else(|| metacache::lookup_with(&key, channel::now));
     if let Some((a, m)) = found {
         metacache::count(true);
         return Abs::Hit(m, a.map_err(Fail::Errno));

@@ -51,6 +51,12 @@ wire_structs! {
         pub absent: u32,
         /// Zero.
         pub _pad: u32,
+        /// The directory the path's last name was looked up in (after
+        /// any symlink followed), 0 if unknown or none (an answer about a
+        /// handle): with `attr.ino`, all that a change after `stamp` must
+        /// leave untouched for the answer to hold (see
+        /// [`changes`](crate::changes)).
+        pub dir: u64,
     }
 
     /// Reply to [`Open`].
