@@ -469,9 +469,11 @@ fn exited_clients_leave_nothing_behind_in_the_daemon() {
     let m = bt.path();
     std::fs::write(m.join("f"), b"data").unwrap();
     let before = stat_value(&stats(m), "fast-path requests");
-    // A process that holds files open when it exits, one that is killed.
+    // A process that holds files open when it exits, one that is killed
+    // (open for writing: a read-only open of a file the process opened
+    // before shares that open's handle).
     let keep_open = format!(
-        "import os; fds = [os.open({:?}, os.O_RDONLY) for _ in range(20)]",
+        "import os; fds = [os.open({:?}, os.O_RDWR) for _ in range(20)]",
         m.join("f").display().to_string()
     );
     run(Some(&lib), &[PYTHON, "-c", &keep_open]);

@@ -1667,7 +1667,9 @@ bar = threading.Barrier(8)
 def work():
     bar.wait()
     try:
-        fd = os.open(p, os.O_RDONLY)
+        # For writing: the bytes of a file open only for reading would be
+        # kept, and its reads ask nothing.
+        fd = os.open(p, os.O_RDWR)
         for _ in range(300):
             assert os.pread(fd, 6, 0) == b"served"
             os.stat(p)

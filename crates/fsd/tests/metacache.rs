@@ -20,9 +20,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// Longest wait for one answer of one process (a busy machine).
-const ANSWER: Duration = Duration::from_secs(120);
-
 /// One process of the test: its stdin and its stdout's lines.
 struct Actor {
     name: String,
@@ -78,7 +75,7 @@ impl Actor {
 
     fn answer(&self) -> String {
         self.lines
-            .recv_timeout(ANSWER)
+            .recv_timeout(PY_ANSWER)
             .unwrap_or_else(|e| panic!("{}: no answer ({e})", self.name))
     }
 }
@@ -171,26 +168,6 @@ fn preloaded_mount(test: &str) -> Option<(String, BtfuseGuard)> {
     Some((lib, BtfuseGuard::new("64M")))
 }
 
-/// Runs python `script` with `arg`, `lib` preloaded.
-fn preloaded_python(lib: &str, script: &str, arg: &Path) -> std::process::Output {
-    run_timeout(
-        std::process::Command::new(PYTHON)
-            .args(["-c", script])
-            .arg(arg)
-            .env("LD_PRELOAD", lib),
-        ANSWER,
-    )
-}
-
-/// [`preloaded_python`] that must succeed: its output.
-fn preloaded_python_ok(lib: &str, script: &str, arg: &Path) -> String {
-    let out = preloaded_python(lib, script, arg);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}{err}");
-    text
-}
-
 /// A process that gives up root answers what the new identity may see:
 /// the answers it kept as root are not used any more.
 #[test]
@@ -266,7 +243,7 @@ except OSError as e:
     assert_eq!(line.trim(), "kept");
     // SAFETY: kill(2) of the daemon this test started.
     unsafe { libc::kill(mnt.pid() as libc::pid_t, libc::SIGKILL) };
-    let deadline = std::time::Instant::now() + ANSWER;
+    let deadline = std::time::Instant::now() + PY_ANSWER;
     while process_alive(mnt.pid()) {
         assert!(
             std::time::Instant::now() < deadline,
@@ -278,7 +255,7 @@ except OSError as e:
     drop(stdin);
     line.clear();
     out.read_line(&mut line).unwrap();
-    let _ = wait_timeout(&mut child.0, ANSWER);
+    let _ = wait_timeout(&mut child.0, PY_ANSWER);
     // The library's answer for a daemon that died (EIO: the channel
     // broke) or the kernel's (ENOTCONN), never the kept attributes.
     let refused = [libc::EIO, libc::ENOTCONN].map(|e| format!("refused {e}"));
@@ -291,19 +268,6 @@ except OSError as e:
 /// The fast-path `stat` requests a stats report counts.
 fn fast_path_stats(m: &Path) -> u64 {
     fast_path_count(m, "stat")
-}
-
-/// The fast-path requests of operation `op` a stats report counts.
-fn fast_path_count(m: &Path, op: &str) -> u64 {
-    let s = stats(m);
-    let door = s
-        .split("fast-path door")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no fast-path section:\n{s}"));
-    door.lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|w| w.first() == Some(&op))
-        .map_or(0, |w| w[1].parse().unwrap())
 }
 
 /// A process that stats the names of one directory one by one (`git
@@ -610,7 +574,7 @@ print(out)
         if let Some(lib) = preload {
             cmd.env("LD_PRELOAD", lib);
         }
-        let out = run_timeout(&mut cmd, ANSWER);
+        let out = run_timeout(&mut cmd, PY_ANSWER);
         assert!(
             out.status.success(),
             "{}",

@@ -296,6 +296,7 @@ mod tests {
 
     #[test]
     fn a_change_touches_the_listings_and_attributes_it_changed_only() {
+        use proto::changes::LISTED;
         let s = Store::new(1 << 20);
         let c = Creds::root();
         let mkdir = |name: &[u8]| s.mkdir(&c, ROOT_INO, name, 0o755).unwrap().ino;
@@ -306,23 +307,27 @@ mod tests {
         let holds = after(&s, || {
             s.write(&c, fh, 0, b"data").unwrap();
         });
-        assert!(!holds(&[f]) && !holds(&[d1]), "its attributes, its listing");
-        assert!(holds(&[d2]) && holds(&[ROOT_INO]) && holds(&[]));
+        assert!(
+            !holds(&[f]) && !holds(&[d1 | LISTED]),
+            "its attributes, its listing"
+        );
+        assert!(holds(&[d1]), "not d1's names");
+        assert!(holds(&[d2 | LISTED]) && holds(&[ROOT_INO | LISTED]) && holds(&[]));
 
         let holds = after(&s, || {
             s.mknod(&c, d1, b"n", libc::S_IFREG | 0o644, 0).unwrap();
         });
         assert!(
-            !holds(&[d1]) && !holds(&[ROOT_INO]),
+            !holds(&[d1]) && !holds(&[ROOT_INO | LISTED]),
             "d1's attributes are listed in /"
         );
-        assert!(holds(&[d2]) && holds(&[f]));
+        assert!(holds(&[d2]) && holds(&[f]) && holds(&[ROOT_INO]));
 
         let holds = after(&s, || {
             s.rename(&c, d1, b"n", d2, b"n", RenameFlags::default())
                 .unwrap();
         });
-        assert!(!holds(&[d1]) && !holds(&[d2]) && !holds(&[ROOT_INO]));
+        assert!(!holds(&[d1]) && !holds(&[d2]) && !holds(&[ROOT_INO | LISTED]));
         assert!(holds(&[d3]) && holds(&[f]));
 
         let holds = after(&s, || {
@@ -332,13 +337,13 @@ mod tests {
             };
             s.setattr(&c, f, &set, None).unwrap();
         });
-        assert!(!holds(&[f]) && !holds(&[d1]) && holds(&[d2]));
+        assert!(!holds(&[f]) && !holds(&[d1 | LISTED]) && holds(&[d2 | LISTED]));
 
         let holds = after(&s, || s.setxattr(&c, f, b"user.k", b"v", 0).unwrap());
         assert!(!holds(&[f]) && holds(&[d2]));
 
         let holds = after(&s, || s.unlink(&c, d2, b"n").unwrap());
-        assert!(!holds(&[d2]) && !holds(&[ROOT_INO]) && holds(&[d1]));
+        assert!(!holds(&[d2]) && !holds(&[ROOT_INO | LISTED]) && holds(&[d1]));
     }
 
     #[test]
@@ -396,7 +401,7 @@ mod tests {
             s.write(&c, fh, 0, b"x").unwrap();
         });
         assert!(
-            !holds(&[d1]) && holds(&[ROOT_INO]),
+            !holds(&[d1 | proto::changes::LISTED]) && holds(&[ROOT_INO | proto::changes::LISTED]),
             "a moved file's parent follows it"
         );
     }

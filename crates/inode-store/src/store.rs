@@ -41,6 +41,7 @@ use crate::{
     ROOT_INO, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_SIZE_MAX,
 };
 use ino_hash::InoMap;
+use proto::changes::LISTED;
 
 /// tmpfs accounts 20 bytes of directory size per entry (BOGO_DIRENT_SIZE),
 /// starting at 40 for "." and "..".
@@ -121,10 +122,14 @@ pub(crate) struct Node {
 
 impl Node {
     /// What a change of this node's attributes (not of its permissions,
-    /// if a directory: those reach every path below it) touches: itself
-    /// and the directory whose listing holds them ([`SEVERAL`]: global).
+    /// if a directory: those reach every path below it) touches: itself,
+    /// and the listing of the directory that holds them ([`SEVERAL`]:
+    /// global).
     fn attrs_touch(&self) -> [Ino; 2] {
-        [self.ino, self.parent.load(Ordering::Relaxed)]
+        match self.parent.load(Ordering::Relaxed) {
+            SEVERAL => [self.ino, SEVERAL],
+            parent => [self.ino, parent | LISTED],
+        }
     }
 
     /// Records that this node's name moved to directory `dir` (a node with

@@ -59,6 +59,7 @@ mod lifecycle;
 #[cfg(not(test))]
 mod listing;
 
+mod filecache;
 mod lazy_table;
 mod listcache;
 #[cfg(not(test))]

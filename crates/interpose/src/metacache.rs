@@ -271,10 +271,24 @@ impl Now {
         Now { gen, log }
     }
 
-    /// Whether an answer stamped `stamp` that depends on the listing or
-    /// the attributes of inode `ino` (0: unknown) still holds.
+    /// Whether an answer stamped `stamp` that depends on the attributes
+    /// (or bytes) of inode `ino` (0: unknown) still holds.
     pub(crate) fn holds_for(&self, stamp: u64, ino: u64) -> bool {
         stamp == self.gen || (ino != 0 && self.untouched(stamp, &[ino]))
+    }
+
+    /// [`Now::holds_for`], checking every change the log still holds (up
+    /// to `proto::changes::RECORDS`), for a caller that then keeps the
+    /// answer under [`Now::gen`]: the long check is paid once.
+    pub(crate) fn holds_for_long(&self, stamp: u64, ino: u64) -> bool {
+        stamp == self.gen || (ino != 0 && self.untouched_long(stamp, &[ino]))
+    }
+
+    /// Whether a listing of directory `dir` (0: unknown) stamped `stamp`
+    /// still holds: its names, and the attributes it lists.
+    pub(crate) fn listing_holds(&self, stamp: u64, dir: u64) -> bool {
+        stamp == self.gen
+            || (dir != 0 && self.untouched(stamp, &[dir, dir | proto::changes::LISTED]))
     }
 
     /// Whether the answer for a path, stamped `stamp`, still holds: its
@@ -283,7 +297,7 @@ impl Now {
     /// to that inode's attributes, or one reaching past the inodes it
     /// touched can change it (see `proto::changes`).
     pub(crate) fn holds_for_name(&self, stamp: u64, dir: u64, ino: u64) -> bool {
-        stamp == self.gen || (dir != 0 && self.untouched(stamp, &[dir, ino]))
+        stamp == self.gen || (dir != 0 && self.untouched_long(stamp, &[dir, ino]))
     }
 
     /// Whether an answer that depends on which directory a path names
@@ -296,6 +310,12 @@ impl Now {
     fn untouched(&self, stamp: u64, inodes: &[u64]) -> bool {
         self.log
             .is_some_and(|l| l.untouched(stamp, self.gen, inodes))
+    }
+
+    fn untouched_long(&self, stamp: u64, inodes: &[u64]) -> bool {
+        let most = proto::changes::RECORDS as u64;
+        self.log
+            .is_some_and(|l| l.untouched_within(stamp, self.gen, inodes, most))
     }
 }
 
@@ -406,9 +426,32 @@ fn read(
     let n = now(mount)?;
     let holds = match key.how & FSTAT {
         0 => n.holds_for_name(stamp, dir, ino),
-        _ => n.holds_for(stamp, ino),
+        _ => n.holds_for_long(stamp, ino),
     };
-    holds.then_some((answer, mount))
+    if !holds {
+        return None;
+    }
+    if stamp != n.gen {
+        restamp(e, s1, n.gen);
+    }
+    Some((answer, mount))
+}
+
+/// Keeps entry `e`, read at count `s1` and found to hold at generation
+/// `gen`, under `gen` (its next check is one compare), unless a writer
+/// came first.
+fn restamp(e: &Entry, s1: u64, gen: u64) {
+    if e.seq
+        .compare_exchange(s1, s1 + 1, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return;
+    }
+    // Release fence: the odd count is visible before the stamp changes.
+    fence(Ordering::Release);
+    e.w[W_STAMP].store(gen, Ordering::Relaxed);
+    // Release: the stamp is visible before the even count.
+    e.seq.store(s1 + 2, Ordering::Release);
 }
 
 /// `attr` as the words the cache and an open file description keep.

@@ -293,6 +293,20 @@ pub(crate) unsafe fn munmap(p: *mut u8, len: usize) {
 /// `CLOCK_MONOTONIC` in nanoseconds: the clock shm-ring's waits use.
 pub(crate) use shm_ring::monotonic_ns;
 
+/// The wall clock in whole seconds (`CLOCK_REALTIME_COARSE`, through the
+/// vDSO: no system call), as file times count; 0 if it cannot be read.
+pub(crate) fn wall_secs() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a timespec of ours to write.
+    match unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } {
+        0 => ts.tv_sec,
+        _ => 0,
+    }
+}
+
 /// Whether [`debug`] writes (`BTFUSE_DEBUG`, read by `state` at
 /// initialisation). Kept here, not in `state`, so that the raw-syscall layer
 /// depends on no other module of the library.

@@ -9,9 +9,11 @@
 //! of them global, and none naming an inode the answer depends on.
 //!
 //! What "touched" means is the store's contract (`inode_store`'s
-//! `generation` module): a record names every directory whose listing
-//! (names, or the attributes listed) changed and every inode whose
-//! attributes or data changed; a change that cannot say so in
+//! `generation` module): a record names every inode whose attributes or
+//! data changed, or whose names changed if a directory, and, marked
+//! [`LISTED`], every directory whose listing changed only in the
+//! attributes it lists (a name's answer does not depend on those, its
+//! listing does); a change that cannot say so in
 //! [`TOUCHED_MAX`] inodes, or whose effect reaches past them (a directory
 //! renamed, a permission of a directory, a file with several names), is
 //! global. A change that has not written its record yet, or whose slot a
@@ -33,8 +35,12 @@ const BUSY: u64 = u64::MAX;
 /// First inode word of a global record.
 const GLOBAL: u64 = u64::MAX;
 /// Oldest stamp a reader still checks record by record, in changes: past
-/// this it asks again rather than read this many records.
+/// this it asks again rather than read this many records (see
+/// [`ChangeLog::untouched_within`] for one that keeps what it checked).
 pub const MOST_CHECKED: u64 = 256;
+/// Marks a directory in a record whose listing changed only in the
+/// attributes of an entry (inode numbers never reach this bit).
+pub const LISTED: u64 = 1 << 63;
 
 /// One change's record: its number and the inodes it touched (0: none;
 /// [`GLOBAL`] in the first word: everything).
@@ -99,12 +105,20 @@ impl ChangeLog {
     }
 
     /// Whether no change after `stamp` up to `now` (both generations;
-    /// `stamp <= now`) touched any of `inodes`, as far as their records
-    /// tell: `false` if one is global, missing or overwritten, or if more
-    /// than [`MOST_CHECKED`] changes passed. With no inodes: whether none
-    /// of those changes was global.
+    /// `stamp <= now`) touched any of `inodes` (words as records hold them:
+    /// an inode, or a directory marked [`LISTED`]), as far as their
+    /// records tell: `false` if one is global, missing or overwritten, or
+    /// if more than [`MOST_CHECKED`] changes passed. With no inodes:
+    /// whether none of those changes was global.
     pub fn untouched(&self, stamp: u64, now: u64, inodes: &[u64]) -> bool {
-        if stamp == 0 || now < stamp || now - stamp > MOST_CHECKED {
+        self.untouched_within(stamp, now, inodes, MOST_CHECKED)
+    }
+
+    /// [`ChangeLog::untouched`], checking up to `most` changes (at most
+    /// [`RECORDS`]): for a reader that then keeps its answer under `now`,
+    /// so that a long check is paid once.
+    pub fn untouched_within(&self, stamp: u64, now: u64, inodes: &[u64], most: u64) -> bool {
+        if stamp == 0 || now < stamp || now - stamp > most.min(RECORDS as u64) {
             return false;
         }
         (stamp + 1..=now).all(|g| {

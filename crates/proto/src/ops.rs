@@ -453,7 +453,7 @@ operations! {
         pub offset: u64,
         /// Bytes wanted (at most the bulk area).
         pub len: u64,
-    } -> CountOut;
+    } -> ReadOut;
 
     /// Writes the first `len` bytes of the bulk area at `offset` (at the
     /// end of the file with `O_APPEND`).
@@ -527,7 +527,7 @@ operations! {
     Unlink = 12, fn unlink, paths 1, {
         /// Directory `path` is relative to.
         pub base: u64,
-    } -> Done;
+    } -> RemovedOut;
 
     /// Removes empty directory `path`.
     Rmdir = 13, fn rmdir, paths 1, {
@@ -563,7 +563,7 @@ operations! {
         pub flags: u32,
         /// Zero.
         pub _pad: u32,
-    } -> Done;
+    } -> RemovedOut;
 
     /// Changes attributes of `path`, or of handle `base` when there is no
     /// path and `flags` has `AT_EMPTY_PATH`.

@@ -17,7 +17,7 @@ use inode_store::{
 };
 use proto::ops::{
     self, AttrOut, CountOut, Done, Handler, OffsetOut, OpenListOut, OpenOut, Paths, Payload,
-    ReaddirOut, StatOut, StatfsOut, WriteOut,
+    ReadOut, ReaddirOut, RemovedOut, StatOut, StatfsOut, WriteOut,
 };
 use proto::{bytes_of, set, DirEntryHeader, WireAttr, WireStatFs};
 
@@ -136,6 +136,7 @@ impl Handler for Handlers<'_> {
                     fh: fh.0,
                     attr: wire_attr(&attr),
                     stamp: 0,
+                    dir: 0,
                 });
             }
             Err(e) => return Err(e.into()),
@@ -168,6 +169,7 @@ impl Handler for Handlers<'_> {
             fh: fh.0,
             attr: wire_attr(&attr),
             stamp: self.kept(stamp),
+            dir: r.parent,
         })
     }
 
@@ -176,18 +178,34 @@ impl Handler for Handlers<'_> {
         Ok(Done {})
     }
 
-    fn read(&mut self, req: &ops::Read, _: Paths<'_>, _: &mut Payload<'_>) -> OpResult<CountOut> {
+    fn read(&mut self, req: &ops::Read, _: Paths<'_>, _: &mut Payload<'_>) -> OpResult<ReadOut> {
         let fh = self.client.check(req.fh, HandleKind::File)?;
         let len = self.bulk_len(req.len)?;
-        self.kernel
-            .before_data(self.store.handle_ino(fh)?, req.offset, len.max(1) as u64);
+        let ino = self.store.handle_ino(fh)?;
+        self.kernel.before_data(ino, req.offset, len.max(1) as u64);
+        // The read's own atime update first, then the stamp: after the
+        // kernel's pages went (if it held any), a page it takes from here
+        // on is a change (`Store::kernel_takes_pages`), and one it took
+        // before is seen below.
+        self.store.atime_for_read(fh)?;
+        let stamp = self.store.quiet_stamp();
         let mut sink = BulkSink {
             area: &mut *self.bulk,
             len,
         };
         let n = self.store.read_into(fh, req.offset, &mut sink)? as u64;
         self.transferred.read = n;
-        Ok(CountOut { count: n })
+        let attr = stamp
+            .filter(|_| !self.kernel.holds_pages(ino))
+            .and_then(|_| self.store.getattr(ino).ok());
+        let stamp = self.kept(stamp.filter(|_| attr.is_some()));
+        Ok(ReadOut {
+            count: n,
+            stamp,
+            attr: attr
+                .filter(|_| stamp != 0)
+                .map_or_else(WireAttr::default, |a| wire_attr(&a)),
+        })
     }
 
     fn write(&mut self, req: &ops::Write, _: Paths<'_>, _: &mut Payload<'_>) -> OpResult<WriteOut> {
@@ -357,11 +375,16 @@ impl Handler for Handlers<'_> {
         Ok(attr_out(attr))
     }
 
-    fn unlink(&mut self, req: &ops::Unlink, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<Done> {
+    fn unlink(
+        &mut self,
+        req: &ops::Unlink,
+        p: Paths<'_>,
+        _: &mut Payload<'_>,
+    ) -> OpResult<RemovedOut> {
         let (r, victim) = self.victim(req.base, p.path, true)?;
         self.store.unlink(&self.client.creds, r.parent, &r.name)?;
         self.removed(r.parent, &r.name, victim.ino);
-        Ok(Done {})
+        Ok(removed_out(Some(victim)))
     }
 
     fn rmdir(&mut self, req: &ops::Rmdir, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<Done> {
@@ -398,7 +421,12 @@ impl Handler for Handlers<'_> {
         Ok(attr_out(attr))
     }
 
-    fn rename(&mut self, req: &ops::Rename, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<Done> {
+    fn rename(
+        &mut self,
+        req: &ops::Rename,
+        p: Paths<'_>,
+        _: &mut Payload<'_>,
+    ) -> OpResult<RemovedOut> {
         let known = libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE | libc::RENAME_WHITEOUT;
         if req.flags & !known != 0 {
             return Err(err(libc::EINVAL));
@@ -461,7 +489,7 @@ impl Handler for Handlers<'_> {
                 self.kernel.dir_moved(dir.ino);
             }
         }
-        Ok(Done {})
+        Ok(removed_out(replaced.filter(|_| !flags.exchange)))
     }
 
     fn setattr(&mut self, req: &ops::SetAttr, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<Done> {
@@ -699,3 +727,12 @@ impl Handler for Handlers<'_> {
 
 #[cfg(test)]
 mod tests;
+
+/// The reply of a call that removed the name of `victim` (if any).
+fn removed_out(victim: Option<Attr>) -> RemovedOut {
+    RemovedOut {
+        file: victim
+            .filter(|a| a.kind == FileKind::Regular)
+            .map_or(0, |a| a.ino),
+    }
+}

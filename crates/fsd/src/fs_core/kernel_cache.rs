@@ -18,6 +18,9 @@ pub trait KernelCache {
     /// holds newer than the store there must reach it first (rule 1 of
     /// `crate::fuse_door::coherence`).
     fn before_data(&self, ino: Ino, off: u64, len: u64);
+    /// Whether the kernel may hold pages of `ino` now (bytes of it read
+    /// now may then not be kept by a client: see `proto::ops::ReadOut`).
+    fn holds_pages(&self, ino: Ino) -> bool;
     /// Bytes `off..off + len` of regular file `ino` changed (`len` 0: from
     /// `off` to the end, and the size may have changed); a change that
     /// reaches the end of the file may have moved it (rules 2 and 3 of

@@ -368,7 +368,7 @@ impl Filesystem for FuseFs {
     ) {
         let mut buf = vec![0u8; size.min(MAX_IO) as usize];
         // Before the reply: the pages it fills are the kernel's from then.
-        self.pages.filled(ino.0);
+        self.kernel_fills(ino.0);
         let file = file_ref(ino, fh);
         match self.timed(FuseOp::Read, || self.store.read(file, offset, &mut buf)) {
             Ok(n) => {
@@ -392,7 +392,7 @@ impl Filesystem for FuseFs {
         reply: ReplyWrite,
     ) {
         // A write through the kernel leaves the pages it copied cached.
-        self.pages.filled(ino.0);
+        self.kernel_fills(ino.0);
         // A store handle knows its O_APPEND; a kernel-opened file's flags
         // come with each write.
         let append = flags.0 & libc::O_APPEND != 0;

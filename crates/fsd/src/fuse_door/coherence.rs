@@ -71,11 +71,14 @@ pub struct KernelPages {
 }
 
 impl KernelPages {
-    /// The FUSE door served a `READ` or `WRITE` of `ino`.
-    pub fn filled(&self, ino: Ino) {
-        if self.inodes.lock().insert(ino) {
+    /// The FUSE door serves a `READ` or `WRITE` of `ino`: whether the
+    /// kernel was not known to hold pages of it before.
+    pub fn filled(&self, ino: Ino) -> bool {
+        let new = self.inodes.lock().insert(ino);
+        if new {
             self.count.fetch_add(1, Ordering::Relaxed);
         }
+        new
     }
 
     /// The kernel dropped lookup references on `ino`; `still_known` says
@@ -88,6 +91,12 @@ impl KernelPages {
             inodes.remove(&ino);
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+
+    /// Whether the kernel may hold pages of `ino`.
+    pub fn holds(&self, ino: Ino) -> bool {
+        // Relaxed: see `take`.
+        self.count.load(Ordering::Relaxed) != 0 && self.inodes.lock().contains(&ino)
     }
 
     /// Whether the kernel may hold pages, and so dirty pages, of `ino`;

@@ -64,6 +64,10 @@ impl KernelCache for KernelNotifier {
         }
     }
 
+    fn holds_pages(&self, ino: Ino) -> bool {
+        self.pages.holds(ino)
+    }
+
     fn data_changed(&self, ino: Ino, off: u64, len: u64) {
         if !self.store.has_lookups(ino) {
             return;

@@ -846,3 +846,45 @@ while not os.path.exists(stop) and time.time() < end:
     i += 1
 print(i)
 "#;
+
+/// Longest wait for a python helper's answer (a busy machine).
+pub const PY_ANSWER: Duration = Duration::from_secs(120);
+
+/// Runs python `script` with `arg`, `lib` preloaded, as `uid` (`None`:
+/// this process's).
+pub fn preloaded_python_as(uid: Option<u32>, lib: &str, script: &str, arg: &Path) -> Output {
+    run_timeout(
+        command_as(uid, PYTHON)
+            .args(["-c", script])
+            .arg(arg)
+            .env("LD_PRELOAD", lib),
+        PY_ANSWER,
+    )
+}
+
+/// Runs python `script` with `arg`, `lib` preloaded.
+pub fn preloaded_python(lib: &str, script: &str, arg: &Path) -> Output {
+    preloaded_python_as(None, lib, script, arg)
+}
+
+/// [`preloaded_python`] that must succeed: its output.
+pub fn preloaded_python_ok(lib: &str, script: &str, arg: &Path) -> String {
+    let out = preloaded_python(lib, script, arg);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}{err}");
+    text
+}
+
+/// The fast-path requests of operation `op` a stats report counts.
+pub fn fast_path_count(m: &Path, op: &str) -> u64 {
+    let s = stats(m);
+    let door = s
+        .split("fast-path door")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no fast-path section:\n{s}"));
+    door.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|w| w.first() == Some(&op))
+        .map_or(0, |w| w[1].parse().unwrap())
+}

@@ -4,6 +4,26 @@
 use super::*;
 
 impl Store {
+    /// Counts a change of `ino`'s bytes that the store does not see: a
+    /// front door lets a cache outside it (the kernel's pages) hold them,
+    /// where a store through a shared mapping stays until written back. An
+    /// answer about the bytes kept elsewhere must not outlive that.
+    pub fn kernel_takes_pages(&self, ino: Ino) {
+        let mut change = self.change();
+        change.touches(&[ino]);
+    }
+
+    /// Updates the atime of the file behind `fh` as a read of it does
+    /// (relatime), so that a read right after changes nothing: its answer
+    /// can then be stamped (see the `generation` module).
+    pub fn atime_for_read(&self, fh: impl Into<FileRef>) -> Result<()> {
+        let (node, readable, _, _) = self.handle(fh)?;
+        if readable && node.kind != FileKind::Directory {
+            node.touch_atime(&node.st.read(), &self.gens);
+        }
+        Ok(())
+    }
+
     /// Reads at `offset`; short only at EOF. Takes no tree lock and only the
     /// file's read lock; allocates nothing.
     pub fn read(&self, fh: impl Into<FileRef>, offset: u64, buf: &mut [u8]) -> Result<usize> {

@@ -3,6 +3,7 @@
 
 use super::listings::{self, Listing};
 use super::*;
+use proto::changes::LISTED;
 
 /// One entry of a batch: inode, type, attributes (with `plus`).
 type Listed = (Ino, FileKind, Option<Attr>);
@@ -198,7 +199,8 @@ impl Store {
         let Some(stamp) = self.quiet_stamp() else {
             return Ok(None);
         };
-        let holds = |kept| self.untouched_since(kept, stamp, &[node.ino]);
+        // Its names and the attributes it lists.
+        let holds = |kept| self.untouched_since(kept, stamp, &[node.ino, node.ino | LISTED]);
         if let Some(l) = self.listings.get(node.ino, stamp, holds) {
             return Ok(Some((l, stamp)));
         }

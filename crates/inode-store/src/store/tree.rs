@@ -5,7 +5,7 @@ use super::*;
 
 impl Inner {
     /// What adding or removing a name in directory `dir` touches: its
-    /// listing and attributes, and the listing of its parent (which holds
+    /// names and attributes, and the listing of its parent (which holds
     /// them).
     pub(super) fn entries_touch(&self, dir: Ino) -> [Ino; 2] {
         match self.node(dir) {

@@ -132,12 +132,30 @@ pub(super) unsafe fn path_op<O: Operation>(
     args: impl FnOnce(u64) -> O,
     real: impl Fn(c_int, *const c_char) -> c_int,
 ) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { path_op_then(dirfd, p, args, |_, _| {}, real) }
+}
+
+/// [`path_op`] that hands the daemon's reply to `then` (with the mount).
+///
+/// # Safety
+/// As [`path_op`].
+pub(super) unsafe fn path_op_then<O: Operation>(
+    dirfd: c_int,
+    p: *const c_char,
+    args: impl FnOnce(u64) -> O,
+    then: impl FnOnce(usize, &O::Reply),
+    real: impl Fn(c_int, *const c_char) -> c_int,
+) -> c_int {
     let saved = errno();
     match ops::resolve_at(dirfd, p, &mut ops::Target::new()) {
         At::Real => real(dirfd, p),
         At::Err(e) => err(e),
         At::Ours(t) => {
-            let r = ops::request(t.mount, &args(t.base), t.rel(), b"").map(|_| 0);
+            let r = ops::request(t.mount, &args(t.base), t.rel(), b"").map(|out| {
+                then(t.mount, &out);
+                0
+            });
             finish!(saved, r, t, dirfd, p, |d, q| real(d, q))
         }
     }
@@ -230,7 +248,8 @@ pub(super) unsafe fn unlinkat(d: c_int, p: *const c_char, flags: c_int) -> c_int
         if flags & libc::AT_REMOVEDIR != 0 {
             path_op(d, p, |base| proto::ops::Rmdir { base }, real)
         } else {
-            path_op(d, p, |base| proto::ops::Unlink { base }, real)
+            let then = |m, out: &proto::ops::RemovedOut| ops::let_go(m, out.file);
+            path_op_then(d, p, |base| proto::ops::Unlink { base }, then, real)
         }
     }
 }
@@ -303,6 +322,7 @@ pub(super) unsafe fn two_paths<O: Operation>(
     d2: c_int,
     p2: *const c_char,
     args: impl FnOnce(u64, u64) -> O,
+    then: impl FnOnce(usize, &O::Reply),
     real: impl Fn(c_int, *const c_char, c_int, *const c_char) -> c_int,
 ) -> c_int {
     let saved = errno();
@@ -323,7 +343,10 @@ pub(super) unsafe fn two_paths<O: Operation>(
         (At::Err(e), _) | (_, At::Err(e)) => err(*e),
         (At::Ours(a), At::Ours(b)) if a.mount == b.mount => {
             match ops::request(a.mount, &args(a.base, b.base), a.rel(), b.rel()) {
-                Ok(_) => ok(saved, 0),
+                Ok(out) => {
+                    then(a.mount, &out);
+                    ok(saved, 0)
+                }
                 Err(Fail::Errno(e)) => err(e),
                 Err(Fail::Real) => call_real(&t1, &t2),
             }
@@ -348,7 +371,8 @@ pub(super) unsafe fn renameat2(
             flags,
             _pad: 0,
         };
-        two_paths(d1, a, d2, b, rename, |w, x, y, z| {
+        let then = |m, out: &proto::ops::RemovedOut| ops::let_go(m, out.file);
+        two_paths(d1, a, d2, b, rename, then, |w, x, y, z| {
             real::renameat2()(w, x, y, z, flags)
         })
     }
@@ -373,9 +397,15 @@ pub(super) unsafe fn linkat(
             flags: flags as u32,
             _pad: 0,
         };
-        two_paths(d1, a, d2, b, link, |w, x, y, z| {
-            real::linkat()(w, x, y, z, flags)
-        })
+        two_paths(
+            d1,
+            a,
+            d2,
+            b,
+            link,
+            |_, _| {},
+            |w, x, y, z| real::linkat()(w, x, y, z, flags),
+        )
     }
 }
 

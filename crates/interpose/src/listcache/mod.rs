@@ -520,7 +520,7 @@ fn search(slot: &Slot, h: u64, key: &Key<'_>, dir: Dir<'_>, name: &[u8], now: No
     };
     // Acquire fence: the reads above happen before the re-check of `seq`.
     fence(Ordering::Acquire);
-    if slot.seq.load(Ordering::Relaxed) != s1 || !now.holds_for(stamp, ino) {
+    if slot.seq.load(Ordering::Relaxed) != s1 || !now.listing_holds(stamp, ino) {
         return Found::Nothing;
     }
     match answer {

@@ -148,6 +148,10 @@ impl FileRef {
             return Ok(0);
         }
         let total = iov_total(iov);
+        let ino = self.ofd().ino.load(Ordering::Relaxed);
+        if let Some(n) = self.read_kept(ino, iov, off, total) {
+            return n;
+        }
         let mut done = 0usize;
         while done < total {
             let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
@@ -166,6 +170,11 @@ impl FileRef {
                 Err(e) => return Err(e.into()),
             };
             let got = (out.count as usize).min(want);
+            if off == 0 && done == 0 && got <= filecache::DATA_MAX {
+                // SAFETY: as below.
+                let bytes = unsafe { core::slice::from_raw_parts(bulk, got) };
+                filecache::keep_data(self.mount, ino, &out.attr, out.stamp, bytes);
+            }
             // SAFETY: `got <= blen` bytes of the bulk area, which is ours
             // until `ch` drops; copied out before anything looks at it.
             let put = unsafe { iov_scatter(iov, done, bulk, got) };
@@ -181,6 +190,23 @@ impl FileRef {
             }
         }
         Ok(done)
+    }
+
+    /// [`Self::pread`] of kept bytes of file `ino` (see `filecache`), if
+    /// they still hold; `total`: the bytes `iov` asks for.
+    fn read_kept(&self, ino: u64, iov: &[libc::iovec], off: u64, total: usize) -> Option<R<usize>> {
+        let now = channel::now(self.mount)?;
+        let mut want = 0;
+        let put = filecache::read(self.mount, ino, off, now, sys::wall_secs(), |b| {
+            want = b.len().min(total);
+            // SAFETY: `want` bytes of `b`.
+            unsafe { iov_scatter(iov, 0, b.as_ptr(), want) }
+        })?;
+        // As the kernel: EFAULT when no byte could be copied.
+        Some(match put {
+            0 if want > 0 => Err(Fail::Errno(libc::EFAULT)),
+            n => Ok(n),
+        })
     }
 
     /// Writes the gather list `iov` at `off` (ignored with `O_APPEND`).

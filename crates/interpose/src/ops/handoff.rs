@@ -4,22 +4,34 @@
 
 use super::*;
 
-/// The `O_PATH` descriptor of `/dev/null` whose duplicates are our fds.
-static NULLFD: AtomicI32 = AtomicI32::new(-1);
+/// Placeholder sources: `O_PATH` descriptors of `/dev/null` whose
+/// duplicates are our fds, one per CPU (modulo their number): every
+/// duplicate and close moves its open file's reference count, and two
+/// threads opening in a loop on two CPUs made one count's line bounce
+/// between them (the loop did not get faster with the second thread).
+static NULLFDS: [AtomicI32; 4] = [const { AtomicI32::new(-1) }; 4];
 
-/// Whether `fd` is the library's own placeholder source.
+/// Whether `fd` is one of the library's own placeholder sources.
 pub(crate) fn is_nullfd(fd: i32) -> bool {
-    fd >= 0 && NULLFD.load(Ordering::Relaxed) == fd
+    fd >= 0 && NULLFDS.iter().any(|s| s.load(Ordering::Relaxed) == fd)
 }
 
-fn nullfd() -> R<i32> {
-    let fd = NULLFD.load(Ordering::Relaxed);
+/// The placeholder source of the CPU the caller runs on.
+fn source() -> &'static AtomicI32 {
+    // SAFETY: no arguments; the vDSO (or rseq) answers, no system call.
+    let cpu = unsafe { libc::sched_getcpu() };
+    &NULLFDS[cpu.max(0) as usize % NULLFDS.len()]
+}
+
+/// Source `slot`'s descriptor, opened now if it has none.
+fn nullfd(slot: &AtomicI32) -> R<i32> {
+    let fd = slot.load(Ordering::Relaxed);
     if fd >= 0 {
         return Ok(fd);
     }
     let fd = sys::open(b"/dev/null\0", libc::O_PATH | libc::O_CLOEXEC).map_err(Fail::Errno)?;
     let fd = channel::move_high(fd);
-    match NULLFD.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Relaxed) {
+    match slot.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Relaxed) {
         Ok(_) => Ok(fd),
         Err(other) => {
             sys::close(fd);
@@ -28,23 +40,27 @@ fn nullfd() -> R<i32> {
     }
 }
 
-/// The program closes a range of fds that may include the placeholder
-/// source: forget it (it is reopened on demand).
+/// The program closes a range of fds that may include placeholder
+/// sources: forget them (they are reopened on demand).
 pub(crate) fn forget_nullfd_in(lo: u32, hi: u32) {
-    let fd = NULLFD.load(Ordering::Relaxed);
-    if fd >= 0 && (fd as u32) >= lo && (fd as u32) <= hi {
-        NULLFD.store(-1, Ordering::Relaxed);
+    for slot in &NULLFDS {
+        let fd = slot.load(Ordering::Relaxed);
+        if fd >= 0 && (fd as u32) >= lo && (fd as u32) <= hi {
+            slot.store(-1, Ordering::Relaxed);
+        }
     }
 }
 
-/// Moves the placeholder source away from `fd` (the program wants that
+/// Moves a placeholder source away from `fd` (the program wants that
 /// number, e.g. `dup2(x, fd)`).
 pub(crate) fn evict_internal(fd: i32) {
-    if is_nullfd(fd) {
-        if let Ok(n) = sys::fcntl(fd, libc::F_DUPFD_CLOEXEC, channel::high_fd_base() as _) {
-            NULLFD.store(n, Ordering::Relaxed);
-        } else {
-            NULLFD.store(-1, Ordering::Relaxed);
+    for slot in NULLFDS
+        .iter()
+        .filter(|s| fd >= 0 && s.load(Ordering::Relaxed) == fd)
+    {
+        match sys::fcntl(fd, libc::F_DUPFD_CLOEXEC, channel::high_fd_base() as _) {
+            Ok(n) => slot.store(n, Ordering::Relaxed),
+            Err(_) => slot.store(-1, Ordering::Relaxed),
         }
     }
 }
@@ -56,8 +72,9 @@ pub(crate) fn placeholder(min: i32, cloexec: bool) -> R<i32> {
     } else {
         libc::F_DUPFD
     };
+    let slot = source();
     for _ in 0..2 {
-        let src = nullfd()?;
+        let src = nullfd(slot)?;
         match sys::fcntl(src, cmd, min as _) {
             // Make sure the source really was our O_PATH descriptor (the
             // program may have closed it behind our back and reused the
@@ -67,9 +84,9 @@ pub(crate) fn placeholder(min: i32, cloexec: bool) -> R<i32> {
             }
             Ok(fd) => {
                 sys::close(fd);
-                NULLFD.store(-1, Ordering::Relaxed);
+                slot.store(-1, Ordering::Relaxed);
             }
-            Err(libc::EBADF) => NULLFD.store(-1, Ordering::Relaxed),
+            Err(libc::EBADF) => slot.store(-1, Ordering::Relaxed),
             Err(e) => return Err(Fail::Errno(e)),
         }
     }
@@ -78,6 +95,9 @@ pub(crate) fn placeholder(min: i32, cloexec: bool) -> R<i32> {
 
 /// `openat` on the fast path. Returns the new fd.
 pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
+    if let Some(fd) = open_kept(t, flags) {
+        return fd;
+    }
     let wire_flags = (flags & !libc::O_CLOEXEC) as u32;
     let mode = if flags & libc::O_CREAT != 0 {
         mode & 0o7777 & !state::umask()
@@ -89,19 +109,71 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
         flags: wire_flags,
         mode,
     };
-    install_opened(t, flags, &request(t.mount, &open, t.rel(), b"")?)
+    let out = request(t.mount, &open, t.rel(), b"")?;
+    if reads_only(flags) {
+        // What the path names, for a later open of it (`open_kept`).
+        let stamp = metacache::Stamp {
+            gen: out.stamp,
+            dir: out.dir,
+        };
+        keep_answer(t, metacache::FOLLOW, &out.attr, stamp);
+    }
+    install_opened(t, flags, &out)
+}
+
+/// Whether an open with `flags` only reads (what a kept handle allows:
+/// see `filecache`).
+fn reads_only(flags: c_int) -> bool {
+    flags & !(libc::O_CLOEXEC | libc::O_LARGEFILE | libc::O_NOCTTY) == libc::O_RDONLY
+}
+
+/// A read-only open of a regular file this process opened before, through
+/// the handle it kept (`filecache`): no round trip, if the process knows
+/// what the path names now and nothing touched the file since.
+fn open_kept(t: &Target, flags: c_int) -> Option<R<c_int>> {
+    if !reads_only(flags) {
+        return None;
+    }
+    let now = channel::now(t.mount)?;
+    let key = metacache::Key {
+        mount: t.mount,
+        base: t.base,
+        path: t.rel(),
+        how: metacache::FOLLOW,
+    };
+    let named = known(&key, t.base_ino(), now)?.ok()?;
+    if named.mode & libc::S_IFMT != libc::S_IFREG {
+        return None;
+    }
+    let (fh, attr, stamp) = filecache::open(t.mount, named.ino, now)?;
+    metacache::count(true);
+    let out = ops::OpenOut {
+        fh,
+        attr,
+        stamp,
+        dir: 0,
+    };
+    Some(install_opened(t, flags, &out))
 }
 
 /// Makes the fd of handle `out`, opened by `t` with `flags`; the kernel's
 /// business (`Fail::Real`, the handle released) if it is not a regular
 /// file or a directory.
 pub(crate) fn install_opened(t: &Target, flags: c_int, out: &ops::OpenOut) -> R<c_int> {
-    let ops::OpenOut { fh, attr, stamp } = *out;
+    let ops::OpenOut {
+        fh, attr, stamp, ..
+    } = *out;
     let kind = attr.mode & libc::S_IFMT;
     if kind != libc::S_IFREG && kind != libc::S_IFDIR {
         // FIFOs, sockets and device nodes are the kernel's business.
         release(t.mount, fh);
         return Err(Fail::Real);
+    }
+    if kind == libc::S_IFREG && reads_only(flags) {
+        // Kept for later opens (a second reference if it already is).
+        if let (_, Some(old)) = filecache::keep(t.mount, fh, &attr, stamp) {
+            release(t.mount, old);
+        }
     }
     let is_dir = kind == libc::S_IFDIR;
     let init = OfdInit {
@@ -115,7 +187,7 @@ pub(crate) fn install_opened(t: &Target, flags: c_int, out: &ops::OpenOut) -> R<
         ino: attr.ino,
     };
     let Some(r) = FDS.alloc(init) else {
-        release(t.mount, fh);
+        give_back(t.mount, attr.ino, fh);
         return Err(Fail::Errno(libc::ENFILE));
     };
     keep_open_attr(FDS.ofd(r.idx), &attr, stamp);

@@ -44,7 +44,7 @@ use crate::path::{self, Comps};
 use crate::state::{self, FDS};
 use crate::sys;
 use crate::uaccess::{self, StrError};
-use crate::{listcache, metacache};
+use crate::{filecache, listcache, metacache};
 
 /// Why a fast-path operation did not produce a result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -299,10 +299,31 @@ pub(crate) fn put(r: OfdRef) {
     if let Some(idx) = FDS.put(r) {
         let o = FDS.ofd(idx);
         if o.epoch.load(Ordering::Relaxed) == state::epoch() {
-            let fh = o.handle.load(Ordering::Relaxed);
-            release(o.mount.load(Ordering::Relaxed) as usize, fh);
+            let mount = o.mount.load(Ordering::Relaxed) as usize;
+            give_back(
+                mount,
+                o.ino.load(Ordering::Relaxed),
+                o.handle.load(Ordering::Relaxed),
+            );
         }
         FDS.free(idx);
+    }
+}
+
+/// An open file of inode `ino` is done with handle `fh`: the reference it
+/// held to the kept handle (`filecache`), or the handle itself.
+pub(crate) fn give_back(mount: usize, ino: u64, fh: u64) {
+    if filecache::unref(mount, ino, fh, channel::now(mount)) {
+        release(mount, fh);
+    }
+}
+
+/// A call removed the last name this process knew of regular file `ino`
+/// (0: none): the handle it kept of it, if no open file uses it, goes now
+/// (it would keep the file's blocks allocated).
+pub(crate) fn let_go(mount: usize, ino: u64) {
+    if let Some(fh) = filecache::forget(mount, ino) {
+        release(mount, fh);
     }
 }
 

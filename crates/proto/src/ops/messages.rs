@@ -68,6 +68,32 @@ wire_structs! {
         /// The change generation under which the path named this file
         /// for the caller, 0 if unknown (see [`GenPage`](crate::GenPage)).
         pub stamp: u64,
+        /// The directory the path's last name was looked up in, 0 if
+        /// unknown (as [`StatOut::dir`]).
+        pub dir: u64,
+    }
+
+    /// Reply to [`Read`].
+    pub struct ReadOut {
+        /// Bytes read.
+        pub count: u64,
+        /// The change generation under which they are the file's bytes
+        /// there, 0 if they may not be kept: a change was in progress, or
+        /// the kernel may hold pages of the file (a store through a shared
+        /// mapping reaches the daemon only when written back; the kernel
+        /// taking pages is itself a change of the file, see
+        /// [`changes`](crate::changes)).
+        pub stamp: u64,
+        /// With a `stamp`: the file's attributes under it.
+        pub attr: WireAttr,
+    }
+
+    /// Reply to [`Unlink`] and [`Rename`].
+    pub struct RemovedOut {
+        /// The regular file whose name the call removed or replaced, 0 if
+        /// none (or another kind of file): a client lets go of what it
+        /// keeps of it (a handle would keep it allocated).
+        pub file: u64,
     }
 
     /// Reply carrying a byte count.

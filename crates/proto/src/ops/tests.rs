@@ -49,10 +49,10 @@ impl Handler for Echo {
 
     refuse! {
         fstat: Fstat -> StatOut, open: Open -> OpenOut, release: Release -> Done,
-        read: Read -> CountOut, write: Write -> WriteOut, readdir: Readdir -> ReaddirOut,
+        read: Read -> ReadOut, write: Write -> WriteOut, readdir: Readdir -> ReaddirOut,
         access: Access -> Done, mkdir: Mkdir -> AttrOut, mknod: Mknod -> AttrOut,
-        unlink: Unlink -> Done, rmdir: Rmdir -> Done, symlink: Symlink -> AttrOut,
-        link: Link -> AttrOut, rename: Rename -> Done, setattr: SetAttr -> Done,
+        unlink: Unlink -> RemovedOut, rmdir: Rmdir -> Done, symlink: Symlink -> AttrOut,
+        link: Link -> AttrOut, rename: Rename -> RemovedOut, setattr: SetAttr -> Done,
         fsync: Fsync -> Done, statfs: Statfs -> StatfsOut, lseek: Lseek -> OffsetOut,
         fallocate: Fallocate -> Done, copy_file_range: CopyFileRange -> CountOut,
         getxattr: Getxattr -> CountOut, setxattr: Setxattr -> Done,

@@ -67,6 +67,7 @@ impl Handlers<'_> {
             fh: fh.0,
             attr: wire_attr(&attr),
             stamp: self.kept(stamp),
+            dir: 0,
         })
     }
 

@@ -36,6 +36,9 @@ impl KernelCache for Recorder {
     fn dir_moved(&self, ino: Ino) {
         self.0.borrow_mut().push(format!("moved {ino}"));
     }
+    fn holds_pages(&self, _: Ino) -> bool {
+        false
+    }
     fn before_data(&self, ino: Ino, off: u64, len: u64) {
         self.0
             .borrow_mut()

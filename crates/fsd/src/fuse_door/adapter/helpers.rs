@@ -58,6 +58,15 @@ impl FuseFs {
             .record(op as usize, Duration::ZERO, libc::ENOSYS);
     }
 
+    /// The door is about to let the kernel hold pages of `ino`: a change
+    /// of its bytes for the fast path's caches the first time (see
+    /// `Store::kernel_takes_pages`), until the kernel forgets it.
+    pub(super) fn kernel_fills(&self, ino: Ino) {
+        if self.pages.filled(ino) {
+            self.store.kernel_takes_pages(ino);
+        }
+    }
+
     /// Runs one store call and records its latency and outcome.
     pub(super) fn timed<T>(
         &self,

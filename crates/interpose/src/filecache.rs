@@ -1,0 +1,372 @@
+//! Files a process opens again: their read-only handle and, for a small
+//! file, its bytes, kept so that `open`, `read` and `close` of a file it
+//! already read need no round trip.
+//!
+//! An entry holds, for one inode of one mount, a daemon handle this
+//! process opened read-only (the kernel's answer to "may it read this
+//! file": yes), the file's attributes and the stamp under which they (and
+//! its bytes, if kept) were the store's. While no change since that stamp
+//! touched the inode (its attributes, permissions and ACLs included; the
+//! kernel taking pages of it counts, see `proto::ops::ReadOut`), a plain
+//! read-only open of a path the process knows names it ([`open`]) shares
+//! the handle, as a second open would have been granted, and reads of the
+//! bytes are copies ([`read`]). Both also need the credential and fork
+//! epoch the entry was made under (the handle is the process's, for those
+//! credentials), and a read an atime younger than a day (else the daemon
+//! updates it, relatime, so the read must reach it).
+//!
+//! Memory: [`ENTRIES`] entries of a few lines and [`DATA_MAX`] bytes,
+//! [`WAYS`]-way set associative by inode number, mapped on the first entry
+//! kept and faulted in as written. An entry counts the open files that share its
+//! handle and gives it back only when none does (its replacement then
+//! waits); each entry has a lock, and a caller that finds one busy keeps
+//! nothing or asks the daemon.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use proto::WireAttr;
+
+use crate::lazy_table::LazyTable;
+use crate::metacache::{self, Now};
+
+/// Entries (a power of two), and the entries an inode may sit in.
+const ENTRIES: usize = 2048;
+const WAYS: usize = 4;
+/// Largest file whose bytes are kept.
+pub(crate) const DATA_MAX: usize = 4096;
+/// Seconds after which the daemon updates a read file's atime (relatime).
+const ATIME_DAY: i64 = 24 * 60 * 60;
+
+/// The table: per entry the inode it keeps (0: none; read without the
+/// lock to pick the way, the lock's holder checks `inner`), the entry, and
+/// its bytes, each in an array of its own so that a lookup reads the
+/// set's inodes in one line and its entry in another.
+struct Table {
+    inos: [AtomicU64; ENTRIES],
+    entries: [Entry; ENTRIES],
+    data: [UnsafeCell<[u8; DATA_MAX]>; ENTRIES],
+}
+
+// SAFETY: `data[i]` is only touched by the holder of `entries[i]`'s lock.
+unsafe impl Sync for Table {}
+
+struct Entry {
+    /// 1 while held (see [`Entry::lock`]).
+    lock: AtomicU32,
+    inner: UnsafeCell<Inner>,
+}
+
+// SAFETY: `inner` is only touched by the holder of `lock`.
+unsafe impl Sync for Entry {}
+
+/// What an entry keeps (all-zero: empty).
+struct Inner {
+    /// 0: empty; else 1 (the entry) plus the open files sharing `fh`.
+    refs: u32,
+    /// `metacache::owner` of the mount when made: its credential and fork
+    /// epoch.
+    owner: u64,
+    ino: u64,
+    fh: u64,
+    stamp: u64,
+    attr: WireAttr,
+    /// Bytes kept (the whole file, in `Table::data`), if `Some`.
+    len: Option<u16>,
+}
+
+// SAFETY: an all-zero table is valid (atomics, integers, `None`, bytes).
+static TABLE: LazyTable<Table> = unsafe { LazyTable::new() };
+
+impl Table {
+    /// Entry `i`'s contents while its lock is held (`None`: busy; with
+    /// `wait`, spins until it is free: callers that must not give up hold
+    /// it for a few stores only).
+    fn lock(&'static self, i: usize, wait: bool) -> Option<Held> {
+        loop {
+            if self.entries[i]
+                .lock
+                .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Some(Held { t: self, i });
+            }
+            if !wait {
+                return None;
+            }
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// A held entry lock.
+struct Held {
+    t: &'static Table,
+    i: usize,
+}
+
+impl Held {
+    /// The entry's bytes.
+    fn data(&mut self) -> &mut [u8; DATA_MAX] {
+        // SAFETY: the entry's lock is ours until drop.
+        unsafe { &mut *self.t.data[self.i].get() }
+    }
+
+    /// Records which inode the entry keeps, for lookups.
+    fn set_ino(&mut self, ino: u64) {
+        self.ino = ino;
+        self.t.inos[self.i].store(ino, Ordering::Relaxed);
+    }
+
+    /// Empties the entry (its handle is the caller's to release).
+    fn clear(&mut self) {
+        self.refs = 0;
+        self.len = None;
+        self.set_ino(0);
+    }
+}
+
+impl core::ops::Deref for Held {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        // SAFETY: the lock is ours until drop.
+        unsafe { &*self.t.entries[self.i].inner.get() }
+    }
+}
+
+impl core::ops::DerefMut for Held {
+    fn deref_mut(&mut self) -> &mut Inner {
+        // SAFETY: the lock is ours until drop.
+        unsafe { &mut *self.t.entries[self.i].inner.get() }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // Release: what we wrote is seen by the next holder.
+        self.t.entries[self.i].lock.store(0, Ordering::Release);
+    }
+}
+
+/// The entries inode `ino` may sit in (their indices).
+fn set_of(ino: u64) -> core::ops::Range<usize> {
+    let set = (ino.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize & (ENTRIES / WAYS - 1);
+    set * WAYS..set * WAYS + WAYS
+}
+
+/// The way of `ino`'s set that keeps it, by the inodes' array.
+fn way_of(t: &Table, ino: u64) -> Option<usize> {
+    set_of(ino).find(|&i| t.inos[i].load(Ordering::Relaxed) == ino)
+}
+
+/// The entry of `ino` of `mount` made under this process's current epoch,
+/// held, if any.
+fn held(mount: usize, ino: u64, wait: bool) -> Option<Held> {
+    let t = TABLE.get()?;
+    let e = t.lock(way_of(t, ino)?, wait)?;
+    (e.refs != 0 && e.ino == ino && e.owner == metacache::owner(mount)).then_some(e)
+}
+
+/// Keeps handle `fh` of `mount`, just opened read-only by this process on
+/// regular file `attr.ino` (its attributes under `stamp`), for later
+/// opens. Whether it did, and so holds a reference for the open file that
+/// holds `fh` (give it back with [`unref`]); and a handle the entry held
+/// that no file shares any more, for the caller to release.
+pub(crate) fn keep(mount: usize, fh: u64, attr: &WireAttr, stamp: u64) -> (bool, Option<u64>) {
+    // Only small files: a kept handle keeps an unlinked file allocated
+    // until the process lets it go (see `forget`).
+    if stamp == 0 || attr.size > DATA_MAX as u64 {
+        return (false, None);
+    }
+    let Some(t) = TABLE.get_or_map() else {
+        return (false, None);
+    };
+    let owner = metacache::owner(mount);
+    // The inode's entry if it has one, else the way that costs least: an
+    // empty one, one of an earlier epoch, one no open file shares (a
+    // handle some open file shares stays: its closing gives it back).
+    let cost = |e: &Held| match e.refs {
+        _ if e.ino == attr.ino && e.refs > 1 && e.owner == owner => None,
+        0 => Some(0),
+        _ if e.owner != owner => Some(1),
+        1 => Some(2),
+        _ => None,
+    };
+    let Some(mut e) = way_of(t, attr.ino).map_or_else(
+        || {
+            let mut best: Option<(u8, Held)> = None;
+            for h in set_of(attr.ino).filter_map(|i| t.lock(i, false)) {
+                if let Some(c) = cost(&h).filter(|&c| best.as_ref().is_none_or(|b| c < b.0)) {
+                    best = Some((c, h));
+                }
+            }
+            best.map(|(_, h)| h)
+        },
+        |i| t.lock(i, false).filter(|e| cost(e).is_some()),
+    ) else {
+        return (false, None);
+    };
+    // An earlier epoch's handle is not ours to give back.
+    let old = (e.refs == 1 && e.owner == owner).then_some(e.fh);
+    e.refs = 2;
+    e.owner = owner;
+    e.set_ino(attr.ino);
+    e.fh = fh;
+    e.stamp = stamp;
+    e.attr = *attr;
+    e.len = None;
+    (true, old)
+}
+
+/// A read-only open of regular file `ino` of `mount`, whose path the
+/// process knows names it now: the kept handle and its file's attributes
+/// and stamp, if they still hold at `now` (see the module docs). The
+/// caller's open file holds a reference from then ([`unref`]).
+pub(crate) fn open(mount: usize, ino: u64, now: Now) -> Option<(u64, WireAttr, u64)> {
+    let mut e = held(mount, ino, false)?;
+    if !holds(&mut e, ino, now) {
+        return None;
+    }
+    e.refs += 1;
+    Some((e.fh, e.attr, e.stamp))
+}
+
+/// Whether a held entry of `ino` still holds at `now`; if so it is known
+/// to hold under `now` from then (its next check is one compare).
+fn holds(e: &mut Held, ino: u64, now: Now) -> bool {
+    if !now.holds_for_long(e.stamp, ino) {
+        return false;
+    }
+    e.stamp = now.gen;
+    true
+}
+
+/// Gives back an open file's reference to handle `fh` of `ino`; whether
+/// the caller must release `fh`: it was not the kept one, or it was and no
+/// open file uses it any more while a change since touched the file (an
+/// unlink, say: the kept handle would keep it allocated).
+pub(crate) fn unref(mount: usize, ino: u64, fh: u64, now: Option<Now>) -> bool {
+    let Some(mut e) = held(mount, ino, true) else {
+        return true;
+    };
+    if e.fh != fh || e.refs < 2 {
+        return true;
+    }
+    e.refs -= 1;
+    if e.refs == 1 && (e.attr.nlink == 0 || !now.is_some_and(|n| holds(&mut e, ino, n))) {
+        e.clear();
+        return true;
+    }
+    false
+}
+
+/// Drops the kept handle of `ino` if no open file uses it: the handle, for
+/// the caller to release. (One an open file uses goes at its last close.)
+pub(crate) fn forget(mount: usize, ino: u64) -> Option<u64> {
+    let mut e = held(mount, ino, false).filter(|e| e.refs == 1)?;
+    let fh = e.fh;
+    e.clear();
+    Some(fh)
+}
+
+/// Keeps `data`, read from the start of file `ino` of `mount`, with the
+/// file's attributes `attr` as they were under `stamp` (then the bytes
+/// are the whole file, if its size is their length).
+pub(crate) fn keep_data(mount: usize, ino: u64, attr: &WireAttr, stamp: u64, data: &[u8]) {
+    if stamp == 0 || data.len() > DATA_MAX || attr.size != data.len() as u64 {
+        return;
+    }
+    let Some(mut e) = held(mount, ino, false) else {
+        return;
+    };
+    if stamp < e.stamp {
+        return;
+    }
+    // An unlinked file keeps its attributes only: its last close lets the
+    // handle go (`unref`).
+    e.attr = *attr;
+    if attr.nlink == 0 {
+        return;
+    }
+    e.stamp = stamp;
+    e.len = Some(data.len() as u16);
+    e.data()[..data.len()].copy_from_slice(data);
+}
+
+/// Reads file `ino` of `mount` from `off` through `copy` (given the kept
+/// bytes from `off` on; it returns how many it took), if its bytes are
+/// kept and still hold at `now` (see the module docs); the count.
+pub(crate) fn read(
+    mount: usize,
+    ino: u64,
+    off: u64,
+    now: Now,
+    now_secs: i64,
+    copy: impl FnOnce(&[u8]) -> usize,
+) -> Option<usize> {
+    let mut e = held(mount, ino, false)?;
+    let len = usize::from(e.len?);
+    if now_secs.saturating_sub(e.attr.atime) >= ATIME_DAY || !holds(&mut e, ino, now) {
+        return None;
+    }
+    let from = usize::try_from(off).unwrap_or(usize::MAX).min(len);
+    Some(copy(&e.data()[from..len]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::changes::{ChangeLog, Touched};
+
+    fn attr(ino: u64, size: u64) -> WireAttr {
+        WireAttr {
+            ino,
+            size,
+            mode: libc::S_IFREG | 0o644,
+            nlink: 1,
+            atime: 1_000,
+            ..WireAttr::default()
+        }
+    }
+
+    #[test]
+    fn a_kept_file_opens_and_reads_until_a_change_touches_it() {
+        // SAFETY: all-zero is a valid ChangeLog (no record).
+        let log: &'static ChangeLog = Box::leak(unsafe { Box::new(core::mem::zeroed()) });
+        let now = |g| Now::new(g, Some(log));
+        let a = attr(4242, 5);
+        assert_eq!(keep(1, 77, &a, 10), (true, None));
+        keep_data(1, 4242, &a, 11, b"hello");
+        let read_all = |g| read(1, 4242, 1, now(g), 2_000, |b| b.len());
+        assert_eq!(read_all(11), Some(4), "from offset 1");
+        assert_eq!(
+            read(1, 4242, 1, now(11), 1_000 + ATIME_DAY, |b| b.len()),
+            None,
+            "atime due"
+        );
+        assert_eq!(open(1, 4242, now(11)).map(|(fh, _, _)| fh), Some(77));
+        assert_eq!(open(2, 4242, now(11)), None, "another mount");
+        log.record(12, Touched::Inodes(&[999]));
+        assert_eq!(read_all(12), Some(4), "another file changed");
+        // Two open files share handle 77 now: a newer open keeps it.
+        assert_eq!(keep(1, 78, &a, 12), (false, None));
+        log.record(13, Touched::Inodes(&[4242]));
+        assert_eq!(read_all(13), None, "it changed");
+        assert_eq!(open(1, 4242, now(13)), None);
+        assert!(
+            !unref(1, 4242, 77, Some(now(13))),
+            "one open file still uses it"
+        );
+        assert!(
+            unref(1, 4242, 77, Some(now(13))),
+            "none does, and the file changed"
+        );
+        assert!(unref(1, 4242, 76, Some(now(13))), "not the kept handle");
+        assert_eq!(keep(1, 79, &a, 14), (true, None), "the entry was let go");
+        assert!(!unref(1, 4242, 79, Some(now(14))), "kept while it holds");
+        assert_eq!(forget(1, 4242), Some(79), "unlinked: let go");
+        assert_eq!(forget(1, 4242), None);
+        let big = attr(4243, DATA_MAX as u64 + 1);
+        assert_eq!(keep(1, 80, &big, 14), (false, None), "only small files");
+    }
+}
