@@ -50,10 +50,10 @@ fn a_file_read_again_asks_the_daemon_once() {
         fast_path_count(bt.path(), "read"),
     );
     assert_eq!(read_again(&lib, &f, 200), "[b'kept']");
-    // The first open and read; a second read of each may find the atime
-    // update of the first one (relatime) still to come.
+    // A file is kept once opened again: the first two opens ask, and the
+    // reads of the first three (its bytes are kept once it is read again).
     assert!(fast_path_count(bt.path(), "open") - opens <= 2);
-    assert!(fast_path_count(bt.path(), "read") - reads <= 2);
+    assert!(fast_path_count(bt.path(), "read") - reads <= 3);
 }
 
 /// The reader keeps reading while other processes change the file: each

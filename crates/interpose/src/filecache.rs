@@ -73,6 +73,11 @@ struct Inner {
     attr: WireAttr,
     /// Bytes kept (the whole file, in `Table::data`), if `Some`.
     len: Option<u16>,
+    /// The handle was shared by a later open: the file is read again, and
+    /// its bytes are worth a page (a process that reads each file once,
+    /// `cat` of many files, python reading a tree, would fault one in per
+    /// file for nothing).
+    reopened: bool,
 }
 
 // SAFETY: an all-zero table is valid (atomics, integers, `None`, bytes).
@@ -167,6 +172,19 @@ fn held(mount: usize, ino: u64, wait: bool) -> Option<Held> {
     (e.refs != 0 && e.ino == ino && e.owner == metacache::owner(mount)).then_some(e)
 }
 
+/// Files opened before, as bits by a hash of mount and inode (a false
+/// "yes" only keeps a file opened once).
+static OPENED: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
+
+/// Whether this process opened file `ino` of `mount` before (as far as
+/// [`OPENED`] tells); it has now.
+pub(crate) fn opened_before(mount: usize, ino: u64) -> bool {
+    let h = (ino ^ (mount as u64) << 56).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 48;
+    let (word, bit) = (&OPENED[(h >> 6) as usize % OPENED.len()], 1u64 << (h & 63));
+    // Relaxed: a hint.
+    word.load(Ordering::Relaxed) & bit != 0 || word.fetch_or(bit, Ordering::Relaxed) & bit != 0
+}
+
 /// Keeps handle `fh` of `mount`, just opened read-only by this process on
 /// regular file `attr.ino` (its attributes under `stamp`), for later
 /// opens. Whether it did, and so holds a reference for the open file that
@@ -211,6 +229,7 @@ pub(crate) fn keep(mount: usize, fh: u64, attr: &WireAttr, stamp: u64) -> (bool,
     e.refs = 2;
     e.owner = owner;
     e.set_ino(attr.ino);
+    e.reopened = false;
     e.fh = fh;
     e.stamp = stamp;
     e.attr = *attr;
@@ -228,6 +247,7 @@ pub(crate) fn open(mount: usize, ino: u64, now: Now) -> Option<(u64, WireAttr, u
         return None;
     }
     e.refs += 1;
+    e.reopened = true;
     Some((e.fh, e.attr, e.stamp))
 }
 
@@ -279,7 +299,7 @@ pub(crate) fn keep_data(mount: usize, ino: u64, attr: &WireAttr, stamp: u64, dat
     let Some(mut e) = held(mount, ino, false) else {
         return;
     };
-    if stamp < e.stamp {
+    if !e.reopened || stamp < e.stamp {
         return;
     }
     // An unlinked file keeps its attributes only: its last close lets the
@@ -336,17 +356,24 @@ mod tests {
         let now = |g| Now::new(g, Some(log));
         let a = attr(4242, 5);
         assert_eq!(keep(1, 77, &a, 10), (true, None));
-        keep_data(1, 4242, &a, 11, b"hello");
+        log.record(11, Touched::Inodes(&[999]));
         let read_all = |g| read(1, 4242, 1, now(g), 2_000, |b| b.len());
+        keep_data(1, 4242, &a, 11, b"hello");
+        assert_eq!(
+            read_all(11),
+            None,
+            "bytes are kept once a file is read again"
+        );
+        assert_eq!(open(1, 4242, now(11)).map(|(fh, _, _)| fh), Some(77));
+        assert_eq!(open(2, 4242, now(11)), None, "another mount");
+        keep_data(1, 4242, &a, 11, b"hello");
         assert_eq!(read_all(11), Some(4), "from offset 1");
         assert_eq!(
             read(1, 4242, 1, now(11), 1_000 + ATIME_DAY, |b| b.len()),
             None,
             "atime due"
         );
-        assert_eq!(open(1, 4242, now(11)).map(|(fh, _, _)| fh), Some(77));
-        assert_eq!(open(2, 4242, now(11)), None, "another mount");
-        log.record(12, Touched::Inodes(&[999]));
+        log.record(12, Touched::Inodes(&[998]));
         assert_eq!(read_all(12), Some(4), "another file changed");
         // Two open files share handle 77 now: a newer open keeps it.
         assert_eq!(keep(1, 78, &a, 12), (false, None));

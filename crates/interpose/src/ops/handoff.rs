@@ -110,13 +110,19 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
         mode,
     };
     let out = request(t.mount, &open, t.rel(), b"")?;
-    if reads_only(flags) {
-        // What the path names, for a later open of it (`open_kept`).
+    let regular = out.attr.mode & libc::S_IFMT == libc::S_IFREG;
+    if reads_only(flags) && regular && filecache::opened_before(t.mount, out.attr.ino) {
+        // Opened again: kept for the next open (`open_kept`), with what
+        // the path names (a file opened once is not worth a line of the
+        // cache's table: `cat` of many files would fault it in).
         let stamp = metacache::Stamp {
             gen: out.stamp,
             dir: out.dir,
         };
         keep_answer(t, metacache::FOLLOW, &out.attr, stamp);
+        if let (_, Some(old)) = filecache::keep(t.mount, out.fh, &out.attr, out.stamp) {
+            release(t.mount, old);
+        }
     }
     install_opened(t, flags, &out)
 }
@@ -168,12 +174,6 @@ pub(crate) fn install_opened(t: &Target, flags: c_int, out: &ops::OpenOut) -> R<
         // FIFOs, sockets and device nodes are the kernel's business.
         release(t.mount, fh);
         return Err(Fail::Real);
-    }
-    if kind == libc::S_IFREG && reads_only(flags) {
-        // Kept for later opens (a second reference if it already is).
-        if let (_, Some(old)) = filecache::keep(t.mount, fh, &attr, stamp) {
-            release(t.mount, old);
-        }
     }
     let is_dir = kind == libc::S_IFDIR;
     let init = OfdInit {
