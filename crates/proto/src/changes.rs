@@ -20,7 +20,7 @@
 //! later change took, is treated as global: a reader never guesses.
 //!
 //! Each record is a seqlock: the writer claims the slot by moving its
-//! sequence word to [`BUSY`] (only from an older change's number, so two
+//! sequence word to "busy" (only from an older change's number, so two
 //! writers never share a slot and a late writer never overwrites a newer
 //! record), writes the inodes, and publishes `g` last.
 
@@ -43,7 +43,7 @@ pub const MOST_CHECKED: u64 = 256;
 pub const LISTED: u64 = 1 << 63;
 
 /// One change's record: its number and the inodes it touched (0: none;
-/// [`GLOBAL`] in the first word: everything).
+/// all ones in the first word: everything).
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub struct Record {
