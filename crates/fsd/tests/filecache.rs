@@ -235,3 +235,84 @@ fn a_file_the_reader_removes_is_freed_as_on_tmpfs() {
         "[True, True, b'open', True]"
     );
 }
+
+/// Root reads a file only root may read, twice (kept), then becomes
+/// another user: the kept handle is root's, and never opens it again.
+const READ_THEN_DROP_ROOT: &str = r#"
+import os, sys
+p = sys.argv[1]
+out = []
+for _ in range(3):
+    fd = os.open(p, os.O_RDONLY)
+    out.append(os.read(fd, 100))
+    os.close(fd)
+os.setresgid(65534, 65534, 65534)
+os.setresuid(65534, 65534, 65534)
+for _ in range(2):
+    try:
+        fd = os.open(p, os.O_RDONLY)
+        out.append(os.read(fd, 100))
+        os.close(fd)
+    except PermissionError:
+        out.append("EACCES")
+print(out)
+"#;
+
+#[test]
+fn a_credential_change_leaves_the_kept_handles_behind() {
+    let Some(lib) = preload_or_skip("a_credential_change_leaves_the_kept_handles_behind") else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let f = bt.path().join("secret");
+    std::fs::write(&f, b"root only").unwrap();
+    set_mode(&f, 0o600);
+    assert_eq!(
+        preloaded_python_ok(&lib, READ_THEN_DROP_ROOT, &f).trim(),
+        "[b'root only', b'root only', b'root only', 'EACCES', 'EACCES']"
+    );
+}
+
+/// A child forked after its parent kept a file reads it through its own
+/// handles (the parent's are not the child's), and sees a change the
+/// parent made after the fork.
+const FORK_AFTER_KEEPING: &str = r#"
+import os, sys
+p = sys.argv[1]
+def read():
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        return os.read(fd, 100)
+    finally:
+        os.close(fd)
+for _ in range(3):
+    read()
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(w)
+    os.read(r, 1)
+    os.write(1, repr([read(), read()]).encode() + b"\n")
+    os._exit(0)
+os.close(r)
+with open(p, "r+b") as f:
+    f.write(b"NEW")
+os.write(w, b"x")
+os.waitpid(pid, 0)
+"#;
+
+#[test]
+fn a_child_reads_what_its_parent_kept_only_through_its_own_handles() {
+    let Some(lib) =
+        preload_or_skip("a_child_reads_what_its_parent_kept_only_through_its_own_handles")
+    else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let f = bt.path().join("f");
+    std::fs::write(&f, b"old").unwrap();
+    assert_eq!(
+        preloaded_python_ok(&lib, FORK_AFTER_KEEPING, &f).trim(),
+        "[b'NEW', b'NEW']"
+    );
+}
