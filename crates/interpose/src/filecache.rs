@@ -46,6 +46,48 @@ struct Table {
     inos: [AtomicU64; ENTRIES],
     entries: [Entry; ENTRIES],
     data: [UnsafeCell<[u8; DATA_MAX]>; ENTRIES],
+    /// By a hash of the path an entry was opened by: a tag of the hash
+    /// and the entry's index plus one (see [`path_word`]; 0: none). A path
+    /// sits in one of [`PROBES`] slots from the one its hash picks; the
+    /// entry's holder checks the path itself.
+    paths: [AtomicU32; PATHS],
+}
+
+/// Slots of the path index (a power of two), and the run of them a path
+/// may sit in (a lost slot makes a file ask the daemon on every open).
+const PATHS: usize = 8192;
+const PROBES: usize = 4;
+const _: () = assert!(ENTRIES < 1 << 12);
+
+/// A path index slot's word: the tag of hash `h` above the entry index
+/// plus one.
+fn path_word(h: u64, i: usize) -> u32 {
+    ((h >> 40) as u32) << 12 | (i as u32 + 1)
+}
+
+/// How the process named a file it opened: the base handle and path of
+/// the open (at most `metacache::KEY_MAX` bytes), and the directory the
+/// path's last name was looked up in (`proto::ops::OpenOut::dir`).
+#[derive(Clone, Copy)]
+pub(crate) struct Named<'a> {
+    pub(crate) base: u64,
+    pub(crate) path: &'a [u8],
+    pub(crate) dir: u64,
+}
+
+/// The hash of `path` relative to `base` of `mount`.
+fn path_hash(mount: usize, base: u64, path: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ base ^ (mount as u64) << 56;
+    for &b in path {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^ h >> 29
+}
+
+/// The path index slots hash `h` may sit in.
+fn path_slots(t: &Table, h: u64) -> impl Iterator<Item = &AtomicU32> {
+    let first = h as usize & (PATHS - 1);
+    (0..PROBES).map(move |k| &t.paths[(first + k) & (PATHS - 1)])
 }
 
 // SAFETY: `data[i]` is only touched by the holder of `entries[i]`'s lock.
@@ -78,6 +120,12 @@ struct Inner {
     /// `cat` of many files, python reading a tree, would fault one in per
     /// file for nothing).
     reopened: bool,
+    /// How the process named it (see [`Named`]); the path's first
+    /// `path_len` bytes.
+    base: u64,
+    dir: u64,
+    path_len: u8,
+    path: [u8; metacache::KEY_MAX],
 }
 
 // SAFETY: an all-zero table is valid (atomics, integers, `None`, bytes).
@@ -186,14 +234,25 @@ pub(crate) fn opened_before(mount: usize, ino: u64) -> bool {
 }
 
 /// Keeps handle `fh` of `mount`, just opened read-only by this process on
-/// regular file `attr.ino` (its attributes under `stamp`), for later
-/// opens. Whether it did, and so holds a reference for the open file that
-/// holds `fh` (give it back with [`unref`]); and a handle the entry held
-/// that no file shares any more, for the caller to release.
-pub(crate) fn keep(mount: usize, fh: u64, attr: &WireAttr, stamp: u64) -> (bool, Option<u64>) {
+/// regular file `attr.ino` (its attributes under `stamp`) by the path
+/// `named`, for later opens of that path. Whether it did, and so holds a
+/// reference for the open file that holds `fh` (give it back with
+/// [`unref`]); and a handle the entry held that no file shares any more,
+/// for the caller to release.
+pub(crate) fn keep(
+    mount: usize,
+    fh: u64,
+    attr: &WireAttr,
+    stamp: u64,
+    named: &Named<'_>,
+) -> (bool, Option<u64>) {
     // Only small files: a kept handle keeps an unlinked file allocated
     // until the process lets it go (see `forget`).
-    if stamp == 0 || attr.size > DATA_MAX as u64 {
+    if stamp == 0
+        || attr.size > DATA_MAX as u64
+        || named.dir == 0
+        || named.path.len() > metacache::KEY_MAX
+    {
         return (false, None);
     }
     let Some(t) = TABLE.get_or_map() else {
@@ -234,18 +293,46 @@ pub(crate) fn keep(mount: usize, fh: u64, attr: &WireAttr, stamp: u64) -> (bool,
     e.stamp = stamp;
     e.attr = *attr;
     e.len = None;
+    e.base = named.base;
+    e.dir = named.dir;
+    e.path_len = named.path.len() as u8;
+    e.path[..named.path.len()].copy_from_slice(named.path);
+    // Into the slot that holds this entry or this tag, else an empty one,
+    // else the first (that path then asks the daemon again).
+    let h = path_hash(mount, named.base, named.path);
+    let word = path_word(h, e.i);
+    let same = |v: u32| v == word || v & 0xfff == e.i as u32 + 1 || v >> 12 == word >> 12;
+    let slots = || path_slots(t, h);
+    let slot = slots()
+        .find(|s| same(s.load(Ordering::Relaxed)))
+        .or_else(|| slots().find(|s| s.load(Ordering::Relaxed) == 0))
+        .unwrap_or(&t.paths[h as usize & (PATHS - 1)]);
+    slot.store(word, Ordering::Relaxed);
     (true, old)
 }
 
-/// A read-only open of regular file `ino` of `mount`, whose path the
-/// process knows names it now: the kept handle and its file's attributes
-/// and stamp, if they still hold at `now` (see the module docs). The
-/// caller's open file holds a reference from then ([`unref`]).
-pub(crate) fn open(mount: usize, ino: u64, now: Now) -> Option<(u64, WireAttr, u64)> {
-    let mut e = held(mount, ino, false)?;
-    if !holds(&mut e, ino, now) {
+/// A read-only open of `path` relative to `base` of `mount`: the kept
+/// handle of the file an earlier open of that path kept, its attributes
+/// and stamp, if the path still names it and they still hold at `now`
+/// (no change since touched the directory's names or the file: see the
+/// module docs). The caller's open file holds a reference from then
+/// ([`unref`]).
+pub(crate) fn open(mount: usize, base: u64, path: &[u8], now: Now) -> Option<(u64, WireAttr, u64)> {
+    let t = TABLE.get()?;
+    let h = path_hash(mount, base, path);
+    let tag = path_word(h, 0) >> 12;
+    let i = path_slots(t, h)
+        .map(|s| s.load(Ordering::Relaxed))
+        .find(|&v| v != 0 && v >> 12 == tag)?;
+    let mut e = t.lock((i & 0xfff) as usize - 1, false)?;
+    let same = e.refs != 0
+        && e.owner == metacache::owner(mount)
+        && e.base == base
+        && &e.path[..usize::from(e.path_len)] == path;
+    if !same || !now.holds_for_name(e.stamp, e.dir, e.ino) {
         return None;
     }
+    e.stamp = now.gen;
     e.refs += 1;
     e.reopened = true;
     Some((e.fh, e.attr, e.stamp))
@@ -355,7 +442,12 @@ mod tests {
         let log: &'static ChangeLog = Box::leak(unsafe { Box::new(core::mem::zeroed()) });
         let now = |g| Now::new(g, Some(log));
         let a = attr(4242, 5);
-        assert_eq!(keep(1, 77, &a, 10), (true, None));
+        let named = Named {
+            base: 0,
+            path: b"d/f",
+            dir: 500,
+        };
+        assert_eq!(keep(1, 77, &a, 10, &named), (true, None));
         log.record(11, Touched::Inodes(&[999]));
         let read_all = |g| read(1, 4242, 1, now(g), 2_000, |b| b.len());
         keep_data(1, 4242, &a, 11, b"hello");
@@ -364,8 +456,10 @@ mod tests {
             None,
             "bytes are kept once a file is read again"
         );
-        assert_eq!(open(1, 4242, now(11)).map(|(fh, _, _)| fh), Some(77));
-        assert_eq!(open(2, 4242, now(11)), None, "another mount");
+        assert_eq!(open(1, 0, b"d/f", now(11)).map(|(fh, _, _)| fh), Some(77));
+        assert_eq!(open(2, 0, b"d/f", now(11)), None, "another mount");
+        assert_eq!(open(1, 0, b"d/g", now(11)), None, "another path");
+        assert_eq!(open(1, 7, b"d/f", now(11)), None, "another base");
         keep_data(1, 4242, &a, 11, b"hello");
         assert_eq!(read_all(11), Some(4), "from offset 1");
         assert_eq!(
@@ -373,13 +467,14 @@ mod tests {
             None,
             "atime due"
         );
-        log.record(12, Touched::Inodes(&[998]));
+        // A sibling's attributes changed: the listing, not the names.
+        log.record(12, Touched::Inodes(&[998, 500 | proto::changes::LISTED]));
         assert_eq!(read_all(12), Some(4), "another file changed");
         // Two open files share handle 77 now: a newer open keeps it.
-        assert_eq!(keep(1, 78, &a, 12), (false, None));
+        assert_eq!(keep(1, 78, &a, 12, &named), (false, None));
         log.record(13, Touched::Inodes(&[4242]));
         assert_eq!(read_all(13), None, "it changed");
-        assert_eq!(open(1, 4242, now(13)), None);
+        assert_eq!(open(1, 0, b"d/f", now(13)), None);
         assert!(
             !unref(1, 4242, 77, Some(now(13))),
             "one open file still uses it"
@@ -389,11 +484,19 @@ mod tests {
             "none does, and the file changed"
         );
         assert!(unref(1, 4242, 76, Some(now(13))), "not the kept handle");
-        assert_eq!(keep(1, 79, &a, 14), (true, None), "the entry was let go");
+        assert_eq!(
+            keep(1, 79, &a, 14, &named),
+            (true, None),
+            "the entry was let go"
+        );
         assert!(!unref(1, 4242, 79, Some(now(14))), "kept while it holds");
         assert_eq!(forget(1, 4242), Some(79), "unlinked: let go");
         assert_eq!(forget(1, 4242), None);
         let big = attr(4243, DATA_MAX as u64 + 1);
-        assert_eq!(keep(1, 80, &big, 14), (false, None), "only small files");
+        assert_eq!(
+            keep(1, 80, &big, 14, &named),
+            (false, None),
+            "only small files"
+        );
     }
 }

@@ -159,18 +159,6 @@ fn cached(
     answer.map_err(Fail::Errno)
 }
 
-/// Keeps what the path of `t` names (`how`: followed or not), learned
-/// from another answer than a `stat` (an open's), as `stamp` says.
-pub(crate) fn keep_answer(t: &Target, how: u64, attr: &WireAttr, stamp: Stamp) {
-    let key = metacache::Key {
-        mount: t.mount,
-        base: t.base,
-        path: t.rel(),
-        how,
-    };
-    keep(&key, &Ok(*attr), stamp, false);
-}
-
 /// Keeps `answer` under `k` (for `stat` too if it answers that), as the
 /// daemon's answer `stamp` says; a `spare` (a second key of an answer
 /// kept already) displaces nothing as new.

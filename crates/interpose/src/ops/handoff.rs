@@ -112,15 +112,15 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
     let out = request(t.mount, &open, t.rel(), b"")?;
     let regular = out.attr.mode & libc::S_IFMT == libc::S_IFREG;
     if reads_only(flags) && regular && filecache::opened_before(t.mount, out.attr.ino) {
-        // Opened again: kept for the next open (`open_kept`), with what
-        // the path names (a file opened once is not worth a line of the
-        // cache's table: `cat` of many files would fault it in).
-        let stamp = metacache::Stamp {
-            gen: out.stamp,
+        // Opened again: kept, by its path, for the next open (`open_kept`;
+        // a file opened once is not worth a line of the cache's tables:
+        // `cat` of many files would fault them in).
+        let named = filecache::Named {
+            base: t.base,
+            path: t.rel(),
             dir: out.dir,
         };
-        keep_answer(t, metacache::FOLLOW, &out.attr, stamp);
-        if let (_, Some(old)) = filecache::keep(t.mount, out.fh, &out.attr, out.stamp) {
+        if let (_, Some(old)) = filecache::keep(t.mount, out.fh, &out.attr, out.stamp, &named) {
             release(t.mount, old);
         }
     }
@@ -133,25 +133,15 @@ fn reads_only(flags: c_int) -> bool {
     flags & !(libc::O_CLOEXEC | libc::O_LARGEFILE | libc::O_NOCTTY) == libc::O_RDONLY
 }
 
-/// A read-only open of a regular file this process opened before, through
-/// the handle it kept (`filecache`): no round trip, if the process knows
-/// what the path names now and nothing touched the file since.
+/// A read-only open of a path this process opened a regular file by
+/// before, through the handle it kept (`filecache`): no round trip, if the
+/// path still names that file and nothing touched it since.
 fn open_kept(t: &Target, flags: c_int) -> Option<R<c_int>> {
     if !reads_only(flags) {
         return None;
     }
     let now = channel::now(t.mount)?;
-    let key = metacache::Key {
-        mount: t.mount,
-        base: t.base,
-        path: t.rel(),
-        how: metacache::FOLLOW,
-    };
-    let named = known(&key, t.base_ino(), now)?.ok()?;
-    if named.mode & libc::S_IFMT != libc::S_IFREG {
-        return None;
-    }
-    let (fh, attr, stamp) = filecache::open(t.mount, named.ino, now)?;
+    let (fh, attr, stamp) = filecache::open(t.mount, t.base, t.rel(), now)?;
     metacache::count(true);
     let out = ops::OpenOut {
         fh,
