@@ -37,6 +37,17 @@ fn read_again(lib: &str, f: &std::path::Path, times: u32) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Runs python `script` preloaded on a fresh mount's file `f`, made with
+/// `content` and `mode`: its output, or `None` when `test` is skipped.
+fn python_on_file(test: &str, content: &[u8], mode: u32, script: &str) -> Option<String> {
+    let lib = preload_or_skip(test)?;
+    let bt = BtfuseGuard::new("16M");
+    let f = bt.path().join("f");
+    std::fs::write(&f, content).unwrap();
+    set_mode(&f, mode);
+    Some(preloaded_python_ok(&lib, script, &f).trim().to_string())
+}
+
 #[test]
 fn a_file_read_again_asks_the_daemon_once() {
     let Some(lib) = preload_or_skip("a_file_read_again_asks_the_daemon_once") else {
@@ -104,18 +115,15 @@ print(out)
 
 #[test]
 fn what_a_reader_kept_never_outlives_a_change_through_either_door() {
-    let Some(lib) =
-        preload_or_skip("what_a_reader_kept_never_outlives_a_change_through_either_door")
-    else {
+    let Some(out) = python_on_file(
+        "what_a_reader_kept_never_outlives_a_change_through_either_door",
+        b"v1",
+        0o644,
+        READ_WHILE_CHANGED,
+    ) else {
         return;
     };
-    let bt = BtfuseGuard::new("16M");
-    let f = bt.path().join("f");
-    std::fs::write(&f, b"v1").unwrap();
-    assert_eq!(
-        preloaded_python_ok(&lib, READ_WHILE_CHANGED, &f).trim(),
-        "[b'v2', b'v3', b'm3', b'm', b'm+']"
-    );
+    assert_eq!(out, "[b'v2', b'v3', b'm3', b'm', b'm+']");
 }
 
 /// What a user may read once and not after a chmod: the kept handle never
@@ -236,40 +244,31 @@ fn a_file_the_reader_removes_is_freed_as_on_tmpfs() {
     );
 }
 
-/// Root reads a file only root may read, twice (kept), then becomes
-/// another user: the kept handle is root's, and never opens it again.
+/// Root reads a file only root may read three times (the file is kept),
+/// then becomes another user; [`OPEN_TWICE`] follows.
 const READ_THEN_DROP_ROOT: &str = r#"
 import os, sys
-p = sys.argv[1]
 out = []
 for _ in range(3):
-    fd = os.open(p, os.O_RDONLY)
+    fd = os.open(sys.argv[1], os.O_RDONLY)
     out.append(os.read(fd, 100))
     os.close(fd)
+print(out)
 os.setresgid(65534, 65534, 65534)
 os.setresuid(65534, 65534, 65534)
-for _ in range(2):
-    try:
-        fd = os.open(p, os.O_RDONLY)
-        out.append(os.read(fd, 100))
-        os.close(fd)
-    except PermissionError:
-        out.append("EACCES")
-print(out)
 "#;
 
+/// The kept handle is root's: it never opens the file for the new user.
 #[test]
 fn a_credential_change_leaves_the_kept_handles_behind() {
-    let Some(lib) = preload_or_skip("a_credential_change_leaves_the_kept_handles_behind") else {
+    let script = format!("{READ_THEN_DROP_ROOT}{OPEN_TWICE}");
+    let test = "a_credential_change_leaves_the_kept_handles_behind";
+    let Some(out) = python_on_file(test, b"root only", 0o600, &script) else {
         return;
     };
-    let bt = BtfuseGuard::new("16M");
-    let f = bt.path().join("secret");
-    std::fs::write(&f, b"root only").unwrap();
-    set_mode(&f, 0o600);
     assert_eq!(
-        preloaded_python_ok(&lib, READ_THEN_DROP_ROOT, &f).trim(),
-        "[b'root only', b'root only', b'root only', 'EACCES', 'EACCES']"
+        out,
+        "[b'root only', b'root only', b'root only']\n['EACCES', 'EACCES']"
     );
 }
 
@@ -303,16 +302,13 @@ os.waitpid(pid, 0)
 
 #[test]
 fn a_child_reads_what_its_parent_kept_only_through_its_own_handles() {
-    let Some(lib) =
-        preload_or_skip("a_child_reads_what_its_parent_kept_only_through_its_own_handles")
-    else {
+    let Some(out) = python_on_file(
+        "a_child_reads_what_its_parent_kept_only_through_its_own_handles",
+        b"old",
+        0o644,
+        FORK_AFTER_KEEPING,
+    ) else {
         return;
     };
-    let bt = BtfuseGuard::new("16M");
-    let f = bt.path().join("f");
-    std::fs::write(&f, b"old").unwrap();
-    assert_eq!(
-        preloaded_python_ok(&lib, FORK_AFTER_KEEPING, &f).trim(),
-        "[b'NEW', b'NEW']"
-    );
+    assert_eq!(out, "[b'NEW', b'NEW']");
 }
