@@ -10,7 +10,11 @@
 //!   `Acquire` load): no change of any kind, through either door, began
 //!   since the daemon computed it, so asking again would give the same
 //!   answer; a change moves `begun` before it becomes visible, so before
-//!   the changing call returns in any process;
+//!   the changing call returns in any process; or the page's change log
+//!   says that no change since touched what the answer depends on (the
+//!   directory the daemon looked its last name up in, and the inode it
+//!   names: see [`Now`] and `proto::changes`), and the entry is then
+//!   re-stamped (readers write its line only then);
 //! * the process's credential epoch (`state::epoch`) is the one it was
 //!   stored under: the daemon computed it for these credentials
 //!   (permissions included), and a credential change starts a new epoch.
@@ -26,9 +30,9 @@
 //! stats a mount file), [`WAYS`]-way set associative, the oldest stamp
 //! evicted (a copy under a second key, [`insert_spare`], evicts nothing
 //! current: three keys of one set must not take turns missing).
-//! Each entry is a seqlock: readers never write shared lines, so threads
-//! of one process hit in parallel; a writer that finds an entry busy
-//! simply does not cache.
+//! Each entry is a seqlock: readers write no shared line but to re-stamp
+//! an entry, so threads of one process hit in parallel; a writer that
+//! finds an entry busy simply does not cache.
 
 use core::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 
