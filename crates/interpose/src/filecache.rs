@@ -313,11 +313,16 @@ pub(crate) fn keep(
 
 /// A read-only open of `path` relative to `base` of `mount`: the kept
 /// handle of the file an earlier open of that path kept, its attributes
-/// and stamp, if the path still names it and they still hold at `now`
-/// (no change since touched the directory's names or the file: see the
-/// module docs). The caller's open file holds a reference from then
-/// ([`unref`]).
-pub(crate) fn open(mount: usize, base: u64, path: &[u8], now: Now) -> Option<(u64, WireAttr, u64)> {
+/// and stamp, if the path still names it and they still hold at `now()`,
+/// the mount's generation (asked only when an entry is found; no change
+/// since touched the directory's names or the file: see the module docs).
+/// The caller's open file holds a reference from then ([`unref`]).
+pub(crate) fn open(
+    mount: usize,
+    base: u64,
+    path: &[u8],
+    now: impl FnOnce() -> Option<Now>,
+) -> Option<(u64, WireAttr, u64)> {
     let t = TABLE.get()?;
     let h = path_hash(mount, base, path);
     let tag = path_word(h, 0) >> 12;
@@ -329,9 +334,10 @@ pub(crate) fn open(mount: usize, base: u64, path: &[u8], now: Now) -> Option<(u6
         && e.owner == metacache::owner(mount)
         && e.base == base
         && &e.path[..usize::from(e.path_len)] == path;
-    if !same || !now.holds_for_name(e.stamp, e.dir, e.ino) {
+    if !same {
         return None;
     }
+    let now = now().filter(|n| n.holds_for_name(e.stamp, e.dir, e.ino))?;
     e.stamp = now.gen;
     e.refs += 1;
     e.reopened = true;
@@ -351,8 +357,9 @@ fn holds(e: &mut Held, ino: u64, now: Now) -> bool {
 /// Gives back an open file's reference to handle `fh` of `ino`; whether
 /// the caller must release `fh`: it was not the kept one, or it was and no
 /// open file uses it any more while a change since touched the file (an
-/// unlink, say: the kept handle would keep it allocated).
-pub(crate) fn unref(mount: usize, ino: u64, fh: u64, now: Option<Now>) -> bool {
+/// unlink, say: the kept handle would keep it allocated). `now()`: the
+/// mount's generation, asked only then.
+pub(crate) fn unref(mount: usize, ino: u64, fh: u64, now: impl FnOnce() -> Option<Now>) -> bool {
     let Some(mut e) = held(mount, ino, true) else {
         return true;
     };
@@ -360,7 +367,7 @@ pub(crate) fn unref(mount: usize, ino: u64, fh: u64, now: Option<Now>) -> bool {
         return true;
     }
     e.refs -= 1;
-    if e.refs == 1 && (e.attr.nlink == 0 || !now.is_some_and(|n| holds(&mut e, ino, n))) {
+    if e.refs == 1 && (e.attr.nlink == 0 || !now().is_some_and(|n| holds(&mut e, ino, n))) {
         e.clear();
         return true;
     }
@@ -402,18 +409,23 @@ pub(crate) fn keep_data(mount: usize, ino: u64, attr: &WireAttr, stamp: u64, dat
 
 /// Reads file `ino` of `mount` from `off` through `copy` (given the kept
 /// bytes from `off` on; it returns how many it took), if its bytes are
-/// kept and still hold at `now` (see the module docs); the count.
+/// kept and still hold at `now()`, the mount's generation, and the wall
+/// clock `secs()` (both asked only when bytes are kept; see the module
+/// docs); the count.
 pub(crate) fn read(
     mount: usize,
     ino: u64,
     off: u64,
-    now: Now,
-    now_secs: i64,
+    now: impl FnOnce() -> Option<Now>,
+    secs: impl FnOnce() -> i64,
     copy: impl FnOnce(&[u8]) -> usize,
 ) -> Option<usize> {
     let mut e = held(mount, ino, false)?;
     let len = usize::from(e.len?);
-    if now_secs.saturating_sub(e.attr.atime) >= ATIME_DAY || !holds(&mut e, ino, now) {
+    if secs().saturating_sub(e.attr.atime) >= ATIME_DAY {
+        return None;
+    }
+    if !now().is_some_and(|n| holds(&mut e, ino, n)) {
         return None;
     }
     let from = usize::try_from(off).unwrap_or(usize::MAX).min(len);
@@ -449,21 +461,31 @@ mod tests {
         };
         assert_eq!(keep(1, 77, &a, 10, &named), (true, None));
         log.record(11, Touched::Inodes(&[999]));
-        let read_all = |g| read(1, 4242, 1, now(g), 2_000, |b| b.len());
+        let read_all = |g| read(1, 4242, 1, || Some(now(g)), || 2_000, |b| b.len());
         keep_data(1, 4242, &a, 11, b"hello");
         assert_eq!(
             read_all(11),
             None,
             "bytes are kept once a file is read again"
         );
-        assert_eq!(open(1, 0, b"d/f", now(11)).map(|(fh, _, _)| fh), Some(77));
-        assert_eq!(open(2, 0, b"d/f", now(11)), None, "another mount");
-        assert_eq!(open(1, 0, b"d/g", now(11)), None, "another path");
-        assert_eq!(open(1, 7, b"d/f", now(11)), None, "another base");
+        assert_eq!(
+            open(1, 0, b"d/f", || Some(now(11))).map(|(fh, _, _)| fh),
+            Some(77)
+        );
+        assert_eq!(open(2, 0, b"d/f", || Some(now(11))), None, "another mount");
+        assert_eq!(open(1, 0, b"d/g", || Some(now(11))), None, "another path");
+        assert_eq!(open(1, 7, b"d/f", || Some(now(11))), None, "another base");
         keep_data(1, 4242, &a, 11, b"hello");
         assert_eq!(read_all(11), Some(4), "from offset 1");
         assert_eq!(
-            read(1, 4242, 1, now(11), 1_000 + ATIME_DAY, |b| b.len()),
+            read(
+                1,
+                4242,
+                1,
+                || Some(now(11)),
+                || 1_000 + ATIME_DAY,
+                |b| b.len()
+            ),
             None,
             "atime due"
         );
@@ -474,22 +496,22 @@ mod tests {
         assert_eq!(keep(1, 78, &a, 12, &named), (false, None));
         log.record(13, Touched::Inodes(&[4242]));
         assert_eq!(read_all(13), None, "it changed");
-        assert_eq!(open(1, 0, b"d/f", now(13)), None);
+        assert_eq!(open(1, 0, b"d/f", || Some(now(13))), None);
         assert!(
-            !unref(1, 4242, 77, Some(now(13))),
+            !unref(1, 4242, 77, || Some(now(13))),
             "one open file still uses it"
         );
         assert!(
-            unref(1, 4242, 77, Some(now(13))),
+            unref(1, 4242, 77, || Some(now(13))),
             "none does, and the file changed"
         );
-        assert!(unref(1, 4242, 76, Some(now(13))), "not the kept handle");
+        assert!(unref(1, 4242, 76, || Some(now(13))), "not the kept handle");
         assert_eq!(
             keep(1, 79, &a, 14, &named),
             (true, None),
             "the entry was let go"
         );
-        assert!(!unref(1, 4242, 79, Some(now(14))), "kept while it holds");
+        assert!(!unref(1, 4242, 79, || Some(now(14))), "kept while it holds");
         assert_eq!(forget(1, 4242), Some(79), "unlinked: let go");
         assert_eq!(forget(1, 4242), None);
         let big = attr(4243, DATA_MAX as u64 + 1);

@@ -183,28 +183,23 @@ impl Handler for Handlers<'_> {
         let len = self.bulk_len(req.len)?;
         let ino = self.store.handle_ino(fh)?;
         self.kernel.before_data(ino, req.offset, len.max(1) as u64);
-        // The read's own atime update first, then the stamp: after the
-        // kernel's pages went (if it held any), a page it takes from here
-        // on is a change (`Store::kernel_takes_pages`), and one it took
-        // before is seen below.
-        self.store.atime_for_read(fh)?;
-        let stamp = self.store.quiet_stamp();
+        // After the kernel's pages went (if it held any): a page it takes
+        // from here on is a change (`Store::kernel_takes_pages`), and one
+        // it took before is seen by `holds_pages`.
         let mut sink = BulkSink {
             area: &mut *self.bulk,
             len,
         };
-        let n = self.store.read_into(fh, req.offset, &mut sink)? as u64;
-        self.transferred.read = n;
-        let attr = stamp
-            .filter(|_| !self.kernel.holds_pages(ino))
-            .and_then(|_| self.store.getattr(ino).ok());
-        let stamp = self.kept(stamp.filter(|_| attr.is_some()));
+        let kernel = &self.kernel;
+        let (n, kept) = self
+            .store
+            .read_stamped(fh, req.offset, &mut sink, |ino| kernel.holds_pages(ino))?;
+        self.transferred.read = n as u64;
+        let (stamp, attr) = kept.map_or((0, WireAttr::default()), |(s, a)| (s, wire_attr(&a)));
         Ok(ReadOut {
-            count: n,
+            count: n as u64,
             stamp,
-            attr: attr
-                .filter(|_| stamp != 0)
-                .map_or_else(WireAttr::default, |a| wire_attr(&a)),
+            attr,
         })
     }
 

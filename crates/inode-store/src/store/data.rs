@@ -13,17 +13,6 @@ impl Store {
         change.touches(&[ino]);
     }
 
-    /// Updates the atime of the file behind `fh` as a read of it does
-    /// (relatime), so that a read right after changes nothing: its answer
-    /// can then be stamped (see the `generation` module).
-    pub fn atime_for_read(&self, fh: impl Into<FileRef>) -> Result<()> {
-        let (node, readable, _, _) = self.handle(fh)?;
-        if readable && node.kind != FileKind::Directory {
-            node.touch_atime(&node.st.read(), &self.gens);
-        }
-        Ok(())
-    }
-
     /// Reads at `offset`; short only at EOF. Takes no tree lock and only the
     /// file's read lock; allocates nothing.
     pub fn read(&self, fh: impl Into<FileRef>, offset: u64, buf: &mut [u8]) -> Result<usize> {
@@ -38,14 +27,7 @@ impl Store {
         offset: u64,
         buf: &mut (impl DataSink + ?Sized),
     ) -> Result<usize> {
-        let (node, readable, _, _) = self.handle(fh)?;
-        if node.kind == FileKind::Directory {
-            return Err(Errno::EISDIR);
-        }
-        if !readable {
-            return Err(Errno::EBADF);
-        }
-        check_span(offset, buf.len())?;
+        let node = self.node_to_read(fh, offset, buf.len())?;
         if buf.is_empty() {
             return Ok(0);
         }
@@ -53,6 +35,42 @@ impl Store {
         let n = st.file.read_at(offset, buf);
         node.touch_atime(&st, &self.gens);
         Ok(n)
+    }
+
+    /// [`Store::read_into`], with the stamp under which the bytes are the
+    /// file's and its attributes then (see the `generation` module), unless
+    /// a change was in progress or `kept_elsewhere` says the file's bytes
+    /// may be held outside the store (asked after the read). The read's own
+    /// atime update (relatime) comes first, so that it does not void them.
+    pub fn read_stamped(
+        &self,
+        fh: impl Into<FileRef>,
+        offset: u64,
+        buf: &mut (impl DataSink + ?Sized),
+        kept_elsewhere: impl FnOnce(Ino) -> bool,
+    ) -> Result<(usize, Option<(u64, Attr)>)> {
+        let node = self.node_to_read(fh, offset, buf.len())?;
+        node.touch_atime(&node.st.read(), &self.gens);
+        let stamp = self.quiet_stamp();
+        let (n, attr) = {
+            let st = node.st.read();
+            (st.file.read_at(offset, buf), node.attr_of(&st))
+        };
+        let stamp = stamp.filter(|&s| !kept_elsewhere(node.ino) && self.still_quiet(s));
+        Ok((n, stamp.map(|s| (s, attr))))
+    }
+
+    /// The node behind `fh`, if it may be read `len` bytes at `offset`.
+    fn node_to_read(&self, fh: impl Into<FileRef>, offset: u64, len: usize) -> Result<Arc<Node>> {
+        let (node, readable, _, _) = self.handle(fh)?;
+        if node.kind == FileKind::Directory {
+            return Err(Errno::EISDIR);
+        }
+        if !readable {
+            return Err(Errno::EBADF);
+        }
+        check_span(offset, len)?;
+        Ok(node)
     }
 
     /// Writes at `offset` (at EOF for O_APPEND handles). A write that runs

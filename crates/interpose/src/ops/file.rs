@@ -195,9 +195,9 @@ impl FileRef {
     /// [`Self::pread`] of kept bytes of file `ino` (see `filecache`), if
     /// they still hold; `total`: the bytes `iov` asks for.
     fn read_kept(&self, ino: u64, iov: &[libc::iovec], off: u64, total: usize) -> Option<R<usize>> {
-        let now = channel::now(self.mount)?;
+        let now = || channel::now(self.mount);
         let mut want = 0;
-        let put = filecache::read(self.mount, ino, off, now, sys::wall_secs(), |b| {
+        let put = filecache::read(self.mount, ino, off, now, sys::wall_secs, |b| {
             want = b.len().min(total);
             // SAFETY: `want` bytes of `b`.
             unsafe { iov_scatter(iov, 0, b.as_ptr(), want) }

@@ -140,8 +140,7 @@ fn open_kept(t: &Target, flags: c_int) -> Option<R<c_int>> {
     if !reads_only(flags) {
         return None;
     }
-    let now = channel::now(t.mount)?;
-    let (fh, attr, stamp) = filecache::open(t.mount, t.base, t.rel(), now)?;
+    let (fh, attr, stamp) = filecache::open(t.mount, t.base, t.rel(), || channel::now(t.mount))?;
     metacache::count(true);
     let out = ops::OpenOut {
         fh,

@@ -313,7 +313,7 @@ pub(crate) fn put(r: OfdRef) {
 /// An open file of inode `ino` is done with handle `fh`: the reference it
 /// held to the kept handle (`filecache`), or the handle itself.
 pub(crate) fn give_back(mount: usize, ino: u64, fh: u64) {
-    if filecache::unref(mount, ino, fh, channel::now(mount)) {
+    if filecache::unref(mount, ino, fh, || channel::now(mount)) {
         release(mount, fh);
     }
 }
