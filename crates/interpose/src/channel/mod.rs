@@ -334,7 +334,12 @@ fn acquire_slot(mount: usize) -> Result<Chan, ChanError> {
         // now 7: 23.9 -> 21.8 ms).
         let now = sys::monotonic_ns();
         let busy_long = n_live == 0 || now >= *busy_since.get_or_insert(now) + NEW_CHANNEL_AFTER_NS;
-        if n_live < all.cap() && !wait_first && busy_long {
+        // Channels being connected count against the cap too: threads that
+        // all found every channel busy at once would each connect one (the
+        // 20 threads of a `git status` on 2 CPUs made 7 under a cap of 3).
+        let connecting = |s: &&Slot| !live(s) && s.lock.load(Ordering::Relaxed) != 0;
+        let n_made = n_live + slots.iter().filter(connecting).count();
+        if n_made < all.cap() && !wait_first && busy_long {
             let free = slots
                 .iter()
                 .find_map(|s| match s.live.load(Ordering::Acquire) {

@@ -163,24 +163,25 @@ fn written(h: u64) -> bool {
     word.load(Ordering::Relaxed) & bit != 0
 }
 
-/// Answers kept so far, up to [`POPULATE_AFTER`].
-static KEPT: AtomicU64 = AtomicU64::new(0);
+/// Pages inserts have written so far, up to [`POPULATE_AFTER`].
+static PAGES_WRITTEN: AtomicU64 = AtomicU64::new(0);
 
-/// Answers a process keeps before its whole table is faulted in at once.
-/// Until then each page comes in at its first insert (see [`WRITTEN`]:
-/// before it was kept from lookups, a page first read by one faulted twice
-/// and was flushed from every CPU's TLB; with 20 threads `git status`
-/// spent 17% of its time there). A process that keeps this many answers
-/// is a heavy user (a tree walk, `find -exec stat`: 41.5 -> 34.6 ms over
-/// 10 000 files): one `MADV_POPULATE_WRITE` of the 4 MiB costs it less
-/// than its faults. Listings are kept apart (`listcache`) and count for
+/// Pages inserts fault in one by one before the whole table is faulted
+/// in at once. A single fault costs ~1.5 µs here, one
+/// `MADV_POPULATE_WRITE` of the table's 1 024 pages 500–750 µs (~0.55
+/// µs a page): populating pays off only for a process that goes on to
+/// write several hundred pages more, which one that already wrote a
+/// quarter of them usually does (a stat loop over 1 000 names, a tree
+/// walk's `find -exec stat`). Counted in pages written, not answers kept:
+/// answers land on random pages, and a `git status` keeping 20–80 (its
+/// 20 threads miss a few each before the sibling prefetch lists their
+/// directories) paid a whole populate, 1 ms of its 16, when 64 answers
+/// triggered it. Listings are kept apart (`listcache`) and count for
 /// nothing here, so a compiler that lists its project's directory stays
-/// below (when they counted, 64 made `make -j2` of 46 sources 600 -> 640
-/// ms), and a `cat` never comes near. At 256, a stat loop's second pass
-/// over 1 000 names, right after the kernel dropped its caches, ran at 180
-/// ns a stat instead of 133 (its first pass had faulted the table in page
-/// by page); `find -exec stat {} +` 30.2 -> 26.3 ms.
-const POPULATE_AFTER: u64 = 64;
+/// below, and a `cat` never comes near. (Before lookups skipped pages no
+/// insert wrote, see [`WRITTEN`], a page first read by one faulted
+/// twice and was flushed from every CPU's TLB.)
+const POPULATE_AFTER: u64 = PAGES as u64 / 4;
 
 fn table() -> Option<&'static [Entry; NENT]> {
     TABLE.get()
@@ -553,13 +554,11 @@ fn put(key: &Key<'_>, answer: &Answer, stamp: Stamp, evict_below: u64) {
     }
     // Release: the words above are visible before the even count.
     e.seq.store(s + 2, Ordering::Release);
-    if fresh {
-        let (word, bit) = page_bit(h);
-        word.fetch_or(bit, Ordering::Relaxed);
-    }
+    let (word, bit) = page_bit(h);
     // Relaxed: a count; exactly one insert sees POPULATE_AFTER.
-    if KEPT.load(Ordering::Relaxed) < POPULATE_AFTER
-        && KEPT.fetch_add(1, Ordering::Relaxed) + 1 == POPULATE_AFTER
+    if fresh
+        && word.fetch_or(bit, Ordering::Relaxed) & bit == 0
+        && PAGES_WRITTEN.fetch_add(1, Ordering::Relaxed) + 1 == POPULATE_AFTER
     {
         populate(t);
     }
