@@ -59,6 +59,15 @@ pub(super) unsafe fn stat_at(
         unsafe { real::fstatat()(d, q, st, flags) }
     };
     let nofollow = flags & libc::AT_SYMLINK_NOFOLLOW != 0;
+    if flags & !KNOWN_STAT_FLAGS == 0 {
+        if let Some((m, r)) = ops::stat_listed(dirfd, p, nofollow) {
+            return ret_int(
+                saved,
+                r.map_err(Fail::Errno)
+                    .and_then(|a| ops::fill_stat(st, &a, dev(m)).map(|()| 0)),
+            );
+        }
+    }
     let (q, raw) = match ops::stat_abs(p, nofollow) {
         Abs::Hit(m, r) => {
             return ret_int(
@@ -79,6 +88,11 @@ pub(super) unsafe fn stat_at(
         }
     }
 }
+
+/// The flags `fstatat` knows: with any other the kernel answers `EINVAL`,
+/// which only the full path reproduces.
+const KNOWN_STAT_FLAGS: c_int =
+    libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT | libc::AT_EMPTY_PATH;
 
 // Pre-2.33 binaries: `__xstat(ver, ...)`; the version is 1 (kernel layout)
 // on x86_64 and 0 on aarch64, both the layout of `struct stat`.

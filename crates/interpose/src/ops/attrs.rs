@@ -47,6 +47,52 @@ pub(crate) fn stat_path(t: &Target, nofollow: bool, raw: Option<&AbsPath>) -> R<
     })
 }
 
+/// `fstatat(dirfd, name)` (`nofollow`: with `AT_SYMLINK_NOFOLLOW`) of a
+/// plain name in a fast-path directory whose listing the process keeps:
+/// the listing's answer, with the mount's index, without resolving a path.
+/// A walk (`find`, `du`, `rm -r`, `chmod -R`: fts) stats every name it
+/// read relative to the directory's fd; through the full resolution each
+/// cost a copy of the name into a path buffer, the path's components
+/// checked and the listing found by its key (99 ns a name, hot, against
+/// 265 on tmpfs). `None` for anything else (a name with a `/`, `.` or
+/// `..`, an fd that is not a directory of this process's credentials, a
+/// name the listing does not answer): the full path takes it, and answers
+/// exactly as this would have.
+pub(crate) fn stat_listed(
+    dirfd: c_int,
+    p: *const c_char,
+    nofollow: bool,
+) -> Option<(usize, metacache::Answer)> {
+    if dirfd < 0 || !listcache::in_use() || !state::ready(super::fork::register_handlers) {
+        return None;
+    }
+    let mut copy = [MaybeUninit::<u8>::uninit(); libc::NAME_MAX as usize + 1];
+    let name = uaccess::strncpy_from_user(&mut copy, p).ok()?;
+    if matches!(name, b"" | b"." | b"..") || name.contains(&b'/') {
+        return None;
+    }
+    let r = FDS.get(dirfd)?;
+    let o = FDS.ofd(r.idx);
+    let found = (o.epoch.load(Ordering::Relaxed) == state::epoch() && o.is_dir())
+        .then(|| {
+            let mount = o.mount.load(Ordering::Relaxed) as usize;
+            let key = metacache::Key {
+                mount,
+                base: o.handle.load(Ordering::Relaxed),
+                path: name,
+                how: how(nofollow),
+            };
+            let now = channel::now(mount)?;
+            listcache::lookup(&key, o.ino.load(Ordering::Relaxed), now).map(|a| (mount, a))
+        })
+        .flatten();
+    put(r);
+    if found.is_some() {
+        metacache::count(true);
+    }
+    found
+}
+
 /// Keeps an open's attributes in its new OFD (not yet installed), as the
 /// answer of an `fstat` while nothing changes on the mount (`stamp`, 0:
 /// not to be kept). In the OFD, which the open has just written, rather
