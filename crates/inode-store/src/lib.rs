@@ -93,7 +93,7 @@ pub use crate::caps::Caps;
 pub use crate::generation::Generations;
 pub use crate::io::{DataSink, DataSource};
 pub use crate::pool::IDLE_DECAY;
-pub use store::{NodeImage, RestoreError, Snapshot, Store};
+pub use store::{NodeImage, RecordBatch, RestoreError, Snapshot, Store};
 
 /// Inode number.
 pub type Ino = u64;
@@ -333,6 +333,32 @@ impl Attr {
     pub fn mode(&self) -> u32 {
         self.kind.type_bits() | u32::from(self.perm)
     }
+
+    /// These attributes as the fast path's protocol carries them.
+    pub fn wire(&self) -> proto::WireAttr {
+        proto::WireAttr {
+            ino: self.ino,
+            size: self.size,
+            blocks: self.blocks,
+            atime: self.atime.sec,
+            mtime: self.mtime.sec,
+            ctime: self.ctime.sec,
+            atime_nsec: self.atime.nsec,
+            mtime_nsec: self.mtime.nsec,
+            ctime_nsec: self.ctime.nsec,
+            mode: self.mode(),
+            nlink: self.nlink,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: self.rdev,
+            blksize: self.blksize,
+            flags: if self.xattrs {
+                0
+            } else {
+                proto::WireAttr::NO_XATTRS
+            },
+        }
+    }
 }
 
 /// A time to set with [`Store::setattr`].
@@ -440,6 +466,44 @@ pub struct DirEntry<'a> {
     pub name: &'a [u8],
     /// Attributes, in a listing with them ([`Store::readdir_plus`]).
     pub attr: Option<Attr>,
+}
+
+impl DirEntry<'_> {
+    /// Appends this entry to `out` as a record of the fast path's listings:
+    /// a `proto::DirEntryHeader`, the attributes if any (a
+    /// `proto::WireAttr`), the name and zeros up to the next 8-byte
+    /// boundary.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let head = proto::DirEntryHeader {
+            ino: self.ino,
+            next: self.next,
+            kind: self.kind.dtype(),
+            name_len: self.name.len() as u16,
+            ..Default::default()
+        };
+        let start = out.len();
+        out.extend_from_slice(proto::bytes_of(&head));
+        if let Some(attr) = &self.attr {
+            out.extend_from_slice(proto::bytes_of(&attr.wire()));
+        }
+        out.extend_from_slice(self.name);
+        out.resize(start + self.record_len(), 0);
+    }
+
+    /// The length of its record (see [`DirEntry::encode`]).
+    pub fn record_len(&self) -> usize {
+        let attr = if self.attr.is_some() {
+            size_of::<proto::WireAttr>()
+        } else {
+            0
+        };
+        proto::DirEntryHeader::record_len(attr + self.name.len())
+    }
+
+    /// The length of its record without attributes.
+    pub fn plain_len(&self) -> usize {
+        proto::DirEntryHeader::record_len(self.name.len())
+    }
 }
 
 /// Where written bytes went (O_APPEND handles write at EOF).

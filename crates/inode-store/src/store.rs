@@ -28,6 +28,7 @@ mod readdir;
 mod tree;
 mod xattr;
 pub use image::{NodeImage, RestoreError, Snapshot};
+pub use readdir::RecordBatch;
 
 use crate::acl;
 use crate::file::FileData;
@@ -275,6 +276,20 @@ impl DirCursor {
             });
             self.reread = Some(map.collect());
         }
+    }
+
+    /// Whether nothing was handed out through this handle yet.
+    fn fresh(&self) -> bool {
+        self.ends.is_empty() && self.reread.is_none()
+    }
+
+    /// Hands out names `names` (end to end, each ending at an offset of
+    /// `ends`) after those handed out before, as [`DirCursor::cookie_of`]
+    /// would one by one.
+    fn hand_out(&mut self, names: &[u8], ends: impl Iterator<Item = usize>) {
+        let base = self.names.len();
+        self.names.extend_from_slice(names);
+        self.ends.extend(ends.map(|e| base + e));
     }
 
     /// The cookie of `name`, given it on first use.

@@ -12,6 +12,8 @@
 //! be stale.
 
 use super::*;
+use proto::{DirEntryHeader, WireAttr};
+use std::sync::OnceLock;
 
 /// Directories kept at once (by inode number, one per slot).
 const SLOTS: usize = 1024;
@@ -28,6 +30,42 @@ pub(super) struct Listing {
     names: Vec<u8>,
     /// Per entry: where its name ends, and what it lists.
     entries: Vec<(usize, Attr)>,
+    /// Bytes [`Listing::records`] takes.
+    record_bytes: usize,
+    /// The named entries as the fast path's records, made on first use.
+    records: OnceLock<Records>,
+}
+
+/// A listing's named entries ("." and ".." excluded) encoded as the fast
+/// path hands them out from the start of a fresh handle (see
+/// [`DirEntry::encode`], with attributes), so that a listing handed out
+/// again is one copy instead of a record made per entry.
+pub(super) struct Records {
+    bytes: Vec<u8>,
+    /// Per entry: where its record ends, and the plain bytes (records
+    /// without attributes) up to its end.
+    ends: Vec<(u32, u32)>,
+}
+
+impl Records {
+    /// How many of the first entries fit `room` bytes of records and
+    /// `plain_room` bytes of plain ones, and the bytes of their records.
+    pub(super) fn fitting(&self, room: usize, plain_room: usize) -> (usize, usize) {
+        let n = self
+            .ends
+            .partition_point(|&(end, plain)| end as usize <= room && plain as usize <= plain_room);
+        (n, n.checked_sub(1).map_or(0, |i| self.ends[i].0 as usize))
+    }
+
+    /// The records of the first entries, `len` bytes.
+    pub(super) fn bytes(&self, len: usize) -> &[u8] {
+        &self.bytes[..len]
+    }
+
+    /// The plain bytes of the first `n` entries.
+    pub(super) fn plain(&self, n: usize) -> usize {
+        n.checked_sub(1).map_or(0, |i| self.ends[i].1 as usize)
+    }
 }
 
 impl Listing {
@@ -38,12 +76,51 @@ impl Listing {
             stamp,
             names: Vec::with_capacity(name_bytes),
             entries: Vec::with_capacity(entries),
+            record_bytes: 0,
+            records: OnceLock::new(),
         }
     }
 
     pub(super) fn push(&mut self, name: &[u8], attr: Attr) {
         self.names.extend_from_slice(name);
         self.entries.push((self.names.len(), attr));
+        if self.entries.len() > 2 {
+            self.record_bytes += DirEntryHeader::record_len(size_of::<WireAttr>() + name.len());
+        }
+    }
+
+    /// The named entries as records (see [`Records`]): cookie
+    /// `FIRST_NAME_COOKIE + i` after the `i`th, as a fresh handle's cursor
+    /// numbers them.
+    pub(super) fn records(&self) -> &Records {
+        self.records.get_or_init(|| {
+            let mut bytes = Vec::with_capacity(self.record_bytes);
+            let mut ends = Vec::with_capacity(self.len().saturating_sub(2));
+            let mut plain = 0;
+            for i in 2..self.len() {
+                let (name, attr) = self.get(i);
+                let e = DirEntry {
+                    ino: attr.ino,
+                    next: FIRST_NAME_COOKIE + (i - 2) as u64,
+                    kind: attr.kind,
+                    name,
+                    attr: Some(*attr),
+                };
+                e.encode(&mut bytes);
+                plain += e.plain_len();
+                ends.push((bytes.len() as u32, plain as u32));
+            }
+            Records { bytes, ends }
+        })
+    }
+
+    /// The names of entries `2..2 + n` end to end, and where each ends in
+    /// that run.
+    pub(super) fn named(&self, n: usize) -> (&[u8], impl Iterator<Item = usize> + '_) {
+        let start = self.entries.get(1).map_or(0, |e| e.0);
+        let end = self.entries.get(1 + n).map_or(start, |e| e.0);
+        let ends = self.entries[2..2 + n].iter().map(move |e| e.0 - start);
+        (&self.names[start..end], ends)
     }
 
     pub(super) fn len(&self) -> usize {
@@ -73,7 +150,9 @@ impl Listing {
     }
 
     fn bytes(&self) -> usize {
-        self.names.capacity() + self.entries.capacity() * size_of::<(usize, Attr)>()
+        self.names.capacity()
+            + self.entries.capacity() * (size_of::<(usize, Attr)>() + size_of::<(u32, u32)>())
+            + self.record_bytes
     }
 }
 

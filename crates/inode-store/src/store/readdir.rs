@@ -5,6 +5,31 @@ use super::listings::{self, Listing};
 use super::*;
 use proto::changes::LISTED;
 
+/// A batch of a kept listing's records (see [`Store::readdir_records`]).
+pub struct RecordBatch {
+    /// The records of "." and "..".
+    head: Vec<u8>,
+    listing: Arc<Listing>,
+    /// Bytes of the named entries' records.
+    bytes: usize,
+    /// Entries in the batch, "." and ".." included.
+    pub entries: usize,
+    /// Bytes the batch's records take without attributes.
+    pub plain: usize,
+    /// Whether the batch ends the listing.
+    pub complete: bool,
+    /// The generation every entry of the batch holds under, as
+    /// [`Store::readdir_stamped`] tells it.
+    pub stamp: Option<u64>,
+}
+
+impl RecordBatch {
+    /// The records, in two parts: "." and "..", then the named entries.
+    pub fn records(&self) -> [&[u8]; 2] {
+        [&self.head, self.listing.records().bytes(self.bytes)]
+    }
+}
+
 /// One entry of a batch: inode, type, attributes (with `plus`).
 type Listed = (Ino, FileKind, Option<Attr>);
 
@@ -176,6 +201,85 @@ impl Store {
                 return Ok(stamp.filter(|&s| self.still_quiet(s)));
             }
         }
+    }
+
+    /// The entries of handle `fh`'s directory from its start, with their
+    /// attributes, as the fast path's records (see [`DirEntry::encode`]),
+    /// when the listing is kept (see `listings`) and nothing was read
+    /// through the handle yet: "." and ".." (whose records the caller
+    /// makes: ".." with its attributes as they stand now), then the named
+    /// entries whose records fit `room` bytes and whose plain records fit
+    /// `plain_room` bytes, in one copy. `None`: list with
+    /// [`Store::readdir_stamped`], which hands out the same.
+    pub fn readdir_records(
+        &self,
+        fh: Fh,
+        room: usize,
+        plain_room: usize,
+    ) -> Result<Option<RecordBatch>> {
+        let (node, cursor) = {
+            let h = self.handles.read();
+            let h = h.get(&fh).ok_or(Errno::EBADF)?;
+            match &h.kind {
+                HandleKind::Dir(cur) => (h.node.clone(), cur.clone()),
+                HandleKind::File { .. } => return Err(Errno::ENOTDIR),
+            }
+        };
+        if !cursor.lock().fresh() {
+            return Ok(None);
+        }
+        let Some((listing, stamp)) = self.whole_listing(&node, true, &Pos::Start)? else {
+            return Ok(None);
+        };
+        if listing.len() < 2 {
+            return Ok(None);
+        }
+        let dot = *listing.get(0).1;
+        let kept_dotdot = *listing.get(1).1;
+        let dotdot = self
+            .tree
+            .read()
+            .node(kept_dotdot.ino)
+            .map_or(kept_dotdot, |n| n.attr());
+        let dots =
+            [(b".".as_slice(), dot, 1), (b"..".as_slice(), dotdot, 2)].map(|(name, attr, next)| {
+                DirEntry {
+                    ino: attr.ino,
+                    next,
+                    kind: attr.kind,
+                    name,
+                    attr: Some(attr),
+                }
+            });
+        let dots_len: usize = dots.iter().map(DirEntry::record_len).sum();
+        let dots_plain: usize = dots.iter().map(DirEntry::plain_len).sum();
+        let (Some(room), Some(plain_room)) = (
+            room.checked_sub(dots_len),
+            plain_room.checked_sub(dots_plain),
+        ) else {
+            return Ok(None);
+        };
+        let mut cur = cursor.lock();
+        if !cur.fresh() {
+            return Ok(None);
+        }
+        let (named, bytes) = listing.records().fitting(room, plain_room);
+        let (names, ends) = listing.named(named);
+        cur.hand_out(names, ends);
+        drop(cur);
+        let mut head = Vec::with_capacity(dots_len);
+        for e in &dots {
+            e.encode(&mut head);
+        }
+        Ok(Some(RecordBatch {
+            complete: named + 2 == listing.len(),
+            plain: dots_plain + listing.records().plain(named),
+            entries: named + 2,
+            head,
+            bytes,
+            listing,
+            stamp: Some(stamp).filter(|&s| self.still_quiet(s)),
+        }))
     }
 
     /// The listing of directory `node` as it stands, kept or made now (a

@@ -7,7 +7,7 @@ use proto::ops::{
     decode_reply, dispatch, encode_request, Failure, Malformed, Operation, ReplyError, MAX_REPLY,
     MAX_REQUEST,
 };
-use proto::{decode, SetAttrReq, PATH_MAX};
+use proto::{bytes_of, decode, DirEntryHeader, SetAttrReq, PATH_MAX};
 use std::cell::RefCell;
 
 /// An ordinary user with no supplementary groups.
@@ -395,6 +395,81 @@ fn readdir_lists_in_bulk_records() {
         off += DirEntryHeader::record_len(e.name_len as usize);
     }
     assert_eq!(names, [".", "..", "a", "b", "c"]);
+}
+
+/// Records of a readdirplus batch in the bulk area: (name, cookie after
+/// it, its attributes).
+fn plus_records(bulk: &[u8], bytes: u64) -> Vec<(String, u64, proto::WireAttr)> {
+    let (mut out, mut off) = (Vec::new(), 0);
+    let al = size_of::<proto::WireAttr>();
+    while off < bytes as usize {
+        let e: DirEntryHeader = decode(&bulk[off..]).unwrap();
+        let at = off + size_of::<DirEntryHeader>();
+        let attr: proto::WireAttr = decode(&bulk[at..]).unwrap();
+        let name = &bulk[at + al..at + al + e.name_len as usize];
+        out.push((String::from_utf8(name.to_vec()).unwrap(), e.next, attr));
+        off += DirEntryHeader::record_len(al + e.name_len as usize);
+    }
+    out
+}
+
+#[test]
+fn a_kept_listing_hands_out_what_a_listing_made_entry_by_entry_does() {
+    let mut f = Fixture::new();
+    let c = f.clients.join(1, 0, Creds::root()).unwrap();
+    f.call(&c, mkdir(0o755), b"d", b"").unwrap();
+    let mknod = ops::Mknod {
+        mode: libc::S_IFREG | 0o644,
+        ..Default::default()
+    };
+    for i in 0..40 {
+        f.call(&c, mknod, format!("d/f{i:02}").as_bytes(), b"")
+            .unwrap();
+    }
+    let open = ops::Open {
+        flags: (libc::O_RDONLY | libc::O_DIRECTORY) as u32,
+        ..Default::default()
+    };
+    let list = |f: &mut Fixture, fh, cookie, max| {
+        let req = ops::Readdir {
+            fh,
+            cookie,
+            max,
+            plus: 1,
+            _pad: 0,
+        };
+        let (out, _) = f.call(&c, req, b"", b"").unwrap();
+        (plus_records(&f.bulk, out.bytes), out.eof)
+    };
+    // Whole, from a fresh handle: the kept listing's records.
+    let (a, _) = f.call(&c, open, b"d", b"").unwrap();
+    let (whole, eof) = list(&mut f, a.fh, 0, 0);
+    assert_eq!((whole.len(), eof), (42, 1));
+    // In parts: the first from the kept records, the rest made entry by
+    // entry after its last cookie; then again from the start through the
+    // same handle (made entry by entry, the cookies kept).
+    let (b, _) = f.call(&c, open, b"d", b"").unwrap();
+    let (mut parts, eof) = list(&mut f, b.fh, 0, 200);
+    assert_eq!(eof, 0);
+    assert!((3..42).contains(&parts.len()), "{}", parts.len());
+    while parts.len() < 42 {
+        let (more, _) = list(&mut f, b.fh, parts.last().unwrap().1, 200);
+        assert!(!more.is_empty());
+        parts.extend(more);
+    }
+    let (again, _) = list(&mut f, b.fh, 0, 0);
+    // Cookies are the handle's own (an entry a full batch could not take
+    // may be numbered twice); names and attributes are the listing's.
+    let key = |v: &[(String, u64, proto::WireAttr)]| {
+        v.iter()
+            .map(|(n, _, a)| (n.clone(), a.ino, a.mode, a.size, a.nlink, a.flags))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(key(&parts), key(&whole));
+    assert_eq!(key(&again), key(&whole));
+    let cookies: Vec<u64> = whole.iter().map(|e| e.1).collect();
+    assert_eq!(cookies, (1..=42).collect::<Vec<u64>>());
+    assert_eq!(whole[2].0, "f00");
 }
 
 #[test]
