@@ -744,6 +744,17 @@ operations! {
         /// `O_NOFOLLOW`, `O_NOATIME` or 0 (any other bit is ignored).
         pub flags: u32,
     } -> OpenListOut;
+
+    /// [`OpenList`] of a listing wanted for the caches only (the sibling
+    /// prefetch): the handle it opens is released before the reply, which
+    /// a later `Release` request and the wait for a channel to send it on
+    /// cost the client otherwise.
+    List = 32, fn list, paths 1, {
+        /// Directory `path` is relative to.
+        pub base: u64,
+        /// As [`Readdir::max`].
+        pub max: u64,
+    } -> ListOut;
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use inode_store::{Attr, Errno, Fh, FileKind, Ino, SetAttr, Store, TimeSet, Timespec, ROOT_INO};
 use proto::ops::{
-    self, AttrOut, CountOut, Done, Handler, OffsetOut, OpenListOut, OpenOut, Paths, Payload,
-    ReadOut, ReaddirOut, RemovedOut, StatOut, StatfsOut, WriteOut,
+    self, AttrOut, CountOut, Done, Handler, ListOut, OffsetOut, OpenListOut, OpenOut, Paths,
+    Payload, ReadOut, ReaddirOut, RemovedOut, StatOut, StatfsOut, WriteOut,
 };
 use proto::{set, WireAttr, WireStatFs};
 
@@ -305,6 +305,22 @@ impl Handler for Handlers<'_> {
         };
         let list = self.readdir(&list, none, out).unwrap_or_default();
         Ok(OpenListOut { open, list })
+    }
+
+    fn list(&mut self, req: &ops::List, p: Paths<'_>, out: &mut Payload<'_>) -> OpResult<ListOut> {
+        let open_list = ops::OpenList {
+            base: req.base,
+            max: req.max,
+            plus: 1,
+            flags: 0,
+        };
+        let OpenListOut { open, list } = self.open_list(&open_list, p, out)?;
+        self.client.release(self.store, open.fh)?;
+        Ok(ListOut {
+            ino: open.attr.ino,
+            stamp: open.stamp,
+            list,
+        })
     }
 
     fn access(&mut self, req: &ops::Access, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<Done> {

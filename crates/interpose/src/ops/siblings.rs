@@ -19,12 +19,12 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use proto::ops::{OpenList, OpenListOut};
+use proto::ops::{List, ListOut};
 
 use crate::channel;
 use crate::listing::{self, Named};
 
-use super::{release, Target};
+use super::Target;
 
 /// Directories followed at once (by the hash of their key).
 const SLOTS: usize = 64;
@@ -121,38 +121,34 @@ fn list(mount: usize, base: u64, dir: &[u8]) -> Option<bool> {
     None
 }
 
-/// One `OpenList` with attributes of `path` (`dir` relative to `base`),
-/// its entries kept in the cache as answers for `dir`'s paths if nothing
-/// changed since the open; then whether they were the whole directory.
+/// One [`List`] of `path` (`dir` relative to `base`), its entries kept in
+/// the cache as answers for `dir`'s paths if nothing changed since the
+/// open; then whether they were the whole directory.
 fn list_once(mount: usize, base: u64, dir: &[u8], path: &[u8]) -> Option<bool> {
     let mut ch = channel::acquire(mount).ok()?;
     let (_, blen) = ch.bulk();
-    let req = OpenList {
+    let req = List {
         base,
         max: BATCH.min(blen as u64),
-        plus: 1,
-        flags: 0,
     };
     let mut reply = [0u8; channel::REPLY_BUF];
-    let (out, _): (OpenListOut, _) = ch.call(&req, path, b"", &mut reply).ok()?;
-    let OpenListOut { open, list } = out;
-    let named = Named::new(base, dir, open.stamp);
-    let kept =
-        (list.stamp != 0 && named.as_ref().is_some_and(|n| n.stamp() == list.stamp)).then(|| {
+    let (out, _): (ListOut, _) = ch.call(&req, path, b"", &mut reply).ok()?;
+    let ListOut { ino, stamp, list } = out;
+    let named = Named::new(base, dir, stamp);
+    named
+        .filter(|n| list.stamp != 0 && n.stamp() == list.stamp)
+        .map(|named| {
             let records = ch.bulk_reply(list.bytes);
             listing::keep(
                 mount,
-                Some(open.attr.ino),
-                named.as_ref(),
+                Some(ino),
+                Some(&named),
                 records,
                 list.stamp,
                 (true, list.eof == 1),
             );
             list.eof == 1
-        });
-    drop(ch);
-    release(mount, open.fh);
-    kept
+        })
 }
 
 /// FNV-1a of the directory's key (never 0, the empty slot).

@@ -135,6 +135,17 @@ wire_structs! {
         pub list: ReaddirOut,
     }
 
+    /// Reply to [`List`].
+    pub struct ListOut {
+        /// The directory's inode number.
+        pub ino: u64,
+        /// The generation the open's lookup of `path` holds under, as
+        /// [`OpenOut::stamp`].
+        pub stamp: u64,
+        /// The listing, with attributes, as [`Readdir`] answers it.
+        pub list: ReaddirOut,
+    }
+
     /// Reply to [`Lseek`].
     pub struct OffsetOut {
         /// The resulting file position.

@@ -58,7 +58,7 @@ impl Handler for Echo {
         getxattr: Getxattr -> CountOut, setxattr: Setxattr -> Done,
         listxattr: Listxattr -> CountOut, removexattr: Removexattr -> Done,
         drop_handle_name: DropHandleName -> Done, dir_path: DirPath -> Done,
-        open_list: OpenList -> OpenListOut,
+        open_list: OpenList -> OpenListOut, list: List -> ListOut,
         set_noatime: SetNoatime -> Done, kernel_open: KernelOpen -> Done,
     }
 }

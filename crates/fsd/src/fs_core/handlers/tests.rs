@@ -473,6 +473,33 @@ fn a_kept_listing_hands_out_what_a_listing_made_entry_by_entry_does() {
 }
 
 #[test]
+fn a_listing_for_the_caches_leaves_no_handle_open() {
+    let mut f = Fixture::new();
+    let c = f.clients.join(1, 0, Creds::root()).unwrap();
+    f.call(&c, mkdir(0o755), b"d", b"").unwrap();
+    let mknod = ops::Mknod {
+        mode: libc::S_IFREG | 0o644,
+        ..Default::default()
+    };
+    f.call(&c, mknod, b"d/a", b"").unwrap();
+    let list = ops::List { base: 0, max: 0 };
+    for _ in 0..3 {
+        let (out, _) = f.call(&c, list, b"d", b"").unwrap();
+        assert_eq!((out.list.entries, out.list.eof), (3, 1));
+        let names: Vec<String> = plus_records(&f.bulk, out.list.bytes)
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(names, [".", "..", "a"]);
+        assert_ne!(out.ino, 0);
+    }
+    assert_eq!(f.clients.summary(), (1, 0));
+    assert_eq!(f.status(&c, list, b"d/a", b""), -libc::ENOTDIR);
+    assert_eq!(f.status(&c, list, b"nope", b""), -libc::ENOENT);
+    assert_eq!(f.clients.summary(), (1, 0));
+}
+
+#[test]
 fn malformed_requests_are_rejected() {
     let mut f = Fixture::new();
     let c = f.clients.join(1, 0, Creds::root()).unwrap();
