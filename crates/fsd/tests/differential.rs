@@ -84,10 +84,7 @@ fn differential(uid: Option<u32>, preload: bool, name: &str) {
             }
         }
     }
-    // Documented gap of the fast path (the compatibility work migrates such
-    // fds to the kernel): mmap of a fast-path fd fails loudly with EBADF, so
-    // the preloaded run leaves that section out, on both sides.
-    let skip: &[&str] = if preload { &["mmap"] } else { &[] };
+    let skip: &[&str] = &[];
     let tmp = TmpfsGuard::new(SIZE);
     let reference = run_suite(tmp.path(), uid, &[], skip);
     let bt = BtfuseGuard::new(SIZE);

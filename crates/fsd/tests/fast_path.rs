@@ -508,3 +508,63 @@ fn exited_clients_leave_nothing_behind_in_the_daemon() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_small_private_mapping_is_a_copy_of_what_the_file_holds() {
+    let test = "a_small_private_mapping_is_a_copy_of_what_the_file_holds";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("64M");
+    let m = bt.path();
+    let bytes = |n: usize| (0..n).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>();
+    std::fs::write(m.join("small"), bytes(200)).unwrap();
+    std::fs::write(m.join("two-pages"), bytes(5000)).unwrap();
+    std::fs::write(m.join("large"), bytes(100 * 1024)).unwrap();
+    let script = r#"
+import mmap, os, sys
+d = sys.argv[1]
+def mapped(name, offset=0, length=0, mode=os.O_RDONLY, **kw):
+    fd = os.open(os.path.join(d, name), mode)
+    try:
+        with mmap.mmap(fd, length, offset=offset, **kw) as m:
+            return m[:]
+    finally:
+        os.close(fd)
+def held(name):
+    with open(os.path.join(d, name), "rb") as f:
+        return f.read()
+private = dict(flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
+print(mapped("small", **private) == held("small"))
+print(mapped("two-pages", offset=4096, **private) == held("two-pages")[4096:])
+print(mapped("large", **private) == held("large"))
+# Copy-on-write: the mapping changes, the file does not.
+fd = os.open(os.path.join(d, "small"), os.O_RDWR)
+with mmap.mmap(fd, 0, access=mmap.ACCESS_COPY) as m:
+    m[0:4] = b"COPY"
+    print(m[:4], held("small")[:4] == bytes([0, 7, 14, 21]))
+os.close(fd)
+# A file opened for writing only cannot be mapped for reading.
+try:
+    mapped("small", length=200, mode=os.O_WRONLY, **private)
+    print("mapped")
+except OSError as e:
+    print(e.errno == 13)
+"#;
+    let reopened = || fast_path_count(m, "drop_handle_name");
+    let before = reopened();
+    let out = preloaded_python_ok(&lib, script, m);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["True", "True", "True", "b'COPY' True", "True"],
+        "{out}"
+    );
+    // The small mappings were copies; the large one went through the
+    // kernel (its file reopened by the reserved name, then dropped), and
+    // so did the write-only open's refused one.
+    let through_kernel = reopened() - before;
+    assert!(
+        (1..=2).contains(&through_kernel),
+        "{through_kernel} reopened"
+    );
+}

@@ -1056,6 +1056,14 @@ def sec_mmap(R):
         os.close(fd)
         return [a.decode(), b.decode(), rd("mm/f")]
     R.do("mmap_shared_write", ["mm/f"], mm)
+    def mm_private():
+        fd = os.open("mm/f", os.O_RDONLY)
+        m = mmap.mmap(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
+        a = m[:]
+        m.close()
+        os.close(fd)
+        return [len(a), a[:5].decode(), a[-2:].decode()]
+    R.do("mmap_private_read", ["mm/f"], mm_private)
 
 
 def sec_many(R):

@@ -213,8 +213,8 @@ pub(super) unsafe fn fcntl_impl(
 
 // ---- calls only the kernel can serve ---------------------------------------
 //
-// mmap, locks, ioctl, sendfile, splice on a fast-path fd: the file first
-// becomes kernel-backed (a real kernel fd on the FUSE mount, same offset,
+// mmap (but a small private one, see `ops::private_copy`), locks, ioctl,
+// sendfile, splice on a fast-path fd: the file first becomes kernel-backed (a real kernel fd on the FUSE mount, same offset,
 // see `ops::upgrade`), then the real function runs on it. The data calls the
 // library catches keep using the fast path afterwards.
 
@@ -228,6 +228,13 @@ pub(super) unsafe fn mmap(
     off: off_t,
 ) -> *mut c_void {
     if flags & libc::MAP_ANONYMOUS == 0 {
+        if let Some(Ok(f)) = ops::file(fd) {
+            let saved = errno();
+            if let Some(map) = ops::private_copy(&f, addr, len, prot, flags, off) {
+                set_errno(saved);
+                return map;
+            }
+        }
         if let Err(e) = ops::kernel_fd(fd) {
             set_errno(e);
             return libc::MAP_FAILED;

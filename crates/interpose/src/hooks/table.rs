@@ -219,7 +219,7 @@ hooks! {
     fn dup2(old: c_int, new: c_int) -> c_int => kernel::dup2;
     /// `dup3(2)`: the new fd shares the fast-path open file; onto 0..=2 the file becomes kernel-backed first.
     fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int => kernel::dup3_impl(old, new, flags, || real::dup3()(old, new, flags));
-    /// `mmap(2)`: a fast-path fd becomes kernel-backed first, then libc's maps it.
+    /// `mmap(2)`: a small private mapping of a fast-path file is a copy (`ops::private_copy`); otherwise the fd becomes kernel-backed first, then libc's maps it.
     fn mmap(addr: *mut c_void, len: size_t, prot: c_int, flags: c_int, fd: c_int, off: off_t) -> *mut c_void => kernel::mmap;
     /// Large-file alias of [`mmap()`]: the same function on the supported 64-bit targets (one `off_t`, one `struct stat` layout).
     fn mmap64(addr: *mut c_void, len: size_t, prot: c_int, flags: c_int, fd: c_int, off: off64_t) -> *mut c_void => mmap(addr, len, prot, flags, fd, off);

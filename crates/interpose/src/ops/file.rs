@@ -65,7 +65,7 @@ impl FileRef {
     pub(crate) fn is_dir(&self) -> bool {
         self.flags & KIND_DIR != 0
     }
-    fn readable(&self) -> bool {
+    pub(crate) fn readable(&self) -> bool {
         (self.flags as i32 & libc::O_ACCMODE) != libc::O_WRONLY
     }
     fn writable(&self) -> bool {

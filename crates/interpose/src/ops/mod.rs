@@ -22,6 +22,7 @@ mod file;
 mod fork;
 mod handoff;
 mod located;
+mod mapcopy;
 mod siblings;
 mod xattr;
 
@@ -29,9 +30,10 @@ pub(crate) use attrs::*;
 pub(crate) use file::*;
 pub(crate) use handoff::*;
 pub(crate) use located::*;
+pub(crate) use mapcopy::private_copy;
 pub(crate) use xattr::*;
 
-use core::ffi::{c_char, c_int};
+use core::ffi::{c_char, c_int, c_void};
 use core::mem::{size_of, MaybeUninit};
 use core::sync::atomic::{AtomicI32, Ordering};
 
