@@ -92,14 +92,7 @@ impl Store {
         plus: bool,
         mut f: impl FnMut(&DirEntry<'_>) -> bool,
     ) -> Result<Option<u64>> {
-        let (node, cursor) = {
-            let h = self.handles.read();
-            let h = h.get(&fh).ok_or(Errno::EBADF)?;
-            match &h.kind {
-                HandleKind::Dir(cur) => (h.node.clone(), cur.clone()),
-                HandleKind::File { .. } => return Err(Errno::ENOTDIR),
-            }
-        };
+        let (node, cursor) = self.dir_handle(fh)?;
         let ino = node.ino;
         let mut pos = match offset {
             0 => {
@@ -217,14 +210,7 @@ impl Store {
         room: usize,
         plain_room: usize,
     ) -> Result<Option<RecordBatch>> {
-        let (node, cursor) = {
-            let h = self.handles.read();
-            let h = h.get(&fh).ok_or(Errno::EBADF)?;
-            match &h.kind {
-                HandleKind::Dir(cur) => (h.node.clone(), cur.clone()),
-                HandleKind::File { .. } => return Err(Errno::ENOTDIR),
-            }
-        };
+        let (node, cursor) = self.dir_handle(fh)?;
         if !cursor.lock().fresh() {
             return Ok(None);
         }
@@ -280,6 +266,16 @@ impl Store {
             listing,
             stamp: Some(stamp).filter(|&s| self.still_quiet(s)),
         }))
+    }
+
+    /// The directory and the cursor of directory handle `fh`.
+    fn dir_handle(&self, fh: Fh) -> Result<(Arc<Node>, Arc<Mutex<DirCursor>>)> {
+        let h = self.handles.read();
+        let h = h.get(&fh).ok_or(Errno::EBADF)?;
+        match &h.kind {
+            HandleKind::Dir(cur) => Ok((h.node.clone(), cur.clone())),
+            HandleKind::File { .. } => Err(Errno::ENOTDIR),
+        }
     }
 
     /// The listing of directory `node` as it stands, kept or made now (a

@@ -9,6 +9,7 @@ use proto::ops::{
 };
 use proto::{bytes_of, decode, DirEntryHeader, SetAttrReq, PATH_MAX};
 use std::cell::RefCell;
+use std::sync::Arc;
 
 /// An ordinary user with no supplementary groups.
 fn user1000() -> Creds {
@@ -361,8 +362,9 @@ fn a_final_dot_is_not_its_directory() {
     assert_eq!(f.status(&c, rmdir, b"./d/", b""), 0);
 }
 
-#[test]
-fn readdir_lists_in_bulk_records() {
+/// A fixture whose root client (returned) made directory `d` holding
+/// empty files `names`.
+fn dir_of_files(names: impl IntoIterator<Item = impl AsRef<str>>) -> (Fixture, Arc<Client>) {
     let mut f = Fixture::new();
     let c = f.clients.join(1, 0, Creds::root()).unwrap();
     f.call(&c, mkdir(0o755), b"d", b"").unwrap();
@@ -370,10 +372,16 @@ fn readdir_lists_in_bulk_records() {
         mode: libc::S_IFREG | 0o644,
         ..Default::default()
     };
-    for name in ["b", "a", "c"] {
-        f.call(&c, mknod, format!("d/{name}").as_bytes(), b"")
+    for name in names {
+        f.call(&c, mknod, format!("d/{}", name.as_ref()).as_bytes(), b"")
             .unwrap();
     }
+    (f, c)
+}
+
+#[test]
+fn readdir_lists_in_bulk_records() {
+    let (mut f, c) = dir_of_files(["b", "a", "c"]);
     let open = ops::Open {
         flags: (libc::O_RDONLY | libc::O_DIRECTORY) as u32,
         ..Default::default()
@@ -415,17 +423,7 @@ fn plus_records(bulk: &[u8], bytes: u64) -> Vec<(String, u64, proto::WireAttr)> 
 
 #[test]
 fn a_kept_listing_hands_out_what_a_listing_made_entry_by_entry_does() {
-    let mut f = Fixture::new();
-    let c = f.clients.join(1, 0, Creds::root()).unwrap();
-    f.call(&c, mkdir(0o755), b"d", b"").unwrap();
-    let mknod = ops::Mknod {
-        mode: libc::S_IFREG | 0o644,
-        ..Default::default()
-    };
-    for i in 0..40 {
-        f.call(&c, mknod, format!("d/f{i:02}").as_bytes(), b"")
-            .unwrap();
-    }
+    let (mut f, c) = dir_of_files((0..40).map(|i| format!("f{i:02}")));
     let open = ops::Open {
         flags: (libc::O_RDONLY | libc::O_DIRECTORY) as u32,
         ..Default::default()
@@ -474,14 +472,7 @@ fn a_kept_listing_hands_out_what_a_listing_made_entry_by_entry_does() {
 
 #[test]
 fn a_listing_for_the_caches_leaves_no_handle_open() {
-    let mut f = Fixture::new();
-    let c = f.clients.join(1, 0, Creds::root()).unwrap();
-    f.call(&c, mkdir(0o755), b"d", b"").unwrap();
-    let mknod = ops::Mknod {
-        mode: libc::S_IFREG | 0o644,
-        ..Default::default()
-    };
-    f.call(&c, mknod, b"d/a", b"").unwrap();
+    let (mut f, c) = dir_of_files(["a"]);
     let list = ops::List { base: 0, max: 0 };
     for _ in 0..3 {
         let (out, _) = f.call(&c, list, b"d", b"").unwrap();
