@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use std::process::Command;
 
 /// Reads file `argv[1]` `argv[2]` times (open, read, close each time)
 /// and prints what the reads gave.
@@ -311,4 +312,31 @@ fn a_child_reads_what_its_parent_kept_only_through_its_own_handles() {
         return;
     };
     assert_eq!(out, "[b'NEW', b'NEW']");
+}
+
+/// Threads that open the same files again at once never get a handle the
+/// process let go: two of them keeping one file made it two entries of
+/// the cache, and a later open of its path got a released handle (`EBADF`
+/// from its read). `scripts/shared_opens.c`; a race, which one run of this
+/// size caught about every other time.
+#[test]
+fn threads_opening_the_same_files_at_once_read_them_all() {
+    let test = "threads_opening_the_same_files_at_once_read_them_all";
+    static BUILT: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let Some(prog) = compiled_c(&BUILT, "shared_opens.c", test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let out = run_timeout(
+        Command::new(&prog)
+            .arg(bt.path())
+            .args(["1000", "4", "60"])
+            .env("LD_PRELOAD", &lib),
+        PY_ANSWER,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.trim() == "ok", "{text}");
 }
