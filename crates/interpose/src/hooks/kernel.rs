@@ -214,9 +214,10 @@ pub(super) unsafe fn fcntl_impl(
 // ---- calls only the kernel can serve ---------------------------------------
 //
 // mmap (but a small private one, see `ops::private_copy`), locks, ioctl,
-// sendfile, splice on a fast-path fd: the file first becomes kernel-backed (a real kernel fd on the FUSE mount, same offset,
-// see `ops::upgrade`), then the real function runs on it. The data calls the
-// library catches keep using the fast path afterwards.
+// sendfile, splice on a fast-path fd: the file first becomes kernel-backed
+// (a real kernel fd on the FUSE mount, same offset, see `ops::upgrade`),
+// then the real function runs on it. The data calls the library catches
+// keep using the fast path afterwards.
 
 #[inline]
 pub(super) unsafe fn mmap(

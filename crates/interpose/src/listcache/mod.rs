@@ -176,15 +176,13 @@ fn victim() -> usize {
             _ => {}
         }
     }
-    let s = match fresh {
+    match fresh {
         Some(f) if now.saturating_sub(oldest_at) <= RECENT || oldest_at == u64::MAX => f,
         _ => oldest,
-    };
-    LAST_USE[s].store(now, Ordering::Relaxed);
-    s
+    }
 }
 
-/// Notes that slot `s` answered a lookup.
+/// Notes that slot `s` was written or answered a lookup.
 fn used(s: usize) {
     let now = KEPT.load(Ordering::Relaxed);
     if LAST_USE[s].load(Ordering::Relaxed) != now {
