@@ -690,6 +690,22 @@ pub fn process_alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether any thread of process `pid` may still run: its leader lives,
+/// or another thread has not finished exiting (a killed process's leader
+/// turns zombie while its other threads still exit, and what a thread's
+/// exit does, a robust futex marked `OWNER_DIED`, is done only then).
+#[allow(dead_code)]
+pub fn any_thread_alive(pid: u32) -> bool {
+    process_alive(pid)
+        || fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|tasks| {
+                tasks
+                    .flatten()
+                    .any(|t| t.file_name().to_str() != Some(pid.to_string().as_str()))
+            })
+            .unwrap_or(false)
+}
+
 /// A child process, SIGKILLed and reaped on drop.
 pub struct Proc(pub Child);
 
