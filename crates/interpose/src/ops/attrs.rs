@@ -63,7 +63,11 @@ pub(crate) fn stat_listed(
     p: *const c_char,
     nofollow: bool,
 ) -> Option<(usize, metacache::Answer)> {
-    if dirfd < 0 || !listcache::in_use() || !state::ready(super::fork::register_handlers) {
+    if dirfd < 0
+        || !listcache::in_use()
+        || !FDS.is_ours(dirfd)
+        || !state::ready(super::fork::register_handlers)
+    {
         return None;
     }
     let mut copy = [MaybeUninit::<u8>::uninit(); libc::NAME_MAX as usize + 1];
