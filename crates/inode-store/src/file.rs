@@ -75,21 +75,26 @@ impl FileData {
         off: u64,
         data: &(impl DataSource + ?Sized),
     ) -> Result<usize> {
-        self.write_prefix(pool, off, data, data.len())
+        self.write_prefix(pool, off, data, data.len(), |_| ())
     }
 
-    /// [`FileData::write_at`] of the first `len` bytes of `data`.
+    /// [`FileData::write_at`] of the first `len` bytes of `data`, calling
+    /// `placed` with the count once every block is in place and the size
+    /// set, before the bytes are copied (see [`crate::Store::write_acked`]).
     pub(crate) fn write_prefix(
         &mut self,
         pool: &BlockPool,
         off: u64,
         data: &(impl DataSource + ?Sized),
         len: usize,
+        placed: impl FnOnce(usize),
     ) -> Result<usize> {
         let len = len.min(data.len());
-        if len > 0 {
-            self.preserve(off / BS, (off + len as u64 - 1) / BS, true);
+        if len == 0 {
+            placed(0);
+            return Ok(0);
         }
+        self.preserve(off / BS, (off + len as u64 - 1) / BS, true);
         // The blocks this write adds, taken from the pool at once.
         let vacant = spans(off, len)
             .filter(|s| !self.blocks.contains_key(&s.block))
@@ -100,33 +105,41 @@ impl FileData {
         }
         let mut done = 0usize;
         for s in spans(off, len) {
-            let blk = match self.blocks.entry(s.block) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(v) => {
-                    let Some(mut block) = fresh.next() else {
-                        break; // the pool ran out: keep what fit
-                    };
-                    // A fresh block's bytes are unspecified: zero what this
-                    // write leaves of it.
+            if let std::collections::btree_map::Entry::Vacant(v) = self.blocks.entry(s.block) {
+                let Some(mut block) = fresh.next() else {
+                    break; // the pool ran out: keep what fit
+                };
+                // A fresh block's bytes are unspecified: zero what this
+                // write leaves of it.
+                if s.len < BLOCK_SIZE {
                     let bytes = block.bytes_mut();
                     bytes[..s.in_block].fill(0);
                     bytes[s.in_block + s.len..].fill(0);
-                    v.insert(Slot {
-                        block,
-                        written: true,
-                    })
                 }
-            };
-            blk.written = true;
-            data.take(
-                s.at,
-                &mut blk.block.bytes_mut()[s.in_block..s.in_block + s.len],
-            );
+                v.insert(Slot {
+                    block,
+                    written: true,
+                });
+            }
             done += s.len;
         }
         debug_assert_eq!(fresh.len(), 0, "one block per vacant span");
         pool.free(fresh);
         self.size = self.size.max(off + done as u64);
+        placed(done);
+        if done > 0 {
+            // Every block of the span is in place: one ordered walk.
+            let blocks = self
+                .blocks
+                .range_mut(off / BS..=(off + done as u64 - 1) / BS);
+            for (s, (_, slot)) in spans(off, done).zip(blocks) {
+                slot.written = true;
+                data.take(
+                    s.at,
+                    &mut slot.block.bytes_mut()[s.in_block..s.in_block + s.len],
+                );
+            }
+        }
         Ok(done)
     }
 

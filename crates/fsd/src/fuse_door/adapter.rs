@@ -396,16 +396,28 @@ impl Filesystem for FuseFs {
         // A store handle knows its O_APPEND; a kernel-opened file's flags
         // come with each write.
         let append = flags.0 & libc::O_APPEND != 0;
+        // The writer is answered as soon as the store has placed the
+        // blocks, and the kernel copies its next chunk while the store
+        // copies this one (the file stays locked until then).
+        let mut reply = Some(reply);
         let result = self.timed(FuseOp::Write, || {
-            self.store
-                .write_from(&caller(req), file_ref(ino, fh), offset, data, append)
+            self.store.write_acked(
+                &caller(req),
+                file_ref(ino, fh),
+                offset,
+                data,
+                append,
+                |written| {
+                    if let Some(r) = reply.take() {
+                        r.written(written.len as u32);
+                    }
+                },
+            )
         });
-        match result {
-            Ok(written) => {
-                self.metrics.fuse.add_written(written.len as u64);
-                reply.written(written.len as u32);
-            }
-            Err(e) => reply.error(errno(e)),
+        match (result, reply) {
+            (Ok(written), _) => self.metrics.fuse.add_written(written.len as u64),
+            (Err(e), Some(r)) => r.error(errno(e)),
+            (Err(_), None) => unreachable!("the store fails no write it acknowledged"),
         }
     }
 

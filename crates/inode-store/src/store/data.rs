@@ -102,6 +102,25 @@ impl Store {
         data: &(impl DataSource + ?Sized),
         force_append: bool,
     ) -> Result<Written> {
+        self.write_acked(c, fh, offset, data, force_append, |_| ())
+    }
+
+    /// [`Store::write_from`] that calls `acked` with the outcome as soon as
+    /// it is decided (blocks allocated, size and times set), before the
+    /// bytes are copied, so that a caller can answer its writer while the
+    /// copy runs. Nothing can fail after `acked`; the file's lock is held
+    /// until the copy is done and the change stays in progress, so no
+    /// reader sees the file, and no cached answer about it is trusted,
+    /// before the bytes are in. `acked` is not called on an error.
+    pub fn write_acked(
+        &self,
+        c: &Creds,
+        fh: impl Into<FileRef>,
+        offset: u64,
+        data: &(impl DataSource + ?Sized),
+        force_append: bool,
+        acked: impl FnOnce(Written),
+    ) -> Result<Written> {
         let mut change = self.change();
         let (node, _, writable, append) = self.handle(fh)?;
         change.touches(&node.attrs_touch());
@@ -110,24 +129,29 @@ impl Store {
             return Err(Errno::EBADF);
         }
         check_span(offset, data.len())?;
-        let mut st = node.st.write();
+        let mut guard = node.st.write();
+        let st = &mut *guard;
         let offset = if append { st.file.size } else { offset };
         if data.is_empty() {
-            return Ok(Written { offset, len: 0 });
+            let written = Written { offset, len: 0 };
+            acked(written);
+            return Ok(written);
         }
         if offset >= MAX_FILE_SIZE {
             return Err(Errno::EFBIG);
         }
         let len = (data.len() as u64).min(MAX_FILE_SIZE - offset) as usize;
-        let kill = node.owner_of(&st).kill_on_write(c);
+        let kill = node.owner_of(st).kill_on_write(c);
         let now = Timespec::now();
         if kill != 0 {
             st.perm &= !kill;
             st.ctime = now;
         }
-        let n = st.file.write_prefix(&self.pool, offset, data, len)?;
-        st.mtime = now;
-        st.ctime = now;
+        let n = st.file.write_prefix(&self.pool, offset, data, len, |n| {
+            st.mtime = now;
+            st.ctime = now;
+            acked(Written { offset, len: n });
+        })?;
         Ok(Written { offset, len: n })
     }
 

@@ -387,3 +387,51 @@ fn copy_file_range_copies_data_and_keeps_holes() {
         s.release(fh).unwrap();
     }
 }
+
+#[test]
+fn write_acked_tells_the_outcome_once_and_never_for_an_error() {
+    let s = Store::new(5 * BLOCK_SIZE as u64);
+    let (_, fh) = s
+        .create(&root(), ROOT_INO, b"f", 0o644, libc::O_RDWR)
+        .unwrap();
+    let mut told = Vec::new();
+    let w = s
+        .write_acked(&root(), fh, 100, &[3u8; 6 * BLOCK_SIZE][..], false, |w| {
+            told.push(w)
+        })
+        .unwrap();
+    assert_eq!(w.len, 4 * BLOCK_SIZE - 100, "short at capacity");
+    assert_eq!(told, [w]);
+    told.clear();
+    let full = s.write_acked(&root(), fh, 4 * BLOCK_SIZE as u64, &b"x"[..], false, |w| {
+        told.push(w)
+    });
+    assert_eq!(err(full), Errno::ENOSPC);
+    assert!(told.is_empty(), "an error is not acknowledged: {told:?}");
+}
+
+#[test]
+fn a_reader_during_an_acknowledged_write_waits_for_its_bytes() {
+    let s = store();
+    let (a, fh) = s
+        .create(&root(), ROOT_INO, b"f", 0o644, libc::O_RDWR)
+        .unwrap();
+    let data = vec![0x5au8; 8 << 20];
+    std::thread::scope(|scope| {
+        let mut reader = None;
+        s.write_acked(&root(), fh, 0, &data[..], false, |w| {
+            assert_eq!(w.len, data.len());
+            // Acknowledged, not yet copied: a reader must wait for the copy.
+            reader = Some(scope.spawn(|| {
+                let mut buf = vec![0u8; 8 << 20];
+                let n = s.read(FileRef::Inode(a.ino), 0, &mut buf[..]).unwrap();
+                (n, buf)
+            }));
+        })
+        .unwrap();
+        let (n, buf) = reader.expect("acknowledged").join().unwrap();
+        assert_eq!(n, data.len());
+        assert!(buf == data, "the reader saw bytes before they were copied");
+    });
+    s.release(fh).unwrap();
+}
