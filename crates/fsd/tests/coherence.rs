@@ -243,3 +243,32 @@ fn fast_path_fd_sent_over_a_unix_socket_works() {
         );
     }
 }
+
+/// A program without the library rewrites a file in 1 MiB writes (the
+/// FUSE door answers each write before the store has copied its bytes,
+/// see `Store::write_acked`) while a preloaded one reads it through the
+/// fast path: no read returns a byte the writer had not written yet (a
+/// block placed but not filled). Each fast-path read is one request,
+/// atomic against the store's writes; a reader through the kernel is not
+/// checked the same way, as reads racing writes and truncation are not
+/// atomic there (on tmpfs either: a 64 KiB read can span two rounds).
+#[test]
+fn fast_path_reads_beside_the_kernels_writes_never_see_unwritten_bytes() {
+    let test = "fast_path_reads_beside_the_kernels_writes_never_see_unwritten_bytes";
+    let (Some(lib), Some(p)) = (preload_or_skip(test), prog(test)) else {
+        return;
+    };
+    let mnt = BtfuseGuard::new("256M");
+    let file = mnt.path().join("race").display().to_string();
+    let p = p.display().to_string();
+    let ms = env_u64("BTFUSE_RACE_MS", 2000).to_string();
+    let mut writer = Command::new(&p)
+        .args(["rewrite", &file, &ms])
+        .spawn()
+        .expect("start the writer");
+    let read = run(Some(&lib), &[&p, "uniform", &file, &ms]);
+    let reads: u64 = read.trim().parse().unwrap_or(0);
+    assert!(reads > 0, "the reader read nothing: {read}");
+    let status = wait_timeout(&mut writer, RUN).expect("the writer ends");
+    assert!(status.success(), "writer: {status:?}");
+}

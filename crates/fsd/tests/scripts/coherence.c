@@ -11,6 +11,11 @@
  *   sendfd FILE preload|plain             open, read, send the fd over a unix socket to a
  *                                         child (itself, "recvfd", preloaded or not) that
  *                                         reads and writes; then read on
+ *   rewrite FILE MS                       for MS ms: empty FILE, then write it whole in 1 MiB
+ *                                         chunks, all bytes one value per round (1..255)
+ *   uniform FILE MS                       for MS ms: read FILE in 64 KiB reads, each of which
+ *                                         must be all one nonzero value; prints the count
+ *                                         of nonempty reads
  * A SIGBUS prints "SIGBUS" and exits 2. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,6 +29,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static void on_sigbus(int sig) {
@@ -251,6 +257,58 @@ static int recvfd(int sock) {
     return 0;
 }
 
+#define ROUND_MB 8
+#define CHUNK (1 << 20)
+#define PIECE (64 << 10)
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static int rewrite(const char *file, double ms) {
+    static unsigned char chunk[CHUNK];
+    double end = now_ms() + ms;
+    for (int round = 0; now_ms() < end; round++) {
+        memset(chunk, round % 255 + 1, sizeof chunk);
+        int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0) die("open");
+        for (int i = 0; i < ROUND_MB; i++)
+            if (write(fd, chunk, sizeof chunk) != (ssize_t)sizeof chunk) die("write");
+        close(fd);
+    }
+    return 0;
+}
+
+static int uniform(const char *file, double ms) {
+    static unsigned char piece[PIECE];
+    long seen = 0;
+    double end = now_ms() + ms;
+    while (now_ms() < end) {
+        int fd = open(file, O_RDONLY);
+        if (fd < 0) {
+            if (errno == ENOENT) continue;
+            die("open");
+        }
+        for (off_t off = 0; off < (off_t)ROUND_MB * CHUNK; off += PIECE) {
+            ssize_t n = pread(fd, piece, sizeof piece, off);
+            if (n < 0) die("pread");
+            if (n == 0) break;
+            for (ssize_t i = 0; i < n; i++)
+                if (piece[i] != piece[0] || piece[0] == 0) {
+                    printf("read at %lld: byte %zd is %d, byte 0 is %d\n", (long long)off, i,
+                           piece[i], piece[0]);
+                    return 1;
+                }
+            seen++;
+        }
+        close(fd);
+    }
+    printf("%ld\n", seen);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     signal(SIGBUS, on_sigbus);
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -266,6 +324,8 @@ int main(int argc, char **argv) {
         return random_mix(argv[2], strtoull(argv[3], NULL, 10), atoi(argv[4]));
     if (argc == 4 && !strcmp(argv[1], "sendfd")) return sendfd(argv[0], argv[2], argv[3]);
     if (argc == 3 && !strcmp(argv[1], "recvfd")) return recvfd(atoi(argv[2]));
+    if (argc == 4 && !strcmp(argv[1], "rewrite")) return rewrite(argv[2], atof(argv[3]));
+    if (argc == 4 && !strcmp(argv[1], "uniform")) return uniform(argv[2], atof(argv[3]));
     fprintf(stderr, "usage: see the comment at the top\n");
     return 64;
 }
