@@ -458,6 +458,7 @@ fuse_ops! {
     Fallocate = "fallocate",
     Lseek = "lseek",
     CopyFileRange = "copy_file_range",
+    Ioctl = "ioctl",
 }
 
 /// Everything the daemon measures about requests.

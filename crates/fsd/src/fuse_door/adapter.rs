@@ -728,6 +728,8 @@ impl Filesystem for FuseFs {
         _out_size: u32,
         reply: ReplyIoctl,
     ) {
+        // Python asks `isatty` (TCGETS) of every file it opens.
+        let _ = self.timed(FuseOp::Ioctl, || Err::<(), _>(store::Errno(libc::ENOTTY)));
         reply.error(Errno::ENOTTY);
     }
 
