@@ -267,8 +267,11 @@ impl Drop for Chan {
         if self.slot.live.load(Ordering::Acquire) && self.conn().hello_due {
             close_locked(self.slot);
         }
-        // Release: our uses of the connection happen before the next holder's.
-        self.slot.lock.store(0, Ordering::Release);
+        // SeqCst: our uses of the connection happen before the next
+        // holder's, and a thread parking for a slot sees it free or is
+        // woken (see `wait_for_slot`).
+        self.slot.lock.store(0, Ordering::SeqCst);
+        slot_freed();
     }
 }
 
@@ -363,8 +366,13 @@ fn acquire_slot(mount: usize) -> Result<Chan, ChanError> {
                 };
             }
         }
-        // Every slot busy (more threads than slots): wait a little; nap
-        // once that takes long (their calls wait for a stopped daemon).
+        // Every slot busy: as many threads spin for one as leave a CPU to
+        // the daemon serving them; the others sleep until one is freed.
+        if wait_for_slot(slots) {
+            continue;
+        }
+        // Wait a little; nap once that takes long (their calls wait for a
+        // stopped daemon).
         rounds = rounds.wrapping_add(1);
         if rounds & 63 != 0 {
             core::hint::spin_loop();
@@ -378,6 +386,68 @@ fn acquire_slot(mount: usize) -> Result<Chan, ChanError> {
             let _ = sys::sc!(libc::SYS_nanosleep, &nap as *const libc::timespec, 0usize);
             rounds = BUSY_NAP_AFTER;
         }
+    }
+}
+
+/// Threads of this process in [`wait_for_slot`] now.
+static WAITING: AtomicU32 = AtomicU32::new(0);
+/// Threads of this process parked in [`wait_for_slot`].
+static PARKED: AtomicU32 = AtomicU32::new(0);
+/// Bumped (and a parked thread woken) when a slot is freed while threads
+/// are parked.
+static FREED: AtomicU32 = AtomicU32::new(0);
+
+/// One round of waiting for a slot of `slots`, every one being busy: parks
+/// the thread until a slot is freed (or 1 ms passed) if [`spinners`] other
+/// threads are waiting for one at this moment, else returns at once for
+/// the caller to spin. Whether it parked. So a thread or two spin for a
+/// slot, as before; under heavier contention the others sleep instead of
+/// taking the CPUs the daemon needs to free one (the 20 threads of a `git
+/// status` on 2 CPUs, for 3 channels: 20.6 → 19.5 ms; open+read+close of
+/// cached files with 4 threads: 1.1–1.4 → 1.0–1.1 µs a call).
+fn wait_for_slot(slots: &[Slot]) -> bool {
+    let others = WAITING.fetch_add(1, Ordering::SeqCst);
+    let park = others >= spinners();
+    if park {
+        PARKED.fetch_add(1, Ordering::SeqCst);
+        let seen = FREED.load(Ordering::SeqCst);
+        // A slot freed before we counted ourselves parked bumped nothing:
+        // look once more before sleeping (see `slot_freed`).
+        if slots.iter().all(|s| s.lock.load(Ordering::SeqCst) != 0) {
+            let nap = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 1_000_000,
+            };
+            let _ = sys::sc!(
+                libc::SYS_futex,
+                FREED.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                seen,
+                &nap as *const libc::timespec
+            );
+        }
+        PARKED.fetch_sub(1, Ordering::SeqCst);
+    }
+    WAITING.fetch_sub(1, Ordering::SeqCst);
+    park
+}
+
+/// How many threads of this process may wait for a busy slot without
+/// parking: the CPUs it may run on but one, which the daemon needs.
+fn spinners() -> u32 {
+    cpu_cap().saturating_sub(2).max(1) as u32
+}
+
+/// A slot was freed: wakes one parked thread, if any.
+fn slot_freed() {
+    if PARKED.load(Ordering::SeqCst) > 0 {
+        FREED.fetch_add(1, Ordering::SeqCst);
+        let _ = sys::sc!(
+            libc::SYS_futex,
+            FREED.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1
+        );
     }
 }
 

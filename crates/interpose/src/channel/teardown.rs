@@ -57,8 +57,10 @@ pub(crate) fn close_stale() {
         if stale_locked(s, now) {
             close_locked(s);
         }
-        // Release: our teardown happens before the next holder's use.
-        s.lock.store(0, Ordering::Release);
+        // SeqCst: our teardown happens before the next holder's use, and
+        // a thread parked for a slot sees it (see `wait_for_slot`).
+        s.lock.store(0, Ordering::SeqCst);
+        slot_freed();
     }
 }
 
@@ -66,6 +68,9 @@ pub(crate) fn close_stale() {
 /// shared memory (the parent still uses it): no ring close, just unmap and
 /// close our copies of the descriptors.
 pub(crate) fn forget_all_after_fork() {
+    // Threads of the parent waiting for a slot are not the child's.
+    WAITING.store(0, Ordering::Relaxed);
+    PARKED.store(0, Ordering::Relaxed);
     for slots in state::MOUNTS.all().iter().filter_map(slots_in) {
         slots.cap.store(NSLOTS as u32, Ordering::Relaxed);
         for s in slots.slots.iter() {
