@@ -372,11 +372,8 @@ pub unsafe extern "C" fn posix_spawn(
     argv: *const *mut c_char,
     envp: *const *mut c_char,
 ) -> c_int {
-    ops::upgrade_all_before_fork();
     // SAFETY: forwards the caller's arguments.
-    let r = unsafe { real::posix_spawn()(pid, p, actions, attr, argv, envp) };
-    ops::leave_shared_files_to_kernel();
-    r
+    spawn_with(|| unsafe { real::posix_spawn()(pid, p, actions, attr, argv, envp) })
 }
 
 /// `posix_spawnp(3)`: as [`posix_spawn`].
@@ -389,9 +386,16 @@ pub unsafe extern "C" fn posix_spawnp(
     argv: *const *mut c_char,
     envp: *const *mut c_char,
 ) -> c_int {
-    ops::upgrade_all_before_fork();
     // SAFETY: forwards the caller's arguments.
-    let r = unsafe { real::posix_spawnp()(pid, p, actions, attr, argv, envp) };
+    spawn_with(|| unsafe { real::posix_spawnp()(pid, p, actions, attr, argv, envp) })
+}
+
+/// Runs a `posix_spawn`: every fast-path file becomes kernel-backed first
+/// (the child's file actions may name any fd), and the files the child
+/// shares are the kernel's afterwards, as after a `fork`.
+fn spawn_with(spawn: impl FnOnce() -> c_int) -> c_int {
+    ops::upgrade_all_before_fork();
+    let r = spawn();
     ops::leave_shared_files_to_kernel();
     r
 }
