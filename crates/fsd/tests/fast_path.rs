@@ -459,6 +459,66 @@ fn redirections_share_offsets_like_the_kernel() {
     assert_eq!(on(bt.path(), Some(&lib)), reference);
 }
 
+/// Closes and duplications made through `syscall(3)` (how programs built
+/// against a glibc without a `close_range` wrapper call it) on fast-path
+/// fds, then the same numbers reused by kernel files: what is read from
+/// each number must be what tmpfs gives. (A `syscall(SYS_close)` once went
+/// to the kernel alone, and a kernel file opened next at that number was
+/// read as the fast-path file.)
+const SYSCALL_FDS: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+SYS_close, SYS_dup, SYS_dup2, SYS_close_range = 3, 32, 33, 436
+here, outside = sys.argv[1] + "/a", sys.argv[2]
+def read(fd):
+    os.lseek(fd, 0, 0)
+    return os.read(fd, 100)
+fd = os.open(here, os.O_RDONLY)
+assert libc.syscall(SYS_close, fd) == 0
+k = os.open(outside, os.O_RDONLY)
+print("close", k == fd, read(k))
+d = libc.syscall(SYS_dup, os.open(here, os.O_RDONLY))
+print("dup", read(d))
+assert libc.syscall(SYS_dup2, k, d) == d
+print("dup2", read(d))
+assert libc.syscall(SYS_close_range, 3, 0xFFFFFFFF, 0) == 0
+k = os.open(outside, os.O_RDONLY)
+print("close_range", read(k), read(os.open(here, os.O_RDONLY)))
+"#;
+
+#[test]
+fn closes_and_dups_through_syscall_keep_the_fd_table_exact() {
+    let test = "closes_and_dups_through_syscall_keep_the_fd_table_exact";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let tmp = TmpfsGuard::new("16M");
+    let outside = tmp.path().join("outside");
+    std::fs::write(&outside, "a kernel file\n").unwrap();
+    let on = |dir: &Path, preload: Option<&str>| {
+        std::fs::write(dir.join("a"), "on the mount\n").unwrap();
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", SYSCALL_FDS]).arg(dir).arg(&outside);
+        if let Some(lib) = preload {
+            cmd.env("LD_PRELOAD", lib);
+        }
+        let out = run_timeout(&mut cmd, RUN);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let reference = on(tmp.path(), None);
+    assert!(
+        reference.starts_with("close True b'a kernel file\\n'"),
+        "{reference}"
+    );
+    assert_eq!(on(bt.path(), Some(&lib)), reference);
+}
+
 #[test]
 fn exited_clients_leave_nothing_behind_in_the_daemon() {
     let test = "exited_clients_leave_nothing_behind_in_the_daemon";

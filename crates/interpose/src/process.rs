@@ -70,6 +70,15 @@
 //! child gets its own channels. `clone(CLONE_VM)` called directly is out of
 //! reach; it must not call hooked functions before it execs (glibc's own
 //! `posix_spawn` child does not).
+//!
+//! # Descriptors through `syscall(3)`
+//!
+//! `close`, `close_range`, `dup`, `dup2` and `dup3` made through
+//! `syscall(3)` go through the named functions' hooks, so a fast-path fd's
+//! number never returns to the kernel behind the fd table's back (a kernel
+//! file given that number next was read as the fast-path file). Other
+//! calls on a fast-path fd made that way reach its `O_PATH` placeholder and
+//! fail with `EBADF`, as do those made with a system call instruction.
 #![allow(clippy::missing_safety_doc)]
 
 use core::ffi::{c_char, c_int, c_long, c_void};
@@ -193,7 +202,43 @@ pub unsafe extern "C" fn syscall(
         // SAFETY: the caller's arguments for the caller's system call.
         nr if namespace::catches(nr) => unsafe { namespace::syscall(nr, args) },
         // SAFETY: the caller's arguments for the caller's system call.
+        nr if catches_fd_table(nr) => unsafe { fd_table_syscall(nr, args) },
+        // SAFETY: the caller's arguments for the caller's system call.
         _ => sys::libc_result(unsafe { sys::raw(nr, args) }),
+    }
+}
+
+/// Whether `syscall(nr, ...)` closes or duplicates descriptors: those go
+/// through the named functions' hooks, as if the program had called them
+/// (programs built against a glibc without a `close_range` wrapper call it
+/// this way). Passed to the kernel alone, a `close` of a fast-path fd freed
+/// its number behind the fd table's back, and the next kernel file given
+/// that number was read as the fast-path file.
+fn catches_fd_table(nr: c_long) -> bool {
+    matches!(
+        nr,
+        libc::SYS_close | libc::SYS_close_range | libc::SYS_dup | libc::SYS_dup2 | libc::SYS_dup3
+    )
+}
+
+/// System call `nr` (one that [`catches_fd_table`]) through its hook.
+///
+/// # Safety
+/// The arguments must be valid for system call `nr`.
+unsafe fn fd_table_syscall(nr: c_long, [a0, a1, a2, ..]: [c_long; 6]) -> c_long {
+    use crate::hooks;
+    let (fd, fd2, flags) = (a0 as c_int, a1 as c_int, a2 as c_int);
+    // SAFETY: the hooks take the same arguments as the system calls, under
+    // the caller's contract; every one returns -1 with errno on failure,
+    // as `syscall(3)` does.
+    unsafe {
+        c_long::from(match nr {
+            libc::SYS_close => hooks::close(fd),
+            libc::SYS_close_range => hooks::close_range(a0 as u32, a1 as u32, flags),
+            libc::SYS_dup => hooks::dup(fd),
+            libc::SYS_dup2 => hooks::dup2(fd, fd2),
+            _ => hooks::dup3(fd, fd2, flags),
+        })
     }
 }
 
