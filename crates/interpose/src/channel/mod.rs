@@ -366,8 +366,7 @@ fn acquire_slot(mount: usize) -> Result<Chan, ChanError> {
                 };
             }
         }
-        // Every slot busy: as many threads spin for one as leave a CPU to
-        // the daemon serving them; the others sleep until one is freed.
+        // Every slot busy: spin for one, or park while others wait too.
         if wait_for_slot(slots) {
             continue;
         }
@@ -399,12 +398,15 @@ static FREED: AtomicU32 = AtomicU32::new(0);
 
 /// One round of waiting for a slot of `slots`, every one being busy: parks
 /// the thread until a slot is freed (or 1 ms passed) if [`spinners`] other
-/// threads are waiting for one at this moment, else returns at once for
-/// the caller to spin. Whether it parked. So a thread or two spin for a
-/// slot, as before; under heavier contention the others sleep instead of
-/// taking the CPUs the daemon needs to free one (the 20 threads of a `git
-/// status` on 2 CPUs, for 3 channels: 20.6 → 19.5 ms; open+read+close of
-/// cached files with 4 threads: 1.1–1.4 → 1.0–1.1 µs a call).
+/// threads are in this function at this moment (parked, or deciding),
+/// else returns at once for the caller to spin. Whether it parked. So a
+/// lone waiter spins, as before; once waiters meet here, they and every
+/// one that comes while any sleeps park instead of spinning on the CPUs
+/// the daemon needs to free a slot (the 20 threads of a `git status` on 2
+/// CPUs, for 3 channels: 20.6 → 19.5 ms; open+read+close of cached files
+/// with 4 threads: 1.1–1.4 → 1.0–1.1 µs a call). A stricter rule, at most
+/// one spinner at any time, was slower (24.6 ms): a parked thread takes
+/// tens of µs to wake.
 fn wait_for_slot(slots: &[Slot]) -> bool {
     let others = WAITING.fetch_add(1, Ordering::SeqCst);
     let park = others >= spinners();
