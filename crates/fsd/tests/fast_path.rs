@@ -498,18 +498,8 @@ fn closes_and_dups_through_syscall_keep_the_fd_table_exact() {
     std::fs::write(&outside, "a kernel file\n").unwrap();
     let on = |dir: &Path, preload: Option<&str>| {
         std::fs::write(dir.join("a"), "on the mount\n").unwrap();
-        let mut cmd = Command::new("python3");
-        cmd.args(["-c", SYSCALL_FDS]).arg(dir).arg(&outside);
-        if let Some(lib) = preload {
-            cmd.env("LD_PRELOAD", lib);
-        }
-        let out = run_timeout(&mut cmd, RUN);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let (dir, outside) = (dir.to_str().unwrap(), outside.to_str().unwrap());
+        run(preload, &["python3", "-c", SYSCALL_FDS, dir, outside])
     };
     let reference = on(tmp.path(), None);
     assert!(
