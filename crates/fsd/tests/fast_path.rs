@@ -509,6 +509,46 @@ fn closes_and_dups_through_syscall_keep_the_fd_table_exact() {
     assert_eq!(on(bt.path(), Some(&lib)), reference);
 }
 
+/// A fast-path fd reopened, stat'ed and listed through `/proc/self/fd/N`
+/// and `/dev/fd/N`, by the process itself: what it reads must be what
+/// tmpfs gives. (The kernel resolved those names to the fd's placeholder,
+/// and the process read `/dev/null`.)
+const PROC_FD: &str = r#"
+import os, sys
+fd = os.open(sys.argv[1] + "/a", os.O_RDONLY)
+d = os.open(sys.argv[1] + "/d", os.O_RDONLY | os.O_DIRECTORY)
+for name in ("/proc/self/fd/%d" % fd, "/dev/fd/%d" % fd, "/proc/%d/fd/%d" % (os.getpid(), fd)):
+    with open(name, "rb") as f:
+        print(name.split("/")[1], f.read(), os.stat(name).st_size)
+print("dir", sorted(os.listdir("/proc/self/fd/%d" % d)))
+with open("/proc/self/fd/%d/inner" % d) as f:
+    print("through dir", f.read())
+os.dup2(fd, 0)
+print("stdin", open("/dev/stdin", "rb").read())
+"#;
+
+#[test]
+fn a_fast_path_fd_named_through_proc_is_the_file() {
+    let test = "a_fast_path_fd_named_through_proc_is_the_file";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let tmp = TmpfsGuard::new("16M");
+    let on = |dir: &Path, preload: Option<&str>| {
+        std::fs::write(dir.join("a"), "on the mount\n").unwrap();
+        std::fs::create_dir_all(dir.join("d")).unwrap();
+        std::fs::write(dir.join("d/inner"), "inside").unwrap();
+        run(preload, &["python3", "-c", PROC_FD, dir.to_str().unwrap()])
+    };
+    let reference = on(tmp.path(), None);
+    assert!(
+        reference.starts_with("proc b'on the mount\\n' 13\n"),
+        "{reference}"
+    );
+    assert_eq!(on(bt.path(), Some(&lib)), reference);
+}
+
 #[test]
 fn exited_clients_leave_nothing_behind_in_the_daemon() {
     let test = "exited_clients_leave_nothing_behind_in_the_daemon";

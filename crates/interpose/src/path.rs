@@ -189,6 +189,40 @@ pub fn write_abs(mountpoint: &[u8], rel: &[u8], out: &mut [u8]) -> Option<usize>
     Some(n + rel.len())
 }
 
+/// The descriptor of this process that absolute `path` names, if it names
+/// one: `/proc/self/fd/N`, `/proc/thread-self/fd/N`, `/proc/PID/fd/N` of
+/// our own pid (asked of `own_pid` only then), `/dev/fd/N`, `/dev/stdin`,
+/// `/dev/stdout`, `/dev/stderr`; anything may follow `N` after a `/`.
+pub fn named_fd(path: &[u8], own_pid: impl FnOnce() -> Option<i32>) -> Option<i32> {
+    if let Some(rest) = path.strip_prefix(b"/dev/") {
+        return match rest {
+            b"stdin" => Some(0),
+            b"stdout" => Some(1),
+            b"stderr" => Some(2),
+            _ => leading_number(rest.strip_prefix(b"fd/")?),
+        };
+    }
+    let rest = path.strip_prefix(b"/proc/")?;
+    let slash = rest.iter().position(|&b| b == b'/')?;
+    let (who, rest) = (&rest[..slash], &rest[slash + 1..]);
+    let ours = who == b"self"
+        || who == b"thread-self"
+        || leading_number(who).is_some_and(|pid| Some(pid) == own_pid());
+    if !ours {
+        return None;
+    }
+    leading_number(rest.strip_prefix(b"fd/")?)
+}
+
+/// The decimal number `s` starts with, up to its first `/` or its end.
+fn leading_number(s: &[u8]) -> Option<i32> {
+    let digits = s.split(|&b| b == b'/').next()?;
+    if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(digits.iter().fold(0, |n, &d| n * 10 + i32::from(d - b'0')))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,5 +340,39 @@ mod tests {
         assert_eq!(&out[..n], b"/tmp/m/a/b");
         let n = write_abs(b"", b"a", &mut out).unwrap();
         assert_eq!(&out[..n], b"/a");
+    }
+
+    #[test]
+    fn names_of_own_descriptors_are_recognised() {
+        let own = || Some(4242);
+        assert_eq!(named_fd(b"/proc/self/fd/3", own), Some(3));
+        assert_eq!(named_fd(b"/proc/self/fd/12/sub/file", own), Some(12));
+        assert_eq!(named_fd(b"/proc/thread-self/fd/7", own), Some(7));
+        assert_eq!(named_fd(b"/proc/4242/fd/5", own), Some(5));
+        assert_eq!(named_fd(b"/dev/fd/4", own), Some(4));
+        assert_eq!(named_fd(b"/dev/stdin", own), Some(0));
+        assert_eq!(named_fd(b"/dev/stderr", own), Some(2));
+    }
+
+    #[test]
+    fn other_paths_name_no_descriptor() {
+        for p in [
+            &b"/proc/self/fdinfo/3"[..],
+            b"/proc/self/fd/",
+            b"/proc/self/fd/x",
+            b"/proc/1/fd/3",
+            b"/proc/self",
+            b"/dev/null",
+            b"/dev/fd/",
+            b"/dev/fd/99999999999",
+            b"/tmp/fd/3",
+        ] {
+            assert_eq!(
+                named_fd(p, || Some(4242)),
+                None,
+                "{}",
+                String::from_utf8_lossy(p)
+            );
+        }
     }
 }

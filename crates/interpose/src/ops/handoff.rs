@@ -482,6 +482,23 @@ pub(crate) fn kernel_fd(fd: c_int) -> Result<(), c_int> {
     }
 }
 
+/// Before a call on absolute `path` goes to the kernel: if it names a
+/// fast-path fd of this process through `/proc` or `/dev` (see
+/// [`path::named_fd`]), that fd is made kernel-backed, so the kernel finds
+/// the file behind the number and not its placeholder (it found
+/// `/dev/null`: a program reopening a fast-path fd by
+/// `open("/proc/self/fd/3")` read nothing, silently). A file is reopened
+/// by handle, so the link then reads as the mount's reserved name of that
+/// handle. An fd that cannot be made kernel-backed is left as it is.
+pub(crate) fn back_named_fd(p: &[u8]) {
+    let own_pid = || sys::sc!(libc::SYS_getpid).ok().map(|pid| pid as c_int);
+    if let Some(fd) = path::named_fd(p, own_pid) {
+        if FDS.is_ours(fd) {
+            let _ = kernel_fd(fd);
+        }
+    }
+}
+
 /// `pthread_atfork` prepare handler: makes every fast-path fd
 /// kernel-backed, so parent and child share open files and offsets through
 /// the kernel as POSIX requires (the child cannot use the parent's daemon

@@ -224,6 +224,7 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char, t: &mut Target) -> At<'
     let tail = path::tail(path);
     if path[0] == b'/' {
         let Some((m, rest)) = path::classify(state::table(), Comps::new(path, b"")) else {
+            back_named_fd(path);
             return At::Real;
         };
         let Some(len) = path::write_rel(b"", rest, tail, &mut t.buf).map(<[u8]>::len) else {
