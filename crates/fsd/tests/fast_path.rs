@@ -549,6 +549,38 @@ fn a_fast_path_fd_named_through_proc_is_the_file() {
     assert_eq!(on(bt.path(), Some(&lib)), reference);
 }
 
+/// Calls on fast-path fds that glibc makes with its own system calls
+/// (`isatty`, `tcgetattr`, `ttyname_r`) or that have no other way in
+/// (`readahead`, `syncfs`, `sync_file_range`, `getdents64`) answer what
+/// tmpfs answers (`scripts/fd_calls.c`). They reached the fd's placeholder
+/// and said `EBADF`.
+#[test]
+fn calls_the_placeholder_would_answer_get_the_files_answers() {
+    let test = "calls_the_placeholder_would_answer_get_the_files_answers";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    static BUILT: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    let Some(prog) = compiled_c(&BUILT, "fd_calls.c", test) else {
+        return;
+    };
+    let prog = prog.to_str().unwrap();
+    let bt = BtfuseGuard::new("16M");
+    let tmp = TmpfsGuard::new("16M");
+    let on = |dir: &Path, preload: Option<&str>| {
+        std::fs::write(dir.join("f"), "some bytes").unwrap();
+        std::fs::create_dir_all(dir.join("d")).unwrap();
+        let (f, d) = (dir.join("f"), dir.join("d"));
+        run(preload, &[prog, f.to_str().unwrap(), d.to_str().unwrap()])
+    };
+    let reference = on(tmp.path(), None);
+    assert!(
+        reference.contains("isatty 0 Inappropriate ioctl"),
+        "{reference}"
+    );
+    assert_eq!(on(bt.path(), Some(&lib)), reference);
+}
+
 #[test]
 fn exited_clients_leave_nothing_behind_in_the_daemon() {
     let test = "exited_clients_leave_nothing_behind_in_the_daemon";

@@ -150,6 +150,14 @@ reals! {
     fallocate(c_int, c_int, off_t, off_t) -> c_int;
     mmap(*mut c_void, size_t, c_int, c_int, c_int, off_t) -> *mut c_void;
     flock(c_int, c_int) -> c_int;
+    readahead(c_int, off64_t, size_t) -> ssize_t;
+    syncfs(c_int) -> c_int;
+    sync_file_range(c_int, off64_t, off64_t, c_uint) -> c_int;
+    getdents64(c_int, *mut c_void, size_t) -> ssize_t;
+    isatty(c_int) -> c_int;
+    tcgetattr(c_int, *mut libc::termios) -> c_int;
+    ttyname(c_int) -> *mut c_char;
+    ttyname_r(c_int, *mut c_char, size_t) -> c_int;
     poll(*mut libc::pollfd, libc::nfds_t, c_int) -> c_int;
     __poll_chk(*mut libc::pollfd, libc::nfds_t, c_int, size_t) -> c_int;
     ppoll(*mut libc::pollfd, libc::nfds_t, *const libc::timespec, *const libc::sigset_t) -> c_int;

@@ -1,6 +1,6 @@
 //! Handlers of the fd-table calls (`dup`, `fcntl`) and of the calls only the kernel can serve (`mmap`, locks, readiness, `ioctl`, `sendfile`, `splice`): the file becomes kernel-backed first (see `ops::upgrade`).
 
-use core::ffi::{c_int, c_long, c_uint, c_void};
+use core::ffi::{c_char, c_int, c_long, c_uint, c_void};
 use core::sync::atomic::Ordering;
 
 use libc::{mode_t, off64_t, off_t, size_t, ssize_t};
@@ -265,6 +265,66 @@ pub(super) unsafe fn flock(fd: c_int, op: c_int) -> c_int {
     }
     // SAFETY: forwards the caller's arguments.
     unsafe { real::flock()(fd, op) }
+}
+
+/// Runs `real` on `fd` made kernel-backed first if it is a fast-path fd: a
+/// call the kernel answers for any file (`readahead`, `syncfs`,
+/// `sync_file_range`, `getdents64`), which on the placeholder answered
+/// `EBADF`.
+#[inline]
+pub(super) fn backed<T: From<i8>>(fd: c_int, real: impl FnOnce() -> T) -> T {
+    match ops::kernel_fd(fd) {
+        Ok(()) => real(),
+        Err(e) => {
+            sys::set_errno(e);
+            T::from(-1)
+        }
+    }
+}
+
+/// `isatty`: a fast-path fd (a file or a directory) is never a terminal.
+/// glibc asks with its own `ioctl`, which reached the placeholder: `EBADF`
+/// where the plain mount says `ENOTTY`.
+#[inline]
+pub(super) unsafe fn isatty(fd: c_int) -> c_int {
+    if FDS.is_ours(fd) {
+        sys::set_errno(libc::ENOTTY);
+        return 0;
+    }
+    // SAFETY: forwards the caller's argument.
+    unsafe { real::isatty()(fd) }
+}
+
+/// `tcgetattr`: `ENOTTY` on a fast-path fd (see [`isatty`]).
+#[inline]
+pub(super) unsafe fn tcgetattr(fd: c_int, t: *mut libc::termios) -> c_int {
+    if FDS.is_ours(fd) {
+        return err(libc::ENOTTY);
+    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::tcgetattr()(fd, t) }
+}
+
+/// `ttyname`: `ENOTTY` on a fast-path fd (see [`isatty`]).
+#[inline]
+pub(super) unsafe fn ttyname(fd: c_int) -> *mut c_char {
+    if FDS.is_ours(fd) {
+        sys::set_errno(libc::ENOTTY);
+        return core::ptr::null_mut();
+    }
+    // SAFETY: forwards the caller's argument.
+    unsafe { real::ttyname()(fd) }
+}
+
+/// `ttyname_r`: `ENOTTY` on a fast-path fd (see [`isatty`]); it returns
+/// the error number.
+#[inline]
+pub(super) unsafe fn ttyname_r(fd: c_int, buf: *mut c_char, n: size_t) -> c_int {
+    if FDS.is_ours(fd) {
+        return libc::ENOTTY;
+    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::ttyname_r()(fd, buf, n) }
 }
 
 /// Makes every fast-path fd among `fds` kernel-backed: readiness (`poll`,

@@ -229,6 +229,22 @@ hooks! {
     fn lockf64(fd: c_int, cmd: c_int, len: off64_t) -> c_int => lockf(fd, cmd, len);
     /// `flock(2)`: on a kernel-backed fd (locks are the kernel's).
     fn flock(fd: c_int, op: c_int) -> c_int => kernel::flock;
+    /// `readahead(2)`: on a kernel-backed fd (the placeholder answered `EBADF`).
+    fn readahead(fd: c_int, off: off64_t, count: size_t) -> ssize_t => kernel::backed(fd, || real::readahead()(fd, off, count));
+    /// `syncfs(2)`: on a kernel-backed fd, so the mount's filesystem is the one synced.
+    fn syncfs(fd: c_int) -> c_int => kernel::backed(fd, || real::syncfs()(fd));
+    /// `sync_file_range(2)`: on a kernel-backed fd (the placeholder answered `EBADF`).
+    fn sync_file_range(fd: c_int, off: off64_t, n: off64_t, flags: c_uint) -> c_int => kernel::backed(fd, || real::sync_file_range()(fd, off, n, flags));
+    /// `getdents64(2)` called by the program: on a kernel-backed fd, so the kernel lists the directory (the placeholder answered `EBADF`).
+    fn getdents64(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t => kernel::backed(fd, || real::getdents64()(fd, buf, n));
+    /// `isatty(3)`: a fast-path fd is a file or directory, never a terminal (`ENOTTY`, as glibc's own `ioctl` missed the hook and said `EBADF`).
+    fn isatty(fd: c_int) -> c_int => kernel::isatty;
+    /// `tcgetattr(3)`: `ENOTTY` on a fast-path fd, as [`isatty()`].
+    fn tcgetattr(fd: c_int, t: *mut libc::termios) -> c_int => kernel::tcgetattr;
+    /// `ttyname(3)`: `ENOTTY` on a fast-path fd, as [`isatty()`].
+    fn ttyname(fd: c_int) -> *mut c_char => kernel::ttyname;
+    /// `ttyname_r(3)`: `ENOTTY` on a fast-path fd, as [`isatty()`].
+    fn ttyname_r(fd: c_int, buf: *mut c_char, n: size_t) -> c_int => kernel::ttyname_r;
     /// `poll(2)`: fast-path fds in the array become kernel-backed, then libc's.
     fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int) -> c_int => kernel::poll;
     /// Fortified `poll`: as [`poll()`].
