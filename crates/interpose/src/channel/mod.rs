@@ -398,24 +398,23 @@ static FREED: AtomicU32 = AtomicU32::new(0);
 
 /// One round of waiting for a slot of `slots`, every one being busy: parks
 /// the thread until a slot is freed (or 1 ms passed) if [`spinners`] other
-/// threads are in this function at this moment (parked, or deciding),
-/// else returns at once for the caller to spin. Whether it parked. So a
-/// lone waiter spins, as before; once waiters meet here, they and every
-/// one that comes while any sleeps park instead of spinning on the CPUs
-/// the daemon needs to free a slot (the 20 threads of a `git status` on 2
-/// CPUs, for 3 channels: 20.6 → 19.5 ms; open+read+close of cached files
-/// with 4 threads: 1.1–1.4 → 1.0–1.1 µs a call). A stricter rule, at most
-/// one spinner at any time, was slower (24.6 ms): a parked thread takes
-/// tens of µs to wake.
+/// threads are in this function at this moment (parked, or deciding) and
+/// no connected slot has come free meanwhile. Whether it slept; if not,
+/// the caller spins (or yields, or naps) one round as before. So a lone
+/// waiter spins; once waiters meet here, they and every one that comes
+/// while any sleeps park instead of spinning on the CPUs the daemon needs
+/// to free a slot.
 fn wait_for_slot(slots: &[Slot]) -> bool {
     let others = WAITING.fetch_add(1, Ordering::SeqCst);
-    let park = others >= spinners();
-    if park {
+    let mut slept = false;
+    if others >= spinners() {
         PARKED.fetch_add(1, Ordering::SeqCst);
         let seen = FREED.load(Ordering::SeqCst);
         // A slot freed before we counted ourselves parked bumped nothing:
-        // look once more before sleeping (see `slot_freed`).
-        if slots.iter().all(|s| s.lock.load(Ordering::SeqCst) != 0) {
+        // look once more before sleeping (see `slot_freed`). A slot not
+        // connected counts as busy: only a connection makes it usable.
+        let busy = |s: &Slot| !s.live.load(Ordering::Acquire) || s.lock.load(Ordering::SeqCst) != 0;
+        if slots.iter().all(busy) {
             let nap = libc::timespec {
                 tv_sec: 0,
                 tv_nsec: 1_000_000,
@@ -427,11 +426,12 @@ fn wait_for_slot(slots: &[Slot]) -> bool {
                 seen,
                 &nap as *const libc::timespec
             );
+            slept = true;
         }
         PARKED.fetch_sub(1, Ordering::SeqCst);
     }
     WAITING.fetch_sub(1, Ordering::SeqCst);
-    park
+    slept
 }
 
 /// How many threads of this process may wait for a busy slot without
