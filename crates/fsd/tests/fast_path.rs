@@ -459,6 +459,25 @@ fn redirections_share_offsets_like_the_kernel() {
     assert_eq!(on(bt.path(), Some(&lib)), reference);
 }
 
+/// Runs the program `argv(dir)` in a fresh directory `dir` prepared by
+/// `prepare(dir)`: on tmpfs without the library, then on a btfuse mount
+/// with `lib` preloaded; the two outputs must be the same. Returns it.
+fn same_as_tmpfs(lib: &str, prepare: impl Fn(&Path), argv: impl Fn(&str) -> Vec<String>) -> String {
+    let bt = BtfuseGuard::new("16M");
+    let tmp = TmpfsGuard::new("16M");
+    let on = |dir: &Path, preload: Option<&str>| {
+        prepare(dir);
+        let argv = argv(dir.to_str().unwrap());
+        run(
+            preload,
+            &argv.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+    let reference = on(tmp.path(), None);
+    assert_eq!(on(bt.path(), Some(lib)), reference);
+    reference
+}
+
 /// Closes and duplications made through `syscall(3)` (how programs built
 /// against a glibc without a `close_range` wrapper call it) on fast-path
 /// fds, then the same numbers reused by kernel files: what is read from
@@ -492,21 +511,24 @@ fn closes_and_dups_through_syscall_keep_the_fd_table_exact() {
     let Some(lib) = preload_or_skip(test) else {
         return;
     };
-    let bt = BtfuseGuard::new("16M");
-    let tmp = TmpfsGuard::new("16M");
-    let outside = tmp.path().join("outside");
+    // The kernel file the script opens, outside either directory.
+    let elsewhere = TmpfsGuard::new("1M");
+    let outside = elsewhere.path().join("outside");
     std::fs::write(&outside, "a kernel file\n").unwrap();
-    let on = |dir: &Path, preload: Option<&str>| {
-        std::fs::write(dir.join("a"), "on the mount\n").unwrap();
-        let (dir, outside) = (dir.to_str().unwrap(), outside.to_str().unwrap());
-        run(preload, &["python3", "-c", SYSCALL_FDS, dir, outside])
-    };
-    let reference = on(tmp.path(), None);
+    let reference = same_as_tmpfs(
+        &lib,
+        |dir| std::fs::write(dir.join("a"), "on the mount\n").unwrap(),
+        |dir| {
+            let outside = outside.to_str().unwrap();
+            ["python3", "-c", SYSCALL_FDS, dir, outside]
+                .map(String::from)
+                .to_vec()
+        },
+    );
     assert!(
         reference.starts_with("close True b'a kernel file\\n'"),
         "{reference}"
     );
-    assert_eq!(on(bt.path(), Some(&lib)), reference);
 }
 
 /// A fast-path fd reopened, stat'ed and listed through `/proc/self/fd/N`
@@ -533,20 +555,17 @@ fn a_fast_path_fd_named_through_proc_is_the_file() {
     let Some(lib) = preload_or_skip(test) else {
         return;
     };
-    let bt = BtfuseGuard::new("16M");
-    let tmp = TmpfsGuard::new("16M");
-    let on = |dir: &Path, preload: Option<&str>| {
+    let prepare = |dir: &Path| {
         std::fs::write(dir.join("a"), "on the mount\n").unwrap();
         std::fs::create_dir_all(dir.join("d")).unwrap();
         std::fs::write(dir.join("d/inner"), "inside").unwrap();
-        run(preload, &["python3", "-c", PROC_FD, dir.to_str().unwrap()])
     };
-    let reference = on(tmp.path(), None);
+    let argv = |dir: &str| ["python3", "-c", PROC_FD, dir].map(String::from).to_vec();
+    let reference = same_as_tmpfs(&lib, prepare, argv);
     assert!(
         reference.starts_with("proc b'on the mount\\n' 13\n"),
         "{reference}"
     );
-    assert_eq!(on(bt.path(), Some(&lib)), reference);
 }
 
 /// Calls on fast-path fds that glibc makes with its own system calls
@@ -564,21 +583,17 @@ fn calls_the_placeholder_would_answer_get_the_files_answers() {
     let Some(prog) = compiled_c(&BUILT, "fd_calls.c", test) else {
         return;
     };
-    let prog = prog.to_str().unwrap();
-    let bt = BtfuseGuard::new("16M");
-    let tmp = TmpfsGuard::new("16M");
-    let on = |dir: &Path, preload: Option<&str>| {
+    let prepare = |dir: &Path| {
         std::fs::write(dir.join("f"), "some bytes").unwrap();
         std::fs::create_dir_all(dir.join("d")).unwrap();
-        let (f, d) = (dir.join("f"), dir.join("d"));
-        run(preload, &[prog, f.to_str().unwrap(), d.to_str().unwrap()])
     };
-    let reference = on(tmp.path(), None);
+    let prog = prog.to_str().unwrap();
+    let argv = |dir: &str| vec![prog.to_string(), format!("{dir}/f"), format!("{dir}/d")];
+    let reference = same_as_tmpfs(&lib, prepare, argv);
     assert!(
         reference.contains("isatty 0 Inappropriate ioctl"),
         "{reference}"
     );
-    assert_eq!(on(bt.path(), Some(&lib)), reference);
 }
 
 #[test]
