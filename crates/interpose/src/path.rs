@@ -205,22 +205,19 @@ pub fn named_fd(path: &[u8], own_pid: impl FnOnce() -> Option<i32>) -> Option<i3
     let rest = path.strip_prefix(b"/proc/")?;
     let slash = rest.iter().position(|&b| b == b'/')?;
     let (who, rest) = (&rest[..slash], &rest[slash + 1..]);
+    // The fd first: `ps` and `top` read `/proc/PID/...` of every process,
+    // and only a name of an fd is worth asking our own pid.
+    let fd = leading_number(rest.strip_prefix(b"fd/")?)?;
     let ours = who == b"self"
         || who == b"thread-self"
         || leading_number(who).is_some_and(|pid| Some(pid) == own_pid());
-    if !ours {
-        return None;
-    }
-    leading_number(rest.strip_prefix(b"fd/")?)
+    ours.then_some(fd)
 }
 
 /// The decimal number `s` starts with, up to its first `/` or its end.
 fn leading_number(s: &[u8]) -> Option<i32> {
     let digits = s.split(|&b| b == b'/').next()?;
-    if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(digits.iter().fold(0, |n, &d| n * 10 + i32::from(d - b'0')))
+    proto::mountinfo::parse_u32(digits).and_then(|n| i32::try_from(n).ok())
 }
 
 #[cfg(test)]

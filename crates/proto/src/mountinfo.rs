@@ -216,7 +216,8 @@ fn parse_dev(f: &[u8]) -> Option<(u32, u32)> {
     Some((parse_u32(&f[..colon])?, parse_u32(&f[colon + 1..])?))
 }
 
-fn parse_u32(f: &[u8]) -> Option<u32> {
+/// `f` as a decimal `u32` (digits only, at most ten, in range).
+pub fn parse_u32(f: &[u8]) -> Option<u32> {
     if f.is_empty() || f.len() > 10 {
         return None;
     }

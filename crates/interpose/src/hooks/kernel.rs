@@ -258,19 +258,10 @@ pub(super) unsafe fn lockf(fd: c_int, cmd: c_int, len: off_t) -> c_int {
     unsafe { real::lockf()(fd, cmd, len) }
 }
 
-#[inline]
-pub(super) unsafe fn flock(fd: c_int, op: c_int) -> c_int {
-    if let Err(e) = ops::kernel_fd(fd) {
-        return err(e);
-    }
-    // SAFETY: forwards the caller's arguments.
-    unsafe { real::flock()(fd, op) }
-}
-
 /// Runs `real` on `fd` made kernel-backed first if it is a fast-path fd: a
-/// call the kernel answers for any file (`readahead`, `syncfs`,
-/// `sync_file_range`, `getdents64`), which on the placeholder answered
-/// `EBADF`.
+/// call the kernel answers for any file (`flock`, whose locks are the
+/// kernel's; `readahead`, `syncfs`, `sync_file_range`, `getdents64`, which
+/// on the placeholder answered `EBADF`).
 #[inline]
 pub(super) fn backed<T: From<i8>>(fd: c_int, real: impl FnOnce() -> T) -> T {
     match ops::kernel_fd(fd) {

@@ -228,7 +228,7 @@ hooks! {
     /// Large-file alias of [`lockf()`]: the same function on the supported 64-bit targets (one `off_t`, one `struct stat` layout).
     fn lockf64(fd: c_int, cmd: c_int, len: off64_t) -> c_int => lockf(fd, cmd, len);
     /// `flock(2)`: on a kernel-backed fd (locks are the kernel's).
-    fn flock(fd: c_int, op: c_int) -> c_int => kernel::flock;
+    fn flock(fd: c_int, op: c_int) -> c_int => kernel::backed(fd, || real::flock()(fd, op));
     /// `readahead(2)`: on a kernel-backed fd (the placeholder answered `EBADF`).
     fn readahead(fd: c_int, off: off64_t, count: size_t) -> ssize_t => kernel::backed(fd, || real::readahead()(fd, off, count));
     /// `syncfs(2)`: on a kernel-backed fd, so the mount's filesystem is the one synced.
