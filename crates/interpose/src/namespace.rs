@@ -165,8 +165,12 @@ pub unsafe extern "C" fn setns(fd: c_int, nstype: c_int) -> c_int {
 }
 
 /// Run before glibc's `clone` with its flags (the third argument): sets the
-/// path flag when they ask for it; returns the real `clone`'s address.
+/// path flag when they ask for it, grows the fd table first if the child
+/// will share it; returns the real `clone`'s address.
 extern "C" fn prepare_clone(flags: c_int) -> usize {
+    if flags & libc::CLONE_FILES != 0 {
+        crate::ops::before_sharing_fd_table();
+    }
     if clone_moves_paths(flags as u32 as u64) {
         state::leave_paths_to_kernel();
     }

@@ -445,6 +445,23 @@ fn spawn_with(spawn: impl FnOnce() -> c_int) -> c_int {
     r
 }
 
+// ---- threads -----------------------------------------------------------------
+
+/// `pthread_create(3)`: the fd table is grown for the library's
+/// descriptors before the process shares it with a second thread (see
+/// `ops::before_sharing_fd_table`), then glibc's.
+#[no_mangle]
+pub unsafe extern "C" fn pthread_create(
+    thread: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    start: extern "C" fn(*mut c_void) -> *mut c_void,
+    arg: *mut c_void,
+) -> c_int {
+    ops::before_sharing_fd_table();
+    // SAFETY: forwards the caller's arguments.
+    unsafe { real::pthread_create()(thread, attr, start, arg) }
+}
+
 /// `system(3)`: inheritable fast-path fds become kernel fds before glibc's
 /// internal spawn.
 #[no_mangle]

@@ -212,6 +212,12 @@ reals! {
     execveat(c_int, *const c_char, *const *const c_char, *const *const c_char, c_int) -> c_int;
     execl(*const c_char, *const c_char) -> c_int;
     clone(*mut c_void, *mut c_void, c_int, *mut c_void) -> c_int;
+    pthread_create(
+        *mut libc::pthread_t,
+        *const libc::pthread_attr_t,
+        extern "C" fn(*mut c_void) -> *mut c_void,
+        *mut c_void
+    ) -> c_int;
     execlp(*const c_char, *const c_char) -> c_int;
     execle(*const c_char, *const c_char) -> c_int;
     posix_spawn(

@@ -93,7 +93,7 @@ static const char *no_pointer[] = {
     "setfsuid", "setgid", "setregid", "setresgid", "setresuid", "setreuid", "setuid", "mmap",
     "mmap64", "fdopendir", "signal", "bsd_signal", "ssignal", "sysv_signal", "__sysv_signal",
     "sigset", "unshare", "setns", "clone", "isatty", "ttyname", "readahead", "syncfs",
-    "sync_file_range",
+    "sync_file_range", "pthread_create",
     /* not a hook: the Rust runtime's personality stub */
     "rust_eh_personality", 0};
 

@@ -7,6 +7,13 @@
  * barrier each reads the file another thread opened. Every descriptor must
  * read as its own file whichever channel serves the read. Exits 0, or 1
  * with a message.
+ *
+ * usage: first_calls DIR fdsize
+ *
+ * One thread is started before any call on the mount; it prints the fd
+ * table's size (`FDSize` of /proc/self/status: the library grows it before
+ * the table is shared, as growing a shared one waits for an RCU grace
+ * period, 10-28 ms on a VM), then reads DIR/t0.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,9 +51,42 @@ static void *run(void *arg) {
     return NULL;
 }
 
+/* Prints FDSize, then reads DIR/t0 (the thread's first call on the mount). */
+static void *fdsize_then_read(void *arg) {
+    (void)arg;
+    char line[256], got[16] = {0};
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) {
+        perror("/proc/self/status");
+        exit(1);
+    }
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "FDSize:", 7))
+            printf("%ld\n", strtol(line + 7, NULL, 10));
+    fclose(f);
+    snprintf(line, sizeof line, "%s/t0", dir);
+    int fd = open(line, O_RDONLY);
+    if (fd < 0 || read(fd, got, sizeof got - 1) != 2 || strcmp(got, "t0") != 0) {
+        fprintf(stderr, "%s: %s\n", line, fd < 0 ? strerror(errno) : "wrong data");
+        exit(1);
+    }
+    close(fd);
+    return NULL;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[2], "fdsize")) {
+        dir = argv[1];
+        pthread_t t;
+        if (pthread_create(&t, NULL, fdsize_then_read, NULL)) {
+            perror("pthread_create");
+            return 1;
+        }
+        pthread_join(t, NULL);
+        return 0;
+    }
     if (argc != 2) {
-        fprintf(stderr, "usage: first_calls DIR\n");
+        fprintf(stderr, "usage: first_calls DIR [fdsize]\n");
         return 2;
     }
     dir = argv[1];

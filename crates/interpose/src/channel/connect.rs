@@ -30,9 +30,10 @@ fn socket_addr(mount: usize) -> Option<(libc::sockaddr_un, u32)> {
 /// Lowest fd number for the library's own long-lived descriptors.
 ///
 /// Just below 1024 when the limit allows: high enough to stay out of the
-/// program's way, low enough that the kernel's fd table stays at its usual
-/// size (an fd near a large `RLIMIT_NOFILE` makes every process grow its
-/// table, and every `fork` copy it). Worked out once: our descriptors stay
+/// program's way, low enough that the kernel's fd table stays at 1024
+/// entries (an fd near a large `RLIMIT_NOFILE` makes every process grow its
+/// table that far, and every `fork` copy it; a process starts with 64, see
+/// [`grow_fd_table_while_alone`]). Worked out once: our descriptors stay
 /// where it said even if the program changes its limit later (and a
 /// limit lowered below it only makes `move_high` leave an fd where it is).
 pub(crate) fn high_fd_base() -> i64 {
@@ -50,6 +51,29 @@ pub(crate) fn high_fd_base() -> i64 {
         }
         base => base,
     }
+}
+
+/// Grows the process's fd table, once, to hold the library's high
+/// descriptors, if the process has mounts to use: called before it starts
+/// sharing its table with a second thread. A process starts with a table
+/// of 64 (or its parent's size); growing one that other threads share
+/// waits for an RCU grace period (`expand_fdtable`), and measured here
+/// that made a threaded program's first call on a mount take 10-28 ms
+/// (the channel's socket moved above 960) instead of 0.2-0.4 ms. Grown
+/// while single-threaded it costs a few µs; the table never shrinks.
+pub(crate) fn grow_fd_table_while_alone() {
+    static GROWN: AtomicBool = AtomicBool::new(false);
+    if GROWN.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    // Any descriptor duplicated at the base and closed again will do.
+    let Ok(fd) = sys::open(b"/\0", libc::O_PATH | libc::O_CLOEXEC) else {
+        return;
+    };
+    if let Ok(high) = sys::fcntl(fd, libc::F_DUPFD_CLOEXEC, high_fd_base() as _) {
+        sys::close(high);
+    }
+    sys::close(fd);
 }
 
 /// Moves `fd` to a high number (close-on-exec); returns the new fd (or the

@@ -50,7 +50,7 @@ use crate::state;
 use crate::sys;
 use crate::timeline::{self, Mark};
 use connect::{greet, new_conn};
-pub(crate) use connect::{high_fd_base, move_high};
+pub(crate) use connect::{grow_fd_table_while_alone, high_fd_base, move_high};
 use gens::read_hello_answer;
 pub(crate) use gens::{generation, now};
 pub(crate) use teardown::{close_all_at_exit, close_stale, forget_all_after_fork};

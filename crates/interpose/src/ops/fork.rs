@@ -22,6 +22,16 @@ pub(super) fn register_handlers() {
     };
 }
 
+/// Before the process shares its fd table with another thread
+/// (`pthread_create`, `clone(CLONE_FILES)`): if it has mounts to use, the
+/// table is grown now for the library's descriptors, while growing it is
+/// cheap (see `channel::grow_fd_table_while_alone`).
+pub(crate) fn before_sharing_fd_table() {
+    if state::ready(register_handlers) {
+        channel::grow_fd_table_while_alone();
+    }
+}
+
 /// `pthread_atfork` child handler: the child is a new client of every
 /// daemon (new epoch and image number). It forgets, without touching shared
 /// memory, the parent's channels; the parent's handles are not the child's:
