@@ -68,6 +68,80 @@ fn a_file_read_again_asks_the_daemon_once() {
     assert!(fast_path_count(bt.path(), "read") - reads <= 3);
 }
 
+/// An open of a small file brings its bytes (`interpose`'s `opendata`):
+/// its read needs no round trip.
+#[test]
+fn an_open_brings_a_small_files_bytes() {
+    let Some(lib) = preload_or_skip("an_open_brings_a_small_files_bytes") else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let f = bt.path().join("f");
+    std::fs::write(&f, b"abc").unwrap();
+    // Read once: a read now would not update the atime (relatime), which
+    // a read that would must reach the daemon for.
+    assert_eq!(std::fs::read(&f).unwrap(), b"abc");
+    let reads = fast_path_count(bt.path(), "read");
+    assert_eq!(read_again(&lib, &f, 1), "[b'abc']");
+    assert_eq!(fast_path_count(bt.path(), "read"), reads);
+}
+
+/// Between the open that brought the bytes and the read, another process
+/// changes the file, through either door: the read sees the change. The
+/// writers start before the opens (a fork while the file is open would
+/// make it a kernel fd) and take each change as a line on their stdin.
+const CHANGED_AFTER_OPEN: &str = r#"
+import os, subprocess, sys
+f = sys.argv[1]
+WRITER = """
+import os, sys
+f = sys.argv[1]
+for line in sys.stdin:
+    exec(line)
+    print("done", flush=True)
+"""
+kernel = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+fast, slow = (subprocess.Popen([sys.executable, "-c", WRITER, f], env=env, text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+              for env in (dict(os.environ), kernel))
+out = []
+for code, writer in [
+    ("open(f, 'r+b').write(b'v2')", fast),
+    ("open(f, 'r+b').write(b'v3')", slow),
+    ("os.truncate(f, 1)", slow),
+    ("open(f, 'ab').write(b'+')", fast),
+    ("os.utime(f, (1, 1))", slow),
+]:
+    # Read first, so that the open brings the bytes (the atime is not due).
+    with open(f, "rb") as r:
+        r.read()
+    fd = os.open(f, os.O_RDONLY)
+    writer.stdin.write(code + "\n")
+    writer.stdin.flush()
+    assert writer.stdout.readline() == "done\n"
+    out.append(os.read(fd, 100))
+    os.close(fd)
+for w in (fast, slow):
+    w.stdin.close()
+    w.wait()
+print(out)
+"#;
+
+#[test]
+fn bytes_an_open_brought_never_outlive_a_change() {
+    let Some(out) = python_on_file(
+        "bytes_an_open_brought_never_outlive_a_change",
+        b"v1",
+        0o644,
+        CHANGED_AFTER_OPEN,
+    ) else {
+        return;
+    };
+    // As on tmpfs; the last read, after an atime set a day back, reaches
+    // the daemon (relatime updates it).
+    assert_eq!(out, "[b'v2', b'v3', b'v', b'v+', b'v+']");
+}
+
 /// The reader keeps reading while other processes change the file: each
 /// change, once it returned, is what the next read sees.
 const READ_WHILE_CHANGED: &str = r#"

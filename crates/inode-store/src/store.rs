@@ -195,12 +195,23 @@ impl Node {
         let Some(mut a) = self.atime.try_lock() else {
             return;
         };
-        if *a <= m.mtime || *a <= m.ctime || now.sec.saturating_sub(a.sec) >= DAY_SECS {
+        if atime_due(*a, m, now) {
             let mut change = gens.change();
             change.touches(&self.attrs_touch());
             *a = now;
         }
     }
+
+    /// Whether a read now would update the atime (see `touch_atime`).
+    fn atime_due_now(&self, m: &Meta) -> bool {
+        atime_due(*self.atime.lock(), m, Timespec::now())
+    }
+}
+
+/// relatime's rule: an atime `a` not newer than the mtime or the ctime,
+/// or more than a day older than `now`, is updated by a read.
+fn atime_due(a: Timespec, m: &Meta, now: Timespec) -> bool {
+    a <= m.mtime || a <= m.ctime || now.sec.saturating_sub(a.sec) >= DAY_SECS
 }
 
 struct Dir {

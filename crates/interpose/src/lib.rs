@@ -68,6 +68,7 @@ mod mapped;
 mod metacache;
 #[cfg(not(test))]
 mod namespace;
+mod opendata;
 #[cfg(not(test))]
 mod ops;
 #[cfg(not(test))]

@@ -24,7 +24,7 @@ pub use ops::{MAX_REPLY, MAX_REQUEST};
 pub use wire::{bytes_of, decode, DirEntryHeader, SetAttrReq, Wire, WireAttr, WireStatFs};
 
 /// Protocol version, checked when a channel is set up.
-pub const VERSION: u32 = 7;
+pub const VERSION: u32 = 8;
 
 /// Longest path the fast path carries (like `PATH_MAX`, including the NUL the
 /// wire format does not carry).

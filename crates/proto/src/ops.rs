@@ -140,6 +140,10 @@ pub const MAX_REQUEST: usize = size_of::<RequestHeader>() + MAX_ARGS + 2 * PATH_
 /// up to [`PATH_MAX`] bytes.
 pub const MAX_REPLY: usize = size_of::<ReplyHeader>() + MAX_REPLY_STRUCT + PATH_MAX;
 
+/// Largest file whose bytes an [`OpenOut`] carries (in the reply's
+/// payload, see [`OpenOut::data_stamp`]).
+pub const OPEN_DATA_MAX: usize = PATH_MAX;
+
 /// Larger of two sizes, in a constant.
 const fn max(a: usize, b: usize) -> usize {
     if a > b {

@@ -106,7 +106,7 @@ impl Handler for Handlers<'_> {
         })
     }
 
-    fn open(&mut self, req: &ops::Open, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<OpenOut> {
+    fn open(&mut self, req: &ops::Open, p: Paths<'_>, out: &mut Payload<'_>) -> OpResult<OpenOut> {
         let flags = req.flags as i32;
         if flags & libc::O_PATH != 0 {
             return self.open_path(req, p, flags);
@@ -133,6 +133,7 @@ impl Handler for Handlers<'_> {
                     attr: attr.wire(),
                     stamp: 0,
                     dir: 0,
+                    data_stamp: 0,
                 });
             }
             Err(e) => return Err(e.into()),
@@ -161,11 +162,16 @@ impl Handler for Handlers<'_> {
         };
         self.client.adopt(fh, kind);
         let attr = self.store.getattr(attr.ino)?;
+        let data_stamp = match kind {
+            HandleKind::File if accmode == libc::O_RDONLY => self.first_bytes(fh, &attr, out),
+            _ => 0,
+        };
         Ok(OpenOut {
             fh: fh.0,
             attr: attr.wire(),
             stamp: self.kept(stamp),
             dir: r.parent,
+            data_stamp,
         })
     }
 

@@ -37,6 +37,36 @@ impl Store {
         Ok(n)
     }
 
+    /// The first `buf.len()` bytes of the file behind `fh` (read-only
+    /// handle), without reading it: no atime update, so `None` when a read
+    /// now would make one (relatime), as it must reach the store then. Else
+    /// the count, the stamp under which they are the file's bytes and its
+    /// attributes then, as [`Store::read_stamped`] gives them (`None` where
+    /// that gives no stamp).
+    pub fn peek_stamped(
+        &self,
+        fh: impl Into<FileRef>,
+        buf: &mut [u8],
+        kept_elsewhere: impl FnOnce(Ino) -> bool,
+    ) -> Result<Option<(usize, u64, Attr)>> {
+        let node = self.node_to_read(fh, 0, buf.len())?;
+        let Some(stamp) = self.quiet_stamp() else {
+            return Ok(None);
+        };
+        let (n, attr, due) = {
+            let st = node.st.read();
+            (
+                st.file.read_at(0, buf),
+                node.attr_of(&st),
+                node.atime_due_now(&st),
+            )
+        };
+        if due || kept_elsewhere(node.ino) || !self.still_quiet(stamp) {
+            return Ok(None);
+        }
+        Ok(Some((n, stamp, attr)))
+    }
+
     /// [`Store::read_into`], with the stamp under which the bytes are the
     /// file's and its attributes then (see the `generation` module), unless
     /// a change was in progress or `kept_elsewhere` says the file's bytes

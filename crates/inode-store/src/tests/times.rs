@@ -69,6 +69,38 @@ fn read_updates_atime_with_relatime_rules() {
 }
 
 #[test]
+fn a_peek_gives_the_bytes_only_when_a_read_would_not_update_atime() {
+    let s = store();
+    let ino = mkfile(&s, &root(), ROOT_INO, b"f", 0o644, b"abc");
+    let fh = s.open(&root(), ino, libc::O_RDONLY).unwrap();
+    let mut buf = [0u8; 3];
+    // Just written: atime is not newer than mtime, a read must update it.
+    assert_eq!(s.peek_stamped(fh, &mut buf, |_| false).unwrap(), None);
+    s.read(fh, 0, &mut buf).unwrap();
+    let before = s.getattr(ino).unwrap();
+    let (n, stamp, attr) = s.peek_stamped(fh, &mut buf, |_| false).unwrap().unwrap();
+    assert_eq!((n, &buf), (3, b"abc"));
+    assert!(s.stamp_current(stamp));
+    assert_eq!(attr.atime, before.atime);
+    assert_eq!(
+        s.getattr(ino).unwrap().atime,
+        before.atime,
+        "a peek is no read"
+    );
+    assert_eq!(
+        s.peek_stamped(fh, &mut buf, |_| true).unwrap(),
+        None,
+        "bytes kept elsewhere"
+    );
+    // Written since: the atime is due again.
+    let rw = s.open(&root(), ino, libc::O_RDWR).unwrap();
+    s.write(&root(), rw, 0, b"x").unwrap();
+    assert_eq!(s.peek_stamped(fh, &mut buf, |_| false).unwrap(), None);
+    s.release(rw).unwrap();
+    s.release(fh).unwrap();
+}
+
+#[test]
 fn write_and_truncate_update_mtime_and_ctime() {
     let s = store();
     let ino = mkfile(&s, &root(), ROOT_INO, b"f", 0o644, b"abc");

@@ -192,16 +192,25 @@ impl FileRef {
         Ok(done)
     }
 
-    /// [`Self::pread`] of kept bytes of file `ino` (see `filecache`), if
-    /// they still hold; `total`: the bytes `iov` asks for.
+    /// [`Self::pread`] of kept bytes of file `ino`, if they still hold: the
+    /// ones this open brought (`opendata`), or those of a file the process
+    /// opened before (`filecache`); `total`: the bytes `iov` asks for.
     fn read_kept(&self, ino: u64, iov: &[libc::iovec], off: u64, total: usize) -> Option<R<usize>> {
         let now = || channel::now(self.mount);
         let mut want = 0;
-        let put = filecache::read(self.mount, ino, off, now, sys::wall_secs, |b| {
+        let mut copy = |b: &[u8]| {
             want = b.len().min(total);
             // SAFETY: `want` bytes of `b`.
             unsafe { iov_scatter(iov, 0, b.as_ptr(), want) }
-        })?;
+        };
+        let opened = opendata::Key {
+            mount: self.mount,
+            fh: self.fh,
+            ino,
+            epoch: state::epoch(),
+        };
+        let put = opendata::read(&opened, off, now, sys::wall_secs, &mut copy)
+            .or_else(|| filecache::read(self.mount, ino, off, now, sys::wall_secs, &mut copy))?;
         // As the kernel: EFAULT when no byte could be copied.
         Some(match put {
             0 if want > 0 => Err(Fail::Errno(libc::EFAULT)),

@@ -109,7 +109,19 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
         flags: wire_flags,
         mode,
     };
-    let out = request(t.mount, &open, t.rel(), b"")?;
+    let out = call_with(t.mount, &open, t.rel(), b"", |out, data| {
+        // The bytes it brought, for this open's reads.
+        if out.data_stamp != 0 && reads_only(flags) {
+            let key = opendata::Key {
+                mount: t.mount,
+                fh: out.fh,
+                ino: out.attr.ino,
+                epoch: state::epoch(),
+            };
+            opendata::keep(key, out.data_stamp, out.attr.atime, data);
+        }
+        Ok(*out)
+    })?;
     let regular = out.attr.mode & libc::S_IFMT == libc::S_IFREG;
     if reads_only(flags) && regular && filecache::opened_before(t.mount, out.attr.ino) {
         // Opened again: kept, by its path, for the next open (`open_kept`;
@@ -147,6 +159,7 @@ fn open_kept(t: &Target, flags: c_int) -> Option<R<c_int>> {
         attr,
         stamp,
         dir: 0,
+        data_stamp: 0,
     };
     Some(install_opened(t, flags, &out))
 }
@@ -546,6 +559,7 @@ pub(crate) fn forget_all() {
 /// Releases handle `fh` of `mount` without waiting for the daemon (see
 /// `channel::Chan::post`: the process's next call runs after it).
 pub(crate) fn release(mount: usize, fh: u64) {
+    opendata::forget(mount, fh);
     if let Ok(mut ch) = channel::acquire(mount) {
         let _ = ch.post(&ops::Release { fh });
     }

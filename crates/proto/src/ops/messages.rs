@@ -71,6 +71,12 @@ wire_structs! {
         /// The directory the path's last name was looked up in, 0 if
         /// unknown (as [`StatOut::dir`]).
         pub dir: u64,
+        /// With a payload (a plain read-only open of a small regular
+        /// file): the stamp under which the payload is the file's bytes,
+        /// all of them, as a [`ReadOut::stamp`] of a read at 0 would be,
+        /// given only when a read now would not update the file's atime
+        /// (which must reach the daemon); 0: no bytes.
+        pub data_stamp: u64,
     }
 
     /// Reply to [`Read`].

@@ -68,6 +68,7 @@ impl Handlers<'_> {
             attr: attr.wire(),
             stamp: self.kept(stamp),
             dir: 0,
+            data_stamp: 0,
         })
     }
 
@@ -173,6 +174,34 @@ impl Handlers<'_> {
         self.kernel.entry_changed(parent, name);
         self.kernel.inode_changed(parent);
         self.kernel.inode_changed(victim);
+    }
+
+    /// The bytes of a small regular file just opened read-only (handle
+    /// `fh`, attributes `attr`) into the reply's payload `out`, for the
+    /// reads that follow: their stamp, or 0 when none go (see
+    /// `OpenOut::data_stamp`). As a read would, the kernel first gives back
+    /// pages of the file it holds dirty.
+    pub(super) fn first_bytes(&mut self, fh: Fh, attr: &Attr, out: &mut Payload<'_>) -> u64 {
+        let size = attr.size as usize;
+        if size == 0 || size > ops::OPEN_DATA_MAX {
+            return 0;
+        }
+        self.kernel.before_data(attr.ino, 0, attr.size);
+        let mut buf = [0u8; ops::OPEN_DATA_MAX];
+        let kernel = &self.kernel;
+        let peeked = self
+            .store
+            .peek_stamped(fh, &mut buf[..size], |ino| kernel.holds_pages(ino));
+        match peeked {
+            Ok(Some((n, stamp, now))) if n == size && now.size == attr.size => {
+                if out.put(&buf[..n]).is_err() {
+                    return 0;
+                }
+                self.transferred.read = n as u64;
+                stamp
+            }
+            _ => 0,
+        }
     }
 
     /// The stamp a reply carries (see `proto::GenPage`): the one taken by
