@@ -607,7 +607,13 @@ d = os.open("cl_dst", os.O_RDWR|os.O_CREAT, 0o644)
 ro = os.open("cl_dst", os.O_RDONLY)
 ap = os.open("cl_dst", os.O_WRONLY|os.O_APPEND)
 dd = os.open(".", os.O_RDONLY|os.O_DIRECTORY)
-for name, dst, src in (("clone", d, s), ("ro dst", ro, s), ("append dst", ap, s), ("dir", dd, s), ("dir src", d, dd), ("bad src", d, 999)):
+# Ends on other filesystems: a pipe, /dev/null; and an O_PATH fd.
+pr, pw = os.pipe()
+null = os.open("/dev/null", os.O_RDWR)
+path = os.open("cl_src", os.O_PATH)
+for name, dst, src in (("clone", d, s), ("ro dst", ro, s), ("append dst", ap, s), ("dir", dd, s), ("dir src", d, dd), ("bad src", d, 999),
+                       ("pipe src", d, pr), ("null src", d, null), ("opath src", d, path), ("to pipe", pw, s), ("to null", null, s),
+                       ("opath dst", path, s)):
     try:
         fcntl.ioctl(dst, FICLONE, src); print(name, "ok")
     except OSError as e:
@@ -622,7 +628,9 @@ print(os.read(d, 10), os.lseek(d, 0, os.SEEK_CUR))
 /// `FICLONE`/`FICLONERANGE` (tried by `cp` before it copies) between two
 /// mount files answer as on tmpfs and the plain mount (no reflinks:
 /// `EOPNOTSUPP`, after `EISDIR`/`EBADF`) without sending either file to
-/// the kernel.
+/// the kernel; with the other end on another filesystem, `EXDEV` (after
+/// `EBADF` for no open file or an `O_PATH` one), whichever end is the
+/// mount's.
 #[test]
 fn reflink_ioctls_answer_as_without_the_library() {
     let t = "reflink_ioctls_answer_as_without_the_library";
@@ -632,9 +640,48 @@ fn reflink_ioctls_answer_as_without_the_library() {
         return;
     };
     assert!(
-        want.contains("clone 95") && want.contains("range 95"),
+        want.contains("clone 95") && want.contains("range 95") && want.contains("to pipe 18"),
         "{want}"
     );
+}
+
+/// `cp` (coreutils 9 tries a reflink before every copy) of files from
+/// tmpfs into the mount: the copies stay fast-path files (each reflink
+/// attempt used to make its file kernel-backed: `cp -a` of 10 000 files
+/// 1 383 ms against 380 now, 1 120 on the plain mount).
+#[test]
+fn cp_into_the_mount_keeps_its_files_on_the_fast_path() {
+    let t = "cp_into_the_mount_keeps_its_files_on_the_fast_path";
+    let Some(lib) = lib(t) else {
+        return;
+    };
+    let tmp = TmpfsGuard::new("16M");
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    for i in 0..20 {
+        fs::write(src.join(format!("f{i}")), format!("file {i}\n")).unwrap();
+    }
+    let bt = BtfuseGuard::new("16M");
+    let dst = bt.path().join("dst");
+    let handed = fast_path_count(bt.path(), "drop_handle_name");
+    let out = run_timeout(
+        Command::new("cp")
+            .arg("-a")
+            .arg(&src)
+            .arg(&dst)
+            .env("LD_PRELOAD", &lib),
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for i in 0..20 {
+        let got = fs::read_to_string(dst.join(format!("f{i}"))).unwrap();
+        assert_eq!(got, format!("file {i}\n"));
+    }
+    assert_eq!(fast_path_count(bt.path(), "drop_handle_name"), handed);
 }
 
 /// A process that starts a thread before its first call on the mount: the

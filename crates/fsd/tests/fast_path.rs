@@ -705,3 +705,28 @@ except OSError as e:
         "{through_kernel} reopened"
     );
 }
+
+/// POSIX ACL attributes through the fast path answer as the kernel's FUSE
+/// client answers them on the plain mount (no `FUSE_POSIX_ACL`): refused,
+/// except a default ACL of a file that is not a directory, which the
+/// kernel refuses with `EACCES` (and whose removal is nothing to do) before
+/// it asks for ACL support (the fast path said `EOPNOTSUPP`).
+#[test]
+fn acl_attributes_answer_as_on_the_plain_mount() {
+    let test = "acl_attributes_answer_as_on_the_plain_mount";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let script = scripts_dir().join("acl_attrs.py");
+    let script = script.to_str().expect("utf-8 path");
+    let tree = |name: &str| {
+        let d = bt.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        d.to_str().expect("utf-8 path").to_string()
+    };
+    let plain = run(None, &[PYTHON, script, &tree("plain")]);
+    let fast = run(Some(&lib), &[PYTHON, script, &tree("fast")]);
+    assert_same_output(test, "plain", &plain, "fast", &fast);
+    assert!(plain.contains("f acl_default f set28 EACCES"), "{plain}");
+}

@@ -5,9 +5,11 @@
 //! The store keeps no ACLs (setting a well-formed one answers
 //! `EOPNOTSUPP`, as on a FUSE mount without ACL support), but a malformed
 //! value must fail as the kernel fails it, with `EINVAL` (or `EOPNOTSUPP`
-//! for an unknown version), whichever door the call came through.
+//! for an unknown version), and a default ACL of a file that is not a
+//! directory as the kernel refuses it, whichever door the call came
+//! through.
 
-use crate::{Errno, Result};
+use crate::{Errno, FileKind, Result};
 
 /// `POSIX_ACL_XATTR_VERSION`.
 const VERSION: u32 = 2;
@@ -27,6 +29,28 @@ const OTHER: u16 = 0x20;
 /// Whether `name` is one of the two POSIX ACL attributes.
 pub(crate) fn is_acl_name(name: &[u8]) -> bool {
     name == b"system.posix_acl_access" || name == b"system.posix_acl_default"
+}
+
+/// The kernel's answer, before it refuses ACLs, to setting ACL attribute
+/// `name` of a file of `kind` to `value` (`None`: removing it): a default
+/// ACL belongs to directories only, so on any other file but a symlink
+/// one is refused with `EACCES` and none (an empty value, a removal) is
+/// nothing to do. `None` when the kernel goes on (to `EOPNOTSUPP` on a
+/// FUSE mount without ACL support).
+pub(crate) fn default_on_non_directory(
+    name: &[u8],
+    kind: FileKind,
+    value: Option<&[u8]>,
+) -> Option<Result<()>> {
+    if name != b"system.posix_acl_default"
+        || matches!(kind, FileKind::Directory | FileKind::Symlink)
+    {
+        return None;
+    }
+    Some(match value {
+        Some(v) if !v.is_empty() => Err(Errno::EACCES),
+        _ => Ok(()),
+    })
 }
 
 /// `posix_acl_from_xattr`'s verdict on `value` (an empty value removes

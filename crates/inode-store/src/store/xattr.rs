@@ -54,6 +54,9 @@ impl Inner {
             acl::check_format(value)?;
         }
         let node = self.node(ino)?;
+        if let Some(r) = acl::default_on_non_directory(name, node.kind, Some(value)) {
+            return r;
+        }
         let mut st = node.st.write();
         Inner::xattr_write_allowed(c, &node, &st, &ns)?;
         let old = st.xattrs.get(name).map(|v| xattr_cost(name, v));
@@ -164,6 +167,9 @@ impl Inner {
     ) -> Result<()> {
         let ns = xattr_ns(name)?;
         let node = self.node(ino)?;
+        if let Some(r) = acl::default_on_non_directory(name, node.kind, None) {
+            return r;
+        }
         let mut st = node.st.write();
         Inner::xattr_write_allowed(c, &node, &st, &ns)?;
         let value = st.xattrs.remove(name).ok_or(Errno::ENODATA)?;

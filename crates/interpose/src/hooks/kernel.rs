@@ -476,38 +476,41 @@ pub(super) unsafe fn ioctl(fd: c_int, req: libc::c_ulong, arg: *mut c_void) -> c
     if let Some(e) = clone_between_fast_path_files(fd, req, arg) {
         return err(e);
     }
-    if let Err(e) = ops::kernel_fd(fd) {
+    // A reflink the kernel answers names a second file, its source.
+    let source = clone_source(req, arg).map_or(Ok(()), ops::kernel_fd);
+    if let Err(e) = ops::kernel_fd(fd).and(source) {
         return err(e);
     }
     // SAFETY: forwards the caller's arguments.
     unsafe { real::ioctl()(fd, req, arg) }
 }
 
-/// `FICLONE` / `FICLONERANGE` (reflink; `cp` tries it before copying) with
-/// both files on one mount: answered here with the kernel's errno for a
-/// filesystem without reflinks (`EOPNOTSUPP`, after its `EISDIR`/`EBADF`
-/// checks), so neither file has to become kernel-backed. `None` for any
-/// other request, or a source elsewhere (the kernel answers those).
+/// `FICLONE` / `FICLONERANGE` (reflink; `cp` tries it before every copy)
+/// with a fast-path file at either end, answered here with the kernel's
+/// errno, so that neither file has to become kernel-backed (a copy into
+/// the mount would then write through the kernel): both on one mount, the
+/// errno of a filesystem without reflinks (`EOPNOTSUPP`, after its
+/// `EISDIR`/`EBADF` checks); the other end elsewhere, `EXDEV` (after
+/// `EBADF` for no open file, as the kernel's `fdget`). `None` for any other
+/// request, or another end on the mount's device that is not a fast-path
+/// file (a kernel fd through the FUSE door, or a bind mount of it, which the
+/// kernel tells apart): the kernel answers those.
 #[inline]
 pub(super) fn clone_between_fast_path_files(
     fd: c_int,
     req: libc::c_ulong,
     arg: *mut c_void,
 ) -> Option<c_int> {
-    const FICLONE: libc::c_ulong = 0x4004_9409;
-    const FICLONERANGE: libc::c_ulong = 0x4020_940d;
-    let src_fd = match req {
-        FICLONE => arg as usize as c_int,
-        // The range struct starts with the source fd (an i64), behind a
-        // pointer that may be bad (the kernel's answer is then EFAULT).
-        FICLONERANGE => uaccess::read_val(arg.cast_const().cast::<i64>()).ok()? as c_int,
+    let src_fd = clone_source(req, arg)?;
+    let (src, dst) = match (ops::file(src_fd), ops::file(fd)) {
+        (Some(Ok(src)), Some(Ok(dst))) => (src, dst),
+        // One end is the kernel's (or no file at all).
+        (None, Some(Ok(f))) => return other_end_elsewhere(src_fd, f.mount),
+        (Some(Ok(f)), None) => return other_end_elsewhere(fd, f.mount),
         _ => return None,
     };
-    let (Some(Ok(src)), Some(Ok(dst))) = (ops::file(src_fd), ops::file(fd)) else {
-        return None;
-    };
     if src.mount != dst.mount {
-        return None;
+        return Some(libc::EXDEV);
     }
     let access = |f: &ops::FileRef| f.flags as c_int & libc::O_ACCMODE;
     Some(if src.is_dir() || dst.is_dir() {
@@ -520,6 +523,36 @@ pub(super) fn clone_between_fast_path_files(
     } else {
         libc::EOPNOTSUPP
     })
+}
+
+/// The source fd of a reflink request (`FICLONE`, `FICLONERANGE`); `None`
+/// for another request.
+fn clone_source(req: libc::c_ulong, arg: *mut c_void) -> Option<c_int> {
+    const FICLONE: libc::c_ulong = 0x4004_9409;
+    const FICLONERANGE: libc::c_ulong = 0x4020_940d;
+    match req {
+        FICLONE => Some(arg as usize as c_int),
+        // The range struct starts with the source fd (an i64), behind a
+        // pointer that may be bad (the kernel's answer is then EFAULT).
+        FICLONERANGE => Some(uaccess::read_val(arg.cast_const().cast::<i64>()).ok()? as c_int),
+        _ => None,
+    }
+}
+
+/// The kernel's answer to a reflink between a fast-path file of `mount`
+/// and kernel fd `fd`: `EBADF` if `fd` is no open file (an `O_PATH` one
+/// included: the kernel's `fdget` refuses those), `EXDEV` if it is on
+/// another device; `None` if it is on the mount's (see above).
+fn other_end_elsewhere(fd: c_int, mount: usize) -> Option<c_int> {
+    match sys::fcntl(fd, libc::F_GETFL, 0) {
+        Ok(fl) if fl & libc::O_PATH == 0 => {}
+        _ => return Some(libc::EBADF),
+    }
+    // SAFETY: all-zero is a valid stat buffer for fstat to fill.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    sys::sc!(libc::SYS_fstat, fd, &mut st as *mut libc::stat).ok()?;
+    let dev = state::MOUNTS[mount].dev.load(Ordering::Relaxed);
+    (dev != 0 && st.st_dev != dev).then_some(libc::EXDEV)
 }
 
 /// `sendfile` between two files of one mount is a copy inside the daemon
