@@ -560,19 +560,117 @@ fn other_end_elsewhere(fd: c_int, mount: usize) -> Option<c_int> {
 /// kernel-backed fds.
 #[inline]
 pub(super) unsafe fn sendfile(out: c_int, inp: c_int, off: *mut off_t, n: size_t) -> ssize_t {
-    if let (Some(Ok(i)), Some(Ok(o))) = (ops::file(inp), ops::file(out)) {
-        if i.mount == o.mount {
+    match (ops::file(inp), ops::file(out)) {
+        (Some(Ok(i)), Some(Ok(o))) if i.mount == o.mount => {
             // SAFETY: `off` is the caller's pointer (valid or null).
             if let Some(r) = unsafe { sendfile_in_daemon(&i, &o, off, n) } {
                 return r;
             }
         }
+        (Some(Ok(i)), None) => {
+            // SAFETY: as above.
+            if let Some(r) = unsafe { sendfile_with_kernel(Side::In(&i), out, off, n) } {
+                return r;
+            }
+        }
+        (None, Some(Ok(o))) => {
+            // SAFETY: as above.
+            if let Some(r) = unsafe { sendfile_with_kernel(Side::Out(&o), inp, off, n) } {
+                return r;
+            }
+        }
+        _ => {}
     }
     if let Err(e) = ops::kernel_fd(out).and_then(|()| ops::kernel_fd(inp)) {
         return err(e);
     }
     // SAFETY: forwards the caller's arguments.
     unsafe { real::sendfile()(out, inp, off, n) }
+}
+
+/// Which end of a `sendfile` the fast-path file is.
+pub(super) enum Side<'a> {
+    /// It is read from.
+    In(&'a ops::FileRef),
+    /// It is written to.
+    Out(&'a ops::FileRef),
+}
+
+/// `sendfile` between a fast-path regular file and kernel fd `other` (a
+/// regular file to read from, or anything to write to), through the
+/// channel's bulk area: the file stays a fast-path file (python's
+/// `shutil.copyfile` sends every file it copies; made kernel-backed, each
+/// copied file cost a reopen through the kernel and its writes went through
+/// it). The offsets move as the kernel moves them: by the bytes written.
+/// `None` when the kernel should decide (a directory, a kernel-backed file,
+/// a source that is not a regular file, an `O_APPEND` or unreadable fd:
+/// its answer is the errno).
+///
+/// # Safety
+/// `off` is null or points to a valid `off_t`.
+pub(super) unsafe fn sendfile_with_kernel(
+    file: Side<'_>,
+    other: c_int,
+    off: *mut off_t,
+    n: size_t,
+) -> Option<ssize_t> {
+    let (f, writes_file) = match file {
+        Side::In(f) => (f, false),
+        Side::Out(f) => (f, true),
+    };
+    if f.is_dir() || f.kernel_backed() || writes_file && f.flags as c_int & libc::O_APPEND != 0 {
+        return None;
+    }
+    let fl = sys::fcntl(other, libc::F_GETFL, 0).ok()?;
+    // SAFETY: all-zero is a valid stat buffer for fstat to fill.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    sys::sc!(libc::SYS_fstat, other, &mut st as *mut libc::stat).ok()?;
+    let other_ok = if writes_file {
+        st.st_mode & libc::S_IFMT == libc::S_IFREG && fl & libc::O_ACCMODE != libc::O_WRONLY
+    } else {
+        fl & (libc::O_APPEND | libc::O_PATH) == 0 && fl & libc::O_ACCMODE != libc::O_RDONLY
+    };
+    if !other_ok {
+        return None;
+    }
+    let saved = errno();
+    let n = n.min(SENDFILE_MAX);
+    // Where reading starts: `*off`, or the source's offset.
+    let at = if !off.is_null() {
+        match uaccess::read_val(off) {
+            Ok(o) if o >= 0 => o as u64,
+            Ok(_) => return Some(err(libc::EINVAL)),
+            Err(_) => return Some(err(libc::EFAULT)),
+        }
+    } else if writes_file {
+        sys::sc!(libc::SYS_lseek, other, 0i64, libc::SEEK_CUR).ok()? as u64
+    } else {
+        f.position().ok()?
+    };
+    let moved = if writes_file {
+        f.position()
+            .and_then(|pos| Ok((pos, f.send_from(pos, other, at, n)?)))
+            .and_then(|(pos, k)| f.set_position(pos + k as u64).map(|()| k))
+    } else {
+        f.send_to(at, other, n)
+    };
+    let k = match moved {
+        Ok(k) => k,
+        Err(Fail::Errno(e)) => return Some(err(e)),
+        Err(Fail::Real) => return Some(err(libc::EIO)),
+    };
+    let end = at + k as u64;
+    let source_moved = if !off.is_null() {
+        uaccess::write_val(off, &(end as off_t)).map_err(|_| libc::EFAULT)
+    } else if writes_file {
+        sys::sc!(libc::SYS_lseek, other, end as i64, libc::SEEK_SET).map(drop)
+    } else {
+        f.set_position(end).map_err(|_| libc::EIO)
+    };
+    Some(match source_moved {
+        Ok(()) => ok(saved, k as ssize_t),
+        Err(e) => err(e),
+    })
 }
 
 /// Largest transfer of one `sendfile` call (Linux's limit).

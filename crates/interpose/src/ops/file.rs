@@ -272,6 +272,88 @@ impl FileRef {
 }
 
 impl FileRef {
+    /// The file half of a `sendfile` from kernel fd `src` (read with
+    /// `pread` at `src_off`) into this file at `off`: up to `len` bytes,
+    /// read straight into the channel's bulk area and written from there,
+    /// so the file stays a fast-path file. The bytes written.
+    pub(crate) fn send_from(&self, off: u64, src: c_int, src_off: u64, len: usize) -> R<usize> {
+        if self.is_dir() || !self.writable() {
+            return Err(Fail::Errno(libc::EBADF));
+        }
+        let mut done = 0usize;
+        while done < len {
+            let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
+            let (bulk, blen) = ch.bulk();
+            let want = (len - done).min(blen);
+            let at = (src_off + done as u64) as i64;
+            let got = match sys::sc!(libc::SYS_pread64, src, bulk, want, at) {
+                Ok(0) => break,
+                Ok(n) => n as usize,
+                Err(_) if done > 0 => break,
+                Err(e) => return Err(Fail::Errno(e)),
+            };
+            let write = ops::Write {
+                fh: self.fh,
+                offset: off + done as u64,
+                len: got as u64,
+                flags: 0,
+                _pad: 0,
+            };
+            let mut reply = [0u8; REPLY_BUF];
+            let put = match ch.call(&write, b"", b"", &mut reply) {
+                Ok((out, _)) => (out.count as usize).min(got),
+                Err(CallError::Chan(_)) => return Err(Fail::Errno(libc::EIO)),
+                Err(_) if done > 0 => break,
+                Err(e) => return Err(e.into()),
+            };
+            done += put;
+            if put < got || got < want {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    /// The file half of a `sendfile` from this file at `off` to kernel fd
+    /// `dst` (written with `write` at its own offset): up to `len` bytes,
+    /// read into the channel's bulk area and written from there. The bytes
+    /// written (a short count when `dst` took fewer).
+    pub(crate) fn send_to(&self, off: u64, dst: c_int, len: usize) -> R<usize> {
+        if self.is_dir() || !self.readable() {
+            return Err(Fail::Errno(libc::EBADF));
+        }
+        let mut done = 0usize;
+        while done < len {
+            let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
+            let (bulk, blen) = ch.bulk();
+            let read = ops::Read {
+                fh: self.fh,
+                offset: off + done as u64,
+                len: (len - done).min(blen) as u64,
+            };
+            let mut reply = [0u8; REPLY_BUF];
+            let got = match ch.call(&read, b"", b"", &mut reply) {
+                Ok((out, _)) => (out.count as usize).min(blen),
+                Err(CallError::Chan(_)) => return Err(Fail::Errno(libc::EIO)),
+                Err(_) if done > 0 => break,
+                Err(e) => return Err(e.into()),
+            };
+            if got == 0 {
+                break;
+            }
+            let put = match sys::sc!(libc::SYS_write, dst, bulk, got) {
+                Ok(n) => n as usize,
+                Err(_) if done > 0 => break,
+                Err(e) => return Err(Fail::Errno(e)),
+            };
+            done += put;
+            if put < got {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
     /// `lseek(SEEK_DATA | SEEK_HOLE)`, answered by the daemon from the
     /// file's allocated blocks.
     pub(crate) fn seek_data_hole(&self, off: i64, whence: c_int) -> R<i64> {
