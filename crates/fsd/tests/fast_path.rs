@@ -81,11 +81,17 @@ fn preloaded_programs_make_no_syscall_on_the_mount() {
     std::fs::write(m.join("file"), b"through shared memory\n").unwrap();
     let file = m.join("file").display().to_string();
     let dir = m.display().to_string();
+    let edited = m.join("d/e/f1").display().to_string();
     for argv in [
         vec!["cat", file.as_str()],
         vec!["stat", file.as_str()],
         vec!["find", dir.as_str(), "-size", "+0"],
         vec!["ls", "-laR", dir.as_str()],
+        // A temporary file beside the target, renamed over it. (`cp`
+        // probes its target with an `O_PATH` open, which stays the
+        // kernel's, and python reads its own directories: `compat.rs`
+        // checks their copies.)
+        vec!["sed", "-i", "s/x/y/g", edited.as_str()],
     ] {
         let calls = kernel_calls_on(&lib, m, &argv);
         assert!(
@@ -96,6 +102,7 @@ fn preloaded_programs_make_no_syscall_on_the_mount() {
     }
     // And the answers are the mount's.
     assert_eq!(run(Some(&lib), &["cat", &file]), "through shared memory\n");
+    assert_eq!(std::fs::read(&edited).unwrap(), vec![b'y'; 100]);
     let found = run(Some(&lib), &["find", &dir, "-type", "f", "-size", "+0"]);
     assert_eq!(found.lines().count(), 20, "{found}");
 }
