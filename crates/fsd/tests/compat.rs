@@ -703,6 +703,58 @@ fn sendfile_with_another_filesystem_answers_as_without_the_library() {
     );
 }
 
+const MKSTEMP_PY: &str = r#"
+import ctypes, fcntl, os, stat, sys
+os.chdir(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+def made(fn, template, *args):
+    b = ctypes.create_string_buffer(template)
+    fd = fn(b, *args)
+    if fd < 0:
+        return "errno %d, template of %d" % (ctypes.get_errno(), len(b.value))
+    name = b.value.decode()
+    st = os.fstat(fd)
+    os.write(fd, b"x")
+    fl = fcntl.fcntl(fd, fcntl.F_GETFL)
+    os.close(fd)
+    return "%s %d %o %s %d %s" % (name.startswith(template.decode().split("X")[0]), len(name),
+                                   stat.S_IMODE(st.st_mode), bool(fl & os.O_APPEND), os.path.getsize(name),
+                                   os.path.exists(name))
+print("mkstemp", made(libc.mkstemp, b"tmpXXXXXX"))
+print("mkstemp dir", made(libc.mkstemp, b"sub/tmpXXXXXX"))
+print("mkostemp append", made(libc.mkostemp, b"appXXXXXX", os.O_APPEND))
+print("mkstemps", made(libc.mkstemps, b"sfxXXXXXX.txt", 4))
+print("mkostemps", made(libc.mkostemps, b"sfoXXXXXX.c", 2, os.O_CLOEXEC))
+print("few X", made(libc.mkstemp, b"badXXXXX"))
+print("no dir", made(libc.mkstemp, b"nodir/tXXXXXX"))
+print("long suffix", made(libc.mkstemps, b"aXXXXXX", 9))
+print("suffixes kept", sorted(f.rsplit(".", 1)[1] for f in os.listdir(".") if "." in f))
+print("files", sorted(len(f) for f in os.listdir(".") if f != "sub"), sorted(len(f) for f in os.listdir("sub")))
+"#;
+
+/// The `mkstemp` family on the mount (glibc creates the file with its own
+/// `open`, which the library replaces so the file is a fast-path file):
+/// names, modes, flags and errnos as on tmpfs.
+#[test]
+fn mkstemp_family_answers_as_without_the_library() {
+    let t = "mkstemp_family_answers_as_without_the_library";
+    let s = Scratch::new();
+    let py = s.script("mkstemp.py", MKSTEMP_PY);
+    let Some((want, _)) = differential(
+        t,
+        PYTHON,
+        &py,
+        |r| fs::create_dir(r.join("sub")).unwrap(),
+        false,
+    ) else {
+        return;
+    };
+    assert!(
+        want.contains("mkstemp True 9 600 False 1 True") && want.contains("few X errno 22"),
+        "{want}"
+    );
+}
+
 /// `cp` (coreutils 9 tries a reflink before every copy) of files from
 /// tmpfs into the mount: the copies stay fast-path files (each reflink
 /// attempt used to make its file kernel-backed: `cp -a` of 10 000 files

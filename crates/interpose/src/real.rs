@@ -212,6 +212,14 @@ reals! {
     execveat(c_int, *const c_char, *const *const c_char, *const *const c_char, c_int) -> c_int;
     execl(*const c_char, *const c_char) -> c_int;
     clone(*mut c_void, *mut c_void, c_int, *mut c_void) -> c_int;
+    mkstemp(*mut c_char) -> c_int;
+    mkstemp64(*mut c_char) -> c_int;
+    mkostemp(*mut c_char, c_int) -> c_int;
+    mkostemp64(*mut c_char, c_int) -> c_int;
+    mkstemps(*mut c_char, c_int) -> c_int;
+    mkstemps64(*mut c_char, c_int) -> c_int;
+    mkostemps(*mut c_char, c_int, c_int) -> c_int;
+    mkostemps64(*mut c_char, c_int, c_int) -> c_int;
     pthread_create(
         *mut libc::pthread_t,
         *const libc::pthread_attr_t,

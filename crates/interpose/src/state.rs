@@ -198,20 +198,7 @@ pub(crate) fn image() -> u64 {
     if v != 0 {
         return v;
     }
-    let mut r = 0u64;
-    // getrandom(2) with GRND_NONBLOCK; the time and pid are a fallback.
-    if sys::sc!(
-        libc::SYS_getrandom,
-        &mut r as *mut u64,
-        8usize,
-        libc::GRND_NONBLOCK
-    )
-    .is_err()
-        || r == 0
-    {
-        r = sys::monotonic_ns() ^ (u64::from(sys::sc!(libc::SYS_getpid).unwrap_or(1) as u32) << 32)
-            | 1;
-    }
+    let r = sys::random_u64();
     // Threads connecting their first channels at once must all name the
     // same image, or the daemon files their channels as different clients
     // (and one thread's handles are unknown on another's channel): the

@@ -293,6 +293,24 @@ pub(crate) unsafe fn munmap(p: *mut u8, len: usize) {
 /// `CLOCK_MONOTONIC` in nanoseconds: the clock shm-ring's waits use.
 pub(crate) use shm_ring::monotonic_ns;
 
+/// 64 random bits (`getrandom(2)`, non-blocking; the clock, the pid and a
+/// counter mixed when it fails or gives 0, so never 0).
+pub(crate) fn random_u64() -> u64 {
+    static CALLS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+    let mut r = 0u64;
+    let got = sc!(
+        libc::SYS_getrandom,
+        &mut r as *mut u64,
+        8usize,
+        libc::GRND_NONBLOCK
+    );
+    if got.is_err() || r == 0 {
+        let n = CALLS.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+        r = monotonic_ns() ^ (u64::from(sc!(libc::SYS_getpid).unwrap_or(1) as u32) << 32) ^ n | 1;
+    }
+    r
+}
+
 /// The wall clock in whole seconds (`CLOCK_REALTIME_COARSE`, through the
 /// vDSO: no system call), as file times count; 0 if it cannot be read.
 pub(crate) fn wall_secs() -> i64 {

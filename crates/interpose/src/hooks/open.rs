@@ -73,6 +73,64 @@ pub(super) unsafe fn openat(dirfd: c_int, p: *const c_char, flags: c_int, mode: 
     }
 }
 
+/// The `mkstemp(3)` family on a mount: glibc creates the file with its own
+/// internal `open`, which no hook sees, so the temporary file `sed -i`
+/// writes beside its target would be the kernel's; here the names are
+/// tried as glibc tries them (the six `X`s before `suffix` bytes replaced
+/// by letters and digits, `O_RDWR | O_CREAT | O_EXCL` and the caller's
+/// other `flags`, mode 0600, again on `EEXIST`) through [`open`], so the
+/// file is a fast-path file. Elsewhere, and for a template glibc refuses
+/// or cannot read, glibc's (`real`).
+#[inline]
+pub(super) unsafe fn mktemp(
+    t: *mut c_char,
+    suffix: c_int,
+    flags: c_int,
+    real: impl FnOnce() -> c_int,
+) -> c_int {
+    /// Names tried before `EEXIST`, as glibc (62³).
+    const ATTEMPTS: u32 = 62 * 62 * 62;
+    const LETTERS: &[u8; 62] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    if !matches!(
+        ops::resolve_at(AT_FDCWD, t, &mut ops::Target::new()),
+        At::Ours(_)
+    ) {
+        return real();
+    }
+    let mut copy = [core::mem::MaybeUninit::<u8>::uninit(); proto::PATH_MAX];
+    let Ok(name) = crate::uaccess::strncpy_from_user(&mut copy, t) else {
+        return real();
+    };
+    let Some(xs) = usize::try_from(suffix)
+        .ok()
+        .and_then(|s| name.len().checked_sub(s + 6))
+        .filter(|&at| name[at..at + 6].iter().all(|&c| c == b'X'))
+    else {
+        return real();
+    };
+    let saved = errno();
+    let flags = (flags & !libc::O_ACCMODE) | libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
+    for _ in 0..ATTEMPTS {
+        let bits = sys::random_u64();
+        let xxxxxx: [u8; 6] =
+            core::array::from_fn(|i| LETTERS[(bits >> (10 * i)) as usize % LETTERS.len()]);
+        // SAFETY: `xs + 6` bytes of the template were read just above.
+        let at = unsafe { t.add(xs) };
+        if crate::uaccess::write_val(at.cast::<[u8; 6]>(), &xxxxxx).is_err() {
+            return err(libc::EFAULT);
+        }
+        // SAFETY: `t` is the caller's template, a C string we just read.
+        let fd = unsafe { open(t, flags, 0o600) };
+        if fd >= 0 {
+            return ok(saved, fd);
+        }
+        if errno() != libc::EEXIST {
+            return -1;
+        }
+    }
+    err(libc::EEXIST)
+}
+
 /// Drops our mapping of `fd` and closes its placeholder.
 #[inline]
 pub(super) fn close_ours(fd: c_int) {

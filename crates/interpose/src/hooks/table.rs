@@ -6,6 +6,22 @@ hooks! {
     fn open(p: *const c_char, flags: c_int, mode: mode_t) -> c_int => open::open;
     /// Large-file alias of [`open()`]: the same function on the supported 64-bit targets (one `off_t`, one `struct stat` layout).
     fn open64(p: *const c_char, flags: c_int, mode: mode_t) -> c_int => open(p, flags, mode);
+    /// `mkstemp(3)`: a temporary file on a mount is created through [`open()`], so it is a fast-path file (glibc creates it with an internal `open` no hook sees); elsewhere glibc's.
+    fn mkstemp(t: *mut c_char) -> c_int => open::mktemp(t, 0, 0, || real::mkstemp()(t));
+    /// Large-file alias of [`mkstemp()`].
+    fn mkstemp64(t: *mut c_char) -> c_int => open::mktemp(t, 0, 0, || real::mkstemp64()(t));
+    /// `mkostemp(3)`: as [`mkstemp()`], with open flags.
+    fn mkostemp(t: *mut c_char, flags: c_int) -> c_int => open::mktemp(t, 0, flags, || real::mkostemp()(t, flags));
+    /// Large-file alias of [`mkostemp()`].
+    fn mkostemp64(t: *mut c_char, flags: c_int) -> c_int => open::mktemp(t, 0, flags, || real::mkostemp64()(t, flags));
+    /// `mkstemps(3)`: as [`mkstemp()`], the `XXXXXX` before a suffix.
+    fn mkstemps(t: *mut c_char, suffix: c_int) -> c_int => open::mktemp(t, suffix, 0, || real::mkstemps()(t, suffix));
+    /// Large-file alias of [`mkstemps()`].
+    fn mkstemps64(t: *mut c_char, suffix: c_int) -> c_int => open::mktemp(t, suffix, 0, || real::mkstemps64()(t, suffix));
+    /// `mkostemps(3)`: as [`mkstemps()`], with open flags.
+    fn mkostemps(t: *mut c_char, suffix: c_int, flags: c_int) -> c_int => open::mktemp(t, suffix, flags, || real::mkostemps()(t, suffix, flags));
+    /// Large-file alias of [`mkostemps()`].
+    fn mkostemps64(t: *mut c_char, suffix: c_int, flags: c_int) -> c_int => open::mktemp(t, suffix, flags, || real::mkostemps64()(t, suffix, flags));
     /// Fortified `open` (no mode argument): as [`open()`] with mode 0.
     fn __open_2(p: *const c_char, flags: c_int) -> c_int => open(p, flags, 0);
     /// Fortified `open64` (no mode argument): as [`open()`] with mode 0.
