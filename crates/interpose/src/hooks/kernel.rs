@@ -556,8 +556,9 @@ fn other_end_elsewhere(fd: c_int, mount: usize) -> Option<c_int> {
 }
 
 /// `sendfile` between two files of one mount is a copy inside the daemon
-/// (as `copy_file_range`); with any other end it is the kernel's, on
-/// kernel-backed fds.
+/// (as `copy_file_range`); between a fast-path file and a kernel fd it goes
+/// through the channel's bulk area ([`sendfile_with_kernel`]); otherwise
+/// it is the kernel's, on kernel-backed fds.
 #[inline]
 pub(super) unsafe fn sendfile(out: c_int, inp: c_int, off: *mut off_t, n: size_t) -> ssize_t {
     match (ops::file(inp), ops::file(out)) {
@@ -589,7 +590,7 @@ pub(super) unsafe fn sendfile(out: c_int, inp: c_int, off: *mut off_t, n: size_t
 }
 
 /// Which end of a `sendfile` the fast-path file is.
-pub(super) enum Side<'a> {
+enum Side<'a> {
     /// It is read from.
     In(&'a ops::FileRef),
     /// It is written to.
@@ -608,7 +609,7 @@ pub(super) enum Side<'a> {
 ///
 /// # Safety
 /// `off` is null or points to a valid `off_t`.
-pub(super) unsafe fn sendfile_with_kernel(
+unsafe fn sendfile_with_kernel(
     file: Side<'_>,
     other: c_int,
     off: *mut off_t,

@@ -277,7 +277,7 @@ hooks! {
     fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut libc::epoll_event) -> c_int => kernel::epoll_ctl;
     /// `ioctl(2)`: reflink requests between two files of one mount answered here; otherwise on a kernel-backed fd.
     fn ioctl(fd: c_int, req: libc::c_ulong, arg: *mut c_void) -> c_int => kernel::ioctl;
-    /// `sendfile(2)`: a copy inside the daemon between two files of one mount, else on kernel-backed fds.
+    /// `sendfile(2)`: a copy inside the daemon between two files of one mount, through the channel's bulk area between a fast-path file and a kernel fd, else on kernel-backed fds.
     fn sendfile(out: c_int, inp: c_int, off: *mut off_t, n: size_t) -> ssize_t => kernel::sendfile;
     /// Large-file alias of [`sendfile()`]: the same function on the supported 64-bit targets (one `off_t`, one `struct stat` layout).
     fn sendfile64(out: c_int, inp: c_int, off: *mut off64_t, n: size_t) -> ssize_t => sendfile(out, inp, off, n);
