@@ -128,9 +128,7 @@ fn read_all(path: &[u8]) -> Option<(Mapping, usize)> {
 }
 
 fn read_fd(fd: i32) -> Option<(Mapping, usize)> {
-    // SAFETY: all-zero is a valid stat buffer for the kernel to fill.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    sys::sc!(libc::SYS_fstat, fd, &mut st as *mut libc::stat).ok()?;
+    let st = sys::fstat(fd).ok()?;
     // A regular file tells its size (one more byte shows the end in one
     // read); `/proc` files say 0 and are read in growing steps.
     let mut map = Mapping::new((st.st_size.max(0) as usize + 1).max(64 << 10))?;

@@ -205,6 +205,13 @@ pub(crate) fn fcntl(fd: i32, cmd: i32, arg: c_long) -> Result<i32, Errno> {
     sc!(libc::SYS_fcntl, fd, cmd, arg).map(|r| r as i32)
 }
 
+/// `fstat(2)`.
+pub(crate) fn fstat(fd: i32) -> Result<libc::stat, Errno> {
+    // SAFETY: all-zero is a valid stat buffer for the kernel to fill.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    sc!(libc::SYS_fstat, fd, &mut st as *mut libc::stat).map(|_| st)
+}
+
 /// `dup3(2)`.
 pub(crate) fn dup3(old: i32, new: i32, flags: i32) -> Result<i32, Errno> {
     sc!(libc::SYS_dup3, old, new, flags).map(|r| r as i32)

@@ -544,15 +544,21 @@ fn clone_source(req: libc::c_ulong, arg: *mut c_void) -> Option<c_int> {
 /// included: the kernel's `fdget` refuses those), `EXDEV` if it is on
 /// another device; `None` if it is on the mount's (see above).
 fn other_end_elsewhere(fd: c_int, mount: usize) -> Option<c_int> {
-    match sys::fcntl(fd, libc::F_GETFL, 0) {
-        Ok(fl) if fl & libc::O_PATH == 0 => {}
-        _ => return Some(libc::EBADF),
+    let Some((fl, st)) = kernel_end(fd) else {
+        return Some(libc::EBADF);
+    };
+    if fl & libc::O_PATH != 0 {
+        return Some(libc::EBADF);
     }
-    // SAFETY: all-zero is a valid stat buffer for fstat to fill.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    sys::sc!(libc::SYS_fstat, fd, &mut st as *mut libc::stat).ok()?;
     let dev = state::MOUNTS[mount].dev.load(Ordering::Relaxed);
     (dev != 0 && st.st_dev != dev).then_some(libc::EXDEV)
+}
+
+/// The open flags and `fstat` of the kernel's end `fd` of a two-file call;
+/// `None` if it is no open file.
+fn kernel_end(fd: c_int) -> Option<(c_int, libc::stat)> {
+    let fl = sys::fcntl(fd, libc::F_GETFL, 0).ok()?;
+    Some((fl, sys::fstat(fd).ok()?))
 }
 
 /// `sendfile` between two files of one mount is a copy inside the daemon
@@ -622,10 +628,7 @@ unsafe fn sendfile_with_kernel(
     if f.is_dir() || f.kernel_backed() || writes_file && f.flags as c_int & libc::O_APPEND != 0 {
         return None;
     }
-    let fl = sys::fcntl(other, libc::F_GETFL, 0).ok()?;
-    // SAFETY: all-zero is a valid stat buffer for fstat to fill.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    sys::sc!(libc::SYS_fstat, other, &mut st as *mut libc::stat).ok()?;
+    let (fl, st) = kernel_end(other)?;
     let other_ok = if writes_file {
         st.st_mode & libc::S_IFMT == libc::S_IFREG && fl & libc::O_ACCMODE != libc::O_WRONLY
     } else {

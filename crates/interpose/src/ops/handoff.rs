@@ -460,12 +460,7 @@ pub(crate) fn close_drops_locks(r: &OfdRef) {
         if done || !is_kernel_backed(n) {
             return;
         }
-        // SAFETY: all-zero is a valid stat buffer for fstat to fill.
-        let mut st: libc::stat = unsafe { core::mem::zeroed() };
-        if sys::sc!(libc::SYS_fstat, n, &mut st as *mut libc::stat).is_ok()
-            && st.st_ino == attr.ino
-            && st.st_dev == dev
-        {
+        if sys::fstat(n).is_ok_and(|st| st.st_ino == attr.ino && st.st_dev == dev) {
             // SAFETY: all-zero is a valid flock; whole file from offset 0.
             let mut unlock: libc::flock = unsafe { core::mem::zeroed() };
             unlock.l_type = libc::F_UNLCK as i16;
