@@ -876,8 +876,13 @@ def machine_facts():
     except (OSError, ValueError, IndexError):
         pass
     load = os.getloadavg()
+    try:
+        with open("/sys/module/fuse/parameters/enable_uring") as f:
+            uring = f.read().strip() in ("Y", "1")
+    except OSError:
+        uring = False
     return {"nproc": os.cpu_count(), "kernel": platform.release(), "cpu": cpu, "mem_mib": mem,
-            "loadavg_at_start": [round(x, 2) for x in load]}
+            "loadavg_at_start": [round(x, 2) for x in load], "fuse_over_io_uring": uring}
 
 
 def git_commit():
@@ -1194,8 +1199,10 @@ def main():
             + " | " + " | ".join("—" for _ in ratio_cols) + " |")
     print()
     print("Medians of %d interleaved runs (min–max in brackets), %s, commit %s, %d CPUs (%s), kernel %s, "
-          "load average %s at start." % (args.runs, started.strftime("%Y-%m-%d %H:%M UTC"), git_commit(), facts["nproc"],
-                                        facts["cpu"], facts["kernel"], " ".join("%.2f" % x for x in facts["loadavg_at_start"])))
+          "load average %s at start; FUSE over io_uring %s." % (
+              args.runs, started.strftime("%Y-%m-%d %H:%M UTC"), git_commit(), facts["nproc"], facts["cpu"],
+              facts["kernel"], " ".join("%.2f" % x for x in facts["loadavg_at_start"]),
+              "on" if facts["fuse_over_io_uring"] else "off (fuse.enable_uring)"))
     print("preload vs FUSE = FUSE time / preload time (>1: preload faster); preload / tmpfs = preload time / tmpfs time "
           "(1.0: as fast as tmpfs). Throughputs are inverted accordingly. FUSE cold = drop_caches before every timed run.")
     if memory:

@@ -3,9 +3,10 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use inode_store::Store;
 
 use crate::access::Access;
 use crate::fs_core::clients::{ChannelLimits, Clients};
-use crate::fuse_door::{FuseFs, KernelNotifier, KernelPages};
+use crate::fuse_door::{self, FuseFs, KernelNotifier, KernelPages, MAX_IO};
 use crate::fusermount;
 use crate::metrics::Metrics;
 use crate::mountinfo;
@@ -276,7 +277,7 @@ fn serve(plan: &Plan<'_>, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<(
         clients.clone(),
         pages.clone(),
     );
-    let session = match result {
+    let (session, over_io_uring) = match result {
         Ok(session) => session,
         Err(e) => {
             if let Some(pipe) = ready.as_mut() {
@@ -316,11 +317,27 @@ fn serve(plan: &Plan<'_>, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<(
         }
     }
     spawn_signal_thread(mountpoint.to_path_buf());
+    // A second descriptor of the connection for the io_uring queues.
+    let uring_fd = match over_io_uring {
+        true => match session.as_fd().try_clone_to_owned() {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                log::warn!("FUSE over io_uring off: {e}");
+                None
+            }
+        },
+        false => None,
+    };
     log::info!(
-        "serving {} ({} bytes, {} FUSE threads, {}, fast path {})",
+        "serving {} ({} bytes, {} FUSE threads{}, {}, fast path {})",
         mountpoint.display(),
         plan.size,
         plan.threads,
+        if uring_fd.is_some() {
+            " + per-CPU io_uring queues"
+        } else {
+            ""
+        },
         if o.read_only() {
             "read-only"
         } else {
@@ -343,7 +360,16 @@ fn serve(plan: &Plan<'_>, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<(
     }
     // The kernel ends the connection with ENODEV on unmount, and at times
     // with ECONNABORTED while the mount goes away: both are a clean end.
-    let result = match session.run() {
+    let serve_uring = |dispatcher| {
+        if let Some(fd) = uring_fd {
+            if let Err(e) = fuse_door::uring::start(fd, dispatcher, MAX_IO as usize) {
+                // The kernel keeps using /dev/fuse until every queue has
+                // an entry: serving goes on there.
+                log::warn!("FUSE over io_uring off: {e}");
+            }
+        }
+    };
+    let result = match session.run_with(serve_uring) {
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENODEV | libc::ECONNABORTED)) => Ok(()),
         other => other.map_err(DaemonError::Serve),
     };
@@ -409,7 +435,7 @@ fn mount_session(
     metrics: Arc<Metrics>,
     clients: Arc<Clients>,
     pages: Arc<KernelPages>,
-) -> Result<Session<FuseFs>, DaemonError> {
+) -> Result<(Session<FuseFs>, bool), DaemonError> {
     // Signals are taken by one dedicated thread with sigwait; block them
     // before any thread starts so every thread inherits the mask.
     block_shutdown_signals();
@@ -425,11 +451,21 @@ fn mount_session(
     config.n_threads = Some(plan.threads);
     config.clone_fd = true;
     let kernel_checks = plan.args.options.default_permissions;
-    let fs = FuseFs::new(store, metrics, clients, pages, kernel_checks);
-    Session::from_fd(fs, fuse, acl, config).map_err(|e| {
+    let over_io_uring = Arc::new(AtomicBool::new(plan.args.options.io_uring));
+    let fs = FuseFs::new(
+        store,
+        metrics,
+        clients,
+        pages,
+        kernel_checks,
+        over_io_uring.clone(),
+    );
+    let session = Session::from_fd(fs, fuse, acl, config).map_err(|e| {
         let _ = unmount(mountpoint, true);
         DaemonError::Mount(mountpoint.to_path_buf(), e)
-    })
+    })?;
+    // Set by the INIT the session's handshake answered.
+    Ok((session, over_io_uring.load(Ordering::Relaxed)))
 }
 
 /// Mounts the kernel side and returns the `/dev/fuse` connection.

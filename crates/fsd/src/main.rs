@@ -87,8 +87,8 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         log: Option<PathBuf>,
         /// Mount options, comma-separated (repeatable; see README): ro, rw,
-        /// allow_other, noallow_other, default_permissions, uid=, gid=,
-        /// mode=, size=, nr_inodes=, max_channels=, threads=, log=,
+        /// allow_other, noallow_other, default_permissions, noio_uring, uid=,
+        /// gid=, mode=, size=, nr_inodes=, max_channels=, threads=, log=,
         /// metrics=, and the generic ones (nosuid, nodev, noexec, noatime...).
         #[arg(short = 'o', value_name = "OPTIONS")]
         options: Vec<String>,

@@ -36,6 +36,10 @@ pub struct MountOptions {
     /// `default_permissions` / `nodefault_permissions`: whether the kernel
     /// checks permissions too (the store always does).
     pub default_permissions: bool,
+    /// `io_uring` / `noio_uring`: whether the FUSE door takes requests
+    /// through the kernel's per-CPU io_uring queues where the kernel offers
+    /// them (`fuse.enable_uring=1`; default yes).
+    pub io_uring: bool,
     /// `MS_*` flags of the mount (`ro`, `nosuid`, `nodev`, `noexec`, ...).
     pub flags: libc::c_ulong,
     /// `log=FILE`: where the daemon's log goes.
@@ -56,6 +60,7 @@ impl Default for MountOptions {
             root_mode: None,
             allow_other: None,
             default_permissions: true,
+            io_uring: true,
             flags: 0,
             log: None,
             metrics: None,
@@ -127,6 +132,8 @@ impl MountOptions {
             "noallow_other" => self.allow_other = Some(false),
             "default_permissions" => self.default_permissions = true,
             "nodefault_permissions" => self.default_permissions = false,
+            "io_uring" => self.io_uring = true,
+            "noio_uring" => self.io_uring = false,
             // mount(8), fstab and mount.fuse3 words; `nonempty` is what
             // FUSE 2 wanted for a non-empty mountpoint (always allowed).
             "defaults" | "auto" | "noauto" | "user" | "nouser" | "users" | "owner" | "group"
@@ -290,6 +297,9 @@ mod tests {
         assert_eq!(parsed("allow_other").allow_other, Some(true));
         assert_eq!(parsed("allow_other,noallow_other").allow_other, Some(false));
         assert!(!parsed("nodefault_permissions").default_permissions);
+        assert!(o.io_uring);
+        assert!(!parsed("noio_uring").io_uring);
+        assert!(parsed("noio_uring,io_uring").io_uring);
         assert_eq!(
             parsed("size=1G,size=2G").size,
             Some(SizeSpec::Bytes(2 << 30))

@@ -40,6 +40,7 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -67,7 +68,7 @@ use super::convert::{
 pub const TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Largest read or write the kernel sends in one request (256 pages).
-const MAX_IO: u32 = 1 << 20;
+pub const MAX_IO: u32 = 1 << 20;
 
 /// `fuser` adapter over the shared store.
 pub struct FuseFs {
@@ -87,6 +88,9 @@ pub struct FuseFs {
     /// Whether the kernel checks permissions at open (`default_permissions`):
     /// only then may it open files and directories without asking.
     kernel_checks: bool,
+    /// Whether to ask for FUSE over io_uring at INIT; after INIT, whether
+    /// the kernel agreed (see [`super::uring`]).
+    over_io_uring: Arc<AtomicBool>,
 }
 
 mod helpers;
@@ -115,6 +119,10 @@ impl Filesystem for FuseFs {
             let _ = config.add_capabilities(flag);
         }
         let _ = config.set_max_write(MAX_IO);
+        if self.over_io_uring.load(Ordering::Relaxed) {
+            let agreed = config.add_capabilities(F::FUSE_OVER_IO_URING).is_ok();
+            self.over_io_uring.store(agreed, Ordering::Relaxed);
+        }
         Ok(())
     }
 

@@ -95,6 +95,7 @@ mod tests {
             clients.clone(),
             Arc::default(),
             true,
+            Arc::default(),
         );
         let me = std::process::id();
         // SAFETY: gettid has no preconditions.

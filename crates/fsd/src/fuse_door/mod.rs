@@ -9,7 +9,8 @@ mod convert;
 mod forgets;
 mod held_open;
 mod notifier;
+pub mod uring;
 
-pub use adapter::FuseFs;
+pub use adapter::{FuseFs, MAX_IO};
 pub use coherence::KernelPages;
 pub use notifier::KernelNotifier;

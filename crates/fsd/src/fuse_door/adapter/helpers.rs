@@ -8,13 +8,15 @@ impl FuseFs {
     /// `clients` are the fast path's, whose handles their holders may
     /// reopen through this door; `pages` records the files the kernel has
     /// read or written, for the notifier; `kernel_checks` whether the mount
-    /// has `default_permissions`.
+    /// has `default_permissions`; `over_io_uring` whether to ask the
+    /// kernel for FUSE over io_uring, and then whether it agreed.
     pub fn new(
         store: Arc<Store>,
         metrics: Arc<Metrics>,
         clients: Arc<Clients>,
         pages: Arc<KernelPages>,
         kernel_checks: bool,
+        over_io_uring: Arc<AtomicBool>,
     ) -> FuseFs {
         FuseFs {
             store,
@@ -24,6 +26,7 @@ impl FuseFs {
             dirs: parking_lot::Mutex::default(),
             unlinked: PendingForgets::default(),
             kernel_checks,
+            over_io_uring,
         }
     }
 
