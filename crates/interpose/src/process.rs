@@ -203,6 +203,13 @@ pub unsafe extern "C" fn syscall(
         nr if namespace::catches(nr) => unsafe { namespace::syscall(nr, args) },
         // SAFETY: the caller's arguments for the caller's system call.
         nr if catches_fd_table(nr) => unsafe { fd_table_syscall(nr, args) },
+        libc::SYS_openat2 => {
+            let how = a2 as *const libc::open_how;
+            // SAFETY: the caller's arguments for the caller's system call.
+            unsafe {
+                crate::hooks::openat2_syscall(a0 as c_int, a1 as *const c_char, how, a3 as usize)
+            }
+        }
         // SAFETY: the caller's arguments for the caller's system call.
         _ => sys::libc_result(unsafe { sys::raw(nr, args) }),
     }

@@ -494,7 +494,14 @@ impl Handler for Handlers<'_> {
             (ino, file)
         } else {
             let follow = req.flags as i32 & libc::AT_SYMLINK_NOFOLLOW == 0;
-            (self.walk(req.base, p.path, follow)?.found()?.ino, None)
+            let found = self.walk(req.base, p.path, follow)?.found()?;
+            // Linux changes no symlink's mode: `lchmod` and `fchmodat`
+            // with `AT_SYMLINK_NOFOLLOW` answer `EOPNOTSUPP` (glibc, and
+            // `fchmodat2` since 6.6).
+            if found.kind == FileKind::Symlink && s.valid & set::MODE != 0 {
+                return Err(err(libc::EOPNOTSUPP));
+            }
+            (found.ino, None)
         };
         let time = |at: u32, now: u32, sec: i64, nsec: u32| {
             if s.valid & now != 0 {

@@ -205,7 +205,7 @@ static void cases(const char *kind) {
     CI(link, 0, link(B, "g")) CI(link, 1, link("f", B))
     CI(linkat, 1, linkat(AT_FDCWD, B, AT_FDCWD, "g", 0)) CI(linkat, 3, linkat(AT_FDCWD, "f", dfd, B, 0))
     CI(truncate, 0, truncate(B, 0)) CI(truncate64, 0, truncate64(B, 0))
-    CI(chmod, 0, chmod(B, 0644)) CI(fchmodat, 1, fchmodat(dfd, B, 0644, 0))
+    CI(chmod, 0, chmod(B, 0644)) CI(lchmod, 0, lchmod(B, 0644)) CI(fchmodat, 1, fchmodat(dfd, B, 0644, 0))
     CI(chown, 0, chown(B, -1, -1)) CI(lchown, 0, lchown(B, -1, -1)) CI(fchownat, 1, fchownat(dfd, B, -1, -1, 0))
     CI(utimensat, 1, utimensat(AT_FDCWD, B, ts, 0)) CI(utimensat, 2, utimensat(AT_FDCWD, "f", B, 0))
     CI(futimens, 1, futimens(fd, B))

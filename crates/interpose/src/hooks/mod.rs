@@ -42,6 +42,8 @@ mod paths;
 mod stat;
 mod xattr;
 
+pub(crate) use open::openat2_syscall;
+
 extern "C" {
     /// glibc's fortify failure report: prints and aborts.
     fn __chk_fail() -> !;

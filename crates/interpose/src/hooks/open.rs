@@ -1,12 +1,13 @@
 //! Handlers of `open` and `close` and their relatives.
 
-use core::ffi::{c_char, c_int, c_uint};
+use core::ffi::{c_char, c_int, c_long, c_uint};
 
 use libc::{mode_t, AT_FDCWD};
 
 use crate::channel;
 use crate::dir;
 use crate::ops::{self, At, Fail};
+use crate::path;
 use crate::real;
 use crate::state::FDS;
 use crate::sys::{self, errno};
@@ -71,6 +72,134 @@ pub(super) unsafe fn openat(dirfd: c_int, p: *const c_char, flags: c_int, mode: 
             real::openat()(d, q, flags, mode)
         })
     }
+}
+
+/// `openat2(2)`, which programs make through `syscall(3)` (glibc has no
+/// wrapper): rsync's receiver looks for a basis file of every file it
+/// receives with `RESOLVE_BENEATH` first, and each missing one cost the
+/// kernel's FUSE lookup. The library does not resolve under the
+/// `RESOLVE_*` rules, so it opens nothing here: it answers only `ENOENT`,
+/// for a relative path without `..` on one mount whose components the fast
+/// path shows to be directories (no symlink) up to the first missing one,
+/// where those rules change nothing, and only for flags the kernel would
+/// not refuse first. Anything else is the kernel's (with a kernel fd in
+/// place of a fast-path directory fd, as for `openat`).
+///
+/// # Safety
+/// The arguments must be valid for `openat2(2)`.
+pub(crate) unsafe fn openat2_syscall(
+    dirfd: c_int,
+    p: *const c_char,
+    how: *const libc::open_how,
+    size: libc::size_t,
+) -> c_long {
+    let kernel = |d: c_int, q: *const c_char| {
+        let args = [
+            d as c_long,
+            q as c_long,
+            how as c_long,
+            size as c_long,
+            0,
+            0,
+        ];
+        // SAFETY: the caller's arguments, with `d` a kernel fd of the same
+        // directory as the caller's `dirfd`.
+        sys::libc_result(unsafe { sys::raw(libc::SYS_openat2, args) })
+    };
+    if size != core::mem::size_of::<libc::open_how>() {
+        return kernel(dirfd, p);
+    }
+    let Ok(h) = crate::uaccess::read_val(how) else {
+        return kernel(dirfd, p);
+    };
+    if !openat2_plain(&h) {
+        return kernel(dirfd, p);
+    }
+    let mut t = ops::Target::new();
+    let t = match ops::resolve_at(dirfd, p, &mut t) {
+        At::Real => return kernel(dirfd, p),
+        At::Err(e) => return err(e),
+        At::Ours(t) => t,
+    };
+    let mut copy = [core::mem::MaybeUninit::<u8>::uninit(); proto::PATH_MAX];
+    match crate::uaccess::strncpy_from_user(&mut copy, p) {
+        Ok(path) if missing_beneath(dirfd, path, t.mount) => err(libc::ENOENT),
+        _ => real_at(t, dirfd, p, kernel),
+    }
+}
+
+/// Whether an `openat2` with `how` reaches the path lookup with the
+/// caller's flags unchanged and no file to create: flags of `openat`'s
+/// plain kinds (anything else, the kernel may refuse before the lookup),
+/// mode 0, and resolution rules that only forbid leaving the directory,
+/// symlinks and mounts (`RESOLVE_CACHED` answers `EAGAIN` instead).
+fn openat2_plain(h: &libc::open_how) -> bool {
+    const FLAGS: u64 = (libc::O_NOFOLLOW
+        | libc::O_CLOEXEC
+        | libc::O_NOATIME
+        | libc::O_NONBLOCK
+        | libc::O_DIRECTORY
+        | libc::O_LARGEFILE
+        | libc::O_NOCTTY
+        | libc::O_TRUNC
+        | libc::O_APPEND) as u64;
+    const RESOLVE: u64 = libc::RESOLVE_BENEATH
+        | libc::RESOLVE_IN_ROOT
+        | libc::RESOLVE_NO_MAGICLINKS
+        | libc::RESOLVE_NO_SYMLINKS
+        | libc::RESOLVE_NO_XDEV;
+    let access = h.flags & libc::O_ACCMODE as u64;
+    let both = libc::RESOLVE_BENEATH | libc::RESOLVE_IN_ROOT;
+    access != libc::O_ACCMODE as u64
+        && h.flags & !(FLAGS | libc::O_ACCMODE as u64) == 0
+        && h.mode == 0
+        && h.resolve & !RESOLVE == 0
+        && h.resolve & both != both
+}
+
+/// Whether relative `path` (the caller's, read) names nothing on mount
+/// `mount`, reached from `dirfd` through directories only: every
+/// component is checked by an `lstat` on the fast path, in order, each a
+/// directory on `mount` up to one that is missing. No `..`, no symlink,
+/// no other mount: resolved under any of the `RESOLVE_*` rules, the path
+/// is then missing too. A concurrent change between the checks can make
+/// the answer `ENOENT` where the kernel's, at one instant, was an
+/// `EXDEV` or `ELOOP`: a refusal either way, and nothing is opened.
+fn missing_beneath(dirfd: c_int, path: &[u8], mount: usize) -> bool {
+    if path.first().is_none_or(|&b| b == b'/') || path::Comps::new(path, b"").has_dotdot() {
+        return false;
+    }
+    // The directory `dirfd` names must be on `mount` too.
+    let mut t = ops::Target::new();
+    if !matches!(ops::resolve_at(dirfd, c".".as_ptr(), &mut t), At::Ours(t) if t.mount == mount) {
+        return false;
+    }
+    // The prefixes, NUL-terminated in turn, for `resolve_at`.
+    let mut name = [0u8; proto::PATH_MAX + 1];
+    name[..path.len()].copy_from_slice(path);
+    let mut end = 0;
+    while end < path.len() {
+        // The next component's end.
+        let start = end + path[end..].iter().take_while(|&&b| b == b'/').count();
+        end = start + path[start..].iter().take_while(|&&b| b != b'/').count();
+        if start == end || &path[start..end] == b"." {
+            continue;
+        }
+        let saved = name[end];
+        name[end] = 0;
+        let mut t = ops::Target::new();
+        let attr = match ops::resolve_at(dirfd, name.as_ptr().cast(), &mut t) {
+            At::Ours(t) if t.mount == mount => ops::stat_path(t, true, None),
+            _ => return false,
+        };
+        name[end] = saved;
+        match attr {
+            Err(Fail::Errno(libc::ENOENT)) => return true,
+            Ok(a) if a.mode & libc::S_IFMT == libc::S_IFDIR => {}
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// The `mkstemp(3)` family on a mount: glibc creates the file with its own

@@ -215,6 +215,10 @@ hooks! {
     fn truncate64(p: *const c_char, len: off64_t) -> c_int => truncate(p, len);
     /// `chmod(2)`: `fchmodat(AT_FDCWD, ..)`.
     fn chmod(p: *const c_char, mode: mode_t) -> c_int => fchmodat(AT_FDCWD, p, mode, 0);
+    /// `lchmod(3)`: `fchmodat` with `AT_SYMLINK_NOFOLLOW` (glibc's calls its
+    /// own `fchmodat` internally, past the hook: rsync changes every file's
+    /// mode with it).
+    fn lchmod(p: *const c_char, mode: mode_t) -> c_int => fchmodat(AT_FDCWD, p, mode, libc::AT_SYMLINK_NOFOLLOW);
     /// `fchmodat(2)` of a path on a btfuse mount, served by the daemon; libc's otherwise.
     fn fchmodat(d: c_int, p: *const c_char, mode: mode_t, flags: c_int) -> c_int => paths::fchmodat;
     /// `chown(2)`: `fchownat(AT_FDCWD, .., 0)`.

@@ -345,6 +345,32 @@ fn setattr_without_following_links() {
 }
 
 #[test]
+fn a_symlinks_mode_does_not_change() {
+    let mut f = Fixture::new();
+    let c = f.clients.join(1, 0, Creds::root()).unwrap();
+    let mknod = ops::Mknod {
+        mode: libc::S_IFREG | 0o644,
+        ..Default::default()
+    };
+    f.call(&c, mknod, b"f", b"").unwrap();
+    f.call(&c, ops::Symlink::default(), b"l", b"f").unwrap();
+    let chmod = |flags: i32| ops::SetAttr {
+        flags: flags as u32,
+        set: SetAttrReq {
+            valid: set::MODE,
+            mode: 0o600,
+            ..SetAttrReq::default()
+        },
+        ..Default::default()
+    };
+    let lchmod = chmod(libc::AT_SYMLINK_NOFOLLOW);
+    assert_eq!(f.status(&c, lchmod, b"l", b""), -libc::EOPNOTSUPP);
+    f.call(&c, chmod(0), b"l", b"").unwrap();
+    let (s, _) = f.call(&c, ops::Stat::default(), b"f", b"").unwrap();
+    assert_eq!(s.attr.mode & 0o7777, 0o600, "chmod follows the link");
+}
+
+#[test]
 fn a_final_dot_is_not_its_directory() {
     let mut f = Fixture::new();
     let c = f.clients.join(1, 0, Creds::root()).unwrap();
