@@ -25,7 +25,7 @@ line.  Differences that are accepted on purpose are listed in EXCEPTIONS below
 and are applied identically to every run (so they never hide a difference
 silently: they change what is *reported*, for everyone).
 
-Stdlib only (ctypes for renameat2, fallocate, utimensat).
+Stdlib only (ctypes for renameat2, lchmod, fallocate, utimensat).
 """
 
 import ctypes
@@ -94,6 +94,10 @@ def _check(rc):
 
 def renameat2(old, new, flags):
     return _check(_libc.renameat2(AT_FDCWD, old.encode(), AT_FDCWD, new.encode(), flags))
+
+
+def lchmod(path, mode):
+    return _check(_libc.lchmod(path.encode(), mode))
 
 
 def fallocate(fd, mode, off, length):
@@ -762,6 +766,9 @@ def sec_attrs(R):
     os.symlink("f", "at/s")
     R.do("lchown", ["at/s", "-1 -1"], lambda: (os.lchown("at/s", -1, -1), lst("at/s"))[1])
     R.do("lchown", ["at/s", "2000:2000"], lambda: (os.lchown("at/s", 2000, 2000), lst("at/s"), lst("at/f"))[1:])
+    # glibc's lchmod: a file's mode changes, a symlink's cannot (EOPNOTSUPP).
+    R.do("lchmod", ["at/f", "0640"], lambda: (lchmod("at/f", 0o640), lst("at/f"))[1])
+    R.do("lchmod", ["at/s", "0600"], lambda: (lchmod("at/s", 0o600), lst("at/s"), lst("at/f"))[1:])
     os.mkdir("at/d")
     R.do("chmod", ["at/d", "0700"], lambda: (os.chmod("at/d", 0o700), lst("at/d"))[1])
     R.do("chmod", ["at/d", "03777"], lambda: (os.chmod("at/d", 0o3777), lst("at/d"))[1])
