@@ -7,8 +7,9 @@
 //! worker thread may answer the caller's next request first: a `statfs`
 //! right after `rm` would still count the file's blocks, which tmpfs never
 //! does. So `statfs` first waits, briefly, for the `FORGET`s of files
-//! unlinked a moment ago; a file still unforgotten after [`GRACE`] is one
-//! the kernel keeps open, and is not waited for again.
+//! unlinked a moment ago, and so does a call that found no space before it
+//! tries again; a file still unforgotten after [`GRACE`] is one the kernel
+//! keeps open, and is not waited for again.
 
 use std::time::{Duration, Instant};
 
@@ -48,14 +49,17 @@ impl PendingForgets {
 
     /// Waits until every file unlinked less than [`GRACE`] ago is forgotten
     /// or has had its grace (at most [`GRACE`]); at once when there is none.
-    pub(super) fn settle(&self) {
+    /// Whether there was any to wait for.
+    pub(super) fn settle(&self) -> bool {
         let mut recent = self.recent.lock();
+        let mut waited = false;
         loop {
             let now = Instant::now();
             recent.retain(|&(_, at)| now < at + GRACE);
             let Some(deadline) = recent.iter().map(|&(_, at)| at + GRACE).max() else {
-                return;
+                return waited;
             };
+            waited = true;
             self.forgotten.wait_until(&mut recent, deadline);
         }
     }
@@ -71,14 +75,14 @@ mod tests {
         p.unlinked(7);
         p.forgotten(7);
         let t = Instant::now();
-        p.settle();
+        assert!(!p.settle());
         assert!(t.elapsed() < GRACE, "nothing was pending");
         p.unlinked(8);
         let t = Instant::now();
-        p.settle();
+        assert!(p.settle());
         assert!(t.elapsed() >= GRACE / 2, "a pending forget is waited for");
         let t = Instant::now();
-        p.settle();
+        assert!(!p.settle());
         assert!(
             t.elapsed() < GRACE,
             "an unforgotten file is waited for once"

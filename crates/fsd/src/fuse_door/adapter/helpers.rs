@@ -70,14 +70,23 @@ impl FuseFs {
         }
     }
 
-    /// Runs one store call and records its latency and outcome.
+    /// Runs one store call and records its latency and outcome. A call
+    /// that finds no space while files the kernel unlinked a moment ago
+    /// still hold theirs (their `FORGET`s on the way, see [`forgets`]) runs
+    /// again once they are forgotten: on tmpfs an unlinked file nobody has
+    /// open frees its space before `unlink` returns, and here a request can
+    /// overtake the `FORGET` (the io_uring queues and `/dev/fuse` are read
+    /// by different threads).
     pub(super) fn timed<T>(
         &self,
         op: FuseOp,
-        call: impl FnOnce() -> store::Result<T>,
+        mut call: impl FnMut() -> store::Result<T>,
     ) -> store::Result<T> {
         let start = Instant::now();
-        let result = call();
+        let result = match call() {
+            Err(e) if e == store::Errno::ENOSPC && self.unlinked.settle() => call(),
+            result => result,
+        };
         self.metrics.fuse.record(
             op as usize,
             start.elapsed(),
