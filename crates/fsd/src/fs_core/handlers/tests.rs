@@ -320,8 +320,8 @@ fn paths_leaving_the_mount_escape() {
     );
 }
 
-#[test]
-fn setattr_without_following_links() {
+/// A fixture, root's client in it and a regular file `f` (mode 0644).
+fn root_with_file_f() -> (Fixture, Arc<Client>) {
     let mut f = Fixture::new();
     let c = f.clients.join(1, 0, Creds::root()).unwrap();
     let mknod = ops::Mknod {
@@ -329,6 +329,12 @@ fn setattr_without_following_links() {
         ..Default::default()
     };
     f.call(&c, mknod, b"f", b"").unwrap();
+    (f, c)
+}
+
+#[test]
+fn setattr_without_following_links() {
+    let (mut f, c) = root_with_file_f();
     let times = ops::SetAttr {
         flags: libc::AT_SYMLINK_NOFOLLOW as u32,
         set: SetAttrReq {
@@ -346,13 +352,7 @@ fn setattr_without_following_links() {
 
 #[test]
 fn a_symlinks_mode_does_not_change() {
-    let mut f = Fixture::new();
-    let c = f.clients.join(1, 0, Creds::root()).unwrap();
-    let mknod = ops::Mknod {
-        mode: libc::S_IFREG | 0o644,
-        ..Default::default()
-    };
-    f.call(&c, mknod, b"f", b"").unwrap();
+    let (mut f, c) = root_with_file_f();
     f.call(&c, ops::Symlink::default(), b"l", b"f").unwrap();
     let chmod = |flags: i32| ops::SetAttr {
         flags: flags as u32,
