@@ -1,5 +1,5 @@
 //! Keeping a serving thread and its client on different CPUs
-//! ([`CpuSeparation`]).
+//! ([`CpuSeparation`]), and binding a thread to one CPU ([`bind_to`]).
 
 /// Keeps a serving thread off its client's CPU while the client is busy.
 ///
@@ -44,14 +44,9 @@ impl CpuSeparation {
 
     /// Restricts this thread to its allowed CPUs other than `cpu`, if any.
     fn avoid(&mut self, cpu: usize) {
-        // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
         let size = std::mem::size_of::<libc::cpu_set_t>();
-        let allowed = match self.saved {
-            Some(saved) => saved,
-            // SAFETY: `set` has room for `size` bytes; 0 = this thread.
-            None if unsafe { libc::sched_getaffinity(0, size, &mut set) } == 0 => set,
-            None => return,
+        let Some(allowed) = self.saved.or_else(allowed_cpus) else {
+            return;
         };
         let mut others = allowed;
         if cpu >= 8 * size {
@@ -68,6 +63,35 @@ impl CpuSeparation {
             self.saved = Some(allowed);
         }
     }
+}
+
+/// The CPUs this thread may run on (`None` if the kernel does not say).
+fn allowed_cpus() -> Option<libc::cpu_set_t> {
+    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` has room for its size; 0 = this thread.
+    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+    (r == 0).then_some(set)
+}
+
+/// Binds this thread to `cpu` if it may run there (else leaves it free:
+/// the FUSE io_uring queue of a CPU outside the daemon's set is still
+/// served).
+pub fn bind_to(cpu: usize) {
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    let Some(allowed) = allowed_cpus() else {
+        return;
+    };
+    // SAFETY: `cpu` is checked to be within the set first.
+    if cpu >= 8 * size || !unsafe { libc::CPU_ISSET(cpu, &allowed) } {
+        return;
+    }
+    // SAFETY: plain data; all-zero is the empty set.
+    let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is within the set.
+    unsafe { libc::CPU_SET(cpu, &mut one) };
+    // SAFETY: `one` is a valid set of `size` bytes; 0 = this thread.
+    unsafe { libc::sched_setaffinity(0, size, &one) };
 }
 
 impl Drop for CpuSeparation {

@@ -318,16 +318,12 @@ fn serve(plan: &Plan<'_>, mountpoint: &Path, ready: Option<OwnedFd>) -> Result<(
     }
     spawn_signal_thread(mountpoint.to_path_buf());
     // A second descriptor of the connection for the io_uring queues.
-    let uring_fd = match over_io_uring {
-        true => match session.as_fd().try_clone_to_owned() {
-            Ok(fd) => Some(fd),
-            Err(e) => {
-                log::warn!("FUSE over io_uring off: {e}");
-                None
-            }
-        },
-        false => None,
-    };
+    let uring_fd = over_io_uring
+        .then(|| session.as_fd().try_clone_to_owned())
+        .and_then(|fd| {
+            fd.map_err(|e| log::warn!("FUSE over io_uring off: {e}"))
+                .ok()
+        });
     log::info!(
         "serving {} ({} bytes, {} FUSE threads{}, {}, fast path {})",
         mountpoint.display(),
