@@ -66,6 +66,16 @@ pub(crate) fn evict_internal(fd: i32) {
 }
 
 /// A fresh placeholder fd number (lowest free at or above `min`).
+///
+/// The source is trusted to still be ours without asking the kernel: the
+/// program can only close or replace it through `close`, `close_range`,
+/// `closefrom`, `dup2`, `dup3` or `syscall(3)` with one of those, and each
+/// of those hooks gives the number up ([`evict_internal`],
+/// [`forget_nullfd_in`]) before the kernel reuses it — the invariant the
+/// fd table itself rests on (a fast-path fd closed past the hooks would
+/// free a number the table still maps). A source closed past them is
+/// `EBADF` here and reopened. (An `F_GETFL` of every duplicate, checked
+/// for `O_PATH`, was a tenth of an open + read + close.)
 pub(crate) fn placeholder(min: i32, cloexec: bool) -> R<i32> {
     let cmd = if cloexec {
         libc::F_DUPFD_CLOEXEC
@@ -76,16 +86,7 @@ pub(crate) fn placeholder(min: i32, cloexec: bool) -> R<i32> {
     for _ in 0..2 {
         let src = nullfd(slot)?;
         match sys::fcntl(src, cmd, min as _) {
-            // Make sure the source really was our O_PATH descriptor (the
-            // program may have closed it behind our back and reused the
-            // number): never hand out a duplicate of someone else's file.
-            Ok(fd) if sys::fcntl(fd, libc::F_GETFL, 0).is_ok_and(|fl| fl & libc::O_PATH != 0) => {
-                return Ok(fd)
-            }
-            Ok(fd) => {
-                sys::close(fd);
-                slot.store(-1, Ordering::Relaxed);
-            }
+            Ok(fd) => return Ok(fd),
             Err(libc::EBADF) => slot.store(-1, Ordering::Relaxed),
             Err(e) => return Err(Fail::Errno(e)),
         }
