@@ -220,6 +220,41 @@ fn leading_number(s: &[u8]) -> Option<i32> {
     proto::mountinfo::parse_u32(digits).and_then(|n| i32::try_from(n).ok())
 }
 
+/// The length of the absolute path `rname[..dest]` without its last
+/// component (not below the root `/`), its trailing slash kept.
+pub(crate) fn parent_len(rname: &[u8], mut dest: usize) -> usize {
+    if dest > 1 {
+        dest -= 1;
+        while dest > 0 && rname[dest - 1] != b'/' {
+            dest -= 1;
+        }
+    }
+    dest
+}
+
+/// Whether what follows a path's component makes it a directory
+/// necessarily: trailing slashes, a trailing `/.`, or a `/..` anywhere
+/// (glibc's `suffix_requires_dir_check`, which `realpath` uses).
+pub(crate) fn requires_dir(rest: &[u8]) -> bool {
+    let at = |i: usize| rest.get(i).copied();
+    let mut i = 0;
+    while at(i) == Some(b'/') {
+        while at(i) == Some(b'/') {
+            i += 1;
+        }
+        match at(i) {
+            None => return true,
+            Some(b'.') => i += 1,
+            Some(_) => return false,
+        }
+        // A trailing `/.`, or `/..` anywhere.
+        if at(i).is_none() || (at(i) == Some(b'.') && matches!(at(i + 1), None | Some(b'/'))) {
+            return true;
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,5 +406,37 @@ mod tests {
                 String::from_utf8_lossy(p)
             );
         }
+    }
+
+    #[test]
+    fn a_directory_is_required_by_slashes_dot_and_dotdot_only() {
+        for (rest, want) in [
+            (&b""[..], false),
+            (b"/", true),
+            (b"//", true),
+            (b"/.", true),
+            (b"/./", true),
+            (b"/..", true),
+            (b"/../x", true),
+            (b"/./x", false),
+            (b"/.x", false),
+            (b"/..x", false),
+            (b"/x", false),
+            (b"//x/", false),
+        ] {
+            assert_eq!(
+                requires_dir(rest),
+                want,
+                "{:?}",
+                core::str::from_utf8(rest).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn a_parent_stops_at_the_root() {
+        assert_eq!(parent_len(b"/a/bc", 5), 3);
+        assert_eq!(parent_len(b"/a", 2), 1);
+        assert_eq!(parent_len(b"/", 1), 1);
     }
 }

@@ -139,6 +139,7 @@ reals! {
     chdir(*const c_char) -> c_int;
     fchdir(c_int) -> c_int;
     getcwd(*mut c_char, size_t) -> *mut c_char;
+    realpath(*const c_char, *mut c_char) -> *mut c_char;
     fcntl(c_int, c_int, usize) -> c_int;
     fcntl64(c_int, c_int, usize) -> c_int;
     dup(c_int) -> c_int;

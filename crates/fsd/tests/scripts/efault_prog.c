@@ -58,6 +58,7 @@ extern ssize_t __pread_chk(int, void *, size_t, off_t, size_t);
 extern ssize_t __pread64_chk(int, void *, size_t, off64_t, size_t);
 extern ssize_t __readlink_chk(const char *, char *, size_t, size_t);
 extern ssize_t __readlinkat_chk(int, const char *, char *, size_t, size_t);
+extern char *__realpath_chk(const char *, char *, size_t);
 extern int __poll_chk(struct pollfd *, nfds_t, int, size_t);
 extern int __ppoll_chk(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *, size_t);
 extern int __xstat(int, const char *, struct stat *);
@@ -199,6 +200,8 @@ static void cases(const char *kind) {
     CI(readlinkat, 1, readlinkat(AT_FDCWD, B, buf, 100)) CI(readlinkat, 2, readlinkat(AT_FDCWD, "l", B, 100))
     CI(__readlink_chk, 0, __readlink_chk(B, buf, 100, 100)) CI(__readlink_chk, 1, __readlink_chk("l", B, 100, 100))
     CI(__readlinkat_chk, 1, __readlinkat_chk(AT_FDCWD, B, buf, 100, 100)) CI(__readlinkat_chk, 2, __readlinkat_chk(AT_FDCWD, "l", B, 100, 100))
+    CP(realpath, 0, realpath(B, buf)) CP(realpath, 1, realpath("f", B)) CP(canonicalize_file_name, 0, canonicalize_file_name(B))
+    CP(__realpath_chk, 0, __realpath_chk(B, buf, 4096)) CP(__realpath_chk, 1, __realpath_chk("f", B, 4096))
     CI(rename, 0, rename(B, "g")) CI(rename, 1, rename("f", B))
     CI(renameat, 1, renameat(AT_FDCWD, B, AT_FDCWD, "g")) CI(renameat, 3, renameat(AT_FDCWD, "f", dfd, B))
     CI(renameat2, 1, renameat2(AT_FDCWD, B, AT_FDCWD, "g", 0)) CI(renameat2, 3, renameat2(AT_FDCWD, "f", AT_FDCWD, B, 0))

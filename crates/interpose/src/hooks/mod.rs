@@ -39,6 +39,7 @@ mod fds;
 mod kernel;
 mod open;
 mod paths;
+mod realpath;
 mod stat;
 mod xattr;
 

@@ -293,6 +293,11 @@ pub(super) unsafe fn readlinkat(
         // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         unsafe { real::readlinkat()(dd, q, buf, n) }
     };
+    if n != 0 && n <= isize::MAX as usize {
+        if let Some(e) = not_a_link(d, p) {
+            return err(e);
+        }
+    }
     match ops::resolve_at(d, p, &mut ops::Target::new()) {
         At::Real => real(d, p),
         At::Err(e) => err(e),
@@ -309,6 +314,26 @@ pub(super) unsafe fn readlinkat(
             });
             finish!(saved, r, t, d, p, |dd, q| real(dd, q))
         }
+    }
+}
+
+/// `readlink`'s answer from the metadata caches, without a round trip,
+/// when they hold the path's `lstat` answer and it is no symlink
+/// (`EINVAL`) or an error (`readlink` resolves the path as `lstat` does,
+/// so the same errno). `realpath` asks this of every component.
+fn not_a_link(d: c_int, p: *const c_char) -> Option<c_int> {
+    let answer = match ops::stat_listed(d, p, true) {
+        Some((_, answer)) => answer,
+        None => match ops::stat_abs(p, true) {
+            ops::Abs::Hit(_, Ok(attr)) => Ok(attr),
+            ops::Abs::Hit(_, Err(Fail::Errno(e))) => Err(e),
+            _ => return None,
+        },
+    };
+    match answer {
+        Ok(attr) if attr.mode & libc::S_IFMT == libc::S_IFLNK => None,
+        Ok(_) => Some(libc::EINVAL),
+        Err(e) => Some(e),
     }
 }
 

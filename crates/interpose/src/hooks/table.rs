@@ -199,6 +199,12 @@ hooks! {
     fn __readlinkat_chk(d: c_int, p: *const c_char, buf: *mut c_char, n: size_t, buflen: size_t) -> ssize_t, chk(n <= buflen) => readlinkat(d, p, buf, n);
     /// `readlinkat(2)` of a path on a btfuse mount, served by the daemon; libc's otherwise.
     fn readlinkat(d: c_int, p: *const c_char, buf: *mut c_char, n: size_t) -> ssize_t => paths::readlinkat;
+    /// `realpath(3)`: glibc's algorithm over the library's own `readlink` and `faccessat` (glibc's internal ones reach the kernel, a mount's paths too), with glibc's answers and errnos.
+    fn realpath(name: *const c_char, resolved: *mut c_char) -> *mut c_char => realpath::realpath;
+    /// `canonicalize_file_name(3)`: [`realpath()`] into a `malloc`ed buffer.
+    fn canonicalize_file_name(name: *const c_char) -> *mut c_char => realpath(name, core::ptr::null_mut());
+    /// Fortified [`realpath()`]: aborts through `__chk_fail` when the buffer is smaller than `PATH_MAX`.
+    fn __realpath_chk(name: *const c_char, resolved: *mut c_char, resolved_len: size_t) -> *mut c_char => realpath::realpath_chk(name, resolved, resolved_len);
     /// `rename(2)`: `renameat2` without flags.
     fn rename(a: *const c_char, b: *const c_char) -> c_int => renameat2(AT_FDCWD, a, AT_FDCWD, b, 0);
     /// `renameat(2)`: `renameat2` without flags.

@@ -18,6 +18,7 @@
 
 mod attrs;
 mod cwd;
+pub(crate) use cwd::cwd;
 mod file;
 mod fork;
 mod handoff;
