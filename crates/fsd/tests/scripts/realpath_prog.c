@@ -46,7 +46,7 @@ static void mk(void) {
         {"loop1", "loop2"}, {"loop2", "loop1"}, {"self", "self"}, {"dangling", "nowhere"},
         {"d/e/back", "../.."}, {"d/e/dot", "."}, {"abs", "@d/e/g"}, {"absdir", "@d"},
         {"tofile", "file"}, {"d/deep", "e/f/../../e/./g"}, {"slashes", "d//e///f/"},
-        {"outside", "/tmp"}, {0, 0}};
+        {"outside", "/tmp"}, {"esc", ".."}, {"d/escd", "../../.."}, {0, 0}};
     for (int i = 0; links[i][0]; i++) {
         at(links[i][0], p);
         if (links[i][1][0] == '@') at(links[i][1] + 1, t); else snprintf(t, sizeof t, "%s", links[i][1]);
@@ -116,7 +116,7 @@ int main(int argc, char **argv) {
         "loop1", "self", "dangling", "dangling/", "d/e/back", "d/e/back/file", "d/e/dot",
         "d/e/dot/g", "abs", "abs/", "absdir/e/g", "tofile/", "tofile/x", "d/deep", "slashes",
         "slashes/..", "outside", "long0", "ok0", "locked", "locked/in", "locked/in/x",
-        "d/e/../../file", 0};
+        "d/e/../../file", "esc", "esc/", "d/escd", "d/../..", "../" , 0};
     const char *hows[] = {"buf", "null", "canon", "chk", 0};
     char p[PATH_MAX];
     for (int h = 0; hows[h]; h++)
