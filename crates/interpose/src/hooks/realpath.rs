@@ -122,14 +122,15 @@ struct Bufs {
 
 impl Work {
     fn new() -> Option<Work> {
-        // SAFETY: a plain allocation of a plain-bytes struct, freed in drop.
-        let buf = unsafe { libc::malloc(size_of::<Bufs>()) }.cast::<Bufs>();
+        // SAFETY: a zeroed allocation of a plain-bytes struct (all zero is
+        // a valid `Bufs`), freed in drop.
+        let buf = unsafe { libc::calloc(1, size_of::<Bufs>()) }.cast::<Bufs>();
         (!buf.is_null()).then_some(Work { buf })
     }
 
     fn bufs(&mut self) -> &mut Bufs {
-        // SAFETY: our own allocation, used by this thread only; every
-        // field is plain bytes, written before read.
+        // SAFETY: our own initialised allocation, borrowed through `self`
+        // (one borrow at a time), used by this thread only.
         unsafe { &mut *self.buf }
     }
 
@@ -158,7 +159,7 @@ impl Work {
             // `getcwd` per call); glibc's own error if there is none.
             let mut cwd = [const { MaybeUninit::uninit() }; proto::PATH_MAX];
             match ops::cwd(&mut cwd) {
-                Some(c) if c.len() < ROOM => {
+                Some(c) if c.first() == Some(&b'/') && c.len() < ROOM => {
                     b.rname[..c.len()].copy_from_slice(c);
                     dest = c.len();
                 }
@@ -175,8 +176,7 @@ impl Work {
             while end < name_len && b.name[end] != b'/' {
                 end += 1;
             }
-            let comp = start..end;
-            match &b.name[comp.clone()] {
+            match &b.name[start..end] {
                 [] => break,
                 b"." => {}
                 b".." => dest = path::parent_len(&b.rname, dest),
@@ -203,8 +203,9 @@ impl Work {
                     };
                     if n >= 0 {
                         let n = n as usize;
-                        if n >= PATH_MAX - 1 {
-                            // Perhaps cut short: glibc reads it whole.
+                        if n == 0 || n >= PATH_MAX - 1 {
+                            // Perhaps cut short (glibc reads it whole), or
+                            // no target at all: glibc's to answer.
                             return Outcome::Glibc;
                         }
                         links += 1;
@@ -221,7 +222,7 @@ impl Work {
                         name_len = n + rest.len();
                         b.name[..name_len].copy_from_slice(&b.next[..name_len]);
                         b.name[name_len] = 0;
-                        dest = if b.link.first() == Some(&b'/') {
+                        dest = if b.link[0] == b'/' {
                             1
                         } else {
                             path::parent_len(&b.rname, dest)
