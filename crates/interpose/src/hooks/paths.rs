@@ -177,6 +177,15 @@ pub(super) unsafe fn faccessat(d: c_int, p: *const c_char, mode: c_int, flags: c
             At::Ours(t) => real_at(t, d, p, real),
         };
     }
+    if mode == libc::F_OK && flags & !(libc::AT_EACCESS | libc::AT_SYMLINK_NOFOLLOW) == 0 {
+        let nofollow = flags & libc::AT_SYMLINK_NOFOLLOW != 0;
+        if let Some(answer) = cached_stat(d, p, nofollow) {
+            return match answer {
+                Ok(_) => 0,
+                Err(e) => err(e),
+            };
+        }
+    }
     let access = |base| proto::ops::Access {
         base,
         mask: mode as u32,
@@ -317,20 +326,31 @@ pub(super) unsafe fn readlinkat(
     }
 }
 
+/// The `stat` (`lstat` with `nofollow`) answer the metadata caches hold
+/// for `p` relative to `d`, if they hold one that is still true: what a
+/// call that resolves the path the same way and looks at no more than the
+/// file's existence and type answers without a round trip.
+fn cached_stat(
+    d: c_int,
+    p: *const c_char,
+    nofollow: bool,
+) -> Option<Result<proto::WireAttr, c_int>> {
+    match ops::stat_listed(d, p, nofollow) {
+        Some((_, answer)) => Some(answer),
+        None => match ops::stat_abs(p, nofollow) {
+            ops::Abs::Hit(_, Ok(attr)) => Some(Ok(attr)),
+            ops::Abs::Hit(_, Err(Fail::Errno(e))) => Some(Err(e)),
+            _ => None,
+        },
+    }
+}
+
 /// `readlink`'s answer from the metadata caches, without a round trip,
 /// when they hold the path's `lstat` answer and it is no symlink
 /// (`EINVAL`) or an error (`readlink` resolves the path as `lstat` does,
 /// so the same errno). `realpath` asks this of every component.
 fn not_a_link(d: c_int, p: *const c_char) -> Option<c_int> {
-    let answer = match ops::stat_listed(d, p, true) {
-        Some((_, answer)) => answer,
-        None => match ops::stat_abs(p, true) {
-            ops::Abs::Hit(_, Ok(attr)) => Ok(attr),
-            ops::Abs::Hit(_, Err(Fail::Errno(e))) => Err(e),
-            _ => return None,
-        },
-    };
-    match answer {
+    match cached_stat(d, p, true)? {
         Ok(attr) if attr.mode & libc::S_IFMT == libc::S_IFLNK => None,
         Ok(_) => Some(libc::EINVAL),
         Err(e) => Some(e),

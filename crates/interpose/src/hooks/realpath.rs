@@ -191,54 +191,59 @@ impl Work {
                     b.rname[dest..dest + part.len()].copy_from_slice(part);
                     dest += part.len();
                     b.rname[dest] = 0;
-                    // SAFETY: our NUL-terminated path and buffer, through
-                    // the library's own hook (the fast path on a mount).
-                    let n = unsafe {
-                        super::readlinkat(
-                            AT_FDCWD,
-                            b.rname.as_ptr().cast(),
-                            b.link.as_mut_ptr().cast(),
-                            PATH_MAX - 1,
-                        )
+                    let n = match component(&b.rname, &mut b.link) {
+                        Component::Link(n) => n as usize,
+                        Component::NotLink(dir) => {
+                            // glibc asks `faccessat(path + "/")` when what
+                            // follows needs a directory: for a file that is
+                            // no symlink, whether it is a directory.
+                            if path::requires_dir(&b.name[end..name_len]) {
+                                match dir {
+                                    Some(true) => {}
+                                    Some(false) => return Outcome::Failed(dest, libc::ENOTDIR),
+                                    None if is_dir(&mut b.rname, dest) => {}
+                                    None => return Outcome::Failed(dest, errno()),
+                                }
+                            }
+                            start = end;
+                            continue;
+                        }
+                        Component::Failed => {
+                            if path::requires_dir(&b.name[end..name_len])
+                                && is_dir(&mut b.rname, dest)
+                            {
+                                start = end;
+                                continue;
+                            }
+                            return Outcome::Failed(dest, errno());
+                        }
                     };
-                    if n >= 0 {
-                        let n = n as usize;
-                        if n == 0 || n >= PATH_MAX - 1 {
-                            // Perhaps cut short (glibc reads it whole), or
-                            // no target at all: glibc's to answer.
-                            return Outcome::Glibc;
-                        }
-                        links += 1;
-                        if links > MAX_LINKS {
-                            return Outcome::Failed(dest, libc::ELOOP);
-                        }
-                        // The target, then what was left of the name.
-                        let rest = end..name_len;
-                        if n + rest.len() > ROOM {
-                            return Outcome::Glibc;
-                        }
-                        b.next[..n].copy_from_slice(&b.link[..n]);
-                        b.next[n..n + rest.len()].copy_from_slice(&b.name[rest.clone()]);
-                        name_len = n + rest.len();
-                        b.name[..name_len].copy_from_slice(&b.next[..name_len]);
-                        b.name[name_len] = 0;
-                        dest = if b.link[0] == b'/' {
-                            1
-                        } else {
-                            path::parent_len(&b.rname, dest)
-                        };
-                        start = 0;
-                        continue;
+                    if n == 0 || n >= PATH_MAX - 1 {
+                        // Perhaps cut short (glibc reads it whole), or
+                        // no target at all: glibc's to answer.
+                        return Outcome::Glibc;
                     }
-                    let e = errno();
-                    let usable = if path::requires_dir(&b.name[end..name_len]) {
-                        is_dir(&mut b.rname, dest)
+                    links += 1;
+                    if links > MAX_LINKS {
+                        return Outcome::Failed(dest, libc::ELOOP);
+                    }
+                    // The target, then what was left of the name.
+                    let rest = end..name_len;
+                    if n + rest.len() > ROOM {
+                        return Outcome::Glibc;
+                    }
+                    b.next[..n].copy_from_slice(&b.link[..n]);
+                    b.next[n..n + rest.len()].copy_from_slice(&b.name[rest.clone()]);
+                    name_len = n + rest.len();
+                    b.name[..name_len].copy_from_slice(&b.next[..name_len]);
+                    b.name[name_len] = 0;
+                    dest = if b.link[0] == b'/' {
+                        1
                     } else {
-                        e == libc::EINVAL
+                        path::parent_len(&b.rname, dest)
                     };
-                    if !usable {
-                        return Outcome::Failed(dest, errno());
-                    }
+                    start = 0;
+                    continue;
                 }
             }
             start = end;
@@ -294,6 +299,61 @@ impl Drop for Work {
     fn drop(&mut self) {
         // SAFETY: allocated by `Work::new`, freed once.
         unsafe { libc::free(self.buf.cast()) };
+    }
+}
+
+/// What `readlink(path, link, PATH_MAX - 1)`, as glibc calls it, says of
+/// a component.
+enum Component {
+    /// A symlink whose target is the first bytes of `link` (`readlink`'s
+    /// count).
+    Link(isize),
+    /// No symlink (`readlink`'s `EINVAL`), whether a directory if known.
+    NotLink(Option<bool>),
+    /// `readlink` fails with `errno`.
+    Failed,
+}
+
+/// Asks [`Component`] of `path` through the library's own hooks, `lstat`
+/// first: on a mount the metadata caches answer it (a miss lists the
+/// directory, so the next components and the next calls hit), and only a
+/// symlink is read. The answers are `readlink`'s: `lstat` resolves a path
+/// as `readlink` does.
+fn component(path: &[u8], link: &mut [u8; PATH_MAX]) -> Component {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: our NUL-terminated path and a buffer for one `stat`.
+    let r = unsafe {
+        super::fstatat(
+            AT_FDCWD,
+            path.as_ptr().cast(),
+            st.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if r != 0 {
+        return Component::Failed;
+    }
+    // SAFETY: `fstatat` filled it.
+    let mode = unsafe { st.assume_init_ref() }.st_mode;
+    if mode & libc::S_IFMT != libc::S_IFLNK {
+        // glibc's errno after `readlink` of a file that is no symlink.
+        set_errno(libc::EINVAL);
+        return Component::NotLink(Some(mode & libc::S_IFMT == libc::S_IFDIR));
+    }
+    // SAFETY: as above, and a buffer of the size given.
+    let n = unsafe {
+        super::readlinkat(
+            AT_FDCWD,
+            path.as_ptr().cast(),
+            link.as_mut_ptr().cast(),
+            PATH_MAX - 1,
+        )
+    };
+    match n {
+        n if n >= 0 => Component::Link(n),
+        // Replaced since the `lstat`: as `readlink` answers now.
+        _ if errno() == libc::EINVAL => Component::NotLink(None),
+        _ => Component::Failed,
     }
 }
 
