@@ -61,6 +61,7 @@ mod listing;
 
 mod filecache;
 mod lazy_table;
+mod linkcache;
 mod listcache;
 #[cfg(not(test))]
 mod mapped;

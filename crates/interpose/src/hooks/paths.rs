@@ -7,6 +7,7 @@ use libc::{mode_t, off_t, size_t, ssize_t, AT_FDCWD};
 use proto::ops::Operation;
 use proto::{SetAttrReq, PATH_MAX};
 
+use crate::linkcache;
 use crate::ops::{self, At, Fail};
 use crate::real;
 use crate::state::{self, FDS};
@@ -179,7 +180,7 @@ pub(super) unsafe fn faccessat(d: c_int, p: *const c_char, mode: c_int, flags: c
     }
     if mode == libc::F_OK && flags & !(libc::AT_EACCESS | libc::AT_SYMLINK_NOFOLLOW) == 0 {
         let nofollow = flags & libc::AT_SYMLINK_NOFOLLOW != 0;
-        if let Some(answer) = cached_stat(d, p, nofollow) {
+        if let Some((_, answer)) = cached_stat(d, p, nofollow) {
             return match answer {
                 Ok(_) => 0,
                 Err(e) => err(e),
@@ -302,9 +303,27 @@ pub(super) unsafe fn readlinkat(
         // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
         unsafe { real::readlinkat()(dd, q, buf, n) }
     };
+    // Up to `n` bytes of `target` to the caller, as `readlink` hands them.
+    let hand = |target: &[u8]| -> ops::R<ssize_t> {
+        let k = target.len().min(n);
+        uaccess::copy_to_user(buf.cast::<u8>(), &target[..k])
+            .map_err(|_| Fail::Errno(libc::EFAULT))?;
+        Ok(k as ssize_t)
+    };
+    // The link the metadata cache shows at the path, if it shows one.
+    let mut link = None;
     if n != 0 && n <= isize::MAX as usize {
-        if let Some(e) = not_a_link(d, p) {
-            return err(e);
+        match cached_stat(d, p, true) {
+            Some((m, Ok(attr))) if attr.mode & libc::S_IFMT == libc::S_IFLNK => {
+                if let Some(r) = linkcache::with(m, attr.ino, hand) {
+                    return ret_len(saved, r.map(|k| k as usize));
+                }
+                link = Some((m, attr.ino));
+            }
+            // `readlink` resolves the path as `lstat` does.
+            Some((_, Ok(_))) => return err(libc::EINVAL),
+            Some((_, Err(e))) => return err(e),
+            None => {}
         }
     }
     match ops::resolve_at(d, p, &mut ops::Target::new()) {
@@ -316,10 +335,15 @@ pub(super) unsafe fn readlinkat(
             }
             let readlink = proto::ops::Readlink { base: t.base };
             let r = ops::call_with(t.mount, &readlink, t.rel(), b"", |_, target| {
-                let k = target.len().min(n);
-                uaccess::copy_to_user(buf.cast::<u8>(), &target[..k])
-                    .map_err(|_| Fail::Errno(libc::EFAULT))?;
-                Ok(k as ssize_t)
+                // Kept only if the path still names that link now: then it
+                // named it all along, and this is its target.
+                if let Some((m, ino)) = link {
+                    if matches!(cached_stat(d, p, true), Some((mm, Ok(a))) if mm == m && a.ino == ino)
+                    {
+                        linkcache::keep(m, ino, target);
+                    }
+                }
+                hand(target)
             });
             finish!(saved, r, t, d, p, |dd, q| real(dd, q))
         }
@@ -327,33 +351,22 @@ pub(super) unsafe fn readlinkat(
 }
 
 /// The `stat` (`lstat` with `nofollow`) answer the metadata caches hold
-/// for `p` relative to `d`, if they hold one that is still true: what a
-/// call that resolves the path the same way and looks at no more than the
-/// file's existence and type answers without a round trip.
+/// for `p` relative to `d`, with its mount, if they hold one that is still
+/// true: what a call that resolves the path the same way and looks at no
+/// more than the file's existence, type and inode answers without a round
+/// trip.
 fn cached_stat(
     d: c_int,
     p: *const c_char,
     nofollow: bool,
-) -> Option<Result<proto::WireAttr, c_int>> {
+) -> Option<(usize, Result<proto::WireAttr, c_int>)> {
     match ops::stat_listed(d, p, nofollow) {
-        Some((_, answer)) => Some(answer),
+        Some(hit) => Some(hit),
         None => match ops::stat_abs(p, nofollow) {
-            ops::Abs::Hit(_, Ok(attr)) => Some(Ok(attr)),
-            ops::Abs::Hit(_, Err(Fail::Errno(e))) => Some(Err(e)),
+            ops::Abs::Hit(m, Ok(attr)) => Some((m, Ok(attr))),
+            ops::Abs::Hit(m, Err(Fail::Errno(e))) => Some((m, Err(e))),
             _ => None,
         },
-    }
-}
-
-/// `readlink`'s answer from the metadata caches, without a round trip,
-/// when they hold the path's `lstat` answer and it is no symlink
-/// (`EINVAL`) or an error (`readlink` resolves the path as `lstat` does,
-/// so the same errno). `realpath` asks this of every component.
-fn not_a_link(d: c_int, p: *const c_char) -> Option<c_int> {
-    match cached_stat(d, p, true)? {
-        Ok(attr) if attr.mode & libc::S_IFMT == libc::S_IFLNK => None,
-        Ok(_) => Some(libc::EINVAL),
-        Err(e) => Some(e),
     }
 }
 
