@@ -65,6 +65,7 @@ mod linkcache;
 mod listcache;
 #[cfg(not(test))]
 mod mapped;
+mod trylock;
 
 mod metacache;
 #[cfg(not(test))]

@@ -11,11 +11,10 @@
 //!
 //! Memory: [`SLOTS`] slots of [`TARGET_MAX`] bytes in the library's `.bss`,
 //! one per inode hash (a newer link takes the slot), each faulted in at its
-//! first use. A slot has a lock; a caller that finds it busy asks the
-//! daemon or keeps nothing.
+//! first use. A slot held by another thread is done without (`TryLock`):
+//! the caller asks the daemon or keeps nothing.
 
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, Ordering};
+use crate::trylock::TryLock;
 
 /// Slots (a power of two).
 const SLOTS: usize = 256;
@@ -30,51 +29,19 @@ struct Held {
     target: [u8; TARGET_MAX],
 }
 
-struct Slot {
-    lock: AtomicBool,
-    held: UnsafeCell<Held>,
-}
-
-// SAFETY: `held` is only touched by the holder of `lock` (see `Locked`).
-unsafe impl Sync for Slot {}
-
-static TABLE: [Slot; SLOTS] = [const {
-    Slot {
-        lock: AtomicBool::new(false),
-        held: UnsafeCell::new(Held {
-            mount: 0,
-            ino: 0,
-            len: 0,
-            target: [0; TARGET_MAX],
-        }),
-    }
+static TABLE: [TryLock<Held>; SLOTS] = [const {
+    TryLock::new(Held {
+        mount: 0,
+        ino: 0,
+        len: 0,
+        target: [0; TARGET_MAX],
+    })
 }; SLOTS];
 
-/// The slot of inode `ino` of `mount`, locked until dropped; `None` when
-/// another thread holds it.
-struct Locked(&'static Slot);
-
-impl Locked {
-    fn of(mount: usize, ino: u64) -> Option<Locked> {
-        let h = (ino ^ (mount as u64) << 56).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56;
-        let slot = &TABLE[h as usize % SLOTS];
-        slot.lock
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-            .then_some(Locked(slot))
-    }
-
-    fn held(&mut self) -> &mut Held {
-        // SAFETY: this guard holds the slot's lock, so no other reference
-        // to `held` exists while this one lives.
-        unsafe { &mut *self.0.held.get() }
-    }
-}
-
-impl Drop for Locked {
-    fn drop(&mut self) {
-        self.0.lock.store(false, Ordering::Release);
-    }
+/// The slot of inode `ino` of `mount`.
+fn slot(mount: usize, ino: u64) -> &'static TryLock<Held> {
+    let h = (ino ^ (mount as u64) << 56).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56;
+    &TABLE[h as usize % SLOTS]
 }
 
 /// Keeps `target`, the target of link `ino` of `mount` as read from the
@@ -83,10 +50,9 @@ pub(crate) fn keep(mount: usize, ino: u64, target: &[u8]) {
     if ino == 0 || target.is_empty() || target.len() > TARGET_MAX {
         return;
     }
-    let Some(mut slot) = Locked::of(mount, ino) else {
+    let Some(mut h) = slot(mount, ino).try_lock() else {
         return;
     };
-    let h = slot.held();
     h.mount = mount;
     h.ino = ino;
     h.len = target.len();
@@ -95,8 +61,7 @@ pub(crate) fn keep(mount: usize, ino: u64, target: &[u8]) {
 
 /// Hands the kept target of link `ino` of `mount` to `copy`, if kept.
 pub(crate) fn with<T>(mount: usize, ino: u64, copy: impl FnOnce(&[u8]) -> T) -> Option<T> {
-    let mut slot = Locked::of(mount, ino)?;
-    let h = slot.held();
+    let h = slot(mount, ino).try_lock()?;
     (h.ino == ino && h.mount == mount && ino != 0).then(|| copy(&h.target[..h.len]))
 }
 

@@ -18,10 +18,10 @@
 //! has a lock; a caller that finds it busy asks the daemon (a read) or keeps
 //! nothing (an open).
 
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::metacache::Now;
+use crate::trylock::{Guard, TryLock};
 
 /// Slots.
 const SLOTS: usize = 8;
@@ -53,67 +53,47 @@ struct Held {
     data: [u8; DATA_MAX],
 }
 
-struct Slot {
-    lock: AtomicBool,
-    held: UnsafeCell<Held>,
-}
-
-// SAFETY: `held` is only touched by the holder of `lock` (see `Locked`).
-unsafe impl Sync for Slot {}
-
 /// Per slot, the handle whose bytes it holds (0: none): read without the
 /// lock, in one line, to find the slot; the lock's holder checks the key.
 static HANDLES: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 
-static TABLE: [Slot; SLOTS] = [const {
-    Slot {
-        lock: AtomicBool::new(false),
-        held: UnsafeCell::new(Held {
-            key: Key {
-                mount: 0,
-                fh: 0,
-                ino: 0,
-                epoch: 0,
-            },
-            stamp: 0,
-            atime: 0,
-            len: 0,
-            data: [0; DATA_MAX],
-        }),
-    }
+static TABLE: [TryLock<Held>; SLOTS] = [const {
+    TryLock::new(Held {
+        key: Key {
+            mount: 0,
+            fh: 0,
+            ino: 0,
+            epoch: 0,
+        },
+        stamp: 0,
+        atime: 0,
+        len: 0,
+        data: [0; DATA_MAX],
+    })
 }; SLOTS];
 
 /// The slot the next open takes.
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
-/// Slot `i`, locked until dropped.
-struct Locked(usize);
+/// Slot `i`, held until dropped (`None` while another thread holds it).
+struct Locked {
+    i: usize,
+    held: Guard<'static, Held>,
+}
 
 impl Locked {
     fn try_new(i: usize) -> Option<Locked> {
-        TABLE[i]
-            .lock
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-            .then_some(Locked(i))
+        TABLE[i].try_lock().map(|held| Locked { i, held })
     }
 
     fn held(&mut self) -> &mut Held {
-        // SAFETY: this guard holds the slot's lock, so no other reference
-        // to `held` exists while this one lives.
-        unsafe { &mut *TABLE[self.0].held.get() }
+        &mut self.held
     }
 
     /// Empties the slot.
     fn clear(&mut self) {
-        HANDLES[self.0].store(0, Ordering::Relaxed);
-        self.held().len = 0;
-    }
-}
-
-impl Drop for Locked {
-    fn drop(&mut self) {
-        TABLE[self.0].lock.store(false, Ordering::Release);
+        HANDLES[self.i].store(0, Ordering::Relaxed);
+        self.held.len = 0;
     }
 }
 
