@@ -310,3 +310,76 @@ fn without_default_permissions_opens_are_still_checked() {
     );
     assert!(try_as_nobody(&["-c", code, &s(bt.path())]).contains("'open'"));
 }
+
+/// A read's reply renews what the open file knows of its attributes (the
+/// read moved the atime, a change): the read at the end of a file just read
+/// asks the daemon nothing, and bytes another process appends through the
+/// plain mount meanwhile are still read.
+#[test]
+fn the_end_of_a_file_just_read_is_known_and_an_append_is_seen() {
+    let test = "the_end_of_a_file_just_read_is_known_and_an_append_is_seen";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let f = bt.path().join("f");
+    fs::write(&f, b"hello\n").unwrap();
+    // An atime before the mtime: a read must update it (relatime), so the
+    // open brings no bytes and the first read goes to the daemon.
+    let old = filetime(&f);
+    let reads = |s: &str| {
+        s.lines()
+            .skip_while(|l| !l.starts_with("fast-path door"))
+            .find_map(|l| l.trim_start().strip_prefix("read "))
+            .map_or(0, |v| {
+                v.split_whitespace().next().unwrap().parse::<u64>().unwrap()
+            })
+    };
+    let before = stats(bt.path());
+    let path = f.display().to_string();
+    fast(
+        &lib,
+        &format!(
+            r#"
+import os
+fd = os.open({path:?}, os.O_RDONLY)
+assert os.read(fd, 100) == b"hello\n"
+assert os.read(fd, 100) == b""
+assert os.fstat(fd).st_atime > {old}
+"#
+        ),
+    );
+    let after = stats(bt.path());
+    assert_eq!(
+        reads(&after) - reads(&before),
+        1,
+        "the read at the end asked"
+    );
+    fast(
+        &lib,
+        &format!(
+            r#"
+import os, subprocess
+fd = os.open({path:?}, os.O_RDONLY)
+assert os.read(fd, 100) == b"hello\n"
+assert os.read(fd, 100) == b""
+env = {{k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}}
+subprocess.run(["sh", "-c", "printf more >> " + {path:?}], env=env, check=True)
+assert os.read(fd, 100) == b"more", "the append"
+assert os.read(fd, 100) == b""
+"#
+        ),
+    );
+}
+
+/// Sets `f`'s atime to 2020-01-01 through the kernel; returns it.
+fn filetime(f: &Path) -> i64 {
+    let out = Command::new("touch")
+        .args(["-a", "-d", "2020-01-01T00:00:00Z"])
+        .arg(f)
+        .env_remove("LD_PRELOAD")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    fs::metadata(f).unwrap().atime()
+}

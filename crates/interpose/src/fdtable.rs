@@ -60,7 +60,8 @@ pub struct Ofd {
     /// The change generation under which [`Ofd::attr`] holds (0: none).
     pub attr_stamp: AtomicU64,
     /// The attributes the open returned, written before the OFD is
-    /// installed and never after.
+    /// installed; renewed by a later read's reply under a seqlock on
+    /// [`Ofd::attr_stamp`] (`ops::renew_open_attr`).
     pub attr: [AtomicU64; ATTR_WORDS],
 }
 

@@ -2,6 +2,8 @@
 //! `statvfs`, and the `SetAttr` requests of chmod, chown, truncate, utimens.
 
 use super::*;
+use core::sync::atomic::fence;
+
 use crate::fdtable::Ofd;
 use crate::metacache::Stamp;
 
@@ -109,15 +111,49 @@ pub(crate) fn keep_open_attr(o: &Ofd, attr: &WireAttr, stamp: u64) {
     o.attr_stamp.store(stamp, Ordering::Relaxed);
 }
 
-/// The attributes an open file's open returned, if no change since
-/// touched them (then they are its attributes now).
+/// [`Ofd::attr_stamp`] while a thread rewrites the attributes.
+const REWRITING: u64 = u64::MAX;
+
+/// Replaces an installed OFD's attributes with newer ones (those a read's
+/// reply brought, `stamp` 0: none), unless another thread is at it: a read
+/// updates the atime, which is a change, so without this the end of a file
+/// just read was asked of the daemon again. A seqlock on
+/// [`Ofd::attr_stamp`]: [`open_attr`] takes nothing written meanwhile.
+pub(crate) fn renew_open_attr(o: &Ofd, attr: &WireAttr, stamp: u64) {
+    let old = o.attr_stamp.load(Ordering::Relaxed);
+    if stamp == 0 || old == REWRITING || stamp <= old {
+        return;
+    }
+    if o.attr_stamp
+        .compare_exchange(old, REWRITING, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
+        return;
+    }
+    // Release fence: `REWRITING` is visible before any new word.
+    fence(Ordering::Release);
+    for (slot, w) in o.attr.iter().zip(metacache::attr_words(attr)) {
+        slot.store(w, Ordering::Relaxed);
+    }
+    // Release: the words are visible before the new stamp.
+    o.attr_stamp.store(stamp, Ordering::Release);
+}
+
+/// The attributes an open file's open (or a later read) returned, if no
+/// change since touched them (then they are its attributes now).
 pub(crate) fn open_attr(f: &FileRef) -> Option<WireAttr> {
     let o = f.ofd();
-    let stamp = o.attr_stamp.load(Ordering::Relaxed);
-    if stamp == 0 {
+    // Acquire: the words read below are at least as new as this stamp.
+    let stamp = o.attr_stamp.load(Ordering::Acquire);
+    if stamp == 0 || stamp == REWRITING {
         return None;
     }
     let words = core::array::from_fn(|i| o.attr[i].load(Ordering::Relaxed));
+    // Acquire fence: the words are read before the stamp is checked again.
+    fence(Ordering::Acquire);
+    if o.attr_stamp.load(Ordering::Relaxed) != stamp {
+        return None;
+    }
     let attr = metacache::attr_of_words(words);
     channel::now(f.mount)
         .filter(|n| n.holds_for(stamp, attr.ino))

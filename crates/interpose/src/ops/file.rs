@@ -170,6 +170,9 @@ impl FileRef {
                 Err(e) => return Err(e.into()),
             };
             let got = (out.count as usize).min(want);
+            // The read updated the atime: the file's attributes now, for
+            // the `fstat` and the read at the end that usually follow.
+            super::renew_open_attr(self.ofd(), &out.attr, out.stamp);
             if off == 0 && done == 0 && got <= filecache::DATA_MAX {
                 // SAFETY: as below.
                 let bytes = unsafe { core::slice::from_raw_parts(bulk, got) };
