@@ -6,7 +6,8 @@
 //! (a FUSE `LOOKUP` per component; gcc's driver and `cc1` resolve every
 //! input file, Rust's `fs::canonicalize` and libuv's `realpath` are this
 //! function). Here is glibc's algorithm (`stdlib/canonicalize.c`) over the
-//! hooked calls instead: a mount's components are read on the fast path,
+//! hooked calls instead (an `lstat` of each component, a `readlink` of the
+//! symlinks only, see `component`): a mount's components are read on the fast path,
 //! every other one by the system calls glibc would make, with glibc's
 //! answers, partial results and errnos. A case these buffers cannot hold
 //! (a path or link longer than `PATH_MAX`), a bad pointer (glibc crashes
@@ -115,9 +116,8 @@ struct Bufs {
     /// The name still to walk (the caller's, or a link's target followed
     /// by what was left of it), NUL-terminated.
     name: [u8; ROOM + 1],
-    /// A link's target as read, and the next `name` being built.
+    /// A link's target as read.
     link: [u8; PATH_MAX],
-    next: [u8; ROOM + 1],
 }
 
 impl Work {
@@ -232,10 +232,9 @@ impl Work {
                     if n + rest.len() > ROOM {
                         return Outcome::Glibc;
                     }
-                    b.next[..n].copy_from_slice(&b.link[..n]);
-                    b.next[n..n + rest.len()].copy_from_slice(&b.name[rest.clone()]);
+                    b.name.copy_within(rest.clone(), n);
+                    b.name[..n].copy_from_slice(&b.link[..n]);
                     name_len = n + rest.len();
-                    b.name[..name_len].copy_from_slice(&b.next[..name_len]);
                     b.name[name_len] = 0;
                     dest = if b.link[0] == b'/' {
                         1
