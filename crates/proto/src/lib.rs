@@ -21,10 +21,12 @@ pub mod ops;
 pub mod wire;
 
 pub use ops::{MAX_REPLY, MAX_REQUEST};
-pub use wire::{bytes_of, decode, DirEntryHeader, SetAttrReq, Wire, WireAttr, WireStatFs};
+pub use wire::{
+    bytes_of, decode, AheadRecord, DirEntryHeader, SetAttrReq, Wire, WireAttr, WireStatFs,
+};
 
 /// Protocol version, checked when a channel is set up.
-pub const VERSION: u32 = 8;
+pub const VERSION: u32 = 9;
 
 /// Longest path the fast path carries (like `PATH_MAX`, including the NUL the
 /// wire format does not carry).
@@ -343,5 +345,9 @@ mod tests {
         assert_eq!(DirEntryHeader::record_len(1), 32);
         assert_eq!(DirEntryHeader::record_len(8), 32);
         assert_eq!(DirEntryHeader::record_len(255) % 8, 0);
+        assert_eq!(size_of::<AheadRecord>(), 16);
+        assert_eq!(AheadRecord::record_len(0, 0), 16 + 88);
+        assert_eq!(AheadRecord::record_len(1, 0), 112);
+        assert_eq!(AheadRecord::record_len(4, 4096) % 8, 0);
     }
 }

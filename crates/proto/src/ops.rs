@@ -144,6 +144,9 @@ pub const MAX_REPLY: usize = size_of::<ReplyHeader>() + MAX_REPLY_STRUCT + PATH_
 /// payload, see [`OpenOut::data_stamp`]).
 pub const OPEN_DATA_MAX: usize = PATH_MAX;
 
+/// Largest file an [`OpenAhead`] opens (its bytes come along).
+pub const AHEAD_DATA_MAX: usize = OPEN_DATA_MAX;
+
 /// Larger of two sizes, in a constant.
 const fn max(a: usize, b: usize) -> usize {
     if a > b {
@@ -759,6 +762,29 @@ operations! {
         /// As [`Readdir::max`].
         pub max: u64,
     } -> ListOut;
+
+    /// Read-only opens, for the client's file cache, of the small regular
+    /// files of a directory in name order from `path`'s last name on (that
+    /// file first, if it is one): what a process that reads a directory's
+    /// files one after another (`cat` of a `find`'s output, python walking
+    /// a tree, rsync sending) opens next, in one round trip. `path` is
+    /// resolved as [`Open`] resolves it, without following a final
+    /// symlink, and its directory must be readable by the caller (the
+    /// names are a listing). A file is opened as [`Open`] with `O_RDONLY`
+    /// opens it (read permission) and comes with its bytes, and only if it
+    /// has at most [`AHEAD_DATA_MAX`] of them and a read of them now would
+    /// not update its atime (reading an empty file reads none); as for a
+    /// read, the kernel's pages of it are given back first. Other entries
+    /// are skipped. At most `max` files, as [`AheadRecord`](crate::AheadRecord)s in the bulk area
+    /// (those that fit); none if a change began meanwhile.
+    OpenAhead = 33, fn open_ahead, paths 1, {
+        /// Directory `path` is relative to.
+        pub base: u64,
+        /// Most files to open.
+        pub max: u32,
+        /// Zero.
+        pub _pad: u32,
+    } -> OpenAheadOut;
 }
 
 #[cfg(test)]

@@ -131,6 +131,20 @@ wire_structs! {
         pub _pad2: u32,
     }
 
+    /// One file of an `OpenAhead` reply in the bulk area, followed by its
+    /// `WireAttr`, its name and its bytes, the whole padded to 8 bytes
+    /// ([`AheadRecord::record_len`]).
+    pub struct AheadRecord {
+        /// The file's new read-only handle.
+        pub fh: u64,
+        /// Name length.
+        pub name_len: u16,
+        /// Bytes of the file (all of them).
+        pub data_len: u16,
+        /// Zero.
+        pub _pad: u32,
+    }
+
     /// The attribute changes of a `SetAttr` request.
     pub struct SetAttrReq {
         /// Bits of [`set`](crate::set).
@@ -159,6 +173,13 @@ impl WireAttr {
     /// `getxattr` of a `security.*` name, which no permission guards,
     /// answers `ENODATA`).
     pub const NO_XATTRS: u32 = 1;
+}
+
+impl AheadRecord {
+    /// Bytes a record with `name_len` and `data_len` takes in the bulk area.
+    pub const fn record_len(name_len: usize, data_len: usize) -> usize {
+        (size_of::<AheadRecord>() + size_of::<WireAttr>() + name_len + data_len + 7) & !7
+    }
 }
 
 impl DirEntryHeader {

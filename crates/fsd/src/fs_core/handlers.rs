@@ -22,6 +22,7 @@ use crate::fs_core::clients::{Client, HandleKind};
 use crate::fs_core::resolve::{resolve, Last, OpError, Resolved};
 use crate::fs_core::KernelCache;
 
+mod ahead;
 mod attrs;
 mod bulk;
 mod helpers;
@@ -327,6 +328,15 @@ impl Handler for Handlers<'_> {
             stamp: open.stamp,
             list,
         })
+    }
+
+    fn open_ahead(
+        &mut self,
+        req: &ops::OpenAhead,
+        p: Paths<'_>,
+        _: &mut Payload<'_>,
+    ) -> OpResult<ops::OpenAheadOut> {
+        self.open_files_ahead(req, p)
     }
 
     fn access(&mut self, req: &ops::Access, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<Done> {

@@ -56,6 +56,28 @@ impl Store {
         Ok(self.add_handle(c, node, kind))
     }
 
+    /// The names of directory `ino` from `from` on (in name order, `from`
+    /// itself included), at most `max`, with their inodes: a listing, so
+    /// it needs read permission on the directory.
+    pub fn names_from(
+        &self,
+        c: &Creds,
+        ino: Ino,
+        from: &[u8],
+        max: usize,
+    ) -> Result<Vec<(Vec<u8>, Ino)>> {
+        let t = self.tree.read();
+        t.access(c, ino, libc::R_OK)?;
+        let dir = t.dir(ino)?;
+        let range = (Bound::Included(from), Bound::Unbounded);
+        Ok(dir
+            .children
+            .range::<[u8], _>(range)
+            .take(max)
+            .map(|(name, &child)| (name.clone(), child))
+            .collect())
+    }
+
     /// Calls `f` for entries after cookie `offset` (0 = start; "." and ".."
     /// first) in name order until `f` returns false (buffer full; that entry
     /// is NOT consumed) or the end. Resuming from a cookie continues strictly

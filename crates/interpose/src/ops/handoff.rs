@@ -99,6 +99,11 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
     if let Some(fd) = open_kept(t, flags) {
         return fd;
     }
+    if reads_only(flags) && super::ahead::on_miss(t) {
+        if let Some(fd) = open_kept(t, flags) {
+            return fd;
+        }
+    }
     let wire_flags = (flags & !libc::O_CLOEXEC) as u32;
     let mode = if flags & libc::O_CREAT != 0 {
         mode & 0o7777 & !state::umask()

@@ -16,6 +16,7 @@
 //! `O_PATH` directory fds whose relative paths take the fast path),
 //! `xattr`.
 
+mod ahead;
 mod attrs;
 mod cwd;
 pub(crate) use cwd::cwd;

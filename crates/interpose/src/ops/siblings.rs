@@ -152,7 +152,7 @@ fn list_once(mount: usize, base: u64, dir: &[u8], path: &[u8]) -> Option<bool> {
 }
 
 /// FNV-1a of the directory's key (never 0, the empty slot).
-fn key_hash(mount: usize, base: u64, dir: &[u8]) -> u64 {
+pub(super) fn key_hash(mount: usize, base: u64, dir: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let words = [mount as u64, base];
     for b in words

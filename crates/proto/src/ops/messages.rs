@@ -152,6 +152,23 @@ wire_structs! {
         pub list: ReaddirOut,
     }
 
+    /// Reply to [`OpenAhead`].
+    pub struct OpenAheadOut {
+        /// Files opened ([`AheadRecord`](crate::AheadRecord)s in the bulk area).
+        pub count: u64,
+        /// Entries of the directory looked at, from the path's name on
+        /// (those skipped are the rest).
+        pub scanned: u64,
+        /// Bytes of bulk the records use.
+        pub bytes: u64,
+        /// The change generation under which every record holds: its
+        /// name named its file in the directory, the file its attributes
+        /// and bytes (0 with no record).
+        pub stamp: u64,
+        /// The directory's inode number (as [`OpenOut::dir`]).
+        pub dir: u64,
+    }
+
     /// Reply to [`Lseek`].
     pub struct OffsetOut {
         /// The resulting file position.

@@ -60,6 +60,7 @@ impl Handler for Echo {
         drop_handle_name: DropHandleName -> Done, dir_path: DirPath -> Done,
         open_list: OpenList -> OpenListOut, list: List -> ListOut,
         set_noatime: SetNoatime -> Done, kernel_open: KernelOpen -> Done,
+        open_ahead: OpenAhead -> OpenAheadOut,
     }
 }
 

@@ -182,25 +182,43 @@ impl Handlers<'_> {
     /// `OpenOut::data_stamp`). As a read would, the kernel first gives back
     /// pages of the file it holds dirty.
     pub(super) fn first_bytes(&mut self, fh: Fh, attr: &Attr, out: &mut Payload<'_>) -> u64 {
-        let size = attr.size as usize;
-        if size == 0 || size > ops::OPEN_DATA_MAX {
+        if attr.size == 0 {
             return 0;
         }
-        self.kernel.before_data(attr.ino, 0, attr.size);
         let mut buf = [0u8; ops::OPEN_DATA_MAX];
+        match self.whole_file(fh, attr, &mut buf) {
+            Some((n, stamp, _)) if out.put(&buf[..n]).is_ok() => {
+                self.transferred.read = n as u64;
+                stamp
+            }
+            _ => 0,
+        }
+    }
+
+    /// The bytes of regular file `attr.ino`, open as `fh`, all of them,
+    /// read into `buf` without updating the atime (the kernel's pages of
+    /// it written back and dropped first), with the stamp under which they
+    /// are the file's and its attributes then, if a read now would not
+    /// update the atime and they fit `buf` (`peek_stamped`).
+    pub(super) fn whole_file(
+        &mut self,
+        fh: Fh,
+        attr: &Attr,
+        buf: &mut [u8],
+    ) -> Option<(usize, u64, Attr)> {
+        let size = usize::try_from(attr.size)
+            .ok()
+            .filter(|&s| s <= buf.len())?;
+        self.kernel.before_data(attr.ino, 0, attr.size);
         let kernel = &self.kernel;
         let peeked = self
             .store
             .peek_stamped(fh, &mut buf[..size], |ino| kernel.holds_pages(ino));
         match peeked {
             Ok(Some((n, stamp, now))) if n == size && now.size == attr.size => {
-                if out.put(&buf[..n]).is_err() {
-                    return 0;
-                }
-                self.transferred.read = n as u64;
-                stamp
+                Some((n, stamp, now))
             }
-            _ => 0,
+            _ => None,
         }
     }
 

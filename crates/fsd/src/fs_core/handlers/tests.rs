@@ -618,3 +618,96 @@ fn answers_are_stamped_only_while_they_hold_for_the_caller() {
         assert_eq!((out.entries, out.eof), (2, 1), ". and .., and nothing more");
     }
 }
+
+/// `OpenAhead` opens, from the named file on, the small regular files the
+/// caller may read, with their bytes, as handles only it may use; it skips
+/// large files, directories and files it may not read, and needs read
+/// permission on the directory (the names are a listing).
+#[test]
+fn open_ahead_opens_the_readable_small_files_from_the_name_on() {
+    let mut f = Fixture::new();
+    let root = f.clients.join(1, 0, Creds::root()).unwrap();
+    let user = f.clients.join(2, 0, user1000()).unwrap();
+    f.call(&root, mkdir(0o755), b"d", b"").unwrap();
+    f.call(&root, mkdir(0o711), b"hidden", b"").unwrap();
+    f.call(&root, mkdir(0o755), b"d/e", b"").unwrap();
+    let files: [(&[u8], u32, usize); 6] = [
+        (b"d/0", 0o644, 1),
+        (b"d/a", 0o644, 3),
+        (b"d/b", 0o644, 0),
+        (b"d/c", 0o644, 5000),
+        (b"d/f", 0o600, 4),
+        (b"d/g", 0o644, 2),
+    ];
+    for (path, mode, len) in files {
+        let (file, _) = f.call(&root, create(mode), path, b"").unwrap();
+        f.bulk[..len].fill(path[2]);
+        let write = ops::Write {
+            fh: file.fh,
+            len: len as u64,
+            ..Default::default()
+        };
+        f.call(&root, write, b"", b"").unwrap();
+        // Read once: a read would not update the atime any more.
+        let read = ops::Read {
+            fh: file.fh,
+            offset: 0,
+            len: 1,
+        };
+        f.call(&root, read, b"", b"").unwrap();
+        f.call(&root, ops::Release { fh: file.fh }, b"", b"")
+            .unwrap();
+    }
+    let ahead = ops::OpenAhead {
+        base: 0,
+        max: 10,
+        _pad: 0,
+    };
+    let (out, _) = f.call(&user, ahead, b"d/a", b"").unwrap();
+    // a, b, c, e, f, g looked at; a, b and g opened.
+    assert_eq!((out.count, out.scanned), (3, 6));
+    assert_ne!(out.stamp, 0);
+    let mut at = 0;
+    let mut got = vec![];
+    for _ in 0..out.count {
+        let r: proto::AheadRecord = decode(&f.bulk[at..]).unwrap();
+        let attr: proto::WireAttr = decode(&f.bulk[at + 16..]).unwrap();
+        let (nl, dl) = (usize::from(r.name_len), usize::from(r.data_len));
+        let name = f.bulk[at + 104..at + 104 + nl].to_vec();
+        let data = f.bulk[at + 104 + nl..at + 104 + nl + dl].to_vec();
+        assert_eq!(attr.size, dl as u64);
+        got.push((name, data, r.fh));
+        at += proto::AheadRecord::record_len(nl, dl);
+    }
+    assert_eq!(at as u64, out.bytes);
+    let names: Vec<_> = got.iter().map(|(n, d, _)| (n.clone(), d.clone())).collect();
+    assert_eq!(
+        names,
+        [
+            (b"a".to_vec(), b"aaa".to_vec()),
+            (b"b".to_vec(), vec![]),
+            (b"g".to_vec(), b"gg".to_vec())
+        ]
+    );
+    // The handles are the caller's, read-only.
+    let fh = got[0].2;
+    let read = ops::Read {
+        fh,
+        offset: 1,
+        len: 10,
+    };
+    assert_eq!(f.call(&user, read, b"", b"").unwrap().0.count, 2);
+    assert_eq!(f.status(&root, read, b"", b""), -libc::EBADF);
+    let write = ops::Write {
+        fh,
+        len: 1,
+        ..Default::default()
+    };
+    assert_eq!(f.status(&user, write, b"", b""), -libc::EBADF);
+    // At most `max` looked at; none past the end; no listing without read
+    // permission on the directory.
+    let one = ops::OpenAhead { max: 1, ..ahead };
+    assert_eq!(f.call(&user, one, b"d/c", b"").unwrap().0.count, 0);
+    assert_eq!(f.call(&user, ahead, b"d/h", b"").unwrap().0.scanned, 0);
+    assert_eq!(f.status(&user, ahead, b"hidden/x", b""), -libc::EACCES);
+}
