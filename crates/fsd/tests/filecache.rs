@@ -86,24 +86,10 @@ fn an_open_brings_a_small_files_bytes() {
     assert_eq!(fast_path_count(bt.path(), "read"), reads);
 }
 
-/// Between the open that brought the bytes and the read, another process
-/// changes the file, through either door: the read sees the change. The
-/// writers start before the opens (a fork while the file is open would
-/// make it a kernel fd) and take each change as a line on their stdin.
+/// After [`TWO_WRITERS`] (started before the opens): between the open
+/// that brought the bytes and the read, a writer changes the file, through
+/// either door: the read sees the change.
 const CHANGED_AFTER_OPEN: &str = r#"
-import os, subprocess, sys
-f = sys.argv[1]
-WRITER = """
-import os, sys
-f = sys.argv[1]
-for line in sys.stdin:
-    exec(line)
-    print("done", flush=True)
-"""
-kernel = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-fast, slow = (subprocess.Popen([sys.executable, "-c", WRITER, f], env=env, text=True,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-              for env in (dict(os.environ), kernel))
 out = []
 for code, writer in [
     ("open(f, 'r+b').write(b'v2')", fast),
@@ -116,14 +102,10 @@ for code, writer in [
     with open(f, "rb") as r:
         r.read()
     fd = os.open(f, os.O_RDONLY)
-    writer.stdin.write(code + "\n")
-    writer.stdin.flush()
-    assert writer.stdout.readline() == "done\n"
+    change(writer, code)
     out.append(os.read(fd, 100))
     os.close(fd)
-for w in (fast, slow):
-    w.stdin.close()
-    w.wait()
+stop_writers()
 print(out)
 "#;
 
@@ -133,7 +115,7 @@ fn bytes_an_open_brought_never_outlive_a_change() {
         "bytes_an_open_brought_never_outlive_a_change",
         b"v1",
         0o644,
-        CHANGED_AFTER_OPEN,
+        &format!("{TWO_WRITERS}{CHANGED_AFTER_OPEN}"),
     ) else {
         return;
     };

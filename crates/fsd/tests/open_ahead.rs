@@ -8,41 +8,29 @@ mod common;
 
 use common::*;
 
-/// Makes 60 files in `argv[1]` (some empty, one too large to open ahead,
-/// one a directory), reads each once (their atimes are then not due),
-/// reads the first two again (the second misses twice in a row: the files
-/// from there on are opened ahead), has other processes change some of
-/// them, through the library and through the kernel, and reads all of them
-/// in order: prints what each read gave (bytes or errno), a line a file.
+/// After [`TWO_WRITERS`]: makes 60 files in `argv[1]` (some empty, one too
+/// large to open ahead, one a directory), reads each once (their atimes
+/// are then not due), reads the first two again (the second misses twice
+/// in a row: the files from there on are opened ahead), has the writers
+/// change some of them, through the library and through the kernel, and
+/// reads all of them in order: prints what each read gave (bytes or
+/// errno), a line a file.
 const READ_WHILE_CHANGED: &str = r#"
-import os, subprocess, sys
-d = sys.argv[1]
 names = ["f%03d" % i for i in range(60)]
 for i, n in enumerate(names):
     if n == "f030":
         os.mkdir(os.path.join(d, n))
         continue
-    with open(os.path.join(d, n), "wb") as f:
-        f.write(b"x" * 9000 if n == "f020" else (b"v1-%d;" % i) * (i % 3))
+    with open(os.path.join(d, n), "wb") as fh:
+        fh.write(b"x" * 9000 if n == "f020" else (b"v1-%d;" % i) * (i % 3))
 def read(n):
     try:
-        with open(os.path.join(d, n), "rb") as f:
-            return f.read()
+        with open(os.path.join(d, n), "rb") as fh:
+            return fh.read()
     except OSError as e:
         return "errno %d" % e.errno
 for n in names:
     read(n)
-WRITER = """
-import os, sys
-d = sys.argv[1]
-for line in sys.stdin:
-    exec(line)
-    print("done", flush=True)
-"""
-kernel = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-fast, slow = (subprocess.Popen([sys.executable, "-c", WRITER, d], env=env, text=True,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-              for env in (dict(os.environ), kernel))
 out = [read("f000"), read("f001")]
 for writer, code in [
     (fast, "open(d + '/f005', 'r+b').write(b'X')"),
@@ -58,14 +46,10 @@ for writer, code in [
     (slow, "os.unlink(d + '/f023'); os.symlink('f001', d + '/f023')"),
     (fast, "open(d + '/f045', 'wb').write(b'late')"),
 ]:
-    writer.stdin.write(code + "\n")
-    writer.stdin.flush()
-    assert writer.stdout.readline() == "done\n"
+    change(writer, code)
 for n in names[2:]:
     out.append(read(n))
-for w in (fast, slow):
-    w.stdin.close()
-    w.wait()
+stop_writers()
 print("\n".join("%s %r" % (n, r if len(r) < 100 else "%d bytes" % len(r)) for n, r in zip(names, out)))
 "#;
 
@@ -77,7 +61,8 @@ fn read_while_changed(root: &std::path::Path, uid: Option<u32>, lib: &str) -> St
     if let Some(u) = uid {
         chown(&d, u, u);
     }
-    let out = preloaded_python_as(uid, lib, READ_WHILE_CHANGED, &d);
+    let script = format!("{TWO_WRITERS}{READ_WHILE_CHANGED}");
+    let out = preloaded_python_as(uid, lib, &script, &d);
     assert!(
         out.status.success(),
         "{}",

@@ -878,6 +878,36 @@ pub fn preloaded_python_as(uid: Option<u32>, lib: &str, script: &str, arg: &Path
     )
 }
 
+/// Python that starts two writer processes with `f = d = sys.argv[1]`:
+/// `fast` (with the library the script runs with) and `slow` (without it:
+/// through the kernel). `change(writer, code)` has one run `code` and
+/// returns once it is done; `stop_writers()` ends both. Prepend it to a
+/// script that opens files only after it (a fork while a file is open
+/// would make that file a kernel fd in the script).
+pub const TWO_WRITERS: &str = r#"
+import os, subprocess, sys
+f = d = sys.argv[1]
+WRITER = """
+import os, sys
+f = d = sys.argv[1]
+for line in sys.stdin:
+    exec(line)
+    print("done", flush=True)
+"""
+kernel = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+fast, slow = (subprocess.Popen([sys.executable, "-c", WRITER, f], env=env, text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+              for env in (dict(os.environ), kernel))
+def change(writer, code):
+    writer.stdin.write(code + "\n")
+    writer.stdin.flush()
+    assert writer.stdout.readline() == "done\n"
+def stop_writers():
+    for w in (fast, slow):
+        w.stdin.close()
+        w.wait()
+"#;
+
 /// Runs python `script` with `arg`, `lib` preloaded.
 pub fn preloaded_python(lib: &str, script: &str, arg: &Path) -> Output {
     preloaded_python_as(None, lib, script, arg)
