@@ -170,3 +170,60 @@ fn a_tree_read_again_is_opened_ahead_in_few_round_trips() {
         "800 files read with {opens} opens and {ahead} opens ahead"
     );
 }
+
+/// Reads `argv[2]` files of `argv[1]` in a random order (seeded by
+/// `argv[3]`): prints the total of their bytes.
+const READ_SHUFFLED: &str = r#"
+import os, random, sys
+d = sys.argv[1]
+random.seed(int(sys.argv[3]))
+total = 0
+for name in random.sample(sorted(os.listdir(d)), int(sys.argv[2])):
+    with open(os.path.join(d, name), "rb") as f:
+        total += len(f.read())
+print(total)
+"#;
+
+/// A process that reads a directory's files in another order than its
+/// names' leaves the files opened ahead unread: it is not opened ahead
+/// again (two small windows lost at most, then plain opens).
+#[test]
+fn a_directory_read_out_of_order_is_not_opened_ahead_again() {
+    let Some(lib) = preload_or_skip("a_directory_read_out_of_order_is_not_opened_ahead_again")
+    else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let d = bt.path().join("d");
+    std::fs::create_dir(&d).unwrap();
+    for i in 0..500 {
+        std::fs::write(d.join(format!("f{i:03}")), b"0123456789").unwrap();
+    }
+    let run = |seed: &str| {
+        let out = run_timeout(
+            std::process::Command::new(PYTHON)
+                .args(["-c", READ_SHUFFLED])
+                .arg(&d)
+                .args(["200", seed])
+                .env("LD_PRELOAD", &lib),
+            PY_ANSWER,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // The first reads make the atimes not due, whatever they open ahead.
+    for seed in ["1", "2", "3"] {
+        run(seed);
+    }
+    let ahead = fast_path_count(bt.path(), "open_ahead");
+    assert_eq!(run("4"), "2000");
+    let ahead = fast_path_count(bt.path(), "open_ahead") - ahead;
+    assert!(
+        ahead <= 2,
+        "{ahead} opens ahead for 200 files read out of order"
+    );
+}

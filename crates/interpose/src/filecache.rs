@@ -122,6 +122,8 @@ struct Inner {
     /// `cat` of many files, python reading a tree, would fault one in per
     /// file for nothing).
     reopened: bool,
+    /// Opened ahead and not opened since (see [`ahead_used`]).
+    unused_ahead: bool,
     /// How the process named it (see [`Named`]); the path's first
     /// `path_len` bytes.
     base: u64,
@@ -346,6 +348,7 @@ fn keep_entry(
     // Bytes opened ahead are read next: worth their page (an empty file
     // touches none).
     e.reopened = data.is_some();
+    e.unused_ahead = data.is_some();
     e.len = data.map(|d| d.len() as u16);
     if let Some(d) = data.filter(|d| !d.is_empty()) {
         e.data()[..d.len()].copy_from_slice(d);
@@ -422,7 +425,21 @@ pub(crate) fn open(
     e.stamp = now.gen;
     e.refs += 1;
     e.reopened = true;
+    if e.unused_ahead {
+        e.unused_ahead = false;
+        // Relaxed: a count for a heuristic.
+        AHEAD_USED.fetch_add(1, Ordering::Relaxed);
+    }
     Some((e.fh, e.attr, e.stamp))
+}
+
+/// Files opened ahead that an open then used, so far.
+static AHEAD_USED: AtomicU64 = AtomicU64::new(0);
+
+/// How many files opened ahead ([`keep_ahead`]) an open has used so far in
+/// this process (`ops::ahead` compares it with what it opened ahead).
+pub(crate) fn ahead_used() -> u64 {
+    AHEAD_USED.load(Ordering::Relaxed)
 }
 
 /// Whether a held entry of `ino` still holds at `now`; if so it is known

@@ -12,7 +12,9 @@
 //! following opens, reads and closes of those files need no round trip.
 //! The window grows from [`FIRST_WINDOW`] each time the process reads past
 //! it, like the kernel's readahead, and a process seen reading the files
-//! of [`WALK`] directories so opens ahead at its first miss in the next.
+//! of [`WALK`] directories so opens ahead at its first miss in the next; a
+//! window left mostly unread (files read in another order) starts it over,
+//! and two in a row stop it for that directory ([`KEPT`]).
 //!
 //! A file opened ahead is what an open of it would give the process right
 //! then: the daemon opens it with the process's credentials (no read
@@ -22,7 +24,7 @@
 //! change since the stamp touched the name or the file (`filecache::open`).
 //! A process that opens one file of a directory pays nothing for this.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use proto::ops::{OpenAhead, OpenAheadOut};
 use proto::{AheadRecord, WireAttr};
@@ -56,9 +58,22 @@ static DIR: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 /// Its misses still to come before the next open ahead, and that one's
 /// window (`due | window << 32`), or [`OFF`].
 static STATE: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
-/// The state of a directory whose open ahead kept nothing: its files are
-/// not for the cache (large, or their reads update their atimes).
+/// The state of a directory whose open ahead kept nothing (its files are
+/// not for the cache: large, or their reads update their atimes), or whose
+/// files opened ahead went unread (the process does not read them in name
+/// order): not opened ahead again.
 const OFF: u64 = u64::MAX;
+/// Per slot: the files its last open ahead kept, and `filecache::ahead_used`
+/// then. If fewer than one in [`MOST_UNUSED`] of them was opened before
+/// the next miss, the process reads the directory in another order (or
+/// only a few files of it) or a change voided what it kept: the window
+/// starts over; twice in a row, and the directory is not opened ahead
+/// again (opening ahead would only cost the process).
+static KEPT: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+static USED_AT: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+/// Per slot: whether its last open ahead went unread so.
+static UNREAD: [AtomicBool; SLOTS] = [const { AtomicBool::new(false) }; SLOTS];
+const MOST_UNUSED: u64 = 4;
 
 /// Called when a plain read-only open of `t` missed the file cache:
 /// opens `t`'s file and the ones after it in its directory into the cache
@@ -77,13 +92,15 @@ pub(crate) fn on_miss(t: &Target) -> bool {
         true => STATE[i].load(Ordering::Relaxed),
         false => {
             DIR[i].store(h, Ordering::Relaxed);
+            KEPT[i].store(0, Ordering::Relaxed);
+            UNREAD[i].store(false, Ordering::Relaxed);
             match WALKED.load(Ordering::Relaxed) >= WALK {
                 true => WALK_WINDOW << 32,
                 false => (STREAK - 1) | (FIRST_WINDOW << 32),
             }
         }
     };
-    let (due, window) = (state & 0xffff_ffff, state >> 32);
+    let (due, mut window) = (state & 0xffff_ffff, state >> 32);
     if state == OFF {
         return false;
     }
@@ -91,8 +108,22 @@ pub(crate) fn on_miss(t: &Target) -> bool {
         STATE[i].store((due - 1) | window << 32, Ordering::Relaxed);
         return false;
     }
+    let kept = KEPT[i].load(Ordering::Relaxed);
+    let used = filecache::ahead_used() - USED_AT[i].load(Ordering::Relaxed);
+    let unread = used.saturating_mul(MOST_UNUSED) < kept;
+    if unread && UNREAD[i].swap(true, Ordering::Relaxed) {
+        STATE[i].store(OFF, Ordering::Relaxed);
+        return false;
+    }
+    if unread {
+        window = FIRST_WINDOW;
+    } else {
+        UNREAD[i].store(false, Ordering::Relaxed);
+    }
     let name = &rel[slash.map_or(0, |s| s + 1)..];
     let ahead = open_ahead(t, dir, name, window);
+    KEPT[i].store(ahead.kept as u64, Ordering::Relaxed);
+    USED_AT[i].store(filecache::ahead_used(), Ordering::Relaxed);
     // The files it looked at but skipped miss as this one did; the miss
     // after those is past what was opened ahead, and opens ahead at once,
     // further.
