@@ -1,6 +1,8 @@
 //! Files a process opens again: their read-only handle and, for a small
 //! file, its bytes, kept so that `open`, `read` and `close` of a file it
-//! already read need no round trip.
+//! already read need no round trip. Files the daemon opened ahead for the
+//! process (`ops::ahead`) are kept the same way, with their bytes, before
+//! any open of them.
 //!
 //! An entry holds, for one inode of one mount, a daemon handle this
 //! process opened read-only (the kernel's answer to "may it read this
@@ -381,7 +383,7 @@ fn keep_entry(
 /// come in one by one.
 fn populate_index(t: &'static Table) {
     static DONE: AtomicBool = AtomicBool::new(false);
-    if DONE.swap(true, Ordering::Relaxed) {
+    if DONE.load(Ordering::Relaxed) || DONE.swap(true, Ordering::Relaxed) {
         return;
     }
     #[cfg(not(test))]

@@ -100,10 +100,10 @@ pub(crate) fn on_miss(t: &Target) -> bool {
             }
         }
     };
-    let (due, mut window) = (state & 0xffff_ffff, state >> 32);
     if state == OFF {
         return false;
     }
+    let (due, mut window) = (state & 0xffff_ffff, state >> 32);
     if due > 0 {
         STATE[i].store((due - 1) | window << 32, Ordering::Relaxed);
         return false;
