@@ -42,27 +42,17 @@ static WALKED: AtomicU64 = AtomicU64::new(0);
 const BATCH: u64 = 64 * 1024;
 
 /// Misses under a directory already listed that list it again (a change
-/// on the mount voided what was kept): one per [`RELIST_NAMES`] names it
-/// had, within these bounds, so that a listing costs about what the
-/// round trips it saves do. (A fixed 64 let a `git status` thread, whose
-/// directory's listing a change elsewhere voided, make 64 `stat` round
-/// trips before listing again: 13–90 a run where 8–21 are left.) One with
-/// more names than a listing brings is not listed again: that would bring
-/// the same names.
-const RELIST_MIN: u64 = 4;
-const RELIST_MAX: u64 = 64;
-const RELIST_NAMES: u64 = 32;
+/// on the mount voided what was kept). One with more names than a listing
+/// brings is not listed again: that would bring the same names.
+const RELIST: u64 = 64;
 
 /// The directory a slot follows (its key's hash; 0: none).
 static DIR: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
-/// Its misses since it was taken or last listed, plus [`LISTED`] and the
-/// misses that list it again `<< RELIST_SHIFT` once listed (or
-/// [`PARTLY_LISTED`]).
+/// Its misses since it was taken or last listed, plus [`LISTED`] once
+/// listed (or [`PARTLY_LISTED`]).
 static STATE: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 
 const LISTED: u64 = 1 << 32;
-const RELIST_SHIFT: u32 = 40;
-const MISSES: u64 = LISTED - 1;
 /// The state of a directory listed but for names a listing does not bring.
 const PARTLY_LISTED: u64 = u64::MAX;
 
@@ -94,52 +84,33 @@ pub(crate) fn on_miss(t: &Target) -> bool {
             return false;
         }
         let state = state + 1;
-        let due = match state & LISTED {
-            0 => STREAK,
-            _ => state >> RELIST_SHIFT,
-        };
-        if state & MISSES < due {
+        let due = if state & LISTED != 0 { RELIST } else { STREAK };
+        if state & !LISTED < due {
             STATE[i].store(state, Ordering::Relaxed);
             return false;
         }
     }
     let listed = list(t.mount, t.base, parent);
-    if let Some(Listed { whole: true, .. }) = listed {
-        if !walking {
-            WALKED.fetch_add(1, Ordering::Relaxed);
-        }
+    let whole = listed == Some(true);
+    if whole && !walking {
+        WALKED.fetch_add(1, Ordering::Relaxed);
     }
     STATE[i].store(
-        match listed {
-            Some(Listed { whole: true, names }) => {
-                let relist = (names / RELIST_NAMES).clamp(RELIST_MIN, RELIST_MAX);
-                LISTED | relist << RELIST_SHIFT
-            }
-            _ => PARTLY_LISTED,
-        },
+        if whole { LISTED } else { PARTLY_LISTED },
         Ordering::Relaxed,
     );
     listed.is_some()
 }
 
-/// What a listing kept.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Listed {
-    /// The whole directory.
-    whole: bool,
-    /// Its names.
-    names: u64,
-}
-
-/// Lists directory `dir` (relative to `base`) into the cache; what it
-/// kept, if anything.
+/// Lists directory `dir` (relative to `base`) into the cache; if it kept
+/// anything, whether that was the whole directory.
 ///
 /// The entries are kept by path only if nothing changed between the open
 /// and the listing (the path may have stopped naming the directory). The
 /// first listing of a directory changed since it was last listed changes
 /// something itself (its atime, relatime), so a second try then lists
 /// under the open's stamp.
-fn list(mount: usize, base: u64, dir: &[u8]) -> Option<Listed> {
+fn list(mount: usize, base: u64, dir: &[u8]) -> Option<bool> {
     let path: &[u8] = if dir.is_empty() { b"." } else { dir };
     for _ in 0..2 {
         let kept = list_once(mount, base, dir, path);
@@ -152,8 +123,8 @@ fn list(mount: usize, base: u64, dir: &[u8]) -> Option<Listed> {
 
 /// One [`List`] of `path` (`dir` relative to `base`), its entries kept in
 /// the cache as answers for `dir`'s paths if nothing changed since the
-/// open; then what it kept.
-fn list_once(mount: usize, base: u64, dir: &[u8], path: &[u8]) -> Option<Listed> {
+/// open; then whether they were the whole directory.
+fn list_once(mount: usize, base: u64, dir: &[u8], path: &[u8]) -> Option<bool> {
     let mut ch = channel::acquire(mount).ok()?;
     let (_, blen) = ch.bulk();
     let req = List {
@@ -176,10 +147,7 @@ fn list_once(mount: usize, base: u64, dir: &[u8], path: &[u8]) -> Option<Listed>
                 list.stamp,
                 (true, list.eof == 1),
             );
-            Listed {
-                whole: list.eof == 1,
-                names: list.entries,
-            }
+            list.eof == 1
         })
 }
 
