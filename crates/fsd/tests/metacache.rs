@@ -532,6 +532,79 @@ print(out)
     );
 }
 
+/// `lstat` of paths relative to the cwd, answered by the string (see
+/// `ops::stat_abs`), gives what tmpfs gives through chdirs to twin trees
+/// (same relative names, other files), an `fchdir`, the cwd's own rename,
+/// and its subdirectory replaced or moved, by this process or another
+/// through the kernel; and once warm, the stats of a directory ask the
+/// daemon nothing.
+#[test]
+fn stats_by_relative_strings_follow_chdirs_and_renames() {
+    let Some((lib, mnt)) = preloaded_mount("stats_by_relative_strings_follow_chdirs_and_renames")
+    else {
+        return;
+    };
+    let script = r#"
+import os, subprocess, sys
+root = sys.argv[1]
+env = {"PATH": os.environ["PATH"]}
+for t, size in (("A", 1), ("B", 2)):
+    os.makedirs("%s/%s/d" % (root, t))
+    for i in range(40):
+        with open("%s/%s/d/f%02d" % (root, t, i), "wb") as f:
+            f.write(b"x" * (size + i % 3))
+def sizes():
+    out = []
+    for i in range(40):
+        try:
+            out.append(os.lstat("d/f%02d" % i).st_size)
+        except OSError as e:
+            out.append(-e.errno)
+    return out
+out = []
+os.chdir(root + "/A")
+out += [sizes(), sizes()]
+os.chdir(root + "/B")
+out.append(sizes())
+fd = os.open(root + "/A", os.O_RDONLY)
+os.fchdir(fd)
+os.close(fd)
+out.append(sizes())
+subprocess.run(["mv", root + "/A", root + "/C"], env=env, check=True)
+out.append(sizes())
+os.rename("d", "e")
+os.mkdir("d")
+with open("d/f07", "wb") as f:
+    f.write(b"seven!!")
+out.append(sizes())
+subprocess.run(["rm", "-r", root + "/C/d"], env=env, check=True)
+subprocess.run(["cp", "-r", root + "/B/d", root + "/C/d"], env=env, check=True)
+out.append(sizes())
+print("\n".join(" ".join(map(str, o)) for o in out))
+"#;
+    let tmp = TmpfsGuard::new("16M");
+    let expected = preloaded_python_ok(&lib, script, tmp.path());
+    let got = preloaded_python_ok(&lib, script, mnt.path());
+    assert_same_output(
+        "stats_by_relative_strings_follow_chdirs_and_renames",
+        "tmpfs",
+        &expected,
+        "mount",
+        &got,
+    );
+    // Warm: the second pass over A/d asked the daemon nothing.
+    let warm = r#"
+import os, sys
+os.chdir(sys.argv[1] + "/B")
+for _ in range(3):
+    [os.lstat("d/f%02d" % i) for i in range(40)]
+"#;
+    let before = fast_path_stats(mnt.path());
+    preloaded_python_ok(&lib, warm, mnt.path());
+    let asked = fast_path_stats(mnt.path()) - before;
+    assert!(asked <= 2, "{asked} stat round trips for 120 stats");
+}
+
 /// A walker's directory opens bring their first batch (fts: `openat`,
 /// then `fdopendir`), and a listing still shows what the directory held
 /// when it was asked for: the same names as on tmpfs after opens that are

@@ -362,7 +362,7 @@ fn cached_stat(
 ) -> Option<(usize, Result<proto::WireAttr, c_int>)> {
     match ops::stat_listed(d, p, nofollow) {
         Some(hit) => Some(hit),
-        None => match ops::stat_abs(p, nofollow) {
+        None => match ops::stat_abs(d, p, nofollow) {
             ops::Abs::Hit(m, Ok(attr)) => Some((m, Ok(attr))),
             ops::Abs::Hit(m, Err(Fail::Errno(e))) => Some((m, Err(e))),
             _ => None,

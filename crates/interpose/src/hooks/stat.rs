@@ -68,7 +68,7 @@ pub(super) unsafe fn stat_at(
             );
         }
     }
-    let (q, raw) = match ops::stat_abs(p, nofollow) {
+    let (q, raw) = match ops::stat_abs(dirfd, p, nofollow) {
         Abs::Hit(m, r) => {
             return ret_int(
                 saved,
@@ -120,7 +120,7 @@ pub(super) unsafe fn statx(
         unsafe { real::statx()(dd, q, flags, mask, buf) }
     };
     let nofollow = flags & libc::AT_SYMLINK_NOFOLLOW != 0;
-    let (q, raw) = match ops::stat_abs(p, nofollow) {
+    let (q, raw) = match ops::stat_abs(d, p, nofollow) {
         Abs::Hit(m, r) => {
             return ret_int(
                 saved,

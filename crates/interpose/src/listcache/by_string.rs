@@ -67,20 +67,22 @@ pub(super) fn slot_of(h: u64) -> usize {
     (h >> 40) as usize % DIR_STRING_SLOTS
 }
 
-/// An absolute path's directory part and name, if the name is one a
-/// listing can answer for (the directory not the root).
+/// A path string's directory part and name, if the name is one a listing
+/// can answer for (the directory not the root, nor the cwd).
 fn split_raw(raw: &[u8]) -> Option<(&[u8], &[u8])> {
     dir_and_name(raw).filter(|(dir, _)| !dir.is_empty() && dir.len() <= metacache::KEY_MAX)
 }
 
-/// Remembers that the directory part of the absolute path string `raw`
-/// names directory `ino` of `mount` while the generation is `stamp` (a
-/// listing of that directory just answered for the string's name).
-pub(crate) fn note_raw_dir(raw: &[u8], mount: usize, ino: u64, stamp: u64) {
+/// Remembers that the directory part of the path string `raw` (absolute,
+/// `base` `metacache::RAW`, or relative to the cwd, `base` its raw base:
+/// see `ops::stat_abs`) names directory `ino` of `mount` while the
+/// generation is `stamp` (a listing of that directory just answered for
+/// the string's name).
+pub(crate) fn note_raw_dir(base: u64, raw: &[u8], mount: usize, ino: u64, stamp: u64) {
     let Some((dir, _)) = split_raw(raw).filter(|_| ino != 0 && stamp != 0) else {
         return;
     };
-    let h = dir_hash(0, metacache::RAW, dir);
+    let h = dir_hash(0, base, dir);
     let e = &dir_string(h);
     let owner = metacache::owner(mount);
     let seq = e.seq.load(Ordering::Relaxed);
@@ -114,11 +116,12 @@ pub(crate) fn note_raw_dir(raw: &[u8], mount: usize, ino: u64, stamp: u64) {
     e.seq.store(seq + 2, Ordering::Release);
 }
 
-/// The answer a kept listing gives for the absolute path string `raw`
-/// (`how`: `stat` or `lstat`) through its remembered directory (see
+/// The answer a kept listing gives for the path string `raw` of raw base
+/// `base` (`how`: `stat` or `lstat`) through its remembered directory (see
 /// [`note_raw_dir`]), with the mount's index; `now` tells a mount's
 /// current generation.
 pub(crate) fn lookup_raw(
+    base: u64,
     raw: &[u8],
     how: u64,
     now: impl Fn(usize) -> Option<Now>,
@@ -131,7 +134,7 @@ pub(crate) fn lookup_raw(
     // The string's words, made once for the hash and the compare.
     let n = dir.len().div_ceil(8);
     let words = metacache::key_words(dir);
-    let h = dir_hash_of_words(0, metacache::RAW, words[..n].iter().copied(), dir.len());
+    let h = dir_hash_of_words(0, base, words[..n].iter().copied(), dir.len());
     let e = &dir_string(h);
     // Acquire: the words read below are at least as new as this count.
     let s1 = e.seq.load(Ordering::Acquire);

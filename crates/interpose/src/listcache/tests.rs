@@ -1,7 +1,7 @@
 //! Unit tests of the listing cache (one shared table: one test at a time).
 
 use super::*;
-use crate::metacache::{FOLLOW, NOFOLLOW};
+use crate::metacache::{FOLLOW, NOFOLLOW, RAW};
 use proto::WireAttr;
 
 fn attr(ino: u64, mode: u32) -> WireAttr {
@@ -217,14 +217,14 @@ fn a_directory_named_by_its_string_answers_its_names_only_while_it_holds() {
     keep(&dir, entries(&names), 70, true, true);
     let at = |g: u64| move |m: usize| (m == 3).then_some(Now::new(g, None));
     let ino = |raw: &[u8], how, g| {
-        lookup_raw(raw, how, at(g)).map(|(m, hit)| {
+        lookup_raw(RAW, raw, how, at(g)).map(|(m, hit)| {
             assert_eq!((m, hit.dir_ino), (3, 7100));
             hit.answer.map(|a| a.ino)
         })
     };
     // Not before a lookup by the resolved path noted the string.
     assert_eq!(ino(b"/mnt/d/a", NOFOLLOW, 70), None);
-    note_raw_dir(b"/mnt/d/a", 3, 7100, 70);
+    note_raw_dir(RAW, b"/mnt/d/a", 3, 7100, 70);
     assert_eq!(ino(b"/mnt/d/a", NOFOLLOW, 70), Some(Ok(71)));
     assert_eq!(ino(b"/mnt/d/b", FOLLOW, 70), Some(Ok(72)));
     assert_eq!(ino(b"/mnt/d/zz", FOLLOW, 70), Some(Err(libc::ENOENT)));
@@ -251,9 +251,19 @@ fn a_directory_named_by_its_string_answers_its_names_only_while_it_holds() {
     // The directory listed again after a change answers what it holds now.
     let now: [(&[u8], WireAttr); 1] = [(b"c", attr(74, FILE))];
     keep(&dir, entries(&now), 75, true, true);
-    note_raw_dir(b"/mnt/d/c", 3, 7100, 75);
+    note_raw_dir(RAW, b"/mnt/d/c", 3, 7100, 75);
     assert_eq!(ino(b"/mnt/d/c", NOFOLLOW, 75), Some(Ok(74)));
     assert_eq!(ino(b"/mnt/d/a", NOFOLLOW, 75), Some(Err(libc::ENOENT)));
+    // A string noted under one raw base (relative to one cwd) answers under
+    // that base only.
+    let cwd = |epoch: u64| 1 << 63 | epoch;
+    note_raw_dir(cwd(1), b"d/c", 3, 7100, 75);
+    let rel = |base, raw: &[u8]| {
+        lookup_raw(base, raw, NOFOLLOW, at(75)).map(|(_, hit)| hit.answer.map(|a| a.ino))
+    };
+    assert_eq!(rel(cwd(1), b"d/c"), Some(Ok(74)));
+    assert_eq!(rel(cwd(2), b"d/c"), None, "after a chdir");
+    assert_eq!(rel(RAW, b"d/c"), None, "not an absolute string");
 }
 
 #[test]
@@ -308,10 +318,11 @@ fn a_listing_holds_past_changes_that_did_not_touch_its_directory() {
         true,
         true,
     );
-    note_raw_dir(b"/mnt/e/a", 3, 7700, 90);
+    note_raw_dir(RAW, b"/mnt/e/a", 3, 7700, 90);
     let now = |g| Now::new(g, Some(log));
     let by_ino = |g| lookup(&key(7700, b"a", NOFOLLOW), 7700, now(g)).map(|a| a.map(|a| a.ino));
-    let by_string = |g| lookup_raw(b"/mnt/e/a", NOFOLLOW, |_| Some(now(g))).map(|(_, h)| h.answer);
+    let by_string =
+        |g| lookup_raw(RAW, b"/mnt/e/a", NOFOLLOW, |_| Some(now(g))).map(|(_, h)| h.answer);
     log.record(91, Touched::Inodes(&[7800, 1]));
     assert_eq!(by_ino(91), Some(Ok(77)), "another directory changed");
     assert!(by_string(91).is_some());
@@ -331,7 +342,7 @@ fn a_listing_holds_past_changes_that_did_not_touch_its_directory() {
         true,
         true,
     );
-    note_raw_dir(b"/mnt/e/a", 3, 7700, 93);
+    note_raw_dir(RAW, b"/mnt/e/a", 3, 7700, 93);
     log.record(94, Touched::Everything);
     assert_eq!(by_ino(94), None, "a global change");
     assert_eq!(by_string(94), None);

@@ -34,7 +34,7 @@ pub(crate) fn stat_path(t: &Target, nofollow: bool, raw: Option<&AbsPath>) -> R<
     };
     let raw = raw.map(|r| metacache::Key {
         mount: t.mount,
-        base: metacache::RAW,
+        base: r.base,
         path: r.bytes(),
         how: key.how,
     });
@@ -209,13 +209,13 @@ fn cached(
         let a = match listcache::lookup_hit(key, base_ino, now) {
             Some(hit) => {
                 if let Some(k) = also {
-                    listcache::note_raw_dir(k.path, key.mount, hit.dir_ino, g);
+                    listcache::note_raw_dir(k.base, k.path, key.mount, hit.dir_ino, g);
                 }
                 hit.answer
             }
             None => {
                 let a = metacache::lookup(key, now)?;
-                if let Some(k) = also {
+                if let Some(k) = also.filter(|k| k.base == metacache::RAW) {
                     // Known to hold at `g`, for a directory not told here.
                     keep(k, &a, Stamp { gen: g, dir: 0 }, true);
                 }
@@ -239,7 +239,7 @@ fn cached(
         dir: out.dir,
     };
     keep(key, &answer, stamp, false);
-    if let Some(k) = also {
+    if let Some(k) = also.filter(|k| k.base == metacache::RAW) {
         keep(k, &answer, stamp, true);
     }
     answer.map_err(Fail::Errno)
@@ -265,6 +265,19 @@ fn keep(k: &metacache::Key<'_>, answer: &metacache::Answer, stamp: Stamp, spare:
 pub(crate) struct AbsPath {
     buf: [u8; metacache::KEY_MAX + 1],
     len: usize,
+    /// `metacache::RAW` for an absolute path, [`cwd_base`] for one
+    /// relative to the cwd.
+    base: u64,
+}
+
+/// The raw base of a path string relative to the cwd: never a handle (the
+/// daemon counts those up from 1) nor `metacache::RAW`, and another after
+/// every chdir (the hooks count them: `state::cwd_epoch`), so a string
+/// kept relative to one cwd never answers for another. The cwd's path may
+/// change meanwhile (a rename of one of its directories): which inode a
+/// relative path names does not.
+fn cwd_base() -> u64 {
+    1 << 63 | (state::cwd_epoch() & (u64::MAX >> 2))
 }
 
 impl AbsPath {
@@ -292,13 +305,17 @@ pub(crate) enum Abs {
     No,
 }
 
-/// Looks `stat` (`nofollow`: `lstat`) of the caller's path `p` up by its
-/// string, before any resolution: a hot loop of `stat("/mnt/...")` costs
-/// a copy, a hash and a compare. The mount table is fixed for the
-/// process image until it changes its root or mount namespace (then no
-/// string is looked up: see `crate::namespace`), so the string names the
-/// same mount path for as long as the entry's generation holds.
-pub(crate) fn stat_abs(p: *const c_char, nofollow: bool) -> Abs {
+/// Looks `stat` (`nofollow`: `lstat`) of the caller's path `p`, relative
+/// to `d`, up by its string, before any resolution: a hot loop of
+/// `stat("/mnt/...")` costs a copy, a hash and a compare. The mount table
+/// is fixed for the process image until it changes its root or mount
+/// namespace (then no string is looked up: see `crate::namespace`), so an
+/// absolute string names the same mount path for as long as the entry's
+/// generation holds. So does a string relative to a cwd on a mount, while
+/// the cwd is the same (no chdir: see [`cwd_base`]), if no `..` can take
+/// it above the cwd: `git status` lstats its index's paths relative to the
+/// top of its work tree.
+pub(crate) fn stat_abs(d: c_int, p: *const c_char, nofollow: bool) -> Abs {
     // Nothing kept yet: nothing can hit, and no answer is kept under the
     // string either (a listing's hits keep theirs, or their directory's
     // string: the next call by the string then hits).
@@ -309,20 +326,32 @@ pub(crate) fn stat_abs(p: *const c_char, nofollow: bool) -> Abs {
     let Ok(path) = uaccess::strncpy_from_user(&mut copy, p) else {
         return Abs::No;
     };
-    if path.first() != Some(&b'/') {
-        return Abs::No;
-    }
+    let (base, cwd_mount) = match path.first() {
+        Some(b'/') => (metacache::RAW, None),
+        Some(_) if d == libc::AT_FDCWD && path.contains(&b'/') => {
+            match (super::cwd::kept_mount(), Comps::new(path, b"").has_dotdot()) {
+                (Some(m), false) => (cwd_base(), Some(m)),
+                _ => return Abs::No,
+            }
+        }
+        _ => return Abs::No,
+    };
     let key = metacache::Key {
         mount: 0,
-        base: metacache::RAW,
+        base,
         path,
         how: how(nofollow),
     };
     // A listed name, through its directory's listing; another, by its own
-    // entry (see `listcache::lookup_raw`).
-    let found = listcache::lookup_raw(path, key.how, channel::now)
+    // entry (see `listcache::lookup_raw`; absolute strings only).
+    let found = listcache::lookup_raw(base, path, key.how, channel::now)
+        .filter(|(m, _)| cwd_mount.is_none_or(|c| c == *m))
         .map(|(m, hit)| (hit.answer, m))
-        .or_else(|| metacache::lookup_with(&key, channel::now));
+        .or_else(|| {
+            (base == metacache::RAW)
+                .then(|| metacache::lookup_with(&key, channel::now))
+                .flatten()
+        });
     if let Some((a, m)) = found {
         metacache::count(true);
         return Abs::Hit(m, a.map_err(Fail::Errno));
@@ -330,6 +359,7 @@ pub(crate) fn stat_abs(p: *const c_char, nofollow: bool) -> Abs {
     let mut raw = AbsPath {
         buf: [0; metacache::KEY_MAX + 1],
         len: path.len(),
+        base,
     };
     raw.buf[..path.len()].copy_from_slice(path);
     Abs::Miss(raw)

@@ -44,6 +44,21 @@ pub(crate) fn cwd(buf: &mut [MaybeUninit<u8>; PATH_MAX]) -> Option<&[u8]> {
     Some(unsafe { core::slice::from_raw_parts(buf.as_ptr().cast(), n) })
 }
 
+/// The mount the cwd is on, if a cwd on a mount was kept since the last
+/// chdir: a cwd stays on its mount until a chdir (a rename moves its path,
+/// not its inode), whatever else changed.
+pub(crate) fn kept_mount() -> Option<usize> {
+    // Acquire: the words read below are at least as new as this count.
+    let s1 = SEQ.load(Ordering::Acquire);
+    if s1 == 0 || s1 & 1 != 0 {
+        return None;
+    }
+    let (epoch, m) = (EPOCH.load(Ordering::Relaxed), MOUNT.load(Ordering::Relaxed));
+    // Acquire fence: the reads above happen before the re-check of `SEQ`.
+    fence(Ordering::Acquire);
+    (SEQ.load(Ordering::Relaxed) == s1 && epoch == state::cwd_epoch()).then_some(m as usize)
+}
+
 /// The kept path, written into `buf` if it still holds; its length.
 fn kept(buf: &mut [MaybeUninit<u8>; PATH_MAX]) -> Option<usize> {
     // Acquire: the words read below are at least as new as this count.

@@ -170,7 +170,7 @@ pub(crate) fn absent_by_string(p: *const c_char, nofollow: bool, name: &[u8]) ->
     if !unguarded(name) {
         return false;
     }
-    matches!(stat_abs(p, nofollow), Abs::Hit(_, Ok(a)) if a.flags & WireAttr::NO_XATTRS != 0)
+    matches!(stat_abs(libc::AT_FDCWD, p, nofollow), Abs::Hit(_, Ok(a)) if a.flags & WireAttr::NO_XATTRS != 0)
 }
 
 /// The kernel refuses attribute names over 255 bytes with `ERANGE`.
