@@ -152,19 +152,42 @@ static KEPT: AtomicU64 = AtomicU64::new(0);
 /// lookup; 0 while it was never written.
 static LAST_USE: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 /// Listings kept since a slot was last used after which it may be reused
-/// while slots never written remain: a walk's directory and the few
-/// before it keep their listings (a parent asked again on the way back up,
-/// the threads of a `git status` each in its own directory).
+/// while slots never written remain, per thread keeping listings: a
+/// walk's directory and the few before it keep their listings (a parent
+/// asked again on the way back up), and so does each of the threads that
+/// walk at once (the 20 of a `git status`, each in its own directories:
+/// with 8 for all of them, a thread's listing was taken by the others'
+/// before it used it, and its next 64 `stat`s asked the daemon, 13–245 a
+/// run instead of 12).
 const RECENT: u64 = 8;
 
+/// The stack regions (see [`walkers`]) of the threads that kept the last
+/// listings, in turn.
+static KEEPERS: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
+
+/// How many threads kept the last 16 listings (by their stacks, megabytes
+/// apart; at least 1): the walks going on at once.
+fn walkers(now: u64) -> u64 {
+    let here = 0u8;
+    let me = core::ptr::addr_of!(here) as u64 >> 21;
+    // Relaxed: hints; any count is correct.
+    KEEPERS[now as usize % KEEPERS.len()].store(me, Ordering::Relaxed);
+    let seen: [u64; 16] = core::array::from_fn(|i| KEEPERS[i].load(Ordering::Relaxed));
+    let distinct = (0..seen.len())
+        .filter(|&i| seen[i] != 0 && !seen[..i].contains(&seen[i]))
+        .count();
+    distinct.max(1) as u64
+}
+
 /// The slot to reuse: the one longest unused among those written before,
-/// unless one of the last [`RECENT`] listings needed it; else one never
-/// written; else the one longest unused. A slot first written faults its
-/// pages in (~20 µs a 100-name listing): a walk that took the slots round
-/// robin paid that for each of them, 0.7 ms of a `find` over 10 000
+/// unless one of the last [`RECENT`] listings a walker needed it; else one
+/// never written; else the one longest unused. A slot first written faults
+/// its pages in (~20 µs a 100-name listing): a walk that took the slots
+/// round robin paid that for each of them, 0.7 ms of a `find` over 10 000
 /// files, where a handful of slots serve it.
 fn victim() -> usize {
     let now = KEPT.fetch_add(1, Ordering::Relaxed) + 1;
+    let recent = RECENT * walkers(now);
     let (mut oldest, mut oldest_at, mut fresh) = (0, u64::MAX, None);
     for (s, at) in LAST_USE.iter().enumerate() {
         // Relaxed: hints; any choice is correct.
@@ -177,7 +200,7 @@ fn victim() -> usize {
         }
     }
     match fresh {
-        Some(f) if now.saturating_sub(oldest_at) <= RECENT || oldest_at == u64::MAX => f,
+        Some(f) if now.saturating_sub(oldest_at) <= recent || oldest_at == u64::MAX => f,
         _ => oldest,
     }
 }

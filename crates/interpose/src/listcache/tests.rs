@@ -347,3 +347,23 @@ fn a_listing_holds_past_changes_that_did_not_touch_its_directory() {
     assert_eq!(by_ino(94), None, "a global change");
     assert_eq!(by_string(94), None);
 }
+
+#[test]
+fn the_walkers_are_the_threads_that_kept_the_last_listings() {
+    let _one = serial();
+    for k in 0..16 {
+        walkers(k);
+    }
+    assert_eq!(walkers(16), 1, "one thread");
+    let threads: Vec<_> = (0..3u64)
+        .map(|t| std::thread::spawn(move || walkers(17 + t)))
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(walkers(20), 4, "three more, each on its own stack");
+    for k in 21..37 {
+        walkers(k);
+    }
+    assert_eq!(walkers(37), 1, "the others' keeps are 16 listings back");
+}
