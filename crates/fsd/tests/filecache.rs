@@ -22,20 +22,10 @@ print(sorted(seen))
 
 /// Runs [`READ_AGAIN`] through the library: its output.
 fn read_again(lib: &str, f: &std::path::Path, times: u32) -> String {
-    let out = run_timeout(
-        std::process::Command::new(PYTHON)
-            .args(["-c", READ_AGAIN])
-            .arg(f)
-            .arg(times.to_string())
-            .env("LD_PRELOAD", lib),
-        PY_ANSWER,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let times = times.to_string();
+    preloaded_python_args_ok(lib, READ_AGAIN, &[f.as_os_str(), times.as_ref()])
+        .trim()
+        .to_string()
 }
 
 /// Runs python `script` preloaded on a fresh mount's file `f`, made with

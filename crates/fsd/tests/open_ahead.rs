@@ -110,24 +110,6 @@ fn files_opened_ahead_read_as_on_tmpfs_as_a_user() {
     same_as_tmpfs("files_opened_ahead_read_as_on_tmpfs_as_a_user", Some(65534));
 }
 
-/// Runs python `script` with `args`, `lib` preloaded: its output (it must
-/// succeed).
-fn python_ok(lib: &str, script: &str, args: &[&std::ffi::OsStr]) -> String {
-    let out = run_timeout(
-        std::process::Command::new(PYTHON)
-            .args(["-c", script])
-            .args(args)
-            .env("LD_PRELOAD", lib),
-        PY_ANSWER,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// Reads every file of `argv[1]`'s directories in order, `argv[2]` times.
 const READ_TREE: &str = r#"
 import os, sys
@@ -159,7 +141,11 @@ fn a_tree_read_again_is_opened_ahead_in_few_round_trips() {
     }
     // First read: through the library, so that the atimes are not due
     // (and the kernel holds no page of the files).
-    let run = |times: &str| python_ok(&lib, READ_TREE, &[tree.as_os_str(), times.as_ref()]);
+    let run = |times: &str| {
+        preloaded_python_args_ok(&lib, READ_TREE, &[tree.as_os_str(), times.as_ref()])
+            .trim()
+            .to_string()
+    };
     assert_eq!(run("1"), "800 800");
     let (opens, ahead) = (
         fast_path_count(bt.path(), "open"),
@@ -203,11 +189,13 @@ fn a_directory_read_out_of_order_is_not_opened_ahead_again() {
         std::fs::write(d.join(format!("f{i:03}")), b"0123456789").unwrap();
     }
     let run = |seed: &str| {
-        python_ok(
+        preloaded_python_args_ok(
             &lib,
             READ_SHUFFLED,
             &[d.as_os_str(), "200".as_ref(), seed.as_ref()],
         )
+        .trim()
+        .to_string()
     };
     // The first reads make the atimes not due, whatever they open ahead.
     for seed in ["1", "2", "3"] {

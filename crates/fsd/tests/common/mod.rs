@@ -915,7 +915,19 @@ pub fn preloaded_python(lib: &str, script: &str, arg: &Path) -> Output {
 
 /// [`preloaded_python`] that must succeed: its output.
 pub fn preloaded_python_ok(lib: &str, script: &str, arg: &Path) -> String {
-    let out = preloaded_python(lib, script, arg);
+    preloaded_python_args_ok(lib, script, &[arg.as_os_str()])
+}
+
+/// Python `script` with `args`, `lib` preloaded, which must succeed: its
+/// output.
+pub fn preloaded_python_args_ok(lib: &str, script: &str, args: &[&std::ffi::OsStr]) -> String {
+    let out = run_timeout(
+        Command::new(PYTHON)
+            .args(["-c", script])
+            .args(args)
+            .env("LD_PRELOAD", lib),
+        PY_ANSWER,
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}{err}");

@@ -200,6 +200,9 @@ fn cached(
     prefetch: impl FnOnce() -> bool,
     ask: impl FnOnce() -> R<ops::StatOut>,
 ) -> R<WireAttr> {
+    // The table keeps answers under absolute strings only; a relative one
+    // is remembered by its directory (`listcache::note_raw_dir`).
+    let spare = also.filter(|k| k.base == metacache::RAW);
     let hit = || {
         let now = channel::now(key.mount)?;
         let g = now.gen;
@@ -215,7 +218,7 @@ fn cached(
             }
             None => {
                 let a = metacache::lookup(key, now)?;
-                if let Some(k) = also.filter(|k| k.base == metacache::RAW) {
+                if let Some(k) = spare {
                     // Known to hold at `g`, for a directory not told here.
                     keep(k, &a, Stamp { gen: g, dir: 0 }, true);
                 }
@@ -239,7 +242,7 @@ fn cached(
         dir: out.dir,
     };
     keep(key, &answer, stamp, false);
-    if let Some(k) = also.filter(|k| k.base == metacache::RAW) {
+    if let Some(k) = spare {
         keep(k, &answer, stamp, true);
     }
     answer.map_err(Fail::Errno)
