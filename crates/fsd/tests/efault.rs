@@ -2,9 +2,10 @@
 //! crash the program would not have had (issue 13, item 1).
 //!
 //! `scripts/efault_prog.c` holds the table: every exported function of
-//! `libbtfuse.so`, each pointer argument, called with three kinds of bad
+//! `libbtfuse.so`, each pointer argument, called with four kinds of bad
 //! pointer (unmapped, `PROT_NONE`, a `SIGBUS` page past the end of a
-//! memfd), each call in its own child. The same program runs without the
+//! memfd, and the last 8 bytes of a page before a hole: a buffer or string
+//! that starts readable), each call in its own child. The same program runs without the
 //! library and with it, on tmpfs and on a btfuse mount: the answers
 //! (return value and errno, or the signal where glibc itself crashes) must
 //! be identical. The table must name every exported symbol, so a new hook

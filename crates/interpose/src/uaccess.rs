@@ -58,14 +58,61 @@ pub(crate) enum StrError {
 core::arch::global_asm!(
     ".pushsection .text.btfuse_uaccess,\"ax\",@progbits",
     // btfuse_uaccess_copy(dst: rdi, src: rsi, n: rdx) -> rax = bytes NOT
-    // copied. `rep movsb` is the only instruction that touches caller
-    // memory; on a fault the CPU leaves rcx = bytes left, and the fixup
-    // is simply the next instruction.
+    // copied. Short copies (a `struct stat`, a path) move words: `rep
+    // movsb` costs some 30 cycles to start, and a load of what it just
+    // stored waits for the stores to retire (no store forwarding). A word
+    // that faults is retried byte by byte, so the count stays exact;
+    // long copies take `rep movsb`, which on a fault leaves rcx = bytes
+    // left. Each instruction that touches caller memory is listed in
+    // `fixup_for` with where it resumes.
     ".p2align 4",
     ".globl btfuse_uaccess_copy",
     ".hidden btfuse_uaccess_copy",
     ".type btfuse_uaccess_copy,@function",
     "btfuse_uaccess_copy:",
+    "cmp rdx, 512",
+    "jae 6f",
+    "xor eax, eax",
+    "2:",
+    "lea rcx, [rax + 8]",
+    "cmp rcx, rdx",
+    "ja 4f",
+    ".globl btfuse_uaccess_copy_word_load",
+    ".hidden btfuse_uaccess_copy_word_load",
+    "btfuse_uaccess_copy_word_load:",
+    "mov rcx, qword ptr [rsi + rax]",
+    ".globl btfuse_uaccess_copy_word_store",
+    ".hidden btfuse_uaccess_copy_word_store",
+    "btfuse_uaccess_copy_word_store:",
+    "mov qword ptr [rdi + rax], rcx",
+    "add rax, 8",
+    "jmp 2b",
+    ".globl btfuse_uaccess_copy_bytes",
+    ".hidden btfuse_uaccess_copy_bytes",
+    "btfuse_uaccess_copy_bytes:",
+    "4:",
+    "cmp rax, rdx",
+    "je 5f",
+    ".globl btfuse_uaccess_copy_byte_load",
+    ".hidden btfuse_uaccess_copy_byte_load",
+    "btfuse_uaccess_copy_byte_load:",
+    "movzx ecx, byte ptr [rsi + rax]",
+    ".globl btfuse_uaccess_copy_byte_store",
+    ".hidden btfuse_uaccess_copy_byte_store",
+    "btfuse_uaccess_copy_byte_store:",
+    "mov byte ptr [rdi + rax], cl",
+    "inc rax",
+    "jmp 4b",
+    "5:",
+    "xor eax, eax",
+    "ret",
+    ".globl btfuse_uaccess_copy_bytes_left",
+    ".hidden btfuse_uaccess_copy_bytes_left",
+    "btfuse_uaccess_copy_bytes_left:",
+    "sub rdx, rax",
+    "mov rax, rdx",
+    "ret",
+    "6:",
     "mov rcx, rdx",
     ".globl btfuse_uaccess_copy_insn",
     ".hidden btfuse_uaccess_copy_insn",
@@ -79,16 +126,43 @@ core::arch::global_asm!(
     ".size btfuse_uaccess_copy, . - btfuse_uaccess_copy",
     // btfuse_uaccess_strncpy(dst: rdi, src: rsi, max: rdx) -> rax = length
     // before the NUL (copied with it), `max` when there is none within
-    // `max` bytes, or -1 when a byte cannot be read.
+    // `max` bytes, or -1 when a byte cannot be read. Aligned words are
+    // read whole (a word never spans two pages, so it faults only where
+    // its first byte would) and stored while they hold no NUL; the word
+    // with the NUL, and unaligned bytes, go byte by byte.
     ".p2align 4",
     ".globl btfuse_uaccess_strncpy",
     ".hidden btfuse_uaccess_strncpy",
     ".type btfuse_uaccess_strncpy,@function",
     "btfuse_uaccess_strncpy:",
     "xor eax, eax",
+    "mov r8, 0x0101010101010101",
+    "mov r9, 0x8080808080808080",
     "2:",
     "cmp rax, rdx",
     "je 3f",
+    "lea rcx, [rsi + rax]",
+    "test cl, 7",
+    "jnz 4f",
+    "lea rcx, [rax + 8]",
+    "cmp rcx, rdx",
+    "ja 4f",
+    ".globl btfuse_uaccess_strncpy_word",
+    ".hidden btfuse_uaccess_strncpy_word",
+    "btfuse_uaccess_strncpy_word:",
+    "mov rcx, qword ptr [rsi + rax]",
+    // A zero byte in rcx: (w - 0x01..) & !w & 0x80.. is non-zero.
+    "mov r10, rcx",
+    "sub r10, r8",
+    "mov r11, rcx",
+    "not r11",
+    "and r10, r11",
+    "test r10, r9",
+    "jnz 4f",
+    "mov qword ptr [rdi + rax], rcx",
+    "add rax, 8",
+    "jmp 2b",
+    "4:",
     ".globl btfuse_uaccess_strncpy_insn",
     ".hidden btfuse_uaccess_strncpy_insn",
     "btfuse_uaccess_strncpy_insn:",
@@ -113,8 +187,15 @@ core::arch::global_asm!(
 extern "C" {
     fn btfuse_uaccess_copy(dst: *mut u8, src: *const u8, n: usize) -> usize;
     fn btfuse_uaccess_strncpy(dst: *mut u8, src: *const u8, max: usize) -> isize;
+    static btfuse_uaccess_copy_word_load: u8;
+    static btfuse_uaccess_copy_word_store: u8;
+    static btfuse_uaccess_copy_bytes: u8;
+    static btfuse_uaccess_copy_byte_load: u8;
+    static btfuse_uaccess_copy_byte_store: u8;
+    static btfuse_uaccess_copy_bytes_left: u8;
     static btfuse_uaccess_copy_insn: u8;
     static btfuse_uaccess_copy_fixup: u8;
+    static btfuse_uaccess_strncpy_word: u8;
     static btfuse_uaccess_strncpy_insn: u8;
     static btfuse_uaccess_strncpy_fixup: u8;
 }
@@ -430,14 +511,40 @@ fn install() {
 #[cfg(target_arch = "x86_64")]
 fn fixup_for(ip: usize) -> Option<usize> {
     // Only the addresses of the asm labels are taken (no unsafe needed).
+    macro_rules! at {
+        ($label:ident) => {
+            core::ptr::addr_of!($label) as usize
+        };
+    }
     let table = [
+        // A word that faults is retried byte by byte (an exact count).
         (
-            core::ptr::addr_of!(btfuse_uaccess_copy_insn) as usize,
-            core::ptr::addr_of!(btfuse_uaccess_copy_fixup) as usize,
+            at!(btfuse_uaccess_copy_word_load),
+            at!(btfuse_uaccess_copy_bytes),
         ),
         (
-            core::ptr::addr_of!(btfuse_uaccess_strncpy_insn) as usize,
-            core::ptr::addr_of!(btfuse_uaccess_strncpy_fixup) as usize,
+            at!(btfuse_uaccess_copy_word_store),
+            at!(btfuse_uaccess_copy_bytes),
+        ),
+        (
+            at!(btfuse_uaccess_copy_byte_load),
+            at!(btfuse_uaccess_copy_bytes_left),
+        ),
+        (
+            at!(btfuse_uaccess_copy_byte_store),
+            at!(btfuse_uaccess_copy_bytes_left),
+        ),
+        (
+            at!(btfuse_uaccess_copy_insn),
+            at!(btfuse_uaccess_copy_fixup),
+        ),
+        (
+            at!(btfuse_uaccess_strncpy_word),
+            at!(btfuse_uaccess_strncpy_fixup),
+        ),
+        (
+            at!(btfuse_uaccess_strncpy_insn),
+            at!(btfuse_uaccess_strncpy_fixup),
         ),
     ];
     table

@@ -14,7 +14,9 @@
  *
  * Each case passes a bad pointer of one kind in one argument: "unmapped"
  * (0xdeadc0de), "none" (a PROT_NONE page), "bus" (a page of a shared
- * mapping past the end of an empty memfd: SIGBUS when touched). */
+ * mapping past the end of an empty memfd: SIGBUS when touched), "edge"
+ * (the last 8 bytes of a page before a PROT_NONE one: a buffer or a string
+ * that starts readable and runs into the hole). */
 #define _GNU_SOURCE
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 #include <dirent.h>
@@ -361,10 +363,15 @@ int main(int argc, char **argv) {
     void *none = mmap(0, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     int m = memfd_create("efault", 0);
     void *bus = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, m, 0);
-    if (none == MAP_FAILED || bus == MAP_FAILED) { perror("mmap"); return 1; }
+    char *two = mmap(0, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (none == MAP_FAILED || bus == MAP_FAILED || two == MAP_FAILED || mprotect(two + 4096, 4096, PROT_NONE)) {
+        perror("mmap");
+        return 1;
+    }
+    memset(two + 4088, 'f', 8); /* no NUL before the hole */
     struct { const char *name; void *p; } kinds[] = {
-        {"unmapped", (void *)(uintptr_t)0xdeadc0deUL}, {"none", none}, {"bus", bus}};
-    for (int k = 0; k < 3; k++) {
+        {"unmapped", (void *)(uintptr_t)0xdeadc0deUL}, {"none", none}, {"bus", bus}, {"edge", two + 4088}};
+    for (int k = 0; k < 4; k++) {
         B = kinds[k].p;
         const char *kind = kinds[k].name;
         cases(kind);

@@ -532,9 +532,12 @@ fn clone_source(req: libc::c_ulong, arg: *mut c_void) -> Option<c_int> {
     const FICLONERANGE: libc::c_ulong = 0x4020_940d;
     match req {
         FICLONE => Some(arg as usize as c_int),
-        // The range struct starts with the source fd (an i64), behind a
-        // pointer that may be bad (the kernel's answer is then EFAULT).
-        FICLONERANGE => Some(uaccess::read_val(arg.cast_const().cast::<i64>()).ok()? as c_int),
+        // `struct file_clone_range` (four 64-bit words) starts with the
+        // source fd, behind a pointer that may be bad: the kernel copies
+        // the whole struct first (`EFAULT` if any of it cannot be read).
+        FICLONERANGE => {
+            Some(uaccess::read_val(arg.cast_const().cast::<[i64; 4]>()).ok()?[0] as c_int)
+        }
         _ => None,
     }
 }

@@ -287,15 +287,38 @@ const IO: CookieIo = CookieIo {
     close: Some(cookie_close),
 };
 
-/// The bytes of a mode string (the C contract: NUL-terminated). Read with
-/// plain loads, as glibc reads it: a bad mode pointer crashes the caller
-/// with or without the library.
-fn mode_bytes<'a>(mode: *const c_char) -> Option<&'a [u8]> {
+/// How far glibc reads a mode string past a valid first character.
+#[derive(Clone, Copy)]
+enum ModeRead {
+    /// `fopen`/`freopen`: to its NUL (the `",ccs="` search).
+    Whole,
+    /// `fdopen`: at most its first five characters.
+    Five,
+}
+
+/// The bytes of a mode string (the C contract: NUL-terminated), read with
+/// plain loads as far as glibc reads them, so that a mode running into
+/// unreadable memory crashes the caller exactly when glibc would: its
+/// first character, and past it only when that is `r`, `w` or `a`.
+fn mode_bytes<'a>(mode: *const c_char, read: ModeRead) -> Option<&'a [u8]> {
     if mode.is_null() {
         return None;
     }
-    // SAFETY: a NUL-terminated string by the C contract.
-    Some(unsafe { core::ffi::CStr::from_ptr(mode) }.to_bytes())
+    // SAFETY: the caller's string, read as glibc reads it (see above).
+    let first = unsafe { *mode } as u8;
+    let len = match (first, read) {
+        (b'r' | b'w' | b'a', ModeRead::Whole) => {
+            // SAFETY: as above.
+            unsafe { core::ffi::CStr::from_ptr(mode) }.to_bytes().len()
+        }
+        (b'r' | b'w' | b'a', ModeRead::Five) => (1..5)
+            // SAFETY: as above: each byte read only after a non-NUL one.
+            .find(|&i| unsafe { *mode.add(i) } == 0)
+            .unwrap_or(5),
+        _ => 1,
+    };
+    // SAFETY: `len` bytes of the string were just read.
+    Some(unsafe { core::slice::from_raw_parts(mode.cast(), len) })
 }
 
 // ---- making streams ------------------------------------------------------------
@@ -362,7 +385,7 @@ unsafe fn open_stream(
         At::Err(e) => return fail(e),
         At::Ours(t) => t,
     };
-    let m = match mode_bytes(mode).and_then(parse_fopen) {
+    let m = match mode_bytes(mode, ModeRead::Whole).and_then(parse_fopen) {
         Some(m) if !m.ccs && usable() => m,
         _ => return real(),
     };
@@ -434,7 +457,7 @@ pub unsafe extern "C" fn fdopen(fd: c_int, mode: *const c_char) -> *mut FILE {
     }
     let saved = errno();
     if usable() {
-        let Some(m) = mode_bytes(mode).and_then(parse_fdopen) else {
+        let Some(m) = mode_bytes(mode, ModeRead::Five).and_then(parse_fdopen) else {
             return fail(libc::EINVAL);
         };
         // SAFETY: plain integer arguments.
@@ -556,7 +579,7 @@ unsafe fn reopen_ours(
     slot: usize,
 ) -> *mut FILE {
     let saved = errno();
-    let m = match mode_bytes(mode).and_then(parse_fopen) {
+    let m = match mode_bytes(mode, ModeRead::Whole).and_then(parse_fopen) {
         Some(m) if !m.ccs => m,
         // No conversion on a cookie stream; nothing was changed.
         _ => return fail(libc::EINVAL),
