@@ -39,6 +39,7 @@ use core::ffi::{c_char, c_int, c_void};
 use core::mem::{size_of, MaybeUninit};
 use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use crate::path::Padded;
 use crate::sys::{self, errno, set_errno};
 
 /// A caller's pointer could not be read or written: the kernel's `EFAULT`.
@@ -58,10 +59,11 @@ pub(crate) enum StrError {
 core::arch::global_asm!(
     ".pushsection .text.btfuse_uaccess,\"ax\",@progbits",
     // btfuse_uaccess_copy(dst: rdi, src: rsi, n: rdx) -> rax = bytes NOT
-    // copied. Short copies (a `struct stat`, a path) move words: `rep
+    // copied. Short copies (a `struct stat`, a path) move 32-byte blocks
+    // and then words: `rep
     // movsb` costs some 30 cycles to start, and a load of what it just
-    // stored waits for the stores to retire (no store forwarding). A word
-    // that faults is retried byte by byte, so the count stays exact;
+    // stored waits for the stores to retire (no store forwarding). A block
+    // or word that faults is retried byte by byte, so the count stays exact;
     // long copies take `rep movsb`, which on a fault leaves rcx = bytes
     // left. Each instruction that touches caller memory is listed in
     // `fixup_for` with where it resumes.
@@ -73,6 +75,28 @@ core::arch::global_asm!(
     "cmp rdx, 512",
     "jae 6f",
     "xor eax, eax",
+    "1:",
+    "lea rcx, [rax + 32]",
+    "cmp rcx, rdx",
+    "ja 2f",
+    ".globl btfuse_uaccess_copy_block_load",
+    ".hidden btfuse_uaccess_copy_block_load",
+    "btfuse_uaccess_copy_block_load:",
+    "movdqu xmm0, xmmword ptr [rsi + rax]",
+    ".globl btfuse_uaccess_copy_block_load2",
+    ".hidden btfuse_uaccess_copy_block_load2",
+    "btfuse_uaccess_copy_block_load2:",
+    "movdqu xmm1, xmmword ptr [rsi + rax + 16]",
+    ".globl btfuse_uaccess_copy_block_store",
+    ".hidden btfuse_uaccess_copy_block_store",
+    "btfuse_uaccess_copy_block_store:",
+    "movdqu xmmword ptr [rdi + rax], xmm0",
+    ".globl btfuse_uaccess_copy_block_store2",
+    ".hidden btfuse_uaccess_copy_block_store2",
+    "btfuse_uaccess_copy_block_store2:",
+    "movdqu xmmword ptr [rdi + rax + 16], xmm1",
+    "add rax, 32",
+    "jmp 1b",
     "2:",
     "lea rcx, [rax + 8]",
     "cmp rcx, rdx",
@@ -187,6 +211,10 @@ core::arch::global_asm!(
 extern "C" {
     fn btfuse_uaccess_copy(dst: *mut u8, src: *const u8, n: usize) -> usize;
     fn btfuse_uaccess_strncpy(dst: *mut u8, src: *const u8, max: usize) -> isize;
+    static btfuse_uaccess_copy_block_load: u8;
+    static btfuse_uaccess_copy_block_load2: u8;
+    static btfuse_uaccess_copy_block_store: u8;
+    static btfuse_uaccess_copy_block_store2: u8;
     static btfuse_uaccess_copy_word_load: u8;
     static btfuse_uaccess_copy_word_store: u8;
     static btfuse_uaccess_copy_bytes: u8;
@@ -303,6 +331,22 @@ pub(crate) fn strncpy_from_user(
         // SAFETY: the routine wrote bytes `..=r`.
         r => Ok(unsafe { core::slice::from_raw_parts(dp, r as usize) }),
     }
+}
+
+/// [`strncpy_from_user`] into a buffer with room for 7 more bytes after
+/// the NUL, which it zeroes, so that the string's words are read whole.
+pub(crate) fn strncpy_padded(
+    dst: &mut [MaybeUninit<u8>],
+    src: *const c_char,
+) -> Result<Padded<'_>, StrError> {
+    let room = dst.len().saturating_sub(7);
+    let len = strncpy_from_user(&mut dst[..room], src)?.len();
+    for b in &mut dst[len + 1..len + 8] {
+        b.write(0);
+    }
+    // SAFETY: bytes `..=len` were written by the copy, the next 7 above.
+    let bytes = unsafe { core::slice::from_raw_parts(dst.as_ptr().cast::<u8>(), len + 8) };
+    Ok(Padded::new(bytes, len))
 }
 
 // ---- the fault handler -------------------------------------------------------
@@ -517,7 +561,24 @@ fn fixup_for(ip: usize) -> Option<usize> {
         };
     }
     let table = [
-        // A word that faults is retried byte by byte (an exact count).
+        // A block or word that faults is retried byte by byte (an exact
+        // count: the faulting move stored nothing).
+        (
+            at!(btfuse_uaccess_copy_block_load),
+            at!(btfuse_uaccess_copy_bytes),
+        ),
+        (
+            at!(btfuse_uaccess_copy_block_load2),
+            at!(btfuse_uaccess_copy_bytes),
+        ),
+        (
+            at!(btfuse_uaccess_copy_block_store),
+            at!(btfuse_uaccess_copy_bytes),
+        ),
+        (
+            at!(btfuse_uaccess_copy_block_store2),
+            at!(btfuse_uaccess_copy_bytes),
+        ),
         (
             at!(btfuse_uaccess_copy_word_load),
             at!(btfuse_uaccess_copy_bytes),

@@ -122,7 +122,7 @@ pub(crate) fn note_raw_dir(base: u64, raw: &[u8], mount: usize, ino: u64, stamp:
 /// current generation.
 pub(crate) fn lookup_raw(
     base: u64,
-    raw: &[u8],
+    padded: Padded<'_>,
     how: u64,
     now: impl Fn(usize) -> Option<Now>,
 ) -> Option<(usize, Hit)> {
@@ -130,10 +130,13 @@ pub(crate) fn lookup_raw(
         return None;
     }
     let t = table()?;
-    let (dir, name) = split_raw(raw)?;
+    let (dir, name) = split_raw(padded.path())?;
     // The string's words, made once for the hash and the compare.
     let n = dir.len().div_ceil(8);
-    let words = metacache::key_words(dir);
+    let mut words = [0; metacache::KEY_WORDS];
+    for (i, w) in words[..n].iter_mut().enumerate() {
+        *w = padded.le_word(i, dir.len());
+    }
     let h = dir_hash_of_words(0, base, words[..n].iter().copied(), dir.len());
     let e = &dir_string(h);
     // Acquire: the words read below are at least as new as this count.
@@ -166,5 +169,6 @@ pub(crate) fn lookup_raw(
         path: name,
         how,
     };
+    let name = padded.tail(dir.len() + 1);
     find(t, &key, Dir::Ino(ino), name, now).map(|hit| (mount, hit))
 }

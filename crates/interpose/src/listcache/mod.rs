@@ -42,6 +42,8 @@ use core::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use crate::fdtable::ATTR_WORDS;
 use crate::lazy_table::LazyTable;
 use crate::metacache::{self, Answer, Key, Now};
+use crate::path::Padded;
+use proto::WireAttr;
 
 /// Listings kept at once: enough for a walk's depth times the threads
 /// walking.
@@ -87,6 +89,11 @@ const H_DIR: usize = 11;
 const H_RECORDS: usize = H_DIR + metacache::KEY_WORDS;
 /// Where name `i`'s record offset is: `TOP - i`.
 const TOP: usize = SLOT_WORDS - 2;
+
+/// The word of a record's attributes that holds the mode, and its shift
+/// (little-endian).
+const MODE_WORD: usize = core::mem::offset_of!(WireAttr, mode) / 8;
+const MODE_SHIFT: usize = core::mem::offset_of!(WireAttr, mode) % 8 * 8;
 
 /// Bit of the count word: the listing is the whole directory.
 const WHOLE: u64 = 1 << 63;
@@ -230,14 +237,7 @@ pub(crate) fn in_use() -> bool {
 /// Word `k` of `name`, big-endian so that comparing words compares bytes
 /// (names hold no NUL, so the zero padding sorts a prefix first).
 fn name_word(name: &[u8], k: usize) -> u64 {
-    let part = name.get(8 * k..).unwrap_or_default();
-    match part.first_chunk::<8>() {
-        Some(w) => u64::from_be_bytes(*w),
-        None => part
-            .iter()
-            .enumerate()
-            .fold(0, |v, (i, &b)| v | u64::from(b) << (56 - 8 * i)),
-    }
+    Padded::plain(name).be_word(k)
 }
 
 /// Marks the base of an inode number's key: never a handle's.
@@ -475,8 +475,8 @@ pub(crate) fn lookup_hit(key: &Key<'_>, base_ino: u64, now: Now) -> Option<Hit> 
     let (dir, name) = dir_and_name(key.path)?;
     let by_ino = (dir.is_empty() && base_ino != 0).then_some(base_ino);
     by_ino
-        .and_then(|ino| find(t, key, Dir::Ino(ino), name, now))
-        .or_else(|| find(t, key, Dir::Path(dir), name, now))
+        .and_then(|ino| find(t, key, Dir::Ino(ino), Padded::plain(name), now))
+        .or_else(|| find(t, key, Dir::Path(dir), Padded::plain(name), now))
 }
 
 /// A path's directory part (empty for a bare name) and its last
@@ -499,7 +499,7 @@ enum Dir<'a> {
 }
 
 /// The answer the listings kept of `dir` give for `name`.
-fn find(t: &Table, key: &Key<'_>, dir: Dir<'_>, name: &[u8], now: Now) -> Option<Hit> {
+fn find(t: &Table, key: &Key<'_>, dir: Dir<'_>, name: Padded<'_>, now: Now) -> Option<Hit> {
     let h = match dir {
         Dir::Ino(ino) => dir_hash(key.mount, ino | BY_INO, b""),
         Dir::Path(p) => dir_hash(key.mount, key.base, p),
@@ -529,7 +529,7 @@ enum Found {
 
 /// Looks for `name` in `slot` if it holds (part of) the listing of `dir`,
 /// whose key's hash is `h`, and the listing still holds at `now`.
-fn search(slot: &Slot, h: u64, key: &Key<'_>, dir: Dir<'_>, name: &[u8], now: Now) -> Found {
+fn search(slot: &Slot, h: u64, key: &Key<'_>, dir: Dir<'_>, name: Padded<'_>, now: Now) -> Found {
     let w = |i: usize| slot.w[i.min(SLOT_WORDS - 2)].load(Ordering::Relaxed);
     // Acquire: the words read below are at least as new as this count.
     let s1 = slot.seq.load(Ordering::Acquire);
@@ -558,12 +558,18 @@ fn search(slot: &Slot, h: u64, key: &Key<'_>, dir: Dir<'_>, name: &[u8], now: No
         0 => find_sorted(&w, (count & !WHOLE) as usize, name),
         table => find_hashed(&w, table, name),
     };
-    let answer = match found {
-        Some(r) => Some(Ok(metacache::attr_of_words(core::array::from_fn(|i| {
-            w(r + 1 + i)
-        })))),
-        None if count & WHOLE != 0 => Some(Err(libc::ENOENT)),
-        None => None,
+    let (answer, symlink) = match found {
+        Some(r) => {
+            let attr = metacache::attr_of_words(core::array::from_fn(|i| w(r + 1 + i)));
+            // The mode by a load of its own: taken from `attr`, it had the
+            // compiler store that word in two halves, and the caller's
+            // copy of the answer then waited on them (a load of one word
+            // is not forwarded from two stores).
+            let mode = (w(r + 1 + MODE_WORD) >> MODE_SHIFT) as u32;
+            (Some(Ok(attr)), mode & libc::S_IFMT == libc::S_IFLNK)
+        }
+        None if count & WHOLE != 0 => (Some(Err(libc::ENOENT)), false),
+        None => (None, false),
     };
     // Acquire fence: the reads above happen before the re-check of `seq`.
     fence(Ordering::Acquire);
@@ -573,7 +579,7 @@ fn search(slot: &Slot, h: u64, key: &Key<'_>, dir: Dir<'_>, name: &[u8], now: No
     match answer {
         // A listing's attributes are `lstat`'s answers, `stat`'s too
         // unless a symlink (the cache's rule: `metacache::reuse`).
-        Some(answer) if metacache::reuse(metacache::NOFOLLOW, &answer) & key.how == key.how => {
+        Some(answer) if metacache::reuse_as(metacache::NOFOLLOW, symlink) & key.how == key.how => {
             Found::Answer(Hit {
                 answer,
                 dir_ino: ino,
@@ -587,13 +593,13 @@ fn search(slot: &Slot, h: u64, key: &Key<'_>, dir: Dir<'_>, name: &[u8], now: No
 
 /// The record of `name` in a slot read through `w`, by its hash table
 /// (`H_TABLE`'s word `table`).
-fn find_hashed(w: &impl Fn(usize) -> u64, table: u64, name: &[u8]) -> Option<usize> {
+fn find_hashed(w: &impl Fn(usize) -> u64, table: u64, name: Padded<'_>) -> Option<usize> {
     // Bounded so that a torn read stays in the slot (the caller's re-check
     // of `seq` then discards what it found).
     let size = 1usize << ((table >> 32) as usize).min(15);
     let at = (table as u32 as usize).min(SLOT_WORDS - 1 - size);
-    let words = name.len().div_ceil(8);
-    let h = name_hash((0..words).map(|k| name_word(name, k)));
+    let words = name.path().len().div_ceil(8);
+    let h = name_hash((0..words).map(|k| name.be_word(k)));
     let p = first_probe(h);
     (p..p + size)
         .map(|p| w(at + (p & (size - 1))))
@@ -601,20 +607,20 @@ fn find_hashed(w: &impl Fn(usize) -> u64, table: u64, name: &[u8]) -> Option<usi
         .filter(|&e| e as u32 == h)
         .map(|e| ((e >> 32) as usize).min(SLOT_WORDS - 1 - RECORD_MAX))
         .find(|&r| {
-            w(r) as usize == name.len()
-                && (0..words).all(|k| w(r + 1 + ATTR_WORDS + k) == name_word(name, k))
+            w(r) as usize == name.path().len()
+                && (0..words).all(|k| w(r + 1 + ATTR_WORDS + k) == name.be_word(k))
         })
 }
 
 /// The record of `name` among the `n` records of a slot read through `w`,
 /// by a binary search of their index (for a slot too full for a table).
-fn find_sorted(w: &impl Fn(usize) -> u64, n: usize, name: &[u8]) -> Option<usize> {
+fn find_sorted(w: &impl Fn(usize) -> u64, n: usize, name: Padded<'_>) -> Option<usize> {
     // Bounded as in `find_hashed`.
     let n = n.min(TOP - H_RECORDS);
     let record = |i: usize| (w(TOP - i) as usize).min(SLOT_WORDS - 1 - RECORD_MAX);
     // Words past a name's end are zero, its and ours: compared up to the
     // longer of the two.
-    let ours = name.len().div_ceil(8);
+    let ours = name.path().len().div_ceil(8);
     let compare = |i: usize| {
         let r = record(i);
         let theirs = (w(r) as usize).min(NAME_MAX).div_ceil(8);
@@ -626,7 +632,7 @@ fn find_sorted(w: &impl Fn(usize) -> u64, n: usize, name: &[u8]) -> Option<usize
             }
         };
         (0..theirs.max(ours))
-            .map(|k| word(k).cmp(&name_word(name, k)))
+            .map(|k| word(k).cmp(&name.be_word(k)))
             .find(|o| o.is_ne())
             .unwrap_or(core::cmp::Ordering::Equal)
     };

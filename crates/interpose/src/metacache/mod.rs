@@ -589,6 +589,11 @@ pub(crate) fn reuse(how: u64, answer: &Answer) -> u64 {
     let symlink = answer
         .as_ref()
         .is_ok_and(|a| a.mode & libc::S_IFMT == libc::S_IFLNK);
+    reuse_as(how, symlink)
+}
+
+/// [`reuse`] of an answer that is a symlink's attributes or not.
+pub(crate) fn reuse_as(how: u64, symlink: bool) -> u64 {
     if how == NOFOLLOW && !symlink {
         FOLLOW | NOFOLLOW
     } else {

@@ -325,10 +325,11 @@ pub(crate) fn stat_abs(d: c_int, p: *const c_char, nofollow: bool) -> Abs {
     if p.is_null() || !(metacache::in_use() || listcache::in_use()) || state::paths_by_kernel() {
         return Abs::No;
     }
-    let mut copy = [MaybeUninit::<u8>::uninit(); metacache::KEY_MAX + 1];
-    let Ok(path) = uaccess::strncpy_from_user(&mut copy, p) else {
+    let mut copy = [MaybeUninit::<u8>::uninit(); metacache::KEY_MAX + 1 + 7];
+    let Ok(padded) = uaccess::strncpy_padded(&mut copy, p) else {
         return Abs::No;
     };
+    let path = padded.path();
     let (base, cwd_mount) = match path.first() {
         Some(b'/') => (metacache::RAW, None),
         Some(_) if d == libc::AT_FDCWD && path.contains(&b'/') => {
@@ -347,7 +348,7 @@ pub(crate) fn stat_abs(d: c_int, p: *const c_char, nofollow: bool) -> Abs {
     };
     // A listed name, through its directory's listing; another, by its own
     // entry (see `listcache::lookup_raw`; absolute strings only).
-    let found = listcache::lookup_raw(base, path, key.how, channel::now)
+    let found = listcache::lookup_raw(base, padded, key.how, channel::now)
         .filter(|(m, _)| cwd_mount.is_none_or(|c| c == *m))
         .map(|(m, hit)| (hit.answer, m))
         .or_else(|| {
