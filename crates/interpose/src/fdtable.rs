@@ -108,6 +108,16 @@ pub struct OfdInit {
     pub ino: u64,
 }
 
+/// Where `fd`'s word is in a map: its low two hex digits swapped, so that
+/// the fds a process's threads hold at once (the kernel hands out the
+/// lowest free ones: neighbours) sit on different cache lines instead of
+/// one line that every thread's `open` and `close` writes. A bijection on
+/// each block of 256 fds (a map's length is a multiple of 256).
+const fn spread(fd: i32) -> usize {
+    let fd = fd as usize;
+    fd & !0xff | (fd & 0xf) << 4 | (fd >> 4) & 0xf
+}
+
 /// Allocation hints of a table (see `FdTable::hints`).
 const HINTS: usize = 4;
 
@@ -141,6 +151,7 @@ pub struct OfdRef {
 impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
     /// An empty table (const: lives in `.bss`).
     pub const fn new() -> Self {
+        assert!(NFD % 256 == 0, "see spread()");
         FdTable {
             map: [const { AtomicU32::new(0) }; NFD],
             located: [const { AtomicU32::new(0) }; NFD],
@@ -164,7 +175,7 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
     /// answer for every hooked fd call is this one relaxed load.)
     #[inline]
     pub fn is_ours(&self, fd: i32) -> bool {
-        (fd as u32 as usize) < NFD && self.map[fd as usize].load(Ordering::Relaxed) != 0
+        (fd as u32 as usize) < NFD && self.map[spread(fd)].load(Ordering::Relaxed) != 0
     }
 
     /// Allocates an OFD with one reference (the caller's), or `None` when
@@ -225,7 +236,7 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
     /// load, like [`FdTable::is_ours`]).
     #[inline]
     pub fn is_located(&self, fd: i32) -> bool {
-        (fd as u32 as usize) < NFD && self.located[fd as usize].load(Ordering::Relaxed) != 0
+        (fd as u32 as usize) < NFD && self.located[spread(fd)].load(Ordering::Relaxed) != 0
     }
 
     fn get_in(&self, map: &[AtomicU32; NFD], fd: i32) -> Option<OfdRef> {
@@ -235,7 +246,7 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
         loop {
             // Acquire: pairs with the Release in `install`, so the OFD's
             // fields are visible.
-            let v = map[fd as usize].load(Ordering::Acquire);
+            let v = map[spread(fd)].load(Ordering::Acquire);
             if v == 0 {
                 return None;
             }
@@ -254,7 +265,7 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
                         // Still the same mapping? Then the reference is to
                         // the OFD the fd names (even if recycled meanwhile,
                         // the fd now names the recycled one).
-                        if map[fd as usize].load(Ordering::Acquire) == v {
+                        if map[spread(fd)].load(Ordering::Acquire) == v {
                             return Some(OfdRef { idx });
                         }
                         self.put_quiet(OfdRef { idx });
@@ -264,7 +275,7 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
                 }
             }
             // The mapping changed under us: look again.
-            if map[fd as usize].load(Ordering::Acquire) == v {
+            if map[spread(fd)].load(Ordering::Acquire) == v {
                 return None;
             }
         }
@@ -274,8 +285,8 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
     /// fd now owns). Returns the OFD the fd named before, if any: the
     /// caller must [`FdTable::put`] it.
     pub fn install(&self, fd: i32, r: OfdRef) -> Option<OfdRef> {
-        let prev = self.map[fd as usize].swap(r.idx + 1, Ordering::AcqRel);
-        self.high.fetch_max(fd as u32 + 1, Ordering::Relaxed);
+        let prev = self.map[spread(fd)].swap(r.idx + 1, Ordering::AcqRel);
+        self.raise_high(fd);
         (prev != 0).then(|| OfdRef { idx: prev - 1 })
     }
 
@@ -283,9 +294,17 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
     /// reference); returns the one that shadowed it before, to
     /// [`FdTable::put`].
     pub fn install_located(&self, fd: i32, r: OfdRef) -> Option<OfdRef> {
-        let prev = self.located[fd as usize].swap(r.idx + 1, Ordering::AcqRel);
-        self.high.fetch_max(fd as u32 + 1, Ordering::Relaxed);
+        let prev = self.located[spread(fd)].swap(r.idx + 1, Ordering::AcqRel);
+        self.raise_high(fd);
         (prev != 0).then(|| OfdRef { idx: prev - 1 })
+    }
+
+    /// Raises [`FdTable::high`] to cover `fd`: a load first, so that the
+    /// opens of a process's threads do not all write its line.
+    fn raise_high(&self, fd: i32) {
+        if self.high.load(Ordering::Relaxed) <= fd as u32 {
+            self.high.fetch_max(fd as u32 + 1, Ordering::Relaxed);
+        }
     }
 
     /// Makes `fd` not ours; returns the reference it held.
@@ -299,7 +318,10 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
     }
 
     fn take(map: &[AtomicU32; NFD], fd: i32) -> Option<OfdRef> {
-        let prev = map.get(fd as u32 as usize)?.swap(0, Ordering::AcqRel);
+        if fd as u32 as usize >= NFD {
+            return None;
+        }
+        let prev = map[spread(fd)].swap(0, Ordering::AcqRel);
         (prev != 0).then(|| OfdRef { idx: prev - 1 })
     }
 
@@ -347,7 +369,7 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
         let end = (self.high.load(Ordering::Relaxed) as u64).min(hi as u64 + 1);
         let mut fd = lo as u64;
         while fd < end {
-            if map[fd as usize].load(Ordering::Relaxed) != 0 {
+            if map[spread(fd as i32)].load(Ordering::Relaxed) != 0 {
                 f(fd as i32);
             }
             fd += 1;
@@ -365,7 +387,7 @@ impl<const NFD: usize, const NOFD: usize> Default for FdTable<NFD, NOFD> {
 mod tests {
     use super::*;
 
-    type T = FdTable<64, 4>;
+    type T = FdTable<256, 4>;
 
     fn init(handle: u64) -> OfdInit {
         OfdInit {
@@ -439,7 +461,7 @@ mod tests {
     fn out_of_range_fds_are_never_ours() {
         let t = Box::new(T::new());
         assert!(!t.is_ours(-1));
-        assert!(!t.is_ours(64));
+        assert!(!t.is_ours(256));
         assert!(t.get(1000).is_none());
         assert!(t.remove(-5).is_none());
     }
