@@ -151,7 +151,7 @@ pub struct OfdRef {
 impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
     /// An empty table (const: lives in `.bss`).
     pub const fn new() -> Self {
-        assert!(NFD % 256 == 0, "see spread()");
+        assert!(NFD.is_multiple_of(256), "see spread()");
         FdTable {
             map: [const { AtomicU32::new(0) }; NFD],
             located: [const { AtomicU32::new(0) }; NFD],
@@ -349,13 +349,15 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
         self.ofds[idx as usize].state.store(0, Ordering::Release);
     }
 
-    /// Calls `f(fd)` for every fd that is ours in `lo..=hi`.
     /// The OFD index `fd` maps to right now (no reference taken).
     pub fn index_of(&self, fd: i32) -> Option<u32> {
-        let v = self.map.get(fd as u32 as usize)?.load(Ordering::Acquire);
-        v.checked_sub(1)
+        if fd as u32 as usize >= NFD {
+            return None;
+        }
+        self.map[spread(fd)].load(Ordering::Acquire).checked_sub(1)
     }
 
+    /// Calls `f(fd)` for every fd that is ours in `lo..=hi`.
     pub fn for_each_in(&self, lo: u32, hi: u32, f: impl FnMut(i32)) {
         self.for_each_set(&self.map, lo, hi, f);
     }
@@ -476,6 +478,28 @@ mod tests {
         let mut seen = vec![];
         t.for_each_in(3, u32::MAX, |fd| seen.push(fd));
         assert_eq!(seen, vec![10, 20]);
+    }
+
+    #[test]
+    fn every_fd_has_a_word_of_its_own() {
+        let t = Box::new(FdTable::<512, 16>::new());
+        let fds = [0, 1, 3, 4, 16, 17, 255, 256, 273, 511];
+        let mut idx = vec![];
+        for &fd in &fds {
+            let r = t.alloc(init(fd as u64)).unwrap();
+            idx.push(r.idx);
+            assert!(t.install(fd, r).is_none());
+        }
+        for fd in 0..512 {
+            let want = fds.iter().position(|&f| f == fd).map(|i| idx[i]);
+            assert_eq!(t.index_of(fd), want, "fd {fd}");
+            assert_eq!(t.is_ours(fd), want.is_some(), "fd {fd}");
+        }
+        let mut seen = vec![];
+        t.for_each_in(0, u32::MAX, |fd| seen.push(fd));
+        assert_eq!(seen, fds);
+        assert_eq!(t.remove(17).map(|r| r.idx), Some(idx[5]));
+        assert!(!t.is_ours(17) && t.is_ours(16) && t.is_ours(273));
     }
 
     #[test]
