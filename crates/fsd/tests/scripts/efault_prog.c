@@ -286,12 +286,17 @@ static void cases(const char *kind) {
     CI(select, 1, select(fd + 1, B, 0, 0, tv)) CI(select, 4, (FD_SET(fd, &rs), select(fd + 1, &rs, 0, 0, B)))
     CI(pselect, 1, pselect(fd + 1, B, 0, 0, ts, 0)) CI(pselect, 4, (FD_SET(fd, &rs), pselect(fd + 1, &rs, 0, 0, B, 0)))
     CI(epoll_ctl, 3, epoll_ctl(epoll_create1(0), EPOLL_CTL_ADD, open("g", O_RDWR | O_CREAT, 0644) * 0 + dfd, B))
-    CP(readdir, 0, readdir(B)) CP(readdir64, 0, readdir64(B))
-    CI(readdir_r, 0, readdir_r(B, (void *)buf, (void *)&o)) CI(readdir_r, 1, readdir_r(dp, B, (void *)&o))
-    CI(readdir_r, 2, readdir_r(dp, (void *)buf, B))
-    CI(readdir64_r, 0, readdir64_r(B, (void *)buf, (void *)&o)) CI(readdir64_r, 1, readdir64_r(dp, B, (void *)&o))
-    CI(closedir, 0, closedir(B)) CI(dirfd, 0, dirfd(B)) CI(rewinddir, 0, (rewinddir(B), 0))
-    CI(telldir, 0, telldir(B)) CI(seekdir, 0, (seekdir(B, 0), 0))
+    /* A DIR * is glibc's object, not a buffer: one that starts readable
+       holds a lock word glibc waits on for good (until the alarm). */
+    if (strcmp(kind, "edge")) {
+        CP(readdir, 0, readdir(B)) CP(readdir64, 0, readdir64(B))
+        CI(readdir_r, 0, readdir_r(B, (void *)buf, (void *)&o))
+        CI(readdir64_r, 0, readdir64_r(B, (void *)buf, (void *)&o))
+        CI(closedir, 0, closedir(B)) CI(dirfd, 0, dirfd(B)) CI(rewinddir, 0, (rewinddir(B), 0))
+        CI(telldir, 0, telldir(B)) CI(seekdir, 0, (seekdir(B, 0), 0))
+    }
+    CI(readdir_r, 1, readdir_r(dp, B, (void *)&o)) CI(readdir_r, 2, readdir_r(dp, (void *)buf, B))
+    CI(readdir64_r, 1, readdir64_r(dp, B, (void *)&o))
     CP(fopen, 0, fopen(B, "r")) CP(fopen, 1, fopen("f", B))
     CP(fopen64, 0, fopen64(B, "r")) CP(fopen64, 1, fopen64("f", B))
     CP(freopen, 0, freopen(B, "r", fopen("f", "r"))) CP(freopen, 1, freopen("f", B, fopen("f", "r")))
