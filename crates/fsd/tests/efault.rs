@@ -5,11 +5,11 @@
 //! `libbtfuse.so`, each pointer argument, called with four kinds of bad
 //! pointer (unmapped, `PROT_NONE`, a `SIGBUS` page past the end of a
 //! memfd, and the last 8 bytes of a page before a hole: a buffer or string
-//! that starts readable), each call in its own child. The same program runs without the
-//! library and with it, on tmpfs and on a btfuse mount: the answers
-//! (return value and errno, or the signal where glibc itself crashes) must
-//! be identical. The table must name every exported symbol, so a new hook
-//! without a case fails here.
+//! that starts readable), each call in its own child. The same program
+//! runs without the library and with it, on tmpfs and on a btfuse mount:
+//! the answers (return value and errno, or the signal where glibc itself
+//! crashes) must be identical. The table must name every exported symbol,
+//! so a new hook without a case fails here.
 
 mod common;
 
