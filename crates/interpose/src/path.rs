@@ -31,6 +31,13 @@ impl<'a> Comps<'a> {
 
     /// Whether a `..` component is left.
     pub fn has_dotdot(&self) -> bool {
+        // Most paths hold no two dots in a row at all: that scan is a few
+        // cycles a byte, the walk over the components several times more
+        // (a tenth of the library's time in a `git status`).
+        let dots = |p: &[u8]| p.windows(2).any(|w| w == b"..");
+        if !self.parts.iter().any(|p| dots(p)) {
+            return false;
+        }
         let mut c = *self;
         c.any(|x| x == b"..")
     }
@@ -529,6 +536,20 @@ mod tests {
         } else {
             u64::from_le_bytes(w)
         }
+    }
+
+    #[test]
+    fn only_a_whole_dotdot_component_left_counts() {
+        let has = |a: &[u8], b: &[u8]| Comps::new(a, b).has_dotdot();
+        assert!(!has(b"d042/f017", b""));
+        assert!(!has(b"a/..b/c...", b"b../..."));
+        assert!(has(b"a/../c", b""));
+        assert!(has(b"a//..", b""));
+        assert!(has(b"x", b"y/.."));
+        assert!(has(b"..", b""));
+        let mut c = Comps::new(b"../a/b", b"");
+        assert_eq!(c.next(), Some(&b".."[..]));
+        assert!(!c.has_dotdot());
     }
 
     #[test]
