@@ -123,7 +123,9 @@ static void setup(void) {
 }
 
 static void report(const char *h, int a, const char *kind, int failed, long r) {
-    if (r != -1 && r != 0 && r != 1) r = 2; /* a count or an fd: "positive" */
+    /* A count or an fd: "positive", but exact for a buffer that runs into
+       a hole (the kernel copies up to it: a short count). */
+    if (r != -1 && r != 0 && r != 1 && strcmp(kind, "edge")) r = 2;
     dprintf(1, "%s/%d/%s: ret %ld errno %d\n", h, a, kind, r, failed ? errno : 0);
     _exit(0);
 }
