@@ -4,7 +4,8 @@
 //! The kernel's own design (exception table): the few instructions that
 //! touch caller memory live in two small assembly routines; a `SIGSEGV` /
 //! `SIGBUS` raised by one of them (and only by the hardware, `si_code > 0`)
-//! resumes at a fixup that reports how far the copy got. The fast path
+//! resumes at a fixup that reports how far the copy got (a word move that
+//! faults resumes at the byte loop, so the count is exact to the byte). The fast path
 //! pays nothing for this: no probe syscall, one relaxed load to see the
 //! handler is in place.
 //!
@@ -59,14 +60,13 @@ pub(crate) enum StrError {
 core::arch::global_asm!(
     ".pushsection .text.btfuse_uaccess,\"ax\",@progbits",
     // btfuse_uaccess_copy(dst: rdi, src: rsi, n: rdx) -> rax = bytes NOT
-    // copied. Short copies (a `struct stat`, a path) move 32-byte blocks
-    // and then words: `rep
-    // movsb` costs some 30 cycles to start, and a load of what it just
-    // stored waits for the stores to retire (no store forwarding). A block
-    // or word that faults is retried byte by byte, so the count stays exact;
-    // long copies take `rep movsb`, which on a fault leaves rcx = bytes
-    // left. Each instruction that touches caller memory is listed in
-    // `fixup_for` with where it resumes.
+    // copied. Short copies (a `struct stat`, a path) move 32-byte blocks,
+    // then words, then bytes: `rep movsb` costs some 30 cycles to start,
+    // and a load of what it just stored waits for the stores to retire
+    // (no store forwarding). A block or word that faults is retried byte
+    // by byte, so the count stays exact. Long copies take `rep movsb`,
+    // which on a fault leaves rcx = bytes left. Each instruction that
+    // touches caller memory is listed in `fixup_for` with where it resumes.
     ".p2align 4",
     ".globl btfuse_uaccess_copy",
     ".hidden btfuse_uaccess_copy",
