@@ -338,6 +338,51 @@ print(sum(os.lstat(os.path.join(t, "d%02d" % d, "f%d" % i)).st_size for d in ran
     );
 }
 
+/// A process that lists directories without stat-ing their names (the
+/// untracked scan of a `git status`, `ls`) stops asking for the entries'
+/// attributes, and asks for them again at its next `stat` that misses: a
+/// walk that stats what it lists afterwards is answered by its listings as
+/// before.
+#[test]
+fn listings_drop_attributes_nobody_stats_and_take_them_back_at_a_miss() {
+    let Some((lib, mnt)) =
+        preloaded_mount("listings_drop_attributes_nobody_stats_and_take_them_back_at_a_miss")
+    else {
+        return;
+    };
+    let top = mnt.path().join("w");
+    for d in 0..12 {
+        let dir = top.join(format!("d{d:02}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..10 {
+            std::fs::write(dir.join(format!("f{i}")), vec![b'x'; i]).unwrap();
+        }
+        // Listed once (its access time updated), a listing can be kept.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 10);
+    }
+    let script = r#"
+import os, sys
+t = sys.argv[1]
+os.lstat(t)
+print(sum(len(os.listdir(os.path.join(t, "d%02d" % d))) for d in range(6)))
+total = 0
+for d in range(6, 12):
+    dd = os.path.join(t, "d%02d" % d)
+    total += sum(os.lstat(os.path.join(dd, n)).st_size for n in sorted(os.listdir(dd)))
+print(total)
+"#;
+    let before = fast_path_stats(mnt.path());
+    let text = preloaded_python_ok(&lib, script, &top);
+    assert_eq!(text.lines().collect::<Vec<_>>(), ["60", "270"], "{text}");
+    let asked = fast_path_stats(mnt.path()) - before;
+    // The first stat, and a miss under the first directory listed without
+    // attributes (it turns them back on, and starts a listing); none after.
+    assert!(
+        asked <= 4,
+        "{asked} stat round trips for 61 stats after 6 listings nobody stat-ed"
+    );
+}
+
 /// What an open said of its file answers its `fstat` and its reads at the
 /// end only while nothing changed: a file another process grew, through
 /// either door, after this one's open and its read to the end, gives the

@@ -4,12 +4,13 @@
 use core::cell::UnsafeCell;
 use core::ffi::c_int;
 use core::mem::size_of;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use proto::ops::{Failure, OpenList, OpenListOut, Readdir, ReaddirOut};
 use proto::DirEntryHeader;
 
 use crate::channel::{self, CallError, REPLY_BUF};
+use crate::listcache;
 use crate::listing::{self, Named};
 use crate::metacache;
 use crate::ops::{self, Fail, R};
@@ -71,6 +72,11 @@ static DIRS: [DirSlot; NDIRS] = [const {
         }),
     }
 }; NDIRS];
+
+/// The listing-cache slot of the last listing a stream kept with
+/// attributes ([`NONE_KEPT`]: none since the last check).
+static LAST_KEPT: AtomicUsize = AtomicUsize::new(NONE_KEPT);
+const NONE_KEPT: usize = usize::MAX;
 
 /// Our stream at `p`, if `p` is one.
 pub(crate) fn ours(p: *mut libc::DIR) -> Option<&'static mut OurDir> {
@@ -241,6 +247,12 @@ impl OurDir {
 
     /// Opens `t` with `flags` into this new stream, with its first batch.
     fn open_listed(&mut self, t: &ops::Target, flags: c_int) -> R<()> {
+        // The process's last listing kept with attributes answered no
+        // `stat` since: it lists without stat-ing what it lists.
+        let last = LAST_KEPT.swap(NONE_KEPT, Ordering::Relaxed);
+        if last != NONE_KEPT && listcache::unanswered(last) {
+            metacache::listings_went_unused();
+        }
         let with_attrs = metacache::listings_want_attrs();
         let mut ch = channel::acquire(t.mount)?;
         let (_, blen) = ch.bulk();
@@ -317,7 +329,9 @@ impl OurDir {
         if with_attrs {
             let (start, named) = (self.cookie == 0, self.named.as_ref());
             let part = (start, start && out.eof == 1);
-            listing::keep(mount, Some(ino), named, records, out.stamp, part);
+            if let Some(s) = listing::keep(mount, Some(ino), named, records, out.stamp, part) {
+                LAST_KEPT.store(s, Ordering::Relaxed);
+            }
         }
         let (n, all) = self.take(records, with_attrs);
         // The last batch saves the round trip that would find nothing more.

@@ -75,7 +75,7 @@ pub(crate) fn records(bytes: &[u8], with_attrs: bool) -> impl Iterator<Item = Li
 /// `fstatat(fd, name, AT_SYMLINK_NOFOLLOW)` for any fd of it and, while
 /// nothing changed since `named` was opened, of `lstat(path/name)` (see
 /// `listcache`); `from_start`: they begin at the directory's start,
-/// `whole`: and reach its end.
+/// `whole`: and reach its end. The listing cache's slot they went to.
 pub(crate) fn keep(
     mount: usize,
     dir_ino: Option<u64>,
@@ -83,7 +83,7 @@ pub(crate) fn keep(
     records: &[u8],
     stamp: u64,
     (from_start, whole): (bool, bool),
-) {
+) -> Option<usize> {
     let named = named.filter(|n| n.stamp == stamp);
     let listed = ListedDir {
         mount,
@@ -91,5 +91,5 @@ pub(crate) fn keep(
         path: named.map(|n| (n.base, &n.path[..n.len])),
     };
     let entries = self::records(records, true).map(|e| (e.name, e.attr));
-    listcache::keep(&listed, entries, stamp, from_start, whole);
+    listcache::keep(&listed, entries, stamp, from_start, whole)
 }

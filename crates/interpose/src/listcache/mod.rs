@@ -348,12 +348,12 @@ pub(crate) fn keep<'n>(
     stamp: u64,
     from_start: bool,
     whole: bool,
-) {
+) -> Option<usize> {
     let path = dir.path.filter(|(_, p)| p.len() <= metacache::KEY_MAX);
     if stamp == 0 || (dir.ino.is_none() && path.is_none()) {
-        return;
+        return None;
     }
-    let Some(t) = TABLE.get_or_map() else { return };
+    let t = TABLE.get_or_map()?;
     let hashes = [
         dir.ino.map_or(0, |i| dir_hash(dir.mount, i | BY_INO, b"")),
         path.map_or(0, |(b, p)| dir_hash(dir.mount, b, p)),
@@ -377,8 +377,9 @@ pub(crate) fn keep<'n>(
             .compare_exchange(seq, seq + 1, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
     {
-        return;
+        return None;
     }
+    ANSWERED[s].store(false, Ordering::Relaxed);
     // Lookups stop finding the slot by its old keys before its words
     // change (a bucket since taken by another key stays).
     for k in 0..2 {
@@ -457,6 +458,16 @@ pub(crate) fn keep<'n>(
             bucket_for(t, h).store(tag(h, 2 * s + k), Ordering::Relaxed);
         }
     }
+    Some(s)
+}
+
+/// Whether slot `s` answered a lookup since it was last written.
+static ANSWERED: [AtomicBool; SLOTS] = [const { AtomicBool::new(false) }; SLOTS];
+
+/// Whether the listing [`keep`] put in slot `s` has answered no lookup
+/// yet (it may since have been replaced: a hint).
+pub(crate) fn unanswered(s: usize) -> bool {
+    ANSWERED.get(s).is_some_and(|a| !a.load(Ordering::Relaxed))
 }
 
 /// The answer a kept listing gives for `key` (a `stat` or `lstat` of a
@@ -510,6 +521,11 @@ fn find(t: &Table, key: &Key<'_>, dir: Dir<'_>, name: Padded<'_>, now: Now) -> O
         match search(&t[j / 2], h, key, dir, name, now) {
             Found::Answer(hit) => {
                 used(j / 2);
+                // A load first: the threads of a walk read the flag, once
+                // set, without taking its line from each other.
+                if !ANSWERED[j / 2].load(Ordering::Relaxed) {
+                    ANSWERED[j / 2].store(true, Ordering::Relaxed);
+                }
                 return Some(hit);
             }
             Found::Earlier(prev) => j = prev,

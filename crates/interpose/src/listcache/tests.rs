@@ -374,3 +374,30 @@ fn the_walkers_are_the_threads_that_kept_the_last_listings() {
     }
     assert_eq!(walkers(37), 1, "the others' keeps are 16 listings back");
 }
+
+#[test]
+fn a_listing_is_unanswered_until_it_answers_a_lookup() {
+    let _one = serial();
+    let names: [(&[u8], WireAttr); 2] = [(b"p", attr(20, FILE)), (b"q", attr(21, FILE))];
+    let dir = ListedDir {
+        mount: 3,
+        ino: Some(7301),
+        path: None,
+    };
+    let s = keep(&dir, entries(&names), 60, true, true).expect("kept");
+    assert!(unanswered(s));
+    // One lookup answered makes it answered.
+    let k = key(7301, b"p", NOFOLLOW);
+    assert_eq!(
+        lookup(&k, 7301, gen(60)).map(|a| a.map(|a| a.ino)),
+        Some(Ok(20))
+    );
+    assert!(!unanswered(s));
+    // Written again, it starts unanswered; a stale one never answers.
+    assert_eq!(keep(&dir, entries(&names), 61, true, true), Some(s));
+    assert!(unanswered(s));
+    assert_eq!(lookup(&k, 7301, gen(62)), None);
+    assert!(unanswered(s));
+    // Not kept at all: nothing to say.
+    assert_eq!(keep(&dir, entries(&names), 0, true, true), None);
+}

@@ -352,14 +352,25 @@ pub(crate) fn lookup_with(
 
 /// Whether this process's directory listings should carry the entries'
 /// attributes (a readdirplus): only once it asked the daemon for
-/// attributes, so a program that lists without stat-ing the entries (a
-/// readdir loop, `ls` without `-l`) does not pay for keeping them.
+/// attributes, and not after a listing kept with them answered nothing
+/// (see `dir`) until it asks again, so a program that lists without
+/// stat-ing the entries (a readdir loop, `ls` without `-l`, the untracked
+/// scan of a `git status` after its `lstat`s) does not pay for keeping
+/// them.
 static LISTINGS_WANT_ATTRS: AtomicBool = AtomicBool::new(false);
 
 /// Whether the next directory listing should be a readdirplus.
 pub(crate) fn listings_want_attrs() -> bool {
     // Relaxed: a hint; either answer is correct.
     LISTINGS_WANT_ATTRS.load(Ordering::Relaxed)
+}
+
+/// A listing kept with attributes answered no `stat`: the next listings
+/// go without, until a `stat` misses again.
+pub(crate) fn listings_went_unused() {
+    if LISTINGS_WANT_ATTRS.load(Ordering::Relaxed) {
+        LISTINGS_WANT_ATTRS.store(false, Ordering::Relaxed);
+    }
 }
 
 /// Counts one `stat`-family call answered from the cache (`hit`) or by

@@ -139,7 +139,7 @@ fn list_once(mount: usize, base: u64, dir: &[u8], path: &[u8]) -> Option<bool> {
         .filter(|n| list.stamp != 0 && n.stamp() == list.stamp)
         .map(|named| {
             let records = ch.bulk_reply(list.bytes);
-            listing::keep(
+            let _ = listing::keep(
                 mount,
                 Some(ino),
                 Some(&named),
