@@ -550,8 +550,7 @@ mod tests {
 
     #[test]
     fn a_file_opened_ahead_opens_and_reads_before_any_open_file_holds_it() {
-        // SAFETY: all-zero is a valid ChangeLog (no record).
-        let log: &'static ChangeLog = Box::leak(unsafe { Box::new(core::mem::zeroed()) });
+        let log: &'static ChangeLog = Box::leak(Box::new(ChangeLog::new()));
         let now = |g| Now::new(g, Some(log));
         let a = attr(5151, 3);
         let named = Named {
@@ -586,8 +585,7 @@ mod tests {
 
     #[test]
     fn a_kept_file_opens_and_reads_until_a_change_touches_it() {
-        // SAFETY: all-zero is a valid ChangeLog (no record).
-        let log: &'static ChangeLog = Box::leak(unsafe { Box::new(core::mem::zeroed()) });
+        let log: &'static ChangeLog = Box::leak(Box::new(ChangeLog::new()));
         let now = |g| Now::new(g, Some(log));
         let a = attr(4242, 5);
         let named = Named {

@@ -59,6 +59,12 @@ pub struct ChangeLog {
     records: [Record; RECORDS],
 }
 
+impl Default for ChangeLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// What one change touched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Touched<'a> {
@@ -70,6 +76,18 @@ pub enum Touched<'a> {
 }
 
 impl ChangeLog {
+    /// An empty log (no record): what an all-zero page holds.
+    pub const fn new() -> ChangeLog {
+        ChangeLog {
+            records: [const {
+                Record {
+                    seq: AtomicU64::new(0),
+                    touched: [const { AtomicU64::new(0) }; TOUCHED_MAX + 1],
+                }
+            }; RECORDS],
+        }
+    }
+
     fn slot(&self, g: u64) -> &Record {
         &self.records[(g as usize) & (RECORDS - 1)]
     }
@@ -146,8 +164,7 @@ mod tests {
     use super::*;
 
     fn log() -> Box<ChangeLog> {
-        // SAFETY: all-zero is a valid ChangeLog (atomics of 0).
-        unsafe { Box::new(core::mem::zeroed()) }
+        Box::new(ChangeLog::new())
     }
 
     #[test]

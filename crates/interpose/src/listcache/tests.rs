@@ -310,9 +310,8 @@ fn directory_strings_spread_over_every_entry() {
 fn a_listing_holds_past_changes_that_did_not_touch_its_directory() {
     use proto::changes::{ChangeLog, Touched};
     let _one = serial();
-    // SAFETY: all-zero is a valid ChangeLog (no record); leaked for the
-    // `'static` a mount's log has.
-    let log: &'static ChangeLog = Box::leak(unsafe { Box::new(core::mem::zeroed()) });
+    // Leaked for the `'static` a mount's log has.
+    let log: &'static ChangeLog = Box::leak(Box::new(ChangeLog::new()));
     let dir = ListedDir {
         mount: 3,
         ino: Some(7700),

@@ -214,9 +214,8 @@ fn a_missing_name_is_kept_and_answers_stat_only_from_lstat() {
 fn an_answer_holds_past_changes_to_other_directories_and_inodes() {
     use proto::changes::{ChangeLog, Touched};
     let _one = serial();
-    // SAFETY: all-zero is a valid ChangeLog (no record); leaked for the
-    // `'static` a mount's log has.
-    let log: &'static ChangeLog = Box::leak(unsafe { Box::new(core::mem::zeroed()) });
+    // Leaked for the `'static` a mount's log has.
+    let log: &'static ChangeLog = Box::leak(Box::new(ChangeLog::new()));
     let now = |g| Now::new(g, Some(log));
     let a = attr(77, libc::S_IFREG);
     let found = key(b"t8/a", NOFOLLOW);
