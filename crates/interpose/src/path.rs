@@ -312,6 +312,8 @@ impl<'a> Padded<'a> {
         {
             Some(w) if left >= 8 => u64::from_le_bytes(w),
             Some(w) => u64::from_le_bytes(w) & ((1 << (8 * left)) - 1),
+            // Put together with shifts (a copy into a word on the stack
+            // was a `memcpy` call and a stalled load).
             None => self.bytes[at.min(n)..n]
                 .iter()
                 .enumerate()

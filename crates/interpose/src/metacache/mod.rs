@@ -225,18 +225,9 @@ pub(crate) fn key_words(path: &[u8]) -> [u64; KEY_WORDS] {
 }
 
 /// Up to 8 bytes of a path as a word of [`key_words`] (zero-padded,
-/// little-endian). A whole word is one load; a short one is put together
-/// with shifts (a copy into a word on the stack was a `memcpy` call and a
-/// stalled load: a quarter of a listing lookup).
+/// little-endian): `path::Padded`'s word of a path with nothing after it.
 pub(crate) fn key_word(chunk: &[u8]) -> u64 {
-    match <[u8; 8]>::try_from(chunk) {
-        Ok(w) => u64::from_le_bytes(w),
-        Err(_) => chunk
-            .iter()
-            .take(8)
-            .enumerate()
-            .fold(0, |v, (i, &b)| v | u64::from(b) << (8 * i)),
-    }
+    crate::path::Padded::plain(chunk).le_word(0, chunk.len())
 }
 
 /// Entries per set. Two made some processes of a stat loop over 1 000
