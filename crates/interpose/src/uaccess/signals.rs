@@ -42,6 +42,27 @@ fn ours(sig: c_int) -> Option<usize> {
     }
 }
 
+/// A real `sigaction` of libc.
+type RealSigaction =
+    unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
+
+/// `sigaction` for our two signals recorded, any other through `real`.
+///
+/// # Safety
+/// The caller's arguments, under the C contract.
+unsafe fn sigaction_or(
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+    real: RealSigaction,
+) -> c_int {
+    match ours(sig) {
+        Some(i) => record(i, act, old),
+        // SAFETY: forwards the caller's arguments.
+        None => unsafe { real(sig, act, old) },
+    }
+}
+
 /// `sigaction(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn sigaction(
@@ -49,11 +70,8 @@ pub unsafe extern "C" fn sigaction(
     act: *const libc::sigaction,
     old: *mut libc::sigaction,
 ) -> c_int {
-    match ours(sig) {
-        Some(i) => record(i, act, old),
-        // SAFETY: forwards the caller's arguments.
-        None => unsafe { crate::real::sigaction()(sig, act, old) },
-    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { sigaction_or(sig, act, old, crate::real::sigaction()) }
 }
 
 /// glibc's other name of `sigaction`.
@@ -63,11 +81,8 @@ pub unsafe extern "C" fn __sigaction(
     act: *const libc::sigaction,
     old: *mut libc::sigaction,
 ) -> c_int {
-    match ours(sig) {
-        Some(i) => record(i, act, old),
-        // SAFETY: forwards the caller's arguments.
-        None => unsafe { crate::real::__sigaction()(sig, act, old) },
-    }
+    // SAFETY: forwards the caller's arguments.
+    unsafe { sigaction_or(sig, act, old, crate::real::__sigaction()) }
 }
 
 /// glibc's `signal` family through the record: `flags` and whether the
