@@ -65,12 +65,15 @@ REPO = os.path.dirname(HERE)
 C_HELPER = r"""
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -123,6 +126,7 @@ static void *file_loop(void *arg) {
      mkdir DIR N              mkdir+rmdir DIR/mNNNNN
      readdir DIR -            20x opendir+readdir all (502 entries)+closedir
      randread FILE N          N preads of 4 KiB at random aligned offsets
+     ioctl FILE N             N ioctl(TCGETS) of FILE (ENOTTY: not a terminal)
      tstat|topenread DIR N .. T   T threads each doing THREAD_PASSES stat/openread
                               passes (so a round times the calls, not the
                               threads' start: at 0.14 us a stat, one pass
@@ -193,6 +197,16 @@ int main(int argc, char **argv) {
             for (int i = 0; i < n; i++) {
                 long b = (long)(rand_r(&seed) % blocks);
                 if (pread(fd, buf, 4096, b * 4096) != 4096) die("pread");
+                ops++;
+            }
+            close(fd);
+        } else if (!strcmp(mode, "ioctl")) {
+            int fd = open(dir, O_RDONLY);
+            if (fd < 0) die(dir);
+            struct termios tio;
+            t0 = now_ns();  /* the open is not part of the figure */
+            for (int i = 0; i < n; i++) {
+                if (ioctl(fd, TCGETS, &tio) == 0 || errno != ENOTTY) die("ioctl");
                 ops++;
             }
             close(fd);
@@ -656,6 +670,10 @@ class Bench:
         w.append(("mkdir+rmdir", "µs", False, False, lambda t: us(self.c_loop(t, "mkdir", R(t) + "/scratch", 1000))))
         w.append(("random 4K pread (%d MiB file)" % a.rand_mb, "µs", False, False,
                   lambda t: us(self.c_loop(t, "randread", R(t) + "/rand.bin", a.rand_reads))))
+        # What `isatty` asks of every file python opens; through FUSE a
+        # request the daemon answers at once: the door's bare round trip.
+        w.append(("ioctl TCGETS of a file", "µs", False, False,
+                  lambda t: us(self.c_loop(t, "ioctl", R(t) + "/ops/f0000", 2000))))
         for mode, label in (("tstat", "stat"), ("topenread", "open+read+close")):
             for th in (1, 2, 4):
                 w.append(("%s, %d thread%s" % (label, th, "s" if th > 1 else ""), "kops/s", True, False,

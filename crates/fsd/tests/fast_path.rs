@@ -601,6 +601,41 @@ fn calls_the_placeholder_would_answer_get_the_files_answers() {
         reference.contains("isatty 0 Inappropriate ioctl"),
         "{reference}"
     );
+    assert!(
+        reference.contains("ioctl TCGETS dir -1 Inappropriate ioctl"),
+        "{reference}"
+    );
+}
+
+/// A terminal query made with `ioctl` itself (python's `fcntl.ioctl`) on a
+/// fast-path file is answered by the library (`ENOTTY`, as the plain mount
+/// answers): the file does not become kernel-backed for it, so the FUSE
+/// door sees no request at all.
+#[test]
+fn terminal_queries_on_fast_path_files_make_no_kernel_request() {
+    let Some(lib) = preload_or_skip("terminal_queries_on_fast_path_files_make_no_kernel_request")
+    else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let m = bt.path();
+    let file = m.join("f");
+    std::fs::write(&file, b"data").unwrap();
+    let code = format!(
+        "import errno, fcntl, os, termios\n\
+         fd = os.open({:?}, os.O_RDONLY)\n\
+         for req in (termios.TCGETS, termios.TIOCGWINSZ, termios.TIOCGPGRP):\n\
+         \x20   try:\n\
+         \x20       fcntl.ioctl(fd, req, bytes(64))\n\
+         \x20   except OSError as e:\n\
+         \x20       print(errno.errorcode[e.errno])\n\
+         print(os.read(fd, 10))",
+        file.display().to_string()
+    );
+    let before = stat_value(&stats(m), "FUSE door:");
+    let out = run(Some(&lib), &[PYTHON, "-c", &code]);
+    assert_eq!(out, "ENOTTY\nENOTTY\nENOTTY\nb'data'\n");
+    assert_eq!(stat_value(&stats(m), "FUSE door:"), before, "{}", stats(m));
 }
 
 #[test]

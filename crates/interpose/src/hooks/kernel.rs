@@ -473,6 +473,9 @@ pub(super) unsafe fn epoll_ctl(
 /// every request programs use, so it is passed on as such.
 #[inline]
 pub(super) unsafe fn ioctl(fd: c_int, req: libc::c_ulong, arg: *mut c_void) -> c_int {
+    if asks_for_a_terminal(req) && FDS.is_ours(fd) {
+        return err(libc::ENOTTY);
+    }
     if let Some(e) = clone_between_fast_path_files(fd, req, arg) {
         return err(e);
     }
@@ -483,6 +486,21 @@ pub(super) unsafe fn ioctl(fd: c_int, req: libc::c_ulong, arg: *mut c_void) -> c
     }
     // SAFETY: forwards the caller's arguments.
     unsafe { real::ioctl()(fd, req, arg) }
+}
+
+/// Whether `req` asks a terminal about itself, as programs do to learn
+/// whether an fd is one (`TCGETS`, which `isatty` sends, the window
+/// size, the process group, the session). A file or a directory answers
+/// `ENOTTY` to these on tmpfs (the VFS finds no handler) and through the
+/// plain mount (the daemon answers so), so a fast-path fd answers the
+/// same at once: without this it would become kernel-backed for an answer
+/// known in advance, one `open` and one `ioctl` through the kernel.
+#[inline]
+fn asks_for_a_terminal(req: libc::c_ulong) -> bool {
+    matches!(
+        req,
+        libc::TCGETS | libc::TCGETS2 | libc::TIOCGWINSZ | libc::TIOCGPGRP | libc::TIOCGSID
+    )
 }
 
 /// `FICLONE` / `FICLONERANGE` (reflink; `cp` tries it before every copy)
