@@ -146,10 +146,12 @@ fn opened_stream(t: &ops::Target, flags: c_int) -> R<&'static mut OurDir> {
 /// then `fdopendir`: `find`, `du`, `rm -r`, `cp -r`, every walk built on
 /// fts): its plain directory opens then bring their first batch along
 /// ([`open_for_listing`]).
+#[link_section = ".data.btfuse_hot"]
 static WALKS: AtomicBool = AtomicBool::new(false);
 
 /// The stream an [`open_for_listing`] made for its fd, until `fdopendir`
 /// takes it; one per process (another such open frees it).
+#[link_section = ".data.btfuse_hot"]
 static PENDING: AtomicPtr<OurDir> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Whether `openat(…, flags)` of a directory is worth [`open_for_listing`]:

@@ -135,6 +135,7 @@ struct Inner {
 }
 
 // SAFETY: an all-zero table is valid (atomics, integers, `None`, bytes).
+#[link_section = ".data.btfuse_hot"]
 static TABLE: LazyTable<Table> = unsafe { LazyTable::new() };
 
 impl Table {
@@ -382,6 +383,7 @@ fn keep_entry(
 /// without `MADV_POPULATE_WRITE` (before 5.14) refuses, and pages then
 /// come in one by one.
 fn populate_index(t: &'static Table) {
+    #[link_section = ".data.btfuse_hot"]
     static DONE: AtomicBool = AtomicBool::new(false);
     if DONE.load(Ordering::Relaxed) || DONE.swap(true, Ordering::Relaxed) {
         return;
@@ -436,6 +438,7 @@ pub(crate) fn open(
 }
 
 /// Files opened ahead that an open then used, so far.
+#[link_section = ".data.btfuse_hot"]
 static AHEAD_USED: AtomicU64 = AtomicU64::new(0);
 
 /// How many files opened ahead ([`keep_ahead`]) an open has used so far in

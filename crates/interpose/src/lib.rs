@@ -29,6 +29,15 @@
 //!   `EFAULT` instead of a crash, and the `SIGSEGV`/`SIGBUS` handler and
 //!   hooks that make it work).
 //!
+//! Small statics that most processes touch (the real functions' slots,
+//! initialisation and cache flags, counters) carry
+//! `#[link_section = ".data.btfuse_hot"]`: side by side in `.data`, on the
+//! page the dynamic loader writes anyway when it relocates the library.
+//! Left in `.bss` they were spread over a dozen pages between the large
+//! tables, and the first touch of each such page is a page fault (1–2.5
+//! µs on this VM; a read then a write of a fresh page, two): a preloaded
+//! `cat` took 109 faults off the mount and 125 on it, now 99 and 113.
+//!
 //! Imports go one way (checked by the `import_graph` unit test): `sys` at
 //! the bottom, `state`, `channel` and `ops` above it, the hooks on top,
 //! with no back-edge (lazy initialisation, in `state`, runs a hook its

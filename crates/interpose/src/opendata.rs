@@ -55,6 +55,7 @@ struct Held {
 
 /// Per slot, the handle whose bytes it holds (0: none): read without the
 /// lock, in one line, to find the slot; the lock's holder checks the key.
+#[link_section = ".data.btfuse_hot"]
 static HANDLES: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 
 static TABLE: [TryLock<Held>; SLOTS] = [const {
@@ -73,6 +74,7 @@ static TABLE: [TryLock<Held>; SLOTS] = [const {
 }; SLOTS];
 
 /// The slot the next open takes.
+#[link_section = ".data.btfuse_hot"]
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// Slot `i`, held until dropped (`None` while another thread holds it).

@@ -30,6 +30,7 @@ macro_rules! reals {
             #[inline]
             #[allow(dead_code)]
             pub(crate) fn $name() -> unsafe extern "C" fn($($a),*) -> $r {
+                #[link_section = ".data.btfuse_hot"]
                 static SLOT: AtomicUsize = AtomicUsize::new(0);
                 // Relaxed: the value is a function address that every
                 // thread resolves to the same thing; a race resolves twice.

@@ -34,6 +34,7 @@ const UNINIT: u32 = 0;
 const RUNNING: u32 = 1;
 const READY: u32 = 2;
 const OFF: u32 = 3;
+#[link_section = ".data.btfuse_hot"]
 static INIT: AtomicU32 = AtomicU32::new(UNINIT);
 /// Whether `fopen`/`fdopen` streams on mount files are served by the
 /// library (`BTFUSE_STDIO=0` leaves them to glibc, through the kernel).
@@ -83,6 +84,7 @@ impl LazyFlag {
 
 /// Whether a relative path may name something on a mount: the cwd is on or
 /// above a btfuse mount (most programs name only absolute paths).
+#[link_section = ".data.btfuse_hot"]
 static CWD_NEAR: LazyFlag = LazyFlag::new();
 
 /// The process umask (tracked through the `umask` hook).
@@ -94,6 +96,7 @@ const UMASK_UNKNOWN: u32 = u32::MAX;
 /// Bumped in the child after `fork`, and after a credential change:
 /// handles (and channels) of earlier epochs belong to the parent process or
 /// to the old identity and must not be used.
+#[link_section = ".data.btfuse_hot"]
 static EPOCH: AtomicU32 = AtomicU32::new(0);
 
 /// `access(2)` checks with the real uid/gid and, in place of the effective
@@ -101,6 +104,7 @@ static EPOCH: AtomicU32 = AtomicU32::new(0);
 /// (`access_override_creds`); the daemon checks with the effective ids and
 /// capabilities it was given. While they differ, `access` and `faccessat`
 /// without `AT_EACCESS` go to the kernel.
+#[link_section = ".data.btfuse_hot"]
 static ACCESS_BY_KERNEL: LazyFlag = LazyFlag::new();
 
 /// Per-mount runtime state beside the parsed table. All zero is its
@@ -138,6 +142,7 @@ impl core::ops::Index<usize> for MountRts {
     }
 }
 
+#[link_section = ".data.btfuse_hot"]
 pub(crate) static MOUNTS: MountRts = MountRts(InitOnce(UnsafeCell::new(&[])));
 
 /// How long a mount whose daemon could not be reached is left to the
@@ -163,6 +168,7 @@ pub(crate) fn mountpoint(m: usize) -> &'static [u8] {
 }
 
 /// Set when the mount table came from the daemons' registry.
+#[link_section = ".data.btfuse_hot"]
 static FROM_REGISTRY: AtomicBool = AtomicBool::new(false);
 
 /// The mountpoint of mount `m` to name in a hello (see [`proto::Hello`]):
@@ -190,6 +196,7 @@ pub(crate) fn new_epoch() {
 
 /// This process image's random number for the daemon (`proto::Hello::image`),
 /// drawn on first use and again after a new epoch (fork, credential change).
+#[link_section = ".data.btfuse_hot"]
 static IMAGE: AtomicU64 = AtomicU64::new(0);
 
 /// See [`IMAGE`].
@@ -221,6 +228,7 @@ pub(crate) fn disable() {
 /// files than the mount table says, so the kernel resolves them. Memory
 /// like the rest of the state: a forked child (which inherits the root)
 /// inherits it, an `exec` starts without it.
+#[link_section = ".data.btfuse_hot"]
 static PATHS_BY_KERNEL: AtomicBool = AtomicBool::new(false);
 
 /// Whether paths from the root or the cwd go to the kernel (see
@@ -546,6 +554,7 @@ pub(crate) fn kernel_cwd(buf: &mut [MaybeUninit<u8>; proto::PATH_MAX]) -> Option
 }
 
 /// Chdirs so far (see [`cwd_epoch`]).
+#[link_section = ".data.btfuse_hot"]
 static CWD_EPOCH: AtomicU64 = AtomicU64::new(0);
 
 /// Forgets the cwd filter after a chdir/fchdir: the next relative path

@@ -303,6 +303,7 @@ pub(crate) use shm_ring::monotonic_ns;
 /// 64 random bits (`getrandom(2)`, non-blocking; the clock, the pid and a
 /// counter mixed when it fails or gives 0, so never 0).
 pub(crate) fn random_u64() -> u64 {
+    #[link_section = ".data.btfuse_hot"]
     static CALLS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
     let mut r = 0u64;
     let got = sc!(
@@ -335,6 +336,7 @@ pub(crate) fn wall_secs() -> i64 {
 /// Whether [`debug`] writes (`BTFUSE_DEBUG`, read by `state` at
 /// initialisation). Kept here, not in `state`, so that the raw-syscall layer
 /// depends on no other module of the library.
+#[link_section = ".data.btfuse_hot"]
 static DEBUG: AtomicBool = AtomicBool::new(false);
 
 /// Turns [`debug`] output on.

@@ -38,6 +38,7 @@ const NAMES: [&[u8]; 7] = [
     b"exit end",
 ];
 
+#[link_section = ".data.btfuse_hot"]
 static AT: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
 
 /// A copy of stderr made at [`Mark::Init`]: programs such as `cat` close

@@ -37,6 +37,7 @@ fn socket_addr(mount: usize) -> Option<(libc::sockaddr_un, u32)> {
 /// where it said even if the program changes its limit later (and a
 /// limit lowered below it only makes `move_high` leave an fd where it is).
 pub(crate) fn high_fd_base() -> i64 {
+    #[link_section = ".data.btfuse_hot"]
     static BASE: AtomicI64 = AtomicI64::new(0);
     match BASE.load(Ordering::Relaxed) {
         0 => {
@@ -62,6 +63,7 @@ pub(crate) fn high_fd_base() -> i64 {
 /// (the channel's socket moved above 960) instead of 0.2-0.4 ms. Grown
 /// while single-threaded it costs a few µs; the table never shrinks.
 pub(crate) fn grow_fd_table_while_alone() {
+    #[link_section = ".data.btfuse_hot"]
     static GROWN: AtomicBool = AtomicBool::new(false);
     if GROWN.swap(true, Ordering::Relaxed) {
         return;

@@ -146,6 +146,7 @@ pub(crate) struct Slots {
 /// 17.8–19.5 ms (interleaved `perf stat -r 30`). Worked out once; no
 /// limit but [`NSLOTS`] where the kernel does not tell the CPUs.
 fn cpu_cap() -> usize {
+    #[link_section = ".data.btfuse_hot"]
     static CAP: AtomicU32 = AtomicU32::new(0);
     match CAP.load(Ordering::Relaxed) {
         0 => {
@@ -245,6 +246,7 @@ fn all_slots() -> impl Iterator<Item = &'static Slot> {
 /// nothing and need not be looked at (a process that never uses a mount
 /// never touches its pages). Set first, so that a fork at any later point
 /// finds it set and clears the table in the child.
+#[link_section = ".data.btfuse_hot"]
 static SLOTS_USED: AtomicBool = AtomicBool::new(false);
 
 /// Whether this process (or the parent it was forked from) ever used a
@@ -389,11 +391,14 @@ fn acquire_slot(mount: usize) -> Result<Chan, ChanError> {
 }
 
 /// Threads of this process in [`wait_for_slot`] now.
+#[link_section = ".data.btfuse_hot"]
 static WAITING: AtomicU32 = AtomicU32::new(0);
 /// Threads of this process parked in [`wait_for_slot`].
+#[link_section = ".data.btfuse_hot"]
 static PARKED: AtomicU32 = AtomicU32::new(0);
 /// Bumped (and a parked thread woken) when a slot is freed while threads
 /// are parked.
+#[link_section = ".data.btfuse_hot"]
 static FREED: AtomicU32 = AtomicU32::new(0);
 
 /// One round of waiting for a slot of `slots`, every one being busy: parks

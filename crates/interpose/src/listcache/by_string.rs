@@ -53,6 +53,7 @@ static DIR_STRINGS: [DirString; DIR_STRING_SLOTS] = [const {
 /// Set once a directory string is remembered: until then a lookup by
 /// string has nothing to find (a stat loop over names the prefetch
 /// brought never remembers one, and pays one load here).
+#[link_section = ".data.btfuse_hot"]
 static ANY_DIR_STRING: AtomicBool = AtomicBool::new(false);
 
 /// The entry a directory string of hash `h` (a [`dir_hash`]) may sit in:

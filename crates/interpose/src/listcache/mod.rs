@@ -221,6 +221,7 @@ fn used(s: usize) {
 }
 
 // SAFETY: an all-zero table is valid (atomics).
+#[link_section = ".data.btfuse_hot"]
 static TABLE: LazyTable<Table> = unsafe { LazyTable::new() };
 
 type Table = [Slot; SLOTS];

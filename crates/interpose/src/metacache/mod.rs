@@ -133,11 +133,14 @@ const W_ATTR: usize = META_WORDS;
 const W_KEY: usize = META_WORDS + ATTR_WORDS;
 
 // SAFETY: an all-zero table is valid (atomics).
+#[link_section = ".data.btfuse_hot"]
 static TABLE: LazyTable<[Entry; NENT]> = unsafe { LazyTable::new() };
 
 /// Calls answered from the cache, and by the daemon, for `BTFUSE_DEBUG`'s
 /// exit line (see [`count`]).
+#[link_section = ".data.btfuse_hot"]
 static HITS: AtomicU64 = AtomicU64::new(0);
+#[link_section = ".data.btfuse_hot"]
 static MISSES: AtomicU64 = AtomicU64::new(0);
 
 /// Pages of the table.
@@ -149,6 +152,7 @@ const _: () = assert!(PAGES.is_multiple_of(64) && (4096 / size_of::<Entry>()).is
 /// read would map the kernel's shared zero page, and the first write then
 /// has to replace it, flushing it from the TLB of every CPU the process's
 /// threads ran on (IPIs: 9% of a preloaded `git status`, 20 threads).
+#[link_section = ".data.btfuse_hot"]
 static WRITTEN: [AtomicU64; PAGES / 64] = [const { AtomicU64::new(0) }; PAGES / 64];
 
 /// The page of the set of hash `h`, as (word, bit) of [`WRITTEN`].
@@ -164,6 +168,7 @@ fn written(h: u64) -> bool {
 }
 
 /// Pages inserts have written so far, up to [`POPULATE_AFTER`].
+#[link_section = ".data.btfuse_hot"]
 static PAGES_WRITTEN: AtomicU64 = AtomicU64::new(0);
 
 /// Pages inserts fault in one by one before the whole table is faulted
@@ -348,6 +353,7 @@ pub(crate) fn lookup_with(
 /// stat-ing the entries (a readdir loop, `ls` without `-l`, the untracked
 /// scan of a `git status` after its `lstat`s) does not pay for keeping
 /// them.
+#[link_section = ".data.btfuse_hot"]
 static LISTINGS_WANT_ATTRS: AtomicBool = AtomicBool::new(false);
 
 /// Whether the next directory listing should be a readdirplus.

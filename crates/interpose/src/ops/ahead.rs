@@ -51,6 +51,7 @@ const LAST_WINDOW: u64 = 256;
 const WALK: u64 = 2;
 const WALK_WINDOW: u64 = 128;
 /// Directories this process opened ahead in (saturating at [`WALK`]).
+#[link_section = ".data.btfuse_hot"]
 static WALKED: AtomicU64 = AtomicU64::new(0);
 
 /// The directory a slot follows (its key's hash; 0: none).

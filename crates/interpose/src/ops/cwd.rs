@@ -21,12 +21,17 @@ use crate::path::{self, Comps};
 use crate::state;
 
 /// Odd while written; 0 until the first write.
+#[link_section = ".data.btfuse_hot"]
 static SEQ: AtomicU64 = AtomicU64::new(0);
 /// The chdir count, mount, and mount generation it was read under.
+#[link_section = ".data.btfuse_hot"]
 static EPOCH: AtomicU64 = AtomicU64::new(0);
+#[link_section = ".data.btfuse_hot"]
 static MOUNT: AtomicU64 = AtomicU64::new(0);
+#[link_section = ".data.btfuse_hot"]
 static STAMP: AtomicU64 = AtomicU64::new(0);
 /// The path: its length and its bytes as words.
+#[link_section = ".data.btfuse_hot"]
 static LEN: AtomicU64 = AtomicU64::new(0);
 static WORDS: [AtomicU64; PATH_MAX / 8] = [const { AtomicU64::new(0) }; PATH_MAX / 8];
 

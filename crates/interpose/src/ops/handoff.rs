@@ -436,6 +436,7 @@ pub(crate) fn is_kernel_backed(fd: c_int) -> bool {
 }
 
 /// Set once the process takes a POSIX record lock on a mount file.
+#[link_section = ".data.btfuse_hot"]
 static RECORD_LOCKS_USED: core::sync::atomic::AtomicBool =
     core::sync::atomic::AtomicBool::new(false);
 

@@ -35,6 +35,7 @@ const STREAK: u64 = 2;
 /// trip where a miss and a listing took two).
 const WALK: u64 = 2;
 /// Directories this process listed whole for a walk (saturating at [`WALK`]).
+#[link_section = ".data.btfuse_hot"]
 static WALKED: AtomicU64 = AtomicU64::new(0);
 /// Bytes of plain records (header and name) asked for in a listing: some
 /// 2 000 entries of short names, at most ~0.5 ms for a process that stats

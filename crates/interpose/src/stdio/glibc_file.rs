@@ -82,8 +82,10 @@ pub(super) unsafe fn word_at(fp: *mut FILE, at: usize) -> usize {
 }
 
 /// 0 = not probed yet, 1 = the layout is glibc 2.36's, 2 = it is not.
+#[link_section = ".data.btfuse_hot"]
 pub(super) static LAYOUT: AtomicU32 = AtomicU32::new(0);
 /// The vtable address of glibc's cookie streams (`_IO_cookie_jumps`).
+#[link_section = ".data.btfuse_hot"]
 pub(super) static COOKIE_VTABLE: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether cookie streams have the layout this module relies on (probed

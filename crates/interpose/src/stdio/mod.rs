@@ -94,10 +94,13 @@ static STREAMS: [Stream; NSTREAMS] = [const {
     }
 }; NSTREAMS];
 /// Allocation hint.
+#[link_section = ".data.btfuse_hot"]
 static HINT: AtomicU32 = AtomicU32::new(0);
 /// One more than the highest slot ever used (bounds the exit scan).
+#[link_section = ".data.btfuse_hot"]
 static HIGH: AtomicU32 = AtomicU32::new(0);
 /// Set by [`flush_at_exit`]: the channels are about to close.
+#[link_section = ".data.btfuse_hot"]
 static EXITING: AtomicBool = AtomicBool::new(false);
 
 /// Read-only streams read [`BIG_LEN`] bytes per round trip instead of

@@ -80,12 +80,15 @@ impl Recorded {
     }
 }
 
+#[link_section = ".data.btfuse_hot"]
 pub(super) static RECORDED: [Recorded; 2] = [Recorded::new(), Recorded::new()];
 
 /// Whether our handler is in place (checked by every copy).
+#[link_section = ".data.btfuse_hot"]
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// Serialises installing and the writers of [`RECORDED`].
+#[link_section = ".data.btfuse_hot"]
 static LOCK: AtomicBool = AtomicBool::new(false);
 
 /// [`LOCK`] held, with every signal blocked on this thread (so no handler
