@@ -9,7 +9,7 @@
 //! `errno` untouched and returns the error instead.
 
 use core::ffi::c_long;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// A positive errno value.
 pub(crate) type Errno = i32;
@@ -339,9 +339,27 @@ pub(crate) fn wall_secs() -> i64 {
 #[link_section = ".data.btfuse_hot"]
 static DEBUG: AtomicBool = AtomicBool::new(false);
 
+/// Where [`debug`] writes: a copy of stderr made when debug output was
+/// turned on, out of the program's way (programs such as `cat`, `find`
+/// and `ls` close their stderr in an `atexit` handler, before the
+/// library's exit reports run), or stderr itself if no copy could be made.
+#[link_section = ".data.btfuse_hot"]
+static DEBUG_FD: AtomicI32 = AtomicI32::new(2);
+
+/// Lowest fd number of [`DEBUG_FD`]'s copy.
+const DEBUG_FD_MIN: c_long = 512;
+
 /// Turns [`debug`] output on.
 pub(crate) fn enable_debug() {
+    if let Ok(fd) = fcntl(2, libc::F_DUPFD_CLOEXEC, DEBUG_FD_MIN) {
+        DEBUG_FD.store(fd, Ordering::Relaxed);
+    }
     DEBUG.store(true, Ordering::Relaxed);
+}
+
+/// The fd [`debug`] writes to.
+pub(crate) fn debug_fd() -> i32 {
+    DEBUG_FD.load(Ordering::Relaxed)
 }
 
 /// Whether [`debug`] writes.
@@ -355,8 +373,9 @@ pub(crate) fn debug(parts: &[&[u8]]) {
     if !debug_enabled() {
         return;
     }
+    let fd = debug_fd();
     for p in parts {
-        let _ = sc!(libc::SYS_write, 2, p.as_ptr(), p.len());
+        let _ = sc!(libc::SYS_write, fd, p.as_ptr(), p.len());
     }
-    let _ = sc!(libc::SYS_write, 2, b"\n".as_ptr(), 1);
+    let _ = sc!(libc::SYS_write, fd, b"\n".as_ptr(), 1);
 }

@@ -5,7 +5,7 @@
 //! one run (`BTFUSE_DEBUG=1 cat FILE`). Without `BTFUSE_DEBUG` a mark is
 //! one relaxed load.
 
-use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::sys;
 
@@ -41,21 +41,9 @@ const NAMES: [&[u8]; 7] = [
 #[link_section = ".data.btfuse_hot"]
 static AT: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
 
-/// A copy of stderr made at [`Mark::Init`]: programs such as `cat` close
-/// their stderr in an `atexit` handler, before the library's exit runs.
-static OUT: AtomicI32 = AtomicI32::new(-1);
-
-/// Lowest fd number of [`OUT`], out of the program's way.
-const OUT_FD_MIN: i32 = 512;
-
 /// Records the first time `m` is reached (only with `BTFUSE_DEBUG`).
 pub(crate) fn mark(m: Mark) {
     if sys::debug_enabled() {
-        if matches!(m, Mark::Init) {
-            if let Ok(fd) = sys::fcntl(2, libc::F_DUPFD_CLOEXEC, OUT_FD_MIN as _) {
-                OUT.store(fd, Ordering::Relaxed);
-            }
-        }
         let _ = AT[m as usize].compare_exchange(
             0,
             sys::monotonic_ns(),
@@ -83,12 +71,7 @@ pub(crate) fn print() {
         num[n + 1] = b'0' + (tenths % 10) as u8;
         let line: [&[u8]; 5] = [b"btfuse: timeline +", &num[..n + 2], b" us ", name, b"\n"];
         for part in line {
-            let _ = sys::sc!(
-                libc::SYS_write,
-                OUT.load(Ordering::Relaxed),
-                part.as_ptr(),
-                part.len()
-            );
+            let _ = sys::sc!(libc::SYS_write, sys::debug_fd(), part.as_ptr(), part.len());
         }
     }
 }
