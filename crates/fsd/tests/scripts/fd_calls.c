@@ -1,7 +1,8 @@
 /* Calls on the fds of a file and a directory that glibc makes with its own
  * system calls, or that a program makes itself: isatty, tcgetattr, ttyname_r
  * (glibc's internal ioctl), the terminal queries made with ioctl itself,
- * readahead, syncfs, sync_file_range, fpathconf and getdents64. Prints each result and errno, for a differential run
+ * readahead, syncfs, sync_file_range, fpathconf and getdents64. Prints each
+ * result and errno, for a differential run
  * (fast_path.rs): usage: fd_calls FILE DIR */
 #define _GNU_SOURCE
 #include <dirent.h>
