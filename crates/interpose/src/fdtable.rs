@@ -118,6 +118,12 @@ const fn spread(fd: i32) -> usize {
     fd & !0xff | (fd & 0xf) << 4 | (fd >> 4) & 0xf
 }
 
+/// `fd`'s word in `map`, if `fd` is in its range.
+#[inline]
+fn word<const NFD: usize>(map: &[AtomicU32; NFD], fd: i32) -> Option<&AtomicU32> {
+    ((fd as u32 as usize) < NFD).then(|| &map[spread(fd)])
+}
+
 /// Allocation hints of a table (see `FdTable::hints`).
 const HINTS: usize = 4;
 
@@ -181,7 +187,7 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
     /// answer for every hooked fd call is this one relaxed load.)
     #[inline]
     pub fn is_ours(&self, fd: i32) -> bool {
-        (fd as u32 as usize) < NFD && self.map[spread(fd)].load(Ordering::Relaxed) != 0
+        word(&self.map, fd).is_some_and(|w| w.load(Ordering::Relaxed) != 0)
     }
 
     /// Allocates an OFD with one reference (the caller's), or `None` when
@@ -242,17 +248,15 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
     /// load, like [`FdTable::is_ours`]).
     #[inline]
     pub fn is_located(&self, fd: i32) -> bool {
-        (fd as u32 as usize) < NFD && self.located[spread(fd)].load(Ordering::Relaxed) != 0
+        word(&self.located, fd).is_some_and(|w| w.load(Ordering::Relaxed) != 0)
     }
 
     fn get_in(&self, map: &[AtomicU32; NFD], fd: i32) -> Option<OfdRef> {
-        if (fd as u32 as usize) >= NFD {
-            return None;
-        }
+        let word = word(map, fd)?;
         loop {
             // Acquire: pairs with the Release in `install`, so the OFD's
             // fields are visible.
-            let v = map[spread(fd)].load(Ordering::Acquire);
+            let v = word.load(Ordering::Acquire);
             if v == 0 {
                 return None;
             }
@@ -271,7 +275,7 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
                         // Still the same mapping? Then the reference is to
                         // the OFD the fd names (even if recycled meanwhile,
                         // the fd now names the recycled one).
-                        if map[spread(fd)].load(Ordering::Acquire) == v {
+                        if word.load(Ordering::Acquire) == v {
                             return Some(OfdRef { idx });
                         }
                         self.put_quiet(OfdRef { idx });
@@ -281,7 +285,7 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
                 }
             }
             // The mapping changed under us: look again.
-            if map[spread(fd)].load(Ordering::Acquire) == v {
+            if word.load(Ordering::Acquire) == v {
                 return None;
             }
         }
@@ -324,10 +328,7 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
     }
 
     fn take(map: &[AtomicU32; NFD], fd: i32) -> Option<OfdRef> {
-        if fd as u32 as usize >= NFD {
-            return None;
-        }
-        let prev = map[spread(fd)].swap(0, Ordering::AcqRel);
+        let prev = word(map, fd)?.swap(0, Ordering::AcqRel);
         (prev != 0).then(|| OfdRef { idx: prev - 1 })
     }
 
@@ -357,10 +358,7 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
 
     /// The OFD index `fd` maps to right now (no reference taken).
     pub fn index_of(&self, fd: i32) -> Option<u32> {
-        if fd as u32 as usize >= NFD {
-            return None;
-        }
-        self.map[spread(fd)].load(Ordering::Acquire).checked_sub(1)
+        word(&self.map, fd)?.load(Ordering::Acquire).checked_sub(1)
     }
 
     /// Calls `f(fd)` for every fd that is ours in `lo..=hi`.
