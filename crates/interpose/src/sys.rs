@@ -357,11 +357,6 @@ pub(crate) fn enable_debug() {
     DEBUG.store(true, Ordering::Relaxed);
 }
 
-/// The fd [`debug`] writes to.
-pub(crate) fn debug_fd() -> i32 {
-    DEBUG_FD.load(Ordering::Relaxed)
-}
-
 /// Whether [`debug`] writes.
 pub(crate) fn debug_enabled() -> bool {
     DEBUG.load(Ordering::Relaxed)
@@ -373,7 +368,7 @@ pub(crate) fn debug(parts: &[&[u8]]) {
     if !debug_enabled() {
         return;
     }
-    let fd = debug_fd();
+    let fd = DEBUG_FD.load(Ordering::Relaxed);
     for p in parts {
         let _ = sc!(libc::SYS_write, fd, p.as_ptr(), p.len());
     }

@@ -69,9 +69,6 @@ pub(crate) fn print() {
         let n = proto::write_decimal(tenths / 10, &mut num);
         num[n] = b'.';
         num[n + 1] = b'0' + (tenths % 10) as u8;
-        let line: [&[u8]; 5] = [b"btfuse: timeline +", &num[..n + 2], b" us ", name, b"\n"];
-        for part in line {
-            let _ = sys::sc!(libc::SYS_write, sys::debug_fd(), part.as_ptr(), part.len());
-        }
+        sys::debug(&[b"btfuse: timeline +", &num[..n + 2], b" us ", name]);
     }
 }
