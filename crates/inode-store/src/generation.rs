@@ -66,6 +66,7 @@ impl Default for Generations {
 pub(crate) struct Change<'a> {
     gens: &'a Generations,
     log: &'a ChangeLog,
+    watcher: Option<&'a Watcher>,
     /// Its number: the value `begun` took when it began.
     g: u64,
     touched: [Ino; TOUCHED_MAX],
@@ -110,6 +111,9 @@ impl Drop for Change<'_> {
             _ => Touched::Everything,
         };
         self.log.record(self.g, what);
+        if let Some(watch) = self.watcher {
+            watch(what);
+        }
         // Release: the change's stores (all made under locks released
         // before this point) happen before a query sees `ended` move.
         self.gens.ended.fetch_add(1, Ordering::SeqCst);
@@ -122,7 +126,12 @@ pub(crate) struct GenCell {
     own: Generations,
     own_log: Box<ChangeLog>,
     shared: OnceLock<(&'static Generations, &'static ChangeLog)>,
+    watcher: OnceLock<Box<Watcher>>,
 }
+
+/// What a daemon runs at the end of every change, before it counts as
+/// ended (see [`Store::watch_changes`]).
+pub type Watcher = dyn Fn(Touched<'_>) + Send + Sync;
 
 impl Default for GenCell {
     fn default() -> Self {
@@ -141,6 +150,7 @@ impl Default for GenCell {
             own: Generations::default(),
             own_log,
             shared: OnceLock::new(),
+            watcher: OnceLock::new(),
         }
     }
 }
@@ -165,6 +175,7 @@ impl GenCell {
         Change {
             gens,
             log: self.log(),
+            watcher: self.watcher.get().map(|w| &**w),
             g,
             touched: [0; TOUCHED_MAX],
             n: None,
@@ -185,6 +196,14 @@ impl Store {
         page.ended
             .store(own.ended.load(Ordering::SeqCst), Ordering::SeqCst);
         let _ = self.gens.shared.set((page, log));
+    }
+
+    /// Has `watch` told what each change touched, at its end, before it
+    /// counts as ended (so before the changing call can reply). It runs
+    /// under whatever store locks the change holds: it must not call the
+    /// store. Only the first call takes effect.
+    pub fn watch_changes(&self, watch: Box<Watcher>) {
+        let _ = self.gens.watcher.set(watch);
     }
 
     /// Call before a query: its stamp if no change is in progress, `None`

@@ -90,10 +90,10 @@ mod store;
 mod tests;
 
 pub use crate::caps::Caps;
-pub use crate::generation::Generations;
+pub use crate::generation::{Generations, Watcher};
 pub use crate::io::{DataSink, DataSource};
 pub use crate::pool::IDLE_DECAY;
-pub use store::{NodeImage, RecordBatch, RestoreError, Snapshot, Store};
+pub use store::{Keeper, NodeImage, RecordBatch, RestoreError, Snapshot, Store};
 
 /// Inode number.
 pub type Ino = u64;

@@ -243,7 +243,13 @@ pub(crate) struct Inner {
     /// against `max_inodes`, as on tmpfs, where such an inode is free at
     /// once.
     released: HashSet<Ino>,
+    /// Asked before an inode with no name and no handle is freed: whether
+    /// a front door still needs it (see [`Store::keep_unlinked`]).
+    keeper: Option<Box<Keeper>>,
 }
+
+/// See [`Store::keep_unlinked`].
+pub type Keeper = dyn Fn(Ino) -> bool + Send + Sync;
 
 #[derive(Default)]
 struct DirCursor {
@@ -441,6 +447,7 @@ impl Inner {
             next_ino: ROOT_INO + 1,
             max_inodes,
             released: HashSet::new(),
+            keeper: None,
         }
     }
 
@@ -481,6 +488,44 @@ impl Inner {
             cur = d.parent;
         }
         Ok(names.into_iter().rev().collect::<Vec<_>>().join(&b'/'))
+    }
+
+    /// Whether `name` in `parent` is `ino`, a regular file everyone may
+    /// read or a directory everyone may list and search, in a directory
+    /// everyone may list and search, reached from the root through such
+    /// directories only, none with extended attributes (so no ACL): what
+    /// any process may learn by asking.
+    fn public(&self, parent: Ino, name: &[u8], ino: Ino) -> bool {
+        let open_to_all = |ino: Ino, dir_only: bool| {
+            self.attr(ino).is_ok_and(|a| {
+                let bits = match a.kind {
+                    FileKind::Directory => 0o555,
+                    FileKind::Regular if !dir_only => 0o444,
+                    _ => return false,
+                };
+                a.perm & bits == bits && !a.xattrs
+            })
+        };
+        if self.child(parent, name) != Some(ino) || !open_to_all(ino, false) {
+            return false;
+        }
+        let mut cur = parent;
+        for _ in 0..=self.nodes.len() {
+            if !open_to_all(cur, true) {
+                return false;
+            }
+            if cur == ROOT_INO {
+                return true;
+            }
+            let Ok(d) = self.dir(cur) else {
+                return false;
+            };
+            if self.child(d.parent, &d.name) != Some(cur) {
+                return false;
+            }
+            cur = d.parent;
+        }
+        false
     }
 
     fn child(&self, parent: Ino, name: &[u8]) -> Option<Ino> {
@@ -580,7 +625,8 @@ impl Inner {
         if st.nlink > 0 || node.open.load(Ordering::Acquire) > 0 || ino == ROOT_INO {
             return;
         }
-        if node.lookups.load(Ordering::Acquire) > 0 {
+        if node.lookups.load(Ordering::Acquire) > 0 || self.keeper.as_ref().is_some_and(|k| k(ino))
+        {
             self.released.insert(ino);
         } else {
             st.file.free_all(pool);

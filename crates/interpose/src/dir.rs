@@ -194,7 +194,7 @@ pub(crate) fn take_pending(fd: c_int) -> Option<*mut libc::DIR> {
     let d = pending_stream(PENDING.swap(core::ptr::null_mut(), Ordering::AcqRel))?;
     let holds = match ops::file(fd) {
         Some(Ok(f)) => {
-            f.fh == d.opened_fh
+            f.handle == d.opened_fh
                 && d.opened_stamp != 0
                 && channel::generation(f.mount) == Some(d.opened_stamp)
         }
@@ -285,6 +285,7 @@ impl OurDir {
             Some(f) => f?,
             None => return Err(Fail::Errno(libc::EBADF)),
         };
+        let fh = f.fh()?;
         let mut ch = channel::acquire(f.mount).map_err(|_| Fail::Errno(libc::EIO))?;
         let (_, blen) = ch.bulk();
         // A readdirplus once the process stats what it lists: the entries'
@@ -292,7 +293,7 @@ impl OurDir {
         // usually follows finds them.
         let with_attrs = metacache::listings_want_attrs();
         let list = Readdir {
-            fh: f.fh,
+            fh,
             cookie: self.cookie,
             max: DIRBUF.min(blen) as u64,
             plus: u32::from(with_attrs),

@@ -84,6 +84,9 @@ mod opendata;
 mod ops;
 #[cfg(not(test))]
 mod process;
+// Opens from the table the daemon publishes for every process.
+#[cfg(not(test))]
+mod public;
 #[cfg(not(test))]
 mod real;
 #[cfg(not(test))]

@@ -118,6 +118,34 @@ pub(crate) struct MountRt {
     /// `channel::Slots` to the `channel` module, which alone makes and
     /// reads them (so `state` needs nothing of `channel`).
     pub(crate) channels: AtomicPtr<core::ffi::c_void>,
+    /// The mount's public table as this process mapped it (see `public`).
+    pub(crate) table: TableRt,
+}
+
+/// A mount's public table as this process mapped it (made and read by the
+/// `public` module; the page at its start is the mount's generation page
+/// until a channel brings one, see [`table_page`]). All zero: not tried.
+pub(crate) struct TableRt {
+    /// The mapping: null before the first try, [`NO_TABLE`] if there is
+    /// none to map.
+    pub(crate) base: AtomicPtr<u8>,
+    /// Descriptor of the page's file + 1 (0: none), for its lock.
+    pub(crate) fd: core::sync::atomic::AtomicI32,
+    /// Files open from the table.
+    pub(crate) open: core::sync::atomic::AtomicU32,
+}
+
+/// [`TableRt::base`] of a mount without a table to map.
+pub(crate) const NO_TABLE: *mut u8 = core::ptr::dangling_mut::<u8>();
+
+/// The generation page at the start of `mount`'s public table, if this
+/// process mapped it.
+pub(crate) fn table_page(mount: usize) -> Option<&'static proto::GenPage> {
+    let p = MOUNTS[mount].table.base.load(Ordering::Acquire);
+    // SAFETY: a mapping of `proto::public::FILE_LEN` bytes of the daemon's
+    // page file, made once (`public`) and never unmapped; the page is its
+    // first GEN_PAGE_LEN bytes, page-aligned.
+    (!p.is_null() && p != NO_TABLE).then(|| unsafe { &*p.cast::<proto::GenPage>() })
 }
 
 /// The runtime state of every mount of the table, indexed like

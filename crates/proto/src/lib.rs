@@ -18,6 +18,7 @@
 pub mod changes;
 pub mod mountinfo;
 pub mod ops;
+pub mod public;
 pub mod wire;
 
 pub use ops::{MAX_REPLY, MAX_REQUEST};
@@ -58,6 +59,15 @@ pub fn socket_name(major: u32, minor: u32, buf: &mut [u8; 32]) -> usize {
     n += write_decimal(minor.into(), &mut buf[n..]);
     buf[n..n + 5].copy_from_slice(b".sock");
     n + 5
+}
+
+/// The name of a daemon's generation page file in the run directory, for
+/// the mount of device `major:minor` (`dev-MAJOR-MINOR.page`, beside its
+/// socket): the page and the public table (see [`public`]).
+pub fn page_name(major: u32, minor: u32, buf: &mut [u8; 32]) -> usize {
+    let n = socket_name(major, minor, buf);
+    buf[n - 5..n].copy_from_slice(b".page");
+    n
 }
 
 /// Writes `v` in decimal at the start of `out` (room for 20 digits

@@ -785,6 +785,18 @@ operations! {
         /// Zero.
         pub _pad: u32,
     } -> OpenAheadOut;
+
+    /// Opens regular file `ino` read-only again, for a process that opened
+    /// it from the public table ([`crate::public`]) and now needs a handle
+    /// (the file changed, or the process hands it to the kernel): only an
+    /// inode the table keeps a handle of, which everyone could open when
+    /// it was published, even if it has no name left since (as an open
+    /// file keeps it); the file's mode must still let the caller read it.
+    /// `ESTALE` for any other inode.
+    OpenInode = 34, fn open_inode, paths 0, {
+        /// The inode.
+        pub ino: u64,
+    } -> OpenOut;
 }
 
 #[cfg(test)]

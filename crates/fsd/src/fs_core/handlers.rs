@@ -19,6 +19,7 @@ use proto::ops::{
 use proto::{set, WireAttr, WireStatFs};
 
 use crate::fs_core::clients::{Client, HandleKind};
+use crate::fs_core::public::Public;
 use crate::fs_core::resolve::{resolve, Last, OpError, Resolved};
 use crate::fs_core::KernelCache;
 
@@ -35,6 +36,12 @@ type OpResult<T> = Result<T, OpError>;
 
 fn err(e: i32) -> OpError {
     OpError::Errno(Errno(e))
+}
+
+/// The last name of `path` (trailing slashes ignored), unless `.` or `..`.
+fn last_name(path: &[u8]) -> Option<&[u8]> {
+    let name = path.split(|&b| b == b'/').rev().find(|n| !n.is_empty())?;
+    (name != b"." && name != b"..").then_some(name)
 }
 
 /// File bytes the last request moved, for the door's metrics.
@@ -66,6 +73,8 @@ pub struct Handlers<'a> {
     /// Passes a kernel fd to the client (the ring door: `SCM_RIGHTS` on
     /// the channel's socket), before the reply.
     pub send_fd: &'a dyn Fn(BorrowedFd<'_>) -> std::io::Result<()>,
+    /// Where answers every process may see are published, if anywhere.
+    pub public: Option<&'a Public>,
 }
 
 /// Bytes a copy moves between two checks that its client is still there
@@ -78,7 +87,12 @@ impl Handler for Handlers<'_> {
     fn stat(&mut self, req: &ops::Stat, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<StatOut> {
         let stamp = self.store.quiet_stamp();
         let (attr, absent, dir) = match self.target_in(req.base, p.path, req.flags) {
-            Ok((Ok(attr), dir)) => (attr.wire(), 0, dir),
+            Ok((Ok(attr), dir)) => {
+                if let Some(name) = last_name(p.path) {
+                    self.publish((dir, name), &attr, self.kept(stamp), None);
+                }
+                (attr.wire(), 0, dir)
+            }
             // A negative answer the client may keep too.
             Ok((Err(Errno(libc::ENOENT)), dir)) => (WireAttr::default(), libc::ENOENT as u32, dir),
             Err(OpError::Errno(Errno(libc::ENOENT))) => {
@@ -164,7 +178,9 @@ impl Handler for Handlers<'_> {
         self.client.adopt(fh, kind);
         let attr = self.store.getattr(attr.ino)?;
         let data_stamp = match kind {
-            HandleKind::File if accmode == libc::O_RDONLY => self.first_bytes(fh, &attr, out),
+            HandleKind::File if accmode == libc::O_RDONLY => {
+                self.first_bytes(fh, &attr, out, (r.parent, &r.name))
+            }
             _ => 0,
         };
         Ok(OpenOut {
@@ -337,6 +353,33 @@ impl Handler for Handlers<'_> {
         _: &mut Payload<'_>,
     ) -> OpResult<ops::OpenAheadOut> {
         self.open_files_ahead(req, p)
+    }
+
+    fn open_inode(
+        &mut self,
+        req: &ops::OpenInode,
+        _: Paths<'_>,
+        _: &mut Payload<'_>,
+    ) -> OpResult<OpenOut> {
+        if !self.public.is_some_and(|p| p.may_reopen(req.ino)) {
+            return Err(err(libc::ESTALE));
+        }
+        self.client.room_for_handle()?;
+        let stamp = self.store.quiet_stamp();
+        if self.store.getattr(req.ino)?.kind != FileKind::Regular {
+            return Err(err(libc::ESTALE));
+        }
+        let fh = self
+            .store
+            .open(&self.client.creds, req.ino, libc::O_RDONLY)?;
+        self.client.adopt(fh, HandleKind::File);
+        Ok(OpenOut {
+            fh: fh.0,
+            attr: self.store.getattr(req.ino)?.wire(),
+            stamp: self.kept(stamp),
+            dir: 0,
+            data_stamp: 0,
+        })
     }
 
     fn access(&mut self, req: &ops::Access, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<Done> {

@@ -8,6 +8,7 @@
 pub mod clients;
 pub mod handlers;
 mod kernel_cache;
+pub mod public;
 pub mod resolve;
 
 pub use kernel_cache::KernelCache;

@@ -1,21 +1,32 @@
 //! The page through which clients learn, without a round trip, whether
 //! what the daemon told them is still true: the store's change
-//! generations (`inode_store::Generations`) in a memfd the daemon maps
+//! generations (`inode_store::Generations`), followed by the public table
+//! (`proto::public`), in a file of the run directory the daemon maps
 //! writable and every client maps read-only.
 //!
-//! The memfd is sealed with `F_SEAL_FUTURE_WRITE` once the daemon's own
-//! writable mapping exists: no process (root included) can map it
-//! writable or write it again, so a hostile client can never freeze the
-//! counters that other clients rely on. It is sent with every accepted
-//! hello ([`proto::HelloReply`], `SCM_RIGHTS`).
+//! The file is `run_dir/dev-MAJOR-MINOR.page` (beside the socket, made
+//! while the socket's lock is held), mode 0444 and owned by the daemon's
+//! user: only that user and root may write it, who may change the daemon
+//! itself anyway; everyone else trusts it as they trust the socket beside
+//! it. A process that has not connected opens it by that name and maps it
+//! (the public table's answers need no connection); a connected one gets
+//! a read-only descriptor of it with every accepted hello
+//! ([`proto::HelloReply`], `SCM_RIGHTS`). The file goes when the daemon
+//! stops; one left by a daemon that died says so in its liveness word.
 
+use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
 
 use inode_store::Generations;
 
 use proto::changes::ChangeLog;
+use proto::public::{Table, FILE_LEN, OFFSET};
 use proto::{GenPage as Layout, GEN_PAGE_LEN};
 
 // The store's counters are the page's first fields (`proto::GenPage`).
@@ -30,71 +41,90 @@ const _: () =
 const _: () =
     assert!(std::mem::offset_of!(Generations, ended) == std::mem::offset_of!(Layout, ended));
 
-/// The shared page of one daemon.
+/// The shared file of one daemon.
 pub(super) struct GenPage {
+    /// Read-only: sent to clients.
     fd: OwnedFd,
+    /// Read-write, never sent: the daemon's own open of the file, on which
+    /// it takes the public table's lock (see `public`).
+    own: OwnedFd,
+    path: PathBuf,
+    /// (st_dev, st_ino) of the file made, to remove only that one.
+    id: (u64, u64),
     counters: &'static Generations,
     log: &'static ChangeLog,
+    table: &'static Table,
 }
 
 impl GenPage {
-    /// Makes, maps and seals the page.
-    pub(super) fn new() -> io::Result<GenPage> {
-        // SAFETY: a NUL-terminated name and valid flags.
-        let raw = unsafe {
-            libc::memfd_create(
-                c"btfuse-generations".as_ptr(),
-                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a new descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    /// Makes the file `name` in `run_dir` (replacing one a former daemon
+    /// of the same device left), maps it and takes its liveness lock.
+    pub(super) fn new(run_dir: &Path, name: &[u8]) -> io::Result<GenPage> {
+        let path = run_dir.join(OsStr::from_bytes(name));
+        let _ = std::fs::remove_file(&path);
+        let own: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o444)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)?
+            .into();
+        let meta = std::fs::File::from(own.try_clone()?).metadata()?;
+        let id = (meta.dev(), meta.ino());
+        let fd = std::fs::File::open(&path)?.into();
         // SAFETY: plain calls on our own descriptor.
-        if unsafe { libc::ftruncate(fd.as_raw_fd(), GEN_PAGE_LEN as libc::off_t) } != 0 {
+        if unsafe { libc::ftruncate(own.as_raw_fd(), FILE_LEN as libc::off_t) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: a new shared mapping of the whole memfd; never unmapped
+        // SAFETY: a new shared mapping of the whole file; never unmapped
         // (the counters live as long as the process: the store keeps a
         // `&'static` to them).
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                GEN_PAGE_LEN,
+                FILE_LEN,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
-                fd.as_raw_fd(),
+                own.as_raw_fd(),
                 0,
             )
         };
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let seals =
-            libc::F_SEAL_FUTURE_WRITE | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
-        // SAFETY: a plain fcntl on our memfd.
-        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
-            let e = io::Error::last_os_error();
-            // SAFETY: the mapping made above, unused.
-            unsafe { libc::munmap(p, GEN_PAGE_LEN) };
-            return Err(e);
-        }
-        // SAFETY: page-aligned, zero-filled, GEN_PAGE_LEN bytes: room and
-        // alignment for the #[repr(C)] layout (all-zero atomics are valid);
-        // mapped for the rest of the process's life.
-        let counters = unsafe { &*p.cast::<Generations>() };
-        // SAFETY: the page is mapped for the rest of the process's life;
-        // `alive` lies within it (asserted above) and is only written by
-        // the lock below and by the kernel.
-        let layout = unsafe { &*p.cast::<Layout>() };
+        // SAFETY: page-aligned, zero-filled, FILE_LEN bytes: room and
+        // alignment for the #[repr(C)] layouts (all-zero atomics are
+        // valid) of the page at 0 and the table at OFFSET; mapped for the
+        // rest of the process's life.
+        let (counters, layout, table) = unsafe {
+            (
+                &*p.cast::<Generations>(),
+                &*p.cast::<Layout>(),
+                &*p.cast::<u8>().add(OFFSET).cast::<Table>(),
+            )
+        };
         hold_liveness_lock(&layout.alive)?;
         Ok(GenPage {
             fd,
+            own,
+            path,
+            id,
             counters,
             log: &layout.log,
+            table,
         })
+    }
+
+    /// The public table in the file, and the daemon's own descriptor of it.
+    pub(super) fn table(&self) -> (&'static Table, &OwnedFd) {
+        (self.table, &self.own)
+    }
+
+    /// A new open of the file (a lock of its own: `flock` locks an open
+    /// file description).
+    pub(super) fn reopen(&self) -> io::Result<OwnedFd> {
+        Ok(std::fs::File::open(&self.path)?.into())
     }
 
     /// The counters and the change log, for
@@ -103,9 +133,20 @@ impl GenPage {
         (self.counters, self.log)
     }
 
-    /// The memfd, sent to each accepted client.
+    /// A read-only descriptor of the file, sent to each accepted client.
     pub(super) fn fd(&self) -> &OwnedFd {
         &self.fd
+    }
+}
+
+impl Drop for GenPage {
+    fn drop(&mut self) {
+        // A new daemon of the same device may have made its own already.
+        let ours =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

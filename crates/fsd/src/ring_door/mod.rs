@@ -45,6 +45,7 @@ use crate::metrics::Metrics;
 use crate::sock::{self, Listener};
 use crate::stats;
 
+use crate::fs_core::public::Public;
 use channel::{serve_connection, ChannelError, Identity};
 use gen_page::GenPage;
 use reaper::Reaper;
@@ -88,6 +89,8 @@ struct Shared {
     reaper: Reaper,
     /// The store's change generations, shared read-only with clients.
     gen_page: GenPage,
+    /// The answers every process may read from the page's file.
+    public: Arc<Public>,
 }
 
 /// A running ring server; dropping it stops accepting and removes the socket.
@@ -122,11 +125,22 @@ impl RingServer {
         let listener = Arc::new(Listener::bind(&socket_path)?);
         let meta = std::fs::symlink_metadata(&socket_path)?;
         let socket_id = (meta.dev(), meta.ino());
-        let gen_page = GenPage::new()?;
+        let mut page = [0u8; 32];
+        let n = proto::page_name(major, minor, &mut page);
+        let gen_page = GenPage::new(run_dir, &page[..n])?;
         let (counters, log) = gen_page.shared();
         store.share_generations(counters, log);
+        let (table, own) = gen_page.table();
+        let everyone = clients.access() == crate::access::Access::Everyone;
+        let public = Arc::new(Public::new(table, own.try_clone()?, everyone));
+        let scrub = public.clone();
+        store.watch_changes(Box::new(move |touched| scrub.scrub(touched)));
+        let keeper = public.clone();
+        store.keep_unlinked(Box::new(move |ino| keeper.keeps(ino)));
+        public.start_settler(store.clone(), gen_page.reopen()?)?;
         let shared = Arc::new(Shared {
             gen_page,
+            public,
             kernel,
             mount_path: trim_slashes(mount_path.as_os_str().as_bytes()).to_vec(),
             store,

@@ -543,6 +543,38 @@ impl Store {
         self.tree.read().lookup(c, parent, name)
     }
 
+    /// Has `keep` asked, before an inode with no name, no handle and no
+    /// lookup reference is freed, whether a front door still needs it (a
+    /// process may read it without the store knowing); a kept one stays,
+    /// with its data, until [`Store::settle`] finds it no longer needed.
+    /// `keep` runs under the store's locks: it must not call the store.
+    pub fn keep_unlinked(&self, keep: Box<crate::store::Keeper>) {
+        self.tree.write().keeper = Some(keep);
+    }
+
+    /// Frees `ino` if it has no name, no handle, no lookup reference, and
+    /// the keeper (see [`Store::keep_unlinked`]) no longer needs it.
+    pub fn settle(&self, ino: Ino) {
+        self.tree.write().maybe_free(ino, &self.pool);
+    }
+
+    /// The directory `ino` is in and its name there, for a linked
+    /// directory other than the root.
+    pub fn dir_link(&self, ino: Ino) -> Option<(Ino, Vec<u8>)> {
+        let tree = self.tree.read();
+        let d = tree.dir(ino).ok().filter(|_| ino != ROOT_INO)?;
+        (tree.child(d.parent, &d.name) == Some(ino)).then(|| (d.parent, d.name.clone()))
+    }
+
+    /// Whether `name` in `parent` is `ino` and every process may see it
+    /// and, for a regular file, read it: the file (or directory) open to
+    /// all, in directories everyone may list and search up to the root,
+    /// none with extended attributes (no ACL can narrow what the mode
+    /// bits say).
+    pub fn is_public(&self, parent: Ino, name: &[u8], ino: Ino) -> bool {
+        self.tree.read().public(parent, name, ino)
+    }
+
     /// Target of a symlink (EINVAL for other kinds).
     pub fn readlink(&self, ino: Ino) -> Result<Vec<u8>> {
         let node = self.tree.read().node(ino)?;

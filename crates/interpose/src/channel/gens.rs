@@ -91,15 +91,18 @@ pub(crate) fn generation(mount: usize) -> Option<u64> {
 
 /// [`generation`], with the mount's change log.
 pub(crate) fn now(mount: usize) -> Option<crate::metacache::Now> {
-    let slots = slots_in(&state::MOUNTS[mount])?;
     if !state::mount_alive(mount) {
         return None;
     }
     // Acquire: pairs with the publication in `adopt_gen_page`.
-    let p = slots.gens.load(Ordering::Acquire);
+    let p = slots_in(&state::MOUNTS[mount])
+        .map_or(core::ptr::null_mut(), |s| s.gens.load(Ordering::Acquire));
     // SAFETY: non-null only once mapped (a page the daemon keeps, of
-    // GEN_PAGE_LEN bytes, aligned), never unmapped; it is only read.
-    let page = (!p.is_null()).then(|| unsafe { &*p })?;
+    // GEN_PAGE_LEN bytes, aligned), never unmapped; it is only read. The
+    // same page, mapped with the public table, before a channel brings it.
+    let page = (!p.is_null())
+        .then(|| unsafe { &*p })
+        .or_else(|| state::table_page(mount))?;
     // A daemon that is gone (its liveness lock's owner died) vouches for
     // nothing any more: its mount answers ENOTCONN. Acquire: a change the
     // daemon began before our load (e.g. one whose call returned in another

@@ -224,6 +224,11 @@ fn slots_for(mount: usize) -> Option<&'static Slots> {
 }
 
 /// The slots of a mount, if it was ever used.
+/// Whether this process has tried a channel to `mount` (its slots exist).
+pub(crate) fn in_use(mount: usize) -> bool {
+    slots_in(&state::MOUNTS[mount]).is_some()
+}
+
 fn slots_in(rt: &state::MountRt) -> Option<&'static Slots> {
     // Acquire: pairs with the publication in `slots_for`.
     let p = rt.channels.load(Ordering::Acquire).cast::<Slots>();

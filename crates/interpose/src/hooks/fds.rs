@@ -189,7 +189,7 @@ pub(super) fn lseek_ours(f: &ops::FileRef, off: i64, whence: c_int) -> ops::R<i6
     }
     f.with_pos(|pos| {
         let cur = pos.load(Ordering::Relaxed) as i64;
-        let size = || ops::stat_handle(f.mount, f.fh).map(|a| a.size as i64);
+        let size = || ops::stat_handle(f.mount, f.fh()?).map(|a| a.size as i64);
         let new = match whence {
             libc::SEEK_SET => off,
             libc::SEEK_CUR => cur.checked_add(off).ok_or(Fail::Errno(libc::EOVERFLOW))?,
@@ -364,7 +364,7 @@ pub(super) unsafe fn fsync(fd: c_int) -> c_int {
                     // Nothing to flush for an in-memory directory.
                     return Ok(0);
                 }
-                ops::request(f.mount, &proto::ops::Fsync { fh: f.fh }, b"", b"").map(|_| 0)
+                ops::request(f.mount, &proto::ops::Fsync { fh: f.fh()? }, b"", b"").map(|_| 0)
             });
             ret_int(saved, r)
         }
@@ -401,7 +401,7 @@ pub(super) unsafe fn ftruncate(fd: c_int, len: off_t) -> c_int {
                     size: len as u64,
                     ..Default::default()
                 };
-                ops::setattr(f.mount, None, f.fh, false, &s).map(|_| 0)
+                ops::setattr(f.mount, None, f.fh()?, false, &s).map(|_| 0)
             });
             ret_int(saved, r)
         }
@@ -414,7 +414,7 @@ pub(super) fn fd_setattr(fd: c_int, s: ops::R<SetAttrReq>) -> Option<c_int> {
     let saved = errno();
     Some(ret_int(
         saved,
-        f.and_then(|f| ops::setattr(f.mount, None, f.fh, false, &s?).map(|_| 0)),
+        f.and_then(|f| ops::setattr(f.mount, None, f.fh()?, false, &s?).map(|_| 0)),
     ))
 }
 

@@ -177,7 +177,7 @@ pub(super) unsafe fn fstatfs(fd: c_int, out: *mut libc::statfs) -> c_int {
             let saved = errno();
             ret_int(
                 saved,
-                f.and_then(|f| ops::statfs(&ops::FsOf::file(&f), out).map(|_| 0)),
+                f.and_then(|f| ops::statfs(&ops::FsOf::file(&f)?, out).map(|_| 0)),
             )
         }
     }
@@ -197,7 +197,7 @@ pub(super) fn fstatvfs_ours(fd: c_int, out: *mut libc::statvfs) -> Option<c_int>
     let saved = errno();
     Some(ret_int(
         saved,
-        f.and_then(|f| ops::statvfs(&ops::FsOf::file(&f), out).map(|_| 0)),
+        f.and_then(|f| ops::statvfs(&ops::FsOf::file(&f)?, out).map(|_| 0)),
     ))
 }
 

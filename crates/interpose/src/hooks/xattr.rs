@@ -27,7 +27,7 @@ pub(super) fn fd_xattr(
 ) -> Option<ssize_t> {
     let file = ops::file(fd)?;
     let saved = errno();
-    Some(match file.and_then(|file| f(&ops::XattrAt::file(&file))) {
+    Some(match file.and_then(|file| f(&ops::XattrAt::file(&file)?)) {
         Ok(n) => ok(saved, n as ssize_t),
         Err(Fail::Errno(e)) => err(e),
         Err(Fail::Real) => err(libc::EIO),

@@ -40,6 +40,12 @@ pub(crate) fn stat_path(t: &Target, nofollow: bool, raw: Option<&AbsPath>) -> R<
     });
     let prefetch = || siblings::on_miss(t);
     cached(&key, t.base_ino(), raw.as_ref(), prefetch, || {
+        // A process with no channel yet: the public table first.
+        if t.base == 0 && !channel::in_use(t.mount) {
+            if let Some(out) = public::stat(t.mount, t.rel()) {
+                return Ok(out);
+            }
+        }
         let stat = ops::Stat {
             base: t.base,
             flags,
@@ -163,7 +169,7 @@ pub(crate) fn open_attr(f: &FileRef) -> Option<WireAttr> {
 /// `fstat` of an open file: [`open_attr`] (a `cat`, a compiler, python
 /// `fstat` every file right after opening it), else [`stat_handle`].
 pub(crate) fn stat_file(f: &FileRef) -> R<WireAttr> {
-    open_attr(f).map_or_else(|| stat_handle(f.mount, f.fh), Ok)
+    open_attr(f).map_or_else(|| stat_handle(f.mount, f.fh()?), Ok)
 }
 
 /// `fstat` of a handle, from the cache while it holds.
@@ -469,12 +475,12 @@ impl<'a> FsOf<'a> {
     }
 
     /// The file system of an open fast-path file.
-    pub(crate) fn file(f: &FileRef) -> FsOf<'static> {
-        FsOf {
+    pub(crate) fn file(f: &FileRef) -> R<FsOf<'static>> {
+        Ok(FsOf {
             mount: f.mount,
-            base: f.fh,
+            base: f.fh()?,
             rel: b"",
-        }
+        })
     }
 }
 

@@ -9,7 +9,9 @@ pub(crate) struct FileRef {
     /// The fd number it was reached by.
     pub(crate) fd: c_int,
     pub(crate) mount: usize,
-    pub(crate) fh: u64,
+    /// The OFD's handle when reached: a daemon handle, or the number of a
+    /// file opened from the public table (see [`FileRef::fh`]).
+    pub(crate) handle: u64,
     pub(crate) flags: u32,
 }
 
@@ -54,7 +56,7 @@ pub(crate) fn file(fd: c_int) -> Option<R<FileRef>> {
     let f = FileRef {
         fd,
         mount: o.mount.load(Ordering::Relaxed) as usize,
-        fh: o.handle.load(Ordering::Relaxed),
+        handle: o.handle.load(Ordering::Relaxed),
         flags: o.flags.load(Ordering::Relaxed),
         r,
     };
@@ -62,6 +64,14 @@ pub(crate) fn file(fd: c_int) -> Option<R<FileRef>> {
 }
 
 impl FileRef {
+    /// The daemon's handle of the file (see [`daemon_handle`]).
+    pub(crate) fn fh(&self) -> R<u64> {
+        match self.handle & public::TABLE_FH {
+            0 => Ok(self.handle),
+            _ => daemon_handle(self.mount, self.ofd()),
+        }
+    }
+
     pub(crate) fn is_dir(&self) -> bool {
         self.flags & KIND_DIR != 0
     }
@@ -79,7 +89,7 @@ impl FileRef {
     /// kernel does, whether the caller may (`EPERM` unless it owns the file
     /// or holds `CAP_FOWNER`).
     pub(crate) fn may_set_noatime(&self) -> R<()> {
-        request(self.mount, &ops::SetNoatime { fh: self.fh }, b"", b"").map(drop)
+        request(self.mount, &ops::SetNoatime { fh: self.fh()? }, b"", b"").map(drop)
     }
 
     /// Whether the fd is a real kernel fd whose offset is authoritative.
@@ -152,13 +162,15 @@ impl FileRef {
         if let Some(n) = self.read_kept(ino, iov, off, total) {
             return n;
         }
+        // Before a channel is held: it may take a round trip of its own.
+        let fh = self.fh()?;
         let mut done = 0usize;
         while done < total {
             let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
             let (bulk, blen) = ch.bulk();
             let want = (total - done).min(blen);
             let read = ops::Read {
-                fh: self.fh,
+                fh,
                 offset: off + done as u64,
                 len: want as u64,
             };
@@ -208,7 +220,7 @@ impl FileRef {
         };
         let opened = opendata::Key {
             mount: self.mount,
-            fh: self.fh,
+            fh: self.handle,
             ino,
             epoch: state::epoch(),
         };
@@ -231,6 +243,7 @@ impl FileRef {
             return Err(Fail::Errno(libc::EBADF));
         }
         let total = iov_total(iov);
+        let fh = self.fh()?;
         let mut done = 0usize;
         let mut end = off;
         loop {
@@ -250,7 +263,7 @@ impl FileRef {
             }
             let want = got;
             let write = ops::Write {
-                fh: self.fh,
+                fh,
                 offset: off + done as u64,
                 len: want as u64,
                 flags: if append { libc::O_APPEND as u32 } else { 0 },
@@ -283,6 +296,7 @@ impl FileRef {
         if self.is_dir() || !self.writable() {
             return Err(Fail::Errno(libc::EBADF));
         }
+        let fh = self.fh()?;
         let mut done = 0usize;
         while done < len {
             let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
@@ -296,7 +310,7 @@ impl FileRef {
                 Err(e) => return Err(Fail::Errno(e)),
             };
             let write = ops::Write {
-                fh: self.fh,
+                fh,
                 offset: off + done as u64,
                 len: got as u64,
                 flags: 0,
@@ -325,12 +339,13 @@ impl FileRef {
         if self.is_dir() || !self.readable() {
             return Err(Fail::Errno(libc::EBADF));
         }
+        let fh = self.fh()?;
         let mut done = 0usize;
         while done < len {
             let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
             let (bulk, blen) = ch.bulk();
             let read = ops::Read {
-                fh: self.fh,
+                fh,
                 offset: off + done as u64,
                 len: (len - done).min(blen) as u64,
             };
@@ -364,7 +379,7 @@ impl FileRef {
             return Err(Fail::Errno(libc::ENXIO));
         }
         let seek = ops::Lseek {
-            fh: self.fh,
+            fh: self.fh()?,
             offset: off as u64,
             whence: whence as u32,
             _pad: 0,
@@ -386,7 +401,7 @@ impl FileRef {
             return Err(Fail::Errno(libc::EISDIR));
         }
         let falloc = ops::Fallocate {
-            fh: self.fh,
+            fh: self.fh()?,
             offset: off as u64,
             len: len as u64,
             mode: mode as u32,
@@ -405,9 +420,9 @@ impl FileRef {
             return Err(Fail::Errno(libc::EISDIR));
         }
         let copy = ops::CopyFileRange {
-            fh_in: self.fh,
+            fh_in: self.fh()?,
             off_in,
-            fh_out: out.fh,
+            fh_out: out.fh()?,
             off_out,
             len: len as u64,
         };

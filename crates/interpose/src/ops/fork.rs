@@ -45,4 +45,5 @@ extern "C" fn after_fork_child() {
         state::new_epoch();
         channel::forget_all_after_fork();
     }
+    public::after_fork();
 }

@@ -99,6 +99,9 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
     if let Some(fd) = open_kept(t, flags) {
         return fd;
     }
+    if let Some(fd) = open_public(t, flags) {
+        return fd;
+    }
     if reads_only(flags) && super::ahead::on_miss(t) {
         if let Some(fd) = open_kept(t, flags) {
             return fd;
@@ -170,6 +173,31 @@ fn open_kept(t: &Target, flags: c_int) -> Option<R<c_int>> {
     Some(install_opened(t, flags, &out))
 }
 
+/// A read-only open, from the mount's public table (see `public`), by a
+/// process that has no channel to the mount yet.
+fn open_public(t: &Target, flags: c_int) -> Option<R<c_int>> {
+    if !reads_only(flags) || t.base != 0 || channel::in_use(t.mount) {
+        return None;
+    }
+    let mut data = [0u8; filecache::DATA_MAX];
+    let (fh, attr, stamp, n) = public::open(t.mount, t.rel(), &mut data)?;
+    let key = opendata::Key {
+        mount: t.mount,
+        fh,
+        ino: attr.ino,
+        epoch: state::epoch(),
+    };
+    opendata::keep(key, stamp, attr.atime, &data[..n]);
+    let out = ops::OpenOut {
+        fh,
+        attr,
+        stamp,
+        dir: 0,
+        data_stamp: stamp,
+    };
+    Some(install_opened(t, flags, &out))
+}
+
 /// Makes the fd of handle `out`, opened by `t` with `flags`; the kernel's
 /// business (`Fail::Real`, the handle released) if it is not a regular
 /// file or a directory.
@@ -224,6 +252,32 @@ fn dir_path_now(mount: usize, fh: u64, out: &mut [u8]) -> R<usize> {
     })
 }
 
+/// The daemon's handle of OFD `o` of `mount`. A file opened from the
+/// public table (`public`) is opened at the daemon first, by inode number
+/// ([`ops::OpenInode`]), for this and every later call on it.
+pub(crate) fn daemon_handle(mount: usize, o: &crate::fdtable::Ofd) -> R<u64> {
+    let handle = o.handle.load(Ordering::Acquire);
+    if handle & public::TABLE_FH == 0 {
+        return Ok(handle);
+    }
+    let ino = o.ino.load(Ordering::Relaxed);
+    let out = call_with(mount, &ops::OpenInode { ino }, b"", b"", |o, _| Ok(*o))?;
+    match o
+        .handle
+        .compare_exchange(handle, out.fh, Ordering::AcqRel, Ordering::Acquire)
+    {
+        Ok(_) => {
+            release(mount, handle);
+            Ok(out.fh)
+        }
+        // Another thread did it first.
+        Err(now) => {
+            release(mount, out.fh);
+            Ok(now)
+        }
+    }
+}
+
 /// What [`kernel_reopen`] opens.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reopen {
@@ -267,7 +321,7 @@ pub(crate) fn kernel_reopen(o: &crate::fdtable::Ofd, how: Reopen) -> R<c_int> {
 /// One attempt of [`kernel_reopen`].
 fn reopen_once(o: &crate::fdtable::Ofd, how: Reopen) -> R<c_int> {
     let mount = o.mount.load(Ordering::Relaxed) as usize;
-    let fh = o.handle.load(Ordering::Relaxed);
+    let fh = daemon_handle(mount, o)?;
     let ours = stat_handle(mount, fh)?;
     let mut buf = [0u8; PATH_MAX + 1];
     let path_now = match o.is_dir() && ours.nlink > 0 {
@@ -458,7 +512,7 @@ pub(crate) fn close_drops_locks(r: &OfdRef) {
         return;
     }
     let mount = o.mount.load(Ordering::Relaxed) as usize;
-    let Ok(attr) = stat_handle(mount, o.handle.load(Ordering::Relaxed)) else {
+    let Ok(attr) = daemon_handle(mount, o).and_then(|fh| stat_handle(mount, fh)) else {
         return;
     };
     let dev = state::MOUNTS[mount].dev.load(Ordering::Relaxed);
@@ -562,6 +616,9 @@ pub(crate) fn forget_all() {
 /// `channel::Chan::post`: the process's next call runs after it).
 pub(crate) fn release(mount: usize, fh: u64) {
     opendata::forget(mount, fh);
+    if fh & public::TABLE_FH != 0 {
+        return public::closed(mount);
+    }
     if let Ok(mut ch) = channel::acquire(mount) {
         let _ = ch.post(&ops::Release { fh });
     }

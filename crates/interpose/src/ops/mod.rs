@@ -49,7 +49,7 @@ use crate::path::{self, Comps};
 use crate::state::{self, FDS};
 use crate::sys;
 use crate::uaccess::{self, StrError};
-use crate::{filecache, listcache, metacache, opendata};
+use crate::{filecache, listcache, metacache, opendata, public};
 
 /// Why a fast-path operation did not produce a result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

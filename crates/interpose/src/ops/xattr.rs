@@ -13,13 +13,13 @@ pub(crate) struct XattrAt<'a> {
 
 impl<'a> XattrAt<'a> {
     /// The file behind a fast-path fd.
-    pub(crate) fn file(f: &FileRef) -> XattrAt<'static> {
-        XattrAt {
+    pub(crate) fn file(f: &FileRef) -> R<XattrAt<'static>> {
+        Ok(XattrAt {
             mount: f.mount,
-            fh: f.fh,
+            fh: f.fh()?,
             path: b"",
             flags: libc::AT_EMPTY_PATH as u32,
-        }
+        })
     }
 
     /// A resolved path; `nofollow` for the `l*` forms.

@@ -61,6 +61,7 @@ impl Handler for Echo {
         open_list: OpenList -> OpenListOut, list: List -> ListOut,
         set_noatime: SetNoatime -> Done, kernel_open: KernelOpen -> Done,
         open_ahead: OpenAhead -> OpenAheadOut,
+        open_inode: OpenInode -> OpenOut,
     }
 }
 

@@ -181,17 +181,52 @@ impl Handlers<'_> {
     /// reads that follow: their stamp, or 0 when none go (see
     /// `OpenOut::data_stamp`). As a read would, the kernel first gives back
     /// pages of the file it holds dirty.
-    pub(super) fn first_bytes(&mut self, fh: Fh, attr: &Attr, out: &mut Payload<'_>) -> u64 {
+    pub(super) fn first_bytes(
+        &mut self,
+        fh: Fh,
+        attr: &Attr,
+        out: &mut Payload<'_>,
+        entry: (Ino, &[u8]),
+    ) -> u64 {
         if attr.size == 0 {
             return 0;
         }
         let mut buf = [0u8; ops::OPEN_DATA_MAX];
         match self.whole_file(fh, attr, &mut buf) {
-            Some((n, stamp, _)) if out.put(&buf[..n]).is_ok() => {
+            Some((n, stamp, at)) if out.put(&buf[..n]).is_ok() => {
                 self.transferred.read = n as u64;
+                self.publish(entry, &at, stamp, Some(&buf[..n]));
                 stamp
             }
             _ => 0,
+        }
+    }
+
+    /// Publishes (see `fs_core::public`) that `name` in `parent` is
+    /// `attr.ino` under `stamp`, with all the file's bytes `data` if
+    /// given, and the directories from `parent` up to the root under the
+    /// same stamp: a process that has not connected then finds the path
+    /// from the root. Nothing if the ring door publishes nothing.
+    pub(super) fn publish(
+        &self,
+        (parent, name): (Ino, &[u8]),
+        attr: &Attr,
+        stamp: u64,
+        data: Option<&[u8]>,
+    ) {
+        let Some(public) = self.public else {
+            return;
+        };
+        public.publish(self.store, (parent, name), attr, stamp, data);
+        let mut dir = parent;
+        while let Some((up, name)) = self.store.dir_link(dir) {
+            // Stamped anew: the file's bytes may carry an older stamp.
+            let stamp = self.store.quiet_stamp().unwrap_or(0);
+            let Ok(attr) = self.store.getattr(dir) else {
+                return;
+            };
+            public.publish(self.store, (up, &name), &attr, stamp, None);
+            dir = up;
         }
     }
 

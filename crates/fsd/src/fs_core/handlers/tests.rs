@@ -109,6 +109,7 @@ impl Fixture {
                 kernel.0.borrow_mut().push("passed".into());
                 Ok(())
             },
+            public: None,
         };
         let mut reply = vec![0u8; MAX_REPLY];
         let d = dispatch(&mut handlers, msg, &mut reply)?;

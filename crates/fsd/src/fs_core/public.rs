@@ -1,0 +1,256 @@
+//! The public table's writer (see `proto::public`): what the daemon
+//! publishes there, when it scrubs it, and the handles that keep a
+//! published file's bytes for the processes that opened it from there.
+//!
+//! A process opens a published file without the daemon knowing. It takes
+//! the page file's lock shared before it opens anything from the table
+//! and drops it when it has no such file open (`flock`; the kernel drops
+//! it when the process ends, however it ends). While anyone holds it, a
+//! published file that loses its last name and handle is kept by the
+//! store (`Store::keep_unlinked`), as an open file keeps its inode, and
+//! no entry is reused for another file: such a process that later needs
+//! the daemon (the file changed) opens it again by inode number
+//! ([`Public::may_reopen`]). Kept files are freed once nobody holds the
+//! lock, by a thread of their own ([`Public::start_settler`]).
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, OnceLock};
+
+use inode_store::{Attr, Ino, Store};
+use parking_lot::Mutex;
+use proto::changes::{Touched, LISTED};
+use proto::public::{home, Published, Table, DATA_MAX, ENTRIES, NAME_MAX, PROBES};
+
+/// The writer of one daemon's table.
+pub struct Public {
+    table: &'static Table,
+    /// The daemon's own descriptor of the table's file (its lock).
+    lock: OwnedFd,
+    /// Whether anything is published (`false`: a mount only its owner
+    /// may use, or a read-only one, whose answers are not everyone's).
+    enabled: bool,
+    held: Mutex<Held>,
+    /// Wakes the thread that frees kept files.
+    settler: OnceLock<SyncSender<()>>,
+}
+
+/// What the daemon holds for the table's entries.
+struct Held {
+    /// Per entry: the inode it was last written for (also after a scrub,
+    /// until the entry is reused).
+    by_entry: Vec<Option<Ino>>,
+    /// Entries by the inode they were written for.
+    by_ino: HashMap<Ino, Vec<u32>>,
+    /// Published files the store keeps unlinked for processes that may
+    /// have them open from the table.
+    kept: Vec<Ino>,
+}
+
+impl Public {
+    /// The writer of `table` (in the file `lock` is open on); `enabled`:
+    /// whether every process that may use the mount may see its public
+    /// entries.
+    pub fn new(table: &'static Table, lock: OwnedFd, enabled: bool) -> Public {
+        Public {
+            table,
+            lock,
+            enabled,
+            held: Mutex::new(Held {
+                by_entry: vec![None; ENTRIES],
+                by_ino: HashMap::new(),
+                kept: Vec::new(),
+            }),
+            settler: OnceLock::new(),
+        }
+    }
+
+    /// Publishes that `name` in `parent` is `attr.ino`, with `attr` under
+    /// `stamp` (0: not a quiet answer, nothing is published) and, for a
+    /// small regular file, all its bytes `data` as of that stamp, if
+    /// everyone may see it (`Store::is_public`).
+    pub fn publish(
+        &self,
+        store: &Store,
+        (parent, name): (Ino, &[u8]),
+        attr: &Attr,
+        stamp: u64,
+        data: Option<&[u8]>,
+    ) {
+        if !self.enabled
+            || stamp == 0
+            || name.len() > NAME_MAX
+            || !store.is_public(parent, name, attr.ino)
+        {
+            return;
+        }
+        let data = data.filter(|d| d.len() <= DATA_MAX && d.len() as u64 == attr.size);
+        // Attributes alone never replace a file's entry that holds its
+        // bytes (an open renews those).
+        let holds_bytes = |p: Published| p.ino == attr.ino && p.data_len.is_some();
+        if data.is_none() && self.table.find(parent, name).is_some_and(holds_bytes) {
+            return;
+        }
+        let mut held = self.held.lock();
+        // Under the lock, which every change's scrub takes: a change that
+        // began after this check scrubs what is written below.
+        if !store.still_quiet(stamp) {
+            return;
+        }
+        if let Some(i) = self.entry_for(&held, parent, name, attr.ino) {
+            held.take(i);
+            self.table.write(i, parent, name, stamp, &attr.wire(), data);
+            held.by_entry[i] = Some(attr.ino);
+            held.by_ino.entry(attr.ino).or_default().push(i as u32);
+        }
+    }
+
+    /// The entry to write `name` in `parent` (inode `ino`) to: the one
+    /// holding that name, else an empty one, else one of the same inode,
+    /// else the name's first; `None` when that one was another file's and
+    /// a process may have it open from the table.
+    fn entry_for(&self, held: &Held, parent: Ino, name: &[u8], ino: Ino) -> Option<usize> {
+        let first = home(parent, name);
+        let probes = || (0..PROBES).map(move |k| (first + k) % ENTRIES);
+        let drops_none = |i: usize| held.by_entry[i].is_none_or(|e| e == ino);
+        let i = self
+            .table
+            .find(parent, name)
+            .map(|p| p.index)
+            .or_else(|| probes().find(|&i| held.by_entry[i].is_none()))
+            .or_else(|| probes().find(|&i| drops_none(i)))
+            .unwrap_or(first);
+        (drops_none(i) || self.nobody_holds_files()).then_some(i)
+    }
+
+    /// Whether no process holds a file opened from the table (the file's
+    /// lock, taken exclusively and dropped at once).
+    fn nobody_holds_files(&self) -> bool {
+        let fd = self.lock.as_raw_fd();
+        // SAFETY: flock on our own descriptor.
+        let free = unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if free {
+            // SAFETY: as above.
+            unsafe { libc::flock(fd, libc::LOCK_UN) };
+        }
+        free
+    }
+
+    /// Scrubs the entries of every inode a change touched (all of them
+    /// for a change that says it touched everything): what they showed may
+    /// no longer be public. Runs at the end of every change, before it
+    /// counts as ended (`Store::watch_changes`): it must not call the store.
+    pub fn scrub(&self, touched: Touched<'_>) {
+        if !self.enabled {
+            return;
+        }
+        let held = self.held.lock();
+        if held.by_ino.is_empty() {
+            return;
+        }
+        match touched {
+            Touched::Everything => {
+                for (i, e) in held.by_entry.iter().enumerate() {
+                    if e.is_some() && self.table.occupied(i) {
+                        self.table.clear(i);
+                    }
+                }
+            }
+            Touched::Inodes(inodes) => {
+                for ino in inodes.iter().filter(|&&i| i & LISTED == 0) {
+                    for &i in held.by_ino.get(ino).into_iter().flatten() {
+                        self.table.clear(i as usize);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a client may open inode `ino` by its number
+    /// (`proto::ops::OpenInode`): the table keeps a handle of it, so it
+    /// was published, open to all, and a process may have opened it from
+    /// the table. (The open itself is checked against the file's mode.)
+    pub fn may_reopen(&self, ino: Ino) -> bool {
+        self.held.lock().by_ino.contains_key(&ino)
+    }
+
+    /// Whether the store must keep published file `ino`, which just lost
+    /// its last name and handle: a process may have it open from the
+    /// table (`Store::keep_unlinked`; runs under the store's locks).
+    pub fn keeps(&self, ino: Ino) -> bool {
+        let mut held = self.held.lock();
+        let keep = held.by_ino.contains_key(&ino) && !self.nobody_holds_files();
+        if keep && !held.kept.contains(&ino) {
+            held.kept.push(ino);
+            if let Some(wake) = self.settler.get() {
+                let _ = wake.try_send(());
+            }
+        }
+        keep
+    }
+
+    /// Starts the thread that frees the files kept for processes that had
+    /// them open from the table: it waits for the lock on `lock` (a
+    /// descriptor of the page file of its own), exclusive, so it wakes
+    /// when the last such process lets go, and frees them then.
+    pub fn start_settler(self: &Arc<Self>, store: Arc<Store>, lock: OwnedFd) -> io::Result<()> {
+        let (wake, woken) = sync_channel(1);
+        let _ = self.settler.set(wake);
+        let public = self.clone();
+        std::thread::Builder::new()
+            .name("btfuse-settler".into())
+            .spawn(move || {
+                while woken.recv().is_ok() {
+                    loop {
+                        // SAFETY: flock on our own descriptor.
+                        unsafe {
+                            libc::flock(lock.as_raw_fd(), libc::LOCK_EX);
+                            libc::flock(lock.as_raw_fd(), libc::LOCK_UN);
+                        }
+                        if public.settle(&store) {
+                            break;
+                        }
+                        // A process took the lock again meanwhile.
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Frees the files kept for processes that had them open from the
+    /// table, if none holds the lock; whether none is kept now.
+    fn settle(&self, store: &Store) -> bool {
+        let kept = {
+            let mut held = self.held.lock();
+            if held.kept.is_empty() {
+                return true;
+            }
+            if !self.nobody_holds_files() {
+                return false;
+            }
+            std::mem::take(&mut held.kept)
+        };
+        for ino in kept {
+            store.settle(ino);
+        }
+        true
+    }
+}
+
+impl Held {
+    /// Empties entry `i`'s record.
+    fn take(&mut self, i: usize) {
+        let Some(ino) = self.by_entry[i].take() else {
+            return;
+        };
+        if let Some(list) = self.by_ino.get_mut(&ino) {
+            list.retain(|&e| e as usize != i);
+            if list.is_empty() {
+                self.by_ino.remove(&ino);
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The public table: small files everyone may read are opened by a
+//! preloaded process that has not connected, from the answers the daemon
+//! publishes in its page file; nothing private ever reaches that file, and
+//! a file opened from it behaves as any open file (later changes seen,
+//! its bytes kept after an unlink).
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// Runs `argv`, preloaded, and returns its stdout; panics on failure.
+fn preloaded(lib: &str, argv: &[&str]) -> String {
+    let mut cmd = Command::new(argv[0]);
+    cmd.args(&argv[1..])
+        .env("LD_PRELOAD", lib)
+        .env("LC_ALL", "C");
+    let out = run_timeout(&mut cmd, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{argv:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The page file of the mount at `m`.
+fn page_file(m: &Path) -> PathBuf {
+    let dev = std::fs::metadata(m).unwrap().dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    run_dir().join(format!("dev-{major}-{minor}.page"))
+}
+
+fn page_holds(m: &Path, marker: &[u8]) -> bool {
+    let bytes = std::fs::read(page_file(m)).unwrap();
+    bytes.windows(marker.len()).any(|w| w == marker)
+}
+
+/// Channels the daemon has opened so far (fast-path requests served).
+fn requests(m: &Path) -> u64 {
+    stat_value(&stats(m), "fast-path requests")
+}
+
+#[test]
+fn a_public_file_is_read_without_connecting() {
+    let Some(lib) = preload_or_skip("a_public_file_is_read_without_connecting") else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let m = bt.path();
+    std::fs::create_dir(m.join("d")).unwrap();
+    let f = m.join("d/f");
+    std::fs::write(&f, b"public bytes\n").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let path = f.to_str().unwrap();
+    // The first readers connect; their opens publish the file (the first
+    // one's may be voided by the kernel giving back the pages the write
+    // left in its cache).
+    for _ in 0..2 {
+        assert_eq!(preloaded(&lib, &["cat", path]), "public bytes\n");
+    }
+    let before = requests(m);
+    assert_eq!(preloaded(&lib, &["cat", path]), "public bytes\n");
+    // `stat` of the file and of its directory, from the table too.
+    let dir = m.join("d");
+    let st = preloaded(&lib, &["stat", "-c", "%a %F", path, dir.to_str().unwrap()]);
+    assert_eq!(st, "644 regular file\n755 directory\n");
+    assert_eq!(preloaded(&lib, &["stat", "-c", "%s", path]), "13\n");
+    assert_eq!(requests(m), before, "{}", stats(m));
+    // A change voids the answer: the next reader asks the daemon.
+    std::fs::write(&f, b"changed\n").unwrap();
+    assert_eq!(preloaded(&lib, &["cat", path]), "changed\n");
+    assert!(requests(m) > before);
+}
+
+#[test]
+fn nothing_private_reaches_the_page_file() {
+    let Some(lib) = preload_or_skip("nothing_private_reaches_the_page_file") else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let m = bt.path();
+    let mode = |p: &Path, mode| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let files = [
+        ("open", 0o644, "MARKER-open-to-all"),
+        ("mine", 0o600, "MARKER-owner-only"),
+        ("group", 0o640, "MARKER-group-only"),
+        ("hidden/inside", 0o644, "MARKER-in-private-dir"),
+    ];
+    std::fs::create_dir(m.join("hidden")).unwrap();
+    mode(&m.join("hidden"), 0o711);
+    for (name, bits, text) in files {
+        let p = m.join(name);
+        std::fs::write(&p, text).unwrap();
+        mode(&p, bits);
+        for _ in 0..2 {
+            assert_eq!(preloaded(&lib, &["cat", p.to_str().unwrap()]), text);
+        }
+    }
+    assert!(
+        page_holds(m, b"MARKER-open-to-all"),
+        "the public file was published"
+    );
+    for (_, _, text) in &files[1..] {
+        assert!(
+            !page_holds(m, text.as_bytes()),
+            "{text} is in the page file"
+        );
+    }
+    // Made private after it was published: scrubbed before chmod returns.
+    mode(&m.join("open"), 0o600);
+    assert!(!page_holds(m, b"MARKER-open-to-all"));
+}
+
+#[test]
+fn a_file_opened_from_the_table_sees_changes_and_outlives_its_name() {
+    let test = "a_file_opened_from_the_table_sees_changes_and_outlives_its_name";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let m = bt.path();
+    for (name, text) in [("w", "old\n"), ("u", "kept\n")] {
+        let p = m.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        preloaded(&lib, &["cat", p.to_str().unwrap()]);
+    }
+    // The changes come from a process without the library, through the
+    // kernel, while the preloaded one holds the files open.
+    let code = format!(
+        "import os, subprocess\n\
+         env = {{k: v for k, v in os.environ.items() if k != 'LD_PRELOAD'}}\n\
+         w = os.open({w:?}, os.O_RDONLY)\n\
+         u = os.open({u:?}, os.O_RDONLY)\n\
+         print(os.read(w, 100), os.read(u, 100))\n\
+         subprocess.run(['sh', '-c', 'echo new > {w}; rm {u}'], env=env, check=True)\n\
+         print(os.pread(w, 100, 0), os.pread(u, 100, 0), os.fstat(u).st_nlink)",
+        w = m.join("w").to_str().unwrap(),
+        u = m.join("u").to_str().unwrap(),
+    );
+    let out = preloaded(&lib, &[PYTHON, "-c", &code]);
+    assert_eq!(out, "b'old\\n' b'kept\\n'\nb'new\\n' b'kept\\n' 0\n");
+}
+
+/// Free blocks of the file system at `m`, as the kernel reports them.
+fn free_blocks(m: &Path) -> u64 {
+    let out = Command::new("stat")
+        .args(["-f", "-c", "%f", m.to_str().unwrap()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn a_removed_file_is_freed_once_its_reader_from_the_table_lets_go() {
+    let test = "a_removed_file_is_freed_once_its_reader_from_the_table_lets_go";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let m = bt.path();
+    let empty = free_blocks(m);
+    let f = m.join("f");
+    std::fs::write(&f, vec![b'x'; 4000]).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for _ in 0..2 {
+        preloaded(&lib, &["cat", f.to_str().unwrap()]);
+    }
+    // A reader holds the file open (from the table) while it is removed,
+    // reads it after, and ends when told.
+    let code = format!(
+        "import os, sys\n\
+         fd = os.open({:?}, os.O_RDONLY)\n\
+         print('open', flush=True)\n\
+         sys.stdin.readline()\n\
+         print(len(os.pread(fd, 8192, 0)), flush=True)\n",
+        f.to_str().unwrap()
+    );
+    let mut reader = Command::new(PYTHON)
+        .args(["-c", &code])
+        .env("LD_PRELOAD", &lib)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(reader.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "open\n");
+    std::fs::remove_file(&f).unwrap();
+    std::io::Write::write_all(reader.stdin.as_mut().unwrap(), b"go\n").unwrap();
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "4000\n", "the reader still reads the removed file");
+    assert!(reader.wait().unwrap().success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while free_blocks(m) != empty {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the removed file was never freed: {}",
+            stats(m)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_child_reads_what_its_parent_opened_from_the_table() {
+    let test = "a_child_reads_what_its_parent_opened_from_the_table";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let m = bt.path();
+    let f = m.join("f");
+    std::fs::write(&f, b"shared\n").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for _ in 0..2 {
+        preloaded(&lib, &["cat", f.to_str().unwrap()]);
+    }
+    // The fd opened from the table is inherited by a forked child and by
+    // a program it runs (its stdin), and the parent reads it after.
+    let code = format!(
+        "import os, subprocess\n\
+         fd = os.open({:?}, os.O_RDONLY)\n\
+         pid = os.fork()\n\
+         if pid == 0:\n\
+         \x20   os._exit(0 if os.pread(fd, 100, 0) == b'shared\\n' else 1)\n\
+         _, st = os.waitpid(pid, 0)\n\
+         print(st, subprocess.run(['cat'], stdin=fd, capture_output=True).stdout, os.pread(fd, 100, 0))",
+        f.to_str().unwrap()
+    );
+    let out = preloaded(&lib, &[PYTHON, "-c", &code]);
+    assert_eq!(out, "0 b'shared\\n' b'shared\\n'\n");
+}

@@ -1,0 +1,310 @@
+//! Opens and `stat`s from the public table (`proto::public`): a process
+//! that has not connected to a mount's daemon opens a small file everyone
+//! may read, or learns the attributes of a published name, without
+//! connecting, from the answers the daemon published in its
+//! generation page's file (`run_dir/dev-MAJOR-MINOR.page`), mapped
+//! read-only here on first use. `cat`, a compiler reading a header, a
+//! script reading its configuration: processes that make a handful of
+//! calls, for whom connecting (~300 µs) cost more than all of them.
+//!
+//! Each name of the path is looked up in the table from the mount's root
+//! and must still hold under the page's change generation, as any stamped
+//! answer must (`metacache::Now::holds_for_name`); the mapped page also
+//! serves as the mount's generation for the process's other caches until
+//! a channel brings it. The open file gets a handle number of its own
+//! ([`TABLE_FH`] set) and the file's bytes, kept as an open's first bytes
+//! are (`opendata`): its reads and `fstat`s are answered as any open's
+//! are while nothing changes, and the first call that needs the daemon
+//! opens the file there by inode number ([`daemon_handle`]).
+//!
+//! While it has such a file open the process holds the page's file locked
+//! shared (`flock`): the daemon then keeps a published file that loses its
+//! last name, as an open file keeps its inode, so that it can still be
+//! opened by number (`fs_core::public` in the daemon).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use proto::public::{Published, Table, DATA_MAX, FILE_LEN, OFFSET};
+use proto::{GenPage, WireAttr};
+
+use crate::metacache::Now;
+use crate::state::{self, TableRt, NO_TABLE};
+use crate::sys;
+
+/// The bit of a handle number that says the file was opened from the
+/// table (the daemon's handles are counters far below it).
+pub(crate) const TABLE_FH: u64 = 1 << 63;
+
+/// The inode number of a mount's root.
+const ROOT_INO: u64 = 1;
+
+/// Seconds after which the daemon updates a read file's atime (relatime).
+const ATIME_DAY: i64 = 24 * 60 * 60;
+
+/// Handle numbers of files opened from the table.
+#[link_section = ".data.btfuse_hot"]
+static NEXT_FH: AtomicU64 = AtomicU64::new(1);
+
+/// `mount`'s table and its generation now, mapping the table on first
+/// use; `None` if there is none or its daemon is gone.
+fn table(mount: usize) -> Option<(&'static Table, Now)> {
+    let rt = &state::MOUNTS[mount].table;
+    if rt.base.load(Ordering::Acquire).is_null() {
+        map(rt, mount);
+    }
+    let page = state::table_page(mount)?;
+    if !page.daemon_alive() {
+        return None;
+    }
+    // SAFETY: the table lies at OFFSET in the mapping the page starts
+    // (`state::table_page`), FILE_LEN bytes, never unmapped.
+    let table = unsafe {
+        &*(page as *const GenPage)
+            .cast::<u8>()
+            .add(OFFSET)
+            .cast::<Table>()
+    };
+    // Acquire: a change the daemon began before (one whose call returned
+    // in another process) is seen.
+    let now = Now::new(page.begun.load(Ordering::Acquire), Some(&page.log));
+    Some((table, now))
+}
+
+/// Maps `mount`'s page file into `rt`, once.
+fn map(rt: &TableRt, mount: usize) {
+    let mapped = open_page(mount).and_then(|fd| {
+        let p = sys::sc!(
+            libc::SYS_mmap,
+            0usize,
+            FILE_LEN,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            fd,
+            0
+        );
+        if p.is_err() {
+            sys::close(fd);
+        }
+        Some((p.ok()? as *mut u8, fd))
+    });
+    let p = mapped.map_or(NO_TABLE, |(p, _)| p);
+    let won = rt
+        .base
+        .compare_exchange(
+            core::ptr::null_mut(),
+            p,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok();
+    match (mapped, won) {
+        (Some((_, fd)), true) => rt.fd.store(fd + 1, Ordering::Relaxed),
+        // Another thread mapped it first.
+        (Some((p, fd)), false) => {
+            // SAFETY: our own mapping, published nowhere.
+            unsafe { sys::munmap(p.cast(), FILE_LEN) };
+            sys::close(fd);
+        }
+        (None, _) => {}
+    }
+}
+
+/// Opens `mount`'s page file (at least [`FILE_LEN`] bytes long), on a
+/// high fd number.
+fn open_page(mount: usize) -> Option<i32> {
+    let dir = state::run_dir();
+    let t = state::table();
+    let m = &t.mounts()[mount];
+    let mut name = [0u8; 32];
+    let n = proto::page_name(m.major, m.minor, &mut name);
+    let mut path = [0u8; 320];
+    let len = dir.len() + 1 + n;
+    path.get(..=len)?;
+    path[..dir.len()].copy_from_slice(dir);
+    path[dir.len()] = b'/';
+    path[dir.len() + 1..len].copy_from_slice(&name[..n]);
+    let fd = sys::open(&path[..=len], libc::O_RDONLY | libc::O_CLOEXEC).ok()?;
+    let big_enough = sys::fstat(fd).is_ok_and(|st| st.st_size as usize >= FILE_LEN);
+    if !big_enough {
+        sys::close(fd);
+        return None;
+    }
+    Some(crate::channel::move_high(fd))
+}
+
+/// The published answer for `path` (relative to `mount`'s root, no `.`
+/// or `..`), if every name of it still holds at `now`.
+fn lookup(t: &Table, now: &Now, path: &[u8]) -> Option<Published> {
+    let mut parent = ROOT_INO;
+    let mut last = None;
+    for name in path.split(|&b| b == b'/').filter(|n| !n.is_empty()) {
+        if name == b"." || name == b".." {
+            return None;
+        }
+        if let Some(p) = last {
+            if !is_dir(&p) {
+                return None;
+            }
+        }
+        let p = t.find(parent, name)?;
+        if !now.holds_for_name(p.stamp, parent, p.ino) {
+            return None;
+        }
+        parent = p.ino;
+        last = Some(p);
+    }
+    let last = last?;
+    // A trailing slash names a directory only.
+    (!path.ends_with(b"/") || is_dir(&last)).then_some(last)
+}
+
+fn is_dir(p: &Published) -> bool {
+    p.attr.mode & libc::S_IFMT == libc::S_IFDIR
+}
+
+/// The attributes of `path` (relative to `mount`'s root) from the table,
+/// as a `Stat` reply would give them (stamped; a published name is a
+/// directory or a regular file, so following or not is the same).
+pub(crate) fn stat(mount: usize, path: &[u8]) -> Option<proto::ops::StatOut> {
+    let (table, now) = table(mount)?;
+    let p = lookup(table, &now, path)?;
+    Some(proto::ops::StatOut {
+        attr: p.attr,
+        stamp: p.stamp,
+        absent: 0,
+        _pad: 0,
+        dir: p.parent,
+    })
+}
+
+/// A read-only open of `path` (relative to `mount`'s root) from the
+/// table: the file's attributes, stamp, bytes (`buf[..n]`) and a handle
+/// number of its own; the caller makes the fd. `None` when the table does
+/// not answer (the call then goes to the daemon as before).
+pub(crate) fn open(
+    mount: usize,
+    path: &[u8],
+    buf: &mut [u8; DATA_MAX],
+) -> Option<(u64, WireAttr, u64, usize)> {
+    let (table, now) = table(mount)?;
+    if !hold_lock(mount) {
+        return None;
+    }
+    let found = lookup(table, &now, path).filter(|p| {
+        p.attr.mode & libc::S_IFMT == libc::S_IFREG
+            && p.data_len.is_some()
+            // A read now would not update the atime (relatime's day).
+            && sys::wall_secs().saturating_sub(p.attr.atime) < ATIME_DAY
+    });
+    let got = found.and_then(|p| Some((p, table.read_data(&p, 0, buf)?)));
+    let Some((p, n)) = got.filter(|(p, n)| Some(*n) == p.data_len) else {
+        closed(mount);
+        return None;
+    };
+    let fh = TABLE_FH | NEXT_FH.fetch_add(1, Ordering::Relaxed);
+    Some((fh, p.attr, p.stamp, n))
+}
+
+/// [`TableRt::open`] while a thread takes or drops the lock (the count
+/// below it is the one before).
+const MOVING: u32 = 1 << 31;
+/// Spins for a lock moving in another thread (or in the code a signal
+/// handler interrupted) before giving up.
+const SPINS: u32 = 10_000;
+
+/// Takes the page file's lock shared for a file about to be opened from
+/// the table (counted in [`TableRt::open`]); `false` if it cannot.
+fn hold_lock(mount: usize) -> bool {
+    let rt = &state::MOUNTS[mount].table;
+    for _ in 0..SPINS {
+        match rt.open.load(Ordering::Acquire) {
+            n if n & MOVING != 0 => core::hint::spin_loop(),
+            0 => {
+                if rt
+                    .open
+                    .compare_exchange(0, MOVING, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    let ok = lock_fd(rt, mount).is_some_and(|fd| {
+                        sys::sc!(libc::SYS_flock, fd, libc::LOCK_SH | libc::LOCK_NB).is_ok()
+                    });
+                    rt.open.store(u32::from(ok), Ordering::Release);
+                    return ok;
+                }
+            }
+            n => {
+                if rt
+                    .open
+                    .compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// The descriptor this process locks the page file on: its own open of
+/// it (a child's inherited one is its parent's, see [`after_fork`]).
+fn lock_fd(rt: &TableRt, mount: usize) -> Option<i32> {
+    let fd = rt.fd.load(Ordering::Relaxed) - 1;
+    if fd >= 0 {
+        return Some(fd);
+    }
+    let fd = open_page(mount)?;
+    rt.fd.store(fd + 1, Ordering::Relaxed);
+    Some(fd)
+}
+
+/// A file opened from the table was closed, or opened at the daemon
+/// instead: the lock goes with the last one.
+pub(crate) fn closed(mount: usize) {
+    let rt = &state::MOUNTS[mount].table;
+    for _ in 0..SPINS {
+        match rt.open.load(Ordering::Acquire) {
+            n if n & MOVING != 0 => core::hint::spin_loop(),
+            1 => {
+                if rt
+                    .open
+                    .compare_exchange(1, MOVING, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    let fd = rt.fd.load(Ordering::Relaxed) - 1;
+                    let _ = sys::sc!(libc::SYS_flock, fd, libc::LOCK_UN);
+                    rt.open.store(0, Ordering::Release);
+                    return;
+                }
+            }
+            n => {
+                if rt
+                    .open
+                    .compare_exchange(n, n.saturating_sub(1), Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+        }
+    }
+    // Interrupted mid-move by this very call (a signal handler closing a
+    // file): the lock stays held until the process ends, which only keeps
+    // unlinked published files a little longer.
+}
+
+/// `fork`'s child handler: the page file's descriptor the child inherited
+/// shares its lock with the parent's (`flock` locks an open file
+/// description), so the child makes its own at its first open from the
+/// table. (The parent's files from the table were handed to the kernel
+/// before the fork: none is the child's.)
+pub(crate) fn after_fork() {
+    for rt in state::MOUNTS.all() {
+        let fd = rt.table.fd.load(Ordering::Relaxed) - 1;
+        if fd >= 0 {
+            sys::close(fd);
+            rt.table.fd.store(0, Ordering::Relaxed);
+            rt.table.open.store(0, Ordering::Relaxed);
+        }
+    }
+}
