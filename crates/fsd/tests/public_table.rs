@@ -240,3 +240,50 @@ fn a_child_reads_what_its_parent_opened_from_the_table() {
     let out = preloaded(&lib, &[PYTHON, "-c", &code]);
     assert_eq!(out, "0 b'shared\\n' b'shared\\n'\n");
 }
+
+/// Runs `argv` preloaded: its exit status and stderr.
+fn preloaded_status(lib: &str, argv: &[&str]) -> (i32, String) {
+    let mut cmd = Command::new(argv[0]);
+    cmd.args(&argv[1..])
+        .env("LD_PRELOAD", lib)
+        .env("LC_ALL", "C");
+    let out = run_timeout(&mut cmd, Duration::from_secs(30));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn absent_names_and_links_are_answered_without_connecting() {
+    let test = "absent_names_and_links_are_answered_without_connecting";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let m = bt.path();
+    let missing = m.join("missing");
+    let path = missing.to_str().unwrap();
+    let want = (1, format!("cat: {path}: No such file or directory\n"));
+    for _ in 0..2 {
+        assert_eq!(preloaded_status(&lib, &["cat", path]), want);
+    }
+    let before = requests(m);
+    assert_eq!(preloaded_status(&lib, &["cat", path]), want);
+    let (code, _) = preloaded_status(&lib, &["stat", path]);
+    assert_eq!(code, 1);
+    assert_eq!(requests(m), before, "{}", stats(m));
+    // `readlink` of a published file: not a link.
+    std::fs::write(m.join("f"), b"x").unwrap();
+    let f = m.join("f");
+    for _ in 0..2 {
+        preloaded(&lib, &["cat", f.to_str().unwrap()]);
+    }
+    let before_link = requests(m);
+    let (code, _) = preloaded_status(&lib, &["readlink", f.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert_eq!(requests(m), before_link, "{}", stats(m));
+    // Created through the kernel: the absent answer is void at once.
+    std::fs::write(&missing, b"here\n").unwrap();
+    assert_eq!(preloaded(&lib, &["cat", path]), "here\n");
+}

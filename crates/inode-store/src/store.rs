@@ -492,26 +492,21 @@ impl Inner {
 
     /// Whether `name` in `parent` is `ino`, a regular file everyone may
     /// read or a directory everyone may list and search, in a directory
-    /// everyone may list and search, reached from the root through such
-    /// directories only, none with extended attributes (so no ACL): what
-    /// any process may learn by asking.
+    /// that is public (see [`Inner::public_dir`]), and has no extended
+    /// attributes (so no ACL): what any process may learn by asking.
     fn public(&self, parent: Ino, name: &[u8], ino: Ino) -> bool {
-        let open_to_all = |ino: Ino, dir_only: bool| {
-            self.attr(ino).is_ok_and(|a| {
-                let bits = match a.kind {
-                    FileKind::Directory => 0o555,
-                    FileKind::Regular if !dir_only => 0o444,
-                    _ => return false,
-                };
-                a.perm & bits == bits && !a.xattrs
-            })
-        };
-        if self.child(parent, name) != Some(ino) || !open_to_all(ino, false) {
-            return false;
-        }
-        let mut cur = parent;
+        self.child(parent, name) == Some(ino)
+            && self.open_to_all(ino, false)
+            && self.public_dir(parent)
+    }
+
+    /// Whether directory `dir` is one everyone may list and search, reached
+    /// from the root through such directories only, none with extended
+    /// attributes: then anyone may learn which names it holds.
+    fn public_dir(&self, dir: Ino) -> bool {
+        let mut cur = dir;
         for _ in 0..=self.nodes.len() {
-            if !open_to_all(cur, true) {
+            if !self.open_to_all(cur, true) {
                 return false;
             }
             if cur == ROOT_INO {
@@ -526,6 +521,20 @@ impl Inner {
             cur = d.parent;
         }
         false
+    }
+
+    /// Whether `ino` is a directory everyone may list and search, or (not
+    /// `dir_only`) a regular file everyone may read, without extended
+    /// attributes.
+    fn open_to_all(&self, ino: Ino, dir_only: bool) -> bool {
+        self.attr(ino).is_ok_and(|a| {
+            let bits = match a.kind {
+                FileKind::Directory => 0o555,
+                FileKind::Regular if !dir_only => 0o444,
+                _ => return false,
+            };
+            a.perm & bits == bits && !a.xattrs
+        })
     }
 
     fn child(&self, parent: Ino, name: &[u8]) -> Option<Ino> {

@@ -45,9 +45,15 @@ const ATIME_DAY: i64 = 24 * 60 * 60;
 #[link_section = ".data.btfuse_hot"]
 static NEXT_FH: AtomicU64 = AtomicU64::new(1);
 
-/// `mount`'s table and its generation now, mapping the table on first
-/// use; `None` if there is none or its daemon is gone.
-fn table(mount: usize) -> Option<(&'static Table, Now)> {
+/// `mount`'s table and its generation now, for a path relative to `base`
+/// (a handle; 0: the mount's root, the only base the table knows) of a
+/// process with no channel to the mount (one that has one asks it), the
+/// table mapped on first use; `None` if there is none or its daemon is
+/// gone.
+fn table(mount: usize, base: u64) -> Option<(&'static Table, Now)> {
+    if base != 0 || crate::channel::in_use(mount) {
+        return None;
+    }
     let rt = &state::MOUNTS[mount].table;
     if rt.base.load(Ordering::Acquire).is_null() {
         map(rt, mount);
@@ -133,22 +139,22 @@ fn open_page(mount: usize) -> Option<i32> {
 }
 
 /// The published answer for `path` (relative to `mount`'s root, no `.`
-/// or `..`), if every name of it still holds at `now`.
+/// or `..`), if every name of it up to the answer still holds at `now`:
+/// the entry of its last name, or of the first name that is absent (`ino`
+/// 0: the path names nothing).
 fn lookup(t: &Table, now: &Now, path: &[u8]) -> Option<Published> {
     let mut parent = ROOT_INO;
-    let mut last = None;
+    let mut last: Option<Published> = None;
     for name in path.split(|&b| b == b'/').filter(|n| !n.is_empty()) {
-        if name == b"." || name == b".." {
+        if name == b"." || name == b".." || last.is_some_and(|p| !is_dir(&p)) {
             return None;
-        }
-        if let Some(p) = last {
-            if !is_dir(&p) {
-                return None;
-            }
         }
         let p = t.find(parent, name)?;
         if !now.holds_for_name(p.stamp, parent, p.ino) {
             return None;
+        }
+        if p.ino == 0 {
+            return Some(p);
         }
         parent = p.ino;
         last = Some(p);
@@ -163,30 +169,58 @@ fn is_dir(p: &Published) -> bool {
 }
 
 /// The attributes of `path` (relative to `mount`'s root) from the table,
-/// as a `Stat` reply would give them (stamped; a published name is a
-/// directory or a regular file, so following or not is the same).
-pub(crate) fn stat(mount: usize, path: &[u8]) -> Option<proto::ops::StatOut> {
-    let (table, now) = table(mount)?;
+/// as a `Stat` reply would give them (stamped; absent, with the
+/// directory it is missing from; a published name is a directory or a
+/// regular file, so following or not is the same).
+pub(crate) fn stat(mount: usize, base: u64, path: &[u8]) -> Option<proto::ops::StatOut> {
+    let (table, now) = table(mount, base)?;
     let p = lookup(table, &now, path)?;
     Some(proto::ops::StatOut {
         attr: p.attr,
         stamp: p.stamp,
-        absent: 0,
+        absent: if p.ino == 0 { libc::ENOENT as u32 } else { 0 },
         _pad: 0,
         dir: p.parent,
     })
 }
 
+/// What `readlink` of `path` answers from the table: the table publishes
+/// no link, so what it shows there is not one (`EINVAL`), or nothing is
+/// there (`ENOENT`).
+pub(crate) fn readlink(mount: usize, base: u64, path: &[u8]) -> Option<i32> {
+    let out = stat(mount, base, path)?;
+    Some(if out.absent != 0 {
+        libc::ENOENT
+    } else {
+        libc::EINVAL
+    })
+}
+
+/// A file opened read-only from the table.
+pub(crate) struct Opened {
+    /// Its handle number (see [`TABLE_FH`]).
+    pub(crate) fh: u64,
+    pub(crate) attr: WireAttr,
+    pub(crate) stamp: u64,
+    /// Its bytes, at the start of the caller's buffer.
+    pub(crate) len: usize,
+}
+
 /// A read-only open of `path` (relative to `mount`'s root) from the
-/// table: the file's attributes, stamp, bytes (`buf[..n]`) and a handle
-/// number of its own; the caller makes the fd. `None` when the table does
-/// not answer (the call then goes to the daemon as before).
+/// table, its bytes read into `buf` (the caller makes the fd), or the
+/// `errno` the table answers (`ENOENT`). `None` when the table does not
+/// answer (the call then goes to the daemon as before).
 pub(crate) fn open(
     mount: usize,
+    base: u64,
     path: &[u8],
     buf: &mut [u8; DATA_MAX],
-) -> Option<(u64, WireAttr, u64, usize)> {
-    let (table, now) = table(mount)?;
+) -> Option<Result<Opened, i32>> {
+    let (table, now) = table(mount, base)?;
+    if lookup(table, &now, path)?.ino == 0 {
+        return Some(Err(libc::ENOENT));
+    }
+    // A file: looked up again once the lock is held (see the module docs).
     if !hold_lock(mount) {
         return None;
     }
@@ -197,12 +231,17 @@ pub(crate) fn open(
             && sys::wall_secs().saturating_sub(p.attr.atime) < ATIME_DAY
     });
     let got = found.and_then(|p| Some((p, table.read_data(&p, 0, buf)?)));
-    let Some((p, n)) = got.filter(|(p, n)| Some(*n) == p.data_len) else {
+    let Some((p, len)) = got.filter(|(p, n)| Some(*n) == p.data_len) else {
         closed(mount);
         return None;
     };
     let fh = TABLE_FH | NEXT_FH.fetch_add(1, Ordering::Relaxed);
-    Some((fh, p.attr, p.stamp, n))
+    Some(Ok(Opened {
+        fh,
+        attr: p.attr,
+        stamp: p.stamp,
+        len,
+    }))
 }
 
 /// [`TableRt::open`] while a thread takes or drops the lock (the count

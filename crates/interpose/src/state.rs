@@ -413,7 +413,7 @@ fn init_inner() -> bool {
     }
     // A registry usually fits here; mountinfo, read only without one, is
     // read straight into a mapping.
-    let mut small = [0u8; 8192];
+    let mut small = [0u8; 2048];
     let Some(text) =
         registry_text(&mut small).or_else(|| mapped::read_file(b"/proc/self/mountinfo\0", &mut []))
     else {
@@ -478,7 +478,7 @@ const SMALL_TABLE: usize = 8192;
 
 /// Storage of a mount table that fits (the usual registry of a few
 /// mounts), saving a new process the `mmap` (measured: 6 µs here).
-#[repr(C, align(4096))]
+#[repr(C, align(64))]
 struct SmallTable([u8; SMALL_TABLE]);
 
 static SMALL: InitOnce<SmallTable> = InitOnce(UnsafeCell::new(SmallTable([0; SMALL_TABLE])));

@@ -89,12 +89,17 @@ impl Handler for Handlers<'_> {
         let (attr, absent, dir) = match self.target_in(req.base, p.path, req.flags) {
             Ok((Ok(attr), dir)) => {
                 if let Some(name) = last_name(p.path) {
-                    self.publish((dir, name), &attr, self.kept(stamp), None);
+                    self.publish((dir, name), Some(&attr), self.kept(stamp), None);
                 }
                 (attr.wire(), 0, dir)
             }
             // A negative answer the client may keep too.
-            Ok((Err(Errno(libc::ENOENT)), dir)) => (WireAttr::default(), libc::ENOENT as u32, dir),
+            Ok((Err(Errno(libc::ENOENT)), dir)) => {
+                if let Some(name) = last_name(p.path) {
+                    self.publish((dir, name), None, self.kept(stamp), None);
+                }
+                (WireAttr::default(), libc::ENOENT as u32, dir)
+            }
             Err(OpError::Errno(Errno(libc::ENOENT))) => {
                 (WireAttr::default(), libc::ENOENT as u32, 0)
             }
@@ -136,6 +141,10 @@ impl Handler for Handlers<'_> {
         let attr = match r.target {
             Ok(_) if excl => return Err(err(libc::EEXIST)),
             Ok(attr) => attr,
+            Err(Errno(libc::ENOENT)) if !creat => {
+                self.publish((r.parent, &r.name), None, self.kept(stamp), None);
+                return Err(err(libc::ENOENT));
+            }
             Err(Errno(libc::ENOENT)) if creat => {
                 if r.trailing_slash {
                     return Err(err(libc::EISDIR));
@@ -396,7 +405,16 @@ impl Handler for Handlers<'_> {
         p: Paths<'_>,
         out: &mut Payload<'_>,
     ) -> OpResult<Done> {
-        let attr = self.walk(req.base, p.path, false)?.found()?;
+        let stamp = self.store.quiet_stamp();
+        let r = self.walk(req.base, p.path, false)?;
+        let found = r.found().ok();
+        // What `readlink` of a file, a directory or nothing answers, the
+        // public table answers too (a compiler reads the links of its
+        // input's path).
+        if found.is_none_or(|a| a.kind != FileKind::Symlink) {
+            self.publish((r.parent, &r.name), found.as_ref(), self.kept(stamp), None);
+        }
+        let attr = r.found()?;
         if attr.kind != FileKind::Symlink {
             return Err(err(libc::EINVAL));
         }

@@ -19,10 +19,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, OnceLock};
 
-use inode_store::{Attr, Ino, Store};
+use inode_store::{Attr, FileKind, Ino, Store};
 use parking_lot::Mutex;
 use proto::changes::{Touched, LISTED};
 use proto::public::{home, Published, Table, DATA_MAX, ENTRIES, NAME_MAX, PROBES};
+use proto::WireAttr;
 
 /// The writer of one daemon's table.
 pub struct Public {
@@ -39,9 +40,10 @@ pub struct Public {
 
 /// What the daemon holds for the table's entries.
 struct Held {
-    /// Per entry: the inode it was last written for (also after a scrub,
-    /// until the entry is reused).
-    by_entry: Vec<Option<Ino>>,
+    /// Per entry: the inode it was last written for (0: an absent name)
+    /// and whether that is a regular file (also after a scrub, until the
+    /// entry is reused).
+    by_entry: Vec<Option<(Ino, bool)>>,
     /// Entries by the inode they were written for.
     by_ino: HashMap<Ino, Vec<u32>>,
     /// Published files the store keeps unlinked for processes that may
@@ -79,11 +81,7 @@ impl Public {
         stamp: u64,
         data: Option<&[u8]>,
     ) {
-        if !self.enabled
-            || stamp == 0
-            || name.len() > NAME_MAX
-            || !store.is_public(parent, name, attr.ino)
-        {
+        if !self.enabled || stamp == 0 || !store.is_public(parent, name, attr.ino) {
             return;
         }
         let data = data.filter(|d| d.len() <= DATA_MAX && d.len() as u64 == attr.size);
@@ -91,6 +89,43 @@ impl Public {
         // bytes (an open renews those).
         let holds_bytes = |p: Published| p.ino == attr.ino && p.data_len.is_some();
         if data.is_none() && self.table.find(parent, name).is_some_and(holds_bytes) {
+            return;
+        }
+        let file = attr.kind == FileKind::Regular;
+        self.write(store, (parent, name), stamp, &attr.wire(), data, file);
+    }
+
+    /// Whether the table says, under `stamp`, that `name` in `parent` is
+    /// `ino`.
+    pub fn holds(&self, (parent, name): (Ino, &[u8]), ino: Ino, stamp: u64) -> bool {
+        stamp != 0
+            && self
+                .table
+                .find(parent, name)
+                .is_some_and(|p| p.ino == ino && p.stamp == stamp)
+    }
+
+    /// Publishes that `parent` has no `name` under `stamp`, if everyone
+    /// may list `parent` (`Store::is_public_dir`).
+    pub fn publish_absent(&self, store: &Store, (parent, name): (Ino, &[u8]), stamp: u64) {
+        if self.enabled && stamp != 0 && store.is_public_dir(parent) {
+            let none = WireAttr::default();
+            self.write(store, (parent, name), stamp, &none, None, false);
+        }
+    }
+
+    /// Writes an entry: `name` in `parent` is `attr.ino` (0: nothing),
+    /// a regular file if `file`.
+    fn write(
+        &self,
+        store: &Store,
+        (parent, name): (Ino, &[u8]),
+        stamp: u64,
+        attr: &WireAttr,
+        data: Option<&[u8]>,
+        file: bool,
+    ) {
+        if name.len() > NAME_MAX {
             return;
         }
         let mut held = self.held.lock();
@@ -101,20 +136,21 @@ impl Public {
         }
         if let Some(i) = self.entry_for(&held, parent, name, attr.ino) {
             held.take(i);
-            self.table.write(i, parent, name, stamp, &attr.wire(), data);
-            held.by_entry[i] = Some(attr.ino);
+            self.table.write(i, parent, name, stamp, attr, data);
+            held.by_entry[i] = Some((attr.ino, file));
             held.by_ino.entry(attr.ino).or_default().push(i as u32);
         }
     }
 
     /// The entry to write `name` in `parent` (inode `ino`) to: the one
-    /// holding that name, else an empty one, else one of the same inode,
-    /// else the name's first; `None` when that one was another file's and
-    /// a process may have it open from the table.
+    /// holding that name, else an empty one, else one whose reuse lets go
+    /// of no file (a directory's, an absent name's, the same file's), else
+    /// the name's first; `None` when that one was another file's and a
+    /// process may have it open from the table.
     fn entry_for(&self, held: &Held, parent: Ino, name: &[u8], ino: Ino) -> Option<usize> {
         let first = home(parent, name);
         let probes = || (0..PROBES).map(move |k| (first + k) % ENTRIES);
-        let drops_none = |i: usize| held.by_entry[i].is_none_or(|e| e == ino);
+        let drops_none = |i: usize| held.by_entry[i].is_none_or(|(e, file)| !file || e == ino);
         let i = self
             .table
             .find(parent, name)
@@ -173,7 +209,7 @@ impl Public {
     /// was published, open to all, and a process may have opened it from
     /// the table. (The open itself is checked against the file's mode.)
     pub fn may_reopen(&self, ino: Ino) -> bool {
-        self.held.lock().by_ino.contains_key(&ino)
+        ino != 0 && self.held.lock().by_ino.contains_key(&ino)
     }
 
     /// Whether the store must keep published file `ino`, which just lost
@@ -243,7 +279,7 @@ impl Public {
 impl Held {
     /// Empties entry `i`'s record.
     fn take(&mut self, i: usize) {
-        let Some(ino) = self.by_entry[i].take() else {
+        let Some((ino, _)) = self.by_entry[i].take() else {
             return;
         };
         if let Some(list) = self.by_ino.get_mut(&ino) {

@@ -575,6 +575,13 @@ impl Store {
         self.tree.read().public(parent, name, ino)
     }
 
+    /// Whether everyone may list directory `dir` and search it and every
+    /// directory above it, none with extended attributes: then which names
+    /// it holds (and lacks) is anyone's to know.
+    pub fn is_public_dir(&self, dir: Ino) -> bool {
+        self.tree.read().public_dir(dir)
+    }
+
     /// Target of a symlink (EINVAL for other kinds).
     pub fn readlink(&self, ino: Ino) -> Result<Vec<u8>> {
         let node = self.tree.read().node(ino)?;

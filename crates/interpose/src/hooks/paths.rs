@@ -9,6 +9,7 @@ use proto::{SetAttrReq, PATH_MAX};
 
 use crate::linkcache;
 use crate::ops::{self, At, Fail};
+use crate::public;
 use crate::real;
 use crate::state::{self, FDS};
 use crate::sys::{self, errno};
@@ -332,6 +333,9 @@ pub(super) unsafe fn readlinkat(
         At::Ours(t) => {
             if n == 0 || n > isize::MAX as usize {
                 return err(libc::EINVAL);
+            }
+            if let Some(e) = public::readlink(t.mount, t.base, t.rel()) {
+                return err(e);
             }
             let readlink = proto::ops::Readlink { base: t.base };
             let r = ops::call_with(t.mount, &readlink, t.rel(), b"", |_, target| {

@@ -41,10 +41,8 @@ pub(crate) fn stat_path(t: &Target, nofollow: bool, raw: Option<&AbsPath>) -> R<
     let prefetch = || siblings::on_miss(t);
     cached(&key, t.base_ino(), raw.as_ref(), prefetch, || {
         // A process with no channel yet: the public table first.
-        if t.base == 0 && !channel::in_use(t.mount) {
-            if let Some(out) = public::stat(t.mount, t.rel()) {
-                return Ok(out);
-            }
+        if let Some(out) = public::stat(t.mount, t.base, t.rel()) {
+            return Ok(out);
         }
         let stat = ops::Stat {
             base: t.base,

@@ -83,6 +83,15 @@ pub(crate) fn placeholder(min: i32, cloexec: bool) -> R<i32> {
         libc::F_DUPFD
     };
     let slot = source();
+    #[link_section = ".data.btfuse_hot"]
+    static FIRST: AtomicBool = AtomicBool::new(true);
+    if min == 0 && slot.load(Ordering::Relaxed) < 0 && FIRST.swap(false, Ordering::Relaxed) {
+        // The process's first: the open itself gives the lowest free
+        // number, as a duplicate would (a process that opens one file,
+        // `cat`, spares the source's three calls; later ones duplicate).
+        let flags = libc::O_PATH | if cloexec { libc::O_CLOEXEC } else { 0 };
+        return sys::open(b"/dev/null\0", flags).map_err(Fail::Errno);
+    }
     for _ in 0..2 {
         let src = nullfd(slot)?;
         match sys::fcntl(src, cmd, min as _) {
@@ -176,24 +185,27 @@ fn open_kept(t: &Target, flags: c_int) -> Option<R<c_int>> {
 /// A read-only open, from the mount's public table (see `public`), by a
 /// process that has no channel to the mount yet.
 fn open_public(t: &Target, flags: c_int) -> Option<R<c_int>> {
-    if !reads_only(flags) || t.base != 0 || channel::in_use(t.mount) {
+    if !reads_only(flags) {
         return None;
     }
     let mut data = [0u8; filecache::DATA_MAX];
-    let (fh, attr, stamp, n) = public::open(t.mount, t.rel(), &mut data)?;
+    let o = match public::open(t.mount, t.base, t.rel(), &mut data)? {
+        Ok(o) => o,
+        Err(e) => return Some(Err(Fail::Errno(e))),
+    };
     let key = opendata::Key {
         mount: t.mount,
-        fh,
-        ino: attr.ino,
+        fh: o.fh,
+        ino: o.attr.ino,
         epoch: state::epoch(),
     };
-    opendata::keep(key, stamp, attr.atime, &data[..n]);
+    opendata::keep(key, o.stamp, o.attr.atime, &data[..o.len]);
     let out = ops::OpenOut {
-        fh,
-        attr,
-        stamp,
+        fh: o.fh,
+        attr: o.attr,
+        stamp: o.stamp,
         dir: 0,
-        data_stamp: stamp,
+        data_stamp: o.stamp,
     };
     Some(install_opened(t, flags, &out))
 }

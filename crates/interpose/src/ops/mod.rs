@@ -38,7 +38,7 @@ pub(crate) use xattr::*;
 
 use core::ffi::{c_char, c_int, c_void};
 use core::mem::{size_of, MaybeUninit};
-use core::sync::atomic::{AtomicI32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use proto::ops::{self, Failure, Operation};
 use proto::{SetAttrReq, WireAttr, WireStatFs, PATH_MAX};

@@ -86,10 +86,13 @@ struct Stream {
 
 const CLAIMED: usize = 1;
 
+/// All zero (a free slot's fd is never read: `claim` sets it), so that the
+/// table lies in `.bss` and costs a process nothing until used (64 KiB of
+/// `.data` made the loader zero the tail of a page of its own).
 static STREAMS: [Stream; NSTREAMS] = [const {
     Stream {
         file: AtomicUsize::new(0),
-        fd: AtomicI32::new(-1),
+        fd: AtomicI32::new(0),
         big: AtomicU32::new(0),
     }
 }; NSTREAMS];

@@ -195,7 +195,7 @@ impl Handlers<'_> {
         match self.whole_file(fh, attr, &mut buf) {
             Some((n, stamp, at)) if out.put(&buf[..n]).is_ok() => {
                 self.transferred.read = n as u64;
-                self.publish(entry, &at, stamp, Some(&buf[..n]));
+                self.publish(entry, Some(&at), stamp, Some(&buf[..n]));
                 stamp
             }
             _ => 0,
@@ -204,28 +204,35 @@ impl Handlers<'_> {
 
     /// Publishes (see `fs_core::public`) that `name` in `parent` is
     /// `attr.ino` under `stamp`, with all the file's bytes `data` if
-    /// given, and the directories from `parent` up to the root under the
-    /// same stamp: a process that has not connected then finds the path
-    /// from the root. Nothing if the ring door publishes nothing.
+    /// given (`attr` `None`: that there is no such name), and the
+    /// directories from `parent` up to the root: a process that has not
+    /// connected then finds the path from the root. Nothing if the ring
+    /// door publishes nothing.
     pub(super) fn publish(
         &self,
         (parent, name): (Ino, &[u8]),
-        attr: &Attr,
+        attr: Option<&Attr>,
         stamp: u64,
         data: Option<&[u8]>,
     ) {
         let Some(public) = self.public else {
             return;
         };
-        public.publish(self.store, (parent, name), attr, stamp, data);
+        match attr {
+            Some(attr) => public.publish(self.store, (parent, name), attr, stamp, data),
+            None => public.publish_absent(self.store, (parent, name), stamp),
+        }
         let mut dir = parent;
         while let Some((up, name)) = self.store.dir_link(dir) {
             // Stamped anew: the file's bytes may carry an older stamp.
             let stamp = self.store.quiet_stamp().unwrap_or(0);
-            let Ok(attr) = self.store.getattr(dir) else {
-                return;
-            };
-            public.publish(self.store, (up, &name), &attr, stamp, None);
+            // Not written again if published under this very stamp.
+            if !public.holds((up, &name), dir, stamp) {
+                let Ok(attr) = self.store.getattr(dir) else {
+                    return;
+                };
+                public.publish(self.store, (up, &name), &attr, stamp, None);
+            }
             dir = up;
         }
     }
