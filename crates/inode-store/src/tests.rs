@@ -8,6 +8,7 @@ use crate::*;
 mod data;
 mod names;
 mod permissions;
+mod public;
 mod readdir;
 mod rename;
 mod threads;

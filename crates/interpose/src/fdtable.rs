@@ -328,7 +328,14 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
     }
 
     fn take(map: &[AtomicU32; NFD], fd: i32) -> Option<OfdRef> {
-        let prev = word(map, fd)?.swap(0, Ordering::AcqRel);
+        let word = word(map, fd)?;
+        // Looked at first: a swap writes even a 0 back, and the first
+        // write to the map's page is a page fault of its own (every
+        // process closes fds that are not ours).
+        if word.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let prev = word.swap(0, Ordering::AcqRel);
         (prev != 0).then(|| OfdRef { idx: prev - 1 })
     }
 

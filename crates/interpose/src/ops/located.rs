@@ -20,7 +20,7 @@
 //! number twice, so a match is the same directory.
 
 use core::ffi::c_int;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use proto::ops;
 
@@ -58,6 +58,7 @@ pub(crate) fn shadow(t: &Target, flags: c_int, k: c_int) {
         // between may have made them different directories.
         match (kernel_ino(k, t.mount) == Some(attr.ino)).then(|| FDS.alloc(init)) {
             Some(Some(r)) => {
+                ANY.store(true, Ordering::Relaxed);
                 if let Some(prev) = FDS.install_located(k, r) {
                     put(prev);
                 }
@@ -68,9 +69,23 @@ pub(crate) fn shadow(t: &Target, flags: c_int, k: c_int) {
     sys::set_errno(saved);
 }
 
+/// Whether this process ever shadowed a kernel fd: until then the fd
+/// table's map of shadows is not looked at (its page would be a page
+/// fault of every process that closes an fd).
+#[link_section = ".data.btfuse_hot"]
+static ANY: AtomicBool = AtomicBool::new(false);
+
+/// Whether kernel fd `fd` has a shadow now.
+pub(crate) fn is_located(fd: c_int) -> bool {
+    ANY.load(Ordering::Relaxed) && FDS.is_located(fd)
+}
+
 /// The shadow of kernel fd `dirfd` (a counted reference), if it has one
 /// and `dirfd` still is that directory; a stale shadow is dropped.
 pub(crate) fn located_dir(dirfd: c_int) -> Option<OfdRef> {
+    if !ANY.load(Ordering::Relaxed) {
+        return None;
+    }
     let r = FDS.get_located(dirfd)?;
     let o = FDS.ofd(r.idx);
     let mount = o.mount.load(Ordering::Relaxed) as usize;
@@ -86,7 +101,7 @@ pub(crate) fn located_dir(dirfd: c_int) -> Option<OfdRef> {
 
 /// Drops the shadow of kernel fd `fd` (being closed or replaced).
 pub(crate) fn forget_located(fd: c_int) {
-    if FDS.is_located(fd) {
+    if is_located(fd) {
         if let Some(r) = FDS.remove_located(fd) {
             put(r);
         }

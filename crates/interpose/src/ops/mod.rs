@@ -183,7 +183,7 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char, t: &mut Target) -> At<'
         return At::Real;
     }
     let dir_ours = dirfd != libc::AT_FDCWD && FDS.is_ours(dirfd);
-    let dir_located = !dir_ours && dirfd >= 0 && FDS.is_located(dirfd);
+    let dir_located = !dir_ours && dirfd >= 0 && is_located(dirfd);
     let Ok(first) = uaccess::read_val(p) else {
         return At::Real;
     };
