@@ -287,3 +287,25 @@ fn absent_names_and_links_are_answered_without_connecting() {
     std::fs::write(&missing, b"here\n").unwrap();
     assert_eq!(preloaded(&lib, &["cat", path]), "here\n");
 }
+
+#[test]
+fn a_dangling_link_is_never_published_as_absent() {
+    let test = "a_dangling_link_is_never_published_as_absent";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let m = bt.path();
+    std::os::unix::fs::symlink("missing", m.join("dangling")).unwrap();
+    let link = m.join("dangling");
+    let path = link.to_str().unwrap();
+    // `stat -L` follows the link to nothing: ENOENT, for the target's name.
+    for _ in 0..2 {
+        assert_eq!(preloaded_status(&lib, &["stat", "-L", path]).0, 1);
+    }
+    assert_eq!(preloaded(&lib, &["readlink", path]), "missing\n");
+    assert_eq!(
+        preloaded(&lib, &["stat", "-c", "%F", path]),
+        "symbolic link\n"
+    );
+}

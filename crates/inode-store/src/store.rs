@@ -500,6 +500,12 @@ impl Inner {
             && self.public_dir(parent)
     }
 
+    /// Whether `parent` has no `name` and is public (see
+    /// [`Inner::public_dir`]): anyone may learn that it has none.
+    fn public_absence(&self, parent: Ino, name: &[u8]) -> bool {
+        self.child(parent, name).is_none() && self.public_dir(parent)
+    }
+
     /// Whether directory `dir` is one everyone may list and search, reached
     /// from the root through such directories only, none with extended
     /// attributes: then anyone may learn which names it holds.

@@ -24,7 +24,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use proto::public::{Published, Table, DATA_MAX, FILE_LEN, OFFSET};
+use proto::public::{Published, Table, DATA_MAX, FILE_LEN, LAYOUT, OFFSET, TOKEN_BITS};
 use proto::{GenPage, WireAttr};
 
 use crate::metacache::Now;
@@ -32,8 +32,16 @@ use crate::state::{self, TableRt, NO_TABLE};
 use crate::sys;
 
 /// The bit of a handle number that says the file was opened from the
-/// table (the daemon's handles are counters far below it).
+/// table (the daemon's handles are counters far below it). Below it, a
+/// count of this process's opens from the table (each open's number is
+/// its own) above the entry's token ([`token`]).
 pub(crate) const TABLE_FH: u64 = 1 << 63;
+
+/// The token of the table's entry a file was opened from, in its handle
+/// number (see [`TABLE_FH`]): what `OpenInode` asks with.
+pub(crate) fn token(fh: u64) -> u64 {
+    fh & ((1 << TOKEN_BITS) - 1)
+}
 
 /// The inode number of a mount's root.
 const ROOT_INO: u64 = 1;
@@ -59,7 +67,9 @@ fn table(mount: usize, base: u64) -> Option<(&'static Table, Now)> {
         map(rt, mount);
     }
     let page = state::table_page(mount)?;
-    if !page.daemon_alive() {
+    // A daemon that is gone, or one whose file holds no table of this
+    // library's layout (another version, or no room for it).
+    if !page.daemon_alive() || page.layout.load(Ordering::Acquire) != LAYOUT {
         return None;
     }
     // SAFETY: the table lies at OFFSET in the mapping the page starts
@@ -93,6 +103,17 @@ fn map(rt: &TableRt, mount: usize) {
         }
         Some((p.ok()? as *mut u8, fd))
     });
+    // The descriptor first, kept unless another thread's is there: a
+    // thread that sees the mapping finds a descriptor to lock on.
+    if let Some((_, fd)) = mapped {
+        if rt
+            .fd
+            .compare_exchange(0, fd + 1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            sys::close(fd);
+        }
+    }
     let p = mapped.map_or(NO_TABLE, |(p, _)| p);
     let won = rt
         .base
@@ -103,15 +124,10 @@ fn map(rt: &TableRt, mount: usize) {
             Ordering::Acquire,
         )
         .is_ok();
-    match (mapped, won) {
-        (Some((_, fd)), true) => rt.fd.store(fd + 1, Ordering::Relaxed),
+    if let (Some((p, _)), false) = (mapped, won) {
         // Another thread mapped it first.
-        (Some((p, fd)), false) => {
-            // SAFETY: our own mapping, published nowhere.
-            unsafe { sys::munmap(p.cast(), FILE_LEN) };
-            sys::close(fd);
-        }
-        (None, _) => {}
+        // SAFETY: our own mapping, published nowhere.
+        unsafe { sys::munmap(p.cast(), FILE_LEN) };
     }
 }
 
@@ -216,14 +232,20 @@ pub(crate) fn open(
     path: &[u8],
     buf: &mut [u8; DATA_MAX],
 ) -> Option<Result<Opened, i32>> {
-    let (table, now) = table(mount, base)?;
-    if lookup(table, &now, path)?.ino == 0 {
+    let (t, now) = table(mount, base)?;
+    if lookup(t, &now, path)?.ino == 0 {
         return Some(Err(libc::ENOENT));
     }
-    // A file: looked up again once the lock is held (see the module docs).
+    // A file: looked up again once the lock is held, under the generation
+    // read then (see the module docs): a change that began before the
+    // lock was taken, an unlink that let the file go, voids the answer.
     if !hold_lock(mount) {
         return None;
     }
+    let Some((table, now)) = table(mount, base) else {
+        closed(mount);
+        return None;
+    };
     let found = lookup(table, &now, path).filter(|p| {
         p.attr.mode & libc::S_IFMT == libc::S_IFREG
             && p.data_len.is_some()
@@ -231,11 +253,12 @@ pub(crate) fn open(
             && sys::wall_secs().saturating_sub(p.attr.atime) < ATIME_DAY
     });
     let got = found.and_then(|p| Some((p, table.read_data(&p, 0, buf)?)));
-    let Some((p, len)) = got.filter(|(p, n)| Some(*n) == p.data_len) else {
+    let Some((p, len)) = got.filter(|(p, n)| Some(*n) == p.data_len && p.token != 0) else {
         closed(mount);
         return None;
     };
-    let fh = TABLE_FH | NEXT_FH.fetch_add(1, Ordering::Relaxed);
+    let opens = NEXT_FH.fetch_add(1, Ordering::Relaxed) & ((1 << (63 - TOKEN_BITS)) - 1);
+    let fh = TABLE_FH | opens << TOKEN_BITS | p.token;
     Some(Ok(Opened {
         fh,
         attr: p.attr,
@@ -293,8 +316,16 @@ fn lock_fd(rt: &TableRt, mount: usize) -> Option<i32> {
         return Some(fd);
     }
     let fd = open_page(mount)?;
-    rt.fd.store(fd + 1, Ordering::Relaxed);
-    Some(fd)
+    match rt
+        .fd
+        .compare_exchange(0, fd + 1, Ordering::AcqRel, Ordering::Acquire)
+    {
+        Ok(_) => Some(fd),
+        Err(other) => {
+            sys::close(fd);
+            Some(other - 1)
+        }
+    }
 }
 
 /// A file opened from the table was closed, or opened at the daemon

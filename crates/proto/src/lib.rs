@@ -222,8 +222,11 @@ pub struct GenPage {
     pub begun: core::sync::atomic::AtomicU64,
     /// Changes finished.
     pub ended: core::sync::atomic::AtomicU64,
+    /// [`public::LAYOUT`] once the daemon made the file (0 before): a
+    /// process that maps the file by its name reads the table only then.
+    pub layout: core::sync::atomic::AtomicU64,
     /// Keeps `alive` on a cache line of its own.
-    pub _pad: [u64; 6],
+    pub _pad: [u64; 5],
     /// The daemon's liveness word (see above): its owner's thread id while
     /// the daemon lives.
     pub alive: core::sync::atomic::AtomicU32,

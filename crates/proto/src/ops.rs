@@ -788,14 +788,17 @@ operations! {
 
     /// Opens regular file `ino` read-only again, for a process that opened
     /// it from the public table ([`crate::public`]) and now needs a handle
-    /// (the file changed, or the process hands it to the kernel): only an
-    /// inode the table keeps a handle of, which everyone could open when
-    /// it was published, even if it has no name left since (as an open
-    /// file keeps it); the file's mode must still let the caller read it.
-    /// `ESTALE` for any other inode.
+    /// (the file changed, or the process hands it to the kernel). `token`
+    /// is the one the table's entry carried: it proves that the caller
+    /// could read the entry's bytes, which everyone could open while it
+    /// was published, so the open is granted as that open would have been
+    /// (as an fd opened then still reads after a `chmod` or an unlink),
+    /// until the entry is reused. `ESTALE` for any other inode or token.
     OpenInode = 34, fn open_inode, paths 0, {
         /// The inode.
         pub ino: u64,
+        /// The entry's token ([`crate::public::Published::token`]).
+        pub token: u64,
     } -> OpenOut;
 }
 

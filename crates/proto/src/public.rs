@@ -26,6 +26,10 @@ use core::sync::atomic::{fence, AtomicU64, Ordering};
 
 use crate::wire::{bytes_of, decode, WireAttr};
 
+/// What [`GenPage::layout`](crate::GenPage) says once the file holds this
+/// table: a magic number and the layout's version.
+pub const LAYOUT: u64 = 0x6274_7075_6200_0001;
+
 /// Entries in the table (a power of two).
 pub const ENTRIES: usize = 1024;
 /// Entries a name may sit in, from the one its hash picks.
@@ -47,8 +51,13 @@ const STAMP: usize = 3;
 const META: usize = 4;
 const ATTR: usize = 5;
 const NAME: usize = ATTR + ATTR_WORDS;
+/// The entry's token (0 unless it holds bytes).
+const TOKEN: usize = NAME + NAME_MAX / 8;
 const WORDS: usize = 32;
-const _: () = assert!(NAME + NAME_MAX / 8 <= WORDS);
+const _: () = assert!(TOKEN < WORDS);
+
+/// The bits of a token ([`Published::token`]).
+pub const TOKEN_BITS: u32 = 48;
 
 /// One entry: a cache line group of words (see the module docs).
 #[repr(C, align(64))]
@@ -93,6 +102,10 @@ pub struct Published {
     pub attr: WireAttr,
     /// How many bytes of the file the entry holds (all of them), if any.
     pub data_len: Option<usize>,
+    /// For an entry that holds bytes, a random number of [`TOKEN_BITS`]
+    /// that lets whoever read it open the file by inode number
+    /// (`ops::OpenInode`); 0 otherwise.
+    pub token: u64,
 }
 
 /// The first entry a name may sit in.
@@ -159,6 +172,7 @@ impl Table {
                 0 => None,
                 n => Some((n - 1) as usize).filter(|&n| n <= DATA_MAX),
             },
+            token: e[TOKEN].load(Ordering::Relaxed),
         };
         self.still(&found).then_some(found)
     }
@@ -187,7 +201,8 @@ impl Table {
 
     /// Writes entry `i` (the daemon, one writer at a time): `name` in
     /// `parent` is `attr.ino` with `attr` under `stamp`, and, for a small
-    /// file, `data` are all its bytes.
+    /// file, `data` are all its bytes, opened again by `token`.
+    #[allow(clippy::too_many_arguments)]
     pub fn write(
         &self,
         i: usize,
@@ -196,9 +211,11 @@ impl Table {
         stamp: u64,
         attr: &WireAttr,
         data: Option<&[u8]>,
+        token: u64,
     ) {
         assert!(!name.is_empty() && name.len() <= NAME_MAX);
         let e = &self.entries[i].words;
+        let held = self.held_words(i);
         let seq = self.begin(i);
         e[PARENT].store(parent, Ordering::Relaxed);
         e[INO].store(attr.ino, Ordering::Relaxed);
@@ -212,13 +229,21 @@ impl Table {
         for (k, w) in name_words(name).into_iter().enumerate() {
             e[NAME + k].store(w, Ordering::Relaxed);
         }
-        if let (Some(d), Some(_)) = (data, data_len) {
-            let words = &self.data[i].words;
-            for (k, c) in d.chunks(8).enumerate() {
-                let mut b = [0u8; 8];
-                b[..c.len()].copy_from_slice(c);
-                words[k].store(u64::from_ne_bytes(b), Ordering::Relaxed);
-            }
+        e[TOKEN].store(
+            if data_len.is_some() { token } else { 0 },
+            Ordering::Relaxed,
+        );
+        // The bytes, then zeros over what the entry held before past
+        // them: nothing an earlier answer held stays readable in the file.
+        let d = data.filter(|_| data_len.is_some()).unwrap_or(&[]);
+        let words = &self.data[i].words;
+        for (k, c) in d.chunks(8).enumerate() {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            words[k].store(u64::from_ne_bytes(b), Ordering::Relaxed);
+        }
+        for w in words.iter().take(held).skip(d.len().div_ceil(8)) {
+            w.store(0, Ordering::Relaxed);
         }
         // Release: every word above is visible before the new sequence.
         e[SEQ].store(seq + 2, Ordering::Release);
@@ -227,15 +252,25 @@ impl Table {
     /// Empties entry `i` and wipes what it held (the daemon).
     pub fn clear(&self, i: usize) {
         let e = &self.entries[i].words;
+        let held = self.held_words(i);
         let seq = self.begin(i);
         for w in &e[SEQ + 1..] {
             w.store(0, Ordering::Relaxed);
         }
-        for w in &self.data[i].words {
+        for w in self.data[i].words.iter().take(held) {
             w.store(0, Ordering::Relaxed);
         }
         // Release: the wipe is visible before the new sequence.
         e[SEQ].store(seq + 2, Ordering::Release);
+    }
+
+    /// Words of entry `i`'s bytes area it holds now (the daemon, which
+    /// writes it).
+    fn held_words(&self, i: usize) -> usize {
+        match self.entries[i].words[META].load(Ordering::Relaxed) >> 32 {
+            0 => 0,
+            n => ((n - 1) as usize).min(DATA_MAX).div_ceil(8),
+        }
     }
 
     /// Whether entry `i` holds an answer (the daemon, which writes it).

@@ -38,12 +38,6 @@ fn err(e: i32) -> OpError {
     OpError::Errno(Errno(e))
 }
 
-/// The last name of `path` (trailing slashes ignored), unless `.` or `..`.
-fn last_name(path: &[u8]) -> Option<&[u8]> {
-    let name = path.split(|&b| b == b'/').rev().find(|n| !n.is_empty())?;
-    (name != b"." && name != b"..").then_some(name)
-}
-
 /// File bytes the last request moved, for the door's metrics.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Transferred {
@@ -87,23 +81,19 @@ impl Handler for Handlers<'_> {
     fn stat(&mut self, req: &ops::Stat, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<StatOut> {
         let stamp = self.store.quiet_stamp();
         let (attr, absent, dir) = match self.target_in(req.base, p.path, req.flags) {
-            Ok((Ok(attr), dir)) => {
-                if let Some(name) = last_name(p.path) {
-                    self.publish((dir, name), Some(&attr), self.kept(stamp), None);
-                }
+            Ok((Ok(attr), dir, name)) => {
+                self.publish((dir, &name), Some(&attr), self.kept(stamp), None);
                 (attr.wire(), 0, dir)
             }
             // A negative answer the client may keep too.
-            Ok((Err(Errno(libc::ENOENT)), dir)) => {
-                if let Some(name) = last_name(p.path) {
-                    self.publish((dir, name), None, self.kept(stamp), None);
-                }
+            Ok((Err(Errno(libc::ENOENT)), dir, name)) => {
+                self.publish((dir, &name), None, self.kept(stamp), None);
                 (WireAttr::default(), libc::ENOENT as u32, dir)
             }
             Err(OpError::Errno(Errno(libc::ENOENT))) => {
                 (WireAttr::default(), libc::ENOENT as u32, 0)
             }
-            Ok((Err(e), _)) => return Err(e.into()),
+            Ok((Err(e), _, _)) => return Err(e.into()),
             Err(e) => return Err(e),
         };
         Ok(StatOut {
@@ -370,7 +360,10 @@ impl Handler for Handlers<'_> {
         _: Paths<'_>,
         _: &mut Payload<'_>,
     ) -> OpResult<OpenOut> {
-        if !self.public.is_some_and(|p| p.may_reopen(req.ino)) {
+        if !self
+            .public
+            .is_some_and(|p| p.may_reopen(req.ino, req.token))
+        {
             return Err(err(libc::ESTALE));
         }
         self.client.room_for_handle()?;
@@ -378,9 +371,11 @@ impl Handler for Handlers<'_> {
         if self.store.getattr(req.ino)?.kind != FileKind::Regular {
             return Err(err(libc::ESTALE));
         }
+        // Granted as the open the token stands for was (see the op): the
+        // file was readable by all then, whatever its mode says now.
         let fh = self
             .store
-            .open(&self.client.creds, req.ino, libc::O_RDONLY)?;
+            .open(&inode_store::Creds::root(), req.ino, libc::O_RDONLY)?;
         self.client.adopt(fh, HandleKind::File);
         Ok(OpenOut {
             fh: fh.0,

@@ -9,20 +9,24 @@
 //! published file that loses its last name and handle is kept by the
 //! store (`Store::keep_unlinked`), as an open file keeps its inode, and
 //! no entry is reused for another file: such a process that later needs
-//! the daemon (the file changed) opens it again by inode number
-//! ([`Public::may_reopen`]). Kept files are freed once nobody holds the
-//! lock, by a thread of their own ([`Public::start_settler`]).
+//! the daemon (the file changed) opens it again by inode number and the
+//! entry's random token, which only a reader of the entry knows
+//! ([`Public::may_reopen`]). Kept files (at most the table's entries of
+//! at most 4 KiB each, whoever holds the lock) are freed once nobody
+//! holds it, by a thread of their own ([`Public::start_settler`]).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, OnceLock};
 
 use inode_store::{Attr, FileKind, Ino, Store};
 use parking_lot::Mutex;
 use proto::changes::{Touched, LISTED};
-use proto::public::{home, Published, Table, DATA_MAX, ENTRIES, NAME_MAX, PROBES};
+use proto::public::{home, Published, Table, DATA_MAX, ENTRIES, NAME_MAX, PROBES, TOKEN_BITS};
 use proto::WireAttr;
 
 /// The writer of one daemon's table.
@@ -30,20 +34,29 @@ pub struct Public {
     table: &'static Table,
     /// The daemon's own descriptor of the table's file (its lock).
     lock: OwnedFd,
-    /// Whether anything is published (`false`: a mount only its owner
-    /// may use, or a read-only one, whose answers are not everyone's).
-    enabled: bool,
     held: Mutex<Held>,
     /// Wakes the thread that frees kept files.
     settler: OnceLock<SyncSender<()>>,
+    /// Tokens: a keyed hash (random keys) of a counter.
+    token_keys: std::collections::hash_map::RandomState,
+    tokens_made: AtomicU64,
+}
+
+/// What the daemon last wrote to an entry (kept after a scrub, until the
+/// entry is reused).
+#[derive(Clone, Copy)]
+struct Written {
+    /// The inode (0: an absent name).
+    ino: Ino,
+    /// The entry's token: not 0 if it held the file's bytes (a process
+    /// may have the file open from the table).
+    token: u64,
 }
 
 /// What the daemon holds for the table's entries.
 struct Held {
-    /// Per entry: the inode it was last written for (0: an absent name)
-    /// and whether that is a regular file (also after a scrub, until the
-    /// entry is reused).
-    by_entry: Vec<Option<(Ino, bool)>>,
+    /// Per entry: what it was last written with.
+    by_entry: Vec<Option<Written>>,
     /// Entries by the inode they were written for.
     by_ino: HashMap<Ino, Vec<u32>>,
     /// Published files the store keeps unlinked for processes that may
@@ -52,20 +65,20 @@ struct Held {
 }
 
 impl Public {
-    /// The writer of `table` (in the file `lock` is open on); `enabled`:
-    /// whether every process that may use the mount may see its public
-    /// entries.
-    pub fn new(table: &'static Table, lock: OwnedFd, enabled: bool) -> Public {
+    /// The writer of `table` (in the file `lock` is open on), for a mount
+    /// every user may use and reach (the daemon makes none otherwise).
+    pub fn new(table: &'static Table, lock: OwnedFd) -> Public {
         Public {
             table,
             lock,
-            enabled,
             held: Mutex::new(Held {
                 by_entry: vec![None; ENTRIES],
                 by_ino: HashMap::new(),
                 kept: Vec::new(),
             }),
             settler: OnceLock::new(),
+            token_keys: std::collections::hash_map::RandomState::new(),
+            tokens_made: AtomicU64::new(0),
         }
     }
 
@@ -81,7 +94,7 @@ impl Public {
         stamp: u64,
         data: Option<&[u8]>,
     ) {
-        if !self.enabled || stamp == 0 || !store.is_public(parent, name, attr.ino) {
+        if stamp == 0 || !store.is_public(parent, name, attr.ino) {
             return;
         }
         let data = data.filter(|d| d.len() <= DATA_MAX && d.len() as u64 == attr.size);
@@ -91,8 +104,11 @@ impl Public {
         if data.is_none() && self.table.find(parent, name).is_some_and(holds_bytes) {
             return;
         }
-        let file = attr.kind == FileKind::Regular;
-        self.write(store, (parent, name), stamp, &attr.wire(), data, file);
+        let token = match (attr.kind, data) {
+            (FileKind::Regular, Some(_)) => self.token(),
+            _ => 0,
+        };
+        self.write(store, (parent, name), stamp, &attr.wire(), data, token);
     }
 
     /// Whether the table says, under `stamp`, that `name` in `parent` is
@@ -105,17 +121,24 @@ impl Public {
                 .is_some_and(|p| p.ino == ino && p.stamp == stamp)
     }
 
-    /// Publishes that `parent` has no `name` under `stamp`, if everyone
-    /// may list `parent` (`Store::is_public_dir`).
+    /// Publishes that `parent` has no `name` under `stamp`, if it has
+    /// none and everyone may list `parent` (`Store::is_public_absence`).
     pub fn publish_absent(&self, store: &Store, (parent, name): (Ino, &[u8]), stamp: u64) {
-        if self.enabled && stamp != 0 && store.is_public_dir(parent) {
+        if stamp != 0 && store.is_public_absence(parent, name) {
             let none = WireAttr::default();
-            self.write(store, (parent, name), stamp, &none, None, false);
+            self.write(store, (parent, name), stamp, &none, None, 0);
         }
     }
 
+    /// A new token: [`TOKEN_BITS`] bits, never 0, unguessable.
+    fn token(&self) -> u64 {
+        let mut h = self.token_keys.build_hasher();
+        h.write_u64(self.tokens_made.fetch_add(1, Ordering::Relaxed));
+        (h.finish() & ((1 << TOKEN_BITS) - 1)).max(1)
+    }
+
     /// Writes an entry: `name` in `parent` is `attr.ino` (0: nothing),
-    /// a regular file if `file`.
+    /// with the file's bytes `data` opened again by `token` (0: none).
     fn write(
         &self,
         store: &Store,
@@ -123,7 +146,7 @@ impl Public {
         stamp: u64,
         attr: &WireAttr,
         data: Option<&[u8]>,
-        file: bool,
+        token: u64,
     ) {
         if name.len() > NAME_MAX {
             return;
@@ -136,8 +159,11 @@ impl Public {
         }
         if let Some(i) = self.entry_for(&held, parent, name, attr.ino) {
             held.take(i);
-            self.table.write(i, parent, name, stamp, attr, data);
-            held.by_entry[i] = Some((attr.ino, file));
+            self.table.write(i, parent, name, stamp, attr, data, token);
+            held.by_entry[i] = Some(Written {
+                ino: attr.ino,
+                token,
+            });
             held.by_ino.entry(attr.ino).or_default().push(i as u32);
         }
     }
@@ -150,7 +176,7 @@ impl Public {
     fn entry_for(&self, held: &Held, parent: Ino, name: &[u8], ino: Ino) -> Option<usize> {
         let first = home(parent, name);
         let probes = || (0..PROBES).map(move |k| (first + k) % ENTRIES);
-        let drops_none = |i: usize| held.by_entry[i].is_none_or(|(e, file)| !file || e == ino);
+        let drops_none = |i: usize| held.by_entry[i].is_none_or(|w| w.token == 0 || w.ino == ino);
         let i = self
             .table
             .find(parent, name)
@@ -179,9 +205,6 @@ impl Public {
     /// no longer be public. Runs at the end of every change, before it
     /// counts as ended (`Store::watch_changes`): it must not call the store.
     pub fn scrub(&self, touched: Touched<'_>) {
-        if !self.enabled {
-            return;
-        }
         let held = self.held.lock();
         if held.by_ino.is_empty() {
             return;
@@ -197,27 +220,32 @@ impl Public {
             Touched::Inodes(inodes) => {
                 for ino in inodes.iter().filter(|&&i| i & LISTED == 0) {
                     for &i in held.by_ino.get(ino).into_iter().flatten() {
-                        self.table.clear(i as usize);
+                        if self.table.occupied(i as usize) {
+                            self.table.clear(i as usize);
+                        }
                     }
                 }
             }
         }
     }
 
-    /// Whether a client may open inode `ino` by its number
-    /// (`proto::ops::OpenInode`): the table keeps a handle of it, so it
-    /// was published, open to all, and a process may have opened it from
-    /// the table. (The open itself is checked against the file's mode.)
-    pub fn may_reopen(&self, ino: Ino) -> bool {
-        ino != 0 && self.held.lock().by_ino.contains_key(&ino)
+    /// Whether a client may open inode `ino` by its number with `token`
+    /// (`proto::ops::OpenInode`): an entry the table has not reused since
+    /// held the file's bytes under that token, so the caller read the
+    /// entry, and could have opened the file, public then, as it is kept
+    /// open from the table.
+    pub fn may_reopen(&self, ino: Ino, token: u64) -> bool {
+        let held = self.held.lock();
+        token != 0 && held.openable(ino, |w| w.token == token)
     }
 
     /// Whether the store must keep published file `ino`, which just lost
-    /// its last name and handle: a process may have it open from the
-    /// table (`Store::keep_unlinked`; runs under the store's locks).
+    /// its last name and handle: an entry held its bytes, so a process may
+    /// have it open from the table (`Store::keep_unlinked`; runs under the
+    /// store's locks).
     pub fn keeps(&self, ino: Ino) -> bool {
         let mut held = self.held.lock();
-        let keep = held.by_ino.contains_key(&ino) && !self.nobody_holds_files();
+        let keep = held.openable(ino, |_| true) && !self.nobody_holds_files();
         if keep && !held.kept.contains(&ino) {
             held.kept.push(ino);
             if let Some(wake) = self.settler.get() {
@@ -279,7 +307,7 @@ impl Public {
 impl Held {
     /// Empties entry `i`'s record.
     fn take(&mut self, i: usize) {
-        let Some((ino, _)) = self.by_entry[i].take() else {
+        let Some(Written { ino, .. }) = self.by_entry[i].take() else {
             return;
         };
         if let Some(list) = self.by_ino.get_mut(&ino) {
@@ -288,5 +316,15 @@ impl Held {
                 self.by_ino.remove(&ino);
             }
         }
+    }
+
+    /// Whether an entry written for `ino` held its bytes (a token) and
+    /// satisfies `also`.
+    fn openable(&self, ino: Ino, also: impl Fn(&Written) -> bool) -> bool {
+        self.by_ino
+            .get(&ino)
+            .into_iter()
+            .flatten()
+            .any(|&i| self.by_entry[i as usize].is_some_and(|w| w.token != 0 && also(&w)))
     }
 }

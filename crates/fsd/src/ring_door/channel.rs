@@ -336,7 +336,7 @@ fn serve_channel(
             transferred: Transferred::default(),
             client_alive: &client_alive,
             send_fd: &|fd| sock::send_with_fd(conn, proto::ops::KERNEL_OPEN_MESSAGE, fd),
-            public: Some(&shared.public),
+            public: shared.public.as_deref(),
         };
         let done = proto::ops::dispatch(&mut handlers, &msg[..n], &mut reply)
             .map_err(|_| ChannelError::Malformed)?;

@@ -19,7 +19,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
 
@@ -53,13 +53,18 @@ pub(super) struct GenPage {
     id: (u64, u64),
     counters: &'static Generations,
     log: &'static ChangeLog,
-    table: &'static Table,
+    /// The table, if its part of the file is allocated.
+    table: Option<&'static Table>,
 }
 
 impl GenPage {
     /// Makes the file `name` in `run_dir` (replacing one a former daemon
-    /// of the same device left), maps it and takes its liveness lock.
-    pub(super) fn new(run_dir: &Path, name: &[u8]) -> io::Result<GenPage> {
+    /// of the same device left), readable by all if `public` (else by the
+    /// daemon's user only: the counters say when which inodes change),
+    /// maps it and takes its liveness lock. The whole file is allocated
+    /// first, so that no write to its mapping can fail (`SIGBUS`); if the
+    /// table's part cannot be, [`GenPage::table`] says so.
+    pub(super) fn new(run_dir: &Path, name: &[u8], public: bool) -> io::Result<GenPage> {
         let path = run_dir.join(OsStr::from_bytes(name));
         let _ = std::fs::remove_file(&path);
         let own: OwnedFd = std::fs::OpenOptions::new()
@@ -70,12 +75,31 @@ impl GenPage {
             .custom_flags(libc::O_CLOEXEC)
             .open(&path)?
             .into();
-        let meta = std::fs::File::from(own.try_clone()?).metadata()?;
+        let file = std::fs::File::from(own.try_clone()?);
+        // Whatever the umask says.
+        file.set_permissions(std::fs::Permissions::from_mode(if public {
+            0o444
+        } else {
+            0o400
+        }))?;
+        let meta = file.metadata()?;
         let id = (meta.dev(), meta.ino());
         let fd = std::fs::File::open(&path)?.into();
         // SAFETY: plain calls on our own descriptor.
         if unsafe { libc::ftruncate(own.as_raw_fd(), FILE_LEN as libc::off_t) } != 0 {
             return Err(io::Error::last_os_error());
+        }
+        let allocate = |len: usize| {
+            // SAFETY: a plain call on our own descriptor.
+            unsafe { libc::posix_fallocate(own.as_raw_fd(), 0, len as libc::off_t) == 0 }
+        };
+        let table_backed = allocate(FILE_LEN);
+        if !table_backed && !allocate(GEN_PAGE_LEN) {
+            return Err(io::Error::other(format!(
+                "no room for {} in {}",
+                path.display(),
+                run_dir.display()
+            )));
         }
         // SAFETY: a new shared mapping of the whole file; never unmapped
         // (the counters live as long as the process: the store keeps a
@@ -105,6 +129,11 @@ impl GenPage {
             )
         };
         hold_liveness_lock(&layout.alive)?;
+        if table_backed {
+            layout
+                .layout
+                .store(proto::public::LAYOUT, std::sync::atomic::Ordering::Release);
+        }
         Ok(GenPage {
             fd,
             own,
@@ -112,12 +141,13 @@ impl GenPage {
             id,
             counters,
             log: &layout.log,
-            table,
+            table: table_backed.then_some(table),
         })
     }
 
-    /// The public table in the file, and the daemon's own descriptor of it.
-    pub(super) fn table(&self) -> (&'static Table, &OwnedFd) {
+    /// The public table in the file (if its part of the file could be
+    /// allocated), and the daemon's own descriptor of the file.
+    pub(super) fn table(&self) -> (Option<&'static Table>, &OwnedFd) {
         (self.table, &self.own)
     }
 

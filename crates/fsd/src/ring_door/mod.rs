@@ -89,8 +89,9 @@ struct Shared {
     reaper: Reaper,
     /// The store's change generations, shared read-only with clients.
     gen_page: GenPage,
-    /// The answers every process may read from the page's file.
-    public: Arc<Public>,
+    /// The answers every process may read from the page's file (none on a
+    /// mount not every user may use and reach).
+    public: Option<Arc<Public>>,
 }
 
 /// A running ring server; dropping it stops accepting and removes the socket.
@@ -125,19 +126,26 @@ impl RingServer {
         let listener = Arc::new(Listener::bind(&socket_path)?);
         let meta = std::fs::symlink_metadata(&socket_path)?;
         let socket_id = (meta.dev(), meta.ino());
+        // Answers every process may read need a mount every user may use
+        // and reach (see `fs_core::public`).
+        let everyone =
+            clients.access() == crate::access::Access::Everyone && reachable_by_all(mount_path);
         let mut page = [0u8; 32];
         let n = proto::page_name(major, minor, &mut page);
-        let gen_page = GenPage::new(run_dir, &page[..n])?;
+        let gen_page = GenPage::new(run_dir, &page[..n], everyone)?;
         let (counters, log) = gen_page.shared();
         store.share_generations(counters, log);
-        let (table, own) = gen_page.table();
-        let everyone = clients.access() == crate::access::Access::Everyone;
-        let public = Arc::new(Public::new(table, own.try_clone()?, everyone));
-        let scrub = public.clone();
-        store.watch_changes(Box::new(move |touched| scrub.scrub(touched)));
-        let keeper = public.clone();
-        store.keep_unlinked(Box::new(move |ino| keeper.keeps(ino)));
-        public.start_settler(store.clone(), gen_page.reopen()?)?;
+        let public = match gen_page.table() {
+            (Some(table), own) if everyone => Some(Arc::new(Public::new(table, own.try_clone()?))),
+            _ => None,
+        };
+        if let Some(public) = &public {
+            let scrub = public.clone();
+            store.watch_changes(Box::new(move |touched| scrub.scrub(touched)));
+            let keeper = public.clone();
+            store.keep_unlinked(Box::new(move |ino| keeper.keeps(ino)));
+            public.start_settler(store.clone(), gen_page.reopen()?)?;
+        }
         let shared = Arc::new(Shared {
             gen_page,
             public,
@@ -198,6 +206,17 @@ impl Drop for RingServer {
             let _ = std::fs::remove_file(&self.socket_path);
         }
     }
+}
+
+/// Whether every user may search every directory above `mountpoint`
+/// (the mount's own root is the store's: `Store::is_public_dir`). Checked
+/// once, at start; an ACL of one of them is not seen.
+fn reachable_by_all(mountpoint: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    mountpoint
+        .ancestors()
+        .skip(1)
+        .all(|dir| std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o111 == 0o111))
 }
 
 /// `path` without trailing slashes.

@@ -575,11 +575,11 @@ impl Store {
         self.tree.read().public(parent, name, ino)
     }
 
-    /// Whether everyone may list directory `dir` and search it and every
-    /// directory above it, none with extended attributes: then which names
-    /// it holds (and lacks) is anyone's to know.
-    pub fn is_public_dir(&self, dir: Ino) -> bool {
-        self.tree.read().public_dir(dir)
+    /// Whether `parent` has no `name` and everyone may list it and search
+    /// it and every directory above it, none with extended attributes:
+    /// then that it has no such name is anyone's to know.
+    pub fn is_public_absence(&self, parent: Ino, name: &[u8]) -> bool {
+        self.tree.read().public_absence(parent, name)
     }
 
     /// Target of a symlink (EINVAL for other kinds).

@@ -1,5 +1,5 @@
 //! What a daemon may publish for every process (`Store::is_public`,
-//! `Store::is_public_dir`), what it is told of each change
+//! `Store::is_public_absence`), what it is told of each change
 //! (`Store::watch_changes`), and unlinked files it keeps
 //! (`Store::keep_unlinked`).
 
@@ -23,7 +23,7 @@ fn only_what_everyone_may_see_is_public() {
     let d = s.mkdir(&r, ROOT_INO, b"d", 0o755).unwrap().ino;
     let f = mkfile(&s, &r, d, b"f", 0o644, b"x");
     assert!(s.is_public(d, b"f", f) && s.is_public(ROOT_INO, b"d", d));
-    assert!(s.is_public_dir(d) && s.is_public_dir(ROOT_INO));
+    assert!(s.is_public_absence(d, b"g") && !s.is_public_absence(d, b"f"));
     // The name must be the inode's.
     assert!(!s.is_public(d, b"g", f) && !s.is_public(ROOT_INO, b"f", f));
     // A file some class may not read; a directory some may not list or
@@ -36,7 +36,10 @@ fn only_what_everyone_may_see_is_public() {
     assert!(s.is_public(d, b"f", f));
     for mode in [0o711, 0o744, 0o700, 0o751] {
         chmod(&s, d, mode);
-        assert!(!s.is_public(d, b"f", f) && !s.is_public_dir(d), "{mode:o}");
+        assert!(
+            !s.is_public(d, b"f", f) && !s.is_public_absence(d, b"g"),
+            "{mode:o}"
+        );
     }
     chmod(&s, d, 0o555);
     assert!(s.is_public(d, b"f", f));
@@ -47,9 +50,9 @@ fn only_what_everyone_may_see_is_public() {
     assert!(!s.is_public(d, b"l", l));
     // A removed directory is no longer reached from the root.
     let e = s.mkdir(&r, d, b"e", 0o755).unwrap().ino;
-    assert!(s.is_public_dir(e));
+    assert!(s.is_public_absence(e, b"x"));
     s.rmdir(&r, d, b"e").unwrap();
-    assert!(!s.is_public_dir(e));
+    assert!(!s.is_public_absence(e, b"x"));
 }
 
 #[test]

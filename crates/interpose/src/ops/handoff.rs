@@ -273,7 +273,10 @@ pub(crate) fn daemon_handle(mount: usize, o: &crate::fdtable::Ofd) -> R<u64> {
         return Ok(handle);
     }
     let ino = o.ino.load(Ordering::Relaxed);
-    let out = call_with(mount, &ops::OpenInode { ino }, b"", b"", |o, _| Ok(*o))?;
+    let token = public::token(handle);
+    let out = call_with(mount, &ops::OpenInode { ino, token }, b"", b"", |o, _| {
+        Ok(*o)
+    })?;
     match o
         .handle
         .compare_exchange(handle, out.fh, Ordering::AcqRel, Ordering::Acquire)

@@ -304,13 +304,14 @@ fn our_dir(dirfd: c_int) -> Result<OfdRef, Option<i32>> {
 pub(crate) fn put(r: OfdRef) {
     if let Some(idx) = FDS.put(r) {
         let o = FDS.ofd(idx);
+        let mount = o.mount.load(Ordering::Relaxed) as usize;
+        let handle = o.handle.load(Ordering::Relaxed);
         if o.epoch.load(Ordering::Relaxed) == state::epoch() {
-            let mount = o.mount.load(Ordering::Relaxed) as usize;
-            give_back(
-                mount,
-                o.ino.load(Ordering::Relaxed),
-                o.handle.load(Ordering::Relaxed),
-            );
+            give_back(mount, o.ino.load(Ordering::Relaxed), handle);
+        } else if handle & public::TABLE_FH != 0 {
+            // Not a daemon handle: this process's own count of files open
+            // from the table (an older identity's file, after `setuid`).
+            public::closed(mount);
         }
         FDS.free(idx);
     }

@@ -106,14 +106,15 @@ impl Handlers<'_> {
     /// The inode a request names: `path` relative to `base`, or, with no
     /// path and `AT_EMPTY_PATH`, the handle `base` itself (the root when 0
     /// and `handle_or_root`); or why the last name is missing. With the
-    /// directory that name was looked up in (0 for a handle itself). A
-    /// failure before the last name is an error.
+    /// directory that name was looked up in (0 for a handle itself) and
+    /// the name there (after a final symlink, if followed). A failure
+    /// before the last name is an error.
     pub(super) fn target_in(
         &self,
         base: u64,
         path: &[u8],
         flags: u32,
-    ) -> OpResult<(Result<Attr, Errno>, u64)> {
+    ) -> OpResult<(Result<Attr, Errno>, u64, Vec<u8>)> {
         let flags = flags as i32;
         if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
             let ino = if base == 0 {
@@ -121,11 +122,11 @@ impl Handlers<'_> {
             } else {
                 self.handle_ino(base)?
             };
-            return Ok((Ok(self.store.getattr(ino)?), 0));
+            return Ok((Ok(self.store.getattr(ino)?), 0, Vec::new()));
         }
         let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
         let r = self.walk(base, path, follow)?;
-        Ok((r.found(), r.parent))
+        Ok((r.found(), r.parent, r.name))
     }
 
     /// The inode an xattr request names: a path, or a handle with

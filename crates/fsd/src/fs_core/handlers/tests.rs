@@ -712,3 +712,18 @@ fn open_ahead_opens_the_readable_small_files_from_the_name_on() {
     assert_eq!(f.call(&user, ahead, b"d/h", b"").unwrap().0.scanned, 0);
     assert_eq!(f.status(&user, ahead, b"hidden/x", b""), -libc::EACCES);
 }
+
+/// `OpenInode` opens only what the public table vouches for: with no
+/// table (or no entry of that token), any inode is `ESTALE`.
+#[test]
+fn open_inode_needs_the_public_tables_token() {
+    let mut f = Fixture::new();
+    let c = f.clients.join(1, 0xabc, Creds::root()).unwrap();
+    let (o, _) = f.call(&c, create(0o644), b"f", b"").unwrap();
+    assert_eq!(f.status(&c, ops::Release { fh: o.fh }, b"", b""), 0);
+    let guess = ops::OpenInode {
+        ino: o.attr.ino,
+        token: 1,
+    };
+    assert_eq!(f.status(&c, guess, b"", b""), -libc::ESTALE);
+}
