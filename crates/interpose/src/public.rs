@@ -146,8 +146,16 @@ fn open_page(mount: usize) -> Option<i32> {
     path[dir.len()] = b'/';
     path[dir.len() + 1..len].copy_from_slice(&name[..n]);
     let fd = sys::open(&path[..=len], libc::O_RDONLY | libc::O_CLOEXEC).ok()?;
-    let big_enough = sys::fstat(fd).is_ok_and(|st| st.st_size as usize >= FILE_LEN);
-    if !big_enough {
+    // A file only its owner may read is for processes of the daemon's
+    // user and group only (the mount's owner; root may read it, but may not
+    // use an owner's mount), as the daemon admits them (`access`).
+    let ours = |st: &libc::stat| {
+        // SAFETY: plain calls without arguments.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        st.st_mode & 0o004 != 0 || (st.st_uid == uid && st.st_gid == gid)
+    };
+    let usable = sys::fstat(fd).is_ok_and(|st| st.st_size as usize >= FILE_LEN && ours(&st));
+    if !usable {
         sys::close(fd);
         return None;
     }

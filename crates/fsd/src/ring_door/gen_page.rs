@@ -60,7 +60,8 @@ pub(super) struct GenPage {
 impl GenPage {
     /// Makes the file `name` in `run_dir` (replacing one a former daemon
     /// of the same device left), readable by all if `public` (else by the
-    /// daemon's user only: the counters say when which inodes change),
+    /// daemon's user only: the counters say when which inodes change, and
+    /// the table what the mount holds),
     /// maps it and takes its liveness lock. The whole file is allocated
     /// first, so that no write to its mapping can fail (`SIGBUS`); if the
     /// table's part cannot be, [`GenPage::table`] says so.

@@ -45,6 +45,7 @@ use crate::metrics::Metrics;
 use crate::sock::{self, Listener};
 use crate::stats;
 
+use crate::access::Access;
 use crate::fs_core::public::Public;
 use channel::{serve_connection, ChannelError, Identity};
 use gen_page::GenPage;
@@ -126,17 +127,21 @@ impl RingServer {
         let listener = Arc::new(Listener::bind(&socket_path)?);
         let meta = std::fs::symlink_metadata(&socket_path)?;
         let socket_id = (meta.dev(), meta.ino());
-        // Answers every process may read need a mount every user may use
-        // and reach (see `fs_core::public`).
-        let everyone =
-            clients.access() == crate::access::Access::Everyone && reachable_by_all(mount_path);
+        // The table is for every process that may use the mount and reach
+        // it: every user (the file readable by all) on a mount every user
+        // may use and reach, else the daemon's user only (see
+        // `fs_core::public`); none on a read-only mount (no fast path).
+        let access = clients.access();
+        let everyone = access == Access::Everyone && reachable_by_all(mount_path);
         let mut page = [0u8; 32];
         let n = proto::page_name(major, minor, &mut page);
         let gen_page = GenPage::new(run_dir, &page[..n], everyone)?;
         let (counters, log) = gen_page.shared();
         store.share_generations(counters, log);
         let public = match gen_page.table() {
-            (Some(table), own) if everyone => Some(Arc::new(Public::new(table, own.try_clone()?))),
+            (Some(table), own) if access != Access::Nobody => {
+                Some(Arc::new(Public::new(table, own.try_clone()?)))
+            }
             _ => None,
         };
         if let Some(public) = &public {
