@@ -1,7 +1,7 @@
-//! Opens and `stat`s from the public table (`proto::public`): a process
-//! that has not connected to a mount's daemon opens a small file everyone
-//! may read, or learns the attributes of a published name, without
-//! connecting, from the answers the daemon published in its
+//! Opens, `stat`s and `readlink`s from the public table
+//! (`proto::public`): a process that has not connected to a mount's
+//! daemon opens a small file everyone may read, or learns the attributes
+//! of a published name or that a name is absent, without connecting, from the answers the daemon published in its
 //! generation page's file (`run_dir/dev-MAJOR-MINOR.page`), mapped
 //! read-only here on first use. `cat`, a compiler reading a header, a
 //! script reading its configuration: processes that make a handful of
@@ -15,7 +15,8 @@
 //! ([`TABLE_FH`] set) and the file's bytes, kept as an open's first bytes
 //! are (`opendata`): its reads and `fstat`s are answered as any open's
 //! are while nothing changes, and the first call that needs the daemon
-//! opens the file there by inode number ([`daemon_handle`]).
+//! opens the file there by inode number and the entry's token
+//! (`ops::daemon_handle`).
 //!
 //! While it has such a file open the process holds the page's file locked
 //! shared (`flock`): the daemon then keeps a published file that loses its
@@ -49,7 +50,8 @@ const ROOT_INO: u64 = 1;
 /// Seconds after which the daemon updates a read file's atime (relatime).
 const ATIME_DAY: i64 = 24 * 60 * 60;
 
-/// Handle numbers of files opened from the table.
+/// Opens from the table so far (counted in their handle numbers, see
+/// [`TABLE_FH`]).
 #[link_section = ".data.btfuse_hot"]
 static NEXT_FH: AtomicU64 = AtomicU64::new(1);
 

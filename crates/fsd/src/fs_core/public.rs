@@ -1,6 +1,6 @@
 //! The public table's writer (see `proto::public`): what the daemon
-//! publishes there, when it scrubs it, and the handles that keep a
-//! published file's bytes for the processes that opened it from there.
+//! publishes there, when it scrubs it, and how a published file stays for
+//! the processes that opened it from there.
 //!
 //! A process opens a published file without the daemon knowing. It takes
 //! the page file's lock shared before it opens anything from the table
