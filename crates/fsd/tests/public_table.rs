@@ -40,6 +40,21 @@ fn page_holds(m: &Path, marker: &[u8]) -> bool {
     bytes.windows(marker.len()).any(|w| w == marker)
 }
 
+/// Writes `bytes` to `path`, readable by all, and has it read by two
+/// preloaded `cat`s: their opens go to the daemon, which publishes the
+/// file (the first one's answer may be voided by the kernel giving back
+/// the pages the write left in its cache).
+fn publish_file(lib: &str, path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            preloaded(lib, &["cat", path.to_str().unwrap()]).as_bytes(),
+            bytes
+        );
+    }
+}
+
 /// Channels the daemon has opened so far (fast-path requests served).
 fn requests(m: &Path) -> u64 {
     stat_value(&stats(m), "fast-path requests")
@@ -54,15 +69,8 @@ fn a_public_file_is_read_without_connecting() {
     let m = bt.path();
     std::fs::create_dir(m.join("d")).unwrap();
     let f = m.join("d/f");
-    std::fs::write(&f, b"public bytes\n").unwrap();
-    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    publish_file(&lib, &f, b"public bytes\n");
     let path = f.to_str().unwrap();
-    // The first readers connect; their opens publish the file (the first
-    // one's may be voided by the kernel giving back the pages the write
-    // left in its cache).
-    for _ in 0..2 {
-        assert_eq!(preloaded(&lib, &["cat", path]), "public bytes\n");
-    }
     let before = requests(m);
     assert_eq!(preloaded(&lib, &["cat", path]), "public bytes\n");
     // `stat` of the file and of its directory, from the table too.
@@ -126,12 +134,8 @@ fn a_file_opened_from_the_table_sees_changes_and_outlives_its_name() {
     };
     let bt = BtfuseGuard::new("16M");
     let m = bt.path();
-    for (name, text) in [("w", "old\n"), ("u", "kept\n")] {
-        let p = m.join(name);
-        std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        preloaded(&lib, &["cat", p.to_str().unwrap()]);
-    }
+    publish_file(&lib, &m.join("w"), b"old\n");
+    publish_file(&lib, &m.join("u"), b"kept\n");
     // The changes come from a process without the library, through the
     // kernel, while the preloaded one holds the files open.
     let code = format!(
@@ -168,11 +172,7 @@ fn a_removed_file_is_freed_once_its_reader_from_the_table_lets_go() {
     let m = bt.path();
     let empty = free_blocks(m);
     let f = m.join("f");
-    std::fs::write(&f, vec![b'x'; 4000]).unwrap();
-    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
-    for _ in 0..2 {
-        preloaded(&lib, &["cat", f.to_str().unwrap()]);
-    }
+    publish_file(&lib, &f, &[b'x'; 4000]);
     // A reader holds the file open (from the table) while it is removed,
     // reads it after, and ends when told.
     let code = format!(
@@ -220,11 +220,7 @@ fn a_child_reads_what_its_parent_opened_from_the_table() {
     let bt = BtfuseGuard::new("16M");
     let m = bt.path();
     let f = m.join("f");
-    std::fs::write(&f, b"shared\n").unwrap();
-    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
-    for _ in 0..2 {
-        preloaded(&lib, &["cat", f.to_str().unwrap()]);
-    }
+    publish_file(&lib, &f, b"shared\n");
     // The fd opened from the table is inherited by a forked child and by
     // a program it runs (its stdin), and the parent reads it after.
     let code = format!(
@@ -274,11 +270,8 @@ fn absent_names_and_links_are_answered_without_connecting() {
     assert_eq!(code, 1);
     assert_eq!(requests(m), before, "{}", stats(m));
     // `readlink` of a published file: not a link.
-    std::fs::write(m.join("f"), b"x").unwrap();
     let f = m.join("f");
-    for _ in 0..2 {
-        preloaded(&lib, &["cat", f.to_str().unwrap()]);
-    }
+    publish_file(&lib, &f, b"x");
     let before_link = requests(m);
     let (code, _) = preloaded_status(&lib, &["readlink", f.to_str().unwrap()]);
     assert_eq!(code, 1);
@@ -308,4 +301,43 @@ fn a_dangling_link_is_never_published_as_absent() {
         preloaded(&lib, &["stat", "-c", "%F", path]),
         "symbolic link\n"
     );
+}
+
+/// Runs `argv` preloaded as uid/gid 65534: exit status and stdout.
+fn preloaded_as_nobody(lib: &str, argv: &[&str]) -> (i32, String) {
+    let mut cmd = command_as(Some(65534), argv[0]);
+    cmd.args(&argv[1..])
+        .env("LD_PRELOAD", lib)
+        .env("LC_ALL", "C");
+    let out = run_timeout(&mut cmd, Duration::from_secs(30));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn another_user_reads_public_files_from_the_table_and_nothing_else() {
+    let test = "another_user_reads_public_files_from_the_table_and_nothing_else";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let m = bt.path();
+    // The private file first: a name added to the directory later voids
+    // the table's answers for its other names (see README).
+    let secret = m.join("secret");
+    std::fs::write(&secret, b"root only\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(
+        preloaded(&lib, &["cat", secret.to_str().unwrap()]),
+        "root only\n"
+    );
+    let open = m.join("open");
+    publish_file(&lib, &open, b"for all\n");
+    let before = requests(m);
+    let cat = |p: &Path| preloaded_as_nobody(&lib, &["cat", p.to_str().unwrap()]);
+    assert_eq!(cat(&open), (0, "for all\n".into()));
+    assert_eq!(requests(m), before, "{}", stats(m));
+    assert_eq!(cat(&secret).0, 1);
 }

@@ -287,32 +287,60 @@ const SPINS: u32 = 10_000;
 /// Takes the page file's lock shared for a file about to be opened from
 /// the table (counted in [`TableRt::open`]); `false` if it cannot.
 fn hold_lock(mount: usize) -> bool {
+    count(mount, true)
+}
+
+/// A file opened from the table was closed, or opened at the daemon
+/// instead: the lock goes with the last one. (If this very call was
+/// interrupted mid-move, by a signal handler closing a file, the lock
+/// stays held until the process ends, which only keeps unlinked
+/// published files a little longer.)
+pub(crate) fn closed(mount: usize) {
+    count(mount, false);
+}
+
+/// Counts one file open from the table more (`up`) or less, taking the
+/// lock at the first and dropping it with the last; `false` if the count
+/// could not move (the lock not taken, or another thread's move never
+/// ended).
+fn count(mount: usize, up: bool) -> bool {
     let rt = &state::MOUNTS[mount].table;
+    // The count at which the lock moves.
+    let edge = u32::from(!up);
     for _ in 0..SPINS {
-        match rt.open.load(Ordering::Acquire) {
-            n if n & MOVING != 0 => core::hint::spin_loop(),
-            0 => {
-                if rt
-                    .open
-                    .compare_exchange(0, MOVING, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    let ok = lock_fd(rt, mount).is_some_and(|fd| {
-                        sys::sc!(libc::SYS_flock, fd, libc::LOCK_SH | libc::LOCK_NB).is_ok()
-                    });
-                    rt.open.store(u32::from(ok), Ordering::Release);
-                    return ok;
-                }
+        let n = rt.open.load(Ordering::Acquire);
+        if n & MOVING != 0 {
+            core::hint::spin_loop();
+            continue;
+        }
+        if n != edge {
+            let next = if up { n + 1 } else { n.saturating_sub(1) };
+            if rt
+                .open
+                .compare_exchange(n, next, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return true;
             }
-            n => {
-                if rt
-                    .open
-                    .compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    return true;
+            continue;
+        }
+        if rt
+            .open
+            .compare_exchange(edge, MOVING, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            let held = match up {
+                true => lock_fd(rt, mount).is_some_and(|fd| {
+                    sys::sc!(libc::SYS_flock, fd, libc::LOCK_SH | libc::LOCK_NB).is_ok()
+                }),
+                false => {
+                    let fd = rt.fd.load(Ordering::Relaxed) - 1;
+                    let _ = sys::sc!(libc::SYS_flock, fd, libc::LOCK_UN);
+                    false
                 }
-            }
+            };
+            rt.open.store(u32::from(held), Ordering::Release);
+            return held || !up;
         }
     }
     false
@@ -336,41 +364,6 @@ fn lock_fd(rt: &TableRt, mount: usize) -> Option<i32> {
             Some(other - 1)
         }
     }
-}
-
-/// A file opened from the table was closed, or opened at the daemon
-/// instead: the lock goes with the last one.
-pub(crate) fn closed(mount: usize) {
-    let rt = &state::MOUNTS[mount].table;
-    for _ in 0..SPINS {
-        match rt.open.load(Ordering::Acquire) {
-            n if n & MOVING != 0 => core::hint::spin_loop(),
-            1 => {
-                if rt
-                    .open
-                    .compare_exchange(1, MOVING, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    let fd = rt.fd.load(Ordering::Relaxed) - 1;
-                    let _ = sys::sc!(libc::SYS_flock, fd, libc::LOCK_UN);
-                    rt.open.store(0, Ordering::Release);
-                    return;
-                }
-            }
-            n => {
-                if rt
-                    .open
-                    .compare_exchange(n, n.saturating_sub(1), Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    return;
-                }
-            }
-        }
-    }
-    // Interrupted mid-move by this very call (a signal handler closing a
-    // file): the lock stays held until the process ends, which only keeps
-    // unlinked published files a little longer.
 }
 
 /// `fork`'s child handler: the page file's descriptor the child inherited
