@@ -553,6 +553,8 @@ mod tests {
 
     #[test]
     fn a_file_opened_ahead_opens_and_reads_before_any_open_file_holds_it() {
+        // Mount 3: the table is the process's, shared by the tests running
+        // beside this one (which use mount 1).
         let log: &'static ChangeLog = Box::leak(Box::new(ChangeLog::new()));
         let now = |g| Now::new(g, Some(log));
         let a = attr(5151, 3);
@@ -562,28 +564,28 @@ mod tests {
             dir: 501,
         };
         assert_eq!(
-            keep_ahead(1, 90, &a, 10, &named, b"ab"),
+            keep_ahead(3, 90, &a, 10, &named, b"ab"),
             (false, None),
             "not the whole file"
         );
-        assert_eq!(keep_ahead(1, 90, &a, 10, &named, b"abc"), (true, None));
-        let read_all = |g| read(1, 5151, 0, || Some(now(g)), || 2_000, |b| b.len());
+        assert_eq!(keep_ahead(3, 90, &a, 10, &named, b"abc"), (true, None));
+        let read_all = |g| read(3, 5151, 0, || Some(now(g)), || 2_000, |b| b.len());
         assert_eq!(read_all(10), Some(3), "its bytes, before any open");
         assert_eq!(
-            open(1, 0, b"d/g", || Some(now(10))).map(|(fh, _, _)| fh),
+            open(3, 0, b"d/g", || Some(now(10))).map(|(fh, _, _)| fh),
             Some(90)
         );
         assert!(
-            !unref(1, 5151, 90, || Some(now(10))),
+            !unref(3, 5151, 90, || Some(now(10))),
             "the entry keeps the handle its open file gave back"
         );
         // Opened ahead again: the new handle replaces the old one, which
         // no open file holds.
-        assert_eq!(keep_ahead(1, 91, &a, 11, &named, b"abc"), (true, Some(90)));
+        assert_eq!(keep_ahead(3, 91, &a, 11, &named, b"abc"), (true, Some(90)));
         log.record(12, Touched::Inodes(&[5151]));
         assert_eq!(read_all(12), None, "it changed");
-        assert_eq!(open(1, 0, b"d/g", || Some(now(12))), None);
-        assert_eq!(forget(1, 5151), Some(91), "no open file holds it");
+        assert_eq!(open(3, 0, b"d/g", || Some(now(12))), None);
+        assert_eq!(forget(3, 5151), Some(91), "no open file holds it");
     }
 
     #[test]
