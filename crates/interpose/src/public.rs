@@ -23,7 +23,7 @@
 //! last name, as an open file keeps its inode, so that it can still be
 //! opened by number (`fs_core::public` in the daemon).
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use proto::public::{Published, Table, DATA_MAX, FILE_LEN, LAYOUT, OFFSET, TOKEN_BITS};
 use proto::{GenPage, WireAttr};
@@ -49,6 +49,10 @@ const ROOT_INO: u64 = 1;
 
 /// Seconds after which the daemon updates a read file's atime (relatime).
 const ATIME_DAY: i64 = 24 * 60 * 60;
+
+/// Whether this process ever opened a page file.
+#[link_section = ".data.btfuse_hot"]
+static OPENED: AtomicBool = AtomicBool::new(false);
 
 /// Opens from the table so far (counted in their handle numbers, see
 /// [`TABLE_FH`]).
@@ -148,6 +152,7 @@ fn open_page(mount: usize) -> Option<i32> {
     path[dir.len()] = b'/';
     path[dir.len() + 1..len].copy_from_slice(&name[..n]);
     let fd = sys::open(&path[..=len], libc::O_RDONLY | libc::O_CLOEXEC).ok()?;
+    OPENED.store(true, Ordering::Relaxed);
     // A file only its owner may read is for processes of the daemon's
     // user and group only (the mount's owner; root may read it, but may not
     // use an owner's mount), as the daemon admits them (`access`).
@@ -372,6 +377,11 @@ fn lock_fd(rt: &TableRt, mount: usize) -> Option<i32> {
 /// table. (The parent's files from the table were handed to the kernel
 /// before the fork: none is the child's.)
 pub(crate) fn after_fork() {
+    // A process that never opened a page file: nothing to look at (a
+    // preloaded shell's children run this before their `exec`).
+    if !OPENED.load(Ordering::Relaxed) {
+        return;
+    }
     for rt in state::MOUNTS.all() {
         let fd = rt.table.fd.load(Ordering::Relaxed) - 1;
         if fd >= 0 {
