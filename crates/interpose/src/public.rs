@@ -206,6 +206,7 @@ fn is_dir(p: &Published) -> bool {
 pub(crate) fn stat(mount: usize, base: u64, path: &[u8]) -> Option<proto::ops::StatOut> {
     let (table, now) = table(mount, base)?;
     let p = lookup(table, &now, path)?;
+    crate::metacache::count_table();
     Some(proto::ops::StatOut {
         attr: p.attr,
         stamp: p.stamp,
@@ -249,6 +250,7 @@ pub(crate) fn open(
 ) -> Option<Result<Opened, i32>> {
     let (t, now) = table(mount, base)?;
     if lookup(t, &now, path)?.ino == 0 {
+        crate::metacache::count_table();
         return Some(Err(libc::ENOENT));
     }
     // A file: looked up again once the lock is held, under the generation
@@ -274,6 +276,7 @@ pub(crate) fn open(
     };
     let opens = NEXT_FH.fetch_add(1, Ordering::Relaxed) & ((1 << (63 - TOKEN_BITS)) - 1);
     let fh = TABLE_FH | opens << TOKEN_BITS | p.token;
+    crate::metacache::count_table();
     Some(Ok(Opened {
         fh,
         attr: p.attr,
