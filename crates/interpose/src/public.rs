@@ -140,18 +140,12 @@ fn map(rt: &TableRt, mount: usize) {
 /// Opens `mount`'s page file (at least [`FILE_LEN`] bytes long), on a
 /// high fd number.
 fn open_page(mount: usize) -> Option<i32> {
-    let dir = state::run_dir();
-    let t = state::table();
-    let m = &t.mounts()[mount];
+    let m = &state::table().mounts()[mount];
     let mut name = [0u8; 32];
     let n = proto::page_name(m.major, m.minor, &mut name);
     let mut path = [0u8; 320];
-    let len = dir.len() + 1 + n;
-    path.get(..=len)?;
-    path[..dir.len()].copy_from_slice(dir);
-    path[dir.len()] = b'/';
-    path[dir.len() + 1..len].copy_from_slice(&name[..n]);
-    let fd = sys::open(&path[..=len], libc::O_RDONLY | libc::O_CLOEXEC).ok()?;
+    let path = state::run_dir_file(&name[..n], &mut path)?;
+    let fd = sys::open(path, libc::O_RDONLY | libc::O_CLOEXEC).ok()?;
     OPENED.store(true, Ordering::Relaxed);
     // A file only its owner may read is for processes of the daemon's
     // user and group only (the mount's owner; root may read it, but may not

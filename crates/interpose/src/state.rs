@@ -451,19 +451,26 @@ pub(crate) fn run_dir() -> &'static [u8] {
     }
 }
 
+/// The path of file `name` of the run directory, NUL-terminated, in
+/// `buf`; `None` if it does not fit.
+pub(crate) fn run_dir_file<'a>(name: &[u8], buf: &'a mut [u8]) -> Option<&'a [u8]> {
+    let dir = run_dir();
+    let len = dir.len() + 1 + name.len();
+    let path = buf.get_mut(..=len)?;
+    path[..dir.len()].copy_from_slice(dir);
+    path[dir.len()] = b'/';
+    path[dir.len() + 1..len].copy_from_slice(name);
+    path[len] = 0;
+    Some(path)
+}
+
 /// Discovery through the daemons' registry (see `proto::mountinfo`): its
 /// text, or `None` if there is no registry for this process's view (then
 /// mountinfo decides). Sets [`FROM_REGISTRY`].
 fn registry_text(small: &mut [u8]) -> Option<Text<'_>> {
-    let dir = run_dir();
-    let name = mountinfo::REGISTRY_FILE.as_bytes();
-    let mut path = [0u8; 256];
-    let len = dir.len() + 1 + name.len();
-    path.get_mut(..len + 1)?;
-    path[..dir.len()].copy_from_slice(dir);
-    path[dir.len()] = b'/';
-    path[dir.len() + 1..len].copy_from_slice(name);
-    let text = mapped::read_file(&path[..len + 1], small)?;
+    let mut path = [0u8; 320];
+    let path = run_dir_file(mountinfo::REGISTRY_FILE.as_bytes(), &mut path)?;
+    let text = mapped::read_file(path, small)?;
     let (view, _) = mountinfo::parse_registry(text.bytes())?;
     if view != own_view()? {
         sys::debug(&[b"btfuse: registry of another view, reading mountinfo"]);

@@ -29,9 +29,11 @@
 use core::mem::size_of;
 
 use crate::wire::{bytes_of, decode, wire_structs, SetAttrReq, Wire};
-use crate::{ESCAPED, PATH_MAX};
+use crate::PATH_MAX;
 
+mod failure;
 mod messages;
+pub use failure::*;
 pub use messages::*;
 
 /// A request struct of the table, tied to its opcode and reply.
@@ -52,35 +54,6 @@ pub struct Paths<'a> {
     /// Second path (a rename's or link's target, a symlink's text, an
     /// xattr name).
     pub path2: &'a [u8],
-}
-
-/// A failed request's status: a positive errno, or "not on the mount".
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Failure {
-    /// The call fails with this errno.
-    Errno(i32),
-    /// The path left the mount: the client must call the real libc.
-    Escaped,
-}
-
-impl Failure {
-    /// The reply status that carries this failure.
-    pub fn status(self) -> i32 {
-        match self {
-            Failure::Errno(e) => -e,
-            Failure::Escaped => ESCAPED,
-        }
-    }
-
-    /// The failure a non-zero reply status stands for (a status outside
-    /// the errno range is a broken reply: `EIO`).
-    pub fn from_status(status: i32) -> Failure {
-        match status {
-            ESCAPED => Failure::Escaped,
-            s if (-4095..0).contains(&s) => Failure::Errno(-s),
-            _ => Failure::Errno(EIO),
-        }
-    }
 }
 
 const EIO: i32 = 5;
@@ -112,15 +85,6 @@ impl Payload<'_> {
 /// [`KernelOpen`] (`SCM_RIGHTS`) from the daemon to the client, on the
 /// channel's socket, before the reply.
 pub const KERNEL_OPEN_MESSAGE: &[u8] = b"fd";
-
-/// A request message that cannot be decoded: the daemon drops the channel.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Malformed {
-    /// Shorter than its header, struct and paths, or longer.
-    Truncated,
-    /// A path longer than [`PATH_MAX`], or a path the operation does not take.
-    BadPath,
-}
 
 /// What [`dispatch`] did, for the daemon's metrics.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -181,15 +145,6 @@ pub fn encode_request<O: Operation>(
     w.put(path)?;
     w.put(path2)?;
     Some(w.len)
-}
-
-/// A reply that is not a success of the expected shape.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum ReplyError {
-    /// The operation failed.
-    Failed(Failure),
-    /// The reply does not match the request (wrong `seq`, too short).
-    Malformed,
 }
 
 /// Decodes the reply to request `seq` of operation `O`: its struct and

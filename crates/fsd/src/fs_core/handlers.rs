@@ -27,6 +27,7 @@ mod ahead;
 mod attrs;
 mod bulk;
 mod helpers;
+mod public;
 
 use attrs::attr_out;
 pub use bulk::BulkArea;
@@ -360,30 +361,7 @@ impl Handler for Handlers<'_> {
         _: Paths<'_>,
         _: &mut Payload<'_>,
     ) -> OpResult<OpenOut> {
-        if !self
-            .public
-            .is_some_and(|p| p.may_reopen(req.ino, req.token))
-        {
-            return Err(err(libc::ESTALE));
-        }
-        self.client.room_for_handle()?;
-        let stamp = self.store.quiet_stamp();
-        if self.store.getattr(req.ino)?.kind != FileKind::Regular {
-            return Err(err(libc::ESTALE));
-        }
-        // Granted as the open the token stands for was (see the op): the
-        // file was readable by all then, whatever its mode says now.
-        let fh = self
-            .store
-            .open(&inode_store::Creds::root(), req.ino, libc::O_RDONLY)?;
-        self.client.adopt(fh, HandleKind::File);
-        Ok(OpenOut {
-            fh: fh.0,
-            attr: self.store.getattr(req.ino)?.wire(),
-            stamp: self.kept(stamp),
-            dir: 0,
-            data_stamp: 0,
-        })
+        self.reopen_published(req)
     }
 
     fn access(&mut self, req: &ops::Access, p: Paths<'_>, _: &mut Payload<'_>) -> OpResult<Done> {

@@ -20,7 +20,7 @@ wire_structs! {
 
     /// Fixed start of every reply message.
     pub struct ReplyHeader {
-        /// 0 on success, `-errno`, or [`ESCAPED`].
+        /// 0 on success, `-errno`, or [`ESCAPED`](crate::ESCAPED).
         pub status: i32,
         /// Echo of the request's `seq`.
         pub seq: u32,

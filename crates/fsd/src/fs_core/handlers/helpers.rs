@@ -203,41 +203,6 @@ impl Handlers<'_> {
         }
     }
 
-    /// Publishes (see `fs_core::public`) that `name` in `parent` is
-    /// `attr.ino` under `stamp`, with all the file's bytes `data` if
-    /// given (`attr` `None`: that there is no such name), and the
-    /// directories from `parent` up to the root: a process that has not
-    /// connected then finds the path from the root. Nothing if the ring
-    /// door publishes nothing.
-    pub(super) fn publish(
-        &self,
-        (parent, name): (Ino, &[u8]),
-        attr: Option<&Attr>,
-        stamp: u64,
-        data: Option<&[u8]>,
-    ) {
-        let Some(public) = self.public else {
-            return;
-        };
-        match attr {
-            Some(attr) => public.publish(self.store, (parent, name), attr, stamp, data),
-            None => public.publish_absent(self.store, (parent, name), stamp),
-        }
-        let mut dir = parent;
-        while let Some((up, name)) = self.store.dir_link(dir) {
-            // Stamped anew: the file's bytes may carry an older stamp.
-            let stamp = self.store.quiet_stamp().unwrap_or(0);
-            // Not written again if published under this very stamp.
-            if !public.holds((up, &name), dir, stamp) {
-                let Ok(attr) = self.store.getattr(dir) else {
-                    return;
-                };
-                public.publish(self.store, (up, &name), &attr, stamp, None);
-            }
-            dir = up;
-        }
-    }
-
     /// The bytes of regular file `attr.ino`, open as `fh`, all of them,
     /// read into `buf` without updating the atime (the kernel's pages of
     /// it written back and dropped first), with the stamp under which they
