@@ -11,7 +11,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use std::sync::atomic::Ordering;
+
 use common::*;
+use proto::changes::RECORDS;
+use proto::public::{Table, FILE_LEN, OFFSET};
+use proto::GenPage;
+
+/// How many changes old the daemon lets an untouched entry's stamp grow
+/// (twice its sweep's period, see `fs_core::public`).
+const SWEPT_WITHIN: u64 = 512;
 
 /// Runs `argv`, preloaded, and returns its stdout; panics on failure.
 fn preloaded(lib: &str, argv: &[&str]) -> String {
@@ -38,6 +47,50 @@ fn page_file(m: &Path) -> PathBuf {
 fn page_holds(m: &Path, marker: &[u8]) -> bool {
     let bytes = std::fs::read(page_file(m)).unwrap();
     bytes.windows(marker.len()).any(|w| w == marker)
+}
+
+/// A page of the page file, aligned as the file's mapping is.
+#[repr(C, align(4096))]
+struct Page([u8; 4096]);
+
+/// The stamp of the table's entry for `name` in directory `dir` (an
+/// inode number) if it has one, and the generation, as the page file of
+/// the mount at `m` holds them now.
+fn table_entry(m: &Path, dir: u64, name: &str) -> (Option<u64>, u64) {
+    let bytes = std::fs::read(page_file(m)).unwrap();
+    assert!(bytes.len() >= FILE_LEN);
+    let mut pages: Vec<Page> = (0..FILE_LEN.div_ceil(4096))
+        .map(|_| Page([0; 4096]))
+        .collect();
+    for (page, chunk) in pages.iter_mut().zip(bytes.chunks(4096)) {
+        page.0[..chunk.len()].copy_from_slice(chunk);
+    }
+    let base = pages.as_ptr().cast::<u8>();
+    // SAFETY: `pages` is a private copy of the file's first FILE_LEN bytes,
+    // aligned as its mapping is, laid out as the daemon writes it (a
+    // `GenPage` at 0, the `Table` at OFFSET); both are atomics and plain
+    // words, valid with any bits, and live as long as `pages`.
+    let (page, table) = unsafe { (&*base.cast::<GenPage>(), &*base.add(OFFSET).cast::<Table>()) };
+    let stamp = table.find(dir, name.as_bytes()).map(|p| p.stamp);
+    (stamp, page.begun.load(Ordering::Relaxed))
+}
+
+/// Waits until the table holds entries for `names` (each a directory's
+/// inode number and a name) stamped at `gen` or later (published once
+/// change `gen` ended).
+fn wait_for_entries(m: &Path, names: &[(u64, &str)], gen: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !names
+        .iter()
+        .all(|&(dir, name)| table_entry(m, dir, name).0.is_some_and(|s| s >= gen))
+    {
+        let now: Vec<_> = names.iter().map(|&(d, n)| table_entry(m, d, n)).collect();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the table never held {names:?} stamped at {gen} or later: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Writes `bytes` to `path`, readable by all, and has it read by two
@@ -83,6 +136,127 @@ fn a_public_file_is_read_without_connecting() {
     std::fs::write(&f, b"changed\n").unwrap();
     assert_eq!(preloaded(&lib, &["cat", path]), "changed\n");
     assert!(requests(m) > before);
+}
+
+#[test]
+fn a_process_stats_a_directory_and_its_names_from_the_table() {
+    let test = "a_process_stats_a_directory_and_its_names_from_the_table";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let m = bt.path();
+    let dir = m.join("d");
+    std::fs::create_dir(&dir).unwrap();
+    let names = ["a", "b", "c", "e"];
+    for n in names {
+        publish_file(&lib, &dir.join(n), n.as_bytes());
+    }
+    let paths: Vec<String> = names
+        .iter()
+        .map(|n| dir.join(n).to_str().unwrap().to_owned())
+        .collect();
+    let dot = format!("{}/.", dir.to_str().unwrap());
+    let mut argv = vec!["stat", "-c", "%s %F"];
+    argv.extend(paths.iter().map(String::as_str));
+    argv.push(&dot);
+    // What the kernel answers through the mount.
+    let want = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
+    let want = String::from_utf8(want.stdout).unwrap();
+    assert!(want.ends_with(" directory\n"), "{want}");
+    // Each file's entry (with its bytes) was voided by the names created
+    // after it; a `stat` the daemon answers stamps it again.
+    for path in paths.iter().chain([&dot]) {
+        preloaded(&lib, &["stat", path]);
+    }
+    let before = requests(m);
+    // Misses of one process in one directory would list it (the sibling
+    // prefetch), connecting, if the table did not answer them first.
+    assert_eq!(preloaded(&lib, &argv), want);
+    assert_eq!(requests(m), before, "{}", stats(m));
+    // A name created since is no longer absent, through the table too.
+    let (code, _) = preloaded_status(&lib, &["stat", dir.join("new").to_str().unwrap()]);
+    assert_eq!(code, 1);
+    std::fs::write(dir.join("new"), b"new").unwrap();
+    let st = preloaded(
+        &lib,
+        &["stat", "-c", "%s", dir.join("new").to_str().unwrap()],
+    );
+    assert_eq!(st, "3\n");
+}
+
+#[test]
+fn names_a_change_voided_are_published_again() {
+    let test = "names_a_change_voided_are_published_again";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("16M");
+    let m = bt.path();
+    let dir = m.join("d");
+    std::fs::create_dir(&dir).unwrap();
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    publish_file(&lib, &a, b"aaa");
+    publish_file(&lib, &b, b"bbb");
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let missing = dir.join("missing");
+    let missing = missing.to_str().unwrap();
+    assert_eq!(preloaded_status(&lib, &["stat", missing]).0, 1);
+    // A name created beside them (through the kernel) voids every answer
+    // in `d` and the directory's own; the daemon publishes them again.
+    let before_c = table_entry(m, 1, "d").1;
+    std::fs::write(dir.join("c"), b"c").unwrap();
+    let d_ino = std::fs::metadata(&dir).unwrap().ino();
+    let names = [(1, "d"), (d_ino, "a"), (d_ino, "b"), (d_ino, "missing")];
+    wait_for_entries(m, &names, before_c + 1);
+    let before = requests(m);
+    assert_eq!(preloaded(&lib, &["cat", a, b]), "aaabbb");
+    let (code, _) = preloaded_status(&lib, &["stat", missing]);
+    assert_eq!(code, 1);
+    let want = Command::new("stat")
+        .args(["-c", "%s %Y", dir.to_str().unwrap()])
+        .output();
+    let want = String::from_utf8(want.unwrap().stdout).unwrap();
+    assert_eq!(
+        preloaded(&lib, &["stat", "-c", "%s %Y", dir.to_str().unwrap()]),
+        want
+    );
+    assert_eq!(requests(m), before, "{}", stats(m));
+    // Removed: published as absent.
+    let before_rm = table_entry(m, 1, "d").1;
+    std::fs::remove_file(dir.join("b")).unwrap();
+    wait_for_entries(m, &[(d_ino, "b")], before_rm + 1);
+    let (code, _) = preloaded_status(&lib, &["cat", b]);
+    assert_eq!(code, 1);
+    assert_eq!(requests(m), before, "{}", stats(m));
+}
+
+#[test]
+fn answers_nothing_touched_outlive_the_change_log() {
+    let test = "answers_nothing_touched_outlive_the_change_log";
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("64M");
+    let m = bt.path();
+    std::fs::create_dir(m.join("d")).unwrap();
+    let f = m.join("d/f");
+    publish_file(&lib, &f, b"kept\n");
+    // More changes elsewhere than the log holds (each file's create and
+    // write are changes of their own).
+    let busy = m.join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    let gen = table_entry(m, 1, "d").1;
+    for i in 0..RECORDS {
+        std::fs::write(busy.join(i.to_string()), b"x").unwrap();
+    }
+    let now = table_entry(m, 1, "d").1;
+    assert!(now - gen > RECORDS as u64, "{gen}..{now}");
+    let d_ino = std::fs::metadata(m.join("d")).unwrap().ino();
+    wait_for_entries(m, &[(1, "d"), (d_ino, "f")], now - SWEPT_WITHIN);
+    let before = requests(m);
+    assert_eq!(preloaded(&lib, &["cat", f.to_str().unwrap()]), "kept\n");
+    assert_eq!(requests(m), before, "{}", stats(m));
 }
 
 #[test]

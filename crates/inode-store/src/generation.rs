@@ -36,6 +36,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
+use std::collections::HashMap;
+
 use proto::changes::{ChangeLog, Touched, TOUCHED_MAX};
 
 use crate::{Ino, Store};
@@ -233,6 +235,39 @@ impl Store {
     /// `now`, a quiet stamp.
     pub fn untouched_since(&self, stamp: u64, now: u64, inodes: &[Ino]) -> bool {
         stamp == now || self.gens.log().untouched(stamp, now, inodes)
+    }
+
+    /// [`Store::untouched_since`], checking every change the log still
+    /// holds: for a caller that keeps the answer under `now` (so that the
+    /// long check is paid once).
+    pub fn untouched_since_long(&self, stamp: u64, now: u64, inodes: &[Ino]) -> bool {
+        let most = proto::changes::RECORDS as u64;
+        stamp == now || self.gens.log().untouched_within(stamp, now, inodes, most)
+    }
+
+    /// For the changes after `stamp` up to `now` (at most the log's
+    /// records): the last one that could have touched anything (a global
+    /// one, or one whose record is missing; 0: none), and for each inode
+    /// (as records name them: a directory marked `LISTED` apart) the last
+    /// one that touched it. `None` if the log no longer holds them all.
+    pub fn touches_since(&self, stamp: u64, now: u64) -> Option<(u64, HashMap<Ino, u64>)> {
+        if stamp == 0 || now < stamp || now - stamp > proto::changes::RECORDS as u64 {
+            return None;
+        }
+        let log = self.gens.log();
+        let mut global = 0;
+        let mut last = HashMap::new();
+        for g in stamp + 1..=now {
+            match log.words(g) {
+                Some(words) if words[0] != proto::changes::GLOBAL => {
+                    for w in words.into_iter().filter(|&w| w != 0) {
+                        last.insert(w, g);
+                    }
+                }
+                _ => global = g,
+            }
+        }
+        Some((global, last))
     }
 
     /// Voids every stamp handed out, for good (no query is quiet again):

@@ -59,13 +59,20 @@ static OPENED: AtomicBool = AtomicBool::new(false);
 #[link_section = ".data.btfuse_hot"]
 static NEXT_FH: AtomicU64 = AtomicU64::new(1);
 
-/// `mount`'s table and its generation now, for a path relative to `base`
-/// (a handle; 0: the mount's root, the only base the table knows) of a
-/// process with no channel to the mount (one that has one asks it), the
-/// table mapped on first use; `None` if there is none or its daemon is
-/// gone.
+/// Whether a call on a path relative to `base` (a handle; 0: the mount's
+/// root, the only base the table knows) asks `mount`'s table before the
+/// daemon: only in a process with no channel to the mount (one that has
+/// one asks it). Such a process does nothing else that would connect
+/// before the table has had its say (a sibling prefetch, say).
+pub(crate) fn consulted(mount: usize, base: u64) -> bool {
+    base == 0 && !crate::channel::in_use(mount)
+}
+
+/// `mount`'s table and its generation now, for a path relative to
+/// `base` when the table is [`consulted`], the table mapped on first use;
+/// `None` if there is none or its daemon is gone.
 fn table(mount: usize, base: u64) -> Option<(&'static Table, Now)> {
-    if base != 0 || crate::channel::in_use(mount) {
+    if !consulted(mount, base) {
         return None;
     }
     let rt = &state::MOUNTS[mount].table;
@@ -163,16 +170,25 @@ fn open_page(mount: usize) -> Option<i32> {
     Some(crate::channel::move_high(fd))
 }
 
-/// The published answer for `path` (relative to `mount`'s root, no `.`
-/// or `..`), if every name of it up to the answer still holds at `now`:
-/// the entry of its last name, or of the first name that is absent (`ino`
-/// 0: the path names nothing).
+/// The published answer for `path` (relative to `mount`'s root, no
+/// `..`), if every name of it up to the answer still holds at `now`: the
+/// entry of its last name, or of the first name that is absent (`ino` 0:
+/// the path names nothing). Each name checked against every change the
+/// log holds since its stamp, the answer is the store's at `now.gen`
+/// too: the callers stamp it so (an older stamp would void the open
+/// file's bytes and attributes at its first read or `fstat`, which look
+/// at fewer changes, `Now::holds_for`).
 fn lookup(t: &Table, now: &Now, path: &[u8]) -> Option<Published> {
     let mut parent = ROOT_INO;
     let mut last: Option<Published> = None;
     for name in path.split(|&b| b == b'/').filter(|n| !n.is_empty()) {
-        if name == b"." || name == b".." || last.is_some_and(|p| !is_dir(&p)) {
+        if name == b".." || last.is_some_and(|p| !is_dir(&p)) {
             return None;
+        }
+        // `dir/.` is `dir` (a directory, checked above): a compiler
+        // `stat`s its working directory so.
+        if name == b"." {
+            continue;
         }
         let p = t.find(parent, name)?;
         if !now.holds_for_name(p.stamp, parent, p.ino) {
@@ -203,7 +219,7 @@ pub(crate) fn stat(mount: usize, base: u64, path: &[u8]) -> Option<proto::ops::S
     crate::metacache::count_table();
     Some(proto::ops::StatOut {
         attr: p.attr,
-        stamp: p.stamp,
+        stamp: now.gen,
         absent: if p.ino == 0 { libc::ENOENT as u32 } else { 0 },
         _pad: 0,
         dir: p.parent,
@@ -274,7 +290,7 @@ pub(crate) fn open(
     Some(Ok(Opened {
         fh,
         attr: p.attr,
-        stamp: p.stamp,
+        stamp: now.gen,
         len,
     }))
 }

@@ -33,7 +33,7 @@ pub const TOUCHED_MAX: usize = 6;
 /// Sequence word of a slot being written.
 const BUSY: u64 = u64::MAX;
 /// First inode word of a global record.
-const GLOBAL: u64 = u64::MAX;
+pub const GLOBAL: u64 = u64::MAX;
 /// Oldest stamp a reader still checks record by record, in changes: past
 /// this it asks again rather than read this many records (see
 /// [`ChangeLog::untouched_within`] for one that keeps what it checked).
@@ -122,6 +122,26 @@ impl ChangeLog {
         r.seq.store(g, Ordering::Release);
     }
 
+    /// What change `g` touched, as its record tells: `None` if the record
+    /// is missing or overwritten (which counts as global), else its inode
+    /// words as records hold them (0: none; a directory marked [`LISTED`];
+    /// [`GLOBAL`] first: everything).
+    pub fn words(&self, g: u64) -> Option<[u64; TOUCHED_MAX + 1]> {
+        let r = self.slot(g);
+        // Acquire: the inode words read below are at least as new as the
+        // record numbered `g`.
+        if r.seq.load(Ordering::Acquire) != g {
+            return None;
+        }
+        let mut words = [0u64; TOUCHED_MAX + 1];
+        for (w, a) in words.iter_mut().zip(&r.touched) {
+            *w = a.load(Ordering::Relaxed);
+        }
+        // Acquire fence: the reads above happen before the re-check.
+        fence(Ordering::Acquire);
+        (r.seq.load(Ordering::Relaxed) == g).then_some(words)
+    }
+
     /// Whether no change after `stamp` up to `now` (both generations;
     /// `stamp <= now`) touched any of `inodes` (words as records hold them:
     /// an inode, or a directory marked [`LISTED`]), as far as their
@@ -140,21 +160,9 @@ impl ChangeLog {
             return false;
         }
         (stamp + 1..=now).all(|g| {
-            let r = self.slot(g);
-            // Acquire: the inode words read below are at least as new as
-            // the record numbered `g`.
-            if r.seq.load(Ordering::Acquire) != g {
-                return false;
-            }
-            let mut words = [0u64; TOUCHED_MAX + 1];
-            for (w, a) in words.iter_mut().zip(&r.touched) {
-                *w = a.load(Ordering::Relaxed);
-            }
-            // Acquire fence: the reads above happen before the re-check.
-            fence(Ordering::Acquire);
-            r.seq.load(Ordering::Relaxed) == g
-                && words[0] != GLOBAL
-                && !words.iter().any(|&w| w != 0 && inodes.contains(&w))
+            self.words(g).is_some_and(|words| {
+                words[0] != GLOBAL && !words.iter().any(|&w| w != 0 && inodes.contains(&w))
+            })
         })
     }
 }

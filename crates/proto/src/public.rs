@@ -278,6 +278,20 @@ impl Table {
         self.entries[i].words[META].load(Ordering::Relaxed) != 0
     }
 
+    /// Stamps `p`'s entry `stamp` instead, if it is unchanged since it was
+    /// read (the daemon, one writer at a time); whether it was.
+    pub fn restamp(&self, p: &Published, stamp: u64) -> bool {
+        if !self.still(p) {
+            return false;
+        }
+        let e = &self.entries[p.index].words;
+        let seq = self.begin(p.index);
+        e[STAMP].store(stamp, Ordering::Relaxed);
+        // Release: the stamp is visible before the new sequence.
+        e[SEQ].store(seq + 2, Ordering::Release);
+        true
+    }
+
     /// Marks entry `i` as being written (its sequence odd); returns its
     /// sequence before.
     fn begin(&self, i: usize) -> u64 {

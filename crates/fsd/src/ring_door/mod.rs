@@ -150,6 +150,7 @@ impl RingServer {
             let keeper = public.clone();
             store.keep_unlinked(Box::new(move |ino| keeper.keeps(ino)));
             public.start_settler(store.clone(), gen_page.reopen()?)?;
+            public.start_refresher(store.clone())?;
         }
         let shared = Arc::new(Shared {
             gen_page,
