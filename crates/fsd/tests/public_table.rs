@@ -20,7 +20,7 @@ use proto::GenPage;
 
 /// How many changes old the daemon lets an untouched entry's stamp grow
 /// (twice its sweep's period, see `fs_core::public`).
-const SWEPT_WITHIN: u64 = 512;
+const SWEPT_WITHIN: u64 = 768;
 
 /// Runs `argv`, preloaded, and returns its stdout; panics on failure.
 fn preloaded(lib: &str, argv: &[&str]) -> String {

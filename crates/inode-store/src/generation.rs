@@ -36,8 +36,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-use std::collections::HashMap;
-
 use proto::changes::{ChangeLog, Touched, TOUCHED_MAX};
 
 use crate::{Ino, Store};
@@ -114,7 +112,7 @@ impl Drop for Change<'_> {
         };
         self.log.record(self.g, what);
         if let Some(watch) = self.watcher {
-            watch(what);
+            watch(self.g, what);
         }
         // Release: the change's stores (all made under locks released
         // before this point) happen before a query sees `ended` move.
@@ -132,8 +130,9 @@ pub(crate) struct GenCell {
 }
 
 /// What a daemon runs at the end of every change, before it counts as
-/// ended (see [`Store::watch_changes`]).
-pub type Watcher = dyn Fn(Touched<'_>) + Send + Sync;
+/// ended (see [`Store::watch_changes`]): told the change's number and
+/// what it touched.
+pub type Watcher = dyn Fn(u64, Touched<'_>) + Send + Sync;
 
 impl Default for GenCell {
     fn default() -> Self {
@@ -243,31 +242,6 @@ impl Store {
     pub fn untouched_since_long(&self, stamp: u64, now: u64, inodes: &[Ino]) -> bool {
         let most = proto::changes::RECORDS as u64;
         stamp == now || self.gens.log().untouched_within(stamp, now, inodes, most)
-    }
-
-    /// For the changes after `stamp` up to `now` (at most the log's
-    /// records): the last one that could have touched anything (a global
-    /// one, or one whose record is missing; 0: none), and for each inode
-    /// (as records name them: a directory marked `LISTED` apart) the last
-    /// one that touched it. `None` if the log no longer holds them all.
-    pub fn touches_since(&self, stamp: u64, now: u64) -> Option<(u64, HashMap<Ino, u64>)> {
-        if stamp == 0 || now < stamp || now - stamp > proto::changes::RECORDS as u64 {
-            return None;
-        }
-        let log = self.gens.log();
-        let mut global = 0;
-        let mut last = HashMap::new();
-        for g in stamp + 1..=now {
-            match log.words(g) {
-                Some(words) if words[0] != proto::changes::GLOBAL => {
-                    for w in words.into_iter().filter(|&w| w != 0) {
-                        last.insert(w, g);
-                    }
-                }
-                _ => global = g,
-            }
-        }
-        Some((global, last))
     }
 
     /// Voids every stamp handed out, for good (no query is quiet again):

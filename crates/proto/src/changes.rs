@@ -33,7 +33,7 @@ pub const TOUCHED_MAX: usize = 6;
 /// Sequence word of a slot being written.
 const BUSY: u64 = u64::MAX;
 /// First inode word of a global record.
-pub const GLOBAL: u64 = u64::MAX;
+const GLOBAL: u64 = u64::MAX;
 /// Oldest stamp a reader still checks record by record, in changes: past
 /// this it asks again rather than read this many records (see
 /// [`ChangeLog::untouched_within`] for one that keeps what it checked).

@@ -273,23 +273,14 @@ impl Table {
         }
     }
 
-    /// Whether entry `i` holds an answer (the daemon, which writes it).
-    pub fn occupied(&self, i: usize) -> bool {
-        self.entries[i].words[META].load(Ordering::Relaxed) != 0
-    }
-
-    /// Stamps `p`'s entry `stamp` instead, if it is unchanged since it was
-    /// read (the daemon, one writer at a time); whether it was.
-    pub fn restamp(&self, p: &Published, stamp: u64) -> bool {
-        if !self.still(p) {
-            return false;
-        }
-        let e = &self.entries[p.index].words;
-        let seq = self.begin(p.index);
+    /// Stamps entry `i` `stamp` instead, all else kept (the daemon, one
+    /// writer at a time, for an answer it knows still holds).
+    pub fn restamp(&self, i: usize, stamp: u64) {
+        let e = &self.entries[i].words;
+        let seq = self.begin(i);
         e[STAMP].store(stamp, Ordering::Relaxed);
         // Release: the stamp is visible before the new sequence.
         e[SEQ].store(seq + 2, Ordering::Release);
-        true
     }
 
     /// Marks entry `i` as being written (its sequence odd); returns its

@@ -20,43 +20,28 @@ use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use inode_store::{Attr, Creds, FileKind, Ino, Store};
 use parking_lot::Mutex;
-use proto::changes::{Touched, LISTED, RECORDS};
+use proto::changes::{Touched, LISTED};
 use proto::public::{home, Published, Table, DATA_MAX, ENTRIES, NAME_MAX, PROBES, TOKEN_BITS};
 use proto::WireAttr;
 
-/// The refresher's pause after each pass: changes that come in bursts
-/// (a file created, written and closed) are published again once.
-const REFRESH_GAP: std::time::Duration = std::time::Duration::from_micros(200);
+/// The refresher's pause after a pass that left work, at least, in times
+/// the pass took: a program filling directories the table holds names of
+/// (`rsync` into the mount `stat`s each name first, publishing its
+/// absence) keeps it busy.
+const REFRESH_SHARE: u32 = 4;
 
-/// How long the refresher waits for the changes in progress to end.
-const QUIET_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
+/// How long no change must have touched an inode before the refresher
+/// publishes again what changes to it voided.
+const SETTLED: Duration = Duration::from_millis(1);
 
 /// Changes between two sweeps of the table (see [`Public::sweep`]).
-const SWEEP_EVERY: u64 = 256;
-
-/// Passes in a row that changes may interrupt before the refresher leaves
-/// what they voided to the opens and `stat`s that publish.
-const REFRESH_TRIES: u32 = 8;
-
-/// A quiet stamp of `store` (no change in progress), waiting up to
-/// [`QUIET_WAIT`] for one.
-fn quiet_stamp(store: &Store) -> Option<u64> {
-    let until = std::time::Instant::now() + QUIET_WAIT;
-    loop {
-        if let Some(stamp) = store.quiet_stamp() {
-            return Some(stamp);
-        }
-        if std::time::Instant::now() >= until {
-            return None;
-        }
-        std::thread::yield_now();
-    }
-}
+const SWEEP_EVERY: u64 = 384;
 
 /// The writer of one daemon's table.
 pub struct Public {
@@ -79,6 +64,9 @@ pub struct Public {
 struct Written {
     /// The directory the name is in.
     parent: Ino,
+    /// The stamp it was last written or stamped again with (0: scrubbed
+    /// since).
+    stamp: u64,
     /// The inode (0: an absent name).
     ino: Ino,
     /// The entry's token: not 0 if it held the file's bytes (a process
@@ -96,11 +84,18 @@ struct Held {
     by_parent: HashMap<Ino, Vec<u32>>,
     /// Per entry: the name it was last written for.
     names: Vec<Box<[u8]>>,
-    /// Inodes changes touched since the refresher last ran (see
-    /// [`Public::start_refresher`]).
-    stale: Vec<Ino>,
+    /// Inodes changes touched that the refresher has yet to publish again
+    /// (see [`Public::start_refresher`]): when a change last touched each.
+    stale: HashMap<Ino, Instant>,
     /// Changes scrubbed since the last sweep (see [`Public::sweep`]).
     unswept: u64,
+    /// Whether the refresher waits to be woken.
+    idle: bool,
+    /// The last change that touched each inode the table holds entries
+    /// for or in, as far as [`Public::sweep`] needs to know.
+    touched_at: HashMap<Ino, u64>,
+    /// The last change that touched everything.
+    global_at: u64,
     /// Published files the store keeps unlinked for processes that may
     /// have them open from the table.
     kept: Vec<Ino>,
@@ -118,8 +113,11 @@ impl Public {
                 by_ino: HashMap::new(),
                 by_parent: HashMap::new(),
                 names: vec![Box::default(); ENTRIES],
-                stale: Vec::new(),
+                stale: HashMap::new(),
                 unswept: 0,
+                idle: false,
+                touched_at: HashMap::new(),
+                global_at: 0,
                 kept: Vec::new(),
             }),
             settler: OnceLock::new(),
@@ -168,27 +166,24 @@ impl Public {
     /// stays: a process that opened the file from it may still open it
     /// again by number.
     fn renew(&self, store: &Store, (parent, name): (Ino, &[u8]), attr: &Attr, stamp: u64) {
-        let held = self.held.lock();
+        let mut held = self.held.lock();
         // Under the lock, which every writer and every change's scrub takes.
         let Some(p) = self.table.find(parent, name) else {
             return;
         };
-        let token = held.by_entry[p.index].map_or(0, |w| w.token);
+        let Some(w) = held.by_entry[p.index].as_mut() else {
+            return;
+        };
         if !store.still_quiet(stamp)
             || p.ino != attr.ino
             || p.stamp >= stamp
-            || token == 0
+            || w.token == 0
             || !store.untouched_since_long(p.stamp, stamp, &[attr.ino])
         {
             return;
         }
-        let mut bytes = [0u8; DATA_MAX];
-        let Some(n) = self.table.read_data(&p, 0, &mut bytes) else {
-            return;
-        };
-        let data = Some(&bytes[..n]);
-        self.table
-            .write(p.index, parent, name, stamp, &attr.wire(), data, token);
+        self.table.restamp(p.index, stamp);
+        w.stamp = stamp;
     }
 
     /// Whether the table says, under `stamp`, that `name` in `parent` is
@@ -238,22 +233,28 @@ impl Public {
             return;
         }
         if let Some(i) = self.entry_for(&held, parent, name, attr.ino) {
+            let same = held.by_entry[i]
+                .filter(|w| w.parent == parent && w.ino == attr.ino && *held.names[i] == *name);
             // A file's entry written again keeps its token: a process that
             // opened the file from it may still open it again by number.
-            let token = match held.by_entry[i] {
-                Some(w) if w.ino == attr.ino && w.parent == parent && w.token != 0 => w.token,
+            let token = match same {
+                Some(w) if w.token != 0 => w.token,
                 _ => token,
             };
-            held.take(i);
             self.table.write(i, parent, name, stamp, attr, data, token);
-            held.by_entry[i] = Some(Written {
+            let written = Written {
                 parent,
+                stamp,
                 ino: attr.ino,
                 token,
-            });
-            held.names[i] = name.into();
-            held.by_ino.entry(attr.ino).or_default().push(i as u32);
-            held.by_parent.entry(parent).or_default().push(i as u32);
+            };
+            if same.is_none() {
+                held.take(i);
+                held.names[i] = name.into();
+                held.by_ino.entry(attr.ino).or_default().push(i as u32);
+                held.by_parent.entry(parent).or_default().push(i as u32);
+            }
+            held.by_entry[i] = Some(written);
         }
     }
 
@@ -293,44 +294,68 @@ impl Public {
     /// for a change that says it touched everything): what they showed may
     /// no longer be public. Runs at the end of every change, before it
     /// counts as ended (`Store::watch_changes`): it must not call the store.
-    pub fn scrub(&self, touched: Touched<'_>) {
+    pub fn scrub(&self, g: u64, touched: Touched<'_>) {
         let mut held = self.held.lock();
         held.unswept += 1;
-        if held.unswept.is_multiple_of(SWEEP_EVERY) {
-            if let Some(wake) = self.refresher.get() {
-                let _ = wake.try_send(());
+        match touched {
+            Touched::Everything => held.global_at = held.global_at.max(g),
+            Touched::Inodes(inodes) => {
+                for &ino in inodes {
+                    if held.by_ino.contains_key(&ino) || held.by_parent.contains_key(&ino) {
+                        let at = held.touched_at.entry(ino).or_default();
+                        *at = (*at).max(g);
+                    }
+                }
             }
+        }
+        if held.unswept.is_multiple_of(SWEEP_EVERY) {
+            self.wake_refresher(&mut held);
         }
         if held.by_ino.is_empty() {
             return;
         }
         match touched {
             Touched::Everything => {
-                for (i, e) in held.by_entry.iter().enumerate() {
-                    if e.is_some() && self.table.occupied(i) {
+                for (i, e) in held.by_entry.iter_mut().enumerate() {
+                    if let Some(w) = e.as_mut().filter(|w| w.stamp != 0) {
                         self.table.clear(i);
+                        w.stamp = 0;
                     }
                 }
             }
             Touched::Inodes(inodes) => {
                 let mut stale = false;
                 for ino in inodes.iter().filter(|&&i| i & LISTED == 0) {
-                    for &i in held.by_ino.get(ino).into_iter().flatten() {
-                        if self.table.occupied(i as usize) {
+                    let Held {
+                        by_entry, by_ino, ..
+                    } = &mut *held;
+                    for &i in by_ino.get(ino).into_iter().flatten() {
+                        if let Some(w) = by_entry[i as usize].as_mut().filter(|w| w.stamp != 0) {
                             self.table.clear(i as usize);
+                            w.stamp = 0;
                         }
                     }
                     let refreshed = self.refresher.get().is_some();
                     if refreshed
                         && (held.by_ino.contains_key(ino) || held.by_parent.contains_key(ino))
                     {
-                        held.stale.push(*ino);
+                        held.stale.insert(*ino, Instant::now());
                         stale = true;
                     }
                 }
-                if let Some(wake) = self.refresher.get().filter(|_| stale) {
-                    let _ = wake.try_send(());
+                if stale {
+                    self.wake_refresher(&mut held);
                 }
+            }
+        }
+    }
+
+    /// Wakes the refresher if it waits for work (while it has some, it
+    /// looks again on its own: a change pays no wake-up).
+    fn wake_refresher(&self, held: &mut Held) {
+        if std::mem::take(&mut held.idle) {
+            if let Some(wake) = self.refresher.get() {
+                let _ = wake.try_send(());
             }
         }
     }
@@ -398,8 +423,10 @@ impl Public {
     /// keeps them). A build that writes objects beside its sources voids
     /// its compilers' answers at each object; published again, the next
     /// compiler finds them. A global change (every entry scrubbed) is
-    /// left to the opens and `stat`s that publish. At most one pass per
-    /// [`REFRESH_GAP`].
+    /// left to the opens and `stat`s that publish. An inode is taken once
+    /// changes to it settled ([`SETTLED`]); while some have not, the
+    /// thread looks again every [`SETTLED`] (changes do not wake it), and
+    /// takes at most a fifth of a CPU ([`REFRESH_SHARE`]).
     ///
     /// [`renew`]: Public::renew
     pub fn start_refresher(self: &Arc<Self>, store: Arc<Store>) -> io::Result<()> {
@@ -408,29 +435,24 @@ impl Public {
         let public = self.clone();
         std::thread::Builder::new()
             .name("btfuse-refresher".into())
-            .spawn(move || {
-                // Passes in a row that changes interrupted.
-                let mut interrupted = 0;
-                loop {
-                    let woke = match interrupted {
-                        0 => woken.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                        _ => woken.recv_timeout(REFRESH_GAP),
-                    };
-                    if woke == Err(RecvTimeoutError::Disconnected) {
-                        break;
+            .spawn(move || loop {
+                let start = Instant::now();
+                let swept = public.sweep(&store);
+                if !public.refresh(&store) || !swept {
+                    // Work left (an inode not settled): looked at again
+                    // then; at most a fifth of a CPU, whatever the changes.
+                    std::thread::sleep(SETTLED.max(start.elapsed() * REFRESH_SHARE));
+                    continue;
+                }
+                {
+                    let mut held = public.held.lock();
+                    if !held.stale.is_empty() || held.unswept >= SWEEP_EVERY {
+                        continue;
                     }
-                    let swept = public.sweep(&store);
-                    interrupted = match public.refresh(&store) && swept {
-                        true => 0,
-                        false if interrupted < REFRESH_TRIES => interrupted + 1,
-                        false => {
-                            // Left to the opens and `stat`s that publish,
-                            // and to the next sweep.
-                            public.held.lock().stale.clear();
-                            0
-                        }
-                    };
-                    std::thread::sleep(REFRESH_GAP);
+                    held.idle = true;
+                }
+                if woken.recv().is_err() {
+                    break;
                 }
             })?;
         Ok(())
@@ -442,57 +464,74 @@ impl Public {
     /// that: a client checks an answer against the changes since its
     /// stamp, at most the log's records, so an entry nothing touched would
     /// otherwise be void once the mount made that many changes elsewhere.
-    /// One pass over the log's records and the table's entries; `false` if
-    /// it is due but could not run (no moment without a change in
-    /// progress).
+    /// What touched what is told by the changes' scrubs (the last change
+    /// that touched each inode the table holds entries for or in): one
+    /// pass over the daemon's record of the entries, no table lookup;
+    /// `false` if it is due but could not run (no moment without a change
+    /// in progress).
     fn sweep(&self, store: &Store) -> bool {
         if self.held.lock().unswept < SWEEP_EVERY {
             return true;
         }
-        // Every change up to `now` ended: its record is written.
-        let Some(now) = quiet_stamp(store) else {
-            return false;
-        };
-        let from = now.saturating_sub(RECORDS as u64 - 1).max(1);
-        let Some((global, last)) = store.touches_since(from, now) else {
+        // Every change up to `now` ended (and was scrubbed).
+        let Some(now) = store.quiet_stamp() else {
             return false;
         };
         // Under the lock, which every writer and every change's scrub
         // takes: an entry a later change scrubbed or a writer replaced is
-        // not the one found here (`Table::restamp` looks).
+        // not the one found here (`Table::restamp` looks), and a change
+        // after `now` is one its readers see.
         let mut held = self.held.lock();
-        held.unswept = 0;
-        let touched = |ino: Ino, stamp: u64| last.get(&ino).is_some_and(|&g| g > stamp);
-        for (i, w) in held.by_entry.iter().enumerate() {
-            let Some(w) = w else {
+        let Held {
+            by_entry,
+            by_ino,
+            by_parent,
+            unswept,
+            touched_at,
+            global_at,
+            ..
+        } = &mut *held;
+        *unswept = 0;
+        touched_at.retain(|ino, _| by_ino.contains_key(ino) || by_parent.contains_key(ino));
+        let touched = |ino: Ino, stamp: u64| touched_at.get(&ino).is_some_and(|&g| g > stamp);
+        for (i, w) in by_entry.iter_mut().enumerate() {
+            // Written and not scrubbed since.
+            let Some(w) = w.as_mut().filter(|w| w.stamp != 0) else {
                 continue;
             };
-            let Some(p) = self
-                .table
-                .find(w.parent, &held.names[i])
-                .filter(|p| p.index == i)
-            else {
-                continue;
-            };
-            let young = p.stamp + SWEEP_EVERY > now;
-            if young || p.stamp < from || global > p.stamp {
+            let young = w.stamp + SWEEP_EVERY > now;
+            if young || *global_at > w.stamp {
                 continue;
             }
-            if !touched(w.parent, p.stamp) && (p.ino == 0 || !touched(p.ino, p.stamp)) {
-                self.table.restamp(&p, now);
+            if !touched(w.parent, w.stamp) && (w.ino == 0 || !touched(w.ino, w.stamp)) {
+                self.table.restamp(i, now);
+                w.stamp = now;
             }
         }
         true
     }
 
-    /// Publishes again the names the changes since the last pass voided;
-    /// `false` if a change began meanwhile (what it may have kept from
-    /// being written waits for the next pass).
+    /// Publishes again the names changes voided, for each inode no change
+    /// touched for [`SETTLED`]: a directory being filled (`tar x`,
+    /// `rsync`) is published again once it is, not at each name (one that
+    /// changes all the time never is). `false` if work is left (an inode
+    /// not settled yet, or a change began meanwhile).
     fn refresh(&self, store: &Store) -> bool {
-        let mut stale = std::mem::take(&mut self.held.lock().stale);
-        stale.sort_unstable();
-        stale.dedup();
-        let names: Vec<(Ino, Box<[u8]>)> = {
+        let now = Instant::now();
+        let (stale, left) = {
+            let mut held = self.held.lock();
+            let stale: Vec<Ino> = held
+                .stale
+                .iter()
+                .filter(|(_, &last)| now - last >= SETTLED)
+                .map(|(&ino, _)| ino)
+                .collect();
+            for ino in &stale {
+                held.stale.remove(ino);
+            }
+            (stale, !held.stale.is_empty())
+        };
+        let names: Vec<(Ino, Box<[u8]>, Ino)> = {
             let held = self.held.lock();
             let mut entries: Vec<u32> = stale
                 .iter()
@@ -508,29 +547,40 @@ impl Public {
                 .into_iter()
                 .filter_map(|i| {
                     let w = held.by_entry[i as usize]?;
-                    Some((w.parent, held.names[i as usize].clone()))
+                    Some((w.parent, held.names[i as usize].clone(), w.ino))
                 })
                 .collect()
         };
         let mut interrupted = false;
-        for (parent, name) in names {
-            // After the change that voided it: a quiet stamp.
-            let stamp = quiet_stamp(store);
+        for (parent, name, was) in names {
+            // After the change that voided it: a quiet stamp (else the
+            // pass ends, for another once the change settled).
+            let stamp = store.quiet_stamp().filter(|_| !interrupted);
             if let Some(stamp) = stamp {
+                // The same answer made current (a name still missing, or
+                // gone; the same inode, its attributes now); a name that
+                // now names another inode, or one where none was (a
+                // directory being filled), is left to whoever asks.
                 match store.lookup(&Creds::root(), parent, &name) {
-                    Ok(attr) => self.publish(store, (parent, &name), &attr, stamp, None),
+                    Ok(attr) if attr.ino == was => {
+                        self.publish(store, (parent, &name), &attr, stamp, None)
+                    }
                     Err(inode_store::Errno::ENOENT) => {
                         self.publish_absent(store, (parent, &name), stamp)
                     }
-                    Err(_) => {}
+                    _ => {}
                 }
             }
             interrupted |= !stamp.is_some_and(|s| store.still_quiet(s));
         }
         if interrupted {
-            self.held.lock().stale.append(&mut stale);
+            // Again once the change that interrupted has settled too.
+            let mut held = self.held.lock();
+            for ino in stale {
+                held.stale.entry(ino).or_insert(now);
+            }
         }
-        !interrupted
+        !interrupted && !left
     }
 
     /// Frees the files kept for processes that had them open from the

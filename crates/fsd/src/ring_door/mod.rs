@@ -146,7 +146,7 @@ impl RingServer {
         };
         if let Some(public) = &public {
             let scrub = public.clone();
-            store.watch_changes(Box::new(move |touched| scrub.scrub(touched)));
+            store.watch_changes(Box::new(move |g, touched| scrub.scrub(g, touched)));
             let keeper = public.clone();
             store.keep_unlinked(Box::new(move |ino| keeper.keeps(ino)));
             public.start_settler(store.clone(), gen_page.reopen()?)?;

@@ -60,9 +60,11 @@ fn every_change_is_told_what_it_touched_before_it_ends() {
     let s = Arc::new(store());
     let seen: Arc<Mutex<Vec<Option<Vec<u64>>>>> = Arc::default();
     let (log, watched) = (seen.clone(), s.clone());
-    s.watch_changes(Box::new(move |t| {
-        // Not ended yet: a query now finds no quiet stamp.
+    s.watch_changes(Box::new(move |g, t| {
+        // Not ended yet: a query now finds no quiet stamp, and the change
+        // is the latest begun.
         assert!(watched.quiet_stamp().is_none());
+        assert!(watched.still_quiet(g));
         log.lock().unwrap().push(match t {
             proto::changes::Touched::Inodes(i) => Some(i.to_vec()),
             proto::changes::Touched::Everything => None,
