@@ -15,11 +15,19 @@ pub(super) fn register_handlers() {
     // SAFETY: registering plain functions; pthread_atfork is not hooked.
     unsafe {
         libc::pthread_atfork(
-            Some(upgrade_all_before_fork),
+            Some(before_fork),
             Some(leave_shared_files_to_kernel),
             Some(after_fork_child),
         )
     };
+}
+
+/// `pthread_atfork` prepare handler: the fast-path files become
+/// kernel-backed, and the child finds the `exec` it is likely to call
+/// resolved.
+extern "C" fn before_fork() {
+    crate::real::resolve_exec_family();
+    upgrade_all_before_fork();
 }
 
 /// Before the process shares its fd table with another thread
