@@ -22,6 +22,13 @@ use proto::GenPage;
 /// (twice its sweep's period, see `fs_core::public`).
 const SWEPT_WITHIN: u64 = 768;
 
+/// The preloaded library and a fresh mount of `size` for test `test`;
+/// `None` if the library is not built (the test is skipped).
+fn preloaded_mount(test: &str, size: &str) -> Option<(String, BtfuseGuard)> {
+    let lib = preload_or_skip(test)?;
+    Some((lib, BtfuseGuard::new(size)))
+}
+
 /// Runs `argv`, preloaded, and returns its stdout; panics on failure.
 fn preloaded(lib: &str, argv: &[&str]) -> String {
     let mut cmd = Command::new(argv[0]);
@@ -115,10 +122,9 @@ fn requests(m: &Path) -> u64 {
 
 #[test]
 fn a_public_file_is_read_without_connecting() {
-    let Some(lib) = preload_or_skip("a_public_file_is_read_without_connecting") else {
+    let Some((lib, bt)) = preloaded_mount("a_public_file_is_read_without_connecting", "16M") else {
         return;
     };
-    let bt = BtfuseGuard::new("16M");
     let m = bt.path();
     std::fs::create_dir(m.join("d")).unwrap();
     let f = m.join("d/f");
@@ -140,11 +146,12 @@ fn a_public_file_is_read_without_connecting() {
 
 #[test]
 fn a_process_stats_a_directory_and_its_names_from_the_table() {
-    let test = "a_process_stats_a_directory_and_its_names_from_the_table";
-    let Some(lib) = preload_or_skip(test) else {
+    let Some((lib, bt)) = preloaded_mount(
+        "a_process_stats_a_directory_and_its_names_from_the_table",
+        "16M",
+    ) else {
         return;
     };
-    let bt = BtfuseGuard::new("16M");
     let m = bt.path();
     let dir = m.join("d");
     std::fs::create_dir(&dir).unwrap();
@@ -187,11 +194,10 @@ fn a_process_stats_a_directory_and_its_names_from_the_table() {
 
 #[test]
 fn names_a_change_voided_are_published_again() {
-    let test = "names_a_change_voided_are_published_again";
-    let Some(lib) = preload_or_skip(test) else {
+    let Some((lib, bt)) = preloaded_mount("names_a_change_voided_are_published_again", "16M")
+    else {
         return;
     };
-    let bt = BtfuseGuard::new("16M");
     let m = bt.path();
     let dir = m.join("d");
     std::fs::create_dir(&dir).unwrap();
@@ -233,11 +239,10 @@ fn names_a_change_voided_are_published_again() {
 
 #[test]
 fn answers_nothing_touched_outlive_the_change_log() {
-    let test = "answers_nothing_touched_outlive_the_change_log";
-    let Some(lib) = preload_or_skip(test) else {
+    let Some((lib, bt)) = preloaded_mount("answers_nothing_touched_outlive_the_change_log", "64M")
+    else {
         return;
     };
-    let bt = BtfuseGuard::new("64M");
     let m = bt.path();
     std::fs::create_dir(m.join("d")).unwrap();
     let f = m.join("d/f");
@@ -261,10 +266,9 @@ fn answers_nothing_touched_outlive_the_change_log() {
 
 #[test]
 fn nothing_private_reaches_the_page_file() {
-    let Some(lib) = preload_or_skip("nothing_private_reaches_the_page_file") else {
+    let Some((lib, bt)) = preloaded_mount("nothing_private_reaches_the_page_file", "16M") else {
         return;
     };
-    let bt = BtfuseGuard::new("16M");
     let m = bt.path();
     let mode = |p: &Path, mode| {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
@@ -302,11 +306,12 @@ fn nothing_private_reaches_the_page_file() {
 
 #[test]
 fn a_file_opened_from_the_table_sees_changes_and_outlives_its_name() {
-    let test = "a_file_opened_from_the_table_sees_changes_and_outlives_its_name";
-    let Some(lib) = preload_or_skip(test) else {
+    let Some((lib, bt)) = preloaded_mount(
+        "a_file_opened_from_the_table_sees_changes_and_outlives_its_name",
+        "16M",
+    ) else {
         return;
     };
-    let bt = BtfuseGuard::new("16M");
     let m = bt.path();
     publish_file(&lib, &m.join("w"), b"old\n");
     publish_file(&lib, &m.join("u"), b"kept\n");
@@ -338,11 +343,12 @@ fn free_blocks(m: &Path) -> u64 {
 
 #[test]
 fn a_removed_file_is_freed_once_its_reader_from_the_table_lets_go() {
-    let test = "a_removed_file_is_freed_once_its_reader_from_the_table_lets_go";
-    let Some(lib) = preload_or_skip(test) else {
+    let Some((lib, bt)) = preloaded_mount(
+        "a_removed_file_is_freed_once_its_reader_from_the_table_lets_go",
+        "16M",
+    ) else {
         return;
     };
-    let bt = BtfuseGuard::new("16M");
     let m = bt.path();
     let empty = free_blocks(m);
     let f = m.join("f");
@@ -387,11 +393,11 @@ fn a_removed_file_is_freed_once_its_reader_from_the_table_lets_go() {
 
 #[test]
 fn a_child_reads_what_its_parent_opened_from_the_table() {
-    let test = "a_child_reads_what_its_parent_opened_from_the_table";
-    let Some(lib) = preload_or_skip(test) else {
+    let Some((lib, bt)) =
+        preloaded_mount("a_child_reads_what_its_parent_opened_from_the_table", "16M")
+    else {
         return;
     };
-    let bt = BtfuseGuard::new("16M");
     let m = bt.path();
     let f = m.join("f");
     publish_file(&lib, &f, b"shared\n");
@@ -426,11 +432,12 @@ fn preloaded_status(lib: &str, argv: &[&str]) -> (i32, String) {
 
 #[test]
 fn absent_names_and_links_are_answered_without_connecting() {
-    let test = "absent_names_and_links_are_answered_without_connecting";
-    let Some(lib) = preload_or_skip(test) else {
+    let Some((lib, bt)) = preloaded_mount(
+        "absent_names_and_links_are_answered_without_connecting",
+        "16M",
+    ) else {
         return;
     };
-    let bt = BtfuseGuard::new("16M");
     let m = bt.path();
     let missing = m.join("missing");
     let path = missing.to_str().unwrap();
@@ -457,11 +464,10 @@ fn absent_names_and_links_are_answered_without_connecting() {
 
 #[test]
 fn a_dangling_link_is_never_published_as_absent() {
-    let test = "a_dangling_link_is_never_published_as_absent";
-    let Some(lib) = preload_or_skip(test) else {
+    let Some((lib, bt)) = preloaded_mount("a_dangling_link_is_never_published_as_absent", "16M")
+    else {
         return;
     };
-    let bt = BtfuseGuard::new("16M");
     let m = bt.path();
     std::os::unix::fs::symlink("missing", m.join("dangling")).unwrap();
     let link = m.join("dangling");
@@ -492,11 +498,12 @@ fn preloaded_as_nobody(lib: &str, argv: &[&str]) -> (i32, String) {
 
 #[test]
 fn another_user_reads_public_files_from_the_table_and_nothing_else() {
-    let test = "another_user_reads_public_files_from_the_table_and_nothing_else";
-    let Some(lib) = preload_or_skip(test) else {
+    let Some((lib, bt)) = preloaded_mount(
+        "another_user_reads_public_files_from_the_table_and_nothing_else",
+        "16M",
+    ) else {
         return;
     };
-    let bt = BtfuseGuard::new("16M");
     let m = bt.path();
     // The private file first: a name added to the directory later voids
     // the table's answers for its other names (see README).
