@@ -606,6 +606,10 @@ pub(crate) fn cwd_epoch() -> u64 {
 }
 
 /// Works out the cwd filter: whether the kernel's cwd is on or above a mount.
+/// Once per cwd, and never inlined: its `PATH_MAX` buffer would make every
+/// caller's frame one the compiler probes page by page.
+#[cold]
+#[inline(never)]
 fn near_cwd() -> bool {
     let mut buf = [const { MaybeUninit::uninit() }; proto::PATH_MAX];
     let Some(cwd) = kernel_cwd(&mut buf) else {

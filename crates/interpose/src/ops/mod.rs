@@ -194,6 +194,42 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char, t: &mut Target) -> At<'
     {
         return At::Real;
     }
+    if first == b'/' as c_char && off_every_mount(p) {
+        return At::Real;
+    }
+    resolve_copied(dirfd, p, t, (dir_ours, dir_located, first))
+}
+
+/// Whether absolute path `p` is one no mount of the table holds, told from
+/// a short copy: the answer [`resolve_copied`] gives such a path
+/// (`At::Real`), without its `PATH_MAX` copy, whose frame the compiler
+/// probes page by page on every call (in a shell's child between `fork`
+/// and `exec`, each probed page is a copy-on-write fault). `false` when
+/// the short copy cannot tell (a long path, a fault).
+#[inline(never)]
+fn off_every_mount(p: *const c_char) -> bool {
+    let mut short = [MaybeUninit::<u8>::uninit(); 256];
+    let Ok(path) = uaccess::strncpy_from_user(&mut short, p) else {
+        return false;
+    };
+    if !state::ready(fork::register_handlers) || state::paths_by_kernel() {
+        return true;
+    }
+    if path::classify(state::table(), Comps::new(path, b"")).is_some() {
+        return false;
+    }
+    back_named_fd(path);
+    true
+}
+
+/// [`resolve_at`] once the path may be on a mount: copied whole.
+#[inline(never)]
+fn resolve_copied<'t>(
+    dirfd: c_int,
+    p: *const c_char,
+    t: &'t mut Target,
+    (dir_ours, dir_located, first): (bool, bool, c_char),
+) -> At<'t> {
     // Not zeroed: only the copied bytes are read.
     let mut copy = [MaybeUninit::<u8>::uninit(); PATH_MAX];
     let path = match uaccess::strncpy_from_user(&mut copy, p) {
