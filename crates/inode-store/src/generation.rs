@@ -236,14 +236,6 @@ impl Store {
         stamp == now || self.gens.log().untouched(stamp, now, inodes)
     }
 
-    /// [`Store::untouched_since`], checking every change the log still
-    /// holds: for a caller that keeps the answer under `now` (so that the
-    /// long check is paid once).
-    pub fn untouched_since_long(&self, stamp: u64, now: u64, inodes: &[Ino]) -> bool {
-        let most = proto::changes::RECORDS as u64;
-        stamp == now || self.gens.log().untouched_within(stamp, now, inodes, most)
-    }
-
     /// Voids every stamp handed out, for good (no query is quiet again):
     /// for a daemon that stops serving, so that its clients stop
     /// answering from what it told them.

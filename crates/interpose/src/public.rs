@@ -62,10 +62,17 @@ static NEXT_FH: AtomicU64 = AtomicU64::new(1);
 /// Whether a call on a path relative to `base` (a handle; 0: the mount's
 /// root, the only base the table knows) asks `mount`'s table before the
 /// daemon: only in a process with no channel to the mount (one that has
-/// one asks it). Such a process does nothing else that would connect
-/// before the table has had its say (a sibling prefetch, say).
-pub(crate) fn consulted(mount: usize, base: u64) -> bool {
+/// one asks it).
+fn consulted(mount: usize, base: u64) -> bool {
     base == 0 && !crate::channel::in_use(mount)
+}
+
+/// Whether `mount`'s table answers a call on a path relative to `base`
+/// before the daemon (it is consulted, mapped, and its daemon lives): such
+/// a process does nothing else that would connect before the table has
+/// had its say (a sibling prefetch, say).
+pub(crate) fn answers(mount: usize, base: u64) -> bool {
+    table(mount, base).is_some()
 }
 
 /// `mount`'s table and its generation now, for a path relative to

@@ -126,7 +126,7 @@ impl ChangeLog {
     /// is missing or overwritten (which counts as global), else its inode
     /// words as records hold them (0: none; a directory marked [`LISTED`];
     /// all ones first: everything).
-    pub fn words(&self, g: u64) -> Option<[u64; TOUCHED_MAX + 1]> {
+    fn words(&self, g: u64) -> Option<[u64; TOUCHED_MAX + 1]> {
         let r = self.slot(g);
         // Acquire: the inode words read below are at least as new as the
         // record numbered `g`.

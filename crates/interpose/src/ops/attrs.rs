@@ -39,7 +39,7 @@ pub(crate) fn stat_path(t: &Target, nofollow: bool, raw: Option<&AbsPath>) -> R<
         how: key.how,
     });
     // A miss the table may answer connects for nothing more.
-    let prefetch = || !public::consulted(t.mount, t.base) && siblings::on_miss(t);
+    let prefetch = || !public::answers(t.mount, t.base) && siblings::on_miss(t);
     cached(&key, t.base_ino(), raw.as_ref(), prefetch, || {
         // A process with no channel yet: the public table first.
         if let Some(out) = public::stat(t.mount, t.base, t.rel()) {

@@ -26,7 +26,9 @@ pub(super) fn register_handlers() {
 /// kernel-backed, and the child finds the `exec` it is likely to call
 /// resolved.
 extern "C" fn before_fork() {
+    let saved = sys::errno();
     crate::real::resolve_exec_family();
+    sys::set_errno(saved);
     upgrade_all_before_fork();
 }
 

@@ -164,6 +164,10 @@ impl Public {
         let Some(p) = self.table.find(parent, name) else {
             return;
         };
+        // The last change that touched the file (it is a key of `by_ino`
+        // while the entry is there: every change since its stamp is told).
+        let touched = held.touched_at.get(&attr.ino).copied().unwrap_or(0);
+        let untouched = touched <= p.stamp && held.global_at <= p.stamp;
         let Some(w) = held.by_entry[p.index].as_mut() else {
             return;
         };
@@ -171,7 +175,7 @@ impl Public {
             || p.ino != attr.ino
             || p.stamp >= stamp
             || w.token == 0
-            || !store.untouched_since_long(p.stamp, stamp, &[attr.ino])
+            || !untouched
         {
             return;
         }
@@ -293,7 +297,7 @@ impl Public {
         match touched {
             Touched::Everything => held.global_at = held.global_at.max(g),
             Touched::Inodes(inodes) => {
-                for &ino in inodes {
+                for &ino in inodes.iter().filter(|&&i| i & LISTED == 0) {
                     if held.by_ino.contains_key(&ino) || held.by_parent.contains_key(&ino) {
                         let at = held.touched_at.entry(ino).or_default();
                         *at = (*at).max(g);

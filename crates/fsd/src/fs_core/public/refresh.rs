@@ -59,20 +59,23 @@ impl Public {
             .spawn(move || loop {
                 let start = Instant::now();
                 let swept = public.sweep(&store);
-                if !public.refresh(&store) || !swept {
-                    // Work left (an inode not settled): looked at again
-                    // then; at most a fifth of a CPU, whatever the changes.
-                    std::thread::sleep(SETTLED.max(start.elapsed() * REFRESH_SHARE));
+                let done = public.refresh(&store) && swept;
+                // At most a fifth of a CPU, whatever the changes.
+                let rest = start.elapsed() * REFRESH_SHARE;
+                if !done {
+                    // Work left (an inode not settled): looked at again then.
+                    std::thread::sleep(SETTLED.max(rest));
                     continue;
                 }
-                {
+                let more = {
                     let mut held = public.held.lock();
-                    if !held.stale.is_empty() || held.unswept >= SWEEP_EVERY {
-                        continue;
-                    }
-                    held.idle = true;
-                }
-                if woken.recv().is_err() {
+                    let more = !held.stale.is_empty() || held.unswept >= SWEEP_EVERY;
+                    held.idle = !more;
+                    more
+                };
+                if more {
+                    std::thread::sleep(rest);
+                } else if woken.recv().is_err() {
                     break;
                 }
             })?;
@@ -99,9 +102,9 @@ impl Public {
             return false;
         };
         // Under the lock, which every writer and every change's scrub
-        // takes: an entry a later change scrubbed or a writer replaced is
-        // not the one found here (`Table::restamp` looks), and a change
-        // after `now` is one its readers see.
+        // takes: an entry a change scrubbed since `now` has stamp 0, one a
+        // writer replaced is young, and a change after `now` is one its
+        // readers see (its record, or a record missing: global).
         let mut held = self.held.lock();
         let Held {
             by_entry,
