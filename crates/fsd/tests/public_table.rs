@@ -30,13 +30,18 @@ fn preloaded_mount(test: &str, size: &str) -> Option<(String, BtfuseGuard)> {
     Some((lib, BtfuseGuard::new(size)))
 }
 
-/// Runs `argv`, preloaded, and returns its stdout; panics on failure.
-fn preloaded(lib: &str, argv: &[&str]) -> String {
-    let mut cmd = Command::new(argv[0]);
+/// Runs `argv` preloaded with `lib` (as user and group `uid` if given).
+fn run_preloaded(lib: &str, uid: Option<u32>, argv: &[&str]) -> std::process::Output {
+    let mut cmd = command_as(uid, argv[0]);
     cmd.args(&argv[1..])
         .env("LD_PRELOAD", lib)
         .env("LC_ALL", "C");
-    let out = run_timeout(&mut cmd, Duration::from_secs(30));
+    run_timeout(&mut cmd, Duration::from_secs(30))
+}
+
+/// Runs `argv`, preloaded, and returns its stdout; panics on failure.
+fn preloaded(lib: &str, argv: &[&str]) -> String {
+    let out = run_preloaded(lib, None, argv);
     assert!(
         out.status.success(),
         "{argv:?}: {}",
@@ -420,11 +425,7 @@ fn a_child_reads_what_its_parent_opened_from_the_table() {
 
 /// Runs `argv` preloaded: its exit status and stderr.
 fn preloaded_status(lib: &str, argv: &[&str]) -> (i32, String) {
-    let mut cmd = Command::new(argv[0]);
-    cmd.args(&argv[1..])
-        .env("LD_PRELOAD", lib)
-        .env("LC_ALL", "C");
-    let out = run_timeout(&mut cmd, Duration::from_secs(30));
+    let out = run_preloaded(lib, None, argv);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -486,11 +487,7 @@ fn a_dangling_link_is_never_published_as_absent() {
 
 /// Runs `argv` preloaded as uid/gid 65534: exit status and stdout.
 fn preloaded_as_nobody(lib: &str, argv: &[&str]) -> (i32, String) {
-    let mut cmd = command_as(Some(65534), argv[0]);
-    cmd.args(&argv[1..])
-        .env("LD_PRELOAD", lib)
-        .env("LC_ALL", "C");
-    let out = run_timeout(&mut cmd, Duration::from_secs(30));
+    let out = run_preloaded(lib, Some(65534), argv);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -194,31 +194,43 @@ pub(crate) fn resolve_at(dirfd: c_int, p: *const c_char, t: &mut Target) -> At<'
     {
         return At::Real;
     }
-    if first == b'/' as c_char && off_every_mount(p) {
-        return At::Real;
+    if first == b'/' as c_char {
+        match resolve_short_abs(p, t) {
+            Some(true) => return At::Ours(t),
+            Some(false) => return At::Real,
+            None => {}
+        }
     }
     resolve_copied(dirfd, p, t, (dir_ours, dir_located, first))
 }
 
-/// Whether absolute path `p` is one no mount of the table holds, told from
-/// a short copy: the answer [`resolve_copied`] gives such a path
-/// (`At::Real`), without its `PATH_MAX` copy, whose frame the compiler
-/// probes page by page on every call (in a shell's child between `fork`
-/// and `exec`, each probed page is a copy-on-write fault). `false` when
-/// the short copy cannot tell (a long path, a fault).
+/// [`resolve_at`] of an absolute path from a short copy, without the
+/// `PATH_MAX` one, whose frame the compiler probes page by page on every
+/// call (in a shell's child between `fork` and `exec`, each probed page is
+/// a copy-on-write fault): whether it is ours (`t` filled), or `None` when
+/// it does not fit (or faults): the whole copy decides then.
 #[inline(never)]
-fn off_every_mount(p: *const c_char) -> bool {
+fn resolve_short_abs(p: *const c_char, t: &mut Target) -> Option<bool> {
     let mut short = [MaybeUninit::<u8>::uninit(); 256];
-    let Ok(path) = uaccess::strncpy_from_user(&mut short, p) else {
+    let path = uaccess::strncpy_from_user(&mut short, p).ok()?;
+    let ready = state::ready(fork::register_handlers) && !state::paths_by_kernel();
+    Some(ready && resolve_abs(path, t))
+}
+
+/// Whether absolute path `path` is on a mount, `t` filled then (the mount
+/// table ready and the process's paths its own, see
+/// `state::paths_by_kernel`).
+fn resolve_abs(path: &[u8], t: &mut Target) -> bool {
+    let Some((m, rest)) = path::classify(state::table(), Comps::new(path, b"")) else {
+        back_named_fd(path);
         return false;
     };
-    if !state::ready(fork::register_handlers) || state::paths_by_kernel() {
-        return true;
-    }
-    if path::classify(state::table(), Comps::new(path, b"")).is_some() {
+    let tail = path::tail(path);
+    let Some(len) = path::write_rel(b"", rest, tail, &mut t.buf).map(<[u8]>::len) else {
         return false;
-    }
-    back_named_fd(path);
+    };
+    t.mount = m;
+    t.len = len;
     true
 }
 
@@ -260,18 +272,14 @@ fn resolve_copied<'t>(
     if (path[0] == b'/' || !(dir_ours || dir_located)) && state::paths_by_kernel() {
         return At::Real;
     }
-    let tail = path::tail(path);
     if path[0] == b'/' {
-        let Some((m, rest)) = path::classify(state::table(), Comps::new(path, b"")) else {
-            back_named_fd(path);
-            return At::Real;
+        return match resolve_abs(path, t) {
+            true => At::Ours(t),
+            false => At::Real,
         };
-        let Some(len) = path::write_rel(b"", rest, tail, &mut t.buf).map(<[u8]>::len) else {
-            return At::Real;
-        };
-        t.mount = m;
-        t.len = len;
-    } else if dirfd == libc::AT_FDCWD {
+    }
+    let tail = path::tail(path);
+    if dirfd == libc::AT_FDCWD {
         // Not cleared: only the bytes `cwd` writes are read.
         let mut buf = [const { MaybeUninit::uninit() }; PATH_MAX];
         let Some(cwd) = cwd::cwd(&mut buf) else {
