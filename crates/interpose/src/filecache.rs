@@ -17,15 +17,19 @@
 //! credentials), and a read an atime younger than a day (else the daemon
 //! updates it, relatime, so the read must reach it).
 //!
-//! Memory: [`ENTRIES`] entries of a few lines and [`DATA_MAX`] bytes,
-//! [`WAYS`]-way set associative by inode number, mapped on the first entry
-//! kept and faulted in as written. An entry counts the open files that share its
-//! handle and gives it back only when none does (its replacement then
-//! waits); each entry has a lock, and a caller that finds one busy keeps
-//! nothing or asks the daemon.
+//! Memory: [`ENTRIES`] entries of a few lines and up to [`DATA_MAX`]
+//! bytes, [`WAYS`]-way set associative by inode number, mapped on the
+//! first entry kept. Only the index is laid out by set; an entry and its
+//! bytes sit at a place handed out in order the first time its index is
+//! written, so that a process keeping a few hundred files touches a few
+//! dozen pages, not one per file (a short `cat` of 100 files faulted or
+//! populated ~220 pages, more than its own start-up). An entry counts the
+//! open files that share its handle and gives it back only when none does
+//! (its replacement then waits); each entry has a lock, and a caller that
+//! finds one busy keeps nothing or asks the daemon.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
 use proto::WireAttr;
 
@@ -40,28 +44,42 @@ pub(crate) const DATA_MAX: usize = 4096;
 /// Seconds after which the daemon updates a read file's atime (relatime).
 const ATIME_DAY: i64 = 24 * 60 * 60;
 
-/// The table: per entry the inode it keeps (0: none; read without the
-/// lock to pick the way, the lock's holder checks `inner`), the entry, and
-/// its bytes, each in an array of its own so that a lookup reads the
-/// set's inodes in one line and its entry in another.
+/// The table: its index first (per entry the inode it keeps, 0: none,
+/// read without the lock to pick the way, the lock's holder checks
+/// `inner`; the entry's lock; its place), then the entries and their bytes
+/// by place, so that a lookup reads the set's inodes in one line and its
+/// entry in another, and entries made one after another share pages.
 #[repr(C)]
 struct Table {
     inos: [AtomicU64; ENTRIES],
-    entries: [Entry; ENTRIES],
+    /// 1 while entry `i` is held (see [`Table::lock`]).
+    locks: [AtomicU32; ENTRIES],
+    /// Entry `i`'s place plus one (0: none yet), written once, under its
+    /// lock.
+    places: [AtomicU16; ENTRIES],
     /// By a hash of the path an entry was opened by: a tag of the hash
     /// and the entry's index plus one (see [`path_word`]; 0: none). A path
     /// sits in one of [`PROBES`] slots from the one its hash picks; the
     /// entry's holder checks the path itself.
     paths: [AtomicU32; PATHS],
-    /// Last: [`populate_index`] faults in what is before it.
+    /// Places handed out so far (at most one an entry).
+    placed: AtomicU32,
+    /// [`populate_index`] faults in what is before this.
+    entries: [UnsafeCell<Inner>; ENTRIES],
+    /// A place's bytes, in `small` when they fit (many to a page), else in
+    /// `data` (a page each).
+    small: [UnsafeCell<[u8; SMALL_MAX]>; ENTRIES],
     data: [UnsafeCell<[u8; DATA_MAX]>; ENTRIES],
 }
+
+/// Largest file whose bytes share a page with others' (16 to a page).
+const SMALL_MAX: usize = 256;
 
 /// Slots of the path index (a power of two), and the run of them a path
 /// may sit in (a lost slot makes a file ask the daemon on every open).
 const PATHS: usize = 8192;
 const PROBES: usize = 4;
-const _: () = assert!(ENTRIES < 1 << 12);
+const _: () = assert!(ENTRIES < 1 << 12 && ENTRIES < u16::MAX as usize);
 
 /// A path index slot's word: the tag of hash `h` above the entry index
 /// plus one.
@@ -94,19 +112,12 @@ fn path_slots(t: &Table, h: u64) -> impl Iterator<Item = &AtomicU32> {
     (0..PROBES).map(move |k| &t.paths[(first + k) & (PATHS - 1)])
 }
 
-// SAFETY: `data[i]` is only touched by the holder of `entries[i]`'s lock.
+// SAFETY: the entry and bytes at entry `i`'s place are only touched by the
+// holder of `locks[i]` (a place is handed out once, to one entry).
 unsafe impl Sync for Table {}
 
-struct Entry {
-    /// 1 while held (see [`Entry::lock`]).
-    lock: AtomicU32,
-    inner: UnsafeCell<Inner>,
-}
-
-// SAFETY: `inner` is only touched by the holder of `lock`.
-unsafe impl Sync for Entry {}
-
 /// What an entry keeps (all-zero: empty).
+#[derive(Clone, Copy)]
 struct Inner {
     /// 0: empty; else 1 (the entry) plus the open files sharing `fh`.
     refs: u32,
@@ -138,18 +149,24 @@ struct Inner {
 #[link_section = ".data.btfuse_hot"]
 static TABLE: LazyTable<Table> = unsafe { LazyTable::new() };
 
+/// What an entry without a place holds: nothing.
+// SAFETY: all-zero is an empty `Inner` (integers, `None`, bytes).
+static EMPTY: Inner = unsafe { core::mem::zeroed() };
+
 impl Table {
     /// Entry `i`'s contents while its lock is held (`None`: busy; with
     /// `wait`, spins until it is free: callers that must not give up hold
     /// it for a few stores only).
     fn lock(&'static self, i: usize, wait: bool) -> Option<Held> {
         loop {
-            if self.entries[i]
-                .lock
+            if self.locks[i]
                 .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
-                return Some(Held { t: self, i });
+                // Relaxed: written only under this lock, which we hold.
+                let place = self.places[i].load(Ordering::Relaxed);
+                let place = usize::from(place).checked_sub(1);
+                return Some(Held { t: self, i, place });
             }
             if !wait {
                 return None;
@@ -163,13 +180,38 @@ impl Table {
 struct Held {
     t: &'static Table,
     i: usize,
+    /// The entry's place, if it has one yet.
+    place: Option<usize>,
 }
 
 impl Held {
-    /// The entry's bytes.
-    fn data(&mut self) -> &mut [u8; DATA_MAX] {
-        // SAFETY: the entry's lock is ours until drop.
-        unsafe { &mut *self.t.data[self.i].get() }
+    /// The entry's place, handed out now if it had none.
+    fn place(&mut self) -> usize {
+        *self.place.get_or_insert_with(|| {
+            // Relaxed: a count; every entry takes at most one place, so
+            // there are enough.
+            let p = self.t.placed.fetch_add(1, Ordering::Relaxed) as usize;
+            debug_assert!(p < ENTRIES);
+            self.t.places[self.i].store(p as u16 + 1, Ordering::Relaxed);
+            p
+        })
+    }
+
+    /// Room for `len` bytes of the entry's file.
+    fn bytes_mut(&mut self, len: usize) -> &mut [u8] {
+        let p = self.place();
+        // SAFETY: the entry's lock is ours until drop, and `p` its place.
+        unsafe {
+            match len <= SMALL_MAX {
+                true => &mut (&mut *self.t.small[p].get())[..len],
+                false => &mut (&mut *self.t.data[p].get())[..len],
+            }
+        }
+    }
+
+    /// The entry's kept bytes (`len` of them, as [`Held::bytes_mut`]).
+    fn bytes(&mut self, len: usize) -> &[u8] {
+        self.bytes_mut(len)
     }
 
     /// Records which inode the entry keeps, for lookups.
@@ -189,22 +231,26 @@ impl Held {
 impl core::ops::Deref for Held {
     type Target = Inner;
     fn deref(&self) -> &Inner {
-        // SAFETY: the lock is ours until drop.
-        unsafe { &*self.t.entries[self.i].inner.get() }
+        match self.place {
+            // SAFETY: the lock is ours until drop, and `p` the entry's place.
+            Some(p) => unsafe { &*self.t.entries[p].get() },
+            None => &EMPTY,
+        }
     }
 }
 
 impl core::ops::DerefMut for Held {
     fn deref_mut(&mut self) -> &mut Inner {
-        // SAFETY: the lock is ours until drop.
-        unsafe { &mut *self.t.entries[self.i].inner.get() }
+        let p = self.place();
+        // SAFETY: the lock is ours until drop, and `p` the entry's place.
+        unsafe { &mut *self.t.entries[p].get() }
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
         // Release: what we wrote is seen by the next holder.
-        self.t.entries[self.i].lock.store(0, Ordering::Release);
+        self.t.locks[self.i].store(0, Ordering::Release);
     }
 }
 
@@ -354,7 +400,7 @@ fn keep_entry(
     e.unused_ahead = data.is_some();
     e.len = data.map(|d| d.len() as u16);
     if let Some(d) = data.filter(|d| !d.is_empty()) {
-        e.data()[..d.len()].copy_from_slice(d);
+        e.bytes_mut(d.len()).copy_from_slice(d);
     }
     e.base = named.base;
     e.dir = named.dir;
@@ -374,14 +420,13 @@ fn keep_entry(
     (true, old)
 }
 
-/// Faults in, once, the table's index: its inodes, entries and paths, 150
-/// pages that a process's kept files land on at random (a file each, at
-/// ~1.5 µs a fault here, where `MADV_POPULATE_WRITE` of them all takes
-/// ~0.5 µs a page), when files start to be opened ahead (`ops::ahead`):
-/// a process that reads a directory's files one by one keeps many. The
-/// bytes' pages come in as written (an empty file's never). A kernel
-/// without `MADV_POPULATE_WRITE` (before 5.14) refuses, and pages then
-/// come in one by one.
+/// Faults in, once, the table's index (inodes, locks, places and paths:
+/// 15 pages that a process's kept files land on at random, at ~1.5 µs a
+/// fault here, where `MADV_POPULATE_WRITE` takes ~0.5 µs a page) when files
+/// start to be opened ahead (`ops::ahead`): a process that reads a
+/// directory's files one by one keeps many. Entries and bytes come in as
+/// written, in order. A kernel without `MADV_POPULATE_WRITE` (before 5.14)
+/// refuses, and pages then come in one by one.
 fn populate_index(t: &'static Table) {
     #[link_section = ".data.btfuse_hot"]
     static DONE: AtomicBool = AtomicBool::new(false);
@@ -392,7 +437,7 @@ fn populate_index(t: &'static Table) {
     let _ = crate::sys::sc!(
         libc::SYS_madvise,
         t as *const Table,
-        core::mem::offset_of!(Table, data),
+        core::mem::offset_of!(Table, entries),
         libc::MADV_POPULATE_WRITE
     );
     #[cfg(test)]
@@ -507,7 +552,7 @@ pub(crate) fn keep_data(mount: usize, ino: u64, attr: &WireAttr, stamp: u64, dat
     }
     e.stamp = stamp;
     e.len = Some(data.len() as u16);
-    e.data()[..data.len()].copy_from_slice(data);
+    e.bytes_mut(data.len()).copy_from_slice(data);
 }
 
 /// Reads file `ino` of `mount` from `off` through `copy` (given the kept
@@ -532,7 +577,7 @@ pub(crate) fn read(
         return None;
     }
     let from = usize::try_from(off).unwrap_or(usize::MAX).min(len);
-    Some(copy(&e.data()[from..len]))
+    Some(copy(&e.bytes(len)[from..]))
 }
 
 #[cfg(test)]
@@ -586,6 +631,69 @@ mod tests {
         assert_eq!(read_all(12), None, "it changed");
         assert_eq!(open(3, 0, b"d/g", || Some(now(12))), None);
         assert_eq!(forget(3, 5151), Some(91), "no open file holds it");
+    }
+
+    #[test]
+    fn bytes_of_every_size_read_back_from_either_area() {
+        // Mount 4, inodes of their own: see the first test.
+        let log: &'static ChangeLog = Box::leak(Box::new(ChangeLog::new()));
+        let now = Now::new(20, Some(log));
+        let sizes = [0, 1, SMALL_MAX - 1, SMALL_MAX, SMALL_MAX + 1, DATA_MAX];
+        for (k, &len) in sizes.iter().enumerate() {
+            let ino = 6100 + k as u64;
+            let bytes: Vec<u8> = (0..len).map(|b| (b * 7 + k) as u8).collect();
+            let path = format!("e/{k}");
+            let named = Named {
+                base: 0,
+                path: path.as_bytes(),
+                dir: 600,
+            };
+            let a = attr(ino, len as u64);
+            assert_eq!(
+                keep_ahead(4, 100 + ino, &a, 20, &named, &bytes),
+                (true, None)
+            );
+        }
+        for (k, &len) in sizes.iter().enumerate() {
+            let ino = 6100 + k as u64;
+            let mut got = Vec::new();
+            let n = read(
+                4,
+                ino,
+                0,
+                || Some(now),
+                || 2_000,
+                |b| {
+                    got.extend_from_slice(b);
+                    b.len()
+                },
+            );
+            assert_eq!(n, Some(len), "{len} bytes");
+            let want: Vec<u8> = (0..len).map(|b| (b * 7 + k) as u8).collect();
+            assert_eq!(got, want, "{len} bytes");
+        }
+        // A file grown past the small area's room: its bytes move with it.
+        let a = attr(6100, SMALL_MAX as u64 + 10);
+        let grown = vec![9u8; SMALL_MAX + 10];
+        assert_eq!(
+            open(4, 0, b"e/0", || Some(now)).map(|(fh, _, _)| fh),
+            Some(6200)
+        );
+        keep_data(4, 6100, &a, 21, &grown);
+        let later = Now::new(21, Some(log));
+        let mut got = Vec::new();
+        read(
+            4,
+            6100,
+            0,
+            || Some(later),
+            || 2_000,
+            |b| {
+                got.extend_from_slice(b);
+                b.len()
+            },
+        );
+        assert_eq!(got, grown);
     }
 
     #[test]
