@@ -52,7 +52,13 @@ fn request_wait(recent_pause_ns: u64) -> WaitPolicy {
 
 /// A new process makes its first calls in a burst (open, fstat, read,
 /// close…, with its own work in between): for this many requests the
-/// server spins its longest, whatever the pauses.
+/// server spins its longest, whatever the pauses, until one pause outlasts
+/// that spin. A process whose calls are far apart from the start (a
+/// compiler opening its headers between stretches of parsing) is then no
+/// longer spun for at each of them: in a `make -j2` that keeps both CPUs
+/// busy, a spin after each of a compiler's few requests took the CPU the
+/// other job needed (713 → 650 ms a build, 9 interleaved runs; plain FUSE
+/// 599).
 const STARTUP_REQUESTS: u32 = 16;
 
 /// The wait for a new channel's first request: the client sends it right
@@ -294,6 +300,7 @@ fn serve_channel(
     let mut msg = vec![0u8; MAX_REQUEST];
     let mut reply = vec![0u8; MAX_REPLY];
     let mut served = 0u32;
+    let mut bursting = true;
     let mut recent_pause = 0u64;
     let mut separation = CpuSeparation::default();
     loop {
@@ -315,7 +322,8 @@ fn serve_channel(
         let pause = waiting.elapsed().as_nanos() as u64;
         recent_pause = (recent_pause / 2).max(if pause <= SPIN_MAX_NS { pause } else { 0 });
         served += 1;
-        end.requests.set_policy(if served < STARTUP_REQUESTS {
+        bursting &= served < STARTUP_REQUESTS && (served == 1 || pause <= SPIN_MAX_NS);
+        end.requests.set_policy(if bursting {
             request_wait(SPIN_MAX_NS)
         } else {
             request_wait(recent_pause)
