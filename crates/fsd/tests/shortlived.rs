@@ -5,6 +5,9 @@
 //! `scripts/posted_close.c` checks that the process's next call (on the
 //! same channel or another one, from the same thread or after a join)
 //! sees the close's effect: an unlinked file's blocks are free again.
+//! `vfork` is a real one when the child cannot disturb the library;
+//! `scripts/vfork_child.c` checks both kinds and what the parent finds
+//! after its child.
 
 mod common;
 
@@ -18,6 +21,47 @@ use common::*;
 fn prog(test: &str) -> Option<PathBuf> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
     compiled_c(&BUILT, "posted_close.c", test)
+}
+
+/// A process that holds no fast-path fd gets a real `vfork`: its child
+/// (which stats, opens and reads on the mount, through the kernel, changes
+/// its cwd, closes every fd above 2 and dups) leaves the parent's state as
+/// it was (its cwd, its fds, relative opens, a file written and read back
+/// through the fast path); one that holds a fast-path fd gets a `fork`,
+/// whose child reads the inherited fd; a vfork child execs `cat` of a file
+/// on the mount.
+#[test]
+fn vfork_is_real_when_the_child_cannot_disturb_the_library() {
+    let test = "vfork_is_real_when_the_child_cannot_disturb_the_library";
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let Some(lib) = preload_or_skip(test) else {
+        return;
+    };
+    let Some(p) = compiled_c(&BUILT, "vfork_child.c", test) else {
+        return;
+    };
+    let bt = BtfuseGuard::new("64M");
+    let dir = bt.path().join("vf");
+    std::fs::create_dir(&dir).unwrap();
+    let before = stat_value(&stats(bt.path()), "fast-path requests");
+    let out = run_timeout(
+        Command::new(&p).arg(&dir).env("LD_PRELOAD", &lib),
+        Duration::from_secs(60),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text == "ok A real\nok B fork\nok C\n",
+        "{}{}",
+        text,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = stat_value(&stats(bt.path()), "fast-path requests");
+    assert!(after > before, "the parent used the fast path");
+    assert_eq!(
+        door_count(bt.path(), "FUSE door", "ioctl"),
+        1,
+        "the vfork child's calls went to the kernel"
+    );
 }
 
 #[test]

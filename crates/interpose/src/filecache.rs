@@ -117,7 +117,6 @@ fn path_slots(t: &Table, h: u64) -> impl Iterator<Item = &AtomicU32> {
 unsafe impl Sync for Table {}
 
 /// What an entry keeps (all-zero: empty).
-#[derive(Clone, Copy)]
 struct Inner {
     /// 0: empty; else 1 (the entry) plus the open files sharing `fh`.
     refs: u32,

@@ -19,6 +19,11 @@ static AT_EXIT: extern "C" fn() = at_exit;
 /// Writes the streams' pending output while the channels are still open
 /// (glibc flushes stdio only after the destructors), then closes them.
 extern "C" fn at_exit() {
+    // A vfork child that calls `exit` (it should `_exit`): the channels
+    // and buffers are its parent's.
+    if crate::state::in_vfork_child() {
+        return;
+    }
     timeline::mark(Mark::ExitBegin);
     stdio::flush_at_exit();
     channel::close_all_at_exit();

@@ -99,6 +99,10 @@ pub(crate) fn catches(nr: c_long) -> bool {
 /// # Safety
 /// The arguments must be valid for system call `nr`.
 pub(crate) unsafe fn syscall(nr: c_long, args: [c_long; 6]) -> c_long {
+    if state::in_vfork_child() {
+        // SAFETY: the caller's contract (see `crate::process`).
+        return sys::libc_result(unsafe { sys::raw(nr, args) });
+    }
     let change = match nr {
         libc::SYS_chroot | libc::SYS_pivot_root => Change::Paths,
         libc::SYS_unshare => of_unshare(args[0]),
@@ -168,6 +172,9 @@ pub unsafe extern "C" fn setns(fd: c_int, nstype: c_int) -> c_int {
 /// path flag when they ask for it, grows the fd table first if the child
 /// will share it; returns the real `clone`'s address.
 extern "C" fn prepare_clone(flags: c_int) -> usize {
+    if flags & libc::CLONE_VM != 0 && flags & libc::CLONE_VFORK == 0 {
+        state::note_memory_shared();
+    }
     if flags & libc::CLONE_FILES != 0 {
         crate::ops::before_sharing_fd_table();
     }

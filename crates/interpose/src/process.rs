@@ -62,14 +62,30 @@
 //!
 //! # vfork
 //!
-//! A `vfork` child shares the parent's memory until it execs: any hook it
-//! ran (a `close`, a `dup2`, a read) would edit the parent's fd table or
-//! use the parent's channels from another process. `vfork` is therefore
-//! implemented as `fork` (allowed by POSIX; the child may only exec or
-//! `_exit` either way), which runs the `pthread_atfork` handlers: the
-//! child gets its own channels. `clone(CLONE_VM)` called directly is out of
-//! reach; it must not call hooked functions before it execs (glibc's own
-//! `posix_spawn` child does not).
+//! A `vfork` child shares the parent's memory until it execs or exits: a
+//! hook it ran (a `close`, a `dup2`, an `open` on a mount) would edit the
+//! parent's fd table or use the parent's channels from another process.
+//! `vfork` is a real one when that cannot happen, and `fork` (allowed by
+//! POSIX; the child may only exec or `_exit` either way) otherwise:
+//! * real when the process never made a thread (`pthread_create`: other
+//!   threads would go on running in the shared memory) and holds no
+//!   fast-path fd and no shadowed kernel directory fd (the child's `exec`
+//!   would have to make them kernel-backed, in the parent's fd table
+//!   too). The process is marked as vforking (`state::start_vfork`) and
+//!   glibc's `vfork` runs; the child, finding itself another process than
+//!   the one marked, leaves every call to the kernel: paths
+//!   (`state::paths_by_kernel`), the fd calls that keep the library's
+//!   own descriptors (`close`, `close_range`, `dup2`, `dup3`), credential
+//!   and namespace changes, the exit's channel teardown. The parent clears
+//!   the mark at its next look. A `gcc` driver starts `cc1` and `as` this
+//!   way: a `fork` of it cost ~170 µs more a child (page tables copied,
+//!   then copy-on-write faults in both);
+//! * `fork` otherwise, which runs the `pthread_atfork` handlers: the child
+//!   gets its own channels.
+//!
+//! `clone(CLONE_VM)` called directly is out of reach; it must not call
+//! hooked functions before it execs (glibc's own `posix_spawn` child does
+//! not).
 //!
 //! # Descriptors through `syscall(3)`
 //!
@@ -95,6 +111,10 @@ use crate::trampoline::variadic_trampoline;
 /// After a successful credential change: new epoch, forget every fd (they
 /// were made kernel-backed before the change), close the old channels.
 fn after_cred_change() {
+    // A vfork child's identity is its own; the state is its parent's.
+    if state::in_vfork_child() {
+        return;
+    }
     let saved = errno();
     state::new_epoch();
     ops::forget_all();
@@ -286,7 +306,7 @@ fn effective_id(gid: bool) -> u32 {
 
 /// `setfsuid`/`setfsgid`: see the module comment.
 fn set_fs_id(id: u32, gid: bool, real: impl FnOnce() -> c_int) -> c_int {
-    if id == u32::MAX || id == effective_id(gid) {
+    if id == u32::MAX || id == effective_id(gid) || state::in_vfork_child() {
         // A query, or back to the effective id: nothing the daemon
         // cannot see.
         return real();
@@ -464,6 +484,7 @@ pub unsafe extern "C" fn pthread_create(
     start: extern "C" fn(*mut c_void) -> *mut c_void,
     arg: *mut c_void,
 ) -> c_int {
+    state::note_memory_shared();
     ops::before_sharing_fd_table();
     // SAFETY: forwards the caller's arguments.
     unsafe { real::pthread_create()(thread, attr, start, arg) }
@@ -490,8 +511,46 @@ pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut 
     f
 }
 
-/// `vfork(2)`, run as `fork`: a child sharing the parent's memory would
-/// share the library's state too (see the module comment).
+/// Where a `vfork` goes (see the module comment): glibc's own, the process
+/// marked as vforking, when the child cannot disturb the library; `fork`
+/// otherwise.
+extern "C" fn vfork_target() -> usize {
+    let saved = errno();
+    let shared_memory_safe = !state::memory_shared() && !ops::holds_fds();
+    let target = if shared_memory_safe {
+        // The child's `exec` finds the real one resolved (no `dlsym` in
+        // the parent's memory).
+        real::resolve_exec_family();
+        let vfork = real::vfork() as usize;
+        state::start_vfork();
+        vfork
+    } else {
+        libc::fork as *const () as usize
+    };
+    set_errno(saved);
+    target
+}
+
+/// `vfork(2)`: glibc's, or `fork` (see the module comment). A jump, not a
+/// call: glibc's `vfork` must return to our caller from the caller's own
+/// frame, in the child as in the parent.
+#[cfg(target_arch = "x86_64")]
+#[no_mangle]
+#[unsafe(naked)]
+pub unsafe extern "C" fn vfork() -> pid_t {
+    // At entry rsp is 8 mod 16: one word more aligns the call.
+    core::arch::naked_asm!(
+        "sub rsp, 8",
+        "call {target}",
+        "add rsp, 8",
+        "jmp rax",
+        target = sym vfork_target,
+    )
+}
+
+/// `vfork(2)`, run as `fork` on this architecture (no real-vfork
+/// trampoline here).
+#[cfg(not(target_arch = "x86_64"))]
 #[no_mangle]
 pub unsafe extern "C" fn vfork() -> pid_t {
     // SAFETY: fork has no preconditions; see the module comment.
@@ -499,6 +558,15 @@ pub unsafe extern "C" fn vfork() -> pid_t {
 }
 
 /// glibc's other name of [`vfork`].
+#[cfg(target_arch = "x86_64")]
+#[no_mangle]
+#[unsafe(naked)]
+pub unsafe extern "C" fn __vfork() -> pid_t {
+    core::arch::naked_asm!("jmp {vfork}", vfork = sym vfork)
+}
+
+/// glibc's other name of [`vfork`].
+#[cfg(not(target_arch = "x86_64"))]
 #[no_mangle]
 pub unsafe extern "C" fn __vfork() -> pid_t {
     // SAFETY: fork has no preconditions; see the module comment.

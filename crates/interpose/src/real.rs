@@ -223,6 +223,7 @@ reals! {
     setfsuid(libc::uid_t) -> c_int;
     setfsgid(libc::gid_t) -> c_int;
     execve(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
+    vfork() -> libc::pid_t;
     execv(*const c_char, *const *const c_char) -> c_int;
     execvp(*const c_char, *const *const c_char) -> c_int;
     execvpe(*const c_char, *const *const c_char, *const *const c_char) -> c_int;

@@ -5,7 +5,7 @@
 
 use core::cell::UnsafeCell;
 use core::mem::{align_of, size_of, MaybeUninit};
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use crate::fdtable::FdTable;
 use crate::mapped::{self, Mapping, Text};
@@ -263,13 +263,66 @@ static PATHS_BY_KERNEL: AtomicBool = AtomicBool::new(false);
 /// [`PATHS_BY_KERNEL`]).
 #[inline]
 pub(crate) fn paths_by_kernel() -> bool {
-    PATHS_BY_KERNEL.load(Ordering::Relaxed)
+    PATHS_BY_KERNEL.load(Ordering::Relaxed) || in_vfork_child()
 }
 
 /// Leaves paths from the root or the cwd to the kernel for the rest of the
 /// process image (see [`PATHS_BY_KERNEL`]).
 pub(crate) fn leave_paths_to_kernel() {
     PATHS_BY_KERNEL.store(true, Ordering::Relaxed);
+}
+
+/// Set by a real `vfork` (see `crate::process`) just before the system
+/// call, and cleared by the parent's first look after it: while it is set,
+/// a process other than [`VFORK_PARENT`] is the child, which runs in the
+/// parent's memory until it execs or exits and so must write nothing of
+/// the library's state: it leaves every call to the kernel.
+#[link_section = ".data.btfuse_hot"]
+static VFORKING: AtomicBool = AtomicBool::new(false);
+static VFORK_PARENT: AtomicI32 = AtomicI32::new(0);
+
+/// Another thread of execution shares the process's memory (a
+/// `pthread_create`, a `clone(CLONE_VM)` called directly): a `vfork` child
+/// would share it with threads that go on running, so `vfork` is a
+/// `fork` from then on (see `crate::process`).
+static MEMORY_SHARED: AtomicBool = AtomicBool::new(false);
+
+/// Notes that another thread shares the process's memory (see
+/// [`MEMORY_SHARED`]).
+pub(crate) fn note_memory_shared() {
+    MEMORY_SHARED.store(true, Ordering::Relaxed);
+}
+
+/// Whether another thread ever shared the process's memory (see
+/// [`MEMORY_SHARED`]).
+pub(crate) fn memory_shared() -> bool {
+    MEMORY_SHARED.load(Ordering::Relaxed)
+}
+
+/// Marks the process as about to `vfork` (see [`VFORKING`]).
+pub(crate) fn start_vfork() {
+    VFORK_PARENT.store(sys::getpid(), Ordering::Relaxed);
+    VFORKING.store(true, Ordering::Relaxed);
+}
+
+/// Whether this is a `vfork` child still running in its parent's memory
+/// (see [`VFORKING`]).
+#[inline]
+pub(crate) fn in_vfork_child() -> bool {
+    VFORKING.load(Ordering::Relaxed) && vfork_child_now()
+}
+
+/// [`in_vfork_child`] once a `vfork` was made: asks the kernel who we are.
+/// The parent runs again only once its child has exec'd or exited, so the
+/// parent clears the mark (no other thread: see `crate::process`).
+#[cold]
+#[inline(never)]
+fn vfork_child_now() -> bool {
+    if sys::getpid() != VFORK_PARENT.load(Ordering::Relaxed) {
+        return true;
+    }
+    VFORKING.store(false, Ordering::Relaxed);
+    false
 }
 
 /// Whether `access`-style checks (real ids) must go to the kernel.

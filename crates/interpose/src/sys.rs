@@ -195,6 +195,11 @@ pub(crate) fn read_file(path: &[u8], buf: &mut [u8]) -> Result<usize, Errno> {
     r
 }
 
+/// The calling process's id (a system call: glibc caches none).
+pub(crate) fn getpid() -> i32 {
+    sc!(libc::SYS_getpid).map_or(0, |p| p as i32)
+}
+
 /// `close(2)`, errors ignored.
 pub(crate) fn close(fd: i32) {
     let _ = sc!(libc::SYS_close, fd);

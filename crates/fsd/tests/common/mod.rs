@@ -936,12 +936,21 @@ pub fn preloaded_python_args_ok(lib: &str, script: &str, args: &[&std::ffi::OsSt
 
 /// The fast-path requests of operation `op` a stats report counts.
 pub fn fast_path_count(m: &Path, op: &str) -> u64 {
+    door_count(m, "fast-path door", op)
+}
+
+/// The requests of operation `op` that the stats report counts in the
+/// section of `door` ("fast-path door", "FUSE door").
+pub fn door_count(m: &Path, door: &str, op: &str) -> u64 {
     let s = stats(m);
-    let door = s
-        .split("fast-path door")
+    let section = s
+        .split(door)
         .nth(1)
-        .unwrap_or_else(|| panic!("no fast-path section:\n{s}"));
-    door.lines()
+        .unwrap_or_else(|| panic!("no {door} section:\n{s}"));
+    section
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with(' '))
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
         .find(|w| w.first() == Some(&op))
         .map_or(0, |w| w[1].parse().unwrap())

@@ -49,6 +49,10 @@ pub(super) unsafe fn dup3_impl(
     flags: c_int,
     real: impl FnOnce() -> c_int,
 ) -> c_int {
+    if state::in_vfork_child() {
+        // See `crate::process`: nothing of the library's own is touched.
+        return real();
+    }
     let saved = errno();
     ops::evict_internal(new);
     ops::forget_located(new);

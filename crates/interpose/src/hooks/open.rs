@@ -9,7 +9,7 @@ use crate::dir;
 use crate::ops::{self, At, Fail};
 use crate::path;
 use crate::real;
-use crate::state::FDS;
+use crate::state::{self, FDS};
 use crate::sys::{self, errno};
 
 use super::common::*;
@@ -272,6 +272,10 @@ pub(super) fn close_ours(fd: c_int) {
 
 #[inline]
 pub(super) unsafe fn close(fd: c_int) -> c_int {
+    if state::in_vfork_child() {
+        // SAFETY: forwards the caller's argument (see `crate::process`).
+        return unsafe { real::close()(fd) };
+    }
     if FDS.is_ours(fd) {
         let saved = errno();
         close_ours(fd);
@@ -293,6 +297,10 @@ pub(super) unsafe fn close(fd: c_int) -> c_int {
 /// Closes `[lo, hi]` except the library's own sockets.
 #[inline]
 pub(super) unsafe fn close_range_impl(lo: c_uint, hi: c_uint, flags: c_int) -> c_int {
+    if state::in_vfork_child() {
+        // SAFETY: forwards the caller's arguments (see `crate::process`).
+        return unsafe { real::close_range()(lo, hi, flags) };
+    }
     let saved = errno();
     if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {
         FDS.for_each_in(lo, hi, close_ours);

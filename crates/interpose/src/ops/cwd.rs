@@ -88,6 +88,10 @@ fn kept(buf: &mut [MaybeUninit<u8>; PATH_MAX]) -> Option<usize> {
 /// Keeps `cwd`, just read from the kernel, if it is on a mount and reads
 /// the same again after that mount's generation and the chdir count were.
 fn keep(cwd: &[u8]) {
+    // A vfork child's cwd may be its own; the kept one is its parent's.
+    if state::in_vfork_child() {
+        return;
+    }
     let Some((m, _)) = path::classify(state::table(), Comps::new(cwd, b"")) else {
         return;
     };

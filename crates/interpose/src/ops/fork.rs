@@ -27,6 +27,9 @@ pub(super) fn register_handlers() {
 /// resolved.
 extern "C" fn before_fork() {
     let saved = sys::errno();
+    // A parent that made a real `vfork` and has not looked since clears
+    // its mark here: the forked child would take itself for the vfork one.
+    let _ = state::in_vfork_child();
     crate::real::resolve_exec_family();
     sys::set_errno(saved);
     upgrade_all_before_fork();

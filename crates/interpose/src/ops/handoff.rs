@@ -583,6 +583,15 @@ pub(crate) fn back_named_fd(p: &[u8]) {
     }
 }
 
+/// Whether the process holds a fast-path fd or a shadowed kernel
+/// directory fd (a real `vfork` needs neither: see `crate::process`).
+pub(crate) fn holds_fds() -> bool {
+    let mut any = false;
+    FDS.for_each_in(0, u32::MAX, |_| any = true);
+    FDS.for_each_located_in(0, u32::MAX, |_| any = true);
+    any
+}
+
 /// `pthread_atfork` prepare handler: makes every fast-path fd
 /// kernel-backed, so parent and child share open files and offsets through
 /// the kernel as POSIX requires (the child cannot use the parent's daemon
