@@ -114,6 +114,7 @@ pub(crate) unsafe fn syscall(nr: c_long, args: [c_long; 6]) -> c_long {
                 libc::SYS_clone3 => uaccess::read_val(args[0] as *const u64).unwrap_or(0),
                 _ => args[0] as u64,
             };
+            note_shared_memory(flags);
             if clone_moves_paths(flags) {
                 state::leave_paths_to_kernel();
             }
@@ -172,9 +173,11 @@ pub unsafe extern "C" fn setns(fd: c_int, nstype: c_int) -> c_int {
 /// path flag when they ask for it, grows the fd table first if the child
 /// will share it; returns the real `clone`'s address.
 extern "C" fn prepare_clone(flags: c_int) -> usize {
-    if flags & libc::CLONE_VM != 0 && flags & libc::CLONE_VFORK == 0 {
-        state::note_memory_shared();
+    // A vfork child (which may not call this) keeps its parent's state.
+    if state::in_vfork_child() {
+        return crate::real::clone() as usize;
     }
+    note_shared_memory(flags as u32 as u64);
     if flags & libc::CLONE_FILES != 0 {
         crate::ops::before_sharing_fd_table();
     }
@@ -182,6 +185,15 @@ extern "C" fn prepare_clone(flags: c_int) -> usize {
         state::leave_paths_to_kernel();
     }
     crate::real::clone() as usize
+}
+
+/// A `clone` with `flags` that makes another thread of execution of the
+/// process's memory: no real `vfork` from then on (see `crate::process`).
+fn note_shared_memory(flags: u64) {
+    let vm = libc::CLONE_VM as u64;
+    if flags & vm != 0 && flags & libc::CLONE_VFORK as u64 == 0 {
+        state::note_memory_shared();
+    }
 }
 
 // glibc's `clone(fn, stack, flags, arg, ...)` is variadic and its child

@@ -67,19 +67,25 @@
 //! parent's fd table or use the parent's channels from another process.
 //! `vfork` is a real one when that cannot happen, and `fork` (allowed by
 //! POSIX; the child may only exec or `_exit` either way) otherwise:
-//! * real when the process never made a thread (`pthread_create`: other
-//!   threads would go on running in the shared memory) and holds no
-//!   fast-path fd and no shadowed kernel directory fd (the child's `exec`
-//!   would have to make them kernel-backed, in the parent's fd table
-//!   too). The process is marked as vforking (`state::start_vfork`) and
-//!   glibc's `vfork` runs; the child, finding itself another process than
-//!   the one marked, leaves every call to the kernel: paths
-//!   (`state::paths_by_kernel`), the fd calls that keep the library's
-//!   own descriptors (`close`, `close_range`, `dup2`, `dup3`), credential
-//!   and namespace changes, the exit's channel teardown. The parent clears
-//!   the mark at its next look. A `gcc` driver starts `cc1` and `as` this
-//!   way: a `fork` of it cost ~170 µs more a child (page tables copied,
-//!   then copy-on-write faults in both);
+//! * real when the process has one thread and never shared its memory
+//!   otherwise (`pthread_create`, `clone(CLONE_VM)`: other threads would
+//!   go on running in the shared memory; the kernel's thread count catches
+//!   glibc's own helper threads) and holds no fast-path fd and no shadowed
+//!   kernel directory fd (the child's `exec` would have to make them
+//!   kernel-backed, in the parent's fd table too). What the child could
+//!   otherwise set up for its parent is done first (the library's start,
+//!   the fault handler, the `exec` family resolved), the process is marked
+//!   as vforking (`state::start_vfork`) and glibc's `vfork` runs; the
+//!   child, finding itself another process than the one marked, leaves
+//!   every call to the kernel and keeps no fact it works out: paths
+//!   (`state::paths_by_kernel`), the fd calls that keep the library's own
+//!   descriptors (`close`, `close_range`, `dup2`, `dup3`), `umask`, the
+//!   `SIGSEGV`/`SIGBUS` dispositions, credential and namespace changes,
+//!   `clone` and `pthread_create`, the exit's channel teardown, the kept
+//!   cwd. The parent clears the mark at its first look once the child ran.
+//!   A `gcc` driver starts `cc1` and `as` this way: a `fork` of it cost
+//!   ~270 µs more a child (page tables copied, then copy-on-write faults
+//!   in both);
 //! * `fork` otherwise, which runs the `pthread_atfork` handlers: the child
 //!   gets its own channels.
 //!
@@ -484,8 +490,11 @@ pub unsafe extern "C" fn pthread_create(
     start: extern "C" fn(*mut c_void) -> *mut c_void,
     arg: *mut c_void,
 ) -> c_int {
-    state::note_memory_shared();
-    ops::before_sharing_fd_table();
+    // A vfork child (which may not call this) keeps its parent's state.
+    if !state::in_vfork_child() {
+        state::note_memory_shared();
+        ops::before_sharing_fd_table();
+    }
     // SAFETY: forwards the caller's arguments.
     unsafe { real::pthread_create()(thread, attr, start, arg) }
 }
@@ -516,10 +525,16 @@ pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut 
 /// otherwise.
 extern "C" fn vfork_target() -> usize {
     let saved = errno();
-    let shared_memory_safe = !state::memory_shared() && !ops::holds_fds();
-    let target = if shared_memory_safe {
-        // The child's `exec` finds the real one resolved (no `dlsym` in
-        // the parent's memory).
+    let target = if state::in_vfork_child() {
+        // A vfork child's own vfork (POSIX leaves it undefined): its child
+        // is another process than the one marked too.
+        real::vfork() as usize
+    } else if !state::memory_shared() && sys::thread_count() == Some(1) && !ops::holds_fds() {
+        // What the child could otherwise set up for its parent, done now:
+        // the library's start (discovery), the fault handler, the `exec`
+        // family resolved.
+        ops::start_library();
+        crate::uaccess::prepare_handler();
         real::resolve_exec_family();
         let vfork = real::vfork() as usize;
         state::start_vfork();

@@ -64,6 +64,10 @@ impl LazyFlag {
             return v & Self::STATE == Self::YES;
         }
         let yes = work_out();
+        // A vfork child's cwd and credentials are its own.
+        if in_vfork_child() {
+            return yes;
+        }
         let known = v | if yes { Self::YES } else { Self::NO };
         // Kept only if nothing changed meanwhile.
         let _ = self
@@ -273,13 +277,18 @@ pub(crate) fn leave_paths_to_kernel() {
 }
 
 /// Set by a real `vfork` (see `crate::process`) just before the system
-/// call, and cleared by the parent's first look after it: while it is set,
-/// a process other than [`VFORK_PARENT`] is the child, which runs in the
-/// parent's memory until it execs or exits and so must write nothing of
-/// the library's state: it leaves every call to the kernel.
+/// call, and cleared by the parent's first look once its child ran: while
+/// it is set, a process other than [`VFORK_PARENT`] is the child, which
+/// runs in the parent's memory until it execs or exits and so must write
+/// nothing of the library's state: it leaves every call to the kernel.
 #[link_section = ".data.btfuse_hot"]
 static VFORKING: AtomicBool = AtomicBool::new(false);
 static VFORK_PARENT: AtomicI32 = AtomicI32::new(0);
+/// Set by the child's first look: the `vfork` took place, so the parent,
+/// which runs again only once its child has exec'd or exited, may clear
+/// the mark (a signal handler of the parent that looks between the mark
+/// and the system call must not).
+static VFORK_CHILD_RAN: AtomicBool = AtomicBool::new(false);
 
 /// Another thread of execution shares the process's memory (a
 /// `pthread_create`, a `clone(CLONE_VM)` called directly): a `vfork` child
@@ -302,6 +311,7 @@ pub(crate) fn memory_shared() -> bool {
 /// Marks the process as about to `vfork` (see [`VFORKING`]).
 pub(crate) fn start_vfork() {
     VFORK_PARENT.store(sys::getpid(), Ordering::Relaxed);
+    VFORK_CHILD_RAN.store(false, Ordering::Relaxed);
     VFORKING.store(true, Ordering::Relaxed);
 }
 
@@ -312,16 +322,20 @@ pub(crate) fn in_vfork_child() -> bool {
     VFORKING.load(Ordering::Relaxed) && vfork_child_now()
 }
 
-/// [`in_vfork_child`] once a `vfork` was made: asks the kernel who we are.
-/// The parent runs again only once its child has exec'd or exited, so the
-/// parent clears the mark (no other thread: see `crate::process`).
+/// [`in_vfork_child`] once a `vfork` was marked: asks the kernel who we
+/// are. The parent clears the mark once its child ran (see
+/// [`VFORK_CHILD_RAN`]; after a child that made no hooked call the mark
+/// stays, and the parent asks at each look: slower, never wrong).
 #[cold]
 #[inline(never)]
 fn vfork_child_now() -> bool {
     if sys::getpid() != VFORK_PARENT.load(Ordering::Relaxed) {
+        VFORK_CHILD_RAN.store(true, Ordering::Relaxed);
         return true;
     }
-    VFORKING.store(false, Ordering::Relaxed);
+    if VFORK_CHILD_RAN.load(Ordering::Relaxed) {
+        VFORKING.store(false, Ordering::Relaxed);
+    }
     false
 }
 

@@ -195,6 +195,21 @@ pub(crate) fn read_file(path: &[u8], buf: &mut [u8]) -> Result<usize, Errno> {
     r
 }
 
+/// The number of threads of the calling process (`/proc/self/stat`'s
+/// 20th field), if it can be read.
+pub(crate) fn thread_count() -> Option<u64> {
+    let mut buf = [0u8; 1024];
+    let n = read_file(b"/proc/self/stat\0", &mut buf).ok()?;
+    // The fields after the command name, which may hold anything but ends
+    // at the last ')': state is the 3rd field, the thread count the 20th.
+    let after = buf[..n].iter().rposition(|&b| b == b')')? + 1;
+    let field = buf[after..n]
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty())
+        .nth(17)?;
+    core::str::from_utf8(field).ok()?.parse().ok()
+}
+
 /// The calling process's id (a system call: glibc caches none).
 pub(crate) fn getpid() -> i32 {
     sc!(libc::SYS_getpid).map_or(0, |p| p as i32)

@@ -11,11 +11,13 @@
  * B: a process that holds a fast-path fd gets a fork (no shared memory);
  *    the child reads the inherited fd.
  * C: a vfork child that execs `cat` of the file writes it to a pipe.
- * Prints "ok A real", "ok B fork", "ok C" or what went wrong.
+ * D: a process with a second thread gets a fork.
+ * Prints "ok A real", "ok B fork", "ok C", "ok D fork" or what went wrong.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,12 @@ static int check_file(const char *p, const char *want) {
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
     return n == (ssize_t)strlen(want) && memcmp(buf, want, n) == 0;
+}
+
+static void *idle_thread(void *arg) {
+    (void)arg;
+    pause();
+    return NULL;
 }
 
 static int wait_ok(pid_t pid) {
@@ -131,5 +139,21 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("ok C\n");
+
+    /* D */
+    pthread_t t;
+    if (pthread_create(&t, NULL, idle_thread, NULL) != 0)
+        return 1;
+    touched = 0;
+    pid = vfork();
+    if (pid == 0) {
+        touched = 1;
+        _exit(0);
+    }
+    if (!wait_ok(pid)) {
+        printf("D: child failed\n");
+        return 1;
+    }
+    printf("ok D %s\n", touched ? "real" : "fork");
     return 0;
 }

@@ -778,6 +778,9 @@ pub(super) unsafe fn splice(
 pub(super) unsafe fn umask(m: mode_t) -> mode_t {
     // SAFETY: libc's own function, called with the caller's arguments under the caller's C contract.
     let old = unsafe { real::umask()(m) };
-    state::set_umask(m);
+    // A vfork child's umask is its own; the recorded one is its parent's.
+    if !state::in_vfork_child() {
+        state::set_umask(m);
+    }
     old
 }

@@ -22,6 +22,13 @@ pub(super) fn register_handlers() {
     };
 }
 
+/// Starts the library now if it has not started (its discovery, the fork
+/// handlers): a process about to `vfork` does, so that its child never
+/// starts it for it (see `crate::process`).
+pub(crate) fn start_library() {
+    let _ = state::ready(register_handlers);
+}
+
 /// `pthread_atfork` prepare handler: the fast-path files become
 /// kernel-backed, and the child finds the `exec` it is likely to call
 /// resolved.

@@ -30,7 +30,7 @@ mod xattr;
 
 pub(crate) use attrs::*;
 pub(crate) use file::*;
-pub(crate) use fork::before_sharing_fd_table;
+pub(crate) use fork::{before_sharing_fd_table, start_library};
 pub(crate) use handoff::*;
 pub(crate) use located::*;
 pub(crate) use mapcopy::private_copy;

@@ -48,6 +48,12 @@ mod signals;
 
 use handler::ensure_handler;
 
+/// Installs the fault handler now if it is not yet (a process about to
+/// `vfork` does, so that its child never installs it for it).
+pub(crate) fn prepare_handler() {
+    ensure_handler();
+}
+
 /// A caller's pointer could not be read or written: the kernel's `EFAULT`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Fault;

@@ -33,9 +33,10 @@ fn record(i: usize, act: *const libc::sigaction, old: *mut libc::sigaction) -> c
     0
 }
 
-/// Whether `sig` is one this module keeps for itself.
+/// Whether `sig` is one this module keeps for itself (never in a `vfork`
+/// child: its dispositions are its own, the record its parent's).
 fn ours(sig: c_int) -> Option<usize> {
-    if cfg!(target_arch = "x86_64") {
+    if cfg!(target_arch = "x86_64") && !crate::state::in_vfork_child() {
         slot_of(sig)
     } else {
         None
