@@ -272,6 +272,21 @@ fn held(mount: usize, ino: u64, wait: bool) -> Option<Held> {
     (e.refs != 0 && e.ino == ino && e.owner == metacache::owner(mount)).then_some(e)
 }
 
+/// In a forked child: frees the entry locks the parent's other threads
+/// held at the fork. Those threads do not exist here, and a lock of theirs
+/// would make the child's next `unref` of that inode wait forever; what
+/// they were writing is of the parent's epoch, which the child never
+/// trusts (see [`held`]). Only locks found held are written (a read does
+/// not copy the page).
+pub(crate) fn after_fork_child() {
+    let Some(t) = TABLE.get() else {
+        return;
+    };
+    for l in t.locks.iter().filter(|l| l.load(Ordering::Relaxed) != 0) {
+        l.store(0, Ordering::Relaxed);
+    }
+}
+
 /// Files opened before, as bits by a hash of mount and inode (a false
 /// "yes" only keeps a file opened once).
 static OPENED: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
@@ -630,6 +645,37 @@ mod tests {
         assert_eq!(read_all(12), None, "it changed");
         assert_eq!(open(3, 0, b"d/g", || Some(now(12))), None);
         assert_eq!(forget(3, 5151), Some(91), "no open file holds it");
+    }
+
+    #[test]
+    fn a_forked_child_frees_the_locks_of_threads_it_does_not_have() {
+        // Mount 5, inodes of their own: see the first test.
+        let log: &'static ChangeLog = Box::leak(Box::new(ChangeLog::new()));
+        let a = attr(7100, 0);
+        let named = Named {
+            base: 0,
+            path: b"f/a",
+            dir: 700,
+        };
+        assert_eq!(keep(5, 110, &a, 30, &named), (true, None));
+        let t = TABLE.get().unwrap();
+        let i = way_of(t, 7100).unwrap();
+        // Held by a thread of the parent at the fork.
+        let stuck = t.lock(i, false).unwrap();
+        core::mem::forget(stuck);
+        after_fork_child();
+        // On a thread of its own, so that a lock still held fails the test
+        // instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(unref(5, 7100, 110, || Some(Now::new(30, Some(log)))));
+        });
+        let kept = rx.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(
+            kept,
+            Ok(false),
+            "the entry is free again and keeps the handle"
+        );
     }
 
     #[test]

@@ -18,7 +18,6 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
@@ -26,6 +25,8 @@ use std::sync::atomic::AtomicU32;
 use inode_store::Generations;
 
 use proto::changes::ChangeLog;
+
+use super::FileId;
 use proto::public::{Table, FILE_LEN, OFFSET};
 use proto::{GenPage as Layout, GEN_PAGE_LEN};
 
@@ -49,8 +50,8 @@ pub(super) struct GenPage {
     /// it takes the public table's lock (see `public`).
     own: OwnedFd,
     path: PathBuf,
-    /// (st_dev, st_ino) of the file made, to remove only that one.
-    id: (u64, u64),
+    /// The file made, to remove only that one.
+    id: FileId,
     counters: &'static Generations,
     log: &'static ChangeLog,
     /// The table, if its part of the file is allocated.
@@ -83,9 +84,8 @@ impl GenPage {
         } else {
             0o400
         }))?;
-        let meta = file.metadata()?;
-        let id = (meta.dev(), meta.ino());
-        let fd = std::fs::File::open(&path)?.into();
+        let id = FileId::of(&file.metadata()?);
+        let fd = reopen_read_only(&own)?;
         // SAFETY: plain calls on our own descriptor.
         if unsafe { libc::ftruncate(own.as_raw_fd(), FILE_LEN as libc::off_t) } != 0 {
             return Err(io::Error::last_os_error());
@@ -155,7 +155,7 @@ impl GenPage {
     /// A new open of the file (a lock of its own: `flock` locks an open
     /// file description).
     pub(super) fn reopen(&self) -> io::Result<OwnedFd> {
-        Ok(std::fs::File::open(&self.path)?.into())
+        reopen_read_only(&self.own)
     }
 
     /// The counters and the change log, for
@@ -173,12 +173,15 @@ impl GenPage {
 impl Drop for GenPage {
     fn drop(&mut self) {
         // A new daemon of the same device may have made its own already.
-        let ours =
-            std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id);
-        if ours {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        self.id.remove_if_at(&self.path);
     }
+}
+
+/// A new read-only open of the file `fd` is open on, through
+/// `/proc/self/fd` (never by its path, which a new daemon of the same
+/// device may have taken over).
+fn reopen_read_only(fd: &OwnedFd) -> io::Result<OwnedFd> {
+    Ok(std::fs::File::open(format!("/proc/self/fd/{}", fd.as_raw_fd()))?.into())
 }
 
 /// Starts the thread that holds the page's liveness lock (a robust,

@@ -99,8 +99,8 @@ struct Shared {
 pub struct RingServer {
     listener: Arc<Listener>,
     socket_path: PathBuf,
-    /// (st_dev, st_ino) of the socket file we bound.
-    socket_id: (u64, u64),
+    /// The socket file we bound.
+    socket_id: FileId,
     shared: Arc<Shared>,
     /// Held from before the bind until after the socket is removed (the
     /// lock is released when this closes, after `drop` ran).
@@ -126,7 +126,7 @@ impl RingServer {
         let socket_lock = lock_socket_path(&socket_path)?;
         let listener = Arc::new(Listener::bind(&socket_path)?);
         let meta = std::fs::symlink_metadata(&socket_path)?;
-        let socket_id = (meta.dev(), meta.ino());
+        let socket_id = FileId::of(&meta);
         // The table is for every process that may use the mount and reach
         // it: every user (the file readable by all) on a mount every user
         // may use and reach, else the daemon's user only (see
@@ -206,11 +206,7 @@ impl Drop for RingServer {
         self.shared.store.void_stamps();
         // A new daemon may already have bound the same path (a device
         // number is reused once its mount is gone): remove only our socket.
-        let ours = std::fs::symlink_metadata(&self.socket_path)
-            .is_ok_and(|m| (m.dev(), m.ino()) == self.socket_id);
-        if ours {
-            let _ = std::fs::remove_file(&self.socket_path);
-        }
+        self.socket_id.remove_if_at(&self.socket_path);
     }
 }
 
@@ -311,6 +307,30 @@ pub fn socket_path(run_dir: &Path, (major, minor): (u32, u32)) -> PathBuf {
 /// for longer: the new one then takes the path over anyway).
 const SOCKET_LOCK_WAIT: Duration = Duration::from_secs(5);
 
+/// Which file a run-directory path names: device, inode and change time.
+/// A file's inode number is given again as soon as it is freed (ext4 does,
+/// at once), so a daemon that checked only the number before removing "its"
+/// file removed the one a new daemon of the same device had just made in
+/// its place (seen with many mounts coming and going: the new daemon then
+/// ran without its fast path); the change time, to the nanosecond, tells
+/// the two apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileId(u64, u64, i64, i64);
+
+impl FileId {
+    fn of(meta: &std::fs::Metadata) -> FileId {
+        FileId(meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec())
+    }
+
+    /// Removes `path` if it still names this file (what may stand there
+    /// else: a new daemon's file).
+    fn remove_if_at(self, path: &Path) {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| FileId::of(&m) == self) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// Locks `SOCKET.lock` beside the socket path. A device number is reused
 /// as soon as its mount is gone, while the daemon that served it may
 /// still be removing its socket: without the lock, that daemon can check
@@ -342,5 +362,36 @@ fn lock_socket_path(socket_path: &Path) -> io::Result<std::fs::File> {
             return Ok(file);
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FileId;
+    use std::os::unix::fs::MetadataExt;
+
+    /// A file made again at the same path, as a new daemon of the same
+    /// device makes its socket and page, is not the old one's to remove,
+    /// even when the filesystem gives it the freed inode number again.
+    #[test]
+    fn a_file_made_again_in_its_place_is_not_removed() {
+        let dir = std::env::temp_dir().join(format!("btfuse-fileid-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("dev-0-1.page");
+        let mut reused = 0;
+        for _ in 0..20 {
+            std::fs::write(&path, b"old").unwrap();
+            let old = FileId::of(&std::fs::metadata(&path).unwrap());
+            std::fs::remove_file(&path).unwrap();
+            std::fs::write(&path, b"new").unwrap();
+            let new = std::fs::metadata(&path).unwrap();
+            reused += usize::from(new.ino() == old.1);
+            old.remove_if_at(&path);
+            assert!(path.exists(), "the new file was removed");
+            FileId::of(&new).remove_if_at(&path);
+            assert!(!path.exists(), "its own file is removed");
+        }
+        eprintln!("inode numbers given again: {reused} of 20");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

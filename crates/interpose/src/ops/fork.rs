@@ -64,6 +64,7 @@ extern "C" fn after_fork_child() {
     if channel::ever_connected() {
         state::new_epoch();
         channel::forget_all_after_fork();
+        filecache::after_fork_child();
     }
     public::after_fork();
 }
