@@ -546,44 +546,17 @@ extern "C" fn vfork_target() -> usize {
     target
 }
 
-/// `vfork(2)`: glibc's, or `fork` (see the module comment). A jump, not a
-/// call: glibc's `vfork` must return to our caller from the caller's own
-/// frame, in the child as in the parent.
-#[cfg(target_arch = "x86_64")]
-#[no_mangle]
-#[unsafe(naked)]
-pub unsafe extern "C" fn vfork() -> pid_t {
-    // At entry rsp is 8 mod 16: one word more aligns the call.
-    core::arch::naked_asm!(
-        "sub rsp, 8",
-        "call {target}",
-        "add rsp, 8",
-        "jmp rax",
-        target = sym vfork_target,
-    )
-}
-
-/// `vfork(2)`, run as `fork` on this architecture (no real-vfork
-/// trampoline here).
-#[cfg(not(target_arch = "x86_64"))]
-#[no_mangle]
-pub unsafe extern "C" fn vfork() -> pid_t {
-    // SAFETY: fork has no preconditions; see the module comment.
-    unsafe { libc::fork() }
-}
-
-/// glibc's other name of [`vfork`].
-#[cfg(target_arch = "x86_64")]
-#[no_mangle]
-#[unsafe(naked)]
-pub unsafe extern "C" fn __vfork() -> pid_t {
-    core::arch::naked_asm!("jmp {vfork}", vfork = sym vfork)
-}
-
-/// glibc's other name of [`vfork`].
-#[cfg(not(target_arch = "x86_64"))]
-#[no_mangle]
-pub unsafe extern "C" fn __vfork() -> pid_t {
-    // SAFETY: fork has no preconditions; see the module comment.
-    unsafe { libc::fork() }
-}
+// `vfork` must return to its caller from the caller's own frame, in the
+// child as in the parent (glibc's keeps the return address in a register
+// across the system call): a trampoline (see `crate::trampoline`) runs the
+// choice and jumps to glibc's `vfork` or to `fork`, never calls it.
+variadic_trampoline!(
+    "`vfork(2)`: glibc's, or `fork` (see the module comment).",
+    vfork,
+    vfork_target
+);
+variadic_trampoline!(
+    "glibc's other name of `vfork`: as [`vfork`].",
+    __vfork,
+    vfork_target
+);

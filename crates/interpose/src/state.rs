@@ -315,6 +315,16 @@ pub(crate) fn start_vfork() {
     VFORKING.store(true, Ordering::Relaxed);
 }
 
+/// Clears the `vfork` mark of a parent that is about to `fork` (its
+/// prepare handler: the parent runs, so any vfork child of its own has
+/// exec'd or exited, whether or not it looked); the forked child would
+/// take itself for the vfork one.
+pub(crate) fn end_vfork_before_fork() {
+    if VFORKING.load(Ordering::Relaxed) && sys::getpid() == VFORK_PARENT.load(Ordering::Relaxed) {
+        VFORKING.store(false, Ordering::Relaxed);
+    }
+}
+
 /// Whether this is a `vfork` child still running in its parent's memory
 /// (see [`VFORKING`]).
 #[inline]

@@ -1,9 +1,11 @@
-//! Trampolines for variadic libc functions (`execl`, `clone`…): the hook
-//! cannot take the caller's arguments as Rust parameters without losing
-//! some, so it saves the argument registers, calls a preparation function
-//! (which returns the real function's address), restores the registers
-//! and jumps there: the caller's argument list (registers and stack)
-//! reaches glibc untouched. Written by hand because no crate makes
+//! Trampolines for variadic libc functions (`execl`, `clone`…) and for
+//! `vfork`: the hook cannot take the caller's arguments as Rust parameters
+//! without losing some (nor, for `vfork`, call the real function and
+//! return from its own frame in both processes), so it saves the argument
+//! registers, calls a preparation function (which returns the real
+//! function's address), restores the registers and jumps there: the
+//! caller's argument list (registers and stack) and return address reach
+//! glibc untouched. Written by hand because no crate makes
 //! argument-preserving naked trampolines.
 //!
 //! `variadic_trampoline!(doc, name, prep)` calls `prep()`;

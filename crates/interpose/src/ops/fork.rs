@@ -34,9 +34,7 @@ pub(crate) fn start_library() {
 /// resolved.
 extern "C" fn before_fork() {
     let saved = sys::errno();
-    // A parent that made a real `vfork` and has not looked since clears
-    // its mark here: the forked child would take itself for the vfork one.
-    let _ = state::in_vfork_child();
+    state::end_vfork_before_fork();
     crate::real::resolve_exec_family();
     sys::set_errno(saved);
     upgrade_all_before_fork();
