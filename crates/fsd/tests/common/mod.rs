@@ -15,6 +15,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod daemon_stats;
+mod preloaded;
+#[allow(unused_imports)] // each test binary uses a different subset
+pub use daemon_stats::*;
+#[allow(unused_imports)]
+pub use preloaded::*;
+
 /// The unprivileged identity used for permission runs.
 pub const NOBODY: u32 = 65534;
 /// Interpreter used by the scripts; must be readable and executable by
@@ -623,63 +630,6 @@ pub fn preload<'a>(cmd: &'a mut Command, lib: Option<&str>) -> &'a mut Command {
     }
 }
 
-/// `btfuse stats MOUNT` output.
-pub fn stats(m: &Path) -> String {
-    let out = run_timeout(
-        Command::new(btfuse_bin()).arg("stats").arg(m),
-        Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "btfuse stats: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The leading number of the `key` line of a stats report.
-pub fn stat_value(text: &str, key: &str) -> u64 {
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(key))
-        .unwrap_or_else(|| panic!("{key} missing:\n{text}"));
-    line[key.len()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-/// Waits (bounded) until the daemon holds no fast-path client, channel or
-/// handle (and, with `all_handles`, no open handle of either door beyond
-/// the FUSE door's one of the root directory, which the kernel never forgets).
-pub fn wait_reclaimed(m: &Path, timeout: Duration, all_handles: bool) -> String {
-    let deadline = Instant::now() + timeout;
-    if all_handles {
-        // The FUSE door keeps one handle per directory the kernel has
-        // opened until the kernel forgets the directory: make it forget
-        // the ones nobody uses any more. It never forgets the root, whose
-        // handle (once listed) stays: at most one.
-        let _ = std::fs::write("/proc/sys/vm/drop_caches", "2");
-    }
-    loop {
-        let s = stats(m);
-        let idle = stat_value(&s, "fast-path channels") == 0
-            && stat_value(&s, "fast-path handles") == 0
-            && stat_value(&s, "fast-path clients") == 0
-            && (!all_handles || stat_value(&s, "open handles (all)") <= 1);
-        if idle {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "daemon kept state of gone clients:\n{s}"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Whether `pid` exists and is not a zombie.
 pub fn process_alive(pid: u32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -839,119 +789,4 @@ fn strip_cwd(l: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// A python loop for a preloaded client: write, read back, stat and list
-/// files in directory `argv[1]` until file `argv[2]` exists; prints its
-/// iteration count.
-pub const PRELOADED_LOOP: &str = r#"
-import os, sys, time
-d, stop = sys.argv[1], sys.argv[2]
-os.makedirs(d, exist_ok=True)
-i = 0
-end = time.time() + 120
-while not os.path.exists(stop) and time.time() < end:
-    f = os.path.join(d, "p%d" % (i % 16))
-    data = ("pre %d\n" % i) * (1 + i % 50)
-    with open(f, "w") as fh:
-        fh.write(data)
-    with open(f) as fh:
-        assert fh.read() == data, f
-    assert os.stat(f).st_size == len(data)
-    assert len(os.listdir(d)) >= 1
-    i += 1
-print(i)
-"#;
-
-/// Longest wait for a python helper's answer (a busy machine).
-pub const PY_ANSWER: Duration = Duration::from_secs(120);
-
-/// Runs python `script` with `arg`, `lib` preloaded, as `uid` (`None`:
-/// this process's).
-pub fn preloaded_python_as(uid: Option<u32>, lib: &str, script: &str, arg: &Path) -> Output {
-    run_timeout(
-        command_as(uid, PYTHON)
-            .args(["-c", script])
-            .arg(arg)
-            .env("LD_PRELOAD", lib),
-        PY_ANSWER,
-    )
-}
-
-/// Python that starts two writer processes with `f = d = sys.argv[1]`:
-/// `fast` (with the library the script runs with) and `slow` (without it:
-/// through the kernel). `change(writer, code)` has one run `code` and
-/// returns once it is done; `stop_writers()` ends both. Prepend it to a
-/// script that opens files only after it (a fork while a file is open
-/// would make that file a kernel fd in the script).
-pub const TWO_WRITERS: &str = r#"
-import os, subprocess, sys
-f = d = sys.argv[1]
-WRITER = """
-import os, sys
-f = d = sys.argv[1]
-for line in sys.stdin:
-    exec(line)
-    print("done", flush=True)
-"""
-kernel = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-fast, slow = (subprocess.Popen([sys.executable, "-c", WRITER, f], env=env, text=True,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-              for env in (dict(os.environ), kernel))
-def change(writer, code):
-    writer.stdin.write(code + "\n")
-    writer.stdin.flush()
-    assert writer.stdout.readline() == "done\n"
-def stop_writers():
-    for w in (fast, slow):
-        w.stdin.close()
-        w.wait()
-"#;
-
-/// Runs python `script` with `arg`, `lib` preloaded.
-pub fn preloaded_python(lib: &str, script: &str, arg: &Path) -> Output {
-    preloaded_python_as(None, lib, script, arg)
-}
-
-/// [`preloaded_python`] that must succeed: its output.
-pub fn preloaded_python_ok(lib: &str, script: &str, arg: &Path) -> String {
-    preloaded_python_args_ok(lib, script, &[arg.as_os_str()])
-}
-
-/// Python `script` with `args`, `lib` preloaded, which must succeed: its
-/// output.
-pub fn preloaded_python_args_ok(lib: &str, script: &str, args: &[&std::ffi::OsStr]) -> String {
-    let out = run_timeout(
-        Command::new(PYTHON)
-            .args(["-c", script])
-            .args(args)
-            .env("LD_PRELOAD", lib),
-        PY_ANSWER,
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}{err}");
-    text
-}
-
-/// The fast-path requests of operation `op` a stats report counts.
-pub fn fast_path_count(m: &Path, op: &str) -> u64 {
-    door_count(m, "fast-path door", op)
-}
-
-/// The requests of operation `op` that the stats report counts in the
-/// section of `door` ("fast-path door", "FUSE door").
-pub fn door_count(m: &Path, door: &str, op: &str) -> u64 {
-    let s = stats(m);
-    let section = s
-        .split(door)
-        .nth(1)
-        .unwrap_or_else(|| panic!("no {door} section:\n{s}"));
-    section
-        .lines()
-        .skip(1)
-        .take_while(|l| l.starts_with(' '))
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|w| w.first() == Some(&op))
-        .map_or(0, |w| w[1].parse().unwrap())
 }
