@@ -529,7 +529,7 @@ extern "C" fn vfork_target() -> usize {
         // A vfork child's own vfork (POSIX leaves it undefined): its child
         // is another process than the one marked too.
         real::vfork() as usize
-    } else if !state::memory_shared() && sys::thread_count() == Some(1) && !ops::holds_fds() {
+    } else if !state::memory_shared() && !ops::holds_fds() && sys::thread_count() == Some(1) {
         // What the child could otherwise set up for its parent, done now:
         // the library's start (discovery), the fault handler, the `exec`
         // family resolved.

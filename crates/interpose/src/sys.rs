@@ -334,7 +334,7 @@ pub(crate) fn random_u64() -> u64 {
     );
     if got.is_err() || r == 0 {
         let n = CALLS.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
-        r = monotonic_ns() ^ (u64::from(sc!(libc::SYS_getpid).unwrap_or(1) as u32) << 32) ^ n | 1;
+        r = monotonic_ns() ^ (u64::from(getpid() as u32) << 32) ^ n | 1;
     }
     r
 }

@@ -575,7 +575,7 @@ pub(crate) fn kernel_fd(fd: c_int) -> Result<(), c_int> {
 /// by handle, so the link then reads as the mount's reserved name of that
 /// handle. An fd that cannot be made kernel-backed is left as it is.
 pub(crate) fn back_named_fd(p: &[u8]) {
-    let own_pid = || sys::sc!(libc::SYS_getpid).ok().map(|pid| pid as c_int);
+    let own_pid = || Some(sys::getpid());
     if let Some(fd) = path::named_fd(p, own_pid) {
         if FDS.is_ours(fd) {
             let _ = kernel_fd(fd);

@@ -251,7 +251,7 @@ unsafe fn chain(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
             let _ = sys::sc!(libc::SYS_rt_sigaction, sig, dfl.as_ptr(), 0usize, 8);
             INSTALLED.store(false, Ordering::Relaxed);
             if sent {
-                let pid = sys::sc!(libc::SYS_getpid).unwrap_or(0);
+                let pid = sys::getpid();
                 let tid = sys::sc!(libc::SYS_gettid).unwrap_or(0);
                 let _ = sys::sc!(libc::SYS_tgkill, pid, tid, sig);
             }
