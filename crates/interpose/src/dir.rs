@@ -9,11 +9,13 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use proto::ops::{Failure, OpenList, OpenListOut, Readdir, ReaddirOut};
 use proto::DirEntryHeader;
 
-use crate::channel::{self, CallError, REPLY_BUF};
+use crate::channel::{self, AheadKey, CallError, REPLY_BUF};
 use crate::listcache;
 use crate::listing::{self, Named};
 use crate::metacache;
 use crate::ops::{self, Fail, R};
+use crate::path;
+use crate::walk;
 
 /// Open fast-path directory streams at once.
 const NDIRS: usize = 256;
@@ -72,6 +74,19 @@ static DIRS: [DirSlot; NDIRS] = [const {
         }),
     }
 }; NDIRS];
+
+/// Whether a listing made ahead (`out`) still answers an open of `mount`
+/// now: stamped, and nothing since changed the directory's names or the
+/// attributes it lists, or which directory its path names.
+fn ahead_holds(mount: usize, out: &OpenListOut) -> bool {
+    let stamp = match out.list.stamp {
+        0 => out.open.stamp,
+        s => s,
+    };
+    stamp != 0
+        && channel::now(mount)
+            .is_some_and(|now| now.listing_holds(stamp, out.open.attr.ino) && now.paths_hold(stamp))
+}
 
 /// The listing-cache slot of the last listing a stream kept with
 /// attributes ([`NONE_KEPT`]: none since the last check).
@@ -256,19 +271,46 @@ impl OurDir {
             metacache::listings_went_unused();
         }
         let with_attrs = metacache::listings_want_attrs();
+        let (plus, sent_flags) = (
+            u32::from(with_attrs),
+            (flags & (libc::O_NOFOLLOW | libc::O_NOATIME)) as u32,
+        );
         let mut ch = channel::acquire(t.mount)?;
-        let (_, blen) = ch.bulk();
-        let req = OpenList {
-            base: t.base,
-            max: DIRBUF.min(blen) as u64,
-            plus: u32::from(with_attrs),
-            flags: (flags & (libc::O_NOFOLLOW | libc::O_NOATIME)) as u32,
+        let key = AheadKey::new((t.base, t.base_ino()), t.rel(), sent_flags, plus);
+        let made_ahead = match key.filter(|_| ch.holds_ahead()) {
+            Some(key) => {
+                let taken = ch.take_ahead(&key, |out| ahead_holds(t.mount, out));
+                walk::guessed(taken.is_some());
+                taken
+            }
+            None => None,
         };
-        let mut reply = [0u8; REPLY_BUF];
-        let (out, _): (OpenListOut, _) = ch.call(&req, t.rel(), b"", &mut reply)?;
+        let out = match made_ahead {
+            Some(out) => out,
+            None => {
+                let (_, blen) = ch.bulk();
+                let req = OpenList {
+                    base: t.base,
+                    max: DIRBUF.min(blen) as u64,
+                    plus,
+                    flags: sent_flags,
+                };
+                let mut reply = [0u8; REPLY_BUF];
+                let (out, _): (OpenListOut, _) = ch.call(&req, t.rel(), b"", &mut reply)?;
+                out
+            }
+        };
         self.named = Named::new(t.base, t.rel(), out.open.stamp);
         let records = ch.bulk_reply(out.list.bytes);
         self.accept(records, &out.list, with_attrs, t.mount, out.open.attr.ino);
+        let rel = path::trim_slashes(t.rel());
+        let name = &rel[rel.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
+        self.remember_subdirs(out.open.attr.ino, name);
+        if walk::guessing() {
+            if let Some((key, via)) = self.next_in_walk(t, &out, sent_flags, plus) {
+                ch.post_ahead(&key, &via, DIRBUF as u64);
+            }
+        }
         drop(ch);
         self.fd = ops::install_opened(t, flags, &out.open)?;
         self.opened_fh = out.open.fh;
@@ -278,6 +320,104 @@ impl OurDir {
             s => s,
         };
         Ok(())
+    }
+
+    /// The directory a walk that just opened `t` (`out`) most likely opens
+    /// next, as it will ask for it, and the path and base it is listed
+    /// ahead by (relative to the handle just opened: `child`, or
+    /// `../../name` for a subdirectory of the directory two levels up).
+    /// Next is its first subdirectory, else the subdirectory after it in
+    /// its parent, or after its parent in its grandparent, and so on (see
+    /// `walk`). A process that opens the directories it lists itself
+    /// (fts: `find`, `du`) opens each relative to its parent's fd (any
+    /// handle of that directory); another (`ls -R`, `git`, python) names
+    /// them by paths relative to the same base as this one.
+    fn next_in_walk(
+        &self,
+        t: &ops::Target,
+        out: &OpenListOut,
+        flags: u32,
+        plus: u32,
+    ) -> Option<(AheadKey, AheadKey)> {
+        let by_fd = WALKS.load(Ordering::Relaxed);
+        let here = (out.open.fh, out.open.attr.ino);
+        let rel = path::trim_slashes(t.rel());
+        if let Some(child) = self.first_subdir() {
+            let via = AheadKey::new(here, child, flags, plus)?;
+            let key = match by_fd {
+                true => via,
+                false => AheadKey::joined((t.base, t.base_ino()), &[rel, child], flags, plus)?,
+            };
+            return Some((key, via));
+        }
+        let me = &rel[rel.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
+        if me.is_empty() || me == b"." || me == b".." {
+            return None;
+        }
+        let mut name = [0u8; libc::NAME_MAX as usize];
+        let (len, dir, up) = walk::next_after(self.dotdot_ino()?, me, &mut name)?;
+        let name = &name[..len];
+        // Up one more level than the directory it is in: from this one.
+        const UP: &[u8] = b"../../../../../../";
+        let via = AheadKey::joined(here, &[UP.get(..3 * (up + 1))?, name], flags, plus)?;
+        let key = match by_fd {
+            true => AheadKey::in_dir(dir, name, flags, plus)?,
+            false => {
+                // This one's path without its last `up + 1` names.
+                let mut prefix = rel;
+                for _ in 0..=up {
+                    prefix = match prefix.iter().rposition(|&b| b == b'/') {
+                        Some(i) => &prefix[..i],
+                        None if !prefix.is_empty() => &prefix[..0],
+                        None => return None,
+                    };
+                }
+                AheadKey::joined((t.base, t.base_ino()), &[prefix, name], flags, plus)?
+            }
+        };
+        Some((key, via))
+    }
+
+    /// Remembers the subdirectories in the first batch (see `walk`), and
+    /// that this directory is entry `name` of its parent (empty: unknown).
+    fn remember_subdirs(&self, ino: u64, name: &[u8]) {
+        if self.first_subdir().is_some() {
+            let parent = self.dotdot_ino().unwrap_or(0);
+            walk::remember(ino, (parent, name), self.subdirs());
+        }
+    }
+
+    /// The plain records buffered, in order: name, inode number, type.
+    fn buffered(&self) -> impl Iterator<Item = (&[u8], u64, u8)> {
+        let hl = size_of::<DirEntryHeader>();
+        let mut at = self.pos;
+        core::iter::from_fn(move || {
+            let rec = self.buf.get(at..self.len)?;
+            let e = proto::decode::<DirEntryHeader>(rec)?;
+            let name = rec.get(hl..hl + e.name_len as usize)?;
+            at += DirEntryHeader::record_len(name.len());
+            Some((name, e.ino, e.kind))
+        })
+    }
+
+    /// The subdirectories in the first batch, in order.
+    fn subdirs(&self) -> impl Iterator<Item = &[u8]> {
+        self.buffered()
+            .filter(|&(name, _, kind)| kind == libc::DT_DIR && name != b"." && name != b"..")
+            .map(|(name, _, _)| name)
+    }
+
+    /// The first subdirectory in the first batch.
+    fn first_subdir(&self) -> Option<&[u8]> {
+        self.subdirs().next()
+    }
+
+    /// The parent's inode number, from the first batch's `..`.
+    fn dotdot_ino(&self) -> Option<u64> {
+        self.buffered()
+            .take(2)
+            .find(|&(name, _, _)| name == b"..")
+            .map(|(_, ino, _)| ino)
     }
 
     fn fill(&mut self) -> R<()> {
@@ -313,7 +453,11 @@ impl OurDir {
             Err(e) => return Err(e.into()),
         };
         let ino = f.ofd().ino.load(Ordering::Relaxed);
+        let first = self.cookie == 0;
         self.accept(ch.bulk_reply(out.bytes), &out, with_attrs, f.mount, ino);
+        if first {
+            self.remember_subdirs(ino, b"");
+        }
         // A batch with nothing we could take ends the stream.
         self.eof |= self.len == 0;
         Ok(())

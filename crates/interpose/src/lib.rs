@@ -101,6 +101,7 @@ mod timeline;
 mod trampoline;
 #[cfg(not(test))]
 mod uaccess;
+mod walk;
 
 // The `libc` crate emits no link directive when another crate of the
 // workspace enables its `std` feature (cargo unifies features), so ask for

@@ -342,6 +342,11 @@ impl<'a> Padded<'a> {
     }
 }
 
+/// `p` without the `/`s it ends with.
+pub(crate) fn trim_slashes(p: &[u8]) -> &[u8] {
+    &p[..p.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,10 @@ use crate::PATH_MAX;
 
 mod failure;
 mod messages;
+/// [`OpenList`] flag: the directory is listed ahead of the process's
+/// own open of it, and not if that would update its atime.
+pub const LIST_AHEAD: u32 = 1 << 30;
+
 pub use failure::*;
 pub use messages::*;
 
@@ -695,7 +699,10 @@ operations! {
     /// lists the new handle from its start into the bulk area as
     /// [`Readdir`] with `max` and `plus` does. A listing that fails (the
     /// directory removed meanwhile) is empty and not at its end: the next
-    /// `Readdir` tells.
+    /// `Readdir` tells. With [`LIST_AHEAD`] in `flags` (a directory listed
+    /// before the process opens it), `EAGAIN` instead when the listing
+    /// would update the directory's atime (relatime): only an open of the
+    /// process's own may.
     OpenList = 31, fn open_list, paths 1, {
         /// Directory `path` is relative to.
         pub base: u64,
@@ -703,7 +710,8 @@ operations! {
         pub max: u64,
         /// 1: a readdirplus.
         pub plus: u32,
-        /// `O_NOFOLLOW`, `O_NOATIME` or 0 (any other bit is ignored).
+        /// `O_NOFOLLOW`, `O_NOATIME`, [`LIST_AHEAD`] or 0 (any other bit
+        /// is ignored).
         pub flags: u32,
     } -> OpenListOut;
 

@@ -315,6 +315,10 @@ impl Handler for Handlers<'_> {
             mode: 0,
         };
         let open = self.open(&open, p, out)?;
+        if req.flags & ops::LIST_AHEAD != 0 && self.store.listing_touches_atime(Fh(open.fh))? {
+            self.client.release(self.store, open.fh)?;
+            return Err(err(libc::EAGAIN));
+        }
         let list = ops::Readdir {
             fh: open.fh,
             cookie: 0,

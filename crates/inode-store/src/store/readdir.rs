@@ -290,6 +290,14 @@ impl Store {
         }))
     }
 
+    /// Whether a listing of directory handle `fh` now would update the
+    /// directory's atime (relatime).
+    pub fn listing_touches_atime(&self, fh: Fh) -> Result<bool> {
+        let (node, _) = self.dir_handle(fh)?;
+        let st = node.st.read();
+        Ok(node.atime_due_now(&st))
+    }
+
     /// The directory and the cursor of directory handle `fh`.
     fn dir_handle(&self, fh: Fh) -> Result<(Arc<Node>, Arc<Mutex<DirCursor>>)> {
         let h = self.handles.read();

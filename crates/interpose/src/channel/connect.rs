@@ -128,6 +128,7 @@ pub(super) fn new_conn(mount: usize) -> Option<Conn> {
         hello_due: true,
         hello_read: false,
         epoch: state::epoch(),
+        ahead: ahead::Ahead::None,
     })
 }
 

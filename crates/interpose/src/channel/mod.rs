@@ -40,6 +40,7 @@ use shm_ring::{ClientEnd, Region};
 
 use crate::mapped::Mapping;
 
+mod ahead;
 mod connect;
 mod gens;
 mod liveness;
@@ -50,6 +51,8 @@ mod teardown;
 use crate::state;
 use crate::sys;
 use crate::timeline::{self, Mark};
+use ahead::Ahead;
+pub(crate) use ahead::AheadKey;
 use connect::{greet, new_conn};
 pub(crate) use connect::{grow_fd_table_while_alone, high_fd_base, move_high};
 use gens::read_hello_answer;
@@ -103,6 +106,8 @@ struct Conn {
     /// carries the credentials of an identity the process gave up, and is
     /// closed instead of used (see [`close_stale`]).
     epoch: u32,
+    /// A directory opened and listed ahead (see `ahead`).
+    ahead: Ahead,
 }
 
 struct Slot {
@@ -537,6 +542,12 @@ fn accepted(sock: i32, mount: usize) -> bool {
 }
 
 impl Chan {
+    /// Whether the channel is still connected (a failed read of owed
+    /// answers closes it while the caller holds it).
+    fn live(&self) -> bool {
+        self.slot.live.load(Ordering::Relaxed)
+    }
+
     fn conn(&mut self) -> &mut Conn {
         // SAFETY: we hold the slot lock and the slot is live.
         unsafe { (*self.slot.conn.get()).assume_init_mut() }
@@ -545,6 +556,10 @@ impl Chan {
     /// The bulk area: start and length. One request in flight per channel,
     /// so it is ours between acquire and drop.
     pub(crate) fn bulk(&mut self) -> (*mut u8, usize) {
+        if !self.bulk_for_another() {
+            // The channel failed: nothing to copy, and the call fails.
+            return (core::ptr::NonNull::dangling().as_ptr(), 0);
+        }
         let b = &self.conn().end.bulk;
         (b.as_ptr(), b.len())
     }
@@ -575,8 +590,14 @@ impl Chan {
         reply: &mut [u8; REPLY_BUF],
     ) -> Result<(O::Reply, Range<usize>), CallError> {
         debug_assert!(path.len() <= proto::PATH_MAX && path2.len() <= proto::PATH_MAX);
+        // A channel that failed in `bulk` (reading a listing ahead's answer).
+        if !self.live() {
+            return Err(CallError::Chan(ChanError::Lost));
+        }
         let mount = self.mount;
         let conn = self.conn();
+        // This call's answer may fill the bulk area.
+        conn.ahead.bulk_reused();
         conn.seq = conn.seq.wrapping_add(1);
         let seq = conn.seq;
         let head = RequestHeader {

@@ -12,7 +12,7 @@ use super::*;
 /// first, so unread answers never fill the response ring (a daemon blocked
 /// on a full ring, with a client blocked on a full request ring, would
 /// never make progress).
-const MAX_OWED: u32 = 64;
+pub(super) const MAX_OWED: u32 = 64;
 
 impl Chan {
     /// Sends `args` and returns without waiting for the daemon's answer,
@@ -24,6 +24,9 @@ impl Chan {
         &mut self,
         args: &O,
     ) -> Result<(), ChanError> {
+        if !self.live() {
+            return Err(ChanError::Lost);
+        }
         if !self.conn().confirmed || others_busy(self.mount, self.slot) {
             let mut reply = [0u8; REPLY_BUF];
             return match self.call(args, b"", b"", &mut reply) {
@@ -34,25 +37,32 @@ impl Chan {
         if self.slot.owed.load(Ordering::Relaxed) >= MAX_OWED {
             self.settle(0)?;
         }
+        self.send_posted(args, b"").map(drop).ok_or(ChanError::Lost)
+    }
+
+    /// Sends `args` with `path` as a request whose answer is owed (read by
+    /// [`Chan::settle`]); its number, `None` if the channel failed.
+    pub(super) fn send_posted<O: Operation>(&mut self, args: &O, path: &[u8]) -> Option<u32> {
         let conn = self.conn();
         conn.seq = conn.seq.wrapping_add(1);
         let head = RequestHeader {
             op: O::OP as u32,
             seq: conn.seq,
-            path_len: 0,
+            path_len: path.len() as u32,
             path2_len: 0,
         };
         let mut alive = DaemonAlive {
             sock: conn.sock,
             pid: conn.daemon_pid,
         };
-        let parts = [proto::bytes_of(&head), proto::bytes_of(args)];
+        let parts = [proto::bytes_of(&head), proto::bytes_of(args), path];
         if conn.end.requests.send(&parts, &mut alive).is_err() {
             self.kill();
-            return Err(ChanError::Lost);
+            return None;
         }
+        let seq = conn.seq;
         self.slot.owed.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        Some(seq)
     }
 
     /// Reads the answers this channel owes (see the module comment), when
@@ -68,8 +78,10 @@ impl Chan {
             sock: conn.sock,
             pid: conn.daemon_pid,
         };
-        let mut reply = [0u8; size_of::<ReplyHeader>() + 64];
+        // Room for the largest answer owed: a listing ahead's (see `ahead`).
+        let mut reply = [0u8; size_of::<ReplyHeader>() + size_of::<ops::OpenListOut>()];
         let first = conn.seq.wrapping_sub(sent_since + owed - 1);
+        let ahead_seq = conn.ahead.pending_seq();
         let mut ok = true;
         for i in 0..owed {
             let got = conn.end.responses.recv(&mut reply[..], &mut alive);
@@ -77,6 +89,12 @@ impl Chan {
             ok = matches!(got, Ok(n) if proto::decode::<ReplyHeader>(&reply[..n]).is_some_and(|h| h.seq == seq));
             if !ok {
                 break;
+            }
+            if ahead_seq == Some(seq) {
+                let out = ops::decode_reply::<ops::OpenList>(&reply, seq)
+                    .ok()
+                    .map(|(o, _)| o);
+                conn.ahead.answered(out, sent_since == 0);
             }
         }
         // Release: the answers read above happen before a waiting
@@ -100,7 +118,7 @@ impl Chan {
 /// reads with up to 20 threads), posting cost the other threads far more
 /// than the round trip it saved (63% of the process's time in
 /// `sched_yield`, measured), so a post is then a plain call.
-fn others_busy(mount: usize, ours: &Slot) -> bool {
+pub(super) fn others_busy(mount: usize, ours: &Slot) -> bool {
     slots_in(&state::MOUNTS[mount]).is_some_and(|all| {
         all.slots
             .iter()

@@ -145,6 +145,9 @@ static MISSES: AtomicU64 = AtomicU64::new(0);
 /// Calls the public table answered, for the exit report (see
 /// [`count_table`]).
 static TABLE_ANSWERS: AtomicU64 = AtomicU64::new(0);
+/// Listings made ahead that an open took, and those it did not, for the
+/// exit report (see [`count_ahead`]).
+static AHEAD: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
 
 /// Pages of the table.
 const PAGES: usize = size_of::<[Entry; NENT]>() / 4096;
@@ -621,6 +624,14 @@ pub(crate) fn count_table() {
     }
 }
 
+/// Counts a listing made ahead (see `dir`) that an open took or did not,
+/// for the exit report, only with `BTFUSE_DEBUG`.
+pub(crate) fn count_ahead(taken: bool) {
+    if debug_enabled() {
+        AHEAD[usize::from(taken)].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Hits and misses so far.
 pub(crate) fn counts() -> (u64, u64) {
     (HITS.load(Ordering::Relaxed), MISSES.load(Ordering::Relaxed))
@@ -645,10 +656,12 @@ fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
 pub(crate) fn report_at_exit() {
     let (hits, misses) = counts();
     let table = TABLE_ANSWERS.load(Ordering::Relaxed);
-    if hits + misses + table == 0 {
+    let [untaken, taken] = AHEAD.each_ref().map(|c| c.load(Ordering::Relaxed));
+    if hits + misses + table + untaken + taken == 0 {
         return;
     }
     let (mut a, mut b, mut c) = ([0u8; 20], [0u8; 20], [0u8; 20]);
+    let (mut d, mut e) = ([0u8; 20], [0u8; 20]);
     crate::sys::debug(&[
         b"btfuse: metadata cache: ",
         decimal(hits, &mut a),
@@ -656,7 +669,11 @@ pub(crate) fn report_at_exit() {
         decimal(misses, &mut b),
         b" misses; public table: ",
         decimal(table, &mut c),
-        b" answers",
+        b" answers; listings ahead: ",
+        decimal(taken, &mut d),
+        b" taken, ",
+        decimal(untaken, &mut e),
+        b" not",
     ]);
 }
 
