@@ -76,16 +76,16 @@ static DIRS: [DirSlot; NDIRS] = [const {
 }; NDIRS];
 
 /// Whether a listing made ahead (`out`) still answers an open of `mount`
-/// now: stamped, and nothing since changed the directory's names or the
-/// attributes it lists, or which directory its path names.
+/// now: its open stamped, and since then no change to which directory its
+/// path names (a directory moved, or made unsearchable) and, since the
+/// listing, none to the directory's names or the attributes it lists.
 fn ahead_holds(mount: usize, out: &OpenListOut) -> bool {
-    let stamp = match out.list.stamp {
-        0 => out.open.stamp,
-        s => s,
-    };
-    stamp != 0
-        && channel::now(mount)
-            .is_some_and(|now| now.listing_holds(stamp, out.open.attr.ino) && now.paths_hold(stamp))
+    let (opened, listed) = (out.open.stamp, out.list.stamp);
+    let listed = if listed == 0 { opened } else { listed };
+    opened != 0
+        && channel::now(mount).is_some_and(|now| {
+            now.paths_hold(opened) && now.listing_holds(listed, out.open.attr.ino)
+        })
 }
 
 /// The listing-cache slot of the last listing a stream kept with
@@ -276,19 +276,19 @@ impl OurDir {
             (flags & (libc::O_NOFOLLOW | libc::O_NOATIME)) as u32,
         );
         let mut ch = channel::acquire(t.mount)?;
-        let key = AheadKey::new((t.base, t.base_ino()), t.rel(), sent_flags, plus);
-        let made_ahead = match key.filter(|_| ch.holds_ahead()) {
-            Some(key) => {
-                let taken = ch.take_ahead(&key, |out| ahead_holds(t.mount, out));
+        let made_ahead = match ch.holds_ahead() {
+            true => {
+                let key = AheadKey::new((t.base, t.base_ino()), t.rel(), sent_flags, plus);
+                let taken = ch.take_ahead(key.as_ref(), |out| ahead_holds(t.mount, out));
                 walk::guessed(taken.is_some());
                 taken
             }
-            None => None,
+            false => None,
         };
         let out = match made_ahead {
             Some(out) => out,
             None => {
-                let (_, blen) = ch.bulk();
+                let (_, blen) = ch.bulk().map_err(|_| Fail::Errno(libc::EIO))?;
                 let req = OpenList {
                     base: t.base,
                     max: DIRBUF.min(blen) as u64,
@@ -324,8 +324,10 @@ impl OurDir {
 
     /// The directory a walk that just opened `t` (`out`) most likely opens
     /// next, as it will ask for it, and the path and base it is listed
-    /// ahead by (relative to the handle just opened: `child`, or
-    /// `../../name` for a subdirectory of the directory two levels up).
+    /// ahead by: the same, but for a walk by fds going on in a directory
+    /// above this one, known by its inode number only: relative to the
+    /// handle just opened (`../../name` for a subdirectory of the
+    /// directory two levels up).
     /// Next is its first subdirectory, else the subdirectory after it in
     /// its parent, or after its parent in its grandparent, and so on (see
     /// `walk`). A process that opens the directories it lists itself
@@ -343,12 +345,11 @@ impl OurDir {
         let here = (out.open.fh, out.open.attr.ino);
         let rel = path::trim_slashes(t.rel());
         if let Some(child) = self.first_subdir() {
-            let via = AheadKey::new(here, child, flags, plus)?;
             let key = match by_fd {
-                true => via,
+                true => AheadKey::new(here, child, flags, plus)?,
                 false => AheadKey::joined((t.base, t.base_ino()), &[rel, child], flags, plus)?,
             };
-            return Some((key, via));
+            return Some((key, key));
         }
         let me = &rel[rel.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
         if me.is_empty() || me == b"." || me == b".." {
@@ -357,11 +358,14 @@ impl OurDir {
         let mut name = [0u8; libc::NAME_MAX as usize];
         let (len, dir, up) = walk::next_after(self.dotdot_ino()?, me, &mut name)?;
         let name = &name[..len];
-        // Up one more level than the directory it is in: from this one.
+        // Up one more level than the directory it is in, from this one:
+        // taken only if the name is found in `dir` (`in_dir`).
         const UP: &[u8] = b"../../../../../../";
-        let via = AheadKey::joined(here, &[UP.get(..3 * (up + 1))?, name], flags, plus)?;
         let key = match by_fd {
-            true => AheadKey::in_dir(dir, name, flags, plus)?,
+            true => {
+                let via = AheadKey::joined(here, &[UP.get(..3 * (up + 1))?, name], flags, plus)?;
+                return Some((AheadKey::in_dir(dir, name, flags, plus)?, via));
+            }
             false => {
                 // This one's path without its last `up + 1` names.
                 let mut prefix = rel;
@@ -375,7 +379,7 @@ impl OurDir {
                 AheadKey::joined((t.base, t.base_ino()), &[prefix, name], flags, plus)?
             }
         };
-        Some((key, via))
+        Some((key, key))
     }
 
     /// Remembers the subdirectories in the first batch (see `walk`), and
@@ -427,7 +431,7 @@ impl OurDir {
         };
         let fh = f.fh()?;
         let mut ch = channel::acquire(f.mount).map_err(|_| Fail::Errno(libc::EIO))?;
-        let (_, blen) = ch.bulk();
+        let (_, blen) = ch.bulk().map_err(|_| Fail::Errno(libc::EIO))?;
         // A readdirplus once the process stats what it lists: the entries'
         // attributes go to the cache, where the `fstatat(dirfd, name)` that
         // usually follows finds them.
@@ -476,7 +480,12 @@ impl OurDir {
         if with_attrs {
             let (start, named) = (self.cookie == 0, self.named.as_ref());
             let part = (start, start && out.eof == 1);
-            if let Some(s) = listing::keep(mount, Some(ino), named, records, out.stamp, part) {
+            let kept = listing::keep(mount, Some(ino), named, records, out.stamp, part);
+            // A listing of no names (an empty directory's) answers no `stat`
+            // whatever the process does: it says nothing of its habits.
+            let names =
+                || listing::records(records, true).any(|e| e.name != b"." && e.name != b"..");
+            if let Some(s) = kept.filter(|_| names()) {
                 LAST_KEPT.store(s, Ordering::Relaxed);
             }
         }

@@ -11,8 +11,10 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-/// Directories whose subdirectories are remembered (a walk's depth).
-const DIRS: usize = 4;
+/// Directories whose subdirectories are remembered: a walk's ancestors
+/// and the directories below them still walked (`.git`'s few levels before
+/// the work tree's directories).
+const DIRS: usize = 16;
 /// Bytes of names remembered per directory (each with a length byte).
 const NAMES: usize = 4096;
 
@@ -88,12 +90,18 @@ pub(crate) fn remember<'a>(
         };
         r.clock += 1;
         let d = &mut r.dirs[i];
+        let known = !name.is_empty() && name.len() <= NAME_MAX && parent != 0;
+        if known {
+            d.parent = parent;
+            d.name_len = name.len();
+            d.name[..name.len()].copy_from_slice(name);
+        } else if d.ino != ino {
+            // Where it is, unknown; kept for a directory listed again.
+            d.parent = 0;
+            d.name_len = 0;
+        }
         d.ino = ino;
         d.used_at = r.clock;
-        let known = name.len() <= NAME_MAX && parent != 0;
-        d.parent = if known { parent } else { 0 };
-        d.name_len = if known { name.len() } else { 0 };
-        d.name[..d.name_len].copy_from_slice(&name[..d.name_len]);
         d.used = 0;
         for name in subdirs {
             let end = d.used + 1 + name.len();

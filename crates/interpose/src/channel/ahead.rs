@@ -30,6 +30,9 @@ pub(crate) struct AheadKey {
     base: u64,
     /// The base's inode number (0: unknown; the handle must match).
     base_ino: u64,
+    /// For a directory listed ahead by another path than the key's own
+    /// (`in_dir`): the directory its last name must have been found in.
+    found_in: u64,
     flags: u32,
     plus: u32,
     len: usize,
@@ -68,6 +71,7 @@ impl AheadKey {
         let mut key = AheadKey {
             base,
             base_ino,
+            found_in: 0,
             flags,
             plus,
             len: 0,
@@ -88,10 +92,15 @@ impl AheadKey {
         Some(key)
     }
 
-    /// [`AheadKey::new`] of a path relative to a directory known by its
-    /// inode number only.
-    pub(crate) fn in_dir(dir_ino: u64, path: &[u8], flags: u32, plus: u32) -> Option<AheadKey> {
-        AheadKey::new((NO_HANDLE, dir_ino), path, flags, plus)
+    /// [`AheadKey::new`] of `name` in a directory known by its inode
+    /// number only (listed ahead by another path: taken only if the name
+    /// was found in that directory).
+    pub(crate) fn in_dir(dir_ino: u64, name: &[u8], flags: u32, plus: u32) -> Option<AheadKey> {
+        let key = AheadKey::new((NO_HANDLE, dir_ino), name, flags, plus)?;
+        Some(AheadKey {
+            found_in: dir_ino,
+            ..key
+        })
     }
 
     /// The path the directory is asked for by.
@@ -104,10 +113,12 @@ impl AheadKey {
 #[derive(Clone, Copy)]
 pub(super) enum Ahead {
     None,
-    /// Posted as request `seq`; its answer not read yet.
+    /// Posted as request `seq` at `at` (monotonic ns); its answer not
+    /// read yet.
     Pending {
         key: AheadKey,
         seq: u32,
+        at: u64,
     },
     /// Answered: the directory is open (`out.open.fh`); its first batch is
     /// in the bulk area while `in_bulk`.
@@ -115,8 +126,14 @@ pub(super) enum Ahead {
         key: AheadKey,
         out: OpenListOut,
         in_bulk: bool,
+        at: u64,
     },
 }
+
+/// Age past which a listing ahead is not taken: the daemon found that
+/// listing it left the directory's atime as it was, which relatime's day
+/// rule may change later (a change to the directory voids it anyway).
+const AHEAD_TAKEN_WITHIN_NS: u64 = 1_000_000_000;
 
 impl Ahead {
     /// The request number of the answer still owed, if any.
@@ -131,9 +148,14 @@ impl Ahead {
     /// failed open leaves nothing); `in_bulk`: no request was sent after
     /// it (whose answer may fill the bulk area).
     pub(super) fn answered(&mut self, reply: Option<OpenListOut>, in_bulk: bool) {
-        if let Ahead::Pending { key, .. } = *self {
+        if let Ahead::Pending { key, at, .. } = *self {
             *self = match reply {
-                Some(out) => Ahead::Ready { key, out, in_bulk },
+                Some(out) => Ahead::Ready {
+                    key,
+                    out,
+                    in_bulk,
+                    at,
+                },
                 None => Ahead::None,
             };
         }
@@ -175,7 +197,11 @@ impl Chan {
         let Some(seq) = self.send_posted(&req, via.path()) else {
             return false;
         };
-        self.conn().ahead = Ahead::Pending { key: *key, seq };
+        self.conn().ahead = Ahead::Pending {
+            key: *key,
+            seq,
+            at: sys::monotonic_ns(),
+        };
         true
     }
 
@@ -184,15 +210,20 @@ impl Chan {
         self.live() && !matches!(self.conn().ahead, Ahead::None)
     }
 
-    /// The open and first batch made ahead for `key`, if this channel
-    /// holds them, their batch is still in the bulk area and `holds` says
-    /// they are still true; any other listing ahead is released (the
-    /// directory closed again). Waits for the answer if it is still owed.
+    /// The open and first batch made ahead for `key` (`None`: for no
+    /// open), if this channel holds them, recently made, their batch still
+    /// in the bulk area, their directory's last name found where `key`
+    /// says, and `holds` says they are still true; any other listing ahead
+    /// is released (the directory closed again). Waits for the answer if
+    /// it is still owed.
     pub(crate) fn take_ahead(
         &mut self,
-        key: &AheadKey,
+        key: Option<&AheadKey>,
         holds: impl FnOnce(&OpenListOut) -> bool,
     ) -> Option<OpenListOut> {
+        if !self.live() {
+            return None;
+        }
         if matches!(self.conn().ahead, Ahead::Pending { .. }) {
             self.settle(0).ok()?;
         }
@@ -200,15 +231,30 @@ impl Chan {
             key: made_for,
             out,
             in_bulk,
+            at,
         } = core::mem::replace(&mut self.conn().ahead, Ahead::None)
         else {
             return None;
         };
-        if made_for == *key && in_bulk && holds(&out) {
+        let taken = key.is_some_and(|k| made_for == *k)
+            && in_bulk
+            && (made_for.found_in == 0 || out.open.dir == made_for.found_in)
+            && sys::monotonic_ns().saturating_sub(at) < AHEAD_TAKEN_WITHIN_NS
+            && holds(&out);
+        if taken {
             return Some(out);
         }
         let _ = self.post(&Release { fh: out.open.fh });
         None
+    }
+
+    /// Closes again a listing ahead whose batch the bulk area no longer
+    /// holds (no open can take it): after a call, so that a process that
+    /// opens no further directory does not keep it open.
+    pub(super) fn release_spent_ahead(&mut self) {
+        if self.live() && matches!(self.conn().ahead, Ahead::Ready { in_bulk: false, .. }) {
+            self.take_ahead(None, |_| false);
+        }
     }
 
     /// Before the bulk area is written or read for another request: the

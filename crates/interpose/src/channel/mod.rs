@@ -553,21 +553,31 @@ impl Chan {
         unsafe { (*self.slot.conn.get()).assume_init_mut() }
     }
 
-    /// The bulk area: start and length. One request in flight per channel,
-    /// so it is ours between acquire and drop.
-    pub(crate) fn bulk(&mut self) -> (*mut u8, usize) {
+    /// The bulk area, for a request about to be made: start and length.
+    /// One request in flight per channel, so it is ours between acquire
+    /// and drop, once the daemon is done with a listing ahead (see
+    /// `ahead`); `Lost` if the channel failed meanwhile.
+    pub(crate) fn bulk(&mut self) -> Result<(*mut u8, usize), ChanError> {
         if !self.bulk_for_another() {
-            // The channel failed: nothing to copy, and the call fails.
-            return (core::ptr::NonNull::dangling().as_ptr(), 0);
+            return Err(ChanError::Lost);
         }
+        Ok(self.area())
+    }
+
+    /// The bulk area as it is (a live channel's).
+    fn area(&mut self) -> (*mut u8, usize) {
         let b = &self.conn().end.bulk;
         (b.as_ptr(), b.len())
     }
 
     /// The first `len` bytes of the bulk area (at most all of it), as the
-    /// daemon's reply to this channel's last call left them.
+    /// daemon's reply to this channel's last call (or the listing ahead
+    /// just taken) left them; nothing on a channel that failed.
     pub(crate) fn bulk_reply(&mut self, len: u64) -> &[u8] {
-        let (p, n) = self.bulk();
+        if !self.live() {
+            return &[];
+        }
+        let (p, n) = self.area();
         // SAFETY: the area is ours between acquire and drop (one request in
         // flight per channel) and `n` bytes long; the daemon wrote it
         // before it replied, and writes nothing more until our next call.
@@ -649,6 +659,7 @@ impl Chan {
                 read_hello_answer(sock, mount);
             }
         }
+        self.release_spent_ahead();
         match ops::decode_reply::<O>(&reply[..n], seq) {
             Ok((out, payload)) => {
                 let start = size_of::<ReplyHeader>() + size_of::<O::Reply>();

@@ -167,7 +167,7 @@ impl FileRef {
         let mut done = 0usize;
         while done < total {
             let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
-            let (bulk, blen) = ch.bulk();
+            let (bulk, blen) = ch.bulk().map_err(|_| Fail::Errno(libc::EIO))?;
             let want = (total - done).min(blen);
             let read = ops::Read {
                 fh,
@@ -248,7 +248,7 @@ impl FileRef {
         let mut end = off;
         loop {
             let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
-            let (bulk, blen) = ch.bulk();
+            let (bulk, blen) = ch.bulk().map_err(|_| Fail::Errno(libc::EIO))?;
             let want = (total - done).min(blen);
             // SAFETY: `want <= blen` bytes of our bulk area.
             let got = unsafe { iov_gather(iov, done, bulk, want) };
@@ -300,7 +300,7 @@ impl FileRef {
         let mut done = 0usize;
         while done < len {
             let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
-            let (bulk, blen) = ch.bulk();
+            let (bulk, blen) = ch.bulk().map_err(|_| Fail::Errno(libc::EIO))?;
             let want = (len - done).min(blen);
             let at = (src_off + done as u64) as i64;
             let got = match sys::sc!(libc::SYS_pread64, src, bulk, want, at) {
@@ -343,7 +343,7 @@ impl FileRef {
         let mut done = 0usize;
         while done < len {
             let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
-            let (bulk, blen) = ch.bulk();
+            let (bulk, blen) = ch.bulk().map_err(|_| Fail::Errno(libc::EIO))?;
             let read = ops::Read {
                 fh,
                 offset: off + done as u64,

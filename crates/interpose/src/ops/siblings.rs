@@ -127,7 +127,7 @@ fn list(mount: usize, base: u64, dir: &[u8]) -> Option<bool> {
 /// open; then whether they were the whole directory.
 fn list_once(mount: usize, base: u64, dir: &[u8], path: &[u8]) -> Option<bool> {
     let mut ch = channel::acquire(mount).ok()?;
-    let (_, blen) = ch.bulk();
+    let (_, blen) = ch.bulk().ok()?;
     let req = List {
         base,
         max: BATCH.min(blen as u64),

@@ -76,7 +76,7 @@ impl<'a> XattrAt<'a> {
             return Err(Fail::Errno(libc::ENODATA));
         }
         let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
-        let (bulk, blen) = ch.bulk();
+        let (bulk, blen) = ch.bulk().map_err(|_| Fail::Errno(libc::EIO))?;
         let size = len.min(blen) as u64;
         let mut reply = [0u8; REPLY_BUF];
         let (base, flags) = (self.fh, self.flags);
@@ -123,7 +123,7 @@ impl<'a> XattrAt<'a> {
             return Err(Fail::Errno(libc::E2BIG));
         }
         let mut ch = channel::acquire(self.mount).map_err(|_| Fail::Errno(libc::EIO))?;
-        let (bulk, blen) = ch.bulk();
+        let (bulk, blen) = ch.bulk().map_err(|_| Fail::Errno(libc::EIO))?;
         debug_assert!(len <= blen);
         // SAFETY: the caller's `len` bytes (fault-tolerant) into our bulk
         // area of `blen >= len` (every channel has the protocol's shape).
