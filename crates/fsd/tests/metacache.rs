@@ -583,6 +583,41 @@ print(out)
     );
 }
 
+/// The cwd's path stays kept through changes that cannot move it (files
+/// made and removed where the process works), and not through the cwd's
+/// removal by another process: relative calls then fail as on tmpfs, even
+/// with a new directory of the same name in its place.
+#[test]
+fn a_removed_cwd_is_not_followed_to_its_namesake() {
+    let Some((lib, mnt)) = preloaded_mount("a_removed_cwd_is_not_followed_to_its_namesake") else {
+        return;
+    };
+    let tmp = TmpfsGuard::new("16m");
+    let script = r#"
+import os, subprocess, sys
+root = sys.argv[1]
+env = {"PATH": os.environ["PATH"]}
+os.makedirs(root + "/x")
+os.chdir(root + "/x")
+out = []
+for n in "abc":
+    open(n, "w").close()
+    out.append(os.stat(n).st_size)
+    os.unlink(n)
+for argv in (["rmdir", root + "/x"], ["mkdir", root + "/x"], ["touch", root + "/x/g"]):
+    subprocess.run(argv, env=env, check=True)
+for call in (lambda: os.stat("g").st_size, lambda: sorted(os.listdir(".")), lambda: open("h", "w").close()):
+    try:
+        out.append(call())
+    except OSError as e:
+        out.append(e.errno)
+print(out)
+"#;
+    let want = preloaded_python_ok("", script, tmp.path());
+    assert_eq!(want.trim(), "[0, 0, 0, 2, [], 2]");
+    assert_eq!(preloaded_python_ok(&lib, script, mnt.path()), want);
+}
+
 /// `lstat` of paths relative to the cwd, answered by the string (see
 /// `ops::stat_abs`), gives what tmpfs gives through chdirs to twin trees
 /// (same relative names, other files), an `fchdir`, the cwd's own rename,

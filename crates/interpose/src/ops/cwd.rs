@@ -10,6 +10,17 @@
 //! `g` was, still is the cwd's path while `m`'s generation is `g` and no
 //! chdir happened. A cwd off the mounts is not kept (nothing tells when
 //! its path changes).
+//!
+//! Nor do most changes after `g` move it: a process that writes where it
+//! works (`rsync` receiving, `make`, `tar x`) changed the mount before
+//! nearly every call by a relative path, and paid a `getcwd(2)` for each
+//! (82 000 in an `rsync -a` of 10 000 files into the mount). The change
+//! log says more (`proto::changes`): a directory renamed is a change that
+//! reaches past the inodes it names, which voids every path; removing the
+//! cwd (the only directory on its path that can be removed while it is
+//! the cwd) changes its parent's names. So the path also still holds
+//! while no change since `g` touched the parent's names or reached past
+//! its inodes, and is then kept as read under the newer generation.
 
 use core::mem::MaybeUninit;
 use core::sync::atomic::{fence, AtomicU64, Ordering};
@@ -30,6 +41,10 @@ static EPOCH: AtomicU64 = AtomicU64::new(0);
 static MOUNT: AtomicU64 = AtomicU64::new(0);
 #[link_section = ".data.btfuse_hot"]
 static STAMP: AtomicU64 = AtomicU64::new(0);
+/// The inode number of the cwd's parent on the mount (0: not known, or
+/// the cwd is the mount's root: only an unchanged generation holds).
+#[link_section = ".data.btfuse_hot"]
+static PARENT: AtomicU64 = AtomicU64::new(0);
 /// The path: its length and its bytes as words.
 #[link_section = ".data.btfuse_hot"]
 static LEN: AtomicU64 = AtomicU64::new(0);
@@ -72,7 +87,13 @@ fn kept(buf: &mut [MaybeUninit<u8>; PATH_MAX]) -> Option<usize> {
         return None;
     }
     let m = MOUNT.load(Ordering::Relaxed) as usize;
-    if channel::generation(m) != Some(STAMP.load(Ordering::Relaxed)) {
+    let (stamp, parent) = (
+        STAMP.load(Ordering::Relaxed),
+        PARENT.load(Ordering::Relaxed),
+    );
+    let now = channel::now(m)?;
+    let later = now.gen != stamp;
+    if later && (parent == 0 || !now.holds_for(stamp, parent)) {
         return None;
     }
     let n = (LEN.load(Ordering::Relaxed) as usize).min(PATH_MAX);
@@ -82,7 +103,50 @@ fn kept(buf: &mut [MaybeUninit<u8>; PATH_MAX]) -> Option<usize> {
     }
     // Acquire fence: the reads above happen before the re-check of `SEQ`.
     fence(Ordering::Acquire);
-    (SEQ.load(Ordering::Relaxed) == s1).then_some(n)
+    if SEQ.load(Ordering::Relaxed) != s1 {
+        return None;
+    }
+    if later {
+        restamp(s1, now.gen);
+    }
+    Some(n)
+}
+
+/// Keeps the path read under seqlock count `s1` as holding at generation
+/// `gen` too (checked), unless it was written since: the next check reads
+/// the changes after `gen` only.
+fn restamp(s1: u64, gen: u64) {
+    if SEQ
+        .compare_exchange(s1, s1 + 1, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+    {
+        // Release fence: the odd count is visible before the stamp changes.
+        fence(Ordering::Release);
+        STAMP.store(gen, Ordering::Relaxed);
+        SEQ.store(s1 + 2, Ordering::Release);
+    }
+}
+
+/// The inode number of the cwd's parent, if the cwd is below its mount's
+/// root (`..` of a directory below the root is on the mount; the kernel
+/// answers from its caches).
+fn parent_ino(below_root: bool) -> u64 {
+    if !below_root {
+        return 0;
+    }
+    // SAFETY: all-zero is a valid stat; the kernel writes it.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    let r = crate::sys::sc!(
+        libc::SYS_newfstatat,
+        libc::AT_FDCWD,
+        c"..".as_ptr(),
+        &mut st as *mut libc::stat,
+        libc::AT_SYMLINK_NOFOLLOW
+    );
+    match r {
+        Ok(_) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => st.st_ino,
+        _ => 0,
+    }
 }
 
 /// Keeps `cwd`, just read from the kernel, if it is on a mount and reads
@@ -99,6 +163,7 @@ fn keep(cwd: &[u8]) {
         return;
     };
     let epoch = state::cwd_epoch();
+    let parent = parent_ino(cwd.len() > state::mountpoint(m).len());
     let mut again = [const { MaybeUninit::uninit() }; PATH_MAX];
     if state::kernel_cwd(&mut again) != Some(cwd) {
         return;
@@ -116,6 +181,7 @@ fn keep(cwd: &[u8]) {
     EPOCH.store(epoch, Ordering::Relaxed);
     MOUNT.store(m as u64, Ordering::Relaxed);
     STAMP.store(stamp, Ordering::Relaxed);
+    PARENT.store(parent, Ordering::Relaxed);
     LEN.store(cwd.len() as u64, Ordering::Relaxed);
     for (chunk, w) in cwd.chunks(8).zip(&WORDS) {
         let mut bytes = [0u8; 8];
