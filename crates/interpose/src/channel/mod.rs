@@ -542,8 +542,7 @@ fn accepted(sock: i32, mount: usize) -> bool {
 }
 
 impl Chan {
-    /// Whether the channel is still connected (a failed read of owed
-    /// answers closes it while the caller holds it).
+    /// Whether the channel is still connected (see `bulk`).
     fn live(&self) -> bool {
         self.slot.live.load(Ordering::Relaxed)
     }
