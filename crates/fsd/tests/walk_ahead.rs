@@ -53,19 +53,25 @@ fn run_in(dir: &Path, lib: Option<&str>, argv: &[&str]) -> (String, u64) {
     (String::from_utf8(out.stdout).unwrap(), taken)
 }
 
-#[test]
-fn walks_take_each_next_directory_listed_ahead() {
-    let test = "walks_take_each_next_directory_listed_ahead";
-    let Some(lib) = preload_or_skip(test) else {
-        return;
-    };
+/// The library, a mount and a tmpfs holding [`tree`], for `test`, or
+/// `None` when the test is skipped (no root, FUSE or library). The mount's
+/// tree was walked once: a directory is listed ahead only when that
+/// leaves its atime as it is (relatime), and a first walk updates them.
+fn set_up(test: &str) -> Option<(String, BtfuseGuard, TmpfsGuard)> {
+    let lib = preload_or_skip(test)?;
     let mnt = BtfuseGuard::new("64M");
     let tmp = TmpfsGuard::new("16m");
     tree(mnt.path());
     tree(tmp.path());
-    // A directory is listed ahead only when that leaves its atime as it
-    // is (relatime): the first walk of the new tree updates them all.
     run_in(mnt.path(), Some(&lib), &["ls", "-R", "w"]);
+    Some((lib, mnt, tmp))
+}
+
+#[test]
+fn walks_take_each_next_directory_listed_ahead() {
+    let Some((lib, mnt, tmp)) = set_up("walks_take_each_next_directory_listed_ahead") else {
+        return;
+    };
     // 18 directories below `w`: after the first, each is the one guessed.
     for argv in [
         &["find", "w", "-size", "+0"][..],
@@ -122,14 +128,10 @@ print(out)
 
 #[test]
 fn a_directory_listed_ahead_lists_what_it_holds_when_opened() {
-    let test = "a_directory_listed_ahead_lists_what_it_holds_when_opened";
-    let Some(lib) = preload_or_skip(test) else {
+    let Some((lib, mnt, tmp)) = set_up("a_directory_listed_ahead_lists_what_it_holds_when_opened")
+    else {
         return;
     };
-    let mnt = BtfuseGuard::new("64M");
-    let tmp = TmpfsGuard::new("16m");
-    tree(mnt.path());
-    tree(tmp.path());
     let py = |root: &Path, lib: Option<&str>| {
         run_in(root, lib, &[PYTHON, "-c", LIST_WHILE_CHANGED, "."])
     };
@@ -138,8 +140,6 @@ fn a_directory_listed_ahead_lists_what_it_holds_when_opened() {
         want.contains("'new'") && want.contains("('d06', 2)"),
         "{want}"
     );
-    // Atimes not due (see above), so that directories are listed ahead.
-    run_in(mnt.path(), Some(&lib), &["ls", "-R", "w"]);
     let (got, taken) = py(mnt.path(), Some(&lib));
     assert_eq!(got, want);
     // The listings before the change were taken ahead: the walk guessed.
