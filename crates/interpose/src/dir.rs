@@ -303,8 +303,7 @@ impl OurDir {
         self.named = Named::new(t.base, t.rel(), out.open.stamp);
         let records = ch.bulk_reply(out.list.bytes);
         self.accept(records, &out.list, with_attrs, t.mount, out.open.attr.ino);
-        let rel = path::trim_slashes(t.rel());
-        let name = &rel[rel.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
+        let name = path::last_name(path::trim_slashes(t.rel()));
         self.remember_subdirs(out.open.attr.ino, name);
         if walk::guessing() {
             if let Some((key, via)) = self.next_in_walk(t, &out, sent_flags, plus) {
@@ -328,6 +327,7 @@ impl OurDir {
     /// above this one, known by its inode number only: relative to the
     /// handle just opened (`../../name` for a subdirectory of the
     /// directory two levels up).
+    ///
     /// Next is its first subdirectory, else the subdirectory after it in
     /// its parent, or after its parent in its grandparent, and so on (see
     /// `walk`). A process that opens the directories it lists itself
@@ -351,7 +351,7 @@ impl OurDir {
             };
             return Some((key, key));
         }
-        let me = &rel[rel.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
+        let me = path::last_name(rel);
         if me.is_empty() || me == b"." || me == b".." {
             return None;
         }

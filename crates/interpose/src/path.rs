@@ -342,6 +342,11 @@ impl<'a> Padded<'a> {
     }
 }
 
+/// The last name of path `p` (all of it if it has no `/`).
+pub(crate) fn last_name(p: &[u8]) -> &[u8] {
+    &p[p.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..]
+}
+
 /// `p` without the `/`s it ends with.
 pub(crate) fn trim_slashes(p: &[u8]) -> &[u8] {
     &p[..p.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1)]

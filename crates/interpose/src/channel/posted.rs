@@ -1,5 +1,6 @@
 //! Requests sent without waiting for their answer ([`Chan::post`]): a
-//! `close` of a fast-path file costs its process no round trip. The daemon
+//! `close` of a fast-path file costs its process no round trip, and a
+//! walk's next directory is listed ahead (`ahead`, whose answer is kept). The daemon
 //! serves a channel's requests in order, so the next request on the same
 //! channel runs after it; that request's caller first reads the answers
 //! still owed (`settle`), and a call that takes another channel settles
@@ -91,8 +92,9 @@ impl Chan {
                 break;
             }
             if ahead_seq == Some(seq) {
-                let out = ops::decode_reply::<ops::OpenList>(&reply, seq)
+                let out = got
                     .ok()
+                    .and_then(|n| ops::decode_reply::<ops::OpenList>(&reply[..n], seq).ok())
                     .map(|(o, _)| o);
                 conn.ahead.answered(out, sent_since == 0);
             }
