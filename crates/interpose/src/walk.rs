@@ -8,8 +8,9 @@
 //! are long gone from the stream, and often from the listing cache, by the
 //! time a walk comes back to them) and whether the guesses are taken.
 
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use crate::trylock::TryLock;
 
 /// Directories whose subdirectories are remembered: a walk's ancestors
 /// and the directories below them still walked (`.git`'s few levels before
@@ -42,13 +43,7 @@ struct Remembered {
     clock: u64,
 }
 
-/// Guarded by [`LOCK`].
-struct Cell(UnsafeCell<Remembered>);
-
-// SAFETY: the contents are only touched by the thread that holds `LOCK`.
-unsafe impl Sync for Cell {}
-
-static REMEMBERED: Cell = Cell(UnsafeCell::new(Remembered {
+static REMEMBERED: TryLock<Remembered> = TryLock::new(Remembered {
     dirs: [const {
         Subdirs {
             ino: 0,
@@ -61,18 +56,13 @@ static REMEMBERED: Cell = Cell(UnsafeCell::new(Remembered {
         }
     }; DIRS],
     clock: 0,
-}));
-static LOCK: AtomicBool = AtomicBool::new(false);
+});
 
 /// Runs `f` on what is remembered, unless another thread is at it (these
 /// are hints: nothing waits for them).
 fn with<T>(f: impl FnOnce(&mut Remembered) -> T) -> Option<T> {
-    LOCK.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-        .ok()?;
-    // SAFETY: we hold the lock (see `Cell`).
-    let r = f(unsafe { &mut *REMEMBERED.0.get() });
-    LOCK.store(false, Ordering::Release);
-    Some(r)
+    let mut held = REMEMBERED.try_lock()?;
+    Some(f(&mut held))
 }
 
 /// Remembers `subdirs` (names, in listing order) as the subdirectories of
