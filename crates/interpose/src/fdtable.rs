@@ -203,7 +203,11 @@ impl<const NFD: usize, const NOFD: usize> FdTable<NFD, NOFD> {
             let o = &self.ofds[i];
             // Acquire: pairs with the Release store of 0 in `put`, so the
             // previous owner's teardown is complete before we reuse it.
-            if o.state.load(Ordering::Relaxed) == 0
+            // The hinted slot, usually free, is claimed at once: in `.bss`
+            // a load before the first write of a page is a second page
+            // fault (the zero page, then a copy); the others are looked
+            // at before a write, not to take their lines from their users.
+            if (k == 0 || o.state.load(Ordering::Relaxed) == 0)
                 && o.state
                     .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()

@@ -27,6 +27,8 @@ use crate::trylock::{Guard, TryLock};
 const SLOTS: usize = 8;
 /// Largest file whose bytes are kept (what an open's reply carries).
 const DATA_MAX: usize = proto::ops::OPEN_DATA_MAX;
+// Every file the public table holds fits (`ops::handoff`'s opens from it).
+const _: () = assert!(DATA_MAX >= proto::public::DATA_MAX);
 /// Seconds after which a read updates the atime (relatime).
 const ATIME_DAY: i64 = 24 * 60 * 60;
 
@@ -102,20 +104,48 @@ impl Locked {
 /// Keeps `data`, the whole of the file `key` opened, as its open's reply
 /// brought it under `stamp` with its atime `atime`.
 pub(crate) fn keep(key: Key, stamp: u64, atime: i64, data: &[u8]) {
-    if key.fh == 0 || stamp == 0 || data.is_empty() || data.len() > DATA_MAX {
+    if data.is_empty() || data.len() > DATA_MAX {
         return;
     }
-    let i = NEXT.fetch_add(1, Ordering::Relaxed) % SLOTS;
-    let Some(mut slot) = Locked::try_new(i) else {
-        return;
-    };
-    let h = slot.held();
-    h.key = key;
-    h.stamp = stamp;
-    h.atime = atime;
-    h.len = data.len();
-    h.data[..data.len()].copy_from_slice(data);
-    HANDLES[i].store(key.fh, Ordering::Relaxed);
+    if let Some(mut slot) = Reserved::take() {
+        slot.bytes()[..data.len()].copy_from_slice(data);
+        slot.keep(key, stamp, atime, data.len());
+    }
+}
+
+/// The slot the next open takes, held (emptied) for bytes written into it
+/// in place ([`Reserved::bytes`]) before their file is known
+/// ([`Reserved::keep`]): the public table's bytes go there straight, with
+/// no copy on the stack. Dropped without `keep`, it stays empty.
+pub(crate) struct Reserved(Locked);
+
+impl Reserved {
+    /// The next slot, emptied; `None` while another thread holds it.
+    pub(crate) fn take() -> Option<Reserved> {
+        let i = NEXT.fetch_add(1, Ordering::Relaxed) % SLOTS;
+        let mut slot = Locked::try_new(i)?;
+        slot.clear();
+        Some(Reserved(slot))
+    }
+
+    /// Room for the bytes.
+    pub(crate) fn bytes(&mut self) -> &mut [u8; DATA_MAX] {
+        &mut self.0.held().data
+    }
+
+    /// Keeps the first `len` bytes written as those of the file `key`
+    /// opened, under `stamp` with its atime `atime` (as [`keep`]).
+    pub(crate) fn keep(mut self, key: Key, stamp: u64, atime: i64, len: usize) {
+        if key.fh == 0 || stamp == 0 || len == 0 || len > DATA_MAX {
+            return;
+        }
+        let h = self.0.held();
+        h.key = key;
+        h.stamp = stamp;
+        h.atime = atime;
+        h.len = len;
+        HANDLES[self.0.i].store(key.fh, Ordering::Relaxed);
+    }
 }
 
 /// Reads open file `key` from `off` through `copy` (given the kept bytes

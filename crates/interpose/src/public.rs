@@ -25,7 +25,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use proto::public::{Published, Table, DATA_MAX, FILE_LEN, LAYOUT, OFFSET, TOKEN_BITS};
+use proto::public::{Published, Table, FILE_LEN, LAYOUT, OFFSET, TOKEN_BITS};
 use proto::{GenPage, WireAttr};
 
 use crate::metacache::Now;
@@ -256,14 +256,15 @@ pub(crate) struct Opened {
 }
 
 /// A read-only open of `path` (relative to `mount`'s root) from the
-/// table, its bytes read into `buf` (the caller makes the fd), or the
+/// table, its bytes read into `buf` (all of them: a file whose bytes do
+/// not fit is not opened here; the caller makes the fd), or the
 /// `errno` the table answers (`ENOENT`). `None` when the table does not
 /// answer (the call then goes to the daemon as before).
 pub(crate) fn open(
     mount: usize,
     base: u64,
     path: &[u8],
-    buf: &mut [u8; DATA_MAX],
+    buf: &mut [u8],
 ) -> Option<Result<Opened, i32>> {
     let (t, now) = table(mount, base)?;
     if lookup(t, &now, path)?.ino == 0 {

@@ -111,6 +111,16 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
     if let Some(fd) = open_public(t, flags) {
         return fd;
     }
+    open_by_channel(t, flags, mode)
+}
+
+/// [`open`] through the channel: a listing made ahead, else a round trip.
+/// A function of its own: its frame (the channel's, a few KiB) is probed
+/// page by page at entry, and an open that the kept handles or the public
+/// table answer (`cat`, a compiler's headers) touches no new stack page
+/// for it.
+#[inline(never)]
+fn open_by_channel(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
     if reads_only(flags) && super::ahead::on_miss(t) {
         if let Some(fd) = open_kept(t, flags) {
             return fd;
@@ -188,8 +198,10 @@ fn open_public(t: &Target, flags: c_int) -> Option<R<c_int>> {
     if !reads_only(flags) {
         return None;
     }
-    let mut data = [0u8; filecache::DATA_MAX];
-    let o = match public::open(t.mount, t.base, t.rel(), &mut data)? {
+    // The bytes go straight where the open's reads will find them; with
+    // no slot free (another thread filling it), the daemon opens it.
+    let mut kept = opendata::Reserved::take()?;
+    let o = match public::open(t.mount, t.base, t.rel(), kept.bytes())? {
         Ok(o) => o,
         Err(e) => return Some(Err(Fail::Errno(e))),
     };
@@ -199,7 +211,7 @@ fn open_public(t: &Target, flags: c_int) -> Option<R<c_int>> {
         ino: o.attr.ino,
         epoch: state::epoch(),
     };
-    opendata::keep(key, o.stamp, o.attr.atime, &data[..o.len]);
+    kept.keep(key, o.stamp, o.attr.atime, o.len);
     let out = ops::OpenOut {
         fh: o.fh,
         attr: o.attr,
