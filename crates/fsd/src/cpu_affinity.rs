@@ -1,66 +1,136 @@
-//! Keeping a serving thread and its client on different CPUs
+//! Where a serving thread waits for its client's requests
 //! ([`CpuSeparation`]), and binding a thread to one CPU ([`bind_to`]).
 
-/// Keeps a serving thread off its client's CPU while the client is busy.
+/// Keeps a serving thread off its client's CPU while the client is busy,
+/// and on it while the client pauses.
 ///
-/// When both share a CPU, neither may spin (see `shm_ring`'s CPU hints), so
-/// each round trip is a pair of context switches; and since only one of the
-/// two is ever runnable, the scheduler's load balancer never separates
-/// them (measured: `find` over 10 000 files at 2.4× tmpfs instead of
-/// ~1.3×). After [`SEPARATE_AFTER`] requests in a row from the serving
-/// thread's own CPU, it moves itself to the other CPUs
-/// (`sched_setaffinity`); both sides then spin. The thread's affinity is
-/// restored when its channel ends.
+/// A busy client: when both share a CPU, neither may spin (see
+/// `shm_ring`'s CPU hints), so each round trip is a pair of context
+/// switches; and since only one of the two is ever runnable, the
+/// scheduler's load balancer never separates them (measured: `find` over
+/// 10 000 files at 2.4× tmpfs instead of ~1.3×). After [`SEPARATE_AFTER`]
+/// requests in a row that came from the serving thread's own CPU within
+/// the time it spins for one, it moves itself to the other CPUs
+/// (`sched_setaffinity`); both sides then spin.
+///
+/// A client that pauses longer than the thread spins (a compiler parsing
+/// between its opens): the thread sleeps, and a request woke it on the CPU
+/// it last ran on, idle by then; on a VM waking an idle vCPU is the dearest
+/// part of a round trip (a `chmod` every 0.3-1 ms: 36-52 µs on average,
+/// 9-10 µs at the median with both on one CPU, ms at times). So before it
+/// sleeps, the thread moves to its client's CPU ([`CpuSeparation::join`]):
+/// the request then wakes it where the client runs, and it runs as soon
+/// as the client waits. The thread's affinity is restored when its
+/// channel ends.
 #[derive(Default)]
 pub struct CpuSeparation {
-    /// Requests in a row that came from this thread's CPU.
+    /// Requests in a row that came quickly from this thread's CPU.
     streak: u32,
     /// The affinity to restore, once changed.
     saved: Option<libc::cpu_set_t>,
+    /// Where the thread is kept now.
+    placed: Placed,
+}
+
+/// Where a serving thread is kept.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum Placed {
+    /// Where the daemon may run.
+    #[default]
+    Free,
+    /// Off this CPU (its busy client's).
+    Apart(usize),
+    /// On this CPU only (its pausing client's).
+    With(usize),
 }
 
 /// Requests in a row from the serving thread's own CPU before it moves.
 const SEPARATE_AFTER: u32 = 8;
 
 impl CpuSeparation {
-    /// Notes a request from a client whose CPU hint is `client_cpu`.
-    pub fn observe(&mut self, client_cpu: Option<u32>) {
+    /// Notes a request from a client whose CPU hint is `client_cpu`, which
+    /// came within the time the thread spins for one (`quick`) or later.
+    pub fn observe(&mut self, client_cpu: Option<u32>, quick: bool) {
         // SAFETY: no arguments; -1 on failure.
         let ours = unsafe { libc::sched_getcpu() };
-        self.observe_on(u32::try_from(ours).ok(), client_cpu);
+        self.observe_on(u32::try_from(ours).ok(), client_cpu, quick);
     }
 
     /// As [`CpuSeparation::observe`], this thread being on CPU `ours`.
-    fn observe_on(&mut self, ours: Option<u32>, client_cpu: Option<u32>) {
+    fn observe_on(&mut self, ours: Option<u32>, client_cpu: Option<u32>, quick: bool) {
+        // Kept on a client's CPU for its pauses, and it calls quickly
+        // again: it would now wait for every answer (or, for a request it
+        // posted, give up its CPU for it) where the thread could spin
+        // beside it.
+        if quick {
+            self.leave();
+        }
         let shared = ours.is_some() && client_cpu == ours;
-        self.streak = if shared { self.streak + 1 } else { 0 };
+        self.streak = if shared && quick { self.streak + 1 } else { 0 };
         if self.streak >= SEPARATE_AFTER {
             self.streak = 0;
             if let Some(cpu) = client_cpu {
-                self.avoid(cpu as usize);
+                self.place(Placed::Apart(cpu as usize));
             }
         }
     }
 
-    /// Restricts this thread to its allowed CPUs other than `cpu`, if any.
-    fn avoid(&mut self, cpu: usize) {
+    /// The client pauses longer than a spin: the thread moves to the
+    /// client's CPU (hint `client_cpu`) before it sleeps.
+    pub fn join(&mut self, client_cpu: Option<u32>) {
+        if let Some(cpu) = client_cpu {
+            self.place(Placed::With(cpu as usize));
+        }
+    }
+
+    /// The thread is no longer kept on its client's CPU (it serves one of
+    /// several channels at work: bound there it would queue behind the
+    /// client's other threads while another CPU idles).
+    pub fn leave(&mut self) {
+        if let (Placed::With(_), Some(allowed)) = (self.placed, self.saved) {
+            // SAFETY: a valid set of its size; 0 = this thread.
+            if unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&allowed), &allowed) } == 0
+            {
+                self.placed = Placed::Free;
+            }
+        }
+    }
+
+    /// Restricts this thread to `to` (within its allowed CPUs), unless it
+    /// is kept so already or that would leave it no CPU.
+    fn place(&mut self, to: Placed) {
+        if self.placed == to {
+            return;
+        }
         let size = std::mem::size_of::<libc::cpu_set_t>();
         let Some(allowed) = self.saved.or_else(allowed_cpus) else {
             return;
         };
-        let mut others = allowed;
-        if cpu >= 8 * size {
+        let (Placed::Apart(cpu) | Placed::With(cpu)) = to else {
+            return;
+        };
+        // SAFETY: `cpu` is checked to be within the set first.
+        if cpu >= 8 * size || !unsafe { libc::CPU_ISSET(cpu, &allowed) } {
             return;
         }
-        // SAFETY: `cpu` is within the set (checked above).
-        unsafe { libc::CPU_CLR(cpu, &mut others) };
+        let mut set = allowed;
+        if let Placed::Apart(_) = to {
+            // SAFETY: `cpu` is within the set (checked above).
+            unsafe { libc::CPU_CLR(cpu, &mut set) };
+        } else {
+            // SAFETY: plain data; all-zero is the empty set.
+            set = unsafe { std::mem::zeroed() };
+            // SAFETY: `cpu` is within the set.
+            unsafe { libc::CPU_SET(cpu, &mut set) };
+        }
         // SAFETY: reads a valid set.
-        if unsafe { libc::CPU_COUNT(&others) } == 0 {
+        if unsafe { libc::CPU_COUNT(&set) } == 0 {
             return;
         }
         // SAFETY: a valid set of `size` bytes; 0 = this thread.
-        if unsafe { libc::sched_setaffinity(0, size, &others) } == 0 {
+        if unsafe { libc::sched_setaffinity(0, size, &set) } == 0 {
             self.saved = Some(allowed);
+            self.placed = to;
         }
     }
 }
@@ -139,7 +209,8 @@ mod tests {
             // SAFETY: no arguments.
             let here = unsafe { libc::sched_getcpu() } as u32;
             let mut sep = CpuSeparation::default();
-            let on_here = |sep: &mut CpuSeparation, client| sep.observe_on(Some(here), client);
+            let on_here =
+                |sep: &mut CpuSeparation, client| sep.observe_on(Some(here), client, true);
             for _ in 0..SEPARATE_AFTER - 1 {
                 on_here(&mut sep, Some(here));
             }
@@ -158,6 +229,49 @@ mod tests {
                 assert_eq!(count(&during), count(&before) - 1);
             } else {
                 assert_eq!(count(&during), 1, "the only CPU must stay allowed");
+            }
+            drop(sep);
+            assert_eq!(count(&affinity()), count(&before), "affinity not restored");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_pausing_client_keeps_us_on_its_cpu_until_it_calls_quickly_again() {
+        std::thread::spawn(|| {
+            let before = affinity();
+            // SAFETY: no arguments.
+            let here = unsafe { libc::sched_getcpu() } as u32;
+            let mut sep = CpuSeparation::default();
+            sep.join(Some(here));
+            let during = affinity();
+            assert_eq!(count(&during), 1, "on the client's CPU only");
+            // SAFETY: `here` is a valid CPU index.
+            assert!(unsafe { libc::CPU_ISSET(here as usize, &during) });
+            // Requests after long pauses do not count as a busy client's.
+            for _ in 0..2 * SEPARATE_AFTER {
+                sep.observe_on(Some(here), Some(here), false);
+            }
+            assert_eq!(count(&affinity()), 1);
+            sep.observe_on(Some(here), Some(here), true);
+            assert_eq!(
+                count(&affinity()),
+                count(&before),
+                "free again at a quick call"
+            );
+            for _ in 0..SEPARATE_AFTER - 1 {
+                sep.observe_on(Some(here), Some(here), true);
+            }
+            if count(&before) > 1 {
+                let apart = affinity();
+                // SAFETY: as above.
+                assert!(!unsafe { libc::CPU_ISSET(here as usize, &apart) });
+                assert_eq!(
+                    count(&apart),
+                    count(&before) - 1,
+                    "apart, from all it may use"
+                );
             }
             drop(sep);
             assert_eq!(count(&affinity()), count(&before), "affinity not restored");

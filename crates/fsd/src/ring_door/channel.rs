@@ -41,13 +41,42 @@ const SPIN_MAX_NS: u64 = 200_000;
 /// Liveness is checked after every sleep slice of this length.
 const SLEEP_SLICE_NS: u64 = 200_000_000;
 
-/// The wait for the next request, given the client's recent pauses (0:
-/// none a spin could cover).
-fn request_wait(recent_pause_ns: u64) -> WaitPolicy {
-    let spin = recent_pause_ns
+/// How long to spin for the next request, given the client's recent
+/// pauses (0: none a spin could cover).
+fn request_spin(recent_pause_ns: u64) -> u64 {
+    recent_pause_ns
         .saturating_mul(4)
-        .clamp(SPIN_MIN_NS, SPIN_MAX_NS);
-    WaitPolicy::spinning(spin).with_sleep_slice_ns(SLEEP_SLICE_NS)
+        .clamp(SPIN_MIN_NS, SPIN_MAX_NS)
+}
+
+/// The next request into `msg`, spun for `spin_ns` (unless the client
+/// runs on this thread's CPU), else slept for: on the client's CPU if its
+/// last pause outlasted any spin and this is the only channel at work
+/// (`join`, see [`CpuSeparation::join`]).
+fn next_request(
+    requests: &mut shm_ring::Consumer<'_>,
+    separation: &mut CpuSeparation,
+    (spin_ns, join): (u64, bool),
+    msg: &mut [u8],
+    alive: &mut impl shm_ring::Liveness,
+) -> Result<usize, shm_ring::RecvError> {
+    if !join {
+        separation.leave();
+    }
+    // SAFETY: no arguments; -1 on failure.
+    let ours = u32::try_from(unsafe { libc::sched_getcpu() }).ok();
+    if ours.is_none() || requests.peer_cpu() != ours {
+        requests.set_policy(WaitPolicy::spinning(spin_ns).with_timeout_ns(spin_ns));
+        match requests.recv(msg, alive) {
+            Err(shm_ring::RecvError::TimedOut) => {}
+            got => return got,
+        }
+    }
+    if join {
+        separation.join(requests.peer_cpu());
+    }
+    requests.set_policy(WaitPolicy::SLEEP.with_sleep_slice_ns(SLEEP_SLICE_NS));
+    requests.recv(msg, alive)
 }
 
 /// A new process makes its first calls in a burst (open, fstat, read,
@@ -302,17 +331,41 @@ fn serve_channel(
     let mut served = 0u32;
     let mut bursting = true;
     let mut recent_pause = 0u64;
+    // Whether the client's last pause outlasted the longest spin.
+    let mut sparse = false;
+    // How long to spin for the next request (`None`: the first request's
+    // wait, `FIRST_REQUEST_WAIT`).
+    let mut spin_ns = None;
     let mut separation = CpuSeparation::default();
     loop {
         let waiting = Instant::now();
-        let n = match end.requests.recv(&mut msg, &mut alive) {
+        let got = match spin_ns {
+            None => end.requests.recv(&mut msg, &mut alive),
+            Some(spin) => {
+                // A client that pauses longer than any spin, alone: a
+                // compiler between its headers, `git` between its steps;
+                // not one that pauses a little (python between its files,
+                // 72 -> 87 ms when joined at every spin that ran out), nor
+                // the threads of one process, which would queue behind one
+                // another on one CPU while the other idles.
+                let join = sparse && shared.counters.channels.load(Ordering::Relaxed) == 1;
+                next_request(
+                    &mut end.requests,
+                    &mut separation,
+                    (spin, join),
+                    &mut msg,
+                    &mut alive,
+                )
+            }
+        };
+        let n = match got {
             Ok(n) => n,
             Err(shm_ring::RecvError::TimedOut) => {
                 // Only the first wait has a timeout.
                 if let Some(then) = after_first_request.take() {
                     then();
                 }
-                end.requests.set_policy(request_wait(0));
+                spin_ns = Some(request_spin(0));
                 continue;
             }
             Err(shm_ring::RecvError::Corrupt) => return Err(ChannelError::Corrupt),
@@ -320,15 +373,19 @@ fn serve_channel(
             Err(_) => return Err(ChannelError::Gone),
         };
         let pause = waiting.elapsed().as_nanos() as u64;
+        sparse = pause > SPIN_MAX_NS;
+        // Within the spin it had (or would have had, on the client's CPU):
+        // a busy client's.
+        let quick = pause <= spin_ns.unwrap_or(SPIN_MAX_NS);
         recent_pause = (recent_pause / 2).max(if pause <= SPIN_MAX_NS { pause } else { 0 });
         served += 1;
         bursting &= served < STARTUP_REQUESTS && (served == 1 || pause <= SPIN_MAX_NS);
-        end.requests.set_policy(if bursting {
-            request_wait(SPIN_MAX_NS)
+        spin_ns = Some(if bursting {
+            SPIN_MAX_NS
         } else {
-            request_wait(recent_pause)
+            request_spin(recent_pause)
         });
-        separation.observe(end.requests.peer_cpu());
+        separation.observe(end.requests.peer_cpu(), quick);
         // The client may have given up on its first request (it then runs
         // the call through the kernel): never run it here as well.
         if served == 1 && !end.requests.claim() {
