@@ -84,8 +84,8 @@ impl CpuSeparation {
     }
 
     /// The thread is no longer kept on its client's CPU (it serves one of
-    /// several channels at work: bound there it would queue behind the
-    /// client's other threads while another CPU idles).
+    /// several channels of its client: bound there it would queue behind
+    /// the client's other threads while another CPU idles).
     pub fn leave(&mut self) {
         if let (Placed::With(_), Some(allowed)) = (self.placed, self.saved) {
             // SAFETY: a valid set of its size; 0 = this thread.

@@ -8,6 +8,7 @@
 //! killed), every handle it still held is released.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use inode_store::{Creds, Errno, Fh, Store};
@@ -44,6 +45,9 @@ pub struct Client {
     /// behalf right now (see [`Client::opening_for`]); a handle twice when
     /// two of its channels ask at once.
     opening: Mutex<Vec<u64>>,
+    /// Channels of this process the daemon serves now (kept by
+    /// [`Clients::join`] and [`Clients::leave`]).
+    channels: AtomicUsize,
 }
 
 /// While it lives, the daemon's own lookup of a handle's reserved name is
@@ -70,7 +74,14 @@ impl Client {
             creds,
             handles: Mutex::new(HashMap::new()),
             opening: Mutex::new(Vec::new()),
+            channels: AtomicUsize::new(0),
         }
+    }
+
+    /// How many channels of this process the daemon serves now.
+    pub fn channels(&self) -> usize {
+        // Relaxed: a count read as a hint (see `ring_door::channel`).
+        self.channels.load(Ordering::Relaxed)
     }
 
     /// Lets the daemon itself open owned handle `fh` through the kernel by
@@ -307,6 +318,7 @@ impl Clients {
             .entry(key(&client))
             .or_insert_with(|| (Arc::new(client), 0));
         entry.1 += 1;
+        entry.0.channels.store(entry.1, Ordering::Relaxed);
         Ok(entry.0.clone())
     }
 
@@ -318,6 +330,7 @@ impl Clients {
             return;
         };
         entry.1 = entry.1.saturating_sub(1);
+        entry.0.channels.store(entry.1, Ordering::Relaxed);
         let last = entry.1 == 0;
         m.channels = m.channels.saturating_sub(1);
         if let Some(n) = m.by_uid.get_mut(&client.creds.uid) {

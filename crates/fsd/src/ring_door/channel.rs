@@ -51,7 +51,7 @@ fn request_spin(recent_pause_ns: u64) -> u64 {
 
 /// The next request into `msg`, spun for `spin_ns` (unless the client
 /// runs on this thread's CPU), else slept for: on the client's CPU if its
-/// last pause outlasted any spin and this is the only channel at work
+/// last pause outlasted any spin and it has no other channel
 /// (`join`, see [`CpuSeparation::join`]).
 fn next_request(
     requests: &mut shm_ring::Consumer<'_>,
@@ -342,13 +342,13 @@ fn serve_channel(
         let got = match spin_ns {
             None => end.requests.recv(&mut msg, &mut alive),
             Some(spin) => {
-                // A client that pauses longer than any spin, alone: a
-                // compiler between its headers, `git` between its steps;
-                // not one that pauses a little (python between its files,
-                // 72 -> 87 ms when joined at every spin that ran out), nor
-                // the threads of one process, which would queue behind one
-                // another on one CPU while the other idles.
-                let join = sparse && shared.counters.channels.load(Ordering::Relaxed) == 1;
+                // A client that pauses longer than any spin, through one
+                // channel: a compiler between its headers, `git` between
+                // its steps; not one that pauses a little (python between
+                // its files, 72 -> 87 ms when joined at every spin that
+                // ran out), nor the threads of one process, which would
+                // queue behind one another on one CPU while another idles.
+                let join = sparse && client.channels() == 1;
                 next_request(
                     &mut end.requests,
                     &mut separation,
