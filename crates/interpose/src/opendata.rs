@@ -196,8 +196,12 @@ mod tests {
     use super::*;
     use proto::changes::{ChangeLog, Touched};
 
+    /// The slots are the process's: one test at a time uses them.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn kept_bytes_are_read_until_the_file_changes_or_is_given_back() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let log: &'static ChangeLog = Box::leak(Box::new(ChangeLog::new()));
         let now = |g| Some(Now::new(g, Some(log)));
         let key = Key {
@@ -236,5 +240,50 @@ mod tests {
         assert_eq!(read_at(&key, 0, 12, 2_000), None, "given back");
         keep(key, 0, 1_000, b"x");
         assert_eq!(read_at(&key, 0, 12, 2_000), None, "no stamp, nothing kept");
+    }
+
+    #[test]
+    fn bytes_written_in_place_are_kept_only_with_their_file() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let log: &'static ChangeLog = Box::leak(Box::new(ChangeLog::new()));
+        let now = || Some(Now::new(20, Some(log)));
+        let key = Key {
+            mount: 3,
+            fh: 4242,
+            ino: 99,
+            epoch: 1,
+        };
+        let mut slot = Reserved::take().expect("a free slot");
+        slot.bytes()[..5].copy_from_slice(b"table");
+        slot.keep(key, 20, 1_000, 5);
+        let mut got = Vec::new();
+        let n = read(
+            &key,
+            0,
+            now,
+            || 2_000,
+            |b| {
+                got = b.to_vec();
+                b.len()
+            },
+        );
+        assert_eq!((n, &got[..]), (Some(5), &b"table"[..]));
+        // A reservation dropped without its file keeps nothing, and the
+        // bytes written into it are nobody's.
+        for _ in 0..SLOTS {
+            let mut slot = Reserved::take().expect("a free slot");
+            slot.bytes()[..3].copy_from_slice(b"xyz");
+        }
+        let other = Key { fh: 4243, ..key };
+        assert_eq!(
+            read(&other, 0, now, || 2_000, |b| b.len()),
+            None,
+            "nothing kept for a file never named"
+        );
+        assert_eq!(
+            read(&key, 0, now, || 2_000, |b| b.len()),
+            None,
+            "its slot was taken (and emptied) since"
+        );
     }
 }

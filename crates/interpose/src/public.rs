@@ -251,20 +251,21 @@ pub(crate) struct Opened {
     pub(crate) fh: u64,
     pub(crate) attr: WireAttr,
     pub(crate) stamp: u64,
-    /// Its bytes, at the start of the caller's buffer.
+    /// Its bytes, at the start of the room the caller gave.
     pub(crate) len: usize,
 }
 
 /// A read-only open of `path` (relative to `mount`'s root) from the
-/// table, its bytes read into `buf` (all of them: a file whose bytes do
-/// not fit is not opened here; the caller makes the fd), or the
-/// `errno` the table answers (`ENOENT`). `None` when the table does not
-/// answer (the call then goes to the daemon as before).
-pub(crate) fn open(
+/// table, its bytes read into the room `room()` gives, asked for only
+/// once the table holds the file (all of its bytes: a file whose bytes do
+/// not fit, or no room, is not opened here; the caller makes the fd), or
+/// the `errno` the table answers (`ENOENT`). `None` when the table does
+/// not answer (the call then goes to the daemon as before).
+pub(crate) fn open<'b>(
     mount: usize,
     base: u64,
     path: &[u8],
-    buf: &mut [u8],
+    room: impl FnOnce() -> Option<&'b mut [u8]>,
 ) -> Option<Result<Opened, i32>> {
     let (t, now) = table(mount, base)?;
     if lookup(t, &now, path)?.ino == 0 {
@@ -287,7 +288,7 @@ pub(crate) fn open(
             // A read now would not update the atime (relatime's day).
             && sys::wall_secs().saturating_sub(p.attr.atime) < ATIME_DAY
     });
-    let got = found.and_then(|p| Some((p, table.read_data(&p, 0, buf)?)));
+    let got = found.and_then(|p| Some((p, table.read_data(&p, 0, room()?)?)));
     let Some((p, len)) = got.filter(|(p, n)| Some(*n) == p.data_len && p.token != 0) else {
         closed(mount);
         return None;

@@ -198,12 +198,22 @@ fn open_public(t: &Target, flags: c_int) -> Option<R<c_int>> {
     if !reads_only(flags) {
         return None;
     }
-    // The bytes go straight where the open's reads will find them; with
-    // no slot free (another thread filling it), the daemon opens it.
-    let mut kept = opendata::Reserved::take()?;
-    let o = match public::open(t.mount, t.base, t.rel(), kept.bytes())? {
+    // The bytes go straight where the open's reads will find them (a
+    // slot taken only once the table holds the file: a miss, or a process
+    // that asks its daemon, keeps every slot's bytes); with no slot free
+    // (another thread filling it), the daemon opens it.
+    let mut kept = None;
+    let got = public::open(t.mount, t.base, t.rel(), || {
+        Some(&mut kept.insert(opendata::Reserved::take()?).bytes()[..])
+    })?;
+    let o = match got {
         Ok(o) => o,
         Err(e) => return Some(Err(Fail::Errno(e))),
+    };
+    // (An answer read its bytes into the room: never without it.)
+    let Some(kept) = kept else {
+        public::closed(t.mount);
+        return None;
     };
     let key = opendata::Key {
         mount: t.mount,
