@@ -88,6 +88,15 @@ fn ahead_holds(mount: usize, out: &OpenListOut) -> bool {
         })
 }
 
+/// What a walk needs of a directory's first batch (see
+/// `OurDir::first_batch`).
+struct FirstBatch<'a> {
+    /// The first subdirectory listed.
+    first_subdir: Option<&'a [u8]>,
+    /// The parent's inode number, from `..`.
+    parent: Option<u64>,
+}
+
 /// The listing-cache slot of the last listing a stream kept with
 /// attributes ([`NONE_KEPT`]: none since the last check).
 static LAST_KEPT: AtomicUsize = AtomicUsize::new(NONE_KEPT);
@@ -304,9 +313,10 @@ impl OurDir {
         let records = ch.bulk_reply(out.list.bytes);
         self.accept(records, &out.list, with_attrs, t.mount, out.open.attr.ino);
         let name = path::last_name(path::trim_slashes(t.rel()));
-        self.remember_subdirs(out.open.attr.ino, name);
+        let batch = self.first_batch();
+        self.remember_subdirs(out.open.attr.ino, name, &batch);
         if walk::guessing() {
-            if let Some((key, via)) = self.next_in_walk(t, &out, sent_flags, plus) {
+            if let Some((key, via)) = self.next_in_walk(t, &out, (sent_flags, plus), &batch) {
                 ch.post_ahead(&key, &via, DIRBUF as u64);
             }
         }
@@ -338,13 +348,13 @@ impl OurDir {
         &self,
         t: &ops::Target,
         out: &OpenListOut,
-        flags: u32,
-        plus: u32,
+        (flags, plus): (u32, u32),
+        batch: &FirstBatch<'_>,
     ) -> Option<(AheadKey, AheadKey)> {
         let by_fd = WALKS.load(Ordering::Relaxed);
         let here = (out.open.fh, out.open.attr.ino);
         let rel = path::trim_slashes(t.rel());
-        if let Some(child) = self.first_subdir() {
+        if let Some(child) = batch.first_subdir {
             let key = match by_fd {
                 true => AheadKey::new(here, child, flags, plus)?,
                 false => AheadKey::joined((t.base, t.base_ino()), &[rel, child], flags, plus)?,
@@ -356,7 +366,7 @@ impl OurDir {
             return None;
         }
         let mut name = [0u8; libc::NAME_MAX as usize];
-        let (len, dir, up) = walk::next_after(self.dotdot_ino()?, me, &mut name)?;
+        let (len, dir, up) = walk::next_after(batch.parent?, me, &mut name)?;
         let name = &name[..len];
         // Up one more level than the directory it is in, from this one:
         // taken only if the name is found in `dir` (`in_dir`).
@@ -370,11 +380,10 @@ impl OurDir {
                 // This one's path without its last `up + 1` names.
                 let mut prefix = rel;
                 for _ in 0..=up {
-                    prefix = match prefix.iter().rposition(|&b| b == b'/') {
-                        Some(i) => &prefix[..i],
-                        None if !prefix.is_empty() => &prefix[..0],
-                        None => return None,
-                    };
+                    if prefix.is_empty() {
+                        return None;
+                    }
+                    prefix = path::split_last(prefix).0;
                 }
                 AheadKey::joined((t.base, t.base_ino()), &[prefix, name], flags, plus)?
             }
@@ -382,13 +391,36 @@ impl OurDir {
         Some((key, key))
     }
 
-    /// Remembers the subdirectories in the first batch (see `walk`), and
-    /// that this directory is entry `name` of its parent (empty: unknown).
-    fn remember_subdirs(&self, ino: u64, name: &[u8]) {
-        if self.first_subdir().is_some() {
-            let parent = self.dotdot_ino().unwrap_or(0);
+    /// Remembers the subdirectories in the first batch (`batch`, see
+    /// `walk`), and that this directory is entry `name` of its parent
+    /// (empty: unknown).
+    fn remember_subdirs(&self, ino: u64, name: &[u8], batch: &FirstBatch<'_>) {
+        if batch.first_subdir.is_some() {
+            let parent = batch.parent.unwrap_or(0);
             walk::remember(ino, (parent, name), self.subdirs());
         }
+    }
+
+    /// What a walk needs of the first batch, read in one pass: its first
+    /// subdirectory and, from its `..`, the parent's inode number.
+    fn first_batch(&self) -> FirstBatch<'_> {
+        let mut batch = FirstBatch {
+            first_subdir: None,
+            parent: None,
+        };
+        for (i, (name, ino, kind)) in self.buffered().enumerate() {
+            match name {
+                // `.` and `..` come first in a listing.
+                b".." if i < 2 => batch.parent = Some(ino),
+                b"." | b".." => {}
+                _ if kind == libc::DT_DIR => {
+                    batch.first_subdir = Some(name);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        batch
     }
 
     /// The plain records buffered, in order: name, inode number, type.
@@ -409,19 +441,6 @@ impl OurDir {
         self.buffered()
             .filter(|&(name, _, kind)| kind == libc::DT_DIR && name != b"." && name != b"..")
             .map(|(name, _, _)| name)
-    }
-
-    /// The first subdirectory in the first batch.
-    fn first_subdir(&self) -> Option<&[u8]> {
-        self.subdirs().next()
-    }
-
-    /// The parent's inode number, from the first batch's `..`.
-    fn dotdot_ino(&self) -> Option<u64> {
-        self.buffered()
-            .take(2)
-            .find(|&(name, _, _)| name == b"..")
-            .map(|(_, ino, _)| ino)
     }
 
     fn fill(&mut self) -> R<()> {
@@ -460,7 +479,8 @@ impl OurDir {
         let first = self.cookie == 0;
         self.accept(ch.bulk_reply(out.bytes), &out, with_attrs, f.mount, ino);
         if first {
-            self.remember_subdirs(ino, b"");
+            let batch = self.first_batch();
+            self.remember_subdirs(ino, b"", &batch);
         }
         // A batch with nothing we could take ends the stream.
         self.eof |= self.len == 0;

@@ -342,9 +342,18 @@ impl<'a> Padded<'a> {
     }
 }
 
+/// Path `p` split at its last `/`: the directory part (empty for a bare
+/// name) and the last name (all of `p` if it has no `/`).
+pub(crate) fn split_last(p: &[u8]) -> (&[u8], &[u8]) {
+    match p.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&p[..i], &p[i + 1..]),
+        None => (&p[..0], p),
+    }
+}
+
 /// The last name of path `p` (all of it if it has no `/`).
 pub(crate) fn last_name(p: &[u8]) -> &[u8] {
-    &p[p.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..]
+    split_last(p).1
 }
 
 /// `p` without the `/`s it ends with.

@@ -45,8 +45,8 @@ pub struct Client {
     /// behalf right now (see [`Client::opening_for`]); a handle twice when
     /// two of its channels ask at once.
     opening: Mutex<Vec<u64>>,
-    /// Channels of this process the daemon serves now (kept by
-    /// [`Clients::join`] and [`Clients::leave`]).
+    /// Channels of this process the daemon serves now (changed by
+    /// [`Clients::join`] and [`Clients::leave`] under their lock).
     channels: AtomicUsize,
 }
 
@@ -254,7 +254,9 @@ impl std::fmt::Display for Refused {
 /// The clients and how many channels each process and each user holds.
 #[derive(Default)]
 struct Members {
-    by_key: HashMap<Key, (Arc<Client>, usize)>,
+    /// Each client; its channel count is its own (`Client::channels`),
+    /// changed only under this lock.
+    by_key: HashMap<Key, Arc<Client>>,
     by_uid: HashMap<u32, usize>,
     channels: usize,
 }
@@ -316,10 +318,9 @@ impl Clients {
         let entry = m
             .by_key
             .entry(key(&client))
-            .or_insert_with(|| (Arc::new(client), 0));
-        entry.1 += 1;
-        entry.0.channels.store(entry.1, Ordering::Relaxed);
-        Ok(entry.0.clone())
+            .or_insert_with(|| Arc::new(client));
+        entry.channels.fetch_add(1, Ordering::Relaxed);
+        Ok(entry.clone())
     }
 
     /// One channel of `client` closed; the last one releases its handles.
@@ -329,9 +330,9 @@ impl Clients {
         let Some(entry) = m.by_key.get_mut(&k) else {
             return;
         };
-        entry.1 = entry.1.saturating_sub(1);
-        entry.0.channels.store(entry.1, Ordering::Relaxed);
-        let last = entry.1 == 0;
+        let left = entry.channels.load(Ordering::Relaxed).saturating_sub(1);
+        entry.channels.store(left, Ordering::Relaxed);
+        let last = left == 0;
         m.channels = m.channels.saturating_sub(1);
         if let Some(n) = m.by_uid.get_mut(&client.creds.uid) {
             *n = n.saturating_sub(1);
@@ -340,7 +341,7 @@ impl Clients {
             }
         }
         if last {
-            let (client, _) = m.by_key.remove(&k).expect("entry present");
+            let client = m.by_key.remove(&k).expect("entry present");
             drop(m);
             client.release_all(store);
         }
@@ -352,7 +353,7 @@ impl Clients {
     /// process under another identity).
     pub fn holder_kind(&self, pid: u32, image: u64, creds: &Creds, fh: u64) -> Option<HandleKind> {
         let m = self.members.lock();
-        let (client, _) = m.by_key.get(&key_of(pid, image, creds))?;
+        let client = m.by_key.get(&key_of(pid, image, creds))?;
         client.kind(fh).ok()
     }
 
@@ -363,7 +364,6 @@ impl Clients {
         let m = self.members.lock();
         m.by_key
             .values()
-            .map(|(c, _)| c)
             .find(|c| c.image == image && c.opening.lock().contains(&fh))
             .and_then(|c| c.kind(fh).ok())
     }
@@ -373,7 +373,7 @@ impl Clients {
         let m = self.members.lock();
         (
             m.by_key.len(),
-            m.by_key.values().map(|(c, _)| c.open_handles()).sum(),
+            m.by_key.values().map(|c| c.open_handles()).sum(),
         )
     }
 }

@@ -494,10 +494,7 @@ pub(crate) fn lookup_hit(key: &Key<'_>, base_ino: u64, now: Now) -> Option<Hit> 
 /// A path's directory part (empty for a bare name) and its last
 /// component, if that is a name a listing holds (not `.` or `..`).
 fn dir_and_name(path: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (dir, name) = match path.iter().rposition(|&b| b == b'/') {
-        Some(i) => (&path[..i], &path[i + 1..]),
-        None => (&path[..0], path),
-    };
+    let (dir, name) = crate::path::split_last(path);
     let named = !(name.is_empty() || name == b"." || name == b".." || name.len() > NAME_MAX);
     named.then_some((dir, name))
 }

@@ -83,8 +83,7 @@ const MOST_UNUSED: u64 = 4;
 /// only cost an open ahead more or less: every kept file is stamped.
 pub(crate) fn on_miss(t: &Target) -> bool {
     let rel = t.rel();
-    let slash = rel.iter().rposition(|&b| b == b'/');
-    let dir = &rel[..slash.unwrap_or(0)];
+    let (dir, name) = crate::path::split_last(rel);
     let h = key_hash(t.mount, t.base, dir);
     // Above the bit `key_hash` always sets.
     let i = (h >> 1) as usize % SLOTS;
@@ -121,7 +120,6 @@ pub(crate) fn on_miss(t: &Target) -> bool {
     } else {
         UNREAD[i].store(false, Ordering::Relaxed);
     }
-    let name = &rel[slash.map_or(0, |s| s + 1)..];
     let ahead = open_ahead(t, dir, name, window);
     KEPT[i].store(ahead.kept as u64, Ordering::Relaxed);
     USED_AT[i].store(filecache::ahead_used(), Ordering::Relaxed);

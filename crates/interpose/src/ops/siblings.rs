@@ -63,10 +63,7 @@ const PARTLY_LISTED: u64 = u64::MAX;
 /// a listing more or less: every entry kept is stamped.
 pub(crate) fn on_miss(t: &Target) -> bool {
     let rel = t.rel();
-    let parent = match rel.iter().rposition(|&b| b == b'/') {
-        Some(i) => &rel[..i],
-        None => &rel[..0],
-    };
+    let parent = crate::path::split_last(rel).0;
     let h = key_hash(t.mount, t.base, parent);
     // Above the bit `key_hash` always sets (or only the odd half of the
     // slots would ever be used).
