@@ -97,6 +97,25 @@ pub(crate) struct Meta {
     xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
+/// The name of a file's capabilities (`setcap`).
+const FILE_CAPS: &[u8] = b"security.capability";
+
+impl Meta {
+    /// Linux's `cap_inode_killpriv`: a write, truncate or allocation of a
+    /// file's bytes, and a chown of anything but a directory, drop the
+    /// file's capabilities, whoever the caller (the kernel does it in
+    /// `file_remove_privs` and `chown_common` before the filesystem sees
+    /// the call; here both doors' calls reach the store without it).
+    fn drop_file_caps(&mut self, pool: &BlockPool) {
+        if self.xattrs.is_empty() {
+            return;
+        }
+        if let Some(v) = self.xattrs.remove(FILE_CAPS) {
+            pool.uncharge_meta(xattr_cost(FILE_CAPS, &v));
+        }
+    }
+}
+
 /// One inode. Shared (`Arc`) between the tree and open handles so that data
 /// I/O needs no tree lock.
 pub(crate) struct Node {

@@ -854,8 +854,41 @@ def sec_xattr(R):
     R.do("setxattr", ["xa/d", "user.d"], lambda: (os.setxattr("xa/d", "user.d", b"dir"), os.getxattr("xa/d", "user.d").hex())[1])
     R.do("xattr_survives_rename", ["xa/f", "xa/f2"], lambda: (os.rename("xa/f", "xa/f2"), os.getxattr("xa/f2", "user.b") == bytes(range(256)))[1])
     R.do("xattr_on_hardlink", ["xa/f2", "xa/f3"], lambda: (os.link("xa/f2", "xa/f3"), os.getxattr("xa/f3", "user.empty").hex())[1])
+    for act, fn in FILE_CAPS_ACTS:
+        R.do("file_caps_after", [act], lambda fn=fn: file_caps_after(fn))
     R.do("getxattr", ["fx/root_file", "user.owner", "other's file"], lambda: os.getxattr("fx/root_file", "user.owner").hex())
     R.do("setxattr", ["fx/root_file", "user.x", "other's file"], lambda: os.setxattr("fx/root_file", "user.x", b"1"))
+
+
+# A v2 `security.capability` value (`setcap cap_net_raw+ep`).
+FILE_CAPS = b"\x01\0\0\x02\0\x20\0\0\0\x20\0\0\0\0\0\0\0\0\0\0"
+
+
+def rewrite_first_byte(path):
+    with open(path, "r+b") as f:
+        f.write(b"y")
+
+
+# What a file's capabilities survive: Linux drops them at every write,
+# truncate and chown (`file_remove_privs`, `chown_common`), whoever calls.
+FILE_CAPS_ACTS = [
+    ("write", lambda: rewrite_first_byte("xa/c")),
+    ("truncate", lambda: os.truncate("xa/c", 0)),
+    ("open O_TRUNC", lambda: os.close(os.open("xa/c", os.O_WRONLY | os.O_TRUNC))),
+    ("chown -1 -1", lambda: os.chown("xa/c", -1, -1)),
+    ("chmod", lambda: os.chmod("xa/c", 0o750)),
+    ("read", lambda: read_all("xa/c")),
+]
+
+
+def file_caps_after(act):
+    write_file("xa/c", b"x", mode=0o755)
+    os.setxattr("xa/c", "security.capability", FILE_CAPS)
+    act()
+    try:
+        return os.getxattr("xa/c", "security.capability").hex()
+    except OSError as e:
+        return "errno %s" % errno.errorcode[e.errno]
 
 
 def small_getxattr():

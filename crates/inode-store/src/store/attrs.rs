@@ -68,6 +68,7 @@ impl Inner {
         let now = Timespec::now();
         if let Some(size) = set.size {
             st.perm &= !o.kill_on_write(c);
+            st.drop_file_caps(pool);
             // Like tmpfs: truncate(2) and ftruncate(2) update mtime and
             // ctime even when the size does not change.
             st.file.truncate(pool, size);
@@ -86,6 +87,9 @@ impl Inner {
         if set.uid.is_some() || set.gid.is_some() || set.chown {
             let kill = node.owner_of(&st).kill_on_chown(c);
             st.perm &= !kill;
+            if node.kind != FileKind::Directory {
+                st.drop_file_caps(pool);
+            }
             if let Some(uid) = set.uid {
                 st.uid = uid;
             }

@@ -177,6 +177,7 @@ impl Store {
             st.perm &= !kill;
             st.ctime = now;
         }
+        st.drop_file_caps(&self.pool);
         let n = st.file.write_prefix(&self.pool, offset, data, len, |n| {
             st.mtime = now;
             st.ctime = now;
@@ -256,6 +257,7 @@ impl Store {
         // file_modified: clear setid bits, update mtime and ctime.
         let kill = node.owner_of(&st).kill_on_write(&opener);
         st.perm &= !kill;
+        st.drop_file_caps(&self.pool);
         let now = Timespec::now();
         st.mtime = now;
         st.ctime = now;
@@ -380,6 +382,7 @@ impl Store {
         }
         let kill = nout.owner_of(out).kill_on_write(c);
         out.perm &= !kill;
+        out.drop_file_caps(&self.pool);
         let bs = BLOCK_SIZE as u64;
         let mut tmp = [0u8; BLOCK_SIZE];
         let end = off_in + count;

@@ -52,6 +52,7 @@ impl Inner {
                     may_open(node.owner_of(&st))?;
                     let kill = node.owner_of(&st).kill_on_write(c);
                     st.perm &= !kill;
+                    st.drop_file_caps(pool);
                     st.file.truncate(pool, 0);
                     let now = Timespec::now();
                     st.mtime = now;

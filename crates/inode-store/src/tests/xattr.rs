@@ -74,3 +74,52 @@ fn xattr_trusted_security_system_and_limits() {
     s.setxattr(&r, f, b"user.c", b"", 0).unwrap();
     assert!(s.getattr(f).unwrap().ctime > t0);
 }
+
+/// A v2 `security.capability` value (`setcap cap_net_raw+ep`).
+const FILE_CAPS: &[u8] = b"\x01\0\0\x02\0\x20\0\0\0\x20\0\0\0\0\0\0\0\0\0\0";
+
+#[test]
+fn file_capabilities_go_with_a_write_truncate_or_chown_like_linux() {
+    let s = store();
+    let r = root();
+    let caps = |f| s.getxattr(&r, f, b"security.capability");
+    let f = mkfile(&s, &r, ROOT_INO, b"f", 0o755, b"x");
+    let setcap = |f| {
+        s.setxattr(&r, f, b"security.capability", FILE_CAPS, 0)
+            .unwrap()
+    };
+    // A write drops them, even root's (`file_remove_privs`); other
+    // attributes stay.
+    setcap(f);
+    s.setxattr(&r, f, b"user.keep", b"1", 0).unwrap();
+    let fh = s.open(&r, f, libc::O_WRONLY).unwrap();
+    s.write(&r, fh, 0, b"y").unwrap();
+    assert_eq!(err(caps(f)), Errno::ENODATA);
+    assert_eq!(s.getxattr(&r, f, b"user.keep").unwrap(), b"1");
+    // So does a truncate, through the handle or an open with O_TRUNC.
+    setcap(f);
+    let size = SetAttr {
+        size: Some(0),
+        ..SetAttr::default()
+    };
+    s.setattr(&r, f, &size, Some(FileRef::Handle(fh))).unwrap();
+    assert_eq!(err(caps(f)), Errno::ENODATA);
+    s.release(fh).unwrap();
+    setcap(f);
+    s.release(s.open(&r, f, libc::O_WRONLY | libc::O_TRUNC).unwrap())
+        .unwrap();
+    assert_eq!(err(caps(f)), Errno::ENODATA);
+    // And a chown, even one that changes nothing.
+    setcap(f);
+    let chown = SetAttr {
+        chown: true,
+        ..SetAttr::default()
+    };
+    s.setattr(&r, f, &chown, None).unwrap();
+    assert_eq!(err(caps(f)), Errno::ENODATA);
+    // Reading, listing and chmod keep them.
+    setcap(f);
+    read_all(&s, f);
+    chmod(&s, f, 0o750);
+    assert_eq!(caps(f).unwrap(), FILE_CAPS);
+}
