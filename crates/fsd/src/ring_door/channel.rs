@@ -385,7 +385,7 @@ fn serve_channel(
         } else {
             request_spin(recent_pause)
         });
-        separation.observe(end.requests.peer_cpu(), quick);
+        separation.observe(end.requests.peer_cpu(), quick, client.channels() == 1);
         // The client may have given up on its first request (it then runs
         // the call through the kernel): never run it here as well.
         if served == 1 && !end.requests.claim() {
