@@ -186,6 +186,59 @@ fn kernel_opened_files_truncate_and_append_like_tmpfs() {
 }
 
 #[test]
+fn a_file_made_write_only_is_read_whole_while_it_is_written() {
+    // Its writes go around the page cache (FOPEN_DIRECT_IO): a reader that
+    // opened it meanwhile, by `read` or by a shared mapping, must still see
+    // every byte of every write, and its size.
+    let test = "a_file_made_write_only_is_read_whole_while_it_is_written";
+    if !fuse_available(test) {
+        return;
+    }
+    let bt = BtfuseGuard::new("16M");
+    let f = bt.path().join("f");
+    let mut w = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&f)
+        .unwrap();
+    w.write_all(&vec![b'a'; 2 * 4096]).unwrap();
+    let r = File::open(&f).unwrap();
+    let mut got = [0u8; 4];
+    r.read_exact_at(&mut got, 4096).unwrap();
+    assert_eq!(&got, b"aaaa", "cached by the reader");
+    w.write_all_at(b"bbbb", 4096).unwrap();
+    r.read_exact_at(&mut got, 4096).unwrap();
+    assert_eq!(&got, b"bbbb", "a cached page outlived a direct write");
+    // SAFETY: a read-only shared mapping of a file of two pages, unmapped
+    // below; nothing truncates it meanwhile.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            2 * 4096,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            std::os::fd::AsRawFd::as_raw_fd(&r),
+            0,
+        )
+    };
+    assert_ne!(map, libc::MAP_FAILED);
+    // SAFETY: within the mapping.
+    let mapped = |at: usize| unsafe { *(map as *const u8).add(at) };
+    assert_eq!(mapped(4096), b'b');
+    w.write_all_at(b"c", 4096).unwrap();
+    assert_eq!(mapped(4096), b'c', "a mapped page outlived a direct write");
+    // SAFETY: the mapping made above.
+    unsafe { libc::munmap(map, 2 * 4096) };
+    w.seek(SeekFrom::End(0)).unwrap();
+    w.write_all(b"tail").unwrap();
+    assert_eq!(r.metadata().unwrap().len(), 2 * 4096 + 4);
+    let mut all = Vec::new();
+    File::open(&f).unwrap().read_to_end(&mut all).unwrap();
+    assert_eq!(&all[4096..4100], b"cbbb");
+    assert_eq!(&all[2 * 4096..], b"tail");
+}
+
+#[test]
 fn an_unlinked_open_file_lives_until_the_kernel_closes_it() {
     let test = "an_unlinked_open_file_lives_until_the_kernel_closes_it";
     if !fuse_available(test) {
