@@ -225,13 +225,23 @@ mod tests {
         unsafe { libc::CPU_COUNT(set) }
     }
 
-    #[test]
-    fn a_busy_client_on_our_cpu_moves_us_away_until_the_channel_ends() {
+    /// Runs `test` on a thread of its own (whose affinity it may change)
+    /// with that thread's affinity, its CPU and a fresh separation.
+    fn on_a_thread_of_its_own(
+        test: impl FnOnce(libc::cpu_set_t, u32, CpuSeparation) + Send + 'static,
+    ) {
         std::thread::spawn(|| {
-            let before = affinity();
             // SAFETY: no arguments.
             let here = unsafe { libc::sched_getcpu() } as u32;
-            let mut sep = CpuSeparation::default();
+            test(affinity(), here, CpuSeparation::default());
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_busy_client_on_our_cpu_moves_us_away_until_the_channel_ends() {
+        on_a_thread_of_its_own(|before, here, mut sep| {
             let on_here =
                 |sep: &mut CpuSeparation, client| sep.observe_on(Some(here), client, true, true);
             for _ in 0..SEPARATE_AFTER - 1 {
@@ -255,18 +265,12 @@ mod tests {
             }
             drop(sep);
             assert_eq!(count(&affinity()), count(&before), "affinity not restored");
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     #[test]
     fn a_pausing_client_keeps_us_on_its_cpu_until_it_calls_quickly_again() {
-        std::thread::spawn(|| {
-            let before = affinity();
-            // SAFETY: no arguments.
-            let here = unsafe { libc::sched_getcpu() } as u32;
-            let mut sep = CpuSeparation::default();
+        on_a_thread_of_its_own(|before, here, mut sep| {
             sep.join(Some(here));
             let during = affinity();
             assert_eq!(count(&during), 1, "on the client's CPU only");
@@ -298,18 +302,12 @@ mod tests {
             }
             drop(sep);
             assert_eq!(count(&affinity()), count(&before), "affinity not restored");
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     #[test]
     fn threads_of_one_client_on_several_channels_never_keep_us_apart() {
-        std::thread::spawn(|| {
-            let before = affinity();
-            // SAFETY: no arguments.
-            let here = unsafe { libc::sched_getcpu() } as u32;
-            let mut sep = CpuSeparation::default();
+        on_a_thread_of_its_own(|before, here, mut sep| {
             for _ in 0..2 * SEPARATE_AFTER {
                 sep.observe_on(Some(here), Some(here), true, false);
             }
@@ -326,8 +324,6 @@ mod tests {
                 sep.observe_on(Some(now), Some(now), true, true);
                 assert_eq!(count(&affinity()), count(&before), "still kept apart");
             }
-        })
-        .join()
-        .unwrap();
+        });
     }
 }
