@@ -791,7 +791,7 @@ fn file_ref(ino: INodeNo, fh: FileHandle) -> FileRef {
 /// kernel's `file_remove_privs`, whose `security.capability` lookup is a
 /// `GETXATTR` round trip before every `write` (the store drops setid bits
 /// and file capabilities itself). `tar x` of 4 000 files: one request a
-/// file fewer and no page-cache copy, 311 → 262 ms. A reader that opens
+/// file fewer and no page-cache copy, 294 → 243 ms. A reader that opens
 /// the file meanwhile still sees every byte: the kernel invalidates its
 /// cached pages of the range before each direct write, and the daemon's
 /// copy is the only one written.
