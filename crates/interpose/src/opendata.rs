@@ -104,13 +104,20 @@ impl Locked {
 /// Keeps `data`, the whole of the file `key` opened, as its open's reply
 /// brought it under `stamp` with its atime `atime`.
 pub(crate) fn keep(key: Key, stamp: u64, atime: i64, data: &[u8]) {
-    if data.is_empty() || data.len() > DATA_MAX {
+    // Checked before a slot is taken: taking one empties it.
+    if !keepable(key, stamp, data.len()) {
         return;
     }
     if let Some(mut slot) = Reserved::take() {
         slot.bytes()[..data.len()].copy_from_slice(data);
         slot.keep(key, stamp, atime, data.len());
     }
+}
+
+/// Whether `len` bytes of the file `key` opened under `stamp` can be
+/// kept: a daemon handle, a stamp, and bytes that fit.
+fn keepable(key: Key, stamp: u64, len: usize) -> bool {
+    key.fh != 0 && stamp != 0 && len != 0 && len <= DATA_MAX
 }
 
 /// The slot the next open takes, held (emptied) for bytes written into it
@@ -136,7 +143,7 @@ impl Reserved {
     /// Keeps the first `len` bytes written as those of the file `key`
     /// opened, under `stamp` with its atime `atime` (as [`keep`]).
     pub(crate) fn keep(mut self, key: Key, stamp: u64, atime: i64, len: usize) {
-        if key.fh == 0 || stamp == 0 || len == 0 || len > DATA_MAX {
+        if !keepable(key, stamp, len) {
             return;
         }
         let h = self.0.held();

@@ -95,6 +95,8 @@ pub struct FuseFs {
 
 mod helpers;
 
+use helpers::{created_open_flags, file_ref};
+
 impl Filesystem for FuseFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         use fuser::InitFlags as F;
@@ -770,35 +772,5 @@ impl Filesystem for FuseFs {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(errno(e)),
         }
-    }
-}
-
-/// The file a data request names: its store handle, or with handle 0 (the
-/// kernel opened it without asking, see the module docs) the inode.
-fn file_ref(ino: INodeNo, fh: FileHandle) -> FileRef {
-    match fh.0 {
-        0 => FileRef::Inode(ino.0),
-        fh => FileRef::Handle(Fh(fh)),
-    }
-}
-
-/// How the kernel is to use a file it opened with `CREATE` and `flags`.
-///
-/// Its pages stay cached across opens, like every file's. A file made
-/// write-only is written around the page cache (`FOPEN_DIRECT_IO`): such a
-/// descriptor can be neither read nor mapped, so the pages a cached write
-/// would fill serve nobody through it, and a direct write skips the
-/// kernel's `file_remove_privs`, whose `security.capability` lookup is a
-/// `GETXATTR` round trip before every `write` (the store drops setid bits
-/// and file capabilities itself). `tar x` of 4 000 files: one request a
-/// file fewer and no page-cache copy, 294 → 243 ms. A reader that opens
-/// the file meanwhile still sees every byte: the kernel invalidates its
-/// cached pages of the range before each direct write, and the daemon's
-/// copy is the only one written.
-fn created_open_flags(flags: i32) -> FopenFlags {
-    if flags & libc::O_ACCMODE == libc::O_WRONLY {
-        FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_DIRECT_IO
-    } else {
-        FopenFlags::FOPEN_KEEP_CACHE
     }
 }
