@@ -479,6 +479,61 @@ print(survey())
     assert!(asked <= 12, "{asked} stat round trips for ~420 stats");
 }
 
+/// An open that does not create, of a name its directory's listing lacks
+/// (a compiler looking for a header in the source's directory first), fails
+/// with `ENOENT` from the listing, with no round trip; and never stale: a
+/// file made afterwards by another process, through the kernel or the fast
+/// path, opens at once, and one made by `O_CREAT` is not refused.
+#[test]
+fn an_open_of_a_name_a_listing_lacks_fails_at_once_and_never_stale() {
+    let Some((lib, mnt)) =
+        preloaded_mount("an_open_of_a_name_a_listing_lacks_fails_at_once_and_never_stale")
+    else {
+        return;
+    };
+    let dir = mnt.path().join("d");
+    std::fs::create_dir(&dir).unwrap();
+    for i in 0..50 {
+        std::fs::write(dir.join(format!("f{i:02}")), b"x").unwrap();
+    }
+    let script = r#"
+import os, subprocess, sys
+d = sys.argv[1]
+for i in range(50):
+    os.lstat(os.path.join(d, "f%02d" % i))  # lists the directory
+def opened(name, flags=os.O_RDONLY):
+    try:
+        fd = os.open(os.path.join(d, name), flags, 0o644)
+    except FileNotFoundError:
+        return "ENOENT"
+    data = os.read(fd, 16)
+    os.close(fd)
+    return data.decode().strip() or "empty"
+print([opened("h%d.h" % i) for i in range(20)], opened("f07"), opened("sub/h.h"))
+subprocess.run(["sh", "-c", 'echo kernel > "$1/h3.h"', "sh", d], env={"PATH": os.environ["PATH"]}, check=True)
+print(opened("h3.h"), opened("h4.h"))
+subprocess.run([sys.executable, "-c", "import sys; open(sys.argv[1] + '/h4.h', 'w').write('fast')", d], check=True)
+print(opened("h4.h"), opened("h5.h", os.O_RDWR | os.O_CREAT), opened("h5.h"), opened("h6.h", os.O_WRONLY | os.O_TRUNC))
+"#;
+    let before = fast_path_count(mnt.path(), "open");
+    let text = preloaded_python_ok(&lib, script, &dir);
+    let lines: Vec<&str> = text.lines().collect();
+    let absent = format!("{:?}", vec!["ENOENT"; 20]).replace('"', "'");
+    assert_eq!(
+        lines,
+        [
+            format!("{absent} x ENOENT").as_str(),
+            "kernel ENOENT",
+            "fast empty empty ENOENT",
+        ],
+        "{text}"
+    );
+    let asked = fast_path_count(mnt.path(), "open") - before;
+    // The opens of names that exist (and python's own few); none of the
+    // 26 opens of absent names.
+    assert!(asked <= 10, "{asked} open round trips");
+}
+
 /// A walk that lists a directory and then names each entry by its whole
 /// path (`ls -lR` of a tree: `lstat` and `lgetxattr` of every file by the
 /// same string) is answered by the listing through the directory's

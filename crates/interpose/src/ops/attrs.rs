@@ -209,27 +209,23 @@ fn cached(
     // is remembered by its directory (`listcache::note_raw_dir`).
     let spare = also.filter(|k| k.base == metacache::RAW);
     let hit = || {
-        let now = channel::now(key.mount)?;
-        let g = now.gen;
-        // Found by the resolved path: next time by the string, through
-        // the listing's directory (see `listcache::lookup_raw`) or the
-        // cache's entry for it.
-        let a = match listcache::lookup_hit(key, base_ino, now) {
-            Some(hit) => {
+        let (a, from, g) = kept_answer(key, base_ino)?;
+        match from {
+            // Found by the resolved path: next time by the string, through
+            // the listing's directory (see `listcache::lookup_raw`) or the
+            // cache's entry for it.
+            Kept::Listing { dir_ino } => {
                 if let Some(k) = also {
-                    listcache::note_raw_dir(k.base, k.path, key.mount, hit.dir_ino, g);
+                    listcache::note_raw_dir(k.base, k.path, key.mount, dir_ino, g);
                 }
-                hit.answer
             }
-            None => {
-                let a = metacache::lookup(key, now)?;
+            Kept::Entry => {
                 if let Some(k) = spare {
                     // Known to hold at `g`, for a directory not told here.
                     keep(k, &a, Stamp { gen: g, dir: 0 }, true);
                 }
-                a
             }
-        };
+        }
         metacache::count(true);
         Some(a)
     };
@@ -251,6 +247,56 @@ fn cached(
         keep(k, &answer, stamp, true);
     }
     answer.map_err(Fail::Errno)
+}
+
+/// Where a kept answer came from.
+enum Kept {
+    /// A listing of the directory of inode number `dir_ino`.
+    Listing { dir_ino: u64 },
+    /// The cache's entry for the key.
+    Entry,
+}
+
+/// The answer the listings or the cache keep for `key` (`base_ino`: its
+/// base's inode number, 0 if unknown), if it still holds now, with where
+/// it came from and the mount's generation it holds at.
+fn kept_answer(key: &metacache::Key<'_>, base_ino: u64) -> Option<(metacache::Answer, Kept, u64)> {
+    let now = channel::now(key.mount)?;
+    let g = now.gen;
+    match listcache::lookup_hit(key, base_ino, now) {
+        Some(hit) => Some((
+            hit.answer,
+            Kept::Listing {
+                dir_ino: hit.dir_ino,
+            },
+            g,
+        )),
+        None => Some((metacache::lookup(key, now)?, Kept::Entry, g)),
+    }
+}
+
+/// Whether the caches know, still holding now, that `t` names nothing
+/// (its directory's whole listing lacks the name, or a `stat` of it found
+/// nothing): an open of it that does not create then fails with `ENOENT`
+/// too, with no round trip. A compiler looks for each header in the
+/// source's directory before the `-I` ones, and `git` for files it may
+/// have: a negative dentry answers them through the kernel, a round trip
+/// each through the fast path before.
+pub(crate) fn known_absent(t: &Target) -> bool {
+    let key = metacache::Key {
+        mount: t.mount,
+        base: t.base,
+        path: t.rel(),
+        how: how(true),
+    };
+    let absent = matches!(
+        kept_answer(&key, t.base_ino()),
+        Some((Err(libc::ENOENT), ..))
+    );
+    if absent {
+        metacache::count(true);
+    }
+    absent
 }
 
 /// Keeps `answer` under `k` (for `stat` too if it answers that), as the

@@ -108,6 +108,9 @@ pub(crate) fn open(t: &Target, flags: c_int, mode: u32) -> R<c_int> {
     if let Some(fd) = open_kept(t, flags) {
         return fd;
     }
+    if flags & libc::O_CREAT == 0 && super::attrs::known_absent(t) {
+        return Err(Fail::Errno(libc::ENOENT));
+    }
     if let Some(fd) = open_public(t, flags) {
         return fd;
     }
