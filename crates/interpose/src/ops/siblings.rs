@@ -58,9 +58,11 @@ const LISTED: u64 = 1 << 32;
 const PARTLY_LISTED: u64 = u64::MAX;
 
 /// Called on a cache miss of `stat` of `t`: lists `t`'s directory into the
-/// cache if the misses say a walk of it is going on. Whether it did (the
-/// caller then looks in the cache again). Races between threads only cost
-/// a listing more or less: every entry kept is stamped.
+/// cache if the misses say a walk of it is going on. Whether it did, or
+/// another thread did meanwhile (the caller then looks in the cache
+/// again). A thread that misses in a directory another thread is listing
+/// waits for that listing ([`Listing`]); other races between threads only
+/// cost a listing more or less: every entry kept is stamped.
 pub(crate) fn on_miss(t: &Target) -> bool {
     let rel = t.rel();
     let parent = crate::path::split_last(rel).0;
@@ -68,6 +70,7 @@ pub(crate) fn on_miss(t: &Target) -> bool {
     // Above the bit `key_hash` always sets (or only the odd half of the
     // slots would ever be used).
     let i = (h >> 1) as usize % SLOTS;
+    let listings_before = Listing::done(i);
     // Relaxed: hints, see above.
     let walking = WALKED.load(Ordering::Relaxed) >= WALK;
     if DIR[i].load(Ordering::Relaxed) != h {
@@ -88,6 +91,16 @@ pub(crate) fn on_miss(t: &Target) -> bool {
             return false;
         }
     }
+    let Some(_listing) = Listing::claim(i, h) else {
+        // Another thread lists this directory right now: its listing
+        // answers (the 20 threads of a `git status` start at once, and
+        // each listed the repository's top directory).
+        return Listing::wait(i, h);
+    };
+    if Listing::done(i) != listings_before {
+        // Listed by another thread since this miss: that listing answers.
+        return true;
+    }
     let listed = list(t.mount, t.base, parent);
     let whole = listed == Some(true);
     if whole && !walking {
@@ -98,6 +111,70 @@ pub(crate) fn on_miss(t: &Target) -> bool {
         Ordering::Relaxed,
     );
     listed.is_some()
+}
+
+/// Per slot: the directory (its key's hash) a thread of this process is
+/// listing now (0: none).
+static LISTING: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+
+/// Per slot: listings of its directories done so far.
+static DONE: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+
+/// How long a thread waits for another one's listing of the directory it
+/// missed in (a listing takes tens of µs, more on a CPU shared with the
+/// walk's other threads), before it asks the daemon for its own name.
+const LISTING_WAIT_NS: u64 = 2_000_000;
+
+/// This thread's listing of a directory, announced in [`LISTING`] until
+/// dropped.
+struct Listing(usize);
+
+impl Listing {
+    /// Announces that this thread lists the directory of hash `h` (slot
+    /// `i`), unless another thread lists it now (`None`). A slot another
+    /// directory's listing holds is not waited for: both list.
+    fn claim(i: usize, h: u64) -> Option<Listing> {
+        // Relaxed: a hint; a listing more or less is only a round trip.
+        match LISTING[i].compare_exchange(0, h, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => Some(Listing(i)),
+            Err(other) if other == h => None,
+            Err(_) => Some(Listing(SLOTS)),
+        }
+    }
+
+    /// Listings done in slot `i` so far.
+    fn done(i: usize) -> u64 {
+        // Acquire: pairs with the Release in `drop`.
+        DONE[i].load(Ordering::Acquire)
+    }
+
+    /// Waits until no thread lists the directory of hash `h` (slot `i`),
+    /// at most [`LISTING_WAIT_NS`] (then frees the slot); whether it
+    /// finished (the caller then looks in the cache again).
+    fn wait(i: usize, h: u64) -> bool {
+        let start = crate::sys::monotonic_ns();
+        // Acquire: pairs with the Release in `drop`, after which the
+        // listing is in the cache.
+        while LISTING[i].load(Ordering::Acquire) == h {
+            if crate::sys::monotonic_ns().saturating_sub(start) > LISTING_WAIT_NS {
+                // A lister that never finished (a thread gone mid-call, a
+                // fork's child): the directory may be listed again.
+                let _ = LISTING[i].compare_exchange(h, 0, Ordering::Relaxed, Ordering::Relaxed);
+                return false;
+            }
+            let _ = crate::sys::sc!(libc::SYS_sched_yield);
+        }
+        true
+    }
+}
+
+impl Drop for Listing {
+    fn drop(&mut self) {
+        if let Some(slot) = LISTING.get(self.0) {
+            DONE[self.0].fetch_add(1, Ordering::Release);
+            slot.store(0, Ordering::Release);
+        }
+    }
 }
 
 /// Lists directory `dir` (relative to `base`) into the cache; if it kept
