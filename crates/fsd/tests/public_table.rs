@@ -23,13 +23,6 @@ use proto::GenPage;
 /// sweep may miss while it takes its lock).
 const SWEPT_WITHIN: u64 = 2 * 384 + 64;
 
-/// The preloaded library and a fresh mount of `size` for test `test`;
-/// `None` if the library is not built (the test is skipped).
-fn preloaded_mount(test: &str, size: &str) -> Option<(String, BtfuseGuard)> {
-    let lib = preload_or_skip(test)?;
-    Some((lib, BtfuseGuard::new(size)))
-}
-
 /// Runs `argv` preloaded with `lib` (as user and group `uid` if given).
 fn run_preloaded(lib: &str, uid: Option<u32>, argv: &[&str]) -> std::process::Output {
     let mut cmd = command_as(uid, argv[0]);

@@ -98,3 +98,10 @@ pub fn preloaded_python_args_ok(lib: &str, script: &str, args: &[&std::ffi::OsSt
     assert!(out.status.success(), "{text}{err}");
     text
 }
+
+/// The preloaded library and a fresh mount of `size` for test `test`;
+/// `None` when the test is skipped (no root, FUSE or library).
+pub fn preloaded_mount(test: &str, size: &str) -> Option<(String, BtfuseGuard)> {
+    let lib = preload_or_skip(test)?;
+    Some((lib, BtfuseGuard::new(size)))
+}
