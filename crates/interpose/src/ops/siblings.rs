@@ -70,7 +70,7 @@ pub(crate) fn on_miss(t: &Target) -> bool {
     // Above the bit `key_hash` always sets (or only the odd half of the
     // slots would ever be used).
     let i = (h >> 1) as usize % SLOTS;
-    let listings_before = Listing::done(i);
+    let listings_before = Listing::done_in(i);
     // Relaxed: hints, see above.
     let walking = WALKED.load(Ordering::Relaxed) >= WALK;
     if DIR[i].load(Ordering::Relaxed) != h {
@@ -91,17 +91,18 @@ pub(crate) fn on_miss(t: &Target) -> bool {
             return false;
         }
     }
-    let Some(_listing) = Listing::claim(i, h) else {
+    let Some(listing) = Listing::claim(i, h) else {
         // Another thread lists this directory right now: its listing
         // answers (the 20 threads of a `git status` start at once, and
         // each listed the repository's top directory).
         return Listing::wait(i, h);
     };
-    if Listing::done(i) != listings_before {
+    if Listing::done_in(i) != listings_before {
         // Listed by another thread since this miss: that listing answers.
         return true;
     }
     let listed = list(t.mount, t.base, parent);
+    listing.done();
     let whole = listed == Some(true);
     if whole && !walking {
         WALKED.fetch_add(1, Ordering::Relaxed);
@@ -125,26 +126,35 @@ static DONE: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 /// walk's other threads), before it asks the daemon for its own name.
 const LISTING_WAIT_NS: u64 = 2_000_000;
 
-/// This thread's listing of a directory, announced in [`LISTING`] until
-/// dropped.
-struct Listing(usize);
+/// This thread's listing of a directory: announced in [`LISTING`] (in
+/// the slot it holds, if any) until dropped.
+struct Listing(Option<usize>);
 
 impl Listing {
     /// Announces that this thread lists the directory of hash `h` (slot
     /// `i`), unless another thread lists it now (`None`). A slot another
-    /// directory's listing holds is not waited for: both list.
+    /// directory's listing holds is not waited for: both list, and this
+    /// one is announced nowhere.
     fn claim(i: usize, h: u64) -> Option<Listing> {
         // Relaxed: a hint; a listing more or less is only a round trip.
         match LISTING[i].compare_exchange(0, h, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => Some(Listing(i)),
+            Ok(_) => Some(Listing(Some(i))),
             Err(other) if other == h => None,
-            Err(_) => Some(Listing(SLOTS)),
+            Err(_) => Some(Listing(None)),
+        }
+    }
+
+    /// Counts the listing made (the listing cache holds it now).
+    fn done(&self) {
+        if let Some(i) = self.0 {
+            // Release: pairs with the Acquire in `done_in`.
+            DONE[i].fetch_add(1, Ordering::Release);
         }
     }
 
     /// Listings done in slot `i` so far.
-    fn done(i: usize) -> u64 {
-        // Acquire: pairs with the Release in `drop`.
+    fn done_in(i: usize) -> u64 {
+        // Acquire: pairs with the Release in `done`.
         DONE[i].load(Ordering::Acquire)
     }
 
@@ -170,9 +180,9 @@ impl Listing {
 
 impl Drop for Listing {
     fn drop(&mut self) {
-        if let Some(slot) = LISTING.get(self.0) {
-            DONE[self.0].fetch_add(1, Ordering::Release);
-            slot.store(0, Ordering::Release);
+        if let Some(i) = self.0 {
+            // Release: pairs with the Acquire in `wait`.
+            LISTING[i].store(0, Ordering::Release);
         }
     }
 }
